@@ -1,0 +1,1 @@
+"""CRM analysis workbook helpers."""

@@ -1,0 +1,53 @@
+"""Where things live. Every path the package uses comes from here.
+
+Each folder can be overridden by an environment variable, so tests, cron jobs and a
+second business on the same machine never need to edit code:
+
+- ``CRM_HOME``: the project root (default: the folder holding ``notebooks/``)
+- ``CRM_DB``: the SQLite store (default ``<root>/data/crm.db``)
+- ``CRM_INBOX``: files waiting to be imported (default ``<root>/data/inbox``)
+- ``CRM_REPORTS``: rendered report packs (default ``<root>/reports``)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _find_root() -> Path:
+    env = os.environ.get("CRM_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "notebooks").is_dir() and (parent / "pyproject.toml").is_file():
+            return parent
+    return Path.cwd()
+
+
+PROJECT_ROOT: Path = _find_root()
+NOTEBOOKS_DIR: Path = PROJECT_ROOT / "notebooks"
+DATA_DIR: Path = PROJECT_ROOT / "data"
+
+
+def default_db_path() -> Path:
+    """The store path: ``$CRM_DB`` if set, else ``data/crm.db`` under the project root."""
+    env = os.environ.get("CRM_DB")
+    return Path(env).expanduser() if env else DATA_DIR / "crm.db"
+
+
+def inbox_dir() -> Path:
+    """Folder of files waiting to be imported: ``$CRM_INBOX`` or ``data/inbox``."""
+    env = os.environ.get("CRM_INBOX")
+    return Path(env).expanduser() if env else DATA_DIR / "inbox"
+
+
+def reports_dir() -> Path:
+    """Folder of monthly report packs: ``$CRM_REPORTS`` or ``reports``."""
+    env = os.environ.get("CRM_REPORTS")
+    return Path(env).expanduser() if env else PROJECT_ROOT / "reports"
+
+
+KERNEL_NAME = "crm-workbook"
+"""Name of the Jupyter kernel registered inside ``.venv`` (see the Makefile)."""

@@ -1,0 +1,61 @@
+"""Reading the store into pandas: small, explicit queries that return DataFrames.
+
+Analyses take DataFrames; these functions fetch them with SQL that filters and aggregates
+inside SQLite, so a notebook never loads a whole large table just to count it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Sequence
+
+import pandas as pd
+from sqlite_utils import Database
+
+
+def query_df(
+    db: Database,
+    sql: str,
+    params: Sequence[Any] | dict[str, Any] | None = None,
+    *,
+    parse_dates: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Run a SELECT with bound parameters and return a DataFrame (dates parsed when named)."""
+    cursor = db.execute(sql, params or [])
+    columns = [d[0] for d in cursor.description]
+    frame = pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+    for col in parse_dates:
+        frame[col] = pd.to_datetime(frame[col])
+    return frame
+
+
+def _iso(day: dt.date | str | None) -> str | None:
+    if day is None:
+        return None
+    return day if isinstance(day, str) else day.isoformat()
+
+
+def orders(
+    db: Database,
+    *,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+    statuses: Sequence[str] = ("paid",),
+) -> pd.DataFrame:
+    """Orders with ``order_date`` in [start, end] (inclusive) and the given statuses.
+
+    Columns: order_id, customer_id, order_date (datetime64), amount (gross), cost,
+    currency, channel, campaign_id, status.
+    """
+    where, params = ["status IN (%s)" % ",".join("?" * len(statuses))], list(statuses)
+    if start is not None:
+        where.append("order_date >= ?")
+        params.append(_iso(start))
+    if end is not None:
+        where.append("order_date <= ?")
+        params.append(_iso(end))
+    sql = (
+        "SELECT order_id, customer_id, order_date, amount, cost, currency, channel, campaign_id, status "
+        f"FROM orders WHERE {' AND '.join(where)} ORDER BY order_date, order_id"
+    )
+    return query_df(db, sql, params, parse_dates=["order_date"])

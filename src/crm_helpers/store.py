@@ -1,0 +1,163 @@
+"""The SQLite store: opening it safely and keeping its schema up to date.
+
+``open_db()`` is the one way in. It creates the file with owner-only permissions (0600),
+turns on foreign keys, WAL mode and a busy timeout (so a report can read while a notebook
+writes), and applies any pending migration, so an older store upgrades in place.
+``PRAGMA user_version`` holds the schema version.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlite_utils
+from sqlite_utils import Database, Migrations
+
+from . import config
+from .schema import IMPORT_LOG, SEGMENT_SNAPSHOTS, SQL_TYPES, TABLES
+
+BUSY_TIMEOUT_MS = 10_000
+
+migrations = Migrations("crm_helpers")
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written (read-only, disk full, not a database)."""
+
+
+@migrations()
+def m001_initial_schema(db: Database) -> None:
+    """All CRM tables, their keys, foreign keys and indexes; the import log."""
+    for t in TABLES.values():
+        fks = [
+            (c.name, c.references.split(".")[0], c.references.split(".")[1])
+            for c in t.columns
+            if c.references
+        ]
+        db.table(t.name).create(
+            {c.name: SQL_TYPES[c.type] for c in t.columns},
+            pk=t.pk if isinstance(t.pk, str) else tuple(t.pk),
+            not_null={c.name for c in t.columns if c.required},
+            foreign_keys=fks,
+        )
+        for cols in t.indexes:
+            db.table(t.name).create_index(list(cols))
+    db.execute(
+        "CREATE UNIQUE INDEX idx_customers_email_unique ON customers(email) "
+        "WHERE email IS NOT NULL AND email <> ''"
+    )
+    db.table(IMPORT_LOG).create(
+        {
+            "batch_id": int,
+            "file_name": str,
+            "sha256": str,
+            "table_name": str,
+            "inserted": int,
+            "updated": int,
+            "unchanged": int,
+            "rejected": int,
+            "imported_at": str,
+        },
+        pk="batch_id",
+    )
+    db.table(SEGMENT_SNAPSHOTS).create(
+        {
+            "month": str,
+            "customer_id": str,
+            "segment": str,
+            "r_score": int,
+            "f_score": int,
+            "m_score": int,
+        },
+        pk=("month", "customer_id"),
+        foreign_keys=[("customer_id", "customers", "customer_id")],
+    )
+    db.execute("PRAGMA user_version = 1")
+
+
+SCHEMA_VERSION = 1
+"""The ``PRAGMA user_version`` of a fully migrated store."""
+
+
+@contextmanager
+def _owner_only_umask() -> Iterator[None]:
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def open_db(path: str | os.PathLike[str] | None = None, *, migrate: bool = True) -> Database:
+    """Open (creating if needed) the store at ``path`` (default: :func:`config.default_db_path`).
+
+    The file and its WAL side files are created readable by the owner only. Raises
+    :class:`StoreError` with a plain message when the file is not a database, the folder
+    is read-only or the disk is full.
+    """
+    db_path = Path(path) if path is not None else config.default_db_path()
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        with _owner_only_umask():
+            conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                conn.execute("PRAGMA journal_mode = DELETE")
+            db = sqlite_utils.Database(conn)
+            if migrate:
+                migrate_db(db)
+        if db_path.exists():
+            os.chmod(db_path, 0o600)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(_explain(db_path, exc)) from exc
+    except OSError as exc:
+        raise StoreError(f"{db_path}: cannot open the store: {exc.strerror or exc}") from exc
+    return db
+
+
+def memory_db() -> Database:
+    """An in-memory store with the full schema (for tests and trying things out)."""
+    db = sqlite_utils.Database(memory=True)
+    db.execute("PRAGMA foreign_keys = ON")
+    migrate_db(db)
+    return db
+
+
+def migrate_db(db: Database) -> None:
+    """Apply pending migrations, each in its own transaction."""
+    if migrations.pending(db):
+        migrations.apply(db)
+
+
+def schema_version(db: Database) -> int:
+    """The store's ``PRAGMA user_version``."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _explain(path: Path, exc: sqlite3.DatabaseError) -> str:
+    msg = str(exc).lower()
+    if "readonly" in msg or "read-only" in msg:
+        return f"{path}: the store is read-only; check the file's permissions or the disk."
+    if "disk is full" in msg or "full" in msg:
+        return f"{path}: the disk is full; nothing was written. Free some space and try again."
+    if "not a database" in msg or "file is encrypted" in msg:
+        return f"{path}: this file is not a CRM store (not an SQLite database)."
+    if "locked" in msg:
+        return f"{path}: the store is busy (another program holds a write lock); try again."
+    return f"{path}: {exc}"
+
+
+def explain_error(path: str | os.PathLike[str], exc: sqlite3.DatabaseError) -> str:
+    """A one-line, plain explanation of an SQLite error on the store at ``path``."""
+    return _explain(Path(path), exc)
+
+
+def table_counts(db: Database) -> dict[str, int]:
+    """Row count of every CRM table (cheap: ``SELECT count(*)``)."""
+    return {name: db.table(name).count for name in TABLES}
