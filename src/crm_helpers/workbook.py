@@ -1,0 +1,29 @@
+"""The first code cell of every notebook: open the store, settle the period, set the plot style.
+
+Notebooks declare plain-literal parameters (papermill injects them in report runs)::
+
+    db_path = ""        # blank: the default store (data/crm.db or $CRM_DB)
+    period_start = ""   # blank: the latest complete month of data
+    period_end = ""
+
+and then call ``db, period = open_workbook(db_path, period_start, period_end)``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlite_utils import Database
+
+from . import plots
+from .periods import Period, resolve_period
+from .store import open_db
+
+
+def open_workbook(db_path: str = "", period_start: str = "", period_end: str = "") -> tuple[Database, Period]:
+    """Open the store and resolve the report period; also sets the plot and table style."""
+    plots.setup()
+    pd.set_option("display.max_columns", 30)
+    pd.set_option("display.width", 160)
+    pd.set_option("display.float_format", lambda v: f"{v:,.2f}")
+    db = open_db(db_path or None)
+    return db, resolve_period(db, period_start, period_end)
