@@ -1,0 +1,241 @@
+"""The ``crm`` command: set up the store, import files, build the demo, render reports.
+
+Every command takes ``--db PATH`` (or the environment variable ``CRM_DB``); the store is
+created on first use. Errors are reported in one plain sentence, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import config
+from .periods import Period, latest_complete_month, month_start, parse_month
+from .store import StoreError, explain_error, open_db, schema_version, table_counts
+
+db_option = click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    envvar="CRM_DB", show_envvar=True, help="The store (default: data/crm.db).",
+)
+
+
+def _db_path(db_path: Path | None) -> Path:
+    return db_path or config.default_db_path()
+
+
+def _open(db_path: Path | None):
+    try:
+        return open_db(_db_path(db_path))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """CRM workbook for one-person companies: a local store, imports and monthly reports."""
+
+
+@main.command()
+@db_option
+def init(db_path: Path | None) -> None:
+    """Create the store, or upgrade an older one in place."""
+    db = _open(db_path)
+    click.echo(f"{_db_path(db_path)}: schema version {schema_version(db)}, ready.")
+
+
+@main.command()
+@db_option
+def status(db_path: Path | None) -> None:
+    """Row counts per table and the date range of the orders."""
+    db = _open(db_path)
+    for name, count in table_counts(db).items():
+        click.echo(f"{name:18} {count:>9,}")
+    first, last = db.execute("SELECT min(order_date), max(order_date) FROM orders").fetchone()
+    if first:
+        click.echo(f"orders from {first} to {last}")
+
+
+@main.command()
+@db_option
+@click.option("--customers", default=800, show_default=True, help="Number of buying customers.")
+@click.option("--months", default=24, show_default=True, help="Months of history.")
+@click.option("--seed", default=42, show_default=True, help="Random seed (same seed, same business).")
+@click.option("--end", default=None, help="Last month of data, YYYY-MM (default: last complete month).")
+@click.option("--force", is_flag=True, help="Write into a store that already holds orders.")
+def demo(db_path: Path | None, customers: int, months: int, seed: int, end: str | None, force: bool) -> None:
+    """Fill the store with a realistic demo business (see docs/demo-data.md)."""
+    from .demo import generate_demo, write_demo
+
+    db = _open(db_path)
+    if db.table("orders").count and not force:
+        raise click.ClickException(
+            f"{_db_path(db_path)} already holds orders; use another --db, or --force to add the demo anyway"
+        )
+    try:
+        business = generate_demo(customers=customers, months=months, seed=seed, end=end)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    counts = write_demo(db, business)
+    click.echo(f"Demo business written to {_db_path(db_path)} ({business.start} to {business.end}):")
+    click.echo(", ".join(f"{n} {t}" for t, n in counts.items()))
+
+
+def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"{pair!r} is not of the form NAME=VALUE", param_hint=what)
+        key, value = pair.split("=", 1)
+        result[key.strip()] = value.strip()
+    return result
+
+
+@main.command(name="import")
+@db_option
+@click.argument("table")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--map", "maps", multiple=True, metavar="SRC=DST", help="Map a file column to a store column.")
+@click.option("--encoding", default=None, help="File encoding (default: detected).")
+@click.option("--dayfirst/--monthfirst", default=None, help="Day/month order of dates like 03/04/2025.")
+@click.option("--dry-run", is_flag=True, help="Check and count, write nothing.")
+@click.option("--skip-bad-rows", is_flag=True, help="Write good rows; bad rows go to FILE.rejects.csv.")
+@click.option("--create-missing-customers", is_flag=True, help="Create bare customers for unknown ids.")
+def import_(db_path: Path | None, table: str, file: Path, maps: tuple[str, ...], encoding: str | None,
+            dayfirst: bool | None, dry_run: bool, skip_bad_rows: bool, create_missing_customers: bool) -> None:
+    """Import a CSV or Excel export into TABLE (customers, orders, ...)."""
+    from .importing import ImportRejected, import_file
+
+    db = _open(db_path)
+    try:
+        result = import_file(
+            db, table, file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,
+            dry_run=dry_run, skip_bad_rows=skip_bad_rows, create_missing_customers=create_missing_customers,
+        )
+    except (ImportRejected, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except sqlite3.DatabaseError as exc:
+        raise click.ClickException(explain_error(_db_path(db_path), exc)) from None
+    click.echo(result.summary())
+
+
+def _resolve_month(db, month: str | None) -> Period:
+    if month is None:
+        found = latest_complete_month(db)
+        if found is None:
+            raise click.ClickException("the store holds no orders yet: import some, or run `crm demo` first")
+        return found
+    if month == "previous":
+        today = dt.date.today()
+        return parse_month(f"{month_start(month_start(today) - dt.timedelta(days=1)):%Y-%m}")
+    try:
+        return parse_month(month)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month") from None
+
+
+def _check_has_data(db, period: Period) -> None:
+    n = db.execute(
+        "SELECT count(*) FROM orders WHERE order_date BETWEEN ? AND ?",
+        [period.start.isoformat(), period.end.isoformat()],
+    ).fetchone()[0]
+    if n == 0:
+        first, last = db.execute("SELECT min(order_date), max(order_date) FROM orders").fetchone()
+        span = f"the store's orders run from {first} to {last}" if first else "the store holds no orders"
+        raise click.ClickException(f"no orders in {period.label}; {span}. Pick another --month.")
+
+
+@main.command()
+@db_option
+@click.option("--month", default=None, help="YYYY-MM, or 'previous' (default: latest complete month of data).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: reports/YYYY-MM).")
+@click.option("--only", default=None, help="Comma-separated notebook numbers, e.g. 02,04.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Notebooks run at once (default: cores).")
+@click.option("--share", is_flag=True, help="Also write share/: code hidden, personal data masked.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a notebook parameter.")
+def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: str | None, jobs: int | None,
+           share: bool, params: tuple[str, ...]) -> None:
+    """Render every notebook for one month into reports/YYYY-MM/ with an index page."""
+    from .report import ReportError, render_report
+
+    db = _open(db_path)
+    period = _resolve_month(db, month)
+    _check_has_data(db, period)
+    overrides: dict[str, Any] = {k: _literal(v) for k, v in _parse_pairs(params, "--param").items()}
+    try:
+        result = render_report(
+            _db_path(db_path), period, out_dir=out_dir, only=only.split(",") if only else None,
+            jobs=jobs, share=share, overrides=overrides,
+        )
+    except ReportError as exc:
+        raise click.ClickException(str(exc)) from None
+    for run in result.runs:
+        mark = "ok" if run.ok else "FAILED"
+        click.echo(f"  {run.name:32} {mark:6} {run.seconds:6.1f} s")
+    if result.share_index:
+        click.echo(f"Shared copy: {result.share_index}")
+    click.echo(f"Report: {result.index}")
+    if not result.ok:
+        names = ", ".join(r.name for r in result.failed)
+        click.echo(f"Error: {names} failed; see the index for the error and the executed notebook.", err=True)
+        sys.exit(1)
+
+
+def _literal(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+@main.group()
+def export() -> None:
+    """Export lists for other tools."""
+
+
+@export.command(name="segment")
+@db_option
+@click.argument("segment")
+@click.option("--to", "to", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV file to write.")
+@click.option("--as-of", default=None, help="Date of the segmentation, YYYY-MM-DD (default: last order date).")
+@click.option("--include-without-consent", is_flag=True, help="Also list customers without marketing consent.")
+def export_segment_cmd(db_path: Path | None, segment: str, to: Path, as_of: str | None,
+                       include_without_consent: bool) -> None:
+    """Write the customers of an RFM SEGMENT (e.g. "At Risk") to CSV for an e-mail tool."""
+    from .exports import export_segment
+
+    db = _open(db_path)
+    try:
+        n = export_segment(db, segment, to, as_of=as_of, include_without_consent=include_without_consent)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{n} customers of {segment!r} written to {to}")
+
+
+@main.command(name="schema-doc")
+@click.option("--check", is_flag=True, help="Fail if docs/data-model.md is out of date.")
+def schema_doc(check: bool) -> None:
+    """Write docs/data-model.md from the schema."""
+    from .schema import data_model_markdown
+
+    path = config.PROJECT_ROOT / "docs" / "data-model.md"
+    text = data_model_markdown()
+    if check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            raise click.ClickException(f"{path} is out of date: run `crm schema-doc`")
+        return
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

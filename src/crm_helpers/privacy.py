@@ -1,0 +1,83 @@
+"""Masking personal data for reports shared outside the company.
+
+:class:`Masker` learns the personal values in the store (the schema's ``personal``
+columns: names, e-mails, phones, free-text notes and comments) and replaces them in any
+text with stable pseudonyms: within one pack the same customer always gets the same
+pseudonym, but pseudonyms are keyed with a random secret so they cannot be traced back to
+customer ids. Anything that merely looks like an e-mail address or an international phone
+number is masked too, known or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import os
+import re
+from dataclasses import dataclass, field
+
+from sqlite_utils import Database
+
+EMAIL_RE = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+PHONE_RE = re.compile(r"\+\d{1,3}[\d ()/.-]{6,}\d")
+HIDDEN_TEXT = "[text hidden]"
+_MIN_TEXT = 4  # free-text values shorter than this are not worth masking (and would hit common words)
+
+
+@dataclass
+class Masker:
+    """Replaces known personal values and e-mail/phone patterns with pseudonyms."""
+
+    secret: bytes = field(default_factory=lambda: os.urandom(16))
+    _replacements: dict[str, str] = field(default_factory=dict)
+    _pattern: re.Pattern[str] | None = None
+
+    @classmethod
+    def from_db(cls, db: Database, secret: bytes | None = None) -> "Masker":
+        """A masker for every personal value held in ``db``."""
+        masker = cls(secret=secret or os.urandom(16))
+        rows = db.execute("SELECT customer_id, name, email, phone, notes FROM customers").fetchall()
+        for customer_id, name, email, phone, notes in rows:
+            tag = masker.pseudonym(customer_id)
+            if name:
+                masker.add(name, f"Customer {tag}")
+            if email:
+                masker.add(email, f"customer-{tag.lower()}@masked.invalid")
+            if phone:
+                masker.add(phone, "+00 ••• ••••")
+            if notes:
+                masker.add(notes, HIDDEN_TEXT)
+        for sql in (
+            "SELECT DISTINCT comment FROM feedback WHERE comment IS NOT NULL",
+            "SELECT DISTINCT notes FROM interactions WHERE notes IS NOT NULL",
+            "SELECT DISTINCT subject FROM interactions WHERE subject IS NOT NULL",
+        ):
+            for (text,) in db.execute(sql).fetchall():
+                masker.add(text, HIDDEN_TEXT)
+        return masker
+
+    def pseudonym(self, key: str) -> str:
+        """A short stable tag for ``key`` (e.g. a customer id), e.g. ``"7F3A91"``."""
+        return hmac.new(self.secret, str(key).encode(), hashlib.sha256).hexdigest()[:6].upper()
+
+    def add(self, value: str, replacement: str) -> None:
+        """Mask ``value`` (and its HTML-escaped form) as ``replacement``."""
+        value = str(value).strip()
+        if len(value) < _MIN_TEXT:
+            return
+        for form in {value, html.escape(value), html.escape(value, quote=False)}:
+            self._replacements[form] = replacement
+        self._pattern = None
+
+    def mask(self, text: str) -> str:
+        """``text`` with every known personal value and e-mail/phone pattern replaced."""
+        if not text:
+            return text
+        if self._pattern is None and self._replacements:
+            keys = sorted(self._replacements, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(k) for k in keys))
+        if self._pattern is not None:
+            text = self._pattern.sub(lambda m: self._replacements[m.group(0)], text)
+        text = EMAIL_RE.sub(lambda m: m.group(0) if m.group(0).endswith("@masked.invalid") else "hidden@masked.invalid", text)
+        return PHONE_RE.sub("+00 ••• ••••", text)

@@ -1,0 +1,339 @@
+"""The monthly report pack: every ``notebooks/NN_*.ipynb`` executed with papermill for one month.
+
+``render_report()`` writes into ``reports/YYYY-MM/``:
+
+- ``NN_name.ipynb``: the executed notebook, the immutable record of the run (papermill keeps
+  its parameters in the metadata);
+- ``NN_name.html``: the page for people, plots embedded as images so it works offline and as an
+  e-mail attachment;
+- ``index.html``: the month's headline figures (read back from what the notebooks recorded with
+  :mod:`crm_helpers.headlines`), the follow-up queue, and links to every notebook;
+- with ``share=True`` also ``share/``: the same pack with code hidden and personal data masked.
+
+Notebooks run in parallel worker processes; one notebook's failure does not lose the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from . import config, headlines
+from .periods import Period
+
+STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
+"""Injected by the runner into every notebook that declares them."""
+
+FOLLOW_UP_FILE = "follow_up_queue.csv"
+FIRST_NOTEBOOKS = ("00", "01")
+"""Notebooks that may write to the store (imports): they run alone before the parallel rest."""
+
+KPI_ORDER = [
+    "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
+    "lost_customers", "repeat_rate", "nps", "csat", "best_campaign_romi", "worst_campaign_romi",
+    "total_expected_clv",
+]
+"""Headline keys shown first on the index, in this order; any other recorded key follows."""
+
+
+class ReportError(Exception):
+    """The report cannot be rendered at all (no notebooks, unknown parameter, no data)."""
+
+
+@dataclass
+class NotebookRun:
+    """The outcome of one notebook in the pack."""
+
+    name: str
+    notebook: Path
+    html: Path | None
+    ok: bool
+    seconds: float
+    error: str = ""
+    headlines: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class ReportResult:
+    """What ``render_report`` wrote."""
+
+    period: Period
+    out_dir: Path
+    runs: list[NotebookRun]
+    index: Path
+    share_index: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs)
+
+    @property
+    def failed(self) -> list[NotebookRun]:
+        return [r for r in self.runs if not r.ok]
+
+
+def discover_notebooks(notebooks_dir: Path | None = None, only: list[str] | None = None) -> list[Path]:
+    """The pack's notebooks: ``NN_*.ipynb`` in name order, optionally only those whose NN is listed."""
+    folder = notebooks_dir or config.NOTEBOOKS_DIR
+    found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = {o.strip().zfill(2) for o in only if o.strip()}
+        unknown = wanted - {p.name[:2] for p in found}
+        if unknown:
+            raise ReportError(
+                f"no notebook numbered {', '.join(sorted(unknown))}; the pack has "
+                + ", ".join(p.name[:2] for p in found)
+            )
+        found = [p for p in found if p.name[:2] in wanted]
+    if not found:
+        raise ReportError(f"no notebooks named NN_*.ipynb in {folder}")
+    return found
+
+
+def declared_parameters(notebook: Path) -> dict[str, str]:
+    """``{name: default as written}`` of the notebook's cell tagged ``parameters``."""
+    import papermill as pm
+
+    return {name: info["default"] for name, info in pm.inspect_notebook(str(notebook)).items()}
+
+
+def notebook_parameters(
+    notebook: Path, base: dict[str, Any], overrides: dict[str, Any], declared: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The parameters to inject: the standard ones the notebook declares, plus its overrides."""
+    declared = declared if declared is not None else declared_parameters(notebook)
+    params = {k: v for k, v in base.items() if k in declared}
+    params.update({k: v for k, v in overrides.items() if k in declared})
+    return params
+
+
+def check_overrides(notebooks: list[Path], overrides: dict[str, Any]) -> dict[Path, dict[str, str]]:
+    """Reject override names no notebook declares, listing the valid ones. Returns declarations."""
+    declared = {nb: declared_parameters(nb) for nb in notebooks}
+    valid = sorted({name for d in declared.values() for name in d} - set(STANDARD_PARAMETERS))
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ReportError(
+            f"unknown parameter(s) {', '.join(unknown)}; the notebooks accept: {', '.join(valid)}"
+        )
+    return declared
+
+
+def _html_exporter(exclude_input: bool):
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = exclude_input
+    exporter.exclude_input_prompt = exclude_input
+    exporter.exclude_output_prompt = exclude_input
+    return exporter
+
+
+def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bool = False) -> None:
+    """Export ``notebook`` to a self-contained HTML file (images inline)."""
+    body, _ = _html_exporter(exclude_input).from_notebook_node(notebook)
+    path.write_text(body, encoding="utf-8")
+
+
+def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any]) -> NotebookRun:
+    """Run one notebook and export its HTML. Runs in a worker process; never raises."""
+    import papermill as pm
+
+    started = time.perf_counter()
+    source = Path(notebook)
+    out_nb = Path(out_dir) / source.name
+    out_html = out_nb.with_suffix(".html")
+    error = ""
+    try:
+        pm.execute_notebook(
+            str(source), str(out_nb), parameters=parameters, kernel_name=config.KERNEL_NAME,
+            cwd=str(source.parent), progress_bar=False, log_output=False,
+        )
+    except Exception as exc:  # PapermillExecutionError, a dead kernel, ...: keep the others going
+        error = _last_lines(exc)
+    html_path: Path | None = None
+    record: dict[str, dict[str, Any]] = {}
+    if out_nb.exists():
+        try:
+            executed = nbformat.read(str(out_nb), as_version=4)
+            record = headlines.read(executed)
+            write_html(executed, out_html)
+            html_path = out_html
+        except Exception as exc:
+            error = error or _last_lines(exc)
+    return NotebookRun(source.stem, out_nb, html_path, not error, time.perf_counter() - started, error, record)
+
+
+def _last_lines(exc: BaseException, n: int = 8) -> str:
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return "\n".join(lines[-n:])
+
+
+def render_report(
+    db_path: str | os.PathLike[str],
+    period: Period,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    only: list[str] | None = None,
+    jobs: int | None = None,
+    share: bool = False,
+    overrides: dict[str, Any] | None = None,
+    notebooks_dir: Path | None = None,
+    progress: bool = True,
+) -> ReportResult:
+    """Render the pack for ``period`` into ``out_dir`` (default ``reports/YYYY-MM``).
+
+    ``jobs`` notebooks run at once (default: the number of cores). Returns a
+    :class:`ReportResult`; check ``.ok``. Raises :class:`ReportError` before running anything
+    when the notebooks or parameters are wrong.
+    """
+    from tqdm.auto import tqdm
+
+    notebooks = discover_notebooks(notebooks_dir, only)
+    overrides = overrides or {}
+    declared = check_overrides(notebooks, overrides)
+    target = Path(out_dir) if out_dir else config.reports_dir() / period.start.strftime("%Y-%m")
+    target.mkdir(parents=True, exist_ok=True)
+    base = {
+        "db_path": str(Path(db_path).resolve()),
+        "period_start": period.start.isoformat(),
+        "period_end": period.end.isoformat(),
+        "output_dir": str(target.resolve()),
+    }
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
+    tasks = {nb: notebook_parameters(nb, base, overrides, declared[nb]) for nb in notebooks}
+    runs: list[NotebookRun] = []
+    bar = tqdm(total=len(notebooks), desc=f"report {period.label}", unit="notebook", disable=not progress)
+    # notebooks numbered 00/01 import and prepare data: they run alone, before the others read
+    first = {nb: p for nb, p in tasks.items() if nb.name[:2] in FIRST_NOTEBOOKS}
+    rest = {nb: p for nb, p in tasks.items() if nb not in first}
+    for nb, params in (first.items() if jobs > 1 else tasks.items()):
+        bar.set_postfix_str(nb.stem)
+        runs.append(_execute_one(str(nb), str(target), params))
+        bar.update()
+    if jobs > 1 and rest:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_execute_one, str(nb), str(target), params) for nb, params in rest.items()]
+            for future in as_completed(futures):
+                run = future.result()
+                bar.set_postfix_str(run.name)
+                runs.append(run)
+                bar.update()
+    bar.close()
+    runs.sort(key=lambda r: r.name)
+    index = target / "index.html"
+    index.write_text(index_html(period, runs, target), encoding="utf-8")
+    result = ReportResult(period, target, runs, index)
+    if share:
+        from .share import write_share_pack
+
+        result.share_index = write_share_pack(result, db_path)
+    return result
+
+
+def _format_value(value: Any, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, float)):
+        if unit == "%":
+            return f"{value:,.1f} %"
+        text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}"
+        return f"{text} {unit}".strip()
+    return html.escape(str(value))
+
+
+def _format_change(value: Any, previous: Any, unit: str) -> str:
+    if not isinstance(value, (int, float)) or not isinstance(previous, (int, float)):
+        return ""
+    delta = value - previous
+    arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
+    if unit == "%":
+        return f"{arrow} {delta:+,.1f} pts"
+    if previous:
+        return f"{arrow} {delta / abs(previous) * 100:+,.1f} %"
+    return f"{arrow} {delta:+,.0f}"
+
+
+def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
+    figures: dict[str, tuple[dict[str, Any], NotebookRun]] = {}
+    for run in runs:
+        for key, payload in run.headlines.items():
+            figures[key] = (payload, run)
+    keys = [k for k in KPI_ORDER if k in figures]
+    keys += sorted(k for k in figures if k not in KPI_ORDER and not k.endswith("_prev"))
+    rows = []
+    for key in keys:
+        payload, run = figures[key]
+        prev = figures.get(f"{key}_prev", ({}, run))[0].get("value")
+        link = run.html.name if run.html else run.notebook.name
+        note = f'<div class="note">{html.escape(payload.get("note") or "")}</div>' if payload.get("note") else ""
+        rows.append(
+            f'<tr><td><a href="{html.escape(link)}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
+            f'<td class="num">{_format_value(payload.get("value"), payload.get("unit", ""))}</td>'
+            f'<td class="num">{_format_change(payload.get("value"), prev, payload.get("unit", ""))}</td></tr>'
+        )
+    return rows
+
+
+def _follow_up_html(out_dir: Path, limit: int = 15) -> str:
+    path = out_dir / FOLLOW_UP_FILE
+    if not path.exists():
+        return "<p>No follow-up queue this month.</p>"
+    import pandas as pd
+
+    frame = pd.read_csv(path).head(limit)
+    if frame.empty:
+        return "<p>Nobody needs a follow-up this week.</p>"
+    cols = [c for c in ("name", "email", "reasons", "last_order", "last_contact") if c in frame.columns]
+    return frame[cols].to_html(index=False, na_rep="", classes="queue", border=0, escape=True)
+
+
+INDEX_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#1f2933}
+h1{margin-bottom:.2em} .sub{color:#52606d;margin-top:0}
+table{border-collapse:collapse;width:100%;margin:1em 0} th,td{padding:.45em .6em;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .note{color:#7b8794;font-size:.85em}
+.failed{color:#b42318} pre{background:#fef3f2;padding:.6em;overflow:auto;font-size:.85em}
+a{color:#0b69a3}
+"""
+
+
+def index_html(period: Period, runs: list[NotebookRun], out_dir: Path, *, title_suffix: str = "") -> str:
+    """The pack's ``index.html``: headline figures with change, follow-up queue, notebook links."""
+    kpis = _kpi_rows(runs)
+    kpi_table = (
+        '<table id="kpis"><thead><tr><th>Figure</th><th>This month</th><th>vs previous month</th></tr></thead><tbody>'
+        + "".join(kpis) + "</tbody></table>"
+    ) if kpis else "<p>No headline figures were recorded.</p>"
+    items = []
+    for run in runs:
+        target = run.html.name if run.html else run.notebook.name
+        status = f"{run.seconds:.1f} s" if run.ok else '<span class="failed">failed</span>'
+        detail = "" if run.ok else f"<pre>{html.escape(run.error)}</pre>" + (
+            f'<a href="{html.escape(run.notebook.name)}">executed notebook</a>' if run.notebook.exists() else ""
+        )
+        items.append(f'<li><a href="{html.escape(target)}">{html.escape(run.name)}</a> — {status}{detail}</li>')
+    generated = dt.date.today().isoformat()
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>CRM report {html.escape(period.label)}{title_suffix}</title>
+<style>{INDEX_CSS}</style></head><body>
+<h1>CRM report {html.escape(period.label)}{html.escape(title_suffix)}</h1>
+<p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · rendered {generated}</p>
+<h2>Headline figures</h2>
+{kpi_table}
+<h2>Whom to contact this week</h2>
+{_follow_up_html(out_dir)}
+<h2>Notebooks</h2>
+<ul>{''.join(items)}</ul>
+</body></html>
+"""

@@ -1,0 +1,75 @@
+"""Share mode: a copy of a rendered pack for people outside the company.
+
+Code cells are hidden and every personal value (names, e-mails, phones, free-text notes and
+comments) is replaced by a stable pseudonym, in the HTML pages, the executed notebooks and
+the follow-up queue of ``<pack>/share/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .privacy import Masker
+from .report import FOLLOW_UP_FILE, NotebookRun, ReportResult, index_html, write_html
+from .store import open_db
+
+HIDDEN_CODE = "# code hidden in the shared copy"
+
+
+def _mask_value(value: Any, masker: Masker) -> Any:
+    if isinstance(value, str):
+        return masker.mask(value)
+    if isinstance(value, list):
+        return [_mask_value(v, masker) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask_value(v, masker) for k, v in value.items()}
+    return value
+
+
+def mask_notebook(notebook: nbformat.NotebookNode, masker: Masker) -> nbformat.NotebookNode:
+    """A copy with code hidden and personal data masked in every output and markdown cell."""
+    masked = copy.deepcopy(notebook)
+    masked.metadata.pop("papermill", None)  # holds the parameters, i.e. the local store path
+    for cell in masked.cells:
+        if cell.cell_type == "code":
+            cell.source = HIDDEN_CODE
+            for output in cell.get("outputs", []):
+                for key in ("text", "traceback", "evalue"):
+                    if key in output:
+                        output[key] = _mask_value(output[key], masker)
+                data = output.get("data", {})
+                for mime in list(data):
+                    if not mime.startswith("image/"):
+                        data[mime] = _mask_value(data[mime], masker)
+        else:
+            cell.source = masker.mask(cell.source)
+    return masked
+
+
+def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> Path:
+    """Write ``<pack>/share/`` from the rendered pack; returns its ``index.html``."""
+    share_dir = result.out_dir / "share"
+    share_dir.mkdir(exist_ok=True)
+    masker = Masker.from_db(open_db(db_path))
+    runs: list[NotebookRun] = []
+    for run in result.runs:
+        nb_path = share_dir / run.notebook.name
+        html_path: Path | None = None
+        if run.notebook.exists():
+            masked = mask_notebook(nbformat.read(str(run.notebook), as_version=4), masker)
+            nbformat.write(masked, str(nb_path))
+            html_path = nb_path.with_suffix(".html")
+            write_html(masked, html_path, exclude_input=True)
+        runs.append(NotebookRun(run.name, nb_path, html_path, run.ok, run.seconds,
+                                masker.mask(run.error), _mask_value(run.headlines, masker)))
+    queue = result.out_dir / FOLLOW_UP_FILE
+    if queue.exists():
+        (share_dir / FOLLOW_UP_FILE).write_text(masker.mask(queue.read_text(encoding="utf-8")), encoding="utf-8")
+    index = share_dir / "index.html"
+    index.write_text(index_html(result.period, runs, share_dir, title_suffix=" (shared copy)"), encoding="utf-8")
+    return index
