@@ -221,6 +221,76 @@ def export_segment_cmd(db_path: Path | None, segment: str, to: Path, as_of: str 
     click.echo(f"{n} customers of {segment!r} written to {to}")
 
 
+@main.command(name="backup")
+@db_option
+@click.option("--to", "to", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Backup folder (default: data/backups).")
+@click.option("--keep", default=10, show_default=True, type=click.IntRange(min=1), help="Backups to keep.")
+@click.option("--encrypt", is_flag=True, help="Encrypt with a passphrase (asked, or $CRM_BACKUP_PASSPHRASE).")
+def backup_cmd(db_path: Path | None, to: Path | None, keep: int, encrypt: bool) -> None:
+    """Copy the store safely (even while notebooks are open), verify it and keep the last N."""
+    from .backup import BackupError, backup
+
+    passphrase = _passphrase(confirm=True) if encrypt else None
+    try:
+        path = backup(_db_path(db_path), to, keep=keep, passphrase=passphrase)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Backup verified and written to {path}")
+
+
+@main.command(name="restore")
+@db_option
+@click.argument("backup_file", type=click.Path(dir_okay=False, path_type=Path))
+def restore_cmd(db_path: Path | None, backup_file: Path) -> None:
+    """Replace the store with a verified BACKUP_FILE; the replaced store is kept beside it."""
+    from .backup import MAGIC, BackupError, restore
+
+    passphrase = None
+    if backup_file.exists() and backup_file.read_bytes()[: len(MAGIC)] == MAGIC:
+        passphrase = _passphrase(confirm=False)
+    try:
+        kept = restore(backup_file, _db_path(db_path), passphrase=passphrase)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Restored {backup_file.name} into {_db_path(db_path)}")
+    if kept:
+        click.echo(f"The replaced store is kept as {kept}")
+
+
+def _passphrase(confirm: bool) -> str:
+    import os
+
+    env = os.environ.get("CRM_BACKUP_PASSPHRASE")
+    if env:
+        return env
+    return click.prompt("Backup passphrase", hide_input=True, confirmation_prompt=confirm)
+
+
+@main.command(name="forget")
+@db_option
+@click.argument("who")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def forget_cmd(db_path: Path | None, who: str, yes: bool) -> None:
+    """Erase the personal data of the customer with id or e-mail WHO, everywhere."""
+    from .forget import ForgetError, forget
+
+    db = _open(db_path)
+    if not yes:
+        click.confirm(f"Erase every personal detail of {who}? This cannot be undone", abort=True)
+    try:
+        report = forget(db, who, inbox=config.inbox_dir())
+    except ForgetError as exc:
+        raise click.ClickException(str(exc)) from None
+    changed = ", ".join(f"{n} {t}" for t, n in report.rows_changed.items())
+    click.echo(f"Erased. The person's rows now belong to {report.pseudonym} ({changed}).")
+    if report.reject_files_cleaned:
+        click.echo("Removed their rows from: " + ", ".join(report.reject_files_cleaned))
+    if report.inbox_files_mentioning:
+        click.echo("These original export files in the inbox still mention them; delete or edit them: "
+                   + ", ".join(report.inbox_files_mentioning))
+
+
 @main.command(name="schema-doc")
 @click.option("--check", is_flag=True, help="Fail if docs/data-model.md is out of date.")
 def schema_doc(check: bool) -> None:

@@ -1,0 +1,74 @@
+"""Erasure: personal data gone everywhere, amounts kept, erasure logged without the data."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_helpers.demo import generate_demo, write_demo
+from crm_helpers.forget import ForgetError, forget
+from crm_helpers.schema import personal_columns
+from crm_helpers.store import open_db
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    db = open_db(tmp_path / "crm.db")
+    write_demo(db, generate_demo(customers=60, months=12, seed=3, end="2026-10"))
+    db.table("segment_snapshots").insert({"month": "2026-10", "customer_id": "C00002", "segment": "Champions",
+                                          "r_score": 5, "f_score": 5, "m_score": 5})
+    return db
+
+
+def _dump_text(db) -> str:
+    parts = []
+    for table in db.table_names():
+        for row in db.execute(f"SELECT * FROM [{table}]").fetchall():
+            parts.append("|".join("" if v is None else str(v) for v in row))
+    return "\n".join(parts)
+
+
+def test_forget_by_email_erases_everywhere_and_keeps_revenue(small_store, tmp_path):
+    db = small_store
+    cid, email, name, phone = db.execute("SELECT customer_id, email, name, phone FROM customers WHERE customer_id = 'C00002'").fetchone()
+    comments = [r[0] for r in db.execute("SELECT comment FROM feedback WHERE customer_id = ? AND comment IS NOT NULL", [cid])]
+    revenue = db.execute("SELECT sum(amount), count(*) FROM orders").fetchone()
+    names_before = db.execute("SELECT count(*) FROM customers WHERE name = ?", [name]).fetchone()[0]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "customers.rejects.csv").write_text(f"row,email,reason\n3,{email},bad\n4,other@example.com,bad\n")
+    (inbox / "customers_export.csv").write_text(f"email\n{email}\n")
+
+    report = forget(db, email.upper(), inbox=inbox)
+
+    text = _dump_text(db)
+    for value in (cid, email, phone):  # unique to the person (names and comment templates may repeat)
+        assert value not in text
+    assert db.execute("SELECT count(*) FROM customers WHERE name = ?", [name]).fetchone()[0] == names_before - 1
+    assert db.execute("SELECT count(*) FROM feedback WHERE customer_id = ? AND comment IS NOT NULL",
+                      [report.pseudonym]).fetchone()[0] == 0 < len(comments) + 1
+    assert db.execute("SELECT sum(amount), count(*) FROM orders").fetchone() == revenue
+    assert db.execute("SELECT count(*) FROM orders WHERE customer_id = ?", [report.pseudonym]).fetchone()[0] > 0
+    assert db.execute("SELECT segment FROM segment_snapshots WHERE customer_id = ?", [report.pseudonym]).fetchone()
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    rejects = (inbox / "customers.rejects.csv").read_text()
+    assert email not in rejects and "other@example.com" in rejects
+    assert report.inbox_files_mentioning == ["customers_export.csv"]
+    log = db.execute("SELECT * FROM erasure_log").fetchall()
+    assert len(log) == 1 and email not in str(log) and name not in str(log)
+
+
+def test_personal_columns_of_the_pseudonym_are_empty(small_store):
+    report = forget(small_store, "C00005")
+    for table, cols in personal_columns().items():
+        for col in cols:
+            n = small_store.execute(
+                f"SELECT count(*) FROM {table} WHERE customer_id = ? AND {col} IS NOT NULL", [report.pseudonym]
+            ).fetchone()[0]
+            assert n == 0, (table, col)
+
+
+def test_unknown_person_is_a_clear_error_and_changes_nothing(small_store):
+    before = _dump_text(small_store)
+    with pytest.raises(ForgetError, match="no customer"):
+        forget(small_store, "nobody@example.com")
+    assert _dump_text(small_store) == before

@@ -1,0 +1,144 @@
+"""The monthly report pack end to end: demo store -> `crm report` -> HTML pages and index."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from crm_helpers import headlines
+from crm_helpers.periods import parse_month
+from crm_helpers.report import ReportError, _format_value, discover_notebooks, render_report
+from crm_helpers.store import open_db
+
+CRM = str(Path(sys.executable).with_name("crm"))
+
+
+def _notebook(path: Path, *code: str) -> None:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "crm-workbook", "display_name": "CRM", "language": "python"}
+    params = new_code_cell('db_path = ""\nperiod_start = ""\nperiod_end = ""\nsize = 1')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [new_markdown_cell("# Test"), params] + [new_code_cell(c) for c in code]
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture(scope="module")
+def tiny_pack_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("notebooks")
+    _notebook(folder / "01_ok.ipynb", "from crm_helpers import headlines\nheadlines.record('answer', 42 * size, label='The answer')")
+    _notebook(folder / "02_fails.ipynb", "raise RuntimeError('planted failure for the test')")
+    _notebook(folder / "03_ok.ipynb", "print(period_start, period_end)")
+    return folder
+
+
+@pytest.mark.slow
+def test_one_failing_notebook_does_not_lose_the_others(tiny_pack_dir, demo_db_path, tmp_path):
+    result = render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path, notebooks_dir=tiny_pack_dir,
+                           jobs=2, progress=False, overrides={"size": 2})
+    assert not result.ok
+    assert [r.name for r in result.failed] == ["02_fails"]
+    assert (tmp_path / "01_ok.html").exists() and (tmp_path / "03_ok.html").exists()
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "planted failure for the test" in index and "02_fails.ipynb" in index
+    assert result.runs[0].headlines["answer"]["value"] == 84  # the override reached the notebook
+    assert "2026-10-01 2026-10-31" in (tmp_path / "03_ok.html").read_text(encoding="utf-8")
+
+
+def test_unknown_parameter_is_rejected_with_the_valid_ones(tiny_pack_dir, demo_db_path, tmp_path):
+    with pytest.raises(ReportError, match="unknown parameter.*colour.*size"):
+        render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path, notebooks_dir=tiny_pack_dir,
+                      overrides={"colour": "red"}, progress=False)
+
+
+def test_only_selects_notebooks_and_rejects_unknown_numbers(tiny_pack_dir):
+    assert [p.name for p in discover_notebooks(tiny_pack_dir, ["3"])] == ["03_ok.ipynb"]
+    with pytest.raises(ReportError, match="no notebook numbered 09"):
+        discover_notebooks(tiny_pack_dir, ["09"])
+
+
+@pytest.fixture(scope="module")
+def rendered_pack(tmp_path_factory):
+    """The real pack, rendered by the `crm` command on a small demo store, with a share copy."""
+    root = tmp_path_factory.mktemp("pack")
+    db = root / "crm.db"
+    subprocess.run([CRM, "demo", "--db", str(db), "--customers", "300", "--months", "18", "--end", "2026-10"],
+                   check=True, capture_output=True, text=True)
+    proc = subprocess.run([CRM, "report", "--db", str(db), "--month", "2026-10", "--out", str(root / "out"),
+                           "--share"], capture_output=True, text=True)
+    return root, db, proc
+
+
+@pytest.mark.slow
+def test_every_notebook_renders_without_error(rendered_pack):
+    root, _, proc = rendered_pack
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = root / "out"
+    assert str(out / "index.html") in proc.stdout
+    for source in discover_notebooks():
+        executed = out / source.name
+        assert executed.exists() and executed.with_suffix(".html").exists(), source.name
+        nb = nbformat.read(str(executed), as_version=4)
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"{source.name}: {errors[:1]}"
+
+
+@pytest.mark.slow
+def test_index_shows_the_figures_the_notebooks_recorded(rendered_pack):
+    root, _, _ = rendered_pack
+    out = root / "out"
+    index = (out / "index.html").read_text(encoding="utf-8")
+    recorded = {}
+    for executed in sorted(out.glob("[0-9][0-9]_*.ipynb")):
+        recorded.update(headlines.read(str(executed)))
+    shown = [k for k in recorded if not k.endswith("_prev")]
+    assert shown, "no notebook recorded a headline figure"
+    for key in shown:
+        payload = recorded[key]
+        assert _format_value(payload["value"], payload.get("unit", "")) in index, key
+
+
+def _personal_values(db_path: Path) -> tuple[set[str], set[str]]:
+    db = open_db(db_path)
+    emails = {r[0] for r in db.execute("SELECT email FROM customers WHERE email IS NOT NULL")}
+    phones = {r[0] for r in db.execute("SELECT phone FROM customers WHERE phone IS NOT NULL")}
+    return emails, phones
+
+
+@pytest.mark.slow
+def test_share_pack_holds_no_email_or_phone_of_the_store(rendered_pack):
+    root, db, _ = rendered_pack
+    share = root / "out" / "share"
+    files = [p for p in share.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".html" for p in files) and any(p.suffix == ".ipynb" for p in files)
+    emails, phones = _personal_values(db)
+    digits = {re.sub(r"\D", "", p) for p in phones}
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert not [e for e in emails if e in text], f"{path.name} leaks e-mail addresses"
+        assert not [p for p in phones if p in text], f"{path.name} leaks phone numbers"
+        assert not [d for d in digits if d in re.sub(r"\D", "", text) and len(d) >= 9 and d in text], path.name
+        if path.suffix == ".ipynb":
+            nb = nbformat.read(str(path), as_version=4)
+            assert all(c.source.startswith("# code hidden") for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.slow
+def test_private_pack_does_show_personal_data_for_the_owner(rendered_pack):
+    """The masking test above would pass trivially if no notebook showed any e-mail at all."""
+    root, db, _ = rendered_pack
+    emails, _ = _personal_values(db)
+    text = "".join(p.read_text(encoding="utf-8") for p in (root / "out").glob("*.html"))
+    text += (root / "out" / "follow_up_queue.csv").read_text(encoding="utf-8") if (root / "out" / "follow_up_queue.csv").exists() else ""
+    assert any(e in text for e in emails)
+
+
+def test_report_for_a_month_without_data_says_so(demo_db_path):
+    proc = subprocess.run([CRM, "report", "--db", str(demo_db_path), "--month", "2030-01"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "no orders in 2030-01" in proc.stderr and "Traceback" not in proc.stderr
