@@ -45,7 +45,7 @@ def test_forget_by_email_erases_everywhere_and_keeps_revenue(small_store, tmp_pa
         assert value not in text
     assert db.execute("SELECT count(*) FROM customers WHERE name = ?", [name]).fetchone()[0] == names_before - 1
     assert db.execute("SELECT count(*) FROM feedback WHERE customer_id = ? AND comment IS NOT NULL",
-                      [report.pseudonym]).fetchone()[0] == 0 < len(comments) + 1
+                      [report.pseudonym]).fetchone()[0] == 0
     assert db.execute("SELECT sum(amount), count(*) FROM orders").fetchone() == revenue
     assert db.execute("SELECT count(*) FROM orders WHERE customer_id = ?", [report.pseudonym]).fetchone()[0] > 0
     assert db.execute("SELECT segment FROM segment_snapshots WHERE customer_id = ?", [report.pseudonym]).fetchone()
