@@ -244,6 +244,9 @@ TABLES: dict[str, Table] = {
 IMPORT_LOG = "import_log"
 """One row per import: file, sha256, table, counts, time (created by the store)."""
 
+IMPORT_BATCHES = "import_batches"
+"""Per import batch: inserted keys and previous values of updated rows (for undo)."""
+
 SEGMENT_SNAPSHOTS = "segment_snapshots"
 """Each report month's segment per customer (written by the segmentation analysis)."""
 
@@ -299,6 +302,11 @@ def data_model_markdown() -> str:
         "",
         "One row per import batch: `batch_id`, `file_name`, `sha256`, `table_name`, `inserted`, `updated`,",
         "`unchanged`, `rejected`, `imported_at`.",
+        "",
+        f"## {IMPORT_BATCHES}",
+        "",
+        "What each import batch changed, for `crm undo-import`: `batch_id`, `table_name`, `inserted_keys`,",
+        "`previous_rows`, `written_rows` (gzip-compressed JSON), `undone_at`.",
         "",
         f"## {SEGMENT_SNAPSHOTS}",
         "",

@@ -18,7 +18,7 @@ import sqlite_utils
 from sqlite_utils import Database, Migrations
 
 from . import config
-from .schema import IMPORT_LOG, SEGMENT_SNAPSHOTS, SQL_TYPES, TABLES
+from .schema import IMPORT_BATCHES, IMPORT_LOG, SEGMENT_SNAPSHOTS, SQL_TYPES, TABLES
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -79,7 +79,23 @@ def m001_initial_schema(db: Database) -> None:
     db.execute("PRAGMA user_version = 1")
 
 
-SCHEMA_VERSION = 1
+@migrations()
+def m002_import_batches(db: Database) -> None:
+    """What each import changed, so that ``crm undo-import`` can take it back.
+
+    One row per batch: the keys it inserted and, for the rows it updated, their previous and
+    written values (gzip-compressed JSON, so a million-row import adds one small row).
+    """
+    db.table(IMPORT_BATCHES).create(
+        {"batch_id": int, "table_name": str, "inserted_keys": bytes, "previous_rows": bytes,
+         "written_rows": bytes, "undone_at": str},
+        pk="batch_id",
+        foreign_keys=[("batch_id", IMPORT_LOG, "batch_id")],
+    )
+    db.execute("PRAGMA user_version = 2")
+
+
+SCHEMA_VERSION = 2
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 

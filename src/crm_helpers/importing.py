@@ -1,0 +1,542 @@
+"""Importing what the owner's tools export (CSV, Excel) into the store.
+
+``import_file(db, "orders", "export.csv")`` reads the file (delimiter and encoding detected,
+UTF-8/UTF-16/GBK/GB18030, ``.xlsx``), matches its headers to the table's columns (English and
+Chinese aliases, or an explicit mapping), cleans every value (thousands separators, currency
+symbols, comma decimals, day/month order decided once for the whole file, Excel serial dates),
+checks keys and references, and upserts by the table's natural key in one transaction:
+
+- importing the same file twice changes nothing; an updated export updates the rows it changed;
+- customers without an id are matched on their e-mail; two rows for one person are merged;
+- by default one bad row rejects the whole file and nothing is written; with
+  ``skip_bad_rows=True`` the good rows are written and the bad ones go, with their reasons, to
+  ``<file>.rejects.csv`` beside the input.
+
+Each import is a batch in the import log; what it changed is kept for ``undo_import``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import sqlite3
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlite_utils import Database
+
+from .schema import IMPORT_BATCHES, IMPORT_LOG, Column, Table
+from .schema import table as schema_table
+from .store import explain_error
+from .validation import clean_value, date_parts
+
+MAX_XLSX_BYTES = 50 * 1024 * 1024
+MAX_XLSX_UNPACKED = 500 * 1024 * 1024
+MAX_XLSX_RATIO = 100
+SHOWN_ERRORS = 10
+
+_HEADER_ALIASES: dict[str, str] = {
+    # English exports
+    "email": "email", "e-mail": "email", "emailaddress": "email", "customeremail": "email", "mail": "email",
+    "fullname": "name", "customername": "name", "contactname": "name", "name": "name",
+    "phonenumber": "phone", "mobile": "phone", "telephone": "phone", "tel": "phone", "cell": "phone",
+    "customerid": "customer_id", "customernumber": "customer_id", "clientid": "customer_id",
+    "orderid": "order_id", "ordernumber": "order_id", "invoicenumber": "order_id", "orderno": "order_id",
+    "orderdate": "order_date", "total": "amount", "ordertotal": "amount", "totalamount": "amount",
+    "grandtotal": "amount", "productid": "product_id", "sku": "product_id", "productcode": "product_id",
+    "qty": "quantity", "price": "unit_price", "unitprice": "unit_price", "companyname": "company",
+    "organisation": "company", "organization": "company", "optin": "consent_marketing",
+    "marketingconsent": "consent_marketing", "acceptsmarketing": "consent_marketing",
+    # Chinese exports (Chinese Excel, WeChat tools, shop back-ends)
+    "姓名": "name", "客户名称": "name", "客户姓名": "name", "邮箱": "email", "电子邮件": "email",
+    "电子邮箱": "email", "电话": "phone", "手机": "phone", "手机号": "phone", "联系电话": "phone",
+    "客户编号": "customer_id", "客户id": "customer_id", "客户代码": "customer_id", "订单号": "order_id",
+    "订单编号": "order_id", "下单日期": "order_date", "订单日期": "order_date", "金额": "amount",
+    "订单金额": "amount", "实付金额": "amount", "公司": "company", "城市": "city", "国家": "country",
+    "行业": "industry", "数量": "quantity", "单价": "unit_price", "产品编号": "product_id",
+    "商品编号": "product_id", "产品名称": "name", "成本": "cost", "渠道": "channel", "状态": "status",
+    "备注": "notes", "评论": "comment", "留言": "comment",
+}
+_GENERIC_DATE = {"date", "日期", "时间", "createdat", "created"}
+
+
+class ImportRejected(ValueError):
+    """The file as a whole was not imported; nothing was written. The message says why."""
+
+
+@dataclass
+class RowError:
+    """One problem: the file's row as a spreadsheet shows it (header = row 1), column, value, reason."""
+
+    row: int
+    column: str
+    value: Any
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, column {self.column}: {self.value!r} {self.reason}"
+
+
+@dataclass
+class ImportResult:
+    """Counts and problems of one import."""
+
+    table: str
+    file: Path
+    batch_id: int | None = None
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    merged: int = 0
+    created_customers: int = 0
+    dry_run: bool = False
+    ignored_columns: list[str] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    rejects_path: Path | None = None
+
+    def summary(self) -> str:
+        """One line for a person: what happened to the file."""
+        parts = [f"{self.inserted} inserted", f"{self.updated} updated", f"{self.unchanged} unchanged",
+                 f"{self.rejected} rejected"]
+        if self.merged:
+            parts.append(f"{self.merged} duplicate rows merged")
+        if self.created_customers:
+            parts.append(f"{self.created_customers} customers created")
+        text = f"{self.file.name} -> {self.table}: " + ", ".join(parts)
+        if self.rejects_path:
+            text += f"; bad rows and reasons in {self.rejects_path.name}"
+        if self.ignored_columns:
+            text += f"; ignored columns: {', '.join(self.ignored_columns)}"
+        return text + (" (dry run: nothing written)" if self.dry_run else "")
+
+
+# ---------------------------------------------------------------------------------------- reading
+def _normalize_header(text: str) -> str:
+    return re.sub(r"[\s_\-.:/()#*]+", "", str(text).strip().lower().lstrip("\ufeff"))
+
+
+def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
+    if encoding:
+        try:
+            return raw.decode(encoding)
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise ImportRejected(f"{path.name}: cannot be read as {encoding}: {exc}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    if b"\x00" in raw[:4096]:
+        raise ImportRejected(f"{path.name}: this looks like a binary file, not a CSV or Excel export")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw[:200_000]).best()
+    name = (best.encoding if best else "gb18030").lower()
+    if name in ("gbk", "gb2312", "hz", "big5") or name.startswith("gb"):
+        name = "gb18030"  # superset of GBK/GB2312, the default of Chinese Excel
+    try:
+        return raw.decode(name)
+    except (LookupError, UnicodeDecodeError):
+        raise ImportRejected(
+            f"{path.name}: the text encoding could not be recognised; give it with --encoding (e.g. gb18030, latin-1)"
+        ) from None
+
+
+def _read_csv(path: Path, encoding: str | None) -> tuple[list[str], list[list[str]]]:
+    text = _decode(path.read_bytes(), path, encoding)
+    if not text.strip():
+        raise ImportRejected(f"{path.name}: the file is empty")
+    first_line = text.splitlines()[0]
+    delimiter = max([",", ";", "\t", "|"], key=first_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        rows = [r for r in reader]
+    except csv.Error as exc:
+        raise ImportRejected(
+            f"{path.name}: malformed CSV near row {reader.line_num}: {exc} (an unclosed quote?)"
+        ) from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    return rows[0], rows[1:]
+
+
+def _check_xlsx(path: Path) -> None:
+    if path.stat().st_size > MAX_XLSX_BYTES:
+        raise ImportRejected(f"{path.name}: the workbook is larger than {MAX_XLSX_BYTES // 2**20} MB; export it as CSV")
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except zipfile.BadZipFile:
+        raise ImportRejected(f"{path.name}: not a valid .xlsx workbook") from None
+    unpacked = sum(i.file_size for i in infos)
+    packed = max(sum(i.compress_size for i in infos), 1)
+    if unpacked > MAX_XLSX_UNPACKED or unpacked / packed > MAX_XLSX_RATIO:
+        raise ImportRejected(
+            f"{path.name}: the workbook unpacks to {unpacked / 2**20:.0f} MB ({unpacked / packed:.0f}x its size); "
+            "refused as a possible compression bomb. Export it as CSV instead."
+        )
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S") if value.time() != dt.time() else value.strftime("%Y-%m-%d")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_xlsx(path: Path) -> tuple[list[str], list[list[str]]]:
+    _check_xlsx(path)
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds on a damaged file
+        raise ImportRejected(f"{path.name}: the workbook cannot be read: {exc}") from None
+    try:
+        rows = [[_cell_text(v) for v in row] for row in book.worksheets[0].iter_rows(values_only=True)]
+    finally:
+        book.close()
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows:
+        raise ImportRejected(f"{path.name}: the first sheet is empty")
+    return rows[0], rows[1:]
+
+
+def read_rows(path: Path, encoding: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and data rows of a CSV or .xlsx file, as text."""
+    if not path.exists():
+        raise ImportRejected(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImportRejected(f"{path.name}: the file is empty")
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _read_xlsx(path)
+    return _read_csv(path, encoding)
+
+
+# ------------------------------------------------------------------------------------ headers
+def match_headers(spec: Table, header: list[str], mapping: dict[str, str] | None) -> tuple[dict[int, str], list[str]]:
+    """``({file column index: store column}, ignored headers)``."""
+    columns = set(spec.column_names)
+    mapping = mapping or {}
+    bad = {dst for dst in mapping.values() if dst not in columns}
+    if bad:
+        raise ImportRejected(
+            f"--map target {', '.join(sorted(bad))} is not a column of {spec.name}; valid: {', '.join(spec.column_names)}"
+        )
+    by_norm = {_normalize_header(c): c for c in spec.column_names}
+    main_date = next((c.name for c in spec.columns if c.type in ("date", "datetime") and c.required), None)
+    explicit = {_normalize_header(k): v for k, v in mapping.items()}
+    found: dict[int, str] = {}
+    ignored: list[str] = []
+    for i, raw in enumerate(header):
+        norm = _normalize_header(raw)
+        target = explicit.get(norm) or by_norm.get(norm) or _HEADER_ALIASES.get(norm)
+        if target is None and norm in _GENERIC_DATE:
+            target = main_date
+        if target is None and norm == "id":
+            target = spec.pk_columns[0]
+        if target in columns and target not in found.values():
+            found[i] = target
+        elif raw.strip():
+            ignored.append(raw.strip())
+    return found, ignored
+
+
+# ---------------------------------------------------------------------------------- cleaning
+def _decide_dayfirst(path: Path, spec: Table, frame: pd.DataFrame, dayfirst: bool | None) -> bool | None:
+    if dayfirst is not None:
+        return dayfirst
+    day_evidence = month_evidence = ambiguous = False
+    for col in (c.name for c in spec.columns if c.type in ("date", "datetime") and c.name in frame):
+        for value in frame[col].dropna().unique():
+            parts = date_parts(str(value))
+            if parts is None:
+                continue
+            a, b = parts
+            day_evidence |= a > 12
+            month_evidence |= b > 12
+            ambiguous |= a <= 12 and b <= 12 and a != b
+    if day_evidence and month_evidence:
+        raise ImportRejected(
+            f"{path.name}: the dates mix day/month and month/day order; fix the file so that one order is used"
+        )
+    if day_evidence or month_evidence:
+        return day_evidence
+    if ambiguous:
+        raise ImportRejected(
+            f"{path.name}: dates such as 03/04/2025 could be 3 April or 4 March and nothing in the file decides it; "
+            "pass --dayfirst or --monthfirst (from Python: dayfirst=True or False)"
+        )
+    return None
+
+
+def _clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: list[RowError],
+                  rows: np.ndarray) -> pd.Series:
+    """Clean one column: vectorized fast paths for tidy values, per-value parsing for the rest."""
+    text = raw.astype(object).where(raw.notna(), "").map(lambda v: str(v).strip())
+    blank = text == ""
+    out = pd.Series([None] * len(text), index=text.index, dtype=object)
+    todo = ~blank
+    if column.type in ("real", "integer"):
+        fast = pd.to_numeric(text.where(todo & text.str.fullmatch(r"-?\d+(\.\d+)?"), None), errors="coerce")
+        ok = fast.notna()
+        if column.minimum is not None:
+            ok &= fast >= column.minimum
+        if column.maximum is not None:
+            ok &= fast <= column.maximum
+        if column.type == "integer":
+            ok &= fast.fillna(0) == fast.fillna(0).round()
+            out[ok] = fast[ok].astype("int64").astype(object)
+        else:
+            out[ok] = fast[ok].astype(float).astype(object)
+        todo &= ~ok
+    elif column.type == "date":
+        iso = todo & text.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
+        parsed = pd.to_datetime(text.where(iso, None), format="%Y-%m-%d", errors="coerce")
+        ok = parsed.notna()
+        out[ok] = text[ok]
+        todo &= ~ok
+    elif column.type == "text" and column.name != "email" and not column.allowed:
+        out[todo] = text[todo]
+        todo &= False
+    for idx in np.flatnonzero(todo.to_numpy()):
+        value = text.iat[idx]
+        try:
+            out.iat[idx] = clean_value(column, value, dayfirst)
+        except ValueError as exc:
+            errors.append(RowError(int(rows[idx]), column.name, value, str(exc)))
+    if column.required:
+        for idx in np.flatnonzero(blank.to_numpy()):
+            errors.append(RowError(int(rows[idx]), column.name, "", "required"))
+    return out
+
+
+def _customer_ids(db: Database, frame: pd.DataFrame, rows: np.ndarray, errors: list[RowError]) -> pd.Series:
+    """Fill missing customer ids from the store by e-mail, else a stable id made from the e-mail."""
+    ids = frame["customer_id"] if "customer_id" in frame else pd.Series([None] * len(frame), index=frame.index)
+    emails = frame["email"] if "email" in frame else pd.Series([None] * len(frame), index=frame.index)
+    known = dict(db.execute("SELECT email, customer_id FROM customers WHERE email IS NOT NULL").fetchall())
+    ids = ids.astype(object)
+    for idx in range(len(frame)):
+        cid, email = ids.iat[idx], emails.iat[idx]
+        if cid is None and email is not None:
+            ids.iat[idx] = known.get(email) or "C-" + hashlib.sha1(email.encode()).hexdigest()[:10]
+        elif cid is None:
+            errors.append(RowError(int(rows[idx]), "customer_id", "", "required (or an e-mail to match on)"))
+        elif email is not None and known.get(email, cid) != cid:
+            errors.append(RowError(int(rows[idx]), "email", email, f"already belongs to customer {known[email]}"))
+    return ids
+
+
+def _merge_duplicates(frame: pd.DataFrame, keys: list[str], rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """One record per key: later non-empty values win; the first row number is kept."""
+    key = frame[keys].astype(str).agg("\x1f".join, axis=1)
+    if not key.duplicated().any():
+        return frame, rows, 0
+    frame = frame.assign(_row=rows, _key=key.to_numpy())
+    merged = frame.groupby("_key", sort=False).agg(
+        {**{c: "last" for c in frame.columns if c not in ("_key", "_row")}, "_row": "first"}
+    )
+    return merged.drop(columns="_row").reset_index(drop=True), merged["_row"].to_numpy(), len(frame) - len(merged)
+
+
+def _check_references(db: Database, spec: Table, frame: pd.DataFrame, rows: np.ndarray, errors: list[RowError],
+                      create_missing_customers: bool) -> list[str]:
+    """Flag rows pointing at unknown parents; returns customer ids to create (when allowed)."""
+    to_create: list[str] = []
+    for column in spec.columns:
+        if not column.references or column.name not in frame:
+            continue
+        parent, parent_col = column.references.split(".")
+        values = frame[column.name]
+        wanted = set(values.dropna().unique())
+        if not wanted:
+            continue
+        known = {r[0] for r in db.execute(f"SELECT {parent_col} FROM {parent}").fetchall()}
+        missing = wanted - known
+        if not missing:
+            continue
+        if parent == "customers" and create_missing_customers:
+            to_create = sorted(missing)
+            continue
+        noun = parent[:-1] if parent.endswith("s") else parent
+        for idx in np.flatnonzero(values.isin(missing).to_numpy()):
+            errors.append(RowError(int(rows[idx]), column.name, values.iat[idx], f"unknown {noun}"))
+    return to_create
+
+
+# ----------------------------------------------------------------------------------- writing
+def _existing_rows(db: Database, spec: Table, keys: list[tuple]) -> dict[tuple, dict[str, Any]]:
+    pk = spec.pk_columns
+    db.execute("DROP TABLE IF EXISTS temp._import_keys")
+    db.execute(f"CREATE TEMP TABLE _import_keys ({', '.join(pk)})")
+    db.conn.executemany(f"INSERT INTO temp._import_keys VALUES ({', '.join('?' * len(pk))})", keys)
+    join = " AND ".join(f"t.{c} = k.{c}" for c in pk)
+    cursor = db.execute(f"SELECT t.* FROM {spec.name} t JOIN temp._import_keys k ON {join}")
+    names = [d[0] for d in cursor.description]
+    found = {}
+    for row in cursor.fetchall():
+        record = dict(zip(names, row))
+        found[tuple(record[c] for c in pk)] = record
+    db.execute("DROP TABLE temp._import_keys")
+    return found
+
+
+def _pack(obj: Any) -> bytes:
+    return gzip.compress(json.dumps(obj, default=str).encode("utf-8"))
+
+
+def _write_rejects(path: Path, header: list[str], raw_rows: dict[int, list[str]], errors: list[RowError]) -> Path:
+    from .safe_csv import write_safe_rows
+
+    by_row: dict[int, list[str]] = {}
+    for e in errors:
+        by_row.setdefault(e.row, []).append(f"{e.column}: {e.value!r} {e.reason}")
+    target = path.with_name(f"{path.stem}.rejects.csv")
+    rows = [["row", "reasons", *header]]
+    rows += [[str(r), "; ".join(reasons), *raw_rows.get(r, [])] for r, reasons in sorted(by_row.items())]
+    write_safe_rows(target, rows)
+    return target
+
+
+def _message(path: Path, errors: list[RowError]) -> str:
+    errors = sorted(errors, key=lambda e: e.row)
+    shown = "\n".join(f"  {e}" for e in errors[:SHOWN_ERRORS])
+    more = f"\n  … and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
+    rows = len({e.row for e in errors})
+    return (f"{path.name}: {rows} bad row(s); nothing was imported.\n{shown}{more}\n"
+            "Fix these rows, or import the good ones with --skip-bad-rows (bad rows go to a .rejects.csv file).")
+
+
+def import_file(
+    db: Database,
+    table: str,
+    path: str | os.PathLike[str],
+    mapping: dict[str, str] | None = None,
+    *,
+    encoding: str | None = None,
+    dayfirst: bool | None = None,
+    dry_run: bool = False,
+    skip_bad_rows: bool = False,
+    create_missing_customers: bool = False,
+) -> ImportResult:
+    """Import one CSV/.xlsx file into ``table``; see the module doc. Raises :class:`ImportRejected`."""
+    path = Path(path)
+    try:
+        spec = schema_table(table)
+    except ValueError as exc:
+        raise ImportRejected(str(exc)) from None
+    header, data = read_rows(path, encoding)
+    if not data:
+        raise ImportRejected(f"{path.name}: only a header row, no data")
+    result = ImportResult(table=spec.name, file=path, dry_run=dry_run)
+    found, result.ignored_columns = match_headers(spec, header, mapping)
+    required = {c.name for c in spec.columns if c.required}
+    if spec.name == "customers" and "email" in found.values():
+        required.discard("customer_id")
+    missing = sorted(required - set(found.values()))
+    if missing:
+        raise ImportRejected(
+            f"{path.name}: missing required column(s) {', '.join(missing)} for {spec.name}; the file has "
+            f"{', '.join(h for h in header if h.strip())}. Rename them or use --map 'Their Header=column'."
+        )
+    width = len(header)
+    rows = np.arange(2, len(data) + 2)
+    raw_rows = {int(r): d for r, d in zip(rows, data)}
+    errors: list[RowError] = []
+    for r, d in zip(rows, data):
+        if len(d) > width and any(c.strip() for c in d[width:]):
+            errors.append(RowError(int(r), "(row)", len(d), f"has {len(d)} fields, the header has {width}"))
+    raw = pd.DataFrame({col: [d[i] if i < len(d) else "" for d in data] for i, col in found.items()})
+    decided = _decide_dayfirst(path, spec, raw, dayfirst)
+    frame = pd.DataFrame({col: _clean_column(spec.column(col), raw[col], decided, errors, rows) for col in raw})
+    if spec.name == "customers":
+        frame["customer_id"] = _customer_ids(db, frame, rows, errors)
+    to_create = _check_references(db, spec, frame, rows, errors, create_missing_customers)
+    bad_rows = {e.row for e in errors}
+    if bad_rows and not skip_bad_rows:
+        raise ImportRejected(_message(path, errors))
+    good = ~np.isin(rows, list(bad_rows))
+    frame, good_rows = frame[good].reset_index(drop=True), rows[good]
+    result.errors, result.rejected = errors, len(bad_rows)
+    frame, good_rows, result.merged = _merge_duplicates(frame, list(spec.pk_columns), good_rows)
+    if to_create:
+        used = set(frame["customer_id"]) if "customer_id" in frame else set()
+        to_create = [c for c in to_create if c in used]
+        result.created_customers = len(to_create)
+    _upsert(db, spec, path, frame, result, to_create)
+    if result.errors and skip_bad_rows and not dry_run:
+        result.rejects_path = _write_rejects(path, header, raw_rows, result.errors)
+    return result
+
+
+def _upsert(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: ImportResult,
+            to_create: list[str]) -> None:
+    cols = list(frame.columns)
+    pk = list(spec.pk_columns)
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    keys = [tuple(r[c] for c in pk) for r in records]
+    try:
+        existing = _existing_rows(db, spec, keys)
+        inserts, updates, previous = [], [], []
+        for key, record in zip(keys, records):
+            old = existing.get(key)
+            if old is None:
+                inserts.append(record)
+            elif any(_differs(old[c], record[c]) for c in cols):
+                updates.append(record)
+                previous.append(old)
+        result.inserted, result.updated = len(inserts), len(updates)
+        result.unchanged = len(records) - len(inserts) - len(updates)
+        if result.dry_run:
+            return
+        with db.atomic():
+            if to_create:
+                db.conn.executemany("INSERT OR IGNORE INTO customers (customer_id) VALUES (?)", [(c,) for c in to_create])
+            non_key = [c for c in cols if c not in pk]
+            conflict = (f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in non_key)}" if non_key else "DO NOTHING")
+            sql = (f"INSERT INTO {spec.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+                   f"ON CONFLICT({', '.join(pk)}) {conflict}")
+            db.conn.executemany(sql, [tuple(r[c] for c in cols) for r in inserts + updates])
+            cursor = db.execute(
+                f"INSERT INTO {IMPORT_LOG} (file_name, sha256, table_name, inserted, updated, unchanged, rejected, "
+                "imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [path.name, hashlib.sha256(path.read_bytes()).hexdigest(), spec.name, result.inserted,
+                 result.updated, result.unchanged, result.rejected, dt.datetime.now().isoformat(timespec="seconds")],
+            )
+            result.batch_id = cursor.lastrowid
+            db.execute(
+                f"INSERT INTO {IMPORT_BATCHES} (batch_id, table_name, inserted_keys, previous_rows, written_rows) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [result.batch_id, spec.name,
+                 _pack({"keys": [[r[c] for c in pk] for r in inserts], "created_customers": to_create}),
+                 _pack(previous), _pack(updates)],
+            )
+    except sqlite3.DatabaseError as exc:
+        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(path, exc)}") from None
+
+
+def _differs(stored: Any, new: Any) -> bool:
+    if stored is None or new is None:
+        return stored is not new
+    if isinstance(stored, (int, float)) and isinstance(new, (int, float)):
+        return abs(float(stored) - float(new)) > 1e-9 * max(1.0, abs(float(new)))
+    return str(stored) != str(new)
+
+

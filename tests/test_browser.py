@@ -1,0 +1,86 @@
+"""The report pack as a person sees it: headless Chromium opens the pages from disk.
+
+Needs Debian's `chromium` (installed by .ci/run); skipped with the reason where it is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)"),
+]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--allow-file-access-from-files"]
+CRM = str(Path(sys.executable).with_name("crm"))
+
+# Runs in the page after load: what a person would check at a glance.
+PROBE = """
+(() => {
+  const imgs = [...document.images];
+  const kpis = document.querySelector('#kpis');
+  const r = kpis ? kpis.getBoundingClientRect() : null;
+  return JSON.stringify({
+    images: imgs.length,
+    broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length,
+    kpiRows: kpis ? kpis.querySelectorAll('tbody tr').length : 0,
+    kpiVisible: !!r && r.width > 0 && r.height > 0 && getComputedStyle(kpis).visibility !== 'hidden',
+  });
+})()
+"""
+
+
+def _dump_dom_with_probe(page: Path, user_dir: Path) -> str:
+    """Load ``page`` in Chromium, run PROBE, and return its JSON (written into the DOM title)."""
+    html = page.read_text(encoding="utf-8")
+    probe_page = page.with_name(f"_probe_{page.name}")
+    probe_page.write_text(html.replace("</body>", f"<script>window.addEventListener('load', () => "
+                                       f"{{ document.title = 'PROBE:' + {PROBE.strip()}; }});</script></body>"),
+                          encoding="utf-8")
+    proc = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={user_dir}", "--virtual-time-budget=5000",
+                           "--dump-dom", probe_page.as_uri()], capture_output=True, text=True, timeout=120)
+    probe_page.unlink()
+    start = proc.stdout.find("<title>PROBE:")
+    assert start >= 0, proc.stderr[-2000:]
+    import html as html_lib
+
+    return html_lib.unescape(proc.stdout[start + len("<title>PROBE:"):proc.stdout.find("</title>", start)])
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    db = root / "crm.db"
+    subprocess.run([CRM, "demo", "--db", str(db), "--customers", "200", "--months", "14", "--end", "2026-10"],
+                   check=True, capture_output=True)
+    subprocess.run([CRM, "report", "--db", str(db), "--month", "2026-10", "--out", str(root / "out"),
+                    "--only", "02,04,05,06"], capture_output=True)
+    return root / "out"
+
+
+def test_index_shows_the_kpi_table_and_a_screenshot_is_taken(pack, tmp_path):
+    import json
+
+    result = json.loads(_dump_dom_with_probe(pack / "index.html", tmp_path / "u1"))
+    assert result["kpiVisible"] and result["kpiRows"] >= 5, result
+    shot = tmp_path / "index.png"
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'u2'}", "--window-size=1100,900",
+                    f"--screenshot={shot}", (pack / "index.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_a_notebook_page_loads_its_images(pack, tmp_path):
+    import json
+
+    page = next(p for p in sorted(pack.glob("0*.html")))
+    result = json.loads(_dump_dom_with_probe(page, tmp_path / "u3"))
+    assert result["images"] >= 1 and result["broken"] == 0, result
