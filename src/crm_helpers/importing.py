@@ -44,6 +44,8 @@ MAX_XLSX_BYTES = 50 * 1024 * 1024
 MAX_XLSX_UNPACKED = 500 * 1024 * 1024
 MAX_XLSX_RATIO = 100
 SHOWN_ERRORS = 10
+LEGACY_ENCODINGS = ("gb18030", "big5", "cp1252", "cp1250", "shift_jis")
+"""Encodings tried when a file is not UTF-8/UTF-16; others must be given with ``--encoding``."""
 
 _HEADER_ALIASES: dict[str, str] = {
     # English exports
@@ -142,7 +144,9 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(raw[:200_000]).best()
+    # Only the encodings an owner's tools write: Chinese Excel (GBK/GB18030, Big5), Western and
+    # Central European Windows, Japanese. Left open, short Chinese files are taken for Korean.
+    best = from_bytes(raw[:200_000], cp_isolation=list(LEGACY_ENCODINGS)).best()
     name = (best.encoding if best else "gb18030").lower()
     if name in ("gbk", "gb2312", "hz", "big5") or name.startswith("gb"):
         name = "gb18030"  # superset of GBK/GB2312, the default of Chinese Excel

@@ -1,0 +1,64 @@
+"""Data entry from a notebook: the same rules as the importer, plain errors, one transaction each."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_helpers import entry
+from crm_helpers.store import memory_db
+from crm_helpers.validation import ValidationError
+
+
+@pytest.fixture
+def db():
+    db = memory_db()
+    db.table("products").insert({"product_id": "P1", "name": "Tea", "unit_price": 9.5})
+    return db
+
+
+def test_add_customer_normalizes_email_and_updates_on_a_known_email(db):
+    cid = entry.add_customer(db, name="Ada", email="  ADA@Example.COM ", first_seen="2026-01-01")
+    assert db.table("customers").get(cid)["email"] == "ada@example.com"
+    same = entry.add_customer(db, email="ada@example.com", phone="+44 20 1234")
+    assert same == cid and db.table("customers").count == 1
+    assert db.table("customers").get(cid)["phone"] == "+44 20 1234"
+
+
+def test_record_order_prices_lines_from_the_product_list(db):
+    cid = entry.add_customer(db, "C1", name="Bo")
+    oid = entry.record_order(db, cid, [("P1", 2, None)], order_date="2026-03-01")
+    assert db.table("orders").get(oid)["amount"] == pytest.approx(19.0)
+    assert db.table("order_items").count == 1
+
+
+@pytest.mark.parametrize("call, field, reason", [
+    (lambda db: entry.log_interaction(db, "C404", "call"), "customer_id", "unknown customer"),
+    (lambda db: entry.add_feedback(db, "C1", nps=11), "nps", "out of range"),
+    (lambda db: entry.add_feedback(db, "C1", csat=0), "csat", "out of range"),
+    (lambda db: entry.log_interaction(db, "C1", "pigeon"), "channel", "not one of"),
+    (lambda db: entry.record_order(db, "C1", [("P404", 1, None)]), "product_id", "no such product"),
+])
+def test_bad_entries_raise_a_plain_error_and_write_nothing(db, call, field, reason):
+    entry.add_customer(db, "C1", name="Bo")
+    before = {t: db.table(t).count for t in ("interactions", "feedback", "orders", "order_items")}
+    with pytest.raises(ValidationError, match=reason) as info:
+        call(db)
+    assert field in str(info.value)
+    assert {t: db.table(t).count for t in before} == before
+
+
+def test_close_dates_before_open_dates_are_refused(db):
+    entry.add_customer(db, "C1", name="Bo")
+    ticket = entry.open_ticket(db, "C1", category="complaint", opened_at="2026-03-10 09:00:00")
+    with pytest.raises(ValidationError, match="before the ticket was opened"):
+        entry.close_ticket(db, ticket, closed_at="2026-03-09 09:00:00")
+    assert db.table("tickets").get(ticket)["status"] == "open"
+    entry.close_ticket(db, ticket, closed_at="2026-03-11 09:00:00", csat=4)
+    assert db.table("tickets").get(ticket)["status"] == "closed"
+
+    opp = entry.add_opportunity(db, "C1", amount=2000, opened_at="2026-03-01")
+    with pytest.raises(ValidationError, match="before"):
+        entry.move_opportunity(db, opp, "won", closed_at="2026-02-01")
+    entry.move_opportunity(db, opp, "won", closed_at="2026-03-20")
+    row = db.table("opportunities").get(opp)
+    assert (row["stage"], row["probability"], row["closed_at"]) == ("won", 1.0, "2026-03-20")
