@@ -58,6 +58,15 @@ def status(db_path: Path | None) -> None:
     first, last = db.execute("SELECT min(order_date), max(order_date) FROM orders").fetchone()
     if first:
         click.echo(f"orders from {first} to {last}")
+    from .undo import list_batches
+
+    batches = list_batches(db, limit=10)
+    if len(batches):
+        click.echo("recent imports (undo one with `crm undo-import BATCH`):")
+    for b in batches.itertuples(index=False):
+        state = f"undone {b.undone_at}" if b.undone_at else ""
+        click.echo(f"  batch {b.batch_id:>4}  {b.imported_at}  {b.table:14} {b.file}: {b.inserted} inserted, "
+                   f"{b.updated} updated  {state}".rstrip())
 
 
 @main.command()
@@ -120,6 +129,25 @@ def import_(db_path: Path | None, table: str, file: Path, maps: tuple[str, ...],
         raise click.ClickException(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise click.ClickException(explain_error(_db_path(db_path), exc)) from None
+    click.echo(result.summary())
+
+
+@main.command(name="undo-import")
+@db_option
+@click.argument("batch", type=int)
+def undo_import_cmd(db_path: Path | None, batch: int) -> None:
+    """Take back import BATCH: remove the rows it inserted, restore the rows it updated.
+
+    Refused, with the reason, when later changes depend on it (a later import or an edit changed
+    those rows, or other rows refer to rows it inserted). `crm status` lists the recent batches.
+    """
+    from .undo import UndoError, undo_import
+
+    db = _open(db_path)
+    try:
+        result = undo_import(db, batch)
+    except UndoError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(result.summary())
 
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gzip
 import hashlib
 import io
-import json
 import os
 import re
 import sqlite3
@@ -37,7 +35,8 @@ from sqlite_utils import Database
 
 from .schema import IMPORT_BATCHES, IMPORT_LOG, Column, Table
 from .schema import table as schema_table
-from .store import explain_error
+from .store import explain_error, store_path, write_transaction
+from .undo import differs, pack
 from .validation import clean_value, date_parts
 
 MAX_XLSX_BYTES = 50 * 1024 * 1024
@@ -402,8 +401,9 @@ def _existing_rows(db: Database, spec: Table, keys: list[tuple]) -> dict[tuple, 
     return found
 
 
-def _pack(obj: Any) -> bytes:
-    return gzip.compress(json.dumps(obj, default=str).encode("utf-8"))
+def rejects_path(path: Path) -> Path:
+    """Where the bad rows of ``path`` go with ``skip_bad_rows``: ``<stem>.rejects.csv`` beside it."""
+    return path.with_name(f"{path.stem}.rejects.csv")
 
 
 def _write_rejects(path: Path, header: list[str], raw_rows: dict[int, list[str]], errors: list[RowError]) -> Path:
@@ -412,7 +412,7 @@ def _write_rejects(path: Path, header: list[str], raw_rows: dict[int, list[str]]
     by_row: dict[int, list[str]] = {}
     for e in errors:
         by_row.setdefault(e.row, []).append(f"{e.column}: {e.value!r} {e.reason}")
-    target = path.with_name(f"{path.stem}.rejects.csv")
+    target = rejects_path(path)
     rows = [["row", "reasons", *header]]
     rows += [[str(r), "; ".join(reasons), *raw_rows.get(r, [])] for r, reasons in sorted(by_row.items())]
     write_safe_rows(target, rows)
@@ -484,33 +484,37 @@ def import_file(
         used = set(frame["customer_id"]) if "customer_id" in frame else set()
         to_create = [c for c in to_create if c in used]
         result.created_customers = len(to_create)
-    _upsert(db, spec, path, frame, result, to_create)
+    _upsert(db, spec, path, frame, result, to_create, rejects_path(path) if result.errors else None)
     if result.errors and skip_bad_rows and not dry_run:
         result.rejects_path = _write_rejects(path, header, raw_rows, result.errors)
     return result
 
 
 def _upsert(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: ImportResult,
-            to_create: list[str]) -> None:
+            to_create: list[str], rejects: Path | None) -> None:
+    """Write the batch in one transaction that holds the write lock from the first read of the rows
+    it compares with, so nobody commits in between; the import log keeps what it changed (and
+    where its rejects file is) for undo and erasure."""
     cols = list(frame.columns)
     pk = list(spec.pk_columns)
     records = frame.astype(object).where(frame.notna(), None).to_dict("records")
     keys = [tuple(r[c] for c in pk) for r in records]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
-        existing = _existing_rows(db, spec, keys)
-        inserts, updates, previous = [], [], []
-        for key, record in zip(keys, records):
-            old = existing.get(key)
-            if old is None:
-                inserts.append(record)
-            elif any(_differs(old[c], record[c]) for c in cols):
-                updates.append(record)
-                previous.append(old)
-        result.inserted, result.updated = len(inserts), len(updates)
-        result.unchanged = len(records) - len(inserts) - len(updates)
-        if result.dry_run:
-            return
-        with db.atomic():
+        with db.atomic() if result.dry_run else write_transaction(db):
+            existing = _existing_rows(db, spec, keys)
+            inserts, updates, previous = [], [], []
+            for key, record in zip(keys, records):
+                old = existing.get(key)
+                if old is None:
+                    inserts.append(record)
+                elif any(differs(old[c], record[c]) for c in cols):
+                    updates.append(record)
+                    previous.append(old)
+            result.inserted, result.updated = len(inserts), len(updates)
+            result.unchanged = len(records) - len(inserts) - len(updates)
+            if result.dry_run:
+                return
             if to_create:
                 db.conn.executemany("INSERT OR IGNORE INTO customers (customer_id) VALUES (?)", [(c,) for c in to_create])
             non_key = [c for c in cols if c not in pk]
@@ -521,26 +525,17 @@ def _upsert(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: 
             cursor = db.execute(
                 f"INSERT INTO {IMPORT_LOG} (file_name, sha256, table_name, inserted, updated, unchanged, rejected, "
                 "imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [path.name, hashlib.sha256(path.read_bytes()).hexdigest(), spec.name, result.inserted,
-                 result.updated, result.unchanged, result.rejected, dt.datetime.now().isoformat(timespec="seconds")],
+                [path.name, digest, spec.name, result.inserted, result.updated, result.unchanged, result.rejected,
+                 dt.datetime.now().isoformat(timespec="seconds")],
             )
             result.batch_id = cursor.lastrowid
             db.execute(
                 f"INSERT INTO {IMPORT_BATCHES} (batch_id, table_name, inserted_keys, previous_rows, written_rows) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [result.batch_id, spec.name,
-                 _pack({"keys": [[r[c] for c in pk] for r in inserts], "created_customers": to_create}),
-                 _pack(previous), _pack(updates)],
+                 pack({"keys": [[r[c] for c in pk] for r in inserts], "created_customers": to_create,
+                       "rejects_file": str(rejects.resolve()) if rejects else None}),
+                 pack(previous), pack(inserts + updates)],
             )
     except sqlite3.DatabaseError as exc:
-        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(path, exc)}") from None
-
-
-def _differs(stored: Any, new: Any) -> bool:
-    if stored is None or new is None:
-        return stored is not new
-    if isinstance(stored, (int, float)) and isinstance(new, (int, float)):
-        return abs(float(stored) - float(new)) > 1e-9 * max(1.0, abs(float(new)))
-    return str(stored) != str(new)
-
-
+        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None

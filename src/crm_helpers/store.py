@@ -128,13 +128,43 @@ def open_db(path: str | os.PathLike[str] | None = None, *, migrate: bool = True)
             db = sqlite_utils.Database(conn)
             if migrate:
                 migrate_db(db)
-        if db_path.exists():
-            os.chmod(db_path, 0o600)
+        _tighten_permissions(db_path)
     except sqlite3.DatabaseError as exc:
         raise StoreError(_explain(db_path, exc)) from exc
     except OSError as exc:
         raise StoreError(f"{db_path}: cannot open the store: {exc.strerror or exc}") from exc
     return db
+
+
+def _tighten_permissions(path: Path) -> None:
+    """Take group and other permissions off the store; never add any (a read-only store stays so)."""
+    if not path.exists():
+        return
+    info = path.stat()
+    mode = info.st_mode & 0o777
+    if mode & 0o077 and info.st_uid == os.geteuid():
+        os.chmod(path, mode & 0o700)
+
+
+@contextmanager
+def write_transaction(db: Database) -> Iterator[Database]:
+    """One short write transaction that takes the write lock first (``BEGIN IMMEDIATE``).
+
+    What is read inside it is what the writes apply to: no other process can commit in between
+    (it waits up to the busy timeout for the lock instead). Committed at the end, rolled back on
+    any exception; inside an already open transaction it is a savepoint of that transaction.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.execute("COMMIT")
 
 
 def memory_db() -> Database:
@@ -172,6 +202,12 @@ def _explain(path: Path, exc: sqlite3.DatabaseError) -> str:
 def explain_error(path: str | os.PathLike[str], exc: sqlite3.DatabaseError) -> str:
     """A one-line, plain explanation of an SQLite error on the store at ``path``."""
     return _explain(Path(path), exc)
+
+
+def store_path(db: Database) -> str:
+    """The file behind ``db`` (``":memory:"`` for an in-memory store), for messages."""
+    row = db.execute("PRAGMA database_list").fetchone()
+    return row[2] or ":memory:"
 
 
 def table_counts(db: Database) -> dict[str, int]:
