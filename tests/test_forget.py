@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from crm_helpers.demo import generate_demo, write_demo
 from crm_helpers.forget import ForgetError, forget
+from crm_helpers.importing import import_file
+from crm_helpers.undo import unpack
 from crm_helpers.schema import personal_columns
 from crm_helpers.store import open_db
 
@@ -72,3 +77,43 @@ def test_unknown_person_is_a_clear_error_and_changes_nothing(small_store):
     with pytest.raises(ForgetError, match="no customer"):
         forget(small_store, "nobody@example.com")
     assert _dump_text(small_store) == before
+
+
+def test_import_bookkeeping_and_rejects_files_outside_the_inbox_are_erased(small_store, tmp_path):
+    """An import kept the person's previous and written rows (for undo) and wrote a rejects file
+    beside its input, outside the inbox: both must lose the person too."""
+    db = small_store
+    cid, email, phone = db.execute("SELECT customer_id, email, phone FROM customers WHERE customer_id = 'C00002'").fetchone()
+    other = db.execute("SELECT email FROM customers WHERE customer_id = 'C00003'").fetchone()[0]
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    export = downloads / "customers_update.csv"
+    export.write_text("customer_id,name,email,phone,consent_marketing\n"
+                      f"{cid},Renamed Person,{email},+41 79 555 01 02,yes\n"
+                      f"{cid},Renamed Person,{email.upper()},+41 79 555 01 02,maybe\n"
+                      f"C00003,Someone Else,{other},,yes\n"
+                      "C00004,Third Person,,,perhaps\n", encoding="utf-8")
+    result = import_file(db, "customers", export, skip_bad_rows=True)
+    assert result.updated == 2 and result.rejected == 2
+
+    report = forget(db, cid)
+
+    blobs = db.execute("SELECT inserted_keys, previous_rows, written_rows FROM import_batches").fetchall()
+    text = "\n".join(unpack(b).__repr__() for row in blobs for b in row)
+    for value in (cid, email, phone, "Renamed Person", "+41 79 555 01 02"):
+        assert value not in text, value
+    assert report.pseudonym in text and other in text  # the batch still holds the other rows, for undo
+    rejects = result.rejects_path.read_text(encoding="utf-8-sig")
+    assert cid not in rejects and email.lower() not in rejects.lower() and "C00004" in rejects
+    assert str(result.rejects_path.resolve()) in report.reject_files_cleaned
+    assert stat.S_IMODE(os.stat(result.rejects_path).st_mode) == 0o600
+
+
+def test_a_short_id_does_not_erase_rows_of_longer_ids_in_rejects_files(small_store, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    small_store.table("customers").insert({"customer_id": "C1", "name": "Zed Short"})
+    (inbox / "orders.rejects.csv").write_text("row,reasons,customer_id\n2,x,C1\n3,x,C10\n4,x,c1\n", encoding="utf-8")
+    forget(small_store, "C1", inbox=inbox)
+    assert (inbox / "orders.rejects.csv").read_text(encoding="utf-8-sig").splitlines() == ["row,reasons,customer_id",
+                                                                                          "3,x,C10"]

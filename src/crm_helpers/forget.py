@@ -4,8 +4,10 @@
 random pseudonym (so amounts stay and revenue history still adds up, but nothing links the
 rows to the person any more); every personal column of the schema is cleared in every table
 (names, e-mail, phone, notes, interaction subjects, feedback comments); segment snapshots
-follow the pseudonym; rows in import-reject files that mention the person are removed. The
-erasure is logged with the pseudonym, the time and the counts, never with the erased data.
+follow the pseudonym; the import bookkeeping kept for undo (previous and written rows of every
+batch) is rewritten the same way; rows that mention the person are removed from the import-reject
+files (those in the inbox and every one an import recorded). The erasure is logged with the
+pseudonym, the time and the counts, never with the erased data.
 """
 
 from __future__ import annotations
@@ -14,15 +16,21 @@ import csv
 import datetime as dt
 import io
 import os
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from .schema import SEGMENT_SNAPSHOTS, TABLES, personal_columns
+from .safe_csv import write_safe_rows
+from .schema import IMPORT_BATCHES, SEGMENT_SNAPSHOTS, TABLES, personal_columns
+from .undo import pack, unpack
 
 ERASURE_LOG = "erasure_log"
+_ALSO_CLEARED = ("company", "city", "tags")
+"""Customer columns that are not personal data in general but can point at one person; cleared too."""
 
 
 class ForgetError(ValueError):
@@ -61,12 +69,8 @@ def forget(db: Database, who: str, *, inbox: Path | None = None) -> ErasureRepor
     personal = personal_columns()
     with db.atomic():
         db.execute("PRAGMA defer_foreign_keys = ON")
-        cleared = ", ".join(f"{c} = NULL" for c in personal["customers"])
-        db.execute(
-            f"UPDATE customers SET customer_id = ?, {cleared}, company = NULL, city = NULL, tags = NULL "
-            "WHERE customer_id = ?",
-            [pseudonym, customer_id],
-        )
+        cleared = ", ".join(f"{c} = NULL" for c in _cleared_columns("customers"))
+        db.execute(f"UPDATE customers SET customer_id = ?, {cleared} WHERE customer_id = ?", [pseudonym, customer_id])
         report.rows_changed["customers"] = 1
         for table in _referencing_tables() + [SEGMENT_SNAPSHOTS]:
             sets = ["customer_id = ?"] + [f"{c} = NULL" for c in personal.get(table, [])]
@@ -75,6 +79,9 @@ def forget(db: Database, who: str, *, inbox: Path | None = None) -> ErasureRepor
                 report.rows_changed[table] = cursor.rowcount
         if "demo_truth" in db.table_names():
             db.execute("UPDATE demo_truth SET customer_id = ? WHERE customer_id = ?", [pseudonym, customer_id])
+        batches, recorded_rejects = _scrub_import_batches(db, customer_id, email, pseudonym)
+        if batches:
+            report.rows_changed[IMPORT_BATCHES] = batches
         db.table(ERASURE_LOG).insert(
             {
                 "erased_at": dt.datetime.now().isoformat(timespec="seconds"),
@@ -83,35 +90,91 @@ def forget(db: Database, who: str, *, inbox: Path | None = None) -> ErasureRepor
             },
             pk="id",
         )
-    needles = [v for v in (customer_id, email, name, phone) if v]
+    needles = _mentions_of(v for v in (customer_id, email, name, phone) if v)
+    rejects = set(recorded_rejects)
     if inbox is not None and inbox.exists():
-        for path in sorted(inbox.rglob("*.rejects.csv")):
-            if _remove_rows_mentioning(path, needles):
-                report.reject_files_cleaned.append(path.name)
+        rejects |= {p.resolve() for p in inbox.rglob("*.rejects.csv")}
+    for path in sorted(p for p in rejects if p.is_file()):
+        if _remove_rows_mentioning(path, needles):
+            report.reject_files_cleaned.append(str(path))
+    if inbox is not None and inbox.exists():
         for path in sorted(inbox.iterdir()):
             if path.is_file() and not path.name.endswith(".rejects.csv") and _mentions(path, needles):
                 report.inbox_files_mentioning.append(path.name)
     return report
 
 
-def _mentions(path: Path, needles: list[str]) -> bool:
+def _cleared_columns(table: str) -> list[str]:
+    return personal_columns()[table] + (list(_ALSO_CLEARED) if table == "customers" else [])
+
+
+def _scrub_import_batches(db: Database, customer_id: str, email: str | None, pseudonym: str) -> tuple[int, list[Path]]:
+    """Rewrite the undo bookkeeping of every batch that holds the person: their id becomes the
+    pseudonym and their personal columns are cleared, as in the tables. Returns the number of
+    batches rewritten and the rejects files the batches recorded."""
+    changed, rejects = 0, []
+    rows = db.execute(f"SELECT batch_id, table_name, inserted_keys, previous_rows, written_rows FROM {IMPORT_BATCHES}")
+    for batch_id, table, inserted_blob, previous_blob, written_blob in rows.fetchall():
+        inserted = unpack(inserted_blob) or {}
+        if inserted.get("rejects_file"):
+            rejects.append(Path(inserted["rejects_file"]))
+        if table not in TABLES or "customer_id" not in TABLES[table].column_names:
+            continue
+        position = TABLES[table].pk_columns.index("customer_id") if "customer_id" in TABLES[table].pk_columns else None
+        keys = [[pseudonym if i == position and v == customer_id else v for i, v in enumerate(k)]
+                for k in inserted.get("keys", [])]
+        created = [pseudonym if c == customer_id else c for c in inserted.get("created_customers", [])]
+        previous = unpack(previous_blob) or []
+        written = unpack(written_blob) or []
+        hits = _scrub_records(previous + written, table, customer_id, email, pseudonym)
+        if hits or keys != inserted.get("keys", []) or created != inserted.get("created_customers", []):
+            db.execute(
+                f"UPDATE {IMPORT_BATCHES} SET inserted_keys = ?, previous_rows = ?, written_rows = ? WHERE batch_id = ?",
+                [pack({**inserted, "keys": keys, "created_customers": created}), pack(previous), pack(written),
+                 batch_id],
+            )
+            changed += 1
+    return changed, rejects
+
+
+def _scrub_records(records: Iterable[dict], table: str, customer_id: str, email: str | None, pseudonym: str) -> int:
+    """Pseudonymize, in place, the records of the person (by id, or by e-mail for customers)."""
+    hits = 0
+    for record in records:
+        if record.get("customer_id") == customer_id:
+            record["customer_id"] = pseudonym
+        elif not (table == "customers" and email is not None and record.get("email") == email):
+            continue
+        for column in _cleared_columns(table):
+            if column in record:
+                record[column] = None
+        hits += 1
+    return hits
+
+
+def _mentions_of(values: Iterable[str]) -> re.Pattern[str]:
+    """Any of ``values`` as a whole word, in any case (``ADA@Example.com`` as written in a file; not
+    ``C12`` inside ``C123``)."""
+    alternatives = "|".join(re.escape(v.strip()) for v in sorted(values, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+def _mentions(path: Path, needles: re.Pattern[str]) -> bool:
     try:
-        data = path.read_bytes()
+        data = path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return False
-    return any(n.encode("utf-8") in data for n in needles)
+    return needles.search(data) is not None
 
 
-def _remove_rows_mentioning(path: Path, needles: list[str]) -> bool:
+def _remove_rows_mentioning(path: Path, needles: re.Pattern[str]) -> bool:
+    """Drop the rows of a rejects file that mention the person; the file stays owner-only."""
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     rows = list(csv.reader(io.StringIO(text)))
-    kept = [r for r in rows if not any(n in cell for cell in r for n in needles)]
+    kept = [r for r in rows if not any(needles.search(cell) for cell in r)]
     if len(kept) == len(rows):
         return False
-    out = io.StringIO()
-    csv.writer(out).writerows(kept)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(out.getvalue(), encoding="utf-8")
-    os.chmod(tmp, 0o600)
+    tmp = path.with_name(path.name + ".tmp")
+    write_safe_rows(tmp, kept)
     os.replace(tmp, path)
     return True
