@@ -233,7 +233,9 @@ _COUNT_COLUMNS = [
 ]
 
 
-def _aggregate(db: Database, start: dt.date | str, end: dt.date | str, weights: ItemWeights, by_month: bool) -> pd.DataFrame:
+def _aggregate(
+    db: Database, start: dt.date | str, end: dt.date | str, weights: ItemWeights, by_month: bool
+) -> pd.DataFrame:
     w = weights.as_dict()
     sql = _AGGREGATE_SQL.format(group="substr(submitted_at, 1, 7)" if by_month else "'all'")
     params = {"wq": w["quality"], "wd": w["delivery"], "wp": w["price"], "ws": w["service"],
@@ -450,30 +452,37 @@ _SCORECARD = [
 
 def scorecard(current: pd.Series, previous: pd.Series) -> pd.DataFrame:
     """The standard measures of two periods side by side, each with its definition (text table)."""
-    rows = []
-    for key, name, definition, kind in _SCORECARD:
-        rows.append({"measure": name, "definition": definition, "this period": _fmt(current[key], kind),
-                     "previous period": _fmt(previous[key], kind), "change": _change(current[key], previous[key], kind)})
-    low, high = current["nps_ci_low"], current["nps_ci_high"]
-    rows.insert(4, {"measure": "NPS 95% interval", "definition": "percentile bootstrap of this period's answers",
-                    "this period": f"{_fmt(low, 'nps')} to {_fmt(high, 'nps')}" if np.isfinite(low) else "–",
-                    "previous period": (f"{_fmt(previous['nps_ci_low'], 'nps')} to {_fmt(previous['nps_ci_high'], 'nps')}"
-                                        if np.isfinite(previous["nps_ci_low"]) else "–"), "change": ""})
+    rows = [
+        {"measure": name, "definition": definition, "this period": _fmt(current[key], kind),
+         "previous period": _fmt(previous[key], kind), "change": _change(current[key], previous[key], kind)}
+        for key, name, definition, kind in _SCORECARD
+    ]
+    rows.insert(4, {"measure": "NPS 95% interval", "definition": "percentile bootstrap of the period's answers",
+                    "this period": _interval(current), "previous period": _interval(previous), "change": ""})
     return pd.DataFrame(rows)
+
+
+def _interval(row: pd.Series) -> str:
+    low, high = row["nps_ci_low"], row["nps_ci_high"]
+    return f"{_fmt(low, 'nps')} to {_fmt(high, 'nps')}" if np.isfinite(low) else "–"
 
 
 def seed_formulas(current: pd.Series, previous: pd.Series, weights: ItemWeights) -> pd.DataFrame:
     """The seeds' formulas for two periods, each labeled with its formula and what it means."""
     rows = [
-        ("seeds_s", "Seeds' weighted satisfaction S", f"(1/n) Σ wᵢsᵢ, n = items answered; weights {weights.label}. "
+        ("seeds_s", "Seeds' weighted satisfaction S",
+         f"(1/n) Σ wᵢsᵢ, n = items answered; weights {weights.label}. "
          "Naive: with weights summing to 1 it is not on the 1–5 scale", "score"),
-        ("weighted_index", "Weighted satisfaction index (sound)", "Σ wᵢsᵢ / Σ wᵢ: the normalized weighted mean, 1–5",
-         "score"),
-        ("seeds_satisfaction", "Seeds' satisfaction", "positive feedback / all feedback (positive: overall 4–5, "
-         "or NPS 9–10 when no overall score), 0–1", "share"),
-        ("loyalty", "Seeds' loyalty", "repeat purchases / all purchases (paid orders in the period; repeat = the "
-         "customer bought before), 0–1", "share"),
-        ("functional", "Functional satisfaction", "share of quality and delivery answers scoring 4–5, 0–1", "share"),
+        ("weighted_index", "Weighted satisfaction index (sound)",
+         "Σ wᵢsᵢ / Σ wᵢ: the normalized weighted mean, 1–5", "score"),
+        ("seeds_satisfaction", "Seeds' satisfaction",
+         "positive feedback / all feedback (positive: overall 4–5, or NPS 9–10 when no overall score), 0–1",
+         "share"),
+        ("loyalty", "Seeds' loyalty",
+         "repeat purchases / all purchases (paid orders in the period; repeat = the customer bought before), 0–1",
+         "share"),
+        ("functional", "Functional satisfaction",
+         "share of quality and delivery answers scoring 4–5, 0–1", "share"),
         ("service", "Service satisfaction", "share of service answers scoring 4–5, 0–1", "share"),
         ("emotional", "Emotional satisfaction", "share of promoters (NPS 9–10), 0–1", "share"),
         ("experience_score", "Seeds' experience score", "functional + service + emotional, 0–3", "share"),
@@ -489,15 +498,16 @@ def seed_formulas(current: pd.Series, previous: pd.Series, weights: ItemWeights)
 def month_summary(current: pd.Series, previous: pd.Series) -> str:
     """A Markdown paragraph: how many answered, CSAT and NPS, or a plain "no responses" note."""
     if current["responses"] == 0:
-        before = (f" The previous period had {previous['responses']:.0f} answers." if previous["responses"] else "")
-        return (f"**No responses this month** ({current['label']}): nobody answered the survey, so CSAT, NPS and "
-                f"the indexes for the period are blank.{before} The trend, the drivers and the comment themes "
-                "below use the months before.")
-    text = (f"**{current['responses']:.0f} responses** in {current['label']}: CSAT {_fmt(current['csat_pct'], 'pct')} "
-            f"({current['csat_positive']:.0f} of {current['csat_answers']:.0f} answered 4–5), mean overall score "
-            f"{_fmt(current['csat_mean'], 'score')}, NPS {_fmt(current['nps'], 'nps')}")
+        before = f" The previous month had {previous['responses']:.0f} answers." if previous["responses"] else ""
+        return (f"**No responses this month** ({current['label']}): nobody answered the survey, so CSAT, NPS "
+                f"and the indexes for the period are blank.{before} The trend, the drivers and the comment "
+                "themes below use the months before, where there are any.")
+    text = (f"**{current['responses']:.0f} responses** in {current['label']}: "
+            f"CSAT {_fmt(current['csat_pct'], 'pct')} ({current['csat_positive']:.0f} of "
+            f"{current['csat_answers']:.0f} answered 4–5), mean overall score {_fmt(current['csat_mean'], 'score')}, "
+            f"NPS {_fmt(current['nps'], 'nps')}")
     if np.isfinite(current["nps_ci_low"]):
-        text += f" (95% interval {_fmt(current['nps_ci_low'], 'nps')} to {_fmt(current['nps_ci_high'], 'nps')})"
+        text += f" (95% interval {_interval(current)})"
     text += "."
     if current["small_sample"]:
         text += " **Small sample:** with this few answers a single answer moves the figures a lot."
@@ -507,19 +517,16 @@ def month_summary(current: pd.Series, previous: pd.Series) -> str:
 def headline_figures(current: pd.Series, previous: pd.Series) -> list[dict[str, Any]]:
     """Keyword arguments for :func:`crm_helpers.headlines.record`: nps, csat, satisfaction_index (+ _prev)."""
     figures = []
-    for row, suffix, when in ((current, "", "this month"), (previous, "_prev", "previous month")):
-        n = int(row["responses"])
-        ci = (f", 95% CI {row['nps_ci_low']:+.0f} to {row['nps_ci_high']:+.0f}"
-              if np.isfinite(row["nps_ci_low"]) else "")
-        small = "; small sample" if row["small_sample"] and n else ""
+    for row, suffix, when in ((current, "", ""), (previous, "_prev", " (previous month)")):
+        ci = f", 95% CI {_interval(row)}" if np.isfinite(row["nps_ci_low"]) else ""
+        small = "; small sample" if row["small_sample"] and row["responses"] else ""
         figures += [
-            {"key": "nps" + suffix, "value": _rounded(row["nps"], 1), "label": f"NPS ({when})", "unit": "",
+            {"key": "nps" + suffix, "value": _rounded(row["nps"], 1), "label": "NPS" + when, "unit": "",
              "note": f"{int(row['nps_answers'])} responses{ci}{small}"},
-            {"key": "csat" + suffix, "value": _rounded(row["csat_pct"], 1), "label": f"CSAT, share 4–5 ({when})",
-             "unit": "%", "note": f"{int(row['csat_answers'])} responses{small}"},
-            {"key": "satisfaction_index" + suffix, "value": _rounded(row["weighted_index"], 2),
-             "label": f"Weighted satisfaction index, 1–5 ({when})", "unit": "",
-             "note": f"{int(row['index_answers'])} responses"},
+            {"key": "csat" + suffix, "value": _rounded(row["csat_pct"], 1), "unit": "%",
+             "label": "CSAT, share answering 4–5" + when, "note": f"{int(row['csat_answers'])} responses{small}"},
+            {"key": "satisfaction_index" + suffix, "value": _rounded(row["weighted_index"], 2), "unit": "",
+             "label": "Satisfaction index, weighted, 1–5" + when, "note": f"{int(row['index_answers'])} responses"},
         ]
     return figures
 
@@ -569,13 +576,13 @@ class KeyDriverAnalysis:
         self.max_rf_rows = max_rf_rows
         self.random_state = random_state
 
-    def fit(self, answers: pd.DataFrame) -> "KeyDriverAnalysis":
+    def fit(self, answer_frame: pd.DataFrame) -> "KeyDriverAnalysis":
         import statsmodels.formula.api as smf
         from sklearn.ensemble import RandomForestRegressor
 
         if self.target not in ("csat", "nps"):
             raise SatisfactionError(f"target must be 'csat' or 'nps', not {self.target!r}")
-        data = answers.dropna(subset=[self.target, *ITEMS])[[self.target, *ITEMS]].astype(float)
+        data = answer_frame.dropna(subset=[self.target, *ITEMS])[[self.target, *ITEMS]].astype(float)
         if len(data) < self.min_answers:
             raise NotEnoughResponses(
                 f"only {len(data)} complete answers (overall score and all four items); the driver analysis "
@@ -610,23 +617,23 @@ class KeyDriverAnalysis:
     def sentence(self) -> str:
         """One Markdown sentence naming the top driver, with its effect and the model's fit."""
         top = self.table_.iloc[0]
-        scale = "1–5" if self.target == "csat" else "0–10"
+        outcome = "overall score (1–5)" if self.target == "csat" else "likelihood to recommend (0–10)"
         agree = ("the random forest ranks it first too" if self.rf_top_driver_ == self.top_driver_
                  else f"the random forest ranks **{self.rf_top_driver_}** first instead")
         return (f"**{self.top_driver_.capitalize()} is the top driver** of overall satisfaction: one point more "
-                f"on the {self.top_driver_} score goes with {top['coefficient']:.2f} more on the {scale} "
-                f"{self.target.upper()} answer (95% CI {top['ci_low']:.2f} to {top['ci_high']:.2f}), the other "
+                f"on the {self.top_driver_} score goes with {top['coefficient']:.2f} more on the {outcome} "
+                f"(95% CI {top['ci_low']:.2f} to {top['ci_high']:.2f}), the other "
                 f"items held equal; {agree}. The four items explain {self.r_squared_:.0%} of the variation "
                 f"(OLS R², {self.n_answers_} complete answers; forest out-of-bag R² {self.rf_oob_r_squared_:.0%}).")
 
 
-def driver_report(answers: pd.DataFrame, *, target: str = "csat", random_state: int = 0) -> Finding:
+def driver_report(answer_frame: pd.DataFrame, *, target: str = "csat", random_state: int = 0) -> Finding:
     """:class:`KeyDriverAnalysis` as a notebook section: the sentence and the per-item table.
 
     Too few answers give a plain note and an empty table instead of an error.
     """
     try:
-        model = KeyDriverAnalysis(target=target, random_state=random_state).fit(answers)
+        model = KeyDriverAnalysis(target=target, random_state=random_state).fit(answer_frame)
     except NotEnoughResponses as exc:
         return Finding(f"**Not enough answers for a driver analysis:** {exc}.",
                        pd.DataFrame(columns=["item", "coefficient", "ci_low", "ci_high", "p_value",
@@ -671,7 +678,9 @@ def comments(db: Database, start: dt.date | str, end: dt.date | str) -> pd.DataF
     return query_df(db, sql, [_iso(start), _next_day(end)])
 
 
-def comment_themes(comment_frame: pd.DataFrame, *, top: int = 8, min_df: int = 2, min_comments: int = 3) -> pd.DataFrame:
+def comment_themes(
+    comment_frame: pd.DataFrame, *, top: int = 8, min_df: int = 2, min_comments: int = 3
+) -> pd.DataFrame:
     """The terms that most separate detractors' comments (NPS 0–6) from promoters' (9–10).
 
     TF-IDF (scikit-learn, terms from :func:`comment_terms`, sublinear tf) over both groups'
@@ -788,8 +797,9 @@ def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -
                        "complaint is open.", table)
     detractors = int(table["last_nps"].notna().sum())
     complaints = int((table["open_complaints"] > 0).sum())
-    return Finding(f"**{len(table)} customers to call**: {detractors} answered as detractors in the "
-                   f"{lookback_days} days to {as_of}, {complaints} have an open complaint.", table)
+    return Finding(f"**{len(table)} customer{'s' * (len(table) != 1)} to call**: {detractors} answered as "
+                   f"detractor{'s' * (detractors != 1)} in the {lookback_days} days to {as_of}, {complaints} "
+                   f"{'has' if complaints == 1 else 'have'} an open complaint.", table)
 
 
 # -- plots -----------------------------------------------------------------------------------------

@@ -38,7 +38,9 @@ def _next_day(day: dt.date | str) -> str:
     return (day + dt.timedelta(days=1)).isoformat()
 
 
-def tickets(db: Database, start: dt.date | str, end: dt.date | str, *, as_of: dt.date | None = None) -> pd.DataFrame:
+def tickets(
+    db: Database, start: dt.date | str, end: dt.date | str, *, as_of: dt.date | None = None
+) -> pd.DataFrame:
     """Tickets opened in [start, end], as known at the end of ``as_of`` (default ``end``).
 
     Columns: ticket_id, customer_id, opened_at, first_response_at, closed_at (datetime64; blank
@@ -110,9 +112,10 @@ def period_times(db: Database, period: Period) -> pd.Series:
     """
     frame = tickets(db, period.start, period.end)
     if frame.empty:
-        row = pd.Series({"tickets": 0, "answered": 0, "waiting_for_answer": 0, "median_first_response_hours": np.nan,
-                         "p90_first_response_hours": np.nan, "closed": 0, "still_open": 0,
-                         "median_resolution_hours": np.nan, "p90_resolution_hours": np.nan})
+        row = pd.Series({"tickets": 0, "answered": 0, "waiting_for_answer": 0,
+                         "median_first_response_hours": np.nan, "p90_first_response_hours": np.nan,
+                         "closed": 0, "still_open": 0, "median_resolution_hours": np.nan,
+                         "p90_resolution_hours": np.nan})
     else:
         row = response_times(frame, by=None).iloc[0]
     row["label"] = period.label
@@ -127,7 +130,7 @@ def headline_figures(current: pd.Series, previous: pd.Series) -> list[dict[str, 
         figures.append({
             "key": "median_first_response_hours" + suffix,
             "value": round(float(value), 1) if np.isfinite(value) else None,
-            "label": f"Median first response, hours ({when})", "unit": "",
+            "label": "Median first response, hours" + ("" if not suffix else f" ({when})"), "unit": "",
             "note": f"{int(row['tickets'])} tickets opened, {int(row['answered'])} answered by month end",
         })
     return figures
@@ -258,9 +261,9 @@ def ticket_experience_nps(
     For every NPS answer in the ``lookback_days`` days to ``as_of``, the customer's latest ticket
     opened in the ``window_days`` days before the answer puts it in a group: no ticket; ticket
     closed before the answer and rated 4–5, rated 1–3, or not rated; ticket still open when
-    answering; a row "any ticket" pools the four ticket groups. Columns per group: answers, promoters, detractors, nps, nps_ci_low, nps_ci_high
-    (bootstrap, seeded). This is an association, not proof that tickets cause the score: unhappy
-    customers also write more tickets.
+    answering; a row "any recent ticket" pools the four ticket groups. Columns per group: answers,
+    promoters, detractors, nps, nps_ci_low, nps_ci_high (bootstrap, seeded). This is an
+    association, not proof that tickets cause the score: unhappy customers also write more tickets.
     """
     since = (as_of - dt.timedelta(days=lookback_days - 1)).isoformat()
     frame = query_df(db, _EXPERIENCE_SQL, {"since": since, "end_next": _next_day(as_of),
@@ -294,6 +297,7 @@ def plot_volume(ticket_frame: pd.DataFrame):
     if not ticket_frame.empty:
         data = ticket_frame.assign(category=ticket_frame["category"].fillna("uncategorized"))
         sns.histplot(data=data, x="month", hue="category", multiple="stack", shrink=0.8, palette="crest", ax=ax)
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     ax.set(title="Tickets opened per month", xlabel="", ylabel="tickets")
     ax.tick_params(axis="x", rotation=45)
     return fig
