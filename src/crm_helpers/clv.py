@@ -38,7 +38,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 from scipy import optimize
-from scipy.special import betaln, digamma, gammaln, hyp2f1, logsumexp
+from scipy.special import betaln, digamma, gammaln, hyp2f1
 from sqlite_utils import Database
 
 from .data import query_df
@@ -237,16 +237,31 @@ def _check_rfm(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> tuple[
     return x, tx, t_cap
 
 
+def _unique_inverse(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Unique rows of ``columns`` and, for every row, the position of its unique row.
+
+    Each column is coded on its own and the codes are combined step by step (re-coded after
+    each step, so the combined key stays small): far faster than hashing tuples.
+    """
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for col in columns:
+        code, uniques = pd.factorize(col)
+        key, _ = pd.factorize(key * len(uniques) + code)
+    key = np.asarray(key, dtype=np.int64)
+    representative = np.empty(int(key.max()) + 1 if len(key) else 0, dtype=np.int64)
+    representative[key] = np.arange(len(key))
+    return [np.asarray(col, dtype=float)[representative] for col in columns], key
+
+
 def _collapse(columns: list[np.ndarray], weights: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Unique rows of ``columns`` and the summed weight of each (the likelihood is per unique row)."""
-    codes, uniques = pd.MultiIndex.from_arrays(columns).factorize()
-    summed = np.bincount(codes, weights=weights, minlength=len(uniques))
-    return [uniques.get_level_values(i).to_numpy(dtype=float) for i in range(len(columns))], summed
+    uniques, key = _unique_inverse(columns)
+    return uniques, np.bincount(key, weights=weights, minlength=len(uniques[0]))
 
 
-def _unique_inverse(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    codes, uniques = pd.MultiIndex.from_arrays(columns).factorize()
-    return [uniques.get_level_values(i).to_numpy(dtype=float) for i in range(len(columns))], codes
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ a·b without BLAS: a multi-threaded BLAS dot thrashes when other processes share the cores."""
+    return float(np.add.reduce(a * b))
 
 
 def _fit_log_params(
@@ -299,29 +314,69 @@ def _standard_errors(loglik_grad, theta: np.ndarray, names: list[str]) -> pd.Ser
 # --------------------------------------------------------------------------------------------
 
 
-def _bgnbd_loglik_grad(
-    theta: np.ndarray, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray, w: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """Weighted BG/NBD log-likelihood (FHL 2005, eq. 6) and its gradient in (r, alpha, a, b)."""
+@dataclass(frozen=True)
+class _RfmRows:
+    """Unique (frequency, recency, T) rows with weights, each column coded against its few distinct values.
+
+    Frequency, recency and T take few distinct values (whole days of a few years), so every
+    special function is evaluated on those values only and gathered back to the rows.
+    """
+
+    w: np.ndarray
+    x: np.ndarray
+    x_values: np.ndarray
+    x_code: np.ndarray
+    tx_values: np.ndarray
+    tx_code: np.ndarray
+    t_values: np.ndarray
+    t_code: np.ndarray
+    repeat: np.ndarray
+    x_weight: np.ndarray  # total weight per distinct frequency
+
+    @classmethod
+    def build(cls, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray, w: np.ndarray) -> "_RfmRows":
+        (x, tx, t_cap), w = _collapse([x, tx, t_cap], w)
+        x_code, x_values = pd.factorize(x, sort=True)
+        tx_code, tx_values = pd.factorize(tx, sort=True)
+        t_code, t_values = pd.factorize(t_cap, sort=True)
+        return cls(w, x, np.asarray(x_values, dtype=float), x_code, np.asarray(tx_values, dtype=float), tx_code,
+                   np.asarray(t_values, dtype=float), t_code, x > 0,
+                   np.bincount(x_code, weights=w, minlength=len(x_values)))
+
+
+def _bgnbd_loglik_grad(theta: np.ndarray, rows: _RfmRows) -> tuple[float, np.ndarray]:
+    """Weighted BG/NBD log-likelihood (FHL 2005, eq. 6) and its gradient in (r, alpha, a, b).
+
+    LL = ln Γ(r+x) − ln Γ(r) + r ln α + ln B(a, b+x) − ln B(a, b)
+         + ln[(α+T)^−(r+x) + 1{x>0} · a/(b+x−1) · (α+t_x)^−(r+x)]
+    """
     r, alpha, a, b = theta
-    repeat = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = betaln(a, b + x) - betaln(a, b)
-    a3 = -(r + x) * np.log(alpha + t_cap)
-    inv_bx1 = np.zeros_like(x)
-    inv_bx1[repeat] = 1.0 / (b + x[repeat] - 1)
-    a4 = np.full_like(x, -np.inf)
-    a4[repeat] = np.log(a) + np.log(inv_bx1[repeat]) - (r + x[repeat]) * np.log(alpha + tx[repeat])
-    tail = logsumexp(np.stack([a3, a4]), axis=0)
-    w3, w4 = np.exp(a3 - tail), np.exp(a4 - tail)  # shares of the two terms; w4 = 0 for one-time buyers
-    ll = np.dot(w, a1 + a2 + tail)
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + t_cap) - w4 * np.log(alpha + tx)
-    d_alpha = r / alpha - (r + x) * (w3 / (alpha + t_cap) + w4 / (alpha + tx))
-    common = digamma(a + b) - digamma(a + b + x)
-    d_a = common + w4 / a
-    d_b = common + digamma(b + x) - digamma(b) - w4 * inv_bx1
-    grad = np.array([np.dot(w, d) for d in (d_r, d_alpha, d_a, d_b)])
-    return float(ll), grad
+    xv = rows.x_values
+    # terms that depend on the frequency only, on its distinct values
+    per_x_ll = gammaln(r + xv) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xv) - betaln(a, b)
+    common = digamma(a + b) - digamma(a + b + xv)
+    per_x_dr = digamma(r + xv) - digamma(r) + np.log(alpha)
+    per_x_db = common + digamma(b + xv) - digamma(b)
+    inv_bx1 = np.where(xv > 0, 1.0 / np.where(xv > 0, b + xv - 1, 1.0), 0.0)
+    log_a_bx1 = np.where(xv > 0, np.log(a) + np.log(np.where(xv > 0, inv_bx1, 1.0)), -np.inf)
+    log_at, log_atx = np.log(alpha + rows.t_values), np.log(alpha + rows.tx_values)
+    inv_at, inv_atx = 1.0 / (alpha + rows.t_values), 1.0 / (alpha + rows.tx_values)
+    # the per-row part: the log of the sum of the two terms of the bracket
+    rx = r + rows.x
+    lt, ltx = log_at[rows.t_code], log_atx[rows.tx_code]
+    a3 = -rx * lt
+    a4 = log_a_bx1[rows.x_code] - rx * ltx
+    tail = np.logaddexp(a3, a4)
+    w4 = np.exp(a4 - tail)  # share of the second term; 0 for one-time buyers
+    s4 = rows.w * w4
+    s3 = rows.w - s4
+    ll = _dot(rows.x_weight, per_x_ll) + _dot(rows.w, tail)
+    d_r = _dot(rows.x_weight, per_x_dr) - _dot(s3, lt) - _dot(s4, ltx)
+    d_alpha = (r / alpha * rows.w.sum()
+               - _dot(rx, s3 * inv_at[rows.t_code] + s4 * inv_atx[rows.tx_code]))
+    d_a = _dot(rows.x_weight, common) + s4.sum() / a
+    d_b = _dot(rows.x_weight, per_x_db) - _dot(s4, inv_bx1[rows.x_code])
+    return float(ll), np.array([d_r, d_alpha, d_a, d_b])
 
 
 class BetaGeoModel:
@@ -358,10 +413,10 @@ class BetaGeoModel:
             )
         if (t_cap[w > 0] == 0).all():
             raise ClvError("every customer bought for the first time at the end of the observation (T = 0)")
-        (x, tx, t_cap), w = _collapse([x, tx, t_cap], w)
+        rows = _RfmRows.build(x, tx, t_cap, w)
 
         def loglik_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            return _bgnbd_loglik_grad(theta, x, tx, t_cap, w)
+            return _bgnbd_loglik_grad(theta, rows)
 
         rate = np.dot(w, x) / max(np.dot(w, t_cap), 1e-9)
         start = np.array([1.0, 1.0 / max(rate, 1e-9), 1.0, 1.0])
@@ -386,11 +441,16 @@ class BetaGeoModel:
         """
         r, alpha, a, b = self._theta()
         x, tx, t_cap = _check_rfm(frequency, recency, T)
+        return _like(self._p_alive(r, alpha, a, b, x, tx, t_cap), frequency, "p_alive")
+
+    @staticmethod
+    def _p_alive(r: float, alpha: float, a: float, b: float, x: np.ndarray, tx: np.ndarray,
+                 t_cap: np.ndarray) -> np.ndarray:
         log_odds = np.full_like(x, -np.inf)
         rep = x > 0
         log_odds[rep] = (np.log(a) - np.log(b + x[rep] - 1)
                          + (r + x[rep]) * (np.log(alpha + t_cap[rep]) - np.log(alpha + tx[rep])))
-        return _like(np.exp(-np.logaddexp(0.0, log_odds)), frequency, "p_alive")
+        return np.exp(-np.logaddexp(0.0, log_odds))
 
     def expected_purchases(
         self, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -403,22 +463,23 @@ class BetaGeoModel:
         x, tx, t_cap = _check_rfm(frequency, recency, T)
         if t < 0:
             raise NegativeValueError("the prediction horizon t must not be negative")
-        (ux, utx, ut), inverse = _unique_inverse([x, tx, t_cap])
-        c = a + b + ux - 1
-        z = t / (alpha + ut + t)
+        # the hypergeometric part depends on (frequency, T) only: evaluate it on those pairs
+        (ux, ut), pair = _unique_inverse([x, t_cap])
+        alive = self._p_alive(r, alpha, a, b, x, tx, t_cap)
+        return _like(self._if_alive(t, ux, ut)[pair] * alive, frequency, "expected_purchases")
+
+    def _if_alive(self, t: float, x: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
+        """FHL eq. 10 without its P(alive) factor: expected purchases in (T, T + t] of a customer alive at T."""
+        r, alpha, a, b = self._theta()
+        c = a + b + x - 1
+        z = t / (alpha + t_cap + t)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            log_hyp = np.log(hyp2f1(r + ux, b + ux, c, z))
+            log_hyp = np.log(hyp2f1(r + x, b + x, c, z))
             # where 2F1 overflows, use Euler's transformation of the same function
-            alt = np.log(hyp2f1(c - r - ux, c - b - ux, c, z)) + (c - r - ux - b - ux) * np.log1p(-z)
+            alt = np.log(hyp2f1(c - r - x, c - b - x, c, z)) + (c - r - x - b - x) * np.log1p(-z)
         log_hyp = np.where(np.isfinite(log_hyp), log_hyp, alt)
-        first = (a + b + ux - 1) / (a - 1)
-        second = -np.expm1(log_hyp + (r + ux) * (np.log(alpha + ut) - np.log(alpha + ut + t)))
-        log_odds = np.full_like(ux, -np.inf)
-        rep = ux > 0
-        log_odds[rep] = (np.log(a) - np.log(b + ux[rep] - 1)
-                         + (r + ux[rep]) * (np.log(alpha + ut[rep]) - np.log(alpha + utx[rep])))
-        values = first * second * np.exp(-np.logaddexp(0.0, log_odds))
-        return _like(values[inverse], frequency, "expected_purchases")
+        first = (a + b + x - 1) / (a - 1)
+        return -first * np.expm1(log_hyp + (r + x) * (np.log(alpha + t_cap) - np.log(alpha + t_cap + t)))
 
     def expected_purchases_new_customer(self, t: float | np.ndarray) -> float | np.ndarray:
         """Expected repeat purchases of a new customer in their first ``t`` periods (FHL eq. 9).
@@ -438,18 +499,46 @@ class BetaGeoModel:
 # --------------------------------------------------------------------------------------------
 
 
-def _gg_loglik_grad(theta: np.ndarray, x: np.ndarray, m: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
-    """Weighted Gamma-Gamma log-likelihood of mean spends (Fader, Hardie & Lee 2005) and its gradient."""
+@dataclass(frozen=True)
+class _SpendRows:
+    """Unique (frequency, mean spend) rows of repeat buyers with weights, and the sums the likelihood reuses."""
+
+    w: np.ndarray
+    x: np.ndarray
+    xm: np.ndarray
+    x_values: np.ndarray
+    x_code: np.ndarray
+    x_weight: np.ndarray
+    sum_log_m: float  # Σ w ln m
+    sum_x_log_m: float  # Σ w x ln m
+
+    @classmethod
+    def build(cls, x: np.ndarray, m: np.ndarray, w: np.ndarray) -> "_SpendRows":
+        (x, m), w = _collapse([x, m], w)
+        x_code, x_values = pd.factorize(x, sort=True)
+        log_m = np.log(m)
+        return cls(w, x, x * m, np.asarray(x_values, dtype=float), x_code,
+                   np.bincount(x_code, weights=w, minlength=len(x_values)),
+                   float(_dot(w, log_m)), float(_dot(w * x, log_m)))
+
+
+def _gg_loglik_grad(theta: np.ndarray, rows: _SpendRows) -> tuple[float, np.ndarray]:
+    """Weighted Gamma-Gamma log-likelihood of mean spends (Fader, Hardie & Lee 2005) and its gradient.
+
+    LL = ln Γ(px+q) − ln Γ(px) − ln Γ(q) + q ln v + (px−1) ln m + px ln x − (px+q) ln(xm + v)
+    """
     p, q, v = theta
-    px = p * x
-    log_xm_v = np.log(x * m + v)
-    ll = (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v)
-          + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * log_xm_v)
-    psi_pq = digamma(px + q)
-    d_p = x * (psi_pq - digamma(px) + np.log(m) + np.log(x) - log_xm_v)
-    d_q = psi_pq - digamma(q) + np.log(v) - log_xm_v
-    d_v = q / v - (px + q) / (x * m + v)
-    return float(np.dot(w, ll)), np.array([np.dot(w, d) for d in (d_p, d_q, d_v)])
+    xv, wx = rows.x_values, rows.x_weight
+    pxv = p * xv
+    psi_pq = digamma(pxv + q)
+    log_xm_v = np.log(rows.xm + v)  # the only per-row special function
+    pxq = p * rows.x + q
+    ll = (_dot(wx, gammaln(pxv + q) - gammaln(pxv) - gammaln(q) + q * np.log(v) + pxv * np.log(xv))
+          + p * rows.sum_x_log_m - rows.sum_log_m - _dot(rows.w * pxq, log_xm_v))
+    d_p = _dot(wx, xv * (psi_pq - digamma(pxv) + np.log(xv))) + rows.sum_x_log_m - _dot(rows.w * rows.x, log_xm_v)
+    d_q = _dot(wx, psi_pq - digamma(q) + np.log(v)) - _dot(rows.w, log_xm_v)
+    d_v = q / v * rows.w.sum() - _dot(rows.w * pxq, 1.0 / (rows.xm + v))
+    return float(ll), np.array([d_p, d_q, d_v])
 
 
 class GammaGammaModel:
@@ -499,12 +588,12 @@ class GammaGammaModel:
                 GammaGammaAssumptionWarning,
                 stacklevel=2,
             )
-        (x, m), w = _collapse([x, m], w)
+        mean = np.dot(w, m) / w.sum()
+        rows = _SpendRows.build(x, m, w)
 
         def loglik_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            return _gg_loglik_grad(theta, x, m, w)
+            return _gg_loglik_grad(theta, rows)
 
-        mean = np.dot(w, m) / w.sum()
         theta = _fit_log_params(loglik_grad, np.array([1.0, 2.0, mean]), w.sum(), self.penalizer_coef,
                                 "Gamma-Gamma")
         self.params_ = pd.Series(theta, index=self.param_names, name="estimate")
@@ -578,16 +667,18 @@ def customer_lifetime_value(
     value = _as_float(expected_value, "expected_value")
     if len(value) != len(x):
         raise ClvError("expected_value must have one value per customer")
-    (ux, utx, ut), inverse = _unique_inverse([x, tx, t_cap])
+    (ux, ut), pair = _unique_inverse([x, t_cap])  # the purchase curve depends on (frequency, T) only
+    r, alpha, a, b = transaction_model._theta()
+    alive = transaction_model._p_alive(r, alpha, a, b, x, tx, t_cap)
     per_month = PERIODS_PER_MONTH[freq] / freq_multiplier
     rate = monthly_rate(annual_discount_rate)
     discounted = np.zeros_like(ux)
     previous = np.zeros_like(ux)
     for k in range(1, int(horizon_months) + 1):  # a loop over months, not customers
-        cumulative = np.asarray(transaction_model.expected_purchases(k * per_month, ux, utx, ut))
+        cumulative = transaction_model._if_alive(k * per_month, ux, ut)
         discounted += (cumulative - previous) / (1 + rate) ** k
         previous = cumulative
-    return _like(margin * value * discounted[inverse], frequency, "clv")
+    return _like(margin * value * alive * discounted[pair], frequency, "clv")
 
 
 def constant_profit_clv(profit_per_year: ArrayLike | float, annual_discount_rate: float, years: int) -> np.ndarray | float:
