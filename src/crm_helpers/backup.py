@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -21,6 +22,8 @@ from .store import SCHEMA_VERSION
 
 MAGIC = b"CRMBAK1\n"
 SALT_BYTES = 16
+PARTIAL_PREFIX = ".crm-partial-"
+"""Working folders of a backup or restore in progress: ``.crm-partial-<pid>-…``, removed when done."""
 
 
 class BackupError(Exception):
@@ -76,6 +79,30 @@ def verify(path: Path) -> int:
     return int(version)
 
 
+def _partial_dir(folder: Path) -> tempfile.TemporaryDirectory[str]:
+    """A private working folder in ``folder``; first removes those left by killed processes.
+
+    A backup or restore killed mid-way (power cut, SIGKILL) cannot clean up after itself, and its
+    working folder may hold a plaintext copy of the store even when the backup was to be
+    encrypted: the next backup or restore removes it.
+    """
+    for stale in folder.glob(f"{PARTIAL_PREFIX}*"):
+        pid = stale.name[len(PARTIAL_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=folder)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _snapshot(db_path: Path, dest: Path) -> None:
     source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
     target = sqlite3.connect(str(dest))
@@ -109,7 +136,7 @@ def backup(
     final = folder / (f"crm-{stamp}.db" + (".enc" if passphrase else ""))
     old_umask = os.umask(0o077)
     try:
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        with _partial_dir(folder) as tmp:
             copy = Path(tmp) / "snapshot.db"
             _snapshot(db_path, copy)
             verify(copy)
@@ -145,7 +172,7 @@ def restore(
         raise BackupError(f"{source}: no such backup")
     old_umask = os.umask(0o077)
     try:
-        with tempfile.TemporaryDirectory(dir=db_path.parent) as tmp:
+        with _partial_dir(db_path.parent) as tmp:
             candidate = Path(tmp) / "restore.db"
             blob = source.read_bytes()
             if blob.startswith(MAGIC):

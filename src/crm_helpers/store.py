@@ -118,6 +118,7 @@ def open_db(path: str | os.PathLike[str] | None = None, *, migrate: bool = True)
     db_path = Path(path) if path is not None else config.default_db_path()
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        _tighten_permissions(db_path)  # before SQLite creates the WAL files with the store's mode
         with _owner_only_umask():
             conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -128,7 +129,6 @@ def open_db(path: str | os.PathLike[str] | None = None, *, migrate: bool = True)
             db = sqlite_utils.Database(conn)
             if migrate:
                 migrate_db(db)
-        _tighten_permissions(db_path)
     except sqlite3.DatabaseError as exc:
         raise StoreError(_explain(db_path, exc)) from exc
     except OSError as exc:
@@ -137,13 +137,16 @@ def open_db(path: str | os.PathLike[str] | None = None, *, migrate: bool = True)
 
 
 def _tighten_permissions(path: Path) -> None:
-    """Take group and other permissions off the store; never add any (a read-only store stays so)."""
-    if not path.exists():
-        return
-    info = path.stat()
-    mode = info.st_mode & 0o777
-    if mode & 0o077 and info.st_uid == os.geteuid():
-        os.chmod(path, mode & 0o700)
+    """Take group and other permissions off the store and its WAL side files; never add any (a
+    read-only store stays read-only). Files this user may not change (not theirs, immutable) are
+    left as they are."""
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            info = file.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+                os.chmod(file, info.st_mode & 0o700)
+        except (FileNotFoundError, PermissionError):
+            continue
 
 
 @contextmanager
