@@ -44,20 +44,20 @@ def tickets(
     """Tickets opened in [start, end], as known at the end of ``as_of`` (default ``end``).
 
     Columns: ticket_id, customer_id, opened_at, first_response_at, closed_at (datetime64; blank
-    when it happened after ``as_of``), month (YYYY-MM of opening), category, priority, status,
-    csat (ticket rating 1–5, only for tickets closed by ``as_of``), first_response_hours,
-    resolution_hours (hours, NaN while waiting).
+    when it happened after ``as_of``, and for a reopened ticket), month (YYYY-MM of opening),
+    category, priority, status (as stored today), csat (ticket rating 1–5, only for tickets closed
+    by ``as_of``), first_response_hours, resolution_hours (hours, NaN while waiting).
     """
     cutoff = _next_day(as_of or end)
     sql = """
     SELECT ticket_id, customer_id, opened_at,
            CASE WHEN first_response_at < :cutoff THEN first_response_at END AS first_response_at,
-           CASE WHEN closed_at < :cutoff THEN closed_at END AS closed_at,
+           CASE WHEN closed_at < :cutoff AND status = 'closed' THEN closed_at END AS closed_at,
            substr(opened_at, 1, 7) AS month, category, priority, status,
-           CASE WHEN closed_at < :cutoff THEN csat END AS csat,
+           CASE WHEN closed_at < :cutoff AND status = 'closed' THEN csat END AS csat,
            CASE WHEN first_response_at < :cutoff
                 THEN (julianday(first_response_at) - julianday(opened_at)) * 24 END AS first_response_hours,
-           CASE WHEN closed_at < :cutoff
+           CASE WHEN closed_at < :cutoff AND status = 'closed'
                 THEN (julianday(closed_at) - julianday(opened_at)) * 24 END AS resolution_hours
     FROM tickets WHERE opened_at >= :start AND opened_at < :end_next ORDER BY opened_at, ticket_id
     """
@@ -118,6 +118,7 @@ def period_times(db: Database, period: Period) -> pd.Series:
                          "p90_resolution_hours": np.nan})
     else:
         row = response_times(frame, by=None).iloc[0]
+    row = row.astype(object)
     row["label"] = period.label
     return row
 
@@ -237,7 +238,7 @@ WITH answers AS (
   SELECT feedback_id, customer_id, submitted_at, nps FROM feedback
   WHERE nps IS NOT NULL AND submitted_at >= :since AND submitted_at < :end_next
 ), recent AS (
-  SELECT a.feedback_id, t.csat, t.closed_at,
+  SELECT a.feedback_id, t.csat, CASE WHEN t.status = 'closed' THEN t.closed_at END AS closed_at,
          ROW_NUMBER() OVER (PARTITION BY a.feedback_id ORDER BY t.opened_at DESC, t.ticket_id DESC) AS rn
   FROM answers a JOIN tickets t ON t.customer_id = a.customer_id
    AND t.opened_at < a.submitted_at AND t.opened_at >= date(a.submitted_at, :window)
