@@ -1,0 +1,466 @@
+"""Sales: the opportunity pipeline, monthly customer flows and the month's headline figures.
+
+Conventions used throughout:
+
+- **Net revenue** is the sum of ``orders.amount`` over *paid* orders only (``status = 'paid'``);
+  refunded and cancelled orders are neither revenue nor purchases. Amounts are in the store's
+  currency (see :func:`store_currency`).
+- Everything is computed **as of** a date given by the caller (the report period's last day),
+  never today's date. Opportunities opened after ``as_of`` are ignored.
+- The store keeps each opportunity's *current* stage only, not its history. For a past
+  ``as_of``, a deal won or lost after ``as_of`` was still open then, but its stage at that time
+  is unknown: it is shown as :data:`STAGE_NOT_RECORDED` and left out of weighted amounts.
+  Likewise the stage at which a lost deal was lost is not recorded, so the funnel counts lost
+  deals at ``lead`` only.
+
+Customer flows (month granularity, paid orders only; ``L`` = ``lapse_months``, default 6):
+
+- a customer is **in the customer base** at the end of month *m* if they bought in one of the
+  ``L`` months ending with *m*;
+- **new** in *m*: their first paid order ever is in *m*;
+- **returning** in *m*: bought in *m* and was in the base at the end of *m - 1* (bought in one of
+  the ``L`` months before *m*);
+- **reactivated** in *m*: bought in *m*, had bought before, but not in the ``L`` months before *m*
+  (they had lapsed and came back);
+- **lost** in *m*: in the base at the end of *m - 1* but not at the end of *m*, i.e. their last
+  paid order is exactly ``L`` months before *m* (in month *m - L*) and they have not bought since.
+
+So ``base(m) = base(m - 1) + new + reactivated - lost`` and every buyer of *m* is exactly one of
+new, returning or reactivated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlite_utils import Database
+
+from .data import query_df
+from .periods import Period
+from .schema import OPEN_STAGES
+
+FUNNEL_STAGES: tuple[str, ...] = OPEN_STAGES + ("won",)
+"""The stages in the order a deal moves through them (``lost`` can follow any of them)."""
+
+DEFAULT_STAGE_PROBABILITY: dict[str, float] = {"lead": 0.1, "qualified": 0.25, "proposal": 0.5, "negotiation": 0.7}
+"""Win probability used for an open deal whose ``probability`` is blank."""
+
+STAGE_NOT_RECORDED = "open then (stage not recorded)"
+"""Stage label of a deal that was open at ``as_of`` but has been won or lost since."""
+
+HEADLINE_KEYS: tuple[str, ...] = (
+    "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
+    "lost_customers", "repeat_rate",
+)
+"""The headline figures this module records for the report index (each also as ``key_prev``)."""
+
+_OPPORTUNITY_COLUMNS = (
+    "opportunity_id, customer_id, title, source, stage, amount, probability, opened_at, "
+    "expected_close, closed_at, last_activity_at, lost_reason"
+)
+
+
+def _iso(day: dt.date | str) -> str:
+    return day if isinstance(day, str) else day.isoformat()
+
+
+def _shift_months(day: dt.date, months: int) -> dt.date:
+    """The first day of the month ``months`` months after (or before) ``day``'s month."""
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def store_currency(db: Database) -> str:
+    """The currency of most paid orders (e.g. ``"EUR"``), or ``""`` when no order names one."""
+    row = db.execute(
+        "SELECT currency FROM orders WHERE status = 'paid' AND currency IS NOT NULL AND currency <> '' "
+        "GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else ""
+
+
+# -- pipeline ------------------------------------------------------------------------------------
+
+
+def opportunities_as_of(db: Database, as_of: dt.date) -> pd.DataFrame:
+    """Every opportunity opened on or before ``as_of``, with its state at ``as_of``.
+
+    Returns one row per opportunity: the store's columns (dates as ``datetime64``, ``amount``
+    gross, in the store's currency) plus
+
+    - ``status_at``: ``open``, ``won`` or ``lost`` at ``as_of`` (a deal closed after ``as_of``
+      was open then; a won or lost deal without ``closed_at`` counts as closed);
+    - ``stage_at``: the current stage, or :data:`STAGE_NOT_RECORDED` for deals closed after ``as_of``;
+    - ``win_probability``: 1 for won, 0 for lost, the recorded ``probability`` for open deals
+      (or :data:`DEFAULT_STAGE_PROBABILITY` when blank), NaN when the stage is not recorded;
+    - ``weighted_amount``: ``amount * win_probability`` for open deals, 0 for closed ones;
+    - ``days_since_activity``: days from ``last_activity_at`` (or ``opened_at`` when blank) to
+      ``as_of``; NaN when the last recorded activity is after ``as_of`` (unknown then).
+    """
+    opps = query_df(
+        db,
+        f"SELECT {_OPPORTUNITY_COLUMNS} FROM opportunities WHERE opened_at <= ? ORDER BY opened_at, opportunity_id",
+        [_iso(as_of)],
+        parse_dates=["opened_at", "expected_close", "closed_at", "last_activity_at"],
+    )
+    opps["amount"] = pd.to_numeric(opps["amount"], errors="coerce").astype(float)
+    opps["probability"] = pd.to_numeric(opps["probability"], errors="coerce").astype(float)
+    cutoff = pd.Timestamp(as_of)
+    closed = opps["stage"].isin(["won", "lost"])
+    closed_later = closed & (opps["closed_at"] > cutoff)
+    opps["status_at"] = np.where(closed & ~closed_later, opps["stage"], "open")
+    opps["stage_at"] = opps["stage"].where(~closed_later, STAGE_NOT_RECORDED)
+    open_prob = opps["probability"].fillna(opps["stage"].map(DEFAULT_STAGE_PROBABILITY))
+    opps["win_probability"] = np.select(
+        [opps["status_at"] == "won", opps["status_at"] == "lost", closed_later],
+        [1.0, 0.0, np.nan],
+        default=open_prob,
+    )
+    opps["weighted_amount"] = np.where(opps["status_at"] == "open", opps["amount"] * opps["win_probability"], 0.0)
+    last = opps["last_activity_at"].fillna(opps["opened_at"])
+    opps["days_since_activity"] = (cutoff - last).dt.days.where(last <= cutoff)
+    return opps
+
+
+def pipeline_by_stage(opps: pd.DataFrame) -> pd.DataFrame:
+    """Open deals at ``as_of`` by stage: ``stage, deals, amount, weighted_amount, mean_probability``.
+
+    Input: the frame of :func:`opportunities_as_of`. One row per open stage in funnel order (stages
+    without deals show 0), plus a :data:`STAGE_NOT_RECORDED` row when there are such deals, plus a
+    ``total`` row. ``amount`` is the gross deal value; ``weighted_amount`` is amount × win probability.
+    """
+    open_deals = opps[opps["status_at"] == "open"]
+    stages = list(OPEN_STAGES) + ([STAGE_NOT_RECORDED] if (open_deals["stage_at"] == STAGE_NOT_RECORDED).any() else [])
+    grouped = open_deals.groupby("stage_at").agg(
+        deals=("opportunity_id", "size"),
+        amount=("amount", "sum"),
+        weighted_amount=("weighted_amount", "sum"),
+        mean_probability=("win_probability", "mean"),
+    )
+    table = grouped.reindex(stages).fillna({"deals": 0, "amount": 0.0, "weighted_amount": 0.0})
+    table["deals"] = table["deals"].astype(int)
+    table.loc["total"] = [
+        int(table["deals"].sum()), table["amount"].sum(), table["weighted_amount"].sum(),
+        open_deals["win_probability"].mean(),
+    ]
+    table["deals"] = table["deals"].astype(int)
+    return table.rename_axis("stage").reset_index()
+
+
+def stage_funnel(opps: pd.DataFrame) -> pd.DataFrame:
+    """How far deals got: ``stage, reached, conversion_from_previous, share_of_leads``.
+
+    Input: the frame of :func:`opportunities_as_of` (all deals opened up to ``as_of``). A deal has
+    *reached* a stage when its stage at ``as_of`` is that stage or a later one in
+    :data:`FUNNEL_STAGES` (a won deal reached every stage). Lost deals and deals whose stage is not
+    recorded count at ``lead`` only, because the store does not keep the stage a deal was lost
+    at; late-stage conversions are therefore upper bounds. ``conversion_from_previous`` is
+    reached(stage) / reached(previous stage), a share in 0-1 (NaN for the first stage or when
+    the previous stage has no deals).
+    """
+    rank = {stage: k for k, stage in enumerate(FUNNEL_STAGES)}
+    furthest = opps["stage_at"].map(rank).fillna(0).to_numpy()
+    reached = np.array([(furthest >= k).sum() for k in range(len(FUNNEL_STAGES))], dtype=int)
+    previous = np.concatenate([[np.nan], reached[:-1].astype(float)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conversion = np.where(previous > 0, reached / previous, np.nan)
+        share = reached / reached[0] if reached[0] else np.full(len(reached), np.nan)
+    return pd.DataFrame(
+        {"stage": list(FUNNEL_STAGES), "reached": reached, "conversion_from_previous": conversion,
+         "share_of_leads": share}
+    )
+
+
+def win_rate(
+    opps: pd.DataFrame,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    by: str | None = None,
+) -> pd.DataFrame:
+    """Win rate of deals decided (won or lost at ``as_of``) with ``closed_at`` in [start, end].
+
+    Input: the frame of :func:`opportunities_as_of`; ``start``/``end`` inclusive, ``None`` = open
+    ended (won or lost deals without ``closed_at`` count only when both are ``None``). ``by``
+    groups by a column (e.g. ``"source"``). Columns: [by], ``won, lost, decided, win_rate``
+    (won / decided, 0-1, NaN when nothing was decided), ``won_amount, lost_amount`` (gross) and
+    ``value_win_rate`` (won amount / decided amount, 0-1).
+    """
+    decided = opps[opps["status_at"].isin(["won", "lost"])]
+    if start is not None:
+        decided = decided[decided["closed_at"] >= pd.Timestamp(start)]
+    if end is not None:
+        decided = decided[decided["closed_at"] <= pd.Timestamp(end)]
+    frame = decided.assign(
+        won=(decided["status_at"] == "won").astype(int),
+        lost=(decided["status_at"] == "lost").astype(int),
+        won_amount=decided["amount"].where(decided["status_at"] == "won", 0.0),
+        lost_amount=decided["amount"].where(decided["status_at"] == "lost", 0.0),
+    )
+    cols = ["won", "lost", "won_amount", "lost_amount"]
+    if by is None:
+        table = frame[cols].sum().to_frame().T
+    else:
+        table = frame.groupby(frame[by].fillna("not recorded"))[cols].sum().rename_axis(by).reset_index()
+    table[["won", "lost"]] = table[["won", "lost"]].astype(int)
+    table["decided"] = table["won"] + table["lost"]
+    table["win_rate"] = (table["won"] / table["decided"].replace(0, np.nan)).astype(float)
+    decided_value = (table["won_amount"] + table["lost_amount"]).replace(0, np.nan)
+    table["value_win_rate"] = (table["won_amount"] / decided_value).astype(float)
+    order = ([by] if by else []) + ["won", "lost", "decided", "win_rate", "won_amount", "lost_amount", "value_win_rate"]
+    return table[order]
+
+
+def sales_cycle(opps: pd.DataFrame, *, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+    """Average sales cycle in days, from ``opened_at`` to ``closed_at``, of deals decided in [start, end].
+
+    Input: the frame of :func:`opportunities_as_of`. Rows ``won``, ``lost`` and ``all``; columns
+    ``outcome, deals, mean_days, median_days`` (calendar days; NaN when there are no deals).
+    Deals still open are not included, so long cycles that have not ended yet are missing: the
+    figure describes deals that closed, not every deal.
+    """
+    closed = opps[opps["status_at"].isin(["won", "lost"]) & opps["closed_at"].notna()]
+    if start is not None:
+        closed = closed[closed["closed_at"] >= pd.Timestamp(start)]
+    if end is not None:
+        closed = closed[closed["closed_at"] <= pd.Timestamp(end)]
+    days = (closed["closed_at"] - closed["opened_at"]).dt.days.astype(float)
+    rows = []
+    for outcome, mask in (("won", closed["status_at"] == "won"), ("lost", closed["status_at"] == "lost"),
+                          ("all", pd.Series(True, index=closed.index))):
+        part = days[mask]
+        rows.append({"outcome": outcome, "deals": int(len(part)),
+                     "mean_days": part.mean() if len(part) else np.nan,
+                     "median_days": part.median() if len(part) else np.nan})
+    return pd.DataFrame(rows)
+
+
+def stale_opportunities(opps: pd.DataFrame, stale_days: int = 30) -> pd.DataFrame:
+    """Open deals with no activity in the last ``stale_days`` days, longest silence first.
+
+    Input: the frame of :func:`opportunities_as_of`. "No activity" uses ``last_activity_at`` (or
+    ``opened_at`` when blank): a deal is stale when ``days_since_activity > stale_days``. Deals
+    whose last recorded activity is after ``as_of`` are not listed (their silence then is unknown).
+    Columns: ``opportunity_id, customer_id, title, source, stage_at, amount, weighted_amount,
+    opened_at, last_activity_at, days_since_activity, expected_close``.
+    """
+    if stale_days < 0:
+        raise ValueError(f"stale_days must be 0 or more, not {stale_days}")
+    stale = opps[(opps["status_at"] == "open") & (opps["days_since_activity"] > stale_days)]
+    cols = ["opportunity_id", "customer_id", "title", "source", "stage_at", "amount", "weighted_amount",
+            "opened_at", "last_activity_at", "days_since_activity", "expected_close"]
+    out = stale.sort_values(["days_since_activity", "amount"], ascending=[False, False])[cols]
+    return out.astype({"days_since_activity": int}).reset_index(drop=True)
+
+
+def closed_deals(opps: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """Deals won or lost with ``closed_at`` in [start, end], with the recorded loss reason.
+
+    Columns: ``opportunity_id, customer_id, title, source, outcome, amount, opened_at, closed_at,
+    cycle_days, lost_reason`` (``"not recorded"`` for a lost deal without a reason, blank for won).
+    """
+    mask = (opps["status_at"].isin(["won", "lost"]) & (opps["closed_at"] >= pd.Timestamp(start))
+            & (opps["closed_at"] <= pd.Timestamp(end)))
+    deals = opps[mask].rename(columns={"status_at": "outcome"})
+    deals = deals.assign(
+        cycle_days=(deals["closed_at"] - deals["opened_at"]).dt.days,
+        lost_reason=deals["lost_reason"].fillna("not recorded").where(deals["outcome"] == "lost", ""),
+    )
+    cols = ["opportunity_id", "customer_id", "title", "source", "outcome", "amount", "opened_at", "closed_at",
+            "cycle_days", "lost_reason"]
+    return deals.sort_values(["outcome", "closed_at", "opportunity_id"], ascending=[False, True, True])[cols].reset_index(drop=True)
+
+
+def lost_reasons(deals: pd.DataFrame) -> pd.DataFrame:
+    """Lost deals of :func:`closed_deals` by reason: ``lost_reason, deals, amount`` (most first)."""
+    lost = deals[deals["outcome"] == "lost"]
+    table = lost.groupby("lost_reason").agg(deals=("opportunity_id", "size"), amount=("amount", "sum"))
+    return table.sort_values(["deals", "amount"], ascending=False).reset_index()
+
+
+def weighted_pipeline_by_month(opps: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """The weighted pipeline forecast per month of expected close, for deals open at ``as_of``.
+
+    Columns: ``expected_close_month`` (``YYYY-MM``, ``"overdue"`` for deals whose expected close
+    date is on or before ``as_of``, ``"no date"`` when blank), ``deals, amount`` (gross),
+    ``weighted_amount`` (amount × win probability: what the pipeline is expected to bring in),
+    ``cumulative_weighted``. Order: overdue, then months, then no date. Deals whose stage is not
+    recorded are counted but add nothing to the weighted amount.
+    """
+    open_deals = opps[opps["status_at"] == "open"]
+    label = open_deals["expected_close"].dt.strftime("%Y-%m")
+    label = label.where(open_deals["expected_close"] > pd.Timestamp(as_of), "overdue")
+    label = label.where(open_deals["expected_close"].notna(), "no date")
+    table = open_deals.assign(expected_close_month=label).groupby("expected_close_month").agg(
+        deals=("opportunity_id", "size"), amount=("amount", "sum"), weighted_amount=("weighted_amount", "sum")
+    )
+    months = sorted(m for m in table.index if m not in ("overdue", "no date"))
+    order = [m for m in ("overdue",) if m in table.index] + months + [m for m in ("no date",) if m in table.index]
+    table = table.reindex(order)
+    table["cumulative_weighted"] = table["weighted_amount"].cumsum()
+    return table.reset_index()
+
+
+# -- customer flows --------------------------------------------------------------------------------
+
+
+_MONTH_INDEX = "(CAST(substr(order_date, 1, 4) AS INTEGER) * 12 + CAST(substr(order_date, 6, 2) AS INTEGER) - 1)"
+
+
+def monthly_customer_flows(db: Database, as_of: dt.date, lapse_months: int = 6) -> pd.DataFrame:
+    """New, returning, reactivated and lost customers per month, up to ``as_of``'s month.
+
+    Definitions in the module docstring (paid orders only, ``L = lapse_months``). Aggregated in
+    SQLite with window functions, so only one small row per month comes back. Columns:
+    ``month`` (``YYYY-MM``), ``active`` (customers with a paid order in the month),
+    ``new, returning, reactivated, lost, customer_base`` (customers who bought in the ``L`` months
+    ending with the month). Months without any purchase are included with zeros; an empty store
+    gives an empty frame with these columns. The month of ``as_of`` counts orders up to ``as_of``.
+    """
+    if lapse_months < 1:
+        raise ValueError(f"lapse_months must be at least 1, not {lapse_months}")
+    sql = f"""
+        WITH cm AS (
+            SELECT DISTINCT customer_id, {_MONTH_INDEX} AS m FROM orders
+            WHERE status = 'paid' AND order_date <= :as_of
+        ), seq AS (
+            SELECT m, lag(m) OVER w AS prev_m, lead(m) OVER w AS next_m
+            FROM cm WINDOW w AS (PARTITION BY customer_id ORDER BY m)
+        ), bought AS (
+            SELECT m, count(*) AS active,
+                   sum(prev_m IS NULL) AS "new",
+                   sum(m - prev_m <= :lapse) AS "returning",
+                   sum(m - prev_m > :lapse) AS reactivated
+            FROM seq GROUP BY m
+        ), lost AS (
+            SELECT m + :lapse AS m, count(*) AS lost FROM seq
+            WHERE next_m IS NULL OR next_m > m + :lapse GROUP BY m + :lapse
+        )
+        SELECT b.m, b.active, b."new", b."returning", b.reactivated, coalesce(l.lost, 0) AS lost
+        FROM bought b LEFT JOIN lost l USING (m)
+        UNION ALL
+        SELECT l.m, 0, 0, 0, 0, l.lost FROM lost l WHERE l.m NOT IN (SELECT m FROM bought)
+    """
+    counts = query_df(db, sql, {"as_of": _iso(as_of), "lapse": lapse_months})
+    columns = ["month", "active", "new", "returning", "reactivated", "lost", "customer_base"]
+    if counts.empty:
+        return pd.DataFrame(columns=columns)
+    last = as_of.year * 12 + as_of.month - 1
+    months = np.arange(int(counts["m"].min()), last + 1)
+    table = counts.set_index("m").reindex(months).fillna(0).astype(int)
+    table["customer_base"] = (table["new"] + table["reactivated"] - table["lost"]).cumsum()
+    table.index = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in table.index]
+    return table.rename_axis("month").reset_index()[columns]
+
+
+def period_figures(db: Database, start: dt.date, end: dt.date, lapse_months: int = 6) -> dict[str, float]:
+    """The sales figures of one period [start, end] (inclusive), from SQL aggregates.
+
+    Keys: ``revenue`` (net revenue: sum of paid orders' amounts), ``paid_orders``,
+    ``active_customers`` (customers with a paid order in the period), ``new_customers``,
+    ``returning_customers``, ``reactivated_customers``, ``lost_customers`` (flows as in the module
+    docstring, with months counted from ``start``'s and ``end``'s months), ``repeat_rate``
+    (percent of active customers who had bought before the period: returning + reactivated),
+    ``repeat_purchase_share`` (the seeds' "customer loyalty" = repeat purchases / all purchases,
+    in percent: paid orders of the period that are not a customer's first order). Rates are NaN
+    when there is nothing to divide by.
+    """
+    lapse_start = _shift_months(start, -lapse_months)
+    recent_start = _shift_months(end, -(lapse_months - 1))
+    sql = """
+        WITH c AS (
+            SELECT customer_id,
+                   min(order_date) AS first_date,
+                   max(CASE WHEN order_date < :start THEN order_date END) AS prev_date,
+                   max(order_date >= :start) AS bought,
+                   max(order_date >= :recent) AS recent
+            FROM orders WHERE status = 'paid' AND order_date <= :end GROUP BY customer_id
+        )
+        SELECT coalesce(sum(bought), 0),
+               coalesce(sum(bought AND first_date >= :start), 0),
+               coalesce(sum(bought AND prev_date >= :lapse_start), 0),
+               coalesce(sum(bought AND prev_date < :lapse_start), 0),
+               coalesce(sum(prev_date >= :lapse_start AND NOT recent), 0)
+        FROM c
+    """
+    params = {"start": _iso(start), "end": _iso(end), "lapse_start": _iso(lapse_start), "recent": _iso(recent_start)}
+    active, new, returning, reactivated, lost = db.execute(sql, params).fetchone()
+    revenue, paid_orders = db.execute(
+        "SELECT coalesce(sum(amount), 0), count(*) FROM orders WHERE status = 'paid' AND order_date BETWEEN ? AND ?",
+        [_iso(start), _iso(end)],
+    ).fetchone()
+    return {
+        "revenue": float(revenue),
+        "paid_orders": int(paid_orders),
+        "active_customers": int(active),
+        "new_customers": int(new),
+        "returning_customers": int(returning),
+        "reactivated_customers": int(reactivated),
+        "lost_customers": int(lost),
+        "repeat_rate": 100.0 * (returning + reactivated) / active if active else float("nan"),
+        "repeat_purchase_share": 100.0 * (paid_orders - new) / paid_orders if paid_orders else float("nan"),
+    }
+
+
+def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.DataFrame:
+    """The period's headline sales figures beside the previous calendar month's.
+
+    Columns: ``key, label, value, previous, change, unit, note``; ``change`` is value − previous.
+    Rows: :data:`HEADLINE_KEYS` plus ``reactivated_customers`` and ``repeat_purchase_share``
+    (shown, not recorded). Money in the store's currency (net revenue: paid orders only).
+    """
+    now = period_figures(db, period.start, period.end, lapse_months)
+    prev_period = period.previous_month()
+    before = period_figures(db, prev_period.start, prev_period.end, lapse_months)
+    currency = store_currency(db)
+    lapse = f"{lapse_months} months"
+    meta: dict[str, tuple[str, str, str]] = {
+        "revenue": ("Revenue", currency, "net revenue: paid orders only, refunds and cancellations excluded"),
+        "paid_orders": ("Paid orders", "", "orders with status paid"),
+        "active_customers": ("Active customers", "", "customers with a paid order in the period"),
+        "new_customers": ("New customers", "", "first paid order ever in the period"),
+        "returning_customers": ("Returning customers", "", f"bought in the period and in the {lapse} before it"),
+        "reactivated_customers": ("Reactivated customers", "", f"bought in the period after more than {lapse} without buying"),
+        "lost_customers": ("Lost customers", "", f"last paid order {lapse} before the period's month, none since"),
+        "repeat_rate": ("Repeat rate", "%", "share of active customers who had bought before the period (returning + reactivated)"),
+        "repeat_purchase_share": ("Repeat purchase share (seeds' customer loyalty)", "%",
+                                  "repeat purchases / all purchases: paid orders that are not a customer's first"),
+    }
+    order = list(HEADLINE_KEYS[:6]) + ["reactivated_customers", "repeat_rate", "repeat_purchase_share"]
+    rows = [
+        {"key": k, "label": meta[k][0], "value": now[k], "previous": before[k], "change": now[k] - before[k],
+         "unit": meta[k][1], "note": meta[k][2]}
+        for k in order
+    ]
+    return pd.DataFrame(rows)
+
+
+def record_headlines(figures: pd.DataFrame, extra: dict[str, dict[str, Any]] | None = None) -> None:
+    """Record :data:`HEADLINE_KEYS` of :func:`headline_figures` (and ``key_prev``) for the report index.
+
+    ``extra`` maps further keys to ``{"value":, "label":, "unit":, "note":}`` (e.g. the forecast).
+    Must run inside a notebook (it displays the recorded figures).
+    """
+    from . import headlines
+
+    for row in figures[figures["key"].isin(HEADLINE_KEYS)].itertuples():
+        headlines.record(row.key, _plain(row.value), label=row.label, unit=row.unit, note=row.note)
+        headlines.record(f"{row.key}_prev", _plain(row.previous), label=f"{row.label} (previous month)",
+                         unit=row.unit, note=row.note)
+    for key, spec in (extra or {}).items():
+        headlines.record(key, _plain(spec["value"]), label=spec["label"], unit=spec.get("unit", ""),
+                         note=spec.get("note", ""))
+
+
+def _plain(value: Any) -> float | int | None:
+    """A JSON-friendly number: numpy scalars to Python, NaN to None."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    number = float(value)
+    return None if np.isnan(number) else round(number, 2)
+
