@@ -299,10 +299,10 @@ def _standard_errors(loglik_grad, theta: np.ndarray, names: list[str]) -> pd.Ser
         hessian[:, j] = -(loglik_grad(up)[1] - loglik_grad(down)[1]) / (2 * h)
     hessian = (hessian + hessian.T) / 2
     try:
-        cov = np.linalg.inv(hessian)
-        se = np.sqrt(np.diag(cov))
-    except (np.linalg.LinAlgError, FloatingPointError):
-        se = np.full(k, np.nan)
+        variances = np.diag(np.linalg.inv(hessian))
+    except np.linalg.LinAlgError:
+        variances = np.full(k, np.nan)
+    se = np.sqrt(np.where(variances > 0, variances, np.nan))
     if not np.isfinite(se).all():
         warnings.warn("the information matrix is not invertible: standard errors are not available", stacklevel=3)
         se = np.where(np.isfinite(se), se, np.nan)

@@ -1,0 +1,494 @@
+"""Customer lifetime value: the published CDNOW estimates, hand-computed fixtures, planted signals, edge cases."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import betaln, gammaln
+
+from crm_helpers import clv
+from crm_helpers.headlines import read as read_headlines
+from crm_helpers.store import memory_db, open_db
+
+from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
+
+AS_OF = DEMO_MONTH_END
+
+
+# ------------------------------------------------------------------------------------------
+# CDNOW: the data of Fader, Hardie & Lee (2005), shipped inside the lifetimes wheel (never imported)
+# ------------------------------------------------------------------------------------------
+
+
+def _cdnow_dir() -> Path:
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("CDNOW data absent: the lifetimes wheel is not installed (make setup installs it, --no-deps)")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets"
+    if not (folder / "cdnow_customers_summary.csv").exists():
+        pytest.skip(f"CDNOW data absent: {folder}/cdnow_customers_summary.csv not found")
+    return folder
+
+
+def _sig3(value: float) -> float:
+    return float(f"{value:.3g}")
+
+
+@pytest.fixture(scope="module")
+def cdnow_summary() -> pd.DataFrame:
+    """2,357 customers, 39-week calibration: x, t_x, T in weeks (FHL 2005)."""
+    return pd.read_csv(_cdnow_dir() / "cdnow_customers_summary.csv")
+
+
+@pytest.fixture(scope="module")
+def cdnow_spend() -> pd.DataFrame:
+    """The same customers with zbar, the mean value of their calibration repeat purchases (FHL "RFM and CLV")."""
+    return pd.read_csv(_cdnow_dir() / "cdnow_customers_summary_with_transactions.csv")
+
+
+@pytest.fixture(scope="module")
+def cdnow_transactions() -> pd.DataFrame:
+    """The raw CDNOW sample: customer, date, CDs bought, dollar value (1997-01-01 to 1998-06-30)."""
+    path = _cdnow_dir() / "CDNOW_sample.txt"
+    if not path.exists():
+        pytest.skip(f"CDNOW data absent: {path} not found")
+    frame = pd.read_csv(path, sep=r"\s+", header=None, names=["id", "customer", "date", "cds", "value"],
+                        dtype={"date": str})
+    frame["date"] = pd.to_datetime(frame["date"], format="%Y%m%d")
+    return frame
+
+
+@pytest.fixture(scope="module")
+def cdnow_bgnbd(cdnow_summary) -> clv.BetaGeoModel:
+    return clv.BetaGeoModel().fit(cdnow_summary["frequency"], cdnow_summary["recency"], cdnow_summary["T"])
+
+
+def test_bgnbd_reproduces_the_published_cdnow_estimates(cdnow_bgnbd):
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL 2005, "Counting your customers"
+    for name, value in published.items():
+        assert _sig3(cdnow_bgnbd.params_[name]) == _sig3(value), name
+    assert cdnow_bgnbd.log_likelihood_ == pytest.approx(-9582.4, abs=0.05)  # the paper's LL
+    assert cdnow_bgnbd.n_customers_ == 2357
+    # standard errors as lifetimes reports them for this fit: 0.013, 0.378, 0.186, 0.705
+    assert cdnow_bgnbd.standard_errors_.round(3).tolist() == pytest.approx([0.013, 0.378, 0.186, 0.705], abs=0.002)
+
+
+def test_gamma_gamma_reproduces_the_published_cdnow_estimates(cdnow_spend):
+    repeat = cdnow_spend[cdnow_spend["x"] > 0]
+    model = clv.GammaGammaModel().fit(repeat["x"], repeat["zbar"])
+    published = {"p": 6.25, "q": 3.74, "v": 15.44}  # Fader, Hardie & Lee 2005, "RFM and CLV"
+    for name, value in published.items():
+        assert _sig3(model.params_[name]) == _sig3(value), name
+    assert model.n_customers_ == 946
+    assert model.log_likelihood_ == pytest.approx(-4055.92, abs=0.05)  # as CLVTools' correctness test
+    # one-time buyers are skipped by fit, so fitting on everyone gives the same answer
+    everyone = clv.GammaGammaModel().fit(cdnow_spend["x"], cdnow_spend["zbar"])
+    assert everyone.params_.to_numpy() == pytest.approx(model.params_.to_numpy())
+
+
+def test_summary_of_the_raw_cdnow_sample_matches_the_published_summary(cdnow_transactions, cdnow_spend):
+    summary = clv.summary_from_transactions(
+        cdnow_transactions, "customer", "date", "value", observation_period_end="1997-09-30",
+        freq="D", freq_multiplier=7,
+    ).sort_index()
+    published = cdnow_spend.set_index("ID").sort_index()
+    assert summary.index.tolist() == published.index.tolist()
+    assert (summary["frequency"].to_numpy() == published["x"].to_numpy()).all()
+    # the published file rounds to two decimals
+    assert np.abs(summary["recency"].to_numpy() - published["t_x"].to_numpy()).max() <= 0.005 + 1e-9
+    assert np.abs(summary["T"].to_numpy() - published["T"].to_numpy()).max() <= 0.005 + 1e-9
+    assert np.abs(summary["monetary_value"].to_numpy() - published["zbar"].to_numpy()).max() <= 0.005 + 1e-9
+
+
+def test_calibration_split_of_the_raw_sample_fits_the_published_model(cdnow_transactions):
+    split = clv.summary_from_transactions(
+        cdnow_transactions, "customer", "date", observation_period_end="1998-06-30", freq="D",
+        freq_multiplier=7, calibration_period_end="1997-09-30",
+    )
+    assert len(split) == 2357 and (split["duration_holdout"] == 39).all()
+    model = clv.BetaGeoModel().fit(split["frequency_cal"], split["recency_cal"], split["T_cal"])
+    assert [_sig3(v) for v in model.params_] == [0.243, 4.41, 0.793, 2.43]
+    predicted = model.expected_purchases(39, split["frequency_cal"], split["recency_cal"], split["T_cal"])
+    by_group = pd.DataFrame({"group": split["frequency_cal"].clip(upper=7), "actual": split["frequency_holdout"],
+                             "predicted": predicted}).groupby("group").mean()
+    # FHL 2005, figure 5: conditional expectations track the holdout within about a third per group
+    assert by_group["predicted"].is_monotonic_increasing
+    assert ((by_group["predicted"] - by_group["actual"]).abs() <= 0.35 * by_group["actual"] + 0.05).all()
+
+
+# ------------------------------------------------------------------------------------------
+# The likelihoods: gradients, unique-row weighting, an independent per-row formula
+# ------------------------------------------------------------------------------------------
+
+
+def _naive_bgnbd_ll(theta, x, tx, t_cap) -> float:
+    """FHL 2005 eq. 6 written out row by row, as in the paper."""
+    r, alpha, a, b = theta
+    total = 0.0
+    for xi, ti, Ti in zip(x, tx, t_cap):
+        base = (gammaln(r + xi) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xi) - betaln(a, b))
+        term = (alpha + Ti) ** -(r + xi)
+        if xi > 0:
+            term += a / (b + xi - 1) * (alpha + ti) ** -(r + xi)
+        total += base + np.log(term)
+    return total
+
+
+@pytest.fixture(scope="module")
+def small_rfm() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    t_cap = rng.integers(5, 60, 300).astype(float)
+    x = rng.poisson(2, 300).astype(float)
+    tx = np.where(x > 0, np.floor(t_cap * rng.random(300)), 0.0)
+    return x, tx, t_cap
+
+
+def test_bgnbd_likelihood_matches_the_paper_formula_row_by_row(small_rfm):
+    x, tx, t_cap = small_rfm
+    theta = np.array([0.7, 9.0, 0.6, 2.5])
+    rows = clv._RfmRows.build(x, tx, t_cap, np.ones_like(x))
+    assert clv._bgnbd_loglik_grad(theta, rows)[0] == pytest.approx(_naive_bgnbd_ll(theta, x, tx, t_cap), rel=1e-10)
+
+
+@pytest.mark.parametrize("theta", [[0.7, 9.0, 0.6, 2.5], [2.0, 0.5, 1.5, 0.8], [0.05, 40.0, 0.2, 9.0]])
+def test_bgnbd_analytic_gradient_matches_finite_differences(small_rfm, theta):
+    x, tx, t_cap = small_rfm
+    rows = clv._RfmRows.build(x, tx, t_cap, np.ones_like(x))
+    theta = np.array(theta)
+    analytic = clv._bgnbd_loglik_grad(theta, rows)[1]
+    numeric = np.empty(4)
+    for k in range(4):
+        h = 1e-6 * theta[k]
+        up, down = theta.copy(), theta.copy()
+        up[k] += h
+        down[k] -= h
+        numeric[k] = (clv._bgnbd_loglik_grad(up, rows)[0] - clv._bgnbd_loglik_grad(down, rows)[0]) / (2 * h)
+    assert analytic == pytest.approx(numeric, rel=1e-5)
+
+
+@pytest.mark.parametrize("theta", [[6.25, 3.74, 15.44], [0.8, 1.5, 3.0]])
+def test_gamma_gamma_analytic_gradient_matches_finite_differences(theta):
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 9, 200).astype(float)
+    m = rng.gamma(3.0, 10.0, 200)
+    rows = clv._SpendRows.build(x, m, np.ones_like(x))
+    theta = np.array(theta)
+    analytic = clv._gg_loglik_grad(theta, rows)[1]
+    numeric = np.empty(3)
+    for k in range(3):
+        h = 1e-6 * theta[k]
+        up, down = theta.copy(), theta.copy()
+        up[k] += h
+        down[k] -= h
+        numeric[k] = (clv._gg_loglik_grad(up, rows)[0] - clv._gg_loglik_grad(down, rows)[0]) / (2 * h)
+    assert analytic == pytest.approx(numeric, rel=1e-5)
+
+
+def test_weights_on_unique_rows_give_the_same_fit_as_repeated_rows(cdnow_summary):
+    grouped = cdnow_summary.groupby(["frequency", "recency", "T"]).size().reset_index(name="n")
+    assert len(grouped) < len(cdnow_summary)
+    weighted = clv.BetaGeoModel().fit(grouped["frequency"], grouped["recency"], grouped["T"], weights=grouped["n"])
+    plain = clv.BetaGeoModel().fit(cdnow_summary["frequency"], cdnow_summary["recency"], cdnow_summary["T"])
+    assert weighted.params_.to_numpy() == pytest.approx(plain.params_.to_numpy(), rel=1e-5)
+
+
+def _simulate(n: int, seed: int, r=0.6, alpha=60.0, a=0.4, b=2.0, p=3.0, q=4.0, v=40.0):
+    """Customers drawn from BG/NBD + Gamma-Gamma with known parameters (times in whole days)."""
+    rng = np.random.default_rng(seed)
+    lam, drop = rng.gamma(r, 1 / alpha, n), rng.beta(a, b, n)
+    t_cap = rng.integers(1, 731, n).astype(float)
+    events = rng.poisson(lam * t_cap)
+    x = np.minimum(rng.geometric(drop), events).astype(float)  # leaves right after the K-th repeat purchase
+    tx = np.zeros(n)
+    has = x > 0
+    tx[has] = np.floor(t_cap[has] * rng.beta(x[has], events[has] - x[has] + 1))
+    nu = rng.gamma(q, 1 / v, n)
+    m = np.zeros(n)
+    m[has] = rng.gamma(p * x[has], 1 / nu[has]) / x[has]
+    return x, tx, t_cap, m
+
+
+def test_known_parameters_are_recovered_from_simulated_customers():
+    x, tx, t_cap, m = _simulate(40_000, seed=11)
+    bg = clv.BetaGeoModel().fit(x, tx, t_cap)
+    gg = clv.GammaGammaModel().fit(x, m)
+    for model, truth in ((bg, [0.6, 60.0, 0.4, 2.0]), (gg, [3.0, 4.0, 40.0])):
+        z = (model.params_.to_numpy() - truth) / model.standard_errors_.to_numpy()
+        assert np.abs(z).max() < 4, (model.params_, model.standard_errors_)
+
+
+# ------------------------------------------------------------------------------------------
+# The summary: hand-computed fixtures
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def transactions() -> pd.DataFrame:
+    rows = [
+        ("A", "2026-01-01", 10.0), ("A", "2026-01-01", 5.0),  # two orders the same day: one purchase of 15
+        ("A", "2026-01-11", 20.0), ("A", "2026-02-01", 30.0),
+        ("B", "2026-01-15", 50.0),  # one purchase only
+        ("C", "2026-02-10", 7.0), ("C", "2026-03-05", 9.0),  # first purchase after the calibration end
+        ("D", "2026-01-31", 12.0),  # on the calibration end: in the calibration
+        ("D", "2026-03-31", 8.0),  # on the observation end: counted
+        ("D", "2026-04-02", 99.0),  # after the observation end: ignored
+    ]
+    return pd.DataFrame(rows, columns=["customer_id", "date", "amount"])
+
+
+def test_daily_summary_by_hand(transactions):
+    s = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+                                      observation_period_end="2026-03-31")
+    assert s.index.name == "customer_id"
+    assert list(s.columns) == ["frequency", "recency", "T", "monetary_value"]
+    assert s.loc["A"].tolist() == [2, 31, 89, 25]  # Jan 1 -> Jan 11, Feb 1; T to Mar 31; (20 + 30) / 2
+    assert s.loc["B"].tolist() == [0, 0, 75, 0]
+    assert s.loc["C"].tolist() == [1, 23, 49, 9]
+    assert s.loc["D"].tolist() == [1, 59, 59, 8]
+
+
+def test_weekly_and_monthly_periods_by_hand(transactions):
+    weekly = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+                                           observation_period_end="2026-03-31", freq="W")
+    # Monday-to-Sunday weeks: Jan 1 (Thu) week 0, Jan 11 (Sun) week 1, Feb 1 (Sun) week 4, Mar 31 (Tue) week 13
+    assert weekly.loc["A"].tolist() == [2, 4, 13, 25]
+    monthly = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+                                            observation_period_end="2026-03-31", freq="M")
+    assert monthly.loc["A"].tolist() == [1, 1, 2, 30]  # January's 35 is the first purchase, February's 30 repeats
+    assert monthly.loc["D"].tolist() == [1, 2, 2, 8]
+    in_weeks = clv.summary_from_transactions(transactions, "customer_id", "date", observation_period_end="2026-03-31",
+                                             freq="D", freq_multiplier=7)
+    assert in_weeks.loc["A", "recency"] == pytest.approx(31 / 7)
+
+
+def test_calibration_and_holdout_by_hand(transactions):
+    s = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+                                      observation_period_end="2026-03-31", calibration_period_end="2026-01-31")
+    assert list(s.columns) == ["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal", "frequency_holdout",
+                               "monetary_value_holdout", "duration_holdout"]
+    assert sorted(s.index) == ["A", "B", "D"]  # C first bought after the calibration end
+    assert s.loc["A"].tolist() == [1, 10, 30, 20, 1, 30, 59]
+    assert s.loc["B"].tolist() == [0, 0, 16, 0, 0, 0, 59]
+    assert s.loc["D"].tolist() == [0, 0, 0, 0, 1, 8, 59]
+
+
+def test_summary_refuses_bad_input(transactions):
+    bad = transactions.assign(amount=transactions["amount"].where(transactions["customer_id"] != "B", -5.0))
+    with pytest.raises(clv.NegativeValueError, match="negative"):
+        clv.summary_from_transactions(bad, "customer_id", "date", "amount")
+    with pytest.raises(clv.ClvError, match="no column 'when'"):
+        clv.summary_from_transactions(transactions, "customer_id", "when")
+    with pytest.raises(clv.ClvError, match="freq"):
+        clv.summary_from_transactions(transactions, "customer_id", "date", freq="Q")
+    with pytest.raises(clv.ClvError, match="before the observation end"):
+        clv.summary_from_transactions(transactions, "customer_id", "date", observation_period_end="2026-01-31",
+                                      calibration_period_end="2026-02-28")
+    assert issubclass(clv.ClvError, ValueError)
+
+
+# ------------------------------------------------------------------------------------------
+# Models: predictions and errors
+# ------------------------------------------------------------------------------------------
+
+
+def test_predictions_behave(cdnow_bgnbd):
+    m = cdnow_bgnbd
+    # a customer seen only at their first purchase (x = 0, T = 0) is a new customer: eq. 10 reduces to eq. 9
+    assert m.expected_purchases(39, [0], [0], [0])[0] == pytest.approx(m.expected_purchases_new_customer(39))
+    assert m.expected_purchases(0, [3], [20], [38])[0] == pytest.approx(0)
+    grows = m.expected_purchases(np.array(10.0), [3], [20], [38])[0] < m.expected_purchases(20, [3], [20], [38])[0]
+    assert grows
+    alive = m.p_alive([0, 3, 3, 3], [0, 5, 20, 38], [38, 38, 38, 38])
+    assert alive[0] == 1.0 and alive[1] < alive[2] < alive[3] <= 1.0
+    series = m.p_alive(pd.Series([2.0], index=["c1"]), pd.Series([30.43]), pd.Series([38.86]))
+    assert series.index.tolist() == ["c1"] and series.iloc[0] == pytest.approx(0.7266, abs=1e-3)
+
+
+def test_models_refuse_what_cannot_be_fitted():
+    with pytest.raises(clv.NoRepeatBuyersError, match="more than once"):
+        clv.BetaGeoModel().fit([0, 0, 0], [0, 0, 0], [10, 20, 30])
+    with pytest.raises(clv.NegativeValueError):
+        clv.BetaGeoModel().fit([1, 2], [-1, 3], [10, 10])
+    with pytest.raises(clv.ClvError, match="cannot exceed T"):
+        clv.BetaGeoModel().fit([1, 2], [12, 3], [10, 10])
+    with pytest.raises(clv.ClvError, match="fit the model first"):
+        clv.BetaGeoModel().p_alive([1], [1], [2])
+    with pytest.raises(clv.NoRepeatBuyersError):
+        clv.GammaGammaModel().fit([0, 0], [0, 0])
+    with pytest.raises(clv.ClvError, match="positive spend"):
+        clv.GammaGammaModel().fit([1, 2, 3], [10.0, 0.0, 12.0])
+    with pytest.raises(clv.NegativeValueError):
+        clv.GammaGammaModel().fit([1, 2], [10.0, -3.0])
+
+
+def test_gamma_gamma_warns_when_spend_follows_frequency():
+    rng = np.random.default_rng(2)
+    x = rng.integers(1, 20, 400).astype(float)
+    nu = rng.gamma(4.0, 1 / 40.0, 400) / x  # frequent buyers spend more per purchase
+    m = rng.gamma(3.0 * x, 1 / nu) / x
+    with pytest.warns(clv.GammaGammaAssumptionWarning, match="correlated"):
+        model = clv.GammaGammaModel().fit(x, m)
+    assert model.frequency_monetary_correlation_ > 0.3
+    p, q, v = model.params_
+    assert model.expected_average_value([0], [0])[0] == pytest.approx(p * v / (q - 1))  # the population mean
+
+
+# ------------------------------------------------------------------------------------------
+# CLV formulas by hand
+# ------------------------------------------------------------------------------------------
+
+
+def test_the_articles_discounted_formula_by_hand():
+    # 1000 a year for 5 years at 10%: 909.09 + 826.45 + 751.31 + 683.01 + 620.92 = 3790.79
+    assert clv.constant_profit_clv(1000, 0.10, 5) == pytest.approx(3790.79, abs=0.01)
+    assert clv.constant_profit_clv(np.array([1000.0, 0.0]), 0.0, 3).tolist() == [3000.0, 0.0]
+    with pytest.raises(clv.ClvError):
+        clv.constant_profit_clv(1000, 0.1, 0)
+
+
+def test_subscription_estimate_by_hand():
+    assert clv.subscription_clv(50.0, 0.05) == pytest.approx(1000.0)  # 50 a month for 20 months on average
+    with pytest.raises(clv.ClvError, match="infinite"):
+        clv.subscription_clv(50.0, 0.0)
+    assert clv.monthly_rate(0.10) == pytest.approx(1.1 ** (1 / 12) - 1)
+
+
+def test_discounted_clv_sums_monthly_expected_purchases(cdnow_bgnbd):
+    m = cdnow_bgnbd
+    x, tx, t_cap = np.array([2.0, 0.0, 7.0]), np.array([30.43, 0.0, 35.0]), np.array([38.86, 38.86, 38.86])
+    value = np.array([20.0, 30.0, 40.0])
+    weeks = clv.DAYS_PER_MONTH / 7
+    got = clv.customer_lifetime_value(m, x, tx, t_cap, value, horizon_months=3, annual_discount_rate=0.12,
+                                      margin=0.4, freq="W")
+    i = 1.12 ** (1 / 12) - 1
+    cumulative = [np.zeros(3)] + [m.expected_purchases(k * weeks, x, tx, t_cap) for k in (1, 2, 3)]
+    expected = 0.4 * value * sum((cumulative[k] - cumulative[k - 1]) / (1 + i) ** k for k in (1, 2, 3))
+    assert got == pytest.approx(expected, rel=1e-9)
+    undiscounted = clv.customer_lifetime_value(m, x, tx, t_cap, value, 3, 0.0, 1.0, freq="W")
+    assert undiscounted == pytest.approx(value * cumulative[3], rel=1e-9)
+    with pytest.raises(clv.ClvError, match="margin"):
+        clv.customer_lifetime_value(m, x, tx, t_cap, value, 3, 0.1, margin=30)
+
+
+# ------------------------------------------------------------------------------------------
+# The demo business: planted signals
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_analysis(demo_db_path) -> clv.ClvAnalysis:
+    return clv.analyse_customers(open_db(demo_db_path), AS_OF, horizon_months=36, annual_discount_rate=0.1,
+                                 profit_margin=0.3)
+
+
+def test_demo_values_vip_above_regular_above_occasional(demo_analysis, demo_business):
+    assert demo_analysis.ok, demo_analysis.message
+    truth = demo_business.truth.set_index("customer_id")
+    per_type = demo_analysis.customers.join(truth)["clv"].groupby(truth["customer_type"]).mean()
+    assert per_type["vip"] > 2 * per_type["regular"] > 2 * per_type["occasional"]
+    assert demo_analysis.currency == "EUR"
+    assert demo_analysis.margin_source.startswith("measured")  # demo orders carry their cost
+    assert 0.4 < demo_analysis.margin_rate < 0.8
+    assert demo_analysis.total_clv == pytest.approx(demo_analysis.customers["clv"].sum())
+
+
+def test_demo_expected_purchases_follow_the_true_purchase_rates(demo_analysis, demo_business):
+    truth = demo_business.truth.set_index("customer_id")
+    customers = demo_analysis.customers.join(truth)
+    per_type = customers.groupby("customer_type")["expected_purchases"].mean()
+    assert per_type["vip"] > 2 * per_type["regular"] > 2 * per_type["occasional"]
+    repeat = customers[customers["frequency"] > 0]
+    # the true rate holds while a customer stays; dropouts (not stored) blur the ranking
+    assert repeat["expected_purchases"].corr(repeat["purchase_rate"], method="spearman") > 0.4
+
+
+def test_demo_probably_lost_are_repeat_buyers_silent_for_long(demo_analysis):
+    lost = demo_analysis.customers[demo_analysis.customers["probably_lost"]]
+    assert demo_analysis.n_probably_lost == len(lost) > 0
+    assert (lost["frequency"] > 0).all() and (lost["p_alive"] < 0.5).all()
+    others = demo_analysis.customers[(demo_analysis.customers["frequency"] > 0) & ~demo_analysis.customers["probably_lost"]]
+    silence = (pd.Timestamp(AS_OF) - pd.to_datetime(lost["last_purchase"])).dt.days
+    silence_others = (pd.Timestamp(AS_OF) - pd.to_datetime(others["last_purchase"])).dt.days
+    assert silence.median() > 2 * silence_others.median()
+    assert list(demo_analysis.probably_lost(5)["revenue_to_date"]) == sorted(
+        demo_analysis.probably_lost(5)["revenue_to_date"], reverse=True)
+
+
+def test_demo_warns_that_vips_spend_more_per_purchase(demo_analysis):
+    # VIPs buy both more often and bigger baskets: Gamma-Gamma's independence assumption fails
+    assert any("correlated" in note for note in demo_analysis.notes)
+    assert demo_analysis.spend_model.frequency_monetary_correlation_ > clv.GG_CORRELATION_LIMIT
+
+
+def test_demo_holdout_predictions_rank_like_what_happened(demo_db_path):
+    result = clv.holdout_validation(open_db(demo_db_path), AS_OF)
+    assert result.ok, result.message
+    by_group = result.by_frequency
+    assert by_group["predicted"].corr(by_group["actual"], method="spearman") >= 0.8
+    row = result.aggregate.iloc[0]
+    assert row["actual_repeat_purchases"] > 0 and abs(row["error_pct"]) < 50
+    assert set(result.long()["kind"]) == {"actual", "predicted"}
+
+
+def test_demo_groupings_and_matrices(demo_analysis, demo_db_path):
+    by_group = clv.value_by_group(demo_analysis.customers, "buyer_group")
+    assert by_group["customers"].sum() == len(demo_analysis.customers)
+    assert by_group["share_of_clv"].sum() == pytest.approx(100)
+    assert by_group.loc["10+ purchases", "mean_clv"] > by_group.loc["1 purchase", "mean_clv"]
+    matrix = clv.frequency_recency_matrix(demo_analysis.transaction_model, 700, max_frequency=6, n_recency=7)
+    assert matrix.shape == (7, 8) and matrix.iloc[0, 1:].isna().all() and matrix.iloc[0, 0] == 1
+    assert (matrix.iloc[1:].diff(axis=1).iloc[:, 1:] >= 0).all().all()  # more recent purchase, more alive
+    sub = clv.subscription_estimate(open_db(demo_db_path), AS_OF, demo_analysis.margin_rate)
+    assert 0 < sub.loc[0, "monthly_churn_rate"] < 1 and sub.loc[0, "subscription_clv"] > 0
+    methods = clv.compare_methods(demo_analysis, sub)
+    assert len(methods) == 3 and methods["mean_per_customer"].notna().all()
+
+
+# ------------------------------------------------------------------------------------------
+# Thin stores: a clear message, never a traceback
+# ------------------------------------------------------------------------------------------
+
+
+def _store_with(orders: list[tuple[str, str, str, float]]):
+    db = memory_db()
+    ids = sorted({o[1] for o in orders})
+    db.table("customers").insert_all([{"customer_id": c, "name": c} for c in ids])
+    db.table("orders").insert_all([{"order_id": o, "customer_id": c, "order_date": d, "amount": a, "status": "paid"}
+                                   for o, c, d, a in orders])
+    return db
+
+
+def test_thin_stores_give_a_message():
+    empty = clv.analyse_customers(memory_db(), "2026-10-31")
+    assert not empty.ok and "no paid orders" in empty.message and empty.total_clv != empty.total_clv
+    one_timers = _store_with([("O1", "A", "2026-01-05", 20.0), ("O2", "B", "2026-03-01", 35.0)])
+    analysis = clv.analyse_customers(one_timers, "2026-10-31", profit_margin=0.25)
+    assert not analysis.ok and "more than once" in analysis.message
+    assert analysis.margin_rate == 0.25 and "parameter" in analysis.margin_source
+    assert not clv.holdout_validation(one_timers, "2026-10-31").ok
+
+
+# ------------------------------------------------------------------------------------------
+# The notebook
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_notebook_runs_and_records_its_headlines(tmp_path, demo_db_path):
+    out = run_notebook("04_clv_romi.ipynb", tmp_path, db_path=str(demo_db_path),
+                       period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
+    found = read_headlines(str(out))
+    assert found["total_expected_clv"]["unit"] == "EUR" and found["total_expected_clv"]["value"] > 0
+    assert found["total_expected_clv_prev"]["value"] > 0
+    assert found["customers_probably_lost"]["value"] > 0
+    best, worst = found["best_campaign_romi"], found["worst_campaign_romi"]
+    assert best["unit"] == "%" and best["value"] > worst["value"]
+    assert "net" in best["note"] and "C01" in best["note"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert all(np.isfinite(h["value"]) for h in found.values() if h["value"] is not None)
