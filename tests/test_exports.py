@@ -26,8 +26,7 @@ def _read(path: Path) -> list[dict[str, str]]:
 
 @pytest.fixture
 def book():
-    """Seven buyers; by hand (see the tie rule): c5 and c6 are At Risk, c7 Hibernating, c1 and c2
-    Potential Loyalists, c3 and c4 About to Sleep. c6 has no e-mail, c7 no consent."""
+    """Seven buyers (segments by hand in test_fixture_segments); c6 has no e-mail, c7 no consent."""
     db = memory_db()
     people = [
         ("c1", "Ann", "ann@example.com", 1), ("c2", "Ben", "ben@example.com", 1),
@@ -54,16 +53,18 @@ def _days_before(days: int) -> str:
 
 
 def test_fixture_segments(book):
+    # mid-rank percentiles of 7: recency c5 0.5/7 -> R1, c6 1.5/7 -> R2, ... c1 6.5/7 -> R5;
+    # the two 12-order customers share F: (5 + 2/2)/7 = 0.857 -> F5
     rfm = rfm_table(customer_features(book, "2026-10-31")).set_index("customer_id")
-    assert rfm["r_score"].tolist() == [5, 4, 3, 3, 1, 1, 2]
-    assert rfm["f_score"].tolist() == [3, 3, 1, 1, 4, 4, 2]
-    assert rfm["segment"].tolist() == ["Potential Loyalists"] * 2 + ["About to Sleep"] * 2 + ["At Risk"] * 2 + [
-        "Hibernating"]
+    assert rfm["r_score"].tolist() == [5, 4, 4, 3, 1, 2, 2]
+    assert rfm["f_score"].tolist() == [4, 3, 1, 2, 5, 5, 2]
+    assert rfm["segment"].tolist() == ["Champions", "Potential Loyalists", "Promising", "About to Sleep",
+                                       "Can't Lose Them", "Can't Lose Them", "Hibernating"]
 
 
 def test_export_honours_consent_and_neutralizes_formulas(book, tmp_path):
-    target = tmp_path / "at_risk.csv"
-    n = export_segment(book, "At Risk", target, as_of="2026-10-31")
+    target = tmp_path / "cant_lose.csv"
+    n = export_segment(book, "Can't Lose Them", target, as_of="2026-10-31")
     rows = _read(target)
     assert n == len(rows) == 1, "c6 has no e-mail address"
     assert list(rows[0]) == EXPORT_COLUMNS
@@ -81,8 +82,8 @@ def test_customers_without_consent_only_on_request(book, tmp_path):
 
 
 def test_default_date_is_the_last_order(book):
-    members = segment_members(book, "potential loyalists")  # as of 2026-10-30, c1's last order
-    assert members["customer_id"].tolist() == ["c1", "c2"] and members.loc[0, "recency_days"] == 0
+    members = segment_members(book, "champions")  # as of 2026-10-30, the day of c1's last order
+    assert members["customer_id"].tolist() == ["c1"] and members.loc[0, "recency_days"] == 0
 
 
 def test_errors_are_plain(book, tmp_path):

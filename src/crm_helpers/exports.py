@@ -18,7 +18,7 @@ from sqlite_utils import Database
 from .data import query_df
 from .features import as_date, customer_features, last_order_date
 from .safe_csv import write_safe_csv
-from .segmentation import canonical_segment, rfm_table
+from .segmentation import SEGMENT_ORDER, canonical_segment, rfm_table
 
 EXPORT_COLUMNS = ["customer_id", "name", "email", "consent_marketing", "segment", "r_score", "f_score", "m_score",
                   "last_order", "recency_days", "orders", "net_revenue"]
@@ -75,3 +75,19 @@ def export_segment(
     members = segment_members(db, segment, as_of, include_without_consent=include_without_consent)
     write_safe_csv(members, path)
     return len(members)
+
+
+def exportable_counts(db: Database, rfm: pd.DataFrame) -> pd.DataFrame:
+    """Per segment (all ten, best first): customers, with an e-mail, and with e-mail and consent.
+
+    ``rfm`` is :func:`crm_helpers.segmentation.rfm_table`; the last column is what
+    :func:`export_segment` writes by default.
+    """
+    contacts = query_df(db, "SELECT customer_id, email, consent_marketing FROM customers")
+    joined = rfm[["customer_id", "segment"]].merge(contacts, on="customer_id", how="left")
+    has_email = joined["email"].fillna("").astype(str).str.strip() != ""
+    consent = pd.to_numeric(joined["consent_marketing"], errors="coerce").fillna(0) == 1
+    frame = pd.DataFrame({"segment": joined["segment"], "customers": 1, "with_email": has_email.astype(int),
+                          "exportable": (has_email & consent).astype(int)})
+    table = frame.groupby("segment").sum().reindex(list(SEGMENT_ORDER), fill_value=0)
+    return table.rename_axis("segment").reset_index()

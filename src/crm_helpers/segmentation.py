@@ -7,12 +7,15 @@ into R, F and M scores from 1 (worst) to 5 (best) and a named segment.
 
 - Recency = days since the last paid order, frequency = paid orders, monetary = net revenue
   (paid orders only: refunded and cancelled orders are neither purchases nor revenue).
-- **Scores and ties.** A customer's score is ``1 + floor(5 × share of customers with a strictly
-  worse value)``, worse meaning a longer recency, fewer orders, less revenue. Customers with the
-  same value always get the same score, whatever the row order; with all values different this
-  is exactly the quintile (the best fifth gets 5). Heavy ties (many one-time buyers) leave some
-  scores unused rather than splitting equal customers at random. When every customer has the
-  same value there is nothing to rank and everyone gets the middle score 3.
+- **Scores and ties.** A customer's score is ``1 + floor(5 × p)`` (at most 5), where ``p`` is the
+  mid-rank percentile: the share of customers with a strictly worse value plus half the share
+  with the same value (worse = longer recency, fewer orders, less revenue). With all values
+  different this is exactly the quintile (the best fifth gets 5). Customers with the same value
+  always get the same score, whatever the row order; a tied group is placed by its middle, so a
+  small change in how many customers sit below it does not flip the whole group (which placing
+  it by its lowest rank would). Heavy ties (many one-time buyers) leave some scores unused
+  rather than splitting equal customers at random. When every customer has the same value,
+  ``p = 0.5`` and everyone gets the middle score 3.
 - **Segments** come from the common R×F grid (:data:`SEGMENT_RULES`): each of the 25 (R, F)
   cells belongs to exactly one of ten segments. M is scored and stored but does not change the
   segment.
@@ -144,7 +147,7 @@ def segment_grid() -> pd.DataFrame:
 
 
 def quintile_scores(values: pd.Series, *, higher_is_better: bool = True, bins: int = SCORE_BINS) -> pd.Series:
-    """Scores 1..``bins``: ``1 + floor(bins × share of values strictly worse)`` (see the module notes).
+    """Scores 1..``bins``: ``1 + floor(bins × mid-rank percentile)`` (see the module notes).
 
     Equal values get equal scores; the result does not depend on row order. If all values are
     equal, everyone gets the middle score. Returns an int64 Series aligned with ``values``.
@@ -153,10 +156,9 @@ def quintile_scores(values: pd.Series, *, higher_is_better: bool = True, bins: i
     if n == 0:
         return pd.Series([], index=values.index, dtype="int64")
     oriented = values.astype("float64") if higher_is_better else -values.astype("float64")
-    if oriented.nunique(dropna=False) <= 1:
-        return pd.Series((bins + 1) // 2, index=values.index, dtype="int64")
-    worse = oriented.rank(method="min") - 1  # number of values strictly below
-    return (1 + np.floor(bins * worse / n)).clip(1, bins).astype("int64")
+    # average rank - 0.5 = (strictly worse) + (equal) / 2, counted in customers
+    percentile = (oriented.rank(method="average") - 0.5) / n
+    return (1 + np.floor(bins * percentile)).clip(1, bins).astype("int64")
 
 
 def segment_of(r_scores: pd.Series, f_scores: pd.Series) -> pd.Series:
@@ -272,7 +274,7 @@ class CustomerClusters:
     """
 
     def __init__(self, k_range: tuple[int, int] = (2, 8), features: tuple[str, ...] = tuple(CLUSTER_FEATURES),
-                 n_init: int = 10, silhouette_sample: int = 3000, random_state: int = 0) -> None:
+                 n_init: int = 5, silhouette_sample: int = 3000, random_state: int = 0) -> None:
         self.k_range = k_range
         self.features = features
         self.n_init = n_init
@@ -311,8 +313,11 @@ class CustomerClusters:
                 best = (sil, k, model.labels_, model.cluster_centers_)
         self.scores_ = pd.DataFrame(rows, columns=["k", "silhouette", "inertia"])
         if best is None:
-            self.note_ = (f"Only {len(buyers)} buyers with {distinct} different profiles: too few to form "
-                          f"{k_min} or more clusters, so everyone is shown as one group.")
+            self.note_ = (
+                "No buyers by this date: there is nothing to cluster." if len(buyers) == 0 else
+                f"Only {len(buyers)} buyers with {distinct} distinct behaviour profile(s): too few to form "
+                f"{k_min} or more clusters, so everyone is shown as one group."
+            )
             raw_labels = np.zeros(len(buyers), dtype=int)
             centers = z.mean(axis=0, keepdims=True) if len(z) else np.zeros((0, len(self.features)))
             self.k_ = 1 if len(buyers) else 0
@@ -469,3 +474,85 @@ def movers(db: Database, from_month: str, to_month: str, into: tuple[str, ...] =
         f"ORDER BY a.segment, c.name, a.customer_id",
         [from_month, to_month, *into, *into],
     )
+
+
+# -- plots -----------------------------------------------------------------------------------
+
+def _axes(ax=None):
+    import matplotlib.pyplot as plt
+
+    return ax if ax is not None else plt.subplots()[1]
+
+
+def _nothing(ax, message: str):
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#52606d")
+    ax.set_axis_off()
+    return ax
+
+
+def plot_segment_sizes(summary: pd.DataFrame, ax=None):
+    """Horizontal bars: customers per segment (from :func:`segment_summary`), best segment on top."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    if summary["customers"].sum() == 0:
+        return _nothing(ax, "no buyers to segment")
+    sns.barplot(data=summary, y="segment", x="customers", color="#3b8ea5", ax=ax)
+    ax.bar_label(ax.containers[0], fmt="{:,.0f}", padding=3)
+    ax.set(title="Customers per segment", xlabel="customers", ylabel="")
+    return ax
+
+
+def plot_grid_counts(counts: pd.DataFrame, ax=None):
+    """Heatmap of customers per (R, F) cell (from :func:`score_counts`), labelled with the segment."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    labels = segment_grid().reindex(index=counts.index, columns=counts.columns)
+    annot = labels.apply(lambda col: col.str.replace(" ", "\n", n=1)) + "\n" + counts.astype(str)
+    sns.heatmap(counts, annot=annot.to_numpy(), fmt="", cmap="crest", cbar=False, linewidths=0.5,
+                annot_kws={"fontsize": 7}, ax=ax)
+    ax.set(title="Customers per R and F score", xlabel="frequency score", ylabel="recency score")
+    return ax
+
+
+def plot_migration(matrix: pd.DataFrame, ax=None):
+    """Heatmap of the migration matrix (from :func:`migration_matrix`)."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    if matrix.to_numpy().sum() == 0:
+        return _nothing(ax, "no snapshots to compare")
+    sns.heatmap(matrix, annot=True, fmt="d", cmap="crest", cbar=False, linewidths=0.5, ax=ax,
+                annot_kws={"fontsize": 8}, mask=matrix == 0)
+    ax.set(title="Where last month's customers are now")
+    return ax
+
+
+def plot_silhouette(scores: pd.DataFrame, chosen_k: int, ax=None):
+    """Silhouette (higher is better) and inertia (the elbow) by k, the chosen k marked."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    if scores.empty:
+        return _nothing(ax, "too few customers to compare cluster counts")
+    sns.lineplot(data=scores, x="k", y="silhouette", marker="o", ax=ax, label="silhouette (left)")
+    ax.axvline(chosen_k, color="#b42318", linestyle="--", linewidth=1)
+    other = ax.twinx()
+    sns.lineplot(data=scores, x="k", y="inertia", marker="s", color="#9aa5b1", ax=other, label="inertia (right)")
+    other.grid(False)
+    ax.set(title=f"Choosing the number of clusters (chosen: {chosen_k})", xlabel="number of clusters k")
+    return ax
+
+
+def plot_clusters_2d(points: pd.DataFrame, ax=None):
+    """Scatter of the 2-D view (from :meth:`CustomerClusters.map_2d`), one colour per cluster."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    if points.empty:
+        return _nothing(ax, "no buyers to show")
+    sns.scatterplot(data=points, x="pc1", y="pc2", hue="cluster", palette="crest", s=18, ax=ax)
+    ax.set(title="Customers on the two main axes of behaviour", xlabel="first component",
+           ylabel="second component")
+    return ax
