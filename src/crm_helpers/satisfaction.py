@@ -288,11 +288,11 @@ def loyalty(db: Database, start: dt.date | str, end: dt.date | str) -> dict[str,
     ``{"purchases", "repeat_purchases", "loyalty"}`` (loyalty 0–1, NaN without purchases).
     """
     sql = """
-    WITH firsts AS (SELECT customer_id, MIN(order_date) AS first_day FROM orders
-                    WHERE status = 'paid' GROUP BY customer_id)
-    SELECT (SELECT COUNT(*) FROM orders WHERE status = 'paid' AND order_date >= :start
-              AND order_date < :end_next) AS purchases,
-           (SELECT COUNT(*) FROM firsts WHERE first_day >= :start AND first_day < :end_next) AS first_purchases
+    SELECT COUNT(*) AS purchases,
+           COUNT(DISTINCT CASE WHEN NOT EXISTS (
+               SELECT 1 FROM orders p WHERE p.customer_id = o.customer_id AND p.status = 'paid'
+                 AND p.order_date < :start) THEN o.customer_id END) AS first_purchases
+    FROM orders o WHERE o.status = 'paid' AND o.order_date >= :start AND o.order_date < :end_next
     """
     purchases, firsts = db.execute(sql, {"start": _iso(start), "end_next": _next_day(end)}).fetchone()
     repeat = purchases - firsts
@@ -568,7 +568,7 @@ class KeyDriverAnalysis:
     ``top_driver_``, ``rf_top_driver_``.
     """
 
-    def __init__(self, target: str = "csat", n_estimators: int = 200, min_answers: int = 30,
+    def __init__(self, target: str = "csat", n_estimators: int = 100, min_answers: int = 30,
                  max_rf_rows: int = 20_000, random_state: int = 0) -> None:
         self.target = target
         self.n_estimators = n_estimators
@@ -617,7 +617,7 @@ class KeyDriverAnalysis:
     def sentence(self) -> str:
         """One Markdown sentence naming the top driver, with its effect and the model's fit."""
         top = self.table_.iloc[0]
-        outcome = "overall score (1–5)" if self.target == "csat" else "likelihood to recommend (0–10)"
+        outcome = "overall 1–5 score" if self.target == "csat" else "0–10 likelihood to recommend"
         agree = ("the random forest ranks it first too" if self.rf_top_driver_ == self.top_driver_
                  else f"the random forest ranks **{self.rf_top_driver_}** first instead")
         return (f"**{self.top_driver_.capitalize()} is the top driver** of overall satisfaction: one point more "
