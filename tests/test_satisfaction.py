@@ -208,8 +208,9 @@ def test_seed_formula_table_labels_each_formula():
 def _counts(csat_pos: int, csat_n: int, pro: int, pas: int, det: int, small: bool = False) -> pd.Series:
     n = pro + pas + det
     return pd.Series({"csat_positive": csat_pos, "csat_answers": csat_n, "csat_pct": 100 * csat_pos / csat_n,
-                      "promoters": pro, "passives": pas, "detractors": det, "nps": satisfaction.nps_score(pro, pas, det),
-                      "small_sample": small, "responses": max(n, csat_n)})
+                      "promoters": pro, "passives": pas, "detractors": det,
+                      "nps": satisfaction.nps_score(pro, pas, det), "small_sample": small,
+                      "responses": max(n, csat_n)})
 
 
 def test_csat_change_uses_the_pooled_two_proportion_z_test():
