@@ -13,7 +13,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from crm_helpers import headlines
 from crm_helpers.periods import parse_month
-from crm_helpers.report import ReportError, _format_value, discover_notebooks, render_report
+from crm_helpers.report import ReportError, _format_change, _format_value, discover_notebooks, render_report
 from crm_helpers.store import open_db
 
 CRM = str(Path(sys.executable).with_name("crm"))
@@ -142,3 +142,10 @@ def test_report_for_a_month_without_data_says_so(demo_db_path):
     proc = subprocess.run([CRM, "report", "--db", str(demo_db_path), "--month", "2030-01"], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "no orders in 2030-01" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_changes_are_points_for_shares_and_scales_and_relative_for_amounts():
+    assert _format_change(36.4, 33.3, "", "points") == "▲ +3.1 pts"  # NPS: a fixed −100…100 scale
+    assert _format_change(81.8, 86.7, "%") == "▼ -4.9 pts"
+    assert _format_change(1100.0, 1000.0, "EUR") == "▲ +10.0 %"
+    assert _format_change(None, 1000.0, "EUR") == ""

@@ -17,13 +17,22 @@ import nbformat
 MIME_TYPE = "application/vnd.crm-headline+json"
 
 
-def record(key: str, value: float | int | str | None, *, label: str, unit: str = "", note: str = "") -> None:
-    """Record one headline figure (``value`` None or NaN means "not available")."""
+def record(key: str, value: float | int | str | None, *, label: str, unit: str = "", note: str = "",
+           change: str = "") -> None:
+    """Record one headline figure (``value`` None or NaN means "not available").
+
+    ``change`` says how the index shows the move against the previous month: ``"points"`` (a
+    difference, for shares in % and scores on a fixed scale such as NPS) or ``"relative"`` (a
+    percentage change, for amounts and counts). Blank: points for unit ``"%"``, else relative.
+    """
+    if change not in ("", "points", "relative"):
+        raise ValueError(f"change must be 'points' or 'relative', not {change!r}")
     from IPython.display import display
 
     if isinstance(value, float) and not math.isfinite(value):
         value = None
-    payload = {"key": key, "value": value, "label": label, "unit": unit, "note": note}
+    change = change or ("points" if unit == "%" else "relative")
+    payload = {"key": key, "value": value, "label": label, "unit": unit, "note": note, "change": change}
     shown = "n/a" if value is None else (f"{value:,.2f}" if isinstance(value, float) else str(value))
     text = f"{label}: {shown} {unit}".rstrip() + (f" ({note})" if note else "")
     display({MIME_TYPE: payload, "text/plain": text}, raw=True)

@@ -252,12 +252,13 @@ def _format_value(value: Any, unit: str) -> str:
     return html.escape(str(value))
 
 
-def _format_change(value: Any, previous: Any, unit: str) -> str:
+def _format_change(value: Any, previous: Any, unit: str, change: str = "") -> str:
+    """The move against the previous month: in points for shares and fixed scales, else in %."""
     if not isinstance(value, (int, float)) or not isinstance(previous, (int, float)):
         return ""
     delta = value - previous
     arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
-    if unit == "%":
+    if (change or ("points" if unit == "%" else "relative")) == "points":
         return f"{arrow} {delta:+,.1f} pts"
     if previous:
         return f"{arrow} {delta / abs(previous) * 100:+,.1f} %"
@@ -276,11 +277,12 @@ def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
         payload, run = figures[key]
         prev = figures.get(f"{key}_prev", ({}, run))[0].get("value")
         link = run.html.name if run.html else run.notebook.name
+        unit = payload.get("unit", "")
         note = f'<div class="note">{html.escape(payload.get("note") or "")}</div>' if payload.get("note") else ""
         rows.append(
             f'<tr><td><a href="{html.escape(link)}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
-            f'<td class="num">{_format_value(payload.get("value"), payload.get("unit", ""))}</td>'
-            f'<td class="num">{_format_change(payload.get("value"), prev, payload.get("unit", ""))}</td></tr>'
+            f'<td class="num">{_format_value(payload.get("value"), unit)}</td>'
+            f'<td class="num">{_format_change(payload.get("value"), prev, unit, payload.get("change", ""))}</td></tr>'
         )
     return rows
 

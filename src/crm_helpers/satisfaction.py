@@ -521,7 +521,7 @@ def headline_figures(current: pd.Series, previous: pd.Series) -> list[dict[str, 
         ci = f", 95% CI {_interval(row)}" if np.isfinite(row["nps_ci_low"]) else ""
         small = "; small sample" if row["small_sample"] and row["responses"] else ""
         figures += [
-            {"key": "nps" + suffix, "value": _rounded(row["nps"], 1), "label": "NPS" + when, "unit": "",
+            {"key": "nps" + suffix, "value": _rounded(row["nps"], 1), "label": "NPS" + when, "unit": "", "change": "points",
              "note": f"{int(row['nps_answers'])} responses{ci}{small}"},
             {"key": "csat" + suffix, "value": _rounded(row["csat_pct"], 1), "unit": "%",
              "label": "CSAT, share answering 4–5" + when, "note": f"{int(row['csat_answers'])} responses{small}"},
