@@ -371,3 +371,27 @@ def romi_extremes(table: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | No
         return None, None
     ordered = defined.sort_values(["net_romi_pct", "campaign_id"], ascending=[False, True])
     return ordered.iloc[0], ordered.iloc[-1]
+
+
+def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95):
+    """Left: gross and net ROMI per campaign (where defined). Right: incremental revenue with its ``confidence`` CI."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4))
+    romi_long = table.melt(id_vars="campaign_id", value_vars=["gross_romi_pct", "net_romi_pct"],
+                           var_name="kind", value_name="pct").dropna()
+    romi_long = romi_long.assign(pct=romi_long["pct"].astype(float),
+                                 kind=romi_long["kind"].map({"gross_romi_pct": "gross (revenue ÷ cost)",
+                                                             "net_romi_pct": "net ((margin − cost) ÷ cost)"}))
+    sns.barplot(data=romi_long, y="campaign_id", x="pct", hue="kind", palette=["#97c1a9", "#3b8ea5"], ax=left)
+    left.set(title="ROMI on attributed orders", xlabel="%", ylabel="")
+    lift = table.dropna(subset=["incremental_revenue"])
+    mid = lift["incremental_revenue"].astype(float).to_numpy()
+    low, high = lift["incremental_ci_low"].astype(float).to_numpy(), lift["incremental_ci_high"].astype(float).to_numpy()
+    sns.barplot(x=mid, y=lift["campaign_id"].to_numpy(), color="#3b8ea5", ax=right)
+    right.errorbar(mid, np.arange(len(lift)), xerr=[mid - low, high - mid], fmt="none", color="black", capsize=4)
+    right.axvline(0, color="grey", linewidth=1)
+    right.set(title=f"Incremental revenue vs not-contacted customers ({confidence:.0%} CI)", xlabel="net revenue", ylabel="")
+    fig.tight_layout()
+    return fig
