@@ -1,0 +1,221 @@
+"""Forecasts: baselines by hand, the method by history length, the backtest, and the demo's planted seasonality."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import warnings
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from crm_helpers import forecast
+from crm_helpers.store import memory_db
+
+matplotlib.use("Agg")
+
+
+def _series(values, start: str = "2024-01-01") -> pd.Series:
+    return pd.Series(np.asarray(values, dtype=float), index=pd.date_range(start, periods=len(values), freq="MS"))
+
+
+def _seasonal(months: int, seed: int = 0) -> pd.Series:
+    """Growing sales with a December peak (× 1.8) and a summer dip, plus noise."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2022-01-01", periods=months, freq="MS")
+    season = np.where(index.month == 12, 1.8, np.where(index.month.isin([7, 8]), 0.7, 1.0))
+    return pd.Series((1000 + 20 * np.arange(months)) * season + rng.normal(0, 60, months), index=index)
+
+
+# -- baselines and helpers by hand --------------------------------------------------------------------
+
+
+def test_seasonal_naive_repeats_last_year():
+    y = _series(np.arange(1, 25))
+    fc = forecast.naive_forecast(y, 3, seasonal=True)
+    assert fc["forecast"].tolist() == [13.0, 14.0, 15.0]
+    assert fc["month"].iloc[0] == pd.Timestamp("2026-01-01")
+    # every same-month-last-year error is 12, so the spread is 0 and the interval collapses
+    assert np.allclose(fc["lower"], fc["forecast"]) and np.allclose(fc["upper"], fc["forecast"])
+
+
+def test_naive_forecast_and_its_interval_by_hand():
+    y = _series([10, 12, 11, 13])
+    fc = forecast.naive_forecast(y, 2, seasonal=False, interval=0.8)
+    sd = np.std([2, -1, 2], ddof=1)
+    z = stats.norm.ppf(0.9)
+    assert fc["forecast"].tolist() == [13.0, 13.0]
+    assert fc["upper"].tolist() == pytest.approx([13 + z * sd, 13 + z * sd * np.sqrt(2)])
+    with pytest.raises(forecast.ForecastError, match="12 months"):
+        forecast.naive_forecast(y, 2, seasonal=True)
+
+
+def test_mape_by_hand_skips_zero_actuals():
+    assert forecast.mape([100, 200, 0], [110, 150, 5]) == pytest.approx((10 + 25) / 2)
+    assert math.isnan(forecast.mape([0, 0], [1, 2]))
+
+
+def test_monthly_history_fills_empty_months_and_keeps_complete_ones():
+    db = memory_db()
+    db.table("customers").insert({"customer_id": "A"})
+    orders = [("2026-01-03", 10, "paid"), ("2026-01-20", 5, "paid"), ("2026-03-02", 7, "paid"),
+              ("2026-03-09", 100, "refunded"), ("2026-04-10", 8, "paid")]
+    db.table("orders").insert_all({"order_id": f"O{k}", "customer_id": "A", "order_date": d, "amount": a, "status": s}
+                                  for k, (d, a, s) in enumerate(orders))
+    mid_april = forecast.monthly_history(db, dt.date(2026, 4, 15))
+    assert mid_april["month"].dt.strftime("%Y-%m").tolist() == ["2026-01", "2026-02", "2026-03"]
+    assert mid_april["revenue"].tolist() == [15.0, 0.0, 7.0] and mid_april["orders"].tolist() == [2, 0, 1]
+    end_april = forecast.monthly_history(db, dt.date(2026, 4, 30))
+    assert end_april["revenue"].tolist() == [15.0, 0.0, 7.0, 8.0]
+    assert forecast.monthly_history(memory_db(), dt.date(2026, 4, 30)).empty
+
+
+# -- the method follows the history ------------------------------------------------------------------
+
+
+def test_two_years_or_more_use_seasonal_arima_chosen_by_aic():
+    model = forecast.MonthlyForecaster(horizon=3).fit(_seasonal(26))
+    assert model.method_ == "sarimax"
+    assert model.order_[1] == 1 and model.seasonal_order_[1] == 1 and model.seasonal_order_[3] == 12
+    fitted = model.candidates_.dropna(subset=["aic"])
+    assert model.aic_ == pytest.approx(fitted["aic"].min())
+    assert len(model.candidates_) == 8  # p, q in {0, 1}, (P, Q) in {(0, 0), (0, 1)}; P = 1 only from 36 months
+    assert len(forecast.MonthlyForecaster().fit(_seasonal(36)).candidates_) == 12
+    fc = model.predict()
+    assert (fc["lower"] <= fc["forecast"]).all() and (fc["forecast"] <= fc["upper"]).all()
+
+
+def test_one_to_two_years_use_exponential_smoothing_with_a_note():
+    model = forecast.MonthlyForecaster(horizon=4).fit(_seasonal(18))
+    assert model.method_ == "exponential smoothing"
+    assert "18 months" in model.note_ and "no yearly pattern" in model.note_
+    fc = model.predict()
+    assert len(fc) == 4 and (fc["lower"] <= fc["forecast"]).all() and (fc["forecast"] <= fc["upper"]).all()
+
+
+def test_short_history_falls_back_to_the_naive_baseline():
+    model = forecast.MonthlyForecaster(horizon=2).fit(_series([5, 7, 6]))
+    assert model.method_ == "naive" and "naive baseline" in model.note_
+    assert model.predict()["forecast"].tolist() == [6.0, 6.0]
+    single = forecast.MonthlyForecaster(horizon=2).fit(_series([5]))
+    assert "Only 1 month of history" in single.note_
+    assert single.predict()["upper"].isna().all()  # no past errors, no interval
+    with pytest.raises(forecast.ForecastError, match="no monthly history"):
+        forecast.MonthlyForecaster().fit(_series([]))
+
+
+def test_bad_input_is_a_plain_forecast_error():
+    with pytest.raises(forecast.ForecastError, match="horizon"):
+        forecast.MonthlyForecaster(horizon=0).fit(_seasonal(24))
+    with pytest.raises(forecast.ForecastError, match="interval"):
+        forecast.MonthlyForecaster(interval=95).fit(_seasonal(24))
+    gappy = _seasonal(24).drop(pd.Timestamp("2022-05-01"))
+    with pytest.raises(forecast.ForecastError, match="consecutive months"):
+        forecast.MonthlyForecaster().fit(gappy)
+
+
+def test_optimiser_noise_is_counted_and_other_warnings_pass_through():
+    with pytest.warns(RuntimeWarning, match="a real problem"):
+        with forecast._fitting() as noise:
+            warnings.warn("optimisation failed to converge", ConvergenceWarning)
+            warnings.warn("Non-invertible starting MA parameters found.", UserWarning)
+            warnings.warn("a real problem", RuntimeWarning)
+    assert len(noise) == 2
+
+
+# -- backtest ----------------------------------------------------------------------------------------
+
+
+def test_backtest_folds_cover_the_last_months_against_last_year():
+    y = _seasonal(30)
+    model = forecast.MonthlyForecaster(horizon=3).fit(y)
+    bt = forecast.backtest(y, model, folds=3, horizon=3)
+    assert bt["fold"].tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert list(bt["month"]) == list(y.index[-9:])
+    assert bt["actual"].tolist() == y.iloc[-9:].tolist()
+    assert bt["seasonal_naive"].tolist() == y.iloc[-21:-12].tolist()
+    model_err, base_err, verdict = forecast.backtest_verdict(bt, model.label_, "sales")
+    assert model_err < base_err and verdict.endswith("the model wins.")
+
+
+def test_verdict_says_when_the_baseline_wins():
+    bt = pd.DataFrame({"fold": [1, 1], "origin": pd.Timestamp("2026-01-01"),
+                       "month": pd.date_range("2026-02-01", periods=2, freq="MS"),
+                       "actual": [100.0, 100.0], "model": [150.0, 50.0], "seasonal_naive": [90.0, 110.0]})
+    model_err, base_err, verdict = forecast.backtest_verdict(bt, "SARIMAX", "revenue")
+    assert (model_err, base_err) == (pytest.approx(50.0), pytest.approx(10.0))
+    assert "seasonal-naive forecast wins" in verdict
+
+
+def test_no_backtest_for_a_naive_forecast():
+    y = _series([5, 7, 6, 8])
+    assert forecast.backtest(y, forecast.MonthlyForecaster().fit(y)).empty
+
+
+# -- stores ------------------------------------------------------------------------------------------
+
+
+def test_three_month_store_and_empty_store_run(tmp_path):
+    from crm_helpers.demo import generate_demo, write_demo
+    from crm_helpers.store import open_db
+
+    db = open_db(tmp_path / "short.db")
+    write_demo(db, generate_demo(customers=40, months=3, seed=3, end="2026-10"))
+    result = forecast.forecast_sales(db, dt.date(2026, 10, 31), horizon=4)
+    assert len(result.history) == 3 and len(result.table) == 4
+    assert set(result.summary["method"]) == {"naive baseline"}
+    assert "too short" in result.note and result.summary["model_mape"].isna().all()
+    forecast.plot_forecast(result, "revenue")
+    empty = forecast.forecast_sales(memory_db(), dt.date(2026, 10, 31))
+    assert empty.table.empty and empty.next_month() == {} and "nothing to forecast" in empty.note
+    forecast.plot_forecast(empty, "orders")
+
+
+def test_same_store_same_numbers(tmp_path):
+    from crm_helpers.demo import generate_demo, write_demo
+    from crm_helpers.store import open_db
+
+    db = open_db(tmp_path / "mid.db")
+    write_demo(db, generate_demo(customers=120, months=18, seed=9, end="2026-10"))
+    first = forecast.forecast_sales(db, dt.date(2026, 10, 31), horizon=3)
+    second = forecast.forecast_sales(db, dt.date(2026, 10, 31), horizon=3)
+    assert first.summary["method"].iloc[0] == "exponential smoothing (damped trend)"
+    pd.testing.assert_frame_equal(first.table, second.table)
+
+
+DEMO_AS_OF = dt.date(2026, 10, 31)
+
+
+@pytest.fixture(scope="module")
+def demo_forecast(demo_db_path):
+    from crm_helpers.store import open_db
+
+    return forecast.forecast_sales(open_db(demo_db_path), DEMO_AS_OF, horizon=3)
+
+
+def test_demo_forecast_recovers_the_december_peak(demo_forecast):
+    fc = demo_forecast.forecasts["revenue"].set_index("month")["forecast"]
+    assert list(fc.index.strftime("%Y-%m")) == ["2026-11", "2026-12", "2027-01"]
+    december = fc.loc["2026-12-01"]
+    assert december == fc.max()
+    assert december > 1.1 * fc.drop(pd.Timestamp("2026-12-01")).max()
+    orders = demo_forecast.forecasts["orders"].set_index("month")["forecast"]
+    assert orders.idxmax() == pd.Timestamp("2026-12-01")
+    assert demo_forecast.models["revenue"].method_ == "sarimax"
+
+
+def test_demo_backtest_model_beats_last_year(demo_forecast):
+    summary = demo_forecast.summary.set_index("metric")
+    for metric in ("revenue", "orders"):
+        assert summary.loc[metric, "model_mape"] < summary.loc[metric, "seasonal_naive_mape"]
+        assert "the model wins" in summary.loc[metric, "verdict"]
+    assert len(demo_forecast.backtests["revenue"]) == 9
+
+
+def test_demo_next_month_is_november(demo_forecast):
+    nxt = demo_forecast.next_month("revenue")
+    assert nxt["month"] == "2026-11" and nxt["lower"] <= nxt["value"] <= nxt["upper"]
