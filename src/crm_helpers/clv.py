@@ -310,7 +310,7 @@ def _standard_errors(loglik_grad, theta: np.ndarray, names: list[str]) -> pd.Ser
 
 
 # --------------------------------------------------------------------------------------------
-# BG/NBD
+# BG/NBD (implemented here rather than imported from lifetimes: see the module docstring)
 # --------------------------------------------------------------------------------------------
 
 
@@ -1032,8 +1032,10 @@ def holdout_validation(
     history, at most 182 days). Only customers who bought before it are scored (lifetimes'
     ``calibration_and_holdout_data``). ``by_frequency``: per number of repeat purchases in the
     calibration (capped at ``max_group``+), customers and mean actual and predicted repeat
-    purchases in the holdout. ``aggregate``: customers, actual and predicted totals, their
-    relative error (%) and the mean absolute error per customer.
+    purchases in the holdout. ``aggregate``: customers, actual and predicted totals, the total
+    the model expects from customers of the same ages without looking at their history
+    (``predicted_without_history``: the unconditional E[X(T + d)] − E[X(T)], FHL eq. 9), the
+    relative error of the prediction (%) and the mean absolute error per customer.
     """
     as_of = dt.date.fromisoformat(_iso(as_of))
     empty = HoldoutValidation(None, 0, pd.DataFrame(), pd.DataFrame())
@@ -1067,9 +1069,13 @@ def holdout_validation(
     by_frequency = by_frequency.reset_index("group", drop=True)
     by_frequency.index.name = "repeat_purchases_in_calibration"
     total_actual, total_predicted = float(actual.sum()), float(predicted.sum())
+    age, duration = split["T_cal"].to_numpy(), float(split["duration_holdout"].iloc[0])
+    unconditional = float(np.sum(model.expected_purchases_new_customer(age + duration)
+                                 - model.expected_purchases_new_customer(age)))
     aggregate = pd.DataFrame([{
         "customers": len(frame), "calibration_end": cal_end, "holdout_days": holdout,
         "actual_repeat_purchases": total_actual, "predicted_repeat_purchases": total_predicted,
+        "predicted_without_history": unconditional,
         "error_pct": 100 * (total_predicted - total_actual) / total_actual if total_actual else None,
         "mean_absolute_error_per_customer": float(np.mean(np.abs(predicted - actual))),
     }]).astype({"error_pct": "Float64"})
