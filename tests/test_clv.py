@@ -432,6 +432,8 @@ def test_demo_holdout_predictions_rank_like_what_happened(demo_db_path):
     assert by_group["predicted"].corr(by_group["actual"], method="spearman") >= 0.8
     row = result.aggregate.iloc[0]
     assert row["actual_repeat_purchases"] > 0 and abs(row["error_pct"]) < 50
+    # at the maximum-likelihood fit, individual forecasts add up to the population curve's forecast
+    assert row["predicted_without_history"] == pytest.approx(row["predicted_repeat_purchases"], rel=0.05)
     assert set(result.long()["kind"]) == {"actual", "predicted"}
 
 

@@ -33,7 +33,7 @@ import datetime as dt
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,8 +43,14 @@ from sqlite_utils import Database
 
 from .data import query_df
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 Freq = Literal["D", "W", "M"]
 ArrayLike = pd.Series | np.ndarray | Sequence[float]
+LogLikelihood = Callable[[np.ndarray], tuple[float, np.ndarray]]
+"""A function of the parameters returning the weighted log-likelihood and its gradient."""
 
 DAYS_PER_MONTH = 365.25 / 12
 """Average length of a month in days, used to turn a horizon in months into model periods."""
@@ -265,7 +271,7 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _fit_log_params(
-    loglik_grad, start: np.ndarray, total_weight: float, penalizer: float, what: str
+    loglik_grad: LogLikelihood, start: np.ndarray, total_weight: float, penalizer: float, what: str
 ) -> np.ndarray:
     """Maximise the weighted log-likelihood over log-parameters with L-BFGS-B and the analytic gradient."""
 
@@ -287,7 +293,7 @@ def _fit_log_params(
     return np.exp(result.x)
 
 
-def _standard_errors(loglik_grad, theta: np.ndarray, names: list[str]) -> pd.Series:
+def _standard_errors(loglik_grad: LogLikelihood, theta: np.ndarray, names: list[str]) -> pd.Series:
     """Square roots of the inverse observed information (Hessian by central differences of the gradient)."""
     k = len(theta)
     hessian = np.empty((k, k))
@@ -304,8 +310,8 @@ def _standard_errors(loglik_grad, theta: np.ndarray, names: list[str]) -> pd.Ser
         variances = np.full(k, np.nan)
     se = np.sqrt(np.where(variances > 0, variances, np.nan))
     if not np.isfinite(se).all():
-        warnings.warn("the information matrix is not invertible: standard errors are not available", stacklevel=3)
-        se = np.where(np.isfinite(se), se, np.nan)
+        warnings.warn("the information matrix is not positive definite at the estimate: some standard errors "
+                      "are not available (a parameter may sit at the edge of what the data can tell)", stacklevel=3)
     return pd.Series(se, index=names, name="standard_error")
 
 
@@ -1111,7 +1117,7 @@ def frequency_recency_matrix(
 # --------------------------------------------------------------------------------------------
 
 
-def plot_holdout(validation: HoldoutValidation):
+def plot_holdout(validation: HoldoutValidation) -> "Axes":
     """Grouped bars: mean actual vs predicted repeat purchases in the holdout, per calibration frequency."""
     import seaborn as sns
 
@@ -1122,7 +1128,7 @@ def plot_holdout(validation: HoldoutValidation):
     return ax
 
 
-def plot_alive_matrices(model: BetaGeoModel, T: float, horizon_days: float, max_frequency: int = 10):
+def plot_alive_matrices(model: BetaGeoModel, T: float, horizon_days: float, max_frequency: int = 10) -> "Figure":
     """Two heatmaps for a customer of age ``T`` days: P(alive), and expected purchases in the next ``horizon_days``."""
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -1140,7 +1146,7 @@ def plot_alive_matrices(model: BetaGeoModel, T: float, horizon_days: float, max_
     return fig
 
 
-def plot_clv_distribution(customers: pd.DataFrame, currency: str):
+def plot_clv_distribution(customers: pd.DataFrame, currency: str) -> "Axes":
     """Histogram of customer values on a log scale, split by buyer group."""
     import seaborn as sns
 

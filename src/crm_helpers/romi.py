@@ -32,13 +32,16 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PRIOR_ACTIVITY_DAYS = 180
 """A customer who bought within this many days before a campaign counts as active in the comparison."""
@@ -407,7 +410,7 @@ def romi_extremes(table: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | No
     return ordered.iloc[0], ordered.iloc[-1]
 
 
-def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95):
+def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95) -> "Figure":
     """Left: gross and net ROMI per campaign (where defined). Right: incremental revenue with its ``confidence`` CI."""
     import matplotlib.pyplot as plt
     import seaborn as sns
