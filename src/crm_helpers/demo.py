@@ -18,8 +18,10 @@ stores them. Each planted signal is documented in ``docs/demo-data.md`` and kept
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,24 +121,41 @@ def default_end(today: dt.date | None = None) -> str:
 
 
 def generate_demo(
-    customers: int = 800, months: int = 24, seed: int = 42, end: str | None = None
+    customers: int = 800,
+    months: int = 24,
+    seed: int = 42,
+    end: str | None = None,
+    *,
+    purchase_rate_scale: float = 1.0,
+    dropout_scale: float = 1.0,
 ) -> DemoBusiness:
     """Build the demo business: ``customers`` buyers over ``months`` months ending with ``end``.
 
-    Deterministic for a given (customers, months, seed, end). ``end`` defaults to the last
-    complete month before today. About 10% more people are added as prospects who only
+    Deterministic for a given (customers, months, seed, end, scales). ``end`` defaults to the
+    last complete month before today. About 10% more people are added as prospects who only
     appear in the opportunity pipeline.
+
+    ``purchase_rate_scale`` multiplies every buyer's purchase rate and ``dropout_scale`` their
+    chance to leave after a purchase (both kept in ``truth``); the defaults (1.0) give the
+    documented demo business. The benchmarks use them to build a store with about ten orders
+    per customer.
     """
     if customers < 5:
         raise ValueError("the demo needs at least 5 customers")
     if months < 3:
         raise ValueError("the demo needs at least 3 months")
-    return _Generator(customers, months, seed, end or default_end()).run()
+    if purchase_rate_scale <= 0 or not 0 < dropout_scale <= 1:
+        raise ValueError("purchase_rate_scale must be positive and dropout_scale in (0, 1]")
+    return _Generator(customers, months, seed, end or default_end(), purchase_rate_scale, dropout_scale).run()
 
 
 class _Generator:
-    def __init__(self, n: int, months: int, seed: int, end: str) -> None:
+    def __init__(
+        self, n: int, months: int, seed: int, end: str, purchase_rate_scale: float = 1.0, dropout_scale: float = 1.0
+    ) -> None:
         self.n = n
+        self.purchase_rate_scale = purchase_rate_scale
+        self.dropout_scale = dropout_scale
         self.rng = np.random.default_rng(seed)
         last = parse_month(end)
         self.end = last.end
@@ -149,14 +168,15 @@ class _Generator:
         self.products = pd.DataFrame(
             PRODUCTS, columns=["product_id", "name", "category", "unit_price", "unit_cost", "tier", "popularity"]
         )
+        # per day offset: its ISO date and its month's seasonal factor (lookups, not date
+        # arithmetic, inside the per-purchase loops)
+        dates = [self.start + dt.timedelta(days=k) for k in range(self.days + 1)]
+        self.iso_dates = np.array([d.isoformat() for d in dates], dtype=object)
+        self.season_by_day = [SEASONALITY[d.month] for d in dates]
 
     # -- helpers -------------------------------------------------------------------------
     def day(self, offset: float) -> dt.date:
         return self.start + dt.timedelta(days=int(offset))
-
-    def season(self, offsets: np.ndarray) -> np.ndarray:
-        months = np.array([self.day(o).month for o in offsets])
-        return np.vectorize(SEASONALITY.get)(months)
 
     # -- tables --------------------------------------------------------------------------
     def run(self) -> DemoBusiness:
@@ -198,7 +218,7 @@ class _Generator:
     def customers(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         rng, n = self.rng, self.n
         channels = rng.choice(list(CHANNEL_SHARE), size=n, p=list(CHANNEL_SHARE.values()))
-        types = np.array([rng.choice(list(CUSTOMER_TYPES), p=ACQUISITION_CHANNELS[c]) for c in channels])
+        types = self._types_by_channel(channels)
         # acquisition grows over time: density rising linearly by half over the period
         u = rng.random(n)
         offsets = (np.sqrt(1 + 3 * u) - 1) / 1.0 * self.days * 0.95
@@ -209,7 +229,13 @@ class _Generator:
         names, emails, phones = self.people(n)
         cities = [CITIES[i] for i in rng.integers(0, len(CITIES), n)]
         rates = np.array([CUSTOMER_TYPES[t]["rate"] for t in types]) * rng.gamma(6.0, 1 / 6.0, n)
-        drop = np.array([rng.beta(*CUSTOMER_TYPES[t]["drop"]) for t in types])
+        # array parameters draw element by element, like one call per customer
+        drop = rng.beta(np.array([CUSTOMER_TYPES[t]["drop"][0] for t in types], dtype=float),
+                        np.array([CUSTOMER_TYPES[t]["drop"][1] for t in types], dtype=float))
+        if self.purchase_rate_scale != 1.0:
+            rates = rates * self.purchase_rate_scale
+        if self.dropout_scale != 1.0:
+            drop = drop * self.dropout_scale
         unhappy = rng.random(n) < 0.05
         industries = rng.choice(["private", "private", "private", "office", "café", "studio"], size=n)
         frame = pd.DataFrame(
@@ -235,6 +261,19 @@ class _Generator:
              "purchase_rate": rates, "dropout_p": drop}
         )
         return frame, truth
+
+    def _types_by_channel(self, channels: np.ndarray) -> np.ndarray:
+        """One customer type per buyer from their channel's mix: one uniform draw each, mapped
+        through the channel's cumulative probabilities (what ``rng.choice(types, p=...)`` does)."""
+        u = self.rng.random(len(channels))
+        names = np.array(list(CUSTOMER_TYPES))
+        types = np.empty(len(channels), dtype=names.dtype)
+        for channel, p in ACQUISITION_CHANNELS.items():
+            cdf = np.asarray(p, dtype=float).cumsum()
+            cdf /= cdf[-1]
+            here = channels == channel
+            types[here] = names[cdf.searchsorted(u[here], side="right")]
+        return types
 
     def people(self, n: int) -> tuple[list[str], list[str], list[str]]:
         rng = self.rng
@@ -276,6 +315,7 @@ class _Generator:
     def campaign_contacts(self, customers: pd.DataFrame, truth: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
         rng = self.rng
         rows = []
+        ids = customers["customer_id"].to_numpy()
         first_seen = pd.to_datetime(customers["first_seen"]).dt.date.to_numpy()
         consent = customers["consent_marketing"].to_numpy() == 1
         for c in campaigns.itertuples():
@@ -288,7 +328,7 @@ class _Generator:
             chosen = eligible[rng.random(len(eligible)) < 0.5]  # random half: a clean comparison group
             for idx in chosen:
                 contacted = start + dt.timedelta(days=int(rng.integers(0, 3)))
-                rows.append((c.campaign_id, customers["customer_id"].iat[idx], contacted.isoformat(), 0))
+                rows.append((c.campaign_id, ids[idx], contacted.isoformat(), 0))
         frame = pd.DataFrame(rows, columns=["campaign_id", "customer_id", "contacted_at", "responded"])
         return frame
 
@@ -300,49 +340,51 @@ class _Generator:
         first_offsets = (pd.to_datetime(customers["first_seen"]) - pd.Timestamp(self.start)).dt.days.to_numpy()
         purchases: list[tuple[int, float, str | None, bool]] = []  # (customer, day offset, campaign, offer bundle)
         alive_until = np.full(self.n, float(self.days))
-        for i in range(self.n):
-            rate = truth["purchase_rate"].iat[i] / 30.4 * max_season  # per day, before thinning
-            p_drop = truth["dropout_p"].iat[i]
-            t = float(first_offsets[i])
+        days, random, exponential = self.days, rng.random, rng.exponential
+        # acceptance chance of the seasonal thinning, per day offset
+        accept = [s / max_season for s in self.season_by_day]
+        rates = (truth["purchase_rate"].to_numpy() / 30.4 * max_season).tolist()  # per day, before thinning
+        drops = truth["dropout_p"].tolist()
+        for i, (rate, p_drop, t) in enumerate(zip(rates, drops, first_offsets.astype(float).tolist())):
             purchases.append((i, t, None, False))
             while True:
-                if rng.random() < p_drop:
+                if random() < p_drop:
                     alive_until[i] = t
                     break
                 while True:  # thinning: seasonal purchase rate
-                    t += rng.exponential(1 / rate)
-                    if t >= self.days or rng.random() < self.season(np.array([t]))[0] / max_season:
+                    t += exponential(1 / rate)
+                    if t >= days or random() < accept[int(t)]:
                         break
-                if t >= self.days:
+                if t >= days:
                     break
                 purchases.append((i, t, None, False))
         index = {cid: i for i, cid in enumerate(customers["customer_id"])}
-        referral_campaign = campaigns.set_index("campaign_id")
+        lift = dict(zip(campaigns["campaign_id"], campaigns["lift"]))
         # campaign lift: extra purchases of contacted customers who are still alive
-        for c in contacts.itertuples():
-            camp = referral_campaign.loc[c.campaign_id]
-            i = index[c.customer_id]
-            t0 = (dt.date.fromisoformat(c.contacted_at) - self.start).days
+        for campaign_id, customer_id, contacted_at in zip(
+            contacts["campaign_id"].tolist(), contacts["customer_id"].tolist(), contacts["contacted_at"].tolist()
+        ):
+            i = index[customer_id]
+            t0 = (dt.date.fromisoformat(contacted_at) - self.start).days
             # a mailing with an offer also wakes up lapsed customers, at half the rate
-            respond = camp["lift"] if t0 < alive_until[i] else camp["lift"] / 2
-            if camp["lift"] > 0 and rng.random() < respond:
+            respond = lift[campaign_id] if t0 < alive_until[i] else lift[campaign_id] / 2
+            if lift[campaign_id] > 0 and random() < respond:
                 t = t0 + rng.uniform(1, 21)
-                if t < self.days:
-                    purchases.append((i, t, c.campaign_id if rng.random() < 0.6 else None, True))
+                if t < days:
+                    purchases.append((i, t, campaign_id if random() < 0.6 else None, True))
         frame = pd.DataFrame(purchases, columns=["idx", "offset", "campaign_id", "bundle"]).sort_values(["offset", "idx"])
         frame = frame.reset_index(drop=True)
         frame["customer_id"] = customers["customer_id"].to_numpy()[frame["idx"]]
-        frame["order_date"] = [self.day(o) for o in frame["offset"]]
+        day = frame["offset"].to_numpy().astype(np.int64)  # whole days since the start, as self.day() counts
         # organic orders of contacted customers tagged by an ineffective campaign (C02)
         for c in campaigns[campaigns["attribute_organic"] > 0].itertuples():
-            window_start = dt.date.fromisoformat(c.start_date)
-            window_end = window_start + dt.timedelta(days=30)
+            window_start = (dt.date.fromisoformat(c.start_date) - self.start).days
             reached = set(contacts.loc[contacts["campaign_id"] == c.campaign_id, "customer_id"])
             mask = (
                 frame["customer_id"].isin(reached)
                 & frame["campaign_id"].isna()
-                & (frame["order_date"] >= window_start)
-                & (frame["order_date"] <= window_end)
+                & (day >= window_start)
+                & (day <= window_start + 30)
                 & (rng.random(len(frame)) < c.attribute_organic)
             )
             frame.loc[mask, "campaign_id"] = c.campaign_id
@@ -358,13 +400,13 @@ class _Generator:
         costs = (items["quantity"] * unit_cost).groupby(items["order_id"]).sum()
         status = rng.choice(["paid", "refunded", "cancelled"], size=len(frame), p=[0.955, 0.03, 0.015])
         delay = rng.poisson(1.0, len(frame)) + (rng.random(len(frame)) < 0.18) * rng.integers(4, 11, len(frame))
-        after_change = frame["order_date"].to_numpy() >= self.courier_change
+        after_change = day >= (self.courier_change - self.start).days
         delay = np.where(after_change, np.maximum(delay - 2, 0), delay)
         orders = pd.DataFrame(
             {
                 "order_id": frame["order_id"],
                 "customer_id": frame["customer_id"],
-                "order_date": [d.isoformat() for d in frame["order_date"]],
+                "order_date": self.iso_dates[day],
                 "amount": frame["order_id"].map(amounts).round(2).to_numpy(),
                 "cost": (frame["order_id"].map(costs) + 4.9).round(2).to_numpy(),
                 "currency": "EUR",
@@ -383,21 +425,22 @@ class _Generator:
         weights = {}
         for t, spec in CUSTOMER_TYPES.items():
             w = prods["popularity"].to_numpy() * np.power(spec["premium"], prods["tier"].to_numpy() - 2)
-            weights[t] = w / w.sum()
-        pids = prods["product_id"].to_numpy()
-        prices = prods.set_index("product_id")["unit_price"]
+            weights[t] = (w / w.sum()).tolist()
+        pids = list(prods["product_id"].to_numpy())
+        prices = {pid: float(price) for pid, price in zip(prods["product_id"], prods["unit_price"])}
+        poisson, random = rng.poisson, rng.random
         for oid, t, offer in zip(order_ids, ctype, bundle):
             spec = CUSTOMER_TYPES[t]
             if offer:
-                rows += [(oid, pid, 2, float(prices[pid])) for pid in OFFER_BUNDLE]
+                rows += [(oid, pid, 2, prices[pid]) for pid in OFFER_BUNDLE]
                 continue
-            n_lines = min(1 + rng.poisson(spec["lines"] - 1), 6)
-            chosen = list(rng.choice(pids, size=n_lines, replace=False, p=weights[t]))
-            if PAIR[0] in chosen and PAIR[1] not in chosen and rng.random() < PAIR_PROBABILITY:
+            n_lines = min(1 + poisson(spec["lines"] - 1), 6)
+            chosen = [pids[k] for k in _choice_without_replacement(random, weights[t], n_lines)]
+            if PAIR[0] in chosen and PAIR[1] not in chosen and random() < PAIR_PROBABILITY:
                 chosen.append(PAIR[1])
             for pid in chosen:
-                qty = 1 + rng.poisson(spec["units"] - 1)
-                rows.append((oid, pid, int(qty), float(prices[pid])))
+                qty = 1 + poisson(spec["units"] - 1)
+                rows.append((oid, pid, int(qty), prices[pid]))
         return pd.DataFrame(rows, columns=["order_id", "product_id", "quantity", "unit_price"])
 
     def feedback(self, orders: pd.DataFrame, truth: pd.DataFrame, delays: pd.Series) -> pd.DataFrame:
@@ -409,26 +452,28 @@ class _Generator:
         extra = paid[paid["customer_id"].isin(unhappy) & ~paid["customer_id"].isin(asked["customer_id"])]
         asked = pd.concat([asked, extra.drop_duplicates("customer_id")]).sort_values("order_date")
         rows = []
-        for k, o in enumerate(asked.itertuples()):
-            submitted = dt.date.fromisoformat(o.order_date) + dt.timedelta(days=int(rng.integers(3, 15)))
+        integers, normal, random = rng.integers, rng.normal, rng.random
+        asked_delays = asked["order_id"].map(delays).tolist()
+        answers = zip(asked["order_date"].tolist(), asked["customer_id"].tolist(), asked_delays)
+        for k, (order_date, customer_id, d) in enumerate(answers):
+            submitted = dt.date.fromisoformat(order_date) + dt.timedelta(days=int(integers(3, 15)))
             if submitted > self.end:
                 continue
-            d = delays[o.order_id]
-            quality = np.clip(np.rint(4.3 + rng.normal(0, 0.7)), 1, 5)
-            delivery = np.clip(np.rint(5.0 - 0.55 * d + rng.normal(0, 0.5)), 1, 5)
-            price = np.clip(np.rint(3.8 + rng.normal(0, 0.8)), 1, 5)
-            service = np.clip(np.rint(4.2 + rng.normal(0, 0.7)), 1, 5)
-            latent = 0.15 * quality + 0.55 * delivery + 0.1 * price + 0.2 * service + rng.normal(0, 0.3)
-            if o.customer_id in unhappy:
-                quality, delivery, service = (min(v, float(rng.integers(1, 3))) for v in (quality, delivery, service))
-                latent = 1.5 + rng.normal(0, 0.3)
-            csat = int(np.clip(np.rint(latent), 1, 5))
-            nps = int(np.clip(np.rint(2.6 * latent - 2.6 + rng.normal(0, 0.8)), 0, 10))
-            if o.customer_id in unhappy:
-                nps = int(rng.integers(0, 5))
+            quality = _score(4.3 + normal(0, 0.7), 1, 5)
+            delivery = _score(5.0 - 0.55 * d + normal(0, 0.5), 1, 5)
+            price = _score(3.8 + normal(0, 0.8), 1, 5)
+            service = _score(4.2 + normal(0, 0.7), 1, 5)
+            latent = 0.15 * quality + 0.55 * delivery + 0.1 * price + 0.2 * service + normal(0, 0.3)
+            if customer_id in unhappy:
+                quality, delivery, service = (min(v, float(integers(1, 3))) for v in (quality, delivery, service))
+                latent = 1.5 + normal(0, 0.3)
+            csat = int(_score(latent, 1, 5))
+            nps = int(_score(2.6 * latent - 2.6 + normal(0, 0.8), 0, 10))
+            if customer_id in unhappy:
+                nps = int(integers(0, 5))
             pool = POSITIVE_COMMENTS if nps >= 9 else NEGATIVE_COMMENTS if nps <= 6 else NEUTRAL_COMMENTS
-            comment = pool[rng.integers(len(pool))] if rng.random() < 0.6 else None
-            rows.append((f"F{k + 1:06d}", o.customer_id, submitted.isoformat(), nps, csat,
+            comment = pool[integers(len(pool))] if random() < 0.6 else None
+            rows.append((f"F{k + 1:06d}", customer_id, submitted.isoformat(), nps, csat,
                          int(quality), int(delivery), int(price), int(service), comment))
         return pd.DataFrame(rows, columns=["feedback_id", "customer_id", "submitted_at", "nps", "csat",
                                            "score_quality", "score_delivery", "score_price", "score_service",
@@ -438,24 +483,25 @@ class _Generator:
         rng = self.rng
         unhappy = set(truth.loc[truth["unhappy"] == 1, "customer_id"])
         rows = []
-        for o in orders.itertuples():
-            d = delays[o.order_id]
-            p = 0.04 + (0.25 if d >= 5 else 0.0) + (0.3 if o.customer_id in unhappy else 0.0)
-            if rng.random() >= p:
+        end_ts = pd.Timestamp(self.end) + pd.Timedelta(hours=23, minutes=59)
+        random = rng.random
+        for order_date, customer_id, d in zip(orders["order_date"].tolist(), orders["customer_id"].tolist(),
+                                              delays.tolist()):
+            p = 0.04 + (0.25 if d >= 5 else 0.0) + (0.3 if customer_id in unhappy else 0.0)
+            if random() >= p:
                 continue
-            opened = pd.Timestamp(o.order_date) + pd.Timedelta(hours=float(rng.uniform(24, 24 * 12)))
+            opened = pd.Timestamp(order_date) + pd.Timedelta(hours=float(rng.uniform(24, 24 * 12)))
             if opened.date() > self.end:
                 continue
-            category = "complaint" if (d >= 5 or o.customer_id in unhappy) and rng.random() < 0.7 else \
+            category = "complaint" if (d >= 5 or customer_id in unhappy) and rng.random() < 0.7 else \
                 rng.choice(["question", "request", "feedback"])
             first = opened + pd.Timedelta(hours=float(rng.lognormal(np.log(5), 0.9)))
             closed = first + pd.Timedelta(hours=float(rng.lognormal(np.log(30), 1.0)))
-            end_ts = pd.Timestamp(self.end) + pd.Timedelta(hours=23, minutes=59)
             status = "closed" if closed <= end_ts else "open"
             hours = (closed - opened).total_seconds() / 3600
             csat = int(np.clip(np.rint(5 - hours / 48 + rng.normal(0, 0.6)), 1, 5)) if status == "closed" else None
             rows.append((
-                f"T{len(rows) + 1:05d}", o.customer_id, opened.strftime("%Y-%m-%d %H:%M:%S"),
+                f"T{len(rows) + 1:05d}", customer_id, opened.strftime("%Y-%m-%d %H:%M:%S"),
                 first.strftime("%Y-%m-%d %H:%M:%S") if first <= end_ts else None,
                 closed.strftime("%Y-%m-%d %H:%M:%S") if status == "closed" else None,
                 category, rng.choice(["low", "normal", "normal", "high"]), status, csat,
@@ -467,18 +513,29 @@ class _Generator:
         rng = self.rng
         vip = set(truth.loc[truth["customer_type"] == "vip", "customer_id"])
         rows = []
-        for o in orders.itertuples():
-            k = 1 + (1 if o.customer_id in vip else 0)
-            for _ in range(rng.binomial(k, 0.35)):
-                when = pd.Timestamp(o.order_date) + pd.Timedelta(hours=float(rng.uniform(2, 24 * 20)))
+        # rng.choice(a_list) is a_list[rng.integers(0, len(a_list))] as a numpy string: the same draws
+        # and values, without building an array per call
+        channels = list(np.array(["email", "email", "chat", "call", "meeting", "social"]))
+        directions = list(np.array(["inbound", "outbound"]))
+        subjects = list(np.array(["Order follow-up", "Brewing tips", "Question about delivery", "Thank-you note",
+                                  "New harvest", "Workshop invitation"]))
+        outcomes = list(np.array(["answered", "no reply", "ordered", "scheduled"]))
+        binomial, uniform, integers = rng.binomial, rng.uniform, rng.integers
+        stamps: dict[str, pd.Timestamp] = {}
+        for order_date, customer_id in zip(orders["order_date"].tolist(), orders["customer_id"].tolist()):
+            k = 1 + (1 if customer_id in vip else 0)
+            for _ in range(binomial(k, 0.35)):
+                base = stamps.get(order_date)
+                if base is None:
+                    base = stamps[order_date] = pd.Timestamp(order_date)
+                when = base + pd.Timedelta(hours=float(uniform(2, 24 * 20)))
                 if when.date() > self.end:
                     continue
-                channel = rng.choice(["email", "email", "chat", "call", "meeting", "social"])
-                direction = rng.choice(["inbound", "outbound"])
-                subject = rng.choice(["Order follow-up", "Brewing tips", "Question about delivery",
-                                      "Thank-you note", "New harvest", "Workshop invitation"])
-                rows.append((o.customer_id, when.strftime("%Y-%m-%d %H:%M:%S"), channel, direction, subject,
-                             rng.choice(["answered", "no reply", "ordered", "scheduled"])))
+                channel = channels[integers(0, len(channels))]
+                direction = directions[integers(0, len(directions))]
+                subject = subjects[integers(0, len(subjects))]
+                rows.append((customer_id, when.strftime("%Y-%m-%d %H:%M:%S"), channel, direction, subject,
+                             outcomes[integers(0, len(outcomes))]))
         frame = pd.DataFrame(rows, columns=["customer_id", "occurred_at", "channel", "direction", "subject", "outcome"])
         frame = frame.sort_values(["occurred_at", "customer_id"]).reset_index(drop=True)
         frame.insert(0, "interaction_id", [f"I{k + 1:06d}" for k in range(len(frame))])
@@ -507,9 +564,10 @@ class _Generator:
         base = {"referral": 0.8, "website": -0.4, "linkedin": -0.9, "cold_email": -2.2, "event": -0.2}
         src_p = [0.25, 0.25, 0.2, 0.2, 0.1]
         stage_prob = {"lead": 0.1, "qualified": 0.25, "proposal": 0.5, "negotiation": 0.7, "won": 1.0, "lost": 0.0}
+        pool_ids = pool["customer_id"].to_numpy()
         rows = []
         for k in range(n_opps):
-            who = pool.iloc[int(rng.integers(len(pool)))]
+            who = pool_ids[int(rng.integers(len(pool)))]
             source = rng.choice(list(base), p=src_p)
             amount = float(np.round(rng.lognormal(np.log(2500), 0.8), -1))
             opened = self.day(rng.uniform(0, self.days - 1))
@@ -530,7 +588,7 @@ class _Generator:
                 last = max(last, opened).isoformat()
             expected = opened + dt.timedelta(days=int(rng.gamma(3.0, 15.0)) + 10)
             rows.append((
-                f"OP{k + 1:04d}", who["customer_id"], rng.choice(["Tea workshop series", "Corporate gift boxes",
+                f"OP{k + 1:04d}", who, rng.choice(["Tea workshop series", "Corporate gift boxes",
                                                                  "Office tea subscription", "Tasting event"]),
                 source, stage, amount, stage_prob[stage], opened.isoformat(), expected.isoformat(), closed_at,
                 last, lost_reason,
@@ -539,6 +597,32 @@ class _Generator:
                                            "probability", "opened_at", "expected_close", "closed_at",
                                            "last_activity_at", "lost_reason"])
         return prospects, opps
+
+
+def _score(value: float, low: int, high: int) -> float:
+    """``np.clip(np.rint(value), low, high)`` for one number (round half to even, like ``np.rint``)."""
+    return float(min(max(round(value), low), high))
+
+
+def _choice_without_replacement(random, p: list[float], k: int) -> list[int]:
+    """``k`` distinct indices drawn with probabilities ``p``: the same draws and result as numpy's
+    ``Generator.choice(len(p), size=k, replace=False, p=p)`` (rounds of ``random(k - found)``
+    uniforms through the cumulative probabilities of what is left, first occurrences kept), in
+    plain Python because numpy's per-call overhead dominates for 12 products."""
+    p = list(p)
+    found: list[int] = []
+    while len(found) < k:
+        draws = random(k - len(found)).tolist()
+        for j in found:
+            p[j] = 0.0
+        cdf = list(itertools.accumulate(p))
+        total = cdf[-1]
+        cdf = [c / total for c in cdf]
+        for u in draws:
+            j = bisect.bisect_right(cdf, u)
+            if j not in found:
+                found.append(j)
+    return found
 
 
 def write_demo(db: Database, business: DemoBusiness) -> dict[str, int]:
