@@ -99,6 +99,15 @@ def test_cross_sell_probability_by_hand(shop):
     assert (later["opportunities"], later["successes"]) == (2, 1)
 
 
+def test_rules_described_in_words_or_with_the_reason(shop):
+    basket = crosssell.basket_matrix(shop, AS_OF)
+    rules = crosssell.association_rules_table(basket, crosssell.product_names(shop), min_support=0.1, min_lift=1.5)
+    text = crosssell.describe_rules(basket, rules, top=1).splitlines()
+    assert text == ["8 paid orders with recorded lines, 3 products, 2 rules.", rules["in_words"].iloc[0]]
+    assert "lower min_support" in crosssell.describe_rules(basket, rules.iloc[0:0])
+    assert "import order_items" in crosssell.describe_rules(crosssell.basket_matrix(memory_db(), AS_OF), rules.iloc[0:0])
+
+
 def test_store_without_items_runs():
     db = memory_db()
     db.table("customers").insert({"customer_id": "A"})

@@ -146,14 +146,21 @@ def repeat_rate_by_channel(db: Database, as_of: dt.date, window_days: int = 180)
 
 
 def plot_cohort_heatmap(matrix: pd.DataFrame, *, title: str, percent: bool = True, ax: Axes | None = None) -> Axes:
-    """A seaborn heatmap of :func:`cohort_matrix` (percent labels for shares, whole numbers otherwise)."""
+    """A seaborn heatmap of :func:`cohort_matrix`: shares shown in percent, other values as they are.
+
+    Cells are labelled with their value when there are at most 200 of them (more would be unreadable).
+    The colour scale is set by months 1 and later, so that month 0 (100% retention by definition,
+    the first purchase) does not wash out the differences that matter.
+    """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     if ax is None:
         _, ax = plt.subplots(figsize=(max(6.0, 0.45 * matrix.shape[1] + 2), max(3.0, 0.32 * matrix.shape[0] + 1)))
     shown = matrix * 100 if percent else matrix
-    sns.heatmap(shown, ax=ax, cmap="crest", annot=matrix.shape[1] <= 18, fmt=".0f", cbar=True,
+    later = shown.drop(columns=0, errors="ignore")
+    top = later.max().max() if later.notna().any().any() else None
+    sns.heatmap(shown, ax=ax, cmap="crest", vmin=0, vmax=top, annot=matrix.size <= 200, fmt=".0f", cbar=True,
                 annot_kws={"fontsize": 7}, cbar_kws={"label": "%" if percent else ""})
     ax.set(title=title, xlabel="months since first purchase", ylabel="first-purchase month")
     return ax

@@ -138,6 +138,16 @@ def association_rules_table(
     return table[RULE_COLUMNS]
 
 
+def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, top: int = 5) -> str:
+    """Plain text: how many baskets and rules there are, then the ``top`` rules in words (or why there are none)."""
+    head = f"{basket.shape[0]:,} paid orders with recorded lines, {basket.shape[1]} products, {len(rules)} rules."
+    if basket.shape[0] == 0:
+        return head + " No order lines are recorded, so there is nothing to learn from: import order_items."
+    if rules.empty:
+        return head + " No rule passes the thresholds: lower min_support or min_lift to see weaker links."
+    return "\n".join([head, *rules["in_words"].head(top)])
+
+
 def next_best_products(
     db: Database,
     rules: pd.DataFrame,
@@ -233,23 +243,23 @@ def cross_sell_probability(
     there is no opportunity). Aggregated in SQLite; per rule only the rule's products are loaded.
     """
     params = {"as_of": as_of.isoformat(), "start": _iso(start)}
-    base = """
-        WITH paid AS (
-            SELECT order_id, customer_id, order_date FROM orders WHERE status = 'paid' AND order_date <= :as_of
-        ), first_order AS (
-            SELECT customer_id, min(order_date) AS first_date FROM paid GROUP BY customer_id
-        ), lines AS (
-            SELECT DISTINCT p.order_id, p.customer_id, p.order_date, i.product_id
-            FROM order_items i JOIN paid p USING (order_id)
-        ), first_buy AS (
-            SELECT customer_id, product_id, min(order_date) AS first_bought FROM lines GROUP BY customer_id, product_id
+    first_order = """
+        first_order AS (
+            SELECT customer_id, min(order_date) AS first_date FROM orders
+            WHERE status = 'paid' AND order_date <= :as_of GROUP BY customer_id
         )
     """
     overall = db.execute(
-        base + """
+        f"""
+        WITH lines AS (
+            SELECT i.order_id, o.customer_id, o.order_date,
+                   min(o.order_date) OVER (PARTITION BY o.customer_id, i.product_id) AS first_bought
+            FROM order_items i JOIN orders o ON o.order_id = i.order_id
+            WHERE o.status = 'paid' AND o.order_date <= :as_of
+        ), {first_order}
         SELECT count(*), coalesce(sum(has_new), 0) FROM (
-            SELECT l.order_id, max(l.order_date = fb.first_bought) AS has_new
-            FROM lines l JOIN first_order f USING (customer_id) JOIN first_buy fb USING (customer_id, product_id)
+            SELECT l.order_id, max(l.order_date = l.first_bought) AS has_new
+            FROM lines l JOIN first_order f ON f.customer_id = l.customer_id
             WHERE l.order_date > f.first_date AND (:start IS NULL OR l.order_date >= :start)
             GROUP BY l.order_id
         )
@@ -262,9 +272,12 @@ def cross_sell_probability(
     if not single.empty:
         repeat = query_df(
             db,
-            base + """
-            SELECT DISTINCT l.order_id, l.customer_id, l.order_date FROM lines l JOIN first_order f USING (customer_id)
-            WHERE l.order_date > f.first_date AND (:start IS NULL OR l.order_date >= :start)
+            f"""
+            WITH {first_order}
+            SELECT o.order_id, o.customer_id, o.order_date FROM orders o JOIN first_order f USING (customer_id)
+            WHERE o.status = 'paid' AND o.order_date <= :as_of AND o.order_date > f.first_date
+              AND (:start IS NULL OR o.order_date >= :start)
+              AND EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id)
             """,
             params,
         )

@@ -393,13 +393,21 @@ class SalesForecast:
         return pd.concat(parts, axis=1).reset_index() if parts else pd.DataFrame(columns=["month"])
 
     def next_month(self, metric: str = "revenue") -> dict[str, Any]:
-        """The first forecast month of ``metric``: ``{"month", "value", "lower", "upper", "label"}`` (empty if none)."""
+        """The first forecast month of ``metric``: ``{"month", "value", "lower", "upper", "label", "note"}``.
+
+        ``note`` says which month, which model and the interval in words. Empty when there is no forecast.
+        """
         fc = self.forecasts.get(metric)
         if fc is None or fc.empty:
             return {}
-        first = fc.iloc[0]
-        return {"month": f"{first['month']:%Y-%m}", "value": float(first["forecast"]), "lower": float(first["lower"]),
-                "upper": float(first["upper"]), "label": self.models[metric].label_}
+        first, model = fc.iloc[0], self.models[metric]
+        coverage = f"{model.interval:.0%} interval"
+        bounds = (f"{coverage} {first['lower']:,.0f}–{first['upper']:,.0f}" if np.isfinite(first["upper"])
+                  else f"no {coverage}")
+        return {"month": f"{first['month']:%Y-%m}", "value": round(float(first["forecast"]), 2),
+                "lower": float(first["lower"]),
+                "upper": float(first["upper"]), "label": model.label_,
+                "note": f"{first['month']:%Y-%m}, {model.label_}, {bounds}"}
 
 
 def forecast_sales(
@@ -445,6 +453,7 @@ def forecast_sales(
 
 def plot_forecast(result: SalesForecast, metric: str = "revenue", *, ax: Axes | None = None) -> Axes:
     """History (line), forecast (dashed) and its prediction interval (band) of one metric."""
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -459,5 +468,7 @@ def plot_forecast(result: SalesForecast, metric: str = "revenue", *, ax: Axes | 
         ax.fill_between(fc["month"], fc["lower"], fc["upper"], alpha=0.25, label=f"{coverage}% interval")
         ax.set_title(f"{METRICS[metric].capitalize()}: {result.models[metric].label_}")
     ax.set(xlabel="", ylabel=METRICS[metric])
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    ax.tick_params(axis="x", rotation=45)
     ax.legend(loc="upper left")
     return ax
