@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 from crm_helpers import sales
+from crm_helpers.headlines import read as read_headlines
 from crm_helpers.periods import Period
 from crm_helpers.store import memory_db
 
@@ -205,6 +207,8 @@ def test_headline_table_has_previous_month(flows_db):
     assert set(sales.HEADLINE_KEYS) <= set(table.index)
     assert table.loc["revenue", "value"] == 40 and table.loc["revenue", "previous"] == 0
     assert table.loc["revenue", "unit"] == "EUR" and table.loc["repeat_rate", "unit"] == "%"
+    assert isinstance(table.loc["active_customers", "value"], int) and table.loc["lost_customers", "value"] == 1
+    assert table.loc["repeat_rate", "previous"] is None  # nobody bought in May: no rate
 
 
 def test_flows_on_empty_store():
@@ -273,3 +277,32 @@ def test_demo_revenue_matches_the_generated_orders(demo_db, demo_business):
     assert table.loc["revenue", "value"] == pytest.approx(october["amount"].sum())
     assert table.loc["paid_orders", "value"] == len(october)
     assert table.loc["active_customers", "value"] == october["customer_id"].nunique()
+
+
+# -- the notebook ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_notebook_runs_on_the_demo_store(tmp_path, demo_db_path):
+    out = run_notebook("06_sales_and_forecast.ipynb", tmp_path, db_path=str(demo_db_path),
+                       period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
+    recorded = read_headlines(str(out))
+    for key in sales.HEADLINE_KEYS:
+        assert key in recorded and f"{key}_prev" in recorded
+    assert recorded["revenue"]["unit"] == "EUR" and recorded["repeat_rate"]["unit"] == "%"
+    assert recorded["forecast_next_month_revenue"]["value"] > 0
+    assert recorded["weighted_pipeline"]["value"] > 0
+
+
+@pytest.mark.slow
+def test_notebook_runs_on_a_three_month_store_without_items(tmp_path):
+    from crm_helpers.demo import generate_demo, write_demo
+    from crm_helpers.store import open_db
+
+    business = generate_demo(customers=40, months=3, seed=5, end="2026-10")
+    business.tables["order_items"] = business.tables["order_items"].iloc[0:0]
+    path = tmp_path / "short.db"
+    write_demo(open_db(path), business)
+    out = run_notebook("06_sales_and_forecast.ipynb", tmp_path, db_path=str(path),
+                       period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
+    assert "revenue" in read_headlines(str(out))

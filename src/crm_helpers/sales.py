@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from .data import query_df
@@ -56,6 +57,9 @@ HEADLINE_KEYS: tuple[str, ...] = (
     "lost_customers", "repeat_rate",
 )
 """The headline figures this module records for the report index (each also as ``key_prev``)."""
+
+_COUNT_KEYS = frozenset({"paid_orders", "active_customers", "new_customers", "returning_customers",
+                         "reactivated_customers", "lost_customers"})
 
 _OPPORTUNITY_COLUMNS = (
     "opportunity_id, customer_id, title, source, stage, amount, probability, opened_at, "
@@ -410,7 +414,8 @@ def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.
 
     Columns: ``key, label, value, previous, change, unit, note``; ``change`` is value − previous.
     Rows: :data:`HEADLINE_KEYS` plus ``reactivated_customers`` and ``repeat_purchase_share``
-    (shown, not recorded). Money in the store's currency (net revenue: paid orders only).
+    (shown, not recorded). Money in the store's currency (net revenue: paid orders only), rounded
+    to cents; counts are whole numbers; a rate that cannot be computed is None.
     """
     now = period_figures(db, period.start, period.end, lapse_months)
     prev_period = period.previous_month()
@@ -431,11 +436,12 @@ def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.
     }
     order = list(HEADLINE_KEYS[:6]) + ["reactivated_customers", "repeat_rate", "repeat_purchase_share"]
     rows = [
-        {"key": k, "label": meta[k][0], "value": now[k], "previous": before[k], "change": now[k] - before[k],
+        {"key": k, "label": meta[k][0], "value": _plain(now[k], k in _COUNT_KEYS),
+         "previous": _plain(before[k], k in _COUNT_KEYS), "change": _plain(now[k] - before[k], k in _COUNT_KEYS),
          "unit": meta[k][1], "note": meta[k][2]}
         for k in order
     ]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)
 
 
 def record_headlines(figures: pd.DataFrame, extra: dict[str, dict[str, Any]] | None = None) -> None:
@@ -447,20 +453,42 @@ def record_headlines(figures: pd.DataFrame, extra: dict[str, dict[str, Any]] | N
     from . import headlines
 
     for row in figures[figures["key"].isin(HEADLINE_KEYS)].itertuples():
-        headlines.record(row.key, _plain(row.value), label=row.label, unit=row.unit, note=row.note)
-        headlines.record(f"{row.key}_prev", _plain(row.previous), label=f"{row.label} (previous month)",
+        count = row.key in _COUNT_KEYS
+        headlines.record(row.key, _plain(row.value, count), label=row.label, unit=row.unit, note=row.note)
+        headlines.record(f"{row.key}_prev", _plain(row.previous, count), label=f"{row.label} (previous month)",
                          unit=row.unit, note=row.note)
     for key, spec in (extra or {}).items():
         headlines.record(key, _plain(spec["value"]), label=spec["label"], unit=spec.get("unit", ""),
                          note=spec.get("note", ""))
 
 
-def _plain(value: Any) -> float | int | None:
-    """A JSON-friendly number: numpy scalars to Python, NaN to None."""
+def _plain(value: Any, count: bool = False) -> float | int | None:
+    """A JSON-friendly number: a count as int, an amount or rate rounded to cents, NaN as None."""
     if value is None:
         return None
-    if isinstance(value, (int, np.integer)):
-        return int(value)
     number = float(value)
-    return None if np.isnan(number) else round(number, 2)
+    if np.isnan(number):
+        return None
+    return int(round(number)) if count else round(number, 2)
 
+
+def plot_customer_flows(flows: pd.DataFrame, *, months: int = 24, ax: Axes | None = None) -> Axes:
+    """Bars of new, returning, reactivated and lost customers for the last ``months`` months of
+    :func:`monthly_customer_flows` (lost drawn below zero), the customer base as a line."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 4))
+    recent = flows.tail(months).assign(lost=lambda f: -f["lost"])
+    long = recent.melt(id_vars="month", value_vars=["new", "returning", "reactivated", "lost"],
+                       var_name="flow", value_name="customers")
+    if not long.empty:
+        sns.barplot(data=long, x="month", y="customers", hue="flow", ax=ax, palette="crest")
+        ax.plot(range(len(recent)), recent["customer_base"].to_numpy(), color="black", marker=".",
+                label="customer base")
+        ax.legend(loc="upper left", fontsize=8, ncols=5)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set(title="Customers per month (lost below zero)", xlabel="", ylabel="customers")
+    ax.tick_params(axis="x", rotation=90)
+    return ax
