@@ -37,7 +37,7 @@ from .schema import IMPORT_BATCHES, IMPORT_LOG, Column, Table
 from .schema import table as schema_table
 from .store import explain_error, store_path, write_transaction
 from .undo import differs, pack
-from .validation import clean_value, date_parts
+from .validation import MAX_WHOLE_NUMBER, clean_value, date_parts
 
 MAX_XLSX_BYTES = 50 * 1024 * 1024
 MAX_XLSX_UNPACKED = 500 * 1024 * 1024
@@ -134,7 +134,10 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
         except (LookupError, UnicodeDecodeError) as exc:
             raise ImportRejected(f"{path.name}: cannot be read as {encoding}: {exc}") from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ImportRejected(f"{path.name}: starts like UTF-16 text but is damaged: {exc.reason}") from None
     if b"\x00" in raw[:4096]:
         raise ImportRejected(f"{path.name}: this looks like a binary file, not a CSV or Excel export")
     try:
@@ -171,6 +174,8 @@ def _read_csv(path: Path, encoding: str | None) -> tuple[list[str], list[list[st
             f"{path.name}: malformed CSV near row {reader.line_num}: {exc} (an unclosed quote?)"
         ) from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise ImportRejected(f"{path.name}: the file holds only separators, no values")
     return rows[0], rows[1:]
 
 
@@ -298,13 +303,14 @@ def _clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors:
     todo = ~blank
     if column.type in ("real", "integer"):
         fast = pd.to_numeric(text.where(todo & text.str.fullmatch(r"-?\d+(\.\d+)?"), None), errors="coerce")
-        ok = fast.notna()
+        fast = fast.astype(float)
+        ok = fast.notna() & np.isfinite(fast)  # 400 digits parse as inf: left to clean_value to refuse
         if column.minimum is not None:
             ok &= fast >= column.minimum
         if column.maximum is not None:
             ok &= fast <= column.maximum
         if column.type == "integer":
-            ok &= fast.fillna(0) == fast.fillna(0).round()
+            ok &= (fast.fillna(0) == fast.fillna(0).round()) & (fast.abs() <= MAX_WHOLE_NUMBER)
             out[ok] = fast[ok].astype("int64").astype(object)
         else:
             out[ok] = fast[ok].astype(float).astype(object)

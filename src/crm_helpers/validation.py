@@ -17,6 +17,8 @@ import pandas as pd
 from .schema import Column, Table
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
+MAX_WHOLE_NUMBER = 2**53
+"""Largest whole number a column of type integer accepts: numbers are read as floats, exact up to here."""
 _CURRENCY = re.compile(r"[\s$€¥￥£\u00a0\u202f']|^(EUR|USD|CNY|RMB|GBP)|(EUR|USD|CNY|RMB|GBP)$", re.I)
 _DMY = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{2,4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
 _ISO = re.compile(r"^(\d{4})[./-](\d{1,2})[./-](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
@@ -45,6 +47,8 @@ def is_blank(value: Any) -> bool:
 def parse_number(value: Any) -> float:
     """``"1.234,56 €"`` -> 1234.56. Thousands separators, currency symbols, comma decimals."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        if not np.isfinite(float(value)):
+            raise ValueError("not a number")
         return float(value)
     text = _CURRENCY.sub("", str(value).strip())
     negative = text.startswith("(") and text.endswith(")")
@@ -165,6 +169,8 @@ def clean_value(column: Column, value: Any, dayfirst: bool | None = None) -> Any
     if column.type == "integer":
         if number != int(number):
             raise ValueError("not a whole number")
+        if abs(number) > MAX_WHOLE_NUMBER:
+            raise ValueError("too large")
         number = int(number)
     _check_range(column, number)
     return number
