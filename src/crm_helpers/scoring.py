@@ -190,7 +190,8 @@ class ChurnModel:
         if len(np.unique(y)) < 2:
             raise ScoringError("the training snapshot has only one outcome (everyone stayed or everyone left)")
         x = model_inputs(features)
-        self.pipeline_ = self._pipeline().fit(x, y)
+        with _one_thread():
+            self.pipeline_ = self._pipeline().fit(x, y)
         self.base_rate_ = float(y.mean())
         self.training_medians_ = x[list(CHURN_FEATURES)].median()
         return self
@@ -200,7 +201,8 @@ class ChurnModel:
         x = model_inputs(features)
         if x.empty:
             return pd.Series(dtype="float64", name="churn_probability")
-        return pd.Series(self.pipeline_.predict_proba(x)[:, 1], index=x.index, name="churn_probability")
+        with _one_thread():
+            return pd.Series(self.pipeline_.predict_proba(x)[:, 1], index=x.index, name="churn_probability")
 
     def odds_ratios(self) -> pd.DataFrame:
         """Logistic model only: odds ratio of leaving per typical step of each input, in plain words.
@@ -223,6 +225,14 @@ class ChurnModel:
         frame = pd.DataFrame(rows, columns=["input", "typical step", "odds_ratio"])
         frame["reading"] = [_odds_words(v) for v in frame["odds_ratio"]]
         return frame.sort_values("odds_ratio", key=lambda s: -np.abs(np.log(s))).reset_index(drop=True)
+
+
+def _one_thread():
+    """Run native code single-threaded: on a small or busy machine, OpenMP threads of the boosting
+    model wait on each other far longer than one thread takes (seconds instead of a fraction)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
 
 
 def _number(value: float) -> str:
@@ -275,6 +285,12 @@ class ChurnBacktest:
     def model(self) -> ChurnModel | None:
         """The logistic model refitted on the latest fully observed snapshot (None if unavailable)."""
         return self.models.get("logistic")
+
+    def odds_ratios(self) -> pd.DataFrame:
+        """:meth:`ChurnModel.odds_ratios` of the model for today (an empty table without one)."""
+        if self.model is None:
+            return pd.DataFrame(columns=["input", "typical step", "odds_ratio", "reading"])
+        return self.model.odds_ratios()
 
 
 MIN_TRAINING_BUYERS = 30
@@ -378,6 +394,23 @@ def score_customers(
     prev = model.predict_proba(earlier) if len(earlier) else pd.Series(dtype="float64")
     out["churn_probability_prev"] = out["customer_id"].map(prev).astype("float64")
     return out
+
+
+def value_risk_table(scored: pd.DataFrame, *, valuable_score: float = 70.0, risk_threshold: float = 0.5) -> pd.DataFrame:
+    """Buyers by value (score below / from ``valuable_score``) and churn risk (below / from the threshold).
+
+    One row per value band with customers, net revenue and revenue share per risk band; the
+    "valuable, likely to leave" cell is where the follow-up effort pays most. Without churn
+    probabilities every buyer counts as "risk unknown".
+    """
+    value = np.where(scored["value_score"].fillna(0) >= valuable_score, "valuable", "other")
+    p = scored["churn_probability"]
+    risk = np.where(p.isna(), "risk unknown", np.where(p >= risk_threshold, "likely to leave", "likely to stay"))
+    frame = pd.DataFrame({"value": value, "risk": risk, "revenue": scored["monetary"].astype("float64")})
+    table = frame.groupby(["value", "risk"]).agg(customers=("revenue", "size"), revenue=("revenue", "sum")).reset_index()
+    total = float(table["revenue"].sum())
+    table["revenue_share_pct"] = 100 * table["revenue"] / total if total else 0.0
+    return table.sort_values(["value", "risk"], ascending=[False, True]).reset_index(drop=True)
 
 
 # -- leads -----------------------------------------------------------------------------------
@@ -490,6 +523,12 @@ class LeadBacktest:
     model: LeadScorer | None
     note: str = ""
 
+    def odds_ratios(self) -> pd.DataFrame:
+        """:meth:`LeadScorer.odds_ratios` of the fitted model (an empty table without one)."""
+        if self.model is None:
+            return pd.DataFrame(columns=["input", "step", "odds_ratio", "reading"])
+        return self.model.odds_ratios()
+
 
 def lead_backtest(opps: pd.DataFrame, *, test_share: float = 0.3, random_state: int = 0) -> LeadBacktest:
     """Hold out the last ``test_share`` of closed deals by closing date, train on the earlier ones.
@@ -570,6 +609,13 @@ class FollowUpQueue:
     table: pd.DataFrame
     candidates: int
     by_reason: pd.DataFrame
+
+    @property
+    def note(self) -> str:
+        """A plain sentence on the queue's size, for the headline."""
+        if self.candidates == 0:
+            return "nobody needs a follow-up"
+        return f"the {len(self.table)} most urgent are listed"
 
 
 def follow_up_queue(
@@ -683,3 +729,60 @@ def write_follow_up(queue: pd.DataFrame, output_dir: str | os.PathLike[str]) -> 
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     return write_safe_csv(queue, folder / FOLLOW_UP_FILE)
+
+
+# -- plots -----------------------------------------------------------------------------------
+
+def _axes(ax=None):
+    import matplotlib.pyplot as plt
+
+    return ax if ax is not None else plt.subplots()[1]
+
+
+def _nothing(ax, message: str):
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#52606d")
+    ax.set_axis_off()
+    return ax
+
+
+def plot_purchases(loyalty: pd.DataFrame, ax=None):
+    """Bars: buyers by number of purchases (from :func:`loyalty_table`), 10 and more grouped."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    if loyalty.empty:
+        return _nothing(ax, "no buyers yet")
+    counts = loyalty["purchases"].clip(upper=10).value_counts().sort_index()
+    frame = pd.DataFrame({"purchases": [str(k) if k < 10 else "10+" for k in counts.index], "buyers": counts.to_numpy()})
+    sns.barplot(data=frame, x="purchases", y="buyers", color="#3b8ea5", ax=ax)
+    ax.set(title="Buyers by number of paid orders (loyalty = 1 − 1/orders)", xlabel="paid orders", ylabel="buyers")
+    return ax
+
+
+def plot_calibration(calibration: pd.DataFrame, ax=None):
+    """Predicted against observed churn per group of customers, one line per model, with the diagonal."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    if calibration.empty:
+        return _nothing(ax, "no churn model to check")
+    ax.plot([0, 1], [0, 1], color="#9aa5b1", linestyle="--", linewidth=1, label="perfect calibration")
+    sns.lineplot(data=calibration, x="predicted", y="observed", hue="model", marker="o", ax=ax)
+    ax.set(title="Predicted and actual churn on the later snapshot", xlabel="predicted probability of leaving",
+           ylabel="share who actually left", xlim=(0, 1), ylim=(0, 1))
+    return ax
+
+
+def plot_value_risk(scored: pd.DataFrame, *, valuable_score: float = 70.0, risk_threshold: float = 0.5, ax=None):
+    """Scatter of value score against churn probability, the follow-up corner marked by lines."""
+    import seaborn as sns
+
+    ax = _axes(ax)
+    if scored.empty or scored["churn_probability"].isna().all():
+        return _nothing(ax, "no churn probabilities to show")
+    sns.scatterplot(data=scored, x="value_score", y="churn_probability", s=14, color="#3b8ea5", alpha=0.6, ax=ax)
+    ax.axvline(valuable_score, color="#b42318", linestyle="--", linewidth=1)
+    ax.axhline(risk_threshold, color="#b42318", linestyle="--", linewidth=1)
+    ax.set(title="Value and risk of leaving (top right: act first)", xlabel="value score (0–100)",
+           ylabel="probability of no order in the horizon")
+    return ax

@@ -291,6 +291,7 @@ class CustomerClusters:
         from sklearn.decomposition import PCA
         from sklearn.metrics import silhouette_score
         from sklearn.preprocessing import StandardScaler
+        from threadpoolctl import threadpool_limits
 
         buyers = features.loc[features["frequency"] > 0].sort_values("customer_id").reset_index(drop=True)
         k_min, k_max = int(self.k_range[0]), int(self.k_range[1])
@@ -305,7 +306,8 @@ class CustomerClusters:
         rows = []
         best: tuple[float, int, np.ndarray, np.ndarray] | None = None
         for k in ks:
-            model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(z)
+            with threadpool_limits(limits=1):  # OpenMP threads only wait on each other at this size
+                model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(z)
             sample = min(len(z), self.silhouette_sample)
             sil = float(silhouette_score(z, model.labels_, sample_size=sample, random_state=self.random_state))
             rows.append({"k": k, "silhouette": sil, "inertia": float(model.inertia_)})
@@ -525,6 +527,7 @@ def plot_migration(matrix: pd.DataFrame, ax=None):
         return _nothing(ax, "no snapshots to compare")
     sns.heatmap(matrix, annot=True, fmt="d", cmap="crest", cbar=False, linewidths=0.5, ax=ax,
                 annot_kws={"fontsize": 8}, mask=matrix == 0)
+    ax.grid(False)
     ax.set(title="Where last month's customers are now")
     return ax
 
@@ -541,6 +544,8 @@ def plot_silhouette(scores: pd.DataFrame, chosen_k: int, ax=None):
     other = ax.twinx()
     sns.lineplot(data=scores, x="k", y="inertia", marker="s", color="#9aa5b1", ax=other, label="inertia (right)")
     other.grid(False)
+    ax.legend(loc="lower left")
+    other.legend(loc="upper right")
     ax.set(title=f"Choosing the number of clusters (chosen: {chosen_k})", xlabel="number of clusters k")
     return ax
 
