@@ -180,18 +180,30 @@ def test_restoring_a_value_taken_since_by_another_row_is_refused(db, tmp_path):
     assert not list_batches(db).set_index("batch_id").loc[batch, "undone_at"]
 
 
+def test_list_batches_newest_first_with_undone_at_none_while_standing(db, tmp_path):
+    first = _customers_batch(db, tmp_path)
+    second = import_file(db, "orders", _write(tmp_path / "o.csv", ORDERS_HEADER + "O7,C3,2026-02-01,5,paid\n"))
+    undo_import(db, second.batch_id)
+    batches = list_batches(db)
+    assert list(batches["batch_id"]) == [second.batch_id, first]
+    assert batches["undone_at"].iloc[0] and batches["undone_at"].iloc[1] is None
+    assert list(batches["table"]) == ["orders", "customers"]
+
+
 def test_cli_undo_and_status(tmp_path):
     store = tmp_path / "crm.db"
     db = open_db(store)
     db.table("customers").insert({"customer_id": "C1", "name": "Ada"})
-    f = _write(tmp_path / "orders.csv", ORDERS_HEADER + "O1,C1,2026-01-05,10,paid\n")
-    batch = import_file(db, "orders", f).batch_id
+    batches = [import_file(db, "orders", _write(tmp_path / f"orders{k}.csv", ORDERS_HEADER + f"O{k},C1,2026-01-05,10,paid\n"))
+               .batch_id for k in range(2)]
     db.conn.close()
     status = subprocess.run([CRM, "status", "--db", str(store)], capture_output=True, text=True, check=True)
-    assert f"batch {batch:>4}" in status.stdout and "orders.csv: 1 inserted" in status.stdout
-    done = subprocess.run([CRM, "undo-import", str(batch), "--db", str(store)], capture_output=True, text=True)
+    assert f"batch {batches[0]:>4}" in status.stdout and "orders0.csv: 1 inserted" in status.stdout
+    done = subprocess.run([CRM, "undo-import", str(batches[1]), "--db", str(store)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "1 inserted rows removed" in done.stdout
-    again = subprocess.run([CRM, "undo-import", str(batch), "--db", str(store)], capture_output=True, text=True)
+    again = subprocess.run([CRM, "undo-import", str(batches[1]), "--db", str(store)], capture_output=True, text=True)
     assert again.returncode == 1 and "already undone" in again.stderr and "Traceback" not in again.stderr
-    assert open_db(store).table("orders").count == 0
+    status = subprocess.run([CRM, "status", "--db", str(store)], capture_output=True, text=True, check=True)
+    assert status.stdout.count("undone") == 1  # only the batch undone, no "undone nan" for the other
+    assert open_db(store).table("orders").count == 1

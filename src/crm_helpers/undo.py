@@ -109,7 +109,9 @@ def list_batches(db: Database, limit: int | None = 20) -> pd.DataFrame:
         sql += " LIMIT ?"
         params.append(limit)
     cursor = db.execute(sql, params)
-    return pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    frame = pd.DataFrame.from_records(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+    frame["undone_at"] = frame["undone_at"].astype(object).where(frame["undone_at"].notna(), None)
+    return frame
 
 
 def _load_batch(db: Database, batch_id: int) -> _Batch:
