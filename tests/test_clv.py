@@ -411,7 +411,8 @@ def test_demo_probably_lost_are_repeat_buyers_silent_for_long(demo_analysis):
     lost = demo_analysis.customers[demo_analysis.customers["probably_lost"]]
     assert demo_analysis.n_probably_lost == len(lost) > 0
     assert (lost["frequency"] > 0).all() and (lost["p_alive"] < 0.5).all()
-    others = demo_analysis.customers[(demo_analysis.customers["frequency"] > 0) & ~demo_analysis.customers["probably_lost"]]
+    customers = demo_analysis.customers
+    others = customers[(customers["frequency"] > 0) & ~customers["probably_lost"]]
     silence = (pd.Timestamp(AS_OF) - pd.to_datetime(lost["last_purchase"])).dt.days
     silence_others = (pd.Timestamp(AS_OF) - pd.to_datetime(others["last_purchase"])).dt.days
     assert silence.median() > 2 * silence_others.median()

@@ -122,6 +122,18 @@ def test_channel_totals_by_hand(shop_table):
     assert totals["cost"].sum() == pytest.approx(shop_table["cost"].sum())
 
 
+def test_a_campaign_without_cost_or_dates_is_reported_not_defined():
+    db = memory_db()
+    db.table("customers").insert_all([{"customer_id": "A"}])
+    db.table("campaigns").insert_all([{"campaign_id": "X", "name": "Flyers"}])
+    db.table("orders").insert_all([{"order_id": "1", "customer_id": "A", "order_date": "2026-01-05", "amount": 10.0,
+                                    "status": "paid", "campaign_id": "X"}])
+    row = romi.campaign_table(db, "2026-02-01").iloc[0]
+    assert row["start_date"] == "2026-01-05"  # no start date: its first coded order
+    assert pd.isna(row["cost"]) and pd.isna(row["gross_romi_pct"]) and "no cost is recorded" in row["note"]
+    assert row["attributed_revenue"] == pytest.approx(10.0) and row["acquired_customers"] == 1
+
+
 def test_bad_settings_and_an_empty_store(shop):
     with pytest.raises(romi.RomiError):
         romi.campaign_table(shop, AS_OF, margin=1.5)

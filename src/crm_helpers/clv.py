@@ -687,7 +687,9 @@ def customer_lifetime_value(
     return _like(margin * value * alive * discounted[pair], frequency, "clv")
 
 
-def constant_profit_clv(profit_per_year: ArrayLike | float, annual_discount_rate: float, years: int) -> np.ndarray | float:
+def constant_profit_clv(
+    profit_per_year: ArrayLike | float, annual_discount_rate: float, years: int
+) -> np.ndarray | float:
     """The transparent formula of the owner's articles: CLV = Σₜ₌₁ⁿ profit / (1 + d)ᵗ.
 
     ``profit_per_year`` is earned at the end of each of the next ``years`` years and discounted

@@ -304,12 +304,16 @@ def campaign_table(
     end = _iso(as_of)
     campaigns = query_df(
         db,
-        "SELECT c.campaign_id, c.name, c.channel, coalesce(c.start_date, k.first_contact) AS start_date, "
-        "coalesce(c.cost, 0) AS cost, coalesce(k.contacted, 0) AS contacted, coalesce(k.responded, 0) AS responded "
-        "FROM campaigns c LEFT JOIN (SELECT campaign_id, count(*) AS contacted, sum(coalesce(responded, 0)) AS responded, "
+        "SELECT c.campaign_id, c.name, c.channel, "
+        "coalesce(c.start_date, k.first_contact, o.first_order) AS start_date, "
+        "c.cost, coalesce(k.contacted, 0) AS contacted, coalesce(k.responded, 0) AS responded "
+        "FROM campaigns c LEFT JOIN (SELECT campaign_id, count(*) AS contacted, "
+        "  sum(coalesce(responded, 0)) AS responded, "
         "  min(contacted_at) AS first_contact FROM campaign_contacts WHERE contacted_at <= ? GROUP BY campaign_id) k "
         "ON k.campaign_id = c.campaign_id "
-        "WHERE coalesce(c.start_date, k.first_contact) <= ? ORDER BY start_date, c.campaign_id",
+        "LEFT JOIN (SELECT campaign_id, min(order_date) AS first_order FROM orders "
+        "  WHERE status = 'paid' AND campaign_id IS NOT NULL GROUP BY campaign_id) o ON o.campaign_id = c.campaign_id "
+        "WHERE coalesce(c.start_date, k.first_contact, o.first_order) <= ? ORDER BY start_date, c.campaign_id",
         [end, end],
     )
     if campaigns.empty:
@@ -319,19 +323,23 @@ def campaign_table(
     orders = orders.merge(base[["customer_id", "first_order"]], on="customer_id", how="left")
     orders["acquired"] = orders["order_date"] == pd.to_datetime(orders["first_order"])
     by_campaign = dict(tuple(orders.groupby("campaign_id")))
-    contacts = query_df(db, "SELECT campaign_id, customer_id, contacted_at FROM campaign_contacts WHERE contacted_at <= ?",
-                        [end])
+    contacts = query_df(
+        db, "SELECT campaign_id, customer_id, contacted_at FROM campaign_contacts WHERE contacted_at <= ?", [end]
+    )
     contacts_of = dict(tuple(contacts.groupby("campaign_id")))
     rows = []
     for c in campaigns.itertuples(index=False):  # one row per campaign: a handful, not customers
         mine = by_campaign.get(c.campaign_id, orders.iloc[0:0])
-        cost = float(c.cost)
+        cost_known = c.cost is not None and not pd.isna(c.cost)
+        cost = float(c.cost) if cost_known else 0.0
         revenue, margin_sum = float(mine["amount"].sum()), float(mine["margin"].sum())
         buyers = mine["customer_id"].nunique()
         acquired = mine.loc[mine["acquired"], "customer_id"].nunique()
         notes: list[str] = []
         gross = net = None
-        if cost <= 0:
+        if not cost_known:
+            notes.append("ROMI not defined: no cost is recorded for the campaign")
+        elif cost <= 0:
             notes.append("ROMI not defined: the campaign cost nothing (ROMI divides by the cost)")
         elif c.contacted == 0 and mine.empty:
             notes.append("ROMI not defined: no contacts recorded and no order carries its code, "
@@ -354,7 +362,8 @@ def campaign_table(
         rows.append({
             "campaign_id": c.campaign_id, "name": c.name, "channel": c.channel, "start_date": c.start_date,
             "kind": "acquisition" if buyers and acquired / buyers >= 0.5 else "retention",
-            "cost": cost, "contacted": int(c.contacted), "responded": int(c.responded), "buyers": int(buyers),
+            "cost": cost if cost_known else None, "contacted": int(c.contacted), "responded": int(c.responded),
+            "buyers": int(buyers),
             "attributed_orders": int(len(mine)), "attributed_revenue": revenue, "attributed_margin": margin_sum,
             "gross_romi_pct": gross, "net_romi_pct": net,
             "comparison_customers": int(lift["comparison_customers"]), "incremental_revenue": inc,
@@ -425,10 +434,12 @@ def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95) -> "Figure":
     left.set(title="ROMI on attributed orders", xlabel="%", ylabel="")
     lift = table.dropna(subset=["incremental_revenue"])
     mid = lift["incremental_revenue"].astype(float).to_numpy()
-    low, high = lift["incremental_ci_low"].astype(float).to_numpy(), lift["incremental_ci_high"].astype(float).to_numpy()
+    low = lift["incremental_ci_low"].astype(float).to_numpy()
+    high = lift["incremental_ci_high"].astype(float).to_numpy()
     sns.barplot(x=mid, y=lift["campaign_id"].to_numpy(), color="#3b8ea5", ax=right)
     right.errorbar(mid, np.arange(len(lift)), xerr=[mid - low, high - mid], fmt="none", color="black", capsize=4)
     right.axvline(0, color="grey", linewidth=1)
-    right.set(title=f"Incremental revenue vs not-contacted customers ({confidence:.0%} CI)", xlabel="net revenue", ylabel="")
+    right.set(title=f"Incremental revenue vs not-contacted customers ({confidence:.0%} CI)", xlabel="net revenue",
+              ylabel="")
     fig.tight_layout()
     return fig
