@@ -288,6 +288,11 @@ def test_summary_refuses_bad_input(transactions):
     with pytest.raises(clv.ClvError, match="before the observation end"):
         clv.summary_from_transactions(transactions, "customer_id", "date", observation_period_end="2026-01-31",
                                       calibration_period_end="2026-02-28")
+    with pytest.raises(clv.ClvError, match="no transactions"):
+        clv.summary_from_transactions(transactions.iloc[:0], "customer_id", "date")
+    before = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+                                           observation_period_end="2025-12-31")
+    assert before.empty and list(before.columns) == ["frequency", "recency", "T", "monetary_value"]
     assert issubclass(clv.ClvError, ValueError)
 
 

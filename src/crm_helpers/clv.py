@@ -100,25 +100,48 @@ def _to_timestamp(value: str | dt.date | pd.Timestamp, name: str) -> pd.Timestam
         raise ClvError(f"{name} {value!r} is not a date (expected e.g. 2026-10-31)") from None
 
 
-def _per_customer(tx: pd.DataFrame, end_period: int, freq_multiplier: float, with_value: bool) -> pd.DataFrame:
-    """frequency, recency, T [, monetary_value] from columns customer, period [, value]."""
-    per_period = tx.groupby(["customer", "period"], sort=True)
-    periods = per_period.size().reset_index(name="n")
+def _purchase_periods(tx: pd.DataFrame, with_value: bool) -> pd.DataFrame:
+    """One row per customer and period with a purchase: customer, period [, value summed over the period].
+
+    Rows of a customer are contiguous and in period order (one integer sort, not a two-key groupby).
+    """
+    codes, uniques = pd.factorize(tx["customer"].to_numpy())
+    periods = tx["period"].to_numpy(dtype=np.int64)
+    if len(periods) == 0:
+        empty = {"customer": uniques[:0], "period": periods}
+        return pd.DataFrame(empty | ({"value": np.zeros(0)} if with_value else {}))
+    low = periods.min()
+    key = codes.astype(np.int64) * (periods.max() - low + 1) + (periods - low)
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1]])
+    out = pd.DataFrame({"customer": uniques[codes[order][starts]], "period": periods[order][starts]})
     if with_value:
-        periods["value"] = per_period["value"].sum().to_numpy()
-    grouped = periods.groupby("customer", sort=False)
-    first = grouped["period"].min()
+        out["value"] = np.add.reduceat(tx["value"].to_numpy(dtype=float)[order], starts)
+    return out
+
+
+def _per_customer(periods: pd.DataFrame, end_period: int, freq_multiplier: float, with_value: bool) -> pd.DataFrame:
+    """frequency, recency, T [, monetary_value] per customer from :func:`_purchase_periods`."""
+    columns = ["frequency", "recency", "T"] + (["monetary_value"] if with_value else [])
+    if periods.empty:
+        return pd.DataFrame(columns=columns, dtype=float)
+    customer = periods["customer"].to_numpy()
+    period = periods["period"].to_numpy(dtype=np.int64)
+    first_row = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
+    last_row = np.r_[first_row[1:], len(customer)] - 1
+    frequency = (last_row - first_row).astype(float)  # periods with a purchase, minus the first
     out = pd.DataFrame(
         {
-            "frequency": (grouped.size() - 1).astype(float),
-            "recency": (grouped["period"].max() - first) / freq_multiplier,
-            "T": (end_period - first) / freq_multiplier,
-        }
+            "frequency": frequency,
+            "recency": (period[last_row] - period[first_row]) / freq_multiplier,
+            "T": (end_period - period[first_row]) / freq_multiplier,
+        },
+        index=pd.Index(customer[first_row]),
     )
     if with_value:
-        first_value = grouped["value"].first()  # periods are sorted, so this is the first purchase
-        repeat_total = grouped["value"].sum() - first_value
-        out["monetary_value"] = np.where(out["frequency"] > 0, repeat_total / out["frequency"].clip(lower=1), 0.0)
+        value = periods["value"].to_numpy(dtype=float)
+        repeat_total = np.add.reduceat(value, first_row) - value[first_row]
+        out["monetary_value"] = np.where(frequency > 0, repeat_total / np.maximum(frequency, 1), 0.0)
     return out.astype(float)
 
 
@@ -169,6 +192,8 @@ def summary_from_transactions(
     tx["date"] = pd.to_datetime(transactions[datetime_col].to_numpy(), errors="coerce")
     if tx["customer"].isna().any() or tx["date"].isna().any():
         raise ClvError(f"some transactions have no {customer_id_col} or no valid {datetime_col}")
+    if tx.empty:
+        raise ClvError("there are no transactions to summarise")
     with_value = monetary_value_col is not None
     if with_value:
         values = pd.to_numeric(transactions[monetary_value_col], errors="coerce").to_numpy(dtype=float)
@@ -186,7 +211,7 @@ def summary_from_transactions(
     tx["period"] = _period_numbers(tx["date"], freq)
     end_period = int(_period_numbers(pd.Series([end]), freq)[0])
     if calibration_period_end is None:
-        out = _per_customer(tx, end_period, freq_multiplier, with_value)
+        out = _per_customer(_purchase_periods(tx, with_value), end_period, freq_multiplier, with_value)
         out.index.name = customer_id_col
         return out
 
@@ -195,14 +220,13 @@ def summary_from_transactions(
         raise ClvError(f"the calibration end {cal_end:%Y-%m-%d} must be before the observation end {end:%Y-%m-%d}")
     in_cal = tx["date"] < cal_end + pd.Timedelta(days=1)
     cal_end_period = int(_period_numbers(pd.Series([cal_end]), freq)[0])
-    cal = _per_customer(tx[in_cal], cal_end_period, freq_multiplier, with_value)
+    cal = _per_customer(_purchase_periods(tx[in_cal], with_value), cal_end_period, freq_multiplier, with_value)
     cal.columns = [f"{c}_cal" for c in cal.columns]
-    holdout = tx[~in_cal & tx["customer"].isin(cal.index)]
-    per_period = holdout.groupby(["customer", "period"])
-    counts = per_period.size().groupby(level="customer").size()
-    cal["frequency_holdout"] = counts.reindex(cal.index, fill_value=0).astype(float)
+    holdout = _purchase_periods(tx[~in_cal & tx["customer"].isin(cal.index)], with_value)
+    per_customer = holdout.groupby("customer", sort=False)
+    cal["frequency_holdout"] = per_customer.size().reindex(cal.index, fill_value=0).astype(float)
     if with_value:
-        means = per_period["value"].sum().groupby(level="customer").mean()
+        means = per_customer["value"].mean()
         cal["monetary_value_holdout"] = means.reindex(cal.index, fill_value=0.0).astype(float)
     cal["duration_holdout"] = float(end_period - cal_end_period) / freq_multiplier
     cal.index.name = customer_id_col
