@@ -60,6 +60,20 @@ TABLE_COLUMNS = [
 ]
 
 
+ATTRIBUTION_COLUMNS = [
+    "campaign_id", "name", "channel", "start_date", "kind", "cost", "contacted", "buyers", "attributed_orders",
+    "attributed_revenue", "attributed_margin", "gross_romi_pct", "net_romi_pct", "acquired_customers",
+    "cost_per_acquired", "payback_days", "note",
+]
+"""The columns of :func:`campaign_table` about attributed orders, for display."""
+
+LIFT_COLUMNS = [
+    "campaign_id", "name", "cost", "contacted", "comparison_customers", "attributed_revenue", "incremental_revenue",
+    "incremental_ci_low", "incremental_ci_high", "incremental_net_romi_pct",
+]
+"""The columns of :func:`campaign_table` about incremental revenue, for display."""
+
+
 class RomiError(ValueError):
     """The ROMI analysis cannot run with these settings."""
 
