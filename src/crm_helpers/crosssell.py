@@ -48,23 +48,24 @@ def _iso(day: dt.date | None) -> str | None:
 def basket_matrix(db: Database, as_of: dt.date, *, start: dt.date | None = None) -> pd.DataFrame:
     """One-hot basket matrix of paid orders placed in [start, as_of] (``start`` None = from the beginning).
 
-    A sparse boolean DataFrame: one row per paid order with recorded lines (index ``order_id``),
-    one column per product bought at least once (``product_id``, sorted); True when the order
-    holds the product (quantities are ignored). Built from ``SELECT DISTINCT order_id,
-    product_id`` and ``scipy.sparse``; an empty store gives a 0 × 0 frame.
+    A sparse boolean DataFrame: one row per paid order with recorded lines (index ``order_rowid``,
+    the order's SQLite rowid: integers travel from SQLite much faster than text ids), one column
+    per product bought at least once (``product_id``, sorted); True when the order holds the
+    product (quantities are ignored). Built with ``scipy.sparse``; an empty store gives a 0 × 0 frame.
     """
     lines = query_df(
         db,
-        "SELECT DISTINCT i.order_id, i.product_id FROM order_items i JOIN orders o USING (order_id) "
+        "SELECT o.rowid AS order_rowid, i.product_id FROM order_items i JOIN orders o ON o.order_id = i.order_id "
         "WHERE o.status = 'paid' AND o.order_date <= :as_of AND (:start IS NULL OR o.order_date >= :start)",
         {"as_of": as_of.isoformat(), "start": _iso(start)},
     )
     if lines.empty:
-        return pd.DataFrame(index=pd.Index([], name="order_id"))
-    rows, orders = pd.factorize(lines["order_id"], sort=True)
+        return pd.DataFrame(index=pd.Index([], name="order_rowid"))
+    rows, orders = pd.factorize(lines["order_rowid"], sort=True)
     cols, products = pd.factorize(lines["product_id"], sort=True)
     matrix = sparse.csr_matrix((np.ones(len(lines), dtype=bool), (rows, cols)), shape=(len(orders), len(products)))
-    frame = pd.DataFrame.sparse.from_spmatrix(matrix, index=pd.Index(orders, name="order_id"), columns=list(products))
+    frame = pd.DataFrame.sparse.from_spmatrix(matrix, index=pd.Index(orders, name="order_rowid"),
+                                              columns=list(products))
     return frame.astype(pd.SparseDtype(bool, False))
 
 
@@ -178,13 +179,12 @@ def next_best_products(
     owned = query_df(
         db,
         """
-        WITH active AS (
-            SELECT DISTINCT customer_id FROM orders
+        SELECT o.customer_id, i.product_id FROM orders o JOIN order_items i ON i.order_id = o.order_id
+        WHERE o.status = 'paid' AND o.order_date <= :as_of AND o.customer_id IN (
+            SELECT customer_id FROM orders
             WHERE status = 'paid' AND order_date <= :as_of AND order_date > date(:as_of, :back)
         )
-        SELECT DISTINCT o.customer_id, i.product_id
-        FROM orders o JOIN active USING (customer_id) JOIN order_items i USING (order_id)
-        WHERE o.status = 'paid' AND o.order_date <= :as_of
+        GROUP BY o.customer_id, i.product_id
         """,
         {"as_of": as_of.isoformat(), "back": f"-{active_days} days"},
     )
@@ -219,8 +219,7 @@ def next_best_products(
         "confidence": picked["confidence"],
         "rule": picked["in_words"],
     })
-    people = query_df(db, "SELECT customer_id, name FROM customers WHERE customer_id IN (SELECT value FROM json_each(?))",
-                      [pd.Series(result["customer_id"]).to_json(orient="values")])
+    people = query_df(db, "SELECT customer_id, name FROM customers")
     result = result.merge(people, on="customer_id", how="left")
     result = result.sort_values(["confidence", "lift", "customer_id"], ascending=[False, False, True])
     return result.reset_index(drop=True)[columns]
@@ -230,90 +229,86 @@ def cross_sell_probability(
     db: Database,
     as_of: dt.date,
     *,
-    start: dt.date | None = None,
+    period_start: dt.date | None = None,
     rules: pd.DataFrame | None = None,
-    top_rules: int = 5,
+    top_rules: int = 3,
 ) -> pd.DataFrame:
     """The seeds' cross-sell probability = successful cross-sells / cross-sell opportunities.
 
-    Definitions in the module docstring; repeat orders placed in [start, as_of] (``start`` None =
-    from the beginning; earlier orders still count for what a customer already owned). First row:
-    any product new to the customer; then one row per rule for the ``top_rules`` single-product
-    rules of ``rules``. Columns: ``measure, opportunities, successes, probability`` (0-1, NaN when
-    there is no opportunity). Aggregated in SQLite; per rule only the rule's products are loaded.
+    Definitions in the module docstring; repeat orders placed up to ``as_of`` (every earlier order
+    counts for what a customer already owned). First row: any product new to the customer; then
+    one row per rule for the ``top_rules`` single-product rules of ``rules``. Columns: ``measure,
+    opportunities, successes, probability`` (0-1, NaN when there is no opportunity) and, when
+    ``period_start`` is given, the same three for the repeat orders placed in [period_start,
+    as_of] (``period_opportunities``, ...). All counting happens in SQLite, one pass per row.
     """
-    params = {"as_of": as_of.isoformat(), "start": _iso(start)}
-    first_order = """
-        first_order AS (
-            SELECT customer_id, min(order_date) AS first_date FROM orders
-            WHERE status = 'paid' AND order_date <= :as_of GROUP BY customer_id
-        )
-    """
+    params: dict[str, str | None] = {"as_of": as_of.isoformat(), "start": _iso(period_start)}
     overall = db.execute(
-        f"""
-        WITH lines AS (
-            SELECT i.order_id, o.customer_id, o.order_date,
-                   min(o.order_date) OVER (PARTITION BY o.customer_id, i.product_id) AS first_bought
-            FROM order_items i JOIN orders o ON o.order_id = i.order_id
-            WHERE o.status = 'paid' AND o.order_date <= :as_of
-        ), {first_order}
-        SELECT count(*), coalesce(sum(has_new), 0) FROM (
-            SELECT l.order_id, max(l.order_date = l.first_bought) AS has_new
-            FROM lines l JOIN first_order f ON f.customer_id = l.customer_id
-            WHERE l.order_date > f.first_date AND (:start IS NULL OR l.order_date >= :start)
-            GROUP BY l.order_id
+        """
+        WITH paid AS (
+            SELECT order_id, customer_id, order_date, min(order_date) OVER (PARTITION BY customer_id) AS first_date
+            FROM orders WHERE status = 'paid' AND order_date <= :as_of
+        ), lines AS (
+            SELECT p.order_id, p.order_date, p.first_date,
+                   min(p.order_date) OVER (PARTITION BY p.customer_id, i.product_id) AS first_bought
+            FROM paid p JOIN order_items i ON i.order_id = p.order_id
+        ), repeat_orders AS (
+            SELECT order_id, order_date, max(order_date = first_bought) AS has_new
+            FROM lines WHERE order_date > first_date GROUP BY order_id
         )
+        SELECT count(*), coalesce(sum(has_new), 0),
+               coalesce(sum(order_date >= :start), 0), coalesce(sum(has_new AND order_date >= :start), 0)
+        FROM repeat_orders
         """,
         params,
     ).fetchone()
-    rows = [{"measure": "any product new to the customer", "opportunities": int(overall[0]),
-             "successes": int(overall[1])}]
-    single = pd.DataFrame() if rules is None or rules.empty else rules[rules["consequents"].map(len) == 1].head(top_rules)
-    if not single.empty:
-        repeat = query_df(
-            db,
-            f"""
-            WITH {first_order}
-            SELECT o.order_id, o.customer_id, o.order_date FROM orders o JOIN first_order f USING (customer_id)
-            WHERE o.status = 'paid' AND o.order_date <= :as_of AND o.order_date > f.first_date
-              AND (:start IS NULL OR o.order_date >= :start)
-              AND EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id)
-            """,
-            params,
-        )
+    rows = [("any product new to the customer", *overall)]
+    if rules is not None and not rules.empty:
+        single = rules[rules["consequents"].map(len) == 1].head(top_rules)
         for rule in single.itertuples():
-            rows.append(_rule_cross_sell(db, repeat, rule.antecedents, rule.consequents[0], params,
-                                         f"{rule.consequent_names} after {rule.antecedent_names}"))
-    table = pd.DataFrame(rows)
+            counts = _rule_cross_sell(db, rule.antecedents, rule.consequents[0], params)
+            rows.append((f"{rule.consequent_names} after {rule.antecedent_names}", *counts))
+    table = pd.DataFrame(rows, columns=["measure", "opportunities", "successes", "period_opportunities",
+                                        "period_successes"])
     table["probability"] = table["successes"] / table["opportunities"].replace(0, np.nan)
-    return table
+    table["period_probability"] = table["period_successes"] / table["period_opportunities"].replace(0, np.nan)
+    columns = ["measure", "opportunities", "successes", "probability"]
+    if period_start is not None:
+        columns += ["period_opportunities", "period_successes", "period_probability"]
+    return table[columns]
 
 
 def _rule_cross_sell(
-    db: Database, repeat: pd.DataFrame, antecedents: tuple[str, ...], consequent: str,
-    params: dict[str, str | None], measure: str,
-) -> dict[str, object]:
-    """Opportunities and successes of one rule over the repeat orders (vectorized merges)."""
-    wanted = list(antecedents) + [consequent]
-    first = query_df(
-        db,
-        """
-        SELECT o.customer_id, i.product_id, min(o.order_date) AS first_bought
-        FROM order_items i JOIN orders o USING (order_id)
-        WHERE o.status = 'paid' AND o.order_date <= :as_of AND i.product_id IN (SELECT value FROM json_each(:wanted))
-        GROUP BY o.customer_id, i.product_id
-        """,
-        {**params, "wanted": pd.Series(wanted).to_json(orient="values")},
-    )
-    wide = first.pivot(index="customer_id", columns="product_id", values="first_bought").reindex(columns=wanted)
-    orders = repeat.merge(wide, left_on="customer_id", right_index=True, how="left")
-    held_before = np.logical_and.reduce([orders[p].notna() & (orders[p] < orders["order_date"]) for p in antecedents])
-    lacked = orders[consequent].isna() | (orders[consequent] >= orders["order_date"])
-    opportunity = held_before & lacked
-    in_order = query_df(
-        db,
-        "SELECT DISTINCT order_id FROM order_items WHERE product_id = ?",
-        [consequent],
-    )["order_id"]
-    success = opportunity & orders["order_id"].isin(in_order)
-    return {"measure": measure, "opportunities": int(opportunity.sum()), "successes": int(success.sum())}
+    db: Database, antecedents: tuple[str, ...], consequent: str, params: dict[str, str | None]
+) -> tuple[int, int, int, int]:
+    """(opportunities, successes, period opportunities, period successes) of one rule X → Y, in SQL.
+
+    The customers' first purchase dates of the rule's products come from the product index; only
+    the repeat orders of customers who own X are then looked at.
+    """
+    names = {f"a{k}": product for k, product in enumerate(antecedents)}
+    firsts = ", ".join(f"max(CASE WHEN product_id = :{key} THEN first_bought END) AS {key}" for key in names)
+    owned_before = " AND ".join(f"w.{key} < o.order_date" for key in names)
+    sql = f"""
+        WITH fb AS (
+            SELECT o.customer_id, i.product_id, min(o.order_date) AS first_bought
+            FROM order_items i JOIN orders o ON o.order_id = i.order_id
+            WHERE o.status = 'paid' AND o.order_date <= :as_of AND i.product_id IN ({", ".join(":" + k for k in names)}, :y)
+            GROUP BY o.customer_id, i.product_id
+        ), owners AS (
+            SELECT customer_id, {firsts}, max(CASE WHEN product_id = :y THEN first_bought END) AS y
+            FROM fb GROUP BY customer_id
+        ), chances AS (
+            SELECT o.order_date,
+                   EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id AND i.product_id = :y) AS success
+            FROM owners w JOIN orders o ON o.customer_id = w.customer_id
+            WHERE o.status = 'paid' AND o.order_date <= :as_of AND {owned_before}
+              AND (w.y IS NULL OR w.y >= o.order_date)
+              AND EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id)
+        )
+        SELECT count(*), coalesce(sum(success), 0),
+               coalesce(sum(order_date >= :start), 0), coalesce(sum(success AND order_date >= :start), 0)
+        FROM chances
+    """
+    row = db.execute(sql, {**params, **names, "y": consequent}).fetchone()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
