@@ -209,7 +209,7 @@ def test_follow_up_queue_by_hand(book, tmp_path):
     assert list(table.index) == ["C", "B", "D"] and queue.candidates == 3
     # C: detractor (3) + valuable and silent for 100 days (1) + value 83/100
     assert table.loc["C", "reasons"] == "detractor: NPS 3 on 2026-10-19; valuable, no contact for 100 days"
-    assert table.loc["C", "priority"] == pytest.approx(4 + 500 / 600)
+    assert table.loc["C", "priority"] == round(4 + 500 / 600, 2)
     assert table.loc["B", "reasons"] == "open complaint ticket"
     assert table.loc["D", "reasons"] == "open deal '=Workshop' (2,000) idle for 45 days"
     assert table.loc["C", "last_contact"] == _day(100) and table.loc["C", "last_order"] == _day(5)

@@ -27,6 +27,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,12 @@ from sqlite_utils import Database
 from .data import query_df
 from .features import as_date, customer_features, paid_orders_between
 from .safe_csv import write_safe_csv
+from .segmentation import empty_axes, get_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from sklearn.pipeline import Pipeline
+    from threadpoolctl import threadpool_limits
 
 # -- loyalty ---------------------------------------------------------------------------------
 
@@ -163,7 +170,7 @@ class ChurnModel:
         self.C = C
         self.random_state = random_state
 
-    def _pipeline(self):
+    def _pipeline(self) -> Pipeline:
         from sklearn.compose import ColumnTransformer
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.linear_model import LogisticRegression
@@ -227,7 +234,7 @@ class ChurnModel:
         return frame.sort_values("odds_ratio", key=lambda s: -np.abs(np.log(s))).reset_index(drop=True)
 
 
-def _one_thread():
+def _one_thread() -> threadpool_limits:
     """Run native code single-threaded: on a small or busy machine, OpenMP threads of the boosting
     model wait on each other far longer than one thread takes (seconds instead of a fraction)."""
     from threadpoolctl import threadpool_limits
@@ -330,12 +337,12 @@ def churn_backtest(
         calibration.append(calibration_table(test["churned"], p).assign(model=kind))
         evaluated[kind] = model
         final[kind] = ChurnModel(kind=kind, random_state=random_state).fit(test, test["churned"])
-    return ChurnBacktest(horizon_days, train_cut, test_cut, pd.DataFrame(rows), pd.concat(calibration, ignore_index=True),
-                         evaluated, final)
+    return ChurnBacktest(horizon_days, train_cut, test_cut, pd.DataFrame(rows),
+                         pd.concat(calibration, ignore_index=True), evaluated, final)
 
 
 def _metrics(kind: str, train_cut: dt.date, test_cut: dt.date, y: pd.Series, p: np.ndarray,
-             base_rate: float) -> dict[str, object]:
+             base_rate: float) -> dict[str, Any]:
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
     y = np.asarray(y, dtype=int)
@@ -396,7 +403,9 @@ def score_customers(
     return out
 
 
-def value_risk_table(scored: pd.DataFrame, *, valuable_score: float = 70.0, risk_threshold: float = 0.5) -> pd.DataFrame:
+def value_risk_table(
+    scored: pd.DataFrame, *, valuable_score: float = 70.0, risk_threshold: float = 0.5
+) -> pd.DataFrame:
     """Buyers by value (score below / from ``valuable_score``) and churn risk (below / from the threshold).
 
     One row per value band with customers, net revenue and revenue share per risk band; the
@@ -407,7 +416,8 @@ def value_risk_table(scored: pd.DataFrame, *, valuable_score: float = 70.0, risk
     p = scored["churn_probability"]
     risk = np.where(p.isna(), "risk unknown", np.where(p >= risk_threshold, "likely to leave", "likely to stay"))
     frame = pd.DataFrame({"value": value, "risk": risk, "revenue": scored["monetary"].astype("float64")})
-    table = frame.groupby(["value", "risk"]).agg(customers=("revenue", "size"), revenue=("revenue", "sum")).reset_index()
+    grouped = frame.groupby(["value", "risk"])
+    table = grouped.agg(customers=("revenue", "size"), revenue=("revenue", "sum")).reset_index()
     total = float(table["revenue"].sum())
     table["revenue_share_pct"] = 100 * table["revenue"] / total if total else 0.0
     return table.sort_values(["value", "risk"], ascending=[False, True]).reset_index(drop=True)
@@ -430,7 +440,8 @@ def opportunities(db: Database, as_of: dt.date | str) -> pd.DataFrame:
         "last_activity_at FROM opportunities WHERE opened_at <= ? ORDER BY opened_at, opportunity_id",
         [day.isoformat()], parse_dates=["opened_at", "closed_at", "last_activity_at"],
     )
-    closed = frame["stage"].isin(["won", "lost"]) & frame["closed_at"].notna() & (frame["closed_at"] <= pd.Timestamp(day))
+    closed = (frame["stage"].isin(["won", "lost"]) & frame["closed_at"].notna()
+              & (frame["closed_at"] <= pd.Timestamp(day)))
     frame["status"] = np.where(closed, frame["stage"], "open")
     frame["won"] = pd.Series(np.where(closed, (frame["stage"] == "won").astype(float), np.nan), index=frame.index)
     frame["source"] = frame["source"].fillna("unknown").astype(str).str.strip().replace("", "unknown")
@@ -657,12 +668,13 @@ def follow_up_queue(
         s["open_complaints"].map(lambda n: "open complaint ticket" if n == 1 else f"{n} open complaint tickets"))
     recent_nps = s["last_nps_date"].notna() & ((day - s["last_nps_date"]).dt.days <= detractor_days)
     add(recent_nps & (s["last_nps"].fillna(10) <= 6), "detractor",
-        "detractor: NPS " + s["last_nps"].astype("string").fillna("") + " on " + s["last_nps_date"].dt.strftime("%Y-%m-%d"))
+        "detractor: NPS " + s["last_nps"].astype("string").fillna("") + " on "
+        + s["last_nps_date"].dt.strftime("%Y-%m-%d"))
     now, before = s["churn_probability"], s["churn_probability_prev"]
     rising = valuable & (now >= risk_threshold) & ((now - before.fillna(now)) >= rising_by)
     add(rising.fillna(False), "churn",
-        "valuable (score " + s["value_score"].round().astype("Int64").astype("string") + "), churn risk up from "
-        + (100 * before).round().astype("Int64").astype("string") + "% to " + (100 * now).round().astype("Int64").astype("string") + "%")
+        "valuable (score " + _whole(s["value_score"]) + "), churn risk up from " + _whole(100 * before) + "% to "
+        + _whole(100 * now) + "%")
     silent = valuable & (s["days_since_contact"].isna() | (s["days_since_contact"] > no_contact_days))
     add(silent, "no_contact", s["days_since_contact"].map(
         lambda d: "valuable, never contacted" if pd.isna(d) else f"valuable, no contact for {int(d)} days"))
@@ -673,9 +685,11 @@ def follow_up_queue(
         text = ("open deal '" + stale["title"].fillna("untitled").astype(str) + "' (" + amount + chance
                 + ") idle for " + stale["idle_days"].astype(int).astype(str) + " days")
         reasons.append(pd.DataFrame({"customer_id": stale["customer_id"].to_numpy(), "kind": "stale",
-                                     "text": text.to_numpy(), "deal": _percentile(stale["amount"].fillna(0)).to_numpy()}))
+                                     "text": text.to_numpy(),
+                                     "deal": _percentile(stale["amount"].fillna(0)).to_numpy()}))
     if not reasons:
-        return FollowUpQueue(pd.DataFrame(columns=QUEUE_COLUMNS), 0, _reason_counts(pd.DataFrame(columns=["customer_id", "kind"])))
+        nobody = pd.DataFrame(columns=["customer_id", "kind"])
+        return FollowUpQueue(pd.DataFrame(columns=QUEUE_COLUMNS), 0, _reason_counts(nobody))
     long = pd.concat(reasons, ignore_index=True)
     long["weight"] = long["kind"].map(REASON_WEIGHTS)
     per_person = long.drop_duplicates(["customer_id", "kind"]).groupby("customer_id")["weight"].sum()
@@ -691,7 +705,13 @@ def follow_up_queue(
     queue["churn_probability"] = s["churn_probability"].reindex(queue["customer_id"]).to_numpy()
     queue["last_order"] = s["last_order"].reindex(queue["customer_id"]).dt.strftime("%Y-%m-%d").to_numpy()
     queue = queue.merge(_contacts(db, queue["customer_id"].tolist(), day), on="customer_id", how="left")
+    queue = queue.round({"priority": 2, "value_score": 1, "churn_probability": 3})
     return FollowUpQueue(queue[QUEUE_COLUMNS].reset_index(drop=True), candidates, _reason_counts(long))
+
+
+def _whole(values: pd.Series) -> pd.Series:
+    """Numbers rounded to whole numbers, as text (empty where missing)."""
+    return values.round().astype("Int64").astype("string").fillna("")
 
 
 def _reason_counts(long: pd.DataFrame) -> pd.DataFrame:
@@ -733,39 +753,28 @@ def write_follow_up(queue: pd.DataFrame, output_dir: str | os.PathLike[str]) -> 
 
 # -- plots -----------------------------------------------------------------------------------
 
-def _axes(ax=None):
-    import matplotlib.pyplot as plt
-
-    return ax if ax is not None else plt.subplots()[1]
-
-
-def _nothing(ax, message: str):
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#52606d")
-    ax.set_axis_off()
-    return ax
-
-
-def plot_purchases(loyalty: pd.DataFrame, ax=None):
+def plot_purchases(loyalty: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Bars: buyers by number of purchases (from :func:`loyalty_table`), 10 and more grouped."""
     import seaborn as sns
 
-    ax = _axes(ax)
+    ax = get_axes(ax)
     if loyalty.empty:
-        return _nothing(ax, "no buyers yet")
+        return empty_axes(ax, "no buyers yet")
     counts = loyalty["purchases"].clip(upper=10).value_counts().sort_index()
-    frame = pd.DataFrame({"purchases": [str(k) if k < 10 else "10+" for k in counts.index], "buyers": counts.to_numpy()})
+    labels = [str(k) if k < 10 else "10+" for k in counts.index]
+    frame = pd.DataFrame({"purchases": labels, "buyers": counts.to_numpy()})
     sns.barplot(data=frame, x="purchases", y="buyers", color="#3b8ea5", ax=ax)
     ax.set(title="Buyers by number of paid orders (loyalty = 1 − 1/orders)", xlabel="paid orders", ylabel="buyers")
     return ax
 
 
-def plot_calibration(calibration: pd.DataFrame, ax=None):
+def plot_calibration(calibration: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Predicted against observed churn per group of customers, one line per model, with the diagonal."""
     import seaborn as sns
 
-    ax = _axes(ax)
+    ax = get_axes(ax)
     if calibration.empty:
-        return _nothing(ax, "no churn model to check")
+        return empty_axes(ax, "no churn model to check")
     ax.plot([0, 1], [0, 1], color="#9aa5b1", linestyle="--", linewidth=1, label="perfect calibration")
     sns.lineplot(data=calibration, x="predicted", y="observed", hue="model", marker="o", ax=ax)
     ax.set(title="Predicted and actual churn on the later snapshot", xlabel="predicted probability of leaving",
@@ -773,13 +782,14 @@ def plot_calibration(calibration: pd.DataFrame, ax=None):
     return ax
 
 
-def plot_value_risk(scored: pd.DataFrame, *, valuable_score: float = 70.0, risk_threshold: float = 0.5, ax=None):
+def plot_value_risk(scored: pd.DataFrame, *, valuable_score: float = 70.0, risk_threshold: float = 0.5,
+                    ax: Axes | None = None) -> Axes:
     """Scatter of value score against churn probability, the follow-up corner marked by lines."""
     import seaborn as sns
 
-    ax = _axes(ax)
+    ax = get_axes(ax)
     if scored.empty or scored["churn_probability"].isna().all():
-        return _nothing(ax, "no churn probabilities to show")
+        return empty_axes(ax, "no churn probabilities to show")
     sns.scatterplot(data=scored, x="value_score", y="churn_probability", s=14, color="#3b8ea5", alpha=0.6, ax=ax)
     ax.axvline(valuable_score, color="#b42318", linestyle="--", linewidth=1)
     ax.axhline(risk_threshold, color="#b42318", linestyle="--", linewidth=1)

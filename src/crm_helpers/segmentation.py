@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,9 @@ from sqlite_utils import Database
 from .data import query_df
 from .features import as_date, customer_features
 from .schema import SEGMENT_SNAPSHOTS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SCORE_BINS = 5
 NEW_BUYER = "(no purchase yet)"
@@ -108,11 +112,6 @@ def _cell_map() -> dict[tuple[int, int], str]:
 
 
 CELL_SEGMENT: dict[tuple[int, int], str] = _cell_map()
-
-
-def segment_names() -> list[str]:
-    """The ten segment names, best first."""
-    return list(SEGMENT_ORDER)
 
 
 def canonical_segment(name: str) -> str:
@@ -328,9 +327,11 @@ class CustomerClusters:
         order = self._value_order(buyers, raw_labels)
         self.centers_ = centers[order] if len(order) else centers
         mapping = {old: new + 1 for new, old in enumerate(order)}
-        self.labels_ = pd.Series([mapping[v] for v in raw_labels], index=pd.Index(buyers["customer_id"], name="customer_id"),
-                                 name="cluster", dtype="int64")
-        self.pca_ = PCA(n_components=2, random_state=self.random_state).fit(z) if distinct >= 3 and z.shape[1] >= 2 else None
+        self.labels_ = pd.Series([mapping[v] for v in raw_labels], name="cluster", dtype="int64",
+                                 index=pd.Index(buyers["customer_id"], name="customer_id"))
+        self.pca_ = None
+        if distinct >= 3 and z.shape[1] >= 2:
+            self.pca_ = PCA(n_components=2, random_state=self.random_state).fit(z)
         self.profiles_ = self._profiles(buyers, z)
         return self
 
@@ -344,7 +345,8 @@ class CustomerClusters:
     def _profiles(self, buyers: pd.DataFrame, z: np.ndarray) -> pd.DataFrame:
         cols = list(self.features)
         if len(buyers) == 0:
-            return pd.DataFrame(columns=["cluster", "customers", "share_pct", *cols, "revenue_share_pct", "description"])
+            return pd.DataFrame(columns=["cluster", "customers", "share_pct", *cols, "revenue_share_pct",
+                                         "description"])
         frame = buyers[cols].astype("float64").assign(cluster=self.labels_.to_numpy())
         profile = frame.groupby("cluster").median()
         profile.insert(0, "customers", frame.groupby("cluster").size())
@@ -359,7 +361,8 @@ class CustomerClusters:
     def predict(self, features: pd.DataFrame) -> pd.Series:
         """Cluster number (1..k, by value) for each customer_id in ``features``."""
         if self.scaler_ is None or len(features) == 0 or len(self.centers_) == 0:
-            return pd.Series(1, index=pd.Index(features["customer_id"], name="customer_id"), name="cluster", dtype="int64")
+            return pd.Series(1, index=pd.Index(features["customer_id"], name="customer_id"), name="cluster",
+                             dtype="int64")
         z = self.scaler_.transform(self._matrix(features))
         dist = ((z[:, None, :] - self.centers_[None, :, :]) ** 2).sum(axis=2)
         return pd.Series(dist.argmin(axis=1) + 1, index=pd.Index(features["customer_id"], name="customer_id"),
@@ -480,36 +483,38 @@ def movers(db: Database, from_month: str, to_month: str, into: tuple[str, ...] =
 
 # -- plots -----------------------------------------------------------------------------------
 
-def _axes(ax=None):
+def get_axes(ax: Axes | None = None) -> Axes:
+    """``ax``, or the axes of a new figure (plot helpers draw into either)."""
     import matplotlib.pyplot as plt
 
     return ax if ax is not None else plt.subplots()[1]
 
 
-def _nothing(ax, message: str):
+def empty_axes(ax: Axes, message: str) -> Axes:
+    """Clear ``ax`` and write ``message`` in its middle: a plot with nothing to show says why."""
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#52606d")
     ax.set_axis_off()
     return ax
 
 
-def plot_segment_sizes(summary: pd.DataFrame, ax=None):
+def plot_segment_sizes(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Horizontal bars: customers per segment (from :func:`segment_summary`), best segment on top."""
     import seaborn as sns
 
-    ax = _axes(ax)
+    ax = get_axes(ax)
     if summary["customers"].sum() == 0:
-        return _nothing(ax, "no buyers to segment")
+        return empty_axes(ax, "no buyers to segment")
     sns.barplot(data=summary, y="segment", x="customers", color="#3b8ea5", ax=ax)
     ax.bar_label(ax.containers[0], fmt="{:,.0f}", padding=3)
     ax.set(title="Customers per segment", xlabel="customers", ylabel="")
     return ax
 
 
-def plot_grid_counts(counts: pd.DataFrame, ax=None):
+def plot_grid_counts(counts: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Heatmap of customers per (R, F) cell (from :func:`score_counts`), labelled with the segment."""
     import seaborn as sns
 
-    ax = _axes(ax)
+    ax = get_axes(ax)
     labels = segment_grid().reindex(index=counts.index, columns=counts.columns)
     annot = labels.apply(lambda col: col.str.replace(" ", "\n", n=1)) + "\n" + counts.astype(str)
     sns.heatmap(counts, annot=annot.to_numpy(), fmt="", cmap="crest", cbar=False, linewidths=0.5,
@@ -518,13 +523,13 @@ def plot_grid_counts(counts: pd.DataFrame, ax=None):
     return ax
 
 
-def plot_migration(matrix: pd.DataFrame, ax=None):
+def plot_migration(matrix: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Heatmap of the migration matrix (from :func:`migration_matrix`)."""
     import seaborn as sns
 
-    ax = _axes(ax)
+    ax = get_axes(ax)
     if matrix.to_numpy().sum() == 0:
-        return _nothing(ax, "no snapshots to compare")
+        return empty_axes(ax, "no snapshots to compare")
     sns.heatmap(matrix, annot=True, fmt="d", cmap="crest", cbar=False, linewidths=0.5, ax=ax,
                 annot_kws={"fontsize": 8}, mask=matrix == 0)
     ax.grid(False)
@@ -532,13 +537,13 @@ def plot_migration(matrix: pd.DataFrame, ax=None):
     return ax
 
 
-def plot_silhouette(scores: pd.DataFrame, chosen_k: int, ax=None):
+def plot_silhouette(scores: pd.DataFrame, chosen_k: int, ax: Axes | None = None) -> Axes:
     """Silhouette (higher is better) and inertia (the elbow) by k, the chosen k marked."""
     import seaborn as sns
 
-    ax = _axes(ax)
+    ax = get_axes(ax)
     if scores.empty:
-        return _nothing(ax, "too few customers to compare cluster counts")
+        return empty_axes(ax, "too few customers to compare cluster counts")
     sns.lineplot(data=scores, x="k", y="silhouette", marker="o", ax=ax, label="silhouette (left)")
     ax.axvline(chosen_k, color="#b42318", linestyle="--", linewidth=1)
     other = ax.twinx()
@@ -550,13 +555,13 @@ def plot_silhouette(scores: pd.DataFrame, chosen_k: int, ax=None):
     return ax
 
 
-def plot_clusters_2d(points: pd.DataFrame, ax=None):
+def plot_clusters_2d(points: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Scatter of the 2-D view (from :meth:`CustomerClusters.map_2d`), one colour per cluster."""
     import seaborn as sns
 
-    ax = _axes(ax)
+    ax = get_axes(ax)
     if points.empty:
-        return _nothing(ax, "no buyers to show")
+        return empty_axes(ax, "no buyers to show")
     sns.scatterplot(data=points, x="pc1", y="pc2", hue="cluster", palette="crest", s=18, ax=ax)
     ax.set(title="Customers on the two main axes of behaviour", xlabel="first component",
            ylabel="second component")
