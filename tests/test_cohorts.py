@@ -20,10 +20,12 @@ AS_OF = dt.date(2026, 4, 30)
 
 @pytest.fixture
 def shop():
-    """A, B (referral) first buy in January; C (ads) in February; D (no channel) in March after a refund; E (ads) in April."""
+    """A, B (referral) first buy in January; C (ads) in February; D (no channel) in March after a refund;
+    E (ads) in April."""
     db = memory_db()
     db.table("customers").insert_all([
-        {"customer_id": "A", "acquisition_channel": "referral"}, {"customer_id": "B", "acquisition_channel": "referral"},
+        {"customer_id": "A", "acquisition_channel": "referral"},
+        {"customer_id": "B", "acquisition_channel": "referral"},
         {"customer_id": "C", "acquisition_channel": "ads"}, {"customer_id": "D", "acquisition_channel": None},
         {"customer_id": "E", "acquisition_channel": "ads"},
     ])

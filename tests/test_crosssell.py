@@ -110,7 +110,8 @@ def test_rules_described_in_words_or_with_the_reason(shop):
     text = crosssell.describe_rules(basket, rules, top=1).splitlines()
     assert text == ["8 paid orders with recorded lines, 3 products, 2 rules.", rules["in_words"].iloc[0]]
     assert "lower min_support" in crosssell.describe_rules(basket, rules.iloc[0:0])
-    assert "import order_items" in crosssell.describe_rules(crosssell.basket_matrix(memory_db(), AS_OF), rules.iloc[0:0])
+    no_lines = crosssell.basket_matrix(memory_db(), AS_OF)
+    assert "import order_items" in crosssell.describe_rules(no_lines, rules.iloc[0:0])
 
 
 def test_store_without_items_runs():

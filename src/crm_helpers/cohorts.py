@@ -127,7 +127,8 @@ def repeat_rate_by_channel(db: Database, as_of: dt.date, window_days: int = 180)
                count(*) AS customers,
                count(s.second_date) AS repeaters,
                sum(f.first_date <= date(:as_of, :back)) AS mature,
-               sum(f.first_date <= date(:as_of, :back) AND s.second_date <= date(f.first_date, :ahead)) AS repeaters_window
+               sum(f.first_date <= date(:as_of, :back)
+                   AND s.second_date <= date(f.first_date, :ahead)) AS repeaters_window
         FROM f JOIN customers c USING (customer_id) LEFT JOIN s USING (customer_id)
         GROUP BY 1
     """

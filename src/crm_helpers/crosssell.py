@@ -172,8 +172,8 @@ def next_best_products(
     columns = ["customer_id", "name", "product_id", "product_name", "because", "lift", "confidence", "rule"]
     if rules.empty:
         return pd.DataFrame(columns=columns)
-    single = rules[rules["consequents"].map(len) == 1].sort_values(["confidence", "lift"], ascending=False, kind="stable")
-    single = single.head(max_rules)
+    single = rules[rules["consequents"].map(len) == 1]
+    single = single.sort_values(["confidence", "lift"], ascending=False, kind="stable").head(max_rules)
     if single.empty:
         return pd.DataFrame(columns=columns)
     owned = query_df(
@@ -199,7 +199,8 @@ def next_best_products(
     )
     ante_rows = np.repeat(np.arange(len(single)), single["antecedents"].map(len).to_numpy())
     ante_cols = products.get_indexer([p for items in single["antecedents"] for p in items])
-    antecedent = sparse.csr_matrix((np.ones(len(ante_rows)), (ante_rows, ante_cols)), shape=(len(single), len(products)))
+    antecedent = sparse.csr_matrix((np.ones(len(ante_rows)), (ante_rows, ante_cols)),
+                                   shape=(len(single), len(products)))
     consequent = sparse.csr_matrix(
         (np.ones(len(single)), (np.arange(len(single)), products.get_indexer([c[0] for c in single["consequents"]]))),
         shape=(len(single), len(products)),
@@ -289,11 +290,12 @@ def _rule_cross_sell(
     names = {f"a{k}": product for k, product in enumerate(antecedents)}
     firsts = ", ".join(f"max(CASE WHEN product_id = :{key} THEN first_bought END) AS {key}" for key in names)
     owned_before = " AND ".join(f"w.{key} < o.order_date" for key in names)
+    placeholders = ", ".join(":" + key for key in [*names, "y"])
     sql = f"""
         WITH fb AS (
             SELECT o.customer_id, i.product_id, min(o.order_date) AS first_bought
             FROM order_items i JOIN orders o ON o.order_id = i.order_id
-            WHERE o.status = 'paid' AND o.order_date <= :as_of AND i.product_id IN ({", ".join(":" + k for k in names)}, :y)
+            WHERE o.status = 'paid' AND o.order_date <= :as_of AND i.product_id IN ({placeholders})
             GROUP BY o.customer_id, i.product_id
         ), owners AS (
             SELECT customer_id, {firsts}, max(CASE WHEN product_id = :y THEN first_bought END) AS y

@@ -96,7 +96,8 @@ def monthly_history(db: Database, as_of: dt.date) -> pd.DataFrame:
     the last complete month that have no paid order show 0. Aggregated in SQLite (one row per
     month comes back). An empty store gives an empty frame.
     """
-    last = as_of.replace(day=1) if as_of == month_end(as_of) else (as_of.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    this_month = as_of.replace(day=1)
+    last = this_month if as_of == month_end(as_of) else (this_month - dt.timedelta(days=1)).replace(day=1)
     rows = query_df(
         db,
         "SELECT substr(order_date, 1, 7) AS month, sum(amount) AS revenue, count(*) AS orders FROM orders "
@@ -306,7 +307,8 @@ class MonthlyForecaster:
         clone.order_, clone.seasonal_order_ = self.order_, self.seasonal_order_
         with _fitting() as noise:
             if self.method_ == "sarimax":
-                clone.result_ = SARIMAX(clone.y_, order=self.order_, seasonal_order=self.seasonal_order_).fit(disp=False)
+                clone.result_ = SARIMAX(clone.y_, order=self.order_,
+                                        seasonal_order=self.seasonal_order_).fit(disp=False)
             elif self.method_ == "exponential smoothing":
                 clone.result_ = ExponentialSmoothing(
                     clone.y_, trend="add", damped_trend=True, initialization_method="estimated"
@@ -368,7 +370,9 @@ def backtest_verdict(bt: pd.DataFrame, label: str, what: str) -> tuple[float, fl
         return model_err, base_err, head + ": a tie, the model adds nothing over the simple forecast."
     if model_err < base_err:
         return model_err, base_err, head + ": the model wins."
-    return model_err, base_err, head + ": the seasonal-naive forecast wins, so trust the simple forecast more than the model."
+    return model_err, base_err, (
+        head + ": the seasonal-naive forecast wins, so trust the simple forecast more than the model."
+    )
 
 
 @dataclass

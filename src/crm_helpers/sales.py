@@ -275,7 +275,8 @@ def closed_deals(opps: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFra
     )
     cols = ["opportunity_id", "customer_id", "title", "source", "outcome", "amount", "opened_at", "closed_at",
             "cycle_days", "lost_reason"]
-    return deals.sort_values(["outcome", "closed_at", "opportunity_id"], ascending=[False, True, True])[cols].reset_index(drop=True)
+    deals = deals.sort_values(["outcome", "closed_at", "opportunity_id"], ascending=[False, True, True])
+    return deals[cols].reset_index(drop=True)
 
 
 def lost_reasons(deals: pd.DataFrame) -> pd.DataFrame:
@@ -428,9 +429,11 @@ def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.
         "active_customers": ("Active customers", "", "customers with a paid order in the period"),
         "new_customers": ("New customers", "", "first paid order ever in the period"),
         "returning_customers": ("Returning customers", "", f"bought in the period and in the {lapse} before it"),
-        "reactivated_customers": ("Reactivated customers", "", f"bought in the period after more than {lapse} without buying"),
+        "reactivated_customers": ("Reactivated customers", "",
+                                  f"bought in the period after more than {lapse} without buying"),
         "lost_customers": ("Lost customers", "", f"last paid order {lapse} before the period's month, none since"),
-        "repeat_rate": ("Repeat rate", "%", "share of active customers who had bought before the period (returning + reactivated)"),
+        "repeat_rate": ("Repeat rate", "%",
+                        "share of active customers who had bought before the period (returning + reactivated)"),
         "repeat_purchase_share": ("Repeat purchase share (seeds' customer loyalty)", "%",
                                   "repeat purchases / all purchases: paid orders that are not a customer's first"),
     }
