@@ -30,12 +30,12 @@ import pytest
 import sqlite_utils
 
 from crm_helpers import entry
-from crm_helpers.backup import PARTIAL_PREFIX, BackupError, backup, verify
+from crm_helpers.backup import PARTIAL_PREFIX, BackupError, backup
 from crm_helpers.demo import generate_demo, write_demo
 from crm_helpers.forget import forget
 from crm_helpers.importing import MAX_XLSX_BYTES, ImportRejected, import_file
 from crm_helpers.schema import TABLES
-from crm_helpers.store import migrate_db, open_db, table_counts
+from crm_helpers.store import migrate_db, open_db
 from crm_helpers.undo import UndoError, list_batches, undo_import
 
 CRM = str(Path(sys.executable).with_name("crm"))

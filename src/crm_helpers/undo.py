@@ -185,7 +185,8 @@ def _show(keys: list[Key]) -> str:
     return ", ".join(map(str, shown)) + (", …" if len(keys) > _SHOWN_KEYS else "")
 
 
-def _changed_since(current: dict[str, Any] | None, written: dict[str, Any] | None, inserted: bool) -> bool:
+def _changed_since(current: dict[str, Any], written: dict[str, Any] | None, inserted: bool) -> bool:
+    """Whether a row the batch wrote holds other values now than those it wrote."""
     if written is None:  # a batch recorded before written values of inserted rows were kept
         return False
     if any(differs(current[c], v) for c, v in written.items() if c in current):
