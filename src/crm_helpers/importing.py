@@ -297,7 +297,8 @@ def _decide_dayfirst(path: Path, spec: Table, frame: pd.DataFrame, dayfirst: boo
 def _clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: list[RowError],
                   rows: np.ndarray) -> pd.Series:
     """Clean one column: vectorized fast paths for tidy values, per-value parsing for the rest."""
-    text = raw.astype(object).where(raw.notna(), "").map(lambda v: str(v).strip())
+    text = pd.Series([str(v).strip() for v in raw.astype(object).where(raw.notna(), "").tolist()],
+                     index=raw.index, dtype=object)
     blank = text == ""
     out = pd.Series([None] * len(text), index=text.index, dtype=object)
     todo = ~blank
@@ -324,12 +325,19 @@ def _clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors:
     elif column.type == "text" and column.name != "email" and not column.allowed:
         out[todo] = text[todo]
         todo &= False
+    elif column.type == "text" and column.name != "email":
+        lowered = text.map(str.lower)  # what clean_value stores for an allowed value
+        ok = todo & lowered.isin(column.allowed)
+        out[ok] = lowered[ok]
+        todo &= ~ok
+    values = out.to_numpy(dtype=object, copy=True)  # element writes: far cheaper than Series.iat
     for idx in np.flatnonzero(todo.to_numpy()):
         value = text.iat[idx]
         try:
-            out.iat[idx] = clean_value(column, value, dayfirst)
+            values[idx] = clean_value(column, value, dayfirst)
         except ValueError as exc:
             errors.append(RowError(int(rows[idx]), column.name, value, str(exc)))
+    out = pd.Series(values, index=text.index, dtype=object)
     if column.required:
         for idx in np.flatnonzero(blank.to_numpy()):
             errors.append(RowError(int(rows[idx]), column.name, "", "required"))
@@ -355,7 +363,9 @@ def _customer_ids(db: Database, frame: pd.DataFrame, rows: np.ndarray, errors: l
 
 def _merge_duplicates(frame: pd.DataFrame, keys: list[str], rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, int]:
     """One record per key: later non-empty values win; the first row number is kept."""
-    key = frame[keys].astype(str).agg("\x1f".join, axis=1)
+    key = frame[keys[0]].astype(str)
+    for col in keys[1:]:  # the same text as joining each row's values with \x1f, column by column
+        key = key + "\x1f" + frame[col].astype(str)
     if not key.duplicated().any():
         return frame, rows, 0
     frame = frame.assign(_row=rows, _key=key.to_numpy())
@@ -496,6 +506,18 @@ def import_file(
     return result
 
 
+def _native(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame.to_dict("records")`` with missing values as None and numpy scalars as Python ones,
+    built column by column (pandas' row-wise boxing dominates an import of a million rows)."""
+    cols = list(frame.columns)
+    columns = [[_native(v) for v in frame[c].astype(object).where(frame[c].notna(), None).tolist()] for c in cols]
+    return [dict(zip(cols, values)) for values in zip(*columns)]
+
+
 def _upsert(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: ImportResult,
             to_create: list[str], rejects: Path | None) -> None:
     """Write the batch in one transaction that holds the write lock from the first read of the rows
@@ -503,7 +525,7 @@ def _upsert(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: 
     where its rejects file is) for undo and erasure."""
     cols = list(frame.columns)
     pk = list(spec.pk_columns)
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    records = _records(frame)
     keys = [tuple(r[c] for c in pk) for r in records]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
@@ -514,6 +536,8 @@ def _upsert(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: 
                 old = existing.get(key)
                 if old is None:
                     inserts.append(record)
+                elif tuple(old[c] for c in cols) == tuple(record.values()):
+                    continue  # equal values never differ: the common case of a re-import
                 elif any(differs(old[c], record[c]) for c in cols):
                     updates.append(record)
                     previous.append(old)
@@ -527,7 +551,7 @@ def _upsert(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: 
             conflict = (f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in non_key)}" if non_key else "DO NOTHING")
             sql = (f"INSERT INTO {spec.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
                    f"ON CONFLICT({', '.join(pk)}) {conflict}")
-            db.conn.executemany(sql, [tuple(r[c] for c in cols) for r in inserts + updates])
+            db.conn.executemany(sql, [tuple(r.values()) for r in inserts + updates])
             cursor = db.execute(
                 f"INSERT INTO {IMPORT_LOG} (file_name, sha256, table_name, inserted, updated, unchanged, rejected, "
                 "imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
