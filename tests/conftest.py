@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from crm_helpers.config import KERNEL_NAME, NOTEBOOKS_DIR
+from crm_helpers.report import kernel_config
 from crm_helpers.demo import DemoBusiness, generate_demo, write_demo
 from crm_helpers.store import open_db
 
@@ -50,5 +51,6 @@ def run_notebook(name: str, out_dir: Path, **parameters: object) -> Path:
         kernel_name=KERNEL_NAME,
         cwd=str(NOTEBOOKS_DIR),
         progress_bar=False,
+        config=kernel_config(),
     )
     return out

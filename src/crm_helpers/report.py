@@ -144,6 +144,19 @@ def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bo
     path.write_text(body, encoding="utf-8")
 
 
+def kernel_config():
+    """Kernel settings for papermill: CurveZMQ-encrypted transport when the kernel offers it.
+
+    The kernel and the runner talk over local TCP; ipykernel ≥ 7.3 warns on every start when that
+    traffic is plain text, and the notebooks carry customers' personal data.
+    """
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport_encryption = "auto"
+    return config
+
+
 def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any]) -> NotebookRun:
     """Run one notebook and export its HTML. Runs in a worker process; never raises."""
     import papermill as pm
@@ -156,7 +169,7 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any]) -> Not
     try:
         pm.execute_notebook(
             str(source), str(out_nb), parameters=parameters, kernel_name=config.KERNEL_NAME,
-            cwd=str(source.parent), progress_bar=False, log_output=False,
+            cwd=str(source.parent), progress_bar=False, log_output=False, config=kernel_config(),
         )
     except Exception as exc:  # PapermillExecutionError, a dead kernel, ...: keep the others going
         error = _last_lines(exc)
