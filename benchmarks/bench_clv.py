@@ -1,0 +1,212 @@
+"""BG/NBD + Gamma-Gamma fit and CLV prediction against the ``lifetimes`` package.
+
+Two summaries: the scale store's (100,000 customers, from its paid orders with
+``summary_from_transactions``) and one of 1,000,000 customers drawn from the models with the
+parameters fitted on the first (:mod:`benchmarks.synthetic`). On each, our
+``BetaGeoModel`` / ``GammaGammaModel`` / ``customer_lifetime_value`` run in this process and
+lifetimes' ``BetaGeoFitter`` / ``GammaGammaFitter`` / ``customer_lifetime_value`` in a separate
+one (:mod:`benchmarks.lifetimes_ref`), on the same numbers.
+
+lifetimes is a benchmark-only dependency. The Makefile installs it into ``.venv`` without its
+dependencies (it pins old ``dill``/``autograd`` that the workbook does not need); the benchmark
+installs those two with ``pip install --no-deps --target benchmarks/scale/lifetimes-deps`` on
+first use and puts that folder on the reference process's ``PYTHONPATH`` only, so the workbook's
+environment and ``pyproject.toml`` stay as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crm_helpers import clv
+from crm_helpers.store import open_db
+
+from .results import Row, Section, Timing, load_average, log, measure, plural
+from .scale_store import SCALE_DIR, ScaleStore
+from .synthetic import bgnbd_summary
+
+LIFETIMES_DEPS = ("dill==0.4.1", "autograd==1.9.1")
+"""lifetimes 0.11.3's dependencies, pinned to versions that work with the workbook's numpy."""
+
+ANNUAL_DISCOUNT = 0.1
+HORIZON_MONTHS = 12
+PARAM_TOLERANCE = 1e-3
+TARGET_TIME_SHARE = 0.5
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lifetimes_env(folder: Path = SCALE_DIR) -> dict[str, str] | None:
+    """Environment for a process that can ``import lifetimes``; installs its two dependencies
+    into ``folder/lifetimes-deps`` if they are not there yet. None (and a log line) when lifetimes
+    itself or the install is missing."""
+    deps = folder / "lifetimes-deps"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(deps), str(ROOT),
+                                                                       os.environ.get("PYTHONPATH", "")]))}
+    probe = [sys.executable, "-c", "import lifetimes"]
+    if subprocess.run(probe, env=env, capture_output=True).returncode == 0:
+        return env
+    log(f"installing lifetimes' dependencies {', '.join(LIFETIMES_DEPS)} into {deps}")
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(deps), *LIFETIMES_DEPS]
+    done = subprocess.run(install, capture_output=True, text=True)
+    if done.returncode != 0 or subprocess.run(probe, env=env, capture_output=True).returncode != 0:
+        log(f"lifetimes cannot be imported; the reference is skipped: {done.stderr[-500:]}")
+        return None
+    return env
+
+
+def _fit_ours(summary: pd.DataFrame) -> tuple[clv.BetaGeoModel, clv.GammaGammaModel]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bgm = clv.BetaGeoModel().fit(summary["frequency"], summary["recency"], summary["T"])
+        spend = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+        ggm = clv.GammaGammaModel().fit(spend["frequency"], spend["monetary_value"])
+    return bgm, ggm
+
+
+def _clv_ours(bgm: clv.BetaGeoModel, ggm: clv.GammaGammaModel, summary: pd.DataFrame) -> np.ndarray:
+    value = ggm.expected_average_value(summary["frequency"], summary["monetary_value"])
+    return np.asarray(clv.customer_lifetime_value(bgm, summary["frequency"], summary["recency"], summary["T"],
+                                                  value, HORIZON_MONTHS, ANNUAL_DISCOUNT))
+
+
+def _clv_ours_30_day_months(bgm: clv.BetaGeoModel, ggm: clv.GammaGammaModel, summary: pd.DataFrame,
+                            monthly: float) -> np.ndarray:
+    """Our CLV in lifetimes' conventions (30-day months, a monthly rate), for the comparison.
+
+    Ours counts a month as 365.25/12 days. Measuring time in units of f = 30.4375/30 days makes
+    our month 30 days; BG/NBD is invariant to the time unit when alpha is rescaled with it.
+    """
+    f = clv.DAYS_PER_MONTH / 30
+    scaled = clv.BetaGeoModel()
+    scaled.params_ = bgm.params_.copy()
+    scaled.params_["alpha"] /= f
+    value = ggm.expected_average_value(summary["frequency"], summary["monetary_value"])
+    return np.asarray(clv.customer_lifetime_value(
+        scaled, summary["frequency"], summary["recency"] / f, summary["T"] / f, value, HORIZON_MONTHS,
+        (1 + monthly) ** 12 - 1, freq="D", freq_multiplier=f))
+
+
+def _max_rel(a: np.ndarray, b: np.ndarray, floor: float = 1e-9) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), floor))) if len(a) else float("nan")
+
+
+def _reference(summary: pd.DataFrame, env: dict[str, str], repeats: int, weights: bool, work: Path,
+               with_clv: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    src, out = work / "summary.npz", work / "lifetimes_out.npz"
+    np.savez(src, **{c: summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value")})
+    cmd = [sys.executable, "-m", "benchmarks.lifetimes_ref", str(src), str(out), "--repeats", str(repeats),
+           "--monthly-discount", repr(clv.monthly_rate(ANNUAL_DISCOUNT))]
+    cmd += ["--weights"] if weights else []
+    cmd += [] if with_clv else ["--no-clv"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"lifetimes reference failed:\n{done.stderr[-3000:]}")
+    meta = json.loads(done.stdout.strip().splitlines()[-1])
+    with np.load(out) as data:
+        arrays = {k: data[k] for k in data.files}
+    return meta, arrays
+
+
+def _compare(section: Section, label: str, summary: pd.DataFrame, repeats: int, ref_repeats: int,
+             env: dict[str, str] | None, work: Path, weighted_reference: bool) -> tuple[float, ...]:
+    n = len(summary)
+    log(f"CLV on {label}: ours, {plural(repeats, 'run')}")
+    spend = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_t, (bgm, ggm) = measure(lambda: _fit_ours(summary), repeats)
+        bg_t, _ = measure(lambda: clv.BetaGeoModel().fit(summary["frequency"], summary["recency"], summary["T"]),
+                          repeats)
+        gg_t, _ = measure(lambda: clv.GammaGammaModel().fit(spend["frequency"], spend["monetary_value"]), repeats)
+        clv_t, _ = measure(lambda: _clv_ours(bgm, ggm, summary), repeats)
+    total = Timing([a + b for a, b in zip(fit_t.runs, clv_t.runs)])
+    if env is None:
+        section.add(Row(f"{label}: BG/NBD + Gamma-Gamma fit + 12-month CLV (ours)", total,
+                        note="lifetimes not available: no reference"))
+        return tuple(bgm.params_) + tuple(ggm.params_)
+    log(f"CLV on {label}: lifetimes, {plural(ref_repeats, 'run')}")
+    meta, ref = _reference(summary, env, ref_repeats, weights=False, work=work)
+    lt_bg, lt_gg, lt_clv = (Timing(meta["times"][k]) for k in ("bgnbd_fit", "gg_fit", "clv"))
+    lt_total = Timing([a + b + c for a, b, c in zip(lt_bg.runs, lt_gg.runs, lt_clv.runs)])
+    bg_diff = _max_rel(bgm.params_.to_numpy(), np.array([meta["bgnbd"][k] for k in ("r", "alpha", "a", "b")]))
+    gg_diff = _max_rel(ggm.params_.to_numpy(), np.array([meta["gg"][k] for k in ("p", "q", "v")]))
+    monthly = clv.monthly_rate(ANNUAL_DISCOUNT)
+    clv_diff = _max_rel(_clv_ours_30_day_months(bgm, ggm, summary, monthly), ref["clv"], floor=1e-6)
+    exp_diff = _max_rel(np.asarray(bgm.expected_purchases(30, summary["frequency"], summary["recency"],
+                                                           summary["T"])), ref["expected_30"], floor=1e-9)
+    share = f"≤ {TARGET_TIME_SHARE:g}× lifetimes"
+    section.add(Row(f"{label}: BG/NBD fit", bg_t, reference=lt_bg, reference_name="lifetimes",
+                    target=share, met=bg_t.median <= TARGET_TIME_SHARE * lt_bg.median))
+    section.add(Row(f"{label}: Gamma-Gamma fit", gg_t, reference=lt_gg, reference_name="lifetimes",
+                    target=share, met=gg_t.median <= TARGET_TIME_SHARE * lt_gg.median))
+    section.add(Row(f"{label}: 12-month CLV of every customer", clv_t, reference=lt_clv,
+                    reference_name="lifetimes", target=share, met=clv_t.median <= TARGET_TIME_SHARE * lt_clv.median))
+    section.add(Row(f"{label}: fit both + CLV, total", total, reference=lt_total, reference_name="lifetimes",
+                    target=share, met=total.median <= TARGET_TIME_SHARE * lt_total.median))
+    ok = max(bg_diff, gg_diff) <= PARAM_TOLERANCE
+    section.notes.append(
+        f"**{label}** ({n:,} customers; ours {plural(repeats, 'run')}, lifetimes {ref_repeats}): largest relative "
+        f"difference of the parameters BG/NBD {bg_diff:.1e}, Gamma-Gamma {gg_diff:.1e} "
+        f"(target ≤ {PARAM_TOLERANCE:g}: {'met' if ok else '**missed**'}); per customer, expected purchases in "
+        f"30 days {exp_diff:.1e} and CLV {clv_diff:.1e} (ours computed in lifetimes' 30-day months for this "
+        f"check). Ours: BG/NBD r, α, a, b = {', '.join(f'{v:.6g}' for v in bgm.params_)}; Gamma-Gamma p, q, v = "
+        f"{', '.join(f'{v:.6g}' for v in ggm.params_)}."
+    )
+    if weighted_reference:
+        log(f"CLV on {label}: lifetimes fitted on unique rows with weights")
+        wmeta, _ = _reference(summary, env, ref_repeats, weights=True, work=work, with_clv=False)
+        w_bg = Timing(wmeta["times"]["bgnbd_fit"])
+        section.add(Row(f"{label}: BG/NBD fit", bg_t, reference=w_bg, reference_name="lifetimes on unique rows",
+                        note="reference given the weights trick"))
+    return tuple(bgm.params_) + tuple(ggm.params_)
+
+
+def run(store: ScaleStore, repeats: int, ref_repeats: int, *, big: int = 1_000_000, with_reference: bool = True,
+        deps_folder: Path = SCALE_DIR) -> Section:
+    """The CLV benchmark on the store's summary and on a ``big``-customer synthetic one."""
+    section = Section("clv", "BG/NBD + Gamma-Gamma and CLV against lifetimes", busy=f"load average {load_average()} at start")
+    as_of = store.spec.period[1]
+    db = open_db(store.db_path)
+    days_t, days = measure(lambda: clv.paid_purchase_days(db, as_of), repeats)
+    summary_t, summary = measure(lambda: clv.summary_from_transactions(
+        days, "customer_id", "order_date", "amount", observation_period_end=as_of), repeats)
+    section.add(Row("paid purchase days from the store (SQL aggregate)", days_t, note=f"{len(days):,} rows"))
+    section.add(Row("`summary_from_transactions`", summary_t, note=f"{len(summary):,} customers"))
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = clv.analyse_customers(db, as_of)
+    section.add(Row("`analyse_customers` (what notebook 04 calls: all of the above + values)",
+                    Timing([time.perf_counter() - started])))
+    env = lifetimes_env(deps_folder) if with_reference else None
+    with tempfile.TemporaryDirectory(prefix="crm-bench-clv-") as tmp:
+        work = Path(tmp)
+        label = f"{len(summary) // 1000:,}k customers (scale store)" if len(summary) >= 1000 else \
+            f"{len(summary)} customers (store)"
+        params = _compare(section, label, summary, repeats, ref_repeats, env, work, weighted_reference=True)
+        if big:
+            synthetic = bgnbd_summary(big, params[:4], params[4:], random_state=1)
+            label = f"{big / 1e6:g}M customers (drawn from the fitted models)" if big >= 10**6 else f"{big:,} customers (synthetic)"
+            _compare(section, label, synthetic, max(1, repeats // 2 + 1), max(1, ref_repeats - 1), env, work,
+                     weighted_reference=False)
+    section.notes.insert(0, (
+        "Our models live in `crm_helpers.clv`. lifetimes 0.11.3 ran in a separate process with its dependencies "
+        f"({', '.join(LIFETIMES_DEPS)}) installed by the benchmark into `benchmarks/scale/lifetimes-deps` "
+        "(`pip install --no-deps --target`), on the same summary. lifetimes' fits are given one row per customer "
+        "as its documentation shows; the row marked 'weights trick' gives it the unique rows with counts instead. "
+        f"CLV: {HORIZON_MONTHS} months, {ANNUAL_DISCOUNT:.0%} a year, margin 1. "
+        f"Total value in the store: {analysis.total_clv:,.0f} (ours, notebook 04's settings)."
+        if analysis.ok else "CLV analysis of the store failed: " + analysis.message
+    ))
+    return section

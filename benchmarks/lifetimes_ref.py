@@ -1,0 +1,80 @@
+"""The reference side of the CLV benchmark: the ``lifetimes`` package on a given summary.
+
+Run in its own process with lifetimes' dependencies (dill, autograd) on ``PYTHONPATH`` (see
+:func:`benchmarks.bench_clv.lifetimes_env`); the workbook's own environment does not have them.
+
+``python -m benchmarks.lifetimes_ref SUMMARY.npz OUT.npz --repeats N [--weights]`` reads
+frequency, recency, T (days) and monetary_value, and per run times
+
+- ``BetaGeoFitter().fit(frequency, recency, T)`` (one row per customer, as documented; with
+  ``--weights`` on the unique (frequency, recency, T) rows with their counts instead);
+- ``GammaGammaFitter().fit`` on the repeat buyers;
+- ``GammaGammaFitter.customer_lifetime_value(bgf, ..., time=12, discount_rate=d, freq="D")``.
+
+It writes the fitted parameters, the timings, and per customer the CLV, the expected purchases
+in the next 30 days and the expected average spend, for the comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("summary")
+    parser.add_argument("out")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--weights", action="store_true")
+    parser.add_argument("--monthly-discount", type=float, required=True)
+    parser.add_argument("--no-clv", action="store_true")
+    args = parser.parse_args()
+
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    data = np.load(args.summary)
+    frame = pd.DataFrame({k: data[k] for k in ("frequency", "recency", "T", "monetary_value")})
+    repeat = frame[(frame["frequency"] > 0) & (frame["monetary_value"] > 0)]
+    times: dict[str, list[float]] = {"bgnbd_fit": [], "gg_fit": [], "clv": []}
+    bgf = ggf = clv = None
+    for _ in range(args.repeats):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            started = time.perf_counter()
+            if args.weights:
+                grouped = frame.groupby(["frequency", "recency", "T"]).size().rename("weights").reset_index()
+                bgf = BetaGeoFitter().fit(grouped["frequency"], grouped["recency"], grouped["T"],
+                                          weights=grouped["weights"])
+            else:
+                bgf = BetaGeoFitter().fit(frame["frequency"], frame["recency"], frame["T"])
+            times["bgnbd_fit"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            ggf = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
+            times["gg_fit"].append(time.perf_counter() - started)
+            if not args.no_clv:
+                started = time.perf_counter()
+                clv = ggf.customer_lifetime_value(bgf, frame["frequency"], frame["recency"], frame["T"],
+                                                  frame["monetary_value"], time=12,
+                                                  discount_rate=args.monthly_discount, freq="D")
+                times["clv"].append(time.perf_counter() - started)
+    out = {
+        "clv": np.asarray(clv, dtype=float) if clv is not None else np.array([]),
+        "expected_30": np.asarray(bgf.conditional_expected_number_of_purchases_up_to_time(
+            30, frame["frequency"], frame["recency"], frame["T"]), dtype=float),
+        "expected_value": np.asarray(ggf.conditional_expected_average_profit(
+            frame["frequency"], frame["monetary_value"]), dtype=float),
+    }
+    np.savez(args.out, **out)
+    meta = {"bgnbd": {k: float(v) for k, v in bgf.params_.items()},
+            "gg": {k: float(v) for k, v in ggf.params_.items()}, "times": times}
+    print(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Smoke tests of the benchmark harness (``make bench``): it runs end to end on a tiny store and
+writes its results table. No timing is asserted; the figures themselves are in benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from benchmarks import run as bench_run
+from benchmarks.bench_pack import _notebook, _parameters_cell
+from benchmarks.synthetic import bgnbd_summary
+from crm_helpers.demo import generate_demo, stable_digest
+
+
+def _sections(out: Path) -> dict[str, dict]:
+    data = json.loads(out.with_name("results.json").read_text(encoding="utf-8"))
+    assert data["machine"]["cores"]
+    return {s["key"]: s for s in data["sections"]}
+
+
+def test_quick_run_writes_the_results_table(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    assert bench_run.main(["--quick", "--only", "import,clv,analyses", "--no-reference", "--out", str(out),
+                           "--scale-dir", str(tmp_path / "scale")]) == 0
+    text = out.read_text(encoding="utf-8")
+    for heading in ("## Machine", "## Import of a", "## BG/NBD + Gamma-Gamma", "## Analyses one by one"):
+        assert heading in text
+    sections = _sections(out)
+    assert {"import", "clv", "analyses", "store-quick"} <= set(sections)
+    first = sections["import"]["rows"][0]
+    assert first["measure"].startswith("first import") and first["value"]["runs"][0] > 0
+    assert first["met"] in (True, False)  # a target verdict, whichever way it went
+    analyses = {r["measure"].split(":")[0] for r in sections["analyses"]["rows"]}
+    assert {"RFM + segmentation", "churn scoring", "forecasting", "association rules"} <= analyses
+
+
+def test_a_partial_run_keeps_the_other_parts(tmp_path: Path) -> None:
+    out, scale = tmp_path / "RESULTS.md", str(tmp_path / "scale")
+    bench_run.main(["--quick", "--only", "analyses", "--out", str(out), "--scale-dir", scale])
+    bench_run.main(["--quick", "--only", "clv", "--no-reference", "--out", str(out), "--scale-dir", scale])
+    assert {"analyses", "clv"} <= set(_sections(out))
+    assert "## Analyses one by one" in out.read_text(encoding="utf-8")
+
+
+def test_unknown_part_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        bench_run.main(["--quick", "--only", "imports", "--out", str(tmp_path / "R.md")])
+
+
+def test_scale_knobs_leave_the_default_demo_alone() -> None:
+    default = generate_demo(customers=60, months=12, seed=1, end="2026-10")
+    explicit = generate_demo(customers=60, months=12, seed=1, end="2026-10", purchase_rate_scale=1.0,
+                             dropout_scale=1.0)
+    busier = generate_demo(customers=60, months=12, seed=1, end="2026-10", purchase_rate_scale=3.0,
+                           dropout_scale=0.3)
+    assert stable_digest(explicit) == stable_digest(default)
+    assert len(busier.tables["orders"]) > 2 * len(default.tables["orders"])
+    assert (busier.truth["dropout_p"] <= 0.3 + 1e-12).all()
+    with pytest.raises(ValueError):
+        generate_demo(customers=60, months=12, seed=1, end="2026-10", dropout_scale=1.5)
+
+
+def test_synthetic_summary_follows_the_lifetimes_conventions() -> None:
+    summary = bgnbd_summary(2000, (0.8, 20.0, 0.7, 3.0), (6.0, 4.0, 15.0), random_state=3)
+    assert len(summary) == 2000
+    assert (summary["recency"] <= summary["T"]).all()
+    one_time = summary["frequency"] == 0
+    assert (summary.loc[one_time, ["recency", "monetary_value"]] == 0).all().all()
+    assert (summary.loc[~one_time, "monetary_value"] > 0).all()
+
+
+@pytest.mark.slow
+def test_quick_pack_on_a_one_notebook_pack(tmp_path: Path) -> None:
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    cell = nbformat.v4.new_code_cell("from crm_helpers.workbook import open_workbook\n"
+                                     "db, period = open_workbook(db_path, period_start, period_end)")
+    nbformat.write(_notebook([nbformat.v4.new_markdown_cell("# Tiny"), _parameters_cell(), cell]),
+                   str(notebooks / "10_tiny.ipynb"))
+    out = tmp_path / "RESULTS.md"
+    assert bench_run.main(["--quick", "--only", "pack", "--out", str(out), "--scale-dir", str(tmp_path / "scale"),
+                           "--notebooks", str(notebooks)]) == 0
+    rows = {r["measure"]: r for r in _sections(out)["pack"]["rows"]}
+    assert any(m.startswith("floor: empty notebook") for m in rows)
+    assert any("10_tiny" in m for m in rows)
+    memory = next(r for m, r in rows.items() if "largest kernel" in m)
+    assert memory["value"]["runs"][0] > 0
