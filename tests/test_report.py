@@ -149,3 +149,14 @@ def test_changes_are_points_for_shares_and_scales_and_relative_for_amounts():
     assert _format_change(81.8, 86.7, "%") == "▼ -4.9 pts"
     assert _format_change(1100.0, 1000.0, "EUR") == "▲ +10.0 %"
     assert _format_change(None, 1000.0, "EUR") == ""
+
+
+@pytest.mark.slow
+def test_the_same_month_rendered_twice_gives_the_same_numbers(rendered_pack):
+    """Seeded models and no hidden clock: a second run of the pack records identical headline figures."""
+    root, db, _ = rendered_pack
+    again = render_report(db, parse_month("2026-10"), out_dir=root / "again", progress=False)
+    assert again.ok, [r.error for r in again.failed]
+    first = {r.name: headlines.read(str(root / "out" / r.notebook.name)) for r in again.runs}
+    second = {r.name: r.headlines for r in again.runs}
+    assert any(first.values()) and first == second
