@@ -41,7 +41,7 @@ from scipy import optimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 from sqlite_utils import Database
 
-from .data import query_df
+from .data import query_df, store_currency
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -790,15 +790,6 @@ def margin_rate(db: Database, as_of: dt.date | str, default_margin: float) -> tu
         rate = float(np.clip(1 - cost / with_cost, 0, 1))
         return rate, f"measured on the paid orders that carry a cost ({with_cost / total:.0%} of revenue)"
     return float(default_margin), "the profit_margin parameter (orders carry no cost)"
-
-
-def store_currency(db: Database) -> str:
-    """The most common currency of the paid orders ("" when none is recorded)."""
-    row = db.execute(
-        "SELECT currency FROM orders WHERE status = 'paid' AND currency IS NOT NULL "
-        "GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1"
-    ).fetchone()
-    return str(row[0]) if row else ""
 
 
 def _buyer_group(frequency: pd.Series) -> pd.Series:

@@ -59,3 +59,12 @@ def orders(
         f"FROM orders WHERE {' AND '.join(where)} ORDER BY order_date, order_id"
     )
     return query_df(db, sql, params, parse_dates=["order_date"])
+
+
+def store_currency(db: Database) -> str:
+    """The currency of most paid orders (e.g. ``"EUR"``), or ``""`` when no order names one."""
+    row = db.execute(
+        "SELECT currency FROM orders WHERE status = 'paid' AND currency IS NOT NULL AND currency <> '' "
+        "GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else ""

@@ -39,7 +39,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from sqlite_utils import Database
 
-from .data import query_df
+from .data import query_df, store_currency
 from .periods import Period
 from .schema import OPEN_STAGES
 
@@ -75,15 +75,6 @@ def _shift_months(day: dt.date, months: int) -> dt.date:
     """The first day of the month ``months`` months after (or before) ``day``'s month."""
     index = day.year * 12 + day.month - 1 + months
     return dt.date(index // 12, index % 12 + 1, 1)
-
-
-def store_currency(db: Database) -> str:
-    """The currency of most paid orders (e.g. ``"EUR"``), or ``""`` when no order names one."""
-    row = db.execute(
-        "SELECT currency FROM orders WHERE status = 'paid' AND currency IS NOT NULL AND currency <> '' "
-        "GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1"
-    ).fetchone()
-    return str(row[0]) if row else ""
 
 
 # -- pipeline ------------------------------------------------------------------------------------
