@@ -16,16 +16,22 @@ from .results import Row, Section, load_average, log, measure, plural
 
 
 def _steps(db: Any, as_of: dt.date) -> list[tuple[str, str, Callable[[], Any]]]:
-    """(group, what, call) for every timed step; each call is independent of the others."""
-    from crm_helpers import cohorts, crosssell, forecast, scoring, segmentation
+    """(group, what, call) for every timed step, called as the notebooks call them; each call is
+    independent of the others (their inputs are computed once here)."""
+    from crm_helpers import cohorts, crosssell, forecast, sales, scoring, segmentation
     from crm_helpers.features import customer_features
+    from crm_helpers.periods import Period
 
+    month = Period(as_of.replace(day=1), as_of)
+    previous = month.previous_month().end
     features = customer_features(db, as_of)
     basket = crosssell.basket_matrix(db, as_of)
     names = crosssell.product_names(db)
     rules = crosssell.association_rules_table(basket, names)
-    churn = scoring.churn_backtest(db, as_of)
-    model = churn.model
+    model = scoring.churn_backtest(db, as_of).model
+    scored = scoring.score_customers(db, as_of, model, previous_as_of=previous)
+    opps = scoring.opportunities(db, as_of)
+    pipeline = scoring.open_pipeline(opps, scoring.lead_backtest(opps).model)
     return [
         ("RFM + segmentation", "`customer_features` (one SQL aggregate)", lambda: customer_features(db, as_of)),
         ("RFM + segmentation", "`rfm_table` + `segment_summary`",
@@ -34,12 +40,17 @@ def _steps(db: Any, as_of: dt.date) -> list[tuple[str, str, Callable[[], Any]]]:
          lambda: segmentation.CustomerClusters(random_state=0).fit(features)),
         ("churn scoring", "`churn_backtest` (two snapshots, logistic + boosting)",
          lambda: scoring.churn_backtest(db, as_of)),
-        ("churn scoring", "`score_customers`", lambda: scoring.score_customers(db, as_of, model)),
-        ("forecasting", "`forecast_sales` (history, fits, backtest)", lambda: forecast.forecast_sales(db, as_of)),
+        ("churn scoring", "`score_customers` (now and a month ago)",
+         lambda: scoring.score_customers(db, as_of, model, previous_as_of=previous)),
+        ("churn scoring", "`follow_up_queue`", lambda: scoring.follow_up_queue(db, as_of, scored, pipeline)),
+        ("forecasting", "`forecast_sales` (history, fits, backtests)", lambda: forecast.forecast_sales(db, as_of, 6)),
         ("association rules", "`basket_matrix`", lambda: crosssell.basket_matrix(db, as_of)),
         ("association rules", "`association_rules_table`", lambda: crosssell.association_rules_table(basket, names)),
         ("association rules", "`next_best_products`", lambda: crosssell.next_best_products(db, rules, as_of)),
-        ("other", "`cohort_table`", lambda: cohorts.cohort_table(db, as_of)),
+        ("association rules", "`cross_sell_probability`",
+         lambda: crosssell.cross_sell_probability(db, as_of, period_start=month.start, rules=rules)),
+        ("other", "`cohort_table`", lambda: cohorts.cohort_table(db, as_of, last_cohorts=18)),
+        ("other", "`monthly_customer_flows`", lambda: sales.monthly_customer_flows(db, as_of)),
     ]
 
 

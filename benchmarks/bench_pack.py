@@ -77,14 +77,18 @@ def _hwm_kib(pid: int) -> int | None:
     return None
 
 
-def _kind(pid: int) -> str:
+def _kind(pid: int, root: int) -> str:
+    """``runner`` (the child this process started), ``kernel`` (a Jupyter kernel), ``worker``
+    (any other Python process below the runner: the pool's workers), else the program's name."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            ppid = int(f.read().decode(errors="replace").rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
         return "?"
     if "ipykernel" in cmd:
         return "kernel"
-    if "benchmarks.bench_pack" in cmd:
+    if ppid == root:
         return "runner"
     if "python" in cmd:
         return "worker"
@@ -110,7 +114,7 @@ class MemorySampler:
                 if hwm is None:
                     continue
                 if pid not in self.kinds:
-                    self.kinds[pid] = _kind(pid)
+                    self.kinds[pid] = _kind(pid, self.root)
                     self.order.append(pid)
                 self.peaks[pid] = max(self.peaks.get(pid, 0.0), hwm / 1024)
             self._stop.wait(self.interval)

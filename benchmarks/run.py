@@ -50,7 +50,7 @@ class Plan:
 
 
 FULL = Plan(scale_store.SCALE, import_runs=2, clv_runs=5, lifetimes_runs=2, clv_big=1_000_000, pack_demo_runs=2,
-            pack_scale_runs=1, floor_runs=3, analyses_runs=3, install_lifetimes_deps=True)
+            pack_scale_runs=1, floor_runs=3, analyses_runs=2, install_lifetimes_deps=True)
 QUICK = Plan(scale_store.QUICK, import_runs=1, clv_runs=1, lifetimes_runs=1, clv_big=5_000, pack_demo_runs=1,
              pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False)
 
