@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,18 @@ def demo_db_path(tmp_path_factory: pytest.TempPathFactory, demo_business: DemoBu
     path = tmp_path_factory.mktemp("demo") / "crm.db"
     write_demo(open_db(path), demo_business)
     return path
+
+
+@pytest.fixture
+def demo_db_copy(demo_db_path: Path, tmp_path: Path) -> Path:
+    """A private copy of the demo store, for tests that write (SQLite's backup API, so rows still
+    in the WAL file come along)."""
+    target = tmp_path / "crm-copy.db"
+    src, dst = sqlite3.connect(str(demo_db_path)), sqlite3.connect(str(target))
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return target
 
 
 @pytest.fixture

@@ -160,3 +160,20 @@ def test_the_same_month_rendered_twice_gives_the_same_numbers(rendered_pack):
     first = {r.name: headlines.read(str(root / "out" / r.notebook.name)) for r in again.runs}
     second = {r.name: r.headlines for r in again.runs}
     assert any(first.values()) and first == second
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", [p.name for p in discover_notebooks()])
+def test_each_notebook_runs_with_its_defaults_as_in_jupyterlab(notebook, demo_db_copy, tmp_path, monkeypatch):
+    """`make lab`: no parameters injected; the default store (here via CRM_DB) and the latest complete month."""
+    import papermill as pm
+
+    from crm_helpers.config import KERNEL_NAME, NOTEBOOKS_DIR
+    from crm_helpers.report import kernel_config
+
+    monkeypatch.setenv("CRM_DB", str(demo_db_copy))  # notebook 02 writes segment snapshots
+    monkeypatch.setenv("CRM_INBOX", str(tmp_path / "inbox"))
+    out = tmp_path / notebook
+    pm.execute_notebook(str(NOTEBOOKS_DIR / notebook), str(out), kernel_name=KERNEL_NAME, cwd=str(NOTEBOOKS_DIR),
+                        progress_bar=False, config=kernel_config())
+    assert "2026-10" in out.read_text(encoding="utf-8")  # the demo's latest complete month was picked

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -15,15 +14,6 @@ from crm_helpers.features import customer_features
 from crm_helpers.store import memory_db, open_db
 
 from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
-
-
-def copy_store(source, target):
-    """A private copy of a store (SQLite's backup API, so rows still in the WAL file come along)."""
-    src, dst = sqlite3.connect(str(source)), sqlite3.connect(str(target))
-    src.backup(dst)
-    src.close()
-    dst.close()
-    return target
 
 
 def _features(**cols) -> pd.DataFrame:
@@ -171,8 +161,8 @@ def test_snapshots_are_idempotent_and_migration_counts_movers():
     assert seg.load_snapshot(db, "2026-10")["customer_id"].tolist() == ["A"]
 
 
-def test_fill_in_keeps_a_recorded_month(demo_db_path, tmp_path):
-    db = open_db(copy_store(demo_db_path, tmp_path / "crm.db"))
+def test_fill_in_keeps_a_recorded_month(demo_db_copy):
+    db = open_db(demo_db_copy)
     written = seg.snapshot_month(db, "2026-09-30", replace=False)
     assert written > 0 and seg.snapshot_month(db, "2026-09-30", replace=False) == 0
     before = seg.load_snapshot(db, "2026-09")
@@ -254,8 +244,8 @@ def test_demo_rfm_is_sensible(demo_db):
 
 
 @pytest.mark.slow
-def test_notebook_02_runs_and_records_the_at_risk_count(demo_db_path, tmp_path):
-    path = copy_store(demo_db_path, tmp_path / "crm.db")  # the notebook writes snapshots: keep the shared one clean
+def test_notebook_02_runs_and_records_the_at_risk_count(demo_db_copy, tmp_path):
+    path = demo_db_copy  # the notebook writes snapshots: keep the shared store clean
     out = run_notebook("02_segmentation.ipynb", tmp_path, db_path=str(path),
                        period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
     recorded = headlines.read(str(out))
