@@ -177,10 +177,11 @@ def _compare(section: Section, label: str, summary: pd.DataFrame, repeats: int, 
 def run(store: ScaleStore, repeats: int, ref_repeats: int, *, big: int = 1_000_000, with_reference: bool = True,
         deps_folder: Path = SCALE_DIR) -> Section:
     """The CLV benchmark on the store's summary and on a ``big``-customer synthetic one."""
-    section = Section("clv", "BG/NBD + Gamma-Gamma and CLV against lifetimes", busy=f"load average {load_average()} at start")
+    section = Section("clv", "BG/NBD + Gamma-Gamma and CLV against lifetimes",
+                      busy=f"load average {load_average()} at start")
     as_of = store.spec.period[1]
     db = open_db(store.db_path)
-    days_t, days = measure(lambda: clv.paid_purchase_days(db, as_of), repeats)
+    days_t, days = measure(lambda: clv.paid_purchase_days(db, as_of), min(repeats, 3))
     summary_t, summary = measure(lambda: clv.summary_from_transactions(
         days, "customer_id", "order_date", "amount", observation_period_end=as_of), repeats)
     section.add(Row("paid purchase days from the store (SQL aggregate)", days_t, note=f"{len(days):,} rows"))

@@ -141,7 +141,8 @@ def run(store: ScaleStore, repeats: int, *, profile: bool | None = None) -> Sect
     """Import benchmark on ``store``'s orders CSV. ``profile``: cProfile one import (None: only
     when a target is missed)."""
     rows_n = store.counts["orders"]
-    section = Section("import", f"Import of a {rows_n:,}-row orders CSV", busy=f"load average {load_average()} at start")
+    section = Section("import", f"Import of a {rows_n:,}-row orders CSV",
+                      busy=f"load average {load_average()} at start")
     firsts, agains, bares, inserts, rss_import, rss_bare = [], [], [], [], [], []
     cpu_first, cpu_again, cpu_bare = [], [], []
     with tempfile.TemporaryDirectory(prefix="crm-bench-import-", dir=store.db_path.parent) as tmp:

@@ -31,7 +31,7 @@ import nbformat
 
 from crm_helpers import config
 
-from .results import Row, Section, Timing, load_average, log
+from .results import Row, Section, Timing, load_average, log, plural
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_DEMO_S = 20.0
@@ -148,8 +148,10 @@ def _child(db_path: str, start: str, end: str, jobs: int, out_dir: str, notebook
                            notebooks_dir=Path(notebooks_dir) if notebooks_dir else None,
                            only=only.split(",") if only else None)
     wall = time.perf_counter() - started
-    print(json.dumps({"wall": wall, "runs": [{"name": r.name, "seconds": r.seconds, "ok": r.ok,
-                                              "error": r.error} for r in result.runs]}))
+    largest = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(json.dumps({"wall": wall, "largest_mib": largest / 1024,
+                      "runs": [{"name": r.name, "seconds": r.seconds, "ok": r.ok, "error": r.error}
+                               for r in result.runs]}))
 
 
 @dataclass
@@ -181,8 +183,7 @@ def render_pack(db_path: Path, period: tuple[str, str], jobs: int, out_dir: Path
         raise RuntimeError(f"report pack run failed:\n{done.stderr[-3000:]}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
     return PackRun(data["wall"], data["runs"], mem.by_kind("kernel"), mem.by_kind("worker"),
-                   max(mem.by_kind("runner") or [0.0]),
-                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+                   max(mem.by_kind("runner") or [0.0]), data["largest_mib"])
 
 
 # ---------------------------------------------------------------------------------- notebooks
@@ -213,7 +214,8 @@ def write_floor_notebooks(folder: Path) -> None:
 def write_profiled_copy(source: Path, folder: Path, stats_path: Path) -> Path:
     """A copy of ``source`` whose kernel runs under cProfile and dumps the stats at the end."""
     nb = nbformat.read(str(source), as_version=4)
-    start = nbformat.v4.new_code_cell("import cProfile as _cprofile\n_profiler = _cprofile.Profile()\n_profiler.enable()")
+    start = nbformat.v4.new_code_cell(
+        "import cProfile as _cprofile\n_profiler = _cprofile.Profile()\n_profiler.enable()")
     stop = nbformat.v4.new_code_cell(f"_profiler.disable()\n_profiler.dump_stats({str(stats_path)!r})")
     params = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), 0)
     nb.cells = nb.cells[: params + 1] + [start] + nb.cells[params + 1:] + [stop]
@@ -243,8 +245,9 @@ def _pack_rows(section: Section, label: str, runs1: list[PackRun], runs_n: list[
         section.add(Row(f"{label}: peak memory of a pool worker", Timing(workers), unit="MiB",
                         target=f"≤ {TARGET_MEMORY_MIB:,.0f} MiB", met=max(workers) <= TARGET_MEMORY_MIB))
     section.add(Row(f"{label}: peak memory of the runner process", Timing([r.runner for r in every]), unit="MiB"))
-    section.add(Row(f"{label}: largest process by getrusage(RUSAGE_CHILDREN)", Timing([r.rusage_max for r in every]),
-                    unit="MiB", note="cumulative over this benchmark's children so far"))
+    section.add(Row(f"{label}: largest process of the run by getrusage", Timing([r.rusage_max for r in every]),
+                    unit="MiB", note="the runner's RUSAGE_SELF and RUSAGE_CHILDREN: the exact peak of the "
+                    "largest process that ended"))
 
 
 def _per_notebook(section: Section, label: str, runs1: list[PackRun], floor: Timing) -> str:
@@ -284,20 +287,23 @@ def run(demo_db: Path, scale_db: Path | None, period_demo: tuple[str, str], peri
         section.add(Row("floor: empty notebook through the runner (kernel start, papermill, HTML)", empty))
         section.add(Row("floor: notebook that only opens the workbook (imports, store, period)", imports,
                         note=f"kernel peak {max(max(r.kernels) for r in floor_runs):,.0f} MiB"))
-        stores = [("demo store", demo_db, period_demo, repeats_demo, TARGET_DEMO_S)]
+        stores = [("demo store", demo_db, period_demo, repeats_demo, 1, TARGET_DEMO_S)]
         if scale_db is not None:
-            stores.append(("scale store", scale_db, period_scale, repeats_scale, TARGET_SCALE_S))
+            stores.append(("scale store", scale_db, period_scale, repeats_scale, repeats_scale, TARGET_SCALE_S))
         slowest = ("", None, period_demo)
-        for label, db, period, repeats, target in stores:
+        for label, db, period, repeats, ones, target in stores:
             runs1, runs_n = [], []
             for k in range(repeats):
-                log(f"pack on the {label}, 1 job, run {k + 1}/{repeats}")
-                runs1.append(render_pack(db, period, 1, work / f"{label}-1-{k}", notebooks_dir=notebooks_dir))
                 log(f"pack on the {label}, {jobs} jobs, run {k + 1}/{repeats}")
                 runs_n.append(render_pack(db, period, jobs, work / f"{label}-n-{k}", notebooks_dir=notebooks_dir))
-            failed = sorted({f for r in runs1 + runs_n for f in r.failed})
+                if k < ones:
+                    log(f"pack on the {label}, 1 job, run {k + 1}/{ones}")
+                    runs1.append(render_pack(db, period, 1, work / f"{label}-1-{k}", notebooks_dir=notebooks_dir))
+            failed = [f"{f} ({setting}, run {k + 1})" for setting, runs in (("1 job", runs1), (f"{jobs} jobs", runs_n))
+                      for k, r in enumerate(runs) for f in r.failed]
             if failed:
-                section.notes.append(f"**Failed notebooks on the {label}:** " + "; ".join(failed))
+                section.notes.append(f"**Failed notebooks on the {label}** (the run's time is still counted): "
+                                     + "; ".join(failed))
             _pack_rows(section, label, runs1, runs_n, jobs, target)
             name = _per_notebook(section, label, runs1, empty)
             slowest = (name, db, period)
@@ -315,8 +321,9 @@ def run(demo_db: Path, scale_db: Path | None, period_demo: tuple[str, str], peri
                     "table is the package's own functions by cumulative time, the second everything by own time):"
                     f"\n\n{top_costs(stats, n=15)}")
     section.notes.insert(0, (
-        f"{repeats_demo} run(s) per setting on the demo store, {repeats_scale} on the scale store; the floor "
-        f"{floor_repeats} runs. Per-notebook times are from the 1-job runs (each includes its kernel start "
+        f"On the demo store {plural(repeats_demo, 'run')} with the default jobs and 1 with one job; on the scale "
+        f"store {plural(repeats_scale, 'run')} of each; the floor {plural(floor_repeats, 'run')}. Per-notebook "
+        "times are from the 1-job runs (each includes its kernel start "
         "and HTML export); 'above the floor' subtracts the empty notebook's median. Peak memory per process: "
         "VmHWM sampled from /proc every 0.1 s for every process below the benchmark (see the module "
         "docstring of `benchmarks/bench_pack.py`); the median/min–max is over the runs, the verdict uses "

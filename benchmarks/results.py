@@ -226,7 +226,9 @@ def render_markdown(info: dict[str, str], sections: list[Section], preamble: str
                 v = r.value
                 median = fmt(v.median, r.unit) if v else "—"
                 spread = f"{fmt(v.low, r.unit)}–{fmt(v.high, r.unit)}" if v and len(v.runs) > 1 else ""
-                ref = f"{r.reference_name} {fmt(r.reference.median, r.unit)}".strip() if r.reference else r.reference_name
+                ref = r.reference_name
+                if r.reference:
+                    ref = f"{ref} {fmt(r.reference.median, r.unit)}".strip()
                 ratio = f"{r.ratio:.2f}×" if r.ratio is not None else ""
                 measure = r.measure + (f" ({r.note})" if r.note else "")
                 lines.append(f"| {measure} | {len(v.runs) if v else 0} | {median} | {spread} | {r.unit} | {ref} | "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import bench_analyses, bench_clv, bench_import, bench_pack, scale_store
-from .results import Row, Section, Timing, load_average, log, machine, write_results
+from .results import Row, Section, Timing, load_average, log, machine, read_json, write_results
 
 PARTS = ("import", "clv", "pack", "analyses")
 HERE = Path(__file__).resolve().parent
@@ -50,7 +50,7 @@ class Plan:
 
 
 FULL = Plan(scale_store.SCALE, import_runs=2, clv_runs=5, lifetimes_runs=2, clv_big=1_000_000, pack_demo_runs=2,
-            pack_scale_runs=1, floor_runs=3, analyses_runs=2, install_lifetimes_deps=True)
+            pack_scale_runs=1, floor_runs=2, analyses_runs=2, install_lifetimes_deps=True)
 QUICK = Plan(scale_store.QUICK, import_runs=1, clv_runs=1, lifetimes_runs=1, clv_big=5_000, pack_demo_runs=1,
              pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False)
 
@@ -96,7 +96,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="where generated stores are cached (default: %(default)s)")
     parser.add_argument("--notebooks", type=Path, help="notebooks folder for the pack (default: the project's)")
     parser.add_argument("--no-reference", action="store_true", help="skip the lifetimes reference")
+    parser.add_argument("--render", action="store_true",
+                        help="only re-render the results file from results.json (and findings.md)")
     args = parser.parse_args(argv)
+    if args.render:
+        stored = read_json(args.out.with_name("results.json"))
+        if not stored:
+            parser.error(f"no {args.out.with_name('results.json')} to render")
+        write_results([], args.out.with_name("results.json"), args.out, stored["machine"], order=["store", *PARTS],
+                      preamble=PREAMBLE, appendix=FINDINGS.read_text(encoding="utf-8") if FINDINGS.exists() else "")
+        return 0
     parts = [p.strip() for p in (args.only or ",".join(PARTS)).split(",") if p.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
