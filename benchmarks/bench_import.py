@@ -22,7 +22,6 @@ import io
 import json
 import pstats
 import re
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -31,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .results import Row, Section, Timing, load_average, log, plural
+from .results import Row, Section, Timing, load_average, log, peak_rss_mib, plural
 from .scale_store import ScaleStore
 
 TARGET_RATIO = 2.0
@@ -85,7 +84,7 @@ def _bare(store: str, csv_path: str) -> dict[str, float]:
 
 def _child(mode: str, store: str, csv_path: str, profile_to: str | None) -> None:
     result = _import(store, csv_path, profile_to) if mode == "import" else _bare(store, csv_path)
-    result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["maxrss_mb"] = peak_rss_mib()
     print(json.dumps(result))
 
 
@@ -179,7 +178,7 @@ def run(store: ScaleStore, repeats: int, *, profile: bool | None = None) -> Sect
                         reference=Timing(rss_bare), reference_name="bare insert process"))
         section.notes.append(
             f"{plural(repeats, 'run')} each; every run in a fresh process on a fresh copy of a store holding "
-            f"{store.counts['customers']:,} customers. Peak memory is the process's `ru_maxrss`."
+            f"{store.counts['customers']:,} customers. Peak memory is the process's `VmHWM` at its end."
         )
         if profile or (profile is None and (ratio > TARGET_RATIO or again.median > first.median)):
             sample = _head(store.orders_csv, work / "sample.csv", PROFILE_ROWS)

@@ -241,6 +241,19 @@ def render_markdown(info: dict[str, str], sections: list[Section], preamble: str
     return "\n".join(lines).rstrip() + "\n"
 
 
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """The process's high-water mark of resident memory (``VmHWM``), in MiB.
+
+    Not ``getrusage().ru_maxrss``: Linux carries the RSS a process had when it was forked across
+    ``exec``, so a child started from a large parent reports at least the parent's size.
+    """
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
