@@ -13,7 +13,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from crm_helpers import headlines
 from crm_helpers.periods import parse_month
-from crm_helpers.report import ReportError, _format_change, _format_value, discover_notebooks, render_report
+from crm_helpers.report import (
+    ReportError, _format_change, _format_value, discover_notebooks, longest_first, previous_seconds, render_report,
+)
 from crm_helpers.store import open_db
 
 CRM = str(Path(sys.executable).with_name("crm"))
@@ -48,6 +50,27 @@ def test_one_failing_notebook_does_not_lose_the_others(tiny_pack_dir, demo_db_pa
     assert "planted failure for the test" in index and "02_fails.ipynb" in index
     assert result.runs[0].headlines["answer"]["value"] == 84  # the override reached the notebook
     assert "2026-10-01 2026-10-31" in (tmp_path / "03_ok.html").read_text(encoding="utf-8")
+
+
+def _executed(path: Path, seconds: float) -> None:
+    nb = new_notebook()
+    nb.metadata["papermill"] = {"duration": seconds}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
+def test_the_pool_starts_the_notebooks_that_took_longest_last_time_first(tmp_path):
+    sources = [tmp_path / "notebooks" / f"{n}.ipynb" for n in ("02_a", "03_b", "04_c", "05_d")]
+    reports = tmp_path / "reports"
+    _executed(reports / "2026-09" / "04_c.ipynb", 9.5)  # an earlier month
+    _executed(reports / "2026-09" / "03_b.ipynb", 1.0)
+    _executed(reports / "2026-08" / "05_d.ipynb", 4.0)  # only in an older month
+    _executed(reports / "2026-10" / "03_b.ipynb", 12.0)  # a re-render of this month wins
+    target = reports / "2026-10"
+    assert previous_seconds(sources[1], target) == 12.0 and previous_seconds(sources[0], target) == 0.0
+    assert [p.stem for p in longest_first(sources, target)] == ["03_b", "04_c", "05_d", "02_a"]
+    # a first run ever: name order
+    assert longest_first(sources, tmp_path / "elsewhere" / "2026-10") == sources
 
 
 def test_unknown_parameter_is_rejected_with_the_valid_ones(tiny_pack_dir, demo_db_path, tmp_path):

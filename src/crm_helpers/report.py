@@ -199,6 +199,36 @@ def _one_thread_per_kernel() -> None:
         os.environ.setdefault(name, "1")
 
 
+def previous_seconds(notebook: Path, out_dir: Path) -> float:
+    """How long ``notebook`` took in its latest earlier run, in seconds of wall time (0 if never).
+
+    Read from papermill's ``duration`` in the executed copy in ``out_dir`` (a re-render of the
+    same month) or else in the newest sibling month folder.
+    """
+    candidates = [out_dir / notebook.name]
+    if out_dir.parent.is_dir():
+        months = sorted((d for d in out_dir.parent.iterdir() if d.is_dir() and d != out_dir), reverse=True)
+        candidates += [d / notebook.name for d in months]
+    for path in candidates:
+        if path.exists():
+            try:
+                duration = nbformat.read(str(path), as_version=4).metadata.get("papermill", {}).get("duration")
+            except Exception:  # an unreadable old copy only costs the ordering
+                continue
+            if isinstance(duration, (int, float)):
+                return float(duration)
+    return 0.0
+
+
+def longest_first(notebooks: list[Path], out_dir: Path) -> list[Path]:
+    """The notebooks in the order the pool should start them: longest previous run first.
+
+    Starting the long ones first keeps one core from waiting on a long notebook that started
+    last (longest-processing-time scheduling); ties and first runs keep name order.
+    """
+    return sorted(notebooks, key=lambda nb: (-previous_seconds(nb, out_dir), nb.name))
+
+
 def _last_lines(exc: BaseException, n: int = 8) -> str:
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
@@ -242,7 +272,7 @@ def render_report(
     bar = tqdm(total=len(notebooks), desc=f"report {period.label}", unit="notebook", disable=not progress)
     # notebooks numbered 00/01 import and prepare data: they run alone, before the others read
     first = {nb: p for nb, p in tasks.items() if nb.name[:2] in FIRST_NOTEBOOKS}
-    rest = {nb: p for nb, p in tasks.items() if nb not in first}
+    rest = {nb: tasks[nb] for nb in longest_first([nb for nb in tasks if nb not in first], target)}
     for nb, params in (first.items() if jobs > 1 else tasks.items()):
         bar.set_postfix_str(nb.stem)
         runs.append(_execute_one(str(nb), str(target), params))
