@@ -33,12 +33,15 @@ from .schema import LOAD_ORDER
 
 DEMO_TRUTH = "demo_truth"
 
+RATE_SHAPE = 6.0
+"""Gamma shape of each buyer's purchase rate around their type's mean (larger: closer to it)."""
+
 CUSTOMER_TYPES = {
     # share of buyers, monthly purchase rate, mean basket lines, units per line, product tier bias,
-    # Beta(a, b) of the chance to leave after each purchase
-    "vip": dict(share=0.15, rate=1.1, lines=3.0, units=2.0, premium=3.0, drop=(1.0, 25.0)),
-    "regular": dict(share=0.35, rate=0.35, lines=1.6, units=1.3, premium=1.0, drop=(2.0, 12.0)),
-    "occasional": dict(share=0.50, rate=0.12, lines=1.0, units=1.0, premium=0.25, drop=(3.0, 4.0)),
+    # Beta(a, b) of the chance to leave after each purchase, contacts per order (binomial trials, p 0.35)
+    "vip": dict(share=0.15, rate=1.1, lines=3.0, units=2.0, premium=3.0, drop=(1.0, 25.0), touch=2),
+    "regular": dict(share=0.35, rate=0.35, lines=1.6, units=1.3, premium=1.0, drop=(2.0, 12.0), touch=1),
+    "occasional": dict(share=0.50, rate=0.12, lines=1.0, units=1.0, premium=0.25, drop=(3.0, 4.0), touch=1),
 }
 
 # product_id, name, category, unit_price, unit_cost, tier (1 cheap .. 3 premium), base popularity
@@ -228,7 +231,7 @@ class _Generator:
         first = [self.day(o) for o in offsets]
         names, emails, phones = self.people(n)
         cities = [CITIES[i] for i in rng.integers(0, len(CITIES), n)]
-        rates = np.array([CUSTOMER_TYPES[t]["rate"] for t in types]) * rng.gamma(6.0, 1 / 6.0, n)
+        rates = np.array([CUSTOMER_TYPES[t]["rate"] for t in types]) * rng.gamma(RATE_SHAPE, 1 / RATE_SHAPE, n)
         # array parameters draw element by element, like one call per customer
         drop = rng.beta(np.array([CUSTOMER_TYPES[t]["drop"][0] for t in types], dtype=float),
                         np.array([CUSTOMER_TYPES[t]["drop"][1] for t in types], dtype=float))
@@ -511,7 +514,7 @@ class _Generator:
 
     def interactions(self, orders: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
         rng = self.rng
-        vip = set(truth.loc[truth["customer_type"] == "vip", "customer_id"])
+        touches = dict(zip(truth["customer_id"], truth["customer_type"].map(lambda t: CUSTOMER_TYPES[t]["touch"])))
         rows = []
         # rng.choice(a_list) is a_list[rng.integers(0, len(a_list))] as a numpy string: the same draws
         # and values, without building an array per call
@@ -523,8 +526,7 @@ class _Generator:
         binomial, uniform, integers = rng.binomial, rng.uniform, rng.integers
         stamps: dict[str, pd.Timestamp] = {}
         for order_date, customer_id in zip(orders["order_date"].tolist(), orders["customer_id"].tolist()):
-            k = 1 + (1 if customer_id in vip else 0)
-            for _ in range(binomial(k, 0.35)):
+            for _ in range(binomial(touches[customer_id], 0.35)):
                 base = stamps.get(order_date)
                 if base is None:
                     base = stamps[order_date] = pd.Timestamp(order_date)
