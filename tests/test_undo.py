@@ -207,3 +207,18 @@ def test_cli_undo_and_status(tmp_path):
     status = subprocess.run([CRM, "status", "--db", str(store)], capture_output=True, text=True, check=True)
     assert status.stdout.count("undone") == 1  # only the batch undone, no "undone nan" for the other
     assert open_db(store).table("orders").count == 1
+
+
+def test_the_inbox_imports_an_undone_file_again(db, tmp_path):
+    from crm_helpers.inbox import import_inbox
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _write(inbox / "customers.csv", "customer_id,name,email\nC3,Cy,cy@example.com\n")
+    assert import_inbox(db, inbox)["status"].tolist() == ["imported"]
+    assert import_inbox(db, inbox)["status"].tolist() == ["already imported"]
+    undo_import(db, int(list_batches(db)["batch_id"].iloc[0]))
+    assert db.table("customers").count == 2
+    assert import_inbox(db, inbox)["status"].tolist() == ["imported"]
+    assert db.table("customers").get("C3")["name"] == "Cy"
+    assert import_inbox(db, inbox)["status"].tolist() == ["already imported"]

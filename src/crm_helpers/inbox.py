@@ -2,8 +2,9 @@
 
 A file is imported into the table its name starts with (``orders_2026-10.csv`` goes to
 ``orders``, ``customers.xlsx`` to ``customers``). Files already imported with the same
-content (same sha256 in the import log) are skipped, so the inbox can be left as it is:
-raw files are never edited or moved.
+content (same sha256 in the import log, in a batch that was not undone) are skipped, so the
+inbox can be left as it is: raw files are never edited or moved. A file whose import was taken
+back with ``crm undo-import`` is imported again on the next run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .importing import ImportRejected, import_file
-from .schema import TABLES
+from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
 
 SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx")
 
@@ -42,7 +43,9 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
     rows = []
     files = sorted(p for p in inbox.glob("*") if p.is_file() and p.suffix.lower() in SUPPORTED
                    and not p.name.endswith(".rejects.csv"))
-    done = {r[0] for r in db.execute("SELECT sha256 FROM import_log").fetchall()}
+    done = {r[0] for r in db.execute(
+        f"SELECT l.sha256 FROM {IMPORT_LOG} l LEFT JOIN {IMPORT_BATCHES} b ON b.batch_id = l.batch_id "
+        "WHERE b.undone_at IS NULL").fetchall()}
     # parents first, so that orders find the customers imported in the same run
     order = {name: i for i, name in enumerate(TABLES)}
     files.sort(key=lambda p: (order.get(table_for_file(p) or "", 99), p.name))
