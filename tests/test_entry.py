@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm_helpers import entry
-from crm_helpers.store import memory_db
+from crm_helpers.store import StoreError, memory_db, open_db
 from crm_helpers.validation import ValidationError
 
 
@@ -62,3 +62,35 @@ def test_close_dates_before_open_dates_are_refused(db):
     entry.move_opportunity(db, opp, "won", closed_at="2026-03-20")
     row = db.table("opportunities").get(opp)
     assert (row["stage"], row["probability"], row["closed_at"]) == ("won", 1.0, "2026-03-20")
+
+
+def _rows(db) -> dict[str, int]:
+    return {t: db.table(t).count for t in ("customers", "orders", "order_items", "feedback", "tickets")}
+
+
+def test_a_read_only_store_gives_a_plain_message_and_writes_nothing(tmp_path):
+    db = open_db(tmp_path / "crm.db")
+    db.table("products").insert({"product_id": "P1", "name": "Tea", "unit_price": 9.5})
+    entry.add_customer(db, "C1", name="Bo")
+    before = _rows(db)
+    db.execute("PRAGMA query_only = ON")  # what a read-only file or mount does to every write
+    for call in (lambda: entry.add_customer(db, "C2", name="Cy"),
+                 lambda: entry.record_order(db, "C1", [("P1", 1, None)]),
+                 lambda: entry.add_feedback(db, "C1", nps=9)):
+        with pytest.raises(StoreError, match=f"nothing was written: {tmp_path / 'crm.db'}: the store is read-only"):
+            call()
+        assert not db.conn.in_transaction
+    db.execute("PRAGMA query_only = OFF")
+    assert _rows(db) == before
+
+
+def test_a_full_disk_gives_a_plain_message_and_the_next_entry_succeeds(tmp_path):
+    db = open_db(tmp_path / "crm.db")
+    before = _rows(db)
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")  # no room for one more page
+    with pytest.raises(StoreError, match="the disk is full; nothing was written"):
+        entry.add_customer(db, "C1", name="Bo", notes="x" * 200_000)
+    assert not db.conn.in_transaction and _rows(db) == before
+    db.execute("PRAGMA max_page_count = 1073741823")
+    assert entry.add_customer(db, "C1", name="Bo", notes="x" * 200_000) == "C1"

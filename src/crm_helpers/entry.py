@@ -3,7 +3,9 @@
 Each function checks its input like the importer (same rules, from the schema), writes in one
 short transaction and returns the id of what it wrote. A problem raises
 :class:`~crm_helpers.validation.ValidationError` (a ValueError) naming the field, the value and
-the reason: an unknown customer, an NPS of 11, a close date before the open date.
+the reason: an unknown customer, an NPS of 11, a close date before the open date. A store that
+cannot be written (read-only, disk full, locked) raises :class:`~crm_helpers.store.StoreError`
+with a plain reason; in every case nothing is written.
 Timestamps default to now and dates to today, in local time.
 """
 
@@ -11,11 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from typing import Any, Iterable
+import sqlite3
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 from sqlite_utils import Database
 
 from .schema import OPEN_STAGES, TABLES
+from .store import StoreError, explain_error, store_path, write_transaction
 from .validation import ValidationError, normalize_email, require_valid
 
 
@@ -40,9 +45,23 @@ def _fetch(db: Database, table: str, key: str, value: str) -> dict[str, Any]:
     return dict(zip([d[0] for d in cursor.description], row))
 
 
+@contextmanager
+def _writing(db: Database) -> Iterator[None]:
+    """One write transaction; SQLite's operational errors (read-only, disk full, locked) become a
+    :class:`StoreError` with a plain reason, after the transaction was rolled back."""
+    outer = db.conn.in_transaction
+    try:
+        with write_transaction(db):
+            yield
+    except sqlite3.OperationalError as exc:
+        if not outer and db.conn.in_transaction:  # a failed COMMIT can leave it open
+            db.conn.rollback()
+        raise StoreError(f"nothing was written: {explain_error(store_path(db), exc)}") from None
+
+
 def _insert(db: Database, table: str, record: dict[str, Any]) -> None:
     clean = require_valid(TABLES[table], {k: v for k, v in record.items() if v is not None})
-    with db.atomic():
+    with _writing(db):
         db.table(table).insert(clean)
 
 
@@ -72,7 +91,7 @@ def update_customer(db: Database, customer_id: str, **fields: Any) -> None:
     """Change some fields of a known customer."""
     current = _fetch(db, "customers", "customer_id", customer_id)
     clean = require_valid(TABLES["customers"], {k: v for k, v in {**current, **fields}.items() if v is not None})
-    with db.atomic():
+    with _writing(db):
         db.table("customers").update(customer_id, {k: clean.get(k) for k in fields})
 
 
@@ -110,7 +129,7 @@ def record_order(db: Database, customer_id: str, items: Iterable[tuple[str, int,
         "order_id": order_id, "customer_id": customer_id, "order_date": order_date or dt.date.today().isoformat(),
         "amount": total, "cost": cost, "currency": currency, "channel": channel, "campaign_id": campaign_id,
         "status": status}.items() if v is not None})
-    with db.atomic():
+    with _writing(db):
         db.table("orders").insert(order)
         if lines:
             db.table("order_items").insert_all(lines)
@@ -147,7 +166,7 @@ def close_ticket(db: Database, ticket_id: str, *, closed_at: str | None = None, 
                                                "closed_at": closed_at or _now(), "status": "closed", "csat": csat})
     if closed["closed_at"] < ticket["opened_at"]:
         raise ValidationError("closed_at", closed["closed_at"], f"is before the ticket was opened ({ticket['opened_at']})")
-    with db.atomic():
+    with _writing(db):
         db.table("tickets").update(ticket_id, {"closed_at": closed["closed_at"], "status": "closed",
                                                "csat": closed.get("csat"),
                                                "first_response_at": ticket["first_response_at"] or closed["closed_at"]})
@@ -187,5 +206,5 @@ def move_opportunity(db: Database, opportunity_id: str, stage: str, *, closed_at
     merged = require_valid(TABLES["opportunities"], {k: v for k, v in {**opp, **changes}.items() if v is not None})
     if merged.get("closed_at") and merged["closed_at"] < opp["opened_at"]:
         raise ValidationError("closed_at", merged["closed_at"], f"is before the opportunity was opened ({opp['opened_at']})")
-    with db.atomic():
+    with _writing(db):
         db.table("opportunities").update(opportunity_id, {k: merged.get(k) for k in changes})
