@@ -76,8 +76,12 @@ class _Batch:
 
 # ------------------------------------------------------------------------- the batch format
 def pack(obj: Any) -> bytes:
-    """Gzip-compressed JSON of ``obj``: the form of every bookkeeping blob of ``import_batches``."""
-    return gzip.compress(json.dumps(obj, default=str).encode("utf-8"))
+    """Gzip-compressed JSON of ``obj``: the form of every bookkeeping blob of ``import_batches``.
+
+    Level 6 (zlib's default) rather than gzip's 9: on the 1M-row import bench level 9 took
+    5.8 s of the import for a few per cent smaller blobs; level 6 takes about 1.3 s.
+    """
+    return gzip.compress(json.dumps(obj, default=str).encode("utf-8"), compresslevel=6)
 
 
 def unpack(blob: bytes | None) -> Any:
