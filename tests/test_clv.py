@@ -404,7 +404,8 @@ def test_demo_expected_purchases_follow_the_true_purchase_rates(demo_analysis, d
     truth = demo_business.truth.set_index("customer_id")
     customers = demo_analysis.customers.join(truth)
     per_type = customers.groupby("customer_type")["expected_purchases"].mean()
-    assert per_type["vip"] > 2 * per_type["regular"] > 2 * per_type["occasional"]
+    # planted: 1.1, 0.6 and 0.12 orders a month; occasional buyers also leave soonest
+    assert per_type["vip"] > 1.2 * per_type["regular"] > 1.2 * 2 * per_type["occasional"]
     repeat = customers[customers["frequency"] > 0]
     # the true rate holds while a customer stays; dropouts (not stored) blur the ranking
     assert repeat["expected_purchases"].corr(repeat["purchase_rate"], method="spearman") > 0.4

@@ -192,30 +192,12 @@ def test_demo_kmeans_puts_the_planted_vips_in_the_most_valuable_cluster(demo_clu
     assert "frequent" in words and "high spend" in words
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ARI >= 0.5 is out of reach on the demo's behaviour features: K-means reaches about 0.33, and even a "
-    "supervised classifier trained on the true types reaches only about 0.48 (5-fold cross-validated) on the same features, because "
-    "regular and occasional customers with one or two orders look identical. See docs/segmentation-and-scoring.md."
-))
-def test_demo_kmeans_ari_reaches_the_issue_target(demo_clusters):
+def test_demo_kmeans_recovers_the_planted_types(demo_clusters):
+    """The issue's target: adjusted Rand index against the planted type >= 0.5, with k chosen by
+    the silhouette as the notebook does."""
     _, clusters, truth = demo_clusters
-    assert adjusted_rand_score(truth.reindex(clusters.labels_.index), clusters.labels_) >= 0.5
-
-
-def test_demo_types_cannot_reach_the_target_even_with_supervision(demo_clusters):
-    """Backs the xfail above: a classifier that is *shown* the true types stays below ARI 0.5."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from threadpoolctl import threadpool_limits
-
-    feats, clusters, truth = demo_clusters
-    buyers = feats.loc[feats["frequency"] > 0].sort_values("customer_id")
-    x = np.log1p(buyers[list(clusters.features)].astype(float).to_numpy())
-    y = truth.reindex(buyers["customer_id"]).to_numpy()
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    with threadpool_limits(limits=1):  # OpenMP threads only wait on each other at this size
-        predicted = cross_val_predict(HistGradientBoostingClassifier(random_state=0), x, y, cv=cv)
-    assert adjusted_rand_score(y, predicted) < 0.5
+    ari = adjusted_rand_score(truth.reindex(clusters.labels_.index), clusters.labels_)
+    assert ari >= 0.5, f"ARI {ari:.2f}"
 
 
 def test_demo_clusters_are_reproducible_and_ignore_row_order(demo_clusters):

@@ -33,15 +33,15 @@ from .schema import LOAD_ORDER
 
 DEMO_TRUTH = "demo_truth"
 
-RATE_SHAPE = 6.0
+RATE_SHAPE = 12.0
 """Gamma shape of each buyer's purchase rate around their type's mean (larger: closer to it)."""
 
 CUSTOMER_TYPES = {
     # share of buyers, monthly purchase rate, mean basket lines, units per line, product tier bias,
     # Beta(a, b) of the chance to leave after each purchase, contacts per order (binomial trials, p 0.35)
     "vip": dict(share=0.15, rate=1.1, lines=3.0, units=2.0, premium=3.0, drop=(1.0, 25.0), touch=2),
-    "regular": dict(share=0.35, rate=0.35, lines=1.6, units=1.3, premium=1.0, drop=(2.0, 12.0), touch=1),
-    "occasional": dict(share=0.50, rate=0.12, lines=1.0, units=1.0, premium=0.25, drop=(3.0, 4.0), touch=1),
+    "regular": dict(share=0.35, rate=0.6, lines=2.2, units=1.3, premium=1.0, drop=(1.0, 30.0), touch=1),
+    "occasional": dict(share=0.50, rate=0.12, lines=1.0, units=1.0, premium=0.25, drop=(6.0, 2.0), touch=0),
 }
 
 # product_id, name, category, unit_price, unit_cost, tier (1 cheap .. 3 premium), base popularity
@@ -59,6 +59,9 @@ PRODUCTS = [
     ("P11", "Tea tasting workshop (online)", "service", 45.0, 5.0, 3, 0.3),
     ("P12", "Monthly tea box", "subscription", 29.0, 13.0, 2, 0.5),
 ]
+FORGOTTEN_WITHIN_DAYS = 120
+"""Deals opened this many days before the end may have been forgotten (planted stale deals)."""
+
 PAIR = ("P04", "P05")
 PAIR_PROBABILITY = 0.7
 OFFER_BUNDLE = ("P02", "P06", "P08")  # what campaign offers sell, two of each
@@ -577,7 +580,10 @@ class _Generator:
             won = rng.random() < 1 / (1 + np.exp(-logit))
             cycle = int(rng.gamma(3.0, 15.0)) + 5
             closed = opened + dt.timedelta(days=cycle)
-            if closed <= self.end:
+            # a quarter of the deals opened in the last four months were forgotten: still open,
+            # no activity since the day they were opened (the stale list should find them)
+            forgotten = (self.end - opened).days <= FORGOTTEN_WITHIN_DAYS and rng.random() < 0.25
+            if closed <= self.end and not forgotten:
                 stage = "won" if won else "lost"
                 closed_at, last = closed.isoformat(), closed.isoformat()
                 lost_reason = None if won else rng.choice(["price", "timing", "competitor", "no response"])
@@ -585,8 +591,7 @@ class _Generator:
                 progress = (self.end - opened).days / cycle
                 stage = ["lead", "qualified", "proposal", "negotiation"][min(int(progress * 4), 3)]
                 closed_at, lost_reason = None, None
-                stale = rng.random() < 0.25
-                last = (opened if stale else self.end - dt.timedelta(days=int(rng.integers(0, 14))))
+                last = (opened if forgotten else self.end - dt.timedelta(days=int(rng.integers(0, 14))))
                 last = max(last, opened).isoformat()
             expected = opened + dt.timedelta(days=int(rng.gamma(3.0, 15.0)) + 10)
             rows.append((
