@@ -220,6 +220,22 @@ def test_known_parameters_are_recovered_from_simulated_customers():
         assert np.abs(z).max() < 4, (model.params_, model.standard_errors_)
 
 
+def test_one_dropout_chance_for_everybody_is_named_not_reported_as_a_and_b():
+    """Customers who all share a 5% dropout chance: the fit's spread collapses and it says so."""
+    x, tx, t_cap, _ = _simulate(20_000, seed=3, a=5e4, b=95e4)
+    with pytest.warns(clv.CommonDropoutWarning, match=r"hardly differ .*: [45]\.\d% ± "):
+        bg = clv.BetaGeoModel().fit(x, tx, t_cap)
+    r, alpha, a, b = bg.params_
+    assert a / (a + b) == pytest.approx(0.05, abs=0.01)
+
+
+def test_cdnow_like_spread_gives_no_common_dropout_warning():
+    x, tx, t_cap, _ = _simulate(20_000, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", clv.CommonDropoutWarning)
+        clv.BetaGeoModel().fit(x, tx, t_cap)
+
+
 # ------------------------------------------------------------------------------------------
 # The summary: hand-computed fixtures
 # ------------------------------------------------------------------------------------------

@@ -78,6 +78,15 @@ class GammaGammaAssumptionWarning(UserWarning):
     """Spend per purchase is correlated with purchase frequency, which Gamma-Gamma assumes it is not."""
 
 
+class CommonDropoutWarning(UserWarning):
+    """The fitted chances of leaving hardly differ between customers: a and b say little alone."""
+
+
+COMMON_DROPOUT_CV = 0.25
+"""Coefficient of variation of the fitted Beta(a, b) of dropout chances below which the fit says
+that everybody has about the same chance of leaving (CDNOW's fit has 0.85)."""
+
+
 # --------------------------------------------------------------------------------------------
 # The RFM summary
 # --------------------------------------------------------------------------------------------
@@ -455,6 +464,15 @@ class BetaGeoModel:
         self.standard_errors_ = _standard_errors(loglik_grad, theta, self.param_names)
         self.log_likelihood_ = loglik_grad(theta)[0]
         self.n_customers_ = int(w.sum())
+        a, b = theta[2], theta[3]
+        mean, spread = a / (a + b), np.sqrt(a * b / (a + b + 1)) / (a + b)
+        if spread < COMMON_DROPOUT_CV * mean:
+            warnings.warn(
+                f"the chances of leaving hardly differ between customers (a = {a:.3g}, b = {b:.3g}: "
+                f"{mean:.1%} ± {spread:.1%} after each repeat purchase); a and b are then poorly determined "
+                "and mean little on their own, the expected values are still usable",
+                CommonDropoutWarning, stacklevel=2,
+            )
         return self
 
     def _theta(self) -> tuple[float, float, float, float]:
