@@ -416,6 +416,12 @@ def test_demo_values_vip_above_regular_above_occasional(demo_analysis, demo_busi
     assert demo_analysis.total_clv == pytest.approx(demo_analysis.customers["clv"].sum())
 
 
+def test_demo_referred_customers_are_worth_most(demo_analysis):
+    """Planted: referrals bring the most VIPs, marketplace the fewest (docs/demo-data.md)."""
+    mean_clv = clv.value_by_group(demo_analysis.customers, "acquisition_channel")["mean_clv"]
+    assert mean_clv.idxmax() == "referral" and mean_clv.idxmin() == "marketplace", mean_clv.round(0).to_dict()
+
+
 def test_demo_expected_purchases_follow_the_true_purchase_rates(demo_analysis, demo_business):
     truth = demo_business.truth.set_index("customer_id")
     customers = demo_analysis.customers.join(truth)

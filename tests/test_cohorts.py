@@ -129,3 +129,12 @@ def test_demo_cohorts_cover_every_buyer_and_all_revenue(demo_table, demo_busines
     assert sizes.sum() == paid["customer_id"].nunique()
     assert demo_table["revenue"].sum() == pytest.approx(paid["amount"].sum())
     assert np.allclose(demo_table.loc[demo_table["months_since"] == 0, "retention"], 1.0)
+
+
+def test_demo_referred_customers_come_back_most(demo_db_path):
+    """Planted: referrals bring the most VIPs and marketplace the fewest (docs/demo-data.md)."""
+    from crm_helpers.store import open_db
+
+    by_channel = cohorts.repeat_rate_by_channel(open_db(demo_db_path), DEMO_AS_OF).set_index("acquisition_channel")
+    rates = by_channel["repeat_rate_window"]
+    assert rates.idxmax() == "referral" and rates.idxmin() == "marketplace", rates.round(2).to_dict()

@@ -229,7 +229,9 @@ class _Generator:
         u = rng.random(n)
         offsets = (np.sqrt(1 + 3 * u) - 1) / 1.0 * self.days * 0.95
         offsets = np.sort(offsets)
-        rng.shuffle(types)  # keep types independent of acquisition date
+        # (channel, type) pairs in a random order, together: the channel mix stays with the buyer
+        order = rng.permutation(n)
+        channels, types = channels[order], types[order]
         ids = [f"C{i + 1:05d}" for i in range(n)]
         first = [self.day(o) for o in offsets]
         names, emails, phones = self.people(n)
