@@ -79,6 +79,11 @@ def test_unknown_parameter_is_rejected_with_the_valid_ones(tiny_pack_dir, demo_d
                       overrides={"colour": "red"}, progress=False)
 
 
+def test_figures_show_the_decimals_they_carry():
+    assert [_format_value(v, "") for v in (23.7, 3.95, 4.0, 0.5, 1234.5)] == ["23.7", "3.95", "4", "0.5", "1,234"]
+    assert _format_value(72.4, "%") == "72.4 %" and _format_value(None, "EUR") == "n/a"
+
+
 def test_only_selects_notebooks_and_rejects_unknown_numbers(tiny_pack_dir):
     assert [p.name for p in discover_notebooks(tiny_pack_dir, ["3"])] == ["03_ok.ipynb"]
     with pytest.raises(ReportError, match="no notebook numbered 09"):

@@ -303,7 +303,8 @@ def _format_value(value: Any, unit: str) -> str:
     if isinstance(value, (int, float)):
         if unit == "%":
             return f"{value:,.1f} %"
-        text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}"
+        # up to two decimals, as many as the recorded value carries (NPS 23.7, not 23.70)
+        text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}".rstrip("0")
         return f"{text} {unit}".strip()
     return html.escape(str(value))
 
