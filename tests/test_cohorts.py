@@ -69,6 +69,12 @@ def test_retention_curve_weights_by_customers(shop):
     assert curve.loc[1, "retention"] == pytest.approx(1 / 4)  # Jan (1 of 2), Feb (0 of 1), Mar (0 of 1)
     assert curve.loc[2, "retention"] == pytest.approx(2 / 3)
     assert curve.loc[3, "retention"] == 0.0
+    # Wilson 95% interval of 2 buyers out of 3 observed, by hand: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)
+    z, n, p = 1.959964, 3, 2 / 3
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert curve.loc[2, "retention_low"] == pytest.approx((centre - half) / (1 + z * z / n), rel=1e-5)
+    assert curve.loc[2, "retention_high"] == pytest.approx((centre + half) / (1 + z * z / n), rel=1e-5)
+    assert (curve["retention_low"] <= curve["retention"]).all() and (curve["retention"] <= curve["retention_high"]).all()
 
 
 def test_last_cohorts_keeps_the_recent_ones(shop):

@@ -83,16 +83,23 @@ def cohort_matrix(table: pd.DataFrame, value: str = "retention") -> pd.DataFrame
     return table.pivot(index="cohort", columns="months_since", values=value).sort_index()
 
 
-def retention_curve(table: pd.DataFrame) -> pd.DataFrame:
+def retention_curve(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Average retention by months since first purchase, over every cohort observed that long.
 
-    Columns: ``months_since, cohorts, customers_observed, retention`` where retention is the
-    customer-weighted share still buying (sum of buyers / sum of cohort sizes, 0-1).
+    Columns: ``months_since, cohorts, customers_observed, retention, retention_low,
+    retention_high`` where retention is the customer-weighted share still buying (sum of buyers /
+    sum of cohort sizes, 0-1) and low/high its Wilson interval at ``confidence``. Late months are
+    observed for the oldest cohorts only: the interval shows how little a point there rests on.
     """
+    from statsmodels.stats.proportion import proportion_confint
+
     grouped = table.groupby("months_since").agg(
         cohorts=("cohort", "size"), customers_observed=("cohort_size", "sum"), buyers=("customers", "sum")
     )
     grouped["retention"] = grouped["buyers"] / grouped["customers_observed"]
+    low, high = proportion_confint(grouped["buyers"], grouped["customers_observed"], alpha=1 - confidence,
+                                   method="wilson")
+    grouped["retention_low"], grouped["retention_high"] = low, high
     return grouped.drop(columns="buyers").reset_index()
 
 
@@ -164,4 +171,23 @@ def plot_cohort_heatmap(matrix: pd.DataFrame, *, title: str, percent: bool = Tru
     sns.heatmap(shown, ax=ax, cmap="crest", vmin=0, vmax=top, annot=matrix.size <= 200, fmt=".0f", cbar=True,
                 annot_kws={"fontsize": 7}, cbar_kws={"label": "%" if percent else ""})
     ax.set(title=title, xlabel="months since first purchase", ylabel="first-purchase month")
+    return ax
+
+
+def plot_retention_curve(curve: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """:func:`retention_curve` from month 1 on, in percent, with its interval as a band.
+
+    Month 0 (100% by definition) is left out so the scale shows the months that matter.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    later = curve[curve["months_since"] >= 1]
+    ax.fill_between(later["months_since"], 100 * later["retention_low"], 100 * later["retention_high"],
+                    color="#3b8ea5", alpha=0.2, label="95% interval")
+    ax.plot(later["months_since"], 100 * later["retention"], marker="o", color="#3b8ea5", label="share still buying")
+    ax.set(title="Share of a cohort still buying, by months since the first purchase",
+           xlabel="months since first purchase", ylabel="%", ylim=(0, None))
+    ax.legend(loc="lower left")
     return ax
