@@ -13,7 +13,7 @@ help:
 	@echo "make report   set up, build the demo store if none exists, render this month's report pack"
 	@echo "make test     set up and run the whole test suite"
 	@echo "make lab      JupyterLab on notebooks/ with the project's kernel"
-	@echo "make demo     (re)build the demo store data/crm.db"
+	@echo "make demo     build the demo store data/crm.db (refused if it holds data; FORCE=1 backs it up and replaces it)"
 	@echo "make bench    benchmarks, figures written to benchmarks/RESULTS.md"
 	@echo "make fuzz     the long property-based importer fuzz"
 
@@ -22,12 +22,16 @@ setup: $(STAMP)
 # Re-installs when pyproject.toml changes. The kernel is registered inside .venv (--sys-prefix),
 # so papermill and JupyterLab find it without a global install.
 $(STAMP): pyproject.toml
+	@echo "[1/4] creating .venv"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "[2/4] updating pip"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@echo "[3/4] installing the project and its dependencies (first time: a few minutes)"
+	@$(BIN)/python -m pip install -q -e '.[dev]'
 	@# test-only: the CDNOW sample of Fader, Hardie & Lee ships inside this wheel; never imported
-	$(BIN)/python -m pip install -q --no-deps 'lifetimes==0.11.3'
-	$(BIN)/python -m ipykernel install --sys-prefix --name crm-workbook --display-name "CRM workbook (.venv)" >/dev/null
+	@$(BIN)/python -m pip install -q --no-deps 'lifetimes==0.11.3'
+	@echo "[4/4] registering the Jupyter kernel inside .venv"
+	@$(BIN)/python -m ipykernel install --sys-prefix --name crm-workbook --display-name "CRM workbook (.venv)" >/dev/null
 	@touch $(STAMP)
 
 $(DB): | $(STAMP)
@@ -42,9 +46,10 @@ test: $(STAMP)
 lab: $(STAMP) $(DB)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
+# Never deletes data: `crm demo` refuses a store that holds anything; FORCE=1 makes it take a
+# verified backup first (it says where) and then replace the store with the demo.
 demo: $(STAMP)
-	rm -f $(DB) $(DB)-wal $(DB)-shm
-	$(BIN)/crm demo --db $(DB)
+	$(BIN)/crm demo --db $(DB) $(if $(filter 1 yes true,$(FORCE)),--replace)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
