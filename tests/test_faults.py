@@ -68,7 +68,7 @@ elif action == "undo":
     print(undo_import(db, int(arg)).summary(), flush=True)
 elif action == "backup":
     from crm_helpers import backup
-    def slow_verify(path):
+    def slow_verify(path, **kwargs):
         print("PAUSED", flush=True)
         time.sleep(600)
     backup.verify = slow_verify

@@ -58,8 +58,13 @@ def decrypt_bytes(blob: bytes, passphrase: str) -> bytes:
         raise BackupError("wrong passphrase, or the backup file is damaged") from None
 
 
-def verify(path: Path) -> int:
-    """Check that ``path`` is an intact CRM store; returns its schema version or raises BackupError."""
+def verify(path: Path, *, name: str | None = None) -> int:
+    """Check that ``path`` is an intact CRM store; returns its schema version or raises BackupError.
+
+    ``name`` is the file the messages name (default ``path.name``): the user's backup file, not
+    the working copy it was unpacked to.
+    """
+    name = name or path.name
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -71,11 +76,11 @@ def verify(path: Path) -> int:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise BackupError(f"{path.name}: not a readable SQLite database ({exc})") from None
+        raise BackupError(f"{name}: not a CRM backup: not a readable SQLite database ({exc})") from None
     if result != "ok":
-        raise BackupError(f"{path.name}: integrity check failed: {result}")
+        raise BackupError(f"{name}: integrity check failed: {result}")
     if not has_customers or not 1 <= version <= SCHEMA_VERSION:
-        raise BackupError(f"{path.name}: not a CRM store (schema version {version})")
+        raise BackupError(f"{name}: not a CRM store (schema version {version})")
     return int(version)
 
 
@@ -139,7 +144,7 @@ def backup(
         with _partial_dir(folder) as tmp:
             copy = Path(tmp) / "snapshot.db"
             _snapshot(db_path, copy)
-            verify(copy)
+            verify(copy, name=db_path.name)
             if passphrase:
                 (Path(tmp) / "snapshot.enc").write_bytes(encrypt_bytes(copy.read_bytes(), passphrase))
                 copy = Path(tmp) / "snapshot.enc"
@@ -180,7 +185,7 @@ def restore(
                     raise BackupError(f"{source.name} is encrypted: give its passphrase")
                 blob = decrypt_bytes(blob, passphrase)
             candidate.write_bytes(blob)
-            verify(candidate)
+            verify(candidate, name=source.name)
             kept = None
             if db_path.exists():
                 kept = db_path.with_name(f"{db_path.name}.replaced-{dt.datetime.now():%Y%m%d-%H%M%S}")

@@ -7,6 +7,7 @@ created on first use. Errors are reported in one plain sentence, never as a trac
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import sqlite3
 import sys
 from pathlib import Path
@@ -35,7 +36,46 @@ def _open(db_path: Path | None):
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def explain_os_error(exc: OSError) -> str:
+    """One plain sentence for a file-system error on a path the user typed (never a traceback)."""
+    where = exc.filename or "the file"
+    if isinstance(exc, IsADirectoryError):
+        return f"{where} is a folder, not a file; give the path of one file inside it"
+    if isinstance(exc, NotADirectoryError):
+        return f"{where}: a part of this path is a file, not a folder"
+    if isinstance(exc, FileNotFoundError):
+        return f"{where}: no such file or folder; check the path (run `ls` on its folder)"
+    if isinstance(exc, PermissionError):
+        return f"{where}: permission denied; this user may not read or write it (check its owner and mode)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"{where}: the disk is full (or the file size limit is reached); free some space and try again"
+    return f"{where}: {exc.strerror or exc}"
+
+
+class _PlainErrorsCommand(click.Command):
+    """A ``crm`` command: any file-system or SQLite error it meets on a path the user typed (a
+    folder for a file, a missing or unreadable file, a locked store, a full disk) ends as one
+    plain sentence and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # the reader of our output went away (`crm status | head`): click exits quietly
+        except OSError as exc:
+            raise click.ClickException(explain_os_error(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise click.ClickException(explain_error(_db_path(ctx.params.get("db_path")), exc)) from None
+
+
+class _PlainErrorsGroup(click.Group):
+    """A command group whose commands and subgroups all report errors as :class:`_PlainErrorsCommand`."""
+
+    command_class = _PlainErrorsCommand
+    group_class = type  # subgroups are of this class too
+
+
+@click.group(cls=_PlainErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """CRM workbook for one-person companies: a local store, imports and monthly reports."""
 
@@ -75,22 +115,42 @@ def status(db_path: Path | None) -> None:
 @click.option("--months", default=24, show_default=True, help="Months of history.")
 @click.option("--seed", default=42, show_default=True, help="Random seed (same seed, same business).")
 @click.option("--end", default=None, help="Last month of data, YYYY-MM (default: last complete month).")
-@click.option("--force", is_flag=True, help="Write into a store that already holds orders.")
-def demo(db_path: Path | None, customers: int, months: int, seed: int, end: str | None, force: bool) -> None:
-    """Fill the store with a realistic demo business (see docs/demo-data.md)."""
+@click.option("--replace", is_flag=True,
+              help="Back up the store (verified), then replace everything in it with the demo.")
+def demo(db_path: Path | None, customers: int, months: int, seed: int, end: str | None, replace: bool) -> None:
+    """Fill an empty store with a realistic demo business (see docs/demo-data.md).
+
+    A store that holds anything is refused, so the demo never mixes with or overwrites real data;
+    ``--replace`` first takes a verified backup, says where, and then rebuilds the store.
+    """
+    from .backup import BackupError, backup
     from .demo import generate_demo, write_demo
 
+    path = _db_path(db_path)
     db = _open(db_path)
-    if db.table("orders").count and not force:
+    held = {t: n for t, n in table_counts(db).items() if n}
+    if held and not replace:
+        what = ", ".join(f"{n:,} {t}" for t, n in held.items())
         raise click.ClickException(
-            f"{_db_path(db_path)} already holds orders; use another --db, or --force to add the demo anyway"
+            f"{path} already holds data ({what}); the demo would overwrite or mix with it. "
+            "Use another --db, or `crm demo --replace` (`make demo FORCE=1`) to back it up first and replace it."
         )
     try:
         business = generate_demo(customers=customers, months=months, seed=seed, end=end)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if held:
+        db.close()
+        try:
+            saved = backup(path)
+        except BackupError as exc:
+            raise click.ClickException(f"{exc}; the store was left as it was") from None
+        click.echo(f"Backup of the replaced store verified and written to {saved} (`crm restore` brings it back)")
+        for side in ("", "-wal", "-shm"):
+            Path(f"{path}{side}").unlink(missing_ok=True)
+        db = _open(db_path)
     counts = write_demo(db, business)
-    click.echo(f"Demo business written to {_db_path(db_path)} ({business.start} to {business.end}):")
+    click.echo(f"Demo business written to {path} ({business.start} to {business.end}):")
     click.echo(", ".join(f"{n} {t}" for t, n in counts.items()))
 
 
@@ -203,8 +263,15 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
     except ReportError as exc:
         raise click.ClickException(str(exc)) from None
     for run in result.runs:
+        if not run.rendered:
+            continue
         mark = "ok" if run.ok else "FAILED"
         click.echo(f"  {run.name:32} {mark:6} {run.seconds:6.1f} s")
+        for file in run.inbox:
+            click.echo(f"    inbox: {file['message']}")
+    kept = [r.name for r in result.runs if not r.rendered]
+    if kept:
+        click.echo(f"  kept from earlier runs: {', '.join(kept)}")
     if result.share_index:
         click.echo(f"Shared copy: {result.share_index}")
     click.echo(f"Report: {result.index}")

@@ -121,6 +121,7 @@ class ImportResult:
             text += f"; bad rows and reasons in {self.rejects_path.name}"
         if self.ignored_columns:
             text += f"; ignored columns: {', '.join(self.ignored_columns)}"
+            text += map_hint(self.table, self.ignored_columns)
         return text + (" (dry run: nothing written)" if self.dry_run else "")
 
 
@@ -240,6 +241,24 @@ def read_rows(path: Path, encoding: str | None = None) -> tuple[list[str], list[
 
 
 # ------------------------------------------------------------------------------------ headers
+def map_hint(table: str, ignored: list[str]) -> str:
+    """A ``--map`` suggestion for ignored headers that look like a column of ``table`` ("" if none).
+
+    ``Consent`` suggests ``consent_marketing``: a header whose words are part of a column's name,
+    or a close spelling of one.
+    """
+    import difflib
+
+    columns = schema_table(table).column_names
+    pairs = []
+    for header in ignored:
+        norm = _normalize_header(header)
+        near = [c for c in columns if norm and (norm in c or c in norm)] or difflib.get_close_matches(norm, columns, 1)
+        if near:
+            pairs.append(f"--map '{header}={near[0]}'")
+    return f" (to keep them: {' '.join(pairs)})" if pairs else ""
+
+
 def match_headers(spec: Table, header: list[str], mapping: dict[str, str] | None) -> tuple[dict[int, str], list[str]]:
     """``({file column index: store column}, ignored headers)``."""
     columns = set(spec.column_names)
@@ -270,30 +289,42 @@ def match_headers(spec: Table, header: list[str], mapping: dict[str, str] | None
 
 # ---------------------------------------------------------------------------------- cleaning
 def _decide_dayfirst(path: Path, spec: Table, frame: pd.DataFrame, dayfirst: bool | None) -> bool | None:
+    """Day/month order of the file's dates like 03/04/2025: as given, else decided by a date whose
+    first or second part is over 12; ImportRejected, quoting the file's own first ambiguous date with
+    its row and column, when nothing in the file decides it."""
     if dayfirst is not None:
         return dayfirst
-    day_evidence = month_evidence = ambiguous = False
+    day_evidence = month_evidence = False
+    example: tuple[int, str, str] | None = None  # (row, column, value) of the first ambiguous date
     for col in (c.name for c in spec.columns if c.type in ("date", "datetime") and c.name in frame):
-        for value in frame[col].dropna().unique():
-            parts = date_parts(str(value))
+        for idx, value in enumerate(frame[col]):
+            parts = date_parts(str(value)) if value else None
             if parts is None:
                 continue
             a, b = parts
             day_evidence |= a > 12
             month_evidence |= b > 12
-            ambiguous |= a <= 12 and b <= 12 and a != b
+            if a <= 12 and b <= 12 and a != b and (example is None or idx + 2 < example[0]):
+                example = (idx + 2, col, str(value).strip())
     if day_evidence and month_evidence:
         raise ImportRejected(
             f"{path.name}: the dates mix day/month and month/day order; fix the file so that one order is used"
         )
     if day_evidence or month_evidence:
         return day_evidence
-    if ambiguous:
+    if example:
+        row, col, value = example
+        a, b = date_parts(value)
         raise ImportRejected(
-            f"{path.name}: dates such as 03/04/2025 could be 3 April or 4 March and nothing in the file decides it; "
-            "pass --dayfirst or --monthfirst (from Python: dayfirst=True or False)"
+            f"{path.name}: row {row}, column {col}: {value!r} could be {_day_month(a, b)} or {_day_month(b, a)}, "
+            "and no date in the file decides the order; pass --dayfirst (day first, as in most of Europe) "
+            "or --monthfirst (month first, as in the US); from Python: dayfirst=True or False"
         )
     return None
+
+
+def _day_month(day: int, month: int) -> str:
+    return f"{day} {dt.date(2000, month, 1):%B}"
 
 
 def _clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: list[RowError],
@@ -443,8 +474,11 @@ def _message(path: Path, errors: list[RowError]) -> str:
     shown = "\n".join(f"  {e}" for e in errors[:SHOWN_ERRORS])
     more = f"\n  … and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
     rows = len({e.row for e in errors})
-    return (f"{path.name}: {rows} bad row(s); nothing was imported.\n{shown}{more}\n"
-            "Fix these rows, or import the good ones with --skip-bad-rows (bad rows go to a .rejects.csv file).")
+    hint = ("Fix these rows, or import the good ones with --skip-bad-rows (bad rows go to a .rejects.csv file).")
+    if any(e.reason == "unknown customer" for e in errors):
+        hint += (" If these customers are new, --create-missing-customers adds them as bare customers"
+                 " (or import the customers file first).")
+    return f"{path.name}: {rows} bad row(s); nothing was imported.\n{shown}{more}\n{hint}"
 
 
 def import_file(

@@ -8,6 +8,7 @@ papermill parameters; blank means "the latest complete month of data in the stor
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from sqlite_utils import Database
@@ -49,10 +50,13 @@ def month_end(day: dt.date) -> dt.date:
 
 def parse_month(text: str) -> Period:
     """``"2026-10"`` -> the calendar month October 2026. Raises ValueError with the expected form."""
-    try:
-        first = dt.datetime.strptime(text.strip(), "%Y-%m").date()
-    except ValueError:
+    match = re.fullmatch(r"(\d{4})-(\d{1,2})", text.strip())
+    if not match:
         raise ValueError(f"month {text!r} is not in the form YYYY-MM (e.g. 2026-10)") from None
+    year, month = int(match.group(1)), int(match.group(2))
+    if not 1 <= month <= 12:
+        raise ValueError(f"month {text!r}: there is no month {month}; months run from 01 to 12 (e.g. {year}-10)")
+    first = dt.date(year, month, 1)
     return Period(first, month_end(first))
 
 

@@ -199,6 +199,9 @@ def _explain(path: Path, exc: sqlite3.DatabaseError) -> str:
         return f"{path}: this file is not a CRM store (not an SQLite database)."
     if "locked" in msg:
         return f"{path}: the store is busy (another program holds a write lock); try again."
+    if "disk i/o error" in msg:
+        return (f"{path}: the disk could not be written or read (disk I/O error); the disk may be full or "
+                "failing. Nothing was written: free some space and try again.")
     return f"{path}: {exc}"
 
 
