@@ -1,21 +1,29 @@
 """Importing every file dropped into the inbox folder.
 
 A file is imported into the table its name starts with (``orders_2026-10.csv`` goes to
-``orders``, ``customers.xlsx`` to ``customers``). Files already imported with the same
-content (same sha256 in the import log, in a batch that was not undone) are skipped, so the
-inbox can be left as it is: raw files are never edited or moved. A file whose import was taken
-back with ``crm undo-import`` is imported again on the next run.
+``orders``, ``customers.xlsx`` to ``customers``). Unlike ``crm import``, the inbox imports the
+good rows of a file with bad rows: the bad rows, each with its reason, go to
+``NAME.rejects.csv`` beside the file (removed again once the file imports cleanly). Files already
+imported with the same content (same sha256 in the import log, in a batch that was not undone)
+are skipped and reported with the counts of their first import, so the inbox can be left as it
+is: raw files are never edited or moved. A file whose import was taken back with
+``crm undo-import`` is imported again on the next run.
+
+``show(results)`` displays the outcome in a notebook and records it (a custom MIME output, like
+:mod:`crm_helpers.headlines`) so that ``crm report`` can print one line per file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlite_utils import Database
 
-from .importing import ImportRejected, import_file
+from .importing import ImportRejected, import_file, rejects_path
 from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
 
 SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx")
@@ -34,37 +42,97 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+COLUMNS = ["file", "table", "status", "inserted", "updated", "unchanged", "rejected", "rejects_file", "message"]
+MIME_TYPE = "application/vnd.crm-inbox+json"
+
+
+def _first_imports(db: Database) -> dict[str, dict[str, Any]]:
+    """``{sha256: counts of its first import}`` for files imported in batches that were not undone."""
+    rows = db.execute(
+        f"SELECT l.sha256, l.imported_at, l.inserted, l.updated, l.unchanged, l.rejected FROM {IMPORT_LOG} l "
+        f"LEFT JOIN {IMPORT_BATCHES} b ON b.batch_id = l.batch_id WHERE b.undone_at IS NULL ORDER BY l.batch_id"
+    ).fetchall()
+    first: dict[str, dict[str, Any]] = {}
+    for sha, at, ins, upd, unch, rej in rows:
+        first.setdefault(sha, {"imported_at": at, "inserted": ins, "updated": upd, "unchanged": unch,
+                               "rejected": rej})
+    return first
+
+
 def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.DataFrame:
     """Import every supported file in ``inbox``; one result row per file.
 
-    Columns: file, table, status (imported, already imported, rejected, skipped), inserted,
-    updated, unchanged, rejected, message. A rejected file leaves the store unchanged.
+    Columns: file, table, status (imported, already imported, rejected, skipped, checked), inserted,
+    updated, unchanged, rejected (rows), rejects_file (the file of bad rows and reasons, or ""),
+    message (one full line for a person). A file rejected as a whole leaves the store unchanged;
+    a file with some bad rows is imported without them. A file already imported is reported with
+    the counts of its first import.
     """
     rows = []
     files = sorted(p for p in inbox.glob("*") if p.is_file() and p.suffix.lower() in SUPPORTED
                    and not p.name.endswith(".rejects.csv"))
-    done = {r[0] for r in db.execute(
-        f"SELECT l.sha256 FROM {IMPORT_LOG} l LEFT JOIN {IMPORT_BATCHES} b ON b.batch_id = l.batch_id "
-        "WHERE b.undone_at IS NULL").fetchall()}
+    done = _first_imports(db)
     # parents first, so that orders find the customers imported in the same run
     order = {name: i for i, name in enumerate(TABLES)}
     files.sort(key=lambda p: (order.get(table_for_file(p) or "", 99), p.name))
     for path in files:
-        row = {"file": path.name, "table": table_for_file(path), "status": "", "inserted": 0, "updated": 0,
-               "unchanged": 0, "rejected": 0, "message": ""}
+        row: dict[str, Any] = {"file": path.name, "table": table_for_file(path), "status": "", "inserted": 0,
+                               "updated": 0, "unchanged": 0, "rejected": 0, "rejects_file": "", "message": ""}
+        stale = rejects_path(path)
+        first = done.get(_sha256(path)) if row["table"] else None
         if row["table"] is None:
-            row.update(status="skipped", message="name does not start with a table name (e.g. orders_…)")
-        elif _sha256(path) in done:
-            row.update(status="already imported", message="same content as an earlier import")
+            row.update(status="skipped", message=f"{path.name}: skipped, its name does not start with a table "
+                       "name (e.g. orders_2026-10.csv, customers.xlsx)")
+        elif first:
+            counts = {k: first[k] for k in ("inserted", "updated", "unchanged", "rejected")}
+            row.update(status="already imported", **counts,
+                       rejects_file=stale.name if first["rejected"] and stale.exists() else "",
+                       message=f"{path.name}: already imported on {first['imported_at'][:10]} "
+                       f"({counts['inserted']} inserted, {counts['updated']} updated, "
+                       f"{counts['rejected']} rejected); same content, not imported again")
         else:
             try:
                 result = import_file(db, row["table"], path, dry_run=dry_run, skip_bad_rows=True)
             except (ImportRejected, ValueError) as exc:
-                row.update(status="rejected", message=str(exc))
+                row.update(status="rejected", message=f"{exc} (nothing of this file was imported)")
             else:
+                if not dry_run and not result.rejected:
+                    stale.unlink(missing_ok=True)  # the rows it listed are fixed now
                 row.update(status="checked" if dry_run else "imported", inserted=result.inserted,
                            updated=result.updated, unchanged=result.unchanged, rejected=result.rejected,
+                           rejects_file=result.rejects_path.name if result.rejects_path else "",
                            message=result.summary())
         rows.append(row)
-    return pd.DataFrame(rows, columns=["file", "table", "status", "inserted", "updated", "unchanged", "rejected",
-                                       "message"])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def rejected_rows(results: pd.DataFrame, inbox: Path, limit: int = 25) -> pd.DataFrame:
+    """The bad rows behind ``results``: file, row number in the file, and the reasons (at most ``limit``)."""
+    frames = []
+    for name in results.get("rejects_file", pd.Series(dtype=str)):
+        if name and (inbox / name).exists():
+            frame = pd.read_csv(inbox / name, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                                usecols=["row", "reasons"])
+            frames.append(frame.assign(file=name.removesuffix(".rejects.csv")))
+    if not frames:
+        return pd.DataFrame(columns=["file", "row", "reasons"])
+    return pd.concat(frames, ignore_index=True)[["file", "row", "reasons"]].head(limit)
+
+
+def show(results: pd.DataFrame) -> None:
+    """Display the inbox outcome in a notebook (a full sentence per file) and record it for ``crm report``."""
+    from IPython.display import display
+
+    lines = [str(m) for m in results["message"]]
+    display({MIME_TYPE: results.to_dict(orient="records"), "text/plain": "\n".join(lines)}, raw=True)
+
+
+def read_summary(notebook: Any) -> list[dict[str, Any]]:
+    """The per-file outcome recorded by :func:`show` in an executed notebook node ([] if none)."""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if MIME_TYPE in data:
+                payload = data[MIME_TYPE]
+                return json.loads(payload) if isinstance(payload, str) else list(payload)
+    return []

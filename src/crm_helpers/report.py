@@ -27,7 +27,7 @@ from typing import Any
 
 import nbformat
 
-from . import config, headlines
+from . import config, headlines, inbox
 from .periods import Period
 
 STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
@@ -60,6 +60,10 @@ class NotebookRun:
     seconds: float
     error: str = ""
     headlines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inbox: list[dict[str, Any]] = field(default_factory=list)
+    """Per inbox file, what the import notebook did with it (see :func:`crm_helpers.inbox.show`)."""
+    rendered: bool = True
+    """False for a page of an earlier run kept in the index by ``only=`` (not re-rendered now)."""
 
 
 @dataclass
@@ -74,11 +78,12 @@ class ReportResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.runs)
+        """Every notebook rendered by this run succeeded (pages kept from earlier runs do not count)."""
+        return not self.failed
 
     @property
     def failed(self) -> list[NotebookRun]:
-        return [r for r in self.runs if not r.ok]
+        return [r for r in self.runs if r.rendered and not r.ok]
 
 
 def discover_notebooks(notebooks_dir: Path | None = None, only: list[str] | None = None) -> list[Path]:
@@ -175,15 +180,41 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any]) -> Not
         error = _last_lines(exc)
     html_path: Path | None = None
     record: dict[str, dict[str, Any]] = {}
+    files: list[dict[str, Any]] = []
     if out_nb.exists():
         try:
             executed = nbformat.read(str(out_nb), as_version=4)
             record = headlines.read(executed)
+            files = inbox.read_summary(executed)
             write_html(executed, out_html)
             html_path = out_html
         except Exception as exc:
             error = error or _last_lines(exc)
-    return NotebookRun(source.stem, out_nb, html_path, not error, time.perf_counter() - started, error, record)
+    return NotebookRun(source.stem, out_nb, html_path, not error, time.perf_counter() - started, error, record,
+                       files)
+
+
+def earlier_run(notebook: Path, out_dir: Path) -> NotebookRun | None:
+    """The page of ``notebook`` already rendered in ``out_dir`` by an earlier run, or None.
+
+    Read back from the executed copy (its headlines, its papermill duration and error flag), so an
+    index re-written after ``only=`` still links and summarises every page of the month.
+    """
+    executed_path = out_dir / notebook.name
+    if not executed_path.exists():
+        return None
+    try:
+        executed = nbformat.read(str(executed_path), as_version=4)
+    except Exception:  # a damaged copy is left out rather than sinking the index
+        return None
+    meta = executed.metadata.get("papermill", {})
+    failed = bool(meta.get("exception"))
+    html_path = executed_path.with_suffix(".html")
+    return NotebookRun(
+        notebook.stem, executed_path, html_path if html_path.exists() else None, not failed,
+        float(meta.get("duration") or 0.0), "failed in an earlier run; re-render it" if failed else "",
+        headlines.read(executed), [], rendered=False,
+    )
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -286,6 +317,10 @@ def render_report(
                 runs.append(run)
                 bar.update()
     bar.close()
+    if only:  # keep the month's other pages, rendered earlier, in the index
+        rendered = {r.name for r in runs}
+        kept = (earlier_run(nb, target) for nb in discover_notebooks(notebooks_dir) if nb.stem not in rendered)
+        runs += [run for run in kept if run is not None]
     runs.sort(key=lambda r: r.name)
     index = target / "index.html"
     index.write_text(index_html(period, runs, target), encoding="utf-8")
@@ -377,7 +412,8 @@ def index_html(period: Period, runs: list[NotebookRun], out_dir: Path, *, title_
     items = []
     for run in runs:
         target = run.html.name if run.html else run.notebook.name
-        status = f"{run.seconds:.1f} s" if run.ok else '<span class="failed">failed</span>'
+        status = '<span class="failed">failed</span>' if not run.ok else (
+            f"{run.seconds:.1f} s" if run.rendered else "rendered in an earlier run")
         detail = "" if run.ok else f"<pre>{html.escape(run.error)}</pre>" + (
             f'<a href="{html.escape(run.notebook.name)}">executed notebook</a>' if run.notebook.exists() else ""
         )
