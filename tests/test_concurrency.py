@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -46,22 +45,44 @@ def store(tmp_path, demo_db_path):
     return path
 
 
+STEPPED_WRITER = """
+import sys
+from crm_helpers import entry
+from crm_helpers.store import open_db
+db = open_db(sys.argv[1])
+print("ready", flush=True)
+for line in sys.stdin:  # one committed write per line asked for, answered when it is committed
+    n = int(line)
+    for k in range(n):
+        entry.log_interaction(db, "C00001", "email", subject=f"note {k}")
+    print(f"committed {n}", flush=True)
+"""
+
+
 def test_reader_sees_one_snapshot_while_a_writer_commits(store):
-    writer = _start_writer(store, 3)
-    time.sleep(0.5)
-    db = open_db(store)
+    writer = subprocess.Popen([sys.executable, "-c", STEPPED_WRITER, str(store)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def ask(n: int) -> None:  # waits on the writer's answer, never on the clock
+        writer.stdin.write(f"{n}\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().strip() == f"committed {n}", writer.stderr.read()
+
     try:
+        assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
+        db = open_db(store)
         db.execute("BEGIN")
         first = db.execute("SELECT count(*) FROM interactions").fetchone()[0]
-        time.sleep(1.0)
+        ask(12)  # committed by the other process while this read transaction is open
         second = db.execute("SELECT count(*) FROM interactions").fetchone()[0]
         db.execute("COMMIT")
         later = db.execute("SELECT count(*) FROM interactions").fetchone()[0]
     finally:
-        out, err = writer.communicate(timeout=60)
-    assert writer.returncode == 0, err
+        writer.stdin.close()
+        writer.wait(timeout=60)
+    assert writer.returncode == 0, writer.stderr.read()
     assert first == second, "a reader's transaction must not see rows committed meanwhile"
-    assert later > second and int(out) > 10
+    assert later == second + 12
 
 
 @pytest.mark.slow
