@@ -66,11 +66,12 @@ def find_customers(db: Database, text: str, *, limit: int = SEARCH_LIMIT) -> lis
     needle = text.strip().lower()
     if not needle:
         return []
-    like = f"%{needle.replace('%', '').replace('_', '')}%"
+    like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # typed literally
     rows = db.execute(
         "SELECT customer_id, name, email, company FROM customers WHERE "
-        f"{_CONTACTABLE} AND (lower(name) LIKE ? OR email LIKE ? OR lower(company) LIKE ?) "
-        "ORDER BY lower(name), customer_id LIMIT ?", [like, like, like, limit]).fetchall()
+        f"{_CONTACTABLE} AND (lower(name) LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' "
+        "OR lower(company) LIKE ?1 ESCAPE '\\') "
+        "ORDER BY lower(name), customer_id LIMIT ?2", [like, limit]).fetchall()
     return [(customer_label(name, email, company, cid), cid) for cid, name, email, company in rows]
 
 
@@ -96,6 +97,14 @@ def _customer(db: Database, customer_id: str | None) -> dict[str, Any] | None:
 def _record(db: Database, summary: str, rows: list[tuple[str, tuple[Any, ...], dict[str, Any] | None]]) -> EntryRecord:
     """The :class:`EntryRecord` of a save: ``rows`` are ``(table, key, row before or None)``, read after."""
     return EntryRecord(summary, tuple(RowChange(t, k, before, read_row(db, t, k) or {}) for t, k, before in rows))
+
+
+def _set_options(dropdown: widgets.Dropdown, options: list[tuple[str, str]]) -> None:
+    """New options; the chosen value stays when it is still there, else the first one is chosen."""
+    keep = dropdown.value
+    dropdown.options = options
+    values = [v for _, v in options]
+    dropdown.value = keep if keep in values else (values[0] if values else None)
 
 
 # -------------------------------------------------------------------------------- forms
@@ -317,9 +326,9 @@ class OrderForm(_Form):
         self.currency = store_currency(self.desk.db) or "EUR"
         rows = self.desk.db.execute("SELECT product_id, name, unit_price FROM products ORDER BY name").fetchall()
         self.prices = {pid: price for pid, _, price in rows}
-        self.fields["product_id"].options = [
+        _set_options(self.fields["product_id"], [
             (f"{name} — {'no list price' if price is None else f'{price:,.2f} {self.currency}'}", pid)
-            for pid, name, price in rows]
+            for pid, name, price in rows])
 
     def _add_line(self) -> None:
         self.errors["quantity"].value = ""
@@ -330,7 +339,8 @@ class OrderForm(_Form):
             return
         pid = self.fields["product_id"].value
         if pid is None:
-            self.errors["product_id"].value = _ERROR.format("there are no products in the store yet")
+            self.errors["product_id"].value = _ERROR.format("pick a product" if self.prices else
+                                                            "there are no products in the store yet")
             return
         self._set_lines(self.lines + [(pid, int(quantity), None)])
 
@@ -419,9 +429,9 @@ class TicketForm(_Form):
         rows = self.desk.db.execute(
             "SELECT ticket_id, category, opened_at, first_response_at FROM tickets WHERE customer_id = ? "
             "AND status <> 'closed' ORDER BY opened_at", [self.desk.customer_id]).fetchall()
-        self.fields["ticket_id"].options = [
+        _set_options(self.fields["ticket_id"], [
             (f"{_text(cat) or 'ticket'} opened {opened[:16]}" + (", answered" if answered else ", not answered yet"), tid)
-            for tid, cat, opened, answered in rows]
+            for tid, cat, opened, answered in rows])
 
     def _ticket(self) -> str:
         self.customer_id()
@@ -479,9 +489,9 @@ class DealForm(_Form):
         rows = self.desk.db.execute(
             "SELECT opportunity_id, title, stage, amount FROM opportunities WHERE customer_id = ? AND stage IN "
             f"({','.join('?' * len(OPEN_STAGES))}) ORDER BY opened_at", [self.desk.customer_id, *OPEN_STAGES]).fetchall()
-        self.fields["opportunity_id"].options = [
+        _set_options(self.fields["opportunity_id"], [
             (f"{_text(title) or 'untitled'} ({stage}" + ("" if amount is None else f", {amount:,.0f}") + ")", oid)
-            for oid, title, stage, amount in rows]
+            for oid, title, stage, amount in rows])
 
     def _add(self) -> EntryRecord:
         oid = entry.add_opportunity(self.desk.db, self.customer_id(), title=self.value("title"),
@@ -531,7 +541,7 @@ def today_items(db: Database, as_of: dt.date, queue: pd.DataFrame | None = None)
     """What to do today: the follow-up queue (``queue``, default :func:`follow_up`), open tickets by
     age (oldest first), open deals gone quiet for more than :data:`STALE_DAYS` days or past their
     expected close, and first-purchase anniversaries in the next :data:`ANNIVERSARY_DAYS` days.
-    People contacted on ``as_of`` (an interaction that day) and erased people are left out; at most
+    People contacted on or since ``as_of`` (an interaction logged) and erased people are left out; at most
     :data:`SHOWN_ROWS` per kind."""
     queue = follow_up(db, as_of) if queue is None else queue
     items = [TodayItem(r.customer_id, r.reasons, "follow-up") for r in queue.itertuples()]
@@ -568,10 +578,9 @@ def _anniversaries(db: Database, as_of: dt.date) -> list[TodayItem]:
 
 
 def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayItem]:
-    """Leave out people contacted on ``as_of`` and people the desk may not show; cap each kind."""
-    day = as_of.isoformat()
-    contacted = {r[0] for r in db.execute("SELECT DISTINCT customer_id FROM interactions WHERE occurred_at >= ? "
-                                          "AND occurred_at < date(?, '+1 day')", [day, day]).fetchall()}
+    """Leave out people contacted on or since ``as_of`` and people the desk may not show; cap each kind."""
+    contacted = {r[0] for r in db.execute("SELECT DISTINCT customer_id FROM interactions WHERE occurred_at >= ?",
+                                          [as_of.isoformat()]).fetchall()}
     ids = sorted({i.customer_id for i in items} - contacted)
     shown: set[str] = set()
     for start in range(0, len(ids), 500):
