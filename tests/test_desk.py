@@ -403,3 +403,23 @@ def test_today_leaves_out_an_erased_person(demo_desk):
     today.refresh()
     assert person.customer_id not in {i.customer_id for i in today.items}
     assert name not in texts(today.box)
+
+
+# --------------------------------------------------------------------------- make lab
+def test_the_lab_settings_turn_news_off_and_pick_the_project_kernel():
+    import json
+    import sys
+    from pathlib import Path
+
+    import jsonschema
+
+    from crm_helpers.config import KERNEL_NAME, PROJECT_ROOT
+
+    overrides = json.loads((PROJECT_ROOT / "jupyter" / "lab-overrides.json").read_text())
+    plugin = "@jupyterlab/apputils-extension:notification"
+    schema = json.loads((Path(sys.prefix) / "share/jupyter/lab/schemas/@jupyterlab/apputils-extension"
+                         / "notification.json").read_text())
+    jsonschema.validate(overrides[plugin], schema)  # names and values JupyterLab knows
+    assert overrides[plugin]["fetchNews"] == "false"
+    server = json.loads((PROJECT_ROOT / "jupyter" / "server-config.json").read_text())
+    assert server["MappingKernelManager"]["default_kernel_name"] == KERNEL_NAME
