@@ -603,7 +603,8 @@ class TodayList:
 
     def __init__(self, desk: "Desk") -> None:
         self.desk = desk
-        self.channel = widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description="Contacted by")
+        self.channel = widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description="Contacted by",
+                                        style={"description_width": "9em"})
         self.message = widgets.HTML()
         self.box = widgets.VBox()
         self.items: list[TodayItem] = []
@@ -630,7 +631,8 @@ class TodayList:
             mine = [i for i in self.items if i.kind == kind]
             rows.append(widgets.HTML(f"<h4>{heading} ({len(mine)})</h4>" + ("" if mine else "<i>nothing today</i>")))
             for item in mine:
-                button = widgets.Button(description="Contacted", icon="check", layout=widgets.Layout(width="9em"))
+                button = widgets.Button(description="Contacted", icon="check",
+                                        layout=widgets.Layout(width="9em", min_width="9em"))
                 button.on_click(lambda _, i=item: self.contacted(i))
                 self.buttons[(kind, item.customer_id)] = button
                 rows.append(widgets.HBox([button, widgets.HTML(
