@@ -133,6 +133,7 @@ def test_logging_an_interaction_defaults_to_now(desk, db):
     row = db.execute("SELECT customer_id, channel, direction, outcome, occurred_at FROM interactions").fetchone()
     assert row[:4] == ("C1", "call", "outbound", "wants a quote")
     assert before <= dt.datetime.fromisoformat(row[4]) <= dt.datetime.now()
+    assert "outcome: wants a quote" in desk.interaction.message.value  # what was written
     assert desk.interaction.fields["outcome"].value == ""  # emptied for the next one
     desk.interaction.undo.click()
     assert count(db, "interactions") == 0

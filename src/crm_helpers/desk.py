@@ -99,6 +99,14 @@ def _record(db: Database, summary: str, rows: list[tuple[str, tuple[Any, ...], d
     return EntryRecord(summary, tuple(RowChange(t, k, before, read_row(db, t, k) or {}) for t, k, before in rows))
 
 
+def _written(record: EntryRecord) -> str:
+    """The values the entry's main row holds now, in small print (ids and blanks left out)."""
+    main = record.changes[0]
+    values = [f"{c.replace('_', ' ')}: {v}" for c, v in main.after.items()
+              if v is not None and not c.endswith("_id") and (main.before is None or main.before.get(c) != v)]
+    return f'<br><small>{html.escape("; ".join(values))}</small>' if values else ""
+
+
 def _set_options(dropdown: widgets.Dropdown, options: list[tuple[str, str]]) -> None:
     """New options; the chosen value stays when it is still there, else the first one is chosen."""
     keep = dropdown.value
@@ -112,6 +120,7 @@ class _Form:
     """A form: named fields, an error line beside each, a message, and "Undo this entry"."""
 
     title = ""
+    save: widgets.Button
 
     def __init__(self, desk: "Desk") -> None:
         self.desk = desk
@@ -174,7 +183,7 @@ class _Form:
         if record is None:
             return False
         self.last = record
-        self.message.value = _OK.format(html.escape(f"Saved: {record.summary}."))
+        self.message.value = _OK.format(html.escape(f"Saved: {record.summary}.")) + _written(record)
         self.undo.layout.display = ""
         self.clear()
         self.desk.changed()
@@ -197,7 +206,8 @@ class _Form:
         """Re-read what the form lists from the store (after any save)."""
 
     def widget(self) -> widgets.Widget:
-        raise NotImplementedError
+        """Every field in order, the form's ``save`` button, the message and "Undo this entry"."""
+        return widgets.VBox([*(self._row(n) for n in self.fields), self.save, widgets.HBox([self.message, self.undo])])
 
 
 class CustomerForm(_Form):
@@ -297,9 +307,6 @@ class InteractionForm(_Form):
                                     occurred_at=self.value("occurred_at"))
         return _record(self.desk.db, f"{self.fields['channel'].value} with {self.desk.name()}",
                        [("interactions", (iid,), None)])
-
-    def widget(self) -> widgets.Widget:
-        return widgets.VBox([*(self._row(n) for n in self.fields), self.save, widgets.HBox([self.message, self.undo])])
 
 
 class OrderForm(_Form):
@@ -404,9 +411,6 @@ class FeedbackForm(_Form):
             raise ValidationError("nps", "", "give at least one score or a comment")
         fid = entry.add_feedback(self.desk.db, cid, submitted_at=self.value("submitted_at"), **values)
         return _record(self.desk.db, f"feedback from {self.desk.name()}", [("feedback", (fid,), None)])
-
-    def widget(self) -> widgets.Widget:
-        return widgets.VBox([*(self._row(n) for n in self.fields), self.save, widgets.HBox([self.message, self.undo])])
 
 
 class TicketForm(_Form):
