@@ -313,6 +313,21 @@ def test_undo_is_refused_when_the_entry_was_changed_or_used_since(desk, db):
 
 # --------------------------------------------------------------------- safety and privacy
 def test_an_erased_customer_is_never_shown(desk, db):
+    desk.select(None)
+    fill(desk.customer, name="Ella Erased", email="ella@example.com", phone="+49 30 555")
+    desk.customer.add.click()
+    ella = desk.customer_id
+    fill(desk.interaction, notes="Ella's phone is +49 30 555")
+    desk.interaction.save.click()
+    assert "Ella" in texts(desk.entry_panel())
+    forget(db, ella)  # from the command line, while the desk is open
+    desk.search.value = "ell"  # the next thing the owner does
+    assert desk.customer_id is None and desk.matches.options == ()
+    assert find_customers(db, "ella") == [] and find_customers(db, "ERASED") == []
+    shown = texts(desk.entry_panel())
+    assert "Ella" not in shown and "ella@example.com" not in shown and "555" not in shown
+    assert desk.customer.last is None and desk.interaction.last is None
+
     desk.select("C1")
     entry.log_interaction(db, "C1", "call", notes="Anna's phone is +49 30 555")
     forget(db, "C1")

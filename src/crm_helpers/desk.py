@@ -33,7 +33,7 @@ from .schema import (INTERACTION_CHANNELS, OPEN_STAGES, OPPORTUNITY_STAGES, ORDE
                      TICKET_CATEGORIES, TICKET_PRIORITIES)
 from .service import backlog
 from .store import StoreError, open_db
-from .undo import EntryRecord, RowChange, UndoError, read_row, undo_entry
+from .undo import EntryRecord, RowChange, UndoError, differs, read_row, undo_entry
 from .validation import ValidationError, clean_value, is_blank
 
 SHOWN_ROWS = 15
@@ -201,6 +201,19 @@ class _Form:
         self.last = None
         self.undo.layout.display = "none"
         self.desk.changed()
+
+    def drop_if_gone(self) -> None:
+        """Forget the last entry (and what the message shows of it) when its row is no longer as it
+        was written: removed, changed, or its person erased with ``crm forget`` (then it could not be
+        undone anyway)."""
+        if self.last is None:
+            return
+        main = self.last.changes[0]
+        now = read_row(self.desk.db, main.table, main.key)
+        if now is None or any(differs(now.get(c), v) for c, v in main.after.items()):
+            self.last = None
+            self.message.value = ""
+            self.undo.layout.display = "none"
 
     def refresh(self) -> None:
         """Re-read what the form lists from the store (after any save)."""
@@ -700,12 +713,19 @@ class Desk:
             self.select(None)
         return row
 
+    def drop_gone(self) -> None:
+        """Stop showing anything of rows removed or erased since they were shown."""
+        self.current()
+        for form in self.forms:
+            form.drop_if_gone()
+
     def name(self) -> str:
         row = self.current() or {}
         return customer_label(row.get("name"), None, None, str(self.customer_id))
 
     def find(self) -> None:
         """List the customers matching the search box."""
+        self.drop_gone()
         found = find_customers(self.db, self.search.value)
         self.matches.options = found
         self.matches.value = None
@@ -723,6 +743,7 @@ class Desk:
 
     def changed(self) -> None:
         """After a save or an undo: re-read the selection, the forms' lists and the Today list."""
+        self.drop_gone()
         self.select(self.customer_id)
         if self.today_list.queue is not None:
             self.today_list.refresh()
