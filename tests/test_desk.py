@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sys
 import threading
+from pathlib import Path
 
 import ipywidgets as widgets
+import jsonschema
+import nbformat
 import pytest
+from conftest import run_notebook
 
 from crm_helpers import entry
+from crm_helpers.config import KERNEL_NAME, PROJECT_ROOT
 from crm_helpers.demo import DEMO_TRUTH
 from crm_helpers.desk import SHOWN_ROWS, STALE_DAYS, Desk, find_customers
 from crm_helpers.forget import forget
@@ -423,14 +430,6 @@ def test_today_leaves_out_an_erased_person(demo_desk):
 
 # --------------------------------------------------------------------------- make lab
 def test_the_lab_settings_turn_news_off_and_pick_the_project_kernel():
-    import json
-    import sys
-    from pathlib import Path
-
-    import jsonschema
-
-    from crm_helpers.config import KERNEL_NAME, PROJECT_ROOT
-
     overrides = json.loads((PROJECT_ROOT / "jupyter" / "lab-overrides.json").read_text())
     plugin = "@jupyterlab/apputils-extension:notification"
     schema = json.loads((Path(sys.prefix) / "share/jupyter/lab/schemas/@jupyterlab/apputils-extension"
@@ -439,3 +438,12 @@ def test_the_lab_settings_turn_news_off_and_pick_the_project_kernel():
     assert overrides[plugin]["fetchNews"] == "false"
     server = json.loads((PROJECT_ROOT / "jupyter" / "server-config.json").read_text())
     assert server["MappingKernelManager"]["default_kernel_name"] == KERNEL_NAME
+
+
+@pytest.mark.slow
+def test_the_desk_notebook_runs_top_to_bottom_on_a_store(demo_db_copy, tmp_path):
+    executed = nbformat.read(run_notebook("00_desk.ipynb", tmp_path, db_path=str(demo_db_copy), today="2026-11-15"),
+                             as_version=4)
+    views = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 2  # the forms and the Today list, nothing else printed
