@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import sqlite3
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -141,7 +142,7 @@ class _Form:
     def _row(self, name: str) -> widgets.HBox:
         return widgets.HBox([self.fields[name], self.errors[name]])
 
-    def _button(self, description: str, action: Callable[[], EntryRecord | None], style: str = "primary") -> widgets.Button:
+    def _button(self, description: str, action: Callable[[], EntryRecord], style: str = "primary") -> widgets.Button:
         button = widgets.Button(description=description, button_style=style)
         button.on_click(lambda _: self.run(action))
         return button
@@ -162,7 +163,7 @@ class _Form:
             if isinstance(widget, (widgets.Text, widgets.Textarea)):
                 widget.value = ""
 
-    def run(self, action: Callable[[], EntryRecord | None]) -> bool:
+    def run(self, action: Callable[[], EntryRecord]) -> bool:
         """Run a save: a refusal goes beside its field (or into the message), a success into the
         message with "Undo this entry". Returns whether something was written."""
         for error in self.errors.values():
@@ -180,7 +181,8 @@ class _Form:
         except (StoreError, UndoError) as exc:
             self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
             return False
-        if record is None:
+        except sqlite3.IntegrityError as exc:  # e.g. the same e-mail saved from another window meanwhile
+            self.message.value = _ERROR.format(html.escape(f"Not saved: it clashes with a row written meanwhile ({exc})"))
             return False
         self.last = record
         self.message.value = _OK.format(html.escape(f"Saved: {record.summary}.")) + _written(record)
