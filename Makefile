@@ -5,14 +5,20 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DB     ?= data/crm.db
 JOBS   ?=
+PORT   ?= 8866
+DESK_FLAGS ?=
+# JupyterLab settings of this project, kept inside .venv: no news pop-up, the project kernel by default
+LAB_SETTINGS  := $(VENV)/share/jupyter/lab/settings/overrides.json
+SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 
-.PHONY: setup report test lab demo bench fuzz clean help
+.PHONY: setup report test lab desk demo bench fuzz clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make report   set up, build the demo store if none exists, render this month's report pack"
 	@echo "make test     set up and run the whole test suite"
 	@echo "make lab      JupyterLab on notebooks/ with the project's kernel"
+	@echo "make desk     the desk (forms and today's list) as an app on http://localhost:8866 (PORT=... to change)"
 	@echo "make demo     build the demo store data/crm.db (refused if it holds data; FORCE=1 backs it up and replaces it)"
 	@echo "make bench    benchmarks, figures written to benchmarks/RESULTS.md"
 	@echo "make fuzz     the long property-based importer fuzz"
@@ -43,8 +49,18 @@ report: $(STAMP) $(DB)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-lab: $(STAMP) $(DB)
+$(LAB_SETTINGS): jupyter/lab-overrides.json | $(STAMP)
+	install -D -m 0644 $< $@
+
+$(SERVER_CONFIG): jupyter/server-config.json | $(STAMP)
+	install -D -m 0644 $< $@
+
+lab: $(STAMP) $(DB) $(LAB_SETTINGS) $(SERVER_CONFIG)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# Voila runs notebooks/00_desk.ipynb with code hidden, on the store $(DB).
+desk: $(STAMP) $(DB)
+	CRM_DB=$(abspath $(DB)) $(BIN)/voila notebooks/00_desk.ipynb --port=$(PORT) $(DESK_FLAGS)
 
 # Never deletes data: `crm demo` refuses a store that holds anything; FORCE=1 makes it take a
 # verified backup first (it says where) and then replace the store with the demo.

@@ -94,3 +94,16 @@ def test_a_full_disk_gives_a_plain_message_and_the_next_entry_succeeds(tmp_path)
     assert not db.conn.in_transaction and _rows(db) == before
     db.execute("PRAGMA max_page_count = 1073741823")
     assert entry.add_customer(db, "C1", name="Bo", notes="x" * 200_000) == "C1"
+
+
+def test_answering_a_ticket_notes_the_first_answer_only(db):
+    entry.add_customer(db, "C1", name="Bo")
+    ticket = entry.open_ticket(db, "C1", opened_at="2026-03-10 09:00:00")
+    with pytest.raises(ValidationError, match="before the ticket was opened"):
+        entry.answer_ticket(db, ticket, answered_at="2026-03-09 09:00:00")
+    entry.answer_ticket(db, ticket, answered_at="2026-03-10 11:00:00")
+    entry.answer_ticket(db, ticket, answered_at="2026-03-12 11:00:00")
+    assert db.table("tickets").get(ticket)["first_response_at"] == "2026-03-10 11:00:00"
+    entry.close_ticket(db, ticket, closed_at="2026-03-13 09:00:00")
+    with pytest.raises(ValidationError, match="closed already"):
+        entry.answer_ticket(db, ticket)

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from crm_helpers.config import KERNEL_NAME, NOTEBOOKS_DIR
-from crm_helpers.report import STANDARD_PARAMETERS, declared_parameters
+from crm_helpers.report import NOT_IN_PACK, STANDARD_PARAMETERS, declared_parameters
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
@@ -30,7 +30,8 @@ def test_parameters_cell_is_tagged_and_plain(path):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
     params = declared_parameters(path)
-    for name in STANDARD_PARAMETERS[:3]:
+    standard = STANDARD_PARAMETERS[:1] if path.name.startswith(NOT_IN_PACK) else STANDARD_PARAMETERS[:3]
+    for name in standard:
         assert name in params, f"{path.name}: parameter {name} missing"
     assert nb.metadata["kernelspec"]["name"] == KERNEL_NAME
 

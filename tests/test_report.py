@@ -205,3 +205,8 @@ def test_each_notebook_runs_with_its_defaults_as_in_jupyterlab(notebook, demo_db
     pm.execute_notebook(str(NOTEBOOKS_DIR / notebook), str(out), kernel_name=KERNEL_NAME, cwd=str(NOTEBOOKS_DIR),
                         progress_bar=False, config=kernel_config())
     assert "2026-10" in out.read_text(encoding="utf-8")  # the demo's latest complete month was picked
+
+
+def test_the_desk_is_not_part_of_the_pack():
+    names = [p.name for p in discover_notebooks()]
+    assert "00_desk.ipynb" not in names and names[0].startswith("01_")

@@ -159,6 +159,20 @@ def open_ticket(db: Database, customer_id: str, *, category: str | None = None, 
     return ticket_id
 
 
+def answer_ticket(db: Database, ticket_id: str, *, answered_at: str | None = None) -> None:
+    """Note the first answer to an open ticket (kept if one is noted already; refuses a time before
+    the ticket was opened, or a closed ticket)."""
+    ticket = _fetch(db, "tickets", "ticket_id", ticket_id)
+    if ticket["status"] == "closed":
+        raise ValidationError("ticket_id", ticket_id, "is closed already")
+    answered = require_valid(TABLES["tickets"], {**{k: v for k, v in ticket.items() if v is not None},
+                                                 "first_response_at": answered_at or _now()})["first_response_at"]
+    if answered < ticket["opened_at"]:
+        raise ValidationError("first_response_at", answered, f"is before the ticket was opened ({ticket['opened_at']})")
+    with _writing(db):
+        db.table("tickets").update(ticket_id, {"first_response_at": ticket["first_response_at"] or answered})
+
+
 def close_ticket(db: Database, ticket_id: str, *, closed_at: str | None = None, csat: int | None = None) -> None:
     """Close a ticket (refuses a close time before the open time)."""
     ticket = _fetch(db, "tickets", "ticket_id", ticket_id)

@@ -34,6 +34,8 @@ STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
 """Injected by the runner into every notebook that declares them."""
 
 FOLLOW_UP_FILE = "follow_up_queue.csv"
+NOT_IN_PACK = "00_"
+"""Notebooks named so are never rendered into the pack (the desk)."""
 FIRST_NOTEBOOKS = ("00", "01")
 """Notebooks that may write to the store (imports): they run alone before the parallel rest."""
 
@@ -87,9 +89,12 @@ class ReportResult:
 
 
 def discover_notebooks(notebooks_dir: Path | None = None, only: list[str] | None = None) -> list[Path]:
-    """The pack's notebooks: ``NN_*.ipynb`` in name order, optionally only those whose NN is listed."""
+    """The pack's notebooks: ``NN_*.ipynb`` in name order, optionally only those whose NN is listed.
+
+    ``00_*`` notebooks are not part of the pack (``00_desk.ipynb`` is the owner's forms, see ``make desk``).
+    """
     folder = notebooks_dir or config.NOTEBOOKS_DIR
-    found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    found = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if not p.name.startswith(NOT_IN_PACK))
     if only:
         wanted = {o.strip().zfill(2) for o in only if o.strip()}
         unknown = wanted - {p.name[:2] for p in found}

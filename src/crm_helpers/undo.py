@@ -1,4 +1,5 @@
-"""Taking an import back: ``undo_import(db, batch_id)`` (``crm undo-import BATCH``).
+"""Taking an import back: ``undo_import(db, batch_id)`` (``crm undo-import BATCH``); taking one
+entry of the desk back: ``undo_entry(db, record)``.
 
 Every import is a batch: a row of ``import_log`` and a row of ``import_batches`` holding the keys
 of the rows it inserted, the previous values of the rows it updated and the values it wrote
@@ -14,6 +15,11 @@ It refuses, saying why and changing nothing, when later changes depend on the ba
 - a row the batch wrote is gone (deleted, or its person erased with ``crm forget``);
 - other rows refer to a row the batch inserted (orders of a customer it created, ...);
 - the batch was undone already.
+
+An entry (one save of a desk form) is recorded as an :class:`EntryRecord`: the rows it inserted and
+the rows it changed with their values before and after. :func:`undo_entry` takes it back under the
+same rules: it refuses when a row was changed or removed since, or when rows written since refer to
+a row the entry inserted.
 """
 
 from __future__ import annotations
@@ -321,3 +327,64 @@ def undo_import(db: Database, batch_id: int, *, now: dt.datetime | None = None) 
     except sqlite3.DatabaseError as exc:
         raise UndoError(f"batch {batch_id} was not undone: {explain_error(store_path(db), exc)}") from None
     return result
+
+
+# -------------------------------------------------------------------------- one desk entry
+@dataclass(frozen=True)
+class RowChange:
+    """One row an entry wrote: ``before`` is None for a row it inserted."""
+
+    table: str
+    key: Key
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """What one save wrote, parents first, and a line saying what it was (for the person who undoes it)."""
+
+    summary: str
+    changes: tuple[RowChange, ...]
+
+
+def read_row(db: Database, table: str, key: Key) -> dict[str, Any] | None:
+    """The row of ``table`` with primary key ``key`` (a tuple), or None."""
+    return _rows_by_key(db, schema_table(table), [key]).get(key)
+
+
+def undo_entry(db: Database, record: EntryRecord) -> None:
+    """Take back one entry in one write transaction: delete the rows it inserted, put back the
+    values of the rows it changed. Raises :class:`UndoError` saying why, changing nothing, when a row
+    was changed or removed since or rows written since refer to one it inserted."""
+    try:
+        with write_transaction(db):
+            problems = []
+            for change in record.changes:
+                current = read_row(db, change.table, change.key)
+                if current is None:
+                    problems.append(f"{change.table} {_show([change.key])} is no longer in the store")
+                elif any(differs(current.get(c), v) for c, v in change.after.items()):
+                    problems.append(f"{change.table} {_show([change.key])} was changed since")
+            inserted = [c for c in record.changes if c.before is None]
+            own = {(c.table, c.key) for c in inserted}
+            for change in inserted:
+                spec = schema_table(change.table)
+                if len(spec.pk_columns) == 1:
+                    for child, (n, _) in _count_references(db, change.table, spec.pk_columns[0],
+                                                           [change.key[0]]).items():
+                        if n > sum(1 for t, _k in own if t == child):
+                            problems.append(f"{child} rows written since refer to {change.table} {change.key[0]}")
+            if problems:
+                raise UndoError(f"cannot undo \"{record.summary}\"; nothing was changed: " + "; ".join(problems))
+            for change in reversed(record.changes):
+                spec = schema_table(change.table)
+                if change.before is None:
+                    _delete(db, spec, [change.key])
+                else:
+                    where, params = _where_keys(spec.pk_columns, [change.key])
+                    columns = [c for c in change.after if c not in spec.pk_columns]
+                    db.execute(f"UPDATE {spec.name} SET {', '.join(f'{c} = ?' for c in columns)} WHERE {where}",
+                               [change.before.get(c) for c in columns] + params)
+    except sqlite3.DatabaseError as exc:
+        raise UndoError(f"\"{record.summary}\" was not undone: {explain_error(store_path(db), exc)}") from None

@@ -1,0 +1,764 @@
+"""The owner's desk: forms for everyday entry and today's to-do list (``notebooks/00_desk.ipynb``).
+
+Every form calls a function of :mod:`crm_helpers.entry`, so it checks a value with the same rules
+as the importer; a refusal is shown in plain words beside the field it concerns and nothing is
+written. Each save is one transaction and is kept as an :class:`~crm_helpers.undo.EntryRecord`,
+so the form offers "Undo this entry" until the next save.
+
+Personal data: the desk reads names and e-mails from the store each time it shows them. A person
+erased with ``crm forget`` keeps no name, e-mail, phone or company, so searches cannot find them
+and the Today list leaves them out (nobody to contact); the selected customer is dropped when
+their row is gone.
+
+Times are local: dates ``YYYY-MM-DD``, timestamps ``YYYY-MM-DD HH:MM:SS``; a blank date or time
+field means now (today).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import ipywidgets as widgets
+import pandas as pd
+from sqlite_utils import Database
+
+from . import entry, scoring
+from .data import store_currency
+from .features import as_date, customer_features
+from .sales import opportunities_as_of, stale_opportunities
+from .schema import (INTERACTION_CHANNELS, OPEN_STAGES, OPPORTUNITY_STAGES, ORDER_STATUSES, TABLES,
+                     TICKET_CATEGORIES, TICKET_PRIORITIES)
+from .service import backlog
+from .store import StoreError, open_db
+from .undo import EntryRecord, RowChange, UndoError, differs, read_row, undo_entry
+from .validation import ValidationError, clean_value, is_blank
+
+SHOWN_ROWS = 15
+"""Rows per list of the Today panel (the pages stay short)."""
+STALE_DAYS = 30
+"""An open deal with no activity for more than this many days is listed as gone quiet."""
+ANNIVERSARY_DAYS = 7
+"""First-purchase anniversaries in the next this many days (today included) are listed."""
+SEARCH_LIMIT = 20
+
+_CONTACTABLE = "COALESCE(name, email, phone, company) IS NOT NULL"
+"""A customer the desk may show: erased people (``crm forget``) hold none of these any more."""
+_ERROR = '<span style="color:#b00020">{}</span>'
+_OK = '<span style="color:#1b5e20">{}</span>'
+
+
+def _text(value: Any) -> str:
+    """A stored value as a person reads it: blank for missing, never "None" or "nan"."""
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if is_blank(value) else (value.strip() if isinstance(value, str) else value)
+
+
+# ------------------------------------------------------------------------------ reading
+def find_customers(db: Database, text: str, *, limit: int = SEARCH_LIMIT) -> list[tuple[str, str]]:
+    """Customers whose name, e-mail or company contains ``text`` (any case): ``[(label, customer_id)]``,
+    by name. Blank text finds nobody; erased people are never found."""
+    needle = text.strip().lower()
+    if not needle:
+        return []
+    like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # typed literally
+    rows = db.execute(
+        "SELECT customer_id, name, email, company FROM customers WHERE "
+        f"{_CONTACTABLE} AND (lower(name) LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' "
+        "OR lower(company) LIKE ?1 ESCAPE '\\') "
+        "ORDER BY lower(name), customer_id LIMIT ?2", [like, limit]).fetchall()
+    return [(customer_label(name, email, company, cid), cid) for cid, name, email, company in rows]
+
+
+def customer_label(name: Any, email: Any, company: Any, customer_id: str) -> str:
+    """``Anna Li (Tea House) · anna@example.com``; the id when nothing else is known."""
+    label = _text(name) or _text(email) or customer_id
+    if _text(company):
+        label += f" ({company})"
+    if _text(name) and _text(email):
+        label += f" · {email}"
+    return label
+
+
+def _customer(db: Database, customer_id: str | None) -> dict[str, Any] | None:
+    """The customer's row while it is in the store and not erased."""
+    if not customer_id:
+        return None
+    row = db.execute(f"SELECT * FROM customers WHERE customer_id = ? AND {_CONTACTABLE}", [customer_id])
+    values = row.fetchone()
+    return None if values is None else dict(zip([d[0] for d in row.description], values))
+
+
+def _record(db: Database, summary: str, rows: list[tuple[str, tuple[Any, ...], dict[str, Any] | None]]) -> EntryRecord:
+    """The :class:`EntryRecord` of a save: ``rows`` are ``(table, key, row before or None)``, read after."""
+    return EntryRecord(summary, tuple(RowChange(t, k, before, read_row(db, t, k) or {}) for t, k, before in rows))
+
+
+def _written(record: EntryRecord) -> str:
+    """The values the entry's main row holds now, in small print (ids and blanks left out)."""
+    main = record.changes[0]
+    values = [f"{c.replace('_', ' ')}: {v}" for c, v in main.after.items()
+              if v is not None and not c.endswith("_id") and (main.before is None or main.before.get(c) != v)]
+    return f'<br><small>{html.escape("; ".join(values))}</small>' if values else ""
+
+
+def _set_options(dropdown: widgets.Dropdown, options: list[tuple[str, str]]) -> None:
+    """New options; the chosen value stays when it is still there, else the first one is chosen."""
+    keep = dropdown.value
+    dropdown.options = options
+    values = [v for _, v in options]
+    dropdown.value = keep if keep in values else (values[0] if values else None)
+
+
+# -------------------------------------------------------------------------------- forms
+class _Form:
+    """A form: named fields, an error line beside each, a message, and "Undo this entry"."""
+
+    title = ""
+    save: widgets.Button
+
+    def __init__(self, desk: "Desk") -> None:
+        self.desk = desk
+        self.fields: dict[str, widgets.ValueWidget] = {}
+        self.errors: dict[str, widgets.HTML] = {}
+        self.message = widgets.HTML()
+        self.undo = widgets.Button(description="Undo this entry", icon="undo",
+                                   layout=widgets.Layout(display="none"))
+        self.undo.on_click(lambda _: self._undo())
+        self.last: EntryRecord | None = None
+
+    def _field(self, name: str, widget: widgets.ValueWidget) -> widgets.ValueWidget:
+        widget.style.description_width = "9em"
+        self.fields[name] = widget
+        self.errors[name] = widgets.HTML()
+        return widget
+
+    def _row(self, name: str) -> widgets.HBox:
+        return widgets.HBox([self.fields[name], self.errors[name]])
+
+    def _button(self, description: str, action: Callable[[], EntryRecord], style: str = "primary") -> widgets.Button:
+        button = widgets.Button(description=description, button_style=style)
+        button.on_click(lambda _: self.run(action))
+        return button
+
+    def value(self, name: str) -> Any:
+        """The field's value, None when blank."""
+        return _blank_to_none(self.fields[name].value)
+
+    def customer_id(self) -> str:
+        """The selected customer, or a refusal saying to choose one."""
+        if self.desk.current() is None:
+            raise ValidationError("customer", "", "choose a customer first (type part of a name above)")
+        return str(self.desk.customer_id)
+
+    def clear(self) -> None:
+        """Empty the text fields after a save."""
+        for widget in self.fields.values():
+            if isinstance(widget, (widgets.Text, widgets.Textarea)):
+                widget.value = ""
+
+    def run(self, action: Callable[[], EntryRecord]) -> bool:
+        """Run a save: a refusal goes beside its field (or into the message), a success into the
+        message with "Undo this entry". Returns whether something was written."""
+        for error in self.errors.values():
+            error.value = ""
+        try:
+            record = action()
+        except ValidationError as exc:
+            shown = f"{exc.value!r}: {exc.reason}" if exc.value not in (None, "") else exc.reason
+            if exc.column in self.errors:
+                self.errors[exc.column].value = _ERROR.format(html.escape(shown))
+                self.message.value = _ERROR.format("Not saved: see the note beside the field.")
+            else:
+                self.message.value = _ERROR.format(html.escape(f"Not saved: {exc.column}: {shown}"))
+            return False
+        except (StoreError, UndoError) as exc:
+            self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
+            return False
+        except sqlite3.IntegrityError as exc:  # e.g. the same e-mail saved from another window meanwhile
+            self.message.value = _ERROR.format(html.escape(f"Not saved: it clashes with a row written meanwhile ({exc})"))
+            return False
+        self.last = record
+        self.message.value = _OK.format(html.escape(f"Saved: {record.summary}.")) + _written(record)
+        self.undo.layout.display = ""
+        self.clear()
+        self.desk.changed()
+        return True
+
+    def _undo(self) -> None:
+        if self.last is None:
+            return
+        try:
+            undo_entry(self.desk.db, self.last)
+        except UndoError as exc:
+            self.message.value = _ERROR.format(html.escape(str(exc)))
+            return
+        self.message.value = _OK.format(html.escape(f"Undone: {self.last.summary}."))
+        self.last = None
+        self.undo.layout.display = "none"
+        self.desk.changed()
+
+    def drop_if_gone(self) -> None:
+        """Forget the last entry (and what the message shows of it) when its row is no longer as it
+        was written: removed, changed, or its person erased with ``crm forget`` (then it could not be
+        undone anyway)."""
+        if self.last is None:
+            return
+        main = self.last.changes[0]
+        now = read_row(self.desk.db, main.table, main.key)
+        if now is None or any(differs(now.get(c), v) for c, v in main.after.items()):
+            self.last = None
+            self.message.value = ""
+            self.undo.layout.display = "none"
+
+    def refresh(self) -> None:
+        """Re-read what the form lists from the store (after any save)."""
+
+    def widget(self) -> widgets.Widget:
+        """Every field in order, the form's ``save`` button, the message and "Undo this entry"."""
+        return widgets.VBox([*(self._row(n) for n in self.fields), self.save, widgets.HBox([self.message, self.undo])])
+
+
+class CustomerForm(_Form):
+    """Add a customer, or change the selected one; a known e-mail is refused with "Open that one"."""
+
+    title = "Customer"
+    TEXT_FIELDS = ("name", "email", "phone", "company", "country", "city", "notes")
+
+    def __init__(self, desk: "Desk") -> None:
+        super().__init__(desk)
+        for name in self.TEXT_FIELDS:
+            widget = widgets.Textarea if name == "notes" else widgets.Text
+            self._field(name, widget(description=name.capitalize().replace("Email", "E-mail")))
+        self._field("consent_marketing", widgets.Checkbox(description="Agreed to marketing e-mails", indent=False))
+        self.existing: str | None = None
+        self.open_existing = widgets.Button(description="Open that one", layout=widgets.Layout(display="none"))
+        self.open_existing.on_click(lambda _: self.desk.select(self.existing))
+        self.add = self._button("Add as new customer", self._add)
+        self.save = self._button("Save changes", self._save, style="")
+
+    def _values(self) -> dict[str, Any]:
+        values = {name: self.value(name) for name in self.TEXT_FIELDS}
+        values["consent_marketing"] = int(bool(self.fields["consent_marketing"].value))
+        return values
+
+    def _refuse_known_email(self, email: str | None, own_id: str | None) -> None:
+        self.existing = None
+        self.open_existing.layout.display = "none"
+        if email is None:
+            return
+        try:
+            clean = clean_value(TABLES["customers"].column("email"), email)
+        except ValueError as exc:
+            raise ValidationError("email", email, str(exc)) from None
+        row = self.desk.db.execute("SELECT customer_id, name FROM customers WHERE email = ? AND customer_id IS NOT ?",
+                                   [clean, own_id]).fetchone()
+        if row:
+            self.existing = row[0]
+            self.open_existing.layout.display = ""
+            raise ValidationError("email", email, f"belongs to {_text(row[1]) or 'another customer'} already")
+
+    def _add(self) -> EntryRecord:
+        values = self._values()
+        if not (values["name"] or values["email"]):
+            raise ValidationError("name", "", "give a name or an e-mail")
+        self._refuse_known_email(values["email"], None)
+        cid = entry.add_customer(self.desk.db, customer_id=None, **{k: v for k, v in values.items() if v is not None})
+        record = _record(self.desk.db, f"new customer {values['name'] or values['email']}", [("customers", (cid,), None)])
+        self.desk.select(cid)
+        return record
+
+    def _save(self) -> EntryRecord:
+        cid = self.customer_id()
+        values = self._values()
+        self._refuse_known_email(values["email"], cid)
+        before = read_row(self.desk.db, "customers", (cid,))
+        entry.update_customer(self.desk.db, cid, **values)
+        return _record(self.desk.db, f"changes to {values['name'] or cid}", [("customers", (cid,), before)])
+
+    def clear(self) -> None:
+        """Keep the fields: they show the selected customer after a save."""
+
+    def show(self, row: dict[str, Any] | None) -> None:
+        """Fill the fields from the selected customer's row (empty them without one)."""
+        for name in self.TEXT_FIELDS:
+            self.fields[name].value = _text((row or {}).get(name))
+        self.fields["consent_marketing"].value = bool((row or {}).get("consent_marketing"))
+        self.existing = None
+        self.open_existing.layout.display = "none"
+
+    def widget(self) -> widgets.Widget:
+        return widgets.VBox([*(self._row(n) for n in self.fields), widgets.HBox([self.add, self.save]),
+                             widgets.HBox([self.message, self.open_existing, self.undo])])
+
+
+class InteractionForm(_Form):
+    """Log a call, e-mail, meeting, chat or social contact with the selected customer."""
+
+    title = "Interaction"
+
+    def __init__(self, desk: "Desk") -> None:
+        super().__init__(desk)
+        self._field("channel", widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description="Channel"))
+        self._field("direction", widgets.Dropdown(options=[("I reached them", "outbound"), ("They reached me", "inbound")],
+                                                  description="Who started"))
+        self._field("subject", widgets.Text(description="Subject"))
+        self._field("outcome", widgets.Text(description="Outcome", placeholder="e.g. wants a quote"))
+        self._field("notes", widgets.Textarea(description="Notes"))
+        self._field("occurred_at", widgets.Text(description="When", placeholder="now (or YYYY-MM-DD HH:MM)"))
+        self.save = self._button("Log it", self._save)
+
+    def _save(self) -> EntryRecord:
+        cid = self.customer_id()
+        iid = entry.log_interaction(self.desk.db, cid, self.fields["channel"].value,
+                                    direction=self.fields["direction"].value, subject=self.value("subject"),
+                                    outcome=self.value("outcome"), notes=self.value("notes"),
+                                    occurred_at=self.value("occurred_at"))
+        return _record(self.desk.db, f"{self.fields['channel'].value} with {self.desk.name()}",
+                       [("interactions", (iid,), None)])
+
+
+class OrderForm(_Form):
+    """Record an order: pick products (list prices shown), quantities, status; the total is computed."""
+
+    title = "Order"
+
+    def __init__(self, desk: "Desk") -> None:
+        super().__init__(desk)
+        self._field("product_id", widgets.Dropdown(description="Product"))
+        self._field("quantity", widgets.Text(value="1", description="Quantity"))
+        self._field("status", widgets.Dropdown(options=ORDER_STATUSES, description="Status"))
+        self._field("order_date", widgets.Text(description="Date", placeholder="today (or YYYY-MM-DD)"))
+        self.lines: list[tuple[str, int, float | None]] = []
+        self.lines_view = widgets.HTML()
+        self.add_line = widgets.Button(description="Add line", icon="plus")
+        self.add_line.on_click(lambda _: self._add_line())
+        self.clear_lines = widgets.Button(description="Clear lines")
+        self.clear_lines.on_click(lambda _: self._set_lines([]))
+        self.save = self._button("Record order", self._save)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.currency = store_currency(self.desk.db) or "EUR"
+        rows = self.desk.db.execute("SELECT product_id, name, unit_price FROM products ORDER BY name").fetchall()
+        self.prices = {pid: price for pid, _, price in rows}
+        _set_options(self.fields["product_id"], [
+            (f"{name} — {'no list price' if price is None else f'{price:,.2f} {self.currency}'}", pid)
+            for pid, name, price in rows])
+
+    def _add_line(self) -> None:
+        self.errors["quantity"].value = ""
+        try:
+            quantity = clean_value(TABLES["order_items"].column("quantity"), self.fields["quantity"].value)
+        except ValueError as exc:
+            self.errors["quantity"].value = _ERROR.format(html.escape(f"{self.fields['quantity'].value!r}: {exc}"))
+            return
+        pid = self.fields["product_id"].value
+        if pid is None:
+            self.errors["product_id"].value = _ERROR.format("pick a product" if self.prices else
+                                                            "there are no products in the store yet")
+            return
+        self._set_lines(self.lines + [(pid, int(quantity), None)])
+
+    def _set_lines(self, lines: list[tuple[str, int, float | None]]) -> None:
+        self.lines = lines
+        rows = [f"<li>{q} × {html.escape(str(self.fields['product_id'].options[self._index(p)][0]))}</li>"
+                for p, q, _ in lines]
+        self.lines_view.value = f"<ul>{''.join(rows)}</ul><b>Total: {self.total():,.2f} {self.currency}</b>" if rows else ""
+
+    def _index(self, pid: str) -> int:
+        return [v for _, v in self.fields["product_id"].options].index(pid)
+
+    def total(self) -> float:
+        """The order's amount: quantity × list price, summed over the lines (gross)."""
+        return float(sum(q * (self.prices.get(p) or 0) for p, q, _ in self.lines))
+
+    def _save(self) -> EntryRecord:
+        cid = self.customer_id()
+        if not self.lines:
+            raise ValidationError("product_id", "", "add at least one line (pick a product, then Add line)")
+        merged: dict[str, int] = {}
+        for pid, quantity, _ in self.lines:  # a product picked twice is one line of the order
+            merged[pid] = merged.get(pid, 0) + quantity
+        oid = entry.record_order(self.desk.db, cid, [(p, q, None) for p, q in merged.items()],
+                                 order_date=self.value("order_date"), status=self.fields["status"].value,
+                                 currency=self.currency)
+        record = _record(self.desk.db, f"order of {self.total():,.2f} {self.currency} from {self.desk.name()}",
+                         [("orders", (oid,), None), *(("order_items", (oid, p), None) for p in merged)])
+        self._set_lines([])
+        return record
+
+    def clear(self) -> None:
+        self.fields["quantity"].value = "1"
+        self.fields["order_date"].value = ""
+
+    def widget(self) -> widgets.Widget:
+        return widgets.VBox([self._row("product_id"), self._row("quantity"), widgets.HBox([self.add_line, self.clear_lines]),
+                             self.lines_view, self._row("status"), self._row("order_date"), self.save,
+                             widgets.HBox([self.message, self.undo])])
+
+
+class FeedbackForm(_Form):
+    """A survey answer: NPS 0–10, CSAT 1–5, the four item scores 1–5, a comment (blank: not asked)."""
+
+    title = "Feedback"
+    SCORES = {"nps": "NPS (0–10)", "csat": "CSAT (1–5)", "score_quality": "Quality (1–5)",
+              "score_delivery": "Delivery (1–5)", "score_price": "Price (1–5)", "score_service": "Service (1–5)"}
+
+    def __init__(self, desk: "Desk") -> None:
+        super().__init__(desk)
+        for name, label in self.SCORES.items():
+            self._field(name, widgets.Text(description=label, layout=widgets.Layout(width="16em")))
+        self._field("comment", widgets.Textarea(description="Comment"))
+        self._field("submitted_at", widgets.Text(description="Date", placeholder="today (or YYYY-MM-DD)"))
+        self.save = self._button("Save feedback", self._save)
+
+    def _save(self) -> EntryRecord:
+        cid = self.customer_id()
+        values = {name: self.value(name) for name in (*self.SCORES, "comment")}
+        if all(v is None for v in values.values()):
+            raise ValidationError("nps", "", "give at least one score or a comment")
+        fid = entry.add_feedback(self.desk.db, cid, submitted_at=self.value("submitted_at"), **values)
+        return _record(self.desk.db, f"feedback from {self.desk.name()}", [("feedback", (fid,), None)])
+
+
+class TicketForm(_Form):
+    """Open a ticket for the selected customer; note the first answer; close it (with a CSAT)."""
+
+    title = "Ticket"
+
+    def __init__(self, desk: "Desk") -> None:
+        super().__init__(desk)
+        self._field("category", widgets.Dropdown(options=TICKET_CATEGORIES, description="Kind"))
+        self._field("priority", widgets.Dropdown(options=TICKET_PRIORITIES, value="normal", description="Priority"))
+        self._field("ticket_id", widgets.Dropdown(description="Open ticket"))
+        self._field("when", widgets.Text(description="When", placeholder="now (or YYYY-MM-DD HH:MM)"))
+        self._field("csat", widgets.Text(description="CSAT (1–5)", layout=widgets.Layout(width="16em")))
+        self.open = self._button("Open ticket", self._open)
+        self.answer = self._button("Mark answered", self._answer, style="")
+        self.close = self._button("Close ticket", self._close, style="")
+
+    def refresh(self) -> None:
+        rows = self.desk.db.execute(
+            "SELECT ticket_id, category, opened_at, first_response_at FROM tickets WHERE customer_id = ? "
+            "AND status <> 'closed' ORDER BY opened_at", [self.desk.customer_id]).fetchall()
+        _set_options(self.fields["ticket_id"], [
+            (f"{_text(cat) or 'ticket'} opened {opened[:16]}" + (", answered" if answered else ", not answered yet"), tid)
+            for tid, cat, opened, answered in rows])
+
+    def _ticket(self) -> str:
+        self.customer_id()
+        if self.fields["ticket_id"].value is None:
+            raise ValidationError("ticket_id", "", "this customer has no open ticket")
+        return str(self.fields["ticket_id"].value)
+
+    def _open(self) -> EntryRecord:
+        tid = entry.open_ticket(self.desk.db, self.customer_id(), category=self.fields["category"].value,
+                                priority=self.fields["priority"].value, opened_at=self.value("when"))
+        return _record(self.desk.db, f"{self.fields['category'].value} ticket for {self.desk.name()}",
+                       [("tickets", (tid,), None)])
+
+    def _changed(self, summary: str, call: Callable[[str], None]) -> EntryRecord:
+        tid = self._ticket()
+        before = read_row(self.desk.db, "tickets", (tid,))
+        try:
+            call(tid)
+        except ValidationError as exc:
+            column = {"closed_at": "when", "first_response_at": "when"}.get(exc.column, exc.column)
+            raise ValidationError(column, exc.value, exc.reason) from None
+        return _record(self.desk.db, f"{summary} for {self.desk.name()}", [("tickets", (tid,), before)])
+
+    def _answer(self) -> EntryRecord:
+        return self._changed("ticket answered", lambda t: entry.answer_ticket(self.desk.db, t, answered_at=self.value("when")))
+
+    def _close(self) -> EntryRecord:
+        return self._changed("ticket closed", lambda t: entry.close_ticket(self.desk.db, t, closed_at=self.value("when"),
+                                                                           csat=self.value("csat")))
+
+    def widget(self) -> widgets.Widget:
+        return widgets.VBox([self._row("category"), self._row("priority"), self.open, widgets.HTML("<hr>"),
+                             self._row("ticket_id"), self._row("when"), self._row("csat"),
+                             widgets.HBox([self.answer, self.close]), widgets.HBox([self.message, self.undo])])
+
+
+class DealForm(_Form):
+    """Add an opportunity for the selected customer and move it through the stages (lost asks why)."""
+
+    title = "Deal"
+
+    def __init__(self, desk: "Desk") -> None:
+        super().__init__(desk)
+        self._field("title", widgets.Text(description="What"))
+        self._field("amount", widgets.Text(description="Amount"))
+        self._field("source", widgets.Text(description="Came from", placeholder="referral, website, ..."))
+        self._field("expected_close", widgets.Text(description="Expected close", placeholder="YYYY-MM-DD"))
+        self._field("opportunity_id", widgets.Dropdown(description="Open deal"))
+        self._field("stage", widgets.Dropdown(options=OPPORTUNITY_STAGES, description="Move to"))
+        self._field("lost_reason", widgets.Text(description="Why lost"))
+        self.add = self._button("Add deal", self._add)
+        self.move = self._button("Move", self._move, style="")
+
+    def refresh(self) -> None:
+        rows = self.desk.db.execute(
+            "SELECT opportunity_id, title, stage, amount FROM opportunities WHERE customer_id = ? AND stage IN "
+            f"({','.join('?' * len(OPEN_STAGES))}) ORDER BY opened_at", [self.desk.customer_id, *OPEN_STAGES]).fetchall()
+        _set_options(self.fields["opportunity_id"], [
+            (f"{_text(title) or 'untitled'} ({stage}" + ("" if amount is None else f", {amount:,.0f}") + ")", oid)
+            for oid, title, stage, amount in rows])
+
+    def _add(self) -> EntryRecord:
+        oid = entry.add_opportunity(self.desk.db, self.customer_id(), title=self.value("title"),
+                                    amount=self.value("amount"), source=self.value("source"),
+                                    expected_close=self.value("expected_close"))
+        return _record(self.desk.db, f"deal '{self.value('title') or 'untitled'}' with {self.desk.name()}",
+                       [("opportunities", (oid,), None)])
+
+    def _move(self) -> EntryRecord:
+        self.customer_id()
+        oid, stage = self.fields["opportunity_id"].value, self.fields["stage"].value
+        if oid is None:
+            raise ValidationError("opportunity_id", "", "this customer has no open deal")
+        if stage == "lost" and self.value("lost_reason") is None:
+            raise ValidationError("lost_reason", "", "say why it was lost (it helps you later)")
+        before = read_row(self.desk.db, "opportunities", (oid,))
+        entry.move_opportunity(self.desk.db, oid, stage, lost_reason=self.value("lost_reason") if stage == "lost" else None)
+        return _record(self.desk.db, f"deal moved to {stage}", [("opportunities", (oid,), before)])
+
+    def widget(self) -> widgets.Widget:
+        return widgets.VBox([*(self._row(n) for n in ("title", "amount", "source", "expected_close")), self.add,
+                             widgets.HTML("<hr>"), *(self._row(n) for n in ("opportunity_id", "stage", "lost_reason")),
+                             self.move, widgets.HBox([self.message, self.undo])])
+
+
+# -------------------------------------------------------------------------------- today
+@dataclass
+class TodayItem:
+    """One line of the Today list: who, why, and the list it belongs to."""
+
+    customer_id: str
+    why: str
+    kind: str  # "follow-up", "ticket", "deal", "anniversary"
+
+
+def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.DataFrame:
+    """The follow-up queue of notebook 03 (logistic churn model, lead scores, same reasons) as of
+    ``as_of``: :data:`scoring.QUEUE_COLUMNS`; empty when there are too few buyers to score."""
+    churn = scoring.churn_backtest(db, as_of, kinds=("logistic",))
+    scored = scoring.score_customers(db, as_of, churn.model)
+    opps = scoring.opportunities(db, as_of)
+    pipeline = scoring.open_pipeline(opps, scoring.lead_backtest(opps).model)
+    return scoring.follow_up_queue(db, as_of, scored, pipeline, top_n=top_n).table
+
+
+def today_items(db: Database, as_of: dt.date, queue: pd.DataFrame | None = None) -> list[TodayItem]:
+    """What to do today: the follow-up queue (``queue``, default :func:`follow_up`), open tickets by
+    age (oldest first), open deals gone quiet for more than :data:`STALE_DAYS` days or past their
+    expected close, and first-purchase anniversaries in the next :data:`ANNIVERSARY_DAYS` days.
+    People contacted on or since ``as_of`` (an interaction logged) and erased people are left out; at most
+    :data:`SHOWN_ROWS` per kind."""
+    queue = follow_up(db, as_of) if queue is None else queue
+    items = [TodayItem(r.customer_id, r.reasons, "follow-up") for r in queue.itertuples()]
+    tickets = backlog(db, as_of)
+    items += [TodayItem(r.customer_id, f"{_text(r.category) or 'ticket'} open for {r.age_days:.0f} days"
+                        + ("" if r.answered else ", not answered yet"), "ticket")
+              for r in tickets.sort_values("age_days", ascending=False).itertuples()]
+    opps = opportunities_as_of(db, as_of)
+    quiet = stale_opportunities(opps, STALE_DAYS)
+    items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' quiet for {r.days_since_activity} days",
+                        "deal") for r in quiet.itertuples()]
+    overdue = opps[(opps["status_at"] == "open") & (opps["expected_close"] < pd.Timestamp(as_of))
+                   & ~opps["opportunity_id"].isin(quiet["opportunity_id"])]
+    items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' was expected to close on "
+                        f"{r.expected_close:%Y-%m-%d}", "deal") for r in overdue.itertuples()]
+    items += _anniversaries(db, as_of)
+    return _shown(db, as_of, items)
+
+
+def _anniversaries(db: Database, as_of: dt.date) -> list[TodayItem]:
+    first = customer_features(db, as_of)[["customer_id", "first_order"]].dropna()
+    items = []
+    for r in first.itertuples():
+        for years in (as_of.year - r.first_order.year, as_of.year - r.first_order.year + 1):
+            try:
+                day = r.first_order.date().replace(year=r.first_order.year + years)
+            except ValueError:  # 29 February in a common year
+                day = r.first_order.date().replace(year=r.first_order.year + years, day=28)
+            if years >= 1 and 0 <= (day - as_of).days < ANNIVERSARY_DAYS:
+                when = "today" if day == as_of else f"on {day:%A %d %B}"
+                items.append(TodayItem(r.customer_id, f"{years} year{'s' * (years > 1)} as a customer {when}",
+                                       "anniversary"))
+    return items
+
+
+def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayItem]:
+    """Leave out people contacted on or since ``as_of`` and people the desk may not show; cap each kind."""
+    contacted = {r[0] for r in db.execute("SELECT DISTINCT customer_id FROM interactions WHERE occurred_at >= ?",
+                                          [as_of.isoformat()]).fetchall()}
+    ids = sorted({i.customer_id for i in items} - contacted)
+    shown: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        shown |= {r[0] for r in db.execute(f"SELECT customer_id FROM customers WHERE {_CONTACTABLE} AND customer_id IN "
+                                           f"({','.join('?' * len(chunk))})", chunk).fetchall()}
+    kept: list[TodayItem] = []
+    for kind in ("follow-up", "ticket", "deal", "anniversary"):
+        kept += [i for i in items if i.kind == kind and i.customer_id in shown][:SHOWN_ROWS]
+    return kept
+
+
+class TodayList:
+    """The Today panel: one row per item with "Contacted", which logs an interaction so the person
+    leaves the list. The follow-up queue is computed once (``recompute``); rows are re-read after
+    every save."""
+
+    HEADINGS = {"follow-up": "People to contact", "ticket": "Open tickets, oldest first",
+                "deal": "Deals gone quiet or overdue", "anniversary": "First-purchase anniversaries"}
+
+    def __init__(self, desk: "Desk") -> None:
+        self.desk = desk
+        self.channel = widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description="Contacted by",
+                                        style={"description_width": "9em"})
+        self.message = widgets.HTML()
+        self.box = widgets.VBox()
+        self.items: list[TodayItem] = []
+        self.buttons: dict[tuple[str, str], widgets.Button] = {}
+        self.queue: pd.DataFrame | None = None
+
+    def recompute(self) -> None:
+        """Score the customers again (a few seconds on a large store) and redraw."""
+        self.queue = follow_up(self.desk.db, self.desk.today)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw from the store, with the follow-up queue computed last."""
+        if self.queue is None:
+            self.recompute()
+            return
+        self.items = today_items(self.desk.db, self.desk.today, self.queue)
+        names = {cid: customer_label(n, e, c, cid) for cid, n, e, c in self.desk.db.execute(
+            "SELECT customer_id, name, email, company FROM customers WHERE customer_id IN "
+            f"({','.join('?' * len(self.items))})", [i.customer_id for i in self.items]).fetchall()} if self.items else {}
+        rows: list[widgets.Widget] = []
+        self.buttons = {}
+        for kind, heading in self.HEADINGS.items():
+            mine = [i for i in self.items if i.kind == kind]
+            rows.append(widgets.HTML(f"<h4>{heading} ({len(mine)})</h4>" + ("" if mine else "<i>nothing today</i>")))
+            for item in mine:
+                button = widgets.Button(description="Contacted", icon="check",
+                                        layout=widgets.Layout(width="9em", min_width="9em"))
+                button.on_click(lambda _, i=item: self.contacted(i))
+                self.buttons[(kind, item.customer_id)] = button
+                rows.append(widgets.HBox([button, widgets.HTML(
+                    f"<b>{html.escape(names.get(item.customer_id, ''))}</b>: {html.escape(item.why)}")]))
+        self.box.children = rows
+
+    def contacted(self, item: TodayItem) -> None:
+        """Log "contacted" (the chosen channel, now) for the item's person; the list is redrawn."""
+        try:
+            entry.log_interaction(self.desk.db, item.customer_id, self.channel.value, subject=f"follow-up: {item.why}",
+                                  outcome="contacted")
+        except (ValidationError, StoreError) as exc:
+            self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
+            return
+        self.message.value = _OK.format("Noted as contacted.")
+        self.desk.changed()
+
+    def widget(self) -> widgets.Widget:
+        again = widgets.Button(description="Score again", icon="refresh")
+        again.on_click(lambda _: self.recompute())
+        return widgets.VBox([widgets.HBox([self.channel, again, self.message]), self.box])
+
+
+# --------------------------------------------------------------------------------- desk
+class Desk:
+    """The selected customer, a search box, the forms (as tabs) and the Today list, over one store.
+
+    ``today`` fixes the day the Today list is for (default: the local date); forms still stamp
+    entries with the current time unless a time is typed in.
+    """
+
+    def __init__(self, db: Database, *, today: dt.date | str | None = None) -> None:
+        self.db = db
+        self.today = as_date(today) if today else dt.date.today()
+        self.customer_id: str | None = None
+        self.search = widgets.Text(description="Find", placeholder="part of a name, e-mail or company",
+                                   continuous_update=True)
+        self.matches = widgets.Select(options=[], rows=6, description="Customers", layout=widgets.Layout(width="48em"))
+        self.selected = widgets.HTML()
+        self.search.observe(lambda _: self.find(), names="value")
+        self.matches.observe(lambda change: change["new"] and self.select(change["new"]), names="value")
+        self.customer = CustomerForm(self)
+        self.interaction = InteractionForm(self)
+        self.order = OrderForm(self)
+        self.feedback = FeedbackForm(self)
+        self.ticket = TicketForm(self)
+        self.deal = DealForm(self)
+        self.forms: list[_Form] = [self.customer, self.interaction, self.order, self.feedback, self.ticket, self.deal]
+        self.today_list = TodayList(self)
+        self.select(None)
+
+    @classmethod
+    def open(cls, db_path: str = "", today: str = "") -> "Desk":
+        """The desk on the store at ``db_path`` (blank: the default store)."""
+        return cls(open_db(db_path or None), today=today or None)
+
+    def current(self) -> dict[str, Any] | None:
+        """The selected customer's row; drops the selection when the row is gone or erased."""
+        row = _customer(self.db, self.customer_id)
+        if row is None and self.customer_id is not None:
+            self.select(None)
+        return row
+
+    def drop_gone(self) -> None:
+        """Stop showing anything of rows removed or erased since they were shown."""
+        self.current()
+        for form in self.forms:
+            form.drop_if_gone()
+
+    def name(self) -> str:
+        row = self.current() or {}
+        return customer_label(row.get("name"), None, None, str(self.customer_id))
+
+    def find(self) -> None:
+        """List the customers matching the search box."""
+        self.drop_gone()
+        found = find_customers(self.db, self.search.value)
+        self.matches.options = found
+        self.matches.value = None
+
+    def select(self, customer_id: str | None) -> None:
+        """Make ``customer_id`` the customer the forms write for (None: nobody)."""
+        row = _customer(self.db, customer_id)
+        self.customer_id = row["customer_id"] if row else None
+        self.selected.value = ("<b>Now working on:</b> " + html.escape(customer_label(row["name"], row["email"],
+                                                                                      row["company"], row["customer_id"]))
+                               if row else "<i>No customer chosen: find one above, or add a new one.</i>")
+        self.customer.show(row)
+        for form in self.forms:
+            form.refresh()
+
+    def changed(self) -> None:
+        """After a save or an undo: re-read the selection, the forms' lists and the Today list."""
+        self.drop_gone()
+        self.select(self.customer_id)
+        if self.today_list.queue is not None:
+            self.today_list.refresh()
+
+    def entry_panel(self) -> widgets.Widget:
+        """The search box, the selected customer and one tab per form."""
+        tabs = widgets.Tab(children=[form.widget() for form in self.forms])
+        for i, form in enumerate(self.forms):
+            tabs.set_title(i, form.title)
+        return widgets.VBox([self.search, self.matches, self.selected, tabs])
+
+    def today_panel(self) -> widgets.Widget:
+        """The Today list (computes the follow-up queue the first time)."""
+        if self.today_list.queue is None:
+            self.today_list.recompute()
+        return self.today_list.widget()

@@ -1,0 +1,449 @@
+"""The desk's forms, driven as a person would: set the widgets' values, click, check the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import threading
+from pathlib import Path
+
+import ipywidgets as widgets
+import jsonschema
+import nbformat
+import pytest
+from conftest import run_notebook
+
+from crm_helpers import entry
+from crm_helpers.config import KERNEL_NAME, PROJECT_ROOT
+from crm_helpers.demo import DEMO_TRUTH
+from crm_helpers.desk import SHOWN_ROWS, STALE_DAYS, Desk, find_customers
+from crm_helpers.forget import forget
+from crm_helpers.store import memory_db, open_db
+
+
+@pytest.fixture
+def db():
+    db = memory_db()
+    db.table("products").insert_all([{"product_id": "P1", "name": "Sencha 100g", "unit_price": 9.5},
+                                     {"product_id": "P2", "name": "Gaiwan", "unit_price": 20.0}])
+    entry.add_customer(db, "C1", name="Anna Li", email="anna@example.com")
+    entry.add_customer(db, "C2", name="Wei Zhang", email="wei@example.com", company="Tea House")
+    return db
+
+
+@pytest.fixture
+def desk(db):
+    return Desk(db, today="2026-03-15")
+
+
+def fill(form, **values):
+    for name, value in values.items():
+        form.fields[name].value = value
+
+
+def error(form, name: str) -> str:
+    return form.errors[name].value
+
+
+def count(db, table: str) -> int:
+    return db.table(table).count
+
+
+def texts(widget) -> str:
+    """Every piece of text the widget tree shows (values, labels, options)."""
+    parts = []
+    for name in ("value", "description", "placeholder"):
+        value = getattr(widget, name, None)
+        if isinstance(value, str):
+            parts.append(value)
+    parts += [str(o) for o in getattr(widget, "options", ()) or ()]
+    for child in getattr(widget, "children", ()) or ():
+        parts.append(texts(child))
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- finding
+def test_search_finds_by_part_of_name_email_or_company(desk, db):
+    assert [cid for _, cid in find_customers(db, "ANNA")] == ["C1"]
+    assert [cid for _, cid in find_customers(db, "tea h")] == ["C2"]
+    assert [cid for _, cid in find_customers(db, "example.com")] == ["C1", "C2"]
+    assert find_customers(db, "  ") == [] and find_customers(db, "%") == []
+    desk.search.value = "wei"
+    assert [v for _, v in desk.matches.options] == ["C2"]
+    desk.matches.value = "C2"
+    assert desk.customer_id == "C2" and "Wei Zhang" in desk.selected.value
+    assert desk.customer.fields["company"].value == "Tea House"
+
+
+# ---------------------------------------------------------------------------- customers
+def test_adding_a_customer_writes_one_row_and_can_be_undone(desk, db):
+    form = desk.customer
+    desk.select(None)
+    fill(form, name="Bo Berg", email=" BO@Example.org ", phone="+46 8 123", consent_marketing=True)
+    form.add.click()
+    row = db.execute("SELECT customer_id, email, consent_marketing, first_seen FROM customers WHERE name = 'Bo Berg'").fetchone()
+    assert row[1:] == ("bo@example.org", 1, dt.date.today().isoformat())
+    assert desk.customer_id == row[0] and "Saved" in form.message.value and form.undo.layout.display == ""
+    form.undo.click()
+    assert count(db, "customers") == 2 and "Undone" in form.message.value and desk.customer_id is None
+
+
+@pytest.mark.parametrize("values, field, reason", [
+    ({"name": "", "email": ""}, "name", "give a name or an e-mail"),
+    ({"name": "Cy", "email": "cy-at-example"}, "email", "not an e-mail address"),
+    ({"name": "Anna again", "email": "Anna@Example.com"}, "email", "belongs to Anna Li already"),
+])
+def test_adding_a_customer_is_refused_beside_the_field(desk, db, values, field, reason):
+    desk.select(None)
+    fill(desk.customer, **values)
+    desk.customer.add.click()
+    assert reason in error(desk.customer, field) and "Not saved" in desk.customer.message.value
+    assert count(db, "customers") == 2
+
+
+def test_a_known_email_offers_to_open_that_customer(desk):
+    desk.select(None)
+    fill(desk.customer, name="Anna L.", email="anna@example.com")
+    desk.customer.add.click()
+    assert desk.customer.open_existing.layout.display == ""
+    desk.customer.open_existing.click()
+    assert desk.customer_id == "C1" and desk.customer.fields["name"].value == "Anna Li"
+
+
+def test_editing_a_customer_and_undoing_the_edit(desk, db):
+    desk.select("C1")
+    fill(desk.customer, phone="+49 30 555", city="Berlin")
+    desk.customer.save.click()
+    assert db.table("customers").get("C1")["city"] == "Berlin"
+    fill(desk.customer, email="wei@example.com")
+    desk.customer.save.click()
+    assert "belongs to Wei Zhang already" in error(desk.customer, "email")
+    desk.customer.undo.click()
+    row = db.table("customers").get("C1")
+    assert (row["phone"], row["city"], row["email"]) == (None, None, "anna@example.com")
+
+
+def test_editing_without_a_chosen_customer_is_refused(desk):
+    desk.select(None)
+    fill(desk.customer, name="Nobody")
+    desk.customer.save.click()
+    assert "choose a customer first" in desk.customer.message.value
+
+
+# ------------------------------------------------------------------------- interactions
+def test_logging_an_interaction_defaults_to_now(desk, db):
+    desk.select("C1")
+    fill(desk.interaction, channel="call", subject="quote", outcome="wants a quote", notes="two boxes")
+    before = dt.datetime.now().replace(microsecond=0)
+    desk.interaction.save.click()
+    row = db.execute("SELECT customer_id, channel, direction, outcome, occurred_at FROM interactions").fetchone()
+    assert row[:4] == ("C1", "call", "outbound", "wants a quote")
+    assert before <= dt.datetime.fromisoformat(row[4]) <= dt.datetime.now()
+    assert "outcome: wants a quote" in desk.interaction.message.value  # what was written
+    assert desk.interaction.fields["outcome"].value == ""  # emptied for the next one
+    desk.interaction.undo.click()
+    assert count(db, "interactions") == 0
+
+
+@pytest.mark.parametrize("customer, when, where, reason", [
+    (None, "", "message", "choose a customer first"),
+    ("C1", "2026-02-30 10:00", "occurred_at", "impossible date"),
+    ("C1", "yesterday", "occurred_at", "not a date"),
+])
+def test_an_interaction_is_refused(desk, db, customer, when, where, reason):
+    desk.select(customer)
+    fill(desk.interaction, occurred_at=when)
+    desk.interaction.save.click()
+    shown = desk.interaction.message.value if where == "message" else error(desk.interaction, where)
+    assert reason in shown and count(db, "interactions") == 0
+
+
+# ------------------------------------------------------------------------------- orders
+def test_an_order_prices_its_lines_from_the_list_and_can_be_undone(desk, db):
+    desk.select("C2")
+    form = desk.order
+    assert form.fields["product_id"].options[1] == ("Sencha 100g — 9.50 EUR", "P1")
+    fill(form, product_id="P1", quantity="2")
+    form.add_line.click()
+    fill(form, product_id="P2", quantity="1")
+    form.add_line.click()
+    assert "Total: 39.00 EUR" in form.lines_view.value
+    fill(form, status="paid", order_date="2026-03-14")
+    form.save.click()
+    order = db.execute("SELECT order_id, customer_id, amount, status, order_date FROM orders").fetchone()
+    assert order[1:] == ("C2", 39.0, "paid", "2026-03-14")
+    assert count(db, "order_items") == 2 and form.lines == []
+    form.undo.click()
+    assert count(db, "orders") == 0 and count(db, "order_items") == 0
+
+
+@pytest.mark.parametrize("quantity, reason", [("0", "below the minimum 1"), ("two", "not a number"),
+                                              ("1.5", "not a whole number")])
+def test_a_bad_quantity_is_refused_beside_the_field(desk, quantity, reason):
+    desk.select("C2")
+    fill(desk.order, product_id="P1", quantity=quantity)
+    desk.order.add_line.click()
+    assert reason in error(desk.order, "quantity") and desk.order.lines == []
+
+
+def test_an_order_without_lines_or_with_a_bad_date_is_refused(desk, db):
+    desk.select("C2")
+    desk.order.save.click()
+    assert "add at least one line" in error(desk.order, "product_id")
+    desk.order.add_line.click()
+    fill(desk.order, order_date="2026-02-30")
+    desk.order.save.click()
+    assert "impossible date" in error(desk.order, "order_date")
+    assert count(db, "orders") == 0
+
+
+# ----------------------------------------------------------------------------- feedback
+def test_feedback_with_item_scores(desk, db):
+    desk.select("C1")
+    fill(desk.feedback, nps="9", csat="5", score_quality="5", score_delivery="3", score_price="4",
+         score_service="5", comment="lovely tea")
+    desk.feedback.save.click()
+    row = db.execute("SELECT nps, csat, score_quality, score_delivery, score_price, score_service, comment "
+                     "FROM feedback").fetchone()
+    assert row == (9, 5, 5, 3, 4, 5, "lovely tea")
+
+
+@pytest.mark.parametrize("values, field, reason", [
+    ({"nps": "11"}, "nps", "out of range 0–10"),
+    ({"csat": "0"}, "csat", "out of range 1–5"),
+    ({"score_delivery": "six"}, "score_delivery", "not a number"),
+    ({"score_price": "4.5"}, "score_price", "not a whole number"),
+    ({}, "nps", "give at least one score or a comment"),
+])
+def test_feedback_is_refused_beside_the_field(desk, db, values, field, reason):
+    desk.select("C1")
+    fill(desk.feedback, **values)
+    desk.feedback.save.click()
+    assert reason in error(desk.feedback, field) and count(db, "feedback") == 0
+
+
+# ------------------------------------------------------------------------------ tickets
+def test_a_ticket_is_opened_answered_and_closed(desk, db):
+    desk.select("C1")
+    form = desk.ticket
+    fill(form, category="complaint", priority="high", when="2026-03-10 09:00")
+    form.open.click()
+    (tid,) = [v for _, v in form.fields["ticket_id"].options]
+    assert db.table("tickets").get(tid)["status"] == "open"
+    fill(form, ticket_id=tid, when="2026-03-09 09:00")
+    form.answer.click()
+    assert "before the ticket was opened" in error(form, "when")
+    fill(form, when="2026-03-10 10:30")
+    form.answer.click()
+    assert db.table("tickets").get(tid)["first_response_at"] == "2026-03-10 10:30:00"
+    fill(form, ticket_id=tid, when="2026-03-11 09:00", csat="9")
+    form.close.click()
+    assert "out of range 1–5" in error(form, "csat") and db.table("tickets").get(tid)["status"] == "open"
+    fill(form, when="2026-03-11 09:00", csat="4")
+    form.close.click()
+    row = db.table("tickets").get(tid)
+    assert (row["status"], row["csat"], row["closed_at"]) == ("closed", 4, "2026-03-11 09:00:00")
+    assert form.fields["ticket_id"].options == ()
+    form.undo.click()
+    assert db.table("tickets").get(tid)["status"] == "open"
+
+
+def test_answering_without_an_open_ticket_is_refused(desk):
+    desk.select("C2")
+    desk.ticket.answer.click()
+    assert "no open ticket" in error(desk.ticket, "ticket_id")
+
+
+# -------------------------------------------------------------------------------- deals
+@pytest.mark.parametrize("values, field, reason", [
+    ({"amount": "-5"}, "amount", "below the minimum 0"),
+    ({"amount": "lots"}, "amount", "not a number"),
+    ({"expected_close": "soon"}, "expected_close", "not a date"),
+])
+def test_a_deal_is_refused_beside_the_field(desk, db, values, field, reason):
+    desk.select("C2")
+    fill(desk.deal, title="Gift boxes", **values)
+    desk.deal.add.click()
+    assert reason in error(desk.deal, field) and count(db, "opportunities") == 0
+
+
+def test_a_deal_moves_through_the_stages_and_lost_asks_why(desk, db):
+    desk.select("C2")
+    form = desk.deal
+    fill(form, title="Gift boxes", amount="2 500", source="referral", expected_close="2026-04-30")
+    form.add.click()
+    (oid,) = [v for _, v in form.fields["opportunity_id"].options]
+    assert db.table("opportunities").get(oid)["amount"] == 2500.0
+    fill(form, opportunity_id=oid, stage="proposal")
+    form.move.click()
+    assert db.table("opportunities").get(oid)["stage"] == "proposal"
+    fill(form, opportunity_id=oid, stage="lost")
+    form.move.click()
+    assert "say why it was lost" in error(form, "lost_reason")
+    assert db.table("opportunities").get(oid)["stage"] == "proposal"
+    fill(form, opportunity_id=oid, stage="lost", lost_reason="price")
+    form.move.click()
+    row = db.table("opportunities").get(oid)
+    assert (row["stage"], row["lost_reason"], row["probability"]) == ("lost", "price", 0.0)
+    assert form.fields["opportunity_id"].options == ()
+    form.undo.click()
+    assert db.table("opportunities").get(oid)["stage"] == "proposal"
+
+
+def test_moving_without_an_open_deal_is_refused(desk):
+    desk.select("C1")
+    desk.deal.move.click()
+    assert "no open deal" in error(desk.deal, "opportunity_id")
+
+
+# --------------------------------------------------------------------------------- undo
+def test_undo_is_refused_when_the_entry_was_changed_or_used_since(desk, db):
+    desk.select(None)
+    fill(desk.customer, name="Dee", email="dee@example.com")
+    desk.customer.add.click()
+    cid = desk.customer_id
+    desk.interaction.save.click()  # an interaction now refers to the new customer
+    desk.customer.undo.click()
+    assert "refer to customers" in desk.customer.message.value and db.table("customers").get(cid)
+    desk.interaction.undo.click()
+    desk.customer.undo.click()
+    assert "Undone" in desk.customer.message.value and count(db, "customers") == 2
+
+    desk.select("C1")
+    fill(desk.feedback, nps="3")
+    desk.feedback.save.click()
+    db.execute("UPDATE feedback SET nps = 4")  # a later correction by hand
+    desk.feedback.undo.click()
+    assert "was changed since" in desk.feedback.message.value and count(db, "feedback") == 1
+
+
+# --------------------------------------------------------------------- safety and privacy
+def test_an_erased_customer_is_never_shown(desk, db):
+    desk.select(None)
+    fill(desk.customer, name="Ella Erased", email="ella@example.com", phone="+49 30 555")
+    desk.customer.add.click()
+    ella = desk.customer_id
+    fill(desk.interaction, notes="Ella's phone is +49 30 555")
+    desk.interaction.save.click()
+    assert "Ella" in texts(desk.entry_panel())
+    forget(db, ella)  # from the command line, while the desk is open
+    desk.search.value = "ell"  # the next thing the owner does
+    assert desk.customer_id is None and desk.matches.options == ()
+    assert find_customers(db, "ella") == [] and find_customers(db, "ERASED") == []
+    shown = texts(desk.entry_panel())
+    assert "Ella" not in shown and "ella@example.com" not in shown and "555" not in shown
+    assert desk.customer.last is None and desk.interaction.last is None
+
+    desk.select("C1")
+    entry.log_interaction(db, "C1", "call", notes="Anna's phone is +49 30 555")
+    forget(db, "C1")
+    desk.changed()
+    assert desk.customer_id is None
+    assert find_customers(db, "anna") == [] and find_customers(db, "ERASED") == []
+    shown = texts(desk.entry_panel())
+    assert "Anna" not in shown and "anna@example.com" not in shown
+
+
+def test_the_desk_writes_while_a_report_reads_and_waits_out_a_short_write_lock(tmp_path):
+    path = tmp_path / "crm.db"
+    db = open_db(path)
+    entry.add_customer(db, "C1", name="Anna Li")
+    reader = open_db(path)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM customers").fetchone() == (1,)  # a report's read snapshot
+    desk = Desk(db, today="2026-03-15")
+    desk.select("C1")
+    desk.interaction.save.click()
+    assert "Saved" in desk.interaction.message.value
+
+    writer = open_db(path)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock():
+        writer.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(5)
+        writer.execute("COMMIT")
+
+    thread = threading.Thread(target=hold_the_lock)
+    thread.start()
+    locked.wait(5)
+    threading.Timer(0.3, release.set).start()  # an import commits while the owner clicks
+    desk.interaction.save.click()
+    thread.join()
+    assert "Saved" in desk.interaction.message.value and count(db, "interactions") == 2
+    reader.execute("COMMIT")
+
+
+# -------------------------------------------------------------------------------- today
+@pytest.fixture(scope="module")
+def demo_desk(tmp_path_factory, demo_business):
+    from crm_helpers.demo import write_demo
+
+    path = tmp_path_factory.mktemp("desk") / "crm.db"
+    write_demo(open_db(path), demo_business)
+    desk = Desk(open_db(path), today="2026-11-15")
+    desk.today_panel()
+    return desk
+
+
+def test_today_finds_the_planted_detractors_and_forgotten_deals(demo_desk):
+    db, items = demo_desk.db, demo_desk.today_list.items
+    unhappy = {r[0] for r in db.execute(f"SELECT customer_id FROM {DEMO_TRUTH} WHERE unhappy = 1")}
+    follow = [i for i in items if i.kind == "follow-up"]
+    assert 0 < len(follow) <= SHOWN_ROWS
+    assert any(i.customer_id in unhappy and "detractor" in i.why for i in follow)
+    # planted: forgotten deals have had no activity since they were opened
+    forgotten = db.execute("SELECT customer_id FROM opportunities WHERE stage NOT IN ('won', 'lost') "
+                           "AND last_activity_at = opened_at AND julianday('2026-11-15') - julianday(opened_at) > ?",
+                           [STALE_DAYS]).fetchall()
+    quiet = [i for i in items if i.kind == "deal" and "quiet" in i.why]
+    assert len(quiet) == min(SHOWN_ROWS, len(forgotten)) > 0
+    assert {i.customer_id for i in quiet} <= {r[0] for r in forgotten}
+    assert all(len([i for i in items if i.kind == k]) <= SHOWN_ROWS for k in ("ticket", "deal", "anniversary"))
+
+
+def test_contacted_logs_an_interaction_and_takes_the_person_off_the_list(demo_desk):
+    db, today = demo_desk.db, demo_desk.today_list
+    first = next(i for i in today.items if i.kind == "follow-up")
+    shown = texts(today.box)
+    name = db.table("customers").get(first.customer_id)["name"]
+    assert name in shown and "None" not in shown and "nan" not in shown
+    today.buttons[("follow-up", first.customer_id)].click()
+    row = db.execute("SELECT channel, outcome FROM interactions WHERE customer_id = ? ORDER BY occurred_at DESC",
+                     [first.customer_id]).fetchone()
+    assert row == ("call", "contacted")
+    assert first.customer_id not in {i.customer_id for i in today.items}
+    assert isinstance(today.widget(), widgets.VBox)
+
+
+def test_today_leaves_out_an_erased_person(demo_desk):
+    db, today = demo_desk.db, demo_desk.today_list
+    person = next(i for i in today.items if i.kind == "follow-up")
+    name = db.table("customers").get(person.customer_id)["name"]
+    forget(db, person.customer_id)
+    today.refresh()
+    assert person.customer_id not in {i.customer_id for i in today.items}
+    assert name not in texts(today.box)
+
+
+# --------------------------------------------------------------------------- make lab
+def test_the_lab_settings_turn_news_off_and_pick_the_project_kernel():
+    overrides = json.loads((PROJECT_ROOT / "jupyter" / "lab-overrides.json").read_text())
+    plugin = "@jupyterlab/apputils-extension:notification"
+    schema = json.loads((Path(sys.prefix) / "share/jupyter/lab/schemas/@jupyterlab/apputils-extension"
+                         / "notification.json").read_text())
+    jsonschema.validate(overrides[plugin], schema)  # names and values JupyterLab knows
+    assert overrides[plugin]["fetchNews"] == "false"
+    server = json.loads((PROJECT_ROOT / "jupyter" / "server-config.json").read_text())
+    assert server["MappingKernelManager"]["default_kernel_name"] == KERNEL_NAME
+
+
+@pytest.mark.slow
+def test_the_desk_notebook_runs_top_to_bottom_on_a_store(demo_db_copy, tmp_path):
+    executed = nbformat.read(run_notebook("00_desk.ipynb", tmp_path, db_path=str(demo_db_copy), today="2026-11-15"),
+                             as_version=4)
+    views = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 2  # the forms and the Today list, nothing else printed
