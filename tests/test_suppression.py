@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -212,7 +213,7 @@ def test_restoring_an_older_backup_erases_the_person_again(store, tmp_path, cli)
 
     output = cli("restore", "--db", str(store), str(old))
 
-    assert "Erased again 1 people" in output
+    assert "Erased again: 1 person" in output
     db = open_db(store)
     assert db.execute("SELECT count(*) FROM customers WHERE customer_id = ? OR email = ?",
                       [person["customer_id"], person["email"]]).fetchone()[0] == 0
@@ -239,8 +240,8 @@ def test_a_store_that_predates_the_list_learns_it_from_the_sidecar(store, tmp_pa
 
     assert restored.erased_again == 1 and restored.kept is None
     db = open_db(store)
-    assert db.execute("SELECT count(*) FROM customers WHERE customer_id = ?", [person["customer_id"]]).fetchone()[0] == 0
-    assert len(SuppressionList.load(db)) == 1
+    held = db.execute("SELECT count(*) FROM customers WHERE customer_id = ?", [person["customer_id"]]).fetchone()[0]
+    assert held == 0 and len(SuppressionList.load(db)) == 1
 
 
 def test_restoring_a_backup_taken_after_the_erasure_erases_nobody(store, tmp_path):
@@ -294,29 +295,37 @@ def test_a_backup_with_another_passphrase_is_left_as_it_is_and_named(store, tmp_
 
 
 def test_backups_keep_working_while_the_backups_are_purged(store, tmp_path):
-    """Another process takes backups in a loop during the purge: every backup verifies, and neither
-    the purged ones nor the new ones hold the person."""
+    """Another process takes backups in a loop during the purge: some finish while it runs, every
+    backup verifies, and neither the purged ones nor the new ones hold the person."""
     person = _person(store)
-    for day in range(1, 4):
+    for day in range(1, 6):
         backup(store, now=dt.datetime(2026, 11, day))
     db = open_db(store)
     forget(db, person["customer_id"])
-    started = tmp_path / "started"
+    stop = tmp_path / "stop"
     writer = subprocess.Popen([sys.executable, "-c", f"""
-import datetime as dt, pathlib
+import datetime as dt, pathlib, time
 from crm_helpers.backup import backup
-for k in range(6):
-    backup({str(store)!r}, now=dt.datetime(2026, 12, 1, 0, 0, k))
-    pathlib.Path({str(started)!r}).touch()
-"""])
+for k in range(300):
+    if pathlib.Path({str(stop)!r}).exists():
+        break
+    backup({str(store)!r}, keep=1000, now=dt.datetime(2026, 12, 1, 0, k // 60, k % 60))
+    print(time.time(), flush=True)
+"""], stdout=subprocess.PIPE, text=True)
     try:
+        first = float(writer.stdout.readline())  # the writer's first backup is the signal to start
+        started = time.time()
         checks = purge_copies(store, SuppressionList.load(db))
+        finished = time.time()
     finally:
-        assert writer.wait(timeout=120) == 0
-    assert started.exists()
-    assert sum(c.purged for c in checks) == 3 and not any(c.problem for c in checks)
+        stop.touch()
+        rest, _ = writer.communicate(timeout=120)
+    assert writer.returncode == 0
+    finishes = [first] + [float(t) for t in rest.split()]
+    assert any(started < t < finished for t in finishes), "no backup was taken during the purge"
+    assert sum(c.purged for c in checks) == 5 and not any(c.problem for c in checks)
     backups = sorted((store.parent / "backups").glob("crm-*.db"))
-    assert len(backups) == 9
+    assert len(backups) == 5 + len(finishes)
     for path in backups:
         verify(path)
         assert not _occurrences(path.read_bytes(), person["email"]), path

@@ -300,8 +300,9 @@ def check_copies(db_path: str | os.PathLike[str], erasures: SuppressionList, *, 
 def purge_copies(db_path: str | os.PathLike[str], erasures: SuppressionList, *, folders: tuple[Path, ...] = (),
                  passphrase: str | None = None) -> list[CopyCheck]:
     """Rewrite every copy that holds people of ``erasures`` without them (erased as in the store,
-    compacted, re-encrypted with the same passphrase), verify it, and replace it atomically. A copy
-    that cannot be read is left as it is and says why. Backups can be taken meanwhile."""
+    brought to the current schema, compacted, re-encrypted with the same passphrase), verify it, and
+    replace it atomically. A copy that cannot be read is left as it is and says why. Backups can be
+    taken meanwhile: they are new files, and a backup rotated away during the purge stays away."""
     return [_through_copy(p, erasures, passphrase, purge=True) for p in copies(db_path, folders)]
 
 
@@ -321,7 +322,8 @@ def _through_copy(path: Path, erasures: SuppressionList, passphrase: str | None,
             blob = path.read_bytes()
             sealed = blob.startswith(MAGIC)
             if sealed and not passphrase:
-                check.problem = "encrypted: give its passphrase to check it"
+                check.problem = ("encrypted: checked only with its passphrase ($CRM_BACKUP_PASSPHRASE, "
+                                 "or asked by --purge-backups)")
                 return check
             work, clean = Path(tmp) / "copy.db", Path(tmp) / "clean.db"
             try:

@@ -286,8 +286,9 @@ def restore_cmd(db_path: Path | None, backup_file: Path) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Restored {backup_file.name} into {_db_path(db_path)}")
     if restored.erased_again:
-        click.echo(f"Erased again {restored.erased_again} people that `crm forget` erased after this backup was "
-                   "taken (see `crm forget --list`).")
+        n = restored.erased_again
+        click.echo(f"Erased again: {n} {'person' if n == 1 else 'people'} that `crm forget` erased after this "
+                   "backup was taken (see `crm forget --list`).")
     if restored.kept:
         click.echo(f"The replaced store is kept as {restored.kept}")
 

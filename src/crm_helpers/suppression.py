@@ -90,7 +90,8 @@ class Erasure:
     def describe(self) -> str:
         """``2026-11-29 11:50  ERASED-…  customer id, e-mail, phone  37 rows`` for ``crm forget --list``."""
         kinds = ", ".join(KIND_WORDS[k] for k in KINDS if k in self.digests)
-        return f"{self.erased_at.replace('T', ' ')}  {self.pseudonym}  identifiers: {kinds}  rows changed: {self.rows_changed}"
+        when = self.erased_at.replace("T", " ")
+        return f"{when}  {self.pseudonym}  identifiers: {kinds}  rows changed: {self.rows_changed}"
 
 
 @dataclass
@@ -241,7 +242,8 @@ def erased_mask(erasures: SuppressionList, frame: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-def skip_erased(db: Database, frame: pd.DataFrame, rows: np.ndarray, errors: list) -> tuple[pd.DataFrame, np.ndarray, int]:
+def skip_erased(db: Database, frame: pd.DataFrame, rows: np.ndarray,
+                errors: list[Any]) -> tuple[pd.DataFrame, np.ndarray, int]:
     """The importer's hook: drop the rows of erased people from ``frame`` and ``rows`` (its file row
     numbers), and their problems from ``errors`` (so no rejects file writes them back to disk).
     Returns the frame, the row numbers and the number of rows skipped."""
