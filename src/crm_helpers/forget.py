@@ -158,9 +158,10 @@ def _log(db: Database, report: ErasureReport) -> None:
 
 def _after_erasure(db: Database, backups: Path | None) -> None:
     """Empty the WAL file (its old frames still hold the erased values) and copy the suppression
-    list to the sidecar beside the backups of a store file."""
+    list to the sidecar beside the backups of a store file. Inside a caller's transaction both wait:
+    the erasure is not committed yet (the next backup or restore copies the list)."""
     path = store_path(db)
-    if path == ":memory:":
+    if path == ":memory:" or db.conn.in_transaction:
         return
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # best effort: a reader holding a snapshot defers it
     SuppressionList.load(db).write_sidecar(backups or config.backups_dir(Path(path)))
