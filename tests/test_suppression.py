@@ -329,3 +329,18 @@ for k in range(300):
     for path in backups:
         verify(path)
         assert not _occurrences(path.read_bytes(), person["email"]), path
+
+
+def test_a_damaged_sidecar_stops_a_restore_with_a_plain_message_and_is_set_aside_by_the_next_backup(store, cli):
+    old = backup(store, now=dt.datetime(2026, 11, 1))
+    forget(open_db(store), "C00002")
+    sidecar = sidecar_path(store.parent / "backups")
+    sidecar.write_text('{"keys": {"k": "not hex"}', encoding="utf-8")
+    before = store.read_bytes()
+    result = CliRunner().invoke(main, ["restore", "--db", str(store), str(old)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{sidecar}: the suppression list kept beside the backups cannot be read" in result.output
+    assert store.read_bytes() == before
+    cli("backup", "--db", str(store))  # the store's own list is whole: written afresh, the damaged one kept aside
+    assert len(SuppressionList.read_sidecar(sidecar.parent)) == 1
+    assert len(list(sidecar.parent.glob("suppression-list.json.damaged-*"))) == 1

@@ -31,7 +31,7 @@ from sqlite_utils import Database
 from . import config
 from .forget import erased_people, reapply_erasures
 from .store import SCHEMA_VERSION, migrate_db
-from .suppression import SuppressionList
+from .suppression import SidecarError, SuppressionList
 
 MAGIC = b"CRMBAK1\n"
 SALT_BYTES = 16
@@ -246,9 +246,8 @@ def known_erasures(db_path: Path, *folders: Path) -> SuppressionList:
     for folder in dict.fromkeys([config.backups_dir(db_path), *folders]):
         try:
             lists.append(SuppressionList.read_sidecar(folder))
-        except (ValueError, KeyError) as exc:
-            raise BackupError(f"{folder}: the suppression list beside the backups cannot be read ({exc}); "
-                              "nothing was changed") from None
+        except SidecarError as exc:
+            raise BackupError(f"{exc}; nothing was changed. Mend or remove it, then restore again.") from None
     return SuppressionList().merged(*lists)
 
 
@@ -315,51 +314,56 @@ def _held(path: Path, erasures: SuppressionList) -> list[str]:
 
 
 def _through_copy(path: Path, erasures: SuppressionList, passphrase: str | None, *, purge: bool) -> CopyCheck:
+    """Check (and with ``purge`` rewrite) one copy in a private working folder beside it; any
+    failure leaves the copy as it was and becomes the check's ``problem``."""
     check = CopyCheck(path)
     old_umask = os.umask(0o077)
     try:
         with _partial_dir(path.parent) as tmp:
-            blob = path.read_bytes()
-            sealed = blob.startswith(MAGIC)
-            if sealed and not passphrase:
-                check.problem = ("encrypted: checked only with its passphrase ($CRM_BACKUP_PASSPHRASE, "
-                                 "or asked by --purge-backups)")
-                return check
-            work, clean = Path(tmp) / "copy.db", Path(tmp) / "clean.db"
-            try:
-                work.write_bytes(decrypt_bytes(blob, passphrase) if sealed else blob)
-                verify(work)
-                check.holds = _held(work, erasures)
-                if not (purge and check.holds):
-                    return check
-                conn = sqlite3.connect(str(work))
-                try:
-                    conn.execute("PRAGMA foreign_keys = ON")
-                    db = Database(conn)
-                    migrate_db(db)
-                    reapply_erasures(db, erasures)
-                    conn.execute("VACUUM INTO ?", [str(clean)])  # a fresh file: no freed page of the old one
-                finally:
-                    conn.close()
-                data = clean.read_bytes()
-                if sealed:
-                    data = encrypt_bytes(data, passphrase)
-                    clean.write_bytes(decrypt_bytes(data, passphrase))  # verify what will be on disk
-                verify(clean)
-                if _held(clean, erasures):
-                    raise BackupError("still holds erased people after the rewrite")
-            except BackupError as exc:
-                check.problem = str(exc)
-                return check
-            out = Path(tmp) / "out"
-            out.write_bytes(data)
-            os.chmod(out, 0o600)
-            if path.exists():  # a backup rotated away meanwhile stays away
-                os.replace(out, path)
-            check.purged = True
-            return check
+            _check_or_purge(check, Path(tmp), erasures, passphrase, purge)
+    except (BackupError, OSError, sqlite3.DatabaseError) as exc:
+        check.problem, check.purged = str(exc), False
     finally:
         os.umask(old_umask)
+    return check
+
+
+def _check_or_purge(check: CopyCheck, tmp: Path, erasures: SuppressionList, passphrase: str | None,
+                    purge: bool) -> None:
+    blob = check.path.read_bytes()
+    sealed = blob.startswith(MAGIC)
+    if sealed and not passphrase:
+        check.problem = ("encrypted: checked only with its passphrase ($CRM_BACKUP_PASSPHRASE, "
+                         "or asked by --purge-backups)")
+        return
+    work, clean = tmp / "copy.db", tmp / "clean.db"
+    work.write_bytes(decrypt_bytes(blob, passphrase) if sealed else blob)
+    verify(work)
+    check.holds = _held(work, erasures)
+    if not (purge and check.holds):
+        return
+    conn = sqlite3.connect(str(work))
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = Database(conn)
+        migrate_db(db)
+        reapply_erasures(db, erasures)
+        conn.execute("VACUUM INTO ?", [str(clean)])  # a fresh file: no freed page of the old one
+    finally:
+        conn.close()
+    data = clean.read_bytes()
+    if sealed:
+        data = encrypt_bytes(data, passphrase)
+        clean.write_bytes(decrypt_bytes(data, passphrase))  # verify what will be on disk
+    verify(clean)
+    if _held(clean, erasures):
+        raise BackupError(f"{check.path.name}: still holds erased people after the rewrite; left as it was")
+    out = tmp / "out"
+    out.write_bytes(data)
+    os.chmod(out, 0o600)
+    if check.path.exists():  # a backup rotated away meanwhile stays away
+        os.replace(out, check.path)
+    check.purged = True
 
 
 __all__ = ["BackupError", "CopyCheck", "Restored", "backup", "check_copies", "copies", "decrypt_bytes", "encrypt_bytes",

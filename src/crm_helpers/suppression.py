@@ -50,6 +50,10 @@ MIN_PHONE_DIGITS = 6
 SIDECAR_NAME = "suppression-list.json"
 
 
+class SidecarError(ValueError):
+    """The sidecar file beside the backups is damaged; the message names it."""
+
+
 def identifiers(record: Mapping[str, Any]) -> dict[str, str]:
     """``{kind: normalised value}`` of the identifiers present in ``record`` (a row of customers,
     orders, ...); blank values, unreadable e-mails and short phone numbers are left out."""
@@ -174,25 +178,34 @@ class SuppressionList:
     # ------------------------------------------------------------------------- the sidecar
     @classmethod
     def read_sidecar(cls, folder: Path) -> SuppressionList:
-        """The list in ``folder``'s sidecar; empty when there is none."""
+        """The list in ``folder``'s sidecar; empty when there is none. :class:`SidecarError` when
+        it cannot be read."""
         path = sidecar_path(folder)
         if not path.is_file():
             return cls()
-        data = json.loads(path.read_text(encoding="utf-8"))
-        keys = {k: bytes.fromhex(v) for k, v in data.get("keys", {}).items()}
-        erasures = {e["pseudonym"]: Erasure(e["pseudonym"], e["erased_at"], e["key_id"], e["digests"],
-                                            e["rows_changed"]) for e in data.get("erasures", [])}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            keys = {k: bytes.fromhex(v) for k, v in data.get("keys", {}).items()}
+            erasures = {e["pseudonym"]: Erasure(e["pseudonym"], e["erased_at"], e["key_id"], e["digests"],
+                                                e["rows_changed"]) for e in data.get("erasures", [])}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SidecarError(f"{path}: the suppression list kept beside the backups cannot be read "
+                               f"({type(exc).__name__}: {exc})") from None
         return cls(keys, erasures)
 
     def write_sidecar(self, folder: Path) -> Path:
         """Merge this list into ``folder``'s sidecar (created owner-only, replaced atomically)."""
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        whole = SuppressionList.read_sidecar(folder).merged(self)
+        path = sidecar_path(folder)
+        try:
+            whole = SuppressionList.read_sidecar(folder).merged(self)
+        except SidecarError:  # kept aside for the owner, who may mend it; the store's list is whole
+            os.replace(path, path.with_name(f"{path.name}.damaged-{dt.datetime.now():%Y%m%d-%H%M%S}"))
+            whole = self
         data = {"keys": {k: s.hex() for k, s in whole.keys.items()},
                 "erasures": [{"pseudonym": e.pseudonym, "erased_at": e.erased_at, "key_id": e.key_id,
                               "digests": e.digests, "rows_changed": e.rows_changed}
                              for e in sorted(whole.erasures.values(), key=lambda e: (e.erased_at, e.pseudonym))]}
-        path = sidecar_path(folder)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
