@@ -30,7 +30,7 @@ import os
 import re
 import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,23 +57,26 @@ class SidecarError(ValueError):
 def identifiers(record: Mapping[str, Any]) -> dict[str, str]:
     """``{kind: normalised value}`` of the identifiers present in ``record`` (a row of customers,
     orders, ...); blank values, unreadable e-mails and short phone numbers are left out."""
-    found: dict[str, str] = {}
-    for kind in KINDS:
-        value = record.get(kind)
-        if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip():
-            continue
-        text = str(value).strip()
-        if kind == "email":
-            try:
-                text = normalize_email(text)
-            except ValueError:
-                continue
-        elif kind == "phone":
-            text = re.sub(r"\D", "", text)
-            if len(text) < MIN_PHONE_DIGITS:
-                continue
-        found[kind] = text
-    return found
+    found = {kind: _normalised(kind, record.get(kind)) for kind in KINDS}
+    return {kind: value for kind, value in found.items() if value is not None}
+
+
+def _normalised(kind: str, value: Any) -> str | None:
+    """The identifier ``value`` of ``kind`` as it is hashed, or None when it identifies nobody."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if kind == "email":
+        try:
+            return normalize_email(text)
+        except ValueError:
+            return None
+    if kind == "phone":
+        digits = re.sub(r"\D", "", text)
+        return digits if len(digits) >= MIN_PHONE_DIGITS else None
+    return text
 
 
 def _digest(secret: bytes, kind: str, value: str) -> str:
@@ -132,6 +135,25 @@ class SuppressionList:
                 if hit is not None:
                     return kind, hit
         return None
+
+    def erased_values(self, kind: str, values: Iterable[Any]) -> set[Any]:
+        """Those of ``values`` (identifiers of one kind, each distinct) that name an erased person;
+        the bulk form of :meth:`match`, for a column of an import."""
+        hits: set[Any] = set()
+        for key_id, secret in self.keys.items():
+            wanted = {d for (k, c, d) in self._lookup() if k == key_id and c == kind}
+            if not wanted:
+                continue
+            keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied per value: the key is set up once
+            for value in values:
+                text = _normalised(kind, value)
+                if text is None:
+                    continue
+                mac = keyed.copy()
+                mac.update(f"{kind}\x1f{text}".encode("utf-8"))
+                if mac.hexdigest() in wanted:
+                    hits.add(value)
+        return hits
 
     def merged(self, *others: SuppressionList) -> SuppressionList:
         """A new list holding the keys and erasures of this one and ``others``."""
@@ -249,7 +271,7 @@ def erased_mask(erasures: SuppressionList, frame: pd.DataFrame) -> np.ndarray:
         return mask
     for kind in (k for k in KINDS if k in frame):
         values = frame[kind]
-        hits = {v for v in values.dropna().unique() if erasures.match({kind: v})}
+        hits = erasures.erased_values(kind, values.dropna().unique().tolist())
         if hits:
             mask |= values.isin(hits).to_numpy()
     return mask
