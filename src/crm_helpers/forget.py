@@ -26,13 +26,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from sqlite_utils import Database
 
 from . import config
 from .safe_csv import write_safe_rows
 from .schema import ERASURE_LOG, IMPORT_BATCHES, SEGMENT_SNAPSHOTS, TABLES, personal_columns
 from .store import store_path
-from .suppression import Erasure, SuppressionList, record_erasure
+from .suppression import Erasure, SuppressionList, erased_mask, record_erasure
 from .undo import pack, unpack
 
 _ALSO_CLEARED = ("company", "city", "tags")
@@ -121,9 +122,11 @@ def erased_people(db: Database, erasures: SuppressionList) -> list[tuple[str, st
     """``(customer_id, email, erasure)`` of every customer of ``db`` whom ``erasures`` names."""
     if not erasures or "customers" not in db.table_names():
         return []
-    rows = db.execute("SELECT customer_id, email, phone FROM customers").fetchall()
-    return [(cid, email, hit) for cid, email, phone in rows
-            if (hit := erasures.match({"customer_id": cid, "email": email, "phone": phone}))]
+    customers = pd.DataFrame(db.execute("SELECT customer_id, email, phone FROM customers").fetchall(),
+                             columns=["customer_id", "email", "phone"], dtype=object)
+    held = customers[erased_mask(erasures, customers)]  # bulk: each identifier hashed once
+    return [(cid, email, erasures.match({"customer_id": cid, "email": email, "phone": phone}))
+            for cid, email, phone in held.itertuples(index=False)]
 
 
 def _new_pseudonym() -> str:
