@@ -81,7 +81,7 @@ def test_restore_refuses_a_damaged_backup_and_keeps_the_store(store, tmp_path):
 def test_restore_keeps_the_replaced_store(store, tmp_path):
     path = backup(store, tmp_path / "bk")
     open_db(store).table("customers").insert({"customer_id": "late"})
-    kept = restore(path, store)
+    kept = restore(path, store).kept
     assert kept is not None and kept.exists()
     assert table_counts(open_db(store))["customers"] == 50
     assert sqlite3.connect(kept).execute("SELECT count(*) FROM customers").fetchone()[0] == 51
@@ -90,9 +90,9 @@ def test_restore_keeps_the_replaced_store(store, tmp_path):
 def test_every_file_a_backup_or_restore_writes_is_owner_only(store, tmp_path):
     plain = backup(store, tmp_path / "bk", now=dt.datetime(2026, 1, 1))
     sealed = backup(store, tmp_path / "bk", passphrase="correct horse", now=dt.datetime(2026, 1, 2))
-    kept = restore(plain, store)
+    kept = restore(plain, store).kept
     restored_from_sealed = restore(sealed, tmp_path / "other.db", passphrase="correct horse")
-    assert restored_from_sealed is None  # nothing was there to keep
+    assert restored_from_sealed.kept is None  # nothing was there to keep
     for path in (plain, sealed, kept, store, tmp_path / "other.db"):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path.name
     assert stat.S_IMODE(os.stat(tmp_path / "bk").st_mode) == 0o700

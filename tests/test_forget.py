@@ -117,3 +117,21 @@ def test_a_short_id_does_not_erase_rows_of_longer_ids_in_rejects_files(small_sto
     forget(small_store, "C1", inbox=inbox)
     assert (inbox / "orders.rejects.csv").read_text(encoding="utf-8-sig").splitlines() == ["row,reasons,customer_id",
                                                                                           "3,x,C10"]
+
+
+def test_the_suppression_list_is_written_in_the_erasures_transaction(tmp_path):
+    """Rolled back with the caller's transaction: the person is back in full and on no list, and no
+    sidecar announces an erasure that never happened."""
+    db = open_db(tmp_path / "crm.db")
+    db.table("customers").insert({"customer_id": "C1", "name": "Ada", "email": "ada@example.com"})
+    with pytest.raises(RuntimeError):
+        with db.atomic():
+            forget(db, "ada@example.com")
+            assert db.execute("SELECT count(*) FROM suppression_list").fetchone()[0] == 1
+            raise RuntimeError("the caller changes its mind")
+    assert db.execute("SELECT customer_id, email FROM customers").fetchall() == [("C1", "ada@example.com")]
+    assert db.execute("SELECT count(*) FROM suppression_list").fetchone()[0] == 0
+    assert not (tmp_path / "backups").exists()
+    forget(db, "C1")
+    assert db.execute("SELECT count(*) FROM suppression_list").fetchone()[0] == 1
+    assert (tmp_path / "backups" / "suppression-list.json").exists()

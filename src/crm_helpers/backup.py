@@ -6,6 +6,13 @@ owner-only permissions and keeps the newest ``keep`` backups. With a passphrase 
 encrypted (Fernet: AES-128-CBC + HMAC-SHA256, key derived from the passphrase with scrypt) by
 the ``cryptography`` package. ``restore()`` verifies a backup before it replaces the store and
 keeps the replaced file beside it.
+
+Erasures stay erased (see ``suppression.py``): every backup copies the store's suppression list to
+the sidecar beside it; ``restore()`` erases again, before the restored store replaces the current
+one, everybody the current store, the backup folder's sidecar or the default one lists;
+:func:`check_copies` tells which backups and kept copies still hold an erased person, and
+:func:`purge_copies` rewrites them without those people (decrypting and re-encrypting with the
+same passphrase) and verifies each.
 """
 
 from __future__ import annotations
@@ -16,9 +23,15 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .store import SCHEMA_VERSION
+from sqlite_utils import Database
+
+from . import config
+from .forget import erased_people, reapply_erasures
+from .store import SCHEMA_VERSION, migrate_db
+from .suppression import SidecarError, SuppressionList
 
 MAGIC = b"CRMBAK1\n"
 SALT_BYTES = 16
@@ -56,6 +69,12 @@ def decrypt_bytes(blob: bytes, passphrase: str) -> bytes:
         return Fernet(_key(passphrase, salt)).decrypt(token)
     except InvalidToken:
         raise BackupError("wrong passphrase, or the backup file is damaged") from None
+
+
+def is_encrypted(path: Path) -> bool:
+    """Whether the file at ``path`` is an encrypted backup (starts with :data:`MAGIC`)."""
+    with open(path, "rb") as f:
+        return f.read(len(MAGIC)) == MAGIC
 
 
 def verify(path: Path, *, name: str | None = None) -> int:
@@ -135,7 +154,7 @@ def backup(
     db_path = Path(db_path)
     if not db_path.exists():
         raise BackupError(f"{db_path}: no store to back up")
-    folder = Path(to) if to else db_path.parent / "backups"
+    folder = Path(to) if to else config.backups_dir(db_path)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
     final = folder / (f"crm-{stamp}.db" + (".enc" if passphrase else ""))
@@ -145,6 +164,9 @@ def backup(
             copy = Path(tmp) / "snapshot.db"
             _snapshot(db_path, copy)
             verify(copy, name=db_path.name)
+            erasures = SuppressionList.load_file(copy)
+            if erasures:
+                erasures.write_sidecar(folder)
             if passphrase:
                 (Path(tmp) / "snapshot.enc").write_bytes(encrypt_bytes(copy.read_bytes(), passphrase))
                 copy = Path(tmp) / "snapshot.enc"
@@ -158,25 +180,43 @@ def backup(
     return final
 
 
+def _backups_in(folder: Path) -> list[Path]:
+    """The backup files of ``folder``, oldest first (their names hold the time)."""
+    return sorted(p for p in folder.glob("crm-*.db*") if p.suffix in (".db", ".enc"))
+
+
 def _rotate(folder: Path, keep: int) -> None:
-    backups = sorted(p for p in folder.glob("crm-*.db*") if p.suffix in (".db", ".enc"))
+    backups = _backups_in(folder)
     for old in backups[: max(len(backups) - keep, 0)]:
         old.unlink()
 
 
+@dataclass
+class Restored:
+    """What :func:`restore` did: where the replaced store was kept (or None), and the people on the
+    suppression list it erased again because the backup predates their erasure."""
+
+    kept: Path | None
+    erased_again: int = 0
+
+
 def restore(
     backup_file: str | os.PathLike[str], db_path: str | os.PathLike[str], *, passphrase: str | None = None
-) -> Path | None:
-    """Replace the store with a verified backup. Returns where the replaced store was kept (or None).
+) -> Restored:
+    """Replace the store with a verified backup, keeping every erasure.
 
-    The backup is decrypted (when encrypted) and checked before anything is touched; the current
-    store is kept as ``crm.db.replaced-YYYYMMDD-HHMMSS``.
+    The backup is decrypted (when encrypted) and checked before anything is touched; everybody on
+    the suppression list (of the current store, of the sidecar beside the backup and of the one in
+    the store's backup folder) is erased again in it, and it is compacted so no freed page keeps
+    their data, before it replaces the store. The current store is kept as
+    ``crm.db.replaced-YYYYMMDD-HHMMSS``.
     """
     source, db_path = Path(backup_file), Path(db_path)
     if not source.exists():
         raise BackupError(f"{source}: no such backup")
     old_umask = os.umask(0o077)
     try:
+        erasures = known_erasures(db_path, source.parent)
         with _partial_dir(db_path.parent) as tmp:
             candidate = Path(tmp) / "restore.db"
             blob = source.read_bytes()
@@ -186,6 +226,7 @@ def restore(
                 blob = decrypt_bytes(blob, passphrase)
             candidate.write_bytes(blob)
             verify(candidate, name=source.name)
+            erased_again = _erase_again(candidate, erasures)
             kept = None
             if db_path.exists():
                 kept = db_path.with_name(f"{db_path.name}.replaced-{dt.datetime.now():%Y%m%d-%H%M%S}")
@@ -195,9 +236,140 @@ def restore(
                 Path(f"{db_path}{side}").unlink(missing_ok=True)
             os.chmod(candidate, 0o600)
             os.replace(candidate, db_path)
-            return kept
+        if erasures:
+            erasures.write_sidecar(config.backups_dir(db_path))
+        return Restored(kept, erased_again)
     finally:
         os.umask(old_umask)
 
 
-__all__ = ["BackupError", "backup", "restore", "verify", "encrypt_bytes", "decrypt_bytes"]
+def known_erasures(db_path: Path, *folders: Path) -> SuppressionList:
+    """The suppression list of the store at ``db_path`` (when it can be read), of the sidecar in its
+    backup folder and of those in ``folders``, merged. A damaged sidecar is a BackupError: going on
+    without it could bring erased people back."""
+    lists = [SuppressionList.load_file(db_path)] if db_path.exists() else []
+    for folder in dict.fromkeys([config.backups_dir(db_path), *folders]):
+        try:
+            lists.append(SuppressionList.read_sidecar(folder))
+        except SidecarError as exc:
+            raise BackupError(f"{exc}; nothing was changed. Mend or remove it, then restore again.") from None
+    return SuppressionList().merged(*lists)
+
+
+def _erase_again(path: Path, erasures: SuppressionList) -> int:
+    """Bring the store file ``path`` to the current schema, erase again the people of ``erasures``
+    it holds and compact it; returns how many people that was."""
+    conn = sqlite3.connect(str(path))
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = Database(conn)
+        migrate_db(db)
+        erased = len(reapply_erasures(db, erasures)) if erasures else 0
+        if erased:
+            conn.execute("VACUUM")
+    finally:
+        conn.close()
+    return erased
+
+
+@dataclass
+class CopyCheck:
+    """One backup or kept copy of the store, and the erased people it still holds."""
+
+    path: Path
+    holds: list[str] = field(default_factory=list)
+    """Pseudonyms of the erasures whose person this copy still holds."""
+    problem: str | None = None
+    """Why the copy could not be checked (encrypted without its passphrase, damaged), or None."""
+    purged: bool = False
+    """True when :func:`purge_copies` rewrote it without those people and verified it."""
+
+
+def copies(db_path: str | os.PathLike[str], folders: tuple[Path, ...] = ()) -> list[Path]:
+    """The backups in the store's backup folder and in ``folders``, and the copies :func:`restore`
+    kept beside the store (``crm.db.replaced-*``)."""
+    db_path = Path(db_path)
+    found = {p for folder in {config.backups_dir(db_path), *map(Path, folders)} if folder.is_dir()
+             for p in _backups_in(folder)}
+    found |= set(db_path.parent.glob(f"{db_path.name}.replaced-*"))
+    return sorted(found)
+
+
+def check_copies(db_path: str | os.PathLike[str], erasures: SuppressionList, *, folders: tuple[Path, ...] = (),
+                 passphrase: str | None = None) -> list[CopyCheck]:
+    """Which :func:`copies` still hold people of ``erasures``; encrypted ones need the passphrase."""
+    return [_through_copy(p, erasures, passphrase, purge=False) for p in copies(db_path, folders)]
+
+
+def purge_copies(db_path: str | os.PathLike[str], erasures: SuppressionList, *, folders: tuple[Path, ...] = (),
+                 passphrase: str | None = None) -> list[CopyCheck]:
+    """Rewrite every copy that holds people of ``erasures`` without them (erased as in the store,
+    brought to the current schema, compacted, re-encrypted with the same passphrase), verify it, and
+    replace it atomically. A copy that cannot be read is left as it is and says why. Backups can be
+    taken meanwhile: they are new files, and a backup rotated away during the purge stays away."""
+    return [_through_copy(p, erasures, passphrase, purge=True) for p in copies(db_path, folders)]
+
+
+def _held(path: Path, erasures: SuppressionList) -> list[str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return sorted({erasure.pseudonym for _, _, erasure in erased_people(Database(conn), erasures)})
+    finally:
+        conn.close()
+
+
+def _through_copy(path: Path, erasures: SuppressionList, passphrase: str | None, *, purge: bool) -> CopyCheck:
+    """Check (and with ``purge`` rewrite) one copy in a private working folder beside it; any
+    failure leaves the copy as it was and becomes the check's ``problem``."""
+    check = CopyCheck(path)
+    old_umask = os.umask(0o077)
+    try:
+        with _partial_dir(path.parent) as tmp:
+            _check_or_purge(check, Path(tmp), erasures, passphrase, purge)
+    except (BackupError, OSError, sqlite3.DatabaseError) as exc:
+        check.problem, check.purged = str(exc), False
+    finally:
+        os.umask(old_umask)
+    return check
+
+
+def _check_or_purge(check: CopyCheck, tmp: Path, erasures: SuppressionList, passphrase: str | None,
+                    purge: bool) -> None:
+    blob = check.path.read_bytes()
+    sealed = blob.startswith(MAGIC)
+    if sealed and not passphrase:
+        check.problem = ("encrypted: checked only with its passphrase ($CRM_BACKUP_PASSPHRASE, "
+                         "or asked by --purge-backups)")
+        return
+    work, clean = tmp / "copy.db", tmp / "clean.db"
+    work.write_bytes(decrypt_bytes(blob, passphrase) if sealed else blob)
+    verify(work)
+    check.holds = _held(work, erasures)
+    if not (purge and check.holds):
+        return
+    conn = sqlite3.connect(str(work))
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = Database(conn)
+        migrate_db(db)
+        reapply_erasures(db, erasures)
+        conn.execute("VACUUM INTO ?", [str(clean)])  # a fresh file: no freed page of the old one
+    finally:
+        conn.close()
+    data = clean.read_bytes()
+    if sealed:
+        data = encrypt_bytes(data, passphrase)
+        clean.write_bytes(decrypt_bytes(data, passphrase))  # verify what will be on disk
+    verify(clean)
+    if _held(clean, erasures):
+        raise BackupError(f"{check.path.name}: still holds erased people after the rewrite; left as it was")
+    out = tmp / "out"
+    out.write_bytes(data)
+    os.chmod(out, 0o600)
+    if check.path.exists():  # a backup rotated away meanwhile stays away
+        os.replace(out, check.path)
+    check.purged = True
+
+
+__all__ = ["BackupError", "CopyCheck", "Restored", "backup", "check_copies", "copies", "decrypt_bytes", "encrypt_bytes",
+           "is_encrypted", "known_erasures", "purge_copies", "restore", "verify"]

@@ -338,19 +338,26 @@ def backup_cmd(db_path: Path | None, to: Path | None, keep: int, encrypt: bool) 
 @db_option
 @click.argument("backup_file", type=click.Path(dir_okay=False, path_type=Path))
 def restore_cmd(db_path: Path | None, backup_file: Path) -> None:
-    """Replace the store with a verified BACKUP_FILE; the replaced store is kept beside it."""
-    from .backup import MAGIC, BackupError, restore
+    """Replace the store with a verified BACKUP_FILE; the replaced store is kept beside it.
+
+    People erased with `crm forget` since the backup was taken are erased again in it first.
+    """
+    from .backup import BackupError, is_encrypted, restore
 
     passphrase = None
-    if backup_file.exists() and backup_file.read_bytes()[: len(MAGIC)] == MAGIC:
+    if backup_file.is_file() and is_encrypted(backup_file):
         passphrase = _passphrase(confirm=False)
     try:
-        kept = restore(backup_file, _db_path(db_path), passphrase=passphrase)
+        restored = restore(backup_file, _db_path(db_path), passphrase=passphrase)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Restored {backup_file.name} into {_db_path(db_path)}")
-    if kept:
-        click.echo(f"The replaced store is kept as {kept}")
+    if restored.erased_again:
+        n = restored.erased_again
+        click.echo(f"Erased again: {n} {'person' if n == 1 else 'people'} that `crm forget` erased after this "
+                   "backup was taken (see `crm forget --list`).")
+    if restored.kept:
+        click.echo(f"The replaced store is kept as {restored.kept}")
 
 
 def _passphrase(confirm: bool) -> str:
@@ -364,26 +371,87 @@ def _passphrase(confirm: bool) -> str:
 
 @main.command(name="forget")
 @db_option
-@click.argument("who")
+@click.argument("who", required=False)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def forget_cmd(db_path: Path | None, who: str, yes: bool) -> None:
-    """Erase the personal data of the customer with id or e-mail WHO, everywhere."""
+@click.option("--list", "list_", is_flag=True,
+              help="List the erasures (date, identifiers, rows), without personal data; with WHO: was WHO erased?")
+@click.option("--purge-backups", is_flag=True,
+              help="Also rewrite the backups and kept copies that still hold erased people, and verify them.")
+@click.option("--backups", "folders", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Another backup folder to check or purge (e.g. one given to `crm backup --to`).")
+def forget_cmd(db_path: Path | None, who: str | None, yes: bool, list_: bool, purge_backups: bool,
+               folders: tuple[Path, ...]) -> None:
+    """Erase the personal data of the customer with id or e-mail WHO, everywhere, and keep them erased.
+
+    The person goes on the suppression list: imports skip their rows, restores erase them again.
+    Backups and kept copies that still hold them are listed; --purge-backups rewrites them (without
+    WHO: for everybody on the list).
+    """
     from .forget import ForgetError, forget
+    from .suppression import SuppressionList
 
     db = _open(db_path)
-    if not yes:
-        click.confirm(f"Erase every personal detail of {who}? This cannot be undone", abort=True)
-    try:
-        report = forget(db, who, inbox=config.inbox_dir())
-    except ForgetError as exc:
-        raise click.ClickException(str(exc)) from None
-    changed = ", ".join(f"{n} {t}" for t, n in report.rows_changed.items())
-    click.echo(f"Erased. The person's rows now belong to {report.pseudonym} ({changed}).")
-    if report.reject_files_cleaned:
-        click.echo("Removed their rows from: " + ", ".join(report.reject_files_cleaned))
-    if report.inbox_files_mentioning:
-        click.echo("These original export files in the inbox still mention them; delete or edit them: "
-                   + ", ".join(report.inbox_files_mentioning))
+    if list_:
+        _list_erasures(SuppressionList.load(db), who)
+        return
+    if who is None and not purge_backups:
+        raise click.UsageError("give WHO (an id or e-mail), --list, or --purge-backups")
+    erased = None
+    if who is not None:
+        if not yes:
+            click.confirm(f"Erase every personal detail of {who}? This cannot be undone", abort=True)
+        try:
+            report = forget(db, who, inbox=config.inbox_dir(), backups=config.backups_dir(_db_path(db_path)))
+        except ForgetError as exc:
+            raise click.ClickException(str(exc)) from None
+        erased = report.pseudonym
+        changed = ", ".join(f"{n} {t}" for t, n in report.rows_changed.items())
+        click.echo(f"Erased. The person's rows now belong to {report.pseudonym} ({changed}); "
+                   "they are on the suppression list, so imports and restores keep them out.")
+        if report.reject_files_cleaned:
+            click.echo("Removed their rows from: " + ", ".join(report.reject_files_cleaned))
+        if report.inbox_files_mentioning:
+            click.echo("These original export files in the inbox still mention them; delete or edit them: "
+                       + ", ".join(report.inbox_files_mentioning))
+    _tell_copies(_db_path(db_path), SuppressionList.load(db), erased, folders, purge_backups)
+
+
+def _list_erasures(erasures, who: str | None) -> None:
+    if who is not None:
+        hit = erasures.match({"customer_id": who, "email": who, "phone": who})
+        click.echo(f"{who} was erased on {hit.erased_at[:10]} ({hit.pseudonym})." if hit
+                   else f"{who} is not on the suppression list.")
+        return
+    if not erasures:
+        click.echo("Nobody has been erased.")
+    for erasure in erasures.erasures.values():
+        click.echo(erasure.describe())
+
+
+def _tell_copies(db_path: Path, erasures, erased: str | None, folders: tuple[Path, ...], purge: bool) -> None:
+    """List (or, with ``purge``, rewrite) the backups and kept copies that still hold the person just
+    ``erased`` (None: anybody on the list)."""
+    import os
+
+    from .backup import check_copies, copies, is_encrypted, purge_copies
+
+    paths = copies(db_path, folders)
+    if not paths:
+        return
+    passphrase = os.environ.get("CRM_BACKUP_PASSPHRASE")
+    if purge and not passphrase and any(is_encrypted(p) for p in paths):
+        passphrase = _passphrase(confirm=False)
+    checks = (purge_copies if purge else check_copies)(db_path, erasures, folders=folders, passphrase=passphrase)
+    holding = [c for c in checks if (erased in c.holds if erased else c.holds)]
+    for check in holding:
+        click.echo(f"  {check.path}: {'rewritten without them and verified' if check.purged else 'still holds them'}")
+    if holding and not purge:
+        click.echo("These backups and kept copies still hold the person; `crm forget --purge-backups` rewrites them.")
+    for check in checks:
+        if check.problem:
+            click.echo(f"  {check.path}: not checked: {check.problem}")
+    if purge and not any(c.problem for c in checks):
+        click.echo(f"Checked {len(checks)} backups and kept copies; none holds an erased person any more.")
 
 
 @main.command(name="schema-doc")

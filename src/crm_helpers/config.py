@@ -43,6 +43,12 @@ def inbox_dir() -> Path:
     return Path(env).expanduser() if env else DATA_DIR / "inbox"
 
 
+def backups_dir(db_path: Path) -> Path:
+    """Where ``crm backup`` puts the backups of the store at ``db_path`` unless told otherwise:
+    ``backups/`` beside the store."""
+    return Path(db_path).parent / "backups"
+
+
 def reports_dir() -> Path:
     """Folder of monthly report packs: ``$CRM_REPORTS`` or ``reports``."""
     env = os.environ.get("CRM_REPORTS")

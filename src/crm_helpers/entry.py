@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from .schema import OPEN_STAGES, TABLES
 from .store import StoreError, explain_error, store_path, write_transaction
+from .suppression import refuse_erased
 from .validation import ValidationError, normalize_email, require_valid
 
 
@@ -69,10 +70,12 @@ def add_customer(db: Database, customer_id: str | None = None, **fields: Any) ->
     """Create a customer, or update it when the id (or the e-mail) is already known; returns the id.
 
     ``fields`` are columns of ``customers`` (name, email, phone, company, consent_marketing, ...).
+    A person erased by ``crm forget`` (their id, e-mail or phone on the suppression list) is refused.
     """
     unknown = set(fields) - set(TABLES["customers"].column_names)
     if unknown:
         raise ValidationError(sorted(unknown)[0], fields[sorted(unknown)[0]], "not a customer field")
+    refuse_erased(db, {"customer_id": customer_id, **fields})  # the suppression list of `crm forget`
     if customer_id is None and fields.get("email"):
         email = normalize_email(fields["email"])
         row = db.execute("SELECT customer_id FROM customers WHERE email = ?", [email]).fetchone()

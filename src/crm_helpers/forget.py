@@ -8,6 +8,10 @@ follow the pseudonym; the import bookkeeping kept for undo (previous and written
 batch) is rewritten the same way; rows that mention the person are removed from the import-reject
 files (those in the inbox and every one an import recorded). The erasure is logged with the
 pseudonym, the time and the counts, never with the erased data.
+
+In the same transaction the person goes on the suppression list (``suppression.py``: keyed hashes
+of their identifiers), which keeps them erased: imports skip their rows, data entry refuses them,
+and :func:`reapply_erasures` erases them again in a restored store or a backup being purged.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from sqlite_utils import Database
 
+from . import config
 from .safe_csv import write_safe_rows
-from .schema import IMPORT_BATCHES, SEGMENT_SNAPSHOTS, TABLES, personal_columns
+from .schema import ERASURE_LOG, IMPORT_BATCHES, SEGMENT_SNAPSHOTS, TABLES, personal_columns
+from .store import store_path
+from .suppression import Erasure, SuppressionList, erased_mask, record_erasure
 from .undo import pack, unpack
 
-ERASURE_LOG = "erasure_log"
 _ALSO_CLEARED = ("company", "city", "tags")
 """Customer columns that are not personal data in general but can point at one person; cleared too."""
 
@@ -61,35 +68,22 @@ def _referencing_tables() -> list[str]:
     return [t.name for t in TABLES.values() if t.name != "customers" and "customer_id" in t.column_names]
 
 
-def forget(db: Database, who: str, *, inbox: Path | None = None) -> ErasureReport:
-    """Erase the personal data of the customer with id or e-mail ``who``; see the module doc."""
+def forget(db: Database, who: str, *, inbox: Path | None = None, backups: Path | None = None) -> ErasureReport:
+    """Erase the personal data of the customer with id or e-mail ``who``; see the module doc.
+
+    The person goes on the suppression list in the same transaction, and the list is copied to the
+    sidecar in ``backups`` (default: the store's backup folder, :func:`config.backups_dir`).
+    """
     customer_id, email, name, phone = _find_customer(db, who)
-    pseudonym = "ERASED-" + secrets.token_hex(5).upper()
-    report = ErasureReport(pseudonym)
-    personal = personal_columns()
+    report = ErasureReport(_new_pseudonym())
+    db.execute("PRAGMA secure_delete = ON")  # deleted values are overwritten, not left in free pages
     with db.atomic():
         db.execute("PRAGMA defer_foreign_keys = ON")
-        cleared = ", ".join(f"{c} = NULL" for c in _cleared_columns("customers"))
-        db.execute(f"UPDATE customers SET customer_id = ?, {cleared} WHERE customer_id = ?", [pseudonym, customer_id])
-        report.rows_changed["customers"] = 1
-        for table in _referencing_tables() + [SEGMENT_SNAPSHOTS]:
-            sets = ["customer_id = ?"] + [f"{c} = NULL" for c in personal.get(table, [])]
-            cursor = db.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE customer_id = ?", [pseudonym, customer_id])
-            if cursor.rowcount:
-                report.rows_changed[table] = cursor.rowcount
-        if "demo_truth" in db.table_names():
-            db.execute("UPDATE demo_truth SET customer_id = ? WHERE customer_id = ?", [pseudonym, customer_id])
-        batches, recorded_rejects = _scrub_import_batches(db, customer_id, email, pseudonym)
-        if batches:
-            report.rows_changed[IMPORT_BATCHES] = batches
-        db.table(ERASURE_LOG).insert(
-            {
-                "erased_at": dt.datetime.now().isoformat(timespec="seconds"),
-                "pseudonym": pseudonym,
-                "rows_changed": sum(report.rows_changed.values()),
-            },
-            pk="id",
-        )
+        recorded_rejects = _erase(db, customer_id, email, report)
+        record_erasure(db, report.pseudonym, {"customer_id": customer_id, "email": email, "phone": phone},
+                       rows_changed=sum(report.rows_changed.values()))
+        _log(db, report)
+    _after_erasure(db, backups)
     needles = _mentions_of(v for v in (customer_id, email, name, phone) if v)
     rejects = set(recorded_rejects)
     if inbox is not None and inbox.exists():
@@ -102,6 +96,78 @@ def forget(db: Database, who: str, *, inbox: Path | None = None) -> ErasureRepor
             if path.is_file() and not path.name.endswith(".rejects.csv") and _mentions(path, needles):
                 report.inbox_files_mentioning.append(path.name)
     return report
+
+
+def reapply_erasures(db: Database, erasures: SuppressionList) -> list[ErasureReport]:
+    """Erase again every customer of ``db`` whom ``erasures`` names (a store restored from before
+    their erasure, a backup being purged), under the pseudonym of their erasure (a new one if that
+    is taken), in one transaction; ``db``'s suppression list gains ``erasures``. Returns one report
+    per person erased again. Reject files and the sidecar are not touched: the original erasure
+    cleaned and wrote them; the caller compacts or checkpoints the file."""
+    reports = []
+    db.execute("PRAGMA secure_delete = ON")  # deleted values are overwritten, not left in free pages
+    with db.atomic():
+        db.execute("PRAGMA defer_foreign_keys = ON")
+        erasures.save(db)
+        for customer_id, email, erasure in erased_people(db, erasures):
+            taken = db.execute("SELECT 1 FROM customers WHERE customer_id = ?", [erasure.pseudonym]).fetchone()
+            report = ErasureReport(_new_pseudonym() if taken else erasure.pseudonym)
+            _erase(db, customer_id, email, report)
+            _log(db, report)
+            reports.append(report)
+    return reports
+
+
+def erased_people(db: Database, erasures: SuppressionList) -> list[tuple[str, str | None, Erasure]]:
+    """``(customer_id, email, erasure)`` of every customer of ``db`` whom ``erasures`` names."""
+    if not erasures or "customers" not in db.table_names():
+        return []
+    customers = pd.DataFrame(db.execute("SELECT customer_id, email, phone FROM customers").fetchall(),
+                             columns=["customer_id", "email", "phone"], dtype=object)
+    held = customers[erased_mask(erasures, customers)]  # bulk: each identifier hashed once
+    return [(cid, email, erasures.match({"customer_id": cid, "email": email, "phone": phone}))
+            for cid, email, phone in held.itertuples(index=False)]
+
+
+def _new_pseudonym() -> str:
+    return "ERASED-" + secrets.token_hex(5).upper()
+
+
+def _erase(db: Database, customer_id: str, email: str | None, report: ErasureReport) -> list[Path]:
+    """Give the person's rows to ``report.pseudonym`` and clear their personal columns, in every
+    table and in the import bookkeeping, inside the caller's transaction; counts go to ``report``.
+    Returns the rejects files the imports recorded."""
+    pseudonym, personal = report.pseudonym, personal_columns()
+    cleared = ", ".join(f"{c} = NULL" for c in _cleared_columns("customers"))
+    db.execute(f"UPDATE customers SET customer_id = ?, {cleared} WHERE customer_id = ?", [pseudonym, customer_id])
+    report.rows_changed["customers"] = 1
+    for table in _referencing_tables() + [SEGMENT_SNAPSHOTS]:
+        sets = ["customer_id = ?"] + [f"{c} = NULL" for c in personal.get(table, [])]
+        cursor = db.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE customer_id = ?", [pseudonym, customer_id])
+        if cursor.rowcount:
+            report.rows_changed[table] = cursor.rowcount
+    if "demo_truth" in db.table_names():
+        db.execute("UPDATE demo_truth SET customer_id = ? WHERE customer_id = ?", [pseudonym, customer_id])
+    batches, recorded_rejects = _scrub_import_batches(db, customer_id, email, pseudonym)
+    if batches:
+        report.rows_changed[IMPORT_BATCHES] = batches
+    return recorded_rejects
+
+
+def _log(db: Database, report: ErasureReport) -> None:
+    db.execute(f"INSERT INTO {ERASURE_LOG} (erased_at, pseudonym, rows_changed) VALUES (?, ?, ?)",
+               [dt.datetime.now().isoformat(timespec="seconds"), report.pseudonym, sum(report.rows_changed.values())])
+
+
+def _after_erasure(db: Database, backups: Path | None) -> None:
+    """Empty the WAL file (its old frames still hold the erased values) and copy the suppression
+    list to the sidecar beside the backups of a store file. Inside a caller's transaction both wait:
+    the erasure is not committed yet (the next backup or restore copies the list)."""
+    path = store_path(db)
+    if path == ":memory:" or db.conn.in_transaction:
+        return
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # best effort: a reader holding a snapshot defers it
+    SuppressionList.load(db).write_sidecar(backups or config.backups_dir(Path(path)))
 
 
 def _cleared_columns(table: str) -> list[str]:

@@ -36,6 +36,7 @@ from sqlite_utils import Database
 from .schema import IMPORT_BATCHES, IMPORT_LOG, Column, Table
 from .schema import table as schema_table
 from .store import explain_error, store_path, write_transaction
+from .suppression import skip_erased
 from .undo import differs, pack
 from .validation import MAX_WHOLE_NUMBER, clean_value, date_parts
 
@@ -103,6 +104,7 @@ class ImportResult:
     rejected: int = 0
     merged: int = 0
     created_customers: int = 0
+    erased_skipped: int = 0
     dry_run: bool = False
     ignored_columns: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
@@ -116,6 +118,8 @@ class ImportResult:
             parts.append(f"{self.merged} duplicate rows merged")
         if self.created_customers:
             parts.append(f"{self.created_customers} customers created")
+        if self.erased_skipped:
+            parts.append(f"{self.erased_skipped} rows of erased people skipped")
         text = f"{self.file.name} -> {self.table}: " + ", ".join(parts)
         if self.rejects_path:
             text += f"; bad rows and reasons in {self.rejects_path.name}"
@@ -528,6 +532,7 @@ def import_file(
     frame = pd.DataFrame({col: _clean_column(spec.column(col), raw[col], decided, errors, rows) for col in raw})
     if spec.name == "customers":
         frame["customer_id"] = _customer_ids(db, frame, rows, errors)
+    frame, rows, result.erased_skipped = skip_erased(db, frame, rows, errors)  # the suppression list
     to_create = _check_references(db, spec, frame, rows, errors, create_missing_customers)
     bad_rows = {e.row for e in errors}
     if bad_rows and not skip_bad_rows:
@@ -542,7 +547,7 @@ def import_file(
         result.created_customers = len(to_create)
     _upsert(db, spec, path, frame, result, to_create, rejects_path(path) if result.errors else None)
     if result.errors and skip_bad_rows and not dry_run:
-        result.rejects_path = _write_rejects(path, header, dict(zip(rows.tolist(), data)), result.errors)
+        result.rejects_path = _write_rejects(path, header, dict(enumerate(data, start=2)), result.errors)
     return result
 
 

@@ -250,6 +250,15 @@ IMPORT_BATCHES = "import_batches"
 SEGMENT_SNAPSHOTS = "segment_snapshots"
 """Each report month's segment per customer (written by the segmentation analysis)."""
 
+ERASURE_LOG = "erasure_log"
+"""One row per erasure by ``crm forget`` (or its re-application after a restore): time, pseudonym, rows changed."""
+
+SUPPRESSION_LIST = "suppression_list"
+"""One row per erased person: keyed hashes of their identifiers, never the identifiers (see ``suppression.py``)."""
+
+SUPPRESSION_KEYS = "suppression_keys"
+"""The random secrets the suppression list's hashes are keyed with."""
+
 LOAD_ORDER: tuple[str, ...] = tuple(TABLES)
 """Tables in an order that satisfies foreign keys (parents first)."""
 
@@ -312,6 +321,17 @@ def data_model_markdown() -> str:
         "",
         "Each report month's RFM segment per customer: `month` (YYYY-MM), `customer_id`, `segment`,",
         "`r_score`, `f_score`, `m_score`. Key: (`month`, `customer_id`).",
+        "",
+        f"## {ERASURE_LOG}",
+        "",
+        "One row per erasure by `crm forget` and per erasure re-applied after a restore: `id`, `erased_at`,",
+        "`pseudonym` (the id that now stands for the person), `rows_changed`. No personal data.",
+        "",
+        f"## {SUPPRESSION_LIST}",
+        "",
+        "The people erased, so that imports, data entry and restores keep them erased: `pseudonym`, `erased_at`,",
+        f"`key_id` (→ `{SUPPRESSION_KEYS}`), `digests` (JSON: HMAC-SHA256 of the customer id, the e-mail",
+        "lower-cased and the phone's digits), `rows_changed`. No identifier is stored in clear.",
         "",
     ]
     return "\n".join(lines)

@@ -18,7 +18,8 @@ import sqlite_utils
 from sqlite_utils import Database, Migrations
 
 from . import config
-from .schema import IMPORT_BATCHES, IMPORT_LOG, SEGMENT_SNAPSHOTS, SQL_TYPES, TABLES
+from .schema import (ERASURE_LOG, IMPORT_BATCHES, IMPORT_LOG, SEGMENT_SNAPSHOTS, SQL_TYPES, SUPPRESSION_KEYS,
+                     SUPPRESSION_LIST, TABLES)
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -95,7 +96,23 @@ def m002_import_batches(db: Database) -> None:
     db.execute("PRAGMA user_version = 2")
 
 
-SCHEMA_VERSION = 2
+@migrations()
+def m003_suppression_list(db: Database) -> None:
+    """The suppression list of ``crm forget`` (keyed hashes of erased people's identifiers, and the
+    keys), and the erasure log, which ``forget`` used to create on its first erasure."""
+    db.table(ERASURE_LOG).create({"id": int, "erased_at": str, "pseudonym": str, "rows_changed": int}, pk="id",
+                                 if_not_exists=True)
+    db.table(SUPPRESSION_KEYS).create({"key_id": str, "secret": bytes}, pk="key_id")
+    db.table(SUPPRESSION_LIST).create(
+        {"pseudonym": str, "erased_at": str, "key_id": str, "digests": str, "rows_changed": int},
+        pk="pseudonym",
+        not_null={"erased_at", "key_id", "digests"},
+        foreign_keys=[("key_id", SUPPRESSION_KEYS, "key_id")],
+    )
+    db.execute("PRAGMA user_version = 3")
+
+
+SCHEMA_VERSION = 3
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 

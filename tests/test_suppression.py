@@ -1,0 +1,346 @@
+"""Erasure that stays erased: the suppression list keeps a forgotten person out of re-imports,
+data entry, restores and backups."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crm_helpers.backup import backup, check_copies, decrypt_bytes, purge_copies, restore, verify
+from crm_helpers.cli import main
+from crm_helpers.demo import generate_demo, write_demo
+from crm_helpers.entry import add_customer
+from crm_helpers.forget import forget
+from crm_helpers.importing import import_file
+from crm_helpers.inbox import import_inbox
+from crm_helpers.store import open_db
+from crm_helpers.suppression import SuppressionList, identifiers, sidecar_path
+from crm_helpers.validation import ValidationError
+
+PASSPHRASE = "correct horse"
+
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    """A small demo business in ``tmp_path/data/crm.db`` (backups go to ``tmp_path/data/backups``)."""
+    path = tmp_path / "data" / "crm.db"
+    write_demo(open_db(path), generate_demo(customers=60, months=12, seed=3, end="2026-10"))
+    return path
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """``crm`` in-process, with the inbox in ``tmp_path`` (never the project's)."""
+    monkeypatch.setenv("CRM_INBOX", str(tmp_path / "inbox"))
+    monkeypatch.setenv("CRM_BACKUP_PASSPHRASE", PASSPHRASE)
+    runner = CliRunner()
+
+    def run(*args: str):
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run
+
+
+def _person(db_path: Path, customer_id: str = "C00002") -> dict[str, str]:
+    db = open_db(db_path)
+    cursor = db.execute("SELECT customer_id, name, email, phone FROM customers WHERE customer_id = ?", [customer_id])
+    return dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
+
+
+def _export(db_path: Path, sql: str, target: Path) -> Path:
+    """What the owner's shop exports every month: every row, the erased person included."""
+    db = open_db(db_path)
+    cursor = db.execute(sql)
+    lines = [",".join(d[0] for d in cursor.description)]
+    lines += [",".join("" if v is None else str(v) for v in row) for row in cursor.fetchall()]
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+def _occurrences(data: bytes, *values: str) -> list[str]:
+    """The values found in ``data`` in any letter case (bytes as SQLite or a file stores them)."""
+    lowered = data.lower()
+    return [v for v in values if v.lower().encode("utf-8") in lowered]
+
+
+# ------------------------------------------------------------------------------------- imports
+def test_reimporting_the_same_exports_does_not_bring_the_person_back(store, tmp_path):
+    """The issue's case: forget Zoe, import last month's full exports again."""
+    person = _person(store)
+    customers = _export(store, "SELECT customer_id, name, email, phone FROM customers", tmp_path / "customers.csv")
+    orders = _export(store, "SELECT order_id, customer_id, order_date, amount, status FROM orders",
+                     tmp_path / "orders.csv")
+    db = open_db(store)
+    n_orders = db.execute("SELECT count(*) FROM orders WHERE customer_id = ?", [person["customer_id"]]).fetchone()[0]
+    n_customers = db.table("customers").count
+    revenue = db.execute("SELECT sum(amount), count(*) FROM orders").fetchone()
+    assert n_orders > 0
+
+    report = forget(db, person["email"])
+    again = import_file(db, "customers", customers)
+    orders_again = import_file(db, "orders", orders, create_missing_customers=True)
+
+    assert (again.inserted, again.updated, again.erased_skipped) == (0, 0, 1)
+    assert "1 rows of erased people skipped" in again.summary()
+    assert person["email"] not in again.summary() and person["customer_id"] not in again.summary()
+    assert (orders_again.inserted, orders_again.created_customers, orders_again.erased_skipped) == (0, 0, n_orders)
+    assert f"{n_orders} rows of erased people skipped" in orders_again.summary()
+    assert db.execute("SELECT count(*) FROM customers WHERE customer_id = ? OR email = ?",
+                      [person["customer_id"], person["email"]]).fetchone()[0] == 0
+    assert db.table("customers").count == n_customers  # the pseudonym row stands in for the person
+    assert db.execute("SELECT sum(amount), count(*) FROM orders").fetchone() == revenue
+    assert db.execute("SELECT count(*) FROM orders WHERE customer_id = ?", [report.pseudonym]).fetchone()[0] == n_orders
+
+
+def test_the_person_is_recognised_by_any_identifier_and_dry_run_says_so(store, tmp_path):
+    """A new platform id with the old e-mail in capitals, or only the phone written another way."""
+    person = _person(store)
+    db = open_db(store)
+    forget(db, person["customer_id"])
+    digits = re.sub(r"\D", "", person["phone"])
+    export = tmp_path / "customers_shop.csv"
+    export.write_text("customer_id,name,email,phone\n"
+                      f"SHOP-991,{person['name']},{person['email'].upper()},\n"
+                      f"SHOP-992,{person['name']},,{'-'.join([digits[:4], digits[4:]])}\n"
+                      "SHOP-993,Someone New,someone.new@example.org,\n", encoding="utf-8")
+    before = db.table("customers").count
+
+    dry = import_file(db, "customers", export, dry_run=True)
+    assert (dry.inserted, dry.erased_skipped) == (1, 2)
+    assert dry.summary().endswith("2 rows of erased people skipped (dry run: nothing written)")
+    assert db.table("customers").count == before
+
+    done = import_file(db, "customers", export)
+    assert (done.inserted, done.erased_skipped) == (1, 2)
+    assert db.execute("SELECT customer_id FROM customers WHERE customer_id LIKE 'SHOP-%'").fetchall() == [("SHOP-993",)]
+
+
+def test_bad_rows_of_an_erased_person_are_skipped_not_written_to_a_rejects_file(store, tmp_path):
+    person = _person(store)
+    db = open_db(store)
+    forget(db, person["customer_id"])
+    export = tmp_path / "customers_bad.csv"
+    export.write_text("customer_id,name,email,consent_marketing\n"
+                      f"{person['customer_id']},{person['name']},{person['email']},perhaps\n"
+                      "N-1,Other,other.person@example.org,perhaps\n", encoding="utf-8")
+    result = import_file(db, "customers", export, skip_bad_rows=True)
+    assert (result.rejected, result.erased_skipped) == (1, 1)
+    rejects = result.rejects_path.read_text(encoding="utf-8-sig")
+    assert "other.person@example.org" in rejects and not _occurrences(rejects.encode(), person["email"])
+
+
+def test_the_inbox_skips_them_too(store, tmp_path):
+    person = _person(store)
+    db = open_db(store)
+    forget(db, person["email"])
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _export(store, "SELECT customer_id, name, email FROM customers", inbox / "customers_2026-10.csv")
+    (inbox / "customers_2026-10.csv").write_text((inbox / "customers_2026-10.csv").read_text()
+                                                 + f"{person['customer_id']},{person['name']},{person['email']}\n")
+    table = import_inbox(db, inbox)
+    assert table.loc[0, "status"] == "imported" and table.loc[0, "inserted"] == 0
+    assert "1 rows of erased people skipped" in table.loc[0, "message"]
+
+
+def test_data_entry_refuses_an_erased_person_and_writes_nothing(store):
+    person = _person(store)
+    db = open_db(store)
+    forget(db, person["customer_id"])
+    before = db.table("customers").count
+    with pytest.raises(ValidationError, match="erased on") as caught:
+        add_customer(db, name="Back Again", email=f"  {person['email'].upper()} ")
+    assert caught.value.column == "email"
+    with pytest.raises(ValidationError, match="suppression list"):
+        add_customer(db, person["customer_id"], name="Back Again")
+    assert db.table("customers").count == before
+    assert add_customer(db, name="A Stranger", email="stranger@example.org")  # others still come in
+
+
+# ------------------------------------------------------------------------ the list itself
+def test_the_suppression_list_holds_no_identifier_in_clear(store, tmp_path):
+    """grep of the database file, its WAL and the sidecar for the e-mail, the phone and the id."""
+    person = _person(store)
+    db = open_db(store)
+    forget(db, person["email"])
+    entries = db.execute("SELECT pseudonym, digests FROM suppression_list").fetchall()
+    assert len(entries) == 1 and set(json.loads(entries[0][1])) == {"customer_id", "email", "phone"}
+    digits = re.sub(r"\D", "", person["phone"])
+    for path in (store, Path(f"{store}-wal"), sidecar_path(store.parent / "backups")):
+        data = path.read_bytes() if path.exists() else b""
+        assert _occurrences(data, person["email"], person["phone"], digits, person["customer_id"]) == [], path
+    assert stat.S_IMODE(os.stat(sidecar_path(store.parent / "backups")).st_mode) == 0o600
+    assert SuppressionList.read_sidecar(store.parent / "backups").match({"email": person["email"]})
+
+
+def test_identifiers_are_normalised_once_for_recording_and_matching():
+    assert identifiers({"customer_id": " C7 ", "email": " Ada@Example.COM", "phone": "+41 (79) 555-01-02"}) == {
+        "customer_id": "C7", "email": "ada@example.com", "phone": "41795550102"}
+    assert identifiers({"email": "not an address", "phone": "12-34", "customer_id": "  "}) == {}
+
+
+def test_forget_list_shows_the_erasures_without_personal_data(store, cli):
+    first, second = _person(store, "C00002"), _person(store, "C00005")
+    cli("forget", "--db", str(store), "--yes", first["email"])
+    cli("forget", "--db", str(store), "--yes", second["customer_id"])
+    listing = cli("forget", "--db", str(store), "--list")
+    lines = listing.strip().splitlines()
+    assert len(lines) == 2 and all("identifiers: customer id, e-mail, phone" in line for line in lines)
+    assert all(re.search(r"rows changed: [1-9]\d*$", line) for line in lines)
+    assert not _occurrences(listing.encode(), *first.values(), *second.values())
+    assert "was erased on" in cli("forget", "--db", str(store), "--list", first["email"].upper())
+    assert "not on the suppression list" in cli("forget", "--db", str(store), "--list", "someone@example.org")
+
+
+# ------------------------------------------------------------------------------ restores
+def test_restoring_an_older_backup_erases_the_person_again(store, tmp_path, cli):
+    person = _person(store)
+    old = backup(store, now=dt.datetime(2026, 11, 1))
+    cli("forget", "--db", str(store), "--yes", person["email"])
+
+    output = cli("restore", "--db", str(store), str(old))
+
+    assert "Erased again: 1 person" in output
+    db = open_db(store)
+    assert db.execute("SELECT count(*) FROM customers WHERE customer_id = ? OR email = ?",
+                      [person["customer_id"], person["email"]]).fetchone()[0] == 0
+    erasure = next(iter(SuppressionList.load(db).erasures.values()))
+    assert db.execute("SELECT count(*) FROM orders WHERE customer_id = ?", [erasure.pseudonym]).fetchone()[0] > 0
+    assert not _occurrences(store.read_bytes(), person["email"], person["phone"])
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_a_store_that_predates_the_list_learns_it_from_the_sidecar(store, tmp_path):
+    """The current store is lost, the backup is from before schema version 3: only the sidecar beside
+    the backups remembers the erasure."""
+    person = _person(store)
+    old = backup(store, now=dt.datetime(2026, 11, 1))
+    conn = sqlite3.connect(old)
+    conn.executescript("DROP TABLE suppression_list; DROP TABLE suppression_keys; DROP TABLE erasure_log; "
+                       "DELETE FROM _sqlite_migrations WHERE name = 'm003_suppression_list'; PRAGMA user_version = 2;")
+    conn.close()
+    forget(open_db(store), person["customer_id"])
+    for side in ("", "-wal", "-shm"):
+        Path(f"{store}{side}").unlink(missing_ok=True)
+
+    restored = restore(old, store)
+
+    assert restored.erased_again == 1 and restored.kept is None
+    db = open_db(store)
+    held = db.execute("SELECT count(*) FROM customers WHERE customer_id = ?", [person["customer_id"]]).fetchone()[0]
+    assert held == 0 and len(SuppressionList.load(db)) == 1
+
+
+def test_restoring_a_backup_taken_after_the_erasure_erases_nobody(store, tmp_path):
+    db = open_db(store)
+    forget(db, "C00002")
+    later = backup(store)
+    assert restore(later, store).erased_again == 0
+
+
+# ---------------------------------------------------------------------------- backups
+def test_forget_names_the_backups_that_still_hold_the_person_and_purges_them(store, tmp_path, cli):
+    """Plain and encrypted backups and the copy a restore kept: after --purge-backups no byte of the
+    e-mail in any of them (the encrypted one decrypted), each verified, the others' rows kept."""
+    person = _person(store)
+    plain = backup(store, now=dt.datetime(2026, 11, 1))
+    sealed = backup(store, passphrase=PASSPHRASE, now=dt.datetime(2026, 11, 2))
+    restore(plain, store)  # leaves crm.db.replaced-… beside the store
+    kept = next(store.parent.glob("crm.db.replaced-*"))
+    others = sqlite3.connect(plain).execute("SELECT count(*) FROM customers").fetchone()[0]
+
+    told = cli("forget", "--db", str(store), "--yes", person["email"])
+    for path in (plain, sealed, kept):
+        assert f"{path}: still holds them" in told
+    assert "--purge-backups" in told
+
+    purged = cli("forget", "--db", str(store), "--purge-backups")
+    for path in (plain, sealed, kept):
+        assert f"{path}: rewritten without them and verified" in purged
+    assert "none holds an erased person any more" in purged
+    assert sealed.read_bytes().startswith(b"CRMBAK1")
+    files = {plain: plain.read_bytes(), kept: kept.read_bytes(), sealed: decrypt_bytes(sealed.read_bytes(), PASSPHRASE)}
+    for path, data in files.items():
+        assert _occurrences(data, person["email"], person["phone"]) == [], path
+    for path in (plain, kept):
+        verify(path)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert sqlite3.connect(path).execute("SELECT count(*) FROM customers").fetchone()[0] == others
+    assert stat.S_IMODE(os.stat(sealed).st_mode) == 0o600
+    assert all(not c.holds for c in check_copies(store, SuppressionList.load(open_db(store)), passphrase=PASSPHRASE))
+
+
+def test_a_backup_with_another_passphrase_is_left_as_it_is_and_named(store, tmp_path):
+    sealed = backup(store, passphrase="another one", now=dt.datetime(2026, 11, 2))
+    before = sealed.read_bytes()
+    db = open_db(store)
+    forget(db, "C00002")
+    checks = purge_copies(store, SuppressionList.load(db), passphrase=PASSPHRASE)
+    assert [(c.path, c.purged) for c in checks] == [(sealed, False)]
+    assert "wrong passphrase" in checks[0].problem
+    assert sealed.read_bytes() == before
+
+
+def test_backups_keep_working_while_the_backups_are_purged(store, tmp_path):
+    """Another process takes backups in a loop during the purge: some finish while it runs, every
+    backup verifies, and neither the purged ones nor the new ones hold the person."""
+    person = _person(store)
+    for day in range(1, 6):
+        backup(store, now=dt.datetime(2026, 11, day))
+    db = open_db(store)
+    forget(db, person["customer_id"])
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen([sys.executable, "-c", f"""
+import datetime as dt, pathlib, time
+from crm_helpers.backup import backup
+for k in range(300):
+    if pathlib.Path({str(stop)!r}).exists():
+        break
+    backup({str(store)!r}, keep=1000, now=dt.datetime(2026, 12, 1, 0, k // 60, k % 60))
+    print(time.time(), flush=True)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        first = float(writer.stdout.readline())  # the writer's first backup is the signal to start
+        started = time.time()
+        checks = purge_copies(store, SuppressionList.load(db))
+        finished = time.time()
+    finally:
+        stop.touch()
+        rest, _ = writer.communicate(timeout=120)
+    assert writer.returncode == 0
+    finishes = [first] + [float(t) for t in rest.split()]
+    assert any(started < t < finished for t in finishes), "no backup was taken during the purge"
+    assert sum(c.purged for c in checks) == 5 and not any(c.problem for c in checks)
+    backups = sorted((store.parent / "backups").glob("crm-*.db"))
+    assert len(backups) == 5 + len(finishes)
+    for path in backups:
+        verify(path)
+        assert not _occurrences(path.read_bytes(), person["email"]), path
+
+
+def test_a_damaged_sidecar_stops_a_restore_with_a_plain_message_and_is_set_aside_by_the_next_backup(store, cli):
+    old = backup(store, now=dt.datetime(2026, 11, 1))
+    forget(open_db(store), "C00002")
+    sidecar = sidecar_path(store.parent / "backups")
+    sidecar.write_text('{"keys": {"k": "not hex"}', encoding="utf-8")
+    before = store.read_bytes()
+    result = CliRunner().invoke(main, ["restore", "--db", str(store), str(old)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{sidecar}: the suppression list kept beside the backups cannot be read" in result.output
+    assert store.read_bytes() == before
+    cli("backup", "--db", str(store))  # the store's own list is whole: written afresh, the damaged one kept aside
+    assert len(SuppressionList.read_sidecar(sidecar.parent)) == 1
+    assert len(list(sidecar.parent.glob("suppression-list.json.damaged-*"))) == 1
