@@ -1,6 +1,8 @@
 """Importing every file dropped into the inbox folder.
 
-A file is imported into the table its name starts with (``orders_2026-10.csv`` goes to
+A file whose headers are those of a known tool's export (Shopify, Stripe, ...; see
+:mod:`crm_helpers.sources`) is recognised whatever its name and fills every table it holds.
+Any other file is imported into the table its name starts with (``orders_2026-10.csv`` goes to
 ``orders``, ``customers.xlsx`` to ``customers``). Files already imported with the same
 content (same sha256 in the import log, in a batch that was not undone) are skipped, so the
 inbox can be left as it is: raw files are never edited or moved. A file whose import was taken
@@ -15,8 +17,10 @@ from pathlib import Path
 import pandas as pd
 from sqlite_utils import Database
 
-from .importing import ImportRejected, import_file
+from .importing import ImportRejected, import_file, read_rows
 from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
+from .source_import import find_source, import_export
+from .sources import Source
 
 SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx")
 
@@ -28,6 +32,16 @@ def table_for_file(path: Path) -> str | None:
         if stem == name or stem.startswith(name + "_") or stem.startswith(name):
             return name
     return None
+
+
+def source_for_file(path: Path) -> Source | None:
+    """The known tool whose export ``path`` is, from its headers (None when none, or unreadable)."""
+    try:
+        header, data = read_rows(path)
+    except ImportRejected:
+        return None
+    found = find_source(header, data)
+    return found[0] if found else None
 
 
 def _sha256(path: Path) -> str:
@@ -46,25 +60,34 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
     done = {r[0] for r in db.execute(
         f"SELECT l.sha256 FROM {IMPORT_LOG} l LEFT JOIN {IMPORT_BATCHES} b ON b.batch_id = l.batch_id "
         "WHERE b.undone_at IS NULL").fetchall()}
-    # parents first, so that orders find the customers imported in the same run
+    sources = {p: source_for_file(p) for p in files}
+    # parents first, so that orders find the customers imported in the same run; a known tool's
+    # export (which brings its own customers) after the plain customer and product files
     order = {name: i for i, name in enumerate(TABLES)}
-    files.sort(key=lambda p: (order.get(table_for_file(p) or "", 99), p.name))
+    files.sort(key=lambda p: (order["orders"] - 0.5 if sources[p] else order.get(table_for_file(p) or "", 99), p.name))
     for path in files:
-        row = {"file": path.name, "table": table_for_file(path), "status": "", "inserted": 0, "updated": 0,
-               "unchanged": 0, "rejected": 0, "message": ""}
+        source = sources[path]
+        row = {"file": path.name, "table": source.key if source else table_for_file(path), "status": "",
+               "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0, "message": ""}
         if row["table"] is None:
-            row.update(status="skipped", message="name does not start with a table name (e.g. orders_…)")
+            row.update(status="skipped", message="neither a known tool's export nor named after a table (orders_…)")
         elif _sha256(path) in done:
             row.update(status="already imported", message="same content as an earlier import")
         else:
             try:
-                result = import_file(db, row["table"], path, dry_run=dry_run, skip_bad_rows=True)
+                if source:
+                    result = import_export(db, path, dry_run=dry_run)
+                    counts = {k: sum(getattr(r, k) for r in result.tables.values())
+                              for k in ("inserted", "updated", "unchanged")}
+                    row.update(table=", ".join(result.tables) or source.key, **counts)
+                else:
+                    result = import_file(db, row["table"], path, dry_run=dry_run, skip_bad_rows=True)
+                    row.update(inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
+                               rejected=result.rejected)
             except (ImportRejected, ValueError) as exc:
                 row.update(status="rejected", message=str(exc))
             else:
-                row.update(status="checked" if dry_run else "imported", inserted=result.inserted,
-                           updated=result.updated, unchanged=result.unchanged, rejected=result.rejected,
-                           message=result.summary())
+                row.update(status="checked" if dry_run else "imported", message=result.summary())
         rows.append(row)
     return pd.DataFrame(rows, columns=["file", "table", "status", "inserted", "updated", "unchanged", "rejected",
                                        "message"])
