@@ -214,3 +214,25 @@ def test_the_inbox_recognises_exports_by_their_headers_whatever_their_names(tmp_
     assert report["table"].iloc[0] == "customers, products, orders, order_items"
     assert table_counts(db)["orders"] == 7
     assert import_inbox(db, inbox)["status"].tolist() == ["already imported"]
+
+
+def test_a_map_given_once_is_kept_for_that_layout(tmp_path):
+    db_path = tmp_path / "crm.db"
+    db = open_db(db_path)
+    db.table("customers").insert_all([{"customer_id": "K1"}, {"customer_id": "K2"}])
+    header = "Beleg,Kunde,Datum,Brutto\n"
+    march, april = tmp_path / "march.csv", tmp_path / "april.csv"
+    march.write_text(header + "R1,K1,2026-03-02,100\n", encoding="utf-8")
+    april.write_text(header + "R2,K2,2026-04-03,80\n", encoding="utf-8")
+    runner = CliRunner()
+    unknown = runner.invoke(main, ["import", "--db", str(db_path), str(april)])
+    assert unknown.exit_code != 0 and "not an export this workbook knows" in unknown.output
+    maps = ["--map", "Beleg=order_id", "--map", "Kunde=customer_id", "--map", "Datum=order_date",
+            "--map", "Brutto=amount"]
+    first = runner.invoke(main, ["import", "--db", str(db_path), "orders", str(march), *maps])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(main, ["import", "--db", str(db_path), str(april)])  # no table, no --map
+    assert second.exit_code == 0, second.output
+    assert "used the --map kept" in second.output
+    assert next(open_db(db_path).query("SELECT amount, status FROM orders WHERE order_id = 'R2'")) == \
+        {"amount": 80.0, "status": "paid"}

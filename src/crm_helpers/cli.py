@@ -120,10 +120,11 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     `crm import FILE`: the export of a tool the workbook knows (Shopify, Stripe, Taobao, ...; see
     docs/bringing-your-data-in.md) is recognised from its headers and fills every table it holds.
     `crm import TABLE FILE`: any other file, into TABLE (customers, orders, ...), with --map for
-    headers the workbook cannot guess.
+    headers the workbook cannot guess; a --map is kept for the file's layout, so next month's file
+    of it imports with `crm import FILE` alone.
     """
     from .importing import ImportRejected, import_file
-    from .source_import import import_export
+    from .source_import import import_any
 
     if len(args) > 2:
         raise click.UsageError("give FILE, or TABLE FILE")
@@ -131,7 +132,7 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     db = _open(db_path)
     try:
         if table is None:
-            result: Any = import_export(db, file, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run)
+            result: Any = import_any(db, file, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run)
         else:
             result = import_file(
                 db, table, file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,

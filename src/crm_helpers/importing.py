@@ -8,6 +8,8 @@ checks keys and references, and upserts by the table's natural key in one transa
 
 - importing the same file twice changes nothing; an updated export updates the rows it changed;
 - customers without an id are matched on their e-mail; two rows for one person are merged;
+- a ``mapping`` (``--map``) is kept for the file's layout (its headers) and used for the next file
+  of the same layout when none is given;
 - by default one bad row rejects the whole file and nothing is written; with
   ``skip_bad_rows=True`` the good rows are written and the bad ones go, with their reasons, to
   ``<file>.rejects.csv`` beside the input.
@@ -21,6 +23,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import re
 import sqlite3
@@ -33,7 +36,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from .schema import IMPORT_BATCHES, IMPORT_LOG, Column, Table
+from .schema import IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS, Column, Table
 from .schema import table as schema_table
 from .sources import normalize
 from .store import explain_error, store_path, write_transaction
@@ -268,6 +271,25 @@ def match_headers(spec: Table, header: list[str], mapping: dict[str, str] | None
     return found, ignored
 
 
+def header_signature(header: list[str]) -> str:
+    """A file layout's key: its non-empty headers, normalised, in order."""
+    return "|".join(normalize(h) for h in header if h.strip())
+
+
+def remembered_mapping(db: Database, header: list[str]) -> tuple[str, dict[str, str]] | None:
+    """``(table, mapping)`` kept for this layout by an earlier ``--map``, or None."""
+    row = db.execute(f"SELECT target_table, mapping FROM {IMPORT_MAPPINGS} WHERE signature = ?",
+                     [header_signature(header)]).fetchone()
+    return (row[0], json.loads(row[1])) if row else None
+
+
+def remember_mapping(db: Database, header: list[str], table: str, mapping: dict[str, str]) -> None:
+    """Keep ``mapping`` for this layout, so that next month's export of it needs no flags."""
+    db.table(IMPORT_MAPPINGS).upsert(
+        {"signature": header_signature(header), "target_table": table, "mapping": json.dumps(mapping),
+         "saved_at": dt.datetime.now().isoformat(timespec="seconds")}, pk="signature")
+
+
 # ---------------------------------------------------------------------------------- cleaning
 def decide_dayfirst(path: Path, dates: list[pd.Series], dayfirst: bool | None) -> bool | None:
     """The day/month order of the file's d/m/y-or-m/d/y dates: given, else decided once from all of
@@ -484,6 +506,10 @@ def import_file(
     if not data:
         raise ImportRejected(f"{path.name}: only a header row, no data")
     result = ImportResult(table=spec.name, file=path, dry_run=dry_run)
+    given = mapping
+    if mapping is None and (saved := remembered_mapping(db, header)) and saved[0] == spec.name:
+        mapping = saved[1]
+        result.notes.append("used the --map kept from an earlier file of this layout")
     found, result.ignored_columns = match_headers(spec, header, mapping)
     required = {c.name for c in spec.columns if c.required}
     if spec.name == "customers" and "email" in found.values():
@@ -531,6 +557,8 @@ def import_file(
         to_create = [c for c in to_create if c in used]
         result.created_customers = len(to_create)
     _upsert(db, spec, path, frame, result, to_create, rejects_path(path) if result.errors else None)
+    if given and not dry_run:
+        remember_mapping(db, header, spec.name, given)
     if result.errors and skip_bad_rows and not dry_run:
         result.rejects_path = _write_rejects(path, header, dict(zip(rows.tolist(), data)), result.errors)
     return result

@@ -3,7 +3,7 @@
 A file whose headers are those of a known tool's export (Shopify, Stripe, ...; see
 :mod:`crm_helpers.sources`) is recognised whatever its name and fills every table it holds.
 Any other file is imported into the table its name starts with (``orders_2026-10.csv`` goes to
-``orders``, ``customers.xlsx`` to ``customers``). Files already imported with the same
+``orders``, ``customers.xlsx`` to ``customers``), or the table a ``--map`` was kept for its layout. Files already imported with the same
 content (same sha256 in the import log, in a batch that was not undone) are skipped, so the
 inbox can be left as it is: raw files are never edited or moved. A file whose import was taken
 back with ``crm undo-import`` is imported again on the next run.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from sqlite_utils import Database
 
-from .importing import ImportRejected, import_file, read_rows
+from .importing import ImportRejected, import_file, read_rows, remembered_mapping
 from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
 from .source_import import find_source, import_export
 from .sources import Source
@@ -44,6 +44,15 @@ def source_for_file(path: Path) -> Source | None:
     return found[0] if found else None
 
 
+def _remembered_table(db: Database, path: Path) -> str | None:
+    """The table of a layout imported before with ``--map`` (None when unknown or unreadable)."""
+    try:
+        saved = remembered_mapping(db, read_rows(path)[0])
+    except ImportRejected:
+        return None
+    return saved[0] if saved else None
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -67,7 +76,8 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
     files.sort(key=lambda p: (order["orders"] - 0.5 if sources[p] else order.get(table_for_file(p) or "", 99), p.name))
     for path in files:
         source = sources[path]
-        row = {"file": path.name, "table": source.key if source else table_for_file(path), "status": "",
+        table = table_for_file(path) or _remembered_table(db, path)
+        row = {"file": path.name, "table": source.key if source else table, "status": "",
                "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0, "message": ""}
         if row["table"] is None:
             row.update(status="skipped", message="neither a known tool's export nor named after a table (orders_…)")

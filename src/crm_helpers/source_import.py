@@ -34,7 +34,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .importing import (ImportRejected, ImportResult, RowError, _message, clean_column, decide_dayfirst,
-                        read_rows, settle_refunds, stable_customer_id, write_table)
+                        import_file, read_rows, remembered_mapping, settle_refunds, stable_customer_id, write_table)
 from .schema import LOAD_ORDER, TABLES, Column
 from .sources import Source, normalize, recognise
 from .store import explain_error, store_path, write_transaction
@@ -314,6 +314,17 @@ def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Serie
 
 
 # ----------------------------------------------------------------------------------- the import
+def import_any(db: Database, path: str | os.PathLike[str], *, encoding: str | None = None,
+               dayfirst: bool | None = None, dry_run: bool = False) -> SourceImportResult | ImportResult:
+    """``crm import FILE``: a known tool's export (:func:`import_export`), else a layout imported
+    before with ``--map`` (into the table and with the mapping kept for it)."""
+    header, data = read_rows(Path(path), encoding)
+    saved = remembered_mapping(db, header)
+    if find_source(header, data) is None and saved is not None:
+        return import_file(db, saved[0], path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run)
+    return import_export(db, path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run)
+
+
 def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str | None = None,
                   dayfirst: bool | None = None, dry_run: bool = False) -> SourceImportResult:
     """Recognise ``path``'s source and import everything it holds; see the module doc.
