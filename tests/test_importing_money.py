@@ -76,3 +76,23 @@ def test_customers_file_with_one_person_twice_by_id_and_by_email_in_capitals_is_
     assert len(rows) == 1 and result.merged == 1
     assert (rows[0]["customer_id"], rows[0]["name"], rows[0]["email"], rows[0]["city"]) == \
         ("C1", "Alice Martin", "alice@example.com", "Lyon")
+
+
+def test_the_analyses_count_revenue_net_of_partial_refunds():
+    import datetime as dt
+    from pathlib import Path
+
+    from crm_helpers.cohorts import cohort_table
+    from crm_helpers.features import customer_features
+    from crm_helpers.sales import period_figures
+    from crm_helpers.source_import import import_export
+
+    db = memory_db()
+    import_export(db, Path(__file__).parent / "fixtures" / "sources" / "shopify_orders_export.csv")
+    # paid: #1001 33, #1002 40 less 10 refunded, #1006 8, #1007 25; refunded, failed, cancelled: no revenue
+    expected = 33 + (40 - 10) + 8 + 25
+    figures = period_figures(db, dt.date(2026, 5, 1), dt.date(2026, 5, 31))
+    assert figures["revenue"] == pytest.approx(expected)
+    features = customer_features(db, dt.date(2026, 5, 31))
+    assert features["monetary"].sum() == pytest.approx(expected)
+    assert cohort_table(db, dt.date(2026, 5, 31))["revenue"].sum() == pytest.approx(expected)
