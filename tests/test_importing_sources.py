@@ -28,6 +28,17 @@ SOURCES = {
     "online_retail.csv": "Invoice lines (UCI Online Retail layout)",
     "taobao_orders.csv": "Taobao",
     "google_forms_responses.csv": "Google Forms",
+    "woocommerce_orders.csv": "WooCommerce orders",
+    "stripe_customers.csv": "Stripe customers",
+    "paypal_activity.csv": "PayPal activity download",
+    "etsy_sold_orders.csv": "Etsy sold orders",
+    "etsy_sold_order_items.csv": "Etsy sold order items",
+    "douyin_orders.csv": "Douyin shop orders",
+    "wechat_pay_bill.csv": "WeChat Pay bill",
+    "mailchimp_subscribed_members.csv": "Mailchimp audience (subscribed",
+    "mailchimp_unsubscribed_members.csv": "Mailchimp audience (unsubscribed",
+    "typeform_responses.csv": "Typeform responses",
+    "wjx_answers.csv": "问卷星",
 }
 
 
@@ -236,3 +247,105 @@ def test_a_map_given_once_is_kept_for_that_layout(tmp_path):
     assert "used the --map kept" in second.output
     assert next(open_db(db_path).query("SELECT amount, status FROM orders WHERE order_id = 'R2'")) == \
         {"amount": 80.0, "status": "paid"}
+
+
+def test_woocommerce_orders_statuses_and_customers_by_email():
+    db = memory_db()
+    import_export(db, FIXTURES / "woocommerce_orders.csv")
+    assert [_order(db, n)["status"] for n in ("4990", "4991", "4992", "4993")] == ["paid", "paid", "refunded", "failed"]
+    assert _order(db, "4992")["refunded_amount"] == 30.0
+    assert _order(db, "4991")["order_date"] == "2026-05-30"  # 5/30/2026: month first, decided by the file
+    ines = _rows(db, "SELECT customer_id, name, city FROM customers WHERE email = 'ines@example.fr'")
+    assert len(ines) == 1 and (ines[0]["name"], ines[0]["city"]) == ("Ines Moreau", "Nantes")
+    assert _order(db, "4991")["customer_id"] == ines[0]["customer_id"]  # Ines@Example.fr
+
+
+def test_stripe_customers_then_payments_are_one_customer_each():
+    db = memory_db()
+    import_export(db, FIXTURES / "stripe_customers.csv")
+    import_export(db, FIXTURES / "stripe_payments.csv")
+    zoe = next(db.query("SELECT * FROM customers WHERE customer_id = 'cus_B2'"))
+    assert (zoe["name"], zoe["email"], zoe["first_seen"], zoe["city"]) == ("Zoé Peeters", "zoe@example.org",
+                                                                          "2026-02-03", "Ghent")
+    assert db.execute("SELECT count(*) FROM customers WHERE email = 'alice@example.com'").fetchone()[0] == 1
+
+
+def test_paypal_refund_rows_pay_back_their_order_and_transfers_are_not_sales():
+    db = memory_db()
+    result = import_export(db, FIXTURES / "paypal_activity.csv")
+    assert _order(db, "1AB23456CD789012E")["amount"] == 1250.0  # "1,250.00"
+    refunded = _order(db, "2BC34567DE890123F")
+    assert (refunded["status"], refunded["refunded_amount"]) == ("refunded", 99.99)
+    assert _order(db, "5EF67890AB123456C")["status"] == "failed"  # Denied
+    assert table_counts(db)["orders"] == 3  # neither the refund row nor the withdrawal is an order
+    assert any("1 rows that are not sales were left out" in n for n in result.notes)
+    assert db.execute("SELECT count(*) FROM customers WHERE email = 'shop@example.com'").fetchone()[0] == 0
+
+
+def test_etsy_orders_and_order_items_describe_the_same_orders():
+    db = memory_db()
+    import_export(db, FIXTURES / "etsy_sold_orders.csv")
+    assert (_order(db, "9001")["amount"], _order(db, "9001")["currency"], _order(db, "9001")["order_date"]) == \
+        (76.0, "CAD", "2026-09-03")
+    items = memory_db()
+    import_export(items, FIXTURES / "etsy_sold_order_items.csv")
+    # two lines of the same listing in order 9002: one item of 3; the order is the sum of its lines
+    assert next(items.query("SELECT quantity, unit_price FROM order_items WHERE order_id = '9002'")) == \
+        {"quantity": 3, "unit_price": 9.0}
+    assert _order(items, "9002")["amount"] == 27.0
+    assert next(items.query("SELECT name FROM products WHERE product_id = '1501'"))["name"] == \
+        "Handmade Ceramic Mug - Speckled, Stoneware"
+
+
+def test_douyin_sub_orders_make_one_order_with_its_items():
+    db = memory_db()
+    import_export(db, FIXTURES / "douyin_orders.csv")
+    order = _order(db, "6917926768823643751")  # tab-prefixed 19-digit number, kept exact
+    assert (order["amount"], order["status"], order["currency"]) == (pytest.approx(59.80 + 19.90), "paid", "CNY")
+    assert _order(db, "6917926768823643761")["status"] == "cancelled"
+    assert _rows(db, "SELECT product_id, quantity, unit_price FROM order_items WHERE order_id = '6917926768823643751' "
+                     "ORDER BY product_id") == [{"product_id": "SOAP-100", "quantity": 2, "unit_price": 29.9},
+                                                {"product_id": "TOWEL-1", "quantity": 1, "unit_price": 19.9}]
+
+
+def test_wechat_pay_bill_after_its_preamble_keeps_income_only():
+    db = memory_db()
+    result = import_export(db, FIXTURES / "wechat_pay_bill.csv")
+    orders = {r["order_id"]: r for r in db.query("SELECT * FROM orders")}
+    assert set(orders) == {"1000039901202606080987654321", "1000039901202606150987654322",
+                           "1000039901202606200987654323"}  # the 支出 (spending) row is not a sale
+    assert orders["1000039901202606080987654321"]["amount"] == 188.0  # ¥188.00
+    assert orders["1000039901202606200987654323"]["status"] == "refunded"
+    assert {o["customer_id"] for o in orders.values()} == {"陈女士", "Leo"}
+    assert any("not sales" in n for n in result.notes)
+
+
+def test_mailchimp_exports_set_marketing_consent_by_email():
+    db = memory_db()
+    import_export(db, FIXTURES / "shopify_customers_export.csv")
+    import_export(db, FIXTURES / "mailchimp_subscribed_members.csv")
+    import_export(db, FIXTURES / "mailchimp_unsubscribed_members.csv")
+    consent = dict(db.execute("SELECT email, consent_marketing FROM customers WHERE email IS NOT NULL").fetchall())
+    assert consent["alice@example.com"] == 1
+    assert consent["bob@example.com"] == 0  # unsubscribed (Bob@Example.com)
+    assert consent["fia@example.se"] == 1
+    assert next(db.query("SELECT name FROM customers WHERE email = 'fia@example.se'"))["name"] == "Fia Falk"
+
+
+@pytest.mark.parametrize("name, email, nps, csat", [
+    ("typeform_responses.csv", "dave@example.com", 3, 2),
+    ("wjx_answers.csv", "wang@example.cn", 9, 5),
+])
+def test_typeform_and_wjx_scores_from_the_question_wording(name, email, nps, csat):
+    db = memory_db()
+    import_export(db, FIXTURES / name)
+    row = next(db.query("SELECT f.nps, f.csat FROM feedback f JOIN customers c USING (customer_id) WHERE c.email = ?",
+                        [email]))
+    assert (row["nps"], row["csat"]) == (nps, csat)
+
+
+def test_wjx_empty_answer_marker_is_no_comment():
+    db = memory_db()
+    import_export(db, FIXTURES / "wjx_answers.csv")
+    comments = {r["comment"] for r in db.query("SELECT comment FROM feedback")}
+    assert comments == {"包装很好", None}

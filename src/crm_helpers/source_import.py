@@ -41,6 +41,8 @@ from .store import explain_error, store_path, write_transaction
 
 CANCELLED = "orders.cancelled"
 """The pseudo-target of a source's ``cancelled_when`` column (not stored: it sets the status)."""
+REFUND_OF = "orders.refund_of"
+"""The pseudo-target of a source's ``refund_of`` column: the order a refund row pays back."""
 PREAMBLE_ROWS = 30
 """How far down a file its header may start (payment bills open with a few lines of account details)."""
 
@@ -98,6 +100,8 @@ def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[st
     by_norm = {normalize(h): t for h, t in source.columns.items()}
     if source.cancelled_when:
         by_norm[normalize(source.cancelled_when)] = CANCELLED
+    if source.refund_of:
+        by_norm[normalize(source.refund_of)] = REFUND_OF
     found: dict[int, str] = {}
     ignored: list[str] = []
     seen: set[str] = set()
@@ -114,12 +118,15 @@ def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[st
     return found, ignored
 
 
-def _combine(raw: pd.DataFrame, found: dict[int, str], joined: tuple[str, ...]) -> pd.DataFrame:
+def _combine(raw: pd.DataFrame, found: dict[int, str], source: Source) -> pd.DataFrame:
     """One text column per target: a ``joined`` target joins its headers with a space, any other
-    target takes the first non-empty of its headers (in the file's order)."""
+    target takes the first non-empty of its headers (in the file's order). The tool's words for
+    "no value" are empty."""
     out: dict[str, pd.Series] = {}
+    joined = source.joined
     for i, target in found.items():
         values = raw[i].str.strip()
+        values = values.where(~values.isin(source.empty), "")
         if target not in out:
             out[target] = values
         elif target in joined:
@@ -129,9 +136,25 @@ def _combine(raw: pd.DataFrame, found: dict[int, str], joined: tuple[str, ...]) 
     return pd.DataFrame(out)
 
 
-def _carry_down(frame: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Order fields written on an order's first line only, carried to its other lines."""
-    order_level = [c for c in frame.columns if c.split(".")[0] in ("orders", "customers") and c != key]
+def _kept(source: Source, header: list[str], raw: pd.DataFrame, rows: np.ndarray,
+          result: SourceImportResult) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows that are sales (a source's ``keep``); the others are counted in the summary."""
+    keep = np.ones(len(raw), dtype=bool)
+    position = {normalize(h): i for i, h in enumerate(header)}
+    for column, values in source.keep.items():
+        if normalize(column) in position:
+            keep &= raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
+    if not keep.all():
+        kinds = ", ".join(f"{c} {' / '.join(v)}" for c, v in source.keep.items())
+        result.notes.append(f"{int((~keep).sum())} rows that are not sales were left out (only {kinds} are)")
+    return raw[keep].reset_index(drop=True), rows[keep]
+
+
+def _carry_down(frame: pd.DataFrame, key: str, per_line: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Order fields written on an order's first line only, carried to its other lines (not the
+    ``per_line`` ones, which each line has of its own)."""
+    order_level = [c for c in frame.columns
+                   if c.split(".")[0] in ("orders", "customers") and c != key and c not in per_line]
     if not order_level:
         return frame
     blanked = frame[order_level].replace("", np.nan)
@@ -145,7 +168,7 @@ def _clean(frame: pd.DataFrame, dayfirst: bool | None, rows: np.ndarray, errors:
     out = {}
     for target in frame.columns:
         table, name = target.split(".")
-        if target in (CANCELLED, "orders.status"):  # the tool's own words, read by _status
+        if target in (CANCELLED, REFUND_OF, "orders.status"):  # the tool's own words, read by _status
             out[target] = frame[target].where(frame[target] != "", None)
             continue
         column: Column = TABLES[table].column(name)
@@ -216,6 +239,7 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
         guest = customer_id.isna() & order_id.notna()
         customer_id = customer_id.where(~guest, order_id.map(lambda o: _short_id("G-", source.key, o)))
         result.guest_orders = int(order_id[guest].nunique())
+    refunds = _refunds_of_listed_orders(clean, len(frame))
     customers = pd.DataFrame({"customer_id": customer_id})
     for target, values in clean.items():
         table, name = target.split(".")
@@ -223,16 +247,37 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
             customers[name] = values
     if has_orders:
         customers["tags"] = np.where(guest, "guest", None)
+    customers = customers[~refunds]  # the other side of a refund row is the business itself
     tables["customers"] = _last_non_empty(customers.dropna(subset=["customer_id"]), "customer_id")
     if has_orders:
-        tables.update(_orders(source, frame, clean, customer_id, rows, errors, result))
+        tables.update(_orders(source, frame, clean, customer_id, rows, errors, result, refunds))
     if "feedback.submitted_at" in clean:
         tables["feedback"] = _feedback(source, clean, customer_id, rows, errors)
     return tables
 
 
+def _refunds_of_listed_orders(clean: dict[str, pd.Series], n: int) -> np.ndarray:
+    """Rows paying back (negative amount) an order the same file lists (by ``refund_of``)."""
+    if REFUND_OF not in clean or "orders.amount" not in clean:
+        return np.zeros(n, dtype=bool)
+    listed = set(clean["orders.order_id"].dropna())
+    amount = pd.to_numeric(clean["orders.amount"], errors="coerce")
+    return ((amount < 0) & clean[REFUND_OF].isin(listed)).to_numpy()
+
+
+def _apply_refunds(orders: pd.DataFrame, refunds: pd.DataFrame) -> pd.DataFrame:
+    """Refund rows added to the refunded_amount of the orders they pay back; paid back whole, the
+    order is ``refunded``."""
+    back = refunds.groupby("order_id")["amount"].sum().abs()
+    paid_back = orders["order_id"].map(back).fillna(0.0)
+    refunded = (orders["refunded_amount"].astype(float) + paid_back).clip(upper=orders["amount"].astype(float))
+    whole = (paid_back > 0) & (refunded >= orders["amount"].astype(float) - 1e-9)
+    return orders.assign(refunded_amount=refunded.astype(object), status=orders["status"].where(~whole, "refunded"))
+
+
 def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], customer_id: pd.Series,
-            rows: np.ndarray, errors: list[RowError], result: SourceImportResult) -> dict[str, pd.DataFrame]:
+            rows: np.ndarray, errors: list[RowError], result: SourceImportResult,
+            refunds: np.ndarray) -> dict[str, pd.DataFrame]:
     order_id = clean["orders.order_id"]
     lines = pd.DataFrame({"order_id": order_id, "customer_id": customer_id, "_row": rows})
     for target, values in clean.items():
@@ -247,7 +292,13 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
         lines["orders.currency"] = lines["orders.currency"].str.upper()
     elif source.currency:
         lines["orders.currency"] = source.currency
-    lines = lines[order_id.notna()]
+    if source.amount == "line_totals" and "order_items.unit_price" not in lines and "order_items.quantity" in lines:
+        lines["order_items.unit_price"] = lines["orders.amount"].astype(float) / lines["order_items.quantity"].astype(float)
+    if refunds.any():
+        paid_back = pd.DataFrame({"order_id": clean[REFUND_OF][refunds],
+                                  "amount": pd.to_numeric(clean["orders.amount"][refunds])})
+        lines = lines[~refunds]
+    lines = lines[lines["order_id"].notna()]
     out: dict[str, pd.DataFrame] = {}
     if "order_items.quantity" in lines:
         items, products = _items(lines)
@@ -258,6 +309,9 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
     if source.amount == "lines":
         money = lines["order_items.quantity"].astype(float) * lines["order_items.unit_price"].astype(float)
         orders["amount"] = money.groupby(lines["order_id"], sort=False).sum().round(2).to_numpy()
+    elif source.amount == "line_totals":
+        money = lines["orders.amount"].astype(float)
+        orders["amount"] = money.groupby(lines["order_id"], sort=False).sum(min_count=1).round(2).to_numpy()
     else:
         orders["amount"] = first["orders.amount"].to_numpy()
     for name in ("refunded_amount", "currency", "channel"):
@@ -268,6 +322,8 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
         for idx in np.flatnonzero(pd.isna(orders[column]).to_numpy()):
             errors.append(RowError(int(first_rows[idx]), f"orders.{column}", "", "required"))
     orders = settle_refunds(orders, first_rows, errors)
+    if refunds.any():
+        orders = _apply_refunds(orders, paid_back)
     if "currency" in orders and orders["currency"].dropna().nunique() > 1:
         found = ", ".join(sorted(orders["currency"].dropna().unique()))
         result.notes.append(f"the orders are in several currencies ({found}): each is stored in its own "
@@ -288,8 +344,9 @@ def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     quantity = kept["order_items.quantity"].astype(float)
     price = kept["order_items.unit_price"].astype(float) if "order_items.unit_price" in kept else np.nan
     kept = kept.assign(quantity=quantity, money=quantity * price)
-    summed = kept.groupby(["order_id", "product_id"], sort=False).agg(quantity=("quantity", "sum"),
-                                                                       money=("money", "sum")).reset_index()
+    grouped = kept.groupby(["order_id", "product_id"], sort=False)
+    summed = pd.DataFrame({"quantity": grouped["quantity"].sum(),
+                           "money": grouped["money"].sum(min_count=1)}).reset_index()
     items = pd.DataFrame({"order_id": summed["order_id"], "product_id": summed["product_id"],
                           "quantity": summed["quantity"].round().astype(int).astype(object),
                           "unit_price": (summed["money"] / summed["quantity"]).round(4)})
@@ -353,9 +410,12 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     width = len(header)
     raw = pd.DataFrame([(d + [""] * width)[:width] for d in data], dtype=object).fillna("")
     rows = np.arange(at + 2, at + 2 + len(data))
-    frame = _combine(raw, found, source.joined)
+    raw, rows = _kept(source, header, raw, rows, result)
+    frame = _combine(raw, found, source)
+    for target, value in source.constants.items():
+        frame[target] = value
     if source.lines and "orders.order_id" in frame:
-        frame = _carry_down(frame, "orders.order_id")
+        frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount",) if source.amount == "line_totals" else ())
     errors: list[RowError] = []
     dates = [frame[t] for t in frame if t.split(".")[1] in ("order_date", "submitted_at")]
     decided = decide_dayfirst(path, dates, source.dayfirst if dayfirst is None else dayfirst)

@@ -10,7 +10,9 @@ one description here and one fixture under ``tests/fixtures/``.
 Store targets: ``orders.*``, ``order_items.*``, ``customers.*``, ``products.*`` and ``feedback.*``.
 Several headers on one target: a target the source lists in ``joined`` joins them with a space
 (First Name + Last Name), any other takes the first non-empty one (Billing City, else Shipping City). Statuses map to the store's (see ``schema.ORDER_STATUSES``);
-a source without a status column means its orders were paid (the import summary says so).
+a source without a status column means its orders were paid (the import summary says so). Rows
+that are not sales (a payment bill's own spending, transfers, fees) are left out with ``keep`` and
+counted in the summary.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-Amount = Literal["total", "lines"]
-"""``total``: the order's amount is a column; ``lines``: the sum of quantity × unit price of its lines."""
+Amount = Literal["total", "lines", "line_totals"]
+"""``total``: the order's amount is a column of the order; ``lines``: the sum of quantity × unit
+price of its lines; ``line_totals``: the sum of its lines' own totals (the ``orders.amount`` column
+then holds a line's total)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,10 @@ class Source:
     columns: dict[str, str]  # file header -> "table.column"
     questions: dict[str, str] = field(default_factory=dict)  # regex on a header's wording -> "table.column"
     joined: tuple[str, ...] = ()  # targets whose headers are joined with a space (First + Last Name)
+    keep: dict[str, tuple[str, ...]] = field(default_factory=dict)  # header -> values of the rows to import
+    constants: dict[str, str] = field(default_factory=dict)  # "table.column" -> the value every row has
+    empty: tuple[str, ...] = ()  # what the tool writes for "no value" ("/", "-", "(空)")
+    refund_of: str | None = None  # a header naming the order a refund row pays back (PayPal's Reference Txn ID)
     statuses: dict[str, str] = field(default_factory=dict)  # the tool's status (lower case) -> store status
     cancelled_when: str | None = None  # a header whose non-empty value means the order was cancelled
     dayfirst: bool | None = None  # day/month order of dates like 03/04/2025 (None: decided from the file)
@@ -42,8 +50,6 @@ class Source:
     credit_note_prefix: str | None = None  # order ids starting with it are credit notes (money paid back)
     currency: str | None = None  # the currency when the export names none
     id_prefix: str = ""  # prefix of the ids made for rows without one (feedback answers, campaigns)
-    header_within: int = 1  # the header is among the first rows (bills start with preamble lines)
-    encoding: str | None = None  # the encoding the tool writes, when detection could mistake it
     format_note: str = ""  # where the header of the fixture was taken from (documentation or sample)
 
 
@@ -139,7 +145,6 @@ SOURCES: tuple[Source, ...] = (
         statuses={"交易成功": "paid", "卖家已发货，等待买家确认": "paid", "买家已付款，等待卖家发货": "paid",
                   "交易关闭": "cancelled", "等待买家付款": "pending"},
         currency="CNY",
-        encoding="gb18030",
         format_note="Taobao seller order report (订单报表) header, as written by the seller back-end export",
     ),
     Source(
@@ -155,6 +160,166 @@ SOURCES: tuple[Source, ...] = (
         },
         id_prefix="GF-",
         format_note="Google Forms responses CSV: Timestamp, Email Address, then one column per question",
+    ),
+    Source(
+        key="woocommerce_orders",
+        title="WooCommerce orders (Customer/Order CSV Export)",
+        menu="WordPress admin → WooCommerce → Export (Customer/Order/Coupon CSV Export) → Orders, default format",
+        signature=("order_id", "order_number", "date", "status", "order_total", "billing_email"),
+        columns={
+            "order_number": "orders.order_id", "date": "orders.order_date", "order_total": "orders.amount",
+            "status": "orders.status", "billing_email": "customers.email", "billing_first_name": "customers.name",
+            "billing_last_name": "customers.name", "billing_phone": "customers.phone",
+            "billing_company": "customers.company", "billing_city": "customers.city",
+            "billing_country": "customers.country",
+        },
+        joined=("customers.name",),
+        statuses={"completed": "paid", "processing": "paid", "printed": "paid", "refunded": "refunded",
+                  "cancelled": "cancelled", "failed": "failed", "pending": "pending", "on-hold": "pending"},
+        format_note="WooCommerce Customer/Order CSV Export, default order format (a real export's header)",
+    ),
+    Source(
+        key="stripe_customers",
+        title="Stripe customers",
+        menu="Stripe Dashboard → Customers → Export, CSV",
+        signature=("id", "Email", "Name", "Created (UTC)", "Total Spend", "Payment Count"),
+        columns={"id": "customers.customer_id", "Email": "customers.email", "Name": "customers.name",
+                 "Created (UTC)": "customers.first_seen"},
+        format_note="Stripe Dashboard customers export header",
+    ),
+    Source(
+        key="paypal_activity",
+        title="PayPal activity download",
+        menu="PayPal → Activity → Statements → Activity download (CSV, balance-affecting)",
+        signature=("Date", "Time", "TimeZone", "Name", "Type", "Status", "Gross", "Transaction ID"),
+        columns={
+            "Transaction ID": "orders.order_id", "Date": "orders.order_date", "Gross": "orders.amount",
+            "Status": "orders.status", "Currency": "orders.currency", "From Email Address": "customers.email",
+            "Name": "customers.name", "Contact Phone Number": "customers.phone",
+        },
+        refund_of="Reference Txn ID",
+        keep={"Type": ("Express Checkout Payment", "Website Payment", "Payment Received", "Mobile Payment",
+                       "Subscription Payment", "Donation Payment", "Refund", "Payment Refund")},
+        statuses={"completed": "paid", "pending": "pending", "denied": "failed", "reversed": "refunded",
+                  "refunded": "refunded", "partially refunded": "paid", "canceled": "cancelled"},
+        format_note="PayPal activity download, all-columns layout",
+    ),
+    Source(
+        key="etsy_orders",
+        title="Etsy sold orders",
+        menu="Etsy Shop Manager → Settings → Options → Download Data → Orders (CSV)",
+        signature=("Sale Date", "Order ID", "Buyer User ID", "Full Name", "Number of Items", "Order Total"),
+        columns={
+            "Order ID": "orders.order_id", "Sale Date": "orders.order_date", "Order Total": "orders.amount",
+            "Currency": "orders.currency", "Buyer User ID": "customers.customer_id", "Full Name": "customers.name",
+            "Ship City": "customers.city", "Ship Country": "customers.country",
+        },
+        dayfirst=False,  # 09/25/26 is 25 September 2026
+        format_note="Etsy 'EtsySoldOrders' CSV header",
+    ),
+    Source(
+        key="etsy_order_items",
+        title="Etsy sold order items",
+        menu="Etsy Shop Manager → Settings → Options → Download Data → Order Items (CSV)",
+        signature=("Sale Date", "Item Name", "Buyer", "Quantity", "Price", "Item Total", "Listing ID", "Order ID"),
+        columns={
+            "Order ID": "orders.order_id", "Sale Date": "orders.order_date", "Item Total": "orders.amount",
+            "Currency": "orders.currency", "Buyer": "customers.customer_id", "Ship Name": "customers.name",
+            "Ship City": "customers.city", "Ship Country": "customers.country",
+            "Listing ID": "order_items.product_id", "Quantity": "order_items.quantity",
+            "Price": "order_items.unit_price", "Item Name": "products.name",
+        },
+        dayfirst=False,
+        lines=True,
+        amount="line_totals",
+        format_note="Etsy 'EtsySoldOrderItems' CSV header",
+    ),
+    Source(
+        key="douyin_orders",
+        title="Douyin shop orders (抖店订单)",
+        menu="抖店商家后台 → 订单 → 订单管理 → 批量导出 (CSV)",
+        signature=("主订单编号", "子订单编号", "选购商品", "商品数量", "订单应付金额", "订单提交时间"),
+        columns={
+            "主订单编号": "orders.order_id", "订单提交时间": "orders.order_date", "订单应付金额": "orders.amount",
+            "订单状态": "orders.status", "收件人手机号": "customers.customer_id", "收件人": "customers.name",
+            "商家编码": "order_items.product_id", "商品数量": "order_items.quantity", "选购商品": "products.name",
+        },
+        statuses={"已完成": "paid", "已发货": "paid", "待发货": "paid", "已支付": "paid", "已关闭": "cancelled",
+                  "待支付": "pending"},
+        lines=True,
+        amount="line_totals",
+        currency="CNY",
+        empty=("-",),
+        format_note="抖店 order export header (one row per sub-order)",
+    ),
+    Source(
+        key="wechat_pay_bill",
+        title="WeChat Pay bill (微信支付账单)",
+        menu="微信 → 我 → 服务 → 钱包 → 账单 → 常见问题 → 下载账单 → 用于个人对账 (CSV by e-mail)",
+        signature=("交易时间", "交易类型", "交易对方", "商品", "收/支", "金额(元)", "当前状态", "交易单号"),
+        columns={
+            "交易单号": "orders.order_id", "交易时间": "orders.order_date", "金额(元)": "orders.amount",
+            "当前状态": "orders.status", "交易对方": "customers.customer_id",
+        },
+        keep={"收/支": ("收入",)},
+        empty=("/",),
+        statuses={"已收钱": "paid", "已存入零钱": "paid", "支付成功": "paid", "已到账": "paid",
+                  "已全额退款": "refunded", "对方已退还": "refunded"},
+        currency="CNY",
+        format_note="WeChat Pay bill: preamble lines, then this header",
+    ),
+    Source(
+        key="mailchimp_subscribed",
+        title="Mailchimp audience (subscribed contacts)",
+        menu="Mailchimp → Audience → All contacts → Export Audience (CSV, subscribed_members_export)",
+        signature=("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID"),
+        columns={"Email Address": "customers.email", "First Name": "customers.name", "Last Name": "customers.name",
+                 "Phone Number": "customers.phone", "TAGS": "customers.tags"},
+        joined=("customers.name",),
+        constants={"customers.consent_marketing": "1"},
+        format_note="Mailchimp audience export (subscribed members) header",
+    ),
+    Source(
+        key="mailchimp_unsubscribed",
+        title="Mailchimp audience (unsubscribed contacts)",
+        menu="Mailchimp → Audience → All contacts → Export Audience (CSV, unsubscribed_members_export)",
+        signature=("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID", "UNSUB_TIME"),
+        columns={"Email Address": "customers.email", "First Name": "customers.name", "Last Name": "customers.name",
+                 "Phone Number": "customers.phone"},
+        joined=("customers.name",),
+        constants={"customers.consent_marketing": "0"},
+        format_note="Mailchimp audience export (unsubscribed members) header",
+    ),
+    Source(
+        key="typeform",
+        title="Typeform responses",
+        menu="Typeform → Results → Responses → Download all responses (CSV)",
+        signature=("#", "Start Date (UTC)", "Submit Date (UTC)", "Network ID"),
+        columns={"Submit Date (UTC)": "feedback.submitted_at"},
+        questions={
+            r"e-?mail": "customers.email",
+            r"how likely .*recommend": "feedback.nps",
+            r"how satisfied|overall satisfaction": "feedback.csat",
+            r"comment|anything else|suggestion": "feedback.comment",
+        },
+        id_prefix="TF-",
+        format_note="Typeform responses CSV: #, one column per question, Start/Submit Date (UTC), Network ID",
+    ),
+    Source(
+        key="wjx",
+        title="问卷星 survey answers (wjx.cn)",
+        menu="问卷星 → 分析&下载 → 查看下载答卷 → 下载答卷数据 → 按选项文本 (CSV)",
+        signature=("序号", "提交答卷时间", "所用时间", "来源", "来自IP"),
+        columns={"提交答卷时间": "feedback.submitted_at"},
+        questions={
+            r"邮箱|e-?mail": "customers.email",
+            r"推荐.*可能|可能.*推荐": "feedback.nps",
+            r"满意": "feedback.csat",
+            r"建议|意见|评论": "feedback.comment",
+        },
+        id_prefix="WJX-",
+        empty=("(空)",),
+        format_note="问卷星 answer download: 序号, 提交答卷时间, 所用时间, 来源, 来源详情, 来自IP, then the questions",
     ),
 )
 
