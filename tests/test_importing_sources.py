@@ -136,7 +136,7 @@ def test_stripe_payments_partial_refunds_failures_and_currencies():
     assert _order(db, "ch_3Pq0004")["status"] == "failed"
     assert (_order(db, "ch_3Pq0005")["currency"], _order(db, "ch_3Pq0001")["currency"]) == ("USD", "EUR")
     assert _order(db, "ch_3Pq0001")["customer_id"] == "cus_A1"
-    assert any("several currencies (EUR, USD)" in n for n in result.notes)
+    assert any("several currencies (EUR, USD)" in n and "one currency" in n for n in result.notes)
     # a payment without a Stripe customer still has an e-mail: a stable customer of its own
     sam = _order(db, "ch_3Pq0005")["customer_id"]
     assert next(db.query("SELECT email FROM customers WHERE customer_id = ?", [sam]))["email"] == "sam@example.com"
@@ -225,6 +225,28 @@ def test_the_inbox_recognises_exports_by_their_headers_whatever_their_names(tmp_
     assert report["table"].iloc[0] == "customers, products, orders, order_items"
     assert table_counts(db)["orders"] == 7
     assert import_inbox(db, inbox)["status"].tolist() == ["already imported"]
+
+
+def test_bringing_your_data_in_page_lists_every_source_and_is_up_to_date():
+    from crm_helpers.config import PROJECT_ROOT
+    from crm_helpers.sources import SOURCES, bringing_data_in_markdown
+
+    text = (PROJECT_ROOT / "docs" / "bringing-your-data-in.md").read_text(encoding="utf-8")
+    assert text == bringing_data_in_markdown(), "run `python -m crm_helpers.sources`"
+    for source in SOURCES:
+        assert f"| {source.title} | {source.menu} |" in text
+
+
+def test_every_source_has_a_fixture_that_it_recognises():
+    from crm_helpers.importing import read_rows
+    from crm_helpers.source_import import find_source
+    from crm_helpers.sources import SOURCES
+
+    found = set()
+    for path in FIXTURES.glob("*.csv"):
+        header, data = read_rows(path)
+        found.add(find_source(header, data)[0].key)
+    assert found == {s.key for s in SOURCES}
 
 
 def test_a_map_given_once_is_kept_for_that_layout(tmp_path):

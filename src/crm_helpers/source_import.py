@@ -16,7 +16,8 @@ one import in one transaction, logged as one batch per table tied by a group id,
   tagged ``guest``, and counted in the summary;
 - money: :func:`crm_helpers.importing.settle_refunds`; a source without a status column means paid
   (the summary says so); failed and voided payments are stored as ``failed``, never as revenue;
-  amounts in several currencies are stored in their own currency and the summary says so;
+  each order keeps its currency, and an export in several currencies gets a note in the summary
+  (the analyses do not convert between currencies);
 - dates: as the tool writes them; a timestamp with a zone suffix gives its local date.
 """
 
@@ -326,8 +327,8 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
         orders = _apply_refunds(orders, paid_back)
     if "currency" in orders and orders["currency"].dropna().nunique() > 1:
         found = ", ".join(sorted(orders["currency"].dropna().unique()))
-        result.notes.append(f"the orders are in several currencies ({found}): each is stored in its own "
-                            "currency and never summed with another")
+        result.notes.append(f"note: the orders are in several currencies ({found}); each order keeps its own, "
+                            "but the report pages add amounts up as one currency (no exchange rates yet)")
     out["orders"] = orders
     return out
 

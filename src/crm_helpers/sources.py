@@ -347,3 +347,93 @@ def by_key(key: str) -> Source:
         if source.key == key:
             return source
     raise ValueError(f"unknown source {key!r}; known: {', '.join(s.key for s in SOURCES)}")
+
+
+def _fills(source: Source) -> str:
+    """The store tables a source's export fills, in plain words."""
+    tables = {t.split(".")[0] for t in [*source.columns.values(), *source.questions.values(), *source.constants]}
+    if any(t.startswith("order_items.") for t in source.columns.values()):
+        tables |= {"products"}
+    order = ("customers", "products", "orders", "order_items", "feedback")
+    return ", ".join(t for t in order if t in tables)
+
+
+def bringing_data_in_markdown() -> str:
+    """``docs/bringing-your-data-in.md``, generated from :data:`SOURCES` (a test keeps it in sync;
+    ``python -m crm_helpers.sources`` rewrites it)."""
+    lines = [
+        "# Bringing your data in",
+        "",
+        "Generated from `src/crm_helpers/sources.py` by `python -m crm_helpers.sources`; do not edit by hand.",
+        "",
+        "Export from the tool as it comes, then:",
+        "",
+        "```sh",
+        "crm import --dry-run ~/Downloads/orders_export.csv   # what it recognised, which column goes where, the counts",
+        "crm import ~/Downloads/orders_export.csv             # the same, written",
+        "crm undo-import BATCH                                 # takes the whole export back",
+        "```",
+        "",
+        "or drop the file into `data/inbox/` (any name) and run the report, which imports the inbox first.",
+        "The workbook recognises the tool from the file's column headers, also when the header comes after",
+        "a few lines of account details (payment bills). One export fills every table it knows about:",
+        "an orders export with line items writes the customers, the products, the orders and their items,",
+        "in one step that `crm undo-import` takes back whole. Importing the same file again changes nothing;",
+        "next month's export adds and updates what changed.",
+        "",
+        "## What the import does with your data",
+        "",
+        "- **Customers** are matched by e-mail (capitals or not) to those already in the store, whichever",
+        "  tool they came from first; without an e-mail, by the customer id the tool gives (Stripe `cus_…`,",
+        "  Etsy buyer, Taobao 买家会员名, …). An empty cell never overwrites what the store knows.",
+        "- **Guest orders** (no e-mail, no customer id) are kept, each for a customer of its own tagged",
+        "  `guest`, and the summary counts them.",
+        "- **Orders written on several lines** (Shopify, Etsy items, Douyin, invoice lines) become one order;",
+        "  fields written on the first line only are carried to the others; the same product on several",
+        "  lines of one order is added up.",
+        "- **Money as it moves**: a partial refund stays a paid order with its `refunded_amount`; a refund or",
+        "  credit note (a negative amount, an invoice number starting with C in the invoice-lines layout, a",
+        "  PayPal refund row) is money paid back, never revenue; failed or voided payments are `failed`;",
+        "  cancelled orders are `cancelled`. Net revenue in every page is `amount − refunded_amount` of the",
+        "  paid orders. A file without any status column is taken as paid, and the summary says so.",
+        "- **Currencies** are kept as the tool wrote them, one per order. The report pages add amounts up",
+        "  as one currency and do not convert yet: an export in several currencies gets a note saying so",
+        "  in the import summary; keep a store to one currency for figures you can trust.",
+        "- **Dates**: a timestamp with a time-zone suffix (`2026-05-01 23:30:00 -0500`) gives the date as the",
+        "  shop saw it (1 May). Day/month order is the tool's own (US tools write months first).",
+        "- **Long order numbers** (Taobao's and Douyin's 19 digits) stay exact text.",
+        "- **Rows that are not sales** (your own spending in a WeChat bill, PayPal withdrawals and fees)",
+        "  are left out and counted in the summary.",
+        "",
+        "## The exports recognised",
+        "",
+        "| tool and export | where to find it in the tool | fills |",
+        "|---|---|---|",
+    ]
+    for source in SOURCES:
+        lines.append(f"| {source.title} | {source.menu} | {_fills(source)} |")
+    lines += [
+        "",
+        "## Any other file",
+        "",
+        "Name the table it belongs to and, for headers the workbook cannot guess, say where each goes:",
+        "",
+        "```sh",
+        "crm import orders invoices.csv --map \"Beleg=order_id\" --map \"Brutto=amount\"",
+        "```",
+        "",
+        "The mapping is kept for that file layout (its headers), so next month's file of the same layout",
+        "imports with `crm import invoices_2026-11.csv` alone, and the inbox recognises it too. Common",
+        "headers, English and Chinese (`E-mail`, `Order Date`, `Total`, `姓名`, `邮箱`, `订单号`, `金额` …),",
+        "need no mapping. The store's columns are listed in `docs/data-model.md`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from .config import PROJECT_ROOT
+
+    target = PROJECT_ROOT / "docs" / "bringing-your-data-in.md"
+    target.write_text(bringing_data_in_markdown(), encoding="utf-8")
+    print(f"wrote {target}")
