@@ -96,3 +96,28 @@ def test_the_analyses_count_revenue_net_of_partial_refunds():
     features = customer_features(db, dt.date(2026, 5, 31))
     assert features["monetary"].sum() == pytest.approx(expected)
     assert cohort_table(db, dt.date(2026, 5, 31))["revenue"].sum() == pytest.approx(expected)
+
+
+def test_an_older_store_gets_refunded_amounts_and_a_reimport_changes_nothing(tmp_path):
+    import sqlite3
+
+    from crm_helpers.store import SCHEMA_VERSION, open_db, schema_version
+
+    path = tmp_path / "old.db"
+    db = open_db(path)
+    db.table("customers").insert_all([{"customer_id": "K1"}])
+    csv_path = _write(tmp_path, "orders.csv", "order_id,customer_id,order_date,amount,status\n"
+                                              "A1,K1,2026-03-01,100,paid\nA2,K1,2026-03-02,40,refunded\n")
+    import_file(db, "orders", csv_path)
+    db.conn.close()
+    # the store as version 2 left it: no refunded_amount column, no group ids, no kept mappings
+    conn = sqlite3.connect(path)
+    conn.executescript("ALTER TABLE orders DROP COLUMN refunded_amount; ALTER TABLE import_log DROP COLUMN group_id; "
+                       "DROP TABLE import_mappings; DELETE FROM _sqlite_migrations WHERE name LIKE 'm003%'; "
+                       "PRAGMA user_version = 2;")
+    conn.close()
+    db = open_db(path)
+    assert schema_version(db) == SCHEMA_VERSION
+    assert {r["order_id"]: r["refunded_amount"] for r in db.query("SELECT * FROM orders")} == {"A1": 0, "A2": 40}
+    again = import_file(db, "orders", csv_path)
+    assert (again.updated, again.unchanged) == (0, 2)

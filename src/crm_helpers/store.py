@@ -105,6 +105,8 @@ def m003_refunds_and_source_imports(db: Database) -> None:
     """
     if "refunded_amount" not in db.table("orders").columns_dict:
         db.table("orders").add_column("refunded_amount", float)
+        # what the importer now writes for such orders, so re-importing last month's file changes nothing
+        db.execute("UPDATE orders SET refunded_amount = CASE WHEN status = 'refunded' THEN amount ELSE 0 END")
     db.table(IMPORT_LOG).add_column("group_id", int)
     db.table(IMPORT_MAPPINGS).create(
         {"signature": str, "target_table": str, "mapping": str, "saved_at": str}, pk="signature"
