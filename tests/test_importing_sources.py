@@ -371,3 +371,19 @@ def test_wjx_empty_answer_marker_is_no_comment():
     import_export(db, FIXTURES / "wjx_answers.csv")
     comments = {r["comment"] for r in db.query("SELECT comment FROM feedback")}
     assert comments == {"包装很好", None}
+
+
+def test_long_numbers_written_as_excel_text_stay_exact(tmp_path):
+    text = (FIXTURES / "taobao_orders.csv").read_bytes().decode("gbk")
+    text = text.replace("3456789012345678901,", '"=""3456789012345678901""",')
+    path = tmp_path / "taobao.csv"
+    path.write_bytes(text.encode("gbk"))
+    db = memory_db()
+    import_export(db, path)
+    assert _order(db, "3456789012345678901")["amount"] == 128.0
+
+
+def test_flags_of_a_named_table_are_refused_without_one(tmp_path):
+    result = CliRunner().invoke(main, ["import", "--db", str(tmp_path / "crm.db"), "--map", "A=email",
+                                       str(FIXTURES / "stripe_payments.csv")])
+    assert result.exit_code != 0 and "need the table" in result.output

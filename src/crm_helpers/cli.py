@@ -129,6 +129,9 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     if len(args) > 2:
         raise click.UsageError("give FILE, or TABLE FILE")
     table, file = (None, Path(args[0])) if len(args) == 1 else (args[0], Path(args[1]))
+    if table is None and (maps or skip_bad_rows or create_missing_customers):
+        raise click.UsageError("--map, --skip-bad-rows and --create-missing-customers need the table: "
+                               "crm import TABLE FILE")
     db = _open(db_path)
     try:
         if table is None:

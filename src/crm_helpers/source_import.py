@@ -18,7 +18,9 @@ one import in one transaction, logged as one batch per table tied by a group id,
   (the summary says so); failed and voided payments are stored as ``failed``, never as revenue;
   each order keeps its currency, and an export in several currencies gets a note in the summary
   (the analyses do not convert between currencies);
-- dates: as the tool writes them; a timestamp with a zone suffix gives its local date.
+- dates: as the tool writes them; a timestamp with a zone suffix gives its local date;
+- long numbers kept as text for Excel (``="3456789012345678901"``, or a leading tab) are read as
+  the text inside.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ CANCELLED = "orders.cancelled"
 """The pseudo-target of a source's ``cancelled_when`` column (not stored: it sets the status)."""
 REFUND_OF = "orders.refund_of"
 """The pseudo-target of a source's ``refund_of`` column: the order a refund row pays back."""
+_EXCEL_TEXT = r'^="(.*)"$'
+"""``="3456789012345678901"``: how Chinese shop back-ends keep long numbers as text for Excel."""
 PREAMBLE_ROWS = 30
 """How far down a file its header may start (payment bills open with a few lines of account details)."""
 
@@ -128,6 +132,7 @@ def _combine(raw: pd.DataFrame, found: dict[int, str], source: Source) -> pd.Dat
     for i, target in found.items():
         values = raw[i].str.strip()
         values = values.where(~values.isin(source.empty), "")
+        values = values.str.replace(_EXCEL_TEXT, r"\1", regex=True)
         if target not in out:
             out[target] = values
         elif target in joined:
