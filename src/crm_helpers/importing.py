@@ -41,7 +41,7 @@ from .schema import table as schema_table
 from .sources import normalize
 from .store import explain_error, store_path, write_transaction
 from .undo import differs, pack
-from .validation import MAX_WHOLE_NUMBER, clean_value, date_parts
+from .validation import FALSE_WORDS, MAX_WHOLE_NUMBER, TRUE_WORDS, clean_value, date_parts
 
 MAX_XLSX_BYTES = 50 * 1024 * 1024
 MAX_XLSX_UNPACKED = 500 * 1024 * 1024
@@ -72,6 +72,8 @@ _HEADER_ALIASES: dict[str, str] = {
     "商品编号": "product_id", "产品名称": "name", "成本": "cost", "渠道": "channel", "状态": "status",
     "备注": "notes", "评论": "comment", "留言": "comment",
 }
+_ISO_DAY_AND_TIME = r"\d{4}-\d{2}-\d{2}(?:[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)?"
+_PLAIN_EMAIL = r"(?!mailto:)[^@\s]+@[^@\s]+\.[^@\s]+"
 _GENERIC_DATE = {"date", "日期", "时间", "createdat", "created"}
 _LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 """The line boundaries of ``str.splitlines``."""
@@ -344,10 +346,22 @@ def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: 
             out[ok] = fast[ok].astype(float).astype(object)
         todo &= ~ok
     elif column.type == "date":
-        iso = todo & text.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
-        parsed = pd.to_datetime(text.where(iso, None), format="%Y-%m-%d", errors="coerce")
+        # an ISO day, alone or with a valid clock time and zone suffix (parse_date keeps the day as written)
+        iso = todo & text.str.fullmatch(_ISO_DAY_AND_TIME)
+        day = text.str.slice(0, 10)
+        parsed = pd.to_datetime(day.where(iso, None), format="%Y-%m-%d", errors="coerce")
         ok = parsed.notna()
-        out[ok] = text[ok]
+        out[ok] = day[ok]
+        todo &= ~ok
+    elif column.type == "bool":
+        lowered = text.str.lower()
+        out[todo & lowered.isin(TRUE_WORDS)] = 1
+        out[todo & lowered.isin(FALSE_WORDS)] = 0
+        todo &= ~lowered.isin(TRUE_WORDS | FALSE_WORDS)
+    elif column.name == "email":
+        lowered = text.str.lower()
+        ok = todo & lowered.str.fullmatch(_PLAIN_EMAIL)  # what normalize_email accepts, without "mailto:"
+        out[ok] = lowered[ok]
         todo &= ~ok
     elif column.type == "text" and column.name != "email" and not column.allowed:
         out[todo] = text[todo]
