@@ -35,6 +35,7 @@ SOURCES = {
     "etsy_sold_order_items.csv": "Etsy sold order items",
     "douyin_orders.csv": "Douyin shop orders",
     "wechat_pay_bill.csv": "WeChat Pay bill",
+    "alipay_bill.csv": "Alipay bill",
     "mailchimp_subscribed_members.csv": "Mailchimp audience (subscribed",
     "mailchimp_unsubscribed_members.csv": "Mailchimp audience (unsubscribed",
     "typeform_responses.csv": "Typeform responses",
@@ -387,3 +388,12 @@ def test_flags_of_a_named_table_are_refused_without_one(tmp_path):
     result = CliRunner().invoke(main, ["import", "--db", str(tmp_path / "crm.db"), "--map", "A=email",
                                        str(FIXTURES / "stripe_payments.csv")])
     assert result.exit_code != 0 and "need the table" in result.output
+
+
+def test_alipay_bill_in_gbk_after_its_preamble_keeps_income_with_exact_numbers():
+    db = memory_db()
+    import_export(db, FIXTURES / "alipay_bill.csv")
+    orders = {r["order_id"]: r for r in db.query("SELECT * FROM orders")}
+    assert set(orders) == {"2026050322001414871443694067", "2026052022001414871443694099"}  # trailing tab gone
+    assert [o["amount"] for o in orders.values()] == [268.0, 99.0]
+    assert {o["customer_id"] for o in orders.values()} == {"赵先生"}

@@ -269,6 +269,21 @@ SOURCES: tuple[Source, ...] = (
         format_note="WeChat Pay bill: preamble lines, then this header",
     ),
     Source(
+        key="alipay_bill",
+        title="Alipay bill (支付宝交易明细)",
+        menu="支付宝 → 我的 → 账单 → ⋯ → 开具交易流水证明 → 用于个人对账 (CSV by e-mail, GBK)",
+        signature=("交易时间", "交易分类", "交易对方", "商品说明", "收/支", "金额", "交易状态", "交易订单号"),
+        columns={
+            "交易订单号": "orders.order_id", "交易时间": "orders.order_date", "金额": "orders.amount",
+            "交易状态": "orders.status", "交易对方": "customers.customer_id",
+        },
+        keep={"收/支": ("收入",)},
+        statuses={"交易成功": "paid", "已收款": "paid", "退款成功": "refunded", "交易关闭": "cancelled"},
+        currency="CNY",
+        empty=("/",),
+        format_note="Alipay personal bill: preamble lines, then this header",
+    ),
+    Source(
         key="mailchimp_subscribed",
         title="Mailchimp audience (subscribed contacts)",
         menu="Mailchimp → Audience → All contacts → Export Audience (CSV, subscribed_members_export)",
