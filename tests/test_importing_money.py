@@ -121,3 +121,13 @@ def test_an_older_store_gets_refunded_amounts_and_a_reimport_changes_nothing(tmp
     assert {r["order_id"]: r["refunded_amount"] for r in db.query("SELECT * FROM orders")} == {"A1": 0, "A2": 40}
     again = import_file(db, "orders", csv_path)
     assert (again.updated, again.unchanged) == (0, 2)
+
+
+def test_a_dry_run_of_a_named_table_shows_which_column_goes_where(tmp_path):
+    db = memory_db()
+    db.table("customers").insert_all([{"customer_id": "K1"}])
+    path = _write(tmp_path, "orders.csv", "Beleg,Kunde,Datum,Brutto\nR1,K1,2026-03-02,100\n")
+    result = import_file(db, "orders", path, {"Beleg": "order_id", "Kunde": "customer_id", "Datum": "order_date",
+                                              "Brutto": "amount"}, dry_run=True)
+    assert "columns: Beleg -> order_id, Kunde -> customer_id, Datum -> order_date, Brutto -> amount" in result.summary()
+    assert "1 inserted" in result.summary() and db.table("orders").count == 0

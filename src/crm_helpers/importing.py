@@ -111,6 +111,7 @@ class ImportResult:
     created_customers: int = 0
     dry_run: bool = False
     ignored_columns: list[str] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)  # file header -> store column
     notes: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rejects_path: Path | None = None
@@ -124,6 +125,8 @@ class ImportResult:
         if self.created_customers:
             parts.append(f"{self.created_customers} customers created")
         text = f"{self.file.name} -> {self.table}: " + ", ".join(parts)
+        if self.dry_run and self.columns:
+            text += "; columns: " + ", ".join(f"{h} -> {c}" for h, c in self.columns.items())
         if self.rejects_path:
             text += f"; bad rows and reasons in {self.rejects_path.name}"
         if self.ignored_columns:
@@ -525,6 +528,7 @@ def import_file(
         mapping = saved[1]
         result.notes.append("used the --map kept from an earlier file of this layout")
     found, result.ignored_columns = match_headers(spec, header, mapping)
+    result.columns = {header[i].strip(): column for i, column in found.items()}
     required = {c.name for c in spec.columns if c.required}
     if spec.name == "customers" and "email" in found.values():
         required.discard("customer_id")
