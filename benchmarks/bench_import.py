@@ -8,7 +8,11 @@ and runs in its own Python process (so one run's memory and caches do not help t
 - re-import of the unchanged file into the same store: every row compared, all "unchanged";
 - reference: what a minimal script does, the same file read with ``csv.reader`` (empty fields
   as NULL) and the rows inserted with ``sqlite3`` ``executemany`` into the same schema (same
-  indexes, foreign keys on) in one transaction.
+  indexes, foreign keys on) in one transaction;
+- a Shopify-style line-item export made from the same orders (an order on one to three lines, the
+  order's fields on its first line only), imported with ``crm import FILE``'s
+  ``import_export`` into an empty store (customers, products, orders and items), against the
+  same file's lines read with ``csv.reader`` and inserted as they are into one table.
 
 ``python -m benchmarks.bench_import --child MODE STORE CSV`` is one such run; it prints a JSON line.
 """
@@ -34,7 +38,13 @@ from .results import Row, Section, Timing, load_average, log, peak_rss_mib, plur
 from .scale_store import ScaleStore
 
 TARGET_RATIO = 2.0
+TARGET_MEMORY_RATIO = 1.5
 PROFILE_ROWS = 200_000
+EXPORT_LINES = 1_000_000
+SHOPIFY_COLUMNS = ("Name", "Email", "Financial Status", "Paid at", "Created at", "Currency", "Total",
+                   "Refunded Amount", "Lineitem quantity", "Lineitem name", "Lineitem price", "Lineitem sku",
+                   "Billing Name", "Billing City", "Billing Country", "Cancelled at")
+"""Columns of Shopify's order export (a subset of its 79) that the Shopify source reads."""
 
 
 # ---------------------------------------------------------------------------------- child runs
@@ -82,8 +92,59 @@ def _bare(store: str, csv_path: str) -> dict[str, float]:
             "rows": len(rows)}
 
 
+def _export(store: str, csv_path: str) -> dict[str, float]:
+    from crm_helpers.source_import import import_export
+    from crm_helpers.store import open_db
+
+    db = open_db(store)
+    started, cpu = time.perf_counter(), time.process_time()
+    result = import_export(db, csv_path)
+    return {"first": time.perf_counter() - started, "first_cpu": time.process_time() - cpu,
+            "rows": sum(r.inserted for r in result.tables.values())}
+
+
+def _bare_export(store: str, csv_path: str) -> dict[str, float]:
+    started, cpu = time.perf_counter(), time.process_time()
+    conn = sqlite3.connect(store)
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        rows = [tuple(v if v != "" else None for v in r) for r in reader]
+    with conn:
+        conn.execute(f"CREATE TABLE export_lines ({', '.join(f'c{i}' for i in range(len(header)))})")
+        conn.executemany(f"INSERT INTO export_lines VALUES ({', '.join('?' * len(header))})", rows)
+    conn.close()
+    return {"bare": time.perf_counter() - started, "bare_cpu": time.process_time() - cpu, "rows": len(rows)}
+
+
+def shopify_export(orders_csv: Path, target: Path, lines: int) -> Path:
+    """A Shopify-style export of ``lines`` lines made from the scale store's orders: every third
+    order on two lines and every seventh on three, the order's own fields on its first line only."""
+    status = {"paid": "paid", "refunded": "refunded", "cancelled": "voided"}
+    with open(orders_csv, newline="", encoding="utf-8") as src, open(target, "w", newline="", encoding="utf-8") as dst:
+        writer = csv.writer(dst)
+        writer.writerow(SHOPIFY_COLUMNS)
+        written = 0
+        for k, order in enumerate(csv.DictReader(src)):
+            n = 3 if k % 7 == 0 else 2 if k % 3 == 0 else 1
+            stamp = f"{order['order_date']} 10:00:00 +0200"
+            for line in range(min(n, lines - written)):
+                sku = f"SKU-{(k * 31 + line) % 400:03d}"
+                order_fields = [order["status"] and status.get(order["status"], "paid"), stamp, stamp,
+                                order.get("currency") or "EUR", order["amount"], "0.00"] if line == 0 else [""] * 6
+                writer.writerow([f"#{order['order_id']}", f"{order['customer_id'].lower()}@example.com",
+                                 *order_fields, "1", f"Product {sku}", order["amount"], sku,
+                                 *(["A Customer", "Lyon", "FR"] if line == 0 else ["", "", ""]), ""])
+                written += 1
+            if written >= lines:
+                break
+    return target
+
+
 def _child(mode: str, store: str, csv_path: str, profile_to: str | None) -> None:
-    result = _import(store, csv_path, profile_to) if mode == "import" else _bare(store, csv_path)
+    modes = {"import": lambda: _import(store, csv_path, profile_to), "bare": lambda: _bare(store, csv_path),
+             "export": lambda: _export(store, csv_path), "bare_export": lambda: _bare_export(store, csv_path)}
+    result = modes[mode]()
     result["maxrss_mb"] = peak_rss_mib()
     print(json.dumps(result))
 
@@ -180,6 +241,7 @@ def run(store: ScaleStore, repeats: int, *, profile: bool | None = None) -> Sect
             f"{plural(repeats, 'run')} each; every run in a fresh process on a fresh copy of a store holding "
             f"{store.counts['customers']:,} customers. Peak memory is the process's `VmHWM` at its end."
         )
+        _export_rows(section, store, repeats, work)
         if profile or (profile is None and (ratio > TARGET_RATIO or again.median > first.median)):
             sample = _head(store.orders_csv, work / "sample.csv", PROFILE_ROWS)
             log(f"profiling a first import of the first {PROFILE_ROWS:,} rows with cProfile")
@@ -190,6 +252,33 @@ def run(store: ScaleStore, repeats: int, *, profile: bool | None = None) -> Sect
                 f"{PROFILE_ROWS:,} rows, to keep the run short: the shares are those of the full file, the "
                 f"profiler's overhead inflates the total):\n\n" + top_costs(stats))
     return section
+
+
+def _export_rows(section: Section, store: ScaleStore, repeats: int, work: Path) -> None:
+    """The line-item export's rows of the import section."""
+    from crm_helpers.store import open_db
+
+    lines = min(EXPORT_LINES, store.counts["orders"])
+    export = shopify_export(store.orders_csv, work / "shopify_orders_export.csv", lines)
+    empty = work / "empty.db"
+    open_db(empty).conn.close()
+    firsts, bares, rss, rss_bare = [], [], [], []
+    for k in range(repeats):
+        log(f"line-item export run {k + 1}/{repeats} ({lines:,} lines)")
+        imp = _run_child("export", empty, export, work)
+        bare = _run_child("bare_export", empty, export, work)
+        firsts.append(imp["first"])
+        bares.append(bare["bare"])
+        rss.append(imp["maxrss_mb"])
+        rss_bare.append(bare["maxrss_mb"])
+    first, bare_t, memory, memory_bare = Timing(firsts), Timing(bares), Timing(rss), Timing(rss_bare)
+    section.add(Row(f"first import of a {lines:,}-line Shopify-style export (`crm import FILE`: customers, "
+                    "products, orders, items)", first, reference=bare_t,
+                    reference_name="csv.reader + executemany of its lines", target=f"≤ {TARGET_RATIO:g}× the bare insert",
+                    met=first.median / bare_t.median <= TARGET_RATIO))
+    section.add(Row("peak memory importing the line-item export", memory, unit="MiB", reference=memory_bare,
+                    reference_name="bare insert process", target=f"≤ {TARGET_MEMORY_RATIO:g}× the bare insert",
+                    met=memory.median / memory_bare.median <= TARGET_MEMORY_RATIO))
 
 
 def main() -> None:

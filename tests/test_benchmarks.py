@@ -33,6 +33,8 @@ def test_quick_run_writes_the_results_table(tmp_path: Path) -> None:
     first = sections["import"]["rows"][0]
     assert first["measure"].startswith("first import") and first["value"]["runs"][0] > 0
     assert first["met"] in (True, False)  # a target verdict, whichever way it went
+    export = [r for r in sections["import"]["rows"] if "Shopify-style export" in r["measure"]]
+    assert len(export) == 1 and export[0]["value"]["runs"][0] > 0 and export[0]["met"] in (True, False)
     analyses = {r["measure"].split(":")[0] for r in sections["analyses"]["rows"]}
     assert {"RFM + segmentation", "churn scoring", "forecasting", "association rules"} <= analyses
 

@@ -136,7 +136,7 @@ BAD_FILES = {
     "status not allowed": ("orders", "order_id,customer_id,order_date,amount,status\nO1,C1,2026-01-05,10,shipped\n",
                            r"row 2, column status: 'shipped' not one of paid, refunded, cancelled"),
     "missing required column": ("orders", "order_id,customer_id,amount\nO1,C1,10\n",
-                                r"missing required column\(s\) order_date, status"),
+                                r"missing required column\(s\) order_date for orders"),
     "ambiguous day/month": ("orders", "order_id,customer_id,order_date,amount,status\nO1,C1,03/04/2026,10,paid\n",
                             r"could be 3 April or 4 March.*--dayfirst"),
     "empty file": ("orders", "", r"bad\.csv: the file is empty"),

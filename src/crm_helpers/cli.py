@@ -166,25 +166,41 @@ def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
 
 @main.command(name="import")
 @db_option
-@click.argument("table")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("args", nargs=-1, required=True, metavar="[TABLE] FILE")
 @click.option("--map", "maps", multiple=True, metavar="SRC=DST", help="Map a file column to a store column.")
 @click.option("--encoding", default=None, help="File encoding (default: detected).")
 @click.option("--dayfirst/--monthfirst", default=None, help="Day/month order of dates like 03/04/2025.")
 @click.option("--dry-run", is_flag=True, help="Check and count, write nothing.")
 @click.option("--skip-bad-rows", is_flag=True, help="Write good rows; bad rows go to FILE.rejects.csv.")
 @click.option("--create-missing-customers", is_flag=True, help="Create bare customers for unknown ids.")
-def import_(db_path: Path | None, table: str, file: Path, maps: tuple[str, ...], encoding: str | None,
+def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], encoding: str | None,
             dayfirst: bool | None, dry_run: bool, skip_bad_rows: bool, create_missing_customers: bool) -> None:
-    """Import a CSV or Excel export into TABLE (customers, orders, ...)."""
-    from .importing import ImportRejected, import_file
+    """Import a CSV or Excel export.
 
+    `crm import FILE`: the export of a tool the workbook knows (Shopify, Stripe, Taobao, ...; see
+    docs/bringing-your-data-in.md) is recognised from its headers and fills every table it holds.
+    `crm import TABLE FILE`: any other file, into TABLE (customers, orders, ...), with --map for
+    headers the workbook cannot guess; a --map is kept for the file's layout, so next month's file
+    of it imports with `crm import FILE` alone.
+    """
+    from .importing import ImportRejected, import_file
+    from .source_import import import_any
+
+    if len(args) > 2:
+        raise click.UsageError("give FILE, or TABLE FILE")
+    table, file = (None, Path(args[0])) if len(args) == 1 else (args[0], Path(args[1]))
+    if table is None and (maps or skip_bad_rows or create_missing_customers):
+        raise click.UsageError("--map, --skip-bad-rows and --create-missing-customers need the table: "
+                               "crm import TABLE FILE")
     db = _open(db_path)
     try:
-        result = import_file(
-            db, table, file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,
-            dry_run=dry_run, skip_bad_rows=skip_bad_rows, create_missing_customers=create_missing_customers,
-        )
+        if table is None:
+            result: Any = import_any(db, file, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run)
+        else:
+            result = import_file(
+                db, table, file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,
+                dry_run=dry_run, skip_bad_rows=skip_bad_rows, create_missing_customers=create_missing_customers,
+            )
     except (ImportRejected, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except sqlite3.DatabaseError as exc:

@@ -42,6 +42,7 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1
 from sqlite_utils import Database
 
 from .data import query_df, store_currency
+from .schema import net_revenue_sql
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -772,13 +773,13 @@ def subscription_clv(monthly_margin_per_customer: float, monthly_churn_rate: flo
 def paid_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
     """Net revenue per customer and day up to ``as_of``, aggregated in SQLite.
 
-    Columns: customer_id, order_date (datetime64), amount (sum of the day's paid orders, gross
-    amount), cost (sum of the known order costs, NaN when none is known), orders. Paid orders
+    Columns: customer_id, order_date (datetime64), amount (sum of the day's paid orders, net
+    of refunds), cost (sum of the known order costs, NaN when none is known), orders. Paid orders
     only: refunded and cancelled orders are not purchases.
     """
     frame = query_df(
         db,
-        "SELECT customer_id, order_date, sum(amount) AS amount, sum(cost) AS cost, count(*) AS orders "
+        f"SELECT customer_id, order_date, sum({net_revenue_sql()}) AS amount, sum(cost) AS cost, count(*) AS orders "
         "FROM orders WHERE status = 'paid' AND order_date <= ? GROUP BY customer_id, order_date",
         [_iso(as_of)],
         parse_dates=["order_date"],
@@ -1004,7 +1005,7 @@ def subscription_estimate(
         active.append({r[0] for r in ids})
         if k:
             start = (ends[k - 1] + pd.Timedelta(days=1)).date().isoformat()
-            revenue = db.execute("SELECT coalesce(sum(amount), 0) FROM orders WHERE status = 'paid' "
+            revenue = db.execute(f"SELECT coalesce(sum({net_revenue_sql()}), 0) FROM orders WHERE status = 'paid' "
                                  "AND order_date >= ? AND order_date <= ?",
                                  [start, month_end.date().isoformat()]).fetchone()[0]
             margins.append(revenue * margin_share / len(active[-1]) if active[-1] else 0.0)

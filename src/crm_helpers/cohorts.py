@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from .data import query_df
+from .schema import net_revenue_sql
 
 _MONTH_INDEX = "(CAST(substr(order_date, 1, 4) AS INTEGER) * 12 + CAST(substr(order_date, 6, 2) AS INTEGER) - 1)"
 
@@ -35,7 +36,7 @@ def cohort_table(db: Database, as_of: dt.date, *, last_cohorts: int | None = Non
     - ``cohort_size``: customers whose first paid order is in the cohort month,
     - ``customers``: of those, how many have a paid order in that month,
     - ``retention``: customers / cohort_size (share still buying, 0-1; 1 at months_since 0),
-    - ``revenue``: net revenue (sum of paid orders' amounts) of the cohort in that month,
+    - ``revenue``: net revenue (sum of paid orders' amounts less refunds) of the cohort in that month,
     - ``revenue_per_customer``: revenue / cohort_size (per customer acquired, not per buyer).
 
     Months that are observed but without purchases show 0; the month of ``as_of`` counts orders up
@@ -44,7 +45,7 @@ def cohort_table(db: Database, as_of: dt.date, *, last_cohorts: int | None = Non
     """
     sql = f"""
         WITH p AS (
-            SELECT customer_id, amount, {_MONTH_INDEX} AS m FROM orders
+            SELECT customer_id, {net_revenue_sql()} AS amount, {_MONTH_INDEX} AS m FROM orders
             WHERE status = 'paid' AND order_date <= :as_of
         ), f AS (
             SELECT customer_id, min(m) AS cohort FROM p GROUP BY customer_id

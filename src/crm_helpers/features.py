@@ -26,6 +26,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
+from .schema import net_revenue_sql
 
 FEATURE_COLUMNS: dict[str, str] = {
     "customer_id": "the customer",
@@ -33,7 +34,7 @@ FEATURE_COLUMNS: dict[str, str] = {
     "last_order": "date of the last paid order",
     "recency_days": "days since the last paid order",
     "frequency": "number of paid orders",
-    "monetary": "net revenue: sum of the paid orders' amounts",
+    "monetary": "net revenue: sum of the paid orders' amounts less what was refunded of them",
     "tenure_days": "days since the first paid order",
     "avg_order_value": "net revenue / paid orders",
     "recent_orders": "paid orders in the last `recent_days` days (default 90)",
@@ -55,7 +56,7 @@ _SQL = """
 WITH o AS (
     SELECT customer_id,
            SUM(status = 'paid') AS frequency,
-           TOTAL(CASE WHEN status = 'paid' THEN amount END) AS monetary,
+           TOTAL(CASE WHEN status = 'paid' THEN {net} END) AS monetary,
            MIN(CASE WHEN status = 'paid' THEN order_date END) AS first_order,
            MAX(CASE WHEN status = 'paid' THEN order_date END) AS last_order,
            SUM(status = 'paid' AND order_date > :recent_start) AS recent_orders,
@@ -151,7 +152,7 @@ def customer_features(
         "o.frequency > 0" if buyers_only
         else "(o.customer_id IS NOT NULL OR c.first_seen IS NULL OR c.first_seen <= :as_of)"
     )
-    frame = query_df(db, _SQL.format(where=where), params)
+    frame = query_df(db, _SQL.format(where=where, net=net_revenue_sql()), params)
     for col in ("first_order", "last_order", "last_interaction", "last_nps_date"):
         frame[col] = pd.to_datetime(frame[col], errors="coerce")
     ts = pd.Timestamp(day)

@@ -52,6 +52,7 @@ from threadpoolctl import threadpool_limits
 
 from .data import query_df
 from .periods import month_end
+from .schema import net_revenue_sql
 
 SEASON = 12
 METRICS: dict[str, str] = {"revenue": "net revenue (paid orders)", "orders": "paid orders"}
@@ -100,7 +101,7 @@ def monthly_history(db: Database, as_of: dt.date) -> pd.DataFrame:
     last = this_month if as_of == month_end(as_of) else (this_month - dt.timedelta(days=1)).replace(day=1)
     rows = query_df(
         db,
-        "SELECT substr(order_date, 1, 7) AS month, sum(amount) AS revenue, count(*) AS orders FROM orders "
+        f"SELECT substr(order_date, 1, 7) AS month, sum({net_revenue_sql()}) AS revenue, count(*) AS orders FROM orders "
         "WHERE status = 'paid' AND order_date < ? GROUP BY 1 ORDER BY 1",
         [(month_end(last) + dt.timedelta(days=1)).isoformat()],
     )

@@ -8,6 +8,8 @@ checks keys and references, and upserts by the table's natural key in one transa
 
 - importing the same file twice changes nothing; an updated export updates the rows it changed;
 - customers without an id are matched on their e-mail; two rows for one person are merged;
+- a ``mapping`` (``--map``) is kept for the file's layout (its headers) and used for the next file
+  of the same layout when none is given;
 - by default one bad row rejects the whole file and nothing is written; with
   ``skip_bad_rows=True`` the good rows are written and the bad ones go, with their reasons, to
   ``<file>.rejects.csv`` beside the input.
@@ -21,11 +23,12 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import re
 import sqlite3
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +36,13 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from .schema import IMPORT_BATCHES, IMPORT_LOG, Column, Table
+from .schema import IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS, Column, Table
 from .schema import table as schema_table
+from .sources import normalize
 from .store import explain_error, store_path, write_transaction
 from .suppression import skip_erased
 from .undo import differs, pack
-from .validation import MAX_WHOLE_NUMBER, clean_value, date_parts
+from .validation import FALSE_WORDS, MAX_WHOLE_NUMBER, TRUE_WORDS, clean_value, date_parts
 
 MAX_XLSX_BYTES = 50 * 1024 * 1024
 MAX_XLSX_UNPACKED = 500 * 1024 * 1024
@@ -69,6 +73,8 @@ _HEADER_ALIASES: dict[str, str] = {
     "商品编号": "product_id", "产品名称": "name", "成本": "cost", "渠道": "channel", "状态": "status",
     "备注": "notes", "评论": "comment", "留言": "comment",
 }
+_ISO_DAY_AND_TIME = r"\d{4}-\d{2}-\d{2}(?:[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)?"
+_PLAIN_EMAIL = r"(?!mailto:)[^@\s]+@[^@\s]+\.[^@\s]+"
 _GENERIC_DATE = {"date", "日期", "时间", "createdat", "created"}
 _LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 """The line boundaries of ``str.splitlines``."""
@@ -107,6 +113,8 @@ class ImportResult:
     erased_skipped: int = 0
     dry_run: bool = False
     ignored_columns: list[str] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)  # file header -> store column
+    notes: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rejects_path: Path | None = None
 
@@ -121,19 +129,19 @@ class ImportResult:
         if self.erased_skipped:
             parts.append(f"{self.erased_skipped} rows of erased people skipped")
         text = f"{self.file.name} -> {self.table}: " + ", ".join(parts)
+        if self.dry_run and self.columns:
+            text += "; columns: " + ", ".join(f"{h} -> {c}" for h, c in self.columns.items())
         if self.rejects_path:
             text += f"; bad rows and reasons in {self.rejects_path.name}"
         if self.ignored_columns:
             text += f"; ignored columns: {', '.join(self.ignored_columns)}"
             text += map_hint(self.table, self.ignored_columns)
+        for note in self.notes:
+            text += f"; {note}"
         return text + (" (dry run: nothing written)" if self.dry_run else "")
 
 
 # ---------------------------------------------------------------------------------------- reading
-def _normalize_header(text: str) -> str:
-    return re.sub(r"[\s_\-.:/()#*]+", "", str(text).strip().lower().lstrip("\ufeff"))
-
-
 def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
     if encoding:
         try:
@@ -256,7 +264,7 @@ def map_hint(table: str, ignored: list[str]) -> str:
     columns = schema_table(table).column_names
     pairs = []
     for header in ignored:
-        norm = _normalize_header(header)
+        norm = normalize(header)
         near = [c for c in columns if norm and (norm in c or c in norm)] or difflib.get_close_matches(norm, columns, 1)
         if near:
             pairs.append(f"--map '{header}={near[0]}'")
@@ -272,13 +280,13 @@ def match_headers(spec: Table, header: list[str], mapping: dict[str, str] | None
         raise ImportRejected(
             f"--map target {', '.join(sorted(bad))} is not a column of {spec.name}; valid: {', '.join(spec.column_names)}"
         )
-    by_norm = {_normalize_header(c): c for c in spec.column_names}
+    by_norm = {normalize(c): c for c in spec.column_names}
     main_date = next((c.name for c in spec.columns if c.type in ("date", "datetime") and c.required), None)
-    explicit = {_normalize_header(k): v for k, v in mapping.items()}
+    explicit = {normalize(k): v for k, v in mapping.items()}
     found: dict[int, str] = {}
     ignored: list[str] = []
     for i, raw in enumerate(header):
-        norm = _normalize_header(raw)
+        norm = normalize(raw)
         target = explicit.get(norm) or by_norm.get(norm) or _HEADER_ALIASES.get(norm)
         if target is None and norm in _GENERIC_DATE:
             target = main_date
@@ -291,33 +299,60 @@ def match_headers(spec: Table, header: list[str], mapping: dict[str, str] | None
     return found, ignored
 
 
+def header_signature(header: list[str]) -> str:
+    """A file layout's key: its non-empty headers, normalised, in order."""
+    return "|".join(normalize(h) for h in header if h.strip())
+
+
+def remembered_mapping(db: Database, header: list[str]) -> tuple[str, dict[str, str]] | None:
+    """``(table, mapping)`` kept for this layout by an earlier ``--map``, or None."""
+    row = db.execute(f"SELECT target_table, mapping FROM {IMPORT_MAPPINGS} WHERE signature = ?",
+                     [header_signature(header)]).fetchone()
+    return (row[0], json.loads(row[1])) if row else None
+
+
+def remember_mapping(db: Database, header: list[str], table: str, mapping: dict[str, str]) -> None:
+    """Keep ``mapping`` for this layout, so that next month's export of it needs no flags."""
+    db.table(IMPORT_MAPPINGS).upsert(
+        {"signature": header_signature(header), "target_table": table, "mapping": json.dumps(mapping),
+         "saved_at": dt.datetime.now().isoformat(timespec="seconds")}, pk="signature")
+
+
 # ---------------------------------------------------------------------------------- cleaning
-def _decide_dayfirst(path: Path, spec: Table, frame: pd.DataFrame, dayfirst: bool | None) -> bool | None:
-    """Day/month order of the file's dates like 03/04/2025: as given, else decided by a date whose
-    first or second part is over 12; ImportRejected, quoting the file's own first ambiguous date with
-    its row and column, when nothing in the file decides it."""
+def decide_dayfirst(path: Path, dates: dict[str, pd.Series], dayfirst: bool | None,
+                    rows: np.ndarray | None = None) -> bool | None:
+    """The day/month order of the file's d/m/y-or-m/d/y dates like 03/04/2025: as given, else decided
+    once from all of ``dates`` ({column as the message names it: values}; a first or second part
+    above 12 decides it). ImportRejected when the file mixes both orders, or when nothing decides it:
+    then the message quotes the file's first ambiguous date with its row (``rows[i]`` is the file
+    row of position ``i``; default ``i + 2``, after the header) and column."""
     if dayfirst is not None:
         return dayfirst
     day_evidence = month_evidence = False
-    example: tuple[int, str, str] | None = None  # (row, column, value) of the first ambiguous date
-    for col in (c.name for c in spec.columns if c.type in ("date", "datetime") and c.name in frame):
-        for idx, value in enumerate(frame[col]):
-            parts = date_parts(str(value)) if value else None
+    ambiguous: dict[str, set[str]] = {}  # column -> its values that either order would read
+    for col, series in dates.items():
+        for value in series.dropna().unique():  # each distinct value once: cheap on a large file
+            parts = date_parts(str(value))
             if parts is None:
                 continue
             a, b = parts
             day_evidence |= a > 12
             month_evidence |= b > 12
-            if a <= 12 and b <= 12 and a != b and (example is None or idx + 2 < example[0]):
-                example = (idx + 2, col, str(value).strip())
+            if a <= 12 and b <= 12 and a != b:
+                ambiguous.setdefault(col, set()).add(value)
     if day_evidence and month_evidence:
         raise ImportRejected(
             f"{path.name}: the dates mix day/month and month/day order; fix the file so that one order is used"
         )
     if day_evidence or month_evidence:
         return day_evidence
-    if example:
-        row, col, value = example
+    if ambiguous:
+        examples = []
+        for col, values in ambiguous.items():
+            first = int(np.flatnonzero(dates[col].isin(values).to_numpy())[0])
+            examples.append((int(rows[first]) if rows is not None else first + 2, col, str(dates[col].iat[first])))
+        row, col, value = min(examples)  # the file's first ambiguous date
+        value = value.strip()
         a, b = date_parts(value)
         raise ImportRejected(
             f"{path.name}: row {row}, column {col}: {value!r} could be {_day_month(a, b)} or {_day_month(b, a)}, "
@@ -331,7 +366,7 @@ def _day_month(day: int, month: int) -> str:
     return f"{day} {dt.date(2000, month, 1):%B}"
 
 
-def _clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: list[RowError],
+def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: list[RowError],
                   rows: np.ndarray) -> pd.Series:
     """Clean one column: vectorized fast paths for tidy values, per-value parsing for the rest."""
     values = raw.astype(object).where(raw.notna(), "").tolist()
@@ -355,10 +390,22 @@ def _clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors:
             out[ok] = fast[ok].astype(float).astype(object)
         todo &= ~ok
     elif column.type == "date":
-        iso = todo & text.str.fullmatch(r"\d{4}-\d{2}-\d{2}")
-        parsed = pd.to_datetime(text.where(iso, None), format="%Y-%m-%d", errors="coerce")
+        # an ISO day, alone or with a valid clock time and zone suffix (parse_date keeps the day as written)
+        iso = todo & text.str.fullmatch(_ISO_DAY_AND_TIME)
+        day = text.str.slice(0, 10)
+        parsed = pd.to_datetime(day.where(iso, None), format="%Y-%m-%d", errors="coerce")
         ok = parsed.notna()
-        out[ok] = text[ok]
+        out[ok] = day[ok]
+        todo &= ~ok
+    elif column.type == "bool":
+        lowered = text.str.lower()
+        out[todo & lowered.isin(TRUE_WORDS)] = 1
+        out[todo & lowered.isin(FALSE_WORDS)] = 0
+        todo &= ~lowered.isin(TRUE_WORDS | FALSE_WORDS)
+    elif column.name == "email":
+        lowered = text.str.lower()
+        ok = todo & lowered.str.fullmatch(_PLAIN_EMAIL)  # what normalize_email accepts, without "mailto:"
+        out[ok] = lowered[ok]
         todo &= ~ok
     elif column.type == "text" and column.name != "email" and not column.allowed:
         out[todo] = text[todo]
@@ -382,16 +429,27 @@ def _clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors:
     return out
 
 
+def stable_customer_id(email: str) -> str:
+    """The id made for a customer known only by an e-mail (lower-cased): the same e-mail, the same id."""
+    return "C-" + hashlib.sha1(email.encode()).hexdigest()[:10]
+
+
 def _customer_ids(db: Database, frame: pd.DataFrame, rows: np.ndarray, errors: list[RowError]) -> pd.Series:
-    """Fill missing customer ids from the store by e-mail, else a stable id made from the e-mail."""
+    """Fill missing customer ids: the id another row of the file gives the same e-mail, else the
+    store's customer with that e-mail, else :func:`stable_customer_id`. E-mails are compared
+    lower-cased (they are stored so), so one person written twice becomes one record."""
     ids = frame["customer_id"] if "customer_id" in frame else pd.Series([None] * len(frame), index=frame.index)
     emails = frame["email"] if "email" in frame else pd.Series([None] * len(frame), index=frame.index)
     known = dict(db.execute("SELECT email, customer_id FROM customers WHERE email IS NOT NULL").fetchall())
+    in_file: dict[str, str] = {}
+    for cid, email in zip(ids, emails):
+        if cid is not None and email is not None:
+            in_file.setdefault(email, cid)
     ids = ids.astype(object)
     for idx in range(len(frame)):
         cid, email = ids.iat[idx], emails.iat[idx]
         if cid is None and email is not None:
-            ids.iat[idx] = known.get(email) or "C-" + hashlib.sha1(email.encode()).hexdigest()[:10]
+            ids.iat[idx] = in_file.get(email) or known.get(email) or stable_customer_id(email)
         elif cid is None:
             errors.append(RowError(int(rows[idx]), "customer_id", "", "required (or an e-mail to match on)"))
         elif email is not None and known.get(email, cid) != cid:
@@ -473,13 +531,15 @@ def _write_rejects(path: Path, header: list[str], raw_rows: dict[int, list[str]]
     return target
 
 
-def _message(path: Path, errors: list[RowError]) -> str:
+SKIP_HINT = "Fix these rows, or import the good ones with --skip-bad-rows (bad rows go to a .rejects.csv file)."
+
+
+def _message(path: Path, errors: list[RowError], hint: str = SKIP_HINT) -> str:
     errors = sorted(errors, key=lambda e: e.row)
     shown = "\n".join(f"  {e}" for e in errors[:SHOWN_ERRORS])
     more = f"\n  … and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
     rows = len({e.row for e in errors})
-    hint = ("Fix these rows, or import the good ones with --skip-bad-rows (bad rows go to a .rejects.csv file).")
-    if any(e.reason == "unknown customer" for e in errors):
+    if hint == SKIP_HINT and any(e.reason == "unknown customer" for e in errors):
         hint += (" If these customers are new, --create-missing-customers adds them as bare customers"
                  " (or import the customers file first).")
     return f"{path.name}: {rows} bad row(s); nothing was imported.\n{shown}{more}\n{hint}"
@@ -507,10 +567,18 @@ def import_file(
     if not data:
         raise ImportRejected(f"{path.name}: only a header row, no data")
     result = ImportResult(table=spec.name, file=path, dry_run=dry_run)
+    given = mapping
+    if mapping is None and (saved := remembered_mapping(db, header)) and saved[0] == spec.name:
+        mapping = saved[1]
+        result.notes.append("used the --map kept from an earlier file of this layout")
     found, result.ignored_columns = match_headers(spec, header, mapping)
+    result.columns = {header[i].strip(): column for i, column in found.items()}
     required = {c.name for c in spec.columns if c.required}
     if spec.name == "customers" and "email" in found.values():
         required.discard("customer_id")
+    if spec.name == "orders" and "status" not in found.values():
+        required.discard("status")
+        result.notes.append("the file has no status column: every order was taken as paid")
     missing = sorted(required - set(found.values()))
     if missing:
         raise ImportRejected(
@@ -528,11 +596,17 @@ def import_file(
         raw = pd.DataFrame({col: list(by_column[i]) for i, col in found.items()})
     else:
         raw = pd.DataFrame({col: [d[i] if i < len(d) else "" for d in data] for i, col in found.items()})
-    decided = _decide_dayfirst(path, spec, raw, dayfirst)
-    frame = pd.DataFrame({col: _clean_column(spec.column(col), raw[col], decided, errors, rows) for col in raw})
+    decided = decide_dayfirst(path, {c.name: raw[c.name] for c in spec.columns
+                                     if c.type in ("date", "datetime") and c.name in raw}, dayfirst, rows)
+    frame = pd.DataFrame({col: clean_column(_as_found(spec, col, required), raw[col], decided, errors, rows)
+                          for col in raw})
     if spec.name == "customers":
         frame["customer_id"] = _customer_ids(db, frame, rows, errors)
     frame, rows, result.erased_skipped = skip_erased(db, frame, rows, errors)  # the suppression list
+    if spec.name == "orders":
+        if "status" not in frame:
+            frame["status"] = "paid"
+        frame = settle_refunds(frame, rows, errors)
     to_create = _check_references(db, spec, frame, rows, errors, create_missing_customers)
     bad_rows = {e.row for e in errors}
     if bad_rows and not skip_bad_rows:
@@ -546,9 +620,48 @@ def import_file(
         to_create = [c for c in to_create if c in used]
         result.created_customers = len(to_create)
     _upsert(db, spec, path, frame, result, to_create, rejects_path(path) if result.errors else None)
+    if given and not dry_run:
+        remember_mapping(db, header, spec.name, given)
     if result.errors and skip_bad_rows and not dry_run:
         result.rejects_path = _write_rejects(path, header, dict(enumerate(data, start=2)), result.errors)
     return result
+
+
+def _as_found(spec: Table, name: str, required: set[str]) -> Column:
+    """The column as this file must fill it: a customers file with e-mails may leave ids empty; an
+    order's amount may be negative (a refund, see :func:`settle_refunds`)."""
+    column = spec.column(name)
+    if (spec.name, name) == ("orders", "amount"):
+        column = replace(column, minimum=None)
+    return column if column.required == (name in required) else replace(column, required=name in required)
+
+
+def settle_refunds(frame: pd.DataFrame, rows: np.ndarray, errors: list[RowError]) -> pd.DataFrame:
+    """Money as it moves, the one rule for every import of orders (cleaned ``amount``, ``status``
+    and, when the file has it, ``refunded_amount``):
+
+    - a negative amount (a refund written as a negative payment, a credit note) is money paid
+      back: amount and refunded_amount become its absolute value, status ``refunded``;
+    - a ``refunded`` order that does not say how much was paid back was paid back whole;
+    - otherwise refunded_amount is what the file says, 0 when it says nothing; more than the amount
+      is an error of the row.
+    """
+    amount = pd.to_numeric(frame["amount"], errors="coerce")
+    refunded = (pd.to_numeric(frame["refunded_amount"], errors="coerce") if "refunded_amount" in frame
+                else pd.Series(np.nan, index=frame.index))
+    negative = (amount < 0).to_numpy()
+    amount = amount.abs()
+    status = frame["status"].copy()
+    status[negative] = "refunded"
+    refunded[negative] = amount[negative]
+    whole = (status == "refunded").to_numpy() & refunded.isna().to_numpy()
+    refunded[whole] = amount[whole]
+    refunded = refunded.fillna(0.0)
+    for idx in np.flatnonzero((refunded > amount + 1e-9).to_numpy()):
+        errors.append(RowError(int(rows[idx]), "refunded_amount", float(refunded.iat[idx]),
+                               f"is more than the order's amount {float(amount.iat[idx]):g}"))
+    return frame.assign(amount=amount.astype(object).where(amount.notna(), None),
+                        refunded_amount=refunded.astype(object), status=status)
 
 
 def _natives(values: list[Any]) -> list[Any]:
@@ -568,56 +681,67 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _upsert(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: ImportResult,
             to_create: list[str], rejects: Path | None) -> None:
-    """Write the batch in one transaction that holds the write lock from the first read of the rows
-    it compares with, so nobody commits in between; the import log keeps what it changed (and
-    where its rejects file is) for undo and erasure."""
+    """Write one table's batch in its own transaction (see :func:`write_table`)."""
+    try:
+        with db.atomic() if result.dry_run else write_transaction(db):
+            write_table(db, spec, path, frame, result, to_create=to_create, rejects=rejects)
+    except sqlite3.DatabaseError as exc:
+        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
+
+
+def write_table(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: ImportResult, *,
+                to_create: list[str] | tuple[str, ...] = (), rejects: Path | None = None,
+                group_id: int | None = None, keep_stored: bool = False) -> None:
+    """Upsert ``frame`` into ``spec``'s table as one import batch; call it inside a write transaction
+    (that holds the write lock from the first read of the rows it compares with, so nobody commits
+    in between). The import log keeps what it changed (and where its rejects file is) for undo and
+    erasure; ``group_id`` ties the batches of one export that fills several tables together.
+    ``keep_stored``: an empty value of the file never overwrites a stored one (an export adds what
+    it knows). In a dry run only ``result``'s counts are set."""
     cols = list(frame.columns)
     pk = list(spec.pk_columns)
     records = _records(frame)
     keys = [tuple(r[c] for c in pk) for r in records]
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    try:
-        with db.atomic() if result.dry_run else write_transaction(db):
-            existing = _existing_rows(db, spec, keys)
-            inserts, inserted_keys, updates, previous = [], [], [], []
-            for key, record in zip(keys, records):
-                old = existing.get(key)
-                if old is None:
-                    inserts.append(record)
-                    inserted_keys.append(key)
-                elif tuple(old[c] for c in cols) == tuple(record.values()):
-                    continue  # equal values never differ: the common case of a re-import
-                elif any(differs(old[c], record[c]) for c in cols):
-                    updates.append(record)
-                    previous.append(old)
-            result.inserted, result.updated = len(inserts), len(updates)
-            result.unchanged = len(records) - len(inserts) - len(updates)
-            if result.dry_run:
-                return
-            if to_create:
-                db.conn.executemany("INSERT OR IGNORE INTO customers (customer_id) VALUES (?)", [(c,) for c in to_create])
-            non_key = [c for c in cols if c not in pk]
-            conflict = (f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in non_key)}" if non_key else "DO NOTHING")
-            insert = f"INSERT INTO {spec.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-            # the keys were read under this transaction's write lock and duplicates merged: new rows
-            # take a plain INSERT (an upsert costs SQLite about twice as much per row)
-            db.conn.executemany(insert, [tuple(r.values()) for r in inserts])
-            db.conn.executemany(f"{insert} ON CONFLICT({', '.join(pk)}) {conflict}",
-                                [tuple(r.values()) for r in updates])
-            cursor = db.execute(
-                f"INSERT INTO {IMPORT_LOG} (file_name, sha256, table_name, inserted, updated, unchanged, rejected, "
-                "imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [path.name, digest, spec.name, result.inserted, result.updated, result.unchanged, result.rejected,
-                 dt.datetime.now().isoformat(timespec="seconds")],
-            )
-            result.batch_id = cursor.lastrowid
-            db.execute(
-                f"INSERT INTO {IMPORT_BATCHES} (batch_id, table_name, inserted_keys, previous_rows, written_rows) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [result.batch_id, spec.name,
-                 pack({"keys": inserted_keys, "created_customers": to_create,  # tuples: the same JSON arrays
-                       "rejects_file": str(rejects.resolve()) if rejects else None}),
-                 pack(previous), pack(inserts + updates)],
-            )
-    except sqlite3.DatabaseError as exc:
-        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
+    existing = _existing_rows(db, spec, keys)
+    inserts, inserted_keys, updates, previous = [], [], [], []
+    for key, record in zip(keys, records):
+        old = existing.get(key)
+        if old is None:
+            inserts.append(record)
+            inserted_keys.append(key)
+            continue
+        if keep_stored:
+            record = {c: old[c] if v is None else v for c, v in record.items()}
+        if tuple(old[c] for c in cols) == tuple(record.values()):
+            continue  # equal values never differ: the common case of a re-import
+        if any(differs(old[c], record[c]) for c in cols):
+            updates.append(record)
+            previous.append(old)
+    result.inserted, result.updated = len(inserts), len(updates)
+    result.unchanged = len(records) - len(inserts) - len(updates)
+    if result.dry_run:
+        return
+    if to_create:
+        db.conn.executemany("INSERT OR IGNORE INTO customers (customer_id) VALUES (?)", [(c,) for c in to_create])
+    non_key = [c for c in cols if c not in pk]
+    conflict = (f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in non_key)}" if non_key else "DO NOTHING")
+    insert = f"INSERT INTO {spec.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    # the keys were read under this transaction's write lock and duplicates merged: new rows
+    # take a plain INSERT (an upsert costs SQLite about twice as much per row)
+    db.conn.executemany(insert, [tuple(r.values()) for r in inserts])
+    db.conn.executemany(f"{insert} ON CONFLICT({', '.join(pk)}) {conflict}", [tuple(r.values()) for r in updates])
+    cursor = db.execute(
+        f"INSERT INTO {IMPORT_LOG} (file_name, sha256, table_name, inserted, updated, unchanged, rejected, "
+        "imported_at, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [path.name, hashlib.sha256(path.read_bytes()).hexdigest(), spec.name, result.inserted, result.updated,
+         result.unchanged, result.rejected, dt.datetime.now().isoformat(timespec="seconds"), group_id],
+    )
+    result.batch_id = cursor.lastrowid
+    db.execute(
+        f"INSERT INTO {IMPORT_BATCHES} (batch_id, table_name, inserted_keys, previous_rows, written_rows) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [result.batch_id, spec.name,
+         pack({"keys": inserted_keys, "created_customers": list(to_create),  # tuples: the same JSON arrays
+               "rejects_file": str(rejects.resolve()) if rejects else None}),
+         pack(previous), pack(inserts + updates)],
+    )

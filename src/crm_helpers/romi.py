@@ -39,6 +39,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
+from .schema import net_revenue_sql
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -104,14 +105,15 @@ def attributed_orders(
     end = _iso(as_of)
     coded = query_df(
         db,
-        "SELECT order_id, customer_id, order_date, amount, cost, campaign_id FROM orders "
+        f"SELECT order_id, customer_id, order_date, {net_revenue_sql()} AS amount, cost, campaign_id FROM orders "
         "WHERE status = 'paid' AND campaign_id IS NOT NULL AND order_date <= ?",
         [end],
     )
     coded["how"] = "code"
     by_contact = query_df(
         db,
-        "SELECT o.order_id, o.customer_id, o.order_date, o.amount, o.cost, cc.campaign_id, cc.contacted_at "
+        f"SELECT o.order_id, o.customer_id, o.order_date, {net_revenue_sql('o')} AS amount, o.cost, cc.campaign_id, "
+        "cc.contacted_at "
         "FROM campaign_contacts cc JOIN orders o ON o.customer_id = cc.customer_id "
         "WHERE o.status = 'paid' AND o.campaign_id IS NULL AND o.order_date <= ? "
         "AND o.order_date >= cc.contacted_at AND o.order_date <= date(cc.contacted_at, ?)",
@@ -223,7 +225,7 @@ def _lift(
         [(start - dt.timedelta(days=PRIOR_ACTIVITY_DAYS)).isoformat(), start.isoformat()],
     )
     spent = query_df(
-        db, "SELECT customer_id, sum(amount) AS revenue FROM orders WHERE status = 'paid' "
+        db, f"SELECT customer_id, sum({net_revenue_sql()}) AS revenue FROM orders WHERE status = 'paid' "
         "AND order_date >= ? AND order_date <= ? GROUP BY customer_id",
         [start.isoformat(), window_end.isoformat()],
     )

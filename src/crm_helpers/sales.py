@@ -2,7 +2,8 @@
 
 Conventions used throughout:
 
-- **Net revenue** is the sum of ``orders.amount`` over *paid* orders only (``status = 'paid'``);
+- **Net revenue** is the sum of ``amount − refunded_amount`` (:func:`~crm_helpers.schema.net_revenue_sql`)
+  over *paid* orders only (``status = 'paid'``);
   refunded and cancelled orders are neither revenue nor purchases. Amounts are in the store's
   currency (see :func:`store_currency`).
 - Everything is computed **as of** a date given by the caller (the report period's last day),
@@ -40,6 +41,7 @@ from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from .data import query_df, store_currency
+from .schema import net_revenue_sql
 from .periods import Period
 from .schema import OPEN_STAGES
 
@@ -385,7 +387,8 @@ def period_figures(db: Database, start: dt.date, end: dt.date, lapse_months: int
     params = {"start": _iso(start), "end": _iso(end), "lapse_start": _iso(lapse_start), "recent": _iso(recent_start)}
     active, new, returning, reactivated, lost = db.execute(sql, params).fetchone()
     revenue, paid_orders = db.execute(
-        "SELECT coalesce(sum(amount), 0), count(*) FROM orders WHERE status = 'paid' AND order_date BETWEEN ? AND ?",
+        f"SELECT coalesce(sum({net_revenue_sql()}), 0), count(*) FROM orders WHERE status = 'paid' "
+        "AND order_date BETWEEN ? AND ?",
         [_iso(start), _iso(end)],
     ).fetchone()
     return {

@@ -6,6 +6,7 @@ this module, so a rule is written once. Conventions:
 - dates are ISO text ``YYYY-MM-DD``; timestamps are ISO text ``YYYY-MM-DD HH:MM:SS`` (local time);
 - money is a plain number in the order's ``currency`` (default: the business currency);
   ``orders.amount`` is **gross revenue** (what the customer paid, before cost of goods);
+  ``orders.refunded_amount`` what was paid back; :func:`net_revenue_sql` the net revenue;
 - booleans are stored as 0/1.
 """
 
@@ -66,7 +67,9 @@ class Table:
         raise KeyError(f"table {self.name!r} has no column {name!r}")
 
 
-ORDER_STATUSES = ("paid", "refunded", "cancelled")
+ORDER_STATUSES = ("paid", "refunded", "cancelled", "failed", "pending")
+"""paid (revenue, less any partial refund); refunded (paid back whole, or a credit note);
+cancelled (never paid); failed (a declined or voided payment); pending (not paid yet)."""
 INTERACTION_CHANNELS = ("email", "call", "meeting", "chat", "social", "other")
 CAMPAIGN_CHANNELS = ("email", "social", "content", "ads", "event", "referral", "other")
 TICKET_CATEGORIES = ("question", "complaint", "request", "feedback")
@@ -135,11 +138,14 @@ TABLES: dict[str, Table] = {
                 Column("customer_id", "text", "Who ordered.", required=True, references="customers.customer_id"),
                 Column("order_date", "date", "Order date.", required=True),
                 Column("amount", "real", "Gross revenue of the order (what the customer paid).", required=True, minimum=0),
+                Column("refunded_amount", "real", "Part of the amount paid back (partial or whole refund); empty = 0.",
+                       minimum=0),
                 Column("cost", "real", "Cost of goods and delivery for the order, if known.", minimum=0),
                 Column("currency", "text", "ISO currency code, e.g. EUR, USD, CNY."),
                 Column("channel", "text", "Sales channel (shop, invoice, marketplace, ...)."),
                 Column("campaign_id", "text", "Campaign the order came from, if known.", references="campaigns.campaign_id"),
-                Column("status", "text", "paid, refunded or cancelled.", required=True, allowed=ORDER_STATUSES),
+                Column("status", "text", "paid, refunded, cancelled, failed (payment declined or voided) or pending.",
+                       required=True, allowed=ORDER_STATUSES),
             ),
             indexes=(("customer_id",), ("order_date",), ("campaign_id",)),
         ),
@@ -259,8 +265,22 @@ SUPPRESSION_LIST = "suppression_list"
 SUPPRESSION_KEYS = "suppression_keys"
 """The random secrets the suppression list's hashes are keyed with."""
 
+IMPORT_MAPPINGS = "import_mappings"
+"""The ``--map`` given for a header signature, kept so that next month's export needs no flags."""
+
 LOAD_ORDER: tuple[str, ...] = tuple(TABLES)
 """Tables in an order that satisfies foreign keys (parents first)."""
+
+
+def net_revenue_sql(alias: str = "") -> str:
+    """The one definition of an order's net revenue, as an SQL expression over ``orders``.
+
+    ``amount − refunded_amount`` (a missing refunded_amount counts as 0), in the order's
+    currency. It is revenue only for paid orders: callers pair it with ``status = 'paid'``.
+    ``alias`` is the table alias used in the query (``"o"`` gives ``o.amount``).
+    """
+    p = f"{alias}." if alias else ""
+    return f"({p}amount - coalesce({p}refunded_amount, 0))"
 
 
 def table(name: str) -> Table:
@@ -284,7 +304,8 @@ def data_model_markdown() -> str:
         "Generated from `src/crm_helpers/schema.py` by `crm schema-doc`; do not edit by hand.",
         "",
         "Dates are ISO `YYYY-MM-DD`, timestamps ISO `YYYY-MM-DD HH:MM:SS`, booleans 0/1.",
-        "Money is in the order's currency; `orders.amount` is gross revenue.",
+        "Money is in the order's currency; `orders.amount` is gross revenue; net revenue is",
+        "`amount − refunded_amount` over paid orders.",
         "Foreign keys are enforced; importing a row whose customer is unknown is rejected",
         "(or, with `--create-missing-customers`, creates a bare customer).",
         "",
@@ -310,12 +331,18 @@ def data_model_markdown() -> str:
         f"## {IMPORT_LOG}",
         "",
         "One row per import batch: `batch_id`, `file_name`, `sha256`, `table_name`, `inserted`, `updated`,",
-        "`unchanged`, `rejected`, `imported_at`.",
+        "`unchanged`, `rejected`, `imported_at`, `group_id` (the first batch of a several-table import:",
+        "`crm undo-import` takes the whole group back).",
         "",
         f"## {IMPORT_BATCHES}",
         "",
         "What each import batch changed, for `crm undo-import`: `batch_id`, `table_name`, `inserted_keys`,",
         "`previous_rows`, `written_rows` (gzip-compressed JSON), `undone_at`.",
+        "",
+        f"## {IMPORT_MAPPINGS}",
+        "",
+        "The `--map` given once for a file layout: `signature` (the file's normalised headers), `target_table`,",
+        "`mapping` (JSON), `saved_at`.",
         "",
         f"## {SEGMENT_SNAPSHOTS}",
         "",

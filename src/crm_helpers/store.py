@@ -18,8 +18,8 @@ import sqlite_utils
 from sqlite_utils import Database, Migrations
 
 from . import config
-from .schema import (ERASURE_LOG, IMPORT_BATCHES, IMPORT_LOG, SEGMENT_SNAPSHOTS, SQL_TYPES, SUPPRESSION_KEYS,
-                     SUPPRESSION_LIST, TABLES)
+from .schema import (ERASURE_LOG, IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS, SEGMENT_SNAPSHOTS, SQL_TYPES,
+                     SUPPRESSION_KEYS, SUPPRESSION_LIST, TABLES)
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -112,7 +112,26 @@ def m003_suppression_list(db: Database) -> None:
     db.execute("PRAGMA user_version = 3")
 
 
-SCHEMA_VERSION = 3
+@migrations()
+def m004_refunds_and_source_imports(db: Database) -> None:
+    """Money as it moves and imports of whole exports.
+
+    ``orders.refunded_amount`` (what was paid back; a store created after this column entered the
+    schema has it from m001 already); ``import_log.group_id`` (the first batch of an export that
+    wrote several tables, undone together); ``import_mappings`` (a ``--map`` kept per file layout).
+    """
+    if "refunded_amount" not in db.table("orders").columns_dict:
+        db.table("orders").add_column("refunded_amount", float)
+        # what the importer now writes for such orders, so re-importing last month's file changes nothing
+        db.execute("UPDATE orders SET refunded_amount = CASE WHEN status = 'refunded' THEN amount ELSE 0 END")
+    db.table(IMPORT_LOG).add_column("group_id", int)
+    db.table(IMPORT_MAPPINGS).create(
+        {"signature": str, "target_table": str, "mapping": str, "saved_at": str}, pk="signature"
+    )
+    db.execute("PRAGMA user_version = 4")
+
+
+SCHEMA_VERSION = 4
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 

@@ -6,7 +6,8 @@ of the rows it inserted, the previous values of the rows it updated and the valu
 (gzip-compressed JSON, written by the importer with :func:`pack`). Undoing a batch, in one write
 transaction, deletes the rows it inserted (and the bare customers it created with
 ``create_missing_customers``), puts back the previous values of the columns it updated, and
-stamps the batch ``undone_at``.
+stamps the batch ``undone_at``. An export that filled several tables (``crm import FILE``) is one
+group of batches, one per table: undoing any of them undoes the whole group, children first.
 
 It refuses, saying why and changing nothing, when later changes depend on the batch:
 
@@ -34,7 +35,7 @@ from typing import Any
 import pandas as pd
 from sqlite_utils import Database
 
-from .schema import IMPORT_BATCHES, IMPORT_LOG, SEGMENT_SNAPSHOTS, TABLES, Table
+from .schema import IMPORT_BATCHES, IMPORT_LOG, LOAD_ORDER, SEGMENT_SNAPSHOTS, TABLES, Table
 from .schema import table as schema_table
 from .store import explain_error, store_path, write_transaction
 
@@ -300,6 +301,19 @@ def _delete(db: Database, spec: Table, keys: list[Key]) -> int:
     return deleted
 
 
+def _group(db: Database, batch_id: int) -> list[int]:
+    """The batches undone with ``batch_id``: all batches of the export it belongs to (an export that
+    filled several tables is one group), children before parents; just ``[batch_id]`` otherwise."""
+    row = db.execute(f"SELECT coalesce(group_id, batch_id) FROM {IMPORT_LOG} WHERE batch_id = ?",
+                     [batch_id]).fetchone()
+    if row is None:
+        return [batch_id]  # _load_batch says there is no such batch
+    members = db.execute(f"SELECT batch_id, table_name FROM {IMPORT_LOG} WHERE coalesce(group_id, batch_id) = ?",
+                         [row[0]]).fetchall()
+    order = {name: i for i, name in enumerate(LOAD_ORDER)}
+    return [b for b, _ in sorted(members, key=lambda m: (-order.get(m[1], 0), -m[0]))]
+
+
 def undo_import(db: Database, batch_id: int, *, now: dt.datetime | None = None) -> UndoResult:
     """Undo import batch ``batch_id`` (see the module doc); raises :class:`UndoError` with the reason.
 
@@ -308,19 +322,23 @@ def undo_import(db: Database, batch_id: int, *, now: dt.datetime | None = None) 
     stamp = (now or dt.datetime.now()).isoformat(timespec="seconds")
     try:
         with write_transaction(db):
-            batch = _load_batch(db, batch_id)
-            spec = schema_table(batch.table)
-            result = UndoResult(batch.batch_id, spec.name, batch.file_name)
-            problems = _dependencies(db, spec, batch)
-            if not problems:
-                result.deleted = _delete(db, spec, batch.inserted)
-                result.restored = _restore(db, spec, batch)
-                problems = _created_customer_problems(db, batch)
-            if problems:
-                raise UndoError(f"batch {batch_id} ({batch.file_name} -> {spec.name}) cannot be undone; nothing was "
-                                "changed:\n" + "\n".join(f"  - {p}" for p in problems))
-            result.customers_removed = _delete(db, TABLES["customers"], [(c,) for c in batch.created_customers])
-            db.execute(f"UPDATE {IMPORT_BATCHES} SET undone_at = ? WHERE batch_id = ?", [stamp, batch_id])
+            result = UndoResult(batch_id, "", "")
+            for member in _group(db, batch_id):  # children first: orders go before the customers they name
+                batch = _load_batch(db, member)
+                spec = schema_table(batch.table)
+                result.file_name = batch.file_name
+                result.table = f"{spec.name}, {result.table}" if result.table else spec.name
+                problems = _dependencies(db, spec, batch)
+                if not problems:
+                    result.deleted += _delete(db, spec, batch.inserted)
+                    result.restored += _restore(db, spec, batch)
+                    problems = _created_customer_problems(db, batch)
+                if problems:
+                    raise UndoError(f"batch {member} ({batch.file_name} -> {spec.name}) cannot be undone; nothing "
+                                    "was changed:\n" + "\n".join(f"  - {p}" for p in problems))
+                result.customers_removed += _delete(db, TABLES["customers"],
+                                                    [(c,) for c in batch.created_customers])
+                db.execute(f"UPDATE {IMPORT_BATCHES} SET undone_at = ? WHERE batch_id = ?", [stamp, member])
     except sqlite3.IntegrityError as exc:
         raise UndoError(f"batch {batch_id} cannot be undone; nothing was changed: putting the previous values "
                         f"back would clash with rows written since ({exc})") from None

@@ -21,7 +21,9 @@ MAX_WHOLE_NUMBER = 2**53
 """Largest whole number a column of type integer accepts: numbers are read as floats, exact up to here."""
 _CURRENCY = re.compile(r"[\s$€¥￥£\u00a0\u202f']|^(EUR|USD|CNY|RMB|GBP)|(EUR|USD|CNY|RMB|GBP)$", re.I)
 _DMY = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{2,4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
-_ISO = re.compile(r"^(\d{4})[./-](\d{1,2})[./-](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
+_ISO = re.compile(r"^(\d{4})[./-](\d{1,2})[./-](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?$")
+"""ISO dates and timestamps; a zone suffix (``Z``, ``UTC``, ``+0200``, `` +02:00``) is dropped: the
+clock time as written is the local time, so ``2026-05-01 23:30:00 -0500`` is 1 May."""
 _CJK_DATE = re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$")
 TRUE_WORDS = {"1", "true", "yes", "y", "ja", "oui", "是", "x", "✓"}
 FALSE_WORDS = {"0", "false", "no", "n", "nein", "non", "否", ""}
