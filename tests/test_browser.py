@@ -5,23 +5,15 @@ Needs Debian's `chromium` (installed by .ci/run); skipped with the reason where 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from browser_support import BROWSER_MARKS, CHROMIUM, CRM, small_demo_store
+from browser_support import FLAGS as CHROMIUM_FLAGS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)"),
-]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--allow-file-access-from-files"]
-CRM = str(Path(sys.executable).with_name("crm"))
+pytestmark = BROWSER_MARKS
+FLAGS = ["--headless", *CHROMIUM_FLAGS, "--allow-file-access-from-files"]
 
 # Runs in the page after load: what a person would check at a glance.
 PROBE = """
@@ -59,9 +51,7 @@ def _dump_dom_with_probe(page: Path, user_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
-    db = root / "crm.db"
-    subprocess.run([CRM, "demo", "--db", str(db), "--customers", "200", "--months", "14", "--end", "2026-10"],
-                   check=True, capture_output=True)
+    db = small_demo_store(root)
     subprocess.run([CRM, "report", "--db", str(db), "--month", "2026-10", "--out", str(root / "out"),
                     "--only", "02,04,05,06"], capture_output=True)
     return root / "out"

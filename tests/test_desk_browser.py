@@ -7,29 +7,20 @@ reason, only where Chromium is not installed (.ci/run installs it).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from browser_support import BROWSER_MARKS, CHROMIUM, FLAGS, small_demo_store
+
 from crm_helpers.config import PROJECT_ROOT
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)"),
-]
-CRM = str(Path(sys.executable).with_name("crm"))
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+pytestmark = BROWSER_MARKS
 START_TIMEOUT_S = 300  # Voilà executes the whole notebook (scoring included) before it answers
 WAIT_MS = 120_000
 
@@ -43,9 +34,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def desk_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("desk-browser")
-    db = root / "crm.db"
-    subprocess.run([CRM, "demo", "--db", str(db), "--customers", "200", "--months", "14", "--end", "2026-10"],
-                   check=True, capture_output=True)
+    db = small_demo_store(root)
     port = _free_port()
     log = (root / "voila.log").open("wb")
     server = subprocess.Popen(["make", "-s", "desk", f"PORT={port}", f"DB={db}", "DESK_FLAGS=--no-browser"],
