@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy.special import betaln, gammaln
 
-from crm_helpers import clv
+from crm_helpers import btyd, clv
 from crm_helpers.headlines import read as read_headlines
 from crm_helpers.store import memory_db, open_db
 
@@ -151,8 +151,8 @@ def small_rfm() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_bgnbd_likelihood_matches_the_paper_formula_row_by_row(small_rfm):
     x, tx, t_cap = small_rfm
     theta = np.array([0.7, 9.0, 0.6, 2.5])
-    rows = clv._RfmRows.build(x, tx, t_cap, np.ones_like(x))
-    assert clv._bgnbd_loglik_grad(theta, rows)[0] == pytest.approx(_naive_bgnbd_ll(theta, x, tx, t_cap), rel=1e-10)
+    rows = btyd._RfmRows.build(x, tx, t_cap, np.ones_like(x))
+    assert btyd._beta_geo_loglik_grad(theta, rows)[0] == pytest.approx(_naive_bgnbd_ll(theta, x, tx, t_cap), rel=1e-10)
 
 
 def _central_difference(f, theta: np.ndarray, rel_step: float = 1e-6) -> np.ndarray:
@@ -170,10 +170,10 @@ def _central_difference(f, theta: np.ndarray, rel_step: float = 1e-6) -> np.ndar
 @pytest.mark.parametrize("theta", [[0.7, 9.0, 0.6, 2.5], [2.0, 0.5, 1.5, 0.8], [0.05, 40.0, 0.2, 9.0]])
 def test_bgnbd_analytic_gradient_matches_finite_differences(small_rfm, theta):
     x, tx, t_cap = small_rfm
-    rows = clv._RfmRows.build(x, tx, t_cap, np.ones_like(x))
+    rows = btyd._RfmRows.build(x, tx, t_cap, np.ones_like(x))
     theta = np.array(theta)
-    analytic = clv._bgnbd_loglik_grad(theta, rows)[1]
-    assert analytic == pytest.approx(_central_difference(lambda p: clv._bgnbd_loglik_grad(p, rows)[0], theta), rel=1e-5)
+    analytic = btyd._beta_geo_loglik_grad(theta, rows)[1]
+    assert analytic == pytest.approx(_central_difference(lambda p: btyd._beta_geo_loglik_grad(p, rows)[0], theta), rel=1e-5)
 
 
 @pytest.mark.parametrize("theta", [[6.25, 3.74, 15.44], [0.8, 1.5, 3.0]])
@@ -181,10 +181,10 @@ def test_gamma_gamma_analytic_gradient_matches_finite_differences(theta):
     rng = np.random.default_rng(5)
     x = rng.integers(1, 9, 200).astype(float)
     m = rng.gamma(3.0, 10.0, 200)
-    rows = clv._SpendRows.build(x, m, np.ones_like(x))
+    rows = btyd._SpendRows.build(x, m, np.ones_like(x))
     theta = np.array(theta)
-    analytic = clv._gg_loglik_grad(theta, rows)[1]
-    assert analytic == pytest.approx(_central_difference(lambda p: clv._gg_loglik_grad(p, rows)[0], theta), rel=1e-5)
+    analytic = btyd._gg_loglik_grad(theta, rows)[1]
+    assert analytic == pytest.approx(_central_difference(lambda p: btyd._gg_loglik_grad(p, rows)[0], theta), rel=1e-5)
 
 
 def test_weights_on_unique_rows_give_the_same_fit_as_repeated_rows(cdnow_summary):
