@@ -418,8 +418,10 @@ class HoldoutValidation:
     predicted_repeat_purchases, predicted_without_history, error_pct (predicted vs actual, %),
     mean_absolute_error_per_customer and calibration_log_likelihood. ``by_frequency``: per
     number of repeat purchases before the holdout, customers, the mean actual purchases in the
-    holdout and each model's mean prediction. ``chosen``: the model with the smallest error on
-    the total. ``window``: how the window was chosen, in plain words.
+    holdout and each model's mean prediction. ``per_customer``: the same per customer (index
+    customer_id): frequency_cal, recency_cal, T_cal (days), actual and each model's prediction.
+    ``chosen``: the model with the smallest error on the total. ``window``: how the window was
+    chosen, in plain words.
     """
 
     calibration_end: dt.date | None
@@ -427,6 +429,7 @@ class HoldoutValidation:
     window: str
     by_frequency: pd.DataFrame
     aggregate: pd.DataFrame
+    per_customer: pd.DataFrame = field(default_factory=pd.DataFrame)
     chosen: str = ""
     message: str = ""
 
@@ -487,8 +490,9 @@ def holdout_validation(
     actual = split["frequency_holdout"].to_numpy()
     age, duration = split["T_cal"].to_numpy(), float(split["duration_holdout"].iloc[0])
     group = np.minimum(split["frequency_cal"].to_numpy(), max_group).astype(int)
-    frame = pd.DataFrame({"group": group, "actual": actual,
-                          "label": [f"{g}+" if g == max_group else str(g) for g in group]})
+    frame = pd.DataFrame({"group": group, "label": [f"{g}+" if g == max_group else str(g) for g in group],
+                          "frequency_cal": split["frequency_cal"], "recency_cal": split["recency_cal"],
+                          "T_cal": split["T_cal"], "actual": actual}, index=split.index)
     rows, failures = [], []
     for name in PURCHASE_MODELS:
         try:
@@ -520,7 +524,8 @@ def holdout_validation(
     by_frequency = by_frequency.reset_index("group", drop=True)
     by_frequency.index.name = "repeat_purchases_in_calibration"
     chosen = str(aggregate["error_pct"].abs().idxmin())
-    return HoldoutValidation(cal_end, holdout, window, by_frequency, aggregate, chosen)
+    per_customer = frame.drop(columns=["group", "label"])
+    return HoldoutValidation(cal_end, holdout, window, by_frequency, aggregate, per_customer, chosen)
 
 
 # --------------------------------------------------------------------------------------------
