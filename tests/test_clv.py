@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
 from pathlib import Path
 
@@ -606,7 +607,14 @@ def test_notebook_runs_and_records_its_headlines(tmp_path, demo_db_path):
     out = run_notebook("04_clv_romi.ipynb", tmp_path, db_path=str(demo_db_path),
                        period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
     found = read_headlines(str(out))
-    assert found["total_expected_clv"]["unit"] == "EUR" and found["total_expected_clv"]["value"] > 0
+    total = found["total_expected_clv"]
+    assert total["unit"] == "EUR" and total["value"] > 0
+    # the headline carries its range and the model it came from
+    low, high = (float(v.replace(",", "")) for v in re.search(r"likely ([\d,]+)–([\d,]+) EUR", total["note"]).groups())
+    assert low < total["value"] < high
+    assert any(name in total["note"] for name in clv.PURCHASE_MODELS)
+    shown = out.read_text(encoding="utf-8")
+    assert "yes, smallest error" in shown and "every season" in shown and "repeat purchases where" in shown
     assert found["total_expected_clv_prev"]["value"] > 0
     assert found["customers_probably_lost"]["value"] > 0
     best, worst = found["best_campaign_romi"], found["worst_campaign_romi"]

@@ -314,6 +314,17 @@ class PurchaseModel(_Estimator):
         self._check_fit(theta)
         return self
 
+    def log_likelihood(
+        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
+    ) -> float:
+        """Log-likelihood of these customers at the model's parameters (fitted, or set by :meth:`with_params`)."""
+        x, tx, t_cap = _check_rfm(frequency, recency, T)
+        w = np.ones_like(x) if weights is None else _as_float(weights, "weights")
+        return self._loglik(self._theta(), _RfmRows.build(x, tx, t_cap, w))
+
+    def _loglik(self, theta: np.ndarray, rows: _RfmRows) -> float:
+        return self._loglik_grad(theta, rows)[0]
+
     def _start(self, rate: float, mean_age: float) -> np.ndarray:
         raise NotImplementedError
 
@@ -588,6 +599,9 @@ class ParetoNBDModel(PurchaseModel):
 
     def _start(self, rate: float, mean_age: float) -> np.ndarray:
         return np.array([1.0, 1.0 / max(rate, 1e-9), 1.0, max(mean_age, 1.0)])
+
+    def _loglik(self, theta: np.ndarray, rows: _RfmRows) -> float:
+        return _pareto_loglik(theta, rows)
 
     def _loglik_grad(self, theta: np.ndarray, rows: _RfmRows) -> tuple[float, np.ndarray]:
         def loglik(p: np.ndarray) -> float:

@@ -451,6 +451,18 @@ class HoldoutValidation:
                 f"model ({self.chosen}) expected {row['predicted_repeat_purchases']:,.0f} repeat purchases where "
                 f"{row['actual_repeat_purchases']:,.0f} happened: {abs(error):.0%} {direction}.")
 
+    def table(self) -> pd.DataFrame:
+        """The comparison for the owner: one row per model, rounded, in plain column names."""
+        a = self.aggregate
+        return pd.DataFrame({
+            "repeat purchases predicted": a["predicted_repeat_purchases"].round(0).astype(int),
+            "repeat purchases that happened": a["actual_repeat_purchases"].round(0).astype(int),
+            "error on the total (%)": a["error_pct"].round(1),
+            "mean miss per customer (purchases)": a["mean_absolute_error_per_customer"].round(2),
+            "fit to the earlier history (log-likelihood)": a["calibration_log_likelihood"].round(1),
+            "used": ["yes, smallest error" if m == self.chosen else "" for m in a.index],
+        }, index=a.index)
+
     def long(self) -> pd.DataFrame:
         """``by_frequency`` in long form for a grouped bar plot: repeat_purchases_in_calibration, kind, mean."""
         frame = self.by_frequency.reset_index()
