@@ -15,7 +15,7 @@ from scipy.special import betaln, gammaln, hyp2f1
 
 from crm_helpers import btyd, clv
 
-from test_clv import _central_difference, _sig3, cdnow_summary  # noqa: F401  (a fixture)
+from test_clv import _sig3, cdnow_summary  # noqa: F401  (a fixture)
 
 CDNOW_FIRST_THREE = {"frequency": [2, 1, 0], "recency": [30.43, 1.71, 0.0], "T": [38.86, 38.86, 38.86]}
 """The first three CDNOW customers (ids 1–3 of cdnow_customers_summary.csv), in weeks."""
@@ -29,6 +29,15 @@ def cdnow_pareto(cdnow_summary) -> btyd.ParetoNBDModel:
 @pytest.fixture(scope="module")
 def cdnow_mbg(cdnow_summary) -> btyd.ModifiedBetaGeoModel:
     return btyd.ModifiedBetaGeoModel().fit(cdnow_summary["frequency"], cdnow_summary["recency"], cdnow_summary["T"])
+
+
+def _random_rows(seed: int, n: int, max_age: int, mean_repeats: float) -> tuple[np.ndarray, ...]:
+    """Small random (frequency, recency, T) data for likelihood checks, and their unique rows."""
+    rng = np.random.default_rng(seed)
+    t_cap = rng.integers(5, max_age, n).astype(float)
+    x = rng.poisson(mean_repeats, n).astype(float)
+    tx = np.where(x > 0, np.floor(t_cap * rng.random(n)), 0.0)
+    return x, tx, t_cap, btyd._RfmRows.build(x, tx, t_cap, np.ones_like(x))
 
 
 def test_first_three_customers_are_those_of_the_file(cdnow_summary):
@@ -85,11 +94,7 @@ def _naive_pareto_ll(theta, x, tx, t_cap) -> float:
 @pytest.mark.parametrize("theta", [[0.55, 10.6, 0.6, 11.7], [1.3, 4.0, 2.0, 30.0], [0.4, 25.0, 0.3, 3.0]])
 def test_pareto_nbd_likelihood_matches_the_note_row_by_row(theta):
     """Both branches (α ≥ β and α < β) of the stable form against the note's own form."""
-    rng = np.random.default_rng(4)
-    t_cap = rng.integers(5, 40, 200).astype(float)
-    x = rng.poisson(1.5, 200).astype(float)
-    tx = np.where(x > 0, np.floor(t_cap * rng.random(200)), 0.0)
-    rows = btyd._RfmRows.build(x, tx, t_cap, np.ones_like(x))
+    x, tx, t_cap, rows = _random_rows(4, 200, 40, 1.5)
     assert btyd._pareto_loglik(np.array(theta), rows) == pytest.approx(_naive_pareto_ll(theta, x, tx, t_cap),
                                                                       rel=1e-10)
 
@@ -197,15 +202,11 @@ def _naive_mbg_ll(theta, x, tx, t_cap) -> float:
 
 @pytest.mark.parametrize("theta", [[0.5, 6.2, 0.9, 1.6], [2.0, 0.5, 1.5, 0.8], [0.05, 40.0, 0.2, 9.0]])
 def test_mbg_nbd_likelihood_and_gradient(theta):
-    rng = np.random.default_rng(6)
-    t_cap = rng.integers(5, 60, 300).astype(float)
-    x = rng.poisson(2, 300).astype(float)
-    tx = np.where(x > 0, np.floor(t_cap * rng.random(300)), 0.0)
-    rows = btyd._RfmRows.build(x, tx, t_cap, np.ones_like(x))
+    x, tx, t_cap, rows = _random_rows(6, 300, 60, 2.0)
     theta = np.array(theta)
     ll, grad = btyd._beta_geo_loglik_grad(theta, rows, modified=True)
     assert ll == pytest.approx(_naive_mbg_ll(theta, x, tx, t_cap), rel=1e-10)
-    numeric = _central_difference(lambda p: btyd._beta_geo_loglik_grad(p, rows, modified=True)[0], theta)
+    numeric = btyd._numeric_gradient(lambda p: btyd._beta_geo_loglik_grad(p, rows, modified=True)[0], theta)
     assert grad == pytest.approx(numeric, rel=1e-5)
 
 
