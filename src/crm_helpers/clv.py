@@ -38,7 +38,8 @@ import pandas as pd
 from scipy import stats
 from sqlite_utils import Database
 
-from .btyd import (
+# the models and their errors are re-exported, so crm_helpers.clv.ParetoNBDModel works (issue 17's split)
+from .btyd import (  # noqa: F401
     COMMON_DROPOUT_CV,
     GG_CORRELATION_LIMIT,
     ArrayLike,
