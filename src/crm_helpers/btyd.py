@@ -220,7 +220,6 @@ class _RfmRows:
     tx_code: np.ndarray
     t_values: np.ndarray
     t_code: np.ndarray
-    repeat: np.ndarray
     x_weight: np.ndarray  # total weight per distinct frequency
     x_tx_pairs: tuple[np.ndarray, np.ndarray]  # distinct (frequency, recency) pairs
     x_tx_code: np.ndarray
@@ -236,7 +235,7 @@ class _RfmRows:
         (px, ptx), x_tx_code = _unique_inverse([x, tx])
         (qx, qt), x_t_code = _unique_inverse([x, t_cap])
         return cls(w, x, np.asarray(x_values, dtype=float), x_code, np.asarray(tx_values, dtype=float), tx_code,
-                   np.asarray(t_values, dtype=float), t_code, x > 0,
+                   np.asarray(t_values, dtype=float), t_code,
                    np.bincount(x_code, weights=w, minlength=len(x_values)), (px, ptx), x_tx_code, (qx, qt), x_t_code)
 
 
@@ -251,7 +250,7 @@ class _Estimator:
         return self.params_.to_numpy(dtype=float)
 
     def with_params(self, theta: ArrayLike) -> Self:
-        """A copy of this fitted model with other parameter values (for draws of the parameters), not refitted."""
+        """A copy of this fitted model with other parameter values (to see how predictions move with them), not refitted."""
         other = copy.copy(self)
         other.params_ = pd.Series(np.asarray(theta, dtype=float), index=self.param_names, name="estimate")
         return other
