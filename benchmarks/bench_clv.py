@@ -1,11 +1,15 @@
-"""BG/NBD + Gamma-Gamma fit and CLV prediction against the ``lifetimes`` package.
+"""The purchase models, Gamma-Gamma and CLV prediction against the ``lifetimes`` package.
 
 Two summaries: the scale store's (100,000 customers, from its paid orders with
 ``summary_from_transactions``) and one of 1,000,000 customers drawn from the models with the
 parameters fitted on the first (:mod:`benchmarks.synthetic`). On each, our
 ``BetaGeoModel`` / ``GammaGammaModel`` / ``customer_lifetime_value`` run in this process and
 lifetimes' ``BetaGeoFitter`` / ``GammaGammaFitter`` / ``customer_lifetime_value`` in a separate
-one (:mod:`benchmarks.lifetimes_ref`), on the same numbers.
+one (:mod:`benchmarks.lifetimes_ref`), on the same numbers. The other two purchase models,
+``ModifiedBetaGeoModel`` and ``ParetoNBDModel``, are timed against lifetimes'
+``ModifiedBetaGeoFitter`` and ``ParetoNBDFitter`` the same way; lifetimes' Pareto/NBD fit is
+stopped after ``REFERENCE_TIMEOUT`` seconds (it takes minutes at 100,000 customers), and a fit
+stopped there counts as taking at least that long.
 
 lifetimes is a benchmark-only dependency. The Makefile installs it into ``.venv`` without its
 dependencies (it pins old ``dill``/``autograd`` that the workbook does not need); the benchmark
@@ -43,6 +47,9 @@ HORIZON_MONTHS = 12
 PARAM_TOLERANCE = 1e-3
 TARGET_TIME_SHARE = 0.5
 ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_TIMEOUT = 600
+"""Seconds after which a lifetimes reference fit of the other purchase models is stopped."""
+OTHER_MODELS = {"mbgnbd": clv.ModifiedBetaGeoModel, "paretonbd": clv.ParetoNBDModel}
 
 
 def lifetimes_env(folder: Path = SCALE_DIR) -> dict[str, str] | None:
@@ -174,10 +181,69 @@ def _compare(section: Section, label: str, summary: pd.DataFrame, repeats: int, 
     return tuple(bgm.params_) + tuple(ggm.params_)
 
 
+def _reference_other(summary: pd.DataFrame, model: str, env: dict[str, str], repeats: int, work: Path,
+                     timeout: float) -> dict | None:
+    """lifetimes' fit of another purchase model in its own process; None when stopped at ``timeout`` seconds."""
+    src = work / "summary.npz"
+    np.savez(src, **{c: summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value")})
+    cmd = [sys.executable, "-m", "benchmarks.lifetimes_ref", str(src), str(work / "unused.npz"), "--repeats",
+           str(repeats), "--monthly-discount", "0", "--model", model]
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    if done.returncode != 0:
+        raise RuntimeError(f"lifetimes reference failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _compare_other_models(section: Section, label: str, summary: pd.DataFrame, repeats: int, ref_repeats: int,
+                          env: dict[str, str] | None, work: Path, timeout: float = REFERENCE_TIMEOUT) -> None:
+    """MBG/NBD and Pareto/NBD fits, ours against lifetimes', with the parameters compared."""
+    share = f"≤ {TARGET_TIME_SHARE:g}× lifetimes"
+    for key, model_class in OTHER_MODELS.items():
+        log(f"{model_class.name} on {label}: ours, {plural(repeats, 'run')}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours_t, ours = measure(lambda: model_class().fit(summary["frequency"], summary["recency"], summary["T"]),
+                                   repeats)
+        measure_name = f"{label}: {model_class.name} fit"
+        if env is None:
+            section.add(Row(measure_name, ours_t, note="lifetimes not available: no reference"))
+            continue
+        log(f"{model_class.name} on {label}: lifetimes, {plural(ref_repeats, 'run')} (stopped after {timeout:.0f} s)")
+        try:
+            meta = _reference_other(summary, key, env, ref_repeats, work, timeout)
+        except RuntimeError as exc:
+            section.add(Row(measure_name, ours_t, note=f"lifetimes failed: {str(exc).strip().splitlines()[-1]}"))
+            continue
+        if meta is None:
+            stopped = Timing([float(timeout)])
+            section.add(Row(measure_name, ours_t, reference=stopped, reference_name="lifetimes, stopped unfinished at",
+                            target=share, met=ours_t.median <= TARGET_TIME_SHARE * timeout,
+                            note="lifetimes did not finish: its time is at least this, the ratio at most this"))
+            section.notes.append(f"**{label}, {model_class.name}**: lifetimes' fit was stopped after {timeout:.0f} s "
+                                 "unfinished, so its parameters could not be compared. Ours: "
+                                 + ", ".join(f"{k} = {v:.6g}" for k, v in ours.params_.items()) + ".")
+            continue
+        ref_t = Timing(meta["times"])
+        theirs = np.array([meta["params"][k] for k in ours.param_names])
+        diff = _max_rel(ours.params_.to_numpy(), theirs)
+        at_theirs = ours.with_params(theirs).log_likelihood(summary["frequency"], summary["recency"], summary["T"])
+        section.add(Row(measure_name, ours_t, reference=ref_t, reference_name="lifetimes", target=share,
+                        met=ours_t.median <= TARGET_TIME_SHARE * ref_t.median))
+        section.notes.append(
+            f"**{label}, {model_class.name}**: largest relative difference of the parameters from lifetimes' "
+            f"{diff:.1e} (target ≤ {PARAM_TOLERANCE:g}: {'met' if diff <= PARAM_TOLERANCE else '**missed**'}). Ours: "
+            + ", ".join(f"{k} = {v:.6g}" for k, v in ours.params_.items()) + "; lifetimes: "
+            + ", ".join(f"{k} = {v:.6g}" for k, v in meta["params"].items())
+            + f"; log-likelihood at ours {ours.log_likelihood_:,.3f}, at lifetimes' {at_theirs:,.3f}.")
+
+
 def run(store: ScaleStore, repeats: int, ref_repeats: int, *, big: int = 1_000_000, with_reference: bool = True,
         deps_folder: Path = SCALE_DIR) -> Section:
     """The CLV benchmark on the store's summary and on a ``big``-customer synthetic one."""
-    section = Section("clv", "BG/NBD + Gamma-Gamma and CLV against lifetimes",
+    section = Section("clv", "Purchase models, Gamma-Gamma and CLV against lifetimes",
                       busy=f"load average {load_average()} at start")
     as_of = store.spec.period[1]
     db = open_db(store.db_path)
@@ -197,13 +263,15 @@ def run(store: ScaleStore, repeats: int, ref_repeats: int, *, big: int = 1_000_0
         work = Path(tmp)
         label = f"{len(summary):,} customers (the store's buyers)"
         params = _compare(section, label, summary, repeats, ref_repeats, env, work, weighted_reference=True)
+        _compare_other_models(section, label, summary, max(1, repeats // 2), 1, env, work)
         if big:
             synthetic = bgnbd_summary(big, params[:4], params[4:], random_state=1)
             label = f"{big:,} customers (drawn from the fitted models)"
             _compare(section, label, synthetic, max(1, repeats // 2 + 1), max(1, ref_repeats - 1), env, work,
                      weighted_reference=False)
+            _compare_other_models(section, label, synthetic, 1, 1, env, work)
     section.notes.insert(0, (
-        "Our models live in `crm_helpers.clv`. lifetimes 0.11.3 ran in a separate process with its dependencies "
+        "Our models live in `crm_helpers.btyd` (re-exported by `crm_helpers.clv`). lifetimes 0.11.3 ran in a separate process with its dependencies "
         f"({', '.join(LIFETIMES_DEPS)}) installed by the benchmark into `benchmarks/scale/lifetimes-deps` "
         "(`pip install --no-deps --target`), on the same summary. lifetimes' fits are given one row per customer "
         "as its documentation shows; the row marked 'weights trick' gives it the unique rows with counts instead. "

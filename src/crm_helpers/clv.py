@@ -18,13 +18,11 @@ in one period count once), ``recency`` the customer's age at their last purchase
 age at the end of the observation, ``monetary_value`` the mean value of their repeat purchase
 periods (0 for one-time buyers), all in periods of ``freq`` ("D" days, "W" weeks, "M" months).
 
-Why we implement BG/NBD and Gamma-Gamma here instead of depending on ``lifetimes``: the library
-has been unmaintained since 2020, it pins old versions of ``autograd`` and ``dill`` that clash
-with the rest of the scientific stack, and its fitters evaluate the likelihood on every customer
-row with autograd, which is slow for millions of customers. The models are a few closed-form
-formulas; here the log-likelihood is evaluated once per *unique* (frequency, recency, T) row with
-weights, vectorized with ``scipy.special``, with an analytic gradient (tested against finite
-differences), and the fit is checked against the published CDNOW estimates in the tests.
+The models themselves (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma) live in
+:mod:`crm_helpers.btyd`, which never touches the store; they are re-exported here, so
+``crm_helpers.clv.ParetoNBDModel`` works. This module turns the store's paid orders into the
+models' input, picks the purchase model by how well it predicted a held-out window, and puts a
+range on every value.
 """
 
 from __future__ import annotations
@@ -33,14 +31,33 @@ import datetime as dt
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
-from scipy.special import betaln, digamma, gammaln, hyp2f1
+from scipy import stats
 from sqlite_utils import Database
 
+# the models and their errors are re-exported, so crm_helpers.clv.ParetoNBDModel works (issue 17's split)
+from .btyd import (  # noqa: F401
+    COMMON_DROPOUT_CV,
+    GG_CORRELATION_LIMIT,
+    ArrayLike,
+    BetaGeoModel,
+    ClvError,
+    CommonDropoutWarning,
+    GammaGammaAssumptionWarning,
+    GammaGammaModel,
+    ModifiedBetaGeoModel,
+    NegativeValueError,
+    NoRepeatBuyersError,
+    ParetoNBDModel,
+    PurchaseModel,
+    _as_float,
+    _check_rfm,
+    _like,
+    _unique_inverse,
+)
 from .data import query_df, store_currency
 from .schema import net_revenue_sql
 
@@ -49,43 +66,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 Freq = Literal["D", "W", "M"]
-ArrayLike = pd.Series | np.ndarray | Sequence[float]
-LogLikelihood = Callable[[np.ndarray], tuple[float, np.ndarray]]
-"""A function of the parameters returning the weighted log-likelihood and its gradient."""
-
 DAYS_PER_MONTH = 365.25 / 12
 """Average length of a month in days, used to turn a horizon in months into model periods."""
 
 PERIODS_PER_MONTH: dict[str, float] = {"D": DAYS_PER_MONTH, "W": DAYS_PER_MONTH / 7, "M": 1.0}
 """Model periods per month for each ``freq`` (lifetimes uses the rounder 30 and 4.345)."""
-
-GG_CORRELATION_LIMIT = 0.3
-"""Above this absolute frequency–monetary correlation, Gamma-Gamma's independence assumption is doubtful."""
-
-
-class ClvError(ValueError):
-    """The data cannot be summarised, or a model cannot be fitted or applied to them."""
-
-
-class NoRepeatBuyersError(ClvError):
-    """Nobody bought twice: there is nothing to learn the repeat-purchase process from."""
-
-
-class NegativeValueError(ClvError):
-    """A frequency, recency, age or monetary value is negative."""
-
-
-class GammaGammaAssumptionWarning(UserWarning):
-    """Spend per purchase is correlated with purchase frequency, which Gamma-Gamma assumes it is not."""
-
-
-class CommonDropoutWarning(UserWarning):
-    """The fitted chances of leaving hardly differ between customers: a and b say little alone."""
-
-
-COMMON_DROPOUT_CV = 0.25
-"""Coefficient of variation of the fitted Beta(a, b) of dropout chances below which the fit says
-that everybody has about the same chance of leaving (CDNOW's fit has 0.85)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,436 +229,6 @@ def summary_from_transactions(
 
 
 # --------------------------------------------------------------------------------------------
-# Shared helpers of the two models
-# --------------------------------------------------------------------------------------------
-
-
-def _as_float(values: ArrayLike, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=float).ravel()
-    if not np.isfinite(arr).all():
-        raise ClvError(f"{name} holds missing or infinite values")
-    if (arr < 0).any():
-        raise NegativeValueError(f"{name} must not be negative ({int((arr < 0).sum())} negative values)")
-    return arr
-
-
-def _like(result: np.ndarray, template: ArrayLike, name: str) -> pd.Series | np.ndarray:
-    """Return a Series with the template's index when the input was a Series."""
-    if isinstance(template, pd.Series):
-        return pd.Series(result, index=template.index, name=name)
-    return result
-
-
-def _check_rfm(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x, tx, t_cap = _as_float(frequency, "frequency"), _as_float(recency, "recency"), _as_float(T, "T")
-    if not (len(x) == len(tx) == len(t_cap)):
-        raise ClvError("frequency, recency and T must have the same length")
-    if (x != np.round(x)).any():
-        raise ClvError("frequency must be a whole number of repeat purchase periods")
-    if (tx > t_cap + 1e-9).any():
-        raise ClvError("recency (age at last purchase) cannot exceed T (age at the end)")
-    if ((x == 0) & (tx > 0)).any():
-        raise ClvError("a customer with no repeat purchase must have recency 0")
-    return x, tx, t_cap
-
-
-def _unique_inverse(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Unique rows of ``columns`` and, for every row, the position of its unique row.
-
-    Each column is coded on its own and the codes are combined step by step (re-coded after
-    each step, so the combined key stays small): far faster than hashing tuples.
-    """
-    key = np.zeros(len(columns[0]), dtype=np.int64)
-    for col in columns:
-        code, uniques = pd.factorize(col)
-        key, _ = pd.factorize(key * len(uniques) + code)
-    key = np.asarray(key, dtype=np.int64)
-    representative = np.empty(int(key.max()) + 1 if len(key) else 0, dtype=np.int64)
-    representative[key] = np.arange(len(key))
-    return [np.asarray(col, dtype=float)[representative] for col in columns], key
-
-
-def _collapse(columns: list[np.ndarray], weights: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Unique rows of ``columns`` and the summed weight of each (the likelihood is per unique row)."""
-    uniques, key = _unique_inverse(columns)
-    return uniques, np.bincount(key, weights=weights, minlength=len(uniques[0]))
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """Σ a·b without BLAS: a multi-threaded BLAS dot thrashes when other processes share the cores."""
-    return float(np.add.reduce(a * b))
-
-
-def _fit_log_params(
-    loglik_grad: LogLikelihood, start: np.ndarray, total_weight: float, penalizer: float, what: str
-) -> np.ndarray:
-    """Maximise the weighted log-likelihood over log-parameters with L-BFGS-B and the analytic gradient."""
-
-    def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = np.exp(u)
-        ll, grad = loglik_grad(theta)
-        value = -ll / total_weight + penalizer * np.sum(theta**2)
-        grad_theta = -grad / total_weight + 2 * penalizer * theta
-        return value, grad_theta * theta  # chain rule: d/du = theta * d/dtheta
-
-    result = optimize.minimize(
-        objective, np.log(start), jac=True, method="L-BFGS-B",
-        bounds=[(-25.0, 25.0)] * len(start), options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
-    )
-    if not np.isfinite(result.fun):
-        raise ClvError(f"the {what} fit failed: the likelihood is not finite for these data")
-    if not result.success and "ABNORMAL" not in str(result.message).upper():
-        raise ClvError(f"the {what} fit did not converge: {result.message}")
-    return np.exp(result.x)
-
-
-def _standard_errors(loglik_grad: LogLikelihood, theta: np.ndarray, names: list[str]) -> pd.Series:
-    """Square roots of the inverse observed information (Hessian by central differences of the gradient)."""
-    k = len(theta)
-    hessian = np.empty((k, k))
-    for j in range(k):
-        h = 1e-5 * theta[j]
-        up, down = theta.copy(), theta.copy()
-        up[j] += h
-        down[j] -= h
-        hessian[:, j] = -(loglik_grad(up)[1] - loglik_grad(down)[1]) / (2 * h)
-    hessian = (hessian + hessian.T) / 2
-    try:
-        variances = np.diag(np.linalg.inv(hessian))
-    except np.linalg.LinAlgError:
-        variances = np.full(k, np.nan)
-    se = np.sqrt(np.where(variances > 0, variances, np.nan))
-    if not np.isfinite(se).all():
-        warnings.warn("the information matrix is not positive definite at the estimate: some standard errors "
-                      "are not available (a parameter may sit at the edge of what the data can tell)", stacklevel=3)
-    return pd.Series(se, index=names, name="standard_error")
-
-
-# --------------------------------------------------------------------------------------------
-# BG/NBD (implemented here rather than imported from lifetimes: see the module docstring)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _RfmRows:
-    """Unique (frequency, recency, T) rows with weights, each column coded against its few distinct values.
-
-    Frequency, recency and T take few distinct values (whole days of a few years), so every
-    special function is evaluated on those values only and gathered back to the rows.
-    """
-
-    w: np.ndarray
-    x: np.ndarray
-    x_values: np.ndarray
-    x_code: np.ndarray
-    tx_values: np.ndarray
-    tx_code: np.ndarray
-    t_values: np.ndarray
-    t_code: np.ndarray
-    repeat: np.ndarray
-    x_weight: np.ndarray  # total weight per distinct frequency
-
-    @classmethod
-    def build(cls, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray, w: np.ndarray) -> "_RfmRows":
-        (x, tx, t_cap), w = _collapse([x, tx, t_cap], w)
-        x_code, x_values = pd.factorize(x, sort=True)
-        tx_code, tx_values = pd.factorize(tx, sort=True)
-        t_code, t_values = pd.factorize(t_cap, sort=True)
-        return cls(w, x, np.asarray(x_values, dtype=float), x_code, np.asarray(tx_values, dtype=float), tx_code,
-                   np.asarray(t_values, dtype=float), t_code, x > 0,
-                   np.bincount(x_code, weights=w, minlength=len(x_values)))
-
-
-def _bgnbd_loglik_grad(theta: np.ndarray, rows: _RfmRows) -> tuple[float, np.ndarray]:
-    """Weighted BG/NBD log-likelihood (FHL 2005, eq. 6) and its gradient in (r, alpha, a, b).
-
-    LL = ln Γ(r+x) − ln Γ(r) + r ln α + ln B(a, b+x) − ln B(a, b)
-         + ln[(α+T)^−(r+x) + 1{x>0} · a/(b+x−1) · (α+t_x)^−(r+x)]
-    """
-    r, alpha, a, b = theta
-    xv = rows.x_values
-    # terms that depend on the frequency only, on its distinct values
-    per_x_ll = gammaln(r + xv) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xv) - betaln(a, b)
-    common = digamma(a + b) - digamma(a + b + xv)
-    per_x_dr = digamma(r + xv) - digamma(r) + np.log(alpha)
-    per_x_db = common + digamma(b + xv) - digamma(b)
-    inv_bx1 = np.where(xv > 0, 1.0 / np.where(xv > 0, b + xv - 1, 1.0), 0.0)
-    log_a_bx1 = np.where(xv > 0, np.log(a) + np.log(np.where(xv > 0, inv_bx1, 1.0)), -np.inf)
-    log_at, log_atx = np.log(alpha + rows.t_values), np.log(alpha + rows.tx_values)
-    inv_at, inv_atx = 1.0 / (alpha + rows.t_values), 1.0 / (alpha + rows.tx_values)
-    # the per-row part: the log of the sum of the two terms of the bracket
-    rx = r + rows.x
-    lt, ltx = log_at[rows.t_code], log_atx[rows.tx_code]
-    a3 = -rx * lt
-    a4 = log_a_bx1[rows.x_code] - rx * ltx
-    tail = np.logaddexp(a3, a4)
-    w4 = np.exp(a4 - tail)  # share of the second term; 0 for one-time buyers
-    s4 = rows.w * w4
-    s3 = rows.w - s4
-    ll = _dot(rows.x_weight, per_x_ll) + _dot(rows.w, tail)
-    d_r = _dot(rows.x_weight, per_x_dr) - _dot(s3, lt) - _dot(s4, ltx)
-    d_alpha = (r / alpha * rows.w.sum()
-               - _dot(rx, s3 * inv_at[rows.t_code] + s4 * inv_atx[rows.tx_code]))
-    d_a = _dot(rows.x_weight, common) + s4.sum() / a
-    d_b = _dot(rows.x_weight, per_x_db) - _dot(s4, inv_bx1[rows.x_code])
-    return float(ll), np.array([d_r, d_alpha, d_a, d_b])
-
-
-class BetaGeoModel:
-    """The BG/NBD "buy till you die" model (Fader, Hardie & Lee 2005), fitted by maximum likelihood.
-
-    While alive, a customer buys at a Poisson rate λ ~ Gamma(r, α); after each repeat purchase
-    they leave for good with probability p ~ Beta(a, b). Times are in the summary's periods.
-    ``penalizer_coef`` adds ``penalizer_coef · Σ θ²`` to the mean negative log-likelihood, as
-    in lifetimes (0 = plain maximum likelihood; a small value steadies tiny books).
-
-    Fitted state: ``params_`` (Series r, alpha, a, b), ``standard_errors_`` (from the inverse
-    observed information of the unpenalised likelihood), ``log_likelihood_``, ``n_customers_``.
-    """
-
-    param_names = ["r", "alpha", "a", "b"]
-
-    def __init__(self, penalizer_coef: float = 0.0) -> None:
-        self.penalizer_coef = penalizer_coef
-
-    def fit(
-        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
-    ) -> "BetaGeoModel":
-        """Fit on one row per customer (or per group of identical customers with ``weights``)."""
-        x, tx, t_cap = _check_rfm(frequency, recency, T)
-        w = np.ones_like(x) if weights is None else _as_float(weights, "weights")
-        if len(w) != len(x):
-            raise ClvError("weights must have one value per row")
-        if len(x) == 0 or w.sum() == 0:
-            raise ClvError("there are no customers to fit the BG/NBD model on")
-        if not (w[x > 0] > 0).any():
-            raise NoRepeatBuyersError(
-                f"none of the {int(w.sum())} customers bought more than once: BG/NBD needs repeat "
-                "buyers to learn how often customers buy and when they leave"
-            )
-        if (t_cap[w > 0] == 0).all():
-            raise ClvError("every customer bought for the first time at the end of the observation (T = 0)")
-        rows = _RfmRows.build(x, tx, t_cap, w)
-
-        def loglik_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            return _bgnbd_loglik_grad(theta, rows)
-
-        rate = np.dot(w, x) / max(np.dot(w, t_cap), 1e-9)
-        start = np.array([1.0, 1.0 / max(rate, 1e-9), 1.0, 1.0])
-        theta = _fit_log_params(loglik_grad, start, w.sum(), self.penalizer_coef, "BG/NBD")
-        self.params_ = pd.Series(theta, index=self.param_names, name="estimate")
-        self.standard_errors_ = _standard_errors(loglik_grad, theta, self.param_names)
-        self.log_likelihood_ = loglik_grad(theta)[0]
-        self.n_customers_ = int(w.sum())
-        a, b = theta[2], theta[3]
-        mean, spread = a / (a + b), np.sqrt(a * b / (a + b + 1)) / (a + b)
-        if spread < COMMON_DROPOUT_CV * mean:
-            warnings.warn(
-                f"the chances of leaving hardly differ between customers (a = {a:.3g}, b = {b:.3g}: "
-                f"{mean:.1%} ± {spread:.1%} after each repeat purchase); a and b are then poorly determined "
-                "and mean little on their own, the expected values are still usable",
-                CommonDropoutWarning, stacklevel=2,
-            )
-        return self
-
-    def _theta(self) -> tuple[float, float, float, float]:
-        if not hasattr(self, "params_"):
-            raise ClvError("fit the model first")
-        r, alpha, a, b = self.params_.to_numpy()
-        return float(r), float(alpha), float(a), float(b)
-
-    def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> pd.Series | np.ndarray:
-        """Probability that each customer is still a customer at age T (FHL 2005, eq. 12).
-
-        Customers with no repeat purchase get 1: in BG/NBD a customer can only leave right
-        after a repeat purchase.
-        """
-        r, alpha, a, b = self._theta()
-        x, tx, t_cap = _check_rfm(frequency, recency, T)
-        return _like(self._p_alive(r, alpha, a, b, x, tx, t_cap), frequency, "p_alive")
-
-    @staticmethod
-    def _p_alive(r: float, alpha: float, a: float, b: float, x: np.ndarray, tx: np.ndarray,
-                 t_cap: np.ndarray) -> np.ndarray:
-        log_odds = np.full_like(x, -np.inf)
-        rep = x > 0
-        log_odds[rep] = (np.log(a) - np.log(b + x[rep] - 1)
-                         + (r + x[rep]) * (np.log(alpha + t_cap[rep]) - np.log(alpha + tx[rep])))
-        return np.exp(-np.logaddexp(0.0, log_odds))
-
-    def expected_purchases(
-        self, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
-    ) -> pd.Series | np.ndarray:
-        """Expected repeat purchases in the next ``t`` periods given each customer's history (FHL eq. 10).
-
-        lifetimes' ``conditional_expected_number_of_purchases_up_to_time``.
-        """
-        r, alpha, a, b = self._theta()
-        x, tx, t_cap = _check_rfm(frequency, recency, T)
-        if t < 0:
-            raise NegativeValueError("the prediction horizon t must not be negative")
-        # the hypergeometric part depends on (frequency, T) only: evaluate it on those pairs
-        (ux, ut), pair = _unique_inverse([x, t_cap])
-        alive = self._p_alive(r, alpha, a, b, x, tx, t_cap)
-        return _like(self._if_alive(t, ux, ut)[pair] * alive, frequency, "expected_purchases")
-
-    def _if_alive(self, t: float, x: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
-        """FHL eq. 10 without its P(alive) factor: expected purchases in (T, T + t] of a customer alive at T."""
-        r, alpha, a, b = self._theta()
-        c = a + b + x - 1
-        z = t / (alpha + t_cap + t)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            log_hyp = np.log(hyp2f1(r + x, b + x, c, z))
-            # where 2F1 overflows, use Euler's transformation of the same function
-            alt = np.log(hyp2f1(c - r - x, c - b - x, c, z)) + (c - r - x - b - x) * np.log1p(-z)
-        log_hyp = np.where(np.isfinite(log_hyp), log_hyp, alt)
-        first = (a + b + x - 1) / (a - 1)
-        return -first * np.expm1(log_hyp + (r + x) * (np.log(alpha + t_cap) - np.log(alpha + t_cap + t)))
-
-    def expected_purchases_new_customer(self, t: float | np.ndarray) -> float | np.ndarray:
-        """Expected repeat purchases of a new customer in their first ``t`` periods (FHL eq. 9).
-
-        lifetimes' ``expected_number_of_purchases_up_to_time``; what the model predicts for a
-        customer about whom nothing is known yet.
-        """
-        r, alpha, a, b = self._theta()
-        t = np.asarray(t, dtype=float)
-        hyp = hyp2f1(r, b, a + b - 1, t / (alpha + t))
-        value = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
-        return float(value) if value.ndim == 0 else value
-
-
-# --------------------------------------------------------------------------------------------
-# Gamma-Gamma
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _SpendRows:
-    """Unique (frequency, mean spend) rows of repeat buyers with weights, and the sums the likelihood reuses."""
-
-    w: np.ndarray
-    x: np.ndarray
-    xm: np.ndarray
-    x_values: np.ndarray
-    x_code: np.ndarray
-    x_weight: np.ndarray
-    sum_log_m: float  # Σ w ln m
-    sum_x_log_m: float  # Σ w x ln m
-
-    @classmethod
-    def build(cls, x: np.ndarray, m: np.ndarray, w: np.ndarray) -> "_SpendRows":
-        (x, m), w = _collapse([x, m], w)
-        x_code, x_values = pd.factorize(x, sort=True)
-        log_m = np.log(m)
-        return cls(w, x, x * m, np.asarray(x_values, dtype=float), x_code,
-                   np.bincount(x_code, weights=w, minlength=len(x_values)),
-                   float(_dot(w, log_m)), float(_dot(w * x, log_m)))
-
-
-def _gg_loglik_grad(theta: np.ndarray, rows: _SpendRows) -> tuple[float, np.ndarray]:
-    """Weighted Gamma-Gamma log-likelihood of mean spends (Fader, Hardie & Lee 2005) and its gradient.
-
-    LL = ln Γ(px+q) − ln Γ(px) − ln Γ(q) + q ln v + (px−1) ln m + px ln x − (px+q) ln(xm + v)
-    """
-    p, q, v = theta
-    xv, wx = rows.x_values, rows.x_weight
-    pxv = p * xv
-    psi_pq = digamma(pxv + q)
-    log_xm_v = np.log(rows.xm + v)  # the only per-row special function
-    pxq = p * rows.x + q
-    ll = (_dot(wx, gammaln(pxv + q) - gammaln(pxv) - gammaln(q) + q * np.log(v) + pxv * np.log(xv))
-          + p * rows.sum_x_log_m - rows.sum_log_m - _dot(rows.w * pxq, log_xm_v))
-    d_p = _dot(wx, xv * (psi_pq - digamma(pxv) + np.log(xv))) + rows.sum_x_log_m - _dot(rows.w * rows.x, log_xm_v)
-    d_q = _dot(wx, psi_pq - digamma(q) + np.log(v)) - _dot(rows.w, log_xm_v)
-    d_v = q / v * rows.w.sum() - _dot(rows.w * pxq, 1.0 / (rows.xm + v))
-    return float(ll), np.array([d_p, d_q, d_v])
-
-
-class GammaGammaModel:
-    """The Gamma-Gamma model of spend per purchase (Fader, Hardie & Lee 2005, "RFM and CLV").
-
-    Each purchase of a customer is worth Gamma(p, ν) with ν ~ Gamma(q, γ) across customers, so a
-    customer's mean spend is pulled towards the population mean the fewer purchases they made.
-    Fitted on repeat buyers only (frequency > 0) and their ``monetary_value`` (mean repeat spend).
-    It assumes spend per purchase does not depend on how often one buys: the fit warns
-    (:class:`GammaGammaAssumptionWarning`) when the two correlate beyond ``correlation_limit``.
-
-    Fitted state: ``params_`` (Series p, q, v; v is γ in the paper), ``standard_errors_``,
-    ``frequency_monetary_correlation_``, ``log_likelihood_``, ``n_customers_``.
-    """
-
-    param_names = ["p", "q", "v"]
-
-    def __init__(self, penalizer_coef: float = 0.0, correlation_limit: float = GG_CORRELATION_LIMIT) -> None:
-        self.penalizer_coef = penalizer_coef
-        self.correlation_limit = correlation_limit
-
-    def fit(
-        self, frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None = None
-    ) -> "GammaGammaModel":
-        """Fit on the repeat buyers among the rows (one-time buyers are skipped, as in the paper)."""
-        x, m = _as_float(frequency, "frequency"), _as_float(monetary_value, "monetary_value")
-        w = np.ones_like(x) if weights is None else _as_float(weights, "weights")
-        if not (len(x) == len(m) == len(w)):
-            raise ClvError("frequency, monetary_value and weights must have the same length")
-        repeat = (x > 0) & (w > 0)
-        if not repeat.any():
-            raise NoRepeatBuyersError("no customer bought more than once: Gamma-Gamma is fitted on repeat buyers")
-        if (m[repeat] == 0).any():
-            raise ClvError(
-                f"{int((m[repeat] == 0).sum())} repeat buyers have a mean spend of 0; Gamma-Gamma needs "
-                "positive spend (leave free orders out of the summary)"
-            )
-        x, m, w = x[repeat], m[repeat], w[repeat]
-        if len(np.unique(m)) < 2:
-            raise ClvError("every repeat buyer has the same mean spend: Gamma-Gamma cannot be fitted")
-        xm_corr = np.corrcoef(x, m)[0, 1] if np.std(x) > 0 else 0.0
-        self.frequency_monetary_correlation_ = float(xm_corr)
-        if abs(xm_corr) > self.correlation_limit:
-            warnings.warn(
-                f"purchase frequency and spend per purchase are correlated (r = {xm_corr:.2f}); "
-                "Gamma-Gamma assumes they are independent, so its spend estimates are doubtful",
-                GammaGammaAssumptionWarning,
-                stacklevel=2,
-            )
-        mean = np.dot(w, m) / w.sum()
-        rows = _SpendRows.build(x, m, w)
-
-        def loglik_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            return _gg_loglik_grad(theta, rows)
-
-        theta = _fit_log_params(loglik_grad, np.array([1.0, 2.0, mean]), w.sum(), self.penalizer_coef,
-                                "Gamma-Gamma")
-        self.params_ = pd.Series(theta, index=self.param_names, name="estimate")
-        self.standard_errors_ = _standard_errors(loglik_grad, theta, self.param_names)
-        self.log_likelihood_ = loglik_grad(theta)[0]
-        self.n_customers_ = int(w.sum())
-        if theta[1] <= 1:
-            warnings.warn(
-                f"q = {theta[1]:.2f} ≤ 1: the population mean spend is not defined, so expected "
-                "values cannot be computed", GammaGammaAssumptionWarning, stacklevel=2,
-            )
-        return self
-
-    def expected_average_value(self, frequency: ArrayLike, monetary_value: ArrayLike) -> pd.Series | np.ndarray:
-        """Expected spend per future purchase of each customer, E[M | x, m̄] = p(v + x m̄) / (p x + q − 1).
-
-        A weighted average of the population mean p·v/(q − 1) and the customer's own mean; one-time
-        buyers (x = 0) get the population mean. lifetimes' ``conditional_expected_average_profit``.
-        """
-        if not hasattr(self, "params_"):
-            raise ClvError("fit the model first")
-        p, q, v = self.params_.to_numpy()
-        if q <= 1:
-            raise ClvError("the fitted q is ≤ 1: the expected spend is infinite under this fit")
-        x, m = _as_float(frequency, "frequency"), _as_float(monetary_value, "monetary_value")
-        if len(x) != len(m):
-            raise ClvError("frequency and monetary_value must have the same length")
-        return _like(p * (v + x * m) / (p * x + q - 1), frequency, "expected_average_value")
-
-
-# --------------------------------------------------------------------------------------------
 # Customer lifetime value: the model-based one and the two simple formulas
 # --------------------------------------------------------------------------------------------
 
@@ -686,7 +241,7 @@ def monthly_rate(annual_discount_rate: float) -> float:
 
 
 def customer_lifetime_value(
-    transaction_model: BetaGeoModel,
+    transaction_model: PurchaseModel,
     frequency: ArrayLike,
     recency: ArrayLike,
     T: ArrayLike,
@@ -717,8 +272,7 @@ def customer_lifetime_value(
     if len(value) != len(x):
         raise ClvError("expected_value must have one value per customer")
     (ux, ut), pair = _unique_inverse([x, t_cap])  # the purchase curve depends on (frequency, T) only
-    r, alpha, a, b = transaction_model._theta()
-    alive = transaction_model._p_alive(r, alpha, a, b, x, tx, t_cap)
+    alive = transaction_model._p_alive(x, tx, t_cap)
     per_month = PERIODS_PER_MONTH[freq] / freq_multiplier
     rate = monthly_rate(annual_discount_rate)
     discounted = np.zeros_like(ux)
@@ -818,6 +372,269 @@ def _buyer_group(frequency: pd.Series) -> pd.Series:
     return groups.astype(str)
 
 
+# --------------------------------------------------------------------------------------------
+# Choosing the purchase model by a holdout window
+# --------------------------------------------------------------------------------------------
+
+
+PURCHASE_MODELS: dict[str, type[PurchaseModel]] = {
+    m.name: m for m in (BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel)}
+"""The purchase models compared in the holdout check, by name, in the order the notebook shows them."""
+
+SEASON_DAYS = 365
+"""A holdout of this many days covers every season once."""
+
+
+def _fit_purchase_model(name: str, penalizer_coef: float, frequency: ArrayLike, recency: ArrayLike,
+                        T: ArrayLike) -> tuple[PurchaseModel, list[str]]:
+    """Fit one purchase model; its warnings come back as plain sentences instead of being shown."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = PURCHASE_MODELS[name](penalizer_coef).fit(frequency, recency, T)
+    return model, [f"{name}: {w.message}" for w in caught]
+
+
+def _holdout_window(covered_days: int, holdout_days: int | None) -> tuple[int, str]:
+    """Length of the holdout window and, in plain words, how it was chosen.
+
+    With two years of history or more, the last 365 days are held out and the models learn
+    from everything before (at least a year): both windows hold every season, so a December
+    peak or a quiet summer cannot flatter or spoil the check. With less, the last third of the
+    history (at most 182 days) is held out, and the sentence says that it is not seasonally fair.
+    """
+    if holdout_days:
+        return int(holdout_days), f"the last {int(holdout_days)} days, as asked"
+    if covered_days >= 2 * SEASON_DAYS:
+        return SEASON_DAYS, (f"the last 12 months held out, the models fitted on the {covered_days - SEASON_DAYS} "
+                             "days before: each window covers every season, so the check is fair to seasons")
+    short = min(182, covered_days // 3)
+    return short, (f"the last {short} days held out: with less than two years of history the windows cannot "
+                   "cover whole years, so a busy or quiet season may flatter or spoil the check")
+
+
+@dataclass
+class HoldoutValidation:
+    """Each purchase model's predicted vs actual repeat purchases in a holdout window (see :func:`holdout_validation`).
+
+    ``aggregate``: one row per model (index ``model``) with customers, actual_repeat_purchases,
+    predicted_repeat_purchases, predicted_without_history, error_pct (predicted vs actual, %),
+    mean_absolute_error_per_customer and calibration_log_likelihood. ``by_frequency``: per
+    number of repeat purchases before the holdout, customers, the mean actual purchases in the
+    holdout and each model's mean prediction. ``per_customer``: the same per customer (index
+    customer_id): frequency_cal, recency_cal, T_cal (days), actual and each model's prediction.
+    ``chosen``: the model with the smallest error on the total. ``window``: how the window was
+    chosen, in plain words.
+    """
+
+    calibration_end: dt.date | None
+    holdout_days: int
+    window: str
+    by_frequency: pd.DataFrame
+    aggregate: pd.DataFrame
+    per_customer: pd.DataFrame = field(default_factory=pd.DataFrame)
+    chosen: str = ""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.message
+
+    def error(self, model: str | None = None) -> float:
+        """Relative error of a model's total prediction (0.06 = 6% too many; the chosen model by default)."""
+        row = self.aggregate.loc[model or self.chosen]
+        return float(row["predicted_repeat_purchases"] / row["actual_repeat_purchases"] - 1)
+
+    def sentence(self) -> str:
+        """How far the chosen model's past prediction was off, in one plain sentence."""
+        row = self.aggregate.loc[self.chosen]
+        error = self.error()
+        direction = "too many" if error > 0 else "too few"
+        return (f"Asked to predict the last {self.holdout_days} days from the history before them, the chosen "
+                f"model ({self.chosen}) expected {row['predicted_repeat_purchases']:,.0f} repeat purchases where "
+                f"{row['actual_repeat_purchases']:,.0f} happened: {abs(error):.0%} {direction}.")
+
+    def table(self) -> pd.DataFrame:
+        """The comparison for the owner: one row per model, rounded, in plain column names."""
+        a = self.aggregate
+        return pd.DataFrame({
+            "repeat purchases predicted": a["predicted_repeat_purchases"].round(0).astype(int),
+            "repeat purchases that happened": a["actual_repeat_purchases"].round(0).astype(int),
+            "error on the total (%)": a["error_pct"].round(1),
+            "mean miss per customer (purchases)": a["mean_absolute_error_per_customer"].round(2),
+            "fit to the earlier history (log-likelihood)": a["calibration_log_likelihood"].round(1),
+            "used": ["yes, smallest error" if m == self.chosen else "" for m in a.index],
+        }, index=a.index)
+
+    def long(self) -> pd.DataFrame:
+        """``by_frequency`` in long form for a grouped bar plot: repeat_purchases_in_calibration, kind, mean."""
+        frame = self.by_frequency.reset_index()
+        kinds = ["actual", *self.aggregate.index]
+        return frame.melt(id_vars="repeat_purchases_in_calibration", value_vars=kinds,
+                          var_name="kind", value_name="mean_purchases_in_holdout")
+
+
+def holdout_validation(
+    db: Database, as_of: dt.date | str, holdout_days: int | None = None, penalizer_coef: float = 0.0,
+    max_group: int = 7,
+) -> HoldoutValidation:
+    """Fit every purchase model on the orders before a holdout window and compare their predictions with what happened.
+
+    The window is the last 365 days when the paid orders cover two years or more, else the last
+    third of the history (at most 182 days); ``holdout_days`` overrides it (see
+    :func:`_holdout_window`). Only customers who bought before it are scored (lifetimes'
+    ``calibration_and_holdout_data``). The model with the smallest error on the total number of
+    repeat purchases is ``chosen``. ``predicted_without_history`` is the total each model expects
+    from customers of the same ages without looking at their history (the unconditional
+    E[X(T + d)] − E[X(T)]); it shows how much the histories tell.
+    """
+    as_of = dt.date.fromisoformat(_iso(as_of))
+    empty = HoldoutValidation(None, 0, "", pd.DataFrame(), pd.DataFrame())
+    days = paid_purchase_days(db, as_of)
+    if days.empty:
+        empty.message = f"no paid orders up to {as_of}"
+        return empty
+    covered = (pd.Timestamp(as_of) - days["order_date"].min()).days + 1
+    holdout, window = _holdout_window(covered, holdout_days)
+    if holdout < 14 or covered - holdout < 60:
+        empty.message = f"the history ({covered} days) is too short to hold out a validation window"
+        return empty
+    cal_end = as_of - dt.timedelta(days=holdout)
+    split = summary_from_transactions(days, "customer_id", "order_date", observation_period_end=as_of,
+                                      calibration_period_end=cal_end)
+    actual = split["frequency_holdout"].to_numpy()
+    age, duration = split["T_cal"].to_numpy(), float(split["duration_holdout"].iloc[0])
+    group = np.minimum(split["frequency_cal"].to_numpy(), max_group).astype(int)
+    frame = pd.DataFrame({"group": group, "label": [f"{g}+" if g == max_group else str(g) for g in group],
+                          "frequency_cal": split["frequency_cal"], "recency_cal": split["recency_cal"],
+                          "T_cal": split["T_cal"], "actual": actual}, index=split.index)
+    rows, failures = [], []
+    for name in PURCHASE_MODELS:
+        try:
+            model, _ = _fit_purchase_model(name, penalizer_coef, split["frequency_cal"], split["recency_cal"],
+                                           split["T_cal"])
+        except ClvError as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        predicted = np.asarray(model.expected_purchases(duration, split["frequency_cal"], split["recency_cal"],
+                                                        split["T_cal"]))
+        frame[name] = predicted
+        rows.append({
+            "model": name, "customers": len(frame), "actual_repeat_purchases": float(actual.sum()),
+            "predicted_repeat_purchases": float(predicted.sum()),
+            "predicted_without_history": float(np.sum(model.expected_purchases_new_customer(age + duration)
+                                                      - model.expected_purchases_new_customer(age))),
+            "error_pct": 100 * (predicted.sum() - actual.sum()) / actual.sum() if actual.sum() else np.nan,
+            "mean_absolute_error_per_customer": float(np.mean(np.abs(predicted - actual))),
+            "calibration_log_likelihood": model.log_likelihood_,
+        })
+    if not rows or not actual.sum():
+        empty.message = ("no purchase model could be fitted on the calibration period: " + "; ".join(failures)
+                         if not rows else "nobody bought in the holdout window: there is nothing to compare with")
+        return empty
+    aggregate = pd.DataFrame(rows).set_index("model")
+    fitted = list(aggregate.index)
+    by_frequency = frame.groupby(["group", "label"]).agg(
+        customers=("actual", "size"), actual=("actual", "mean"), **{name: (name, "mean") for name in fitted})
+    by_frequency = by_frequency.reset_index("group", drop=True)
+    by_frequency.index.name = "repeat_purchases_in_calibration"
+    chosen = str(aggregate["error_pct"].abs().idxmin())
+    per_customer = frame.drop(columns=["group", "label"])
+    return HoldoutValidation(cal_end, holdout, window, by_frequency, aggregate, per_customer, chosen)
+
+
+# --------------------------------------------------------------------------------------------
+# A range on every value
+# --------------------------------------------------------------------------------------------
+
+
+LIKELY_SHARE = 0.8
+"""Share of the sampling distribution a "likely" range holds (from its 10th to its 90th percentile)."""
+
+
+def _log_param_covariance(model: PurchaseModel | GammaGammaModel) -> np.ndarray:
+    """Cov(ln θ) = Cov(θ) / (θ θᵀ) (the delta method); a parameter without a variance counts as known."""
+    theta = model.params_.to_numpy(dtype=float)
+    return np.nan_to_num(model.covariance_, nan=0.0) / np.outer(theta, theta)
+
+
+def clv_gradients(
+    transaction_model: PurchaseModel,
+    spend_model: GammaGammaModel | None,
+    summary: pd.DataFrame,
+    value: ArrayLike,
+    horizon_months: int,
+    annual_discount_rate: float,
+    margin: float,
+    rel_step: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """How each customer's CLV moves with the log of every fitted parameter, and those parameters' covariance.
+
+    ``summary`` has frequency, recency, T (days) and monetary_value per customer; ``value`` is
+    the spend per purchase the CLV was computed with. Out: (gradients of shape (customers,
+    parameters), in money per unit of ln θ; the covariance of ln θ): the purchase model's
+    parameters first, then the spend model's (independent fits, so the covariance is block
+    diagonal). Central differences; the spend part is exact, since CLV is proportional to the
+    spend per purchase.
+    """
+    args = (summary["frequency"].to_numpy(), summary["recency"].to_numpy(), summary["T"].to_numpy())
+    value = np.asarray(value, dtype=float)
+
+    def clv_at(model: PurchaseModel) -> np.ndarray:
+        return np.asarray(customer_lifetime_value(model, *args, value, horizon_months, annual_discount_rate, margin))
+
+    theta = transaction_model.params_.to_numpy(dtype=float)
+    columns = []
+    for j in range(len(theta)):
+        step = np.exp(rel_step * np.eye(len(theta))[j])
+        up, down = clv_at(transaction_model.with_params(theta * step)), clv_at(transaction_model.with_params(theta / step))
+        columns.append((up - down) / (2 * rel_step))
+    blocks = [_log_param_covariance(transaction_model)]
+    if spend_model is not None:
+        base = clv_at(transaction_model)
+        spend_theta = spend_model.params_.to_numpy(dtype=float)
+        per_value = np.divide(base, value, out=np.zeros_like(base), where=value > 0)
+        for j in range(len(spend_theta)):
+            step = np.exp(rel_step * np.eye(len(spend_theta))[j])
+            up = np.asarray(spend_model.with_params(spend_theta * step).expected_average_value(args[0], summary["monetary_value"]))
+            down = np.asarray(spend_model.with_params(spend_theta / step).expected_average_value(args[0], summary["monetary_value"]))
+            columns.append(per_value * (up - down) / (2 * rel_step))
+        blocks.append(_log_param_covariance(spend_model))
+    k = sum(len(b) for b in blocks)
+    covariance = np.zeros((k, k))
+    start = 0
+    for block in blocks:
+        covariance[start:start + len(block), start:start + len(block)] = block
+        start += len(block)
+    return np.column_stack(columns), covariance
+
+
+def likely_range(estimate: np.ndarray | float, gradient: np.ndarray, covariance: np.ndarray, model_error: float = 0.0,
+                 share: float = LIKELY_SHARE) -> tuple[np.ndarray, np.ndarray]:
+    """The range a value likely lies in: its sampling uncertainty, widened by the model's holdout error.
+
+    The parameter part is the delta method on the log scale: sd(ln value) = √(gᵀ Σ g) / value,
+    with g the value's gradient in the log-parameters and Σ their covariance (:func:`clv_gradients`;
+    for a total, sum the customers' gradients), and the central ``share`` of a log-normal around
+    the estimate (10th to 90th percentile for 0.8), so a range never goes below 0. The model
+    part: a model that predicted ``model_error`` too much in its holdout (0.06 = 6% too many) may
+    be off by as much again, so each end is also divided by 1 + ``model_error`` where that moves
+    it outwards. (low, high), in the value's unit.
+    """
+    estimate = np.asarray(estimate, dtype=float)
+    gradient = np.atleast_2d(gradient)
+    sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", gradient, covariance, gradient), 0.0))
+    sd_log = np.divide(sd.reshape(estimate.shape), estimate, out=np.zeros_like(estimate), where=estimate > 0)
+    z = stats.norm.ppf(0.5 + share / 2)
+    low, high = estimate * np.exp(-z * sd_log), estimate * np.exp(z * sd_log)
+    corrected = 1 / (1 + model_error)
+    return np.minimum(low, low * corrected), np.maximum(high, high * corrected)
+
+
+# --------------------------------------------------------------------------------------------
+# The analysis the notebook shows
+# --------------------------------------------------------------------------------------------
+
+
 @dataclass
 class ClvAnalysis:
     """What :func:`analyse_customers` found; ``message`` says why models are missing ("" when fine).
@@ -826,20 +643,26 @@ class ClvAnalysis:
     name, acquisition_channel, buyer_group, first_purchase, last_purchase, revenue_to_date (net,
     paid orders), frequency / recency / T (days) / monetary_value (lifetimes' conventions),
     p_alive, expected_purchases (in the next ``horizon_months``), expected_average_value (per
-    purchase, gross), clv (discounted expected profit over the horizon), transparent_clv (the
-    articles' formula on the last 12 months' profit), probably_lost. Money in ``currency``.
+    purchase, gross), clv (discounted expected profit over the horizon) with clv_low and
+    clv_high (its likely range, :func:`likely_range`), transparent_clv (the articles' formula
+    on the last 12 months' profit), probably_lost. Money in ``currency``. ``model_name``: the
+    purchase model used, chosen by ``validation`` (the holdout check) unless asked for by name.
     """
 
     as_of: dt.date
     horizon_months: int
     customers: pd.DataFrame
-    transaction_model: BetaGeoModel | None
+    transaction_model: PurchaseModel | None
     spend_model: GammaGammaModel | None
     margin_rate: float
     margin_source: str
     currency: str
     message: str = ""
     notes: list[str] = field(default_factory=list)
+    model_name: str = ""
+    validation: HoldoutValidation | None = None
+    total_clv_low: float = math.nan
+    total_clv_high: float = math.nan
 
     @property
     def ok(self) -> bool:
@@ -851,6 +674,12 @@ class ClvAnalysis:
         """Sum of the customers' discounted expected profit over the horizon."""
         return float(self.customers["clv"].sum()) if self.ok else math.nan
 
+    def likely_total(self) -> str:
+        """The total's likely range in words, e.g. "likely 250,000–360,000 EUR" ("" when there is none)."""
+        if not self.ok or not math.isfinite(self.total_clv_low):
+            return ""
+        return f"likely {self.total_clv_low:,.0f}–{self.total_clv_high:,.0f} {self.currency}".rstrip()
+
     @property
     def n_probably_lost(self) -> int:
         """Repeat buyers whose probability of still being a customer is below the threshold."""
@@ -859,7 +688,7 @@ class ClvAnalysis:
     def parameters(self) -> pd.DataFrame:
         """Fitted parameters with standard errors, one row per parameter and model."""
         rows = []
-        for model, label in ((self.transaction_model, "BG/NBD (purchases; times in days)"),
+        for model, label in ((self.transaction_model, f"{self.model_name} (purchases; times in days)"),
                              (self.spend_model, "Gamma-Gamma (spend per purchase)")):
             if model is not None:
                 rows.append(pd.DataFrame({"model": label, "parameter": model.params_.index,
@@ -869,9 +698,9 @@ class ClvAnalysis:
             columns=["model", "parameter", "estimate", "standard_error"])
 
     def top_by_clv(self, n: int = 15) -> pd.DataFrame:
-        """The ``n`` customers with the highest CLV."""
+        """The ``n`` customers with the highest CLV, with its likely range."""
         cols = ["name", "acquisition_channel", "buyer_group", "last_purchase", "revenue_to_date", "p_alive",
-                "expected_purchases", "expected_average_value", "clv"]
+                "expected_purchases", "expected_average_value", "clv", "clv_low", "clv_high"]
         return self.customers.nlargest(n, "clv")[cols]
 
     def probably_lost(self, n: int = 20) -> pd.DataFrame:
@@ -885,6 +714,20 @@ def _empty_analysis(as_of: dt.date, horizon: int, rate: float, source: str, curr
     return ClvAnalysis(as_of, horizon, pd.DataFrame(), None, None, rate, source, currency, message)
 
 
+def _choose_model(model: str, validation: HoldoutValidation | None) -> tuple[str, float, str]:
+    """The purchase model to use, the holdout error its range allows for, and a note ("" when none)."""
+    if model != "auto":
+        if model not in PURCHASE_MODELS:
+            raise ClvError(f"unknown purchase model {model!r}; choose from {', '.join(PURCHASE_MODELS)} or 'auto'")
+        known = validation is not None and validation.ok and model in validation.aggregate.index
+        return model, validation.error(model) if known else 0.0, ""
+    if validation is not None and validation.ok:
+        return validation.chosen, validation.error(), ""
+    reason = validation.message if validation is not None else "not run"
+    return "BG/NBD", 0.0, (f"no holdout check ({reason}): BG/NBD is used, and the ranges allow for the "
+                           "parameters' uncertainty only, not for how far the model itself may be off")
+
+
 def analyse_customers(
     db: Database,
     as_of: dt.date | str,
@@ -893,15 +736,19 @@ def analyse_customers(
     profit_margin: float = 0.3,
     p_alive_threshold: float = 0.5,
     penalizer_coef: float = 0.0,
+    *,
+    model: str = "auto",
 ) -> ClvAnalysis:
-    """Fit BG/NBD and Gamma-Gamma on the paid orders up to ``as_of`` and value every customer.
+    """Fit a purchase model and Gamma-Gamma on the paid orders up to ``as_of`` and value every customer.
 
-    Times in days (``freq="D"``). Customer value is the discounted expected *profit*: expected
-    net revenue × the margin share (:func:`margin_rate`: measured from order costs when orders
-    carry them, else ``profit_margin``). A repeat buyer is "probably lost" when P(alive) is below
-    ``p_alive_threshold``; one-time buyers always have P(alive) = 1 in BG/NBD, so they are never
-    flagged (their low expected purchases say the same thing). Never raises on a thin store:
-    the reason models could not be fitted is in ``message``.
+    Times in days (``freq="D"``). The purchase model is the one with the smallest holdout error
+    (:func:`holdout_validation`, kept in ``validation``) unless ``model`` names one of
+    :data:`PURCHASE_MODELS`. Customer value is the discounted expected *profit*: expected net
+    revenue × the margin share (:func:`margin_rate`: measured from order costs when orders carry
+    them, else ``profit_margin``), with a likely range from the fitted parameters' uncertainty
+    widened by the model's holdout error (:func:`likely_range`). A repeat
+    buyer is "probably lost" when P(alive) is below ``p_alive_threshold``. Never raises on a
+    thin store: the reason models could not be fitted is in ``message``.
     """
     as_of = dt.date.fromisoformat(_iso(as_of))
     if not 0 < p_alive_threshold < 1:
@@ -932,14 +779,19 @@ def analyse_customers(
     repeat = int((summary["frequency"] > 0).sum())
     if repeat < 30:
         analysis.notes.append(f"only {repeat} customers bought more than once: the estimates are rough")
-    with warnings.catch_warnings(record=True) as caught:
+    analysis.validation = holdout_validation(db, as_of, penalizer_coef=penalizer_coef) if model == "auto" else None
+    name, model_error, note = _choose_model(model, analysis.validation)
+    analysis.model_name = name
+    analysis.notes += [note] if note else []
+    try:
+        tm, caught = _fit_purchase_model(name, penalizer_coef, summary["frequency"], summary["recency"], summary["T"])
+    except ClvError as exc:
+        analysis.message = f"the purchase model cannot be fitted: {exc}"
+        return analysis
+    analysis.notes += caught
+    spend = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+    with warnings.catch_warnings(record=True) as caught_spend:
         warnings.simplefilter("always")
-        try:
-            bgm = BetaGeoModel(penalizer_coef).fit(summary["frequency"], summary["recency"], summary["T"])
-        except ClvError as exc:
-            analysis.message = f"the purchase model cannot be fitted: {exc}"
-            return analysis
-        spend = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
         try:
             ggm: GammaGammaModel | None = GammaGammaModel(penalizer_coef).fit(
                 spend["frequency"], spend["monetary_value"])
@@ -950,13 +802,18 @@ def analyse_customers(
             value = pd.Series(mean_spend, index=summary.index)
             analysis.notes.append(f"spend model not fitted ({exc}); every customer is valued at the mean "
                                   f"repeat purchase, {mean_spend:,.2f}")
-    analysis.notes += [str(w.message) for w in caught]
-    analysis.transaction_model, analysis.spend_model = bgm, ggm
+    analysis.notes += [str(w.message) for w in caught_spend]
+    analysis.transaction_model, analysis.spend_model = tm, ggm
     args = (summary["frequency"], summary["recency"], summary["T"])
-    customers["p_alive"] = bgm.p_alive(*args)
-    customers["expected_purchases"] = bgm.expected_purchases(horizon_months * DAYS_PER_MONTH, *args)
+    customers["p_alive"] = tm.p_alive(*args)
+    customers["expected_purchases"] = tm.expected_purchases(horizon_months * DAYS_PER_MONTH, *args)
     customers["expected_average_value"] = value
-    customers["clv"] = customer_lifetime_value(bgm, *args, value, horizon_months, annual_discount_rate, rate)
+    customers["clv"] = customer_lifetime_value(tm, *args, value, horizon_months, annual_discount_rate, rate)
+    gradient, covariance = clv_gradients(tm, ggm, summary, value, horizon_months, annual_discount_rate, rate)
+    customers["clv_low"], customers["clv_high"] = likely_range(customers["clv"].to_numpy(), gradient, covariance,
+                                                               model_error)
+    low, high = likely_range(np.array([analysis.total_clv]), gradient.sum(axis=0), covariance, model_error)
+    analysis.total_clv_low, analysis.total_clv_high = float(low[0]), float(high[0])
     customers["probably_lost"] = (customers["frequency"] > 0) & (customers["p_alive"] < p_alive_threshold)
     return analysis
 
@@ -1030,7 +887,7 @@ def compare_methods(analysis: ClvAnalysis, subscription: pd.DataFrame) -> pd.Dat
     c = analysis.customers
     years = max(1, analysis.horizon_months // 12)
     return pd.DataFrame([
-        {"method": f"BG/NBD + Gamma-Gamma, discounted, next {analysis.horizon_months} months",
+        {"method": f"{analysis.model_name} + Gamma-Gamma, discounted, next {analysis.horizon_months} months",
          "mean_per_customer": float(c["clv"].mean()), "total": float(c["clv"].sum()),
          "assumes": "customers buy at their own pace until they silently leave; learned from the whole book"},
         {"method": f"Transparent formula Σ profit/(1+d)^t, {years} year(s)",
@@ -1043,89 +900,8 @@ def compare_methods(analysis: ClvAnalysis, subscription: pd.DataFrame) -> pd.Dat
     ]).astype({"mean_per_customer": "Float64", "total": "Float64"})
 
 
-@dataclass
-class HoldoutValidation:
-    """Predicted vs actual repeat purchases in a holdout window (see :func:`holdout_validation`)."""
-
-    calibration_end: dt.date | None
-    holdout_days: int
-    by_frequency: pd.DataFrame
-    aggregate: pd.DataFrame
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.message
-
-    def long(self) -> pd.DataFrame:
-        """``by_frequency`` in long form for a grouped bar plot: repeat_purchases_in_calibration, kind, mean."""
-        frame = self.by_frequency.reset_index()
-        return frame.melt(id_vars="repeat_purchases_in_calibration", value_vars=["actual", "predicted"],
-                          var_name="kind", value_name="mean_purchases_in_holdout")
-
-
-def holdout_validation(
-    db: Database, as_of: dt.date | str, holdout_days: int | None = None, penalizer_coef: float = 0.0,
-    max_group: int = 7,
-) -> HoldoutValidation:
-    """Fit BG/NBD on the orders before a holdout window and compare its predictions with what happened.
-
-    The holdout is the last ``holdout_days`` days up to ``as_of`` (default: a third of the
-    history, at most 182 days). Only customers who bought before it are scored (lifetimes'
-    ``calibration_and_holdout_data``). ``by_frequency``: per number of repeat purchases in the
-    calibration (capped at ``max_group``+), customers and mean actual and predicted repeat
-    purchases in the holdout. ``aggregate``: customers, actual and predicted totals, the total
-    the model expects from customers of the same ages without looking at their history
-    (``predicted_without_history``: the unconditional E[X(T + d)] − E[X(T)], FHL eq. 9), the
-    relative error of the prediction (%) and the mean absolute error per customer.
-    """
-    as_of = dt.date.fromisoformat(_iso(as_of))
-    empty = HoldoutValidation(None, 0, pd.DataFrame(), pd.DataFrame())
-    days = paid_purchase_days(db, as_of)
-    if days.empty:
-        empty.message = f"no paid orders up to {as_of}"
-        return empty
-    span = (pd.Timestamp(as_of) - days["order_date"].min()).days
-    holdout = int(holdout_days) if holdout_days else min(182, span // 3)
-    if holdout < 14 or span - holdout < 60:
-        empty.message = f"the history ({span} days) is too short to hold out a validation window"
-        return empty
-    cal_end = as_of - dt.timedelta(days=holdout)
-    split = summary_from_transactions(days, "customer_id", "order_date", observation_period_end=as_of,
-                                      calibration_period_end=cal_end)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = BetaGeoModel(penalizer_coef).fit(split["frequency_cal"], split["recency_cal"], split["T_cal"])
-    except ClvError as exc:
-        empty.message = f"the purchase model cannot be fitted on the calibration period: {exc}"
-        return empty
-    predicted = np.asarray(model.expected_purchases(float(split["duration_holdout"].iloc[0]), split["frequency_cal"],
-                                                    split["recency_cal"], split["T_cal"]))
-    actual = split["frequency_holdout"].to_numpy()
-    group = np.minimum(split["frequency_cal"].to_numpy(), max_group).astype(int)
-    labels = pd.Series([f"{g}+" if g == max_group else str(g) for g in group], name="repeat_purchases_in_calibration")
-    frame = pd.DataFrame({"group": group, "label": labels, "actual": actual, "predicted": predicted})
-    by_frequency = frame.groupby(["group", "label"]).agg(
-        customers=("actual", "size"), actual=("actual", "mean"), predicted=("predicted", "mean"))
-    by_frequency = by_frequency.reset_index("group", drop=True)
-    by_frequency.index.name = "repeat_purchases_in_calibration"
-    total_actual, total_predicted = float(actual.sum()), float(predicted.sum())
-    age, duration = split["T_cal"].to_numpy(), float(split["duration_holdout"].iloc[0])
-    unconditional = float(np.sum(model.expected_purchases_new_customer(age + duration)
-                                 - model.expected_purchases_new_customer(age)))
-    aggregate = pd.DataFrame([{
-        "customers": len(frame), "calibration_end": cal_end, "holdout_days": holdout,
-        "actual_repeat_purchases": total_actual, "predicted_repeat_purchases": total_predicted,
-        "predicted_without_history": unconditional,
-        "error_pct": 100 * (total_predicted - total_actual) / total_actual if total_actual else None,
-        "mean_absolute_error_per_customer": float(np.mean(np.abs(predicted - actual))),
-    }]).astype({"error_pct": "Float64"})
-    return HoldoutValidation(cal_end, holdout, by_frequency, aggregate)
-
-
 def frequency_recency_matrix(
-    model: BetaGeoModel, T: float, max_frequency: int = 10, n_recency: int = 12, t: float | None = None
+    model: PurchaseModel, T: float, max_frequency: int = 10, n_recency: int = 12, t: float | None = None
 ) -> pd.DataFrame:
     """P(alive) — or, with ``t``, expected purchases in the next ``t`` periods — by frequency and recency.
 
@@ -1154,17 +930,19 @@ def frequency_recency_matrix(
 
 
 def plot_holdout(validation: HoldoutValidation) -> "Axes":
-    """Grouped bars: mean actual vs predicted repeat purchases in the holdout, per calibration frequency."""
+    """Grouped bars: mean actual vs each model's predicted repeat purchases in the holdout, per calibration frequency."""
     import seaborn as sns
 
-    ax = sns.barplot(data=validation.long(), x="repeat_purchases_in_calibration", y="mean_purchases_in_holdout",
-                     hue="kind", palette=["#3b8ea5", "#f2a65a"])
-    ax.set(title=f"Repeat purchases in the last {validation.holdout_days} days: actual vs predicted",
+    frame = validation.long()
+    frame["kind"] = frame["kind"].where(frame["kind"] != validation.chosen, f"{validation.chosen} (chosen)")
+    ax = sns.barplot(data=frame, x="repeat_purchases_in_calibration", y="mean_purchases_in_holdout",
+                     hue="kind", palette=["#3b8ea5", "#f2a65a", "#c2d98a", "#a27fb8"][:frame["kind"].nunique()])
+    ax.set(title=f"Repeat purchases in the last {validation.holdout_days} days: actual vs each model",
            xlabel="repeat purchases before the holdout", ylabel="mean per customer")
     return ax
 
 
-def plot_alive_matrices(model: BetaGeoModel, T: float, horizon_days: float, max_frequency: int = 10) -> "Figure":
+def plot_alive_matrices(model: PurchaseModel, T: float, horizon_days: float, max_frequency: int = 10) -> "Figure":
     """Two heatmaps for a customer of age ``T`` days: P(alive), and expected purchases in the next ``horizon_days``."""
     import matplotlib.pyplot as plt
     import seaborn as sns
