@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from bs4 import BeautifulSoup
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from crm_helpers import headlines
@@ -177,6 +179,54 @@ def test_changes_are_points_for_shares_and_scales_and_relative_for_amounts():
     assert _format_change(81.8, 86.7, "%") == "▼ -4.9 pts"
     assert _format_change(1100.0, 1000.0, "EUR") == "▲ +10.0 %"
     assert _format_change(None, 1000.0, "EUR") == ""
+
+
+def _pages(out: Path) -> dict[str, BeautifulSoup]:
+    return {p.name: BeautifulSoup(p.read_text(encoding="utf-8"), "html.parser") for p in sorted(out.glob("*.html"))}
+
+
+@pytest.mark.slow
+def test_the_owners_pages_show_no_code_and_the_executed_notebooks_keep_it(rendered_pack):
+    root, _, _ = rendered_pack
+    out = root / "out"
+    pages = _pages(out)
+    assert len(pages) == len(discover_notebooks()) + 1  # every notebook and the index
+    for name, soup in pages.items():
+        assert not soup.select(".jp-InputArea, .jp-InputPrompt, .jp-CodeCell .jp-Editor"), name
+        assert "headlines.record(" not in soup.get_text(), name
+    for executed in out.glob("[0-9][0-9]_*.ipynb"):
+        nb = nbformat.read(str(executed), as_version=4)
+        assert any("import" in c.source for c in nb.cells if c.cell_type == "code"), executed.name
+
+
+def test_with_code_renders_the_analysts_view(tiny_pack_dir, demo_db_path, tmp_path):
+    result = render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path, notebooks_dir=tiny_pack_dir,
+                           only=["01"], progress=False, with_code=True)
+    soup = BeautifulSoup((tmp_path / "01_ok.html").read_text(encoding="utf-8"), "html.parser")
+    assert result.ok and soup.select(".jp-InputArea")
+    assert "headlines.record(" in soup.get_text()
+
+
+@pytest.mark.slow
+def test_the_pack_is_owner_only_like_the_store(rendered_pack):
+    root, _, _ = rendered_pack
+    out = root / "out"
+    entries = [out, *out.rglob("*")]
+    assert any(p.name == "share" for p in entries) and any(p.suffix == ".csv" for p in entries)
+    modes = {p.relative_to(root).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in entries}
+    assert {k: m for k, m in modes.items() if m != (0o700 if (root / k).is_dir() else 0o600)} == {}
+
+
+def test_a_re_render_takes_group_and_other_permissions_off_earlier_files(tiny_pack_dir, demo_db_path, tmp_path):
+    out = tmp_path / "pack"
+    out.mkdir(mode=0o755)
+    old = out / "notes.txt"
+    old.write_text("kept from before")
+    old.chmod(0o644)
+    render_report(demo_db_path, parse_month("2026-10"), out_dir=out, notebooks_dir=tiny_pack_dir, only=["03"],
+                  progress=False)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700 and stat.S_IMODE(old.stat().st_mode) == 0o600
+    assert stat.S_IMODE((out / "03_ok.html").stat().st_mode) == 0o600
 
 
 @pytest.mark.slow

@@ -66,7 +66,8 @@ def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> P
             html_path = nb_path.with_suffix(".html")
             write_html(masked, html_path, exclude_input=True)
         runs.append(NotebookRun(run.name, nb_path, html_path, run.ok, run.seconds,
-                                masker.mask(run.error), _mask_value(run.headlines, masker)))
+                                masker.mask(run.error), _mask_value(run.headlines, masker),
+                                flags=_mask_value(run.flags, masker)))
     queue = result.out_dir / FOLLOW_UP_FILE
     if queue.exists():
         (share_dir / FOLLOW_UP_FILE).write_text(masker.mask(queue.read_text(encoding="utf-8")), encoding="utf-8")
