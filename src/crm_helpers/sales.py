@@ -61,6 +61,13 @@ HEADLINE_KEYS: tuple[str, ...] = (
 _COUNT_KEYS = frozenset({"paid_orders", "active_customers", "new_customers", "returning_customers",
                          "reactivated_customers", "lost_customers"})
 
+GOOD_DIRECTION: dict[str, str] = {
+    "revenue": "up", "paid_orders": "up", "active_customers": "up", "new_customers": "up",
+    "returning_customers": "up", "reactivated_customers": "up", "lost_customers": "down",
+    "repeat_rate": "up", "repeat_purchase_share": "up",
+}
+"""Which way each headline figure moves when things go well for the business."""
+
 _OPPORTUNITY_COLUMNS = (
     "opportunity_id, customer_id, title, source, stage, amount, probability, opened_at, "
     "expected_close, closed_at, last_activity_at, lost_reason"
@@ -401,10 +408,51 @@ def period_figures(db: Database, start: dt.date, end: dt.date, lapse_months: int
     }
 
 
+def uncertainty(db: Database, start: dt.date, end: dt.date,
+                figures: dict[str, float]) -> dict[str, tuple[float, float, float]]:
+    """``(standard error, 95 % low, 95 % high)`` of each of :func:`period_figures`' figures, in its unit.
+
+    A month's counts vary like Poisson counts even when nothing changed (se = √n, exact Garwood
+    interval); a rate like a binomial share of its denominator (se = 100·√(p(1−p)/n) in points,
+    Wilson interval); revenue like a compound Poisson sum of its orders (se = √Σ amount², normal
+    interval). Used to tell a real move from noise. NaN where there is nothing to divide by.
+    """
+    from scipy import stats
+    from statsmodels.stats.proportion import proportion_confint
+
+    squares = db.execute(
+        "SELECT coalesce(sum(amount * amount), 0) FROM orders WHERE status = 'paid' AND order_date BETWEEN ? AND ?",
+        [_iso(start), _iso(end)],
+    ).fetchone()[0]
+
+    def count(n: float) -> tuple[float, float, float]:
+        low = stats.chi2.ppf(0.025, 2 * n) / 2 if n else 0.0
+        return float(np.sqrt(n)), float(low), float(stats.chi2.ppf(0.975, 2 * n + 2) / 2)
+
+    def share(pct: float, n: float) -> tuple[float, float, float]:
+        if not n or not np.isfinite(pct):
+            return (float("nan"),) * 3
+        p = pct / 100
+        low, high = proportion_confint(round(p * n), n, method="wilson")
+        return 100 * float(np.sqrt(p * (1 - p) / n)), 100 * float(low), 100 * float(high)
+
+    result = {key: count(figures[key]) for key in _COUNT_KEYS}
+    se = float(np.sqrt(squares))
+    result["revenue"] = (se, figures["revenue"] - 1.96 * se, figures["revenue"] + 1.96 * se)
+    result["repeat_rate"] = share(figures["repeat_rate"], figures["active_customers"])
+    result["repeat_purchase_share"] = share(figures["repeat_purchase_share"], figures["paid_orders"])
+    return result
+
+
 def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.DataFrame:
     """The period's headline sales figures beside the previous calendar month's.
 
-    Columns: ``key, label, value, previous, change, unit, note``; ``change`` is value − previous.
+    Columns: ``key, label, value, previous, change, unit, note, good, se, low, high, se_previous,
+    low_previous, high_previous, worth``; ``change`` is value − previous, ``good`` the direction
+    good for the business (:data:`GOOD_DIRECTION`), ``se``, ``low``, ``high`` the standard error and
+    95 % interval of :func:`uncertainty` (also of the previous month),
+    ``worth`` the money one unit stands for (a month's revenue per active customer for customer
+    counts, the average order for orders; None for amounts and rates).
     Rows: :data:`HEADLINE_KEYS` plus ``reactivated_customers`` and ``repeat_purchase_share``
     (shown, not recorded). Money in the store's currency (net revenue: paid orders only), rounded
     to cents; counts are whole numbers; a rate that cannot be computed is None.
@@ -412,6 +460,11 @@ def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.
     now = period_figures(db, period.start, period.end, lapse_months)
     prev_period = period.previous_month()
     before = period_figures(db, prev_period.start, prev_period.end, lapse_months)
+    spread = uncertainty(db, period.start, period.end, now)
+    spread_before = uncertainty(db, prev_period.start, prev_period.end, before)
+    per_customer = now["revenue"] / now["active_customers"] if now["active_customers"] else None
+    per_order = now["revenue"] / now["paid_orders"] if now["paid_orders"] else None
+    worth = {k: per_customer for k in _COUNT_KEYS} | {"paid_orders": per_order}
     currency = store_currency(db)
     lapse = f"{lapse_months} months"
     meta: dict[str, tuple[str, str, str]] = {
@@ -432,7 +485,10 @@ def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.
     rows = [
         {"key": k, "label": meta[k][0], "value": _plain(now[k], k in _COUNT_KEYS),
          "previous": _plain(before[k], k in _COUNT_KEYS), "change": _plain(now[k] - before[k], k in _COUNT_KEYS),
-         "unit": meta[k][1], "note": meta[k][2]}
+         "unit": meta[k][1], "note": meta[k][2], "good": GOOD_DIRECTION[k], "se": _plain(spread[k][0]),
+         "low": _plain(spread[k][1]), "high": _plain(spread[k][2]), "se_previous": _plain(spread_before[k][0]),
+         "low_previous": _plain(spread_before[k][1]), "high_previous": _plain(spread_before[k][2]),
+         "worth": _plain(worth.get(k))}
         for k in order
     ]
     return pd.DataFrame(rows, dtype=object)
@@ -448,9 +504,11 @@ def record_headlines(figures: pd.DataFrame, extra: dict[str, dict[str, Any]] | N
 
     for row in figures[figures["key"].isin(HEADLINE_KEYS)].itertuples():
         count = row.key in _COUNT_KEYS
-        headlines.record(row.key, _plain(row.value, count), label=row.label, unit=row.unit, note=row.note)
+        headlines.record(row.key, _plain(row.value, count), label=row.label, unit=row.unit, note=row.note,
+                         good=row.good, se=row.se, interval=(row.low, row.high), worth=row.worth)
         headlines.record(f"{row.key}_prev", _plain(row.previous, count), label=f"{row.label} (previous month)",
-                         unit=row.unit, note=row.note)
+                         unit=row.unit, note=row.note, good=row.good, se=row.se_previous,
+                         interval=(row.low_previous, row.high_previous))
     for key, spec in (extra or {}).items():
         headlines.record(key, _plain(spec["value"]), label=spec["label"], unit=spec.get("unit", ""),
                          note=spec.get("note", ""))
