@@ -110,9 +110,22 @@ def test_heavy_ties_leave_scores_unused_and_say_so():
     feats = _features(recency_days=list(range(1, 21)), frequency=[1] * 12 + [2] * 4 + [3, 4, 5, 6],
                       monetary=[float(v) for v in range(20, 40)])
     rfm = seg.rfm_table(feats)
-    # twelve one-time buyers of twenty: mid-rank percentile 6/20 = 0.3 -> F 2 for all of them, F 1 unused
-    assert rfm.loc[rfm["frequency"] == 1, "f_score"].eq(2).all()
-    assert any("60% have 1" in note and "unused" in note for note in seg.rfm_notes(rfm))
+    # twelve one-time buyers of twenty get F 1; the four with 2 orders of the eight repeat buyers:
+    # mid-rank percentile 2/8 = 0.25 among them -> 1 + floor(4 × 0.25) = 2 -> F 3, so F 2 is unused
+    assert rfm.loc[rfm["frequency"] == 1, "f_score"].eq(1).all()
+    assert rfm.loc[rfm["frequency"] == 2, "f_score"].eq(3).all()
+    assert rfm.loc[rfm["frequency"] == 6, "f_score"].eq(5).all()
+    assert any("60% have 1" in note and "score(s) 2 " in note for note in seg.rfm_notes(rfm))
+
+
+def test_one_time_buyers_score_f1_so_new_customers_and_promising_can_appear():
+    feats = _features(recency_days=[1, 2, 20, 25, 200, 3, 40, 90, 150, 300],
+                      frequency=[1, 1, 1, 1, 1, 2, 3, 4, 6, 9], monetary=[float(v) for v in range(10, 20)])
+    rfm = seg.rfm_table(feats).set_index("customer_id")
+    assert rfm.loc[rfm["frequency"] == 1, "f_score"].eq(1).all()
+    # five distinct repeat counts: mid-rank percentiles 0.1, 0.3, 0.5, 0.7, 0.9 -> 1 + floor(4p) + 1
+    assert sorted(rfm.loc[rfm["frequency"] > 1, "f_score"]) == [2, 3, 4, 4, 5]
+    assert {"New Customers", "Promising"} <= set(rfm["segment"])
 
 
 def test_empty_and_single_customer_books():

@@ -16,6 +16,10 @@ into R, F and M scores from 1 (worst) to 5 (best) and a named segment.
   it by its lowest rank would). Heavy ties (many one-time buyers) leave some scores unused
   rather than splitting equal customers at random. When every customer has the same value,
   ``p = 0.5`` and everyone gets the middle score 3.
+- **F = 1 means one order.** One-time buyers are usually the largest tie (four in ten of the
+  demo's buyers); scored with the others they sat at F = 2 and nobody ever had F = 1, so "New
+  Customers" and "Promising" (R 5/4 with F 1) stayed empty. So one-time buyers get F = 1 and repeat
+  buyers are scored 2..5 by the rule above among themselves (:func:`frequency_scores`).
 - **Segments** come from the common R×F grid (:data:`SEGMENT_RULES`): each of the 25 (R, F)
   cells belongs to exactly one of ten segments. M is scored and stored but does not change the
   segment.
@@ -160,6 +164,18 @@ def quintile_scores(values: pd.Series, *, higher_is_better: bool = True, bins: i
     return (1 + np.floor(bins * percentile)).clip(1, bins).astype("int64")
 
 
+def frequency_scores(frequency: pd.Series) -> pd.Series:
+    """F scores 1..5: 1 for one paid order; repeat buyers 2..5 by :func:`quintile_scores` among
+    themselves (fourths). When every buyer has the same number of orders, everyone gets 3, as for
+    any score without spread. Returns an int64 Series aligned with ``frequency``."""
+    if frequency.nunique() <= 1:
+        return quintile_scores(frequency)
+    scores = pd.Series(1, index=frequency.index, dtype="int64")
+    repeat = frequency > 1
+    scores[repeat] = 1 + quintile_scores(frequency[repeat], bins=SCORE_BINS - 1)
+    return scores
+
+
 def segment_of(r_scores: pd.Series, f_scores: pd.Series) -> pd.Series:
     """Segment name per row from R and F scores (1..5), by :data:`SEGMENT_RULES`."""
     keys = pd.Series(list(zip(r_scores.astype(int), f_scores.astype(int))), index=r_scores.index, dtype=object)
@@ -171,14 +187,15 @@ def rfm_table(features: pd.DataFrame) -> pd.DataFrame:
 
     Input: :func:`crm_helpers.features.customer_features` (customers without a paid order are
     dropped). Units: recency and tenure in days, monetary and average order value in the order
-    currency, net of refunds (paid orders only). Ties are handled by :func:`quintile_scores`.
+    currency, net of refunds (paid orders only). Ties are handled by :func:`quintile_scores`;
+    F is :func:`frequency_scores` (one order = F 1).
     """
     buyers = features.loc[features["frequency"] > 0].copy()
     if buyers.empty:
         return pd.DataFrame({c: pd.Series(dtype="object" if c in ("customer_id", "segment") else "float64")
                              for c in RFM_COLUMNS})
     buyers["r_score"] = quintile_scores(buyers["recency_days"], higher_is_better=False)
-    buyers["f_score"] = quintile_scores(buyers["frequency"])
+    buyers["f_score"] = frequency_scores(buyers["frequency"])
     buyers["m_score"] = quintile_scores(buyers["monetary"])
     buyers["segment"] = segment_of(buyers["r_score"], buyers["f_score"])
     return buyers[RFM_COLUMNS].sort_values("customer_id").reset_index(drop=True)
