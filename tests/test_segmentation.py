@@ -227,6 +227,29 @@ def test_demo_clusters_are_reproducible_and_ignore_row_order(demo_clusters):
     assert means.is_monotonic_decreasing, "cluster 1 has the highest average revenue"
 
 
+def test_demo_kmeans_says_in_one_sentence_why_k_and_what_tells_the_groups_apart(demo_clusters):
+    _, clusters, _ = demo_clusters
+    profiles = clusters.profiles_.set_index("cluster")
+    assert profiles["name"].is_unique
+    assert all(name.lower() in description.lower() or name.lower().startswith(description.lower()[:5])
+               for name, description in zip(profiles["name"], profiles["description"]))
+    sentence = clusters.choice_sentence()
+    assert sentence.startswith(f"Your buyers fall most clearly into {clusters.k_} groups") and sentence.count(".") <= 3
+    scores = clusters.scores_.set_index("k")["silhouette"]
+    assert f"{scores[clusters.k_]:.2f}" in sentence and f"{scores.drop(clusters.k_).max():.2f}" in sentence
+    # the demo's split is one-time against repeat buyers, and the sentence says so in orders
+    assert profiles["frequency"].min() == 1 and "typically 1 order" in sentence
+
+
+def test_demo_rfm_uses_every_f_score_and_shows_new_customers(demo_db):
+    """One-time buyers (about four in ten) are F 1; before, they all sat at F 2 and F 1 was empty."""
+    rfm = seg.rfm_table(customer_features(demo_db, DEMO_MONTH_END))
+    assert set(rfm["f_score"]) == {1, 2, 3, 4, 5}
+    assert (rfm.loc[rfm["frequency"] == 1, "f_score"] == 1).all() and (rfm.loc[rfm["f_score"] == 1, "frequency"] == 1).all()
+    counts = seg.segment_summary(rfm).set_index("segment")["customers"]
+    assert counts["New Customers"] > 0 and counts["Promising"] > 0
+
+
 def test_demo_rfm_is_sensible(demo_db):
     rfm = seg.rfm_table(customer_features(demo_db, DEMO_MONTH_END))
     means = rfm.groupby("segment")[["recency_days", "frequency"]].mean()

@@ -284,8 +284,8 @@ class CustomerClusters:
 
     After :meth:`fit`: ``k_``; ``labels_`` (cluster number per customer_id, 1 = highest average
     revenue, so the same data always gives the same numbers); ``scores_`` (k, silhouette,
-    inertia: the elbow/silhouette table); ``profiles_`` (one row per cluster with medians and a
-    description in words); ``note_`` (a plain note when the book is too small to cluster, in
+    inertia: the elbow/silhouette table); ``profiles_`` (one row per cluster: a short ``name`` from
+    what sets it apart most, medians and a description in words); :meth:`choice_sentence`; ``note_`` (a plain note when the book is too small to cluster, in
     which case everyone is in cluster 1).
     """
 
@@ -362,7 +362,7 @@ class CustomerClusters:
     def _profiles(self, buyers: pd.DataFrame, z: np.ndarray) -> pd.DataFrame:
         cols = list(self.features)
         if len(buyers) == 0:
-            return pd.DataFrame(columns=["cluster", "customers", "share_pct", *cols, "revenue_share_pct",
+            return pd.DataFrame(columns=["cluster", "name", "customers", "share_pct", *cols, "revenue_share_pct",
                                          "description"])
         frame = buyers[cols].astype("float64").assign(cluster=self.labels_.to_numpy())
         profile = frame.groupby("cluster").median()
@@ -373,7 +373,25 @@ class CustomerClusters:
         profile["revenue_share_pct"] = 100 * revenue / total if total else 0.0
         zmean = pd.DataFrame(z, columns=cols).groupby(self.labels_.to_numpy()).mean()
         profile["description"] = [_describe(zmean.loc[c]) for c in profile.index]
+        profile.insert(0, "name", _names(profile["description"]))
         return profile.reset_index()
+
+    def choice_sentence(self) -> str:
+        """One plain sentence: how many groups were chosen, why, and what tells them apart."""
+        if self.note_:
+            return self.note_
+        scores = self.scores_.set_index("k")["silhouette"]
+        why = ""
+        if len(scores) > 1:
+            runner = int(scores.drop(self.k_).idxmax())
+            why = (f" (how cleanly they separate: {scores[self.k_]:.2f} against {scores[runner]:.2f} for "
+                   f"{runner} groups, on a scale where 1 is fully apart)")
+        groups = "; ".join(
+            f"group {r.cluster}, {r.name.lower()}, {r.customers:,.0f} customers with typically "
+            f"{r.frequency:,.0f} order{'s' if round(r.frequency) != 1 else ''}"
+            for r in self.profiles_.itertuples()
+        )
+        return f"Your buyers fall most clearly into {self.k_} groups{why}: {groups}."
 
     def predict(self, features: pd.DataFrame) -> pd.Series:
         """Cluster number (1..k, by value) for each customer_id in ``features``."""
@@ -394,6 +412,18 @@ class CustomerClusters:
             return out.assign(pc1=0.0, pc2=0.0)
         xy = self.pca_.transform(self.scaler_.transform(self._matrix(buyers)))
         return out.assign(pc1=xy[:, 0], pc2=xy[:, 1])
+
+
+def _names(descriptions: pd.Series, words: int = 2) -> list[str]:
+    """Short cluster names: the first ``words`` words of each description (its strongest
+    differences), more where two clusters would otherwise share a name."""
+    parts = [d.split(", ") for d in descriptions]
+    names = [", ".join(p[:words]) for p in parts]
+    for n in range(words + 1, max((len(p) for p in parts), default=words) + 1):
+        if len(set(names)) == len(names):
+            break
+        names = [", ".join(p[:n]) for p in parts]
+    return [name[:1].upper() + name[1:] for name in names]
 
 
 def _describe(z: pd.Series, threshold: float = 0.35) -> str:
