@@ -199,6 +199,48 @@ def test_the_owners_pages_show_no_code_and_the_executed_notebooks_keep_it(render
         assert any("import" in c.source for c in nb.cells if c.cell_type == "code"), executed.name
 
 
+CODE_WORDS = re.compile(r"(?<![\w-])(NaN|None|<NA>|NaT|nan)(?![\w-])")
+
+
+@pytest.mark.slow
+def test_the_pages_read_as_a_report_no_code_words_and_no_long_tables(rendered_pack):
+    root, _, _ = rendered_pack
+    for name, soup in _pages(root / "out").items():
+        for hidden in soup(["script", "style"]):
+            hidden.decompose()
+        text = soup.get_text(" ")
+        assert not CODE_WORDS.findall(text), f"{name}: {CODE_WORDS.findall(text)[:5]}"
+        for table in soup.find_all("table"):
+            assert len(table.select("tbody tr")) <= 25, f"{name}: a table of {len(table.select('tbody tr'))} rows"
+
+
+@pytest.mark.slow
+def test_the_index_opens_with_what_needs_attention(rendered_pack):
+    root, _, _ = rendered_pack
+    soup = _pages(root / "out")["index.html"]
+    section = soup.select_one("#attention")
+    assert section is not None and soup.find("h2") is section.find("h2"), "the first section of the index"
+    items = section.select("li")
+    assert 1 <= len(items) <= 7
+    for item in items:
+        link = item.select_one("a")["href"]
+        assert link == "#kpis" or (root / "out" / link).exists(), link
+        assert item.get_text().strip().endswith((".", "?"))
+    for change in soup.select("#kpis td.change"):
+        assert {"good", "bad", "noise", "neutral"} & set(change["class"])
+
+
+@pytest.mark.slow
+def test_page_02_shows_one_time_buyers_at_f1_and_new_customers(rendered_pack):
+    root, _, _ = rendered_pack
+    text = _pages(root / "out")["02_segmentation.html"].get_text(" ")
+    assert "Your buyers fall most clearly into" in text
+    summary = [t for t in _pages(root / "out")["02_segmentation.html"].find_all("table")
+               if "New Customers" in t.get_text() and "customers" in t.select_one("thead").get_text()]
+    row = next(tr for tr in summary[0].select("tbody tr") if "New Customers" in tr.get_text())
+    assert int(row.select("td")[1].get_text().replace(",", "")) > 0
+
+
 def test_with_code_renders_the_analysts_view(tiny_pack_dir, demo_db_path, tmp_path):
     result = render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path, notebooks_dir=tiny_pack_dir,
                            only=["01"], progress=False, with_code=True)
