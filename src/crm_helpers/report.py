@@ -44,7 +44,7 @@ FIRST_NOTEBOOKS = ("00", "01")
 
 KPI_ORDER = [
     "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
-    "lost_customers", "repeat_rate", "nps", "csat", "best_campaign_romi", "worst_campaign_romi",
+    "lost_customers", "repeat_rate", "nps", "csat", "best_campaign_lift",
     "total_expected_clv",
 ]
 """Headline keys shown first on the index, in this order; any other recorded key follows."""
