@@ -297,3 +297,21 @@ def test_each_notebook_runs_with_its_defaults_as_in_jupyterlab(notebook, demo_db
     pm.execute_notebook(str(NOTEBOOKS_DIR / notebook), str(out), kernel_name=KERNEL_NAME, cwd=str(NOTEBOOKS_DIR),
                         progress_bar=False, config=kernel_config())
     assert "2026-10" in out.read_text(encoding="utf-8")  # the demo's latest complete month was picked
+
+
+def test_the_glossary_defines_each_term_once_and_the_index_links_it(tiny_pack_dir, demo_db_path, tmp_path):
+    from crm_helpers.glossary import TERMS
+
+    terms = [t.term for t in TERMS]
+    assert len(terms) == len(set(terms))
+    for needed in ("Lost customers", "Customers probably lost", "Customers at risk", "Repeat rate", "P(alive)"):
+        assert needed in terms
+    for term in TERMS:  # each names a function that exists
+        module, _, name = term.computed_by.rpartition(".")
+        assert hasattr(__import__(module, fromlist=[name]), name), term.computed_by
+    render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path, notebooks_dir=tiny_pack_dir, only=["03"],
+                  progress=False)
+    index = BeautifulSoup((tmp_path / "index.html").read_text(encoding="utf-8"), "html.parser")
+    assert index.find("a", href="glossary.html")
+    page = BeautifulSoup((tmp_path / "glossary.html").read_text(encoding="utf-8"), "html.parser")
+    assert [dt.get_text() for dt in page.select("dt")] == terms

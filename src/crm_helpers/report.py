@@ -6,6 +6,7 @@
   its parameters in the metadata);
 - ``NN_name.html``: the owner's page, code hidden (``with_code=True`` keeps it: the analyst's
   view), plots embedded as images so it works offline and as an e-mail attachment;
+- ``glossary.html``: one plain definition per term the pages use (:mod:`crm_helpers.glossary`);
 - ``index.html``: the month's headline figures (read back from what the notebooks recorded with
   :mod:`crm_helpers.headlines`), the follow-up queue, and links to every notebook;
 - with ``share=True`` also ``share/``: the same pack with code hidden and personal data masked,
@@ -32,6 +33,7 @@ from typing import Any
 import nbformat
 
 from . import config, headlines, inbox
+from .glossary import GLOSSARY_FILE, write_glossary
 from .periods import Period
 from .store import owner_only_umask
 
@@ -348,6 +350,7 @@ def render_report(
         runs.sort(key=lambda r: r.name)
         index = target / "index.html"
         index.write_text(index_html(period, runs, target), encoding="utf-8")
+        write_glossary(target, f"Glossary of the CRM report {period.label}")
         result = ReportResult(period, target, runs, index)
         if share:
             from .share import write_share_pack
@@ -536,7 +539,8 @@ def index_html(period: Period, runs: list[NotebookRun], out_dir: Path, *, title_
 <html lang="en"><head><meta charset="utf-8"><title>CRM report {html.escape(period.label)}{title_suffix}</title>
 <style>{INDEX_CSS}</style></head><body>
 <h1>CRM report {html.escape(period.label)}{html.escape(title_suffix)}</h1>
-<p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · rendered {generated}</p>
+<p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · rendered {generated} ·
+<a href="{GLOSSARY_FILE}">glossary: what each word means</a></p>
 {_attention_html(runs)}
 <h2>Headline figures</h2>
 <p class="sub">Arrows against the previous month: <span class="good">green</span> is good for the business,
