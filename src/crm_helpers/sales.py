@@ -307,6 +307,50 @@ def weighted_pipeline_by_month(opps: pd.DataFrame, as_of: dt.date) -> pd.DataFra
     return table.reset_index()
 
 
+def pipeline_split(by_month: pd.DataFrame) -> tuple[float, float]:
+    """``(current, overdue)`` weighted amounts of :func:`weighted_pipeline_by_month`: overdue deals
+    were expected to close by ``as_of`` and have not, so their money is less certain than the rest
+    (current = every other open deal, those without a date included). In the store's currency."""
+    overdue = float(by_month.loc[by_month["expected_close_month"] == "overdue", "weighted_amount"].sum())
+    return float(by_month["weighted_amount"].sum()) - overdue, overdue
+
+
+def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
+    """Net revenue per product category in ``period`` beside the previous month.
+
+    Columns: category ("no category" when the product has none), revenue, previous (the previous
+    calendar month), share_pct (of the period's item revenue). Revenue is the order lines'
+    quantity × unit price of paid orders (what was paid per product); biggest first.
+    """
+    sql = """
+        SELECT coalesce(nullif(p.category, ''), 'no category') AS category,
+               sum(CASE WHEN o.order_date >= :start THEN i.quantity * i.unit_price ELSE 0 END) AS revenue,
+               sum(CASE WHEN o.order_date < :start THEN i.quantity * i.unit_price ELSE 0 END) AS previous
+        FROM order_items i JOIN orders o USING (order_id) LEFT JOIN products p USING (product_id)
+        WHERE o.status = 'paid' AND o.order_date >= :prev_start AND o.order_date <= :end
+        GROUP BY 1
+    """
+    prev = period.previous_month()
+    frame = query_df(db, sql, {"start": _iso(period.start), "prev_start": _iso(prev.start),
+                               "end": _iso(period.end) + "T99"})
+    total = float(frame["revenue"].sum()) if len(frame) else 0.0
+    frame["share_pct"] = 100 * frame["revenue"] / total if total else 0.0
+    return frame.sort_values(["revenue", "category"], ascending=[False, True]).reset_index(drop=True)
+
+
+def record_category_revenue(table: pd.DataFrame, currency: str) -> None:
+    """Record each category's revenue (and ``_prev``) for the index, as ``revenue_category_<name>``."""
+    from . import headlines
+
+    for row in table.itertuples():
+        key = "revenue_category_" + "".join(ch if ch.isalnum() else "_" for ch in row.category.lower())
+        label = f"Revenue from {row.category}"
+        note = f"{row.share_pct:.0f} % of the month's revenue per product"
+        headlines.record(key, _plain(row.revenue), label=label, unit=currency, note=note, good="up")
+        headlines.record(f"{key}_prev", _plain(row.previous), label=f"{label} (previous month)", unit=currency,
+                         good="up")
+
+
 # -- customer flows --------------------------------------------------------------------------------
 
 
