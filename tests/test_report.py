@@ -190,7 +190,7 @@ def test_the_owners_pages_show_no_code_and_the_executed_notebooks_keep_it(render
     root, _, _ = rendered_pack
     out = root / "out"
     pages = _pages(out)
-    assert len(pages) == len(discover_notebooks()) + 1  # every notebook and the index
+    assert len(pages) == len(discover_notebooks()) + 2  # every notebook, the index and the glossary
     for name, soup in pages.items():
         assert not soup.select(".jp-InputArea, .jp-InputPrompt, .jp-CodeCell .jp-Editor"), name
         assert "headlines.record(" not in soup.get_text(), name
