@@ -192,7 +192,7 @@ def test_the_owners_pages_show_no_code_and_the_executed_notebooks_keep_it(render
     pages = _pages(out)
     assert len(pages) == len(discover_notebooks()) + 2  # every notebook, the index and the glossary
     for name, soup in pages.items():
-        assert not soup.select(".jp-InputArea, .jp-InputPrompt, .jp-CodeCell .jp-Editor"), name
+        assert not soup.select(".jp-CodeCell .jp-InputArea, .jp-InputPrompt, .jp-CodeCell .jp-Editor"), name
         assert "headlines.record(" not in soup.get_text(), name
     for executed in out.glob("[0-9][0-9]_*.ipynb"):
         nb = nbformat.read(str(executed), as_version=4)
@@ -245,7 +245,7 @@ def test_with_code_renders_the_analysts_view(tiny_pack_dir, demo_db_path, tmp_pa
     result = render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path, notebooks_dir=tiny_pack_dir,
                            only=["01"], progress=False, with_code=True)
     soup = BeautifulSoup((tmp_path / "01_ok.html").read_text(encoding="utf-8"), "html.parser")
-    assert result.ok and soup.select(".jp-InputArea")
+    assert result.ok and soup.select(".jp-CodeCell .jp-InputArea")
     assert "headlines.record(" in soup.get_text()
 
 
