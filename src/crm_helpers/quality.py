@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from scipy import stats
 from sqlite_utils import Database
 
 from .data import query_df, store_currency
@@ -150,6 +149,8 @@ def _silence(db: Database, name: str, table: str, days_sql: str, as_of: dt.date,
 def _thin_months(db: Database, as_of: dt.date, months: int = 24, neighbours: int = 2) -> list[DataGap]:
     """Months with far fewer paid orders than the months around them (Poisson lower tail < GAP_CHANCE
     at the neighbours' mean, and under half of it)."""
+    from scipy import stats  # imported here: page 01 otherwise pays for scipy at start-up
+
     frame = query_df(db, "SELECT substr(order_date, 1, 7) AS month, count(*) AS orders, avg(amount) AS amount "
                          "FROM orders WHERE status = 'paid' AND order_date <= ? GROUP BY month ORDER BY month",
                      [as_of.isoformat() + "T99"])
