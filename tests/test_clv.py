@@ -416,10 +416,14 @@ def test_demo_expected_purchases_follow_the_true_purchase_rates(demo_analysis, d
     customers = demo_analysis.customers.join(truth)
     per_type = customers.groupby("customer_type")["expected_purchases"].mean()
     # planted: 1.1, 0.6 and 0.12 orders a month; occasional buyers also leave soonest
+    assert per_type["vip"] > per_type["regular"] > 2 * per_type["occasional"]
+    # Over everybody, VIPs and regulars come out close: a VIP leaves with 4 % chance after each of
+    # ~1.1 purchases a month, so fewer of them are still there (expected purchases = rate × still
+    # there). The planted rates show among the repeat buyers the model holds alive (P(alive) ≥ 0.8).
+    alive = customers[(customers["frequency"] > 0) & (customers["p_alive"] >= 0.8)]
+    per_type = alive.groupby("customer_type")["expected_purchases"].mean()
     assert per_type["vip"] > 1.2 * per_type["regular"] > 1.2 * 2 * per_type["occasional"]
-    repeat = customers[customers["frequency"] > 0]
-    # the true rate holds while a customer stays; dropouts (not stored) blur the ranking
-    assert repeat["expected_purchases"].corr(repeat["purchase_rate"], method="spearman") > 0.4
+    assert alive["expected_purchases"].corr(alive["purchase_rate"], method="spearman") > 0.6
 
 
 def test_demo_probably_lost_are_repeat_buyers_silent_for_long(demo_analysis):
@@ -605,9 +609,15 @@ def test_notebook_runs_and_records_its_headlines(tmp_path, demo_db_path):
     assert "yes, smallest error" in shown and "every season" in shown and "repeat purchases where" in shown
     assert found["total_expected_clv_prev"]["value"] > 0
     assert found["customers_probably_lost"]["value"] > 0
-    best, worst = found["best_campaign_romi"], found["worst_campaign_romi"]
-    assert best["unit"] == "%" and best["value"] > worst["value"]
-    assert "net" in best["note"] and "C01" in best["note"]
+    # ROMI: only campaigns of October or September reach the index; in the demo that is the referral
+    # programme, which keeps no contact list: flagged as not measurable, no "best campaign" claimed
+    best = found["best_campaign_lift"]
+    assert best["unit"] == "EUR" and best["value"] is None and "no campaign" in best["note"]
+    from crm_helpers.headlines import read_flags
+
+    flags = {f["key"]: f for f in read_flags(str(out))}
+    assert set(flags) == {"campaign C04"} and "cannot be measured" in flags["campaign C04"]["sentence"]
+    assert flags["campaign C04"]["money"] == 600.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert all(np.isfinite(h["value"]) for h in found.values() if h["value"] is not None)

@@ -51,3 +51,17 @@ def test_december_is_the_peak_month(demo_business):
     monthly.index = monthly.index.to_timestamp()
     seasonal = seasonal_decompose(monthly, model="multiplicative", period=12).seasonal
     assert seasonal.groupby(seasonal.index.month).first().idxmax() == 12
+
+
+def test_the_demo_keeps_acquiring_customers_to_its_last_month(demo_business):
+    """New customers (first paid order) in the last month are at least half the monthly average
+    of the months before it: no data gap at the end of the demo (it used to stop five weeks early)."""
+    orders = demo_business.tables["orders"]
+    paid = orders[orders["status"] == "paid"]
+    first = pd.to_datetime(paid.groupby("customer_id")["order_date"].min()).dt.to_period("M")
+    per_month = first.value_counts().sort_index()
+    last = pd.Period(demo_business.end, freq="M")
+    assert per_month.index.max() == last
+    assert per_month[last] >= 0.5 * per_month[per_month.index < last].mean()
+    first_seen = pd.to_datetime(demo_business.tables["customers"]["first_seen"])
+    assert first_seen.max() >= pd.Timestamp(demo_business.end) - pd.Timedelta(days=7)

@@ -38,7 +38,7 @@ def book():
         [{"customer_id": c, "name": n, "email": e, "consent_marketing": k} for c, n, e, k in people])
     # customer, days before 2026-10-31 of the last order, number of paid orders (a week apart)
     plan = [("c1", 1, 10), ("c2", 10, 8), ("c3", 100, 1), ("c4", 200, 2), ("c5", 300, 12), ("c6", 290, 12),
-            ("c7", 250, 3)]
+            ("c7", 250, 2)]
     orders = [
         {"order_id": f"{cid}-{j}", "customer_id": cid, "order_date": _days_before(days + 7 * j),
          "amount": 10.0 * (j + 1), "status": "paid"}
@@ -54,7 +54,8 @@ def _days_before(days: int) -> str:
 
 def test_fixture_segments(book):
     # mid-rank percentiles of 7: recency c5 0.5/7 -> R1, c6 1.5/7 -> R2, ... c1 6.5/7 -> R5;
-    # the two 12-order customers share F: (5 + 2/2)/7 = 0.857 -> F5
+    # F: one order (c3) is F 1; the six repeat buyers are scored 2-5 among themselves (fourths):
+    # c4 and c7 (2 orders) share (0 + 2/2)/6 = 0.17 -> F2, the two 12-order customers (4 + 2/2)/6 = 0.83 -> F5
     rfm = rfm_table(customer_features(book, "2026-10-31")).set_index("customer_id")
     assert rfm["r_score"].tolist() == [5, 4, 4, 3, 1, 2, 2]
     assert rfm["f_score"].tolist() == [4, 3, 1, 2, 5, 5, 2]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from bs4 import BeautifulSoup
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from crm_helpers import headlines
@@ -179,6 +181,96 @@ def test_changes_are_points_for_shares_and_scales_and_relative_for_amounts():
     assert _format_change(None, 1000.0, "EUR") == ""
 
 
+def _pages(out: Path) -> dict[str, BeautifulSoup]:
+    return {p.name: BeautifulSoup(p.read_text(encoding="utf-8"), "html.parser") for p in sorted(out.glob("*.html"))}
+
+
+@pytest.mark.slow
+def test_the_owners_pages_show_no_code_and_the_executed_notebooks_keep_it(rendered_pack):
+    root, _, _ = rendered_pack
+    out = root / "out"
+    pages = _pages(out)
+    assert len(pages) == len(discover_notebooks()) + 2  # every notebook, the index and the glossary
+    for name, soup in pages.items():
+        assert not soup.select(".jp-CodeCell .jp-InputArea, .jp-InputPrompt, .jp-CodeCell .jp-Editor"), name
+        assert "headlines.record(" not in soup.get_text(), name
+    for executed in out.glob("[0-9][0-9]_*.ipynb"):
+        nb = nbformat.read(str(executed), as_version=4)
+        assert any("import" in c.source for c in nb.cells if c.cell_type == "code"), executed.name
+
+
+CODE_WORDS = re.compile(r"(?<![\w-])(NaN|None|<NA>|NaT|nan)(?![\w-])")
+
+
+@pytest.mark.slow
+def test_the_pages_read_as_a_report_no_code_words_and_no_long_tables(rendered_pack):
+    root, _, _ = rendered_pack
+    for name, soup in _pages(root / "out").items():
+        for hidden in soup(["script", "style"]):
+            hidden.decompose()
+        text = soup.get_text(" ")
+        assert not CODE_WORDS.findall(text), f"{name}: {CODE_WORDS.findall(text)[:5]}"
+        for table in soup.find_all("table"):
+            assert len(table.select("tbody tr")) <= 25, f"{name}: a table of {len(table.select('tbody tr'))} rows"
+
+
+@pytest.mark.slow
+def test_the_index_opens_with_what_needs_attention(rendered_pack):
+    root, _, _ = rendered_pack
+    soup = _pages(root / "out")["index.html"]
+    section = soup.select_one("#attention")
+    assert section is not None and soup.find("h2") is section.find("h2"), "the first section of the index"
+    items = section.select("li")
+    assert 1 <= len(items) <= 7
+    for item in items:
+        link = item.select_one("a")["href"]
+        assert link == "#kpis" or (root / "out" / link).exists(), link
+        assert item.get_text().strip().endswith((".", "?"))
+    for change in soup.select("#kpis td.change"):
+        assert {"good", "bad", "noise", "neutral"} & set(change["class"])
+
+
+@pytest.mark.slow
+def test_page_02_shows_one_time_buyers_at_f1_and_new_customers(rendered_pack):
+    root, _, _ = rendered_pack
+    text = _pages(root / "out")["02_segmentation.html"].get_text(" ")
+    assert "Your buyers fall most clearly into" in text
+    summary = [t for t in _pages(root / "out")["02_segmentation.html"].find_all("table")
+               if "New Customers" in t.get_text() and "customers" in t.select_one("thead").get_text()]
+    row = next(tr for tr in summary[0].select("tbody tr") if "New Customers" in tr.get_text())
+    assert int(row.select("td")[1].get_text().replace(",", "")) > 0
+
+
+def test_with_code_renders_the_analysts_view(tiny_pack_dir, demo_db_path, tmp_path):
+    result = render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path, notebooks_dir=tiny_pack_dir,
+                           only=["01"], progress=False, with_code=True)
+    soup = BeautifulSoup((tmp_path / "01_ok.html").read_text(encoding="utf-8"), "html.parser")
+    assert result.ok and soup.select(".jp-CodeCell .jp-InputArea")
+    assert "headlines.record(" in soup.get_text()
+
+
+@pytest.mark.slow
+def test_the_pack_is_owner_only_like_the_store(rendered_pack):
+    root, _, _ = rendered_pack
+    out = root / "out"
+    entries = [out, *out.rglob("*")]
+    assert any(p.name == "share" for p in entries) and any(p.suffix == ".csv" for p in entries)
+    modes = {p.relative_to(root).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in entries}
+    assert {k: m for k, m in modes.items() if m != (0o700 if (root / k).is_dir() else 0o600)} == {}
+
+
+def test_a_re_render_takes_group_and_other_permissions_off_earlier_files(tiny_pack_dir, demo_db_path, tmp_path):
+    out = tmp_path / "pack"
+    out.mkdir(mode=0o755)
+    old = out / "notes.txt"
+    old.write_text("kept from before")
+    old.chmod(0o644)
+    render_report(demo_db_path, parse_month("2026-10"), out_dir=out, notebooks_dir=tiny_pack_dir, only=["03"],
+                  progress=False)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700 and stat.S_IMODE(old.stat().st_mode) == 0o600
+    assert stat.S_IMODE((out / "03_ok.html").stat().st_mode) == 0o600
+
+
 @pytest.mark.slow
 def test_the_same_month_rendered_twice_gives_the_same_numbers(rendered_pack):
     """Seeded models and no hidden clock: a second run of the pack records identical headline figures."""
@@ -210,3 +302,21 @@ def test_each_notebook_runs_with_its_defaults_as_in_jupyterlab(notebook, demo_db
 def test_the_desk_is_not_part_of_the_pack():
     names = [p.name for p in discover_notebooks()]
     assert "00_desk.ipynb" not in names and names[0].startswith("01_")
+
+
+def test_the_glossary_defines_each_term_once_and_the_index_links_it(tiny_pack_dir, demo_db_path, tmp_path):
+    from crm_helpers.glossary import TERMS
+
+    terms = [t.term for t in TERMS]
+    assert len(terms) == len(set(terms))
+    for needed in ("Lost customers", "Customers probably lost", "Customers at risk", "Repeat rate", "P(alive)"):
+        assert needed in terms
+    for term in TERMS:  # each names a function that exists
+        module, _, name = term.computed_by.rpartition(".")
+        assert hasattr(__import__(module, fromlist=[name]), name), term.computed_by
+    render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path, notebooks_dir=tiny_pack_dir, only=["03"],
+                  progress=False)
+    index = BeautifulSoup((tmp_path / "index.html").read_text(encoding="utf-8"), "html.parser")
+    assert index.find("a", href="glossary.html")
+    page = BeautifulSoup((tmp_path / "glossary.html").read_text(encoding="utf-8"), "html.parser")
+    assert [dt.get_text() for dt in page.select("dt")] == terms

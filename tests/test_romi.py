@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,7 +143,7 @@ def test_bad_settings_and_an_empty_store(shop):
         romi.attributed_orders(shop, AS_OF, -1)
     empty = romi.campaign_table(memory_db(), AS_OF)
     assert empty.empty and list(empty.columns) == romi.TABLE_COLUMNS
-    assert romi.romi_extremes(empty) == (None, None)
+    assert romi.lift_ranking(empty).empty
 
 
 # ------------------------------------------------------------------------------------------
@@ -173,7 +175,31 @@ def test_demo_edge_campaigns_are_not_defined(demo_table):
     c04 = table.loc["C04"]
     assert c04["kind"] == "acquisition" and c04["acquired_customers"] > 0
     assert c04["cost_per_acquired"] == pytest.approx(600.0 / c04["acquired_customers"])
-    best, worst = romi.romi_extremes(demo_table)
-    assert best["campaign_id"] == "C01" and worst["net_romi_pct"] < best["net_romi_pct"]
     totals = romi.channel_totals(demo_table)
     assert totals["cost"].sum() == pytest.approx(demo_table["cost"].sum())
+
+
+def test_campaigns_are_ranked_by_measured_extra_revenue_every_one_included(demo_table, demo_business):
+    ranking = romi.lift_ranking(demo_table, "EUR")
+    assert sorted(ranking["campaign_id"]) == sorted(demo_table["campaign_id"])  # nothing left out
+    assert ranking.iloc[0]["campaign_id"] == demo_business.facts["effective_campaign"]
+    assert ranking.iloc[0]["measurable"] and "of extra revenue (95 % range" in ranking.iloc[0]["verdict"]
+    c02 = ranking.set_index("campaign_id").loc[demo_business.facts["ineffective_campaign"]]
+    assert not c02["measurable"] and "brought no measurable extra revenue" in c02["verdict"]
+    assert c02["verdict"].startswith("Paid social ads cost 1,500 EUR")
+    # the trade fair kept no contact list: in the ranking, last, saying why it cannot be measured
+    unmeasured = ranking[ranking["incremental_revenue"].isna()]
+    assert "C07" in set(unmeasured["campaign_id"]) and ranking.index[ranking["campaign_id"] == "C07"][0] >= len(
+        ranking) - len(unmeasured)
+    assert "cannot be measured" in unmeasured.set_index("campaign_id").loc["C07", "verdict"]
+    measured = ranking["incremental_revenue"].dropna().astype(float)
+    assert measured.is_monotonic_decreasing
+
+
+def test_only_campaigns_near_the_month_are_kept(demo_db, demo_table):
+    near = romi.near_period(demo_db, demo_table, dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    ends = dict(demo_db.execute("SELECT campaign_id, end_date FROM campaigns").fetchall())
+    for row in demo_table.itertuples():
+        ran_near = row.start_date <= "2026-10-31" and ends[row.campaign_id] >= "2026-09-01"
+        assert (row.campaign_id in set(near["campaign_id"])) == ran_near, row.campaign_id
+    assert "C04" in set(near["campaign_id"])  # the referral programme runs the whole time

@@ -237,8 +237,16 @@ def demo_opps(demo_db_path):
 
 
 def test_demo_referrals_win_more_than_cold_email(demo_opps):
+    """Planted: referrals win most, cold e-mail least. Each side of 50 %, and the gap far beyond
+    chance (one-sided two-proportion z-test), rather than a margin fitted to one draw."""
+    from statsmodels.stats.proportion import proportions_ztest
+
     by_source = sales.win_rate(demo_opps, by="source").set_index("source")
-    assert by_source.loc["referral", "win_rate"] > 0.5 > by_source.loc["cold_email", "win_rate"] + 0.3
+    assert by_source.loc["referral", "win_rate"] > 0.5 > by_source.loc["cold_email", "win_rate"]
+    decided = by_source["won"] + by_source["lost"]
+    _, p = proportions_ztest(by_source.loc[["referral", "cold_email"], "won"].to_numpy(),
+                             decided[["referral", "cold_email"]].to_numpy(), alternative="larger")
+    assert p < 0.001
 
 
 def test_demo_sales_cycle_matches_the_planted_gamma(demo_opps):
@@ -291,7 +299,14 @@ def test_notebook_runs_on_the_demo_store(tmp_path, demo_db_path):
         assert key in recorded and f"{key}_prev" in recorded
     assert recorded["revenue"]["unit"] == "EUR" and recorded["repeat_rate"]["unit"] == "%"
     assert recorded["forecast_next_month_revenue"]["value"] > 0
-    assert recorded["weighted_pipeline"]["value"] > 0
+    assert recorded["weighted_pipeline"]["value"] > 0 and recorded["weighted_pipeline_overdue"]["value"] > 0
+    from crm_helpers.headlines import read_flags
+
+    assert any(f["key"] == "pipeline overdue" and f["money"] == recorded["weighted_pipeline_overdue"]["value"]
+               for f in read_flags(str(out)))
+    categories = {k for k in recorded if k.startswith("revenue_category_") and not k.endswith("_prev")}
+    assert categories == {"revenue_category_tea", "revenue_category_teaware", "revenue_category_service",
+                          "revenue_category_subscription"}
 
 
 @pytest.mark.slow
@@ -306,3 +321,23 @@ def test_notebook_runs_on_a_three_month_store_without_items(tmp_path):
     out = run_notebook("06_sales_and_forecast.ipynb", tmp_path, db_path=str(path),
                        period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
     assert "revenue" in read_headlines(str(out))
+
+
+def test_revenue_by_category_adds_up_to_the_months_revenue(demo_db):
+    period = Period(dt.date(2026, 10, 1), DEMO_AS_OF)
+    table = sales.revenue_by_category(demo_db, period)
+    figures = sales.period_figures(demo_db, period.start, period.end)
+    before = sales.period_figures(demo_db, dt.date(2026, 9, 1), dt.date(2026, 9, 30))
+    assert table["revenue"].sum() == pytest.approx(figures["revenue"])  # demo lines add up to the order
+    assert table["previous"].sum() == pytest.approx(before["revenue"])
+    assert set(table["category"]) == {"tea", "teaware", "service", "subscription"}
+    assert table["share_pct"].sum() == pytest.approx(100) and table["revenue"].is_monotonic_decreasing
+
+
+def test_the_pipeline_splits_into_current_and_overdue_deals(demo_opps):
+    by_month = sales.weighted_pipeline_by_month(demo_opps, DEMO_AS_OF)
+    current, overdue = sales.pipeline_split(by_month)
+    assert current + overdue == pytest.approx(by_month["weighted_amount"].sum())
+    open_deals = demo_opps[demo_opps["status_at"] == "open"]
+    late = open_deals["expected_close"] <= pd.Timestamp(DEMO_AS_OF)
+    assert overdue == pytest.approx(open_deals.loc[late, "weighted_amount"].sum()) and overdue > 0

@@ -110,9 +110,22 @@ def test_heavy_ties_leave_scores_unused_and_say_so():
     feats = _features(recency_days=list(range(1, 21)), frequency=[1] * 12 + [2] * 4 + [3, 4, 5, 6],
                       monetary=[float(v) for v in range(20, 40)])
     rfm = seg.rfm_table(feats)
-    # twelve one-time buyers of twenty: mid-rank percentile 6/20 = 0.3 -> F 2 for all of them, F 1 unused
-    assert rfm.loc[rfm["frequency"] == 1, "f_score"].eq(2).all()
-    assert any("60% have 1" in note and "unused" in note for note in seg.rfm_notes(rfm))
+    # twelve one-time buyers of twenty get F 1; the four with 2 orders of the eight repeat buyers:
+    # mid-rank percentile 2/8 = 0.25 among them -> 1 + floor(4 × 0.25) = 2 -> F 3, so F 2 is unused
+    assert rfm.loc[rfm["frequency"] == 1, "f_score"].eq(1).all()
+    assert rfm.loc[rfm["frequency"] == 2, "f_score"].eq(3).all()
+    assert rfm.loc[rfm["frequency"] == 6, "f_score"].eq(5).all()
+    assert any("60% have 1" in note and "score(s) 2 " in note for note in seg.rfm_notes(rfm))
+
+
+def test_one_time_buyers_score_f1_so_new_customers_and_promising_can_appear():
+    feats = _features(recency_days=[1, 2, 20, 25, 200, 3, 40, 90, 150, 300],
+                      frequency=[1, 1, 1, 1, 1, 2, 3, 4, 6, 9], monetary=[float(v) for v in range(10, 20)])
+    rfm = seg.rfm_table(feats).set_index("customer_id")
+    assert rfm.loc[rfm["frequency"] == 1, "f_score"].eq(1).all()
+    # five distinct repeat counts: mid-rank percentiles 0.1, 0.3, 0.5, 0.7, 0.9 -> 1 + floor(4p) + 1
+    assert sorted(rfm.loc[rfm["frequency"] > 1, "f_score"]) == [2, 3, 4, 4, 5]
+    assert {"New Customers", "Promising"} <= set(rfm["segment"])
 
 
 def test_empty_and_single_customer_books():
@@ -212,6 +225,29 @@ def test_demo_clusters_are_reproducible_and_ignore_row_order(demo_clusters):
     assert clusters.scores_.set_index("k")["silhouette"].idxmax() == clusters.k_
     means = feats.set_index("customer_id")["monetary"].groupby(clusters.labels_).mean()
     assert means.is_monotonic_decreasing, "cluster 1 has the highest average revenue"
+
+
+def test_demo_kmeans_says_in_one_sentence_why_k_and_what_tells_the_groups_apart(demo_clusters):
+    _, clusters, _ = demo_clusters
+    profiles = clusters.profiles_.set_index("cluster")
+    assert profiles["name"].is_unique
+    assert all(name.lower() in description.lower() or name.lower().startswith(description.lower()[:5])
+               for name, description in zip(profiles["name"], profiles["description"]))
+    sentence = clusters.choice_sentence()
+    assert sentence.startswith(f"Your buyers fall most clearly into {clusters.k_} groups") and sentence.count(".") <= 3
+    scores = clusters.scores_.set_index("k")["silhouette"]
+    assert f"{scores[clusters.k_]:.2f}" in sentence and f"{scores.drop(clusters.k_).max():.2f}" in sentence
+    # the demo's split is one-time against repeat buyers, and the sentence says so in orders
+    assert profiles["frequency"].min() == 1 and "typically 1 order" in sentence
+
+
+def test_demo_rfm_uses_every_f_score_and_shows_new_customers(demo_db):
+    """One-time buyers (about four in ten) are F 1; before, they all sat at F 2 and F 1 was empty."""
+    rfm = seg.rfm_table(customer_features(demo_db, DEMO_MONTH_END))
+    assert set(rfm["f_score"]) == {1, 2, 3, 4, 5}
+    assert (rfm.loc[rfm["frequency"] == 1, "f_score"] == 1).all() and (rfm.loc[rfm["f_score"] == 1, "frequency"] == 1).all()
+    counts = seg.segment_summary(rfm).set_index("segment")["customers"]
+    assert counts["New Customers"] > 0 and counts["Promising"] > 0
 
 
 def test_demo_rfm_is_sensible(demo_db):

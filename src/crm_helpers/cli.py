@@ -261,10 +261,12 @@ def _check_has_data(db, period: Period) -> None:
 @click.option("--only", default=None, help="Comma-separated notebook numbers, e.g. 02,04.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Notebooks run at once (default: cores).")
 @click.option("--share", is_flag=True, help="Also write share/: code hidden, personal data masked.")
+@click.option("--with-code", is_flag=True,
+              help="Show the notebooks' code in the pages (the analyst's view); the owner's pack hides it.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a notebook parameter.")
 def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: str | None, jobs: int | None,
-           share: bool, params: tuple[str, ...]) -> None:
-    """Render every notebook for one month into reports/YYYY-MM/ with an index page."""
+           share: bool, with_code: bool, params: tuple[str, ...]) -> None:
+    """Render every notebook for one month into reports/YYYY-MM/ with an index page (owner-only files)."""
     from .report import ReportError, render_report
 
     db = _open(db_path)
@@ -274,7 +276,7 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
     try:
         result = render_report(
             _db_path(db_path), period, out_dir=out_dir, only=only.split(",") if only else None,
-            jobs=jobs, share=share, overrides=overrides,
+            jobs=jobs, share=share, with_code=with_code, overrides=overrides,
         )
     except ReportError as exc:
         raise click.ClickException(str(exc)) from None

@@ -225,9 +225,9 @@ class _Generator:
         rng, n = self.rng, self.n
         channels = rng.choice(list(CHANNEL_SHARE), size=n, p=list(CHANNEL_SHARE.values()))
         types = self._types_by_channel(channels)
-        # acquisition grows over time: density rising linearly by half over the period
+        # acquisition grows over time: density rising linearly by half over the period, to its last day
         u = rng.random(n)
-        offsets = (np.sqrt(1 + 3 * u) - 1) / 1.0 * self.days * 0.95
+        offsets = (np.sqrt(1 + 3 * u) - 1) * self.days
         offsets = np.sort(offsets)
         # (channel, type) pairs in a random order, together: the channel mix stays with the buyer
         order = rng.permutation(n)

@@ -376,6 +376,27 @@ def backtest_verdict(bt: pd.DataFrame, label: str, what: str) -> tuple[float, fl
     )
 
 
+def calibrate_to_backtest(fc: pd.DataFrame, bt: pd.DataFrame, interval: float) -> tuple[pd.DataFrame, float | None]:
+    """Widen ``fc``'s interval so that it would have held ``interval`` of the backtest's actuals.
+
+    Split-conformal on relative errors: with the backtest's n scores |actual − model| ÷ model,
+    q is the ⌈(n + 1)·interval⌉-th smallest (the whole range when n is too small for that), and the
+    interval becomes at least forecast × (1 ± q) (lower clipped at 0). A model range already wider
+    is kept. Returns the forecast and q (None without a usable backtest). Calibration is against the
+    backtest's months, a handful: it corrects a range that is clearly too narrow, no more.
+    """
+    usable = bt[(bt["model"] > 0)] if not bt.empty else bt
+    if usable.empty:
+        return fc, None
+    scores = np.sort((usable["actual"] - usable["model"]).abs().to_numpy() / usable["model"].to_numpy())
+    rank = int(np.ceil((len(scores) + 1) * interval))
+    q = float(scores[min(rank, len(scores)) - 1])
+    out = fc.copy()
+    out["lower"] = np.maximum(np.minimum(fc["lower"], fc["forecast"] * (1 - q)), 0.0)
+    out["upper"] = np.maximum(fc["upper"], fc["forecast"] * (1 + q))
+    return out, q
+
+
 @dataclass
 class SalesForecast:
     """What :func:`forecast_sales` returns: history, forecasts, backtests and plain-language summary."""
@@ -429,7 +450,8 @@ def forecast_sales(
 
     Returns a :class:`SalesForecast`: ``history`` (:func:`monthly_history`), per metric the
     ``forecasts`` (``month, forecast, lower, upper``), fitted ``models``, ``backtests``
-    (:func:`backtest`) and a ``summary`` table (``metric, method, months_of_history, model_mape,
+    (:func:`backtest`; the intervals are widened to the backtest's errors by
+    :func:`calibrate_to_backtest`) and a ``summary`` table (``metric, method, months_of_history, model_mape,
     seasonal_naive_mape, verdict, note``; MAPE in percent). An empty store gives empty tables and
     a ``note`` instead of an error.
     """
@@ -447,7 +469,11 @@ def forecast_sales(
         bt = backtest(y, model, folds=folds, horizon=backtest_horizon)
         model_err, base_err, verdict = backtest_verdict(bt, model.label_, what)
         result.models[metric], result.backtests[metric] = model, bt
-        result.forecasts[metric] = model.predict()
+        predicted = model.predict()
+        result.forecasts[metric], q = calibrate_to_backtest(predicted, bt, interval)
+        if q is not None and (result.forecasts[metric]["upper"] > predicted["upper"]).any():
+            verdict += (f" Its {interval:.0%} range is widened to at least ±{q:.0%}, what the backtest's errors "
+                        f"need to hold {interval:.0%} of its months: the model's own range was narrower.")
         rows.append({"metric": metric, "method": model.label_, "months_of_history": model.n_months_,
                      "model_mape": model_err, "seasonal_naive_mape": base_err, "verdict": verdict,
                      "note": model.note_})

@@ -4,11 +4,16 @@
 
 - ``NN_name.ipynb``: the executed notebook, the immutable record of the run (papermill keeps
   its parameters in the metadata);
-- ``NN_name.html``: the page for people, plots embedded as images so it works offline and as an
-  e-mail attachment;
+- ``NN_name.html``: the owner's page, code hidden (``with_code=True`` keeps it: the analyst's
+  view), plots embedded as images so it works offline and as an e-mail attachment;
+- ``glossary.html``: one plain definition per term the pages use (:mod:`crm_helpers.glossary`);
 - ``index.html``: the month's headline figures (read back from what the notebooks recorded with
   :mod:`crm_helpers.headlines`), the follow-up queue, and links to every notebook;
-- with ``share=True`` also ``share/``: the same pack with code hidden and personal data masked.
+- with ``share=True`` also ``share/``: the same pack with code hidden and personal data masked,
+  the only part meant to leave the machine.
+
+The pages hold customers' names and e-mails, so the pack is owner-only like the store: folders
+0700, files 0600 (``share/`` too; the owner decides what to send).
 
 Notebooks run in parallel worker processes; one notebook's failure does not lose the others.
 """
@@ -28,7 +33,9 @@ from typing import Any
 import nbformat
 
 from . import config, headlines, inbox
+from .glossary import GLOSSARY_FILE, write_glossary
 from .periods import Period
+from .store import owner_only_umask
 
 STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
 """Injected by the runner into every notebook that declares them."""
@@ -41,7 +48,7 @@ FIRST_NOTEBOOKS = ("00", "01")
 
 KPI_ORDER = [
     "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
-    "lost_customers", "repeat_rate", "nps", "csat", "best_campaign_romi", "worst_campaign_romi",
+    "lost_customers", "repeat_rate", "nps", "csat", "best_campaign_lift",
     "total_expected_clv",
 ]
 """Headline keys shown first on the index, in this order; any other recorded key follows."""
@@ -66,6 +73,8 @@ class NotebookRun:
     """Per inbox file, what the import notebook did with it (see :func:`crm_helpers.inbox.show`)."""
     rendered: bool = True
     """False for a page of an earlier run kept in the index by ``only=`` (not re-rendered now)."""
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    """What the notebook flagged for "Needs attention" (see :func:`crm_helpers.headlines.flag`)."""
 
 
 @dataclass
@@ -167,8 +176,9 @@ def kernel_config():
     return config
 
 
-def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any]) -> NotebookRun:
-    """Run one notebook and export its HTML. Runs in a worker process; never raises."""
+def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_code: bool = False) -> NotebookRun:
+    """Run one notebook and export its HTML (code hidden unless ``with_code``). Runs in a worker
+    process; never raises."""
     import papermill as pm
 
     started = time.perf_counter()
@@ -185,18 +195,20 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any]) -> Not
         error = _last_lines(exc)
     html_path: Path | None = None
     record: dict[str, dict[str, Any]] = {}
+    flags: list[dict[str, Any]] = []
     files: list[dict[str, Any]] = []
     if out_nb.exists():
         try:
             executed = nbformat.read(str(out_nb), as_version=4)
             record = headlines.read(executed)
+            flags = headlines.read_flags(executed)
             files = inbox.read_summary(executed)
-            write_html(executed, out_html)
+            write_html(executed, out_html, exclude_input=not with_code)
             html_path = out_html
         except Exception as exc:
             error = error or _last_lines(exc)
     return NotebookRun(source.stem, out_nb, html_path, not error, time.perf_counter() - started, error, record,
-                       files)
+                       files, flags=flags)
 
 
 def earlier_run(notebook: Path, out_dir: Path) -> NotebookRun | None:
@@ -218,8 +230,17 @@ def earlier_run(notebook: Path, out_dir: Path) -> NotebookRun | None:
     return NotebookRun(
         notebook.stem, executed_path, html_path if html_path.exists() else None, not failed,
         float(meta.get("duration") or 0.0), "failed in an earlier run; re-render it" if failed else "",
-        headlines.read(executed), [], rendered=False,
+        headlines.read(executed), [], rendered=False, flags=headlines.read_flags(executed),
     )
+
+
+def owner_only(folder: Path) -> None:
+    """Take group and other permissions off ``folder`` and everything in it: folders 0700,
+    files 0600. Entries of other users are left as they are."""
+    for path in (folder, *folder.rglob("*")):
+        info = path.lstat()
+        if info.st_uid == os.geteuid() and not path.is_symlink():
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -279,13 +300,16 @@ def render_report(
     only: list[str] | None = None,
     jobs: int | None = None,
     share: bool = False,
+    with_code: bool = False,
     overrides: dict[str, Any] | None = None,
     notebooks_dir: Path | None = None,
     progress: bool = True,
 ) -> ReportResult:
     """Render the pack for ``period`` into ``out_dir`` (default ``reports/YYYY-MM``).
 
-    ``jobs`` notebooks run at once (default: the number of cores). Returns a
+    ``jobs`` notebooks run at once (default: the number of cores). The HTML pages hide the code
+    (the owner's pack) unless ``with_code`` (the analyst's view); the executed notebooks always keep
+    it. Everything is written owner-only (see the module docstring). Returns a
     :class:`ReportResult`; check ``.ok``. Raises :class:`ReportError` before running anything
     when the notebooks or parameters are wrong.
     """
@@ -295,45 +319,49 @@ def render_report(
     overrides = overrides or {}
     declared = check_overrides(notebooks, overrides)
     target = Path(out_dir) if out_dir else config.reports_dir() / period.start.strftime("%Y-%m")
-    target.mkdir(parents=True, exist_ok=True)
-    base = {
-        "db_path": str(Path(db_path).resolve()),
-        "period_start": period.start.isoformat(),
-        "period_end": period.end.isoformat(),
-        "output_dir": str(target.resolve()),
-    }
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
-    tasks = {nb: notebook_parameters(nb, base, overrides, declared[nb]) for nb in notebooks}
-    runs: list[NotebookRun] = []
-    bar = tqdm(total=len(notebooks), desc=f"report {period.label}", unit="notebook", disable=not progress)
-    # notebooks numbered 00/01 import and prepare data: they run alone, before the others read
-    first = {nb: p for nb, p in tasks.items() if nb.name[:2] in FIRST_NOTEBOOKS}
-    rest = {nb: tasks[nb] for nb in longest_first([nb for nb in tasks if nb not in first], target)}
-    for nb, params in (first.items() if jobs > 1 else tasks.items()):
-        bar.set_postfix_str(nb.stem)
-        runs.append(_execute_one(str(nb), str(target), params))
-        bar.update()
-    if jobs > 1 and rest:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_kernel) as pool:
-            futures = [pool.submit(_execute_one, str(nb), str(target), params) for nb, params in rest.items()]
-            for future in as_completed(futures):
-                run = future.result()
-                bar.set_postfix_str(run.name)
-                runs.append(run)
-                bar.update()
-    bar.close()
-    if only:  # keep the month's other pages, rendered earlier, in the index
-        rendered = {r.name for r in runs}
-        kept = (earlier_run(nb, target) for nb in discover_notebooks(notebooks_dir) if nb.stem not in rendered)
-        runs += [run for run in kept if run is not None]
-    runs.sort(key=lambda r: r.name)
-    index = target / "index.html"
-    index.write_text(index_html(period, runs, target), encoding="utf-8")
-    result = ReportResult(period, target, runs, index)
-    if share:
-        from .share import write_share_pack
+    with owner_only_umask():  # inherited by the workers and kernels, so every file is born 0600
+        target.mkdir(parents=True, exist_ok=True)
+        base = {
+            "db_path": str(Path(db_path).resolve()),
+            "period_start": period.start.isoformat(),
+            "period_end": period.end.isoformat(),
+            "output_dir": str(target.resolve()),
+        }
+        jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
+        tasks = {nb: notebook_parameters(nb, base, overrides, declared[nb]) for nb in notebooks}
+        runs: list[NotebookRun] = []
+        bar = tqdm(total=len(notebooks), desc=f"report {period.label}", unit="notebook", disable=not progress)
+        # notebooks numbered 00/01 import and prepare data: they run alone, before the others read
+        first = {nb: p for nb, p in tasks.items() if nb.name[:2] in FIRST_NOTEBOOKS}
+        rest = {nb: tasks[nb] for nb in longest_first([nb for nb in tasks if nb not in first], target)}
+        for nb, params in (first.items() if jobs > 1 else tasks.items()):
+            bar.set_postfix_str(nb.stem)
+            runs.append(_execute_one(str(nb), str(target), params, with_code))
+            bar.update()
+        if jobs > 1 and rest:
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_kernel) as pool:
+                futures = [pool.submit(_execute_one, str(nb), str(target), params, with_code)
+                           for nb, params in rest.items()]
+                for future in as_completed(futures):
+                    run = future.result()
+                    bar.set_postfix_str(run.name)
+                    runs.append(run)
+                    bar.update()
+        bar.close()
+        if only:  # keep the month's other pages, rendered earlier, in the index
+            rendered = {r.name for r in runs}
+            kept = (earlier_run(nb, target) for nb in discover_notebooks(notebooks_dir) if nb.stem not in rendered)
+            runs += [run for run in kept if run is not None]
+        runs.sort(key=lambda r: r.name)
+        index = target / "index.html"
+        index.write_text(index_html(period, runs, target), encoding="utf-8")
+        write_glossary(target, f"Glossary of the CRM report {period.label}")
+        result = ReportResult(period, target, runs, index)
+        if share:
+            from .share import write_share_pack
 
-        result.share_index = write_share_pack(result, db_path)
+            result.share_index = write_share_pack(result, db_path)
+    owner_only(target)  # the folder and files of earlier runs, made before this rule
     return result
 
 
@@ -362,26 +390,112 @@ def _format_change(value: Any, previous: Any, unit: str, change: str = "") -> st
     return f"{arrow} {delta:+,.0f}"
 
 
+VERDICT_TITLES = {
+    "good": "a real move, good for the business",
+    "bad": "a real move, bad for the business",
+    "noise": "within its noise: could be chance, not a change",
+    "neutral": "",
+}
+
+
+def _change_cell(payload: dict[str, Any], previous: dict[str, Any] | None) -> str:
+    """The change column: the arrow coloured by :func:`headlines.compare`'s verdict."""
+    text = _format_change(payload.get("value"), (previous or {}).get("value"), payload.get("unit", ""),
+                          payload.get("change", ""))
+    if not text:
+        return '<td class="num"></td>'
+    verdict = headlines.compare(payload, previous).verdict
+    title = VERDICT_TITLES[verdict]
+    extra = '<div class="note">within noise</div>' if verdict == "noise" else ""
+    return (f'<td class="num change {verdict}"' + (f' title="{title}"' if title else "") + f">{text}{extra}</td>")
+
+
+def _value_cell(payload: dict[str, Any]) -> str:
+    """The value, with its 95 % range underneath when one was recorded."""
+    unit = payload.get("unit", "")
+    text = _format_value(payload.get("value"), unit)
+    bounds = headlines.interval(payload)
+    if bounds and payload.get("value") is not None:
+        digits = 0 if isinstance(payload["value"], int) else 1  # a count's range in whole numbers
+        low, high = (_format_value(round(b, digits) if digits else int(round(b)), unit) for b in bounds)
+        text += f'<div class="note">95 % range {low} to {high}</div>'
+    return f'<td class="num">{text}</td>'
+
+
+def _latest_figures(runs: list[NotebookRun]) -> dict[str, tuple[dict[str, Any], NotebookRun]]:
+    """Every recorded figure by key, with the run that recorded it."""
+    return {key: (payload, run) for run in runs for key, payload in run.headlines.items()}
+
+
+def _page_link(run: NotebookRun) -> str:
+    return (run.html or run.notebook).name
+
+
 def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
-    figures: dict[str, tuple[dict[str, Any], NotebookRun]] = {}
-    for run in runs:
-        for key, payload in run.headlines.items():
-            figures[key] = (payload, run)
+    figures = _latest_figures(runs)
     keys = [k for k in KPI_ORDER if k in figures]
     keys += sorted(k for k in figures if k not in KPI_ORDER and not k.endswith("_prev"))
     rows = []
     for key in keys:
         payload, run = figures[key]
-        prev = figures.get(f"{key}_prev", ({}, run))[0].get("value")
-        link = run.html.name if run.html else run.notebook.name
-        unit = payload.get("unit", "")
+        previous = figures.get(f"{key}_prev", (None, run))[0]
         note = f'<div class="note">{html.escape(payload.get("note") or "")}</div>' if payload.get("note") else ""
         rows.append(
-            f'<tr><td><a href="{html.escape(link)}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
-            f'<td class="num">{_format_value(payload.get("value"), unit)}</td>'
-            f'<td class="num">{_format_change(payload.get("value"), prev, unit, payload.get("change", ""))}</td></tr>'
+            f'<tr><td><a href="{html.escape(_page_link(run))}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
+            f"{_value_cell(payload)}{_change_cell(payload, previous)}</tr>"
         )
     return rows
+
+
+ATTENTION_MAX, ATTENTION_MIN = 7, 3
+"""How many sentences "Needs attention" holds at most, and at least (filled with real good news)."""
+
+
+def _move_sentence(payload: dict[str, Any], previous: dict[str, Any]) -> str:
+    rose = payload["value"] > previous["value"]
+    unit = payload.get("unit", "")
+    return (f"{payload.get('label') or payload['key']} {'rose' if rose else 'fell'} from "
+            f"{_format_value(previous['value'], unit)} to {_format_value(payload['value'], unit)}, "
+            "more than its usual month-to-month noise.")
+
+
+def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
+    """The index's "Needs attention" list: ``(sentence, page)`` pairs, at most :data:`ATTENTION_MAX`.
+
+    What the notebooks flagged (:func:`crm_helpers.headlines.flag`), and every headline figure
+    that moved the bad way by more than its noise (:func:`crm_helpers.headlines.compare`), ranked
+    by the money at stake: the flag's own ``money``; for a figure in money, its change; for a count,
+    its change times the figure's recorded ``worth`` (money per unit). Below :data:`ATTENTION_MIN`
+    items, real good moves follow, then one sentence saying that nothing else moved beyond noise.
+    """
+    items: list[tuple[float, str, str]] = []
+    good: list[tuple[float, str, str]] = []
+    for run in runs:
+        page = _page_link(run)
+        items += [(float(f.get("money") or 0.0), f["sentence"], page) for f in run.flags]
+        for key, payload in run.headlines.items():
+            previous = run.headlines.get(f"{key}_prev")
+            if key.endswith("_prev") or previous is None:
+                continue
+            change = headlines.compare(payload, previous)
+            if change.verdict not in ("good", "bad"):
+                continue
+            worth = 1.0 if payload.get("unit") not in ("", "%") else float(payload.get("worth") or 0.0)
+            entry = (abs(change.delta or 0.0) * worth, _move_sentence(payload, previous), page)
+            (items if change.verdict == "bad" else good).append(entry)
+    ranked = sorted(items, key=lambda i: -i[0])[:ATTENTION_MAX]
+    ranked += sorted(good, key=lambda i: -i[0])[:max(0, ATTENTION_MIN - len(ranked))]
+    chosen = [(sentence, page) for _, sentence, page in ranked]
+    if len(chosen) < ATTENTION_MIN:
+        chosen.append(("Every other headline figure moved within its usual noise: nothing else needs you this "
+                       "month.", "#kpis"))
+    return chosen
+
+
+def _attention_html(runs: list[NotebookRun]) -> str:
+    entries = "".join(f'<li><a href="{html.escape(page)}">{html.escape(sentence)}</a></li>'
+                      for sentence, page in needs_attention(runs))
+    return f'<section id="attention"><h2>Needs attention</h2><ol>{entries}</ol></section>'
 
 
 def _follow_up_html(out_dir: Path, limit: int = 15) -> str:
@@ -404,6 +518,8 @@ table{border-collapse:collapse;width:100%;margin:1em 0} th,td{padding:.45em .6em
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .note{color:#7b8794;font-size:.85em}
 .failed{color:#b42318} pre{background:#fef3f2;padding:.6em;overflow:auto;font-size:.85em}
 a{color:#0b69a3}
+.good{color:#067647} .bad{color:#b42318} .noise{color:#9aa5b1}
+#attention ol{padding-left:1.4em} #attention li{margin:.35em 0}
 """
 
 
@@ -416,7 +532,7 @@ def index_html(period: Period, runs: list[NotebookRun], out_dir: Path, *, title_
     ) if kpis else "<p>No headline figures were recorded.</p>"
     items = []
     for run in runs:
-        target = run.html.name if run.html else run.notebook.name
+        target = _page_link(run)
         status = '<span class="failed">failed</span>' if not run.ok else (
             f"{run.seconds:.1f} s" if run.rendered else "rendered in an earlier run")
         detail = "" if run.ok else f"<pre>{html.escape(run.error)}</pre>" + (
@@ -428,8 +544,13 @@ def index_html(period: Period, runs: list[NotebookRun], out_dir: Path, *, title_
 <html lang="en"><head><meta charset="utf-8"><title>CRM report {html.escape(period.label)}{title_suffix}</title>
 <style>{INDEX_CSS}</style></head><body>
 <h1>CRM report {html.escape(period.label)}{html.escape(title_suffix)}</h1>
-<p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · rendered {generated}</p>
+<p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · rendered {generated} ·
+<a href="{GLOSSARY_FILE}">glossary: what each word means</a></p>
+{_attention_html(runs)}
 <h2>Headline figures</h2>
+<p class="sub">Arrows against the previous month: <span class="good">green</span> is good for the business,
+<span class="bad">red</span> is bad, <span class="noise">grey</span> is within the figure's usual noise (it could be
+chance, so it is not a change).</p>
 {kpi_table}
 <h2>Whom to contact this week</h2>
 {_follow_up_html(out_dir)}

@@ -426,17 +426,65 @@ def channel_totals(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def romi_extremes(table: pd.DataFrame) -> tuple[pd.Series | None, pd.Series | None]:
-    """The campaigns with the highest and lowest net ROMI among those where it is defined."""
-    defined = table[table["net_romi_pct"].notna()] if not table.empty else table
-    if defined.empty:
-        return None, None
-    ordered = defined.sort_values(["net_romi_pct", "campaign_id"], ascending=[False, True])
-    return ordered.iloc[0], ordered.iloc[-1]
+def _money(value: float, currency: str) -> str:
+    return f"{value:,.0f} {currency}".strip()
+
+
+def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
+    """Campaigns ranked by measured extra revenue (the lift against not-contacted customers), every
+    campaign included, each with a plain verdict.
+
+    Columns: campaign_id, name, start_date, cost, incremental_revenue, incremental_ci_low,
+    incremental_ci_high, measurable (the interval excludes 0), verdict (one sentence). A campaign
+    whose interval includes 0 has "no measurable effect", however good its attributed ROMI; one
+    without a comparison group (no contact list) cannot be measured and is ranked last, with what
+    its tagged orders brought. Highest measured extra revenue first.
+    """
+    columns = ["campaign_id", "name", "start_date", "cost", "incremental_revenue", "incremental_ci_low",
+               "incremental_ci_high", "measurable", "verdict"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    frame = table.copy()
+    mid = frame["incremental_revenue"].astype("Float64")
+    low, high = frame["incremental_ci_low"].astype("Float64"), frame["incremental_ci_high"].astype("Float64")
+    frame["measurable"] = ((low > 0) | (high < 0)).fillna(False).astype(bool)
+    verdicts = []
+    for row, m, lo, hi, real in zip(frame.itertuples(), mid, low, high, frame["measurable"]):
+        cost = f"cost {_money(float(row.cost), currency)}" if float(row.cost or 0) > 0 else "cost nothing"
+        if pd.isna(m):
+            verdicts.append(f"{row.name} {cost}; its effect cannot be measured (no list of contacted customers "
+                            f"to compare); orders tagged with it brought {_money(float(row.attributed_revenue), currency)}.")
+        elif real and m > 0:
+            verdicts.append(f"{row.name} {cost} and brought about {_money(float(m), currency)} of extra revenue "
+                            f"(95 % range {_money(float(lo), currency)} to {_money(float(hi), currency)}).")
+        elif real:
+            verdicts.append(f"{row.name} {cost} and came with {_money(-float(m), currency)} less revenue than "
+                            f"from customers not contacted (95 % range {_money(float(lo), currency)} to "
+                            f"{_money(float(hi), currency)}).")
+        else:
+            verdicts.append(f"{row.name} {cost} and brought no measurable extra revenue (95 % range "
+                            f"{_money(float(lo), currency)} to {_money(float(hi), currency)}).")
+    frame["verdict"] = verdicts
+    frame["_rank"] = mid.astype("float64").fillna(-np.inf)
+    frame = frame.sort_values(["_rank", "campaign_id"], ascending=[False, True])
+    return frame[columns].reset_index(drop=True)
+
+
+def near_period(db: Database, table: pd.DataFrame, start: dt.date, end: dt.date, months: int = 1) -> pd.DataFrame:
+    """The rows of ``table`` whose campaign ran in [start, end] or in the ``months`` before it
+    (start date on or before ``end``, end date, else start date, on or after ``start`` − months)."""
+    if table.empty:
+        return table
+    since = (pd.Timestamp(start) - pd.DateOffset(months=months)).date().isoformat()
+    ends = dict(db.execute("SELECT campaign_id, coalesce(end_date, start_date) FROM campaigns").fetchall())
+    last = table["campaign_id"].map(ends).fillna(table["start_date"]).astype(str).str[:10]
+    keep = (table["start_date"].astype(str).str[:10] <= _iso(end)) & (last >= since)
+    return table[keep.to_numpy()]
 
 
 def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95) -> "Figure":
-    """Left: gross and net ROMI per campaign (where defined). Right: incremental revenue with its ``confidence`` CI."""
+    """Left: gross and net ROMI per campaign (where defined). Right: incremental revenue with its ``confidence`` CI.
+    Campaigns are labelled by code and name."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -446,13 +494,15 @@ def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95) -> "Figure":
     romi_long = romi_long.assign(pct=romi_long["pct"].astype(float),
                                  kind=romi_long["kind"].map({"gross_romi_pct": "gross (revenue ÷ cost)",
                                                              "net_romi_pct": "net ((margin − cost) ÷ cost)"}))
-    sns.barplot(data=romi_long, y="campaign_id", x="pct", hue="kind", palette=["#97c1a9", "#3b8ea5"], ax=left)
+    names = dict(zip(table["campaign_id"], table["campaign_id"] + " " + table["name"].fillna("")))
+    romi_long["campaign"] = romi_long["campaign_id"].map(names)
+    sns.barplot(data=romi_long, y="campaign", x="pct", hue="kind", palette=["#97c1a9", "#3b8ea5"], ax=left)
     left.set(title="ROMI on attributed orders", xlabel="%", ylabel="")
     lift = table.dropna(subset=["incremental_revenue"])
     mid = lift["incremental_revenue"].astype(float).to_numpy()
     low = lift["incremental_ci_low"].astype(float).to_numpy()
     high = lift["incremental_ci_high"].astype(float).to_numpy()
-    sns.barplot(x=mid, y=lift["campaign_id"].to_numpy(), color="#3b8ea5", ax=right)
+    sns.barplot(x=mid, y=lift["campaign_id"].map(names).to_numpy(), color="#3b8ea5", ax=right)
     right.errorbar(mid, np.arange(len(lift)), xerr=[mid - low, high - mid], fmt="none", color="black", capsize=4)
     right.axvline(0, color="grey", linewidth=1)
     right.set(title=f"Incremental revenue vs not-contacted customers ({confidence:.0%} CI)", xlabel="net revenue",

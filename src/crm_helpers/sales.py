@@ -63,6 +63,13 @@ HEADLINE_KEYS: tuple[str, ...] = (
 _COUNT_KEYS = frozenset({"paid_orders", "active_customers", "new_customers", "returning_customers",
                          "reactivated_customers", "lost_customers"})
 
+GOOD_DIRECTION: dict[str, str] = {
+    "revenue": "up", "paid_orders": "up", "active_customers": "up", "new_customers": "up",
+    "returning_customers": "up", "reactivated_customers": "up", "lost_customers": "down",
+    "repeat_rate": "up", "repeat_purchase_share": "up",
+}
+"""Which way each headline figure moves when things go well for the business."""
+
 _OPPORTUNITY_COLUMNS = (
     "opportunity_id, customer_id, title, source, stage, amount, probability, opened_at, "
     "expected_close, closed_at, last_activity_at, lost_reason"
@@ -302,6 +309,50 @@ def weighted_pipeline_by_month(opps: pd.DataFrame, as_of: dt.date) -> pd.DataFra
     return table.reset_index()
 
 
+def pipeline_split(by_month: pd.DataFrame) -> tuple[float, float]:
+    """``(current, overdue)`` weighted amounts of :func:`weighted_pipeline_by_month`: overdue deals
+    were expected to close by ``as_of`` and have not, so their money is less certain than the rest
+    (current = every other open deal, those without a date included). In the store's currency."""
+    overdue = float(by_month.loc[by_month["expected_close_month"] == "overdue", "weighted_amount"].sum())
+    return float(by_month["weighted_amount"].sum()) - overdue, overdue
+
+
+def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
+    """Net revenue per product category in ``period`` beside the previous month.
+
+    Columns: category ("no category" when the product has none), revenue, previous (the previous
+    calendar month), share_pct (of the period's item revenue). Revenue is the order lines'
+    quantity × unit price of paid orders (what was paid per product); biggest first.
+    """
+    sql = """
+        SELECT coalesce(nullif(p.category, ''), 'no category') AS category,
+               sum(CASE WHEN o.order_date >= :start THEN i.quantity * i.unit_price ELSE 0 END) AS revenue,
+               sum(CASE WHEN o.order_date < :start THEN i.quantity * i.unit_price ELSE 0 END) AS previous
+        FROM order_items i JOIN orders o USING (order_id) LEFT JOIN products p USING (product_id)
+        WHERE o.status = 'paid' AND o.order_date >= :prev_start AND o.order_date <= :end
+        GROUP BY 1
+    """
+    prev = period.previous_month()
+    frame = query_df(db, sql, {"start": _iso(period.start), "prev_start": _iso(prev.start),
+                               "end": _iso(period.end) + "T99"})
+    total = float(frame["revenue"].sum()) if len(frame) else 0.0
+    frame["share_pct"] = 100 * frame["revenue"] / total if total else 0.0
+    return frame.sort_values(["revenue", "category"], ascending=[False, True]).reset_index(drop=True)
+
+
+def record_category_revenue(table: pd.DataFrame, currency: str) -> None:
+    """Record each category's revenue (and ``_prev``) for the index, as ``revenue_category_<name>``."""
+    from . import headlines
+
+    for row in table.itertuples():
+        key = "revenue_category_" + "".join(ch if ch.isalnum() else "_" for ch in row.category.lower())
+        label = f"Revenue from {row.category}"
+        note = f"{row.share_pct:.0f} % of the month's revenue per product"
+        headlines.record(key, _plain(row.revenue), label=label, unit=currency, note=note, good="up")
+        headlines.record(f"{key}_prev", _plain(row.previous), label=f"{label} (previous month)", unit=currency,
+                         good="up")
+
+
 # -- customer flows --------------------------------------------------------------------------------
 
 
@@ -404,10 +455,52 @@ def period_figures(db: Database, start: dt.date, end: dt.date, lapse_months: int
     }
 
 
+def uncertainty(db: Database, start: dt.date, end: dt.date,
+                figures: dict[str, float]) -> dict[str, tuple[float, float, float]]:
+    """``(standard error, 95 % low, 95 % high)`` of each of :func:`period_figures`' figures, in its unit.
+
+    A month's counts vary like Poisson counts even when nothing changed (se = √n, exact Garwood
+    interval); a rate like a binomial share of its denominator (se = 100·√(p(1−p)/n) in points,
+    Wilson interval); revenue like a compound Poisson sum of its orders (se = √Σ amount², normal
+    interval). Used to tell a real move from noise. NaN where there is nothing to divide by.
+    """
+    from scipy import stats
+    from statsmodels.stats.proportion import proportion_confint
+
+    net = net_revenue_sql()
+    squares = db.execute(
+        f"SELECT coalesce(sum({net} * {net}), 0) FROM orders WHERE status = 'paid' AND order_date BETWEEN ? AND ?",
+        [_iso(start), _iso(end)],
+    ).fetchone()[0]
+
+    def count(n: float) -> tuple[float, float, float]:
+        low = stats.chi2.ppf(0.025, 2 * n) / 2 if n else 0.0
+        return float(np.sqrt(n)), float(low), float(stats.chi2.ppf(0.975, 2 * n + 2) / 2)
+
+    def share(pct: float, n: float) -> tuple[float, float, float]:
+        if not n or not np.isfinite(pct):
+            return (float("nan"),) * 3
+        p = pct / 100
+        low, high = proportion_confint(round(p * n), n, method="wilson")
+        return 100 * float(np.sqrt(p * (1 - p) / n)), 100 * float(low), 100 * float(high)
+
+    result = {key: count(figures[key]) for key in _COUNT_KEYS}
+    se = float(np.sqrt(squares))
+    result["revenue"] = (se, figures["revenue"] - 1.96 * se, figures["revenue"] + 1.96 * se)
+    result["repeat_rate"] = share(figures["repeat_rate"], figures["active_customers"])
+    result["repeat_purchase_share"] = share(figures["repeat_purchase_share"], figures["paid_orders"])
+    return result
+
+
 def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.DataFrame:
     """The period's headline sales figures beside the previous calendar month's.
 
-    Columns: ``key, label, value, previous, change, unit, note``; ``change`` is value − previous.
+    Columns: ``key, label, value, previous, change, unit, note, good, se, low, high, se_previous,
+    low_previous, high_previous, worth``; ``change`` is value − previous, ``good`` the direction
+    good for the business (:data:`GOOD_DIRECTION`), ``se``, ``low``, ``high`` the standard error and
+    95 % interval of :func:`uncertainty` (also of the previous month),
+    ``worth`` the money one unit stands for (a month's revenue per active customer for customer
+    counts, the average order for orders; None for amounts and rates).
     Rows: :data:`HEADLINE_KEYS` plus ``reactivated_customers`` and ``repeat_purchase_share``
     (shown, not recorded). Money in the store's currency (net revenue: paid orders only), rounded
     to cents; counts are whole numbers; a rate that cannot be computed is None.
@@ -415,6 +508,11 @@ def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.
     now = period_figures(db, period.start, period.end, lapse_months)
     prev_period = period.previous_month()
     before = period_figures(db, prev_period.start, prev_period.end, lapse_months)
+    spread = uncertainty(db, period.start, period.end, now)
+    spread_before = uncertainty(db, prev_period.start, prev_period.end, before)
+    per_customer = now["revenue"] / now["active_customers"] if now["active_customers"] else None
+    per_order = now["revenue"] / now["paid_orders"] if now["paid_orders"] else None
+    worth = {k: per_customer for k in _COUNT_KEYS} | {"paid_orders": per_order}
     currency = store_currency(db)
     lapse = f"{lapse_months} months"
     meta: dict[str, tuple[str, str, str]] = {
@@ -435,7 +533,10 @@ def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.
     rows = [
         {"key": k, "label": meta[k][0], "value": _plain(now[k], k in _COUNT_KEYS),
          "previous": _plain(before[k], k in _COUNT_KEYS), "change": _plain(now[k] - before[k], k in _COUNT_KEYS),
-         "unit": meta[k][1], "note": meta[k][2]}
+         "unit": meta[k][1], "note": meta[k][2], "good": GOOD_DIRECTION[k], "se": _plain(spread[k][0]),
+         "low": _plain(spread[k][1]), "high": _plain(spread[k][2]), "se_previous": _plain(spread_before[k][0]),
+         "low_previous": _plain(spread_before[k][1]), "high_previous": _plain(spread_before[k][2]),
+         "worth": _plain(worth.get(k))}
         for k in order
     ]
     return pd.DataFrame(rows, dtype=object)
@@ -451,9 +552,11 @@ def record_headlines(figures: pd.DataFrame, extra: dict[str, dict[str, Any]] | N
 
     for row in figures[figures["key"].isin(HEADLINE_KEYS)].itertuples():
         count = row.key in _COUNT_KEYS
-        headlines.record(row.key, _plain(row.value, count), label=row.label, unit=row.unit, note=row.note)
+        headlines.record(row.key, _plain(row.value, count), label=row.label, unit=row.unit, note=row.note,
+                         good=row.good, se=row.se, interval=(row.low, row.high), worth=row.worth)
         headlines.record(f"{row.key}_prev", _plain(row.previous, count), label=f"{row.label} (previous month)",
-                         unit=row.unit, note=row.note)
+                         unit=row.unit, note=row.note, good=row.good, se=row.se_previous,
+                         interval=(row.low_previous, row.high_previous))
     for key, spec in (extra or {}).items():
         headlines.record(key, _plain(spec["value"]), label=spec["label"], unit=spec.get("unit", ""),
                          note=spec.get("note", ""))

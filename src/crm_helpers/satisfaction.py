@@ -514,19 +514,38 @@ def month_summary(current: pd.Series, previous: pd.Series) -> str:
     return text
 
 
-def headline_figures(current: pd.Series, previous: pd.Series) -> list[dict[str, Any]]:
-    """Keyword arguments for :func:`crm_helpers.headlines.record`: nps, csat, satisfaction_index (+ _prev)."""
+def headline_figures(current: pd.Series, previous: pd.Series,
+                     comparison: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Keyword arguments for :func:`crm_helpers.headlines.record`: nps, csat, satisfaction_index (+ _prev).
+
+    Higher is better for all three. NPS and CSAT carry their 95 % intervals (NPS: the bootstrap of
+    :func:`period_scores`; CSAT: Wilson), and with ``comparison`` (:func:`compare_periods` of the
+    same two periods) the interval of their change, so the index does not call chance a change.
+    """
+    from statsmodels.stats.proportion import proportion_confint
+
+    moves: dict[str, tuple[float, float]] = {}
+    if comparison is not None:
+        keys = {"NPS": "nps", "CSAT (% answering 4–5)": "csat"}
+        moves = {keys[r.measure]: (r.ci_low, r.ci_high) for r in comparison.itertuples() if r.measure in keys}
     figures = []
     for row, suffix, when in ((current, "", ""), (previous, "_prev", " (previous month)")):
         ci = f", 95% CI {_interval(row)}" if np.isfinite(row["nps_ci_low"]) else ""
         small = "; small sample" if row["small_sample"] and row["responses"] else ""
+        csat_ci = (tuple(100 * b for b in proportion_confint(int(row["csat_positive"]), int(row["csat_answers"]),
+                                                            method="wilson"))
+                   if row["csat_answers"] else None)
         figures += [
             {"key": "nps" + suffix, "value": _rounded(row["nps"], 1), "label": "NPS" + when, "unit": "", "change": "points",
-             "note": f"{int(row['nps_answers'])} responses{ci}{small}"},
+             "note": f"{int(row['nps_answers'])} responses{ci}{small}", "good": "up",
+             "interval": (row["nps_ci_low"], row["nps_ci_high"]),
+             "change_interval": moves.get("nps") if not suffix else None},
             {"key": "csat" + suffix, "value": _rounded(row["csat_pct"], 1), "unit": "%",
-             "label": "CSAT, share answering 4–5" + when, "note": f"{int(row['csat_answers'])} responses{small}"},
+             "label": "CSAT, share answering 4–5" + when, "note": f"{int(row['csat_answers'])} responses{small}",
+             "good": "up", "interval": csat_ci, "change_interval": moves.get("csat") if not suffix else None},
             {"key": "satisfaction_index" + suffix, "value": _rounded(row["weighted_index"], 2), "unit": "",
-             "label": "Satisfaction index, weighted, 1–5" + when, "note": f"{int(row['index_answers'])} responses"},
+             "label": "Satisfaction index, weighted, 1–5" + when, "note": f"{int(row['index_answers'])} responses",
+             "good": "up"},
         ]
     return figures
 

@@ -16,6 +16,10 @@ into R, F and M scores from 1 (worst) to 5 (best) and a named segment.
   it by its lowest rank would). Heavy ties (many one-time buyers) leave some scores unused
   rather than splitting equal customers at random. When every customer has the same value,
   ``p = 0.5`` and everyone gets the middle score 3.
+- **F = 1 means one order.** One-time buyers are usually the largest tie (four in ten of the
+  demo's buyers); scored with the others they sat at F = 2 and nobody ever had F = 1, so "New
+  Customers" and "Promising" (R 5/4 with F 1) stayed empty. So one-time buyers get F = 1 and repeat
+  buyers are scored 2..5 by the rule above among themselves (:func:`frequency_scores`).
 - **Segments** come from the common R×F grid (:data:`SEGMENT_RULES`): each of the 25 (R, F)
   cells belongs to exactly one of ten segments. M is scored and stored but does not change the
   segment.
@@ -160,6 +164,18 @@ def quintile_scores(values: pd.Series, *, higher_is_better: bool = True, bins: i
     return (1 + np.floor(bins * percentile)).clip(1, bins).astype("int64")
 
 
+def frequency_scores(frequency: pd.Series) -> pd.Series:
+    """F scores 1..5: 1 for one paid order; repeat buyers 2..5 by :func:`quintile_scores` among
+    themselves (fourths). When every buyer has the same number of orders, everyone gets 3, as for
+    any score without spread. Returns an int64 Series aligned with ``frequency``."""
+    if frequency.nunique() <= 1:
+        return quintile_scores(frequency)
+    scores = pd.Series(1, index=frequency.index, dtype="int64")
+    repeat = frequency > 1
+    scores[repeat] = 1 + quintile_scores(frequency[repeat], bins=SCORE_BINS - 1)
+    return scores
+
+
 def segment_of(r_scores: pd.Series, f_scores: pd.Series) -> pd.Series:
     """Segment name per row from R and F scores (1..5), by :data:`SEGMENT_RULES`."""
     keys = pd.Series(list(zip(r_scores.astype(int), f_scores.astype(int))), index=r_scores.index, dtype=object)
@@ -171,14 +187,15 @@ def rfm_table(features: pd.DataFrame) -> pd.DataFrame:
 
     Input: :func:`crm_helpers.features.customer_features` (customers without a paid order are
     dropped). Units: recency and tenure in days, monetary and average order value in the order
-    currency, net of refunds (paid orders only). Ties are handled by :func:`quintile_scores`.
+    currency, net of refunds (paid orders only). Ties are handled by :func:`quintile_scores`;
+    F is :func:`frequency_scores` (one order = F 1).
     """
     buyers = features.loc[features["frequency"] > 0].copy()
     if buyers.empty:
         return pd.DataFrame({c: pd.Series(dtype="object" if c in ("customer_id", "segment") else "float64")
                              for c in RFM_COLUMNS})
     buyers["r_score"] = quintile_scores(buyers["recency_days"], higher_is_better=False)
-    buyers["f_score"] = quintile_scores(buyers["frequency"])
+    buyers["f_score"] = frequency_scores(buyers["frequency"])
     buyers["m_score"] = quintile_scores(buyers["monetary"])
     buyers["segment"] = segment_of(buyers["r_score"], buyers["f_score"])
     return buyers[RFM_COLUMNS].sort_values("customer_id").reset_index(drop=True)
@@ -267,8 +284,8 @@ class CustomerClusters:
 
     After :meth:`fit`: ``k_``; ``labels_`` (cluster number per customer_id, 1 = highest average
     revenue, so the same data always gives the same numbers); ``scores_`` (k, silhouette,
-    inertia: the elbow/silhouette table); ``profiles_`` (one row per cluster with medians and a
-    description in words); ``note_`` (a plain note when the book is too small to cluster, in
+    inertia: the elbow/silhouette table); ``profiles_`` (one row per cluster: a short ``name`` from
+    what sets it apart most, medians and a description in words); :meth:`choice_sentence`; ``note_`` (a plain note when the book is too small to cluster, in
     which case everyone is in cluster 1).
     """
 
@@ -345,7 +362,7 @@ class CustomerClusters:
     def _profiles(self, buyers: pd.DataFrame, z: np.ndarray) -> pd.DataFrame:
         cols = list(self.features)
         if len(buyers) == 0:
-            return pd.DataFrame(columns=["cluster", "customers", "share_pct", *cols, "revenue_share_pct",
+            return pd.DataFrame(columns=["cluster", "name", "customers", "share_pct", *cols, "revenue_share_pct",
                                          "description"])
         frame = buyers[cols].astype("float64").assign(cluster=self.labels_.to_numpy())
         profile = frame.groupby("cluster").median()
@@ -356,7 +373,25 @@ class CustomerClusters:
         profile["revenue_share_pct"] = 100 * revenue / total if total else 0.0
         zmean = pd.DataFrame(z, columns=cols).groupby(self.labels_.to_numpy()).mean()
         profile["description"] = [_describe(zmean.loc[c]) for c in profile.index]
+        profile.insert(0, "name", _names(profile["description"]))
         return profile.reset_index()
+
+    def choice_sentence(self) -> str:
+        """One plain sentence: how many groups were chosen, why, and what tells them apart."""
+        if self.note_:
+            return self.note_
+        scores = self.scores_.set_index("k")["silhouette"]
+        why = ""
+        if len(scores) > 1:
+            runner = int(scores.drop(self.k_).idxmax())
+            why = (f" (how cleanly they separate: {scores[self.k_]:.2f} against {scores[runner]:.2f} for "
+                   f"{runner} groups, on a scale where 1 is fully apart)")
+        groups = "; ".join(
+            f"group {r.cluster}, {r.name.lower()}, {r.customers:,.0f} customers with typically "
+            f"{r.frequency:,.0f} order{'s' if round(r.frequency) != 1 else ''}"
+            for r in self.profiles_.itertuples()
+        )
+        return f"Your buyers fall most clearly into {self.k_} groups{why}: {groups}."
 
     def predict(self, features: pd.DataFrame) -> pd.Series:
         """Cluster number (1..k, by value) for each customer_id in ``features``."""
@@ -377,6 +412,18 @@ class CustomerClusters:
             return out.assign(pc1=0.0, pc2=0.0)
         xy = self.pca_.transform(self.scaler_.transform(self._matrix(buyers)))
         return out.assign(pc1=xy[:, 0], pc2=xy[:, 1])
+
+
+def _names(descriptions: pd.Series, words: int = 2) -> list[str]:
+    """Short cluster names: the first ``words`` words of each description (its strongest
+    differences), more where two clusters would otherwise share a name."""
+    parts = [d.split(", ") for d in descriptions]
+    names = [", ".join(p[:words]) for p in parts]
+    for n in range(words + 1, max((len(p) for p in parts), default=words) + 1):
+        if len(set(names)) == len(names):
+            break
+        names = [", ".join(p[:n]) for p in parts]
+    return [name[:1].upper() + name[1:] for name in names]
 
 
 def _describe(z: pd.Series, threshold: float = 0.35) -> str:

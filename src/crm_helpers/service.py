@@ -124,7 +124,8 @@ def period_times(db: Database, period: Period) -> pd.Series:
 
 
 def headline_figures(current: pd.Series, previous: pd.Series) -> list[dict[str, Any]]:
-    """Keyword arguments for :func:`crm_helpers.headlines.record`: median_first_response_hours (+ _prev)."""
+    """Keyword arguments for :func:`crm_helpers.headlines.record`: median_first_response_hours (+ _prev);
+    shorter is better."""
     figures = []
     for row, suffix, when in ((current, "", "this month"), (previous, "_prev", "previous month")):
         value = row["median_first_response_hours"]
@@ -132,6 +133,7 @@ def headline_figures(current: pd.Series, previous: pd.Series) -> list[dict[str, 
             "key": "median_first_response_hours" + suffix,
             "value": round(float(value), 1) if np.isfinite(value) else None,
             "label": "Median first response, hours" + ("" if not suffix else f" ({when})"), "unit": "",
+            "good": "down",
             "note": f"{int(row['tickets'])} tickets opened, {int(row['answered'])} answered by month end",
         })
     return figures

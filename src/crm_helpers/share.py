@@ -14,6 +14,7 @@ from typing import Any
 
 import nbformat
 
+from .glossary import write_glossary
 from .privacy import Masker
 from .report import FOLLOW_UP_FILE, NotebookRun, ReportResult, index_html, write_html
 from .store import open_db
@@ -66,10 +67,12 @@ def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> P
             html_path = nb_path.with_suffix(".html")
             write_html(masked, html_path, exclude_input=True)
         runs.append(NotebookRun(run.name, nb_path, html_path, run.ok, run.seconds,
-                                masker.mask(run.error), _mask_value(run.headlines, masker)))
+                                masker.mask(run.error), _mask_value(run.headlines, masker),
+                                flags=_mask_value(run.flags, masker)))
     queue = result.out_dir / FOLLOW_UP_FILE
     if queue.exists():
         (share_dir / FOLLOW_UP_FILE).write_text(masker.mask(queue.read_text(encoding="utf-8")), encoding="utf-8")
     index = share_dir / "index.html"
     index.write_text(index_html(result.period, runs, share_dir, title_suffix=" (shared copy)"), encoding="utf-8")
+    write_glossary(share_dir, f"Glossary of the CRM report {result.period.label}")
     return index

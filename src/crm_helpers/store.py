@@ -136,7 +136,9 @@ SCHEMA_VERSION = 4
 
 
 @contextmanager
-def _owner_only_umask() -> Iterator[None]:
+def owner_only_umask() -> Iterator[None]:
+    """Files and folders created inside are readable by their owner only (umask 077); processes
+    started inside (kernels, workers) inherit it."""
     old = os.umask(0o077)
     try:
         yield
@@ -155,7 +157,7 @@ def open_db(path: str | os.PathLike[str] | None = None, *, migrate: bool = True)
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         _tighten_permissions(db_path)  # before SQLite creates the WAL files with the store's mode
-        with _owner_only_umask():
+        with owner_only_umask():
             conn = sqlite3.connect(str(db_path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")

@@ -1,0 +1,99 @@
+"""The pack's glossary: one plain definition for each term the pages use, written once.
+
+Each entry names the term as the pages print it, what it means in plain words, and the function
+that computes it, so the same word always means the same number. The report writes it as
+``glossary.html`` next to the index (see :func:`crm_helpers.report.render_report`).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+GLOSSARY_FILE = "glossary.html"
+
+
+@dataclass(frozen=True)
+class Term:
+    """One glossary entry: the term, its plain meaning, where it is computed."""
+
+    term: str
+    meaning: str
+    computed_by: str
+
+
+TERMS: tuple[Term, ...] = (
+    # customers at risk or gone, from the firmest to the softest signal
+    Term("Lost customers", "Customers whose last paid order was exactly 6 months before this month and who have not "
+         "bought since: they left the customer base this month. A count of this month's departures.",
+         "crm_helpers.sales.period_figures"),
+    Term("Customers probably lost", "Repeat buyers whom the purchase model (BG/NBD) gives less than an even chance of "
+         "still being a customer, from how often they used to buy and how long they have been silent.",
+         "crm_helpers.clv.analyse_customers"),
+    Term("Customers at risk", "Customers in the RFM segments At Risk and Can't Lose Them: they used to buy often "
+         "but not for a long time, compared with your other customers.", "crm_helpers.segmentation.at_risk_count"),
+    Term("People to follow up", "Everybody the follow-up queue has a reason to contact this week, each with the "
+         "reason; the page lists the most urgent.",
+         "crm_helpers.scoring.follow_up_queue"),
+    # rates
+    Term("Repeat rate", "Of this month's buyers, the share who had bought before (returning or reactivated), in %.",
+         "crm_helpers.sales.period_figures"),
+    Term("Repeat purchase share (customer loyalty)", "Of this month's paid orders, the share that are not a "
+         "customer's first order, in %: the seeds' \"customer loyalty\".", "crm_helpers.sales.period_figures"),
+    Term("Bought again within 180 days", "Of the customers acquired at least 180 days ago, the share who bought "
+         "again within 180 days of their first purchase: the fair way to compare channels.",
+         "crm_helpers.cohorts.repeat_rate_by_channel"),
+    # scores and models
+    Term("R, F and M scores", "1 to 5, how recently (R), how often (F) and how much (M) a customer bought compared "
+         "with the others; 5 is the best fifth. F 1 means exactly one order.", "crm_helpers.segmentation.rfm_table"),
+    Term("P(alive)", "The model's chance that a customer is still a customer (will buy again some day), 0 to 1.",
+         "crm_helpers.clv.analyse_customers"),
+    Term("Silhouette", "How cleanly customer groups separate, from −1 to 1; the number of groups with the highest "
+         "value is chosen.", "crm_helpers.segmentation.CustomerClusters"),
+    Term("NPS", "Net Promoter Score: % of answers 9–10 minus % of answers 0–6 to \"would you recommend us\", "
+         "from −100 to 100.", "crm_helpers.satisfaction.period_scores"),
+    Term("CSAT", "The share of answers scoring 4 or 5 on the 1–5 overall satisfaction question, in %.",
+         "crm_helpers.satisfaction.period_scores"),
+    Term("ROMI", "Return on marketing investment: (what the campaign's tagged orders earned − its cost) ÷ cost. "
+         "It credits orders that would have come anyway; the extra revenue against customers not contacted says "
+         "what the campaign really changed.", "crm_helpers.romi.campaign_table"),
+    Term("Extra revenue (lift)", "What contacted customers spent during a campaign beyond comparable customers who "
+         "were not contacted, with a 95 % range; when the range includes zero the campaign had no measurable effect.",
+         "crm_helpers.romi.lift_ranking"),
+    Term("Weighted pipeline", "Open deals' amounts times their chance to win: what they are expected to bring; "
+         "overdue deals (past their expected close date) are shown apart.", "crm_helpers.sales.pipeline_split"),
+    Term("SARIMAX forecast", "A statistical forecast of monthly revenue from its trend and its season (the same "
+         "month a year before); the range says how far off it may be.", "crm_helpers.forecast.forecast_sales"),
+    Term("95 % range", "Where the true figure lies with 95 % confidence, given how much such a figure varies by "
+         "chance from month to month.", "crm_helpers.headlines.interval"),
+    Term("Within noise", "A move against the previous month that chance alone would often produce: not called a "
+         "change.", "crm_helpers.headlines.compare"),
+)
+"""Every term of the glossary, in the order the page lists them."""
+
+
+def glossary_html(title: str) -> str:
+    """The glossary page: one definition list, each term with its meaning and its function."""
+    entries = "".join(
+        f'<dt id="{html.escape(t.term.lower().replace(" ", "-"))}">{html.escape(t.term)}</dt>'
+        f"<dd>{html.escape(t.meaning)} <span class=\"src\">Computed by <code>{html.escape(t.computed_by)}</code>."
+        "</span></dd>"
+        for t in TERMS
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;padding:0 1em;color:#1f2933}}
+dt{{font-weight:600;margin-top:1em}} dd{{margin:.2em 0 0 0}} .src{{color:#7b8794;font-size:.85em}}</style>
+</head><body><h1>{html.escape(title)}</h1>
+<p>Each word the pages use for customers at risk or gone, and each rate, means one thing, computed in one
+place: the same word gives the same number on every page.</p>
+<dl>{entries}</dl><p><a href="index.html">Back to the index</a></p></body></html>
+"""
+
+
+def write_glossary(folder: Path, title: str = "Glossary") -> Path:
+    """Write :data:`GLOSSARY_FILE` into ``folder`` (a pack); returns its path."""
+    path = folder / GLOSSARY_FILE
+    path.write_text(glossary_html(title), encoding="utf-8")
+    return path

@@ -1,0 +1,152 @@
+"""Tables for people: how every table of the report pack is shown to the owner.
+
+One rule set for every page, applied to each DataFrame a notebook displays
+(:func:`use_for_display`, called by :func:`crm_helpers.workbook.open_workbook`) and by
+:func:`show` for long lists:
+
+- a missing value (NaN, None, ``<NA>``, NaT) is shown as "—", never as code words;
+- whole numbers (counts, also when pandas stored them as floats) without decimals, other numbers
+  with at most two, thousands separated; yes/no for true/false; dates without a midnight time;
+- column names in words (``days_since_order`` -> "days since order"), no row numbers;
+- text in full (pandas cuts cells at 50 characters; these tables never do);
+- at most :data:`MAX_ROWS` rows on a page: a longer list is cut there with a sentence saying so,
+  and with :func:`show` written in full to a CSV next to the page (owner-only, formulas
+  neutralized) and linked.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MAX_ROWS = 25
+"""The most rows a table shows on a page."""
+
+MISSING = "—"
+"""What a missing value looks like on a page."""
+
+
+def cell(value: Any) -> str:
+    """One value as the owner reads it (see the module notes)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            return MISSING
+        if float(value).is_integer():
+            return f"{value:,.0f}"
+        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        stamp = pd.Timestamp(value)
+        if pd.isna(stamp):
+            return MISSING
+        return stamp.strftime("%Y-%m-%d" if stamp == stamp.normalize() else "%Y-%m-%d %H:%M")
+    if isinstance(value, float) and math.isnan(value):
+        return MISSING
+    text = str(value)
+    return MISSING if text in ("nan", "NaN", "None", "<NA>", "NaT") else text
+
+
+def _integral_columns(frame: pd.DataFrame) -> set[Any]:
+    """Float columns whose every present value is whole: counts stored as floats."""
+    found = set()
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_float_dtype(values):
+            present = values.dropna()
+            if len(present) and np.all(np.isfinite(present)) and np.all(present == np.round(present)):
+                found.add(column)
+    return found
+
+
+def _plain_name(name: Any) -> str:
+    return MISSING if name is None else str(name).replace("_", " ")
+
+
+def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
+    """The table as HTML for a page: the rules of the module notes, at most ``max_rows`` rows."""
+    shown = frame
+    if not isinstance(shown.index, pd.RangeIndex) or shown.index.name is not None:
+        shown = shown.reset_index()
+    if isinstance(shown.columns, pd.MultiIndex):
+        shown.columns = [" ".join(str(p) for p in c if str(p)) for c in shown.columns]
+    body = shown.head(max_rows)
+    header = "".join(f"<th>{html.escape(_plain_name(c))}</th>" for c in body.columns)
+    numeric = {c for c in body.columns if pd.api.types.is_numeric_dtype(body[c])
+               and not pd.api.types.is_bool_dtype(body[c])}
+    rows = []
+    for values in body.itertuples(index=False, name=None):
+        cells = "".join(
+            f'<td class="num">{html.escape(cell(v))}</td>' if c in numeric else f"<td>{html.escape(cell(v))}</td>"
+            for c, v in zip(body.columns, values)
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    note = ""
+    if len(shown) > max_rows:
+        note = f'<p class="table-note">The first {max_rows} of {len(shown):,} rows.</p>'
+    return (
+        '<table class="for-people"><thead><tr>' + header + "</tr></thead><tbody>" + "".join(rows)
+        + "</tbody></table>" + note
+    )
+
+
+STYLE = """<style>
+table.for-people{border-collapse:collapse;margin:.5em 0;font-size:.92em}
+table.for-people th,table.for-people td{padding:.3em .6em;border-bottom:1px solid #e4e7eb;text-align:left;
+vertical-align:top;white-space:normal;max-width:40em}
+table.for-people td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+p.table-note{color:#52606d;font-size:.9em}
+</style>"""
+
+
+def _html_formatter(frame: pd.DataFrame) -> str:
+    return STYLE + for_people(frame)
+
+
+def use_for_display() -> None:
+    """Make every DataFrame a notebook displays a table for people (no effect outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # plain Python: nothing to register
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    html_formatter = shell.display_formatter.formatters["text/html"]
+    html_formatter.for_type(pd.DataFrame, _html_formatter)
+    pd.set_option("display.max_colwidth", None)  # text/plain too: never cut a cell
+
+
+def show(frame: pd.DataFrame, *, name: str, output_dir: str | os.PathLike[str] = "",
+         max_rows: int = MAX_ROWS) -> Path | None:
+    """Display ``frame`` for people; a list longer than ``max_rows`` also goes, complete, to
+    ``output_dir/name.csv`` (owner-only, see :mod:`crm_helpers.safe_csv`), linked under the table.
+
+    Returns the CSV's path, or None when the table fits on the page or no ``output_dir`` is given
+    (then the page says that only the first rows are shown).
+    """
+    from IPython.display import HTML, display
+
+    from .safe_csv import write_safe_csv
+
+    written = None
+    if len(frame) > max_rows and output_dir:
+        written = write_safe_csv(frame, Path(output_dir) / f"{name}.csv")
+    table = for_people(frame, max_rows=max_rows)
+    if written is not None:
+        table = table.replace(
+            '<p class="table-note">',
+            f'<p class="table-note">All {len(frame):,} rows are in <a href="{html.escape(written.name)}">'
+            f"{html.escape(written.name)}</a>. ", 1)
+    display(HTML(STYLE + table))
+    return written

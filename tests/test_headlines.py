@@ -1,0 +1,87 @@
+"""Headline figures against the previous month: coloured by what is good, grey within noise, and
+the index's "Needs attention" list built from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm_helpers import headlines
+from crm_helpers.report import ATTENTION_MAX, ATTENTION_MIN, NotebookRun, needs_attention
+
+
+def _count(key: str, value: int, good: str = "up", **extra) -> dict:
+    """A count as the sales notebook records it: Poisson standard error √n."""
+    return {"key": key, "value": value, "label": key.replace("_", " ").capitalize(), "unit": "", "good": good,
+            "se": value ** 0.5, **extra}
+
+
+def test_a_move_within_poisson_noise_is_grey_whatever_its_size_in_percent():
+    # the demo's lost customers: 23 -> 36 is +56.5 %, but √(23 + 36) · 1.96 = 15 > 13
+    change = headlines.compare(_count("lost_customers", 36, "down"), _count("lost_customers_prev", 23, "down"))
+    assert change.delta == 13 and change.within_noise is True and change.verdict == "noise"
+
+
+def test_a_real_move_is_coloured_by_what_is_good_for_the_business():
+    lost = headlines.compare(_count("lost_customers", 80, "down"), _count("lost_customers_prev", 30, "down"))
+    assert lost.within_noise is False and lost.verdict == "bad"  # lost customers up is bad news
+    fewer_lost = headlines.compare(_count("lost_customers", 30, "down"), _count("lost_customers_prev", 80, "down"))
+    assert fewer_lost.verdict == "good"
+    new = headlines.compare(_count("new_customers", 1), _count("new_customers_prev", 41))
+    assert new.verdict == "bad"
+    assert headlines.compare(_count("follow_up", 80, ""), _count("follow_up_prev", 30, "")).verdict == "neutral"
+
+
+def test_a_tested_change_interval_decides_before_standard_errors():
+    now = {"key": "nps", "value": 23.7, "good": "up", "se": 0.1, "change_interval": [-17.0, 18.0]}
+    assert headlines.compare(now, {"value": 23.5, "se": 0.1}).verdict == "noise"  # the bootstrap includes 0
+    now["change_interval"] = [2.0, 30.0]
+    assert headlines.compare(now, {"value": 7.5}).verdict == "good"
+
+
+def test_without_any_noise_recorded_a_move_is_not_called_good_or_bad():
+    change = headlines.compare({"value": 3.95, "good": "up"}, {"value": 3.98})
+    assert change.within_noise is None and change.verdict == "neutral"
+    assert headlines.compare({"value": None, "good": "up"}, {"value": 3.0}).delta is None
+
+
+def test_interval_is_the_recorded_one_or_value_plus_minus_two_standard_errors():
+    assert headlines.interval({"value": 10.0, "interval": [4.0, 19.0], "se": 1.0}) == (4.0, 19.0)
+    low, high = headlines.interval({"value": 100.0, "se": 10.0})
+    assert low == pytest.approx(80.4, abs=0.01) and high == pytest.approx(119.6, abs=0.01)
+    assert headlines.interval({"value": 100.0}) is None
+
+
+def test_record_refuses_an_unknown_good_direction():
+    with pytest.raises(ValueError, match="good must be"):
+        headlines.record("x", 1, label="x", good="higher")
+
+
+def _run(name: str, figures: list[dict], flags: list[dict] = ()) -> NotebookRun:
+    return NotebookRun(name, Path(f"{name}.ipynb"), Path(f"{name}.html"), True, 1.0,
+                       headlines={f["key"]: f for f in figures}, flags=list(flags))
+
+
+def test_needs_attention_ranks_by_money_links_each_page_and_leaves_out_noise():
+    sales = _run("06_sales", [
+        _count("new_customers", 1, worth=150.0), _count("new_customers_prev", 41),  # 40 × 150 = 6,000 at stake
+        _count("lost_customers", 36, "down", worth=150.0), _count("lost_customers_prev", 23, "down"),  # noise
+        {"key": "revenue", "value": 20000.0, "unit": "EUR", "good": "up", "se": 900.0, "label": "Revenue"},
+        {"key": "revenue_prev", "value": 30000.0, "unit": "EUR", "se": 1000.0},  # 10,000 EUR at stake
+    ])
+    romi = _run("04_romi", [], [{"key": "c02", "sentence": "Paid social ads cost 1,200 EUR and brought no "
+                                                          "measurable extra revenue.", "money": 1200.0}])
+    items = needs_attention([romi, sales])
+    assert [page for _, page in items] == ["06_sales.html", "06_sales.html", "04_romi.html"]
+    assert items[0][0] == "Revenue fell from 30,000 EUR to 20,000 EUR, more than its usual month-to-month noise."
+    assert "New customers fell from 41 to 1" in items[1][0]
+    assert not any("Lost" in sentence for sentence, _ in items)
+
+
+def test_needs_attention_holds_at_most_seven_and_says_when_nothing_else_moved():
+    many = _run("01", [], [{"key": f"k{i}", "sentence": f"Gap {i}.", "money": float(i)} for i in range(10)])
+    items = needs_attention([many])
+    assert len(items) == ATTENTION_MAX and items[0][0] == "Gap 9."
+    quiet = needs_attention([_run("06", [_count("lost_customers", 36, "down"), _count("lost_customers_prev", 23)])])
+    assert len(quiet) == 1 < ATTENTION_MIN and "within its usual noise" in quiet[0][0]
