@@ -394,17 +394,18 @@ def _fit_purchase_model(name: str, penalizer_coef: float, frequency: ArrayLike, 
     return model, [f"{name}: {w.message}" for w in caught]
 
 
-def _holdout_window(covered_days: int, holdout_days: int | None) -> tuple[int, str]:
+def _holdout_window(covered_days: int, covered_months: int, holdout_days: int | None) -> tuple[int, str]:
     """Length of the holdout window and, in plain words, how it was chosen.
 
-    With two years of history or more, the last 365 days are held out and the models learn
-    from everything before (at least a year): both windows hold every season, so a December
-    peak or a quiet summer cannot flatter or spoil the check. With less, the last third of the
-    history (at most 182 days) is held out, and the sentence says that it is not seasonally fair.
+    With two years of history or more (paid orders in 24 calendar months, the first one counted
+    even when it started on the 3rd), the last 365 days are held out and the models learn from
+    everything before (about a year or more): both windows hold every season, so a December peak
+    or a quiet summer cannot flatter or spoil the check. With less, the last third of the history
+    (at most 182 days) is held out, and the sentence says that it is not seasonally fair.
     """
     if holdout_days:
         return int(holdout_days), f"the last {int(holdout_days)} days, as asked"
-    if covered_days >= 2 * SEASON_DAYS:
+    if covered_months >= 24:
         return SEASON_DAYS, (f"the last 12 months held out, the models fitted on the {covered_days - SEASON_DAYS} "
                              "days before: each window covers every season, so the check is fair to seasons")
     short = min(182, covered_days // 3)
@@ -493,8 +494,10 @@ def holdout_validation(
     if days.empty:
         empty.message = f"no paid orders up to {as_of}"
         return empty
-    covered = (pd.Timestamp(as_of) - days["order_date"].min()).days + 1
-    holdout, window = _holdout_window(covered, holdout_days)
+    first = days["order_date"].min()
+    covered = (pd.Timestamp(as_of) - first).days + 1
+    months = (as_of.year - first.year) * 12 + as_of.month - first.month + 1
+    holdout, window = _holdout_window(covered, months, holdout_days)
     if holdout < 14 or covered - holdout < 60:
         empty.message = f"the history ({covered} days) is too short to hold out a validation window"
         return empty
