@@ -326,3 +326,12 @@ def test_the_glossary_defines_each_term_once_and_the_index_links_it(tiny_pack_di
     assert index.find("a", href="glossary.html")
     page = BeautifulSoup((tmp_path / "glossary.html").read_text(encoding="utf-8"), "html.parser")
     assert [dt.get_text() for dt in page.select("dt")] == terms
+
+
+@pytest.mark.slow
+def test_the_index_lists_as_many_people_to_follow_up_as_its_headline_promises(rendered_pack):
+    root, _, _ = rendered_pack
+    index = BeautifulSoup((root / "out" / "index.html").read_text(encoding="utf-8"), "html.parser")
+    promised = re.search(r"the (\d+) most urgent are listed", index.get_text())
+    assert promised, "the follow-up headline says how many are listed"
+    assert len(index.select("table.queue tbody tr")) == int(promised.group(1))

@@ -498,7 +498,9 @@ def _attention_html(runs: list[NotebookRun]) -> str:
     return f'<section id="attention"><h2>Needs attention</h2><ol>{entries}</ol></section>'
 
 
-def _follow_up_html(out_dir: Path, limit: int = 15) -> str:
+def _follow_up_html(out_dir: Path, limit: int = 25) -> str:
+    """The follow-up queue notebook 03 wrote, whole (it holds its ``top_n``, 20 by default, so the
+    index lists as many as the headline promises), never more than ``limit`` rows."""
     path = out_dir / FOLLOW_UP_FILE
     if not path.exists():
         return "<p>No follow-up queue this month.</p>"
