@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from crm_helpers.cli import main
 from crm_helpers.importing import ImportRejected
 from crm_helpers.inbox import import_inbox
+from crm_helpers.schema import RATES
 from crm_helpers.source_import import import_export
 from crm_helpers.store import memory_db, open_db, table_counts
 from crm_helpers.undo import undo_import
@@ -40,6 +41,7 @@ SOURCES = {
     "mailchimp_unsubscribed_members.csv": "Mailchimp audience (unsubscribed",
     "typeform_responses.csv": "Typeform responses",
     "wjx_answers.csv": "问卷星",
+    "eurofxref-hist.csv": "ECB euro reference exchange rates",
 }
 
 
@@ -52,7 +54,7 @@ def _order(db, order_id):
 
 
 def _snapshot(db):
-    return {t: _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") for t in table_counts(db)}
+    return {t: _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") for t in [*table_counts(db), RATES.name]}
 
 
 @pytest.mark.parametrize("name", list(SOURCES))
@@ -137,7 +139,9 @@ def test_stripe_payments_partial_refunds_failures_and_currencies():
     assert _order(db, "ch_3Pq0004")["status"] == "failed"
     assert (_order(db, "ch_3Pq0005")["currency"], _order(db, "ch_3Pq0001")["currency"]) == ("USD", "EUR")
     assert _order(db, "ch_3Pq0001")["customer_id"] == "cus_A1"
-    assert any("several currencies (EUR, USD)" in n and "one currency" in n for n in result.notes)
+    # no exchange rates in the store: the USD payment is left out of the (EUR) money figures, and said so
+    assert any("1 paid order (1 in USD) is left out of the money figures, which are in EUR" in n
+               for n in result.notes)
     # a payment without a Stripe customer still has an e-mail: a stable customer of its own
     sam = _order(db, "ch_3Pq0005")["customer_id"]
     assert next(db.query("SELECT email FROM customers WHERE customer_id = ?", [sam]))["email"] == "sam@example.com"

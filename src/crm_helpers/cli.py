@@ -183,6 +183,7 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     headers the workbook cannot guess; a --map is kept for the file's layout, so next month's file
     of it imports with `crm import FILE` alone.
     """
+    from .data import currency_note
     from .importing import ImportRejected, import_file
     from .source_import import import_any
 
@@ -206,6 +207,8 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     except sqlite3.DatabaseError as exc:
         raise click.ClickException(explain_error(_db_path(db_path), exc)) from None
     click.echo(result.summary())
+    if table == "orders" and not dry_run and (note := currency_note(db)):
+        click.echo(f"note: {note}")
 
 
 @main.command(name="undo-import")

@@ -16,8 +16,10 @@ one import in one transaction, logged as one batch per table tied by a group id,
   tagged ``guest``, and counted in the summary;
 - money: :func:`crm_helpers.importing.settle_refunds`; a source without a status column means paid
   (the summary says so); failed and voided payments are stored as ``failed``, never as revenue;
-  each order keeps its currency, and an export in several currencies gets a note in the summary
-  (the analyses do not convert between currencies);
+  each order keeps its currency (net revenue converts it to the store's with the exchange rates:
+  :func:`crm_helpers.schema.net_revenue_sql`);
+- exchange rates (the ECB's reference rates: a date, then one column per currency) fill the
+  ``exchange_rates`` table, one row per currency and day; ``N/A`` cells are no rate;
 - dates: as the tool writes them; a timestamp with a zone suffix gives its local date;
 - long numbers kept as text for Excel (``="3456789012345678901"``, or a leading tab) are read as
   the text inside.
@@ -36,9 +38,11 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from .data import currency_note
 from .importing import (ImportRejected, ImportResult, RowError, _message, clean_column, decide_dayfirst,
                         import_file, read_rows, remembered_mapping, settle_refunds, stable_customer_id, write_table)
-from .schema import LOAD_ORDER, TABLES, Column
+from .schema import LOAD_ORDER, RATES, TABLES, Column
+from .schema import table as schema_table
 from .sources import Source, normalize, recognise
 from .store import explain_error, store_path, write_transaction
 from .suppression import KINDS, SuppressionList, erased_mask
@@ -343,10 +347,6 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
     orders = settle_refunds(orders, first_rows, errors)
     if refunds.any():
         orders = _apply_refunds(orders, paid_back)
-    if "currency" in orders and orders["currency"].dropna().nunique() > 1:
-        found = ", ".join(sorted(orders["currency"].dropna().unique()))
-        result.notes.append(f"note: the orders are in several currencies ({found}); each order keeps its own, "
-                            "but the report pages add amounts up as one currency (no exchange rates yet)")
     out["orders"] = orders
     return out
 
@@ -375,6 +375,30 @@ def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     products = _last_non_empty(kept.assign(unit_price=price)[["product_id", "name", "unit_price"]], "product_id")
     products["unit_price"] = products["unit_price"].astype(object).where(products["unit_price"].notna(), None)
     return items, products
+
+
+def _rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int, str], rows: np.ndarray,
+           dayfirst: bool | None, errors: list[RowError]) -> pd.DataFrame:
+    """A wide rates file (``source.rates_per``) as ``exchange_rates`` rows: one per currency column
+    (a header that is an ISO code) and day with a rate; the tool's "no value" cells are left out."""
+    date_at = next(i for i, t in found.items() if t == f"{RATES.name}.rate_date")
+    bad: list[RowError] = []
+    day = clean_column(RATES.column("rate_date"), raw[date_at], dayfirst, bad, rows)
+    errors += [replace(e, column=header[date_at].strip()) for e in bad]
+    rate = RATES.column("per_eur")
+    frames = []
+    for i, name in enumerate(header):
+        code = name.strip().upper()
+        if i == date_at or not re.fullmatch(r"[A-Z]{3}", code):
+            continue
+        cells = pd.Series([_cell(v, source.empty) for v in raw[i]], index=raw.index, dtype=object)
+        bad = []
+        per = clean_column(replace(rate, required=False), cells, dayfirst, bad, rows)
+        errors += [replace(e, column=name.strip()) for e in bad]
+        frames.append(pd.DataFrame({"currency": code, "rate_date": day, "per_eur": per}).dropna())
+    if not frames:
+        return pd.DataFrame(columns=RATES.column_names)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Series, rows: np.ndarray,
@@ -426,18 +450,27 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     if not data:
         raise ImportRejected(f"{path.name}: only a header row, no data")
     found, ignored = _targets(source, header)
+    if source.rates_per:  # the other columns are the currencies, not columns left aside
+        ignored = []
     result = SourceImportResult(path, source, {header[i].strip(): t for i, t in found.items()}, ignored,
                                 dry_run=dry_run)
     width = len(header)
     raw = pd.DataFrame([(d + [""] * width)[:width] for d in data], dtype=object).fillna("")
     rows = np.arange(at + 2, at + 2 + len(data))
     raw, rows = _kept(source, header, raw, rows, result)
+    if source.rates_per:
+        errors: list[RowError] = []
+        tables = {RATES.name: _rates(source, header, raw, found, rows, dayfirst, errors)}
+        if errors:
+            raise ImportRejected(_message(path, errors, "Fix these rows in the rates file and import it again."))
+        _write(db, path, tables, result)
+        return result
     frame = _combine(raw, found, source)
     for target, value in source.constants.items():
         frame[target] = value
     if source.lines and "orders.order_id" in frame:
         frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount",) if source.amount == "line_totals" else ())
-    errors: list[RowError] = []
+    errors = []
     headers = {t: h for h, t in result.mapping.items()}
     dates = {headers.get(t, t): frame[t] for t in frame if t.split(".")[1] in ("order_date", "submitted_at")}
     decided = decide_dayfirst(path, dates, source.dayfirst if dayfirst is None else dayfirst, rows)
@@ -448,6 +481,8 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         errors = _in_file_terms(errors, result.mapping)
         raise ImportRejected(_message(path, errors, "Fix these rows in the export (or in the tool) and import it again."))
     _write(db, path, tables, result)
+    if not dry_run and (note := currency_note(db)):
+        result.notes.append(f"note: {note}")
     return result
 
 
@@ -486,11 +521,11 @@ def _write(db: Database, path: Path, tables: dict[str, pd.DataFrame], result: So
     try:
         with db.atomic() if result.dry_run else write_transaction(db):
             group_id = None
-            for name in LOAD_ORDER:
+            for name in (*LOAD_ORDER, RATES.name):
                 if name not in tables or tables[name].empty:
                     continue
                 table_result = ImportResult(table=name, file=path, dry_run=result.dry_run)
-                write_table(db, TABLES[name], path, tables[name], table_result, group_id=group_id, keep_stored=True)
+                write_table(db, schema_table(name), path, tables[name], table_result, group_id=group_id, keep_stored=True)
                 result.tables[name] = table_result
                 if group_id is None and table_result.batch_id is not None:
                     group_id = table_result.batch_id
