@@ -7,6 +7,7 @@ test asserts what the export says landed in the store.
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -401,3 +402,41 @@ def test_alipay_bill_in_gbk_after_its_preamble_keeps_income_with_exact_numbers()
     assert set(orders) == {"2026050322001414871443694067", "2026052022001414871443694099"}  # trailing tab gone
     assert [o["amount"] for o in orders.values()] == [268.0, 99.0]
     assert {o["customer_id"] for o in orders.values()} == {"赵先生"}
+
+
+def test_skip_bad_rows_writes_the_good_orders_and_the_bad_lines_with_reasons(tmp_path):
+    # #1001's second line gets a bad quantity: both its lines are left out, the other orders written
+    lines = (FIXTURES / "shopify_orders_export.csv").read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace(",1,Green tea 100 g,", ",one,Green tea 100 g,", 1)
+    path = tmp_path / "orders_export.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db_path = tmp_path / "crm.db"
+    refused = CliRunner().invoke(main, ["import", "--db", str(db_path), str(path)])
+    assert refused.exit_code != 0 and "row 3, column Lineitem quantity: 'one'" in refused.output
+    assert "--skip-bad-rows" in refused.output and sum(table_counts(open_db(db_path)).values()) == 0
+
+    result = CliRunner().invoke(main, ["import", "--db", str(db_path), "--skip-bad-rows", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "2 bad rows were left out: rows and reasons in orders_export.rejects.csv" in result.output
+    db = open_db(db_path)
+    orders = {r["order_id"] for r in db.query("SELECT order_id FROM orders")}
+    assert "#1001" not in orders and {"#1002", "#1003"} <= orders
+    assert db.execute("SELECT count(*) FROM order_items WHERE order_id = '#1001'").fetchone()[0] == 0
+    with (tmp_path / "orders_export.rejects.csv").open(newline="", encoding="utf-8-sig") as f:  # BOM: for Excel
+        rejects = list(csv.reader(f))
+    assert rejects[0][:3] == ["row", "reasons", "Name"]
+    assert [(r[0], r[2]) for r in rejects[1:]] == [("2", "#1001"), ("3", "#1001")]
+    assert "another line of this order is bad" in rejects[1][1] and "'one' not a number" in rejects[2][1]
+    assert oct((tmp_path / "orders_export.rejects.csv").stat().st_mode & 0o777) == "0o600"
+
+
+def test_skip_bad_rows_of_a_rates_file_keeps_the_good_days(tmp_path):
+    lines = (FIXTURES / "eurofxref-hist.csv").read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace("2025-04-25", "2025-04-31", 1)
+    path = tmp_path / "eurofxref-hist.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db = memory_db()
+    result = import_export(db, path, skip_bad_rows=True)
+    assert result.rejected == 1 and result.rejects_path.name == "eurofxref-hist.rejects.csv"
+    days = {r[0] for r in db.execute("SELECT DISTINCT rate_date FROM exchange_rates")}
+    assert days == {"2025-04-17", "2025-04-22", "2025-04-23", "2025-04-24"}

@@ -190,13 +190,13 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     if len(args) > 2:
         raise click.UsageError("give FILE, or TABLE FILE")
     table, file = (None, Path(args[0])) if len(args) == 1 else (args[0], Path(args[1]))
-    if table is None and (maps or skip_bad_rows or create_missing_customers):
-        raise click.UsageError("--map, --skip-bad-rows and --create-missing-customers need the table: "
-                               "crm import TABLE FILE")
+    if table is None and (maps or create_missing_customers):
+        raise click.UsageError("--map and --create-missing-customers need the table: crm import TABLE FILE")
     db = _open(db_path)
     try:
         if table is None:
-            result: Any = import_any(db, file, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run)
+            result: Any = import_any(db, file, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run,
+                                     skip_bad_rows=skip_bad_rows)
         else:
             result = import_file(
                 db, table, file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,
