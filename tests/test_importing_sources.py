@@ -43,6 +43,7 @@ SOURCES = {
     "typeform_responses.csv": "Typeform responses",
     "wjx_answers.csv": "问卷星",
     "eurofxref-hist.csv": "ECB euro reference exchange rates",
+    "woocommerce_customers.csv": "WooCommerce customers",
 }
 
 
@@ -440,3 +441,21 @@ def test_skip_bad_rows_of_a_rates_file_keeps_the_good_days(tmp_path):
     assert result.rejected == 1 and result.rejects_path.name == "eurofxref-hist.rejects.csv"
     days = {r[0] for r in db.execute("SELECT DISTINCT rate_date FROM exchange_rates")}
     assert days == {"2025-04-17", "2025-04-22", "2025-04-23", "2025-04-24"}
+
+
+def test_woocommerce_customers_join_the_people_of_the_orders_export_by_email():
+    db = memory_db()
+    import_export(db, FIXTURES / "woocommerce_orders.csv")
+    ines = _order(db, "4990")["customer_id"]
+    result = import_export(db, FIXTURES / "woocommerce_customers.csv")
+    assert (result.tables["customers"].inserted, result.tables["customers"].updated) == (1, 2)
+    people = {r["email"]: r for r in db.query("SELECT * FROM customers")}
+    assert set(people) == {"ines@example.fr", "tom@example.de", "mei@example.cn"}
+    # the e-mail in capitals is the person of orders 4990/4991, now with what the customers export knows
+    assert people["ines@example.fr"]["customer_id"] == ines
+    assert {k: people["ines@example.fr"][k] for k in ("name", "phone", "company", "city", "country", "first_seen")} \
+        == {"name": "Ines Moreau", "phone": "+33 6 12 34 56 78", "company": "Atelier Moreau", "city": "Lyon",
+            "country": "FR", "first_seen": "2026-05-20"}
+    # a guest (customer_id 0) is matched by e-mail like anyone; without an account e-mail, the billing one
+    assert people["tom@example.de"]["customer_id"] == _order(db, "4992")["customer_id"]
+    assert (people["mei@example.cn"]["name"], people["mei@example.cn"]["first_seen"]) == ("Mei Lin", "2026-06-02")

@@ -180,6 +180,23 @@ SOURCES: tuple[Source, ...] = (
         format_note="WooCommerce Customer/Order CSV Export, default order format (a real export's header)",
     ),
     Source(
+        key="woocommerce_customers",
+        title="WooCommerce customers (Customer/Order CSV Export)",
+        menu="WordPress admin → WooCommerce → Export (Customer/Order/Coupon CSV Export) → Customers, default format",
+        signature=("customer_id", "first_name", "last_name", "email", "date_registered", "billing_email"),
+        # customer_id is the WordPress user (0 for a guest), unknown to the orders export: people are
+        # matched by e-mail, as the orders export's are; the billing e-mail stands in for a missing one
+        columns={
+            "email": "customers.email", "billing_email": "customers.email", "first_name": "customers.name",
+            "last_name": "customers.name", "billing_phone": "customers.phone", "billing_company": "customers.company",
+            "billing_city": "customers.city", "billing_country": "customers.country",
+            "date_registered": "customers.first_seen",
+        },
+        joined=("customers.name",),
+        format_note="WooCommerce Customer/Order CSV Export, default customer format (the extension's customer "
+                    "column headers)",
+    ),
+    Source(
         key="stripe_customers",
         title="Stripe customers",
         menu="Stripe Dashboard → Customers → Export, CSV",
