@@ -136,3 +136,15 @@ def test_the_cli_notes_orders_left_out_after_an_orders_import(tmp_path):
     rates = runner.invoke(main, ["import", "--db", str(db_path), str(RATES_FILE)])
     assert rates.exit_code == 0, rates.output
     assert "recognised as ECB euro reference exchange rates" in rates.output and "left out" not in rates.output
+
+
+def test_purchases_for_clv_leave_out_orders_without_a_rate():
+    from crm_helpers.clv import paid_purchase_days
+
+    db = _store(TWO_CURRENCIES)
+    days = paid_purchase_days(db, "2025-04-30")
+    assert not days["amount"].isna().any()
+    assert days["amount"].sum() == pytest.approx(190.0) and days["orders"].sum() == 4  # the EUR orders
+    import_export(db, RATES_FILE)
+    days = paid_purchase_days(db, "2025-04-30")
+    assert days["amount"].sum() == pytest.approx(490.0) and days["orders"].sum() == 7  # U3 still has no rate
