@@ -7,6 +7,7 @@ test asserts what the export says landed in the store.
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 from crm_helpers.cli import main
 from crm_helpers.importing import ImportRejected
 from crm_helpers.inbox import import_inbox
+from crm_helpers.schema import RATES
 from crm_helpers.source_import import import_export
 from crm_helpers.store import memory_db, open_db, table_counts
 from crm_helpers.undo import undo_import
@@ -40,6 +42,8 @@ SOURCES = {
     "mailchimp_unsubscribed_members.csv": "Mailchimp audience (unsubscribed",
     "typeform_responses.csv": "Typeform responses",
     "wjx_answers.csv": "问卷星",
+    "eurofxref-hist.csv": "ECB euro reference exchange rates",
+    "woocommerce_customers.csv": "WooCommerce customers",
 }
 
 
@@ -52,7 +56,7 @@ def _order(db, order_id):
 
 
 def _snapshot(db):
-    return {t: _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") for t in table_counts(db)}
+    return {t: _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") for t in [*table_counts(db), RATES.name]}
 
 
 @pytest.mark.parametrize("name", list(SOURCES))
@@ -137,7 +141,9 @@ def test_stripe_payments_partial_refunds_failures_and_currencies():
     assert _order(db, "ch_3Pq0004")["status"] == "failed"
     assert (_order(db, "ch_3Pq0005")["currency"], _order(db, "ch_3Pq0001")["currency"]) == ("USD", "EUR")
     assert _order(db, "ch_3Pq0001")["customer_id"] == "cus_A1"
-    assert any("several currencies (EUR, USD)" in n and "one currency" in n for n in result.notes)
+    # no exchange rates in the store: the USD payment is left out of the (EUR) money figures, and said so
+    assert any("1 paid order (1 in USD) is left out of the money figures, which are in EUR" in n
+               for n in result.notes)
     # a payment without a Stripe customer still has an e-mail: a stable customer of its own
     sam = _order(db, "ch_3Pq0005")["customer_id"]
     assert next(db.query("SELECT email FROM customers WHERE customer_id = ?", [sam]))["email"] == "sam@example.com"
@@ -397,3 +403,59 @@ def test_alipay_bill_in_gbk_after_its_preamble_keeps_income_with_exact_numbers()
     assert set(orders) == {"2026050322001414871443694067", "2026052022001414871443694099"}  # trailing tab gone
     assert [o["amount"] for o in orders.values()] == [268.0, 99.0]
     assert {o["customer_id"] for o in orders.values()} == {"赵先生"}
+
+
+def test_skip_bad_rows_writes_the_good_orders_and_the_bad_lines_with_reasons(tmp_path):
+    # #1001's second line gets a bad quantity: both its lines are left out, the other orders written
+    lines = (FIXTURES / "shopify_orders_export.csv").read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace(",1,Green tea 100 g,", ",one,Green tea 100 g,", 1)
+    path = tmp_path / "orders_export.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db_path = tmp_path / "crm.db"
+    refused = CliRunner().invoke(main, ["import", "--db", str(db_path), str(path)])
+    assert refused.exit_code != 0 and "row 3, column Lineitem quantity: 'one'" in refused.output
+    assert "--skip-bad-rows" in refused.output and sum(table_counts(open_db(db_path)).values()) == 0
+
+    result = CliRunner().invoke(main, ["import", "--db", str(db_path), "--skip-bad-rows", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "2 bad rows were left out: rows and reasons in orders_export.rejects.csv" in result.output
+    db = open_db(db_path)
+    orders = {r["order_id"] for r in db.query("SELECT order_id FROM orders")}
+    assert "#1001" not in orders and {"#1002", "#1003"} <= orders
+    assert db.execute("SELECT count(*) FROM order_items WHERE order_id = '#1001'").fetchone()[0] == 0
+    with (tmp_path / "orders_export.rejects.csv").open(newline="", encoding="utf-8-sig") as f:  # BOM: for Excel
+        rejects = list(csv.reader(f))
+    assert rejects[0][:3] == ["row", "reasons", "Name"]
+    assert [(r[0], r[2]) for r in rejects[1:]] == [("2", "#1001"), ("3", "#1001")]
+    assert "another line of this order is bad" in rejects[1][1] and "'one' not a number" in rejects[2][1]
+    assert oct((tmp_path / "orders_export.rejects.csv").stat().st_mode & 0o777) == "0o600"
+
+
+def test_skip_bad_rows_of_a_rates_file_keeps_the_good_days(tmp_path):
+    lines = (FIXTURES / "eurofxref-hist.csv").read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1].replace("2025-04-25", "2025-04-31", 1)
+    path = tmp_path / "eurofxref-hist.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    db = memory_db()
+    result = import_export(db, path, skip_bad_rows=True)
+    assert result.rejected == 1 and result.rejects_path.name == "eurofxref-hist.rejects.csv"
+    days = {r[0] for r in db.execute("SELECT DISTINCT rate_date FROM exchange_rates")}
+    assert days == {"2025-04-17", "2025-04-22", "2025-04-23", "2025-04-24"}
+
+
+def test_woocommerce_customers_join_the_people_of_the_orders_export_by_email():
+    db = memory_db()
+    import_export(db, FIXTURES / "woocommerce_orders.csv")
+    ines = _order(db, "4990")["customer_id"]
+    result = import_export(db, FIXTURES / "woocommerce_customers.csv")
+    assert (result.tables["customers"].inserted, result.tables["customers"].updated) == (1, 2)
+    people = {r["email"]: r for r in db.query("SELECT * FROM customers")}
+    assert set(people) == {"ines@example.fr", "tom@example.de", "mei@example.cn"}
+    # the e-mail in capitals is the person of orders 4990/4991, now with what the customers export knows
+    assert people["ines@example.fr"]["customer_id"] == ines
+    assert {k: people["ines@example.fr"][k] for k in ("name", "phone", "company", "city", "country", "first_seen")} \
+        == {"name": "Ines Moreau", "phone": "+33 6 12 34 56 78", "company": "Atelier Moreau", "city": "Lyon",
+            "country": "FR", "first_seen": "2026-05-20"}
+    # a guest (customer_id 0) is matched by e-mail like anyone; without an account e-mail, the billing one
+    assert people["tom@example.de"]["customer_id"] == _order(db, "4992")["customer_id"]
+    assert (people["mei@example.cn"]["name"], people["mei@example.cn"]["first_seen"]) == ("Mei Lin", "2026-06-02")

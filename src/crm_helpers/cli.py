@@ -183,19 +183,20 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     headers the workbook cannot guess; a --map is kept for the file's layout, so next month's file
     of it imports with `crm import FILE` alone.
     """
+    from .data import currency_note
     from .importing import ImportRejected, import_file
     from .source_import import import_any
 
     if len(args) > 2:
         raise click.UsageError("give FILE, or TABLE FILE")
     table, file = (None, Path(args[0])) if len(args) == 1 else (args[0], Path(args[1]))
-    if table is None and (maps or skip_bad_rows or create_missing_customers):
-        raise click.UsageError("--map, --skip-bad-rows and --create-missing-customers need the table: "
-                               "crm import TABLE FILE")
+    if table is None and (maps or create_missing_customers):
+        raise click.UsageError("--map and --create-missing-customers need the table: crm import TABLE FILE")
     db = _open(db_path)
     try:
         if table is None:
-            result: Any = import_any(db, file, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run)
+            result: Any = import_any(db, file, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run,
+                                     skip_bad_rows=skip_bad_rows)
         else:
             result = import_file(
                 db, table, file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,
@@ -206,6 +207,8 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     except sqlite3.DatabaseError as exc:
         raise click.ClickException(explain_error(_db_path(db_path), exc)) from None
     click.echo(result.summary())
+    if table == "orders" and not dry_run and (note := currency_note(db)):
+        click.echo(f"note: {note}")
 
 
 @main.command(name="undo-import")

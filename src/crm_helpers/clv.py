@@ -329,12 +329,14 @@ def paid_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
 
     Columns: customer_id, order_date (datetime64), amount (sum of the day's paid orders, net
     of refunds), cost (sum of the known order costs, NaN when none is known), orders. Paid orders
-    only: refunded and cancelled orders are not purchases.
+    only: refunded and cancelled orders are not purchases; nor are orders in a currency without an
+    exchange rate (their net revenue is unknown: see ``crm_helpers.data.currency_note``).
     """
     frame = query_df(
         db,
         f"SELECT customer_id, order_date, sum({net_revenue_sql()}) AS amount, sum(cost) AS cost, count(*) AS orders "
-        "FROM orders WHERE status = 'paid' AND order_date <= ? GROUP BY customer_id, order_date",
+        f"FROM orders WHERE status = 'paid' AND order_date <= ? AND {net_revenue_sql()} IS NOT NULL "
+        "GROUP BY customer_id, order_date",
         [_iso(as_of)],
         parse_dates=["order_date"],
     )

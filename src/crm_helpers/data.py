@@ -12,6 +12,8 @@ from typing import Any, Sequence
 import pandas as pd
 from sqlite_utils import Database
 
+from .schema import STORE_CURRENCY_SQL, net_revenue_sql
+
 
 def query_df(
     db: Database,
@@ -62,9 +64,32 @@ def orders(
 
 
 def store_currency(db: Database) -> str:
-    """The currency of most paid orders (e.g. ``"EUR"``), or ``""`` when no order names one."""
-    row = db.execute(
-        "SELECT currency FROM orders WHERE status = 'paid' AND currency IS NOT NULL AND currency <> '' "
-        "GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1"
-    ).fetchone()
+    """The currency of most paid orders (e.g. ``"EUR"``), or ``""`` when no order names one
+    (:data:`~crm_helpers.schema.STORE_CURRENCY_SQL`)."""
+    row = db.execute(STORE_CURRENCY_SQL).fetchone()
     return str(row[0]) if row else ""
+
+
+def unconverted_orders(db: Database) -> dict[str, int]:
+    """``{currency: paid orders}`` of the paid orders left out of the money figures: in a currency
+    other than the store's, without an exchange rate on or before their date (their
+    :func:`~crm_helpers.schema.net_revenue_sql` is NULL). Empty when every order counts."""
+    rows = db.execute(
+        f"SELECT currency, count(*) FROM orders WHERE status = 'paid' AND {net_revenue_sql()} IS NULL "
+        "GROUP BY currency ORDER BY count(*) DESC, currency"
+    ).fetchall()
+    return {str(currency): int(n) for currency, n in rows}
+
+
+def currency_note(db: Database) -> str:
+    """A sentence for the owner when some paid orders are left out of the money figures for want of
+    exchange rates (see :func:`unconverted_orders`); ``""`` when none are."""
+    left_out = unconverted_orders(db)
+    if not left_out:
+        return ""
+    counts = ", ".join(f"{n} in {currency}" for currency, n in left_out.items())
+    total = sum(left_out.values())
+    return (f"{total} paid order{'s' if total != 1 else ''} ({counts}) {'are' if total != 1 else 'is'} left out of "
+            f"the money figures, which are in {store_currency(db)}: there is no exchange rate for "
+            f"{'them' if total != 1 else 'it'} on or before the order date. Import the ECB reference rates "
+            "(eurofxref-hist.csv) with `crm import FILE` to count them.")

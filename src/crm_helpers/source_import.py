@@ -16,8 +16,10 @@ one import in one transaction, logged as one batch per table tied by a group id,
   tagged ``guest``, and counted in the summary;
 - money: :func:`crm_helpers.importing.settle_refunds`; a source without a status column means paid
   (the summary says so); failed and voided payments are stored as ``failed``, never as revenue;
-  each order keeps its currency, and an export in several currencies gets a note in the summary
-  (the analyses do not convert between currencies);
+  each order keeps its currency (net revenue converts it to the store's with the exchange rates:
+  :func:`crm_helpers.schema.net_revenue_sql`);
+- exchange rates (the ECB's reference rates: a date, then one column per currency) fill the
+  ``exchange_rates`` table, one row per currency and day; ``N/A`` cells are no rate;
 - dates: as the tool writes them; a timestamp with a zone suffix gives its local date;
 - long numbers kept as text for Excel (``="3456789012345678901"``, or a leading tab) are read as
   the text inside.
@@ -36,9 +38,12 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from .importing import (ImportRejected, ImportResult, RowError, _message, clean_column, decide_dayfirst,
-                        import_file, read_rows, remembered_mapping, settle_refunds, stable_customer_id, write_table)
-from .schema import LOAD_ORDER, TABLES, Column
+from .data import currency_note
+from .importing import (ImportRejected, ImportResult, RowError, _message, _write_rejects, clean_column,
+                        decide_dayfirst, import_file, read_rows, rejects_path, remembered_mapping, settle_refunds,
+                        stable_customer_id, write_table)
+from .schema import LOAD_ORDER, RATES, TABLES, Column
+from .schema import table as schema_table
 from .sources import Source, normalize, recognise
 from .store import explain_error, store_path, write_transaction
 from .suppression import KINDS, SuppressionList, erased_mask
@@ -62,6 +67,8 @@ class SourceImportResult:
     tables: dict[str, ImportResult] = field(default_factory=dict)
     guest_orders: int = 0
     erased_skipped: int = 0
+    rejected: int = 0  # bad rows left out (``skip_bad_rows``)
+    rejects_path: Path | None = None
     notes: list[str] = field(default_factory=list)
     dry_run: bool = False
 
@@ -84,6 +91,9 @@ class SourceImportResult:
                          "customer of its own tagged 'guest'")
         if self.erased_skipped:
             lines.append(f"{self.erased_skipped} rows of erased people skipped (see `crm forget --list`)")
+        if self.rejected:
+            where = f": rows and reasons in {self.rejects_path.name}" if self.rejects_path else ""
+            lines.append(f"{self.rejected} bad rows {'would be' if self.dry_run else 'were'} left out{where}")
         lines += self.notes
         if self.batch_ids:
             lines.append(f"import batch {self.batch_ids[0]} (undo it all with `crm undo-import {self.batch_ids[0]}`)")
@@ -343,10 +353,6 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
     orders = settle_refunds(orders, first_rows, errors)
     if refunds.any():
         orders = _apply_refunds(orders, paid_back)
-    if "currency" in orders and orders["currency"].dropna().nunique() > 1:
-        found = ", ".join(sorted(orders["currency"].dropna().unique()))
-        result.notes.append(f"note: the orders are in several currencies ({found}); each order keeps its own, "
-                            "but the report pages add amounts up as one currency (no exchange rates yet)")
     out["orders"] = orders
     return out
 
@@ -377,6 +383,30 @@ def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return items, products
 
 
+def _rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int, str], rows: np.ndarray,
+           dayfirst: bool | None, errors: list[RowError]) -> pd.DataFrame:
+    """A wide rates file (``source.rates_per``) as ``exchange_rates`` rows: one per currency column
+    (a header that is an ISO code) and day with a rate; the tool's "no value" cells are left out."""
+    date_at = next(i for i, t in found.items() if t == f"{RATES.name}.rate_date")
+    bad: list[RowError] = []
+    day = clean_column(RATES.column("rate_date"), raw[date_at], dayfirst, bad, rows)
+    errors += [replace(e, column=header[date_at].strip()) for e in bad]
+    rate = RATES.column("per_eur")
+    frames = []
+    for i, name in enumerate(header):
+        code = name.strip().upper()
+        if i == date_at or not re.fullmatch(r"[A-Z]{3}", code):
+            continue
+        cells = pd.Series([_cell(v, source.empty) for v in raw[i]], index=raw.index, dtype=object)
+        bad = []
+        per = clean_column(replace(rate, required=False), cells, dayfirst, bad, rows)
+        errors += [replace(e, column=name.strip()) for e in bad]
+        frames.append(pd.DataFrame({"currency": code, "rate_date": day, "per_eur": per}).dropna())
+    if not frames:
+        return pd.DataFrame(columns=RATES.column_names)
+    return pd.concat(frames, ignore_index=True)
+
+
 def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Series, rows: np.ndarray,
               errors: list[RowError]) -> pd.DataFrame:
     submitted = clean["feedback.submitted_at"]
@@ -393,22 +423,27 @@ def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Serie
 
 # ----------------------------------------------------------------------------------- the import
 def import_any(db: Database, path: str | os.PathLike[str], *, encoding: str | None = None,
-               dayfirst: bool | None = None, dry_run: bool = False) -> SourceImportResult | ImportResult:
+               dayfirst: bool | None = None, dry_run: bool = False,
+               skip_bad_rows: bool = False) -> SourceImportResult | ImportResult:
     """``crm import FILE``: a known tool's export (:func:`import_export`), else a layout imported
     before with ``--map`` (into the table and with the mapping kept for it)."""
     header, data = read_rows(Path(path), encoding)
     saved = remembered_mapping(db, header)
     if find_source(header, data) is None and saved is not None:
-        return import_file(db, saved[0], path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run)
-    return import_export(db, path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run)
+        return import_file(db, saved[0], path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run,
+                           skip_bad_rows=skip_bad_rows)
+    return import_export(db, path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run, skip_bad_rows=skip_bad_rows)
 
 
 def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str | None = None,
-                  dayfirst: bool | None = None, dry_run: bool = False) -> SourceImportResult:
+                  dayfirst: bool | None = None, dry_run: bool = False,
+                  skip_bad_rows: bool = False) -> SourceImportResult:
     """Recognise ``path``'s source and import everything it holds; see the module doc.
 
     Raises :class:`ImportRejected` (nothing written) when the source is not recognised or a row
-    is bad; the message names the file, row, column and reason.
+    is bad; the message names the file, row, column and reason. With ``skip_bad_rows`` the good
+    rows are written and the bad ones, with the other lines of their orders, go with their reasons
+    to ``<file>.rejects.csv`` beside it (as a named-table import does).
     """
     path = Path(path)
     header, data = read_rows(path, encoding)
@@ -426,29 +461,69 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     if not data:
         raise ImportRejected(f"{path.name}: only a header row, no data")
     found, ignored = _targets(source, header)
+    if source.rates_per:  # the other columns are the currencies, not columns left aside
+        ignored = []
     result = SourceImportResult(path, source, {header[i].strip(): t for i, t in found.items()}, ignored,
                                 dry_run=dry_run)
     width = len(header)
     raw = pd.DataFrame([(d + [""] * width)[:width] for d in data], dtype=object).fillna("")
     rows = np.arange(at + 2, at + 2 + len(data))
+    lines = dict(zip(rows.tolist(), data))
     raw, rows = _kept(source, header, raw, rows, result)
+    notes = len(result.notes)
+    tables, errors = _prepare(db, source, path, header, raw, rows, found, dayfirst, result)
+    rejected: list[RowError] = []
+    if errors and skip_bad_rows:
+        rejected = errors + _other_lines_of_bad_orders(source, header, raw, rows, found, errors)
+        good = ~np.isin(rows, [e.row for e in rejected])
+        del result.notes[notes:]  # said again by the pass over the good rows
+        tables, errors = _prepare(db, source, path, header, raw[good].reset_index(drop=True), rows[good], found,
+                                  dayfirst, result)
+        result.rejected = len({e.row for e in rejected})
+    if errors:
+        raise ImportRejected(_message(path, errors, "Fix these rows in the export (or in the tool) and import it "
+                                                    "again, or import the good ones with --skip-bad-rows."))
+    _write(db, path, tables, result, rejects_path(path) if rejected and not dry_run else None)
+    if rejected and not dry_run:
+        result.rejects_path = _write_rejects(path, header, lines, rejected)
+    if not dry_run and (note := currency_note(db)):
+        result.notes.append(f"note: {note}")
+    return result
+
+
+def _prepare(db: Database, source: Source, path: Path, header: list[str], raw: pd.DataFrame, rows: np.ndarray,
+             found: dict[int, str], dayfirst: bool | None, result: SourceImportResult
+             ) -> tuple[dict[str, pd.DataFrame], list[RowError]]:
+    """The store tables ``raw``'s rows fill, and the problems of its rows (in the file's own terms)."""
+    errors: list[RowError] = []
+    if source.rates_per:
+        return {RATES.name: _rates(source, header, raw, found, rows, dayfirst, errors)}, errors
     frame = _combine(raw, found, source)
     for target, value in source.constants.items():
         frame[target] = value
     if source.lines and "orders.order_id" in frame:
         frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount",) if source.amount == "line_totals" else ())
-    errors: list[RowError] = []
     headers = {t: h for h, t in result.mapping.items()}
     dates = {headers.get(t, t): frame[t] for t in frame if t.split(".")[1] in ("order_date", "submitted_at")}
     decided = decide_dayfirst(path, dates, source.dayfirst if dayfirst is None else dayfirst, rows)
     clean = _clean(frame, decided, rows, errors)
     frame, clean, rows = _skip_erased(db, frame, clean, rows, errors, result)
     tables = _build(db, source, frame, clean, rows, errors, result)
-    if errors:
-        errors = _in_file_terms(errors, result.mapping)
-        raise ImportRejected(_message(path, errors, "Fix these rows in the export (or in the tool) and import it again."))
-    _write(db, path, tables, result)
-    return result
+    return tables, _in_file_terms(errors, result.mapping)
+
+
+def _other_lines_of_bad_orders(source: Source, header: list[str], raw: pd.DataFrame, rows: np.ndarray, found: dict[int, str],
+                               errors: list[RowError]) -> list[RowError]:
+    """The good lines of an order one of whose lines is bad: left out with it, so that no order is
+    written with part of its lines (and a wrong amount)."""
+    at = next((i for i, t in found.items() if t == "orders.order_id"), None)
+    if at is None or not source.lines:
+        return []
+    order = pd.Series([_cell(v, source.empty) for v in raw[at]], index=raw.index, dtype=object)
+    bad = np.isin(rows, [e.row for e in errors])
+    of_bad = order.isin(set(order[bad]) - {""}).to_numpy() & ~bad
+    return [RowError(int(r), header[at].strip(), o, "another line of this order is bad")
+            for r, o in zip(rows[of_bad], order[of_bad])]
 
 
 def _skip_erased(db: Database, frame: pd.DataFrame, clean: dict[str, pd.Series], rows: np.ndarray,
@@ -481,16 +556,19 @@ def _in_file_terms(errors: list[RowError], mapping: dict[str, str]) -> list[RowE
             if e.reason != "required" or e.row not in explained]
 
 
-def _write(db: Database, path: Path, tables: dict[str, pd.DataFrame], result: SourceImportResult) -> None:
-    """Every table of the export in one transaction, parents first; one batch per table, one group."""
+def _write(db: Database, path: Path, tables: dict[str, pd.DataFrame], result: SourceImportResult,
+           rejects: Path | None = None) -> None:
+    """Every table of the export in one transaction, parents first; one batch per table, one group
+    (each batch knows the ``rejects`` file of the bad rows left out, for erasure)."""
     try:
         with db.atomic() if result.dry_run else write_transaction(db):
             group_id = None
-            for name in LOAD_ORDER:
+            for name in (*LOAD_ORDER, RATES.name):
                 if name not in tables or tables[name].empty:
                     continue
                 table_result = ImportResult(table=name, file=path, dry_run=result.dry_run)
-                write_table(db, TABLES[name], path, tables[name], table_result, group_id=group_id, keep_stored=True)
+                write_table(db, schema_table(name), path, tables[name], table_result, rejects=rejects, group_id=group_id,
+                            keep_stored=True)
                 result.tables[name] = table_result
                 if group_id is None and table_result.batch_id is not None:
                     group_id = table_result.batch_id

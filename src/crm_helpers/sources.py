@@ -49,6 +49,7 @@ class Source:
     amount: Amount = "total"
     credit_note_prefix: str | None = None  # order ids starting with it are credit notes (money paid back)
     currency: str | None = None  # the currency when the export names none
+    rates_per: str | None = None  # exchange rates: a date, then one column per currency (its ISO code), per 1 of this
     id_prefix: str = ""  # prefix of the ids made for rows without one (feedback answers, campaigns)
     format_note: str = ""  # where the header of the fixture was taken from (documentation or sample)
 
@@ -179,6 +180,23 @@ SOURCES: tuple[Source, ...] = (
         format_note="WooCommerce Customer/Order CSV Export, default order format (a real export's header)",
     ),
     Source(
+        key="woocommerce_customers",
+        title="WooCommerce customers (Customer/Order CSV Export)",
+        menu="WordPress admin → WooCommerce → Export (Customer/Order/Coupon CSV Export) → Customers, default format",
+        signature=("customer_id", "first_name", "last_name", "email", "date_registered", "billing_email"),
+        # customer_id is the WordPress user (0 for a guest), unknown to the orders export: people are
+        # matched by e-mail, as the orders export's are; the billing e-mail stands in for a missing one
+        columns={
+            "email": "customers.email", "billing_email": "customers.email", "first_name": "customers.name",
+            "last_name": "customers.name", "billing_phone": "customers.phone", "billing_company": "customers.company",
+            "billing_city": "customers.city", "billing_country": "customers.country",
+            "date_registered": "customers.first_seen",
+        },
+        joined=("customers.name",),
+        format_note="WooCommerce Customer/Order CSV Export, default customer format (the extension's customer "
+                    "column headers)",
+    ),
+    Source(
         key="stripe_customers",
         title="Stripe customers",
         menu="Stripe Dashboard → Customers → Export, CSV",
@@ -306,6 +324,18 @@ SOURCES: tuple[Source, ...] = (
         format_note="Mailchimp audience export (unsubscribed members) header",
     ),
     Source(
+        key="ecb_rates",
+        title="ECB euro reference exchange rates",
+        menu="ecb.europa.eu → Statistics → Euro foreign exchange reference rates → Time series: "
+             "eurofxref-hist.zip (unzip it: eurofxref-hist.csv)",
+        signature=("Date", "USD", "JPY", "GBP", "CHF"),
+        columns={"Date": "exchange_rates.rate_date"},
+        rates_per="EUR",
+        empty=("N/A",),
+        format_note="ECB eurofxref-hist.csv: Date, then one column per currency (units per 1 EUR), N/A where the "
+                    "currency had no rate, a comma closing each line; newest day first",
+    ),
+    Source(
         key="typeform",
         title="Typeform responses",
         menu="Typeform → Results → Responses → Download all responses (CSV)",
@@ -369,7 +399,7 @@ def _fills(source: Source) -> str:
     tables = {t.split(".")[0] for t in [*source.columns.values(), *source.questions.values(), *source.constants]}
     if any(t.startswith("order_items.") for t in source.columns.values()):
         tables |= {"products"}
-    order = ("customers", "products", "orders", "order_items", "feedback")
+    order = ("customers", "products", "orders", "order_items", "feedback", "exchange_rates")
     return ", ".join(t for t in order if t in tables)
 
 
@@ -386,6 +416,9 @@ def bringing_data_in_markdown() -> str:
         "```sh",
         "crm import --dry-run ~/Downloads/orders_export.csv   # what it recognised, which column goes where, the counts",
         "crm import ~/Downloads/orders_export.csv             # the same, written",
+        "crm import --skip-bad-rows ~/Downloads/orders_export.csv  # good rows written; bad ones, with the other",
+        "                                                      # lines of their orders and the reasons, to",
+        "                                                      # orders_export.rejects.csv",
         "crm undo-import BATCH                                 # takes the whole export back",
         "```",
         "",
@@ -411,9 +444,12 @@ def bringing_data_in_markdown() -> str:
         "  PayPal refund row) is money paid back, never revenue; failed or voided payments are `failed`;",
         "  cancelled orders are `cancelled`. Net revenue in every page is `amount − refunded_amount` of the",
         "  paid orders. A file without any status column is taken as paid, and the summary says so.",
-        "- **Currencies** are kept as the tool wrote them, one per order. The report pages add amounts up",
-        "  as one currency and do not convert yet: an export in several currencies gets a note saying so",
-        "  in the import summary; keep a store to one currency for figures you can trust.",
+        "- **Currencies** are kept as the tool wrote them, one per order. The money figures are in the",
+        "  store's currency (that of most paid orders). Orders in another currency are converted with the",
+        "  exchange rate of their date (the last one published on or before it) once you import the ECB",
+        "  reference rates (`eurofxref-hist.csv`, below) with `crm import FILE`; until then they are left",
+        "  out of the money figures, never added up as if one currency, and `crm import` says how many",
+        "  orders in which currency are left out.",
         "- **Dates**: a timestamp with a time-zone suffix (`2026-05-01 23:30:00 -0500`) gives the date as the",
         "  shop saw it (1 May). Day/month order is the tool's own (US tools write months first).",
         "- **Long order numbers** (Taobao's and Douyin's 19 digits) stay exact text.",

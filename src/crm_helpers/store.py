@@ -18,8 +18,8 @@ import sqlite_utils
 from sqlite_utils import Database, Migrations
 
 from . import config
-from .schema import (ERASURE_LOG, IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS, SEGMENT_SNAPSHOTS, SQL_TYPES,
-                     SUPPRESSION_KEYS, SUPPRESSION_LIST, TABLES)
+from .schema import (ERASURE_LOG, IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS, RATES, SEGMENT_SNAPSHOTS, SQL_TYPES,
+                     SUPPRESSION_KEYS, SUPPRESSION_LIST, TABLES, Table)
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -30,23 +30,28 @@ class StoreError(Exception):
     """The store cannot be opened or written (read-only, disk full, not a database)."""
 
 
+def _create(db: Database, t: Table) -> None:
+    """Table ``t`` of the schema with its key, NOT NULLs, foreign keys and indexes."""
+    fks = [
+        (c.name, c.references.split(".")[0], c.references.split(".")[1])
+        for c in t.columns
+        if c.references
+    ]
+    db.table(t.name).create(
+        {c.name: SQL_TYPES[c.type] for c in t.columns},
+        pk=t.pk if isinstance(t.pk, str) else tuple(t.pk),
+        not_null={c.name for c in t.columns if c.required},
+        foreign_keys=fks,
+    )
+    for cols in t.indexes:
+        db.table(t.name).create_index(list(cols))
+
+
 @migrations()
 def m001_initial_schema(db: Database) -> None:
     """All CRM tables, their keys, foreign keys and indexes; the import log."""
     for t in TABLES.values():
-        fks = [
-            (c.name, c.references.split(".")[0], c.references.split(".")[1])
-            for c in t.columns
-            if c.references
-        ]
-        db.table(t.name).create(
-            {c.name: SQL_TYPES[c.type] for c in t.columns},
-            pk=t.pk if isinstance(t.pk, str) else tuple(t.pk),
-            not_null={c.name for c in t.columns if c.required},
-            foreign_keys=fks,
-        )
-        for cols in t.indexes:
-            db.table(t.name).create_index(list(cols))
+        _create(db, t)
     db.execute(
         "CREATE UNIQUE INDEX idx_customers_email_unique ON customers(email) "
         "WHERE email IS NOT NULL AND email <> ''"
@@ -131,7 +136,15 @@ def m004_refunds_and_source_imports(db: Database) -> None:
     db.execute("PRAGMA user_version = 4")
 
 
-SCHEMA_VERSION = 4
+@migrations()
+def m005_exchange_rates(db: Database) -> None:
+    """The exchange rates table (``crm import`` of the ECB reference rates), with which net revenue
+    converts orders in other currencies to the store's."""
+    _create(db, RATES)
+    db.execute("PRAGMA user_version = 5")
+
+
+SCHEMA_VERSION = 5
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 
