@@ -30,7 +30,7 @@ from sqlite_utils import Database
 
 from . import config
 from .forget import erased_people, reapply_erasures
-from .store import SCHEMA_VERSION, migrate_db
+from .store import SCHEMA_VERSION, migrate_db, owner_only_umask
 from .suppression import SidecarError, SuppressionList
 
 MAGIC = b"CRMBAK1\n"
@@ -158,9 +158,8 @@ def backup(
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
     final = folder / (f"crm-{stamp}.db" + (".enc" if passphrase else ""))
-    old_umask = os.umask(0o077)
     try:
-        with _partial_dir(folder) as tmp:
+        with owner_only_umask(), _partial_dir(folder) as tmp:
             copy = Path(tmp) / "snapshot.db"
             _snapshot(db_path, copy)
             verify(copy, name=db_path.name)
@@ -174,8 +173,6 @@ def backup(
             os.replace(copy, final)
     except OSError as exc:
         raise BackupError(f"{final}: cannot write the backup: {exc.strerror or exc}") from None
-    finally:
-        os.umask(old_umask)
     _rotate(folder, keep)
     return final
 
@@ -214,8 +211,7 @@ def restore(
     source, db_path = Path(backup_file), Path(db_path)
     if not source.exists():
         raise BackupError(f"{source}: no such backup")
-    old_umask = os.umask(0o077)
-    try:
+    with owner_only_umask():
         erasures = known_erasures(db_path, source.parent)
         with _partial_dir(db_path.parent) as tmp:
             candidate = Path(tmp) / "restore.db"
@@ -239,8 +235,6 @@ def restore(
         if erasures:
             erasures.write_sidecar(config.backups_dir(db_path))
         return Restored(kept, erased_again)
-    finally:
-        os.umask(old_umask)
 
 
 def known_erasures(db_path: Path, *folders: Path) -> SuppressionList:
@@ -322,14 +316,11 @@ def _through_copy(path: Path, erasures: SuppressionList, passphrase: str | None,
     """Check (and with ``purge`` rewrite) one copy in a private working folder beside it; any
     failure leaves the copy as it was and becomes the check's ``problem``."""
     check = CopyCheck(path)
-    old_umask = os.umask(0o077)
     try:
-        with _partial_dir(path.parent) as tmp:
+        with owner_only_umask(), _partial_dir(path.parent) as tmp:
             _check_or_purge(check, Path(tmp), erasures, passphrase, purge)
     except (BackupError, OSError, sqlite3.DatabaseError) as exc:
         check.problem, check.purged = str(exc), False
-    finally:
-        os.umask(old_umask)
     return check
 
 
