@@ -73,15 +73,21 @@ def flag(key: str, sentence: str, *, money: float = 0.0) -> None:
     display({ATTENTION_MIME_TYPE: payload, "text/plain": f"Needs attention: {sentence}"}, raw=True)
 
 
-def _payloads(notebook: str | nbformat.NotebookNode, mime: str) -> list[dict[str, Any]]:
+def recorded(notebook: str | nbformat.NotebookNode, mime: str) -> list[Any]:
+    """Every output of MIME type ``mime`` in an executed notebook (path or node), in cell order,
+    as the JSON it was displayed with: how a notebook hands the report runner what it computed."""
     nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, str) else notebook
     found = []
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             payload = output.get("data", {}).get(mime)
             if payload is not None:
-                found.append(dict(json.loads(payload) if isinstance(payload, str) else payload))
+                found.append(json.loads(payload) if isinstance(payload, str) else payload)
     return found
+
+
+def _payloads(notebook: str | nbformat.NotebookNode, mime: str) -> list[dict[str, Any]]:
+    return [dict(payload) for payload in recorded(notebook, mime)]
 
 
 def read(notebook: str | nbformat.NotebookNode) -> dict[str, dict[str, Any]]:

@@ -18,13 +18,13 @@ whose import was taken back with ``crm undo-import`` is imported again on the ne
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlite_utils import Database
 
+from . import headlines
 from .importing import ImportRejected, import_file, read_rows, rejects_path, remembered_mapping
 from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
 from .source_import import find_source, import_export
@@ -165,10 +165,5 @@ def show(results: pd.DataFrame) -> None:
 
 def read_summary(notebook: Any) -> list[dict[str, Any]]:
     """The per-file outcome recorded by :func:`show` in an executed notebook node ([] if none)."""
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if MIME_TYPE in data:
-                payload = data[MIME_TYPE]
-                return json.loads(payload) if isinstance(payload, str) else list(payload)
-    return []
+    found = headlines.recorded(notebook, MIME_TYPE)
+    return [dict(row) for row in found[0]] if found else []
