@@ -46,7 +46,7 @@ from .schema import LOAD_ORDER, RATES, TABLES, Column
 from .schema import table as schema_table
 from .sources import Source, normalize, recognise
 from .store import explain_error, store_path, write_transaction
-from .suppression import KINDS, SuppressionList, erased_mask
+from .suppression import KINDS, skip_erased
 
 CANCELLED = "orders.cancelled"
 """The pseudo-target of a source's ``cancelled_when`` column (not stored: it sets the status)."""
@@ -534,13 +534,10 @@ def _skip_erased(db: Database, frame: pd.DataFrame, clean: dict[str, pd.Series],
     problems are not reported (issue 18). Counted in ``result.erased_skipped``."""
     identity = pd.DataFrame({kind: clean[f"customers.{kind}"].to_numpy() for kind in KINDS
                              if f"customers.{kind}" in clean})
-    erased = erased_mask(SuppressionList.load(db), identity)
-    if not erased.any():
+    _, kept_rows, result.erased_skipped = skip_erased(db, identity, rows, errors)
+    if not result.erased_skipped:
         return frame, clean, rows
-    keep = ~erased
-    skipped = set(rows[erased].tolist())
-    errors[:] = [e for e in errors if e.row not in skipped]
-    result.erased_skipped = int(erased.sum())
+    keep = np.isin(rows, kept_rows)  # file row numbers are unique: one per line
     return (frame[keep].reset_index(drop=True), {t: v[keep].reset_index(drop=True) for t, v in clean.items()},
             rows[keep])
 
