@@ -459,3 +459,10 @@ def test_woocommerce_customers_join_the_people_of_the_orders_export_by_email():
     # a guest (customer_id 0) is matched by e-mail like anyone; without an account e-mail, the billing one
     assert people["tom@example.de"]["customer_id"] == _order(db, "4992")["customer_id"]
     assert (people["mei@example.cn"]["name"], people["mei@example.cn"]["first_seen"]) == ("Mei Lin", "2026-06-02")
+
+
+def test_a_real_import_counts_the_ignored_columns_instead_of_listing_dozens(tmp_path):
+    out = CliRunner().invoke(main, ["import", "--db", str(tmp_path / "crm.db"),
+                                    str(FIXTURES / "shopify_orders_export.csv")]).output
+    assert "columns of the export are not needed and were ignored (--dry-run lists them)" in out
+    assert "Fulfillment Status" not in out

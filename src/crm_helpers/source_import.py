@@ -81,8 +81,11 @@ class SourceImportResult:
         lines = [f"{self.file.name}: recognised as {self.source.title}"]
         if self.dry_run:
             lines += ["columns:"] + [f"  {h} -> {t}" for h, t in self.mapping.items()]
-        if self.ignored_columns:
+        if self.ignored_columns and self.dry_run:
             lines.append(f"ignored columns: {', '.join(self.ignored_columns)}")
+        elif self.ignored_columns:  # the owner saw them in the dry run; a tool's export has dozens
+            lines.append(f"{len(self.ignored_columns)} columns of the export are not needed and were ignored "
+                         "(--dry-run lists them)")
         verb = "would be" if self.dry_run else "were"
         for name, r in self.tables.items():
             lines.append(f"  {name:14} {r.inserted} inserted, {r.updated} updated, {r.unchanged} unchanged")
