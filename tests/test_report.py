@@ -335,3 +335,31 @@ def test_the_index_lists_as_many_people_to_follow_up_as_its_headline_promises(re
     promised = re.search(r"the (\d+) most urgent are listed", index.get_text())
     assert promised, "the follow-up headline says how many are listed"
     assert len(index.select("table.queue tbody tr")) == int(promised.group(1))
+
+
+def test_a_kernel_that_never_started_is_started_once_more(tmp_path, monkeypatch):
+    """Two kernels started at once can race for one TCP port; the runner tries such a start again
+    (and only such a failure: an error in a cell is not retried)."""
+    import papermill
+
+    from crm_helpers.report import KERNEL_START_FAILURE, _execute_one
+
+    calls = []
+
+    def flaky(source, out, **kwargs):
+        calls.append(source)
+        if len(calls) == 1:
+            raise RuntimeError(KERNEL_START_FAILURE)
+        nbformat.write(new_notebook(), out)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    run = _execute_one(str(tmp_path / "01_x.ipynb"), str(tmp_path), {})
+    assert run.ok and len(calls) == 2
+
+    def broken_cell(source, out, **kwargs):
+        calls.append(source)
+        raise RuntimeError("a cell failed")
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", broken_cell)
+    assert not _execute_one(str(tmp_path / "02_y.ipynb"), str(tmp_path), {}).ok and len(calls) == 1

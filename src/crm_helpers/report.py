@@ -176,6 +176,10 @@ def kernel_config():
     return config
 
 
+KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
+"""nbclient's error when a kernel never started (seen when two kernels raced for one TCP port)."""
+
+
 def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_code: bool = False) -> NotebookRun:
     """Run one notebook and export its HTML (code hidden unless ``with_code``). Runs in a worker
     process; never raises."""
@@ -186,13 +190,19 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_c
     out_nb = Path(out_dir) / source.name
     out_html = out_nb.with_suffix(".html")
     error = ""
-    try:
-        pm.execute_notebook(
-            str(source), str(out_nb), parameters=parameters, kernel_name=config.KERNEL_NAME,
-            cwd=str(source.parent), progress_bar=False, log_output=False, config=kernel_config(),
-        )
-    except Exception as exc:  # PapermillExecutionError, a dead kernel, ...: keep the others going
-        error = _last_lines(exc)
+    for attempt in range(2):
+        try:
+            pm.execute_notebook(
+                str(source), str(out_nb), parameters=parameters, kernel_name=config.KERNEL_NAME,
+                cwd=str(source.parent), progress_bar=False, log_output=False, config=kernel_config(),
+            )
+            error = ""
+        except Exception as exc:  # PapermillExecutionError, a dead kernel, ...: keep the others going
+            error = _last_lines(exc)
+        if not (error and attempt == 0 and KERNEL_START_FAILURE in error):
+            break
+        # jupyter_client picks the kernel's TCP ports before the kernel binds them, so kernels
+        # started at the same moment by other processes can take the same port: start once more
     html_path: Path | None = None
     record: dict[str, dict[str, Any]] = {}
     flags: list[dict[str, Any]] = []
