@@ -138,7 +138,7 @@ class MemorySampler:
 def _child(db_path: str, start: str, end: str, jobs: int, out_dir: str, notebooks_dir: str | None,
            only: str | None) -> None:
     from crm_helpers.periods import Period
-    from crm_helpers.report import render_report
+    from crm_helpers.report.runner import render_report
 
     import datetime as dt
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crm_helpers.config import KERNEL_NAME, NOTEBOOKS_DIR
-from crm_helpers.report import kernel_config
+from crm_helpers.report.runner import kernel_config
 from crm_helpers.demo import DemoBusiness, generate_demo, write_demo
 from crm_helpers.store import open_db
 

@@ -13,7 +13,7 @@ import pytest
 from scipy.special import betaln, gammaln
 
 from crm_helpers import btyd, clv
-from crm_helpers.headlines import read as read_headlines
+from crm_helpers.report.headlines import read as read_headlines
 from crm_helpers.store import memory_db, open_db
 
 from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
@@ -618,7 +618,7 @@ def test_notebook_runs_and_records_its_headlines(tmp_path, demo_db_path):
     # programme, which keeps no contact list: flagged as not measurable, no "best campaign" claimed
     best = found["best_campaign_lift"]
     assert best["unit"] == "EUR" and best["value"] is None and "no campaign" in best["note"]
-    from crm_helpers.headlines import read_flags
+    from crm_helpers.report.headlines import read_flags
 
     flags = {f["key"]: f for f in read_flags(str(out))}
     assert set(flags) == {"campaign C04"} and "cannot be measured" in flags["campaign C04"]["sentence"]

@@ -15,7 +15,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from crm_helpers.periods import parse_month
-from crm_helpers.report import render_report
+from crm_helpers.report.runner import render_report
 from crm_helpers.store import open_db
 
 WRITER = """

@@ -30,7 +30,7 @@ from crm_helpers.backup import verify
 from crm_helpers.cli import main
 from crm_helpers.inbox import import_inbox, read_summary, rejected_rows
 from crm_helpers.periods import parse_month
-from crm_helpers.report import render_report
+from crm_helpers.report.runner import render_report
 from crm_helpers.store import open_db, table_counts
 
 CRM = str(Path(sys.executable).with_name("crm"))
@@ -256,7 +256,7 @@ def test_only_keeps_the_other_pages_and_their_figures_in_the_index(demo_db_path,
     notebooks.mkdir()
     for n, value in (("01_first", 1), ("02_second", 2), ("03_third", 3)):
         _notebook(notebooks / f"{n}.ipynb",
-                  f"from crm_helpers import headlines\nheadlines.record('figure_{n[:2]}', {value}, label='Figure {n}')")
+                  f"from crm_helpers.report import headlines\nheadlines.record('figure_{n[:2]}', {value}, label='Figure {n}')")
     out, month = tmp_path / "out", parse_month("2026-10")
     render_report(demo_db_path, month, out_dir=out, notebooks_dir=notebooks, jobs=1, progress=False)
     result = render_report(demo_db_path, month, out_dir=out, notebooks_dir=notebooks, only=["02"], jobs=1,

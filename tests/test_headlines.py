@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crm_helpers import headlines
-from crm_helpers.report import ATTENTION_MAX, ATTENTION_MIN, NotebookRun, needs_attention
+from crm_helpers.report import headlines
+from crm_helpers.report.runner import ATTENTION_MAX, ATTENTION_MIN, NotebookRun, needs_attention
 
 
 def _count(key: str, value: int, good: str = "up", **extra) -> dict:

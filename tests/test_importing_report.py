@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from crm_helpers.periods import latest_complete_month
-from crm_helpers.report import render_report
+from crm_helpers.report.runner import render_report
 from crm_helpers.source_import import import_export
 from crm_helpers.store import open_db
 

@@ -13,9 +13,9 @@ import pytest
 from bs4 import BeautifulSoup
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from crm_helpers import headlines
+from crm_helpers.report import headlines
 from crm_helpers.periods import parse_month
-from crm_helpers.report import (
+from crm_helpers.report.runner import (
     ReportError, _format_change, _format_value, discover_notebooks, longest_first, previous_seconds, render_report,
 )
 from crm_helpers.store import open_db
@@ -35,7 +35,7 @@ def _notebook(path: Path, *code: str) -> None:
 @pytest.fixture(scope="module")
 def tiny_pack_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("notebooks")
-    _notebook(folder / "01_ok.ipynb", "from crm_helpers import headlines\nheadlines.record('answer', 42 * size, label='The answer')")
+    _notebook(folder / "01_ok.ipynb", "from crm_helpers.report import headlines\nheadlines.record('answer', 42 * size, label='The answer')")
     _notebook(folder / "02_fails.ipynb", "raise RuntimeError('planted failure for the test')")
     _notebook(folder / "03_ok.ipynb", "print(period_start, period_end)")
     return folder
@@ -295,7 +295,7 @@ def test_each_notebook_runs_with_its_defaults_as_in_jupyterlab(notebook, demo_db
     import papermill as pm
 
     from crm_helpers.config import KERNEL_NAME, NOTEBOOKS_DIR
-    from crm_helpers.report import kernel_config
+    from crm_helpers.report.runner import kernel_config
 
     monkeypatch.setenv("CRM_DB", str(demo_db_copy))  # notebook 02 writes segment snapshots
     monkeypatch.setenv("CRM_INBOX", str(tmp_path / "inbox"))
@@ -311,7 +311,7 @@ def test_the_desk_is_not_part_of_the_pack():
 
 
 def test_the_glossary_defines_each_term_once_and_the_index_links_it(tiny_pack_dir, demo_db_path, tmp_path):
-    from crm_helpers.glossary import TERMS
+    from crm_helpers.report.glossary import TERMS
 
     terms = [t.term for t in TERMS]
     assert len(terms) == len(set(terms))
@@ -342,7 +342,7 @@ def test_a_kernel_that_never_started_is_started_once_more(tmp_path, monkeypatch)
     (and only such a failure: an error in a cell is not retried)."""
     import papermill
 
-    from crm_helpers.report import KERNEL_START_FAILURE, _execute_one
+    from crm_helpers.report.runner import KERNEL_START_FAILURE, _execute_one
 
     calls = []
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 from crm_helpers import sales
-from crm_helpers.headlines import read as read_headlines
+from crm_helpers.report.headlines import read as read_headlines
 from crm_helpers.periods import Period
 from crm_helpers.store import memory_db
 
@@ -300,7 +300,7 @@ def test_notebook_runs_on_the_demo_store(tmp_path, demo_db_path):
     assert recorded["revenue"]["unit"] == "EUR" and recorded["repeat_rate"]["unit"] == "%"
     assert recorded["forecast_next_month_revenue"]["value"] > 0
     assert recorded["weighted_pipeline"]["value"] > 0 and recorded["weighted_pipeline_overdue"]["value"] > 0
-    from crm_helpers.headlines import read_flags
+    from crm_helpers.report.headlines import read_flags
 
     assert any(f["key"] == "pipeline overdue" and f["money"] == recorded["weighted_pipeline_overdue"]["value"]
                for f in read_flags(str(out)))

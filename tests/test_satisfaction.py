@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
-from crm_helpers import headlines, satisfaction
+from crm_helpers import satisfaction
+from crm_helpers.report import headlines
 from crm_helpers.periods import Period, parse_month
 from crm_helpers.satisfaction import ItemWeights, NotEnoughResponses, SatisfactionError
 from crm_helpers.store import memory_db

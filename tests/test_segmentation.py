@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from crm_helpers import headlines, segmentation as seg
+from crm_helpers import segmentation as seg
+from crm_helpers.report import headlines
 from crm_helpers.data import query_df
 from crm_helpers.features import customer_features
 from crm_helpers.store import memory_db, open_db

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from bs4 import BeautifulSoup
 
-from crm_helpers import tables
+from crm_helpers.report import tables
 
 
 def _cells(html: str) -> list[list[str]]:

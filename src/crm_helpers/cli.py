@@ -270,7 +270,7 @@ def _check_has_data(db, period: Period) -> None:
 def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: str | None, jobs: int | None,
            share: bool, with_code: bool, params: tuple[str, ...]) -> None:
     """Render every notebook for one month into reports/YYYY-MM/ with an index page (owner-only files)."""
-    from .report import ReportError, render_report
+    from .report.runner import ReportError, render_report
 
     db = _open(db_path)
     period = _resolve_month(db, month)

@@ -12,7 +12,7 @@ first import, so the inbox can be left as it is: raw files are never edited or m
 whose import was taken back with ``crm undo-import`` is imported again on the next run.
 
 ``show(results)`` displays the outcome in a notebook and records it (a custom MIME output, like
-:mod:`crm_helpers.headlines`) so that ``crm report`` can print one line per file.
+:mod:`crm_helpers.report.headlines`) so that ``crm report`` can print one line per file.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 from sqlite_utils import Database
 
-from . import headlines
+from .report import headlines
 from .importing import ImportRejected, import_file, read_rows, rejects_path, remembered_mapping
 from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
 from .source_import import find_source, import_export

@@ -342,7 +342,7 @@ def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
 
 def record_category_revenue(table: pd.DataFrame, currency: str) -> None:
     """Record each category's revenue (and ``_prev``) for the index, as ``revenue_category_<name>``."""
-    from . import headlines
+    from .report import headlines
 
     for row in table.itertuples():
         key = "revenue_category_" + "".join(ch if ch.isalnum() else "_" for ch in row.category.lower())
@@ -548,7 +548,7 @@ def record_headlines(figures: pd.DataFrame, extra: dict[str, dict[str, Any]] | N
     ``extra`` maps further keys to ``{"value":, "label":, "unit":, "note":}`` (e.g. the forecast).
     Must run inside a notebook (it displays the recorded figures).
     """
-    from . import headlines
+    from .report import headlines
 
     for row in figures[figures["key"].isin(HEADLINE_KEYS)].itertuples():
         count = row.key in _COUNT_KEYS

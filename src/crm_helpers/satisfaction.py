@@ -516,7 +516,7 @@ def month_summary(current: pd.Series, previous: pd.Series) -> str:
 
 def headline_figures(current: pd.Series, previous: pd.Series,
                      comparison: pd.DataFrame | None = None) -> list[dict[str, Any]]:
-    """Keyword arguments for :func:`crm_helpers.headlines.record`: nps, csat, satisfaction_index (+ _prev).
+    """Keyword arguments for :func:`crm_helpers.report.headlines.record`: nps, csat, satisfaction_index (+ _prev).
 
     Higher is better for all three. NPS and CSAT carry their 95 % intervals (NPS: the bootstrap of
     :func:`period_scores`; CSAT: Wilson), and with ``comparison`` (:func:`compare_periods` of the

@@ -742,7 +742,7 @@ def write_follow_up(queue: pd.DataFrame, output_dir: str | os.PathLike[str]) -> 
 
     Written with :func:`crm_helpers.safe_csv.write_safe_csv` (formulas neutralized, owner-only).
     """
-    from .report import FOLLOW_UP_FILE
+    from .report.runner import FOLLOW_UP_FILE
 
     if not str(output_dir).strip():
         return None

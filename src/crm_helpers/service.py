@@ -124,7 +124,7 @@ def period_times(db: Database, period: Period) -> pd.Series:
 
 
 def headline_figures(current: pd.Series, previous: pd.Series) -> list[dict[str, Any]]:
-    """Keyword arguments for :func:`crm_helpers.headlines.record`: median_first_response_hours (+ _prev);
+    """Keyword arguments for :func:`crm_helpers.report.headlines.record`: median_first_response_hours (+ _prev);
     shorter is better."""
     figures = []
     for row, suffix, when in ((current, "", "this month"), (previous, "_prev", "previous month")):

@@ -14,14 +14,14 @@ from __future__ import annotations
 import pandas as pd
 from sqlite_utils import Database
 
-from . import plots, tables
+from .report import plots, tables
 from .periods import Period, resolve_period
 from .store import open_db
 
 
 def open_workbook(db_path: str = "", period_start: str = "", period_end: str = "") -> tuple[Database, Period]:
     """Open the store and resolve the report period; also sets the plot and table style (every
-    displayed DataFrame is a table for people, see :mod:`crm_helpers.tables`)."""
+    displayed DataFrame is a table for people, see :mod:`crm_helpers.report.tables`)."""
     plots.setup()
     tables.use_for_display()
     pd.set_option("display.max_columns", 30)

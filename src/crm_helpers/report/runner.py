@@ -6,9 +6,9 @@
   its parameters in the metadata);
 - ``NN_name.html``: the owner's page, code hidden (``with_code=True`` keeps it: the analyst's
   view), plots embedded as images so it works offline and as an e-mail attachment;
-- ``glossary.html``: one plain definition per term the pages use (:mod:`crm_helpers.glossary`);
+- ``glossary.html``: one plain definition per term the pages use (:mod:`crm_helpers.report.glossary`);
 - ``index.html``: the month's headline figures (read back from what the notebooks recorded with
-  :mod:`crm_helpers.headlines`), the follow-up queue, and links to every notebook;
+  :mod:`crm_helpers.report.headlines`), the follow-up queue, and links to every notebook;
 - with ``share=True`` also ``share/``: the same pack with code hidden and personal data masked,
   the only part meant to leave the machine.
 
@@ -32,10 +32,11 @@ from typing import Any
 
 import nbformat
 
-from . import config, headlines, inbox
+from .. import config, inbox
+from . import headlines
 from .glossary import GLOSSARY_FILE, write_glossary
-from .periods import Period
-from .store import owner_only_umask
+from ..periods import Period
+from ..store import owner_only_umask
 
 STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
 """Injected by the runner into every notebook that declares them."""
@@ -74,7 +75,7 @@ class NotebookRun:
     rendered: bool = True
     """False for a page of an earlier run kept in the index by ``only=`` (not re-rendered now)."""
     flags: list[dict[str, Any]] = field(default_factory=list)
-    """What the notebook flagged for "Needs attention" (see :func:`crm_helpers.headlines.flag`)."""
+    """What the notebook flagged for "Needs attention" (see :func:`crm_helpers.report.headlines.flag`)."""
 
 
 @dataclass
@@ -472,8 +473,8 @@ def _move_sentence(payload: dict[str, Any], previous: dict[str, Any]) -> str:
 def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     """The index's "Needs attention" list: ``(sentence, page)`` pairs, at most :data:`ATTENTION_MAX`.
 
-    What the notebooks flagged (:func:`crm_helpers.headlines.flag`), and every headline figure
-    that moved the bad way by more than its noise (:func:`crm_helpers.headlines.compare`), ranked
+    What the notebooks flagged (:func:`crm_helpers.report.headlines.flag`), and every headline figure
+    that moved the bad way by more than its noise (:func:`crm_helpers.report.headlines.compare`), ranked
     by the money at stake: the flag's own ``money``; for a figure in money, its change; for a count,
     its change times the figure's recorded ``worth`` (money per unit). Below :data:`ATTENTION_MIN`
     items, real good moves follow, then one sentence saying that nothing else moved beyond noise.

@@ -2,7 +2,7 @@
 
 Each entry names the term as the pages print it, what it means in plain words, and the function
 that computes it, so the same word always means the same number. The report writes it as
-``glossary.html`` next to the index (see :func:`crm_helpers.report.render_report`).
+``glossary.html`` next to the index (see :func:`crm_helpers.report.runner.render_report`).
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ TERMS: tuple[Term, ...] = (
     Term("SARIMAX forecast", "A statistical forecast of monthly revenue from its trend and its season (the same "
          "month a year before); the range says how far off it may be.", "crm_helpers.forecast.forecast_sales"),
     Term("95 % range", "Where the true figure lies with 95 % confidence, given how much such a figure varies by "
-         "chance from month to month.", "crm_helpers.headlines.interval"),
+         "chance from month to month.", "crm_helpers.report.headlines.interval"),
     Term("Within noise", "A move against the previous month that chance alone would often produce: not called a "
-         "change.", "crm_helpers.headlines.compare"),
+         "change.", "crm_helpers.report.headlines.compare"),
 )
 """Every term of the glossary, in the order the page lists them."""
 

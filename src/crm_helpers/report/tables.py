@@ -137,7 +137,7 @@ def show(frame: pd.DataFrame, *, name: str, output_dir: str | os.PathLike[str] =
     """
     from IPython.display import HTML, display
 
-    from .safe_csv import write_safe_csv
+    from ..safe_csv import write_safe_csv
 
     written = None
     if len(frame) > max_rows and output_dir:

@@ -16,8 +16,8 @@ import nbformat
 
 from .glossary import write_glossary
 from .privacy import Masker
-from .report import FOLLOW_UP_FILE, NotebookRun, ReportResult, index_html, write_html
-from .store import open_db
+from .runner import FOLLOW_UP_FILE, NotebookRun, ReportResult, index_html, write_html
+from ..store import open_db
 
 HIDDEN_CODE = "# code hidden in the shared copy"
 

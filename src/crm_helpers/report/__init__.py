@@ -1,0 +1,11 @@
+"""The report layer: everything that turns the analyses into the owner's monthly pack.
+
+- :mod:`.runner` executes the notebooks with papermill and writes the pack;
+- :mod:`.share` writes the masked ``share/`` copy (:mod:`.privacy` is its masker);
+- :mod:`.headlines` records the figures a notebook hands to the index;
+- :mod:`.plots` and :mod:`.tables` give every plot and table of the notebooks one look;
+- :mod:`.glossary` defines each term the pages use, once.
+
+It sits above the analyses and the store: nothing below imports from here (see
+``docs/architecture.md`` and the import-linter contract in ``pyproject.toml``).
+"""
