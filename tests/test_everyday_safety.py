@@ -28,8 +28,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from crm_helpers import config
 from crm_helpers.backup import verify
 from crm_helpers.cli import main
-from crm_helpers.inbox import import_inbox, read_summary, rejected_rows
+from crm_helpers.inbox import import_inbox, rejected_rows
 from crm_helpers.periods import parse_month
+from crm_helpers.report.pages import read_summary
 from crm_helpers.report.runner import render_report
 from crm_helpers.store import open_db, table_counts
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from crm_helpers.report import headlines
-from crm_helpers.report.runner import ATTENTION_MAX, ATTENTION_MIN, NotebookRun, needs_attention
+from crm_helpers.report.index import ATTENTION_MAX, ATTENTION_MIN, needs_attention
+from crm_helpers.report.pages import NotebookRun
 
 
 def _count(key: str, value: int, good: str = "up", **extra) -> dict:

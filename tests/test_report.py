@@ -15,8 +15,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from crm_helpers.report import headlines
 from crm_helpers.periods import parse_month
+from crm_helpers.report.index import _format_change, _format_value
 from crm_helpers.report.runner import (
-    ReportError, _format_change, _format_value, discover_notebooks, longest_first, previous_seconds, render_report,
+    ReportError, discover_notebooks, longest_first, previous_seconds, render_report,
 )
 from crm_helpers.store import open_db
 

@@ -13,7 +13,7 @@ import pytest
 from crm_helpers import scoring as sc
 from crm_helpers.report import headlines
 from crm_helpers.features import customer_features
-from crm_helpers.report.runner import FOLLOW_UP_FILE
+from crm_helpers.scoring import FOLLOW_UP_FILE
 from crm_helpers.store import memory_db, open_db
 
 from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook

@@ -271,6 +271,7 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
            share: bool, with_code: bool, params: tuple[str, ...]) -> None:
     """Render every notebook for one month into reports/YYYY-MM/ with an index page (owner-only files)."""
     from .report.runner import ReportError, render_report
+    from .report.share import write_share_pack
 
     db = _open(db_path)
     period = _resolve_month(db, month)
@@ -279,10 +280,11 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
     try:
         result = render_report(
             _db_path(db_path), period, out_dir=out_dir, only=only.split(",") if only else None,
-            jobs=jobs, share=share, with_code=with_code, overrides=overrides,
+            jobs=jobs, with_code=with_code, overrides=overrides,
         )
     except ReportError as exc:
         raise click.ClickException(str(exc)) from None
+    share_index = write_share_pack(result, _db_path(db_path)) if share else None
     for run in result.runs:
         if not run.rendered:
             continue
@@ -293,8 +295,8 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
     kept = [r.name for r in result.runs if not r.rendered]
     if kept:
         click.echo(f"  kept from earlier runs: {', '.join(kept)}")
-    if result.share_index:
-        click.echo(f"Shared copy: {result.share_index}")
+    if share_index:
+        click.echo(f"Shared copy: {share_index}")
     click.echo(f"Report: {result.index}")
     if not result.ok:
         names = ", ".join(r.name for r in result.failed)

@@ -24,7 +24,6 @@ from typing import Any
 import pandas as pd
 from sqlite_utils import Database
 
-from .report import headlines
 from .importing import ImportRejected, import_file, read_rows, rejects_path, remembered_mapping
 from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
 from .source_import import find_source, import_export
@@ -161,9 +160,3 @@ def show(results: pd.DataFrame) -> None:
 
     lines = [str(m) for m in results["message"]]
     display({MIME_TYPE: results.to_dict(orient="records"), "text/plain": "\n".join(lines)}, raw=True)
-
-
-def read_summary(notebook: Any) -> list[dict[str, Any]]:
-    """The per-file outcome recorded by :func:`show` in an executed notebook node ([] if none)."""
-    found = headlines.recorded(notebook, MIME_TYPE)
-    return [dict(row) for row in found[0]] if found else []

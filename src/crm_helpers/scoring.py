@@ -737,13 +737,15 @@ def _contacts(db: Database, ids: list[str], day: pd.Timestamp) -> pd.DataFrame:
     return frame
 
 
+FOLLOW_UP_FILE = "follow_up_queue.csv"
+"""The queue's file in the report folder (the index shows the queue from the notebook's record)."""
+
+
 def write_follow_up(queue: pd.DataFrame, output_dir: str | os.PathLike[str]) -> Path | None:
     """Write the queue as ``follow_up_queue.csv`` into ``output_dir`` (nothing when blank); returns the path.
 
     Written with :func:`crm_helpers.safe_csv.write_safe_csv` (formulas neutralized, owner-only).
     """
-    from .report.runner import FOLLOW_UP_FILE
-
     if not str(output_dir).strip():
         return None
     folder = Path(output_dir)

@@ -17,6 +17,9 @@ import nbformat
 
 MIME_TYPE = "application/vnd.crm-headline+json"
 ATTENTION_MIME_TYPE = "application/vnd.crm-attention+json"
+TABLE_MIME_TYPE = "application/vnd.crm-table+json"
+TABLE_MAX_ROWS = 25
+"""A recorded table holds at most this many rows (no table on the index is longer)."""
 
 
 Z95 = 1.959964
@@ -73,6 +76,17 @@ def flag(key: str, sentence: str, *, money: float = 0.0) -> None:
     display({ATTENTION_MIME_TYPE: payload, "text/plain": f"Needs attention: {sentence}"}, raw=True)
 
 
+def record_table(key: str, frame: Any, *, label: str) -> None:
+    """Record a small table for the index (e.g. the follow-up queue as ``"follow_up_queue"``): its
+    first :data:`TABLE_MAX_ROWS` rows as JSON (missing values None, dates ISO text). Shows one line of text in the notebook
+    (display the table itself for the page)."""
+    from IPython.display import display
+
+    rows = json.loads(frame.head(TABLE_MAX_ROWS).to_json(orient="records", date_format="iso", force_ascii=False))
+    payload = {"key": key, "label": label, "columns": [str(c) for c in frame.columns], "rows": rows}
+    display({TABLE_MIME_TYPE: payload, "text/plain": f"{label}: {len(rows)} rows recorded for the index"}, raw=True)
+
+
 def recorded(notebook: str | nbformat.NotebookNode, mime: str) -> list[Any]:
     """Every output of MIME type ``mime`` in an executed notebook (path or node), in cell order,
     as the JSON it was displayed with: how a notebook hands the report runner what it computed."""
@@ -93,6 +107,11 @@ def _payloads(notebook: str | nbformat.NotebookNode, mime: str) -> list[dict[str
 def read(notebook: str | nbformat.NotebookNode) -> dict[str, dict[str, Any]]:
     """All headline figures recorded in an executed notebook (path or node), by key."""
     return {payload["key"]: payload for payload in _payloads(notebook, MIME_TYPE)}
+
+
+def read_tables(notebook: str | nbformat.NotebookNode) -> dict[str, dict[str, Any]]:
+    """Every table recorded with :func:`record_table` in an executed notebook, by key."""
+    return {payload["key"]: payload for payload in _payloads(notebook, TABLE_MIME_TYPE)}
 
 
 def read_flags(notebook: str | nbformat.NotebookNode) -> list[dict[str, Any]]:

@@ -7,10 +7,15 @@
 - ``NN_name.html``: the owner's page, code hidden (``with_code=True`` keeps it: the analyst's
   view), plots embedded as images so it works offline and as an e-mail attachment;
 - ``glossary.html``: one plain definition per term the pages use (:mod:`crm_helpers.report.glossary`);
-- ``index.html``: the month's headline figures (read back from what the notebooks recorded with
-  :mod:`crm_helpers.report.headlines`), the follow-up queue, and links to every notebook;
-- with ``share=True`` also ``share/``: the same pack with code hidden and personal data masked,
-  the only part meant to leave the machine.
+- ``index.html`` (:mod:`.index`): the month's headline figures and follow-up queue, read back from
+  what the notebooks recorded with :mod:`crm_helpers.report.headlines`, and links to every notebook.
+
+The masked ``share/`` copy is written afterwards by :func:`crm_helpers.report.share.write_share_pack`
+(the CLI calls it); the runner and the share writer never import each other.
+
+Only notebooks 00 and 01 write to the store (imports). The one other write, the month's segment
+snapshots that notebook 02 compares, is made here before the analysis notebooks run
+(:data:`STORE_STEPS`), so the analysis notebooks only read.
 
 The pages hold customers' names and e-mails, so the pack is owner-only like the store: folders
 0700, files 0600 (``share/`` too; the owner decides what to send).
@@ -20,82 +25,61 @@ Notebooks run in parallel worker processes; one notebook's failure does not lose
 
 from __future__ import annotations
 
-import datetime as dt
-import html
 import os
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from .. import config, inbox
-from . import headlines
-from .glossary import GLOSSARY_FILE, write_glossary
+from .. import config, segmentation
 from ..periods import Period
-from ..store import owner_only_umask
+from ..store import open_db, owner_only_umask
+from . import headlines
+from .glossary import write_glossary
+from .index import index_html
+from .pages import NotebookRun, ReportResult, owner_only, read_summary, write_html
 
 STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
 """Injected by the runner into every notebook that declares them."""
 
-FOLLOW_UP_FILE = "follow_up_queue.csv"
 NOT_IN_PACK = "00_"
 """Notebooks named so are never rendered into the pack (the desk)."""
 FIRST_NOTEBOOKS = ("00", "01")
 """Notebooks that may write to the store (imports): they run alone before the parallel rest."""
 
-KPI_ORDER = [
-    "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
-    "lost_customers", "repeat_rate", "nps", "csat", "best_campaign_lift",
-    "total_expected_clv",
-]
-"""Headline keys shown first on the index, in this order; any other recorded key follows."""
+
+def _segment_snapshots(db_path: str, period: Period) -> None:
+    """Store the RFM segments as of the period's last day, and of the previous month's last day
+    unless that month was recorded already (notebook 02 shows who moved between the two)."""
+    db = open_db(db_path)
+    segmentation.snapshot_month(db, period.end)
+    segmentation.snapshot_month(db, period.previous_month().end, replace=False)
+
+
+STORE_STEPS: dict[str, Callable[[str, Period], None]] = {"02_segmentation": _segment_snapshots}
+"""Store writes the runner makes, after notebooks 00/01 and before the notebook (by name) that
+reads them, so that only the import notebooks write to the store themselves."""
+
+
+def prepare_store(db_path: str, period: Period, names: list[str]) -> dict[str, str]:
+    """Run the :data:`STORE_STEPS` of the notebooks named ``names`` (stems); returns ``{name: error}``
+    for the steps that failed (their notebooks are then reported as failed, not run)."""
+    errors = {}
+    for name, step in STORE_STEPS.items():
+        if name in names:
+            try:
+                step(db_path, period)
+            except Exception as exc:  # one notebook's preparation must not sink the pack
+                errors[name] = _last_lines(exc)
+    return errors
 
 
 class ReportError(Exception):
     """The report cannot be rendered at all (no notebooks, unknown parameter, no data)."""
-
-
-@dataclass
-class NotebookRun:
-    """The outcome of one notebook in the pack."""
-
-    name: str
-    notebook: Path
-    html: Path | None
-    ok: bool
-    seconds: float
-    error: str = ""
-    headlines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    inbox: list[dict[str, Any]] = field(default_factory=list)
-    """Per inbox file, what the import notebook did with it (see :func:`crm_helpers.inbox.show`)."""
-    rendered: bool = True
-    """False for a page of an earlier run kept in the index by ``only=`` (not re-rendered now)."""
-    flags: list[dict[str, Any]] = field(default_factory=list)
-    """What the notebook flagged for "Needs attention" (see :func:`crm_helpers.report.headlines.flag`)."""
-
-
-@dataclass
-class ReportResult:
-    """What ``render_report`` wrote."""
-
-    period: Period
-    out_dir: Path
-    runs: list[NotebookRun]
-    index: Path
-    share_index: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Every notebook rendered by this run succeeded (pages kept from earlier runs do not count)."""
-        return not self.failed
-
-    @property
-    def failed(self) -> list[NotebookRun]:
-        return [r for r in self.runs if r.rendered and not r.ok]
 
 
 def discover_notebooks(notebooks_dir: Path | None = None, only: list[str] | None = None) -> list[Path]:
@@ -148,21 +132,6 @@ def check_overrides(notebooks: list[Path], overrides: dict[str, Any]) -> dict[Pa
     return declared
 
 
-def _html_exporter(exclude_input: bool):
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="lab")
-    exporter.exclude_input = exclude_input
-    exporter.exclude_input_prompt = exclude_input
-    exporter.exclude_output_prompt = exclude_input
-    return exporter
-
-
-def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bool = False) -> None:
-    """Export ``notebook`` to a self-contained HTML file (images inline)."""
-    body, _ = _html_exporter(exclude_input).from_notebook_node(notebook)
-    path.write_text(body, encoding="utf-8")
-
 
 def kernel_config():
     """Kernel settings for papermill: CurveZMQ-encrypted transport when the kernel offers it.
@@ -207,19 +176,21 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_c
     html_path: Path | None = None
     record: dict[str, dict[str, Any]] = {}
     flags: list[dict[str, Any]] = []
+    tables: dict[str, dict[str, Any]] = {}
     files: list[dict[str, Any]] = []
     if out_nb.exists():
         try:
             executed = nbformat.read(str(out_nb), as_version=4)
             record = headlines.read(executed)
             flags = headlines.read_flags(executed)
-            files = inbox.read_summary(executed)
+            tables = headlines.read_tables(executed)
+            files = read_summary(executed)
             write_html(executed, out_html, exclude_input=not with_code)
             html_path = out_html
         except Exception as exc:
             error = error or _last_lines(exc)
     return NotebookRun(source.stem, out_nb, html_path, not error, time.perf_counter() - started, error, record,
-                       files, flags=flags)
+                       files, flags=flags, tables=tables)
 
 
 def earlier_run(notebook: Path, out_dir: Path) -> NotebookRun | None:
@@ -242,16 +213,9 @@ def earlier_run(notebook: Path, out_dir: Path) -> NotebookRun | None:
         notebook.stem, executed_path, html_path if html_path.exists() else None, not failed,
         float(meta.get("duration") or 0.0), "failed in an earlier run; re-render it" if failed else "",
         headlines.read(executed), [], rendered=False, flags=headlines.read_flags(executed),
+        tables=headlines.read_tables(executed),
     )
 
-
-def owner_only(folder: Path) -> None:
-    """Take group and other permissions off ``folder`` and everything in it: folders 0700,
-    files 0600. Entries of other users are left as they are."""
-    for path in (folder, *folder.rglob("*")):
-        info = path.lstat()
-        if info.st_uid == os.geteuid() and not path.is_symlink():
-            os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -310,7 +274,6 @@ def render_report(
     out_dir: str | os.PathLike[str] | None = None,
     only: list[str] | None = None,
     jobs: int | None = None,
-    share: bool = False,
     with_code: bool = False,
     overrides: dict[str, Any] | None = None,
     notebooks_dir: Path | None = None,
@@ -345,11 +308,22 @@ def render_report(
         # notebooks numbered 00/01 import and prepare data: they run alone, before the others read
         first = {nb: p for nb, p in tasks.items() if nb.name[:2] in FIRST_NOTEBOOKS}
         rest = {nb: tasks[nb] for nb in longest_first([nb for nb in tasks if nb not in first], target)}
-        for nb, params in (first.items() if jobs > 1 else tasks.items()):
+        for nb, params in first.items():
             bar.set_postfix_str(nb.stem)
             runs.append(_execute_one(str(nb), str(target), params, with_code))
             bar.update()
-        if jobs > 1 and rest:
+        unprepared = prepare_store(base["db_path"], period, [nb.stem for nb in rest])
+        for nb in [nb for nb in rest if nb.stem in unprepared]:
+            runs.append(NotebookRun(nb.stem, target / nb.name, None, False, 0.0,
+                                    f"the store could not be prepared for it: {unprepared[nb.stem]}"))
+            del rest[nb]
+            bar.update()
+        if jobs == 1:
+            for nb, params in rest.items():
+                bar.set_postfix_str(nb.stem)
+                runs.append(_execute_one(str(nb), str(target), params, with_code))
+                bar.update()
+        elif rest:
             with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_kernel) as pool:
                 futures = [pool.submit(_execute_one, str(nb), str(target), params, with_code)
                            for nb, params in rest.items()]
@@ -365,209 +339,8 @@ def render_report(
             runs += [run for run in kept if run is not None]
         runs.sort(key=lambda r: r.name)
         index = target / "index.html"
-        index.write_text(index_html(period, runs, target), encoding="utf-8")
+        index.write_text(index_html(period, runs), encoding="utf-8")
         write_glossary(target, f"Glossary of the CRM report {period.label}")
         result = ReportResult(period, target, runs, index)
-        if share:
-            from .share import write_share_pack
-
-            result.share_index = write_share_pack(result, db_path)
     owner_only(target)  # the folder and files of earlier runs, made before this rule
     return result
-
-
-def _format_value(value: Any, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, (int, float)):
-        if unit == "%":
-            return f"{value:,.1f} %"
-        # up to two decimals, as many as the recorded value carries (NPS 23.7, not 23.70)
-        text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}".rstrip("0")
-        return f"{text} {unit}".strip()
-    return html.escape(str(value))
-
-
-def _format_change(value: Any, previous: Any, unit: str, change: str = "") -> str:
-    """The move against the previous month: in points for shares and fixed scales, else in %."""
-    if not isinstance(value, (int, float)) or not isinstance(previous, (int, float)):
-        return ""
-    delta = value - previous
-    arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
-    if (change or ("points" if unit == "%" else "relative")) == "points":
-        return f"{arrow} {delta:+,.1f} pts"
-    if previous:
-        return f"{arrow} {delta / abs(previous) * 100:+,.1f} %"
-    return f"{arrow} {delta:+,.0f}"
-
-
-VERDICT_TITLES = {
-    "good": "a real move, good for the business",
-    "bad": "a real move, bad for the business",
-    "noise": "within its noise: could be chance, not a change",
-    "neutral": "",
-}
-
-
-def _change_cell(payload: dict[str, Any], previous: dict[str, Any] | None) -> str:
-    """The change column: the arrow coloured by :func:`headlines.compare`'s verdict."""
-    text = _format_change(payload.get("value"), (previous or {}).get("value"), payload.get("unit", ""),
-                          payload.get("change", ""))
-    if not text:
-        return '<td class="num"></td>'
-    verdict = headlines.compare(payload, previous).verdict
-    title = VERDICT_TITLES[verdict]
-    extra = '<div class="note">within noise</div>' if verdict == "noise" else ""
-    return (f'<td class="num change {verdict}"' + (f' title="{title}"' if title else "") + f">{text}{extra}</td>")
-
-
-def _value_cell(payload: dict[str, Any]) -> str:
-    """The value, with its 95 % range underneath when one was recorded."""
-    unit = payload.get("unit", "")
-    text = _format_value(payload.get("value"), unit)
-    bounds = headlines.interval(payload)
-    if bounds and payload.get("value") is not None:
-        digits = 0 if isinstance(payload["value"], int) else 1  # a count's range in whole numbers
-        low, high = (_format_value(round(b, digits) if digits else int(round(b)), unit) for b in bounds)
-        text += f'<div class="note">95 % range {low} to {high}</div>'
-    return f'<td class="num">{text}</td>'
-
-
-def _latest_figures(runs: list[NotebookRun]) -> dict[str, tuple[dict[str, Any], NotebookRun]]:
-    """Every recorded figure by key, with the run that recorded it."""
-    return {key: (payload, run) for run in runs for key, payload in run.headlines.items()}
-
-
-def _page_link(run: NotebookRun) -> str:
-    return (run.html or run.notebook).name
-
-
-def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
-    figures = _latest_figures(runs)
-    keys = [k for k in KPI_ORDER if k in figures]
-    keys += sorted(k for k in figures if k not in KPI_ORDER and not k.endswith("_prev"))
-    rows = []
-    for key in keys:
-        payload, run = figures[key]
-        previous = figures.get(f"{key}_prev", (None, run))[0]
-        note = f'<div class="note">{html.escape(payload.get("note") or "")}</div>' if payload.get("note") else ""
-        rows.append(
-            f'<tr><td><a href="{html.escape(_page_link(run))}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
-            f"{_value_cell(payload)}{_change_cell(payload, previous)}</tr>"
-        )
-    return rows
-
-
-ATTENTION_MAX, ATTENTION_MIN = 7, 3
-"""How many sentences "Needs attention" holds at most, and at least (filled with real good news)."""
-
-
-def _move_sentence(payload: dict[str, Any], previous: dict[str, Any]) -> str:
-    rose = payload["value"] > previous["value"]
-    unit = payload.get("unit", "")
-    return (f"{payload.get('label') or payload['key']} {'rose' if rose else 'fell'} from "
-            f"{_format_value(previous['value'], unit)} to {_format_value(payload['value'], unit)}, "
-            "more than its usual month-to-month noise.")
-
-
-def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
-    """The index's "Needs attention" list: ``(sentence, page)`` pairs, at most :data:`ATTENTION_MAX`.
-
-    What the notebooks flagged (:func:`crm_helpers.report.headlines.flag`), and every headline figure
-    that moved the bad way by more than its noise (:func:`crm_helpers.report.headlines.compare`), ranked
-    by the money at stake: the flag's own ``money``; for a figure in money, its change; for a count,
-    its change times the figure's recorded ``worth`` (money per unit). Below :data:`ATTENTION_MIN`
-    items, real good moves follow, then one sentence saying that nothing else moved beyond noise.
-    """
-    items: list[tuple[float, str, str]] = []
-    good: list[tuple[float, str, str]] = []
-    for run in runs:
-        page = _page_link(run)
-        items += [(float(f.get("money") or 0.0), f["sentence"], page) for f in run.flags]
-        for key, payload in run.headlines.items():
-            previous = run.headlines.get(f"{key}_prev")
-            if key.endswith("_prev") or previous is None:
-                continue
-            change = headlines.compare(payload, previous)
-            if change.verdict not in ("good", "bad"):
-                continue
-            worth = 1.0 if payload.get("unit") not in ("", "%") else float(payload.get("worth") or 0.0)
-            entry = (abs(change.delta or 0.0) * worth, _move_sentence(payload, previous), page)
-            (items if change.verdict == "bad" else good).append(entry)
-    ranked = sorted(items, key=lambda i: -i[0])[:ATTENTION_MAX]
-    ranked += sorted(good, key=lambda i: -i[0])[:max(0, ATTENTION_MIN - len(ranked))]
-    chosen = [(sentence, page) for _, sentence, page in ranked]
-    if len(chosen) < ATTENTION_MIN:
-        chosen.append(("Every other headline figure moved within its usual noise: nothing else needs you this "
-                       "month.", "#kpis"))
-    return chosen
-
-
-def _attention_html(runs: list[NotebookRun]) -> str:
-    entries = "".join(f'<li><a href="{html.escape(page)}">{html.escape(sentence)}</a></li>'
-                      for sentence, page in needs_attention(runs))
-    return f'<section id="attention"><h2>Needs attention</h2><ol>{entries}</ol></section>'
-
-
-def _follow_up_html(out_dir: Path, limit: int = 25) -> str:
-    """The follow-up queue notebook 03 wrote, whole (it holds its ``top_n``, 20 by default, so the
-    index lists as many as the headline promises), never more than ``limit`` rows."""
-    path = out_dir / FOLLOW_UP_FILE
-    if not path.exists():
-        return "<p>No follow-up queue this month.</p>"
-    import pandas as pd
-
-    frame = pd.read_csv(path).head(limit)
-    if frame.empty:
-        return "<p>Nobody needs a follow-up this week.</p>"
-    cols = [c for c in ("name", "email", "reasons", "last_order", "last_contact") if c in frame.columns]
-    return frame[cols].to_html(index=False, na_rep="", classes="queue", border=0, escape=True)
-
-
-INDEX_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#1f2933}
-h1{margin-bottom:.2em} .sub{color:#52606d;margin-top:0}
-table{border-collapse:collapse;width:100%;margin:1em 0} th,td{padding:.45em .6em;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .note{color:#7b8794;font-size:.85em}
-.failed{color:#b42318} pre{background:#fef3f2;padding:.6em;overflow:auto;font-size:.85em}
-a{color:#0b69a3}
-.good{color:#067647} .bad{color:#b42318} .noise{color:#9aa5b1}
-#attention ol{padding-left:1.4em} #attention li{margin:.35em 0}
-"""
-
-
-def index_html(period: Period, runs: list[NotebookRun], out_dir: Path, *, title_suffix: str = "") -> str:
-    """The pack's ``index.html``: headline figures with change, follow-up queue, notebook links."""
-    kpis = _kpi_rows(runs)
-    kpi_table = (
-        '<table id="kpis"><thead><tr><th>Figure</th><th>This month</th><th>vs previous month</th></tr></thead><tbody>'
-        + "".join(kpis) + "</tbody></table>"
-    ) if kpis else "<p>No headline figures were recorded.</p>"
-    items = []
-    for run in runs:
-        target = _page_link(run)
-        status = '<span class="failed">failed</span>' if not run.ok else (
-            f"{run.seconds:.1f} s" if run.rendered else "rendered in an earlier run")
-        detail = "" if run.ok else f"<pre>{html.escape(run.error)}</pre>" + (
-            f'<a href="{html.escape(run.notebook.name)}">executed notebook</a>' if run.notebook.exists() else ""
-        )
-        items.append(f'<li><a href="{html.escape(target)}">{html.escape(run.name)}</a> — {status}{detail}</li>')
-    generated = dt.date.today().isoformat()
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>CRM report {html.escape(period.label)}{title_suffix}</title>
-<style>{INDEX_CSS}</style></head><body>
-<h1>CRM report {html.escape(period.label)}{html.escape(title_suffix)}</h1>
-<p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · rendered {generated} ·
-<a href="{GLOSSARY_FILE}">glossary: what each word means</a></p>
-{_attention_html(runs)}
-<h2>Headline figures</h2>
-<p class="sub">Arrows against the previous month: <span class="good">green</span> is good for the business,
-<span class="bad">red</span> is bad, <span class="noise">grey</span> is within the figure's usual noise (it could be
-chance, so it is not a change).</p>
-{kpi_table}
-<h2>Whom to contact this week</h2>
-{_follow_up_html(out_dir)}
-<h2>Notebooks</h2>
-<ul>{''.join(items)}</ul>
-</body></html>
-"""

@@ -2,7 +2,8 @@
 
 Code cells are hidden and every personal value (names, e-mails, phones, free-text notes and
 comments) is replaced by a stable pseudonym, in the HTML pages, the executed notebooks and
-the follow-up queue of ``<pack>/share/``.
+every CSV file of ``<pack>/share/``. Called after the pack is rendered (the CLI's ``--share``);
+it reads the pack, never the runner.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 import nbformat
 
+from ..store import open_db, owner_only_umask
 from .glossary import write_glossary
+from .index import index_html
+from .pages import NotebookRun, ReportResult, owner_only, write_html
 from .privacy import Masker
-from .runner import FOLLOW_UP_FILE, NotebookRun, ReportResult, index_html, write_html
-from ..store import open_db
 
 HIDDEN_CODE = "# code hidden in the shared copy"
 
@@ -53,26 +55,29 @@ def mask_notebook(notebook: nbformat.NotebookNode, masker: Masker) -> nbformat.N
 
 
 def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> Path:
-    """Write ``<pack>/share/`` from the rendered pack; returns its ``index.html``."""
+    """Write ``<pack>/share/`` from the rendered pack ``result``; returns its ``index.html``.
+
+    Owner-only like the pack (the owner decides what to send)."""
     share_dir = result.out_dir / "share"
-    share_dir.mkdir(exist_ok=True)
-    masker = Masker.from_db(open_db(db_path))
-    runs: list[NotebookRun] = []
-    for run in result.runs:
-        nb_path = share_dir / run.notebook.name
-        html_path: Path | None = None
-        if run.notebook.exists():
-            masked = mask_notebook(nbformat.read(str(run.notebook), as_version=4), masker)
-            nbformat.write(masked, str(nb_path))
-            html_path = nb_path.with_suffix(".html")
-            write_html(masked, html_path, exclude_input=True)
-        runs.append(NotebookRun(run.name, nb_path, html_path, run.ok, run.seconds,
-                                masker.mask(run.error), _mask_value(run.headlines, masker),
-                                flags=_mask_value(run.flags, masker)))
-    queue = result.out_dir / FOLLOW_UP_FILE
-    if queue.exists():
-        (share_dir / FOLLOW_UP_FILE).write_text(masker.mask(queue.read_text(encoding="utf-8")), encoding="utf-8")
-    index = share_dir / "index.html"
-    index.write_text(index_html(result.period, runs, share_dir, title_suffix=" (shared copy)"), encoding="utf-8")
-    write_glossary(share_dir, f"Glossary of the CRM report {result.period.label}")
+    with owner_only_umask():
+        share_dir.mkdir(exist_ok=True)
+        masker = Masker.from_db(open_db(db_path))
+        runs: list[NotebookRun] = []
+        for run in result.runs:
+            nb_path = share_dir / run.notebook.name
+            html_path: Path | None = None
+            if run.notebook.exists():
+                masked = mask_notebook(nbformat.read(str(run.notebook), as_version=4), masker)
+                nbformat.write(masked, str(nb_path))
+                html_path = nb_path.with_suffix(".html")
+                write_html(masked, html_path, exclude_input=True)
+            runs.append(NotebookRun(run.name, nb_path, html_path, run.ok, run.seconds,
+                                    masker.mask(run.error), _mask_value(run.headlines, masker),
+                                    flags=_mask_value(run.flags, masker), tables=_mask_value(run.tables, masker)))
+        for table in result.out_dir.glob("*.csv"):  # e.g. the follow-up queue notebook 03 writes
+            (share_dir / table.name).write_text(masker.mask(table.read_text(encoding="utf-8")), encoding="utf-8")
+        index = share_dir / "index.html"
+        index.write_text(index_html(result.period, runs, title_suffix=" (shared copy)"), encoding="utf-8")
+        write_glossary(share_dir, f"Glossary of the CRM report {result.period.label}")
+    owner_only(share_dir)
     return index

@@ -1,0 +1,228 @@
+"""The pack's ``index.html``: "Needs attention", the headline figures against the previous month
+(arrows coloured by what is good for the business, grey within noise), whom to contact this week,
+and a link to every page. Built only from what the notebooks recorded (:mod:`.headlines`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Any
+
+from ..periods import Period
+from . import headlines
+from .glossary import GLOSSARY_FILE
+from .pages import NotebookRun
+
+KPI_ORDER = [
+    "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
+    "lost_customers", "repeat_rate", "nps", "csat", "best_campaign_lift",
+    "total_expected_clv",
+]
+"""Headline keys shown first on the index, in this order; any other recorded key follows."""
+
+
+def _format_value(value: Any, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, float)):
+        if unit == "%":
+            return f"{value:,.1f} %"
+        # up to two decimals, as many as the recorded value carries (NPS 23.7, not 23.70)
+        text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}".rstrip("0")
+        return f"{text} {unit}".strip()
+    return html.escape(str(value))
+
+
+def _format_change(value: Any, previous: Any, unit: str, change: str = "") -> str:
+    """The move against the previous month: in points for shares and fixed scales, else in %."""
+    if not isinstance(value, (int, float)) or not isinstance(previous, (int, float)):
+        return ""
+    delta = value - previous
+    arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
+    if (change or ("points" if unit == "%" else "relative")) == "points":
+        return f"{arrow} {delta:+,.1f} pts"
+    if previous:
+        return f"{arrow} {delta / abs(previous) * 100:+,.1f} %"
+    return f"{arrow} {delta:+,.0f}"
+
+
+VERDICT_TITLES = {
+    "good": "a real move, good for the business",
+    "bad": "a real move, bad for the business",
+    "noise": "within its noise: could be chance, not a change",
+    "neutral": "",
+}
+
+
+def _change_cell(payload: dict[str, Any], previous: dict[str, Any] | None) -> str:
+    """The change column: the arrow coloured by :func:`headlines.compare`'s verdict."""
+    text = _format_change(payload.get("value"), (previous or {}).get("value"), payload.get("unit", ""),
+                          payload.get("change", ""))
+    if not text:
+        return '<td class="num"></td>'
+    verdict = headlines.compare(payload, previous).verdict
+    title = VERDICT_TITLES[verdict]
+    extra = '<div class="note">within noise</div>' if verdict == "noise" else ""
+    return (f'<td class="num change {verdict}"' + (f' title="{title}"' if title else "") + f">{text}{extra}</td>")
+
+
+def _value_cell(payload: dict[str, Any]) -> str:
+    """The value, with its 95 % range underneath when one was recorded."""
+    unit = payload.get("unit", "")
+    text = _format_value(payload.get("value"), unit)
+    bounds = headlines.interval(payload)
+    if bounds and payload.get("value") is not None:
+        digits = 0 if isinstance(payload["value"], int) else 1  # a count's range in whole numbers
+        low, high = (_format_value(round(b, digits) if digits else int(round(b)), unit) for b in bounds)
+        text += f'<div class="note">95 % range {low} to {high}</div>'
+    return f'<td class="num">{text}</td>'
+
+
+def _latest_figures(runs: list[NotebookRun]) -> dict[str, tuple[dict[str, Any], NotebookRun]]:
+    """Every recorded figure by key, with the run that recorded it."""
+    return {key: (payload, run) for run in runs for key, payload in run.headlines.items()}
+
+
+def _page_link(run: NotebookRun) -> str:
+    return (run.html or run.notebook).name
+
+
+def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
+    figures = _latest_figures(runs)
+    keys = [k for k in KPI_ORDER if k in figures]
+    keys += sorted(k for k in figures if k not in KPI_ORDER and not k.endswith("_prev"))
+    rows = []
+    for key in keys:
+        payload, run = figures[key]
+        previous = figures.get(f"{key}_prev", (None, run))[0]
+        note = f'<div class="note">{html.escape(payload.get("note") or "")}</div>' if payload.get("note") else ""
+        rows.append(
+            f'<tr><td><a href="{html.escape(_page_link(run))}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
+            f"{_value_cell(payload)}{_change_cell(payload, previous)}</tr>"
+        )
+    return rows
+
+
+ATTENTION_MAX, ATTENTION_MIN = 7, 3
+"""How many sentences "Needs attention" holds at most, and at least (filled with real good news)."""
+
+
+def _move_sentence(payload: dict[str, Any], previous: dict[str, Any]) -> str:
+    rose = payload["value"] > previous["value"]
+    unit = payload.get("unit", "")
+    return (f"{payload.get('label') or payload['key']} {'rose' if rose else 'fell'} from "
+            f"{_format_value(previous['value'], unit)} to {_format_value(payload['value'], unit)}, "
+            "more than its usual month-to-month noise.")
+
+
+def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
+    """The index's "Needs attention" list: ``(sentence, page)`` pairs, at most :data:`ATTENTION_MAX`.
+
+    What the notebooks flagged (:func:`crm_helpers.report.headlines.flag`), and every headline figure
+    that moved the bad way by more than its noise (:func:`crm_helpers.report.headlines.compare`), ranked
+    by the money at stake: the flag's own ``money``; for a figure in money, its change; for a count,
+    its change times the figure's recorded ``worth`` (money per unit). Below :data:`ATTENTION_MIN`
+    items, real good moves follow, then one sentence saying that nothing else moved beyond noise.
+    """
+    items: list[tuple[float, str, str]] = []
+    good: list[tuple[float, str, str]] = []
+    for run in runs:
+        page = _page_link(run)
+        items += [(float(f.get("money") or 0.0), f["sentence"], page) for f in run.flags]
+        for key, payload in run.headlines.items():
+            previous = run.headlines.get(f"{key}_prev")
+            if key.endswith("_prev") or previous is None:
+                continue
+            change = headlines.compare(payload, previous)
+            if change.verdict not in ("good", "bad"):
+                continue
+            worth = 1.0 if payload.get("unit") not in ("", "%") else float(payload.get("worth") or 0.0)
+            entry = (abs(change.delta or 0.0) * worth, _move_sentence(payload, previous), page)
+            (items if change.verdict == "bad" else good).append(entry)
+    ranked = sorted(items, key=lambda i: -i[0])[:ATTENTION_MAX]
+    ranked += sorted(good, key=lambda i: -i[0])[:max(0, ATTENTION_MIN - len(ranked))]
+    chosen = [(sentence, page) for _, sentence, page in ranked]
+    if len(chosen) < ATTENTION_MIN:
+        chosen.append(("Every other headline figure moved within its usual noise: nothing else needs you this "
+                       "month.", "#kpis"))
+    return chosen
+
+
+def _attention_html(runs: list[NotebookRun]) -> str:
+    entries = "".join(f'<li><a href="{html.escape(page)}">{html.escape(sentence)}</a></li>'
+                      for sentence, page in needs_attention(runs))
+    return f'<section id="attention"><h2>Needs attention</h2><ol>{entries}</ol></section>'
+
+
+FOLLOW_UP_TABLE = "follow_up_queue"
+"""The key under which notebook 03 records the follow-up queue for the index."""
+
+
+def _follow_up_html(runs: list[NotebookRun], limit: int = 25) -> str:
+    """The follow-up queue notebook 03 recorded, whole (it holds its ``top_n``, 20 by default, so the
+    index lists as many as the headline promises), never more than ``limit`` rows."""
+    recorded = next((run.tables[FOLLOW_UP_TABLE] for run in runs if FOLLOW_UP_TABLE in run.tables), None)
+    if recorded is None:
+        return "<p>No follow-up queue this month.</p>"
+    rows = recorded["rows"][:limit]
+    if not rows:
+        return "<p>Nobody needs a follow-up this week.</p>"
+    cols = [c for c in ("name", "email", "reasons", "last_order", "last_contact") if c in recorded["columns"]]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in cols) + "</tr>"
+                   for row in rows)
+    return f'<table class="queue"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _cell(value: Any) -> str:
+    """A recorded table cell as text; a missing value is blank, never "None" or "nan"."""
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
+INDEX_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#1f2933}
+h1{margin-bottom:.2em} .sub{color:#52606d;margin-top:0}
+table{border-collapse:collapse;width:100%;margin:1em 0} th,td{padding:.45em .6em;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .note{color:#7b8794;font-size:.85em}
+.failed{color:#b42318} pre{background:#fef3f2;padding:.6em;overflow:auto;font-size:.85em}
+a{color:#0b69a3}
+.good{color:#067647} .bad{color:#b42318} .noise{color:#9aa5b1}
+#attention ol{padding-left:1.4em} #attention li{margin:.35em 0}
+"""
+
+
+def index_html(period: Period, runs: list[NotebookRun], *, title_suffix: str = "") -> str:
+    """The pack's ``index.html``: headline figures with change, follow-up queue, notebook links."""
+    kpis = _kpi_rows(runs)
+    kpi_table = (
+        '<table id="kpis"><thead><tr><th>Figure</th><th>This month</th><th>vs previous month</th></tr></thead><tbody>'
+        + "".join(kpis) + "</tbody></table>"
+    ) if kpis else "<p>No headline figures were recorded.</p>"
+    items = []
+    for run in runs:
+        target = _page_link(run)
+        status = '<span class="failed">failed</span>' if not run.ok else (
+            f"{run.seconds:.1f} s" if run.rendered else "rendered in an earlier run")
+        detail = "" if run.ok else f"<pre>{html.escape(run.error)}</pre>" + (
+            f'<a href="{html.escape(run.notebook.name)}">executed notebook</a>' if run.notebook.exists() else ""
+        )
+        items.append(f'<li><a href="{html.escape(target)}">{html.escape(run.name)}</a> — {status}{detail}</li>')
+    generated = dt.date.today().isoformat()
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>CRM report {html.escape(period.label)}{title_suffix}</title>
+<style>{INDEX_CSS}</style></head><body>
+<h1>CRM report {html.escape(period.label)}{html.escape(title_suffix)}</h1>
+<p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · rendered {generated} ·
+<a href="{GLOSSARY_FILE}">glossary: what each word means</a></p>
+{_attention_html(runs)}
+<h2>Headline figures</h2>
+<p class="sub">Arrows against the previous month: <span class="good">green</span> is good for the business,
+<span class="bad">red</span> is bad, <span class="noise">grey</span> is within the figure's usual noise (it could be
+chance, so it is not a change).</p>
+{kpi_table}
+<h2>Whom to contact this week</h2>
+{_follow_up_html(runs)}
+<h2>Notebooks</h2>
+<ul>{''.join(items)}</ul>
+</body></html>
+"""

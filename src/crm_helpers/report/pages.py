@@ -1,0 +1,88 @@
+"""The pages of a pack: one executed notebook as an HTML page, the record of how it ran, and
+the pack's owner-only file modes. Shared by the runner, the index and the share writer."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .. import inbox
+from ..periods import Period
+from . import headlines
+
+@dataclass
+class NotebookRun:
+    """The outcome of one notebook in the pack."""
+
+    name: str
+    notebook: Path
+    html: Path | None
+    ok: bool
+    seconds: float
+    error: str = ""
+    headlines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inbox: list[dict[str, Any]] = field(default_factory=list)
+    """Per inbox file, what the import notebook did with it (see :func:`crm_helpers.inbox.show`)."""
+    rendered: bool = True
+    """False for a page of an earlier run kept in the index by ``only=`` (not re-rendered now)."""
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    """What the notebook flagged for "Needs attention" (see :func:`crm_helpers.report.headlines.flag`)."""
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Tables the notebook recorded for the index, by key (see :func:`crm_helpers.report.headlines.record_table`)."""
+
+
+@dataclass
+class ReportResult:
+    """What ``render_report`` wrote."""
+
+    period: Period
+    out_dir: Path
+    runs: list[NotebookRun]
+    index: Path
+
+    @property
+    def ok(self) -> bool:
+        """Every notebook rendered by this run succeeded (pages kept from earlier runs do not count)."""
+        return not self.failed
+
+    @property
+    def failed(self) -> list[NotebookRun]:
+        return [r for r in self.runs if r.rendered and not r.ok]
+
+
+
+def _html_exporter(exclude_input: bool):
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = exclude_input
+    exporter.exclude_input_prompt = exclude_input
+    exporter.exclude_output_prompt = exclude_input
+    return exporter
+
+
+def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bool = False) -> None:
+    """Export ``notebook`` to a self-contained HTML file (images inline)."""
+    body, _ = _html_exporter(exclude_input).from_notebook_node(notebook)
+    path.write_text(body, encoding="utf-8")
+
+
+
+def owner_only(folder: Path) -> None:
+    """Take group and other permissions off ``folder`` and everything in it: folders 0700,
+    files 0600. Entries of other users are left as they are."""
+    for path in (folder, *folder.rglob("*")):
+        info = path.lstat()
+        if info.st_uid == os.geteuid() and not path.is_symlink():
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
+def read_summary(notebook: str | nbformat.NotebookNode) -> list[dict[str, Any]]:
+    """Per inbox file, what the import notebook did with it, as :func:`crm_helpers.inbox.show`
+    recorded it in the executed notebook ([] if none)."""
+    found = headlines.recorded(notebook, inbox.MIME_TYPE)
+    return [dict(row) for row in found[0]] if found else []
