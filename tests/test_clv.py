@@ -612,7 +612,7 @@ def test_notebook_runs_and_records_its_headlines(tmp_path, demo_db_path):
     assert any(name in total["note"] for name in clv.PURCHASE_MODELS)
     shown = out.read_text(encoding="utf-8")
     assert "yes, smallest error" in shown and "every season" in shown and "repeat purchases where" in shown
-    assert found["total_expected_clv_prev"]["value"] > 0
+    assert found["total_expected_clv"]["previous"] > 0
     assert found["customers_probably_lost"]["value"] > 0
     # ROMI: only campaigns of October or September reach the index; in the demo that is the referral
     # programme, which keeps no contact list: flagged as not measurable, no "best campaign" claimed

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from bs4 import BeautifulSoup
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 
+from crm_helpers.periods import parse_month
 from crm_helpers.report import headlines
-from crm_helpers.report.index import ATTENTION_MAX, ATTENTION_MIN, needs_attention
+from crm_helpers.report.index import ATTENTION_MAX, ATTENTION_MIN, index_html, needs_attention
 from crm_helpers.report.pages import NotebookRun
 
 
-def _count(key: str, value: int, good: str = "up", **extra) -> dict:
-    """A count as the sales notebook records it: Poisson standard error √n."""
+def _count(key: str, value: int, good: str = "up", previous: int | None = None, **extra) -> dict:
+    """A count as the sales notebook records it: Poisson standard error √n, of the previous month too."""
     return {"key": key, "value": value, "label": key.replace("_", " ").capitalize(), "unit": "", "good": good,
-            "se": value ** 0.5, **extra}
+            "se": value ** 0.5, "previous": previous, "previous_se": None if previous is None else previous ** 0.5,
+            **extra}
 
 
 def test_a_move_within_poisson_noise_is_grey_whatever_its_size_in_percent():
@@ -66,10 +71,10 @@ def _run(name: str, figures: list[dict], flags: list[dict] = ()) -> NotebookRun:
 
 def test_needs_attention_ranks_by_money_links_each_page_and_leaves_out_noise():
     sales = _run("06_sales", [
-        _count("new_customers", 1, worth=150.0), _count("new_customers_prev", 41),  # 40 × 150 = 6,000 at stake
-        _count("lost_customers", 36, "down", worth=150.0), _count("lost_customers_prev", 23, "down"),  # noise
-        {"key": "revenue", "value": 20000.0, "unit": "EUR", "good": "up", "se": 900.0, "label": "Revenue"},
-        {"key": "revenue_prev", "value": 30000.0, "unit": "EUR", "se": 1000.0},  # 10,000 EUR at stake
+        _count("new_customers", 1, worth=150.0, previous=41),  # 40 × 150 = 6,000 at stake
+        _count("lost_customers", 36, "down", worth=150.0, previous=23),  # noise
+        {"key": "revenue", "value": 20000.0, "unit": "EUR", "good": "up", "se": 900.0, "label": "Revenue",
+         "previous": 30000.0, "previous_se": 1000.0},  # 10,000 EUR at stake
     ])
     romi = _run("04_romi", [], [{"key": "c02", "sentence": "Paid social ads cost 1,200 EUR and brought no "
                                                           "measurable extra revenue.", "money": 1200.0}])
@@ -84,5 +89,53 @@ def test_needs_attention_holds_at_most_seven_and_says_when_nothing_else_moved():
     many = _run("01", [], [{"key": f"k{i}", "sentence": f"Gap {i}.", "money": float(i)} for i in range(10)])
     items = needs_attention([many])
     assert len(items) == ATTENTION_MAX and items[0][0] == "Gap 9."
-    quiet = needs_attention([_run("06", [_count("lost_customers", 36, "down"), _count("lost_customers_prev", 23)])])
+    quiet = needs_attention([_run("06", [_count("lost_customers", 36, "down", previous=23)])])
     assert len(quiet) == 1 < ATTENTION_MIN and "within its usual noise" in quiet[0][0]
+
+
+def test_a_headline_carries_its_previous_month_and_turns_nan_into_not_available():
+    figure = headlines.Headline("nps", float("nan"), "NPS", previous=np.int64(12), interval=(float("nan"), 3.0),
+                                se=2.0, previous_se=float("inf"))
+    assert figure.value is None and figure.previous == 12 and isinstance(figure.previous, int)
+    assert figure.interval is None and figure.previous_se is None and not figure.noise_known
+    assert figure.change == "relative" and headlines.Headline("rate", 5.0, "Rate", unit="%").change == "points"
+    with pytest.raises(ValueError, match="good must be"):
+        headlines.Headline("x", 1, "x", good="higher")
+
+
+def _executed(*payloads: dict, mime: str = headlines.MIME_TYPE):
+    return new_notebook(cells=[new_code_cell("", outputs=[new_output("display_data", data={mime: p})])
+                               for p in payloads])
+
+
+def test_read_folds_a_figure_recorded_the_old_way_as_key_prev_into_previous():
+    old = _executed(_count("lost_customers", 36, "down"), _count("lost_customers_prev", 23, "down"),
+                    _count("follow_up_prev", 3))  # a _prev without its figure is kept as it is
+    figures = headlines.read(old)
+    assert set(figures) == {"lost_customers", "follow_up_prev"}
+    assert figures["lost_customers"]["previous"] == 23 and figures["lost_customers"]["previous_se"] == 23 ** 0.5
+    assert headlines.compare(figures["lost_customers"]).verdict == "noise"  # as the pair compared before
+
+
+def test_a_recorded_table_is_read_back_by_key_and_reaches_the_index():
+    table = {"key": "follow_up_queue", "label": "Whom to contact", "columns": ["name", "email", "reasons"],
+             "rows": [{"name": "Ann Lee", "email": None, "reasons": "open complaint"}]}
+    tables = headlines.read_tables(_executed(table, mime=headlines.TABLE_MIME_TYPE))
+    assert tables == {"follow_up_queue": table}
+    run = NotebookRun("03_scoring", Path("03_scoring.ipynb"), Path("03_scoring.html"), True, 1.0, tables=tables)
+    page = BeautifulSoup(index_html(parse_month("2026-10"), [run]), "html.parser")
+    queue = page.select_one("table.queue")
+    assert [td.get_text() for td in queue.select("td")] == ["Ann Lee", "", "open complaint"]
+
+
+def test_a_move_without_a_noise_estimate_is_grey_and_says_so():
+    at_risk = {"key": "at_risk_customers", "value": 123, "label": "Customers at risk", "unit": "", "good": "",
+               "previous": 100}
+    revenue = _count("revenue", 100, previous=40)  # a real move, good for the business
+    run = _run("02", [at_risk, revenue])
+    page = BeautifulSoup(index_html(parse_month("2026-10"), [run]), "html.parser")
+    cells = {row.select_one("a").get_text(): row.select_one("td.change") for row in page.select("#kpis tbody tr")}
+    grey = cells["Customers at risk"]
+    assert "unjudged" in grey["class"] and not {"good", "bad"} & set(grey["class"])
+    assert "no noise estimate" in grey["title"] and "no noise estimate" in grey.get_text()
+    assert "good" in cells["Revenue"]["class"] and "no noise estimate" not in cells["Revenue"].get_text()

@@ -85,8 +85,8 @@ def test_a_single_response_gives_an_extreme_nps_flagged_as_a_small_sample():
     assert row["nps"] == 100 and row["csat_pct"] == 100
     assert bool(row["small_sample"])
     assert "Small sample" in satisfaction.month_summary(row, row)
-    assert all("small sample" in f["note"] for f in satisfaction.headline_figures(row, row)
-               if f["key"].startswith(("nps", "csat")))
+    assert all("small sample" in f.note for f in satisfaction.headline_figures(row, row)
+               if f.key.startswith(("nps", "csat")))
 
 
 def test_an_empty_month_gives_blank_measures_and_a_plain_note():
@@ -100,9 +100,9 @@ def test_an_empty_month_gives_blank_measures_and_a_plain_note():
     compared = satisfaction.compare_periods(now, prev, n_boot=200)
     assert compared["p_value"].isna().all() and compared["significant"].isna().all()
     assert compared["verdict"].str.contains("no answers this period").all()
-    figures = {f["key"]: f["value"] for f in satisfaction.headline_figures(now, prev)}
-    assert figures["nps"] is None and figures["csat"] is None and figures["satisfaction_index"] is None
-    assert figures["nps_prev"] == 100 and figures["csat_prev"] == 100
+    figures = {f.key: f for f in satisfaction.headline_figures(now, prev)}
+    assert figures["nps"].value is None and figures["csat"].value is None and figures["satisfaction_index"].value is None
+    assert figures["nps"].previous == 100 and figures["csat"].previous == 100
     card = satisfaction.scorecard(now, prev)
     assert card.loc[card["measure"] == "NPS", "this period"].item() == "–"
 
@@ -112,10 +112,9 @@ def test_headline_keys_are_only_the_assigned_ones():
     _answer(db, "A", "2026-10-03", nps=9, csat=4, q=4, d=4, p=4, s=4)
     row = _scores(db)
     figures = satisfaction.headline_figures(row, row)
-    assert {f["key"] for f in figures} == {"nps", "csat", "satisfaction_index", "nps_prev", "csat_prev",
-                                           "satisfaction_index_prev"}
-    assert {f["unit"] for f in figures if f["key"].startswith("csat")} == {"%"}
-    assert {f["unit"] for f in figures if not f["key"].startswith("csat")} == {""}
+    assert {f.key for f in figures} == {"nps", "csat", "satisfaction_index"}  # each with its previous month
+    assert {f.unit for f in figures if f.key.startswith("csat")} == {"%"}
+    assert {f.unit for f in figures if not f.key.startswith("csat")} == {""}
 
 
 # -- the seeds' formulas ---------------------------------------------------------------------------
@@ -430,8 +429,8 @@ def test_notebook_runs_for_the_demo_month_and_records_its_headlines(demo_db_path
     out = run_notebook("05_satisfaction_review.ipynb", tmp_path, db_path=str(demo_db_path),
                        period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
     found = headlines.read(str(out))
-    assert set(found) == {"nps", "csat", "satisfaction_index", "median_first_response_hours", "nps_prev",
-                          "csat_prev", "satisfaction_index_prev", "median_first_response_hours_prev"}
+    assert set(found) == {"nps", "csat", "satisfaction_index", "median_first_response_hours"}
+    assert all(found[key]["previous"] is not None for key in found)
     expected = _scores(demo, OCT, min_responses=30)
     assert found["nps"]["value"] == pytest.approx(expected["nps"], abs=0.05)
     assert found["csat"]["value"] == pytest.approx(expected["csat_pct"], abs=0.05)
@@ -450,5 +449,5 @@ def test_notebook_runs_for_a_month_without_feedback(demo_db_path, tmp_path):
                        period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
     found = headlines.read(str(out))
     assert found["nps"]["value"] is None and found["csat"]["value"] is None
-    assert found["nps_prev"]["value"] is not None
+    assert found["nps"]["previous"] is not None
     assert "No responses this month" in out.read_text(encoding="utf-8")

@@ -9,8 +9,10 @@ from sklearn.metrics import adjusted_rand_score
 
 from crm_helpers import segmentation as seg
 from crm_helpers.report import headlines
+from crm_helpers.report.runner import prepare_store
 from crm_helpers.data import query_df
 from crm_helpers.features import customer_features
+from crm_helpers.periods import parse_month
 from crm_helpers.store import memory_db, open_db
 
 from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
@@ -263,13 +265,14 @@ def test_demo_rfm_is_sensible(demo_db):
 
 @pytest.mark.slow
 def test_notebook_02_runs_and_records_the_at_risk_count(demo_db_copy, tmp_path):
-    path = demo_db_copy  # the notebook writes snapshots: keep the shared store clean
+    path = demo_db_copy  # the runner writes the snapshots before the notebook: keep the shared store clean
+    assert prepare_store(str(path), parse_month("2026-10"), ["02_segmentation"]) == {}
     out = run_notebook("02_segmentation.ipynb", tmp_path, db_path=str(path),
                        period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
     recorded = headlines.read(str(out))
     db = open_db(path)
     now = seg.load_snapshot(db, "2026-10")
     assert recorded["at_risk_customers"]["value"] == seg.at_risk_count(now) > 0
-    assert recorded["at_risk_customers_prev"]["value"] == seg.at_risk_count(seg.load_snapshot(db, "2026-09"))
-    assert set(recorded) == {"at_risk_customers", "at_risk_customers_prev"}
+    assert recorded["at_risk_customers"]["previous"] == seg.at_risk_count(seg.load_snapshot(db, "2026-09"))
+    assert set(recorded) == {"at_risk_customers"}
     assert np.isin(["2026-09", "2026-10"], seg.stored_months(db)).all()

@@ -59,6 +59,7 @@ from .btyd import (  # noqa: F401
     _unique_inverse,
 )
 from .data import query_df, store_currency
+from .figures import Headline
 from .schema import net_revenue_sql
 
 if TYPE_CHECKING:
@@ -713,6 +714,20 @@ class ClvAnalysis:
         cols = ["name", "buyer_group", "first_purchase", "last_purchase", "revenue_to_date", "p_alive"]
         lost = self.customers[self.customers["probably_lost"]]
         return lost.sort_values(["revenue_to_date", "p_alive"], ascending=[False, True]).head(n)[cols]
+
+
+def headline_figures(analysis: ClvAnalysis, previous: ClvAnalysis) -> list[Headline]:
+    """The expected customer value (in the analysis' currency, discounted profit over its horizon)
+    and the customers probably lost of ``analysis`` beside ``previous`` (the same analysis a month
+    earlier), as headlines for the report index. A total of a failed analysis is None ("n/a")."""
+    return [
+        Headline("total_expected_clv", analysis.total_clv, "Expected customer value", unit=analysis.currency,
+                 note=f"{analysis.likely_total()}; discounted profit, next {analysis.horizon_months} months "
+                      f"({analysis.model_name})", previous=previous.total_clv),
+        Headline("customers_probably_lost", analysis.n_probably_lost if analysis.ok else None,
+                 "Customers probably lost", note="repeat buyers with P(alive) < 0.5",
+                 previous=previous.n_probably_lost if previous.ok else None),
+    ]
 
 
 def _empty_analysis(as_of: dt.date, horizon: int, rate: float, source: str, currency: str, message: str) -> ClvAnalysis:

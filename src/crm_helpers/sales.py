@@ -41,6 +41,7 @@ from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from .data import query_df, store_currency
+from .figures import Headline
 from .schema import net_revenue_sql
 from .periods import Period
 from .schema import OPEN_STAGES
@@ -58,7 +59,7 @@ HEADLINE_KEYS: tuple[str, ...] = (
     "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
     "lost_customers", "repeat_rate",
 )
-"""The headline figures this module records for the report index (each also as ``key_prev``)."""
+"""The keys of :func:`headline_figures`: what the index shows of this module, each with its previous month."""
 
 _COUNT_KEYS = frozenset({"paid_orders", "active_customers", "new_customers", "returning_customers",
                          "reactivated_customers", "lost_customers"})
@@ -340,17 +341,16 @@ def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
     return frame.sort_values(["revenue", "category"], ascending=[False, True]).reset_index(drop=True)
 
 
-def record_category_revenue(table: pd.DataFrame, currency: str) -> None:
-    """Record each category's revenue (and ``_prev``) for the index, as ``revenue_category_<name>``."""
-    from .report import headlines
-
+def category_headline_figures(table: pd.DataFrame, currency: str) -> list[Headline]:
+    """Each category's revenue of :func:`revenue_by_category` beside the previous month's, as
+    ``revenue_category_<name>`` headlines in ``currency`` (no noise estimate: shown uncoloured)."""
+    figures = []
     for row in table.itertuples():
         key = "revenue_category_" + "".join(ch if ch.isalnum() else "_" for ch in row.category.lower())
-        label = f"Revenue from {row.category}"
-        note = f"{row.share_pct:.0f} % of the month's revenue per product"
-        headlines.record(key, _plain(row.revenue), label=label, unit=currency, note=note, good="up")
-        headlines.record(f"{key}_prev", _plain(row.previous), label=f"{label} (previous month)", unit=currency,
-                         good="up")
+        figures.append(Headline(key, _plain(row.revenue), f"Revenue from {row.category}", unit=currency,
+                                note=f"{row.share_pct:.0f} % of the month's revenue per product", good="up",
+                                previous=_plain(row.previous)))
+    return figures
 
 
 # -- customer flows --------------------------------------------------------------------------------
@@ -492,7 +492,7 @@ def uncertainty(db: Database, start: dt.date, end: dt.date,
     return result
 
 
-def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.DataFrame:
+def headline_table(db: Database, period: Period, lapse_months: int = 6) -> pd.DataFrame:
     """The period's headline sales figures beside the previous calendar month's.
 
     Columns: ``key, label, value, previous, change, unit, note, good, se, low, high, se_previous,
@@ -542,24 +542,16 @@ def headline_figures(db: Database, period: Period, lapse_months: int = 6) -> pd.
     return pd.DataFrame(rows, dtype=object)
 
 
-def record_headlines(figures: pd.DataFrame, extra: dict[str, dict[str, Any]] | None = None) -> None:
-    """Record :data:`HEADLINE_KEYS` of :func:`headline_figures` (and ``key_prev``) for the report index.
-
-    ``extra`` maps further keys to ``{"value":, "label":, "unit":, "note":}`` (e.g. the forecast).
-    Must run inside a notebook (it displays the recorded figures).
-    """
-    from .report import headlines
-
-    for row in figures[figures["key"].isin(HEADLINE_KEYS)].itertuples():
+def headline_figures(table: pd.DataFrame) -> list[Headline]:
+    """The :data:`HEADLINE_KEYS` rows of :func:`headline_table` as headlines for the report index,
+    each with its previous month, standard errors and 95 % interval."""
+    figures = []
+    for row in table[table["key"].isin(HEADLINE_KEYS)].itertuples():
         count = row.key in _COUNT_KEYS
-        headlines.record(row.key, _plain(row.value, count), label=row.label, unit=row.unit, note=row.note,
-                         good=row.good, se=row.se, interval=(row.low, row.high), worth=row.worth)
-        headlines.record(f"{row.key}_prev", _plain(row.previous, count), label=f"{row.label} (previous month)",
-                         unit=row.unit, note=row.note, good=row.good, se=row.se_previous,
-                         interval=(row.low_previous, row.high_previous))
-    for key, spec in (extra or {}).items():
-        headlines.record(key, _plain(spec["value"]), label=spec["label"], unit=spec.get("unit", ""),
-                         note=spec.get("note", ""))
+        figures.append(Headline(row.key, _plain(row.value, count), row.label, unit=row.unit, note=row.note,
+                                good=row.good, previous=_plain(row.previous, count), se=row.se,
+                                previous_se=row.se_previous, interval=(row.low, row.high), worth=row.worth))
+    return figures
 
 
 def _plain(value: Any, count: bool = False) -> float | int | None:

@@ -42,6 +42,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
+from .figures import Headline
 from .periods import Period, month_start
 
 ITEMS: tuple[str, ...] = ("quality", "delivery", "price", "service")
@@ -515,39 +516,42 @@ def month_summary(current: pd.Series, previous: pd.Series) -> str:
 
 
 def headline_figures(current: pd.Series, previous: pd.Series,
-                     comparison: pd.DataFrame | None = None) -> list[dict[str, Any]]:
-    """Keyword arguments for :func:`crm_helpers.report.headlines.record`: nps, csat, satisfaction_index (+ _prev).
+                     comparison: pd.DataFrame | None = None) -> list[Headline]:
+    """NPS, CSAT and the satisfaction index of ``current`` beside ``previous`` (rows of
+    :func:`period_scores`), as headlines for the report index.
 
     Higher is better for all three. NPS and CSAT carry their 95 % intervals (NPS: the bootstrap of
     :func:`period_scores`; CSAT: Wilson), and with ``comparison`` (:func:`compare_periods` of the
     same two periods) the interval of their change, so the index does not call chance a change.
     """
-    from statsmodels.stats.proportion import proportion_confint
-
     moves: dict[str, tuple[float, float]] = {}
     if comparison is not None:
         keys = {"NPS": "nps", "CSAT (% answering 4–5)": "csat"}
         moves = {keys[r.measure]: (r.ci_low, r.ci_high) for r in comparison.itertuples() if r.measure in keys}
-    figures = []
-    for row, suffix, when in ((current, "", ""), (previous, "_prev", " (previous month)")):
-        ci = f", 95% CI {_interval(row)}" if np.isfinite(row["nps_ci_low"]) else ""
-        small = "; small sample" if row["small_sample"] and row["responses"] else ""
-        csat_ci = (tuple(100 * b for b in proportion_confint(int(row["csat_positive"]), int(row["csat_answers"]),
-                                                            method="wilson"))
-                   if row["csat_answers"] else None)
-        figures += [
-            {"key": "nps" + suffix, "value": _rounded(row["nps"], 1), "label": "NPS" + when, "unit": "", "change": "points",
-             "note": f"{int(row['nps_answers'])} responses{ci}{small}", "good": "up",
-             "interval": (row["nps_ci_low"], row["nps_ci_high"]),
-             "change_interval": moves.get("nps") if not suffix else None},
-            {"key": "csat" + suffix, "value": _rounded(row["csat_pct"], 1), "unit": "%",
-             "label": "CSAT, share answering 4–5" + when, "note": f"{int(row['csat_answers'])} responses{small}",
-             "good": "up", "interval": csat_ci, "change_interval": moves.get("csat") if not suffix else None},
-            {"key": "satisfaction_index" + suffix, "value": _rounded(row["weighted_index"], 2), "unit": "",
-             "label": "Satisfaction index, weighted, 1–5" + when, "note": f"{int(row['index_answers'])} responses",
-             "good": "up"},
-        ]
-    return figures
+    ci = f", 95% CI {_interval(current)}" if np.isfinite(current["nps_ci_low"]) else ""
+    small = "; small sample" if current["small_sample"] and current["responses"] else ""
+    return [
+        Headline("nps", _rounded(current["nps"], 1), "NPS", change="points", good="up",
+                 note=f"{int(current['nps_answers'])} responses{ci}{small}",
+                 previous=_rounded(previous["nps"], 1), interval=(current["nps_ci_low"], current["nps_ci_high"]),
+                 change_interval=moves.get("nps")),
+        Headline("csat", _rounded(current["csat_pct"], 1), "CSAT, share answering 4–5", unit="%", good="up",
+                 note=f"{int(current['csat_answers'])} responses{small}", previous=_rounded(previous["csat_pct"], 1),
+                 interval=_csat_interval(current), change_interval=moves.get("csat")),
+        Headline("satisfaction_index", _rounded(current["weighted_index"], 2), "Satisfaction index, weighted, 1–5",
+                 good="up", note=f"{int(current['index_answers'])} responses",
+                 previous=_rounded(previous["weighted_index"], 2)),
+    ]
+
+
+def _csat_interval(row: pd.Series) -> tuple[float, float] | None:
+    """The Wilson 95 % interval of the CSAT share of ``row``, in % (None without answers)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if not row["csat_answers"]:
+        return None
+    low, high = proportion_confint(int(row["csat_positive"]), int(row["csat_answers"]), method="wilson")
+    return 100 * low, 100 * high
 
 
 def _rounded(value: float, digits: int) -> float | None:

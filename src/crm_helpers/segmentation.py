@@ -48,6 +48,7 @@ from sqlite_utils import Database
 
 from .data import query_df
 from .features import as_date, customer_features
+from .figures import Headline
 from .schema import SEGMENT_SNAPSHOTS
 
 if TYPE_CHECKING:
@@ -259,6 +260,14 @@ def score_counts(rfm: pd.DataFrame) -> pd.DataFrame:
 def at_risk_count(segments: pd.DataFrame) -> int:
     """Customers in the At Risk and Can't Lose Them segments (a frame with a ``segment`` column)."""
     return int(segments["segment"].isin(AT_RISK_SEGMENTS).sum()) if len(segments) else 0
+
+
+def headline_figures(segments: pd.DataFrame, previous: pd.DataFrame) -> list[Headline]:
+    """Customers at risk (:func:`at_risk_count`) in ``segments`` beside ``previous`` (the previous
+    month's snapshot, :func:`load_snapshot`), as a headline for the report index (no noise estimate:
+    the index shows its move uncoloured)."""
+    return [Headline("at_risk_customers", at_risk_count(segments), "Customers at risk",
+                     note="in the At Risk and Can't Lose Them segments", previous=at_risk_count(previous))]
 
 
 # -- K-means ---------------------------------------------------------------------------------

@@ -15,13 +15,13 @@ Conventions (also in ``docs/satisfaction.md``):
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
+from .figures import Headline
 from .periods import Period
 from .satisfaction import DETRACTOR_MAX, PROMOTER_MIN, nps_ci, nps_score
 
@@ -123,20 +123,16 @@ def period_times(db: Database, period: Period) -> pd.Series:
     return row
 
 
-def headline_figures(current: pd.Series, previous: pd.Series) -> list[dict[str, Any]]:
-    """Keyword arguments for :func:`crm_helpers.report.headlines.record`: median_first_response_hours (+ _prev);
-    shorter is better."""
-    figures = []
-    for row, suffix, when in ((current, "", "this month"), (previous, "_prev", "previous month")):
+def headline_figures(current: pd.Series, previous: pd.Series) -> list[Headline]:
+    """The median first response in hours of ``current`` beside ``previous`` (rows of
+    :func:`period_times`), as a headline for the report index; shorter is better."""
+    def hours(row: pd.Series) -> float | None:
         value = row["median_first_response_hours"]
-        figures.append({
-            "key": "median_first_response_hours" + suffix,
-            "value": round(float(value), 1) if np.isfinite(value) else None,
-            "label": "Median first response, hours" + ("" if not suffix else f" ({when})"), "unit": "",
-            "good": "down",
-            "note": f"{int(row['tickets'])} tickets opened, {int(row['answered'])} answered by month end",
-        })
-    return figures
+        return round(float(value), 1) if np.isfinite(value) else None
+
+    return [Headline("median_first_response_hours", hours(current), "Median first response, hours", good="down",
+                     note=f"{int(current['tickets'])} tickets opened, {int(current['answered'])} answered by month end",
+                     previous=hours(previous))]
 
 
 def backlog(db: Database, as_of: dt.date) -> pd.DataFrame:

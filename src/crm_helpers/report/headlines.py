@@ -1,7 +1,9 @@
 """Headline figures: a notebook records the numbers the report index shows.
 
-``record("revenue", 12345.6, label="Revenue", unit="EUR")`` displays a small output of a
-custom MIME type in the notebook. The report runner reads those outputs back from the
+An analysis returns its figures as :class:`Headline` values from its ``headline_figures()``; the
+notebook hands them over with ``record_all(module.headline_figures(...))`` (or one figure with
+``record("revenue", 12345.6, label="Revenue", unit="EUR", previous=11000.0)``), which displays a
+small output of a custom MIME type in the notebook. The report runner reads those outputs back from the
 executed notebook, so the index shows exactly what the notebook computed, never a second
 computation. In JupyterLab the output renders as a short line of text.
 """
@@ -10,10 +12,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import nbformat
+
+from ..figures import Headline
+
+__all__ = ["Headline", "record", "record_all", "show", "flag", "record_table", "read", "read_flags", "read_tables",
+           "recorded", "compare", "interval", "Change"]
 
 MIME_TYPE = "application/vnd.crm-headline+json"
 ATTENTION_MIME_TYPE = "application/vnd.crm-attention+json"
@@ -22,44 +30,39 @@ TABLE_MAX_ROWS = 25
 """A recorded table holds at most this many rows (no table on the index is longer)."""
 
 
+PREVIOUS_SUFFIX = "_prev"
+"""How figures recorded their previous month before :class:`Headline` carried it (read back only)."""
+
 Z95 = 1.959964
 """Standard normal quantile of a two-sided 95 % interval."""
 
 
 def record(key: str, value: float | int | str | None, *, label: str, unit: str = "", note: str = "",
-           change: str = "", good: str = "", se: float | None = None,
-           interval: tuple[float, float] | None = None,
+           change: str = "", good: str = "", previous: float | int | None = None, se: float | None = None,
+           previous_se: float | None = None, interval: tuple[float, float] | None = None,
            change_interval: tuple[float, float] | None = None, worth: float | None = None) -> None:
-    """Record one headline figure (``value`` None or NaN means "not available").
+    """Record one headline figure (``value`` None or NaN means "not available"), with the previous
+    month's ``previous`` beside it; the arguments are the fields of :class:`Headline`, which
+    documents them. Must run inside a notebook (it displays the figure)."""
+    show(Headline(key, value, label, unit=unit, note=note, change=change, good=good, previous=previous, se=se,
+                  previous_se=previous_se, interval=interval, change_interval=change_interval, worth=worth))
 
-    ``change`` says how the index shows the move against the previous month: ``"points"`` (a
-    difference, for shares in % and scores on a fixed scale such as NPS) or ``"relative"`` (a
-    percentage change, for amounts and counts). Blank: points for unit ``"%"``, else relative.
 
-    ``good`` is the direction that is good for the business: ``"up"`` (revenue, NPS), ``"down"``
-    (lost customers, response time) or blank (neither, e.g. people to follow up). ``se`` is the
-    value's standard error in its own unit (e.g. √n for a count, Poisson); ``interval`` its 95 %
-    interval (shown beside it; without it, value ± 1.96 se is shown); ``change_interval`` the 95 %
-    interval of the change against the previous month when a test gives it directly (e.g. the
-    bootstrap of the NPS difference). They decide whether a move is within its noise, see
-    :func:`compare`. ``worth`` is the money one unit of the figure stands for (e.g. a month's
-    revenue per active customer), so "Needs attention" can rank a count's move by money.
-    """
-    if change not in ("", "points", "relative"):
-        raise ValueError(f"change must be 'points' or 'relative', not {change!r}")
-    if good not in ("", "up", "down"):
-        raise ValueError(f"good must be 'up', 'down' or blank, not {good!r}")
+def record_all(figures: Iterable[Headline]) -> None:
+    """Record every figure an analysis' ``headline_figures()`` returned, in order."""
+    for figure in figures:
+        show(figure)
+
+
+def show(figure: Headline) -> None:
+    """Display ``figure`` as a custom MIME output the report runner reads back (:func:`read`); in
+    JupyterLab and on the page it renders as one line of text."""
     from IPython.display import display
 
-    if isinstance(value, float) and not math.isfinite(value):
-        value = None
-    change = change or ("points" if unit == "%" else "relative")
-    payload = {"key": key, "value": value, "label": label, "unit": unit, "note": note, "change": change,
-               "good": good, "se": _finite(se), "interval": _finite_pair(interval),
-               "change_interval": _finite_pair(change_interval), "worth": _finite(worth)}
+    value = figure.value
     shown = "n/a" if value is None else (f"{value:,.2f}" if isinstance(value, float) else str(value))
-    text = f"{label}: {shown} {unit}".rstrip() + (f" ({note})" if note else "")
-    display({MIME_TYPE: payload, "text/plain": text}, raw=True)
+    text = f"{figure.label}: {shown} {figure.unit}".rstrip() + (f" ({figure.note})" if figure.note else "")
+    display({MIME_TYPE: figure.payload(), "text/plain": text}, raw=True)
 
 
 def flag(key: str, sentence: str, *, money: float = 0.0) -> None:
@@ -105,8 +108,18 @@ def _payloads(notebook: str | nbformat.NotebookNode, mime: str) -> list[dict[str
 
 
 def read(notebook: str | nbformat.NotebookNode) -> dict[str, dict[str, Any]]:
-    """All headline figures recorded in an executed notebook (path or node), by key."""
-    return {payload["key"]: payload for payload in _payloads(notebook, MIME_TYPE)}
+    """All headline figures recorded in an executed notebook (path or node), by key.
+
+    A figure recorded the old way, its previous month as a separate ``<key>_prev`` (executed
+    notebooks of packs rendered before :class:`Headline` carried ``previous``), is folded into
+    ``previous`` and ``previous_se`` of its figure, so earlier pages keep their change column.
+    """
+    figures = {payload["key"]: payload for payload in _payloads(notebook, MIME_TYPE)}
+    for key in [k for k in figures if k.endswith(PREVIOUS_SUFFIX) and k.removesuffix(PREVIOUS_SUFFIX) in figures]:
+        old, figure = figures.pop(key), figures[key.removesuffix(PREVIOUS_SUFFIX)]
+        if figure.get("previous") is None:
+            figure["previous"], figure["previous_se"] = old.get("value"), old.get("se")
+    return figures
 
 
 def read_tables(notebook: str | nbformat.NotebookNode) -> dict[str, dict[str, Any]]:
@@ -117,16 +130,6 @@ def read_tables(notebook: str | nbformat.NotebookNode) -> dict[str, dict[str, An
 def read_flags(notebook: str | nbformat.NotebookNode) -> list[dict[str, Any]]:
     """Everything flagged with :func:`flag` in an executed notebook, in the order flagged."""
     return _payloads(notebook, ATTENTION_MIME_TYPE)
-
-
-def _finite(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(float(value)) else None
-
-
-def _finite_pair(pair: tuple[float, float] | None) -> list[float] | None:
-    if pair is None or any(_finite(v) is None for v in pair):
-        return None
-    return [float(pair[0]), float(pair[1])]
 
 
 @dataclass(frozen=True)
@@ -145,13 +148,16 @@ class Change:
     verdict: str
 
 
-def compare(now: dict[str, Any], previous: dict[str, Any] | None) -> Change:
-    """Compare a recorded figure with the previous month's (payloads as returned by :func:`read`).
+def compare(now: dict[str, Any], previous: dict[str, Any] | None = None) -> Change:
+    """Compare a recorded figure (a payload as returned by :func:`read`) with its previous month:
+    by default the ``previous`` and ``previous_se`` it carries, else the payload ``previous``.
 
     The move is within noise when the recorded ``change_interval`` includes 0, or else when
-    ``|delta| < 1.96 · √(se² + se_prev²)`` (two independent estimates; se of the previous month
-    taken from its own record). Without either, nothing is said about it (``within_noise`` None).
+    ``|delta| < 1.96 · √(se² + se_prev²)`` (two independent estimates). Without either, nothing is
+    said about it (``within_noise`` None): such a move is drawn grey and says it has no noise estimate.
     """
+    if previous is None and now.get("previous") is not None:
+        previous = {"value": now["previous"], "se": now.get("previous_se")}
     value, prev = now.get("value"), (previous or {}).get("value")
     if not isinstance(value, (int, float)) or not isinstance(prev, (int, float)):
         return Change(None, None, "neutral")

@@ -52,17 +52,22 @@ VERDICT_TITLES = {
     "noise": "within its noise: could be chance, not a change",
     "neutral": "",
 }
+NO_NOISE_TITLE = "no noise estimate for this figure: not coloured, the move could be chance"
 
 
-def _change_cell(payload: dict[str, Any], previous: dict[str, Any] | None) -> str:
-    """The change column: the arrow coloured by :func:`headlines.compare`'s verdict."""
-    text = _format_change(payload.get("value"), (previous or {}).get("value"), payload.get("unit", ""),
+def _change_cell(payload: dict[str, Any]) -> str:
+    """The change column: the arrow coloured by :func:`headlines.compare`'s verdict; grey and said
+    so when the figure carries no noise estimate (a move is never called good or bad without one)."""
+    text = _format_change(payload.get("value"), payload.get("previous"), payload.get("unit", ""),
                           payload.get("change", ""))
     if not text:
         return '<td class="num"></td>'
-    verdict = headlines.compare(payload, previous).verdict
-    title = VERDICT_TITLES[verdict]
-    extra = '<div class="note">within noise</div>' if verdict == "noise" else ""
+    change = headlines.compare(payload)
+    verdict, title, extra = change.verdict, VERDICT_TITLES[change.verdict], ""
+    if verdict == "noise":
+        extra = '<div class="note">within noise</div>'
+    elif change.within_noise is None and change.delta:
+        verdict, title, extra = "neutral unjudged", NO_NOISE_TITLE, '<div class="note">no noise estimate</div>'
     return (f'<td class="num change {verdict}"' + (f' title="{title}"' if title else "") + f">{text}{extra}</td>")
 
 
@@ -90,15 +95,14 @@ def _page_link(run: NotebookRun) -> str:
 def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
     figures = _latest_figures(runs)
     keys = [k for k in KPI_ORDER if k in figures]
-    keys += sorted(k for k in figures if k not in KPI_ORDER and not k.endswith("_prev"))
+    keys += sorted(k for k in figures if k not in KPI_ORDER)
     rows = []
     for key in keys:
         payload, run = figures[key]
-        previous = figures.get(f"{key}_prev", (None, run))[0]
         note = f'<div class="note">{html.escape(payload.get("note") or "")}</div>' if payload.get("note") else ""
         rows.append(
             f'<tr><td><a href="{html.escape(_page_link(run))}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
-            f"{_value_cell(payload)}{_change_cell(payload, previous)}</tr>"
+            f"{_value_cell(payload)}{_change_cell(payload)}</tr>"
         )
     return rows
 
@@ -107,11 +111,11 @@ ATTENTION_MAX, ATTENTION_MIN = 7, 3
 """How many sentences "Needs attention" holds at most, and at least (filled with real good news)."""
 
 
-def _move_sentence(payload: dict[str, Any], previous: dict[str, Any]) -> str:
-    rose = payload["value"] > previous["value"]
+def _move_sentence(payload: dict[str, Any]) -> str:
+    rose = payload["value"] > payload["previous"]
     unit = payload.get("unit", "")
     return (f"{payload.get('label') or payload['key']} {'rose' if rose else 'fell'} from "
-            f"{_format_value(previous['value'], unit)} to {_format_value(payload['value'], unit)}, "
+            f"{_format_value(payload['previous'], unit)} to {_format_value(payload['value'], unit)}, "
             "more than its usual month-to-month noise.")
 
 
@@ -129,15 +133,14 @@ def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     for run in runs:
         page = _page_link(run)
         items += [(float(f.get("money") or 0.0), f["sentence"], page) for f in run.flags]
-        for key, payload in run.headlines.items():
-            previous = run.headlines.get(f"{key}_prev")
-            if key.endswith("_prev") or previous is None:
+        for payload in run.headlines.values():
+            if payload.get("previous") is None:
                 continue
-            change = headlines.compare(payload, previous)
+            change = headlines.compare(payload)
             if change.verdict not in ("good", "bad"):
                 continue
             worth = 1.0 if payload.get("unit") not in ("", "%") else float(payload.get("worth") or 0.0)
-            entry = (abs(change.delta or 0.0) * worth, _move_sentence(payload, previous), page)
+            entry = (abs(change.delta or 0.0) * worth, _move_sentence(payload), page)
             (items if change.verdict == "bad" else good).append(entry)
     ranked = sorted(items, key=lambda i: -i[0])[:ATTENTION_MAX]
     ranked += sorted(good, key=lambda i: -i[0])[:max(0, ATTENTION_MIN - len(ranked))]
@@ -186,7 +189,7 @@ table{border-collapse:collapse;width:100%;margin:1em 0} th,td{padding:.45em .6em
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .note{color:#7b8794;font-size:.85em}
 .failed{color:#b42318} pre{background:#fef3f2;padding:.6em;overflow:auto;font-size:.85em}
 a{color:#0b69a3}
-.good{color:#067647} .bad{color:#b42318} .noise{color:#9aa5b1}
+.good{color:#067647} .bad{color:#b42318} .noise,.unjudged{color:#9aa5b1}
 #attention ol{padding-left:1.4em} #attention li{margin:.35em 0}
 """
 
@@ -218,7 +221,7 @@ def index_html(period: Period, runs: list[NotebookRun], *, title_suffix: str = "
 <h2>Headline figures</h2>
 <p class="sub">Arrows against the previous month: <span class="good">green</span> is good for the business,
 <span class="bad">red</span> is bad, <span class="noise">grey</span> is within the figure's usual noise (it could be
-chance, so it is not a change).</p>
+chance, so it is not a change) or the figure has no noise estimate to tell.</p>
 {kpi_table}
 <h2>Whom to contact this week</h2>
 {_follow_up_html(runs)}

@@ -1,0 +1,91 @@
+"""The :class:`Headline` type: one figure the report index shows, as an analysis computes it.
+
+A plain value with no I/O, so the analyses (below the report layer) can return it from their
+``headline_figures()`` and the report layer (:mod:`crm_helpers.report.headlines`) records and
+shows it; no analysis imports the report.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass
+from typing import Any
+
+CHANGES = ("", "points", "relative")
+GOOD_DIRECTIONS = ("", "up", "down")
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One headline figure of the month, with the previous month's beside it.
+
+    ``value`` and ``previous`` are in ``unit`` (the store's currency, ``"%"``, or blank for counts
+    and scores); None means "not available" (NaN and infinities become None). ``change`` says how
+    the index shows the move: ``"points"`` (a difference, for shares in % and fixed scales such as
+    NPS) or ``"relative"`` (a percentage change, for amounts and counts); blank: points for ``"%"``,
+    else relative. ``good`` is the direction good for the business: ``"up"``, ``"down"`` or blank
+    (neither). ``se`` and ``previous_se`` are the standard errors of the two values in their unit,
+    ``interval`` the value's 95 % interval, ``change_interval`` the 95 % interval of
+    value − previous when a test gives it directly (e.g. a bootstrap): they decide whether the move
+    is within its noise. ``worth`` is the money one unit of the figure stands for (e.g. a month's
+    revenue per active customer), so a count's move can be ranked by money.
+    """
+
+    key: str
+    value: float | int | str | None
+    label: str
+    unit: str = ""
+    note: str = ""
+    change: str = ""
+    good: str = ""
+    previous: float | int | None = None
+    se: float | None = None
+    previous_se: float | None = None
+    interval: tuple[float, float] | None = None
+    change_interval: tuple[float, float] | None = None
+    worth: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.change not in CHANGES:
+            raise ValueError(f"change must be 'points' or 'relative', not {self.change!r}")
+        if self.good not in GOOD_DIRECTIONS:
+            raise ValueError(f"good must be 'up', 'down' or blank, not {self.good!r}")
+        set_ = object.__setattr__  # frozen: normalise once, here
+        set_(self, "value", _finite(self.value))
+        set_(self, "previous", _finite(self.previous))
+        set_(self, "change", self.change or ("points" if self.unit == "%" else "relative"))
+        for name in ("se", "previous_se", "worth"):
+            set_(self, name, _finite(getattr(self, name)))
+        for name in ("interval", "change_interval"):
+            set_(self, name, _finite_pair(getattr(self, name)))
+
+    @property
+    def noise_known(self) -> bool:
+        """Whether the figure carries what it takes to tell a move from noise (a change interval, or
+        the standard errors of both months)."""
+        return self.change_interval is not None or (self.se is not None and self.previous_se is not None)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON the report records (intervals as lists)."""
+        data = asdict(self)
+        for name in ("interval", "change_interval"):
+            data[name] = list(data[name]) if data[name] is not None else None
+        return data
+
+
+def _finite(value: Any) -> Any:
+    """Numbers as plain floats/ints, NaN and infinities as None; text as it is."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):  # int, numpy.int64, bool
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _finite_pair(pair: tuple[float, float] | list[float] | None) -> tuple[float, float] | None:
+    if pair is None:
+        return None
+    low, high = (_finite(v) for v in pair)
+    return None if low is None or high is None else (float(low), float(high))
