@@ -16,7 +16,7 @@ SERVER_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.json
 
 help:
 	@echo "make report   set up, build the demo store if none exists, render this month's report pack"
-	@echo "make test     set up and run the whole test suite"
+	@echo "make test     set up, check the import layers (lint-imports) and run the whole test suite"
 	@echo "make lab      JupyterLab on notebooks/ with the project's kernel"
 	@echo "make desk     the desk (forms and today's list) as an app on http://localhost:8866 (PORT=... to change)"
 	@echo "make demo     build the demo store data/crm.db (refused if it holds data; FORCE=1 backs it up and replaces it)"
@@ -46,7 +46,9 @@ $(DB): | $(STAMP)
 report: $(STAMP) $(DB)
 	$(BIN)/crm report --db $(DB) $(if $(JOBS),--jobs $(JOBS))
 
+# lint-imports first: an upward import (docs/architecture.md) fails the build before the slow tests
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 -q
 
 $(LAB_SETTINGS): jupyter/lab-overrides.json | $(STAMP)
