@@ -26,7 +26,7 @@ import ipywidgets as widgets
 import pandas as pd
 from sqlite_utils import Database
 
-from . import entry, scoring
+from . import entry, followup, lead_scoring, scoring
 from .data import store_currency
 from .features import as_date, customer_features
 from .sales import opportunities_as_of, stale_opportunities
@@ -548,12 +548,12 @@ class TodayItem:
 
 def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.DataFrame:
     """The follow-up queue of notebook 03 (logistic churn model, lead scores, same reasons) as of
-    ``as_of``: :data:`scoring.QUEUE_COLUMNS`; empty when there are too few buyers to score."""
+    ``as_of``: :data:`followup.QUEUE_COLUMNS`; empty when there are too few buyers to score."""
     churn = scoring.churn_backtest(db, as_of, kinds=("logistic",))
-    scored = scoring.score_customers(db, as_of, churn.model)
-    opps = scoring.opportunities(db, as_of)
-    pipeline = scoring.open_pipeline(opps, scoring.lead_backtest(opps).model)
-    return scoring.follow_up_queue(db, as_of, scored, pipeline, top_n=top_n).table
+    scored = scoring.score_customers(db, as_of, model=churn.model)
+    opps = opportunities_as_of(db, as_of)
+    pipeline = lead_scoring.open_pipeline(opps, lead_scoring.lead_backtest(opps).model)
+    return followup.follow_up_queue(db, as_of, scored=scored, pipeline=pipeline, top_n=top_n).table
 
 
 def today_items(db: Database, as_of: dt.date, queue: pd.DataFrame | None = None) -> list[TodayItem]:

@@ -11,6 +11,8 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from crm_helpers.facts import LOYALTY_MEANING, REPEAT_RATE_MEANING  # absolute: this module moves to report/
+
 GLOSSARY_FILE = "glossary.html"
 
 
@@ -35,12 +37,10 @@ TERMS: tuple[Term, ...] = (
          "but not for a long time, compared with your other customers.", "crm_helpers.segmentation.at_risk_count"),
     Term("People to follow up", "Everybody the follow-up queue has a reason to contact this week, each with the "
          "reason; the page lists the most urgent.",
-         "crm_helpers.scoring.follow_up_queue"),
+         "crm_helpers.followup.follow_up_queue"),
     # rates
-    Term("Repeat rate", "Of this month's buyers, the share who had bought before (returning or reactivated), in %.",
-         "crm_helpers.sales.period_figures"),
-    Term("Repeat purchase share (customer loyalty)", "Of this month's paid orders, the share that are not a "
-         "customer's first order, in %: the seeds' \"customer loyalty\".", "crm_helpers.sales.period_figures"),
+    Term("Repeat rate", REPEAT_RATE_MEANING, "crm_helpers.facts.repeat_rate"),
+    Term("Repeat purchase share (customer loyalty)", LOYALTY_MEANING, "crm_helpers.facts.loyalty"),
     Term("Bought again within 180 days", "Of the customers acquired at least 180 days ago, the share who bought "
          "again within 180 days of their first purchase: the fair way to compare channels.",
          "crm_helpers.cohorts.repeat_rate_by_channel"),
