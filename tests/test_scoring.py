@@ -16,7 +16,7 @@ from crm_helpers.sales import opportunities_as_of
 from crm_helpers.report import FOLLOW_UP_FILE
 from crm_helpers.store import memory_db, open_db
 
-from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
+from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 
 AS_OF = dt.date(2026, 10, 31)
 
@@ -113,11 +113,12 @@ def test_churn_model_needs_both_outcomes(book):
 
 def test_tiny_book_gets_notes_not_models(book):
     churn = sc.churn_backtest(book, AS_OF)
-    assert churn.model is None and "No churn model" in churn.note
+    assert churn.model is None and "No churn model" in churn.message
     scored = sc.score_customers(book, AS_OF, model=churn.model)
     assert scored["churn_probability"].isna().all() and scored["value_score"].notna().all()
     leads = ls.lead_backtest(opportunities_as_of(book, AS_OF))
-    assert leads.model is None and "No lead scoring" in leads.note
+    assert leads.model is None and "No lead scoring" in leads.message
+    assert not churn.ok and not leads.ok, "no result is said one way: ok False, message why"
     empty = sc.churn_backtest(memory_db(), AS_OF)
     assert empty.model is None and empty.metrics.empty
 
@@ -233,6 +234,7 @@ def test_empty_store_gives_an_empty_queue():
     queue = fu.follow_up_queue(db, AS_OF, scored=sc.score_customers(db, AS_OF, model=None),
                                pipeline=ls.open_pipeline(opportunities_as_of(db, AS_OF), None))
     assert queue.table.empty and queue.candidates == 0 and list(queue.table.columns) == fu.QUEUE_COLUMNS
+    assert not queue.ok and queue.message == "nobody needs a follow-up"
 
 
 @pytest.mark.slow

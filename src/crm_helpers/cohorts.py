@@ -102,7 +102,7 @@ def retention_curve(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
     return grouped.drop(columns="buyers").reset_index()
 
 
-def repeat_rate_by_channel(db: Database, as_of: dt.date, window_days: int = 180) -> pd.DataFrame:
+def repeat_rate_by_channel(db: Database, as_of: dt.date, *, window_days: int = 180) -> pd.DataFrame:
     """Repeat-purchase rate by acquisition channel, two ways.
 
     A *repeat purchase* is a paid order on a later day than the customer's first paid order.

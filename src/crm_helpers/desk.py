@@ -556,7 +556,7 @@ def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.Da
     return followup.follow_up_queue(db, as_of, scored=scored, pipeline=pipeline, top_n=top_n).table
 
 
-def today_items(db: Database, as_of: dt.date, queue: pd.DataFrame | None = None) -> list[TodayItem]:
+def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = None) -> list[TodayItem]:
     """What to do today: the follow-up queue (``queue``, default :func:`follow_up`), open tickets by
     age (oldest first), open deals gone quiet for more than :data:`STALE_DAYS` days or past their
     expected close, and first-purchase anniversaries in the next :data:`ANNIVERSARY_DAYS` days.
@@ -640,7 +640,7 @@ class TodayList:
         if self.queue is None:
             self.recompute()
             return
-        self.items = today_items(self.desk.db, self.desk.today, self.queue)
+        self.items = today_items(self.desk.db, self.desk.today, queue=self.queue)
         names = {cid: customer_label(n, e, c, cid) for cid, n, e, c in self.desk.db.execute(
             "SELECT customer_id, name, email, company FROM customers WHERE customer_id IN "
             f"({','.join('?' * len(self.items))})", [i.customer_id for i in self.items]).fetchall()} if self.items else {}

@@ -147,7 +147,7 @@ def repeat_rate(db: Database, start: dt.date | str, end: dt.date | str) -> float
 # -- tickets -----------------------------------------------------------------------------------
 
 
-def ticket_closed_sql(cutoff: str = ":cutoff", alias: str = "") -> str:
+def ticket_closed_sql(cutoff: str = ":cutoff", *, alias: str = "") -> str:
     """SQL condition: the ticket was closed before ``cutoff`` (an SQL value: a parameter such as
     ``:cutoff``, normally the day after the period) and is still closed: status ``closed`` and
     ``closed_at`` earlier than ``cutoff``. NULL (not true) for a closed ticket without ``closed_at``."""
@@ -155,7 +155,7 @@ def ticket_closed_sql(cutoff: str = ":cutoff", alias: str = "") -> str:
     return f"({p}status = 'closed' AND {p}closed_at < {cutoff})"
 
 
-def ticket_open_sql(cutoff: str = ":cutoff", alias: str = "") -> str:
+def ticket_open_sql(cutoff: str = ":cutoff", *, alias: str = "") -> str:
     """SQL condition: a ticket opened before ``cutoff`` is **open** at ``cutoff``.
 
     Open = not closed yet (status other than ``closed``), or closed only at or after ``cutoff``.
@@ -167,7 +167,7 @@ def ticket_open_sql(cutoff: str = ":cutoff", alias: str = "") -> str:
     return f"({p}status <> 'closed' OR {p}closed_at >= {cutoff})"
 
 
-def ticket_reopened_sql(cutoff: str = ":cutoff", alias: str = "") -> str:
+def ticket_reopened_sql(cutoff: str = ":cutoff", *, alias: str = "") -> str:
     """SQL condition: the ticket was closed before ``cutoff`` but is open again (see :func:`ticket_open_sql`).
 
     The store keeps no ticket history, so a reopened ticket is detectable only while it is open."""

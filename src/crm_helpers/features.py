@@ -151,7 +151,8 @@ def customer_features(
         "o.frequency > 0" if buyers_only
         else "(o.customer_id IS NOT NULL OR c.first_seen IS NULL OR c.first_seen <= :as_of)"
     )
-    frame = query_df(db, _SQL.format(where=where, net=net_revenue_sql(), paid=paid(), open_ticket=ticket_open_sql(":next_day")), params)
+    sql = _SQL.format(where=where, net=net_revenue_sql(), paid=paid(), open_ticket=ticket_open_sql(":next_day"))
+    frame = query_df(db, sql, params)
     for col in ("first_order", "last_order", "last_interaction", "last_nps_date"):
         frame[col] = pd.to_datetime(frame[col], errors="coerce")
     ts = pd.Timestamp(day)

@@ -90,7 +90,7 @@ def unhappy_customers(db: Database, as_of: dt.date, *, lookback_days: int = 90) 
 
 
 REASON_LABELS = {"complaint": "open complaint ticket", "detractor": "recent detractor answer",
-                 "churn": "valuable, churn risk rising", "stale": "idle open deal",
+                 "churn": "valuable, likely to leave and rising", "stale": "idle open deal",
                  "no_contact": "valuable, not contacted lately"}
 
 QUEUE_COLUMNS = ["customer_id", "name", "email", "reasons", "last_order", "last_contact", "priority",
@@ -114,14 +114,20 @@ PRIORITY_MEANING = (
 @dataclass
 class FollowUpQueue:
     """The queue (``table``, columns :data:`QUEUE_COLUMNS`, most urgent first), how many people have
-    at least one reason (``candidates``), and people per reason (``by_reason``: reason, people)."""
+    at least one reason (``candidates``), and people per reason (``by_reason``: reason, people).
+    ``ok``: somebody needs a follow-up; ``message``: the queue's size in a plain sentence."""
 
     table: pd.DataFrame
     candidates: int
     by_reason: pd.DataFrame
 
     @property
-    def note(self) -> str:
+    def ok(self) -> bool:
+        """True when at least one person needs a follow-up."""
+        return self.candidates > 0
+
+    @property
+    def message(self) -> str:
         """A plain sentence on the queue's size, for the headline."""
         if self.candidates == 0:
             return "nobody needs a follow-up"
@@ -174,8 +180,8 @@ def follow_up_queue(
     now, before = s["churn_probability"], s["churn_probability_prev"]
     rising = valuable & (now >= risk_threshold) & ((now - before.fillna(now)) >= rising_by)
     add(rising.fillna(False), "churn",
-        "valuable (score " + _whole(s["value_score"]) + "), churn risk up from " + _whole(100 * before) + "% to "
-        + _whole(100 * now) + "%")
+        "valuable (score " + _whole(s["value_score"]) + "), likely to leave: chance up from "
+        + _whole(100 * before) + "% to " + _whole(100 * now) + "%")
     silent = valuable & (s["days_since_contact"].isna() | (s["days_since_contact"] > no_contact_days))
     add(silent, "no_contact", s["days_since_contact"].map(
         lambda d: "valuable, never contacted" if pd.isna(d) else f"valuable, no contact for {int(d)} days"))

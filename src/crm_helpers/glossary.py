@@ -35,6 +35,9 @@ TERMS: tuple[Term, ...] = (
          "crm_helpers.clv.analyse_customers"),
     Term("Customers at risk", "Customers in the RFM segments At Risk and Can't Lose Them: they used to buy often "
          "but not for a long time, compared with your other customers.", "crm_helpers.segmentation.at_risk_count"),
+    Term("Likely to leave", "Buyers whom the churn model gives at least an even chance (50 %) of placing no paid "
+         "order in the next 90 days. A valuable one whose chance is rising goes on the follow-up list.",
+         "crm_helpers.scoring.value_risk_table"),
     Term("People to follow up", "Everybody the follow-up queue has a reason to contact this week, each with the "
          "reason; the page lists the most urgent.",
          "crm_helpers.followup.follow_up_queue"),

@@ -90,12 +90,18 @@ class LeadBacktest:
     """Lead scoring judged on the most recently closed deals, and the model refitted on all closed ones.
 
     ``metrics``: one row per check (time-ordered hold-out, 5-fold cross-validation): deals,
-    win rate, ROC AUC. ``model``: fitted on every closed deal (None with a ``note`` when too few).
+    win rate, ROC AUC. ``model``: fitted on every closed deal (None when too few: ``ok`` is False
+    and ``message`` says why).
     """
 
     metrics: pd.DataFrame
     model: LeadScorer | None
-    note: str = ""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when a model was fitted (else :attr:`message` says why not)."""
+        return self.model is not None
 
     def odds_ratios(self) -> pd.DataFrame:
         """:meth:`LeadScorer.odds_ratios` of the fitted model (an empty table without one)."""
@@ -108,7 +114,7 @@ def lead_backtest(opps: pd.DataFrame, *, test_share: float = 0.3, random_state: 
     """Hold out the last ``test_share`` of closed deals by closing date, train on the earlier ones.
 
     Beside it, a seeded 5-fold stratified cross-validation over all closed deals (steadier with
-    few deals). Returns :class:`LeadBacktest`; never raises for small data (see ``note``).
+    few deals). Returns :class:`LeadBacktest`; never raises for small data (see ``ok`` and ``message``).
     """
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold

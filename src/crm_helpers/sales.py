@@ -367,7 +367,7 @@ def record_category_revenue(table: pd.DataFrame, currency: str) -> None:
 
 
 
-def monthly_customer_flows(db: Database, as_of: dt.date, lapse_months: int = 6) -> pd.DataFrame:
+def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 6) -> pd.DataFrame:
     """New, returning, reactivated and lost customers per month, up to ``as_of``'s month.
 
     Definitions in the module docstring (paid orders only, ``L = lapse_months``). Aggregated in

@@ -156,7 +156,7 @@ def model_inputs(features: pd.DataFrame) -> pd.DataFrame:
     return inputs
 
 
-def churn_snapshot(db: Database, cutoff: dt.date | str, horizon_days: int) -> pd.DataFrame:
+def churn_snapshot(db: Database, cutoff: dt.date | str, *, horizon_days: int) -> pd.DataFrame:
     """Buyers' features as of ``cutoff`` plus ``churned``: 1 if no paid order in the next ``horizon_days``.
 
     The outcome window is ``(cutoff, cutoff + horizon_days]``; use it only when the data reach
@@ -287,7 +287,7 @@ class ChurnBacktest:
     ``metrics``: model, train/test cutoffs, customers, churn rate, ROC AUC, Brier score and the
     Brier score of always predicting the training churn rate (lower is better). ``calibration``:
     :func:`calibration_table` per model. ``models``: the recipes refitted on the test snapshot,
-    which score today's customers. ``note``: why nothing could be fitted, if so.
+    which score today's customers. ``ok``: a model was fitted; ``message``: why not, if not.
     """
 
     horizon_days: int
@@ -297,7 +297,12 @@ class ChurnBacktest:
     calibration: pd.DataFrame
     evaluated: dict[str, ChurnModel] = field(default_factory=dict)
     models: dict[str, ChurnModel] = field(default_factory=dict)
-    note: str = ""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when a model was fitted (else :attr:`message` says why not)."""
+        return self.model is not None
 
     @property
     def model(self) -> ChurnModel | None:
@@ -326,17 +331,18 @@ def churn_backtest(
 
     The test snapshot's outcomes end on ``as_of``, so nothing after ``as_of`` is used and the
     evaluated model never saw them. Returns a :class:`ChurnBacktest`; when a snapshot is too small
-    or has one outcome only, its ``note`` says so and no model is returned (no exception).
+    or has one outcome only, its ``message`` says so and no model is returned (no exception).
     """
     day = as_date(as_of)
     test_cut = day - dt.timedelta(days=horizon_days)
     train_cut = test_cut - dt.timedelta(days=horizon_days)
-    train, test = churn_snapshot(db, train_cut, horizon_days), churn_snapshot(db, test_cut, horizon_days)
+    train = churn_snapshot(db, train_cut, horizon_days=horizon_days)
+    test = churn_snapshot(db, test_cut, horizon_days=horizon_days)
     empty = ChurnBacktest(horizon_days, train_cut, test_cut, pd.DataFrame(), pd.DataFrame())
     for name, snap in (("training", train), ("test", test)):
         if len(snap) < MIN_TRAINING_BUYERS or snap["churned"].nunique() < 2:
             cut = train_cut if name == "training" else test_cut
-            empty.note = (f"No churn model: the {name} snapshot (as of {cut.isoformat()}) has "
+            empty.message = (f"No churn model: the {name} snapshot (as of {cut.isoformat()}) has "
                           f"{len(snap)} buyers and {snap['churned'].nunique()} outcome(s); it needs at least "
                           f"{MIN_TRAINING_BUYERS} buyers, some who bought again and some who did not.")
             return empty
