@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
+from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 from crm_helpers import facts, followup, headlines, satisfaction
 from crm_helpers.periods import Period, parse_month
 from crm_helpers.satisfaction import ItemWeights, NotEnoughResponses, SatisfactionError
