@@ -203,7 +203,7 @@ def win_rate(
     (won / decided, 0-1, NaN when nothing was decided), ``won_amount, lost_amount`` (gross) and
     ``value_win_rate`` (won amount / decided amount, 0-1).
     """
-    decided = opps[opps["status_at"].isin(["won", "lost"])]
+    decided = opps[opps["status_at"].isin(DEAL_OUTCOMES)]
     if start is not None:
         decided = decided[decided["closed_at"] >= pd.Timestamp(start)]
     if end is not None:
@@ -236,7 +236,7 @@ def sales_cycle(opps: pd.DataFrame, *, start: dt.date | None = None, end: dt.dat
     Deals still open are not included, so long cycles that have not ended yet are missing: the
     figure describes deals that closed, not every deal.
     """
-    closed = opps[opps["status_at"].isin(["won", "lost"]) & opps["closed_at"].notna()]
+    closed = opps[opps["status_at"].isin(DEAL_OUTCOMES) & opps["closed_at"].notna()]
     if start is not None:
         closed = closed[closed["closed_at"] >= pd.Timestamp(start)]
     if end is not None:
@@ -276,7 +276,7 @@ def closed_deals(opps: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFra
     Columns: ``opportunity_id, customer_id, title, source, outcome, amount, opened_at, closed_at,
     cycle_days, lost_reason`` (``"not recorded"`` for a lost deal without a reason, blank for won).
     """
-    mask = (opps["status_at"].isin(["won", "lost"]) & (opps["closed_at"] >= pd.Timestamp(start))
+    mask = (opps["status_at"].isin(DEAL_OUTCOMES) & (opps["closed_at"] >= pd.Timestamp(start))
             & (opps["closed_at"] <= pd.Timestamp(end)))
     deals = opps[mask].rename(columns={"status_at": "outcome"})
     deals = deals.assign(

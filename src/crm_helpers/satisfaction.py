@@ -207,9 +207,9 @@ SELECT bucket,
   COALESCE(SUM(csat >= 4), 0) AS csat_positive,
   SUM(csat) AS csat_sum,
   COUNT(nps) AS nps_answers,
-  COALESCE(SUM(nps >= 9), 0) AS promoters,
-  COALESCE(SUM(nps BETWEEN 7 AND 8), 0) AS passives,
-  COALESCE(SUM(nps <= 6), 0) AS detractors,
+  COALESCE(SUM(nps >= {promoter}), 0) AS promoters,
+  COALESCE(SUM(nps > {detractor} AND nps < {promoter}), 0) AS passives,
+  COALESCE(SUM(nps <= {detractor}), 0) AS detractors,
   SUM(items_n > 0) AS item_answers,
   SUM(CASE WHEN items_n > 0 THEN weighted_sum * 1.0 / items_n END) AS seeds_s_sum,
   COUNT(CASE WHEN weight_sum > 0 THEN 1 END) AS index_answers,
@@ -218,7 +218,7 @@ SELECT bucket,
   COALESCE(SUM(q >= 4), 0) + COALESCE(SUM(d >= 4), 0) AS functional_positive,
   COUNT(s) AS service_answers,
   COALESCE(SUM(s >= 4), 0) AS service_positive,
-  SUM(CASE WHEN csat IS NOT NULL THEN csat >= 4 ELSE COALESCE(nps >= 9, 0) END) AS positive_feedback
+  SUM(CASE WHEN csat IS NOT NULL THEN csat >= 4 ELSE COALESCE(nps >= {promoter}, 0) END) AS positive_feedback
 FROM answers GROUP BY bucket ORDER BY bucket
 """
 
@@ -233,7 +233,8 @@ def _aggregate(
     db: Database, start: dt.date | str, end: dt.date | str, weights: ItemWeights, by_month: bool
 ) -> pd.DataFrame:
     w = weights.as_dict()
-    sql = _AGGREGATE_SQL.format(group="substr(submitted_at, 1, 7)" if by_month else "'all'")
+    sql = _AGGREGATE_SQL.format(group="substr(submitted_at, 1, 7)" if by_month else "'all'",
+                                promoter=PROMOTER_MIN, detractor=DETRACTOR_MAX)
     params = {"wq": w["quality"], "wd": w["delivery"], "wp": w["price"], "ws": w["service"],
               "start": iso(start), "end_next": next_day(end)}
     frame = query_df(db, sql, params)

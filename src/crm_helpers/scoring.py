@@ -34,6 +34,7 @@ from sqlite_utils import Database
 from .data import query_df
 from .facts import LOYALTY_MEANING, REPEAT_RATE_MEANING, loyalty, paid, repeat_rate
 from .features import as_date, customer_features, paid_orders_between
+from .satisfaction import DETRACTOR_MAX
 from .segmentation import empty_axes, get_axes
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def model_inputs(features: pd.DataFrame) -> pd.DataFrame:
     """:func:`customer_features` -> the churn model's input columns, indexed by customer_id."""
     frame = features.set_index("customer_id")
     inputs = frame[list(CHURN_FEATURES)].astype("float64").fillna(0.0).clip(lower=0.0)
-    inputs["detractor"] = (frame["last_nps"].astype("Float64").fillna(10) <= 6).astype("float64").to_numpy()
+    inputs["detractor"] = (frame["last_nps"].astype("Float64").fillna(10) <= DETRACTOR_MAX).astype("float64").to_numpy()
     return inputs
 
 
