@@ -22,7 +22,7 @@ Step = tuple[str, str, str, Callable[[dict[str, Any]], Any]]
 def _steps(db: Any, as_of: dt.date) -> list[Step]:
     """Every timed step, called as the notebooks call them, in an order where each step's inputs
     are earlier steps' results (so nothing is computed outside the timings)."""
-    from crm_helpers import cohorts, crosssell, forecast, sales, scoring, segmentation
+    from crm_helpers import cohorts, crosssell, followup, forecast, sales, scoring, segmentation
     from crm_helpers.features import customer_features
     from crm_helpers.periods import Period
 
@@ -38,11 +38,11 @@ def _steps(db: Any, as_of: dt.date) -> list[Step]:
         ("churn scoring", "`churn_backtest` (two snapshots, logistic + boosting)", "churn",
          lambda r: scoring.churn_backtest(db, as_of)),
         ("churn scoring", "`score_customers` (now and a month ago)", "scored",
-         lambda r: scoring.score_customers(db, as_of, r["churn"].model, previous_as_of=previous)),
-        ("churn scoring", "`opportunities` + `lead_backtest` + `open_pipeline`", "pipeline",
-         lambda r: _pipeline(scoring, db, as_of)),
+         lambda r: scoring.score_customers(db, as_of, model=r["churn"].model, previous_as_of=previous)),
+        ("churn scoring", "`opportunities_as_of` + `lead_backtest` + `open_pipeline`", "pipeline",
+         lambda r: _pipeline(db, as_of)),
         ("churn scoring", "`follow_up_queue`", "queue",
-         lambda r: scoring.follow_up_queue(db, as_of, r["scored"], r["pipeline"])),
+         lambda r: followup.follow_up_queue(db, as_of, scored=r["scored"], pipeline=r["pipeline"])),
         ("forecasting", "`forecast_sales` (history, fits, backtests)", "forecast",
          lambda r: forecast.forecast_sales(db, as_of, 6)),
         ("association rules", "`basket_matrix`", "basket", lambda r: crosssell.basket_matrix(db, as_of)),
@@ -57,9 +57,11 @@ def _steps(db: Any, as_of: dt.date) -> list[Step]:
     ]
 
 
-def _pipeline(scoring: Any, db: Any, as_of: dt.date) -> Any:
-    opps = scoring.opportunities(db, as_of)
-    return scoring.open_pipeline(opps, scoring.lead_backtest(opps).model)
+def _pipeline(db: Any, as_of: dt.date) -> Any:
+    from crm_helpers import lead_scoring, sales
+
+    opps = sales.opportunities_as_of(db, as_of)
+    return lead_scoring.open_pipeline(opps, lead_scoring.lead_backtest(opps).model)
 
 
 def run(db_path: Path, as_of: str, repeats: int, label: str = "scale store") -> Section:

@@ -1,4 +1,5 @@
-"""Shared fixtures: one demo store per test session, and a notebook runner."""
+"""Shared fixtures: one demo store per test session (its constants and the notebook runner are in
+``support.py``, which test modules import)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from crm_helpers.config import KERNEL_NAME, NOTEBOOKS_DIR
-from crm_helpers.report.runner import kernel_config
 from crm_helpers.demo import DemoBusiness, generate_demo, write_demo
 from crm_helpers.store import open_db
 
-DEMO_END = "2026-10"
-"""Fixed end month so that every test sees the same business, whatever today's date."""
-DEMO_MONTH_START, DEMO_MONTH_END = "2026-10-01", "2026-10-31"
+from support import DEMO_END
 
 
 @pytest.fixture(scope="session")
@@ -47,23 +44,3 @@ def demo_db_copy(demo_db_path: Path, tmp_path: Path) -> Path:
 def demo_db(demo_db_path: Path):
     """An open connection to the shared demo store (read-only by convention)."""
     return open_db(demo_db_path)
-
-
-def run_notebook(name: str, out_dir: Path, **parameters: object) -> Path:
-    """Execute ``notebooks/<name>`` with papermill into ``out_dir``; returns the executed path.
-
-    Raises papermill's PapermillExecutionError if a cell fails.
-    """
-    import papermill as pm
-
-    out = out_dir / name
-    pm.execute_notebook(
-        str(NOTEBOOKS_DIR / name),
-        str(out),
-        parameters=parameters,
-        kernel_name=KERNEL_NAME,
-        cwd=str(NOTEBOOKS_DIR),
-        progress_bar=False,
-        config=kernel_config(),
-    )
-    return out

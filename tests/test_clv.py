@@ -16,7 +16,7 @@ from crm_helpers import btyd, clv
 from crm_helpers.report.headlines import read as read_headlines
 from crm_helpers.store import memory_db, open_db
 
-from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
+from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 
 AS_OF = DEMO_MONTH_END
 

@@ -12,7 +12,7 @@ import ipywidgets as widgets
 import jsonschema
 import nbformat
 import pytest
-from conftest import run_notebook
+from support import run_notebook
 
 from crm_helpers import entry
 from crm_helpers.config import KERNEL_NAME, PROJECT_ROOT

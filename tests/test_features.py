@@ -116,7 +116,8 @@ def test_as_date_accepts_dates_and_rejects_nonsense():
 def test_demo_features_match_a_pandas_recount(demo_db):
     as_of = dt.date(2026, 10, 31)
     f = customer_features(demo_db, as_of).set_index("customer_id")
-    paid = data.orders(demo_db, end=as_of)
+    paid = data.query_df(demo_db, "SELECT order_id, customer_id, order_date, amount FROM orders "
+                         "WHERE status = 'paid' AND order_date <= ?", [as_of.isoformat()], parse_dates=["order_date"])
     recount = paid.groupby("customer_id").agg(n=("order_id", "size"), revenue=("amount", "sum"),
                                               last=("order_date", "max"))
     assert len(f) == len(recount)

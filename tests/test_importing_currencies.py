@@ -15,7 +15,7 @@ from crm_helpers.cli import main
 from crm_helpers.data import currency_note, store_currency, unconverted_orders
 from crm_helpers.importing import ImportRejected
 from crm_helpers.sales import period_figures
-from crm_helpers.schema import net_revenue_sql
+from crm_helpers.facts import net_revenue_sql
 from crm_helpers.source_import import import_export
 from crm_helpers.store import SCHEMA_VERSION, memory_db, open_db, schema_version
 from crm_helpers.undo import undo_import

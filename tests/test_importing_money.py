@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm_helpers.importing import ImportRejected, import_file
-from crm_helpers.schema import net_revenue_sql
+from crm_helpers.facts import net_revenue_sql
 from crm_helpers.store import memory_db
 
 

@@ -364,3 +364,18 @@ def test_a_kernel_that_never_started_is_started_once_more(tmp_path, monkeypatch)
     calls.clear()
     monkeypatch.setattr(papermill, "execute_notebook", broken_cell)
     assert not _execute_one(str(tmp_path / "02_y.ipynb"), str(tmp_path), {}).ok and len(calls) == 1
+
+
+def _first_figure(page: BeautifulSoup, term: str) -> float:
+    """The number in the first numeric cell of the table row whose first cell starts with ``term``."""
+    row = next(tr for tr in page.find_all("tr") if tr.find("td") and tr.td.get_text(" ", strip=True).startswith(term))
+    return float(re.search(r"-?\d+(?:\.\d+)?", row.find("td", class_="num").get_text()).group())
+
+
+@pytest.mark.slow
+def test_page_03_and_the_index_give_the_same_repeat_rate(rendered_pack):
+    root, _, _ = rendered_pack
+    pages = _pages(root / "out")
+    on_index, on_page = _first_figure(pages["index.html"], "Repeat rate"), _first_figure(pages["03_scoring.html"],
+                                                                                          "Repeat rate")
+    assert on_index == pytest.approx(on_page, abs=0.05), "one word, one number (issue 14, point 4)"

@@ -11,7 +11,7 @@ import pytest
 from crm_helpers import romi
 from crm_helpers.store import memory_db, open_db
 
-from conftest import DEMO_MONTH_END
+from support import DEMO_MONTH_END
 
 AS_OF = "2026-04-30"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
+from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 from crm_helpers import sales
 from crm_helpers.report.headlines import read as read_headlines
 from crm_helpers.periods import Period

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
-from crm_helpers import satisfaction
+from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
+from crm_helpers import facts, followup, satisfaction
 from crm_helpers.report import headlines
 from crm_helpers.periods import Period, parse_month
 from crm_helpers.satisfaction import ItemWeights, NotEnoughResponses, SatisfactionError
@@ -186,10 +186,10 @@ def test_loyalty_is_repeat_paid_purchases_over_all_paid_purchases():
               ("C", "2026-10-25", "paid")]
     db.table("orders").insert_all([{"order_id": f"O{k}", "customer_id": c, "order_date": d, "amount": 10.0,
                                     "status": st} for k, (c, d, st) in enumerate(orders)])
-    result = satisfaction.loyalty(db, OCT.start, OCT.end)
+    result = facts.loyalty(db, OCT.start, OCT.end)
     # October paid orders: A (repeat), B (first), C (first paid), C (repeat) -> 2 of 4
     assert result == {"purchases": 4.0, "repeat_purchases": 2.0, "loyalty": 0.5}
-    assert math.isnan(satisfaction.loyalty(db, "2026-01-01", "2026-01-31")["loyalty"])
+    assert math.isnan(facts.loyalty(db, "2026-01-01", "2026-01-31")["loyalty"])
 
 
 def test_seed_formula_table_labels_each_formula():
@@ -333,15 +333,15 @@ def test_follow_up_lists_recent_detractors_and_open_complaints_with_their_last_i
          "outcome": "no reply"},
         {"interaction_id": "I3", "customer_id": "D", "occurred_at": "2026-11-05 10:00:00", "channel": "chat"},
     ])
-    table = satisfaction.follow_up(db, OCT.end, lookback_days=90).set_index("customer_id")
+    table = followup.follow_up(db, OCT.end, lookback_days=90).set_index("customer_id")
     assert table.index.tolist() == ["K", "D"]  # open complaint first
     assert table.loc["D", "last_interaction"] == "2026-10-22 10:00:00" and table.loc["D", "last_channel"] == "call"
     assert table.loc["D", "reason"] == "detractor (NPS 3 on 2026-10-20)"
     assert table.loc["K", "reason"].startswith("1 open complaint(s) since 2026-10-28")
     assert table.loc["D", "last_comment"] == "Late again" and table.loc["D", "name"] == "Person D"
-    report = satisfaction.follow_up_report(db, OCT.end)
+    report = followup.follow_up_report(db, OCT.end)
     assert report.text.startswith("**2 customers to call**")
-    empty = satisfaction.follow_up_report(db, dt.date(2025, 1, 31))
+    empty = followup.follow_up_report(db, dt.date(2025, 1, 31))
     assert empty.table.empty and empty.text.startswith("Nobody to call")
 
 
@@ -376,7 +376,7 @@ def test_the_follow_up_list_holds_every_planted_unhappy_customer_who_answered(de
         "SELECT DISTINCT f.customer_id FROM feedback f JOIN demo_truth t USING (customer_id) "
         "WHERE t.unhappy = 1 AND f.nps IS NOT NULL AND f.submitted_at >= ? AND f.submitted_at <= ?",
         [since, OCT.end.isoformat()]).fetchall()}
-    table = satisfaction.follow_up(demo, OCT.end, lookback_days=lookback)
+    table = followup.follow_up(demo, OCT.end, lookback_days=lookback)
     assert len(answered_unhappy) >= 3
     assert answered_unhappy <= set(table["customer_id"])
     assert (table["last_nps"].dropna() <= 6).all()

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_helpers import scoring as sc
+from crm_helpers import followup as fu, lead_scoring as ls, scoring as sc
 from crm_helpers.report import headlines
 from crm_helpers.features import customer_features
-from crm_helpers.scoring import FOLLOW_UP_FILE
+from crm_helpers.sales import opportunities_as_of
+from crm_helpers.followup import FOLLOW_UP_FILE
 from crm_helpers.store import memory_db, open_db
 
-from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
+from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 
 AS_OF = dt.date(2026, 10, 31)
 
@@ -66,11 +67,11 @@ def test_seeds_loyalty_per_customer_and_overall(book):
     assert table["repeat_purchases"].tolist() == [0, 1, 3]
     assert table["loyalty"].tolist() == pytest.approx([0.0, 0.5, 0.75])
     overview = sc.loyalty_overview(book, AS_OF).set_index("measure")["value_pct"]
-    assert overview["Loyalty, overall (seeds)"] == pytest.approx(100 * 4 / 7)
-    assert overview["Loyalty, average per customer (seeds)"] == pytest.approx(100 * 1.25 / 3)
-    assert overview["Repeat-customer rate"] == pytest.approx(100 * 2 / 3)
+    assert overview["Repeat purchase share, whole record (seeds)"] == pytest.approx(100 * 4 / 7)
+    assert overview["Repeat purchase share, average per customer (seeds)"] == pytest.approx(100 * 1.25 / 3)
+    assert overview["Buyers who ever bought again"] == pytest.approx(100 * 2 / 3)
     # first purchases at least 365 days ago: A (never came back) and B (came back after 20 days)
-    assert overview["365-day repeat rate"] == pytest.approx(50.0)
+    assert overview["Bought again within 365 days"] == pytest.approx(50.0)
 
 
 def test_loyalty_of_an_empty_store_is_not_a_number():
@@ -113,11 +114,12 @@ def test_churn_model_needs_both_outcomes(book):
 
 def test_tiny_book_gets_notes_not_models(book):
     churn = sc.churn_backtest(book, AS_OF)
-    assert churn.model is None and "No churn model" in churn.note
-    scored = sc.score_customers(book, AS_OF, churn.model)
+    assert churn.model is None and "No churn model" in churn.message
+    scored = sc.score_customers(book, AS_OF, model=churn.model)
     assert scored["churn_probability"].isna().all() and scored["value_score"].notna().all()
-    leads = sc.lead_backtest(sc.opportunities(book, AS_OF))
-    assert leads.model is None and "No lead scoring" in leads.note
+    leads = ls.lead_backtest(opportunities_as_of(book, AS_OF))
+    assert leads.model is None and "No lead scoring" in leads.message
+    assert not churn.ok and not leads.ok, "no result is said one way: ok False, message why"
     empty = sc.churn_backtest(memory_db(), AS_OF)
     assert empty.model is None and empty.metrics.empty
 
@@ -126,11 +128,11 @@ def test_tiny_book_gets_notes_not_models(book):
 def demo(demo_db_path):
     db = open_db(demo_db_path)
     churn = sc.churn_backtest(db, AS_OF, horizon_days=90, random_state=0)
-    opps = sc.opportunities(db, AS_OF)
-    leads = sc.lead_backtest(opps, random_state=0)
-    scored = sc.score_customers(db, AS_OF, churn.model, previous_as_of="2026-09-30")
-    pipeline = sc.open_pipeline(opps, leads.model)
-    queue = sc.follow_up_queue(db, AS_OF, scored, pipeline, top_n=20)
+    opps = opportunities_as_of(db, AS_OF)
+    leads = ls.lead_backtest(opps, random_state=0)
+    scored = sc.score_customers(db, AS_OF, model=churn.model, previous_as_of="2026-09-30")
+    pipeline = ls.open_pipeline(opps, leads.model)
+    queue = fu.follow_up_queue(db, AS_OF, scored=scored, pipeline=pipeline, top_n=20)
     return db, churn, leads, scored, pipeline, queue
 
 
@@ -167,7 +169,7 @@ def test_demo_lead_scoring_beats_the_base_rate(demo):
     assert odds["source: referral"] > odds["source: cold_email"], "referrals win most (planted)"
     assert odds["deal size"] < 1, "large deals win less (planted)"
     assert pipeline["win_probability"].between(0, 1).all() and len(pipeline) > 0
-    value = sc.pipeline_value(pipeline).iloc[0]
+    value = ls.pipeline_value(pipeline).iloc[0]
     assert value["expected value (model)"] == pytest.approx((pipeline["win_probability"] * pipeline["amount"]).sum())
     assert value["expected value (model)"] < value["total amount"]
 
@@ -175,7 +177,7 @@ def test_demo_lead_scoring_beats_the_base_rate(demo):
 def test_demo_follow_up_queue_has_reasons_in_words(demo):
     db, _, _, scored, _, queue = demo
     table = queue.table
-    assert list(table.columns) == sc.QUEUE_COLUMNS and len(table) == 20 and queue.candidates >= 20
+    assert list(table.columns) == fu.QUEUE_COLUMNS and len(table) == 20 and queue.candidates >= 20
     assert table["reasons"].str.len().gt(0).all() and table["name"].notna().all()
     assert table["priority"].is_monotonic_decreasing
     assert queue.by_reason["people"].sum() >= queue.candidates
@@ -187,28 +189,29 @@ def test_demo_scoring_is_reproducible(demo):
     db, churn, leads, scored, pipeline, queue = demo
     again = sc.churn_backtest(db, AS_OF, horizon_days=90, random_state=0)
     pd.testing.assert_frame_equal(again.metrics, churn.metrics)
-    rescored = sc.score_customers(db, AS_OF, again.model, previous_as_of="2026-09-30")
+    rescored = sc.score_customers(db, AS_OF, model=again.model, previous_as_of="2026-09-30")
     pd.testing.assert_frame_equal(rescored, scored)
-    requeue = sc.follow_up_queue(db, AS_OF, rescored, sc.open_pipeline(sc.opportunities(db, AS_OF),
-                                                                       sc.lead_backtest(sc.opportunities(db, AS_OF)).model))
+    requeue = fu.follow_up_queue(db, AS_OF, scored=rescored,
+                                 pipeline=ls.open_pipeline(opportunities_as_of(db, AS_OF),
+                                                           ls.lead_backtest(opportunities_as_of(db, AS_OF)).model))
     pd.testing.assert_frame_equal(requeue.table, queue.table)
 
 
 # -- leads and the queue on the hand-made book -------------------------------------------------
 
 def test_opportunities_status_as_of(book):
-    opps = sc.opportunities(book, AS_OF).set_index("opportunity_id")
-    assert opps["status"].to_dict() == {"op1": "open", "op2": "won", "op3": "lost"}
-    assert opps.loc["op1", "idle_days"] == 45 and opps.loc["op2", "age_days"] == 85
-    assert opps.loc["op3", "source"] == "unknown" and pd.isna(opps.loc["op2", "idle_days"])
-    earlier = sc.opportunities(book, _day(10)).set_index("opportunity_id")
-    assert earlier.loc["op2", "status"] == "open" and earlier.loc["op2", "age_days"] == 80
+    opps = opportunities_as_of(book, AS_OF).set_index("opportunity_id")
+    assert opps["status_at"].to_dict() == {"op1": "open", "op2": "won", "op3": "lost"}
+    assert opps.loc["op1", "days_since_activity"] == 45 and opps.loc["op2", "age_days"] == 85
+    assert opps.loc["op3", "source"] == "unknown" and pd.isna(opps.loc["op2", "days_since_activity"])
+    earlier = opportunities_as_of(book, _day(10)).set_index("opportunity_id")
+    assert earlier.loc["op2", "status_at"] == "open" and earlier.loc["op2", "age_days"] == 80
 
 
 def test_follow_up_queue_by_hand(book, tmp_path):
-    scored = sc.score_customers(book, AS_OF, None)
-    pipeline = sc.open_pipeline(sc.opportunities(book, AS_OF), None)
-    queue = sc.follow_up_queue(book, AS_OF, scored, pipeline, top_n=3)
+    scored = sc.score_customers(book, AS_OF, model=None)
+    pipeline = ls.open_pipeline(opportunities_as_of(book, AS_OF), None)
+    queue = fu.follow_up_queue(book, AS_OF, scored=scored, pipeline=pipeline, top_n=3)
     table = queue.table.set_index("customer_id")
     assert list(table.index) == ["C", "B", "D"] and queue.candidates == 3
     # C: detractor (3) + valuable and silent for 100 days (1) + value 83/100
@@ -218,8 +221,8 @@ def test_follow_up_queue_by_hand(book, tmp_path):
     assert table.loc["D", "reasons"] == "open deal '=Workshop' (2,000) idle for 45 days"
     assert table.loc["C", "last_contact"] == _day(100) and table.loc["C", "last_order"] == _day(5)
     assert table.loc["D", "last_order"] is None or pd.isna(table.loc["D", "last_order"])
-    assert sc.write_follow_up(queue.table, "") is None
-    path = sc.write_follow_up(queue.table, tmp_path / "pack")
+    assert fu.write_follow_up(queue.table, "") is None
+    path = fu.write_follow_up(queue.table, tmp_path / "pack")
     assert path.name == FOLLOW_UP_FILE and stat.S_IMODE(path.stat().st_mode) == 0o600
     with open(path, encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -229,9 +232,10 @@ def test_follow_up_queue_by_hand(book, tmp_path):
 
 def test_empty_store_gives_an_empty_queue():
     db = memory_db()
-    queue = sc.follow_up_queue(db, AS_OF, sc.score_customers(db, AS_OF, None),
-                               sc.open_pipeline(sc.opportunities(db, AS_OF), None))
-    assert queue.table.empty and queue.candidates == 0 and list(queue.table.columns) == sc.QUEUE_COLUMNS
+    queue = fu.follow_up_queue(db, AS_OF, scored=sc.score_customers(db, AS_OF, model=None),
+                               pipeline=ls.open_pipeline(opportunities_as_of(db, AS_OF), None))
+    assert queue.table.empty and queue.candidates == 0 and list(queue.table.columns) == fu.QUEUE_COLUMNS
+    assert not queue.ok and queue.message == "nobody needs a follow-up"
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from crm_helpers.features import customer_features
 from crm_helpers.periods import parse_month
 from crm_helpers.store import memory_db, open_db
 
-from conftest import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
+from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 
 
 def _features(**cols) -> pd.DataFrame:

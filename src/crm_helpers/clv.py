@@ -60,7 +60,7 @@ from .btyd import (  # noqa: F401
 )
 from .data import query_df, store_currency
 from .figures import Headline
-from .schema import net_revenue_sql
+from .facts import iso, net_revenue_sql, paid
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -336,9 +336,9 @@ def paid_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
     frame = query_df(
         db,
         f"SELECT customer_id, order_date, sum({net_revenue_sql()}) AS amount, sum(cost) AS cost, count(*) AS orders "
-        f"FROM orders WHERE status = 'paid' AND order_date <= ? AND {net_revenue_sql()} IS NOT NULL "
+        f"FROM orders WHERE {paid()} AND order_date <= ? AND {net_revenue_sql()} IS NOT NULL "
         "GROUP BY customer_id, order_date",
-        [_iso(as_of)],
+        [iso(as_of)],
         parse_dates=["order_date"],
     )
     frame["amount"] = frame["amount"].astype(float)
@@ -346,8 +346,6 @@ def paid_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
     return frame
 
 
-def _iso(day: dt.date | str) -> str:
-    return day if isinstance(day, str) else day.isoformat()
 
 
 def margin_rate(db: Database, as_of: dt.date | str, default_margin: float) -> tuple[float, str]:
@@ -360,7 +358,7 @@ def margin_rate(db: Database, as_of: dt.date | str, default_margin: float) -> tu
         raise ClvError("the profit margin is a share of revenue between 0 and 1, e.g. 0.3")
     total, with_cost, cost = db.execute(
         "SELECT sum(amount), sum(CASE WHEN cost IS NOT NULL THEN amount END), sum(cost) "
-        "FROM orders WHERE status = 'paid' AND order_date <= ?", [_iso(as_of)],
+        f"FROM orders WHERE {paid()} AND order_date <= ?", [iso(as_of)],
     ).fetchone()
     if total and with_cost and with_cost >= 0.5 * total:
         rate = float(np.clip(1 - cost / with_cost, 0, 1))
@@ -491,7 +489,7 @@ def holdout_validation(
     from customers of the same ages without looking at their history (the unconditional
     E[X(T + d)] − E[X(T)]); it shows how much the histories tell.
     """
-    as_of = dt.date.fromisoformat(_iso(as_of))
+    as_of = dt.date.fromisoformat(iso(as_of))
     empty = HoldoutValidation(None, 0, "", pd.DataFrame(), pd.DataFrame())
     days = paid_purchase_days(db, as_of)
     if days.empty:
@@ -770,7 +768,7 @@ def analyse_customers(
     buyer is "probably lost" when P(alive) is below ``p_alive_threshold``. Never raises on a
     thin store: the reason models could not be fitted is in ``message``.
     """
-    as_of = dt.date.fromisoformat(_iso(as_of))
+    as_of = dt.date.fromisoformat(iso(as_of))
     if not 0 < p_alive_threshold < 1:
         raise ClvError("the P(alive) threshold must be between 0 and 1")
     rate, source = margin_rate(db, as_of, profit_margin)
@@ -871,18 +869,18 @@ def subscription_estimate(
     monthly_margin_per_customer, monthly_churn_rate, subscription_clv (missing when churn is 0),
     note. For a shop (not a subscription) "active" and "churn" are definitions, not facts.
     """
-    end = pd.Timestamp(_iso(as_of))
+    end = pd.Timestamp(iso(as_of))
     ends = [(end + pd.offsets.MonthEnd(0)) - pd.offsets.MonthEnd(k) for k in range(months, -1, -1)]
     ends[-1] = min(ends[-1], end)
     active, margins = [], []
     for k, month_end in enumerate(ends):  # one small query per month
         since = (month_end - pd.Timedelta(days=active_days)).date().isoformat()
-        ids = db.execute("SELECT DISTINCT customer_id FROM orders WHERE status = 'paid' AND order_date > ? "
+        ids = db.execute(f"SELECT DISTINCT customer_id FROM orders WHERE {paid()} AND order_date > ? "
                          "AND order_date <= ?", [since, month_end.date().isoformat()]).fetchall()
         active.append({r[0] for r in ids})
         if k:
             start = (ends[k - 1] + pd.Timedelta(days=1)).date().isoformat()
-            revenue = db.execute(f"SELECT coalesce(sum({net_revenue_sql()}), 0) FROM orders WHERE status = 'paid' "
+            revenue = db.execute(f"SELECT coalesce(sum({net_revenue_sql()}), 0) FROM orders WHERE {paid()} "
                                  "AND order_date >= ? AND order_date <= ?",
                                  [start, month_end.date().isoformat()]).fetchone()[0]
             margins.append(revenue * margin_share / len(active[-1]) if active[-1] else 0.0)

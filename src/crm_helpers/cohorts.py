@@ -16,9 +16,7 @@ from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from .data import query_df
-from .schema import net_revenue_sql
-
-_MONTH_INDEX = "(CAST(substr(order_date, 1, 4) AS INTEGER) * 12 + CAST(substr(order_date, 6, 2) AS INTEGER) - 1)"
+from .facts import month_index_sql, net_revenue_sql, paid
 
 _COHORT_COLUMNS = ["cohort", "months_since", "cohort_size", "customers", "retention", "revenue", "revenue_per_customer"]
 
@@ -45,8 +43,8 @@ def cohort_table(db: Database, as_of: dt.date, *, last_cohorts: int | None = Non
     """
     sql = f"""
         WITH p AS (
-            SELECT customer_id, {net_revenue_sql()} AS amount, {_MONTH_INDEX} AS m FROM orders
-            WHERE status = 'paid' AND order_date <= :as_of
+            SELECT customer_id, {net_revenue_sql()} AS amount, {month_index_sql()} AS m FROM orders
+            WHERE {paid()} AND order_date <= :as_of
         ), f AS (
             SELECT customer_id, min(m) AS cohort FROM p GROUP BY customer_id
         )
@@ -104,7 +102,7 @@ def retention_curve(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
     return grouped.drop(columns="buyers").reset_index()
 
 
-def repeat_rate_by_channel(db: Database, as_of: dt.date, window_days: int = 180) -> pd.DataFrame:
+def repeat_rate_by_channel(db: Database, as_of: dt.date, *, window_days: int = 180) -> pd.DataFrame:
     """Repeat-purchase rate by acquisition channel, two ways.
 
     A *repeat purchase* is a paid order on a later day than the customer's first paid order.
@@ -122,9 +120,9 @@ def repeat_rate_by_channel(db: Database, as_of: dt.date, window_days: int = 180)
     """
     if window_days < 1:
         raise ValueError(f"window_days must be at least 1, not {window_days}")
-    sql = """
+    sql = f"""
         WITH p AS (
-            SELECT customer_id, order_date FROM orders WHERE status = 'paid' AND order_date <= :as_of
+            SELECT customer_id, order_date FROM orders WHERE {paid()} AND order_date <= :as_of
         ), f AS (
             SELECT customer_id, min(order_date) AS first_date FROM p GROUP BY customer_id
         ), s AS (

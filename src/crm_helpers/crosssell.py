@@ -34,6 +34,7 @@ from scipy import sparse
 from sqlite_utils import Database
 
 from .data import query_df
+from .facts import iso, paid
 
 RULE_COLUMNS = [
     "antecedents", "consequents", "antecedent_names", "consequent_names", "antecedent_support",
@@ -41,8 +42,6 @@ RULE_COLUMNS = [
 ]
 
 
-def _iso(day: dt.date | None) -> str | None:
-    return None if day is None else day.isoformat()
 
 
 def basket_matrix(db: Database, as_of: dt.date, *, start: dt.date | None = None) -> pd.DataFrame:
@@ -56,8 +55,8 @@ def basket_matrix(db: Database, as_of: dt.date, *, start: dt.date | None = None)
     lines = query_df(
         db,
         "SELECT o.rowid AS order_rowid, i.product_id FROM order_items i JOIN orders o ON o.order_id = i.order_id "
-        "WHERE o.status = 'paid' AND o.order_date <= :as_of AND (:start IS NULL OR o.order_date >= :start)",
-        {"as_of": as_of.isoformat(), "start": _iso(start)},
+        f"WHERE {paid('o')} AND o.order_date <= :as_of AND (:start IS NULL OR o.order_date >= :start)",
+        {"as_of": as_of.isoformat(), "start": iso(start)},
     )
     if lines.empty:
         return pd.DataFrame(index=pd.Index([], name="order_rowid"))
@@ -178,11 +177,11 @@ def next_best_products(
         return pd.DataFrame(columns=columns)
     owned = query_df(
         db,
-        """
+        f"""
         SELECT o.customer_id, i.product_id FROM orders o JOIN order_items i ON i.order_id = o.order_id
-        WHERE o.status = 'paid' AND o.order_date <= :as_of AND o.customer_id IN (
+        WHERE {paid('o')} AND o.order_date <= :as_of AND o.customer_id IN (
             SELECT customer_id FROM orders
-            WHERE status = 'paid' AND order_date <= :as_of AND order_date > date(:as_of, :back)
+            WHERE {paid()} AND order_date <= :as_of AND order_date > date(:as_of, :back)
         )
         GROUP BY o.customer_id, i.product_id
         """,
@@ -243,12 +242,12 @@ def cross_sell_probability(
     ``period_start`` is given, the same three for the repeat orders placed in [period_start,
     as_of] (``period_opportunities``, ...). All counting happens in SQLite, one pass per row.
     """
-    params: dict[str, str | None] = {"as_of": as_of.isoformat(), "start": _iso(period_start)}
+    params: dict[str, str | None] = {"as_of": as_of.isoformat(), "start": iso(period_start)}
     overall = db.execute(
-        """
+        f"""
         WITH paid AS (
             SELECT order_id, customer_id, order_date, min(order_date) OVER (PARTITION BY customer_id) AS first_date
-            FROM orders WHERE status = 'paid' AND order_date <= :as_of
+            FROM orders WHERE {paid()} AND order_date <= :as_of
         ), lines AS (
             SELECT p.order_id, p.order_date, p.first_date,
                    min(p.order_date) OVER (PARTITION BY p.customer_id, i.product_id) AS first_bought
@@ -295,7 +294,7 @@ def _rule_cross_sell(
         WITH fb AS (
             SELECT o.customer_id, i.product_id, min(o.order_date) AS first_bought
             FROM order_items i JOIN orders o ON o.order_id = i.order_id
-            WHERE o.status = 'paid' AND o.order_date <= :as_of AND i.product_id IN ({placeholders})
+            WHERE {paid('o')} AND o.order_date <= :as_of AND i.product_id IN ({placeholders})
             GROUP BY o.customer_id, i.product_id
         ), owners AS (
             SELECT customer_id, {firsts}, max(CASE WHEN product_id = :y THEN first_bought END) AS y
@@ -304,7 +303,7 @@ def _rule_cross_sell(
             SELECT o.order_date,
                    EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id AND i.product_id = :y) AS success
             FROM owners w JOIN orders o ON o.customer_id = w.customer_id
-            WHERE o.status = 'paid' AND o.order_date <= :as_of AND {owned_before}
+            WHERE {paid('o')} AND o.order_date <= :as_of AND {owned_before}
               AND (w.y IS NULL OR w.y >= o.order_date)
               AND EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id)
         )

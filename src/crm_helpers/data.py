@@ -1,18 +1,19 @@
-"""Reading the store into pandas: small, explicit queries that return DataFrames.
+"""Reading the store: :func:`query_df` runs a SELECT into a DataFrame, and the store's currency.
 
-Analyses take DataFrames; these functions fetch them with SQL that filters and aggregates
-inside SQLite, so a notebook never loads a whole large table just to count it.
+Analyses write their own SQL, which filters and aggregates inside SQLite (so a notebook never
+loads a whole table just to count it), with the business rules of :mod:`crm_helpers.facts`;
+:func:`store_currency` and :func:`currency_note` say in which currency their money is and which
+paid orders are left out of it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Sequence
 
 import pandas as pd
 from sqlite_utils import Database
 
-from .schema import STORE_CURRENCY_SQL, net_revenue_sql
+from .facts import STORE_CURRENCY_SQL, net_revenue_sql, paid
 
 
 def query_df(
@@ -31,41 +32,9 @@ def query_df(
     return frame
 
 
-def _iso(day: dt.date | str | None) -> str | None:
-    if day is None:
-        return None
-    return day if isinstance(day, str) else day.isoformat()
-
-
-def orders(
-    db: Database,
-    *,
-    start: dt.date | str | None = None,
-    end: dt.date | str | None = None,
-    statuses: Sequence[str] = ("paid",),
-) -> pd.DataFrame:
-    """Orders with ``order_date`` in [start, end] (inclusive) and the given statuses.
-
-    Columns: order_id, customer_id, order_date (datetime64), amount (gross), cost,
-    currency, channel, campaign_id, status.
-    """
-    where, params = ["status IN (%s)" % ",".join("?" * len(statuses))], list(statuses)
-    if start is not None:
-        where.append("order_date >= ?")
-        params.append(_iso(start))
-    if end is not None:
-        where.append("order_date <= ?")
-        params.append(_iso(end))
-    sql = (
-        "SELECT order_id, customer_id, order_date, amount, cost, currency, channel, campaign_id, status "
-        f"FROM orders WHERE {' AND '.join(where)} ORDER BY order_date, order_id"
-    )
-    return query_df(db, sql, params, parse_dates=["order_date"])
-
-
 def store_currency(db: Database) -> str:
     """The currency of most paid orders (e.g. ``"EUR"``), or ``""`` when no order names one
-    (:data:`~crm_helpers.schema.STORE_CURRENCY_SQL`)."""
+    (:data:`~crm_helpers.facts.STORE_CURRENCY_SQL`)."""
     row = db.execute(STORE_CURRENCY_SQL).fetchone()
     return str(row[0]) if row else ""
 
@@ -73,9 +42,9 @@ def store_currency(db: Database) -> str:
 def unconverted_orders(db: Database) -> dict[str, int]:
     """``{currency: paid orders}`` of the paid orders left out of the money figures: in a currency
     other than the store's, without an exchange rate on or before their date (their
-    :func:`~crm_helpers.schema.net_revenue_sql` is NULL). Empty when every order counts."""
+    :func:`~crm_helpers.facts.net_revenue_sql` is NULL). Empty when every order counts."""
     rows = db.execute(
-        f"SELECT currency, count(*) FROM orders WHERE status = 'paid' AND {net_revenue_sql()} IS NULL "
+        f"SELECT currency, count(*) FROM orders WHERE {paid()} AND {net_revenue_sql()} IS NULL "
         "GROUP BY currency ORDER BY count(*) DESC, currency"
     ).fetchall()
     return {str(currency): int(n) for currency, n in rows}

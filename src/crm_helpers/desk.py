@@ -26,7 +26,7 @@ import ipywidgets as widgets
 import pandas as pd
 from sqlite_utils import Database
 
-from . import entry, scoring
+from . import entry, followup, lead_scoring, scoring
 from .data import store_currency
 from .features import as_date, customer_features
 from .sales import opportunities_as_of, stale_opportunities
@@ -548,15 +548,15 @@ class TodayItem:
 
 def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.DataFrame:
     """The follow-up queue of notebook 03 (logistic churn model, lead scores, same reasons) as of
-    ``as_of``: :data:`scoring.QUEUE_COLUMNS`; empty when there are too few buyers to score."""
+    ``as_of``: :data:`followup.QUEUE_COLUMNS`; empty when there are too few buyers to score."""
     churn = scoring.churn_backtest(db, as_of, kinds=("logistic",))
-    scored = scoring.score_customers(db, as_of, churn.model)
-    opps = scoring.opportunities(db, as_of)
-    pipeline = scoring.open_pipeline(opps, scoring.lead_backtest(opps).model)
-    return scoring.follow_up_queue(db, as_of, scored, pipeline, top_n=top_n).table
+    scored = scoring.score_customers(db, as_of, model=churn.model)
+    opps = opportunities_as_of(db, as_of)
+    pipeline = lead_scoring.open_pipeline(opps, lead_scoring.lead_backtest(opps).model)
+    return followup.follow_up_queue(db, as_of, scored=scored, pipeline=pipeline, top_n=top_n).table
 
 
-def today_items(db: Database, as_of: dt.date, queue: pd.DataFrame | None = None) -> list[TodayItem]:
+def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = None) -> list[TodayItem]:
     """What to do today: the follow-up queue (``queue``, default :func:`follow_up`), open tickets by
     age (oldest first), open deals gone quiet for more than :data:`STALE_DAYS` days or past their
     expected close, and first-purchase anniversaries in the next :data:`ANNIVERSARY_DAYS` days.
@@ -640,7 +640,7 @@ class TodayList:
         if self.queue is None:
             self.recompute()
             return
-        self.items = today_items(self.desk.db, self.desk.today, self.queue)
+        self.items = today_items(self.desk.db, self.desk.today, queue=self.queue)
         names = {cid: customer_label(n, e, c, cid) for cid, n, e, c in self.desk.db.execute(
             "SELECT customer_id, name, email, company FROM customers WHERE customer_id IN "
             f"({','.join('?' * len(self.items))})", [i.customer_id for i in self.items]).fetchall()} if self.items else {}

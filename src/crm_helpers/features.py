@@ -6,7 +6,7 @@ the same function builds a past snapshot (to train a model) and today's view.
 
 Conventions
 -----------
-- **Purchases and revenue count paid orders only** (``status = 'paid'``). Refunded and cancelled
+- **Purchases and revenue count paid orders only** (:func:`crm_helpers.facts.paid`). Refunded and cancelled
   orders are neither purchases nor revenue: a refunded order's amount was paid back, a cancelled
   order was never paid. They are counted separately (``refunded_orders``, ``refunded_amount``,
   ``cancelled_orders``) so nothing disappears silently.
@@ -26,7 +26,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
-from .schema import net_revenue_sql
+from .facts import net_revenue_sql, paid, ticket_open_sql
 
 FEATURE_COLUMNS: dict[str, str] = {
     "customer_id": "the customer",
@@ -46,7 +46,7 @@ FEATURE_COLUMNS: dict[str, str] = {
     "days_since_contact": "days since the last logged interaction (empty if never)",
     "tickets": "service tickets opened",
     "complaints": "complaint tickets opened",
-    "open_complaints": "complaint tickets still open at the end of the day",
+    "open_complaints": "complaint tickets still open at the end of the day (a reopened one is open)",
     "last_nps": "the customer's most recent NPS answer, 0-10 (empty if none)",
     "last_nps_date": "date of that answer",
 }
@@ -55,11 +55,11 @@ FEATURE_COLUMNS: dict[str, str] = {
 _SQL = """
 WITH o AS (
     SELECT customer_id,
-           SUM(status = 'paid') AS frequency,
-           TOTAL(CASE WHEN status = 'paid' THEN {net} END) AS monetary,
-           MIN(CASE WHEN status = 'paid' THEN order_date END) AS first_order,
-           MAX(CASE WHEN status = 'paid' THEN order_date END) AS last_order,
-           SUM(status = 'paid' AND order_date > :recent_start) AS recent_orders,
+           SUM({paid}) AS frequency,
+           TOTAL(CASE WHEN {paid} THEN {net} END) AS monetary,
+           MIN(CASE WHEN {paid} THEN order_date END) AS first_order,
+           MAX(CASE WHEN {paid} THEN order_date END) AS last_order,
+           SUM({paid} AND order_date > :recent_start) AS recent_orders,
            SUM(status = 'refunded') AS refunded_orders,
            TOTAL(CASE WHEN status = 'refunded' THEN amount END) AS refunded_amount,
            SUM(status = 'cancelled') AS cancelled_orders
@@ -77,8 +77,7 @@ t AS (
     SELECT customer_id,
            COUNT(*) AS tickets,
            SUM(category = 'complaint') AS complaints,
-           SUM(category = 'complaint'
-               AND ((status <> 'closed' AND closed_at IS NULL) OR closed_at >= :next_day)) AS open_complaints
+           SUM(category = 'complaint' AND {open_ticket}) AS open_complaints
     FROM tickets
     WHERE opened_at < :next_day
     GROUP BY customer_id
@@ -152,7 +151,8 @@ def customer_features(
         "o.frequency > 0" if buyers_only
         else "(o.customer_id IS NOT NULL OR c.first_seen IS NULL OR c.first_seen <= :as_of)"
     )
-    frame = query_df(db, _SQL.format(where=where, net=net_revenue_sql()), params)
+    sql = _SQL.format(where=where, net=net_revenue_sql(), paid=paid(), open_ticket=ticket_open_sql(":next_day"))
+    frame = query_df(db, sql, params)
     for col in ("first_order", "last_order", "last_interaction", "last_nps_date"):
         frame[col] = pd.to_datetime(frame[col], errors="coerce")
     ts = pd.Timestamp(day)
@@ -184,7 +184,7 @@ def paid_orders_between(db: Database, after: dt.date | str, until: dt.date | str
     """
     frame = query_df(
         db,
-        "SELECT customer_id, COUNT(*) AS n FROM orders WHERE status = 'paid' AND order_date > ? "
+        f"SELECT customer_id, COUNT(*) AS n FROM orders WHERE {paid()} AND order_date > ? "
         "AND order_date <= ? GROUP BY customer_id",
         [as_date(after).isoformat(), as_date(until).isoformat()],
     )

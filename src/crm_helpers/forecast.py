@@ -51,8 +51,8 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from .data import query_df
+from .facts import net_revenue_sql, paid
 from .periods import month_end
-from .schema import net_revenue_sql
 
 SEASON = 12
 METRICS: dict[str, str] = {"revenue": "net revenue (paid orders)", "orders": "paid orders"}
@@ -102,7 +102,7 @@ def monthly_history(db: Database, as_of: dt.date) -> pd.DataFrame:
     rows = query_df(
         db,
         f"SELECT substr(order_date, 1, 7) AS month, sum({net_revenue_sql()}) AS revenue, count(*) AS orders FROM orders "
-        "WHERE status = 'paid' AND order_date < ? GROUP BY 1 ORDER BY 1",
+        f"WHERE {paid()} AND order_date < ? GROUP BY 1 ORDER BY 1",
         [(month_end(last) + dt.timedelta(days=1)).isoformat()],
     )
     if rows.empty:

@@ -13,6 +13,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df, store_currency
+from .facts import paid
 
 DATE_COLUMNS = {
     "customers": "first_seen",
@@ -50,7 +51,7 @@ CHECKS: dict[str, tuple[str, str]] = {
         "Unknown consent counts as no consent in segment exports.",
     ),
     "paid orders without items": (
-        "SELECT count(*) FROM orders o WHERE status = 'paid' "
+        f"SELECT count(*) FROM orders o WHERE {paid()} "
         "AND NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id)",
         "Cross-sell analysis ignores these orders.",
     ),
@@ -59,7 +60,7 @@ CHECKS: dict[str, tuple[str, str]] = {
         "Margins use the notebooks' default profit margin for these.",
     ),
     "orders with amount 0": (
-        "SELECT count(*) FROM orders WHERE amount = 0 AND status = 'paid'",
+        f"SELECT count(*) FROM orders WHERE amount = 0 AND {paid()}",
         "Free orders count as purchases but add no revenue.",
     ),
     "customers who never ordered": (
@@ -100,7 +101,7 @@ GAP_CHANCE = 0.01
 BASELINE_DAYS = 365
 """The usual pace of a table is measured over this many days before its newest row."""
 
-FIRST_PAID_ORDERS = "SELECT min(order_date) AS day FROM orders WHERE status = 'paid' GROUP BY customer_id"
+FIRST_PAID_ORDERS = f"SELECT min(order_date) AS day FROM orders WHERE {paid()} GROUP BY customer_id"
 """One row per customer: the day of their first paid order (a new customer, as in the sales figures)."""
 
 
@@ -152,7 +153,7 @@ def _thin_months(db: Database, as_of: dt.date, months: int = 24, neighbours: int
     from scipy import stats  # imported here: page 01 otherwise pays for scipy at start-up
 
     frame = query_df(db, "SELECT substr(order_date, 1, 7) AS month, count(*) AS orders, avg(amount) AS amount "
-                         "FROM orders WHERE status = 'paid' AND order_date <= ? GROUP BY month ORDER BY month",
+                         f"FROM orders WHERE {paid()} AND order_date <= ? GROUP BY month ORDER BY month",
                      [as_of.isoformat() + "T99"])
     if len(frame) < 3:
         return []
@@ -184,13 +185,13 @@ def data_gaps(db: Database, as_of: dt.date) -> list[DataGap]:
     the months around it. "Longer than usual" and "far fewer" mean: less likely than
     :data:`GAP_CHANCE` by chance (Poisson). Biggest money first.
     """
-    first_order = ("SELECT avg(amount) FROM orders o WHERE status = 'paid' AND order_date = "
-                   "(SELECT min(order_date) FROM orders f WHERE f.customer_id = o.customer_id AND status = 'paid')")
+    first_order = (f"SELECT avg(amount) FROM orders o WHERE {paid()} AND order_date = "
+                   f"(SELECT min(order_date) FROM orders f WHERE f.customer_id = o.customer_id AND {paid()})")
     found = [_silence(db, "new customers", "customers", FIRST_PAID_ORDERS, as_of, first_order)]
     for table, column in DATE_COLUMNS.items():
         if table in ("campaigns", "campaign_contacts", "customers"):
             continue  # campaigns and their contacts come in bursts, not at a pace; customers: the check above
-        value = "SELECT avg(amount) FROM orders WHERE status = 'paid'" if table == "orders" else None
+        value = f"SELECT avg(amount) FROM orders WHERE {paid()}" if table == "orders" else None
         found.append(_silence(db, f"{table.replace('_', ' ')} rows", table,
                               f"SELECT {column} AS day FROM {table}", as_of, value))
     gaps = [g for g in found if g is not None] + _thin_months(db, as_of)

@@ -39,7 +39,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
-from .schema import net_revenue_sql
+from .facts import iso, net_revenue_sql, paid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -79,8 +79,6 @@ class RomiError(ValueError):
     """The ROMI analysis cannot run with these settings."""
 
 
-def _iso(day: dt.date | str) -> str:
-    return day if isinstance(day, str) else day.isoformat()
 
 
 def _order_margin(orders: pd.DataFrame, margin: float) -> pd.Series:
@@ -102,11 +100,11 @@ def attributed_orders(
         raise RomiError("the attribution window must be 0 days or more")
     if touch not in ("first", "last"):
         raise RomiError("touch must be 'first' or 'last'")
-    end = _iso(as_of)
+    end = iso(as_of)
     coded = query_df(
         db,
         f"SELECT order_id, customer_id, order_date, {net_revenue_sql()} AS amount, cost, campaign_id FROM orders "
-        "WHERE status = 'paid' AND campaign_id IS NOT NULL AND order_date <= ?",
+        f"WHERE {paid()} AND campaign_id IS NOT NULL AND order_date <= ?",
         [end],
     )
     coded["how"] = "code"
@@ -115,7 +113,7 @@ def attributed_orders(
         f"SELECT o.order_id, o.customer_id, o.order_date, {net_revenue_sql('o')} AS amount, o.cost, cc.campaign_id, "
         "cc.contacted_at "
         "FROM campaign_contacts cc JOIN orders o ON o.customer_id = cc.customer_id "
-        "WHERE o.status = 'paid' AND o.campaign_id IS NULL AND o.order_date <= ? "
+        f"WHERE {paid('o')} AND o.campaign_id IS NULL AND o.order_date <= ? "
         "AND o.order_date >= cc.contacted_at AND o.order_date <= date(cc.contacted_at, ?)",
         [end, f"+{int(attribution_window_days)} days"],
     )
@@ -172,7 +170,7 @@ def _customer_base(db: Database) -> pd.DataFrame:
         "SELECT c.customer_id, coalesce(c.consent_marketing, 0) AS consent, "
         "coalesce(c.first_seen, f.first_order) AS known_since, f.first_order "
         "FROM customers c LEFT JOIN (SELECT customer_id, min(order_date) AS first_order FROM orders "
-        "WHERE status = 'paid' GROUP BY customer_id) f ON f.customer_id = c.customer_id",
+        f"WHERE {paid()} GROUP BY customer_id) f ON f.customer_id = c.customer_id",
     )
 
 
@@ -197,7 +195,7 @@ def incremental_revenue(
     """
     contacts = query_df(
         db, "SELECT customer_id, contacted_at FROM campaign_contacts WHERE campaign_id = ? AND contacted_at <= ?",
-        [campaign_id, _iso(as_of)],
+        [campaign_id, iso(as_of)],
     )
     return _lift(db, _customer_base(db), campaign_id, contacts, as_of, attribution_window_days, n_boot, confidence,
                  random_state)
@@ -208,7 +206,7 @@ def _lift(
     attribution_window_days: int, n_boot: int, confidence: float, random_state: int,
 ) -> dict[str, object]:
     """:func:`incremental_revenue` given the customer base and the campaign's contacts (customer_id, contacted_at)."""
-    end = dt.date.fromisoformat(_iso(as_of))
+    end = dt.date.fromisoformat(iso(as_of))
     result: dict[str, object] = {
         "incremental_revenue": None, "ci_low": None, "ci_high": None, "per_customer": None,
         "contacted": 0, "comparison_customers": 0, "window_start": None, "window_end": None, "note": "",
@@ -221,11 +219,11 @@ def _lift(
     window_end = min(full_end, end)
     result.update(window_start=start, window_end=window_end)
     active = query_df(  # bought in the PRIOR_ACTIVITY_DAYS before the first contact: a range of the date index
-        db, "SELECT DISTINCT customer_id FROM orders WHERE status = 'paid' AND order_date >= ? AND order_date < ?",
+        db, f"SELECT DISTINCT customer_id FROM orders WHERE {paid()} AND order_date >= ? AND order_date < ?",
         [(start - dt.timedelta(days=PRIOR_ACTIVITY_DAYS)).isoformat(), start.isoformat()],
     )
     spent = query_df(
-        db, f"SELECT customer_id, sum({net_revenue_sql()}) AS revenue FROM orders WHERE status = 'paid' "
+        db, f"SELECT customer_id, sum({net_revenue_sql()}) AS revenue FROM orders WHERE {paid()} "
         "AND order_date >= ? AND order_date <= ? GROUP BY customer_id",
         [start.isoformat(), window_end.isoformat()],
     )
@@ -317,7 +315,7 @@ def campaign_table(
         raise RomiError("the margin is a share of revenue between 0 and 1")
     if not 0 < confidence < 1:
         raise RomiError("the confidence level must be between 0 and 1, e.g. 0.95")
-    end = _iso(as_of)
+    end = iso(as_of)
     campaigns = query_df(
         db,
         "SELECT c.campaign_id, c.name, c.channel, "
@@ -328,7 +326,7 @@ def campaign_table(
         "  min(contacted_at) AS first_contact FROM campaign_contacts WHERE contacted_at <= ? GROUP BY campaign_id) k "
         "ON k.campaign_id = c.campaign_id "
         "LEFT JOIN (SELECT campaign_id, min(order_date) AS first_order FROM orders "
-        "  WHERE status = 'paid' AND campaign_id IS NOT NULL GROUP BY campaign_id) o ON o.campaign_id = c.campaign_id "
+        f"  WHERE {paid()} AND campaign_id IS NOT NULL GROUP BY campaign_id) o ON o.campaign_id = c.campaign_id "
         "WHERE coalesce(c.start_date, k.first_contact, o.first_order) <= ? ORDER BY start_date, c.campaign_id",
         [end, end],
     )
@@ -478,7 +476,7 @@ def near_period(db: Database, table: pd.DataFrame, start: dt.date, end: dt.date,
     since = (pd.Timestamp(start) - pd.DateOffset(months=months)).date().isoformat()
     ends = dict(db.execute("SELECT campaign_id, coalesce(end_date, start_date) FROM campaigns").fetchall())
     last = table["campaign_id"].map(ends).fillna(table["start_date"]).astype(str).str[:10]
-    keep = (table["start_date"].astype(str).str[:10] <= _iso(end)) & (last >= since)
+    keep = (table["start_date"].astype(str).str[:10] <= iso(end)) & (last >= since)
     return table[keep.to_numpy()]
 
 

@@ -2,8 +2,8 @@
 
 Conventions used throughout:
 
-- **Net revenue** is the sum of ``amount − refunded_amount`` (:func:`~crm_helpers.schema.net_revenue_sql`)
-  over *paid* orders only (``status = 'paid'``);
+- **Net revenue** is the sum of ``amount − refunded_amount`` (:func:`~crm_helpers.facts.net_revenue_sql`)
+  over *paid* orders only (:func:`~crm_helpers.facts.paid`);
   refunded and cancelled orders are neither revenue nor purchases. Amounts are in the store's
   currency (see :func:`store_currency`).
 - Everything is computed **as of** a date given by the caller (the report period's last day),
@@ -42,7 +42,8 @@ from sqlite_utils import Database
 
 from .data import query_df, store_currency
 from .figures import Headline
-from .schema import net_revenue_sql
+from .facts import (DEAL_OUTCOMES, deal_status_at, iso, loyalty, month_index, month_index_sql, net_revenue_sql, paid,
+                    repeat_rate)
 from .periods import Period
 from .schema import OPEN_STAGES
 
@@ -77,13 +78,11 @@ _OPPORTUNITY_COLUMNS = (
 )
 
 
-def _iso(day: dt.date | str) -> str:
-    return day if isinstance(day, str) else day.isoformat()
 
 
 def _shift_months(day: dt.date, months: int) -> dt.date:
     """The first day of the month ``months`` months after (or before) ``day``'s month."""
-    index = day.year * 12 + day.month - 1 + months
+    index = month_index(day) + months
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
@@ -102,21 +101,28 @@ def opportunities_as_of(db: Database, as_of: dt.date) -> pd.DataFrame:
     - ``win_probability``: 1 for won, 0 for lost, the recorded ``probability`` for open deals
       (or :data:`DEFAULT_STAGE_PROBABILITY` when blank), NaN when the stage is not recorded;
     - ``weighted_amount``: ``amount * win_probability`` for open deals, 0 for closed ones;
-    - ``days_since_activity``: days from ``last_activity_at`` (or ``opened_at`` when blank) to
-      ``as_of``; NaN when the last recorded activity is after ``as_of`` (unknown then).
+    - ``won``: 1 for won, 0 for lost, NaN for deals open at ``as_of`` (the lead-scoring outcome);
+    - ``age_days``: days from ``opened_at`` to ``closed_at`` for decided deals (NaN without
+      ``closed_at``), to ``as_of`` for open ones;
+    - ``days_since_activity``: open deals only, days from ``last_activity_at`` (or ``opened_at``
+      when blank) to ``as_of``; NaN for decided deals and when the last recorded activity is after
+      ``as_of`` (unknown then).
+
+    Won, lost and open follow :func:`crm_helpers.facts.deal_status_at`; a blank ``source`` is
+    ``"unknown"``.
     """
     opps = query_df(
         db,
         f"SELECT {_OPPORTUNITY_COLUMNS} FROM opportunities WHERE opened_at <= ? ORDER BY opened_at, opportunity_id",
-        [_iso(as_of)],
+        [iso(as_of)],
         parse_dates=["opened_at", "expected_close", "closed_at", "last_activity_at"],
     )
     opps["amount"] = pd.to_numeric(opps["amount"], errors="coerce").astype(float)
     opps["probability"] = pd.to_numeric(opps["probability"], errors="coerce").astype(float)
+    opps["source"] = opps["source"].fillna("").astype(str).str.strip().replace("", "unknown")
     cutoff = pd.Timestamp(as_of)
-    closed = opps["stage"].isin(["won", "lost"])
-    closed_later = closed & (opps["closed_at"] > cutoff)
-    opps["status_at"] = np.where(closed & ~closed_later, opps["stage"], "open")
+    opps["status_at"] = deal_status_at(opps["stage"], opps["closed_at"], as_of)
+    closed_later = opps["stage"].isin(DEAL_OUTCOMES) & (opps["status_at"] == "open")
     opps["stage_at"] = opps["stage"].where(~closed_later, STAGE_NOT_RECORDED)
     open_prob = opps["probability"].fillna(opps["stage"].map(DEFAULT_STAGE_PROBABILITY))
     opps["win_probability"] = np.select(
@@ -125,8 +131,12 @@ def opportunities_as_of(db: Database, as_of: dt.date) -> pd.DataFrame:
         default=open_prob,
     )
     opps["weighted_amount"] = np.where(opps["status_at"] == "open", opps["amount"] * opps["win_probability"], 0.0)
+    is_open = opps["status_at"] == "open"
+    opps["won"] = (opps["status_at"] == "won").astype(float).where(~is_open)
+    end = opps["closed_at"].where(~is_open, cutoff)
+    opps["age_days"] = (end - opps["opened_at"]).dt.days.clip(lower=0).astype("float64")
     last = opps["last_activity_at"].fillna(opps["opened_at"])
-    opps["days_since_activity"] = (cutoff - last).dt.days.where(last <= cutoff)
+    opps["days_since_activity"] = (cutoff - last).dt.days.where((last <= cutoff) & is_open)
     return opps
 
 
@@ -194,7 +204,7 @@ def win_rate(
     (won / decided, 0-1, NaN when nothing was decided), ``won_amount, lost_amount`` (gross) and
     ``value_win_rate`` (won amount / decided amount, 0-1).
     """
-    decided = opps[opps["status_at"].isin(["won", "lost"])]
+    decided = opps[opps["status_at"].isin(DEAL_OUTCOMES)]
     if start is not None:
         decided = decided[decided["closed_at"] >= pd.Timestamp(start)]
     if end is not None:
@@ -227,7 +237,7 @@ def sales_cycle(opps: pd.DataFrame, *, start: dt.date | None = None, end: dt.dat
     Deals still open are not included, so long cycles that have not ended yet are missing: the
     figure describes deals that closed, not every deal.
     """
-    closed = opps[opps["status_at"].isin(["won", "lost"]) & opps["closed_at"].notna()]
+    closed = opps[opps["status_at"].isin(DEAL_OUTCOMES) & opps["closed_at"].notna()]
     if start is not None:
         closed = closed[closed["closed_at"] >= pd.Timestamp(start)]
     if end is not None:
@@ -267,7 +277,7 @@ def closed_deals(opps: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFra
     Columns: ``opportunity_id, customer_id, title, source, outcome, amount, opened_at, closed_at,
     cycle_days, lost_reason`` (``"not recorded"`` for a lost deal without a reason, blank for won).
     """
-    mask = (opps["status_at"].isin(["won", "lost"]) & (opps["closed_at"] >= pd.Timestamp(start))
+    mask = (opps["status_at"].isin(DEAL_OUTCOMES) & (opps["closed_at"] >= pd.Timestamp(start))
             & (opps["closed_at"] <= pd.Timestamp(end)))
     deals = opps[mask].rename(columns={"status_at": "outcome"})
     deals = deals.assign(
@@ -325,17 +335,17 @@ def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
     calendar month), share_pct (of the period's item revenue). Revenue is the order lines'
     quantity × unit price of paid orders (what was paid per product); biggest first.
     """
-    sql = """
+    sql = f"""
         SELECT coalesce(nullif(p.category, ''), 'no category') AS category,
                sum(CASE WHEN o.order_date >= :start THEN i.quantity * i.unit_price ELSE 0 END) AS revenue,
                sum(CASE WHEN o.order_date < :start THEN i.quantity * i.unit_price ELSE 0 END) AS previous
         FROM order_items i JOIN orders o USING (order_id) LEFT JOIN products p USING (product_id)
-        WHERE o.status = 'paid' AND o.order_date >= :prev_start AND o.order_date <= :end
+        WHERE {paid('o')} AND o.order_date >= :prev_start AND o.order_date <= :end
         GROUP BY 1
     """
     prev = period.previous_month()
-    frame = query_df(db, sql, {"start": _iso(period.start), "prev_start": _iso(prev.start),
-                               "end": _iso(period.end) + "T99"})
+    frame = query_df(db, sql, {"start": iso(period.start), "prev_start": iso(prev.start),
+                               "end": iso(period.end) + "T99"})
     total = float(frame["revenue"].sum()) if len(frame) else 0.0
     frame["share_pct"] = 100 * frame["revenue"] / total if total else 0.0
     return frame.sort_values(["revenue", "category"], ascending=[False, True]).reset_index(drop=True)
@@ -356,10 +366,8 @@ def category_headline_figures(table: pd.DataFrame, currency: str) -> list[Headli
 # -- customer flows --------------------------------------------------------------------------------
 
 
-_MONTH_INDEX = "(CAST(substr(order_date, 1, 4) AS INTEGER) * 12 + CAST(substr(order_date, 6, 2) AS INTEGER) - 1)"
 
-
-def monthly_customer_flows(db: Database, as_of: dt.date, lapse_months: int = 6) -> pd.DataFrame:
+def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 6) -> pd.DataFrame:
     """New, returning, reactivated and lost customers per month, up to ``as_of``'s month.
 
     Definitions in the module docstring (paid orders only, ``L = lapse_months``). Aggregated in
@@ -373,8 +381,8 @@ def monthly_customer_flows(db: Database, as_of: dt.date, lapse_months: int = 6) 
         raise ValueError(f"lapse_months must be at least 1, not {lapse_months}")
     sql = f"""
         WITH cm AS (
-            SELECT DISTINCT customer_id, {_MONTH_INDEX} AS m FROM orders
-            WHERE status = 'paid' AND order_date <= :as_of
+            SELECT DISTINCT customer_id, {month_index_sql()} AS m FROM orders
+            WHERE {paid()} AND order_date <= :as_of
         ), seq AS (
             SELECT m, lag(m) OVER w AS prev_m, lead(m) OVER w AS next_m
             FROM cm WINDOW w AS (PARTITION BY customer_id ORDER BY m)
@@ -393,11 +401,11 @@ def monthly_customer_flows(db: Database, as_of: dt.date, lapse_months: int = 6) 
         UNION ALL
         SELECT l.m, 0, 0, 0, 0, l.lost FROM lost l WHERE l.m NOT IN (SELECT m FROM bought)
     """
-    counts = query_df(db, sql, {"as_of": _iso(as_of), "lapse": lapse_months})
+    counts = query_df(db, sql, {"as_of": iso(as_of), "lapse": lapse_months})
     columns = ["month", "active", "new", "returning", "reactivated", "lost", "customer_base"]
     if counts.empty:
         return pd.DataFrame(columns=columns)
-    last = as_of.year * 12 + as_of.month - 1
+    last = month_index(as_of)
     months = np.arange(int(counts["m"].min()), last + 1)
     table = counts.set_index("m").reindex(months).fillna(0).astype(int)
     table["customer_base"] = (table["new"] + table["reactivated"] - table["lost"]).cumsum()
@@ -419,14 +427,14 @@ def period_figures(db: Database, start: dt.date, end: dt.date, lapse_months: int
     """
     lapse_start = _shift_months(start, -lapse_months)
     recent_start = _shift_months(end, -(lapse_months - 1))
-    sql = """
+    sql = f"""
         WITH c AS (
             SELECT customer_id,
                    min(order_date) AS first_date,
                    max(CASE WHEN order_date < :start THEN order_date END) AS prev_date,
                    max(order_date >= :start) AS bought,
                    max(order_date >= :recent) AS recent
-            FROM orders WHERE status = 'paid' AND order_date <= :end GROUP BY customer_id
+            FROM orders WHERE {paid()} AND order_date <= :end GROUP BY customer_id
         )
         SELECT coalesce(sum(bought), 0),
                coalesce(sum(bought AND first_date >= :start), 0),
@@ -435,12 +443,12 @@ def period_figures(db: Database, start: dt.date, end: dt.date, lapse_months: int
                coalesce(sum(prev_date >= :lapse_start AND NOT recent), 0)
         FROM c
     """
-    params = {"start": _iso(start), "end": _iso(end), "lapse_start": _iso(lapse_start), "recent": _iso(recent_start)}
+    params = {"start": iso(start), "end": iso(end), "lapse_start": iso(lapse_start), "recent": iso(recent_start)}
     active, new, returning, reactivated, lost = db.execute(sql, params).fetchone()
     revenue, paid_orders = db.execute(
-        f"SELECT coalesce(sum({net_revenue_sql()}), 0), count(*) FROM orders WHERE status = 'paid' "
+        f"SELECT coalesce(sum({net_revenue_sql()}), 0), count(*) FROM orders WHERE {paid()} "
         "AND order_date BETWEEN ? AND ?",
-        [_iso(start), _iso(end)],
+        [iso(start), iso(end)],
     ).fetchone()
     return {
         "revenue": float(revenue),
@@ -450,8 +458,8 @@ def period_figures(db: Database, start: dt.date, end: dt.date, lapse_months: int
         "returning_customers": int(returning),
         "reactivated_customers": int(reactivated),
         "lost_customers": int(lost),
-        "repeat_rate": 100.0 * (returning + reactivated) / active if active else float("nan"),
-        "repeat_purchase_share": 100.0 * (paid_orders - new) / paid_orders if paid_orders else float("nan"),
+        "repeat_rate": repeat_rate(db, start, end),
+        "repeat_purchase_share": 100.0 * loyalty(db, start, end)["loyalty"],
     }
 
 
@@ -469,8 +477,8 @@ def uncertainty(db: Database, start: dt.date, end: dt.date,
 
     net = net_revenue_sql()
     squares = db.execute(
-        f"SELECT coalesce(sum({net} * {net}), 0) FROM orders WHERE status = 'paid' AND order_date BETWEEN ? AND ?",
-        [_iso(start), _iso(end)],
+        f"SELECT coalesce(sum({net} * {net}), 0) FROM orders WHERE {paid()} AND order_date BETWEEN ? AND ?",
+        [iso(start), iso(end)],
     ).fetchone()[0]
 
     def count(n: float) -> tuple[float, float, float]:

@@ -43,6 +43,7 @@ from sqlite_utils import Database
 
 from .data import query_df
 from .figures import Headline
+from .facts import iso, loyalty, next_day
 from .periods import Period, month_start
 
 ITEMS: tuple[str, ...] = ("quality", "delivery", "price", "service")
@@ -175,13 +176,8 @@ def nps_ci(
 # -- reading the store -----------------------------------------------------------------------------
 
 
-def _next_day(day: dt.date | str) -> str:
-    day = dt.date.fromisoformat(day) if isinstance(day, str) else day
-    return (day + dt.timedelta(days=1)).isoformat()
 
 
-def _iso(day: dt.date | str) -> str:
-    return day if isinstance(day, str) else day.isoformat()
 
 
 def lookback_start(as_of: dt.date, months: int) -> dt.date:
@@ -212,9 +208,9 @@ SELECT bucket,
   COALESCE(SUM(csat >= 4), 0) AS csat_positive,
   SUM(csat) AS csat_sum,
   COUNT(nps) AS nps_answers,
-  COALESCE(SUM(nps >= 9), 0) AS promoters,
-  COALESCE(SUM(nps BETWEEN 7 AND 8), 0) AS passives,
-  COALESCE(SUM(nps <= 6), 0) AS detractors,
+  COALESCE(SUM(nps >= {promoter}), 0) AS promoters,
+  COALESCE(SUM(nps > {detractor} AND nps < {promoter}), 0) AS passives,
+  COALESCE(SUM(nps <= {detractor}), 0) AS detractors,
   SUM(items_n > 0) AS item_answers,
   SUM(CASE WHEN items_n > 0 THEN weighted_sum * 1.0 / items_n END) AS seeds_s_sum,
   COUNT(CASE WHEN weight_sum > 0 THEN 1 END) AS index_answers,
@@ -223,7 +219,7 @@ SELECT bucket,
   COALESCE(SUM(q >= 4), 0) + COALESCE(SUM(d >= 4), 0) AS functional_positive,
   COUNT(s) AS service_answers,
   COALESCE(SUM(s >= 4), 0) AS service_positive,
-  SUM(CASE WHEN csat IS NOT NULL THEN csat >= 4 ELSE COALESCE(nps >= 9, 0) END) AS positive_feedback
+  SUM(CASE WHEN csat IS NOT NULL THEN csat >= 4 ELSE COALESCE(nps >= {promoter}, 0) END) AS positive_feedback
 FROM answers GROUP BY bucket ORDER BY bucket
 """
 
@@ -238,9 +234,10 @@ def _aggregate(
     db: Database, start: dt.date | str, end: dt.date | str, weights: ItemWeights, by_month: bool
 ) -> pd.DataFrame:
     w = weights.as_dict()
-    sql = _AGGREGATE_SQL.format(group="substr(submitted_at, 1, 7)" if by_month else "'all'")
+    sql = _AGGREGATE_SQL.format(group="substr(submitted_at, 1, 7)" if by_month else "'all'",
+                                promoter=PROMOTER_MIN, detractor=DETRACTOR_MAX)
     params = {"wq": w["quality"], "wd": w["delivery"], "wp": w["price"], "ws": w["service"],
-              "start": _iso(start), "end_next": _next_day(end)}
+              "start": iso(start), "end_next": next_day(end)}
     frame = query_df(db, sql, params)
     if frame.empty:
         frame = pd.DataFrame([{"bucket": "all", **{c: 0 for c in _COUNT_COLUMNS}}]) if not by_month else frame
@@ -278,27 +275,6 @@ def _with_nps_ci(frame: pd.DataFrame, n_boot: int, random_state: int) -> pd.Data
     frame["nps_ci_low"] = [c[0] for c in cis]
     frame["nps_ci_high"] = [c[1] for c in cis]
     return frame
-
-
-def loyalty(db: Database, start: dt.date | str, end: dt.date | str) -> dict[str, float]:
-    """The seeds' loyalty = repeat purchases / all purchases in [start, end] (paid orders only).
-
-    A purchase is a paid order (net revenue convention: refunded and cancelled orders are not
-    purchases). It is a *repeat* purchase unless it is its customer's first paid order ever; when
-    a customer's first day holds several orders, one of them counts as the first. Returns
-    ``{"purchases", "repeat_purchases", "loyalty"}`` (loyalty 0–1, NaN without purchases).
-    """
-    sql = """
-    SELECT COUNT(*) AS purchases,
-           COUNT(DISTINCT CASE WHEN NOT EXISTS (
-               SELECT 1 FROM orders p WHERE p.customer_id = o.customer_id AND p.status = 'paid'
-                 AND p.order_date < :start) THEN o.customer_id END) AS first_purchases
-    FROM orders o WHERE o.status = 'paid' AND o.order_date >= :start AND o.order_date < :end_next
-    """
-    purchases, firsts = db.execute(sql, {"start": _iso(start), "end_next": _next_day(end)}).fetchone()
-    repeat = purchases - firsts
-    return {"purchases": float(purchases), "repeat_purchases": float(repeat),
-            "loyalty": repeat / purchases if purchases else float("nan")}
 
 
 def period_scores(
@@ -570,7 +546,7 @@ def answers(db: Database, start: dt.date | str, end: dt.date | str) -> pd.DataFr
     sql = ("SELECT feedback_id, customer_id, submitted_at, nps, csat, score_quality AS quality, "
            "score_delivery AS delivery, score_price AS price, score_service AS service "
            "FROM feedback WHERE submitted_at >= ? AND submitted_at < ? ORDER BY submitted_at, feedback_id")
-    frame = query_df(db, sql, [_iso(start), _next_day(end)], parse_dates=["submitted_at"])
+    frame = query_df(db, sql, [iso(start), next_day(end)], parse_dates=["submitted_at"])
     for col in ("nps", "csat", *ITEMS):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     return frame
@@ -698,7 +674,7 @@ def comments(db: Database, start: dt.date | str, end: dt.date | str) -> pd.DataF
     """
     sql = ("SELECT nps, comment FROM feedback WHERE submitted_at >= ? AND submitted_at < ? "
            "AND nps IS NOT NULL AND comment IS NOT NULL AND trim(comment) <> '' ORDER BY feedback_id")
-    return query_df(db, sql, [_iso(start), _next_day(end)])
+    return query_df(db, sql, [iso(start), next_day(end)])
 
 
 def comment_themes(
@@ -757,72 +733,6 @@ def theme_report(comment_frame: pd.DataFrame, *, top: int = 8) -> Finding:
     text = (f"Detractors' comments lean to **{', '.join(det) or '–'}**; promoters' to **{', '.join(pro) or '–'}** "
             f"({len(comment_frame)} comments; words, word pairs and Chinese character pairs).")
     return Finding(text, table)
-
-
-# -- follow-up -------------------------------------------------------------------------------------
-
-_FOLLOW_UP_SQL = """
-WITH latest AS (
-  SELECT customer_id, nps, submitted_at, comment,
-         ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY submitted_at DESC, feedback_id DESC) AS rn
-  FROM feedback WHERE nps IS NOT NULL AND submitted_at >= :since AND submitted_at < :end_next
-), detractors AS (SELECT * FROM latest WHERE rn = 1 AND nps <= 6),
-complaints AS (
-  SELECT customer_id, COUNT(*) AS open_complaints, MIN(opened_at) AS oldest_open_complaint
-  FROM tickets
-  WHERE category = 'complaint' AND opened_at < :end_next
-    AND ((closed_at IS NULL AND status <> 'closed') OR closed_at >= :end_next)
-  GROUP BY customer_id
-), who AS (SELECT customer_id FROM detractors UNION SELECT customer_id FROM complaints),
-touch AS (
-  SELECT i.customer_id, i.occurred_at, i.channel, i.direction, i.outcome,
-         ROW_NUMBER() OVER (PARTITION BY i.customer_id ORDER BY i.occurred_at DESC, i.interaction_id DESC) AS rn
-  FROM interactions i JOIN who ON who.customer_id = i.customer_id WHERE i.occurred_at < :end_next
-)
-SELECT who.customer_id, c.name, c.email, d.nps AS last_nps, d.submitted_at AS answered_at,
-       COALESCE(k.open_complaints, 0) AS open_complaints, k.oldest_open_complaint,
-       t.occurred_at AS last_interaction, t.channel AS last_channel, t.direction AS last_direction,
-       t.outcome AS last_outcome, d.comment AS last_comment
-FROM who JOIN customers c ON c.customer_id = who.customer_id
-LEFT JOIN detractors d ON d.customer_id = who.customer_id
-LEFT JOIN complaints k ON k.customer_id = who.customer_id
-LEFT JOIN touch t ON t.customer_id = who.customer_id AND t.rn = 1
-"""
-
-
-def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> pd.DataFrame:
-    """Customers to call: detractors and customers with an open complaint, with their last interaction.
-
-    A detractor is a customer whose latest NPS answer in the ``lookback_days`` days up to
-    ``as_of`` is 0–6 (a later 9–10 answer takes them off the list). An open complaint is a
-    ``complaint`` ticket opened by ``as_of`` and not closed by then. One row per customer:
-    customer_id, name, email, reason, last_nps, answered_at, open_complaints,
-    oldest_open_complaint, last_interaction (timestamp, interactions table, up to ``as_of``),
-    last_channel, last_direction, last_outcome, last_comment (personal data: masked in shared
-    reports). Sorted with open complaints first, then the lowest NPS.
-    """
-    since = (as_of - dt.timedelta(days=lookback_days - 1)).isoformat()
-    frame = query_df(db, _FOLLOW_UP_SQL, {"since": since, "end_next": _next_day(as_of)})
-    nps_part = ("detractor (NPS " + frame["last_nps"].astype("Int64").astype(str) + " on "
-                + frame["answered_at"].astype(str).str[:10] + ")").where(frame["last_nps"].notna(), "")
-    complaint_part = (frame["open_complaints"].astype(str) + " open complaint(s) since "
-                      + frame["oldest_open_complaint"].astype(str).str[:10]).where(frame["open_complaints"] > 0, "")
-    frame.insert(3, "reason", (nps_part + "; " + complaint_part).str.strip("; "))
-    return frame.sort_values(["open_complaints", "last_nps", "customer_id"], ascending=[False, True, True],
-                             na_position="last", ignore_index=True)
-
-
-def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> Finding:
-    """:func:`follow_up` with a sentence counting who is on the list and why."""
-    table = follow_up(db, as_of, lookback_days=lookback_days)
-    if table.empty:
-        return Finding(f"Nobody to call: no detractor answered in the {lookback_days} days to {as_of} and no "
-                       "complaint is open.", table)
-    detractors = int(table["last_nps"].notna().sum())
-    complaints = int((table["open_complaints"] > 0).sum())
-    return Finding(f"**{len(table)} customer{'s' * (len(table) != 1)} to call**: {detractors} answered as "
-                   f"detractor{'s' * (detractors != 1)} in the {lookback_days} days to {as_of}, {complaints} "
-                   f"{'has' if complaints == 1 else 'have'} an open complaint.", table)
 
 
 # -- plots -----------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ this module, so a rule is written once. Conventions:
 - dates are ISO text ``YYYY-MM-DD``; timestamps are ISO text ``YYYY-MM-DD HH:MM:SS`` (local time);
 - money is a plain number in the order's ``currency`` (default: the business currency);
   ``orders.amount`` is **gross revenue** (what the customer paid, before cost of goods);
-  ``orders.refunded_amount`` what was paid back; :func:`net_revenue_sql` the net revenue, in the
-  store's currency (:data:`STORE_CURRENCY_SQL`), converted with :data:`RATES` where an order's differs;
+  ``orders.refunded_amount`` what was paid back; :func:`crm_helpers.facts.net_revenue_sql` the net revenue, in the
+  store's currency (:data:`crm_helpers.facts.STORE_CURRENCY_SQL`), converted with :data:`RATES` where an order's differs;
 - booleans are stored as 0/1.
 """
 
@@ -284,42 +284,10 @@ RATES = Table(
         Column("per_eur", "real", "Units of the currency worth 1 EUR that day.", required=True, minimum=0),
     ),
 )
-"""Exchange rates (``crm import`` of the ECB's eurofxref CSV); :func:`net_revenue_sql` converts with them."""
+"""Exchange rates (``crm import`` of the ECB's eurofxref CSV); :func:`crm_helpers.facts.net_revenue_sql` converts with them."""
 
 RATES_BASE = "EUR"
 """The currency :data:`RATES` are quoted against (1 unit of it = ``per_eur`` units of the other)."""
-
-STORE_CURRENCY_SQL = (
-    "SELECT currency FROM orders WHERE status = 'paid' AND currency IS NOT NULL AND currency <> '' "
-    "GROUP BY currency ORDER BY count(*) DESC, currency LIMIT 1"
-)
-"""The store's currency: that of most paid orders (ties: alphabetical); no row when no order names one."""
-
-
-def _rate_sql(currency: str, day: str) -> str:
-    """Units of ``currency`` per 1 :data:`RATES_BASE` on ``day``: the latest rate published on or
-    before that day (weekends and bank holidays take the last working day's); NULL without one."""
-    return (f"(CASE WHEN {currency} = '{RATES_BASE}' THEN 1.0 ELSE (SELECT fx.per_eur FROM {RATES.name} AS fx "
-            f"WHERE fx.currency = {currency} AND fx.rate_date <= {day} ORDER BY fx.rate_date DESC LIMIT 1) END)")
-
-
-def net_revenue_sql(alias: str = "") -> str:
-    """The one definition of an order's net revenue, as an SQL expression over ``orders``.
-
-    ``amount − refunded_amount`` (a missing refunded_amount counts as 0), in the store's currency
-    (:data:`STORE_CURRENCY_SQL`). An order in another currency is converted with the
-    :data:`RATES` of its order date (the latest earlier rate, through EUR); without a rate for it
-    the expression is NULL, so sums leave the order out instead of adding two currencies up
-    (``crm_helpers.data.unconverted_orders`` counts them for the note). An order without a
-    currency is in the store's. It is revenue only for paid orders: callers pair it with
-    ``status = 'paid'``. ``alias`` is the table alias used in the query (``"o"`` gives
-    ``o.amount``); without one the query must read ``FROM orders`` unaliased.
-    """
-    p = f"{alias}." if alias else "orders."
-    net = f"({p}amount - coalesce({p}refunded_amount, 0))"
-    store, own, day = f"({STORE_CURRENCY_SQL})", f"{p}currency", f"{p}order_date"
-    return (f"(CASE WHEN coalesce({own}, '') IN ('', coalesce({store}, '')) THEN {net} "
-            f"ELSE {net} * {_rate_sql(store, day)} / {_rate_sql(own, day)} END)")
 
 
 def table(name: str) -> Table:

@@ -8,8 +8,9 @@ Conventions (also in ``docs/satisfaction.md``):
   re-running an old month gives the figures that month's report gave. Medians and 90th
   percentiles are over the tickets that had a response (or were closed) by then; the others are
   counted as still waiting;
-- the store keeps no ticket history, so a **reopened** ticket is detectable only as one that has
-  a ``closed_at`` but an open or pending status (closed once, opened again).
+- open, closed and **reopened** tickets as :mod:`crm_helpers.facts` defines them: the store keeps
+  no ticket history, so a reopened ticket is one with a ``closed_at`` but an open or pending status
+  (closed once, opened again), and it counts as open.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlite_utils import Database
 
 from .data import query_df
 from .figures import Headline
+from .facts import iso, next_day, ticket_closed_sql, ticket_open_sql, ticket_reopened_sql
 from .periods import Period
 from .satisfaction import DETRACTOR_MAX, PROMOTER_MIN, nps_ci, nps_score
 
@@ -29,13 +31,8 @@ RESOLUTION_BANDS = (0, 24, 48, 24 * 7, np.inf)
 RESOLUTION_LABELS = ("within a day", "1–2 days", "2–7 days", "over a week")
 
 
-def _iso(day: dt.date | str) -> str:
-    return day if isinstance(day, str) else day.isoformat()
 
 
-def _next_day(day: dt.date | str) -> str:
-    day = dt.date.fromisoformat(day) if isinstance(day, str) else day
-    return (day + dt.timedelta(days=1)).isoformat()
 
 
 def tickets(
@@ -48,20 +45,21 @@ def tickets(
     category, priority, status (as stored today), csat (ticket rating 1–5, only for tickets closed
     by ``as_of``), first_response_hours, resolution_hours (hours, NaN while waiting).
     """
-    cutoff = _next_day(as_of or end)
-    sql = """
+    cutoff = next_day(as_of or end)
+    closed = ticket_closed_sql()
+    sql = f"""
     SELECT ticket_id, customer_id, opened_at,
            CASE WHEN first_response_at < :cutoff THEN first_response_at END AS first_response_at,
-           CASE WHEN closed_at < :cutoff AND status = 'closed' THEN closed_at END AS closed_at,
+           CASE WHEN {closed} THEN closed_at END AS closed_at,
            substr(opened_at, 1, 7) AS month, category, priority, status,
-           CASE WHEN closed_at < :cutoff AND status = 'closed' THEN csat END AS csat,
+           CASE WHEN {closed} THEN csat END AS csat,
            CASE WHEN first_response_at < :cutoff
                 THEN (julianday(first_response_at) - julianday(opened_at)) * 24 END AS first_response_hours,
-           CASE WHEN closed_at < :cutoff AND status = 'closed'
+           CASE WHEN {closed}
                 THEN (julianday(closed_at) - julianday(opened_at)) * 24 END AS resolution_hours
     FROM tickets WHERE opened_at >= :start AND opened_at < :end_next ORDER BY opened_at, ticket_id
     """
-    frame = query_df(db, sql, {"cutoff": cutoff, "start": _iso(start), "end_next": _next_day(end)},
+    frame = query_df(db, sql, {"cutoff": cutoff, "start": iso(start), "end_next": next_day(end)},
                      parse_dates=["opened_at", "first_response_at", "closed_at"])
     for col in ("csat", "first_response_hours", "resolution_hours"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
@@ -142,16 +140,16 @@ def backlog(db: Database, as_of: dt.date) -> pd.DataFrame:
     a first response by ``as_of``), age_days (from opening to the end of ``as_of``), reopened
     (closed once but open again: only detectable when the ticket is open now). Oldest first.
     """
-    cutoff = _next_day(as_of)
-    sql = """
+    cutoff = next_day(as_of)
+    reopened, open_ = ticket_reopened_sql(), ticket_open_sql()
+    sql = f"""
     SELECT ticket_id, customer_id, category, priority, opened_at,
            COALESCE(first_response_at < :cutoff, 0) AS answered,
            (julianday(:cutoff) - julianday(opened_at)) AS age_days,
-           (status <> 'closed' AND closed_at IS NOT NULL AND closed_at < :cutoff) AS reopened
+           {reopened} AS reopened
     FROM tickets
     WHERE opened_at < :cutoff
-      AND ((closed_at IS NULL AND status <> 'closed') OR closed_at >= :cutoff
-           OR (status <> 'closed' AND closed_at IS NOT NULL))
+      AND {open_}
     ORDER BY opened_at, ticket_id
     """
     frame = query_df(db, sql, {"cutoff": cutoff}, parse_dates=["opened_at"])
@@ -184,21 +182,21 @@ def long_running(db: Database, period: Period, *, threshold_days: float = 7) -> 
     the period after more than the threshold, and reopened tickets (see the module note).
     Columns: ticket_id, customer_id, category, opened_at, closed_at, days, why. Longest first.
     """
-    cutoff = _next_day(period.end)
-    sql = """
+    cutoff = next_day(period.end)
+    closed, reopened, open_ = ticket_closed_sql(), ticket_reopened_sql(), ticket_open_sql()
+    sql = f"""
     SELECT ticket_id, customer_id, category, opened_at,
-           CASE WHEN closed_at < :cutoff AND status = 'closed' THEN closed_at END AS closed_at,
-           CASE WHEN closed_at < :cutoff AND status = 'closed' THEN julianday(closed_at) - julianday(opened_at)
+           CASE WHEN {closed} THEN closed_at END AS closed_at,
+           CASE WHEN {closed} THEN julianday(closed_at) - julianday(opened_at)
                 ELSE julianday(:cutoff) - julianday(opened_at) END AS days,
-           (status <> 'closed' AND closed_at IS NOT NULL AND closed_at < :cutoff) AS reopened
+           {reopened} AS reopened
     FROM tickets
     WHERE opened_at < :cutoff AND (
-          (status <> 'closed' AND closed_at IS NOT NULL AND closed_at < :cutoff)
-       OR (((closed_at IS NULL AND status <> 'closed') OR closed_at >= :cutoff)
-           AND julianday(:cutoff) - julianday(opened_at) > :threshold)
+          {reopened}
+       OR ({open_} AND julianday(:cutoff) - julianday(opened_at) > :threshold)
        OR (closed_at >= :start AND closed_at < :cutoff AND julianday(closed_at) - julianday(opened_at) > :threshold))
     """
-    frame = query_df(db, sql, {"cutoff": cutoff, "start": _iso(period.start), "threshold": threshold_days},
+    frame = query_df(db, sql, {"cutoff": cutoff, "start": iso(period.start), "threshold": threshold_days},
                      parse_dates=["opened_at", "closed_at"])
     frame["days"] = frame["days"].astype(float)
     why = np.where(frame["reopened"].astype(bool), "reopened (closed once, open again)",
@@ -265,7 +263,7 @@ def ticket_experience_nps(
     association, not proof that tickets cause the score: unhappy customers also write more tickets.
     """
     since = (as_of - dt.timedelta(days=lookback_days - 1)).isoformat()
-    frame = query_df(db, _EXPERIENCE_SQL, {"since": since, "end_next": _next_day(as_of),
+    frame = query_df(db, _EXPERIENCE_SQL, {"since": since, "end_next": next_day(as_of),
                                             "window": f"-{int(window_days)} days"})
     had = frame["had_ticket"].fillna(0).astype(bool)
     closed = frame["closed_before"].fillna(0).astype(bool)

@@ -17,7 +17,7 @@ one import in one transaction, logged as one batch per table tied by a group id,
 - money: :func:`crm_helpers.importing.settle_refunds`; a source without a status column means paid
   (the summary says so); failed and voided payments are stored as ``failed``, never as revenue;
   each order keeps its currency (net revenue converts it to the store's with the exchange rates:
-  :func:`crm_helpers.schema.net_revenue_sql`);
+  :func:`crm_helpers.facts.net_revenue_sql`);
 - exchange rates (the ECB's reference rates: a date, then one column per currency) fill the
   ``exchange_rates`` table, one row per currency and day; ``N/A`` cells are no rate;
 - dates: as the tool writes them; a timestamp with a zone suffix gives its local date;

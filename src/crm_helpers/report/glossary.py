@@ -11,6 +11,8 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from crm_helpers.facts import LOYALTY_MEANING, REPEAT_RATE_MEANING  # absolute: this module moves to report/
+
 GLOSSARY_FILE = "glossary.html"
 
 
@@ -33,14 +35,15 @@ TERMS: tuple[Term, ...] = (
          "crm_helpers.clv.analyse_customers"),
     Term("Customers at risk", "Customers in the RFM segments At Risk and Can't Lose Them: they used to buy often "
          "but not for a long time, compared with your other customers.", "crm_helpers.segmentation.at_risk_count"),
+    Term("Likely to leave", "Buyers whom the churn model gives at least an even chance (50 %) of placing no paid "
+         "order in the next 90 days. A valuable one whose chance is rising goes on the follow-up list.",
+         "crm_helpers.scoring.value_risk_table"),
     Term("People to follow up", "Everybody the follow-up queue has a reason to contact this week, each with the "
          "reason; the page lists the most urgent.",
-         "crm_helpers.scoring.follow_up_queue"),
+         "crm_helpers.followup.follow_up_queue"),
     # rates
-    Term("Repeat rate", "Of this month's buyers, the share who had bought before (returning or reactivated), in %.",
-         "crm_helpers.sales.period_figures"),
-    Term("Repeat purchase share (customer loyalty)", "Of this month's paid orders, the share that are not a "
-         "customer's first order, in %: the seeds' \"customer loyalty\".", "crm_helpers.sales.period_figures"),
+    Term("Repeat rate", REPEAT_RATE_MEANING, "crm_helpers.facts.repeat_rate"),
+    Term("Repeat purchase share (customer loyalty)", LOYALTY_MEANING, "crm_helpers.facts.loyalty"),
     Term("Bought again within 180 days", "Of the customers acquired at least 180 days ago, the share who bought "
          "again within 180 days of their first purchase: the fair way to compare channels.",
          "crm_helpers.cohorts.repeat_rate_by_channel"),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import matplotlib
 
-PALETTE = "crest"
-
 
 def setup() -> None:
     """Seaborn's clean theme, readable sizes, and PNG figures embedded in the notebook."""

@@ -1,0 +1,142 @@
+"""The business facts: each rule defined once, and every analysis that uses it agrees."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from crm_helpers import facts, followup, lead_scoring, sales, scoring, service
+from crm_helpers.features import customer_features
+from crm_helpers.periods import parse_month
+from crm_helpers.store import memory_db
+
+AS_OF = dt.date(2026, 10, 31)
+OCT = parse_month("2026-10")
+
+
+def _day(days_before: int) -> str:
+    return (AS_OF - dt.timedelta(days=days_before)).isoformat()
+
+
+@pytest.fixture
+def book():
+    """A bought in September and October; B bought twice in October, the first time ever; C in January
+    and October; D bought in October and has a refunded October order. A has a won deal without a
+    closing date and no activity for 148 days; B a complaint closed once and reopened; C a complaint
+    still open; D a complaint closed for good."""
+    db = memory_db()
+    db.table("customers").insert_all([{"customer_id": c, "name": f"Person {c}", "email": f"{c.lower()}@example.com"}
+                                      for c in "ABCD"])
+    orders = [("A", "2026-09-10", "paid"), ("A", "2026-10-05", "paid"), ("B", "2026-10-02", "paid"),
+              ("B", "2026-10-20", "paid"), ("C", "2026-01-15", "paid"), ("C", "2026-10-30", "paid"),
+              ("D", "2026-10-11", "paid"), ("D", "2026-10-12", "refunded")]
+    db.table("orders").insert_all([{"order_id": f"o{i}", "customer_id": c, "order_date": d, "amount": 50.0,
+                                    "status": s} for i, (c, d, s) in enumerate(orders)])
+    db.table("tickets").insert_all([
+        {"ticket_id": "t-reopened", "customer_id": "B", "opened_at": "2026-10-01 09:00:00", "category": "complaint",
+         "status": "open", "closed_at": "2026-10-03 12:00:00"},
+        {"ticket_id": "t-open", "customer_id": "C", "opened_at": "2026-10-20 09:00:00", "category": "complaint",
+         "status": "open"},
+        {"ticket_id": "t-closed", "customer_id": "D", "opened_at": "2026-10-05 09:00:00", "category": "complaint",
+         "status": "closed", "closed_at": "2026-10-06 09:00:00"},
+    ])
+    db.table("opportunities").insert_all([
+        {"opportunity_id": "won-undated", "customer_id": "A", "title": "Gift boxes", "source": "website",
+         "stage": "won", "amount": 900.0, "opened_at": _day(200), "last_activity_at": _day(148)},
+        {"opportunity_id": "quiet", "customer_id": "D", "title": "Tasting", "source": "referral",
+         "stage": "proposal", "amount": 400.0, "probability": 0.5, "opened_at": _day(100),
+         "last_activity_at": _day(60)},
+    ])
+    return db
+
+
+# -- dates ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("day", [dt.date(2026, 1, 1), dt.date(2026, 12, 31), dt.date(1999, 7, 4)])
+def test_the_month_index_in_sql_and_in_python_agree(day):
+    sql = memory_db().execute(f"SELECT {facts.month_index_sql('d')} FROM (SELECT ? AS d)", [f"{day} 10:00:00"])
+    assert sql.fetchone()[0] == facts.month_index(day)
+    assert facts.month_index(dt.date(day.year + 1, day.month, 1)) - facts.month_index(day) == 12
+
+
+def test_iso_dates_pass_text_and_none_through():
+    assert facts.iso(dt.date(2026, 3, 4)) == "2026-03-04" == facts.iso("2026-03-04")
+    assert facts.iso(None) is None
+    assert facts.next_day("2026-12-31") == "2027-01-01" == facts.next_day(dt.date(2026, 12, 31))
+
+
+# -- the two disagreements of issue 17 -----------------------------------------------------------
+
+def test_a_won_deal_without_closed_at_is_won_and_never_idle_or_followed_up(book):
+    opps = sales.opportunities_as_of(book, AS_OF).set_index("opportunity_id")
+    assert opps.loc["won-undated", "status_at"] == "won" and opps.loc["won-undated", "won"] == 1
+    assert pd.isna(opps.loc["won-undated", "days_since_activity"]), "a decided deal has no idle days"
+    assert opps.loc["quiet", "status_at"] == "open" and opps.loc["quiet", "days_since_activity"] == 60
+    assert sales.stale_opportunities(opps.reset_index(), 30)["opportunity_id"].tolist() == ["quiet"]
+    pipeline = lead_scoring.open_pipeline(opps.reset_index(), None)
+    assert pipeline["opportunity_id"].tolist() == ["quiet"]
+    queue = followup.follow_up_queue(book, AS_OF, scored=scoring.score_customers(book, AS_OF, model=None),
+                                     pipeline=pipeline, top_n=10).table.set_index("customer_id")
+    assert "open deal 'Tasting'" in queue.loc["D", "reasons"]
+    assert "A" not in queue.index or "deal" not in queue.loc["A", "reasons"]
+    assert not queue["reasons"].str.contains("148 days").any()
+
+
+def test_a_reopened_complaint_is_open_in_service_features_and_both_follow_up_lists(book):
+    backlog = service.backlog(book, AS_OF).set_index("ticket_id")
+    assert sorted(backlog.index) == ["t-open", "t-reopened"] and backlog.loc["t-reopened", "reopened"]
+    features = customer_features(book, AS_OF).set_index("customer_id")
+    assert features["open_complaints"].to_dict() == {"A": 0, "B": 1, "C": 1, "D": 0}
+    unhappy = followup.unhappy_customers(book, AS_OF).set_index("customer_id")["open_complaints"]
+    assert unhappy.to_dict() == {"B": 1, "C": 1}
+    calls = followup.follow_up(book, AS_OF).set_index("customer_id")
+    assert calls["open_complaints"].to_dict() == {"B": 1, "C": 1}
+    queue = followup.follow_up_queue(book, AS_OF, scored=scoring.score_customers(book, AS_OF, model=None),
+                                     pipeline=lead_scoring.open_pipeline(sales.opportunities_as_of(book, AS_OF), None),
+                                     top_n=10).table.set_index("customer_id")
+    assert queue.loc["B", "reasons"].startswith("open complaint ticket")
+    assert queue.loc["C", "reasons"].startswith("open complaint ticket")
+    assert "D" not in queue.index or "complaint" not in queue.loc["D", "reasons"]
+
+
+def test_a_detractor_is_the_same_person_on_both_follow_up_lists(book):
+    book.table("feedback").insert_all([
+        {"feedback_id": "f1", "customer_id": "A", "submitted_at": "2026-10-31 18:00:00", "nps": 2},
+        {"feedback_id": "f2", "customer_id": "D", "submitted_at": _day(89), "nps": 5},
+        {"feedback_id": "f3", "customer_id": "C", "submitted_at": _day(90), "nps": 0},  # one day too old
+    ])
+    calls = followup.follow_up(book, AS_OF, lookback_days=90)
+    detractors = set(calls.loc[calls["last_nps"].notna(), "customer_id"])
+    assert detractors == {"A", "D"}, "an answer on the last evening counts; one of 91 days ago does not"
+    queue = followup.follow_up_queue(book, AS_OF, scored=scoring.score_customers(book, AS_OF, model=None),
+                                     pipeline=lead_scoring.open_pipeline(sales.opportunities_as_of(book, AS_OF), None),
+                                     top_n=10, lookback_days=90)
+    said = queue.table.loc[queue.table["reasons"].str.contains("detractor"), "customer_id"]
+    assert set(said) == detractors
+
+
+# -- rates ---------------------------------------------------------------------------------------
+
+def test_repeat_rate_and_loyalty_by_hand(book):
+    # October buyers: A (bought in September), B (first ever), C (bought in January), D (first ever)
+    assert facts.repeat_rate(book, OCT.start, OCT.end) == pytest.approx(100 * 2 / 4)
+    # October's paid orders: A 1, B 2, C 1, D 1; the first orders ever are one of B's and D's
+    assert facts.loyalty(book, OCT.start, OCT.end) == pytest.approx(
+        {"purchases": 5, "repeat_purchases": 3, "loyalty": 3 / 5})
+    # the whole record: 7 paid orders of 4 buyers
+    assert facts.loyalty(book, None, AS_OF)["loyalty"] == pytest.approx(3 / 7)
+    figures = sales.period_figures(book, OCT.start, OCT.end)
+    assert figures["repeat_rate"] == pytest.approx(50.0)
+    assert figures["repeat_purchase_share"] == pytest.approx(60.0)
+
+
+def test_page_03_and_the_index_give_the_same_repeat_rate_and_loyalty(demo_db):
+    period = parse_month("2026-10")
+    overview = scoring.loyalty_overview(demo_db, period.end, period_start=period.start).set_index("measure")
+    index = sales.headline_figures(demo_db, period).set_index("key")["value"]
+    assert overview.loc["Repeat rate", "value_pct"] == pytest.approx(index["repeat_rate"], abs=0.005)
+    assert overview.loc["Repeat purchase share (customer loyalty)", "value_pct"] == pytest.approx(
+        index["repeat_purchase_share"], abs=0.005)
+    assert overview.loc["Repeat rate", "definition"] == facts.REPEAT_RATE_MEANING
