@@ -176,6 +176,15 @@ def test_pareto_nbd_predictions_behave(cdnow_pareto):
     assert at == pytest.approx(near, rel=1e-6)
 
 
+def test_a_fit_started_elsewhere_finds_the_same_optimum(cdnow_summary, cdnow_pareto):
+    """``initial_params`` (lifetimes' name) only moves the start: from far off the same estimates come back."""
+    c = cdnow_summary
+    warm = btyd.ParetoNBDModel().fit(c["frequency"], c["recency"], c["T"], initial_params=[2.0, 3.0, 5.0, 40.0])
+    assert warm.params_.to_numpy() == pytest.approx(cdnow_pareto.params_.to_numpy(), rel=1e-4)
+    with pytest.raises(clv.ClvError, match="initial_params"):
+        btyd.ParetoNBDModel().fit(c["frequency"], c["recency"], c["T"], initial_params=[1.0, -2.0, 1.0, 1.0])
+
+
 def test_weights_on_unique_rows_give_the_same_pareto_fit(cdnow_summary, cdnow_pareto):
     grouped = cdnow_summary.groupby(["frequency", "recency", "T"]).size().reset_index(name="n")
     weighted = btyd.ParetoNBDModel().fit(grouped["frequency"], grouped["recency"], grouped["T"], weights=grouped["n"])
