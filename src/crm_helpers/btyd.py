@@ -668,7 +668,7 @@ class ParetoNBDModel(PurchaseModel):
         if 1 / np.sqrt(s) < COMMON_DROPOUT_CV:
             warnings.warn(
                 f"the rates of leaving hardly differ between customers (s = {s:.3g}: about {s / beta:.2%} a period "
-                f"for everybody, ± {1 / np.sqrt(s):.0%}); s and beta are then poorly determined and mean little on "
+                f"for everybody, ± {1 / np.sqrt(s):.1%}); s and beta are then poorly determined and mean little on "
                 "their own, the expected values are still usable", CommonDropoutWarning, stacklevel=3,
             )
 
