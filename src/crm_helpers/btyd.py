@@ -557,28 +557,42 @@ def _pareto_log_tail(theta: np.ndarray, x: np.ndarray, u: np.ndarray, with_grad:
     for _ in range(6):
         low = low - (g(low) - target) / slope(low)
     split = np.maximum(low, peak - PANEL_SPLIT)
-    # two Gauss-Legendre panels, [low, split] (empty when split = low) and [split, 0]: rows × nodes
-    y = np.hstack([((low + split) / 2)[:, None] + ((split - low) / 2)[:, None] * _NODES,
-                   (split / 2)[:, None] - (split / 2)[:, None] * _NODES])
-    node_weight = np.hstack([((split - low) / 2)[:, None] * _NODE_WEIGHTS, (-split / 2)[:, None] * _NODE_WEIGHTS])
-    ey = np.exp(y)
-    log_big = np.log1p(c[:, None] * ey)  # ln((M+τ)/(m+τ)), M = max(α, β)
     top = g(peak)  # the largest exponent, subtracted against overflow
-    weighted = node_weight * np.exp(p[:, None] * y - e[:, None] * log_big - top[:, None])
-    total = weighted.sum(axis=1)
+    # two Gauss-Legendre panels, [split, 0] for every row and [low, split] where it is not empty
+    sums = _panel_sums(split, np.zeros_like(split), p, e, c, top, with_grad)
+    far = np.flatnonzero(split > low)
+    for total, part in zip(sums, _panel_sums(low[far], split[far], p[far], e[far], c[far], top[far], with_grad)):
+        total[far] += part
+    total = sums[0]
     log_g = -p * log_mu + top + np.log(total)
     if not with_grad:
         return log_g
     # means over the integrand of ln(m+τ) = ln(m+u) − y, ln((M+τ)/(m+τ)), 1/(m+τ) = e^y/(m+u) and 1/(M+τ)
-    share = weighted / total[:, None]
-    log_small = log_mu - np.einsum("ij,ij->i", share, y)
-    log_large = log_small + np.einsum("ij,ij->i", share, log_big)
-    inv_small = np.einsum("ij,ij->i", share, ey) / (m + u)
-    inv_large = np.einsum("ij,ij->i", share, ey / (1 + c[:, None] * ey)) / (m + u)
+    mean_y, mean_log_big, mean_ey, mean_ey_big = (s_ / total for s_ in sums[1:])
+    log_small = log_mu - mean_y
+    log_large = log_small + mean_log_big
+    inv_small, inv_large = mean_ey / (m + u), mean_ey_big / (m + u)
     log_a, log_b, inv_a, inv_b = ((log_small, log_large, inv_small, inv_large) if beta >= alpha
                                   else (log_large, log_small, inv_large, inv_small))
     grad = np.column_stack([-log_a, -(r + x) * inv_a, -log_b, -(s + 1) * inv_b])  # ∂/∂(r, α, s, β) of ln G
     return log_g, grad
+
+
+def _panel_sums(low: np.ndarray, high: np.ndarray, p: np.ndarray, e: np.ndarray, c: np.ndarray, top: np.ndarray,
+                with_grad: bool) -> list[np.ndarray]:
+    """Gauss-Legendre sums over [low, high] per row of exp(p·y − e·ln(1 + c·e^y) − top) (see
+    :func:`_pareto_log_tail`): the integral, and with ``with_grad`` the integrals of it times y,
+    ln(1 + c·e^y), e^y and e^y / (1 + c·e^y)."""
+    half = (high - low) / 2
+    y = ((low + high) / 2)[:, None] + half[:, None] * _NODES  # rows × nodes
+    ey = np.exp(y)
+    big = 1 + c[:, None] * ey
+    log_big = np.log(big)  # ln((M+τ)/(m+τ)), M = max(α, β)
+    weighted = half[:, None] * _NODE_WEIGHTS * np.exp(p[:, None] * y - e[:, None] * log_big - top[:, None])
+    sums = [weighted.sum(axis=1)]
+    if with_grad:
+        sums += [np.einsum("ij,ij->i", weighted, v) for v in (y, log_big, ey, ey / big)]
+    return sums
 
 
 def _pareto_parts(theta: np.ndarray, x: np.ndarray, log_tail_tx: np.ndarray, log_tail_t: np.ndarray,
