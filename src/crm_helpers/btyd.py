@@ -21,9 +21,9 @@ rest of the scientific stack, and its fitters evaluate the likelihood on every c
 (autograd for BG/NBD, Nelder-Mead over ``hyp2f1`` on every row for Pareto/NBD), which is slow
 for millions of customers and fails on some data. The models are a few closed-form formulas;
 here each log-likelihood is evaluated once per *unique* (frequency, recency, T) row with
-weights, vectorized with ``scipy.special`` (analytic gradients where they are closed-form,
-tested against finite differences), and the fits are checked against published CDNOW
-estimates (and lifetimes' own MBG/NBD fit) in the tests.
+weights, vectorized with ``scipy.special`` (the Pareto/NBD's hypergeometric term by a quadrature
+of the integral it stands for), with analytic gradients tested against finite differences, and
+the fits are checked against published CDNOW estimates (and lifetimes' own fits) in the tests.
 """
 
 from __future__ import annotations
