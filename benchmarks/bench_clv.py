@@ -237,7 +237,18 @@ def _compare_other_models(section: Section, label: str, summary: pd.DataFrame, r
             f"{diff:.1e} (target ≤ {PARAM_TOLERANCE:g}: {'met' if diff <= PARAM_TOLERANCE else '**missed**'}). Ours: "
             + ", ".join(f"{k} = {v:.6g}" for k, v in ours.params_.items()) + "; lifetimes: "
             + ", ".join(f"{k} = {v:.6g}" for k, v in meta["params"].items())
-            + f"; log-likelihood at ours {ours.log_likelihood_:,.3f}, at lifetimes' {at_theirs:,.3f}.")
+            + f"; log-likelihood at ours {ours.log_likelihood_:,.3f}, at lifetimes' {at_theirs:,.3f}"
+            + _which_optimum(diff, ours.log_likelihood_, at_theirs) + ".")
+
+
+def _which_optimum(diff: float, ours: float, theirs: float) -> str:
+    """Where the parameters differ, which fit is the better one, in words (the higher log-likelihood)."""
+    if diff <= PARAM_TOLERANCE:
+        return ""
+    if ours > theirs:
+        return (f": ours is the better fit by {ours - theirs:,.3f} in log-likelihood, so lifetimes stopped before "
+                "its optimum (its Nelder-Mead search ends on the flat ridge of s and beta)")
+    return f": **lifetimes' is the better fit** by {theirs - ours:,.3f} in log-likelihood, so ours stopped early"
 
 
 def run(store: ScaleStore, repeats: int, ref_repeats: int, *, big: int = 1_000_000, with_reference: bool = True,

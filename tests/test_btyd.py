@@ -62,6 +62,18 @@ def test_pareto_nbd_reproduces_the_published_cdnow_estimates(cdnow_pareto):
     assert cdnow_pareto.covariance_.shape == (4, 4)
 
 
+LIFETIMES_CDNOW_PARETO = {"r": 0.5532609771994965, "alpha": 10.577313692443873, "s": 0.6061885302417324,
+                          "beta": 11.667455477113108}
+"""lifetimes 0.11.3 ``ParetoNBDFitter().fit`` on its ``load_cdnow_summary()`` (run 2026-11-29, in the benchmark's
+environment with its dill and autograd: they are not installed for the tests)."""
+
+
+def test_pareto_nbd_has_lifetimes_parameters_on_cdnow(cdnow_pareto):
+    """The issue's parity target: the same parameters as lifetimes to 1e-3 (relative), where lifetimes converges."""
+    theirs = pd.Series(LIFETIMES_CDNOW_PARETO)
+    assert cdnow_pareto.params_[theirs.index].to_numpy() == pytest.approx(theirs.to_numpy(), rel=1e-3)
+
+
 def test_pareto_nbd_predictions_agree_with_lifetimes(cdnow_pareto):
     # lifetimes 0.11.3 ParetoNBDFitter on the same data: conditional_expected_number_of_purchases_up_to_time(39, ...),
     # conditional_probability_alive(...) and expected_number_of_purchases_up_to_time(39)
@@ -95,8 +107,40 @@ def _naive_pareto_ll(theta, x, tx, t_cap) -> float:
 def test_pareto_nbd_likelihood_matches_the_note_row_by_row(theta):
     """Both branches (α ≥ β and α < β) of the stable form against the note's own form."""
     x, tx, t_cap, rows = _random_rows(4, 200, 40, 1.5)
-    assert btyd._pareto_loglik(np.array(theta), rows) == pytest.approx(_naive_pareto_ll(theta, x, tx, t_cap),
-                                                                      rel=1e-10)
+    assert btyd._pareto_loglik_grad(np.array(theta), rows)[0] == pytest.approx(
+        _naive_pareto_ll(theta, x, tx, t_cap), rel=1e-10)
+
+
+@pytest.mark.parametrize("theta", [[0.55, 10.6, 0.6, 11.7], [0.9, 22.5, 3.1, 2446.0], [0.4, 25.0, 0.3, 3.0],
+                                   [0.5, 20.0, 40.0, 9000.0]])
+def test_pareto_nbd_gradient_is_that_of_the_likelihood(theta):
+    """The analytic gradient against central differences, β below, near and far above α."""
+    theta = np.array(theta)
+    _, _, _, rows = _random_rows(9, 400, 730, 4.0)
+    analytic = btyd._pareto_loglik_grad(theta, rows)[1]
+    numeric = btyd._numeric_gradient(lambda p: btyd._pareto_loglik_grad(p, rows)[0], theta)
+    assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("theta", [[0.9, 22.5, 3.1, 2446.0], [0.5, 20.0, 0.5, 2000.0], [2.0, 300.0, 0.5, 10.0],
+                                   [0.05, 1.0, 20.0, 1e5], [0.3, 5.0, 0.3, 0.5]])
+def test_pareto_tail_integral_agrees_with_adaptive_quadrature(theta):
+    """ln ∫ᵤ^∞ (α+τ)^−(r+x) (β+τ)^−(s+1) dτ against scipy's adaptive quad, where 2F1 converges slowly (β ≫ α)."""
+    from scipy import integrate
+
+    r, alpha, s, beta = theta
+    x, u = np.array([0.0, 0.0, 1.0, 7.0, 40.0, 120.0]), np.array([0.0, 300.0, 10.0, 500.0, 200.0, 700.0])
+    ours = btyd._pareto_log_tail(np.array(theta), x, u)
+    for xi, ui, value in zip(x, u, ours):
+        m, p = min(alpha, beta), r + s + xi
+        scale = -p * np.log(m + ui)
+
+        def integrand(y: float) -> float:  # in y = ln((m+u)/(m+τ)), scaled by (m+u)^p
+            tau = (m + ui) * np.exp(-y) - m
+            return np.exp(-(r + xi) * np.log(alpha + tau) - (s + 1) * np.log(beta + tau) + np.log(m + tau) - scale)
+
+        reference, _ = integrate.quad(integrand, -min(600 / p, 600), 0, epsabs=0, epsrel=1e-12, limit=2000)
+        assert value == pytest.approx(np.log(reference) + scale, abs=1e-8), (xi, ui)
 
 
 def test_pareto_nbd_stays_finite_where_the_plain_hypergeometric_form_overflows():
@@ -144,6 +188,15 @@ def test_pareto_nbd_predictions_behave(cdnow_pareto):
     assert at == pytest.approx(near, rel=1e-6)
 
 
+def test_a_fit_started_elsewhere_finds_the_same_optimum(cdnow_summary, cdnow_pareto):
+    """``initial_params`` (lifetimes' name) only moves the start: from far off the same estimates come back."""
+    c = cdnow_summary
+    warm = btyd.ParetoNBDModel().fit(c["frequency"], c["recency"], c["T"], initial_params=[2.0, 3.0, 5.0, 40.0])
+    assert warm.params_.to_numpy() == pytest.approx(cdnow_pareto.params_.to_numpy(), rel=1e-4)
+    with pytest.raises(clv.ClvError, match="initial_params"):
+        btyd.ParetoNBDModel().fit(c["frequency"], c["recency"], c["T"], initial_params=[1.0, -2.0, 1.0, 1.0])
+
+
 def test_weights_on_unique_rows_give_the_same_pareto_fit(cdnow_summary, cdnow_pareto):
     grouped = cdnow_summary.groupby(["frequency", "recency", "T"]).size().reset_index(name="n")
     weighted = btyd.ParetoNBDModel().fit(grouped["frequency"], grouped["recency"], grouped["T"], weights=grouped["n"])
@@ -151,7 +204,7 @@ def test_weights_on_unique_rows_give_the_same_pareto_fit(cdnow_summary, cdnow_pa
 
 
 def test_one_dropout_rate_for_everybody_is_named_for_pareto_too():
-    """Every customer leaves at the same rate: s runs to its bound, the fit says so, s gets no standard error."""
+    """Every customer leaves at the same rate: s runs high (no bound), the fit says so, the mean rate s/β holds."""
     rng = np.random.default_rng(5)
     n = 5_000
     lam = rng.gamma(0.8, 1 / 20.0, n)
@@ -162,8 +215,7 @@ def test_one_dropout_rate_for_everybody_is_named_for_pareto_too():
     with pytest.warns(clv.CommonDropoutWarning, match="rates of leaving hardly differ"):
         model = btyd.ParetoNBDModel().fit(x, tx, t_cap)
     r, alpha, s, beta = model.params_
-    assert s == pytest.approx(btyd.PARETO_MAX_S) and s / beta == pytest.approx(0.004, rel=0.25)
-    assert np.isnan(model.standard_errors_["s"]) and np.isfinite(model.standard_errors_[["r", "alpha", "beta"]]).all()
+    assert 1 / np.sqrt(s) < btyd.COMMON_DROPOUT_CV and s / beta == pytest.approx(0.004, rel=0.25)
 
 
 # ------------------------------------------------------------------------------------------

@@ -391,7 +391,7 @@ def test_discounted_clv_sums_monthly_expected_purchases(cdnow_bgnbd):
 @pytest.fixture(scope="module")
 def demo_analysis(demo_db_path) -> clv.ClvAnalysis:
     return clv.analyse_customers(open_db(demo_db_path), AS_OF, horizon_months=36, annual_discount_rate=0.1,
-                                 profit_margin=0.3)
+                                 margin=0.3)
 
 
 def test_demo_values_vip_above_regular_above_occasional(demo_analysis, demo_business):
@@ -407,7 +407,7 @@ def test_demo_values_vip_above_regular_above_occasional(demo_analysis, demo_busi
 
 def test_demo_referred_customers_are_worth_most(demo_analysis):
     """Planted: referrals bring the most VIPs, marketplace the fewest (docs/demo-data.md)."""
-    mean_clv = clv.value_by_group(demo_analysis.customers, "acquisition_channel")["mean_clv"]
+    mean_clv = clv.value_by_group(demo_analysis, "acquisition_channel")["mean_clv"]
     assert mean_clv.idxmax() == "referral" and mean_clv.idxmin() == "marketplace", mean_clv.round(0).to_dict()
 
 
@@ -557,14 +557,19 @@ def test_clv_gradients_match_a_refit_free_perturbation(cdnow_bgnbd, cdnow_spend)
 
 
 def test_demo_groupings_and_matrices(demo_analysis, demo_db_path):
-    by_group = clv.value_by_group(demo_analysis.customers, "buyer_group")
+    by_group = clv.value_by_group(demo_analysis, "buyer_group")
     assert by_group["customers"].sum() == len(demo_analysis.customers)
+    # each group's total has a range around it; one group of everybody has the total's range
+    low, high = by_group["total_clv_low"], by_group["total_clv_high"]
+    assert ((low < by_group["total_clv"]) & (by_group["total_clv"] < high) & (low >= 0)).all()
+    everybody = demo_analysis.group_range(np.ones(len(demo_analysis.customers), dtype=bool))
+    assert everybody == pytest.approx((demo_analysis.total_clv_low, demo_analysis.total_clv_high))
     assert by_group["share_of_clv"].sum() == pytest.approx(100)
     assert by_group.loc["10+ purchases", "mean_clv"] > by_group.loc["1 purchase", "mean_clv"]
     matrix = clv.frequency_recency_matrix(demo_analysis.transaction_model, 700, max_frequency=6, n_recency=7)
     assert matrix.shape == (7, 8) and matrix.iloc[0, 1:].isna().all() and 0 < matrix.iloc[0, 0] <= 1
     assert (matrix.iloc[1:].diff(axis=1).iloc[:, 1:] >= 0).all().all()  # more recent purchase, more alive
-    sub = clv.subscription_estimate(open_db(demo_db_path), AS_OF, demo_analysis.margin_rate)
+    sub = clv.subscription_estimate(open_db(demo_db_path), AS_OF, margin=demo_analysis.margin_rate)
     assert 0 < sub.loc[0, "monthly_churn_rate"] < 1 and sub.loc[0, "subscription_clv"] > 0
     methods = clv.compare_methods(demo_analysis, sub)
     assert len(methods) == 3 and methods["mean_per_customer"].notna().all()
@@ -588,10 +593,18 @@ def test_thin_stores_give_a_message():
     empty = clv.analyse_customers(memory_db(), "2026-10-31")
     assert not empty.ok and "no paid orders" in empty.message and empty.total_clv != empty.total_clv
     one_timers = _store_with([("O1", "A", "2026-01-05", 20.0), ("O2", "B", "2026-03-01", 35.0)])
-    analysis = clv.analyse_customers(one_timers, "2026-10-31", profit_margin=0.25)
+    analysis = clv.analyse_customers(one_timers, "2026-10-31", margin=0.25)
     assert not analysis.ok and "more than once" in analysis.message
     assert analysis.margin_rate == 0.25 and "parameter" in analysis.margin_source
     assert not clv.holdout_validation(one_timers, "2026-10-31").ok
+
+
+def test_settings_after_the_date_are_named():
+    """Three adjacent floats (horizon, discount rate, margin) cannot be passed in the wrong order."""
+    with pytest.raises(TypeError):
+        clv.analyse_customers(memory_db(), "2026-10-31", 36, 0.1, 0.3)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        clv.subscription_estimate(memory_db(), "2026-10-31", 0.3)  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------------------------

@@ -62,16 +62,16 @@ def shop_table(shop) -> pd.DataFrame:
 
 
 def test_attribution_by_hand(shop):
-    first = romi.attributed_orders(shop, AS_OF, 30, "first", 0.3).set_index("order_id")
+    first = romi.attributed_orders(shop, AS_OF, attribution_window_days=30, margin=0.3).set_index("order_id")
     assert sorted(first.index) == ["A1", "B1", "B2", "N1"]
     assert first.loc["A1", "campaign_id"] == "K1" and first.loc["A1", "how"] == "contact"
     assert first.loc["B1", "how"] == "code" and first.loc["B1", "margin"] == pytest.approx(15.0)
     assert first.loc["A1", "margin"] == pytest.approx(60.0)
-    last = romi.attributed_orders(shop, AS_OF, 30, "last", 0.3).set_index("order_id")
+    last = romi.attributed_orders(shop, AS_OF, touch="last", margin=0.3).set_index("order_id")
     assert last.loc["A1", "campaign_id"] == "K2"
-    five_days = romi.attributed_orders(shop, AS_OF, 5, "first", 0.3).set_index("order_id")
+    five_days = romi.attributed_orders(shop, AS_OF, attribution_window_days=5).set_index("order_id")
     assert five_days.loc["A1", "campaign_id"] == "K2"  # K1's contact is 9 days before: only K2's window holds it
-    four_days = romi.attributed_orders(shop, AS_OF, 4, "first", 0.3).set_index("order_id")
+    four_days = romi.attributed_orders(shop, AS_OF, attribution_window_days=4).set_index("order_id")
     assert "A1" not in four_days.index and "B1" in four_days.index  # a code counts whatever the window
 
 
@@ -92,14 +92,14 @@ def test_romi_by_hand(shop_table):
 
 
 def test_incremental_revenue_by_hand(shop):
-    lift = romi.incremental_revenue(shop, "K1", AS_OF, 30, n_boot=1000)
+    lift = romi.incremental_revenue(shop, "K1", AS_OF, attribution_window_days=30, n_boot=1000)
     # window 2026-03-01 .. 2026-04-01; contacted A 100, B 150, C 0; comparison D 30, E 0, F 0, G 0 (N came later)
     assert (lift["contacted"], lift["comparison_customers"]) == (3, 4)
     assert str(lift["window_start"]) == "2026-03-01" and str(lift["window_end"]) == "2026-04-01"
     assert lift["incremental_revenue"] == pytest.approx(3 * (250 / 3 - 30 / 4))  # 227.5
     assert lift["ci_low"] < lift["incremental_revenue"] < lift["ci_high"]
-    again = romi.incremental_revenue(shop, "K1", AS_OF, 30, n_boot=1000)
-    other_seed = romi.incremental_revenue(shop, "K1", AS_OF, 30, n_boot=1000, random_state=1)
+    again = romi.incremental_revenue(shop, "K1", AS_OF, attribution_window_days=30, n_boot=1000)
+    other_seed = romi.incremental_revenue(shop, "K1", AS_OF, attribution_window_days=30, n_boot=1000, random_state=1)
     assert (again["ci_low"], again["ci_high"]) == (lift["ci_low"], lift["ci_high"])
     assert (other_seed["ci_low"], other_seed["ci_high"]) != (lift["ci_low"], lift["ci_high"])
 
@@ -140,7 +140,7 @@ def test_bad_settings_and_an_empty_store(shop):
     with pytest.raises(romi.RomiError):
         romi.campaign_table(shop, AS_OF, margin=1.5)
     with pytest.raises(romi.RomiError):
-        romi.attributed_orders(shop, AS_OF, -1)
+        romi.attributed_orders(shop, AS_OF, attribution_window_days=-1)
     empty = romi.campaign_table(memory_db(), AS_OF)
     assert empty.empty and list(empty.columns) == romi.TABLE_COLUMNS
     assert romi.lift_ranking(empty).empty

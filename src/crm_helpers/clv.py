@@ -348,13 +348,14 @@ def paid_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
 
 
 
-def margin_rate(db: Database, as_of: dt.date | str, default_margin: float) -> tuple[float, str]:
-    """Profit share of net revenue and where it comes from.
+def margin_rate(db: Database, as_of: dt.date | str, margin: float) -> tuple[float, str]:
+    """Gross margin share of net revenue (revenue minus the cost of the goods sold) and where it comes from.
 
     Measured as 1 − Σ cost ÷ Σ amount over the paid orders up to ``as_of`` that carry a cost,
-    when those orders hold at least half of the revenue; otherwise ``default_margin``.
+    when those orders hold at least half of the revenue; otherwise ``margin`` (the owner's own
+    gross margin, a share of revenue between 0 and 1).
     """
-    if not 0 <= default_margin <= 1:
+    if not 0 <= margin <= 1:
         raise ClvError("the profit margin is a share of revenue between 0 and 1, e.g. 0.3")
     total, with_cost, cost = db.execute(
         "SELECT sum(amount), sum(CASE WHEN cost IS NOT NULL THEN amount END), sum(cost) "
@@ -363,7 +364,7 @@ def margin_rate(db: Database, as_of: dt.date | str, default_margin: float) -> tu
     if total and with_cost and with_cost >= 0.5 * total:
         rate = float(np.clip(1 - cost / with_cost, 0, 1))
         return rate, f"measured on the paid orders that carry a cost ({with_cost / total:.0%} of revenue)"
-    return float(default_margin), "the profit_margin parameter (orders carry no cost)"
+    return float(margin), "the margin parameter (orders carry no cost)"
 
 
 def _buyer_group(frequency: pd.Series) -> pd.Series:
@@ -387,11 +388,11 @@ SEASON_DAYS = 365
 
 
 def _fit_purchase_model(name: str, penalizer_coef: float, frequency: ArrayLike, recency: ArrayLike,
-                        T: ArrayLike) -> tuple[PurchaseModel, list[str]]:
+                        T: ArrayLike, initial_params: ArrayLike | None = None) -> tuple[PurchaseModel, list[str]]:
     """Fit one purchase model; its warnings come back as plain sentences instead of being shown."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = PURCHASE_MODELS[name](penalizer_coef).fit(frequency, recency, T)
+        model = PURCHASE_MODELS[name](penalizer_coef).fit(frequency, recency, T, initial_params=initial_params)
     return model, [f"{name}: {w.message}" for w in caught]
 
 
@@ -425,7 +426,8 @@ class HoldoutValidation:
     holdout and each model's mean prediction. ``per_customer``: the same per customer (index
     customer_id): frequency_cal, recency_cal, T_cal (days), actual and each model's prediction.
     ``chosen``: the model with the smallest error on the total. ``window``: how the window was
-    chosen, in plain words.
+    chosen, in plain words. ``models``: the models fitted on the calibration period, by name.
+    ``message`` says why there is no comparison ("" when there is one, and then ``ok``).
     """
 
     calibration_end: dt.date | None
@@ -436,6 +438,7 @@ class HoldoutValidation:
     per_customer: pd.DataFrame = field(default_factory=pd.DataFrame)
     chosen: str = ""
     message: str = ""
+    models: dict[str, PurchaseModel] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -476,7 +479,7 @@ class HoldoutValidation:
 
 
 def holdout_validation(
-    db: Database, as_of: dt.date | str, holdout_days: int | None = None, penalizer_coef: float = 0.0,
+    db: Database, as_of: dt.date | str, *, holdout_days: int | None = None, penalizer_coef: float = 0.0,
     max_group: int = 7,
 ) -> HoldoutValidation:
     """Fit every purchase model on the orders before a holdout window and compare their predictions with what happened.
@@ -490,8 +493,13 @@ def holdout_validation(
     E[X(T + d)] − E[X(T)]); it shows how much the histories tell.
     """
     as_of = dt.date.fromisoformat(iso(as_of))
+    return _holdout_on_days(paid_purchase_days(db, as_of), as_of, holdout_days, penalizer_coef, max_group)
+
+
+def _holdout_on_days(days: pd.DataFrame, as_of: dt.date, holdout_days: int | None, penalizer_coef: float,
+                     max_group: int) -> HoldoutValidation:
+    """:func:`holdout_validation` on the paid purchase days already read (:func:`paid_purchase_days`)."""
     empty = HoldoutValidation(None, 0, "", pd.DataFrame(), pd.DataFrame())
-    days = paid_purchase_days(db, as_of)
     if days.empty:
         empty.message = f"no paid orders up to {as_of}"
         return empty
@@ -511,7 +519,7 @@ def holdout_validation(
     frame = pd.DataFrame({"group": group, "label": [f"{g}+" if g == max_group else str(g) for g in group],
                           "frequency_cal": split["frequency_cal"], "recency_cal": split["recency_cal"],
                           "T_cal": split["T_cal"], "actual": actual}, index=split.index)
-    rows, failures = [], []
+    rows, failures, models = [], [], {}
     for name in PURCHASE_MODELS:
         try:
             model, _ = _fit_purchase_model(name, penalizer_coef, split["frequency_cal"], split["recency_cal"],
@@ -519,6 +527,7 @@ def holdout_validation(
         except ClvError as exc:
             failures.append(f"{name}: {exc}")
             continue
+        models[name] = model
         predicted = np.asarray(model.expected_purchases(duration, split["frequency_cal"], split["recency_cal"],
                                                         split["T_cal"]))
         frame[name] = predicted
@@ -543,7 +552,7 @@ def holdout_validation(
     by_frequency.index.name = "repeat_purchases_in_calibration"
     chosen = str(aggregate["error_pct"].abs().idxmin())
     per_customer = frame.drop(columns=["group", "label"])
-    return HoldoutValidation(cal_end, holdout, window, by_frequency, aggregate, per_customer, chosen)
+    return HoldoutValidation(cal_end, holdout, window, by_frequency, aggregate, per_customer, chosen, models=models)
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,7 +659,10 @@ class ClvAnalysis:
     purchase, gross), clv (discounted expected profit over the horizon) with clv_low and
     clv_high (its likely range, :func:`likely_range`), transparent_clv (the articles' formula
     on the last 12 months' profit), probably_lost. Money in ``currency``. ``model_name``: the
-    purchase model used, chosen by ``validation`` (the holdout check) unless asked for by name.
+    purchase model used, chosen by ``validation`` (the holdout check) unless asked for by name;
+    ``model_error`` its relative holdout error, which widens every range. ``clv_gradient``
+    (customers × parameters) and ``parameter_covariance``: what :func:`clv_gradients` gave, kept
+    so that any group of customers gets its range (:meth:`group_range`).
     """
 
     as_of: dt.date
@@ -667,6 +679,9 @@ class ClvAnalysis:
     validation: HoldoutValidation | None = None
     total_clv_low: float = math.nan
     total_clv_high: float = math.nan
+    model_error: float = 0.0
+    clv_gradient: np.ndarray | None = None
+    parameter_covariance: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
@@ -677,6 +692,17 @@ class ClvAnalysis:
     def total_clv(self) -> float:
         """Sum of the customers' discounted expected profit over the horizon."""
         return float(self.customers["clv"].sum()) if self.ok else math.nan
+
+    def group_range(self, members: np.ndarray) -> tuple[float, float]:
+        """Likely range of the summed CLV of the customers marked in ``members`` (a boolean mask
+        over ``customers``), as for the total: their gradients summed (:func:`likely_range`)."""
+        if not self.ok or self.clv_gradient is None:
+            return math.nan, math.nan
+        members = np.asarray(members, dtype=bool)
+        total = np.array([self.customers["clv"].to_numpy()[members].sum()])
+        low, high = likely_range(total, self.clv_gradient[members].sum(axis=0), self.parameter_covariance,
+                                 self.model_error)
+        return float(low[0]), float(high[0])
 
     def likely_total(self) -> str:
         """The total's likely range in words, e.g. "likely 250,000–360,000 EUR" ("" when there is none)."""
@@ -749,12 +775,12 @@ def _choose_model(model: str, validation: HoldoutValidation | None) -> tuple[str
 def analyse_customers(
     db: Database,
     as_of: dt.date | str,
+    *,
     horizon_months: int = 12,
     annual_discount_rate: float = 0.1,
-    profit_margin: float = 0.3,
+    margin: float = 0.3,
     p_alive_threshold: float = 0.5,
     penalizer_coef: float = 0.0,
-    *,
     model: str = "auto",
 ) -> ClvAnalysis:
     """Fit a purchase model and Gamma-Gamma on the paid orders up to ``as_of`` and value every customer.
@@ -762,8 +788,8 @@ def analyse_customers(
     Times in days (``freq="D"``). The purchase model is the one with the smallest holdout error
     (:func:`holdout_validation`, kept in ``validation``) unless ``model`` names one of
     :data:`PURCHASE_MODELS`. Customer value is the discounted expected *profit*: expected net
-    revenue × the margin share (:func:`margin_rate`: measured from order costs when orders carry
-    them, else ``profit_margin``), with a likely range from the fitted parameters' uncertainty
+    revenue × the gross margin share (:func:`margin_rate`: measured from order costs when orders
+    carry them, else ``margin``), with a likely range from the fitted parameters' uncertainty
     widened by the model's holdout error (:func:`likely_range`). A repeat
     buyer is "probably lost" when P(alive) is below ``p_alive_threshold``. Never raises on a
     thin store: the reason models could not be fitted is in ``message``.
@@ -771,7 +797,7 @@ def analyse_customers(
     as_of = dt.date.fromisoformat(iso(as_of))
     if not 0 < p_alive_threshold < 1:
         raise ClvError("the P(alive) threshold must be between 0 and 1")
-    rate, source = margin_rate(db, as_of, profit_margin)
+    rate, source = margin_rate(db, as_of, margin)
     currency = store_currency(db)
     days = paid_purchase_days(db, as_of)
     if days.empty:
@@ -797,12 +823,14 @@ def analyse_customers(
     repeat = int((summary["frequency"] > 0).sum())
     if repeat < 30:
         analysis.notes.append(f"only {repeat} customers bought more than once: the estimates are rough")
-    analysis.validation = holdout_validation(db, as_of, penalizer_coef=penalizer_coef) if model == "auto" else None
+    analysis.validation = _holdout_on_days(days, as_of, None, penalizer_coef, 7) if model == "auto" else None
     name, model_error, note = _choose_model(model, analysis.validation)
-    analysis.model_name = name
+    analysis.model_name, analysis.model_error = name, model_error
     analysis.notes += [note] if note else []
-    try:
-        tm, caught = _fit_purchase_model(name, penalizer_coef, summary["frequency"], summary["recency"], summary["T"])
+    calibrated = analysis.validation.models.get(name) if analysis.validation is not None else None
+    try:  # started from the fit on the calibration period, which is close: fewer steps
+        tm, caught = _fit_purchase_model(name, penalizer_coef, summary["frequency"], summary["recency"], summary["T"],
+                                         None if calibrated is None else calibrated.params_)
     except ClvError as exc:
         analysis.message = f"the purchase model cannot be fitted: {exc}"
         return analysis
@@ -828,44 +856,50 @@ def analyse_customers(
     customers["expected_average_value"] = value
     customers["clv"] = customer_lifetime_value(tm, *args, value, horizon_months, annual_discount_rate, rate)
     gradient, covariance = clv_gradients(tm, ggm, summary, value, horizon_months, annual_discount_rate, rate)
+    analysis.clv_gradient, analysis.parameter_covariance = gradient, covariance
     customers["clv_low"], customers["clv_high"] = likely_range(customers["clv"].to_numpy(), gradient, covariance,
                                                                model_error)
-    low, high = likely_range(np.array([analysis.total_clv]), gradient.sum(axis=0), covariance, model_error)
-    analysis.total_clv_low, analysis.total_clv_high = float(low[0]), float(high[0])
+    analysis.total_clv_low, analysis.total_clv_high = analysis.group_range(np.ones(len(customers), dtype=bool))
     customers["probably_lost"] = (customers["frequency"] > 0) & (customers["p_alive"] < p_alive_threshold)
     return analysis
 
 
-def value_by_group(customers: pd.DataFrame, by: str) -> pd.DataFrame:
-    """CLV per group of an :class:`ClvAnalysis` ``customers`` frame (e.g. by="acquisition_channel").
+def value_by_group(analysis: ClvAnalysis, by: str) -> pd.DataFrame:
+    """CLV per group of the analysis' customers (a column of ``customers``, e.g. by="acquisition_channel").
 
-    Columns: customers, total_clv, mean_clv, median_clv, share_of_clv (%), mean_p_alive,
-    probably_lost; sorted by total CLV.
+    Columns: customers, total_clv with its likely range total_clv_low and total_clv_high (as the
+    total's: :meth:`ClvAnalysis.group_range`), mean_clv, median_clv, share_of_clv (%),
+    mean_p_alive, probably_lost; sorted by total CLV. Money in the analysis' currency.
     """
+    customers = analysis.customers
     grouped = customers.groupby(by, observed=True)
+    labels = customers[by].to_numpy()
+    ranges = {group: analysis.group_range(labels == group) for group in grouped.groups}
     out = pd.DataFrame({
         "customers": grouped.size(),
         "total_clv": grouped["clv"].sum(),
+        "total_clv_low": pd.Series({group: low for group, (low, _) in ranges.items()}),
+        "total_clv_high": pd.Series({group: high for group, (_, high) in ranges.items()}),
         "mean_clv": grouped["clv"].mean(),
         "median_clv": grouped["clv"].median(),
         "mean_p_alive": grouped["p_alive"].mean(),
         "probably_lost": grouped["probably_lost"].sum().astype(int),
     })
     total = out["total_clv"].sum()
-    out.insert(4, "share_of_clv", 100 * out["total_clv"] / total if total > 0 else 0.0)
+    out.insert(6, "share_of_clv", 100 * out["total_clv"] / total if total > 0 else 0.0)
     return out.sort_values("total_clv", ascending=False)
 
 
 def subscription_estimate(
-    db: Database, as_of: dt.date | str, margin_share: float, months: int = 12, active_days: int = 90
+    db: Database, as_of: dt.date | str, *, margin: float, months: int = 12, active_days: int = 90
 ) -> pd.DataFrame:
     """The subscription-style CLV from the store: average monthly margin per active customer ÷ monthly churn.
 
     A customer is "active" at a month's end when they have a paid order in the ``active_days``
     days before it; the monthly churn rate is the share of customers active at the end of one
     month who are no longer active at the end of the next, averaged over the last ``months``
-    months; the monthly margin per active customer is the month's net revenue × ``margin_share``
-    ÷ active customers, averaged too. One row: months, mean_active_customers,
+    months; the monthly margin per active customer is the month's net revenue × ``margin`` (the
+    gross margin share, e.g. :attr:`ClvAnalysis.margin_rate`) ÷ active customers, averaged too. One row: months, mean_active_customers,
     monthly_margin_per_customer, monthly_churn_rate, subscription_clv (missing when churn is 0),
     note. For a shop (not a subscription) "active" and "churn" are definitions, not facts.
     """
@@ -883,7 +917,7 @@ def subscription_estimate(
             revenue = db.execute(f"SELECT coalesce(sum({net_revenue_sql()}), 0) FROM orders WHERE {paid()} "
                                  "AND order_date >= ? AND order_date <= ?",
                                  [start, month_end.date().isoformat()]).fetchone()[0]
-            margins.append(revenue * margin_share / len(active[-1]) if active[-1] else 0.0)
+            margins.append(revenue * margin / len(active[-1]) if active[-1] else 0.0)
     churn = [len(prev - cur) / len(prev) for prev, cur in zip(active, active[1:]) if prev]
     row: dict[str, object] = {
         "months": months, "mean_active_customers": float(np.mean([len(a) for a in active[1:]])),

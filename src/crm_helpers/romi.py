@@ -88,13 +88,14 @@ def _order_margin(orders: pd.DataFrame, margin: float) -> pd.Series:
 
 
 def attributed_orders(
-    db: Database, as_of: dt.date | str, attribution_window_days: int = 30, touch: Literal["first", "last"] = "first",
-    margin: float = 0.3,
+    db: Database, as_of: dt.date | str, *, attribution_window_days: int = 30,
+    touch: Literal["first", "last"] = "first", margin: float = 0.3,
 ) -> pd.DataFrame:
     """Paid orders up to ``as_of`` attributed to a campaign under the rule in the module docstring.
 
     One row per attributed order: order_id, customer_id, order_date (datetime64), amount (gross
-    revenue of a paid order), margin (same currency), campaign_id, how ("code" or "contact").
+    revenue of a paid order), margin (same currency: amount − cost, or amount × ``margin``, the
+    gross margin share, when the order carries no cost), campaign_id, how ("code" or "contact").
     """
     if attribution_window_days < 0:
         raise RomiError("the attribution window must be 0 days or more")
@@ -178,6 +179,7 @@ def incremental_revenue(
     db: Database,
     campaign_id: str,
     as_of: dt.date | str,
+    *,
     attribution_window_days: int = 30,
     n_boot: int = 2000,
     confidence: float = 0.95,
@@ -290,6 +292,7 @@ def _pct(numerator: float, cost: float) -> float | None:
 def campaign_table(
     db: Database,
     as_of: dt.date | str,
+    *,
     attribution_window_days: int = 30,
     margin: float = 0.3,
     touch: Literal["first", "last"] = "first",
@@ -332,7 +335,7 @@ def campaign_table(
     )
     if campaigns.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
-    orders = attributed_orders(db, end, attribution_window_days, touch, margin)
+    orders = attributed_orders(db, end, attribution_window_days=attribution_window_days, touch=touch, margin=margin)
     base = _customer_base(db)
     orders = orders.merge(base[["customer_id", "first_order"]], on="customer_id", how="left")
     orders["acquired"] = orders["order_date"] == pd.to_datetime(orders["first_order"])
