@@ -324,6 +324,17 @@ SOURCES: tuple[Source, ...] = (
         format_note="Mailchimp audience export (unsubscribed members) header",
     ),
     Source(
+        key="mailchimp_cleaned",
+        title="Mailchimp audience (cleaned contacts)",
+        menu="Mailchimp → Audience → All contacts → Export Audience (CSV, cleaned_members_export)",
+        signature=("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID", "CLEAN_TIME"),
+        columns={"Email Address": "customers.email", "First Name": "customers.name", "Last Name": "customers.name",
+                 "Phone Number": "customers.phone"},
+        joined=("customers.name",),
+        constants={"customers.consent_marketing": "0"},  # Mailchimp no longer mails them: no e-mail reaches them
+        format_note="Mailchimp audience export (cleaned members: addresses that bounced hard) header",
+    ),
+    Source(
         key="ecb_rates",
         title="ECB euro reference exchange rates",
         menu="ecb.europa.eu → Statistics → Euro foreign exchange reference rates → Time series: "
