@@ -117,6 +117,14 @@ def find_source(header: list[str], data: list[list[str]]) -> tuple[Source, int] 
     return None
 
 
+def file_source(path: Path, encoding: str | None = None) -> tuple[list[str], tuple[Source, int] | None]:
+    """The file's first row and :func:`find_source` of it, from the file's first chunk only (enough
+    to find a header below a preamble: a large file is not read whole)."""
+    header, chunks = read_chunks(path, encoding)
+    first = next(chunks, None)
+    return header, find_source(header, first.data if first else [])
+
+
 def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[str]]:
     """``({file column index: "table.column"}, ignored headers)``; a header named twice counts once."""
     by_norm = {normalize(h): t for h, t in source.columns.items()}
@@ -432,10 +440,9 @@ def import_any(db: Database, path: str | os.PathLike[str], *, encoding: str | No
                skip_bad_rows: bool = False) -> SourceImportResult | ImportResult:
     """``crm import FILE``: a known tool's export (:func:`import_export`), else a layout imported
     before with ``--map`` (into the table and with the mapping kept for it)."""
-    header, chunks = read_chunks(Path(path), encoding)
-    first = next(chunks, None)  # the first chunk is enough to find the header below a preamble
+    header, found = file_source(Path(path), encoding)
     saved = remembered_mapping(db, header)
-    if find_source(header, first.data if first else []) is None and saved is not None:
+    if found is None and saved is not None:
         return import_file(db, saved[0], path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run,
                            skip_bad_rows=skip_bad_rows)
     return import_export(db, path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run, skip_bad_rows=skip_bad_rows)
