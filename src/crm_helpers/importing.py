@@ -15,6 +15,10 @@ checks keys and references, and upserts by the table's natural key in one transa
   ``<file>.rejects.csv`` beside the input.
 
 Each import is a batch in the import log; what it changed is kept for ``undo_import``.
+
+A file is read as a stream and cleaned and written :data:`CHUNK_ROWS` rows at a time, all inside
+the one transaction, so that a million-row export needs the memory of a chunk, not of the file
+(``benchmarks/bench_import.py`` measures both against a bare ``executemany``).
 """
 
 from __future__ import annotations
