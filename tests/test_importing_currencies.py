@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from crm_helpers.cli import main
-from crm_helpers.data import currency_note, store_currency, unconverted_orders
+from crm_helpers.data import currency_note, money_note, store_currency, unconverted_orders
 from crm_helpers.importing import ImportRejected
 from crm_helpers.sales import period_figures
 from crm_helpers.facts import net_revenue_sql
@@ -148,3 +148,41 @@ def test_purchases_for_clv_leave_out_orders_without_a_rate():
     import_export(db, RATES_FILE)
     days = paid_purchase_days(db, "2025-04-30")
     assert days["amount"].sum() == pytest.approx(490.0) and days["orders"].sum() == 7  # U3 still has no rate
+
+
+def test_money_note_says_what_was_converted_and_what_is_left_out():
+    db = _store(TWO_CURRENCIES)
+    assert money_note(db).startswith("4 paid orders (3 in USD, 1 in GBP) are left out")
+    import_export(db, RATES_FILE)
+    note = money_note(db)
+    assert note.startswith("Amounts are in EUR; 3 paid orders (2 in USD, 1 in GBP) were converted at the ECB "
+                           "reference rate")
+    assert "1 paid order (1 in USD) is left out" in note
+    assert money_note(_store([o for o in TWO_CURRENCIES if o[4] == "EUR"])) == ""
+
+
+@pytest.mark.slow
+def test_a_rendered_money_page_shows_the_currency_note_under_its_title(tmp_path):
+    from bs4 import BeautifulSoup
+
+    from crm_helpers.periods import Period
+    from crm_helpers.report import render_report
+
+    db_path = tmp_path / "crm.db"
+    db = open_db(db_path)
+    db.table("customers").insert({"customer_id": "K1"})
+    db.table("orders").insert_all([
+        {"order_id": o, "customer_id": "K1", "order_date": d, "amount": a, "refunded_amount": r, "currency": c,
+         "status": "paid"} for o, d, a, r, c in TWO_CURRENCIES])
+    import_export(db, RATES_FILE)
+    period = Period(dt.date(2025, 4, 1), dt.date(2025, 4, 30))
+    result = render_report(db_path, period, out_dir=tmp_path / "report", only=["06"],
+                           jobs=1, progress=False)
+    assert result.ok, [(r.name, r.error) for r in result.failed]
+    page = BeautifulSoup((tmp_path / "report" / "06_sales_and_forecast.html").read_text(encoding="utf-8"),
+                         "html.parser")
+    title = page.find("h1")
+    after_title = title.find_next(string=lambda s: "converted at the ECB reference rate" in s)
+    assert after_title is not None
+    assert "3 paid orders (2 in USD, 1 in GBP)" in after_title and "1 paid order (1 in USD) is left out" in after_title
+    assert after_title.find_previous("h2") is None  # before the page's first section

@@ -40,6 +40,7 @@ SOURCES = {
     "alipay_bill.csv": "Alipay bill",
     "mailchimp_subscribed_members.csv": "Mailchimp audience (subscribed",
     "mailchimp_unsubscribed_members.csv": "Mailchimp audience (unsubscribed",
+    "mailchimp_cleaned_members.csv": "Mailchimp audience (cleaned",
     "typeform_responses.csv": "Typeform responses",
     "wjx_answers.csv": "问卷星",
     "eurofxref-hist.csv": "ECB euro reference exchange rates",
@@ -359,6 +360,10 @@ def test_mailchimp_exports_set_marketing_consent_by_email():
     assert consent["bob@example.com"] == 0  # unsubscribed (Bob@Example.com)
     assert consent["fia@example.se"] == 1
     assert next(db.query("SELECT name FROM customers WHERE email = 'fia@example.se'"))["name"] == "Fia Falk"
+    import_export(db, FIXTURES / "mailchimp_cleaned_members.csv")  # Fia's address bounced since
+    consent = dict(db.execute("SELECT email, consent_marketing FROM customers WHERE email IS NOT NULL").fetchall())
+    assert (consent["fia@example.se"], consent["gus@example.org"], consent["alice@example.com"]) == (0, 0, 1)
+    assert db.execute("SELECT count(*) FROM customers WHERE email = 'fia@example.se'").fetchone()[0] == 1
 
 
 @pytest.mark.parametrize("name, email, nps, csat", [

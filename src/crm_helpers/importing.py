@@ -15,6 +15,10 @@ checks keys and references, and upserts by the table's natural key in one transa
   ``<file>.rejects.csv`` beside the input.
 
 Each import is a batch in the import log; what it changed is kept for ``undo_import``.
+
+A file is read as a stream and cleaned and written :data:`CHUNK_ROWS` rows at a time, all inside
+the one transaction, so that a million-row export needs the memory of a chunk, not of the file
+(``benchmarks/bench_import.py`` measures both against a bare ``executemany``).
 """
 
 from __future__ import annotations
@@ -22,17 +26,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import io
+import itertools
 import json
 import os
 import re
 import sqlite3
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from sqlite_utils import Database
 
@@ -41,13 +47,15 @@ from .schema import table as schema_table
 from .sources import normalize
 from .store import explain_error, store_path, write_transaction
 from .suppression import skip_erased
-from .undo import differs, pack
+from .undo import Packer, differs, pack, table_items
 from .validation import FALSE_WORDS, MAX_WHOLE_NUMBER, TRUE_WORDS, clean_value, date_parts
 
 MAX_XLSX_BYTES = 50 * 1024 * 1024
 MAX_XLSX_UNPACKED = 500 * 1024 * 1024
 MAX_XLSX_RATIO = 100
 SHOWN_ERRORS = 10
+CHUNK_ROWS = 100_000
+"""Rows read, cleaned and written at a time: an import's memory grows with this, not with the file."""
 LEGACY_ENCODINGS = ("gb18030", "big5", "cp1252", "cp1250", "shift_jis")
 """Encodings tried when a file is not UTF-8/UTF-16; others must be given with ``--encoding``."""
 
@@ -78,6 +86,14 @@ _PLAIN_EMAIL = r"(?!mailto:)[^@\s]+@[^@\s]+\.[^@\s]+"
 _GENERIC_DATE = {"date", "日期", "时间", "createdat", "created"}
 _LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 """The line boundaries of ``str.splitlines``."""
+
+
+@dataclass
+class Chunk:
+    """Consecutive data rows of a file, as text, with their row numbers (the header is row 1)."""
+
+    rows: np.ndarray
+    data: list[list[str]]
 
 
 class ImportRejected(ValueError):
@@ -142,21 +158,22 @@ class ImportResult:
 
 
 # ---------------------------------------------------------------------------------------- reading
-def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
+def _decode(raw: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
+    """The file's text and the codec that reads it."""
     if encoding:
         try:
-            return raw.decode(encoding)
+            return raw.decode(encoding), encoding
         except (LookupError, UnicodeDecodeError) as exc:
             raise ImportRejected(f"{path.name}: cannot be read as {encoding}: {exc}") from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return raw.decode("utf-16")
+            return raw.decode("utf-16"), "utf-16"
         except UnicodeDecodeError as exc:
             raise ImportRejected(f"{path.name}: starts like UTF-16 text but is damaged: {exc.reason}") from None
     if b"\x00" in raw[:4096]:
         raise ImportRejected(f"{path.name}: this looks like a binary file, not a CSV or Excel export")
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig"), "utf-8-sig"
     except UnicodeDecodeError:
         pass
     from charset_normalizer import from_bytes
@@ -168,30 +185,71 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
     if name in ("gbk", "gb2312", "hz", "big5") or name.startswith("gb"):
         name = "gb18030"  # superset of GBK/GB2312, the default of Chinese Excel
     try:
-        return raw.decode(name)
+        return raw.decode(name), name
     except (LookupError, UnicodeDecodeError):
         raise ImportRejected(
             f"{path.name}: the text encoding could not be recognised; give it with --encoding (e.g. gb18030, latin-1)"
         ) from None
 
 
-def _read_csv(path: Path, encoding: str | None) -> tuple[list[str], list[list[str]]]:
-    text = _decode(path.read_bytes(), path, encoding)
+def _csv_layout(path: Path, encoding: str | None) -> tuple[str, str]:
+    """``(codec, delimiter)`` of a CSV file: the whole file is decoded once to check the codec reads
+    all of it (the text is not kept; the rows are then read as a stream)."""
+    text, codec = _decode(path.read_bytes(), path, encoding)
     if not text.strip():
         raise ImportRejected(f"{path.name}: the file is empty")
     first_line = _LINE_BREAK.split(text, maxsplit=1)[0]  # text.splitlines()[0] without splitting it all
-    delimiter = max([",", ";", "\t", "|"], key=first_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        rows = [r for r in reader]
-    except csv.Error as exc:
-        raise ImportRejected(
-            f"{path.name}: malformed CSV near row {reader.line_num}: {exc} (an unclosed quote?)"
-        ) from None
-    rows = [r for r in rows if "".join(r).strip()]  # some cell holds more than whitespace
-    if not rows:
+    return codec, max([",", ";", "\t", "|"], key=first_line.count)
+
+
+def _csv_batches(path: Path, codec: str, delimiter: str, size: int) -> Iterator[list[list[str]]]:
+    """The file's records, ``size`` at a time (blank ones left out: no cell holds more than whitespace)."""
+    with open(path, encoding=codec, newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        while True:
+            try:
+                batch = list(itertools.islice(reader, size))
+            except csv.Error as exc:
+                raise ImportRejected(
+                    f"{path.name}: malformed CSV near row {reader.line_num}: {exc} (an unclosed quote?)"
+                ) from None
+            if not batch:
+                return
+            yield [r for r in batch if "".join(r).strip()]
+
+
+def read_chunks(path: Path, encoding: str | None = None, chunk_rows: int = CHUNK_ROWS
+                ) -> tuple[list[str], Iterator[Chunk]]:
+    """The header of a CSV or .xlsx file and its data rows as text, ``chunk_rows`` at a time.
+
+    A CSV file is read as a stream, so an import's memory is bounded by the chunk, not the file.
+    Each :class:`Chunk` holds the rows' numbers (the header is row 1; blank rows are not counted)."""
+    if not path.exists():
+        raise ImportRejected(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImportRejected(f"{path.name}: the file is empty")
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        rows = _read_xlsx(path)
+        batches: Iterator[list[list[str]]] = (rows[k:k + chunk_rows] for k in range(0, len(rows), chunk_rows))
+    else:
+        codec, delimiter = _csv_layout(path, encoding)
+        batches = _csv_batches(path, codec, delimiter, chunk_rows)
+    header = None
+    for batch in batches:
+        if batch:
+            header, first = batch[0], batch[1:]
+            break
+    if header is None:
         raise ImportRejected(f"{path.name}: the file holds only separators, no values")
-    return rows[0], rows[1:]
+    return header, _numbered(itertools.chain([first], batches))
+
+
+def _numbered(batches: Iterator[list[list[str]]]) -> Iterator[Chunk]:
+    row = 2
+    for batch in batches:
+        if batch:
+            yield Chunk(np.arange(row, row + len(batch)), batch)
+            row += len(batch)
 
 
 def _check_xlsx(path: Path) -> None:
@@ -223,7 +281,8 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _read_xlsx(path: Path) -> tuple[list[str], list[list[str]]]:
+def _read_xlsx(path: Path) -> list[list[str]]:
+    """The first sheet's non-blank rows as text, the header first."""
     _check_xlsx(path)
     from openpyxl import load_workbook
 
@@ -238,18 +297,14 @@ def _read_xlsx(path: Path) -> tuple[list[str], list[list[str]]]:
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:
         raise ImportRejected(f"{path.name}: the first sheet is empty")
-    return rows[0], rows[1:]
+    return rows
 
 
 def read_rows(path: Path, encoding: str | None = None) -> tuple[list[str], list[list[str]]]:
-    """Header and data rows of a CSV or .xlsx file, as text."""
-    if not path.exists():
-        raise ImportRejected(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ImportRejected(f"{path.name}: the file is empty")
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _read_xlsx(path)
-    return _read_csv(path, encoding)
+    """Header and data rows of a CSV or .xlsx file, as text (all of them: :func:`read_chunks` for a
+    large file)."""
+    header, chunks = read_chunks(path, encoding)
+    return header, [row for chunk in chunks for row in chunk.data]
 
 
 # ------------------------------------------------------------------------------------ headers
@@ -367,17 +422,40 @@ def _day_month(day: int, month: int) -> str:
 
 
 def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: list[RowError],
-                  rows: np.ndarray) -> pd.Series:
-    """Clean one column: vectorized fast paths for tidy values, per-value parsing for the rest."""
-    values = raw.astype(object).where(raw.notna(), "").tolist()
-    stripped = list(map(str.strip, values)) if set(map(type, values)) <= {str} else [str(v).strip() for v in values]
+                 rows: np.ndarray) -> pd.Series:
+    """Clean one column: each distinct value once when values repeat (dates, statuses, customers of
+    an orders file), with vectorized fast paths for tidy values and per-value parsing for the rest.
+    A bad value gives a :class:`RowError` for every row that holds it."""
+    values = raw.tolist()
+    if set(map(type, values)) <= {str}:  # a file's text: no missing values to look for
+        stripped = list(map(str.strip, values))
+    else:
+        stripped = [str(v).strip() for v in raw.astype(object).where(raw.notna(), "").tolist()]
     text = pd.Series(stripped, index=raw.index, dtype=object)
+    codes, uniques = pd.factorize(text)
+    if 2 * len(uniques) > len(text):
+        return _clean_text(column, text, dayfirst, errors, rows)
+    found: list[RowError] = []
+    clean = _clean_text(column, pd.Series(uniques, dtype=object), dayfirst, found, np.arange(len(uniques)))
+    if found:
+        by_unique: dict[int, list[RowError]] = {}
+        for e in found:
+            by_unique.setdefault(e.row, []).append(e)
+        for idx in np.flatnonzero(np.isin(codes, list(by_unique))):
+            errors += [replace(e, row=int(rows[idx])) for e in by_unique[codes[idx]]]
+    return pd.Series(clean.to_numpy()[codes], index=raw.index, dtype=object)
+
+
+def _clean_text(column: Column, text: pd.Series, dayfirst: bool | None, errors: list[RowError],
+                rows: np.ndarray) -> pd.Series:
+    """:func:`clean_column` of stripped text, value by value."""
     blank = text == ""
     out = pd.Series([None] * len(text), index=text.index, dtype=object)
     todo = ~blank
     if column.type in ("real", "integer"):
-        fast = pd.to_numeric(text.where(todo & text.str.fullmatch(r"-?\d+(\.\d+)?"), None), errors="coerce")
-        fast = fast.astype(float)
+        # what pandas reads as a number, Python's float() reads as the same number (parse_number's
+        # last step); "1,5", "€ 12" and the like are left to clean_value
+        fast = pd.to_numeric(text.where(todo, None), errors="coerce").astype(float)
         ok = fast.notna() & np.isfinite(fast)  # 400 digits parse as inf: left to clean_value to refuse
         if column.minimum is not None:
             ok &= fast >= column.minimum
@@ -472,8 +550,10 @@ def _merge_duplicates(frame: pd.DataFrame, keys: list[str], rows: np.ndarray) ->
 
 
 def _check_references(db: Database, spec: Table, frame: pd.DataFrame, rows: np.ndarray, errors: list[RowError],
-                      create_missing_customers: bool) -> list[str]:
-    """Flag rows pointing at unknown parents; returns customer ids to create (when allowed)."""
+                      create_missing_customers: bool, known: dict[str, set[Any]]) -> list[str]:
+    """Flag rows pointing at unknown parents; returns customer ids to create (when allowed).
+    ``known``: the parents' keys by ``"table.column"``, read once per import and kept across its chunks
+    (the customers this import creates are added to it)."""
     to_create: list[str] = []
     for column in spec.columns:
         if not column.references or column.name not in frame:
@@ -483,8 +563,9 @@ def _check_references(db: Database, spec: Table, frame: pd.DataFrame, rows: np.n
         wanted = set(values.dropna().unique())
         if not wanted:
             continue
-        known = {r[0] for r in db.execute(f"SELECT {parent_col} FROM {parent}").fetchall()}
-        missing = wanted - known
+        if column.references not in known:
+            known[column.references] = {r[0] for r in db.execute(f"SELECT {parent_col} FROM {parent}").fetchall()}
+        missing = wanted - known[column.references]
         if not missing:
             continue
         if parent == "customers" and create_missing_customers:
@@ -497,18 +578,26 @@ def _check_references(db: Database, spec: Table, frame: pd.DataFrame, rows: np.n
 
 
 # ----------------------------------------------------------------------------------- writing
-def _existing_rows(db: Database, spec: Table, keys: list[tuple]) -> dict[tuple, dict[str, Any]]:
+def _existing_rows(db: Database, spec: Table, keys: list[tuple], columns: list[str] | None = None
+                   ) -> dict[tuple, Any]:
+    """The stored rows under ``keys``: ``{key: row as a dict}``, or with ``columns``
+    ``{key: tuple of those columns' values}`` (cheaper: what a re-import compares)."""
     pk = spec.pk_columns
     db.execute("DROP TABLE IF EXISTS temp._import_keys")
     db.execute(f"CREATE TEMP TABLE _import_keys ({', '.join(pk)})")
     db.conn.executemany(f"INSERT INTO temp._import_keys VALUES ({', '.join('?' * len(pk))})", keys)
     join = " AND ".join(f"t.{c} = k.{c}" for c in pk)
-    cursor = db.execute(f"SELECT t.* FROM {spec.name} t JOIN temp._import_keys k ON {join}")
-    names = [d[0] for d in cursor.description]
-    found = {}
-    for row in cursor.fetchall():
-        record = dict(zip(names, row))
-        found[tuple(record[c] for c in pk)] = record
+    wanted = ", ".join(f"t.{c}" for c in (*pk, *columns)) if columns is not None else "t.*"
+    cursor = db.execute(f"SELECT {wanted} FROM {spec.name} t JOIN temp._import_keys k ON {join}")
+    if columns is not None:
+        n = len(pk)
+        found: dict[tuple, Any] = {row[:n]: row[n:] for row in cursor.fetchall()}
+    else:
+        names = [d[0] for d in cursor.description]
+        found = {}
+        for row in cursor.fetchall():
+            record = dict(zip(names, row))
+            found[tuple(record[c] for c in pk)] = record
     db.execute("DROP TABLE temp._import_keys")
     return found
 
@@ -556,16 +645,25 @@ def import_file(
     dry_run: bool = False,
     skip_bad_rows: bool = False,
     create_missing_customers: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> ImportResult:
-    """Import one CSV/.xlsx file into ``table``; see the module doc. Raises :class:`ImportRejected`."""
+    """Import one CSV/.xlsx file into ``table``; see the module doc. Raises :class:`ImportRejected`.
+
+    The file is read, cleaned and written ``chunk_rows`` rows at a time inside one write
+    transaction (a bad row or any failure leaves the store as it was). A key met again in a later
+    chunk is merged into the row written for it, as within a chunk; a customers row without an id
+    takes the id of its e-mail from the rows before it (a later row giving that e-mail an id is an
+    error of that row: put the rows with ids first in a file of more than ``chunk_rows`` rows)."""
     path = Path(path)
     try:
         spec = schema_table(table)
     except ValueError as exc:
         raise ImportRejected(str(exc)) from None
-    header, data = read_rows(path, encoding)
-    if not data:
+    header, chunks = read_chunks(path, encoding, chunk_rows)
+    first = next(chunks, None)
+    if first is None:
         raise ImportRejected(f"{path.name}: only a header row, no data")
+    chunks = itertools.chain([first], chunks)
     result = ImportResult(table=spec.name, file=path, dry_run=dry_run)
     given = mapping
     if mapping is None and (saved := remembered_mapping(db, header)) and saved[0] == spec.name:
@@ -585,46 +683,98 @@ def import_file(
             f"{path.name}: missing required column(s) {', '.join(missing)} for {spec.name}; the file has "
             f"{', '.join(h for h in header if h.strip())}. Rename them or use --map 'Their Header=column'."
         )
-    width = len(header)
-    rows = np.arange(2, len(data) + 2)
+    dates = [c.name for c in spec.columns if c.type in ("date", "datetime") and c.name in found.values()]
     errors: list[RowError] = []
-    for r, d in zip(rows, data):
-        if len(d) > width and any(c.strip() for c in d[width:]):
-            errors.append(RowError(int(r), "(row)", len(d), f"has {len(d)} fields, the header has {width}"))
-    if all(len(d) == width for d in data):
+    bad_lines: dict[int, list[str]] = {}  # the bad rows as the file has them, for the rejects file
+    known: dict[str, set[Any]] = {}
+    decided = dayfirst
+    try:
+        with db.atomic() if dry_run else write_transaction(db):
+            batch = TableBatch(db, spec, path, result)
+            for chunk in chunks:
+                raw, chunk_errors = _raw_frame(chunk, found, len(header))
+                if decided is None and _has_day_month(raw, dates):  # decided once, from the whole file
+                    all_dates, all_rows = _file_dates(path, encoding, found, dates)
+                    decided = decide_dayfirst(path, all_dates, None, all_rows)
+                frame, rows, skipped = _clean_chunk(db, spec, raw, chunk.rows, required, decided, chunk_errors)
+                result.erased_skipped += skipped
+                to_create = _check_references(db, spec, frame, rows, chunk_errors, create_missing_customers, known)
+                errors += chunk_errors
+                bad_rows = {e.row for e in chunk_errors}
+                bad_lines.update((int(r), d) for r, d in zip(chunk.rows, chunk.data) if r in bad_rows)
+                if errors and not skip_bad_rows:
+                    continue  # nothing more is written: the other chunks are read for their problems only
+                good = ~np.isin(rows, list(bad_rows))
+                frame, _, merged = _merge_duplicates(frame[good].reset_index(drop=True), list(spec.pk_columns),
+                                                     rows[good])
+                result.merged += merged
+                if to_create:
+                    used = set(frame["customer_id"]) if "customer_id" in frame else set()
+                    to_create = [c for c in to_create if c in used]
+                    known["customers.customer_id"].update(to_create)
+                batch.add(frame, to_create)
+            if errors and not skip_bad_rows:
+                raise ImportRejected(_message(path, errors))
+            result.errors, result.rejected = errors, len(bad_lines)
+            result.created_customers = len(batch.created_customers)
+            batch.close(rejects_path(path) if errors else None)
+            result.merged += batch.merged
+    except sqlite3.DatabaseError as exc:
+        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
+    if given and not dry_run:
+        remember_mapping(db, header, spec.name, given)
+    if result.errors and skip_bad_rows and not dry_run:
+        result.rejects_path = _write_rejects(path, header, bad_lines, result.errors)
+    return result
+
+
+def _raw_frame(chunk: Chunk, found: dict[int, str], width: int) -> tuple[pd.DataFrame, list[RowError]]:
+    """The chunk's text by store column, and its rows with more fields than the header."""
+    data = chunk.data
+    if set(map(len, data)) == {width}:  # the common case, checked at C speed
         by_column = list(zip(*data))
-        raw = pd.DataFrame({col: list(by_column[i]) for i, col in found.items()})
-    else:
-        raw = pd.DataFrame({col: [d[i] if i < len(d) else "" for d in data] for i, col in found.items()})
-    decided = decide_dayfirst(path, {c.name: raw[c.name] for c in spec.columns
-                                     if c.type in ("date", "datetime") and c.name in raw}, dayfirst, rows)
-    frame = pd.DataFrame({col: clean_column(_as_found(spec, col, required), raw[col], decided, errors, rows)
+        return pd.DataFrame({col: by_column[i] for i, col in found.items()}, dtype=object), []
+    errors = [RowError(int(r), "(row)", len(d), f"has {len(d)} fields, the header has {width}")
+              for r, d in zip(chunk.rows, data) if len(d) > width and any(c.strip() for c in d[width:])]
+    return pd.DataFrame({col: [d[i] if i < len(d) else "" for d in data] for i, col in found.items()},
+                        dtype=object), errors
+
+
+def _has_day_month(raw: pd.DataFrame, dates: list[str]) -> bool:
+    """Whether some date of ``raw`` is written day/month or month/day (03/04/2025)."""
+    return any(date_parts(str(v)) is not None for c in dates for v in raw[c].unique())
+
+
+def _file_dates(path: Path, encoding: str | None, found: dict[int, str], dates: list[str]
+                ) -> tuple[dict[str, pd.Series], np.ndarray]:
+    """Every date of the file (a second read of it, for :func:`decide_dayfirst`) and the rows'
+    numbers."""
+    _, chunks = read_chunks(path, encoding)
+    at = {col: i for i, col in found.items() if col in dates}
+    values: dict[str, list[str]] = {c: [] for c in dates}
+    rows = []
+    for chunk in chunks:
+        rows.append(chunk.rows)
+        for col, i in at.items():
+            values[col] += [d[i] if i < len(d) else "" for d in chunk.data]
+    return {c: pd.Series(v, dtype=object) for c, v in values.items()}, np.concatenate(rows)
+
+
+def _clean_chunk(db: Database, spec: Table, raw: pd.DataFrame, rows: np.ndarray, required: set[str],
+                 dayfirst: bool | None, errors: list[RowError]) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """A chunk's rows as the store holds them (customers' ids filled, erased people left out,
+    refunds settled), their row numbers and how many rows of erased people were left out; the
+    problems go to ``errors``."""
+    frame = pd.DataFrame({col: clean_column(_as_found(spec, col, required), raw[col], dayfirst, errors, rows)
                           for col in raw})
     if spec.name == "customers":
         frame["customer_id"] = _customer_ids(db, frame, rows, errors)
-    frame, rows, result.erased_skipped = skip_erased(db, frame, rows, errors)  # the suppression list
+    frame, rows, skipped = skip_erased(db, frame, rows, errors)  # the suppression list
     if spec.name == "orders":
         if "status" not in frame:
             frame["status"] = "paid"
         frame = settle_refunds(frame, rows, errors)
-    to_create = _check_references(db, spec, frame, rows, errors, create_missing_customers)
-    bad_rows = {e.row for e in errors}
-    if bad_rows and not skip_bad_rows:
-        raise ImportRejected(_message(path, errors))
-    good = ~np.isin(rows, list(bad_rows))
-    frame, good_rows = frame[good].reset_index(drop=True), rows[good]
-    result.errors, result.rejected = errors, len(bad_rows)
-    frame, good_rows, result.merged = _merge_duplicates(frame, list(spec.pk_columns), good_rows)
-    if to_create:
-        used = set(frame["customer_id"]) if "customer_id" in frame else set()
-        to_create = [c for c in to_create if c in used]
-        result.created_customers = len(to_create)
-    _upsert(db, spec, path, frame, result, to_create, rejects_path(path) if result.errors else None)
-    if given and not dry_run:
-        remember_mapping(db, header, spec.name, given)
-    if result.errors and skip_bad_rows and not dry_run:
-        result.rejects_path = _write_rejects(path, header, dict(enumerate(data, start=2)), result.errors)
-    return result
+    return frame, rows, skipped
 
 
 def _as_found(spec: Table, name: str, required: set[str]) -> Column:
@@ -671,77 +821,132 @@ def _natives(values: list[Any]) -> list[Any]:
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """``frame.to_dict("records")`` with missing values as None and numpy scalars as Python ones,
-    built column by column (pandas' row-wise boxing dominates an import of a million rows)."""
-    cols = list(frame.columns)
-    columns = [_natives(frame[c].astype(object).where(frame[c].notna(), None).tolist()) for c in cols]
-    return [dict(zip(cols, values)) for values in zip(*columns)]
-
-
-def _upsert(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: ImportResult,
-            to_create: list[str], rejects: Path | None) -> None:
-    """Write one table's batch in its own transaction (see :func:`write_table`)."""
-    try:
-        with db.atomic() if result.dry_run else write_transaction(db):
-            write_table(db, spec, path, frame, result, to_create=to_create, rejects=rejects)
-    except sqlite3.DatabaseError as exc:
-        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
-
-
 def write_table(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: ImportResult, *,
                 to_create: list[str] | tuple[str, ...] = (), rejects: Path | None = None,
                 group_id: int | None = None, keep_stored: bool = False) -> None:
-    """Upsert ``frame`` into ``spec``'s table as one import batch; call it inside a write transaction
-    (that holds the write lock from the first read of the rows it compares with, so nobody commits
-    in between). The import log keeps what it changed (and where its rejects file is) for undo and
+    """Upsert ``frame`` into ``spec``'s table as one import batch (:class:`TableBatch` of one chunk);
+    call it inside a write transaction."""
+    batch = TableBatch(db, spec, path, result, keep_stored=keep_stored)
+    batch.add(frame, list(to_create))
+    batch.close(rejects, group_id=group_id)
+
+
+class TableBatch:
+    """One table's import batch, written a chunk at a time inside one write transaction (that
+    holds the write lock from the first read of the rows it compares with, so nobody commits in
+    between). The import log keeps what it changed (and where its rejects file is) for undo and
     erasure; ``group_id`` ties the batches of one export that fills several tables together.
-    ``keep_stored``: an empty value of the file never overwrites a stored one (an export adds what
-    it knows). In a dry run only ``result``'s counts are set."""
-    cols = list(frame.columns)
-    pk = list(spec.pk_columns)
-    records = _records(frame)
-    keys = [tuple(r[c] for c in pk) for r in records]
-    existing = _existing_rows(db, spec, keys)
-    inserts, inserted_keys, updates, previous = [], [], [], []
-    for key, record in zip(keys, records):
-        old = existing.get(key)
-        if old is None:
-            inserts.append(record)
-            inserted_keys.append(key)
-            continue
-        if keep_stored:
-            record = {c: old[c] if v is None else v for c, v in record.items()}
-        if tuple(old[c] for c in cols) == tuple(record.values()):
-            continue  # equal values never differ: the common case of a re-import
-        if any(differs(old[c], record[c]) for c in cols):
-            updates.append(record)
-            previous.append(old)
-    result.inserted, result.updated = len(inserts), len(updates)
-    result.unchanged = len(records) - len(inserts) - len(updates)
-    if result.dry_run:
-        return
-    if to_create:
-        db.conn.executemany("INSERT OR IGNORE INTO customers (customer_id) VALUES (?)", [(c,) for c in to_create])
-    non_key = [c for c in cols if c not in pk]
-    conflict = (f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in non_key)}" if non_key else "DO NOTHING")
-    insert = f"INSERT INTO {spec.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-    # the keys were read under this transaction's write lock and duplicates merged: new rows
-    # take a plain INSERT (an upsert costs SQLite about twice as much per row)
-    db.conn.executemany(insert, [tuple(r.values()) for r in inserts])
-    db.conn.executemany(f"{insert} ON CONFLICT({', '.join(pk)}) {conflict}", [tuple(r.values()) for r in updates])
-    cursor = db.execute(
-        f"INSERT INTO {IMPORT_LOG} (file_name, sha256, table_name, inserted, updated, unchanged, rejected, "
-        "imported_at, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [path.name, hashlib.sha256(path.read_bytes()).hexdigest(), spec.name, result.inserted, result.updated,
-         result.unchanged, result.rejected, dt.datetime.now().isoformat(timespec="seconds"), group_id],
-    )
-    result.batch_id = cursor.lastrowid
-    db.execute(
-        f"INSERT INTO {IMPORT_BATCHES} (batch_id, table_name, inserted_keys, previous_rows, written_rows) "
-        "VALUES (?, ?, ?, ?, ?)",
-        [result.batch_id, spec.name,
-         pack({"keys": inserted_keys, "created_customers": list(to_create),  # tuples: the same JSON arrays
-               "rejects_file": str(rejects.resolve()) if rejects else None}),
-         pack(previous), pack(inserts + updates)],
-    )
+
+    Each chunk's rows are compared with the stored ones by key: new rows are inserted, changed ones
+    updated (their values before are kept), equal ones left. A key met again in a later chunk is
+    merged into the row written for it: its non-empty values win. ``keep_stored``: an empty value of
+    the file never overwrites a stored one (an export adds what it knows). In a dry run only
+    ``result``'s counts are set.
+    """
+
+    def __init__(self, db: Database, spec: Table, path: Path, result: ImportResult, *,
+                 keep_stored: bool = False) -> None:
+        self.db, self.spec, self.path, self.result, self.keep_stored = db, spec, path, result, keep_stored
+        self.pk = list(spec.pk_columns)
+        self.seen: dict[tuple, bool] = {}  # every key of this batch: True when the batch inserted it
+        self.previous: list[dict[str, Any]] = []  # the rows it updated, as they were before
+        self.updated_keys: set[tuple] = set()
+        self.created_customers: list[str] = []
+        self.merged = 0
+        self.empty_at_start = db.execute(f"SELECT 1 FROM {spec.name} LIMIT 1").fetchone() is None
+        self.inserted_keys, self.written = Packer(), Packer()  # the written rows in the compact form
+        self.columns: list[str] | None = None
+        self.inserted_keys.write('{"keys": ')
+        self.inserted_keys.array_start()
+
+    def add(self, frame: pd.DataFrame, to_create: list[str] | None = None) -> None:
+        """Write one chunk (its keys unique: duplicates merged by the caller)."""
+        cols = list(frame.columns)
+        if self.columns is None:
+            self.columns = cols
+            self.written.write(orjson.dumps({"columns": cols})[:-1] + b', "rows": [')
+        elif cols != self.columns:
+            raise ValueError(f"every chunk of a batch has the columns {self.columns}, not {cols}")
+        columns = [_natives(frame[c].astype(object).where(frame[c].notna(), None).tolist()) for c in cols]
+        values = list(zip(*columns))
+        keys = list(zip(*(columns[cols.index(c)] for c in self.pk)))
+        inserts: list[tuple] = []
+        updates: list[tuple] = []
+        inserted: list[tuple] = []
+        if self.empty_at_start and self.seen.keys().isdisjoint(keys):  # a first import: every row is new
+            inserts, inserted = values, keys
+            self.seen.update(dict.fromkeys(keys, True))
+        else:
+            # the rows stored under these keys: from before the import, or written by an earlier chunk
+            lookup = [k for k in keys if k in self.seen] if self.empty_at_start else keys
+            existing = _existing_rows(self.db, self.spec, lookup, cols) if lookup else {}
+            changed: list[tuple] = []  # keys of rows stored before the import that it changes
+            for key, record in zip(keys, values):
+                old = existing.get(key)
+                again = key in self.seen
+                if old is None:
+                    if again:  # a dry run wrote nothing: the key's earlier row is merged into
+                        self.merged += 1
+                    else:
+                        inserts.append(record)
+                        inserted.append(key)
+                        self.seen[key] = True
+                    continue
+                self.merged += again
+                if self.keep_stored or again:
+                    record = tuple(o if v is None else v for o, v in zip(old, record))
+                self.seen.setdefault(key, False)
+                if old == record or not any(map(differs, old, record)):
+                    continue  # equal values never differ: the common case of a re-import
+                updates.append(record)
+                if not self.seen[key] and key not in self.updated_keys:
+                    self.updated_keys.add(key)
+                    changed.append(key)
+            if changed:  # their values before, every column, for undo
+                before = _existing_rows(self.db, self.spec, changed)
+                self.previous += [before[k] for k in changed]
+        self.created_customers += to_create or []
+        if self.result.dry_run:
+            return
+        if to_create:
+            self.db.conn.executemany("INSERT OR IGNORE INTO customers (customer_id) VALUES (?)",
+                                     [(c,) for c in to_create])
+        non_key = [c for c in cols if c not in self.pk]
+        conflict = f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in non_key)}" if non_key else "DO NOTHING"
+        insert = f"INSERT INTO {self.spec.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        # the keys were read under this transaction's write lock and duplicates merged: new rows
+        # take a plain INSERT (an upsert costs SQLite about twice as much per row)
+        self.db.conn.executemany(insert, inserts)
+        self.db.conn.executemany(f"{insert} ON CONFLICT({', '.join(self.pk)}) {conflict}", updates)
+        self.inserted_keys.items(table_items(inserted))
+        self.written.items(table_items(inserts))
+        self.written.items(table_items(updates))
+
+    def close(self, rejects: Path | None = None, *, group_id: int | None = None) -> None:
+        """Set the counts and write the batch's bookkeeping (``rejects``: the file of the rows left
+        out, for erasure)."""
+        result = self.result
+        result.inserted = sum(self.seen.values())
+        result.updated = len(self.updated_keys)
+        result.unchanged = len(self.seen) - result.inserted - result.updated
+        if result.dry_run:
+            return
+        with open(self.path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        cursor = self.db.execute(
+            f"INSERT INTO {IMPORT_LOG} (file_name, sha256, table_name, inserted, updated, unchanged, rejected, "
+            "imported_at, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.path.name, digest, self.spec.name, result.inserted, result.updated, result.unchanged,
+             result.rejected, dt.datetime.now().isoformat(timespec="seconds"), group_id],
+        )
+        result.batch_id = cursor.lastrowid
+        self.inserted_keys.write("], " + json.dumps({"created_customers": self.created_customers,
+                                                      "rejects_file": str(rejects.resolve()) if rejects else None})[1:])
+        if self.columns is None:
+            self.written.write('{"columns": [], "rows": [')
+        self.written.write("]}")
+        self.db.execute(
+            f"INSERT INTO {IMPORT_BATCHES} (batch_id, table_name, inserted_keys, previous_rows, written_rows) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [result.batch_id, self.spec.name, self.inserted_keys.close(), pack(self.previous), self.written.close()],
+        )

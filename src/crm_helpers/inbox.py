@@ -24,9 +24,9 @@ from typing import Any
 import pandas as pd
 from sqlite_utils import Database
 
-from .importing import ImportRejected, import_file, read_rows, rejects_path, remembered_mapping
+from .importing import ImportRejected, import_file, read_chunks, rejects_path, remembered_mapping
 from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
-from .source_import import find_source, import_export
+from .source_import import file_source, import_export
 from .sources import Source
 
 SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx")
@@ -44,17 +44,16 @@ def table_for_file(path: Path) -> str | None:
 def source_for_file(path: Path) -> Source | None:
     """The known tool whose export ``path`` is, from its headers (None when none, or unreadable)."""
     try:
-        header, data = read_rows(path)
+        found = file_source(path)[1]
     except ImportRejected:
         return None
-    found = find_source(header, data)
     return found[0] if found else None
 
 
 def _remembered_table(db: Database, path: Path) -> str | None:
     """The table of a layout imported before with ``--map`` (None when unknown or unreadable)."""
     try:
-        saved = remembered_mapping(db, read_rows(path)[0])
+        saved = remembered_mapping(db, read_chunks(path)[0])
     except ImportRejected:
         return None
     return saved[0] if saved else None

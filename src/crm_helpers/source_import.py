@@ -28,9 +28,11 @@ one import in one transaction, logged as one batch per table tied by a group id,
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,8 +42,8 @@ from sqlite_utils import Database
 
 from .data import currency_note
 from .importing import (ImportRejected, ImportResult, RowError, _message, _write_rejects, clean_column,
-                        decide_dayfirst, import_file, read_rows, rejects_path, remembered_mapping, settle_refunds,
-                        stable_customer_id, write_table)
+                        decide_dayfirst, import_file, read_chunks, rejects_path, remembered_mapping,
+                        settle_refunds, stable_customer_id, write_table)
 from .schema import LOAD_ORDER, RATES, TABLES, Column
 from .schema import table as schema_table
 from .sources import Source, normalize, recognise
@@ -113,6 +115,14 @@ def find_source(header: list[str], data: list[list[str]]) -> tuple[Source, int] 
         if source is not None:
             return source, index
     return None
+
+
+def file_source(path: Path, encoding: str | None = None) -> tuple[list[str], tuple[Source, int] | None]:
+    """The file's first row and :func:`find_source` of it, from the file's first chunk only (enough
+    to find a header below a preamble: a large file is not read whole)."""
+    header, chunks = read_chunks(path, encoding)
+    first = next(chunks, None)
+    return header, find_source(header, first.data if first else [])
 
 
 def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[str]]:
@@ -430,9 +440,9 @@ def import_any(db: Database, path: str | os.PathLike[str], *, encoding: str | No
                skip_bad_rows: bool = False) -> SourceImportResult | ImportResult:
     """``crm import FILE``: a known tool's export (:func:`import_export`), else a layout imported
     before with ``--map`` (into the table and with the mapping kept for it)."""
-    header, data = read_rows(Path(path), encoding)
+    header, found = file_source(Path(path), encoding)
     saved = remembered_mapping(db, header)
-    if find_source(header, data) is None and saved is not None:
+    if found is None and saved is not None:
         return import_file(db, saved[0], path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run,
                            skip_bad_rows=skip_bad_rows)
     return import_export(db, path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run, skip_bad_rows=skip_bad_rows)
@@ -449,8 +459,10 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     to ``<file>.rejects.csv`` beside it (as a named-table import does).
     """
     path = Path(path)
-    header, data = read_rows(path, encoding)
-    found_source = find_source(header, data)
+    header, chunks = read_chunks(path, encoding)
+    first = next(chunks, None)
+    head = first.data if first else []
+    found_source = find_source(header, head)
     if found_source is None:
         raise ImportRejected(
             f"{path.name}: not an export this workbook knows (headers: {', '.join(h for h in header[:8] if h)}…). "
@@ -459,19 +471,17 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         )
     source, at = found_source
     if at:
-        header, data = data[at - 1], data[at:]
-    data = [d for d in data if len(d) > 1 or (d and not d[0].startswith("#"))]  # bills close with #-lines
-    if not data:
-        raise ImportRejected(f"{path.name}: only a header row, no data")
+        header, head = head[at - 1], head[at:]
     found, ignored = _targets(source, header)
     if source.rates_per:  # the other columns are the currencies, not columns left aside
         ignored = []
     result = SourceImportResult(path, source, {header[i].strip(): t for i, t in found.items()}, ignored,
                                 dry_run=dry_run)
-    width = len(header)
-    raw = pd.DataFrame([(d + [""] * width)[:width] for d in data], dtype=object).fillna("")
-    rows = np.arange(at + 2, at + 2 + len(data))
-    lines = dict(zip(rows.tolist(), data))
+    raw, lines = _columns(source, header, found, itertools.chain([head], (c.data for c in chunks)),
+                          keep_lines=skip_bad_rows)
+    if raw.empty:
+        raise ImportRejected(f"{path.name}: only a header row, no data")
+    rows = np.arange(at + 2, at + 2 + len(raw))
     raw, rows = _kept(source, header, raw, rows, result)
     notes = len(result.notes)
     tables, errors = _prepare(db, source, path, header, raw, rows, found, dayfirst, result)
@@ -488,10 +498,31 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                                                     "again, or import the good ones with --skip-bad-rows."))
     _write(db, path, tables, result, rejects_path(path) if rejected and not dry_run else None)
     if rejected and not dry_run:
-        result.rejects_path = _write_rejects(path, header, lines, rejected)
+        result.rejects_path = _write_rejects(path, header, dict(zip(rows.tolist(), lines)), rejected)
     if not dry_run and (note := currency_note(db)):
         result.notes.append(f"note: {note}")
     return result
+
+
+def _columns(source: Source, header: list[str], found: dict[int, str], batches: Iterator[list[list[str]]], *,
+             keep_lines: bool) -> tuple[pd.DataFrame, list[list[str]]]:
+    """The export's rows as text, a column per file column the import reads (labelled by its
+    position; the other columns of a tool's wide export are never held), read a chunk at a time;
+    and, with ``keep_lines``, the rows as they are (for a rejects file). A payment bill's closing
+    ``#`` lines are left out."""
+    width = len(header)
+    position = {normalize(h): i for i, h in enumerate(header)}
+    wanted = (range(width) if source.rates_per else
+              sorted({*found, *(position[normalize(c)] for c in source.keep if normalize(c) in position)}))
+    columns: dict[int, list[str]] = {i: [] for i in wanted}
+    lines: list[list[str]] = []
+    for data in batches:
+        data = [d for d in data if len(d) > 1 or (d and not d[0].startswith("#"))]
+        for i in wanted:
+            columns[i] += [d[i] if i < len(d) else "" for d in data]
+        if keep_lines:
+            lines += data
+    return pd.DataFrame({i: pd.Series(v, dtype=object) for i, v in columns.items()}), lines
 
 
 def _prepare(db: Database, source: Source, path: Path, header: list[str], raw: pd.DataFrame, rows: np.ndarray,

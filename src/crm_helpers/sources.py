@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Amount = Literal["total", "lines", "line_totals"]
 """``total``: the order's amount is a column of the order; ``lines``: the sum of quantity × unit
@@ -58,6 +58,14 @@ SHOPIFY_FINANCIAL = {
     "paid": "paid", "partially_paid": "paid", "partially_refunded": "paid", "refunded": "refunded",
     "voided": "failed", "expired": "failed", "pending": "pending", "authorized": "pending",
 }
+
+MAILCHIMP_NOT_MAILED: dict[str, Any] = {
+    "columns": {"Email Address": "customers.email", "First Name": "customers.name", "Last Name": "customers.name",
+                "Phone Number": "customers.phone"},
+    "joined": ("customers.name",),
+    "constants": {"customers.consent_marketing": "0"},
+}
+"""What a Mailchimp audience export of people it no longer mails (unsubscribed, cleaned) gives."""
 
 SOURCES: tuple[Source, ...] = (
     Source(
@@ -317,11 +325,16 @@ SOURCES: tuple[Source, ...] = (
         title="Mailchimp audience (unsubscribed contacts)",
         menu="Mailchimp → Audience → All contacts → Export Audience (CSV, unsubscribed_members_export)",
         signature=("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID", "UNSUB_TIME"),
-        columns={"Email Address": "customers.email", "First Name": "customers.name", "Last Name": "customers.name",
-                 "Phone Number": "customers.phone"},
-        joined=("customers.name",),
-        constants={"customers.consent_marketing": "0"},
+        **MAILCHIMP_NOT_MAILED,
         format_note="Mailchimp audience export (unsubscribed members) header",
+    ),
+    Source(
+        key="mailchimp_cleaned",
+        title="Mailchimp audience (cleaned contacts)",
+        menu="Mailchimp → Audience → All contacts → Export Audience (CSV, cleaned_members_export)",
+        signature=("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID", "CLEAN_TIME"),
+        **MAILCHIMP_NOT_MAILED,  # Mailchimp no longer mails them: no e-mail reaches them
+        format_note="Mailchimp audience export (cleaned members: addresses that bounced hard) header",
     ),
     Source(
         key="ecb_rates",

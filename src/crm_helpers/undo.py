@@ -29,9 +29,11 @@ import datetime as dt
 import gzip
 import json
 import sqlite3
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pandas as pd
 from sqlite_utils import Database
 
@@ -82,18 +84,61 @@ class _Batch:
 
 
 # ------------------------------------------------------------------------- the batch format
-def pack(obj: Any) -> bytes:
-    """Gzip-compressed JSON of ``obj``: the form of every bookkeeping blob of ``import_batches``.
+PACK_LEVEL = 1
+"""zlib level of the bookkeeping blobs: on 150,000 written orders level 1 compresses in a third of
+level 6's time (0.4 s against 1.3 s) for blobs 12% larger."""
 
-    Level 6 (zlib's default) rather than gzip's 9: on the 1M-row import bench level 9 took
-    5.8 s of the import for a few per cent smaller blobs; level 6 takes about 1.3 s.
-    """
-    return gzip.compress(json.dumps(obj, default=str).encode("utf-8"), compresslevel=6)
+
+def pack(obj: Any) -> bytes:
+    """Gzip-compressed JSON of ``obj``: the form of every bookkeeping blob of ``import_batches``."""
+    return gzip.compress(json.dumps(obj, default=str).encode("utf-8"), compresslevel=PACK_LEVEL)
+
+
+class Packer:
+    """:func:`pack`'s output written a piece at a time, so that a large import never holds the
+    JSON of all its rows at once: ``write`` JSON text in order, ``items`` the (comma-separated)
+    members of an array, ``close`` returns the blob. :func:`table_items` gives rows in the
+    compact form :func:`unpack` reads back as records."""
+
+    def __init__(self) -> None:
+        self._zip = zlib.compressobj(PACK_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+        self._parts: list[bytes] = []
+        self._first = True
+
+    def write(self, text: str | bytes) -> None:
+        """Append JSON text as it is (an opening ``[``, a closing ``]``...)."""
+        self._parts.append(self._zip.compress(text.encode("utf-8") if isinstance(text, str) else text))
+
+    def items(self, text: str | bytes) -> None:
+        """Append array members given as JSON text without their brackets (``'{..},{..}'``)."""
+        if text:
+            self.write(text if self._first else (b"," if isinstance(text, bytes) else ",") + text)
+            self._first = False
+
+    def array_start(self) -> None:
+        """Open an array whose members :meth:`items` appends."""
+        self.write("[")
+        self._first = True
+
+    def close(self) -> bytes:
+        """The whole blob; the Packer is used up."""
+        self._parts.append(self._zip.flush())
+        return b"".join(self._parts)
+
+
+def table_items(rows: list[tuple[Any, ...]]) -> bytes:
+    """Rows as JSON arrays for :meth:`Packer.items`, inside ``{"columns": [...], "rows": [...]}``
+    (orjson: three times faster than ``json.dumps``; a value it does not know is written as text)."""
+    return orjson.dumps(rows, default=str)[1:-1]
 
 
 def unpack(blob: bytes | None) -> Any:
-    """The inverse of :func:`pack` (None for a missing blob)."""
-    return None if blob is None else json.loads(gzip.decompress(blob).decode("utf-8"))
+    """The inverse of :func:`pack` (None for a missing blob). Rows written in the compact form
+    ``{"columns": [...], "rows": [[...], ...]}`` (see :class:`Packer`) come back as records."""
+    obj = None if blob is None else json.loads(gzip.decompress(blob).decode("utf-8"))
+    if isinstance(obj, dict) and obj.keys() == {"columns", "rows"}:
+        return [dict(zip(obj["columns"], row)) for row in obj["rows"]]
+    return obj
 
 
 def differs(stored: Any, new: Any) -> bool:

@@ -6,7 +6,9 @@ Notebooks declare plain-literal parameters (papermill injects them in report run
     period_start = ""   # blank: the latest complete month of data
     period_end = ""
 
-and then call ``db, period = open_workbook(db_path, period_start, period_end)``.
+and then call ``db, period = open_workbook(db_path, period_start, period_end)``; that cell's output,
+right under the page's title, is the store's currency note when its orders are in several
+currencies (:func:`crm_helpers.data.money_note`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlite_utils import Database
 
+from .data import money_note
 from .report import plots, tables
 from .periods import Period, resolve_period
 from .store import open_db
@@ -21,11 +24,16 @@ from .store import open_db
 
 def open_workbook(db_path: str = "", period_start: str = "", period_end: str = "") -> tuple[Database, Period]:
     """Open the store and resolve the report period; also sets the plot and table style (every
-    displayed DataFrame is a table for people, see :mod:`crm_helpers.report.tables`)."""
+    displayed DataFrame is a table for people, see :mod:`crm_helpers.report.tables`) and shows the
+    currency note of the store, if it has one."""
     plots.setup()
     tables.use_for_display()
     pd.set_option("display.max_columns", 30)
     pd.set_option("display.width", 160)
     pd.set_option("display.float_format", lambda v: f"{v:,.2f}")
     db = open_db(db_path or None)
+    if note := money_note(db):
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"*{note}*"))
     return db, resolve_period(db, period_start, period_end)
