@@ -16,7 +16,7 @@ import nbformat
 
 from .glossary import write_glossary
 from .privacy import Masker
-from .report import FOLLOW_UP_FILE, NotebookRun, ReportResult, index_html, write_html
+from .report import NotebookRun, ReportResult, index_html, write_html
 from .store import open_db
 
 HIDDEN_CODE = "# code hidden in the shared copy"
@@ -69,9 +69,8 @@ def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> P
         runs.append(NotebookRun(run.name, nb_path, html_path, run.ok, run.seconds,
                                 masker.mask(run.error), _mask_value(run.headlines, masker),
                                 flags=_mask_value(run.flags, masker)))
-    queue = result.out_dir / FOLLOW_UP_FILE
-    if queue.exists():
-        (share_dir / FOLLOW_UP_FILE).write_text(masker.mask(queue.read_text(encoding="utf-8")), encoding="utf-8")
+    for listing in sorted(result.out_dir.glob("*.csv")):  # the follow-up queue and the long lists pages link
+        (share_dir / listing.name).write_text(masker.mask(listing.read_text(encoding="utf-8")), encoding="utf-8")
     index = share_dir / "index.html"
     index.write_text(index_html(result.period, runs, share_dir, title_suffix=" (shared copy)"), encoding="utf-8")
     write_glossary(share_dir, f"Glossary of the CRM report {result.period.label}")
