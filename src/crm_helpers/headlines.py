@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
+if TYPE_CHECKING:  # the kernels only record; reading back is the runner's, which has nbformat loaded
+    import nbformat
 
 MIME_TYPE = "application/vnd.crm-headline+json"
 ATTENTION_MIME_TYPE = "application/vnd.crm-attention+json"
@@ -76,6 +77,8 @@ def flag(key: str, sentence: str, *, money: float = 0.0) -> None:
 def recorded(notebook: str | nbformat.NotebookNode, mime: str) -> list[Any]:
     """Every output of MIME type ``mime`` in an executed notebook (path or node), in cell order,
     as the JSON it was displayed with: how a notebook hands the report runner what it computed."""
+    import nbformat  # not at module level: its jsonschema import costs every kernel 1-4 s
+
     nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, str) else notebook
     found = []
     for cell in nb.cells:
