@@ -28,9 +28,10 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
+if TYPE_CHECKING:  # imported where used: a kernel that only needs a constant of this module
+    import nbformat  # (scoring's FOLLOW_UP_FILE) would pay 1-5 s for nbformat's jsonschema
 
 from . import config, headlines, inbox
 from .glossary import GLOSSARY_FILE, write_glossary
@@ -183,6 +184,7 @@ KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
 def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_code: bool = False) -> NotebookRun:
     """Run one notebook and export its HTML (code hidden unless ``with_code``). Runs in a worker
     process; never raises."""
+    import nbformat
     import papermill as pm
 
     started = time.perf_counter()
@@ -227,6 +229,8 @@ def earlier_run(notebook: Path, out_dir: Path) -> NotebookRun | None:
     Read back from the executed copy (its headlines, its papermill duration and error flag), so an
     index re-written after ``only=`` still links and summarises every page of the month.
     """
+    import nbformat
+
     executed_path = out_dir / notebook.name
     if not executed_path.exists():
         return None
@@ -272,6 +276,8 @@ def previous_seconds(notebook: Path, out_dir: Path) -> float:
     Read from papermill's ``duration`` in the executed copy in ``out_dir`` (a re-render of the
     same month) or else in the newest sibling month folder.
     """
+    import nbformat
+
     candidates = [out_dir / notebook.name]
     if out_dir.parent.is_dir():
         months = sorted((d for d in out_dir.parent.iterdir() if d.is_dir() and d != out_dir), reverse=True)
