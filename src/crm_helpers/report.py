@@ -21,6 +21,7 @@ Notebooks run in parallel worker processes; one notebook's failure does not lose
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import os
 import time
@@ -148,10 +149,14 @@ def check_overrides(notebooks: list[Path], overrides: dict[str, Any]) -> dict[Pa
     return declared
 
 
+@functools.lru_cache(maxsize=2)
 def _html_exporter(exclude_input: bool):
+    """One exporter per view and process, reused for every page (its templates load once);
+    validated once after all preprocessors instead of after each of them."""
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")
+    exporter.optimistic_validation = True
     exporter.exclude_input = exclude_input
     exporter.exclude_input_prompt = exclude_input
     exporter.exclude_output_prompt = exclude_input
