@@ -17,6 +17,7 @@ from crm_helpers import headlines
 from crm_helpers.periods import parse_month
 from crm_helpers.report import (
     ReportError, _format_change, _format_value, discover_notebooks, longest_first, previous_seconds, render_report,
+    runs_alone,
 )
 from crm_helpers.store import open_db
 
@@ -73,6 +74,23 @@ def test_the_pool_starts_the_notebooks_that_took_longest_last_time_first(tmp_pat
     assert [p.stem for p in longest_first(sources, target)] == ["03_b", "04_c", "05_d", "02_a"]
     # a first run ever: name order
     assert longest_first(sources, tmp_path / "elsewhere" / "2026-10") == sources
+
+
+def test_the_import_notebook_runs_alone_only_while_its_inbox_holds_a_file_not_imported_yet(demo_db_copy, tmp_path):
+    from crm_helpers.inbox import import_inbox
+
+    notebook, inbox = tmp_path / "01_import.ipynb", tmp_path / "inbox"
+    params = {"db_path": str(demo_db_copy), "inbox_dir": "inbox"}  # relative: to the notebook's folder
+    assert not runs_alone(notebook, params, demo_db_copy), "no inbox folder: nothing to import"
+    inbox.mkdir()
+    assert not runs_alone(notebook, params, demo_db_copy), "an empty inbox"
+    customer = open_db(demo_db_copy).execute("SELECT customer_id FROM customers LIMIT 1").fetchone()[0]
+    (inbox / "orders_2026-11.csv").write_text("order_id,customer_id,order_date,amount,status\n"
+                                              f"NEW-1,{customer},2026-11-02,10,paid\n", encoding="utf-8")
+    assert runs_alone(notebook, params, demo_db_copy), "a new file: the store will change"
+    assert not runs_alone(tmp_path / "02_other.ipynb", params, demo_db_copy), "only 00/01 import"
+    assert import_inbox(open_db(demo_db_copy), inbox).iloc[0].status == "imported"
+    assert not runs_alone(notebook, params, demo_db_copy), "the same file, imported last month"
 
 
 def test_unknown_parameter_is_rejected_with_the_valid_ones(tiny_pack_dir, demo_db_path, tmp_path):
