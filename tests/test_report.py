@@ -17,7 +17,7 @@ from crm_helpers.report import headlines
 from crm_helpers.periods import parse_month
 from crm_helpers.report.index import _format_change, _format_value
 from crm_helpers.report.runner import (
-    ReportError, discover_notebooks, longest_first, previous_seconds, render_report,
+    ReportError, discover_notebooks, longest_first, previous_seconds, render_report, runs_alone,
 )
 from crm_helpers.store import open_db
 
@@ -74,6 +74,23 @@ def test_the_pool_starts_the_notebooks_that_took_longest_last_time_first(tmp_pat
     assert [p.stem for p in longest_first(sources, target)] == ["03_b", "04_c", "05_d", "02_a"]
     # a first run ever: name order
     assert longest_first(sources, tmp_path / "elsewhere" / "2026-10") == sources
+
+
+def test_the_import_notebook_runs_alone_only_while_its_inbox_holds_a_file_not_imported_yet(demo_db_copy, tmp_path):
+    from crm_helpers.inbox import import_inbox
+
+    notebook, inbox = tmp_path / "01_import.ipynb", tmp_path / "inbox"
+    params = {"db_path": str(demo_db_copy), "inbox_dir": "inbox"}  # relative: to the notebook's folder
+    assert not runs_alone(notebook, params, demo_db_copy), "no inbox folder: nothing to import"
+    inbox.mkdir()
+    assert not runs_alone(notebook, params, demo_db_copy), "an empty inbox"
+    customer = open_db(demo_db_copy).execute("SELECT customer_id FROM customers LIMIT 1").fetchone()[0]
+    (inbox / "orders_2026-11.csv").write_text("order_id,customer_id,order_date,amount,status\n"
+                                              f"NEW-1,{customer},2026-11-02,10,paid\n", encoding="utf-8")
+    assert runs_alone(notebook, params, demo_db_copy), "a new file: the store will change"
+    assert not runs_alone(tmp_path / "02_other.ipynb", params, demo_db_copy), "only 00/01 import"
+    assert import_inbox(open_db(demo_db_copy), inbox).iloc[0].status == "imported"
+    assert not runs_alone(notebook, params, demo_db_copy), "the same file, imported last month"
 
 
 def test_unknown_parameter_is_rejected_with_the_valid_ones(tiny_pack_dir, demo_db_path, tmp_path):
@@ -379,3 +396,88 @@ def test_page_03_and_the_index_give_the_same_repeat_rate(rendered_pack):
     on_index, on_page = _first_figure(pages["index.html"], "Repeat rate"), _first_figure(pages["03_scoring.html"],
                                                                                           "Repeat rate")
     assert on_index == pytest.approx(on_page, abs=0.05), "one word, one number (issue 14, point 4)"
+
+
+def _cells(soup: BeautifulSoup) -> list:
+    """The page's cells in reading order (markdown and outputs; the owner's pages hide code)."""
+    return soup.select(".jp-Cell")
+
+
+def _is_markdown(cell) -> bool:
+    return "jp-MarkdownCell" in cell.get("class", [])
+
+
+FIRST_USE = {
+    "02_segmentation.html": {"K-means": "as alike as possible", "silhouette": "how well separated",
+                             "inertia": "from their group's centre"},
+    "05_satisfaction_review.html": {"95% CI": "confidence, given how many", "p value": "if nothing had really",
+                                    "z-test": "comparing two shares", "bootstrap": "re-drawn",
+                                    "R²": "share of the differences", "out-of-bag": "did not learn from",
+                                    "TF-IDF": "the rarer it is", "90th percentile": "nine in ten"},
+    "06_sales_and_forecast.html": {"SARIMAX": "same month a year earlier", "AIC": "penalty for complexity",
+                                   "MAPE": "average miss", "backtest": "as if it were", "fold": "Each such start",
+                                   "seasonal-naive": "same month last year", "80% interval": "8 times in 10",
+                                   "exponential smoothing": "recent ones count most"},
+}
+"""Technical terms of a page and the plain words that must stand beside their first use."""
+
+
+@pytest.mark.slow
+def test_technical_terms_are_explained_in_plain_words_at_their_first_use(rendered_pack):
+    root, _, _ = rendered_pack
+    pages = _pages(root / "out")
+    for page, terms in FIRST_USE.items():
+        cells = _cells(pages[page])
+        for term, plain in terms.items():
+            first = next((c for c in cells if term in c.get_text(" ")), None)
+            assert first is not None, f"{page}: {term!r} never used"
+            assert _is_markdown(first), f"{page}: {term!r} first appears in an output, unexplained"
+            assert plain in first.get_text(" "), f"{page}: {term!r} without its plain words {plain!r}"
+
+
+SCORE_COLUMNS = {"score": "score", "standardized": "standardized", "rf importance": "rf importance",
+                 "p value": "p value", "ci low": "ci low", "nps ci low": "nps ci low",
+                 "weighted index": "weighted index", "seeds s": "seeds s", "last nps": "last nps",
+                 "lift": "lift", "confidence": "confidence", "support": "support", "win rate": "win rate",
+                 "value win rate": "value win rate", "model mape": "mape", "fold": "fold", "origin": "origin"}
+"""Table columns holding a score or a statistic, and the word its section must explain."""
+
+
+@pytest.mark.slow
+def test_every_score_in_a_table_is_explained_in_its_section(rendered_pack):
+    root, _, _ = rendered_pack
+    pages = _pages(root / "out")
+    checked = 0
+    for page in ("05_satisfaction_review.html", "06_sales_and_forecast.html"):
+        section = ""
+        for cell in _cells(pages[page]):
+            if _is_markdown(cell):
+                section = ("" if cell.find("h2") else section) + " " + cell.get_text(" ").lower()
+                continue
+            for table in cell.find_all("table"):
+                for header in (th.get_text(" ", strip=True) for th in table.select("thead th")):
+                    if header in SCORE_COLUMNS:
+                        checked += 1
+                        assert SCORE_COLUMNS[header] in section, f"{page}: column {header!r} unexplained"
+    assert checked >= 10
+
+
+@pytest.mark.slow
+def test_a_list_cut_on_pages_05_and_06_is_complete_in_a_linked_csv(rendered_pack):
+    import pandas as pd
+
+    root, _, _ = rendered_pack
+    out = root / "out"
+    pages = _pages(out)
+    linked = 0
+    for page in ("05_satisfaction_review.html", "06_sales_and_forecast.html"):
+        for note in pages[page].select("p.table-note"):
+            rows = int(re.search(r"The first 25 of ([\d,]+) rows", note.get_text()).group(1).replace(",", ""))
+            link = note.select_one("a")
+            assert link is not None, f"{page}: a list cut at 25 rows without its CSV"
+            csv = out / link["href"]
+            assert stat.S_IMODE(csv.stat().st_mode) == 0o600
+            assert len(pd.read_csv(csv, encoding="utf-8-sig")) == rows
+            assert (out / "share" / link["href"]).exists(), "the shared copy links its masked CSV too"
+            linked += 1
+    assert linked, "the demo's next-product offers are longer than a page"

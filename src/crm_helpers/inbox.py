@@ -81,6 +81,21 @@ def _first_imports(db: Database) -> dict[str, dict[str, Any]]:
     return first
 
 
+def _inbox_files(inbox: Path) -> list[Path]:
+    """The files of ``inbox`` the import looks at (supported types, not our own rejects files)."""
+    return sorted(p for p in inbox.glob("*") if p.is_file() and p.suffix.lower() in SUPPORTED
+                  and not p.name.endswith(".rejects.csv"))
+
+
+def waiting_files(db: Database, inbox: Path) -> list[Path]:
+    """The files of ``inbox`` whose content is not in the store yet (no import of it that was not
+    undone): what :func:`import_inbox` may write. Empty when the folder does not exist."""
+    if not inbox.is_dir():
+        return []
+    done = _first_imports(db)
+    return [p for p in _inbox_files(inbox) if _sha256(p) not in done]
+
+
 def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.DataFrame:
     """Import every supported file in ``inbox``; one result row per file.
 
@@ -91,8 +106,7 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
     the counts of its first import.
     """
     rows = []
-    files = sorted(p for p in inbox.glob("*") if p.is_file() and p.suffix.lower() in SUPPORTED
-                   and not p.name.endswith(".rejects.csv"))
+    files = _inbox_files(inbox)
     done = _first_imports(db)
     sources = {p: source_for_file(p) for p in files}
     # parents first, so that orders find the customers imported in the same run; a known tool's

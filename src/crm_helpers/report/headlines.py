@@ -14,9 +14,10 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
+if TYPE_CHECKING:  # the kernels only record; reading back is the runner's, which has nbformat loaded
+    import nbformat
 
 from ..figures import Headline
 
@@ -93,6 +94,8 @@ def record_table(key: str, frame: Any, *, label: str) -> None:
 def recorded(notebook: str | nbformat.NotebookNode, mime: str) -> list[Any]:
     """Every output of MIME type ``mime`` in an executed notebook (path or node), in cell order,
     as the JSON it was displayed with: how a notebook hands the report runner what it computed."""
+    import nbformat  # not at module level: its jsonschema import costs every kernel 1-4 s
+
     nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, str) else notebook
     found = []
     for cell in nb.cells:

@@ -3,6 +3,8 @@ the pack's owner-only file modes. Shared by the runner, the index and the share 
 
 from __future__ import annotations
 
+import functools
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,10 +57,14 @@ class ReportResult:
 
 
 
+@functools.lru_cache(maxsize=2)
 def _html_exporter(exclude_input: bool):
+    """One exporter per view and process, reused for every page (its templates load once);
+    validated once after all preprocessors instead of after each of them."""
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="lab")
+    exporter.optimistic_validation = True
     exporter.exclude_input = exclude_input
     exporter.exclude_input_prompt = exclude_input
     exporter.exclude_output_prompt = exclude_input

@@ -35,7 +35,7 @@ from typing import Any
 
 import nbformat
 
-from .. import config, segmentation
+from .. import config, inbox, segmentation
 from ..periods import Period
 from ..store import open_db, owner_only_umask
 from . import headlines
@@ -49,7 +49,8 @@ STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
 NOT_IN_PACK = "00_"
 """Notebooks named so are never rendered into the pack (the desk)."""
 FIRST_NOTEBOOKS = ("00", "01")
-"""Notebooks that may write to the store (imports): they run alone before the parallel rest."""
+"""Notebooks that may write to the store (imports): they run alone before the parallel rest while
+their inbox holds a file not imported yet (:func:`runs_alone`)."""
 
 
 def _segment_snapshots(db_path: str, period: Period) -> None:
@@ -261,6 +262,26 @@ def longest_first(notebooks: list[Path], out_dir: Path) -> list[Path]:
     return sorted(notebooks, key=lambda nb: (-previous_seconds(nb, out_dir), nb.name))
 
 
+def runs_alone(notebook: Path, parameters: dict[str, Any], db_path: str | os.PathLike[str]) -> bool:
+    """Whether ``notebook`` must run before the others: it is numbered 00/01 (it imports the inbox)
+    and its inbox holds a file not imported yet, so the store may change under the other notebooks.
+
+    With nothing waiting it only reads, like the rest, and runs in the pool beside them (one core
+    less idle while it runs). The inbox is its ``inbox_dir`` parameter (relative to the notebook's
+    folder, where papermill runs it), else :func:`crm_helpers.config.inbox_dir`.
+    """
+    if notebook.name[:2] not in FIRST_NOTEBOOKS:
+        return False
+    folder = notebook.parent / parameters["inbox_dir"] if parameters.get("inbox_dir") else config.inbox_dir()
+    if not folder.is_dir():
+        return False
+    db = open_db(db_path)
+    try:
+        return bool(inbox.waiting_files(db, folder))
+    finally:
+        db.close()
+
+
 def _last_lines(exc: BaseException, n: int = 8) -> str:
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
@@ -306,7 +327,7 @@ def render_report(
         runs: list[NotebookRun] = []
         bar = tqdm(total=len(notebooks), desc=f"report {period.label}", unit="notebook", disable=not progress)
         # notebooks numbered 00/01 import and prepare data: they run alone, before the others read
-        first = {nb: p for nb, p in tasks.items() if nb.name[:2] in FIRST_NOTEBOOKS}
+        first = {nb: p for nb, p in tasks.items() if runs_alone(nb, p, base["db_path"])}
         rest = {nb: tasks[nb] for nb in longest_first([nb for nb in tasks if nb not in first], target)}
         for nb, params in first.items():
             bar.set_postfix_str(nb.stem)

@@ -74,8 +74,8 @@ def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> P
             runs.append(NotebookRun(run.name, nb_path, html_path, run.ok, run.seconds,
                                     masker.mask(run.error), _mask_value(run.headlines, masker),
                                     flags=_mask_value(run.flags, masker), tables=_mask_value(run.tables, masker)))
-        for table in result.out_dir.glob("*.csv"):  # e.g. the follow-up queue notebook 03 writes
-            (share_dir / table.name).write_text(masker.mask(table.read_text(encoding="utf-8")), encoding="utf-8")
+        for listing in sorted(result.out_dir.glob("*.csv")):  # the follow-up queue and the long lists pages link
+            (share_dir / listing.name).write_text(masker.mask(listing.read_text(encoding="utf-8")), encoding="utf-8")
         index = share_dir / "index.html"
         index.write_text(index_html(result.period, runs, title_suffix=" (shared copy)"), encoding="utf-8")
         write_glossary(share_dir, f"Glossary of the CRM report {result.period.label}")
