@@ -16,13 +16,9 @@ from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from .data import query_df
-from .facts import month_index_sql, net_revenue_sql, paid
+from .facts import month_index_sql, month_label, net_revenue_sql, paid
 
 _COHORT_COLUMNS = ["cohort", "months_since", "cohort_size", "customers", "retention", "revenue", "revenue_per_customer"]
-
-
-def _month_label(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def cohort_table(db: Database, as_of: dt.date, *, last_cohorts: int | None = None) -> pd.DataFrame:
@@ -70,7 +66,7 @@ def cohort_table(db: Database, as_of: dt.date, *, last_cohorts: int | None = Non
     table["customers"] = table["customers"].astype(int)
     table["retention"] = table["customers"] / table["cohort_size"]
     table["revenue_per_customer"] = table["revenue"] / table["cohort_size"]
-    table["cohort"] = table["cohort"].map(_month_label)
+    table["cohort"] = table["cohort"].map(month_label)
     return table[_COHORT_COLUMNS].reset_index(drop=True)
 
 

@@ -46,6 +46,11 @@ def month_index(day: dt.date) -> int:
     return day.year * 12 + day.month - 1
 
 
+def month_label(index: int) -> str:
+    """The ``YYYY-MM`` label of a :func:`month_index`."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
 def month_index_sql(column: str = "order_date") -> str:
     """:func:`month_index` of an ISO date or timestamp column, as an SQL expression."""
     return (f"(CAST(substr({column}, 1, 4) AS INTEGER) * 12 + CAST(substr({column}, 6, 2) AS INTEGER) - 1)")

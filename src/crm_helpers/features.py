@@ -26,7 +26,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
-from .facts import net_revenue_sql, paid, ticket_open_sql
+from .facts import net_revenue_sql, next_day, paid, ticket_open_sql
 
 FEATURE_COLUMNS: dict[str, str] = {
     "customer_id": "the customer",
@@ -144,7 +144,7 @@ def customer_features(
     day = as_date(as_of)
     params = {
         "as_of": day.isoformat(),
-        "next_day": (day + dt.timedelta(days=1)).isoformat(),
+        "next_day": next_day(day),
         "recent_start": (day - dt.timedelta(days=recent_days)).isoformat(),
     }
     where = (

@@ -232,13 +232,12 @@ def _contacts(db: Database, ids: list[str], day: pd.Timestamp) -> pd.DataFrame:
     if not ids:
         return pd.DataFrame(columns=["customer_id", "name", "email", "last_contact"])
     placeholders = ",".join("?" * len(ids))
-    next_day = (day + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     frame = query_df(
         db,
         f"SELECT c.customer_id, c.name, c.email, (SELECT MAX(occurred_at) FROM interactions i "
         f"WHERE i.customer_id = c.customer_id AND i.occurred_at < ?) AS last_contact "
         f"FROM customers c WHERE c.customer_id IN ({placeholders})",
-        [next_day, *ids],
+        [next_day(day.date()), *ids],
     )
     frame["last_contact"] = frame["last_contact"].fillna("").astype(str).str[:10]
     return frame

@@ -42,8 +42,8 @@ from sqlite_utils import Database
 
 from .data import query_df, store_currency
 from .figures import Headline
-from .facts import (DEAL_OUTCOMES, deal_status_at, iso, loyalty, month_index, month_index_sql, net_revenue_sql, paid,
-                    repeat_rate)
+from .facts import (DEAL_OUTCOMES, deal_status_at, iso, loyalty, month_index, month_index_sql, month_label,
+                    net_revenue_sql, paid, repeat_rate)
 from .periods import Period
 from .schema import OPEN_STAGES
 
@@ -409,7 +409,7 @@ def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 
     months = np.arange(int(counts["m"].min()), last + 1)
     table = counts.set_index("m").reindex(months).fillna(0).astype(int)
     table["customer_base"] = (table["new"] + table["reactivated"] - table["lost"]).cumsum()
-    table.index = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in table.index]
+    table.index = [month_label(m) for m in table.index]
     return table.rename_axis("month").reset_index()[columns]
 
 
