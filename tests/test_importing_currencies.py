@@ -166,7 +166,7 @@ def test_a_rendered_money_page_shows_the_currency_note_under_its_title(tmp_path)
     from bs4 import BeautifulSoup
 
     from crm_helpers.periods import Period
-    from crm_helpers.report import render_report
+    from crm_helpers.report.runner import render_report
 
     db_path = tmp_path / "crm.db"
     db = open_db(db_path)
