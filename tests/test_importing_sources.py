@@ -246,14 +246,12 @@ def test_bringing_your_data_in_page_lists_every_source_and_is_up_to_date():
 
 
 def test_every_source_has_a_fixture_that_it_recognises():
-    from crm_helpers.importing import read_rows
-    from crm_helpers.source_import import find_source
+    from crm_helpers.source_import import file_source
     from crm_helpers.sources import SOURCES
 
     found = set()
     for path in FIXTURES.glob("*.csv"):
-        header, data = read_rows(path)
-        found.add(find_source(header, data)[0].key)
+        found.add(file_source(path)[1][0].key)
     assert found == {s.key for s in SOURCES}
 
 

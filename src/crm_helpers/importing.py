@@ -300,13 +300,6 @@ def _read_xlsx(path: Path) -> list[list[str]]:
     return rows
 
 
-def read_rows(path: Path, encoding: str | None = None) -> tuple[list[str], list[list[str]]]:
-    """Header and data rows of a CSV or .xlsx file, as text (all of them: :func:`read_chunks` for a
-    large file)."""
-    header, chunks = read_chunks(path, encoding)
-    return header, [row for chunk in chunks for row in chunk.data]
-
-
 # ------------------------------------------------------------------------------------ headers
 def map_hint(table: str, ignored: list[str]) -> str:
     """A ``--map`` suggestion for ignored headers that look like a column of ``table`` ("" if none).
