@@ -39,7 +39,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
-from .facts import iso, net_revenue_sql, paid
+from .facts import iso, net_revenue_sql, order_margin, paid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,14 +77,6 @@ LIFT_COLUMNS = [
 
 class RomiError(ValueError):
     """The ROMI analysis cannot run with these settings."""
-
-
-
-
-def _order_margin(orders: pd.DataFrame, margin: float) -> pd.Series:
-    """amount − cost when the order carries a cost, else amount × margin."""
-    cost = pd.to_numeric(orders["cost"], errors="coerce")
-    return (orders["amount"] - cost).where(cost.notna(), orders["amount"] * margin)
 
 
 def attributed_orders(
@@ -127,7 +119,7 @@ def attributed_orders(
     frame = pd.concat([coded, by_contact], ignore_index=True)
     frame["order_date"] = pd.to_datetime(frame["order_date"])
     frame["amount"] = frame["amount"].astype(float)
-    frame["margin"] = _order_margin(frame, margin).astype(float)
+    frame["margin"] = order_margin(frame, margin).astype(float)
     return frame[["order_id", "customer_id", "order_date", "amount", "margin", "campaign_id", "how"]]
 
 
