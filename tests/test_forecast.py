@@ -172,6 +172,8 @@ def test_three_month_store_and_empty_store_run(tmp_path):
     forecast.plot_forecast(result, "revenue")
     empty = forecast.forecast_sales(memory_db(), dt.date(2026, 10, 31))
     assert empty.table.empty and empty.next_month() == {} and "nothing to forecast" in empty.note
+    (headline,) = forecast.headline_figures(empty, "EUR")
+    assert headline.value is None and headline.note == "no history to forecast from"
     forecast.plot_forecast(empty, "orders")
 
 
@@ -219,6 +221,9 @@ def test_demo_backtest_model_beats_last_year(demo_forecast):
 def test_demo_next_month_is_november(demo_forecast):
     nxt = demo_forecast.next_month("revenue")
     assert nxt["month"] == "2026-11" and nxt["lower"] <= nxt["value"] <= nxt["upper"]
+    (headline,) = forecast.headline_figures(demo_forecast, "EUR")
+    assert headline.key == "forecast_next_month_revenue" and headline.value == nxt["value"]
+    assert headline.note.startswith("2026-11, ") and headline.unit == "EUR"
 
 
 def test_calibration_widens_a_too_narrow_range_to_the_backtests_errors_by_hand():

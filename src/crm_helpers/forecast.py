@@ -52,6 +52,7 @@ from threadpoolctl import threadpool_limits
 
 from .data import query_df
 from .facts import net_revenue_sql, paid
+from .figures import Headline
 from .periods import month_end
 
 SEASON = 12
@@ -480,6 +481,14 @@ def forecast_sales(
     result.summary = pd.DataFrame(rows)
     result.note = " ".join(dict.fromkeys(result.summary["note"]))
     return result
+
+
+def headline_figures(result: SalesForecast, currency: str) -> list[Headline]:
+    """The ``forecast_next_month_revenue`` headline: the first forecast month's net revenue in
+    ``currency``, its note naming the month, model and interval; None when there is no forecast."""
+    nxt = result.next_month("revenue")
+    return [Headline("forecast_next_month_revenue", nxt.get("value"), "Forecast revenue next month", unit=currency,
+                     note=nxt.get("note", "no history to forecast from"))]
 
 
 def plot_forecast(result: SalesForecast, metric: str = "revenue", *, ax: Axes | None = None) -> Axes:

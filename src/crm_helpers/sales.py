@@ -328,6 +328,16 @@ def pipeline_split(by_month: pd.DataFrame) -> tuple[float, float]:
     return float(by_month["weighted_amount"].sum()) - overdue, overdue
 
 
+def pipeline_headline_figures(by_month: pd.DataFrame, currency: str) -> list[Headline]:
+    """The ``weighted_pipeline`` (current deals) and ``weighted_pipeline_overdue`` headlines of
+    :func:`pipeline_split`, in ``currency`` (the store's)."""
+    current, overdue = pipeline_split(by_month)
+    return [Headline("weighted_pipeline", current, "Weighted pipeline, current deals", unit=currency,
+                     note="open deals not yet past their expected close: amount × chance to win"),
+            Headline("weighted_pipeline_overdue", overdue, "Weighted pipeline, overdue deals", unit=currency,
+                     note="open deals past their expected close date: less certain money")]
+
+
 def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
     """Net revenue per product category in ``period`` beside the previous month.
 
