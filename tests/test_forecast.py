@@ -168,10 +168,11 @@ def test_three_month_store_and_empty_store_run(tmp_path):
     result = forecast.forecast_sales(db, dt.date(2026, 10, 31), horizon=4)
     assert len(result.history) == 3 and len(result.table) == 4
     assert set(result.summary["method"]) == {"naive baseline"}
-    assert "too short" in result.note and result.summary["model_mape"].isna().all()
+    assert "too short" in result.message and result.summary["model_mape"].isna().all() and result.ok
     forecast.plot_forecast(result, "revenue")
     empty = forecast.forecast_sales(memory_db(), dt.date(2026, 10, 31))
-    assert empty.table.empty and empty.next_month() == {} and "nothing to forecast" in empty.note
+    assert empty.table.empty and empty.next_month() == {} and "nothing to forecast" in empty.message
+    assert not empty.ok
     (headline,) = forecast.headline_figures(empty, "EUR")
     assert headline.value is None and headline.note == "no history to forecast from"
     forecast.plot_forecast(empty, "orders")

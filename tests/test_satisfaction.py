@@ -279,7 +279,7 @@ def test_key_drivers_refuse_too_few_answers_and_the_report_says_so():
     with pytest.raises(NotEnoughResponses, match="only 2 complete answers"):
         satisfaction.KeyDriverAnalysis().fit(frame)
     report = satisfaction.driver_report(frame)
-    assert report.text.startswith("**Not enough answers") and report.table.empty
+    assert report.message.startswith("**Not enough answers") and report.table.empty and not report.ok
 
 
 def test_comment_terms_handle_english_words_and_chinese_characters():
@@ -308,7 +308,8 @@ def test_comment_themes_need_comments_on_both_sides():
     frame = pd.DataFrame({"nps": [1, 2, 3, 10], "comment": ["late", "late", "slow", "great"]})
     with pytest.raises(NotEnoughResponses, match="1 promoter"):
         satisfaction.comment_themes(frame)
-    assert satisfaction.theme_report(frame).text.startswith("**Not enough comments")
+    themes = satisfaction.theme_report(frame)
+    assert themes.message.startswith("**Not enough comments") and not themes.ok
 
 
 def test_follow_up_lists_recent_detractors_and_open_complaints_with_their_last_interaction():
@@ -340,9 +341,9 @@ def test_follow_up_lists_recent_detractors_and_open_complaints_with_their_last_i
     assert table.loc["K", "reason"].startswith("1 open complaint(s) since 2026-10-28")
     assert table.loc["D", "last_comment"] == "Late again" and table.loc["D", "name"] == "Person D"
     report = followup.follow_up_report(db, OCT.end)
-    assert report.text.startswith("**2 customers to call**")
+    assert report.message.startswith("**2 customers to call**") and report.ok
     empty = followup.follow_up_report(db, dt.date(2025, 1, 31))
-    assert empty.table.empty and empty.text.startswith("Nobody to call")
+    assert empty.table.empty and empty.message.startswith("Nobody to call") and not empty.ok
 
 
 # -- planted signals on the demo store -------------------------------------------------------------
@@ -367,6 +368,8 @@ def test_delivery_is_the_top_driver_on_the_demo_store(year_answers):
     others = table.drop(index="delivery")
     assert table.loc["delivery", "ci_low"] > others["ci_high"].max()  # clearly first, not by chance
     assert "**Delivery is the top driver**" in model.sentence()
+    report = satisfaction.driver_report(year_answers)
+    assert report.ok and report.message == model.sentence() and set(report.table["item"]) == set(table.index)
 
 
 def test_the_follow_up_list_holds_every_planted_unhappy_customer_who_answered(demo):

@@ -289,7 +289,7 @@ def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -
     table = follow_up(db, as_of, lookback_days=lookback_days)
     if table.empty:
         return Finding(f"Nobody to call: no detractor answered in the {lookback_days} days to {as_of} and no "
-                       "complaint is open.", table)
+                       "complaint is open.", table, ok=False)
     detractors = int(table["last_nps"].notna().sum())
     complaints = int((table["open_complaints"] > 0).sum())
     return Finding(f"**{len(table)} customer{'s' * (len(table) != 1)} to call**: {detractors} answered as "

@@ -400,14 +400,22 @@ def calibrate_to_backtest(fc: pd.DataFrame, bt: pd.DataFrame, interval: float) -
 
 @dataclass
 class SalesForecast:
-    """What :func:`forecast_sales` returns: history, forecasts, backtests and plain-language summary."""
+    """What :func:`forecast_sales` returns: history, forecasts, backtests and plain-language summary.
+
+    ``ok``: there is a forecast; ``message``: plain sentences on which models were used and why, or
+    why there is no forecast."""
 
     history: pd.DataFrame
     forecasts: dict[str, pd.DataFrame] = field(default_factory=dict)
     models: dict[str, MonthlyForecaster] = field(default_factory=dict)
     backtests: dict[str, pd.DataFrame] = field(default_factory=dict)
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
-    note: str = ""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one metric was forecast (else :attr:`message` says why not)."""
+        return bool(self.forecasts)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -453,15 +461,15 @@ def forecast_sales(
     ``forecasts`` (``month, forecast, lower, upper``), fitted ``models``, ``backtests``
     (:func:`backtest`; the intervals are widened to the backtest's errors by
     :func:`calibrate_to_backtest`) and a ``summary`` table (``metric, method, months_of_history, model_mape,
-    seasonal_naive_mape, verdict, note``; MAPE in percent). An empty store gives empty tables and
-    a ``note`` instead of an error.
+    seasonal_naive_mape, verdict, note``; MAPE in percent). An empty store gives empty tables,
+    ``ok`` False and a ``message`` instead of an error.
     """
     if horizon < 1:
         raise ForecastError(f"forecast_horizon_months must be at least 1, not {horizon}")
     history = monthly_history(db, as_of)
     result = SalesForecast(history=history)
     if history.empty:
-        result.note = "No paid orders up to the period's end: there is nothing to forecast yet."
+        result.message = "No paid orders up to the period's end: there is nothing to forecast yet."
         return result
     rows = []
     for metric, what in METRICS.items():
@@ -479,7 +487,7 @@ def forecast_sales(
                      "model_mape": model_err, "seasonal_naive_mape": base_err, "verdict": verdict,
                      "note": model.note_})
     result.summary = pd.DataFrame(rows)
-    result.note = " ".join(dict.fromkeys(result.summary["note"]))
+    result.message = " ".join(dict.fromkeys(result.summary["note"]))
     return result
 
 

@@ -96,10 +96,13 @@ class ItemWeights:
 
 @dataclass(frozen=True)
 class Finding:
-    """A notebook section's result: one or two sentences (Markdown) and the table behind them."""
+    """A notebook section's result: ``message``, one or two sentences (Markdown), and the ``table``
+    behind them. ``ok`` is False when there is no result (too few answers, nobody on the list):
+    then ``message`` says why and ``table`` is empty, with its columns."""
 
-    text: str
+    message: str
     table: pd.DataFrame
+    ok: bool = True
 
 
 # -- the measures on counts (hand-checkable) ----------------------------------------------------
@@ -636,7 +639,7 @@ def driver_report(answer_frame: pd.DataFrame, *, target: str = "csat", random_st
     except NotEnoughResponses as exc:
         return Finding(f"**Not enough answers for a driver analysis:** {exc}.",
                        pd.DataFrame(columns=["item", "coefficient", "ci_low", "ci_high", "p_value",
-                                             "standardized", "rf_importance"]))
+                                             "standardized", "rf_importance"]), ok=False)
     return Finding(model.sentence(), model.table_)
 
 
@@ -727,7 +730,8 @@ def theme_report(comment_frame: pd.DataFrame, *, top: int = 8) -> Finding:
         table = comment_themes(comment_frame, top=top)
     except NotEnoughResponses as exc:
         return Finding(f"**Not enough comments for themes:** {exc}.",
-                       pd.DataFrame(columns=["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]))
+                       pd.DataFrame(columns=["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]),
+                       ok=False)
     det = table.loc[table["leans_to"] == "detractors", "theme"].head(3).tolist()
     pro = table.loc[table["leans_to"] == "promoters", "theme"].head(3).tolist()
     text = (f"Detractors' comments lean to **{', '.join(det) or '–'}**; promoters' to **{', '.join(pro) or '–'}** "
