@@ -183,7 +183,7 @@ def nps_ci(
 
 
 
-def lookback_start(as_of: dt.date, months: int) -> dt.date:
+def lookback_start(as_of: dt.date, *, months: int) -> dt.date:
     """First day of the window of ``months`` calendar months that ends with ``as_of``'s month."""
     if months < 1:
         raise SatisfactionError("a look-back window needs at least one month")
@@ -281,7 +281,7 @@ def _with_nps_ci(frame: pd.DataFrame, n_boot: int, random_state: int) -> pd.Data
 
 
 def period_scores(
-    db: Database, period: Period, weights: ItemWeights, *, min_responses: int = 30, n_boot: int = 2000,
+    db: Database, period: Period, *, weights: ItemWeights, min_responses: int = 30, n_boot: int = 2000,
     random_state: int = 0,
 ) -> pd.Series:
     """Every measure for one period (answers with ``submitted_at`` in the period).
@@ -304,7 +304,7 @@ def period_scores(
 
 
 def monthly_trend(
-    db: Database, as_of: dt.date, weights: ItemWeights, *, months: int = 12, min_responses: int = 30,
+    db: Database, as_of: dt.date, *, weights: ItemWeights, months: int = 12, min_responses: int = 30,
     n_boot: int = 2000, random_state: int = 0,
 ) -> pd.DataFrame:
     """One row per calendar month of the ``months`` months ending with ``as_of``'s month.
@@ -314,7 +314,7 @@ def monthly_trend(
     are kept, with 0 responses and blank measures (flagged small). Answers after ``as_of`` are
     ignored.
     """
-    start = lookback_start(as_of, months)
+    start = lookback_start(as_of, months=months)
     counts = _aggregate(db, start, as_of, weights, True).set_index("bucket")
     labels = [f"{p.year:04d}-{p.month:02d}" for p in pd.period_range(start, as_of, freq="M")]
     counts = counts.reindex(labels).fillna(0.0).rename_axis("bucket").reset_index()
@@ -447,7 +447,7 @@ def _interval(row: pd.Series) -> str:
     return f"{_fmt(low, 'nps')} to {_fmt(high, 'nps')}" if np.isfinite(low) else "–"
 
 
-def seed_formulas(current: pd.Series, previous: pd.Series, weights: ItemWeights) -> pd.DataFrame:
+def seed_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeights) -> pd.DataFrame:
     """The seeds' formulas for two periods, each labeled with its formula and what it means."""
     rows = [
         ("seeds_s", "Seeds' weighted satisfaction S",
@@ -494,7 +494,7 @@ def month_summary(current: pd.Series, previous: pd.Series) -> str:
     return text
 
 
-def headline_figures(current: pd.Series, previous: pd.Series,
+def headline_figures(current: pd.Series, previous: pd.Series, *,
                      comparison: pd.DataFrame | None = None) -> list[Headline]:
     """NPS, CSAT and the satisfaction index of ``current`` beside ``previous`` (rows of
     :func:`period_scores`), as headlines for the report index.
