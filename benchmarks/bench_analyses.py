@@ -44,7 +44,7 @@ def _steps(db: Any, as_of: dt.date) -> list[Step]:
         ("churn scoring", "`follow_up_queue`", "queue",
          lambda r: followup.follow_up_queue(db, as_of, scored=r["scored"], pipeline=r["pipeline"])),
         ("forecasting", "`forecast_sales` (history, fits, backtests)", "forecast",
-         lambda r: forecast.forecast_sales(db, as_of, 6)),
+         lambda r: forecast.forecast_sales(db, as_of, horizon=6)),
         ("association rules", "`basket_matrix`", "basket", lambda r: crosssell.basket_matrix(db, as_of)),
         ("association rules", "`association_rules_table`", "rules",
          lambda r: crosssell.association_rules_table(r["basket"], crosssell.product_names(db))),

@@ -140,3 +140,10 @@ def test_page_03_and_the_index_give_the_same_repeat_rate_and_loyalty(demo_db):
     assert overview.loc["Repeat purchase share (customer loyalty)", "value_pct"] == pytest.approx(
         index["repeat_purchase_share"], abs=0.005)
     assert overview.loc["Repeat rate", "definition"] == facts.REPEAT_RATE_MEANING
+
+
+def test_order_margin_is_amount_minus_cost_when_known_else_amount_times_margin():
+    orders = pd.DataFrame({"amount": [100.0, 200.0, 50.0], "cost": [70.0, None, "n/a"]})
+    margin = facts.order_margin(orders, 0.25)
+    assert margin.tolist() == pytest.approx([30.0, 50.0, 12.5])
+    assert margin.index.equals(orders.index)

@@ -36,7 +36,7 @@ def _seasonal(months: int, seed: int = 0) -> pd.Series:
 
 def test_seasonal_naive_repeats_last_year():
     y = _series(np.arange(1, 25))
-    fc = forecast.naive_forecast(y, 3, seasonal=True)
+    fc = forecast.naive_forecast(y, horizon=3, seasonal=True)
     assert fc["forecast"].tolist() == [13.0, 14.0, 15.0]
     assert fc["month"].iloc[0] == pd.Timestamp("2026-01-01")
     # every same-month-last-year error is 12, so the spread is 0 and the interval collapses
@@ -45,13 +45,13 @@ def test_seasonal_naive_repeats_last_year():
 
 def test_naive_forecast_and_its_interval_by_hand():
     y = _series([10, 12, 11, 13])
-    fc = forecast.naive_forecast(y, 2, seasonal=False, interval=0.8)
+    fc = forecast.naive_forecast(y, horizon=2, seasonal=False, interval=0.8)
     sd = np.std([2, -1, 2], ddof=1)
     z = stats.norm.ppf(0.9)
     assert fc["forecast"].tolist() == [13.0, 13.0]
     assert fc["upper"].tolist() == pytest.approx([13 + z * sd, 13 + z * sd * np.sqrt(2)])
     with pytest.raises(forecast.ForecastError, match="12 months"):
-        forecast.naive_forecast(y, 2, seasonal=True)
+        forecast.naive_forecast(y, horizon=2, seasonal=True)
 
 
 def test_mape_by_hand_skips_zero_actuals():
@@ -168,11 +168,14 @@ def test_three_month_store_and_empty_store_run(tmp_path):
     result = forecast.forecast_sales(db, dt.date(2026, 10, 31), horizon=4)
     assert len(result.history) == 3 and len(result.table) == 4
     assert set(result.summary["method"]) == {"naive baseline"}
-    assert "too short" in result.note and result.summary["model_mape"].isna().all()
-    forecast.plot_forecast(result, "revenue")
+    assert "too short" in result.message and result.summary["model_mape"].isna().all() and result.ok
+    forecast.plot_forecast(result, metric="revenue")
     empty = forecast.forecast_sales(memory_db(), dt.date(2026, 10, 31))
-    assert empty.table.empty and empty.next_month() == {} and "nothing to forecast" in empty.note
-    forecast.plot_forecast(empty, "orders")
+    assert empty.table.empty and empty.next_month() == {} and "nothing to forecast" in empty.message
+    assert not empty.ok
+    (headline,) = forecast.headline_figures(empty, "EUR")
+    assert headline.value is None and headline.note == "no history to forecast from"
+    forecast.plot_forecast(empty, metric="orders")
 
 
 def test_same_store_same_numbers(tmp_path):
@@ -219,6 +222,9 @@ def test_demo_backtest_model_beats_last_year(demo_forecast):
 def test_demo_next_month_is_november(demo_forecast):
     nxt = demo_forecast.next_month("revenue")
     assert nxt["month"] == "2026-11" and nxt["lower"] <= nxt["value"] <= nxt["upper"]
+    (headline,) = forecast.headline_figures(demo_forecast, "EUR")
+    assert headline.key == "forecast_next_month_revenue" and headline.value == nxt["value"]
+    assert headline.note.startswith("2026-11, ") and headline.unit == "EUR"
 
 
 def test_calibration_widens_a_too_narrow_range_to_the_backtests_errors_by_hand():
@@ -227,11 +233,11 @@ def test_calibration_widens_a_too_narrow_range_to_the_backtests_errors_by_hand()
     # nine relative errors 1 %..9 % and 40 %: ⌈(10 + 1) × 0.8⌉ = 9th smallest = 9 %
     errors = [0.01 * k for k in range(1, 10)] + [0.40]
     bt = pd.DataFrame({"actual": [100 * (1 + e) for e in errors], "model": [100.0] * 10})
-    out, q = forecast.calibrate_to_backtest(fc, bt, 0.8)
+    out, q = forecast.calibrate_to_backtest(fc, bt, interval=0.8)
     assert q == pytest.approx(0.09)
     assert out.loc[0, "lower"] == pytest.approx(91.0) and out.loc[0, "upper"] == pytest.approx(109.0)
     assert out.loc[1, "lower"] == 150.0 and out.loc[1, "upper"] == 250.0  # already wider: kept
-    assert forecast.calibrate_to_backtest(fc, bt.iloc[0:0], 0.8) == (fc, None)
+    assert forecast.calibrate_to_backtest(fc, bt.iloc[0:0], interval=0.8) == (fc, None)
 
 
 def test_demo_forecast_range_holds_its_stated_share_of_the_backtest(demo_forecast):

@@ -194,6 +194,14 @@ def test_campaigns_are_ranked_by_measured_extra_revenue_every_one_included(demo_
     assert "cannot be measured" in unmeasured.set_index("campaign_id").loc["C07", "verdict"]
     measured = ranking["incremental_revenue"].dropna().astype(float)
     assert measured.is_monotonic_decreasing
+    # the index's "best campaign" is the effective one, with its 95 % range and verdict
+    (best,) = romi.headline_figures(ranking, "EUR")
+    top = ranking.iloc[0]
+    assert best.key == "best_campaign_lift" and best.value == pytest.approx(top["incremental_revenue"]) and best.value > 0
+    assert best.interval == pytest.approx((top["incremental_ci_low"], top["incremental_ci_high"]))
+    assert best.note == top["verdict"] and best.unit == "EUR" and best.good == "up"
+    (none,) = romi.headline_figures(ranking[~ranking["measurable"]], "EUR")
+    assert none.value is None and none.interval is None and "no campaign" in none.note
 
 
 def test_only_campaigns_near_the_month_are_kept(demo_db, demo_table):

@@ -341,3 +341,7 @@ def test_the_pipeline_splits_into_current_and_overdue_deals(demo_opps):
     open_deals = demo_opps[demo_opps["status_at"] == "open"]
     late = open_deals["expected_close"] <= pd.Timestamp(DEMO_AS_OF)
     assert overdue == pytest.approx(open_deals.loc[late, "weighted_amount"].sum()) and overdue > 0
+    figures = {h.key: h for h in sales.pipeline_headline_figures(by_month, "EUR")}
+    assert figures["weighted_pipeline"].value == pytest.approx(current)
+    assert figures["weighted_pipeline_overdue"].value == pytest.approx(overdue)
+    assert {h.unit for h in figures.values()} == {"EUR"}

@@ -39,7 +39,7 @@ def _answer(db, customer_id: str, day: str, *, nps=None, csat=None, q=None, d=No
 
 
 def _scores(db, period: Period = OCT, weights: ItemWeights = EQUAL, min_responses: int = 3) -> pd.Series:
-    return satisfaction.period_scores(db, period, weights, min_responses=min_responses, n_boot=500)
+    return satisfaction.period_scores(db, period, weights=weights, min_responses=min_responses, n_boot=500)
 
 
 # -- hand-computed measures ----------------------------------------------------------------------
@@ -196,7 +196,7 @@ def test_seed_formula_table_labels_each_formula():
     db = _db_with_customers("A")
     _answer(db, "A", "2026-10-01", nps=9, csat=5, q=5, d=5, p=5, s=5)
     row = _scores(db)
-    table = satisfaction.seed_formulas(row, row, EQUAL)
+    table = satisfaction.seed_formulas(row, row, weights=EQUAL)
     assert table["measure"].str.contains("Seeds'").sum() == 4
     assert "not on the 1–5 scale" in table.loc[0, "formula"]
     assert table.loc[table["measure"] == "Seeds' weighted satisfaction S", "this period"].item() == "1.25"
@@ -249,7 +249,7 @@ def test_monthly_trend_keeps_months_without_answers():
     _answer(db, "A", "2026-08-15", nps=10, csat=5)
     _answer(db, "A", "2026-10-15", nps=0, csat=1)
     _answer(db, "A", "2026-11-02", nps=0, csat=1)  # after as_of: ignored
-    trend = satisfaction.monthly_trend(db, OCT.end, EQUAL, months=4, min_responses=1, n_boot=100)
+    trend = satisfaction.monthly_trend(db, OCT.end, weights=EQUAL, months=4, min_responses=1, n_boot=100)
     assert trend["month"].tolist() == ["2026-07", "2026-08", "2026-09", "2026-10"]
     assert trend["responses"].tolist() == [0, 1, 0, 1]
     assert trend["nps"].iloc[1] == 100 and trend["nps"].iloc[3] == -100
@@ -279,7 +279,7 @@ def test_key_drivers_refuse_too_few_answers_and_the_report_says_so():
     with pytest.raises(NotEnoughResponses, match="only 2 complete answers"):
         satisfaction.KeyDriverAnalysis().fit(frame)
     report = satisfaction.driver_report(frame)
-    assert report.text.startswith("**Not enough answers") and report.table.empty
+    assert report.message.startswith("**Not enough answers") and report.table.empty and not report.ok
 
 
 def test_comment_terms_handle_english_words_and_chinese_characters():
@@ -308,7 +308,8 @@ def test_comment_themes_need_comments_on_both_sides():
     frame = pd.DataFrame({"nps": [1, 2, 3, 10], "comment": ["late", "late", "slow", "great"]})
     with pytest.raises(NotEnoughResponses, match="1 promoter"):
         satisfaction.comment_themes(frame)
-    assert satisfaction.theme_report(frame).text.startswith("**Not enough comments")
+    themes = satisfaction.theme_report(frame)
+    assert themes.message.startswith("**Not enough comments") and not themes.ok
 
 
 def test_follow_up_lists_recent_detractors_and_open_complaints_with_their_last_interaction():
@@ -340,9 +341,9 @@ def test_follow_up_lists_recent_detractors_and_open_complaints_with_their_last_i
     assert table.loc["K", "reason"].startswith("1 open complaint(s) since 2026-10-28")
     assert table.loc["D", "last_comment"] == "Late again" and table.loc["D", "name"] == "Person D"
     report = followup.follow_up_report(db, OCT.end)
-    assert report.text.startswith("**2 customers to call**")
+    assert report.message.startswith("**2 customers to call**") and report.ok
     empty = followup.follow_up_report(db, dt.date(2025, 1, 31))
-    assert empty.table.empty and empty.text.startswith("Nobody to call")
+    assert empty.table.empty and empty.message.startswith("Nobody to call") and not empty.ok
 
 
 # -- planted signals on the demo store -------------------------------------------------------------
@@ -357,7 +358,7 @@ def demo(demo_db_path: Path):
 
 @pytest.fixture(scope="module")
 def year_answers(demo) -> pd.DataFrame:
-    return satisfaction.answers(demo, satisfaction.lookback_start(OCT.end, 12), OCT.end)
+    return satisfaction.answers(demo, satisfaction.lookback_start(OCT.end, months=12), OCT.end)
 
 
 def test_delivery_is_the_top_driver_on_the_demo_store(year_answers):
@@ -367,6 +368,8 @@ def test_delivery_is_the_top_driver_on_the_demo_store(year_answers):
     others = table.drop(index="delivery")
     assert table.loc["delivery", "ci_low"] > others["ci_high"].max()  # clearly first, not by chance
     assert "**Delivery is the top driver**" in model.sentence()
+    report = satisfaction.driver_report(year_answers)
+    assert report.ok and report.message == model.sentence() and set(report.table["item"]) == set(table.index)
 
 
 def test_the_follow_up_list_holds_every_planted_unhappy_customer_who_answered(demo):
@@ -387,7 +390,7 @@ def test_satisfaction_rises_after_the_courier_change(demo, demo_business):
     first_full = (change.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
     after = Period(first_full, OCT.end)  # the full months after the change
     last_before = change.replace(day=1) - dt.timedelta(days=1)
-    before = Period(satisfaction.lookback_start(last_before, 12), last_before)  # the 12 months before it
+    before = Period(satisfaction.lookback_start(last_before, months=12), last_before)  # the 12 months before it
     now, then = _scores(demo, after, min_responses=30), _scores(demo, before, min_responses=30)
     assert now["weighted_index"] > then["weighted_index"]
     change_table = satisfaction.compare_periods(now, then).set_index("measure")
@@ -405,7 +408,7 @@ def test_satisfaction_rises_after_the_courier_change(demo, demo_business):
 
 
 def test_trend_counts_match_the_store_and_intervals_hold_the_estimate(demo):
-    trend = satisfaction.monthly_trend(demo, OCT.end, EQUAL, months=24, min_responses=30)
+    trend = satisfaction.monthly_trend(demo, OCT.end, weights=EQUAL, months=24, min_responses=30)
     total = demo.execute("SELECT COUNT(*) FROM feedback WHERE submitted_at <= ?", [OCT.end.isoformat()]).fetchone()[0]
     assert trend["responses"].sum() == total
     answered = trend[trend["responses"] > 0]
@@ -414,7 +417,7 @@ def test_trend_counts_match_the_store_and_intervals_hold_the_estimate(demo):
 
 
 def test_lateness_is_what_detractors_write_about_on_the_demo_store(demo):
-    frame = satisfaction.comments(demo, satisfaction.lookback_start(OCT.end, 12), OCT.end)
+    frame = satisfaction.comments(demo, satisfaction.lookback_start(OCT.end, months=12), OCT.end)
     themes = satisfaction.comment_themes(frame)
     detractor_themes = themes.loc[themes["leans_to"] == "detractors", "theme"].head(3).tolist()
     assert "late" in detractor_themes

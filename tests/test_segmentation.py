@@ -105,7 +105,7 @@ def test_five_identical_customers_get_a_note_not_a_crash():
     notes = " ".join(seg.rfm_notes(rfm))
     assert "Only 5 buyers" in notes and "same recency" in notes and "same number of orders" in notes
     clusters = seg.CustomerClusters(k_range=(2, 4)).fit(feats)
-    assert clusters.k_ == 1 and "too few" in clusters.note_ and set(clusters.labels_) == {1}
+    assert clusters.k_ == 1 and "too few" in clusters.message and set(clusters.labels_) == {1} and not clusters.ok
     assert len(clusters.profiles_) == 1 and len(clusters.map_2d(feats)) == 5
 
 
@@ -236,7 +236,8 @@ def test_demo_kmeans_says_in_one_sentence_why_k_and_what_tells_the_groups_apart(
     assert profiles["name"].is_unique
     assert all(name.lower() in description.lower() or name.lower().startswith(description.lower()[:5])
                for name, description in zip(profiles["name"], profiles["description"]))
-    sentence = clusters.choice_sentence()
+    sentence = clusters.message
+    assert clusters.ok
     assert sentence.startswith(f"Your buyers fall most clearly into {clusters.k_} groups") and sentence.count(".") <= 3
     scores = clusters.scores_.set_index("k")["silhouette"]
     assert f"{scores[clusters.k_]:.2f}" in sentence and f"{scores.drop(clusters.k_).max():.2f}" in sentence

@@ -60,7 +60,7 @@ from .btyd import (  # noqa: F401
 )
 from .data import query_df, store_currency
 from .figures import Headline
-from .facts import iso, net_revenue_sql, paid
+from .facts import iso, net_revenue_sql, order_margin, paid
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -808,7 +808,7 @@ def analyse_customers(
     grouped = days.groupby("customer_id")
     one_year_ago = pd.Timestamp(as_of) - pd.Timedelta(days=365)
     recent = days[days["order_date"] > one_year_ago]
-    recent_profit = (recent["amount"] - recent["cost"]).where(recent["cost"].notna(), recent["amount"] * rate)
+    recent_profit = order_margin(recent, rate)
     customers = summary.join(people, how="left").assign(
         buyer_group=_buyer_group(summary["frequency"]),
         first_purchase=grouped["order_date"].min().dt.date,

@@ -101,6 +101,17 @@ def net_revenue_sql(alias: str = "") -> str:
             f"ELSE {net} * {_rate_sql(store, day)} / {_rate_sql(own, day)} END)")
 
 
+def order_margin(orders: pd.DataFrame, margin: float) -> pd.Series:
+    """The one definition of an order's gross margin, in the order's money (the store's currency).
+
+    ``amount − cost`` when the order carries a cost, else ``amount × margin`` (``margin`` is the
+    gross margin share of revenue, between 0 and 1). ``orders`` has the columns ``amount`` and
+    ``cost`` (missing or non-numeric cost counts as unknown); one value per row, same index.
+    """
+    cost = pd.to_numeric(orders["cost"], errors="coerce")
+    return (orders["amount"] - cost).where(cost.notna(), orders["amount"] * margin)
+
+
 LOYALTY_MEANING = ("Of this month's paid orders, the share that are not a customer's first order, in %: the seeds' "
                    "\"customer loyalty\" (repeat purchases / all purchases).")
 """The repeat purchase share (the seeds' loyalty) in plain words, as the pages and the glossary print it."""

@@ -27,6 +27,7 @@ from sqlite_utils import Database
 from .data import query_df
 from .facts import next_day, ticket_open_sql
 from .features import as_date
+from .figures import Headline
 from .safe_csv import write_safe_csv
 from .satisfaction import DETRACTOR_MAX, Finding
 from .scoring import percentile_rank
@@ -132,6 +133,11 @@ class FollowUpQueue:
         if self.candidates == 0:
             return "nobody needs a follow-up"
         return f"the {len(self.table)} most urgent are listed"
+
+
+def headline_figures(queue: FollowUpQueue) -> list[Headline]:
+    """The queue's size as the ``follow_up_count`` headline (people with at least one reason; a count)."""
+    return [Headline("follow_up_count", queue.candidates, "People to follow up", note=queue.message)]
 
 
 def follow_up_queue(
@@ -283,7 +289,7 @@ def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -
     table = follow_up(db, as_of, lookback_days=lookback_days)
     if table.empty:
         return Finding(f"Nobody to call: no detractor answered in the {lookback_days} days to {as_of} and no "
-                       "complaint is open.", table)
+                       "complaint is open.", table, ok=False)
     detractors = int(table["last_nps"].notna().sum())
     complaints = int((table["open_complaints"] > 0).sum())
     return Finding(f"**{len(table)} customer{'s' * (len(table) != 1)} to call**: {detractors} answered as "

@@ -52,6 +52,7 @@ from threadpoolctl import threadpool_limits
 
 from .data import query_df
 from .facts import net_revenue_sql, paid
+from .figures import Headline
 from .periods import month_end
 
 SEASON = 12
@@ -131,7 +132,7 @@ def _future_months(y: pd.Series, horizon: int) -> pd.DatetimeIndex:
     return pd.date_range(y.index[-1] + pd.offsets.MonthBegin(1), periods=horizon, freq="MS")
 
 
-def naive_forecast(y: pd.Series, horizon: int, *, seasonal: bool, interval: float = 0.8) -> pd.DataFrame:
+def naive_forecast(y: pd.Series, *, horizon: int, seasonal: bool, interval: float = 0.8) -> pd.DataFrame:
     """The naive (last value) or seasonal-naive (same month last year) forecast with intervals.
 
     ``y``: monthly series (see :class:`MonthlyForecaster`); seasonal needs at least 12 months.
@@ -279,7 +280,7 @@ class MonthlyForecaster:
         h = horizon or self.horizon
         y = self.y_
         if self.method_ in ("naive", "seasonal naive"):
-            return naive_forecast(y, h, seasonal=self.method_ == "seasonal naive", interval=self.interval)
+            return naive_forecast(y, horizon=h, seasonal=self.method_ == "seasonal naive", interval=self.interval)
         if self.method_ == "sarimax":
             with _fitting():
                 fc = self.result_.get_forecast(h)
@@ -343,7 +344,7 @@ def backtest(y: pd.Series, model: MonthlyForecaster, *, folds: int = 3, horizon:
             predicted = model.refit(train).predict(len(test))["forecast"].to_numpy()
         except (np.linalg.LinAlgError, ValueError):
             continue
-        baseline = naive_forecast(train, len(test), seasonal=True)["forecast"].to_numpy()
+        baseline = naive_forecast(train, horizon=len(test), seasonal=True)["forecast"].to_numpy()
         frames.append(pd.DataFrame({"fold": fold, "origin": train.index[-1], "month": test.index,
                                     "actual": test.to_numpy(), "model": predicted, "seasonal_naive": baseline}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
@@ -376,7 +377,7 @@ def backtest_verdict(bt: pd.DataFrame, label: str, what: str) -> tuple[float, fl
     )
 
 
-def calibrate_to_backtest(fc: pd.DataFrame, bt: pd.DataFrame, interval: float) -> tuple[pd.DataFrame, float | None]:
+def calibrate_to_backtest(fc: pd.DataFrame, bt: pd.DataFrame, *, interval: float) -> tuple[pd.DataFrame, float | None]:
     """Widen ``fc``'s interval so that it would have held ``interval`` of the backtest's actuals.
 
     Split-conformal on relative errors: with the backtest's n scores |actual − model| ÷ model,
@@ -399,14 +400,22 @@ def calibrate_to_backtest(fc: pd.DataFrame, bt: pd.DataFrame, interval: float) -
 
 @dataclass
 class SalesForecast:
-    """What :func:`forecast_sales` returns: history, forecasts, backtests and plain-language summary."""
+    """What :func:`forecast_sales` returns: history, forecasts, backtests and plain-language summary.
+
+    ``ok``: there is a forecast; ``message``: plain sentences on which models were used and why, or
+    why there is no forecast."""
 
     history: pd.DataFrame
     forecasts: dict[str, pd.DataFrame] = field(default_factory=dict)
     models: dict[str, MonthlyForecaster] = field(default_factory=dict)
     backtests: dict[str, pd.DataFrame] = field(default_factory=dict)
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
-    note: str = ""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one metric was forecast (else :attr:`message` says why not)."""
+        return bool(self.forecasts)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -439,8 +448,8 @@ class SalesForecast:
 def forecast_sales(
     db: Database,
     as_of: dt.date,
-    horizon: int = 6,
     *,
+    horizon: int = 6,
     interval: float = 0.8,
     folds: int = 3,
     backtest_horizon: int = 3,
@@ -452,15 +461,15 @@ def forecast_sales(
     ``forecasts`` (``month, forecast, lower, upper``), fitted ``models``, ``backtests``
     (:func:`backtest`; the intervals are widened to the backtest's errors by
     :func:`calibrate_to_backtest`) and a ``summary`` table (``metric, method, months_of_history, model_mape,
-    seasonal_naive_mape, verdict, note``; MAPE in percent). An empty store gives empty tables and
-    a ``note`` instead of an error.
+    seasonal_naive_mape, verdict, note``; MAPE in percent). An empty store gives empty tables,
+    ``ok`` False and a ``message`` instead of an error.
     """
     if horizon < 1:
         raise ForecastError(f"forecast_horizon_months must be at least 1, not {horizon}")
     history = monthly_history(db, as_of)
     result = SalesForecast(history=history)
     if history.empty:
-        result.note = "No paid orders up to the period's end: there is nothing to forecast yet."
+        result.message = "No paid orders up to the period's end: there is nothing to forecast yet."
         return result
     rows = []
     for metric, what in METRICS.items():
@@ -470,7 +479,7 @@ def forecast_sales(
         model_err, base_err, verdict = backtest_verdict(bt, model.label_, what)
         result.models[metric], result.backtests[metric] = model, bt
         predicted = model.predict()
-        result.forecasts[metric], q = calibrate_to_backtest(predicted, bt, interval)
+        result.forecasts[metric], q = calibrate_to_backtest(predicted, bt, interval=interval)
         if q is not None and (result.forecasts[metric]["upper"] > predicted["upper"]).any():
             verdict += (f" Its {interval:.0%} range is widened to at least ±{q:.0%}, what the backtest's errors "
                         f"need to hold {interval:.0%} of its months: the model's own range was narrower.")
@@ -478,11 +487,19 @@ def forecast_sales(
                      "model_mape": model_err, "seasonal_naive_mape": base_err, "verdict": verdict,
                      "note": model.note_})
     result.summary = pd.DataFrame(rows)
-    result.note = " ".join(dict.fromkeys(result.summary["note"]))
+    result.message = " ".join(dict.fromkeys(result.summary["note"]))
     return result
 
 
-def plot_forecast(result: SalesForecast, metric: str = "revenue", *, ax: Axes | None = None) -> Axes:
+def headline_figures(result: SalesForecast, currency: str) -> list[Headline]:
+    """The ``forecast_next_month_revenue`` headline: the first forecast month's net revenue in
+    ``currency``, its note naming the month, model and interval; None when there is no forecast."""
+    nxt = result.next_month("revenue")
+    return [Headline("forecast_next_month_revenue", nxt.get("value"), "Forecast revenue next month", unit=currency,
+                     note=nxt.get("note", "no history to forecast from"))]
+
+
+def plot_forecast(result: SalesForecast, *, metric: str = "revenue", ax: Axes | None = None) -> Axes:
     """History (line), forecast (dashed) and its prediction interval (band) of one metric."""
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt

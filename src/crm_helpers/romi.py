@@ -39,7 +39,8 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import query_df
-from .facts import iso, net_revenue_sql, paid
+from .facts import iso, net_revenue_sql, order_margin, paid
+from .figures import Headline
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,14 +78,6 @@ LIFT_COLUMNS = [
 
 class RomiError(ValueError):
     """The ROMI analysis cannot run with these settings."""
-
-
-
-
-def _order_margin(orders: pd.DataFrame, margin: float) -> pd.Series:
-    """amount − cost when the order carries a cost, else amount × margin."""
-    cost = pd.to_numeric(orders["cost"], errors="coerce")
-    return (orders["amount"] - cost).where(cost.notna(), orders["amount"] * margin)
 
 
 def attributed_orders(
@@ -127,7 +120,7 @@ def attributed_orders(
     frame = pd.concat([coded, by_contact], ignore_index=True)
     frame["order_date"] = pd.to_datetime(frame["order_date"])
     frame["amount"] = frame["amount"].astype(float)
-    frame["margin"] = _order_margin(frame, margin).astype(float)
+    frame["margin"] = order_margin(frame, margin).astype(float)
     return frame[["order_id", "customer_id", "order_date", "amount", "margin", "campaign_id", "how"]]
 
 
@@ -469,6 +462,20 @@ def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
     frame["_rank"] = mid.astype("float64").fillna(-np.inf)
     frame = frame.sort_values(["_rank", "campaign_id"], ascending=[False, True])
     return frame[columns].reset_index(drop=True)
+
+
+def headline_figures(ranking: pd.DataFrame, currency: str) -> list[Headline]:
+    """The ``best_campaign_lift`` headline: the largest measurable extra revenue (in ``currency``) of
+    the campaigns in ``ranking`` (:func:`lift_ranking`, e.g. of :func:`near_period`), with its 95 %
+    interval and verdict; None with a plain note when no campaign brought measurable extra revenue."""
+    best = ranking[ranking["measurable"] & (ranking["incremental_revenue"] > 0)].head(1)
+    label = "Extra revenue of the best recent campaign"
+    if best.empty:
+        return [Headline("best_campaign_lift", None, label, unit=currency, good="up",
+                         note="no campaign of this month or the last brought measurable extra revenue")]
+    row = best.iloc[0]
+    return [Headline("best_campaign_lift", float(row["incremental_revenue"]), label, unit=currency, good="up",
+                     interval=(row["incremental_ci_low"], row["incremental_ci_high"]), note=row["verdict"])]
 
 
 def near_period(db: Database, table: pd.DataFrame, start: dt.date, end: dt.date, months: int = 1) -> pd.DataFrame:

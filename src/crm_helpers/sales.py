@@ -328,6 +328,16 @@ def pipeline_split(by_month: pd.DataFrame) -> tuple[float, float]:
     return float(by_month["weighted_amount"].sum()) - overdue, overdue
 
 
+def pipeline_headline_figures(by_month: pd.DataFrame, currency: str) -> list[Headline]:
+    """The ``weighted_pipeline`` (current deals) and ``weighted_pipeline_overdue`` headlines of
+    :func:`pipeline_split`, in ``currency`` (the store's)."""
+    current, overdue = pipeline_split(by_month)
+    return [Headline("weighted_pipeline", current, "Weighted pipeline, current deals", unit=currency,
+                     note="open deals not yet past their expected close: amount × chance to win"),
+            Headline("weighted_pipeline_overdue", overdue, "Weighted pipeline, overdue deals", unit=currency,
+                     note="open deals past their expected close date: less certain money")]
+
+
 def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
     """Net revenue per product category in ``period`` beside the previous month.
 
@@ -413,7 +423,7 @@ def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 
     return table.rename_axis("month").reset_index()[columns]
 
 
-def period_figures(db: Database, start: dt.date, end: dt.date, lapse_months: int = 6) -> dict[str, float]:
+def period_figures(db: Database, start: dt.date, end: dt.date, *, lapse_months: int = 6) -> dict[str, float]:
     """The sales figures of one period [start, end] (inclusive), from SQL aggregates.
 
     Keys: ``revenue`` (net revenue: sum of paid orders' amounts), ``paid_orders``,
@@ -463,7 +473,7 @@ def period_figures(db: Database, start: dt.date, end: dt.date, lapse_months: int
     }
 
 
-def uncertainty(db: Database, start: dt.date, end: dt.date,
+def uncertainty(db: Database, start: dt.date, end: dt.date, *,
                 figures: dict[str, float]) -> dict[str, tuple[float, float, float]]:
     """``(standard error, 95 % low, 95 % high)`` of each of :func:`period_figures`' figures, in its unit.
 
@@ -500,7 +510,7 @@ def uncertainty(db: Database, start: dt.date, end: dt.date,
     return result
 
 
-def headline_table(db: Database, period: Period, lapse_months: int = 6) -> pd.DataFrame:
+def headline_table(db: Database, period: Period, *, lapse_months: int = 6) -> pd.DataFrame:
     """The period's headline sales figures beside the previous calendar month's.
 
     Columns: ``key, label, value, previous, change, unit, note, good, se, low, high, se_previous,
@@ -513,11 +523,11 @@ def headline_table(db: Database, period: Period, lapse_months: int = 6) -> pd.Da
     (shown, not recorded). Money in the store's currency (net revenue: paid orders only), rounded
     to cents; counts are whole numbers; a rate that cannot be computed is None.
     """
-    now = period_figures(db, period.start, period.end, lapse_months)
+    now = period_figures(db, period.start, period.end, lapse_months=lapse_months)
     prev_period = period.previous_month()
-    before = period_figures(db, prev_period.start, prev_period.end, lapse_months)
-    spread = uncertainty(db, period.start, period.end, now)
-    spread_before = uncertainty(db, prev_period.start, prev_period.end, before)
+    before = period_figures(db, prev_period.start, prev_period.end, lapse_months=lapse_months)
+    spread = uncertainty(db, period.start, period.end, figures=now)
+    spread_before = uncertainty(db, prev_period.start, prev_period.end, figures=before)
     per_customer = now["revenue"] / now["active_customers"] if now["active_customers"] else None
     per_order = now["revenue"] / now["paid_orders"] if now["paid_orders"] else None
     worth = {k: per_customer for k in _COUNT_KEYS} | {"paid_orders": per_order}

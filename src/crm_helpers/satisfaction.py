@@ -96,10 +96,13 @@ class ItemWeights:
 
 @dataclass(frozen=True)
 class Finding:
-    """A notebook section's result: one or two sentences (Markdown) and the table behind them."""
+    """A notebook section's result: ``message``, one or two sentences (Markdown), and the ``table``
+    behind them. ``ok`` is False when there is no result (too few answers, nobody on the list):
+    then ``message`` says why and ``table`` is empty, with its columns."""
 
-    text: str
+    message: str
     table: pd.DataFrame
+    ok: bool = True
 
 
 # -- the measures on counts (hand-checkable) ----------------------------------------------------
@@ -180,7 +183,7 @@ def nps_ci(
 
 
 
-def lookback_start(as_of: dt.date, months: int) -> dt.date:
+def lookback_start(as_of: dt.date, *, months: int) -> dt.date:
     """First day of the window of ``months`` calendar months that ends with ``as_of``'s month."""
     if months < 1:
         raise SatisfactionError("a look-back window needs at least one month")
@@ -278,7 +281,7 @@ def _with_nps_ci(frame: pd.DataFrame, n_boot: int, random_state: int) -> pd.Data
 
 
 def period_scores(
-    db: Database, period: Period, weights: ItemWeights, *, min_responses: int = 30, n_boot: int = 2000,
+    db: Database, period: Period, *, weights: ItemWeights, min_responses: int = 30, n_boot: int = 2000,
     random_state: int = 0,
 ) -> pd.Series:
     """Every measure for one period (answers with ``submitted_at`` in the period).
@@ -301,7 +304,7 @@ def period_scores(
 
 
 def monthly_trend(
-    db: Database, as_of: dt.date, weights: ItemWeights, *, months: int = 12, min_responses: int = 30,
+    db: Database, as_of: dt.date, *, weights: ItemWeights, months: int = 12, min_responses: int = 30,
     n_boot: int = 2000, random_state: int = 0,
 ) -> pd.DataFrame:
     """One row per calendar month of the ``months`` months ending with ``as_of``'s month.
@@ -311,7 +314,7 @@ def monthly_trend(
     are kept, with 0 responses and blank measures (flagged small). Answers after ``as_of`` are
     ignored.
     """
-    start = lookback_start(as_of, months)
+    start = lookback_start(as_of, months=months)
     counts = _aggregate(db, start, as_of, weights, True).set_index("bucket")
     labels = [f"{p.year:04d}-{p.month:02d}" for p in pd.period_range(start, as_of, freq="M")]
     counts = counts.reindex(labels).fillna(0.0).rename_axis("bucket").reset_index()
@@ -444,7 +447,7 @@ def _interval(row: pd.Series) -> str:
     return f"{_fmt(low, 'nps')} to {_fmt(high, 'nps')}" if np.isfinite(low) else "–"
 
 
-def seed_formulas(current: pd.Series, previous: pd.Series, weights: ItemWeights) -> pd.DataFrame:
+def seed_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeights) -> pd.DataFrame:
     """The seeds' formulas for two periods, each labeled with its formula and what it means."""
     rows = [
         ("seeds_s", "Seeds' weighted satisfaction S",
@@ -491,7 +494,7 @@ def month_summary(current: pd.Series, previous: pd.Series) -> str:
     return text
 
 
-def headline_figures(current: pd.Series, previous: pd.Series,
+def headline_figures(current: pd.Series, previous: pd.Series, *,
                      comparison: pd.DataFrame | None = None) -> list[Headline]:
     """NPS, CSAT and the satisfaction index of ``current`` beside ``previous`` (rows of
     :func:`period_scores`), as headlines for the report index.
@@ -636,7 +639,7 @@ def driver_report(answer_frame: pd.DataFrame, *, target: str = "csat", random_st
     except NotEnoughResponses as exc:
         return Finding(f"**Not enough answers for a driver analysis:** {exc}.",
                        pd.DataFrame(columns=["item", "coefficient", "ci_low", "ci_high", "p_value",
-                                             "standardized", "rf_importance"]))
+                                             "standardized", "rf_importance"]), ok=False)
     return Finding(model.sentence(), model.table_)
 
 
@@ -727,7 +730,8 @@ def theme_report(comment_frame: pd.DataFrame, *, top: int = 8) -> Finding:
         table = comment_themes(comment_frame, top=top)
     except NotEnoughResponses as exc:
         return Finding(f"**Not enough comments for themes:** {exc}.",
-                       pd.DataFrame(columns=["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]))
+                       pd.DataFrame(columns=["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]),
+                       ok=False)
     det = table.loc[table["leans_to"] == "detractors", "theme"].head(3).tolist()
     pro = table.loc[table["leans_to"] == "promoters", "theme"].head(3).tolist()
     text = (f"Detractors' comments lean to **{', '.join(det) or '–'}**; promoters' to **{', '.join(pro) or '–'}** "

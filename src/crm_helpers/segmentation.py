@@ -294,8 +294,9 @@ class CustomerClusters:
     After :meth:`fit`: ``k_``; ``labels_`` (cluster number per customer_id, 1 = highest average
     revenue, so the same data always gives the same numbers); ``scores_`` (k, silhouette,
     inertia: the elbow/silhouette table); ``profiles_`` (one row per cluster: a short ``name`` from
-    what sets it apart most, medians and a description in words); :meth:`choice_sentence`; ``note_`` (a plain note when the book is too small to cluster, in
-    which case everyone is in cluster 1).
+    what sets it apart most, medians and a description in words); ``ok`` (False when the book is
+    too small to cluster, in which case everyone is in cluster 1) and ``message`` (one plain
+    sentence: the groups chosen and why, or why there are none).
     """
 
     def __init__(self, k_range: tuple[int, int] = (2, 8), features: tuple[str, ...] = tuple(CLUSTER_FEATURES),
@@ -327,7 +328,7 @@ class CustomerClusters:
         z = self.scaler_.transform(x) if self.scaler_ is not None else x
         distinct = len(np.unique(np.round(z, 9), axis=0)) if len(z) else 0
         ks = [k for k in range(k_min, k_max + 1) if k < distinct]
-        self.note_ = ""
+        self._note = ""
         rows = []
         best: tuple[float, int, np.ndarray, np.ndarray] | None = None
         for k in ks:
@@ -340,7 +341,7 @@ class CustomerClusters:
                 best = (sil, k, model.labels_, model.cluster_centers_)
         self.scores_ = pd.DataFrame(rows, columns=["k", "silhouette", "inertia"])
         if best is None:
-            self.note_ = (
+            self._note = (
                 "No buyers by this date: there is nothing to cluster." if len(buyers) == 0 else
                 f"Only {len(buyers)} buyers with {distinct} distinct behaviour profile(s): too few to form "
                 f"{k_min} or more clusters, so everyone is shown as one group."
@@ -385,10 +386,16 @@ class CustomerClusters:
         profile.insert(0, "name", _names(profile["description"]))
         return profile.reset_index()
 
-    def choice_sentence(self) -> str:
+    @property
+    def ok(self) -> bool:
+        """True when the buyers were split into two or more clusters (else :attr:`message` says why not)."""
+        return not self._note
+
+    @property
+    def message(self) -> str:
         """One plain sentence: how many groups were chosen, why, and what tells them apart."""
-        if self.note_:
-            return self.note_
+        if self._note:
+            return self._note
         scores = self.scores_.set_index("k")["silhouette"]
         why = ""
         if len(scores) > 1:
