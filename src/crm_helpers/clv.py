@@ -749,7 +749,8 @@ def headline_figures(analysis: ClvAnalysis, previous: ClvAnalysis) -> list[Headl
                  note=f"{analysis.likely_total()}; discounted profit, next {analysis.horizon_months} months "
                       f"({analysis.model_name})", previous=previous.total_clv),
         Headline("customers_probably_lost", analysis.n_probably_lost if analysis.ok else None,
-                 "Customers probably lost", note="repeat buyers with P(alive) < 0.5",
+                 "Customers probably lost",
+                 note="repeat buyers whose chance of still being a customer (P(alive)) is below 50 %",
                  previous=previous.n_probably_lost if previous.ok else None),
     ]
 
