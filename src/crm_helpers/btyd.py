@@ -239,6 +239,16 @@ class _Estimator:
             raise ClvError("fit the model first")
         return self.params_.to_numpy(dtype=float)
 
+    def _store_fit(self, theta: np.ndarray, loglik_grad: LogLikelihood, n_customers: int) -> None:
+        """Keep the maximum-likelihood ``theta`` as the fitted state: ``params_``, ``covariance_`` and
+        ``standard_errors_`` (from the Hessian of the log-likelihood), ``log_likelihood_``, ``n_customers_``."""
+        self.params_ = pd.Series(theta, index=self.param_names, name="estimate")
+        self.covariance_ = _covariance(loglik_grad, theta)
+        self.standard_errors_ = pd.Series(np.sqrt(np.diag(self.covariance_)), index=self.param_names,
+                                          name="standard_error")
+        self.log_likelihood_ = loglik_grad(theta)[0]
+        self.n_customers_ = n_customers
+
     def with_params(self, theta: ArrayLike) -> Self:
         """A copy of this fitted model with other parameter values (to see how predictions move with them), not refitted."""
         other = copy.copy(self)
@@ -301,12 +311,7 @@ class PurchaseModel(_Estimator):
             raise ClvError(f"initial_params must be {len(self.param_names)} positive values "
                            f"({', '.join(self.param_names)})")
         theta = _fit_log_params(loglik_grad, start, w.sum(), self.penalizer_coef, self.name)
-        self.params_ = pd.Series(theta, index=self.param_names, name="estimate")
-        self.covariance_ = _covariance(loglik_grad, theta)
-        self.standard_errors_ = pd.Series(np.sqrt(np.diag(self.covariance_)), index=self.param_names,
-                                          name="standard_error")
-        self.log_likelihood_ = loglik_grad(theta)[0]
-        self.n_customers_ = int(w.sum())
+        self._store_fit(theta, loglik_grad, int(w.sum()))
         self._check_fit(theta)
         return self
 
@@ -817,12 +822,7 @@ class GammaGammaModel(_Estimator):
 
         theta = _fit_log_params(loglik_grad, np.array([1.0, 2.0, mean]), w.sum(), self.penalizer_coef,
                                 "Gamma-Gamma")
-        self.params_ = pd.Series(theta, index=self.param_names, name="estimate")
-        self.covariance_ = _covariance(loglik_grad, theta)
-        self.standard_errors_ = pd.Series(np.sqrt(np.diag(self.covariance_)), index=self.param_names,
-                                          name="standard_error")
-        self.log_likelihood_ = loglik_grad(theta)[0]
-        self.n_customers_ = int(w.sum())
+        self._store_fit(theta, loglik_grad, int(w.sum()))
         if theta[1] <= 1:
             warnings.warn(
                 f"q = {theta[1]:.2f} ≤ 1: the population mean spend is not defined, so expected "
