@@ -57,3 +57,10 @@ def test_the_gaps_are_ranked_by_money_and_shown_as_a_table(gappy_db):
 def test_the_demo_itself_has_no_gap(demo_db):
     """The demo keeps acquiring customers, answering tickets and selling to its last day."""
     assert quality.data_gaps(demo_db, AS_OF) == []
+
+
+def test_each_data_gap_becomes_one_attention_item_with_its_money():
+    gaps = [quality.DataGap("no orders for longer than usual", "orders", "No orders since 25 September.", 0.001, 4200.0)]
+    (item,) = quality.attention_items(gaps)
+    assert (item.key, item.sentence, item.money) == ("data_gap no orders for longer than usual orders",
+                                                    "No orders since 25 September.", 4200.0)

@@ -211,3 +211,16 @@ def test_only_campaigns_near_the_month_are_kept(demo_db, demo_table):
         ran_near = row.start_date <= "2026-10-31" and ends[row.campaign_id] >= "2026-09-01"
         assert (row.campaign_id in set(near["campaign_id"])) == ran_near, row.campaign_id
     assert "C04" in set(near["campaign_id"])  # the referral programme runs the whole time
+
+
+def test_attention_items_name_campaigns_that_cost_money_and_brought_nothing_measurable():
+    ranking = pd.DataFrame({
+        "campaign_id": ["works", "noise", "free", "unmeasured"],
+        "cost": [500.0, 1200.0, 0.0, 800.0],
+        "incremental_revenue": [3000.0, -187.0, 0.0, np.nan],
+        "measurable": [True, False, False, False],
+        "verdict": ["w", "Paid social ads cost 1,200 and brought no measurable extra revenue.", "f", "u"],
+    })
+    items = romi.attention_items(ranking)
+    assert [(i.key, i.money) for i in items] == [("campaign noise", 1200.0), ("campaign unmeasured", 800.0)]
+    assert items[0].sentence == ranking.loc[1, "verdict"]

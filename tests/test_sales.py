@@ -345,3 +345,10 @@ def test_the_pipeline_splits_into_current_and_overdue_deals(demo_opps):
     assert figures["weighted_pipeline"].value == pytest.approx(current)
     assert figures["weighted_pipeline_overdue"].value == pytest.approx(overdue)
     assert {h.unit for h in figures.values()} == {"EUR"}
+
+
+def test_pipeline_attention_only_when_deals_are_overdue():
+    by_month = pd.DataFrame({"expected_close_month": ["overdue", "2026-11"], "weighted_amount": [1500.0, 900.0]})
+    (item,) = sales.pipeline_attention(by_month, "EUR")
+    assert item.money == 1500.0 and "1,500 EUR" in item.sentence
+    assert sales.pipeline_attention(by_month.iloc[1:], "EUR") == []

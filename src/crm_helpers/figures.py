@@ -89,3 +89,18 @@ def _finite_pair(pair: tuple[float, float] | list[float] | None) -> tuple[float,
         return None
     low, high = (_finite(v) for v in pair)
     return None if low is None or high is None else (float(low), float(high))
+
+
+@dataclass(frozen=True)
+class Attention:
+    """One thing the owner should look at, for the index's "Needs attention" list.
+
+    ``sentence`` is plain and complete ("Paid social ads cost 1,200 EUR and brought no measurable
+    extra revenue."); ``money`` is what is at stake, in the store's currency (the list is ranked by
+    it); ``key`` names the item so a re-render replaces it. An analysis raises one only where its
+    figures and their uncertainty support it: a change within its noise is not a change.
+    """
+
+    key: str
+    sentence: str
+    money: float = 0.0

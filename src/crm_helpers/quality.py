@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from .data import query_df, store_currency
 from .facts import paid
+from .figures import Attention
 
 DATE_COLUMNS = {
     "customers": "first_seen",
@@ -196,6 +197,11 @@ def data_gaps(db: Database, as_of: dt.date) -> list[DataGap]:
                               f"SELECT {column} AS day FROM {table}", as_of, value))
     gaps = [g for g in found if g is not None] + _thin_months(db, as_of)
     return sorted(gaps, key=lambda g: -g.money)
+
+
+def attention_items(gaps: list[DataGap]) -> list[Attention]:
+    """Each of :func:`data_gaps` as a "Needs attention" item, with the money the gap may hide."""
+    return [Attention(f"data_gap {gap.check} {gap.table}", gap.finding, money=gap.money) for gap in gaps]
 
 
 def data_gap_table(gaps: list[DataGap], db: Database) -> pd.DataFrame:

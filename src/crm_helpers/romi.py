@@ -40,7 +40,7 @@ from sqlite_utils import Database
 
 from .data import query_df
 from .facts import iso, net_revenue_sql, order_margin, paid
-from .figures import Headline
+from .figures import Attention, Headline
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -462,6 +462,15 @@ def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
     frame["_rank"] = mid.astype("float64").fillna(-np.inf)
     frame = frame.sort_values(["_rank", "campaign_id"], ascending=[False, True])
     return frame[columns].reset_index(drop=True)
+
+
+def attention_items(ranking: pd.DataFrame) -> list[Attention]:
+    """Campaigns of ``ranking`` (:func:`lift_ranking`, e.g. of :func:`near_period`) that cost money
+    and brought no measurable extra revenue, each with its verdict and its cost as the money at stake."""
+    wasted = ranking.loc[(ranking["cost"].astype("float64") > 0)
+                         & ~(ranking["measurable"] & (ranking["incremental_revenue"].astype("float64") > 0))]
+    return [Attention(f"campaign {row.campaign_id}", row.verdict, money=float(row.cost))
+            for row in wasted.itertuples()]
 
 
 def headline_figures(ranking: pd.DataFrame, currency: str) -> list[Headline]:

@@ -41,7 +41,7 @@ from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from .data import query_df, store_currency
-from .figures import Headline
+from .figures import Attention, Headline
 from .facts import (DEAL_OUTCOMES, deal_status_at, iso, loyalty, month_index, month_index_sql, month_label,
                     net_revenue_sql, paid, repeat_rate)
 from .periods import Period
@@ -336,6 +336,16 @@ def pipeline_headline_figures(by_month: pd.DataFrame, currency: str) -> list[Hea
                      note="open deals not yet past their expected close: amount × chance to win"),
             Headline("weighted_pipeline_overdue", overdue, "Weighted pipeline, overdue deals", unit=currency,
                      note="open deals past their expected close date: less certain money")]
+
+
+def pipeline_attention(by_month: pd.DataFrame, currency: str) -> list[Attention]:
+    """The overdue part of the weighted pipeline (:func:`pipeline_split`), when there is one, as a
+    "Needs attention" item: those deals' dates need updating or the deals closing as lost."""
+    _, overdue = pipeline_split(by_month)
+    if overdue <= 0:
+        return []
+    return [Attention("pipeline overdue", f"Deals worth {overdue:,.0f} {currency} (weighted) are past their "
+                      "expected close date: update their dates or close them as lost.", money=overdue)]
 
 
 def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:

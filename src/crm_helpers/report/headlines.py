@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the kernels only record; reading back is the runner's, which has nbformat loaded
     import nbformat
 
-from ..figures import Headline
+from ..figures import Attention, Headline
 
-__all__ = ["Headline", "record", "record_all", "show", "flag", "record_table", "read", "read_flags", "read_tables",
+__all__ = ["Attention", "Headline", "record", "record_all", "show", "flag", "flag_all", "record_table", "read", "read_flags", "read_tables",
            "recorded", "compare", "interval", "Change"]
 
 MIME_TYPE = "application/vnd.crm-headline+json"
@@ -78,6 +78,12 @@ def flag(key: str, sentence: str, *, money: float = 0.0) -> None:
 
     payload = {"key": key, "sentence": sentence, "money": float(money) if math.isfinite(money) else 0.0}
     display({ATTENTION_MIME_TYPE: payload, "text/plain": f"Needs attention: {sentence}"}, raw=True)
+
+
+def flag_all(items: Iterable[Attention]) -> None:
+    """Record every :class:`~crm_helpers.figures.Attention` an analysis raised, in order (see :func:`flag`)."""
+    for item in items:
+        flag(item.key, item.sentence, money=item.money)
 
 
 def record_table(key: str, frame: Any, *, label: str) -> None:
