@@ -1,6 +1,7 @@
 """The plot theme: Chinese text is drawn with real glyphs, not boxes."""
 
 import io
+import logging
 import warnings
 
 import matplotlib
@@ -23,12 +24,14 @@ def _missing_glyph_warnings(title: str) -> list[str]:
     return [str(w.message) for w in caught if "missing from font" in str(w.message)]
 
 
-def test_chinese_labels_fall_back_to_an_installed_cjk_font():
+def test_chinese_labels_fall_back_to_an_installed_cjk_font(caplog):
     if not plots.installed_cjk_fonts():
         pytest.skip("no CJK font on this machine (.ci/run installs fonts-wqy-microhei)")
     with matplotlib.rc_context():
         plots.setup()
         assert _missing_glyph_warnings("发货太慢，等了两个星期") == []
+    # nothing logged either: a page shows the kernel's log lines (a bold title in a font without bold)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_without_the_fallback_the_same_labels_lose_their_glyphs():

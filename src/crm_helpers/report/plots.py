@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import matplotlib
 
 #: Fonts with Chinese glyphs, in order of preference: those shipped by Linux distributions
@@ -32,3 +34,6 @@ def setup() -> None:
     matplotlib.rcParams.update({"figure.figsize": (8, 4), "figure.dpi": 90, "axes.titleweight": "bold"})
     sns.set_theme(style="whitegrid", context="notebook")
     matplotlib.rcParams["font.family"] = ["sans-serif", *installed_cjk_fonts()]
+    # A CJK font without a bold face is drawn regular in bold titles; matplotlib logs that at
+    # warning level for every figure, which would land on the owner's pages.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
