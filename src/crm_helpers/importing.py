@@ -505,13 +505,23 @@ def stable_customer_id(email: str) -> str:
     return "C-" + hashlib.sha1(email.encode()).hexdigest()[:10]
 
 
+def known_emails(db: Database, emails: pd.Series) -> dict[str, str]:
+    """``{e-mail: customer_id}`` of the stored customers with one of ``emails`` (cleaned: lower-case),
+    in one query on the unique e-mail index, however many customers the store holds."""
+    wanted = emails.dropna().unique().tolist()
+    if not wanted:
+        return {}
+    return dict(db.execute("SELECT email, customer_id FROM customers WHERE email IN (SELECT value FROM json_each(?))",
+                           [orjson.dumps(wanted).decode()]).fetchall())
+
+
 def _customer_ids(db: Database, frame: pd.DataFrame, rows: np.ndarray, errors: list[RowError]) -> pd.Series:
     """Fill missing customer ids: the id another row of the file gives the same e-mail, else the
     store's customer with that e-mail, else :func:`stable_customer_id`. E-mails are compared
     lower-cased (they are stored so), so one person written twice becomes one record."""
     ids = frame["customer_id"] if "customer_id" in frame else pd.Series([None] * len(frame), index=frame.index)
     emails = frame["email"] if "email" in frame else pd.Series([None] * len(frame), index=frame.index)
-    known = dict(db.execute("SELECT email, customer_id FROM customers WHERE email IS NOT NULL").fetchall())
+    known = known_emails(db, emails)
     in_file: dict[str, str] = {}
     for cid, email in zip(ids, emails):
         if cid is not None and email is not None:
@@ -721,16 +731,21 @@ def import_file(
     return result
 
 
+def text_columns(data: list[list[str]], found: dict[int, Any], width: int) -> pd.DataFrame:
+    """Rows of text as columns: for each ``{file column index: label}`` of ``found`` a column of that
+    label; the cells a short row lacks are empty."""
+    if set(map(len, data)) == {width}:  # the common case, checked and transposed at C speed
+        by_column = list(zip(*data))
+        return pd.DataFrame({col: by_column[i] for i, col in found.items()}, dtype=object)
+    return pd.DataFrame({col: [d[i] if i < len(d) else "" for d in data] for i, col in found.items()}, dtype=object)
+
+
 def _raw_frame(chunk: Chunk, found: dict[int, str], width: int) -> tuple[pd.DataFrame, list[RowError]]:
     """The chunk's text by store column, and its rows with more fields than the header."""
-    data = chunk.data
-    if set(map(len, data)) == {width}:  # the common case, checked at C speed
-        by_column = list(zip(*data))
-        return pd.DataFrame({col: by_column[i] for i, col in found.items()}, dtype=object), []
-    errors = [RowError(int(r), "(row)", len(d), f"has {len(d)} fields, the header has {width}")
-              for r, d in zip(chunk.rows, data) if len(d) > width and any(c.strip() for c in d[width:])]
-    return pd.DataFrame({col: [d[i] if i < len(d) else "" for d in data] for i, col in found.items()},
-                        dtype=object), errors
+    errors = [] if max(map(len, chunk.data), default=0) <= width else [
+        RowError(int(r), "(row)", len(d), f"has {len(d)} fields, the header has {width}")
+        for r, d in zip(chunk.rows, chunk.data) if len(d) > width and any(c.strip() for c in d[width:])]
+    return text_columns(chunk.data, found, width), errors
 
 
 def _has_day_month(raw: pd.DataFrame, dates: list[str]) -> bool:
@@ -812,16 +827,6 @@ def _natives(values: list[Any]) -> list[Any]:
     if not any(issubclass(t, np.generic) for t in set(map(type, values))):
         return values
     return [v.item() if isinstance(v, np.generic) else v for v in values]
-
-
-def write_table(db: Database, spec: Table, path: Path, frame: pd.DataFrame, result: ImportResult, *,
-                to_create: list[str] | tuple[str, ...] = (), rejects: Path | None = None,
-                group_id: int | None = None, keep_stored: bool = False) -> None:
-    """Upsert ``frame`` into ``spec``'s table as one import batch (:class:`TableBatch` of one chunk);
-    call it inside a write transaction."""
-    batch = TableBatch(db, spec, path, result, keep_stored=keep_stored)
-    batch.add(frame, list(to_create))
-    batch.close(rejects, group_id=group_id)
 
 
 class TableBatch:
