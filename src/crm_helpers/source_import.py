@@ -34,7 +34,7 @@ import itertools
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -156,15 +156,13 @@ def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[st
     return found, ignored
 
 
-_NEEDS_CELL = re.compile(r'(?:^|\x00)(?:\s|=")|\s(?:\x00|$)')
-"""In a column's cells joined with NUL: a cell that starts or ends with whitespace or starts with ``="``."""
-
-
 def _cells(values: tuple[str, ...] | list[str], empty: tuple[str, ...]) -> list[str]:
-    """:func:`_cell` of each value; checked at C speed first, as most columns need nothing done."""
-    if _NEEDS_CELL.search("\x00".join(values)) is None and set(empty).isdisjoint(values):
-        return list(values)
-    return [_cell(v, empty) for v in values]
+    """:func:`_cell` of each value: trimmed at C speed, the other rules only for a column that has
+    some ``="`` or a word for "no value" (most have neither)."""
+    cells = list(map(str.strip, values))
+    if '="' in "\x00".join(cells) or not set(empty).isdisjoint(cells):
+        return [_cell(v, empty) for v in cells]
+    return cells
 
 
 def _cell(value: str, empty: tuple[str, ...]) -> str:
@@ -216,11 +214,19 @@ def _carry_down(frame: pd.DataFrame, key: str, per_line: tuple[str, ...] = ()) -
     ``per_line`` ones, which each line has of its own)."""
     order_level = [c for c in frame.columns
                    if c.split(".")[0] in ("orders", "customers") and c != key and c not in per_line]
-    if not order_level:
-        return frame
-    blanked = frame[order_level].replace("", np.nan)
-    filled = blanked.groupby(frame[key], sort=False).transform("first")
-    return frame.assign(**{c: filled[c].fillna("") for c in order_level})
+    codes, uniques = pd.factorize(frame[key])  # the key is text: every row has an order (maybe "")
+    carried = {}
+    for column in order_level:
+        values = frame[column].to_numpy(dtype=object)
+        written = values != ""
+        if written.all():
+            continue
+        first = np.full(len(uniques), -1)
+        at = np.flatnonzero(written)[::-1]
+        first[codes[at]] = at  # written last for each order: its first non-empty line
+        source = first[codes]
+        carried[column] = np.where(source >= 0, values[np.maximum(source, 0)], "")
+    return frame.assign(**carried)
 
 
 # ---------------------------------------------------------------------------------- cleaning
@@ -523,6 +529,9 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                     part, prepared, chunk_errors = result, *_prepare_rates(source, header, raw, found, kept_rows, dayfirst)
                 else:
                     frame = _frame(source, raw, found)
+                    if source.lines and (split := tables.order_seen_before(frame.get("orders.order_id", ()))):
+                        raise ImportRejected(f"{path.name}: the lines of order {split} are not next to each other; "
+                                             "sort the export by order (as the tool writes it) and import it again")
                     if decided is None and _has_day_month(frame, _date_targets(frame)):  # once, from the whole file
                         dates, numbers = _file_dates(path, encoding, source, header, found, at, result.mapping)
                         decided = decide_dayfirst(path, dates, None, numbers)
@@ -542,9 +551,6 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                 errors += chunk_errors
                 if errors:
                     continue  # nothing more is written: the other chunks are read for their problems only
-                if source.lines and (split := tables.order_seen_before(prepared)):
-                    raise ImportRejected(f"{path.name}: the lines of order {split} are not next to each other; "
-                                         "sort the export by order (as the tool writes it) and import it again")
                 if part is not result:
                     result.add(part)
                 tables.add(prepared)
@@ -597,17 +603,21 @@ def _order_batches(source: Source, found: dict[int, str], batches: Iterator[list
         return _cell(line[at], source.empty) if at < len(line) else ""
 
     carried: list[list[str]] = []
-    for data in batches:
+    batches = iter(batches)
+    data = next(batches, None)
+    while data is not None:
+        following = next(batches, None)
         data = carried + data if carried else data
+        if following is None:  # the file's last rows: nothing to cut
+            yield data
+            return
         last = order(data[-1])
         cut = len(data) - 1
         while cut > 0 and order(data[cut - 1]) == last:
             cut -= 1
         if cut:
             yield data[:cut]
-        carried = data[cut:]
-    if carried:
-        yield carried
+        carried, data = data[cut:], following
 
 
 def _columns(source: Source, header: list[str], found: dict[int, str], data: list[list[str]]) -> pd.DataFrame:
@@ -733,12 +743,10 @@ class _ExportBatches:
                                                 keep_stored=True)
             self.batches[name].add(frame)
 
-    def order_seen_before(self, tables: dict[str, pd.DataFrame]) -> str | None:
-        """An order of this chunk that an earlier chunk wrote already, or None."""
-        if "orders" not in tables or "orders" not in self.batches:
-            return None
-        seen = self.batches["orders"].seen
-        return next((o for o in tables["orders"]["order_id"] if (o,) in seen), None)
+    def order_seen_before(self, order_ids: Iterable[str]) -> str | None:
+        """One of ``order_ids`` that an earlier chunk wrote already, or None."""
+        seen = self.batches["orders"].seen if "orders" in self.batches else {}
+        return next((o for o in order_ids if (o,) in seen), None) if seen else None
 
     def close(self, rejects: Path | None) -> None:
         """Write each batch's bookkeeping (``rejects``: the file of the rows left out, for erasure)."""
