@@ -28,6 +28,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import operator
 import os
 import re
 import sqlite3
@@ -215,7 +216,7 @@ def _csv_batches(path: Path, codec: str, delimiter: str, size: int) -> Iterator[
                 ) from None
             if not batch:
                 return
-            yield [r for r in batch if "".join(r).strip()]
+            yield list(itertools.compress(batch, map(str.strip, map("".join, batch))))  # C-level loops
 
 
 def read_chunks(path: Path, encoding: str | None = None, chunk_rows: int = CHUNK_ROWS
@@ -734,9 +735,9 @@ def import_file(
 def text_columns(data: list[list[str]], found: dict[int, Any], width: int) -> pd.DataFrame:
     """Rows of text as columns: for each ``{file column index: label}`` of ``found`` a column of that
     label; the cells a short row lacks are empty."""
-    if set(map(len, data)) == {width}:  # the common case, checked and transposed at C speed
-        by_column = list(zip(*data))
-        return pd.DataFrame({col: by_column[i] for i, col in found.items()}, dtype=object)
+    if set(map(len, data)) == {width} and len(found) > 1:  # the common case, checked and transposed at C speed
+        by_column = zip(*map(operator.itemgetter(*found), data))
+        return pd.DataFrame({col: values for col, values in zip(found.values(), by_column)}, dtype=object)
     return pd.DataFrame({col: [d[i] if i < len(d) else "" for d in data] for i, col in found.items()}, dtype=object)
 
 

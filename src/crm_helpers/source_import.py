@@ -160,7 +160,7 @@ def _cells(values: tuple[str, ...] | list[str], empty: tuple[str, ...]) -> list[
     """:func:`_cell` of each value: trimmed at C speed, the other rules only for a column that has
     some ``="`` or a word for "no value" (most have neither)."""
     cells = list(map(str.strip, values))
-    if '="' in "\x00".join(cells) or not set(empty).isdisjoint(cells):
+    if '="' in "\x00".join(cells) or (empty and not set(empty).isdisjoint(cells)):
         return [_cell(v, empty) for v in cells]
     return cells
 
