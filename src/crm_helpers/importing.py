@@ -55,6 +55,7 @@ MAX_XLSX_BYTES = 50 * 1024 * 1024
 MAX_XLSX_UNPACKED = 500 * 1024 * 1024
 MAX_XLSX_RATIO = 100
 SHOWN_ERRORS = 10
+NOTHING_CHANGED = "nothing changed: the store holds all of it already (no import batch to undo)"
 CHUNK_ROWS = 100_000
 """Rows read, cleaned and written at a time: an import's memory grows with this, not with the file."""
 LEGACY_ENCODINGS = ("gb18030", "big5", "cp1252", "cp1250", "shift_jis")
@@ -155,6 +156,8 @@ class ImportResult:
             text += map_hint(self.table, self.ignored_columns)
         for note in self.notes:
             text += f"; {note}"
+        if not self.dry_run and self.batch_id is None:
+            text += f"; {NOTHING_CHANGED}"
         return text + (" (dry run: nothing written)" if self.dry_run else "")
 
 
@@ -923,13 +926,14 @@ class TableBatch:
 
     def close(self, rejects: Path | None = None, *, group_id: int | None = None) -> None:
         """Set the counts and write the batch's bookkeeping (``rejects``: the file of the rows left
-        out, for erasure)."""
+        out, for erasure); a batch that changed nothing and left nothing out gets none
+        (``result.batch_id`` stays None)."""
         result = self.result
         result.inserted = sum(self.seen.values())
         result.updated = len(self.updated_keys)
         result.unchanged = len(self.seen) - result.inserted - result.updated
-        if result.dry_run:
-            return
+        if result.dry_run or not (result.inserted or result.updated or self.created_customers or rejects):
+            return  # a batch that changed nothing is not logged: the undo history lists what can be taken back
         with open(self.path, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         cursor = self.db.execute(

@@ -43,7 +43,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import currency_note
-from .importing import (CHUNK_ROWS, ImportRejected, ImportResult, RowError, TableBatch, _has_day_month, _message,
+from .importing import (CHUNK_ROWS, NOTHING_CHANGED, ImportRejected, ImportResult, RowError, TableBatch, _has_day_month, _message,
                         _write_rejects, clean_column, decide_dayfirst, import_file, known_emails, read_chunks,
                         rejects_path, remembered_mapping, settle_refunds, stable_customer_id, text_columns)
 from .schema import LOAD_ORDER, RATES, TABLES, Column
@@ -110,6 +110,8 @@ class SourceImportResult:
         lines += self.notes
         if self.batch_ids:
             lines.append(f"import batch {self.batch_ids[0]} (undo it all with `crm undo-import {self.batch_ids[0]}`)")
+        elif not self.dry_run:
+            lines.append(NOTHING_CHANGED)
         if self.dry_run:
             lines.append("(dry run: nothing written)")
         return "\n".join(lines)
