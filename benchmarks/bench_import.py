@@ -251,15 +251,21 @@ def run(store: ScaleStore, repeats: int, *, profile: bool | None = None) -> Sect
             f"{store.counts['customers']:,} customers. Peak memory is the process's `VmHWM` at its end."
         )
         if profile or (profile is None and (ratio > TARGET_RATIO or again.median > first.median)):
-            sample = _head(store.orders_csv, work / "sample.csv", PROFILE_ROWS)
-            log(f"profiling a first import of the first {PROFILE_ROWS:,} rows with cProfile")
-            stats = work / "import.prof"
-            _run_child("import", store.customers_db_path, sample, work, profile_to=stats)
-            section.notes.append(
-                f"Where a first import spends its time (cProfile of one import of the file's first "
-                f"{PROFILE_ROWS:,} rows, to keep the run short: the shares are those of the full file, the "
-                f"profiler's overhead inflates the total):\n\n" + top_costs(stats))
+            section.notes.append(_profile_note("import", store.customers_db_path, store.orders_csv, work,
+                                               "a first import"))
     return section
+
+
+def _profile_note(mode: str, base: Path, csv_path: Path, work: Path, what: str) -> str:
+    """Where ``what`` (child ``mode`` on a copy of ``base``) spends its time: a note with the top
+    entries of a cProfile of one run on the first :data:`PROFILE_ROWS` rows of ``csv_path``."""
+    sample = _head(csv_path, work / "sample.csv", PROFILE_ROWS)
+    log(f"profiling {what} of the first {PROFILE_ROWS:,} rows with cProfile")
+    stats = work / f"{mode}.prof"
+    _run_child(mode, base, sample, work, profile_to=stats)
+    return (f"Where {what} spends its time (cProfile of one import of the file's first {PROFILE_ROWS:,} rows, "
+            "to keep the run short: the shares are those of the full file, the profiler's overhead inflates "
+            "the total):\n\n" + top_costs(stats))
 
 
 def run_export(store: ScaleStore, repeats: int, *, profile: bool | None = None) -> Section:
@@ -275,24 +281,23 @@ def run_export(store: ScaleStore, repeats: int, *, profile: bool | None = None) 
         export = shopify_export(store.orders_csv, work / "shopify_orders_export.csv", lines)
         empty = work / "empty.db"
         open_db(empty).conn.close()
-        firsts, bares, cpu, cpu_bare, rss, rss_bare = [], [], [], [], [], []
+        runs = []  # (import, bare insert) per repeat
         for k in range(repeats):
             log(f"line-item export run {k + 1}/{repeats} ({lines:,} lines)")
-            imp = _run_child("export", empty, export, work)
-            bare = _run_child("bare_export", empty, export, work)
-            firsts.append(imp["first"])
-            bares.append(bare["bare"])
-            cpu.append(imp["first_cpu"])
-            cpu_bare.append(bare["bare_cpu"])
-            rss.append(imp["maxrss_mb"])
-            rss_bare.append(bare["maxrss_mb"])
-        first, bare_t, memory, memory_bare = Timing(firsts), Timing(bares), Timing(rss), Timing(rss_bare)
+            runs.append((_run_child("export", empty, export, work), _run_child("bare_export", empty, export, work)))
+
+        def timing(side: int, key: str) -> Timing:
+            return Timing([run[side][key] for run in runs])
+
+        first, bare_t, memory, memory_bare = timing(0, "first"), timing(1, "bare"), timing(0, "maxrss_mb"), \
+            timing(1, "maxrss_mb")
         ratio = first.median / bare_t.median
         section.add(Row(f"first import of a {lines:,}-line Shopify-style export (`crm import FILE`: customers, "
                         "products, orders, items)", first, reference=bare_t,
                         reference_name="csv.reader + executemany of its lines",
                         target=f"≤ {TARGET_RATIO:g}× the bare insert", met=ratio <= TARGET_RATIO))
-        section.add(Row("first import of the export, CPU time of the process", Timing(cpu), reference=Timing(cpu_bare),
+        section.add(Row("first import of the export, CPU time of the process", timing(0, "first_cpu"),
+                        reference=timing(1, "bare_cpu"),
                         reference_name="bare insert CPU", note="less sensitive to other work on the machine"))
         section.add(Row("peak memory importing the line-item export", memory, unit="MiB", reference=memory_bare,
                         reference_name="bare insert process", target=f"≤ {TARGET_MEMORY_RATIO:g}× the bare insert",
@@ -302,13 +307,7 @@ def run_export(store: ScaleStore, repeats: int, *, profile: bool | None = None) 
             f"{len(SHOPIFY_COLUMNS)} of Shopify's columns; every third order is on two lines and every seventh on "
             "three. Peak memory is the process's `VmHWM` at its end.")
         if profile or (profile is None and ratio > TARGET_RATIO):
-            sample = _head(export, work / "sample.csv", PROFILE_ROWS)
-            log(f"profiling an import of the export's first {PROFILE_ROWS:,} lines with cProfile")
-            stats = work / "export.prof"
-            _run_child("export", empty, sample, work, profile_to=stats)
-            section.notes.append(
-                f"Where the import of the export spends its time (cProfile of one import of its first "
-                f"{PROFILE_ROWS:,} lines; the profiler's overhead inflates the total):\n\n" + top_costs(stats))
+            section.notes.append(_profile_note("export", empty, export, work, "the import of the export"))
     return section
 
 
