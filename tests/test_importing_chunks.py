@@ -184,10 +184,11 @@ def test_a_bad_line_in_the_last_chunk_of_an_export_leaves_the_store_as_it_was(tm
     lines[-1] = lines[-1].replace(",1,Mug,", ",two,Mug,")
     db = memory_db()
     import_export(db, SHOPIFY)
-    before = _store(db)
+    before, cache = _store(db), db.execute("PRAGMA cache_size").fetchone()
     with pytest.raises(ImportRejected, match=r"(?s)orders_export.csv: 1 bad row.*row 8, column Lineitem quantity: 'two'"):
         import_export(db, _shopify(tmp_path, lines), chunk_rows=3)
     assert _store(db) == before
+    assert db.execute("PRAGMA cache_size").fetchone() == cache  # the import's larger page cache is given back
 
 
 def test_day_month_order_of_an_export_is_decided_by_a_date_in_a_later_chunk(tmp_path):

@@ -45,8 +45,9 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import currency_note
-from .importing import (CHUNK_ROWS, NOTHING_CHANGED, ImportRejected, ImportResult, RowError, TableBatch, _has_day_month, _message,
-                        _write_rejects, clean_column, decide_dayfirst, import_file, known_emails, read_chunks,
+from .importing import (CHUNK_ROWS, NOTHING_CHANGED, ImportRejected, ImportResult, RowError, TableBatch,
+                        _has_day_month, _message, _write_rejects, clean_column, decide_dayfirst, import_file,
+                        import_page_cache, known_emails, read_chunks,
                         rejects_path, remembered_mapping, settle_refunds, stable_customer_id, text_columns)
 from .schema import LOAD_ORDER, RATES, TABLES, Column
 from .schema import table as schema_table
@@ -520,7 +521,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     decided = source.dayfirst if dayfirst is None else dayfirst
     row, left_out = at + 2, 0
     try:
-        with db.atomic() if dry_run else write_transaction(db), _without_cyclic_gc():
+        with import_page_cache(db), _without_cyclic_gc(), db.atomic() if dry_run else write_transaction(db):
             tables = _ExportBatches(db, path, result)
             for data in batches:
                 rows = np.arange(row, row + len(data))
