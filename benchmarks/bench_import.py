@@ -1,4 +1,5 @@
-"""Import of a large orders CSV through ``crm_helpers.importing.import_file`` against a bare insert.
+"""Import of a large orders CSV (part ``import``) and of a line-item export (part ``export``)
+against a bare insert.
 
 Each run starts from a fresh copy of a store that holds the customers, products and campaigns,
 and runs in its own Python process (so one run's memory and caches do not help the next):
@@ -9,10 +10,12 @@ and runs in its own Python process (so one run's memory and caches do not help t
 - reference: what a minimal script does, the same file read with ``csv.reader`` (empty fields
   as NULL) and the rows inserted with ``sqlite3`` ``executemany`` into the same schema (same
   indexes, foreign keys on) in one transaction;
-- a Shopify-style line-item export made from the same orders (an order on one to three lines, the
-  order's fields on its first line only), imported with ``crm import FILE``'s
+- part ``export``: a Shopify-style line-item export made from the same orders (an order on one to
+  three lines, the order's fields on its first line only), imported with ``crm import FILE``'s
   ``import_export`` into an empty store (customers, products, orders and items), against the
-  same file's lines read with ``csv.reader`` and inserted as they are into one table.
+  same file's lines read with ``csv.reader`` and inserted as they are into one table. A part of its
+  own so that ``python -m benchmarks.run --only export`` measures it without the orders file's
+  longer runs.
 
 ``python -m benchmarks.bench_import --child MODE STORE CSV`` is one such run; it prints a JSON line.
 """
@@ -92,13 +95,19 @@ def _bare(store: str, csv_path: str) -> dict[str, float]:
             "rows": len(rows)}
 
 
-def _export(store: str, csv_path: str) -> dict[str, float]:
+def _export(store: str, csv_path: str, profile_to: str | None = None) -> dict[str, float]:
     from crm_helpers.source_import import import_export
     from crm_helpers.store import open_db
 
     db = open_db(store)
+    profiler = cProfile.Profile() if profile_to else None
     started, cpu = time.perf_counter(), time.process_time()
+    if profiler:
+        profiler.enable()
     result = import_export(db, csv_path)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
     return {"first": time.perf_counter() - started, "first_cpu": time.process_time() - cpu,
             "rows": sum(r.inserted for r in result.tables.values())}
 
@@ -143,7 +152,7 @@ def shopify_export(orders_csv: Path, target: Path, lines: int) -> Path:
 
 def _child(mode: str, store: str, csv_path: str, profile_to: str | None) -> None:
     modes = {"import": lambda: _import(store, csv_path, profile_to), "bare": lambda: _bare(store, csv_path),
-             "export": lambda: _export(store, csv_path), "bare_export": lambda: _bare_export(store, csv_path)}
+             "export": lambda: _export(store, csv_path, profile_to), "bare_export": lambda: _bare_export(store, csv_path)}
     result = modes[mode]()
     result["maxrss_mb"] = peak_rss_mib()
     print(json.dumps(result))
@@ -241,44 +250,65 @@ def run(store: ScaleStore, repeats: int, *, profile: bool | None = None) -> Sect
             f"{plural(repeats, 'run')} each; every run in a fresh process on a fresh copy of a store holding "
             f"{store.counts['customers']:,} customers. Peak memory is the process's `VmHWM` at its end."
         )
-        _export_rows(section, store, repeats, work)
         if profile or (profile is None and (ratio > TARGET_RATIO or again.median > first.median)):
-            sample = _head(store.orders_csv, work / "sample.csv", PROFILE_ROWS)
-            log(f"profiling a first import of the first {PROFILE_ROWS:,} rows with cProfile")
-            stats = work / "import.prof"
-            _run_child("import", store.customers_db_path, sample, work, profile_to=stats)
-            section.notes.append(
-                f"Where a first import spends its time (cProfile of one import of the file's first "
-                f"{PROFILE_ROWS:,} rows, to keep the run short: the shares are those of the full file, the "
-                f"profiler's overhead inflates the total):\n\n" + top_costs(stats))
+            section.notes.append(_profile_note("import", store.customers_db_path, store.orders_csv, work,
+                                               "a first import"))
     return section
 
 
-def _export_rows(section: Section, store: ScaleStore, repeats: int, work: Path) -> None:
-    """The line-item export's rows of the import section."""
+def _profile_note(mode: str, base: Path, csv_path: Path, work: Path, what: str) -> str:
+    """Where ``what`` (child ``mode`` on a copy of ``base``) spends its time: a note with the top
+    entries of a cProfile of one run on the first :data:`PROFILE_ROWS` rows of ``csv_path``."""
+    sample = _head(csv_path, work / "sample.csv", PROFILE_ROWS)
+    log(f"profiling {what} of the first {PROFILE_ROWS:,} rows with cProfile")
+    stats = work / f"{mode}.prof"
+    _run_child(mode, base, sample, work, profile_to=stats)
+    return (f"Where {what} spends its time (cProfile of one import of the file's first {PROFILE_ROWS:,} rows, "
+            "to keep the run short: the shares are those of the full file, the profiler's overhead inflates "
+            "the total):\n\n" + top_costs(stats))
+
+
+def run_export(store: ScaleStore, repeats: int, *, profile: bool | None = None) -> Section:
+    """Import of a Shopify-style line-item export made from ``store``'s orders, against the bare
+    insert of its lines. ``profile``: cProfile one import (None: only when a target is missed)."""
     from crm_helpers.store import open_db
 
     lines = min(EXPORT_LINES, store.counts["orders"])
-    export = shopify_export(store.orders_csv, work / "shopify_orders_export.csv", lines)
-    empty = work / "empty.db"
-    open_db(empty).conn.close()
-    firsts, bares, rss, rss_bare = [], [], [], []
-    for k in range(repeats):
-        log(f"line-item export run {k + 1}/{repeats} ({lines:,} lines)")
-        imp = _run_child("export", empty, export, work)
-        bare = _run_child("bare_export", empty, export, work)
-        firsts.append(imp["first"])
-        bares.append(bare["bare"])
-        rss.append(imp["maxrss_mb"])
-        rss_bare.append(bare["maxrss_mb"])
-    first, bare_t, memory, memory_bare = Timing(firsts), Timing(bares), Timing(rss), Timing(rss_bare)
-    section.add(Row(f"first import of a {lines:,}-line Shopify-style export (`crm import FILE`: customers, "
-                    "products, orders, items)", first, reference=bare_t,
-                    reference_name="csv.reader + executemany of its lines", target=f"≤ {TARGET_RATIO:g}× the bare insert",
-                    met=first.median / bare_t.median <= TARGET_RATIO))
-    section.add(Row("peak memory importing the line-item export", memory, unit="MiB", reference=memory_bare,
-                    reference_name="bare insert process", target=f"≤ {TARGET_MEMORY_RATIO:g}× the bare insert",
-                    met=memory.median / memory_bare.median <= TARGET_MEMORY_RATIO))
+    section = Section("export", f"Import of a {lines:,}-line Shopify-style export (`crm import FILE`)",
+                      busy=f"load average {load_average()} at start")
+    with tempfile.TemporaryDirectory(prefix="crm-bench-export-", dir=store.db_path.parent) as tmp:
+        work = Path(tmp)
+        export = shopify_export(store.orders_csv, work / "shopify_orders_export.csv", lines)
+        empty = work / "empty.db"
+        open_db(empty).conn.close()
+        runs = []  # (import, bare insert) per repeat
+        for k in range(repeats):
+            log(f"line-item export run {k + 1}/{repeats} ({lines:,} lines)")
+            runs.append((_run_child("export", empty, export, work), _run_child("bare_export", empty, export, work)))
+
+        def timing(side: int, key: str) -> Timing:
+            return Timing([run[side][key] for run in runs])
+
+        first, bare_t, memory, memory_bare = timing(0, "first"), timing(1, "bare"), timing(0, "maxrss_mb"), \
+            timing(1, "maxrss_mb")
+        ratio = first.median / bare_t.median
+        section.add(Row(f"first import of a {lines:,}-line Shopify-style export (`crm import FILE`: customers, "
+                        "products, orders, items)", first, reference=bare_t,
+                        reference_name="csv.reader + executemany of its lines",
+                        target=f"≤ {TARGET_RATIO:g}× the bare insert", met=ratio <= TARGET_RATIO))
+        section.add(Row("first import of the export, CPU time of the process", timing(0, "first_cpu"),
+                        reference=timing(1, "bare_cpu"),
+                        reference_name="bare insert CPU", note="less sensitive to other work on the machine"))
+        section.add(Row("peak memory importing the line-item export", memory, unit="MiB", reference=memory_bare,
+                        reference_name="bare insert process", target=f"≤ {TARGET_MEMORY_RATIO:g}× the bare insert",
+                        met=memory.median / memory_bare.median <= TARGET_MEMORY_RATIO))
+        section.notes.append(
+            f"{plural(repeats, 'run')} each; every run in a fresh process on a fresh empty store. The export has "
+            f"{len(SHOPIFY_COLUMNS)} of Shopify's columns; every third order is on two lines and every seventh on "
+            "three. Peak memory is the process's `VmHWM` at its end.")
+        if profile or (profile is None and ratio > TARGET_RATIO):
+            section.notes.append(_profile_note("export", empty, export, work, "the import of the export"))
+    return section
 
 
 def main() -> None:

@@ -2,9 +2,10 @@
 
     python -m benchmarks.run                                # everything (about 15 minutes)
     python -m benchmarks.run --only import,clv              # some parts; the others keep their last figures
+    python -m benchmarks.run --only export                  # just the line-item export (a few minutes)
     python -m benchmarks.run --quick --out /tmp/R.md        # a small smoke run (tiny store, one run each)
 
-Parts: ``import``, ``clv``, ``pack``, ``analyses`` (the scale store is built or taken from the
+Parts: ``import`` (an orders CSV), ``export`` (a line-item export), ``clv``, ``pack``, ``analyses`` (the scale store is built or taken from the
 cache whenever a part needs it). Figures are medians of several runs with their min–max; the
 number of runs per part is in its notes. ``results.json`` beside the results file keeps every
 part's figures, so a partial run re-renders the whole file.
@@ -23,7 +24,7 @@ from pathlib import Path
 from . import bench_analyses, bench_clv, bench_import, bench_pack, scale_store
 from .results import Row, Section, Timing, load_average, log, machine, read_json, write_results
 
-PARTS = ("import", "clv", "pack", "analyses")
+PARTS = ("import", "export", "clv", "pack", "analyses")
 HERE = Path(__file__).resolve().parent
 FINDINGS = HERE / "findings.md"
 """Hand-written reading of the last full run (what is slow and why), included in the results."""
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         part_started = time.perf_counter()
         if part == "import":
             section = bench_import.run(store, plan.import_runs, profile=False if args.quick else None)
+        elif part == "export":
+            section = bench_import.run_export(store, plan.import_runs, profile=False if args.quick else None)
         elif part == "clv":
             env_ok = not args.no_reference and (plan.install_lifetimes_deps or _lifetimes_ready(args.scale_dir))
             section = bench_clv.run(store, plan.clv_runs, plan.lifetimes_runs, big=plan.clv_big,

@@ -23,17 +23,17 @@ def _sections(out: Path) -> dict[str, dict]:
 
 def test_quick_run_writes_the_results_table(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
-    assert bench_run.main(["--quick", "--only", "import,clv,analyses", "--no-reference", "--out", str(out),
+    assert bench_run.main(["--quick", "--only", "import,export,clv,analyses", "--no-reference", "--out", str(out),
                            "--scale-dir", str(tmp_path / "scale")]) == 0
     text = out.read_text(encoding="utf-8")
     for heading in ("## Machine", "## Import of a", "## Purchase models, Gamma-Gamma", "## Analyses one by one"):
         assert heading in text
     sections = _sections(out)
-    assert {"import", "clv", "analyses", "store-quick"} <= set(sections)
+    assert {"import", "export", "clv", "analyses", "store-quick"} <= set(sections)
     first = sections["import"]["rows"][0]
     assert first["measure"].startswith("first import") and first["value"]["runs"][0] > 0
     assert first["met"] in (True, False)  # a target verdict, whichever way it went
-    export = [r for r in sections["import"]["rows"] if "Shopify-style export" in r["measure"]]
+    export = [r for r in sections["export"]["rows"] if "Shopify-style export" in r["measure"]]
     assert len(export) == 1 and export[0]["value"]["runs"][0] > 0 and export[0]["met"] in (True, False)
     clv_rows = [r["measure"] for r in sections["clv"]["rows"]]
     for model in ("MBG/NBD", "Pareto/NBD"):  # each new purchase model timed at both sizes

@@ -10,6 +10,7 @@ import pytest
 
 from crm_helpers import entry
 from crm_helpers.importing import import_file
+from crm_helpers.source_import import import_export
 from crm_helpers.schema import TABLES
 from crm_helpers.store import memory_db, open_db
 from crm_helpers.undo import UndoError, list_batches, undo_import
@@ -222,3 +223,26 @@ def test_the_inbox_imports_an_undone_file_again(db, tmp_path):
     assert import_inbox(db, inbox)["status"].tolist() == ["imported"]
     assert db.table("customers").get("C3")["name"] == "Cy"
     assert import_inbox(db, inbox)["status"].tolist() == ["already imported"]
+
+
+def test_a_reimport_that_changes_nothing_leaves_no_batch_and_undo_takes_back_the_real_import(db, tmp_path):
+    before = _data(db)
+    f = _write(tmp_path / "orders.csv", ORDERS_HEADER + "O2,C2,2026-01-03,20,paid\nO3,C1,2026-01-04,5,paid\n")
+    first = import_file(db, "orders", f)
+    again = import_file(db, "orders", f)
+    assert (again.unchanged, again.batch_id) == (2, None)
+    assert "nothing changed" in again.summary() and "no import batch to undo" in again.summary()
+    assert list_batches(db)["batch_id"].tolist() == [first.batch_id]  # the history holds the real import only
+    undo_import(db, int(list_batches(db)["batch_id"].iat[0]))
+    assert _data(db) == before
+
+
+def test_an_export_imported_again_unchanged_leaves_no_batch_group():
+    db = memory_db()
+    export = Path(__file__).parent / "fixtures" / "sources" / "shopify_orders_export.csv"
+    first = import_export(db, export)
+    again = import_export(db, export)
+    assert again.batch_ids == [] and "nothing changed" in again.summary()
+    assert sorted(list_batches(db)["batch_id"]) == sorted(first.batch_ids)
+    undo_import(db, int(list_batches(db)["batch_id"].iat[0]))  # the newest batch: the whole first import
+    assert all(rows == [] for rows in _data(db).values())

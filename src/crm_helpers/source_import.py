@@ -4,7 +4,9 @@ The file's source is recognised from its headers (:mod:`crm_helpers.sources`, al
 header follows some preamble lines), and one export fills every table it knows about: a
 line-item file writes the orders, their items, the customers and the products it names. It is
 one import in one transaction, logged as one batch per table tied by a group id, so
-``crm undo-import`` takes it back whole. The rules, whatever the source:
+``crm undo-import`` takes it back whole. The file is read, cleaned and written a chunk of about
+:data:`~crm_helpers.importing.CHUNK_ROWS` rows at a time (cut between orders), so a large export
+needs the memory of a chunk, not of the file. The rules, whatever the source:
 
 - rows of one order share its order id; order fields written only on the first line (Shopify) are
   carried to the other lines; the same product on several lines of one order is summed (quantity;
@@ -27,12 +29,14 @@ one import in one transaction, logged as one batch per table tied by a group id,
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -41,9 +45,10 @@ import pandas as pd
 from sqlite_utils import Database
 
 from .data import currency_note
-from .importing import (ImportRejected, ImportResult, RowError, _message, _write_rejects, clean_column,
-                        decide_dayfirst, import_file, read_chunks, rejects_path, remembered_mapping,
-                        settle_refunds, stable_customer_id, write_table)
+from .importing import (CHUNK_ROWS, NOTHING_CHANGED, ImportRejected, ImportResult, RowError, TableBatch,
+                        _has_day_month, _message, _write_rejects, clean_column, decide_dayfirst, import_file,
+                        import_page_cache, known_emails, read_chunks,
+                        rejects_path, remembered_mapping, settle_refunds, stable_customer_id, text_columns)
 from .schema import LOAD_ORDER, RATES, TABLES, Column
 from .schema import table as schema_table
 from .sources import Source, normalize, recognise
@@ -74,6 +79,12 @@ class SourceImportResult:
     notes: list[str] = field(default_factory=list)
     dry_run: bool = False
 
+    def add(self, part: SourceImportResult) -> None:
+        """Count in what a part of the file (a chunk of its rows) did."""
+        self.guest_orders += part.guest_orders
+        self.erased_skipped += part.erased_skipped
+        self.notes += [n for n in part.notes if n not in self.notes]
+
     @property
     def batch_ids(self) -> list[int]:
         return [r.batch_id for r in self.tables.values() if r.batch_id is not None]
@@ -102,6 +113,8 @@ class SourceImportResult:
         lines += self.notes
         if self.batch_ids:
             lines.append(f"import batch {self.batch_ids[0]} (undo it all with `crm undo-import {self.batch_ids[0]}`)")
+        elif not self.dry_run:
+            lines.append(NOTHING_CHANGED)
         if self.dry_run:
             lines.append("(dry run: nothing written)")
         return "\n".join(lines)
@@ -148,6 +161,15 @@ def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[st
     return found, ignored
 
 
+def _cells(values: tuple[str, ...] | list[str], empty: tuple[str, ...]) -> list[str]:
+    """:func:`_cell` of each value: trimmed at C speed, the other rules only for a column that has
+    some ``="`` or a word for "no value" (most have neither)."""
+    cells = list(map(str.strip, values))
+    if '="' in "\x00".join(cells) or (empty and not set(empty).isdisjoint(cells)):
+        return [_cell(v, empty) for v in cells]
+    return cells
+
+
 def _cell(value: str, empty: tuple[str, ...]) -> str:
     """A cell's text: trimmed; the tool's word for "no value" as empty; ``="3456789012345678901"``
     (how shop back-ends keep long numbers as text for Excel) as the text inside. Plain Python: a
@@ -167,7 +189,7 @@ def _combine(raw: pd.DataFrame, found: dict[int, str], source: Source) -> pd.Dat
     out: dict[str, pd.Series] = {}
     joined = source.joined
     for i, target in found.items():
-        values = pd.Series([_cell(v, source.empty) for v in raw[i]], index=raw.index, dtype=object)
+        values = pd.Series(_cells(raw[i].tolist(), source.empty), index=raw.index, dtype=object)
         if target not in out:
             out[target] = values
         elif target in joined:
@@ -177,18 +199,19 @@ def _combine(raw: pd.DataFrame, found: dict[int, str], source: Source) -> pd.Dat
     return pd.DataFrame(out)
 
 
-def _kept(source: Source, header: list[str], raw: pd.DataFrame, rows: np.ndarray,
-          result: SourceImportResult) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows that are sales (a source's ``keep``); the others are counted in the summary."""
+def _kept(source: Source, header: list[str], raw: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows that are sales (a source's ``keep``) and their row numbers."""
     keep = np.ones(len(raw), dtype=bool)
     position = {normalize(h): i for i, h in enumerate(header)}
     for column, values in source.keep.items():
         if normalize(column) in position:
             keep &= raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
-    if not keep.all():
-        kinds = ", ".join(f"{c} {' / '.join(v)}" for c, v in source.keep.items())
-        result.notes.append(f"{int((~keep).sum())} rows that are not sales were left out (only {kinds} are)")
     return raw[keep].reset_index(drop=True), rows[keep]
+
+
+def _not_sales_note(source: Source, left_out: int) -> str:
+    kinds = ", ".join(f"{c} {' / '.join(v)}" for c, v in source.keep.items())
+    return f"{left_out} rows that are not sales were left out (only {kinds} are)"
 
 
 def _carry_down(frame: pd.DataFrame, key: str, per_line: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -196,11 +219,19 @@ def _carry_down(frame: pd.DataFrame, key: str, per_line: tuple[str, ...] = ()) -
     ``per_line`` ones, which each line has of its own)."""
     order_level = [c for c in frame.columns
                    if c.split(".")[0] in ("orders", "customers") and c != key and c not in per_line]
-    if not order_level:
-        return frame
-    blanked = frame[order_level].replace("", np.nan)
-    filled = blanked.groupby(frame[key], sort=False).transform("first")
-    return frame.assign(**{c: filled[c].fillna("") for c in order_level})
+    codes, uniques = pd.factorize(frame[key])  # the key is text: every row has an order (maybe "")
+    carried = {}
+    for column in order_level:
+        values = frame[column].to_numpy(dtype=object)
+        written = values != ""
+        if written.all():
+            continue
+        first = np.full(len(uniques), -1)
+        at = np.flatnonzero(written)[::-1]
+        first[codes[at]] = at  # written last for each order: its first non-empty line
+        source = first[codes]
+        carried[column] = np.where(source >= 0, values[np.maximum(source, 0)], "")
+    return frame.assign(**carried)
 
 
 # ---------------------------------------------------------------------------------- cleaning
@@ -243,21 +274,24 @@ def _short_id(prefix: str, *parts: object) -> str:
     return prefix + hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()[:10]
 
 
-def _customer_keys(db: Database, clean: dict[str, pd.Series], index: pd.Index) -> pd.Series:
+def _customer_keys(db: Database, clean: dict[str, pd.Series], index: pd.Index, in_file: dict[str, str]) -> pd.Series:
     """Each row's customer id: the store's customer with its e-mail, else the id the export gives,
     else the export's id for that e-mail on another row, else one made from the e-mail; None for a
     row without any identity. The e-mail comes first so that a person keeps one record whichever
-    tool's export (each with ids of its own) came in first."""
+    tool's export (each with ids of its own) came in first. ``in_file`` ({e-mail: id the export
+    gives it}) is kept across the chunks of one file: this chunk's pairs are added to it."""
     none = pd.Series([None] * len(index), index=index, dtype=object)
     given = clean.get("customers.customer_id", none)
     emails = clean.get("customers.email", none)
-    known = dict(db.execute("SELECT email, customer_id FROM customers WHERE email IS NOT NULL").fetchall())
-    in_file: dict[str, str] = {}
-    for cid, email in zip(given, emails):
-        if cid is not None and email is not None:
-            in_file.setdefault(email, cid)
-    return pd.Series([known.get(email) or cid or in_file.get(email) or stable_customer_id(email)
-                      if email is not None else cid for cid, email in zip(given, emails)], index=index, dtype=object)
+    pairs = pd.DataFrame({"email": emails, "id": given}).dropna().drop_duplicates("email")
+    for email, cid in zip(pairs["email"], pairs["id"]):
+        in_file.setdefault(email, cid)
+    ids = emails.map(known_emails(db, emails))
+    ids = ids.where(ids.notna(), given)
+    ids = ids.where(ids.notna(), emails.map(in_file))
+    made = ids.isna() & emails.notna()
+    ids[made] = emails[made].map({e: stable_customer_id(e) for e in emails[made].unique()})
+    return ids.astype(object).where(ids.notna(), None)
 
 
 def _last_non_empty(frame: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -266,10 +300,10 @@ def _last_non_empty(frame: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], rows: np.ndarray,
-           errors: list[RowError], result: SourceImportResult) -> dict[str, pd.DataFrame]:
-    """The store tables this export fills, one frame each, keyed and de-duplicated."""
+           errors: list[RowError], result: SourceImportResult, in_file: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """The store tables these rows fill, one frame each, keyed and de-duplicated."""
     tables: dict[str, pd.DataFrame] = {}
-    customer_id = _customer_keys(db, clean, frame.index)
+    customer_id = _customer_keys(db, clean, frame.index, in_file)
     # Here every row's identifiers are known: customer_id, clean["customers.email"], clean["customers.phone"],
     # clean["orders.order_id"] (the one place to check a row against anything keyed on a person).
     has_orders = "orders.order_id" in clean
@@ -410,7 +444,7 @@ def _rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int
         code = name.strip().upper()
         if i == date_at or not re.fullmatch(r"[A-Z]{3}", code):
             continue
-        cells = pd.Series([_cell(v, source.empty) for v in raw[i]], index=raw.index, dtype=object)
+        cells = pd.Series(_cells(raw[i].tolist(), source.empty), index=raw.index, dtype=object)
         bad = []
         per = clean_column(replace(rate, required=False), cells, dayfirst, bad, rows)
         errors += [replace(e, column=name.strip()) for e in bad]
@@ -449,17 +483,19 @@ def import_any(db: Database, path: str | os.PathLike[str], *, encoding: str | No
 
 
 def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str | None = None,
-                  dayfirst: bool | None = None, dry_run: bool = False,
-                  skip_bad_rows: bool = False) -> SourceImportResult:
+                  dayfirst: bool | None = None, dry_run: bool = False, skip_bad_rows: bool = False,
+                  chunk_rows: int = CHUNK_ROWS) -> SourceImportResult:
     """Recognise ``path``'s source and import everything it holds; see the module doc.
 
-    Raises :class:`ImportRejected` (nothing written) when the source is not recognised or a row
-    is bad; the message names the file, row, column and reason. With ``skip_bad_rows`` the good
-    rows are written and the bad ones, with the other lines of their orders, go with their reasons
-    to ``<file>.rejects.csv`` beside it (as a named-table import does).
+    The file is read, cleaned and written about ``chunk_rows`` rows at a time inside one write
+    transaction, cut between orders (:func:`_order_batches`), so a million-line export needs the
+    memory of a chunk. Raises :class:`ImportRejected` (nothing written) when the source is not
+    recognised or a row is bad; the message names the file, row, column and reason. With
+    ``skip_bad_rows`` the good rows are written and the bad ones, with the other lines of their
+    orders, go with their reasons to ``<file>.rejects.csv`` beside it (as a named-table import does).
     """
     path = Path(path)
-    header, chunks = read_chunks(path, encoding)
+    header, chunks = read_chunks(path, encoding, chunk_rows)
     first = next(chunks, None)
     head = first.data if first else []
     found_source = find_source(header, head)
@@ -471,79 +507,198 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         )
     source, at = found_source
     if at:
-        header, head = head[at - 1], head[at:]
+        header = head[at - 1]
     found, ignored = _targets(source, header)
     if source.rates_per:  # the other columns are the currencies, not columns left aside
         ignored = []
     result = SourceImportResult(path, source, {header[i].strip(): t for i, t in found.items()}, ignored,
                                 dry_run=dry_run)
-    raw, lines = _columns(source, header, found, itertools.chain([head], (c.data for c in chunks)),
-                          keep_lines=skip_bad_rows)
-    if raw.empty:
-        raise ImportRejected(f"{path.name}: only a header row, no data")
-    rows = np.arange(at + 2, at + 2 + len(raw))
-    raw, rows = _kept(source, header, raw, rows, result)
-    notes = len(result.notes)
-    tables, errors = _prepare(db, source, path, header, raw, rows, found, dayfirst, result)
+    batches = _order_batches(source, found, _data_lines(itertools.chain([head], (c.data for c in chunks)), at))
+    errors: list[RowError] = []
     rejected: list[RowError] = []
-    if errors and skip_bad_rows:
-        rejected = errors + _other_lines_of_bad_orders(source, header, raw, rows, found, errors)
-        good = ~np.isin(rows, [e.row for e in rejected])
-        del result.notes[notes:]  # said again by the pass over the good rows
-        tables, errors = _prepare(db, source, path, header, raw[good].reset_index(drop=True), rows[good], found,
-                                  dayfirst, result)
-        result.rejected = len({e.row for e in rejected})
-    if errors:
-        raise ImportRejected(_message(path, errors, "Fix these rows in the export (or in the tool) and import it "
-                                                    "again, or import the good ones with --skip-bad-rows."))
-    _write(db, path, tables, result, rejects_path(path) if rejected and not dry_run else None)
+    bad_lines: dict[int, list[str]] = {}  # the rejected rows as the file has them
+    in_file: dict[str, str] = {}  # e-mail -> the customer id the export gives it, over all chunks
+    decided = source.dayfirst if dayfirst is None else dayfirst
+    row, left_out = at + 2, 0
+    try:
+        with import_page_cache(db), _without_cyclic_gc(), db.atomic() if dry_run else write_transaction(db):
+            tables = _ExportBatches(db, path, result)
+            for data in batches:
+                rows = np.arange(row, row + len(data))
+                row += len(data)
+                raw, kept_rows = _kept(source, header, _columns(source, header, found, data), rows)
+                left_out += len(rows) - len(kept_rows)
+                if raw.empty:
+                    continue
+                if source.rates_per:
+                    part, prepared, chunk_errors = result, *_prepare_rates(source, header, raw, found, kept_rows, dayfirst)
+                else:
+                    frame = _frame(source, raw, found)
+                    if source.lines and (split := tables.order_seen_before(frame.get("orders.order_id", ()))):
+                        raise ImportRejected(f"{path.name}: the lines of order {split} are not next to each other; "
+                                             "sort the export by order (as the tool writes it) and import it again")
+                    if decided is None and _has_day_month(frame, _date_targets(frame)):  # once, from the whole file
+                        dates, numbers = _file_dates(path, encoding, source, header, found, at, result.mapping)
+                        decided = decide_dayfirst(path, dates, None, numbers)
+                    part, prepared, chunk_errors = _prepare(db, source, frame, kept_rows, decided, result, in_file)
+                if chunk_errors and skip_bad_rows:
+                    bad = chunk_errors + _other_lines_of_bad_orders(source, header, raw, kept_rows, found, chunk_errors)
+                    good = ~np.isin(kept_rows, [e.row for e in bad])
+                    if source.rates_per:
+                        prepared, chunk_errors = _prepare_rates(source, header, raw[good].reset_index(drop=True),
+                                                                found, kept_rows[good], dayfirst)
+                    else:
+                        part, prepared, chunk_errors = _prepare(db, source, frame[good].reset_index(drop=True),
+                                                                kept_rows[good], decided, result, in_file)
+                    rejected += bad
+                    bad_rows = {e.row for e in bad}
+                    bad_lines.update((int(r), d) for r, d in zip(rows, data) if r in bad_rows)
+                errors += chunk_errors
+                if errors:
+                    continue  # nothing more is written: the other chunks are read for their problems only
+                if part is not result:
+                    result.add(part)
+                tables.add(prepared)
+            if row == at + 2:
+                raise ImportRejected(f"{path.name}: only a header row, no data")
+            if errors:
+                raise ImportRejected(_message(path, errors, "Fix these rows in the export (or in the tool) and import "
+                                                            "it again, or import the good ones with --skip-bad-rows."))
+            tables.close(rejects_path(path) if rejected and not dry_run else None)
+    except sqlite3.DatabaseError as exc:
+        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
+    if left_out:
+        result.notes.insert(0, _not_sales_note(source, left_out))
+    result.rejected = len(bad_lines)
     if rejected and not dry_run:
-        result.rejects_path = _write_rejects(path, header, dict(zip(rows.tolist(), lines)), rejected)
+        result.rejects_path = _write_rejects(path, header, bad_lines, rejected)
     if not dry_run and (note := currency_note(db)):
         result.notes.append(f"note: {note}")
     return result
 
 
-def _columns(source: Source, header: list[str], found: dict[int, str], batches: Iterator[list[list[str]]], *,
-             keep_lines: bool) -> tuple[pd.DataFrame, list[list[str]]]:
-    """The export's rows as text, a column per file column the import reads (labelled by its
-    position; the other columns of a tool's wide export are never held), read a chunk at a time;
-    and, with ``keep_lines``, the rows as they are (for a rejects file). A payment bill's closing
-    ``#`` lines are left out."""
-    width = len(header)
-    position = {normalize(h): i for i, h in enumerate(header)}
-    wanted = (range(width) if source.rates_per else
-              sorted({*found, *(position[normalize(c)] for c in source.keep if normalize(c) in position)}))
-    columns: dict[int, list[str]] = {i: [] for i in wanted}
-    lines: list[list[str]] = []
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused during an import: it makes millions of row lists and
+    key tuples, none in a reference cycle, while the batches' key sets grow with the file; the
+    collector's passes over them cost about an eighth of a 1,000,000-line import (CPU 65 s against
+    75 s; the memory peak is the same)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _data_lines(batches: Iterator[list[list[str]]], at: int) -> Iterator[list[list[str]]]:
+    """The rows below the header (the file's first ``at`` rows are a preamble and the header), a
+    payment bill's closing ``#`` lines left out."""
     for data in batches:
+        skipped = min(at, len(data))
+        data, at = data[skipped:], at - skipped
         data = [d for d in data if len(d) > 1 or (d and not d[0].startswith("#"))]
-        for i in wanted:
-            columns[i] += [d[i] if i < len(d) else "" for d in data]
-        if keep_lines:
-            lines += data
-    return pd.DataFrame({i: pd.Series(v, dtype=object) for i, v in columns.items()}), lines
+        if data:
+            yield data
 
 
-def _prepare(db: Database, source: Source, path: Path, header: list[str], raw: pd.DataFrame, rows: np.ndarray,
-             found: dict[int, str], dayfirst: bool | None, result: SourceImportResult
-             ) -> tuple[dict[str, pd.DataFrame], list[RowError]]:
-    """The store tables ``raw``'s rows fill, and the problems of its rows (in the file's own terms)."""
-    errors: list[RowError] = []
-    if source.rates_per:
-        return {RATES.name: _rates(source, header, raw, found, rows, dayfirst, errors)}, errors
+def _order_batches(source: Source, found: dict[int, str], batches: Iterator[list[list[str]]]
+                   ) -> Iterator[list[list[str]]]:
+    """The rows in batches cut between orders: the lines of the order a batch ends in go with the
+    next batch, so that an order is built from all its lines (order fields carried from its first
+    line, its products summed). A source whose refund rows name the order they pay back (PayPal
+    lists them before it) is read whole: such files are a person's payment history, small."""
+    if source.refund_of:
+        whole = [d for data in batches for d in data]
+        if whole:
+            yield whole
+        return
+    at = next((i for i, t in found.items() if t == "orders.order_id"), None)
+    if at is None:
+        yield from batches
+        return
+
+    def order(line: list[str]) -> str:
+        return _cell(line[at], source.empty) if at < len(line) else ""
+
+    carried: list[list[str]] = []
+    batches = iter(batches)
+    data = next(batches, None)
+    while data is not None:
+        following = next(batches, None)
+        data = carried + data if carried else data
+        if following is None:  # the file's last rows: nothing to cut
+            yield data
+            return
+        last = order(data[-1])
+        cut = len(data) - 1
+        while cut > 0 and order(data[cut - 1]) == last:
+            cut -= 1
+        if cut:
+            yield data[:cut]
+        carried, data = data[cut:], following
+
+
+def _columns(source: Source, header: list[str], found: dict[int, str], data: list[list[str]]) -> pd.DataFrame:
+    """Rows of the export as text, a column per file column the import reads (labelled by its
+    position; the other columns of a tool's wide export are never held)."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    wanted = (range(len(header)) if source.rates_per else
+              sorted({*found, *(position[normalize(c)] for c in source.keep if normalize(c) in position)}))
+    return text_columns(data, {i: i for i in wanted}, len(header))
+
+
+def _frame(source: Source, raw: pd.DataFrame, found: dict[int, str]) -> pd.DataFrame:
+    """The rows' text by target ("table.column"), the source's constants added and order fields
+    carried to every line of their order."""
     frame = _combine(raw, found, source)
     for target, value in source.constants.items():
         frame[target] = value
     if source.lines and "orders.order_id" in frame:
         frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount",) if source.amount == "line_totals" else ())
-    headers = {t: h for h, t in result.mapping.items()}
-    dates = {headers.get(t, t): frame[t] for t in frame if t.split(".")[1] in ("order_date", "submitted_at")}
-    decided = decide_dayfirst(path, dates, source.dayfirst if dayfirst is None else dayfirst, rows)
-    clean = _clean(frame, decided, rows, errors)
-    frame, clean, rows = _skip_erased(db, frame, clean, rows, errors, result)
-    tables = _build(db, source, frame, clean, rows, errors, result)
-    return tables, _in_file_terms(errors, result.mapping)
+    return frame
+
+
+def _date_targets(frame: pd.DataFrame) -> list[str]:
+    return [t for t in frame if t.split(".")[1] in ("order_date", "submitted_at")]
+
+
+def _file_dates(path: Path, encoding: str | None, source: Source, header: list[str], found: dict[int, str],
+                at: int, mapping: dict[str, str]) -> tuple[dict[str, pd.Series], np.ndarray]:
+    """Every date of the export's sales rows ({header: values}, a second read of the file, for
+    :func:`decide_dayfirst`) and their row numbers."""
+    dates = {i: t for i, t in found.items() if t.split(".")[1] in ("order_date", "submitted_at")}
+    _, chunks = read_chunks(path, encoding)
+    parts, numbers, row = [], [], at + 2
+    for data in _data_lines((c.data for c in chunks), at):
+        rows = np.arange(row, row + len(data))
+        row += len(data)
+        raw, rows = _kept(source, header, _columns(source, header, found, data), rows)
+        parts.append(_combine(raw, dates, source))
+        numbers.append(rows)
+    frame = pd.concat(parts, ignore_index=True)
+    headers = {t: h for h, t in mapping.items()}
+    return {headers[t]: frame[t] for t in frame}, np.concatenate(numbers)
+
+
+def _prepare(db: Database, source: Source, frame: pd.DataFrame, rows: np.ndarray, dayfirst: bool | None,
+             result: SourceImportResult, in_file: dict[str, str]
+             ) -> tuple[SourceImportResult, dict[str, pd.DataFrame], list[RowError]]:
+    """The store tables ``frame``'s rows fill, what to add to ``result`` for them (a result of
+    their own: counts and notes) and their problems (in the file's own terms)."""
+    part = replace(result, tables={}, notes=[], guest_orders=0, erased_skipped=0)
+    errors: list[RowError] = []
+    clean = _clean(frame, dayfirst, rows, errors)
+    frame, clean, rows = _skip_erased(db, frame, clean, rows, errors, part)
+    tables = _build(db, source, frame, clean, rows, errors, part, in_file)
+    return part, tables, _in_file_terms(errors, result.mapping)
+
+
+def _prepare_rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int, str], rows: np.ndarray,
+                   dayfirst: bool | None) -> tuple[dict[str, pd.DataFrame], list[RowError]]:
+    errors: list[RowError] = []
+    return {RATES.name: _rates(source, header, raw, found, rows, dayfirst, errors)}, errors
 
 
 def _other_lines_of_bad_orders(source: Source, header: list[str], raw: pd.DataFrame, rows: np.ndarray, found: dict[int, str],
@@ -553,7 +708,7 @@ def _other_lines_of_bad_orders(source: Source, header: list[str], raw: pd.DataFr
     at = next((i for i, t in found.items() if t == "orders.order_id"), None)
     if at is None or not source.lines:
         return []
-    order = pd.Series([_cell(v, source.empty) for v in raw[at]], index=raw.index, dtype=object)
+    order = pd.Series(_cells(raw[at].tolist(), source.empty), index=raw.index, dtype=object)
     bad = np.isin(rows, [e.row for e in errors])
     of_bad = order.isin(set(order[bad]) - {""}).to_numpy() & ~bad
     return [RowError(int(r), header[at].strip(), o, "another line of this order is bad")
@@ -587,22 +742,42 @@ def _in_file_terms(errors: list[RowError], mapping: dict[str, str]) -> list[RowE
             if e.reason != "required" or e.row not in explained]
 
 
-def _write(db: Database, path: Path, tables: dict[str, pd.DataFrame], result: SourceImportResult,
-           rejects: Path | None = None) -> None:
-    """Every table of the export in one transaction, parents first; one batch per table, one group
-    (each batch knows the ``rejects`` file of the bad rows left out, for erasure)."""
-    try:
-        with db.atomic() if result.dry_run else write_transaction(db):
-            group_id = None
-            for name in (*LOAD_ORDER, RATES.name):
-                if name not in tables or tables[name].empty:
-                    continue
-                table_result = ImportResult(table=name, file=path, dry_run=result.dry_run)
-                write_table(db, schema_table(name), path, tables[name], table_result, rejects=rejects, group_id=group_id,
-                            keep_stored=True)
-                result.tables[name] = table_result
-                if group_id is None and table_result.batch_id is not None:
-                    group_id = table_result.batch_id
-                    db.execute("UPDATE import_log SET group_id = ? WHERE batch_id = ?", [group_id, group_id])
-    except sqlite3.DatabaseError as exc:
-        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
+class _ExportBatches:
+    """The import batches of one export: a :class:`TableBatch` per table it fills, opened at the
+    table's first rows and written a chunk at a time inside the import's transaction; closed
+    together, parents first, as one group (``crm undo-import`` takes the group back whole)."""
+
+    def __init__(self, db: Database, path: Path, result: SourceImportResult) -> None:
+        self.db, self.path, self.result = db, path, result
+        self.batches: dict[str, TableBatch] = {}
+
+    def add(self, tables: dict[str, pd.DataFrame]) -> None:
+        """Write one chunk's tables (each keyed and de-duplicated), parents first."""
+        for name in (*LOAD_ORDER, RATES.name):
+            frame = tables.get(name)
+            if frame is None or frame.empty:
+                continue
+            if name not in self.batches:
+                self.result.tables[name] = ImportResult(table=name, file=self.path, dry_run=self.result.dry_run)
+                self.batches[name] = TableBatch(self.db, schema_table(name), self.path, self.result.tables[name],
+                                                keep_stored=True)
+            self.batches[name].add(frame)
+
+    def order_seen_before(self, order_ids: Iterable[str]) -> str | None:
+        """One of ``order_ids`` that an earlier chunk wrote already, or None."""
+        seen = self.batches["orders"].seen if "orders" in self.batches else {}
+        return next((o for o in order_ids if (o,) in seen), None) if seen else None
+
+    def close(self, rejects: Path | None) -> None:
+        """Write each batch's bookkeeping (``rejects``: the file of the rows left out, for erasure)."""
+        group_id = None
+        tables = {}
+        for name in (*LOAD_ORDER, RATES.name):
+            if name not in self.batches:
+                continue
+            self.batches[name].close(rejects, group_id=group_id)
+            tables[name] = self.result.tables[name]
+            if group_id is None and tables[name].batch_id is not None:
+                group_id = tables[name].batch_id
+                self.db.execute("UPDATE import_log SET group_id = ? WHERE batch_id = ?", [group_id, group_id])
+        self.result.tables = tables
