@@ -481,3 +481,29 @@ def test_a_list_cut_on_pages_05_and_06_is_complete_in_a_linked_csv(rendered_pack
             assert (out / "share" / link["href"]).exists(), "the shared copy links its masked CSV too"
             linked += 1
     assert linked, "the demo's next-product offers are longer than a page"
+
+
+def test_a_page_renders_each_figure_once_for_its_png(demo_db_path, tmp_path):
+    """With the inline backend a figure is drawn for its PNG only (pyplot's after-cell redraw for
+    interactive windows is disconnected by the workbook's plot setup), and still shown."""
+    import papermill as pm
+
+    from crm_helpers.config import KERNEL_NAME
+    from crm_helpers.report.runner import kernel_config
+
+    nb = tmp_path / "plot.ipynb"
+    _notebook(nb,
+              "from crm_helpers.workbook import open_workbook\n"
+              "from matplotlib.backends.backend_agg import FigureCanvasAgg\n"
+              "db, period = open_workbook(db_path, period_start, period_end)\n"
+              "draws, _draw = [], FigureCanvasAgg.draw\n"
+              "FigureCanvasAgg.draw = lambda canvas, *a, **k: (draws.append(1), _draw(canvas, *a, **k))[1]",
+              "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2, 3]);",
+              "print(len(draws))")
+    out = tmp_path / "plot-out.ipynb"
+    pm.execute_notebook(str(nb), str(out), parameters={"db_path": str(demo_db_path)}, kernel_name=KERNEL_NAME,
+                        progress_bar=False, config=kernel_config())
+    cells = nbformat.read(str(out), as_version=4).cells
+    assert any("image/png" in o.get("data", {}) for o in cells[-2].outputs)
+    # print_figure with bbox_inches="tight" draws twice (once to measure); the REPL hook made it three
+    assert int(cells[-1].outputs[0]["text"]) == 2
