@@ -72,8 +72,14 @@ def test_the_pool_starts_the_notebooks_that_took_longest_last_time_first(tmp_pat
     target = reports / "2026-10"
     assert previous_seconds(sources[1], target) == 12.0 and previous_seconds(sources[0], target) == 0.0
     assert [p.stem for p in longest_first(sources, target)] == ["03_b", "04_c", "05_d", "02_a"]
-    # a first run ever: name order
+    # a first run ever: name order, while no notebook can be read
     assert longest_first(sources, tmp_path / "elsewhere" / "2026-10") == sources
+    # ... and most code cells first when they can (06 is the longest page and has the most)
+    sources[0].parent.mkdir()
+    for source, cells in zip(sources, (2, 1, 3, 2)):
+        _notebook(source, *["x = 1"] * cells)
+    assert [p.stem for p in longest_first(sources, tmp_path / "elsewhere" / "2026-10")] == ["04_c", "02_a", "05_d", "03_b"]
+    assert [p.stem for p in longest_first(discover_notebooks(), tmp_path / "elsewhere" / "2026-10")][0] == "06_sales_and_forecast"
 
 
 def test_the_import_notebook_runs_alone_only_while_its_inbox_holds_a_file_not_imported_yet(demo_db_copy, tmp_path):
