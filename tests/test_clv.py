@@ -559,6 +559,7 @@ def test_clv_gradients_match_a_refit_free_perturbation(cdnow_bgnbd, cdnow_spend)
 def test_demo_groupings_and_matrices(demo_analysis, demo_db_path):
     by_group = clv.value_by_group(demo_analysis, "buyer_group")
     assert by_group["customers"].sum() == len(demo_analysis.customers)
+    assert by_group.index.name == "buyer_group"  # the page's first column says what the groups are
     # each group's total has a range around it; one group of everybody has the total's range
     low, high = by_group["total_clv_low"], by_group["total_clv_high"]
     assert ((low < by_group["total_clv"]) & (by_group["total_clv"] < high) & (low >= 0)).all()

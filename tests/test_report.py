@@ -369,6 +369,8 @@ def test_the_index_lists_as_many_people_to_follow_up_as_its_headline_promises(re
     promised = re.search(r"the (\d+) most urgent are listed", index.get_text())
     assert promised, "the follow-up headline says how many are listed"
     assert len(index.select("table.queue tbody tr")) == int(promised.group(1))
+    headers = [th.get_text() for th in index.select("table.queue th")]
+    assert "last order" in headers and not any("_" in h for h in headers), headers
 
 
 def test_a_kernel_that_never_started_is_started_once_more(tmp_path, monkeypatch):

@@ -38,6 +38,13 @@ def test_column_names_in_words_index_kept_as_a_column_and_text_never_cut():
     assert reason in soup.get_text()
 
 
+def test_an_unnamed_index_is_kept_with_a_blank_header_not_the_word_index():
+    frame = pd.DataFrame({"customers": [3, 4]}, index=["referral", "search"])
+    soup = BeautifulSoup(tables.for_people(frame), "html.parser")
+    assert [th.get_text() for th in soup.select("th")] == ["", "customers"]
+    assert _cells(tables.for_people(frame))[0] == ["referral", "3"]
+
+
 def test_a_long_list_shows_25_rows_and_says_so():
     frame = pd.DataFrame({"n": range(40)})
     soup = BeautifulSoup(tables.for_people(frame), "html.parser")

@@ -889,7 +889,7 @@ def value_by_group(analysis: ClvAnalysis, by: str) -> pd.DataFrame:
     })
     total = out["total_clv"].sum()
     out.insert(6, "share_of_clv", 100 * out["total_clv"] / total if total > 0 else 0.0)
-    return out.sort_values("total_clv", ascending=False)
+    return out.rename_axis(by).sort_values("total_clv", ascending=False)
 
 
 def subscription_estimate(

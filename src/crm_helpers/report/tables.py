@@ -77,7 +77,7 @@ def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
     """The table as HTML for a page: the rules of the module notes, at most ``max_rows`` rows."""
     shown = frame
     if not isinstance(shown.index, pd.RangeIndex) or shown.index.name is not None:
-        shown = shown.reset_index()
+        shown = shown.rename_axis(shown.index.name or "").reset_index()  # an unnamed index: a blank header, not "index"
     if isinstance(shown.columns, pd.MultiIndex):
         shown.columns = [" ".join(str(p) for p in c if str(p)) for c in shown.columns]
     body = shown.head(max_rows)
