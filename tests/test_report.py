@@ -72,8 +72,14 @@ def test_the_pool_starts_the_notebooks_that_took_longest_last_time_first(tmp_pat
     target = reports / "2026-10"
     assert previous_seconds(sources[1], target) == 12.0 and previous_seconds(sources[0], target) == 0.0
     assert [p.stem for p in longest_first(sources, target)] == ["03_b", "04_c", "05_d", "02_a"]
-    # a first run ever: name order
+    # a first run ever: name order, while no notebook can be read
     assert longest_first(sources, tmp_path / "elsewhere" / "2026-10") == sources
+    # ... and most code cells first when they can (06 is the longest page and has the most)
+    sources[0].parent.mkdir()
+    for source, cells in zip(sources, (2, 1, 3, 2)):
+        _notebook(source, *["x = 1"] * cells)
+    assert [p.stem for p in longest_first(sources, tmp_path / "elsewhere" / "2026-10")] == ["04_c", "02_a", "05_d", "03_b"]
+    assert [p.stem for p in longest_first(discover_notebooks(), tmp_path / "elsewhere" / "2026-10")][0] == "06_sales_and_forecast"
 
 
 def test_the_import_notebook_runs_alone_only_while_its_inbox_holds_a_file_not_imported_yet(demo_db_copy, tmp_path):
@@ -101,7 +107,8 @@ def test_unknown_parameter_is_rejected_with_the_valid_ones(tiny_pack_dir, demo_d
 
 def test_figures_show_the_decimals_they_carry():
     assert [_format_value(v, "") for v in (23.7, 3.95, 4.0, 0.5, 1234.5)] == ["23.7", "3.95", "4", "0.5", "1,234"]
-    assert _format_value(72.4, "%") == "72.4 %" and _format_value(None, "EUR") == "n/a"
+    assert _format_value(72.4, "%") == "72.4 %" and _format_value(None, "EUR") == "not available"
+    assert _format_value(None, "EUR", "no campaign with a measurable effect") == "no campaign with a measurable effect"
 
 
 def test_only_selects_notebooks_and_rejects_unknown_numbers(tiny_pack_dir):
@@ -148,7 +155,16 @@ def test_index_shows_the_figures_the_notebooks_recorded(rendered_pack):
     assert shown, "no notebook recorded a headline figure"
     for key in shown:
         payload = recorded[key]
-        assert _format_value(payload["value"], payload.get("unit", "")) in index, key
+        assert _format_value(payload["value"], payload.get("unit", ""), payload.get("missing") or "") in index, key
+    # a figure without a value says why in words, never "n/a" or a code word
+    soup = BeautifulSoup(index, "html.parser")
+    for hidden in soup(["script", "style"]):
+        hidden.decompose()
+    text = soup.get_text(" ")
+    assert "n/a" not in text and not CODE_WORDS.findall(text), CODE_WORDS.findall(text)[:5]
+    missing = [p for p in recorded.values() if p["value"] is None]
+    for payload in missing:
+        assert payload.get("missing") and payload["missing"] in text, payload["key"]
 
 
 def _personal_values(db_path: Path) -> tuple[set[str], set[str]]:
@@ -483,3 +499,49 @@ def test_a_list_cut_on_pages_05_and_06_is_complete_in_a_linked_csv(rendered_pack
             assert (out / "share" / link["href"]).exists(), "the shared copy links its masked CSV too"
             linked += 1
     assert linked, "the demo's next-product offers are longer than a page"
+
+
+def test_a_page_renders_each_figure_once_for_its_png(demo_db_path, tmp_path):
+    """With the inline backend a figure is drawn for its PNG only (pyplot's after-cell redraw for
+    interactive windows is disconnected by the workbook's plot setup), and still shown."""
+    import papermill as pm
+
+    from crm_helpers.config import KERNEL_NAME
+    from crm_helpers.report.runner import kernel_config
+
+    nb = tmp_path / "plot.ipynb"
+    _notebook(nb,
+              "from crm_helpers.workbook import open_workbook\n"
+              "from matplotlib.backends.backend_agg import FigureCanvasAgg\n"
+              "db, period = open_workbook(db_path, period_start, period_end)\n"
+              "draws, _draw = [], FigureCanvasAgg.draw\n"
+              "FigureCanvasAgg.draw = lambda canvas, *a, **k: (draws.append(1), _draw(canvas, *a, **k))[1]",
+              "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2, 3]);",
+              "print(len(draws))")
+    out = tmp_path / "plot-out.ipynb"
+    pm.execute_notebook(str(nb), str(out), parameters={"db_path": str(demo_db_path)}, kernel_name=KERNEL_NAME,
+                        progress_bar=False, config=kernel_config())
+    cells = nbformat.read(str(out), as_version=4).cells
+    assert any("image/png" in o.get("data", {}) for o in cells[-2].outputs)
+    # print_figure with bbox_inches="tight" draws twice (once to measure); the REPL hook made it three
+    assert int(cells[-1].outputs[0]["text"]) == 2
+
+
+@pytest.mark.slow
+def test_a_page_shows_each_headline_once_not_again_as_its_record(rendered_pack):
+    """The one-line outputs that record figures, flags and tables for the index are not on the pages:
+    page 06 showed "Revenue: 24,178.50 EUR ..." under the table of the same figures. A figure a page
+    shows nowhere else is printed by its notebook (``print(headlines.line(...))``), once."""
+    out = rendered_pack[0] / "out"
+    pages = _pages(out)
+    for executed in sorted(out.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(str(executed), as_version=4)
+        outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+        records = [o["data"]["text/plain"] for o in outputs if set(o.get("data", {})) & set(headlines.RECORD_MIME_TYPES)]
+        printed = "\n".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+        text = pages[executed.with_suffix(".html").name].get_text("\n")
+        assert records or executed.name.startswith("01"), f"{executed.name} records nothing"
+        for line in records:
+            assert text.count(line) == printed.count(line) <= 1, f"{executed.name}: {line!r}"
+    page_06 = pages["06_sales_and_forecast.html"].get_text("\n")
+    assert "Revenue: " not in page_06 and "Weighted pipeline, current deals: " in page_06

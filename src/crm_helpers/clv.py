@@ -743,7 +743,8 @@ class ClvAnalysis:
 def headline_figures(analysis: ClvAnalysis, previous: ClvAnalysis) -> list[Headline]:
     """The expected customer value (in the analysis' currency, discounted profit over its horizon)
     and the customers probably lost of ``analysis`` beside ``previous`` (the same analysis a month
-    earlier), as headlines for the report index. A total of a failed analysis is None ("n/a")."""
+    earlier), as headlines for the report index. A total of a failed analysis is None (shown as
+    "not available")."""
     return [
         Headline("total_expected_clv", analysis.total_clv, "Expected customer value", unit=analysis.currency,
                  note=f"{analysis.likely_total()}; discounted profit, next {analysis.horizon_months} months "

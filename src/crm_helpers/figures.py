@@ -14,6 +14,8 @@ from typing import Any
 
 CHANGES = ("", "points", "relative")
 GOOD_DIRECTIONS = ("", "up", "down")
+NOT_AVAILABLE = "not available"
+"""What the report says for a figure without a value when the analysis gives no better words."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,9 @@ class Headline:
     ``interval`` the value's 95 % interval, ``change_interval`` the 95 % interval of
     value − previous when a test gives it directly (e.g. a bootstrap): they decide whether the move
     is within its noise. ``worth`` is the money one unit of the figure stands for (e.g. a month's
-    revenue per active customer), so a count's move can be ranked by money.
+    revenue per active customer), so a count's move can be ranked by money. ``missing`` is what the
+    report says in place of a ``value`` of None, in plain words that are true of this case ("no
+    campaign with a measurable effect"); blank: :data:`NOT_AVAILABLE`.
     """
 
     key: str
@@ -45,6 +49,7 @@ class Headline:
     interval: tuple[float, float] | None = None
     change_interval: tuple[float, float] | None = None
     worth: float | None = None
+    missing: str = ""
 
     def __post_init__(self) -> None:
         if self.change not in CHANGES:
@@ -66,12 +71,26 @@ class Headline:
         the standard errors of both months)."""
         return self.change_interval is not None or (self.se is not None and self.previous_se is not None)
 
+    @property
+    def shown(self) -> str:
+        """The value as one line of text shows it: two decimals for floats, :attr:`missing` (or
+        :data:`NOT_AVAILABLE`) for None."""
+        return shown_value(self.value, self.missing)
+
     def payload(self) -> dict[str, Any]:
         """The JSON the report records (intervals as lists)."""
         data = asdict(self)
         for name in ("interval", "change_interval"):
             data[name] = list(data[name]) if data[name] is not None else None
         return data
+
+
+def shown_value(value: Any, missing: str = "") -> str:
+    """``value`` as text (floats with two decimals), or the plain words for a missing one: the
+    figure's ``missing`` (see :class:`Headline`), else :data:`NOT_AVAILABLE`."""
+    if value is None:
+        return missing or NOT_AVAILABLE
+    return f"{value:,.2f}" if isinstance(value, float) else str(value)
 
 
 def _finite(value: Any) -> Any:

@@ -481,7 +481,9 @@ def headline_figures(ranking: pd.DataFrame, currency: str) -> list[Headline]:
     label = "Extra revenue of the best recent campaign"
     if best.empty:
         return [Headline("best_campaign_lift", None, label, unit=currency, good="up",
-                         note="no campaign of this month or the last brought measurable extra revenue")]
+                         missing="no campaign with a measurable effect",
+                         note="no campaign of this month or the last brought extra revenue clearly above zero "
+                              "(its 95 % range)")]
     row = best.iloc[0]
     return [Headline("best_campaign_lift", float(row["incremental_revenue"]), label, unit=currency, good="up",
                      interval=(row["incremental_ci_low"], row["incremental_ci_high"]), note=row["verdict"])]

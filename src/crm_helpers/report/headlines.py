@@ -21,12 +21,15 @@ if TYPE_CHECKING:  # the kernels only record; reading back is the runner's, whic
 
 from ..figures import Attention, Headline
 
-__all__ = ["Attention", "Headline", "record", "record_all", "show", "flag", "flag_all", "record_table", "read", "read_flags", "read_tables",
+__all__ = ["Attention", "Headline", "record", "record_all", "show", "line", "page_outputs", "flag", "flag_all", "record_table", "read", "read_flags", "read_tables",
            "recorded", "compare", "interval", "Change"]
 
 MIME_TYPE = "application/vnd.crm-headline+json"
 ATTENTION_MIME_TYPE = "application/vnd.crm-attention+json"
 TABLE_MIME_TYPE = "application/vnd.crm-table+json"
+RECORD_MIME_TYPES = (MIME_TYPE, ATTENTION_MIME_TYPE, TABLE_MIME_TYPE)
+"""The outputs that hand figures, flags and tables to the index: the page leaves them out
+(:func:`page_outputs`), because each page shows its figures in its own tables and sentences."""
 TABLE_MAX_ROWS = 25
 """A recorded table holds at most this many rows (no table on the index is longer)."""
 
@@ -41,12 +44,14 @@ Z95 = 1.959964
 def record(key: str, value: float | int | str | None, *, label: str, unit: str = "", note: str = "",
            change: str = "", good: str = "", previous: float | int | None = None, se: float | None = None,
            previous_se: float | None = None, interval: tuple[float, float] | None = None,
-           change_interval: tuple[float, float] | None = None, worth: float | None = None) -> None:
+           change_interval: tuple[float, float] | None = None, worth: float | None = None,
+           missing: str = "") -> None:
     """Record one headline figure (``value`` None or NaN means "not available"), with the previous
     month's ``previous`` beside it; the arguments are the fields of :class:`Headline`, which
     documents them. Must run inside a notebook (it displays the figure)."""
     show(Headline(key, value, label, unit=unit, note=note, change=change, good=good, previous=previous, se=se,
-                  previous_se=previous_se, interval=interval, change_interval=change_interval, worth=worth))
+                  previous_se=previous_se, interval=interval, change_interval=change_interval, worth=worth,
+                  missing=missing))
 
 
 def record_all(figures: Iterable[Headline]) -> None:
@@ -55,15 +60,22 @@ def record_all(figures: Iterable[Headline]) -> None:
         show(figure)
 
 
+def line(figure: Headline) -> str:
+    """``figure`` as one line of text: "Revenue: 24,178.50 EUR (net revenue: paid orders only, ...)".
+
+    For a page that shows a figure nowhere else (its recorded output is not on the page, see
+    :func:`page_outputs`): ``print(headlines.line(figure))``.
+    """
+    unit = f" {figure.unit}" if figure.value is not None and figure.unit else ""
+    return f"{figure.label}: {figure.shown}{unit}" + (f" ({figure.note})" if figure.note else "")
+
+
 def show(figure: Headline) -> None:
     """Display ``figure`` as a custom MIME output the report runner reads back (:func:`read`); in
-    JupyterLab and on the page it renders as one line of text."""
+    JupyterLab it renders as its :func:`line`. The page leaves it out (:func:`page_outputs`)."""
     from IPython.display import display
 
-    value = figure.value
-    shown = "n/a" if value is None else (f"{value:,.2f}" if isinstance(value, float) else str(value))
-    text = f"{figure.label}: {shown} {figure.unit}".rstrip() + (f" ({figure.note})" if figure.note else "")
-    display({MIME_TYPE: figure.payload(), "text/plain": text}, raw=True)
+    display({MIME_TYPE: figure.payload(), "text/plain": line(figure)}, raw=True)
 
 
 def flag(key: str, sentence: str, *, money: float = 0.0) -> None:
@@ -95,6 +107,23 @@ def record_table(key: str, frame: Any, *, label: str) -> None:
     rows = json.loads(frame.head(TABLE_MAX_ROWS).to_json(orient="records", date_format="iso", force_ascii=False))
     payload = {"key": key, "label": label, "columns": [str(c) for c in frame.columns], "rows": rows}
     display({TABLE_MIME_TYPE: payload, "text/plain": f"{label}: {len(rows)} rows recorded for the index"}, raw=True)
+
+
+def page_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of an executed notebook without the outputs that record for the index
+    (:data:`RECORD_MIME_TYPES`): what its HTML page shows.
+
+    The figures a notebook records are on its page already, in the tables and sentences it
+    displays; their one-line records under them showed every figure twice ("Revenue: 24,178.50
+    EUR" under the table with revenue in it). The index shows them, read from the executed notebook.
+    """
+    import copy
+
+    page = copy.deepcopy(notebook)
+    for cell in page.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if not set(o.get("data", {})) & set(RECORD_MIME_TYPES)]
+    return page
 
 
 def recorded(notebook: str | nbformat.NotebookNode, mime: str) -> list[Any]:

@@ -8,6 +8,7 @@ import datetime as dt
 import html
 from typing import Any
 
+from ..figures import shown_value
 from ..periods import Period
 from . import headlines
 from .glossary import GLOSSARY_FILE
@@ -21,9 +22,11 @@ KPI_ORDER = [
 """Headline keys shown first on the index, in this order; any other recorded key follows."""
 
 
-def _format_value(value: Any, unit: str) -> str:
+def _format_value(value: Any, unit: str, missing: str = "") -> str:
+    """``value`` with its unit as the index shows it; a missing one in plain words (the figure's
+    ``missing``, else :data:`~crm_helpers.figures.NOT_AVAILABLE`)."""
     if value is None:
-        return "n/a"
+        return html.escape(shown_value(None, missing))
     if isinstance(value, (int, float)):
         if unit == "%":
             return f"{value:,.1f} %"
@@ -74,7 +77,7 @@ def _change_cell(payload: dict[str, Any]) -> str:
 def _value_cell(payload: dict[str, Any]) -> str:
     """The value, with its 95 % range underneath when one was recorded."""
     unit = payload.get("unit", "")
-    text = _format_value(payload.get("value"), unit)
+    text = _format_value(payload.get("value"), unit, payload.get("missing") or "")
     bounds = headlines.interval(payload)
     if bounds and payload.get("value") is not None:
         digits = 0 if isinstance(payload["value"], int) else 1  # a count's range in whole numbers

@@ -72,8 +72,9 @@ def _html_exporter(exclude_input: bool):
 
 
 def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bool = False) -> None:
-    """Export ``notebook`` to a self-contained HTML file (images inline)."""
-    body, _ = _html_exporter(exclude_input).from_notebook_node(notebook)
+    """Export ``notebook`` to a self-contained HTML file (images inline), without the outputs that
+    record for the index (:func:`crm_helpers.report.headlines.page_outputs`)."""
+    body, _ = _html_exporter(exclude_input).from_notebook_node(headlines.page_outputs(notebook))
     path.write_text(body, encoding="utf-8")
 
 
