@@ -19,7 +19,8 @@ With ``--model mbgnbd`` or ``--model paretonbd`` it times ``ModifiedBetaGeoFitte
 their counts, the same likelihood) and prints their parameters and times only. lifetimes'
 Pareto/NBD search starts from a random point (``np.random.normal(1, 0.05)`` per parameter); the
 generator is seeded here so that a run can be repeated. ``--start r,alpha,s,beta`` (times in
-days) starts the search there instead (lifetimes' ``initial_params``, in its time scale); with
+days) starts the search there instead (lifetimes' ``initial_params``, in its time scale), and
+``--tol`` sets its ``tol`` (default 1e-4, which stops Nelder-Mead early on a flat ridge); with
 ``--at r,alpha,s,beta`` (another fit's parameters) the Pareto/NBD reference also prints lifetimes'
 own log-likelihood at those parameters less that at its result (``own_ll_gain_at``): an
 independent implementation of the likelihood saying which of the two fits is the better one.
@@ -40,7 +41,7 @@ OTHER_FITTERS = {"mbgnbd": "ModifiedBetaGeoFitter", "paretonbd": "ParetoNBDFitte
 
 
 def _other_model(summary: str, model: str, repeats: int, weights: bool, start: list[float] | None,
-                 at: list[float] | None) -> None:
+                 at: list[float] | None, tol: float | None) -> None:
     """Time one of lifetimes' other purchase models on the summary; print its parameters and times as JSON."""
     import lifetimes
 
@@ -61,7 +62,7 @@ def _other_model(summary: str, model: str, repeats: int, weights: bool, start: l
             warnings.simplefilter("ignore")
             started = time.perf_counter()
             fitter = fitter_class().fit(frame["frequency"], frame["recency"], frame["T"], weights=counts,
-                                        initial_params=initial)
+                                        initial_params=initial, **({} if tol is None else {"tol": tol}))
             times.append(time.perf_counter() - started)
     out = {"params": {k: float(v) for k, v in fitter.params_.items()}, "times": times, "rows": len(frame)}
     if at is not None and model == "paretonbd":
@@ -89,11 +90,12 @@ def main() -> None:
     parser.add_argument("--no-clv", action="store_true")
     parser.add_argument("--model", choices=["bgnbd_gg", *OTHER_FITTERS], default="bgnbd_gg")
     parser.add_argument("--start", help="r,alpha,s,beta (days) where lifetimes' Pareto/NBD search starts")
+    parser.add_argument("--tol", type=float, help="lifetimes' fit tolerance (its default when not given)")
     parser.add_argument("--at", help="r,alpha,s,beta (days) at which to compare lifetimes' own Pareto/NBD likelihood")
     args = parser.parse_args()
     if args.model != "bgnbd_gg":
         start, at = ([float(v) for v in arg.split(",")] if arg else None for arg in (args.start, args.at))
-        _other_model(args.summary, args.model, args.repeats, args.weights, start, at)
+        _other_model(args.summary, args.model, args.repeats, args.weights, start, at, args.tol)
         return
 
     from lifetimes import BetaGeoFitter, GammaGammaFitter
