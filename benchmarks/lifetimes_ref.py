@@ -15,7 +15,15 @@ It writes the fitted parameters, the timings, and per customer the CLV, the expe
 in the next 30 days and the expected average spend, for the comparison.
 
 With ``--model mbgnbd`` or ``--model paretonbd`` it times ``ModifiedBetaGeoFitter().fit`` or
-``ParetoNBDFitter().fit`` instead (one row per customer) and prints their parameters and times only.
+``ParetoNBDFitter().fit`` instead (one row per customer; with ``--weights`` on the unique rows with
+their counts, the same likelihood) and prints their parameters and times only. lifetimes'
+Pareto/NBD search starts from a random point (``np.random.normal(1, 0.05)`` per parameter); the
+generator is seeded here so that a run can be repeated. ``--start r,alpha,s,beta`` (times in
+days) starts the search there instead (lifetimes' ``initial_params``, in its time scale), and
+``--tol`` sets its ``tol`` (default 1e-4, which stops Nelder-Mead early on a flat ridge); with
+``--at r,alpha,s,beta`` (another fit's parameters) the Pareto/NBD reference also prints lifetimes'
+own log-likelihood at those parameters less that at its result (``own_ll_gain_at``): an
+independent implementation of the likelihood saying which of the two fits is the better one.
 """
 
 from __future__ import annotations
@@ -32,20 +40,44 @@ import pandas as pd
 OTHER_FITTERS = {"mbgnbd": "ModifiedBetaGeoFitter", "paretonbd": "ParetoNBDFitter"}
 
 
-def _other_model(summary: str, model: str, repeats: int) -> None:
+def _other_model(summary: str, model: str, repeats: int, weights: bool, start: list[float] | None,
+                 at: list[float] | None, tol: float | None) -> None:
     """Time one of lifetimes' other purchase models on the summary; print its parameters and times as JSON."""
     import lifetimes
 
     data = np.load(summary)
+    frame = pd.DataFrame({k: data[k] for k in ("frequency", "recency", "T")})
+    if weights:
+        frame = frame.groupby(["frequency", "recency", "T"]).size().rename("weights").reset_index()
+    counts = frame["weights"] if weights else None
     fitter_class = getattr(lifetimes, OTHER_FITTERS[model])
+    np.random.seed(0)
+    initial = None
+    if start is not None:  # lifetimes searches in time units where the oldest customer's age is 1
+        r, alpha, s, beta = start
+        initial = np.array([r, alpha / frame["T"].max(), s, beta / frame["T"].max()])
     times, fitter = [], None
     for _ in range(repeats):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             started = time.perf_counter()
-            fitter = fitter_class().fit(data["frequency"], data["recency"], data["T"])
+            fitter = fitter_class().fit(frame["frequency"], frame["recency"], frame["T"], weights=counts,
+                                        initial_params=initial, **({} if tol is None else {"tol": tol}))
             times.append(time.perf_counter() - started)
-    print(json.dumps({"params": {k: float(v) for k, v in fitter.params_.items()}, "times": times}))
+    out = {"params": {k: float(v) for k, v in fitter.params_.items()}, "times": times, "rows": len(frame)}
+    if at is not None and model == "paretonbd":
+        out["own_ll_gain_at"] = _pareto_own_ll(fitter, frame, counts, at) - _pareto_own_ll(
+            fitter, frame, counts, list(out["params"].values()))
+    print(json.dumps(out))
+
+
+def _pareto_own_ll(fitter, frame: pd.DataFrame, counts: pd.Series | None, params: list[float]) -> float:
+    """lifetimes' own Pareto/NBD log-likelihood of the rows at ``params`` (times in days), in its time scale."""
+    r, alpha, s, beta = params
+    scale = fitter._scale
+    ll = fitter._conditional_log_likelihood((r, alpha * scale, s, beta * scale), frame["frequency"].to_numpy(),
+                                            frame["recency"].to_numpy() * scale, frame["T"].to_numpy() * scale)
+    return float(np.sum(ll * (1.0 if counts is None else counts.to_numpy())))
 
 
 def main() -> None:
@@ -57,9 +89,13 @@ def main() -> None:
     parser.add_argument("--monthly-discount", type=float, required=True)
     parser.add_argument("--no-clv", action="store_true")
     parser.add_argument("--model", choices=["bgnbd_gg", *OTHER_FITTERS], default="bgnbd_gg")
+    parser.add_argument("--start", help="r,alpha,s,beta (days) where lifetimes' Pareto/NBD search starts")
+    parser.add_argument("--tol", type=float, help="lifetimes' fit tolerance (its default when not given)")
+    parser.add_argument("--at", help="r,alpha,s,beta (days) at which to compare lifetimes' own Pareto/NBD likelihood")
     args = parser.parse_args()
     if args.model != "bgnbd_gg":
-        _other_model(args.summary, args.model, args.repeats)
+        start, at = ([float(v) for v in arg.split(",")] if arg else None for arg in (args.start, args.at))
+        _other_model(args.summary, args.model, args.repeats, args.weights, start, at, args.tol)
         return
 
     from lifetimes import BetaGeoFitter, GammaGammaFitter

@@ -4,6 +4,7 @@
     python -m benchmarks.run --only import,clv              # some parts; the others keep their last figures
     python -m benchmarks.run --only export                  # just the line-item export (a few minutes)
     python -m benchmarks.run --quick --out /tmp/R.md        # a small smoke run (tiny store, one run each)
+    python -m benchmarks.run --only clv --pareto-only --out /tmp/R.md   # only the Pareto/NBD fits, ours and lifetimes'
 
 Parts: ``import`` (an orders CSV), ``export`` (a line-item export), ``clv``, ``pack``, ``analyses`` (the scale store is built or taken from the
 cache whenever a part needs it). Figures are medians of several runs with their min–max; the
@@ -97,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where generated stores are cached (default: %(default)s)")
     parser.add_argument("--notebooks", type=Path, help="notebooks folder for the pack (default: the project's)")
     parser.add_argument("--no-reference", action="store_true", help="skip the lifetimes reference")
+    parser.add_argument("--pareto-only", action="store_true",
+                        help="clv part: only the Pareto/NBD fits, ours and lifetimes' (a shorter loop; needs --out, "
+                             "since it would replace the clv part's full figures)")
     parser.add_argument("--render", action="store_true",
                         help="only re-render the results file from results.json (and findings.md)")
     args = parser.parse_args(argv)
@@ -111,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    if args.pareto_only and args.out == HERE / "RESULTS.md":
+        parser.error("--pareto-only writes part of the clv figures only: give another --out")
     plan = QUICK if args.quick else FULL
     started = time.perf_counter()
     info = machine()
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "clv":
             env_ok = not args.no_reference and (plan.install_lifetimes_deps or _lifetimes_ready(args.scale_dir))
             section = bench_clv.run(store, plan.clv_runs, plan.lifetimes_runs, big=plan.clv_big,
-                                    with_reference=env_ok, deps_folder=args.scale_dir)
+                                    with_reference=env_ok, deps_folder=args.scale_dir, pareto_only=args.pareto_only)
         elif part == "pack":
             demo = scale_store.build(DEMO, args.scale_dir, log=log)
             with tempfile.TemporaryDirectory(prefix="crm-bench-stores-") as tmp:

@@ -52,6 +52,16 @@ def test_a_partial_run_keeps_the_other_parts(tmp_path: Path) -> None:
     assert "## Analyses one by one" in out.read_text(encoding="utf-8")
 
 
+def test_pareto_only_times_just_the_pareto_fits_and_keeps_off_the_results_file(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):  # it would replace the clv part's full figures in benchmarks/RESULTS.md
+        bench_run.main(["--quick", "--only", "clv", "--pareto-only", "--no-reference"])
+    out = tmp_path / "RESULTS.md"
+    assert bench_run.main(["--quick", "--only", "clv", "--pareto-only", "--no-reference", "--out", str(out),
+                           "--scale-dir", str(tmp_path / "scale")]) == 0
+    fits = [r["measure"] for r in _sections(out)["clv"]["rows"] if r["measure"].endswith(" fit")]
+    assert len(fits) == 2 and all(m.endswith(": Pareto/NBD fit") for m in fits), fits
+
+
 def test_unknown_part_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         bench_run.main(["--quick", "--only", "imports", "--out", str(tmp_path / "R.md")])

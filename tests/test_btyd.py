@@ -122,6 +122,21 @@ def test_pareto_nbd_gradient_is_that_of_the_likelihood(theta):
     assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-6)
 
 
+def test_pareto_nbd_likelihood_where_recencies_and_ages_share_their_values():
+    """Daily data: some customers bought on their last day (t_x = T, nothing left to lose in between), and
+    one customer's recency is another's age, so the (frequency, age) pairs the integral is taken on are shared."""
+    x, tx, t_cap, _ = _random_rows(3, 300, 60, 2.0)
+    last_day = np.arange(len(x)) % 7 == 0
+    tx[last_day & (x > 0)] = t_cap[last_day & (x > 0)]
+    rows = btyd._RfmRows.build(x, tx, t_cap, np.ones_like(x))
+    assert len(rows.age_pairs[0]) < len(np.unique(np.c_[x, tx], axis=0)) + len(np.unique(np.c_[x, t_cap], axis=0))
+    theta = np.array([0.7, 12.0, 0.8, 40.0])
+    ll, grad = btyd._pareto_loglik_grad(theta, rows)
+    assert ll == pytest.approx(_naive_pareto_ll(theta, x, tx, t_cap), rel=1e-10)
+    numeric = btyd._numeric_gradient(lambda p: btyd._pareto_loglik_grad(p, rows)[0], theta)
+    assert grad == pytest.approx(numeric, rel=1e-5, abs=1e-6)
+
+
 @pytest.mark.parametrize("theta", [[0.9, 22.5, 3.1, 2446.0], [0.5, 20.0, 0.5, 2000.0], [2.0, 300.0, 0.5, 10.0],
                                    [0.05, 1.0, 20.0, 1e5], [0.3, 5.0, 0.3, 0.5]])
 def test_pareto_tail_integral_agrees_with_adaptive_quadrature(theta):
