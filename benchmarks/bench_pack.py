@@ -114,8 +114,14 @@ class MemorySampler:
                 if hwm is None:
                     continue
                 if pid not in self.kinds:
-                    self.kinds[pid] = _kind(pid, self.root)
                     self.order.append(pid)
+                if self.kinds.get(pid) != "kernel":
+                    # a kernel seen between its fork and its exec still shows its parent's command
+                    # line (and memory): asked again until it is a kernel, its peak restarted then
+                    kind = _kind(pid, self.root)
+                    if kind != self.kinds.get(pid):
+                        self.kinds[pid] = kind
+                        self.peaks.pop(pid, None)
                 self.peaks[pid] = max(self.peaks.get(pid, 0.0), hwm / 1024)
             self._stop.wait(self.interval)
 

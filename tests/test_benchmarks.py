@@ -105,3 +105,20 @@ def test_quick_pack_on_a_one_notebook_pack(tmp_path: Path) -> None:
     assert any("10_tiny" in m for m in rows)
     memory = next(r for m, r in rows.items() if "largest kernel" in m)
     assert memory["value"]["runs"][0] > 0
+
+
+def test_memory_sampler_counts_a_kernel_first_seen_before_its_exec(monkeypatch) -> None:
+    # under load the sampler may see a kernel between fork and exec, with its parent's command line
+    from benchmarks import bench_pack
+
+    seen = iter(["worker", "kernel", "kernel"])
+    hwm = iter([130 * 1024, 180 * 1024, 200 * 1024])
+    monkeypatch.setattr(bench_pack, "_descendants", lambda root: [42])
+    monkeypatch.setattr(bench_pack, "_kind", lambda pid, root: next(seen))
+    monkeypatch.setattr(bench_pack, "_hwm_kib", lambda pid: next(hwm))
+    sampler = bench_pack.MemorySampler(root=1, interval=0)
+    stops = iter([False, False, False, True])
+    monkeypatch.setattr(sampler._stop, "is_set", lambda: next(stops))
+    monkeypatch.setattr(sampler._stop, "wait", lambda t: None)
+    sampler._sample()
+    assert sampler.by_kind("kernel") == [200.0] and sampler.by_kind("worker") == []
