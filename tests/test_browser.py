@@ -26,6 +26,11 @@ PROBE = """
     broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length,
     kpiRows: kpis ? kpis.querySelectorAll('tbody tr').length : 0,
     kpiVisible: !!r && r.width > 0 && r.height > 0 && getComputedStyle(kpis).visibility !== 'hidden',
+    textCells: document.querySelectorAll('table.for-people td:not(.num)').length,
+    textCellsRight: [...document.querySelectorAll('table.for-people td:not(.num)')]
+      .filter(td => getComputedStyle(td).textAlign === 'right').length,
+    numCellsNotRight: [...document.querySelectorAll('table.for-people td.num')]
+      .filter(td => getComputedStyle(td).textAlign !== 'right').length,
   });
 })()
 """
@@ -74,3 +79,5 @@ def test_a_notebook_page_loads_its_images(pack, tmp_path):
     page = next(p for p in sorted(pack.glob("0*.html")))
     result = json.loads(_dump_dom_with_probe(page, tmp_path / "u3"))
     assert result["images"] >= 1 and result["broken"] == 0, result
+    # words read from the left, numbers line up on the right (JupyterLab's own CSS right-aligns every cell)
+    assert result["textCells"] > 0 and result["textCellsRight"] == 0 and result["numCellsNotRight"] == 0, result

@@ -102,9 +102,11 @@ def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
 
 STYLE = """<style>
 table.for-people{border-collapse:collapse;margin:.5em 0;font-size:.92em}
-table.for-people th,table.for-people td{padding:.3em .6em;border-bottom:1px solid #e4e7eb;text-align:left;
+table.for-people th,table.for-people td,.jp-RenderedHTMLCommon table.for-people th,
+.jp-RenderedHTMLCommon table.for-people td{padding:.3em .6em;border-bottom:1px solid #e4e7eb;text-align:left;
 vertical-align:top;white-space:normal;max-width:40em}
-table.for-people td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.for-people td.num,.jp-RenderedHTMLCommon table.for-people td.num{text-align:right;
+font-variant-numeric:tabular-nums;white-space:nowrap}
 p.table-note{color:#52606d;font-size:.9em}
 </style>"""
 
