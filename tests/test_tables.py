@@ -63,3 +63,14 @@ def test_show_writes_the_whole_list_owner_only_and_links_it(tmp_path, monkeypatc
     assert soup.select_one("a")["href"] == "call_list.csv" and len(soup.select("tbody tr")) == 25
     assert tables.show(frame.head(5), name="short", output_dir=tmp_path) is None
     assert not (tmp_path / "short.csv").exists()
+
+
+def test_show_leaves_csv_only_columns_off_the_page_but_in_the_file(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj.data))
+    frame = pd.DataFrame({"customer": [f"C{i:03d}" for i in range(30)], "rule": ["Who buys A also buys B"] * 30})
+    path = tables.show(frame, name="offers", output_dir=tmp_path, csv_only=["rule"])
+    soup = BeautifulSoup(shown[0], "html.parser")
+    assert [th.get_text() for th in soup.select("th")] == ["customer"]
+    assert "Who buys A" not in soup.get_text()
+    assert list(pd.read_csv(path, encoding="utf-8-sig").columns) == ["customer", "rule"]

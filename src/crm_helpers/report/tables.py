@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,9 +131,11 @@ def use_for_display() -> None:
 
 
 def show(frame: pd.DataFrame, *, name: str, output_dir: str | os.PathLike[str] = "",
-         max_rows: int = MAX_ROWS) -> Path | None:
+         max_rows: int = MAX_ROWS, csv_only: Sequence[str] = ()) -> Path | None:
     """Display ``frame`` for people; a list longer than ``max_rows`` also goes, complete, to
     ``output_dir/name.csv`` (owner-only, see :mod:`crm_helpers.safe_csv`), linked under the table.
+    ``csv_only``: columns kept in the CSV but left off the page (e.g. a sentence that would repeat
+    on every row there).
 
     Returns the CSV's path, or None when the table fits on the page or no ``output_dir`` is given
     (then the page says that only the first rows are shown).
@@ -144,7 +147,7 @@ def show(frame: pd.DataFrame, *, name: str, output_dir: str | os.PathLike[str] =
     written = None
     if len(frame) > max_rows and output_dir:
         written = write_safe_csv(frame, Path(output_dir) / f"{name}.csv")
-    table = for_people(frame, max_rows=max_rows)
+    table = for_people(frame.drop(columns=list(csv_only)), max_rows=max_rows)
     if written is not None:
         table = table.replace(
             '<p class="table-note">',
