@@ -225,6 +225,10 @@ def test_demo_next_month_is_november(demo_forecast):
     (headline,) = forecast.headline_figures(demo_forecast, "EUR")
     assert headline.key == "forecast_next_month_revenue" and headline.value == nxt["value"]
     assert headline.note.startswith("2026-11, ") and headline.unit == "EUR"
+    # the index says in words which model and how often such a range holds, not only its code name
+    model = demo_forecast.models["revenue"]
+    assert forecast.METHOD_IN_WORDS[model.method_] in headline.note
+    assert f"{round(model.interval * 10)} months in 10" in headline.note
 
 
 def test_calibration_widens_a_too_narrow_range_to_the_backtests_errors_by_hand():

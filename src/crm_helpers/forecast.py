@@ -58,6 +58,14 @@ from .periods import month_end
 SEASON = 12
 METRICS: dict[str, str] = {"revenue": "net revenue (paid orders)", "orders": "paid orders"}
 
+METHOD_IN_WORDS = {
+    "sarimax": "a seasonal model of the past months",
+    "exponential smoothing": "a smoothed trend of the past months",
+    "seasonal naive": "the same month last year",
+    "naive": "last month again",
+}
+"""Each forecasting method (``MonthlyForecaster.method_``) in the owner's words, for headlines."""
+
 _NOISE = re.compile(
     r"Non-stationary starting|Non-invertible starting|Too few observations to estimate starting"
 )
@@ -436,13 +444,14 @@ class SalesForecast:
         if fc is None or fc.empty:
             return {}
         first, model = fc.iloc[0], self.models[metric]
-        coverage = f"{model.interval:.0%} interval"
-        bounds = (f"{coverage} {first['lower']:,.0f}–{first['upper']:,.0f}" if np.isfinite(first["upper"])
-                  else f"no {coverage}")
+        share = round(model.interval * 10)
+        bounds = (f"{model.interval:.0%} range {first['lower']:,.0f}–{first['upper']:,.0f} ({share} months in 10 "
+                  "land in such a range)" if np.isfinite(first["upper"]) else "no range")
+        words = METHOD_IN_WORDS.get(model.method_, model.label_)
         return {"month": f"{first['month']:%Y-%m}", "value": round(float(first["forecast"]), 2),
                 "lower": float(first["lower"]),
                 "upper": float(first["upper"]), "label": model.label_,
-                "note": f"{first['month']:%Y-%m}, {model.label_}, {bounds}"}
+                "note": f"{first['month']:%Y-%m}, {words} ({model.label_}); {bounds}"}
 
 
 def forecast_sales(
