@@ -545,3 +545,19 @@ def test_a_page_shows_each_headline_once_not_again_as_its_record(rendered_pack):
             assert text.count(line) == printed.count(line) <= 1, f"{executed.name}: {line!r}"
     page_06 = pages["06_sales_and_forecast.html"].get_text("\n")
     assert "Revenue: " not in page_06 and "Weighted pipeline, current deals: " in page_06
+
+
+def test_the_kernels_own_log_lines_stay_off_the_owners_terminal(tmp_path, demo_db_path, capfd):
+    """jupyter_client stops each kernel with SIGINT; ipykernel logged "ERROR | KeyboardInterrupt
+    caught in kernel" on the terminal of `crm report` when that raced the kernel's last message."""
+    import papermill as pm
+
+    from crm_helpers.config import KERNEL_NAME
+    from crm_helpers.report.runner import kernel_config
+
+    nb = tmp_path / "log.ipynb"
+    _notebook(nb, "from ipykernel.kernelapp import IPKernelApp\n"
+                  "IPKernelApp.instance().log.error('a kernel log line')")
+    pm.execute_notebook(str(nb), str(tmp_path / "log-out.ipynb"), parameters={"db_path": str(demo_db_path)},
+                        kernel_name=KERNEL_NAME, progress_bar=False, config=kernel_config())
+    assert "a kernel log line" not in capfd.readouterr().err

@@ -135,15 +135,20 @@ def check_overrides(notebooks: list[Path], overrides: dict[str, Any]) -> dict[Pa
 
 
 def kernel_config():
-    """Kernel settings for papermill: CurveZMQ-encrypted transport when the kernel offers it.
+    """Kernel settings for papermill: CurveZMQ-encrypted transport when the kernel offers it, and
+    a kernel that keeps its own log lines off the owner's terminal.
 
     The kernel and the runner talk over local TCP; ipykernel ≥ 7.3 warns on every start when that
-    traffic is plain text, and the notebooks carry customers' personal data.
+    traffic is plain text, and the notebooks carry customers' personal data. jupyter_client stops
+    every kernel with SIGINT first; when that lands while the kernel still finishes its last
+    message, ipykernel logs "ERROR | KeyboardInterrupt caught in kernel", which is no error of the
+    report. A notebook that really fails is reported by the runner with its error.
     """
     from traitlets.config import Config
 
     config = Config()
     config.KernelManager.transport_encryption = "auto"
+    config.NotebookClient.extra_arguments = ["--IPKernelApp.log_level=CRITICAL"]
     return config
 
 
