@@ -126,14 +126,15 @@ def loyalty(db: Database, start: dt.date | str | None, end: dt.date | str) -> di
     the first order. Returns ``{"purchases", "repeat_purchases", "loyalty"}`` (loyalty 0–1, NaN
     without purchases).
     """
-    # one pass over the paid orders up to the end, grouped by customer (a subquery per order made
-    # this quadratic in a customer's orders: 45 s on 1.25M orders instead of about one)
+    # one probe per buyer of the period (a probe per order was quadratic in a customer's orders:
+    # 45 s for the whole record of the 1.25M-order scale store, now about a second)
     sql = f"""
-    SELECT coalesce(sum(in_period), 0) AS purchases,
-           coalesce(sum(customer_id IS NOT NULL AND first_date >= :start), 0) AS first_purchases
-    FROM (SELECT customer_id, sum(order_date >= :start) AS in_period, min(order_date) AS first_date
-          FROM orders WHERE {paid()} AND order_date < :end_next GROUP BY customer_id)
-    WHERE in_period > 0
+    SELECT coalesce(sum(b.n), 0) AS purchases,
+           coalesce(sum(b.customer_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM orders p WHERE p.customer_id = b.customer_id AND {paid('p')}
+                 AND p.order_date < :start)), 0) AS first_purchases
+    FROM (SELECT customer_id, count(*) AS n FROM orders
+          WHERE {paid()} AND order_date >= :start AND order_date < :end_next GROUP BY customer_id) b
     """
     purchases, firsts = db.execute(sql, {"start": iso(start) or "", "end_next": next_day(end)}).fetchone()
     repeat = purchases - firsts
