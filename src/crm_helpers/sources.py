@@ -59,6 +59,9 @@ SHOPIFY_FINANCIAL = {
     "voided": "failed", "expired": "failed", "pending": "pending", "authorized": "pending",
 }
 
+MAILCHIMP_AUDIENCE_HEADER = ("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID")
+"""The columns every Mailchimp audience export starts with (subscribed, unsubscribed, cleaned)."""
+
 MAILCHIMP_NOT_MAILED: dict[str, Any] = {
     "columns": {"Email Address": "customers.email", "First Name": "customers.name", "Last Name": "customers.name",
                 "Phone Number": "customers.phone"},
@@ -313,7 +316,7 @@ SOURCES: tuple[Source, ...] = (
         key="mailchimp_subscribed",
         title="Mailchimp audience (subscribed contacts)",
         menu="Mailchimp → Audience → All contacts → Export Audience (CSV, subscribed_members_export)",
-        signature=("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID"),
+        signature=MAILCHIMP_AUDIENCE_HEADER,
         columns={"Email Address": "customers.email", "First Name": "customers.name", "Last Name": "customers.name",
                  "Phone Number": "customers.phone", "TAGS": "customers.tags"},
         joined=("customers.name",),
@@ -324,7 +327,7 @@ SOURCES: tuple[Source, ...] = (
         key="mailchimp_unsubscribed",
         title="Mailchimp audience (unsubscribed contacts)",
         menu="Mailchimp → Audience → All contacts → Export Audience (CSV, unsubscribed_members_export)",
-        signature=("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID", "UNSUB_TIME"),
+        signature=(*MAILCHIMP_AUDIENCE_HEADER, "UNSUB_TIME"),
         **MAILCHIMP_NOT_MAILED,
         format_note="Mailchimp audience export (unsubscribed members) header",
     ),
@@ -332,7 +335,7 @@ SOURCES: tuple[Source, ...] = (
         key="mailchimp_cleaned",
         title="Mailchimp audience (cleaned contacts)",
         menu="Mailchimp → Audience → All contacts → Export Audience (CSV, cleaned_members_export)",
-        signature=("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID", "CLEAN_TIME"),
+        signature=(*MAILCHIMP_AUDIENCE_HEADER, "CLEAN_TIME"),
         **MAILCHIMP_NOT_MAILED,  # Mailchimp no longer mails them: no e-mail reaches them
         format_note="Mailchimp audience export (cleaned members: addresses that bounced hard) header",
     ),
