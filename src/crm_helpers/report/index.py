@@ -10,7 +10,7 @@ from typing import Any
 
 from ..figures import shown_value
 from ..periods import Period
-from . import headlines
+from . import headlines, tables
 from .glossary import GLOSSARY_FILE
 from .pages import NotebookRun
 
@@ -174,7 +174,7 @@ def _follow_up_html(runs: list[NotebookRun], limit: int = 25) -> str:
     if not rows:
         return "<p>Nobody needs a follow-up this week.</p>"
     cols = [c for c in ("name", "email", "reasons", "last_order", "last_contact") if c in recorded["columns"]]
-    head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in cols)  # as the pages name them
+    head = "".join(f"<th>{html.escape(tables.plain_name(c))}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in cols) + "</tr>"
                    for row in rows)
     return f'<table class="queue"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

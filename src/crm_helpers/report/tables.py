@@ -70,7 +70,8 @@ def _integral_columns(frame: pd.DataFrame) -> set[Any]:
     return found
 
 
-def _plain_name(name: Any) -> str:
+def plain_name(name: Any) -> str:
+    """A column name as a page heads it: words, not snake_case ("last_order" → "last order")."""
     return MISSING if name is None else str(name).replace("_", " ")
 
 
@@ -82,7 +83,7 @@ def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
     if isinstance(shown.columns, pd.MultiIndex):
         shown.columns = [" ".join(str(p) for p in c if str(p)) for c in shown.columns]
     body = shown.head(max_rows)
-    header = "".join(f"<th>{html.escape(_plain_name(c))}</th>" for c in body.columns)
+    header = "".join(f"<th>{html.escape(plain_name(c))}</th>" for c in body.columns)
     numeric = {c for c in body.columns if pd.api.types.is_numeric_dtype(body[c])
                and not pd.api.types.is_bool_dtype(body[c])}
     rows = []
