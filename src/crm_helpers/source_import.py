@@ -35,7 +35,7 @@ import itertools
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,6 +59,8 @@ CANCELLED = "orders.cancelled"
 """The pseudo-target of a source's ``cancelled_when`` column (not stored: it sets the status)."""
 REFUND_OF = "orders.refund_of"
 """The pseudo-target of a source's ``refund_of`` column: the order a refund row pays back."""
+ORDER_FIELDS = ("order_date", "amount", "refunded_amount", "currency", "channel")
+"""The order's own fields an export's lines give (read from the order's first line)."""
 PREAMBLE_ROWS = 30
 """How far down a file its header may start (payment bills open with a few lines of account details)."""
 
@@ -214,13 +216,21 @@ def _not_sales_note(source: Source, left_out: int) -> str:
     return f"{left_out} rows that are not sales were left out (only {kinds} are)"
 
 
+def _each_distinct(values: pd.Series, rule: Callable[[str], str]) -> pd.Series:
+    """``rule`` applied to each distinct text of ``values`` once (a missing value stays None): a
+    status or currency column repeats a few words over a million lines."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    done = np.array([*map(rule, uniques), None], dtype=object)
+    return pd.Series(done[codes], index=values.index, dtype=object)
+
+
 def _carry_down(frame: pd.DataFrame, key: str, per_line: tuple[str, ...] = ()) -> pd.DataFrame:
     """Order fields written on an order's first line only, carried to its other lines (not the
     ``per_line`` ones, which each line has of its own)."""
     order_level = [c for c in frame.columns
                    if c.split(".")[0] in ("orders", "customers") and c != key and c not in per_line]
     codes, uniques = pd.factorize(frame[key])  # the key is text: every row has an order (maybe "")
-    carried = {}
+    frame = frame.copy(deep=False)
     for column in order_level:
         values = frame[column].to_numpy(dtype=object)
         written = values != ""
@@ -230,8 +240,8 @@ def _carry_down(frame: pd.DataFrame, key: str, per_line: tuple[str, ...] = ()) -
         at = np.flatnonzero(written)[::-1]
         first[codes[at]] = at  # written last for each order: its first non-empty line
         source = first[codes]
-        carried[column] = np.where(source >= 0, values[np.maximum(source, 0)], "")
-    return frame.assign(**carried)
+        frame[column] = np.where(source >= 0, values[np.maximum(source, 0)], "")
+    return frame
 
 
 # ---------------------------------------------------------------------------------- cleaning
@@ -259,7 +269,7 @@ def _status(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], ro
         notes.append("the export has no status column: every order was taken as paid")
         status = pd.Series("paid", index=frame.index, dtype=object)
     else:
-        text = frame["orders.status"].str.strip().str.lower()
+        text = _each_distinct(frame["orders.status"], lambda v: v.strip().lower())
         status = text.map({k.lower(): v for k, v in source.statuses.items()})
         for idx in np.flatnonzero((status.isna() & (text != "")).to_numpy()):
             errors.append(RowError(int(rows[idx]), "orders.status", frame["orders.status"].iat[idx],
@@ -365,7 +375,7 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
         credit = order_id.fillna("").str.startswith(source.credit_note_prefix)
         lines.loc[credit, "status"] = "refunded"
     if "orders.currency" in lines:
-        lines["orders.currency"] = lines["orders.currency"].str.upper()
+        lines["orders.currency"] = _each_distinct(lines["orders.currency"], str.upper)
     elif source.currency:
         lines["orders.currency"] = source.currency
     if source.amount == "line_totals" and "order_items.unit_price" not in lines and "order_items.quantity" in lines:
@@ -379,7 +389,8 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
     if "order_items.quantity" in lines:
         items, products = _items(lines)
         out["products"], out["order_items"] = products, items
-    first = lines.groupby("order_id", sort=False).first()
+    order_level = ["customer_id", "status", "_row", *(f"orders.{c}" for c in ORDER_FIELDS)]
+    first = lines[["order_id", *(c for c in order_level if c in lines)]].groupby("order_id", sort=False).first()
     orders = pd.DataFrame({"order_id": first.index, "customer_id": first["customer_id"].to_numpy(),
                            "order_date": first["orders.order_date"].to_numpy(), "status": first["status"].to_numpy()})
     if source.amount == "lines":
@@ -390,7 +401,7 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
         orders["amount"] = money.groupby(lines["order_id"], sort=False).sum(min_count=1).round(2).to_numpy()
     else:
         orders["amount"] = first["orders.amount"].to_numpy()
-    for name in ("refunded_amount", "currency", "channel"):
+    for name in ORDER_FIELDS[2:]:
         if f"orders.{name}" in first:
             orders[name] = first[f"orders.{name}"].to_numpy()
     first_rows = first["_row"].to_numpy()
