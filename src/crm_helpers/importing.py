@@ -443,7 +443,10 @@ def _distinct_text(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """``(codes, uniques)``: each value's text, trimmed (a missing value as ""), as the index of it
     in ``uniques``, the distinct texts. The values are told apart first and only the distinct ones
     trimmed: a file's columns repeat (dates, statuses, customers of an orders file)."""
-    codes, found = pd.factorize(raw.to_numpy(dtype=object))  # a missing value (None, NaN) is -1
+    if isinstance(raw.dtype, pd.CategoricalDtype):  # already told apart (source_import._text)
+        codes, found = raw.cat.codes.to_numpy().astype(np.intp), raw.cat.categories.to_numpy(dtype=object)
+    else:
+        codes, found = pd.factorize(raw.to_numpy(dtype=object))  # a missing value (None, NaN) is -1
     trimmed = np.array([*(str(v).strip() for v in found), ""], dtype=object)
     codes[codes < 0] = len(found)
     merged, uniques = pd.factorize(trimmed)  # " a" and "a" are one text once trimmed

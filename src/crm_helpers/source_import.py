@@ -38,6 +38,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -163,13 +164,34 @@ def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[st
     return found, ignored
 
 
-def _cells(values: tuple[str, ...] | list[str], empty: tuple[str, ...]) -> list[str]:
-    """:func:`_cell` of each value: trimmed at C speed, the other rules only for a column that has
-    some ``="`` or a word for "no value" (most have neither)."""
+def _text(values: pd.Series, rule: Callable[[list[str]], list[str]]) -> pd.Series:
+    """``rule`` (:func:`_cell_texts`) of each value, as a categorical Series: the distinct texts
+    (always with "") and a code per row. The rule runs once per distinct text, and the steps after it
+    (carrying order fields down, cleaning) work on the codes: an export repeats its dates, statuses
+    and e-mails on line after line (a 1,000,000-line export: 4 s less than trimming every cell)."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))  # a missing value is -1
+    cells = np.array([*rule(list(uniques)), ""], dtype=object)
+    merged, texts = pd.factorize(cells)  # two values may give one text (" a" and "a")
+    kinds = pd.CategoricalDtype(pd.Index(texts, dtype=object))
+    return pd.Series(pd.Categorical.from_codes(merged[codes], dtype=kinds), index=values.index)
+
+
+def _cells(values: pd.Series, source: Source) -> pd.Series:
+    """:func:`_text` of a file column by the source's rules (:func:`_cell`)."""
+    return _text(values, partial(_cell_texts, empty=source.empty))
+
+
+def _cell_texts(values: list[str], empty: tuple[str, ...]) -> list[str]:
+    """:func:`_cell` of each value: trimmed at C speed, the other rules only when some value has a
+    ``="`` or is a word for "no value" (most columns have neither)."""
     cells = list(map(str.strip, values))
     if '="' in "\x00".join(cells) or (empty and not set(empty).isdisjoint(cells)):
         return [_cell(v, empty) for v in cells]
     return cells
+
+
+def _trimmed(values: list[str]) -> list[str]:
+    return list(map(str.strip, values))
 
 
 def _cell(value: str, empty: tuple[str, ...]) -> str:
@@ -189,15 +211,14 @@ def _combine(raw: pd.DataFrame, found: dict[int, str], source: Source) -> pd.Dat
     target takes the first non-empty of its headers (in the file's order). The tool's words for
     "no value" are empty."""
     out: dict[str, pd.Series] = {}
-    joined = source.joined
     for i, target in found.items():
-        values = pd.Series(_cells(raw[i].tolist(), source.empty), index=raw.index, dtype=object)
+        values = _cells(raw[i], source)
         if target not in out:
             out[target] = values
-        elif target in joined:
-            out[target] = (out[target] + " " + values).str.strip()
-        else:
-            out[target] = out[target].where(out[target] != "", values)
+            continue
+        before, values = out[target].astype(object), values.astype(object)
+        both = before + " " + values if target in source.joined else before.where(before != "", values)
+        out[target] = _text(both, _trimmed)
     return pd.DataFrame(out)
 
 
@@ -219,28 +240,33 @@ def _not_sales_note(source: Source, left_out: int) -> str:
 def _each_distinct(values: pd.Series, rule: Callable[[str], str]) -> pd.Series:
     """``rule`` applied to each distinct text of ``values`` once (a missing value stays None): a
     status or currency column repeats a few words over a million lines."""
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    codes, uniques = pd.factorize(values)
     done = np.array([*map(rule, uniques), None], dtype=object)
     return pd.Series(done[codes], index=values.index, dtype=object)
 
 
 def _carry_down(frame: pd.DataFrame, key: str, per_line: tuple[str, ...] = ()) -> pd.DataFrame:
     """Order fields written on an order's first line only, carried to its other lines (not the
-    ``per_line`` ones, which each line has of its own)."""
+    ``per_line`` ones, which each line has of its own). A categorical column (:func:`_text`) is
+    carried by its codes."""
     order_level = [c for c in frame.columns
                    if c.split(".")[0] in ("orders", "customers") and c != key and c not in per_line]
     codes, uniques = pd.factorize(frame[key])  # the key is text: every row has an order (maybe "")
     frame = frame.copy(deep=False)
     for column in order_level:
-        values = frame[column].to_numpy(dtype=object)
-        written = values != ""
+        kind = frame[column].dtype
+        coded = isinstance(kind, pd.CategoricalDtype)
+        values = frame[column].cat.codes.to_numpy() if coded else frame[column].to_numpy(dtype=object)
+        blank = kind.categories.get_loc("") if coded else ""
+        written = values != blank
         if written.all():
             continue
         first = np.full(len(uniques), -1)
         at = np.flatnonzero(written)[::-1]
         first[codes[at]] = at  # written last for each order: its first non-empty line
         source = first[codes]
-        frame[column] = np.where(source >= 0, values[np.maximum(source, 0)], "")
+        carried = np.where(source >= 0, values[np.maximum(source, 0)], blank)
+        frame[column] = pd.Categorical.from_codes(carried, dtype=kind) if coded else carried
     return frame
 
 
@@ -251,7 +277,8 @@ def _clean(frame: pd.DataFrame, dayfirst: bool | None, rows: np.ndarray, errors:
     for target in frame.columns:
         table, name = target.split(".")
         if target in (CANCELLED, REFUND_OF, "orders.status"):  # the tool's own words, read by _status
-            out[target] = frame[target].where(frame[target] != "", None)
+            words = frame[target].astype(object)
+            out[target] = words.where(words != "", None)
             continue
         column: Column = TABLES[table].column(name)
         if name in ("amount", "quantity"):
@@ -455,7 +482,7 @@ def _rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int
         code = name.strip().upper()
         if i == date_at or not re.fullmatch(r"[A-Z]{3}", code):
             continue
-        cells = pd.Series(_cells(raw[i].tolist(), source.empty), index=raw.index, dtype=object)
+        cells = _cells(raw[i], source)
         bad = []
         per = clean_column(replace(rate, required=False), cells, dayfirst, bad, rows)
         errors += [replace(e, column=name.strip()) for e in bad]
@@ -545,7 +572,8 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                     part, prepared, chunk_errors = result, *_prepare_rates(source, header, raw, found, kept_rows, dayfirst)
                 else:
                     frame = _frame(source, raw, found)
-                    if source.lines and (split := tables.order_seen_before(frame.get("orders.order_id", ()))):
+                    orders = frame["orders.order_id"].unique() if "orders.order_id" in frame else ()
+                    if source.lines and (split := tables.order_seen_before(orders)):
                         raise ImportRejected(f"{path.name}: the lines of order {split} are not next to each other; "
                                              "sort the export by order (as the tool writes it) and import it again")
                     if decided is None and _has_day_month(frame, _date_targets(frame)):  # once, from the whole file
@@ -686,7 +714,7 @@ def _file_dates(path: Path, encoding: str | None, source: Source, header: list[s
         rows = np.arange(row, row + len(data))
         row += len(data)
         raw, rows = _kept(source, header, _columns(source, header, found, data), rows)
-        parts.append(_combine(raw, dates, source))
+        parts.append(_combine(raw, dates, source).astype(object))
         numbers.append(rows)
     frame = pd.concat(parts, ignore_index=True)
     headers = {t: h for h, t in mapping.items()}
@@ -719,7 +747,7 @@ def _other_lines_of_bad_orders(source: Source, header: list[str], raw: pd.DataFr
     at = next((i for i, t in found.items() if t == "orders.order_id"), None)
     if at is None or not source.lines:
         return []
-    order = pd.Series(_cells(raw[at].tolist(), source.empty), index=raw.index, dtype=object)
+    order = _cells(raw[at], source).astype(object)
     bad = np.isin(rows, [e.row for e in errors])
     of_bad = order.isin(set(order[bad]) - {""}).to_numpy() & ~bad
     return [RowError(int(r), header[at].strip(), o, "another line of this order is bad")
