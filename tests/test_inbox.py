@@ -15,6 +15,7 @@ import pytest
 
 from crm_helpers.backup import backup, restore, verify
 from crm_helpers.config import PROJECT_ROOT
+from crm_helpers.forget import forget
 from crm_helpers.importing import import_file
 from crm_helpers.inbox import import_inbox, waiting_files
 from crm_helpers.report.runner import runs_alone
@@ -174,6 +175,28 @@ def test_the_report_no_longer_runs_the_import_page_alone_for_a_checked_file(tmp_
     assert runs_alone(IMPORT_NOTEBOOK, parameters, store)
     import_inbox(db, inbox)
     assert not runs_alone(IMPORT_NOTEBOOK, parameters, store)
+
+
+def test_after_forget_a_checked_file_stays_done_and_another_download_brings_nobody_back(tmp_path, inbox):
+    db = open_db(tmp_path / "crm.db")
+    (inbox / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+    import_inbox(db, inbox)
+    (inbox / "customers (1).csv").write_text(_redownloaded(CUSTOMERS), encoding="utf-8")
+    import_inbox(db, inbox)
+
+    report = forget(db, "ada@example.com", inbox=inbox, backups=tmp_path / "backups")
+
+    assert report.inbox_files_mentioning == ["customers (1).csv", "customers.csv"]
+    held = db.execute(f"SELECT * FROM {IMPORT_CHECKS}").fetchall()
+    assert held and not any("ada" in str(value).lower() for row in held for value in row)
+    assert waiting_files(db, inbox) == []
+    (inbox / "customers (1).csv").unlink()
+    (inbox / "customers (2).csv").write_text(CUSTOMERS.replace("\n", "\r\n"), encoding="utf-8")
+    third = _row(import_inbox(db, inbox), "customers (2).csv")
+    assert (third.status, third.inserted, third.updated) == ("imported", 0, 0)
+    assert "1 rows of erased people skipped" in third.message
+    assert db.execute("SELECT count(*) FROM customers WHERE email = 'ada@example.com'").fetchone()[0] == 0
+    assert waiting_files(db, inbox) == []
 
 
 def _as_version_5(path: Path) -> None:
