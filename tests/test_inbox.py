@@ -165,12 +165,20 @@ def test_batches_undone_before_the_check_or_imported_after_it_do_not_bring_the_f
     assert _row(import_inbox(db, inbox), again.name).status == "already imported"
 
 
+def _customers_downloaded_twice(db, inbox: Path) -> Path:
+    """Import ``customers.csv`` from ``inbox`` into ``db`` and drop its second download beside it
+    (returned, not imported yet)."""
+    (inbox / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
+    import_inbox(db, inbox)
+    again = inbox / "customers (1).csv"
+    again.write_text(_redownloaded(CUSTOMERS), encoding="utf-8")
+    return again
+
+
 def test_the_report_no_longer_runs_the_import_page_alone_for_a_checked_file(tmp_path, inbox):
     store = tmp_path / "crm.db"
     db = open_db(store)
-    (inbox / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
-    import_inbox(db, inbox)
-    (inbox / "customers (1).csv").write_text(_redownloaded(CUSTOMERS), encoding="utf-8")
+    _customers_downloaded_twice(db, inbox)
     parameters = {"inbox_dir": str(inbox)}
     assert runs_alone(IMPORT_NOTEBOOK, parameters, store)
     import_inbox(db, inbox)
@@ -179,9 +187,7 @@ def test_the_report_no_longer_runs_the_import_page_alone_for_a_checked_file(tmp_
 
 def test_after_forget_a_checked_file_stays_done_and_another_download_brings_nobody_back(tmp_path, inbox):
     db = open_db(tmp_path / "crm.db")
-    (inbox / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
-    import_inbox(db, inbox)
-    (inbox / "customers (1).csv").write_text(_redownloaded(CUSTOMERS), encoding="utf-8")
+    again = _customers_downloaded_twice(db, inbox)
     import_inbox(db, inbox)
 
     report = forget(db, "ada@example.com", inbox=inbox, backups=tmp_path / "backups")
@@ -190,7 +196,7 @@ def test_after_forget_a_checked_file_stays_done_and_another_download_brings_nobo
     held = db.execute(f"SELECT * FROM {IMPORT_CHECKS}").fetchall()
     assert held and not any("ada" in str(value).lower() for row in held for value in row)
     assert waiting_files(db, inbox) == []
-    (inbox / "customers (1).csv").unlink()
+    again.unlink()
     (inbox / "customers (2).csv").write_text(CUSTOMERS.replace("\n", "\r\n"), encoding="utf-8")
     third = _row(import_inbox(db, inbox), "customers (2).csv")
     assert (third.status, third.inserted, third.updated) == ("imported", 0, 0)
@@ -230,9 +236,7 @@ def test_a_version_5_store_migrates_keeps_its_data_and_then_records_checks(tmp_p
 def test_a_version_5_backup_restores_into_a_current_store_and_a_current_one_backs_up(tmp_path, inbox):
     store = tmp_path / "crm.db"
     db = open_db(store)
-    (inbox / "customers.csv").write_text(CUSTOMERS, encoding="utf-8")
-    import_inbox(db, inbox)
-    (inbox / "customers (1).csv").write_text(_redownloaded(CUSTOMERS), encoding="utf-8")
+    again = _customers_downloaded_twice(db, inbox)
     import_inbox(db, inbox)  # a check recorded in the current store
     before = _data(db)
     db.conn.close()
@@ -247,7 +251,7 @@ def test_a_version_5_backup_restores_into_a_current_store_and_a_current_one_back
     restore(old_backup, store)
     db = open_db(store)
     assert schema_version(db) == SCHEMA_VERSION and _data(db) == before
-    assert waiting_files(db, inbox) == [inbox / "customers (1).csv"]  # the old backup holds no check
+    assert waiting_files(db, inbox) == [again]  # the old backup holds no check
 
     restore(current, store)
     db = open_db(store)
