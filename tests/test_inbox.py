@@ -185,6 +185,27 @@ def test_the_report_no_longer_runs_the_import_page_alone_for_a_checked_file(tmp_
     assert not runs_alone(IMPORT_NOTEBOOK, parameters, store)
 
 
+def test_a_busy_store_is_a_plain_rejection_and_the_file_still_waits(tmp_path, inbox):
+    store = tmp_path / "crm.db"
+    db = open_db(store)
+    again = _customers_downloaded_twice(db, inbox)
+    shutil.copy(SHOPIFY_ORDERS, inbox / "export.csv")
+    db.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(store)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    try:
+        results = import_inbox(db, inbox)
+    finally:
+        other.rollback()
+        other.close()
+
+    for name in (again.name, "export.csv"):
+        row = _row(results, name)
+        assert row.status == "rejected" and "the store is busy" in row.message and name in row.message
+    assert waiting_files(db, inbox) == [again, inbox / "export.csv"]
+    assert db.table(IMPORT_CHECKS).count == 0
+
+
 def test_after_forget_a_checked_file_stays_done_and_another_download_brings_nobody_back(tmp_path, inbox):
     db = open_db(tmp_path / "crm.db")
     again = _customers_downloaded_twice(db, inbox)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sqlite3
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from .importing import ImportRejected, import_file, read_chunks, rejects_path, r
 from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
 from .source_import import file_source, import_export
 from .sources import Source
-from .store import IMPORT_CHECKS, write_transaction
+from .store import IMPORT_CHECKS, explain_error, store_path, write_transaction
 
 SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx")
 
@@ -113,9 +114,9 @@ def _record_check(db: Database, path: Path, sha: str, source: str, unchanged: in
     imported with nothing to change, with the undo history it relied on: the newest import batch and
     how many batches up to it stand."""
     db.execute(
-        f"INSERT OR REPLACE INTO {IMPORT_CHECKS} (sha256, file_name, source, unchanged, checked_at, newest_batch, "
-        "standing_batches) SELECT ?, ?, ?, ?, ?, coalesce(max(batch_id), 0), count(*) FILTER (WHERE undone_at IS NULL) "
-        f"FROM {IMPORT_BATCHES}",
+        f"INSERT OR REPLACE INTO {IMPORT_CHECKS} (sha256, file_name, source, unchanged, checked_at, "
+        "newest_batch, standing_batches) SELECT ?, ?, ?, ?, ?, coalesce(max(batch_id), 0), "
+        f"count(*) FILTER (WHERE undone_at IS NULL) FROM {IMPORT_BATCHES}",
         [sha, path.name, source, unchanged, dt.datetime.now().isoformat(timespec="seconds")],
     )
 
@@ -132,11 +133,11 @@ def waiting_files(db: Database, inbox: Path) -> list[Path]:
 
     A file is done (not waiting) when a file of the same bytes (sha256) was imported in a batch
     that was not undone, or when the inbox imported it with nothing to change and that check still
-    holds. A check holds while every import batch that stood when it was made still stands: undoing
-    any of them (the import that brought the file's rows, or any other as old, since which rows the
-    file's came from is not recorded) makes the file waiting again, and the next run imports it
-    (recording a new check if it changes nothing again). Batches imported after the check do not
-    matter: they could not have brought the file's rows, which were all in the store before them.
+    holds. A check holds while every import batch that stood when it was made still stands. Undoing
+    any of them makes the file waiting again, and the next run imports it (recording a new check if
+    it changes nothing again): the import that brought the file's rows, or any other that old, since
+    the check does not record which batches its rows came from. Batches imported after the check do
+    not matter: they could not have brought the file's rows, which were all in the store before them.
     """
     if not inbox.is_dir():
         return []
@@ -190,7 +191,7 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
         else:
             imported_as = row["table"]
             try:
-                with nullcontext() if dry_run else write_transaction(db):  # the import and its check: one transaction
+                with nullcontext() if dry_run else write_transaction(db):  # the import and its check at once
                     if source:
                         result = import_export(db, path, dry_run=dry_run)
                         counts = {k: sum(getattr(r, k) for r in result.tables.values())
@@ -206,6 +207,9 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
                         _record_check(db, path, sha, imported_as, row["unchanged"])
             except (ImportRejected, ValueError) as exc:
                 row.update(status="rejected", message=f"{exc} (nothing of this file was imported)")
+            except sqlite3.DatabaseError as exc:  # the store busy, full or read-only: the import rolled back
+                row.update(status="rejected", message=f"{path.name}: nothing of this file was imported: "
+                           f"{explain_error(store_path(db), exc)}")
             else:
                 if not dry_run and not row["rejected"]:
                     stale.unlink(missing_ok=True)  # the rows it listed are fixed now
