@@ -11,13 +11,21 @@ import log, in a batch that was not undone) are skipped and reported with the co
 first import, so the inbox can be left as it is: raw files are never edited or moved. A file
 whose import was taken back with ``crm undo-import`` is imported again on the next run.
 
+A file whose rows were all in the store already (last month's export downloaded again: other
+bytes, the same data) changes nothing and so leaves no import batch; the inbox records it in
+:data:`~crm_helpers.store.IMPORT_CHECKS` instead and skips it too, until an import it relied on is
+undone (see :func:`waiting_files`).
+
 ``show(results)`` displays the outcome in a notebook and records it (a custom MIME output, like
 :mod:`crm_helpers.report.headlines`) so that ``crm report`` can print one line per file.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import sqlite3
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,7 @@ from .importing import ImportRejected, import_file, read_chunks, rejects_path, r
 from .schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
 from .source_import import file_source, import_export
 from .sources import Source
+from .store import IMPORT_CHECKS, explain_error, store_path, write_transaction
 
 SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx")
 
@@ -60,7 +69,8 @@ def _remembered_table(db: Database, path: Path) -> str | None:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 COLUMNS = ["file", "table", "status", "inserted", "updated", "unchanged", "rejected", "rejects_file", "message"]
@@ -81,6 +91,36 @@ def _first_imports(db: Database) -> dict[str, dict[str, Any]]:
     return first
 
 
+def _checks(db: Database) -> dict[str, dict[str, Any]]:
+    """``{sha256: the check}`` for files imported with nothing to change whose check still holds
+    (see :func:`waiting_files`): no import batch that stood when the file was checked was undone since."""
+    rows = db.execute(
+        f"SELECT c.sha256, c.checked_at, c.unchanged FROM {IMPORT_CHECKS} c WHERE c.standing_batches = "
+        f"(SELECT count(*) FROM {IMPORT_BATCHES} b WHERE b.batch_id <= c.newest_batch AND b.undone_at IS NULL)"
+    ).fetchall()
+    return {sha: {"checked_at": at, "inserted": 0, "updated": 0, "unchanged": unchanged, "rejected": 0}
+            for sha, at, unchanged in rows}
+
+
+def _done(db: Database) -> dict[str, dict[str, Any]]:
+    """``{sha256: counts}`` of the files the inbox need not import: those imported (with
+    ``imported_at``, :func:`_first_imports`) and those checked with nothing to change (with
+    ``checked_at``, :func:`_checks`); an import of the file wins over a check of it."""
+    return _checks(db) | _first_imports(db)
+
+
+def _record_check(db: Database, path: Path, sha: str, source: str, unchanged: int) -> None:
+    """Record that ``path`` (content ``sha``, imported as ``source``: a table or a tool's key) was
+    imported with nothing to change, with the undo history it relied on: the newest import batch and
+    how many batches up to it stand."""
+    db.execute(
+        f"INSERT OR REPLACE INTO {IMPORT_CHECKS} (sha256, file_name, source, unchanged, checked_at, "
+        "newest_batch, standing_batches) SELECT ?, ?, ?, ?, ?, coalesce(max(batch_id), 0), "
+        f"count(*) FILTER (WHERE undone_at IS NULL) FROM {IMPORT_BATCHES}",
+        [sha, path.name, source, unchanged, dt.datetime.now().isoformat(timespec="seconds")],
+    )
+
+
 def _inbox_files(inbox: Path) -> list[Path]:
     """The files of ``inbox`` the import looks at (supported types, not our own rejects files)."""
     return sorted(p for p in inbox.glob("*") if p.is_file() and p.suffix.lower() in SUPPORTED
@@ -88,11 +128,20 @@ def _inbox_files(inbox: Path) -> list[Path]:
 
 
 def waiting_files(db: Database, inbox: Path) -> list[Path]:
-    """The files of ``inbox`` whose content is not in the store yet (no import of it that was not
-    undone): what :func:`import_inbox` may write. Empty when the folder does not exist."""
+    """The files of ``inbox`` whose content is not in the store yet: what :func:`import_inbox` may
+    write. Empty when the folder does not exist.
+
+    A file is done (not waiting) when a file of the same bytes (sha256) was imported in a batch
+    that was not undone, or when the inbox imported it with nothing to change and that check still
+    holds. A check holds while every import batch that stood when it was made still stands. Undoing
+    any of them makes the file waiting again, and the next run imports it (recording a new check if
+    it changes nothing again): the import that brought the file's rows, or any other that old, since
+    the check does not record which batches its rows came from. Batches imported after the check do
+    not matter: they could not have brought the file's rows, which were all in the store before them.
+    """
     if not inbox.is_dir():
         return []
-    done = _first_imports(db)
+    done = _done(db)
     return [p for p in _inbox_files(inbox) if _sha256(p) not in done]
 
 
@@ -103,11 +152,13 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
     updated, unchanged, rejected (rows), rejects_file (the file of bad rows and reasons, or ""),
     message (one full line for a person). A file rejected as a whole leaves the store unchanged;
     a file with some bad rows is imported without them. A file already imported is reported with
-    the counts of its first import.
+    the counts of its first import. A file whose import changes nothing is recorded as checked, in
+    the import's transaction, and reported as already imported on the next runs (see
+    :func:`waiting_files` for how long that holds).
     """
     rows = []
     files = _inbox_files(inbox)
-    done = _first_imports(db)
+    done = _done(db)
     sources = {p: source_for_file(p) for p in files}
     # parents first, so that orders find the customers imported in the same run; a known tool's
     # export (which brings its own customers) after the plain customer and product files
@@ -120,10 +171,16 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
                                "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0, "rejects_file": "",
                                "message": ""}
         stale = rejects_path(path)
-        first = done.get(_sha256(path)) if row["table"] else None
+        sha = _sha256(path) if row["table"] else ""
+        first = done.get(sha)
         if row["table"] is None:
             row.update(status="skipped", message=f"{path.name}: skipped, neither a known tool's export nor named "
                        "after a table (e.g. orders_2026-10.csv, customers.xlsx)")
+        elif first and "checked_at" in first:
+            row.update(status="already imported", unchanged=first["unchanged"],
+                       message=f"{path.name}: checked on {first['checked_at'][:10]}: all its rows "
+                       f"({first['unchanged']}) were in the store already, so there was nothing to import; "
+                       "not imported again")
         elif first:
             counts = {k: first[k] for k in ("inserted", "updated", "unchanged", "rejected")}
             row.update(status="already imported", **counts,
@@ -132,18 +189,27 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
                        f"({counts['inserted']} inserted, {counts['updated']} updated, "
                        f"{counts['rejected']} rejected); same content, not imported again")
         else:
+            imported_as = row["table"]
             try:
-                if source:
-                    result = import_export(db, path, dry_run=dry_run)
-                    counts = {k: sum(getattr(r, k) for r in result.tables.values())
-                              for k in ("inserted", "updated", "unchanged")}
-                    row.update(table=", ".join(result.tables) or source.key, **counts)
-                else:
-                    result = import_file(db, row["table"], path, dry_run=dry_run, skip_bad_rows=True)
-                    row.update(inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
-                               rejected=result.rejected)
+                with nullcontext() if dry_run else write_transaction(db):  # the import and its check at once
+                    if source:
+                        result = import_export(db, path, dry_run=dry_run)
+                        counts = {k: sum(getattr(r, k) for r in result.tables.values())
+                                  for k in ("inserted", "updated", "unchanged")}
+                        row.update(table=", ".join(result.tables) or source.key, **counts)
+                        changed = bool(result.batch_ids)
+                    else:
+                        result = import_file(db, imported_as, path, dry_run=dry_run, skip_bad_rows=True)
+                        row.update(inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
+                                   rejected=result.rejected)
+                        changed = result.batch_id is not None
+                    if not (dry_run or changed):
+                        _record_check(db, path, sha, imported_as, row["unchanged"])
             except (ImportRejected, ValueError) as exc:
                 row.update(status="rejected", message=f"{exc} (nothing of this file was imported)")
+            except sqlite3.DatabaseError as exc:  # the store busy, full or read-only: the import rolled back
+                row.update(status="rejected", message=f"{path.name}: nothing of this file was imported: "
+                           f"{explain_error(store_path(db), exc)}")
             else:
                 if not dry_run and not row["rejected"]:
                     stale.unlink(missing_ok=True)  # the rows it listed are fixed now

@@ -25,6 +25,11 @@ BUSY_TIMEOUT_MS = 10_000
 
 migrations = Migrations("crm_helpers")
 
+IMPORT_CHECKS = "import_checks"
+"""Inbox files imported with nothing to change (all their rows in the store already), by sha256.
+Defined here, not beside the other bookkeeping tables in ``schema.py``: that module's bytes key the
+cached scale store."""
+
 
 class StoreError(Exception):
     """The store cannot be opened or written (read-only, disk full, not a database)."""
@@ -144,7 +149,29 @@ def m005_exchange_rates(db: Database) -> None:
     db.execute("PRAGMA user_version = 5")
 
 
-SCHEMA_VERSION = 5
+@migrations()
+def m006_import_checks(db: Database) -> None:
+    """The inbox's record of files whose import changed nothing (:data:`IMPORT_CHECKS`).
+
+    Such an import leaves no batch in ``import_log`` (so that ``crm undo-import`` of the newest
+    batch takes back the last real import); this table keeps the inbox from importing the file again
+    at every run. One row per file content: ``sha256``, ``file_name``, ``source`` (the table a named
+    file went to, or the key of the tool whose export it is), ``unchanged`` (the rows it matched,
+    all equal already; summed over the tables of an export), ``checked_at`` (local time, ISO), and
+    the undo history it relied on: ``newest_batch`` (the newest import batch then, 0 for none) and
+    ``standing_batches`` (how many batches up to it stood, not undone). See
+    :func:`crm_helpers.inbox.waiting_files` for the rule.
+    """
+    db.table(IMPORT_CHECKS).create(
+        {"sha256": str, "file_name": str, "source": str, "unchanged": int, "checked_at": str, "newest_batch": int,
+         "standing_batches": int},
+        pk="sha256",
+        not_null={"file_name", "source", "unchanged", "checked_at", "newest_batch", "standing_batches"},
+    )
+    db.execute("PRAGMA user_version = 6")
+
+
+SCHEMA_VERSION = 6
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 
