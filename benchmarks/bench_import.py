@@ -333,31 +333,29 @@ def run_export(store: ScaleStore, repeats: int, *, profile: bool | None = None) 
         def timing(side: int, key: str) -> Timing:
             return Timing([run[side][key] for run in runs])
 
-        first, bare_t, memory, memory_bare = timing(0, "first"), timing(1, "bare"), timing(0, "maxrss_mb"), \
-            timing(1, "maxrss_mb")
-        ratio = first.median / bare_t.median
+        first, lines_t, stored = timing(0, "first"), timing(1, "bare"), timing(2, "bare")
+        ratio = first.median / stored.median
+        reference = f"csv.reader + executemany of its {runs[0][2]['rows']:,} stored rows into the store's tables"
         section.add(Row(f"first import of a {lines:,}-line Shopify-style export (`crm import FILE`: customers, "
-                        "products, orders, items)", first, reference=bare_t,
-                        reference_name="csv.reader + executemany of its lines",
+                        "products, orders, items)", first, reference=stored, reference_name=reference,
                         target=f"≤ {TARGET_RATIO:g}× the bare insert", met=ratio <= TARGET_RATIO))
-        stored = timing(2, "bare")
-        section.add(Row("the same import against writing what it stores", first, reference=stored,
-                        reference_name=f"csv.reader + executemany of its {runs[0][2]['rows']:,} stored rows into "
-                        "the store's tables", target=f"≤ {TARGET_RATIO:g}× the bare insert",
-                        met=first.median / stored.median <= TARGET_RATIO))
         section.add(Row("first import of the export, CPU time of the process", timing(0, "first_cpu"),
-                        reference=timing(1, "bare_cpu"),
-                        reference_name="bare insert CPU", note="less sensitive to other work on the machine"))
+                        reference=timing(2, "bare_cpu"), reference_name="bare insert CPU",
+                        note="less sensitive to other work on the machine"))
+        section.add(Row("the same import against the floor: its lines into one table without keys", first,
+                        reference=lines_t, reference_name="csv.reader + executemany of its lines",
+                        note="reading the file and writing it once; no target: the import writes four tables"))
+        memory, memory_bare = timing(0, "maxrss_mb"), timing(2, "maxrss_mb")
         section.add(Row("peak memory importing the line-item export", memory, unit="MiB", reference=memory_bare,
                         reference_name="bare insert process", target=f"≤ {TARGET_MEMORY_RATIO:g}× the bare insert",
                         met=memory.median / memory_bare.median <= TARGET_MEMORY_RATIO))
         section.notes.append(
             f"{plural(repeats, 'run')} each; every run in a fresh process on a fresh empty store. The export has "
             f"{len(SHOPIFY_COLUMNS)} of Shopify's columns; every third order is on two lines and every seventh on "
-            "three. Peak memory is the process's `VmHWM` at its end. Two references: the export's lines "
-            "inserted as they are into one table without keys (reading and writing the file, no more), and the "
-            "rows the import stored (customers, products, orders, items) inserted into the store's own tables with "
-            "their keys and indexes, as the orders part's reference does.")
+            "three. Peak memory is the process's `VmHWM` at its end. The bare insert, as in the orders part, "
+            "is the rows the import stored (customers, products, orders, items) read from CSV and inserted into "
+            "the store's own tables with their keys and indexes, in one transaction. The floor is the export's "
+            "lines inserted as they are into one table without keys: reading and writing the file, no more.")
         if profile or (profile is None and ratio > TARGET_RATIO):
             section.notes.append(_profile_note("export", empty, export, work, "the import of the export"))
     return section
