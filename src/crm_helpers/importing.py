@@ -426,7 +426,7 @@ def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: 
     an orders file), with vectorized fast paths for tidy values and per-value parsing for the rest.
     A bad value gives a :class:`RowError` for every row that holds it."""
     codes, uniques = _distinct_text(raw)
-    if 2 * len(uniques) > len(raw):
+    if 2 * len(uniques) > len(raw):  # mostly distinct values: row by row
         return _clean_text(column, pd.Series(uniques[codes], index=raw.index, dtype=object), dayfirst, errors, rows)
     found: list[RowError] = []
     clean = _clean_text(column, pd.Series(uniques, dtype=object), dayfirst, found, np.arange(len(uniques)))
@@ -440,17 +440,24 @@ def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: 
 
 
 def _distinct_text(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, uniques)``: each value's text, trimmed (a missing value as ""), as the index of it
-    in ``uniques``, the distinct texts. The values are told apart first and only the distinct ones
-    trimmed: a file's columns repeat (dates, statuses, customers of an orders file)."""
+    """``(codes, texts)``: each value's text, trimmed (a missing value as ""), as the index of it in
+    ``texts``. The values are told apart first and only the distinct ones trimmed: a file's columns
+    repeat (dates, statuses, customers of an orders file). ``texts`` are distinct when they are few
+    (``2 * len(texts) <= len(raw)``, where :func:`clean_column` cleans each once); in a column of
+    mostly distinct values (order ids), cleaned row by row, two values may trim to one text."""
     if isinstance(raw.dtype, pd.CategoricalDtype):  # already told apart (source_import._text)
         codes, found = raw.cat.codes.to_numpy().astype(np.intp), raw.cat.categories.to_numpy(dtype=object)
     else:
         codes, found = pd.factorize(raw.to_numpy(dtype=object))  # a missing value (None, NaN) is -1
-    trimmed = np.array([*(str(v).strip() for v in found), ""], dtype=object)
+    try:
+        trimmed = np.array([*map(str.strip, found), ""], dtype=object)
+    except TypeError:  # a value that is not text (a number read from a workbook)
+        trimmed = np.array([*(str(v).strip() for v in found), ""], dtype=object)
     codes[codes < 0] = len(found)
-    merged, uniques = pd.factorize(trimmed)  # " a" and "a" are one text once trimmed
-    return merged[codes], uniques.astype(object)
+    if 2 * len(trimmed) > len(raw):
+        return codes, trimmed
+    merged, texts = pd.factorize(trimmed)  # " a" and "a" are one text once trimmed
+    return merged[codes], texts.astype(object)
 
 
 def _clean_text(column: Column, text: pd.Series, dayfirst: bool | None, errors: list[RowError],
