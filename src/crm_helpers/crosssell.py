@@ -11,8 +11,8 @@ cross-sell formula. Here:
 - rules come from mlxtend's ``apriori`` on a sparse one-hot basket matrix (built with SQL and
   scipy.sparse, no Python loop over orders) and ``association_rules``. Its ``low_memory`` path
   counts, for each product, the other products of the baskets holding it with one sparse slice,
-  where ``fpgrowth`` inserts the baskets into its tree one Python call at a time (0.6 s against 5.7 s on 1.2M baskets, the same
-  itemsets and supports);
+  where ``fpgrowth`` inserts the baskets into its tree one Python call at a time (0.6 s against
+  5.7 s on 1.2M baskets, the same itemsets and supports);
 - the paid orders and their lines are read once (:func:`paid_lines`) and shared by the basket
   matrix, the next best products and the cross-sell probability, which count with numpy and
   scipy.sparse instead of one SQL pass over the 3M order lines each.
@@ -100,10 +100,7 @@ def paid_lines(db: Database, as_of: dt.date) -> PaidLines:
     order_rowid = orders["order_rowid"].to_numpy(dtype=np.int64)
     customer, customers = pd.factorize(orders["customer_id"], sort=True)
     day, dates = pd.factorize(orders["order_date"], sort=True)
-    product = np.zeros(0, dtype=np.int64)
-    products = pd.Index([], dtype=object)
-    if not lines.empty:
-        product, products = pd.factorize(lines["product_id"], sort=True)
+    product, products = pd.factorize(lines["product_id"], sort=True)
     rows = np.searchsorted(order_rowid, lines["order_rowid"].to_numpy(dtype=np.int64))
     holds = sparse.csr_matrix((np.ones(len(lines), dtype=bool), (rows, product)),
                               shape=(len(orders), len(products)))
@@ -112,7 +109,8 @@ def paid_lines(db: Database, as_of: dt.date) -> PaidLines:
 
 
 def basket_matrix(lines: PaidLines, *, start: dt.date | None = None) -> pd.DataFrame:
-    """One-hot basket matrix of the paid orders of ``lines`` placed in [start, as_of] (``start`` None = from the beginning).
+    """One-hot basket matrix of the paid orders of ``lines`` placed in [start, as_of] (``start``
+    None = from the beginning).
 
     A sparse boolean DataFrame: one row per paid order with recorded lines (index ``order_rowid``,
     the order's SQLite rowid: integers travel from SQLite much faster than text ids), one column
@@ -127,8 +125,8 @@ def basket_matrix(lines: PaidLines, *, start: dt.date | None = None) -> pd.DataF
         return pd.DataFrame(index=pd.Index([], name="order_rowid"))
     matrix = lines.holds[keep]
     bought = matrix.getnnz(axis=0) > 0
-    frame = pd.DataFrame.sparse.from_spmatrix(matrix[:, bought], index=pd.Index(lines.order_rowid[keep], name="order_rowid"),
-                                              columns=list(lines.products[bought]))
+    frame = pd.DataFrame.sparse.from_spmatrix(matrix[:, bought], columns=list(lines.products[bought]),
+                                              index=pd.Index(lines.order_rowid[keep], name="order_rowid"))
     return frame.astype(pd.SparseDtype(bool, False))
 
 
@@ -299,19 +297,23 @@ def cross_sell_probability(
     placed in [period_start, as_of] (``period_opportunities``, ...). Counted with numpy over the
     codes of ``lines``, no query.
     """
-    in_period = lines.day >= lines.day_code(period_start) if period_start is not None else np.zeros_like(lines.has_lines)
+    in_period = np.zeros(len(lines.day), dtype=bool)
+    if period_start is not None:
+        in_period = lines.day >= lines.day_code(period_start)
     first_day = _first_day(lines.customer, lines.day, len(lines.customers))
     items = lines.holds.tocoo()
     line_day = lines.day[items.row]
-    first_bought = pd.Series(line_day).groupby(lines.customer[items.row] * len(lines.products) + items.col).transform("min")
-    has_new = np.bincount(items.row, weights=line_day == first_bought.to_numpy(), minlength=len(lines.day)) > 0
+    customer_product = lines.customer[items.row] * len(lines.products) + items.col
+    first_bought = pd.Series(line_day).groupby(customer_product).transform("min").to_numpy()
+    has_new = np.bincount(items.row, weights=line_day == first_bought, minlength=len(lines.day)) > 0
     repeat = lines.has_lines & (lines.day > first_day[lines.customer])
     rows = [("any product new to the customer", *_counts(repeat, repeat & has_new, in_period))]
     if rules is not None and not rules.empty:
         single = rules[rules["consequents"].map(len) == 1].head(top_rules)
         for rule in single.itertuples():
             chance, success = _rule_chances(lines, items, rule.antecedents, rule.consequents[0])
-            rows.append((f"{rule.consequent_names} after {rule.antecedent_names}", *_counts(chance, success, in_period)))
+            measure = f"{rule.consequent_names} after {rule.antecedent_names}"
+            rows.append((measure, *_counts(chance, success, in_period)))
     table = pd.DataFrame(rows, columns=["measure", "opportunities", "successes", "period_opportunities",
                                         "period_successes"])
     table["probability"] = table["successes"] / table["opportunities"].replace(0, np.nan)
