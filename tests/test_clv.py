@@ -640,3 +640,57 @@ def test_notebook_runs_and_records_its_headlines(tmp_path, demo_db_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert all(np.isfinite(h["value"]) for h in found.values() if h["value"] is not None)
+
+
+# ------------------------------------------------------------------------------------------
+# Read in one pass and summed in pandas: the same figures as the SQL aggregates they replace
+# ------------------------------------------------------------------------------------------
+
+
+def _sql_purchase_days(db, as_of: str) -> pd.DataFrame:
+    """The paid purchase days as one SQL GROUP BY (the definition before the orders were summed in pandas)."""
+    from crm_helpers.facts import net_revenue_sql, paid
+
+    net = net_revenue_sql()
+    frame = pd.DataFrame(db.execute(
+        f"SELECT customer_id, order_date, sum({net}), sum(cost), count(*) FROM orders WHERE {paid()} "
+        f"AND order_date <= ? AND {net} IS NOT NULL GROUP BY customer_id, order_date", [as_of]).fetchall(),
+        columns=["customer_id", "order_date", "amount", "cost", "orders"])
+    return frame.assign(order_date=pd.to_datetime(frame["order_date"]), amount=frame["amount"].astype(float),
+                        cost=pd.to_numeric(frame["cost"], errors="coerce"))
+
+
+def _sql_subscription(db, as_of: str, months: int = 12, active_days: int = 90) -> tuple[float, float, float]:
+    """(mean active customers, monthly revenue per active customer, monthly churn): one query per month."""
+    from crm_helpers.facts import net_revenue_sql, paid
+
+    end = pd.Timestamp(as_of)
+    ends = [(end + pd.offsets.MonthEnd(0)) - pd.offsets.MonthEnd(k) for k in range(months, -1, -1)]
+    ends[-1] = min(ends[-1], end)
+    active, revenue = [], []
+    for k, month_end in enumerate(ends):
+        since = (month_end - pd.Timedelta(days=active_days)).date().isoformat()
+        active.append({r[0] for r in db.execute(f"SELECT DISTINCT customer_id FROM orders WHERE {paid()} AND "
+                                                "order_date > ? AND order_date <= ?",
+                                                [since, month_end.date().isoformat()])})
+        if k:
+            start = (ends[k - 1] + pd.Timedelta(days=1)).date().isoformat()
+            total = db.execute(f"SELECT coalesce(sum({net_revenue_sql()}), 0) FROM orders WHERE {paid()} AND "
+                               "order_date >= ? AND order_date <= ?", [start, month_end.date().isoformat()]).fetchone()[0]
+            revenue.append(total / len(active[-1]))
+    churn = [len(prev - cur) / len(prev) for prev, cur in zip(active, active[1:])]
+    return float(np.mean([len(a) for a in active[1:]])), float(np.mean(revenue)), float(np.mean(churn))
+
+
+@pytest.mark.parametrize("as_of", [AS_OF, "2025-12-15"])
+def test_demo_purchase_days_and_subscription_match_the_sql_aggregates(demo_db_path, as_of):
+    db = open_db(demo_db_path)
+    days = clv.paid_purchase_days(db, as_of)
+    expected = _sql_purchase_days(db, str(as_of))
+    assert len(days) > 1000 and days["cost"].isna().any() == expected["cost"].isna().any()
+    pd.testing.assert_frame_equal(days, expected, check_exact=False, rtol=1e-12)
+    sub = clv.subscription_estimate(db, as_of, margin=1.0).iloc[0]
+    active, revenue, churn = _sql_subscription(db, str(as_of))
+    assert active > 50 and 0 < churn < 1
+    assert (sub["mean_active_customers"], sub["monthly_margin_per_customer"], sub["monthly_churn_rate"]) == (
+        pytest.approx(active, rel=1e-12), pytest.approx(revenue, rel=1e-12), pytest.approx(churn, rel=1e-12))

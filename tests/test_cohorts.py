@@ -144,3 +144,22 @@ def test_demo_referred_customers_come_back_most(demo_db_path):
     by_channel = cohorts.repeat_rate_by_channel(open_db(demo_db_path), DEMO_AS_OF).set_index("acquisition_channel")
     rates = by_channel["repeat_rate_window"]
     assert rates.idxmax() == "referral" and rates.idxmin() == "marketplace", rates.round(2).to_dict()
+
+
+@pytest.mark.parametrize("as_of", [dt.date(2026, 10, 31), dt.date(2025, 7, 15)])
+def test_demo_cohort_cells_match_the_sql_aggregate(demo_db, as_of):
+    """The cells counted in pandas equal the SQL GROUP BY that defined them before."""
+    from crm_helpers.facts import month_index_sql, net_revenue_sql, paid
+
+    rows = demo_db.execute(f"""
+        WITH p AS (SELECT customer_id, {net_revenue_sql()} AS amount, {month_index_sql()} AS m FROM orders
+                   WHERE {paid()} AND order_date <= :as_of),
+             f AS (SELECT customer_id, min(m) AS cohort FROM p GROUP BY customer_id)
+        SELECT f.cohort, p.m - f.cohort, count(DISTINCT p.customer_id), sum(p.amount)
+        FROM p JOIN f USING (customer_id) GROUP BY f.cohort, p.m - f.cohort""", {"as_of": as_of.isoformat()}).fetchall()
+    table = cohorts.cohort_table(demo_db, as_of).set_index(["cohort", "months_since"])
+    assert len(rows) > 30
+    for cohort, since, customers, revenue in rows:
+        cell = table.loc[(f"{cohort // 12:04d}-{cohort % 12 + 1:02d}", since)]
+        assert cell["customers"] == customers and cell["revenue"] == pytest.approx(revenue, rel=1e-12)
+    assert table["customers"].sum() == sum(r[2] for r in rows)  # the cells without purchases are zeros

@@ -326,26 +326,29 @@ def subscription_clv(monthly_margin_per_customer: float, monthly_churn_rate: flo
 
 
 def paid_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
-    """Net revenue per customer and day up to ``as_of``, aggregated in SQLite.
+    """Net revenue per customer and day up to ``as_of``.
 
     Columns: customer_id, order_date (datetime64), amount (sum of the day's paid orders, net
     of refunds), cost (sum of the known order costs, NaN when none is known), orders. Paid orders
     only: refunded and cancelled orders are not purchases; nor are orders in a currency without an
-    exchange rate (their net revenue is unknown: see ``crm_helpers.data.currency_note``).
+    exchange rate (their net revenue is unknown: see ``crm_helpers.data.currency_note``). Sorted by
+    customer and day (as stored, ISO text). The orders are read one row each and summed per day in
+    pandas: SQLite's GROUP BY customer and day sorts the 1.2M orders of the scale store in a
+    temporary B-tree, three times slower than reading them.
     """
     frame = query_df(
         db,
-        f"SELECT customer_id, order_date, sum({net_revenue_sql()}) AS amount, sum(cost) AS cost, count(*) AS orders "
-        f"FROM orders WHERE {paid()} AND order_date <= ? AND {net_revenue_sql()} IS NOT NULL "
-        "GROUP BY customer_id, order_date",
+        f"SELECT customer_id, order_date, {net_revenue_sql()} AS amount, cost FROM orders "
+        f"WHERE {paid()} AND order_date <= ? AND {net_revenue_sql()} IS NOT NULL",
         [iso(as_of)],
-        parse_dates=["order_date"],
     )
     frame["amount"] = frame["amount"].astype(float)
     frame["cost"] = pd.to_numeric(frame["cost"], errors="coerce")
-    return frame
-
-
+    grouped = frame.groupby(["customer_id", "order_date"], sort=True)
+    days = pd.DataFrame({"amount": grouped["amount"].sum(), "cost": grouped["cost"].sum(min_count=1),
+                         "orders": grouped.size()}).reset_index()
+    days["order_date"] = pd.to_datetime(days["order_date"])
+    return days
 
 
 def margin_rate(db: Database, as_of: dt.date | str, margin: float) -> tuple[float, str]:
@@ -906,23 +909,33 @@ def subscription_estimate(
     note. For a shop (not a subscription) "active" and "churn" are definitions, not facts.
     """
     end = pd.Timestamp(iso(as_of))
-    ends = [(end + pd.offsets.MonthEnd(0)) - pd.offsets.MonthEnd(k) for k in range(months, -1, -1)]
-    ends[-1] = min(ends[-1], end)
+    ends = [((end + pd.offsets.MonthEnd(0)) - pd.offsets.MonthEnd(k)).date() for k in range(months, -1, -1)]
+    ends[-1] = min(ends[-1], end.date())
+    since = [day - dt.timedelta(days=active_days) for day in ends]
+    orders = query_df(  # one read of the paid orders of every window; dates compared as stored (ISO text)
+        db, f"SELECT customer_id, order_date, {net_revenue_sql()} AS revenue FROM orders WHERE {paid()} "
+        "AND order_date > ? AND order_date <= ?", [since[0].isoformat(), ends[-1].isoformat()],
+    )
+    day, dates = pd.factorize(orders["order_date"], sort=True)
+    customer, customers = pd.factorize(orders["customer_id"])
+    revenue = pd.to_numeric(orders["revenue"]).to_numpy(dtype=float)
+
+    def placed(after: str, upto: str, *, strictly: bool) -> np.ndarray:
+        low = dates.searchsorted(after, side="right" if strictly else "left")
+        return (day >= low) & (day < dates.searchsorted(upto, side="right"))
+
     active, margins = [], []
-    for k, month_end in enumerate(ends):  # one small query per month
-        since = (month_end - pd.Timedelta(days=active_days)).date().isoformat()
-        ids = db.execute(f"SELECT DISTINCT customer_id FROM orders WHERE {paid()} AND order_date > ? "
-                         "AND order_date <= ?", [since, month_end.date().isoformat()]).fetchall()
-        active.append({r[0] for r in ids})
+    for k, month_end in enumerate(ends):
+        buyers = np.zeros(len(customers), dtype=bool)
+        buyers[customer[placed(since[k].isoformat(), month_end.isoformat(), strictly=True)]] = True
+        active.append(buyers)
         if k:
-            start = (ends[k - 1] + pd.Timedelta(days=1)).date().isoformat()
-            revenue = db.execute(f"SELECT coalesce(sum({net_revenue_sql()}), 0) FROM orders WHERE {paid()} "
-                                 "AND order_date >= ? AND order_date <= ?",
-                                 [start, month_end.date().isoformat()]).fetchone()[0]
-            margins.append(revenue * margin / len(active[-1]) if active[-1] else 0.0)
-    churn = [len(prev - cur) / len(prev) for prev, cur in zip(active, active[1:]) if prev]
+            month = placed((ends[k - 1] + dt.timedelta(days=1)).isoformat(), month_end.isoformat(), strictly=False)
+            total = float(np.nansum(revenue[month]))
+            margins.append(total * margin / buyers.sum() if buyers.any() else 0.0)
+    churn = [(prev & ~cur).sum() / prev.sum() for prev, cur in zip(active, active[1:]) if prev.any()]
     row: dict[str, object] = {
-        "months": months, "mean_active_customers": float(np.mean([len(a) for a in active[1:]])),
+        "months": months, "mean_active_customers": float(np.mean([a.sum() for a in active[1:]])),
         "monthly_margin_per_customer": float(np.mean(margins)) if margins else 0.0,
         "monthly_churn_rate": float(np.mean(churn)) if churn else None, "subscription_clv": None, "note": "",
     }

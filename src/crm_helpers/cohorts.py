@@ -3,7 +3,8 @@
 A customer's **cohort** is the calendar month of their first paid order; **months since** is the
 number of calendar months from that month (0 = the first month). Only paid orders count
 (refunded and cancelled orders are not purchases), and everything is as of a given date.
-All aggregation happens in SQLite: only one row per (cohort, months since) comes back.
+The repeat rates are aggregated in SQLite; the cohort table reads one small row per paid order
+(customer, net revenue, month) and counts in pandas (see :func:`cohort_table`).
 """
 
 from __future__ import annotations
@@ -37,21 +38,23 @@ def cohort_table(db: Database, as_of: dt.date, *, last_cohorts: int | None = Non
     to ``as_of`` only. ``last_cohorts`` keeps only the most recent cohorts. An empty store gives an
     empty frame with these columns.
     """
-    sql = f"""
-        WITH p AS (
-            SELECT customer_id, {net_revenue_sql()} AS amount, {month_index_sql()} AS m FROM orders
-            WHERE {paid()} AND order_date <= :as_of
-        ), f AS (
-            SELECT customer_id, min(m) AS cohort FROM p GROUP BY customer_id
-        )
-        SELECT f.cohort, p.m - f.cohort AS months_since,
-               count(DISTINCT p.customer_id) AS customers, sum(p.amount) AS revenue
-        FROM p JOIN f USING (customer_id)
-        GROUP BY f.cohort, p.m - f.cohort
-    """
-    cells = query_df(db, sql, {"as_of": as_of.isoformat()})
-    if cells.empty:
+    # one row per paid order, counted in pandas: SQLite's GROUP BY with count(DISTINCT) per cell
+    # sorted the 1.2M orders of the scale store twice (9.2 s of CPU; 3.5 s this way, same cells)
+    orders = query_df(
+        db,
+        f"SELECT customer_id, {net_revenue_sql()} AS amount, {month_index_sql()} AS m FROM orders "
+        f"WHERE {paid()} AND order_date <= :as_of",
+        {"as_of": as_of.isoformat()},
+    )
+    if orders.empty:
         return pd.DataFrame(columns=_COHORT_COLUMNS)
+    customer = pd.factorize(orders["customer_id"])[0]
+    month = orders["m"].to_numpy(dtype=np.int64)
+    first = pd.Series(month).groupby(customer).transform("min").to_numpy()
+    grouped = pd.DataFrame({"cohort": first, "months_since": month - first, "customer": customer,
+                            "amount": pd.to_numeric(orders["amount"]).astype(float)}).groupby(["cohort", "months_since"])
+    cells = pd.DataFrame({"customers": grouped["customer"].nunique(),
+                          "revenue": grouped["amount"].sum(min_count=1)}).reset_index()
     last = as_of.year * 12 + as_of.month - 1
     cohorts = np.arange(int(cells["cohort"].min()), last + 1)
     if last_cohorts is not None:

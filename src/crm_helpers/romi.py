@@ -158,12 +158,15 @@ def _bootstrap_difference(
 
 
 def _customer_base(db: Database) -> pd.DataFrame:
-    """Every customer with marketing consent, since when they are known, and their first paid order date."""
+    """Every customer with marketing consent, since when they are known, and their first paid order date.
+
+    ``NOT INDEXED``: one scan of the orders and a sort beat a probe of the customer index per order
+    (scale store, 1.25M orders: 1.0 s against 2.8 s of CPU)."""
     return query_df(
         db,
         "SELECT c.customer_id, coalesce(c.consent_marketing, 0) AS consent, "
         "coalesce(c.first_seen, f.first_order) AS known_since, f.first_order "
-        "FROM customers c LEFT JOIN (SELECT customer_id, min(order_date) AS first_order FROM orders "
+        "FROM customers c LEFT JOIN (SELECT customer_id, min(order_date) AS first_order FROM orders NOT INDEXED "
         f"WHERE {paid()} GROUP BY customer_id) f ON f.customer_id = c.customer_id",
     )
 

@@ -447,6 +447,8 @@ def period_figures(db: Database, start: dt.date, end: dt.date, *, lapse_months: 
     """
     lapse_start = _shift_months(start, -lapse_months)
     recent_start = _shift_months(end, -(lapse_months - 1))
+    # NOT INDEXED: one scan of the orders and a sort beat a probe of the customer index per order
+    # (scale store, 1.25M orders: 2.5 s against 4.1 s of CPU for the period's figures)
     sql = f"""
         WITH c AS (
             SELECT customer_id,
@@ -454,7 +456,7 @@ def period_figures(db: Database, start: dt.date, end: dt.date, *, lapse_months: 
                    max(CASE WHEN order_date < :start THEN order_date END) AS prev_date,
                    max(order_date >= :start) AS bought,
                    max(order_date >= :recent) AS recent
-            FROM orders WHERE {paid()} AND order_date <= :end GROUP BY customer_id
+            FROM orders NOT INDEXED WHERE {paid()} AND order_date <= :end GROUP BY customer_id
         )
         SELECT coalesce(sum(bought), 0),
                coalesce(sum(bought AND first_date >= :start), 0),
