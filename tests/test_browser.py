@@ -31,6 +31,10 @@ PROBE = """
       .filter(td => getComputedStyle(td).textAlign === 'right').length,
     numCellsNotRight: [...document.querySelectorAll('table.for-people td.num')]
       .filter(td => getComputedStyle(td).textAlign !== 'right').length,
+    printed: document.querySelectorAll('.jp-RenderedText[data-mime-type="text/plain"] pre').length,
+    printedAsCode: [...document.querySelectorAll('.jp-RenderedText[data-mime-type="text/plain"] pre')]
+      .filter(pre => /monospace/.test(getComputedStyle(pre).fontFamily)
+                     || getComputedStyle(pre).wordBreak === 'break-all').length,
   });
 })()
 """
@@ -81,3 +85,5 @@ def test_a_notebook_page_loads_its_images(pack, tmp_path):
     assert result["images"] >= 1 and result["broken"] == 0, result
     # words read from the left, numbers line up on the right (JupyterLab's own CSS right-aligns every cell)
     assert result["textCells"] > 0 and result["textCellsRight"] == 0 and result["numCellsNotRight"] == 0, result
+    # a sentence the notebook prints reads as text: the page's font, lines wrapped between words
+    assert result["printed"] > 0 and result["printedAsCode"] == 0, result
