@@ -32,7 +32,7 @@ import os
 import re
 import sqlite3
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -425,7 +425,7 @@ def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: 
     """Clean one column: each distinct value once when values repeat (dates, statuses, customers of
     an orders file), with vectorized fast paths for tidy values and per-value parsing for the rest.
     A bad value gives a :class:`RowError` for every row that holds it."""
-    codes, uniques = _distinct_text(raw)
+    codes, uniques = distinct_texts(raw)
     if 2 * len(uniques) > len(raw):  # mostly distinct values: row by row
         return _clean_text(column, pd.Series(uniques[codes], index=raw.index, dtype=object), dayfirst, errors, rows)
     found: list[RowError] = []
@@ -439,24 +439,32 @@ def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: 
     return pd.Series(clean.to_numpy()[codes], index=raw.index, dtype=object)
 
 
-def _distinct_text(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, texts)``: each value's text, trimmed (a missing value as ""), as the index of it in
-    ``texts``. The values are told apart first and only the distinct ones trimmed: a file's columns
-    repeat (dates, statuses, customers of an orders file). ``texts`` are distinct when they are few
-    (``2 * len(texts) <= len(raw)``, where :func:`clean_column` cleans each once); in a column of
-    mostly distinct values (order ids), cleaned row by row, two values may trim to one text."""
-    if isinstance(raw.dtype, pd.CategoricalDtype):  # already told apart (source_import._text)
+def trimmed(values: list[str]) -> list[str]:
+    """Each text without its surrounding whitespace (at C speed)."""
+    return list(map(str.strip, values))
+
+
+def distinct_texts(raw: pd.Series, rule: Callable[[list[str]], list[str]] = trimmed, *,
+                   always_merge: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, texts)``: ``rule`` of each value's text (a missing value as ""), as the index of it
+    in ``texts``. The values are told apart first and ``rule`` runs once per distinct value: a
+    file's columns repeat (dates, statuses, customers of an orders file). Values that give one text
+    (" a" and "a") share a code, so ``texts`` are distinct, unless most values are distinct
+    (``2 * len(texts) > len(raw)``, order ids: :func:`clean_column` cleans those row by row) and
+    not ``always_merge``. A categorical ``raw`` is taken as told apart already."""
+    if isinstance(raw.dtype, pd.CategoricalDtype):
         codes, found = raw.cat.codes.to_numpy().astype(np.intp), raw.cat.categories.to_numpy(dtype=object)
     else:
         codes, found = pd.factorize(raw.to_numpy(dtype=object))  # a missing value (None, NaN) is -1
     try:
-        trimmed = np.array([*map(str.strip, found), ""], dtype=object)
+        cells = rule(list(found))
     except TypeError:  # a value that is not text (a number read from a workbook)
-        trimmed = np.array([*(str(v).strip() for v in found), ""], dtype=object)
+        cells = rule([str(v) for v in found])
+    texts = np.array([*cells, ""], dtype=object)
     codes[codes < 0] = len(found)
-    if 2 * len(trimmed) > len(raw):
-        return codes, trimmed
-    merged, texts = pd.factorize(trimmed)  # " a" and "a" are one text once trimmed
+    if not always_merge and 2 * len(texts) > len(raw):
+        return codes, texts
+    merged, texts = pd.factorize(texts)
     return merged[codes], texts.astype(object)
 
 
