@@ -71,11 +71,21 @@ def _html_exporter(exclude_input: bool):
     return exporter
 
 
+PAGE_CSS = """<style>
+.jp-RenderedText[data-mime-type="text/plain"]{font-family:var(--jp-content-font-family,system-ui,sans-serif);
+font-size:var(--jp-content-font-size1,14px);line-height:1.5}
+.jp-OutputArea-output.jp-RenderedText[data-mime-type="text/plain"] pre{font-family:inherit;font-size:1em;
+white-space:pre-wrap;word-break:normal;overflow-wrap:break-word}
+</style>"""
+"""Added to every page: a sentence a notebook prints reads as text, not code, in the page's font
+and wrapped between words (the lab template sets it in monospace and breaks lines inside words)."""
+
+
 def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bool = False) -> None:
     """Export ``notebook`` to a self-contained HTML file (images inline), without the outputs that
-    record for the index (:func:`crm_helpers.report.headlines.page_outputs`)."""
+    record for the index (:func:`crm_helpers.report.headlines.page_outputs`), with :data:`PAGE_CSS`."""
     body, _ = _html_exporter(exclude_input).from_notebook_node(headlines.page_outputs(notebook))
-    path.write_text(body, encoding="utf-8")
+    path.write_text(body.replace("</head>", PAGE_CSS + "\n</head>", 1), encoding="utf-8")
 
 
 

@@ -110,14 +110,7 @@ vertical-align:top;white-space:normal;max-width:40em}
 table.for-people td.num,.jp-RenderedHTMLCommon table.for-people td.num{text-align:right;
 font-variant-numeric:tabular-nums;white-space:nowrap}
 p.table-note{color:#52606d;font-size:.9em}
-.jp-RenderedText[data-mime-type="text/plain"]{font-family:var(--jp-content-font-family,system-ui,sans-serif);
-font-size:var(--jp-content-font-size1,14px);line-height:1.5}
-.jp-OutputArea-output.jp-RenderedText[data-mime-type="text/plain"] pre{font-family:inherit;font-size:1em;
-white-space:pre-wrap;word-break:normal;overflow-wrap:break-word}
 </style>"""
-"""The pages' style for people: every page shows a table, so it is defined here. Besides the tables,
-a sentence a notebook prints reads as text, not code: in the page's font and wrapped between
-words (JupyterLab's style sets it in monospace and breaks lines inside words)."""
 
 
 def _html_formatter(frame: pd.DataFrame) -> str:
