@@ -105,7 +105,10 @@ class SourceImportResult:
         verb = "would be" if self.dry_run else "were"
         for name, r in self.tables.items():
             lines.append(f"  {name:14} {r.inserted} inserted, {r.updated} updated, {r.unchanged} unchanged")
-        if self.guest_orders:
+        if self.guest_orders == 1:
+            lines.append(f"1 guest order without any customer identity {'would be' if self.dry_run else 'was'} "
+                         "kept, for a customer of its own tagged 'guest'")
+        elif self.guest_orders:
             lines.append(f"{self.guest_orders} guest orders without any customer identity {verb} kept, each for a "
                          "customer of its own tagged 'guest'")
         if self.erased_skipped:
