@@ -85,6 +85,22 @@ def test_customers_without_id_are_matched_on_normalized_email_and_duplicates_mer
     assert (again.inserted, again.updated) == (0, 0)
 
 
+def test_a_row_matched_by_email_to_another_rows_id_shares_its_clash_with_the_store(db, tmp_path):
+    """Row 3 has only Ada's e-mail, row 4 gives it to C2; the store has it on C1. Both rows are bad
+    (row 3 took C2 from row 4): neither may move Ada's e-mail to C2, and undo takes the rest back."""
+    from crm_helpers.undo import undo_import
+
+    before = db.execute("SELECT customer_id, email FROM customers ORDER BY customer_id").fetchall()
+    c1 = db.table("customers").get("C1")["email"]
+    f = _write(tmp_path / "customers.csv", f"customer_id,email,name\nC3,,Cy Again\n,{c1.upper()},\nC2,{c1},\n")
+    result = import_file(db, "customers", f, skip_bad_rows=True)
+    assert sorted((e.row, e.reason) for e in result.errors) == [(3, "already belongs to customer C1"),
+                                                                  (4, "already belongs to customer C1")]
+    assert db.table("customers").get("C1")["email"] == c1 and db.table("customers").get("C2")["email"] != c1
+    undo_import(db, result.batch_id)
+    assert db.execute("SELECT customer_id, email FROM customers ORDER BY customer_id").fetchall() == before
+
+
 # ---------------------------------------------------------------------------- file formats
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "gb18030"])
 def test_chinese_headers_in_common_encodings(db, tmp_path, encoding):

@@ -558,11 +558,13 @@ def _customer_ids(db: Database, frame: pd.DataFrame, rows: np.ndarray, errors: l
     ids = ids.astype(object)
     for idx in range(len(frame)):
         cid, email = ids.iat[idx], emails.iat[idx]
-        if cid is None and email is not None:
-            ids.iat[idx] = in_file.get(email) or known.get(email) or stable_customer_id(email)
-        elif cid is None:
+        if cid is None and email is None:
             errors.append(RowError(int(rows[idx]), "customer_id", "", "required (or an e-mail to match on)"))
-        elif email is not None and known.get(email, cid) != cid:
+            continue
+        if cid is None:
+            cid = ids.iat[idx] = in_file.get(email) or known.get(email) or stable_customer_id(email)
+        # also for an id taken from another row of the file: that row's e-mail clash is this row's too
+        if email is not None and known.get(email, cid) != cid:
             errors.append(RowError(int(rows[idx]), "email", email, f"already belongs to customer {known[email]}"))
     return ids
 
