@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from crm_helpers.store import open_db
+from crm_helpers.store.connection import open_db
 
 from .results import Row, Section, load_average, log, measure, plural
 
@@ -22,9 +22,9 @@ Step = tuple[str, str, str, Callable[[dict[str, Any]], Any]]
 def _steps(db: Any, as_of: dt.date) -> list[Step]:
     """Every timed step, called as the notebooks call them, in an order where each step's inputs
     are earlier steps' results (so nothing is computed outside the timings)."""
-    from crm_helpers import cohorts, crosssell, followup, forecast, sales, scoring, segmentation
-    from crm_helpers.features import customer_features
-    from crm_helpers.periods import Period
+    from crm_helpers.analyses import cohorts, crosssell, followup, forecast, sales, scoring, segmentation
+    from crm_helpers.analyses.features import customer_features
+    from crm_helpers.store.periods import Period
 
     month = Period(as_of.replace(day=1), as_of)
     previous = month.previous_month().end
@@ -60,7 +60,7 @@ def _steps(db: Any, as_of: dt.date) -> list[Step]:
 
 
 def _pipeline(db: Any, as_of: dt.date) -> Any:
-    from crm_helpers import lead_scoring, sales
+    from crm_helpers.analyses import lead_scoring, sales
 
     opps = sales.opportunities_as_of(db, as_of)
     return lead_scoring.open_pipeline(opps, lead_scoring.lead_backtest(opps).model)

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crm_helpers import clv
-from crm_helpers.store import open_db
+from crm_helpers.analyses import clv
+from crm_helpers.store.connection import open_db
 
 from .results import Row, Section, Timing, load_average, log, measure, plural
 from .scale_store import SCALE_DIR, ScaleStore
@@ -366,7 +366,7 @@ def run(store: ScaleStore, repeats: int, ref_repeats: int, *, big: int = 1_000_0
     else:
         value = "CLV analysis of the store failed: " + analysis.message
     section.notes.insert(0, (
-        "Our models live in `crm_helpers.btyd` (re-exported by `crm_helpers.clv`). lifetimes 0.11.3 ran in a "
+        "Our models live in `crm_helpers.models.btyd` (re-exported by `crm_helpers.analyses.clv`). lifetimes 0.11.3 ran in a "
         f"separate process with its dependencies ({', '.join(LIFETIMES_DEPS)}) installed by the benchmark into "
         "`benchmarks/scale/lifetimes-deps` (`pip install --no-deps --target`), on the same summary. lifetimes' fits "
         "are given one row per customer as its documentation shows; the rows marked 'weights trick' give it the "

@@ -52,8 +52,8 @@ SHOPIFY_COLUMNS = ("Name", "Email", "Financial Status", "Paid at", "Created at",
 
 # ---------------------------------------------------------------------------------- child runs
 def _import(store: str, csv_path: str, profile_to: str | None = None) -> dict[str, float]:
-    from crm_helpers.importing import import_file
-    from crm_helpers.store import open_db
+    from crm_helpers.ingest.table_import import import_file
+    from crm_helpers.store.connection import open_db
 
     db = open_db(store)
     profiler = cProfile.Profile() if profile_to else None
@@ -96,8 +96,8 @@ def _bare(store: str, csv_path: str) -> dict[str, float]:
 
 
 def _export(store: str, csv_path: str, profile_to: str | None = None) -> dict[str, float]:
-    from crm_helpers.source_import import import_export
-    from crm_helpers.store import open_db
+    from crm_helpers.ingest.export_import import import_export
+    from crm_helpers.store.connection import open_db
 
     db = open_db(store)
     profiler = cProfile.Profile() if profile_to else None
@@ -151,7 +151,7 @@ def _bare_rows(store: str, rows_dir: str) -> dict[str, float]:
 def _dump_stored_rows(imported: Path, target: Path) -> Path:
     """The rows of the four tables an export import wrote, one CSV per table named ``N-table.csv``
     in load order (what :func:`_bare_rows` inserts)."""
-    from crm_helpers.schema import LOAD_ORDER
+    from crm_helpers.store.schema import LOAD_ORDER
 
     target.mkdir(exist_ok=True)
     conn = sqlite3.connect(imported)
@@ -311,7 +311,7 @@ def _profile_note(mode: str, base: Path, csv_path: Path, work: Path, what: str) 
 def run_export(store: ScaleStore, repeats: int, *, profile: bool | None = None) -> Section:
     """Import of a Shopify-style line-item export made from ``store``'s orders, against the bare
     insert of its lines. ``profile``: cProfile one import (None: only when a target is missed)."""
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     lines = min(EXPORT_LINES, store.counts["orders"])
     section = Section("export", f"Import of a {lines:,}-line Shopify-style export (`crm import FILE`)",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 
-from crm_helpers import config
+from crm_helpers.store import config
 
 from .results import Row, Section, Timing, load_average, log, plural
 
@@ -143,7 +143,7 @@ class MemorySampler:
 # ---------------------------------------------------------------------------------- the child
 def _child(db_path: str, start: str, end: str, jobs: int, out_dir: str, notebooks_dir: str | None,
            only: str | None) -> None:
-    from crm_helpers.periods import Period
+    from crm_helpers.store.periods import Period
     from crm_helpers.report.runner import render_report
 
     import datetime as dt

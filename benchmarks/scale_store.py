@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm_helpers import demo, schema
+from crm_helpers import demo
+from crm_helpers.store import schema
 from crm_helpers.demo import DEMO_TRUTH, DemoBusiness, generate_demo
-from crm_helpers.schema import LOAD_ORDER
-from crm_helpers.store import open_db
+from crm_helpers.store.schema import LOAD_ORDER
+from crm_helpers.store.connection import open_db
 
 SCALE_DIR = Path(__file__).resolve().parent / "scale"
 

@@ -21,7 +21,7 @@ def bgnbd_summary(
     Poisson process at rate λ ~ Gamma(r, 1/alpha) per day, and after each repeat purchase the
     customer leaves with probability p ~ Beta(a, b). Out: frequency (repeat purchases),
     recency (day of the last purchase, whole days), T, monetary_value (mean repeat spend, 0
-    for one-time buyers), like :func:`crm_helpers.clv.summary_from_transactions` with
+    for one-time buyers), like :func:`crm_helpers.analyses.clv.summary_from_transactions` with
     ``freq="D"``. Vectorized: one round per purchase number, over the customers still buying.
     """
     r, alpha, a, b = bgnbd

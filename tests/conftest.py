@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crm_helpers.demo import DemoBusiness, generate_demo, write_demo
-from crm_helpers.store import open_db
+from crm_helpers.store.connection import open_db
 
 from support import DEMO_END
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crm_helpers.config import KERNEL_NAME, NOTEBOOKS_DIR
+from crm_helpers.store.config import KERNEL_NAME, NOTEBOOKS_DIR
 from crm_helpers.report.runner import kernel_config
 
 DEMO_END = "2026-10"

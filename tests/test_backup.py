@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from crm_helpers.backup import BackupError, backup, restore, verify
-from crm_helpers.store import open_db, table_counts
+from crm_helpers.store.backup import BackupError, backup, restore, verify
+from crm_helpers.store.connection import open_db, table_counts
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_keep_rotates_old_backups(store, tmp_path):
 def test_backup_while_another_process_writes(store, tmp_path):
     writer = subprocess.Popen([sys.executable, "-c", f"""
 import time
-from crm_helpers.store import open_db
+from crm_helpers.store.connection import open_db
 db = open_db({str(store)!r})
 for i in range(400):
     db.table("customers").insert({{"customer_id": f"W{{i}}"}})

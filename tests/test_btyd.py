@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from scipy.special import betaln, gammaln, hyp2f1
 
-from crm_helpers import btyd, clv
+from crm_helpers.models import btyd
+from crm_helpers.analyses import clv
 
 from test_clv import _sig3, cdnow_summary  # noqa: F401  (a fixture)
 

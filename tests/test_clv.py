@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from scipy.special import betaln, gammaln
 
-from crm_helpers import btyd, clv
+from crm_helpers.models import btyd
+from crm_helpers.analyses import clv
 from crm_helpers.report.headlines import read as read_headlines
-from crm_helpers.store import memory_db, open_db
+from crm_helpers.store.connection import memory_db, open_db
 
 from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 
@@ -649,7 +650,7 @@ def test_notebook_runs_and_records_its_headlines(tmp_path, demo_db_path):
 
 def _sql_purchase_days(db, as_of: str) -> pd.DataFrame:
     """The paid purchase days as one SQL GROUP BY (the definition before the orders were summed in pandas)."""
-    from crm_helpers.facts import net_revenue_sql, paid
+    from crm_helpers.store.facts import net_revenue_sql, paid
 
     net = net_revenue_sql()
     frame = pd.DataFrame(db.execute(
@@ -662,7 +663,7 @@ def _sql_purchase_days(db, as_of: str) -> pd.DataFrame:
 
 def _sql_subscription(db, as_of: str, months: int = 12, active_days: int = 90) -> tuple[float, float, float]:
     """(mean active customers, monthly revenue per active customer, monthly churn): one query per month."""
-    from crm_helpers.facts import net_revenue_sql, paid
+    from crm_helpers.store.facts import net_revenue_sql, paid
 
     end = pd.Timestamp(as_of)
     ends = [(end + pd.offsets.MonthEnd(0)) - pd.offsets.MonthEnd(k) for k in range(months, -1, -1)]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from crm_helpers import cohorts
-from crm_helpers.store import memory_db
+from crm_helpers.analyses import cohorts
+from crm_helpers.store.connection import memory_db
 
 matplotlib.use("Agg")
 
@@ -115,7 +115,7 @@ DEMO_AS_OF = dt.date(2026, 10, 31)
 
 @pytest.fixture(scope="module")
 def demo_table(demo_db_path):
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     return cohorts.cohort_table(open_db(demo_db_path), DEMO_AS_OF)
 
@@ -139,7 +139,7 @@ def test_demo_cohorts_cover_every_buyer_and_all_revenue(demo_table, demo_busines
 
 def test_demo_referred_customers_come_back_most(demo_db_path):
     """Planted: referrals bring the most VIPs and marketplace the fewest (docs/demo-data.md)."""
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     by_channel = cohorts.repeat_rate_by_channel(open_db(demo_db_path), DEMO_AS_OF).set_index("acquisition_channel")
     rates = by_channel["repeat_rate_window"]
@@ -149,7 +149,7 @@ def test_demo_referred_customers_come_back_most(demo_db_path):
 @pytest.mark.parametrize("as_of", [dt.date(2026, 10, 31), dt.date(2025, 7, 15)])
 def test_demo_cohort_cells_match_the_sql_aggregate(demo_db, as_of):
     """The cells counted in pandas equal the SQL GROUP BY that defined them before."""
-    from crm_helpers.facts import month_index_sql, net_revenue_sql, paid
+    from crm_helpers.store.facts import month_index_sql, net_revenue_sql, paid
 
     rows = demo_db.execute(f"""
         WITH p AS (SELECT customer_id, {net_revenue_sql()} AS amount, {month_index_sql()} AS m FROM orders

@@ -14,14 +14,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from crm_helpers.periods import parse_month
+from crm_helpers.store.periods import parse_month
 from crm_helpers.report.runner import render_report
-from crm_helpers.store import open_db
+from crm_helpers.store.connection import open_db
 
 WRITER = """
 import sys, time
-from crm_helpers import entry
-from crm_helpers.store import open_db
+from crm_helpers.ingest import entry
+from crm_helpers.store.connection import open_db
 db = open_db(sys.argv[1])
 deadline = time.time() + float(sys.argv[2])
 n = 0
@@ -47,8 +47,8 @@ def store(tmp_path, demo_db_path):
 
 STEPPED_WRITER = """
 import sys
-from crm_helpers import entry
-from crm_helpers.store import open_db
+from crm_helpers.ingest import entry
+from crm_helpers.store.connection import open_db
 db = open_db(sys.argv[1])
 print("ready", flush=True)
 for line in sys.stdin:  # one committed write per line asked for, answered when it is committed
@@ -95,7 +95,7 @@ def test_report_renders_while_a_session_writes(store, tmp_path):
         params = new_code_cell('db_path = ""\nperiod_start = ""\nperiod_end = ""')
         params.metadata["tags"] = ["parameters"]
         nb.cells = [new_markdown_cell("# Reader"), params, new_code_cell(
-            "from crm_helpers import quality\nfrom crm_helpers.workbook import open_workbook\n"
+            "from crm_helpers.analyses import quality\nfrom crm_helpers.workbook import open_workbook\n"
             "db, period = open_workbook(db_path, period_start, period_end)\n"
             "for _ in range(200):\n    quality.table_overview(db); quality.quality_checks(db)"
         )]

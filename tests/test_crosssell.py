@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import pytest
 
-from crm_helpers import crosssell
-from crm_helpers.store import memory_db
+from crm_helpers.analyses import crosssell
+from crm_helpers.store.connection import memory_db
 
 AS_OF = dt.date(2026, 4, 30)
 
@@ -134,7 +134,7 @@ PAIR = {"P04", "P05"}
 
 @pytest.fixture(scope="module")
 def demo_rules(demo_db_path):
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     db = open_db(demo_db_path)
     return crosssell.association_rules_table(crosssell.basket_matrix(crosssell.paid_lines(db, DEMO_AS_OF)), crosssell.product_names(db),

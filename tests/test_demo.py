@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from crm_helpers.demo import generate_demo, stable_digest, write_demo
-from crm_helpers.store import memory_db, table_counts
+from crm_helpers.store.connection import memory_db, table_counts
 
 
 def test_same_seed_same_business_other_seed_other_business():

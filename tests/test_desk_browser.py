@@ -18,7 +18,7 @@ import pytest
 
 from browser_support import BROWSER_MARKS, CHROMIUM, FLAGS, small_demo_store
 
-from crm_helpers.config import PROJECT_ROOT
+from crm_helpers.store.config import PROJECT_ROOT
 
 pytestmark = BROWSER_MARKS
 START_TIMEOUT_S = 300  # Voilà executes the whole notebook (scoring included) before it answers

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from crm_helpers import entry
-from crm_helpers.store import StoreError, memory_db, open_db
-from crm_helpers.validation import ValidationError
+from crm_helpers.ingest import entry
+from crm_helpers.store.connection import StoreError, memory_db, open_db
+from crm_helpers.store.validation import ValidationError
 
 
 @pytest.fixture

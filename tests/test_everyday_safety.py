@@ -25,14 +25,14 @@ import pytest
 from click.testing import CliRunner
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from crm_helpers import config
-from crm_helpers.backup import verify
+from crm_helpers.store import config
+from crm_helpers.store.backup import verify
 from crm_helpers.cli import main
-from crm_helpers.inbox import import_inbox, rejected_rows
-from crm_helpers.periods import parse_month
+from crm_helpers.ingest.inbox import import_inbox, rejected_rows
+from crm_helpers.store.periods import parse_month
 from crm_helpers.report.pages import read_summary
 from crm_helpers.report.runner import render_report
-from crm_helpers.store import open_db, table_counts
+from crm_helpers.store.connection import open_db, table_counts
 
 CRM = str(Path(sys.executable).with_name("crm"))
 CUSTOMERS = "customer_id,name,email\nC1,Ann Lee,ann@example.com\nC2,Bo Chan,bo@example.com\n"
@@ -180,7 +180,7 @@ def test_no_command_shows_a_traceback_for_a_bad_path(paths, kind, monkeypatch):
 
 
 def test_no_command_shows_a_traceback_on_a_locked_store(paths, monkeypatch):
-    monkeypatch.setattr("crm_helpers.store.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("crm_helpers.store.connection.BUSY_TIMEOUT_MS", 50)
     store = paths["store"]
     (store.parent / "more.csv").write_text("customer_id,name\nC3,Cy\n", encoding="utf-8")
     holder = sqlite3.connect(store, timeout=0)

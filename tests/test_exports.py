@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from crm_helpers.exports import EXPORT_COLUMNS, export_segment, segment_members
-from crm_helpers.features import customer_features
-from crm_helpers.segmentation import rfm_table
-from crm_helpers.store import memory_db
+from crm_helpers.analyses.segment_export import EXPORT_COLUMNS, export_segment, segment_members
+from crm_helpers.analyses.features import customer_features
+from crm_helpers.analyses.segmentation import rfm_table
+from crm_helpers.store.connection import memory_db
 
 CRM = str(Path(sys.executable).with_name("crm"))
 

@@ -7,10 +7,11 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from crm_helpers import facts, followup, lead_scoring, sales, scoring, service
-from crm_helpers.features import customer_features
-from crm_helpers.periods import parse_month
-from crm_helpers.store import memory_db
+from crm_helpers.store import facts
+from crm_helpers.analyses import followup, lead_scoring, sales, scoring, service
+from crm_helpers.analyses.features import customer_features
+from crm_helpers.store.periods import parse_month
+from crm_helpers.store.connection import memory_db
 
 AS_OF = dt.date(2026, 10, 31)
 OCT = parse_month("2026-10")

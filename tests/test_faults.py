@@ -29,14 +29,14 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from crm_helpers import entry
-from crm_helpers.backup import PARTIAL_PREFIX, BackupError, backup
+from crm_helpers.ingest import entry
+from crm_helpers.store.backup import PARTIAL_PREFIX, BackupError, backup
 from crm_helpers.demo import generate_demo, write_demo
-from crm_helpers.forget import forget
-from crm_helpers.importing import MAX_XLSX_BYTES, ImportRejected, import_file
-from crm_helpers.schema import TABLES
-from crm_helpers.store import migrate_db, open_db
-from crm_helpers.undo import UndoError, list_batches, undo_import
+from crm_helpers.store.forget import forget
+from crm_helpers.ingest.table_import import MAX_XLSX_BYTES, ImportRejected, import_file
+from crm_helpers.store.schema import TABLES
+from crm_helpers.store.connection import migrate_db, open_db
+from crm_helpers.store.undo import UndoError, list_batches, undo_import
 
 CRM = str(Path(sys.executable).with_name("crm"))
 NEW_ORDERS = 3000
@@ -47,7 +47,7 @@ ORDERS_HEADER = "order_id,customer_id,order_date,amount,status\n"
 # SQL statement it is about to run: the parent then kills it with SIGKILL.
 CHILD = r"""
 import sys, time
-from crm_helpers.store import open_db
+from crm_helpers.store.connection import open_db
 db_path, action, arg, pause_on, pause_at = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 db = open_db(db_path)
 seen = 0
@@ -59,15 +59,15 @@ def trace(sql):
             print("PAUSED", flush=True)
             time.sleep(600)
 db.conn.set_trace_callback(trace if pause_on != "-" else None)
-from crm_helpers.importing import import_file
+from crm_helpers.ingest.table_import import import_file
 print("STARTED", flush=True)
 if action == "import":
     print(import_file(db, "orders", arg).summary(), flush=True)
 elif action == "undo":
-    from crm_helpers.undo import undo_import
+    from crm_helpers.store.undo import undo_import
     print(undo_import(db, int(arg)).summary(), flush=True)
 elif action == "backup":
-    from crm_helpers import backup
+    from crm_helpers.store import backup
     def slow_verify(path, **kwargs):
         print("PAUSED", flush=True)
         time.sleep(600)
@@ -330,7 +330,7 @@ def test_a_full_disk_rejects_the_import_whole_and_the_next_one_succeeds(store, t
 
 
 def test_a_full_disk_during_a_backup_leaves_no_backup_file(store, tmp_path, monkeypatch):
-    import crm_helpers.backup as backup_module
+    import crm_helpers.store.backup as backup_module
 
     def full(source: Path, dest: Path) -> None:
         raise OSError(28, "No space left on device")

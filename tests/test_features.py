@@ -7,9 +7,15 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from crm_helpers import data
-from crm_helpers.features import FEATURE_COLUMNS, as_date, customer_features, last_order_date, paid_orders_between
-from crm_helpers.store import memory_db
+from crm_helpers.store import queries
+from crm_helpers.analyses.features import (
+    FEATURE_COLUMNS,
+    as_date,
+    customer_features,
+    last_order_date,
+    paid_orders_between,
+)
+from crm_helpers.store.connection import memory_db
 
 AS_OF = "2026-03-31"
 
@@ -116,7 +122,7 @@ def test_as_date_accepts_dates_and_rejects_nonsense():
 def test_demo_features_match_a_pandas_recount(demo_db):
     as_of = dt.date(2026, 10, 31)
     f = customer_features(demo_db, as_of).set_index("customer_id")
-    paid = data.query_df(demo_db, "SELECT order_id, customer_id, order_date, amount FROM orders "
+    paid = queries.query_df(demo_db, "SELECT order_id, customer_id, order_date, amount FROM orders "
                          "WHERE status = 'paid' AND order_date <= ?", [as_of.isoformat()], parse_dates=["order_date"])
     recount = paid.groupby("customer_id").agg(n=("order_id", "size"), revenue=("amount", "sum"),
                                               last=("order_date", "max"))

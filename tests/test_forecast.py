@@ -13,8 +13,8 @@ import pytest
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from crm_helpers import forecast
-from crm_helpers.store import memory_db
+from crm_helpers.analyses import forecast
+from crm_helpers.store.connection import memory_db
 
 matplotlib.use("Agg")
 
@@ -161,7 +161,7 @@ def test_no_backtest_for_a_naive_forecast():
 
 def test_three_month_store_and_empty_store_run(tmp_path):
     from crm_helpers.demo import generate_demo, write_demo
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     db = open_db(tmp_path / "short.db")
     write_demo(db, generate_demo(customers=40, months=3, seed=3, end="2026-10"))
@@ -180,7 +180,7 @@ def test_three_month_store_and_empty_store_run(tmp_path):
 
 def test_same_store_same_numbers(tmp_path):
     from crm_helpers.demo import generate_demo, write_demo
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     db = open_db(tmp_path / "mid.db")
     write_demo(db, generate_demo(customers=120, months=18, seed=9, end="2026-10"))
@@ -195,7 +195,7 @@ DEMO_AS_OF = dt.date(2026, 10, 31)
 
 @pytest.fixture(scope="module")
 def demo_forecast(demo_db_path):
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     return forecast.forecast_sales(open_db(demo_db_path), DEMO_AS_OF, horizon=3)
 

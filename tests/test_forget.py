@@ -8,11 +8,11 @@ import stat
 import pytest
 
 from crm_helpers.demo import generate_demo, write_demo
-from crm_helpers.forget import ForgetError, forget
-from crm_helpers.importing import import_file
-from crm_helpers.undo import unpack
-from crm_helpers.schema import personal_columns
-from crm_helpers.store import open_db
+from crm_helpers.store.forget import ForgetError, forget
+from crm_helpers.ingest.table_import import import_file
+from crm_helpers.store.undo import unpack
+from crm_helpers.store.schema import personal_columns
+from crm_helpers.store.connection import open_db
 
 
 @pytest.fixture

@@ -30,12 +30,12 @@ import sqlite_utils
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from crm_helpers.importing import _HEADER_ALIASES, ImportRejected, import_file
-from crm_helpers.safe_csv import FORMULA_STARTS
-from crm_helpers.schema import IMPORT_BATCHES, IMPORT_LOG, TABLES, Column
-from crm_helpers.store import migrate_db
-from crm_helpers.undo import undo_import
-from crm_helpers.validation import validate_record
+from crm_helpers.ingest.table_import import _HEADER_ALIASES, ImportRejected, import_file
+from crm_helpers.store.safe_csv import FORMULA_STARTS
+from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, TABLES, Column
+from crm_helpers.store.connection import migrate_db
+from crm_helpers.store.undo import undo_import
+from crm_helpers.store.validation import validate_record
 
 EXAMPLES = int(os.environ.get("CRM_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(

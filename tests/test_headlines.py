@@ -10,7 +10,7 @@ import pytest
 from bs4 import BeautifulSoup
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from crm_helpers.periods import parse_month
+from crm_helpers.store.periods import parse_month
 from crm_helpers.report import headlines
 from crm_helpers.report.index import ATTENTION_MAX, ATTENTION_MIN, index_html, needs_attention
 from crm_helpers.report.pages import NotebookRun

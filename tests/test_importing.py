@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crm_helpers.importing import ImportRejected, import_file
-from crm_helpers.store import memory_db, table_counts
+from crm_helpers.ingest.table_import import ImportRejected, import_file
+from crm_helpers.store.connection import memory_db, table_counts
 
 CRM = str(Path(sys.executable).with_name("crm"))
 
@@ -88,7 +88,7 @@ def test_customers_without_id_are_matched_on_normalized_email_and_duplicates_mer
 def test_a_row_matched_by_email_to_another_rows_id_shares_its_clash_with_the_store(db, tmp_path):
     """Row 3 has only Ada's e-mail, row 4 gives it to C2; the store has it on C1. Both rows are bad
     (row 3 took C2 from row 4): neither may move Ada's e-mail to C2, and undo takes the rest back."""
-    from crm_helpers.undo import undo_import
+    from crm_helpers.store.undo import undo_import
 
     before = db.execute("SELECT customer_id, email FROM customers ORDER BY customer_id").fetchall()
     c1 = db.table("customers").get("C1")["email"]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from crm_helpers.importing import ImportRejected, import_file
-from crm_helpers.source_import import import_export
-from crm_helpers.store import memory_db
-from crm_helpers.undo import Packer, pack, table_items, undo_import, unpack
+from crm_helpers.ingest.table_import import ImportRejected, import_file
+from crm_helpers.ingest.export_import import import_export
+from crm_helpers.store.connection import memory_db
+from crm_helpers.store.undo import Packer, pack, table_items, undo_import, unpack
 
 HEADER = "order_id,customer_id,order_date,amount,status\n"
 

@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from crm_helpers.cli import main
-from crm_helpers.data import currency_note, money_note, store_currency, unconverted_orders
-from crm_helpers.importing import ImportRejected
-from crm_helpers.sales import period_figures
-from crm_helpers.facts import net_revenue_sql
-from crm_helpers.source_import import import_export
-from crm_helpers.store import SCHEMA_VERSION, memory_db, open_db, schema_version
-from crm_helpers.undo import undo_import
+from crm_helpers.store.queries import currency_note, money_note, store_currency, unconverted_orders
+from crm_helpers.ingest.table_import import ImportRejected
+from crm_helpers.analyses.sales import period_figures
+from crm_helpers.store.facts import net_revenue_sql
+from crm_helpers.ingest.export_import import import_export
+from crm_helpers.store.connection import SCHEMA_VERSION, memory_db, open_db, schema_version
+from crm_helpers.store.undo import undo_import
 
 RATES_FILE = Path(__file__).parent / "fixtures" / "sources" / "eurofxref-hist.csv"
 
@@ -139,7 +139,7 @@ def test_the_cli_notes_orders_left_out_after_an_orders_import(tmp_path):
 
 
 def test_purchases_for_clv_leave_out_orders_without_a_rate():
-    from crm_helpers.clv import paid_purchase_days
+    from crm_helpers.analyses.clv import paid_purchase_days
 
     db = _store(TWO_CURRENCIES)
     days = paid_purchase_days(db, "2025-04-30")
@@ -165,7 +165,7 @@ def test_money_note_says_what_was_converted_and_what_is_left_out():
 def test_a_rendered_money_page_shows_the_currency_note_under_its_title(tmp_path):
     from bs4 import BeautifulSoup
 
-    from crm_helpers.periods import Period
+    from crm_helpers.store.periods import Period
     from crm_helpers.report.runner import render_report
 
     db_path = tmp_path / "crm.db"

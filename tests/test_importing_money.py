@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from crm_helpers.importing import ImportRejected, import_file
-from crm_helpers.facts import net_revenue_sql
-from crm_helpers.store import memory_db
+from crm_helpers.ingest.table_import import ImportRejected, import_file
+from crm_helpers.store.facts import net_revenue_sql
+from crm_helpers.store.connection import memory_db
 
 
 def _write(tmp_path, name, text, encoding="utf-8"):
@@ -82,10 +82,10 @@ def test_the_analyses_count_revenue_net_of_partial_refunds():
     import datetime as dt
     from pathlib import Path
 
-    from crm_helpers.cohorts import cohort_table
-    from crm_helpers.features import customer_features
-    from crm_helpers.sales import period_figures
-    from crm_helpers.source_import import import_export
+    from crm_helpers.analyses.cohorts import cohort_table
+    from crm_helpers.analyses.features import customer_features
+    from crm_helpers.analyses.sales import period_figures
+    from crm_helpers.ingest.export_import import import_export
 
     db = memory_db()
     import_export(db, Path(__file__).parent / "fixtures" / "sources" / "shopify_orders_export.csv")
@@ -101,7 +101,7 @@ def test_the_analyses_count_revenue_net_of_partial_refunds():
 def test_an_older_store_gets_refunded_amounts_and_a_reimport_changes_nothing(tmp_path):
     import sqlite3
 
-    from crm_helpers.store import SCHEMA_VERSION, open_db, schema_version
+    from crm_helpers.store.connection import SCHEMA_VERSION, open_db, schema_version
 
     path = tmp_path / "old.db"
     db = open_db(path)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from crm_helpers.periods import latest_complete_month
+from crm_helpers.store.periods import latest_complete_month
 from crm_helpers.report.runner import render_report
-from crm_helpers.source_import import import_export
-from crm_helpers.store import open_db
+from crm_helpers.ingest.export_import import import_export
+from crm_helpers.store.connection import open_db
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 

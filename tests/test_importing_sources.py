@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from crm_helpers.cli import main
-from crm_helpers.importing import ImportRejected
-from crm_helpers.inbox import import_inbox
-from crm_helpers.schema import RATES
-from crm_helpers.source_import import import_export
-from crm_helpers.store import memory_db, open_db, table_counts
-from crm_helpers.undo import undo_import
+from crm_helpers.ingest.table_import import ImportRejected
+from crm_helpers.ingest.inbox import import_inbox
+from crm_helpers.store.schema import RATES
+from crm_helpers.ingest.export_import import import_export
+from crm_helpers.store.connection import memory_db, open_db, table_counts
+from crm_helpers.store.undo import undo_import
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 SOURCES = {
@@ -236,18 +236,18 @@ def test_the_inbox_recognises_exports_by_their_headers_whatever_their_names(tmp_
 
 
 def test_bringing_your_data_in_page_lists_every_source_and_is_up_to_date():
-    from crm_helpers.config import PROJECT_ROOT
-    from crm_helpers.sources import SOURCES, bringing_data_in_markdown
+    from crm_helpers.store.config import PROJECT_ROOT
+    from crm_helpers.ingest.sources import SOURCES, bringing_data_in_markdown
 
     text = (PROJECT_ROOT / "docs" / "bringing-your-data-in.md").read_text(encoding="utf-8")
-    assert text == bringing_data_in_markdown(), "run `python -m crm_helpers.sources`"
+    assert text == bringing_data_in_markdown(), "run `python -m crm_helpers.ingest.sources`"
     for source in SOURCES:
         assert f"| {source.title} | {source.menu} |" in text
 
 
 def test_every_source_has_a_fixture_that_it_recognises():
-    from crm_helpers.source_import import file_source
-    from crm_helpers.sources import SOURCES
+    from crm_helpers.ingest.export_import import file_source
+    from crm_helpers.ingest.sources import SOURCES
 
     found = set()
     for path in FIXTURES.glob("*.csv"):

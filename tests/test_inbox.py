@@ -13,15 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from crm_helpers.backup import backup, restore, verify
-from crm_helpers.config import PROJECT_ROOT
-from crm_helpers.forget import forget
-from crm_helpers.importing import import_file
-from crm_helpers.inbox import import_inbox, waiting_files
+from crm_helpers.store.backup import backup, restore, verify
+from crm_helpers.store.config import PROJECT_ROOT
+from crm_helpers.store.forget import forget
+from crm_helpers.ingest.table_import import import_file
+from crm_helpers.ingest.inbox import import_inbox, waiting_files
 from crm_helpers.report.runner import runs_alone
-from crm_helpers.schema import TABLES
-from crm_helpers.store import IMPORT_CHECKS, SCHEMA_VERSION, memory_db, open_db, schema_version, table_counts
-from crm_helpers.undo import list_batches, undo_import
+from crm_helpers.store.schema import TABLES
+from crm_helpers.store.connection import (
+    IMPORT_CHECKS,
+    SCHEMA_VERSION,
+    memory_db,
+    open_db,
+    schema_version,
+    table_counts,
+)
+from crm_helpers.store.undo import list_batches, undo_import
 
 SHOPIFY_ORDERS = Path(__file__).parent / "fixtures" / "sources" / "shopify_orders_export.csv"
 IMPORT_NOTEBOOK = PROJECT_ROOT / "notebooks" / "01_import_and_entry.ipynb"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from crm_helpers.config import KERNEL_NAME, NOTEBOOKS_DIR
+from crm_helpers.store.config import KERNEL_NAME, NOTEBOOKS_DIR
 from crm_helpers.report.runner import NOT_IN_PACK, STANDARD_PARAMETERS, declared_parameters
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))

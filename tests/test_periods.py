@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from crm_helpers.periods import Period, latest_complete_month, parse_month, resolve_period
-from crm_helpers.store import memory_db
+from crm_helpers.store.periods import Period, latest_complete_month, parse_month, resolve_period
+from crm_helpers.store.connection import memory_db
 
 
 def _store_with_orders(*dates: str):

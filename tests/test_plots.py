@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from crm_helpers.report import plots  # noqa: E402
+from crm_helpers.report import plots# noqa: E402
 
 
 def _missing_glyph_warnings(title: str) -> list[str]:

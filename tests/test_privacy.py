@@ -8,7 +8,7 @@ import html
 from sqlite_utils import Database
 
 from crm_helpers.report.privacy import HIDDEN_TEXT, Masker
-from crm_helpers.store import migrate_db
+from crm_helpers.store.connection import migrate_db
 
 SECRET = b"0123456789abcdef"
 

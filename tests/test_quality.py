@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from crm_helpers import quality
-from crm_helpers.store import open_db
+from crm_helpers.analyses import quality
+from crm_helpers.store.connection import open_db
 
 AS_OF = dt.date(2026, 10, 31)
 

@@ -14,12 +14,17 @@ from bs4 import BeautifulSoup
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from crm_helpers.report import headlines
-from crm_helpers.periods import parse_month
+from crm_helpers.store.periods import parse_month
 from crm_helpers.report.index import _format_change, _format_value
 from crm_helpers.report.runner import (
-    ReportError, discover_notebooks, longest_first, previous_seconds, render_report, runs_alone,
+    ReportError,
+    discover_notebooks,
+    longest_first,
+    previous_seconds,
+    render_report,
+    runs_alone,
 )
-from crm_helpers.store import open_db
+from crm_helpers.store.connection import open_db
 
 CRM = str(Path(sys.executable).with_name("crm"))
 
@@ -83,7 +88,7 @@ def test_the_pool_starts_the_notebooks_that_took_longest_last_time_first(tmp_pat
 
 
 def test_the_import_notebook_runs_alone_only_while_its_inbox_holds_a_file_not_imported_yet(demo_db_copy, tmp_path):
-    from crm_helpers.inbox import import_inbox
+    from crm_helpers.ingest.inbox import import_inbox
 
     notebook, inbox = tmp_path / "01_import.ipynb", tmp_path / "inbox"
     params = {"db_path": str(demo_db_copy), "inbox_dir": "inbox"}  # relative: to the notebook's folder
@@ -328,7 +333,7 @@ def test_each_notebook_runs_with_its_defaults_as_in_jupyterlab(notebook, demo_db
     """`make lab`: no parameters injected; the default store (here via CRM_DB) and the latest complete month."""
     import papermill as pm
 
-    from crm_helpers.config import KERNEL_NAME, NOTEBOOKS_DIR
+    from crm_helpers.store.config import KERNEL_NAME, NOTEBOOKS_DIR
     from crm_helpers.report.runner import kernel_config
 
     monkeypatch.setenv("CRM_DB", str(demo_db_copy))  # notebook 02 writes segment snapshots
@@ -508,7 +513,7 @@ def test_a_page_renders_each_figure_once_for_its_png(demo_db_path, tmp_path):
     interactive windows is disconnected by the workbook's plot setup), and still shown."""
     import papermill as pm
 
-    from crm_helpers.config import KERNEL_NAME
+    from crm_helpers.store.config import KERNEL_NAME
     from crm_helpers.report.runner import kernel_config
 
     nb = tmp_path / "plot.ipynb"
@@ -554,7 +559,7 @@ def test_the_kernels_own_log_lines_stay_off_the_owners_terminal(tmp_path, demo_d
     caught in kernel" on the terminal of `crm report` when that raced the kernel's last message."""
     import papermill as pm
 
-    from crm_helpers.config import KERNEL_NAME
+    from crm_helpers.store.config import KERNEL_NAME
     from crm_helpers.report.runner import kernel_config
 
     nb = tmp_path / "log.ipynb"

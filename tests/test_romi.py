@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_helpers import romi
-from crm_helpers.store import memory_db, open_db
+from crm_helpers.analyses import romi
+from crm_helpers.store.connection import memory_db, open_db
 
 from support import DEMO_MONTH_END
 

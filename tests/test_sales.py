@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
-from crm_helpers import sales
+from crm_helpers.analyses import sales
 from crm_helpers.report.headlines import read as read_headlines
-from crm_helpers.periods import Period
-from crm_helpers.store import memory_db
+from crm_helpers.store.periods import Period
+from crm_helpers.store.connection import memory_db
 
 AS_OF = dt.date(2026, 6, 30)
 
@@ -231,7 +231,7 @@ DEMO_AS_OF = dt.date(2026, 10, 31)
 
 @pytest.fixture(scope="module")
 def demo_opps(demo_db_path):
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     return sales.opportunities_as_of(open_db(demo_db_path), DEMO_AS_OF)
 
@@ -312,7 +312,7 @@ def test_notebook_runs_on_the_demo_store(tmp_path, demo_db_path):
 @pytest.mark.slow
 def test_notebook_runs_on_a_three_month_store_without_items(tmp_path):
     from crm_helpers.demo import generate_demo, write_demo
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     business = generate_demo(customers=40, months=3, seed=5, end="2026-10")
     business.tables["order_items"] = business.tables["order_items"].iloc[0:0]

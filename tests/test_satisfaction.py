@@ -13,11 +13,12 @@ import pandas as pd
 import pytest
 
 from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
-from crm_helpers import facts, followup, satisfaction
+from crm_helpers.store import facts
+from crm_helpers.analyses import followup, satisfaction
 from crm_helpers.report import headlines
-from crm_helpers.periods import Period, parse_month
-from crm_helpers.satisfaction import ItemWeights, NotEnoughResponses, SatisfactionError
-from crm_helpers.store import memory_db
+from crm_helpers.store.periods import Period, parse_month
+from crm_helpers.analyses.satisfaction import ItemWeights, NotEnoughResponses, SatisfactionError
+from crm_helpers.store.connection import memory_db
 
 OCT = parse_month("2026-10")
 EQUAL = ItemWeights()
@@ -351,7 +352,7 @@ def test_follow_up_lists_recent_detractors_and_open_complaints_with_their_last_i
 
 @pytest.fixture(scope="module")
 def demo(demo_db_path: Path):
-    from crm_helpers.store import open_db
+    from crm_helpers.store.connection import open_db
 
     return open_db(demo_db_path)
 

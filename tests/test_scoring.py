@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_helpers import followup as fu, lead_scoring as ls, scoring as sc
+from crm_helpers.analyses import followup as fu, lead_scoring as ls, scoring as sc
 from crm_helpers.report import headlines
-from crm_helpers.features import customer_features
-from crm_helpers.sales import opportunities_as_of
-from crm_helpers.followup import FOLLOW_UP_FILE
-from crm_helpers.store import memory_db, open_db
+from crm_helpers.analyses.features import customer_features
+from crm_helpers.analyses.sales import opportunities_as_of
+from crm_helpers.analyses.followup import FOLLOW_UP_FILE
+from crm_helpers.store.connection import memory_db, open_db
 
 from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 

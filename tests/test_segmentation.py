@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from crm_helpers import segmentation as seg
+from crm_helpers.analyses import segmentation as seg
 from crm_helpers.report import headlines
 from crm_helpers.report.runner import prepare_store
-from crm_helpers.data import query_df
-from crm_helpers.features import customer_features
-from crm_helpers.periods import parse_month
-from crm_helpers.store import memory_db, open_db
+from crm_helpers.store.queries import query_df
+from crm_helpers.analyses.features import customer_features
+from crm_helpers.store.periods import parse_month
+from crm_helpers.store.connection import memory_db, open_db
 
 from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 

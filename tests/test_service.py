@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crm_helpers import service
-from crm_helpers.periods import parse_month
-from crm_helpers.store import memory_db, open_db
+from crm_helpers.analyses import service
+from crm_helpers.store.periods import parse_month
+from crm_helpers.store.connection import memory_db, open_db
 
 OCT, SEP = parse_month("2026-10"), parse_month("2026-09")
 

@@ -8,9 +8,16 @@ import stat
 
 import pytest
 
-from crm_helpers.schema import TABLES, data_model_markdown
-from crm_helpers.store import SCHEMA_VERSION, StoreError, memory_db, open_db, schema_version, table_counts
-from crm_helpers.config import PROJECT_ROOT
+from crm_helpers.store.schema import TABLES, data_model_markdown
+from crm_helpers.store.connection import (
+    SCHEMA_VERSION,
+    StoreError,
+    memory_db,
+    open_db,
+    schema_version,
+    table_counts,
+)
+from crm_helpers.store.config import PROJECT_ROOT
 
 
 def test_new_store_has_every_table_and_version(tmp_path):

@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from crm_helpers.backup import backup, check_copies, decrypt_bytes, purge_copies, restore, verify
+from crm_helpers.store.backup import backup, check_copies, decrypt_bytes, purge_copies, restore, verify
 from crm_helpers.cli import main
 from crm_helpers.demo import generate_demo, write_demo
-from crm_helpers.entry import add_customer
-from crm_helpers.forget import forget
-from crm_helpers.importing import import_file
-from crm_helpers.inbox import import_inbox
-from crm_helpers.store import open_db
-from crm_helpers.suppression import SuppressionList, identifiers, sidecar_path
-from crm_helpers.validation import ValidationError
+from crm_helpers.ingest.entry import add_customer
+from crm_helpers.store.forget import forget
+from crm_helpers.ingest.table_import import import_file
+from crm_helpers.ingest.inbox import import_inbox
+from crm_helpers.store.connection import open_db
+from crm_helpers.store.suppression import SuppressionList, identifiers, sidecar_path
+from crm_helpers.store.validation import ValidationError
 
 PASSPHRASE = "correct horse"
 
@@ -306,7 +306,7 @@ def test_backups_keep_working_while_the_backups_are_purged(store, tmp_path):
     stop = tmp_path / "stop"
     writer = subprocess.Popen([sys.executable, "-c", f"""
 import datetime as dt, pathlib, time
-from crm_helpers.backup import backup
+from crm_helpers.store.backup import backup
 for k in range(300):
     if pathlib.Path({str(stop)!r}).exists():
         break
@@ -350,9 +350,9 @@ def test_a_damaged_sidecar_stops_a_restore_with_a_plain_message_and_is_set_aside
 def test_a_tool_export_leaves_out_every_line_of_an_erased_person(tmp_path):
     """Issue 18 for the multi-table exports of issue 13: a Shopify orders export imported again
     after `crm forget` brings back none of the erased buyer's lines, and says how many it skipped."""
-    from crm_helpers.forget import forget
-    from crm_helpers.source_import import import_export
-    from crm_helpers.store import open_db
+    from crm_helpers.store.forget import forget
+    from crm_helpers.ingest.export_import import import_export
+    from crm_helpers.store.connection import open_db
 
     fixture = Path(__file__).parent / "fixtures" / "sources" / "shopify_orders_export.csv"
     db = open_db(tmp_path / "crm.db")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from crm_helpers import entry
-from crm_helpers.importing import import_file
-from crm_helpers.source_import import import_export
-from crm_helpers.schema import TABLES
-from crm_helpers.store import memory_db, open_db
-from crm_helpers.undo import UndoError, list_batches, undo_import
+from crm_helpers.ingest import entry
+from crm_helpers.ingest.table_import import import_file
+from crm_helpers.ingest.export_import import import_export
+from crm_helpers.store.schema import TABLES
+from crm_helpers.store.connection import memory_db, open_db
+from crm_helpers.store.undo import UndoError, list_batches, undo_import
 
 CRM = str(Path(sys.executable).with_name("crm"))
 ORDERS_HEADER = "order_id,customer_id,order_date,amount,status\n"
@@ -211,7 +211,7 @@ def test_cli_undo_and_status(tmp_path):
 
 
 def test_the_inbox_imports_an_undone_file_again(db, tmp_path):
-    from crm_helpers.inbox import import_inbox
+    from crm_helpers.ingest.inbox import import_inbox
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()

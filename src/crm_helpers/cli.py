@@ -15,9 +15,9 @@ from typing import Any
 
 import click
 
-from . import config
-from .periods import Period, latest_complete_month, month_start, parse_month
-from .store import StoreError, explain_error, open_db, schema_version, table_counts
+from crm_helpers.store import config
+from crm_helpers.store.periods import Period, latest_complete_month, month_start, parse_month
+from crm_helpers.store.connection import StoreError, explain_error, open_db, schema_version, table_counts
 
 db_option = click.option(
     "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -98,7 +98,7 @@ def status(db_path: Path | None) -> None:
     first, last = db.execute("SELECT min(order_date), max(order_date) FROM orders").fetchone()
     if first:
         click.echo(f"orders from {first} to {last}")
-    from .undo import list_batches
+    from crm_helpers.store.undo import list_batches
 
     batches = list_batches(db, limit=10)
     if len(batches):
@@ -123,8 +123,8 @@ def demo(db_path: Path | None, customers: int, months: int, seed: int, end: str 
     A store that holds anything is refused, so the demo never mixes with or overwrites real data;
     ``--replace`` first takes a verified backup, says where, and then rebuilds the store.
     """
-    from .backup import BackupError, backup
-    from .demo import generate_demo, write_demo
+    from crm_helpers.store.backup import BackupError, backup
+    from crm_helpers.demo import generate_demo, write_demo
 
     path = _db_path(db_path)
     db = _open(db_path)
@@ -183,9 +183,9 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     headers the workbook cannot guess; a --map is kept for the file's layout, so next month's file
     of it imports with `crm import FILE` alone.
     """
-    from .data import currency_note
-    from .importing import ImportRejected, import_file
-    from .source_import import import_any
+    from crm_helpers.store.queries import currency_note
+    from crm_helpers.ingest.table_import import ImportRejected, import_file
+    from crm_helpers.ingest.export_import import import_any
 
     if len(args) > 2:
         raise click.UsageError("give FILE, or TABLE FILE")
@@ -220,7 +220,7 @@ def undo_import_cmd(db_path: Path | None, batch: int) -> None:
     Refused, with the reason, when later changes depend on it (a later import or an edit changed
     those rows, or other rows refer to rows it inserted). `crm status` lists the recent batches.
     """
-    from .undo import UndoError, undo_import
+    from crm_helpers.store.undo import UndoError, undo_import
 
     db = _open(db_path)
     try:
@@ -270,8 +270,8 @@ def _check_has_data(db, period: Period) -> None:
 def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: str | None, jobs: int | None,
            share: bool, with_code: bool, params: tuple[str, ...]) -> None:
     """Render every notebook for one month into reports/YYYY-MM/ with an index page (owner-only files)."""
-    from .report.runner import ReportError, render_report
-    from .report.share import write_share_pack
+    from crm_helpers.report.runner import ReportError, render_report
+    from crm_helpers.report.share import write_share_pack
 
     db = _open(db_path)
     period = _resolve_month(db, month)
@@ -329,7 +329,7 @@ def export() -> None:
 def export_segment_cmd(db_path: Path | None, segment: str, to: Path, as_of: str | None,
                        include_without_consent: bool) -> None:
     """Write the customers of an RFM SEGMENT (e.g. "At Risk") to CSV for an e-mail tool."""
-    from .exports import export_segment
+    from crm_helpers.analyses.segment_export import export_segment
 
     db = _open(db_path)
     try:
@@ -347,7 +347,7 @@ def export_segment_cmd(db_path: Path | None, segment: str, to: Path, as_of: str 
 @click.option("--encrypt", is_flag=True, help="Encrypt with a passphrase (asked, or $CRM_BACKUP_PASSPHRASE).")
 def backup_cmd(db_path: Path | None, to: Path | None, keep: int, encrypt: bool) -> None:
     """Copy the store safely (even while notebooks are open), verify it and keep the last N."""
-    from .backup import BackupError, backup
+    from crm_helpers.store.backup import BackupError, backup
 
     passphrase = _passphrase(confirm=True) if encrypt else None
     try:
@@ -365,7 +365,7 @@ def restore_cmd(db_path: Path | None, backup_file: Path) -> None:
 
     People erased with `crm forget` since the backup was taken are erased again in it first.
     """
-    from .backup import BackupError, is_encrypted, restore
+    from crm_helpers.store.backup import BackupError, is_encrypted, restore
 
     passphrase = None
     if backup_file.is_file() and is_encrypted(backup_file):
@@ -410,8 +410,8 @@ def forget_cmd(db_path: Path | None, who: str | None, yes: bool, list_: bool, pu
     Backups and kept copies that still hold them are listed; --purge-backups rewrites them (without
     WHO: for everybody on the list).
     """
-    from .forget import ForgetError, forget
-    from .suppression import SuppressionList
+    from crm_helpers.store.forget import ForgetError, forget
+    from crm_helpers.store.suppression import SuppressionList
 
     db = _open(db_path)
     if list_:
@@ -456,7 +456,7 @@ def _tell_copies(db_path: Path, erasures, erased: str | None, folders: tuple[Pat
     ``erased`` (None: anybody on the list)."""
     import os
 
-    from .backup import check_copies, copies, is_encrypted, purge_copies
+    from crm_helpers.store.backup import check_copies, copies, is_encrypted, purge_copies
 
     paths = copies(db_path, folders)
     if not paths:
@@ -481,7 +481,7 @@ def _tell_copies(db_path: Path, erasures, erased: str | None, folders: tuple[Pat
 @click.option("--check", is_flag=True, help="Fail if docs/data-model.md is out of date.")
 def schema_doc(check: bool) -> None:
     """Write docs/data-model.md from the schema."""
-    from .schema import data_model_markdown
+    from crm_helpers.store.schema import data_model_markdown
 
     path = config.PROJECT_ROOT / "docs" / "data-model.md"
     text = data_model_markdown()

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from .periods import month_end, parse_month
-from .schema import LOAD_ORDER
+from crm_helpers.store.periods import month_end, parse_month
+from crm_helpers.store.schema import LOAD_ORDER
 
 DEMO_TRUTH = "demo_truth"
 
@@ -655,7 +655,7 @@ def build_demo_store(
     path: str, customers: int = 800, months: int = 24, seed: int = 42, end: str | None = None
 ) -> dict[str, int]:
     """Create (or refill) a demo store at ``path``; returns row counts per table."""
-    from .store import open_db
+    from crm_helpers.store.connection import open_db
 
     db = open_db(path)
     return write_demo(db, generate_demo(customers=customers, months=months, seed=seed, end=end))

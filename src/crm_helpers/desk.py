@@ -1,8 +1,8 @@
 """The owner's desk: forms for everyday entry and today's to-do list (``notebooks/00_desk.ipynb``).
 
-Every form calls a function of :mod:`crm_helpers.entry`, so it checks a value with the same rules
+Every form calls a function of :mod:`crm_helpers.ingest.entry`, so it checks a value with the same rules
 as the importer; a refusal is shown in plain words beside the field it concerns and nothing is
-written. Each save is one transaction and is kept as an :class:`~crm_helpers.undo.EntryRecord`,
+written. Each save is one transaction and is kept as an :class:`~crm_helpers.store.undo.EntryRecord`,
 so the form offers "Undo this entry" until the next save.
 
 Personal data: the desk reads names and e-mails from the store each time it shows them. A person
@@ -26,16 +26,24 @@ import ipywidgets as widgets
 import pandas as pd
 from sqlite_utils import Database
 
-from . import entry, followup, lead_scoring, scoring
-from .data import store_currency
-from .features import as_date, customer_features
-from .sales import opportunities_as_of, stale_opportunities
-from .schema import (INTERACTION_CHANNELS, OPEN_STAGES, OPPORTUNITY_STAGES, ORDER_STATUSES, TABLES,
-                     TICKET_CATEGORIES, TICKET_PRIORITIES)
-from .service import backlog
-from .store import StoreError, open_db
-from .undo import EntryRecord, RowChange, UndoError, differs, read_row, undo_entry
-from .validation import ValidationError, clean_value, is_blank
+from crm_helpers.ingest import entry
+from crm_helpers.analyses import followup, lead_scoring, scoring
+from crm_helpers.store.queries import store_currency
+from crm_helpers.analyses.features import as_date, customer_features
+from crm_helpers.analyses.sales import opportunities_as_of, stale_opportunities
+from crm_helpers.store.schema import (
+    INTERACTION_CHANNELS,
+    OPEN_STAGES,
+    OPPORTUNITY_STAGES,
+    ORDER_STATUSES,
+    TABLES,
+    TICKET_CATEGORIES,
+    TICKET_PRIORITIES,
+)
+from crm_helpers.analyses.service import backlog
+from crm_helpers.store.connection import StoreError, open_db
+from crm_helpers.store.undo import EntryRecord, RowChange, UndoError, differs, read_row, undo_entry
+from crm_helpers.store.validation import ValidationError, clean_value, is_blank
 
 SHOWN_ROWS = 15
 """Rows per list of the Today panel (the pages stay short)."""

@@ -8,7 +8,7 @@ Notebooks declare plain-literal parameters (papermill injects them in report run
 
 and then call ``db, period = open_workbook(db_path, period_start, period_end)``; that cell's output,
 right under the page's title, is the store's currency note when its orders are in several
-currencies (:func:`crm_helpers.data.money_note`).
+currencies (:func:`crm_helpers.store.queries.money_note`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from __future__ import annotations
 import pandas as pd
 from sqlite_utils import Database
 
-from .data import money_note
-from .report import plots, tables
-from .periods import Period, resolve_period
-from .store import open_db
+from crm_helpers.store.queries import money_note
+from crm_helpers.report import plots, tables
+from crm_helpers.store.periods import Period, resolve_period
+from crm_helpers.store.connection import open_db
 
 
 def open_workbook(db_path: str = "", period_start: str = "", period_end: str = "") -> tuple[Database, Period]:

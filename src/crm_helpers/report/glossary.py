@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_helpers.facts import LOYALTY_MEANING, REPEAT_RATE_MEANING  # absolute: this module moves to report/
+from crm_helpers.store.facts import LOYALTY_MEANING, REPEAT_RATE_MEANING# absolute: this module moves to report/
 
 GLOSSARY_FILE = "glossary.html"
 
@@ -29,45 +29,45 @@ TERMS: tuple[Term, ...] = (
     # customers at risk or gone, from the firmest to the softest signal
     Term("Lost customers", "Customers whose last paid order was exactly 6 months before this month and who have not "
          "bought since: they left the customer base this month. A count of this month's departures.",
-         "crm_helpers.sales.period_figures"),
+         "crm_helpers.analyses.sales.period_figures"),
     Term("Customers probably lost", "Repeat buyers whom the purchase model (BG/NBD) gives less than an even chance of "
          "still being a customer, from how often they used to buy and how long they have been silent.",
-         "crm_helpers.clv.analyse_customers"),
+         "crm_helpers.analyses.clv.analyse_customers"),
     Term("Customers at risk", "Customers in the RFM segments At Risk and Can't Lose Them: they used to buy often "
-         "but not for a long time, compared with your other customers.", "crm_helpers.segmentation.at_risk_count"),
+         "but not for a long time, compared with your other customers.", "crm_helpers.analyses.segmentation.at_risk_count"),
     Term("Likely to leave", "Buyers whom the churn model gives at least an even chance (50 %) of placing no paid "
          "order in the next 90 days. A valuable one whose chance is rising goes on the follow-up list.",
-         "crm_helpers.scoring.value_risk_table"),
+         "crm_helpers.analyses.scoring.value_risk_table"),
     Term("People to follow up", "Everybody the follow-up queue has a reason to contact this week, each with the "
          "reason; the page lists the most urgent.",
-         "crm_helpers.followup.follow_up_queue"),
+         "crm_helpers.analyses.followup.follow_up_queue"),
     # rates
-    Term("Repeat rate", REPEAT_RATE_MEANING, "crm_helpers.facts.repeat_rate"),
-    Term("Repeat purchase share (customer loyalty)", LOYALTY_MEANING, "crm_helpers.facts.loyalty"),
+    Term("Repeat rate", REPEAT_RATE_MEANING, "crm_helpers.store.facts.repeat_rate"),
+    Term("Repeat purchase share (customer loyalty)", LOYALTY_MEANING, "crm_helpers.store.facts.loyalty"),
     Term("Bought again within 180 days", "Of the customers acquired at least 180 days ago, the share who bought "
          "again within 180 days of their first purchase: the fair way to compare channels.",
-         "crm_helpers.cohorts.repeat_rate_by_channel"),
+         "crm_helpers.analyses.cohorts.repeat_rate_by_channel"),
     # scores and models
     Term("R, F and M scores", "1 to 5, how recently (R), how often (F) and how much (M) a customer bought compared "
-         "with the others; 5 is the best fifth. F 1 means exactly one order.", "crm_helpers.segmentation.rfm_table"),
+         "with the others; 5 is the best fifth. F 1 means exactly one order.", "crm_helpers.analyses.segmentation.rfm_table"),
     Term("P(alive)", "The model's chance that a customer is still a customer (will buy again some day), 0 to 1.",
-         "crm_helpers.clv.analyse_customers"),
+         "crm_helpers.analyses.clv.analyse_customers"),
     Term("Silhouette", "How cleanly customer groups separate, from −1 to 1; the number of groups with the highest "
-         "value is chosen.", "crm_helpers.segmentation.CustomerClusters"),
+         "value is chosen.", "crm_helpers.analyses.segmentation.CustomerClusters"),
     Term("NPS", "Net Promoter Score: % of answers 9–10 minus % of answers 0–6 to \"would you recommend us\", "
-         "from −100 to 100.", "crm_helpers.satisfaction.period_scores"),
+         "from −100 to 100.", "crm_helpers.analyses.satisfaction.period_scores"),
     Term("CSAT", "The share of answers scoring 4 or 5 on the 1–5 overall satisfaction question, in %.",
-         "crm_helpers.satisfaction.period_scores"),
+         "crm_helpers.analyses.satisfaction.period_scores"),
     Term("ROMI", "Return on marketing investment: (what the campaign's tagged orders earned − its cost) ÷ cost. "
          "It credits orders that would have come anyway; the extra revenue against customers not contacted says "
-         "what the campaign really changed.", "crm_helpers.romi.campaign_table"),
+         "what the campaign really changed.", "crm_helpers.analyses.romi.campaign_table"),
     Term("Extra revenue (lift)", "What contacted customers spent during a campaign beyond comparable customers who "
          "were not contacted, with a 95 % range; when the range includes zero the campaign had no measurable effect.",
-         "crm_helpers.romi.lift_ranking"),
+         "crm_helpers.analyses.romi.lift_ranking"),
     Term("Weighted pipeline", "Open deals' amounts times their chance to win: what they are expected to bring; "
-         "overdue deals (past their expected close date) are shown apart.", "crm_helpers.sales.pipeline_split"),
+         "overdue deals (past their expected close date) are shown apart.", "crm_helpers.analyses.sales.pipeline_split"),
     Term("SARIMAX forecast", "A statistical forecast of monthly revenue from its trend and its season (the same "
-         "month a year before); the range says how far off it may be.", "crm_helpers.forecast.forecast_sales"),
+         "month a year before); the range says how far off it may be.", "crm_helpers.analyses.forecast.forecast_sales"),
     Term("95 % range", "Where the true figure lies with 95 % confidence, given how much such a figure varies by "
          "chance from month to month.", "crm_helpers.report.headlines.interval"),
     Term("Within noise", "A move against the previous month that chance alone would often produce: not called a "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the kernels only record; reading back is the runner's, which has nbformat loaded
     import nbformat
 
-from ..figures import Attention, Headline
+from crm_helpers.store.values import Attention, Headline
 
 __all__ = ["Attention", "Headline", "record", "record_all", "show", "line", "page_outputs", "flag", "flag_all", "record_table", "read", "read_flags", "read_tables",
            "recorded", "compare", "interval", "Change"]
@@ -93,7 +93,7 @@ def flag(key: str, sentence: str, *, money: float = 0.0) -> None:
 
 
 def flag_all(items: Iterable[Attention]) -> None:
-    """Record every :class:`~crm_helpers.figures.Attention` an analysis raised, in order (see :func:`flag`)."""
+    """Record every :class:`~crm_helpers.store.values.Attention` an analysis raised, in order (see :func:`flag`)."""
     for item in items:
         flag(item.key, item.sentence, money=item.money)
 

@@ -8,11 +8,11 @@ import datetime as dt
 import html
 from typing import Any
 
-from ..figures import shown_value
-from ..periods import Period
-from . import headlines, tables
-from .glossary import GLOSSARY_FILE
-from .pages import NotebookRun
+from crm_helpers.store.values import shown_value
+from crm_helpers.store.periods import Period
+from crm_helpers.report import headlines, tables
+from crm_helpers.report.glossary import GLOSSARY_FILE
+from crm_helpers.report.pages import NotebookRun
 
 KPI_ORDER = [
     "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
@@ -24,7 +24,7 @@ KPI_ORDER = [
 
 def _format_value(value: Any, unit: str, missing: str = "") -> str:
     """``value`` with its unit as the index shows it; a missing one in plain words (the figure's
-    ``missing``, else :data:`~crm_helpers.figures.NOT_AVAILABLE`)."""
+    ``missing``, else :data:`~crm_helpers.store.values.NOT_AVAILABLE`)."""
     if value is None:
         return html.escape(shown_value(None, missing))
     if isinstance(value, (int, float)):

@@ -12,9 +12,9 @@ from typing import Any
 
 import nbformat
 
-from .. import inbox
-from ..periods import Period
-from . import headlines
+from crm_helpers.ingest import inbox
+from crm_helpers.store.periods import Period
+from crm_helpers.report import headlines
 
 @dataclass
 class NotebookRun:
@@ -28,7 +28,7 @@ class NotebookRun:
     error: str = ""
     headlines: dict[str, dict[str, Any]] = field(default_factory=dict)
     inbox: list[dict[str, Any]] = field(default_factory=list)
-    """Per inbox file, what the import notebook did with it (see :func:`crm_helpers.inbox.show`)."""
+    """Per inbox file, what the import notebook did with it (see :func:`crm_helpers.ingest.inbox.show`)."""
     rendered: bool = True
     """False for a page of an earlier run kept in the index by ``only=`` (not re-rendered now)."""
     flags: list[dict[str, Any]] = field(default_factory=list)
@@ -99,7 +99,7 @@ def owner_only(folder: Path) -> None:
 
 
 def read_summary(notebook: str | nbformat.NotebookNode) -> list[dict[str, Any]]:
-    """Per inbox file, what the import notebook did with it, as :func:`crm_helpers.inbox.show`
+    """Per inbox file, what the import notebook did with it, as :func:`crm_helpers.ingest.inbox.show`
     recorded it in the executed notebook ([] if none)."""
     found = headlines.recorded(notebook, inbox.MIME_TYPE)
     return [dict(row) for row in found[0]] if found else []

@@ -35,13 +35,15 @@ from typing import Any
 
 import nbformat
 
-from .. import config, inbox, segmentation
-from ..periods import Period
-from ..store import open_db, owner_only_umask
-from . import headlines
-from .glossary import write_glossary
-from .index import index_html
-from .pages import NotebookRun, ReportResult, owner_only, read_summary, write_html
+from crm_helpers.store import config
+from crm_helpers.ingest import inbox
+from crm_helpers.analyses import segmentation
+from crm_helpers.store.periods import Period
+from crm_helpers.store.connection import open_db, owner_only_umask
+from crm_helpers.report import headlines
+from crm_helpers.report.glossary import write_glossary
+from crm_helpers.report.index import index_html
+from crm_helpers.report.pages import NotebookRun, ReportResult, owner_only, read_summary, write_html
 
 STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
 """Injected by the runner into every notebook that declares them."""
@@ -288,7 +290,7 @@ def runs_alone(notebook: Path, parameters: dict[str, Any], db_path: str | os.Pat
 
     With nothing waiting it only reads, like the rest, and runs in the pool beside them (one core
     less idle while it runs). The inbox is its ``inbox_dir`` parameter (relative to the notebook's
-    folder, where papermill runs it), else :func:`crm_helpers.config.inbox_dir`.
+    folder, where papermill runs it), else :func:`crm_helpers.store.config.inbox_dir`.
     """
     if notebook.name[:2] not in FIRST_NOTEBOOKS:
         return False

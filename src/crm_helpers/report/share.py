@@ -15,11 +15,11 @@ from typing import Any
 
 import nbformat
 
-from ..store import open_db, owner_only_umask
-from .glossary import write_glossary
-from .index import index_html
-from .pages import NotebookRun, ReportResult, owner_only, write_html
-from .privacy import Masker
+from crm_helpers.store.connection import open_db, owner_only_umask
+from crm_helpers.report.glossary import write_glossary
+from crm_helpers.report.index import index_html
+from crm_helpers.report.pages import NotebookRun, ReportResult, owner_only, write_html
+from crm_helpers.report.privacy import Masker
 
 HIDDEN_CODE = "# code hidden in the shared copy"
 

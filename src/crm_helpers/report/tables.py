@@ -134,7 +134,7 @@ def use_for_display() -> None:
 def show(frame: pd.DataFrame, *, name: str, output_dir: str | os.PathLike[str] = "",
          max_rows: int = MAX_ROWS, csv_only: Sequence[str] = ()) -> Path | None:
     """Display ``frame`` for people; a list longer than ``max_rows`` also goes, complete, to
-    ``output_dir/name.csv`` (owner-only, see :mod:`crm_helpers.safe_csv`), linked under the table.
+    ``output_dir/name.csv`` (owner-only, see :mod:`crm_helpers.store.safe_csv`), linked under the table.
     ``csv_only``: columns kept in the CSV but left off the page (e.g. a sentence that would repeat
     on every row there).
 
@@ -143,7 +143,7 @@ def show(frame: pd.DataFrame, *, name: str, output_dir: str | os.PathLike[str] =
     """
     from IPython.display import HTML, display
 
-    from ..safe_csv import write_safe_csv
+    from crm_helpers.store.safe_csv import write_safe_csv
 
     written = None
     if len(frame) > max_rows and output_dir:

@@ -1,0 +1,777 @@
+"""Customer satisfaction: CSAT, NPS, the seeds' satisfaction formulas, key drivers and follow-up.
+
+Definitions (also in ``docs/satisfaction.md``):
+
+- **CSAT** = share of answers scoring 4 or 5 on the 1–5 overall question, in % (the industry
+  convention). The **mean overall score** (1–5) sits beside it, because some tools call the mean
+  "CSAT".
+- **NPS** = % promoters (9–10) − % detractors (0–6) among the answers to the 0–10 question;
+  passives (7–8) count in the denominator. Range −100…100. A percentile bootstrap gives its
+  confidence interval (resampling the month's answers, seeded).
+- The **seeds' formulas**, implemented as written and labeled as such:
+
+  * weighted satisfaction ``S = (1/n) Σ wᵢ sᵢ`` over the item scores (quality, delivery, price,
+    service; n = number of items answered). With weights summing to 1 this is *not* on the 1–5
+    scale (four items of 5 with weights 0.25 give 1.25), so the **weighted satisfaction index**
+    ``Σ wᵢ sᵢ / Σ wᵢ`` (the normalized weighted mean, 1–5) is shown beside it and is the one
+    recorded as a headline;
+  * satisfaction = positive feedback / all feedback (an answer is positive when its overall
+    score is 4–5, or, for an answer without an overall score, its NPS is 9–10; every answer counts
+    as feedback);
+  * loyalty = repeat purchases / all purchases (paid orders in the period; a purchase is a repeat
+    when the customer has an earlier paid order; refunded and cancelled orders are not purchases);
+  * experience score = functional + service + emotional satisfaction, with our mapping:
+    functional = share of 4–5 item answers on quality and delivery (what was bought, and that it
+    arrived), service = share of 4–5 answers on service, emotional = share of promoters (NPS
+    9–10). Each part is 0–1, the score 0–3 (the seed's example: 0.5 + 0.5 + 0.5 = 1.5); the mean
+    of the three parts (0–1) is shown beside it.
+
+Every period figure is an SQL aggregate, so a monthly trend never loads the feedback table.
+A month counts answers by ``submitted_at``; "as of" is always a date given by the caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlite_utils import Database
+
+from crm_helpers.store.queries import query_df
+from crm_helpers.store.values import Headline
+from crm_helpers.store.facts import iso, loyalty, next_day
+from crm_helpers.store.periods import Period, month_start
+
+ITEMS: tuple[str, ...] = ("quality", "delivery", "price", "service")
+"""The item scores of the survey (columns ``score_<item>``, 1–5)."""
+
+PROMOTER_MIN, DETRACTOR_MAX = 9, 6
+"""NPS: 9–10 promoters, 7–8 passives, 0–6 detractors."""
+
+CSAT_POSITIVE_MIN = 4
+"""CSAT: answers of 4 or 5 on the 1–5 scale count as satisfied."""
+
+
+class SatisfactionError(ValueError):
+    """Bad input to a satisfaction analysis (weights, parameters)."""
+
+
+class NotEnoughResponses(SatisfactionError):
+    """Too few answers (or comments) for an analysis to say anything."""
+
+
+@dataclass(frozen=True)
+class ItemWeights:
+    """The owner's weights of the four item scores in the weighted satisfaction formulas.
+
+    Weights must be non-negative and not all zero; they need not sum to 1 (the weighted index
+    divides by their sum, the seeds' ``S`` does not).
+    """
+
+    quality: float = 0.25
+    delivery: float = 0.25
+    price: float = 0.25
+    service: float = 0.25
+
+    def __post_init__(self) -> None:
+        values = self.as_dict()
+        bad = [k for k, v in values.items() if not np.isfinite(v) or v < 0]
+        if bad:
+            raise SatisfactionError(f"item weights must be non-negative numbers; check {', '.join(bad)}")
+        if sum(values.values()) <= 0:
+            raise SatisfactionError("at least one item weight must be above zero")
+
+    def as_dict(self) -> dict[str, float]:
+        return {item: float(getattr(self, item)) for item in ITEMS}
+
+    @property
+    def label(self) -> str:
+        """``"quality 0.15, delivery 0.55, price 0.1, service 0.2"``."""
+        return ", ".join(f"{k} {v:g}" for k, v in self.as_dict().items())
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A notebook section's result: ``message``, one or two sentences (Markdown), and the ``table``
+    behind them. ``ok`` is False when there is no result (too few answers, nobody on the list):
+    then ``message`` says why and ``table`` is empty, with its columns."""
+
+    message: str
+    table: pd.DataFrame
+    ok: bool = True
+
+
+# -- the measures on counts (hand-checkable) ----------------------------------------------------
+
+
+def csat_share(positive: float, answered: float) -> float:
+    """CSAT in %: ``100 · positive / answered`` (answers of 4–5 among answers); NaN if none."""
+    return 100.0 * positive / answered if answered else float("nan")
+
+
+def nps_score(promoters: float, passives: float, detractors: float) -> float:
+    """NPS = % promoters − % detractors (passives in the denominator), −100…100; NaN if none."""
+    n = promoters + passives + detractors
+    return 100.0 * (promoters - detractors) / n if n else float("nan")
+
+
+def nps_counts(scores: pd.Series) -> tuple[int, int, int]:
+    """``(promoters, passives, detractors)`` of a Series of 0–10 answers (missing ones ignored)."""
+    s = pd.to_numeric(scores, errors="coerce").dropna()
+    return int((s >= PROMOTER_MIN).sum()), int(s.between(DETRACTOR_MAX + 1, PROMOTER_MIN - 1).sum()), int(
+        (s <= DETRACTOR_MAX).sum()
+    )
+
+
+def weighted_satisfaction(scores: dict[str, float], weights: ItemWeights) -> tuple[float, float]:
+    """One answer's ``(seeds' S, weighted index)`` from its item scores (missing items skipped).
+
+    Seeds' S = (1/n) Σ wᵢ sᵢ with n the number of items answered (as written in the seed; not on
+    the 1–5 scale). Weighted index = Σ wᵢ sᵢ / Σ wᵢ over the answered items (1–5).
+    """
+    w = weights.as_dict()
+    answered = {k: float(v) for k, v in scores.items() if k in w and v is not None and np.isfinite(v)}
+    if not answered:
+        return float("nan"), float("nan")
+    total = sum(w[k] * v for k, v in answered.items())
+    weight_sum = sum(w[k] for k in answered)
+    return total / len(answered), (total / weight_sum if weight_sum else float("nan"))
+
+
+def experience_score(functional: float, service: float, emotional: float) -> float:
+    """The seed's experience score = functional + service + emotional satisfaction (each 0–1)."""
+    return functional + service + emotional
+
+
+def nps_bootstrap(
+    promoters: int, passives: int, detractors: int, *, n_boot: int = 2000, random_state: int = 0
+) -> np.ndarray:
+    """``n_boot`` bootstrap NPS values, resampling the answers (multinomial on the three counts)."""
+    n = promoters + passives + detractors
+    if n == 0:
+        return np.full(n_boot, np.nan)
+    rng = np.random.default_rng(random_state)
+    draws = rng.multinomial(n, np.array([promoters, passives, detractors]) / n, size=n_boot)
+    return 100.0 * (draws[:, 0] - draws[:, 2]) / n
+
+
+def nps_ci(
+    promoters: int, passives: int, detractors: int, *, level: float = 0.95, n_boot: int = 2000,
+    random_state: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the NPS; ``(nan, nan)`` without answers.
+
+    With very few answers the interval is degenerate (one answer gives a zero-width interval):
+    such months are flagged as small samples, never trusted.
+    """
+    boot = nps_bootstrap(promoters, passives, detractors, n_boot=n_boot, random_state=random_state)
+    if np.isnan(boot).all():
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+# -- reading the store -----------------------------------------------------------------------------
+
+
+
+
+
+
+def lookback_start(as_of: dt.date, *, months: int) -> dt.date:
+    """First day of the window of ``months`` calendar months that ends with ``as_of``'s month."""
+    if months < 1:
+        raise SatisfactionError("a look-back window needs at least one month")
+    first = month_start(as_of)
+    for _ in range(months - 1):
+        first = month_start(first - dt.timedelta(days=1))
+    return first
+
+
+_AGGREGATE_SQL = """
+WITH answers AS (
+  SELECT {group} AS bucket, csat, nps, score_quality AS q, score_delivery AS d, score_price AS p,
+         score_service AS s,
+         (score_quality IS NOT NULL) + (score_delivery IS NOT NULL) + (score_price IS NOT NULL)
+           + (score_service IS NOT NULL) AS items_n,
+         COALESCE(:wq * score_quality, 0) + COALESCE(:wd * score_delivery, 0)
+           + COALESCE(:wp * score_price, 0) + COALESCE(:ws * score_service, 0) AS weighted_sum,
+         :wq * (score_quality IS NOT NULL) + :wd * (score_delivery IS NOT NULL)
+           + :wp * (score_price IS NOT NULL) + :ws * (score_service IS NOT NULL) AS weight_sum
+  FROM feedback WHERE submitted_at >= :start AND submitted_at < :end_next
+)
+SELECT bucket,
+  COUNT(*) AS responses,
+  COUNT(csat) AS csat_answers,
+  COALESCE(SUM(csat >= 4), 0) AS csat_positive,
+  SUM(csat) AS csat_sum,
+  COUNT(nps) AS nps_answers,
+  COALESCE(SUM(nps >= {promoter}), 0) AS promoters,
+  COALESCE(SUM(nps > {detractor} AND nps < {promoter}), 0) AS passives,
+  COALESCE(SUM(nps <= {detractor}), 0) AS detractors,
+  SUM(items_n > 0) AS item_answers,
+  SUM(CASE WHEN items_n > 0 THEN weighted_sum * 1.0 / items_n END) AS seeds_s_sum,
+  COUNT(CASE WHEN weight_sum > 0 THEN 1 END) AS index_answers,
+  SUM(CASE WHEN weight_sum > 0 THEN weighted_sum * 1.0 / weight_sum END) AS index_sum,
+  COUNT(q) + COUNT(d) AS functional_answers,
+  COALESCE(SUM(q >= 4), 0) + COALESCE(SUM(d >= 4), 0) AS functional_positive,
+  COUNT(s) AS service_answers,
+  COALESCE(SUM(s >= 4), 0) AS service_positive,
+  SUM(CASE WHEN csat IS NOT NULL THEN csat >= 4 ELSE COALESCE(nps >= {promoter}, 0) END) AS positive_feedback
+FROM answers GROUP BY bucket ORDER BY bucket
+"""
+
+_COUNT_COLUMNS = [
+    "responses", "csat_answers", "csat_positive", "csat_sum", "nps_answers", "promoters", "passives",
+    "detractors", "item_answers", "seeds_s_sum", "index_answers", "index_sum", "functional_answers",
+    "functional_positive", "service_answers", "service_positive", "positive_feedback",
+]
+
+
+def _aggregate(
+    db: Database, start: dt.date | str, end: dt.date | str, weights: ItemWeights, by_month: bool
+) -> pd.DataFrame:
+    w = weights.as_dict()
+    sql = _AGGREGATE_SQL.format(group="substr(submitted_at, 1, 7)" if by_month else "'all'",
+                                promoter=PROMOTER_MIN, detractor=DETRACTOR_MAX)
+    params = {"wq": w["quality"], "wd": w["delivery"], "wp": w["price"], "ws": w["service"],
+              "start": iso(start), "end_next": next_day(end)}
+    frame = query_df(db, sql, params)
+    if frame.empty:
+        frame = pd.DataFrame([{"bucket": "all", **{c: 0 for c in _COUNT_COLUMNS}}]) if not by_month else frame
+    frame[_COUNT_COLUMNS] = frame[_COUNT_COLUMNS].astype(float).fillna(0.0)
+    return frame
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    return (num / den.where(den > 0)).astype(float)
+
+
+def _measures(counts: pd.DataFrame, min_responses: int) -> pd.DataFrame:
+    """Add the measures to a frame of counts (one row per month or period)."""
+    out = counts.copy()
+    out["csat_pct"] = 100 * _ratio(out["csat_positive"], out["csat_answers"])
+    out["csat_mean"] = _ratio(out["csat_sum"], out["csat_answers"])
+    out["nps"] = 100 * _ratio(out["promoters"] - out["detractors"], out["nps_answers"])
+    out["seeds_s"] = _ratio(out["seeds_s_sum"], out["item_answers"])
+    out["weighted_index"] = _ratio(out["index_sum"], out["index_answers"])
+    out["seeds_satisfaction"] = _ratio(out["positive_feedback"], out["responses"])
+    out["functional"] = _ratio(out["functional_positive"], out["functional_answers"])
+    out["service"] = _ratio(out["service_positive"], out["service_answers"])
+    out["emotional"] = _ratio(out["promoters"], out["nps_answers"])
+    out["experience_score"] = experience_score(out["functional"], out["service"], out["emotional"])
+    out["experience_mean"] = out["experience_score"] / 3
+    out["small_sample"] = out["responses"] < min_responses
+    return out
+
+
+def _with_nps_ci(frame: pd.DataFrame, n_boot: int, random_state: int) -> pd.DataFrame:
+    cis = [
+        nps_ci(int(r.promoters), int(r.passives), int(r.detractors), n_boot=n_boot, random_state=random_state)
+        for r in frame[["promoters", "passives", "detractors"]].itertuples()
+    ]
+    frame["nps_ci_low"] = [c[0] for c in cis]
+    frame["nps_ci_high"] = [c[1] for c in cis]
+    return frame
+
+
+def period_scores(
+    db: Database, period: Period, *, weights: ItemWeights, min_responses: int = 30, n_boot: int = 2000,
+    random_state: int = 0,
+) -> pd.Series:
+    """Every measure for one period (answers with ``submitted_at`` in the period).
+
+    Counts (responses, csat_answers, promoters, passives, detractors, ...), CSAT ``csat_pct`` (%),
+    ``csat_mean`` (1–5), ``nps`` (−100…100) with ``nps_ci_low``/``nps_ci_high``, the seeds'
+    ``seeds_s`` and the ``weighted_index`` (1–5), ``seeds_satisfaction`` (0–1), ``loyalty`` (0–1,
+    paid orders), ``functional``/``service``/``emotional`` (0–1) and ``experience_score`` (0–3),
+    ``experience_mean`` (0–1), ``small_sample`` (fewer than ``min_responses`` answers), and the
+    period's ``start``, ``end``, ``label``. A period without answers gives counts of 0 and NaN
+    measures, not an error.
+    """
+    frame = _with_nps_ci(_measures(_aggregate(db, period.start, period.end, weights, False), min_responses),
+                         n_boot, random_state)
+    row = frame.iloc[0].drop("bucket")
+    for key, value in loyalty(db, period.start, period.end).items():
+        row[key] = value
+    row["start"], row["end"], row["label"] = period.start, period.end, period.label
+    return row
+
+
+def monthly_trend(
+    db: Database, as_of: dt.date, *, weights: ItemWeights, months: int = 12, min_responses: int = 30,
+    n_boot: int = 2000, random_state: int = 0,
+) -> pd.DataFrame:
+    """One row per calendar month of the ``months`` months ending with ``as_of``'s month.
+
+    Columns: month (YYYY-MM), responses, csat_pct, csat_mean, nps, nps_ci_low, nps_ci_high,
+    promoters, passives, detractors, weighted_index, seeds_s, small_sample. Months without answers
+    are kept, with 0 responses and blank measures (flagged small). Answers after ``as_of`` are
+    ignored.
+    """
+    start = lookback_start(as_of, months=months)
+    counts = _aggregate(db, start, as_of, weights, True).set_index("bucket")
+    labels = [f"{p.year:04d}-{p.month:02d}" for p in pd.period_range(start, as_of, freq="M")]
+    counts = counts.reindex(labels).fillna(0.0).rename_axis("bucket").reset_index()
+    frame = _with_nps_ci(_measures(counts, min_responses), n_boot, random_state)
+    frame = frame.rename(columns={"bucket": "month"})
+    return frame[["month", "responses", "csat_pct", "csat_mean", "nps", "nps_ci_low", "nps_ci_high",
+                  "promoters", "passives", "detractors", "weighted_index", "seeds_s", "small_sample"]]
+
+
+# -- month-over-month change -----------------------------------------------------------------------
+
+
+def compare_periods(
+    current: pd.Series, previous: pd.Series, *, level: float = 0.95, n_boot: int = 2000, random_state: int = 0,
+) -> pd.DataFrame:
+    """Whether CSAT and NPS changed between two periods (rows of :func:`period_scores`).
+
+    CSAT: two-proportion z-test (statsmodels ``proportions_ztest``) with a Newcombe interval of
+    the difference in points. NPS: percentile bootstrap of the difference, resampling each period's
+    answers independently; p-value = twice the smaller tail share of the differences at 0.
+    ``significant`` is None when a period has no answers, and a small sample (fewer than the
+    ``min_responses`` used for the scores) is named in ``verdict``. Changes are in points.
+    """
+    from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+
+    alpha = 1 - level
+    rows: list[dict[str, Any]] = []
+    x1, n1 = int(current["csat_positive"]), int(current["csat_answers"])
+    x0, n0 = int(previous["csat_positive"]), int(previous["csat_answers"])
+    row: dict[str, Any] = {"measure": "CSAT (% answering 4–5)", "this_period": current["csat_pct"],
+                           "previous_period": previous["csat_pct"], "answers": n1, "answers_prev": n0,
+                           "test": "two-proportion z-test"}
+    if n1 and n0:
+        row["change"] = current["csat_pct"] - previous["csat_pct"]
+        if (x1 + x0) in (0, n1 + n0):  # everybody (or nobody) satisfied in both: no variation to test
+            row.update(ci_low=0.0, ci_high=0.0, p_value=1.0)
+        else:
+            _, p = proportions_ztest([x1, x0], [n1, n0])
+            low, high = confint_proportions_2indep(x1, n1, x0, n0, compare="diff", alpha=alpha)
+            row.update(ci_low=100 * low, ci_high=100 * high, p_value=float(p))
+    rows.append(row)
+
+    counts1 = [int(current[k]) for k in ("promoters", "passives", "detractors")]
+    counts0 = [int(previous[k]) for k in ("promoters", "passives", "detractors")]
+    row = {"measure": "NPS", "this_period": current["nps"], "previous_period": previous["nps"],
+           "answers": sum(counts1), "answers_prev": sum(counts0), "test": "bootstrap of the difference"}
+    if sum(counts1) and sum(counts0):
+        diff = (nps_bootstrap(*counts1, n_boot=n_boot, random_state=random_state)
+                - nps_bootstrap(*counts0, n_boot=n_boot, random_state=random_state + 1))
+        low, high = np.percentile(diff, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+        p = min(1.0, 2 * min(float((diff <= 0).mean()), float((diff >= 0).mean())))
+        row.update(change=current["nps"] - previous["nps"], ci_low=float(low), ci_high=float(high), p_value=p)
+    rows.append(row)
+
+    frame = pd.DataFrame(rows, columns=["measure", "this_period", "previous_period", "change", "ci_low",
+                                        "ci_high", "p_value", "answers", "answers_prev", "test"])
+    tested = frame["p_value"].notna()
+    frame["significant"] = np.where(
+        tested, (frame["ci_low"] > 0) | (frame["ci_high"] < 0), None
+    )
+    small = bool(current["small_sample"]) or bool(previous["small_sample"])
+    frame["verdict"] = [
+        _verdict(t, bool(s) if t else False, small, level, int(a), int(b))
+        for t, s, a, b in zip(tested, frame["significant"], frame["answers"], frame["answers_prev"])
+    ]
+    return frame
+
+
+def _verdict(tested: bool, significant: bool, small: bool, level: float, n1: int, n0: int) -> str:
+    if not tested:
+        return "not tested: no answers this period" if n1 == 0 else "not tested: no answers the previous period"
+    text = f"changed ({level:.0%} interval excludes 0)" if significant else "no clear change (could be chance)"
+    return text + ("; small sample, read with care" if small else "")
+
+
+# -- presentation tables -----------------------------------------------------------------------------
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    if kind == "pct":
+        return f"{value:.1f}%"
+    if kind == "nps":
+        return f"{value:+.0f}"
+    if kind == "count":
+        return f"{value:,.0f}"
+    if kind == "share":
+        return f"{value:.2f}"
+    return f"{value:.2f}"
+
+
+def _change(now: Any, prev: Any, kind: str) -> str:
+    if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in (now, prev)):
+        return "–"
+    diff = float(now) - float(prev)
+    if kind == "pct":
+        return f"{diff:+.1f} pts"
+    if kind in ("nps", "count"):
+        return f"{diff:+.0f}"
+    return f"{diff:+.2f}"
+
+
+_SCORECARD = [
+    ("responses", "Responses", "answers submitted in the period", "count"),
+    ("csat_pct", "CSAT", "share of overall answers scoring 4–5 (1–5 scale)", "pct"),
+    ("csat_mean", "Mean overall score", "mean of the 1–5 overall answers (some tools call this CSAT)", "score"),
+    ("nps", "NPS", "% promoters (9–10) − % detractors (0–6), passives in the denominator; −100…100", "nps"),
+    ("promoters", "Promoters", "answers of 9–10", "count"),
+    ("passives", "Passives", "answers of 7–8", "count"),
+    ("detractors", "Detractors", "answers of 0–6", "count"),
+    ("weighted_index", "Weighted satisfaction index", "Σ wᵢsᵢ / Σ wᵢ over the item scores, 1–5", "score"),
+]
+
+
+def scorecard(current: pd.Series, previous: pd.Series) -> pd.DataFrame:
+    """The standard measures of two periods side by side, each with its definition (text table)."""
+    rows = [
+        {"measure": name, "definition": definition, "this period": _fmt(current[key], kind),
+         "previous period": _fmt(previous[key], kind), "change": _change(current[key], previous[key], kind)}
+        for key, name, definition, kind in _SCORECARD
+    ]
+    rows.insert(4, {"measure": "NPS 95% interval", "definition": "percentile bootstrap of the period's answers",
+                    "this period": _interval(current), "previous period": _interval(previous), "change": ""})
+    return pd.DataFrame(rows)
+
+
+def _interval(row: pd.Series) -> str:
+    low, high = row["nps_ci_low"], row["nps_ci_high"]
+    return f"{_fmt(low, 'nps')} to {_fmt(high, 'nps')}" if np.isfinite(low) else "–"
+
+
+def seed_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeights) -> pd.DataFrame:
+    """The seeds' formulas for two periods, each labeled with its formula and what it means."""
+    rows = [
+        ("seeds_s", "Seeds' weighted satisfaction S",
+         f"(1/n) Σ wᵢsᵢ, n = items answered; weights {weights.label}. "
+         "Naive: with weights summing to 1 it is not on the 1–5 scale", "score"),
+        ("weighted_index", "Weighted satisfaction index (sound)",
+         "Σ wᵢsᵢ / Σ wᵢ: the normalized weighted mean, 1–5", "score"),
+        ("seeds_satisfaction", "Seeds' satisfaction",
+         "positive feedback / all feedback (positive: overall 4–5, or NPS 9–10 when no overall score), 0–1",
+         "share"),
+        ("loyalty", "Seeds' loyalty",
+         "repeat purchases / all purchases (paid orders in the period; repeat = the customer bought before), 0–1",
+         "share"),
+        ("functional", "Functional satisfaction",
+         "share of quality and delivery answers scoring 4–5, 0–1", "share"),
+        ("service", "Service satisfaction", "share of service answers scoring 4–5, 0–1", "share"),
+        ("emotional", "Emotional satisfaction", "share of promoters (NPS 9–10), 0–1", "share"),
+        ("experience_score", "Seeds' experience score", "functional + service + emotional, 0–3", "share"),
+        ("experience_mean", "Experience score as a mean", "(functional + service + emotional) / 3, 0–1", "share"),
+    ]
+    return pd.DataFrame([
+        {"measure": name, "formula": formula, "this period": _fmt(current[key], kind),
+         "previous period": _fmt(previous[key], kind), "change": _change(current[key], previous[key], kind)}
+        for key, name, formula, kind in rows
+    ])
+
+
+def month_summary(current: pd.Series, previous: pd.Series) -> str:
+    """A Markdown paragraph: how many answered, CSAT and NPS, or a plain "no responses" note."""
+    if current["responses"] == 0:
+        before = f" The previous month had {previous['responses']:.0f} answers." if previous["responses"] else ""
+        return (f"**No responses this month** ({current['label']}): nobody answered the survey, so CSAT, NPS "
+                f"and the indexes for the period are blank.{before} The trend, the drivers and the comment "
+                "themes below use the months before, where there are any.")
+    text = (f"**{current['responses']:.0f} responses** in {current['label']}: "
+            f"CSAT {_fmt(current['csat_pct'], 'pct')} ({current['csat_positive']:.0f} of "
+            f"{current['csat_answers']:.0f} answered 4–5), mean overall score {_fmt(current['csat_mean'], 'score')}, "
+            f"NPS {_fmt(current['nps'], 'nps')}")
+    if np.isfinite(current["nps_ci_low"]):
+        text += f" (95% interval {_interval(current)})"
+    text += "."
+    if current["small_sample"]:
+        text += " **Small sample:** with this few answers a single answer moves the figures a lot."
+    return text
+
+
+def headline_figures(current: pd.Series, previous: pd.Series, *,
+                     comparison: pd.DataFrame | None = None) -> list[Headline]:
+    """NPS, CSAT and the satisfaction index of ``current`` beside ``previous`` (rows of
+    :func:`period_scores`), as headlines for the report index.
+
+    Higher is better for all three. NPS and CSAT carry their 95 % intervals (NPS: the bootstrap of
+    :func:`period_scores`; CSAT: Wilson), and with ``comparison`` (:func:`compare_periods` of the
+    same two periods) the interval of their change, so the index does not call chance a change.
+    """
+    moves: dict[str, tuple[float, float]] = {}
+    if comparison is not None:
+        keys = {"NPS": "nps", "CSAT (% answering 4–5)": "csat"}
+        moves = {keys[r.measure]: (r.ci_low, r.ci_high) for r in comparison.itertuples() if r.measure in keys}
+    ci = f", 95% CI {_interval(current)}" if np.isfinite(current["nps_ci_low"]) else ""
+    small = "; small sample" if current["small_sample"] and current["responses"] else ""
+    return [
+        Headline("nps", _rounded(current["nps"], 1), "NPS", change="points", good="up",
+                 note=f"{int(current['nps_answers'])} responses{ci}{small}",
+                 previous=_rounded(previous["nps"], 1), interval=(current["nps_ci_low"], current["nps_ci_high"]),
+                 change_interval=moves.get("nps")),
+        Headline("csat", _rounded(current["csat_pct"], 1), "CSAT, share answering 4–5", unit="%", good="up",
+                 note=f"{int(current['csat_answers'])} responses{small}", previous=_rounded(previous["csat_pct"], 1),
+                 interval=_csat_interval(current), change_interval=moves.get("csat")),
+        Headline("satisfaction_index", _rounded(current["weighted_index"], 2), "Satisfaction index, weighted, 1–5",
+                 good="up", note=f"{int(current['index_answers'])} responses",
+                 previous=_rounded(previous["weighted_index"], 2)),
+    ]
+
+
+def _csat_interval(row: pd.Series) -> tuple[float, float] | None:
+    """The Wilson 95 % interval of the CSAT share of ``row``, in % (None without answers)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if not row["csat_answers"]:
+        return None
+    low, high = proportion_confint(int(row["csat_positive"]), int(row["csat_answers"]), method="wilson")
+    return 100 * low, 100 * high
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
+# -- answers, drivers ------------------------------------------------------------------------------
+
+
+def answers(db: Database, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+    """Survey answers submitted in [start, end], without comments.
+
+    Columns: feedback_id, customer_id, submitted_at (datetime64), nps (0–10), csat (1–5),
+    quality, delivery, price, service (item scores 1–5; missing answers are NaN).
+    """
+    sql = ("SELECT feedback_id, customer_id, submitted_at, nps, csat, score_quality AS quality, "
+           "score_delivery AS delivery, score_price AS price, score_service AS service "
+           "FROM feedback WHERE submitted_at >= ? AND submitted_at < ? ORDER BY submitted_at, feedback_id")
+    frame = query_df(db, sql, [iso(start), next_day(end)], parse_dates=["submitted_at"])
+    for col in ("nps", "csat", *ITEMS):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    return frame
+
+
+class KeyDriverAnalysis:
+    """Which item scores move overall satisfaction: OLS (statsmodels) beside a random forest.
+
+    ``fit(answers)`` regresses ``target`` (``"csat"``, 1–5, or ``"nps"``, 0–10) on the four item
+    scores with the formula API (``csat ~ quality + delivery + price + service``) and fits a seeded
+    ``RandomForestRegressor`` (the seeds' satisfaction model) on the same answers (at most
+    ``max_rf_rows``, a seeded sample, to stay quick on a large store). Only complete answers are
+    used. The top driver is the item with the largest standardized OLS coefficient (coefficient ×
+    sd(item) / sd(target): the effect of a typical difference in that item).
+
+    Fitted: ``ols_`` (statsmodels results), ``table_`` (per item: coefficient, ci_low, ci_high,
+    p_value, standardized, rf_importance), ``r_squared_``, ``rf_oob_r_squared_``, ``n_answers_``,
+    ``top_driver_``, ``rf_top_driver_``.
+    """
+
+    def __init__(self, target: str = "csat", n_estimators: int = 100, min_answers: int = 30,
+                 max_rf_rows: int = 20_000, random_state: int = 0) -> None:
+        self.target = target
+        self.n_estimators = n_estimators
+        self.min_answers = min_answers
+        self.max_rf_rows = max_rf_rows
+        self.random_state = random_state
+
+    def fit(self, answer_frame: pd.DataFrame) -> "KeyDriverAnalysis":
+        import statsmodels.formula.api as smf
+        from sklearn.ensemble import RandomForestRegressor
+
+        if self.target not in ("csat", "nps"):
+            raise SatisfactionError(f"target must be 'csat' or 'nps', not {self.target!r}")
+        data = answer_frame.dropna(subset=[self.target, *ITEMS])[[self.target, *ITEMS]].astype(float)
+        if len(data) < self.min_answers:
+            raise NotEnoughResponses(
+                f"only {len(data)} complete answers (overall score and all four items); the driver analysis "
+                f"needs at least {self.min_answers}"
+            )
+        flat = [c for c in (self.target, *ITEMS) if data[c].nunique() < 2]
+        if flat:
+            raise NotEnoughResponses(f"every answer gives the same {', '.join(flat)}: nothing to relate")
+        self.ols_ = smf.ols(f"{self.target} ~ {' + '.join(ITEMS)}", data=data).fit()
+        ci = self.ols_.conf_int()
+        table = pd.DataFrame({
+            "item": list(ITEMS),
+            "coefficient": self.ols_.params[list(ITEMS)].to_numpy(),
+            "ci_low": ci.loc[list(ITEMS), 0].to_numpy(),
+            "ci_high": ci.loc[list(ITEMS), 1].to_numpy(),
+            "p_value": self.ols_.pvalues[list(ITEMS)].to_numpy(),
+        })
+        table["standardized"] = table["coefficient"] * data[list(ITEMS)].std().to_numpy() / data[self.target].std()
+        sample = data.sample(n=min(len(data), self.max_rf_rows), random_state=self.random_state)
+        forest = RandomForestRegressor(n_estimators=self.n_estimators, min_samples_leaf=5, oob_score=True,
+                                       random_state=self.random_state, n_jobs=1)
+        forest.fit(sample[list(ITEMS)], sample[self.target])
+        table["rf_importance"] = forest.feature_importances_
+        self.table_ = table.sort_values("standardized", ascending=False, ignore_index=True)
+        self.r_squared_ = float(self.ols_.rsquared)
+        self.rf_oob_r_squared_ = float(forest.oob_score_)
+        self.n_answers_ = len(data)
+        self.top_driver_ = str(self.table_["item"].iat[0])
+        self.rf_top_driver_ = str(table.loc[table["rf_importance"].idxmax(), "item"])
+        return self
+
+    def sentence(self) -> str:
+        """One Markdown sentence naming the top driver, with its effect and the model's fit."""
+        top = self.table_.iloc[0]
+        outcome = "overall 1–5 score" if self.target == "csat" else "0–10 likelihood to recommend"
+        agree = ("the random forest ranks it first too" if self.rf_top_driver_ == self.top_driver_
+                 else f"the random forest ranks **{self.rf_top_driver_}** first instead")
+        return (f"**{self.top_driver_.capitalize()} is the top driver** of overall satisfaction: one point more "
+                f"on the {self.top_driver_} score goes with {top['coefficient']:.2f} more on the {outcome} "
+                f"(95% CI {top['ci_low']:.2f} to {top['ci_high']:.2f}), the other "
+                f"items held equal; {agree}. The four items explain {self.r_squared_:.0%} of the variation "
+                f"(OLS R², {self.n_answers_} complete answers; forest out-of-bag R² {self.rf_oob_r_squared_:.0%}).")
+
+
+def driver_report(answer_frame: pd.DataFrame, *, target: str = "csat", random_state: int = 0) -> Finding:
+    """:class:`KeyDriverAnalysis` as a notebook section: the sentence and the per-item table.
+
+    Too few answers give a plain note and an empty table instead of an error.
+    """
+    try:
+        model = KeyDriverAnalysis(target=target, random_state=random_state).fit(answer_frame)
+    except NotEnoughResponses as exc:
+        return Finding(f"**Not enough answers for a driver analysis:** {exc}.",
+                       pd.DataFrame(columns=["item", "coefficient", "ci_low", "ci_high", "p_value",
+                                             "standardized", "rf_importance"]), ok=False)
+    return Finding(model.sentence(), model.table_)
+
+
+# -- comment themes ----------------------------------------------------------------------------------
+
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def comment_terms(text: str) -> list[str]:
+    """The terms of one comment: words and word pairs, plus character pairs of Chinese text.
+
+    Words (any alphabetic script written with spaces) are lower-cased, English stop words and
+    one-letter words dropped, and each adjacent pair kept as a phrase ("late delivery"). Runs of
+    Chinese (also Japanese kana and Korean hangul) characters, which have no spaces, give their
+    character bigrams ("发货太慢" -> "发货", "货太", "太慢"), the usual character n-gram way to
+    index unsegmented text. Scripts written without spaces that are not listed (Thai, Khmer...)
+    come out as whole runs, i.e. one term per sentence: themes for them are not meaningful.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    text = str(text).lower()
+    terms: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        terms += [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+    rest = _CJK_RUN.sub(" ", text)
+    words = [w for w in _WORD.findall(rest) if len(w) > 1 and w not in ENGLISH_STOP_WORDS]
+    return terms + words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+
+def comments(db: Database, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+    """Non-empty comments of answers with an NPS, submitted in [start, end] (personal data).
+
+    Columns: nps (0–10), comment. No customer ids: themes need only the text and the score.
+    """
+    sql = ("SELECT nps, comment FROM feedback WHERE submitted_at >= ? AND submitted_at < ? "
+           "AND nps IS NOT NULL AND comment IS NOT NULL AND trim(comment) <> '' ORDER BY feedback_id")
+    return query_df(db, sql, [iso(start), next_day(end)])
+
+
+def comment_themes(
+    comment_frame: pd.DataFrame, *, top: int = 8, min_df: int = 2, min_comments: int = 3
+) -> pd.DataFrame:
+    """The terms that most separate detractors' comments (NPS 0–6) from promoters' (9–10).
+
+    TF-IDF (scikit-learn, terms from :func:`comment_terms`, sublinear tf) over both groups'
+    comments; a term's score is its mean TF-IDF among detractors minus among promoters. A term
+    must occur in at least ``min_df`` comments, so a single customer's wording is never shown as a
+    theme. Returns up to ``top`` terms per side: theme, leans_to ("detractors"/"promoters"),
+    detractor_comments, promoter_comments (comments holding the term), score. Raises
+    :class:`NotEnoughResponses` when either side has fewer than ``min_comments`` comments.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    scores = pd.to_numeric(comment_frame["nps"], errors="coerce")
+    detractor, promoter = scores <= DETRACTOR_MAX, scores >= PROMOTER_MIN
+    if detractor.sum() < min_comments or promoter.sum() < min_comments:
+        raise NotEnoughResponses(
+            f"{int(detractor.sum())} detractor and {int(promoter.sum())} promoter comments; themes need at least "
+            f"{min_comments} on each side"
+        )
+    texts = comment_frame.loc[detractor | promoter, "comment"].astype(str)
+    is_detractor = detractor[detractor | promoter].to_numpy()
+    vectorizer = TfidfVectorizer(analyzer=comment_terms, min_df=min_df, sublinear_tf=True)
+    try:
+        matrix = vectorizer.fit_transform(texts)
+    except ValueError:  # no term reaches min_df
+        raise NotEnoughResponses(f"no word or phrase occurs in {min_df} or more comments") from None
+    det_mean = np.asarray(matrix[is_detractor].mean(axis=0)).ravel()
+    pro_mean = np.asarray(matrix[~is_detractor].mean(axis=0)).ravel()
+    present = (matrix > 0).astype(int)
+    table = pd.DataFrame({
+        "theme": vectorizer.get_feature_names_out(),
+        "detractor_comments": np.asarray(present[is_detractor].sum(axis=0)).ravel(),
+        "promoter_comments": np.asarray(present[~is_detractor].sum(axis=0)).ravel(),
+        "score": det_mean - pro_mean,
+    })
+    table["leans_to"] = np.where(table["score"] > 0, "detractors", "promoters")
+    det = table[table["score"] > 0].sort_values(["score", "theme"], ascending=[False, True]).head(top)
+    pro = table[table["score"] < 0].sort_values(["score", "theme"]).head(top)
+    return pd.concat([det, pro], ignore_index=True)[
+        ["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]]
+
+
+def theme_report(comment_frame: pd.DataFrame, *, top: int = 8) -> Finding:
+    """:func:`comment_themes` as a notebook section; too few comments give a note, not an error."""
+    try:
+        table = comment_themes(comment_frame, top=top)
+    except NotEnoughResponses as exc:
+        return Finding(f"**Not enough comments for themes:** {exc}.",
+                       pd.DataFrame(columns=["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]),
+                       ok=False)
+    det = table.loc[table["leans_to"] == "detractors", "theme"].head(3).tolist()
+    pro = table.loc[table["leans_to"] == "promoters", "theme"].head(3).tolist()
+    text = (f"Detractors' comments lean to **{', '.join(det) or '–'}**; promoters' to **{', '.join(pro) or '–'}** "
+            f"({len(comment_frame)} comments; words, word pairs and Chinese character pairs).")
+    return Finding(text, table)
+
+
+# -- plots -----------------------------------------------------------------------------------------
+
+
+def plot_trend(trend: pd.DataFrame):
+    """CSAT (%) and NPS per month above the number of responses; small months drawn hollow."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=[3, 1.2])
+    long = trend.melt(id_vars=["month", "small_sample"], value_vars=["csat_pct", "nps"], var_name="measure")
+    long["measure"] = long["measure"].map({"csat_pct": "CSAT (% 4–5)", "nps": "NPS"})
+    if long["value"].notna().any():
+        sns.lineplot(data=long, x="month", y="value", hue="measure", marker="o", ax=top)
+        top.fill_between(trend["month"], trend["nps_ci_low"], trend["nps_ci_high"], alpha=0.15, color="C1",
+                         label="NPS 95% interval")
+    top.set(title="Satisfaction per month", xlabel="", ylabel="CSAT % / NPS")
+    sns.barplot(data=trend, x="month", y="responses", hue="small_sample", palette={True: "#d9a441", False: "#3b8ea5"},
+                ax=bottom, legend=False)
+    bottom.set(ylabel="responses", xlabel="")
+    bottom.tick_params(axis="x", rotation=45)
+    return fig
+
+
+def plot_drivers(table: pd.DataFrame):
+    """Standardized OLS coefficient and random-forest importance per item, side by side."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    long = table.melt(id_vars="item", value_vars=["standardized", "rf_importance"], var_name="method")
+    long["method"] = long["method"].map({"standardized": "OLS standardized coefficient",
+                                         "rf_importance": "random-forest importance"})
+    if not long.empty:
+        sns.barplot(data=long, y="item", x="value", hue="method", ax=ax)
+    ax.set(title="What moves overall satisfaction", xlabel="", ylabel="")
+    return fig

@@ -1,0 +1,7 @@
+"""The models layer: pure statistical models, with no store, no files and no plots.
+
+What lives here: the buy-till-you-die models (:mod:`.btyd`: BG/NBD, MBG/NBD, Pareto/NBD and
+Gamma-Gamma), shaped like lifetimes and scikit-learn (``fit`` returns ``self``, fitted state in
+``params_``). They take arrays and frames and return numbers; they import nothing of the
+package, and the store does not import them.
+"""

@@ -1,0 +1,300 @@
+"""The suppression list: the people ``crm forget`` erased, kept so that they stay erased.
+
+Each erasure is one row of ``suppression_list``: the pseudonym that now stands for the person, the
+time of the erasure, the number of rows it changed, and the person's identifiers as keyed hashes
+(HMAC-SHA256 under a random 32-byte secret of the store, in ``suppression_keys``), never in clear.
+The identifiers, normalised by :func:`identifiers` (the one rule, used for recording and matching):
+
+- ``customer_id``: the id as written, trimmed (also the platform id an export uses as customer id:
+  Shopify's customer number, Stripe's ``cus_…``);
+- ``email``: trimmed and lower-cased, as the store keeps it;
+- ``phone``: its digits only, when there are at least :data:`MIN_PHONE_DIGITS`.
+
+A person is erased when **any** of their identifiers is on the list (:meth:`SuppressionList.match`).
+Imports skip such rows (:func:`skip_erased`), the data-entry functions refuse them
+(:func:`refuse_erased`), restores and backup purges erase them again (``forget.reapply_erasures``).
+
+A copy of the list lives in an owner-only sidecar file beside the backups (:func:`sidecar_path`), so
+that restoring a store that predates an erasure, or the list itself, still learns it. The key
+travels with the list: whoever holds the store or the sidecar can test a guessed e-mail against
+it (as with any suppression list), but cannot read an identifier off the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlite_utils import Database
+
+from crm_helpers.store.schema import SUPPRESSION_KEYS, SUPPRESSION_LIST
+from crm_helpers.store.validation import ValidationError, normalize_email
+
+KINDS = ("customer_id", "email", "phone")
+"""The identifiers hashed, in the order they are named to the owner; each is also a column name."""
+KIND_WORDS = {"customer_id": "customer id", "email": "e-mail", "phone": "phone"}
+MIN_PHONE_DIGITS = 6
+"""Fewer digits than this are not a phone number that identifies anyone (an extension, a typo)."""
+SIDECAR_NAME = "suppression-list.json"
+
+
+class SidecarError(ValueError):
+    """The sidecar file beside the backups is damaged; the message names it."""
+
+
+def identifiers(record: Mapping[str, Any]) -> dict[str, str]:
+    """``{kind: normalised value}`` of the identifiers present in ``record`` (a row of customers,
+    orders, ...); blank values, unreadable e-mails and short phone numbers are left out."""
+    found = {kind: _normalised(kind, record.get(kind)) for kind in KINDS}
+    return {kind: value for kind, value in found.items() if value is not None}
+
+
+def _normalised(kind: str, value: Any) -> str | None:
+    """The identifier ``value`` of ``kind`` as it is hashed, or None when it identifies nobody."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if kind == "email":
+        try:
+            return normalize_email(text)
+        except ValueError:
+            return None
+    if kind == "phone":
+        digits = re.sub(r"\D", "", text)
+        return digits if len(digits) >= MIN_PHONE_DIGITS else None
+    return text
+
+
+def _digest(secret: bytes, kind: str, value: str) -> str:
+    return hmac.new(secret, f"{kind}\x1f{value}".encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """One erasure as the list keeps it: no personal data, only digests of the identifiers."""
+
+    pseudonym: str
+    erased_at: str
+    key_id: str
+    digests: dict[str, str]
+    """``{kind: hex digest}``"""
+    rows_changed: int
+
+    def describe(self) -> str:
+        """``2026-11-29 11:50  ERASED-…  customer id, e-mail, phone  37 rows`` for ``crm forget --list``."""
+        kinds = ", ".join(KIND_WORDS[k] for k in KINDS if k in self.digests)
+        when = self.erased_at.replace("T", " ")
+        return f"{when}  {self.pseudonym}  identifiers: {kinds}  rows changed: {self.rows_changed}"
+
+
+@dataclass
+class SuppressionList:
+    """The keys and the erasures of one store or sidecar; lists merge by pseudonym."""
+
+    keys: dict[str, bytes] = field(default_factory=dict)
+    erasures: dict[str, Erasure] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._index: dict[tuple[str, str, str], Erasure] | None = None
+
+    def __len__(self) -> int:
+        return len(self.erasures)
+
+    def _lookup(self) -> dict[tuple[str, str, str], Erasure]:
+        if self._index is None:
+            self._index = {(e.key_id, kind, d): e for e in self.erasures.values() for kind, d in e.digests.items()}
+        return self._index
+
+    def match(self, record: Mapping[str, Any]) -> Erasure | None:
+        """The erasure of the person ``record`` identifies (by any identifier), or None."""
+        hit = self.matching(record)
+        return hit[1] if hit else None
+
+    def matching(self, record: Mapping[str, Any]) -> tuple[str, Erasure] | None:
+        """The identifier (its kind) by which ``record`` names an erased person, and that erasure; or None."""
+        if not self.erasures:
+            return None
+        index = self._lookup()
+        for kind, value in identifiers(record).items():
+            for key_id, secret in self.keys.items():
+                hit = index.get((key_id, kind, _digest(secret, kind, value)))
+                if hit is not None:
+                    return kind, hit
+        return None
+
+    def erased_values(self, kind: str, values: Iterable[Any]) -> set[Any]:
+        """Those of ``values`` (identifiers of one kind, each distinct) that name an erased person;
+        the bulk form of :meth:`match`, for a column of an import."""
+        hits: set[Any] = set()
+        for key_id, secret in self.keys.items():
+            wanted = {d for (k, c, d) in self._lookup() if k == key_id and c == kind}
+            if not wanted:
+                continue
+            keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied per value: the key is set up once
+            for value in values:
+                text = _normalised(kind, value)
+                if text is None:
+                    continue
+                mac = keyed.copy()
+                mac.update(f"{kind}\x1f{text}".encode("utf-8"))
+                if mac.hexdigest() in wanted:
+                    hits.add(value)
+        return hits
+
+    def merged(self, *others: SuppressionList) -> SuppressionList:
+        """A new list holding the keys and erasures of this one and ``others``."""
+        keys, erasures = dict(self.keys), dict(self.erasures)
+        for other in others:
+            keys.update(other.keys)
+            erasures.update({p: e for p, e in other.erasures.items() if p not in erasures})
+        return SuppressionList(keys, erasures)
+
+    # ------------------------------------------------------------------------- the store
+    @classmethod
+    def load(cls, db: Database) -> SuppressionList:
+        """The list kept in ``db`` (empty for a store without one)."""
+        if SUPPRESSION_LIST not in db.table_names():
+            return cls()
+        keys = {k: bytes(s) for k, s in db.execute(f"SELECT key_id, secret FROM {SUPPRESSION_KEYS}").fetchall()}
+        rows = db.execute(f"SELECT pseudonym, erased_at, key_id, digests, rows_changed FROM {SUPPRESSION_LIST} "
+                          "ORDER BY erased_at, pseudonym").fetchall()
+        return cls(keys, {r[0]: Erasure(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows})
+
+    @classmethod
+    def load_file(cls, path: Path) -> SuppressionList:
+        """The list kept in the store file ``path``, read-only; empty when it holds none or is unreadable."""
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                return cls.load(Database(conn))
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            return cls()
+
+    def save(self, db: Database) -> None:
+        """Add this list's keys and erasures to ``db`` (those it already holds stay as they are)."""
+        db.conn.executemany(f"INSERT OR IGNORE INTO {SUPPRESSION_KEYS} (key_id, secret) VALUES (?, ?)",
+                            list(self.keys.items()))
+        db.conn.executemany(
+            f"INSERT OR IGNORE INTO {SUPPRESSION_LIST} (pseudonym, erased_at, key_id, digests, rows_changed) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(e.pseudonym, e.erased_at, e.key_id, json.dumps(e.digests, sort_keys=True), e.rows_changed)
+             for e in self.erasures.values()],
+        )
+
+    # ------------------------------------------------------------------------- the sidecar
+    @classmethod
+    def read_sidecar(cls, folder: Path) -> SuppressionList:
+        """The list in ``folder``'s sidecar; empty when there is none. :class:`SidecarError` when
+        it cannot be read."""
+        path = sidecar_path(folder)
+        if not path.is_file():
+            return cls()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            keys = {k: bytes.fromhex(v) for k, v in data.get("keys", {}).items()}
+            erasures = {e["pseudonym"]: Erasure(e["pseudonym"], e["erased_at"], e["key_id"], e["digests"],
+                                                e["rows_changed"]) for e in data.get("erasures", [])}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SidecarError(f"{path}: the suppression list kept beside the backups cannot be read "
+                               f"({type(exc).__name__}: {exc})") from None
+        return cls(keys, erasures)
+
+    def write_sidecar(self, folder: Path) -> Path:
+        """Merge this list into ``folder``'s sidecar (created owner-only, replaced atomically)."""
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = sidecar_path(folder)
+        try:
+            whole = SuppressionList.read_sidecar(folder).merged(self)
+        except SidecarError:  # kept aside for the owner, who may mend it; the store's list is whole
+            os.replace(path, path.with_name(f"{path.name}.damaged-{dt.datetime.now():%Y%m%d-%H%M%S}"))
+            whole = self
+        data = {"keys": {k: s.hex() for k, s in whole.keys.items()},
+                "erasures": [{"pseudonym": e.pseudonym, "erased_at": e.erased_at, "key_id": e.key_id,
+                              "digests": e.digests, "rows_changed": e.rows_changed}
+                             for e in sorted(whole.erasures.values(), key=lambda e: (e.erased_at, e.pseudonym))]}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1)
+        os.replace(tmp, path)
+        return path
+
+
+def sidecar_path(folder: Path) -> Path:
+    """The sidecar of a backup folder: ``<folder>/suppression-list.json``."""
+    return folder / SIDECAR_NAME
+
+
+def _store_key(db: Database) -> tuple[str, bytes]:
+    """The store's newest key, made on the first erasure."""
+    row = db.execute(f"SELECT key_id, secret FROM {SUPPRESSION_KEYS} ORDER BY rowid DESC LIMIT 1").fetchone()
+    if row is not None:
+        return row[0], bytes(row[1])
+    key_id, secret = secrets.token_hex(8), secrets.token_bytes(32)
+    db.execute(f"INSERT INTO {SUPPRESSION_KEYS} (key_id, secret) VALUES (?, ?)", [key_id, secret])
+    return key_id, secret
+
+
+def record_erasure(db: Database, pseudonym: str, person: Mapping[str, Any], *, rows_changed: int,
+                   erased_at: dt.datetime | None = None) -> Erasure:
+    """Put the person (a record with their identifiers) on the list, inside the caller's transaction."""
+    key_id, secret = _store_key(db)
+    digests = {kind: _digest(secret, kind, value) for kind, value in identifiers(person).items()}
+    erasure = Erasure(pseudonym, (erased_at or dt.datetime.now()).isoformat(timespec="seconds"), key_id, digests,
+                      rows_changed)
+    SuppressionList({key_id: secret}, {pseudonym: erasure}).save(db)
+    return erasure
+
+
+# ----------------------------------------------------------------------------- the hooks
+def erased_mask(erasures: SuppressionList, frame: pd.DataFrame) -> np.ndarray:
+    """True for the rows of ``frame`` (columns named as the store's) that belong to an erased person.
+    Each distinct value is hashed once, so an orders file of a million rows costs one hash per customer."""
+    mask = np.zeros(len(frame), dtype=bool)
+    if not erasures or not len(frame):
+        return mask
+    for kind in (k for k in KINDS if k in frame):
+        values = frame[kind]
+        hits = erasures.erased_values(kind, values.dropna().unique().tolist())
+        if hits:
+            mask |= values.isin(hits).to_numpy()
+    return mask
+
+
+def skip_erased(db: Database, frame: pd.DataFrame, rows: np.ndarray,
+                errors: list[Any]) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """The importer's hook: drop the rows of erased people from ``frame`` and ``rows`` (its file row
+    numbers), and their problems from ``errors`` (so no rejects file writes them back to disk).
+    Returns the frame, the row numbers and the number of rows skipped."""
+    mask = erased_mask(SuppressionList.load(db), frame)
+    if not mask.any():
+        return frame, rows, 0
+    skipped = set(rows[mask].tolist())
+    errors[:] = [e for e in errors if e.row not in skipped]
+    return frame[~mask].reset_index(drop=True), rows[~mask], int(mask.sum())
+
+
+def refuse_erased(db: Database, record: Mapping[str, Any]) -> None:
+    """The data-entry hook: a ValidationError when ``record`` identifies an erased person."""
+    hit = SuppressionList.load(db).matching(record)
+    if hit is None:
+        return
+    kind, erasure = hit
+    raise ValidationError(kind, record[kind], f"belongs to a person erased on {erasure.erased_at[:10]} at their "
+                          "request; the suppression list keeps them out (see `crm forget --list`)")
