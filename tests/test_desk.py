@@ -17,7 +17,8 @@ from support import run_notebook
 from crm_helpers.ingest import entry
 from crm_helpers.store.config import KERNEL_NAME, PROJECT_ROOT
 from crm_helpers.demo import DEMO_TRUTH
-from crm_helpers.desk import SHOWN_ROWS, STALE_DAYS, Desk, find_customers
+from crm_helpers.desk import SHOWN_ROWS, Desk, find_customers
+from crm_helpers.store.facts import STALE_DAYS
 from crm_helpers.store.forget import forget
 from crm_helpers.store.connection import memory_db, open_db
 

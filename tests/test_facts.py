@@ -148,3 +148,123 @@ def test_order_margin_is_amount_minus_cost_when_known_else_amount_times_margin()
     margin = facts.order_margin(orders, 0.25)
     assert margin.tolist() == pytest.approx([30.0, 50.0, 12.5])
     assert margin.index.equals(orders.index)
+
+
+# -- rules written once (issue 25): each resolved disagreement pinned ------------------------------
+
+RULE_DAY = dt.date(2026, 6, 30)
+
+
+def _shop():
+    """Ann buys twice on 2025-01-10 and not again; Bob buys on 2025-01-10 and 2025-02-01 (a return)."""
+    db = memory_db()
+    db.table("customers").insert_all([{"customer_id": "A", "name": "Ann", "acquisition_channel": "ads"},
+                                      {"customer_id": "B", "name": "Bob", "acquisition_channel": "ads"}])
+    db.table("orders").insert_all([
+        {"order_id": "a1", "customer_id": "A", "order_date": "2025-01-10", "amount": 10.0, "status": "paid"},
+        {"order_id": "a2", "customer_id": "A", "order_date": "2025-01-10", "amount": 5.0, "status": "paid"},
+        {"order_id": "b1", "customer_id": "B", "order_date": "2025-01-10", "amount": 10.0, "status": "paid"},
+        {"order_id": "b2", "customer_id": "B", "order_date": "2025-02-01", "amount": 10.0, "status": "paid"},
+    ])
+    return db
+
+
+def test_a_same_day_second_order_is_no_repeat_for_scoring_cohorts_and_loyalty_alike():
+    from crm_helpers.analyses import cohorts
+
+    db = _shop()
+    repeats = facts.buyer_repeats(db, RULE_DAY).set_index("customer_id")
+    assert repeats["repeat_purchases"].to_dict() == {"A": 0, "B": 1}
+    assert repeats["bought_again"].to_dict() == {"A": False, "B": True}
+    overview = scoring.loyalty_overview(db, RULE_DAY).set_index("measure")["value_pct"]
+    assert overview[f"Bought again within {facts.REPEAT_WINDOW_DAYS} days"] == pytest.approx(50.0)
+    channel = cohorts.repeat_rate_by_channel(db, RULE_DAY).set_index("acquisition_channel").loc["ads"]
+    assert (channel["repeaters"], channel["repeaters_window"], channel["repeat_rate_window"]) == (1, 1, 0.5)
+    assert facts.loyalty(db, None, RULE_DAY)["repeat_purchases"] == 1  # b2 only: a2 is Ann's first day
+
+
+def test_the_repeat_window_is_one_year_for_every_page():
+    import inspect
+
+    from crm_helpers.analyses import cohorts
+    from crm_helpers.report.glossary import TERMS
+
+    assert facts.REPEAT_WINDOW_DAYS == 365
+    for function in (cohorts.repeat_rate_by_channel, scoring.loyalty_overview):
+        assert inspect.signature(function).parameters["window_days"].default == facts.REPEAT_WINDOW_DAYS
+    assert any(t.term == "Bought again within 365 days" for t in TERMS)
+    assert not any("180" in t.term + t.meaning for t in TERMS)
+
+
+def _deals(as_of: dt.date) -> pd.DataFrame:
+    """Open deals due yesterday, today and tomorrow, as of ``as_of``."""
+    db = memory_db()
+    db.table("customers").insert_all([{"customer_id": c, "name": c} for c in "XYZ"])
+    db.table("opportunities").insert_all([
+        {"opportunity_id": f"d{k}", "customer_id": c, "title": c, "stage": "proposal", "amount": 100.0,
+         "probability": 0.5, "opened_at": "2026-06-01", "last_activity_at": as_of.isoformat(),
+         "expected_close": (as_of + dt.timedelta(days=k)).isoformat()}
+        for k, c in ((-1, "X"), (0, "Y"), (1, "Z"))])
+    return sales.opportunities_as_of(db, as_of)
+
+
+def test_a_deal_due_today_is_not_overdue_in_sales_and_desk_alike():
+    opps = _deals(RULE_DAY)
+    assert facts.deal_overdue(opps["status_at"], opps["expected_close"], RULE_DAY).tolist() == [True, False, False]
+    by_month = sales.weighted_pipeline_by_month(opps, RULE_DAY)
+    assert by_month.set_index("expected_close_month").loc["overdue", "deals"] == 1  # before: <= as_of made 2
+    assert sales.pipeline_split(by_month) == (100.0, 50.0)
+
+
+def test_desk_and_followup_and_sales_agree_on_stale():
+    opps = _deals(RULE_DAY)
+    opps["days_since_activity"] = [facts.STALE_DAYS, facts.STALE_DAYS + 1, 0.0]
+    stale = sales.stale_opportunities(opps)
+    assert stale["customer_id"].tolist() == ["Y"]
+    assert facts.deal_stale(opps["days_since_activity"]).tolist() == [False, True, False]
+    import inspect
+
+    from crm_helpers import desk
+
+    assert inspect.signature(followup.follow_up_queue).parameters["stale_days"].default == facts.STALE_DAYS
+    assert not hasattr(desk, "STALE_DAYS")
+
+
+def test_up_to_the_end_of_a_day_keeps_its_timestamps():
+    db = memory_db()
+    db.execute("CREATE TABLE t (at TEXT)")
+    db.execute("INSERT INTO t VALUES ('2026-06-30'), ('2026-06-30 23:59:59'), ('2026-07-01')")
+    sql = f"SELECT count(*) FROM t WHERE {facts.on_or_before_sql('at')}"
+    assert db.execute(sql, {"end_next": facts.next_day(RULE_DAY)}).fetchone()[0] == 2
+
+
+def test_a_refund_lowers_its_categorys_net_revenue():
+    db = memory_db()
+    db.table("customers").insert({"customer_id": "A", "name": "Ann"})
+    db.table("products").insert_all([{"product_id": "p1", "name": "Tea", "category": "tea"},
+                                     {"product_id": "p2", "name": "Cup", "category": "teaware"}])
+    db.table("orders").insert_all([
+        {"order_id": "o1", "customer_id": "A", "order_date": "2026-06-05", "amount": 90.0, "refunded_amount": 30.0,
+         "status": "paid"},
+        {"order_id": "o2", "customer_id": "A", "order_date": "2026-06-06", "amount": 20.0, "status": "paid"}])
+    db.table("order_items").insert_all([
+        {"order_id": "o1", "product_id": "p1", "quantity": 2, "unit_price": 30.0},
+        {"order_id": "o1", "product_id": "p2", "quantity": 1, "unit_price": 30.0}])
+    table = sales.revenue_by_category(db, parse_month("2026-06")).set_index("category")["revenue"]
+    # o1's net 60 split 2:1 over its lines; o2 has no lines (before: 60 tea, 30 teaware, o2 nowhere)
+    assert table.to_dict() == pytest.approx({"tea": 40.0, "teaware": 20.0, "no category": 20.0})
+
+
+def test_the_categories_of_a_month_add_up_to_its_net_revenue(demo_db):
+    period = parse_month("2026-10")
+    table = sales.revenue_by_category(demo_db, period)
+    figures = sales.period_figures(demo_db, period.start, period.end)
+    assert table["revenue"].sum() == pytest.approx(figures["revenue"])
+
+
+def test_lost_customers_agree_between_the_flows_and_the_months_figures(demo_db):
+    flows = sales.monthly_customer_flows(demo_db, dt.date(2026, 10, 31)).set_index("month")
+    for month in ("2026-08", "2026-09", "2026-10"):
+        period = parse_month(month)
+        figures = sales.period_figures(demo_db, period.start, period.end)
+        assert figures["lost_customers"] == flows.loc[month, "lost"]

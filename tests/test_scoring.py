@@ -62,7 +62,7 @@ def book():
 # -- loyalty -----------------------------------------------------------------------------------
 
 def test_seeds_loyalty_per_customer_and_overall(book):
-    table = sc.loyalty_table(customer_features(book, AS_OF)).set_index("customer_id")
+    table = sc.loyalty_table(book, AS_OF).set_index("customer_id")
     assert table["purchases"].tolist() == [1, 2, 4]  # the refunded order is not a purchase
     assert table["repeat_purchases"].tolist() == [0, 1, 3]
     assert table["loyalty"].tolist() == pytest.approx([0.0, 0.5, 0.75])
@@ -72,6 +72,19 @@ def test_seeds_loyalty_per_customer_and_overall(book):
     assert overview["Buyers who ever bought again"] == pytest.approx(100 * 2 / 3)
     # first purchases at least 365 days ago: A (never came back) and B (came back after 20 days)
     assert overview["Bought again within 365 days"] == pytest.approx(50.0)
+
+
+def test_a_second_order_the_same_day_is_not_a_repeat_purchase(book):
+    """facts.repeat_day_sql: A second order on A's first day is a split checkout, not a return
+    (before, scoring counted it as bought again within 365 days, cohorts did not)."""
+    book.table("orders").insert({"order_id": "same", "customer_id": "A", "order_date": _day(500), "amount": 5.0,
+                                 "status": "paid"})
+    table = sc.loyalty_table(book, AS_OF).set_index("customer_id")
+    assert table.loc["A", ["purchases", "repeat_purchases"]].tolist() == [2, 0]
+    overview = sc.loyalty_overview(book, AS_OF).set_index("measure")["value_pct"]
+    assert overview["Buyers who ever bought again"] == pytest.approx(100 * 2 / 3)
+    assert overview["Bought again within 365 days"] == pytest.approx(50.0)
+    assert overview["Repeat purchase share, whole record (seeds)"] == pytest.approx(100 * 4 / 8)
 
 
 def test_loyalty_of_an_empty_store_is_not_a_number():

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from crm_helpers.store import config
+from crm_helpers.store.facts import next_day, on_or_before_sql
 from crm_helpers.store.periods import Period, latest_complete_month, month_start, parse_month
 from crm_helpers.store.connection import StoreError, explain_error, open_db, schema_version, table_counts
 
@@ -247,8 +248,8 @@ def _resolve_month(db, month: str | None) -> Period:
 
 def _check_has_data(db, period: Period) -> None:
     n = db.execute(
-        "SELECT count(*) FROM orders WHERE order_date BETWEEN ? AND ?",
-        [period.start.isoformat(), period.end.isoformat()],
+        f"SELECT count(*) FROM orders WHERE order_date >= :start AND {on_or_before_sql('order_date')}",
+        {"start": period.start.isoformat(), "end_next": next_day(period.end)},
     ).fetchone()[0]
     if n == 0:
         first, last = db.execute("SELECT min(order_date), max(order_date) FROM orders").fetchone()

@@ -42,13 +42,12 @@ from crm_helpers.store.schema import (
 )
 from crm_helpers.analyses.service import backlog
 from crm_helpers.store.connection import StoreError, open_db
+from crm_helpers.store.facts import deal_overdue, next_day, ticket_open_sql
 from crm_helpers.store.undo import EntryRecord, RowChange, UndoError, differs, read_row, undo_entry
 from crm_helpers.store.validation import ValidationError, clean_value, is_blank
 
 SHOWN_ROWS = 15
 """Rows per list of the Today panel (the pages stay short)."""
-STALE_DAYS = 30
-"""An open deal with no activity for more than this many days is listed as gone quiet."""
 ANNIVERSARY_DAYS = 7
 """First-purchase anniversaries in the next this many days (today included) are listed."""
 SEARCH_LIMIT = 20
@@ -454,8 +453,9 @@ class TicketForm(_Form):
 
     def refresh(self) -> None:
         rows = self.desk.db.execute(
-            "SELECT ticket_id, category, opened_at, first_response_at FROM tickets WHERE customer_id = ? "
-            "AND status <> 'closed' ORDER BY opened_at", [self.desk.customer_id]).fetchall()
+            "SELECT ticket_id, category, opened_at, first_response_at FROM tickets WHERE customer_id = :customer "
+            f"AND {ticket_open_sql()} ORDER BY opened_at",  # open now: the forms write on today's real date
+            {"customer": self.desk.customer_id, "cutoff": next_day(dt.date.today())}).fetchall()
         _set_options(self.fields["ticket_id"], [
             (f"{_text(cat) or 'ticket'} opened {opened[:16]}" + (", answered" if answered else ", not answered yet"), tid)
             for tid, cat, opened, answered in rows])
@@ -566,8 +566,9 @@ def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.Da
 
 def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = None) -> list[TodayItem]:
     """What to do today: the follow-up queue (``queue``, default :func:`follow_up`), open tickets by
-    age (oldest first), open deals gone quiet for more than :data:`STALE_DAYS` days or past their
-    expected close, and first-purchase anniversaries in the next :data:`ANNIVERSARY_DAYS` days.
+    age (oldest first), open deals gone quiet (:func:`crm_helpers.store.facts.deal_stale`, more than
+    :data:`~crm_helpers.store.facts.STALE_DAYS` days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`),
+    and first-purchase anniversaries in the next :data:`ANNIVERSARY_DAYS` days.
     People contacted on or since ``as_of`` (an interaction logged) and erased people are left out; at most
     :data:`SHOWN_ROWS` per kind."""
     queue = follow_up(db, as_of) if queue is None else queue
@@ -577,10 +578,10 @@ def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = No
                         + ("" if r.answered else ", not answered yet"), "ticket")
               for r in tickets.sort_values("age_days", ascending=False).itertuples()]
     opps = opportunities_as_of(db, as_of)
-    quiet = stale_opportunities(opps, STALE_DAYS)
+    quiet = stale_opportunities(opps)
     items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' quiet for {r.days_since_activity} days",
                         "deal") for r in quiet.itertuples()]
-    overdue = opps[(opps["status_at"] == "open") & (opps["expected_close"] < pd.Timestamp(as_of))
+    overdue = opps[deal_overdue(opps["status_at"], opps["expected_close"], as_of)
                    & ~opps["opportunity_id"].isin(quiet["opportunity_id"])]
     items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' was expected to close on "
                         f"{r.expected_close:%Y-%m-%d}", "deal") for r in overdue.itertuples()]

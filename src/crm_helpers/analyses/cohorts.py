@@ -17,7 +17,16 @@ from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df
-from crm_helpers.store.facts import month_index_sql, month_label, net_revenue_sql, paid
+from crm_helpers.store.facts import (
+    REPEAT_WINDOW_DAYS,
+    buyer_repeats,
+    month_index_sql,
+    month_label,
+    net_revenue_sql,
+    next_day,
+    on_or_before_sql,
+    paid,
+)
 
 _COHORT_COLUMNS = ["cohort", "months_since", "cohort_size", "customers", "retention", "revenue", "revenue_per_customer"]
 
@@ -43,8 +52,8 @@ def cohort_table(db: Database, as_of: dt.date, *, last_cohorts: int | None = Non
     orders = query_df(
         db,
         f"SELECT customer_id, {net_revenue_sql()} AS amount, {month_index_sql()} AS m FROM orders "
-        f"WHERE {paid()} AND order_date <= :as_of",
-        {"as_of": as_of.isoformat()},
+        f"WHERE {paid()} AND {on_or_before_sql('order_date')}",
+        {"end_next": next_day(as_of)},
     )
     if orders.empty:
         return pd.DataFrame(columns=_COHORT_COLUMNS)
@@ -101,50 +110,36 @@ def retention_curve(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
     return grouped.drop(columns="buyers").reset_index()
 
 
-def repeat_rate_by_channel(db: Database, as_of: dt.date, *, window_days: int = 180) -> pd.DataFrame:
+def repeat_rate_by_channel(db: Database, as_of: dt.date, *, window_days: int = REPEAT_WINDOW_DAYS) -> pd.DataFrame:
     """Repeat-purchase rate by acquisition channel, two ways.
 
-    A *repeat purchase* is a paid order on a later day than the customer's first paid order.
+    A *repeat purchase* is a paid order on a later calendar day than the customer's first paid
+    order (:func:`crm_helpers.store.facts.buyer_repeats`; a second order the same day is not one).
 
     - ``repeat_rate_ever`` (naive): share of the channel's buyers with any repeat purchase up to
       ``as_of``. Customers acquired recently have had less time to come back, so a channel that
       grew lately looks worse than it is.
     - ``repeat_rate_window`` (sound): among buyers whose first purchase is at least
-      ``window_days`` before ``as_of`` (``mature``), the share who bought again within
-      ``window_days`` days of their first purchase: every customer gets the same time.
+      ``window_days`` (:data:`~crm_helpers.store.facts.REPEAT_WINDOW_DAYS`) before ``as_of``
+      (``mature``), the share who bought again within ``window_days`` days of their first
+      purchase: every customer gets the same time.
 
     Columns: ``acquisition_channel`` (``"not recorded"`` when blank), ``customers``,
     ``repeaters``, ``repeat_rate_ever``, ``mature``, ``repeaters_window``, ``repeat_rate_window``
     (shares 0-1, NaN when the denominator is 0); sorted by ``repeat_rate_window``, best first.
     """
-    if window_days < 1:
-        raise ValueError(f"window_days must be at least 1, not {window_days}")
-    sql = f"""
-        WITH p AS (
-            SELECT customer_id, order_date FROM orders WHERE {paid()} AND order_date <= :as_of
-        ), f AS (
-            SELECT customer_id, min(order_date) AS first_date FROM p GROUP BY customer_id
-        ), s AS (
-            SELECT p.customer_id, min(p.order_date) AS second_date
-            FROM p JOIN f USING (customer_id) WHERE p.order_date > f.first_date GROUP BY p.customer_id
-        )
-        SELECT coalesce(nullif(c.acquisition_channel, ''), 'not recorded') AS acquisition_channel,
-               count(*) AS customers,
-               count(s.second_date) AS repeaters,
-               sum(f.first_date <= date(:as_of, :back)) AS mature,
-               sum(f.first_date <= date(:as_of, :back)
-                   AND s.second_date <= date(f.first_date, :ahead)) AS repeaters_window
-        FROM f JOIN customers c USING (customer_id) LEFT JOIN s USING (customer_id)
-        GROUP BY 1
-    """
-    params = {"as_of": as_of.isoformat(), "back": f"-{window_days} days", "ahead": f"+{window_days} days"}
-    table = query_df(db, sql, params)
+    buyers = buyer_repeats(db, as_of, window_days=window_days)
     columns = ["acquisition_channel", "customers", "repeaters", "repeat_rate_ever", "mature", "repeaters_window",
                "repeat_rate_window"]
-    if table.empty:
+    if buyers.empty:
         return pd.DataFrame(columns=columns)
-    table = table.fillna({"mature": 0, "repeaters_window": 0})
-    table[["mature", "repeaters_window"]] = table[["mature", "repeaters_window"]].astype(int)
+    channels = query_df(db, "SELECT customer_id, coalesce(nullif(acquisition_channel, ''), 'not recorded') "
+                            "AS acquisition_channel FROM customers")
+    buyers = buyers.merge(channels, on="customer_id", how="inner")
+    table = buyers.assign(repeater=buyers["repeat_day"].notna()).groupby("acquisition_channel").agg(
+        customers=("customer_id", "size"), repeaters=("repeater", "sum"), mature=("mature", "sum"),
+        repeaters_window=("bought_again", "sum")).reset_index()
+    table[["repeaters", "mature", "repeaters_window"]] = table[["repeaters", "mature", "repeaters_window"]].astype(int)
     table["repeat_rate_ever"] = table["repeaters"] / table["customers"]
     table["repeat_rate_window"] = table["repeaters_window"] / table["mature"].replace(0, np.nan)
     table = table.sort_values(["repeat_rate_window", "customers"], ascending=False, na_position="last")

@@ -25,7 +25,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df
-from crm_helpers.store.facts import next_day, ticket_open_sql
+from crm_helpers.store.facts import STALE_DAYS, deal_stale, next_day, ticket_open_sql
 from crm_helpers.analyses.features import as_date
 from crm_helpers.store.values import Headline
 from crm_helpers.store.safe_csv import write_safe_csv
@@ -152,7 +152,7 @@ def follow_up_queue(
     risk_threshold: float = 0.5,
     no_contact_days: int = 60,
     lookback_days: int = 90,
-    stale_days: int = 30,
+    stale_days: int = STALE_DAYS,
 ) -> FollowUpQueue:
     """The ``top_n`` people to contact this week, each with its reasons in words (see :class:`FollowUpQueue`).
 
@@ -161,7 +161,7 @@ def follow_up_queue(
     a valuable customer (value score ≥ ``valuable_score``) whose churn risk is at least
     ``risk_threshold`` and rose by ``rising_by`` or more since the previous scoring; a valuable
     customer not contacted for more than ``no_contact_days`` (or never); an open deal idle for
-    more than ``stale_days``. Priority = the sum of :data:`REASON_WEIGHTS` of the reasons plus the
+    more than ``stale_days`` (:func:`crm_helpers.store.facts.deal_stale`). Priority = the sum of :data:`REASON_WEIGHTS` of the reasons plus the
     larger of value score / 100 and the size of the person's largest idle deal as a percentile of
     the idle deals (0–1), explained in plain words by :data:`PRIORITY_MEANING`; ties go by
     customer_id. ``scored`` is :func:`crm_helpers.analyses.scoring.score_customers`, ``pipeline`` is
@@ -191,7 +191,7 @@ def follow_up_queue(
     silent = valuable & (s["days_since_contact"].isna() | (s["days_since_contact"] > no_contact_days))
     add(silent, "no_contact", s["days_since_contact"].map(
         lambda d: "valuable, never contacted" if pd.isna(d) else f"valuable, no contact for {int(d)} days"))
-    stale = pipeline.loc[pipeline["days_since_activity"] > stale_days]
+    stale = pipeline.loc[deal_stale(pipeline["days_since_activity"], stale_days)]
     if len(stale):
         amount = stale["amount"].astype("float64").fillna(0).map(lambda v: f"{v:,.0f}")
         chance = stale["win_probability"].map(lambda p: "" if pd.isna(p) else f", {100 * p:.0f}% win chance")

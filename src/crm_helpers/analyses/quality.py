@@ -13,7 +13,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df, store_currency
-from crm_helpers.store.facts import paid
+from crm_helpers.store.facts import next_day, on_or_before_sql, paid, ticket_open_sql
 from crm_helpers.store.values import Attention
 
 DATE_COLUMNS = {
@@ -42,6 +42,9 @@ def table_overview(db: Database) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+_NOW = "'9999'"
+"""The cutoff of "open now" in :data:`CHECKS`: after every stored time, so open means not closed yet."""
+
 CHECKS: dict[str, tuple[str, str]] = {
     "customers without e-mail": (
         "SELECT count(*) FROM customers WHERE email IS NULL OR email = ''",
@@ -69,7 +72,7 @@ CHECKS: dict[str, tuple[str, str]] = {
         "Prospects and leads; they appear in the pipeline, not in RFM.",
     ),
     "open tickets": (
-        "SELECT count(*) FROM tickets WHERE status <> 'closed'",
+        f"SELECT count(*) FROM tickets WHERE {ticket_open_sql(_NOW)}",
         "See the satisfaction review for their age.",
     ),
 }
@@ -128,15 +131,15 @@ def _silence(db: Database, name: str, table: str, days_sql: str, as_of: dt.date,
     The rows of the year before the newest one are taken as a Poisson process of rate λ a day; a
     silence of g days then happens by chance with probability exp(−λg).
     """
-    newest = db.execute(f"SELECT max(substr(day, 1, 10)) FROM ({days_sql}) WHERE day <= ?",
-                        [as_of.isoformat() + "T99"]).fetchone()[0]
+    newest = db.execute(f"SELECT max(substr(day, 1, 10)) FROM ({days_sql}) WHERE {on_or_before_sql('day')}",
+                        {"end_next": next_day(as_of)}).fetchone()[0]
     if not newest:
         return None
     last = dt.date.fromisoformat(newest)
     silence = (as_of - last).days
     since = (last - dt.timedelta(days=BASELINE_DAYS)).isoformat()
-    count = db.execute(f"SELECT count(*) FROM ({days_sql}) WHERE day > ? AND day <= ?",
-                       [since, newest + "T99"]).fetchone()[0]
+    count = db.execute(f"SELECT count(*) FROM ({days_sql}) WHERE day >= :since_next AND {on_or_before_sql('day')}",
+                       {"since_next": next_day(since), "end_next": next_day(newest)}).fetchone()[0]
     rate = count / BASELINE_DAYS
     chance = math.exp(-rate * silence)
     if silence < 7 or chance >= GAP_CHANCE:
@@ -154,8 +157,8 @@ def _thin_months(db: Database, as_of: dt.date, months: int = 24, neighbours: int
     from scipy import stats  # imported here: page 01 otherwise pays for scipy at start-up
 
     frame = query_df(db, "SELECT substr(order_date, 1, 7) AS month, count(*) AS orders, avg(amount) AS amount "
-                         f"FROM orders WHERE {paid()} AND order_date <= ? GROUP BY month ORDER BY month",
-                     [as_of.isoformat() + "T99"])
+                         f"FROM orders WHERE {paid()} AND {on_or_before_sql('order_date')} GROUP BY month ORDER BY month",
+                     {"end_next": next_day(as_of)})
     if len(frame) < 3:
         return []
     frame = frame.set_index("month").reindex(pd.period_range(frame["month"].iloc[0], as_of.strftime("%Y-%m"),

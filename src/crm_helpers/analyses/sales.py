@@ -14,7 +14,8 @@ Conventions used throughout:
   Likewise the stage at which a lost deal was lost is not recorded, so the funnel counts lost
   deals at ``lead`` only.
 
-Customer flows (month granularity, paid orders only; ``L`` = ``lapse_months``, default 6):
+Customer flows (month granularity, paid orders only; ``L`` = ``lapse_months``, default
+:data:`~crm_helpers.store.facts.LOST_AFTER_MONTHS`):
 
 - a customer is **in the customer base** at the end of month *m* if they bought in one of the
   ``L`` months ending with *m*;
@@ -24,7 +25,8 @@ Customer flows (month granularity, paid orders only; ``L`` = ``lapse_months``, d
 - **reactivated** in *m*: bought in *m*, had bought before, but not in the ``L`` months before *m*
   (they had lapsed and came back);
 - **lost** in *m*: in the base at the end of *m - 1* but not at the end of *m*, i.e. their last
-  paid order is exactly ``L`` months before *m* (in month *m - L*) and they have not bought since.
+  paid order is exactly ``L`` months before *m* (in month *m - L*) and they have not bought since
+  (:func:`~crm_helpers.store.facts.lost_sql`, the one definition).
 
 So ``base(m) = base(m - 1) + new + reactivated - lost`` and every buyer of *m* is exactly one of
 new, returning or reactivated.
@@ -44,13 +46,22 @@ from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.values import Attention, Headline
 from crm_helpers.store.facts import (
     DEAL_OUTCOMES,
+    LOST_AFTER_MONTHS,
+    STALE_DAYS,
+    category_revenue_sql,
+    deal_overdue,
+    deal_stale,
     deal_status_at,
     iso,
+    lost_month_sql,
+    lost_sql,
     loyalty,
     month_index,
     month_index_sql,
     month_label,
     net_revenue_sql,
+    next_day,
+    on_or_before_sql,
     paid,
     repeat_rate,
 )
@@ -123,8 +134,9 @@ def opportunities_as_of(db: Database, as_of: dt.date) -> pd.DataFrame:
     """
     opps = query_df(
         db,
-        f"SELECT {_OPPORTUNITY_COLUMNS} FROM opportunities WHERE opened_at <= ? ORDER BY opened_at, opportunity_id",
-        [iso(as_of)],
+        f"SELECT {_OPPORTUNITY_COLUMNS} FROM opportunities WHERE {on_or_before_sql('opened_at')} "
+        "ORDER BY opened_at, opportunity_id",
+        {"end_next": next_day(as_of)},
         parse_dates=["opened_at", "expected_close", "closed_at", "last_activity_at"],
     )
     opps["amount"] = pd.to_numeric(opps["amount"], errors="coerce").astype(float)
@@ -263,18 +275,17 @@ def sales_cycle(opps: pd.DataFrame, *, start: dt.date | None = None, end: dt.dat
     return pd.DataFrame(rows)
 
 
-def stale_opportunities(opps: pd.DataFrame, stale_days: int = 30) -> pd.DataFrame:
+def stale_opportunities(opps: pd.DataFrame, stale_days: int = STALE_DAYS) -> pd.DataFrame:
     """Open deals with no activity in the last ``stale_days`` days, longest silence first.
 
     Input: the frame of :func:`opportunities_as_of`. "No activity" uses ``last_activity_at`` (or
-    ``opened_at`` when blank): a deal is stale when ``days_since_activity > stale_days``. Deals
+    ``opened_at`` when blank): a deal is stale as :func:`crm_helpers.store.facts.deal_stale` says
+    (``days_since_activity > stale_days``, default :data:`~crm_helpers.store.facts.STALE_DAYS`). Deals
     whose last recorded activity is after ``as_of`` are not listed (their silence then is unknown).
     Columns: ``opportunity_id, customer_id, title, source, stage_at, amount, weighted_amount,
     opened_at, last_activity_at, days_since_activity, expected_close``.
     """
-    if stale_days < 0:
-        raise ValueError(f"stale_days must be 0 or more, not {stale_days}")
-    stale = opps[(opps["status_at"] == "open") & (opps["days_since_activity"] > stale_days)]
+    stale = opps[(opps["status_at"] == "open") & deal_stale(opps["days_since_activity"], stale_days)]
     cols = ["opportunity_id", "customer_id", "title", "source", "stage_at", "amount", "weighted_amount",
             "opened_at", "last_activity_at", "days_since_activity", "expected_close"]
     out = stale.sort_values(["days_since_activity", "amount"], ascending=[False, False])[cols]
@@ -311,14 +322,14 @@ def weighted_pipeline_by_month(opps: pd.DataFrame, as_of: dt.date) -> pd.DataFra
     """The weighted pipeline forecast per month of expected close, for deals open at ``as_of``.
 
     Columns: ``expected_close_month`` (``YYYY-MM``, ``"overdue"`` for deals whose expected close
-    date is on or before ``as_of``, ``"no date"`` when blank), ``deals, amount`` (gross),
+    date is before ``as_of``, :func:`crm_helpers.store.facts.deal_overdue`; ``"no date"`` when blank), ``deals, amount`` (gross),
     ``weighted_amount`` (amount × win probability: what the pipeline is expected to bring in),
     ``cumulative_weighted``. Order: overdue, then months, then no date. Deals whose stage is not
     recorded are counted but add nothing to the weighted amount.
     """
     open_deals = opps[opps["status_at"] == "open"]
     label = open_deals["expected_close"].dt.strftime("%Y-%m")
-    label = label.where(open_deals["expected_close"] > pd.Timestamp(as_of), "overdue")
+    label = label.where(~deal_overdue(open_deals["status_at"], open_deals["expected_close"], as_of), "overdue")
     label = label.where(open_deals["expected_close"].notna(), "no date")
     table = open_deals.assign(expected_close_month=label).groupby("expected_close_month").agg(
         deals=("opportunity_id", "size"), amount=("amount", "sum"), weighted_amount=("weighted_amount", "sum")
@@ -361,34 +372,38 @@ def pipeline_attention(by_month: pd.DataFrame, currency: str) -> list[Attention]
 def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
     """Net revenue per product category in ``period`` beside the previous month.
 
-    Columns: category ("no category" when the product has none), revenue, previous (the previous
-    calendar month), share_pct (of the period's item revenue). Revenue is the order lines'
-    quantity × unit price of paid orders (what was paid per product); biggest first.
+    Columns: category ("no category" when the product has none, and for orders without lines),
+    revenue, previous (the previous calendar month), share_pct (of the period's net revenue).
+    Revenue is net revenue as everywhere (refunds taken off, other currencies converted, paid
+    orders only), each order's split over its lines by quantity × unit price
+    (:func:`crm_helpers.store.facts.category_revenue_sql`): the categories of a month add up to
+    the month's net revenue. Biggest first.
     """
     sql = f"""
-        SELECT coalesce(nullif(p.category, ''), 'no category') AS category,
-               sum(CASE WHEN o.order_date >= :start THEN i.quantity * i.unit_price ELSE 0 END) AS revenue,
-               sum(CASE WHEN o.order_date < :start THEN i.quantity * i.unit_price ELSE 0 END) AS previous
-        FROM order_items i JOIN orders o USING (order_id) LEFT JOIN products p USING (product_id)
-        WHERE {paid('o')} AND o.order_date >= :prev_start AND o.order_date <= :end
+        SELECT r.category,
+               coalesce(sum(CASE WHEN o.order_date >= :start THEN r.revenue END), 0) AS revenue,
+               coalesce(sum(CASE WHEN o.order_date < :start THEN r.revenue END), 0) AS previous
+        FROM ({category_revenue_sql("c")} AND c.order_date >= :prev_start AND {on_or_before_sql("c.order_date")}) r
+        JOIN orders o USING (order_id)
         GROUP BY 1
     """
     prev = period.previous_month()
     frame = query_df(db, sql, {"start": iso(period.start), "prev_start": iso(prev.start),
-                               "end": iso(period.end) + "T99"})
+                               "end_next": next_day(period.end)})
     total = float(frame["revenue"].sum()) if len(frame) else 0.0
     frame["share_pct"] = 100 * frame["revenue"] / total if total else 0.0
     return frame.sort_values(["revenue", "category"], ascending=[False, True]).reset_index(drop=True)
 
 
 def category_headline_figures(table: pd.DataFrame, currency: str) -> list[Headline]:
-    """Each category's revenue of :func:`revenue_by_category` beside the previous month's, as
+    """Each category's net revenue of :func:`revenue_by_category` beside the previous month's, as
     ``revenue_category_<name>`` headlines in ``currency`` (no noise estimate: shown uncoloured)."""
     figures = []
     for row in table.itertuples():
         key = "revenue_category_" + "".join(ch if ch.isalnum() else "_" for ch in row.category.lower())
         figures.append(Headline(key, _plain(row.revenue), f"Revenue from {row.category}", unit=currency,
-                                note=f"{row.share_pct:.0f} % of the month's revenue per product", good="up",
+                                note=f"net revenue, {row.share_pct:.0f} % of the month's: each order split over its lines",
+                                good="up",
                                 previous=_plain(row.previous)))
     return figures
 
@@ -397,7 +412,7 @@ def category_headline_figures(table: pd.DataFrame, currency: str) -> list[Headli
 
 
 
-def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 6) -> pd.DataFrame:
+def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = LOST_AFTER_MONTHS) -> pd.DataFrame:
     """New, returning, reactivated and lost customers per month, up to ``as_of``'s month.
 
     Definitions in the module docstring (paid orders only, ``L = lapse_months``). Aggregated in
@@ -412,7 +427,7 @@ def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 
     sql = f"""
         WITH cm AS (
             SELECT DISTINCT customer_id, {month_index_sql()} AS m FROM orders
-            WHERE {paid()} AND order_date <= :as_of
+            WHERE {paid()} AND {on_or_before_sql("order_date")}
         ), seq AS (
             SELECT m, lag(m) OVER w AS prev_m, lead(m) OVER w AS next_m
             FROM cm WINDOW w AS (PARTITION BY customer_id ORDER BY m)
@@ -423,15 +438,15 @@ def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 
                    sum(m - prev_m > :lapse) AS reactivated
             FROM seq GROUP BY m
         ), lost AS (
-            SELECT m + :lapse AS m, count(*) AS lost FROM seq
-            WHERE next_m IS NULL OR next_m > m + :lapse GROUP BY m + :lapse
+            SELECT {lost_month_sql("m")} AS m, count(*) AS lost FROM seq
+            WHERE {lost_sql("m", "next_m")} GROUP BY 1
         )
         SELECT b.m, b.active, b."new", b."returning", b.reactivated, coalesce(l.lost, 0) AS lost
         FROM bought b LEFT JOIN lost l USING (m)
         UNION ALL
         SELECT l.m, 0, 0, 0, 0, l.lost FROM lost l WHERE l.m NOT IN (SELECT m FROM bought)
     """
-    counts = query_df(db, sql, {"as_of": iso(as_of), "lapse": lapse_months})
+    counts = query_df(db, sql, {"end_next": next_day(as_of), "lapse": lapse_months})
     columns = ["month", "active", "new", "returning", "reactivated", "lost", "customer_base"]
     if counts.empty:
         return pd.DataFrame(columns=columns)
@@ -443,20 +458,21 @@ def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 
     return table.rename_axis("month").reset_index()[columns]
 
 
-def period_figures(db: Database, start: dt.date, end: dt.date, *, lapse_months: int = 6) -> dict[str, float]:
+def period_figures(db: Database, start: dt.date, end: dt.date, *,
+                   lapse_months: int = LOST_AFTER_MONTHS) -> dict[str, float]:
     """The sales figures of one period [start, end] (inclusive), from SQL aggregates.
 
     Keys: ``revenue`` (net revenue: sum of paid orders' amounts), ``paid_orders``,
     ``active_customers`` (customers with a paid order in the period), ``new_customers``,
     ``returning_customers``, ``reactivated_customers``, ``lost_customers`` (flows as in the module
-    docstring, with months counted from ``start``'s and ``end``'s months), ``repeat_rate``
+    docstring, with months counted from ``start``'s and ``end``'s months; lost as
+    :func:`~crm_helpers.store.facts.lost_sql` says, for periods of at most ``L`` months), ``repeat_rate``
     (percent of active customers who had bought before the period: returning + reactivated),
     ``repeat_purchase_share`` (the seeds' "customer loyalty" = repeat purchases / all purchases,
     in percent: paid orders of the period that are not a customer's first order). Rates are NaN
     when there is nothing to divide by.
     """
     lapse_start = _shift_months(start, -lapse_months)
-    recent_start = _shift_months(end, -(lapse_months - 1))
     # NOT INDEXED: one scan of the orders and a sort beat a probe of the customer index per order
     # (scale store, 1.25M orders: 2.5 s against 4.1 s of CPU for the period's figures)
     sql = f"""
@@ -464,23 +480,26 @@ def period_figures(db: Database, start: dt.date, end: dt.date, *, lapse_months: 
             SELECT customer_id,
                    min(order_date) AS first_date,
                    max(CASE WHEN order_date < :start THEN order_date END) AS prev_date,
-                   max(order_date >= :start) AS bought,
-                   max(order_date >= :recent) AS recent
-            FROM orders NOT INDEXED WHERE {paid()} AND order_date <= :end GROUP BY customer_id
+                   max(CASE WHEN order_date < :start THEN {month_index_sql()} END) AS prev_m,
+                   min(CASE WHEN order_date >= :start THEN {month_index_sql()} END) AS next_m,
+                   max(order_date >= :start) AS bought
+            FROM orders NOT INDEXED WHERE {paid()} AND {on_or_before_sql("order_date")} GROUP BY customer_id
         )
         SELECT coalesce(sum(bought), 0),
                coalesce(sum(bought AND first_date >= :start), 0),
                coalesce(sum(bought AND prev_date >= :lapse_start), 0),
                coalesce(sum(bought AND prev_date < :lapse_start), 0),
-               coalesce(sum(prev_date >= :lapse_start AND NOT recent), 0)
+               coalesce(sum({lost_month_sql("prev_m")} >= :start_m AND {lost_month_sql("prev_m")} <= :end_m
+                           AND {lost_sql("prev_m", "next_m")}), 0)
         FROM c
     """
-    params = {"start": iso(start), "end": iso(end), "lapse_start": iso(lapse_start), "recent": iso(recent_start)}
+    params = {"start": iso(start), "end_next": next_day(end), "lapse_start": iso(lapse_start),
+              "start_m": month_index(start), "end_m": month_index(end), "lapse": lapse_months}
     active, new, returning, reactivated, lost = db.execute(sql, params).fetchone()
     revenue, paid_orders = db.execute(
         f"SELECT coalesce(sum({net_revenue_sql()}), 0), count(*) FROM orders WHERE {paid()} "
-        "AND order_date BETWEEN ? AND ?",
-        [iso(start), iso(end)],
+        f"AND order_date >= :start AND {on_or_before_sql('order_date')}",
+        {"start": iso(start), "end_next": next_day(end)},
     ).fetchone()
     return {
         "revenue": float(revenue),
@@ -509,8 +528,9 @@ def uncertainty(db: Database, start: dt.date, end: dt.date, *,
 
     net = net_revenue_sql()
     squares = db.execute(
-        f"SELECT coalesce(sum({net} * {net}), 0) FROM orders WHERE {paid()} AND order_date BETWEEN ? AND ?",
-        [iso(start), iso(end)],
+        f"SELECT coalesce(sum({net} * {net}), 0) FROM orders WHERE {paid()} AND order_date >= :start "
+        f"AND {on_or_before_sql('order_date')}",
+        {"start": iso(start), "end_next": next_day(end)},
     ).fetchone()[0]
 
     def count(n: float) -> tuple[float, float, float]:
@@ -532,7 +552,7 @@ def uncertainty(db: Database, start: dt.date, end: dt.date, *,
     return result
 
 
-def headline_table(db: Database, period: Period, *, lapse_months: int = 6) -> pd.DataFrame:
+def headline_table(db: Database, period: Period, *, lapse_months: int = LOST_AFTER_MONTHS) -> pd.DataFrame:
     """The period's headline sales figures beside the previous calendar month's.
 
     Columns: ``key, label, value, previous, change, unit, note, good, se, low, high, se_previous,

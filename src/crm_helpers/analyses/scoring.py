@@ -31,8 +31,14 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.queries import query_df
-from crm_helpers.store.facts import LOYALTY_MEANING, REPEAT_RATE_MEANING, loyalty, paid, repeat_rate
+from crm_helpers.store.facts import (
+    LOYALTY_MEANING,
+    REPEAT_RATE_MEANING,
+    REPEAT_WINDOW_DAYS,
+    buyer_repeats,
+    loyalty,
+    repeat_rate,
+)
 from crm_helpers.analyses.features import as_date, customer_features, paid_orders_between
 from crm_helpers.analyses.satisfaction import DETRACTOR_MAX
 from crm_helpers.analyses.segmentation import empty_axes, get_axes
@@ -45,45 +51,25 @@ if TYPE_CHECKING:
 # -- loyalty ---------------------------------------------------------------------------------
 
 
-def loyalty_table(features: pd.DataFrame) -> pd.DataFrame:
-    """The seeds' loyalty per buyer: repeat purchases / all purchases.
+def loyalty_table(db: Database, as_of: dt.date | str) -> pd.DataFrame:
+    """The seeds' loyalty per buyer: repeat purchases / all purchases, up to the end of ``as_of``.
 
-    Input: :func:`customer_features`. Output: customer_id, purchases (paid orders),
-    repeat_purchases (paid orders after the first), loyalty (0 to 1; 0 for a one-time buyer).
-    Per customer this equals ``1 - 1/purchases``: it says no more than the number of orders.
+    Output: customer_id, purchases (paid orders), repeat_purchases (paid orders on a later day than
+    the first, :func:`crm_helpers.store.facts.repeat_day_sql`), loyalty (0 to 1; 0 for a one-time
+    buyer). Per customer this is ``1 - first-day orders/purchases``: it says little more than the
+    number of orders.
     """
-    buyers = features.loc[features["frequency"] > 0, ["customer_id", "frequency"]]
-    purchases = buyers["frequency"].astype("int64")
+    buyers = buyer_repeats(db, as_date(as_of))
     return pd.DataFrame({
         "customer_id": buyers["customer_id"].to_numpy(),
-        "purchases": purchases.to_numpy(),
-        "repeat_purchases": (purchases - 1).to_numpy(),
-        "loyalty": ((purchases - 1) / purchases).to_numpy(dtype="float64"),
+        "purchases": buyers["purchases"].to_numpy(),
+        "repeat_purchases": buyers["repeat_purchases"].to_numpy(),
+        "loyalty": (buyers["repeat_purchases"] / buyers["purchases"]).to_numpy(dtype="float64"),
     })
 
 
-def second_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
-    """Per buyer: first paid order date and days from it to the second paid order (empty if none yet).
-
-    Columns: customer_id, first_order (datetime64), days_to_second (float, days). Computed in
-    SQLite with a window function over paid orders up to ``as_of``.
-    """
-    frame = query_df(
-        db,
-        "SELECT customer_id, MIN(order_date) AS first_order, "
-        "MAX(CASE WHEN rn = 2 THEN order_date END) AS second_order FROM ("
-        "  SELECT customer_id, order_date, ROW_NUMBER() OVER (PARTITION BY customer_id "
-        f"  ORDER BY order_date, order_id) AS rn FROM orders WHERE {paid()} AND order_date <= ?"
-        ") WHERE rn <= 2 GROUP BY customer_id ORDER BY customer_id",
-        [as_date(as_of).isoformat()],
-        parse_dates=["first_order", "second_order"],
-    )
-    frame["days_to_second"] = (frame["second_order"] - frame["first_order"]).dt.days.astype("float64")
-    return frame[["customer_id", "first_order", "days_to_second"]]
-
-
 def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.date | str | None = None,
-                     window_days: int = 365) -> pd.DataFrame:
+                     window_days: int = REPEAT_WINDOW_DAYS) -> pd.DataFrame:
     """The seeds' loyalty beside sound repeat measures, one row each: measure, value (%), definition.
 
     With ``period_start``, the month's **Repeat rate** and **Repeat purchase share (customer
@@ -91,14 +77,15 @@ def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.dat
     :func:`crm_helpers.store.facts.loyalty`), as on the index. Then the whole record: the seeds' overall
     ratio (repeat purchases / all purchases), dominated by the heaviest buyers and rising the longer
     the record runs; the average per customer; the share of buyers who ever bought again; and the
-    share who bought again within ``window_days``, which looks only at buyers who have had
-    ``window_days`` since their first purchase, so it compares fairly over time.
+    share who bought again within ``window_days`` (:data:`~crm_helpers.store.facts.REPEAT_WINDOW_DAYS`),
+    which looks only at buyers who have had ``window_days`` since their first purchase, so it
+    compares fairly over time. A repeat purchase is a paid order on a later day than the first
+    (:func:`crm_helpers.store.facts.buyer_repeats`).
     """
     day = as_date(as_of)
-    loyal = loyalty_table(customer_features(db, day))
-    firsts = second_purchase_days(db, day)
-    eligible = firsts.loc[firsts["first_order"] <= pd.Timestamp(day - dt.timedelta(days=window_days))]
-    came_back = eligible["days_to_second"].le(window_days)
+    buyers = buyer_repeats(db, day, window_days=window_days)
+    per_buyer = buyers["repeat_purchases"] / buyers["purchases"]
+    eligible = buyers.loc[buyers["mature"]]
 
     def pct(num: float, den: float) -> float:
         return float(100 * num / den) if den else float("nan")
@@ -114,13 +101,13 @@ def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.dat
         ("Repeat purchase share, whole record (seeds)", 100 * loyalty(db, None, day)["loyalty"],
          "repeat purchases / all purchases, all buyers and all their orders together (重复购买次数 / 总购买次数)"),
         ("Repeat purchase share, average per customer (seeds)",
-         100 * float(loyal["loyalty"].mean()) if len(loyal) else float("nan"),
-         "mean of each buyer's repeat purchases / purchases; for one buyer this is 1 − 1/orders"),
-        ("Buyers who ever bought again", pct((loyal["purchases"] >= 2).sum(), len(loyal)),
-         "share of buyers with a second paid order (grows with the length of the record)"),
-        (f"Bought again within {window_days} days", pct(came_back.sum(), len(eligible)),
+         100 * float(per_buyer.mean()) if len(buyers) else float("nan"),
+         "mean of each buyer's repeat purchases / purchases (orders on later days than the first)"),
+        ("Buyers who ever bought again", pct(buyers["repeat_day"].notna().sum(), len(buyers)),
+         "share of buyers with a paid order on a later day than their first (grows with the length of the record)"),
+        (f"Bought again within {window_days} days", pct(eligible["bought_again"].sum(), len(eligible)),
          f"share of buyers whose first purchase was at least {window_days} days ago who bought again "
-         f"within {window_days} days of it ({len(eligible)} buyers): comparable from month to month"),
+         f"(on a later day) within {window_days} days of it ({len(eligible)} buyers): comparable from month to month"),
     ]
     return pd.DataFrame(rows, columns=["measure", "value_pct", "definition"])
 

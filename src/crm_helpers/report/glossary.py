@@ -11,7 +11,12 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_helpers.store.facts import LOYALTY_MEANING, REPEAT_RATE_MEANING# absolute: this module moves to report/
+from crm_helpers.store.facts import (  # absolute: this module moves to report/
+    LOST_AFTER_MONTHS,
+    LOYALTY_MEANING,
+    REPEAT_RATE_MEANING,
+    REPEAT_WINDOW_DAYS,
+)
 
 GLOSSARY_FILE = "glossary.html"
 
@@ -27,9 +32,9 @@ class Term:
 
 TERMS: tuple[Term, ...] = (
     # customers at risk or gone, from the firmest to the softest signal
-    Term("Lost customers", "Customers whose last paid order was exactly 6 months before this month and who have not "
-         "bought since: they left the customer base this month. A count of this month's departures.",
-         "crm_helpers.analyses.sales.period_figures"),
+    Term("Lost customers", f"Customers whose last paid order was exactly {LOST_AFTER_MONTHS} months before this month "
+         "and who have not bought since: they left the customer base this month. A count of this month's departures.",
+         "crm_helpers.store.facts.lost_sql"),
     Term("Customers probably lost", "Repeat buyers whom the purchase model (BG/NBD) gives less than an even chance of "
          "still being a customer, from how often they used to buy and how long they have been silent.",
          "crm_helpers.analyses.clv.analyse_customers"),
@@ -44,9 +49,10 @@ TERMS: tuple[Term, ...] = (
     # rates
     Term("Repeat rate", REPEAT_RATE_MEANING, "crm_helpers.store.facts.repeat_rate"),
     Term("Repeat purchase share (customer loyalty)", LOYALTY_MEANING, "crm_helpers.store.facts.loyalty"),
-    Term("Bought again within 180 days", "Of the customers acquired at least 180 days ago, the share who bought "
-         "again within 180 days of their first purchase: the fair way to compare channels.",
-         "crm_helpers.analyses.cohorts.repeat_rate_by_channel"),
+    Term(f"Bought again within {REPEAT_WINDOW_DAYS} days", f"Of the customers acquired at least {REPEAT_WINDOW_DAYS} "
+         f"days ago, the share who bought again (on a later day than their first purchase) within {REPEAT_WINDOW_DAYS} "
+         "days of it: the fair way to compare channels and months.",
+         "crm_helpers.store.facts.buyer_repeats"),
     # scores and models
     Term("R, F and M scores", "1 to 5, how recently (R), how often (F) and how much (M) a customer bought compared "
          "with the others; 5 is the best fifth. F 1 means exactly one order.", "crm_helpers.analyses.segmentation.rfm_table"),

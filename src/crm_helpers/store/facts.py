@@ -1,8 +1,10 @@
 """The business facts: one home for each rule the analyses share, with its definition.
 
-Every analysis that needs "a paid order", "net revenue", "an open ticket", "a won deal", "the
-repeat rate", "the seeds' loyalty", "a month index" or "an ISO date" takes it from here, so the
-same word always means the same thing on every page. SQL rules are expressions to paste into a
+Every analysis that needs "a paid order", "net revenue", "net revenue by category", "an open
+ticket", "a won deal", "an overdue deal", "a stale deal", "a lost customer", "a repeat purchase",
+"bought again within a year", "the repeat rate", "the seeds' loyalty", "a month index", "up to the
+end of a day" or "an ISO date" takes it from here, so the same word always means the same thing on
+every page. SQL rules are expressions to paste into a
 query (with the table alias the query uses); pandas rules take and return Series.
 
 This module sits at the bottom of the package, beside :mod:`crm_helpers.store.schema`: it imports
@@ -39,6 +41,17 @@ def next_day(day: dt.date | str) -> str:
     timestamps of that day included."""
     day = dt.date.fromisoformat(day) if isinstance(day, str) else day
     return (day + dt.timedelta(days=1)).isoformat()
+
+
+def on_or_before_sql(column: str, next_day_param: str = ":end_next") -> str:
+    """SQL condition: the date or timestamp ``column`` falls on or before a day, up to its end.
+
+    The one spelling of "up to the end of a day": ``column < next day`` (bind ``next_day_param`` to
+    :func:`next_day` of the day), which keeps a timestamp of that day (``2026-11-30 17:05``) as well as
+    its date. ``column <= day`` would drop the timestamps, and ``BETWEEN`` or ``day + 'T99'`` say the
+    same thing in other words, so they are not used.
+    """
+    return f"{column} < {next_day_param}"
 
 
 def month_index(day: dt.date) -> int:
@@ -112,29 +125,130 @@ def order_margin(orders: pd.DataFrame, margin: float) -> pd.Series:
     return (orders["amount"] - cost).where(cost.notna(), orders["amount"] * margin)
 
 
-LOYALTY_MEANING = ("Of this month's paid orders, the share that are not a customer's first order, in %: the seeds' "
-                   "\"customer loyalty\" (repeat purchases / all purchases).")
+def category_revenue_sql(alias: str = "o") -> str:
+    """SQL query: each paid order's net revenue split over its product categories (net revenue by category).
+
+    Rows ``order_id, category, revenue``: the order's :func:`net_revenue_sql` (refunds taken off,
+    in the store's currency) allocated to its lines in proportion to ``quantity × unit_price``
+    (equally when the lines are worth 0), each line to its product's category (``"no category"``
+    when it has none); an order without lines goes whole to ``"no category"``. So the categories of
+    any set of orders add up to their net revenue. The orders are those of the query's ``WHERE``
+    over ``orders`` aliased ``alias``: append ``AND`` conditions (the paid condition is included).
+    """
+    lines = ("SELECT i.order_id, coalesce(nullif(p.category, ''), 'no category') AS category, "
+             "coalesce(i.quantity * i.unit_price, 0) AS worth "
+             "FROM order_items i LEFT JOIN products p USING (product_id)")
+    share = ("(CASE WHEN t.worth > 0 THEN l.worth / t.worth WHEN t.n > 0 THEN 1.0 / t.n ELSE 1.0 END)")
+    return (f"SELECT {alias}.order_id, coalesce(l.category, 'no category') AS category, "
+            f"{net_revenue_sql(alias)} * {share} AS revenue "
+            f"FROM orders {alias} LEFT JOIN ({lines}) l ON l.order_id = {alias}.order_id "
+            f"LEFT JOIN (SELECT i.order_id, sum(coalesce(i.quantity * i.unit_price, 0)) AS worth, count(*) AS n "
+            f"FROM order_items i GROUP BY i.order_id) t ON t.order_id = {alias}.order_id WHERE {paid(alias)}")
+
+
+# -- customers ---------------------------------------------------------------------------------
+
+REPEAT_WINDOW_DAYS = 365
+"""The repeat window: "bought again" means a repeat purchase within this many days of the first.
+
+A year, so that a customer who buys once a season (or once a year, for a yearly occasion) counts
+as coming back; a shorter window would call seasonal buyers one-time buyers. A customer counts
+only once they have had the whole window (their first paid order at least this many days before
+the as-of day), so the share compares fairly from month to month and between channels."""
+
+
+def repeat_day_sql(day: str = "order_date", first_day: str = "first_day") -> str:
+    """SQL condition: a paid order on ``day`` is a **repeat purchase** of a customer whose first
+    paid order was on ``first_day``: it falls on a later calendar day.
+
+    A second paid order on the first day is not a repeat: it is a split or corrected checkout, not
+    a customer coming back. Both are dates or timestamps (only their calendar days are compared).
+    """
+    return f"(substr({day}, 1, 10) > substr({first_day}, 1, 10))"
+
+
+def buyer_repeats(db: Database, as_of: dt.date | str, *,
+                  window_days: int = REPEAT_WINDOW_DAYS) -> pd.DataFrame:
+    """Per buyer: purchases, repeat purchases, and whether they bought again within the window.
+
+    One row per customer with a paid order up to the end of ``as_of``, by customer_id:
+    ``purchases`` (paid orders), ``repeat_purchases`` (those on a later calendar day than the
+    first, :func:`repeat_day_sql`), ``first_day`` and ``repeat_day`` (ISO dates of the first
+    purchase and of the first repeat purchase, None without one), ``mature`` (the first purchase
+    is at least ``window_days`` days before ``as_of``, so the whole window has been seen) and
+    ``bought_again`` (mature, and the first repeat purchase at most ``window_days`` days after the
+    first purchase: "bought again within :data:`REPEAT_WINDOW_DAYS` days").
+    """
+    if window_days < 1:
+        raise ValueError(f"window_days must be at least 1, not {window_days}")
+    sql = f"""
+        WITH o AS (SELECT customer_id, substr(order_date, 1, 10) AS day FROM orders
+                   WHERE {paid()} AND customer_id IS NOT NULL AND {on_or_before_sql("order_date")}),
+             f AS (SELECT customer_id, min(day) AS first_day, count(*) AS purchases FROM o GROUP BY customer_id)
+        SELECT f.customer_id, f.purchases, sum({repeat_day_sql("o.day", "f.first_day")}) AS repeat_purchases,
+               f.first_day, min(CASE WHEN {repeat_day_sql("o.day", "f.first_day")} THEN o.day END) AS repeat_day
+        FROM f JOIN o USING (customer_id) GROUP BY f.customer_id ORDER BY f.customer_id
+    """
+    rows = db.execute(sql, {"end_next": next_day(as_of)}).fetchall()
+    frame = pd.DataFrame(rows, columns=["customer_id", "purchases", "repeat_purchases", "first_day", "repeat_day"])
+    frame[["purchases", "repeat_purchases"]] = frame[["purchases", "repeat_purchases"]].astype("int64")
+    first = pd.to_datetime(frame["first_day"])
+    days = (pd.to_datetime(frame["repeat_day"]) - first).dt.days
+    frame["mature"] = first <= pd.Timestamp(as_of) - pd.Timedelta(days=window_days)
+    frame["bought_again"] = frame["mature"] & days.le(window_days)
+    return frame
+
+
+LOST_AFTER_MONTHS = 6
+"""Calendar months without a paid order after which a customer is lost (the lapse window ``L``)."""
+
+
+def lost_month_sql(last_month: str) -> str:
+    """SQL expression: the month (a :func:`month_index`) in which a customer whose paid order was in
+    month ``last_month`` is lost if they buy nothing after it: ``last_month + L`` (``L`` =
+    :data:`LOST_AFTER_MONTHS`, or the parameter ``:lapse`` the query binds)."""
+    return f"({last_month} + :lapse)"
+
+
+def lost_sql(last_month: str, next_month: str) -> str:
+    """SQL condition: the customer is **lost** after their paid order in month ``last_month``.
+
+    Lost = ``L`` full calendar months pass without a paid order: their next paid order after
+    ``last_month`` (``next_month``, a :func:`month_index`; NULL when there is none yet) is later than
+    ``last_month + L``. They leave the customer base in month :func:`lost_month_sql`, when their last
+    paid order is exactly ``L`` months back; a later order makes them reactivated, not un-lost.
+    ``L`` is the parameter ``:lapse`` (normally :data:`LOST_AFTER_MONTHS`).
+    """
+    return f"({next_month} IS NULL OR {next_month} > {lost_month_sql(last_month)})"
+
+
+LOYALTY_MEANING = ("Of this month's paid orders, the share that are repeat purchases (on a later day than the "
+                   "customer's first order), in %: the seeds' \"customer loyalty\" (repeat purchases / all purchases).")
 """The repeat purchase share (the seeds' loyalty) in plain words, as the pages and the glossary print it."""
 
 
 def loyalty(db: Database, start: dt.date | str | None, end: dt.date | str) -> dict[str, float]:
     """The seeds' loyalty = repeat purchases / all purchases in [start, end] (paid orders only).
 
-    A purchase is a paid order. It is a *repeat* purchase unless it is its customer's first paid
-    order ever; when a customer's first day holds several orders, one of them counts as the first
-    (so over a whole record, a customer's loyalty is ``1 − 1/orders``). ``start`` None counts from
-    the first order. Returns ``{"purchases", "repeat_purchases", "loyalty"}`` (loyalty 0–1, NaN
-    without purchases).
+    A purchase is a paid order. It is a *repeat* purchase when it falls on a later calendar day
+    than its customer's first paid order ever (:func:`repeat_day_sql`): every order of a customer's
+    first day counts as first (a second order that day is a split checkout, not a return).
+    ``start`` None counts from the first order. Returns ``{"purchases", "repeat_purchases",
+    "loyalty"}`` (loyalty 0–1, NaN without purchases).
     """
     # one probe per buyer of the period (a probe per order was quadratic in a customer's orders:
     # 45 s for the whole record of the 1.25M-order scale store, now about a second)
     sql = f"""
     SELECT coalesce(sum(b.n), 0) AS purchases,
-           coalesce(sum(b.customer_id IS NOT NULL AND NOT EXISTS (
-               SELECT 1 FROM orders p WHERE p.customer_id = b.customer_id AND {paid('p')}
-                 AND p.order_date < :start)), 0) AS first_purchases
-    FROM (SELECT customer_id, count(*) AS n FROM orders
-          WHERE {paid()} AND order_date >= :start AND order_date < :end_next GROUP BY customer_id) b
+           coalesce(sum(CASE WHEN b.customer_id IS NULL THEN 0 ELSE (
+               SELECT count(*) FROM orders f WHERE f.customer_id = b.customer_id AND {paid('f')}
+                 AND f.order_date >= :start AND {on_or_before_sql("f.order_date")}
+                 AND NOT {repeat_day_sql("f.order_date", "b.first_day")}) END), 0) AS first_purchases
+    FROM (SELECT o.customer_id, count(*) AS n,
+                 (SELECT min(p.order_date) FROM orders p WHERE p.customer_id = o.customer_id AND {paid('p')})
+                   AS first_day
+          FROM orders o WHERE {paid('o')} AND o.order_date >= :start AND {on_or_before_sql("o.order_date")}
+          GROUP BY o.customer_id) b
     """
     purchases, firsts = db.execute(sql, {"start": iso(start) or "", "end_next": next_day(end)}).fetchone()
     repeat = purchases - firsts
@@ -151,13 +265,15 @@ def repeat_rate(db: Database, start: dt.date | str, end: dt.date | str) -> float
     share who had a paid order before ``start`` (returning or reactivated customers). NaN without buyers.
 
     This is the "Repeat rate" of the index and of every page; the share of buyers who *ever* bought
-    twice and the 12-month repeat rate are other measures with other names.
+    again and "bought again within :data:`REPEAT_WINDOW_DAYS` days" (:func:`buyer_repeats`) are other
+    measures with other names. A paid order before ``start`` is always on an earlier day than the
+    period's, so it agrees with :func:`repeat_day_sql`.
     """
     active, before = db.execute(
         f"""SELECT count(*), coalesce(sum(EXISTS (SELECT 1 FROM orders p WHERE p.customer_id = b.customer_id
                                                  AND {paid('p')} AND p.order_date < :start)), 0)
             FROM (SELECT DISTINCT customer_id FROM orders
-                  WHERE {paid()} AND order_date >= :start AND order_date < :end_next) b""",
+                  WHERE {paid()} AND order_date >= :start AND {on_or_before_sql("order_date")}) b""",
         {"start": iso(start), "end_next": next_day(end)},
     ).fetchone()
     return 100.0 * before / active if active else float("nan")
@@ -209,3 +325,25 @@ def deal_status_at(stage: pd.Series, closed_at: pd.Series, as_of: dt.date | str)
     """
     decided = stage.isin(DEAL_OUTCOMES) & ~(closed_at > pd.Timestamp(as_of))
     return np.where(decided, stage, "open")
+
+
+def deal_overdue(status_at: pd.Series, expected_close: pd.Series, as_of: dt.date | str) -> pd.Series:
+    """Whether each deal is **overdue** at ``as_of``: open (``status_at``, see :func:`deal_status_at`)
+    and its expected close date strictly before ``as_of``. A deal due on ``as_of`` is not overdue
+    yet (it may still close today); a deal without an expected close date never is.
+    ``expected_close`` is datetime64 (NaT when blank); one bool per deal, same index."""
+    return (status_at == "open") & (expected_close < pd.Timestamp(as_of))
+
+
+STALE_DAYS = 30
+"""An open deal with no activity for more than this many days is **stale** (gone quiet, idle)."""
+
+
+def deal_stale(days_since_activity: pd.Series, stale_days: int = STALE_DAYS) -> pd.Series:
+    """Whether each open deal is **stale** at the as-of day: its last recorded activity (or its
+    opening, when none is recorded) is more than ``stale_days`` days back
+    (``days_since_activity > stale_days``, days as ``crm_helpers.analyses.sales.opportunities_as_of``
+    counts them: NaN for decided deals and when unknown, never stale). One bool per deal, same index."""
+    if stale_days < 0:
+        raise ValueError(f"stale_days must be 0 or more, not {stale_days}")
+    return days_since_activity > stale_days
