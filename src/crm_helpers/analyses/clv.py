@@ -449,15 +449,6 @@ class HoldoutValidation:
         row = self.aggregate.loc[model or self.chosen]
         return float(row["predicted_repeat_purchases"] / row["actual_repeat_purchases"] - 1)
 
-    def sentence(self) -> str:
-        """How far the chosen model's past prediction was off, in one plain sentence."""
-        row = self.aggregate.loc[self.chosen]
-        error = self.error()
-        direction = "too many" if error > 0 else "too few"
-        return (f"Asked to predict the last {self.holdout_days} days from the history before them, the chosen "
-                f"model ({self.chosen}) expected {row['predicted_repeat_purchases']:,.0f} repeat purchases where "
-                f"{row['actual_repeat_purchases']:,.0f} happened: {abs(error):.0%} {direction}.")
-
     def table(self) -> pd.DataFrame:
         """The comparison for the owner: one row per model, rounded, in plain column names."""
         a = self.aggregate
