@@ -1,6 +1,7 @@
 """The one-way road of docs/architecture.md, kept by import-linter's contracts in pyproject.toml:
 nothing below the report layer imports it, ingest and analyses never import each other, models
-never touch the store, and the runner and the share writer stay apart."""
+never touch the store, analyses and models never draw (no matplotlib or seaborn), and the runner
+and the share writer stay apart."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _lint(package_parent: Path) -> subprocess.CompletedProcess[str]:
 def test_the_layers_contracts_hold():
     result = _lint(ROOT / "src")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def _lint_with(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess[str]:
@@ -47,6 +48,10 @@ def _lint_with(tmp_path: Path, module: str, line: str) -> subprocess.CompletedPr
      "crm_helpers.models is not allowed to import crm_helpers.store"),
     ("store/facts.py", "from crm_helpers.analyses import sales",
      "crm_helpers.store is not allowed to import crm_helpers.analyses"),
+    ("analyses/segmentation.py", "import matplotlib.pyplot as plt",
+     "crm_helpers.analyses is not allowed to import matplotlib"),
+    ("models/btyd.py", "import seaborn as sns",
+     "crm_helpers.models is not allowed to import seaborn"),
 ])
 def test_a_forbidden_import_breaks_the_contract(tmp_path, module, line, refusal):
     result = _lint_with(tmp_path, module, line)

@@ -14,6 +14,7 @@ from scipy.special import betaln, gammaln
 
 from crm_helpers.models import btyd
 from crm_helpers.analyses import clv
+from crm_helpers.report import sentences
 from crm_helpers.report.headlines import read as read_headlines
 from crm_helpers.store.connection import memory_db, open_db
 
@@ -473,7 +474,8 @@ def test_demo_holdout_compares_the_three_models_on_whole_years(demo_holdout):
     assert errors[result.chosen] < 10  # the issue measured +35% to +42% on a 6-month window
     assert result.error() == pytest.approx(result.aggregate.loc[result.chosen, "error_pct"] / 100)
     assert set(result.long()["kind"]) == {"actual", "BG/NBD", "MBG/NBD", "Pareto/NBD"}
-    assert result.chosen in result.sentence() and f"{abs(result.error()):.0%}" in result.sentence()
+    sentence = sentences.holdout_error(result)
+    assert result.chosen in sentence and f"{abs(result.error()):.0%}" in sentence
 
 
 def _planted_expected_purchases(split: pd.DataFrame, truth: pd.DataFrame, days: int) -> pd.Series:

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from crm_helpers.analyses import cohorts
+from crm_helpers.report import plots
 from crm_helpers.store.connection import memory_db
 
 matplotlib.use("Agg")
@@ -104,7 +105,7 @@ def test_empty_store_gives_empty_tables():
 
 def test_heatmap_draws(shop):
     matrix = cohorts.cohort_matrix(cohorts.cohort_table(shop, AS_OF))
-    ax = cohorts.plot_cohort_heatmap(matrix, title="Retention")
+    ax = plots.plot_cohort_heatmap(matrix, title="Retention")
     assert ax.get_title() == "Retention"
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from crm_helpers.analyses import crosssell
+from crm_helpers.report import sentences
 from crm_helpers.store.connection import memory_db
 
 AS_OF = dt.date(2026, 4, 30)
@@ -107,11 +108,11 @@ def test_cross_sell_probability_by_hand(shop):
 def test_rules_described_in_words_or_with_the_reason(shop):
     basket = crosssell.basket_matrix(crosssell.paid_lines(shop, AS_OF))
     rules = crosssell.association_rules_table(basket, crosssell.product_names(shop), min_support=0.1, min_lift=1.5)
-    text = crosssell.describe_rules(basket, rules, top=1).splitlines()
+    text = sentences.describe_rules(basket, rules, top=1).splitlines()
     assert text == ["8 paid orders with recorded lines, 3 products, 2 rules.", rules["in_words"].iloc[0]]
-    assert "lower min_support" in crosssell.describe_rules(basket, rules.iloc[0:0])
+    assert "lower min_support" in sentences.describe_rules(basket, rules.iloc[0:0])
     no_lines = crosssell.basket_matrix(crosssell.paid_lines(memory_db(), AS_OF))
-    assert "import order_items" in crosssell.describe_rules(no_lines, rules.iloc[0:0])
+    assert "import order_items" in sentences.describe_rules(no_lines, rules.iloc[0:0])
 
 
 def test_store_without_items_runs():

@@ -14,6 +14,7 @@ from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from crm_helpers.analyses import forecast
+from crm_helpers.report import plots
 from crm_helpers.store.connection import memory_db
 
 matplotlib.use("Agg")
@@ -169,13 +170,13 @@ def test_three_month_store_and_empty_store_run(tmp_path):
     assert len(result.history) == 3 and len(result.table) == 4
     assert set(result.summary["method"]) == {"naive baseline"}
     assert "too short" in result.message and result.summary["model_mape"].isna().all() and result.ok
-    forecast.plot_forecast(result, metric="revenue")
+    plots.plot_forecast(result, metric="revenue")
     empty = forecast.forecast_sales(memory_db(), dt.date(2026, 10, 31))
     assert empty.table.empty and empty.next_month() == {} and "nothing to forecast" in empty.message
     assert not empty.ok
     (headline,) = forecast.headline_figures(empty, "EUR")
     assert headline.value is None and headline.note == "no history to forecast from"
-    forecast.plot_forecast(empty, metric="orders")
+    plots.plot_forecast(empty, metric="orders")
 
 
 def test_same_store_same_numbers(tmp_path):

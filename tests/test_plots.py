@@ -1,4 +1,5 @@
-"""The plot theme: Chinese text is drawn with real glyphs, not boxes."""
+"""The plots of the pages: the theme draws Chinese text with real glyphs, not boxes, and a plot
+with nothing to show says why instead of drawing empty axes."""
 
 import io
 import logging
@@ -8,9 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from crm_helpers.report import plots# noqa: E402
+from crm_helpers.report import plots  # noqa: E402
 
 
 def _missing_glyph_warnings(title: str) -> list[str]:
@@ -40,3 +42,22 @@ def test_without_the_fallback_the_same_labels_lose_their_glyphs():
         plots.setup()
         matplotlib.rcParams["font.family"] = ["sans-serif"]
         assert _missing_glyph_warnings("发货太慢，等了两个星期")
+
+
+@pytest.mark.parametrize(("draw", "message"), [
+    (lambda: plots.plot_segment_sizes(pd.DataFrame({"segment": ["Champions"], "customers": [0]})),
+     "no buyers to segment"),
+    (lambda: plots.plot_migration(pd.DataFrame([[0]])), "no snapshots to compare"),
+    (lambda: plots.plot_silhouette(pd.DataFrame(columns=["k", "silhouette", "inertia"]), 3),
+     "too few customers to compare cluster counts"),
+    (lambda: plots.plot_clusters_2d(pd.DataFrame(columns=["pc1", "pc2", "cluster"])), "no buyers to show"),
+    (lambda: plots.plot_purchases(pd.DataFrame(columns=["purchases"])), "no buyers yet"),
+    (lambda: plots.plot_calibration(pd.DataFrame(columns=["predicted", "observed", "model"])),
+     "no churn model to check"),
+    (lambda: plots.plot_value_risk(pd.DataFrame(columns=["value_score", "churn_probability"])),
+     "no churn probabilities to show"),
+])
+def test_a_plot_with_nothing_to_show_says_why(draw, message):
+    ax = draw()
+    assert [text.get_text() for text in ax.texts] == [message] and not ax.axison
+    plt.close(ax.figure)

@@ -15,7 +15,7 @@ import pytest
 from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 from crm_helpers.store import facts
 from crm_helpers.analyses import followup, satisfaction
-from crm_helpers.report import headlines
+from crm_helpers.report import headlines, sentences
 from crm_helpers.store.periods import Period, parse_month
 from crm_helpers.analyses.satisfaction import ItemWeights, NotEnoughResponses, SatisfactionError
 from crm_helpers.store.connection import memory_db
@@ -85,7 +85,7 @@ def test_a_single_response_gives_an_extreme_nps_flagged_as_a_small_sample():
     row = _scores(db, min_responses=30)
     assert row["nps"] == 100 and row["csat_pct"] == 100
     assert bool(row["small_sample"])
-    assert "Small sample" in satisfaction.month_summary(row, row)
+    assert "Small sample" in sentences.month_summary(row, row)
     assert all("small sample" in f.note for f in satisfaction.headline_figures(row, row)
                if f.key.startswith(("nps", "csat")))
 
@@ -97,7 +97,7 @@ def test_an_empty_month_gives_blank_measures_and_a_plain_note():
     assert now["responses"] == 0
     for key in ("csat_pct", "csat_mean", "nps", "nps_ci_low", "weighted_index", "seeds_s", "experience_score"):
         assert math.isnan(now[key]), key
-    assert satisfaction.month_summary(now, prev).startswith("**No responses this month**")
+    assert sentences.month_summary(now, prev).startswith("**No responses this month**")
     compared = satisfaction.compare_periods(now, prev, n_boot=200)
     assert compared["p_value"].isna().all() and compared["significant"].isna().all()
     assert compared["verdict"].str.contains("no answers this period").all()
@@ -271,7 +271,7 @@ def test_key_drivers_find_the_item_that_drives_the_outcome():
     assert 0.5 < model.r_squared_ <= 1
     price = model.table_.set_index("item").loc["price"]
     assert price["ci_low"] < price["coefficient"] < price["ci_high"]
-    assert "**Price is the top driver**" in model.sentence()
+    assert "**Price is the top driver**" in sentences.top_driver(model)
 
 
 def test_key_drivers_refuse_too_few_answers_and_the_report_says_so():
@@ -279,7 +279,7 @@ def test_key_drivers_refuse_too_few_answers_and_the_report_says_so():
                           "price": [4.0, 4.0], "service": [5.0, 5.0]})
     with pytest.raises(NotEnoughResponses, match="only 2 complete answers"):
         satisfaction.KeyDriverAnalysis().fit(frame)
-    report = satisfaction.driver_report(frame)
+    report = sentences.driver_report(frame)
     assert report.message.startswith("**Not enough answers") and report.table.empty and not report.ok
 
 
@@ -309,7 +309,7 @@ def test_comment_themes_need_comments_on_both_sides():
     frame = pd.DataFrame({"nps": [1, 2, 3, 10], "comment": ["late", "late", "slow", "great"]})
     with pytest.raises(NotEnoughResponses, match="1 promoter"):
         satisfaction.comment_themes(frame)
-    themes = satisfaction.theme_report(frame)
+    themes = sentences.theme_report(frame)
     assert themes.message.startswith("**Not enough comments") and not themes.ok
 
 
@@ -341,9 +341,9 @@ def test_follow_up_lists_recent_detractors_and_open_complaints_with_their_last_i
     assert table.loc["D", "reason"] == "detractor (NPS 3 on 2026-10-20)"
     assert table.loc["K", "reason"].startswith("1 open complaint(s) since 2026-10-28")
     assert table.loc["D", "last_comment"] == "Late again" and table.loc["D", "name"] == "Person D"
-    report = followup.follow_up_report(db, OCT.end)
+    report = sentences.follow_up_report(db, OCT.end)
     assert report.message.startswith("**2 customers to call**") and report.ok
-    empty = followup.follow_up_report(db, dt.date(2025, 1, 31))
+    empty = sentences.follow_up_report(db, dt.date(2025, 1, 31))
     assert empty.table.empty and empty.message.startswith("Nobody to call") and not empty.ok
 
 
@@ -368,9 +368,9 @@ def test_delivery_is_the_top_driver_on_the_demo_store(year_answers):
     assert model.top_driver_ == "delivery" and model.rf_top_driver_ == "delivery"
     others = table.drop(index="delivery")
     assert table.loc["delivery", "ci_low"] > others["ci_high"].max()  # clearly first, not by chance
-    assert "**Delivery is the top driver**" in model.sentence()
-    report = satisfaction.driver_report(year_answers)
-    assert report.ok and report.message == model.sentence() and set(report.table["item"]) == set(table.index)
+    assert "**Delivery is the top driver**" in sentences.top_driver(model)
+    report = sentences.driver_report(year_answers)
+    assert report.ok and report.message == sentences.top_driver(model) and set(report.table["item"]) == set(table.index)
 
 
 def test_the_follow_up_list_holds_every_planted_unhappy_customer_who_answered(demo):

@@ -31,7 +31,7 @@ import datetime as dt
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -62,10 +62,6 @@ from crm_helpers.models.btyd import (
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.values import Headline
 from crm_helpers.store.facts import iso, net_revenue_sql, order_margin, paid
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 Freq = Literal["D", "W", "M"]
 DAYS_PER_MONTH = 365.25 / 12
@@ -452,15 +448,6 @@ class HoldoutValidation:
         """Relative error of a model's total prediction (0.06 = 6% too many; the chosen model by default)."""
         row = self.aggregate.loc[model or self.chosen]
         return float(row["predicted_repeat_purchases"] / row["actual_repeat_purchases"] - 1)
-
-    def sentence(self) -> str:
-        """How far the chosen model's past prediction was off, in one plain sentence."""
-        row = self.aggregate.loc[self.chosen]
-        error = self.error()
-        direction = "too many" if error > 0 else "too few"
-        return (f"Asked to predict the last {self.holdout_days} days from the history before them, the chosen "
-                f"model ({self.chosen}) expected {row['predicted_repeat_purchases']:,.0f} repeat purchases where "
-                f"{row['actual_repeat_purchases']:,.0f} happened: {abs(error):.0%} {direction}.")
 
     def table(self) -> pd.DataFrame:
         """The comparison for the owner: one row per model, rounded, in plain column names."""
@@ -990,51 +977,3 @@ def frequency_recency_matrix(
     grid[valid] = values
     return pd.DataFrame(grid, index=pd.Index(range(max_frequency + 1), name="frequency"),
                         columns=pd.Index(np.round(recencies).astype(int), name="recency"))
-
-
-# --------------------------------------------------------------------------------------------
-# Plots for the notebook
-# --------------------------------------------------------------------------------------------
-
-
-def plot_holdout(validation: HoldoutValidation) -> "Axes":
-    """Grouped bars: mean actual vs each model's predicted repeat purchases in the holdout, per calibration frequency."""
-    import seaborn as sns
-
-    frame = validation.long()
-    frame["kind"] = frame["kind"].where(frame["kind"] != validation.chosen, f"{validation.chosen} (chosen)")
-    ax = sns.barplot(data=frame, x="repeat_purchases_in_calibration", y="mean_purchases_in_holdout",
-                     hue="kind", palette=["#3b8ea5", "#f2a65a", "#c2d98a", "#a27fb8"][:frame["kind"].nunique()])
-    ax.set(title=f"Repeat purchases in the last {validation.holdout_days} days: actual vs each model",
-           xlabel="repeat purchases before the holdout", ylabel="mean per customer")
-    return ax
-
-
-def plot_alive_matrices(model: PurchaseModel, T: float, horizon_days: float, max_frequency: int = 10) -> "Figure":
-    """Two heatmaps for a customer of age ``T`` days: P(alive), and expected purchases in the next ``horizon_days``."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
-    alive = frequency_recency_matrix(model, T, max_frequency, n_recency=8)
-    expected = frequency_recency_matrix(model, T, max_frequency, n_recency=8, t=horizon_days)
-    sns.heatmap(alive, ax=left, cmap="crest", vmin=0, vmax=1, annot=True, fmt=".1f", annot_kws={"size": 7})
-    sns.heatmap(expected, ax=right, cmap="crest", annot=True, fmt=".1f", annot_kws={"size": 7})
-    for ax, title in ((left, "P(still a customer)"),
-                      (right, f"Expected purchases, next {horizon_days / DAYS_PER_MONTH:.0f} months")):
-        ax.invert_yaxis()
-        ax.set(title=title, xlabel="age at last purchase (days)", ylabel="repeat purchases")
-    fig.tight_layout()
-    return fig
-
-
-def plot_clv_distribution(customers: pd.DataFrame, currency: str) -> "Axes":
-    """Histogram of customer values on a log scale, split by buyer group."""
-    import seaborn as sns
-
-    shown = customers[customers["clv"] > 0]
-    ax = sns.histplot(data=shown, x="clv", hue="buyer_group", multiple="stack", bins=40, log_scale=True,
-                      palette="crest", hue_order=["1 purchase", "2–3 purchases", "4–9 purchases", "10+ purchases"])
-    ax.set(title="Customer lifetime value (discounted expected profit)", xlabel=f"CLV ({currency}, log scale)",
-           ylabel="customers")
-    return ax

@@ -13,7 +13,6 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df
@@ -144,43 +143,3 @@ def repeat_rate_by_channel(db: Database, as_of: dt.date, *, window_days: int = R
     table["repeat_rate_window"] = table["repeaters_window"] / table["mature"].replace(0, np.nan)
     table = table.sort_values(["repeat_rate_window", "customers"], ascending=False, na_position="last")
     return table[columns].reset_index(drop=True)
-
-
-def plot_cohort_heatmap(matrix: pd.DataFrame, *, title: str, percent: bool = True, ax: Axes | None = None) -> Axes:
-    """A seaborn heatmap of :func:`cohort_matrix`: shares shown in percent, other values as they are.
-
-    Cells are labelled with their value when there are at most 200 of them (more would be unreadable).
-    The colour scale is set by months 1 and later, so that month 0 (100% retention by definition,
-    the first purchase) does not wash out the differences that matter.
-    """
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(6.0, 0.45 * matrix.shape[1] + 2), max(3.0, 0.32 * matrix.shape[0] + 1)))
-    shown = matrix * 100 if percent else matrix
-    later = shown.drop(columns=0, errors="ignore")
-    top = later.max().max() if later.notna().any().any() else None
-    sns.heatmap(shown, ax=ax, cmap="crest", vmin=0, vmax=top, annot=matrix.size <= 200, fmt=".0f", cbar=True,
-                annot_kws={"fontsize": 7}, cbar_kws={"label": "%" if percent else ""})
-    ax.set(title=title, xlabel="months since first purchase", ylabel="first-purchase month")
-    return ax
-
-
-def plot_retention_curve(curve: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """:func:`retention_curve` from month 1 on, in percent, with its interval as a band.
-
-    Month 0 (100% by definition) is left out so the scale shows the months that matter.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.2))
-    later = curve[curve["months_since"] >= 1]
-    ax.fill_between(later["months_since"], 100 * later["retention_low"], 100 * later["retention_high"],
-                    color="#3b8ea5", alpha=0.2, label="95% interval")
-    ax.plot(later["months_since"], 100 * later["retention"], marker="o", color="#3b8ea5", label="share still buying")
-    ax.set(title="Share of a cohort still buying, by months since the first purchase",
-           xlabel="months since first purchase", ylabel="%", ylim=(0, None))
-    ax.legend(loc="lower left")
-    return ax

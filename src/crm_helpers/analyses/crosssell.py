@@ -200,16 +200,6 @@ def association_rules_table(
     return table[RULE_COLUMNS]
 
 
-def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, top: int = 5) -> str:
-    """Plain text: how many baskets and rules there are, then the ``top`` rules in words (or why there are none)."""
-    head = f"{basket.shape[0]:,} paid orders with recorded lines, {basket.shape[1]} products, {len(rules)} rules."
-    if basket.shape[0] == 0:
-        return head + " No order lines are recorded, so there is nothing to learn from: import order_items."
-    if rules.empty:
-        return head + " No rule passes the thresholds: lower min_support or min_lift to see weaker links."
-    return "\n".join([head, *rules["in_words"].head(top)])
-
-
 def next_best_products(
     db: Database,
     rules: pd.DataFrame,

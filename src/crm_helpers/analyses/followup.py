@@ -5,7 +5,8 @@ complaints), so "detractor" and "open complaint" mean one thing on every page:
 
 - :func:`follow_up_queue`: the ``top_n`` people to contact this week, ranked by a **priority**
   (the sum of :data:`REASON_WEIGHTS` of a person's reasons, 1 to 4 each, plus up to 1 for their
-  value; see :data:`PRIORITY_MEANING`), each with its reasons in words;
+  value; the report's :func:`~crm_helpers.report.sentences.priority_meaning` says it in words),
+  each with its reasons in words;
 - :func:`follow_up`: the satisfaction call list, detractors and open complaints with the last
   interaction.
 
@@ -29,7 +30,7 @@ from crm_helpers.store.facts import STALE_DAYS, deal_stale, next_day, ticket_ope
 from crm_helpers.analyses.features import as_date
 from crm_helpers.store.values import Headline
 from crm_helpers.store.safe_csv import write_safe_csv
-from crm_helpers.analyses.satisfaction import DETRACTOR_MAX, Finding
+from crm_helpers.analyses.satisfaction import DETRACTOR_MAX
 from crm_helpers.analyses.scoring import percentile_rank
 
 _UNHAPPY = f"""
@@ -101,16 +102,6 @@ QUEUE_COLUMNS = ["customer_id", "name", "email", "reasons", "last_order", "last_
 REASON_WEIGHTS = {"complaint": 4.0, "detractor": 3.0, "churn": 3.0, "stale": 3.0, "no_contact": 1.0}
 """How much each reason adds to a person's priority; the value score (0–100) adds up to 1 more."""
 
-PRIORITY_MEANING = (
-    "Priority says how urgent a follow-up is: each reason adds points (an open complaint "
-    f"{REASON_WEIGHTS['complaint']:g}; a detractor answer {REASON_WEIGHTS['detractor']:g}; a valuable customer "
-    f"whose risk of leaving is rising {REASON_WEIGHTS['churn']:g}; an idle open deal {REASON_WEIGHTS['stale']:g}; "
-    f"a valuable customer not contacted lately {REASON_WEIGHTS['no_contact']:g}), and how valuable the customer "
-    "is, or how large their idle deal is, adds up to 1 more. So about 4 to 5 means one strong reason, 7 or more "
-    "two strong reasons or more; the list is sorted by it, most urgent first, and it has no fixed top."
-)
-"""The follow-up priority in plain words, for the page that shows it."""
-
 
 @dataclass
 class FollowUpQueue:
@@ -163,7 +154,7 @@ def follow_up_queue(
     customer not contacted for more than ``no_contact_days`` (or never); an open deal idle for
     more than ``stale_days`` (:func:`crm_helpers.store.facts.deal_stale`). Priority = the sum of :data:`REASON_WEIGHTS` of the reasons plus the
     larger of value score / 100 and the size of the person's largest idle deal as a percentile of
-    the idle deals (0–1), explained in plain words by :data:`PRIORITY_MEANING`; ties go by
+    the idle deals (0–1), explained in plain words by the report's ``priority_meaning``; ties go by
     customer_id. ``scored`` is :func:`crm_helpers.analyses.scoring.score_customers`, ``pipeline`` is
     :func:`crm_helpers.analyses.lead_scoring.open_pipeline`. Names, e-mails and last contacts are looked up
     for the listed people only.
@@ -282,16 +273,3 @@ def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> pd.Da
     frame.insert(3, "reason", (nps_part + "; " + complaint_part).str.strip("; "))
     return frame.sort_values(["open_complaints", "last_nps", "customer_id"], ascending=[False, True, True],
                              na_position="last", ignore_index=True)
-
-
-def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> Finding:
-    """:func:`follow_up` with a sentence counting who is on the list and why."""
-    table = follow_up(db, as_of, lookback_days=lookback_days)
-    if table.empty:
-        return Finding(f"Nobody to call: no detractor answered in the {lookback_days} days to {as_of} and no "
-                       "complaint is open.", table, ok=False)
-    detractors = int(table["last_nps"].notna().sum())
-    complaints = int((table["open_complaints"] > 0).sum())
-    return Finding(f"**{len(table)} customer{'s' * (len(table) != 1)} to call**: {detractors} answered as "
-                   f"detractor{'s' * (detractors != 1)} in the {lookback_days} days to {as_of}, {complaints} "
-                   f"{'has' if complaints == 1 else 'have'} an open complaint.", table)

@@ -44,7 +44,6 @@ from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from scipy import stats
 from sqlite_utils import Database
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
@@ -506,26 +505,3 @@ def headline_figures(result: SalesForecast, currency: str) -> list[Headline]:
     nxt = result.next_month("revenue")
     return [Headline("forecast_next_month_revenue", nxt.get("value"), "Forecast revenue next month", unit=currency,
                      note=nxt.get("note", "no history to forecast from"))]
-
-
-def plot_forecast(result: SalesForecast, *, metric: str = "revenue", ax: Axes | None = None) -> Axes:
-    """History (line), forecast (dashed) and its prediction interval (band) of one metric."""
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 4))
-    history, fc = result.history, result.forecasts.get(metric)
-    sns.lineplot(data=history, x="month", y=metric, ax=ax, marker="o", label="history")
-    if fc is not None and not fc.empty:
-        joined = pd.concat([history[["month", metric]].tail(1).rename(columns={metric: "forecast"}), fc])
-        sns.lineplot(data=joined, x="month", y="forecast", ax=ax, marker="o", linestyle="--", label="forecast")
-        coverage = int(round(result.models[metric].interval * 100))
-        ax.fill_between(fc["month"], fc["lower"], fc["upper"], alpha=0.25, label=f"{coverage}% interval")
-        ax.set_title(f"{METRICS[metric].capitalize()}: {result.models[metric].label_}")
-    ax.set(xlabel="", ylabel=METRICS[metric])
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
-    ax.tick_params(axis="x", rotation=45)
-    ax.legend(loc="upper left")
-    return ax

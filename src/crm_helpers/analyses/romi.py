@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zlib
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -41,9 +41,6 @@ from sqlite_utils import Database
 from crm_helpers.store.queries import query_df
 from crm_helpers.store.facts import iso, net_revenue_sql, order_margin, paid
 from crm_helpers.store.values import Attention, Headline
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 PRIOR_ACTIVITY_DAYS = 180
 """A customer who bought within this many days before a campaign counts as active in the comparison."""
@@ -502,32 +499,3 @@ def near_period(db: Database, table: pd.DataFrame, start: dt.date, end: dt.date,
     last = table["campaign_id"].map(ends).fillna(table["start_date"]).astype(str).str[:10]
     keep = (table["start_date"].astype(str).str[:10] <= iso(end)) & (last >= since)
     return table[keep.to_numpy()]
-
-
-def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95) -> "Figure":
-    """Left: gross and net ROMI per campaign (where defined). Right: incremental revenue with its ``confidence`` CI.
-    Campaigns are labelled by code and name."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4))
-    romi_long = table.melt(id_vars="campaign_id", value_vars=["gross_romi_pct", "net_romi_pct"],
-                           var_name="kind", value_name="pct").dropna()
-    romi_long = romi_long.assign(pct=romi_long["pct"].astype(float),
-                                 kind=romi_long["kind"].map({"gross_romi_pct": "gross (revenue ÷ cost)",
-                                                             "net_romi_pct": "net ((margin − cost) ÷ cost)"}))
-    names = dict(zip(table["campaign_id"], table["campaign_id"] + " " + table["name"].fillna("")))
-    romi_long["campaign"] = romi_long["campaign_id"].map(names)
-    sns.barplot(data=romi_long, y="campaign", x="pct", hue="kind", palette=["#97c1a9", "#3b8ea5"], ax=left)
-    left.set(title="ROMI on attributed orders", xlabel="%", ylabel="")
-    lift = table.dropna(subset=["incremental_revenue"])
-    mid = lift["incremental_revenue"].astype(float).to_numpy()
-    low = lift["incremental_ci_low"].astype(float).to_numpy()
-    high = lift["incremental_ci_high"].astype(float).to_numpy()
-    sns.barplot(x=mid, y=lift["campaign_id"].map(names).to_numpy(), color="#3b8ea5", ax=right)
-    right.errorbar(mid, np.arange(len(lift)), xerr=[mid - low, high - mid], fmt="none", color="black", capsize=4)
-    right.axvline(0, color="grey", linewidth=1)
-    right.set(title=f"Incremental revenue vs not-contacted customers ({confidence:.0%} CI)", xlabel="net revenue",
-              ylabel="")
-    fig.tight_layout()
-    return fig

@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df, store_currency
@@ -622,25 +621,3 @@ def _plain(value: Any, count: bool = False) -> float | int | None:
     if np.isnan(number):
         return None
     return int(round(number)) if count else round(number, 2)
-
-
-def plot_customer_flows(flows: pd.DataFrame, *, months: int = 24, ax: Axes | None = None) -> Axes:
-    """Bars of new, returning, reactivated and lost customers for the last ``months`` months of
-    :func:`monthly_customer_flows` (lost drawn below zero), the customer base as a line."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(10, 4))
-    recent = flows.tail(months).assign(lost=lambda f: -f["lost"])
-    long = recent.melt(id_vars="month", value_vars=["new", "returning", "reactivated", "lost"],
-                       var_name="flow", value_name="customers")
-    if not long.empty:
-        sns.barplot(data=long, x="month", y="customers", hue="flow", ax=ax, palette="crest")
-        ax.plot(range(len(recent)), recent["customer_base"].to_numpy(), color="black", marker=".",
-                label="customer base")
-        ax.legend(loc="upper left", fontsize=8, ncols=5)
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set(title="Customers per month (lost below zero)", xlabel="", ylabel="customers")
-    ax.tick_params(axis="x", rotation=90)
-    return ax

@@ -94,17 +94,6 @@ class ItemWeights:
         return ", ".join(f"{k} {v:g}" for k, v in self.as_dict().items())
 
 
-@dataclass(frozen=True)
-class Finding:
-    """A notebook section's result: ``message``, one or two sentences (Markdown), and the ``table``
-    behind them. ``ok`` is False when there is no result (too few answers, nobody on the list):
-    then ``message`` says why and ``table`` is empty, with its columns."""
-
-    message: str
-    table: pd.DataFrame
-    ok: bool = True
-
-
 # -- the measures on counts (hand-checkable) ----------------------------------------------------
 
 
@@ -393,7 +382,9 @@ def _verdict(tested: bool, significant: bool, small: bool, level: float, n1: int
 # -- presentation tables -----------------------------------------------------------------------------
 
 
-def _fmt(value: Any, kind: str) -> str:
+def format_measure(value: Any, kind: str) -> str:
+    """A measure as the pages write it: ``kind`` "pct" (12.5%), "nps" (+12), "count" (1,234), else two
+    decimals; a missing value is the pages' dash "–"."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "–"
     if kind == "pct":
@@ -433,18 +424,20 @@ _SCORECARD = [
 def scorecard(current: pd.Series, previous: pd.Series) -> pd.DataFrame:
     """The standard measures of two periods side by side, each with its definition (text table)."""
     rows = [
-        {"measure": name, "definition": definition, "this period": _fmt(current[key], kind),
-         "previous period": _fmt(previous[key], kind), "change": _change(current[key], previous[key], kind)}
+        {"measure": name, "definition": definition, "this period": format_measure(current[key], kind),
+         "previous period": format_measure(previous[key], kind),
+         "change": _change(current[key], previous[key], kind)}
         for key, name, definition, kind in _SCORECARD
     ]
     rows.insert(4, {"measure": "NPS 95% interval", "definition": "percentile bootstrap of the period's answers",
-                    "this period": _interval(current), "previous period": _interval(previous), "change": ""})
+                    "this period": nps_interval(current), "previous period": nps_interval(previous), "change": ""})
     return pd.DataFrame(rows)
 
 
-def _interval(row: pd.Series) -> str:
+def nps_interval(row: pd.Series) -> str:
+    """The NPS 95% interval of a :func:`period_scores` row, "-12 to +8", or "–" when there is none."""
     low, high = row["nps_ci_low"], row["nps_ci_high"]
-    return f"{_fmt(low, 'nps')} to {_fmt(high, 'nps')}" if np.isfinite(low) else "–"
+    return f"{format_measure(low, 'nps')} to {format_measure(high, 'nps')}" if np.isfinite(low) else "–"
 
 
 def seed_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeights) -> pd.DataFrame:
@@ -469,29 +462,11 @@ def seed_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeigh
         ("experience_mean", "Experience score as a mean", "(functional + service + emotional) / 3, 0–1", "share"),
     ]
     return pd.DataFrame([
-        {"measure": name, "formula": formula, "this period": _fmt(current[key], kind),
-         "previous period": _fmt(previous[key], kind), "change": _change(current[key], previous[key], kind)}
+        {"measure": name, "formula": formula, "this period": format_measure(current[key], kind),
+         "previous period": format_measure(previous[key], kind),
+         "change": _change(current[key], previous[key], kind)}
         for key, name, formula, kind in rows
     ])
-
-
-def month_summary(current: pd.Series, previous: pd.Series) -> str:
-    """A Markdown paragraph: how many answered, CSAT and NPS, or a plain "no responses" note."""
-    if current["responses"] == 0:
-        before = f" The previous month had {previous['responses']:.0f} answers." if previous["responses"] else ""
-        return (f"**No responses this month** ({current['label']}): nobody answered the survey, so CSAT, NPS "
-                f"and the indexes for the period are blank.{before} The trend, the drivers and the comment "
-                "themes below use the months before, where there are any.")
-    text = (f"**{current['responses']:.0f} responses** in {current['label']}: "
-            f"CSAT {_fmt(current['csat_pct'], 'pct')} ({current['csat_positive']:.0f} of "
-            f"{current['csat_answers']:.0f} answered 4–5), mean overall score {_fmt(current['csat_mean'], 'score')}, "
-            f"NPS {_fmt(current['nps'], 'nps')}")
-    if np.isfinite(current["nps_ci_low"]):
-        text += f" (95% interval {_interval(current)})"
-    text += "."
-    if current["small_sample"]:
-        text += " **Small sample:** with this few answers a single answer moves the figures a lot."
-    return text
 
 
 def headline_figures(current: pd.Series, previous: pd.Series, *,
@@ -507,7 +482,7 @@ def headline_figures(current: pd.Series, previous: pd.Series, *,
     if comparison is not None:
         keys = {"NPS": "nps", "CSAT (% answering 4–5)": "csat"}
         moves = {keys[r.measure]: (r.ci_low, r.ci_high) for r in comparison.itertuples() if r.measure in keys}
-    ci = f", 95% CI {_interval(current)}" if np.isfinite(current["nps_ci_low"]) else ""
+    ci = f", 95% CI {nps_interval(current)}" if np.isfinite(current["nps_ci_low"]) else ""
     small = "; small sample" if current["small_sample"] and current["responses"] else ""
     return [
         Headline("nps", _rounded(current["nps"], 1), "NPS", change="points", good="up",
@@ -616,33 +591,6 @@ class KeyDriverAnalysis:
         self.rf_top_driver_ = str(table.loc[table["rf_importance"].idxmax(), "item"])
         return self
 
-    def sentence(self) -> str:
-        """One Markdown sentence naming the top driver, with its effect and the model's fit."""
-        top = self.table_.iloc[0]
-        outcome = "overall 1–5 score" if self.target == "csat" else "0–10 likelihood to recommend"
-        agree = ("the random forest ranks it first too" if self.rf_top_driver_ == self.top_driver_
-                 else f"the random forest ranks **{self.rf_top_driver_}** first instead")
-        return (f"**{self.top_driver_.capitalize()} is the top driver** of overall satisfaction: one point more "
-                f"on the {self.top_driver_} score goes with {top['coefficient']:.2f} more on the {outcome} "
-                f"(95% CI {top['ci_low']:.2f} to {top['ci_high']:.2f}), the other "
-                f"items held equal; {agree}. The four items explain {self.r_squared_:.0%} of the variation "
-                f"(OLS R², {self.n_answers_} complete answers; forest out-of-bag R² {self.rf_oob_r_squared_:.0%}).")
-
-
-def driver_report(answer_frame: pd.DataFrame, *, target: str = "csat", random_state: int = 0) -> Finding:
-    """:class:`KeyDriverAnalysis` as a notebook section: the sentence and the per-item table.
-
-    Too few answers give a plain note and an empty table instead of an error.
-    """
-    try:
-        model = KeyDriverAnalysis(target=target, random_state=random_state).fit(answer_frame)
-    except NotEnoughResponses as exc:
-        return Finding(f"**Not enough answers for a driver analysis:** {exc}.",
-                       pd.DataFrame(columns=["item", "coefficient", "ci_low", "ci_high", "p_value",
-                                             "standardized", "rf_importance"]), ok=False)
-    return Finding(model.sentence(), model.table_)
-
-
 # -- comment themes ----------------------------------------------------------------------------------
 
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
@@ -722,56 +670,3 @@ def comment_themes(
     pro = table[table["score"] < 0].sort_values(["score", "theme"]).head(top)
     return pd.concat([det, pro], ignore_index=True)[
         ["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]]
-
-
-def theme_report(comment_frame: pd.DataFrame, *, top: int = 8) -> Finding:
-    """:func:`comment_themes` as a notebook section; too few comments give a note, not an error."""
-    try:
-        table = comment_themes(comment_frame, top=top)
-    except NotEnoughResponses as exc:
-        return Finding(f"**Not enough comments for themes:** {exc}.",
-                       pd.DataFrame(columns=["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]),
-                       ok=False)
-    det = table.loc[table["leans_to"] == "detractors", "theme"].head(3).tolist()
-    pro = table.loc[table["leans_to"] == "promoters", "theme"].head(3).tolist()
-    text = (f"Detractors' comments lean to **{', '.join(det) or '–'}**; promoters' to **{', '.join(pro) or '–'}** "
-            f"({len(comment_frame)} comments; words, word pairs and Chinese character pairs).")
-    return Finding(text, table)
-
-
-# -- plots -----------------------------------------------------------------------------------------
-
-
-def plot_trend(trend: pd.DataFrame):
-    """CSAT (%) and NPS per month above the number of responses; small months drawn hollow."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=[3, 1.2])
-    long = trend.melt(id_vars=["month", "small_sample"], value_vars=["csat_pct", "nps"], var_name="measure")
-    long["measure"] = long["measure"].map({"csat_pct": "CSAT (% 4–5)", "nps": "NPS"})
-    if long["value"].notna().any():
-        sns.lineplot(data=long, x="month", y="value", hue="measure", marker="o", ax=top)
-        top.fill_between(trend["month"], trend["nps_ci_low"], trend["nps_ci_high"], alpha=0.15, color="C1",
-                         label="NPS 95% interval")
-    top.set(title="Satisfaction per month", xlabel="", ylabel="CSAT % / NPS")
-    sns.barplot(data=trend, x="month", y="responses", hue="small_sample", palette={True: "#d9a441", False: "#3b8ea5"},
-                ax=bottom, legend=False)
-    bottom.set(ylabel="responses", xlabel="")
-    bottom.tick_params(axis="x", rotation=45)
-    return fig
-
-
-def plot_drivers(table: pd.DataFrame):
-    """Standardized OLS coefficient and random-forest importance per item, side by side."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    long = table.melt(id_vars="item", value_vars=["standardized", "rf_importance"], var_name="method")
-    long["method"] = long["method"].map({"standardized": "OLS standardized coefficient",
-                                         "rf_importance": "random-forest importance"})
-    if not long.empty:
-        sns.barplot(data=long, y="item", x="value", hue="method", ax=ax)
-    ax.set(title="What moves overall satisfaction", xlabel="", ylabel="")
-    return fig

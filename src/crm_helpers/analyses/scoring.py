@@ -41,10 +41,8 @@ from crm_helpers.store.facts import (
 )
 from crm_helpers.analyses.features import as_date, customer_features, paid_orders_between
 from crm_helpers.analyses.satisfaction import DETRACTOR_MAX
-from crm_helpers.analyses.segmentation import empty_axes, get_axes
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
     from sklearn.pipeline import Pipeline
     from threadpoolctl import threadpool_limits
 
@@ -427,50 +425,3 @@ def value_risk_table(
     total = float(table["revenue"].sum())
     table["revenue_share_pct"] = 100 * table["revenue"] / total if total else 0.0
     return table.sort_values(["value", "risk"], ascending=[False, True]).reset_index(drop=True)
-
-
-# -- plots -----------------------------------------------------------------------------------
-
-def plot_purchases(loyalty: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Bars: buyers by number of purchases (from :func:`loyalty_table`), 10 and more grouped."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
-    if loyalty.empty:
-        return empty_axes(ax, "no buyers yet")
-    counts = loyalty["purchases"].clip(upper=10).value_counts().sort_index()
-    labels = [str(k) if k < 10 else "10+" for k in counts.index]
-    frame = pd.DataFrame({"purchases": labels, "buyers": counts.to_numpy()})
-    sns.barplot(data=frame, x="purchases", y="buyers", color="#3b8ea5", ax=ax)
-    ax.set(title="Buyers by number of paid orders (loyalty = 1 − 1/orders)", xlabel="paid orders", ylabel="buyers")
-    return ax
-
-
-def plot_calibration(calibration: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Predicted against observed churn per group of customers, one line per model, with the diagonal."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
-    if calibration.empty:
-        return empty_axes(ax, "no churn model to check")
-    ax.plot([0, 1], [0, 1], color="#9aa5b1", linestyle="--", linewidth=1, label="perfect calibration")
-    sns.lineplot(data=calibration, x="predicted", y="observed", hue="model", marker="o", ax=ax)
-    ax.set(title="Predicted and actual churn on the later snapshot", xlabel="predicted probability of leaving",
-           ylabel="share who actually left", xlim=(0, 1), ylim=(0, 1))
-    return ax
-
-
-def plot_value_risk(scored: pd.DataFrame, *, valuable_score: float = 70.0, risk_threshold: float = 0.5,
-                    ax: Axes | None = None) -> Axes:
-    """Scatter of value score against churn probability, the follow-up corner marked by lines."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
-    if scored.empty or scored["churn_probability"].isna().all():
-        return empty_axes(ax, "no churn probabilities to show")
-    sns.scatterplot(data=scored, x="value_score", y="churn_probability", s=14, color="#3b8ea5", alpha=0.6, ax=ax)
-    ax.axvline(valuable_score, color="#b42318", linestyle="--", linewidth=1)
-    ax.axhline(risk_threshold, color="#b42318", linestyle="--", linewidth=1)
-    ax.set(title="Value and risk of leaving (top right: act first)", xlabel="value score (0–100)",
-           ylabel="probability of no order in the horizon")
-    return ax

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -50,9 +49,6 @@ from crm_helpers.store.queries import query_df
 from crm_helpers.analyses.features import as_date, customer_features
 from crm_helpers.store.values import Headline
 from crm_helpers.store.schema import SEGMENT_SNAPSHOTS
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
 
 SCORE_BINS = 5
 NEW_BUYER = "(no purchase yet)"
@@ -542,90 +538,3 @@ def movers(db: Database, from_month: str, to_month: str, into: tuple[str, ...] =
         f"ORDER BY a.segment, c.name, a.customer_id",
         [from_month, to_month, *into, *into],
     )
-
-
-# -- plots -----------------------------------------------------------------------------------
-
-def get_axes(ax: Axes | None = None) -> Axes:
-    """``ax``, or the axes of a new figure (plot helpers draw into either)."""
-    import matplotlib.pyplot as plt
-
-    return ax if ax is not None else plt.subplots()[1]
-
-
-def empty_axes(ax: Axes, message: str) -> Axes:
-    """Clear ``ax`` and write ``message`` in its middle: a plot with nothing to show says why."""
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#52606d")
-    ax.set_axis_off()
-    return ax
-
-
-def plot_segment_sizes(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Horizontal bars: customers per segment (from :func:`segment_summary`), best segment on top."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
-    if summary["customers"].sum() == 0:
-        return empty_axes(ax, "no buyers to segment")
-    sns.barplot(data=summary, y="segment", x="customers", color="#3b8ea5", ax=ax)
-    ax.bar_label(ax.containers[0], fmt="{:,.0f}", padding=3)
-    ax.set(title="Customers per segment", xlabel="customers", ylabel="")
-    return ax
-
-
-def plot_grid_counts(counts: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Heatmap of customers per (R, F) cell (from :func:`score_counts`), labelled with the segment."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
-    labels = segment_grid().reindex(index=counts.index, columns=counts.columns)
-    annot = labels.apply(lambda col: col.str.replace(" ", "\n", n=1)) + "\n" + counts.astype(str)
-    sns.heatmap(counts, annot=annot.to_numpy(), fmt="", cmap="crest", cbar=False, linewidths=0.5,
-                annot_kws={"fontsize": 7}, ax=ax)
-    ax.set(title="Customers per R and F score", xlabel="frequency score", ylabel="recency score")
-    return ax
-
-
-def plot_migration(matrix: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Heatmap of the migration matrix (from :func:`migration_matrix`)."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
-    if matrix.to_numpy().sum() == 0:
-        return empty_axes(ax, "no snapshots to compare")
-    sns.heatmap(matrix, annot=True, fmt="d", cmap="crest", cbar=False, linewidths=0.5, ax=ax,
-                annot_kws={"fontsize": 8}, mask=matrix == 0)
-    ax.grid(False)
-    ax.set(title="Where last month's customers are now")
-    return ax
-
-
-def plot_silhouette(scores: pd.DataFrame, chosen_k: int, ax: Axes | None = None) -> Axes:
-    """Silhouette (higher is better) and inertia (the elbow) by k, the chosen k marked."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
-    if scores.empty:
-        return empty_axes(ax, "too few customers to compare cluster counts")
-    sns.lineplot(data=scores, x="k", y="silhouette", marker="o", ax=ax, label="silhouette (left)")
-    ax.axvline(chosen_k, color="#b42318", linestyle="--", linewidth=1)
-    other = ax.twinx()
-    sns.lineplot(data=scores, x="k", y="inertia", marker="s", color="#9aa5b1", ax=other, label="inertia (right)")
-    other.grid(False)
-    ax.legend(loc="lower left")
-    other.legend(loc="upper right")
-    ax.set(title=f"Choosing the number of clusters (chosen: {chosen_k})", xlabel="number of clusters k")
-    return ax
-
-
-def plot_clusters_2d(points: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Scatter of the 2-D view (from :meth:`CustomerClusters.map_2d`), one colour per cluster."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
-    if points.empty:
-        return empty_axes(ax, "no buyers to show")
-    sns.scatterplot(data=points, x="pc1", y="pc2", hue="cluster", palette="crest", s=18, ax=ax)
-    ax.set(title="Customers on the two main axes of behaviour", xlabel="first component",
-           ylabel="second component")
-    return ax

@@ -283,18 +283,3 @@ def ticket_experience_nps(
         rows.append({"ticket experience": name, "answers": len(s), "promoters": pro, "detractors": det,
                      "nps": nps_score(pro, pas, det), "nps_ci_low": low, "nps_ci_high": high})
     return pd.DataFrame(rows).set_index("ticket experience")
-
-
-def plot_volume(ticket_frame: pd.DataFrame):
-    """Stacked bars of the tickets of :func:`tickets` per month of opening and category."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    if not ticket_frame.empty:
-        data = ticket_frame.assign(category=ticket_frame["category"].fillna("uncategorized"))
-        sns.histplot(data=data, x="month", hue="category", multiple="stack", shrink=0.8, palette="crest", ax=ax)
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    ax.set(title="Tickets opened per month", xlabel="", ylabel="tickets")
-    ax.tick_params(axis="x", rotation=45)
-    return fig

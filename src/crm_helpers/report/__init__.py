@@ -3,7 +3,8 @@
 - :mod:`.runner` executes the notebooks with papermill and writes the pack;
 - :mod:`.share` writes the masked ``share/`` copy (:mod:`.privacy` is its masker);
 - :mod:`.headlines` records the figures a notebook hands to the index;
-- :mod:`.plots` and :mod:`.tables` give every plot and table of the notebooks one look;
+- :mod:`.plots` draws every plot of the pages and :mod:`.tables` shows their tables, each in one look;
+- :mod:`.sentences` writes what the pages say in words about the analyses' results;
 - :mod:`.glossary` defines each term the pages use, once.
 
 It sits above the analyses and the store: nothing below imports from here (see

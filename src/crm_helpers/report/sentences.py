@@ -1,0 +1,164 @@
+"""The sentences of the pages: what a notebook says in words, built from what an analysis returned.
+
+An analysis returns numbers, tables and value objects; the paragraph a page shows about them
+(Markdown with its bold lead, or a plain printed line) is written here, one function per kind of
+sentence. A section whose analysis can refuse (too few answers, nobody on the list) is a
+:class:`Finding`: the sentence, or a plain note saying why there is none, and the table behind it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sqlite_utils import Database
+
+from crm_helpers.analyses.followup import REASON_WEIGHTS, follow_up
+from crm_helpers.analyses.satisfaction import (
+    KeyDriverAnalysis,
+    NotEnoughResponses,
+    comment_themes,
+    format_measure,
+    nps_interval,
+)
+
+if TYPE_CHECKING:
+    from crm_helpers.analyses.clv import HoldoutValidation
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A notebook section's result: ``message``, one or two sentences (Markdown), and the ``table``
+    behind them. ``ok`` is False when there is no result (too few answers, nobody on the list):
+    then ``message`` says why and ``table`` is empty, with its columns."""
+
+    message: str
+    table: pd.DataFrame
+    ok: bool = True
+
+
+# -- page 03, scoring ------------------------------------------------------------------------------
+
+
+def priority_meaning() -> str:
+    """The follow-up priority in plain words (from :data:`~crm_helpers.analyses.followup.REASON_WEIGHTS`),
+    for the page that shows the queue."""
+    return (
+        "Priority says how urgent a follow-up is: each reason adds points (an open complaint "
+        f"{REASON_WEIGHTS['complaint']:g}; a detractor answer {REASON_WEIGHTS['detractor']:g}; a valuable customer "
+        f"whose risk of leaving is rising {REASON_WEIGHTS['churn']:g}; an idle open deal {REASON_WEIGHTS['stale']:g}; "
+        f"a valuable customer not contacted lately {REASON_WEIGHTS['no_contact']:g}), and how valuable the customer "
+        "is, or how large their idle deal is, adds up to 1 more. So about 4 to 5 means one strong reason, 7 or more "
+        "two strong reasons or more; the list is sorted by it, most urgent first, and it has no fixed top."
+    )
+
+
+# -- page 04, customer value -----------------------------------------------------------------------
+
+
+def holdout_error(validation: HoldoutValidation) -> str:
+    """How far the chosen model's past prediction was off, in one plain sentence."""
+    row = validation.aggregate.loc[validation.chosen]
+    error = validation.error()
+    direction = "too many" if error > 0 else "too few"
+    return (f"Asked to predict the last {validation.holdout_days} days from the history before them, the chosen "
+            f"model ({validation.chosen}) expected {row['predicted_repeat_purchases']:,.0f} repeat purchases where "
+            f"{row['actual_repeat_purchases']:,.0f} happened: {abs(error):.0%} {direction}.")
+
+
+# -- page 05, satisfaction -------------------------------------------------------------------------
+
+
+def month_summary(current: pd.Series, previous: pd.Series) -> str:
+    """A Markdown paragraph on ``current`` (a row of
+    :func:`~crm_helpers.analyses.satisfaction.period_scores`): how many answered, CSAT and NPS, or
+    a plain "no responses" note naming ``previous``'s answers."""
+    if current["responses"] == 0:
+        before = f" The previous month had {previous['responses']:.0f} answers." if previous["responses"] else ""
+        return (f"**No responses this month** ({current['label']}): nobody answered the survey, so CSAT, NPS "
+                f"and the indexes for the period are blank.{before} The trend, the drivers and the comment "
+                "themes below use the months before, where there are any.")
+    text = (f"**{current['responses']:.0f} responses** in {current['label']}: "
+            f"CSAT {format_measure(current['csat_pct'], 'pct')} ({current['csat_positive']:.0f} of "
+            f"{current['csat_answers']:.0f} answered 4–5), mean overall score "
+            f"{format_measure(current['csat_mean'], 'score')}, NPS {format_measure(current['nps'], 'nps')}")
+    if np.isfinite(current["nps_ci_low"]):
+        text += f" (95% interval {nps_interval(current)})"
+    text += "."
+    if current["small_sample"]:
+        text += " **Small sample:** with this few answers a single answer moves the figures a lot."
+    return text
+
+
+def top_driver(model: KeyDriverAnalysis) -> str:
+    """One Markdown sentence naming the top driver of a fitted ``model``, with its effect and the model's fit."""
+    top = model.table_.iloc[0]
+    outcome = "overall 1–5 score" if model.target == "csat" else "0–10 likelihood to recommend"
+    agree = ("the random forest ranks it first too" if model.rf_top_driver_ == model.top_driver_
+             else f"the random forest ranks **{model.rf_top_driver_}** first instead")
+    return (f"**{model.top_driver_.capitalize()} is the top driver** of overall satisfaction: one point more "
+            f"on the {model.top_driver_} score goes with {top['coefficient']:.2f} more on the {outcome} "
+            f"(95% CI {top['ci_low']:.2f} to {top['ci_high']:.2f}), the other "
+            f"items held equal; {agree}. The four items explain {model.r_squared_:.0%} of the variation "
+            f"(OLS R², {model.n_answers_} complete answers; forest out-of-bag R² {model.rf_oob_r_squared_:.0%}).")
+
+
+def driver_report(answer_frame: pd.DataFrame, *, target: str = "csat", random_state: int = 0) -> Finding:
+    """:class:`~crm_helpers.analyses.satisfaction.KeyDriverAnalysis` as a notebook section: the
+    :func:`top_driver` sentence and the per-item table.
+
+    Too few answers give a plain note and an empty table instead of an error.
+    """
+    try:
+        model = KeyDriverAnalysis(target=target, random_state=random_state).fit(answer_frame)
+    except NotEnoughResponses as exc:
+        return Finding(f"**Not enough answers for a driver analysis:** {exc}.",
+                       pd.DataFrame(columns=["item", "coefficient", "ci_low", "ci_high", "p_value",
+                                             "standardized", "rf_importance"]), ok=False)
+    return Finding(top_driver(model), model.table_)
+
+
+def theme_report(comment_frame: pd.DataFrame, *, top: int = 8) -> Finding:
+    """:func:`~crm_helpers.analyses.satisfaction.comment_themes` as a notebook section; too few
+    comments give a note, not an error."""
+    try:
+        table = comment_themes(comment_frame, top=top)
+    except NotEnoughResponses as exc:
+        return Finding(f"**Not enough comments for themes:** {exc}.",
+                       pd.DataFrame(columns=["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]),
+                       ok=False)
+    det = table.loc[table["leans_to"] == "detractors", "theme"].head(3).tolist()
+    pro = table.loc[table["leans_to"] == "promoters", "theme"].head(3).tolist()
+    text = (f"Detractors' comments lean to **{', '.join(det) or '–'}**; promoters' to **{', '.join(pro) or '–'}** "
+            f"({len(comment_frame)} comments; words, word pairs and Chinese character pairs).")
+    return Finding(text, table)
+
+
+def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> Finding:
+    """:func:`~crm_helpers.analyses.followup.follow_up` with a sentence counting who is on the list and why."""
+    table = follow_up(db, as_of, lookback_days=lookback_days)
+    if table.empty:
+        return Finding(f"Nobody to call: no detractor answered in the {lookback_days} days to {as_of} and no "
+                       "complaint is open.", table, ok=False)
+    detractors = int(table["last_nps"].notna().sum())
+    complaints = int((table["open_complaints"] > 0).sum())
+    return Finding(f"**{len(table)} customer{'s' * (len(table) != 1)} to call**: {detractors} answered as "
+                   f"detractor{'s' * (detractors != 1)} in the {lookback_days} days to {as_of}, {complaints} "
+                   f"{'has' if complaints == 1 else 'have'} an open complaint.", table)
+
+
+# -- page 06, cross-sell ---------------------------------------------------------------------------
+
+
+def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, top: int = 5) -> str:
+    """Plain text on :func:`~crm_helpers.analyses.crosssell.association_rules_table`: how many
+    baskets and rules there are, then the ``top`` rules in words (or why there are none)."""
+    head = f"{basket.shape[0]:,} paid orders with recorded lines, {basket.shape[1]} products, {len(rules)} rules."
+    if basket.shape[0] == 0:
+        return head + " No order lines are recorded, so there is nothing to learn from: import order_items."
+    if rules.empty:
+        return head + " No rule passes the thresholds: lower min_support or min_lift to see weaker links."
+    return "\n".join([head, *rules["in_words"].head(top)])
