@@ -26,6 +26,7 @@ import ipywidgets as widgets
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.ingest import entry
 from crm_helpers.analyses import followup, lead_scoring, scoring
 from crm_helpers.store.queries import store_currency
@@ -41,7 +42,7 @@ from crm_helpers.store.schema import (
     TICKET_PRIORITIES,
 )
 from crm_helpers.analyses.service import backlog
-from crm_helpers.store.connection import StoreError, open_db
+from crm_helpers.store.connection import open_db
 from crm_helpers.store.undo import EntryRecord, RowChange, UndoError, differs, read_row, undo_entry
 from crm_helpers.store.validation import ValidationError, clean_value, is_blank
 
@@ -186,7 +187,7 @@ class _Form:
             else:
                 self.message.value = _ERROR.format(html.escape(f"Not saved: {exc.column}: {shown}"))
             return False
-        except (StoreError, UndoError) as exc:
+        except CrmError as exc:
             self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
             return False
         except sqlite3.IntegrityError as exc:  # e.g. the same e-mail saved from another window meanwhile
@@ -671,7 +672,7 @@ class TodayList:
         try:
             entry.log_interaction(self.desk.db, item.customer_id, self.channel.value, subject=f"follow-up: {item.why}",
                                   outcome="contacted")
-        except (ValidationError, StoreError) as exc:
+        except CrmError as exc:
             self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
             return
         self.message.value = _OK.format("Noted as contacted.")

@@ -50,6 +50,7 @@ from sqlite_utils import Database
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.store.facts import net_revenue_sql, paid
 from crm_helpers.store.values import Headline
@@ -71,7 +72,7 @@ _NOISE = re.compile(
 )
 
 
-class ForecastError(ValueError):
+class ForecastError(CrmError, ValueError):
     """The forecast cannot be made (no history, bad parameters)."""
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.store.facts import iso, net_revenue_sql, order_margin, paid
 from crm_helpers.store.values import Attention, Headline
@@ -76,7 +77,7 @@ LIFT_COLUMNS = [
 """The columns of :func:`campaign_table` about incremental revenue, for display."""
 
 
-class RomiError(ValueError):
+class RomiError(CrmError, ValueError):
     """The ROMI analysis cannot run with these settings."""
 
 

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.store.values import Headline
 from crm_helpers.store.facts import iso, loyalty, next_day
@@ -56,7 +57,7 @@ CSAT_POSITIVE_MIN = 4
 """CSAT: answers of 4 or 5 on the 1–5 scale count as satisfied."""
 
 
-class SatisfactionError(ValueError):
+class SatisfactionError(CrmError, ValueError):
     """Bad input to a satisfaction analysis (weights, parameters)."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.store.facts import LOYALTY_MEANING, REPEAT_RATE_MEANING, loyalty, paid, repeat_rate
 from crm_helpers.analyses.features import as_date, customer_features, paid_orders_between
@@ -145,7 +146,7 @@ CHURN_FLAGS: dict[str, str] = {"detractor": "last NPS answer was 0–6"}
 MODEL_KINDS = ("logistic", "boosting")
 
 
-class ScoringError(ValueError):
+class ScoringError(CrmError, ValueError):
     """A model cannot be fitted or used (too little data, one outcome only, unknown kind)."""
 
 

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.analyses.features import as_date, customer_features
 from crm_helpers.store.values import Headline
@@ -101,7 +102,7 @@ RFM_COLUMNS = ["customer_id", "recency_days", "frequency", "monetary", "tenure_d
                "r_score", "f_score", "m_score", "segment"]
 
 
-class SegmentError(ValueError):
+class SegmentError(CrmError, ValueError):
     """A segment name or a snapshot request that cannot be honoured (plain message)."""
 
 

@@ -43,6 +43,7 @@ import orjson
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS, Column, Table
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.ingest.sources import normalize
@@ -100,7 +101,7 @@ class Chunk:
     data: list[list[str]]
 
 
-class ImportRejected(ValueError):
+class ImportRejected(CrmError, ValueError):
     """The file as a whole was not imported; nothing was written. The message says why."""
 
 

@@ -38,6 +38,8 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
+from crm_helpers.errors import CrmError
+
 ArrayLike = pd.Series | np.ndarray | Sequence[float]
 LogLikelihood = Callable[[np.ndarray], tuple[float, np.ndarray]]
 """A function of the parameters returning the weighted log-likelihood and its gradient."""
@@ -46,7 +48,7 @@ GG_CORRELATION_LIMIT = 0.3
 """Above this absolute frequency–monetary correlation, Gamma-Gamma's independence assumption is doubtful."""
 
 
-class ClvError(ValueError):
+class ClvError(CrmError, ValueError):
     """The data cannot be summarised, or a model cannot be fitted or applied to them."""
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import nbformat
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store import config
 from crm_helpers.ingest import inbox
 from crm_helpers.analyses import segmentation
@@ -81,7 +82,7 @@ def prepare_store(db_path: str, period: Period, names: list[str]) -> dict[str, s
     return errors
 
 
-class ReportError(Exception):
+class ReportError(CrmError):
     """The report cannot be rendered at all (no notebooks, unknown parameter, no data)."""
 
 

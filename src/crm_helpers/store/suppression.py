@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.schema import SUPPRESSION_KEYS, SUPPRESSION_LIST
 from crm_helpers.store.validation import ValidationError, normalize_email
 
@@ -50,7 +51,7 @@ MIN_PHONE_DIGITS = 6
 SIDECAR_NAME = "suppression-list.json"
 
 
-class SidecarError(ValueError):
+class SidecarError(CrmError, ValueError):
     """The sidecar file beside the backups is damaged; the message names it."""
 
 

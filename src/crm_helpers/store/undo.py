@@ -37,6 +37,7 @@ import orjson
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, LOAD_ORDER, SEGMENT_SNAPSHOTS, TABLES, Table
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.store.connection import explain_error, store_path, write_transaction
@@ -48,7 +49,7 @@ _SHOWN_KEYS = 3
 Key = tuple[Any, ...]
 
 
-class UndoError(ValueError):
+class UndoError(CrmError, ValueError):
     """The batch was not undone and nothing was changed; the message says why."""
 
 

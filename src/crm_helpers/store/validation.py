@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.schema import Column, Table
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
@@ -29,7 +30,7 @@ TRUE_WORDS = {"1", "true", "yes", "y", "ja", "oui", "是", "x", "✓"}
 FALSE_WORDS = {"0", "false", "no", "n", "nein", "non", "否", ""}
 
 
-class ValidationError(ValueError):
+class ValidationError(CrmError, ValueError):
     """A value does not fit its column; the message names the column, the value and the reason."""
 
     def __init__(self, column: str, value: Any, reason: str) -> None:
