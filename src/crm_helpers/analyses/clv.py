@@ -54,10 +54,8 @@ from crm_helpers.models.btyd import (
     NoRepeatBuyersError,
     ParetoNBDModel,
     PurchaseModel,
-    _as_float,
-    _check_rfm,
-    _like,
-    _unique_inverse,
+    nonnegative_floats,
+    shaped_like,
 )
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.values import Headline
@@ -269,21 +267,14 @@ def customer_lifetime_value(
         raise ClvError("the horizon must be a whole number of months, at least 1")
     if not 0 <= margin <= 1:
         raise ClvError("the margin is a share of revenue between 0 and 1")
-    x, tx, t_cap = _check_rfm(frequency, recency, T)
-    value = _as_float(expected_value, "expected_value")
-    if len(value) != len(x):
+    value = nonnegative_floats(expected_value, "expected_value")
+    purchases = np.asarray(transaction_model.discounted_expected_purchases(
+        frequency, recency, T, months=horizon_months, periods_per_month=PERIODS_PER_MONTH[freq] / freq_multiplier,
+        monthly_rate=monthly_rate(annual_discount_rate),
+    ))
+    if len(value) != len(purchases):
         raise ClvError("expected_value must have one value per customer")
-    (ux, ut), pair = _unique_inverse([x, t_cap])  # the purchase curve depends on (frequency, T) only
-    alive = transaction_model._p_alive(x, tx, t_cap)
-    per_month = PERIODS_PER_MONTH[freq] / freq_multiplier
-    rate = monthly_rate(annual_discount_rate)
-    discounted = np.zeros_like(ux)
-    previous = np.zeros_like(ux)
-    for k in range(1, int(horizon_months) + 1):  # a loop over months, not customers
-        cumulative = transaction_model._if_alive(k * per_month, ux, ut)
-        discounted += (cumulative - previous) / (1 + rate) ** k
-        previous = cumulative
-    return _like(margin * value * alive * discounted[pair], frequency, "clv")
+    return shaped_like(margin * value * purchases, frequency, "clv")
 
 
 def constant_profit_clv(

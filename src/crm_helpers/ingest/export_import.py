@@ -53,22 +53,22 @@ from crm_helpers.ingest.table_import import (
     ImportResult,
     RowError,
     TableBatch,
-    _has_day_month,
-    _message,
-    _write_rejects,
     clean_column,
     decide_dayfirst,
     distinct_texts,
+    has_day_month,
     import_file,
     import_page_cache,
     known_emails,
     read_chunks,
+    rejection_message,
     rejects_path,
     remembered_mapping,
     settle_refunds,
     stable_customer_id,
     text_columns,
     trimmed,
+    write_rejects,
 )
 from crm_helpers.store.schema import LOAD_ORDER, RATES, TABLES, Column
 from crm_helpers.store.schema import table as schema_table
@@ -593,7 +593,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                     if source.lines and (split := tables.order_seen_before(orders)):
                         raise ImportRejected(f"{path.name}: the lines of order {split} are not next to each other; "
                                              "sort the export by order (as the tool writes it) and import it again")
-                    if decided is None and _has_day_month(frame, _date_targets(frame)):  # once, from the whole file
+                    if decided is None and has_day_month(frame, _date_targets(frame)):  # once, from the whole file
                         dates, numbers = _file_dates(path, encoding, source, header, found, at, result.mapping)
                         decided = decide_dayfirst(path, dates, None, numbers)
                     part, prepared, chunk_errors = _prepare(db, source, frame, kept_rows, decided, result, in_file)
@@ -618,8 +618,9 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
             if row == at + 2:
                 raise ImportRejected(f"{path.name}: only a header row, no data")
             if errors:
-                raise ImportRejected(_message(path, errors, "Fix these rows in the export (or in the tool) and import "
-                                                            "it again, or import the good ones with --skip-bad-rows."))
+                raise ImportRejected(rejection_message(
+                    path, errors, "Fix these rows in the export (or in the tool) and import it again, or import the "
+                    "good ones with --skip-bad-rows."))
             tables.close(rejects_path(path) if rejected and not dry_run else None)
     except sqlite3.DatabaseError as exc:
         raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
@@ -627,7 +628,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         result.notes.insert(0, _not_sales_note(source, left_out))
     result.rejected = len(bad_lines)
     if rejected and not dry_run:
-        result.rejects_path = _write_rejects(path, header, bad_lines, rejected)
+        result.rejects_path = write_rejects(path, header, bad_lines, rejected)
     if not dry_run and (note := currency_note(db)):
         result.notes.append(f"note: {note}")
     return result

@@ -657,7 +657,9 @@ def rejects_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.rejects.csv")
 
 
-def _write_rejects(path: Path, header: list[str], raw_rows: dict[int, list[str]], errors: list[RowError]) -> Path:
+def write_rejects(path: Path, header: list[str], raw_rows: dict[int, list[str]], errors: list[RowError]) -> Path:
+    """The rejected rows of ``path`` as the file had them (``raw_rows`` by row number, under
+    ``header``), each led by its row number and reasons, written to :func:`rejects_path`; returns it."""
     from crm_helpers.store.safe_csv import write_safe_rows
 
     by_row: dict[int, list[str]] = {}
@@ -673,7 +675,9 @@ def _write_rejects(path: Path, header: list[str], raw_rows: dict[int, list[str]]
 SKIP_HINT = "Fix these rows, or import the good ones with --skip-bad-rows (bad rows go to a .rejects.csv file)."
 
 
-def _message(path: Path, errors: list[RowError], hint: str = SKIP_HINT) -> str:
+def rejection_message(path: Path, errors: list[RowError], hint: str = SKIP_HINT) -> str:
+    """What :class:`ImportRejected` says for a file with bad rows: how many, the first
+    ``SHOWN_ERRORS`` of them, and ``hint`` (what to do)."""
     errors = sorted(errors, key=lambda e: e.row)
     shown = "\n".join(f"  {e}" for e in errors[:SHOWN_ERRORS])
     more = f"\n  … and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
@@ -743,7 +747,7 @@ def import_file(
             batch = TableBatch(db, spec, path, result)
             for chunk in chunks:
                 raw, chunk_errors = _raw_frame(chunk, found, len(header))
-                if decided is None and _has_day_month(raw, dates):  # decided once, from the whole file
+                if decided is None and has_day_month(raw, dates):  # decided once, from the whole file
                     all_dates, all_rows = _file_dates(path, encoding, found, dates)
                     decided = decide_dayfirst(path, all_dates, None, all_rows)
                 frame, rows, skipped = _clean_chunk(db, spec, raw, chunk.rows, required, decided, chunk_errors)
@@ -764,7 +768,7 @@ def import_file(
                     known["customers.customer_id"].update(to_create)
                 batch.add(frame, to_create)
             if errors and not skip_bad_rows:
-                raise ImportRejected(_message(path, errors))
+                raise ImportRejected(rejection_message(path, errors))
             result.errors, result.rejected = errors, len(bad_lines)
             result.created_customers = len(batch.created_customers)
             batch.close(rejects_path(path) if errors else None)
@@ -774,7 +778,7 @@ def import_file(
     if given and not dry_run:
         remember_mapping(db, header, spec.name, given)
     if result.errors and skip_bad_rows and not dry_run:
-        result.rejects_path = _write_rejects(path, header, bad_lines, result.errors)
+        result.rejects_path = write_rejects(path, header, bad_lines, result.errors)
     return result
 
 
@@ -795,7 +799,7 @@ def _raw_frame(chunk: Chunk, found: dict[int, str], width: int) -> tuple[pd.Data
     return text_columns(chunk.data, found, width), errors
 
 
-def _has_day_month(raw: pd.DataFrame, dates: list[str]) -> bool:
+def has_day_month(raw: pd.DataFrame, dates: list[str]) -> bool:
     """Whether some date of ``raw`` is written day/month or month/day (03/04/2025)."""
     return any(date_parts(str(v)) is not None for c in dates for v in raw[c].unique())
 
