@@ -1,12 +1,15 @@
 """The package's conventions, checked over every module rather than module by module: one error
-family (every refusal is a ``CrmError``) and private names that stay private."""
+family (every refusal is a ``CrmError``), private names that stay private, and ``.ok`` /
+``.message`` on every result."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import inspect
 import pkgutil
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -58,3 +61,50 @@ def test_no_module_uses_another_modules_private_names():
                   and node.value.id not in ("self", "cls")):
                 found.append(f"{where} uses {node.value.id}.{node.attr}")
     assert found == []
+
+
+NOT_RESULTS = {"Headline", "Attention", "PaidLines", "DataGap", "Source", "Chunk"}
+"""Classes that public functions of analyses/ and ingest/ return but that are values, items or
+descriptions rather than the result of an analysis or an import."""
+
+
+def _returned_classes() -> dict[type, list[str]]:
+    """Package classes named in the return annotation of a public function of analyses/ or ingest/."""
+    returned: dict[type, list[str]] = {}
+    for module in _modules():
+        if not module.__name__.startswith(("crm_helpers.analyses.", "crm_helpers.ingest.")):
+            continue
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ != module.__name__ or name.startswith("_"):
+                continue
+            annotation = str(inspect.signature(function).return_annotation)
+            for word in re.findall(r"\w+", annotation):
+                cls = getattr(module, word, None)
+                if inspect.isclass(cls) and cls.__module__.startswith("crm_helpers."):
+                    returned.setdefault(cls, []).append(f"{module.__name__}.{name}")
+    return returned
+
+
+def _has(cls: type, name: str) -> bool:
+    """``name`` is a property, attribute or dataclass field of ``cls``."""
+    return hasattr(cls, name) or (dataclasses.is_dataclass(cls) and name in {f.name for f in dataclasses.fields(cls)})
+
+
+def test_every_result_says_ok_and_message():
+    """No result is said one way: ``.ok`` (the analysis or import produced its result) and
+    ``.message`` (plain words; empty when ok and nothing to say), on every result type."""
+    returned = _returned_classes()
+    results = [cls for cls in returned if cls.__name__ not in NOT_RESULTS]
+    assert {cls.__name__ for cls in results} >= {"ClvAnalysis", "SalesForecast", "FollowUpQueue", "Finding",
+                                                 "ImportResult", "SourceImportResult"}
+    missing = [f"{cls.__name__} (from {returned[cls][0]})" for cls in results
+               if not (_has(cls, "ok") and _has(cls, "message"))]
+    assert missing == [], "give these results .ok and .message, or list them in NOT_RESULTS with why"
+
+
+def test_an_import_result_says_what_was_left_out():
+    from crm_helpers.ingest.table_import import ImportResult
+
+    result = ImportResult("customers", Path("c.csv"), rejected=2, rejects_path=Path("c.rejects.csv"))
+    assert result.ok and result.message == "2 bad rows were left out; their reasons are in c.rejects.csv"
+    assert ImportResult("customers", Path("c.csv")).message == ""

@@ -116,16 +116,22 @@ PRIORITY_MEANING = (
 class FollowUpQueue:
     """The queue (``table``, columns :data:`QUEUE_COLUMNS`, most urgent first), how many people have
     at least one reason (``candidates``), and people per reason (``by_reason``: reason, people).
-    ``ok``: somebody needs a follow-up; ``message``: the queue's size in a plain sentence."""
+    ``anyone_to_follow_up``: somebody needs a follow-up; ``ok``: always True, an empty queue is a
+    result too; ``message``: the queue's size in a plain sentence."""
 
     table: pd.DataFrame
     candidates: int
     by_reason: pd.DataFrame
 
     @property
-    def ok(self) -> bool:
+    def anyone_to_follow_up(self) -> bool:
         """True when at least one person needs a follow-up."""
         return self.candidates > 0
+
+    @property
+    def ok(self) -> bool:
+        """True: the queue is built whatever the store holds (nobody to follow up is an answer)."""
+        return True
 
     @property
     def message(self) -> str:
@@ -289,7 +295,7 @@ def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -
     table = follow_up(db, as_of, lookback_days=lookback_days)
     if table.empty:
         return Finding(f"Nobody to call: no detractor answered in the {lookback_days} days to {as_of} and no "
-                       "complaint is open.", table, ok=False)
+                       "complaint is open.", table)
     detractors = int(table["last_nps"].notna().sum())
     complaints = int((table["open_complaints"] > 0).sum())
     return Finding(f"**{len(table)} customer{'s' * (len(table) != 1)} to call**: {detractors} answered as "

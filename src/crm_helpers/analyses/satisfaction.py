@@ -98,8 +98,9 @@ class ItemWeights:
 @dataclass(frozen=True)
 class Finding:
     """A notebook section's result: ``message``, one or two sentences (Markdown), and the ``table``
-    behind them. ``ok`` is False when there is no result (too few answers, nobody on the list):
-    then ``message`` says why and ``table`` is empty, with its columns."""
+    behind them. ``ok`` is False when the analysis produced no result (too few answers or comments):
+    then ``message`` says why and ``table`` is empty, with its columns. An empty list (nobody to
+    call) is a result: ``ok`` stays True."""
 
     message: str
     table: pd.DataFrame

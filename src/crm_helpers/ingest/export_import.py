@@ -60,6 +60,7 @@ from crm_helpers.ingest.table_import import (
     import_file,
     import_page_cache,
     known_emails,
+    left_out_message,
     read_chunks,
     rejection_message,
     rejects_path,
@@ -107,6 +108,16 @@ class SourceImportResult:
         self.guest_orders += part.guest_orders
         self.erased_skipped += part.erased_skipped
         self.notes += [n for n in part.notes if n not in self.notes]
+
+    @property
+    def ok(self) -> bool:
+        """True: the export was imported (a file refused as a whole raises :class:`ImportRejected`)."""
+        return True
+
+    @property
+    def message(self) -> str:
+        """How many bad rows were left out and where their reasons are; empty when none was."""
+        return left_out_message(self.rejected, self.rejects_path)
 
     @property
     def batch_ids(self) -> list[int]:

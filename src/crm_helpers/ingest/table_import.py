@@ -139,6 +139,16 @@ class ImportResult:
     errors: list[RowError] = field(default_factory=list)
     rejects_path: Path | None = None
 
+    @property
+    def ok(self) -> bool:
+        """True: the file was imported (a file refused as a whole raises :class:`ImportRejected`)."""
+        return True
+
+    @property
+    def message(self) -> str:
+        """How many bad rows were left out and where their reasons are; empty when none was."""
+        return left_out_message(self.rejected, self.rejects_path)
+
     def summary(self) -> str:
         """One line for a person: what happened to the file."""
         parts = [f"{self.inserted} inserted", f"{self.updated} updated", f"{self.unchanged} unchanged",
@@ -650,6 +660,14 @@ def import_page_cache(db: Database, mib: int = IMPORT_CACHE_MIB) -> Iterator[Non
         yield
     finally:
         db.execute(f"PRAGMA cache_size = {int(before)}")
+
+
+def left_out_message(rejected: int, rejects: Path | None) -> str:
+    """``"2 bad rows were left out; their reasons are in x.rejects.csv"``, or "" when none was."""
+    if not rejected:
+        return ""
+    text = f"{rejected} bad row{'s were' if rejected != 1 else ' was'} left out"
+    return f"{text}; {'their' if rejected != 1 else 'its'} reasons are in {rejects.name}" if rejects else text
 
 
 def rejects_path(path: Path) -> Path:
