@@ -108,3 +108,50 @@ def test_an_import_result_says_what_was_left_out():
     result = ImportResult("customers", Path("c.csv"), rejected=2, rejects_path=Path("c.rejects.csv"))
     assert result.ok and result.message == "2 bad rows were left out; their reasons are in c.rejects.csv"
     assert ImportResult("customers", Path("c.csv")).message == ""
+
+
+ARRAYS = {"frequency", "recency", "T", "monetary_value", "expected_value", "t"}
+"""The BTYD arrays, which stay positional in lifetimes' order (``fit(frequency, recency, T)``,
+``expected_purchases(t, frequency, recency, T)``) the way scikit-learn keeps ``fit(X, y)``: one
+customer per position in every array, so they cannot be swapped for a setting."""
+
+LEAVING_FOR_THE_REPORT = {"crm_helpers.analyses.clv.plot_alive_matrices",
+                          "crm_helpers.analyses.segmentation.plot_silhouette"}
+"""Plot functions that the plots branch moves to report/plots.py; they are made keyword-only
+there, and the check then applies to them."""
+
+
+def _public_callables() -> list[tuple[str, object]]:
+    """Every public function of the package and every hand-written public method (``__init__``
+    included) of its public classes. Dataclass-made ``__init__`` (records built field by field)
+    and exception constructors (message parts) are left out."""
+    found = []
+    for module in _modules():
+        for name, obj in inspect.getmembers(module):
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj):
+                found.append((f"{module.__name__}.{name}", obj))
+            elif inspect.isclass(obj) and not issubclass(obj, BaseException):
+                for attr, member in vars(obj).items():
+                    function = getattr(member, "__func__", member)
+                    if (inspect.isfunction(function) and (attr == "__init__" or not attr.startswith("_"))
+                            and function.__code__.co_filename != "<string>"):  # dataclass-made __init__
+                        found.append((f"{module.__name__}.{name}.{attr}", function))
+    return found
+
+
+def test_parameters_after_the_first_two_are_keyword_only():
+    """``f(db, as_of, *, ...)``: a third argument is named, so two settings cannot be swapped."""
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    offenders = []
+    for name, function in _public_callables():
+        if name in LEAVING_FOR_THE_REPORT:
+            continue
+        params = [p.name for p in inspect.signature(function).parameters.values() if p.kind in positional]
+        if params and params[0] in ("self", "cls"):
+            params = params[1:]
+        extra = [p for p in params[2:] if p not in ARRAYS]
+        if extra:
+            offenders.append(f"{name}({', '.join(params)})")
+    assert offenders == [], "make the parameters after the first two keyword-only:\n" + "\n".join(offenders)

@@ -122,13 +122,13 @@ def test_a_detractor_is_the_same_person_on_both_follow_up_lists(book):
 
 def test_repeat_rate_and_loyalty_by_hand(book):
     # October buyers: A (bought in September), B (first ever), C (bought in January), D (first ever)
-    assert facts.repeat_rate(book, OCT.start, OCT.end) == pytest.approx(100 * 2 / 4)
+    assert facts.repeat_rate(book, OCT.start, end=OCT.end) == pytest.approx(100 * 2 / 4)
     # October's paid orders: A 1, B 2, C 1, D 1; the first orders ever are one of B's and D's
-    assert facts.loyalty(book, OCT.start, OCT.end) == pytest.approx(
+    assert facts.loyalty(book, OCT.start, end=OCT.end) == pytest.approx(
         {"purchases": 5, "repeat_purchases": 3, "loyalty": 3 / 5})
     # the whole record: 7 paid orders of 4 buyers
-    assert facts.loyalty(book, None, AS_OF)["loyalty"] == pytest.approx(3 / 7)
-    figures = sales.period_figures(book, OCT.start, OCT.end)
+    assert facts.loyalty(book, None, end=AS_OF)["loyalty"] == pytest.approx(3 / 7)
+    figures = sales.period_figures(book, OCT.start, end=OCT.end)
     assert figures["repeat_rate"] == pytest.approx(50.0)
     assert figures["repeat_purchase_share"] == pytest.approx(60.0)
 

@@ -22,7 +22,7 @@ from crm_helpers.store.periods import Period, resolve_period
 from crm_helpers.store.connection import open_db
 
 
-def open_workbook(db_path: str = "", period_start: str = "", period_end: str = "") -> tuple[Database, Period]:
+def open_workbook(db_path: str = "", period_start: str = "", *, period_end: str = "") -> tuple[Database, Period]:
     """Open the store and resolve the report period; also sets the plot and table style (every
     displayed DataFrame is a table for people, see :mod:`crm_helpers.report.tables`) and shows the
     currency note of the store, if it has one."""
@@ -36,4 +36,4 @@ def open_workbook(db_path: str = "", period_start: str = "", period_end: str = "
         from IPython.display import Markdown, display
 
         display(Markdown(f"*{note}*"))
-    return db, resolve_period(db, period_start, period_end)
+    return db, resolve_period(db, period_start, period_end=period_end)

@@ -44,7 +44,7 @@ def cohort_table(db: Database, as_of: dt.date, *, last_cohorts: int | None = Non
         db,
         f"SELECT customer_id, {net_revenue_sql()} AS amount, {month_index_sql()} AS m FROM orders "
         f"WHERE {paid()} AND order_date <= :as_of",
-        {"as_of": as_of.isoformat()},
+        params={"as_of": as_of.isoformat()},
     )
     if orders.empty:
         return pd.DataFrame(columns=_COHORT_COLUMNS)
@@ -138,7 +138,7 @@ def repeat_rate_by_channel(db: Database, as_of: dt.date, *, window_days: int = 1
         GROUP BY 1
     """
     params = {"as_of": as_of.isoformat(), "back": f"-{window_days} days", "ahead": f"+{window_days} days"}
-    table = query_df(db, sql, params)
+    table = query_df(db, sql, params=params)
     columns = ["acquisition_channel", "customers", "repeaters", "repeat_rate_ever", "mature", "repeaters_window",
                "repeat_rate_window"]
     if table.empty:

@@ -89,13 +89,13 @@ def paid_lines(db: Database, as_of: dt.date) -> PaidLines:
         db,
         f"SELECT rowid AS order_rowid, customer_id, order_date FROM orders WHERE {paid()} AND order_date <= :as_of "
         "ORDER BY rowid",
-        {"as_of": as_of.isoformat()},
+        params={"as_of": as_of.isoformat()},
     )
     lines = query_df(
         db,
         "SELECT o.rowid AS order_rowid, i.product_id FROM order_items i JOIN orders o ON o.order_id = i.order_id "
         f"WHERE {paid('o')} AND o.order_date <= :as_of",
-        {"as_of": as_of.isoformat()},
+        params={"as_of": as_of.isoformat()},
     )
     order_rowid = orders["order_rowid"].to_numpy(dtype=np.int64)
     customer, customers = pd.factorize(orders["customer_id"], sort=True)
@@ -200,7 +200,7 @@ def association_rules_table(
     return table[RULE_COLUMNS]
 
 
-def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, top: int = 5) -> str:
+def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, *, top: int = 5) -> str:
     """Plain text: how many baskets and rules there are, then the ``top`` rules in words (or why there are none)."""
     head = f"{basket.shape[0]:,} paid orders with recorded lines, {basket.shape[1]} products, {len(rules)} rules."
     if basket.shape[0] == 0:
@@ -213,8 +213,8 @@ def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, top: int = 5) -> s
 def next_best_products(
     db: Database,
     rules: pd.DataFrame,
-    lines: PaidLines,
     *,
+    lines: PaidLines,
     active_days: int = 365,
     max_rules: int = 200,
 ) -> pd.DataFrame:

@@ -87,7 +87,7 @@ def unhappy_customers(db: Database, as_of: dt.date, *, lookback_days: int = 90) 
     Columns: customer_id, last_nps (empty when not a detractor), answered_at, open_complaints,
     oldest_open_complaint; one row per customer, by customer_id.
     """
-    return query_df(db, _UNHAPPY_SQL, _window(as_of, lookback_days))
+    return query_df(db, _UNHAPPY_SQL, params=_window(as_of, lookback_days))
 
 
 REASON_LABELS = {"complaint": "open complaint ticket", "detractor": "recent detractor answer",
@@ -249,7 +249,7 @@ def _contacts(db: Database, ids: list[str], day: pd.Timestamp) -> pd.DataFrame:
         f"SELECT c.customer_id, c.name, c.email, (SELECT MAX(occurred_at) FROM interactions i "
         f"WHERE i.customer_id = c.customer_id AND i.occurred_at < ?) AS last_contact "
         f"FROM customers c WHERE c.customer_id IN ({placeholders})",
-        [next_day(day.date()), *ids],
+        params=[next_day(day.date()), *ids],
     )
     frame["last_contact"] = frame["last_contact"].fillna("").astype(str).str[:10]
     return frame
@@ -280,7 +280,7 @@ def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> pd.Da
     last_channel, last_direction, last_outcome, last_comment (personal data: masked in shared
     reports). Sorted with open complaints first, then the lowest NPS.
     """
-    frame = query_df(db, _CALL_LIST_SQL, _window(as_of, lookback_days))
+    frame = query_df(db, _CALL_LIST_SQL, params=_window(as_of, lookback_days))
     nps_part = ("detractor (NPS " + frame["last_nps"].astype("Int64").astype(str) + " on "
                 + frame["answered_at"].astype(str).str[:10] + ")").where(frame["last_nps"].notna(), "")
     complaint_part = (frame["open_complaints"].astype(str) + " open complaint(s) since "

@@ -76,7 +76,7 @@ def second_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
         "  SELECT customer_id, order_date, ROW_NUMBER() OVER (PARTITION BY customer_id "
         f"  ORDER BY order_date, order_id) AS rn FROM orders WHERE {paid()} AND order_date <= ?"
         ") WHERE rn <= 2 GROUP BY customer_id ORDER BY customer_id",
-        [as_date(as_of).isoformat()],
+        params=[as_date(as_of).isoformat()],
         parse_dates=["first_order", "second_order"],
     )
     frame["days_to_second"] = (frame["second_order"] - frame["first_order"]).dt.days.astype("float64")
@@ -107,12 +107,12 @@ def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.dat
     rows = []
     if period_start is not None:
         rows += [
-            ("Repeat rate", repeat_rate(db, period_start, day), REPEAT_RATE_MEANING),
-            ("Repeat purchase share (customer loyalty)", 100 * loyalty(db, period_start, day)["loyalty"],
+            ("Repeat rate", repeat_rate(db, period_start, end=day), REPEAT_RATE_MEANING),
+            ("Repeat purchase share (customer loyalty)", 100 * loyalty(db, period_start, end=day)["loyalty"],
              LOYALTY_MEANING),
         ]
     rows += [
-        ("Repeat purchase share, whole record (seeds)", 100 * loyalty(db, None, day)["loyalty"],
+        ("Repeat purchase share, whole record (seeds)", 100 * loyalty(db, None, end=day)["loyalty"],
          "repeat purchases / all purchases, all buyers and all their orders together (重复购买次数 / 总购买次数)"),
         ("Repeat purchase share, average per customer (seeds)",
          100 * float(loyal["loyalty"].mean()) if len(loyal) else float("nan"),
@@ -166,7 +166,7 @@ def churn_snapshot(db: Database, cutoff: dt.date | str, *, horizon_days: int) ->
     """
     day = as_date(cutoff)
     frame = customer_features(db, day)
-    later = paid_orders_between(db, day, day + dt.timedelta(days=horizon_days))
+    later = paid_orders_between(db, day, until=day + dt.timedelta(days=horizon_days))
     frame["churned"] = (~frame["customer_id"].isin(later.index)).astype("int64")
     return frame
 
@@ -178,7 +178,7 @@ class ChurnModel:
     ``pipeline_`` is the fitted scikit-learn pipeline and ``base_rate_`` the training churn rate.
     """
 
-    def __init__(self, kind: str = "logistic", C: float = 1.0, random_state: int = 0) -> None:
+    def __init__(self, kind: str = "logistic", C: float = 1.0, *, random_state: int = 0) -> None:
         self.kind = kind
         self.C = C
         self.random_state = random_state
@@ -267,7 +267,7 @@ def _odds_words(ratio: float) -> str:
     return "hardly changes the odds"
 
 
-def calibration_table(churned: pd.Series, probability: pd.Series, bins: int = 10) -> pd.DataFrame:
+def calibration_table(churned: pd.Series, probability: pd.Series, *, bins: int = 10) -> pd.DataFrame:
     """Customers grouped into up to ``bins`` equal-size groups by predicted probability.
 
     Columns: predicted (mean probability), observed (share who churned), customers. A well

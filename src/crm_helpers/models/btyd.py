@@ -88,7 +88,7 @@ def nonnegative_floats(values: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def shaped_like(result: np.ndarray, template: ArrayLike, name: str) -> pd.Series | np.ndarray:
+def shaped_like(result: np.ndarray, template: ArrayLike, *, name: str) -> pd.Series | np.ndarray:
     """``result`` as a Series named ``name`` with the template's index when the input was a Series,
     else as it is: the models answer in the shape they were asked in."""
     if isinstance(template, pd.Series):
@@ -283,7 +283,7 @@ class PurchaseModel(_Estimator):
         self.penalizer_coef = penalizer_coef
 
     def fit(
-        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None,
+        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, weights: ArrayLike | None = None,
         initial_params: ArrayLike | None = None,
     ) -> "PurchaseModel":
         """Fit on one row per customer (or per group of identical customers with ``weights``).
@@ -322,7 +322,7 @@ class PurchaseModel(_Estimator):
         return self
 
     def log_likelihood(
-        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
+        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, weights: ArrayLike | None = None
     ) -> float:
         """Log-likelihood of these customers at the model's parameters (fitted, or set by :meth:`with_params`)."""
         x, tx, t_cap = _check_rfm(frequency, recency, T)
@@ -344,7 +344,7 @@ class PurchaseModel(_Estimator):
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> pd.Series | np.ndarray:
         """Probability that each customer is still a customer at age T."""
         x, tx, t_cap = _check_rfm(frequency, recency, T)
-        return shaped_like(self._p_alive(x, tx, t_cap), frequency, "p_alive")
+        return shaped_like(self._p_alive(x, tx, t_cap), frequency, name="p_alive")
 
     def expected_purchases(
         self, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -358,7 +358,8 @@ class PurchaseModel(_Estimator):
             raise NegativeValueError("the prediction horizon t must not be negative")
         # the part for a customer still alive depends on (frequency, T) only: evaluate it on those pairs
         (ux, ut), pair = _unique_inverse([x, t_cap])
-        return shaped_like(self._if_alive(t, ux, ut)[pair] * self._p_alive(x, tx, t_cap), frequency, "expected_purchases")
+        return shaped_like(self._if_alive(t, ux, ut)[pair] * self._p_alive(x, tx, t_cap), frequency,
+                           name="expected_purchases")
 
     def discounted_expected_purchases(
         self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, months: int, periods_per_month: float,
@@ -376,7 +377,8 @@ class PurchaseModel(_Estimator):
             cumulative = self._if_alive(k * periods_per_month, ux, ut)
             discounted += (cumulative - previous) / (1 + monthly_rate) ** k
             previous = cumulative
-        return shaped_like(self._p_alive(x, tx, t_cap) * discounted[pair], frequency, "discounted_expected_purchases")
+        return shaped_like(self._p_alive(x, tx, t_cap) * discounted[pair], frequency,
+                           name="discounted_expected_purchases")
 
     def _p_alive(self, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -829,7 +831,7 @@ class GammaGammaModel(_Estimator):
         self.correlation_limit = correlation_limit
 
     def fit(
-        self, frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None = None
+        self, frequency: ArrayLike, monetary_value: ArrayLike, *, weights: ArrayLike | None = None
     ) -> "GammaGammaModel":
         """Fit on the repeat buyers among the rows (one-time buyers are skipped, as in the paper)."""
         x, m = nonnegative_floats(frequency, "frequency"), nonnegative_floats(monetary_value, "monetary_value")
@@ -884,6 +886,6 @@ class GammaGammaModel(_Estimator):
         x, m = nonnegative_floats(frequency, "frequency"), nonnegative_floats(monetary_value, "monetary_value")
         if len(x) != len(m):
             raise ClvError("frequency and monetary_value must have the same length")
-        return shaped_like(p * (v + x * m) / (p * x + q - 1), frequency, "expected_average_value")
+        return shaped_like(p * (v + x * m) / (p * x + q - 1), frequency, name="expected_average_value")
 
 

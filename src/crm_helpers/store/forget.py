@@ -81,7 +81,7 @@ def forget(db: Database, who: str, *, inbox: Path | None = None, backups: Path |
     with db.atomic():
         db.execute("PRAGMA defer_foreign_keys = ON")
         recorded_rejects = _erase(db, customer_id, email, report)
-        record_erasure(db, report.pseudonym, {"customer_id": customer_id, "email": email, "phone": phone},
+        record_erasure(db, report.pseudonym, person={"customer_id": customer_id, "email": email, "phone": phone},
                        rows_changed=sum(report.rows_changed.values()))
         _log(db, report)
     _after_erasure(db, backups)

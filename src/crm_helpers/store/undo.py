@@ -412,7 +412,7 @@ class EntryRecord:
     changes: tuple[RowChange, ...]
 
 
-def read_row(db: Database, table: str, key: Key) -> dict[str, Any] | None:
+def read_row(db: Database, table: str, *, key: Key) -> dict[str, Any] | None:
     """The row of ``table`` with primary key ``key`` (a tuple), or None."""
     return _rows_by_key(db, schema_table(table), [key]).get(key)
 
@@ -425,7 +425,7 @@ def undo_entry(db: Database, record: EntryRecord) -> None:
         with write_transaction(db):
             problems = []
             for change in record.changes:
-                current = read_row(db, change.table, change.key)
+                current = read_row(db, change.table, key=change.key)
                 if current is None:
                     problems.append(f"{change.table} {_show([change.key])} is no longer in the store")
                 elif any(differs(current.get(c), v) for c, v in change.after.items()):

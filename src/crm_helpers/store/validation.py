@@ -151,7 +151,7 @@ def parse_bool(value: Any) -> int:
     raise ValueError("not yes/no")
 
 
-def clean_value(column: Column, value: Any, dayfirst: bool | None = None) -> Any:
+def clean_value(column: Column, value: Any, *, dayfirst: bool | None = None) -> Any:
     """The stored form of ``value`` for ``column``; ValueError with the reason when it does not fit."""
     if is_blank(value):
         if column.required:
@@ -190,7 +190,7 @@ def _check_range(column: Column, number: float) -> None:
 
 
 def validate_record(
-    table: Table, record: dict[str, Any], dayfirst: bool | None = None
+    table: Table, record: dict[str, Any], *, dayfirst: bool | None = None
 ) -> tuple[dict[str, Any], list[tuple[str, Any, str]]]:
     """Clean every known column of ``record``; returns (clean record, [(column, value, reason)])."""
     clean: dict[str, Any] = {}
@@ -201,7 +201,7 @@ def validate_record(
                 errors.append((column.name, None, "required"))
             continue
         try:
-            clean[column.name] = clean_value(column, record[column.name], dayfirst)
+            clean[column.name] = clean_value(column, record[column.name], dayfirst=dayfirst)
         except ValueError as exc:
             errors.append((column.name, record[column.name], str(exc)))
     return clean, errors
