@@ -51,7 +51,7 @@ def _steps(db: Any, as_of: dt.date) -> list[Step]:
         ("association rules", "`association_rules_table`", "rules",
          lambda r: crosssell.association_rules_table(r["basket"], crosssell.product_names(db))),
         ("association rules", "`next_best_products`", "offers",
-         lambda r: crosssell.next_best_products(db, r["rules"], r["lines"])),
+         lambda r: crosssell.next_best_products(db, r["rules"], lines=r["lines"])),
         ("association rules", "`cross_sell_probability`", "cross_sell",
          lambda r: crosssell.cross_sell_probability(r["lines"], period_start=month.start, rules=r["rules"])),
         ("other", "`cohort_table`", "cohorts", lambda r: cohorts.cohort_table(db, as_of, last_cohorts=18)),

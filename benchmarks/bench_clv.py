@@ -94,8 +94,8 @@ def _fit_ours(summary: pd.DataFrame) -> tuple[clv.BetaGeoModel, clv.GammaGammaMo
 
 def _clv_ours(bgm: clv.BetaGeoModel, ggm: clv.GammaGammaModel, summary: pd.DataFrame) -> np.ndarray:
     value = ggm.expected_average_value(summary["frequency"], summary["monetary_value"])
-    return np.asarray(clv.customer_lifetime_value(bgm, summary["frequency"], summary["recency"], summary["T"],
-                                                  value, HORIZON_MONTHS, ANNUAL_DISCOUNT))
+    return np.asarray(clv.customer_lifetime_value(bgm, summary["frequency"], summary["recency"], summary["T"], value,
+                                                  horizon_months=HORIZON_MONTHS, annual_discount_rate=ANNUAL_DISCOUNT))
 
 
 def _clv_ours_30_day_months(bgm: clv.BetaGeoModel, ggm: clv.GammaGammaModel, summary: pd.DataFrame,
@@ -107,8 +107,8 @@ def _clv_ours_30_day_months(bgm: clv.BetaGeoModel, ggm: clv.GammaGammaModel, sum
     """
     value = ggm.expected_average_value(summary["frequency"], summary["monetary_value"])
     return np.asarray(clv.customer_lifetime_value(
-        bgm, summary["frequency"], summary["recency"], summary["T"], value, HORIZON_MONTHS,
-        (1 + monthly) ** 12 - 1, freq="D", freq_multiplier=clv.DAYS_PER_MONTH / 30))
+        bgm, summary["frequency"], summary["recency"], summary["T"], value, horizon_months=HORIZON_MONTHS,
+        annual_discount_rate=(1 + monthly) ** 12 - 1, freq="D", freq_multiplier=clv.DAYS_PER_MONTH / 30))
 
 
 def _max_rel(a: np.ndarray, b: np.ndarray, floor: float = 1e-9) -> float:
@@ -330,7 +330,8 @@ def run(store: ScaleStore, repeats: int, ref_repeats: int, *, big: int = 1_000_0
     db = open_db(store.db_path)
     days_t, days = measure(lambda: clv.paid_purchase_days(db, as_of), min(repeats, 3))
     summary_t, summary = measure(lambda: clv.summary_from_transactions(
-        days, "customer_id", "order_date", "amount", observation_period_end=as_of), repeats)
+        days, "customer_id", datetime_col="order_date", monetary_value_col="amount",
+        observation_period_end=as_of), repeats)
     section.add(Row("paid purchase days from the store (SQL aggregate)", days_t, note=f"{len(days):,} rows"))
     section.add(Row("`summary_from_transactions`", summary_t, note=f"{len(summary):,} customers"))
     analysis = None

@@ -60,7 +60,7 @@ def _import(store: str, csv_path: str, profile_to: str | None = None) -> dict[st
     started, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    first = import_file(db, "orders", csv_path)
+    first = import_file(db, "orders", path=csv_path)
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile_to)
@@ -69,7 +69,7 @@ def _import(store: str, csv_path: str, profile_to: str | None = None) -> dict[st
         raise SystemExit(f"unexpected first import: {first.summary()}")
     if not profiler:
         started, cpu = time.perf_counter(), time.process_time()
-        again = import_file(db, "orders", csv_path)
+        again = import_file(db, "orders", path=csv_path)
         out["again"], out["again_cpu"] = time.perf_counter() - started, time.process_time() - cpu
         if again.unchanged != first.inserted:
             raise SystemExit(f"unexpected re-import: {again.summary()}")

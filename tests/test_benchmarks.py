@@ -95,7 +95,7 @@ def test_quick_pack_on_a_one_notebook_pack(tmp_path: Path) -> None:
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     cell = nbformat.v4.new_code_cell("from crm_helpers.workbook import open_workbook\n"
-                                     "db, period = open_workbook(db_path, period_start, period_end)")
+                                     "db, period = open_workbook(db_path, period_start, period_end=period_end)")
     nbformat.write(_notebook([nbformat.v4.new_markdown_cell("# Tiny"), _parameters_cell(), cell]),
                    str(notebooks / "10_tiny.ipynb"))
     out = tmp_path / "RESULTS.md"

@@ -96,7 +96,7 @@ def test_gamma_gamma_reproduces_the_published_cdnow_estimates(cdnow_spend):
 
 def test_summary_of_the_raw_cdnow_sample_matches_the_published_summary(cdnow_transactions, cdnow_spend):
     summary = clv.summary_from_transactions(
-        cdnow_transactions, "customer", "date", "value", observation_period_end="1997-09-30",
+        cdnow_transactions, "customer", datetime_col="date", monetary_value_col="value", observation_period_end="1997-09-30",
         freq="D", freq_multiplier=7,
     ).sort_index()
     published = cdnow_spend.set_index("ID").sort_index()
@@ -110,7 +110,7 @@ def test_summary_of_the_raw_cdnow_sample_matches_the_published_summary(cdnow_tra
 
 def test_calibration_split_of_the_raw_sample_fits_the_published_model(cdnow_transactions):
     split = clv.summary_from_transactions(
-        cdnow_transactions, "customer", "date", observation_period_end="1998-06-30", freq="D",
+        cdnow_transactions, "customer", datetime_col="date", observation_period_end="1998-06-30", freq="D",
         freq_multiplier=7, calibration_period_end="1997-09-30",
     )
     assert len(split) == 2357 and (split["duration_holdout"] == 39).all()
@@ -247,7 +247,7 @@ def transactions() -> pd.DataFrame:
 
 
 def test_daily_summary_by_hand(transactions):
-    s = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+    s = clv.summary_from_transactions(transactions, "customer_id", datetime_col="date", monetary_value_col="amount",
                                       observation_period_end="2026-03-31")
     assert s.index.name == "customer_id"
     assert list(s.columns) == ["frequency", "recency", "T", "monetary_value"]
@@ -258,21 +258,21 @@ def test_daily_summary_by_hand(transactions):
 
 
 def test_weekly_and_monthly_periods_by_hand(transactions):
-    weekly = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+    weekly = clv.summary_from_transactions(transactions, "customer_id", datetime_col="date", monetary_value_col="amount",
                                            observation_period_end="2026-03-31", freq="W")
     # Monday-to-Sunday weeks: Jan 1 (Thu) week 0, Jan 11 (Sun) week 1, Feb 1 (Sun) week 4, Mar 31 (Tue) week 13
     assert weekly.loc["A"].tolist() == [2, 4, 13, 25]
-    monthly = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+    monthly = clv.summary_from_transactions(transactions, "customer_id", datetime_col="date", monetary_value_col="amount",
                                             observation_period_end="2026-03-31", freq="M")
     assert monthly.loc["A"].tolist() == [1, 1, 2, 30]  # January's 35 is the first purchase, February's 30 repeats
     assert monthly.loc["D"].tolist() == [1, 2, 2, 8]
-    in_weeks = clv.summary_from_transactions(transactions, "customer_id", "date", observation_period_end="2026-03-31",
+    in_weeks = clv.summary_from_transactions(transactions, "customer_id", datetime_col="date", observation_period_end="2026-03-31",
                                              freq="D", freq_multiplier=7)
     assert in_weeks.loc["A", "recency"] == pytest.approx(31 / 7)
 
 
 def test_calibration_and_holdout_by_hand(transactions):
-    s = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+    s = clv.summary_from_transactions(transactions, "customer_id", datetime_col="date", monetary_value_col="amount",
                                       observation_period_end="2026-03-31", calibration_period_end="2026-01-31")
     assert list(s.columns) == ["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal", "frequency_holdout",
                                "monetary_value_holdout", "duration_holdout"]
@@ -285,17 +285,17 @@ def test_calibration_and_holdout_by_hand(transactions):
 def test_summary_refuses_bad_input(transactions):
     bad = transactions.assign(amount=transactions["amount"].where(transactions["customer_id"] != "B", -5.0))
     with pytest.raises(clv.NegativeValueError, match="negative"):
-        clv.summary_from_transactions(bad, "customer_id", "date", "amount")
+        clv.summary_from_transactions(bad, "customer_id", datetime_col="date", monetary_value_col="amount")
     with pytest.raises(clv.ClvError, match="no column 'when'"):
-        clv.summary_from_transactions(transactions, "customer_id", "when")
+        clv.summary_from_transactions(transactions, "customer_id", datetime_col="when")
     with pytest.raises(clv.ClvError, match="freq"):
-        clv.summary_from_transactions(transactions, "customer_id", "date", freq="Q")
+        clv.summary_from_transactions(transactions, "customer_id", datetime_col="date", freq="Q")
     with pytest.raises(clv.ClvError, match="before the observation end"):
-        clv.summary_from_transactions(transactions, "customer_id", "date", observation_period_end="2026-01-31",
+        clv.summary_from_transactions(transactions, "customer_id", datetime_col="date", observation_period_end="2026-01-31",
                                       calibration_period_end="2026-02-28")
     with pytest.raises(clv.ClvError, match="no transactions"):
-        clv.summary_from_transactions(transactions.iloc[:0], "customer_id", "date")
-    before = clv.summary_from_transactions(transactions, "customer_id", "date", "amount",
+        clv.summary_from_transactions(transactions.iloc[:0], "customer_id", datetime_col="date")
+    before = clv.summary_from_transactions(transactions, "customer_id", datetime_col="date", monetary_value_col="amount",
                                            observation_period_end="2025-12-31")
     assert before.empty and list(before.columns) == ["frequency", "recency", "T", "monetary_value"]
     assert issubclass(clv.ClvError, ValueError)
@@ -355,10 +355,10 @@ def test_gamma_gamma_warns_when_spend_follows_frequency():
 
 def test_the_articles_discounted_formula_by_hand():
     # 1000 a year for 5 years at 10%: 909.09 + 826.45 + 751.31 + 683.01 + 620.92 = 3790.79
-    assert clv.constant_profit_clv(1000, 0.10, 5) == pytest.approx(3790.79, abs=0.01)
-    assert clv.constant_profit_clv(np.array([1000.0, 0.0]), 0.0, 3).tolist() == [3000.0, 0.0]
+    assert clv.constant_profit_clv(1000, 0.10, years=5) == pytest.approx(3790.79, abs=0.01)
+    assert clv.constant_profit_clv(np.array([1000.0, 0.0]), 0.0, years=3).tolist() == [3000.0, 0.0]
     with pytest.raises(clv.ClvError):
-        clv.constant_profit_clv(1000, 0.1, 0)
+        clv.constant_profit_clv(1000, 0.1, years=0)
 
 
 def test_subscription_estimate_by_hand():
@@ -379,10 +379,11 @@ def test_discounted_clv_sums_monthly_expected_purchases(cdnow_bgnbd):
     cumulative = [np.zeros(3)] + [m.expected_purchases(k * weeks, x, tx, t_cap) for k in (1, 2, 3)]
     expected = 0.4 * value * sum((cumulative[k] - cumulative[k - 1]) / (1 + i) ** k for k in (1, 2, 3))
     assert got == pytest.approx(expected, rel=1e-9)
-    undiscounted = clv.customer_lifetime_value(m, x, tx, t_cap, value, 3, 0.0, 1.0, freq="W")
+    undiscounted = clv.customer_lifetime_value(m, x, tx, t_cap, value, horizon_months=3, annual_discount_rate=0.0,
+                                               margin=1.0, freq="W")
     assert undiscounted == pytest.approx(value * cumulative[3], rel=1e-9)
     with pytest.raises(clv.ClvError, match="margin"):
-        clv.customer_lifetime_value(m, x, tx, t_cap, value, 3, 0.1, margin=30)
+        clv.customer_lifetime_value(m, x, tx, t_cap, value, horizon_months=3, annual_discount_rate=0.1, margin=30)
 
 
 # ------------------------------------------------------------------------------------------
@@ -532,13 +533,13 @@ def test_demo_analysis_uses_the_chosen_model_and_gives_every_value_a_range(demo_
 
 def test_likely_range_by_hand():
     # one value of 100 with sd(ln value) = 0.1: 10th-90th percentile of the log-normal
-    low, high = clv.likely_range(np.array([100.0]), np.array([10.0, 0.0]), np.diag([1.0, 4.0]))
+    low, high = clv.likely_range(np.array([100.0]), np.array([10.0, 0.0]), covariance=np.diag([1.0, 4.0]))
     z = 1.2815515655446004
     assert low[0] == pytest.approx(100 * np.exp(-0.1 * z)) and high[0] == pytest.approx(100 * np.exp(0.1 * z))
     # a model that predicted 25% too many may mean the truth is 1/1.25 of each end
-    low, high = clv.likely_range(np.array([100.0]), np.array([10.0, 0.0]), np.diag([1.0, 4.0]), model_error=0.25)
+    low, high = clv.likely_range(np.array([100.0]), np.array([10.0, 0.0]), covariance=np.diag([1.0, 4.0]), model_error=0.25)
     assert low[0] == pytest.approx(100 * np.exp(-0.1 * z) / 1.25) and high[0] == pytest.approx(100 * np.exp(0.1 * z))
-    low, high = clv.likely_range(np.array([100.0]), np.array([10.0, 0.0]), np.diag([1.0, 4.0]), model_error=-0.2)
+    low, high = clv.likely_range(np.array([100.0]), np.array([10.0, 0.0]), covariance=np.diag([1.0, 4.0]), model_error=-0.2)
     assert high[0] == pytest.approx(100 * np.exp(0.1 * z) / 0.8)
 
 
@@ -548,14 +549,16 @@ def test_clv_gradients_match_a_refit_free_perturbation(cdnow_bgnbd, cdnow_spend)
     summary = pd.DataFrame({"frequency": cdnow_spend["x"], "recency": cdnow_spend["t_x"], "T": cdnow_spend["T"],
                             "monetary_value": cdnow_spend["zbar"]}).head(50)
     value = gg.expected_average_value(summary["frequency"], summary["monetary_value"])
-    gradient, covariance = clv.clv_gradients(cdnow_bgnbd, gg, summary, value, 12, 0.1, 1.0)
+    gradient, covariance = clv.clv_gradients(cdnow_bgnbd, gg, summary=summary, value=value, horizon_months=12,
+                                             annual_discount_rate=0.1, margin=1.0)
     assert gradient.shape == (50, 7) and covariance.shape == (7, 7)
     assert np.allclose(covariance[:4, 4:], 0)  # two separate fits
     # one direction by hand: raise ln r by 1e-3 and see how the CLV moves
     r_up = cdnow_bgnbd.with_params(cdnow_bgnbd.params_.to_numpy() * np.exp([1e-3, 0, 0, 0]))
-    args = (summary["frequency"], summary["recency"], summary["T"], value, 12, 0.1, 1.0)
-    moved = (np.asarray(clv.customer_lifetime_value(r_up, *args)) - np.asarray(
-        clv.customer_lifetime_value(cdnow_bgnbd, *args))) / 1e-3
+    args = (summary["frequency"], summary["recency"], summary["T"], value)
+    settings = {"horizon_months": 12, "annual_discount_rate": 0.1, "margin": 1.0}
+    moved = (np.asarray(clv.customer_lifetime_value(r_up, *args, **settings)) - np.asarray(
+        clv.customer_lifetime_value(cdnow_bgnbd, *args, **settings))) / 1e-3
     assert gradient[:, 0] == pytest.approx(moved, rel=2e-3, abs=1e-6)
 
 

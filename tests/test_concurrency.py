@@ -26,7 +26,7 @@ db = open_db(sys.argv[1])
 deadline = time.time() + float(sys.argv[2])
 n = 0
 while time.time() < deadline:
-    entry.log_interaction(db, "C00001", "email", subject=f"note {n}")
+    entry.log_interaction(db, "C00001", channel="email", subject=f"note {n}")
     n += 1
 print(n)
 """
@@ -54,7 +54,7 @@ print("ready", flush=True)
 for line in sys.stdin:  # one committed write per line asked for, answered when it is committed
     n = int(line)
     for k in range(n):
-        entry.log_interaction(db, "C00001", "email", subject=f"note {k}")
+        entry.log_interaction(db, "C00001", channel="email", subject=f"note {k}")
     print(f"committed {n}", flush=True)
 """
 
@@ -96,7 +96,7 @@ def test_report_renders_while_a_session_writes(store, tmp_path):
         params.metadata["tags"] = ["parameters"]
         nb.cells = [new_markdown_cell("# Reader"), params, new_code_cell(
             "from crm_helpers.analyses import quality\nfrom crm_helpers.workbook import open_workbook\n"
-            "db, period = open_workbook(db_path, period_start, period_end)\n"
+            "db, period = open_workbook(db_path, period_start, period_end=period_end)\n"
             "for _ in range(200):\n    quality.table_overview(db); quality.quality_checks(db)"
         )]
         nbformat.write(nb, str(folder / f"0{k + 2}_reader.ipynb"))

@@ -75,15 +75,16 @@ def test_thresholds_and_empty_input(shop):
 def test_next_best_product_by_hand(shop):
     rules = crosssell.association_rules_table(crosssell.basket_matrix(crosssell.paid_lines(shop, AS_OF)), crosssell.product_names(shop),
                                               min_support=0.1, min_lift=1.5)
-    offers = crosssell.next_best_products(shop, rules, crosssell.paid_lines(shop, AS_OF))
+    offers = crosssell.next_best_products(shop, rules, lines=crosssell.paid_lines(shop, AS_OF))
     # A, B and C own Pot and Cups; E owns only Tea (no rule); D owns Pot without Cups
     assert offers[["customer_id", "name", "product_id", "product_name", "because"]].to_dict("records") == [
         {"customer_id": "D", "name": "Customer D", "product_id": "P3", "product_name": "Cups", "because": "Pot"}]
     assert offers.iloc[0]["confidence"] == pytest.approx(3 / 5)
     # active = a paid order in the 60 days up to as_of (after 2026-03-01): D still, A no longer
-    assert crosssell.next_best_products(shop, rules, crosssell.paid_lines(shop, AS_OF), active_days=60)["customer_id"].tolist() == ["D"]
-    assert crosssell.next_best_products(shop, rules, crosssell.paid_lines(shop, AS_OF), active_days=30).empty  # only C (owns all) and G (no lines)
-    assert crosssell.next_best_products(shop, rules.iloc[0:0], crosssell.paid_lines(shop, AS_OF)).empty
+    lines = crosssell.paid_lines(shop, AS_OF)
+    assert crosssell.next_best_products(shop, rules, lines=lines, active_days=60)["customer_id"].tolist() == ["D"]
+    assert crosssell.next_best_products(shop, rules, lines=lines, active_days=30).empty  # only C (owns all) and G (no lines)
+    assert crosssell.next_best_products(shop, rules.iloc[0:0], lines=crosssell.paid_lines(shop, AS_OF)).empty
 
 
 def test_cross_sell_probability_by_hand(shop):
@@ -122,7 +123,7 @@ def test_store_without_items_runs():
                                "status": "paid"})
     rules = crosssell.association_rules_table(crosssell.basket_matrix(crosssell.paid_lines(db, AS_OF)))
     assert rules.empty
-    assert crosssell.next_best_products(db, rules, crosssell.paid_lines(db, AS_OF)).empty
+    assert crosssell.next_best_products(db, rules, lines=crosssell.paid_lines(db, AS_OF)).empty
     probability = crosssell.cross_sell_probability(crosssell.paid_lines(db, AS_OF), rules=rules)
     assert probability["opportunities"].tolist() == [0] and probability["probability"].isna().all()
 
@@ -152,7 +153,8 @@ def test_demo_planted_pair_is_the_top_rule_by_lift(demo_rules):
 
 
 def test_demo_gaiwan_owners_without_cups_are_offered_the_cups(demo_db, demo_business, demo_rules):
-    offers = crosssell.next_best_products(demo_db, demo_rules, crosssell.paid_lines(demo_db, DEMO_AS_OF)).set_index("customer_id")
+    offers = crosssell.next_best_products(demo_db, demo_rules,
+                                          lines=crosssell.paid_lines(demo_db, DEMO_AS_OF)).set_index("customer_id")
     orders, items = demo_business.tables["orders"], demo_business.tables["order_items"]
     paid = orders[(orders["status"] == "paid") & (orders["order_date"] <= DEMO_AS_OF.isoformat())]
     owned = items.merge(paid, on="order_id").groupby("customer_id")["product_id"].agg(set)
@@ -266,7 +268,7 @@ def test_demo_shared_lines_count_as_the_sql_definitions(demo_db, as_of, start):
                           {"antecedents": ("NEVER",), "consequents": ("P05",), "antecedent_names": "y",
                            "consequent_names": "z", "lift": 9.0, "confidence": 0.98, "in_words": ""}])
     for table in (rules, pd.concat([ghost, rules], ignore_index=True)):
-        offers = crosssell.next_best_products(demo_db, table, lines)
+        offers = crosssell.next_best_products(demo_db, table, lines=lines)
         assert len(offers) > 10
         assert dict(zip(offers["customer_id"], offers["product_id"])) == _sql_next_products(demo_db, table, as_of)
         probability = crosssell.cross_sell_probability(lines, period_start=start, rules=table, top_rules=4)

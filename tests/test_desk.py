@@ -337,7 +337,7 @@ def test_an_erased_customer_is_never_shown(desk, db):
     assert desk.customer.last is None and desk.interaction.last is None
 
     desk.select("C1")
-    entry.log_interaction(db, "C1", "call", notes="Anna's phone is +49 30 555")
+    entry.log_interaction(db, "C1", channel="call", notes="Anna's phone is +49 30 555")
     forget(db, "C1")
     desk.changed()
     assert desk.customer_id is None

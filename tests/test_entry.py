@@ -26,17 +26,17 @@ def test_add_customer_normalizes_email_and_updates_on_a_known_email(db):
 
 def test_record_order_prices_lines_from_the_product_list(db):
     cid = entry.add_customer(db, "C1", name="Bo")
-    oid = entry.record_order(db, cid, [("P1", 2, None)], order_date="2026-03-01")
+    oid = entry.record_order(db, cid, items=[("P1", 2, None)], order_date="2026-03-01")
     assert db.table("orders").get(oid)["amount"] == pytest.approx(19.0)
     assert db.table("order_items").count == 1
 
 
 @pytest.mark.parametrize("call, field, reason", [
-    (lambda db: entry.log_interaction(db, "C404", "call"), "customer_id", "unknown customer"),
+    (lambda db: entry.log_interaction(db, "C404", channel="call"), "customer_id", "unknown customer"),
     (lambda db: entry.add_feedback(db, "C1", nps=11), "nps", "out of range"),
     (lambda db: entry.add_feedback(db, "C1", csat=0), "csat", "out of range"),
-    (lambda db: entry.log_interaction(db, "C1", "pigeon"), "channel", "not one of"),
-    (lambda db: entry.record_order(db, "C1", [("P404", 1, None)]), "product_id", "no such product"),
+    (lambda db: entry.log_interaction(db, "C1", channel="pigeon"), "channel", "not one of"),
+    (lambda db: entry.record_order(db, "C1", items=[("P404", 1, None)]), "product_id", "no such product"),
 ])
 def test_bad_entries_raise_a_plain_error_and_write_nothing(db, call, field, reason):
     entry.add_customer(db, "C1", name="Bo")
@@ -58,8 +58,8 @@ def test_close_dates_before_open_dates_are_refused(db):
 
     opp = entry.add_opportunity(db, "C1", amount=2000, opened_at="2026-03-01")
     with pytest.raises(ValidationError, match="before"):
-        entry.move_opportunity(db, opp, "won", closed_at="2026-02-01")
-    entry.move_opportunity(db, opp, "won", closed_at="2026-03-20")
+        entry.move_opportunity(db, opp, stage="won", closed_at="2026-02-01")
+    entry.move_opportunity(db, opp, stage="won", closed_at="2026-03-20")
     row = db.table("opportunities").get(opp)
     assert (row["stage"], row["probability"], row["closed_at"]) == ("won", 1.0, "2026-03-20")
 
@@ -75,7 +75,7 @@ def test_a_read_only_store_gives_a_plain_message_and_writes_nothing(tmp_path):
     before = _rows(db)
     db.execute("PRAGMA query_only = ON")  # what a read-only file or mount does to every write
     for call in (lambda: entry.add_customer(db, "C2", name="Cy"),
-                 lambda: entry.record_order(db, "C1", [("P1", 1, None)]),
+                 lambda: entry.record_order(db, "C1", items=[("P1", 1, None)]),
                  lambda: entry.add_feedback(db, "C1", nps=9)):
         with pytest.raises(StoreError, match=f"nothing was written: {tmp_path / 'crm.db'}: the store is read-only"):
             call()

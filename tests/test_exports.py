@@ -65,7 +65,7 @@ def test_fixture_segments(book):
 
 def test_export_honours_consent_and_neutralizes_formulas(book, tmp_path):
     target = tmp_path / "cant_lose.csv"
-    n = export_segment(book, "Can't Lose Them", target, as_of="2026-10-31")
+    n = export_segment(book, "Can't Lose Them", to=target, as_of="2026-10-31")
     rows = _read(target)
     assert n == len(rows) == 1, "c6 has no e-mail address"
     assert list(rows[0]) == EXPORT_COLUMNS
@@ -75,9 +75,9 @@ def test_export_honours_consent_and_neutralizes_formulas(book, tmp_path):
 
 
 def test_customers_without_consent_only_on_request(book, tmp_path):
-    assert export_segment(book, "hibernating", tmp_path / "a.csv", as_of="2026-10-31") == 0
+    assert export_segment(book, "hibernating", to=tmp_path / "a.csv", as_of="2026-10-31") == 0
     assert _read(tmp_path / "a.csv") == []  # a header-only file, no one to e-mail
-    n = export_segment(book, "Hibernating", tmp_path / "b.csv", as_of="2026-10-31", include_without_consent=True)
+    n = export_segment(book, "Hibernating", to=tmp_path / "b.csv", as_of="2026-10-31", include_without_consent=True)
     rows = _read(tmp_path / "b.csv")
     assert n == 1 and rows[0]["customer_id"] == "c7" and rows[0]["consent_marketing"] == "0"
 
@@ -89,13 +89,13 @@ def test_default_date_is_the_last_order(book):
 
 def test_errors_are_plain(book, tmp_path):
     with pytest.raises(ValueError, match="unknown segment 'VIP'.*At Risk"):
-        export_segment(book, "VIP", tmp_path / "x.csv")
+        export_segment(book, "VIP", to=tmp_path / "x.csv")
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        export_segment(book, "At Risk", tmp_path / "x.csv", as_of="last week")
+        export_segment(book, "At Risk", to=tmp_path / "x.csv", as_of="last week")
     with pytest.raises(ValueError, match="does not exist"):
-        export_segment(book, "At Risk", tmp_path / "missing" / "x.csv")
+        export_segment(book, "At Risk", to=tmp_path / "missing" / "x.csv")
     with pytest.raises(ValueError, match="no orders yet"):
-        export_segment(memory_db(), "At Risk", tmp_path / "x.csv")
+        export_segment(memory_db(), "At Risk", to=tmp_path / "x.csv")
 
 
 def test_cli_exports_the_demo_segment(demo_db_path, tmp_path):

@@ -122,13 +122,13 @@ def test_a_detractor_is_the_same_person_on_both_follow_up_lists(book):
 
 def test_repeat_rate_and_loyalty_by_hand(book):
     # October buyers: A (bought in September), B (first ever), C (bought in January), D (first ever)
-    assert facts.repeat_rate(book, OCT.start, OCT.end) == pytest.approx(100 * 2 / 4)
+    assert facts.repeat_rate(book, OCT.start, end=OCT.end) == pytest.approx(100 * 2 / 4)
     # October's paid orders: A 1, B 2, C 1, D 1; the first orders ever are one of B's and D's
-    assert facts.loyalty(book, OCT.start, OCT.end) == pytest.approx(
+    assert facts.loyalty(book, OCT.start, end=OCT.end) == pytest.approx(
         {"purchases": 5, "repeat_purchases": 3, "loyalty": 3 / 5})
     # the whole record: 7 paid orders of 4 buyers
-    assert facts.loyalty(book, None, AS_OF)["loyalty"] == pytest.approx(3 / 7)
-    figures = sales.period_figures(book, OCT.start, OCT.end)
+    assert facts.loyalty(book, None, end=AS_OF)["loyalty"] == pytest.approx(3 / 7)
+    figures = sales.period_figures(book, OCT.start, end=OCT.end)
     assert figures["repeat_rate"] == pytest.approx(50.0)
     assert figures["repeat_purchase_share"] == pytest.approx(60.0)
 
@@ -180,7 +180,7 @@ def test_a_same_day_second_order_is_no_repeat_for_scoring_cohorts_and_loyalty_al
     assert overview[f"Bought again within {facts.REPEAT_WINDOW_DAYS} days"] == pytest.approx(50.0)
     channel = cohorts.repeat_rate_by_channel(db, RULE_DAY).set_index("acquisition_channel").loc["ads"]
     assert (channel["repeaters"], channel["repeaters_window"], channel["repeat_rate_window"]) == (1, 1, 0.5)
-    assert facts.loyalty(db, None, RULE_DAY)["repeat_purchases"] == 1  # b2 only: a2 is Ann's first day
+    assert facts.loyalty(db, None, end=RULE_DAY)["repeat_purchases"] == 1  # b2 only: a2 is Ann's first day
 
 
 def test_the_repeat_window_is_one_year_for_every_page():
@@ -210,7 +210,7 @@ def _deals(as_of: dt.date) -> pd.DataFrame:
 
 def test_a_deal_due_today_is_not_overdue_in_sales_and_desk_alike():
     opps = _deals(RULE_DAY)
-    assert facts.deal_overdue(opps["status_at"], opps["expected_close"], RULE_DAY).tolist() == [True, False, False]
+    assert facts.deal_overdue(opps["status_at"], opps["expected_close"], as_of=RULE_DAY).tolist() == [True, False, False]
     by_month = sales.weighted_pipeline_by_month(opps, RULE_DAY)
     assert by_month.set_index("expected_close_month").loc["overdue", "deals"] == 1  # before: <= as_of made 2
     assert sales.pipeline_split(by_month) == (100.0, 50.0)
@@ -258,7 +258,7 @@ def test_a_refund_lowers_its_categorys_net_revenue():
 def test_the_categories_of_a_month_add_up_to_its_net_revenue(demo_db):
     period = parse_month("2026-10")
     table = sales.revenue_by_category(demo_db, period)
-    figures = sales.period_figures(demo_db, period.start, period.end)
+    figures = sales.period_figures(demo_db, period.start, end=period.end)
     assert table["revenue"].sum() == pytest.approx(figures["revenue"])
 
 
@@ -266,5 +266,5 @@ def test_lost_customers_agree_between_the_flows_and_the_months_figures(demo_db):
     flows = sales.monthly_customer_flows(demo_db, dt.date(2026, 10, 31)).set_index("month")
     for month in ("2026-08", "2026-09", "2026-10"):
         period = parse_month(month)
-        figures = sales.period_figures(demo_db, period.start, period.end)
+        figures = sales.period_figures(demo_db, period.start, end=period.end)
         assert figures["lost_customers"] == flows.loc[month, "lost"]

@@ -62,7 +62,7 @@ db.conn.set_trace_callback(trace if pause_on != "-" else None)
 from crm_helpers.ingest.table_import import import_file
 print("STARTED", flush=True)
 if action == "import":
-    print(import_file(db, "orders", arg).summary(), flush=True)
+    print(import_file(db, "orders", path=arg).summary(), flush=True)
 elif action == "undo":
     from crm_helpers.store.undo import undo_import
     print(undo_import(db, int(arg)).summary(), flush=True)
@@ -170,7 +170,7 @@ def test_an_import_killed_mid_way_leaves_the_store_as_it_was(template, store, po
     _kill(proc)
     assert _integrity(store) == ("ok", [])
     assert _fingerprint(store) == before
-    result = import_file(open_db(store), "orders", export)
+    result = import_file(open_db(store), "orders", path=export)
     assert (result.inserted, result.updated) == (NEW_ORDERS, UPDATED_ORDERS)
     assert _integrity(store) == ("ok", [])
 
@@ -180,7 +180,7 @@ def test_an_import_killed_at_random_moments_is_all_or_nothing(template, tmp_path
     export = template[1]
     done = _copy(template[0], tmp_path / "done.db")
     started = time.perf_counter()
-    import_file(open_db(done), "orders", export)
+    import_file(open_db(done), "orders", path=export)
     duration = time.perf_counter() - started
     after = {t: rows for t, rows in _fingerprint(done).items() if t not in ("import_log", "import_batches")}
     before = _fingerprint(template[0])
@@ -202,7 +202,7 @@ def test_an_import_killed_at_random_moments_is_all_or_nothing(template, tmp_path
 
 def test_an_undo_killed_mid_way_leaves_the_batch_standing(template, store):
     db = open_db(store)
-    batch = import_file(db, "orders", template[1]).batch_id
+    batch = import_file(db, "orders", path=template[1]).batch_id
     db.conn.close()
     before = _fingerprint(store)
     proc = _start(store, "undo", str(batch), "DELETE FROM orders", 3)  # 500 keys per DELETE: mid-way
@@ -305,11 +305,11 @@ def test_wal_side_files_are_owner_only_too(store):
 
 def test_a_query_only_connection_refuses_imports_and_undos_plainly(store, template):
     db = open_db(store)
-    batch = import_file(db, "orders", template[1]).batch_id
+    batch = import_file(db, "orders", path=template[1]).batch_id
     before = _fingerprint(store)
     db.execute("PRAGMA query_only = ON")
     with pytest.raises(ImportRejected, match="the store is read-only"):
-        import_file(db, "orders", template[1])
+        import_file(db, "orders", path=template[1])
     with pytest.raises(UndoError, match=f"batch {batch} was not undone: .*the store is read-only"):
         undo_import(db, batch)
     assert _fingerprint(store) == before
@@ -321,12 +321,12 @@ def test_a_full_disk_rejects_the_import_whole_and_the_next_one_succeeds(store, t
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages + 5}")  # the disk fills up a few pages in
     with pytest.raises(ImportRejected, match=r"nothing was imported: .*the disk is full; nothing was written"):
-        import_file(db, "orders", template[1])
+        import_file(db, "orders", path=template[1])
     assert not db.conn.in_transaction
     assert _fingerprint(store) == before
     assert _integrity(store) == ("ok", [])
     db.execute("PRAGMA max_page_count = 1073741823")
-    assert import_file(db, "orders", template[1]).inserted == NEW_ORDERS
+    assert import_file(db, "orders", path=template[1]).inserted == NEW_ORDERS
 
 
 def test_a_full_disk_during_a_backup_leaves_no_backup_file(store, tmp_path, monkeypatch):
@@ -363,7 +363,7 @@ def test_an_xlsx_compression_bomb_is_refused_before_it_is_unpacked(tmp_path, no_
     db = sqlite_utils.Database(memory=True)
     migrate_db(db)
     with pytest.raises(ImportRejected, match=r"orders.xlsx: the workbook unpacks to 20 MB .*compression bomb"):
-        import_file(db, "orders", bomb)
+        import_file(db, "orders", path=bomb)
 
 
 def test_an_oversized_xlsx_is_refused_by_its_size_alone(tmp_path, no_unpacking):
@@ -373,7 +373,7 @@ def test_an_oversized_xlsx_is_refused_by_its_size_alone(tmp_path, no_unpacking):
     db = sqlite_utils.Database(memory=True)
     migrate_db(db)
     with pytest.raises(ImportRejected, match="orders.xlsx: the workbook is larger than 50 MB; export it as CSV"):
-        import_file(db, "orders", big)
+        import_file(db, "orders", path=big)
 
 
 def test_a_damaged_xlsx_is_a_plain_rejection(tmp_path):
@@ -382,7 +382,7 @@ def test_a_damaged_xlsx_is_a_plain_rejection(tmp_path):
     db = sqlite_utils.Database(memory=True)
     migrate_db(db)
     with pytest.raises(ImportRejected, match="orders.xlsx: not a valid .xlsx workbook"):
-        import_file(db, "orders", bad)
+        import_file(db, "orders", path=bad)
 
 
 # ------------------------------------------------------------------------------ SQL injection
@@ -422,12 +422,12 @@ def test_values_from_files_and_callers_only_travel_as_parameters(tmp_path):
     customers.write_text(f'customer_id,name,email,"notes {MARK}) VALUES (1); --",city\n'
                          f'"C1{EVIL}","{EVIL}",a{MARK.lower()}@example.com,x,"{EVIL}"\n'
                          f'C2,"{EVIL}",not-an-email{MARK},x,\n', encoding="utf-8")
-    result = import_file(db, "customers", customers, skip_bad_rows=True)
+    result = import_file(db, "customers", path=customers, skip_bad_rows=True)
     assert (result.inserted, result.rejected) == (1, 1)
     orders = tmp_path / "orders.csv"
     orders.write_text(ORDERS_HEADER + f'"O{EVIL}","C1{EVIL}",2026-01-01,5,paid\n', encoding="utf-8")
-    batch = import_file(db, "orders", orders).batch_id
-    entry.log_interaction(db, f"C1{EVIL}", "email", subject=EVIL, occurred_at="2026-01-02 10:00:00")
+    batch = import_file(db, "orders", path=orders).batch_id
+    entry.log_interaction(db, f"C1{EVIL}", channel="email", subject=EVIL, occurred_at="2026-01-02 10:00:00")
     list_batches(db)
     with pytest.raises(UndoError):
         undo_import(db, 1)  # the customer has orders now: refused, after looking them up by key
@@ -445,9 +445,9 @@ def test_names_in_sql_come_only_from_the_schema(tmp_path):
     f = tmp_path / "c.csv"
     f.write_text("customer_id,name\nC1,Ada\n", encoding="utf-8")
     with pytest.raises(ImportRejected, match="unknown table 'customers; DROP TABLE orders'"):
-        import_file(db, "customers; DROP TABLE orders", f)
+        import_file(db, "customers; DROP TABLE orders", path=f)
     with pytest.raises(ImportRejected, match=r"--map target name = 'x', email is not a column of customers"):
-        import_file(db, "customers", f, mapping={"name": "name = 'x', email"})
+        import_file(db, "customers", path=f, mapping={"name": "name = 'x', email"})
     proc = subprocess.run([CRM, "import", "customers", str(f), "--db", str(tmp_path / "crm.db"),
                            "--map", "name=shoe_size"], capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr

@@ -107,9 +107,9 @@ def test_before_any_order_and_empty_store_give_empty_frames(small_db):
 
 
 def test_paid_orders_between_counts_paid_orders_after_the_cutoff(small_db):
-    counts = paid_orders_between(small_db, "2026-03-01", "2026-04-30")
+    counts = paid_orders_between(small_db, "2026-03-01", until="2026-04-30")
     assert counts.to_dict() == {"A": 1, "C": 1}  # 1 March itself is excluded, the cancelled one too
-    assert paid_orders_between(small_db, "2030-01-01", "2030-02-01").empty
+    assert paid_orders_between(small_db, "2030-01-01", until="2030-02-01").empty
     assert last_order_date(small_db) == dt.date(2026, 4, 10)
 
 
@@ -123,7 +123,8 @@ def test_demo_features_match_a_pandas_recount(demo_db):
     as_of = dt.date(2026, 10, 31)
     f = customer_features(demo_db, as_of).set_index("customer_id")
     paid = queries.query_df(demo_db, "SELECT order_id, customer_id, order_date, amount FROM orders "
-                         "WHERE status = 'paid' AND order_date <= ?", [as_of.isoformat()], parse_dates=["order_date"])
+                            "WHERE status = 'paid' AND order_date <= ?", params=[as_of.isoformat()],
+                            parse_dates=["order_date"])
     recount = paid.groupby("customer_id").agg(n=("order_id", "size"), revenue=("amount", "sum"),
                                               last=("order_date", "max"))
     assert len(f) == len(recount)

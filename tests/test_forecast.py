@@ -139,7 +139,7 @@ def test_backtest_folds_cover_the_last_months_against_last_year():
     assert list(bt["month"]) == list(y.index[-9:])
     assert bt["actual"].tolist() == y.iloc[-9:].tolist()
     assert bt["seasonal_naive"].tolist() == y.iloc[-21:-12].tolist()
-    model_err, base_err, verdict = forecast.backtest_verdict(bt, model.label_, "sales")
+    model_err, base_err, verdict = forecast.backtest_verdict(bt, model.label_, what="sales")
     assert model_err < base_err and verdict.endswith("the model wins.")
 
 
@@ -147,7 +147,7 @@ def test_verdict_says_when_the_baseline_wins():
     bt = pd.DataFrame({"fold": [1, 1], "origin": pd.Timestamp("2026-01-01"),
                        "month": pd.date_range("2026-02-01", periods=2, freq="MS"),
                        "actual": [100.0, 100.0], "model": [150.0, 50.0], "seasonal_naive": [90.0, 110.0]})
-    model_err, base_err, verdict = forecast.backtest_verdict(bt, "SARIMAX", "revenue")
+    model_err, base_err, verdict = forecast.backtest_verdict(bt, "SARIMAX", what="revenue")
     assert (model_err, base_err) == (pytest.approx(50.0), pytest.approx(10.0))
     assert "seasonal-naive forecast wins" in verdict
 

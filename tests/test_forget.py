@@ -93,7 +93,7 @@ def test_import_bookkeeping_and_rejects_files_outside_the_inbox_are_erased(small
                       f"{cid},Renamed Person,{email.upper()},+41 79 555 01 02,maybe\n"
                       f"C00003,Someone Else,{other},,yes\n"
                       "C00004,Third Person,,,perhaps\n", encoding="utf-8")
-    result = import_file(db, "customers", export, skip_bad_rows=True)
+    result = import_file(db, "customers", path=export, skip_bad_rows=True)
     assert result.updated == 2 and result.rejected == 2
 
     report = forget(db, cid)

@@ -130,7 +130,7 @@ def _run(template: sqlite3.Connection, folder: Path, name: str, raw: bytes, tabl
     path.write_bytes(raw)
     try:
         try:
-            result = import_file(db, table, path, **options)
+            result = import_file(db, table, path=path, **options)
         except ImportRejected as exc:
             event("rejected")
             assert str(exc).strip()

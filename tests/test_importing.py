@@ -52,17 +52,17 @@ def db():
 def test_reimporting_the_same_file_changes_nothing(db, tmp_path):
     f = _write(tmp_path / "orders.csv", "order_id,customer_id,order_date,amount,status\n"
                                         "O1,C1,2026-01-05,10,paid\nO2,C2,2026-01-06,20.5,paid\n")
-    first = import_file(db, "orders", f)
+    first = import_file(db, "orders", path=f)
     assert (first.inserted, first.updated, first.unchanged) == (2, 0, 0)
-    again = import_file(db, "orders", f)
+    again = import_file(db, "orders", path=f)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
     assert db.table("orders").count == 2
 
 
 def test_an_updated_export_updates_only_the_rows_it_changed(db, tmp_path):
-    import_file(db, "orders", _write(tmp_path / "a.csv", "order_id,customer_id,order_date,amount,status\n"
+    import_file(db, "orders", path=_write(tmp_path / "a.csv", "order_id,customer_id,order_date,amount,status\n"
                                                          "O1,C1,2026-01-05,10,paid\nO2,C2,2026-01-06,20,paid\n"))
-    result = import_file(db, "orders", _write(tmp_path / "b.csv", "order_id,customer_id,order_date,amount,status\n"
+    result = import_file(db, "orders", path=_write(tmp_path / "b.csv", "order_id,customer_id,order_date,amount,status\n"
                                                                   "O1,C1,2026-01-05,10,refunded\nO2,C2,2026-01-06,20,paid\n"
                                                                   "O3,C2,2026-02-01,5,paid\n"))
     assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
@@ -75,13 +75,13 @@ def test_customers_without_id_are_matched_on_normalized_email_and_duplicates_mer
                "Ada Lovelace,  ADA@Example.com ,+44 1\n"      # known customer C1, messy e-mail
                "Cy New,cy@example.com,\n"
                "Cy New,CY@example.com,+1 555 0100\n")         # same person twice in one file
-    result = import_file(db, "customers", f)
+    result = import_file(db, "customers", path=f)
     assert result.merged == 1
     assert (result.inserted, result.updated) == (1, 1)
     assert db.table("customers").get("C1")["name"] == "Ada Lovelace"
     rows = db.execute("SELECT customer_id, email, phone FROM customers WHERE email = 'cy@example.com'").fetchall()
     assert len(rows) == 1 and rows[0][2] == "+1 555 0100"  # later non-empty value wins
-    again = import_file(db, "customers", f)
+    again = import_file(db, "customers", path=f)
     assert (again.inserted, again.updated) == (0, 0)
 
 
@@ -93,7 +93,7 @@ def test_a_row_matched_by_email_to_another_rows_id_shares_its_clash_with_the_sto
     before = db.execute("SELECT customer_id, email FROM customers ORDER BY customer_id").fetchall()
     c1 = db.table("customers").get("C1")["email"]
     f = _write(tmp_path / "customers.csv", f"customer_id,email,name\nC3,,Cy Again\n,{c1.upper()},\nC2,{c1},\n")
-    result = import_file(db, "customers", f, skip_bad_rows=True)
+    result = import_file(db, "customers", path=f, skip_bad_rows=True)
     assert sorted((e.row, e.reason) for e in result.errors) == [(3, "already belongs to customer C1"),
                                                                   (4, "already belongs to customer C1")]
     assert db.table("customers").get("C1")["email"] == c1 and db.table("customers").get("C2")["email"] != c1
@@ -105,7 +105,7 @@ def test_a_row_matched_by_email_to_another_rows_id_shares_its_clash_with_the_sto
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "gb18030"])
 def test_chinese_headers_in_common_encodings(db, tmp_path, encoding):
     f = _write(tmp_path / "orders.csv", "订单号,客户编号,日期,金额,状态\nO9,C1,2026年3月4日,\"￥1,288.50\",paid\n", encoding)
-    result = import_file(db, "orders", f)
+    result = import_file(db, "orders", path=f)
     assert result.inserted == 1
     row = db.table("orders").get("O9")
     assert (row["customer_id"], row["order_date"], row["amount"]) == ("C1", "2026-03-04", 1288.5)
@@ -116,7 +116,7 @@ def test_european_numbers_and_other_delimiters(db, tmp_path, delimiter):
     lines = ["Order Number", "Customer ID", "Order Date", "Total", "status"], \
             ["O1", "C1", "31.01.2026", "1.234,56 €", "paid"], ["O2", "C2", "05.02.2026", "$7", "paid"]
     f = _write(tmp_path / "orders.csv", "\n".join(delimiter.join(r) for r in lines) + "\n")
-    import_file(db, "orders", f)
+    import_file(db, "orders", path=f)
     assert db.table("orders").get("O1")["amount"] == pytest.approx(1234.56)
     assert db.table("orders").get("O1")["order_date"] == "2026-01-31"
     assert db.table("orders").get("O2")["order_date"] == "2026-02-05"  # decided for the whole file: day first
@@ -126,17 +126,17 @@ def test_excel_serial_dates_and_xlsx(db, tmp_path):
     path = tmp_path / "orders.xlsx"
     pd.DataFrame({"Order ID": ["X1", "X2"], "customer_id": ["C1", "C2"], "Order Date": [46027, 46028],
                   "Total": [12.5, 30], "status": ["paid", "cancelled"]}).to_excel(path, index=False)
-    result = import_file(db, "orders", path)
+    result = import_file(db, "orders", path=path)
     assert result.inserted == 2
     assert db.table("orders").get("X1")["order_date"] == "2026-01-05"  # Excel serial 46027
 
 
 def test_explicit_mapping_and_invalid_map_target(db, tmp_path):
     f = _write(tmp_path / "c.csv", "Kundennummer,Vorname,Mail\nK7,Eva,eva@example.com\n")
-    import_file(db, "customers", f, mapping={"Kundennummer": "customer_id", "Vorname": "name", "Mail": "email"})
+    import_file(db, "customers", path=f, mapping={"Kundennummer": "customer_id", "Vorname": "name", "Mail": "email"})
     assert db.table("customers").get("K7")["email"] == "eva@example.com"
     with pytest.raises(ImportRejected, match="--map target shoe_size is not a column of customers"):
-        import_file(db, "customers", f, mapping={"Vorname": "shoe_size"})
+        import_file(db, "customers", path=f, mapping={"Vorname": "shoe_size"})
 
 
 # ------------------------------------------------------------------------------ rejections
@@ -167,7 +167,7 @@ def test_bad_input_is_rejected_with_a_clear_message_and_the_store_unchanged(db, 
     table, text, message = BAD_FILES[case]
     before = _snapshot(db)
     with pytest.raises(ImportRejected, match=message) as info:
-        import_file(db, table, _write(tmp_path / "bad.csv", text))
+        import_file(db, table, path=_write(tmp_path / "bad.csv", text))
     assert "bad.csv" in str(info.value)
     assert _snapshot(db) == before
 
@@ -175,7 +175,7 @@ def test_bad_input_is_rejected_with_a_clear_message_and_the_store_unchanged(db, 
 def test_skip_bad_rows_writes_the_good_ones_and_the_rejects_with_reasons(db, tmp_path):
     f = _write(tmp_path / "fb.csv", "feedback_id,customer_id,submitted_at,nps\nF1,C1,2026-01-05,9\n"
                                     "F2,C2,2026-01-05,11\nF3,C9,2026-01-06,3\n")
-    result = import_file(db, "feedback", f, skip_bad_rows=True)
+    result = import_file(db, "feedback", path=f, skip_bad_rows=True)
     assert (result.inserted, result.rejected) == (1, 2)
     rejects = pd.read_csv(result.rejects_path)
     assert list(rejects["row"]) == [3, 4]
@@ -185,14 +185,14 @@ def test_skip_bad_rows_writes_the_good_ones_and_the_rejects_with_reasons(db, tmp
 
 def test_dry_run_counts_but_writes_nothing(db, tmp_path):
     before = _snapshot(db)
-    result = import_file(db, "orders", _write(tmp_path / "o.csv", "order_id,customer_id,order_date,amount,status\n"
+    result = import_file(db, "orders", path=_write(tmp_path / "o.csv", "order_id,customer_id,order_date,amount,status\n"
                                                                   "O1,C1,2026-01-05,10,paid\n"), dry_run=True)
     assert result.inserted == 1 and _snapshot(db) == before
 
 
 def test_create_missing_customers(db, tmp_path):
     f = _write(tmp_path / "o.csv", "order_id,customer_id,order_date,amount,status\nO1,NEW1,2026-01-05,10,paid\n")
-    result = import_file(db, "orders", f, create_missing_customers=True)
+    result = import_file(db, "orders", path=f, create_missing_customers=True)
     assert result.created_customers == 1 and db.table("customers").get("NEW1")
 
 

@@ -93,7 +93,7 @@ def test_with_rates_orders_are_converted_at_the_rate_of_their_date():
     assert unconverted_orders(db) == {"USD": 1}
     assert "1 paid order (1 in USD) is left out" in currency_note(db)
     # the analyses read the one definition: the month's revenue counts the converted orders
-    figures = period_figures(db, dt.date(2025, 4, 1), dt.date(2025, 4, 30))
+    figures = period_figures(db, dt.date(2025, 4, 1), end=dt.date(2025, 4, 30))
     assert figures["revenue"] == pytest.approx(190 + 300)
 
 

@@ -157,7 +157,7 @@ def test_batches_undone_before_the_check_or_imported_after_it_do_not_bring_the_f
     db, again = shop
     early = tmp_path / "customers_early.csv"
     early.write_text("customer_id,name\nK1,Kim\n", encoding="utf-8")
-    undo_import(db, import_file(db, "customers", early).batch_id)  # undone before the check below
+    undo_import(db, import_file(db, "customers", path=early).batch_id)  # undone before the check below
     assert waiting_files(db, inbox) == [again]
     import_inbox(db, inbox)  # the check
     assert waiting_files(db, inbox) == []
@@ -187,9 +187,9 @@ def test_the_report_no_longer_runs_the_import_page_alone_for_a_checked_file(tmp_
     db = open_db(store)
     _customers_downloaded_twice(db, inbox)
     parameters = {"inbox_dir": str(inbox)}
-    assert runs_alone(IMPORT_NOTEBOOK, parameters, store)
+    assert runs_alone(IMPORT_NOTEBOOK, parameters, db_path=store)
     import_inbox(db, inbox)
-    assert not runs_alone(IMPORT_NOTEBOOK, parameters, store)
+    assert not runs_alone(IMPORT_NOTEBOOK, parameters, db_path=store)
 
 
 def test_a_busy_store_is_a_plain_rejection_and_the_file_still_waits(tmp_path, inbox):

@@ -49,6 +49,6 @@ def test_empty_store_has_no_period_and_resolve_says_why():
 
 def test_resolve_explicit_period_and_reject_reversed():
     db = memory_db()
-    assert resolve_period(db, "2026-03-01", "").end == dt.date(2026, 3, 31)
+    assert resolve_period(db, "2026-03-01", period_end="").end == dt.date(2026, 3, 31)
     with pytest.raises(ValueError, match="before its start"):
-        resolve_period(db, "2026-03-10", "2026-03-01")
+        resolve_period(db, "2026-03-10", period_end="2026-03-01")

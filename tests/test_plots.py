@@ -48,7 +48,7 @@ def test_without_the_fallback_the_same_labels_lose_their_glyphs():
     (lambda: plots.plot_segment_sizes(pd.DataFrame({"segment": ["Champions"], "customers": [0]})),
      "no buyers to segment"),
     (lambda: plots.plot_migration(pd.DataFrame([[0]])), "no snapshots to compare"),
-    (lambda: plots.plot_silhouette(pd.DataFrame(columns=["k", "silhouette", "inertia"]), 3),
+    (lambda: plots.plot_silhouette(pd.DataFrame(columns=["k", "silhouette", "inertia"]), chosen_k=3),
      "too few customers to compare cluster counts"),
     (lambda: plots.plot_clusters_2d(pd.DataFrame(columns=["pc1", "pc2", "cluster"])), "no buyers to show"),
     (lambda: plots.plot_purchases(pd.DataFrame(columns=["purchases"])), "no buyers yet"),

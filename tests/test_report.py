@@ -92,16 +92,16 @@ def test_the_import_notebook_runs_alone_only_while_its_inbox_holds_a_file_not_im
 
     notebook, inbox = tmp_path / "01_import.ipynb", tmp_path / "inbox"
     params = {"db_path": str(demo_db_copy), "inbox_dir": "inbox"}  # relative: to the notebook's folder
-    assert not runs_alone(notebook, params, demo_db_copy), "no inbox folder: nothing to import"
+    assert not runs_alone(notebook, params, db_path=demo_db_copy), "no inbox folder: nothing to import"
     inbox.mkdir()
-    assert not runs_alone(notebook, params, demo_db_copy), "an empty inbox"
+    assert not runs_alone(notebook, params, db_path=demo_db_copy), "an empty inbox"
     customer = open_db(demo_db_copy).execute("SELECT customer_id FROM customers LIMIT 1").fetchone()[0]
     (inbox / "orders_2026-11.csv").write_text("order_id,customer_id,order_date,amount,status\n"
                                               f"NEW-1,{customer},2026-11-02,10,paid\n", encoding="utf-8")
-    assert runs_alone(notebook, params, demo_db_copy), "a new file: the store will change"
-    assert not runs_alone(tmp_path / "02_other.ipynb", params, demo_db_copy), "only 00/01 import"
+    assert runs_alone(notebook, params, db_path=demo_db_copy), "a new file: the store will change"
+    assert not runs_alone(tmp_path / "02_other.ipynb", params, db_path=demo_db_copy), "only 00/01 import"
     assert import_inbox(open_db(demo_db_copy), inbox).iloc[0].status == "imported"
-    assert not runs_alone(notebook, params, demo_db_copy), "the same file, imported last month"
+    assert not runs_alone(notebook, params, db_path=demo_db_copy), "the same file, imported last month"
 
 
 def test_unknown_parameter_is_rejected_with_the_valid_ones(tiny_pack_dir, demo_db_path, tmp_path):
@@ -520,7 +520,7 @@ def test_a_page_renders_each_figure_once_for_its_png(demo_db_path, tmp_path):
     _notebook(nb,
               "from crm_helpers.workbook import open_workbook\n"
               "from matplotlib.backends.backend_agg import FigureCanvasAgg\n"
-              "db, period = open_workbook(db_path, period_start, period_end)\n"
+              "db, period = open_workbook(db_path, period_start, period_end=period_end)\n"
               "draws, _draw = [], FigureCanvasAgg.draw\n"
               "FigureCanvasAgg.draw = lambda canvas, *a, **k: (draws.append(1), _draw(canvas, *a, **k))[1]",
               "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2, 3]);",

@@ -92,14 +92,14 @@ def test_romi_by_hand(shop_table):
 
 
 def test_incremental_revenue_by_hand(shop):
-    lift = romi.incremental_revenue(shop, "K1", AS_OF, attribution_window_days=30, n_boot=1000)
+    lift = romi.incremental_revenue(shop, "K1", as_of=AS_OF, attribution_window_days=30, n_boot=1000)
     # window 2026-03-01 .. 2026-04-01; contacted A 100, B 150, C 0; comparison D 30, E 0, F 0, G 0 (N came later)
     assert (lift["contacted"], lift["comparison_customers"]) == (3, 4)
     assert str(lift["window_start"]) == "2026-03-01" and str(lift["window_end"]) == "2026-04-01"
     assert lift["incremental_revenue"] == pytest.approx(3 * (250 / 3 - 30 / 4))  # 227.5
     assert lift["ci_low"] < lift["incremental_revenue"] < lift["ci_high"]
-    again = romi.incremental_revenue(shop, "K1", AS_OF, attribution_window_days=30, n_boot=1000)
-    other_seed = romi.incremental_revenue(shop, "K1", AS_OF, attribution_window_days=30, n_boot=1000, random_state=1)
+    again = romi.incremental_revenue(shop, "K1", as_of=AS_OF, attribution_window_days=30, n_boot=1000)
+    other_seed = romi.incremental_revenue(shop, "K1", as_of=AS_OF, attribution_window_days=30, n_boot=1000, random_state=1)
     assert (again["ci_low"], again["ci_high"]) == (lift["ci_low"], lift["ci_high"])
     assert (other_seed["ci_low"], other_seed["ci_high"]) != (lift["ci_low"], lift["ci_high"])
 
@@ -205,7 +205,7 @@ def test_campaigns_are_ranked_by_measured_extra_revenue_every_one_included(demo_
 
 
 def test_only_campaigns_near_the_month_are_kept(demo_db, demo_table):
-    near = romi.near_period(demo_db, demo_table, dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    near = romi.near_period(demo_db, demo_table, start=dt.date(2026, 10, 1), end=dt.date(2026, 10, 31))
     ends = dict(demo_db.execute("SELECT campaign_id, end_date FROM campaigns").fetchall())
     for row in demo_table.itertuples():
         ran_near = row.start_date <= "2026-10-31" and ends[row.campaign_id] >= "2026-09-01"

@@ -119,7 +119,7 @@ def test_stale_uses_last_activity_or_opening(opps):
 
 
 def test_closed_deals_and_lost_reasons(opps):
-    deals = sales.closed_deals(opps, dt.date(2026, 6, 1), AS_OF)
+    deals = sales.closed_deals(opps, dt.date(2026, 6, 1), end=AS_OF)
     assert deals["opportunity_id"].tolist() == ["W2", "X1"]
     assert deals.set_index("opportunity_id").loc["X1", "lost_reason"] == "price"
     assert deals.set_index("opportunity_id").loc["W2", "cycle_days"] == 40
@@ -188,17 +188,17 @@ def test_monthly_flows_by_hand(flows_db):
 
 
 def test_period_figures_by_hand(flows_db):
-    june = sales.period_figures(flows_db, dt.date(2026, 6, 1), AS_OF, lapse_months=2)
+    june = sales.period_figures(flows_db, dt.date(2026, 6, 1), end=AS_OF, lapse_months=2)
     assert june["revenue"] == 40 and june["paid_orders"] == 1
     assert (june["active_customers"], june["new_customers"], june["returning_customers"],
             june["reactivated_customers"], june["lost_customers"]) == (1, 0, 0, 1, 1)
     assert june["repeat_rate"] == 100.0
-    april = sales.period_figures(flows_db, dt.date(2026, 4, 1), dt.date(2026, 4, 30), lapse_months=2)
+    april = sales.period_figures(flows_db, dt.date(2026, 4, 1), end=dt.date(2026, 4, 30), lapse_months=2)
     assert april["paid_orders"] == 2 and april["active_customers"] == 1
     assert april["repeat_purchase_share"] == 100.0  # both April orders are C's repeat purchases
-    february = sales.period_figures(flows_db, dt.date(2026, 2, 1), dt.date(2026, 2, 28), lapse_months=2)
+    february = sales.period_figures(flows_db, dt.date(2026, 2, 1), end=dt.date(2026, 2, 28), lapse_months=2)
     assert february["revenue"] == 20  # the refunded order is not revenue
-    may = sales.period_figures(flows_db, dt.date(2026, 5, 1), dt.date(2026, 5, 31), lapse_months=2)
+    may = sales.period_figures(flows_db, dt.date(2026, 5, 1), end=dt.date(2026, 5, 31), lapse_months=2)
     assert may["active_customers"] == 0 and math.isnan(may["repeat_rate"])
 
 
@@ -213,7 +213,7 @@ def test_headline_table_has_previous_month(flows_db):
 
 def test_flows_on_empty_store():
     assert sales.monthly_customer_flows(memory_db(), AS_OF).empty
-    figures = sales.period_figures(memory_db(), dt.date(2026, 6, 1), AS_OF)
+    figures = sales.period_figures(memory_db(), dt.date(2026, 6, 1), end=AS_OF)
     assert figures["revenue"] == 0 and math.isnan(figures["repeat_rate"])
 
 
@@ -271,7 +271,7 @@ def test_demo_monthly_flows_agree_with_period_figures(demo_db):
     for month in flows["month"].iloc[[0, 6, 13, -1]]:
         start = dt.date.fromisoformat(f"{month}-01")
         end = (pd.Timestamp(start) + pd.offsets.MonthEnd(0)).date()
-        figures = sales.period_figures(demo_db, start, end)
+        figures = sales.period_figures(demo_db, start, end=end)
         row = flows.set_index("month").loc[month]
         assert (figures["active_customers"], figures["new_customers"], figures["returning_customers"],
                 figures["reactivated_customers"], figures["lost_customers"]) == (
@@ -326,8 +326,8 @@ def test_notebook_runs_on_a_three_month_store_without_items(tmp_path):
 def test_revenue_by_category_adds_up_to_the_months_revenue(demo_db):
     period = Period(dt.date(2026, 10, 1), DEMO_AS_OF)
     table = sales.revenue_by_category(demo_db, period)
-    figures = sales.period_figures(demo_db, period.start, period.end)
-    before = sales.period_figures(demo_db, dt.date(2026, 9, 1), dt.date(2026, 9, 30))
+    figures = sales.period_figures(demo_db, period.start, end=period.end)
+    before = sales.period_figures(demo_db, dt.date(2026, 9, 1), end=dt.date(2026, 9, 30))
     assert table["revenue"].sum() == pytest.approx(figures["revenue"])  # demo lines add up to the order
     assert table["previous"].sum() == pytest.approx(before["revenue"])
     assert set(table["category"]) == {"tea", "teaware", "service", "subscription"}

@@ -249,7 +249,7 @@ def test_empty_store_gives_an_empty_queue():
     queue = fu.follow_up_queue(db, AS_OF, scored=sc.score_customers(db, AS_OF, model=None),
                                pipeline=ls.open_pipeline(opportunities_as_of(db, AS_OF), None))
     assert queue.table.empty and queue.candidates == 0 and list(queue.table.columns) == fu.QUEUE_COLUMNS
-    assert not queue.ok and queue.message == "nobody needs a follow-up"
+    assert queue.ok and not queue.anyone_to_follow_up and queue.message == "nobody needs a follow-up"
     (headline,) = fu.headline_figures(queue)
     assert headline.key == "follow_up_count" and headline.value == 0 and headline.note == queue.message
 

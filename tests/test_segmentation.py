@@ -153,7 +153,7 @@ def test_k_range_is_checked():
 def _store(db, month, segments):
     rfm = pd.DataFrame({"customer_id": list(segments), "segment": list(segments.values()),
                         "r_score": 3, "f_score": 3, "m_score": 3})
-    return seg.store_snapshot(db, month, rfm)
+    return seg.store_snapshot(db, month, rfm=rfm)
 
 
 def test_snapshots_are_idempotent_and_migration_counts_movers():
@@ -165,11 +165,11 @@ def test_snapshots_are_idempotent_and_migration_counts_movers():
     assert _store(db, "2026-10", {"A": "At Risk", "B": "At Risk", "C": "New Customers", "D": "Hibernating"}) == 4
     pd.testing.assert_frame_equal(first, seg.load_snapshot(db, "2026-10"))
     assert seg.stored_months(db) == ["2026-09", "2026-10"]
-    matrix = seg.migration_matrix(db, "2026-09", "2026-10")
+    matrix = seg.migration_matrix(db, "2026-09", to_month="2026-10")
     assert matrix.shape == (11, 10) and matrix.to_numpy().sum() == 4
     assert matrix.loc["Champions", "At Risk"] == 1 and matrix.loc["At Risk", "At Risk"] == 1
     assert matrix.loc[seg.NEW_BUYER, "New Customers"] == 1 and matrix.loc["Hibernating", "Hibernating"] == 1
-    moved = seg.movers(db, "2026-09", "2026-10")
+    moved = seg.movers(db, "2026-09", to_month="2026-10")
     assert moved[["customer_id", "segment_before", "segment_now"]].values.tolist() == [["A", "Champions", "At Risk"]]
     # a re-run with fewer customers (e.g. one erased) leaves no stale rows
     _store(db, "2026-10", {"A": "At Risk"})
@@ -267,7 +267,7 @@ def test_demo_rfm_is_sensible(demo_db):
 @pytest.mark.slow
 def test_notebook_02_runs_and_records_the_at_risk_count(demo_db_copy, tmp_path):
     path = demo_db_copy  # the runner writes the snapshots before the notebook: keep the shared store clean
-    assert prepare_store(str(path), parse_month("2026-10"), ["02_segmentation"]) == {}
+    assert prepare_store(str(path), parse_month("2026-10"), names=["02_segmentation"]) == {}
     out = run_notebook("02_segmentation.ipynb", tmp_path, db_path=str(path),
                        period_start=DEMO_MONTH_START, period_end=DEMO_MONTH_END)
     recorded = headlines.read(str(out))

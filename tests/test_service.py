@@ -40,7 +40,7 @@ def db():
 
 
 def test_times_are_in_hours_and_only_what_happened_by_month_end_counts(db):
-    frame = service.tickets(db, OCT.start, OCT.end)
+    frame = service.tickets(db, OCT.start, end=OCT.end)
     assert frame["ticket_id"].tolist() == ["T1", "T2", "T3", "T6", "T4"]
     t4 = frame.set_index("ticket_id").loc["T4"]
     assert math.isnan(t4["first_response_hours"]) and pd.isna(t4["closed_at"]) and math.isnan(t4["csat"])
@@ -51,12 +51,12 @@ def test_times_are_in_hours_and_only_what_happened_by_month_end_counts(db):
     assert row["closed"] == 2 and row["still_open"] == 3  # the reopened T6 is not closed
     assert row["median_resolution_hours"] == pytest.approx(36.0)
     assert row["p90_resolution_hours"] == pytest.approx(45.6)
-    later = service.tickets(db, OCT.start, OCT.end, as_of=dt.date(2026, 11, 30)).set_index("ticket_id")
+    later = service.tickets(db, OCT.start, end=OCT.end, as_of=dt.date(2026, 11, 30)).set_index("ticket_id")
     assert later.loc["T4", "first_response_hours"] == pytest.approx(72.0) and later.loc["T4", "csat"] == 2
 
 
 def test_volume_by_month_and_category(db):
-    table = service.volume_by_month(service.tickets(db, SEP.start, OCT.end))
+    table = service.volume_by_month(service.tickets(db, SEP.start, end=OCT.end))
     assert table.loc["2026-10", "complaint"] == 3 and table.loc["2026-10", "total"] == 5
     assert table.loc["2026-09", "total"] == 1
 
@@ -96,7 +96,7 @@ def test_long_running_and_reopened_tickets(db):
 
 
 def test_ticket_csat_after_close_by_resolution_time(db):
-    frame = service.tickets(db, SEP.start, OCT.end)
+    frame = service.tickets(db, SEP.start, end=OCT.end)
     bands = service.csat_after_close(frame, by="resolution")
     assert bands.loc["within a day", "rated"] == 1 and bands.loc["within a day", "csat_pct"] == 100
     assert bands.loc["1–2 days", "mean_rating"] == 4
@@ -130,7 +130,7 @@ def demo(demo_db_path: Path):
 
 
 def test_long_resolution_lowers_ticket_csat_on_the_demo(demo):
-    frame = service.tickets(demo, "2024-01-01", OCT.end)
+    frame = service.tickets(demo, "2024-01-01", end=OCT.end)
     bands = service.csat_after_close(frame, by="resolution")
     ratings = bands["mean_rating"].dropna()
     assert ratings.is_monotonic_decreasing

@@ -90,8 +90,8 @@ def test_reimporting_the_same_exports_does_not_bring_the_person_back(store, tmp_
     assert n_orders > 0
 
     report = forget(db, person["email"])
-    again = import_file(db, "customers", customers)
-    orders_again = import_file(db, "orders", orders, create_missing_customers=True)
+    again = import_file(db, "customers", path=customers)
+    orders_again = import_file(db, "orders", path=orders, create_missing_customers=True)
 
     assert (again.inserted, again.updated, again.erased_skipped) == (0, 0, 1)
     assert "1 rows of erased people skipped" in again.summary()
@@ -118,13 +118,13 @@ def test_the_person_is_recognised_by_any_identifier_and_dry_run_says_so(store, t
                       "SHOP-993,Someone New,someone.new@example.org,\n", encoding="utf-8")
     before = db.table("customers").count
 
-    dry = import_file(db, "customers", export, dry_run=True)
+    dry = import_file(db, "customers", path=export, dry_run=True)
     assert (dry.inserted, dry.erased_skipped) == (1, 2)
     assert "2 rows of erased people skipped" in dry.summary()
     assert dry.summary().endswith("(dry run: nothing written)")
     assert db.table("customers").count == before
 
-    done = import_file(db, "customers", export)
+    done = import_file(db, "customers", path=export)
     assert (done.inserted, done.erased_skipped) == (1, 2)
     assert db.execute("SELECT customer_id FROM customers WHERE customer_id LIKE 'SHOP-%'").fetchall() == [("SHOP-993",)]
 
@@ -137,7 +137,7 @@ def test_bad_rows_of_an_erased_person_are_skipped_not_written_to_a_rejects_file(
     export.write_text("customer_id,name,email,consent_marketing\n"
                       f"{person['customer_id']},{person['name']},{person['email']},perhaps\n"
                       "N-1,Other,other.person@example.org,perhaps\n", encoding="utf-8")
-    result = import_file(db, "customers", export, skip_bad_rows=True)
+    result = import_file(db, "customers", path=export, skip_bad_rows=True)
     assert (result.rejected, result.erased_skipped) == (1, 1)
     rejects = result.rejects_path.read_text(encoding="utf-8-sig")
     assert "other.person@example.org" in rejects and not _occurrences(rejects.encode(), person["email"])

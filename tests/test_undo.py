@@ -47,7 +47,7 @@ def _customers_batch(db, tmp_path) -> int:
     """Updates C1's name and e-mail, inserts C3."""
     f = _write(tmp_path / "customers.csv", "customer_id,name,email\nC1,Ada Lovelace,ada@lovelace.org\n"
                                            "C3,Cy,cy@example.com\nC2,Bo,bo@example.com\n")
-    result = import_file(db, "customers", f)
+    result = import_file(db, "customers", path=f)
     assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
     return result.batch_id
 
@@ -76,16 +76,16 @@ def test_undoing_twice_or_an_unknown_batch_is_refused(db, tmp_path):
 def test_the_file_can_be_imported_again_after_an_undo(db, tmp_path):
     batch = _customers_batch(db, tmp_path)
     undo_import(db, batch)
-    again = import_file(db, "customers", tmp_path / "customers.csv")
+    again = import_file(db, "customers", path=tmp_path / "customers.csv")
     assert (again.inserted, again.updated) == (1, 1)
     assert db.table("customers").get("C1")["name"] == "Ada Lovelace"
 
 
 def test_a_later_batch_that_changed_the_rows_must_be_undone_first(db, tmp_path):
     before = _data(db)
-    first = import_file(db, "orders", _write(tmp_path / "a.csv", ORDERS_HEADER + "O1,C1,2026-01-02,12,paid\n"
+    first = import_file(db, "orders", path=_write(tmp_path / "a.csv", ORDERS_HEADER + "O1,C1,2026-01-02,12,paid\n"
                                                                                "O2,C2,2026-01-03,20,paid\n"))
-    second = import_file(db, "orders", _write(tmp_path / "b.csv", ORDERS_HEADER + "O2,C2,2026-01-03,20,refunded\n"))
+    second = import_file(db, "orders", path=_write(tmp_path / "b.csv", ORDERS_HEADER + "O2,C2,2026-01-03,20,refunded\n"))
     middle = _data(db)
     with pytest.raises(UndoError) as info:
         undo_import(db, first.batch_id)
@@ -133,7 +133,7 @@ def test_a_row_deleted_since_blocks_the_undo(db, tmp_path):
 def test_child_rows_of_an_inserted_customer_block_the_undo_until_they_are_undone(db, tmp_path):
     before = _data(db)
     customers = _customers_batch(db, tmp_path)
-    orders = import_file(db, "orders", _write(tmp_path / "o.csv", ORDERS_HEADER + "O7,C3,2026-02-01,5,paid\n"))
+    orders = import_file(db, "orders", path=_write(tmp_path / "o.csv", ORDERS_HEADER + "O7,C3,2026-02-01,5,paid\n"))
     with pytest.raises(UndoError, match=r"1 orders rows refer to customers this batch inserted \(e.g. C3\)"):
         undo_import(db, customers)
     assert db.table("customers").get("C3")
@@ -145,7 +145,7 @@ def test_child_rows_of_an_inserted_customer_block_the_undo_until_they_are_undone
 def test_customers_created_by_an_orders_import_are_removed_with_it(db, tmp_path):
     before = _data(db)
     f = _write(tmp_path / "o.csv", ORDERS_HEADER + "O8,NEW1,2026-02-01,5,paid\nO9,NEW1,2026-02-02,6,paid\n")
-    result = import_file(db, "orders", f, create_missing_customers=True)
+    result = import_file(db, "orders", path=f, create_missing_customers=True)
     undone = undo_import(db, result.batch_id)
     assert (undone.deleted, undone.customers_removed) == (2, 1)
     assert _data(db) == before
@@ -153,8 +153,8 @@ def test_customers_created_by_an_orders_import_are_removed_with_it(db, tmp_path)
 
 def test_a_created_customer_used_since_keeps_the_whole_batch(db, tmp_path):
     f = _write(tmp_path / "o.csv", ORDERS_HEADER + "O8,NEW1,2026-02-01,5,paid\n")
-    result = import_file(db, "orders", f, create_missing_customers=True)
-    entry.log_interaction(db, "NEW1", "call", occurred_at="2026-02-03 10:00:00")
+    result = import_file(db, "orders", path=f, create_missing_customers=True)
+    entry.log_interaction(db, "NEW1", channel="call", occurred_at="2026-02-03 10:00:00")
     after = _data(db)
     with pytest.raises(UndoError, match=r"1 interactions rows written since refer to customers this batch created"):
         undo_import(db, result.batch_id)
@@ -165,7 +165,7 @@ def test_composite_keys(db, tmp_path):
     db.table("order_items").insert({"order_id": "O1", "product_id": "P1", "quantity": 1, "unit_price": 10.0})
     before = _data(db)
     f = _write(tmp_path / "items.csv", "order_id,product_id,quantity,unit_price\nO1,P1,3,10\nO1,P2,1,30\n")
-    result = import_file(db, "order_items", f)
+    result = import_file(db, "order_items", path=f)
     assert (result.inserted, result.updated) == (1, 1)
     undo_import(db, result.batch_id)
     assert _data(db) == before
@@ -183,7 +183,7 @@ def test_restoring_a_value_taken_since_by_another_row_is_refused(db, tmp_path):
 
 def test_list_batches_newest_first_with_undone_at_none_while_standing(db, tmp_path):
     first = _customers_batch(db, tmp_path)
-    second = import_file(db, "orders", _write(tmp_path / "o.csv", ORDERS_HEADER + "O7,C3,2026-02-01,5,paid\n"))
+    second = import_file(db, "orders", path=_write(tmp_path / "o.csv", ORDERS_HEADER + "O7,C3,2026-02-01,5,paid\n"))
     undo_import(db, second.batch_id)
     batches = list_batches(db)
     assert list(batches["batch_id"]) == [second.batch_id, first]
@@ -195,7 +195,7 @@ def test_cli_undo_and_status(tmp_path):
     store = tmp_path / "crm.db"
     db = open_db(store)
     db.table("customers").insert({"customer_id": "C1", "name": "Ada"})
-    batches = [import_file(db, "orders", _write(tmp_path / f"orders{k}.csv", ORDERS_HEADER + f"O{k},C1,2026-01-05,10,paid\n"))
+    batches = [import_file(db, "orders", path=_write(tmp_path / f"orders{k}.csv", ORDERS_HEADER + f"O{k},C1,2026-01-05,10,paid\n"))
                .batch_id for k in range(2)]
     db.conn.close()
     status = subprocess.run([CRM, "status", "--db", str(store)], capture_output=True, text=True, check=True)
@@ -228,8 +228,8 @@ def test_the_inbox_imports_an_undone_file_again(db, tmp_path):
 def test_a_reimport_that_changes_nothing_leaves_no_batch_and_undo_takes_back_the_real_import(db, tmp_path):
     before = _data(db)
     f = _write(tmp_path / "orders.csv", ORDERS_HEADER + "O2,C2,2026-01-03,20,paid\nO3,C1,2026-01-04,5,paid\n")
-    first = import_file(db, "orders", f)
-    again = import_file(db, "orders", f)
+    first = import_file(db, "orders", path=f)
+    again = import_file(db, "orders", path=f)
     assert (again.unchanged, again.batch_id) == (2, None)
     assert "nothing changed" in again.summary() and "no import batch to undo" in again.summary()
     assert list_batches(db)["batch_id"].tolist() == [first.batch_id]  # the history holds the real import only

@@ -200,7 +200,7 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
                                      skip_bad_rows=skip_bad_rows)
         else:
             result = import_file(
-                db, table, file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,
+                db, table, path=file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,
                 dry_run=dry_run, skip_bad_rows=skip_bad_rows, create_missing_customers=create_missing_customers,
             )
     except (ImportRejected, ValueError) as exc:
@@ -334,7 +334,7 @@ def export_segment_cmd(db_path: Path | None, segment: str, to: Path, as_of: str 
 
     db = _open(db_path)
     try:
-        n = export_segment(db, segment, to, as_of=as_of, include_without_consent=include_without_consent)
+        n = export_segment(db, segment, to=to, as_of=as_of, include_without_consent=include_without_consent)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{n} customers of {segment!r} written to {to}")

@@ -129,9 +129,9 @@ def default_end(today: dt.date | None = None) -> str:
 def generate_demo(
     customers: int = 800,
     months: int = 24,
+    *,
     seed: int = 42,
     end: str | None = None,
-    *,
     purchase_rate_scale: float = 1.0,
     dropout_scale: float = 1.0,
 ) -> DemoBusiness:
@@ -652,7 +652,7 @@ def write_demo(db: Database, business: DemoBusiness) -> dict[str, int]:
 
 
 def build_demo_store(
-    path: str, customers: int = 800, months: int = 24, seed: int = 42, end: str | None = None
+    path: str, customers: int = 800, *, months: int = 24, seed: int = 42, end: str | None = None
 ) -> dict[str, int]:
     """Create (or refill) a demo store at ``path``; returns row counts per table."""
     from crm_helpers.store.connection import open_db

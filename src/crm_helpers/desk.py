@@ -26,6 +26,7 @@ import ipywidgets as widgets
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.ingest import entry
 from crm_helpers.analyses import followup, lead_scoring, scoring
 from crm_helpers.store.queries import store_currency
@@ -41,7 +42,7 @@ from crm_helpers.store.schema import (
     TICKET_PRIORITIES,
 )
 from crm_helpers.analyses.service import backlog
-from crm_helpers.store.connection import StoreError, open_db
+from crm_helpers.store.connection import open_db
 from crm_helpers.store.facts import deal_overdue, next_day, ticket_open_sql
 from crm_helpers.store.undo import EntryRecord, RowChange, UndoError, differs, read_row, undo_entry
 from crm_helpers.store.validation import ValidationError, clean_value, is_blank
@@ -80,10 +81,10 @@ def find_customers(db: Database, text: str, *, limit: int = SEARCH_LIMIT) -> lis
         f"{_CONTACTABLE} AND (lower(name) LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' "
         "OR lower(company) LIKE ?1 ESCAPE '\\') "
         "ORDER BY lower(name), customer_id LIMIT ?2", [like, limit]).fetchall()
-    return [(customer_label(name, email, company, cid), cid) for cid, name, email, company in rows]
+    return [(customer_label(name, email, company=company, customer_id=cid), cid) for cid, name, email, company in rows]
 
 
-def customer_label(name: Any, email: Any, company: Any, customer_id: str) -> str:
+def customer_label(name: Any, email: Any, *, company: Any, customer_id: str) -> str:
     """``Anna Li (Tea House) · anna@example.com``; the id when nothing else is known."""
     label = _text(name) or _text(email) or customer_id
     if _text(company):
@@ -104,7 +105,7 @@ def _customer(db: Database, customer_id: str | None) -> dict[str, Any] | None:
 
 def _record(db: Database, summary: str, rows: list[tuple[str, tuple[Any, ...], dict[str, Any] | None]]) -> EntryRecord:
     """The :class:`EntryRecord` of a save: ``rows`` are ``(table, key, row before or None)``, read after."""
-    return EntryRecord(summary, tuple(RowChange(t, k, before, read_row(db, t, k) or {}) for t, k, before in rows))
+    return EntryRecord(summary, tuple(RowChange(t, k, before, read_row(db, t, key=k) or {}) for t, k, before in rows))
 
 
 def _written(record: EntryRecord) -> str:
@@ -185,7 +186,7 @@ class _Form:
             else:
                 self.message.value = _ERROR.format(html.escape(f"Not saved: {exc.column}: {shown}"))
             return False
-        except (StoreError, UndoError) as exc:
+        except CrmError as exc:
             self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
             return False
         except sqlite3.IntegrityError as exc:  # e.g. the same e-mail saved from another window meanwhile
@@ -218,7 +219,7 @@ class _Form:
         if self.last is None:
             return
         main = self.last.changes[0]
-        now = read_row(self.desk.db, main.table, main.key)
+        now = read_row(self.desk.db, main.table, key=main.key)
         if now is None or any(differs(now.get(c), v) for c, v in main.after.items()):
             self.last = None
             self.message.value = ""
@@ -285,7 +286,7 @@ class CustomerForm(_Form):
         cid = self.customer_id()
         values = self._values()
         self._refuse_known_email(values["email"], cid)
-        before = read_row(self.desk.db, "customers", (cid,))
+        before = read_row(self.desk.db, "customers", key=(cid,))
         entry.update_customer(self.desk.db, cid, **values)
         return _record(self.desk.db, f"changes to {values['name'] or cid}", [("customers", (cid,), before)])
 
@@ -323,7 +324,7 @@ class InteractionForm(_Form):
 
     def _save(self) -> EntryRecord:
         cid = self.customer_id()
-        iid = entry.log_interaction(self.desk.db, cid, self.fields["channel"].value,
+        iid = entry.log_interaction(self.desk.db, cid, channel=self.fields["channel"].value,
                                     direction=self.fields["direction"].value, subject=self.value("subject"),
                                     outcome=self.value("outcome"), notes=self.value("notes"),
                                     occurred_at=self.value("occurred_at"))
@@ -393,7 +394,7 @@ class OrderForm(_Form):
         merged: dict[str, int] = {}
         for pid, quantity, _ in self.lines:  # a product picked twice is one line of the order
             merged[pid] = merged.get(pid, 0) + quantity
-        oid = entry.record_order(self.desk.db, cid, [(p, q, None) for p, q in merged.items()],
+        oid = entry.record_order(self.desk.db, cid, items=[(p, q, None) for p, q in merged.items()],
                                  order_date=self.value("order_date"), status=self.fields["status"].value,
                                  currency=self.currency)
         record = _record(self.desk.db, f"order of {self.total():,.2f} {self.currency} from {self.desk.name()}",
@@ -474,7 +475,7 @@ class TicketForm(_Form):
 
     def _changed(self, summary: str, call: Callable[[str], None]) -> EntryRecord:
         tid = self._ticket()
-        before = read_row(self.desk.db, "tickets", (tid,))
+        before = read_row(self.desk.db, "tickets", key=(tid,))
         try:
             call(tid)
         except ValidationError as exc:
@@ -534,8 +535,9 @@ class DealForm(_Form):
             raise ValidationError("opportunity_id", "", "this customer has no open deal")
         if stage == "lost" and self.value("lost_reason") is None:
             raise ValidationError("lost_reason", "", "say why it was lost (it helps you later)")
-        before = read_row(self.desk.db, "opportunities", (oid,))
-        entry.move_opportunity(self.desk.db, oid, stage, lost_reason=self.value("lost_reason") if stage == "lost" else None)
+        before = read_row(self.desk.db, "opportunities", key=(oid,))
+        entry.move_opportunity(self.desk.db, oid, stage=stage,
+                               lost_reason=self.value("lost_reason") if stage == "lost" else None)
         return _record(self.desk.db, f"deal moved to {stage}", [("opportunities", (oid,), before)])
 
     def widget(self) -> widgets.Widget:
@@ -581,7 +583,7 @@ def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = No
     quiet = stale_opportunities(opps)
     items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' quiet for {r.days_since_activity} days",
                         "deal") for r in quiet.itertuples()]
-    overdue = opps[deal_overdue(opps["status_at"], opps["expected_close"], as_of)
+    overdue = opps[deal_overdue(opps["status_at"], opps["expected_close"], as_of=as_of)
                    & ~opps["opportunity_id"].isin(quiet["opportunity_id"])]
     items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' was expected to close on "
                         f"{r.expected_close:%Y-%m-%d}", "deal") for r in overdue.itertuples()]
@@ -650,7 +652,7 @@ class TodayList:
             self.recompute()
             return
         self.items = today_items(self.desk.db, self.desk.today, queue=self.queue)
-        names = {cid: customer_label(n, e, c, cid) for cid, n, e, c in self.desk.db.execute(
+        names = {cid: customer_label(n, e, company=c, customer_id=cid) for cid, n, e, c in self.desk.db.execute(
             "SELECT customer_id, name, email, company FROM customers WHERE customer_id IN "
             f"({','.join('?' * len(self.items))})", [i.customer_id for i in self.items]).fetchall()} if self.items else {}
         rows: list[widgets.Widget] = []
@@ -670,9 +672,9 @@ class TodayList:
     def contacted(self, item: TodayItem) -> None:
         """Log "contacted" (the chosen channel, now) for the item's person; the list is redrawn."""
         try:
-            entry.log_interaction(self.desk.db, item.customer_id, self.channel.value, subject=f"follow-up: {item.why}",
-                                  outcome="contacted")
-        except (ValidationError, StoreError) as exc:
+            entry.log_interaction(self.desk.db, item.customer_id, channel=self.channel.value,
+                                  subject=f"follow-up: {item.why}", outcome="contacted")
+        except CrmError as exc:
             self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
             return
         self.message.value = _OK.format("Noted as contacted.")
@@ -732,7 +734,7 @@ class Desk:
 
     def name(self) -> str:
         row = self.current() or {}
-        return customer_label(row.get("name"), None, None, str(self.customer_id))
+        return customer_label(row.get("name"), None, company=None, customer_id=str(self.customer_id))
 
     def find(self) -> None:
         """List the customers matching the search box."""
@@ -745,8 +747,8 @@ class Desk:
         """Make ``customer_id`` the customer the forms write for (None: nobody)."""
         row = _customer(self.db, customer_id)
         self.customer_id = row["customer_id"] if row else None
-        self.selected.value = ("<b>Now working on:</b> " + html.escape(customer_label(row["name"], row["email"],
-                                                                                      row["company"], row["customer_id"]))
+        self.selected.value = ("<b>Now working on:</b> " + html.escape(customer_label(
+                                   row["name"], row["email"], company=row["company"], customer_id=row["customer_id"]))
                                if row else "<i>No customer chosen: find one above, or add a new one.</i>")
         self.customer.show(row)
         for form in self.forms:

@@ -6,7 +6,7 @@ Notebooks declare plain-literal parameters (papermill injects them in report run
     period_start = ""   # blank: the latest complete month of data
     period_end = ""
 
-and then call ``db, period = open_workbook(db_path, period_start, period_end)``; that cell's output,
+and then call ``db, period = open_workbook(db_path, period_start, period_end=period_end)``; that cell's output,
 right under the page's title, is the store's currency note when its orders are in several
 currencies (:func:`crm_helpers.store.queries.money_note`).
 """
@@ -22,7 +22,7 @@ from crm_helpers.store.periods import Period, resolve_period
 from crm_helpers.store.connection import open_db
 
 
-def open_workbook(db_path: str = "", period_start: str = "", period_end: str = "") -> tuple[Database, Period]:
+def open_workbook(db_path: str = "", period_start: str = "", *, period_end: str = "") -> tuple[Database, Period]:
     """Open the store and resolve the report period; also sets the plot and table style (every
     displayed DataFrame is a table for people, see :mod:`crm_helpers.report.tables`) and shows the
     currency note of the store, if it has one."""
@@ -36,4 +36,4 @@ def open_workbook(db_path: str = "", period_start: str = "", period_end: str = "
         from IPython.display import Markdown, display
 
         display(Markdown(f"*{note}*"))
-    return db, resolve_period(db, period_start, period_end)
+    return db, resolve_period(db, period_start, period_end=period_end)

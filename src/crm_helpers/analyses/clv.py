@@ -54,10 +54,8 @@ from crm_helpers.models.btyd import (
     NoRepeatBuyersError,
     ParetoNBDModel,
     PurchaseModel,
-    _as_float,
-    _check_rfm,
-    _like,
-    _unique_inverse,
+    nonnegative_floats,
+    shaped_like,
 )
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.values import Headline
@@ -141,6 +139,7 @@ def _per_customer(periods: pd.DataFrame, end_period: int, freq_multiplier: float
 def summary_from_transactions(
     transactions: pd.DataFrame,
     customer_id_col: str,
+    *,
     datetime_col: str,
     monetary_value_col: str | None = None,
     observation_period_end: str | dt.date | pd.Timestamp | None = None,
@@ -244,6 +243,7 @@ def customer_lifetime_value(
     recency: ArrayLike,
     T: ArrayLike,
     expected_value: ArrayLike,
+    *,
     horizon_months: int = 12,
     annual_discount_rate: float = 0.1,
     margin: float = 1.0,
@@ -265,25 +265,18 @@ def customer_lifetime_value(
         raise ClvError("the horizon must be a whole number of months, at least 1")
     if not 0 <= margin <= 1:
         raise ClvError("the margin is a share of revenue between 0 and 1")
-    x, tx, t_cap = _check_rfm(frequency, recency, T)
-    value = _as_float(expected_value, "expected_value")
-    if len(value) != len(x):
+    value = nonnegative_floats(expected_value, "expected_value")
+    purchases = np.asarray(transaction_model.discounted_expected_purchases(
+        frequency, recency, T, months=horizon_months, periods_per_month=PERIODS_PER_MONTH[freq] / freq_multiplier,
+        monthly_rate=monthly_rate(annual_discount_rate),
+    ))
+    if len(value) != len(purchases):
         raise ClvError("expected_value must have one value per customer")
-    (ux, ut), pair = _unique_inverse([x, t_cap])  # the purchase curve depends on (frequency, T) only
-    alive = transaction_model._p_alive(x, tx, t_cap)
-    per_month = PERIODS_PER_MONTH[freq] / freq_multiplier
-    rate = monthly_rate(annual_discount_rate)
-    discounted = np.zeros_like(ux)
-    previous = np.zeros_like(ux)
-    for k in range(1, int(horizon_months) + 1):  # a loop over months, not customers
-        cumulative = transaction_model._if_alive(k * per_month, ux, ut)
-        discounted += (cumulative - previous) / (1 + rate) ** k
-        previous = cumulative
-    return _like(margin * value * alive * discounted[pair], frequency, "clv")
+    return shaped_like(margin * value * purchases, frequency, name="clv")
 
 
 def constant_profit_clv(
-    profit_per_year: ArrayLike | float, annual_discount_rate: float, years: int
+    profit_per_year: ArrayLike | float, annual_discount_rate: float, *, years: int
 ) -> np.ndarray | float:
     """The transparent formula of the owner's articles: CLV = Σₜ₌₁ⁿ profit / (1 + d)ᵗ.
 
@@ -337,7 +330,7 @@ def paid_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
         db,
         f"SELECT customer_id, order_date, {net_revenue_sql()} AS amount, cost FROM orders "
         f"WHERE {paid()} AND order_date <= ? AND {net_revenue_sql()} IS NOT NULL",
-        [iso(as_of)],
+        params=[iso(as_of)],
     )
     frame["amount"] = frame["amount"].astype(float)
     frame["cost"] = pd.to_numeric(frame["cost"], errors="coerce")
@@ -348,7 +341,7 @@ def paid_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
     return days
 
 
-def margin_rate(db: Database, as_of: dt.date | str, margin: float) -> tuple[float, str]:
+def margin_rate(db: Database, as_of: dt.date | str, *, margin: float) -> tuple[float, str]:
     """Gross margin share of net revenue (revenue minus the cost of the goods sold) and where it comes from.
 
     Measured as 1 − Σ cost ÷ Σ amount over the paid orders up to ``as_of`` that carry a cost,
@@ -502,7 +495,7 @@ def _holdout_on_days(days: pd.DataFrame, as_of: dt.date, holdout_days: int | Non
         empty.message = f"the history ({covered} days) is too short to hold out a validation window"
         return empty
     cal_end = as_of - dt.timedelta(days=holdout)
-    split = summary_from_transactions(days, "customer_id", "order_date", observation_period_end=as_of,
+    split = summary_from_transactions(days, "customer_id", datetime_col="order_date", observation_period_end=as_of,
                                       calibration_period_end=cal_end)
     actual = split["frequency_holdout"].to_numpy()
     age, duration = split["T_cal"].to_numpy(), float(split["duration_holdout"].iloc[0])
@@ -564,6 +557,7 @@ def _log_param_covariance(model: PurchaseModel | GammaGammaModel) -> np.ndarray:
 def clv_gradients(
     transaction_model: PurchaseModel,
     spend_model: GammaGammaModel | None,
+    *,
     summary: pd.DataFrame,
     value: ArrayLike,
     horizon_months: int,
@@ -584,7 +578,8 @@ def clv_gradients(
     value = np.asarray(value, dtype=float)
 
     def clv_at(model: PurchaseModel) -> np.ndarray:
-        return np.asarray(customer_lifetime_value(model, *args, value, horizon_months, annual_discount_rate, margin))
+        return np.asarray(customer_lifetime_value(model, *args, value, horizon_months=horizon_months,
+                                                  annual_discount_rate=annual_discount_rate, margin=margin))
 
     theta = transaction_model.params_.to_numpy(dtype=float)
     columns = []
@@ -612,8 +607,8 @@ def clv_gradients(
     return np.column_stack(columns), covariance
 
 
-def likely_range(estimate: np.ndarray | float, gradient: np.ndarray, covariance: np.ndarray, model_error: float = 0.0,
-                 share: float = LIKELY_SHARE) -> tuple[np.ndarray, np.ndarray]:
+def likely_range(estimate: np.ndarray | float, gradient: np.ndarray, *, covariance: np.ndarray,
+                 model_error: float = 0.0, share: float = LIKELY_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """The range a value likely lies in: its sampling uncertainty, widened by the model's holdout error.
 
     The parameter part is the delta method on the log scale: sd(ln value) = √(gᵀ Σ g) / value,
@@ -691,8 +686,8 @@ class ClvAnalysis:
             return math.nan, math.nan
         members = np.asarray(members, dtype=bool)
         total = np.array([self.customers["clv"].to_numpy()[members].sum()])
-        low, high = likely_range(total, self.clv_gradient[members].sum(axis=0), self.parameter_covariance,
-                                 self.model_error)
+        low, high = likely_range(total, self.clv_gradient[members].sum(axis=0), covariance=self.parameter_covariance,
+                                 model_error=self.model_error)
         return float(low[0]), float(high[0])
 
     def likely_total(self) -> str:
@@ -790,13 +785,14 @@ def analyse_customers(
     as_of = dt.date.fromisoformat(iso(as_of))
     if not 0 < p_alive_threshold < 1:
         raise ClvError("the P(alive) threshold must be between 0 and 1")
-    rate, source = margin_rate(db, as_of, margin)
+    rate, source = margin_rate(db, as_of, margin=margin)
     currency = store_currency(db)
     days = paid_purchase_days(db, as_of)
     if days.empty:
         return _empty_analysis(as_of, horizon_months, rate, source, currency,
                                f"no paid orders up to {as_of}: nothing to value yet")
-    summary = summary_from_transactions(days, "customer_id", "order_date", "amount", observation_period_end=as_of)
+    summary = summary_from_transactions(days, "customer_id", datetime_col="order_date", monetary_value_col="amount",
+                                        observation_period_end=as_of)
     people = query_df(db, "SELECT customer_id, name, acquisition_channel FROM customers").set_index("customer_id")
     grouped = days.groupby("customer_id")
     one_year_ago = pd.Timestamp(as_of) - pd.Timedelta(days=365)
@@ -809,7 +805,7 @@ def analyse_customers(
         revenue_to_date=grouped["amount"].sum(),
         transparent_clv=constant_profit_clv(
             recent_profit.groupby(recent["customer_id"]).sum().reindex(summary.index, fill_value=0.0).to_numpy(),
-            annual_discount_rate, max(1, int(horizon_months) // 12)),
+            annual_discount_rate, years=max(1, int(horizon_months) // 12)),
     )
     customers["acquisition_channel"] = customers["acquisition_channel"].fillna("unknown")
     analysis = ClvAnalysis(as_of, horizon_months, customers, None, None, rate, source, currency)
@@ -847,11 +843,13 @@ def analyse_customers(
     customers["p_alive"] = tm.p_alive(*args)
     customers["expected_purchases"] = tm.expected_purchases(horizon_months * DAYS_PER_MONTH, *args)
     customers["expected_average_value"] = value
-    customers["clv"] = customer_lifetime_value(tm, *args, value, horizon_months, annual_discount_rate, rate)
-    gradient, covariance = clv_gradients(tm, ggm, summary, value, horizon_months, annual_discount_rate, rate)
+    customers["clv"] = customer_lifetime_value(tm, *args, value, horizon_months=horizon_months,
+                                               annual_discount_rate=annual_discount_rate, margin=rate)
+    gradient, covariance = clv_gradients(tm, ggm, summary=summary, value=value, horizon_months=horizon_months,
+                                         annual_discount_rate=annual_discount_rate, margin=rate)
     analysis.clv_gradient, analysis.parameter_covariance = gradient, covariance
-    customers["clv_low"], customers["clv_high"] = likely_range(customers["clv"].to_numpy(), gradient, covariance,
-                                                               model_error)
+    customers["clv_low"], customers["clv_high"] = likely_range(customers["clv"].to_numpy(), gradient,
+                                                               covariance=covariance, model_error=model_error)
     analysis.total_clv_low, analysis.total_clv_high = analysis.group_range(np.ones(len(customers), dtype=bool))
     customers["probably_lost"] = (customers["frequency"] > 0) & (customers["p_alive"] < p_alive_threshold)
     return analysis
@@ -902,7 +900,7 @@ def subscription_estimate(
     since = [day - dt.timedelta(days=active_days) for day in ends]
     orders = query_df(  # one read of the paid orders of every window; dates compared as stored (ISO text)
         db, f"SELECT customer_id, order_date, {net_revenue_sql()} AS revenue FROM orders WHERE {paid()} "
-        "AND order_date > ? AND order_date <= ?", [since[0].isoformat(), ends[-1].isoformat()],
+        "AND order_date > ? AND order_date <= ?", params=[since[0].isoformat(), ends[-1].isoformat()],
     )
     day, dates = pd.factorize(orders["order_date"], sort=True)
     customer, customers = pd.factorize(orders["customer_id"])
@@ -956,7 +954,7 @@ def compare_methods(analysis: ClvAnalysis, subscription: pd.DataFrame) -> pd.Dat
 
 
 def frequency_recency_matrix(
-    model: PurchaseModel, T: float, max_frequency: int = 10, n_recency: int = 12, t: float | None = None
+    model: PurchaseModel, T: float, *, max_frequency: int = 10, n_recency: int = 12, t: float | None = None
 ) -> pd.DataFrame:
     """P(alive) — or, with ``t``, expected purchases in the next ``t`` periods — by frequency and recency.
 

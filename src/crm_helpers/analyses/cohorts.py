@@ -52,7 +52,7 @@ def cohort_table(db: Database, as_of: dt.date, *, last_cohorts: int | None = Non
         db,
         f"SELECT customer_id, {net_revenue_sql()} AS amount, {month_index_sql()} AS m FROM orders "
         f"WHERE {paid()} AND {on_or_before_sql('order_date')}",
-        {"end_next": next_day(as_of)},
+        params={"end_next": next_day(as_of)},
     )
     if orders.empty:
         return pd.DataFrame(columns=_COHORT_COLUMNS)

@@ -89,13 +89,13 @@ def paid_lines(db: Database, as_of: dt.date) -> PaidLines:
         db,
         f"SELECT rowid AS order_rowid, customer_id, order_date FROM orders WHERE {paid()} AND order_date <= :as_of "
         "ORDER BY rowid",
-        {"as_of": as_of.isoformat()},
+        params={"as_of": as_of.isoformat()},
     )
     lines = query_df(
         db,
         "SELECT o.rowid AS order_rowid, i.product_id FROM order_items i JOIN orders o ON o.order_id = i.order_id "
         f"WHERE {paid('o')} AND o.order_date <= :as_of",
-        {"as_of": as_of.isoformat()},
+        params={"as_of": as_of.isoformat()},
     )
     order_rowid = orders["order_rowid"].to_numpy(dtype=np.int64)
     customer, customers = pd.factorize(orders["customer_id"], sort=True)
@@ -203,8 +203,8 @@ def association_rules_table(
 def next_best_products(
     db: Database,
     rules: pd.DataFrame,
-    lines: PaidLines,
     *,
+    lines: PaidLines,
     active_days: int = 365,
     max_rules: int = 200,
 ) -> pd.DataFrame:

@@ -155,7 +155,7 @@ def customer_features(
         else "(o.customer_id IS NOT NULL OR c.first_seen IS NULL OR c.first_seen <= :as_of)"
     )
     sql = _SQL.format(where=where, net=net_revenue_sql(), paid=paid(), open_ticket=ticket_open_sql(":next_day"))
-    frame = query_df(db, sql, params)
+    frame = query_df(db, sql, params=params)
     for col in ("first_order", "last_order", "last_interaction", "last_nps_date"):
         frame[col] = pd.to_datetime(frame[col], errors="coerce")
     ts = pd.Timestamp(day)
@@ -179,7 +179,7 @@ def _days(delta: pd.Series) -> pd.Series:
     return pd.Series(np.floor(delta.dt.total_seconds() / 86400), index=delta.index).astype("Int64")
 
 
-def paid_orders_between(db: Database, after: dt.date | str, until: dt.date | str) -> pd.Series:
+def paid_orders_between(db: Database, after: dt.date | str, *, until: dt.date | str) -> pd.Series:
     """Paid orders per customer with ``after < order_date <= until``; customers without any are absent.
 
     Returns an integer Series indexed by ``customer_id`` (counted in SQLite). Used to label what
@@ -189,7 +189,7 @@ def paid_orders_between(db: Database, after: dt.date | str, until: dt.date | str
         db,
         f"SELECT customer_id, COUNT(*) AS n FROM orders WHERE {paid()} AND order_date > ? "
         "AND order_date <= ? GROUP BY customer_id",
-        [as_date(after).isoformat(), as_date(until).isoformat()],
+        params=[as_date(after).isoformat(), as_date(until).isoformat()],
     )
     return frame.set_index("customer_id")["n"].astype("int64") if len(frame) else pd.Series(dtype="int64", name="n")
 

@@ -88,7 +88,7 @@ def unhappy_customers(db: Database, as_of: dt.date, *, lookback_days: int = 90) 
     Columns: customer_id, last_nps (empty when not a detractor), answered_at, open_complaints,
     oldest_open_complaint; one row per customer, by customer_id.
     """
-    return query_df(db, _UNHAPPY_SQL, _window(as_of, lookback_days))
+    return query_df(db, _UNHAPPY_SQL, params=_window(as_of, lookback_days))
 
 
 REASON_LABELS = {"complaint": "open complaint ticket", "detractor": "recent detractor answer",
@@ -107,16 +107,22 @@ REASON_WEIGHTS = {"complaint": 4.0, "detractor": 3.0, "churn": 3.0, "stale": 3.0
 class FollowUpQueue:
     """The queue (``table``, columns :data:`QUEUE_COLUMNS`, most urgent first), how many people have
     at least one reason (``candidates``), and people per reason (``by_reason``: reason, people).
-    ``ok``: somebody needs a follow-up; ``message``: the queue's size in a plain sentence."""
+    ``anyone_to_follow_up``: somebody needs a follow-up; ``ok``: always True, an empty queue is a
+    result too; ``message``: the queue's size in a plain sentence."""
 
     table: pd.DataFrame
     candidates: int
     by_reason: pd.DataFrame
 
     @property
-    def ok(self) -> bool:
+    def anyone_to_follow_up(self) -> bool:
         """True when at least one person needs a follow-up."""
         return self.candidates > 0
+
+    @property
+    def ok(self) -> bool:
+        """True: the queue is built whatever the store holds (nobody to follow up is an answer)."""
+        return True
 
     @property
     def message(self) -> str:
@@ -234,7 +240,7 @@ def _contacts(db: Database, ids: list[str], day: pd.Timestamp) -> pd.DataFrame:
         f"SELECT c.customer_id, c.name, c.email, (SELECT MAX(occurred_at) FROM interactions i "
         f"WHERE i.customer_id = c.customer_id AND i.occurred_at < ?) AS last_contact "
         f"FROM customers c WHERE c.customer_id IN ({placeholders})",
-        [next_day(day.date()), *ids],
+        params=[next_day(day.date()), *ids],
     )
     frame["last_contact"] = frame["last_contact"].fillna("").astype(str).str[:10]
     return frame
@@ -265,7 +271,7 @@ def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> pd.Da
     last_channel, last_direction, last_outcome, last_comment (personal data: masked in shared
     reports). Sorted with open complaints first, then the lowest NPS.
     """
-    frame = query_df(db, _CALL_LIST_SQL, _window(as_of, lookback_days))
+    frame = query_df(db, _CALL_LIST_SQL, params=_window(as_of, lookback_days))
     nps_part = ("detractor (NPS " + frame["last_nps"].astype("Int64").astype(str) + " on "
                 + frame["answered_at"].astype(str).str[:10] + ")").where(frame["last_nps"].notna(), "")
     complaint_part = (frame["open_complaints"].astype(str) + " open complaint(s) since "

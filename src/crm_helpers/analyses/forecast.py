@@ -49,6 +49,7 @@ from sqlite_utils import Database
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.store.facts import net_revenue_sql, paid
 from crm_helpers.store.values import Headline
@@ -70,7 +71,7 @@ _NOISE = re.compile(
 )
 
 
-class ForecastError(ValueError):
+class ForecastError(CrmError, ValueError):
     """The forecast cannot be made (no history, bad parameters)."""
 
 
@@ -111,7 +112,7 @@ def monthly_history(db: Database, as_of: dt.date) -> pd.DataFrame:
         db,
         f"SELECT substr(order_date, 1, 7) AS month, sum({net_revenue_sql()}) AS revenue, count(*) AS orders FROM orders "
         f"WHERE {paid()} AND order_date < ? GROUP BY 1 ORDER BY 1",
-        [(month_end(last) + dt.timedelta(days=1)).isoformat()],
+        params=[(month_end(last) + dt.timedelta(days=1)).isoformat()],
     )
     if rows.empty:
         return pd.DataFrame({"month": pd.Series(dtype="datetime64[ns]"), "revenue": pd.Series(dtype=float),
@@ -180,7 +181,7 @@ class MonthlyForecaster:
     (how many optimiser warnings were caught), ``y_`` (the history), ``result_`` (statsmodels).
     """
 
-    def __init__(self, horizon: int = 6, interval: float = 0.8, random_state: int = 0) -> None:
+    def __init__(self, horizon: int = 6, interval: float = 0.8, *, random_state: int = 0) -> None:
         self.horizon = horizon
         self.interval = interval
         self.random_state = random_state
@@ -310,7 +311,7 @@ class MonthlyForecaster:
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
         from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-        clone = MonthlyForecaster(self.horizon, self.interval, self.random_state)
+        clone = MonthlyForecaster(self.horizon, self.interval, random_state=self.random_state)
         clone.y_ = _as_series(y)
         clone.n_months_, clone.method_, clone.label_ = len(y), self.method_, self.label_
         clone.order_, clone.seasonal_order_ = self.order_, self.seasonal_order_
@@ -364,7 +365,7 @@ def mape(actual: pd.Series | np.ndarray, predicted: pd.Series | np.ndarray) -> f
     return float(np.mean(np.abs(a[keep] - p[keep]) / np.abs(a[keep])) * 100) if keep.any() else float("nan")
 
 
-def backtest_verdict(bt: pd.DataFrame, label: str, what: str) -> tuple[float, float, str]:
+def backtest_verdict(bt: pd.DataFrame, label: str, *, what: str) -> tuple[float, float, str]:
     """``(model MAPE, seasonal-naive MAPE, plain sentence saying which wins)`` for a backtest table."""
     if bt.empty:
         return float("nan"), float("nan"), (
@@ -484,7 +485,7 @@ def forecast_sales(
         y = history.set_index("month")[metric].astype(float)
         model = MonthlyForecaster(horizon=horizon, interval=interval, random_state=random_state).fit(y)
         bt = backtest(y, model, folds=folds, horizon=backtest_horizon)
-        model_err, base_err, verdict = backtest_verdict(bt, model.label_, what)
+        model_err, base_err, verdict = backtest_verdict(bt, model.label_, what=what)
         result.models[metric], result.backtests[metric] = model, bt
         predicted = model.predict()
         result.forecasts[metric], q = calibrate_to_backtest(predicted, bt, interval=interval)

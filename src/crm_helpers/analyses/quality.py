@@ -93,7 +93,7 @@ def import_history(db: Database, limit: int = 20) -> pd.DataFrame:
         db,
         "SELECT batch_id, imported_at, file_name, table_name, inserted, updated, unchanged, rejected "
         "FROM import_log ORDER BY batch_id DESC LIMIT ?",
-        [limit],
+        params=[limit],
     )
 
 
@@ -158,7 +158,7 @@ def _thin_months(db: Database, as_of: dt.date, months: int = 24, neighbours: int
 
     frame = query_df(db, "SELECT substr(order_date, 1, 7) AS month, count(*) AS orders, avg(amount) AS amount "
                          f"FROM orders WHERE {paid()} AND {on_or_before_sql('order_date')} GROUP BY month ORDER BY month",
-                     {"end_next": next_day(as_of)})
+                     params={"end_next": next_day(as_of)})
     if len(frame) < 3:
         return []
     frame = frame.set_index("month").reindex(pd.period_range(frame["month"].iloc[0], as_of.strftime("%Y-%m"),

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.store.facts import iso, net_revenue_sql, order_margin, paid
 from crm_helpers.store.values import Attention, Headline
@@ -73,7 +74,7 @@ LIFT_COLUMNS = [
 """The columns of :func:`campaign_table` about incremental revenue, for display."""
 
 
-class RomiError(ValueError):
+class RomiError(CrmError, ValueError):
     """The ROMI analysis cannot run with these settings."""
 
 
@@ -96,7 +97,7 @@ def attributed_orders(
         db,
         f"SELECT order_id, customer_id, order_date, {net_revenue_sql()} AS amount, cost, campaign_id FROM orders "
         f"WHERE {paid()} AND campaign_id IS NOT NULL AND order_date <= ?",
-        [end],
+        params=[end],
     )
     coded["how"] = "code"
     by_contact = query_df(
@@ -106,7 +107,7 @@ def attributed_orders(
         "FROM campaign_contacts cc JOIN orders o ON o.customer_id = cc.customer_id "
         f"WHERE {paid('o')} AND o.campaign_id IS NULL AND o.order_date <= ? "
         "AND o.order_date >= cc.contacted_at AND o.order_date <= date(cc.contacted_at, ?)",
-        [end, f"+{int(attribution_window_days)} days"],
+        params=[end, f"+{int(attribution_window_days)} days"],
     )
     by_contact = (
         by_contact.sort_values(["order_id", "contacted_at", "campaign_id"], ascending=[True, touch == "first", True])
@@ -171,8 +172,8 @@ def _customer_base(db: Database) -> pd.DataFrame:
 def incremental_revenue(
     db: Database,
     campaign_id: str,
-    as_of: dt.date | str,
     *,
+    as_of: dt.date | str,
     attribution_window_days: int = 30,
     n_boot: int = 2000,
     confidence: float = 0.95,
@@ -190,7 +191,7 @@ def incremental_revenue(
     """
     contacts = query_df(
         db, "SELECT customer_id, contacted_at FROM campaign_contacts WHERE campaign_id = ? AND contacted_at <= ?",
-        [campaign_id, iso(as_of)],
+        params=[campaign_id, iso(as_of)],
     )
     return _lift(db, _customer_base(db), campaign_id, contacts, as_of, attribution_window_days, n_boot, confidence,
                  random_state)
@@ -215,12 +216,12 @@ def _lift(
     result.update(window_start=start, window_end=window_end)
     active = query_df(  # bought in the PRIOR_ACTIVITY_DAYS before the first contact: a range of the date index
         db, f"SELECT DISTINCT customer_id FROM orders WHERE {paid()} AND order_date >= ? AND order_date < ?",
-        [(start - dt.timedelta(days=PRIOR_ACTIVITY_DAYS)).isoformat(), start.isoformat()],
+        params=[(start - dt.timedelta(days=PRIOR_ACTIVITY_DAYS)).isoformat(), start.isoformat()],
     )
     spent = query_df(
         db, f"SELECT customer_id, sum({net_revenue_sql()}) AS revenue FROM orders WHERE {paid()} "
         "AND order_date >= ? AND order_date <= ? GROUP BY customer_id",
-        [start.isoformat(), window_end.isoformat()],
+        params=[start.isoformat(), window_end.isoformat()],
     )
     contacted = base["customer_id"].isin(contacts["customer_id"])
     known_before = base["known_since"].notna() & (base["known_since"] < start.isoformat())
@@ -324,7 +325,7 @@ def campaign_table(
         "LEFT JOIN (SELECT campaign_id, min(order_date) AS first_order FROM orders "
         f"  WHERE {paid()} AND campaign_id IS NOT NULL GROUP BY campaign_id) o ON o.campaign_id = c.campaign_id "
         "WHERE coalesce(c.start_date, k.first_contact, o.first_order) <= ? ORDER BY start_date, c.campaign_id",
-        [end, end],
+        params=[end, end],
     )
     if campaigns.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
@@ -334,7 +335,7 @@ def campaign_table(
     orders["acquired"] = orders["order_date"] == pd.to_datetime(orders["first_order"])
     by_campaign = dict(tuple(orders.groupby("campaign_id")))
     contacts = query_df(
-        db, "SELECT campaign_id, customer_id, contacted_at FROM campaign_contacts WHERE contacted_at <= ?", [end]
+        db, "SELECT campaign_id, customer_id, contacted_at FROM campaign_contacts WHERE contacted_at <= ?", params=[end]
     )
     contacts_of = dict(tuple(contacts.groupby("campaign_id")))
     rows = []
@@ -489,7 +490,7 @@ def headline_figures(ranking: pd.DataFrame, currency: str) -> list[Headline]:
                      interval=(row["incremental_ci_low"], row["incremental_ci_high"]), note=row["verdict"])]
 
 
-def near_period(db: Database, table: pd.DataFrame, start: dt.date, end: dt.date, months: int = 1) -> pd.DataFrame:
+def near_period(db: Database, table: pd.DataFrame, *, start: dt.date, end: dt.date, months: int = 1) -> pd.DataFrame:
     """The rows of ``table`` whose campaign ran in [start, end] or in the ``months`` before it
     (start date on or before ``end``, end date, else start date, on or after ``start`` − months)."""
     if table.empty:

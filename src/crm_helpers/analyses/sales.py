@@ -135,14 +135,14 @@ def opportunities_as_of(db: Database, as_of: dt.date) -> pd.DataFrame:
         db,
         f"SELECT {_OPPORTUNITY_COLUMNS} FROM opportunities WHERE {on_or_before_sql('opened_at')} "
         "ORDER BY opened_at, opportunity_id",
-        {"end_next": next_day(as_of)},
+        params={"end_next": next_day(as_of)},
         parse_dates=["opened_at", "expected_close", "closed_at", "last_activity_at"],
     )
     opps["amount"] = pd.to_numeric(opps["amount"], errors="coerce").astype(float)
     opps["probability"] = pd.to_numeric(opps["probability"], errors="coerce").astype(float)
     opps["source"] = opps["source"].fillna("").astype(str).str.strip().replace("", "unknown")
     cutoff = pd.Timestamp(as_of)
-    opps["status_at"] = deal_status_at(opps["stage"], opps["closed_at"], as_of)
+    opps["status_at"] = deal_status_at(opps["stage"], opps["closed_at"], as_of=as_of)
     closed_later = opps["stage"].isin(DEAL_OUTCOMES) & (opps["status_at"] == "open")
     opps["stage_at"] = opps["stage"].where(~closed_later, STAGE_NOT_RECORDED)
     open_prob = opps["probability"].fillna(opps["stage"].map(DEFAULT_STAGE_PROBABILITY))
@@ -291,7 +291,7 @@ def stale_opportunities(opps: pd.DataFrame, stale_days: int = STALE_DAYS) -> pd.
     return out.astype({"days_since_activity": int}).reset_index(drop=True)
 
 
-def closed_deals(opps: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+def closed_deals(opps: pd.DataFrame, start: dt.date, *, end: dt.date) -> pd.DataFrame:
     """Deals won or lost with ``closed_at`` in [start, end], with the recorded loss reason.
 
     Columns: ``opportunity_id, customer_id, title, source, outcome, amount, opened_at, closed_at,
@@ -328,7 +328,7 @@ def weighted_pipeline_by_month(opps: pd.DataFrame, as_of: dt.date) -> pd.DataFra
     """
     open_deals = opps[opps["status_at"] == "open"]
     label = open_deals["expected_close"].dt.strftime("%Y-%m")
-    label = label.where(~deal_overdue(open_deals["status_at"], open_deals["expected_close"], as_of), "overdue")
+    label = label.where(~deal_overdue(open_deals["status_at"], open_deals["expected_close"], as_of=as_of), "overdue")
     label = label.where(open_deals["expected_close"].notna(), "no date")
     table = open_deals.assign(expected_close_month=label).groupby("expected_close_month").agg(
         deals=("opportunity_id", "size"), amount=("amount", "sum"), weighted_amount=("weighted_amount", "sum")
@@ -387,8 +387,8 @@ def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
         GROUP BY 1
     """
     prev = period.previous_month()
-    frame = query_df(db, sql, {"start": iso(period.start), "prev_start": iso(prev.start),
-                               "end_next": next_day(period.end)})
+    frame = query_df(db, sql, params={"start": iso(period.start), "prev_start": iso(prev.start),
+                                      "end_next": next_day(period.end)})
     total = float(frame["revenue"].sum()) if len(frame) else 0.0
     frame["share_pct"] = 100 * frame["revenue"] / total if total else 0.0
     return frame.sort_values(["revenue", "category"], ascending=[False, True]).reset_index(drop=True)
@@ -445,7 +445,7 @@ def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 
         UNION ALL
         SELECT l.m, 0, 0, 0, 0, l.lost FROM lost l WHERE l.m NOT IN (SELECT m FROM bought)
     """
-    counts = query_df(db, sql, {"end_next": next_day(as_of), "lapse": lapse_months})
+    counts = query_df(db, sql, params={"end_next": next_day(as_of), "lapse": lapse_months})
     columns = ["month", "active", "new", "returning", "reactivated", "lost", "customer_base"]
     if counts.empty:
         return pd.DataFrame(columns=columns)
@@ -457,7 +457,7 @@ def monthly_customer_flows(db: Database, as_of: dt.date, *, lapse_months: int = 
     return table.rename_axis("month").reset_index()[columns]
 
 
-def period_figures(db: Database, start: dt.date, end: dt.date, *,
+def period_figures(db: Database, start: dt.date, *, end: dt.date,
                    lapse_months: int = LOST_AFTER_MONTHS) -> dict[str, float]:
     """The sales figures of one period [start, end] (inclusive), from SQL aggregates.
 
@@ -508,12 +508,12 @@ def period_figures(db: Database, start: dt.date, end: dt.date, *,
         "returning_customers": int(returning),
         "reactivated_customers": int(reactivated),
         "lost_customers": int(lost),
-        "repeat_rate": repeat_rate(db, start, end),
-        "repeat_purchase_share": 100.0 * loyalty(db, start, end)["loyalty"],
+        "repeat_rate": repeat_rate(db, start, end=end),
+        "repeat_purchase_share": 100.0 * loyalty(db, start, end=end)["loyalty"],
     }
 
 
-def uncertainty(db: Database, start: dt.date, end: dt.date, *,
+def uncertainty(db: Database, start: dt.date, *, end: dt.date,
                 figures: dict[str, float]) -> dict[str, tuple[float, float, float]]:
     """``(standard error, 95 % low, 95 % high)`` of each of :func:`period_figures`' figures, in its unit.
 
@@ -564,11 +564,11 @@ def headline_table(db: Database, period: Period, *, lapse_months: int = LOST_AFT
     (shown, not recorded). Money in the store's currency (net revenue: paid orders only), rounded
     to cents; counts are whole numbers; a rate that cannot be computed is None.
     """
-    now = period_figures(db, period.start, period.end, lapse_months=lapse_months)
+    now = period_figures(db, period.start, end=period.end, lapse_months=lapse_months)
     prev_period = period.previous_month()
-    before = period_figures(db, prev_period.start, prev_period.end, lapse_months=lapse_months)
-    spread = uncertainty(db, period.start, period.end, figures=now)
-    spread_before = uncertainty(db, prev_period.start, prev_period.end, figures=before)
+    before = period_figures(db, prev_period.start, end=prev_period.end, lapse_months=lapse_months)
+    spread = uncertainty(db, period.start, end=period.end, figures=now)
+    spread_before = uncertainty(db, prev_period.start, end=prev_period.end, figures=before)
     per_customer = now["revenue"] / now["active_customers"] if now["active_customers"] else None
     per_order = now["revenue"] / now["paid_orders"] if now["paid_orders"] else None
     worth = {k: per_customer for k in _COUNT_KEYS} | {"paid_orders": per_order}

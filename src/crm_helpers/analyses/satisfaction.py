@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.store.values import Headline
 from crm_helpers.store.facts import iso, loyalty, next_day
@@ -56,7 +57,7 @@ CSAT_POSITIVE_MIN = 4
 """CSAT: answers of 4 or 5 on the 1–5 scale count as satisfied."""
 
 
-class SatisfactionError(ValueError):
+class SatisfactionError(CrmError, ValueError):
     """Bad input to a satisfaction analysis (weights, parameters)."""
 
 
@@ -102,7 +103,7 @@ def csat_share(positive: float, answered: float) -> float:
     return 100.0 * positive / answered if answered else float("nan")
 
 
-def nps_score(promoters: float, passives: float, detractors: float) -> float:
+def nps_score(promoters: float, passives: float, *, detractors: float) -> float:
     """NPS = % promoters − % detractors (passives in the denominator), −100…100; NaN if none."""
     n = promoters + passives + detractors
     return 100.0 * (promoters - detractors) / n if n else float("nan")
@@ -131,13 +132,13 @@ def weighted_satisfaction(scores: dict[str, float], weights: ItemWeights) -> tup
     return total / len(answered), (total / weight_sum if weight_sum else float("nan"))
 
 
-def experience_score(functional: float, service: float, emotional: float) -> float:
+def experience_score(functional: float, service: float, *, emotional: float) -> float:
     """The seed's experience score = functional + service + emotional satisfaction (each 0–1)."""
     return functional + service + emotional
 
 
 def nps_bootstrap(
-    promoters: int, passives: int, detractors: int, *, n_boot: int = 2000, random_state: int = 0
+    promoters: int, passives: int, *, detractors: int, n_boot: int = 2000, random_state: int = 0
 ) -> np.ndarray:
     """``n_boot`` bootstrap NPS values, resampling the answers (multinomial on the three counts)."""
     n = promoters + passives + detractors
@@ -149,7 +150,7 @@ def nps_bootstrap(
 
 
 def nps_ci(
-    promoters: int, passives: int, detractors: int, *, level: float = 0.95, n_boot: int = 2000,
+    promoters: int, passives: int, *, detractors: int, level: float = 0.95, n_boot: int = 2000,
     random_state: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the NPS; ``(nan, nan)`` without answers.
@@ -157,7 +158,7 @@ def nps_ci(
     With very few answers the interval is degenerate (one answer gives a zero-width interval):
     such months are flagged as small samples, never trusted.
     """
-    boot = nps_bootstrap(promoters, passives, detractors, n_boot=n_boot, random_state=random_state)
+    boot = nps_bootstrap(promoters, passives, detractors=detractors, n_boot=n_boot, random_state=random_state)
     if np.isnan(boot).all():
         return float("nan"), float("nan")
     tail = (1 - level) / 2 * 100
@@ -230,7 +231,7 @@ def _aggregate(
                                 promoter=PROMOTER_MIN, detractor=DETRACTOR_MAX)
     params = {"wq": w["quality"], "wd": w["delivery"], "wp": w["price"], "ws": w["service"],
               "start": iso(start), "end_next": next_day(end)}
-    frame = query_df(db, sql, params)
+    frame = query_df(db, sql, params=params)
     if frame.empty:
         frame = pd.DataFrame([{"bucket": "all", **{c: 0 for c in _COUNT_COLUMNS}}]) if not by_month else frame
     frame[_COUNT_COLUMNS] = frame[_COUNT_COLUMNS].astype(float).fillna(0.0)
@@ -253,7 +254,7 @@ def _measures(counts: pd.DataFrame, min_responses: int) -> pd.DataFrame:
     out["functional"] = _ratio(out["functional_positive"], out["functional_answers"])
     out["service"] = _ratio(out["service_positive"], out["service_answers"])
     out["emotional"] = _ratio(out["promoters"], out["nps_answers"])
-    out["experience_score"] = experience_score(out["functional"], out["service"], out["emotional"])
+    out["experience_score"] = experience_score(out["functional"], out["service"], emotional=out["emotional"])
     out["experience_mean"] = out["experience_score"] / 3
     out["small_sample"] = out["responses"] < min_responses
     return out
@@ -261,7 +262,8 @@ def _measures(counts: pd.DataFrame, min_responses: int) -> pd.DataFrame:
 
 def _with_nps_ci(frame: pd.DataFrame, n_boot: int, random_state: int) -> pd.DataFrame:
     cis = [
-        nps_ci(int(r.promoters), int(r.passives), int(r.detractors), n_boot=n_boot, random_state=random_state)
+        nps_ci(int(r.promoters), int(r.passives), detractors=int(r.detractors), n_boot=n_boot,
+               random_state=random_state)
         for r in frame[["promoters", "passives", "detractors"]].itertuples()
     ]
     frame["nps_ci_low"] = [c[0] for c in cis]
@@ -286,7 +288,7 @@ def period_scores(
     frame = _with_nps_ci(_measures(_aggregate(db, period.start, period.end, weights, False), min_responses),
                          n_boot, random_state)
     row = frame.iloc[0].drop("bucket")
-    for key, value in loyalty(db, period.start, period.end).items():
+    for key, value in loyalty(db, period.start, end=period.end).items():
         row[key] = value
     row["start"], row["end"], row["label"] = period.start, period.end, period.label
     return row
@@ -346,13 +348,13 @@ def compare_periods(
             row.update(ci_low=100 * low, ci_high=100 * high, p_value=float(p))
     rows.append(row)
 
-    counts1 = [int(current[k]) for k in ("promoters", "passives", "detractors")]
-    counts0 = [int(previous[k]) for k in ("promoters", "passives", "detractors")]
+    counts1 = {k: int(current[k]) for k in ("promoters", "passives", "detractors")}
+    counts0 = {k: int(previous[k]) for k in ("promoters", "passives", "detractors")}
     row = {"measure": "NPS", "this_period": current["nps"], "previous_period": previous["nps"],
-           "answers": sum(counts1), "answers_prev": sum(counts0), "test": "bootstrap of the difference"}
-    if sum(counts1) and sum(counts0):
-        diff = (nps_bootstrap(*counts1, n_boot=n_boot, random_state=random_state)
-                - nps_bootstrap(*counts0, n_boot=n_boot, random_state=random_state + 1))
+           "answers": sum(counts1.values()), "answers_prev": sum(counts0.values()), "test": "bootstrap of the difference"}
+    if sum(counts1.values()) and sum(counts0.values()):
+        diff = (nps_bootstrap(**counts1, n_boot=n_boot, random_state=random_state)
+                - nps_bootstrap(**counts0, n_boot=n_boot, random_state=random_state + 1))
         low, high = np.percentile(diff, [100 * alpha / 2, 100 * (1 - alpha / 2)])
         p = min(1.0, 2 * min(float((diff <= 0).mean()), float((diff >= 0).mean())))
         row.update(change=current["nps"] - previous["nps"], ci_low=float(low), ci_high=float(high), p_value=p)
@@ -515,7 +517,7 @@ def _rounded(value: float, digits: int) -> float | None:
 # -- answers, drivers ------------------------------------------------------------------------------
 
 
-def answers(db: Database, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+def answers(db: Database, start: dt.date | str, *, end: dt.date | str) -> pd.DataFrame:
     """Survey answers submitted in [start, end], without comments.
 
     Columns: feedback_id, customer_id, submitted_at (datetime64), nps (0–10), csat (1–5),
@@ -524,7 +526,7 @@ def answers(db: Database, start: dt.date | str, end: dt.date | str) -> pd.DataFr
     sql = ("SELECT feedback_id, customer_id, submitted_at, nps, csat, score_quality AS quality, "
            "score_delivery AS delivery, score_price AS price, score_service AS service "
            "FROM feedback WHERE submitted_at >= ? AND submitted_at < ? ORDER BY submitted_at, feedback_id")
-    frame = query_df(db, sql, [iso(start), next_day(end)], parse_dates=["submitted_at"])
+    frame = query_df(db, sql, params=[iso(start), next_day(end)], parse_dates=["submitted_at"])
     for col in ("nps", "csat", *ITEMS):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
     return frame
@@ -545,7 +547,7 @@ class KeyDriverAnalysis:
     ``top_driver_``, ``rf_top_driver_``.
     """
 
-    def __init__(self, target: str = "csat", n_estimators: int = 100, min_answers: int = 30,
+    def __init__(self, target: str = "csat", n_estimators: int = 100, *, min_answers: int = 30,
                  max_rf_rows: int = 20_000, random_state: int = 0) -> None:
         self.target = target
         self.n_estimators = n_estimators
@@ -618,14 +620,14 @@ def comment_terms(text: str) -> list[str]:
     return terms + words + [f"{a} {b}" for a, b in zip(words, words[1:])]
 
 
-def comments(db: Database, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+def comments(db: Database, start: dt.date | str, *, end: dt.date | str) -> pd.DataFrame:
     """Non-empty comments of answers with an NPS, submitted in [start, end] (personal data).
 
     Columns: nps (0–10), comment. No customer ids: themes need only the text and the score.
     """
     sql = ("SELECT nps, comment FROM feedback WHERE submitted_at >= ? AND submitted_at < ? "
            "AND nps IS NOT NULL AND comment IS NOT NULL AND trim(comment) <> '' ORDER BY feedback_id")
-    return query_df(db, sql, [iso(start), next_day(end)])
+    return query_df(db, sql, params=[iso(start), next_day(end)])
 
 
 def comment_themes(

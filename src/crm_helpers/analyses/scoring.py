@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.facts import (
     LOYALTY_MEANING,
     REPEAT_RATE_MEANING,
@@ -91,12 +92,12 @@ def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.dat
     rows = []
     if period_start is not None:
         rows += [
-            ("Repeat rate", repeat_rate(db, period_start, day), REPEAT_RATE_MEANING),
-            ("Repeat purchase share (customer loyalty)", 100 * loyalty(db, period_start, day)["loyalty"],
+            ("Repeat rate", repeat_rate(db, period_start, end=day), REPEAT_RATE_MEANING),
+            ("Repeat purchase share (customer loyalty)", 100 * loyalty(db, period_start, end=day)["loyalty"],
              LOYALTY_MEANING),
         ]
     rows += [
-        ("Repeat purchase share, whole record (seeds)", 100 * loyalty(db, None, day)["loyalty"],
+        ("Repeat purchase share, whole record (seeds)", 100 * loyalty(db, None, end=day)["loyalty"],
          "repeat purchases / all purchases, all buyers and all their orders together (重复购买次数 / 总购买次数)"),
         ("Repeat purchase share, average per customer (seeds)",
          100 * float(per_buyer.mean()) if len(buyers) else float("nan"),
@@ -130,7 +131,7 @@ CHURN_FLAGS: dict[str, str] = {"detractor": "last NPS answer was 0–6"}
 MODEL_KINDS = ("logistic", "boosting")
 
 
-class ScoringError(ValueError):
+class ScoringError(CrmError, ValueError):
     """A model cannot be fitted or used (too little data, one outcome only, unknown kind)."""
 
 
@@ -150,7 +151,7 @@ def churn_snapshot(db: Database, cutoff: dt.date | str, *, horizon_days: int) ->
     """
     day = as_date(cutoff)
     frame = customer_features(db, day)
-    later = paid_orders_between(db, day, day + dt.timedelta(days=horizon_days))
+    later = paid_orders_between(db, day, until=day + dt.timedelta(days=horizon_days))
     frame["churned"] = (~frame["customer_id"].isin(later.index)).astype("int64")
     return frame
 
@@ -162,7 +163,7 @@ class ChurnModel:
     ``pipeline_`` is the fitted scikit-learn pipeline and ``base_rate_`` the training churn rate.
     """
 
-    def __init__(self, kind: str = "logistic", C: float = 1.0, random_state: int = 0) -> None:
+    def __init__(self, kind: str = "logistic", C: float = 1.0, *, random_state: int = 0) -> None:
         self.kind = kind
         self.C = C
         self.random_state = random_state
@@ -251,7 +252,7 @@ def _odds_words(ratio: float) -> str:
     return "hardly changes the odds"
 
 
-def calibration_table(churned: pd.Series, probability: pd.Series, bins: int = 10) -> pd.DataFrame:
+def calibration_table(churned: pd.Series, probability: pd.Series, *, bins: int = 10) -> pd.DataFrame:
     """Customers grouped into up to ``bins`` equal-size groups by predicted probability.
 
     Columns: predicted (mean probability), observed (share who churned), customers. A well

@@ -26,7 +26,7 @@ EXPORT_COLUMNS = ["customer_id", "name", "email", "consent_marketing", "segment"
 
 
 def segment_members(
-    db: Database, segment: str, as_of: dt.date | str | None = None, *, include_without_consent: bool = False
+    db: Database, segment: str, *, as_of: dt.date | str | None = None, include_without_consent: bool = False
 ) -> pd.DataFrame:
     """The customers of ``segment`` as of ``as_of`` with contact details and key figures.
 
@@ -60,6 +60,7 @@ def segment_members(
 def export_segment(
     db: Database,
     segment: str,
+    *,
     to: str | os.PathLike[str],
     as_of: dt.date | str | None = None,
     include_without_consent: bool = False,
@@ -72,7 +73,7 @@ def export_segment(
     path = Path(to)
     if not path.parent.exists():
         raise ValueError(f"the folder {path.parent} does not exist")
-    members = segment_members(db, segment, as_of, include_without_consent=include_without_consent)
+    members = segment_members(db, segment, as_of=as_of, include_without_consent=include_without_consent)
     write_safe_csv(members, path)
     return len(members)
 

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.analyses.features import as_date, customer_features
 from crm_helpers.store.values import Headline
@@ -97,7 +98,7 @@ RFM_COLUMNS = ["customer_id", "recency_days", "frequency", "monetary", "tenure_d
                "r_score", "f_score", "m_score", "segment"]
 
 
-class SegmentError(ValueError):
+class SegmentError(CrmError, ValueError):
     """A segment name or a snapshot request that cannot be honoured (plain message)."""
 
 
@@ -296,7 +297,7 @@ class CustomerClusters:
     """
 
     def __init__(self, k_range: tuple[int, int] = (2, 8), features: tuple[str, ...] = tuple(CLUSTER_FEATURES),
-                 n_init: int = 5, silhouette_sample: int = 3000, random_state: int = 0) -> None:
+                 *, n_init: int = 5, silhouette_sample: int = 3000, random_state: int = 0) -> None:
         self.k_range = k_range
         self.features = features
         self.n_init = n_init
@@ -455,7 +456,7 @@ def month_key(day: dt.date | str) -> str:
     return f"{as_date(day):%Y-%m}"
 
 
-def store_snapshot(db: Database, month: str, rfm: pd.DataFrame) -> int:
+def store_snapshot(db: Database, month: str, *, rfm: pd.DataFrame) -> int:
     """Write ``rfm``'s segments as the snapshot of ``month`` (``YYYY-MM``); returns rows written.
 
     The month's previous rows are replaced in one transaction (an upsert by month and
@@ -484,7 +485,7 @@ def snapshot_month(db: Database, as_of: dt.date | str, *, replace: bool = True) 
     month = month_key(as_of)
     if not replace and has_snapshot(db, month):
         return 0
-    return store_snapshot(db, month, rfm_table(customer_features(db, as_of)))
+    return store_snapshot(db, month, rfm=rfm_table(customer_features(db, as_of)))
 
 
 def has_snapshot(db: Database, month: str) -> bool:
@@ -501,11 +502,11 @@ def load_snapshot(db: Database, month: str) -> pd.DataFrame:
     """The stored snapshot of ``month``: customer_id, segment, r_score, f_score, m_score (may be empty)."""
     return query_df(
         db, f"SELECT customer_id, segment, r_score, f_score, m_score FROM {SEGMENT_SNAPSHOTS} "
-        "WHERE month = ? ORDER BY customer_id", [month],
+        "WHERE month = ? ORDER BY customer_id", params=[month],
     )
 
 
-def migration_matrix(db: Database, from_month: str, to_month: str) -> pd.DataFrame:
+def migration_matrix(db: Database, from_month: str, *, to_month: str) -> pd.DataFrame:
     """Customers by segment in ``from_month`` (rows) and ``to_month`` (columns), from the snapshots.
 
     Rows and columns follow :data:`SEGMENT_ORDER`; customers who were not buyers yet in
@@ -522,7 +523,7 @@ def migration_matrix(db: Database, from_month: str, to_month: str) -> pd.DataFra
     return table.astype("int64")
 
 
-def movers(db: Database, from_month: str, to_month: str, into: tuple[str, ...] = AT_RISK_SEGMENTS) -> pd.DataFrame:
+def movers(db: Database, from_month: str, *, to_month: str, into: tuple[str, ...] = AT_RISK_SEGMENTS) -> pd.DataFrame:
     """Customers who moved into one of the ``into`` segments between two snapshots, from another one.
 
     Columns: customer_id, name, segment_before, segment_now, sorted by segment_now then name.
@@ -536,5 +537,5 @@ def movers(db: Database, from_month: str, to_month: str, into: tuple[str, ...] =
         f"JOIN customers c ON c.customer_id = a.customer_id "
         f"WHERE a.month = ? AND a.segment IN ({placeholders}) AND b.segment NOT IN ({placeholders}) "
         f"ORDER BY a.segment, c.name, a.customer_id",
-        [from_month, to_month, *into, *into],
+        params=[from_month, to_month, *into, *into],
     )

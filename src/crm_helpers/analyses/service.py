@@ -36,7 +36,7 @@ RESOLUTION_LABELS = ("within a day", "1–2 days", "2–7 days", "over a week")
 
 
 def tickets(
-    db: Database, start: dt.date | str, end: dt.date | str, *, as_of: dt.date | None = None
+    db: Database, start: dt.date | str, *, end: dt.date | str, as_of: dt.date | None = None
 ) -> pd.DataFrame:
     """Tickets opened in [start, end], as known at the end of ``as_of`` (default ``end``).
 
@@ -59,7 +59,7 @@ def tickets(
                 THEN (julianday(closed_at) - julianday(opened_at)) * 24 END AS resolution_hours
     FROM tickets WHERE opened_at >= :start AND opened_at < :end_next ORDER BY opened_at, ticket_id
     """
-    frame = query_df(db, sql, {"cutoff": cutoff, "start": iso(start), "end_next": next_day(end)},
+    frame = query_df(db, sql, params={"cutoff": cutoff, "start": iso(start), "end_next": next_day(end)},
                      parse_dates=["opened_at", "first_response_at", "closed_at"])
     for col in ("csat", "first_response_hours", "resolution_hours"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
@@ -108,7 +108,7 @@ def period_times(db: Database, period: Period) -> pd.Series:
 
     An empty period gives 0 tickets and NaN times.
     """
-    frame = tickets(db, period.start, period.end)
+    frame = tickets(db, period.start, end=period.end)
     if frame.empty:
         row = pd.Series({"tickets": 0, "answered": 0, "waiting_for_answer": 0,
                          "median_first_response_hours": np.nan, "p90_first_response_hours": np.nan,
@@ -152,7 +152,7 @@ def backlog(db: Database, as_of: dt.date) -> pd.DataFrame:
       AND {open_}
     ORDER BY opened_at, ticket_id
     """
-    frame = query_df(db, sql, {"cutoff": cutoff}, parse_dates=["opened_at"])
+    frame = query_df(db, sql, params={"cutoff": cutoff}, parse_dates=["opened_at"])
     frame["answered"] = frame["answered"].astype(bool)
     frame["reopened"] = frame["reopened"].astype(bool)
     frame["age_days"] = frame["age_days"].astype(float)
@@ -196,7 +196,7 @@ def long_running(db: Database, period: Period, *, threshold_days: float = 7) -> 
        OR ({open_} AND julianday(:cutoff) - julianday(opened_at) > :threshold)
        OR (closed_at >= :start AND closed_at < :cutoff AND julianday(closed_at) - julianday(opened_at) > :threshold))
     """
-    frame = query_df(db, sql, {"cutoff": cutoff, "start": iso(period.start), "threshold": threshold_days},
+    frame = query_df(db, sql, params={"cutoff": cutoff, "start": iso(period.start), "threshold": threshold_days},
                      parse_dates=["opened_at", "closed_at"])
     frame["days"] = frame["days"].astype(float)
     why = np.where(frame["reopened"].astype(bool), "reopened (closed once, open again)",
@@ -263,7 +263,7 @@ def ticket_experience_nps(
     association, not proof that tickets cause the score: unhappy customers also write more tickets.
     """
     since = (as_of - dt.timedelta(days=lookback_days - 1)).isoformat()
-    frame = query_df(db, _EXPERIENCE_SQL, {"since": since, "end_next": next_day(as_of),
+    frame = query_df(db, _EXPERIENCE_SQL, params={"since": since, "end_next": next_day(as_of),
                                             "window": f"-{int(window_days)} days"})
     had = frame["had_ticket"].fillna(0).astype(bool)
     closed = frame["closed_before"].fillna(0).astype(bool)
@@ -279,7 +279,7 @@ def ticket_experience_nps(
         s = scores[had.to_numpy()] if name == ANY_TICKET else scores[group == name]
         pro, det = int((s >= PROMOTER_MIN).sum()), int((s <= DETRACTOR_MAX).sum())
         pas = len(s) - pro - det
-        low, high = nps_ci(pro, pas, det, n_boot=n_boot, random_state=random_state)
+        low, high = nps_ci(pro, pas, detractors=det, n_boot=n_boot, random_state=random_state)
         rows.append({"ticket experience": name, "answers": len(s), "promoters": pro, "detractors": det,
-                     "nps": nps_score(pro, pas, det), "nps_ci_low": low, "nps_ci_high": high})
+                     "nps": nps_score(pro, pas, detractors=det), "nps_ci_low": low, "nps_ci_high": high})
     return pd.DataFrame(rows).set_index("ticket experience")

@@ -98,7 +98,7 @@ def update_customer(db: Database, customer_id: str, **fields: Any) -> None:
         db.table("customers").update(customer_id, {k: clean.get(k) for k in fields})
 
 
-def log_interaction(db: Database, customer_id: str, channel: str, *, occurred_at: str | None = None,
+def log_interaction(db: Database, customer_id: str, *, channel: str, occurred_at: str | None = None,
                     direction: str = "outbound", subject: str | None = None, outcome: str | None = None,
                     notes: str | None = None) -> str:
     """Note an e-mail, call, meeting, chat or social contact; returns the interaction id."""
@@ -110,7 +110,7 @@ def log_interaction(db: Database, customer_id: str, channel: str, *, occurred_at
     return interaction_id
 
 
-def record_order(db: Database, customer_id: str, items: Iterable[tuple[str, int, float | None]], *,
+def record_order(db: Database, customer_id: str, *, items: Iterable[tuple[str, int, float | None]],
                  order_id: str | None = None, order_date: str | None = None, amount: float | None = None,
                  cost: float | None = None, currency: str = "EUR", channel: str | None = None,
                  campaign_id: str | None = None, status: str = "paid") -> str:
@@ -202,7 +202,7 @@ def add_opportunity(db: Database, customer_id: str, *, title: str | None = None,
     return opportunity_id
 
 
-def move_opportunity(db: Database, opportunity_id: str, stage: str, *, closed_at: str | None = None,
+def move_opportunity(db: Database, opportunity_id: str, *, stage: str, closed_at: str | None = None,
                      amount: float | None = None, probability: float | None = None,
                      lost_reason: str | None = None) -> None:
     """Move a deal to another stage; won and lost close it (refuses a close date before it opened)."""

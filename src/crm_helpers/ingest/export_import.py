@@ -53,22 +53,23 @@ from crm_helpers.ingest.table_import import (
     ImportResult,
     RowError,
     TableBatch,
-    _has_day_month,
-    _message,
-    _write_rejects,
     clean_column,
     decide_dayfirst,
     distinct_texts,
+    has_day_month,
     import_file,
     import_page_cache,
     known_emails,
+    left_out_message,
     read_chunks,
+    rejection_message,
     rejects_path,
     remembered_mapping,
     settle_refunds,
     stable_customer_id,
     text_columns,
     trimmed,
+    write_rejects,
 )
 from crm_helpers.store.schema import LOAD_ORDER, RATES, TABLES, Column
 from crm_helpers.store.schema import table as schema_table
@@ -107,6 +108,16 @@ class SourceImportResult:
         self.guest_orders += part.guest_orders
         self.erased_skipped += part.erased_skipped
         self.notes += [n for n in part.notes if n not in self.notes]
+
+    @property
+    def ok(self) -> bool:
+        """True: the export was imported (a file refused as a whole raises :class:`ImportRejected`)."""
+        return True
+
+    @property
+    def message(self) -> str:
+        """How many bad rows were left out and where their reasons are; empty when none was."""
+        return left_out_message(self.rejected, self.rejects_path)
 
     @property
     def batch_ids(self) -> list[int]:
@@ -302,7 +313,7 @@ def _clean(frame: pd.DataFrame, dayfirst: bool | None, rows: np.ndarray, errors:
             column = replace(column, minimum=None)
         column = replace(column, required=False)  # what is required is checked per table below
         found: list[RowError] = []
-        out[target] = clean_column(column, frame[target], dayfirst, found, rows)
+        out[target] = clean_column(column, frame[target], dayfirst=dayfirst, errors=found, rows=rows)
         errors += [replace(e, column=target) for e in found]
     return out
 
@@ -452,7 +463,7 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
     for column in ("order_date", "amount", "status"):
         for idx in np.flatnonzero(pd.isna(orders[column]).to_numpy()):
             errors.append(RowError(int(first_rows[idx]), f"orders.{column}", "", "required"))
-    orders = settle_refunds(orders, first_rows, errors)
+    orders = settle_refunds(orders, first_rows, errors=errors)
     if refunds.any():
         orders = _apply_refunds(orders, paid_back)
     out["orders"] = orders
@@ -491,7 +502,7 @@ def _rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int
     (a header that is an ISO code) and day with a rate; the tool's "no value" cells are left out."""
     date_at = next(i for i, t in found.items() if t == f"{RATES.name}.rate_date")
     bad: list[RowError] = []
-    day = clean_column(RATES.column("rate_date"), raw[date_at], dayfirst, bad, rows)
+    day = clean_column(RATES.column("rate_date"), raw[date_at], dayfirst=dayfirst, errors=bad, rows=rows)
     errors += [replace(e, column=header[date_at].strip()) for e in bad]
     rate = RATES.column("per_eur")
     frames = []
@@ -501,7 +512,7 @@ def _rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int
             continue
         cells = _cells(raw[i], source)
         bad = []
-        per = clean_column(replace(rate, required=False), cells, dayfirst, bad, rows)
+        per = clean_column(replace(rate, required=False), cells, dayfirst=dayfirst, errors=bad, rows=rows)
         errors += [replace(e, column=name.strip()) for e in bad]
         frames.append(pd.DataFrame({"currency": code, "rate_date": day, "per_eur": per}).dropna())
     if not frames:
@@ -532,7 +543,7 @@ def import_any(db: Database, path: str | os.PathLike[str], *, encoding: str | No
     header, found = file_source(Path(path), encoding)
     saved = remembered_mapping(db, header)
     if found is None and saved is not None:
-        return import_file(db, saved[0], path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run,
+        return import_file(db, saved[0], path=path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run,
                            skip_bad_rows=skip_bad_rows)
     return import_export(db, path, encoding=encoding, dayfirst=dayfirst, dry_run=dry_run, skip_bad_rows=skip_bad_rows)
 
@@ -550,7 +561,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     orders, go with their reasons to ``<file>.rejects.csv`` beside it (as a named-table import does).
     """
     path = Path(path)
-    header, chunks = read_chunks(path, encoding, chunk_rows)
+    header, chunks = read_chunks(path, encoding, chunk_rows=chunk_rows)
     first = next(chunks, None)
     head = first.data if first else []
     found_source = find_source(header, head)
@@ -593,9 +604,9 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                     if source.lines and (split := tables.order_seen_before(orders)):
                         raise ImportRejected(f"{path.name}: the lines of order {split} are not next to each other; "
                                              "sort the export by order (as the tool writes it) and import it again")
-                    if decided is None and _has_day_month(frame, _date_targets(frame)):  # once, from the whole file
+                    if decided is None and has_day_month(frame, _date_targets(frame)):  # once, from the whole file
                         dates, numbers = _file_dates(path, encoding, source, header, found, at, result.mapping)
-                        decided = decide_dayfirst(path, dates, None, numbers)
+                        decided = decide_dayfirst(path, dates, dayfirst=None, rows=numbers)
                     part, prepared, chunk_errors = _prepare(db, source, frame, kept_rows, decided, result, in_file)
                 if chunk_errors and skip_bad_rows:
                     bad = chunk_errors + _other_lines_of_bad_orders(source, header, raw, kept_rows, found, chunk_errors)
@@ -618,8 +629,9 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
             if row == at + 2:
                 raise ImportRejected(f"{path.name}: only a header row, no data")
             if errors:
-                raise ImportRejected(_message(path, errors, "Fix these rows in the export (or in the tool) and import "
-                                                            "it again, or import the good ones with --skip-bad-rows."))
+                raise ImportRejected(rejection_message(
+                    path, errors, hint="Fix these rows in the export (or in the tool) and import it again, or import "
+                    "the good ones with --skip-bad-rows."))
             tables.close(rejects_path(path) if rejected and not dry_run else None)
     except sqlite3.DatabaseError as exc:
         raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
@@ -627,7 +639,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         result.notes.insert(0, _not_sales_note(source, left_out))
     result.rejected = len(bad_lines)
     if rejected and not dry_run:
-        result.rejects_path = _write_rejects(path, header, bad_lines, rejected)
+        result.rejects_path = write_rejects(path, header, raw_rows=bad_lines, errors=rejected)
     if not dry_run and (note := currency_note(db)):
         result.notes.append(f"note: {note}")
     return result
@@ -702,7 +714,7 @@ def _columns(source: Source, header: list[str], found: dict[int, str], data: lis
     position = {normalize(h): i for i, h in enumerate(header)}
     wanted = (range(len(header)) if source.rates_per else
               sorted({*found, *(position[normalize(c)] for c in source.keep if normalize(c) in position)}))
-    return text_columns(data, {i: i for i in wanted}, len(header))
+    return text_columns(data, {i: i for i in wanted}, width=len(header))
 
 
 def _frame(source: Source, raw: pd.DataFrame, found: dict[int, str]) -> pd.DataFrame:
@@ -779,7 +791,7 @@ def _skip_erased(db: Database, frame: pd.DataFrame, clean: dict[str, pd.Series],
     problems are not reported (issue 18). Counted in ``result.erased_skipped``."""
     identity = pd.DataFrame({kind: clean[f"customers.{kind}"].to_numpy() for kind in KINDS
                              if f"customers.{kind}" in clean})
-    _, kept_rows, result.erased_skipped = skip_erased(db, identity, rows, errors)
+    _, kept_rows, result.erased_skipped = skip_erased(db, identity, rows=rows, errors=errors)
     if not result.erased_skipped:
         return frame, clean, rows
     keep = np.isin(rows, kept_rows)  # file row numbers are unique: one per line
@@ -815,8 +827,8 @@ class _ExportBatches:
                 continue
             if name not in self.batches:
                 self.result.tables[name] = ImportResult(table=name, file=self.path, dry_run=self.result.dry_run)
-                self.batches[name] = TableBatch(self.db, schema_table(name), self.path, self.result.tables[name],
-                                                keep_stored=True)
+                self.batches[name] = TableBatch(self.db, schema_table(name), path=self.path,
+                                                result=self.result.tables[name], keep_stored=True)
             self.batches[name].add(frame)
 
     def order_seen_before(self, order_ids: Iterable[str]) -> str | None:

@@ -205,7 +205,7 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
                         row.update(table=", ".join(result.tables) or source.key, **counts)
                         changed = bool(result.batch_ids)
                     else:
-                        result = import_file(db, imported_as, path, dry_run=dry_run, skip_bad_rows=True)
+                        result = import_file(db, imported_as, path=path, dry_run=dry_run, skip_bad_rows=True)
                         row.update(inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
                                    rejected=result.rejected)
                         changed = result.batch_id is not None
@@ -226,7 +226,7 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def rejected_rows(results: pd.DataFrame, inbox: Path, limit: int = 25) -> pd.DataFrame:
+def rejected_rows(results: pd.DataFrame, inbox: Path, *, limit: int = 25) -> pd.DataFrame:
     """The bad rows behind ``results``: file, row number in the file, and the reasons (at most ``limit``)."""
     frames = []
     for name in results.get("rejects_file", pd.Series(dtype=str)):

@@ -43,6 +43,7 @@ import orjson
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS, Column, Table
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.ingest.sources import normalize
@@ -100,7 +101,7 @@ class Chunk:
     data: list[list[str]]
 
 
-class ImportRejected(ValueError):
+class ImportRejected(CrmError, ValueError):
     """The file as a whole was not imported; nothing was written. The message says why."""
 
 
@@ -137,6 +138,16 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rejects_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True: the file was imported (a file refused as a whole raises :class:`ImportRejected`)."""
+        return True
+
+    @property
+    def message(self) -> str:
+        """How many bad rows were left out and where their reasons are; empty when none was."""
+        return left_out_message(self.rejected, self.rejects_path)
 
     def summary(self) -> str:
         """One line for a person: what happened to the file."""
@@ -224,7 +235,7 @@ def _csv_batches(path: Path, codec: str, delimiter: str, size: int) -> Iterator[
             yield list(itertools.compress(batch, map(str.strip, map("".join, batch))))  # C-level loops
 
 
-def read_chunks(path: Path, encoding: str | None = None, chunk_rows: int = CHUNK_ROWS
+def read_chunks(path: Path, encoding: str | None = None, *, chunk_rows: int = CHUNK_ROWS
                 ) -> tuple[list[str], Iterator[Chunk]]:
     """The header of a CSV or .xlsx file and its data rows as text, ``chunk_rows`` at a time.
 
@@ -325,7 +336,8 @@ def map_hint(table: str, ignored: list[str]) -> str:
     return f" (to keep them: {' '.join(pairs)})" if pairs else ""
 
 
-def match_headers(spec: Table, header: list[str], mapping: dict[str, str] | None) -> tuple[dict[int, str], list[str]]:
+def match_headers(spec: Table, header: list[str], *,
+                  mapping: dict[str, str] | None) -> tuple[dict[int, str], list[str]]:
     """``({file column index: store column}, ignored headers)``."""
     columns = set(spec.column_names)
     mapping = mapping or {}
@@ -365,7 +377,7 @@ def remembered_mapping(db: Database, header: list[str]) -> tuple[str, dict[str, 
     return (row[0], json.loads(row[1])) if row else None
 
 
-def remember_mapping(db: Database, header: list[str], table: str, mapping: dict[str, str]) -> None:
+def remember_mapping(db: Database, header: list[str], *, table: str, mapping: dict[str, str]) -> None:
     """Keep ``mapping`` for this layout, so that next month's export of it needs no flags."""
     db.table(IMPORT_MAPPINGS).upsert(
         {"signature": header_signature(header), "target_table": table, "mapping": json.dumps(mapping),
@@ -373,7 +385,7 @@ def remember_mapping(db: Database, header: list[str], table: str, mapping: dict[
 
 
 # ---------------------------------------------------------------------------------- cleaning
-def decide_dayfirst(path: Path, dates: dict[str, pd.Series], dayfirst: bool | None,
+def decide_dayfirst(path: Path, dates: dict[str, pd.Series], *, dayfirst: bool | None,
                     rows: np.ndarray | None = None) -> bool | None:
     """The day/month order of the file's d/m/y-or-m/d/y dates like 03/04/2025: as given, else decided
     once from all of ``dates`` ({column as the message names it: values}; a first or second part
@@ -420,7 +432,7 @@ def _day_month(day: int, month: int) -> str:
     return f"{day} {dt.date(2000, month, 1):%B}"
 
 
-def clean_column(column: Column, raw: pd.Series, dayfirst: bool | None, errors: list[RowError],
+def clean_column(column: Column, raw: pd.Series, *, dayfirst: bool | None, errors: list[RowError],
                  rows: np.ndarray) -> pd.Series:
     """Clean one column: each distinct value once when values repeat (dates, statuses, customers of
     an orders file), with vectorized fast paths for tidy values and per-value parsing for the rest.
@@ -519,7 +531,7 @@ def _clean_text(column: Column, text: pd.Series, dayfirst: bool | None, errors: 
     for idx in np.flatnonzero(todo.to_numpy()):
         value = text.iat[idx]
         try:
-            values[idx] = clean_value(column, value, dayfirst)
+            values[idx] = clean_value(column, value, dayfirst=dayfirst)
         except ValueError as exc:
             errors.append(RowError(int(rows[idx]), column.name, value, str(exc)))
     out = pd.Series(values, index=text.index, dtype=object)
@@ -651,12 +663,22 @@ def import_page_cache(db: Database, mib: int = IMPORT_CACHE_MIB) -> Iterator[Non
         db.execute(f"PRAGMA cache_size = {int(before)}")
 
 
+def left_out_message(rejected: int, rejects: Path | None) -> str:
+    """``"2 bad rows were left out; their reasons are in x.rejects.csv"``, or "" when none was."""
+    if not rejected:
+        return ""
+    text = f"{rejected} bad row{'s were' if rejected != 1 else ' was'} left out"
+    return f"{text}; {'their' if rejected != 1 else 'its'} reasons are in {rejects.name}" if rejects else text
+
+
 def rejects_path(path: Path) -> Path:
     """Where the bad rows of ``path`` go with ``skip_bad_rows``: ``<stem>.rejects.csv`` beside it."""
     return path.with_name(f"{path.stem}.rejects.csv")
 
 
-def _write_rejects(path: Path, header: list[str], raw_rows: dict[int, list[str]], errors: list[RowError]) -> Path:
+def write_rejects(path: Path, header: list[str], *, raw_rows: dict[int, list[str]], errors: list[RowError]) -> Path:
+    """The rejected rows of ``path`` as the file had them (``raw_rows`` by row number, under
+    ``header``), each led by its row number and reasons, written to :func:`rejects_path`; returns it."""
     from crm_helpers.store.safe_csv import write_safe_rows
 
     by_row: dict[int, list[str]] = {}
@@ -672,7 +694,9 @@ def _write_rejects(path: Path, header: list[str], raw_rows: dict[int, list[str]]
 SKIP_HINT = "Fix these rows, or import the good ones with --skip-bad-rows (bad rows go to a .rejects.csv file)."
 
 
-def _message(path: Path, errors: list[RowError], hint: str = SKIP_HINT) -> str:
+def rejection_message(path: Path, errors: list[RowError], *, hint: str = SKIP_HINT) -> str:
+    """What :class:`ImportRejected` says for a file with bad rows: how many, the first
+    ``SHOWN_ERRORS`` of them, and ``hint`` (what to do)."""
     errors = sorted(errors, key=lambda e: e.row)
     shown = "\n".join(f"  {e}" for e in errors[:SHOWN_ERRORS])
     more = f"\n  … and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
@@ -686,9 +710,9 @@ def _message(path: Path, errors: list[RowError], hint: str = SKIP_HINT) -> str:
 def import_file(
     db: Database,
     table: str,
+    *,
     path: str | os.PathLike[str],
     mapping: dict[str, str] | None = None,
-    *,
     encoding: str | None = None,
     dayfirst: bool | None = None,
     dry_run: bool = False,
@@ -708,7 +732,7 @@ def import_file(
         spec = schema_table(table)
     except ValueError as exc:
         raise ImportRejected(str(exc)) from None
-    header, chunks = read_chunks(path, encoding, chunk_rows)
+    header, chunks = read_chunks(path, encoding, chunk_rows=chunk_rows)
     first = next(chunks, None)
     if first is None:
         raise ImportRejected(f"{path.name}: only a header row, no data")
@@ -718,7 +742,7 @@ def import_file(
     if mapping is None and (saved := remembered_mapping(db, header)) and saved[0] == spec.name:
         mapping = saved[1]
         result.notes.append("used the --map kept from an earlier file of this layout")
-    found, result.ignored_columns = match_headers(spec, header, mapping)
+    found, result.ignored_columns = match_headers(spec, header, mapping=mapping)
     result.columns = {header[i].strip(): column for i, column in found.items()}
     required = {c.name for c in spec.columns if c.required}
     if spec.name == "customers" and "email" in found.values():
@@ -739,12 +763,12 @@ def import_file(
     decided = dayfirst
     try:
         with db.atomic() if dry_run else write_transaction(db):
-            batch = TableBatch(db, spec, path, result)
+            batch = TableBatch(db, spec, path=path, result=result)
             for chunk in chunks:
                 raw, chunk_errors = _raw_frame(chunk, found, len(header))
-                if decided is None and _has_day_month(raw, dates):  # decided once, from the whole file
+                if decided is None and has_day_month(raw, dates):  # decided once, from the whole file
                     all_dates, all_rows = _file_dates(path, encoding, found, dates)
-                    decided = decide_dayfirst(path, all_dates, None, all_rows)
+                    decided = decide_dayfirst(path, all_dates, dayfirst=None, rows=all_rows)
                 frame, rows, skipped = _clean_chunk(db, spec, raw, chunk.rows, required, decided, chunk_errors)
                 result.erased_skipped += skipped
                 to_create = _check_references(db, spec, frame, rows, chunk_errors, create_missing_customers, known)
@@ -763,7 +787,7 @@ def import_file(
                     known["customers.customer_id"].update(to_create)
                 batch.add(frame, to_create)
             if errors and not skip_bad_rows:
-                raise ImportRejected(_message(path, errors))
+                raise ImportRejected(rejection_message(path, errors))
             result.errors, result.rejected = errors, len(bad_lines)
             result.created_customers = len(batch.created_customers)
             batch.close(rejects_path(path) if errors else None)
@@ -771,13 +795,13 @@ def import_file(
     except sqlite3.DatabaseError as exc:
         raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
     if given and not dry_run:
-        remember_mapping(db, header, spec.name, given)
+        remember_mapping(db, header, table=spec.name, mapping=given)
     if result.errors and skip_bad_rows and not dry_run:
-        result.rejects_path = _write_rejects(path, header, bad_lines, result.errors)
+        result.rejects_path = write_rejects(path, header, raw_rows=bad_lines, errors=result.errors)
     return result
 
 
-def text_columns(data: list[list[str]], found: dict[int, Any], width: int) -> pd.DataFrame:
+def text_columns(data: list[list[str]], found: dict[int, Any], *, width: int) -> pd.DataFrame:
     """Rows of text as columns: for each ``{file column index: label}`` of ``found`` a column of that
     label; the cells a short row lacks are empty."""
     if data and set(map(len, data)) == {width}:  # the common case: one block, converted at C speed
@@ -791,10 +815,10 @@ def _raw_frame(chunk: Chunk, found: dict[int, str], width: int) -> tuple[pd.Data
     errors = [] if max(map(len, chunk.data), default=0) <= width else [
         RowError(int(r), "(row)", len(d), f"has {len(d)} fields, the header has {width}")
         for r, d in zip(chunk.rows, chunk.data) if len(d) > width and any(c.strip() for c in d[width:])]
-    return text_columns(chunk.data, found, width), errors
+    return text_columns(chunk.data, found, width=width), errors
 
 
-def _has_day_month(raw: pd.DataFrame, dates: list[str]) -> bool:
+def has_day_month(raw: pd.DataFrame, dates: list[str]) -> bool:
     """Whether some date of ``raw`` is written day/month or month/day (03/04/2025)."""
     return any(date_parts(str(v)) is not None for c in dates for v in raw[c].unique())
 
@@ -819,15 +843,16 @@ def _clean_chunk(db: Database, spec: Table, raw: pd.DataFrame, rows: np.ndarray,
     """A chunk's rows as the store holds them (customers' ids filled, erased people left out,
     refunds settled), their row numbers and how many rows of erased people were left out; the
     problems go to ``errors``."""
-    frame = pd.DataFrame({col: clean_column(_as_found(spec, col, required), raw[col], dayfirst, errors, rows)
+    frame = pd.DataFrame({col: clean_column(_as_found(spec, col, required), raw[col], dayfirst=dayfirst, errors=errors,
+                                            rows=rows)
                           for col in raw})
     if spec.name == "customers":
         frame["customer_id"] = _customer_ids(db, frame, rows, errors)
-    frame, rows, skipped = skip_erased(db, frame, rows, errors)  # the suppression list
+    frame, rows, skipped = skip_erased(db, frame, rows=rows, errors=errors)  # the suppression list
     if spec.name == "orders":
         if "status" not in frame:
             frame["status"] = "paid"
-        frame = settle_refunds(frame, rows, errors)
+        frame = settle_refunds(frame, rows, errors=errors)
     return frame, rows, skipped
 
 
@@ -840,7 +865,7 @@ def _as_found(spec: Table, name: str, required: set[str]) -> Column:
     return column if column.required == (name in required) else replace(column, required=name in required)
 
 
-def settle_refunds(frame: pd.DataFrame, rows: np.ndarray, errors: list[RowError]) -> pd.DataFrame:
+def settle_refunds(frame: pd.DataFrame, rows: np.ndarray, *, errors: list[RowError]) -> pd.DataFrame:
     """Money as it moves, the one rule for every import of orders (cleaned ``amount``, ``status``
     and, when the file has it, ``refunded_amount``):
 
@@ -888,7 +913,7 @@ class TableBatch:
     ``result``'s counts are set.
     """
 
-    def __init__(self, db: Database, spec: Table, path: Path, result: ImportResult, *,
+    def __init__(self, db: Database, spec: Table, *, path: Path, result: ImportResult,
                  keep_stored: bool = False) -> None:
         self.db, self.spec, self.path, self.result, self.keep_stored = db, spec, path, result, keep_stored
         self.pk = list(spec.pk_columns)

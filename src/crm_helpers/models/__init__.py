@@ -3,5 +3,5 @@
 What lives here: the buy-till-you-die models (:mod:`.btyd`: BG/NBD, MBG/NBD, Pareto/NBD and
 Gamma-Gamma), shaped like lifetimes and scikit-learn (``fit`` returns ``self``, fitted state in
 ``params_``). They take arrays and frames and return numbers; they import nothing of the
-package, and the store does not import them.
+package but the error base (:mod:`crm_helpers.errors`), and the store does not import them.
 """

@@ -38,6 +38,8 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
+from crm_helpers.errors import CrmError
+
 ArrayLike = pd.Series | np.ndarray | Sequence[float]
 LogLikelihood = Callable[[np.ndarray], tuple[float, np.ndarray]]
 """A function of the parameters returning the weighted log-likelihood and its gradient."""
@@ -46,7 +48,7 @@ GG_CORRELATION_LIMIT = 0.3
 """Above this absolute frequency–monetary correlation, Gamma-Gamma's independence assumption is doubtful."""
 
 
-class ClvError(ValueError):
+class ClvError(CrmError, ValueError):
     """The data cannot be summarised, or a model cannot be fitted or applied to them."""
 
 
@@ -76,7 +78,8 @@ that everybody has about the same chance of leaving (CDNOW's fit has 0.85)."""
 # --------------------------------------------------------------------------------------------
 
 
-def _as_float(values: ArrayLike, name: str) -> np.ndarray:
+def nonnegative_floats(values: ArrayLike, name: str) -> np.ndarray:
+    """``values`` as a flat float array; ClvError names ``name`` when one is missing, infinite or negative."""
     arr = np.asarray(values, dtype=float).ravel()
     if not np.isfinite(arr).all():
         raise ClvError(f"{name} holds missing or infinite values")
@@ -85,15 +88,16 @@ def _as_float(values: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def _like(result: np.ndarray, template: ArrayLike, name: str) -> pd.Series | np.ndarray:
-    """Return a Series with the template's index when the input was a Series."""
+def shaped_like(result: np.ndarray, template: ArrayLike, *, name: str) -> pd.Series | np.ndarray:
+    """``result`` as a Series named ``name`` with the template's index when the input was a Series,
+    else as it is: the models answer in the shape they were asked in."""
     if isinstance(template, pd.Series):
         return pd.Series(result, index=template.index, name=name)
     return result
 
 
 def _check_rfm(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x, tx, t_cap = _as_float(frequency, "frequency"), _as_float(recency, "recency"), _as_float(T, "T")
+    x, tx, t_cap = nonnegative_floats(frequency, "frequency"), nonnegative_floats(recency, "recency"), nonnegative_floats(T, "T")
     if not (len(x) == len(tx) == len(t_cap)):
         raise ClvError("frequency, recency and T must have the same length")
     if (x != np.round(x)).any():
@@ -279,7 +283,7 @@ class PurchaseModel(_Estimator):
         self.penalizer_coef = penalizer_coef
 
     def fit(
-        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None,
+        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, weights: ArrayLike | None = None,
         initial_params: ArrayLike | None = None,
     ) -> "PurchaseModel":
         """Fit on one row per customer (or per group of identical customers with ``weights``).
@@ -289,7 +293,7 @@ class PurchaseModel(_Estimator):
         starts from the data's mean purchase rate and age.
         """
         x, tx, t_cap = _check_rfm(frequency, recency, T)
-        w = np.ones_like(x) if weights is None else _as_float(weights, "weights")
+        w = np.ones_like(x) if weights is None else nonnegative_floats(weights, "weights")
         if len(w) != len(x):
             raise ClvError("weights must have one value per row")
         if len(x) == 0 or w.sum() == 0:
@@ -308,7 +312,7 @@ class PurchaseModel(_Estimator):
 
         rate = np.dot(w, x) / max(np.dot(w, t_cap), 1e-9)
         mean_age = np.dot(w, t_cap) / w.sum()
-        start = self._start(rate, mean_age) if initial_params is None else _as_float(initial_params, "initial_params")
+        start = self._start(rate, mean_age) if initial_params is None else nonnegative_floats(initial_params, "initial_params")
         if len(start) != len(self.param_names) or not (start > 0).all():
             raise ClvError(f"initial_params must be {len(self.param_names)} positive values "
                            f"({', '.join(self.param_names)})")
@@ -318,11 +322,11 @@ class PurchaseModel(_Estimator):
         return self
 
     def log_likelihood(
-        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None
+        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, weights: ArrayLike | None = None
     ) -> float:
         """Log-likelihood of these customers at the model's parameters (fitted, or set by :meth:`with_params`)."""
         x, tx, t_cap = _check_rfm(frequency, recency, T)
-        w = np.ones_like(x) if weights is None else _as_float(weights, "weights")
+        w = np.ones_like(x) if weights is None else nonnegative_floats(weights, "weights")
         return self._loglik(self._theta(), _RfmRows.build(x, tx, t_cap, w))
 
     def _loglik(self, theta: np.ndarray, rows: _RfmRows) -> float:
@@ -340,7 +344,7 @@ class PurchaseModel(_Estimator):
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> pd.Series | np.ndarray:
         """Probability that each customer is still a customer at age T."""
         x, tx, t_cap = _check_rfm(frequency, recency, T)
-        return _like(self._p_alive(x, tx, t_cap), frequency, "p_alive")
+        return shaped_like(self._p_alive(x, tx, t_cap), frequency, name="p_alive")
 
     def expected_purchases(
         self, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -354,7 +358,27 @@ class PurchaseModel(_Estimator):
             raise NegativeValueError("the prediction horizon t must not be negative")
         # the part for a customer still alive depends on (frequency, T) only: evaluate it on those pairs
         (ux, ut), pair = _unique_inverse([x, t_cap])
-        return _like(self._if_alive(t, ux, ut)[pair] * self._p_alive(x, tx, t_cap), frequency, "expected_purchases")
+        return shaped_like(self._if_alive(t, ux, ut)[pair] * self._p_alive(x, tx, t_cap), frequency,
+                           name="expected_purchases")
+
+    def discounted_expected_purchases(
+        self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, months: int, periods_per_month: float,
+        monthly_rate: float,
+    ) -> pd.Series | np.ndarray:
+        """Expected repeat purchases in each of the next ``months`` months, month k discounted by
+        (1 + ``monthly_rate``)ᵏ, summed per customer: the purchase side of lifetimes'
+        discounted-cash-flow CLV. A month is ``periods_per_month`` model periods.
+        """
+        x, tx, t_cap = _check_rfm(frequency, recency, T)
+        (ux, ut), pair = _unique_inverse([x, t_cap])  # the purchase curve depends on (frequency, T) only
+        discounted = np.zeros_like(ux)
+        previous = np.zeros_like(ux)
+        for k in range(1, int(months) + 1):  # a loop over months, not customers
+            cumulative = self._if_alive(k * periods_per_month, ux, ut)
+            discounted += (cumulative - previous) / (1 + monthly_rate) ** k
+            previous = cumulative
+        return shaped_like(self._p_alive(x, tx, t_cap) * discounted[pair], frequency,
+                           name="discounted_expected_purchases")
 
     def _p_alive(self, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -807,11 +831,11 @@ class GammaGammaModel(_Estimator):
         self.correlation_limit = correlation_limit
 
     def fit(
-        self, frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None = None
+        self, frequency: ArrayLike, monetary_value: ArrayLike, *, weights: ArrayLike | None = None
     ) -> "GammaGammaModel":
         """Fit on the repeat buyers among the rows (one-time buyers are skipped, as in the paper)."""
-        x, m = _as_float(frequency, "frequency"), _as_float(monetary_value, "monetary_value")
-        w = np.ones_like(x) if weights is None else _as_float(weights, "weights")
+        x, m = nonnegative_floats(frequency, "frequency"), nonnegative_floats(monetary_value, "monetary_value")
+        w = np.ones_like(x) if weights is None else nonnegative_floats(weights, "weights")
         if not (len(x) == len(m) == len(w)):
             raise ClvError("frequency, monetary_value and weights must have the same length")
         repeat = (x > 0) & (w > 0)
@@ -859,9 +883,9 @@ class GammaGammaModel(_Estimator):
         p, q, v = self._theta()
         if q <= 1:
             raise ClvError("the fitted q is ≤ 1: the expected spend is infinite under this fit")
-        x, m = _as_float(frequency, "frequency"), _as_float(monetary_value, "monetary_value")
+        x, m = nonnegative_floats(frequency, "frequency"), nonnegative_floats(monetary_value, "monetary_value")
         if len(x) != len(m):
             raise ClvError("frequency and monetary_value must have the same length")
-        return _like(p * (v + x * m) / (p * x + q - 1), frequency, "expected_average_value")
+        return shaped_like(p * (v + x * m) / (p * x + q - 1), frequency, name="expected_average_value")
 
 

@@ -133,7 +133,7 @@ def plot_migration(matrix: pd.DataFrame, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def plot_silhouette(scores: pd.DataFrame, chosen_k: int, ax: Axes | None = None) -> Axes:
+def plot_silhouette(scores: pd.DataFrame, *, chosen_k: int, ax: Axes | None = None) -> Axes:
     """Silhouette (higher is better) and inertia (the elbow) by k, the chosen k marked."""
     import seaborn as sns
 
@@ -230,7 +230,7 @@ def plot_holdout(validation: HoldoutValidation) -> Axes:
     return ax
 
 
-def plot_alive_matrices(model: PurchaseModel, T: float, horizon_days: float, max_frequency: int = 10) -> Figure:
+def plot_alive_matrices(model: PurchaseModel, T: float, *, horizon_days: float, max_frequency: int = 10) -> Figure:
     """Two heatmaps for a customer of age ``T`` days: P(alive), and expected purchases in the next ``horizon_days``."""
     import matplotlib.pyplot as plt
     import seaborn as sns

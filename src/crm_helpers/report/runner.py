@@ -35,6 +35,7 @@ from typing import Any
 
 import nbformat
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store import config
 from crm_helpers.ingest import inbox
 from crm_helpers.analyses import segmentation
@@ -68,7 +69,7 @@ STORE_STEPS: dict[str, Callable[[str, Period], None]] = {"02_segmentation": _seg
 reads them, so that only the import notebooks write to the store themselves."""
 
 
-def prepare_store(db_path: str, period: Period, names: list[str]) -> dict[str, str]:
+def prepare_store(db_path: str, period: Period, *, names: list[str]) -> dict[str, str]:
     """Run the :data:`STORE_STEPS` of the notebooks named ``names`` (stems); returns ``{name: error}``
     for the steps that failed (their notebooks are then reported as failed, not run)."""
     errors = {}
@@ -81,7 +82,7 @@ def prepare_store(db_path: str, period: Period, names: list[str]) -> dict[str, s
     return errors
 
 
-class ReportError(Exception):
+class ReportError(CrmError):
     """The report cannot be rendered at all (no notebooks, unknown parameter, no data)."""
 
 
@@ -114,7 +115,7 @@ def declared_parameters(notebook: Path) -> dict[str, str]:
 
 
 def notebook_parameters(
-    notebook: Path, base: dict[str, Any], overrides: dict[str, Any], declared: dict[str, str] | None = None
+    notebook: Path, base: dict[str, Any], *, overrides: dict[str, Any], declared: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The parameters to inject: the standard ones the notebook declares, plus its overrides."""
     declared = declared if declared is not None else declared_parameters(notebook)
@@ -284,7 +285,7 @@ def longest_first(notebooks: list[Path], out_dir: Path) -> list[Path]:
     return sorted(notebooks, key=lambda nb: (-previous_seconds(nb, out_dir), -code_cells(nb), nb.name))
 
 
-def runs_alone(notebook: Path, parameters: dict[str, Any], db_path: str | os.PathLike[str]) -> bool:
+def runs_alone(notebook: Path, parameters: dict[str, Any], *, db_path: str | os.PathLike[str]) -> bool:
     """Whether ``notebook`` must run before the others: it is numbered 00/01 (it imports the inbox)
     and its inbox holds a file not imported yet, so the store may change under the other notebooks.
 
@@ -345,17 +346,17 @@ def render_report(
             "output_dir": str(target.resolve()),
         }
         jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
-        tasks = {nb: notebook_parameters(nb, base, overrides, declared[nb]) for nb in notebooks}
+        tasks = {nb: notebook_parameters(nb, base, overrides=overrides, declared=declared[nb]) for nb in notebooks}
         runs: list[NotebookRun] = []
         bar = tqdm(total=len(notebooks), desc=f"report {period.label}", unit="notebook", disable=not progress)
         # notebooks numbered 00/01 import and prepare data: they run alone, before the others read
-        first = {nb: p for nb, p in tasks.items() if runs_alone(nb, p, base["db_path"])}
+        first = {nb: p for nb, p in tasks.items() if runs_alone(nb, p, db_path=base["db_path"])}
         rest = {nb: tasks[nb] for nb in longest_first([nb for nb in tasks if nb not in first], target)}
         for nb, params in first.items():
             bar.set_postfix_str(nb.stem)
             runs.append(_execute_one(str(nb), str(target), params, with_code))
             bar.update()
-        unprepared = prepare_store(base["db_path"], period, [nb.stem for nb in rest])
+        unprepared = prepare_store(base["db_path"], period, names=[nb.stem for nb in rest])
         for nb in [nb for nb in rest if nb.stem in unprepared]:
             runs.append(NotebookRun(nb.stem, target / nb.name, None, False, 0.0,
                                     f"the store could not be prepared for it: {unprepared[nb.stem]}"))

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Finding:
     """A notebook section's result: ``message``, one or two sentences (Markdown), and the ``table``
-    behind them. ``ok`` is False when there is no result (too few answers, nobody on the list):
-    then ``message`` says why and ``table`` is empty, with its columns."""
+    behind them. ``ok`` is False when the analysis produced no result (too few answers or comments):
+    then ``message`` says why and ``table`` is empty, with its columns. An empty list (nobody to
+    call) is a result: ``ok`` stays True."""
 
     message: str
     table: pd.DataFrame
@@ -142,7 +143,7 @@ def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -
     table = follow_up(db, as_of, lookback_days=lookback_days)
     if table.empty:
         return Finding(f"Nobody to call: no detractor answered in the {lookback_days} days to {as_of} and no "
-                       "complaint is open.", table, ok=False)
+                       "complaint is open.", table)
     detractors = int(table["last_nps"].notna().sum())
     complaints = int((table["open_complaints"] > 0).sum())
     return Finding(f"**{len(table)} customer{'s' * (len(table) != 1)} to call**: {detractors} answered as "
@@ -153,7 +154,7 @@ def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -
 # -- page 06, cross-sell ---------------------------------------------------------------------------
 
 
-def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, top: int = 5) -> str:
+def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, *, top: int = 5) -> str:
     """Plain text on :func:`~crm_helpers.analyses.crosssell.association_rules_table`: how many
     baskets and rules there are, then the ``top`` rules in words (or why there are none)."""
     head = f"{basket.shape[0]:,} paid orders with recorded lines, {basket.shape[1]} products, {len(rules)} rules."

@@ -4,6 +4,6 @@ What lives here: the schema and its migrations (:mod:`.schema`, :mod:`.connectio
 facts (:mod:`.facts`: what "paid", "open", "lost", "repeat" and "overdue" mean, each written once),
 reading helpers (:mod:`.queries`), report periods, validation of single values, paths
 (:mod:`.config`), safe CSV writing, the plain value types the analyses return (:mod:`.values`),
-the error family (:mod:`.errors`), and what keeps the data safe: backup, undo, suppression and
-forget. It is the bottom of the road: it imports nothing else of the package.
+and what keeps the data safe: backup, undo, suppression and forget. It is the bottom of the road:
+it imports nothing else of the package but the error base (:mod:`crm_helpers.errors`).
 """

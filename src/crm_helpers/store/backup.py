@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store import config
 from crm_helpers.store.forget import erased_people, reapply_erasures
 from crm_helpers.store.connection import SCHEMA_VERSION, migrate_db, owner_only_umask
@@ -39,7 +40,7 @@ PARTIAL_PREFIX = ".crm-partial-"
 """Working folders of a backup or restore in progress: ``.crm-partial-<pid>-…``, removed when done."""
 
 
-class BackupError(Exception):
+class BackupError(CrmError):
     """A backup or restore could not be made or verified; nothing was replaced."""
 
 

@@ -17,6 +17,7 @@ from typing import Iterator
 import sqlite_utils
 from sqlite_utils import Database, Migrations
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store import config
 from crm_helpers.store.schema import (
     ERASURE_LOG,
@@ -42,7 +43,7 @@ Defined here, not beside the other bookkeeping tables in ``schema.py``: that mod
 cached scale store."""
 
 
-class StoreError(Exception):
+class StoreError(CrmError):
     """The store cannot be opened or written (read-only, disk full, not a database)."""
 
 

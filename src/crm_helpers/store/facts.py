@@ -227,7 +227,7 @@ LOYALTY_MEANING = ("Of this month's paid orders, the share that are repeat purch
 """The repeat purchase share (the seeds' loyalty) in plain words, as the pages and the glossary print it."""
 
 
-def loyalty(db: Database, start: dt.date | str | None, end: dt.date | str) -> dict[str, float]:
+def loyalty(db: Database, start: dt.date | str | None, *, end: dt.date | str) -> dict[str, float]:
     """The seeds' loyalty = repeat purchases / all purchases in [start, end] (paid orders only).
 
     A purchase is a paid order. It is a *repeat* purchase when it falls on a later calendar day
@@ -260,7 +260,7 @@ REPEAT_RATE_MEANING = "Of this month's buyers, the share who had bought before (
 """The repeat rate in plain words, as the pages and the glossary print it."""
 
 
-def repeat_rate(db: Database, start: dt.date | str, end: dt.date | str) -> float:
+def repeat_rate(db: Database, start: dt.date | str, *, end: dt.date | str) -> float:
     """The repeat rate of [start, end], in %: of the customers with a paid order in the period, the
     share who had a paid order before ``start`` (returning or reactivated customers). NaN without buyers.
 
@@ -316,7 +316,7 @@ DEAL_OUTCOMES = ("won", "lost")
 """The stages of a decided deal; every other stage is open."""
 
 
-def deal_status_at(stage: pd.Series, closed_at: pd.Series, as_of: dt.date | str) -> np.ndarray:
+def deal_status_at(stage: pd.Series, closed_at: pd.Series, *, as_of: dt.date | str) -> np.ndarray:
     """Each deal's status at the end of ``as_of``: ``won``, ``lost`` or ``open``.
 
     A deal is won (lost) when its stage is ``won`` (``lost``) and it closed on or before ``as_of``
@@ -327,7 +327,7 @@ def deal_status_at(stage: pd.Series, closed_at: pd.Series, as_of: dt.date | str)
     return np.where(decided, stage, "open")
 
 
-def deal_overdue(status_at: pd.Series, expected_close: pd.Series, as_of: dt.date | str) -> pd.Series:
+def deal_overdue(status_at: pd.Series, expected_close: pd.Series, *, as_of: dt.date | str) -> pd.Series:
     """Whether each deal is **overdue** at ``as_of``: open (``status_at``, see :func:`deal_status_at`)
     and its expected close date strictly before ``as_of``. A deal due on ``as_of`` is not overdue
     yet (it may still close today); a deal without an expected close date never is.

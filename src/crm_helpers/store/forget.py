@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store import config
 from crm_helpers.store.safe_csv import write_safe_rows
 from crm_helpers.store.schema import ERASURE_LOG, IMPORT_BATCHES, SEGMENT_SNAPSHOTS, TABLES, personal_columns
@@ -40,7 +41,7 @@ _ALSO_CLEARED = ("company", "city", "tags")
 """Customer columns that are not personal data in general but can point at one person; cleared too."""
 
 
-class ForgetError(ValueError):
+class ForgetError(CrmError, ValueError):
     """Nobody with that id or e-mail is in the store."""
 
 
@@ -80,7 +81,7 @@ def forget(db: Database, who: str, *, inbox: Path | None = None, backups: Path |
     with db.atomic():
         db.execute("PRAGMA defer_foreign_keys = ON")
         recorded_rejects = _erase(db, customer_id, email, report)
-        record_erasure(db, report.pseudonym, {"customer_id": customer_id, "email": email, "phone": phone},
+        record_erasure(db, report.pseudonym, person={"customer_id": customer_id, "email": email, "phone": phone},
                        rows_changed=sum(report.rows_changed.values()))
         _log(db, report)
     _after_erasure(db, backups)

@@ -78,7 +78,7 @@ def latest_complete_month(db: Database, today: dt.date | None = None) -> Period 
     return Period(month, month_end(month))
 
 
-def resolve_period(db: Database, period_start: str = "", period_end: str = "") -> Period:
+def resolve_period(db: Database, period_start: str = "", *, period_end: str = "") -> Period:
     """The period a notebook's parameters name; blank parameters mean the latest complete month.
 
     Raises ValueError when the store holds no orders and no period was given, or when the

@@ -19,8 +19,8 @@ from crm_helpers.store.facts import STORE_CURRENCY_SQL, net_revenue_sql, paid
 def query_df(
     db: Database,
     sql: str,
-    params: Sequence[Any] | dict[str, Any] | None = None,
     *,
+    params: Sequence[Any] | dict[str, Any] | None = None,
     parse_dates: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Run a SELECT with bound parameters and return a DataFrame (dates parsed when named)."""

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.schema import SUPPRESSION_KEYS, SUPPRESSION_LIST
 from crm_helpers.store.validation import ValidationError, normalize_email
 
@@ -50,7 +51,7 @@ MIN_PHONE_DIGITS = 6
 SIDECAR_NAME = "suppression-list.json"
 
 
-class SidecarError(ValueError):
+class SidecarError(CrmError, ValueError):
     """The sidecar file beside the backups is damaged; the message names it."""
 
 
@@ -251,7 +252,7 @@ def _store_key(db: Database) -> tuple[str, bytes]:
     return key_id, secret
 
 
-def record_erasure(db: Database, pseudonym: str, person: Mapping[str, Any], *, rows_changed: int,
+def record_erasure(db: Database, pseudonym: str, *, person: Mapping[str, Any], rows_changed: int,
                    erased_at: dt.datetime | None = None) -> Erasure:
     """Put the person (a record with their identifiers) on the list, inside the caller's transaction."""
     key_id, secret = _store_key(db)
@@ -277,7 +278,7 @@ def erased_mask(erasures: SuppressionList, frame: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-def skip_erased(db: Database, frame: pd.DataFrame, rows: np.ndarray,
+def skip_erased(db: Database, frame: pd.DataFrame, *, rows: np.ndarray,
                 errors: list[Any]) -> tuple[pd.DataFrame, np.ndarray, int]:
     """The importer's hook: drop the rows of erased people from ``frame`` and ``rows`` (its file row
     numbers), and their problems from ``errors`` (so no rejects file writes them back to disk).

@@ -37,6 +37,7 @@ import orjson
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, LOAD_ORDER, SEGMENT_SNAPSHOTS, TABLES, Table
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.store.connection import explain_error, store_path, write_transaction
@@ -48,7 +49,7 @@ _SHOWN_KEYS = 3
 Key = tuple[Any, ...]
 
 
-class UndoError(ValueError):
+class UndoError(CrmError, ValueError):
     """The batch was not undone and nothing was changed; the message says why."""
 
 
@@ -411,7 +412,7 @@ class EntryRecord:
     changes: tuple[RowChange, ...]
 
 
-def read_row(db: Database, table: str, key: Key) -> dict[str, Any] | None:
+def read_row(db: Database, table: str, *, key: Key) -> dict[str, Any] | None:
     """The row of ``table`` with primary key ``key`` (a tuple), or None."""
     return _rows_by_key(db, schema_table(table), [key]).get(key)
 
@@ -424,7 +425,7 @@ def undo_entry(db: Database, record: EntryRecord) -> None:
         with write_transaction(db):
             problems = []
             for change in record.changes:
-                current = read_row(db, change.table, change.key)
+                current = read_row(db, change.table, key=change.key)
                 if current is None:
                     problems.append(f"{change.table} {_show([change.key])} is no longer in the store")
                 elif any(differs(current.get(c), v) for c, v in change.after.items()):

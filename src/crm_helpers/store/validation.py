@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_helpers.errors import CrmError
 from crm_helpers.store.schema import Column, Table
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
@@ -29,7 +30,7 @@ TRUE_WORDS = {"1", "true", "yes", "y", "ja", "oui", "是", "x", "✓"}
 FALSE_WORDS = {"0", "false", "no", "n", "nein", "non", "否", ""}
 
 
-class ValidationError(ValueError):
+class ValidationError(CrmError, ValueError):
     """A value does not fit its column; the message names the column, the value and the reason."""
 
     def __init__(self, column: str, value: Any, reason: str) -> None:
@@ -150,7 +151,7 @@ def parse_bool(value: Any) -> int:
     raise ValueError("not yes/no")
 
 
-def clean_value(column: Column, value: Any, dayfirst: bool | None = None) -> Any:
+def clean_value(column: Column, value: Any, *, dayfirst: bool | None = None) -> Any:
     """The stored form of ``value`` for ``column``; ValueError with the reason when it does not fit."""
     if is_blank(value):
         if column.required:
@@ -189,7 +190,7 @@ def _check_range(column: Column, number: float) -> None:
 
 
 def validate_record(
-    table: Table, record: dict[str, Any], dayfirst: bool | None = None
+    table: Table, record: dict[str, Any], *, dayfirst: bool | None = None
 ) -> tuple[dict[str, Any], list[tuple[str, Any, str]]]:
     """Clean every known column of ``record``; returns (clean record, [(column, value, reason)])."""
     clean: dict[str, Any] = {}
@@ -200,7 +201,7 @@ def validate_record(
                 errors.append((column.name, None, "required"))
             continue
         try:
-            clean[column.name] = clean_value(column, record[column.name], dayfirst)
+            clean[column.name] = clean_value(column, record[column.name], dayfirst=dayfirst)
         except ValueError as exc:
             errors.append((column.name, record[column.name], str(exc)))
     return clean, errors
