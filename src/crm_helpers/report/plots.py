@@ -238,8 +238,8 @@ def plot_alive_matrices(model: PurchaseModel, T: float, *, horizon_days: float, 
     from crm_helpers.analyses.clv import DAYS_PER_MONTH, frequency_recency_matrix
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
-    alive = frequency_recency_matrix(model, T, max_frequency, n_recency=8)
-    expected = frequency_recency_matrix(model, T, max_frequency, n_recency=8, t=horizon_days)
+    alive = frequency_recency_matrix(model, T, max_frequency=max_frequency, n_recency=8)
+    expected = frequency_recency_matrix(model, T, max_frequency=max_frequency, n_recency=8, t=horizon_days)
     sns.heatmap(alive, ax=left, cmap="crest", vmin=0, vmax=1, annot=True, fmt=".1f", annot_kws={"size": 7})
     sns.heatmap(expected, ax=right, cmap="crest", annot=True, fmt=".1f", annot_kws={"size": 7})
     for ax, title in ((left, "P(still a customer)"),
