@@ -46,6 +46,8 @@ def test_without_the_fallback_the_same_labels_lose_their_glyphs():
 
 
 @pytest.mark.parametrize(("draw", "message"), [
+    (lambda: plots.plot_table_rows(pd.DataFrame({"table": ["customers", "orders"], "rows": [0, 0]})),
+     "the store is empty: no rows imported yet"),
     (lambda: plots.plot_segment_sizes(pd.DataFrame({"segment": ["Champions"], "customers": [0]})),
      "no buyers to segment"),
     (lambda: plots.plot_migration(pd.DataFrame([[0]])), "no snapshots to compare"),

@@ -86,6 +86,22 @@ def empty_axes(ax: Axes, message: str) -> Axes:
     return ax
 
 
+# -- Page 01, import and entry --------------------------------------------------------------------
+
+
+def plot_table_rows(overview: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Horizontal bars: rows per table of the store (from :func:`~crm_helpers.analyses.quality.table_overview`)."""
+    import seaborn as sns
+
+    ax = get_axes(ax)
+    if overview["rows"].sum() == 0:
+        return empty_axes(ax, "the store is empty: no rows imported yet")
+    sns.barplot(data=overview, y="table", x="rows", color="#3b8ea5", ax=ax)
+    ax.set(title="Rows per table", xlabel="rows", ylabel="")
+    ax.bar_label(ax.containers[0], fmt="{:,.0f}", padding=3)
+    return ax
+
+
 # -- Page 02, segmentation -------------------------------------------------------------------------
 
 
