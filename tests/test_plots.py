@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from crm_helpers.report import plots  # noqa: E402
+from crm_helpers.store.facts import REPEAT_WINDOW_DAYS  # noqa: E402
 
 
 def _missing_glyph_warnings(title: str) -> list[str]:
@@ -45,6 +46,8 @@ def test_without_the_fallback_the_same_labels_lose_their_glyphs():
 
 
 @pytest.mark.parametrize(("draw", "message"), [
+    (lambda: plots.plot_table_rows(pd.DataFrame({"table": ["customers", "orders"], "rows": [0, 0]})),
+     "the store is empty: no rows imported yet"),
     (lambda: plots.plot_segment_sizes(pd.DataFrame({"segment": ["Champions"], "customers": [0]})),
      "no buyers to segment"),
     (lambda: plots.plot_migration(pd.DataFrame([[0]])), "no snapshots to compare"),
@@ -56,6 +59,20 @@ def test_without_the_fallback_the_same_labels_lose_their_glyphs():
      "no churn model to check"),
     (lambda: plots.plot_value_risk(pd.DataFrame(columns=["value_score", "churn_probability"])),
      "no churn probabilities to show"),
+    (lambda: plots.plot_revenue_by_category(pd.DataFrame({"category": ["tea"], "revenue": [0.0]}), currency="EUR"),
+     "no net revenue this month"),
+    (lambda: plots.plot_pipeline_by_stage(pd.DataFrame({"stage": ["lead", "total"], "weighted_amount": [0.0, 0.0]}),
+                                          currency="EUR"),
+     "no open deals with a weighted amount"),
+    (lambda: plots.plot_stage_funnel(pd.DataFrame({"stage": ["lead", "won"], "reached": [0, 0]})), "no deals yet"),
+    (lambda: plots.plot_pipeline_by_month(pd.DataFrame(columns=["expected_close_month", "weighted_amount"]),
+                                          currency="EUR"),
+     "no open deals with a weighted amount"),
+    (lambda: plots.plot_repeat_rate_by_channel(pd.DataFrame({"acquisition_channel": ["web"],
+                                                             "repeat_rate_window": [float("nan")]})),
+     f"no customer bought a first order at least {REPEAT_WINDOW_DAYS} days ago"),
+    (lambda: plots.plot_next_products(pd.DataFrame(columns=["product_name"])),
+     "no customer has a suggested next product"),
 ])
 def test_a_plot_with_nothing_to_show_says_why(draw, message):
     ax = draw()

@@ -86,6 +86,22 @@ def empty_axes(ax: Axes, message: str) -> Axes:
     return ax
 
 
+# -- Page 01, import and entry --------------------------------------------------------------------
+
+
+def plot_table_rows(overview: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Horizontal bars: rows per table of the store (from :func:`~crm_helpers.analyses.quality.table_overview`)."""
+    import seaborn as sns
+
+    ax = get_axes(ax)
+    if overview["rows"].sum() == 0:
+        return empty_axes(ax, "the store is empty: no rows imported yet")
+    sns.barplot(data=overview, y="table", x="rows", color="#3b8ea5", ax=ax)
+    ax.set(title="Rows per table", xlabel="rows", ylabel="")
+    ax.bar_label(ax.containers[0], fmt="{:,.0f}", padding=3)
+    return ax
+
+
 # -- Page 02, segmentation -------------------------------------------------------------------------
 
 
@@ -348,6 +364,19 @@ def plot_volume(ticket_frame: pd.DataFrame) -> Figure:
 # -- Page 06, sales, forecast and cohorts ----------------------------------------------------------
 
 
+def plot_revenue_by_category(table: pd.DataFrame, *, currency: str, ax: Axes | None = None) -> Axes:
+    """Horizontal bars: the month's net revenue per product category (from
+    :func:`~crm_helpers.analyses.sales.revenue_by_category`), biggest on top."""
+    import seaborn as sns
+
+    ax = get_axes(ax)
+    if table["revenue"].sum() <= 0:
+        return empty_axes(ax, "no net revenue this month")
+    sns.barplot(data=table, x="revenue", y="category", color="#3b8ea5", ax=ax)
+    ax.set(title="Revenue by product category this month", xlabel=f"net revenue ({currency})", ylabel="")
+    return ax
+
+
 def plot_customer_flows(flows: pd.DataFrame, *, months: int = 24, ax: Axes | None = None) -> Axes:
     """Bars of new, returning, reactivated and lost customers for the last ``months`` months of
     :func:`~crm_helpers.analyses.sales.monthly_customer_flows` (lost drawn below zero), the customer base as a
@@ -368,6 +397,46 @@ def plot_customer_flows(flows: pd.DataFrame, *, months: int = 24, ax: Axes | Non
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set(title="Customers per month (lost below zero)", xlabel="", ylabel="customers")
     ax.tick_params(axis="x", rotation=90)
+    return ax
+
+
+def plot_pipeline_by_stage(stages: pd.DataFrame, *, currency: str, ax: Axes | None = None) -> Axes:
+    """Horizontal bars: the weighted amount of the open deals per stage (from
+    :func:`~crm_helpers.analyses.sales.pipeline_by_stage`, its ``total`` row left out), in funnel order."""
+    import seaborn as sns
+
+    ax = get_axes(ax)
+    shown = stages[stages["stage"] != "total"]
+    if shown["weighted_amount"].sum() == 0:
+        return empty_axes(ax, "no open deals with a weighted amount")
+    sns.barplot(data=shown, x="weighted_amount", y="stage", color="#3b8ea5", ax=ax)
+    ax.set(title="Weighted pipeline by stage", xlabel=f"weighted amount ({currency})", ylabel="")
+    return ax
+
+
+def plot_stage_funnel(funnel: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Horizontal bars: deals that reached each stage (from :func:`~crm_helpers.analyses.sales.stage_funnel`),
+    first stage on top."""
+    import seaborn as sns
+
+    ax = get_axes(ax)
+    if funnel["reached"].sum() == 0:
+        return empty_axes(ax, "no deals yet")
+    sns.barplot(data=funnel, x="reached", y="stage", color="#3b8ea5", ax=ax)
+    ax.set(title="Deals that reached each stage", xlabel="deals", ylabel="")
+    return ax
+
+
+def plot_pipeline_by_month(by_month: pd.DataFrame, *, currency: str, ax: Axes | None = None) -> Axes:
+    """Vertical bars: the weighted pipeline per month of expected close (from
+    :func:`~crm_helpers.analyses.sales.weighted_pipeline_by_month`: overdue first, no date last)."""
+    import seaborn as sns
+
+    ax = get_axes(ax)
+    if by_month["weighted_amount"].sum() == 0:
+        return empty_axes(ax, "no open deals with a weighted amount")
+    sns.barplot(data=by_month, x="expected_close_month", y="weighted_amount", color="#3b8ea5", ax=ax)
+    ax.set(title="Weighted pipeline by expected close month", xlabel="", ylabel=f"weighted amount ({currency})")
     return ax
 
 
@@ -434,4 +503,34 @@ def plot_retention_curve(curve: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set(title="Share of a cohort still buying, by months since the first purchase",
            xlabel="months since first purchase", ylabel="%", ylim=(0, None))
     ax.legend(loc="lower left")
+    return ax
+
+
+def plot_repeat_rate_by_channel(repeat: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Horizontal bars: per acquisition channel, the share of customers who bought again within
+    :data:`~crm_helpers.store.facts.REPEAT_WINDOW_DAYS` days (``repeat_rate_window`` of
+    :func:`~crm_helpers.analyses.cohorts.repeat_rate_by_channel` with its default window), best first."""
+    import seaborn as sns
+
+    from crm_helpers.store.facts import REPEAT_WINDOW_DAYS
+
+    ax = get_axes(ax)
+    if repeat["repeat_rate_window"].isna().all():
+        return empty_axes(ax, f"no customer bought a first order at least {REPEAT_WINDOW_DAYS} days ago")
+    sns.barplot(data=repeat, x="repeat_rate_window", y="acquisition_channel", color="#3b8ea5", ax=ax)
+    ax.set(title=f"Bought again within {REPEAT_WINDOW_DAYS} days", xlabel="share of customers", ylabel="")
+    return ax
+
+
+def plot_next_products(offers: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """Horizontal bars: customers per suggested next product (from
+    :func:`~crm_helpers.analyses.crosssell.next_best_products`), in the order the products first appear
+    there (the likeliest purchases first)."""
+    import seaborn as sns
+
+    ax = get_axes(ax)
+    if offers.empty:
+        return empty_axes(ax, "no customer has a suggested next product")
+    sns.countplot(data=offers, y="product_name", color="#3b8ea5", ax=ax)
+    ax.set(title="Suggested next products", xlabel="customers", ylabel="")
     return ax
