@@ -268,3 +268,125 @@ def test_lost_customers_agree_between_the_flows_and_the_months_figures(demo_db):
         period = parse_month(month)
         figures = sales.period_figures(demo_db, period.start, end=period.end)
         assert figures["lost_customers"] == flows.loc[month, "lost"]
+
+
+# -- up to the end of a day: a timestamp of the last day counts everywhere ---------------------------
+
+LATE = f"{AS_OF} 15:00:00"  # an afternoon of the as-of day (the last day of OCT)
+
+
+def test_a_deal_closed_in_the_afternoon_of_the_last_day_is_decided_in_that_period():
+    db = memory_db()
+    db.table("customers").insert_all([{"customer_id": c, "name": c} for c in "AB"])
+    db.table("opportunities").insert_all([
+        {"opportunity_id": "won-late", "customer_id": "A", "title": "Boxes", "stage": "won", "amount": 500.0,
+         "opened_at": "2026-10-01", "closed_at": LATE},
+        {"opportunity_id": "lost-late", "customer_id": "B", "title": "Cups", "stage": "lost", "amount": 100.0,
+         "opened_at": "2026-10-11", "closed_at": f"{AS_OF} 09:30:00"},
+        {"opportunity_id": "busy", "customer_id": "B", "title": "Tea", "stage": "proposal", "amount": 50.0,
+         "opened_at": "2026-10-01", "last_activity_at": LATE}])
+    opps = sales.opportunities_as_of(db, AS_OF).set_index("opportunity_id")
+    assert opps["status_at"].to_dict() == {"won-late": "won", "lost-late": "lost", "busy": "open"}
+    assert opps.loc["busy", "days_since_activity"] == 0, "activity this afternoon: 0 days, not unknown"
+    opps = opps.reset_index()
+    rate = sales.win_rate(opps, start=OCT.start, end=OCT.end).iloc[0]
+    assert (rate["won"], rate["lost"], rate["win_rate"]) == (1, 1, 0.5)
+    cycle = sales.sales_cycle(opps, start=OCT.start, end=OCT.end).set_index("outcome")
+    assert cycle["deals"].to_dict() == {"won": 1, "lost": 1, "all": 2}
+    assert sorted(sales.closed_deals(opps, OCT.start, end=OCT.end)["opportunity_id"]) == ["lost-late", "won-late"]
+    before = sales.opportunities_as_of(db, AS_OF - dt.timedelta(days=1)).set_index("opportunity_id")
+    assert (before["status_at"] == "open").all(), "the day before, both were still open"
+
+
+@pytest.fixture
+def late_book():
+    """Order dates with their times (the schema's date columns keep days; a store written by hand may not).
+    A bought on 1 October and at 15:00 on the as-of day (campaign "c1"), with a line; B was contacted by
+    campaign c2 on 1 October and bought at 15:00 on its window's last day (30 days on) and the day after;
+    A answered a survey and was called on the evening of the as-of day."""
+    db = memory_db()
+    db.table("customers").insert_all([{"customer_id": "A", "name": "Ann", "first_seen": "2026-01-01"},
+                                      {"customer_id": "B", "name": "Bo", "first_seen": "2026-01-01"},
+                                      {"customer_id": "N", "name": "New", "first_seen": f"{AS_OF} 18:00:00"}])
+    db.table("products").insert({"product_id": "p1", "name": "Tea", "category": "tea"})
+    db.table("campaigns").insert_all([{"campaign_id": "c1", "name": "Autumn", "start_date": "2026-10-01", "cost": 10.0},
+                                      {"campaign_id": "c2", "name": "Mail", "start_date": "2026-10-01", "cost": 10.0}])
+    db.table("campaign_contacts").insert({"campaign_id": "c2", "customer_id": "B", "contacted_at": "2026-10-01"})
+    db.table("orders").insert_all([
+        {"order_id": "a1", "customer_id": "A", "order_date": "2026-10-01 10:00:00", "amount": 20.0, "status": "paid"},
+        {"order_id": "a2", "customer_id": "A", "order_date": LATE, "amount": 30.0, "status": "paid",
+         "campaign_id": "c1"},
+        {"order_id": "b1", "customer_id": "B", "order_date": "2026-10-31 15:00:00", "amount": 40.0, "status": "paid"},
+        {"order_id": "b2", "customer_id": "B", "order_date": "2026-11-01 09:00:00", "amount": 50.0, "status": "paid"}])
+    db.table("order_items").insert({"order_id": "a2", "product_id": "p1", "quantity": 1, "unit_price": 30.0})
+    db.table("feedback").insert({"feedback_id": "f1", "customer_id": "A", "submitted_at": f"{AS_OF} 18:00:00",
+                                 "nps": 9})
+    db.table("interactions").insert({"interaction_id": "i1", "customer_id": "A", "occurred_at": f"{AS_OF} 23:59:00",
+                                     "channel": "phone"})
+    return db
+
+
+def test_an_order_in_the_afternoon_of_the_as_of_day_counts_in_clv_romi_and_cross_sell(late_book):
+    from crm_helpers.analyses import clv, crosssell, romi
+
+    days = clv.paid_purchase_days(late_book, AS_OF)
+    assert days.groupby("customer_id")["amount"].sum().to_dict() == {"A": 50.0, "B": 40.0}
+    attributed = romi.attributed_orders(late_book, AS_OF).set_index("order_id")
+    assert attributed["campaign_id"].to_dict() == {"a2": "c1", "b1": "c2"}, "the coded order of the afternoon counts"
+    later = romi.attributed_orders(late_book, AS_OF + dt.timedelta(days=5), attribution_window_days=30)
+    assert later["order_id"].tolist() == ["a2", "b1"], "b1 is on the window's last day (30 days on), b2 after it"
+    assert crosssell.paid_lines(late_book, AS_OF).holds.sum() == 1
+
+
+def test_the_customer_features_keep_the_evening_of_the_as_of_day(late_book):
+    features = customer_features(late_book, AS_OF, buyers_only=False).set_index("customer_id")
+    assert features.loc["A", "frequency"] == 2 and features.loc["A", "monetary"] == 50.0
+    assert features.loc["A", "days_since_contact"] == 0 and features.loc["A", "last_nps"] == 9
+    assert "N" in features.index, "first seen this evening: known by the end of the day"
+    from crm_helpers.analyses.features import paid_orders_between
+
+    later = paid_orders_between(late_book, AS_OF - dt.timedelta(days=1), until=AS_OF)
+    assert later.to_dict() == {"A": 1, "B": 1}
+    assert paid_orders_between(late_book, AS_OF, until=AS_OF + dt.timedelta(days=1)).to_dict() == {"B": 1}, \
+        "an order on the afternoon of `after` is not after it"
+
+
+# -- open now --------------------------------------------------------------------------------------
+
+def test_open_now_is_one_rule_for_the_desk_and_the_quality_check():
+    from crm_helpers.analyses.quality import quality_checks
+    from crm_helpers.desk import Desk
+
+    db = memory_db()
+    db.table("customers").insert({"customer_id": "A", "name": "Ann", "email": "a@example.com"})
+    db.table("tickets").insert_all([
+        {"ticket_id": "open", "customer_id": "A", "opened_at": "2026-10-01 09:00:00", "status": "open"},
+        {"ticket_id": "reopened", "customer_id": "A", "opened_at": "2026-10-02 09:00:00", "status": "pending",
+         "closed_at": "2026-10-03 09:00:00"},
+        {"ticket_id": "closed-ahead", "customer_id": "A", "opened_at": "2026-10-04 09:00:00", "status": "closed",
+         "closed_at": (dt.date.today() + dt.timedelta(days=3)).isoformat()},
+        {"ticket_id": "closed", "customer_id": "A", "opened_at": "2026-10-05 09:00:00", "status": "closed",
+         "closed_at": "2026-10-06 09:00:00"}])
+    checks = quality_checks(db).set_index("check")
+    assert checks.loc["open tickets", "count"] == 2
+    desk = Desk(db, today="2026-10-31")
+    desk.select("A")
+    assert sorted(v for _, v in desk.ticket.fields["ticket_id"].options) == ["open", "reopened"]
+
+
+# -- one spelling --------------------------------------------------------------------------------
+
+def test_no_other_spelling_of_the_end_of_a_day_comes_back():
+    """"Up to the end of a day" is ``on_or_before_sql`` / ``on_or_before`` (``< next_day``) and "open now" is
+    ``ticket_open_now_sql``; facts.py alone names the other spellings (to say why they are not used)."""
+    import re
+    from pathlib import Path
+
+    import crm_helpers
+
+    forbidden = re.compile(r"T99|\bBETWEEN\b|'9999|<= pd\.Timestamp|'\+1 day'")  # SQL in capitals, as written
+    root = Path(crm_helpers.__file__).parent
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}"
+             for path in sorted(root.rglob("*.py")) if path.name != "facts.py"
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if forbidden.search(line)]
+    assert found == []

@@ -43,7 +43,7 @@ from crm_helpers.store.schema import (
 )
 from crm_helpers.analyses.service import backlog
 from crm_helpers.store.connection import open_db
-from crm_helpers.store.facts import deal_overdue, next_day, ticket_open_sql
+from crm_helpers.store.facts import deal_overdue, ticket_open_now_sql
 from crm_helpers.store.undo import EntryRecord, RowChange, UndoError, differs, read_row, undo_entry
 from crm_helpers.store.validation import ValidationError, clean_value, is_blank
 
@@ -455,8 +455,7 @@ class TicketForm(_Form):
     def refresh(self) -> None:
         rows = self.desk.db.execute(
             "SELECT ticket_id, category, opened_at, first_response_at FROM tickets WHERE customer_id = :customer "
-            f"AND {ticket_open_sql()} ORDER BY opened_at",  # open now: the forms write on today's real date
-            {"customer": self.desk.customer_id, "cutoff": next_day(dt.date.today())}).fetchall()
+            f"AND {ticket_open_now_sql()} ORDER BY opened_at", {"customer": self.desk.customer_id}).fetchall()
         _set_options(self.fields["ticket_id"], [
             (f"{_text(cat) or 'ticket'} opened {opened[:16]}" + (", answered" if answered else ", not answered yet"), tid)
             for tid, cat, opened, answered in rows])

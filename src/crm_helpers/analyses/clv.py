@@ -59,7 +59,7 @@ from crm_helpers.models.btyd import (
 )
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.values import Headline
-from crm_helpers.store.facts import iso, net_revenue_sql, order_margin, paid
+from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 
 Freq = Literal["D", "W", "M"]
 DAYS_PER_MONTH = 365.25 / 12
@@ -329,8 +329,8 @@ def paid_purchase_days(db: Database, as_of: dt.date | str) -> pd.DataFrame:
     frame = query_df(
         db,
         f"SELECT customer_id, order_date, {net_revenue_sql()} AS amount, cost FROM orders "
-        f"WHERE {paid()} AND order_date <= ? AND {net_revenue_sql()} IS NOT NULL",
-        params=[iso(as_of)],
+        f"WHERE {paid()} AND {on_or_before_sql('order_date', '?')} AND {net_revenue_sql()} IS NOT NULL",
+        params=[next_day(as_of)],
     )
     frame["amount"] = frame["amount"].astype(float)
     frame["cost"] = pd.to_numeric(frame["cost"], errors="coerce")
@@ -352,7 +352,7 @@ def margin_rate(db: Database, as_of: dt.date | str, *, margin: float) -> tuple[f
         raise ClvError("the profit margin is a share of revenue between 0 and 1, e.g. 0.3")
     total, with_cost, cost = db.execute(
         "SELECT sum(amount), sum(CASE WHEN cost IS NOT NULL THEN amount END), sum(cost) "
-        f"FROM orders WHERE {paid()} AND order_date <= ?", [iso(as_of)],
+        f"FROM orders WHERE {paid()} AND {on_or_before_sql('order_date', '?')}", [next_day(as_of)],
     ).fetchone()
     if total and with_cost and with_cost >= 0.5 * total:
         rate = float(np.clip(1 - cost / with_cost, 0, 1))
@@ -900,23 +900,24 @@ def subscription_estimate(
     since = [day - dt.timedelta(days=active_days) for day in ends]
     orders = query_df(  # one read of the paid orders of every window; dates compared as stored (ISO text)
         db, f"SELECT customer_id, order_date, {net_revenue_sql()} AS revenue FROM orders WHERE {paid()} "
-        "AND order_date > ? AND order_date <= ?", params=[since[0].isoformat(), ends[-1].isoformat()],
+        f"AND order_date >= ? AND {on_or_before_sql('order_date', '?')}",
+        params=[next_day(since[0]), next_day(ends[-1])],
     )
     day, dates = pd.factorize(orders["order_date"], sort=True)
     customer, customers = pd.factorize(orders["customer_id"])
     revenue = pd.to_numeric(orders["revenue"]).to_numpy(dtype=float)
 
-    def placed(after: str, upto: str, *, strictly: bool) -> np.ndarray:
-        low = dates.searchsorted(after, side="right" if strictly else "left")
-        return (day >= low) & (day < dates.searchsorted(upto, side="right"))
+    def placed(first: dt.date, last: dt.date) -> np.ndarray:
+        """The orders placed from the start of ``first`` to the end of ``last`` (``< next_day(last)``)."""
+        return (day >= dates.searchsorted(first.isoformat())) & (day < dates.searchsorted(next_day(last)))
 
     active, margins = [], []
     for k, month_end in enumerate(ends):
         buyers = np.zeros(len(customers), dtype=bool)
-        buyers[customer[placed(since[k].isoformat(), month_end.isoformat(), strictly=True)]] = True
+        buyers[customer[placed(since[k] + dt.timedelta(days=1), month_end)]] = True
         active.append(buyers)
         if k:
-            month = placed((ends[k - 1] + dt.timedelta(days=1)).isoformat(), month_end.isoformat(), strictly=False)
+            month = placed(ends[k - 1] + dt.timedelta(days=1), month_end)
             total = float(np.nansum(revenue[month]))
             margins.append(total * margin / buyers.sum() if buyers.any() else 0.0)
     churn = [(prev & ~cur).sum() / prev.sum() for prev, cur in zip(active, active[1:]) if prev.any()]

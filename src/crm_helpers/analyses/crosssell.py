@@ -41,7 +41,7 @@ from scipy import sparse
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df
-from crm_helpers.store.facts import iso, paid
+from crm_helpers.store.facts import iso, next_day, on_or_before_sql, paid
 
 RULE_COLUMNS = [
     "antecedents", "consequents", "antecedent_names", "consequent_names", "antecedent_support",
@@ -71,10 +71,10 @@ class PaidLines:
     holds: sparse.csr_matrix
     products: pd.Index
 
-    def day_code(self, day: dt.date | str, *, after: bool = False) -> int:
-        """The smallest day code of an order placed on or after ``day`` (``after``: strictly after),
-        compared as ISO text like SQLite compares the stored dates."""
-        return int(self.dates.searchsorted(iso(day), side="right" if after else "left"))
+    def day_code(self, day: dt.date | str) -> int:
+        """The smallest day code of an order placed on or after ``day`` (from its start, so a
+        timestamp of ``day`` is on it), compared as ISO text like SQLite compares the stored dates."""
+        return int(self.dates.searchsorted(iso(day), side="left"))
 
     @property
     def has_lines(self) -> np.ndarray:
@@ -87,15 +87,15 @@ def paid_lines(db: Database, as_of: dt.date) -> PaidLines:
     one over the orders and one over the order lines, integers and text coded once in pandas."""
     orders = query_df(
         db,
-        f"SELECT rowid AS order_rowid, customer_id, order_date FROM orders WHERE {paid()} AND order_date <= :as_of "
-        "ORDER BY rowid",
-        params={"as_of": as_of.isoformat()},
+        f"SELECT rowid AS order_rowid, customer_id, order_date FROM orders WHERE {paid()} "
+        f"AND {on_or_before_sql('order_date')} ORDER BY rowid",
+        params={"end_next": next_day(as_of)},
     )
     lines = query_df(
         db,
         "SELECT o.rowid AS order_rowid, i.product_id FROM order_items i JOIN orders o ON o.order_id = i.order_id "
-        f"WHERE {paid('o')} AND o.order_date <= :as_of",
-        params={"as_of": as_of.isoformat()},
+        f"WHERE {paid('o')} AND {on_or_before_sql('o.order_date')}",
+        params={"end_next": next_day(as_of)},
     )
     order_rowid = orders["order_rowid"].to_numpy(dtype=np.int64)
     customer, customers = pd.factorize(orders["customer_id"], sort=True)
@@ -227,9 +227,9 @@ def next_best_products(
     single = single.sort_values(["confidence", "lift"], ascending=False, kind="stable").head(max_rules)
     if single.empty:
         return pd.DataFrame(columns=columns)
-    back = lines.as_of - dt.timedelta(days=active_days)
+    since = lines.as_of - dt.timedelta(days=active_days - 1)  # the active_days days up to as_of
     active = np.zeros(len(lines.customers), dtype=bool)
-    active[lines.customer[lines.day >= lines.day_code(back, after=True)]] = True
+    active[lines.customer[lines.day >= lines.day_code(since)]] = True
     by_customer = sparse.csr_matrix((np.ones(len(lines.customer)), (lines.customer, np.arange(len(lines.customer)))),
                                     shape=(len(lines.customers), len(lines.customer)))
     held = (by_customer @ lines.holds.astype(float)).tocsr()

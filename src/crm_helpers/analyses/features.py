@@ -26,7 +26,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df
-from crm_helpers.store.facts import net_revenue_sql, next_day, paid, ticket_open_sql
+from crm_helpers.store.facts import net_revenue_sql, next_day, on_or_before_sql, paid, ticket_open_sql
 
 FEATURE_COLUMNS: dict[str, str] = {
     "customer_id": "the customer",
@@ -62,18 +62,18 @@ WITH o AS (
            TOTAL(CASE WHEN {paid} THEN {net} END) AS monetary,
            MIN(CASE WHEN {paid} THEN order_date END) AS first_order,
            MAX(CASE WHEN {paid} THEN order_date END) AS last_order,
-           SUM({paid} AND order_date > :recent_start) AS recent_orders,
+           SUM({paid} AND order_date >= :recent_start) AS recent_orders,
            SUM(status = 'refunded') AS refunded_orders,
            TOTAL(CASE WHEN status = 'refunded' THEN amount END) AS refunded_amount,
            SUM(status = 'cancelled') AS cancelled_orders
     FROM orders NOT INDEXED
-    WHERE order_date <= :as_of
+    WHERE {order_until}
     GROUP BY customer_id
 ),
 i AS (
     SELECT customer_id, COUNT(*) AS interactions, MAX(occurred_at) AS last_interaction
     FROM interactions NOT INDEXED
-    WHERE occurred_at < :next_day
+    WHERE {interaction_until}
     GROUP BY customer_id
 ),
 t AS (
@@ -82,7 +82,7 @@ t AS (
            SUM(category = 'complaint') AS complaints,
            SUM(category = 'complaint' AND {open_ticket}) AS open_complaints
     FROM tickets NOT INDEXED
-    WHERE opened_at < :next_day
+    WHERE {ticket_until}
     GROUP BY customer_id
 ),
 f AS (
@@ -91,7 +91,7 @@ f AS (
         SELECT customer_id, nps, submitted_at,
                ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY submitted_at DESC, feedback_id DESC) AS rn
         FROM feedback
-        WHERE submitted_at <= :as_of AND nps IS NOT NULL
+        WHERE {feedback_until} AND nps IS NOT NULL
     )
     WHERE rn = 1
 )
@@ -146,15 +146,18 @@ def customer_features(
     """
     day = as_date(as_of)
     params = {
-        "as_of": day.isoformat(),
         "next_day": next_day(day),
-        "recent_start": (day - dt.timedelta(days=recent_days)).isoformat(),
+        "recent_start": (day - dt.timedelta(days=recent_days - 1)).isoformat(),  # recent_days days up to day
     }
     where = (
         "o.frequency > 0" if buyers_only
-        else "(o.customer_id IS NOT NULL OR c.first_seen IS NULL OR c.first_seen <= :as_of)"
+        else f"(o.customer_id IS NOT NULL OR c.first_seen IS NULL OR {on_or_before_sql('c.first_seen', ':next_day')})"
     )
-    sql = _SQL.format(where=where, net=net_revenue_sql(), paid=paid(), open_ticket=ticket_open_sql(":next_day"))
+    until = {f"{name}_until": on_or_before_sql(column, ":next_day") for name, column in
+             (("order", "order_date"), ("interaction", "occurred_at"), ("ticket", "opened_at"),
+              ("feedback", "submitted_at"))}
+    sql = _SQL.format(where=where, net=net_revenue_sql(), paid=paid(), open_ticket=ticket_open_sql(":next_day"),
+                      **until)
     frame = query_df(db, sql, params=params)
     for col in ("first_order", "last_order", "last_interaction", "last_nps_date"):
         frame[col] = pd.to_datetime(frame[col], errors="coerce")
@@ -180,16 +183,17 @@ def _days(delta: pd.Series) -> pd.Series:
 
 
 def paid_orders_between(db: Database, after: dt.date | str, *, until: dt.date | str) -> pd.Series:
-    """Paid orders per customer with ``after < order_date <= until``; customers without any are absent.
+    """Paid orders per customer placed after the end of day ``after`` and up to the end of day ``until``
+    (``next_day(after) <= order_date < next_day(until)``); customers without any are absent.
 
     Returns an integer Series indexed by ``customer_id`` (counted in SQLite). Used to label what
     happened after a snapshot, e.g. "no paid order in the next 90 days".
     """
     frame = query_df(
         db,
-        f"SELECT customer_id, COUNT(*) AS n FROM orders WHERE {paid()} AND order_date > ? "
-        "AND order_date <= ? GROUP BY customer_id",
-        params=[as_date(after).isoformat(), as_date(until).isoformat()],
+        f"SELECT customer_id, COUNT(*) AS n FROM orders WHERE {paid()} AND order_date >= ? "
+        f"AND {on_or_before_sql('order_date', '?')} GROUP BY customer_id",
+        params=[next_day(as_date(after)), next_day(as_date(until))],
     )
     return frame.set_index("customer_id")["n"].astype("int64") if len(frame) else pd.Series(dtype="int64", name="n")
 

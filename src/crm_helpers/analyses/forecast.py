@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_limits
 
 from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
-from crm_helpers.store.facts import net_revenue_sql, paid
+from crm_helpers.store.facts import net_revenue_sql, next_day, on_or_before_sql, paid
 from crm_helpers.store.values import Headline
 from crm_helpers.store.periods import month_end
 
@@ -111,8 +111,8 @@ def monthly_history(db: Database, as_of: dt.date) -> pd.DataFrame:
     rows = query_df(
         db,
         f"SELECT substr(order_date, 1, 7) AS month, sum({net_revenue_sql()}) AS revenue, count(*) AS orders FROM orders "
-        f"WHERE {paid()} AND order_date < ? GROUP BY 1 ORDER BY 1",
-        params=[(month_end(last) + dt.timedelta(days=1)).isoformat()],
+        f"WHERE {paid()} AND {on_or_before_sql('order_date', '?')} GROUP BY 1 ORDER BY 1",
+        params=[next_day(month_end(last))],
     )
     if rows.empty:
         return pd.DataFrame({"month": pd.Series(dtype="datetime64[ns]"), "revenue": pd.Series(dtype=float),

@@ -13,7 +13,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df, store_currency
-from crm_helpers.store.facts import next_day, on_or_before_sql, paid, ticket_open_sql
+from crm_helpers.store.facts import next_day, on_or_before_sql, paid, ticket_open_now_sql
 from crm_helpers.store.values import Attention
 
 DATE_COLUMNS = {
@@ -42,9 +42,6 @@ def table_overview(db: Database) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-_NOW = "'9999'"
-"""The cutoff of "open now" in :data:`CHECKS`: after every stored time, so open means not closed yet."""
-
 CHECKS: dict[str, tuple[str, str]] = {
     "customers without e-mail": (
         "SELECT count(*) FROM customers WHERE email IS NULL OR email = ''",
@@ -72,7 +69,7 @@ CHECKS: dict[str, tuple[str, str]] = {
         "Prospects and leads; they appear in the pipeline, not in RFM.",
     ),
     "open tickets": (
-        f"SELECT count(*) FROM tickets WHERE {ticket_open_sql(_NOW)}",
+        f"SELECT count(*) FROM tickets WHERE {ticket_open_now_sql()}",
         "See the satisfaction review for their age.",
     ),
 }

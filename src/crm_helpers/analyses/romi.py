@@ -40,7 +40,7 @@ from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
-from crm_helpers.store.facts import iso, net_revenue_sql, order_margin, paid
+from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 from crm_helpers.store.values import Attention, Headline
 
 PRIOR_ACTIVITY_DAYS = 180
@@ -92,12 +92,12 @@ def attributed_orders(
         raise RomiError("the attribution window must be 0 days or more")
     if touch not in ("first", "last"):
         raise RomiError("touch must be 'first' or 'last'")
-    end = iso(as_of)
+    end_next = next_day(as_of)
     coded = query_df(
         db,
         f"SELECT order_id, customer_id, order_date, {net_revenue_sql()} AS amount, cost, campaign_id FROM orders "
-        f"WHERE {paid()} AND campaign_id IS NOT NULL AND order_date <= ?",
-        params=[end],
+        f"WHERE {paid()} AND campaign_id IS NOT NULL AND {on_or_before_sql('order_date', '?')}",
+        params=[end_next],
     )
     coded["how"] = "code"
     by_contact = query_df(
@@ -105,9 +105,9 @@ def attributed_orders(
         f"SELECT o.order_id, o.customer_id, o.order_date, {net_revenue_sql('o')} AS amount, o.cost, cc.campaign_id, "
         "cc.contacted_at "
         "FROM campaign_contacts cc JOIN orders o ON o.customer_id = cc.customer_id "
-        f"WHERE {paid('o')} AND o.campaign_id IS NULL AND o.order_date <= ? "
-        "AND o.order_date >= cc.contacted_at AND o.order_date <= date(cc.contacted_at, ?)",
-        params=[end, f"+{int(attribution_window_days)} days"],
+        f"WHERE {paid('o')} AND o.campaign_id IS NULL AND {on_or_before_sql('o.order_date', '?')} "
+        f"AND o.order_date >= cc.contacted_at AND {on_or_before_sql('o.order_date', 'date(cc.contacted_at, ?)')}",
+        params=[end_next, f"+{int(attribution_window_days) + 1} days"],  # the window's last day, up to its end
     )
     by_contact = (
         by_contact.sort_values(["order_id", "contacted_at", "campaign_id"], ascending=[True, touch == "first", True])
@@ -190,8 +190,8 @@ def incremental_revenue(
     is reproducible and does not change when other campaigns are added.
     """
     contacts = query_df(
-        db, "SELECT customer_id, contacted_at FROM campaign_contacts WHERE campaign_id = ? AND contacted_at <= ?",
-        params=[campaign_id, iso(as_of)],
+        db, "SELECT customer_id, contacted_at FROM campaign_contacts WHERE campaign_id = ? "
+        f"AND {on_or_before_sql('contacted_at', '?')}", params=[campaign_id, next_day(as_of)],
     )
     return _lift(db, _customer_base(db), campaign_id, contacts, as_of, attribution_window_days, n_boot, confidence,
                  random_state)
@@ -220,8 +220,8 @@ def _lift(
     )
     spent = query_df(
         db, f"SELECT customer_id, sum({net_revenue_sql()}) AS revenue FROM orders WHERE {paid()} "
-        "AND order_date >= ? AND order_date <= ? GROUP BY customer_id",
-        params=[start.isoformat(), window_end.isoformat()],
+        f"AND order_date >= ? AND {on_or_before_sql('order_date', '?')} GROUP BY customer_id",
+        params=[start.isoformat(), next_day(window_end)],
     )
     contacted = base["customer_id"].isin(contacts["customer_id"])
     known_before = base["known_since"].notna() & (base["known_since"] < start.isoformat())
@@ -312,7 +312,7 @@ def campaign_table(
         raise RomiError("the margin is a share of revenue between 0 and 1")
     if not 0 < confidence < 1:
         raise RomiError("the confidence level must be between 0 and 1, e.g. 0.95")
-    end = iso(as_of)
+    end, end_next = iso(as_of), next_day(as_of)
     campaigns = query_df(
         db,
         "SELECT c.campaign_id, c.name, c.channel, "
@@ -320,12 +320,14 @@ def campaign_table(
         "c.cost, coalesce(k.contacted, 0) AS contacted, coalesce(k.responded, 0) AS responded "
         "FROM campaigns c LEFT JOIN (SELECT campaign_id, count(*) AS contacted, "
         "  sum(coalesce(responded, 0)) AS responded, "
-        "  min(contacted_at) AS first_contact FROM campaign_contacts WHERE contacted_at <= ? GROUP BY campaign_id) k "
+        f"  min(contacted_at) AS first_contact FROM campaign_contacts WHERE {on_or_before_sql('contacted_at', '?')} "
+        "  GROUP BY campaign_id) k "
         "ON k.campaign_id = c.campaign_id "
         "LEFT JOIN (SELECT campaign_id, min(order_date) AS first_order FROM orders "
         f"  WHERE {paid()} AND campaign_id IS NOT NULL GROUP BY campaign_id) o ON o.campaign_id = c.campaign_id "
-        "WHERE coalesce(c.start_date, k.first_contact, o.first_order) <= ? ORDER BY start_date, c.campaign_id",
-        params=[end, end],
+        f"WHERE {on_or_before_sql('coalesce(c.start_date, k.first_contact, o.first_order)', '?')} "
+        "ORDER BY start_date, c.campaign_id",
+        params=[end_next, end_next],
     )
     if campaigns.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
@@ -335,7 +337,8 @@ def campaign_table(
     orders["acquired"] = orders["order_date"] == pd.to_datetime(orders["first_order"])
     by_campaign = dict(tuple(orders.groupby("campaign_id")))
     contacts = query_df(
-        db, "SELECT campaign_id, customer_id, contacted_at FROM campaign_contacts WHERE contacted_at <= ?", params=[end]
+        db, "SELECT campaign_id, customer_id, contacted_at FROM campaign_contacts "
+        f"WHERE {on_or_before_sql('contacted_at', '?')}", params=[end_next]
     )
     contacts_of = dict(tuple(contacts.groupby("campaign_id")))
     rows = []

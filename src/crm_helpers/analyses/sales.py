@@ -60,6 +60,7 @@ from crm_helpers.store.facts import (
     month_label,
     net_revenue_sql,
     next_day,
+    on_or_before,
     on_or_before_sql,
     paid,
     repeat_rate,
@@ -124,9 +125,9 @@ def opportunities_as_of(db: Database, as_of: dt.date) -> pd.DataFrame:
     - ``won``: 1 for won, 0 for lost, NaN for deals open at ``as_of`` (the lead-scoring outcome);
     - ``age_days``: days from ``opened_at`` to ``closed_at`` for decided deals (NaN without
       ``closed_at``), to ``as_of`` for open ones;
-    - ``days_since_activity``: open deals only, days from ``last_activity_at`` (or ``opened_at``
-      when blank) to ``as_of``; NaN for decided deals and when the last recorded activity is after
-      ``as_of`` (unknown then).
+    - ``days_since_activity``: open deals only, calendar days from the day of ``last_activity_at``
+      (or ``opened_at`` when blank) to ``as_of`` (0 for activity on ``as_of``, at any hour); NaN for
+      decided deals and when the last recorded activity is after the end of ``as_of`` (unknown then).
 
     Won, lost and open follow :func:`crm_helpers.store.facts.deal_status_at`; a blank ``source`` is
     ``"unknown"``.
@@ -157,7 +158,8 @@ def opportunities_as_of(db: Database, as_of: dt.date) -> pd.DataFrame:
     end = opps["closed_at"].where(~is_open, cutoff)
     opps["age_days"] = (end - opps["opened_at"]).dt.days.clip(lower=0).astype("float64")
     last = opps["last_activity_at"].fillna(opps["opened_at"])
-    opps["days_since_activity"] = (cutoff - last).dt.days.where((last <= cutoff) & is_open)
+    opps["days_since_activity"] = (cutoff - last.dt.normalize()).dt.days.where(on_or_before(last, as_of)
+                                                                                 & is_open)
     return opps
 
 
@@ -219,17 +221,18 @@ def win_rate(
 ) -> pd.DataFrame:
     """Win rate of deals decided (won or lost at ``as_of``) with ``closed_at`` in [start, end].
 
-    Input: the frame of :func:`opportunities_as_of`; ``start``/``end`` inclusive, ``None`` = open
-    ended (won or lost deals without ``closed_at`` count only when both are ``None``). ``by``
-    groups by a column (e.g. ``"source"``). Columns: [by], ``won, lost, decided, win_rate``
-    (won / decided, 0-1, NaN when nothing was decided), ``won_amount, lost_amount`` (gross) and
-    ``value_win_rate`` (won amount / decided amount, 0-1).
+    Input: the frame of :func:`opportunities_as_of`; ``start``/``end`` inclusive (``end`` up to its
+    end, :func:`~crm_helpers.store.facts.on_or_before`), ``None`` = open ended (won or lost deals
+    without ``closed_at`` count only when both are ``None``). ``by`` groups by a column (e.g.
+    ``"source"``). Columns: [by], ``won, lost, decided, win_rate`` (won / decided, 0-1, NaN when
+    nothing was decided), ``won_amount, lost_amount`` (gross) and ``value_win_rate`` (won amount /
+    decided amount, 0-1).
     """
     decided = opps[opps["status_at"].isin(DEAL_OUTCOMES)]
     if start is not None:
         decided = decided[decided["closed_at"] >= pd.Timestamp(start)]
     if end is not None:
-        decided = decided[decided["closed_at"] <= pd.Timestamp(end)]
+        decided = decided[on_or_before(decided["closed_at"], end)]
     frame = decided.assign(
         won=(decided["status_at"] == "won").astype(int),
         lost=(decided["status_at"] == "lost").astype(int),
@@ -251,7 +254,8 @@ def win_rate(
 
 
 def sales_cycle(opps: pd.DataFrame, *, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
-    """Average sales cycle in days, from ``opened_at`` to ``closed_at``, of deals decided in [start, end].
+    """Average sales cycle in days, from ``opened_at`` to ``closed_at``, of deals decided in [start, end]
+    (up to the end of ``end``: :func:`~crm_helpers.store.facts.on_or_before`).
 
     Input: the frame of :func:`opportunities_as_of`. Rows ``won``, ``lost`` and ``all``; columns
     ``outcome, deals, mean_days, median_days`` (calendar days; NaN when there are no deals).
@@ -262,7 +266,7 @@ def sales_cycle(opps: pd.DataFrame, *, start: dt.date | None = None, end: dt.dat
     if start is not None:
         closed = closed[closed["closed_at"] >= pd.Timestamp(start)]
     if end is not None:
-        closed = closed[closed["closed_at"] <= pd.Timestamp(end)]
+        closed = closed[on_or_before(closed["closed_at"], end)]
     days = (closed["closed_at"] - closed["opened_at"]).dt.days.astype(float)
     rows = []
     for outcome, mask in (("won", closed["status_at"] == "won"), ("lost", closed["status_at"] == "lost"),
@@ -292,13 +296,13 @@ def stale_opportunities(opps: pd.DataFrame, stale_days: int = STALE_DAYS) -> pd.
 
 
 def closed_deals(opps: pd.DataFrame, start: dt.date, *, end: dt.date) -> pd.DataFrame:
-    """Deals won or lost with ``closed_at`` in [start, end], with the recorded loss reason.
+    """Deals won or lost with ``closed_at`` in [start, end] (up to the end of ``end``), with the recorded loss reason.
 
     Columns: ``opportunity_id, customer_id, title, source, outcome, amount, opened_at, closed_at,
     cycle_days, lost_reason`` (``"not recorded"`` for a lost deal without a reason, blank for won).
     """
     mask = (opps["status_at"].isin(DEAL_OUTCOMES) & (opps["closed_at"] >= pd.Timestamp(start))
-            & (opps["closed_at"] <= pd.Timestamp(end)))
+            & on_or_before(opps["closed_at"], end))
     deals = opps[mask].rename(columns={"status_at": "outcome"})
     deals = deals.assign(
         cycle_days=(deals["closed_at"] - deals["opened_at"]).dt.days,

@@ -54,6 +54,16 @@ def on_or_before_sql(column: str, next_day_param: str = ":end_next") -> str:
     return f"{column} < {next_day_param}"
 
 
+def on_or_before(values: pd.Series, day: dt.date | str) -> pd.Series:
+    """Whether each date or timestamp of ``values`` (datetime64) falls on or before ``day``, up to its end.
+
+    The pandas spelling of :func:`on_or_before_sql`: ``values < next_day(day)``, so a deal closed at
+    15:00 on ``day`` is on or before it (``values <= day`` would compare with midnight and leave it
+    out). NaT is not. One bool per value, same index.
+    """
+    return values < pd.Timestamp(next_day(day))
+
+
 def month_index(day: dt.date) -> int:
     """Months since year 0 (``year × 12 + month − 1``): consecutive months differ by 1."""
     return day.year * 12 + day.month - 1
@@ -302,6 +312,17 @@ def ticket_open_sql(cutoff: str = ":cutoff", *, alias: str = "") -> str:
     return f"({p}status <> 'closed' OR {p}closed_at >= {cutoff})"
 
 
+def ticket_open_now_sql(alias: str = "") -> str:
+    """SQL condition: the ticket is **open now**, whatever today's date: :func:`ticket_open_sql` with its
+    cutoff after every stored time, so open means not closed (yet or again): status other than ``closed``.
+
+    For the counts and lists of today (the desk's open tickets, the data-quality check), not for a
+    period's end: a report as of a past day uses :func:`ticket_open_sql` with the day after it. No
+    parameter to bind; ``alias`` is the tickets table's alias.
+    """
+    return ticket_open_sql("'9999-12-31'", alias=alias)
+
+
 def ticket_reopened_sql(cutoff: str = ":cutoff", *, alias: str = "") -> str:
     """SQL condition: the ticket was closed before ``cutoff`` but is open again (see :func:`ticket_open_sql`).
 
@@ -319,11 +340,12 @@ DEAL_OUTCOMES = ("won", "lost")
 def deal_status_at(stage: pd.Series, closed_at: pd.Series, *, as_of: dt.date | str) -> np.ndarray:
     """Each deal's status at the end of ``as_of``: ``won``, ``lost`` or ``open``.
 
-    A deal is won (lost) when its stage is ``won`` (``lost``) and it closed on or before ``as_of``
-    **or has no** ``closed_at`` (a won deal without a closing date is won, never open or idle). A deal
-    won or lost after ``as_of`` was open then. ``closed_at`` is datetime64 (NaT when blank).
+    A deal is won (lost) when its stage is ``won`` (``lost``) and it closed on or before ``as_of``, up
+    to its end (:func:`on_or_before`: a deal closed at 15:00 on ``as_of`` is decided), **or has no**
+    ``closed_at`` (a won deal without a closing date is won, never open or idle). A deal won or lost
+    after ``as_of`` was open then. ``closed_at`` is datetime64 (NaT when blank).
     """
-    decided = stage.isin(DEAL_OUTCOMES) & ~(closed_at > pd.Timestamp(as_of))
+    decided = stage.isin(DEAL_OUTCOMES) & (closed_at.isna() | on_or_before(closed_at, as_of))
     return np.where(decided, stage, "open")
 
 
