@@ -87,3 +87,14 @@ def test_periods_are_keys_and_unhashable_arguments_are_computed_every_time(tmp_p
     months(db, parse_month("2026-10"), names=["a"])
     months(db, parse_month("2026-10"), names=["a"])
     assert len(calls) == 3
+
+
+def test_clear_memos_forgets_every_result(tmp_path):
+    from crm_helpers.store.queries import clear_memos
+
+    calls, since = _counting()
+    db = _store(tmp_path / "a.db")
+    since(db, dt.date(2026, 1, 1))
+    clear_memos()
+    since(db, dt.date(2026, 1, 1))
+    assert len(calls) == 2

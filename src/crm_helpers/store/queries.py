@@ -33,6 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _store_ids: weakref.WeakKeyDictionary[Database, int] = weakref.WeakKeyDictionary()
 _next_store_id = itertools.count(1)
 _store_ids_lock = threading.Lock()
+_memos: list[OrderedDict[tuple[Any, ...], Any]] = []
 
 
 def _store_state(db: Database) -> tuple[Any, ...]:
@@ -82,6 +83,7 @@ def memoized(function: F) -> F:
     """
     signature = inspect.signature(function)
     results: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+    _memos.append(results)
     lock = threading.Lock()
 
     @functools.wraps(function)
@@ -104,6 +106,13 @@ def memoized(function: F) -> F:
         return result
 
     return wrapper  # type: ignore[return-value]
+
+
+def clear_memos() -> None:
+    """Forget every :func:`memoized` result, e.g. before each timed run of a benchmark, which times
+    the computation, not the look-up."""
+    for results in _memos:
+        results.clear()
 
 
 def query_df(
