@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from crm_helpers.store.connection import open_db
+from crm_helpers.store.queries import clear_memos
 
 from .results import Row, Section, load_average, log, measure, plural
 
@@ -77,7 +78,7 @@ def run(db_path: Path, as_of: str, repeats: int, label: str = "scale store") -> 
         for group, what, name, call in _steps(db, dt.date.fromisoformat(as_of)):
             log(f"analyses: {what}, {plural(repeats, 'run')}")
             try:
-                timing, results[name] = measure(lambda: call(results), repeats)
+                timing, results[name] = measure(lambda: call(results), repeats, setup=clear_memos)
             except Exception as exc:  # a module still being changed: say so, keep the other steps
                 section.notes.append(f"{group}, {what} failed: {traceback.format_exception_only(exc)[-1].strip()}")
                 continue

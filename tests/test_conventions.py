@@ -147,3 +147,41 @@ def test_parameters_after_the_first_two_are_keyword_only():
         if extra:
             offenders.append(f"{name}({', '.join(params)})")
     assert offenders == [], "make the parameters after the first two keyword-only:\n" + "\n".join(offenders)
+
+
+def _analysis_functions(name: str) -> dict[str, object]:
+    """``name`` of every analysis module that offers it, by module."""
+    import crm_helpers.analyses as analyses
+
+    found = {}
+    for info in pkgutil.iter_modules(analyses.__path__, prefix="crm_helpers.analyses."):
+        function = getattr(importlib.import_module(info.name), name, None)
+        if function is not None:
+            found[info.name] = function
+    return found
+
+
+def _signature_head(function: object, size: int) -> list[tuple[str, object, object]]:
+    """The first ``size`` parameters of ``function``: (name, kind, default)."""
+    return [(p.name, p.kind, p.default) for p in list(inspect.signature(function).parameters.values())[:size]]
+
+
+def test_every_analysis_hands_the_index_its_figures_and_flags_with_one_signature():
+    """``headline_figures(db, *, period, previous=None, **settings) -> list[Headline]`` and
+    ``attention_items(db, *, period, **settings) -> list[Attention]`` in every analysis offering
+    them, settings keyword-only with defaults, so the notebooks call them all alike and the
+    signatures cannot drift apart again (issue 25)."""
+    empty, positional, keyword = inspect.Parameter.empty, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
+    figures, flags = _analysis_functions("headline_figures"), _analysis_functions("attention_items")
+    assert len(figures) >= 8 and {"crm_helpers.analyses.quality", "crm_helpers.analyses.romi",
+                                  "crm_helpers.analyses.sales"} <= set(flags)
+    for functions, head, returns in (
+        (figures, [("db", positional, empty), ("period", keyword, empty), ("previous", keyword, None)], "Headline"),
+        (flags, [("db", positional, empty), ("period", keyword, empty)], "Attention"),
+    ):
+        for module, function in functions.items():
+            signature = inspect.signature(function)
+            assert _signature_head(function, len(head)) == head, f"{module}.{function.__name__}{signature}"
+            settings = list(signature.parameters.values())[len(head):]
+            assert all(p.kind == keyword and p.default is not empty for p in settings), f"{module}{signature}"
+            assert signature.return_annotation == f"list[{returns}]", f"{module}{signature}"

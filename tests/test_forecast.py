@@ -16,6 +16,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from crm_helpers.analyses import forecast
 from crm_helpers.report import plots
 from crm_helpers.store.connection import memory_db
+from crm_helpers.store.periods import parse_month
 
 matplotlib.use("Agg")
 
@@ -174,7 +175,7 @@ def test_three_month_store_and_empty_store_run(tmp_path):
     empty = forecast.forecast_sales(memory_db(), dt.date(2026, 10, 31))
     assert empty.table.empty and empty.next_month() == {} and "nothing to forecast" in empty.message
     assert not empty.ok
-    (headline,) = forecast.headline_figures(empty, "EUR")
+    (headline,) = forecast.headline_figures(memory_db(), period=parse_month("2026-10"))
     assert headline.value is None and headline.note == "no history to forecast from"
     plots.plot_forecast(empty, metric="orders")
 
@@ -186,7 +187,7 @@ def test_same_store_same_numbers(tmp_path):
     db = open_db(tmp_path / "mid.db")
     write_demo(db, generate_demo(customers=120, months=18, seed=9, end="2026-10"))
     first = forecast.forecast_sales(db, dt.date(2026, 10, 31), horizon=3)
-    second = forecast.forecast_sales(db, dt.date(2026, 10, 31), horizon=3)
+    second = forecast.forecast_sales.__wrapped__(db, dt.date(2026, 10, 31), horizon=3)  # not the memo's copy
     assert first.summary["method"].iloc[0] == "exponential smoothing (damped trend)"
     pd.testing.assert_frame_equal(first.table, second.table)
 
@@ -220,10 +221,10 @@ def test_demo_backtest_model_beats_last_year(demo_forecast):
     assert len(demo_forecast.backtests["revenue"]) == 9
 
 
-def test_demo_next_month_is_november(demo_forecast):
+def test_demo_next_month_is_november(demo_forecast, demo_db):
     nxt = demo_forecast.next_month("revenue")
     assert nxt["month"] == "2026-11" and nxt["lower"] <= nxt["value"] <= nxt["upper"]
-    (headline,) = forecast.headline_figures(demo_forecast, "EUR")
+    (headline,) = forecast.headline_figures(demo_db, period=parse_month("2026-10"), horizon=3)
     assert headline.key == "forecast_next_month_revenue" and headline.value == nxt["value"]
     assert headline.note.startswith("2026-11, ") and headline.unit == "EUR"
     # the index says in words which model and how often such a range holds, not only its code name

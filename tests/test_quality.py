@@ -9,6 +9,7 @@ import pytest
 
 from crm_helpers.analyses import quality
 from crm_helpers.store.connection import open_db
+from crm_helpers.store.periods import parse_month
 
 AS_OF = dt.date(2026, 10, 31)
 
@@ -59,8 +60,9 @@ def test_the_demo_itself_has_no_gap(demo_db):
     assert quality.data_gaps(demo_db, AS_OF) == []
 
 
-def test_each_data_gap_becomes_one_attention_item_with_its_money():
-    gaps = [quality.DataGap("no orders for longer than usual", "orders", "No orders since 25 September.", 0.001, 4200.0)]
-    (item,) = quality.attention_items(gaps)
-    assert (item.key, item.sentence, item.money) == ("data_gap no orders for longer than usual orders",
-                                                    "No orders since 25 September.", 4200.0)
+def test_each_data_gap_becomes_one_attention_item_with_its_money(gappy_db):
+    gaps = quality.data_gaps(gappy_db, AS_OF)
+    items = quality.attention_items(gappy_db, period=parse_month("2026-10"))
+    assert [(i.key, i.sentence, i.money) for i in items] == [
+        (f"data_gap {g.check} {g.table}", g.finding, g.money) for g in gaps]
+    assert "data_gap no tickets rows for longer than usual tickets" in {i.key for i in items}

@@ -10,6 +10,7 @@ import pytest
 
 from crm_helpers.analyses import romi
 from crm_helpers.store.connection import memory_db, open_db
+from crm_helpers.store.periods import parse_month
 
 from support import DEMO_MONTH_END
 
@@ -194,13 +195,26 @@ def test_campaigns_are_ranked_by_measured_extra_revenue_every_one_included(demo_
     assert "cannot be measured" in unmeasured.set_index("campaign_id").loc["C07", "verdict"]
     measured = ranking["incremental_revenue"].dropna().astype(float)
     assert measured.is_monotonic_decreasing
-    # the index's "best campaign" is the effective one, with its 95 % range and verdict
-    (best,) = romi.headline_figures(ranking, "EUR")
-    top = ranking.iloc[0]
+
+
+
+def _recent(db, period) -> pd.DataFrame:
+    """The lift ranking of the campaigns that ran in ``period`` or the month before, as of its end."""
+    table = romi.campaign_table(db, period.end, attribution_window_days=30, margin=0.3)
+    return romi.lift_ranking(romi.near_period(db, table, start=period.start, end=period.end), "EUR")
+
+
+def test_the_best_campaign_headline_is_the_top_measurable_one_of_this_month_or_the_last(demo_db, demo_business):
+    march = parse_month("2026-03")  # the effective newsletter ran from late February into March
+    recent = _recent(demo_db, march)
+    (best,) = romi.headline_figures(demo_db, period=march)
+    top = recent.iloc[0]
+    assert top["campaign_id"] == demo_business.facts["effective_campaign"]
+    assert top["measurable"] and top["incremental_revenue"] > 0
     assert best.key == "best_campaign_lift" and best.value == pytest.approx(top["incremental_revenue"]) and best.value > 0
     assert best.interval == pytest.approx((top["incremental_ci_low"], top["incremental_ci_high"]))
     assert best.note == top["verdict"] and best.unit == "EUR" and best.good == "up"
-    (none,) = romi.headline_figures(ranking[~ranking["measurable"]], "EUR")
+    (none,) = romi.headline_figures(demo_db, period=parse_month(DEMO_MONTH_END[:7]))  # the referrals: unmeasured
     assert none.value is None and none.interval is None and "no campaign" in none.note
 
 
@@ -213,14 +227,14 @@ def test_only_campaigns_near_the_month_are_kept(demo_db, demo_table):
     assert "C04" in set(near["campaign_id"])  # the referral programme runs the whole time
 
 
-def test_attention_items_name_campaigns_that_cost_money_and_brought_nothing_measurable():
-    ranking = pd.DataFrame({
-        "campaign_id": ["works", "noise", "free", "unmeasured"],
-        "cost": [500.0, 1200.0, 0.0, 800.0],
-        "incremental_revenue": [3000.0, -187.0, 0.0, np.nan],
-        "measurable": [True, False, False, False],
-        "verdict": ["w", "Paid social ads cost 1,200 and brought no measurable extra revenue.", "f", "u"],
-    })
-    items = romi.attention_items(ranking)
-    assert [(i.key, i.money) for i in items] == [("campaign noise", 1200.0), ("campaign unmeasured", 800.0)]
-    assert items[0].sentence == ranking.loc[1, "verdict"]
+def test_attention_items_name_campaigns_that_cost_money_and_brought_nothing_measurable(demo_db, demo_business):
+    may = parse_month("2026-05")  # the paid social ads ran from late April into May
+    recent = _recent(demo_db, may)
+    paid = recent["cost"].astype(float) > 0
+    worked = recent["measurable"] & (recent["incremental_revenue"].astype(float) > 0)
+    wasted = recent[paid & ~worked]
+    items = romi.attention_items(demo_db, period=may)
+    assert f"campaign {demo_business.facts['ineffective_campaign']}" in {i.key for i in items}
+    assert [(i.key, i.sentence, i.money) for i in items] == [
+        (f"campaign {r.campaign_id}", r.verdict, float(r.cost)) for r in wasted.itertuples()]
+    assert romi.attention_items(memory_db(), period=may) == []

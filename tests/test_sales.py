@@ -334,21 +334,37 @@ def test_revenue_by_category_adds_up_to_the_months_revenue(demo_db):
     assert table["share_pct"].sum() == pytest.approx(100) and table["revenue"].is_monotonic_decreasing
 
 
-def test_the_pipeline_splits_into_current_and_overdue_deals(demo_opps):
+def test_the_pipeline_splits_into_current_and_overdue_deals(demo_opps, demo_db):
     by_month = sales.weighted_pipeline_by_month(demo_opps, DEMO_AS_OF)
     current, overdue = sales.pipeline_split(by_month)
     assert current + overdue == pytest.approx(by_month["weighted_amount"].sum())
     open_deals = demo_opps[demo_opps["status_at"] == "open"]
     late = open_deals["expected_close"] <= pd.Timestamp(DEMO_AS_OF)
     assert overdue == pytest.approx(open_deals.loc[late, "weighted_amount"].sum()) and overdue > 0
-    figures = {h.key: h for h in sales.pipeline_headline_figures(by_month, "EUR")}
+    figures = {h.key: h for h in sales.headline_figures(demo_db, period=Period(dt.date(2026, 10, 1), DEMO_AS_OF))
+               if h.key.startswith("weighted_pipeline")}
     assert figures["weighted_pipeline"].value == pytest.approx(current)
     assert figures["weighted_pipeline_overdue"].value == pytest.approx(overdue)
     assert {h.unit for h in figures.values()} == {"EUR"}
 
 
 def test_pipeline_attention_only_when_deals_are_overdue():
-    by_month = pd.DataFrame({"expected_close_month": ["overdue", "2026-11"], "weighted_amount": [1500.0, 900.0]})
-    (item,) = sales.pipeline_attention(by_month, "EUR")
-    assert item.money == 1500.0 and "1,500 EUR" in item.sentence
-    assert sales.pipeline_attention(by_month.iloc[1:], "EUR") == []
+    deal = {"customer_id": "C1", "stage": "proposal", "amount": 3000.0, "probability": 0.5, "opened_at": "2026-05-01"}
+    db = memory_db()
+    db.table("customers").insert({"customer_id": "C1", "name": "Ada"})
+    db.table("opportunities").insert({"opportunity_id": "O1", **deal, "expected_close": "2026-07-31"})
+    june, july = Period(dt.date(2026, 6, 1), dt.date(2026, 6, 30)), Period(dt.date(2026, 8, 1), dt.date(2026, 8, 31))
+    assert sales.attention_items(db, period=june) == []
+    (item,) = sales.attention_items(db, period=july)
+    assert item.money == 1500.0 and "1,500 in the store currency" in item.sentence
+
+
+def test_headline_figures_are_the_table_the_categories_and_the_pipeline_in_that_order(demo_db):
+    october = Period(dt.date(2026, 10, 1), DEMO_AS_OF)
+    keys = [h.key for h in sales.headline_figures(demo_db, period=october)]
+    categories = list(sales.revenue_by_category(demo_db, october)["category"])
+    assert keys == [*sales.HEADLINE_KEYS, *(f"revenue_category_{c}" for c in categories),
+                    "weighted_pipeline", "weighted_pipeline_overdue"]
+    august = Period(dt.date(2026, 8, 1), dt.date(2026, 8, 31))
+    revenue = {h.key: h for h in sales.headline_figures(demo_db, period=october, previous=august)}["revenue"]
+    assert revenue.previous == sales.period_figures(demo_db, august.start, end=august.end)["revenue"]

@@ -16,6 +16,7 @@ from crm_helpers.analyses.features import customer_features
 from crm_helpers.analyses.sales import opportunities_as_of
 from crm_helpers.analyses.followup import FOLLOW_UP_FILE
 from crm_helpers.store.connection import memory_db, open_db
+from crm_helpers.store.periods import parse_month
 
 from support import DEMO_MONTH_END, DEMO_MONTH_START, run_notebook
 
@@ -227,7 +228,8 @@ def test_follow_up_queue_by_hand(book, tmp_path):
     queue = fu.follow_up_queue(book, AS_OF, scored=scored, pipeline=pipeline, top_n=3)
     table = queue.table.set_index("customer_id")
     assert list(table.index) == ["C", "B", "D"] and queue.candidates == 3
-    assert [(h.key, h.value) for h in fu.headline_figures(queue)] == [("follow_up_count", 3)]
+    figures = fu.headline_figures(book, period=parse_month("2026-10"), top_n=3)
+    assert [(h.key, h.value, h.note) for h in figures] == [("follow_up_count", 3, queue.message)]
     # C: detractor (3) + valuable and silent for 100 days (1) + value 83/100
     assert table.loc["C", "reasons"] == "detractor: NPS 3 on 2026-10-19; valuable, no contact for 100 days"
     assert table.loc["C", "priority"] == round(4 + 500 / 600, 2)
@@ -250,7 +252,7 @@ def test_empty_store_gives_an_empty_queue():
                                pipeline=ls.open_pipeline(opportunities_as_of(db, AS_OF), None))
     assert queue.table.empty and queue.candidates == 0 and list(queue.table.columns) == fu.QUEUE_COLUMNS
     assert queue.ok and not queue.anyone_to_follow_up and queue.message == "nobody needs a follow-up"
-    (headline,) = fu.headline_figures(queue)
+    (headline,) = fu.headline_figures(db, period=parse_month("2026-10"))
     assert headline.key == "follow_up_count" and headline.value == 0 and headline.note == queue.message
 
 

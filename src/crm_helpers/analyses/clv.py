@@ -57,7 +57,8 @@ from crm_helpers.models.btyd import (
     nonnegative_floats,
     shaped_like,
 )
-from crm_helpers.store.queries import query_df, store_currency
+from crm_helpers.store.queries import memoized, query_df, store_currency
+from crm_helpers.store.periods import Period
 from crm_helpers.store.values import Headline
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 
@@ -726,19 +727,26 @@ class ClvAnalysis:
         return lost.sort_values(["revenue_to_date", "p_alive"], ascending=[False, True]).head(n)[cols]
 
 
-def headline_figures(analysis: ClvAnalysis, previous: ClvAnalysis) -> list[Headline]:
-    """The expected customer value (in the analysis' currency, discounted profit over its horizon)
-    and the customers probably lost of ``analysis`` beside ``previous`` (the same analysis a month
-    earlier), as headlines for the report index. A total of a failed analysis is None (shown as
-    "not available")."""
+def headline_figures(db: Database, *, period: Period, previous: Period | None = None, horizon_months: int = 12,
+                     annual_discount_rate: float = 0.1, margin: float = 0.3) -> list[Headline]:
+    """The expected customer value (in the store's currency, discounted profit over the next
+    ``horizon_months`` months) and the customers probably lost (a count) as of ``period``'s last day,
+    beside the same as of ``previous``'s last day (default: the calendar month before ``period``,
+    valued with the purchase model chosen now: no second holdout check), as headlines for the
+    report index. The settings are :func:`analyse_customers`'; a total of a failed analysis is None
+    (shown as "not available")."""
+    settings = dict(horizon_months=horizon_months, annual_discount_rate=annual_discount_rate, margin=margin)
+    analysis = analyse_customers(db, period.end, **settings)
+    before = analyse_customers(db, (previous or period.previous_month()).end, **settings,
+                               model=analysis.model_name or "auto")
     return [
         Headline("total_expected_clv", analysis.total_clv, "Expected customer value", unit=analysis.currency,
                  note=f"{analysis.likely_total()}; discounted profit, next {analysis.horizon_months} months "
-                      f"({analysis.model_name})", previous=previous.total_clv),
+                      f"({analysis.model_name})", previous=before.total_clv),
         Headline("customers_probably_lost", analysis.n_probably_lost if analysis.ok else None,
                  "Customers probably lost",
                  note="repeat buyers whose chance of still being a customer (P(alive)) is below 50 %",
-                 previous=previous.n_probably_lost if previous.ok else None),
+                 previous=before.n_probably_lost if before.ok else None),
     ]
 
 
@@ -760,6 +768,7 @@ def _choose_model(model: str, validation: HoldoutValidation | None) -> tuple[str
                            "parameters' uncertainty only, not for how far the model itself may be off")
 
 
+@memoized
 def analyse_customers(
     db: Database,
     as_of: dt.date | str,
@@ -780,7 +789,9 @@ def analyse_customers(
     carry them, else ``margin``), with a likely range from the fitted parameters' uncertainty
     widened by the model's holdout error (:func:`likely_range`). A repeat
     buyer is "probably lost" when P(alive) is below ``p_alive_threshold``. Never raises on a
-    thin store: the reason models could not be fitted is in ``message``.
+    thin store: the reason models could not be fitted is in ``message``. Memoized
+    (:func:`~crm_helpers.store.queries.memoized`): the page and :func:`headline_figures` share one
+    analysis, treat it as read-only.
     """
     as_of = dt.date.fromisoformat(iso(as_of))
     if not 0 < p_alive_threshold < 1:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.queries import query_df
+from crm_helpers.store.queries import memoized, query_df
 from crm_helpers.store.facts import net_revenue_sql, next_day, on_or_before_sql, paid, ticket_open_sql
 
 FEATURE_COLUMNS: dict[str, str] = {
@@ -131,6 +131,7 @@ def as_date(day: dt.date | str) -> dt.date:
         raise ValueError(f"date {day!r} is not in the form YYYY-MM-DD (e.g. 2026-10-31)") from None
 
 
+@memoized
 def customer_features(
     db: Database, as_of: dt.date | str, *, recent_days: int = 90, buyers_only: bool = True
 ) -> pd.DataFrame:
@@ -143,6 +144,8 @@ def customer_features(
 
     Only paid orders count as purchases and revenue (see the module notes). Aggregated inside
     SQLite: one pass over orders, interactions, tickets and feedback, whatever their size.
+    Memoized (:func:`~crm_helpers.store.queries.memoized`): the frame is shared by every caller of
+    the same day, treat it as read-only.
     """
     day = as_date(as_of)
     params = {

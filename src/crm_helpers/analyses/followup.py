@@ -25,13 +25,16 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.queries import query_df
+from crm_helpers.store.queries import memoized, query_df
 from crm_helpers.store.facts import STALE_DAYS, deal_stale, next_day, ticket_open_sql
 from crm_helpers.analyses.features import as_date
 from crm_helpers.store.values import Headline
 from crm_helpers.store.safe_csv import write_safe_csv
 from crm_helpers.analyses.satisfaction import DETRACTOR_MAX
-from crm_helpers.analyses.scoring import percentile_rank
+from crm_helpers.analyses.scoring import MODEL_KINDS, churn_backtest, percentile_rank, score_customers
+from crm_helpers.analyses.lead_scoring import lead_backtest_as_of, open_pipeline
+from crm_helpers.analyses.sales import opportunities_as_of
+from crm_helpers.store.periods import Period
 
 _UNHAPPY = f"""
 WITH latest AS (
@@ -132,9 +135,36 @@ class FollowUpQueue:
         return f"the {len(self.table)} most urgent are listed"
 
 
-def headline_figures(queue: FollowUpQueue) -> list[Headline]:
-    """The queue's size as the ``follow_up_count`` headline (people with at least one reason; a count)."""
+def headline_figures(db: Database, *, period: Period, previous: Period | None = None, horizon_days: int = 90,
+                     kinds: tuple[str, ...] = MODEL_KINDS, top_n: int = 20, valuable_score: float = 70.0,
+                     no_contact_days: int = 60, stale_days: int = STALE_DAYS,
+                     random_state: int = 0) -> list[Headline]:
+    """The size of the follow-up queue as of ``period``'s last day (:func:`follow_up_queue_as_of`, churn
+    risk compared with ``previous``'s last day, default the calendar month before ``period``) as
+    the ``follow_up_count`` headline: people with at least one reason, a count."""
+    queue = follow_up_queue_as_of(db, period.end, previous_as_of=(previous or period.previous_month()).end,
+                                  horizon_days=horizon_days, kinds=kinds, top_n=top_n, valuable_score=valuable_score,
+                                  no_contact_days=no_contact_days, stale_days=stale_days, random_state=random_state)
     return [Headline("follow_up_count", queue.candidates, "People to follow up", note=queue.message)]
+
+
+@memoized
+def follow_up_queue_as_of(db: Database, as_of: dt.date, *, previous_as_of: dt.date | None = None,
+                          horizon_days: int = 90, kinds: tuple[str, ...] = MODEL_KINDS, top_n: int = 20,
+                          valuable_score: float = 70.0, no_contact_days: int = 60, stale_days: int = STALE_DAYS,
+                          random_state: int = 0) -> FollowUpQueue:
+    """:func:`follow_up_queue` with its inputs read from the store as page 03 shows them: customers
+    scored by the churn model of :func:`~crm_helpers.analyses.scoring.churn_backtest`
+    (``horizon_days``, ``kinds``) now and at ``previous_as_of``, and the open pipeline weighed by
+    :func:`~crm_helpers.analyses.lead_scoring.lead_backtest_as_of`. Memoized
+    (:func:`~crm_helpers.store.queries.memoized`): page 03 and :func:`headline_figures` share one
+    queue, treat it as read-only."""
+    churn = churn_backtest(db, as_of, horizon_days=horizon_days, kinds=kinds, random_state=random_state)
+    scored = score_customers(db, as_of, model=churn.model, previous_as_of=previous_as_of)
+    pipeline = open_pipeline(opportunities_as_of(db, as_of),
+                             lead_backtest_as_of(db, as_of, random_state=random_state).model)
+    return follow_up_queue(db, as_of, scored=scored, pipeline=pipeline, top_n=top_n, valuable_score=valuable_score,
+                           no_contact_days=no_contact_days, stale_days=stale_days)
 
 
 def follow_up_queue(

@@ -50,10 +50,10 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from crm_helpers.errors import CrmError
-from crm_helpers.store.queries import query_df
+from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import net_revenue_sql, next_day, on_or_before_sql, paid
 from crm_helpers.store.values import Headline
-from crm_helpers.store.periods import month_end
+from crm_helpers.store.periods import Period, month_end
 
 SEASON = 12
 METRICS: dict[str, str] = {"revenue": "net revenue (paid orders)", "orders": "paid orders"}
@@ -454,6 +454,7 @@ class SalesForecast:
                 "note": f"{first['month']:%Y-%m}, {words} ({model.label_}); {bounds}"}
 
 
+@memoized
 def forecast_sales(
     db: Database,
     as_of: dt.date,
@@ -471,7 +472,9 @@ def forecast_sales(
     (:func:`backtest`; the intervals are widened to the backtest's errors by
     :func:`calibrate_to_backtest`) and a ``summary`` table (``metric, method, months_of_history, model_mape,
     seasonal_naive_mape, verdict, note``; MAPE in percent). An empty store gives empty tables,
-    ``ok`` False and a ``message`` instead of an error.
+    ``ok`` False and a ``message`` instead of an error. Memoized
+    (:func:`~crm_helpers.store.queries.memoized`): the page and :func:`headline_figures` share one
+    forecast, treat it as read-only.
     """
     if horizon < 1:
         raise ForecastError(f"forecast_horizon_months must be at least 1, not {horizon}")
@@ -500,9 +503,13 @@ def forecast_sales(
     return result
 
 
-def headline_figures(result: SalesForecast, currency: str) -> list[Headline]:
-    """The ``forecast_next_month_revenue`` headline: the first forecast month's net revenue in
-    ``currency``, its note naming the month, model and interval; None when there is no forecast."""
-    nxt = result.next_month("revenue")
-    return [Headline("forecast_next_month_revenue", nxt.get("value"), "Forecast revenue next month", unit=currency,
+def headline_figures(db: Database, *, period: Period, previous: Period | None = None,
+                     horizon: int = 6) -> list[Headline]:
+    """The ``forecast_next_month_revenue`` headline: the first month's net revenue (store currency) of
+    :func:`forecast_sales` as of ``period``'s last day with ``horizon`` months, its note naming the
+    month, model and interval; None when there is no forecast. ``previous`` (default: the calendar
+    month before ``period``) is not used: a forecast is shown without last month's."""
+    nxt = forecast_sales(db, period.end, horizon=horizon).next_month("revenue")
+    return [Headline("forecast_next_month_revenue", nxt.get("value"), "Forecast revenue next month",
+                     unit=store_currency(db),
                      note=nxt.get("note", "no history to forecast from"))]

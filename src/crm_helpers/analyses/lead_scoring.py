@@ -8,11 +8,15 @@ from :func:`crm_helpers.analyses.sales.opportunities_as_of`, the one reading of 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sqlite_utils import Database
 
+from crm_helpers.store.queries import memoized
+from crm_helpers.analyses.sales import opportunities_as_of
 from crm_helpers.analyses.scoring import ScoringError
 
 
@@ -140,6 +144,15 @@ def lead_backtest(opps: pd.DataFrame, *, test_share: float = 0.3, random_state: 
     rows.append({"check": "5-fold cross-validation, all closed deals", "deals": len(closed),
                  "win rate": float(y.mean()), "ROC AUC": float(roc_auc_score(y, oof))})
     return LeadBacktest(pd.DataFrame(rows), LeadScorer(random_state=random_state).fit(closed))
+
+
+@memoized
+def lead_backtest_as_of(db: Database, as_of: dt.date, *, test_share: float = 0.3, random_state: int = 0) -> LeadBacktest:
+    """:func:`lead_backtest` of the opportunities opened up to ``as_of``
+    (:func:`~crm_helpers.analyses.sales.opportunities_as_of`). Memoized
+    (:func:`~crm_helpers.store.queries.memoized`): page 03 and the follow-up headline share one
+    backtest, treat it as read-only."""
+    return lead_backtest(opportunities_as_of(db, as_of), test_share=test_share, random_state=random_state)
 
 
 def open_pipeline(opps: pd.DataFrame, model: LeadScorer | None) -> pd.DataFrame:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.queries import query_df, store_currency
+from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import next_day, on_or_before_sql, paid, ticket_open_now_sql
+from crm_helpers.store.periods import Period
 from crm_helpers.store.values import Attention
 
 DATE_COLUMNS = {
@@ -178,13 +179,15 @@ def _thin_months(db: Database, as_of: dt.date, months: int = 24, neighbours: int
     return gaps
 
 
+@memoized
 def data_gaps(db: Database, as_of: dt.date) -> list[DataGap]:
     """Holes in the data up to ``as_of`` (the period's last day) that would mislead the analyses.
 
     Three checks: no new customers (first paid orders) for longer than usual; a table whose newest
     row is far older than ``as_of`` given its usual pace; a month with far fewer paid orders than
     the months around it. "Longer than usual" and "far fewer" mean: less likely than
-    :data:`GAP_CHANCE` by chance (Poisson). Biggest money first.
+    :data:`GAP_CHANCE` by chance (Poisson). Biggest money first. Memoized (:func:`memoized`): the
+    list is shared with :func:`attention_items`, treat it as read-only.
     """
     first_order = (f"SELECT avg(amount) FROM orders o WHERE {paid()} AND order_date = "
                    f"(SELECT min(order_date) FROM orders f WHERE f.customer_id = o.customer_id AND {paid()})")
@@ -199,9 +202,11 @@ def data_gaps(db: Database, as_of: dt.date) -> list[DataGap]:
     return sorted(gaps, key=lambda g: -g.money)
 
 
-def attention_items(gaps: list[DataGap]) -> list[Attention]:
-    """Each of :func:`data_gaps` as a "Needs attention" item, with the money the gap may hide."""
-    return [Attention(f"data_gap {gap.check} {gap.table}", gap.finding, money=gap.money) for gap in gaps]
+def attention_items(db: Database, *, period: Period) -> list[Attention]:
+    """Each of :func:`data_gaps` up to ``period``'s last day as a "Needs attention" item, with the
+    money the gap may hide (in the store's currency)."""
+    return [Attention(f"data_gap {gap.check} {gap.table}", gap.finding, money=gap.money)
+            for gap in data_gaps(db, period.end)]
 
 
 def data_gap_table(gaps: list[DataGap], db: Database) -> pd.DataFrame:

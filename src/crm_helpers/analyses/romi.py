@@ -39,8 +39,9 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
-from crm_helpers.store.queries import query_df
+from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
+from crm_helpers.store.periods import Period
 from crm_helpers.store.values import Attention, Headline
 
 PRIOR_ACTIVITY_DAYS = 180
@@ -283,6 +284,7 @@ def _pct(numerator: float, cost: float) -> float | None:
     return None if cost <= 0 else 100.0 * numerator / cost
 
 
+@memoized
 def campaign_table(
     db: Database,
     as_of: dt.date | str,
@@ -306,7 +308,9 @@ def campaign_table(
     ((incremental revenue × margin share − cost) ÷ cost × 100), acquired_customers,
     cost_per_acquired, payback_days (from the start until attributed margin covers the cost),
     note (why a figure is missing). Money in the orders' currency. Missing figures are ``pd.NA``.
-    ``margin`` (share of revenue) is used for orders that carry no cost.
+    ``margin`` (share of revenue) is used for orders that carry no cost. Memoized
+    (:func:`~crm_helpers.store.queries.memoized`): the page and :func:`headline_figures` share one
+    table, treat it as read-only.
     """
     if not 0 <= margin <= 1:
         raise RomiError("the margin is a share of revenue between 0 and 1")
@@ -468,19 +472,36 @@ def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
     return frame[columns].reset_index(drop=True)
 
 
-def attention_items(ranking: pd.DataFrame) -> list[Attention]:
-    """Campaigns of ``ranking`` (:func:`lift_ranking`, e.g. of :func:`near_period`) that cost money
-    and brought no measurable extra revenue, each with its verdict and its cost as the money at stake."""
+def _recent_ranking(db: Database, period: Period, previous: Period, *, attribution_window_days: int,
+                    margin: float) -> pd.DataFrame:
+    """:func:`lift_ranking` of the campaigns of :func:`campaign_table` as of ``period``'s last day that
+    ran in ``previous`` or ``period`` (:func:`near_period`)."""
+    table = campaign_table(db, period.end, attribution_window_days=attribution_window_days, margin=margin)
+    return lift_ranking(near_period(db, table, start=previous.start, end=period.end, months=0), store_currency(db))
+
+
+def attention_items(db: Database, *, period: Period, attribution_window_days: int = 30,
+                    margin: float = 0.3) -> list[Attention]:
+    """Campaigns of ``period`` or the calendar month before (:func:`near_period`; settings as
+    :func:`campaign_table`'s) that cost money and brought no measurable extra revenue, each with its
+    verdict and its cost (store currency) as the money at stake."""
+    ranking = _recent_ranking(db, period, period.previous_month(), attribution_window_days=attribution_window_days,
+                              margin=margin)
     wasted = ranking.loc[(ranking["cost"].astype("float64") > 0)
                          & ~(ranking["measurable"] & (ranking["incremental_revenue"].astype("float64") > 0))]
     return [Attention(f"campaign {row.campaign_id}", row.verdict, money=float(row.cost))
             for row in wasted.itertuples()]
 
 
-def headline_figures(ranking: pd.DataFrame, currency: str) -> list[Headline]:
-    """The ``best_campaign_lift`` headline: the largest measurable extra revenue (in ``currency``) of
-    the campaigns in ``ranking`` (:func:`lift_ranking`, e.g. of :func:`near_period`), with its 95 %
-    interval and verdict; None with a plain note when no campaign brought measurable extra revenue."""
+def headline_figures(db: Database, *, period: Period, previous: Period | None = None,
+                     attribution_window_days: int = 30, margin: float = 0.3) -> list[Headline]:
+    """The ``best_campaign_lift`` headline: the largest measurable extra revenue (store currency,
+    :func:`lift_ranking`) of the campaigns that ran in ``period`` or ``previous`` (default: the
+    calendar month before ``period``; settings as :func:`campaign_table`'s), with its 95 % interval
+    and verdict; None with a plain note when no campaign brought measurable extra revenue."""
+    currency = store_currency(db)
+    ranking = _recent_ranking(db, period, previous or period.previous_month(),
+                              attribution_window_days=attribution_window_days, margin=margin)
     best = ranking[ranking["measurable"] & (ranking["incremental_revenue"] > 0)].head(1)
     label = "Extra revenue of the best recent campaign"
     if best.empty:

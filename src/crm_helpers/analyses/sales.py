@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.queries import query_df, store_currency
+from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.values import Attention, Headline
 from crm_helpers.store.facts import (
     DEAL_OUTCOMES,
@@ -81,7 +81,7 @@ HEADLINE_KEYS: tuple[str, ...] = (
     "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
     "lost_customers", "repeat_rate",
 )
-"""The keys of :func:`headline_figures`: what the index shows of this module, each with its previous month."""
+"""The keys of :func:`headline_table` that :func:`headline_figures` hands the index, each with its previous month."""
 
 _COUNT_KEYS = frozenset({"paid_orders", "active_customers", "new_customers", "returning_customers",
                          "reactivated_customers", "lost_customers"})
@@ -110,6 +110,7 @@ def _shift_months(day: dt.date, months: int) -> dt.date:
 # -- pipeline ------------------------------------------------------------------------------------
 
 
+@memoized
 def opportunities_as_of(db: Database, as_of: dt.date) -> pd.DataFrame:
     """Every opportunity opened on or before ``as_of``, with its state at ``as_of``.
 
@@ -130,7 +131,8 @@ def opportunities_as_of(db: Database, as_of: dt.date) -> pd.DataFrame:
       decided deals and when the last recorded activity is after the end of ``as_of`` (unknown then).
 
     Won, lost and open follow :func:`crm_helpers.store.facts.deal_status_at`; a blank ``source`` is
-    ``"unknown"``.
+    ``"unknown"``. Memoized (:func:`~crm_helpers.store.queries.memoized`): the frame is shared by
+    every caller of the same day, treat it as read-only.
     """
     opps = query_df(
         db,
@@ -352,7 +354,7 @@ def pipeline_split(by_month: pd.DataFrame) -> tuple[float, float]:
     return float(by_month["weighted_amount"].sum()) - overdue, overdue
 
 
-def pipeline_headline_figures(by_month: pd.DataFrame, currency: str) -> list[Headline]:
+def _pipeline_figures(by_month: pd.DataFrame, currency: str) -> list[Headline]:
     """The ``weighted_pipeline`` (current deals) and ``weighted_pipeline_overdue`` headlines of
     :func:`pipeline_split`, in ``currency`` (the store's)."""
     current, overdue = pipeline_split(by_month)
@@ -362,43 +364,48 @@ def pipeline_headline_figures(by_month: pd.DataFrame, currency: str) -> list[Hea
                      note="open deals past their expected close date: less certain money")]
 
 
-def pipeline_attention(by_month: pd.DataFrame, currency: str) -> list[Attention]:
-    """The overdue part of the weighted pipeline (:func:`pipeline_split`), when there is one, as a
-    "Needs attention" item: those deals' dates need updating or the deals closing as lost."""
-    _, overdue = pipeline_split(by_month)
+def attention_items(db: Database, *, period: Period) -> list[Attention]:
+    """The overdue part of the weighted pipeline at ``period``'s last day (:func:`pipeline_split`, in
+    the store's currency), when there is one, as a "Needs attention" item: those deals' dates need
+    updating or the deals closing as lost."""
+    _, overdue = pipeline_split(weighted_pipeline_by_month(opportunities_as_of(db, period.end), period.end))
     if overdue <= 0:
         return []
+    currency = store_currency(db) or "in the store currency"
     return [Attention("pipeline overdue", f"Deals worth {overdue:,.0f} {currency} (weighted) are past their "
                       "expected close date: update their dates or close them as lost.", money=overdue)]
 
 
-def revenue_by_category(db: Database, period: Period) -> pd.DataFrame:
-    """Net revenue per product category in ``period`` beside the previous month.
+@memoized
+def revenue_by_category(db: Database, period: Period, *, previous: Period | None = None) -> pd.DataFrame:
+    """Net revenue per product category in ``period`` beside ``previous`` (default: the calendar month
+    before ``period``), in the store's currency.
 
     Columns: category ("no category" when the product has none, and for orders without lines),
-    revenue, previous (the previous calendar month), share_pct (of the period's net revenue).
+    revenue, previous, share_pct (of the period's net revenue).
     Revenue is net revenue as everywhere (refunds taken off, other currencies converted, paid
     orders only), each order's split over its lines by quantity × unit price
     (:func:`crm_helpers.store.facts.category_revenue_sql`): the categories of a month add up to
-    the month's net revenue. Biggest first.
+    the month's net revenue. Biggest first. Memoized (:func:`~crm_helpers.store.queries.memoized`):
+    treat the frame as read-only.
     """
     sql = f"""
         SELECT r.category,
                coalesce(sum(CASE WHEN o.order_date >= :start THEN r.revenue END), 0) AS revenue,
-               coalesce(sum(CASE WHEN o.order_date < :start THEN r.revenue END), 0) AS previous
+               coalesce(sum(CASE WHEN o.order_date < :prev_end_next THEN r.revenue END), 0) AS previous
         FROM ({category_revenue_sql("c")} AND c.order_date >= :prev_start AND {on_or_before_sql("c.order_date")}) r
         JOIN orders o USING (order_id)
         GROUP BY 1
     """
-    prev = period.previous_month()
+    prev = previous or period.previous_month()
     frame = query_df(db, sql, params={"start": iso(period.start), "prev_start": iso(prev.start),
-                                      "end_next": next_day(period.end)})
+                                      "prev_end_next": next_day(prev.end), "end_next": next_day(period.end)})
     total = float(frame["revenue"].sum()) if len(frame) else 0.0
     frame["share_pct"] = 100 * frame["revenue"] / total if total else 0.0
     return frame.sort_values(["revenue", "category"], ascending=[False, True]).reset_index(drop=True)
 
 
-def category_headline_figures(table: pd.DataFrame, currency: str) -> list[Headline]:
+def _category_figures(table: pd.DataFrame, currency: str) -> list[Headline]:
     """Each category's net revenue of :func:`revenue_by_category` beside the previous month's, as
     ``revenue_category_<name>`` headlines in ``currency`` (no noise estimate: shown uncoloured)."""
     figures = []
@@ -555,8 +562,10 @@ def uncertainty(db: Database, start: dt.date, *, end: dt.date,
     return result
 
 
-def headline_table(db: Database, period: Period, *, lapse_months: int = LOST_AFTER_MONTHS) -> pd.DataFrame:
-    """The period's headline sales figures beside the previous calendar month's.
+@memoized
+def headline_table(db: Database, period: Period, *, previous: Period | None = None,
+                   lapse_months: int = LOST_AFTER_MONTHS) -> pd.DataFrame:
+    """The period's headline sales figures beside ``previous``'s (default: the calendar month before).
 
     Columns: ``key, label, value, previous, change, unit, note, good, se, low, high, se_previous,
     low_previous, high_previous, worth``; ``change`` is value − previous, ``good`` the direction
@@ -566,10 +575,11 @@ def headline_table(db: Database, period: Period, *, lapse_months: int = LOST_AFT
     counts, the average order for orders; None for amounts and rates).
     Rows: :data:`HEADLINE_KEYS` plus ``reactivated_customers`` and ``repeat_purchase_share``
     (shown, not recorded). Money in the store's currency (net revenue: paid orders only), rounded
-    to cents; counts are whole numbers; a rate that cannot be computed is None.
+    to cents; counts are whole numbers; a rate that cannot be computed is None. Memoized
+    (:func:`~crm_helpers.store.queries.memoized`): treat the frame as read-only.
     """
     now = period_figures(db, period.start, end=period.end, lapse_months=lapse_months)
-    prev_period = period.previous_month()
+    prev_period = previous or period.previous_month()
     before = period_figures(db, prev_period.start, end=prev_period.end, lapse_months=lapse_months)
     spread = uncertainty(db, period.start, end=period.end, figures=now)
     spread_before = uncertainty(db, prev_period.start, end=prev_period.end, figures=before)
@@ -605,9 +615,23 @@ def headline_table(db: Database, period: Period, *, lapse_months: int = LOST_AFT
     return pd.DataFrame(rows, dtype=object)
 
 
-def headline_figures(table: pd.DataFrame) -> list[Headline]:
-    """The :data:`HEADLINE_KEYS` rows of :func:`headline_table` as headlines for the report index,
-    each with its previous month, standard errors and 95 % interval."""
+def headline_figures(db: Database, *, period: Period, previous: Period | None = None) -> list[Headline]:
+    """What the index shows of sales in ``period``, in this order: the :data:`HEADLINE_KEYS` of
+    :func:`headline_table` (money in the store's currency, counts, the repeat rate in %), each beside
+    ``previous`` (default: the calendar month before ``period``) with standard errors and 95 %
+    intervals; each product category's net revenue (:func:`revenue_by_category`, store currency,
+    beside ``previous``); the weighted pipeline at ``period``'s last day, current and overdue deals
+    (:func:`pipeline_split`, store currency, no previous month)."""
+    currency = store_currency(db)
+    by_month = weighted_pipeline_by_month(opportunities_as_of(db, period.end), period.end)
+    return (_table_figures(headline_table(db, period, previous=previous))
+            + _category_figures(revenue_by_category(db, period, previous=previous), currency)
+            + _pipeline_figures(by_month, currency))
+
+
+def _table_figures(table: pd.DataFrame) -> list[Headline]:
+    """The :data:`HEADLINE_KEYS` rows of :func:`headline_table` as headlines, each with its previous
+    month, standard errors and 95 % interval."""
     figures = []
     for row in table[table["key"].isin(HEADLINE_KEYS)].itertuples():
         count = row.key in _COUNT_KEYS

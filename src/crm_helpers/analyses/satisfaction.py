@@ -42,7 +42,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
-from crm_helpers.store.queries import query_df
+from crm_helpers.store.queries import memoized, query_df
 from crm_helpers.store.values import Headline
 from crm_helpers.store.facts import iso, loyalty, next_day
 from crm_helpers.store.periods import Period, month_start
@@ -271,6 +271,7 @@ def _with_nps_ci(frame: pd.DataFrame, n_boot: int, random_state: int) -> pd.Data
     return frame
 
 
+@memoized
 def period_scores(
     db: Database, period: Period, *, weights: ItemWeights, min_responses: int = 30, n_boot: int = 2000,
     random_state: int = 0,
@@ -283,7 +284,8 @@ def period_scores(
     paid orders), ``functional``/``service``/``emotional`` (0–1) and ``experience_score`` (0–3),
     ``experience_mean`` (0–1), ``small_sample`` (fewer than ``min_responses`` answers), and the
     period's ``start``, ``end``, ``label``. A period without answers gives counts of 0 and NaN
-    measures, not an error.
+    measures, not an error. Memoized (:func:`~crm_helpers.store.queries.memoized`): the row is shared
+    with :func:`headline_figures`, treat it as read-only.
     """
     frame = _with_nps_ci(_measures(_aggregate(db, period.start, period.end, weights, False), min_responses),
                          n_boot, random_state)
@@ -471,32 +473,34 @@ def seed_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeigh
     ])
 
 
-def headline_figures(current: pd.Series, previous: pd.Series, *,
-                     comparison: pd.DataFrame | None = None) -> list[Headline]:
-    """NPS, CSAT and the satisfaction index of ``current`` beside ``previous`` (rows of
-    :func:`period_scores`), as headlines for the report index.
+def headline_figures(db: Database, *, period: Period, previous: Period | None = None,
+                     weights: ItemWeights = ItemWeights(), min_responses: int = 30) -> list[Headline]:
+    """NPS (−100…100), CSAT (% answering 4–5) and the weighted satisfaction index (1–5) of the answers
+    in ``period`` beside those in ``previous`` (default: the calendar month before ``period``), as
+    headlines for the report index; ``weights`` and ``min_responses`` as in :func:`period_scores`.
 
     Higher is better for all three. NPS and CSAT carry their 95 % intervals (NPS: the bootstrap of
-    :func:`period_scores`; CSAT: Wilson), and with ``comparison`` (:func:`compare_periods` of the
-    same two periods) the interval of their change, so the index does not call chance a change.
+    :func:`period_scores`; CSAT: Wilson) and the interval of their change (:func:`compare_periods`
+    of the two periods, in points), so the index does not call chance a change.
     """
-    moves: dict[str, tuple[float, float]] = {}
-    if comparison is not None:
-        keys = {"NPS": "nps", "CSAT (% answering 4–5)": "csat"}
-        moves = {keys[r.measure]: (r.ci_low, r.ci_high) for r in comparison.itertuples() if r.measure in keys}
+    current = period_scores(db, period, weights=weights, min_responses=min_responses)
+    previous_row = period_scores(db, previous or period.previous_month(), weights=weights, min_responses=min_responses)
+    keys = {"NPS": "nps", "CSAT (% answering 4–5)": "csat"}
+    moves = {keys[r.measure]: (r.ci_low, r.ci_high)
+             for r in compare_periods(current, previous_row, random_state=0).itertuples() if r.measure in keys}
     ci = f", 95% CI {nps_interval(current)}" if np.isfinite(current["nps_ci_low"]) else ""
     small = "; small sample" if current["small_sample"] and current["responses"] else ""
     return [
         Headline("nps", _rounded(current["nps"], 1), "NPS", change="points", good="up",
                  note=f"{int(current['nps_answers'])} responses{ci}{small}",
-                 previous=_rounded(previous["nps"], 1), interval=(current["nps_ci_low"], current["nps_ci_high"]),
+                 previous=_rounded(previous_row["nps"], 1), interval=(current["nps_ci_low"], current["nps_ci_high"]),
                  change_interval=moves.get("nps")),
         Headline("csat", _rounded(current["csat_pct"], 1), "CSAT, share answering 4–5", unit="%", good="up",
-                 note=f"{int(current['csat_answers'])} responses{small}", previous=_rounded(previous["csat_pct"], 1),
+                 note=f"{int(current['csat_answers'])} responses{small}", previous=_rounded(previous_row["csat_pct"], 1),
                  interval=_csat_interval(current), change_interval=moves.get("csat")),
         Headline("satisfaction_index", _rounded(current["weighted_index"], 2), "Satisfaction index, weighted, 1–5",
                  good="up", note=f"{int(current['index_answers'])} responses",
-                 previous=_rounded(previous["weighted_index"], 2)),
+                 previous=_rounded(previous_row["weighted_index"], 2)),
     ]
 
 

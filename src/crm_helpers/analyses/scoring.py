@@ -40,6 +40,7 @@ from crm_helpers.store.facts import (
     loyalty,
     repeat_rate,
 )
+from crm_helpers.store.queries import memoized
 from crm_helpers.analyses.features import as_date, customer_features, paid_orders_between
 from crm_helpers.analyses.satisfaction import DETRACTOR_MAX
 
@@ -152,8 +153,7 @@ def churn_snapshot(db: Database, cutoff: dt.date | str, *, horizon_days: int) ->
     day = as_date(cutoff)
     frame = customer_features(db, day)
     later = paid_orders_between(db, day, until=day + dt.timedelta(days=horizon_days))
-    frame["churned"] = (~frame["customer_id"].isin(later.index)).astype("int64")
-    return frame
+    return frame.assign(churned=(~frame["customer_id"].isin(later.index)).astype("int64"))
 
 
 class ChurnModel:
@@ -306,6 +306,7 @@ class ChurnBacktest:
 MIN_TRAINING_BUYERS = 30
 
 
+@memoized
 def churn_backtest(
     db: Database,
     as_of: dt.date | str,
@@ -319,6 +320,7 @@ def churn_backtest(
     The test snapshot's outcomes end on ``as_of``, so nothing after ``as_of`` is used and the
     evaluated model never saw them. Returns a :class:`ChurnBacktest`; when a snapshot is too small
     or has one outcome only, its ``message`` says so and no model is returned (no exception).
+    Memoized (:func:`~crm_helpers.store.queries.memoized`): shared, treat it as read-only.
     """
     day = as_date(as_of)
     test_cut = day - dt.timedelta(days=horizon_days)

@@ -48,6 +48,7 @@ from sqlite_utils import Database
 from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df
 from crm_helpers.analyses.features import as_date, customer_features
+from crm_helpers.store.periods import Period
 from crm_helpers.store.values import Headline
 from crm_helpers.store.schema import SEGMENT_SNAPSHOTS
 
@@ -259,12 +260,15 @@ def at_risk_count(segments: pd.DataFrame) -> int:
     return int(segments["segment"].isin(AT_RISK_SEGMENTS).sum()) if len(segments) else 0
 
 
-def headline_figures(segments: pd.DataFrame, previous: pd.DataFrame) -> list[Headline]:
-    """Customers at risk (:func:`at_risk_count`) in ``segments`` beside ``previous`` (the previous
-    month's snapshot, :func:`load_snapshot`), as a headline for the report index (no noise estimate:
-    the index shows its move uncoloured)."""
+def headline_figures(db: Database, *, period: Period, previous: Period | None = None) -> list[Headline]:
+    """Customers at risk (:func:`at_risk_count`, a count) in the segments as of ``period``'s last day
+    (:func:`rfm_table`) beside the stored snapshot of ``previous``'s month (default: the calendar
+    month before ``period``, :func:`load_snapshot`), as a headline for the report index (no noise
+    estimate: the index shows its move uncoloured)."""
+    segments = rfm_table(customer_features(db, period.end))
+    before = load_snapshot(db, month_key((previous or period.previous_month()).end))
     return [Headline("at_risk_customers", at_risk_count(segments), "Customers at risk",
-                     note="in the At Risk and Can't Lose Them segments", previous=at_risk_count(previous))]
+                     note="in the At Risk and Can't Lose Them segments", previous=at_risk_count(before))]
 
 
 # -- K-means ---------------------------------------------------------------------------------

@@ -121,16 +121,20 @@ def period_times(db: Database, period: Period) -> pd.Series:
     return row
 
 
-def headline_figures(current: pd.Series, previous: pd.Series) -> list[Headline]:
-    """The median first response in hours of ``current`` beside ``previous`` (rows of
-    :func:`period_times`), as a headline for the report index; shorter is better."""
+def headline_figures(db: Database, *, period: Period, previous: Period | None = None) -> list[Headline]:
+    """The median first response in hours of the tickets opened in ``period`` beside those opened in
+    ``previous`` (default: the calendar month before ``period``), each as of its own last day
+    (:func:`period_times`), as a headline for the report index; shorter is better."""
+    current = period_times(db, period)
+    before = period_times(db, previous or period.previous_month())
+
     def hours(row: pd.Series) -> float | None:
         value = row["median_first_response_hours"]
         return round(float(value), 1) if np.isfinite(value) else None
 
     return [Headline("median_first_response_hours", hours(current), "Median first response, hours", good="down",
                      note=f"{int(current['tickets'])} tickets opened, {int(current['answered'])} answered by month end",
-                     previous=hours(previous))]
+                     previous=hours(before))]
 
 
 def backlog(db: Database, as_of: dt.date) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Reading the store: :func:`query_df` runs a SELECT into a DataFrame, and the store's currency.
+"""Reading the store: :func:`query_df` runs a SELECT into a DataFrame, the store's currency, and
+:func:`memoized`, which lets a page and its ``headline_figures`` share one computation.
 
 Analyses write their own SQL, which filters and aggregates inside SQLite (so a notebook never
 loads a whole table just to count it), with the business rules of :mod:`crm_helpers.store.facts`;
@@ -8,12 +9,110 @@ paid orders are left out of it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import dataclasses
+import datetime as dt
+import functools
+import inspect
+import itertools
+import threading
+import weakref
+from collections import OrderedDict
+from typing import Any, Callable, Sequence, TypeVar
 
 import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.facts import STORE_CURRENCY_SQL, net_revenue_sql, paid
+
+MEMO_SIZE = 4
+"""How many recent results :func:`memoized` keeps per function (e.g. this month and the last, for
+two settings)."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_store_ids: weakref.WeakKeyDictionary[Database, int] = weakref.WeakKeyDictionary()
+_next_store_id = itertools.count(1)
+_store_ids_lock = threading.Lock()
+_memos: list[OrderedDict[tuple[Any, ...], Any]] = []
+
+
+def _store_state(db: Database) -> tuple[Any, ...]:
+    """What a memoized result of ``db`` is valid for: the store's file (blank in memory), this
+    ``Database`` object (numbered once, never reused: ``total_changes`` counts one connection's
+    writes, so two connections to one file may show the same numbers), ``PRAGMA data_version``
+    (changes when another connection commits) and the connection's ``total_changes`` (changes with
+    every row this connection writes)."""
+    with _store_ids_lock:
+        number = _store_ids.get(db)
+        if number is None:
+            number = _store_ids[db] = next(_next_store_id)
+    file = db.execute("PRAGMA database_list").fetchone()[2]
+    version = db.execute("PRAGMA data_version").fetchone()[0]
+    return file, number, version, db.conn.total_changes
+
+
+def _plain_argument(value: Any) -> bool:
+    """True for the arguments a memo may key on: None, numbers, text, dates and times, tuples and
+    frozensets of them, and frozen dataclasses of them (a :class:`~crm_helpers.store.periods.Period`).
+    Frames, lists, dicts, models and other mutable objects are not (equal today, different tomorrow)."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes, dt.date, dt.time, dt.timedelta)):
+        return True
+    if isinstance(value, (tuple, frozenset)):
+        return all(_plain_argument(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.frozen:
+        return all(_plain_argument(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
+
+
+def memoized(function: F) -> F:
+    """Keep the last :data:`MEMO_SIZE` results of ``function(db, ...)``, so that a page and its
+    ``headline_figures`` share one computation of an expensive analysis.
+
+    A result is reused only for the same store in the same state and the same arguments: the key
+    is the store's file, the ``Database`` object, ``PRAGMA data_version`` and the connection's
+    ``total_changes`` (so any write to the store, by this connection or another, makes every
+    earlier result stale), and the arguments as the signature binds them, defaults filled in (so
+    ``f(db, day)`` and ``f(db, as_of=day)`` are one call). Arguments must be plain values (numbers,
+    text, dates, tuples, frozen dataclasses such as a ``Period``); a call with any other argument
+    (a frame, a list, a model) is computed every time, never keyed on it.
+
+    **Results are shared and must be treated as read-only**: the second caller gets the very
+    object the first one got, so a caller that changes a returned frame, series or list in place
+    changes it for everybody; copy it first (``frame.copy()``). ``function.__wrapped__`` is the
+    function itself, uncached.
+    """
+    signature = inspect.signature(function)
+    results: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+    _memos.append(results)
+    lock = threading.Lock()
+
+    @functools.wraps(function)
+    def wrapper(db: Database, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(db, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = tuple(bound.arguments.items())[1:]
+        if not all(_plain_argument(value) for _, value in arguments):
+            return function(db, *args, **kwargs)
+        key = (_store_state(db), arguments)
+        with lock:
+            if key in results:
+                results.move_to_end(key)
+                return results[key]
+        result = function(db, *args, **kwargs)
+        with lock:
+            results[key] = result
+            while len(results) > MEMO_SIZE:
+                results.popitem(last=False)
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+def clear_memos() -> None:
+    """Forget every :func:`memoized` result, e.g. before each timed run of a benchmark, which times
+    the computation, not the look-up."""
+    for results in _memos:
+        results.clear()
 
 
 def query_df(
