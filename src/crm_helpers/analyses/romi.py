@@ -44,6 +44,9 @@ from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before
 from crm_helpers.store.periods import Period
 from crm_helpers.store.values import Attention, Headline
 
+ATTRIBUTION_WINDOW_DAYS = 30
+"""Days after a contact in which an order counts as the campaign's (attributed), unless the order names another."""
+
 PRIOR_ACTIVITY_DAYS = 180
 """A customer who bought within this many days before a campaign counts as active in the comparison."""
 
@@ -80,7 +83,7 @@ class RomiError(CrmError, ValueError):
 
 
 def attributed_orders(
-    db: Database, as_of: dt.date | str, *, attribution_window_days: int = 30,
+    db: Database, as_of: dt.date | str, *, attribution_window_days: int = ATTRIBUTION_WINDOW_DAYS,
     touch: Literal["first", "last"] = "first", margin: float = 0.3,
 ) -> pd.DataFrame:
     """Paid orders up to ``as_of`` attributed to a campaign under the rule in the module docstring.
@@ -175,7 +178,7 @@ def incremental_revenue(
     campaign_id: str,
     *,
     as_of: dt.date | str,
-    attribution_window_days: int = 30,
+    attribution_window_days: int = ATTRIBUTION_WINDOW_DAYS,
     n_boot: int = 2000,
     confidence: float = 0.95,
     random_state: int = 0,
@@ -289,7 +292,7 @@ def campaign_table(
     db: Database,
     as_of: dt.date | str,
     *,
-    attribution_window_days: int = 30,
+    attribution_window_days: int = ATTRIBUTION_WINDOW_DAYS,
     margin: float = 0.3,
     touch: Literal["first", "last"] = "first",
     n_boot: int = 2000,
@@ -480,7 +483,7 @@ def _recent_ranking(db: Database, period: Period, previous: Period, *, attributi
     return lift_ranking(near_period(db, table, start=previous.start, end=period.end, months=0), store_currency(db))
 
 
-def attention_items(db: Database, *, period: Period, attribution_window_days: int = 30,
+def attention_items(db: Database, *, period: Period, attribution_window_days: int = ATTRIBUTION_WINDOW_DAYS,
                     margin: float = 0.3) -> list[Attention]:
     """Campaigns of ``period`` or the calendar month before (:func:`near_period`; settings as
     :func:`campaign_table`'s) that cost money and brought no measurable extra revenue, each with its
@@ -494,7 +497,7 @@ def attention_items(db: Database, *, period: Period, attribution_window_days: in
 
 
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None,
-                     attribution_window_days: int = 30, margin: float = 0.3) -> list[Headline]:
+                     attribution_window_days: int = ATTRIBUTION_WINDOW_DAYS, margin: float = 0.3) -> list[Headline]:
     """The ``best_campaign_lift`` headline: the largest measurable extra revenue (store currency,
     :func:`lift_ranking`) of the campaigns that ran in ``period`` or ``previous`` (default: the
     calendar month before ``period``; settings as :func:`campaign_table`'s), with its 95 % interval

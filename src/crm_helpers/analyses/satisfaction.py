@@ -56,6 +56,9 @@ PROMOTER_MIN, DETRACTOR_MAX = 9, 6
 CSAT_POSITIVE_MIN = 4
 """CSAT: answers of 4 or 5 on the 1–5 scale count as satisfied."""
 
+MIN_RESPONSES = 30
+"""Fewer answers than this in a month make its scores a small sample: shown, but marked and never called a change."""
+
 
 class SatisfactionError(CrmError, ValueError):
     """Bad input to a satisfaction analysis (weights, parameters)."""
@@ -273,7 +276,7 @@ def _with_nps_ci(frame: pd.DataFrame, n_boot: int, random_state: int) -> pd.Data
 
 @memoized
 def period_scores(
-    db: Database, period: Period, *, weights: ItemWeights, min_responses: int = 30, n_boot: int = 2000,
+    db: Database, period: Period, *, weights: ItemWeights, min_responses: int = MIN_RESPONSES, n_boot: int = 2000,
     random_state: int = 0,
 ) -> pd.Series:
     """Every measure for one period (answers with ``submitted_at`` in the period).
@@ -297,7 +300,7 @@ def period_scores(
 
 
 def monthly_trend(
-    db: Database, as_of: dt.date, *, weights: ItemWeights, months: int = 12, min_responses: int = 30,
+    db: Database, as_of: dt.date, *, weights: ItemWeights, months: int = 12, min_responses: int = MIN_RESPONSES,
     n_boot: int = 2000, random_state: int = 0,
 ) -> pd.DataFrame:
     """One row per calendar month of the ``months`` months ending with ``as_of``'s month.
@@ -474,7 +477,7 @@ def seed_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeigh
 
 
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None,
-                     weights: ItemWeights = ItemWeights(), min_responses: int = 30) -> list[Headline]:
+                     weights: ItemWeights = ItemWeights(), min_responses: int = MIN_RESPONSES) -> list[Headline]:
     """NPS (−100…100), CSAT (% answering 4–5) and the weighted satisfaction index (1–5) of the answers
     in ``period`` beside those in ``previous`` (default: the calendar month before ``period``), as
     headlines for the report index; ``weights`` and ``min_responses`` as in :func:`period_scores`.

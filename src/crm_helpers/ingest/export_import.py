@@ -49,6 +49,7 @@ from crm_helpers.store.queries import currency_note
 from crm_helpers.ingest.table_import import (
     CHUNK_ROWS,
     NOTHING_CHANGED,
+    LeftOutRows,
     ImportRejected,
     ImportResult,
     RowError,
@@ -60,7 +61,6 @@ from crm_helpers.ingest.table_import import (
     import_file,
     import_page_cache,
     known_emails,
-    left_out_message,
     read_chunks,
     rejection_message,
     rejects_path,
@@ -88,7 +88,7 @@ PREAMBLE_ROWS = 30
 
 
 @dataclass
-class SourceImportResult:
+class SourceImportResult(LeftOutRows):
     """What importing one export did (or, in a dry run, would do) to each table."""
 
     file: Path
@@ -108,16 +108,6 @@ class SourceImportResult:
         self.guest_orders += part.guest_orders
         self.erased_skipped += part.erased_skipped
         self.notes += [n for n in part.notes if n not in self.notes]
-
-    @property
-    def ok(self) -> bool:
-        """True: the export was imported (a file refused as a whole raises :class:`ImportRejected`)."""
-        return True
-
-    @property
-    def message(self) -> str:
-        """How many bad rows were left out and where their reasons are; empty when none was."""
-        return left_out_message(self.rejected, self.rejects_path)
 
     @property
     def batch_ids(self) -> list[int]:

@@ -118,8 +118,35 @@ class RowError:
         return f"row {self.row}, column {self.column}: {self.value!r} {self.reason}"
 
 
+class LeftOutRows:
+    """The ``ok`` and ``message`` of an import's result, from its ``rejected`` count and ``rejects_path``.
+
+    ``ok`` is True: the file was imported (a file refused as a whole raises :class:`ImportRejected`
+    instead); ``message`` says how many bad rows were left out and where their reasons are, and is
+    empty when none was.
+    """
+
+    rejected: int
+    rejects_path: Path | None
+
+    @property
+    def ok(self) -> bool:
+        """True: the file was imported (a refused file raises instead)."""
+        return True
+
+    @property
+    def message(self) -> str:
+        """How many bad rows were left out and where their reasons are; empty when none was."""
+        if not self.rejected:
+            return ""
+        text = f"{self.rejected} bad row{'s were' if self.rejected != 1 else ' was'} left out"
+        if self.rejects_path is None:
+            return text
+        return f"{text}; {'their' if self.rejected != 1 else 'its'} reasons are in {self.rejects_path.name}"
+
+
 @dataclass
-class ImportResult:
+class ImportResult(LeftOutRows):
     """Counts and problems of one import."""
 
     table: str
@@ -138,16 +165,6 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rejects_path: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True: the file was imported (a file refused as a whole raises :class:`ImportRejected`)."""
-        return True
-
-    @property
-    def message(self) -> str:
-        """How many bad rows were left out and where their reasons are; empty when none was."""
-        return left_out_message(self.rejected, self.rejects_path)
 
     def summary(self) -> str:
         """One line for a person: what happened to the file."""
@@ -661,14 +678,6 @@ def import_page_cache(db: Database, mib: int = IMPORT_CACHE_MIB) -> Iterator[Non
         yield
     finally:
         db.execute(f"PRAGMA cache_size = {int(before)}")
-
-
-def left_out_message(rejected: int, rejects: Path | None) -> str:
-    """``"2 bad rows were left out; their reasons are in x.rejects.csv"``, or "" when none was."""
-    if not rejected:
-        return ""
-    text = f"{rejected} bad row{'s were' if rejected != 1 else ' was'} left out"
-    return f"{text}; {'their' if rejected != 1 else 'its'} reasons are in {rejects.name}" if rejects else text
 
 
 def rejects_path(path: Path) -> Path:

@@ -86,20 +86,32 @@ def empty_axes(ax: Axes, message: str) -> Axes:
     return ax
 
 
+MAIN_COLOUR = "#3b8ea5"
+"""The workbook's main colour: one-colour bars, points and lines."""
+
+
+def bars(data: pd.DataFrame, *, x: str, y: str, title: str, xlabel: str, ylabel: str = "",
+         label_counts: bool = False, ax: Axes | None = None) -> Axes:
+    """One-colour bars of ``data``: horizontal when ``y`` names the categories, vertical when ``x``
+    does; ``label_counts`` writes each bar's value (a whole number) at its end."""
+    import seaborn as sns
+
+    ax = get_axes(ax)
+    sns.barplot(data=data, x=x, y=y, color=MAIN_COLOUR, ax=ax)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if label_counts:
+        ax.bar_label(ax.containers[0], fmt="{:,.0f}", padding=3)
+    return ax
+
+
 # -- Page 01, import and entry --------------------------------------------------------------------
 
 
 def plot_table_rows(overview: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Horizontal bars: rows per table of the store (from :func:`~crm_helpers.analyses.quality.table_overview`)."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
     if overview["rows"].sum() == 0:
-        return empty_axes(ax, "the store is empty: no rows imported yet")
-    sns.barplot(data=overview, y="table", x="rows", color="#3b8ea5", ax=ax)
-    ax.set(title="Rows per table", xlabel="rows", ylabel="")
-    ax.bar_label(ax.containers[0], fmt="{:,.0f}", padding=3)
-    return ax
+        return empty_axes(get_axes(ax), "the store is empty: no rows imported yet")
+    return bars(overview, y="table", x="rows", title="Rows per table", xlabel="rows", label_counts=True, ax=ax)
 
 
 # -- Page 02, segmentation -------------------------------------------------------------------------
@@ -108,15 +120,10 @@ def plot_table_rows(overview: pd.DataFrame, ax: Axes | None = None) -> Axes:
 def plot_segment_sizes(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Horizontal bars: customers per segment (from :func:`~crm_helpers.analyses.segmentation.segment_summary`),
     best segment on top."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
     if summary["customers"].sum() == 0:
-        return empty_axes(ax, "no buyers to segment")
-    sns.barplot(data=summary, y="segment", x="customers", color="#3b8ea5", ax=ax)
-    ax.bar_label(ax.containers[0], fmt="{:,.0f}", padding=3)
-    ax.set(title="Customers per segment", xlabel="customers", ylabel="")
-    return ax
+        return empty_axes(get_axes(ax), "no buyers to segment")
+    return bars(summary, y="segment", x="customers", title="Customers per segment", xlabel="customers",
+                label_counts=True, ax=ax)
 
 
 def plot_grid_counts(counts: pd.DataFrame, ax: Axes | None = None) -> Axes:
@@ -195,7 +202,7 @@ def plot_purchases(loyalty: pd.DataFrame, ax: Axes | None = None) -> Axes:
     counts = loyalty["purchases"].clip(upper=10).value_counts().sort_index()
     labels = [str(k) if k < 10 else "10+" for k in counts.index]
     frame = pd.DataFrame({"purchases": labels, "buyers": counts.to_numpy()})
-    sns.barplot(data=frame, x="purchases", y="buyers", color="#3b8ea5", ax=ax)
+    sns.barplot(data=frame, x="purchases", y="buyers", color=MAIN_COLOUR, ax=ax)
     ax.set(title="Buyers by number of paid orders (loyalty = 1 − 1/orders)", xlabel="paid orders", ylabel="buyers")
     return ax
 
@@ -222,7 +229,7 @@ def plot_value_risk(scored: pd.DataFrame, *, valuable_score: float = 70.0, risk_
     ax = get_axes(ax)
     if scored.empty or scored["churn_probability"].isna().all():
         return empty_axes(ax, "no churn probabilities to show")
-    sns.scatterplot(data=scored, x="value_score", y="churn_probability", s=14, color="#3b8ea5", alpha=0.6, ax=ax)
+    sns.scatterplot(data=scored, x="value_score", y="churn_probability", s=14, color=MAIN_COLOUR, alpha=0.6, ax=ax)
     ax.axvline(valuable_score, color="#b42318", linestyle="--", linewidth=1)
     ax.axhline(risk_threshold, color="#b42318", linestyle="--", linewidth=1)
     ax.set(title="Value and risk of leaving (top right: act first)", xlabel="value score (0–100)",
@@ -298,7 +305,7 @@ def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95) -> Figure:
     mid = lift["incremental_revenue"].astype(float).to_numpy()
     low = lift["incremental_ci_low"].astype(float).to_numpy()
     high = lift["incremental_ci_high"].astype(float).to_numpy()
-    sns.barplot(x=mid, y=lift["campaign_id"].map(names).to_numpy(), color="#3b8ea5", ax=right)
+    sns.barplot(x=mid, y=lift["campaign_id"].map(names).to_numpy(), color=MAIN_COLOUR, ax=right)
     right.errorbar(mid, np.arange(len(lift)), xerr=[mid - low, high - mid], fmt="none", color="black", capsize=4)
     right.axvline(0, color="grey", linewidth=1)
     right.set(title=f"Incremental revenue vs not-contacted customers ({confidence:.0%} CI)", xlabel="net revenue",
@@ -367,14 +374,10 @@ def plot_volume(ticket_frame: pd.DataFrame) -> Figure:
 def plot_revenue_by_category(table: pd.DataFrame, *, currency: str, ax: Axes | None = None) -> Axes:
     """Horizontal bars: the month's net revenue per product category (from
     :func:`~crm_helpers.analyses.sales.revenue_by_category`), biggest on top."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
     if table["revenue"].sum() <= 0:
-        return empty_axes(ax, "no net revenue this month")
-    sns.barplot(data=table, x="revenue", y="category", color="#3b8ea5", ax=ax)
-    ax.set(title="Revenue by product category this month", xlabel=f"net revenue ({currency})", ylabel="")
-    return ax
+        return empty_axes(get_axes(ax), "no net revenue this month")
+    return bars(table, x="revenue", y="category", title="Revenue by product category this month",
+                xlabel=f"net revenue ({currency})", ax=ax)
 
 
 def plot_customer_flows(flows: pd.DataFrame, *, months: int = 24, ax: Axes | None = None) -> Axes:
@@ -403,41 +406,29 @@ def plot_customer_flows(flows: pd.DataFrame, *, months: int = 24, ax: Axes | Non
 def plot_pipeline_by_stage(stages: pd.DataFrame, *, currency: str, ax: Axes | None = None) -> Axes:
     """Horizontal bars: the weighted amount of the open deals per stage (from
     :func:`~crm_helpers.analyses.sales.pipeline_by_stage`, its ``total`` row left out), in funnel order."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
     shown = stages[stages["stage"] != "total"]
     if shown["weighted_amount"].sum() == 0:
-        return empty_axes(ax, "no open deals with a weighted amount")
-    sns.barplot(data=shown, x="weighted_amount", y="stage", color="#3b8ea5", ax=ax)
-    ax.set(title="Weighted pipeline by stage", xlabel=f"weighted amount ({currency})", ylabel="")
-    return ax
+        return empty_axes(get_axes(ax), "no open deals with a weighted amount")
+    return bars(shown, x="weighted_amount", y="stage", title="Weighted pipeline by stage",
+                xlabel=f"weighted amount ({currency})", ax=ax)
 
 
 def plot_stage_funnel(funnel: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Horizontal bars: deals that reached each stage (from :func:`~crm_helpers.analyses.sales.stage_funnel`),
     first stage on top."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
     if funnel["reached"].sum() == 0:
-        return empty_axes(ax, "no deals yet")
-    sns.barplot(data=funnel, x="reached", y="stage", color="#3b8ea5", ax=ax)
-    ax.set(title="Deals that reached each stage", xlabel="deals", ylabel="")
-    return ax
+        return empty_axes(get_axes(ax), "no deals yet")
+    return bars(funnel, x="reached", y="stage", title="Deals that reached each stage", xlabel="deals", ax=ax)
 
 
 def plot_pipeline_by_month(by_month: pd.DataFrame, *, currency: str, ax: Axes | None = None) -> Axes:
     """Vertical bars: the weighted pipeline per month of expected close (from
     :func:`~crm_helpers.analyses.sales.weighted_pipeline_by_month`: overdue first, no date last)."""
-    import seaborn as sns
-
-    ax = get_axes(ax)
     if by_month["weighted_amount"].sum() == 0:
-        return empty_axes(ax, "no open deals with a weighted amount")
-    sns.barplot(data=by_month, x="expected_close_month", y="weighted_amount", color="#3b8ea5", ax=ax)
-    ax.set(title="Weighted pipeline by expected close month", xlabel="", ylabel=f"weighted amount ({currency})")
-    return ax
+        return empty_axes(get_axes(ax), "no open deals with a weighted amount")
+    return bars(by_month, x="expected_close_month", y="weighted_amount",
+                title="Weighted pipeline by expected close month", xlabel="",
+                ylabel=f"weighted amount ({currency})", ax=ax)
 
 
 def plot_forecast(result: SalesForecast, *, metric: str = "revenue", ax: Axes | None = None) -> Axes:
@@ -498,8 +489,8 @@ def plot_retention_curve(curve: pd.DataFrame, ax: Axes | None = None) -> Axes:
         _, ax = plt.subplots(figsize=(7, 3.2))
     later = curve[curve["months_since"] >= 1]
     ax.fill_between(later["months_since"], 100 * later["retention_low"], 100 * later["retention_high"],
-                    color="#3b8ea5", alpha=0.2, label="95% interval")
-    ax.plot(later["months_since"], 100 * later["retention"], marker="o", color="#3b8ea5", label="share still buying")
+                    color=MAIN_COLOUR, alpha=0.2, label="95% interval")
+    ax.plot(later["months_since"], 100 * later["retention"], marker="o", color=MAIN_COLOUR, label="share still buying")
     ax.set(title="Share of a cohort still buying, by months since the first purchase",
            xlabel="months since first purchase", ylabel="%", ylim=(0, None))
     ax.legend(loc="lower left")
@@ -510,16 +501,12 @@ def plot_repeat_rate_by_channel(repeat: pd.DataFrame, ax: Axes | None = None) ->
     """Horizontal bars: per acquisition channel, the share of customers who bought again within
     :data:`~crm_helpers.store.facts.REPEAT_WINDOW_DAYS` days (``repeat_rate_window`` of
     :func:`~crm_helpers.analyses.cohorts.repeat_rate_by_channel` with its default window), best first."""
-    import seaborn as sns
-
     from crm_helpers.store.facts import REPEAT_WINDOW_DAYS
 
-    ax = get_axes(ax)
     if repeat["repeat_rate_window"].isna().all():
-        return empty_axes(ax, f"no customer bought a first order at least {REPEAT_WINDOW_DAYS} days ago")
-    sns.barplot(data=repeat, x="repeat_rate_window", y="acquisition_channel", color="#3b8ea5", ax=ax)
-    ax.set(title=f"Bought again within {REPEAT_WINDOW_DAYS} days", xlabel="share of customers", ylabel="")
-    return ax
+        return empty_axes(get_axes(ax), f"no customer bought a first order at least {REPEAT_WINDOW_DAYS} days ago")
+    return bars(repeat, x="repeat_rate_window", y="acquisition_channel",
+                title=f"Bought again within {REPEAT_WINDOW_DAYS} days", xlabel="share of customers", ax=ax)
 
 
 def plot_next_products(offers: pd.DataFrame, ax: Axes | None = None) -> Axes:
@@ -531,6 +518,6 @@ def plot_next_products(offers: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax = get_axes(ax)
     if offers.empty:
         return empty_axes(ax, "no customer has a suggested next product")
-    sns.countplot(data=offers, y="product_name", color="#3b8ea5", ax=ax)
+    sns.countplot(data=offers, y="product_name", color=MAIN_COLOUR, ax=ax)
     ax.set(title="Suggested next products", xlabel="customers", ylabel="")
     return ax
