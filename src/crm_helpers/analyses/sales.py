@@ -390,11 +390,10 @@ def revenue_by_category(db: Database, period: Period, *, previous: Period | None
     treat the frame as read-only.
     """
     sql = f"""
-        SELECT r.category,
-               coalesce(sum(CASE WHEN o.order_date >= :start THEN r.revenue END), 0) AS revenue,
-               coalesce(sum(CASE WHEN o.order_date < :prev_end_next THEN r.revenue END), 0) AS previous
-        FROM ({category_revenue_sql("c")} AND c.order_date >= :prev_start AND {on_or_before_sql("c.order_date")}) r
-        JOIN orders o USING (order_id)
+        SELECT category,
+               coalesce(sum(CASE WHEN order_date >= :start THEN revenue END), 0) AS revenue,
+               coalesce(sum(CASE WHEN order_date < :prev_end_next THEN revenue END), 0) AS previous
+        FROM ({category_revenue_sql("c")} AND c.order_date >= :prev_start AND {on_or_before_sql("c.order_date")})
         GROUP BY 1
     """
     prev = previous or period.previous_month()

@@ -138,7 +138,7 @@ def order_margin(orders: pd.DataFrame, margin: float) -> pd.Series:
 def category_revenue_sql(alias: str = "o") -> str:
     """SQL query: each paid order's net revenue split over its product categories (net revenue by category).
 
-    Rows ``order_id, category, revenue``: the order's :func:`net_revenue_sql` (refunds taken off,
+    Rows ``order_id, order_date, category, revenue``: the order's :func:`net_revenue_sql` (refunds taken off,
     in the store's currency) allocated to its lines in proportion to ``quantity × unit_price``
     (equally when the lines are worth 0), each line to its product's category (``"no category"``
     when it has none); an order without lines goes whole to ``"no category"``. So the categories of
@@ -149,7 +149,7 @@ def category_revenue_sql(alias: str = "o") -> str:
              "coalesce(i.quantity * i.unit_price, 0) AS worth "
              "FROM order_items i LEFT JOIN products p USING (product_id)")
     share = ("(CASE WHEN t.worth > 0 THEN l.worth / t.worth WHEN t.n > 0 THEN 1.0 / t.n ELSE 1.0 END)")
-    return (f"SELECT {alias}.order_id, coalesce(l.category, 'no category') AS category, "
+    return (f"SELECT {alias}.order_id, {alias}.order_date, coalesce(l.category, 'no category') AS category, "
             f"{net_revenue_sql(alias)} * {share} AS revenue "
             f"FROM orders {alias} LEFT JOIN ({lines}) l ON l.order_id = {alias}.order_id "
             f"LEFT JOIN (SELECT i.order_id, sum(coalesce(i.quantity * i.unit_price, 0)) AS worth, count(*) AS n "
