@@ -278,7 +278,7 @@ def test_key_drivers_refuse_too_few_answers_and_the_report_says_so():
                           "price": [4.0, 4.0], "service": [5.0, 5.0]})
     with pytest.raises(NotEnoughResponses, match="only 2 complete answers"):
         satisfaction.KeyDriverAnalysis().fit(frame)
-    report = sentences.driver_report(frame)
+    report = sentences.driver_report(satisfaction.key_drivers(frame))
     assert report.message.startswith("**Not enough answers") and report.table.empty and not report.ok
 
 
@@ -308,7 +308,7 @@ def test_comment_themes_need_comments_on_both_sides():
     frame = pd.DataFrame({"nps": [1, 2, 3, 10], "comment": ["late", "late", "slow", "great"]})
     with pytest.raises(NotEnoughResponses, match="1 promoter"):
         satisfaction.comment_themes(frame)
-    themes = sentences.theme_report(frame)
+    themes = sentences.theme_report(satisfaction.themes_of_comments(frame))
     assert themes.message.startswith("**Not enough comments") and not themes.ok
 
 
@@ -340,9 +340,9 @@ def test_follow_up_lists_recent_detractors_and_open_complaints_with_their_last_i
     assert table.loc["D", "reason"] == "detractor (NPS 3 on 2026-10-20)"
     assert table.loc["K", "reason"].startswith("1 open complaint(s) since 2026-10-28")
     assert table.loc["D", "last_comment"] == "Late again" and table.loc["D", "name"] == "Person D"
-    report = sentences.follow_up_report(db, OCT.end)
+    report = sentences.follow_up_report(followup.follow_up(db, OCT.end), as_of=OCT.end)
     assert report.message.startswith("**2 customers to call**") and report.ok
-    empty = sentences.follow_up_report(db, dt.date(2025, 1, 31))
+    empty = sentences.follow_up_report(followup.follow_up(db, dt.date(2025, 1, 31)), as_of=dt.date(2025, 1, 31))
     assert empty.table.empty and empty.message.startswith("Nobody to call") and empty.ok
 
 
@@ -368,7 +368,7 @@ def test_delivery_is_the_top_driver_on_the_demo_store(year_answers):
     others = table.drop(index="delivery")
     assert table.loc["delivery", "ci_low"] > others["ci_high"].max()  # clearly first, not by chance
     assert "**Delivery is the top driver**" in sentences.top_driver(model)
-    report = sentences.driver_report(year_answers)
+    report = sentences.driver_report(satisfaction.key_drivers(year_answers))
     assert report.ok and report.message == sentences.top_driver(model) and set(report.table["item"]) == set(table.index)
 
 

@@ -36,6 +36,9 @@ from crm_helpers.analyses.lead_scoring import lead_backtest_as_of, open_pipeline
 from crm_helpers.analyses.sales import opportunities_as_of
 from crm_helpers.store.periods import Period
 
+LOOKBACK_DAYS = 90
+"""How many days back a detractor answer counts as recent, for the call list and the follow-up queue."""
+
 _UNHAPPY = f"""
 WITH latest AS (
   SELECT customer_id, nps, submitted_at, comment,
@@ -81,7 +84,7 @@ def _window(as_of: dt.date, lookback_days: int) -> dict[str, str]:
     return {"since": (as_of - dt.timedelta(days=lookback_days - 1)).isoformat(), "end_next": next_day(as_of)}
 
 
-def unhappy_customers(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> pd.DataFrame:
+def unhappy_customers(db: Database, as_of: dt.date, *, lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
     """Recent detractors and customers with an open complaint: the one definition both lists use.
 
     A **detractor** is a customer whose latest NPS answer in the ``lookback_days`` days up to
@@ -178,7 +181,7 @@ def follow_up_queue(
     rising_by: float = 0.10,
     risk_threshold: float = 0.5,
     no_contact_days: int = 60,
-    lookback_days: int = 90,
+    lookback_days: int = LOOKBACK_DAYS,
     stale_days: int = STALE_DAYS,
 ) -> FollowUpQueue:
     """The ``top_n`` people to contact this week, each with its reasons in words (see :class:`FollowUpQueue`).
@@ -292,7 +295,7 @@ def write_follow_up(queue: pd.DataFrame, output_dir: str | os.PathLike[str]) -> 
     return write_safe_csv(queue, folder / FOLLOW_UP_FILE)
 
 
-def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> pd.DataFrame:
+def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
     """Customers to call: detractors and customers with an open complaint, with their last interaction.
 
     Detractors and open complaints as :func:`unhappy_customers` defines them. One row per customer:

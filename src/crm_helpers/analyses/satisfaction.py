@@ -322,6 +322,20 @@ def monthly_trend(
 
 # -- month-over-month change -----------------------------------------------------------------------
 
+@memoized
+def period_change(db: Database, period: Period, *, previous: Period | None = None,
+                  weights: ItemWeights = ItemWeights(), min_responses: int = MIN_RESPONSES,
+                  random_state: int = 0) -> pd.DataFrame:
+    """:func:`compare_periods` of ``period``'s :func:`period_scores` against ``previous``'s (default:
+    the calendar month before ``period``): whether CSAT and NPS changed, in points.
+
+    The page and the index's headlines (:func:`headline_figures`) both show it; memoized
+    (:func:`~crm_helpers.store.queries.memoized`), so its bootstrap runs once: treat the frame as read-only.
+    """
+    scores = {"weights": weights, "min_responses": min_responses}
+    return compare_periods(period_scores(db, period, **scores),
+                           period_scores(db, previous or period.previous_month(), **scores), random_state=random_state)
+
 
 def compare_periods(
     current: pd.Series, previous: pd.Series, *, level: float = 0.95, n_boot: int = 2000, random_state: int = 0,
@@ -484,13 +498,13 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
 
     Higher is better for all three. NPS and CSAT carry their 95 % intervals (NPS: the bootstrap of
     :func:`period_scores`; CSAT: Wilson) and the interval of their change (:func:`compare_periods`
-    of the two periods, in points), so the index does not call chance a change.
+    of the two periods, :func:`period_change`, in points), so the index does not call chance a change.
     """
     current = period_scores(db, period, weights=weights, min_responses=min_responses)
     previous_row = period_scores(db, previous or period.previous_month(), weights=weights, min_responses=min_responses)
     keys = {"NPS": "nps", "CSAT (% answering 4–5)": "csat"}
-    moves = {keys[r.measure]: (r.ci_low, r.ci_high)
-             for r in compare_periods(current, previous_row, random_state=0).itertuples() if r.measure in keys}
+    change = period_change(db, period, previous=previous, weights=weights, min_responses=min_responses)
+    moves = {keys[r.measure]: (r.ci_low, r.ci_high) for r in change.itertuples() if r.measure in keys}
     ci = f", 95% CI {nps_interval(current)}" if np.isfinite(current["nps_ci_low"]) else ""
     small = "; small sample" if current["small_sample"] and current["responses"] else ""
     return [
@@ -600,6 +614,36 @@ class KeyDriverAnalysis:
         self.rf_top_driver_ = str(table.loc[table["rf_importance"].idxmax(), "item"])
         return self
 
+
+DRIVER_COLUMNS = ["item", "coefficient", "ci_low", "ci_high", "p_value", "standardized", "rf_importance"]
+"""The columns of :attr:`KeyDriverAnalysis.table_`, one row per item score."""
+
+
+@dataclass(frozen=True)
+class KeyDrivers:
+    """What drives satisfaction in a set of answers: the fitted ``model`` (:class:`KeyDriverAnalysis`)
+    and its per-item ``table``, or, when there were too few complete answers, ``model`` None, an
+    empty ``table`` with :data:`DRIVER_COLUMNS` and ``message`` saying why."""
+
+    model: KeyDriverAnalysis | None
+    table: pd.DataFrame
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when a model was fitted."""
+        return self.model is not None
+
+
+def key_drivers(answer_frame: pd.DataFrame, *, target: str = "csat", random_state: int = 0) -> KeyDrivers:
+    """:class:`KeyDriverAnalysis` fitted to ``answer_frame`` (:func:`answers`), as a result: too few
+    complete answers give a :class:`KeyDrivers` that says so instead of raising."""
+    try:
+        model = KeyDriverAnalysis(target=target, random_state=random_state).fit(answer_frame)
+    except NotEnoughResponses as exc:
+        return KeyDrivers(None, pd.DataFrame(columns=DRIVER_COLUMNS), str(exc))
+    return KeyDrivers(model, model.table_)
+
 # -- comment themes ----------------------------------------------------------------------------------
 
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
@@ -677,5 +721,34 @@ def comment_themes(
     table["leans_to"] = np.where(table["score"] > 0, "detractors", "promoters")
     det = table[table["score"] > 0].sort_values(["score", "theme"], ascending=[False, True]).head(top)
     pro = table[table["score"] < 0].sort_values(["score", "theme"]).head(top)
-    return pd.concat([det, pro], ignore_index=True)[
-        ["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]]
+    return pd.concat([det, pro], ignore_index=True)[THEME_COLUMNS]
+
+
+THEME_COLUMNS = ["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]
+"""The columns of :func:`comment_themes`."""
+
+
+@dataclass(frozen=True)
+class CommentThemes:
+    """The themes of a set of comments (:func:`comment_themes`) and how many ``comments`` there were;
+    when there were too few on either side, an empty ``table`` with :data:`THEME_COLUMNS` and
+    ``message`` saying why."""
+
+    table: pd.DataFrame
+    comments: int
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when themes were found."""
+        return not self.message
+
+
+def themes_of_comments(comment_frame: pd.DataFrame, *, top: int = 8) -> CommentThemes:
+    """:func:`comment_themes` of ``comment_frame`` (:func:`comments`) as a result: too few comments
+    give a :class:`CommentThemes` that says so instead of raising."""
+    try:
+        table = comment_themes(comment_frame, top=top)
+    except NotEnoughResponses as exc:
+        return CommentThemes(pd.DataFrame(columns=THEME_COLUMNS), len(comment_frame), str(exc))
+    return CommentThemes(table, len(comment_frame))

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sqlite_utils import Database
 
-from crm_helpers.analyses.followup import REASON_WEIGHTS, follow_up
+from crm_helpers.analyses.followup import LOOKBACK_DAYS, REASON_WEIGHTS
 from crm_helpers.analyses.satisfaction import (
+    CommentThemes,
     KeyDriverAnalysis,
-    NotEnoughResponses,
-    comment_themes,
+    KeyDrivers,
     format_measure,
     nps_interval,
 )
@@ -107,40 +106,30 @@ def top_driver(model: KeyDriverAnalysis) -> str:
             f"(OLS R², {model.n_answers_} complete answers; forest out-of-bag R² {model.rf_oob_r_squared_:.0%}).")
 
 
-def driver_report(answer_frame: pd.DataFrame, *, target: str = "csat", random_state: int = 0) -> Finding:
-    """:class:`~crm_helpers.analyses.satisfaction.KeyDriverAnalysis` as a notebook section: the
-    :func:`top_driver` sentence and the per-item table.
-
-    Too few answers give a plain note and an empty table instead of an error.
-    """
-    try:
-        model = KeyDriverAnalysis(target=target, random_state=random_state).fit(answer_frame)
-    except NotEnoughResponses as exc:
-        return Finding(f"**Not enough answers for a driver analysis:** {exc}.",
-                       pd.DataFrame(columns=["item", "coefficient", "ci_low", "ci_high", "p_value",
-                                             "standardized", "rf_importance"]), ok=False)
-    return Finding(top_driver(model), model.table_)
+def driver_report(drivers: KeyDrivers) -> Finding:
+    """:func:`~crm_helpers.analyses.satisfaction.key_drivers` as a notebook section: the
+    :func:`top_driver` sentence and the per-item table, or a plain note when there were too few answers."""
+    if not drivers.ok:
+        return Finding(f"**Not enough answers for a driver analysis:** {drivers.message}.", drivers.table, ok=False)
+    return Finding(top_driver(drivers.model), drivers.table)
 
 
-def theme_report(comment_frame: pd.DataFrame, *, top: int = 8) -> Finding:
-    """:func:`~crm_helpers.analyses.satisfaction.comment_themes` as a notebook section; too few
-    comments give a note, not an error."""
-    try:
-        table = comment_themes(comment_frame, top=top)
-    except NotEnoughResponses as exc:
-        return Finding(f"**Not enough comments for themes:** {exc}.",
-                       pd.DataFrame(columns=["theme", "leans_to", "detractor_comments", "promoter_comments", "score"]),
-                       ok=False)
+def theme_report(themes: CommentThemes) -> Finding:
+    """:func:`~crm_helpers.analyses.satisfaction.themes_of_comments` as a notebook section: the side
+    each theme leans to, or a plain note when there were too few comments."""
+    if not themes.ok:
+        return Finding(f"**Not enough comments for themes:** {themes.message}.", themes.table, ok=False)
+    table = themes.table
     det = table.loc[table["leans_to"] == "detractors", "theme"].head(3).tolist()
     pro = table.loc[table["leans_to"] == "promoters", "theme"].head(3).tolist()
     text = (f"Detractors' comments lean to **{', '.join(det) or '–'}**; promoters' to **{', '.join(pro) or '–'}** "
-            f"({len(comment_frame)} comments; words, word pairs and Chinese character pairs).")
+            f"({themes.comments} comments; words, word pairs and Chinese character pairs).")
     return Finding(text, table)
 
 
-def follow_up_report(db: Database, as_of: dt.date, *, lookback_days: int = 90) -> Finding:
-    """:func:`~crm_helpers.analyses.followup.follow_up` with a sentence counting who is on the list and why."""
-    table = follow_up(db, as_of, lookback_days=lookback_days)
+def follow_up_report(table: pd.DataFrame, *, as_of: dt.date, lookback_days: int = LOOKBACK_DAYS) -> Finding:
+    """The call list ``table`` (:func:`~crm_helpers.analyses.followup.follow_up` as of ``as_of`` with
+    ``lookback_days``) with a sentence counting who is on it and why."""
     if table.empty:
         return Finding(f"Nobody to call: no detractor answered in the {lookback_days} days to {as_of} and no "
                        "complaint is open.", table)
