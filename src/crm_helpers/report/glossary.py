@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_helpers.store.facts import (  # absolute: this module moves to report/
+from crm_helpers.store.facts import (
     LOST_AFTER_MONTHS,
     LOYALTY_MEANING,
     REPEAT_RATE_MEANING,
