@@ -272,7 +272,7 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
            share: bool, with_code: bool, params: tuple[str, ...]) -> None:
     """Render every notebook for one month into reports/YYYY-MM/ with an index page (owner-only files)."""
     from crm_helpers.report.runner import ReportError, render_report
-    from crm_helpers.report.share import write_share_pack
+    from crm_helpers.report.share import ShareError, write_share_pack
 
     db = _open(db_path)
     period = _resolve_month(db, month)
@@ -283,9 +283,8 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
             _db_path(db_path), period, out_dir=out_dir, only=only.split(",") if only else None,
             jobs=jobs, with_code=with_code, overrides=overrides,
         )
-    except ReportError as exc:
+    except ReportError as exc:  # also a pack that could not be written: the previous one is unchanged
         raise click.ClickException(str(exc)) from None
-    share_index = write_share_pack(result, _db_path(db_path)) if share else None
     for run in result.runs:
         if not run.rendered:
             continue
@@ -296,9 +295,12 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
     kept = [r.name for r in result.runs if not r.rendered]
     if kept:
         click.echo(f"  kept from earlier runs: {', '.join(kept)}")
-    if share_index:
-        click.echo(f"Shared copy: {share_index}")
     click.echo(f"Report: {result.index}")
+    if share:  # after the pack is in place and reported, so a failure here names only the shared copy
+        try:
+            click.echo(f"Shared copy: {write_share_pack(result, _db_path(db_path))}")
+        except ShareError as exc:
+            raise click.ClickException(str(exc)) from None
     if not result.ok:
         names = ", ".join(r.name for r in result.failed)
         click.echo(f"Error: {names} failed; see the index for the error and the executed notebook.", err=True)
@@ -490,7 +492,9 @@ def schema_doc(check: bool) -> None:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             raise click.ClickException(f"{path} is out of date: run `crm schema-doc`")
         return
-    path.write_text(text, encoding="utf-8")
+    from crm_helpers.store.files import write_text
+
+    write_text(path, text, file_mode=0o644)  # a document of the repository, readable like the others
     click.echo(f"wrote {path}")
 
 

@@ -75,6 +75,7 @@ from crm_helpers.store.schema import LOAD_ORDER, RATES, TABLES, Column
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.ingest.sources import Source, normalize, recognise
 from crm_helpers.store.connection import explain_error, store_path, write_transaction
+from crm_helpers.store.files import refuse_link
 from crm_helpers.store.suppression import KINDS, skip_erased
 
 CANCELLED = "orders.cancelled"
@@ -576,6 +577,8 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     in_file: dict[str, str] = {}  # e-mail -> the customer id the export gives it, over all chunks
     decided = source.dayfirst if dayfirst is None else dayfirst
     row, left_out = at + 2, 0
+    if skip_bad_rows and not dry_run:  # before anything is written: the rejects file would go through a link
+        refuse_link(rejects_path(path))
     try:
         with import_page_cache(db), _without_cyclic_gc(), db.atomic() if dry_run else write_transaction(db):
             tables = _ExportBatches(db, path, result)

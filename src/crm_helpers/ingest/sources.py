@@ -506,7 +506,8 @@ def bringing_data_in_markdown() -> str:
 
 if __name__ == "__main__":
     from crm_helpers.store.config import PROJECT_ROOT
+    from crm_helpers.store.files import write_text
 
     target = PROJECT_ROOT / "docs" / "bringing-your-data-in.md"
-    target.write_text(bringing_data_in_markdown(), encoding="utf-8")
+    write_text(target, bringing_data_in_markdown(), file_mode=0o644)  # a document of the repository
     print(f"wrote {target}")

@@ -48,6 +48,7 @@ from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.ingest.sources import normalize
 from crm_helpers.store.connection import explain_error, store_path, write_transaction
+from crm_helpers.store.files import refuse_link
 from crm_helpers.store.suppression import skip_erased
 from crm_helpers.store.undo import Packer, differs, pack, table_items
 from crm_helpers.store.validation import FALSE_WORDS, MAX_WHOLE_NUMBER, TRUE_WORDS, clean_value, date_parts
@@ -687,7 +688,8 @@ def rejects_path(path: Path) -> Path:
 
 def write_rejects(path: Path, header: list[str], *, raw_rows: dict[int, list[str]], errors: list[RowError]) -> Path:
     """The rejected rows of ``path`` as the file had them (``raw_rows`` by row number, under
-    ``header``), each led by its row number and reasons, written to :func:`rejects_path`; returns it."""
+    ``header``), each led by its row number and reasons, written to :func:`rejects_path` (whole, never
+    through a link: :func:`crm_helpers.store.safe_csv.write_safe_rows`); returns it."""
     from crm_helpers.store.safe_csv import write_safe_rows
 
     by_row: dict[int, list[str]] = {}
@@ -737,6 +739,8 @@ def import_file(
     takes the id of its e-mail from the rows before it (a later row giving that e-mail an id is an
     error of that row: put the rows with ids first in a file of more than ``chunk_rows`` rows)."""
     path = Path(path)
+    if skip_bad_rows and not dry_run:  # before anything is written: the rejects file would go through a link
+        refuse_link(rejects_path(path))
     try:
         spec = schema_table(table)
     except ValueError as exc:

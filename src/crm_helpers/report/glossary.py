@@ -11,6 +11,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from crm_helpers.store.files import write_text
 from crm_helpers.store.facts import (
     LOST_AFTER_MONTHS,
     LOYALTY_MEANING,
@@ -104,5 +105,4 @@ place: the same word gives the same number on every page.</p>
 def write_glossary(folder: Path, title: str = "Glossary") -> Path:
     """Write :data:`GLOSSARY_FILE` into ``folder`` (a pack); returns its path."""
     path = folder / GLOSSARY_FILE
-    path.write_text(glossary_html(title), encoding="utf-8")
-    return path
+    return write_text(path, glossary_html(title))

@@ -13,8 +13,12 @@ from typing import Any
 import nbformat
 
 from crm_helpers.ingest import inbox
+from crm_helpers.store.files import write_text
 from crm_helpers.store.periods import Period
 from crm_helpers.report import headlines
+
+SHARE_FOLDER = "share"
+"""The pack's subfolder for the masked copy (:mod:`crm_helpers.report.share`); a re-render keeps it."""
 
 @dataclass
 class NotebookRun:
@@ -85,7 +89,7 @@ def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bo
     """Export ``notebook`` to a self-contained HTML file (images inline), without the outputs that
     record for the index (:func:`crm_helpers.report.headlines.page_outputs`), with :data:`PAGE_CSS`."""
     body, _ = _html_exporter(exclude_input).from_notebook_node(headlines.page_outputs(notebook))
-    path.write_text(body.replace("</head>", PAGE_CSS + "\n</head>", 1), encoding="utf-8")
+    write_text(path, body.replace("</head>", PAGE_CSS + "\n</head>", 1))
 
 
 

@@ -20,12 +20,22 @@ snapshots that notebook 02 compares, is made here before the analysis notebooks 
 The pages hold customers' names and e-mails, so the pack is owner-only like the store: folders
 0700, files 0600 (``share/`` too; the owner decides what to send).
 
+The pack is written whole or not at all: it is rendered into a fresh sibling folder
+(``reports/.crm-partial-<pid>-YYYY-MM``, see :func:`crm_helpers.store.files.fresh_folder`; a
+re-render with ``only=`` first copies the previous pack's files into it, ``share/`` is always
+carried over) and swapped in place of the previous pack when every file is written. When a write
+fails (a full disk, a file size limit) the fresh folder is removed, the previous pack is left
+exactly as it was and :class:`ReportError` says so. A notebook that fails for its own reasons (a
+cell raises) is part of the new pack as today: its executed notebook shows the error, and the index
+marks it failed (the previous good page is not kept, since it described other data).
+
 Notebooks run in parallel worker processes; one notebook's failure does not lose the others.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -41,10 +51,13 @@ from crm_helpers.ingest import inbox
 from crm_helpers.analyses import segmentation
 from crm_helpers.store.periods import Period
 from crm_helpers.store.connection import open_db, owner_only_umask
+from crm_helpers.store.files import (DISK_FULL, UnsafeWriteError, copy_files, fresh_folder, is_disk_full,
+                                     remove_stale_partials, write_text)
 from crm_helpers.report import headlines
 from crm_helpers.report.glossary import write_glossary
 from crm_helpers.report.index import index_html
-from crm_helpers.report.pages import NotebookRun, ReportResult, owner_only, read_summary, write_html
+from crm_helpers.report.pages import (SHARE_FOLDER, NotebookRun, ReportResult, owner_only, read_summary,
+                                      write_html)
 
 STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
 """Injected by the runner into every notebook that declares them."""
@@ -159,9 +172,25 @@ KERNEL_START_FAILURE = "Kernel died before replying to kernel_info"
 """nbclient's error when a kernel never started (seen when two kernels raced for one TCP port)."""
 
 
+_ERRNO = re.compile(r"\[Errno (\d+)\] ([^:]*)(?:: '(.*)')?")
+"""How an OSError a notebook cell met reads in papermill's error (``[Errno 28] No space left on device: 'x.csv'``)."""
+
+
+def disk_full(exc: BaseException) -> OSError | None:
+    """The "no room for the data" OSError behind ``exc`` (:data:`crm_helpers.store.files.DISK_FULL`):
+    ``exc`` itself, or the one a notebook's cell met (papermill passes it on by name and text); else None."""
+    if is_disk_full(exc):
+        return exc  # type: ignore[return-value]
+    found = _ERRNO.match(str(getattr(exc, "evalue", "") or ""))
+    if found and int(found[1]) in DISK_FULL:
+        return OSError(int(found[1]), found[2], found[3])
+    return None
+
+
 def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_code: bool = False) -> NotebookRun:
     """Run one notebook and export its HTML (code hidden unless ``with_code``). Runs in a worker
-    process; never raises."""
+    process. Any failure of the notebook is its run's error; only a full disk (or file size limit),
+    met by the notebook, papermill or the page, raises (as OSError): then the pack cannot be written."""
     import papermill as pm
 
     started = time.perf_counter()
@@ -173,6 +202,7 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_c
     # 80 writes of a notebook growing to 0.6 MB, ~1 s); it is written once at the end, or when a cell
     # fails. The earlier run's copy goes first, so a kernel that dies leaves no stale record behind.
     out_nb.unlink(missing_ok=True)
+    out_html.unlink(missing_ok=True)  # a page copied from the previous pack (only=) is this run's or none
     for attempt in range(2):
         try:
             pm.execute_notebook(
@@ -182,6 +212,8 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_c
             )
             error = ""
         except Exception as exc:  # PapermillExecutionError, a dead kernel, ...: keep the others going
+            if (full := disk_full(exc)) is not None:
+                raise full from None
             error = _last_lines(exc)
         if not (error and attempt == 0 and KERNEL_START_FAILURE in error):
             break
@@ -202,6 +234,8 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_c
             write_html(executed, out_html, exclude_input=not with_code)
             html_path = out_html
         except Exception as exc:
+            if is_disk_full(exc):
+                raise
             error = error or _last_lines(exc)
     return NotebookRun(source.stem, out_nb, html_path, not error, time.perf_counter() - started, error, record,
                        files, flags=flags, tables=tables)
@@ -253,7 +287,8 @@ def previous_seconds(notebook: Path, out_dir: Path) -> float:
     """
     candidates = [out_dir / notebook.name]
     if out_dir.parent.is_dir():
-        months = sorted((d for d in out_dir.parent.iterdir() if d.is_dir() and d != out_dir), reverse=True)
+        months = sorted((d for d in out_dir.parent.iterdir()
+                         if d.is_dir() and d != out_dir and not d.name.startswith(".")), reverse=True)
         candidates += [d / notebook.name for d in months]
     for path in candidates:
         if path.exists():
@@ -329,62 +364,105 @@ def render_report(
     (the owner's pack) unless ``with_code`` (the analyst's view); the executed notebooks always keep
     it. Everything is written owner-only (see the module docstring). Returns a
     :class:`ReportResult`; check ``.ok``. Raises :class:`ReportError` before running anything
-    when the notebooks or parameters are wrong.
+    when the notebooks or parameters are wrong, and after, when the pack could not be written (a
+    full disk): then the previous pack is left exactly as it was (see the module docstring).
     """
-    from tqdm.auto import tqdm
-
     notebooks = discover_notebooks(notebooks_dir, only)
     overrides = overrides or {}
     declared = check_overrides(notebooks, overrides)
     target = Path(out_dir) if out_dir else config.reports_dir() / period.start.strftime("%Y-%m")
     with owner_only_umask():  # inherited by the workers and kernels, so every file is born 0600
-        target.mkdir(parents=True, exist_ok=True)
-        base = {
-            "db_path": str(Path(db_path).resolve()),
-            "period_start": period.start.isoformat(),
-            "period_end": period.end.isoformat(),
-            "output_dir": str(target.resolve()),
-        }
-        jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
-        tasks = {nb: notebook_parameters(nb, base, overrides=overrides, declared=declared[nb]) for nb in notebooks}
-        runs: list[NotebookRun] = []
-        bar = tqdm(total=len(notebooks), desc=f"report {period.label}", unit="notebook", disable=not progress)
-        # notebooks numbered 00/01 import and prepare data: they run alone, before the others read
-        first = {nb: p for nb, p in tasks.items() if runs_alone(nb, p, db_path=base["db_path"])}
-        rest = {nb: tasks[nb] for nb in longest_first([nb for nb in tasks if nb not in first], target)}
-        for nb, params in first.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(target.parent)  # left by a render that was killed
+        try:
+            with fresh_folder(target) as work:
+                if only:  # the month's other pages stay
+                    copy_files(target, work, folders=(SHARE_FOLDER,))
+                elif (target / SHARE_FOLDER).is_dir():  # written by the CLI after a render; kept until the next
+                    copy_files(target / SHARE_FOLDER, _made(work / SHARE_FOLDER))
+                runs = _render_into(work, db_path, period, notebooks, previous=target, declared=declared,
+                                    overrides=overrides, jobs=jobs, with_code=with_code, progress=progress)
+                if only:  # keep the month's other pages, rendered earlier (copied above), in the index
+                    rendered = {r.name for r in runs}
+                    kept = (earlier_run(nb, work) for nb in discover_notebooks(notebooks_dir)
+                            if nb.stem not in rendered)
+                    runs += [run for run in kept if run is not None]
+                runs.sort(key=lambda r: r.name)
+                write_text(work / "index.html", index_html(period, runs))
+                write_glossary(work, f"Glossary of the CRM report {period.label}")
+                owner_only(work)
+        except (OSError, UnsafeWriteError) as exc:
+            raise ReportError(not_written(exc, period=period, target=target)) from None
+    for run in runs:  # the pages now live in the swapped-in folder
+        run.notebook = target / run.notebook.name
+        run.html = target / run.html.name if run.html else None
+    return ReportResult(period, target, runs, target / "index.html")
+
+
+def _made(folder: Path) -> Path:
+    """``folder``, created owner-only if missing."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def not_written(exc: BaseException, *, period: Period, target: Path) -> str:
+    """What the owner reads when the pack for ``period`` could not be written to ``target``."""
+    full = disk_full(exc)
+    reason = ("the disk is full (or a file size limit was reached)" if full is not None
+              else str(exc) if isinstance(exc, UnsafeWriteError) else f"a file could not be written ({exc})")
+    kept = f"the previous pack in {target} is unchanged" if target.is_dir() else "nothing was written"
+    return f"{reason}: the report for {period.label} was not written; {kept}. Fix that and render again."
+
+
+def _render_into(work: Path, db_path: str | os.PathLike[str], period: Period, notebooks: list[Path], *,
+                 previous: Path, declared: dict[Path, dict[str, str]], overrides: dict[str, Any],
+                 jobs: int | None, with_code: bool, progress: bool) -> list[NotebookRun]:
+    """Run ``notebooks`` for ``period`` with their pages written into the folder ``work``; the
+    import notebooks first and alone when they have files to import, then the store's preparation
+    steps, then the rest in ``jobs`` worker processes, longest first by their times in the pack
+    ``previous``. Raises OSError when the disk is full."""
+    from tqdm.auto import tqdm
+
+    base = {
+        "db_path": str(Path(db_path).resolve()),
+        "period_start": period.start.isoformat(),
+        "period_end": period.end.isoformat(),
+        "output_dir": str(work.resolve()),
+    }
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
+    tasks = {nb: notebook_parameters(nb, base, overrides=overrides, declared=declared[nb]) for nb in notebooks}
+    runs: list[NotebookRun] = []
+    bar = tqdm(total=len(notebooks), desc=f"report {period.label}", unit="notebook", disable=not progress)
+    # notebooks numbered 00/01 import and prepare data: they run alone, before the others read
+    first = {nb: p for nb, p in tasks.items() if runs_alone(nb, p, db_path=base["db_path"])}
+    rest = {nb: tasks[nb] for nb in longest_first([nb for nb in tasks if nb not in first], previous)}
+    for nb, params in first.items():
+        bar.set_postfix_str(nb.stem)
+        runs.append(_execute_one(str(nb), str(work), params, with_code))
+        bar.update()
+    unprepared = prepare_store(base["db_path"], period, names=[nb.stem for nb in rest])
+    for nb in [nb for nb in rest if nb.stem in unprepared]:
+        runs.append(NotebookRun(nb.stem, work / nb.name, None, False, 0.0,
+                                f"the store could not be prepared for it: {unprepared[nb.stem]}"))
+        del rest[nb]
+        bar.update()
+    if jobs == 1:
+        for nb, params in rest.items():
             bar.set_postfix_str(nb.stem)
-            runs.append(_execute_one(str(nb), str(target), params, with_code))
+            runs.append(_execute_one(str(nb), str(work), params, with_code))
             bar.update()
-        unprepared = prepare_store(base["db_path"], period, names=[nb.stem for nb in rest])
-        for nb in [nb for nb in rest if nb.stem in unprepared]:
-            runs.append(NotebookRun(nb.stem, target / nb.name, None, False, 0.0,
-                                    f"the store could not be prepared for it: {unprepared[nb.stem]}"))
-            del rest[nb]
-            bar.update()
-        if jobs == 1:
-            for nb, params in rest.items():
-                bar.set_postfix_str(nb.stem)
-                runs.append(_execute_one(str(nb), str(target), params, with_code))
-                bar.update()
-        elif rest:
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_kernel) as pool:
-                futures = [pool.submit(_execute_one, str(nb), str(target), params, with_code)
-                           for nb, params in rest.items()]
+    elif rest:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_kernel) as pool:
+            futures = [pool.submit(_execute_one, str(nb), str(work), params, with_code)
+                       for nb, params in rest.items()]
+            try:
                 for future in as_completed(futures):
                     run = future.result()
                     bar.set_postfix_str(run.name)
                     runs.append(run)
                     bar.update()
-        bar.close()
-        if only:  # keep the month's other pages, rendered earlier, in the index
-            rendered = {r.name for r in runs}
-            kept = (earlier_run(nb, target) for nb in discover_notebooks(notebooks_dir) if nb.stem not in rendered)
-            runs += [run for run in kept if run is not None]
-        runs.sort(key=lambda r: r.name)
-        index = target / "index.html"
-        index.write_text(index_html(period, runs), encoding="utf-8")
-        write_glossary(target, f"Glossary of the CRM report {period.label}")
-        result = ReportResult(period, target, runs, index)
-    owner_only(target)  # the folder and files of earlier runs, made before this rule
-    return result
+            except OSError:  # the disk is full: the pack cannot be written, do not start the others
+                pool.shutdown(cancel_futures=True)
+                raise
+    bar.close()
+    return runs

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-import shutil
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
@@ -30,14 +29,13 @@ from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
 from crm_helpers.store import config
+from crm_helpers.store.files import PARTIAL_PREFIX, UnsafeWriteError, place, remove_stale_partials
 from crm_helpers.store.forget import erased_people, reapply_erasures
 from crm_helpers.store.connection import SCHEMA_VERSION, migrate_db, owner_only_umask
 from crm_helpers.store.suppression import SidecarError, SuppressionList
 
 MAGIC = b"CRMBAK1\n"
 SALT_BYTES = 16
-PARTIAL_PREFIX = ".crm-partial-"
-"""Working folders of a backup or restore in progress: ``.crm-partial-<pid>-…``, removed when done."""
 
 
 class BackupError(CrmError):
@@ -109,23 +107,10 @@ def _partial_dir(folder: Path) -> tempfile.TemporaryDirectory[str]:
 
     A backup or restore killed mid-way (power cut, SIGKILL) cannot clean up after itself, and its
     working folder may hold a plaintext copy of the store even when the backup was to be
-    encrypted: the next backup or restore removes it.
+    encrypted: the next backup or restore removes it (:func:`crm_helpers.store.files.remove_stale_partials`).
     """
-    for stale in folder.glob(f"{PARTIAL_PREFIX}*"):
-        pid = stale.name[len(PARTIAL_PREFIX):].split("-")[0]
-        if pid.isdigit() and not _running(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_partials(folder)
     return tempfile.TemporaryDirectory(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", dir=folder)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _snapshot(db_path: Path, dest: Path) -> None:
@@ -170,10 +155,10 @@ def backup(
             if passphrase:
                 (Path(tmp) / "snapshot.enc").write_bytes(encrypt_bytes(copy.read_bytes(), passphrase))
                 copy = Path(tmp) / "snapshot.enc"
-            os.chmod(copy, 0o600)
-            os.replace(copy, final)
-    except OSError as exc:
-        raise BackupError(f"{final}: cannot write the backup: {exc.strerror or exc}") from None
+            place(copy, final)  # refuses a link planted at the backup's name
+    except (OSError, UnsafeWriteError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise BackupError(f"{final}: cannot write the backup: {reason}") from None
     _rotate(folder, keep)
     return final
 
@@ -227,12 +212,11 @@ def restore(
             kept = None
             if db_path.exists():
                 kept = db_path.with_name(f"{db_path.name}.replaced-{dt.datetime.now():%Y%m%d-%H%M%S}")
-                _snapshot(db_path, kept)  # consistent copy, WAL included
-                os.chmod(kept, 0o600)
+                _snapshot(db_path, Path(tmp) / "kept.db")  # consistent copy, WAL included
+                place(Path(tmp) / "kept.db", kept)
             for side in ("-wal", "-shm"):
                 Path(f"{db_path}{side}").unlink(missing_ok=True)
-            os.chmod(candidate, 0o600)
-            os.replace(candidate, db_path)
+            place(candidate, db_path)
         if erasures:
             erasures.write_sidecar(config.backups_dir(db_path))
         return Restored(kept, erased_again)
@@ -320,7 +304,7 @@ def _through_copy(path: Path, erasures: SuppressionList, passphrase: str | None,
     try:
         with owner_only_umask(), _partial_dir(path.parent) as tmp:
             _check_or_purge(check, Path(tmp), erasures, passphrase, purge)
-    except (BackupError, OSError, sqlite3.DatabaseError) as exc:
+    except (BackupError, OSError, UnsafeWriteError, sqlite3.DatabaseError) as exc:
         check.problem, check.purged = str(exc), False
     return check
 
@@ -357,9 +341,8 @@ def _check_or_purge(check: CopyCheck, tmp: Path, erasures: SuppressionList, pass
         raise BackupError(f"{check.path.name}: still holds erased people after the rewrite; left as it was")
     out = tmp / "out"
     out.write_bytes(data)
-    os.chmod(out, 0o600)
     if check.path.exists():  # a backup rotated away meanwhile stays away
-        os.replace(out, check.path)
+        place(out, check.path)
     check.purged = True
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
 import re
 import secrets
 from collections.abc import Iterable
@@ -88,7 +87,7 @@ def forget(db: Database, who: str, *, inbox: Path | None = None, backups: Path |
     needles = _mentions_of(v for v in (customer_id, email, name, phone) if v)
     rejects = set(recorded_rejects)
     if inbox is not None and inbox.exists():
-        rejects |= {p.resolve() for p in inbox.rglob("*.rejects.csv")}
+        rejects |= {p.parent.resolve() / p.name for p in inbox.rglob("*.rejects.csv")}  # a link stays a link
     for path in sorted(p for p in rejects if p.is_file()):
         if _remove_rows_mentioning(path, needles):
             report.reject_files_cleaned.append(str(path))
@@ -235,13 +234,14 @@ def _mentions(path: Path, needles: re.Pattern[str]) -> bool:
 
 
 def _remove_rows_mentioning(path: Path, needles: re.Pattern[str]) -> bool:
-    """Drop the rows of a rejects file that mention the person; the file stays owner-only."""
+    """Drop the rows of a rejects file that mention the person; the file stays owner-only and is
+    replaced whole (never written through a link, see :func:`crm_helpers.store.safe_csv.write_safe_rows`)."""
+    if path.is_symlink():  # not ours: the workbook never writes a rejects file through a link
+        return False
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     rows = list(csv.reader(io.StringIO(text)))
     kept = [r for r in rows if not any(needles.search(cell) for cell in r)]
     if len(kept) == len(rows):
         return False
-    tmp = path.with_name(path.name + ".tmp")
-    write_safe_rows(tmp, kept)
-    os.replace(tmp, path)
+    write_safe_rows(path, kept)
     return True

@@ -2,7 +2,8 @@
 
 A cell starting with ``=``, ``+``, ``-`` or ``@`` (or a tab/carriage return) would be run as a
 formula by Excel or LibreOffice ("CSV injection"); such cells get a leading apostrophe, which
-spreadsheets show as text. Files are created with owner-only permissions (0600).
+spreadsheets show as text. Files are created with owner-only permissions (0600), whole or not at
+all and never through a symbolic link (:mod:`crm_helpers.store.files`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
+
+from crm_helpers.store.files import atomic_open
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -25,11 +28,10 @@ def neutralize(value: Any) -> Any:
 
 
 def write_safe_rows(path: str | os.PathLike[str], rows: Iterable[Iterable[Any]]) -> Path:
-    """Write rows (the first being the header) as UTF-8 CSV with BOM (Excel reads it), 0600."""
+    """Write rows (the first being the header) as UTF-8 CSV with BOM (Excel reads it), 0600, whole
+    or not at all; :class:`crm_helpers.store.files.UnsafeWriteError` when ``path`` is a symbolic link."""
     path = Path(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
+    with atomic_open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         for row in rows:
             writer.writerow([neutralize(v) for v in row])

@@ -40,6 +40,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
+from crm_helpers.store.files import write_text
 from crm_helpers.store.schema import SUPPRESSION_KEYS, SUPPRESSION_LIST
 from crm_helpers.store.validation import ValidationError, normalize_email
 
@@ -217,7 +218,8 @@ class SuppressionList:
         return cls(keys, erasures)
 
     def write_sidecar(self, folder: Path) -> Path:
-        """Merge this list into ``folder``'s sidecar (created owner-only, replaced atomically)."""
+        """Merge this list into ``folder``'s sidecar (created owner-only, replaced atomically, never
+        through a link: :mod:`crm_helpers.store.files`)."""
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = sidecar_path(folder)
         try:
@@ -229,12 +231,7 @@ class SuppressionList:
                 "erasures": [{"pseudonym": e.pseudonym, "erased_at": e.erased_at, "key_id": e.key_id,
                               "digests": e.digests, "rows_changed": e.rows_changed}
                              for e in sorted(whole.erasures.values(), key=lambda e: (e.erased_at, e.pseudonym))]}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
-        os.replace(tmp, path)
-        return path
+        return write_text(path, json.dumps(data, indent=1))
 
 
 def sidecar_path(folder: Path) -> Path:
