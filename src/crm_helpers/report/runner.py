@@ -374,12 +374,11 @@ def render_report(
     with owner_only_umask():  # inherited by the workers and kernels, so every file is born 0600
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(target.parent)  # left by a render that was killed
+        check_pack_folder(target)
         try:
             with fresh_folder(target) as work:
-                if only:  # the month's other pages stay
-                    copy_files(target, work, folders=(SHARE_FOLDER,))
-                elif (target / SHARE_FOLDER).is_dir():  # written by the CLI after a render; kept until the next
-                    copy_files(target / SHARE_FOLDER, _made(work / SHARE_FOLDER))
+                # only=: the month's other pages stay; always: share/ and files of the owner's own
+                copy_files(target, work, folders=(SHARE_FOLDER,), skip=() if only else PAGE_SUFFIXES)
                 runs = _render_into(work, db_path, period, notebooks, previous=target, declared=declared,
                                     overrides=overrides, jobs=jobs, with_code=with_code, progress=progress)
                 if only:  # keep the month's other pages, rendered earlier (copied above), in the index
@@ -399,10 +398,29 @@ def render_report(
     return ReportResult(period, target, runs, target / "index.html")
 
 
-def _made(folder: Path) -> Path:
-    """``folder``, created owner-only if missing."""
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder
+PAGE_SUFFIXES = (".ipynb", ".html", ".csv")
+"""What a render writes into a pack: executed notebooks, pages, the index and glossary, the lists."""
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_pack_folder(target: Path) -> None:
+    """Refuse (:class:`ReportError`) to render into a folder that is not a pack's: one holding a
+    folder other than ``share/`` or a database (``--out data`` or ``--out ~``), since a render
+    replaces the folder whole. A new folder, or one of files only, is a pack's."""
+    if not target.is_dir() or target.is_symlink():
+        return
+    foreign = []
+    for entry in sorted(target.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            if entry.name != SHARE_FOLDER and not entry.name.startswith("."):
+                foreign.append(entry.name + "/")
+        elif entry.is_file() and not entry.is_symlink():
+            with open(entry, "rb") as handle:
+                if handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER:
+                    foreign.append(entry.name)
+    if foreign:
+        raise ReportError(f"{target} is not a report pack's folder (it holds {', '.join(foreign[:5])}); a render "
+                          "replaces its folder whole, so nothing was written. Give --out a new folder.")
 
 
 def not_written(exc: BaseException, *, period: Period, target: Path) -> str:

@@ -259,16 +259,17 @@ def fresh_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def copy_files(source: str | os.PathLike[str], dest: str | os.PathLike[str], *,
-               folders: tuple[str, ...] = ()) -> list[Path]:
-    """Copy the regular files of the folder ``source`` into ``dest`` (owner-only), and the regular
-    files of its subfolders named in ``folders``; symbolic links, partial folders and anything
-    else are left out. Returns the copies."""
+               folders: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> list[Path]:
+    """Copy the regular files of the folder ``source`` into ``dest`` (owner-only), but those whose
+    name ends with one of ``skip``, and the regular files of its subfolders named in ``folders``;
+    symbolic links, hidden entries (working folders, temporary files) and anything else are left
+    out. Returns the copies."""
     source, dest = Path(source), Path(dest)
     copied = []
     for entry in sorted(source.iterdir()) if source.is_dir() else []:
-        if entry.is_symlink():
+        if entry.is_symlink() or entry.name.startswith("."):  # links, working folders, temporary files
             continue
-        if entry.is_file():
+        if entry.is_file() and not (skip and entry.name.endswith(skip)):
             copied.append(write_bytes(dest / entry.name, entry.read_bytes()))
         elif entry.is_dir() and entry.name in folders:
             (dest / entry.name).mkdir(mode=0o700, exist_ok=True)
