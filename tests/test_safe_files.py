@@ -300,3 +300,38 @@ def test_a_render_into_a_folder_that_is_not_a_packs_is_refused(tiny_store, tiny_
         _render(tiny_store, data, tiny_notebooks)
     assert sorted(p.name for p in home.iterdir()) == ["Documents", "notes.txt"]
     assert [p.name for p in data.iterdir()] == ["crm.db"]
+
+
+FULL_DISK_SHARE = textwrap.dedent("""
+    import resource, signal, sys
+    from pathlib import Path
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, 64_000))
+    from crm_helpers.report.pages import ReportResult
+    from crm_helpers.report.runner import discover_notebooks, earlier_run
+    from crm_helpers.report.share import ShareError, write_share_pack
+    from crm_helpers.store.periods import parse_month
+    store, out, notebooks = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    runs = [earlier_run(nb, out) for nb in discover_notebooks(notebooks)]
+    try:
+        write_share_pack(ReportResult(parse_month("2026-10"), out, runs, out / "index.html"), store)
+    except ShareError as exc:
+        print(exc)
+        sys.exit(3)
+""")
+
+
+@pytest.mark.slow
+def test_a_shared_copy_on_a_full_disk_keeps_the_previous_one(tiny_store, tiny_notebooks, tmp_path):
+    from crm_helpers.report.share import write_share_pack
+
+    out = tmp_path / "reports" / "2026-10"
+    result = _render(tiny_store, out, tiny_notebooks)
+    write_share_pack(result, tiny_store)
+    before = _fingerprint(out)
+    assert {"share/index.html", "share/03_page.html", "share/list.csv"} <= set(before)
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK_SHARE, str(tiny_store), str(out), str(tiny_notebooks)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3, (proc.stdout, proc.stderr)
+    assert "the disk is full" in proc.stdout and "the previous" in proc.stdout and "is unchanged" in proc.stdout
+    assert _fingerprint(out) == before and files.partial_folders(out) == []

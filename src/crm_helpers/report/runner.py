@@ -379,8 +379,9 @@ def render_report(
             with fresh_folder(target) as work:
                 # only=: the month's other pages stay; always: share/ and files of the owner's own
                 copy_files(target, work, folders=(SHARE_FOLDER,), skip=() if only else PAGE_SUFFIXES)
-                runs = _render_into(work, db_path, period, notebooks, previous=target, declared=declared,
-                                    overrides=overrides, jobs=jobs, with_code=with_code, progress=progress)
+                runs = _render_into(work, period, db_path=db_path, notebooks=notebooks, previous=target,
+                                    declared=declared, overrides=overrides, jobs=jobs, with_code=with_code,
+                                    progress=progress)
                 if only:  # keep the month's other pages, rendered earlier (copied above), in the index
                     rendered = {r.name for r in runs}
                     kept = (earlier_run(nb, work) for nb in discover_notebooks(notebooks_dir)
@@ -432,7 +433,7 @@ def not_written(exc: BaseException, *, period: Period, target: Path) -> str:
     return f"{reason}: the report for {period.label} was not written; {kept}. Fix that and render again."
 
 
-def _render_into(work: Path, db_path: str | os.PathLike[str], period: Period, notebooks: list[Path], *,
+def _render_into(work: Path, period: Period, *, db_path: str | os.PathLike[str], notebooks: list[Path],
                  previous: Path, declared: dict[Path, dict[str, str]], overrides: dict[str, Any],
                  jobs: int | None, with_code: bool, progress: bool) -> list[NotebookRun]:
     """Run ``notebooks`` for ``period`` with their pages written into the folder ``work``; the
