@@ -18,6 +18,7 @@ from crm_helpers.ingest import entry
 from crm_helpers.store.config import KERNEL_NAME, PROJECT_ROOT
 from crm_helpers.demo import DEMO_TRUTH
 from crm_helpers.desk import SHOWN_ROWS, Desk, find_customers
+from crm_helpers.desk_server import CULL_IDLE_S, TEMPLATE, allowed_hosts, new_key, server_config
 from crm_helpers.store.facts import STALE_DAYS
 from crm_helpers.store.forget import forget
 from crm_helpers.store.connection import memory_db, open_db
@@ -514,6 +515,28 @@ def test_the_lab_settings_turn_news_off_and_pick_the_project_kernel():
     assert overrides[plugin]["fetchNews"] == "false"
     server = json.loads((PROJECT_ROOT / "jupyter" / "server-config.json").read_text())
     assert server["MappingKernelManager"]["default_kernel_name"] == KERNEL_NAME
+
+
+# -------------------------------------------------------------------------- make desk
+def test_the_desk_server_is_local_keyed_and_culls_idle_kernels():
+    key = new_key()
+    assert len(key) >= 40 and new_key() != key
+    c = server_config(key)
+    assert (c.ServerApp.ip, c.ServerApp.allow_remote_access, c.IdentityProvider.token) == ("127.0.0.1", False, key)
+    assert c.ServerApp.local_hostnames == ["localhost", "127.0.0.1", "::1"] and c.ServerApp.terminals_enabled is False
+    assert [name for name, on in c.ServerApp.jpserver_extensions.items() if on] == ["voila"]
+    kernels = c.MappingKernelManager
+    assert (kernels.cull_idle_timeout, kernels.cull_connected) == (CULL_IDLE_S, False) and 0 < kernels.cull_interval
+    lan = server_config(key, lan=True)
+    assert lan.ServerApp.ip == "0.0.0.0" and lan.ServerApp.allow_remote_access is False  # the Host check stays on
+    assert set(lan.ServerApp.local_hostnames) == set(allowed_hosts(lan=True)) > set(c.ServerApp.local_hostnames)
+
+
+def test_the_desk_template_leaves_out_every_cdn_link_of_the_stock_one():
+    stock = (Path(sys.prefix) / "share/jupyter/voila/templates/lab/index.html.j2").read_text()
+    ours = (PROJECT_ROOT / "jupyter/voila/templates" / TEMPLATE / "index.html.j2").read_text()
+    links = [line.strip() for line in stock.splitlines() if "<link" in line and "https://" in line]
+    assert links and all(f"replace('{link}', '')" in ours for link in links)
 
 
 @pytest.mark.slow
