@@ -114,6 +114,10 @@ def test_the_key_is_printed_fresh_and_required_everywhere(desk_server):
     for path in ("/api/kernels", f"/api/kernels?token={key[:-1]}", "/api/contents", "/voila/api/contents",
                  "/voila/files/00_desk.ipynb", "/api/sessions"):
         assert _status(url, path) == 403, path
+    for path in ("/voila/static/voila.js", "/voila/templates/lab/static/index.css",
+                 "/voila/labextensions/@voila-dashboards/widgets-manager8/package.json"):
+        assert _request(url, path).getheader("Location", "").startswith("/login"), path  # scripts too
+        assert _status(url, f"{path}?token={key}") == 200, path
     assert _status(url, "/api/kernels", method="POST") == 403  # nobody starts a kernel without the key
     assert _kernels(url) == []  # ... and none of the requests above started one
     assert _status(url, f"/api/kernels?token={key}") == 200
@@ -127,8 +131,8 @@ def test_a_foreign_host_is_refused_even_with_the_key(desk_server):
     url, _, _ = desk_server
     key = _key(url)
     for host in ("evil.example", "evil.example:8866", "192.0.2.77", "localhost.evil.example"):
-        assert _status(url, f"{DESK_PATH}?token={key}", host=host) == 403, host
-        assert _status(url, f"/api/kernels?token={key}", host=host) == 403, host
+        for path in (DESK_PATH, "/api/kernels", "/voila/static/voila.js", "/voila/templates/lab/static/index.css"):
+            assert _status(url, f"{path}?token={key}", host=host) == 403, (host, path)
     assert _kernels(url) == []
     for host in ("localhost", "127.0.0.1", "[::1]"):
         assert _status(url, f"/api/kernels?token={key}", host=f"{host}:{urlsplit(url).port}") == 200, host

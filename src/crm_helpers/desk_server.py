@@ -7,9 +7,10 @@ with only the Voilà extension and prints the desk's address with a fresh key, a
 
 What the server guarantees, all by jupyter_server's own settings (no proxy of ours):
 
-- **A key per start** (:func:`secrets.token_urlsafe`, 32 bytes): every page, file, API call and
-  websocket needs it (``?token=`` once, then the login cookie it sets); without it the page
-  redirects to a login form and the API answers 403, so no kernel is started.
+- **A key per start** (:func:`secrets.token_urlsafe`, 32 bytes): every page, file, script, API call
+  and websocket needs it (``?token=`` once, then the login cookie it sets); without it the page
+  redirects to a login form and the API answers 403, so no kernel is started. Only the login form
+  and its styles are served without it.
 - **The Host header is checked**: a request naming any other host than ``localhost``, ``127.0.0.1``
   or ``::1`` is refused with 403 even with the key (a web page cannot reach the desk by DNS
   rebinding). With ``--lan`` the server listens on every interface for a phone in the shop and
@@ -31,7 +32,7 @@ import os
 import re
 import secrets
 import socket
-from typing import Sequence
+from typing import Any, Sequence
 
 from traitlets.config import Config
 
@@ -148,6 +149,27 @@ def _page_sets_xsrf_cookie() -> None:
     TornadoVoilaHandler.prepare = prepare_with_xsrf_cookie  # type: ignore[method-assign]
 
 
+def _static_files_need_the_key() -> None:
+    """Voila serves its page's scripts, styles, themes and widget code without asking for the key,
+    and its template files without the Host check. The desk serves them through subclasses that
+    ask for both, as every other route does; only jupyter_server's own ``/static/`` (the login
+    page's styles) and the login page stay open."""
+    from jupyter_server.base.handlers import JupyterHandler
+    from tornado import web
+    import voila.server_extension as extension
+
+    def keyed(base: type) -> type:
+        @web.authenticated
+        async def get(self: Any, path: str, include_body: bool = True) -> None:
+            await base.get(self, path, include_body)
+
+        bases = (base,) if issubclass(base, JupyterHandler) else (JupyterHandler, base)
+        return type(f"Keyed{base.__name__}", bases, {"get": get})
+
+    for name in ("MultiStaticFileHandler", "TemplateStaticFileHandler", "FileFindHandler", "ThemesHandler"):
+        setattr(extension, name, keyed(getattr(extension, name)))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Start the desk's server and print its address with a fresh key; runs until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m crm_helpers.desk_server", description=__doc__.splitlines()[0])
@@ -160,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from jupyter_server.serverapp import ServerApp
 
     _page_sets_xsrf_cookie()
+    _static_files_need_the_key()
     if args.lan:
         _accept_listed_addresses()
     app = ServerApp.instance(config=server_config(key, port=args.port, lan=args.lan,
