@@ -39,13 +39,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(root: Path, db: Path, *flags: str) -> tuple[subprocess.Popen, str, Path]:
-    """The desk's server as `make desk` starts it; returns it, the address it printed and its log."""
+def _start(root: Path, db: Path, *flags: str, cull_s: int | None = None) -> tuple[subprocess.Popen, str, Path]:
+    """The desk's server as `make desk` starts it (``cull_s``: idle kernels culled after that many
+    seconds instead of minutes); returns it, the address it printed and its log."""
     port = _free_port()
     log_path = root / f"desk-{port}.log"
+    quick = "" if cull_s is None else f"d.CULL_IDLE_S, d.CULL_INTERVAL_S = {cull_s}, 1; "
+    code = f"import crm_helpers.desk_server as d; {quick}d.main()"
     with log_path.open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "crm_helpers.desk_server", "--port", str(port), "--no-browser",
-                                   *flags], env={**os.environ, "CRM_DB": str(db)}, stdout=log, stderr=subprocess.STDOUT,
+        server = subprocess.Popen([sys.executable, "-c", code, "--port", str(port), "--no-browser", *flags],
+                                  env={**os.environ, "CRM_DB": str(db)}, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
@@ -234,6 +237,19 @@ def test_add_a_customer_and_log_an_interaction_through_the_page(desk_server):
         logged = conn.execute("SELECT channel, outcome, occurred_at FROM interactions WHERE customer_id = ?",
                               [customer[0]]).fetchall()
     assert logged == [("call", "wants a quote", "2099-05-04 10:00:00")]
+
+
+def test_an_idle_kernel_without_a_page_is_ended(desk_server):
+    _, db, root = desk_server
+    server, url, _ = _start(root, db, cull_s=2)
+    try:
+        assert _request(url, f"/api/kernels?token={_key(url)}", method="POST").status == 201  # a page that never came
+        deadline = time.monotonic() + 30
+        while _kernels(url) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the culler runs on its own clock: nothing to wait on but the kernel list
+        assert _kernels(url) == []
+    finally:
+        _stop(server)
 
 
 @pytest.mark.skipif(lan_address() is None, reason="this machine has no address on a local network")

@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.lan:
         _accept_listed_addresses()
     app = ServerApp.instance(config=server_config(key, port=args.port, lan=args.lan,
-                                                  open_browser=not (args.no_browser or args.lan)))
+                                                  open_browser=not args.no_browser))
     app.initialize(argv=[])
     print(f"\nThe desk: {desk_url(key, port=args.port)}", flush=True)
     if args.lan:
