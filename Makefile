@@ -18,7 +18,7 @@ help:
 	@echo "make report   set up, build the demo store if none exists, render this month's report pack"
 	@echo "make test     set up, check the import layers (lint-imports) and run the whole test suite"
 	@echo "make lab      JupyterLab on notebooks/ with the project's kernel"
-	@echo "make desk     the desk (forms and today's list) as an app on http://localhost:8866 (PORT=... to change)"
+	@echo "make desk     the desk (forms and today's list) as an app; open the address it prints (PORT=..., LAN=1 for phones)"
 	@echo "make demo     build the demo store data/crm.db (refused if it holds data; FORCE=1 backs it up and replaces it)"
 	@echo "make bench    benchmarks, figures written to benchmarks/RESULTS.md"
 	@echo "make fuzz     the long property-based importer fuzz"
@@ -60,9 +60,10 @@ $(SERVER_CONFIG): jupyter/server-config.json | $(STAMP)
 lab: $(STAMP) $(DB) $(LAB_SETTINGS) $(SERVER_CONFIG)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-# Voila runs notebooks/00_desk.ipynb with code hidden, on the store $(DB).
+# notebooks/00_desk.ipynb as an app (Voila inside a Jupyter server) on the store $(DB), behind a
+# fresh key: it prints the address to open. LAN=1 also serves phones on the local network.
 desk: $(STAMP) $(DB)
-	CRM_DB=$(abspath $(DB)) $(BIN)/voila notebooks/00_desk.ipynb --port=$(PORT) $(DESK_FLAGS)
+	CRM_DB=$(abspath $(DB)) $(BIN)/python -m crm_helpers.desk_server --port $(PORT) $(if $(filter 1 yes true,$(LAN)),--lan) $(DESK_FLAGS)
 
 # Never deletes data: `crm demo` refuses a store that holds anything; FORCE=1 makes it take a
 # verified backup first (it says where) and then replace the store with the demo.

@@ -18,6 +18,7 @@ from crm_helpers.ingest import entry
 from crm_helpers.store.config import KERNEL_NAME, PROJECT_ROOT
 from crm_helpers.demo import DEMO_TRUTH
 from crm_helpers.desk import SHOWN_ROWS, Desk, find_customers
+from crm_helpers.desk_server import CULL_IDLE_S, TEMPLATE, allowed_hosts, new_key, server_config
 from crm_helpers.store.facts import STALE_DAYS
 from crm_helpers.store.forget import forget
 from crm_helpers.store.connection import memory_db, open_db
@@ -125,11 +126,60 @@ def test_editing_a_customer_and_undoing_the_edit(desk, db):
     assert (row["phone"], row["city"], row["email"]) == (None, None, "anna@example.com")
 
 
+def test_add_new_starts_from_an_empty_form_and_copies_nothing_of_the_chosen_customer(desk, db):
+    desk.select("C2")
+    fill(desk.customer, phone="+49 30 555", city="Berlin", notes="likes oolong", consent_marketing=True)
+    desk.customer.save.click()
+    form = desk.customer
+    assert form.add.layout.display == "none" and form.new.layout.display == ""  # only Save changes / New
+    fill(form, name="Bo Berg", email="bo@example.org")
+    form.add.click()  # even clicked from code: refused while Wei Zhang is on the form
+    assert "press \u201cNew customer\u201d first" in form.message.value and count(db, "customers") == 2
+    form.new.click()
+    assert desk.customer_id is None and desk.matches.value is None
+    assert all(form.fields[n].value == "" for n in form.TEXT_FIELDS) and form.fields["consent_marketing"].value is False
+    assert form.add.layout.display == "" and form.save.layout.display == "none"
+    fill(form, name="Bo Berg", email="bo@example.org")
+    form.add.click()
+    row = db.execute("SELECT phone, company, city, notes, consent_marketing FROM customers WHERE name = 'Bo Berg'").fetchone()
+    assert row == (None, None, None, None, 0) and desk.customer_id != "C2"
+
+
 def test_editing_without_a_chosen_customer_is_refused(desk):
     desk.select(None)
     fill(desk.customer, name="Nobody")
     desk.customer.save.click()
     assert "choose a customer first" in desk.customer.message.value
+
+
+# ---------------------------------------------------------------------- future dates
+def test_a_date_in_the_future_is_saved_only_once_confirmed(desk, db):
+    desk.select("C1")
+    form = desk.interaction
+    fill(form, occurred_at="2099-01-05 10:00", outcome="booked")
+    form.save.click()
+    assert "is in the future" in error(form, "occurred_at") and count(db, "interactions") == 0
+    assert form.future_ok.layout.display == ""
+    form.future_ok.value = True
+    fill(form, occurred_at="2099-01-06 10:00")  # another date: asked again
+    assert form.future_ok.value is False
+    form.save.click()
+    assert count(db, "interactions") == 0
+    form.future_ok.value = True
+    form.save.click()
+    assert db.execute("SELECT occurred_at FROM interactions").fetchone() == ("2099-01-06 10:00:00",)
+    assert form.future_ok.layout.display == "none" and form.future_ok.value is False
+    fill(desk.order, order_date="2099-02-01")
+    desk.order.fields["product_id"].value = "P1"
+    desk.order.add_line.click()
+    desk.order.save.click()
+    assert "is in the future" in error(desk.order, "order_date") and count(db, "orders") == 0
+    fill(desk.feedback, nps="9", submitted_at=(dt.date.today() + dt.timedelta(days=1)).isoformat())
+    desk.feedback.save.click()
+    assert "is in the future" in error(desk.feedback, "submitted_at") and count(db, "feedback") == 0
+    fill(desk.feedback, submitted_at=dt.date.today().isoformat())  # today is not the future
+    desk.feedback.save.click()
+    assert count(db, "feedback") == 1
 
 
 # ------------------------------------------------------------------------- interactions
@@ -419,6 +469,32 @@ def test_contacted_logs_an_interaction_and_takes_the_person_off_the_list(demo_de
     assert isinstance(today.widget(), widgets.VBox)
 
 
+def test_contacted_takes_a_note_and_can_be_undone(demo_desk):
+    db, today = demo_desk.db, demo_desk.today_list
+    person = next(i for i in today.items if i.kind == "follow-up")
+    today.note.value = "left a message, calls back Friday"
+    today.buttons[("follow-up", person.customer_id)].click()
+    logged = db.execute("SELECT interaction_id, outcome, notes FROM interactions WHERE customer_id = ? "
+                        "ORDER BY occurred_at DESC LIMIT 1", [person.customer_id]).fetchone()
+    assert logged[1:] == ("contacted", "left a message, calls back Friday")
+    assert person.customer_id not in {i.customer_id for i in today.items}
+    assert today.note.value == "" and "Noted: contacted" in today.message.value and today.undo.layout.display == ""
+    today.undo.click()
+    assert db.table("interactions").count_where("interaction_id = ?", [logged[0]]) == 0
+    assert person.customer_id in {i.customer_id for i in today.items} and "Undone" in today.message.value
+
+
+def test_a_contact_dated_in_the_future_keeps_the_person_on_today(demo_desk):
+    today = demo_desk.today_list
+    person = next(i for i in today.items if i.kind == "follow-up")
+    demo_desk.select(person.customer_id)
+    fill(demo_desk.interaction, occurred_at="2099-03-01 09:00")
+    demo_desk.interaction.future_ok.value = True
+    demo_desk.interaction.save.click()
+    assert "Saved" in demo_desk.interaction.message.value
+    assert person.customer_id in {i.customer_id for i in today.items}
+
+
 def test_today_leaves_out_an_erased_person(demo_desk):
     db, today = demo_desk.db, demo_desk.today_list
     person = next(i for i in today.items if i.kind == "follow-up")
@@ -439,6 +515,28 @@ def test_the_lab_settings_turn_news_off_and_pick_the_project_kernel():
     assert overrides[plugin]["fetchNews"] == "false"
     server = json.loads((PROJECT_ROOT / "jupyter" / "server-config.json").read_text())
     assert server["MappingKernelManager"]["default_kernel_name"] == KERNEL_NAME
+
+
+# -------------------------------------------------------------------------- make desk
+def test_the_desk_server_is_local_keyed_and_culls_idle_kernels():
+    key = new_key()
+    assert len(key) >= 40 and new_key() != key
+    c = server_config(key)
+    assert (c.ServerApp.ip, c.ServerApp.allow_remote_access, c.IdentityProvider.token) == ("127.0.0.1", False, key)
+    assert c.ServerApp.local_hostnames == ["localhost", "127.0.0.1", "::1"] and c.ServerApp.terminals_enabled is False
+    assert [name for name, on in c.ServerApp.jpserver_extensions.items() if on] == ["voila"]
+    kernels = c.MappingKernelManager
+    assert (kernels.cull_idle_timeout, kernels.cull_connected) == (CULL_IDLE_S, False) and 0 < kernels.cull_interval
+    lan = server_config(key, lan=True)
+    assert lan.ServerApp.ip == "0.0.0.0" and lan.ServerApp.allow_remote_access is False  # the Host check stays on
+    assert set(lan.ServerApp.local_hostnames) == set(allowed_hosts(lan=True)) > set(c.ServerApp.local_hostnames)
+
+
+def test_the_desk_template_leaves_out_every_cdn_link_of_the_stock_one():
+    stock = (Path(sys.prefix) / "share/jupyter/voila/templates/lab/index.html.j2").read_text()
+    ours = (PROJECT_ROOT / "jupyter/voila/templates" / TEMPLATE / "index.html.j2").read_text()
+    links = [line.strip() for line in stock.splitlines() if "<link" in line and "https://" in line]
+    assert links and all(f"replace('{link}', '')" in ours for link in links)
 
 
 @pytest.mark.slow

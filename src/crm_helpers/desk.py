@@ -11,7 +11,12 @@ and the Today list leaves them out (nobody to contact); the selected customer is
 their row is gone.
 
 Times are local: dates ``YYYY-MM-DD``, timestamps ``YYYY-MM-DD HH:MM:SS``; a blank date or time
-field means now (today).
+field means now (today). A date after now is saved only once "Yes, the date is in the future" is
+ticked (a typo such as 2027 for 2026 is caught), and a contact dated in the future never takes its
+person off the Today list.
+
+The buttons carry no icons: the page loads nothing from the internet (see
+:mod:`crm_helpers.desk_server`), and the icon font would come from a CDN.
 """
 
 from __future__ import annotations
@@ -136,9 +141,10 @@ class _Form:
         self.fields: dict[str, widgets.ValueWidget] = {}
         self.errors: dict[str, widgets.HTML] = {}
         self.message = widgets.HTML()
-        self.undo = widgets.Button(description="Undo this entry", icon="undo",
-                                   layout=widgets.Layout(display="none"))
+        self.undo = widgets.Button(description="Undo this entry", layout=widgets.Layout(display="none"))
         self.undo.on_click(lambda _: self._undo())
+        self.future_ok = widgets.Checkbox(description="Yes, the date is in the future", indent=False,
+                                          layout=widgets.Layout(display="none"))
         self.last: EntryRecord | None = None
 
     def _field(self, name: str, widget: widgets.ValueWidget) -> widgets.ValueWidget:
@@ -146,6 +152,34 @@ class _Form:
         self.fields[name] = widget
         self.errors[name] = widgets.HTML()
         return widget
+
+    def _date_field(self, name: str, widget: widgets.Text) -> widgets.Text:
+        """A date or time field; changing it asks for the future-date confirmation again."""
+        widget.observe(lambda _: setattr(self.future_ok, "value", False), names="value")
+        return self._field(name, widget)
+
+    def when(self, name: str, *, table: str, column: str) -> str | None:
+        """The date field ``name`` for ``table.column`` (None when blank: now). A date after now is
+        refused beside the field, with "Yes, the date is in the future" shown below, until that box
+        is ticked; a value that is no date at all is left for the entry function to refuse."""
+        value = self.value(name)
+        if value is None:
+            return None
+        try:
+            stored = str(clean_value(TABLES[table].column(column), value))
+        except ValueError:
+            return value
+        now = dt.datetime.now()
+        latest = now.strftime("%Y-%m-%d %H:%M:%S") if len(stored) > len("YYYY-MM-DD") else now.date().isoformat()
+        if stored > latest and not self.future_ok.value:
+            self.future_ok.layout.display = ""
+            raise ValidationError(name, value, "is in the future: tick \u201cYes, the date is in the future\u201d "
+                                               "below if it is meant, or correct it")
+        return value
+
+    def footer(self) -> widgets.Widget:
+        """The future-date confirmation (shown when needed), the message and "Undo this entry"."""
+        return widgets.VBox([self.future_ok, widgets.HBox([self.message, self.undo])])
 
     def _row(self, name: str) -> widgets.HBox:
         return widgets.HBox([self.fields[name], self.errors[name]])
@@ -195,6 +229,8 @@ class _Form:
         self.last = record
         self.message.value = _OK.format(html.escape(f"Saved: {record.summary}.")) + _written(record)
         self.undo.layout.display = ""
+        self.future_ok.value = False
+        self.future_ok.layout.display = "none"
         self.clear()
         self.desk.changed()
         return True
@@ -230,11 +266,15 @@ class _Form:
 
     def widget(self) -> widgets.Widget:
         """Every field in order, the form's ``save`` button, the message and "Undo this entry"."""
-        return widgets.VBox([*(self._row(n) for n in self.fields), self.save, widgets.HBox([self.message, self.undo])])
+        return widgets.VBox([*(self._row(n) for n in self.fields), self.save, self.footer()])
 
 
 class CustomerForm(_Form):
-    """Add a customer, or change the selected one; a known e-mail is refused with "Open that one"."""
+    """Add a customer, or change the selected one; a known e-mail is refused with "Open that one".
+
+    The two never mix: with a customer chosen the form shows their row, "Save changes" and "New
+    customer" (which empties the form and lets go of them); only an empty start offers "Add as new
+    customer", so nothing of one person is copied into another."""
 
     title = "Customer"
     TEXT_FIELDS = ("name", "email", "phone", "company", "country", "city", "notes")
@@ -250,6 +290,13 @@ class CustomerForm(_Form):
         self.open_existing.on_click(lambda _: self.desk.select(self.existing))
         self.add = self._button("Add as new customer", self._add)
         self.save = self._button("Save changes", self._save, style="")
+        self.new = widgets.Button(description="New customer")
+        self.new.on_click(lambda _: self.start_new())
+
+    def start_new(self) -> None:
+        """Let go of the chosen customer and empty the form for a new one."""
+        self.desk.select(None)
+        self.message.value = ""
 
     def _values(self) -> dict[str, Any]:
         values = {name: self.value(name) for name in self.TEXT_FIELDS}
@@ -273,6 +320,9 @@ class CustomerForm(_Form):
             raise ValidationError("email", email, f"belongs to {_text(row[1]) or 'another customer'} already")
 
     def _add(self) -> EntryRecord:
+        if self.desk.customer_id is not None:
+            raise ValidationError("customer", "", f"the form shows {self.desk.name()}: press \u201cNew customer\u201d "
+                                                  "first, so nothing of theirs is copied")
         values = self._values()
         if not (values["name"] or values["email"]):
             raise ValidationError("name", "", "give a name or an e-mail")
@@ -300,9 +350,11 @@ class CustomerForm(_Form):
         self.fields["consent_marketing"].value = bool((row or {}).get("consent_marketing"))
         self.existing = None
         self.open_existing.layout.display = "none"
+        self.add.layout.display = "none" if row else ""
+        self.save.layout.display = self.new.layout.display = "" if row else "none"
 
     def widget(self) -> widgets.Widget:
-        return widgets.VBox([*(self._row(n) for n in self.fields), widgets.HBox([self.add, self.save]),
+        return widgets.VBox([*(self._row(n) for n in self.fields), widgets.HBox([self.add, self.save, self.new]),
                              widgets.HBox([self.message, self.open_existing, self.undo])])
 
 
@@ -319,7 +371,7 @@ class InteractionForm(_Form):
         self._field("subject", widgets.Text(description="Subject"))
         self._field("outcome", widgets.Text(description="Outcome", placeholder="e.g. wants a quote"))
         self._field("notes", widgets.Textarea(description="Notes"))
-        self._field("occurred_at", widgets.Text(description="When", placeholder="now (or YYYY-MM-DD HH:MM)"))
+        self._date_field("occurred_at", widgets.Text(description="When", placeholder="now (or YYYY-MM-DD HH:MM)"))
         self.save = self._button("Log it", self._save)
 
     def _save(self) -> EntryRecord:
@@ -327,7 +379,7 @@ class InteractionForm(_Form):
         iid = entry.log_interaction(self.desk.db, cid, channel=self.fields["channel"].value,
                                     direction=self.fields["direction"].value, subject=self.value("subject"),
                                     outcome=self.value("outcome"), notes=self.value("notes"),
-                                    occurred_at=self.value("occurred_at"))
+                                    occurred_at=self.when("occurred_at", table="interactions", column="occurred_at"))
         return _record(self.desk.db, f"{self.fields['channel'].value} with {self.desk.name()}",
                        [("interactions", (iid,), None)])
 
@@ -342,10 +394,10 @@ class OrderForm(_Form):
         self._field("product_id", widgets.Dropdown(description="Product"))
         self._field("quantity", widgets.Text(value="1", description="Quantity"))
         self._field("status", widgets.Dropdown(options=ORDER_STATUSES, description="Status"))
-        self._field("order_date", widgets.Text(description="Date", placeholder="today (or YYYY-MM-DD)"))
+        self._date_field("order_date", widgets.Text(description="Date", placeholder="today (or YYYY-MM-DD)"))
         self.lines: list[tuple[str, int, float | None]] = []
         self.lines_view = widgets.HTML()
-        self.add_line = widgets.Button(description="Add line", icon="plus")
+        self.add_line = widgets.Button(description="Add line")
         self.add_line.on_click(lambda _: self._add_line())
         self.clear_lines = widgets.Button(description="Clear lines")
         self.clear_lines.on_click(lambda _: self._set_lines([]))
@@ -395,7 +447,7 @@ class OrderForm(_Form):
         for pid, quantity, _ in self.lines:  # a product picked twice is one line of the order
             merged[pid] = merged.get(pid, 0) + quantity
         oid = entry.record_order(self.desk.db, cid, items=[(p, q, None) for p, q in merged.items()],
-                                 order_date=self.value("order_date"), status=self.fields["status"].value,
+                                 order_date=self.when("order_date", table="orders", column="order_date"), status=self.fields["status"].value,
                                  currency=self.currency)
         record = _record(self.desk.db, f"order of {self.total():,.2f} {self.currency} from {self.desk.name()}",
                          [("orders", (oid,), None), *(("order_items", (oid, p), None) for p in merged)])
@@ -409,7 +461,7 @@ class OrderForm(_Form):
     def widget(self) -> widgets.Widget:
         return widgets.VBox([self._row("product_id"), self._row("quantity"), widgets.HBox([self.add_line, self.clear_lines]),
                              self.lines_view, self._row("status"), self._row("order_date"), self.save,
-                             widgets.HBox([self.message, self.undo])])
+                             self.footer()])
 
 
 class FeedbackForm(_Form):
@@ -424,7 +476,7 @@ class FeedbackForm(_Form):
         for name, label in self.SCORES.items():
             self._field(name, widgets.Text(description=label, layout=widgets.Layout(width="16em")))
         self._field("comment", widgets.Textarea(description="Comment"))
-        self._field("submitted_at", widgets.Text(description="Date", placeholder="today (or YYYY-MM-DD)"))
+        self._date_field("submitted_at", widgets.Text(description="Date", placeholder="today (or YYYY-MM-DD)"))
         self.save = self._button("Save feedback", self._save)
 
     def _save(self) -> EntryRecord:
@@ -432,7 +484,8 @@ class FeedbackForm(_Form):
         values = {name: self.value(name) for name in (*self.SCORES, "comment")}
         if all(v is None for v in values.values()):
             raise ValidationError("nps", "", "give at least one score or a comment")
-        fid = entry.add_feedback(self.desk.db, cid, submitted_at=self.value("submitted_at"), **values)
+        fid = entry.add_feedback(self.desk.db, cid, submitted_at=self.when("submitted_at", table="feedback",
+                                                                           column="submitted_at"), **values)
         return _record(self.desk.db, f"feedback from {self.desk.name()}", [("feedback", (fid,), None)])
 
 
@@ -446,7 +499,7 @@ class TicketForm(_Form):
         self._field("category", widgets.Dropdown(options=TICKET_CATEGORIES, description="Kind"))
         self._field("priority", widgets.Dropdown(options=TICKET_PRIORITIES, value="normal", description="Priority"))
         self._field("ticket_id", widgets.Dropdown(description="Open ticket"))
-        self._field("when", widgets.Text(description="When", placeholder="now (or YYYY-MM-DD HH:MM)"))
+        self._date_field("when", widgets.Text(description="When", placeholder="now (or YYYY-MM-DD HH:MM)"))
         self._field("csat", widgets.Text(description="CSAT (1–5)", layout=widgets.Layout(width="16em")))
         self.open = self._button("Open ticket", self._open)
         self.answer = self._button("Mark answered", self._answer, style="")
@@ -468,7 +521,7 @@ class TicketForm(_Form):
 
     def _open(self) -> EntryRecord:
         tid = entry.open_ticket(self.desk.db, self.customer_id(), category=self.fields["category"].value,
-                                priority=self.fields["priority"].value, opened_at=self.value("when"))
+                                priority=self.fields["priority"].value, opened_at=self.when("when", table="tickets", column="opened_at"))
         return _record(self.desk.db, f"{self.fields['category'].value} ticket for {self.desk.name()}",
                        [("tickets", (tid,), None)])
 
@@ -483,16 +536,18 @@ class TicketForm(_Form):
         return _record(self.desk.db, f"{summary} for {self.desk.name()}", [("tickets", (tid,), before)])
 
     def _answer(self) -> EntryRecord:
-        return self._changed("ticket answered", lambda t: entry.answer_ticket(self.desk.db, t, answered_at=self.value("when")))
+        when = self.when("when", table="tickets", column="first_response_at")
+        return self._changed("ticket answered", lambda t: entry.answer_ticket(self.desk.db, t, answered_at=when))
 
     def _close(self) -> EntryRecord:
-        return self._changed("ticket closed", lambda t: entry.close_ticket(self.desk.db, t, closed_at=self.value("when"),
+        when = self.when("when", table="tickets", column="closed_at")
+        return self._changed("ticket closed", lambda t: entry.close_ticket(self.desk.db, t, closed_at=when,
                                                                            csat=self.value("csat")))
 
     def widget(self) -> widgets.Widget:
         return widgets.VBox([self._row("category"), self._row("priority"), self.open, widgets.HTML("<hr>"),
                              self._row("ticket_id"), self._row("when"), self._row("csat"),
-                             widgets.HBox([self.answer, self.close]), widgets.HBox([self.message, self.undo])])
+                             widgets.HBox([self.answer, self.close]), self.footer()])
 
 
 class DealForm(_Form):
@@ -542,7 +597,7 @@ class DealForm(_Form):
     def widget(self) -> widgets.Widget:
         return widgets.VBox([*(self._row(n) for n in ("title", "amount", "source", "expected_close")), self.add,
                              widgets.HTML("<hr>"), *(self._row(n) for n in ("opportunity_id", "stage", "lost_reason")),
-                             self.move, widgets.HBox([self.message, self.undo])])
+                             self.move, self.footer()])
 
 
 # -------------------------------------------------------------------------------- today
@@ -570,7 +625,8 @@ def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = No
     age (oldest first), open deals gone quiet (:func:`crm_helpers.store.facts.deal_stale`, more than
     :data:`~crm_helpers.store.facts.STALE_DAYS` days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`),
     and first-purchase anniversaries in the next :data:`ANNIVERSARY_DAYS` days.
-    People contacted on or since ``as_of`` (an interaction logged) and erased people are left out; at most
+    People contacted on or since ``as_of`` and not later than now (an interaction logged: one dated in
+    the future has not happened yet, so it hides nobody) and erased people are left out; at most
     :data:`SHOWN_ROWS` per kind."""
     queue = follow_up(db, as_of) if queue is None else queue
     items = [TodayItem(r.customer_id, r.reasons, "follow-up") for r in queue.itertuples()]
@@ -607,9 +663,10 @@ def _anniversaries(db: Database, as_of: dt.date) -> list[TodayItem]:
 
 
 def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayItem]:
-    """Leave out people contacted on or since ``as_of`` and people the desk may not show; cap each kind."""
-    contacted = {r[0] for r in db.execute("SELECT DISTINCT customer_id FROM interactions WHERE occurred_at >= ?",
-                                          [as_of.isoformat()]).fetchall()}
+    """Leave out people contacted from ``as_of`` up to now and people the desk may not show; cap each kind."""
+    now = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    contacted = {r[0] for r in db.execute("SELECT DISTINCT customer_id FROM interactions "
+                                          "WHERE occurred_at >= ? AND occurred_at <= ?", [as_of.isoformat(), now])}
     ids = sorted({i.customer_id for i in items} - contacted)
     shown: set[str] = set()
     for start in range(0, len(ids), 500):
@@ -623,9 +680,10 @@ def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayIt
 
 
 class TodayList:
-    """The Today panel: one row per item with "Contacted", which logs an interaction so the person
-    leaves the list. The follow-up queue is computed once (``recompute``); rows are re-read after
-    every save."""
+    """The Today panel: one row per item with "Contacted", which logs an interaction (now, with the
+    channel and the optional note above the list) so the person leaves the list; "Undo" takes the
+    last one back and the person returns. The follow-up queue is computed once (``recompute``); rows
+    are re-read after every save."""
 
     HEADINGS = {"follow-up": "People to contact", "ticket": "Open tickets, oldest first",
                 "deal": "Deals gone quiet or overdue", "anniversary": "First-purchase anniversaries"}
@@ -634,7 +692,12 @@ class TodayList:
         self.desk = desk
         self.channel = widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description="Contacted by",
                                         style={"description_width": "9em"})
+        self.note = widgets.Text(description="Note", placeholder="optional, e.g. left a message",
+                                 style={"description_width": "9em"})
         self.message = widgets.HTML()
+        self.undo = widgets.Button(description="Undo", layout=widgets.Layout(display="none"))
+        self.undo.on_click(lambda _: self._undo())
+        self.last: EntryRecord | None = None
         self.box = widgets.VBox()
         self.items: list[TodayItem] = []
         self.buttons: dict[tuple[str, str], widgets.Button] = {}
@@ -660,7 +723,7 @@ class TodayList:
             mine = [i for i in self.items if i.kind == kind]
             rows.append(widgets.HTML(f"<h4>{heading} ({len(mine)})</h4>" + ("" if mine else "<i>nothing today</i>")))
             for item in mine:
-                button = widgets.Button(description="Contacted", icon="check",
+                button = widgets.Button(description="Contacted",
                                         layout=widgets.Layout(width="9em", min_width="9em"))
                 button.on_click(lambda _, i=item: self.contacted(i))
                 self.buttons[(kind, item.customer_id)] = button
@@ -669,20 +732,41 @@ class TodayList:
         self.box.children = rows
 
     def contacted(self, item: TodayItem) -> None:
-        """Log "contacted" (the chosen channel, now) for the item's person; the list is redrawn."""
+        """Log "contacted" (the chosen channel and note, now) for the item's person, kept as an
+        :class:`EntryRecord` for "Undo"; the note field is emptied and the list redrawn."""
+        db = self.desk.db
         try:
-            entry.log_interaction(self.desk.db, item.customer_id, channel=self.channel.value,
-                                  subject=f"follow-up: {item.why}", outcome="contacted")
+            iid = entry.log_interaction(db, item.customer_id, channel=self.channel.value, subject=f"follow-up: {item.why}",
+                                        outcome="contacted", notes=_blank_to_none(self.note.value))
         except CrmError as exc:
             self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
             return
-        self.message.value = _OK.format("Noted as contacted.")
+        row = _customer(db, item.customer_id) or {}
+        who = customer_label(row.get("name"), None, company=None, customer_id=item.customer_id)
+        self.last = _record(db, f"contacted {who}", [("interactions", (iid,), None)])
+        self.note.value = ""
+        self.message.value = _OK.format(html.escape(f"Noted: {self.last.summary}.")) + _written(self.last)
+        self.undo.layout.display = ""
+        self.desk.changed()
+
+    def _undo(self) -> None:
+        if self.last is None:
+            return
+        try:
+            undo_entry(self.desk.db, self.last)
+        except UndoError as exc:
+            self.message.value = _ERROR.format(html.escape(str(exc)))
+            return
+        self.message.value = _OK.format(html.escape(f"Undone: {self.last.summary}."))
+        self.last = None
+        self.undo.layout.display = "none"
         self.desk.changed()
 
     def widget(self) -> widgets.Widget:
-        again = widgets.Button(description="Score again", icon="refresh")
+        again = widgets.Button(description="Score again")
         again.on_click(lambda _: self.recompute())
-        return widgets.VBox([widgets.HBox([self.channel, again, self.message]), self.box])
+        return widgets.VBox([widgets.HBox([self.channel, again]), self.note,
+                             widgets.HBox([self.message, self.undo]), self.box])
 
 
 # --------------------------------------------------------------------------------- desk
@@ -749,6 +833,8 @@ class Desk:
         self.selected.value = ("<b>Now working on:</b> " + html.escape(customer_label(
                                    row["name"], row["email"], company=row["company"], customer_id=row["customer_id"]))
                                if row else "<i>No customer chosen: find one above, or add a new one.</i>")
+        if row is None:
+            self.matches.value = None
         self.customer.show(row)
         for form in self.forms:
             form.refresh()
