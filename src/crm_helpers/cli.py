@@ -227,7 +227,7 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
                 db, table, path=file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,
                 dry_run=dry_run, skip_bad_rows=skip_bad_rows, create_missing_customers=create_missing_customers,
             )
-    except (ImportRejected, ValueError) as exc:
+    except (ImportRejected, ValueError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise click.ClickException(explain_error(_db_path(db_path), exc)) from None

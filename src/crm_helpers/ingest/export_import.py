@@ -570,7 +570,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     if at:
         header = head[at - 1]
     found, ignored = _targets(source, header)
-    refuse_repeated_headers(path, header, found)
+    refuse_repeated_headers(path, header, read=found)
     if source.rates_per:  # the other columns are the currencies, not columns left aside
         ignored = []
     result = SourceImportResult(path, source, {header[i].strip(): t for i, t in found.items()}, ignored,
@@ -604,7 +604,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                         dates, numbers = _file_dates(path, encoding, source, header, found, at, result.mapping)
                         decided = decide_dayfirst(path, dates, dayfirst=None, rows=numbers)
                     part, prepared, chunk_errors = _prepare(db, source, frame, kept_rows, decided, result, in_file)
-                chunk_errors = nul_errors(header, rows, data) + chunk_errors  # a NUL in any column, read or not
+                chunk_errors = nul_errors(header, rows, data=data) + chunk_errors  # a NUL in any column, read or not
                 if chunk_errors and skip_bad_rows:
                     bad = chunk_errors + _other_lines_of_bad_orders(source, header, raw, kept_rows, found, chunk_errors)
                     good = ~np.isin(kept_rows, [e.row for e in bad])

@@ -315,7 +315,7 @@ def read_chunks(path: Path, encoding: str | None = None, *, chunk_rows: int = CH
     return header, _numbered(itertools.chain([first], batches))
 
 
-def nul_errors(header: list[str], rows: np.ndarray, data: list[list[str]]) -> list[RowError]:
+def nul_errors(header: list[str], rows: np.ndarray, *, data: list[list[str]]) -> list[RowError]:
     """A :class:`RowError` for every cell of ``data`` (rows numbered ``rows``) that holds a NUL
     byte, naming its column: no export writes one, and none may reach the store (it would cut a
     name short in most programs). One scan of the chunk's text when it holds none."""
@@ -447,7 +447,7 @@ def match_headers(spec: Table, header: list[str], *,
     return found, ignored
 
 
-def refuse_repeated_headers(path: Path, header: list[str], read: Iterable[int]) -> None:
+def refuse_repeated_headers(path: Path, header: list[str], *, read: Iterable[int]) -> None:
     """Refuse a file whose header names a column it would import (one of the indexes ``read``)
     twice or more: which of them holds the values is not for the workbook to guess. The message
     names the header and the columns (1 = the first)."""
@@ -837,7 +837,7 @@ def import_file(
         mapping = saved[1]
         result.notes.append("used the --map kept from an earlier file of this layout")
     found, result.ignored_columns = match_headers(spec, header, mapping=mapping)
-    refuse_repeated_headers(path, header, found)
+    refuse_repeated_headers(path, header, read=found)
     result.columns = {header[i].strip(): column for i, column in found.items()}
     required = {c.name for c in spec.columns if c.required}
     if spec.name == "customers" and "email" in found.values():
@@ -911,7 +911,7 @@ def _raw_frame(chunk: Chunk, found: dict[int, str], header: list[str]) -> tuple[
     errors = [] if max(map(len, chunk.data), default=0) <= width else [
         RowError(int(r), "(row)", len(d), f"has {len(d)} fields, the header has {width}")
         for r, d in zip(chunk.rows, chunk.data) if len(d) > width and any(c.strip() for c in d[width:])]
-    return text_columns(chunk.data, found, width=width), errors + nul_errors(header, chunk.rows, chunk.data)
+    return text_columns(chunk.data, found, width=width), errors + nul_errors(header, chunk.rows, data=chunk.data)
 
 
 def has_day_month(raw: pd.DataFrame, dates: list[str]) -> bool:
