@@ -257,3 +257,14 @@ def test_a_backup_or_store_of_a_newer_workbook_is_named_as_such(store, tmp_path)
     with pytest.raises(BackupError, match="made by a newer version of the workbook: update it"):
         restore(plain, store)
     assert store.read_bytes() == before
+
+
+def test_a_store_damaged_beyond_reading_is_set_aside_and_restored(store, tmp_path):
+    saved = backup(store, tmp_path / "bk")
+    damage = os.urandom(8192)
+    store.write_bytes(damage)
+    for side in ("-wal", "-shm"):
+        Path(f"{store}{side}").unlink(missing_ok=True)
+    kept = restore(saved, store).kept
+    assert kept is not None and kept.read_bytes() == damage and stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+    assert table_counts(open_db(store))["customers"] == 50

@@ -887,10 +887,10 @@ def import_file(
             result.created_customers = len(batch.created_customers)
             batch.close(rejects_path(path) if errors else None)
             result.merged += batch.merged
+            if given and not dry_run:  # kept with the import it was used for, under its write lock
+                remember_mapping(db, header, table=spec.name, mapping=given)
     except sqlite3.DatabaseError as exc:
         raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
-    if given and not dry_run:
-        remember_mapping(db, header, table=spec.name, mapping=given)
     if result.errors and skip_bad_rows and not dry_run:
         result.rejects_path = write_rejects(path, header, raw_rows=bad_lines, errors=result.errors)
     return result

@@ -224,7 +224,8 @@ def restore(
     gone. While the lock is held (nobody can write), the current store is kept as
     ``crm.db.replaced-YYYYMMDD-HHMMSS`` and its suppression list read again: a person erased while
     the backup was being prepared is erased in it too before the copy goes on. The store keeps its
-    file, owner-only mode and journal (WAL). A store made by a newer version of the workbook is
+    file, owner-only mode and journal (WAL). A store file SQLite cannot read at all is moved aside
+    to the kept name and a new one written. A store made by a newer version of the workbook is
     refused (nothing is written to it), as is a backup made by one.
     """
     source, db_path = Path(backup_file), Path(db_path)
@@ -242,15 +243,16 @@ def restore(
                 blob = decrypt_bytes(blob, passphrase)
             candidate.write_bytes(blob)
             verify(candidate, name=source.name)
+            kept = db_path.with_name(f"{db_path.name}.replaced-{dt.datetime.now():%Y%m%d-%H%M%S}") if existed else None
+            damaged = existed and _set_aside_if_damaged(db_path, kept)
             live = _live_store(db_path)
             try:
                 page_size = live.execute("PRAGMA page_size").fetchone()[0]
-                kept = db_path.with_name(f"{db_path.name}.replaced-{dt.datetime.now():%Y%m%d-%H%M%S}") if existed else None
                 erased_again = 0
                 while True:
                     erased_again += _erase_again(candidate, erasures, page_size=page_size)
                     try:
-                        _copy_into(candidate, live, db_path, kept=kept, erasures=erasures)
+                        _copy_into(candidate, live, db_path, kept=None if damaged else kept, erasures=erasures)
                         break
                     except _ErasedMeanwhile as meanwhile:  # the copy was rolled back; erase them too
                         erasures = erasures.merged(meanwhile.erasures)
@@ -270,6 +272,27 @@ class _ErasedMeanwhile(BackupError):
         self.erasures = erasures
 
 
+def _set_aside_if_damaged(db_path: Path, kept: Path) -> bool:
+    """Move a store file that SQLite cannot read at all (its header damaged: "not a database") to
+    ``kept``, with its WAL side files removed, and say whether it did: no connection can use such a
+    file, and the restore then writes a new one."""
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        finally:
+            conn.close()
+        return False
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc) and "encrypted" not in str(exc):
+            raise BackupError(f"{db_path.name}: the store cannot be read ({exc}); nothing was restored") from None
+    os.replace(db_path, kept)
+    os.chmod(kept, 0o600)
+    for side in ("-wal", "-shm"):
+        Path(f"{db_path}{side}").unlink(missing_ok=True)
+    return True
+
+
 def _live_store(db_path: Path) -> sqlite3.Connection:
     """A connection to the store the restore copies into (created, owner-only and in WAL mode, when
     missing), with the busy timeout of every store connection. A store made by a newer version of
@@ -278,7 +301,7 @@ def _live_store(db_path: Path) -> sqlite3.Connection:
         db = open_db(db_path, migrate=False)
         warning = newer_store_warning(db)
     except StoreError as exc:
-        raise BackupError(f"{exc}; nothing was restored") from None
+        raise BackupError(f"{str(exc).rstrip('.')}; nothing was restored.") from None
     if warning:
         db.conn.close()
         raise BackupError(f"{warning} Nothing was restored.")
