@@ -18,7 +18,15 @@ import click
 from crm_helpers.store import config
 from crm_helpers.store.facts import next_day, on_or_before_sql
 from crm_helpers.store.periods import Period, latest_complete_month, month_start, parse_month
-from crm_helpers.store.connection import StoreError, explain_error, open_db, schema_version, table_counts
+from crm_helpers.store.connection import (
+    StoreError,
+    explain_error,
+    newer_store_warning,
+    open_db,
+    refuse_newer,
+    schema_version,
+    table_counts,
+)
 
 db_option = click.option(
     "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -30,11 +38,24 @@ def _db_path(db_path: Path | None) -> Path:
     return db_path or config.default_db_path()
 
 
-def _open(db_path: Path | None):
+def _open(db_path: Path | None, *, writing: bool = True):
+    """The store, for a command that may write to it (``writing``): one made by a newer version of
+    the workbook is then refused with the sentence that says so; commands that only read (status,
+    export) open it and say it (:func:`_warn_if_newer`)."""
     try:
-        return open_db(_db_path(db_path))
+        db = open_db(_db_path(db_path))
+        if writing:
+            refuse_newer(db)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
+    return db
+
+
+def _warn_if_newer(db) -> None:
+    """Say, on standard error, that the store was made by a newer version (and so is read only)."""
+    warning = newer_store_warning(db)
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
 
 
 def explain_os_error(exc: OSError) -> str:
@@ -85,7 +106,9 @@ def main() -> None:
 @db_option
 def init(db_path: Path | None) -> None:
     """Create the store, or upgrade an older one in place."""
-    db = _open(db_path)
+    db = _open(db_path, writing=False)
+    if newer_store_warning(db):
+        raise click.ClickException(str(newer_store_warning(db)))
     click.echo(f"{_db_path(db_path)}: schema version {schema_version(db)}, ready.")
 
 
@@ -93,7 +116,8 @@ def init(db_path: Path | None) -> None:
 @db_option
 def status(db_path: Path | None) -> None:
     """Row counts per table and the date range of the orders."""
-    db = _open(db_path)
+    db = _open(db_path, writing=False)
+    _warn_if_newer(db)
     for name, count in table_counts(db).items():
         click.echo(f"{name:18} {count:>9,}")
     first, last = db.execute("SELECT min(order_date), max(order_date) FROM orders").fetchone()
@@ -203,7 +227,7 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
                 db, table, path=file, mapping=_parse_pairs(maps, "--map") or None, encoding=encoding, dayfirst=dayfirst,
                 dry_run=dry_run, skip_bad_rows=skip_bad_rows, create_missing_customers=create_missing_customers,
             )
-    except (ImportRejected, ValueError) as exc:
+    except (ImportRejected, ValueError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise click.ClickException(explain_error(_db_path(db_path), exc)) from None
@@ -334,7 +358,8 @@ def export_segment_cmd(db_path: Path | None, segment: str, to: Path, as_of: str 
     """Write the customers of an RFM SEGMENT (e.g. "At Risk") to CSV for an e-mail tool."""
     from crm_helpers.analyses.segment_export import export_segment
 
-    db = _open(db_path)
+    db = _open(db_path, writing=False)
+    _warn_if_newer(db)
     try:
         n = export_segment(db, segment, to=to, as_of=as_of, include_without_consent=include_without_consent)
     except ValueError as exc:
@@ -387,12 +412,36 @@ def restore_cmd(db_path: Path | None, backup_file: Path) -> None:
 
 
 def _passphrase(confirm: bool) -> str:
+    """The backup passphrase: ``$CRM_BACKUP_PASSPHRASE``, else asked on the terminal (twice with
+    ``confirm``). Without a terminal to ask on (a cron job, a pipe), one plain refusal."""
     import os
 
     env = os.environ.get("CRM_BACKUP_PASSPHRASE")
     if env:
         return env
-    return click.prompt("Backup passphrase", hide_input=True, confirmation_prompt=confirm)
+    if not _has_terminal():
+        raise click.ClickException(
+            "a passphrase is needed and there is no terminal to ask it: set CRM_BACKUP_PASSPHRASE "
+            "(for example `read -rs CRM_BACKUP_PASSPHRASE && export CRM_BACKUP_PASSPHRASE`) and run the command again"
+        )
+    try:
+        return click.prompt("Backup passphrase", hide_input=True, confirmation_prompt=confirm)
+    except click.Abort:
+        raise click.ClickException("no passphrase was given; nothing was done") from None
+
+
+def _has_terminal() -> bool:
+    """Whether a passphrase can be asked without echo: standard input is a terminal, or the
+    process has one (``/dev/tty``, which the prompt then reads)."""
+    import os
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        return True
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 @main.command(name="forget")
@@ -416,7 +465,7 @@ def forget_cmd(db_path: Path | None, who: str | None, yes: bool, list_: bool, pu
     from crm_helpers.store.forget import ForgetError, forget
     from crm_helpers.store.suppression import SuppressionList
 
-    db = _open(db_path)
+    db = _open(db_path, writing=not list_)
     if list_:
         _list_erasures(SuppressionList.load(db), who)
         return

@@ -55,13 +55,17 @@ from crm_helpers.ingest.table_import import (
     RowError,
     TableBatch,
     clean_column,
+    cut_list,
     decide_dayfirst,
     distinct_texts,
     has_day_month,
+    header_listing,
     import_file,
     import_page_cache,
     known_emails,
+    nul_errors,
     read_chunks,
+    refuse_repeated_headers,
     rejection_message,
     rejects_path,
     remembered_mapping,
@@ -120,7 +124,7 @@ class SourceImportResult(LeftOutRows):
         if self.dry_run:
             lines += ["columns:"] + [f"  {h} -> {t}" for h, t in self.mapping.items()]
         if self.ignored_columns and self.dry_run:
-            lines.append(f"ignored columns: {', '.join(self.ignored_columns)}")
+            lines.append(f"ignored columns: {cut_list(self.ignored_columns)}")
         elif self.ignored_columns:  # the owner saw them in the dry run; a tool's export has dozens
             lines.append(f"{len(self.ignored_columns)} columns of the export are not needed and were ignored "
                          "(--dry-run lists them)")
@@ -167,7 +171,8 @@ def file_source(path: Path, encoding: str | None = None) -> tuple[list[str], tup
 
 
 def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[str]]:
-    """``({file column index: "table.column"}, ignored headers)``; a header named twice counts once."""
+    """``({file column index: "table.column"}, ignored headers)``; a header named twice is read once
+    (:func:`~crm_helpers.ingest.table_import.refuse_repeated_headers` refuses such a file)."""
     by_norm = {normalize(h): t for h, t in source.columns.items()}
     if source.cancelled_when:
         by_norm[normalize(source.cancelled_when)] = CANCELLED
@@ -558,7 +563,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     found_source = find_source(header, head)
     if found_source is None:
         raise ImportRejected(
-            f"{path.name}: not an export this workbook knows (headers: {', '.join(h for h in header[:8] if h)}…). "
+            f"{path.name}: not an export this workbook knows; {header_listing(header)}. "
             "Name the table it belongs to, e.g. `crm import orders FILE`, with --map 'Their Header=column' if needed; "
             "docs/bringing-your-data-in.md lists the exports recognised."
         )
@@ -566,6 +571,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     if at:
         header = head[at - 1]
     found, ignored = _targets(source, header)
+    refuse_repeated_headers(path, header, read=found)
     if source.rates_per:  # the other columns are the currencies, not columns left aside
         ignored = []
     result = SourceImportResult(path, source, {header[i].strip(): t for i, t in found.items()}, ignored,
@@ -601,6 +607,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                         dates, numbers = _file_dates(path, encoding, source, header, found, at, result.mapping)
                         decided = decide_dayfirst(path, dates, dayfirst=None, rows=numbers)
                     part, prepared, chunk_errors = _prepare(db, source, frame, kept_rows, decided, result, in_file)
+                chunk_errors = nul_errors(header, rows, data=data) + chunk_errors  # a NUL in any column, read or not
                 if chunk_errors and skip_bad_rows:
                     bad = chunk_errors + _other_lines_of_bad_orders(source, header, raw, kept_rows, found, chunk_errors)
                     good = ~np.isin(kept_rows, [e.row for e in bad])

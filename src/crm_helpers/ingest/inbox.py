@@ -42,7 +42,7 @@ from crm_helpers.ingest.table_import import (
 from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, TABLES
 from crm_helpers.ingest.export_import import file_source, import_export
 from crm_helpers.ingest.sources import Source
-from crm_helpers.store.connection import IMPORT_CHECKS, explain_error, store_path, write_transaction
+from crm_helpers.store.connection import IMPORT_CHECKS, StoreError, explain_error, store_path, write_transaction
 
 SUPPORTED = (".csv", ".tsv", ".txt", ".xlsx")
 
@@ -213,6 +213,8 @@ def import_inbox(db: Database, inbox: Path, *, dry_run: bool = False) -> pd.Data
                         _record_check(db, path, sha, imported_as, row["unchanged"])
             except (ImportRejected, ValueError) as exc:
                 row.update(status="rejected", message=f"{exc} (nothing of this file was imported)")
+            except StoreError as exc:  # a store of a newer workbook, or replaced since it was opened
+                row.update(status="rejected", message=f"{path.name}: nothing of this file was imported: {exc}")
             except sqlite3.DatabaseError as exc:  # the store busy, full or read-only: the import rolled back
                 row.update(status="rejected", message=f"{path.name}: nothing of this file was imported: "
                            f"{explain_error(store_path(db), exc)}")

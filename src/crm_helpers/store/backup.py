@@ -4,8 +4,9 @@
 while another process writes), checks the copy with ``PRAGMA integrity_check``, writes it with
 owner-only permissions and keeps the newest ``keep`` backups. With a passphrase the copy is
 encrypted (Fernet: AES-128-CBC + HMAC-SHA256, key derived from the passphrase with scrypt) by
-the ``cryptography`` package. ``restore()`` verifies a backup before it replaces the store and
-keeps the replaced file beside it.
+the ``cryptography`` package. ``restore()`` verifies a backup, keeps a copy of the store beside it, and copies the
+backup into the store file (the online backup API again), so connections open on the store (the
+desk, a notebook) see the restored store and write into it.
 
 Erasures stay erased (see ``suppression.py``): every backup copies the store's suppression list to
 the sidecar beside it; ``restore()`` erases again, before the restored store replaces the current
@@ -31,7 +32,15 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store import config
 from crm_helpers.store.files import PARTIAL_PREFIX, UnsafeWriteError, place, remove_stale_partials
 from crm_helpers.store.forget import erased_people, reapply_erasures
-from crm_helpers.store.connection import SCHEMA_VERSION, migrate_db, owner_only_umask
+from crm_helpers.store.connection import (
+    NEWER_VERSION,
+    SCHEMA_VERSION,
+    StoreError,
+    migrate_db,
+    newer_store_warning,
+    open_db,
+    owner_only_umask,
+)
 from crm_helpers.store.suppression import SidecarError, SuppressionList
 
 MAGIC = b"CRMBAK1\n"
@@ -97,7 +106,10 @@ def verify(path: Path, *, name: str | None = None) -> int:
         raise BackupError(f"{name}: not a CRM backup: not a readable SQLite database ({exc})") from None
     if result != "ok":
         raise BackupError(f"{name}: integrity check failed: {result}")
-    if not has_customers or not 1 <= version <= SCHEMA_VERSION:
+    if version > SCHEMA_VERSION:
+        raise BackupError(f"{name}: {NEWER_VERSION} (schema version {version}; this workbook knows up to "
+                          f"{SCHEMA_VERSION})")
+    if not has_customers or version < 1:
         raise BackupError(f"{name}: not a CRM store (schema version {version})")
     return int(version)
 
@@ -186,19 +198,27 @@ class Restored:
 def restore(
     backup_file: str | os.PathLike[str], db_path: str | os.PathLike[str], *, passphrase: str | None = None
 ) -> Restored:
-    """Replace the store with a verified backup, keeping every erasure.
+    """Copy a verified backup into the store, keeping every erasure.
 
     The backup is decrypted (when encrypted) and checked before anything is touched; everybody on
     the suppression list (of the current store, of the sidecar beside the backup and of the one in
     the store's backup folder) is erased again in it, and it is compacted so no freed page keeps
-    their data, before it replaces the store. The current store is kept as
-    ``crm.db.replaced-YYYYMMDD-HHMMSS``.
+    their data. It is then copied INTO the store file with SQLite's online backup API, under the
+    store's write lock, rather than put in the file's place: a desk or notebook that opened the store
+    before sees the restored content at its next read and writes into it, never into a file that is
+    gone. While the lock is held (nobody can write), the current store is kept as
+    ``crm.db.replaced-YYYYMMDD-HHMMSS`` and its suppression list read again: a person erased while
+    the backup was being prepared is erased in it too before the copy goes on. The store keeps its
+    file, owner-only mode and journal (WAL). A store file SQLite cannot read at all is moved aside
+    to the kept name and a new one written. A store made by a newer version of the workbook is
+    refused (nothing is written to it), as is a backup made by one.
     """
     source, db_path = Path(backup_file), Path(db_path)
     if not source.exists():
         raise BackupError(f"{source}: no such backup")
     with owner_only_umask():
         erasures = known_erasures(db_path, source.parent)
+        existed = db_path.exists()
         with _partial_dir(db_path.parent) as tmp:
             candidate = Path(tmp) / "restore.db"
             blob = source.read_bytes()
@@ -208,18 +228,101 @@ def restore(
                 blob = decrypt_bytes(blob, passphrase)
             candidate.write_bytes(blob)
             verify(candidate, name=source.name)
-            erased_again = _erase_again(candidate, erasures)
-            kept = None
-            if db_path.exists():
-                kept = db_path.with_name(f"{db_path.name}.replaced-{dt.datetime.now():%Y%m%d-%H%M%S}")
-                _snapshot(db_path, Path(tmp) / "kept.db")  # consistent copy, WAL included
-                place(Path(tmp) / "kept.db", kept)
-            for side in ("-wal", "-shm"):
-                Path(f"{db_path}{side}").unlink(missing_ok=True)
-            place(candidate, db_path)
+            kept = db_path.with_name(f"{db_path.name}.replaced-{dt.datetime.now():%Y%m%d-%H%M%S}") if existed else None
+            damaged = existed and _set_aside_if_damaged(db_path, kept)
+            live = _live_store(db_path)
+            try:
+                page_size = live.execute("PRAGMA page_size").fetchone()[0]
+                erased_again = 0
+                while True:
+                    erased_again += _erase_again(candidate, erasures, page_size=page_size)
+                    try:
+                        _copy_into(candidate, live, db_path, kept=None if damaged else kept, erasures=erasures)
+                        break
+                    except _ErasedMeanwhile as meanwhile:  # the copy was rolled back; erase them too
+                        erasures = erasures.merged(meanwhile.erasures)
+            finally:
+                live.close()
         if erasures:
             erasures.write_sidecar(config.backups_dir(db_path))
         return Restored(kept, erased_again)
+
+
+class _ErasedMeanwhile(BackupError):
+    """People were erased in the store after the restore read its suppression list (a signal
+    within :func:`restore`, which erases them too and copies again)."""
+
+    def __init__(self, erasures: SuppressionList) -> None:
+        super().__init__("erased meanwhile")
+        self.erasures = erasures
+
+
+def _set_aside_if_damaged(db_path: Path, kept: Path) -> bool:
+    """Move a store file that SQLite cannot read at all (its header damaged: "not a database") to
+    ``kept``, with its WAL side files removed, and say whether it did: no connection can use such a
+    file, and the restore then writes a new one."""
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        finally:
+            conn.close()
+        return False
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc) and "encrypted" not in str(exc):
+            raise BackupError(f"{db_path.name}: the store cannot be read ({exc}); nothing was restored") from None
+    os.replace(db_path, kept)
+    os.chmod(kept, 0o600)
+    for side in ("-wal", "-shm"):
+        Path(f"{db_path}{side}").unlink(missing_ok=True)
+    return True
+
+
+def _live_store(db_path: Path) -> sqlite3.Connection:
+    """A connection to the store the restore copies into (created, owner-only and in WAL mode, when
+    missing), with the busy timeout of every store connection. A store made by a newer version of
+    the workbook is refused: the restore would write to it."""
+    try:
+        db = open_db(db_path, migrate=False)
+        warning = newer_store_warning(db)
+    except StoreError as exc:
+        raise BackupError(f"{str(exc).rstrip('.')}; nothing was restored.") from None
+    if warning:
+        db.conn.close()
+        raise BackupError(f"{warning} Nothing was restored.")
+    return db.conn
+
+
+def _copy_into(candidate: Path, live: sqlite3.Connection, db_path: Path, *, kept: Path | None,
+               erasures: SuppressionList) -> None:
+    """Copy the store file ``candidate`` into the open store ``live``, one page a step.
+
+    The first step takes the store's write lock, which the backup API holds until the last page is
+    copied and committed. Holding it, the current store (readable meanwhile: WAL readers do not wait
+    for the writer) is kept as ``kept`` and its suppression list compared with ``erasures``: a person
+    erased since is :class:`_ErasedMeanwhile`, which rolls the copy back.
+    """
+    def under_lock(status: int, remaining: int, total: int) -> None:
+        if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise BackupError(f"{db_path.name}: the store is busy (another program keeps writing to it); "
+                              "nothing was restored. Try again in a moment.")
+        if locked:
+            return
+        locked.append(True)
+        current = SuppressionList.load_file(db_path)
+        if set(current.erasures) - set(erasures.erasures):
+            raise _ErasedMeanwhile(current)
+        if kept is not None:
+            working = candidate.with_name("kept.db")
+            _snapshot(db_path, working)  # consistent copy, WAL included
+            place(working, kept)  # refuses a link planted at the kept copy's name
+
+    locked: list[bool] = []
+    source = sqlite3.connect(f"file:{candidate}?mode=ro", uri=True)
+    try:
+        source.backup(live, pages=1, progress=under_lock)
+    finally:
+        source.close()
 
 
 def known_erasures(db_path: Path, *folders: Path) -> SuppressionList:
@@ -235,16 +338,19 @@ def known_erasures(db_path: Path, *folders: Path) -> SuppressionList:
     return SuppressionList().merged(*lists)
 
 
-def _erase_again(path: Path, erasures: SuppressionList) -> int:
+def _erase_again(path: Path, erasures: SuppressionList, *, page_size: int) -> int:
     """Bring the store file ``path`` to the current schema, erase again the people of ``erasures``
-    it holds and compact it; returns how many people that was."""
+    it holds and compact it (also to give it ``page_size``, in bytes: the backup API copies into a
+    WAL store only pages of its own size); returns how many people that was."""
     conn = sqlite3.connect(str(path))
     try:
+        conn.execute("PRAGMA journal_mode = DELETE")  # a file's own setting; VACUUM changes no WAL page size
         conn.execute("PRAGMA foreign_keys = ON")
         db = Database(conn)
         migrate_db(db)
         erased = len(reapply_erasures(db, erasures)) if erasures else 0
-        if erased:
+        if erased or conn.execute("PRAGMA page_size").fetchone()[0] != page_size:
+            conn.execute(f"PRAGMA page_size = {int(page_size)}")
             conn.execute("VACUUM")
     finally:
         conn.close()

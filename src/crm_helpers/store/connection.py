@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -45,6 +46,23 @@ cached scale store."""
 
 class StoreError(CrmError):
     """The store cannot be opened or written (read-only, disk full, not a database)."""
+
+
+class NewerStoreError(StoreError):
+    """The store (or backup) was made by a newer version of the workbook: this code reads it at most,
+    and writes nothing to it."""
+
+
+class StoreReplacedError(StoreError):
+    """The store file was replaced (a restore by another tool, ``crm demo --replace``) since this
+    connection opened it; the write was refused, so nothing went into the replaced, unlinked file."""
+
+
+NEWER_VERSION = "made by a newer version of the workbook: update it (git pull && make setup)"
+"""What a store or backup with a schema newer than :data:`SCHEMA_VERSION` is called, in every message."""
+
+_OPENED: weakref.WeakKeyDictionary[Database, tuple[Path, int, int]] = weakref.WeakKeyDictionary()
+"""The file each store opened by :func:`open_db` was, when opened: ``(path, st_dev, st_ino)``."""
 
 
 def _create(db: Database, t: Table) -> None:
@@ -203,7 +221,11 @@ def open_db(path: str | os.PathLike[str] | None = None, *, migrate: bool = True)
 
     The file and its WAL side files are created readable by the owner only. Raises
     :class:`StoreError` with a plain message when the file is not a database, the folder
-    is read-only or the disk is full.
+    is read-only or the disk is full. A store made by a newer version of the workbook (its schema
+    version above :data:`SCHEMA_VERSION`) opens without migrations, for reading:
+    :func:`newer_store_warning` names it, and :func:`write_transaction` refuses every write to it.
+    The file's identity is recorded, so that :func:`write_transaction` refuses to write once the
+    file at ``path`` is another one.
     """
     db_path = Path(path) if path is not None else config.default_db_path()
     try:
@@ -219,6 +241,8 @@ def open_db(path: str | os.PathLike[str] | None = None, *, migrate: bool = True)
             db = sqlite_utils.Database(conn)
             if migrate:
                 migrate_db(db)
+            info = db_path.stat()
+            _OPENED[db] = (db_path.absolute(), info.st_dev, info.st_ino)
     except sqlite3.DatabaseError as exc:
         raise StoreError(_explain(db_path, exc)) from exc
     except OSError as exc:
@@ -246,6 +270,12 @@ def write_transaction(db: Database) -> Iterator[Database]:
     What is read inside it is what the writes apply to: no other process can commit in between
     (it waits up to the busy timeout for the lock instead). Committed at the end, rolled back on
     any exception; inside an already open transaction it is a savepoint of that transaction.
+
+    Refused (rolled back, nothing written) with :class:`StoreReplacedError` when the file at the
+    store's path is no longer the one this connection opened (:func:`refuse_replaced`), and with
+    :class:`NewerStoreError` when the store was made by a newer version (:func:`refuse_newer`).
+    A restore by ``crm restore`` keeps the file (it copies the backup into it), so open
+    connections go on writing into the restored store.
     """
     if db.conn.in_transaction:
         with db.atomic():
@@ -253,11 +283,48 @@ def write_transaction(db: Database) -> Iterator[Database]:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
+        refuse_replaced(db)
+        refuse_newer(db)
         yield db
     except BaseException:
         db.conn.rollback()
         raise
     db.execute("COMMIT")
+
+
+def refuse_replaced(db: Database) -> None:
+    """Raise :class:`StoreReplacedError` when the file at the path ``db`` was opened from (by
+    :func:`open_db`) is another file now, or is gone: its writes would go into the old, unlinked
+    file, and be lost. Called under the write lock, so the file cannot change until the commit."""
+    opened = _OPENED.get(db)
+    if opened is None:
+        return
+    path, dev, ino = opened
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        info = None
+    if info is None or (info.st_dev, info.st_ino) != (dev, ino):
+        raise StoreReplacedError(
+            f"{path.name}: the store was replaced since this page opened (a restore?); nothing was saved: "
+            "reload the page / reopen the store, then enter it again."
+        )
+
+
+def newer_store_warning(db: Database) -> str | None:
+    """The sentence naming a store made by a newer version of the workbook, or None."""
+    version = schema_version(db)
+    if version <= SCHEMA_VERSION:
+        return None
+    return (f"{Path(store_path(db)).name}: this store was {NEWER_VERSION}; it has schema version {version}, "
+            f"this workbook knows up to {SCHEMA_VERSION}, so it writes nothing to it.")
+
+
+def refuse_newer(db: Database) -> None:
+    """Raise :class:`NewerStoreError` (nothing written) when ``db`` was made by a newer version."""
+    warning = newer_store_warning(db)
+    if warning:
+        raise NewerStoreError(f"{warning} Nothing was written.")
 
 
 def memory_db() -> Database:
@@ -269,8 +336,8 @@ def memory_db() -> Database:
 
 
 def migrate_db(db: Database) -> None:
-    """Apply pending migrations, each in its own transaction."""
-    if migrations.pending(db):
+    """Apply pending migrations, each in its own transaction; none to a store of a newer version."""
+    if schema_version(db) <= SCHEMA_VERSION and migrations.pending(db):
         migrations.apply(db)
 
 
