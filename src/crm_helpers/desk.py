@@ -49,7 +49,7 @@ from crm_helpers.store.schema import (
 from crm_helpers.analyses.service import backlog
 from crm_helpers.store.connection import open_db
 from crm_helpers.store.facts import deal_overdue, ticket_open_now_sql
-from crm_helpers.store.undo import EntryRecord, RowChange, UndoError, differs, read_row, undo_entry
+from crm_helpers.store.undo import EntryRecord, RowChange, differs, read_row, undo_entry
 from crm_helpers.store.validation import ValidationError, clean_value, is_blank
 
 SHOWN_ROWS = 15
@@ -240,7 +240,7 @@ class _Form:
             return
         try:
             undo_entry(self.desk.db, self.last)
-        except UndoError as exc:
+        except CrmError as exc:  # UndoError, or the store replaced or too new
             self.message.value = _ERROR.format(html.escape(str(exc)))
             return
         self.message.value = _OK.format(html.escape(f"Undone: {self.last.summary}."))
@@ -754,7 +754,7 @@ class TodayList:
             return
         try:
             undo_entry(self.desk.db, self.last)
-        except UndoError as exc:
+        except CrmError as exc:  # UndoError, or the store replaced or too new
             self.message.value = _ERROR.format(html.escape(str(exc)))
             return
         self.message.value = _OK.format(html.escape(f"Undone: {self.last.summary}."))
