@@ -123,6 +123,7 @@ def erased_people(db: Database, erasures: SuppressionList) -> list[tuple[str, st
     """``(customer_id, email, erasure)`` of every customer of ``db`` whom ``erasures`` names."""
     if not erasures or "customers" not in db.table_names():
         return []
+    erasures = erasures.for_store(db)  # phones written without a country code are read in db's country
     customers = pd.DataFrame(db.execute("SELECT customer_id, email, phone FROM customers").fetchall(),
                              columns=["customer_id", "email", "phone"], dtype=object)
     held = customers[erased_mask(erasures, customers)]  # bulk: each identifier hashed once

@@ -370,7 +370,7 @@ def data_model_markdown() -> str:
         "",
         "The people erased, so that imports, data entry and restores keep them erased: `pseudonym`, `erased_at`,",
         f"`key_id` (→ `{SUPPRESSION_KEYS}`), `digests` (JSON: HMAC-SHA256 of the customer id, the e-mail",
-        "lower-cased and the phone's digits), `rows_changed`. No identifier is stored in clear.",
+        "lower-cased and the phone in E.164 form, `+491526493665`), `rows_changed`. No identifier is stored in clear.",
         "",
     ]
     return "\n".join(lines)
