@@ -432,6 +432,8 @@ def forget_cmd(db_path: Path | None, who: str | None, yes: bool, list_: bool, pu
         changed = ", ".join(f"{n} {t}" for t, n in report.rows_changed.items())
         click.echo(f"Erased. The person's rows now belong to {report.pseudonym} ({changed}); "
                    "they are on the suppression list, so imports and restores keep them out.")
+        if report.packs is not None:
+            click.echo(report.packs.message)
         if report.reject_files_cleaned:
             click.echo("Removed their rows from: " + ", ".join(report.reject_files_cleaned))
         if report.inbox_files_mentioning:

@@ -6,6 +6,14 @@ text with stable pseudonyms: within one pack the same customer always gets the s
 pseudonym, but pseudonyms are keyed with a random secret so they cannot be traced back to
 customer ids. Anything that merely looks like an e-mail address or an international phone
 number is masked too, known or not.
+
+Every name is masked whatever its script, length or quoting: ``王芳`` and ``李小龙`` as well as
+``O'Brien`` and ``Jo "JJ" Smith``, as written and in each HTML-escaped form (Python's ``&#x27;``,
+Jinja's ``&#39;``, pandas' unescaped quotes). A value that starts or ends with a letter or digit of a
+script that separates words (Latin, Cyrillic, ...) is masked only as a whole word, so the name
+``Al`` never masks the ``Al`` in ``Also``; Chinese, Japanese and Korean names have no word
+boundaries and are masked wherever they stand. CSV files are masked cell by cell
+(:func:`crm_helpers.report.share.mask_csv`), so a quoted cell (``"Jo ""JJ"" Smith"``) is masked too.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import hmac
 import html
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from sqlite_utils import Database
@@ -23,6 +32,7 @@ EMAIL_RE = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE_RE = re.compile(r"\+\d{1,3}[\d ()/.-]{6,}\d")
 HIDDEN_TEXT = "[text hidden]"
 _MIN_TEXT = 4  # free-text values shorter than this are not worth masking (and would hit common words)
+_MIN_NAME = 2  # a name of one character is no name; two are (王芳, Al)
 
 
 @dataclass
@@ -41,7 +51,7 @@ class Masker:
         for customer_id, name, email, phone, notes in rows:
             tag = masker.pseudonym(customer_id)
             if name:
-                masker.add(name, f"Customer {tag}")
+                masker.add(name, f"Customer {tag}", min_length=_MIN_NAME)
             if email:
                 masker.add(email, f"customer-{tag.lower()}@masked.invalid")
             if phone:
@@ -61,12 +71,14 @@ class Masker:
         """A short stable tag for ``key`` (e.g. a customer id), e.g. ``"7F3A91"``."""
         return hmac.new(self.secret, str(key).encode(), hashlib.sha256).hexdigest()[:6].upper()
 
-    def add(self, value: str, replacement: str) -> None:
-        """Mask ``value`` (and its HTML-escaped form) as ``replacement``."""
+    def add(self, value: str, replacement: str, *, min_length: int = _MIN_TEXT) -> None:
+        """Mask ``value`` (as written and in its HTML-escaped forms) as ``replacement``; values shorter
+        than ``min_length`` characters are left alone (a comment "ok" is anybody's)."""
         value = str(value).strip()
-        if len(value) < _MIN_TEXT:
+        if len(value) < min_length:
             return
-        for form in {value, html.escape(value), html.escape(value, quote=False)}:
+        escaped = html.escape(value, quote=False)
+        for form in {value, html.escape(value), escaped, escaped.replace("'", "&#39;").replace('"', "&#34;")}:
             self._replacements[form] = replacement
         self._pattern = None
 
@@ -76,8 +88,23 @@ class Masker:
             return text
         if self._pattern is None and self._replacements:
             keys = sorted(self._replacements, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(k) for k in keys))
+            self._pattern = re.compile("|".join(_whole_word(k) for k in keys))
         if self._pattern is not None:
             text = self._pattern.sub(lambda m: self._replacements[m.group(0)], text)
         text = EMAIL_RE.sub(lambda m: m.group(0) if m.group(0).endswith("@masked.invalid") else "hidden@masked.invalid", text)
         return PHONE_RE.sub("+00 ••• ••••", text)
+
+
+def _whole_word(value: str) -> str:
+    """``value`` as a regular expression that matches it only as a whole word at an edge that is a
+    letter or digit of a script separating words; CJK (wide) characters need no boundary."""
+    body = re.escape(value)
+    if _word_edge(value[0]):
+        body = r"(?<!\w)" + body
+    if _word_edge(value[-1]):
+        body += r"(?!\w)"
+    return body
+
+
+def _word_edge(char: str) -> bool:
+    return (char.isalnum() or char == "_") and unicodedata.east_asian_width(char) not in ("W", "F")

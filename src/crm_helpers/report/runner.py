@@ -41,6 +41,7 @@ from crm_helpers.ingest import inbox
 from crm_helpers.analyses import segmentation
 from crm_helpers.store.periods import Period
 from crm_helpers.store.connection import open_db, owner_only_umask
+from crm_helpers.store.forget import remember_report_folder
 from crm_helpers.report import headlines
 from crm_helpers.report.glossary import write_glossary
 from crm_helpers.report.index import index_html
@@ -337,6 +338,7 @@ def render_report(
     overrides = overrides or {}
     declared = check_overrides(notebooks, overrides)
     target = Path(out_dir) if out_dir else config.reports_dir() / period.start.strftime("%Y-%m")
+    remember_report_folder(db_path, target, period=period.label)  # before any page: `crm forget` finds it
     with owner_only_umask():  # inherited by the workers and kernels, so every file is born 0600
         target.mkdir(parents=True, exist_ok=True)
         base = {

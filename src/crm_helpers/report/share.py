@@ -9,6 +9,8 @@ it reads the pack, never the runner.
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import nbformat
 
 from crm_helpers.store.connection import open_db, owner_only_umask
+from crm_helpers.store.safe_csv import write_safe_rows
 from crm_helpers.report.glossary import write_glossary
 from crm_helpers.report.index import index_html
 from crm_helpers.report.pages import NotebookRun, ReportResult, owner_only, write_html
@@ -54,6 +57,14 @@ def mask_notebook(notebook: nbformat.NotebookNode, masker: Masker) -> nbformat.N
     return masked
 
 
+def mask_csv(source: Path, target: Path, *, masker: Masker) -> Path:
+    """Write ``source`` (a CSV of the pack) to ``target`` with every cell masked on its own: a cell is
+    read as the spreadsheet reads it (quotes undone), so ``"Jo ""JJ"" Smith"`` is masked like any
+    name; written back with :func:`write_safe_rows` (formulas neutralized, owner-only)."""
+    rows = csv.reader(io.StringIO(source.read_text(encoding="utf-8-sig"), newline=""))
+    return write_safe_rows(target, ([masker.mask(cell) for cell in row] for row in rows))
+
+
 def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> Path:
     """Write ``<pack>/share/`` from the rendered pack ``result``; returns its ``index.html``.
 
@@ -75,7 +86,7 @@ def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> P
                                     masker.mask(run.error), _mask_value(run.headlines, masker),
                                     flags=_mask_value(run.flags, masker), tables=_mask_value(run.tables, masker)))
         for listing in sorted(result.out_dir.glob("*.csv")):  # the follow-up queue and the long lists pages link
-            (share_dir / listing.name).write_text(masker.mask(listing.read_text(encoding="utf-8")), encoding="utf-8")
+            mask_csv(listing, share_dir / listing.name, masker=masker)
         index = share_dir / "index.html"
         index.write_text(index_html(result.period, runs, title_suffix=" (shared copy)"), encoding="utf-8")
         write_glossary(share_dir, f"Glossary of the CRM report {result.period.label}")
