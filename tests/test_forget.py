@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import stat
 
@@ -135,3 +136,122 @@ def test_the_suppression_list_is_written_in_the_erasures_transaction(tmp_path):
     forget(db, "C1")
     assert db.execute("SELECT count(*) FROM suppression_list").fetchone()[0] == 1
     assert (tmp_path / "backups" / "suppression-list.json").exists()
+
+
+# ----------------------------------------------------------------------------- the report packs
+def _pack_with_the_person(db, folder, *, name: str, email: str, customer_id: str):
+    """A pack folder as the runner and share writer leave it, the person in every encoding a page,
+    notebook or CSV holds a value in; remembered by the store."""
+    import html
+    import json
+
+    from crm_helpers.store.forget import remember_report_folder
+    from crm_helpers.store.safe_csv import write_safe_rows
+
+    share = folder / "share"
+    share.mkdir(parents=True)
+    (folder / "03_scoring.html").write_text(
+        f"<td>{html.escape(name)}</td><td>{email}</td><pre>{html.escape(name, quote=False)}</pre>"
+        f"<td>{customer_id}</td><td>{customer_id}9</td>", encoding="utf-8")
+    cell = {"outputs": [{"text": [f"{customer_id} {name}\n"], "data": {"text/html": [f"<b>{html.escape(name)}</b>"]}}]}
+    (folder / "03_scoring.ipynb").write_text(json.dumps({"cells": [cell]}, ensure_ascii=True), encoding="utf-8")
+    write_safe_rows(folder / "follow_up_queue.csv", [["customer_id", "name", "email"], [customer_id, name, email],
+                                                     ["C99999", "Somebody Else", "else@example.org"]])
+    (share / "index.html").write_text(f"<p>Call {html.escape(name)} today</p>", encoding="utf-8")
+    (share / "notes.md").write_text(f"- {name.upper()}: call back", encoding="utf-8")
+    assert remember_report_folder(_store_file(db), folder, period="2026-10")
+
+
+def _store_file(db) -> str:
+    from crm_helpers.store.connection import store_path
+
+    return store_path(db)
+
+
+def _files_holding(folder, *values: str) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file()
+                  and any(v.lower().encode("utf-8") in p.read_bytes().lower() for v in values))
+
+
+def test_forget_rewrites_every_remembered_pack_in_every_encoding_and_names_the_files(small_store, tmp_path):
+    db = small_store
+    name = "Pat \"PJ\" O'Brien"
+    db.execute("UPDATE customers SET name = ? WHERE customer_id = 'C00002'", [name])
+    db.conn.commit()
+    email = db.execute("SELECT email FROM customers WHERE customer_id = 'C00002'").fetchone()[0]
+    default, elsewhere = tmp_path / "reports" / "2026-10", tmp_path / "elsewhere"
+    for folder in (default, elsewhere):
+        _pack_with_the_person(db, folder, name=name, email=email, customer_id="C00002")
+    assert len(_files_holding(default, "Brien", email) + _files_holding(elsewhere, "Brien", email)) == 10
+
+    report = forget(db, "C00002")
+
+    assert _files_holding(default, "Brien", email, "C00002\"", ">C00002<") == []
+    assert _files_holding(elsewhere, "Brien", email, "C00002\"", ">C00002<") == []
+    assert len(report.packs.rewritten) == 10 and report.packs.removed == []
+    assert set(report.packs.folders) == {str(default), str(elsewhere)}
+    page = (default / "03_scoring.html").read_text(encoding="utf-8")
+    assert page.count(report.pseudonym) == 4 and "<td>C000029</td>" in page  # a longer id is another customer
+    rows = list(csv.reader((default / "follow_up_queue.csv").read_text(encoding="utf-8-sig").splitlines()))
+    assert rows[1:] == [[report.pseudonym] * 3, ["C99999", "Somebody Else", "else@example.org"]]
+    assert str(default / "share") in report.packs.message and "10 report files" in report.packs.message
+    for path in default.rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_a_file_still_showing_the_person_after_the_rewrite_is_removed_and_named(small_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("CRM_REPORTS", str(tmp_path / "reports"))
+    db = small_store
+    name, email = db.execute("SELECT name, email FROM customers WHERE customer_id = 'C00002'").fetchone()
+    folder = tmp_path / "reports" / "2026-10"
+    _pack_with_the_person(db, folder, name=name, email=email, customer_id="C00002")
+    odd = "".join(f"&#{ord(c)};" for c in name)  # every letter a numeric entity: no form forget writes itself
+    (folder / "share" / "04_clv_romi.html").write_text(f"<td>{odd}</td>", encoding="utf-8")
+    outside = tmp_path / "outside.html"
+    outside.write_text(name, encoding="utf-8")
+    (folder / "link.html").symlink_to(outside)
+
+    report = forget(db, "C00002")
+
+    assert report.packs.removed == [str(folder / "share" / "04_clv_romi.html")]
+    assert not (folder / "share" / "04_clv_romi.html").exists()
+    assert report.packs.rerender() == ["crm report --month 2026-10 --share"]  # the default folder: no --out
+    assert str(folder / "share" / "04_clv_romi.html") in report.packs.message
+    assert outside.read_text(encoding="utf-8") == name  # a link in the pack is never followed
+
+
+def test_a_two_character_chinese_name_is_rewritten_wherever_it_stands(small_store, tmp_path):
+    db = small_store
+    db.execute("UPDATE customers SET name = '王芳' WHERE customer_id = 'C00002'")
+    db.conn.commit()
+    email = db.execute("SELECT email FROM customers WHERE customer_id = 'C00002'").fetchone()[0]
+    folder = tmp_path / "out"
+    _pack_with_the_person(db, folder, name="王芳", email=email, customer_id="C00002")
+    (folder / "05_satisfaction_review.html").write_text("<td>客户王芳：发货太慢</td>", encoding="utf-8")
+    report = forget(db, "C00002")
+    assert _files_holding(folder, "王芳", "\\u738b\\u82b3", email) == []
+    assert f"客户{report.pseudonym}：发货太慢" in (folder / "05_satisfaction_review.html").read_text(encoding="utf-8")
+
+
+def test_the_store_remembers_each_pack_folder_once_with_its_latest_render(tmp_path):
+    from crm_helpers.store.forget import remember_report_folder, report_folders
+
+    store = tmp_path / "crm.db"
+    for folder in ("a", "b", "a"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        assert remember_report_folder(store, tmp_path / folder, period="2026-10")
+    (tmp_path / "gone").mkdir()
+    remember_report_folder(store, tmp_path / "gone", period="2026-09")
+    (tmp_path / "gone").rmdir()
+    assert report_folders(open_db(store)) == {str(tmp_path / "a"): "2026-10", str(tmp_path / "b"): "2026-10"}
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    copy = read_only / "crm.db"
+    copy.write_bytes(store.read_bytes())
+    os.chmod(copy, 0o400)
+    os.chmod(read_only, 0o500)
+    try:
+        assert remember_report_folder(copy, tmp_path / "a", period="2026-10") is (os.geteuid() == 0)
+    finally:
+        os.chmod(read_only, 0o700)
