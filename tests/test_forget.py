@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +258,140 @@ def test_the_store_remembers_each_pack_folder_once_with_its_latest_render(tmp_pa
         assert remember_report_folder(copy, tmp_path / "a", period="2026-10") is (os.geteuid() == 0)
     finally:
         os.chmod(read_only, 0o700)
+
+
+# ------------------------------------------------------------- a real pack, rendered twice, then erased
+CRM = str(Path(sys.executable).with_name("crm"))
+SURNAMES, GIVEN = "王李张刘陈杨黄赵周吴", "芳伟娜敏静磊强洋艳勇"
+LONG_NAMES = [s + g for s in "孙马朱胡郭" for g in ("小龙", "建国", "晓明", "志强", "海燕")]
+QUOTED_NAMES = ["Pat O'Brien", 'Jo "JJ" Smith', "Mary-Kate D'Arcy", "Li", "Al"]
+
+
+@pytest.fixture(scope="module")
+def packs(tmp_path_factory):
+    """A demo store where a third of the customers have two- or three-character Chinese names and a
+    few have quotes in theirs or are called "Li" and "Al"; its pack rendered by `crm report --share`
+    into the default folder (``CRM_REPORTS``) and, pages 03 and 05, into an ``--out`` folder."""
+    root = tmp_path_factory.mktemp("packs")
+    db_file = root / "data" / "crm.db"
+    env = {**os.environ, "CRM_REPORTS": str(root / "reports"), "CRM_INBOX": str(root / "inbox")}
+    subprocess.run([CRM, "demo", "--db", str(db_file), "--customers", "300", "--months", "18", "--end", "2026-10"],
+                   check=True, capture_output=True, text=True, env=env)
+    db = open_db(db_file)
+    ids = [r[0] for r in db.execute("SELECT customer_id FROM customers ORDER BY customer_id")]
+    chinese = [name for pair in zip(LONG_NAMES, [s + g for s in SURNAMES for g in GIVEN]) for name in pair]
+    renamed = dict(zip(ids[::3], chinese)) | dict(zip(ids[1::41], QUOTED_NAMES))
+    db.conn.executemany("UPDATE customers SET name = ? WHERE customer_id = ?", [(n, c) for c, n in renamed.items()])
+    db.conn.commit()
+    db.conn.close()
+    runs = [subprocess.run([CRM, "report", "--db", str(db_file), "--month", "2026-10", "--share", *extra],
+                           capture_output=True, text=True, env=env)
+            for extra in ([], ["--out", str(root / "elsewhere"), "--only", "03,05"])]
+    for run in runs:
+        assert run.returncode == 0, run.stdout + run.stderr
+    return root, db_file, env
+
+
+def _pages(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".html", ".ipynb", ".csv"))
+
+
+def _readable(path: Path) -> str:
+    """A file's text as a reader sees it: a notebook's strings decoded, images left out."""
+    import html
+    import json
+    import re
+
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix == ".ipynb":
+        cells = json.loads(text)["cells"]
+        text = "\n".join(str(v) for c in cells for v in _strings(c))
+    text = re.sub(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=\s]+", "", text)
+    text = re.sub(r'"image/png":\s*"[^"]*"', "", text)
+    return html.unescape(text)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not k.startswith("image/"):
+                yield from _strings(v)
+
+
+@pytest.mark.slow
+def test_share_masks_every_name_chinese_short_and_quoted_in_pages_notebooks_and_csvs(packs):
+    import re
+
+    root, db_file, _ = packs
+    db = open_db(db_file)
+    names = [r[0] for r in db.execute("SELECT name FROM customers WHERE name IS NOT NULL")]
+    latin = re.compile("|".join(rf"(?<!\w){re.escape(n)}(?!\w)" for n in sorted(names, key=len, reverse=True)
+                                if not ("\u4e00" <= n[0] <= "\u9fff")))
+    cjk = [n for n in names if "\u4e00" <= n[0] <= "\u9fff"]
+    owner = "".join(_readable(p) for p in _pages(root / "reports" / "2026-10") if "share" not in p.parts)
+    shown_cjk = [n for n in cjk if n in owner]
+    assert len([n for n in shown_cjk if len(n) == 2]) >= 3 and any(len(n) == 3 for n in shown_cjk), shown_cjk
+    assert any(n in owner for n in ("Pat O'Brien", 'Jo "JJ" Smith', "Mary-Kate D'Arcy"))  # else the test is idle
+    for share in (root / "reports" / "2026-10" / "share", root / "elsewhere" / "share"):
+        files = _pages(share)
+        assert {p.suffix for p in files} == {".html", ".ipynb", ".csv"}
+        for path in files:
+            text = _readable(path)
+            assert not [n for n in cjk if n in text], f"{path.name} shows {[n for n in cjk if n in text][:3]}"
+            found = latin.search(text)
+            assert found is None, f"{path.name} shows the name {found.group(0)!r}"
+
+
+@pytest.mark.slow
+def test_no_page_shows_an_absolute_path(packs):
+    """Issue 26: pages 01 and 03 showed the store's absolute path (the owner's user name)."""
+    root, db_file, _ = packs
+    forbidden = ["/home/", str(root), str(db_file.resolve()), str(Path.home()) + "/"]
+    folders = [root / "reports" / "2026-10", root / "elsewhere"]
+    pages = [p for f in folders for p in _pages(f) if p.suffix == ".html" or "share" in p.parts]
+    assert {"01_import_and_entry.html", "03_scoring.html"} <= {p.name for p in pages}
+    for path in pages:
+        text = path.read_text(encoding="utf-8-sig")
+        assert not [f for f in forbidden if f in text], f"{path} shows {[f for f in forbidden if f in text]}"
+    page_01 = _readable(root / "reports" / "2026-10" / "01_import_and_entry.html")
+    assert "Store: crm.db" in page_01 and "inbox inbox" in page_01
+    assert "Written to follow_up_queue.csv" in _readable(root / "reports" / "2026-10" / "03_scoring.html")
+
+
+@pytest.mark.slow
+def test_forget_leaves_no_trace_of_the_person_in_either_pack_and_names_the_files(packs):
+    """Issue 26: after `crm forget` the month's pack (index, pages 03 and 05 and their notebooks,
+    follow_up_queue.csv, customers_to_call.csv) still held the person."""
+    import re
+
+    root, db_file, env = packs
+    folders = [root / "reports" / "2026-10", root / "elsewhere"]
+    queue = list(csv.DictReader((folders[0] / "follow_up_queue.csv").read_text(encoding="utf-8-sig").splitlines()))
+    person = next((row for row in queue if "\u4e00" <= row["name"][0] <= "\u9fff"), queue[0])
+    db = open_db(db_file)
+    phone = db.execute("SELECT phone FROM customers WHERE customer_id = ?", [person["customer_id"]]).fetchone()[0]
+    db.conn.close()
+    values = [person["name"], person["email"]] + ([phone, re.sub(r"[^\d+]", "", phone)] if phone else [])
+    holding = [p for f in folders for p in f.rglob("*") if p.is_file()
+               and any(v.lower().encode() in p.read_bytes().lower() for v in values)]
+    assert {p.parent for p in holding} >= set(folders), "the person must be in both packs for this test to hold"
+
+    done = subprocess.run([CRM, "forget", "--db", str(db_file), "--yes", person["customer_id"]],
+                          capture_output=True, text=True, env=env)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes().lower()
+                assert not [v for v in values if v.lower().encode() in data], f"{path} still holds the person"
+                assert not re.search(rf"\b{person['customer_id'].lower()}\b".encode(), data), path
+    for folder in folders:
+        assert str(folder) in done.stdout and str(folder / "share") in done.stdout
+    assert re.search(r"Rewrote (\d+) report files", done.stdout)
+    assert int(re.search(r"Rewrote (\d+) report files", done.stdout).group(1)) >= len(holding)
