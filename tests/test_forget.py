@@ -395,3 +395,23 @@ def test_forget_leaves_no_trace_of_the_person_in_either_pack_and_names_the_files
         assert str(folder) in done.stdout and str(folder / "share") in done.stdout
     assert re.search(r"Rewrote (\d+) report files", done.stdout)
     assert int(re.search(r"Rewrote (\d+) report files", done.stdout).group(1)) >= len(holding)
+
+
+def test_their_own_comment_is_hidden_in_the_packs_but_a_comment_others_wrote_too_is_kept(small_store, tmp_path):
+    db = small_store
+    own = "The blue teapot arrived cracked, second time"
+    shared = "Fast delivery, thank you"
+    ids = [r[0] for r in db.execute("SELECT feedback_id FROM feedback WHERE customer_id = 'C00002' LIMIT 2")]
+    other = db.execute("SELECT feedback_id FROM feedback WHERE customer_id <> 'C00002' LIMIT 1").fetchone()[0]
+    assert len(ids) == 2, "the demo person needs two answers for this test"
+    db.conn.executemany("UPDATE feedback SET comment = ? WHERE feedback_id = ?",
+                        [(own, ids[0]), (shared, ids[1]), (shared, other)])
+    db.conn.commit()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "05_satisfaction_review.html").write_text(f"<td>{own}</td><td>{shared}</td>", encoding="utf-8")
+    from crm_helpers.store.forget import remember_report_folder
+
+    remember_report_folder(_store_file(db), folder, period="2026-10")
+    forget(db, "C00002")
+    assert (folder / "05_satisfaction_review.html").read_text(encoding="utf-8") == f"<td>[erased]</td><td>{shared}</td>"

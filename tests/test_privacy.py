@@ -62,7 +62,8 @@ def test_a_short_latin_name_is_masked_as_a_whole_word_never_inside_another():
     masker = Masker(secret=SECRET)
     masker.add("Al", "Customer Z9", min_length=2)
     masker.add("Li", "Customer Y8", min_length=2)
-    assert masker.mask("Also Al, Lisa and Li; Al's order") == "Also Customer Z9, Lisa and Customer Y8; Customer Z9's order"
+    assert masker.mask("Also Al, Lisa and Li; Al's order") == (
+        "Also Customer Z9, Lisa and Customer Y8; Customer Z9's order")
 
 
 def test_two_and_three_character_chinese_names_are_masked_wherever_they_stand():

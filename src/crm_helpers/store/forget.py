@@ -54,7 +54,14 @@ from crm_helpers.store.schema import (
     personal_columns,
 )
 from crm_helpers.store.connection import StoreError, open_db, store_path
-from crm_helpers.store.suppression import Erasure, SuppressionList, erased_mask, phone_forms, record_erasure, store_region
+from crm_helpers.store.suppression import (
+    Erasure,
+    SuppressionList,
+    erased_mask,
+    phone_forms,
+    record_erasure,
+    store_region,
+)
 from crm_helpers.store.undo import pack, unpack
 
 _ALSO_CLEARED = ("company", "city", "tags")
@@ -95,6 +102,8 @@ class PackScrub:
     @property
     def message(self) -> str:
         """Plain words for the owner: what was rewritten or removed, and what to do."""
+        if not self.folders:
+            return "No report pack of this store is known (packs rendered before this version are not remembered)."
         if not self.rewritten and not self.removed:
             return f"No report page or CSV in the {len(self.folders)} report folders showed them."
         words = []
@@ -349,7 +358,8 @@ def report_folders(db: Database) -> dict[str, str]:
 def _values_shown(db: Database, customer_id: str) -> dict[str, str]:
     """``{value: replacement kind}`` for everything of the person a page can show: ``"id"`` for the
     name, e-mail, phone (as stored and in its other forms), company (when no other customer has it)
-    and customer id, all replaced by the pseudonym; ``"text"`` for their free-text values."""
+    and customer id, all replaced by the pseudonym; ``"text"`` for their free-text values (notes,
+    subjects, comments) that no other customer has, of :data:`_MIN_FREE_TEXT` characters or more."""
     row = db.execute("SELECT name, email, phone, company FROM customers WHERE customer_id = ?",
                      [customer_id]).fetchone()
     name, email, phone, company = row
@@ -365,18 +375,18 @@ def _values_shown(db: Database, customer_id: str) -> dict[str, str]:
                             [company, customer_id]).fetchone()[0]
         if not others:
             values.setdefault(company.strip(), "id")
-    personal = personal_columns()
-    for table, columns in personal.items():
-        if table == "customers" or "customer_id" not in TABLES[table].column_names:
+    for table, columns in personal_columns().items():
+        if "customer_id" not in TABLES[table].column_names:
             continue
-        for column in columns:
-            for (text,) in db.execute(f"SELECT DISTINCT {column} FROM {table} WHERE customer_id = ? "
-                                      f"AND {column} IS NOT NULL", [customer_id]).fetchall():
+        for column in (c for c in columns if table != "customers" or c == "notes"):
+            # only their own words: a comment another customer wrote too ("Fast delivery") is nobody's
+            rows = db.execute(f"SELECT DISTINCT {column} FROM {table} AS mine WHERE customer_id = ? "
+                              f"AND {column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} AS other "
+                              f"WHERE other.{column} = mine.{column} AND other.customer_id <> mine.customer_id)",
+                              [customer_id]).fetchall()
+            for (text,) in rows:
                 if len(str(text).strip()) >= _MIN_FREE_TEXT:
                     values.setdefault(str(text).strip(), "text")
-    notes = db.execute("SELECT notes FROM customers WHERE customer_id = ?", [customer_id]).fetchone()
-    if notes and notes[0] and len(notes[0].strip()) >= _MIN_FREE_TEXT:
-        values.setdefault(notes[0].strip(), "text")
     return values
 
 
