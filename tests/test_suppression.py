@@ -189,7 +189,7 @@ def test_the_suppression_list_holds_no_identifier_in_clear(store, tmp_path):
 
 def test_identifiers_are_normalised_once_for_recording_and_matching():
     assert identifiers({"customer_id": " C7 ", "email": " Ada@Example.COM", "phone": "+41 (79) 555-01-02"}) == {
-        "customer_id": "C7", "email": "ada@example.com", "phone": "41795550102"}
+        "customer_id": "C7", "email": "ada@example.com", "phone": "+41795550102"}
     assert identifiers({"email": "not an address", "phone": "12-34", "customer_id": "  "}) == {}
 
 
@@ -367,3 +367,102 @@ def test_a_tool_export_leaves_out_every_line_of_an_erased_person(tmp_path):
     assert db.execute("SELECT count(*) FROM customers WHERE lower(email) = lower(?)", [email]).fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM orders").fetchone()[0] == orders_before  # kept only anonymous
     assert first.tables["orders"].inserted == orders_before
+
+
+# ---------------------------------------------------------------- phones in one international form
+GERMAN_MOBILE = "+49 152 6493665"
+SAME_NUMBER = ("0049 152 6493665", "0152 6493665", "+49 (0)152 649 36 65", "49 152 6493665")
+
+
+def _customers_file(path: Path, phones: tuple[str, ...]) -> Path:
+    rows = [f"SHOP-{i},Caller {i},,{phone}" for i, phone in enumerate(phones)]
+    path.write_text("customer_id,name,email,phone\n" + "\n".join(rows) + "\nSHOP-NEW,A Stranger,,+49 30 1234567\n",
+                    encoding="utf-8")
+    return path
+
+
+def _german_store(tmp_path: Path, *, country: str | None = "Germany") -> tuple[Path, str]:
+    """A store whose customers live in ``country`` (None: no country recorded), with one customer
+    whose phone is :data:`GERMAN_MOBILE`; returns the store and that customer's id."""
+    path = tmp_path / "data" / "crm.db"
+    db = open_db(path)
+    write_demo(db, generate_demo(customers=40, months=6, seed=5, end="2026-10"))
+    db.execute("UPDATE customers SET country = ?", [country])
+    db.execute("UPDATE customers SET phone = ? WHERE customer_id = 'C00003'", [GERMAN_MOBILE])
+    db.conn.commit()
+    return path, "C00003"
+
+
+def test_the_store_country_is_the_most_common_customer_country_by_code_or_name(tmp_path):
+    from crm_helpers.store.suppression import country_code, store_region
+
+    assert [country_code(c) for c in ("DE", "de", "Germany", " Deutschland ", "德国", "Allemagne")] == ["DE"] * 6
+    assert country_code("Atlantis") is None
+    path, _ = _german_store(tmp_path)
+    db = open_db(path)
+    assert store_region(db) == "DE"
+    db.execute("UPDATE customers SET country = NULL")
+    assert store_region(db) is None
+    db.execute("UPDATE customers SET country = 'China' WHERE rowid % 4 <> 0")
+    assert store_region(db) == "CN"
+
+
+def test_a_forgotten_phone_written_any_other_way_is_refused_by_import_and_data_entry(tmp_path):
+    """Issue 26: ``0049 152 6493665`` and ``0152 6493665`` passed the list after ``+49 152 6493665``."""
+    path, customer_id = _german_store(tmp_path)
+    db = open_db(path)
+    forget(db, customer_id)
+    done = import_file(db, "customers", path=_customers_file(tmp_path / "customers.csv", SAME_NUMBER))
+    assert (done.inserted, done.erased_skipped) == (1, len(SAME_NUMBER))
+    for phone in SAME_NUMBER:
+        with pytest.raises(ValidationError, match="erased on") as caught:
+            add_customer(db, name="Back Again", phone=phone)  # what the desk's "Add new customer" calls
+        assert caught.value.column == "phone"
+    assert add_customer(db, name="Someone Else", phone="0152 6493666")  # one digit off: another person
+
+
+def test_a_forgotten_local_phone_is_refused_written_internationally(tmp_path):
+    path, customer_id = _german_store(tmp_path)
+    db = open_db(path)
+    db.execute("UPDATE customers SET phone = '0152 6493665' WHERE customer_id = ?", [customer_id])
+    forget(db, customer_id)
+    for phone in (GERMAN_MOBILE, "0049 152 6493665", "+491526493665"):
+        assert SuppressionList.load(db).match({"phone": phone}), phone
+
+
+def test_without_a_store_country_international_forms_still_match_each_other(tmp_path):
+    """No country recorded: ``+49 …`` and ``0049 …`` are one number; a local number matches the same
+    local number and its international form (by the national digits)."""
+    path, customer_id = _german_store(tmp_path, country=None)
+    db = open_db(path)
+    forget(db, customer_id)
+    erasures = SuppressionList.load(db)
+    assert erasures.region is None
+    for phone in ("0049 152 6493665", "+49-152-6493665", "49 152 6493665"):
+        assert erasures.match({"phone": phone}), phone
+    assert not erasures.match({"phone": "+43 152 6493665"})  # the same digits in Austria: someone else
+
+
+def test_erasures_recorded_with_the_old_digits_only_rule_still_match_every_form(tmp_path):
+    """A list written before phones were read internationally hashed the digits as written; no
+    entry is migrated (only hashes are kept), each phone is looked up under the old forms too."""
+    import hashlib
+    import hmac
+
+    path, _ = _german_store(tmp_path)
+    db = open_db(path)
+    secret = os.urandom(32)
+    old = {"+49 152 6493665": "491526493665", "0152 7000001": "01527000001"}  # as written -> old digest input
+    db.execute("INSERT INTO suppression_keys (key_id, secret) VALUES ('old', ?)", [secret])
+    for n, digits in enumerate(old.values()):
+        digest = hmac.new(secret, f"phone\x1f{digits}".encode(), hashlib.sha256).hexdigest()
+        db.execute("INSERT INTO suppression_list (pseudonym, erased_at, key_id, digests, rows_changed) "
+                   "VALUES (?, '2026-01-01T10:00:00', 'old', ?, 1)", [f"ERASED-OLD{n}", json.dumps({"phone": digest})])
+    db.conn.commit()
+    erasures = SuppressionList.load(db)
+    for phone in ("+49 152 6493665", "0049 152 6493665", "0152 6493665", "+491526493665"):
+        assert erasures.match({"phone": phone}).pseudonym == "ERASED-OLD0", phone
+    for phone in ("0152 7000001", "+49 152 7000001", "0049 1527000001"):
+        assert erasures.match({"phone": phone}).pseudonym == "ERASED-OLD1", phone
+    done = import_file(db, "customers", path=_customers_file(tmp_path / "c.csv", SAME_NUMBER))
+    assert done.erased_skipped == len(SAME_NUMBER)

@@ -483,6 +483,12 @@ def forget_cmd(db_path: Path | None, who: str | None, yes: bool, list_: bool, pu
         changed = ", ".join(f"{n} {t}" for t, n in report.rows_changed.items())
         click.echo(f"Erased. The person's rows now belong to {report.pseudonym} ({changed}); "
                    "they are on the suppression list, so imports and restores keep them out.")
+        if report.packs is not None:
+            click.echo(report.packs.message)
+        if report.working_folders:
+            click.echo("A report or backup still running works in " + ", ".join(report.working_folders)
+                       + ": what it writes may hold them. Once it has finished, render that report again "
+                       "(crm report) or rewrite the backups (crm forget --list names those that hold them).")
         if report.reject_files_cleaned:
             click.echo("Removed their rows from: " + ", ".join(report.reject_files_cleaned))
         if report.inbox_files_mentioning:

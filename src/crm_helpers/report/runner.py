@@ -53,6 +53,7 @@ from crm_helpers.store.periods import Period
 from crm_helpers.store.connection import open_db, owner_only_umask
 from crm_helpers.store.files import (DISK_FULL, UnsafeWriteError, copy_files, fresh_folder, is_disk_full,
                                      remove_stale_partials, write_text)
+from crm_helpers.store.forget import remember_report_folder
 from crm_helpers.report import headlines
 from crm_helpers.report.glossary import write_glossary
 from crm_helpers.report.index import index_html
@@ -375,6 +376,7 @@ def render_report(
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(target.parent)  # left by a render that was killed
         check_pack_folder(target)
+        remember_report_folder(db_path, target, period=period.label)  # before any page: `crm forget` finds it
         try:
             with fresh_folder(target) as work:
                 # only=: the month's other pages stay; always: share/ and files of the owner's own

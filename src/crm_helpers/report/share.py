@@ -11,6 +11,8 @@ leaves the previous ``share/`` as it was.
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import nbformat
 from crm_helpers.errors import CrmError
 from crm_helpers.store.connection import open_db, owner_only_umask
 from crm_helpers.store.files import UnsafeWriteError, fresh_folder, is_disk_full, remove_stale_partials, write_text
+from crm_helpers.store.safe_csv import write_safe_rows
 from crm_helpers.report.glossary import write_glossary
 from crm_helpers.report.index import index_html
 from crm_helpers.report.pages import SHARE_FOLDER, NotebookRun, ReportResult, owner_only, write_html
@@ -62,6 +65,14 @@ def mask_notebook(notebook: nbformat.NotebookNode, masker: Masker) -> nbformat.N
     return masked
 
 
+def mask_csv(source: Path, target: Path, *, masker: Masker) -> Path:
+    """Write ``source`` (a CSV of the pack) to ``target`` with every cell masked on its own: a cell is
+    read as the spreadsheet reads it (quotes undone), so ``"Jo ""JJ"" Smith"`` is masked like any
+    name; written back with :func:`write_safe_rows` (formulas neutralized, owner-only)."""
+    rows = csv.reader(io.StringIO(source.read_text(encoding="utf-8-sig"), newline=""))
+    return write_safe_rows(target, ([masker.mask(cell) for cell in row] for row in rows))
+
+
 def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> Path:
     """Write ``<pack>/share/`` from the rendered pack ``result``; returns its ``index.html``.
 
@@ -98,6 +109,6 @@ def _write_share(result: ReportResult, work: Path, masker: Masker) -> None:
                                 masker.mask(run.error), _mask_value(run.headlines, masker),
                                 flags=_mask_value(run.flags, masker), tables=_mask_value(run.tables, masker)))
     for listing in sorted(p for p in result.out_dir.glob("*.csv") if not p.is_symlink()):  # the lists pages link
-        write_text(work / listing.name, masker.mask(listing.read_text(encoding="utf-8")))
+        mask_csv(listing, work / listing.name, masker=masker)
     write_text(work / "index.html", index_html(result.period, runs, title_suffix=" (shared copy)"))
     write_glossary(work, f"Glossary of the CRM report {result.period.label}")

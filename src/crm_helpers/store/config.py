@@ -57,3 +57,12 @@ def reports_dir() -> Path:
 
 KERNEL_NAME = "crm-workbook"
 """Name of the Jupyter kernel registered inside ``.venv`` (see the Makefile)."""
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a page shows it: relative to the project root when inside it (``data/inbox``), else
+    its name only (``crm.db``), so that no page shows the owner's folders or user name."""
+    resolved = Path(path).expanduser().resolve()
+    if resolved.is_relative_to(PROJECT_ROOT):
+        return resolved.relative_to(PROJECT_ROOT).as_posix() or "."
+    return resolved.name

@@ -26,6 +26,7 @@ from crm_helpers.store.schema import (
     IMPORT_LOG,
     IMPORT_MAPPINGS,
     RATES,
+    REPORT_FOLDERS,
     SEGMENT_SNAPSHOTS,
     SQL_TYPES,
     SUPPRESSION_KEYS,
@@ -201,7 +202,16 @@ def m006_import_checks(db: Database) -> None:
     db.execute("PRAGMA user_version = 6")
 
 
-SCHEMA_VERSION = 6
+@migrations()
+def m007_report_folders(db: Database) -> None:
+    """Where this store's report packs were rendered (:data:`REPORT_FOLDERS`): ``path`` (absolute),
+    ``period`` (YYYY-MM), ``rendered_at`` (local time, ISO); ``crm forget`` rewrites them."""
+    db.table(REPORT_FOLDERS).create({"path": str, "period": str, "rendered_at": str}, pk="path",
+                                    not_null={"period", "rendered_at"})
+    db.execute("PRAGMA user_version = 7")
+
+
+SCHEMA_VERSION = 7
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 

@@ -269,6 +269,10 @@ SUPPRESSION_KEYS = "suppression_keys"
 IMPORT_MAPPINGS = "import_mappings"
 """The ``--map`` given for a header signature, kept so that next month's export needs no flags."""
 
+REPORT_FOLDERS = "report_folders"
+"""Every folder a report pack of this store was rendered into (its ``share/`` copy inside), so that
+``crm forget`` finds and rewrites every page and CSV that shows the person (``--out`` included)."""
+
 LOAD_ORDER: tuple[str, ...] = tuple(TABLES)
 """Tables in an order that satisfies foreign keys (parents first)."""
 
@@ -366,11 +370,17 @@ def data_model_markdown() -> str:
         "One row per erasure by `crm forget` and per erasure re-applied after a restore: `id`, `erased_at`,",
         "`pseudonym` (the id that now stands for the person), `rows_changed`. No personal data.",
         "",
+        f"## {REPORT_FOLDERS}",
+        "",
+        "Where the report packs of this store went, so that `crm forget` rewrites every page and CSV that shows",
+        "the person: `path` (the pack's folder, absolute; its `share/` copy is inside), `period` (YYYY-MM),",
+        "`rendered_at` (local time, ISO). Key: `path`.",
+        "",
         f"## {SUPPRESSION_LIST}",
         "",
         "The people erased, so that imports, data entry and restores keep them erased: `pseudonym`, `erased_at`,",
         f"`key_id` (→ `{SUPPRESSION_KEYS}`), `digests` (JSON: HMAC-SHA256 of the customer id, the e-mail",
-        "lower-cased and the phone's digits), `rows_changed`. No identifier is stored in clear.",
+        "lower-cased and the phone in E.164 form, `+491526493665`), `rows_changed`. No identifier is stored in clear.",
         "",
     ]
     return "\n".join(lines)

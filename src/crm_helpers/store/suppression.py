@@ -8,7 +8,17 @@ The identifiers, normalised by :func:`identifiers` (the one rule, used for recor
 - ``customer_id``: the id as written, trimmed (also the platform id an export uses as customer id:
   Shopify's customer number, Stripe's ``cus_…``);
 - ``email``: trimmed and lower-cased, as the store keeps it;
-- ``phone``: its digits only, when there are at least :data:`MIN_PHONE_DIGITS`.
+- ``phone``: in its one international form, E.164 (``+491526493665``), whether it was written
+  ``+49 152 6493665``, ``0049 152 6493665`` or, in a German store, ``0152 6493665``: a number without
+  its country code is read in the store's country (:func:`store_region`); a number that cannot be
+  read so (no store country and no country code) is its digits only. Fewer than
+  :data:`MIN_PHONE_DIGITS` digits identify nobody.
+
+Erasures recorded before phones were read this way hashed the phone's digits as written
+(``491526493665`` for ``+49 152 6493665``, ``01526493665`` for ``0152 6493665``). They still match:
+a phone is looked up under its E.164 form and under each digits-only form an older erasure of the
+same number can have held (:func:`phone_forms`), so no list needs migrating (it holds no clear
+value that could be hashed again).
 
 A person is erased when **any** of their identifiers is on the list (:meth:`SuppressionList.match`).
 Imports skip such rows (:func:`skip_erased`), the data-entry functions refuse them
@@ -23,6 +33,7 @@ it (as with any suppression list), but cannot read an identifier off the file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -37,6 +48,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import phonenumbers
+from phonenumbers.geodata.locale import LOCALE_DATA
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
@@ -56,29 +69,100 @@ class SidecarError(CrmError, ValueError):
     """The sidecar file beside the backups is damaged; the message names it."""
 
 
-def identifiers(record: Mapping[str, Any]) -> dict[str, str]:
+def identifiers(record: Mapping[str, Any], *, region: str | None = None) -> dict[str, str]:
     """``{kind: normalised value}`` of the identifiers present in ``record`` (a row of customers,
-    orders, ...); blank values, unreadable e-mails and short phone numbers are left out."""
-    found = {kind: _normalised(kind, record.get(kind)) for kind in KINDS}
+    orders, ...), as an erasure records them; blank values, unreadable e-mails and short phone
+    numbers are left out. ``region``: the store's country (:func:`store_region`), for phones
+    written without a country code."""
+    found = {kind: next(iter(lookup_forms(kind, record.get(kind), region=region)), None) for kind in KINDS}
     return {kind: value for kind, value in found.items() if value is not None}
 
 
-def _normalised(kind: str, value: Any) -> str | None:
-    """The identifier ``value`` of ``kind`` as it is hashed, or None when it identifies nobody."""
+def lookup_forms(kind: str, value: Any, *, region: str | None = None) -> list[str]:
+    """The normalised forms under which the identifier ``value`` of ``kind`` is looked up: its
+    recorded form first (see the module doc), then, for a phone, the forms older erasures hashed.
+    Empty when it identifies nobody."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
+        return []
     text = str(value).strip()
     if not text:
-        return None
+        return []
     if kind == "email":
         try:
-            return normalize_email(text)
+            return [normalize_email(text)]
         except ValueError:
-            return None
+            return []
     if kind == "phone":
-        digits = re.sub(r"\D", "", text)
-        return digits if len(digits) >= MIN_PHONE_DIGITS else None
-    return text
+        return phone_forms(text, region=region)
+    return [text]
+
+
+def phone_forms(text: str, *, region: str | None = None) -> list[str]:
+    """``[E.164, digits as written, E.164's digits, 00 + E.164's digits, national digits, + digits]``
+    of a phone number (each once; the last when the digits do not start with 0: a number written
+    with its country code but no ``+``, ``49 152 6493665``); ``[digits]`` (and ``+ digits``, as
+    above) when it cannot be read as a number of a country (no country code and no ``region``);
+    ``[]`` below :data:`MIN_PHONE_DIGITS` digits.
+
+    ``region`` is a two-letter country code for numbers written without their country code; without
+    one, a leading ``00`` is read as the international prefix (``0049 …`` = ``+49 …``)."""
+    digits = re.sub(r"\D", "", text)
+    if len(digits) < MIN_PHONE_DIGITS:
+        return []
+    written_international = [] if digits.startswith("0") else ["+" + digits]
+    number = _parsed_phone(text, region)
+    if number is None:
+        return [digits, *written_international]
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    own_region = phonenumbers.region_code_for_country_code(number.country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(own_region) if own_region else None
+    trunk = (metadata.national_prefix if metadata else None) or ""
+    national = trunk + phonenumbers.national_significant_number(number)
+    return list(dict.fromkeys([e164, digits, e164[1:], "00" + e164[1:], national, *written_international]))
+
+
+def _parsed_phone(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """``text`` as a phone number of a country, or None when it cannot be read as one."""
+    if region is None and text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_possible_number(number) else None
+
+
+def store_region(db: Database) -> str | None:
+    """The store's country as a two-letter code, for phone numbers written without their country
+    code: the most common ``customers.country`` (ties: the first alphabetically) when it is a country
+    code (``DE``) or a country's name in a language the phone library knows (``Germany``,
+    ``Deutschland``, ``德国``); None when customers have no country or it is not recognised (then
+    such numbers are compared by their digits)."""
+    if "customers" not in db.table_names():
+        return None
+    row = db.execute("SELECT TRIM(country) AS c, COUNT(*) AS n FROM customers WHERE TRIM(country) <> '' "
+                     "GROUP BY c ORDER BY n DESC, c LIMIT 1").fetchone()
+    return country_code(row[0]) if row else None
+
+
+def country_code(country: str) -> str | None:
+    """The two-letter code of ``country`` (a code or a name, any letter case), or None."""
+    return _country_codes().get(country.strip().casefold())
+
+
+@functools.cache
+def _country_codes() -> dict[str, str]:
+    """``{code or name, case-folded: code}`` from the phone library's names of each country."""
+    codes = {region.casefold(): region for region in phonenumbers.SUPPORTED_REGIONS}
+    for region, names in LOCALE_DATA.items():
+        for name in names.values():
+            seen = set()
+            while name.startswith("*") and name not in seen:  # "*en": the name in that language
+                seen.add(name)
+                name = names.get(name[1:], "")
+            if name and not name.startswith("*"):
+                codes.setdefault(name.casefold(), region)
+    return codes
 
 
 def _digest(secret: bytes, kind: str, value: str) -> str:
@@ -105,10 +189,13 @@ class Erasure:
 
 @dataclass
 class SuppressionList:
-    """The keys and the erasures of one store or sidecar; lists merge by pseudonym."""
+    """The keys and the erasures of one store or sidecar; lists merge by pseudonym. ``region``: the
+    country in which phones written without their country code are read when matching (the store's,
+    :func:`store_region`; set by :meth:`load` and :meth:`for_store`)."""
 
     keys: dict[str, bytes] = field(default_factory=dict)
     erasures: dict[str, Erasure] = field(default_factory=dict)
+    region: str | None = None
 
     def __post_init__(self) -> None:
         self._index: dict[tuple[str, str, str], Erasure] | None = None
@@ -131,11 +218,12 @@ class SuppressionList:
         if not self.erasures:
             return None
         index = self._lookup()
-        for kind, value in identifiers(record).items():
-            for key_id, secret in self.keys.items():
-                hit = index.get((key_id, kind, _digest(secret, kind, value)))
-                if hit is not None:
-                    return kind, hit
+        for kind in KINDS:
+            for value in lookup_forms(kind, record.get(kind), region=self.region):
+                for key_id, secret in self.keys.items():
+                    hit = index.get((key_id, kind, _digest(secret, kind, value)))
+                    if hit is not None:
+                        return kind, hit
         return None
 
     def erased_values(self, kind: str, values: Iterable[Any]) -> set[Any]:
@@ -148,13 +236,12 @@ class SuppressionList:
                 continue
             keyed = hmac.new(secret, digestmod=hashlib.sha256)  # copied per value: the key is set up once
             for value in values:
-                text = _normalised(kind, value)
-                if text is None:
-                    continue
-                mac = keyed.copy()
-                mac.update(f"{kind}\x1f{text}".encode("utf-8"))
-                if mac.hexdigest() in wanted:
-                    hits.add(value)
+                for text in lookup_forms(kind, value, region=self.region):
+                    mac = keyed.copy()
+                    mac.update(f"{kind}\x1f{text}".encode("utf-8"))
+                    if mac.hexdigest() in wanted:
+                        hits.add(value)
+                        break
         return hits
 
     def merged(self, *others: SuppressionList) -> SuppressionList:
@@ -163,7 +250,14 @@ class SuppressionList:
         for other in others:
             keys.update(other.keys)
             erasures.update({p: e for p, e in other.erasures.items() if p not in erasures})
-        return SuppressionList(keys, erasures)
+        return SuppressionList(keys, erasures, self.region)
+
+    def for_store(self, db: Database) -> SuppressionList:
+        """This list, matching phones in the country of the store ``db`` (:func:`store_region`)."""
+        return SuppressionList(self.keys, self.erasures, store_region(db) if self._has_phones() else None)
+
+    def _has_phones(self) -> bool:
+        return any("phone" in e.digests for e in self.erasures.values())
 
     # ------------------------------------------------------------------------- the store
     @classmethod
@@ -174,7 +268,7 @@ class SuppressionList:
         keys = {k: bytes(s) for k, s in db.execute(f"SELECT key_id, secret FROM {SUPPRESSION_KEYS}").fetchall()}
         rows = db.execute(f"SELECT pseudonym, erased_at, key_id, digests, rows_changed FROM {SUPPRESSION_LIST} "
                           "ORDER BY erased_at, pseudonym").fetchall()
-        return cls(keys, {r[0]: Erasure(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows})
+        return cls(keys, {r[0]: Erasure(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows}).for_store(db)
 
     @classmethod
     def load_file(cls, path: Path) -> SuppressionList:
@@ -253,7 +347,8 @@ def record_erasure(db: Database, pseudonym: str, *, person: Mapping[str, Any], r
                    erased_at: dt.datetime | None = None) -> Erasure:
     """Put the person (a record with their identifiers) on the list, inside the caller's transaction."""
     key_id, secret = _store_key(db)
-    digests = {kind: _digest(secret, kind, value) for kind, value in identifiers(person).items()}
+    found = identifiers(person, region=store_region(db))
+    digests = {kind: _digest(secret, kind, value) for kind, value in found.items()}
     erasure = Erasure(pseudonym, (erased_at or dt.datetime.now()).isoformat(timespec="seconds"), key_id, digests,
                       rows_changed)
     SuppressionList({key_id: secret}, {pseudonym: erasure}).save(db)
@@ -263,7 +358,8 @@ def record_erasure(db: Database, pseudonym: str, *, person: Mapping[str, Any], r
 # ----------------------------------------------------------------------------- the hooks
 def erased_mask(erasures: SuppressionList, frame: pd.DataFrame) -> np.ndarray:
     """True for the rows of ``frame`` (columns named as the store's) that belong to an erased person.
-    Each distinct value is hashed once, so an orders file of a million rows costs one hash per customer."""
+    Each distinct value is hashed once (a phone once per form of :func:`phone_forms`), so an orders file
+    of a million rows costs a few hashes per customer."""
     mask = np.zeros(len(frame), dtype=bool)
     if not erasures or not len(frame):
         return mask
