@@ -130,7 +130,29 @@ def _set_options(dropdown: widgets.Dropdown, options: list[tuple[str, str]]) -> 
 
 
 # -------------------------------------------------------------------------------- forms
-class _Form:
+class _Undoable:
+    """A panel with a message line and an "Undo" button that takes back its last saved entry."""
+
+    desk: "Desk"
+    last: EntryRecord | None
+    message: widgets.HTML
+    undo: widgets.Button
+
+    def _undo(self) -> None:
+        if self.last is None:
+            return
+        try:
+            undo_entry(self.desk.db, self.last)
+        except CrmError as exc:  # UndoError, or the store replaced or too new
+            self.message.value = _ERROR.format(html.escape(str(exc)))
+            return
+        self.message.value = _OK.format(html.escape(f"Undone: {self.last.summary}."))
+        self.last = None
+        self.undo.layout.display = "none"
+        self.desk.changed()
+
+
+class _Form(_Undoable):
     """A form: named fields, an error line beside each, a message, and "Undo this entry"."""
 
     title = ""
@@ -234,19 +256,6 @@ class _Form:
         self.clear()
         self.desk.changed()
         return True
-
-    def _undo(self) -> None:
-        if self.last is None:
-            return
-        try:
-            undo_entry(self.desk.db, self.last)
-        except CrmError as exc:  # UndoError, or the store replaced or too new
-            self.message.value = _ERROR.format(html.escape(str(exc)))
-            return
-        self.message.value = _OK.format(html.escape(f"Undone: {self.last.summary}."))
-        self.last = None
-        self.undo.layout.display = "none"
-        self.desk.changed()
 
     def drop_if_gone(self) -> None:
         """Forget the last entry (and what the message shows of it) when its row is no longer as it
@@ -679,7 +688,7 @@ def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayIt
     return kept
 
 
-class TodayList:
+class TodayList(_Undoable):
     """The Today panel: one row per item with "Contacted", which logs an interaction (now, with the
     channel and the optional note above the list) so the person leaves the list; "Undo" takes the
     last one back and the person returns. The follow-up queue is computed once (``recompute``); rows
@@ -747,19 +756,6 @@ class TodayList:
         self.note.value = ""
         self.message.value = _OK.format(html.escape(f"Noted: {self.last.summary}.")) + _written(self.last)
         self.undo.layout.display = ""
-        self.desk.changed()
-
-    def _undo(self) -> None:
-        if self.last is None:
-            return
-        try:
-            undo_entry(self.desk.db, self.last)
-        except CrmError as exc:  # UndoError, or the store replaced or too new
-            self.message.value = _ERROR.format(html.escape(str(exc)))
-            return
-        self.message.value = _OK.format(html.escape(f"Undone: {self.last.summary}."))
-        self.last = None
-        self.undo.layout.display = "none"
         self.desk.changed()
 
     def widget(self) -> widgets.Widget:
