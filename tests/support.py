@@ -1,4 +1,5 @@
-"""What the tests share besides fixtures: the demo business's fixed month and a notebook runner.
+"""What the tests share besides fixtures: the demo business's fixed month, a notebook runner and a
+writer of tiny test notebooks.
 
 Test modules import these (``from support import run_notebook``); fixtures stay in ``conftest.py``.
 """
@@ -6,6 +7,9 @@ Test modules import these (``from support import run_notebook``); fixtures stay 
 from __future__ import annotations
 
 from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from crm_helpers.store.config import KERNEL_NAME, NOTEBOOKS_DIR
 from crm_helpers.report.runner import kernel_config
@@ -33,3 +37,14 @@ def run_notebook(name: str, out_dir: Path, **parameters: object) -> Path:
         config=kernel_config(),
     )
     return out
+
+
+def write_notebook(path: Path, *code: str, parameters: str) -> None:
+    """Write a tiny notebook to ``path`` for the project's kernel: a title, the ``parameters`` cell
+    (``parameters``, Python source) and one code cell per ``code``."""
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "CRM", "language": "python"}
+    params = new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [new_markdown_cell("# Test"), params] + [new_code_cell(c) for c in code]
+    nbformat.write(nb, str(path))

@@ -11,8 +11,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_notebook
 
+from support import write_notebook
 from crm_helpers.report import headlines
 from crm_helpers.store.periods import parse_month
 from crm_helpers.report.index import _format_change, _format_value
@@ -30,12 +31,7 @@ CRM = str(Path(sys.executable).with_name("crm"))
 
 
 def _notebook(path: Path, *code: str) -> None:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "crm-workbook", "display_name": "CRM", "language": "python"}
-    params = new_code_cell('db_path = ""\nperiod_start = ""\nperiod_end = ""\nsize = 1')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [new_markdown_cell("# Test"), params] + [new_code_cell(c) for c in code]
-    nbformat.write(nb, str(path))
+    write_notebook(path, *code, parameters='db_path = ""\nperiod_start = ""\nperiod_end = ""\nsize = 1')
 
 
 @pytest.fixture(scope="module")

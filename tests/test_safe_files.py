@@ -23,8 +23,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from support import write_notebook
 from crm_helpers.analyses.segment_export import export_segment
 from crm_helpers.ingest.inbox import import_inbox
 from crm_helpers.report.runner import ReportError, render_report
@@ -197,12 +197,7 @@ def test_a_backup_refuses_a_link_at_its_name(tmp_path):
 
 # ----------------------------------------------------------------------------- the pack
 def _notebook(path: Path, *code: str) -> None:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "crm-workbook", "display_name": "CRM", "language": "python"}
-    params = new_code_cell('db_path = ""\nperiod_start = ""\nperiod_end = ""\noutput_dir = ""\nlabel = "first"')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [new_markdown_cell("# Test"), params] + [new_code_cell(c) for c in code]
-    nbformat.write(nb, str(path))
+    write_notebook(path, *code, parameters='db_path = ""\nperiod_start = ""\nperiod_end = ""\noutput_dir = ""\nlabel = "first"')
 
 
 @pytest.fixture(scope="module")
