@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from crm_helpers.store.backup import backup, check_copies, decrypt_bytes, purge_copies, restore, verify
 from crm_helpers.cli import main
 from crm_helpers.demo import generate_demo, write_demo
-from crm_helpers.ingest.entry import add_customer
+from crm_helpers.ingest.entry import add_customer, update_customer
 from crm_helpers.store.forget import forget
 from crm_helpers.ingest.table_import import import_file
 from crm_helpers.ingest.inbox import import_inbox
@@ -419,6 +419,10 @@ def test_a_forgotten_phone_written_any_other_way_is_refused_by_import_and_data_e
             add_customer(db, name="Back Again", phone=phone)  # what the desk's "Add new customer" calls
         assert caught.value.column == "phone"
     assert add_customer(db, name="Someone Else", phone="0152 6493666")  # one digit off: another person
+    other = add_customer(db, name="Someone Else Again", phone="0152 6493667")
+    with pytest.raises(ValidationError, match="erased on"):
+        update_customer(db, other, phone="0049 152 6493665")  # the desk's "Save changes"
+    assert db.execute("SELECT phone FROM customers WHERE customer_id = ?", [other]).fetchone()[0] == "0152 6493667"
 
 
 def test_a_forgotten_local_phone_is_refused_written_internationally(tmp_path):

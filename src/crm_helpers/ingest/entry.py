@@ -91,8 +91,9 @@ def add_customer(db: Database, customer_id: str | None = None, **fields: Any) ->
 
 
 def update_customer(db: Database, customer_id: str, **fields: Any) -> None:
-    """Change some fields of a known customer."""
+    """Change some fields of a known customer; a new e-mail or phone of an erased person is refused."""
     current = _fetch(db, "customers", "customer_id", customer_id)
+    refuse_erased(db, {k: v for k, v in fields.items() if k != "customer_id" and v is not None})
     clean = require_valid(TABLES["customers"], {k: v for k, v in {**current, **fields}.items() if v is not None})
     with _writing(db):
         db.table("customers").update(customer_id, {k: clean.get(k) for k in fields})
