@@ -390,3 +390,23 @@ def test_no_other_spelling_of_the_end_of_a_day_comes_back():
              for path in sorted(root.rglob("*.py")) if path.name != "facts.py"
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if forbidden.search(line)]
     assert found == []
+
+
+# -- contacts ------------------------------------------------------------------------------------
+
+def test_contacted_since_counts_a_contact_after_the_trigger_up_to_the_as_of_day():
+    db = memory_db()
+    db.table("interactions").insert_all([
+        {"interaction_id": "same-day", "customer_id": "A", "occurred_at": "2026-10-08 15:00:00", "channel": "email"},
+        {"interaction_id": "before", "customer_id": "B", "occurred_at": "2026-10-07 09:00:00", "channel": "call"},
+        {"interaction_id": "too-late", "customer_id": "C", "occurred_at": "2026-11-02 09:00:00", "channel": "call"},
+        {"interaction_id": "earlier-that-day", "customer_id": "D", "occurred_at": "2026-10-08 08:00:00",
+         "channel": "call"},
+    ])
+    sql = (f"SELECT who FROM (SELECT 'A' AS who, '2026-10-08' AS seen UNION ALL SELECT 'B', '2026-10-08' "
+           f"UNION ALL SELECT 'C', '2026-10-08' UNION ALL SELECT 'D', '2026-10-08 12:00:00') "
+           f"WHERE {facts.contacted_since_sql('who', 'seen')} ORDER BY who")
+    contacted = [r[0] for r in db.execute(sql, {"end_next": facts.next_day(AS_OF)})]
+    assert contacted == ["A"], "a contact later on the trigger's day counts; one before it, or after as_of, does not"
+    later = [r[0] for r in db.execute(sql, {"end_next": facts.next_day("2026-11-30")})]
+    assert later == ["A", "C"], "as of a later day, the later contact counts too"

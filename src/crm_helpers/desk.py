@@ -33,7 +33,7 @@ from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
 from crm_helpers.ingest import entry
-from crm_helpers.analyses import followup, lead_scoring, scoring
+from crm_helpers.analyses import followup
 from crm_helpers.store.queries import store_currency
 from crm_helpers.analyses.features import as_date, customer_features
 from crm_helpers.analyses.sales import opportunities_as_of, stale_opportunities
@@ -620,13 +620,10 @@ class TodayItem:
 
 
 def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.DataFrame:
-    """The follow-up queue of notebook 03 (logistic churn model, lead scores, same reasons) as of
-    ``as_of``: :data:`followup.QUEUE_COLUMNS`; empty when there are too few buyers to score."""
-    churn = scoring.churn_backtest(db, as_of, kinds=("logistic",))
-    scored = scoring.score_customers(db, as_of, model=churn.model)
-    opps = opportunities_as_of(db, as_of)
-    pipeline = lead_scoring.open_pipeline(opps, lead_scoring.lead_backtest(opps).model)
-    return followup.follow_up_queue(db, as_of, scored=scored, pipeline=pipeline, top_n=top_n).table
+    """The call list of notebook 03 (:func:`followup.follow_up_queue_as_of`, the same triggers, contacts
+    and money at stake; only the logistic model is fitted, the one that scores) as of ``as_of``, its
+    ``top_n`` first: :data:`followup.QUEUE_COLUMNS`."""
+    return followup.follow_up_queue_as_of(db, as_of, kinds=("logistic",)).table.head(top_n)
 
 
 def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = None) -> list[TodayItem]:

@@ -3,10 +3,12 @@
 Both lists start from the same people, :func:`unhappy_customers` (recent detractors and open
 complaints), so "detractor" and "open complaint" mean one thing on every page:
 
-- :func:`follow_up_queue`: the ``top_n`` people to contact this week, ranked by a **priority**
-  (the sum of :data:`REASON_WEIGHTS` of a person's reasons, 1 to 4 each, plus up to 1 for their
-  value; the report's :func:`~crm_helpers.report.sentences.priority_meaning` says it in words),
-  each with its reasons in words;
+- :func:`follow_up_queue`: the call list that remembers: everybody with a trigger (a complaint, a
+  detractor answer, a lapse of a top spender, Can't Lose Them, a rising risk, a long silence, an
+  idle deal) not yet followed by a logged contact
+  (:func:`crm_helpers.store.facts.contacted_since_sql`), ranked by the **money at stake** (yearly
+  value × chance of leaving, in the store's currency), each with its reasons in words; the index
+  shows its ``top_n``, the CSV file holds it whole;
 - :func:`follow_up`: the satisfaction call list, detractors and open complaints with the last
   interaction.
 
@@ -17,6 +19,7 @@ reports).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +28,21 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.queries import memoized, query_df
-from crm_helpers.store.facts import STALE_DAYS, deal_stale, next_day, ticket_open_sql
+from crm_helpers.store.queries import memoized, query_df, store_currency
+from crm_helpers.store.facts import (
+    LOST_AFTER_MONTHS,
+    STALE_DAYS,
+    contacted_since_sql,
+    deal_stale,
+    lost_month_sql,
+    month_index,
+    month_index_sql,
+    month_label,
+    next_day,
+    on_or_before_sql,
+    paid,
+    ticket_open_sql,
+)
 from crm_helpers.analyses.features import as_date
 from crm_helpers.store.values import Headline
 from crm_helpers.store.safe_csv import write_safe_csv
@@ -34,6 +50,7 @@ from crm_helpers.analyses.satisfaction import DETRACTOR_MAX
 from crm_helpers.analyses.scoring import MODEL_KINDS, churn_backtest, percentile_rank, score_customers
 from crm_helpers.analyses.lead_scoring import lead_backtest_as_of, open_pipeline
 from crm_helpers.analyses.sales import opportunities_as_of
+from crm_helpers.analyses.segmentation import rfm_table
 from crm_helpers.store.periods import Period
 
 LOOKBACK_DAYS = 90
@@ -46,7 +63,8 @@ WITH latest AS (
   FROM feedback WHERE nps IS NOT NULL AND submitted_at >= :since AND submitted_at < :end_next
 ), detractors AS (SELECT * FROM latest WHERE rn = 1 AND nps <= {DETRACTOR_MAX}),
 complaints AS (
-  SELECT customer_id, COUNT(*) AS open_complaints, MIN(opened_at) AS oldest_open_complaint
+  SELECT customer_id, COUNT(*) AS open_complaints, MIN(opened_at) AS oldest_open_complaint,
+         MAX(opened_at) AS newest_open_complaint
   FROM tickets
   WHERE category = 'complaint' AND opened_at < :end_next AND {ticket_open_sql(":end_next")}
   GROUP BY customer_id
@@ -56,7 +74,7 @@ complaints AS (
 
 _UNHAPPY_SQL = _UNHAPPY + """
 SELECT who.customer_id, d.nps AS last_nps, d.submitted_at AS answered_at,
-       COALESCE(k.open_complaints, 0) AS open_complaints, k.oldest_open_complaint
+       COALESCE(k.open_complaints, 0) AS open_complaints, k.oldest_open_complaint, k.newest_open_complaint
 FROM who LEFT JOIN detractors d ON d.customer_id = who.customer_id
 LEFT JOIN complaints k ON k.customer_id = who.customer_id
 ORDER BY who.customer_id
@@ -92,33 +110,49 @@ def unhappy_customers(db: Database, as_of: dt.date, *, lookback_days: int = LOOK
     7–10 answer takes them off). An **open complaint** is a ``complaint`` ticket opened by ``as_of``
     and open at its end (:func:`crm_helpers.store.facts.ticket_open_sql`: a reopened ticket is open).
     Columns: customer_id, last_nps (empty when not a detractor), answered_at, open_complaints,
-    oldest_open_complaint; one row per customer, by customer_id.
+    oldest_open_complaint, newest_open_complaint; one row per customer, by customer_id.
     """
     return query_df(db, _UNHAPPY_SQL, params=_window(as_of, lookback_days))
 
 
 REASON_LABELS = {"complaint": "open complaint ticket", "detractor": "recent detractor answer",
+                 "lapsed": "lapsed top spender", "cant_lose": "in Can't Lose Them",
                  "churn": "valuable, likely to leave and rising", "stale": "idle open deal",
                  "no_contact": "valuable, not contacted lately"}
+"""The triggers that put a person on the call list, in words (the order of the page's count table)."""
 
-QUEUE_COLUMNS = ["customer_id", "name", "email", "reasons", "last_order", "last_contact", "priority",
-                 "value_score", "churn_probability"]
-"""Columns of the follow-up queue (and of its CSV file)."""
+QUEUE_COLUMNS = ["customer_id", "name", "email", "money_at_stake", "reasons", "yearly_value", "churn_probability",
+                 "value_score", "last_order", "last_contact"]
+"""Columns of the follow-up queue (and of its CSV file): ``money_at_stake`` and ``yearly_value`` are in
+the store's currency (EUR on the demo), see :func:`follow_up_queue`."""
 
-REASON_WEIGHTS = {"complaint": 4.0, "detractor": 3.0, "churn": 3.0, "stale": 3.0, "no_contact": 1.0}
-"""How much each reason adds to a person's priority; the value score (0–100) adds up to 1 more."""
+TOP_SPENDER_SHARE = 0.2
+"""A **top spender** is among this share of buyers with the highest net revenue to date (the top fifth)."""
 
 
 @dataclass
 class FollowUpQueue:
-    """The queue (``table``, columns :data:`QUEUE_COLUMNS`, most urgent first), how many people have
-    at least one reason (``candidates``), and people per reason (``by_reason``: reason, people).
-    ``anyone_to_follow_up``: somebody needs a follow-up; ``ok``: always True, an empty queue is a
-    result too; ``message``: the queue's size in a plain sentence."""
+    """The whole call list (``table``, columns :data:`QUEUE_COLUMNS`, the most money at stake first),
+    the ``top_n`` the index shows (:attr:`top`), people per trigger (``by_reason``: reason, people)
+    and the store's ``currency`` (the unit of the money columns). :attr:`candidates` is the list's
+    length: the page's count, the CSV's rows and the index's "to follow up" are this one number.
+    ``anyone_to_follow_up``: somebody needs a follow-up; ``ok``: always True, an empty list is a
+    result too; ``message``: the list's size in a plain sentence."""
 
     table: pd.DataFrame
-    candidates: int
     by_reason: pd.DataFrame
+    top_n: int = 20
+    currency: str = ""
+
+    @property
+    def candidates(self) -> int:
+        """How many people are on the list (every row of :attr:`table`)."""
+        return len(self.table)
+
+    @property
+    def top(self) -> pd.DataFrame:
+        """The ``top_n`` people with the most money at stake: the index's list."""
+        return self.table.head(self.top_n)
 
     @property
     def anyone_to_follow_up(self) -> bool:
@@ -132,19 +166,20 @@ class FollowUpQueue:
 
     @property
     def message(self) -> str:
-        """A plain sentence on the queue's size, for the headline."""
+        """A plain sentence on the list's size, for the headline."""
         if self.candidates == 0:
             return "nobody needs a follow-up"
-        return f"the {len(self.table)} most urgent are listed"
+        return (f"the {len(self.top)} most urgent are listed, most money at stake first; "
+                f"all {self.candidates} are in {FOLLOW_UP_FILE}")
 
 
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None, horizon_days: int = 90,
                      kinds: tuple[str, ...] = MODEL_KINDS, top_n: int = 20, valuable_score: float = 70.0,
                      no_contact_days: int = 60, stale_days: int = STALE_DAYS,
                      random_state: int = 0) -> list[Headline]:
-    """The size of the follow-up queue as of ``period``'s last day (:func:`follow_up_queue_as_of`, churn
+    """The size of the call list as of ``period``'s last day (:func:`follow_up_queue_as_of`, churn
     risk compared with ``previous``'s last day, default the calendar month before ``period``) as
-    the ``follow_up_count`` headline: people with at least one reason, a count."""
+    the ``follow_up_count`` headline: everybody on it (the rows of its CSV file), a count."""
     queue = follow_up_queue_as_of(db, period.end, previous_as_of=(previous or period.previous_month()).end,
                                   horizon_days=horizon_days, kinds=kinds, top_n=top_n, valuable_score=valuable_score,
                                   no_contact_days=no_contact_days, stale_days=stale_days, random_state=random_state)
@@ -158,16 +193,17 @@ def follow_up_queue_as_of(db: Database, as_of: dt.date, *, previous_as_of: dt.da
                           random_state: int = 0) -> FollowUpQueue:
     """:func:`follow_up_queue` with its inputs read from the store as page 03 shows them: customers
     scored by the churn model of :func:`~crm_helpers.analyses.scoring.churn_backtest`
-    (``horizon_days``, ``kinds``) now and at ``previous_as_of``, and the open pipeline weighed by
+    (``horizon_days``; ``kinds`` only adds models to compare, the scores are the logistic model's)
+    now and at ``previous_as_of``, and the open pipeline weighed by
     :func:`~crm_helpers.analyses.lead_scoring.lead_backtest_as_of`. Memoized
-    (:func:`~crm_helpers.store.queries.memoized`): page 03 and :func:`headline_figures` share one
-    queue, treat it as read-only."""
+    (:func:`~crm_helpers.store.queries.memoized`): page 03, :func:`headline_figures` and the desk's
+    Today share one list, treat it as read-only."""
     churn = churn_backtest(db, as_of, horizon_days=horizon_days, kinds=kinds, random_state=random_state)
     scored = score_customers(db, as_of, model=churn.model, previous_as_of=previous_as_of)
     pipeline = open_pipeline(opportunities_as_of(db, as_of),
                              lead_backtest_as_of(db, as_of, random_state=random_state).model)
     return follow_up_queue(db, as_of, scored=scored, pipeline=pipeline, top_n=top_n, valuable_score=valuable_score,
-                           no_contact_days=no_contact_days, stale_days=stale_days)
+                           no_contact_days=no_contact_days, stale_days=stale_days, previous_as_of=previous_as_of)
 
 
 def follow_up_queue(
@@ -183,73 +219,160 @@ def follow_up_queue(
     no_contact_days: int = 60,
     lookback_days: int = LOOKBACK_DAYS,
     stale_days: int = STALE_DAYS,
+    previous_as_of: dt.date | str | None = None,
+    lapse_months: int = LOST_AFTER_MONTHS,
+    top_spender_share: float = TOP_SPENDER_SHARE,
 ) -> FollowUpQueue:
-    """The ``top_n`` people to contact this week, each with its reasons in words (see :class:`FollowUpQueue`).
+    """The call list as of ``as_of``: everybody with a trigger not yet followed by a contact, the most
+    money at stake first, each with its reasons in words (see :class:`FollowUpQueue`).
 
-    Reasons: an open complaint ticket and a detractor answer as :func:`unhappy_customers` defines them
-    (the same people as the call list of :func:`follow_up`, answers of the last ``lookback_days``);
-    a valuable customer (value score ≥ ``valuable_score``) whose churn risk is at least
-    ``risk_threshold`` and rose by ``rising_by`` or more since the previous scoring; a valuable
-    customer not contacted for more than ``no_contact_days`` (or never); an open deal idle for
-    more than ``stale_days`` (:func:`crm_helpers.store.facts.deal_stale`). Priority = the sum of :data:`REASON_WEIGHTS` of the reasons plus the
-    larger of value score / 100 and the size of the person's largest idle deal as a percentile of
-    the idle deals (0–1), explained in plain words by the report's ``priority_meaning``; ties go by
-    customer_id. ``scored`` is :func:`crm_helpers.analyses.scoring.score_customers`, ``pipeline`` is
-    :func:`crm_helpers.analyses.lead_scoring.open_pipeline`. Names, e-mails and last contacts are looked up
-    for the listed people only.
+    **Triggers** (each with the day it happened):
+
+    - an open complaint ticket and a detractor answer of the last ``lookback_days`` days, as
+      :func:`unhappy_customers` defines them (since the newest open complaint's opening; since the answer);
+    - a **lapsed top spender**: lost by the store's rule (:func:`crm_helpers.store.facts.lost_sql`, no paid
+      order for ``lapse_months`` calendar months) and among the ``top_spender_share`` of buyers with
+      the most net revenue to date (since the first day of the month they were lost);
+    - **Can't Lose Them** (:mod:`crm_helpers.analyses.segmentation`: among the most frequent buyers,
+      now quiet; since the day they had been without an order as long as the least quiet of R 1–2);
+    - a valuable customer (value score ≥ ``valuable_score``) whose churn risk is at least
+      ``risk_threshold`` and rose by ``rising_by`` or more since ``previous_as_of`` (default 30 days
+      earlier, as :func:`~crm_helpers.analyses.scoring.score_customers`; since that day);
+    - a valuable customer not contacted for more than ``no_contact_days`` days, or never;
+    - an open deal idle for more than ``stale_days`` days (:func:`crm_helpers.store.facts.deal_stale`;
+      since the day it went idle).
+
+    A trigger counts only while the person has not been contacted since it
+    (:func:`crm_helpers.store.facts.contacted_since_sql`): an interaction logged after it takes the
+    person off, a new trigger brings them back; a person stays while any trigger is uncontacted. **Ranking**: ``money_at_stake`` = ``yearly_value`` ×
+    ``churn_probability``, what the business expects to lose in a year if the person goes: their
+    yearly value is their net revenue to date (paid orders, refunds off, store currency) per year
+    since their first order (a customer of less than a year counted over one year), and the chance
+    is the churn model's (no paid order in its horizon). For a person with an idle deal it is the
+    larger of that and the deal's expected value (amount × the model's win chance, else yours).
+    Without a churn model the chance and the money are blank and the list goes by yearly value.
+    Ties go by customer_id. ``scored`` is :func:`crm_helpers.analyses.scoring.score_customers`,
+    ``pipeline`` is :func:`crm_helpers.analyses.lead_scoring.open_pipeline`.
     """
-    day = pd.Timestamp(as_date(as_of))
+    day = as_date(as_of)
+    before = as_date(previous_as_of) if previous_as_of else day - dt.timedelta(days=30)
+    currency = store_currency(db)
     s = scored.set_index("customer_id")
     valuable = s["value_score"].fillna(0) >= valuable_score
-    reasons: list[pd.DataFrame] = []
+    triggers: list[pd.DataFrame] = []
 
-    def add(mask: pd.Series, kind: str, text: pd.Series) -> None:
+    def add(mask: pd.Series, kind: str, text: pd.Series, since: pd.Series | str) -> None:
+        mask = mask.fillna(False).astype(bool)
         if mask.any():
-            reasons.append(pd.DataFrame({"customer_id": mask.index[mask], "kind": kind, "text": text[mask].to_numpy()}))
+            since_text = since[mask].to_numpy() if isinstance(since, pd.Series) else since
+            triggers.append(pd.DataFrame({"customer_id": mask.index[mask], "kind": kind,
+                                          "text": text[mask].to_numpy(), "since": since_text}))
 
-    unhappy = unhappy_customers(db, day.date(), lookback_days=lookback_days).set_index("customer_id")
+    unhappy = unhappy_customers(db, day, lookback_days=lookback_days).set_index("customer_id")
     add(unhappy["open_complaints"] > 0, "complaint",
-        unhappy["open_complaints"].map(lambda n: "open complaint ticket" if n == 1 else f"{n} open complaint tickets"))
+        unhappy["open_complaints"].map(lambda n: "open complaint ticket" if n == 1 else f"{n} open complaint tickets"),
+        unhappy["newest_open_complaint"].astype(str))
     add(unhappy["last_nps"].notna(), "detractor",
         "detractor: NPS " + unhappy["last_nps"].astype("Int64").astype("string").fillna("") + " on "
-        + unhappy["answered_at"].astype(str).str[:10])
-    now, before = s["churn_probability"], s["churn_probability_prev"]
-    rising = valuable & (now >= risk_threshold) & ((now - before.fillna(now)) >= rising_by)
-    add(rising.fillna(False), "churn",
-        "valuable (score " + _whole(s["value_score"]) + "), likely to leave: chance up from "
-        + _whole(100 * before) + "% to " + _whole(100 * now) + "%")
+        + unhappy["answered_at"].astype(str).str[:10], unhappy["answered_at"].astype(str))
+    buyers = s.loc[s["frequency"] > 0]
+    if len(buyers):
+        lapsed = _lapsed(db, day, lapse_months=lapse_months).reindex(buyers.index)
+        top = percentile_rank(buyers["monetary"]) >= 1 - top_spender_share
+        add(top & lapsed.notna(), "lapsed",
+            "lapsed top spender: " + _money(buyers["monetary"], currency) + " to date, no order since "
+            + buyers["last_order"].dt.strftime("%Y-%m-%d"), lapsed.astype(str))
+        rfm = rfm_table(buyers.reset_index()).set_index("customer_id")
+        quiet_after = rfm.loc[rfm["r_score"] <= 2, "recency_days"].min()
+        quiet = rfm["segment"].reindex(buyers.index) == "Can't Lose Them"
+        if quiet.any():
+            add(quiet, "cant_lose", "Can't Lose Them: " + buyers["frequency"].astype(str) + " orders, none for "
+                + buyers["recency_days"].astype("Int64").astype("string").fillna("") + " days",
+                (buyers["last_order"] + pd.to_timedelta(quiet_after, unit="D")).dt.strftime("%Y-%m-%d"))
+    now, then = s["churn_probability"], s["churn_probability_prev"]
+    rising = valuable & (now >= risk_threshold) & ((now - then.fillna(now)) >= rising_by)
+    add(rising, "churn", "valuable (score " + _whole(s["value_score"]) + "), likely to leave: chance up from "
+        + _whole(100 * then) + "% to " + _whole(100 * now) + "%", before.isoformat())
     silent = valuable & (s["days_since_contact"].isna() | (s["days_since_contact"] > no_contact_days))
     add(silent, "no_contact", s["days_since_contact"].map(
-        lambda d: "valuable, never contacted" if pd.isna(d) else f"valuable, no contact for {int(d)} days"))
+        lambda d: "valuable, never contacted" if pd.isna(d) else f"valuable, no contact for {int(d)} days"),
+        (day - dt.timedelta(days=no_contact_days)).isoformat())
     stale = pipeline.loc[deal_stale(pipeline["days_since_activity"], stale_days)]
     if len(stale):
-        amount = stale["amount"].astype("float64").fillna(0).map(lambda v: f"{v:,.0f}")
-        chance = stale["win_probability"].map(lambda p: "" if pd.isna(p) else f", {100 * p:.0f}% win chance")
-        text = ("open deal '" + stale["title"].fillna("untitled").astype(str) + "' (" + amount + chance
-                + ") idle for " + stale["days_since_activity"].astype(int).astype(str) + " days")
-        reasons.append(pd.DataFrame({"customer_id": stale["customer_id"].to_numpy(), "kind": "stale",
-                                     "text": text.to_numpy(),
-                                     "deal": percentile_rank(stale["amount"].fillna(0)).to_numpy()}))
-    if not reasons:
-        nobody = pd.DataFrame(columns=["customer_id", "kind"])
-        return FollowUpQueue(pd.DataFrame(columns=QUEUE_COLUMNS), 0, _reason_counts(nobody))
-    long = pd.concat(reasons, ignore_index=True)
-    long["weight"] = long["kind"].map(REASON_WEIGHTS)
-    per_person = long.drop_duplicates(["customer_id", "kind"]).groupby("customer_id")["weight"].sum()
-    queue = per_person.rename("priority").to_frame()
-    queue["value_score"] = s["value_score"].reindex(queue.index)
-    deal = long.groupby("customer_id")["deal"].max().reindex(queue.index) if "deal" in long else 0.0
-    queue["priority"] += np.fmax(queue["value_score"].fillna(0) / 100, pd.Series(deal, index=queue.index).fillna(0))
-    candidates = len(queue)
-    queue = queue.reset_index().sort_values(["priority", "customer_id"], ascending=[False, True]).head(top_n)
-    words = long.loc[long["customer_id"].isin(queue["customer_id"])].sort_values(["customer_id", "weight"],
-                                                                                 ascending=[True, False])
-    queue["reasons"] = queue["customer_id"].map(words.groupby("customer_id")["text"].agg("; ".join))
-    queue["churn_probability"] = s["churn_probability"].reindex(queue["customer_id"]).to_numpy()
-    queue["last_order"] = s["last_order"].reindex(queue["customer_id"]).dt.strftime("%Y-%m-%d").to_numpy()
-    queue = queue.merge(_contacts(db, queue["customer_id"].tolist(), day), on="customer_id", how="left")
-    queue = queue.round({"priority": 2, "value_score": 1, "churn_probability": 3})
-    return FollowUpQueue(queue[QUEUE_COLUMNS].reset_index(drop=True), candidates, _reason_counts(long))
+        amount = stale["amount"].astype("float64").fillna(0)
+        chance = stale["win_probability"].astype("float64").fillna(stale["probability"].astype("float64"))
+        text = ("open deal '" + stale["title"].fillna("untitled").astype(str) + "' (" + _money(amount, currency)
+                + chance.map(lambda p: "" if pd.isna(p) else f", {100 * p:.0f}% win chance") + ") idle for "
+                + stale["days_since_activity"].astype(int).astype(str) + " days")
+        idle_since = pd.Timestamp(day) - pd.to_timedelta(stale["days_since_activity"].astype(int) - stale_days, unit="D")
+        triggers.append(pd.DataFrame({"customer_id": stale["customer_id"].to_numpy(), "kind": "stale",
+                                      "text": text.to_numpy(), "since": idle_since.dt.strftime("%Y-%m-%d").to_numpy(),
+                                      "deal": (amount * chance.fillna(0)).to_numpy()}))
+    if not triggers:
+        return FollowUpQueue(pd.DataFrame(columns=QUEUE_COLUMNS), _reason_counts(pd.DataFrame(columns=["kind"])),
+                             top_n, currency)
+    long = pd.concat(triggers, ignore_index=True).dropna(subset=["customer_id"])
+    if "deal" not in long:
+        long["deal"] = np.nan
+    long = long.loc[~_contacted_since(db, long, day)].drop(columns="since")
+    return FollowUpQueue(_ranked(db, long, scored=s, day=day), _reason_counts(long), top_n, currency)
+
+
+def _ranked(db: Database, long: pd.DataFrame, *, scored: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """One row per person of the triggers ``long`` (customer_id, kind, text, since, deal), ranked (see
+    :func:`follow_up_queue`), with the columns :data:`QUEUE_COLUMNS`."""
+    if long.empty:
+        return pd.DataFrame(columns=QUEUE_COLUMNS)
+    order = {kind: i for i, kind in enumerate(REASON_LABELS)}
+    long = long.assign(rank=long["kind"].map(order)).sort_values(["customer_id", "rank"])
+    queue = long.groupby("customer_id", sort=True).agg(reasons=("text", "; ".join), deal=("deal", "max"))
+    ids = queue.index
+    years = (scored["tenure_days"].reindex(ids).astype("float64") / 365.25).clip(lower=1.0)
+    queue["yearly_value"] = (scored["monetary"].reindex(ids).astype("float64") / years).fillna(0.0)
+    queue["churn_probability"] = scored["churn_probability"].reindex(ids).astype("float64")
+    queue["value_score"] = scored["value_score"].reindex(ids).astype("float64")
+    queue["money_at_stake"] = np.fmax(queue["yearly_value"] * queue["churn_probability"], queue["deal"])
+    queue["last_order"] = scored["last_order"].reindex(ids).dt.strftime("%Y-%m-%d")
+    queue = queue.reset_index().sort_values(["money_at_stake", "yearly_value", "customer_id"],
+                                            ascending=[False, False, True], na_position="last")
+    queue = queue.merge(_contacts(db, queue["customer_id"].tolist(), pd.Timestamp(day)), on="customer_id", how="left")
+    queue = queue.round({"money_at_stake": 0, "yearly_value": 0, "value_score": 1, "churn_probability": 3})
+    return queue[QUEUE_COLUMNS].reset_index(drop=True)
+
+
+_CONTACTED_SQL = f"""
+SELECT t.key FROM json_each(:triggers) AS t
+WHERE {contacted_since_sql("json_extract(t.value, '$[0]')", "json_extract(t.value, '$[1]')")}
+"""
+
+
+def _contacted_since(db: Database, long: pd.DataFrame, day: dt.date) -> np.ndarray:
+    """Whether each trigger of ``long`` (customer_id, since) was followed by a logged contact up to the
+    end of ``day`` (:func:`crm_helpers.store.facts.contacted_since_sql`), one bool per row in order."""
+    pairs = json.dumps([[str(c), str(s)] for c, s in zip(long["customer_id"], long["since"])])
+    hit = {row[0] for row in db.execute(_CONTACTED_SQL, {"triggers": pairs, "end_next": next_day(day)})}
+    return np.array([i in hit for i in range(len(long))], dtype=bool)
+
+
+_LAPSED_SQL = f"""
+SELECT customer_id, {month_index_sql("max(order_date)")} AS last_month FROM orders
+WHERE {paid()} AND customer_id IS NOT NULL AND {on_or_before_sql("order_date")}
+GROUP BY customer_id HAVING {lost_month_sql("last_month")} <= :month
+"""
+
+
+def _lapsed(db: Database, day: dt.date, *, lapse_months: int) -> pd.Series:
+    """The first day (ISO text) of the month each customer lost by ``day`` was lost in
+    (:func:`crm_helpers.store.facts.lost_month_sql`: ``lapse_months`` calendar months without a paid
+    order), by customer_id; customers not lost are absent."""
+    rows = db.execute(_LAPSED_SQL, {"end_next": next_day(day), "lapse": lapse_months,
+                                    "month": month_index(day)}).fetchall()
+    return pd.Series({c: f"{month_label(m + lapse_months)}-01" for c, m in rows}, dtype=object)
+
+
+def _money(values: pd.Series, currency: str) -> pd.Series:
+    """Amounts rounded to whole units with thousands separators and the ``currency``, as text."""
+    return values.astype("float64").map(lambda v: f"{v:,.0f} {currency}".rstrip())
 
 
 def _whole(values: pd.Series) -> pd.Series:

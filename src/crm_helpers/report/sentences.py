@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from crm_helpers.analyses.followup import LOOKBACK_DAYS, REASON_WEIGHTS
+from crm_helpers.analyses.followup import FOLLOW_UP_FILE, LOOKBACK_DAYS, FollowUpQueue
 from crm_helpers.analyses.satisfaction import (
     CommentThemes,
     KeyDriverAnalysis,
@@ -43,17 +43,21 @@ class Finding:
 # -- page 03, scoring ------------------------------------------------------------------------------
 
 
-def priority_meaning() -> str:
-    """The follow-up priority in plain words (from :data:`~crm_helpers.analyses.followup.REASON_WEIGHTS`),
-    for the page that shows the queue."""
-    return (
-        "Priority says how urgent a follow-up is: each reason adds points (an open complaint "
-        f"{REASON_WEIGHTS['complaint']:g}; a detractor answer {REASON_WEIGHTS['detractor']:g}; a valuable customer "
-        f"whose risk of leaving is rising {REASON_WEIGHTS['churn']:g}; an idle open deal {REASON_WEIGHTS['stale']:g}; "
-        f"a valuable customer not contacted lately {REASON_WEIGHTS['no_contact']:g}), and how valuable the customer "
-        "is, or how large their idle deal is, adds up to 1 more. So about 4 to 5 means one strong reason, 7 or more "
-        "two strong reasons or more; the list is sorted by it, most urgent first, and it has no fixed top."
-    )
+def stake_meaning(queue: FollowUpQueue) -> str:
+    """The call list's count and what its money at stake means, in plain Markdown, for the page
+    that shows ``queue`` (:func:`~crm_helpers.analyses.followup.follow_up_queue`)."""
+    unit = queue.currency or "the store's currency"
+    if not queue.anyone_to_follow_up:
+        return ("**Nobody to follow up**: every complaint, detractor answer, lapse and idle deal has been followed "
+                "by a logged contact, or there is none.")
+    return (f"**{queue.candidates} {'person' if queue.candidates == 1 else 'people'} to follow up**, all written to "
+            f"`{FOLLOW_UP_FILE}`; the index shows the first {len(queue.top)}. A person is listed once something "
+            "happens (a complaint, a detractor answer, a top spender's lapse, a slide into Can't Lose Them, a rising "
+            "risk of leaving, a long silence, an idle deal) and leaves the list as soon as you log a contact with "
+            f"them after it. **Money at stake ({unit} a year)** orders the list: the customer's yearly value (their "
+            "net revenue per year as a customer) times their chance of leaving (the churn model's chance of no paid "
+            "order in its horizon, above), or "
+            "the expected value of their idle deal when that is larger; it is blank when there is no churn model.")
 
 
 # -- page 04, customer value -----------------------------------------------------------------------

@@ -369,3 +369,24 @@ def deal_stale(days_since_activity: pd.Series, stale_days: int = STALE_DAYS) -> 
     if stale_days < 0:
         raise ValueError(f"stale_days must be 0 or more, not {stale_days}")
     return days_since_activity > stale_days
+
+
+# -- contacts ----------------------------------------------------------------------------------
+
+
+def contacted_since_sql(customer: str, trigger: str, *, until: str = ":end_next") -> str:
+    """SQL condition: the customer has been **contacted since their trigger**.
+
+    The one rule of the call list: a person leaves it once an interaction with them is logged after
+    the event that put them on it (a detractor answer, a lapse, a complaint ticket, an idle deal),
+    and comes back on a new event, which is later than that interaction. True when ``interactions``
+    holds a row of ``customer`` (an SQL expression, e.g. ``t.customer_id``) with ``occurred_at``
+    later than ``trigger`` (an SQL expression giving an ISO date or timestamp) and before ``until``
+    (the day after the as-of day, :func:`next_day`, so a contact logged after the report's day does
+    not count for it). Any logged interaction counts, whatever its channel, direction or outcome: it
+    is the owner's record that the person was dealt with. Compared as ISO text, so an interaction on
+    the trigger's day counts when the trigger is a bare date (``2026-11-08 09:00`` is after
+    ``2026-11-08``) and when it is later in the day than a timestamped trigger.
+    """
+    return (f"EXISTS (SELECT 1 FROM interactions AS contact WHERE contact.customer_id = {customer} "
+            f"AND contact.occurred_at > {trigger} AND contact.occurred_at < {until})")
