@@ -17,7 +17,7 @@ from support import run_notebook
 from crm_helpers.ingest import entry
 from crm_helpers.store.config import KERNEL_NAME, PROJECT_ROOT
 from crm_helpers.demo import DEMO_TRUTH
-from crm_helpers.desk import SHOWN_ROWS, Desk, find_customers
+from crm_helpers.desk import SHOWN_ROWS, Desk, find_customers, follow_up
 from crm_helpers.desk_server import CULL_IDLE_S, TEMPLATE, allowed_hosts, new_key, server_config
 from crm_helpers.store.facts import STALE_DAYS
 from crm_helpers.store.forget import forget
@@ -444,7 +444,10 @@ def test_today_finds_the_planted_detractors_and_forgotten_deals(demo_desk):
     unhappy = {r[0] for r in db.execute(f"SELECT customer_id FROM {DEMO_TRUTH} WHERE unhappy = 1")}
     follow = [i for i in items if i.kind == "follow-up"]
     assert 0 < len(follow) <= SHOWN_ROWS
-    assert any(i.customer_id in unhappy and "detractor" in i.why for i in follow)
+    # Today shows the head of page 03's call list (most money at stake first), which holds the planted detractors
+    call_list = follow_up(db, demo_desk.today, top_n=10_000)
+    assert [i.customer_id for i in follow] == call_list["customer_id"].head(len(follow)).tolist()
+    assert any(c in unhappy and "detractor" in why for c, why in zip(call_list["customer_id"], call_list["reasons"]))
     # planted: forgotten deals have had no activity since they were opened
     forgotten = db.execute("SELECT customer_id FROM opportunities WHERE stage NOT IN ('won', 'lost') "
                            "AND last_activity_at = opened_at AND julianday('2026-11-15') - julianday(opened_at) > ?",

@@ -396,6 +396,7 @@ def test_no_other_spelling_of_the_end_of_a_day_comes_back():
 
 def test_contacted_since_counts_a_contact_after_the_trigger_up_to_the_as_of_day():
     db = memory_db()
+    db.table("customers").insert_all([{"customer_id": c} for c in "ABCD"])
     db.table("interactions").insert_all([
         {"interaction_id": "same-day", "customer_id": "A", "occurred_at": "2026-10-08 15:00:00", "channel": "email"},
         {"interaction_id": "before", "customer_id": "B", "occurred_at": "2026-10-07 09:00:00", "channel": "call"},
