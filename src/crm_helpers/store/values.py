@@ -175,8 +175,8 @@ class Action:
         return f"{self.page}.html" + (f"#{anchor}" if anchor else "")
 
     def payload(self) -> dict[str, Any]:
-        """The JSON the report records."""
-        return asdict(self)
+        """The JSON the report records (its fields and its :attr:`link`)."""
+        return {**asdict(self), "link": self.link}
 
 
 def named_list(names: list[str], *, more: int = 0) -> str:
