@@ -185,8 +185,9 @@ def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     that moved the bad way by more than its noise (:func:`crm_helpers.report.headlines.compare`), ranked
     by the money at stake: the flag's own ``money``; for a figure in money, its change; for a count,
     its change times the figure's recorded ``worth`` (money per unit). Below :data:`ATTENTION_MIN`
-    items, real good moves follow, then one sentence saying that nothing else moved beyond noise.
-    """
+    items, real good moves follow, then one sentence saying that no other figure with a noise estimate
+    moved beyond it (and, when the notebooks recorded actions, that those are the month's work: the
+    list never says that nothing needs the owner while an analysis holds an action)."""
     items: list[tuple[float, str, str]] = []
     good: list[tuple[float, str, str]] = []
     for run in runs:
@@ -205,8 +206,8 @@ def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     ranked += sorted(good, key=lambda i: -i[0])[:max(0, ATTENTION_MIN - len(ranked))]
     chosen = [(sentence, page) for _, sentence, page in ranked]
     if len(chosen) < ATTENTION_MIN:
-        closing = ("No other headline figure with a noise estimate moved beyond it; figures without one are not "
-                   "judged.")
+        closing = ("Every other headline figure with a noise estimate moved within its usual noise; those without "
+                   "one are not judged.")
         if recorded_actions(runs):
             closing += " The actions above are this month's work."
         chosen.append((closing, "#kpis"))
