@@ -164,3 +164,18 @@ def test_needs_attention_never_says_nothing_needs_you_while_an_action_exists():
     assert "actions above" in with_action[-1][0]
     without = needs_attention([_run("04_clv_romi", [])])
     assert "actions above" not in without[-1][0]
+
+
+def test_an_attention_item_an_action_supersedes_is_said_once():
+    overdue = {"key": "pipeline overdue", "sentence": "Deals worth 32,897 EUR (weighted) are overdue.", "money": 1.0}
+    other = {"key": "campaign C04", "sentence": "Referral rewards cannot be measured.", "money": 1.0}
+    action = Action("overdue deals", "Update the overdue deals.", 13_000.0, replaces="pipeline overdue")
+    sentences = [s for s, _ in needs_attention([_run("03_scoring", [action], flags=[overdue, other])])]
+    assert "Referral rewards cannot be measured." in sentences and overdue["sentence"] not in sentences
+
+
+def test_the_overdue_deals_action_supersedes_the_sales_flag(demo_actions, module_db):
+    from crm_helpers.analyses import sales
+
+    flags = {item.key for item in sales.attention_items(module_db, period=parse_month(DEMO_END))}
+    assert demo_actions["overdue deals"].replaces in flags

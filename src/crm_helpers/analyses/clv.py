@@ -57,6 +57,7 @@ from crm_helpers.models.btyd import (
     nonnegative_floats,
     shaped_like,
 )
+from crm_helpers.analyses import segmentation
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.periods import Period
 from crm_helpers.store.values import Action, Headline, named_list
@@ -754,6 +755,8 @@ def actions(db: Database, *, period: Period, horizon_months: int = 12, annual_di
             margin: float = 0.3) -> list[Action]:
     """Win back the repeat buyers probably lost as of ``period``'s last day (settings as
     :func:`analyse_customers`'; money in the store's currency), the three biggest past spenders by name.
+    Those who newly fell into At Risk or Can't Lose Them this month are left to that action
+    (:func:`crm_helpers.analyses.segmentation.actions`), so no one is counted twice.
 
     Money at stake = Σ value × chance: each customer's value if still a customer (their CLV divided by
     their P(alive): the discounted profit of the horizon they would bring) times the chance that they
@@ -763,7 +766,13 @@ def actions(db: Database, *, period: Period, horizon_months: int = 12, annual_di
                                  annual_discount_rate=annual_discount_rate, margin=margin)
     if not analysis.ok or not analysis.n_probably_lost:
         return []
-    lost = analysis.customers[analysis.customers["probably_lost"]]
+    moved = segmentation.movers(db, segmentation.month_key(period.previous_month().end),
+                                to_month=segmentation.month_key(period.end))["customer_id"]
+    newly = analysis.customers.index.isin(moved)
+    apart = int((analysis.customers["probably_lost"] & newly).sum())
+    lost = analysis.customers[analysis.customers["probably_lost"] & ~newly]
+    if lost.empty:
+        return []
     scale = (1 - lost["p_alive"]) / lost["p_alive"].clip(lower=1e-3)
     currency = analysis.currency
     biggest = lost.sort_values(["revenue_to_date", "p_alive"], ascending=[False, True]).head(3)
@@ -771,7 +780,8 @@ def actions(db: Database, *, period: Period, horizon_months: int = 12, annual_di
              for index, name, spent in zip(biggest.index, biggest["name"], biggest["revenue_to_date"])]
     return [Action(
         "win back probably lost",
-        f"Win back the {len(lost):,} repeat buyers who have probably left, the biggest past spenders first: "
+        f"Win back the {len(lost):,} repeat buyers who have probably left"
+        + (f" (and {apart:,} newly at risk, listed apart)" if apart else "") + ", the biggest past spenders first: "
         f"{named_list(names, more=len(lost) - len(names))}; their chance of still being a customer is below 50 %.",
         float((lost["clv"] * scale).sum()), currency=currency, low=float((lost["clv_low"] * scale).sum()),
         high=float((lost["clv_high"] * scale).sum()), page="04_clv_romi", section="Customers probably lost")]

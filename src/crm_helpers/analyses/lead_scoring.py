@@ -19,7 +19,7 @@ from crm_helpers.store.facts import deal_overdue
 from crm_helpers.store.periods import Period
 from crm_helpers.store.queries import memoized, store_currency
 from crm_helpers.store.values import Action
-from crm_helpers.analyses.sales import opportunities_as_of
+from crm_helpers.analyses.sales import OVERDUE_ATTENTION, opportunities_as_of
 from crm_helpers.analyses.scoring import ScoringError
 
 
@@ -208,10 +208,11 @@ def actions(db: Database, *, period: Period, random_state: int = 0) -> list[Acti
         return [Action("overdue deals", (said or f"Update or close the {len(overdue):,} deals past their expected "
                                          "close date") + "; there are too few closed deals for a model to check them.",
                        yours, currency=currency, page="06_sales_and_forecast",
-                       section="What the pipeline should bring, month by month")]
+                       section="What the pipeline should bring, month by month", replaces=OVERDUE_ATTENTION)]
     expected = float((amount * model.predict_proba(overdue)).sum())
     return [Action(
         "overdue deals",
         said + f", the model learned from your closed deals {expected / total * 100:.0f} % ({expected:,.0f} {currency}); "
         + ("plan with the model's figure." if expected < yours else "the model is not more cautious than you."),
-        expected, currency=currency, page="03_scoring", section="The open pipeline and its expected value")]
+        expected, currency=currency, page="03_scoring", section="The open pipeline and its expected value",
+        replaces=OVERDUE_ATTENTION)]

@@ -150,9 +150,9 @@ def _actions_html(runs: list[NotebookRun]) -> str:
         return ('<section id="actions"><h2>Actions this month</h2><p>No analysis has an action for you this month '
                 "(see Needs attention below).</p></section>")
     entries = "".join(
-        f'<li>{html.escape(row["sentence"])} <span class="stake">{html.escape(_money_text(row))}</span> '
-        f'<a class="evidence" href="{html.escape(_action_href(row, run))}">{html.escape(_pages(run))}: '
-        f'{html.escape(row.get("section") or "the page")}</a></li>'
+        f'<li>{html.escape(row["sentence"])}<div class="meta"><span class="stake">{html.escape(_money_text(row))}'
+        f'</span> · <a href="{html.escape(_action_href(row, run))}">{html.escape(_pages(run))}: '
+        f'{html.escape(row.get("section") or "the page")}</a></div></li>'
         for row, run in ranked[:ACTIONS_MAX])
     rest: dict[str, int] = {}
     for _, run in ranked[ACTIONS_MAX:]:
@@ -181,7 +181,8 @@ def _move_sentence(payload: dict[str, Any]) -> str:
 def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     """The index's "Needs attention" list: ``(sentence, page)`` pairs, at most :data:`ATTENTION_MAX`.
 
-    What the notebooks flagged (:func:`crm_helpers.report.headlines.flag`), and every headline figure
+    What the notebooks flagged (:func:`crm_helpers.report.headlines.flag`; not what an action above
+    supersedes, its ``replaces``), and every headline figure
     that moved the bad way by more than its noise (:func:`crm_helpers.report.headlines.compare`), ranked
     by the money at stake: the flag's own ``money``; for a figure in money, its change; for a count,
     its change times the figure's recorded ``worth`` (money per unit). Below :data:`ATTENTION_MIN`
@@ -190,9 +191,11 @@ def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     list never says that nothing needs the owner while an analysis holds an action)."""
     items: list[tuple[float, str, str]] = []
     good: list[tuple[float, str, str]] = []
+    actions = recorded_actions(runs)
+    said = {row.get("replaces") for row, _ in actions} - {"", None}  # an action says it better: said once
     for run in runs:
         page = _page_link(run)
-        items += [(float(f.get("money") or 0.0), f["sentence"], page) for f in run.flags]
+        items += [(float(f.get("money") or 0.0), f["sentence"], page) for f in run.flags if f.get("key") not in said]
         for payload in run.headlines.values():
             if payload.get("previous") is None:
                 continue
@@ -208,7 +211,7 @@ def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     if len(chosen) < ATTENTION_MIN:
         closing = ("Every other headline figure with a noise estimate moved within its usual noise; those without "
                    "one are not judged.")
-        if recorded_actions(runs):
+        if actions:
             closing += " The actions above are this month's work."
         chosen.append((closing, "#kpis"))
     return chosen
@@ -254,7 +257,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .n
 a{color:#0b69a3}
 .good{color:#067647} .bad{color:#b42318} .noise,.unjudged{color:#9aa5b1}
 #attention ol,#actions ol{padding-left:1.4em} #attention li{margin:.35em 0}
-#actions li{margin:.6em 0;line-height:1.45} .stake{font-weight:600;white-space:nowrap} .evidence{font-size:.9em}
+#actions li{margin:.7em 0;line-height:1.45} #actions .meta{font-size:.9em;color:#52606d} .stake{font-weight:600;color:#1f2933}
 #actions .more{color:#52606d}
 """
 

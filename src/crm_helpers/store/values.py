@@ -136,8 +136,9 @@ class Action:
     ``money`` None means the analysis has no money estimate, and ``rule`` then says in words how the
     action is ranked instead (it ranks as ``rank_money``). ``page`` is the notebook's name without
     extension ("04_clv_romi") and ``section`` the heading of the page's section holding the evidence,
-    so :attr:`link` points at it. ``key`` names the action so a re-render replaces it. The list is
-    ranked by :attr:`rank_money`, highest first.
+    so :attr:`link` points at it. ``key`` names the action so a re-render replaces it; ``replaces``
+    is the key of the :class:`Attention` item it supersedes (the index then leaves that one out of
+    "Needs attention", so one thing is said once). The list is ranked by :attr:`rank_money`, highest first.
     """
 
     key: str
@@ -150,6 +151,7 @@ class Action:
     section: str = ""
     rule: str = ""
     rank_money: float = 0.0
+    replaces: str = ""
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
