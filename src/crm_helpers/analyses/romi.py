@@ -554,7 +554,8 @@ def actions(db: Database, *, period: Period, attribution_window_days: int = ATTR
             found.append(Action(
                 f"stop campaign {row.campaign_id}",
                 f"Stop \"{row.name}\" or test it against customers left out: it cost {_money(cost, currency)} and "
-                f"brought no measurable extra revenue (95 % range {_money(float(row.incremental_ci_low), currency)} "
+                f"brought no measurable extra revenue (95 % range "
+                f"{_money(float(row.incremental_ci_low), currency).replace('-', '−')} "
                 f"to {_money(float(row.incremental_ci_high), currency)}).",
                 cost, currency=currency, page="04_clv_romi", section=section, replaces=f"campaign {row.campaign_id}"))
     return found

@@ -22,7 +22,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df, store_currency
-from crm_helpers.store.values import Action, Headline
+from crm_helpers.store.values import Action, Headline, named_list
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, paid, ticket_closed_sql, ticket_open_sql, ticket_reopened_sql
 from crm_helpers.store.periods import Period
 from crm_helpers.analyses.satisfaction import DETRACTOR_MAX, PROMOTER_MIN, lookback_start, nps_ci, nps_score
@@ -333,7 +333,7 @@ def actions(db: Database, *, period: Period) -> list[Action]:
     money = [float((customers["value"] * customers["band"].map({b: d[i] for b, d in drops.items()})).sum())
              for i in range(3)]
     currency = store_currency(db)
-    compared = ", ".join(f"{bands.loc[b, 'csat_pct']:.0f} % for {b}" for b in drops)
+    compared = named_list([f"{bands.loc[b, 'csat_pct']:.0f} % for {b}" for b in drops])
     return [Action(
         "service delay",
         f"Solve tickets within a day: {fast['csat_pct']:.0f} % of tickets solved within a day were rated "
