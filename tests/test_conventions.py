@@ -63,7 +63,7 @@ def test_no_module_uses_another_modules_private_names():
     assert found == []
 
 
-NOT_RESULTS = {"Headline", "Attention", "PaidLines", "DataGap", "Source", "Chunk", "RowError"}
+NOT_RESULTS = {"Headline", "Attention", "Action", "PaidLines", "DataGap", "Source", "Chunk", "RowError"}
 """Classes that public functions of analyses/ and ingest/ return but that are values, items or
 descriptions rather than the result of an analysis or an import."""
 
@@ -166,18 +166,23 @@ def _signature_head(function: object, size: int) -> list[tuple[str, object, obje
     return [(p.name, p.kind, p.default) for p in list(inspect.signature(function).parameters.values())[:size]]
 
 
-def test_every_analysis_hands_the_index_its_figures_and_flags_with_one_signature():
-    """``headline_figures(db, *, period, previous=None, **settings) -> list[Headline]`` and
-    ``attention_items(db, *, period, **settings) -> list[Attention]`` in every analysis offering
-    them, settings keyword-only with defaults, so the notebooks call them all alike and the
-    signatures cannot drift apart again (issue 25)."""
+def test_every_analysis_hands_the_index_its_figures_flags_and_actions_with_one_signature():
+    """``headline_figures(db, *, period, previous=None, **settings) -> list[Headline]``,
+    ``attention_items(db, *, period, **settings) -> list[Attention]`` and
+    ``actions(db, *, period, **settings) -> list[Action]`` in every analysis offering them, settings
+    keyword-only with defaults, so the notebooks call them all alike and the signatures cannot drift
+    apart again (issues 25 and 27)."""
     empty, positional, keyword = inspect.Parameter.empty, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
     figures, flags = _analysis_functions("headline_figures"), _analysis_functions("attention_items")
+    actions = _analysis_functions("actions")
+    assert {f"crm_helpers.analyses.{name}" for name in ("segmentation", "clv", "romi", "satisfaction", "service",
+                                                         "lead_scoring", "quality")} <= set(actions)
     assert len(figures) >= 8 and {"crm_helpers.analyses.quality", "crm_helpers.analyses.romi",
                                   "crm_helpers.analyses.sales"} <= set(flags)
     for functions, head, returns in (
         (figures, [("db", positional, empty), ("period", keyword, empty), ("previous", keyword, None)], "Headline"),
         (flags, [("db", positional, empty), ("period", keyword, empty)], "Attention"),
+        (actions, [("db", positional, empty), ("period", keyword, empty)], "Action"),
     ):
         for module, function in functions.items():
             signature = inspect.signature(function)

@@ -256,11 +256,18 @@ def test_the_pages_read_as_a_report_no_code_words_and_no_long_tables(rendered_pa
 
 
 @pytest.mark.slow
-def test_the_index_opens_with_what_needs_attention(rendered_pack):
+def test_the_index_opens_with_the_actions_then_what_needs_attention(rendered_pack):
     root, _, _ = rendered_pack
     soup = _pages(root / "out")["index.html"]
+    actions = soup.select_one("#actions")
+    assert actions is not None and soup.find("h2") is actions.find("h2"), "the first section of the index"
+    for item in actions.select("li"):
+        page, _, anchor = item.select_one("a")["href"].partition("#")
+        assert anchor and f'id="{anchor}"' in (root / "out" / page).read_text(encoding="utf-8"), anchor
+        assert " at stake" in item.get_text() or "no money estimate" in item.get_text()
+    assert len(actions.select("li")) >= 3
     section = soup.select_one("#attention")
-    assert section is not None and soup.find("h2") is section.find("h2"), "the first section of the index"
+    assert section is not None and soup.find_all("h2")[1] is section.find("h2"), "the second section of the index"
     items = section.select("li")
     assert 1 <= len(items) <= 7
     for item in items:

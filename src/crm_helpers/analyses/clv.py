@@ -57,9 +57,10 @@ from crm_helpers.models.btyd import (
     nonnegative_floats,
     shaped_like,
 )
+from crm_helpers.analyses import segmentation
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.periods import Period
-from crm_helpers.store.values import Headline
+from crm_helpers.store.values import Action, Headline, named_list
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 
 Freq = Literal["D", "W", "M"]
@@ -748,6 +749,42 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
                  note="repeat buyers whose chance of still being a customer (P(alive)) is below 50 %",
                  previous=before.n_probably_lost if before.ok else None),
     ]
+
+
+def actions(db: Database, *, period: Period, horizon_months: int = 12, annual_discount_rate: float = 0.1,
+            margin: float = 0.3) -> list[Action]:
+    """Win back the repeat buyers probably lost as of ``period``'s last day (settings as
+    :func:`analyse_customers`'; money in the store's currency), the three biggest past spenders by name.
+    Those who newly fell into At Risk or Can't Lose Them this month are left to that action
+    (:func:`crm_helpers.analyses.segmentation.actions`), so no one is counted twice.
+
+    Money at stake = Σ value × chance: each customer's value if still a customer (their CLV divided by
+    their P(alive): the discounted profit of the horizon they would bring) times the chance that they
+    have left (1 − P(alive)); the range is the same sum over the bounds of their CLV's likely range.
+    """
+    analysis = analyse_customers(db, period.end, horizon_months=horizon_months,
+                                 annual_discount_rate=annual_discount_rate, margin=margin)
+    if not analysis.ok or not analysis.n_probably_lost:
+        return []
+    moved = segmentation.movers(db, segmentation.month_key(period.previous_month().end),
+                                to_month=segmentation.month_key(period.end))["customer_id"]
+    newly = analysis.customers.index.isin(moved)
+    apart = int((analysis.customers["probably_lost"] & newly).sum())
+    lost = analysis.customers[analysis.customers["probably_lost"] & ~newly]
+    if lost.empty:
+        return []
+    scale = (1 - lost["p_alive"]) / lost["p_alive"].clip(lower=1e-3)
+    currency = analysis.currency
+    biggest = lost.sort_values(["revenue_to_date", "p_alive"], ascending=[False, True]).head(3)
+    names = [f"{name or index} ({spent:,.0f} {currency} spent)"
+             for index, name, spent in zip(biggest.index, biggest["name"], biggest["revenue_to_date"])]
+    return [Action(
+        "win back probably lost",
+        f"Win back the {len(lost):,} repeat buyers who have probably left"
+        + (f" (and {apart:,} newly at risk, listed apart)" if apart else "") + ", the biggest past spenders first: "
+        f"{named_list(names, more=len(lost) - len(names))}; their chance of still being a customer is below 50 %.",
+        float((lost["clv"] * scale).sum()), currency=currency, low=float((lost["clv_low"] * scale).sum()),
+        high=float((lost["clv_high"] * scale).sum()), page="04_clv_romi", section="Customers probably lost")]
 
 
 def _empty_analysis(as_of: dt.date, horizon: int, rate: float, source: str, currency: str, message: str) -> ClvAnalysis:

@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.queries import memoized
-from crm_helpers.analyses.sales import opportunities_as_of
+from crm_helpers.store.facts import deal_overdue
+from crm_helpers.store.periods import Period
+from crm_helpers.store.queries import memoized, store_currency
+from crm_helpers.store.values import Action
+from crm_helpers.analyses.sales import OVERDUE_ATTENTION, opportunities_as_of
 from crm_helpers.analyses.scoring import ScoringError
 
 
@@ -178,3 +181,38 @@ def pipeline_value(pipeline: pd.DataFrame) -> pd.DataFrame:
         "expected value (model)": float(pipeline["expected_value"].sum(min_count=1)) if len(pipeline) else 0.0,
         "expected value (your estimates)": float((amount * pipeline["probability"].astype("float64")).sum()),
     }])
+
+
+def actions(db: Database, *, period: Period, random_state: int = 0) -> list[Action]:
+    """Update or close the deals open at ``period``'s end and past their expected close date
+    (:func:`~crm_helpers.store.facts.deal_overdue`), with the model's chance to win beside your own
+    (the recorded ``probability``, or the stage's default).
+
+    Money at stake (store currency) = the model's expected value of those deals (Σ amount × the
+    model's win probability, :func:`lead_backtest_as_of` with ``random_state``); without a model,
+    your own estimates' (Σ amount × your probability), and the sentence says so. No range.
+    """
+    opps = opportunities_as_of(db, period.end)
+    overdue = opps.loc[deal_overdue(opps["status_at"], opps["expected_close"], as_of=period.end)]
+    if overdue.empty:
+        return []
+    currency = store_currency(db)
+    amount = overdue["amount"].astype("float64")
+    yours = float((amount * overdue["win_probability"].astype("float64")).sum())
+    total = float(amount.sum())
+    said = (f"Update the expected close dates of the {len(overdue):,} deals past them, or close them as lost "
+            f"({total:,.0f} {currency} in all): your stage estimates give them a "
+            f"{yours / total * 100:.0f} % chance to win ({yours:,.0f} {currency})" if total else "")
+    model = lead_backtest_as_of(db, period.end, random_state=random_state).model
+    if model is None or not total:
+        return [Action("overdue deals", (said or f"Update or close the {len(overdue):,} deals past their expected "
+                                         "close date") + "; there are too few closed deals for a model to check them.",
+                       yours, currency=currency, page="06_sales_and_forecast",
+                       section="What the pipeline should bring, month by month", replaces=OVERDUE_ATTENTION)]
+    expected = float((amount * model.predict_proba(overdue)).sum())
+    return [Action(
+        "overdue deals",
+        said + f", the model learned from your closed deals {expected / total * 100:.0f} % ({expected:,.0f} {currency}); "
+        + ("plan with the model's figure." if expected < yours else "the model is not more cautious than you."),
+        expected, currency=currency, page="03_scoring", section="The open pipeline and its expected value",
+        replaces=OVERDUE_ATTENTION)]

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.queries import memoized, query_df, store_currency
-from crm_helpers.store.facts import next_day, on_or_before_sql, paid, ticket_open_now_sql
+from crm_helpers.store.queries import memoized, query_df, store_currency, unconverted_orders
+from crm_helpers.store.facts import net_revenue_sql, next_day, on_or_before_sql, paid, ticket_open_now_sql
 from crm_helpers.store.periods import Period
-from crm_helpers.store.values import Attention
+from crm_helpers.store.values import Action, Attention
 
 DATE_COLUMNS = {
     "customers": "first_seen",
@@ -207,6 +207,51 @@ def attention_items(db: Database, *, period: Period) -> list[Attention]:
     money the gap may hide (in the store's currency)."""
     return [Attention(f"data_gap {gap.check} {gap.table}", gap.finding, money=gap.money)
             for gap in data_gaps(db, period.end)]
+
+
+MIN_HISTORY_MONTHS = 12
+"""Fewer calendar months of paid orders than this (up to the report month) are too little history to
+trust the models of customer value, churn and the forecast: :func:`actions` says so."""
+
+
+def actions(db: Database, *, period: Period) -> list[Action]:
+    """The data gaps up to ``period``'s end as actions, money in the store's currency:
+
+    - paid orders left out of every money figure for want of an exchange rate
+      (:func:`~crm_helpers.store.queries.unconverted_orders`): import the rates. Money = the left-out
+      orders × the average net revenue of a counted paid order (a rough size; no range);
+    - each of :func:`data_gaps` (a missing export, a thin month), with the money it may hide; a gap
+      in a table without money has no estimate and ranks last;
+    - fewer than :data:`MIN_HISTORY_MONTHS` months of paid orders: import the earlier ones. No money
+      estimate; ranked at one month's net revenue (the average of the months held), the size of the
+      figures it leaves unsure.
+    """
+    currency = store_currency(db)
+    found = []
+    window = {"end_next": next_day(period.end)}
+    orders, revenue, months = db.execute(
+        f"SELECT count({net_revenue_sql()}), sum({net_revenue_sql()}), count(DISTINCT substr(order_date, 1, 7)) "
+        f"FROM orders WHERE {paid()} AND {on_or_before_sql('order_date')}", window).fetchone()
+    if left_out := unconverted_orders(db):
+        counts = ", ".join(f"{n:,} in {c}" for c, n in left_out.items())
+        found.append(Action(
+            "exchange rates missing",
+            f"Import the ECB exchange rates (eurofxref-hist.csv, with `crm import FILE`): {sum(left_out.values()):,} "
+            f"paid orders ({counts}) are left out of every money figure, which is in {currency}.",
+            sum(left_out.values()) * (revenue or 0.0) / max(orders or 0, 1), currency=currency,
+            page="01_import_and_entry", section="What the store holds"))
+    for gap in data_gaps(db, period.end):
+        found.append(Action(
+            f"data gap {gap.check} {gap.table}", gap.finding, gap.money if gap.money > 0 else None, currency=currency,
+            page="01_import_and_entry", section="Gaps in the data", rule="" if gap.money > 0 else "no money estimate: ranked last"))
+    if orders and months < MIN_HISTORY_MONTHS:
+        found.append(Action(
+            "too little history",
+            f"Import your earlier orders if you have them: the store holds {months} month{'s' if months != 1 else ''} "
+            f"of paid orders, too little to trust customer value, churn scores and the forecast.",
+            None, currency=currency, page="01_import_and_entry", section="What the store holds", rank_money=(revenue or 0.0) / months,
+            rule="no money estimate: ranked at one month's net revenue, the size of the figures it leaves unsure"))
+    return found
 
 
 def data_gap_table(gaps: list[DataGap], db: Database) -> pd.DataFrame:

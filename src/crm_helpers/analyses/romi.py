@@ -42,7 +42,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 from crm_helpers.store.periods import Period
-from crm_helpers.store.values import Attention, Headline
+from crm_helpers.store.values import Action, Attention, Headline
 
 ATTRIBUTION_WINDOW_DAYS = 30
 """Days after a contact in which an order counts as the campaign's (attributed), unless the order names another."""
@@ -515,6 +515,50 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
     row = best.iloc[0]
     return [Headline("best_campaign_lift", float(row["incremental_revenue"]), label, unit=currency, good="up",
                      interval=(row["incremental_ci_low"], row["incremental_ci_high"]), note=row["verdict"])]
+
+
+ACTION_MONTHS = 12
+"""The campaigns :func:`actions` weighs: those that ran in the report month or the 11 months before."""
+
+
+def actions(db: Database, *, period: Period, attribution_window_days: int = ATTRIBUTION_WINDOW_DAYS,
+            margin: float = 0.3) -> list[Action]:
+    """Campaigns of the last :data:`ACTION_MONTHS` months up to ``period``'s end to repeat or to stop
+    (settings as :func:`campaign_table`'s; money in the store's currency).
+
+    Repeat: a campaign whose extra revenue is measurable and above zero (:func:`lift_ranking`);
+    the money is what a repeat would bring if it did as well, extra revenue − cost, its range the
+    95 % interval of the extra revenue − cost. Stop: a campaign that cost money and brought no
+    measurable extra revenue; the money is its cost, saved by not repeating it (a fact: no range).
+    Campaigns without a list of contacted customers cannot be measured and give no action.
+    """
+    currency = store_currency(db)
+    table = campaign_table(db, period.end, attribution_window_days=attribution_window_days, margin=margin)
+    ranking = lift_ranking(near_period(db, table, start=period.start, end=period.end, months=ACTION_MONTHS - 1),
+                           currency)
+    found = []
+    for row in ranking.itertuples():
+        cost, lift = float(row.cost or 0.0), row.incremental_revenue
+        if pd.isna(lift):
+            continue
+        section = "Campaigns ranked by what they really brought"
+        if row.measurable and lift > 0:
+            found.append(Action(
+                f"repeat campaign {row.campaign_id}",
+                f"Repeat \"{row.name}\": it cost {_money(cost, currency)} and brought about "
+                f"{_money(float(lift), currency)} of extra revenue over customers not contacted (95 % range "
+                f"{_money(float(row.incremental_ci_low), currency)} to {_money(float(row.incremental_ci_high), currency)}).",
+                float(lift) - cost, currency=currency, low=float(row.incremental_ci_low) - cost,
+                high=float(row.incremental_ci_high) - cost, page="04_clv_romi", section=section))
+        elif cost > 0 and not (row.measurable and lift > 0):
+            found.append(Action(
+                f"stop campaign {row.campaign_id}",
+                f"Stop \"{row.name}\" or test it against customers left out: it cost {_money(cost, currency)} and "
+                f"brought no measurable extra revenue (95 % range "
+                f"{_money(float(row.incremental_ci_low), currency).replace('-', '−')} "
+                f"to {_money(float(row.incremental_ci_high), currency)}).",
+                cost, currency=currency, page="04_clv_romi", section=section, replaces=f"campaign {row.campaign_id}"))
+    return found
 
 
 def near_period(db: Database, table: pd.DataFrame, *, start: dt.date, end: dt.date, months: int = 1) -> pd.DataFrame:

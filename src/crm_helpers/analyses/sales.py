@@ -364,6 +364,11 @@ def _pipeline_figures(by_month: pd.DataFrame, currency: str) -> list[Headline]:
                      note="open deals past their expected close date: less certain money")]
 
 
+OVERDUE_ATTENTION = "pipeline overdue"
+"""The key of the overdue-pipeline item of :func:`attention_items` (lead scoring's action on the same deals
+supersedes it on the index)."""
+
+
 def attention_items(db: Database, *, period: Period) -> list[Attention]:
     """The overdue part of the weighted pipeline at ``period``'s last day (:func:`pipeline_split`, in
     the store's currency), when there is one, as a "Needs attention" item: those deals' dates need
@@ -372,7 +377,7 @@ def attention_items(db: Database, *, period: Period) -> list[Attention]:
     if overdue <= 0:
         return []
     currency = store_currency(db) or "in the store currency"
-    return [Attention("pipeline overdue", f"Deals worth {overdue:,.0f} {currency} (weighted) are past their "
+    return [Attention(OVERDUE_ATTENTION, f"Deals worth {overdue:,.0f} {currency} (weighted) are past their "
                       "expected close date: update their dates or close them as lost.", money=overdue)]
 
 

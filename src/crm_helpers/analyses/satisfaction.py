@@ -42,9 +42,9 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
-from crm_helpers.store.queries import memoized, query_df
-from crm_helpers.store.values import Headline
-from crm_helpers.store.facts import iso, loyalty, next_day
+from crm_helpers.store.queries import memoized, query_df, store_currency
+from crm_helpers.store.values import Action, Headline, named_list
+from crm_helpers.store.facts import iso, loyalty, net_revenue_sql, next_day, on_or_before_sql, paid
 from crm_helpers.store.periods import Period, month_start
 
 ITEMS: tuple[str, ...] = ("quality", "delivery", "price", "service")
@@ -752,3 +752,49 @@ def themes_of_comments(comment_frame: pd.DataFrame, *, top: int = 8) -> CommentT
     except NotEnoughResponses as exc:
         return CommentThemes(pd.DataFrame(columns=THEME_COLUMNS), len(comment_frame), str(exc))
     return CommentThemes(table, len(comment_frame))
+
+
+DETRACTOR_DAYS = 90
+"""A detractor answer counts for :func:`actions` when it is this recent (days up to the period's end)."""
+
+_UNCONTACTED_DETRACTORS_SQL = f"""
+WITH latest AS (
+  SELECT customer_id, nps, submitted_at,
+         ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY submitted_at DESC, feedback_id DESC) AS rn
+  FROM feedback WHERE nps IS NOT NULL AND customer_id IS NOT NULL
+   AND submitted_at >= :since AND {on_or_before_sql('submitted_at')}
+)
+SELECT l.customer_id, c.name, l.nps, l.submitted_at,
+       (SELECT coalesce(sum({net_revenue_sql('o')}), 0) FROM orders o
+         WHERE o.customer_id = l.customer_id AND {paid('o')} AND o.order_date >= :year_start
+           AND {on_or_before_sql('o.order_date')}) AS value
+FROM latest l JOIN customers c ON c.customer_id = l.customer_id
+WHERE l.rn = 1 AND l.nps <= {DETRACTOR_MAX}
+  AND NOT EXISTS (SELECT 1 FROM interactions i WHERE i.customer_id = l.customer_id
+                  AND i.occurred_at > l.submitted_at AND {on_or_before_sql('i.occurred_at')})
+ORDER BY value DESC, l.customer_id
+"""
+
+
+def actions(db: Database, *, period: Period) -> list[Action]:
+    """Call the detractors not yet contacted: customers whose latest NPS answer of the last
+    :data:`DETRACTOR_DAYS` days up to ``period``'s end is 0–6 and with no interaction logged after it.
+
+    Money at stake (store currency) = their value: their net revenue of the last 12 months (paid
+    orders), what a year of them brings; no range (a sum of facts). The three most valuable by name.
+    """
+    end = period.end
+    frame = query_df(db, _UNCONTACTED_DETRACTORS_SQL, params={
+        "since": iso(end - dt.timedelta(days=DETRACTOR_DAYS - 1)), "end_next": next_day(end),
+        "year_start": iso(end - dt.timedelta(days=364))})
+    if frame.empty:
+        return []
+    currency = store_currency(db)
+    top = frame.head(3)
+    names = [f"{name or cid} (NPS {nps}, {value:,.0f} {currency} in the last 12 months)"
+             for cid, name, nps, value in zip(top["customer_id"], top["name"], top["nps"], top["value"])]
+    return [Action(
+        "call detractors",
+        f"Call the {len(frame):,} customers who answered NPS 0–6 in the last {DETRACTOR_DAYS} days and have not "
+        f"been contacted since, the most valuable first: {named_list(names)}.",
+        float(frame["value"].sum()), currency=currency, page="05_satisfaction_review", section="Whom to call")]

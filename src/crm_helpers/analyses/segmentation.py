@@ -46,10 +46,10 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
-from crm_helpers.store.queries import query_df
+from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.analyses.features import as_date, customer_features
 from crm_helpers.store.periods import Period
-from crm_helpers.store.values import Headline
+from crm_helpers.store.values import Action, Headline, named_list
 from crm_helpers.store.schema import SEGMENT_SNAPSHOTS
 
 SCORE_BINS = 5
@@ -269,6 +269,33 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
     before = load_snapshot(db, month_key((previous or period.previous_month()).end))
     return [Headline("at_risk_customers", at_risk_count(segments), "Customers at risk",
                      note="in the At Risk and Can't Lose Them segments", previous=at_risk_count(before))]
+
+
+def actions(db: Database, *, period: Period) -> list[Action]:
+    """Contact the customers who moved into At Risk or Can't Lose Them (:data:`AT_RISK_SEGMENTS`) from a
+    better segment between the stored snapshots of the month before ``period`` and of ``period``
+    (:func:`movers`; none when either snapshot is missing), the three who spent most by name.
+
+    Money at stake (store currency) = a year of their spend: each mover's net revenue per day since
+    their first paid order (``monetary / tenure``, tenure counted as at least a year) × 365, summed;
+    what losing them would cost in a year. No range: the segment gives no chance of losing them.
+    """
+    moved = movers(db, month_key(period.previous_month().end), to_month=month_key(period.end))
+    if moved.empty:
+        return []
+    features = customer_features(db, period.end).set_index("customer_id")
+    moved = moved.join(features[["monetary", "tenure_days"]], on="customer_id")
+    yearly = moved["monetary"].fillna(0) / moved["tenure_days"].fillna(0).clip(lower=365) * 365
+    currency = store_currency(db)
+    biggest = moved.nlargest(3, "monetary")
+    names = [f"{name or cid} ({spent:,.0f} {currency} so far)"
+             for cid, name, spent in zip(biggest["customer_id"], biggest["name"], biggest["monetary"])]
+    cant_lose = int((moved["segment_now"] == "Can't Lose Them").sum())
+    return [Action(
+        "newly at risk",
+        f"Contact the {len(moved):,} customers who newly fell into At Risk or Can't Lose Them this month "
+        f"({cant_lose:,} into Can't Lose Them) before they lapse, first {named_list(names)}.",
+        float(yearly.sum()), currency=currency, page="02_segmentation", section="Newly at risk")]
 
 
 # -- K-means ---------------------------------------------------------------------------------

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.queries import query_df
-from crm_helpers.store.values import Headline
-from crm_helpers.store.facts import iso, next_day, ticket_closed_sql, ticket_open_sql, ticket_reopened_sql
+from crm_helpers.store.queries import query_df, store_currency
+from crm_helpers.store.values import Action, Headline, named_list
+from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, paid, ticket_closed_sql, ticket_open_sql, ticket_reopened_sql
 from crm_helpers.store.periods import Period
-from crm_helpers.analyses.satisfaction import DETRACTOR_MAX, PROMOTER_MIN, nps_ci, nps_score
+from crm_helpers.analyses.satisfaction import DETRACTOR_MAX, PROMOTER_MIN, lookback_start, nps_ci, nps_score
 
 RESOLUTION_BANDS = (0, 24, 48, 24 * 7, np.inf)
 RESOLUTION_LABELS = ("within a day", "1–2 days", "2–7 days", "over a week")
@@ -287,3 +287,56 @@ def ticket_experience_nps(
         rows.append({"ticket experience": name, "answers": len(s), "promoters": pro, "detractors": det,
                      "nps": nps_score(pro, pas, detractors=det), "nps_ci_low": low, "nps_ci_high": high})
     return pd.DataFrame(rows).set_index("ticket experience")
+
+
+MIN_RATED = 10
+"""A resolution band needs this many rated tickets before :func:`actions` compares it."""
+
+
+def actions(db: Database, *, period: Period) -> list[Action]:
+    """Solve tickets within a day, when slower tickets are rated worse: the tickets opened in the 12
+    months up to ``period``'s end (:func:`csat_after_close` by resolution band), each band slower than
+    a day against "within a day" (at least :data:`MIN_RATED` rated tickets in each).
+
+    Money at stake (store currency) = value × the drop: for every customer with a ticket solved in
+    more than a day, their net revenue of those 12 months times the drop in the share of satisfied
+    ratings from "within a day" to the band of their slowest ticket. The range takes each drop at the
+    bounds of its 95 % interval (normal approximation of a difference of two shares, within 0–1).
+    """
+    end = period.end
+    start = lookback_start(end, months=12)
+    frame = tickets(db, start, end=end)
+    bands = csat_after_close(frame, by="resolution")
+    fast = bands.loc[RESOLUTION_LABELS[0]]
+    if fast["rated"] < MIN_RATED:
+        return []
+    p0, n0 = fast["csat_pct"] / 100, fast["rated"]
+    drops: dict[str, tuple[float, float, float]] = {}
+    for label in RESOLUTION_LABELS[1:]:
+        row = bands.loc[label]
+        if row["rated"] >= MIN_RATED and row["csat_pct"] / 100 < p0:
+            p, n = row["csat_pct"] / 100, row["rated"]
+            drop, se = p0 - p, float(np.sqrt(p0 * (1 - p0) / n0 + p * (1 - p) / n))
+            drops[label] = (drop, max(0.0, drop - 1.959964 * se), min(1.0, drop + 1.959964 * se))
+    if not drops:
+        return []
+    slow = frame[frame["resolution_hours"] > RESOLUTION_BANDS[1]].copy()
+    slow["band"] = pd.cut(slow["resolution_hours"], RESOLUTION_BANDS, labels=RESOLUTION_LABELS).astype(str)
+    slowest = slow.sort_values("resolution_hours").groupby("customer_id")["band"].last()
+    value = query_df(db, f"SELECT customer_id, sum({net_revenue_sql()}) AS value FROM orders WHERE {paid()} "
+                         f"AND order_date >= :start AND {on_or_before_sql('order_date')} GROUP BY customer_id",
+                     params={"start": iso(start), "end_next": next_day(end)}).set_index("customer_id")["value"]
+    customers = pd.DataFrame({"band": slowest, "value": value.reindex(slowest.index).fillna(0.0)})
+    customers = customers[customers["band"].isin(list(drops))]
+    if customers.empty:
+        return []
+    money = [float((customers["value"] * customers["band"].map({b: d[i] for b, d in drops.items()})).sum())
+             for i in range(3)]
+    currency = store_currency(db)
+    compared = named_list([f"{bands.loc[b, 'csat_pct']:.0f} % for {b}" for b in drops])
+    return [Action(
+        "service delay",
+        f"Solve tickets within a day: {fast['csat_pct']:.0f} % of tickets solved within a day were rated "
+        f"satisfied, against {compared}; {len(customers):,} customers had a slower ticket in the last 12 months.",
+        money[0], currency=currency, low=money[1], high=money[2], page="05_satisfaction_review",
+        section="Ticket satisfaction after closing")]

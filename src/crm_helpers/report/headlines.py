@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the kernels only record; reading back is the runner's, which has nbformat loaded
     import nbformat
 
-from crm_helpers.store.values import Attention, Headline
+from crm_helpers.store.values import Action, Attention, Headline
 
-__all__ = ["Attention", "Headline", "record", "record_all", "show", "line", "page_outputs", "flag", "flag_all", "record_table", "read", "read_flags", "read_tables",
+__all__ = ["Action", "Attention", "Headline", "record_actions", "ACTIONS_TABLE", "record", "record_all", "show", "line", "page_outputs", "flag", "flag_all", "record_table", "read", "read_flags", "read_tables",
            "recorded", "compare", "interval", "Change"]
 
 MIME_TYPE = "application/vnd.crm-headline+json"
@@ -107,6 +107,25 @@ def record_table(key: str, frame: Any, *, label: str) -> None:
     rows = json.loads(frame.head(TABLE_MAX_ROWS).to_json(orient="records", date_format="iso", force_ascii=False))
     payload = {"key": key, "label": label, "columns": [str(c) for c in frame.columns], "rows": rows}
     display({TABLE_MIME_TYPE: payload, "text/plain": f"{label}: {len(rows)} rows recorded for the index"}, raw=True)
+
+
+ACTIONS_TABLE = "actions"
+"""The key under which a notebook records its candidate actions (:func:`record_actions`)."""
+
+
+def record_actions(actions: Iterable[Action]) -> None:
+    """Record the candidate :class:`~crm_helpers.store.values.Action` s an analysis' ``actions()``
+    returned, for the index's "Actions this month": once per notebook, with every analysis' actions
+    of the page (a second call replaces the first). They travel as a recorded table (key
+    :data:`ACTIONS_TABLE`, one row per action, read back with :func:`read_tables`), so the shared
+    copy masks the names in their sentences like the follow-up queue's, and the page leaves them
+    out (:func:`page_outputs`). Shows one line per action in the notebook."""
+    from IPython.display import display
+
+    rows = [action.payload() for action in actions]
+    payload = {"key": ACTIONS_TABLE, "label": "Actions", "columns": list(rows[0]) if rows else [], "rows": rows}
+    text = "\n".join(f"Action: {row['sentence']}" for row in rows) or "No action from this analysis."
+    display({TABLE_MIME_TYPE: payload, "text/plain": text}, raw=True)
 
 
 def page_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -1,4 +1,4 @@
-"""The pack's ``index.html``: "Needs attention", the headline figures against the previous month
+"""The pack's ``index.html``: "Actions this month" (ranked by the money at stake), "Needs attention", the headline figures against the previous month
 (arrows coloured by what is good for the business, grey within noise), whom to contact this week,
 and a link to every page. Built only from what the notebooks recorded (:mod:`.headlines`)."""
 
@@ -110,6 +110,62 @@ def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
     return rows
 
 
+ACTIONS_MAX = 7
+"""How many actions "Actions this month" lists at most (the issue asks for 3–10); the others are counted."""
+
+
+def _pages(run: NotebookRun) -> str:
+    return f"page {run.name[:2]}" if run.name[:2].isdigit() else run.name
+
+
+def recorded_actions(runs: list[NotebookRun]) -> list[tuple[dict[str, Any], NotebookRun]]:
+    """Every action the notebooks recorded (:func:`crm_helpers.report.headlines.record_actions`), with
+    the run that recorded it, ranked by the money at stake (``rank_money``), highest first."""
+    found = [(row, run) for run in runs for row in run.tables.get(headlines.ACTIONS_TABLE, {}).get("rows", [])]
+    return sorted(found, key=lambda item: -float(item[0].get("rank_money") or 0.0))
+
+
+def _money_text(row: dict[str, Any]) -> str:
+    currency = row.get("currency") or ""
+    if row.get("money") is None:
+        return f"no money estimate ({row.get('rule') or 'ranked last'})"
+    text = f"{row['money']:,.0f} {currency}".strip() + " at stake"
+    if row.get("low") is not None and row.get("high") is not None:
+        text += f", likely {row['low']:,.0f}–{row['high']:,.0f} {currency}".rstrip()
+    return text
+
+
+def _action_href(row: dict[str, Any], run: NotebookRun) -> str:
+    """The section of the run's page the action's evidence is in (its ``link``'s anchor on the page
+    this pack holds, so the shared copy links to its own pages)."""
+    anchor = row.get("link", "").partition("#")[2]
+    return _page_link(run) + (f"#{anchor}" if anchor else "")
+
+
+def _actions_html(runs: list[NotebookRun]) -> str:
+    """The index's first section: at most :data:`ACTIONS_MAX` actions, each its sentence, the money
+    at stake with its range and a link to the section of its page; the rest counted per page."""
+    ranked = recorded_actions(runs)
+    if not ranked:
+        return ('<section id="actions"><h2>Actions this month</h2><p>No analysis has an action for you this month '
+                "(see Needs attention below).</p></section>")
+    entries = "".join(
+        f'<li>{html.escape(row["sentence"])}<div class="meta"><span class="stake">{html.escape(_money_text(row))}'
+        f'</span> · <a href="{html.escape(_action_href(row, run))}">{html.escape(_pages(run))}: '
+        f'{html.escape(row.get("section") or "the page")}</a></div></li>'
+        for row, run in ranked[:ACTIONS_MAX])
+    rest: dict[str, int] = {}
+    for _, run in ranked[ACTIONS_MAX:]:
+        rest[_pages(run)] = rest.get(_pages(run), 0) + 1
+    more = ""
+    if rest:
+        count = sum(rest.values())
+        where = " and ".join(f"{n} on {page}" for page, n in rest.items())
+        more = f'<p class="more">… and {count} smaller item{"s" if count != 1 else ""}: {where}.</p>'
+    return (f'<section id="actions"><h2>Actions this month</h2><p class="sub">Ranked by the money at stake this '
+            f"month; each links to the evidence on its page.</p><ol>{entries}</ol>{more}</section>")
+
+
 ATTENTION_MAX, ATTENTION_MIN = 7, 3
 """How many sentences "Needs attention" holds at most, and at least (filled with real good news)."""
 
@@ -125,17 +181,21 @@ def _move_sentence(payload: dict[str, Any]) -> str:
 def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     """The index's "Needs attention" list: ``(sentence, page)`` pairs, at most :data:`ATTENTION_MAX`.
 
-    What the notebooks flagged (:func:`crm_helpers.report.headlines.flag`), and every headline figure
+    What the notebooks flagged (:func:`crm_helpers.report.headlines.flag`; not what an action above
+    supersedes, its ``replaces``), and every headline figure
     that moved the bad way by more than its noise (:func:`crm_helpers.report.headlines.compare`), ranked
     by the money at stake: the flag's own ``money``; for a figure in money, its change; for a count,
     its change times the figure's recorded ``worth`` (money per unit). Below :data:`ATTENTION_MIN`
-    items, real good moves follow, then one sentence saying that nothing else moved beyond noise.
-    """
+    items, real good moves follow, then one sentence saying that no other figure with a noise estimate
+    moved beyond it (and, when the notebooks recorded actions, that those are the month's work: the
+    list never says that nothing needs the owner while an analysis holds an action)."""
     items: list[tuple[float, str, str]] = []
     good: list[tuple[float, str, str]] = []
+    actions = recorded_actions(runs)
+    said = {row.get("replaces") for row, _ in actions} - {"", None}  # an action says it better: said once
     for run in runs:
         page = _page_link(run)
-        items += [(float(f.get("money") or 0.0), f["sentence"], page) for f in run.flags]
+        items += [(float(f.get("money") or 0.0), f["sentence"], page) for f in run.flags if f.get("key") not in said]
         for payload in run.headlines.values():
             if payload.get("previous") is None:
                 continue
@@ -149,8 +209,11 @@ def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     ranked += sorted(good, key=lambda i: -i[0])[:max(0, ATTENTION_MIN - len(ranked))]
     chosen = [(sentence, page) for _, sentence, page in ranked]
     if len(chosen) < ATTENTION_MIN:
-        chosen.append(("Every other headline figure moved within its usual noise: nothing else needs you this "
-                       "month.", "#kpis"))
+        closing = ("Every other headline figure with a noise estimate moved within its usual noise; those without "
+                   "one are not judged.")
+        if actions:
+            closing += " The actions above are this month's work."
+        chosen.append((closing, "#kpis"))
     return chosen
 
 
@@ -193,7 +256,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .n
 .failed{color:#b42318} pre{background:#fef3f2;padding:.6em;overflow:auto;font-size:.85em}
 a{color:#0b69a3}
 .good{color:#067647} .bad{color:#b42318} .noise,.unjudged{color:#9aa5b1}
-#attention ol{padding-left:1.4em} #attention li{margin:.35em 0}
+#attention ol,#actions ol{padding-left:1.4em} #attention li{margin:.35em 0}
+#actions li{margin:.7em 0;line-height:1.45} #actions .meta{font-size:.9em;color:#52606d} .stake{font-weight:600;color:#1f2933}
+#actions .more{color:#52606d}
 """
 
 
@@ -220,6 +285,7 @@ def index_html(period: Period, runs: list[NotebookRun], *, title_suffix: str = "
 <h1>CRM report {html.escape(period.label)}{html.escape(title_suffix)}</h1>
 <p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · rendered {generated} ·
 <a href="{GLOSSARY_FILE}">glossary: what each word means</a></p>
+{_actions_html(runs)}
 {_attention_html(runs)}
 <h2>Headline figures</h2>
 <p class="sub">Arrows against the previous month: <span class="good">green</span> is good for the business,

@@ -123,3 +123,67 @@ class Attention:
     key: str
     sentence: str
     money: float = 0.0
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing to do this month, for the index's "Actions this month" list.
+
+    ``sentence`` is one plain sentence: what to do, to whom or to what, and why (the evidence), e.g.
+    "Repeat the spring newsletter: it cost 120 EUR and brought about 12,774 EUR of extra revenue."
+    ``money`` is the expected money at stake in ``currency`` (the store's), ``low``–``high`` its
+    likely range when the analysis has one (never below zero: a bound below zero is raised to zero);
+    ``money`` None means the analysis has no money estimate, and ``rule`` then says in words how the
+    action is ranked instead (it ranks as ``rank_money``). ``page`` is the notebook's name without
+    extension ("04_clv_romi") and ``section`` the heading of the page's section holding the evidence,
+    so :attr:`link` points at it. ``key`` names the action so a re-render replaces it; ``replaces``
+    is the key of the :class:`Attention` item it supersedes (the index then leaves that one out of
+    "Needs attention", so one thing is said once). The list is ranked by :attr:`rank_money`, highest first.
+    """
+
+    key: str
+    sentence: str
+    money: float | None
+    currency: str = ""
+    low: float | None = None
+    high: float | None = None
+    page: str = ""
+    section: str = ""
+    rule: str = ""
+    rank_money: float = 0.0
+    replaces: str = ""
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise once, here
+        for name in ("money", "low", "high"):
+            value = _finite(getattr(self, name))
+            set_(self, name, None if value is None else max(0.0, float(value)))
+        if (self.low is None) != (self.high is None):
+            set_(self, "low", None)
+            set_(self, "high", None)
+        if self.money is not None and self.low is not None:
+            set_(self, "low", min(self.low, self.money))
+            set_(self, "high", max(self.high, self.money))
+        set_(self, "rank_money", self.money if self.money is not None else max(0.0, _finite(self.rank_money) or 0.0))
+        if self.money is None and not self.rule:
+            raise ValueError(f"action {self.key!r} has no money estimate: say in rule how it is ranked")
+
+    @property
+    def link(self) -> str:
+        """``page.html#section-anchor`` (the anchor as nbconvert writes a Markdown heading's id)."""
+        from urllib.parse import quote
+
+        anchor = quote(self.section.replace(" ", "-"), safe="?/:@!$&'()*+,;=") if self.section else ""
+        return f"{self.page}.html" + (f"#{anchor}" if anchor else "")
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON the report records (its fields and its :attr:`link`)."""
+        return {**asdict(self), "link": self.link}
+
+
+def named_list(names: list[str], *, more: int = 0) -> str:
+    """``names`` as one phrase for an :class:`Action`'s sentence: "A, B and C", or "A, B, C and 38 more"."""
+    parts = list(names) + ([f"{more:,} more"] if more > 0 else [])
+    if len(parts) < 2:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
