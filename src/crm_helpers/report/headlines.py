@@ -98,14 +98,16 @@ def flag_all(items: Iterable[Attention]) -> None:
         flag(item.key, item.sentence, money=item.money)
 
 
-def record_table(key: str, frame: Any, *, label: str) -> None:
+def record_table(key: str, frame: Any, *, label: str, units: dict[str, str] | None = None) -> None:
     """Record a small table for the index (e.g. the follow-up queue as ``"follow_up_queue"``): its
-    first :data:`TABLE_MAX_ROWS` rows as JSON (missing values None, dates ISO text). Shows one line of text in the notebook
-    (display the table itself for the page)."""
+    first :data:`TABLE_MAX_ROWS` rows as JSON (missing values None, dates ISO text), and the unit of
+    each money column (``units``, e.g. ``{"money_at_stake": "EUR a year"}``). Shows one line of text
+    in the notebook (display the table itself for the page)."""
     from IPython.display import display
 
     rows = json.loads(frame.head(TABLE_MAX_ROWS).to_json(orient="records", date_format="iso", force_ascii=False))
-    payload = {"key": key, "label": label, "columns": [str(c) for c in frame.columns], "rows": rows}
+    payload = {"key": key, "label": label, "columns": [str(c) for c in frame.columns], "rows": rows,
+               "units": units or {}}
     display({TABLE_MIME_TYPE: payload, "text/plain": f"{label}: {len(rows)} rows recorded for the index"}, raw=True)
 
 

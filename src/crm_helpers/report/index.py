@@ -228,19 +228,29 @@ FOLLOW_UP_TABLE = "follow_up_queue"
 
 
 def _follow_up_html(runs: list[NotebookRun], limit: int = 25) -> str:
-    """The follow-up queue notebook 03 recorded, whole (it holds its ``top_n``, 20 by default, so the
-    index lists as many as the headline promises), never more than ``limit`` rows."""
+    """The head of the call list notebook 03 recorded (its first 20, most money at stake first;
+    the whole list is in follow_up_queue.csv), never more than ``limit`` rows."""
     recorded = next((run.tables[FOLLOW_UP_TABLE] for run in runs if FOLLOW_UP_TABLE in run.tables), None)
     if recorded is None:
         return "<p>No follow-up queue this month.</p>"
     rows = recorded["rows"][:limit]
     if not rows:
         return "<p>Nobody needs a follow-up this week.</p>"
-    cols = [c for c in ("name", "email", "reasons", "last_order", "last_contact") if c in recorded["columns"]]
-    head = "".join(f"<th>{html.escape(tables.plain_name(c))}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in cols) + "</tr>"
+    units = recorded.get("units", {})
+    cols = [c for c in ("name", "email", "money_at_stake", "reasons", "last_order", "last_contact")
+            if c in recorded["columns"]]
+    head = "".join(f"<th>{html.escape(tables.plain_name(c))}" + (f" ({html.escape(units[c])})" if c in units else "")
+                   + "</th>" for c in cols)
+    body = "".join("<tr>" + "".join(_queue_cell(row.get(c), money=c in units) for c in cols) + "</tr>"
                    for row in rows)
     return f'<table class="queue"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _queue_cell(value: Any, *, money: bool) -> str:
+    """One cell of the follow-up table: money as a whole number with thousands separators, right-aligned."""
+    if money and isinstance(value, (int, float)) and value == value:
+        return f'<td class="num">{value:,.0f}</td>'
+    return f"<td>{html.escape(_cell(value))}</td>"
 
 
 def _cell(value: Any) -> str:
