@@ -245,7 +245,7 @@ def interval(payload: dict[str, Any]) -> tuple[float, float] | None:
     """The figure's 95 % interval: the recorded one, else value ± 1.96 se, else None; kept within
     the values the figure can take (its ``lowest`` and ``highest``, 0…100 for a share in %), so a
     range never goes below zero for a quantity that cannot."""
-    bounds = limits(payload.get("unit", ""), payload.get("lowest"), payload.get("highest"))
+    bounds = limits(payload.get("unit", ""), lowest=payload.get("lowest"), highest=payload.get("highest"))
     if payload.get("interval"):
         low, high = payload["interval"]
         return clipped((float(low), float(high)), bounds)

@@ -84,7 +84,7 @@ class Headline:
             set_(self, name, _finite(getattr(self, name)))
         for name in ("interval", "change_interval", "year_change_interval"):
             set_(self, name, _finite_pair(getattr(self, name)))
-        set_(self, "interval", clipped(self.interval, limits(self.unit, self.lowest, self.highest)))
+        set_(self, "interval", clipped(self.interval, limits(self.unit, lowest=self.lowest, highest=self.highest)))
 
     @property
     def noise_known(self) -> bool:
@@ -112,7 +112,7 @@ class Headline:
         return data
 
 
-def limits(unit: str, lowest: float | None = None, highest: float | None = None) -> tuple[float | None, float | None]:
+def limits(unit: str, *, lowest: float | None = None, highest: float | None = None) -> tuple[float | None, float | None]:
     """The values a figure can take: ``lowest`` and ``highest`` as given, a share in ``"%"``
     within 0…100 where they are not (None: no bound on that side)."""
     if unit == "%":
