@@ -72,7 +72,7 @@ def _versus_cell(payload: dict[str, Any], against: str) -> str:
     unit, reference = payload.get("unit", ""), payload.get("previous" if against == "month" else "year_ago")
     if not isinstance(reference, (int, float)):
         return '<td class="num versus"></td>'
-    shown = _format_value(reference, unit)
+    shown = f'<span class="v">{_format_value(reference, unit)}</span>'
     text = _format_change(payload.get("value"), reference, unit, payload.get("change", ""))
     if not text:
         return f'<td class="num versus">{shown}</td>'
@@ -96,6 +96,8 @@ def _value_cell(payload: dict[str, Any]) -> str:
     :func:`headlines.interval`), a counted fact (``exact``) without one: the store knows it exactly."""
     unit = payload.get("unit", "")
     text = _format_value(payload.get("value"), unit, payload.get("missing") or "")
+    if payload.get("value") is not None:
+        text = f'<span class="v">{text}</span>'  # a number and its unit stay on one line on a phone
     bounds = None if payload.get("exact") else headlines.interval(payload)
     if bounds and payload.get("value") is not None:
         digits = 0 if isinstance(payload["value"], int) else 1  # a count's range in whole numbers
@@ -226,7 +228,11 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .n
 a{color:#0b69a3}
 .good{color:#067647} .bad{color:#b42318} .noise,.unjudged{color:#9aa5b1}
 td.versus .move{color:#52606d} td.change .move{font-weight:600;color:inherit} th .note{font-weight:normal}
-@media (max-width:600px){#kpis{font-size:.88em} #kpis th,#kpis td{padding:.35em .3em} #kpis td.num{white-space:normal}}
+@media (max-width:600px){#kpis,#kpis thead,#kpis tbody{display:block}
+ #kpis tr{display:grid;grid-template-columns:repeat(3,1fr);border-bottom:1px solid #e4e7eb}
+ #kpis th,#kpis td{border-bottom:none;padding:.3em .35em} #kpis th:first-child{display:none}
+ #kpis td:first-child{grid-column:1/-1;padding-bottom:0} #kpis th{text-align:right}
+ #kpis td.num{white-space:normal} #kpis .v,#kpis .move{white-space:nowrap}}
 #attention ol{padding-left:1.4em} #attention li{margin:.35em 0}
 """
 
