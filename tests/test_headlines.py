@@ -1,5 +1,6 @@
-"""Headline figures against the previous month: coloured by what is good, grey within noise, and
-the index's "Needs attention" list built from them."""
+"""Headline figures against the previous month and the same month last year: coloured by what is
+good, grey within noise, counted facts without a range, and the index's "Needs attention" list built
+from them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 from bs4 import BeautifulSoup
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
+from crm_helpers.analyses import sales, satisfaction, segmentation, service
+from crm_helpers.demo import generate_demo, write_demo
+from crm_helpers.store.connection import open_db
 from crm_helpers.store.periods import parse_month
 from crm_helpers.report import headlines
 from crm_helpers.report.index import ATTENTION_MAX, ATTENTION_MIN, index_html, needs_attention
@@ -139,3 +143,108 @@ def test_a_move_without_a_noise_estimate_is_grey_and_says_so():
     assert "unjudged" in grey["class"] and not {"good", "bad"} & set(grey["class"])
     assert "no noise estimate" in grey["title"] and "no noise estimate" in grey.get_text()
     assert "good" in cells["Revenue"]["class"] and "no noise estimate" not in cells["Revenue"].get_text()
+
+
+# -- the same month last year, facts without ranges (issue 27, item 2) ------------------------------
+
+NOVEMBER = parse_month("2026-11")
+
+
+@pytest.fixture(scope="module")
+def november_db(tmp_path_factory):
+    """The demo business as ``crm demo`` writes it, up to November 2026: November 2025 is about half
+    November 2026 (a seasonal shop whose month-on-month move is within noise)."""
+    path = tmp_path_factory.mktemp("november") / "crm.db"
+    write_demo(open_db(path), generate_demo(customers=800, months=24, seed=42, end="2026-11"))
+    return open_db(path)
+
+
+@pytest.fixture(scope="module")
+def november_figures(november_db) -> dict[str, dict]:
+    """The headline payloads sales, satisfaction, service and segmentation record for November 2026."""
+    figures = [*sales.headline_figures(november_db, period=NOVEMBER),
+               *satisfaction.headline_figures(november_db, period=NOVEMBER),
+               *service.headline_figures(november_db, period=NOVEMBER),
+               *segmentation.headline_figures(november_db, period=NOVEMBER)]
+    return {f.key: f.payload() for f in figures}
+
+
+def _rows(page: BeautifulSoup) -> dict[str, list]:
+    """Each headline row's cells (figure, this month, previous month, same month last year) by label."""
+    return {row.select_one("a").get_text(): row.select("td") for row in page.select("#kpis tbody tr")}
+
+
+def test_the_year_on_year_figure_is_the_stores_own_same_month_last_year(november_db, november_figures):
+    revenue, orders = november_db.execute(
+        "SELECT sum(amount - coalesce(refunded_amount, 0)), count(*) FROM orders WHERE status = 'paid' "
+        "AND order_date >= '2025-11-01' AND order_date < '2025-12-01'").fetchone()
+    assert november_figures["revenue"]["year_ago"] == pytest.approx(revenue, abs=0.01)
+    assert november_figures["paid_orders"]["year_ago"] == orders == 165
+    promoters, detractors, answers = november_db.execute(
+        "SELECT sum(nps >= 9), sum(nps <= 6), count(*) FROM feedback WHERE nps IS NOT NULL "
+        "AND submitted_at >= '2025-11-01' AND submitted_at < '2025-12-01'").fetchone()
+    assert november_figures["nps"]["year_ago"] == pytest.approx(100 * (promoters - detractors) / answers, abs=0.05)
+    # and the index shows it in the same-month-last-year column
+    page = BeautifulSoup(index_html(NOVEMBER, [_run("06", [november_figures["revenue"]])]), "html.parser")
+    assert f"{revenue:,.0f} EUR" in _rows(page)["Revenue"][3].get_text()
+
+
+def test_november_about_double_last_november_is_coloured_though_within_noise_on_october(november_figures):
+    revenue = november_figures["revenue"]
+    assert revenue["value"] > 1.9 * revenue["year_ago"]
+    assert headlines.compare(revenue, against="month").verdict == "noise"  # +26.8 % on October: could be chance
+    assert headlines.compare(revenue).basis == "year" and headlines.compare(revenue).verdict == "good"
+    page = BeautifulSoup(index_html(NOVEMBER, [_run("06", [revenue])]), "html.parser")
+    _, _, october, last_november = _rows(page)["Revenue"]
+    assert {"change", "good"} <= set(last_november["class"]) and "beyond noise" in last_november.get_text()
+    assert "change" not in october["class"] and "noise" not in october.get_text()  # shown for reference, not judged
+    (sentence, _), *_ = needs_attention([_run("06", [revenue])])
+    assert "18,666 EUR in the same month last year to 36,334 EUR" in sentence
+
+
+def test_without_a_year_of_history_the_previous_month_is_the_comparison(november_db):
+    (revenue, *_) = sales.headline_figures(november_db, period=parse_month("2025-11"))  # data start 2024-12-01
+    assert revenue.year_ago is None and revenue.basis == "month"
+    assert headlines.compare(revenue.payload()).basis == "month"
+    (held, *_) = sales.headline_figures(november_db, period=parse_month("2025-12"))  # December 2024 is held whole
+    assert held.year_ago is not None and held.basis == "year"
+
+
+def test_counted_facts_carry_no_range_and_estimates_keep_theirs(november_figures):
+    page = BeautifulSoup(index_html(NOVEMBER, [_run("06", list(november_figures.values()))]), "html.parser")
+    rows = _rows(page)
+    facts = [p["label"] for p in november_figures.values() if p["exact"]]
+    assert {"Revenue", "Paid orders", "Active customers", "New customers", "Customers at risk"} <= set(facts)
+    for label in facts:
+        assert "range" not in rows[label][1].get_text(), label
+    assert "287" in rows["Paid orders"][1].get_text() and "255" not in rows["Paid orders"][1].get_text()
+    assert "95 % range" in rows["CSAT, share answering 4–5"][1].get_text()  # an estimate from a sample
+    assert "95 % range" in rows["NPS"][1].get_text()
+
+
+def test_no_range_goes_below_zero_for_a_quantity_that_cannot():
+    # a store with one month of data: revenue 2,719 EUR ± 1.96 · 1,730 would reach −672 EUR
+    estimate = headlines.Headline("expected_revenue", 2719.0, "Expected revenue", unit="EUR", se=1730.0,
+                                  interval=(-672.0, 6110.0), lowest=0.0)
+    assert estimate.interval == (0.0, 6110.0)
+    share = headlines.Headline("share", 2.0, "Share", unit="%", interval=(-3.0, 104.0))
+    assert share.interval == (0.0, 100.0)  # a share in % stays within 0…100 without being told
+    nps = headlines.Headline("nps", -90.0, "NPS", interval=(-120.0, -60.0), lowest=-100.0, highest=100.0)
+    assert nps.interval == (-100.0, -60.0)  # a scale that can be negative keeps its negative range
+    recorded = {"key": "clv", "label": "Customer value", "value": 500.0, "unit": "EUR", "se": 400.0, "lowest": 0.0}
+    page = BeautifulSoup(index_html(NOVEMBER, [_run("04", [estimate.payload(), share.payload(), recorded])]),
+                         "html.parser")
+    ranges = {label: cells[1].get_text() for label, cells in _rows(page).items()}
+    assert ranges["Expected revenue"].endswith("95 % range 0 EUR to 6,110 EUR")
+    assert ranges["Customer value"].endswith("95 % range 0 EUR to 1,284 EUR")  # value ± 1.96 se, clipped too
+    assert ranges["Share"].endswith("0.0 % to 100.0 %") and not any("-" in text for text in ranges.values())
+
+
+def test_a_figure_without_a_noise_estimate_is_never_called_within_noise(november_figures):
+    at_risk = dict(november_figures["at_risk_customers"], previous=52)
+    assert at_risk["year_ago"] is not None and at_risk["se"] is None
+    page = BeautifulSoup(index_html(NOVEMBER, [_run("02", [at_risk])]), "html.parser")
+    row = " ".join(td.get_text(" ") for td in _rows(page)["Customers at risk"])
+    assert "within noise" not in row and "no noise estimate" in row
+    (sentence, _), = needs_attention([_run("02", [at_risk])])
+    assert "Customers at risk has none" in sentence and "moved within its usual noise" not in sentence

@@ -59,7 +59,7 @@ from crm_helpers.models.btyd import (
 )
 from crm_helpers.analyses import segmentation
 from crm_helpers.store.queries import memoized, query_df, store_currency
-from crm_helpers.store.periods import Period
+from crm_helpers.store.periods import Period, same_month_last_year
 from crm_helpers.store.values import Action, Headline, named_list
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 
@@ -732,22 +732,29 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
                      annual_discount_rate: float = 0.1, margin: float = 0.3) -> list[Headline]:
     """The expected customer value (in the store's currency, discounted profit over the next
     ``horizon_months`` months) and the customers probably lost (a count) as of ``period``'s last day,
-    beside the same as of ``previous``'s last day (default: the calendar month before ``period``,
-    valued with the purchase model chosen now: no second holdout check), as headlines for the
-    report index. The settings are :func:`analyse_customers`'; a total of a failed analysis is None
-    (shown as "not available")."""
+    beside the same as of ``previous``'s last day (default: the calendar month before ``period``)
+    and as of the same month last year's last day (when the store holds that month,
+    :func:`~crm_helpers.store.periods.same_month_last_year`), both valued with the purchase model
+    chosen now (no second holdout check), as headlines for the report index. The settings are
+    :func:`analyse_customers`'; a total of a failed analysis is None (shown as "not available").
+    Model estimates without a noise estimate of their move, never below zero."""
     settings = dict(horizon_months=horizon_months, annual_discount_rate=annual_discount_rate, margin=margin)
     analysis = analyse_customers(db, period.end, **settings)
-    before = analyse_customers(db, (previous or period.previous_month()).end, **settings,
-                               model=analysis.model_name or "auto")
+    model = analysis.model_name or "auto"
+    before = analyse_customers(db, (previous or period.previous_month()).end, **settings, model=model)
+    year = same_month_last_year(db, period)
+    last_year = None if year is None else analyse_customers(db, year.end, **settings, model=model)
     return [
         Headline("total_expected_clv", analysis.total_clv, "Expected customer value", unit=analysis.currency,
                  note=f"{analysis.likely_total()}; discounted profit, next {analysis.horizon_months} months "
-                      f"({analysis.model_name})", previous=before.total_clv),
+                      f"({analysis.model_name})", previous=before.total_clv,
+                 year_ago=None if last_year is None else last_year.total_clv, lowest=0.0),
         Headline("customers_probably_lost", analysis.n_probably_lost if analysis.ok else None,
                  "Customers probably lost",
                  note="repeat buyers whose chance of still being a customer (P(alive)) is below 50 %",
-                 previous=before.n_probably_lost if before.ok else None),
+                 previous=before.n_probably_lost if before.ok else None,
+                 year_ago=last_year.n_probably_lost if last_year is not None and last_year.ok else None,
+                 lowest=0.0),
     ]
 
 

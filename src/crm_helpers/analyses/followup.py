@@ -179,11 +179,12 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
                      random_state: int = 0) -> list[Headline]:
     """The size of the call list as of ``period``'s last day (:func:`follow_up_queue_as_of`, churn
     risk compared with ``previous``'s last day, default the calendar month before ``period``) as
-    the ``follow_up_count`` headline: everybody on it (the rows of its CSV file), a count."""
+    the ``follow_up_count`` headline: everybody on it (the rows of its CSV file), a count (a fact, without a range)."""
     queue = follow_up_queue_as_of(db, period.end, previous_as_of=(previous or period.previous_month()).end,
                                   horizon_days=horizon_days, kinds=kinds, top_n=top_n, valuable_score=valuable_score,
                                   no_contact_days=no_contact_days, stale_days=stale_days, random_state=random_state)
-    return [Headline("follow_up_count", queue.candidates, "People to follow up", note=queue.message)]
+    return [Headline("follow_up_count", queue.candidates, "People to follow up", note=queue.message, exact=True,
+                     lowest=0.0)]
 
 
 @memoized

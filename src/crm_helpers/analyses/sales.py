@@ -65,7 +65,7 @@ from crm_helpers.store.facts import (
     paid,
     repeat_rate,
 )
-from crm_helpers.store.periods import Period
+from crm_helpers.store.periods import Period, same_month_last_year
 from crm_helpers.store.schema import OPEN_STAGES
 
 FUNNEL_STAGES: tuple[str, ...] = OPEN_STAGES + ("won",)
@@ -409,16 +409,20 @@ def revenue_by_category(db: Database, period: Period, *, previous: Period | None
     return frame.sort_values(["revenue", "category"], ascending=[False, True]).reset_index(drop=True)
 
 
-def _category_figures(table: pd.DataFrame, currency: str) -> list[Headline]:
-    """Each category's net revenue of :func:`revenue_by_category` beside the previous month's, as
-    ``revenue_category_<name>`` headlines in ``currency`` (no noise estimate: shown uncoloured)."""
+def _category_figures(table: pd.DataFrame, currency: str, *, year_ago: pd.DataFrame | None = None) -> list[Headline]:
+    """Each category's net revenue of :func:`revenue_by_category` beside the previous month's and,
+    from ``year_ago`` (the same function against the same month last year; None when the store does
+    not hold it), the same month last year's, as ``revenue_category_<name>`` headlines in
+    ``currency``: counted facts without a noise estimate (shown uncoloured)."""
+    last_year = {} if year_ago is None else dict(zip(year_ago["category"], year_ago["previous"]))
     figures = []
     for row in table.itertuples():
         key = "revenue_category_" + "".join(ch if ch.isalnum() else "_" for ch in row.category.lower())
         figures.append(Headline(key, _plain(row.revenue), f"Revenue from {row.category}", unit=currency,
                                 note=f"net revenue, {row.share_pct:.0f} % of the month's: each order split over its lines",
-                                good="up",
-                                previous=_plain(row.previous)))
+                                good="up", previous=_plain(row.previous),
+                                year_ago=None if year_ago is None else _plain(last_year.get(row.category, 0.0)),
+                                exact=True, lowest=0.0))
     return figures
 
 
@@ -622,26 +626,44 @@ def headline_table(db: Database, period: Period, *, previous: Period | None = No
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None) -> list[Headline]:
     """What the index shows of sales in ``period``, in this order: the :data:`HEADLINE_KEYS` of
     :func:`headline_table` (money in the store's currency, counts, the repeat rate in %), each beside
-    ``previous`` (default: the calendar month before ``period``) with standard errors and 95 %
-    intervals; each product category's net revenue (:func:`revenue_by_category`, store currency,
-    beside ``previous``); the weighted pipeline at ``period``'s last day, current and overdue deals
-    (:func:`pipeline_split`, store currency, no previous month)."""
+    ``previous`` (default: the calendar month before ``period``) and the same month last year (when
+    the store holds it, :func:`~crm_helpers.store.periods.same_month_last_year`), with standard
+    errors and 95 % intervals that measure their noise; each product category's net revenue
+    (:func:`revenue_by_category`, store currency, beside the same two); the weighted pipeline at
+    ``period``'s last day, current and overdue deals (:func:`pipeline_split`, store currency, no
+    previous month). Every figure but the pipeline is a counted fact (``exact``): the store knows it."""
     currency = store_currency(db)
     by_month = weighted_pipeline_by_month(opportunities_as_of(db, period.end), period.end)
-    return (_table_figures(headline_table(db, period, previous=previous))
-            + _category_figures(revenue_by_category(db, period, previous=previous), currency)
+    year = same_month_last_year(db, period)
+    return (_table_figures(headline_table(db, period, previous=previous), _year_figures(db, year))
+            + _category_figures(revenue_by_category(db, period, previous=previous), currency,
+                                year_ago=None if year is None else revenue_by_category(db, period, previous=year))
             + _pipeline_figures(by_month, currency))
 
 
-def _table_figures(table: pd.DataFrame) -> list[Headline]:
+def _year_figures(db: Database, year: Period | None) -> dict[str, tuple[float, float]]:
+    """``{key: (value, standard error)}`` of :func:`period_figures` and :func:`uncertainty` in the
+    same month last year ``year``; empty when the store does not hold it (``year`` None)."""
+    if year is None:
+        return {}
+    figures = period_figures(db, year.start, end=year.end)
+    spread = uncertainty(db, year.start, end=year.end, figures=figures)
+    return {key: (figures[key], spread[key][0]) for key in HEADLINE_KEYS}
+
+
+def _table_figures(table: pd.DataFrame, year: dict[str, tuple[float, float]]) -> list[Headline]:
     """The :data:`HEADLINE_KEYS` rows of :func:`headline_table` as headlines, each with its previous
-    month, standard errors and 95 % interval."""
+    month and same month last year (``year``, :func:`_year_figures`), standard errors and 95 %
+    interval; counted facts, none below zero."""
     figures = []
     for row in table[table["key"].isin(HEADLINE_KEYS)].itertuples():
         count = row.key in _COUNT_KEYS
+        year_ago, year_se = year.get(row.key, (None, None))
         figures.append(Headline(row.key, _plain(row.value, count), row.label, unit=row.unit, note=row.note,
                                 good=row.good, previous=_plain(row.previous, count), se=row.se,
-                                previous_se=row.se_previous, interval=(row.low, row.high), worth=row.worth))
+                                previous_se=row.se_previous, interval=(row.low, row.high), worth=row.worth,
+                                year_ago=_plain(year_ago, count), year_ago_se=_plain(year_se), exact=True,
+                                lowest=0.0))
     return figures
 
 

@@ -45,7 +45,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.values import Action, Headline, named_list
 from crm_helpers.store.facts import iso, loyalty, net_revenue_sql, next_day, on_or_before_sql, paid
-from crm_helpers.store.periods import Period, month_start
+from crm_helpers.store.periods import Period, month_start, same_month_last_year
 
 ITEMS: tuple[str, ...] = ("quality", "delivery", "price", "service")
 """The item scores of the survey (columns ``score_<item>``, 1–5)."""
@@ -499,25 +499,44 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
     Higher is better for all three. NPS and CSAT carry their 95 % intervals (NPS: the bootstrap of
     :func:`period_scores`; CSAT: Wilson) and the interval of their change (:func:`compare_periods`
     of the two periods, :func:`period_change`, in points), so the index does not call chance a change.
+    Each also carries the same month last year when the store holds it
+    (:func:`~crm_helpers.store.periods.same_month_last_year`), NPS and CSAT with the interval of
+    that change too. Estimates from a sample of answers, each kept within its scale.
     """
     current = period_scores(db, period, weights=weights, min_responses=min_responses)
     previous_row = period_scores(db, previous or period.previous_month(), weights=weights, min_responses=min_responses)
     keys = {"NPS": "nps", "CSAT (% answering 4–5)": "csat"}
     change = period_change(db, period, previous=previous, weights=weights, min_responses=min_responses)
     moves = {keys[r.measure]: (r.ci_low, r.ci_high) for r in change.itertuples() if r.measure in keys}
+    year = same_month_last_year(db, period)
+    year_row = year_moves = None
+    if year is not None:
+        year_row = period_scores(db, year, weights=weights, min_responses=min_responses)
+        year_change = period_change(db, period, previous=year, weights=weights, min_responses=min_responses)
+        year_moves = {keys[r.measure]: (r.ci_low, r.ci_high) for r in year_change.itertuples() if r.measure in keys}
+
+    def last_year(column: str, digits: int) -> float | None:
+        return None if year_row is None else _rounded(year_row[column], digits)
+
+    def year_move(key: str) -> tuple[float, float] | None:
+        return None if year_moves is None else year_moves.get(key)
+
     ci = f", 95% CI {nps_interval(current)}" if np.isfinite(current["nps_ci_low"]) else ""
     small = "; small sample" if current["small_sample"] and current["responses"] else ""
     return [
         Headline("nps", _rounded(current["nps"], 1), "NPS", change="points", good="up",
                  note=f"{int(current['nps_answers'])} responses{ci}{small}",
                  previous=_rounded(previous_row["nps"], 1), interval=(current["nps_ci_low"], current["nps_ci_high"]),
-                 change_interval=moves.get("nps")),
+                 change_interval=moves.get("nps"), year_ago=last_year("nps", 1),
+                 year_change_interval=year_move("nps"), lowest=-100.0, highest=100.0),
         Headline("csat", _rounded(current["csat_pct"], 1), "CSAT, share answering 4–5", unit="%", good="up",
                  note=f"{int(current['csat_answers'])} responses{small}", previous=_rounded(previous_row["csat_pct"], 1),
-                 interval=_csat_interval(current), change_interval=moves.get("csat")),
+                 interval=_csat_interval(current), change_interval=moves.get("csat"),
+                 year_ago=last_year("csat_pct", 1), year_change_interval=year_move("csat"), lowest=0.0, highest=100.0),
         Headline("satisfaction_index", _rounded(current["weighted_index"], 2), "Satisfaction index, weighted, 1–5",
                  good="up", note=f"{int(current['index_answers'])} responses",
-                 previous=_rounded(previous_row["weighted_index"], 2)),
+                 previous=_rounded(previous_row["weighted_index"], 2), year_ago=last_year("weighted_index", 2),
+                 lowest=1.0, highest=5.0),
     ]
 
 

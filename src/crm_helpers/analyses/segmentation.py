@@ -48,7 +48,7 @@ from sqlite_utils import Database
 from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.analyses.features import as_date, customer_features
-from crm_helpers.store.periods import Period
+from crm_helpers.store.periods import Period, same_month_last_year
 from crm_helpers.store.values import Action, Headline, named_list
 from crm_helpers.store.schema import SEGMENT_SNAPSHOTS
 
@@ -263,12 +263,21 @@ def at_risk_count(segments: pd.DataFrame) -> int:
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None) -> list[Headline]:
     """Customers at risk (:func:`at_risk_count`, a count) in the segments as of ``period``'s last day
     (:func:`rfm_table`) beside the stored snapshot of ``previous``'s month (default: the calendar
-    month before ``period``, :func:`load_snapshot`), as a headline for the report index (no noise
-    estimate: the index shows its move uncoloured)."""
+    month before ``period``, :func:`load_snapshot`; not available when none is stored) and the same
+    month last year's (when the store holds that month, :func:`~crm_helpers.store.periods.same_month_last_year`:
+    its stored snapshot, else the segments as of its last day), as a headline for the report index
+    (a counted fact with no noise estimate: the index shows its move uncoloured)."""
     segments = rfm_table(customer_features(db, period.end))
     before = load_snapshot(db, month_key((previous or period.previous_month()).end))
+    year = same_month_last_year(db, period)
+    year_ago = None
+    if year is not None:
+        stored = load_snapshot(db, month_key(year.end))
+        year_ago = at_risk_count(stored if len(stored) else rfm_table(customer_features(db, year.end)))
     return [Headline("at_risk_customers", at_risk_count(segments), "Customers at risk",
-                     note="in the At Risk and Can't Lose Them segments", previous=at_risk_count(before))]
+                     note="in the At Risk and Can't Lose Them segments",
+                     previous=at_risk_count(before) if len(before) else None, year_ago=year_ago, exact=True,
+                     lowest=0.0)]
 
 
 def actions(db: Database, *, period: Period) -> list[Action]:

@@ -24,7 +24,7 @@ from sqlite_utils import Database
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.values import Action, Headline, named_list
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, paid, ticket_closed_sql, ticket_open_sql, ticket_reopened_sql
-from crm_helpers.store.periods import Period
+from crm_helpers.store.periods import Period, same_month_last_year
 from crm_helpers.analyses.satisfaction import DETRACTOR_MAX, PROMOTER_MIN, lookback_start, nps_ci, nps_score
 
 RESOLUTION_BANDS = (0, 24, 48, 24 * 7, np.inf)
@@ -123,10 +123,13 @@ def period_times(db: Database, period: Period) -> pd.Series:
 
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None) -> list[Headline]:
     """The median first response in hours of the tickets opened in ``period`` beside those opened in
-    ``previous`` (default: the calendar month before ``period``), each as of its own last day
-    (:func:`period_times`), as a headline for the report index; shorter is better."""
+    ``previous`` (default: the calendar month before ``period``) and in the same month last year (when
+    the store holds it, :func:`~crm_helpers.store.periods.same_month_last_year`), each as of its own
+    last day (:func:`period_times`), as a headline for the report index; shorter is better. A fact
+    of the store's tickets, without a noise estimate."""
     current = period_times(db, period)
     before = period_times(db, previous or period.previous_month())
+    year = same_month_last_year(db, period)
 
     def hours(row: pd.Series) -> float | None:
         value = row["median_first_response_hours"]
@@ -134,7 +137,8 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
 
     return [Headline("median_first_response_hours", hours(current), "Median first response, hours", good="down",
                      note=f"{int(current['tickets'])} tickets opened, {int(current['answered'])} answered by month end",
-                     previous=hours(before))]
+                     previous=hours(before), year_ago=None if year is None else hours(period_times(db, year)),
+                     exact=True, lowest=0.0)]
 
 
 def backlog(db: Database, as_of: dt.date) -> pd.DataFrame:

@@ -77,8 +77,9 @@ TERMS: tuple[Term, ...] = (
          "month a year before); the range says how far off it may be.", "crm_helpers.analyses.forecast.forecast_sales"),
     Term("95 % range", "Where the true figure lies with 95 % confidence, given how much such a figure varies by "
          "chance from month to month.", "crm_helpers.report.headlines.interval"),
-    Term("Within noise", "A move against the previous month that chance alone would often produce: not called a "
-         "change.", "crm_helpers.report.headlines.compare"),
+    Term("Within noise", "A move against the same month last year (or, without a year of history, the previous "
+         "month) that chance alone would often produce: not called a change. A figure without a noise estimate "
+         "says so instead.", "crm_helpers.report.headlines.compare"),
 )
 """Every term of the glossary, in the order the page lists them."""
 

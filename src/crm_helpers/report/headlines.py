@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the kernels only record; reading back is the runner's, which has nbformat loaded
     import nbformat
 
-from crm_helpers.store.values import Action, Attention, Headline
+from crm_helpers.store.values import Action, Attention, Headline, clipped, limits
 
 __all__ = ["Action", "Attention", "Headline", "record_actions", "ACTIONS_TABLE", "record", "record_all", "show", "line", "page_outputs", "flag", "flag_all", "record_table", "read", "read_flags", "read_tables",
-           "recorded", "compare", "interval", "Change"]
+           "recorded", "compare", "basis", "interval", "Change"]
 
 MIME_TYPE = "application/vnd.crm-headline+json"
 ATTENTION_MIME_TYPE = "application/vnd.crm-attention+json"
@@ -45,13 +45,16 @@ def record(key: str, value: float | int | str | None, *, label: str, unit: str =
            change: str = "", good: str = "", previous: float | int | None = None, se: float | None = None,
            previous_se: float | None = None, interval: tuple[float, float] | None = None,
            change_interval: tuple[float, float] | None = None, worth: float | None = None,
-           missing: str = "") -> None:
+           missing: str = "", year_ago: float | int | None = None, year_ago_se: float | None = None,
+           year_change_interval: tuple[float, float] | None = None, exact: bool = False,
+           lowest: float | None = None, highest: float | None = None) -> None:
     """Record one headline figure (``value`` None or NaN means "not available"), with the previous
     month's ``previous`` beside it; the arguments are the fields of :class:`Headline`, which
     documents them. Must run inside a notebook (it displays the figure)."""
     show(Headline(key, value, label, unit=unit, note=note, change=change, good=good, previous=previous, se=se,
                   previous_se=previous_se, interval=interval, change_interval=change_interval, worth=worth,
-                  missing=missing))
+                  missing=missing, year_ago=year_ago, year_ago_se=year_ago_se,
+                  year_change_interval=year_change_interval, exact=exact, lowest=lowest, highest=highest))
 
 
 def record_all(figures: Iterable[Headline]) -> None:
@@ -193,37 +196,60 @@ def read_flags(notebook: str | nbformat.NotebookNode) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Change:
-    """A headline figure against its previous month.
+    """A headline figure against a reference: the previous month or the same month last year.
 
-    ``delta`` is value − previous (None when either is missing); ``within_noise`` is True when the
+    ``delta`` is value − reference (None when either is missing); ``within_noise`` is True when the
     move could be chance (its 95 % interval includes 0), False when it is a real move, None when
     nothing was recorded to tell; ``verdict`` is ``"good"``, ``"bad"``, ``"noise"`` or
     ``"neutral"`` (no move, no good direction, nothing to compare, or no noise recorded to judge
     the move by: a move is only called good or bad when it is known to be more than noise).
+    ``basis`` says which reference: ``"month"`` or ``"year"``; ``reference`` is its value.
     """
 
     delta: float | None
     within_noise: bool | None
     verdict: str
+    basis: str = "month"
+    reference: float | None = None
 
 
-def compare(now: dict[str, Any], previous: dict[str, Any] | None = None) -> Change:
-    """Compare a recorded figure (a payload as returned by :func:`read`) with its previous month:
-    by default the ``previous`` and ``previous_se`` it carries, else the payload ``previous``.
+BASES = ("month", "year")
+"""The references a figure is compared with: the previous month, the same month last year."""
 
-    The move is within noise when the recorded ``change_interval`` includes 0, or else when
-    ``|delta| < 1.96 · √(se² + se_prev²)`` (two independent estimates). Without either, nothing is
+
+def basis(payload: dict[str, Any]) -> str:
+    """The fair comparison of a recorded figure: ``"year"`` when it carries a value of the same month
+    last year (a seasonal business is judged against its own season), else ``"month"``."""
+    return "year" if isinstance(payload.get("year_ago"), (int, float)) else "month"
+
+
+def compare(now: dict[str, Any], previous: dict[str, Any] | None = None, *, against: str = "") -> Change:
+    """Compare a recorded figure (a payload as returned by :func:`read`) with a reference.
+
+    ``previous`` given: that payload (``value``, ``se``), month-on-month. Else ``against`` says
+    which reference the figure carries: ``"month"`` (its ``previous``, ``previous_se`` and
+    ``change_interval``), ``"year"`` (its ``year_ago``, ``year_ago_se`` and
+    ``year_change_interval``) or blank for the fair one (:func:`basis`).
+
+    The move is within noise when the recorded change interval includes 0, or else when
+    ``|delta| < 1.96 · √(se² + se_ref²)`` (two independent estimates). Without either, nothing is
     said about it (``within_noise`` None): such a move is drawn grey and says it has no noise estimate.
     """
-    if previous is None and now.get("previous") is not None:
+    side = "month" if previous is not None else (against or basis(now))
+    if side not in BASES:
+        raise ValueError(f"against must be 'month', 'year' or blank, not {against!r}")
+    if previous is None and side == "month" and now.get("previous") is not None:
         previous = {"value": now["previous"], "se": now.get("previous_se")}
+    if side == "year":
+        previous = {"value": now.get("year_ago"), "se": now.get("year_ago_se")}
+    moved = now.get("year_change_interval" if side == "year" else "change_interval")
     value, prev = now.get("value"), (previous or {}).get("value")
     if not isinstance(value, (int, float)) or not isinstance(prev, (int, float)):
-        return Change(None, None, "neutral")
+        return Change(None, None, "neutral", side, None)
     delta = float(value - prev)
     within: bool | None = None
-    if now.get("change_interval"):
-        low, high = now["change_interval"]
+    if moved:
+        low, high = moved
         within = low <= 0 <= high
     elif now.get("se") is not None and (previous or {}).get("se") is not None:
         within = abs(delta) < Z95 * math.hypot(now["se"], previous["se"])
@@ -233,15 +259,18 @@ def compare(now: dict[str, Any], previous: dict[str, Any] | None = None) -> Chan
         verdict = "neutral"
     else:
         verdict = "good" if (delta > 0) == (now["good"] == "up") else "bad"
-    return Change(delta, within, verdict)
+    return Change(delta, within, verdict, side, float(prev))
 
 
 def interval(payload: dict[str, Any]) -> tuple[float, float] | None:
-    """The figure's 95 % interval: the recorded one, else value ± 1.96 se, else None."""
+    """The figure's 95 % interval: the recorded one, else value ± 1.96 se, else None; kept within
+    the values the figure can take (its ``lowest`` and ``highest``, 0…100 for a share in %), so a
+    range never goes below zero for a quantity that cannot."""
+    bounds = limits(payload.get("unit", ""), lowest=payload.get("lowest"), highest=payload.get("highest"))
     if payload.get("interval"):
         low, high = payload["interval"]
-        return float(low), float(high)
+        return clipped((float(low), float(high)), bounds)
     value, se = payload.get("value"), payload.get("se")
     if isinstance(value, (int, float)) and se is not None:
-        return value - Z95 * se, value + Z95 * se
+        return clipped((value - Z95 * se, value + Z95 * se), bounds)
     return None

@@ -1,6 +1,8 @@
-"""The pack's ``index.html``: "Actions this month" (ranked by the money at stake), "Needs attention", the headline figures against the previous month
-(arrows coloured by what is good for the business, grey within noise), whom to contact this week,
-and a link to every page. Built only from what the notebooks recorded (:mod:`.headlines`)."""
+"""The pack's ``index.html``: "Actions this month" (ranked by the money at stake), "Needs attention",
+the headline figures beside the previous month and the same month last year (the arrow of the fair
+comparison coloured by what is good for the business when the move is beyond noise, grey within
+noise or without a noise estimate), whom to contact this week, and a link to every page. Built only
+from what the notebooks recorded (:mod:`.headlines`)."""
 
 from __future__ import annotations
 
@@ -55,30 +57,48 @@ VERDICT_TITLES = {
     "noise": "within its noise: could be chance, not a change",
     "neutral": "",
 }
+VERDICT_NOTES = {"good": "beyond noise", "bad": "beyond noise", "noise": "within noise"}
+"""The words under a judged arrow; a figure without a noise estimate says so instead (never "within noise")."""
 NO_NOISE_TITLE = "no noise estimate for this figure: not coloured, the move could be chance"
+BASIS_WORDS = {"month": "the previous month", "year": "the same month last year"}
 
 
-def _change_cell(payload: dict[str, Any]) -> str:
-    """The change column: the arrow coloured by :func:`headlines.compare`'s verdict; grey and said
-    so when the figure carries no noise estimate (a move is never called good or bad without one)."""
-    text = _format_change(payload.get("value"), payload.get("previous"), payload.get("unit", ""),
-                          payload.get("change", ""))
+def _versus_cell(payload: dict[str, Any], against: str) -> str:
+    """One comparison column: the reference's value (the previous month's or the same month last
+    year's) and the move against it. The fair comparison (:func:`headlines.basis`) is judged: its
+    arrow coloured by :func:`headlines.compare`'s verdict, "beyond noise" or "within noise" under
+    it, or "no noise estimate" when the figure carries none (never called within noise then); the
+    other is shown uncoloured, for reference."""
+    unit, reference = payload.get("unit", ""), payload.get("previous" if against == "month" else "year_ago")
+    if not isinstance(reference, (int, float)):
+        return '<td class="num versus"></td>'
+    shown = f'<span class="v">{_format_value(reference, unit)}</span>'
+    text = _format_change(payload.get("value"), reference, unit, payload.get("change", ""))
     if not text:
-        return '<td class="num"></td>'
-    change = headlines.compare(payload)
-    verdict, title, extra = change.verdict, VERDICT_TITLES[change.verdict], ""
-    if verdict == "noise":
-        extra = '<div class="note">within noise</div>'
-    elif change.within_noise is None and change.delta:
-        verdict, title, extra = "neutral unjudged", NO_NOISE_TITLE, '<div class="note">no noise estimate</div>'
-    return (f'<td class="num change {verdict}"' + (f' title="{title}"' if title else "") + f">{text}{extra}</td>")
+        return f'<td class="num versus">{shown}</td>'
+    if against != headlines.basis(payload):
+        return (f'<td class="num versus" title="for reference: the arrow is judged against '
+                f'{BASIS_WORDS[headlines.basis(payload)]}">{shown}<div class="move">{text}</div></td>')
+    change = headlines.compare(payload, against=against)
+    verdict, title = change.verdict, VERDICT_TITLES[change.verdict]
+    note = VERDICT_NOTES.get(verdict, "")
+    if change.within_noise is None and change.delta:
+        verdict, title, note = "neutral unjudged", NO_NOISE_TITLE, "no noise estimate"
+    elif change.within_noise is False and not note:
+        note = "beyond noise"
+    extra = f'<div class="note">{note}</div>' if note else ""
+    return (f'<td class="num versus change {verdict}"' + (f' title="{title}"' if title else "")
+            + f'>{shown}<div class="move">{text}</div>{extra}</td>')
 
 
 def _value_cell(payload: dict[str, Any]) -> str:
-    """The value, with its 95 % range underneath when one was recorded."""
+    """The value; an estimate's 95 % range underneath (kept within the values the figure can take,
+    :func:`headlines.interval`), a counted fact (``exact``) without one: the store knows it exactly."""
     unit = payload.get("unit", "")
     text = _format_value(payload.get("value"), unit, payload.get("missing") or "")
-    bounds = headlines.interval(payload)
+    if payload.get("value") is not None:
+        text = f'<span class="v">{text}</span>'  # a number and its unit stay on one line on a phone
+    bounds = None if payload.get("exact") else headlines.interval(payload)
     if bounds and payload.get("value") is not None:
         digits = 0 if isinstance(payload["value"], int) else 1  # a count's range in whole numbers
         low, high = (_format_value(round(b, digits) if digits else int(round(b)), unit) for b in bounds)
@@ -105,7 +125,7 @@ def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
         note = f'<div class="note">{html.escape(payload.get("note") or "")}</div>' if payload.get("note") else ""
         rows.append(
             f'<tr><td><a href="{html.escape(_page_link(run))}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
-            f"{_value_cell(payload)}{_change_cell(payload)}</tr>"
+            f"{_value_cell(payload)}{_versus_cell(payload, 'month')}{_versus_cell(payload, 'year')}</tr>"
         )
     return rows
 
@@ -170,12 +190,15 @@ ATTENTION_MAX, ATTENTION_MIN = 7, 3
 """How many sentences "Needs attention" holds at most, and at least (filled with real good news)."""
 
 
-def _move_sentence(payload: dict[str, Any]) -> str:
-    rose = payload["value"] > payload["previous"]
+def _move_sentence(payload: dict[str, Any], change: headlines.Change) -> str:
+    """The sentence for a move beyond noise, against the reference it was judged by."""
+    rose = change.delta is not None and change.delta > 0
     unit = payload.get("unit", "")
+    since = (f"{_format_value(change.reference, unit)} in the same month last year" if change.basis == "year"
+             else _format_value(change.reference, unit))
+    noise = "its usual noise" if change.basis == "year" else "its usual month-to-month noise"
     return (f"{payload.get('label') or payload['key']} {'rose' if rose else 'fell'} from "
-            f"{_format_value(payload['previous'], unit)} to {_format_value(payload['value'], unit)}, "
-            "more than its usual month-to-month noise.")
+            f"{since} to {_format_value(payload['value'], unit)}, more than {noise}.")
 
 
 def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
@@ -193,28 +216,39 @@ def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     good: list[tuple[float, str, str]] = []
     actions = recorded_actions(runs)
     said = {row.get("replaces") for row, _ in actions} - {"", None}  # an action says it better: said once
+    unjudged: list[str] = []
     for run in runs:
         page = _page_link(run)
         items += [(float(f.get("money") or 0.0), f["sentence"], page) for f in run.flags if f.get("key") not in said]
         for payload in run.headlines.values():
-            if payload.get("previous") is None:
-                continue
             change = headlines.compare(payload)
+            if change.delta and change.within_noise is None:
+                unjudged.append(payload.get("label") or payload["key"])
             if change.verdict not in ("good", "bad"):
                 continue
             worth = 1.0 if payload.get("unit") not in ("", "%") else float(payload.get("worth") or 0.0)
-            entry = (abs(change.delta or 0.0) * worth, _move_sentence(payload), page)
+            entry = (abs(change.delta or 0.0) * worth, _move_sentence(payload, change), page)
             (items if change.verdict == "bad" else good).append(entry)
     ranked = sorted(items, key=lambda i: -i[0])[:ATTENTION_MAX]
     ranked += sorted(good, key=lambda i: -i[0])[:max(0, ATTENTION_MIN - len(ranked))]
     chosen = [(sentence, page) for _, sentence, page in ranked]
     if len(chosen) < ATTENTION_MIN:
-        closing = ("Every other headline figure with a noise estimate moved within its usual noise; those without "
-                   "one are not judged.")
+        closing = _rest_sentence(unjudged)
         if actions:
             closing += " The actions above are this month's work."
         chosen.append((closing, "#kpis"))
     return chosen
+
+
+def _rest_sentence(unjudged: list[str]) -> str:
+    """What the headline figures left off the list did: within their noise, and, named, the ones
+    that moved without a noise estimate (never called within noise: nobody can tell)."""
+    if not unjudged:
+        return "Every other headline figure moved within its usual noise."
+    names = ", ".join(unjudged[:-1]) + (" and " if len(unjudged) > 1 else "") + unjudged[-1]
+    one = len(unjudged) == 1
+    return (f"The other headline figures with a noise estimate moved within it; {names} {'has' if one else 'have'} "
+            f"none, so whether {'it' if one else 'they'} moved by more than chance cannot be told: see the table.")
 
 
 def _attention_html(runs: list[NotebookRun]) -> str:
@@ -266,6 +300,12 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .n
 .failed{color:#b42318} pre{background:#fef3f2;padding:.6em;overflow:auto;font-size:.85em}
 a{color:#0b69a3}
 .good{color:#067647} .bad{color:#b42318} .noise,.unjudged{color:#9aa5b1}
+td.versus .move{color:#52606d} td.change .move{font-weight:600;color:inherit} th .note{font-weight:normal}
+@media (max-width:600px){#kpis,#kpis thead,#kpis tbody{display:block}
+ #kpis tr{display:grid;grid-template-columns:repeat(3,1fr);border-bottom:1px solid #e4e7eb}
+ #kpis th,#kpis td{border-bottom:none;padding:.3em .35em} #kpis th:first-child{display:none}
+ #kpis td:first-child{grid-column:1/-1;padding-bottom:0} #kpis th{text-align:right}
+ #kpis td.num{white-space:normal} #kpis .v,#kpis .move{white-space:nowrap}}
 #attention ol,#actions ol{padding-left:1.4em} #attention li{margin:.35em 0}
 #actions li{margin:.7em 0;line-height:1.45} #actions .meta{font-size:.9em;color:#52606d} .stake{font-weight:600;color:#1f2933}
 #actions .more{color:#52606d}
@@ -276,7 +316,10 @@ def index_html(period: Period, runs: list[NotebookRun], *, title_suffix: str = "
     """The pack's ``index.html``: headline figures with change, follow-up queue, notebook links."""
     kpis = _kpi_rows(runs)
     kpi_table = (
-        '<table id="kpis"><thead><tr><th>Figure</th><th>This month</th><th>vs previous month</th></tr></thead><tbody>'
+        f'<table id="kpis"><thead><tr><th>Figure</th><th>This month<div class="note">{html.escape(period.label)}</div></th>'
+        f'<th>Previous month<div class="note">{html.escape(period.previous_month().label)}</div></th>'
+        f'<th>Same month last year<div class="note">{html.escape(period.year_before().label)}</div></th>'
+        "</tr></thead><tbody>"
         + "".join(kpis) + "</tbody></table>"
     ) if kpis else "<p>No headline figures were recorded.</p>"
     items = []
@@ -298,9 +341,12 @@ def index_html(period: Period, runs: list[NotebookRun], *, title_suffix: str = "
 {_actions_html(runs)}
 {_attention_html(runs)}
 <h2>Headline figures</h2>
-<p class="sub">Arrows against the previous month: <span class="good">green</span> is good for the business,
-<span class="bad">red</span> is bad, <span class="noise">grey</span> is within the figure's usual noise (it could be
-chance, so it is not a change) or the figure has no noise estimate to tell.</p>
+<p class="sub">Each figure is judged against the same month last year where the store holds it (a seasonal
+business against its own season), else against the previous month; the other comparison is shown for reference.
+<span class="good">Green</span> is a move beyond noise, good for the business, <span class="bad">red</span> one
+bad for it, <span class="noise">grey</span> a move within the figure's usual noise (it could be chance) or a figure
+with no noise estimate, which says so. Counted facts (orders, customers, revenue) are shown without a range: the
+store knows them exactly.</p>
 {kpi_table}
 <h2>Whom to contact this week</h2>
 {_follow_up_html(runs)}

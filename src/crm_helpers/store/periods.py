@@ -38,6 +38,24 @@ class Period:
         prev_end = self.start - dt.timedelta(days=1)
         return Period(month_start(prev_end), prev_end)
 
+    def year_before(self) -> "Period":
+        """The same period a year earlier (the same calendar month for a month; 29 February
+        becomes 28 February)."""
+        return Period(_a_year_before(self.start), _a_year_before(self.end))
+
+
+def _a_year_before(day: dt.date) -> dt.date:
+    return day.replace(year=day.year - 1, day=min(day.day, month_end(day.replace(day=1, year=day.year - 1)).day))
+
+
+def same_month_last_year(db: Database, period: Period) -> Period | None:
+    """:meth:`Period.year_before` when the store's orders reach back to its first day (the earliest
+    order, whatever its status, is on or before it), else None: a year-on-year figure is only
+    shown for a month the store holds whole, never for one its data start inside."""
+    first = db.execute("SELECT min(order_date) FROM orders").fetchone()[0]
+    year = period.year_before()
+    return year if first and str(first)[:10] <= year.start.isoformat() else None
+
 
 def month_start(day: dt.date) -> dt.date:
     return day.replace(day=1)

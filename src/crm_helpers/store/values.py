@@ -34,6 +34,19 @@ class Headline:
     revenue per active customer), so a count's move can be ranked by money. ``missing`` is what the
     report says in place of a ``value`` of None, in plain words that are true of this case ("no
     campaign with a measurable effect"); blank: :data:`NOT_AVAILABLE`.
+
+    The same period a year earlier: ``year_ago`` (None when the store does not hold that month
+    whole, see :func:`crm_helpers.store.periods.same_month_last_year`), ``year_ago_se`` its
+    standard error and ``year_change_interval`` the 95 % interval of value − year_ago when a test
+    gives it directly. The fair comparison (:attr:`basis`) is year-on-year when ``year_ago`` is
+    known (a seasonal business is compared with its own season), else month-on-month.
+
+    ``exact`` marks a counted fact: a count or sum the store knows exactly (orders, customers,
+    revenue of the month); the index shows it without a range, and its ``se`` and intervals only
+    measure the month-to-month noise that decides whether a move is coloured. ``lowest`` and
+    ``highest`` are the values the quantity can take at most (0 for money, counts and shares; a
+    share in ``"%"`` is kept in 0…100 without them): ``interval`` is clipped into them, so no range
+    goes below zero for a quantity that cannot.
     """
 
     key: str
@@ -50,6 +63,12 @@ class Headline:
     change_interval: tuple[float, float] | None = None
     worth: float | None = None
     missing: str = ""
+    year_ago: float | int | None = None
+    year_ago_se: float | None = None
+    year_change_interval: tuple[float, float] | None = None
+    exact: bool = False
+    lowest: float | None = None
+    highest: float | None = None
 
     def __post_init__(self) -> None:
         if self.change not in CHANGES:
@@ -59,17 +78,25 @@ class Headline:
         set_ = object.__setattr__  # frozen: normalise once, here
         set_(self, "value", _finite(self.value))
         set_(self, "previous", _finite(self.previous))
+        set_(self, "year_ago", _finite(self.year_ago))
         set_(self, "change", self.change or ("points" if self.unit == "%" else "relative"))
-        for name in ("se", "previous_se", "worth"):
+        for name in ("se", "previous_se", "worth", "year_ago_se", "lowest", "highest"):
             set_(self, name, _finite(getattr(self, name)))
-        for name in ("interval", "change_interval"):
+        for name in ("interval", "change_interval", "year_change_interval"):
             set_(self, name, _finite_pair(getattr(self, name)))
+        set_(self, "interval", clipped(self.interval, limits(self.unit, lowest=self.lowest, highest=self.highest)))
 
     @property
     def noise_known(self) -> bool:
         """Whether the figure carries what it takes to tell a move from noise (a change interval, or
         the standard errors of both months)."""
         return self.change_interval is not None or (self.se is not None and self.previous_se is not None)
+
+    @property
+    def basis(self) -> str:
+        """The fair comparison: ``"year"`` (against the same month last year) when ``year_ago`` is
+        known, else ``"month"`` (against the previous month)."""
+        return "year" if self.year_ago is not None else "month"
 
     @property
     def shown(self) -> str:
@@ -80,9 +107,30 @@ class Headline:
     def payload(self) -> dict[str, Any]:
         """The JSON the report records (intervals as lists)."""
         data = asdict(self)
-        for name in ("interval", "change_interval"):
+        for name in ("interval", "change_interval", "year_change_interval"):
             data[name] = list(data[name]) if data[name] is not None else None
         return data
+
+
+def limits(unit: str, *, lowest: float | None = None, highest: float | None = None) -> tuple[float | None, float | None]:
+    """The values a figure can take: ``lowest`` and ``highest`` as given, a share in ``"%"``
+    within 0…100 where they are not (None: no bound on that side)."""
+    if unit == "%":
+        return (0.0 if lowest is None else lowest), (100.0 if highest is None else highest)
+    return lowest, highest
+
+
+def clipped(pair: tuple[float, float] | None, bounds: tuple[float | None, float | None]) -> tuple[float, float] | None:
+    """``pair`` (a range) kept within ``bounds`` (``(lowest, highest)``, None: unbounded)."""
+    if pair is None:
+        return None
+    low, high = pair
+    lowest, highest = bounds
+    if lowest is not None:
+        low, high = max(low, lowest), max(high, lowest)
+    if highest is not None:
+        low, high = min(low, highest), min(high, highest)
+    return low, high
 
 
 def shown_value(value: Any, missing: str = "") -> str:
