@@ -642,7 +642,9 @@ class _Generator:
         interval (days, uniform in :data:`STEADY_INTERVAL_DAYS`) and a spread (coefficient of
         variation in :data:`STEADY_SPREAD`); their gaps are Gamma with that mean and spread, from a
         first order in the first 40 % of the period. Every order is paid, through the shop, and holds
-        the same basket (a favourite tea, 1 to 3 packs, and half of them a second tea). A share
+        the same basket, a supply for the weeks to come: 3 to 6 packs of a favourite tea and 1 to 3
+        of a second (about 100 EUR, between the regular and VIP types' orders, so the planted link of
+        frequent buyers to big baskets stays). A share
         :data:`STEADY_LATE_SHARE` stopped: orders after ``end − U(STEADY_LATE_BY) × interval`` are
         dropped (the first order always stays), so they are late for their usual reorder at ``end``.
         Order ids continue from ``first_order_number``.
@@ -659,7 +661,7 @@ class _Generator:
         orders, items, first_days = [], [], []
         for j in range(k):
             teas = list(rng.choice(STEADY_TEAS, size=2, replace=False))
-            basket = [(str(teas[0]), int(rng.integers(1, 4)))] + ([(str(teas[1]), 1)] if rng.random() < 0.5 else [])
+            basket = [(str(teas[0]), int(rng.integers(3, 7))), (str(teas[1]), int(rng.integers(1, 4)))]
             shape = 1 / spread[j] ** 2
             t = rng.uniform(0, 0.4 * self.days)
             first_days.append(t)
