@@ -111,3 +111,45 @@ def test_demo_headlines_and_attention_agree_with_the_late_list(demo_db):
     (item,) = rhythm.attention_items(demo_db, period=period)
     assert item.money == pytest.approx(late["order_value"].sum())
     assert f"{len(late)} regular buyers are late" in item.sentence and late.iloc[0]["name"] in item.sentence
+
+
+def test_the_page_sentence_and_table_name_the_late_regulars_with_units(demo_db):
+    from crm_helpers.report import sentences
+
+    result = rhythm.purchase_rhythm(demo_db, AS_OF)
+    report = sentences.rhythm_report(result)
+    late = result.late
+    assert report.ok and report.message.startswith(f"**{len(late)} of your {len(result.regulars)} regular buyers")
+    assert f"{late['order_value'].sum():,.0f} EUR" in report.message
+    assert list(report.table.columns) == ["customer", "customer id", "usual interval (days)", "last order",
+                                          "expected order", "days late", "usual order (EUR)"]
+    assert list(report.table.index) == list(range(len(late)))
+    assert report.table["customer"].tolist() == late["name"].tolist()
+    empty = rhythm.PurchaseRhythm(AS_OF, rhythm.rhythm_of(_purchases("C", ["2026-01-01"]), AS_OF), "EUR")
+    assert not sentences.rhythm_report(empty).ok and sentences.rhythm_report(empty).message == empty.message
+
+
+def test_the_rhythm_plot_without_customers_says_why():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from crm_helpers.report import plots
+
+    empty = rhythm.PurchaseRhythm(AS_OF, rhythm.rhythm_of(_purchases("C", ["2026-01-01"]), AS_OF), "EUR")
+    ax = plots.plot_purchase_rhythm(empty)
+    assert "enough orders" in ax.texts[0].get_text()
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
+
+
+def test_an_empty_store_has_no_rhythm_and_raises_nothing():
+    from crm_helpers.store.connection import memory_db
+
+    db = memory_db()
+    period = parse_month(DEMO_END)
+    result = rhythm.purchase_rhythm(db, AS_OF)
+    assert not result.ok and result.late.empty and list(result.late.columns) == rhythm.COLUMNS
+    assert {h.key: h.value for h in rhythm.headline_figures(db, period=period)} == {
+        "regular_buyers": 0, "late_regulars": 0, "late_regulars_value": 0.0}
+    assert rhythm.attention_items(db, period=period) == []

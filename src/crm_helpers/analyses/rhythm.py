@@ -86,12 +86,12 @@ class PurchaseRhythm:
     @property
     def regulars(self) -> pd.DataFrame:
         """The regular customers (cv ≤ max_cv), largest usual order first."""
-        return self.customers[self.customers["regular"]]
+        return self.customers.loc[self.customers["regular"].astype(bool)]
 
     @property
     def late(self) -> pd.DataFrame:
         """The regular customers late for their usual reorder, largest usual order first (money at stake)."""
-        return self.customers[self.customers["late"]]
+        return self.customers.loc[self.customers["late"].astype(bool)]
 
 
 def rhythm_of(purchases: pd.DataFrame, as_of: dt.date, *, min_purchases: int = MIN_PURCHASES,

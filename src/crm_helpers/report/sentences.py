@@ -167,7 +167,7 @@ def rhythm_report(result: PurchaseRhythm) -> Finding:
                "last_purchase": "last order", "expected_date": "expected order", "days_late": "days late",
                "order_value": f"usual order ({currency})"}
     late = result.late
-    table = late[list(columns)].rename(columns=columns)
+    table = late[list(columns)].rename(columns=columns).reset_index(drop=True)
     if not result.ok:
         return Finding(result.message, table, ok=False)
     regulars = len(result.regulars)
