@@ -9,7 +9,7 @@ consecutive purchase days. For every customer with at least :data:`MIN_PURCHASES
 - **regularity** is the coefficient of variation (CV) of the intervals (sample standard deviation
   / mean). A buyer whose orders come at random moments (a Poisson buyer, the assumption of BG/NBD)
   has exponential gaps, CV 1; Gamma(k) gaps (the "CNBD-k" of BG/CNBD-k, an Erlang-k clock) have CV
-  1/√k. A customer is **regular** when the CV is at most :data:`MAX_CV` (Erlang k ≥ 6): a plain
+  1/√k. A customer is **regular** when the CV is at most :data:`MAX_CV` (Gamma shape k ≥ 6.25): a plain
   measure, read from the customer's own orders, that needs no model fit and says what the owner
   sees ("every seven weeks, give or take five days"). A BG/CNBD-k fit gives one k for everybody,
   not which customers are regular, so it was not used;
