@@ -74,7 +74,8 @@ def test_demo_plants_steady_buyers_some_of_them_late(demo_business):
     orders = demo_business.tables["orders"]
     last = pd.to_datetime(orders[orders["customer_id"].isin(steady)].groupby("customer_id")["order_date"].max())
     truth = demo_business.truth.set_index("customer_id")
-    gone = (pd.Timestamp(demo_business.end) - last) / pd.Timedelta(days=1) / truth.loc[last.index, "usual_interval_days"]
+    days = (pd.Timestamp(demo_business.end) - last) / pd.Timedelta(days=1)
+    gone = days / truth.loc[last.index, "usual_interval_days"]  # usual intervals since the last order
     assert (gone[list(late)] >= 1.6).all() and (gone[list(steady - late)] < 1.6).all()
 
 

@@ -88,8 +88,12 @@ STEADY_INTERVAL_DAYS = (35, 63)
 STEADY_SPREAD = (0.08, 0.2)
 """Range of the coefficient of variation of a steady buyer's intervals (Gamma-distributed gaps)."""
 STEADY_LATE_SHARE = 0.4
-"""Share of the steady buyers (chosen at random, exactly this many) who stopped: their last order is 1.6 to 3.5 usual intervals before the end."""
+"""Share of the steady buyers (chosen at random, exactly this many) who stopped: their last order is
+:data:`STEADY_LATE_BY` (1.6 to 3.5) usual intervals before the end."""
 STEADY_LATE_BY = (1.6, 3.5)
+STEADY_FIRST_ROOM = 5.5
+"""A steady buyer's first order leaves room for this many usual intervals before they stop (or the
+end): uniform over the rest, so they have about six orders or more and join throughout the period."""
 STEADY_TEAS = ("P01", "P02", "P06", "P07", "P08")
 STEADY_STREAM = 27
 """Mixed into the seed for the steady buyers' own random stream, so adding them draws nothing from
@@ -641,12 +645,13 @@ class _Generator:
         ``round(STEADY_SHARE × n)`` customers numbered after the ``n`` buyers. Each has a usual
         interval (days, uniform in :data:`STEADY_INTERVAL_DAYS`) and a spread (coefficient of
         variation in :data:`STEADY_SPREAD`); their gaps are Gamma with that mean and spread, from a
-        first order in the first 40 % of the period. Every order is paid, through the shop, and holds
-        the same basket, a supply for the weeks to come: 3 to 6 packs of a favourite tea and 1 to 3
-        of a second (about 100 EUR, between the regular and VIP types' orders, so the planted link of
-        frequent buyers to big baskets stays). A share
-        :data:`STEADY_LATE_SHARE` stopped: orders after ``end − U(STEADY_LATE_BY) × interval`` are
-        dropped (the first order always stays), so they are late for their usual reorder at ``end``.
+        first order uniform up to :data:`STEADY_FIRST_ROOM` intervals before they stop or the period
+        ends. Every order is paid, through the shop, and holds the same basket, a supply for the
+        weeks to come: 3 to 6 packs of a favourite tea and 1 to 3 of a second (about 100 EUR, between
+        the regular and VIP types' orders, so the planted link of frequent buyers to big baskets
+        stays). A share :data:`STEADY_LATE_SHARE` stopped: orders after
+        ``end − U(STEADY_LATE_BY) × interval`` are dropped (the first order always stays), so they are
+        late for their usual reorder at ``end``.
         Order ids continue from ``first_order_number``.
         """
         rng, k = self.steady_rng, round(STEADY_SHARE * self.n)
@@ -663,7 +668,7 @@ class _Generator:
             teas = list(rng.choice(STEADY_TEAS, size=2, replace=False))
             basket = [(str(teas[0]), int(rng.integers(3, 7))), (str(teas[1]), int(rng.integers(1, 4)))]
             shape = 1 / spread[j] ** 2
-            t = rng.uniform(0, 0.4 * self.days)
+            t = rng.uniform(0, max(min(stop[j], self.days) - STEADY_FIRST_ROOM * interval[j], 1))
             first_days.append(t)
             while t < self.days and (t < stop[j] or t == first_days[-1]):
                 order_id = f"O{first_order_number + len(orders):06d}"

@@ -173,7 +173,8 @@ def rhythm_report(result: PurchaseRhythm) -> Finding:
     regulars = len(result.regulars)
     rule = (f"A regular buyer has {result.min_purchases} or more days with a paid order and reorders at a steady "
             f"interval (the intervals' spread at most {result.max_cv:.0%} of their mean); late means past the "
-            "expected order date (last order + usual interval) by more than twice their own spread, and at least a week.")
+            "expected order date (last order + usual interval) by more than twice their own spread, and at least "
+            "a week.")
     if late.empty:
         return Finding(f"**None of your {regulars} regular buyers is late for their usual reorder** on "
                        f"{result.as_of}. {rule}", table)
