@@ -12,6 +12,7 @@ from crm_helpers.report import headlines
 from crm_helpers.report.runner import prepare_store
 from crm_helpers.store.queries import query_df
 from crm_helpers.analyses.features import customer_features
+from crm_helpers.analyses.rhythm import late_regulars
 from crm_helpers.store.periods import parse_month
 from crm_helpers.store.connection import memory_db, open_db
 
@@ -275,5 +276,7 @@ def test_notebook_02_runs_and_records_the_at_risk_count(demo_db_copy, tmp_path):
     now = seg.load_snapshot(db, "2026-10")
     assert recorded["at_risk_customers"]["value"] == seg.at_risk_count(now) > 0
     assert recorded["at_risk_customers"]["previous"] == seg.at_risk_count(seg.load_snapshot(db, "2026-09"))
-    assert set(recorded) == {"at_risk_customers"}
+    # the page's purchase-rhythm section (issue 27) records its figures beside it
+    assert set(recorded) == {"at_risk_customers", "regular_buyers", "late_regulars", "late_regulars_value"}
+    assert recorded["late_regulars"]["value"] == len(late_regulars(db, as_of=parse_month("2026-10").end)) > 0
     assert np.isin(["2026-09", "2026-10"], seg.stored_months(db)).all()

@@ -13,7 +13,10 @@ stores them. Each planted signal is documented in ``docs/demo-data.md`` and kept
 - feedback: delivery delays lower satisfaction (delivery is the main driver of CSAT and
   NPS); a set of planted unhappy customers always answer as detractors; delays fall after
   a courier change, so satisfaction rises in the last months;
-- tickets, interactions and a consulting opportunity pipeline where referrals win most.
+- tickets, interactions and a consulting opportunity pipeline where referrals win most;
+- steady buyers: a small group added after the others, each reordering the same tea at their
+  own nearly fixed interval (5 to 9 weeks); some stopped, so they are late for their usual
+  reorder at the end (``demo_truth.usual_interval_days`` and ``late_for_reorder``).
 """
 
 from __future__ import annotations
@@ -77,6 +80,24 @@ ACQUISITION_CHANNELS = {
     "ads": (0.10, 0.30, 0.60),
 }
 CHANNEL_SHARE = {"referral": 0.18, "search": 0.3, "social": 0.22, "marketplace": 0.15, "ads": 0.15}
+
+STEADY_SHARE = 0.05
+"""Steady buyers added on top of the ``customers`` buyers, as a share of them (40 for 800)."""
+STEADY_INTERVAL_DAYS = (35, 63)
+"""Range of a steady buyer's usual interval between orders, in days (uniform: 5 to 9 weeks)."""
+STEADY_SPREAD = (0.08, 0.2)
+"""Range of the coefficient of variation of a steady buyer's intervals (Gamma-distributed gaps)."""
+STEADY_LATE_SHARE = 0.4
+"""Share of the steady buyers (chosen at random, exactly this many) who stopped: their last order is
+:data:`STEADY_LATE_BY` (1.6 to 3.5) usual intervals before the end."""
+STEADY_LATE_BY = (1.6, 3.5)
+STEADY_FIRST_ROOM = 5.5
+"""A steady buyer's first order leaves room for this many usual intervals before they stop (or the
+end): uniform over the rest, so they have about six orders or more and join throughout the period."""
+STEADY_TEAS = ("P01", "P02", "P06", "P07", "P08")
+STEADY_STREAM = 27
+"""Mixed into the seed for the steady buyers' own random stream, so adding them draws nothing from
+the main stream and every other table stays as it was."""
 
 FIRST_NAMES = [
     "Anna", "Ben", "Clara", "David", "Elena", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Katrin",
@@ -163,6 +184,7 @@ class _Generator:
         self.purchase_rate_scale = purchase_rate_scale
         self.dropout_scale = dropout_scale
         self.rng = np.random.default_rng(seed)
+        self.steady_rng = np.random.default_rng([seed, STEADY_STREAM])
         last = parse_month(end)
         self.end = last.end
         first = last.start
@@ -194,10 +216,15 @@ class _Generator:
         tickets = self.tickets(orders, truth, delays)
         interactions = self.interactions(orders, truth)
         prospects, opportunities = self.opportunities(customers, truth)
-        customers = pd.concat([customers, prospects], ignore_index=True)
+        steady, steady_truth, steady_orders, steady_items = self.steady_buyers(first_order_number=len(orders) + 1)
+        orders = pd.concat([orders, steady_orders], ignore_index=True)
+        items = pd.concat([items, steady_items], ignore_index=True)
+        customers = pd.concat([customers, steady, prospects], ignore_index=True)
         truth = pd.concat(
-            [truth, pd.DataFrame({"customer_id": prospects["customer_id"], "customer_type": "prospect",
-                                  "unhappy": 0, "purchase_rate": 0.0, "dropout_p": 0.0})],
+            [truth.assign(usual_interval_days=np.nan, late_for_reorder=0), steady_truth,
+             pd.DataFrame({"customer_id": prospects["customer_id"], "customer_type": "prospect",
+                           "unhappy": 0, "purchase_rate": 0.0, "dropout_p": 0.0,
+                           "usual_interval_days": np.nan, "late_for_reorder": 0})],
             ignore_index=True,
         )
         tables = {
@@ -283,10 +310,14 @@ class _Generator:
             types[here] = names[cdf.searchsorted(u[here], side="right")]
         return types
 
-    def people(self, n: int) -> tuple[list[str], list[str], list[str]]:
-        rng = self.rng
+    def people(
+        self, n: int, *, rng: np.random.Generator | None = None, number_from: int = 1
+    ) -> tuple[list[str], list[str], list[str]]:
+        """``n`` fake names, e-mail addresses and phone numbers, drawn from ``rng`` (default: the main
+        stream); the e-mail addresses are numbered from ``number_from``, which keeps them unique."""
+        rng = rng or self.rng
         names, emails, phones = [], [], []
-        for i in range(n):
+        for i in range(number_from - 1, number_from - 1 + n):
             first = FIRST_NAMES[rng.integers(len(FIRST_NAMES))]
             last = LAST_NAMES[rng.integers(len(LAST_NAMES))]
             names.append(f"{first} {last}")
@@ -606,6 +637,63 @@ class _Generator:
                                            "probability", "opened_at", "expected_close", "closed_at",
                                            "last_activity_at", "lost_reason"])
         return prospects, opps
+
+
+    def steady_buyers(self, *, first_order_number: int) -> tuple[pd.DataFrame, ...]:
+        """The planted steady buyers: customers, truth, orders and order lines, from their own stream.
+
+        ``round(STEADY_SHARE × n)`` customers numbered after the ``n`` buyers. Each has a usual
+        interval (days, uniform in :data:`STEADY_INTERVAL_DAYS`) and a spread (coefficient of
+        variation in :data:`STEADY_SPREAD`); their gaps are Gamma with that mean and spread, from a
+        first order uniform up to :data:`STEADY_FIRST_ROOM` intervals before they stop or the period
+        ends. Every order is paid, through the shop, and holds the same basket, a supply for the
+        weeks to come: 3 to 6 packs of a favourite tea and 1 to 3 of a second (about 100 EUR, between
+        the regular and VIP types' orders, so the planted link of frequent buyers to big baskets
+        stays). A share :data:`STEADY_LATE_SHARE` stopped: orders after
+        ``end − U(STEADY_LATE_BY) × interval`` are dropped (the first order always stays), so they are
+        late for their usual reorder at ``end``.
+        Order ids continue from ``first_order_number``.
+        """
+        rng, k = self.steady_rng, round(STEADY_SHARE * self.n)
+        ids = [f"C{self.n + j + 1:05d}" for j in range(k)]
+        interval = rng.uniform(*STEADY_INTERVAL_DAYS, k)
+        spread = rng.uniform(*STEADY_SPREAD, k)
+        late = np.zeros(k, dtype=bool)
+        late[rng.permutation(k)[:round(STEADY_LATE_SHARE * k)]] = True
+        stop = np.where(late, self.days - 1 - rng.uniform(*STEADY_LATE_BY, k) * interval, self.days)
+        prices = dict(zip(self.products["product_id"], self.products["unit_price"].astype(float)))
+        costs = dict(zip(self.products["product_id"], self.products["unit_cost"].astype(float)))
+        orders, items, first_days = [], [], []
+        for j in range(k):
+            teas = list(rng.choice(STEADY_TEAS, size=2, replace=False))
+            basket = [(str(teas[0]), int(rng.integers(3, 7))), (str(teas[1]), int(rng.integers(1, 4)))]
+            shape = 1 / spread[j] ** 2
+            t = rng.uniform(0, max(min(stop[j], self.days) - STEADY_FIRST_ROOM * interval[j], 1))
+            first_days.append(t)
+            while t < self.days and (t < stop[j] or t == first_days[-1]):
+                order_id = f"O{first_order_number + len(orders):06d}"
+                amount = sum(q * prices[pid] for pid, q in basket)
+                cost = sum(q * costs[pid] for pid, q in basket) + 4.9
+                orders.append((order_id, ids[j], self.iso_dates[int(t)], round(amount, 2), round(cost, 2)))
+                items += [(order_id, pid, q, prices[pid]) for pid, q in basket]
+                t += rng.gamma(shape, interval[j] / shape)
+        names, emails, phones = self.people(k, rng=rng, number_from=self.n + 1)
+        cities = [CITIES[i] for i in rng.integers(0, len(CITIES), k)]
+        customers = pd.DataFrame({
+            "customer_id": ids, "name": names, "email": emails, "phone": phones, "company": None,
+            "country": [c for c, _ in cities], "city": [c for _, c in cities], "industry": "private",
+            "acquisition_channel": rng.choice(list(CHANNEL_SHARE), size=k, p=list(CHANNEL_SHARE.values())),
+            "first_seen": [self.iso_dates[int(t)] for t in first_days],
+            "consent_marketing": (rng.random(k) < 0.72).astype(int), "tags": None, "notes": None,
+        })
+        truth = pd.DataFrame({
+            "customer_id": ids, "customer_type": "regular", "unhappy": 0, "purchase_rate": 30.4 / interval,
+            "dropout_p": 1 / 31, "usual_interval_days": interval.round(1), "late_for_reorder": late.astype(int),
+        })
+        frame = pd.DataFrame(orders, columns=["order_id", "customer_id", "order_date", "amount", "cost"])
+        frame = frame.assign(currency="EUR", channel="shop", campaign_id=None, status="paid")
+        lines = pd.DataFrame(items, columns=["order_id", "product_id", "quantity", "unit_price"])
+        return customers, truth, frame, lines
 
 
 def _score(value: float, low: int, high: int) -> float:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from crm_helpers.analyses.clv import HoldoutValidation
     from crm_helpers.analyses.forecast import SalesForecast
+    from crm_helpers.analyses.rhythm import PurchaseRhythm
     from crm_helpers.models.btyd import PurchaseModel
 
 #: Fonts with Chinese glyphs, in order of preference: those shipped by Linux distributions
@@ -521,3 +522,24 @@ def plot_next_products(offers: pd.DataFrame, ax: Axes | None = None) -> Axes:
     sns.countplot(data=offers, y="product_name", color=MAIN_COLOUR, ax=ax)
     ax.set(title="Suggested next products", xlabel="customers", ylabel="")
     return ax
+
+
+def plot_purchase_rhythm(result: PurchaseRhythm, ax: Axes | None = None) -> Axes:
+    """Every customer whose rhythm is judged (:class:`~crm_helpers.analyses.rhythm.PurchaseRhythm`):
+    usual interval (days) against the spread of their intervals (coefficient of variation), the
+    regular ones below the dashed line, those late for their usual reorder marked."""
+    ax = get_axes(ax)
+    if not result.ok:
+        return empty_axes(ax, "no customer has enough orders to show a rhythm yet")
+    customers = result.customers
+    groups = (("irregular", ~customers["regular"], "#9aa5b1"),
+              ("regular, on time", customers["regular"] & ~customers["late"], MAIN_COLOUR),
+              ("regular, late for their reorder", customers["late"], "#d64545"))
+    for label, rows, colour in groups:
+        ax.scatter(customers.loc[rows, "interval_days"], customers.loc[rows, "cv"], s=18, color=colour, label=label)
+    ax.axhline(result.max_cv, color="#52606d", linestyle="--", linewidth=1)
+    ax.set(title="Purchase rhythm: usual interval and how steady it is", xlabel="usual interval between orders (days)",
+           ylabel="spread of the intervals (CV)", ylim=(0, None))
+    ax.legend(loc="upper right")
+    return ax
+

@@ -26,6 +26,7 @@ from crm_helpers.analyses.satisfaction import (
 
 if TYPE_CHECKING:
     from crm_helpers.analyses.clv import HoldoutValidation
+    from crm_helpers.analyses.rhythm import PurchaseRhythm
 
 
 @dataclass(frozen=True)
@@ -156,3 +157,32 @@ def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, *, top: int = 5) -
     if rules.empty:
         return head + " No rule passes the thresholds: lower min_support or min_lift to see weaker links."
     return "\n".join([head, *rules["in_words"].head(top)])
+
+
+# -- page 02, purchase rhythm ---------------------------------------------------------------------
+
+
+def rhythm_report(result: PurchaseRhythm) -> Finding:
+    """The regular buyers late for their usual reorder (:class:`~crm_helpers.analyses.rhythm.PurchaseRhythm`):
+    a sentence counting them and the money of one usual order each, and their table, largest usual
+    order first (name, usual interval and days late in days, dates, usual order in the store's currency)."""
+    currency = result.currency or "store currency"
+    columns = {"name": "customer", "customer_id": "customer id", "interval_days": "usual interval (days)",
+               "last_purchase": "last order", "expected_date": "expected order", "days_late": "days late",
+               "order_value": f"usual order ({currency})"}
+    late = result.late
+    table = late[list(columns)].rename(columns=columns).reset_index(drop=True)
+    if not result.ok:
+        return Finding(result.message, table, ok=False)
+    regulars = len(result.regulars)
+    rule = (f"A regular buyer has {result.min_purchases} or more days with a paid order and reorders at a steady "
+            f"interval (the intervals' spread at most {result.max_cv:.0%} of their mean); late means past the "
+            "expected order date (last order + usual interval) by more than twice their own spread, and at least "
+            "a week.")
+    if late.empty:
+        return Finding(f"**None of your {regulars} regular buyers is late for their usual reorder** on "
+                       f"{result.as_of}. {rule}", table)
+    return Finding(f"**{len(late)} of your {regulars} regular buyers are late for their usual reorder** on "
+                   f"{result.as_of}: one usual order each comes to {late['order_value'].sum():,.0f} {currency}. "
+                   f"{rule} Largest usual order first.", table)
+
