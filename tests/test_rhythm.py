@@ -114,6 +114,17 @@ def test_demo_headlines_and_attention_agree_with_the_late_list(demo_db):
     assert f"{len(late)} regular buyers are late" in item.sentence and late.iloc[0]["name"] in item.sentence
 
 
+def test_the_late_regulars_are_one_action_that_replaces_their_attention_item(demo_db):
+    period = parse_month(DEMO_END)
+    late = rhythm.late_regulars(demo_db, as_of=AS_OF)
+    (action,) = rhythm.actions(demo_db, period=period)
+    (item,) = rhythm.attention_items(demo_db, period=period)
+    assert action.money == pytest.approx(late["order_value"].sum()) and action.currency == "EUR"
+    assert action.replaces == item.key
+    assert f"the {len(late)} regular buyers who are later" in action.sentence
+    assert all(name in action.sentence for name in late["name"].head(3))
+    assert action.link == "02_segmentation.html#Late-for-their-usual-reorder"
+
 def test_the_page_sentence_and_table_name_the_late_regulars_with_units(demo_db):
     from crm_helpers.report import sentences
 

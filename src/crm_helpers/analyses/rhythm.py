@@ -34,7 +34,7 @@ from sqlite_utils import Database
 from crm_helpers.store.facts import net_revenue_sql, next_day, on_or_before_sql, paid
 from crm_helpers.store.periods import Period
 from crm_helpers.store.queries import memoized, query_df, store_currency
-from crm_helpers.store.values import Attention, Headline
+from crm_helpers.store.values import Action, Attention, Headline, named_list
 
 MIN_PURCHASES = 5
 """Purchase days a customer needs before their rhythm is judged (four intervals)."""
@@ -171,13 +171,13 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
     now, before = purchase_rhythm(db, period.end), purchase_rhythm(db, prev.end)
     currency = store_currency(db)
     return [
-        Headline("regular_buyers", len(now.regulars), "Regular buyers", good="up", previous=len(before.regulars),
+        Headline("regular_buyers", len(now.regulars), "Regular buyers", good="up", previous=len(before.regulars), exact=True, lowest=0,
                  note=f"customers with {MIN_PURCHASES}+ purchase days who reorder at a steady interval"),
         Headline("late_regulars", len(now.late), "Regular buyers late for their usual reorder", good="down",
-                 previous=len(before.late), note="past their expected order date by more than their own spread"),
+                 previous=len(before.late), exact=True, lowest=0, note="past their expected order date by more than their own spread"),
         Headline("late_regulars_value", round(float(now.late["order_value"].sum()), 2),
                  "Usual orders of the late regular buyers", unit=currency, good="down",
-                 previous=round(float(before.late["order_value"].sum()), 2),
+                 previous=round(float(before.late["order_value"].sum()), 2), exact=True, lowest=0,
                  note="one usual order of each late regular buyer"),
     ]
 
@@ -196,3 +196,23 @@ def attention_items(db: Database, *, period: Period) -> list[Attention]:
     return [Attention("late regulars", f"{count} late for their usual reorder (one usual order each: {money:,.0f} "
                       f"{currency}): get in touch, starting with {who} ({first['days_late']:.0f} days past "
                       "their expected order).", money=money)]
+
+
+LATE_SECTION = "Late for their usual reorder"
+"""The heading of page 02's section on the purchase rhythm (the action links to it)."""
+
+
+def actions(db: Database, *, period: Period) -> list[Action]:
+    """One action when regular customers are late for their usual reorder at ``period``'s last day:
+    get in touch, the biggest usual orders first by name. Money: one usual order of each (store
+    currency), the order that is not coming; it replaces the "late regulars" attention item."""
+    late = purchase_rhythm(db, period.end).late
+    if late.empty:
+        return []
+    money = float(late["order_value"].sum())
+    names = [str(row["name"] or row["customer_id"]) for _, row in late.head(3).iterrows()]
+    who = "the regular buyer who is" if len(late) == 1 else f"the {len(late)} regular buyers who are"
+    sentence = (f"Get in touch with {who} later than their own rhythm for their usual reorder, the "
+                f"biggest usual orders first: {named_list(names, more=len(late) - len(names))}.")
+    return [Action("late regulars", sentence, money, currency=store_currency(db), page="02_segmentation",
+                   section=LATE_SECTION, replaces="late regulars")]
