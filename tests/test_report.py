@@ -463,7 +463,7 @@ def test_technical_terms_are_explained_in_plain_words_at_their_first_use(rendere
 
 SCORE_COLUMNS = {"score": "score", "standardized": "standardized", "rf importance": "rf importance",
                  "p value": "p value", "ci low": "ci low", "nps ci low": "nps ci low",
-                 "weighted index": "weighted index", "seeds s": "seeds s", "last nps": "last nps",
+                 "weighted index": "weighted index", "article s": "article s", "last nps": "last nps",
                  "lift": "lift", "confidence": "confidence", "support": "support", "win rate": "win rate",
                  "value win rate": "value win rate", "model mape": "mape", "fold": "fold", "origin": "origin"}
 """Table columns holding a score or a statistic, and the word its section must explain."""

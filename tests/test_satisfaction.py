@@ -1,4 +1,4 @@
-"""Satisfaction: hand-computed CSAT, NPS and the seeds' formulas; planted signals on the demo store."""
+"""Satisfaction: hand-computed CSAT, NPS and the articles' formulas; planted signals on the demo store."""
 
 from __future__ import annotations
 
@@ -117,13 +117,13 @@ def test_headline_keys_are_only_the_assigned_ones():
     assert {f.unit for f in figures if not f.key.startswith("csat")} == {""}
 
 
-# -- the seeds' formulas ---------------------------------------------------------------------------
+# -- the articles' formulas ---------------------------------------------------------------------------
 
 
 def test_weighted_satisfaction_as_written_and_normalized():
     weights = ItemWeights(quality=0.4, delivery=0.3, price=0.2, service=0.1)
     full = {"quality": 5, "delivery": 3, "price": 4, "service": 2}
-    # Σ wᵢsᵢ = 2.0 + 0.9 + 0.8 + 0.2 = 3.9; seeds' S = 3.9 / 4; index = 3.9 / 1.0
+    # Σ wᵢsᵢ = 2.0 + 0.9 + 0.8 + 0.2 = 3.9; articles' S = 3.9 / 4; index = 3.9 / 1.0
     assert satisfaction.weighted_satisfaction(full, weights) == pytest.approx((0.975, 3.9))
     # delivery missing: Σ = 3.0 over 3 items; index divides by the answered weights 0.7
     partial = {"quality": 5, "delivery": None, "price": 4, "service": 2}
@@ -155,7 +155,7 @@ def test_bad_weights_are_refused_with_a_plain_message(kwargs):
 
 
 def test_experience_score_maps_items_onto_the_three_parts():
-    assert satisfaction.experience_score(0.5, 0.5, emotional=0.5) == pytest.approx(1.5)  # the seed's own example
+    assert satisfaction.experience_score(0.5, 0.5, emotional=0.5) == pytest.approx(1.5)  # the article's own example
     db = _db_with_customers("A")
     _answer(db, "A", "2026-10-01", nps=10, q=5, d=4, s=5)
     _answer(db, "A", "2026-10-02", nps=6, q=3, d=2, s=4)
@@ -196,10 +196,10 @@ def test_seed_formula_table_labels_each_formula():
     db = _db_with_customers("A")
     _answer(db, "A", "2026-10-01", nps=9, csat=5, q=5, d=5, p=5, s=5)
     row = _scores(db)
-    table = satisfaction.seed_formulas(row, row, weights=EQUAL)
-    assert table["measure"].str.contains("Seeds'").sum() == 4
+    table = satisfaction.article_formulas(row, row, weights=EQUAL)
+    assert table["measure"].str.contains("Article's").sum() == 4
     assert "not on the 1–5 scale" in table.loc[0, "formula"]
-    assert table.loc[table["measure"] == "Seeds' weighted satisfaction S", "this period"].item() == "1.25"
+    assert table.loc[table["measure"] == "Article's weighted satisfaction S", "this period"].item() == "1.25"
 
 
 # -- month-over-month change -----------------------------------------------------------------------

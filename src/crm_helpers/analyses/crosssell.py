@@ -1,6 +1,6 @@
 """Cross-sell: association rules from order baskets, the next product to offer, and the cross-sell rate.
 
-The seeds name association rules for "finding links in what customers buy", and give a
+The articles name association rules for "finding links in what customers buy", and give a
 cross-sell formula. Here:
 
 - a **basket** is the set of products in one *paid* order (refunded and cancelled orders are not
@@ -17,8 +17,8 @@ cross-sell formula. Here:
   matrix, the next best products and the cross-sell probability, which count with numpy and
   scipy.sparse instead of one SQL pass over the 3M order lines each.
 
-**Cross-sell probability** (the seeds: successful cross-sells / cross-sell opportunities). The
-seeds nest two ratios (a "success rate" = actual / potential cross-sells, then divided by the
+**Cross-sell probability** (the articles: successful cross-sells / cross-sell opportunities). The
+articles nest two ratios (a "success rate" = actual / potential cross-sells, then divided by the
 number of sales opportunities), which would divide a share by a count; we measure the inner ratio,
 with these definitions:
 
@@ -277,7 +277,7 @@ def cross_sell_probability(
     rules: pd.DataFrame | None = None,
     top_rules: int = 3,
 ) -> pd.DataFrame:
-    """The seeds' cross-sell probability = successful cross-sells / cross-sell opportunities.
+    """The articles' cross-sell probability = successful cross-sells / cross-sell opportunities.
 
     Definitions in the module docstring; the repeat orders of ``lines`` (paid orders placed up to
     its ``as_of``; every earlier order counts for what a customer already owned). First row: any

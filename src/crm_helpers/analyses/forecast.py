@@ -1,6 +1,6 @@
-"""Monthly revenue and order-count forecasts (the seeds' ARIMA), with an honest backtest.
+"""Monthly revenue and order-count forecasts (the articles' ARIMA), with an honest backtest.
 
-The seeds propose an ARIMA model for "customer behaviour" (``x_t = c + φ1 x_{t-1} + ... + ε_t``).
+The articles propose an ARIMA model for "customer behaviour" (``x_t = c + φ1 x_{t-1} + ... + ε_t``).
 Here it forecasts the business's monthly **net revenue** (sum of paid orders' amounts, in the
 store's currency) and **paid-order count**. Which model depends on how much history there is:
 

@@ -486,7 +486,7 @@ def period_figures(db: Database, start: dt.date, *, end: dt.date,
     docstring, with months counted from ``start``'s and ``end``'s months; lost as
     :func:`~crm_helpers.store.facts.lost_sql` says, for periods of at most ``L`` months), ``repeat_rate``
     (percent of active customers who had bought before the period: returning + reactivated),
-    ``repeat_purchase_share`` (the seeds' "customer loyalty" = repeat purchases / all purchases,
+    ``repeat_purchase_share`` (the articles' "customer loyalty" = repeat purchases / all purchases,
     in percent: paid orders of the period that are not a customer's first order). Rates are NaN
     when there is nothing to divide by.
     """
@@ -607,7 +607,7 @@ def headline_table(db: Database, period: Period, *, previous: Period | None = No
         "lost_customers": ("Lost customers", "", f"last paid order {lapse} before the period's month, none since"),
         "repeat_rate": ("Repeat rate", "%",
                         "share of active customers who had bought before the period (returning + reactivated)"),
-        "repeat_purchase_share": ("Repeat purchase share (seeds' customer loyalty)", "%",
+        "repeat_purchase_share": ("Repeat purchase share (the article's loyalty formula)", "%",
                                   "repeat purchases / all purchases: paid orders that are not a customer's first"),
     }
     order = list(HEADLINE_KEYS[:6]) + ["reactivated_customers", "repeat_rate", "repeat_purchase_share"]

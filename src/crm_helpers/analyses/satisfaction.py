@@ -1,4 +1,4 @@
-"""Customer satisfaction: CSAT, NPS, the seeds' satisfaction formulas, key drivers and follow-up.
+"""Customer satisfaction: CSAT, NPS, the articles' satisfaction formulas, key drivers and follow-up.
 
 Definitions (also in ``docs/satisfaction.md``):
 
@@ -8,7 +8,7 @@ Definitions (also in ``docs/satisfaction.md``):
 - **NPS** = % promoters (9–10) − % detractors (0–6) among the answers to the 0–10 question;
   passives (7–8) count in the denominator. Range −100…100. A percentile bootstrap gives its
   confidence interval (resampling the month's answers, seeded).
-- The **seeds' formulas**, implemented as written and labeled as such:
+- The **articles' formulas**, implemented as written and labeled as such:
 
   * weighted satisfaction ``S = (1/n) Σ wᵢ sᵢ`` over the item scores (quality, delivery, price,
     service; n = number of items answered). With weights summing to 1 this is *not* on the 1–5
@@ -23,7 +23,7 @@ Definitions (also in ``docs/satisfaction.md``):
   * experience score = functional + service + emotional satisfaction, with our mapping:
     functional = share of 4–5 item answers on quality and delivery (what was bought, and that it
     arrived), service = share of 4–5 answers on service, emotional = share of promoters (NPS
-    9–10). Each part is 0–1, the score 0–3 (the seed's example: 0.5 + 0.5 + 0.5 = 1.5); the mean
+    9–10). Each part is 0–1, the score 0–3 (the article's example: 0.5 + 0.5 + 0.5 = 1.5); the mean
     of the three parts (0–1) is shown beside it.
 
 Every period figure is an SQL aggregate, so a monthly trend never loads the feedback table.
@@ -73,7 +73,7 @@ class ItemWeights:
     """The owner's weights of the four item scores in the weighted satisfaction formulas.
 
     Weights must be non-negative and not all zero; they need not sum to 1 (the weighted index
-    divides by their sum, the seeds' ``S`` does not).
+    divides by their sum, the articles' ``S`` does not).
     """
 
     quality: float = 0.25
@@ -121,9 +121,9 @@ def nps_counts(scores: pd.Series) -> tuple[int, int, int]:
 
 
 def weighted_satisfaction(scores: dict[str, float], weights: ItemWeights) -> tuple[float, float]:
-    """One answer's ``(seeds' S, weighted index)`` from its item scores (missing items skipped).
+    """One answer's ``(articles' S, weighted index)`` from its item scores (missing items skipped).
 
-    Seeds' S = (1/n) Σ wᵢ sᵢ with n the number of items answered (as written in the seed; not on
+    Articles' S = (1/n) Σ wᵢ sᵢ with n the number of items answered (as written in the article; not on
     the 1–5 scale). Weighted index = Σ wᵢ sᵢ / Σ wᵢ over the answered items (1–5).
     """
     w = weights.as_dict()
@@ -136,7 +136,7 @@ def weighted_satisfaction(scores: dict[str, float], weights: ItemWeights) -> tup
 
 
 def experience_score(functional: float, service: float, *, emotional: float) -> float:
-    """The seed's experience score = functional + service + emotional satisfaction (each 0–1)."""
+    """The article's experience score = functional + service + emotional satisfaction (each 0–1)."""
     return functional + service + emotional
 
 
@@ -282,7 +282,7 @@ def period_scores(
     """Every measure for one period (answers with ``submitted_at`` in the period).
 
     Counts (responses, csat_answers, promoters, passives, detractors, ...), CSAT ``csat_pct`` (%),
-    ``csat_mean`` (1–5), ``nps`` (−100…100) with ``nps_ci_low``/``nps_ci_high``, the seeds'
+    ``csat_mean`` (1–5), ``nps`` (−100…100) with ``nps_ci_low``/``nps_ci_high``, the articles'
     ``seeds_s`` and the ``weighted_index`` (1–5), ``seeds_satisfaction`` (0–1), ``loyalty`` (0–1,
     paid orders), ``functional``/``service``/``emotional`` (0–1) and ``experience_score`` (0–3),
     ``experience_mean`` (0–1), ``small_sample`` (fewer than ``min_responses`` answers), and the
@@ -306,7 +306,7 @@ def monthly_trend(
     """One row per calendar month of the ``months`` months ending with ``as_of``'s month.
 
     Columns: month (YYYY-MM), responses, csat_pct, csat_mean, nps, nps_ci_low, nps_ci_high,
-    promoters, passives, detractors, weighted_index, seeds_s, small_sample. Months without answers
+    promoters, passives, detractors, weighted_index, article_s (the articles' S), small_sample. Months without answers
     are kept, with 0 responses and blank measures (flagged small). Answers after ``as_of`` are
     ignored.
     """
@@ -317,7 +317,8 @@ def monthly_trend(
     frame = _with_nps_ci(_measures(counts, min_responses), n_boot, random_state)
     frame = frame.rename(columns={"bucket": "month"})
     return frame[["month", "responses", "csat_pct", "csat_mean", "nps", "nps_ci_low", "nps_ci_high",
-                  "promoters", "passives", "detractors", "weighted_index", "seeds_s", "small_sample"]]
+                  "promoters", "passives", "detractors", "weighted_index", "seeds_s", "small_sample"]].rename(
+        columns={"seeds_s": "article_s"})
 
 
 # -- month-over-month change -----------------------------------------------------------------------
@@ -461,25 +462,25 @@ def nps_interval(row: pd.Series) -> str:
     return f"{format_measure(low, 'nps')} to {format_measure(high, 'nps')}" if np.isfinite(low) else "–"
 
 
-def seed_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeights) -> pd.DataFrame:
-    """The seeds' formulas for two periods, each labeled with its formula and what it means."""
+def article_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeights) -> pd.DataFrame:
+    """The articles' formulas for two periods, each labeled with its formula and what it means."""
     rows = [
-        ("seeds_s", "Seeds' weighted satisfaction S",
+        ("seeds_s", "Article's weighted satisfaction S",
          f"(1/n) Σ wᵢsᵢ, n = items answered; weights {weights.label}. "
          "Naive: with weights summing to 1 it is not on the 1–5 scale", "score"),
         ("weighted_index", "Weighted satisfaction index (sound)",
          "Σ wᵢsᵢ / Σ wᵢ: the normalized weighted mean, 1–5", "score"),
-        ("seeds_satisfaction", "Seeds' satisfaction",
+        ("seeds_satisfaction", "Article's satisfaction formula",
          "positive feedback / all feedback (positive: overall 4–5, or NPS 9–10 when no overall score), 0–1",
          "share"),
-        ("loyalty", "Seeds' loyalty",
+        ("loyalty", "Article's loyalty formula",
          "repeat purchases / all purchases (paid orders in the period; repeat = the customer bought before), 0–1",
          "share"),
         ("functional", "Functional satisfaction",
          "share of quality and delivery answers scoring 4–5, 0–1", "share"),
         ("service", "Service satisfaction", "share of service answers scoring 4–5, 0–1", "share"),
         ("emotional", "Emotional satisfaction", "share of promoters (NPS 9–10), 0–1", "share"),
-        ("experience_score", "Seeds' experience score", "functional + service + emotional, 0–3", "share"),
+        ("experience_score", "Article's experience score", "functional + service + emotional, 0–3", "share"),
         ("experience_mean", "Experience score as a mean", "(functional + service + emotional) / 3, 0–1", "share"),
     ]
     return pd.DataFrame([
@@ -577,7 +578,7 @@ class KeyDriverAnalysis:
 
     ``fit(answers)`` regresses ``target`` (``"csat"``, 1–5, or ``"nps"``, 0–10) on the four item
     scores with the formula API (``csat ~ quality + delivery + price + service``) and fits a seeded
-    ``RandomForestRegressor`` (the seeds' satisfaction model) on the same answers (at most
+    ``RandomForestRegressor`` (the articles' satisfaction model) on the same answers (at most
     ``max_rf_rows``, a seeded sample, to stay quick on a large store). Only complete answers are
     used. The top driver is the item with the largest standardized OLS coefficient (coefficient ×
     sd(item) / sd(target): the effect of a typical difference in that item).

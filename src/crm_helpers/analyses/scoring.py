@@ -1,11 +1,11 @@
 """Scores for action: loyalty, churn propensity and value.
 
-- **Loyalty** as the seeds define it: repeat purchases / all purchases (忠诚度 = 重复购买次数 /
+- **Loyalty** as the articles define it: repeat purchases / all purchases (忠诚度 = 重复购买次数 /
   总购买次数, :func:`crm_helpers.store.facts.loyalty`), per customer and overall, beside sound measures
   (the repeat rate of the month, the share of buyers who ever came back, and the 12-month repeat
   rate, which does not grow with the length of the record).
 - **Churn propensity**: the probability that a buyer places no paid order in the next
-  ``horizon_days``. A scikit-learn pipeline (logistic regression, as the seeds ask, with an
+  ``horizon_days``. A scikit-learn pipeline (logistic regression, as the articles ask, with an
   optional gradient-boosting model beside it) is trained on a past snapshot (features as of
   ``as_of - 2H``, outcome over the following H days) and evaluated on a later snapshot it never
   saw (features as of ``as_of - H``, outcome up to ``as_of``): ROC AUC, Brier score and
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 
 def loyalty_table(db: Database, as_of: dt.date | str) -> pd.DataFrame:
-    """The seeds' loyalty per buyer: repeat purchases / all purchases, up to the end of ``as_of``.
+    """The articles' loyalty per buyer: repeat purchases / all purchases, up to the end of ``as_of``.
 
     Output: customer_id, purchases (paid orders), repeat_purchases (paid orders on a later day than
     the first, :func:`crm_helpers.store.facts.repeat_day_sql`), loyalty (0 to 1; 0 for a one-time
@@ -70,11 +70,11 @@ def loyalty_table(db: Database, as_of: dt.date | str) -> pd.DataFrame:
 
 def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.date | str | None = None,
                      window_days: int = REPEAT_WINDOW_DAYS) -> pd.DataFrame:
-    """The seeds' loyalty beside sound repeat measures, one row each: measure, value (%), definition.
+    """The articles' loyalty beside sound repeat measures, one row each: measure, value (%), definition.
 
     With ``period_start``, the month's **Repeat rate** and **Repeat purchase share (customer
     loyalty)** come first: the same figures, from the same functions (:func:`crm_helpers.store.facts.repeat_rate`,
-    :func:`crm_helpers.store.facts.loyalty`), as on the index. Then the whole record: the seeds' overall
+    :func:`crm_helpers.store.facts.loyalty`), as on the index. Then the whole record: the articles' overall
     ratio (repeat purchases / all purchases), dominated by the heaviest buyers and rising the longer
     the record runs; the average per customer; the share of buyers who ever bought again; and the
     share who bought again within ``window_days`` (:data:`~crm_helpers.store.facts.REPEAT_WINDOW_DAYS`),
@@ -98,9 +98,9 @@ def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.dat
              LOYALTY_MEANING),
         ]
     rows += [
-        ("Repeat purchase share, whole record (seeds)", 100 * loyalty(db, None, end=day)["loyalty"],
+        ("Repeat purchase share, whole record (the article's loyalty formula)", 100 * loyalty(db, None, end=day)["loyalty"],
          "repeat purchases / all purchases, all buyers and all their orders together (重复购买次数 / 总购买次数)"),
-        ("Repeat purchase share, average per customer (seeds)",
+        ("Repeat purchase share, average per customer (the article's loyalty formula, per buyer)",
          100 * float(per_buyer.mean()) if len(buyers) else float("nan"),
          "mean of each buyer's repeat purchases / purchases (orders on later days than the first)"),
         ("Buyers who ever bought again", pct(buyers["repeat_day"].notna().sum(), len(buyers)),

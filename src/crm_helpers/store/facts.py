@@ -2,7 +2,7 @@
 
 Every analysis that needs "a paid order", "net revenue", "net revenue by category", "an open
 ticket", "a won deal", "an overdue deal", "a stale deal", "a lost customer", "a repeat purchase",
-"bought again within a year", "the repeat rate", "the seeds' loyalty", "a month index", "up to the
+"bought again within a year", "the repeat rate", "the article's loyalty formula", "a month index", "up to the
 end of a day" or "an ISO date" takes it from here, so the same word always means the same thing on
 every page. SQL rules are expressions to paste into a
 query (with the table alias the query uses); pandas rules take and return Series.
@@ -233,12 +233,12 @@ def lost_sql(last_month: str, next_month: str) -> str:
 
 
 LOYALTY_MEANING = ("Of this month's paid orders, the share that are repeat purchases (on a later day than the "
-                   "customer's first order), in %: the seeds' \"customer loyalty\" (repeat purchases / all purchases).")
-"""The repeat purchase share (the seeds' loyalty) in plain words, as the pages and the glossary print it."""
+                   "customer's first order), in %: the article's loyalty formula (repeat purchases / all purchases).")
+"""The repeat purchase share (the article's loyalty formula) in plain words, as the pages and the glossary print it."""
 
 
 def loyalty(db: Database, start: dt.date | str | None, *, end: dt.date | str) -> dict[str, float]:
-    """The seeds' loyalty = repeat purchases / all purchases in [start, end] (paid orders only).
+    """The article's loyalty formula = repeat purchases / all purchases in [start, end] (paid orders only).
 
     A purchase is a paid order. It is a *repeat* purchase when it falls on a later calendar day
     than its customer's first paid order ever (:func:`repeat_day_sql`): every order of a customer's
