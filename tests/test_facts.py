@@ -138,7 +138,7 @@ def test_page_03_and_the_index_give_the_same_repeat_rate_and_loyalty(demo_db):
     overview = scoring.loyalty_overview(demo_db, period.end, period_start=period.start).set_index("measure")
     index = sales.headline_table(demo_db, period).set_index("key")["value"]
     assert overview.loc["Repeat rate", "value_pct"] == pytest.approx(index["repeat_rate"], abs=0.005)
-    assert overview.loc["Repeat purchase share (customer loyalty)", "value_pct"] == pytest.approx(
+    assert overview.loc[facts.LOYALTY_LABEL, "value_pct"] == pytest.approx(
         index["repeat_purchase_share"], abs=0.005)
     assert overview.loc["Repeat rate", "definition"] == facts.REPEAT_RATE_MEANING
 

@@ -192,14 +192,20 @@ def test_loyalty_is_repeat_paid_purchases_over_all_paid_purchases():
     assert math.isnan(facts.loyalty(db, "2026-01-01", end="2026-01-31")["loyalty"])
 
 
-def test_seed_formula_table_labels_each_formula():
+def test_article_formula_table_labels_each_formula():
     db = _db_with_customers("A")
     _answer(db, "A", "2026-10-01", nps=9, csat=5, q=5, d=5, p=5, s=5)
     row = _scores(db)
     table = satisfaction.article_formulas(row, row, weights=EQUAL)
-    assert table["measure"].str.contains("Article's").sum() == 4
+    assert table["measure"].str.contains("rticle's").sum() == 4
     assert "not on the 1–5 scale" in table.loc[0, "formula"]
     assert table.loc[table["measure"] == "Article's weighted satisfaction S", "this period"].item() == "1.25"
+    # the loyalty formula is the same figure, under the same name and as a percentage, as on the other pages
+    with_orders = row.copy()
+    with_orders["loyalty"] = 0.8467
+    table = satisfaction.article_formulas(with_orders, row, weights=EQUAL).set_index("measure")
+    assert table.loc[facts.LOYALTY_LABEL, "this period"] == "84.7 %"  # not 0.85
+    assert table.loc[facts.LOYALTY_LABEL, "previous period"] == "–"  # no orders, no figure
 
 
 # -- month-over-month change -----------------------------------------------------------------------

@@ -728,6 +728,12 @@ class ClvAnalysis:
         return lost.sort_values(["revenue_to_date", "p_alive"], ascending=[False, True]).head(n)[cols]
 
 
+PROBABLY_LOST_MEANING = ("Repeat buyers whose chance of still being a customer (P(alive), from the purchase model) is "
+                         "below 50 %; one-time buyers are not judged, since a single order shows no buying rhythm.")
+"""Customers probably lost, the middle step of the ladder at risk → probably lost → lost, in one plain
+sentence as the index, page 04 and the glossary print it."""
+
+
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None, horizon_months: int = 12,
                      annual_discount_rate: float = 0.1, margin: float = 0.3) -> list[Headline]:
     """The expected customer value (in the store's currency, discounted profit over the next
@@ -751,7 +757,7 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
                  year_ago=None if last_year is None else last_year.total_clv, lowest=0.0),
         Headline("customers_probably_lost", analysis.n_probably_lost if analysis.ok else None,
                  "Customers probably lost",
-                 note="repeat buyers whose chance of still being a customer (P(alive)) is below 50 %",
+                 note=PROBABLY_LOST_MEANING,
                  previous=before.n_probably_lost if before.ok else None,
                  year_ago=last_year.n_probably_lost if last_year is not None and last_year.ok else None,
                  lowest=0.0),
@@ -915,7 +921,9 @@ def value_by_group(analysis: ClvAnalysis, by: str) -> pd.DataFrame:
 
     Columns: customers, total_clv with its likely range total_clv_low and total_clv_high (as the
     total's: :meth:`ClvAnalysis.group_range`), mean_clv, median_clv, share_of_clv (%),
-    mean_p_alive, probably_lost; sorted by total CLV. Money in the analysis' currency.
+    mean_p_alive, probably_lost; sorted by total CLV. Money in the analysis' currency. A group of
+    one-time buyers only has both left blank (missing): the purchase model cannot judge a buyer with
+    a single order (it gives each a chance of 1 of still being a customer), so it says nothing there.
     """
     customers = analysis.customers
     grouped = customers.groupby(by, observed=True)
@@ -929,8 +937,10 @@ def value_by_group(analysis: ClvAnalysis, by: str) -> pd.DataFrame:
         "mean_clv": grouped["clv"].mean(),
         "median_clv": grouped["clv"].median(),
         "mean_p_alive": grouped["p_alive"].mean(),
-        "probably_lost": grouped["probably_lost"].sum().astype(int),
+        "probably_lost": grouped["probably_lost"].sum().astype("Int64"),
     })
+    judged = customers["frequency"].gt(0).groupby(customers[by], observed=True).any()
+    out.loc[~judged.reindex(out.index, fill_value=False), ["mean_p_alive", "probably_lost"]] = pd.NA
     total = out["total_clv"].sum()
     out.insert(6, "share_of_clv", 100 * out["total_clv"] / total if total > 0 else 0.0)
     return out.rename_axis(by).sort_values("total_clv", ascending=False)

@@ -46,12 +46,16 @@ from crm_helpers.store.values import Attention, Headline
 from crm_helpers.store.facts import (
     DEAL_OUTCOMES,
     LOST_AFTER_MONTHS,
+    LOYALTY_LABEL,
+    LOYALTY_MEANING,
+    REPEAT_RATE_MEANING,
     STALE_DAYS,
     category_revenue_sql,
     deal_overdue,
     deal_stale,
     deal_status_at,
     iso,
+    lost_meaning,
     lost_month_sql,
     lost_sql,
     loyalty,
@@ -604,11 +608,9 @@ def headline_table(db: Database, period: Period, *, previous: Period | None = No
         "returning_customers": ("Returning customers", "", f"bought in the period and in the {lapse} before it"),
         "reactivated_customers": ("Reactivated customers", "",
                                   f"bought in the period after more than {lapse} without buying"),
-        "lost_customers": ("Lost customers", "", f"last paid order {lapse} before the period's month, none since"),
-        "repeat_rate": ("Repeat rate", "%",
-                        "share of active customers who had bought before the period (returning + reactivated)"),
-        "repeat_purchase_share": ("Repeat purchase share (the article's loyalty formula)", "%",
-                                  "repeat purchases / all purchases: paid orders that are not a customer's first"),
+        "lost_customers": ("Lost customers", "", lost_meaning(lapse_months)),
+        "repeat_rate": ("Repeat rate", "%", REPEAT_RATE_MEANING),
+        "repeat_purchase_share": (LOYALTY_LABEL, "%", LOYALTY_MEANING),
     }
     order = list(HEADLINE_KEYS[:6]) + ["reactivated_customers", "repeat_rate", "repeat_purchase_share"]
     rows = [

@@ -44,7 +44,7 @@ from sqlite_utils import Database
 from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.values import Action, Headline, named_list
-from crm_helpers.store.facts import iso, loyalty, net_revenue_sql, next_day, on_or_before_sql, paid
+from crm_helpers.store.facts import LOYALTY_LABEL, iso, loyalty, net_revenue_sql, next_day, on_or_before_sql, paid
 from crm_helpers.store.periods import Period, month_start, same_month_last_year
 
 ITEMS: tuple[str, ...] = ("quality", "delivery", "price", "service")
@@ -405,12 +405,15 @@ def _verdict(tested: bool, significant: bool, small: bool, level: float, n1: int
 
 
 def format_measure(value: Any, kind: str) -> str:
-    """A measure as the pages write it: ``kind`` "pct" (12.5%), "nps" (+12), "count" (1,234), else two
-    decimals; a missing value is the pages' dash "–"."""
+    """A measure as the pages write it: ``kind`` "pct" (12.5%), "share_pct" (a 0–1 share as 84.7 %, like
+    the other pages' rates), "nps" (+12), "count" (1,234), else two decimals; a missing value is the
+    pages' dash "–"."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "–"
     if kind == "pct":
         return f"{value:.1f}%"
+    if kind == "share_pct":
+        return f"{100 * value:.1f} %"
     if kind == "nps":
         return f"{value:+.0f}"
     if kind == "count":
@@ -426,6 +429,8 @@ def _change(now: Any, prev: Any, kind: str) -> str:
     diff = float(now) - float(prev)
     if kind == "pct":
         return f"{diff:+.1f} pts"
+    if kind == "share_pct":
+        return f"{100 * diff:+.1f} pts"
     if kind in ("nps", "count"):
         return f"{diff:+.0f}"
     return f"{diff:+.2f}"
@@ -473,9 +478,9 @@ def article_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWe
         ("seeds_satisfaction", "Article's satisfaction formula",
          "positive feedback / all feedback (positive: overall 4–5, or NPS 9–10 when no overall score), 0–1",
          "share"),
-        ("loyalty", "Article's loyalty formula",
-         "repeat purchases / all purchases (paid orders in the period; repeat = the customer bought before), 0–1",
-         "share"),
+        ("loyalty", LOYALTY_LABEL,
+         "repeat purchases / all purchases (paid orders in the period; repeat = the customer bought before), in %",
+         "share_pct"),
         ("functional", "Functional satisfaction",
          "share of quality and delivery answers scoring 4–5, 0–1", "share"),
         ("service", "Service satisfaction", "share of service answers scoring 4–5, 0–1", "share"),

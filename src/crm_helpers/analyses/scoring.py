@@ -33,6 +33,7 @@ from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
 from crm_helpers.store.facts import (
+    LOYALTY_LABEL,
     LOYALTY_MEANING,
     REPEAT_RATE_MEANING,
     REPEAT_WINDOW_DAYS,
@@ -94,7 +95,7 @@ def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.dat
     if period_start is not None:
         rows += [
             ("Repeat rate", repeat_rate(db, period_start, end=day), REPEAT_RATE_MEANING),
-            ("Repeat purchase share (customer loyalty)", 100 * loyalty(db, period_start, end=day)["loyalty"],
+            (LOYALTY_LABEL, 100 * loyalty(db, period_start, end=day)["loyalty"],
              LOYALTY_MEANING),
         ]
     rows += [
@@ -421,7 +422,8 @@ def value_risk_table(
     """
     value = np.where(scored["value_score"].fillna(0) >= valuable_score, "valuable", "other")
     p = scored["churn_probability"]
-    risk = np.where(p.isna(), "risk unknown", np.where(p >= risk_threshold, "likely to leave", "likely to stay"))
+    risk = np.where(p.isna(), "risk unknown", np.where(p >= risk_threshold, "likely to leave (churn model)",
+                                                               "likely to stay (churn model)"))
     frame = pd.DataFrame({"value": value, "risk": risk, "revenue": scored["monetary"].astype("float64")})
     grouped = frame.groupby(["value", "risk"])
     table = grouped.agg(customers=("revenue", "size"), revenue=("revenue", "sum")).reset_index()

@@ -94,6 +94,10 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
 
 SEGMENT_ORDER: tuple[str, ...] = tuple(rule.segment for rule in SEGMENT_RULES)
 AT_RISK_SEGMENTS: tuple[str, ...] = ("At Risk", "Can't Lose Them")
+AT_RISK_MEANING = ("Customers in the RFM segments At Risk and Can't Lose Them: they used to buy often but have not "
+                   "bought for a long time, compared with your other customers (the first step towards losing them).")
+"""Customers at risk, the first step of the ladder at risk → probably lost → lost, in one plain sentence
+as the index and the glossary print it."""
 
 RFM_COLUMNS = ["customer_id", "recency_days", "frequency", "monetary", "tenure_days", "avg_order_value",
                "r_score", "f_score", "m_score", "segment"]
@@ -275,7 +279,7 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
         stored = load_snapshot(db, month_key(year.end))
         year_ago = at_risk_count(stored if len(stored) else rfm_table(customer_features(db, year.end)))
     return [Headline("at_risk_customers", at_risk_count(segments), "Customers at risk",
-                     note="in the At Risk and Can't Lose Them segments",
+                     note=AT_RISK_MEANING,
                      previous=at_risk_count(before) if len(before) else None, year_ago=year_ago, exact=True,
                      lowest=0.0)]
 

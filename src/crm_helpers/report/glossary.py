@@ -11,15 +11,24 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from crm_helpers.analyses.clv import PROBABLY_LOST_MEANING
+from crm_helpers.analyses.segmentation import AT_RISK_MEANING
 from crm_helpers.store.files import write_text
 from crm_helpers.store.facts import (
-    LOST_AFTER_MONTHS,
+    LOYALTY_LABEL,
     LOYALTY_MEANING,
     REPEAT_RATE_MEANING,
     REPEAT_WINDOW_DAYS,
+    lost_meaning,
 )
 
 GLOSSARY_FILE = "glossary.html"
+
+LADDER: tuple[str, ...] = ("Customers at risk", "Customers probably lost", "Lost customers")
+"""The three steps of losing a customer, in order, as every page and the index name them."""
+
+CHURN_TERM = "Likely to leave in the next 90 days (churn model)"
+"""Page 03's churn forecast, named so that it is not taken for a step of :data:`LADDER`."""
 
 
 @dataclass(frozen=True)
@@ -32,24 +41,21 @@ class Term:
 
 
 TERMS: tuple[Term, ...] = (
-    # customers at risk or gone, from the firmest to the softest signal
-    Term("Lost customers", f"Customers whose last paid order was exactly {LOST_AFTER_MONTHS} months before this month "
-         "and who have not bought since: they left the customer base this month. A count of this month's departures.",
-         "crm_helpers.store.facts.lost_sql"),
-    Term("Customers probably lost", "Repeat buyers whom the purchase model (BG/NBD) gives less than an even chance of "
-         "still being a customer, from how often they used to buy and how long they have been silent.",
-         "crm_helpers.analyses.clv.analyse_customers"),
-    Term("Customers at risk", "Customers in the RFM segments At Risk and Can't Lose Them: they used to buy often "
-         "but not for a long time, compared with your other customers.", "crm_helpers.analyses.segmentation.at_risk_count"),
-    Term("Likely to leave", "Buyers whom the churn model gives at least an even chance (50 %) of placing no paid "
-         "order in the next 90 days. A valuable one whose chance is rising goes on the follow-up list.",
+    # the ladder for losing customers, from the first warning to the departure: at risk → probably lost → lost
+    Term("Customers at risk", AT_RISK_MEANING, "crm_helpers.analyses.segmentation.at_risk_count"),
+    Term("Customers probably lost", PROBABLY_LOST_MEANING, "crm_helpers.analyses.clv.analyse_customers"),
+    Term("Lost customers", lost_meaning(), "crm_helpers.store.facts.lost_sql"),
+    # a different model, not a step of the ladder
+    Term(CHURN_TERM, "Buyers whom the churn model (page 03) gives at least an even chance (50 %) of placing no paid "
+         "order in the next 90 days: a forecast for every buyer, not a step of the ladder above. A valuable one "
+         "whose chance is rising goes on the follow-up list.",
          "crm_helpers.analyses.scoring.value_risk_table"),
     Term("People to follow up", "Everybody the follow-up queue has a reason to contact this week, each with the "
          "reason; the page lists the most urgent.",
          "crm_helpers.analyses.followup.follow_up_queue"),
     # rates
     Term("Repeat rate", REPEAT_RATE_MEANING, "crm_helpers.store.facts.repeat_rate"),
-    Term("Repeat purchase share (customer loyalty)", LOYALTY_MEANING, "crm_helpers.store.facts.loyalty"),
+    Term(LOYALTY_LABEL, LOYALTY_MEANING, "crm_helpers.store.facts.loyalty"),
     Term(f"Bought again within {REPEAT_WINDOW_DAYS} days", f"Of the customers acquired at least {REPEAT_WINDOW_DAYS} "
          f"days ago, the share who bought again (on a later day than their first purchase) within {REPEAT_WINDOW_DAYS} "
          "days of it: the fair way to compare channels and months.",
@@ -57,7 +63,8 @@ TERMS: tuple[Term, ...] = (
     # scores and models
     Term("R, F and M scores", "1 to 5, how recently (R), how often (F) and how much (M) a customer bought compared "
          "with the others; 5 is the best fifth. F 1 means exactly one order.", "crm_helpers.analyses.segmentation.rfm_table"),
-    Term("P(alive)", "The model's chance that a customer is still a customer (will buy again some day), 0 to 1.",
+    Term("P(alive)", "The model's chance that a customer is still a customer (will buy again some day), 0 to 1; "
+         "it cannot judge a one-time buyer (it says 1 for each), so only repeat buyers can be probably lost.",
          "crm_helpers.analyses.clv.analyse_customers"),
     Term("Silhouette", "How cleanly customer groups separate, from −1 to 1; the number of groups with the highest "
          "value is chosen.", "crm_helpers.analyses.segmentation.CustomerClusters"),
@@ -98,7 +105,8 @@ def glossary_html(title: str) -> str:
 dt{{font-weight:600;margin-top:1em}} dd{{margin:.2em 0 0 0}} .src{{color:#7b8794;font-size:.85em}}</style>
 </head><body><h1>{html.escape(title)}</h1>
 <p>Each word the pages use for customers at risk or gone, and each rate, means one thing, computed in one
-place: the same word gives the same number on every page.</p>
+place: the same word gives the same number on every page. Losing a customer is one ladder of three steps:
+customers at risk, then customers probably lost, then lost customers.</p>
 <dl>{entries}</dl><p><a href="index.html">Back to the index</a></p></body></html>
 """
 

@@ -213,6 +213,13 @@ LOST_AFTER_MONTHS = 6
 """Calendar months without a paid order after which a customer is lost (the lapse window ``L``)."""
 
 
+def lost_meaning(months: int = LOST_AFTER_MONTHS) -> str:
+    """Lost customers, the last step of the ladder at risk → probably lost → lost, in one plain sentence
+    as the index, page 06 and the glossary print it (``months``: the lapse window, calendar months)."""
+    return (f"Customers whose last paid order was exactly {months} months before this month and who have not "
+            "bought since: they left the customer base this month (this month's departures, not a running total).")
+
+
 def lost_month_sql(last_month: str) -> str:
     """SQL expression: the month (a :func:`month_index`) in which a customer whose paid order was in
     month ``last_month`` is lost if they buy nothing after it: ``last_month + L`` (``L`` =
@@ -231,6 +238,9 @@ def lost_sql(last_month: str, next_month: str) -> str:
     """
     return f"({next_month} IS NULL OR {next_month} > {lost_month_sql(last_month)})"
 
+
+LOYALTY_LABEL = "Repeat purchase share (the article's loyalty formula)"
+"""The one name of :func:`loyalty` on every page and in the glossary."""
 
 LOYALTY_MEANING = ("Of this month's paid orders, the share that are repeat purchases (on a later day than the "
                    "customer's first order), in %: the article's loyalty formula (repeat purchases / all purchases).")
