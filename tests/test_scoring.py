@@ -68,8 +68,8 @@ def test_seeds_loyalty_per_customer_and_overall(book):
     assert table["repeat_purchases"].tolist() == [0, 1, 3]
     assert table["loyalty"].tolist() == pytest.approx([0.0, 0.5, 0.75])
     overview = sc.loyalty_overview(book, AS_OF).set_index("measure")["value_pct"]
-    assert overview["Repeat purchase share, whole record (the article's loyalty formula)"] == pytest.approx(100 * 4 / 7)
-    assert overview["Repeat purchase share, average per customer (the article's loyalty formula, per buyer)"] == pytest.approx(100 * 1.25 / 3)
+    assert overview["Since the first order: repeat purchases / all purchases"] == pytest.approx(100 * 4 / 7)
+    assert overview["Since the first order: average per buyer of repeat purchases / purchases"] == pytest.approx(100 * 1.25 / 3)
     assert overview["Buyers who ever bought again"] == pytest.approx(100 * 2 / 3)
     # first purchases at least 365 days ago: A (never came back) and B (came back after 20 days)
     assert overview["Bought again within 365 days"] == pytest.approx(50.0)
@@ -85,7 +85,7 @@ def test_a_second_order_the_same_day_is_not_a_repeat_purchase(book):
     overview = sc.loyalty_overview(book, AS_OF).set_index("measure")["value_pct"]
     assert overview["Buyers who ever bought again"] == pytest.approx(100 * 2 / 3)
     assert overview["Bought again within 365 days"] == pytest.approx(50.0)
-    assert overview["Repeat purchase share, whole record (the article's loyalty formula)"] == pytest.approx(100 * 4 / 8)
+    assert overview["Since the first order: repeat purchases / all purchases"] == pytest.approx(100 * 4 / 8)
 
 
 def test_loyalty_of_an_empty_store_is_not_a_number():

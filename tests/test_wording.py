@@ -9,6 +9,8 @@ import re
 import tokenize
 from pathlib import Path
 
+import pytest
+
 from crm_helpers.report import glossary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,3 +109,20 @@ def test_one_time_buyers_are_not_judged_by_the_purchase_model_in_the_group_table
     table = clv.value_by_group(analysis, "buyer_group")
     assert table.loc["1 purchase", ["mean_p_alive", "probably_lost"]].isna().all()  # not "1" and "0"
     assert table.loc["2–3 purchases", "mean_p_alive"] == 0.6 and table.loc["2–3 purchases", "probably_lost"] == 1
+
+
+def test_page_03_calls_only_the_months_figure_loyalty_and_gives_every_rate_in_percent():
+    from crm_helpers.analyses import scoring
+    from crm_helpers.store.connection import memory_db
+    from crm_helpers.store.facts import LOYALTY_LABEL, loyalty, repeat_rate
+
+    db = memory_db()
+    db.table("customers").insert_all([{"customer_id": c, "name": f"Person {c}"} for c in "AB"])
+    orders = [("A", "2026-01-10"), ("A", "2026-10-20"), ("B", "2026-10-02"), ("B", "2026-10-25")]
+    db.table("orders").insert_all([{"order_id": f"o{i}", "customer_id": c, "order_date": d, "amount": 50.0,
+                                    "status": "paid"} for i, (c, d) in enumerate(orders)])
+    overview = scoring.loyalty_overview(db, "2026-10-31", period_start="2026-10-01").set_index("measure")
+    assert [m for m in overview.index if "loyalty" in m.lower()] == [LOYALTY_LABEL]
+    assert overview.loc[LOYALTY_LABEL, "value_pct"] == 100 * loyalty(db, "2026-10-01", end="2026-10-31")["loyalty"]
+    assert overview.loc[LOYALTY_LABEL, "value_pct"] == pytest.approx(100 * 2 / 3)  # A's and B's second orders of three
+    assert overview.loc["Repeat rate", "value_pct"] == repeat_rate(db, "2026-10-01", end="2026-10-31") == pytest.approx(50.0)

@@ -99,9 +99,10 @@ def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.dat
              LOYALTY_MEANING),
         ]
     rows += [
-        ("Repeat purchase share, whole record (the article's loyalty formula)", 100 * loyalty(db, None, end=day)["loyalty"],
-         "repeat purchases / all purchases, all buyers and all their orders together (重复购买次数 / 总购买次数)"),
-        ("Repeat purchase share, average per customer (the article's loyalty formula, per buyer)",
+        ("Since the first order: repeat purchases / all purchases", 100 * loyalty(db, None, end=day)["loyalty"],
+         "the article's loyalty formula (重复购买次数 / 总购买次数) over the whole record, all buyers and all their orders "
+         "together: not this month's repeat purchase share, and it rises the longer the record runs"),
+        ("Since the first order: average per buyer of repeat purchases / purchases",
          100 * float(per_buyer.mean()) if len(buyers) else float("nan"),
          "mean of each buyer's repeat purchases / purchases (orders on later days than the first)"),
         ("Buyers who ever bought again", pct(buyers["repeat_day"].notna().sum(), len(buyers)),
