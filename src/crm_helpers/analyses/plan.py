@@ -40,7 +40,8 @@ class PlanEffect:
     in ``currency``; for a stopped campaign, cost saved minus the extra revenue it brought), ``low``
     and ``high`` its 80 % range, ``sentence`` one plain sentence per lever, ``parts`` one row per lever
     (lever, effect, low, high), ``customers`` the people the win-back lever is about (name,
-    p_alive, value_if_back: expected revenue of the horizon if they came back, revenue_to_date).
+    p_alive, purchases_if_back: expected purchases of the horizon if still a customer,
+    expected_average_value: per purchase, value_if_back: the two multiplied, revenue_to_date).
     ``message`` says why nothing could be computed ("" when fine)."""
 
     effect: float
@@ -101,8 +102,9 @@ def _win_back(db: Database, as_of: dt.date, share: float, horizon_months: int, d
     point = float((share * (1 - p_alive) * purchases_if_back * order_value).sum())
     simulated = simulate_win_back(1 - p_alive, purchases_if_back, order_value, share=share, order_shape=shape,
                                   draws=draws, rng=rng)
-    table = lost.assign(value_if_back=purchases_if_back * order_value)[
-        ["name", "p_alive", "value_if_back", "revenue_to_date"]].sort_values("value_if_back", ascending=False)
+    table = lost.assign(purchases_if_back=purchases_if_back, value_if_back=purchases_if_back * order_value)[
+        ["name", "p_alive", "purchases_if_back", "expected_average_value", "value_if_back", "revenue_to_date"]
+    ].sort_values("value_if_back", ascending=False)
     label = f"Winning back {share * 100:g} % of the {len(lost):,} customers probably lost"
     return label, point, simulated, table, ""
 
