@@ -60,14 +60,13 @@ def test_the_range_holds_eight_in_ten_outcomes_simulated_from_the_model(demo_db)
     result = plan_effect(demo_db, as_of=AS_OF, win_back=0.2)
     group = result.customers
     shape = float(clv.analyse_customers(demo_db, AS_OF).spend_model.params_["p"])
-    outcomes = simulate_win_back(1 - group["p_alive"].clip(lower=1e-3).to_numpy(), group["purchases_if_back"].to_numpy(),
-                                 group["expected_average_value"].to_numpy(), share=0.2, order_shape=shape,
-                                 draws=200, rng=np.random.default_rng(2027))
+    gone, purchases = 1 - group["p_alive"].clip(lower=1e-3).to_numpy(), group["purchases_if_back"].to_numpy()
+    outcomes = simulate_win_back(gone, purchases, order_value=group["expected_average_value"].to_numpy(), share=0.2,
+                                 order_shape=shape, draws=200, rng=np.random.default_rng(2027))
     inside = np.mean((outcomes >= result.low) & (outcomes <= result.high))
     assert 0.70 <= inside <= 0.90
-    many = simulate_win_back(1 - group["p_alive"].clip(lower=1e-3).to_numpy(), group["purchases_if_back"].to_numpy(),
-                             group["expected_average_value"].to_numpy(), share=0.2, order_shape=shape,
-                             draws=20000, rng=np.random.default_rng(7))
+    many = simulate_win_back(gone, purchases, order_value=group["expected_average_value"].to_numpy(), share=0.2,
+                             order_shape=shape, draws=20000, rng=np.random.default_rng(7))
     assert many.mean() == pytest.approx(result.effect, rel=0.03)
 
 

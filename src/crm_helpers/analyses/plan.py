@@ -70,7 +70,7 @@ def _range(draws: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def simulate_win_back(chance_gone: np.ndarray, purchases_if_back: np.ndarray, order_value: np.ndarray, *,
+def simulate_win_back(chance_gone: np.ndarray, purchases_if_back: np.ndarray, *, order_value: np.ndarray,
                       share: float, order_shape: float, draws: int, rng: np.random.Generator) -> np.ndarray:
     """Simulated extra revenue of winning back ``share`` (0–1) of a group, ``draws`` outcomes.
 
@@ -100,8 +100,8 @@ def _win_back(db: Database, as_of: dt.date, share: float, horizon_months: int, d
     order_value = lost["expected_average_value"].to_numpy(dtype=float)
     shape = float(analysis.spend_model.params_["p"]) if analysis.spend_model is not None else 1.0
     point = float((share * (1 - p_alive) * purchases_if_back * order_value).sum())
-    simulated = simulate_win_back(1 - p_alive, purchases_if_back, order_value, share=share, order_shape=shape,
-                                  draws=draws, rng=rng)
+    simulated = simulate_win_back(1 - p_alive, purchases_if_back, order_value=order_value, share=share,
+                                  order_shape=shape, draws=draws, rng=rng)
     table = lost.assign(purchases_if_back=purchases_if_back, value_if_back=purchases_if_back * order_value)[
         ["name", "p_alive", "purchases_if_back", "expected_average_value", "value_if_back", "revenue_to_date"]
     ].sort_values("value_if_back", ascending=False)
