@@ -553,5 +553,55 @@ def schema_doc(check: bool) -> None:
     click.echo(f"wrote {path}")
 
 
+def _share(text: str) -> float:
+    """'10%', '10' or '0.1' as a share 0–1 (a bare number above 1 is read as per cent)."""
+    try:
+        value = float(text.strip().rstrip("%").strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a share; write it like 10%", param_hint="--win-back") from None
+    return value / 100 if text.strip().endswith("%") or value > 1 else value
+
+
+@main.command(name="plan")
+@db_option
+@click.option("--month", default=None, help="YYYY-MM, or 'previous' (default: latest complete month of data).")
+@click.option("--win-back", "win_back", default="0%", help="Share of the customers probably lost won back, e.g. 10%.")
+@click.option("--repeat", "repeat_points", default=0.0, type=float,
+              help="Points added to the repeat rate of the month's first-time buyers, e.g. +5.")
+@click.option("--stop-campaign", default=None, help="Name (or id) of a campaign to stop.")
+@click.option("--page/--no-page", default=True, help="Also render page 07 into the month's pack (a few seconds).")
+def plan_cmd(db_path: Path | None, month: str | None, win_back: str, repeat_points: float,
+             stop_campaign: str | None, page: bool) -> None:
+    """Print what an action is worth over the next 12 months, with its 80 % range, and render page 07."""
+    from crm_helpers.analyses.plan import PlanError, plan_effect
+
+    db = _open(db_path, writing=False)
+    period = _resolve_month(db, month)
+    _check_has_data(db, period)
+    share = _share(win_back)
+    try:
+        result = plan_effect(db, as_of=period.end, since=period.start, win_back=share,
+                             repeat_points=repeat_points, stop_campaign=stop_campaign)
+    except PlanError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not result.ok:
+        raise click.ClickException(result.message)
+    if len(result.parts) > 1:
+        click.echo(f"{result.sentence} Together: about {result.effect:+,.0f} {result.currency} "
+                   f"(80 % range {result.low:+,.0f} to {result.high:+,.0f} {result.currency}).")
+    else:
+        click.echo(result.sentence)
+    if page:
+        from crm_helpers.report.runner import ReportError, render_report
+
+        overrides = {"win_back": share, "repeat_points": repeat_points, "stop_campaign": stop_campaign or ""}
+        try:
+            rendered = render_report(_db_path(db_path), period, only=["07"], overrides=overrides, progress=False)
+        except ReportError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not rendered.ok:
+            raise click.ClickException(f"the plan page could not be rendered; see {rendered.index}")
+
+
 if __name__ == "__main__":
     main()
