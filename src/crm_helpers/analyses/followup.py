@@ -117,7 +117,7 @@ def unhappy_customers(db: Database, as_of: dt.date, *, lookback_days: int = LOOK
 
 REASON_LABELS = {"complaint": "open complaint ticket", "detractor": "recent detractor answer",
                  "lapsed": "lapsed top spender", "cant_lose": "in Can't Lose Them",
-                 "churn": "valuable, likely to leave and rising", "stale": "idle open deal",
+                 "churn": "valuable, likely to leave (churn model) and rising", "stale": "idle open deal",
                  "no_contact": "valuable, not contacted lately"}
 """The triggers that put a person on the call list, in words (the order of the page's count table)."""
 
@@ -292,7 +292,7 @@ def follow_up_queue(
                 (buyers["last_order"] + pd.to_timedelta(quiet_after, unit="D")).dt.strftime("%Y-%m-%d"))
     now, then = s["churn_probability"], s["churn_probability_prev"]
     rising = valuable & (now >= risk_threshold) & ((now - then.fillna(now)) >= rising_by)
-    add(rising, "churn", "valuable (score " + _whole(s["value_score"]) + "), likely to leave: chance up from "
+    add(rising, "churn", "valuable (score " + _whole(s["value_score"]) + "), likely to leave (churn model): chance up from "
         + _whole(100 * then) + "% to " + _whole(100 * now) + "%", before.isoformat())
     silent = valuable & (s["days_since_contact"].isna() | (s["days_since_contact"] > no_contact_days))
     add(silent, "no_contact", s["days_since_contact"].map(
