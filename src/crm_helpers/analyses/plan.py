@@ -23,7 +23,7 @@ from sqlite_utils import Database
 
 from crm_helpers.analyses import clv, romi
 from crm_helpers.errors import CrmError
-from crm_helpers.store.facts import buyer_repeats, iso
+from crm_helpers.store.facts import buyer_repeats, iso, on_or_before
 from crm_helpers.store.queries import query_df, store_currency
 
 RANGE = 0.80
@@ -113,7 +113,7 @@ def _repeat(db: Database, as_of: dt.date, since: dt.date, points: float, draws: 
             rng: np.random.Generator) -> tuple[str, float, np.ndarray, str]:
     buyers = buyer_repeats(db, as_of)
     first = pd.to_datetime(buyers["first_day"])
-    newcomers = int(((first >= pd.Timestamp(since)) & (first <= pd.Timestamp(as_of))).sum())
+    newcomers = int(((first >= pd.Timestamp(since)) & on_or_before(first, as_of)).sum())
     days = clv.paid_purchase_days(db, as_of)
     first_day = days.groupby("customer_id")["order_date"].transform("min").dt.normalize()
     values = days.loc[days["order_date"].dt.normalize() > first_day, "amount"].to_numpy(dtype=float)
