@@ -179,3 +179,21 @@ def test_the_overdue_deals_action_supersedes_the_sales_flag(demo_actions, module
 
     flags = {item.key for item in sales.attention_items(module_db, period=parse_month(DEMO_END))}
     assert demo_actions["overdue deals"].replaces in flags
+
+
+def test_the_win_back_action_carries_the_planners_numbers_and_links_to_page_07(module_db, demo_actions):
+    from bs4 import BeautifulSoup
+
+    from crm_helpers.analyses import plan
+
+    period = parse_month(DEMO_END)
+    win_back = demo_actions["win back probably lost"]
+    (filled,) = plan.with_what_if(module_db, [win_back], period=period)
+    expected = plan.plan_effect(module_db, as_of=period.end, since=period.start, win_back=plan.DEFAULT_WIN_BACK)
+    assert filled.what_if == expected.sentence and "80 % range" in filled.what_if
+    assert filled.what_if_page == plan.PLANNER_PAGE and filled.money == win_back.money
+    (other,) = plan.with_what_if(module_db, [Action("k", "Do it.", 5.0)], period=period)
+    assert other.what_if == ""  # only the levers the planner's page values get numbers
+    soup = BeautifulSoup(index_html(period, [_run("04_clv_romi", [filled])]), "html.parser")
+    link = soup.select_one('#actions a[href="07_plan.html"]')
+    assert link is not None and expected.sentence in link.parent.get_text()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,8 @@ from crm_helpers.analyses import clv, romi
 from crm_helpers.errors import CrmError
 from crm_helpers.store.facts import buyer_repeats, iso, on_or_before
 from crm_helpers.store.queries import query_df, store_currency
+from crm_helpers.store.periods import Period
+from crm_helpers.store.values import Action
 
 RANGE = 0.80
 """Share of simulated outcomes inside the stated range (10th to 90th percentile)."""
@@ -197,3 +199,23 @@ def plan_effect(db: Database, *, as_of: dt.date | str, since: dt.date | str | No
     return PlanEffect(effect, low, high, currency, horizon_months, sentence=" ".join(sentences + problems),
                       message="; ".join(problems), parts=pd.DataFrame(rows, columns=["lever", "effect", "low", "high"]),
                       customers=customers)
+
+
+PLANNER_PAGE = "07_plan"
+"""The planner's page in the pack; rendered with its default levers (:data:`DEFAULT_WIN_BACK`)."""
+DEFAULT_WIN_BACK = 0.10
+"""The share of the probably lost the planner's page values by default (its ``win_back`` parameter)."""
+
+
+def with_what_if(db: Database, actions: list[Action], *, period: Period) -> list[Action]:
+    """``actions`` with the planner's numbers filled in where it values them: the win-back action
+    (clv's ``"win back probably lost"``) gets what winning back :data:`DEFAULT_WIN_BACK` of them is
+    worth over the next 12 months and its 80 % range, as page 07 shows it."""
+    out = []
+    for action in actions:
+        if action.key == "win back probably lost":
+            plan = plan_effect(db, as_of=period.end, since=period.start, win_back=DEFAULT_WIN_BACK)
+            if plan.ok and plan.sentence:
+                action = replace(action, what_if=plan.sentence, what_if_page=PLANNER_PAGE)
+        out.append(action)
+    return out

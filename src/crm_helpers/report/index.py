@@ -172,7 +172,7 @@ def _actions_html(runs: list[NotebookRun]) -> str:
     entries = "".join(
         f'<li>{html.escape(row["sentence"])}<div class="meta"><span class="stake">{html.escape(_money_text(row))}'
         f'</span> · <a href="{html.escape(_action_href(row, run))}">{html.escape(_pages(run))}: '
-        f'{html.escape(row.get("section") or "the page")}</a></div></li>'
+        f'{html.escape(row.get("section") or "the page")}</a></div>{_what_if_html(row)}</li>'
         for row, run in ranked[:ACTIONS_MAX])
     rest: dict[str, int] = {}
     for _, run in ranked[ACTIONS_MAX:]:
@@ -184,6 +184,15 @@ def _actions_html(runs: list[NotebookRun]) -> str:
         more = f'<p class="more">… and {count} smaller item{"s" if count != 1 else ""}: {where}.</p>'
     return (f'<section id="actions"><h2>Actions this month</h2><p class="sub">Ranked by the money at stake this '
             f"month; each links to the evidence on its page.</p><ol>{entries}</ol>{more}</section>")
+
+
+def _what_if_html(row: dict[str, Any]) -> str:
+    """The planner's numbers for an action, linked to its page, or nothing."""
+    if not row.get("what_if"):
+        return ""
+    page = f'{row.get("what_if_page") or "07_plan"}.html'
+    return (f'<div class="meta">What if: {html.escape(row["what_if"])} · <a href="{html.escape(page)}">'
+            "the planner (page 07)</a></div>")
 
 
 ATTENTION_MAX, ATTENTION_MIN = 7, 3

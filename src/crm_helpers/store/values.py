@@ -200,6 +200,9 @@ class Action:
     rule: str = ""
     rank_money: float = 0.0
     replaces: str = ""
+    what_if: str = ""
+    """What the planner (page ``what_if_page``) says doing it is worth, numbers filled in; "" when none."""
+    what_if_page: str = ""
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
