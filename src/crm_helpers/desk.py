@@ -48,7 +48,7 @@ from crm_helpers.store.schema import (
 )
 from crm_helpers.analyses.service import backlog
 from crm_helpers.store.connection import open_db
-from crm_helpers.store.facts import deal_overdue, ticket_open_now_sql
+from crm_helpers.store.facts import contacted_since_sql, deal_overdue, ticket_open_now_sql
 from crm_helpers.store.undo import EntryRecord, RowChange, differs, read_row, undo_entry
 from crm_helpers.store.validation import ValidationError, clean_value, is_blank
 
@@ -669,10 +669,13 @@ def _anniversaries(db: Database, as_of: dt.date) -> list[TodayItem]:
 
 
 def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayItem]:
-    """Leave out people contacted from ``as_of`` up to now and people the desk may not show; cap each kind."""
-    now = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-    contacted = {r[0] for r in db.execute("SELECT DISTINCT customer_id FROM interactions "
-                                          "WHERE occurred_at >= ? AND occurred_at <= ?", [as_of.isoformat(), now])}
+    """Leave out people contacted since ``as_of`` began, up to now (:func:`facts.contacted_since_sql`,
+    the call list's rule: a contact dated in the future does not count), and people the desk may not
+    show; cap each kind."""
+    until = (dt.datetime.now() + dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+    contacted = {r[0] for r in db.execute(
+        "SELECT customer_id FROM customers AS c WHERE " + contacted_since_sql("c.customer_id", ":since", until=":until"),
+        {"since": as_of.isoformat(), "until": until})}
     ids = sorted({i.customer_id for i in items} - contacted)
     shown: set[str] = set()
     for start in range(0, len(ids), 500):
