@@ -72,6 +72,37 @@ def test_a_top_value_detractor_ranks_above_every_low_value_one(demo):
         table.loc[top, "yearly_value"] * table.loc[top, "churn_probability"], abs=1)
 
 
+def test_the_most_valuable_recent_detractor_is_in_the_top_twenty_with_the_measured_chance_of_leaving(demo):
+    db, queue = demo
+    table = queue.table
+    detractors = table.loc[table["reasons"].str.contains("detractor")]
+    top = detractors["value_score"].idxmax()
+    assert top < queue.top_n, "the most valuable unhappy customer is among the names the index shows"
+    rates = fu.unhappy_leave_rates(db, AS_OF).set_index("band")["rate"]
+    assert table.loc[top, "churn_probability"] == pytest.approx(rates[5], abs=0.001), \
+        "a loyal buyer's low model chance is raised to what this store measured after unhappy answers"
+
+
+def test_unhappy_leave_rates_count_buyers_who_bought_nothing_in_the_horizon_after_an_unhappy_answer():
+    db = memory_db()
+    people = [f"P{i:02d}" for i in range(30)]
+    db.table("customers").insert_all([{"customer_id": c, "name": c} for c in people])
+    orders = [{"order_id": f"o{c}", "customer_id": c, "order_date": "2026-01-10", "status": "paid",
+               "amount": 50.0, "currency": "EUR"} for c in people]
+    # 12 of 30 bought again within 90 days of their detractor answer; P29 answered before any order (not counted)
+    orders += [{"order_id": f"r{c}", "customer_id": c, "order_date": "2026-04-01", "status": "paid",
+                "amount": 50.0, "currency": "EUR"} for c in people[:12]]
+    db.table("orders").insert_all(orders)
+    db.table("feedback").insert_all([{"feedback_id": f"f{c}", "customer_id": c, "nps": 4,
+                                      "submitted_at": "2026-01-05" if c == "P29" else "2026-02-01"} for c in people])
+    rates = fu.unhappy_leave_rates(db, dt.date(2026, 6, 30)).set_index("band")
+    assert rates.loc[1, "events"] == 29
+    assert rates.loc[1, "rate"] == pytest.approx(17 / 29)
+    assert pd.isna(rates.loc[2, "rate"]), "a band with too few answers measures nothing"
+    early = fu.unhappy_leave_rates(db, dt.date(2026, 4, 15)).set_index("band")
+    assert early.loc[1, "events"] == 0, "answers whose 90 days have not ended yet are not counted"
+
+
 def test_the_three_biggest_lapsed_spenders_and_cant_lose_them_are_on_the_list(demo):
     db, queue = demo
     features = customer_features(db, AS_OF)

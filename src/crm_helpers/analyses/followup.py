@@ -102,6 +102,60 @@ def _window(as_of: dt.date, lookback_days: int) -> dict[str, str]:
     return {"since": (as_of - dt.timedelta(days=lookback_days - 1)).isoformat(), "end_next": next_day(as_of)}
 
 
+_UNHAPPY_LEAVE_SQL = f"""
+WITH events AS (
+  SELECT customer_id, substr(submitted_at, 1, 10) AS day FROM feedback
+  WHERE nps IS NOT NULL AND nps <= {DETRACTOR_MAX} AND customer_id IS NOT NULL AND submitted_at < :last_next
+  UNION ALL
+  SELECT customer_id, substr(opened_at, 1, 10) AS day FROM tickets
+  WHERE category = 'complaint' AND customer_id IS NOT NULL AND opened_at < :last_next
+), counted AS (
+  SELECT e.customer_id, e.day,
+         (SELECT COUNT(*) FROM orders o WHERE o.customer_id = e.customer_id AND {paid("o")}
+          AND o.order_date < e.day) AS orders_before,
+         NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = e.customer_id AND {paid("o")}
+                     AND o.order_date > e.day AND o.order_date <= date(e.day, '+' || :horizon || ' days')) AS left_
+  FROM events e
+)
+SELECT orders_before, COUNT(*) AS events, SUM(left_) AS left_ FROM counted WHERE orders_before > 0
+GROUP BY orders_before
+"""
+
+MIN_UNHAPPY_EVENTS = 20
+"""Fewer past unhappy events than this in a band of buyers and :func:`unhappy_leave_rates` measures nothing for it."""
+
+ORDER_BANDS = (1, 2, 5)
+"""The lower ends of the bands of buyers by paid orders so far (1; 2–4; 5 or more) within which
+:func:`unhappy_leave_rates` measures how often an unhappy customer stopped buying."""
+
+
+def order_band(orders: pd.Series) -> pd.Series:
+    """The band (:data:`ORDER_BANDS`, its lower end) of each count of paid orders; empty below 1."""
+    return pd.cut(orders.astype("float64"), bins=[*ORDER_BANDS, np.inf], right=False,
+                  labels=list(ORDER_BANDS)).astype("float64").astype("Int64")
+
+
+def unhappy_leave_rates(db: Database, as_of: dt.date, *, horizon_days: int = 90) -> pd.DataFrame:
+    """How often an unhappy buyer stopped buying, measured in this store up to ``as_of``, per band of
+    paid orders before (:data:`ORDER_BANDS`).
+
+    The events are every detractor answer (NPS 0–:data:`~crm_helpers.analyses.satisfaction.DETRACTOR_MAX`)
+    and complaint ticket of a customer who had a paid order before that day, on a day whose next
+    ``horizon_days`` days ended by ``as_of`` (so the outcome is known); ``rate`` (0–1) is the share of
+    them with no paid order in those days (the churn model's outcome), empty for a band with fewer
+    than :data:`MIN_UNHAPPY_EVENTS` events. Columns: band, events, rate. The churn model does not
+    see answers or tickets: the call list takes this rate as the chance of leaving of a person with
+    a recent detractor answer or open complaint where it is higher than the model's.
+    """
+    last = as_of - dt.timedelta(days=horizon_days)
+    counts = query_df(db, _UNHAPPY_LEAVE_SQL, params={"last_next": next_day(last), "horizon": horizon_days})
+    counts = counts.assign(band=order_band(counts["orders_before"]))
+    bands = counts.groupby("band")[["events", "left_"]].sum().reindex(list(ORDER_BANDS), fill_value=0)
+    rate = (bands["left_"].astype("float64") / bands["events"].clip(lower=1)).where(bands["events"] >= MIN_UNHAPPY_EVENTS)
+    return pd.DataFrame({"band": list(ORDER_BANDS), "events": bands["events"].astype(int).to_numpy(),
+                         "rate": rate.astype("float64").to_numpy()})
+
+
 def unhappy_customers(db: Database, as_of: dt.date, *, lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
     """Recent detractors and customers with an open complaint: the one definition both lists use.
 
@@ -204,7 +258,8 @@ def follow_up_queue_as_of(db: Database, as_of: dt.date, *, previous_as_of: dt.da
     pipeline = open_pipeline(opportunities_as_of(db, as_of),
                              lead_backtest_as_of(db, as_of, random_state=random_state).model)
     return follow_up_queue(db, as_of, scored=scored, pipeline=pipeline, top_n=top_n, valuable_score=valuable_score,
-                           no_contact_days=no_contact_days, stale_days=stale_days, previous_as_of=previous_as_of)
+                           no_contact_days=no_contact_days, stale_days=stale_days, previous_as_of=previous_as_of,
+                           horizon_days=horizon_days)
 
 
 def follow_up_queue(
@@ -223,6 +278,7 @@ def follow_up_queue(
     previous_as_of: dt.date | str | None = None,
     lapse_months: int = LOST_AFTER_MONTHS,
     top_spender_share: float = TOP_SPENDER_SHARE,
+    horizon_days: int = 90,
 ) -> FollowUpQueue:
     """The call list as of ``as_of``: everybody with a trigger not yet followed by a contact, the most
     money at stake first, each with its reasons in words (see :class:`FollowUpQueue`).
@@ -249,7 +305,10 @@ def follow_up_queue(
     ``churn_probability``, what the business expects to lose in a year if the person goes: their
     yearly value is their net revenue to date (paid orders, refunds off, store currency) per year
     since their first order (a customer of less than a year counted over one year), and the chance
-    is the churn model's (no paid order in its horizon). For a person with an idle deal it is the
+    is the churn model's (no paid order in its ``horizon_days``). The model sees no answers or tickets:
+    for a person with a recent detractor answer or an open complaint the chance is the larger of the
+    model's and the share of this store's past unhappy buyers with as many orders who then bought
+    nothing in ``horizon_days`` days (:func:`unhappy_leave_rates`). For a person with an idle deal it is the
     larger of that and the deal's expected value (amount × the model's win chance, else yours).
     Without a churn model the chance and the money are blank and the list goes by yearly value.
     Ties go by customer_id. ``scored`` is :func:`crm_helpers.analyses.scoring.score_customers`,
@@ -316,12 +375,18 @@ def follow_up_queue(
     if "deal" not in long:
         long["deal"] = np.nan
     long = long.loc[~_contacted_since(db, long, day)].drop(columns="since")
-    return FollowUpQueue(_ranked(db, long, scored=s, day=day), _reason_counts(long), top_n, currency)
+    leave = unhappy_leave_rates(db, day, horizon_days=horizon_days).set_index("band")["rate"]
+    unhappy_ids = long.loc[long["kind"].isin(["complaint", "detractor"]), "customer_id"].unique()
+    unhappy_chance = order_band(s["frequency"].reindex(unhappy_ids)).map(leave).astype("float64")
+    return FollowUpQueue(_ranked(db, long, scored=s, day=day, unhappy_chance=unhappy_chance), _reason_counts(long),
+                         top_n, currency)
 
 
-def _ranked(db: Database, long: pd.DataFrame, *, scored: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+def _ranked(db: Database, long: pd.DataFrame, *, scored: pd.DataFrame, day: dt.date,
+            unhappy_chance: pd.Series) -> pd.DataFrame:
     """One row per person of the triggers ``long`` (customer_id, kind, text, since, deal), ranked (see
-    :func:`follow_up_queue`), with the columns :data:`QUEUE_COLUMNS`."""
+    :func:`follow_up_queue`), with the columns :data:`QUEUE_COLUMNS`; ``unhappy_chance`` is the measured
+    chance of leaving of the unhappy people, by customer_id."""
     if long.empty:
         return pd.DataFrame(columns=QUEUE_COLUMNS)
     order = {kind: i for i, kind in enumerate(REASON_LABELS)}
@@ -330,7 +395,8 @@ def _ranked(db: Database, long: pd.DataFrame, *, scored: pd.DataFrame, day: dt.d
     ids = queue.index
     years = (scored["tenure_days"].reindex(ids).astype("float64") / 365.25).clip(lower=1.0)
     queue["yearly_value"] = (scored["monetary"].reindex(ids).astype("float64") / years).fillna(0.0)
-    queue["churn_probability"] = scored["churn_probability"].reindex(ids).astype("float64")
+    queue["churn_probability"] = np.fmax(scored["churn_probability"].reindex(ids).astype("float64"),
+                                         unhappy_chance.reindex(ids))
     queue["value_score"] = scored["value_score"].reindex(ids).astype("float64")
     queue["money_at_stake"] = np.fmax(queue["yearly_value"] * queue["churn_probability"], queue["deal"])
     queue["last_order"] = scored["last_order"].reindex(ids).dt.strftime("%Y-%m-%d")

@@ -57,7 +57,8 @@ def stake_meaning(queue: FollowUpQueue) -> str:
             "risk of leaving, a long silence, an idle deal) and leaves the list as soon as you log a contact with "
             f"them after it. **Money at stake ({unit} a year)** orders the list: the customer's yearly value (their "
             "net revenue per year as a customer) times their chance of leaving (the churn model's chance of no paid "
-            "order in its horizon, above), or "
+            "order in its horizon, above; for an unhappy customer, whom the model cannot see answering, at least the "
+            "share of your past unhappy customers with as many orders who then stopped buying), or "
             "the expected value of their idle deal when that is larger; it is blank when there is no churn model.")
 
 
