@@ -95,3 +95,21 @@ def test_page_07_runs_on_the_demo_and_says_the_effect(demo_db_path, tmp_path):
     text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "Winning back 10 % of the" in text and "Stopping Paid social ads" in text
     assert "All levers together: about" in text
+
+
+def test_the_planner_and_the_win_back_action_value_one_group(demo_db_copy):
+    from crm_helpers.analyses import segmentation
+    from crm_helpers.store.connection import open_db
+    from crm_helpers.store.periods import parse_month
+
+    db = open_db(demo_db_copy)
+    period = parse_month("2026-10")
+    segmentation.snapshot_month(db, period.end)
+    segmentation.snapshot_month(db, period.previous_month().end)
+    group = clv.win_back_group(db, period.end)
+    everyone = int(group.analysis.customers["probably_lost"].sum())
+    assert group.apart > 0 and len(group.lost) == everyone - group.apart, "the newly at risk are the at-risk action's"
+    action = next(a for a in clv.actions(db, period=period) if a.key == "win back probably lost")
+    effect = plan_effect(db, as_of=period.end, win_back=0.1)
+    assert f"the {len(group.lost):,} repeat buyers" in action.sentence
+    assert f"of the {len(group.lost):,} customers probably lost" in effect.sentence

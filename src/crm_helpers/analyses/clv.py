@@ -764,30 +764,66 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
     ]
 
 
+@dataclass(frozen=True)
+class WinBackGroup:
+    """The customers a win-back campaign is for (:func:`win_back_group`): ``lost`` (rows of
+    :attr:`ClvAnalysis.customers`), ``apart`` (how many probably lost are left to the at-risk action)
+    and the ``analysis`` they come from. ``ok``: anyone to win back; ``message``: why not, or how many."""
+
+    analysis: ClvAnalysis
+    lost: pd.DataFrame
+    apart: int
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one customer is in the group."""
+        return not self.lost.empty
+
+    @property
+    def message(self) -> str:
+        """The group's size, or why it is empty, in a plain sentence."""
+        if not self.analysis.ok:
+            return f"Customer value is not available: {self.analysis.message}."
+        if self.lost.empty:
+            return "No customer is probably lost: there is no one to win back."
+        return f"{len(self.lost):,} repeat buyers have probably left."
+
+
+def win_back_group(db: Database, as_of: dt.date | str, *, horizon_months: int = 12,
+                   annual_discount_rate: float = 0.1, margin: float = 0.3) -> WinBackGroup:
+    """Who a win-back is for as of ``as_of`` (settings as :func:`analyse_customers`'): the repeat
+    buyers probably lost, less those who newly fell into At Risk or Can't Lose Them since the end of
+    the month before (:func:`crm_helpers.analyses.segmentation.movers`), who are the at-risk action's.
+    The index's win-back action and the planner (page 07) value this one group."""
+    day = dt.date.fromisoformat(iso(as_of))
+    analysis = analyse_customers(db, day, horizon_months=horizon_months, annual_discount_rate=annual_discount_rate,
+                                 margin=margin)
+    if not analysis.ok or not analysis.n_probably_lost:
+        return WinBackGroup(analysis, pd.DataFrame(), 0)
+    month_before = day.replace(day=1) - dt.timedelta(days=1)
+    moved = segmentation.movers(db, segmentation.month_key(month_before),
+                                to_month=segmentation.month_key(day))["customer_id"]
+    newly = analysis.customers.index.isin(moved)
+    lost = analysis.customers[analysis.customers["probably_lost"] & ~newly]
+    return WinBackGroup(analysis, lost, int((analysis.customers["probably_lost"] & newly).sum()))
+
+
 def actions(db: Database, *, period: Period, horizon_months: int = 12, annual_discount_rate: float = 0.1,
             margin: float = 0.3) -> list[Action]:
-    """Win back the repeat buyers probably lost as of ``period``'s last day (settings as
+    """Win back the :func:`win_back_group` as of ``period``'s last day (settings as
     :func:`analyse_customers`'; money in the store's currency), the three biggest past spenders by name.
-    Those who newly fell into At Risk or Can't Lose Them this month are left to that action
-    (:func:`crm_helpers.analyses.segmentation.actions`), so no one is counted twice.
 
     Money at stake = Σ value × chance: each customer's value if still a customer (their CLV divided by
     their P(alive): the discounted profit of the horizon they would bring) times the chance that they
     have left (1 − P(alive)); the range is the same sum over the bounds of their CLV's likely range.
     """
-    analysis = analyse_customers(db, period.end, horizon_months=horizon_months,
-                                 annual_discount_rate=annual_discount_rate, margin=margin)
-    if not analysis.ok or not analysis.n_probably_lost:
+    group = win_back_group(db, period.end, horizon_months=horizon_months, annual_discount_rate=annual_discount_rate,
+                           margin=margin)
+    if not group.ok:
         return []
-    moved = segmentation.movers(db, segmentation.month_key(period.previous_month().end),
-                                to_month=segmentation.month_key(period.end))["customer_id"]
-    newly = analysis.customers.index.isin(moved)
-    apart = int((analysis.customers["probably_lost"] & newly).sum())
-    lost = analysis.customers[analysis.customers["probably_lost"] & ~newly]
-    if lost.empty:
-        return []
+    lost, apart = group.lost, group.apart
     scale = (1 - lost["p_alive"]) / lost["p_alive"].clip(lower=1e-3)
-    currency = analysis.currency
+    currency = group.analysis.currency
     biggest = lost.sort_values(["revenue_to_date", "p_alive"], ascending=[False, True]).head(3)
     names = [f"{name or index} ({spent:,.0f} {currency} spent)"
              for index, name, spent in zip(biggest.index, biggest["name"], biggest["revenue_to_date"])]

@@ -4,7 +4,7 @@ Three levers, each valued with the models the pack already uses, as extra **reve
 refunds, paid orders only, in the store's currency, not discounted) over the next
 ``horizon_months``, with an 80 % range from simulating the same models:
 
-* win back a share of the customers probably lost (:func:`crm_helpers.analyses.clv.analyse_customers`);
+* win back a share of the customers probably lost (:func:`crm_helpers.analyses.clv.win_back_group`, the group the index's win-back action names);
 * raise the repeat rate by some points: more of this period's first-time buyers buy a second time
   (the repeat rule of :func:`crm_helpers.store.facts.buyer_repeats`);
 * stop a campaign: its cost saved minus the extra revenue it measurably brought
@@ -91,12 +91,10 @@ def simulate_win_back(chance_gone: np.ndarray, purchases_if_back: np.ndarray, *,
 
 def _win_back(db: Database, as_of: dt.date, share: float, horizon_months: int, draws: int,
               rng: np.random.Generator) -> tuple[str, float, np.ndarray, pd.DataFrame, str]:
-    analysis = clv.analyse_customers(db, as_of, horizon_months=horizon_months)
-    if not analysis.ok:
-        return "", math.nan, np.array([]), pd.DataFrame(), f"Customer value is not available: {analysis.message}."
-    lost = analysis.customers[analysis.customers["probably_lost"]]
-    if lost.empty:
-        return "", math.nan, np.array([]), pd.DataFrame(), "No customer is probably lost: there is no one to win back."
+    group = clv.win_back_group(db, as_of, horizon_months=horizon_months)
+    if not group.ok:
+        return "", math.nan, np.array([]), pd.DataFrame(), group.message
+    lost, analysis = group.lost, group.analysis
     p_alive = lost["p_alive"].clip(lower=1e-3).to_numpy()
     purchases_if_back = lost["expected_purchases"].to_numpy() / p_alive  # E[purchases | still a customer]
     order_value = lost["expected_average_value"].to_numpy(dtype=float)
