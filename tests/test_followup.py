@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from crm_helpers import desk
-from crm_helpers.analyses import followup as fu, lead_scoring as ls, scoring as sc
+from crm_helpers.analyses import followup as fu, lead_scoring as ls, satisfaction as sat, scoring as sc
 from crm_helpers.analyses.features import customer_features
 from crm_helpers.analyses.sales import opportunities_as_of
 from crm_helpers.analyses.segmentation import rfm_table
@@ -78,7 +78,7 @@ def test_the_most_valuable_recent_detractor_is_in_the_top_twenty_with_the_measur
     detractors = table.loc[table["reasons"].str.contains("detractor")]
     top = detractors["value_score"].idxmax()
     assert top < queue.top_n, "the most valuable unhappy customer is among the names the index shows"
-    rates = fu.unhappy_leave_rates(db, AS_OF).set_index("band")["rate"]
+    rates = sat.unhappy_leave_rates(db, AS_OF).set_index("band")["rate"]
     assert table.loc[top, "churn_probability"] == pytest.approx(rates[5], abs=0.001), \
         "a loyal buyer's low model chance is raised to what this store measured after unhappy answers"
 
@@ -95,11 +95,11 @@ def test_unhappy_leave_rates_count_buyers_who_bought_nothing_in_the_horizon_afte
     db.table("orders").insert_all(orders)
     db.table("feedback").insert_all([{"feedback_id": f"f{c}", "customer_id": c, "nps": 4,
                                       "submitted_at": "2026-01-05" if c == "P29" else "2026-02-01"} for c in people])
-    rates = fu.unhappy_leave_rates(db, dt.date(2026, 6, 30)).set_index("band")
+    rates = sat.unhappy_leave_rates(db, dt.date(2026, 6, 30)).set_index("band")
     assert rates.loc[1, "events"] == 29
     assert rates.loc[1, "rate"] == pytest.approx(17 / 29)
     assert pd.isna(rates.loc[2, "rate"]), "a band with too few answers measures nothing"
-    early = fu.unhappy_leave_rates(db, dt.date(2026, 4, 15)).set_index("band")
+    early = sat.unhappy_leave_rates(db, dt.date(2026, 4, 15)).set_index("band")
     assert early.loc[1, "events"] == 0, "answers whose 90 days have not ended yet are not counted"
 
 

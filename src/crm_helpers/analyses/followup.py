@@ -46,7 +46,7 @@ from crm_helpers.store.facts import (
 from crm_helpers.analyses.features import as_date
 from crm_helpers.store.values import Headline
 from crm_helpers.store.safe_csv import write_safe_csv
-from crm_helpers.analyses.satisfaction import DETRACTOR_MAX
+from crm_helpers.analyses.satisfaction import DETRACTOR_MAX, unhappy_leave_chance
 from crm_helpers.analyses.scoring import MODEL_KINDS, churn_backtest, percentile_rank, score_customers
 from crm_helpers.analyses.lead_scoring import lead_backtest_as_of, open_pipeline
 from crm_helpers.analyses.sales import opportunities_as_of
@@ -100,60 +100,6 @@ LEFT JOIN touch t ON t.customer_id = who.customer_id AND t.rn = 1
 def _window(as_of: dt.date, lookback_days: int) -> dict[str, str]:
     """The SQL parameters of the ``lookback_days`` days that end with ``as_of`` (``as_of`` included)."""
     return {"since": (as_of - dt.timedelta(days=lookback_days - 1)).isoformat(), "end_next": next_day(as_of)}
-
-
-_UNHAPPY_LEAVE_SQL = f"""
-WITH events AS (
-  SELECT customer_id, substr(submitted_at, 1, 10) AS day FROM feedback
-  WHERE nps IS NOT NULL AND nps <= {DETRACTOR_MAX} AND customer_id IS NOT NULL AND submitted_at < :last_next
-  UNION ALL
-  SELECT customer_id, substr(opened_at, 1, 10) AS day FROM tickets
-  WHERE category = 'complaint' AND customer_id IS NOT NULL AND opened_at < :last_next
-), counted AS (
-  SELECT e.customer_id, e.day,
-         (SELECT COUNT(*) FROM orders o WHERE o.customer_id = e.customer_id AND {paid("o")}
-          AND o.order_date < e.day) AS orders_before,
-         NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = e.customer_id AND {paid("o")}
-                     AND o.order_date > e.day AND o.order_date <= date(e.day, '+' || :horizon || ' days')) AS left_
-  FROM events e
-)
-SELECT orders_before, COUNT(*) AS events, SUM(left_) AS left_ FROM counted WHERE orders_before > 0
-GROUP BY orders_before
-"""
-
-MIN_UNHAPPY_EVENTS = 20
-"""Fewer past unhappy events than this in a band of buyers and :func:`unhappy_leave_rates` measures nothing for it."""
-
-ORDER_BANDS = (1, 2, 5)
-"""The lower ends of the bands of buyers by paid orders so far (1; 2–4; 5 or more) within which
-:func:`unhappy_leave_rates` measures how often an unhappy customer stopped buying."""
-
-
-def order_band(orders: pd.Series) -> pd.Series:
-    """The band (:data:`ORDER_BANDS`, its lower end) of each count of paid orders; empty below 1."""
-    return pd.cut(orders.astype("float64"), bins=[*ORDER_BANDS, np.inf], right=False,
-                  labels=list(ORDER_BANDS)).astype("float64").astype("Int64")
-
-
-def unhappy_leave_rates(db: Database, as_of: dt.date, *, horizon_days: int = 90) -> pd.DataFrame:
-    """How often an unhappy buyer stopped buying, measured in this store up to ``as_of``, per band of
-    paid orders before (:data:`ORDER_BANDS`).
-
-    The events are every detractor answer (NPS 0–:data:`~crm_helpers.analyses.satisfaction.DETRACTOR_MAX`)
-    and complaint ticket of a customer who had a paid order before that day, on a day whose next
-    ``horizon_days`` days ended by ``as_of`` (so the outcome is known); ``rate`` (0–1) is the share of
-    them with no paid order in those days (the churn model's outcome), empty for a band with fewer
-    than :data:`MIN_UNHAPPY_EVENTS` events. Columns: band, events, rate. The churn model does not
-    see answers or tickets: the call list takes this rate as the chance of leaving of a person with
-    a recent detractor answer or open complaint where it is higher than the model's.
-    """
-    last = as_of - dt.timedelta(days=horizon_days)
-    counts = query_df(db, _UNHAPPY_LEAVE_SQL, params={"last_next": next_day(last), "horizon": horizon_days})
-    counts = counts.assign(band=order_band(counts["orders_before"]))
-    bands = counts.groupby("band")[["events", "left_"]].sum().reindex(list(ORDER_BANDS), fill_value=0)
-    rate = (bands["left_"].astype("float64") / bands["events"].clip(lower=1)).where(bands["events"] >= MIN_UNHAPPY_EVENTS)
-    return pd.DataFrame({"band": list(ORDER_BANDS), "events": bands["events"].astype(int).to_numpy(),
-                         "rate": rate.astype("float64").to_numpy()})
 
 
 def unhappy_customers(db: Database, as_of: dt.date, *, lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
@@ -308,7 +254,7 @@ def follow_up_queue(
     is the churn model's (no paid order in its ``horizon_days``). The model sees no answers or tickets:
     for a person with a recent detractor answer or an open complaint the chance is the larger of the
     model's and the share of this store's past unhappy buyers with as many orders who then bought
-    nothing in ``horizon_days`` days (:func:`unhappy_leave_rates`). For a person with an idle deal it is the
+    nothing in ``horizon_days`` days (:func:`crm_helpers.analyses.satisfaction.unhappy_leave_chance`). For a person with an idle deal it is the
     larger of that and the deal's expected value (amount × the model's win chance, else yours).
     Without a churn model the chance and the money are blank and the list goes by yearly value.
     Ties go by customer_id. ``scored`` is :func:`crm_helpers.analyses.scoring.score_customers`,
@@ -375,9 +321,8 @@ def follow_up_queue(
     if "deal" not in long:
         long["deal"] = np.nan
     long = long.loc[~_contacted_since(db, long, day)].drop(columns="since")
-    leave = unhappy_leave_rates(db, day, horizon_days=horizon_days).set_index("band")["rate"]
     unhappy_ids = long.loc[long["kind"].isin(["complaint", "detractor"]), "customer_id"].unique()
-    unhappy_chance = order_band(s["frequency"].reindex(unhappy_ids)).map(leave).astype("float64")
+    unhappy_chance = unhappy_leave_chance(db, day, orders=s["frequency"].reindex(unhappy_ids), horizon_days=horizon_days)
     return FollowUpQueue(_ranked(db, long, scored=s, day=day, unhappy_chance=unhappy_chance), _reason_counts(long),
                          top_n, currency)
 

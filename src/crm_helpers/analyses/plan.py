@@ -63,7 +63,7 @@ class PlanEffect:
 
 
 def _money(value: float, currency: str) -> str:
-    return f"{value:+,.0f} {currency}".strip()
+    return f"{value:+,.0f} {currency}".replace("-", "−").strip()
 
 
 def _range(draws: np.ndarray) -> tuple[float, float]:
@@ -142,11 +142,14 @@ def _stop(db: Database, as_of: dt.date, campaign: str, draws: int,
     if lift["incremental_revenue"] is None:
         return "", math.nan, np.array([]), f"The extra revenue of {row['name']} cannot be measured: {lift['note']}."
     gained = float(lift["incremental_revenue"])
-    # the bootstrap's own range, turned into draws of the same spread so levers can be added up
+    # the bootstrap's own range, turned into draws of the same spread so levers can be added up; a
+    # campaign is not taken to have cost sales: what is lost by stopping it is never below zero, so
+    # stopping never saves more than the campaign's cost
     spread = (float(lift["ci_high"]) - float(lift["ci_low"])) / (2 * 1.2816)
-    simulated = float(row["cost"]) - rng.normal(gained, spread, size=draws)
-    label = f"Stopping {row['name']} (cost {float(row['cost']):,.0f}, extra revenue measured {gained:,.0f})"
-    return label, float(row["cost"]) - gained, simulated, ""
+    simulated = float(row["cost"]) - np.maximum(rng.normal(gained, spread, size=draws), 0.0)
+    measured = f"extra revenue measured {gained:,.0f}" if gained > 0 else "no extra revenue measured"
+    label = f"Stopping {row['name']} (cost {float(row['cost']):,.0f}, {measured})"
+    return label, float(row["cost"]) - max(gained, 0.0), simulated, ""
 
 
 def plan_effect(db: Database, *, as_of: dt.date | str, since: dt.date | str | None = None, win_back: float = 0.0,
@@ -208,12 +211,17 @@ DEFAULT_WIN_BACK = 0.10
 def with_what_if(db: Database, actions: list[Action], *, period: Period) -> list[Action]:
     """``actions`` with the planner's numbers filled in where it values them: the win-back action
     (clv's ``"win back probably lost"``) gets what winning back :data:`DEFAULT_WIN_BACK` of them is
-    worth over the next 12 months and its 80 % range, as page 07 shows it."""
+    worth over the next 12 months and its 80 % range, as page 07 shows it; a "stop campaign" action
+    (romi's) what stopping that campaign is worth (`crm plan --stop-campaign ID`)."""
     out = []
     for action in actions:
+        plan = None
         if action.key == "win back probably lost":
             plan = plan_effect(db, as_of=period.end, since=period.start, win_back=DEFAULT_WIN_BACK)
-            if plan.ok and plan.sentence:
-                action = replace(action, what_if=plan.sentence, what_if_page=PLANNER_PAGE)
+        elif action.key.startswith(romi.STOP_CAMPAIGN_KEY):
+            plan = plan_effect(db, as_of=period.end, since=period.start,
+                               stop_campaign=action.key.removeprefix(romi.STOP_CAMPAIGN_KEY))
+        if plan is not None and plan.ok and plan.sentence:
+            action = replace(action, what_if=plan.sentence, what_if_page=PLANNER_PAGE)
         out.append(action)
     return out

@@ -517,6 +517,9 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
                      interval=(row["incremental_ci_low"], row["incremental_ci_high"]), note=row["verdict"])]
 
 
+STOP_CAMPAIGN_KEY = "stop campaign "
+"""The key of a "stop this campaign" :class:`~crm_helpers.store.values.Action`: this prefix and the campaign's id."""
+
 ACTION_MONTHS = 12
 """The campaigns :func:`actions` weighs: those that ran in the report month or the 11 months before."""
 
@@ -552,7 +555,7 @@ def actions(db: Database, *, period: Period, attribution_window_days: int = ATTR
                 high=float(row.incremental_ci_high) - cost, page="04_clv_romi", section=section))
         elif cost > 0 and not (row.measurable and lift > 0):
             found.append(Action(
-                f"stop campaign {row.campaign_id}",
+                f"{STOP_CAMPAIGN_KEY}{row.campaign_id}",
                 f"Stop \"{row.name}\" or test it against customers left out: it cost {_money(cost, currency)} and "
                 f"brought no measurable extra revenue (95 % range "
                 f"{_money(float(row.incremental_ci_low), currency).replace('-', '−')} "

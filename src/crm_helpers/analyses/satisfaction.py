@@ -101,6 +101,72 @@ class ItemWeights:
 # -- the measures on counts (hand-checkable) ----------------------------------------------------
 
 
+_UNHAPPY_LEAVE_SQL = f"""
+WITH events AS (
+  SELECT customer_id, substr(submitted_at, 1, 10) AS day FROM feedback
+  WHERE nps IS NOT NULL AND nps <= {DETRACTOR_MAX} AND customer_id IS NOT NULL AND submitted_at < :last_next
+  UNION ALL
+  SELECT customer_id, substr(opened_at, 1, 10) AS day FROM tickets
+  WHERE category = 'complaint' AND customer_id IS NOT NULL AND opened_at < :last_next
+), counted AS (
+  SELECT e.customer_id, e.day,
+         (SELECT COUNT(*) FROM orders o WHERE o.customer_id = e.customer_id AND {paid("o")}
+          AND o.order_date < e.day) AS orders_before,
+         NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = e.customer_id AND {paid("o")}
+                     AND o.order_date > e.day AND o.order_date <= date(e.day, '+' || :horizon || ' days')) AS left_
+  FROM events e
+)
+SELECT orders_before, COUNT(*) AS events, SUM(left_) AS left_ FROM counted WHERE orders_before > 0
+GROUP BY orders_before
+"""
+
+MIN_UNHAPPY_EVENTS = 20
+"""Fewer past unhappy events than this in a band of buyers and :func:`unhappy_leave_rates` measures nothing for it."""
+
+ORDER_BANDS = (1, 2, 5)
+"""The lower ends of the bands of buyers by paid orders so far (1; 2–4; 5 or more) within which
+:func:`unhappy_leave_rates` measures how often an unhappy customer stopped buying."""
+
+
+def order_band(orders: pd.Series) -> pd.Series:
+    """The band (:data:`ORDER_BANDS`, its lower end) of each count of paid orders; empty below 1."""
+    return pd.cut(orders.astype("float64"), bins=[*ORDER_BANDS, np.inf], right=False,
+                  labels=list(ORDER_BANDS)).astype("float64").astype("Int64")
+
+
+def unhappy_leave_rates(db: Database, as_of: dt.date, *, horizon_days: int = 90) -> pd.DataFrame:
+    """How often an unhappy buyer stopped buying, measured in this store up to ``as_of``, per band of
+    paid orders before (:data:`ORDER_BANDS`).
+
+    The events are every detractor answer (NPS 0–:data:`DETRACTOR_MAX`)
+    and complaint ticket of a customer who had a paid order before that day, on a day whose next
+    ``horizon_days`` days ended by ``as_of`` (so the outcome is known); ``rate`` (0–1) is the share of
+    them with no paid order in those days (the churn model's outcome), empty for a band with fewer
+    than :data:`MIN_UNHAPPY_EVENTS` events. Columns: band, events, rate. The churn model does not
+    see answers or tickets: the call list takes this rate as the chance of leaving of a person with
+    a recent detractor answer or open complaint where it is higher than the model's.
+    """
+    last = as_of - dt.timedelta(days=horizon_days)
+    counts = query_df(db, _UNHAPPY_LEAVE_SQL, params={"last_next": next_day(last), "horizon": horizon_days})
+    counts = counts.assign(band=order_band(counts["orders_before"]))
+    bands = counts.groupby("band")[["events", "left_"]].sum().reindex(list(ORDER_BANDS), fill_value=0)
+    rate = (bands["left_"].astype("float64") / bands["events"].clip(lower=1)).where(bands["events"] >= MIN_UNHAPPY_EVENTS)
+    return pd.DataFrame({"band": list(ORDER_BANDS), "events": bands["events"].astype(int).to_numpy(),
+                         "rate": rate.astype("float64").to_numpy()})
+
+
+def unhappy_leave_chance(db: Database, as_of: dt.date, *, orders: pd.Series, horizon_days: int = 90) -> pd.Series:
+    """The chance (0–1) that an unhappy buyer with ``orders`` paid orders so far (a Series by
+    customer_id) buys nothing in the next ``horizon_days`` days, as this store measured it
+    (:func:`unhappy_leave_rates`, their band's rate; where a band measured nothing, the rate over all
+    bands; empty where there are too few events overall)."""
+    rates = unhappy_leave_rates(db, as_of, horizon_days=horizon_days)
+    measured = rates.dropna(subset=["rate"])
+    pooled = ((measured["rate"] * measured["events"]).sum() / measured["events"].sum()) if len(measured) else np.nan
+    by_band = rates.set_index("band")["rate"].fillna(pooled)
+    return order_band(orders).map(by_band).astype("float64")
+
+
 def csat_share(positive: float, answered: float) -> float:
     """CSAT in %: ``100 · positive / answered`` (answers of 4–5 among answers); NaN if none."""
     return 100.0 * positive / answered if answered else float("nan")

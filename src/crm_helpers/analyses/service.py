@@ -25,7 +25,8 @@ from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.values import Action, Headline, named_list
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, paid, ticket_closed_sql, ticket_open_sql, ticket_reopened_sql
 from crm_helpers.store.periods import Period, same_month_last_year
-from crm_helpers.analyses.satisfaction import DETRACTOR_MAX, PROMOTER_MIN, lookback_start, nps_ci, nps_score
+from crm_helpers.analyses.satisfaction import (DETRACTOR_MAX, PROMOTER_MIN, lookback_start, nps_ci, nps_score,
+                                               unhappy_leave_chance)
 
 RESOLUTION_BANDS = (0, 24, 48, 24 * 7, np.inf)
 RESOLUTION_LABELS = ("within a day", "1–2 days", "2–7 days", "over a week")
@@ -302,10 +303,13 @@ def actions(db: Database, *, period: Period) -> list[Action]:
     months up to ``period``'s end (:func:`csat_after_close` by resolution band), each band slower than
     a day against "within a day" (at least :data:`MIN_RATED` rated tickets in each).
 
-    Money at stake (store currency) = value × the drop: for every customer with a ticket solved in
-    more than a day, their net revenue of those 12 months times the drop in the share of satisfied
-    ratings from "within a day" to the band of their slowest ticket. The range takes each drop at the
-    bounds of its 95 % interval (normal approximation of a difference of two shares, within 0–1).
+    Money at stake (store currency) = value × drop × chance of leaving: for every customer with a
+    ticket solved in more than a day, their net revenue of those 12 months, times the drop in the
+    share of satisfied ratings from "within a day" to the band of their slowest ticket (the share
+    of them slow service made unsatisfied), times how often an unhappy buyer with as many orders
+    stopped buying in this store (:func:`crm_helpers.analyses.satisfaction.unhappy_leave_chance`;
+    without it, no action). The range takes each drop at the bounds of its 95 % interval (normal
+    approximation of a difference of two shares, within 0–1).
     """
     end = period.end
     start = lookback_start(end, months=12)
@@ -332,15 +336,21 @@ def actions(db: Database, *, period: Period) -> list[Action]:
                      params={"start": iso(start), "end_next": next_day(end)}).set_index("customer_id")["value"]
     customers = pd.DataFrame({"band": slowest, "value": value.reindex(slowest.index).fillna(0.0)})
     customers = customers[customers["band"].isin(list(drops))]
+    orders = query_df(db, f"SELECT customer_id, count(*) AS orders FROM orders WHERE {paid()} "
+                          f"AND {on_or_before_sql('order_date')} GROUP BY customer_id",
+                      params={"end_next": next_day(end)}).set_index("customer_id")["orders"]
+    leave = unhappy_leave_chance(db, end, orders=orders.reindex(customers.index).fillna(0))
+    customers = customers.assign(leave=leave).dropna(subset=["leave"])
     if customers.empty:
         return []
-    money = [float((customers["value"] * customers["band"].map({b: d[i] for b, d in drops.items()})).sum())
-             for i in range(3)]
+    money = [float((customers["value"] * customers["leave"]
+                    * customers["band"].map({b: d[i] for b, d in drops.items()})).sum()) for i in range(3)]
     currency = store_currency(db)
     compared = named_list([f"{bands.loc[b, 'csat_pct']:.0f} % for {b}" for b in drops])
     return [Action(
         "service delay",
         f"Solve tickets within a day: {fast['csat_pct']:.0f} % of tickets solved within a day were rated "
-        f"satisfied, against {compared}; {len(customers):,} customers had a slower ticket in the last 12 months.",
+        f"satisfied, against {compared}; {len(customers):,} customers had a slower ticket in the last 12 months, "
+        f"and {100 * customers['leave'].mean():.0f} % of unhappy customers like them stopped buying within 90 days.",
         money[0], currency=currency, low=money[1], high=money[2], page="05_satisfaction_review",
         section="Ticket satisfaction after closing")]
