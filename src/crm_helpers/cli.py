@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from crm_helpers.store import config
+from crm_helpers.store.files import DISK_FULL_REASON
 from crm_helpers.store.facts import next_day, on_or_before_sql
 from crm_helpers.store.periods import Period, latest_complete_month, month_start, parse_month
 from crm_helpers.store.connection import (
@@ -70,7 +71,7 @@ def explain_os_error(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return f"{where}: permission denied; this user may not read or write it (check its owner and mode)"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return f"{where}: the disk is full (or the file size limit is reached); free some space and try again"
+        return f"{where}: {DISK_FULL_REASON}; free some space and try again"
     return f"{where}: {exc.strerror or exc}"
 
 

@@ -52,7 +52,7 @@ from crm_helpers.analyses import segmentation
 from crm_helpers.store.periods import Period
 from crm_helpers.store.connection import open_db, owner_only_umask
 from crm_helpers.store.files import (DISK_FULL, UnsafeWriteError, copy_files, fresh_folder, is_disk_full,
-                                     remove_stale_partials, write_text)
+                                     remove_stale_partials, write_failure, write_text)
 from crm_helpers.store.forget import remember_report_folder
 from crm_helpers.report import headlines
 from crm_helpers.report.glossary import write_glossary
@@ -428,9 +428,7 @@ def check_pack_folder(target: Path) -> None:
 
 def not_written(exc: BaseException, *, period: Period, target: Path) -> str:
     """What the owner reads when the pack for ``period`` could not be written to ``target``."""
-    full = disk_full(exc)
-    reason = ("the disk is full (or a file size limit was reached)" if full is not None
-              else str(exc) if isinstance(exc, UnsafeWriteError) else f"a file could not be written ({exc})")
+    reason = write_failure(exc, disk_full=disk_full(exc) is not None)
     kept = f"the previous pack in {target} is unchanged" if target.is_dir() else "nothing was written"
     return f"{reason}: the report for {period.label} was not written; {kept}. Fix that and render again."
 

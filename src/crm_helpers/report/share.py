@@ -21,7 +21,7 @@ import nbformat
 
 from crm_helpers.errors import CrmError
 from crm_helpers.store.connection import open_db, owner_only_umask
-from crm_helpers.store.files import UnsafeWriteError, fresh_folder, is_disk_full, remove_stale_partials, write_text
+from crm_helpers.store.files import UnsafeWriteError, fresh_folder, remove_stale_partials, write_failure, write_text
 from crm_helpers.store.safe_csv import write_safe_rows
 from crm_helpers.report.glossary import write_glossary
 from crm_helpers.report.index import index_html
@@ -87,7 +87,7 @@ def write_share_pack(result: ReportResult, db_path: str | os.PathLike[str]) -> P
                 _write_share(result, work, masker)
                 owner_only(work)
         except (OSError, UnsafeWriteError) as exc:
-            reason = "the disk is full (or a file size limit was reached)" if is_disk_full(exc) else str(exc)
+            reason = write_failure(exc)
             kept = f"the previous {share_dir} is unchanged" if share_dir.is_dir() else "no shared copy was written"
             raise ShareError(f"{reason}: the shared copy was not written ({kept}); the pack in {result.out_dir} "
                              "was. Fix that and render again with --share.") from None

@@ -136,6 +136,18 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
+DISK_FULL_REASON = "the disk is full (or a file size limit was reached)"
+"""How every message says that a write failed for lack of room (:func:`is_disk_full`)."""
+
+
+def write_failure(exc: BaseException, *, disk_full: bool | None = None) -> str:
+    """Why a file could not be written, in words: :data:`DISK_FULL_REASON` when ``disk_full`` (default:
+    :func:`is_disk_full` of ``exc``), the refusal itself for an :class:`UnsafeWriteError`, else the error."""
+    if disk_full if disk_full is not None else is_disk_full(exc):
+        return DISK_FULL_REASON
+    return str(exc) if isinstance(exc, UnsafeWriteError) else f"a file could not be written ({exc})"
+
+
 # --------------------------------------------------------------------------- folders written whole
 def _pid_of(folder: Path) -> int | None:
     """The process id in a ``.crm-partial-<pid>-…`` or ``.crm-old-<pid>-…`` name, or None."""
