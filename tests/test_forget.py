@@ -148,7 +148,7 @@ def _pack_with_the_person(db, folder, *, name: str, email: str, customer_id: str
     import html
     import json
 
-    from crm_helpers.store.forget import remember_report_folder
+    from crm_helpers.store.pack_scrub import remember_report_folder
     from crm_helpers.store.safe_csv import write_safe_rows
 
     share = folder / "share"
@@ -238,7 +238,7 @@ def test_a_two_character_chinese_name_is_rewritten_wherever_it_stands(small_stor
 
 
 def test_the_store_remembers_each_pack_folder_once_with_its_latest_render(tmp_path):
-    from crm_helpers.store.forget import remember_report_folder, report_folders
+    from crm_helpers.store.pack_scrub import remember_report_folder, report_folders
 
     store = tmp_path / "crm.db"
     for folder in ("a", "b", "a"):
@@ -410,7 +410,7 @@ def test_their_own_comment_is_hidden_in_the_packs_but_a_comment_others_wrote_too
     folder = tmp_path / "out"
     folder.mkdir()
     (folder / "05_satisfaction_review.html").write_text(f"<td>{own}</td><td>{shared}</td>", encoding="utf-8")
-    from crm_helpers.store.forget import remember_report_folder
+    from crm_helpers.store.pack_scrub import remember_report_folder
 
     remember_report_folder(_store_file(db), folder, period="2026-10")
     forget(db, "C00002")

@@ -53,7 +53,7 @@ from crm_helpers.store.periods import Period
 from crm_helpers.store.connection import open_db, owner_only_umask
 from crm_helpers.store.files import (DISK_FULL, UnsafeWriteError, copy_files, fresh_folder, is_disk_full,
                                      remove_stale_partials, write_failure, write_text)
-from crm_helpers.store.forget import remember_report_folder
+from crm_helpers.store.pack_scrub import remember_report_folder
 from crm_helpers.report import headlines
 from crm_helpers.report.glossary import write_glossary
 from crm_helpers.report.index import index_html
