@@ -315,6 +315,25 @@ def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95) -> Figure:
     return fig
 
 
+def plot_channel_outlook(table: pd.DataFrame) -> Figure:
+    """Repeat purchases a new customer is expected to make in their first and in their second year,
+    by acquisition channel (:func:`crm_helpers.analyses.channels.channel_outlook`), each with its 80 % range."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(table) + 1.6), sharey=True)
+    rows = np.arange(len(table))
+    for ax, column, title in ((axes[0], "purchases", "First year"), (axes[1], "later", "Second year")):
+        mid = table[column].to_numpy(dtype=float)
+        low, high = table[f"{column}_low"].to_numpy(dtype=float), table[f"{column}_high"].to_numpy(dtype=float)
+        ax.errorbar(mid, rows, xerr=[mid - low, high - mid], fmt="o", color=MAIN_COLOUR, capsize=4)
+        ax.set(title=f"{title}: purchases per new customer (80 % range)", xlabel="purchases", ylabel="")
+        ax.set_xlim(left=0)
+    axes[0].set_yticks(rows, table.index.tolist())
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
 # -- Page 05, satisfaction and service -------------------------------------------------------------
 
 
