@@ -385,11 +385,13 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
     if has_orders:
         customers["tags"] = np.where(guest, "guest", None)
     customers = customers[~refunds]  # the other side of a refund row is the business itself
+    if "feedback.submitted_at" in clean:  # a response never submitted is left out whole (see _feedback)
+        customers = customers[clean["feedback.submitted_at"].notna().to_numpy()[~refunds]]
     tables["customers"] = _last_non_empty(customers.dropna(subset=["customer_id"]), "customer_id")
     if has_orders:
         tables.update(_orders(source, frame, clean, customer_id, rows, errors, result, refunds))
     if "feedback.submitted_at" in clean:
-        tables["feedback"] = _feedback(source, clean, customer_id, rows, errors)
+        tables["feedback"] = _feedback(source, clean, customer_id, rows, errors, notes=result.notes)
     return tables
 
 
@@ -517,8 +519,15 @@ def _rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int
 
 
 def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Series, rows: np.ndarray,
-              errors: list[RowError]) -> pd.DataFrame:
+              errors: list[RowError], *, notes: list[str]) -> pd.DataFrame:
+    """The survey's answers; a response without a submission time (a partial response, left before
+    the end) is left out and counted in ``notes``."""
     submitted = clean["feedback.submitted_at"]
+    if (unsent := submitted.isna().to_numpy()).any():
+        notes.append(f"{int(unsent.sum())} response(s) never submitted (partial: no submission time) were left out")
+        clean = {k: v[~unsent].reset_index(drop=True) for k, v in clean.items()}
+        customer_id, rows = customer_id[~unsent].reset_index(drop=True), rows[~unsent]
+        submitted = clean["feedback.submitted_at"]
     frame = pd.DataFrame({"feedback_id": [_short_id(source.id_prefix, c, s) for c, s in zip(customer_id, submitted)],
                           "customer_id": customer_id, "submitted_at": submitted})
     for target, values in clean.items():

@@ -127,6 +127,25 @@ SOURCES: tuple[Source, ...] = (
         format_note="Stripe Dashboard payments export ('unified payments' CSV)",
     ),
     Source(
+        key="stripe_payments_current",
+        title="Stripe payments (current layout)",
+        menu="Stripe Dashboard → Transactions → Payments → Export, columns: All, CSV",
+        signature=("id", "Created date (UTC)", "Amount", "Amount Refunded", "Currency", "Status"),
+        columns={
+            "id": "orders.order_id", "Created date (UTC)": "orders.order_date", "Amount": "orders.amount",
+            "Amount Refunded": "orders.refunded_amount", "Currency": "orders.currency", "Status": "orders.status",
+            "Customer ID": "customers.customer_id", "Customer Email": "customers.email",
+            "Customer Name": "customers.name", "Card Address City": "customers.city",
+            "Card Address Country": "customers.country",
+        },
+        # Amount is in the payment's Currency; Converted Amount is the same money in the account's
+        # settlement currency (the store converts with its own exchange rates)
+        statuses={"paid": "paid", "succeeded": "paid", "refunded": "refunded", "partially refunded": "paid",
+                  "failed": "failed", "blocked": "failed", "canceled": "cancelled", "incomplete": "pending",
+                  "uncaptured": "pending"},
+        format_note="Stripe Dashboard unified payments export since 2024: 'Created date (UTC)', 'Converted Amount'",
+    ),
+    Source(
         key="uci_online_retail",
         title="Invoice lines (UCI Online Retail layout)",
         menu="Any shop or till export with one row per invoice line: InvoiceNo, StockCode, Description, "
@@ -189,6 +208,28 @@ SOURCES: tuple[Source, ...] = (
         statuses={"completed": "paid", "processing": "paid", "printed": "paid", "refunded": "refunded",
                   "cancelled": "cancelled", "failed": "failed", "pending": "pending", "on-hold": "pending"},
         format_note="WooCommerce Customer/Order CSV Export, default order format (a real export's header)",
+    ),
+    Source(
+        key="woocommerce_orders_current",
+        title="WooCommerce orders (Customer/Order/Coupon Export, current default format)",
+        menu="WordPress admin → WooCommerce → Export → Orders, format: Default (CSV)",
+        signature=("order_id", "order_number", "status", "order_total", "refunded_total", "order_currency",
+                   "billing_email"),
+        columns={
+            # the extension's column key order_date is written under the header "date"; both are read
+            "order_number": "orders.order_id", "date": "orders.order_date", "order_date": "orders.order_date",
+            "order_total": "orders.amount", "refunded_total": "orders.refunded_amount",
+            "order_currency": "orders.currency", "status": "orders.status", "billing_email": "customers.email",
+            "billing_first_name": "customers.name", "billing_last_name": "customers.name",
+            "billing_phone": "customers.phone", "billing_company": "customers.company",
+            "billing_city": "customers.city", "shipping_city": "customers.city",
+            "billing_country": "customers.country", "shipping_country": "customers.country",
+        },
+        joined=("customers.name",),
+        statuses={"completed": "paid", "processing": "paid", "refunded": "refunded", "cancelled": "cancelled",
+                  "failed": "failed", "pending": "pending", "on-hold": "pending", "checkout-draft": "pending"},
+        format_note="WooCommerce Customer/Order/Coupon Export 5.x, default order format (Orders_Export_Format_"
+                    "Definition 'default': order_id … order_total, refunded_total, order_currency …)",
     ),
     Source(
         key="woocommerce_customers",
@@ -473,7 +514,16 @@ def bringing_data_in_markdown() -> str:
         "  out of the money figures, never added up as if one currency, and `crm import` says how many",
         "  orders in which currency are left out.",
         "- **Dates**: a timestamp with a time-zone suffix (`2026-05-01 23:30:00 -0500`) gives the date as the",
-        "  shop saw it (1 May). Day/month order is the tool's own (US tools write months first).",
+        "  shop saw it (1 May), as does a 12-hour clock with a zone name (Google Forms' download:",
+        "  `2026/06/14 9:12:03 AM GMT+2` is 14 June, 09:12). Day/month order is the tool's own (US tools",
+        "  write months first).",
+        "- **An empty cell never overwrites** what the store knows, in a tool's export as in",
+        "  `crm import TABLE FILE`: `customer_id,name,email,phone` / `C00001,Zoe,,` keeps Zoe's stored",
+        "  e-mail and phone; an orders file without refunds keeps the refunds stored (a new order has none).",
+        "- **Excel guards** that keep a phone or an id as text (`'+1 514 555 0101`, `=\"0012345\"`) are",
+        "  taken off: the store holds `+1 514 555 0101` and `0012345`.",
+        "- **Survey answers** never submitted (a Typeform partial response: no submit date) are left out",
+        "  and counted in the summary; the person is not added for them.",
         "- **Long order numbers** (Taobao's and Douyin's 19 digits) stay exact text.",
         "- **Rows that are not sales** (your own spending in a WeChat bill, PayPal withdrawals and fees)",
         "  are left out and counted in the summary.",

@@ -1,0 +1,134 @@
+"""`crm import FILE` of the tools' current export layouts (issue 31, item 4): each fixture under
+tests/fixtures/sources/ imports with no flags, twice without change, and lands as the export says.
+Where each fixture's header comes from: tests/fixtures/sources/README.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crm_helpers.cli import main
+from crm_helpers.ingest.export_import import import_export
+from crm_helpers.store.connection import memory_db, open_db, table_counts
+from crm_helpers.store.validation import parse_date
+
+FIXTURES = Path(__file__).parent / "fixtures" / "sources"
+LAYOUTS = {
+    "stripe_payments_current.csv": "Stripe payments (current layout)",
+    "woocommerce_orders_current.csv": "WooCommerce orders (Customer/Order/Coupon Export, current default format)",
+    "google_forms_responses_download.csv": "Google Forms survey responses",
+    "typeform_responses_partial.csv": "Typeform responses",
+}
+
+
+def _snapshot(db):
+    return {t: [dict(r) for r in db.query(f"SELECT * FROM {t} ORDER BY 1, 2")] for t in table_counts(db)}
+
+
+def _order(db, order_id):
+    return dict(next(db.query("SELECT * FROM orders WHERE order_id = ?", [order_id])))
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_each_current_layout_imports_with_no_flags_and_twice_without_change(tmp_path, name):
+    db_path = tmp_path / "crm.db"
+    runner = CliRunner()
+    first = runner.invoke(main, ["import", "--db", str(db_path), str(FIXTURES / name)])
+    assert first.exit_code == 0, first.output
+    assert f"recognised as {LAYOUTS[name]}" in first.output
+    stored = _snapshot(open_db(db_path))
+    assert sum(map(len, stored.values())) > 0
+    again = runner.invoke(main, ["import", "--db", str(db_path), str(FIXTURES / name)])
+    assert again.exit_code == 0, again.output
+    assert "nothing changed" in again.output or " 0 inserted, 0 updated" in again.output
+    assert not any(f" {n} inserted" in again.output for n in range(1, 20))
+    assert _snapshot(open_db(db_path)) == stored
+
+
+def test_stripe_current_layout_amounts_refunds_statuses_and_customers():
+    db = memory_db()
+    import_export(db, FIXTURES / "stripe_payments_current.csv")
+    assert (_order(db, "py_3Qa0001")["amount"], _order(db, "py_3Qa0001")["order_date"]) == (120.0, "2026-06-02")
+    partial = _order(db, "py_3Qa0002")
+    assert (partial["status"], partial["amount"], partial["refunded_amount"]) == ("paid", 80.0, 30.0)
+    whole = _order(db, "py_3Qa0003")
+    assert (whole["status"], whole["refunded_amount"]) == ("refunded", 80.0)
+    assert _order(db, "py_3Qa0004")["status"] == "failed"
+    # Amount in the payment's own currency, not the Converted Amount (55.32 EUR)
+    usd = _order(db, "py_3Qa0005")
+    assert (usd["amount"], usd["currency"]) == (60.0, "USD")
+    assert _order(db, "py_3Qa0006")["amount"] == 1250.0  # "1,250.00"
+    alice = dict(next(db.query("SELECT * FROM customers WHERE customer_id = 'cus_A1'")))
+    assert (alice["email"], alice["name"], alice["city"], alice["country"]) == \
+        ("alice@example.com", "Alice Martin", "Lyon", "FR")
+    assert db.execute("SELECT count(*) FROM customers").fetchone()[0] == 4
+
+
+def test_woocommerce_current_default_format_refunds_currencies_and_people():
+    db = memory_db()
+    import_export(db, FIXTURES / "woocommerce_orders_current.csv")
+    assert (_order(db, "5101")["amount"], _order(db, "5101")["order_date"]) == (34.9, "2026-06-01")
+    partial = _order(db, "5102")
+    assert (partial["status"], partial["amount"], partial["refunded_amount"]) == ("paid", 45.5, 10.0)
+    assert (_order(db, "5103")["status"], _order(db, "5103")["refunded_amount"]) == ("refunded", 30.0)
+    assert _order(db, "5104")["status"] == "failed"
+    assert (_order(db, "5105")["currency"], _order(db, "5105")["status"]) == ("USD", "paid")
+    # Ines@Example.fr and ines@example.fr are one person
+    assert _order(db, "5101")["customer_id"] == _order(db, "5102")["customer_id"]
+    ines = dict(next(db.query("SELECT * FROM customers WHERE email = 'ines@example.fr'")))
+    assert (ines["name"], ines["phone"], ines["city"]) == ("Ines Moreau", "+33 6 12 34 56 78", "Nantes")
+    ann = dict(next(db.query("SELECT * FROM customers WHERE email = 'ann@example.com'")))
+    assert (ann["company"], ann["country"]) == ("Lee Studio", "US")
+
+
+def test_woocommerce_header_written_with_the_column_key_order_date_is_read_too(tmp_path):
+    text = (FIXTURES / "woocommerce_orders_current.csv").read_text(encoding="utf-8")
+    renamed = tmp_path / "orders-export.csv"
+    renamed.write_text(text.replace(",date,status,", ",order_date,status,", 1), encoding="utf-8")
+    db = memory_db()
+    result = import_export(db, renamed)
+    assert "current default format" in result.summary()
+    assert _order(db, "5102")["order_date"] == "2026-06-03"
+
+
+@pytest.mark.parametrize("written, stored", [
+    ("2026/06/14 9:12:03 AM GMT+2", "2026-06-14 09:12:03"),
+    ("2026/06/14 12:12:03 AM GMT+2", "2026-06-14 00:12:03"),
+    ("2026/06/14 12:05:00 PM", "2026-06-14 12:05:00"),
+    ("6/14/2026 9:12:03 PM GMT-4", "2026-06-14 21:12:03"),
+    ("2026/6/14 下午9:12:03", "2026-06-14 21:12:03"),
+    ("2026-06-14 09:00 CEST", "2026-06-14 09:00:00"),
+    ("2026-05-01 23:30:00 -0500", "2026-05-01 23:30:00"),
+])
+def test_timestamps_with_am_pm_and_zone_names_keep_the_clock_as_written(written, stored):
+    assert parse_date(written, with_time=True) == stored
+
+
+def test_a_clock_time_that_am_pm_cannot_have_is_still_refused():
+    with pytest.raises(ValueError):
+        parse_date("2026/06/14 13:00:00 PM")
+
+
+def test_google_forms_download_timestamps_import_with_their_day():
+    db = memory_db()
+    import_export(db, FIXTURES / "google_forms_responses_download.csv")
+    answers = {r["email"]: r for r in db.query(
+        "SELECT c.email, f.submitted_at, f.nps, f.csat FROM feedback f JOIN customers c USING (customer_id)")}
+    assert (answers["alice@example.com"]["submitted_at"], answers["alice@example.com"]["nps"]) == ("2026-06-14", 10)
+    assert answers["bob@example.com"]["submitted_at"] == "2026-06-15"  # 6:40:51 PM
+    assert answers["carol@example.com"]["submitted_at"] == "2026-06-16"  # 12:05 AM is just after midnight
+
+
+def test_typeform_partial_response_is_left_out_and_counted_also_in_the_dry_run():
+    db = memory_db()
+    dry = import_export(db, FIXTURES / "typeform_responses_partial.csv", dry_run=True)
+    assert "feedback       2 inserted" in dry.summary()
+    result = import_export(db, FIXTURES / "typeform_responses_partial.csv")
+    assert "1 response(s) never submitted (partial: no submission time) were left out" in result.summary()
+    assert db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 2
+    # the one who left before the end is not made a customer either
+    assert db.execute("SELECT count(*) FROM customers WHERE email = 'erin@example.com'").fetchone()[0] == 0
+    scores = dict(db.execute("SELECT c.email, f.nps FROM feedback f JOIN customers c USING (customer_id)").fetchall())
+    assert scores == {"carol@example.com": 8, "dave@example.com": 3}
