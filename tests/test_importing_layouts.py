@@ -132,3 +132,49 @@ def test_typeform_partial_response_is_left_out_and_counted_also_in_the_dry_run()
     assert db.execute("SELECT count(*) FROM customers WHERE email = 'erin@example.com'").fetchone()[0] == 0
     scores = dict(db.execute("SELECT c.email, f.nps FROM feedback f JOIN customers c USING (customer_id)").fetchall())
     assert scores == {"carol@example.com": 8, "dave@example.com": 3}
+
+
+def test_wjx_anonymous_answers_are_kept_linked_to_nobody_and_counted_in_nps_and_csat():
+    import datetime as dt
+
+    from crm_helpers.analyses.followup import unhappy_customers
+    from crm_helpers.analyses.satisfaction import ItemWeights, period_scores
+    from crm_helpers.store.periods import Period
+
+    db = memory_db()
+    result = import_export(db, FIXTURES / "wjx_answers_anonymous.csv")
+    assert "2 anonymous answer(s)" in result.summary()
+    rows = [dict(r) for r in db.query("SELECT customer_id, nps, csat, comment FROM feedback ORDER BY submitted_at, nps")]
+    anonymous = [r for r in rows if r["customer_id"] is None]
+    # two answers in the same second, told apart by what they say
+    assert [(r["nps"], r["csat"], r["comment"]) for r in anonymous] == [(3, 2, "发货太慢"), (10, 5, None)]
+    assert db.execute("SELECT count(*) FROM customers").fetchone()[0] == 2  # nobody made up for them
+    june = period_scores(db, Period(dt.date(2026, 6, 1), dt.date(2026, 6, 30)), weights=ItemWeights(), n_boot=50)
+    assert (june["responses"], june["promoters"], june["detractors"]) == (4, 2, 2)
+    # an anonymous detractor is nobody to call
+    assert unhappy_customers(db, dt.date(2026, 6, 30))["customer_id"].notna().all()
+    assert len(unhappy_customers(db, dt.date(2026, 6, 30))) == 1  # li@example.cn, nps 4
+
+
+def test_a_store_made_before_anonymous_feedback_accepts_it_after_migrating(tmp_path):
+    import sqlite3
+
+    from crm_helpers.store.connection import SCHEMA_VERSION, open_db as open_store
+
+    path = tmp_path / "old.db"
+    open_store(path).close()
+    raw = sqlite3.connect(path)  # the feedback table as stores before m008 had it: customer_id NOT NULL
+    raw.executescript(
+        "PRAGMA foreign_keys = OFF; ALTER TABLE feedback RENAME TO old_feedback;"
+        "CREATE TABLE feedback (feedback_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(customer_id),"
+        " submitted_at TEXT NOT NULL, nps INTEGER, csat INTEGER, score_quality INTEGER, score_delivery INTEGER,"
+        " score_price INTEGER, score_service INTEGER, comment TEXT); DROP TABLE old_feedback;"
+        f"PRAGMA user_version = {SCHEMA_VERSION - 1};")
+    raw.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_anonymous_feedback'")
+    raw.commit()
+    raw.close()
+    db = open_store(path)
+    assert not next(c for c in db.table("feedback").columns if c.name == "customer_id").notnull
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    import_export(db, FIXTURES / "wjx_answers_anonymous.csv")
+    assert db.execute("SELECT count(*) FROM feedback WHERE customer_id IS NULL").fetchone()[0] == 2

@@ -391,7 +391,8 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
     if has_orders:
         tables.update(_orders(source, frame, clean, customer_id, rows, errors, result, refunds))
     if "feedback.submitted_at" in clean:
-        tables["feedback"] = _feedback(source, clean, customer_id, rows, errors, notes=result.notes)
+        tables["feedback"] = _feedback(source, clean, customer_id, notes=result.notes,
+                                       stamps=frame["feedback.submitted_at"].astype(object))
     return tables
 
 
@@ -518,25 +519,31 @@ def _rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int
     return pd.concat(frames, ignore_index=True)
 
 
-def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Series, rows: np.ndarray,
-              errors: list[RowError], *, notes: list[str]) -> pd.DataFrame:
-    """The survey's answers; a response without a submission time (a partial response, left before
-    the end) is left out and counted in ``notes``."""
+def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Series, *, notes: list[str],
+              stamps: pd.Series) -> pd.DataFrame:
+    """The survey's answers. A response without a submission time (a partial response, left before
+    the end) is left out; one without anyone's identity (an anonymous 问卷星 answer) is kept linked
+    to nobody, its id made from its submission time as the file writes it (``stamps``, to the
+    second) and its answers; both are counted in ``notes``."""
     submitted = clean["feedback.submitted_at"]
     if (unsent := submitted.isna().to_numpy()).any():
         notes.append(f"{int(unsent.sum())} response(s) never submitted (partial: no submission time) were left out")
         clean = {k: v[~unsent].reset_index(drop=True) for k, v in clean.items()}
-        customer_id, rows = customer_id[~unsent].reset_index(drop=True), rows[~unsent]
+        customer_id, stamps = customer_id[~unsent].reset_index(drop=True), stamps[~unsent].reset_index(drop=True)
         submitted = clean["feedback.submitted_at"]
-    frame = pd.DataFrame({"feedback_id": [_short_id(source.id_prefix, c, s) for c, s in zip(customer_id, submitted)],
-                          "customer_id": customer_id, "submitted_at": submitted})
+    answers = [f"feedback.{c}" for c in ("nps", "csat", "comment") if f"feedback.{c}" in clean]
+    ids = [_short_id(source.id_prefix, c, s) if c is not None else
+           _short_id(source.id_prefix, "anonymous", stamp, *(clean[a].iat[k] for a in answers))
+           for k, (c, s, stamp) in enumerate(zip(customer_id, submitted, stamps))]
+    frame = pd.DataFrame({"feedback_id": ids, "customer_id": customer_id, "submitted_at": submitted})
     for target, values in clean.items():
         table, name = target.split(".")
         if table == "feedback" and name != "submitted_at":
             frame[name] = values
-    for idx in np.flatnonzero(customer_id.isna().to_numpy()):
-        errors.append(RowError(int(rows[idx]), "customers.email", "", "required to match the answer to a customer"))
-    return frame.dropna(subset=["customer_id"])
+    if anonymous := int(customer_id.isna().sum()):
+        notes.append(f"{anonymous} anonymous answer(s) (no e-mail or other identity) were kept: they count in NPS "
+                     "and CSAT and are linked to nobody")
+    return frame
 
 
 # ----------------------------------------------------------------------------------- the import

@@ -211,7 +211,17 @@ def m007_report_folders(db: Database) -> None:
     db.execute("PRAGMA user_version = 7")
 
 
-SCHEMA_VERSION = 7
+@migrations()
+def m008_anonymous_feedback(db: Database) -> None:
+    """``feedback.customer_id`` may be empty: an anonymous survey answer (问卷星 without a question
+    that identifies the person) counts in NPS and CSAT and is linked to nobody. A store created
+    after this entered the schema has the column nullable from m001 already."""
+    if any(c.name == "customer_id" and c.notnull for c in db.table("feedback").columns):
+        db.table("feedback").transform(not_null={"customer_id": False})
+    db.execute("PRAGMA user_version = 8")
+
+
+SCHEMA_VERSION = 8
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 

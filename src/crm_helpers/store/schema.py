@@ -196,7 +196,8 @@ TABLES: dict[str, Table] = {
             pk="feedback_id",
             columns=(
                 Column("feedback_id", "text", "Id of the answer.", required=True),
-                Column("customer_id", "text", "Who answered.", required=True, references="customers.customer_id"),
+                Column("customer_id", "text", "Who answered; empty for an anonymous answer (counted in NPS and "
+                       "CSAT, linked to nobody).", references="customers.customer_id"),
                 Column("submitted_at", "date", "Date of the answer.", required=True),
                 Column("nps", "integer", "Likelihood to recommend, 0-10.", minimum=0, maximum=10),
                 Column("csat", "integer", "Overall satisfaction, 1-5.", minimum=1, maximum=5),
