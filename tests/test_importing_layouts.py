@@ -20,6 +20,8 @@ LAYOUTS = {
     "woocommerce_orders_current.csv": "WooCommerce orders (Customer/Order/Coupon Export, current default format)",
     "google_forms_responses_download.csv": "Google Forms survey responses",
     "typeform_responses_partial.csv": "Typeform responses",
+    "wjx_answers_anonymous.csv": "问卷星",
+    "shopify_orders_discounts.csv": "Shopify orders (with line items)",
 }
 
 
@@ -170,7 +172,7 @@ def test_a_store_made_before_anonymous_feedback_accepts_it_after_migrating(tmp_p
         " submitted_at TEXT NOT NULL, nps INTEGER, csat INTEGER, score_quality INTEGER, score_delivery INTEGER,"
         " score_price INTEGER, score_service INTEGER, comment TEXT); DROP TABLE old_feedback;"
         f"PRAGMA user_version = {SCHEMA_VERSION - 1};")
-    raw.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_anonymous_feedback'")
+    raw.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_layouts'")
     raw.commit()
     raw.close()
     db = open_store(path)
@@ -178,3 +180,30 @@ def test_a_store_made_before_anonymous_feedback_accepts_it_after_migrating(tmp_p
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     import_export(db, FIXTURES / "wjx_answers_anonymous.csv")
     assert db.execute("SELECT count(*) FROM feedback WHERE customer_id IS NULL").fetchone()[0] == 2
+
+
+def test_shopify_unit_prices_are_net_of_line_discounts_and_the_discount_is_kept():
+    db = memory_db()
+    import_export(db, FIXTURES / "shopify_orders_discounts.csv")
+    items = {(r["order_id"], r["product_id"]): (r["quantity"], r["unit_price"], r["discount"])
+             for r in db.query("SELECT * FROM order_items")}
+    assert items == {("#2001", "MUG-01"): (2, 10.0, 5.0),  # 2 × 12.50 − 5.00
+                     ("#2001", "TEA-02"): (1, 8.0, 0.0),
+                     ("#2002", "TEA-02"): (1, 6.4, 1.6)}
+    # what the buyer paid for the lines adds up to the order's total; the product keeps its list price
+    assert _order(db, "#2001")["amount"] == 2 * 10.0 + 8.0
+    prices = dict(db.execute("SELECT product_id, unit_price FROM products").fetchall())
+    assert prices == {"MUG-01": 12.5, "TEA-02": 8.0}
+
+
+def test_shopify_phones_guarded_for_excel_are_stored_bare():
+    db = memory_db()
+    import_export(db, FIXTURES / "shopify_orders_discounts.csv")
+    phones = dict(db.execute("SELECT email, phone FROM customers").fetchall())
+    assert phones == {"nina@example.ca": "+1 514 555 0101", "omar@example.ca": "+1 438 555 0199"}
+
+
+def test_an_export_without_line_discounts_leaves_the_discount_empty():
+    db = memory_db()
+    import_export(db, FIXTURES / "online_retail.csv")
+    assert db.execute("SELECT count(*) FROM order_items WHERE discount IS NOT NULL").fetchone()[0] == 0

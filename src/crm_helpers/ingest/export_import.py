@@ -469,6 +469,14 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
     return out
 
 
+def line_discounts(lines: pd.DataFrame) -> pd.Series:
+    """The money each line's discounts took off, all its units together (``order_items.discount``;
+    NaN where the export says nothing of one)."""
+    if "order_items.discount" not in lines:
+        return pd.Series(np.nan, index=lines.index)
+    return lines["order_items.discount"].astype(float)
+
+
 def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Order lines summed per (order, product) and the products they name. Lines of credit notes
     (negative quantities: goods taken back) and lines without any product are not items."""
@@ -482,14 +490,17 @@ def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     kept = kept[kept["product_id"].notna() & (kept["order_items.quantity"].astype(float) > 0)]
     quantity = kept["order_items.quantity"].astype(float)
     price = kept["order_items.unit_price"].astype(float) if "order_items.unit_price" in kept else np.nan
-    kept = kept.assign(quantity=quantity, money=quantity * price)
+    discount = line_discounts(kept)
+    kept = kept.assign(quantity=quantity, money=quantity * price - discount.fillna(0.0), discount=discount)
     grouped = kept.groupby(["order_id", "product_id"], sort=False)
-    summed = pd.DataFrame({"quantity": grouped["quantity"].sum(),
-                           "money": grouped["money"].sum(min_count=1)}).reset_index()
+    summed = pd.DataFrame({"quantity": grouped["quantity"].sum(), "money": grouped["money"].sum(min_count=1),
+                           "discount": grouped["discount"].sum(min_count=1)}).reset_index()
     items = pd.DataFrame({"order_id": summed["order_id"], "product_id": summed["product_id"],
                           "quantity": summed["quantity"].round().astype(int).astype(object),
                           "unit_price": (summed["money"] / summed["quantity"]).round(4)})
     items["unit_price"] = items["unit_price"].astype(object).where(items["unit_price"].notna(), None)
+    if "order_items.discount" in kept:  # the price paid is after the discount; the discount is kept
+        items["discount"] = summed["discount"].round(2).astype(object).where(summed["discount"].notna(), None)
     products = _last_non_empty(kept.assign(unit_price=price)[["product_id", "name", "unit_price"]], "product_id")
     products["unit_price"] = products["unit_price"].astype(object).where(products["unit_price"].notna(), None)
     return items, products

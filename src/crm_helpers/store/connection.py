@@ -212,12 +212,18 @@ def m007_report_folders(db: Database) -> None:
 
 
 @migrations()
-def m008_anonymous_feedback(db: Database) -> None:
-    """``feedback.customer_id`` may be empty: an anonymous survey answer (问卷星 without a question
-    that identifies the person) counts in NPS and CSAT and is linked to nobody. A store created
-    after this entered the schema has the column nullable from m001 already."""
+def m008_layouts(db: Database) -> None:
+    """What the tools' current exports carry (a store created after these entered the schema has
+    them from m001 already):
+
+    - ``feedback.customer_id`` may be empty: an anonymous survey answer (问卷星 without a question
+      that identifies the person) counts in NPS and CSAT and is linked to nobody;
+    - ``order_items.discount``: the money a line's discounts took off (its ``unit_price`` is after it).
+    """
     if any(c.name == "customer_id" and c.notnull for c in db.table("feedback").columns):
         db.table("feedback").transform(not_null={"customer_id": False})
+    if "discount" not in db.table("order_items").columns_dict:
+        db.table("order_items").add_column("discount", float)
     db.execute("PRAGMA user_version = 8")
 
 

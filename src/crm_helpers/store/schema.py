@@ -158,7 +158,9 @@ TABLES: dict[str, Table] = {
                 Column("order_id", "text", "The order.", required=True, references="orders.order_id"),
                 Column("product_id", "text", "The product.", required=True, references="products.product_id"),
                 Column("quantity", "integer", "Units bought.", required=True, minimum=1),
-                Column("unit_price", "real", "Price paid per unit, gross.", minimum=0),
+                Column("unit_price", "real", "Price paid per unit, gross, after the line's discounts.", minimum=0),
+                Column("discount", "real", "Money the line's discounts took off, all its units together (Shopify "
+                       "Lineitem discount); empty when the file says nothing of one.", minimum=0),
             ),
             indexes=(("product_id",),),
         ),
