@@ -22,6 +22,7 @@ LAYOUTS = {
     "typeform_responses_partial.csv": "Typeform responses",
     "wjx_answers_anonymous.csv": "问卷星",
     "shopify_orders_discounts.csv": "Shopify orders (with line items)",
+    "wechat_pay_bill.xlsx": "WeChat Pay bill",
 }
 
 
@@ -207,3 +208,18 @@ def test_an_export_without_line_discounts_leaves_the_discount_empty():
     db = memory_db()
     import_export(db, FIXTURES / "online_retail.csv")
     assert db.execute("SELECT count(*) FROM order_items WHERE discount IS NOT NULL").fetchone()[0] == 0
+
+
+def test_a_wechat_bill_downloaded_as_xlsx_imports_like_the_csv():
+    db = memory_db()
+    result = import_export(db, FIXTURES / "wechat_pay_bill.xlsx")
+    assert "1 rows that are not sales were left out" in result.summary()  # the shop's own lunch
+    orders = {r["order_id"]: r for r in db.query("SELECT * FROM orders")}
+    # 28-digit order numbers stay exact text; the dates are the workbook's date cells
+    paid = orders["1000039901202607080987654321"]
+    assert (paid["amount"], paid["currency"], paid["status"], paid["order_date"], paid["customer_id"]) == \
+        (188.0, "CNY", "paid", "2026-07-08", "陈女士")
+    assert orders["1000039901202607150987654322"]["status"] == "paid"  # 已存入零钱
+    back = orders["1000039901202607200987654323"]
+    assert (back["status"], back["refunded_amount"]) == ("refunded", 80.0)
+    assert len(orders) == 3
