@@ -23,6 +23,7 @@ LAYOUTS = {
     "wjx_answers_anonymous.csv": "问卷星",
     "shopify_orders_discounts.csv": "Shopify orders (with line items)",
     "wechat_pay_bill.xlsx": "WeChat Pay bill",
+    "gumroad_sales.csv": "Gumroad sales",
 }
 
 
@@ -223,3 +224,23 @@ def test_a_wechat_bill_downloaded_as_xlsx_imports_like_the_csv():
     back = orders["1000039901202607200987654323"]
     assert (back["status"], back["refunded_amount"]) == ("refunded", 80.0)
     assert len(orders) == 3
+
+
+def test_gumroad_sales_refunds_people_and_the_totals_row_left_out():
+    db = memory_db()
+    import_export(db, FIXTURES / "gumroad_sales.csv")
+    orders = {r["order_id"]: r for r in db.query("SELECT * FROM orders")}
+    assert "Totals" not in orders and len(orders) == 4  # the closing row of column totals is no sale
+    partial = orders["Qm9uZXlQbGFubmVyMg=="]
+    assert (partial["status"], partial["amount"], partial["refunded_amount"], partial["currency"]) == \
+        ("paid", 30.0, 10.0, "USD")
+    whole = orders["SGFiaXRUcmFja2VyMw=="]  # Fully Refunded? 1, Partial Refund ($) 0.0: paid back whole
+    assert (whole["status"], whole["refunded_amount"]) == ("refunded", 8.0)
+    # Ada@Example.com and ada@example.com are one buyer with two purchases
+    assert orders["hZr2UQ0q9TzZ7vC4u7o8Qw=="]["customer_id"] == orders["SGFiaXRUcmFja2VyNA=="]["customer_id"]
+    ada = dict(next(db.query("SELECT * FROM customers WHERE email = 'ada@example.com'")))
+    assert (ada["name"], ada["city"], ada["country"]) == ("Ada Example", "Leeds", "United Kingdom")
+    items = dict(db.execute("SELECT order_id, unit_price FROM order_items").fetchall())
+    assert items["Qm9uZXlQbGFubmVyMg=="] == 30.0
+    assert dict(db.execute("SELECT product_id, name FROM products").fetchall()) == \
+        {"planner": "Budget Planner", "habits": "Habit Tracker"}

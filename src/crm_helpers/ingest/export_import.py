@@ -603,7 +603,8 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         ignored = []
     result = SourceImportResult(path, source, {header[i].strip(): t for i, t in found.items()}, ignored,
                                 dry_run=dry_run)
-    batches = _order_batches(source, found, _data_lines(itertools.chain([head], (c.data for c in chunks)), at))
+    lines = _data_lines(itertools.chain([head], (c.data for c in chunks)), at, source.closing_rows)
+    batches = _order_batches(source, found, lines)
     errors: list[RowError] = []
     rejected: list[RowError] = []
     bad_lines: dict[int, list[str]] = {}  # the rejected rows as the file has them
@@ -687,13 +688,15 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _data_lines(batches: Iterator[list[list[str]]], at: int) -> Iterator[list[list[str]]]:
+def _data_lines(batches: Iterator[list[list[str]]], at: int, closing: tuple[str, ...] = ()
+                ) -> Iterator[list[list[str]]]:
     """The rows below the header (the file's first ``at`` rows are a preamble and the header), a
-    payment bill's closing ``#`` lines left out."""
+    payment bill's closing ``#`` lines and the export's closing summary rows (first cell in
+    ``closing``: Gumroad's ``Totals``) left out."""
     for data in batches:
         skipped = min(at, len(data))
         data, at = data[skipped:], at - skipped
-        data = [d for d in data if len(d) > 1 or (d and not d[0].startswith("#"))]
+        data = [d for d in data if (len(d) > 1 or (d and not d[0].startswith("#"))) and d[0].strip() not in closing]
         if data:
             yield data
 
@@ -766,7 +769,7 @@ def _file_dates(path: Path, encoding: str | None, source: Source, header: list[s
     dates = {i: t for i, t in found.items() if t.split(".")[1] in ("order_date", "submitted_at")}
     _, chunks = read_chunks(path, encoding)
     parts, numbers, row = [], [], at + 2
-    for data in _data_lines((c.data for c in chunks), at):
+    for data in _data_lines((c.data for c in chunks), at, source.closing_rows):
         rows = np.arange(row, row + len(data))
         row += len(data)
         raw, rows = _kept(source, header, _columns(source, header, found, data), rows)

@@ -52,6 +52,7 @@ class Source:
     rates_per: str | None = None  # exchange rates: a date, then one column per currency (its ISO code), per 1 of this
     id_prefix: str = ""  # prefix of the ids made for rows without one (feedback answers, campaigns)
     format_note: str = ""  # where the header of the fixture was taken from (documentation or sample)
+    closing_rows: tuple[str, ...] = ()  # first cells of the summary lines closing the export ("Totals")
 
 
 SHOPIFY_FINANCIAL = {
@@ -353,6 +354,26 @@ SOURCES: tuple[Source, ...] = (
         currency="CNY",
         empty=("/",),
         format_note="Alipay personal bill: preamble lines, then this header",
+    ),
+    Source(
+        key="gumroad_sales",
+        title="Gumroad sales",
+        menu="Gumroad → Sales → Export (CSV, sent by e-mail for large exports)",
+        signature=("Purchase ID", "Item Name", "Purchase Email", "Purchase Date", "Sale Price ($)",
+                   "Fully Refunded?"),
+        columns={
+            "Purchase ID": "orders.order_id", "Purchase Date": "orders.order_date", "Sale Price ($)": "orders.amount",
+            "Partial Refund ($)": "orders.refunded_amount", "Fully Refunded?": "orders.status",
+            "Purchase Email": "customers.email", "Buyer Email": "customers.email", "Buyer Name": "customers.name",
+            "City": "customers.city", "Country": "customers.country", "Product ID": "order_items.product_id",
+            "Quantity": "order_items.quantity", "Item Name": "products.name",
+        },
+        statuses={"0": "paid", "1": "refunded"},  # a partly refunded sale is paid, with its Partial Refund ($)
+        amount="line_totals",  # one row per sale: its Sale Price ($) is the line's total (unit price: ÷ Quantity)
+        currency="USD",  # every money column is in dollars ("($)")
+        closing_rows=("Totals",),  # the export closes with a row of column totals
+        format_note="Gumroad's sales export (Exports::PurchaseExportService::PURCHASE_FIELDS in Gumroad's "
+                    "published source)",
     ),
     Source(
         key="mailchimp_subscribed",

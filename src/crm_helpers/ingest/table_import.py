@@ -1013,7 +1013,8 @@ def settle_refunds(frame: pd.DataFrame, rows: np.ndarray, *, errors: list[RowErr
 
     - a negative amount (a refund written as a negative payment, a credit note) is money paid
       back: amount and refunded_amount become its absolute value, status ``refunded``;
-    - a ``refunded`` order that does not say how much was paid back was paid back whole;
+    - a ``refunded`` order that does not say how much was paid back (or says 0: Gumroad's Partial
+      Refund of a sale refunded whole) was paid back whole;
     - otherwise refunded_amount is what the file says, 0 when it says nothing; more than the amount
       is an error of the row.
     """
@@ -1025,7 +1026,7 @@ def settle_refunds(frame: pd.DataFrame, rows: np.ndarray, *, errors: list[RowErr
     status = frame["status"].copy()
     status[negative] = "refunded"
     refunded[negative] = amount[negative]
-    whole = (status == "refunded").to_numpy() & refunded.isna().to_numpy()
+    whole = (status == "refunded").to_numpy() & (refunded.isna() | (refunded == 0)).to_numpy()
     refunded[whole] = amount[whole]
     refunded = refunded.fillna(0.0)
     for idx in np.flatnonzero((refunded > amount + 1e-9).to_numpy()):
