@@ -24,6 +24,7 @@ LAYOUTS = {
     "shopify_orders_discounts.csv": "Shopify orders (with line items)",
     "wechat_pay_bill.xlsx": "WeChat Pay bill",
     "gumroad_sales.csv": "Gumroad sales",
+    "amazon_all_orders.txt": "Amazon seller orders",
 }
 
 
@@ -244,3 +245,21 @@ def test_gumroad_sales_refunds_people_and_the_totals_row_left_out():
     assert items["Qm9uZXlQbGFubmVyMg=="] == 30.0
     assert dict(db.execute("SELECT product_id, name FROM products").fetchall()) == \
         {"planner": "Budget Planner", "habits": "Habit Tracker"}
+
+
+def test_amazon_all_orders_report_tab_separated_lines_make_orders_of_guests():
+    db = memory_db()
+    result = import_export(db, FIXTURES / "amazon_all_orders.txt")
+    assert result.guest_orders == 3  # the report names no buyer
+    first = _order(db, "303-1234567-1000001")
+    assert (first["amount"], first["status"], first["currency"], first["channel"], first["order_date"]) == \
+        (33.0, "paid", "EUR", "Amazon.de", "2026-06-03")  # 25.00 for 2 mugs + 8.00 tea
+    assert _order(db, "303-1234567-1000002")["status"] == "cancelled"
+    assert (_order(db, "303-1234567-1000003")["status"], _order(db, "303-1234567-1000003")["currency"]) == \
+        ("paid", "GBP")  # Unshipped: paid, not yet sent
+    items = {(r["order_id"], r["product_id"]): (r["quantity"], r["unit_price"]) for r in db.query("SELECT * FROM order_items")}
+    assert items[("303-1234567-1000001", "MUG-01")] == (2, 12.5)
+    assert items[("303-1234567-1000003", "TEA-02")] == (3, 7.0)
+    guest = dict(next(db.query("SELECT c.* FROM customers c JOIN orders o USING (customer_id) "
+                               "WHERE o.order_id = '303-1234567-1000002'")))
+    assert (guest["tags"], guest["city"], guest["country"]) == ("guest", "Lyon", "FR")

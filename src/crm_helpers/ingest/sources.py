@@ -376,6 +376,28 @@ SOURCES: tuple[Source, ...] = (
                     "published source)",
     ),
     Source(
+        key="amazon_all_orders",
+        title="Amazon seller orders (All Orders Report, tab-separated)",
+        menu="Seller Central → Reports → Fulfillment → All Orders (or Order Reports) → Download (.txt, tab-separated)",
+        signature=("amazon-order-id", "merchant-order-id", "purchase-date", "order-status", "item-price",
+                   "quantity"),
+        columns={
+            "amazon-order-id": "orders.order_id", "purchase-date": "orders.order_date", "item-price": "orders.amount",
+            "order-status": "orders.status", "currency": "orders.currency", "sales-channel": "orders.channel",
+            "ship-city": "customers.city", "ship-country": "customers.country", "sku": "order_items.product_id",
+            "quantity": "order_items.quantity", "product-name": "products.name",
+        },
+        # one row per order line; item-price is the line's price (all its units); the report names no
+        # buyer: each order is a guest of its own
+        statuses={"shipped": "paid", "unshipped": "paid", "shipping": "paid", "shipped - delivered to buyer": "paid",
+                  "shipped - out for delivery": "paid", "shipped - picked up": "paid", "pending": "pending",
+                  "cancelled": "cancelled"},
+        lines=True,
+        amount="line_totals",
+        format_note="Amazon All Orders Report flat file (GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL), "
+                    "the 32-column header public MWS/SP-API clients check for",
+    ),
+    Source(
         key="mailchimp_subscribed",
         title="Mailchimp audience (subscribed contacts)",
         menu="Mailchimp → Audience → All contacts → Export Audience (CSV, subscribed_members_export)",
