@@ -25,6 +25,7 @@ LAYOUTS = {
     "wechat_pay_bill.xlsx": "WeChat Pay bill",
     "gumroad_sales.csv": "Gumroad sales",
     "amazon_all_orders.txt": "Amazon seller orders",
+    "alipay_pc_download.csv": "Alipay trade records, PC site",
 }
 
 
@@ -263,3 +264,20 @@ def test_amazon_all_orders_report_tab_separated_lines_make_orders_of_guests():
     guest = dict(next(db.query("SELECT c.* FROM customers c JOIN orders o USING (customer_id) "
                                "WHERE o.order_id = '303-1234567-1000002'")))
     assert (guest["tags"], guest["city"], guest["country"]) == ("guest", "Lyon", "FR")
+
+
+def test_alipay_pc_site_download_with_its_preamble_footer_and_partial_refund():
+    raw = (FIXTURES / "alipay_pc_download.csv").read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")  # the download is GBK
+    db = memory_db()
+    result = import_export(db, FIXTURES / "alipay_pc_download.csv")
+    assert "1 rows that are not sales were left out" in result.summary()  # the shop's own lunch
+    orders = {r["order_id"]: r for r in db.query("SELECT * FROM orders")}
+    assert set(orders) == {"2026060522001411111111", "2026061022001422222222", "2026061822001444444444"}
+    first = orders["2026060522001411111111"]
+    assert (first["amount"], first["currency"], first["status"], first["order_date"], first["customer_id"]) == \
+        (268.0, "CNY", "paid", "2026-06-05", "陈女士")
+    partial = orders["2026061022001422222222"]  # 成功退款（元） 40.00 in the sale's own row
+    assert (partial["status"], partial["refunded_amount"]) == ("paid", 40.0)
+    assert orders["2026061822001444444444"]["status"] == "cancelled"  # 交易关闭, never paid

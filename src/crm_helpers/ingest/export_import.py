@@ -691,12 +691,12 @@ def _without_cyclic_gc() -> Iterator[None]:
 def _data_lines(batches: Iterator[list[list[str]]], at: int, closing: tuple[str, ...] = ()
                 ) -> Iterator[list[list[str]]]:
     """The rows below the header (the file's first ``at`` rows are a preamble and the header), a
-    payment bill's closing ``#`` lines and the export's closing summary rows (first cell in
-    ``closing``: Gumroad's ``Totals``) left out."""
+    payment bill's closing ``#`` lines and the export's closing summary rows (first cell starting
+    with one of ``closing``: Gumroad's ``Totals``, the Alipay download's ``共8笔记录``) left out."""
     for data in batches:
         skipped = min(at, len(data))
         data, at = data[skipped:], at - skipped
-        data = [d for d in data if (len(d) > 1 or (d and not d[0].startswith("#"))) and d[0].strip() not in closing]
+        data = [d for d in data if (len(d) > 1 or (d and not d[0].startswith("#"))) and not (closing and d and d[0].strip().startswith(closing))]
         if data:
             yield data
 

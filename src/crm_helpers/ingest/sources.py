@@ -52,7 +52,7 @@ class Source:
     rates_per: str | None = None  # exchange rates: a date, then one column per currency (its ISO code), per 1 of this
     id_prefix: str = ""  # prefix of the ids made for rows without one (feedback answers, campaigns)
     format_note: str = ""  # where the header of the fixture was taken from (documentation or sample)
-    closing_rows: tuple[str, ...] = ()  # first cells of the summary lines closing the export ("Totals")
+    closing_rows: tuple[str, ...] = ()  # how the first cells of the export's closing summary lines start ("Totals")
 
 
 SHOPIFY_FINANCIAL = {
@@ -396,6 +396,23 @@ SOURCES: tuple[Source, ...] = (
         amount="line_totals",
         format_note="Amazon All Orders Report flat file (GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL), "
                     "the 32-column header public MWS/SP-API clients check for",
+    ),
+    Source(
+        key="alipay_pc_download",
+        title="Alipay trade records, PC site (支付宝交易记录明细查询)",
+        menu="alipay.com (电脑网页版) → 交易记录 → 下载查询结果 (CSV, GBK)",
+        signature=("交易号", "交易创建时间", "交易对方", "商品名称", "金额（元）", "收/支", "交易状态", "成功退款（元）"),
+        columns={
+            "交易号": "orders.order_id", "交易创建时间": "orders.order_date", "金额（元）": "orders.amount",
+            "成功退款（元）": "orders.refunded_amount", "交易状态": "orders.status", "交易对方": "customers.customer_id",
+        },
+        keep={"收/支": ("收入",)},
+        statuses={"交易成功": "paid", "支付成功": "paid", "已收款": "paid", "交易关闭": "cancelled",
+                  "退款成功": "refunded", "等待付款": "pending", "等待买家付款": "pending"},
+        currency="CNY",
+        closing_rows=("----", "共", "已收入", "待收入", "已支出", "待支出", "导出时间"),  # the footer's lines
+        format_note="Alipay PC-site download: preamble (支付宝交易记录明细查询, 账号, 起始日期, ----交易记录明细列表----), "
+                    "this header with a trailing comma, space-padded cells, a footer of totals",
     ),
     Source(
         key="mailchimp_subscribed",
