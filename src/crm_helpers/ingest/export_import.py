@@ -603,7 +603,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         ignored = []
     result = SourceImportResult(path, source, {header[i].strip(): t for i, t in found.items()}, ignored,
                                 dry_run=dry_run)
-    lines = _data_lines(itertools.chain([head], (c.data for c in chunks)), at, source.closing_rows)
+    lines = _data_lines(itertools.chain([head], (c.data for c in chunks)), at, closing=source.closing_rows)
     batches = _order_batches(source, found, lines)
     errors: list[RowError] = []
     rejected: list[RowError] = []
@@ -688,7 +688,7 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _data_lines(batches: Iterator[list[list[str]]], at: int, closing: tuple[str, ...] = ()
+def _data_lines(batches: Iterator[list[list[str]]], at: int, *, closing: tuple[str, ...] = ()
                 ) -> Iterator[list[list[str]]]:
     """The rows below the header (the file's first ``at`` rows are a preamble and the header), a
     payment bill's closing ``#`` lines and the export's closing summary rows (first cell starting
@@ -696,7 +696,8 @@ def _data_lines(batches: Iterator[list[list[str]]], at: int, closing: tuple[str,
     for data in batches:
         skipped = min(at, len(data))
         data, at = data[skipped:], at - skipped
-        data = [d for d in data if (len(d) > 1 or (d and not d[0].startswith("#"))) and not (closing and d and d[0].strip().startswith(closing))]
+        data = [d for d in data if (len(d) > 1 or (d and not d[0].startswith("#")))
+                and not (closing and d and d[0].strip().startswith(closing))]
         if data:
             yield data
 
@@ -769,7 +770,7 @@ def _file_dates(path: Path, encoding: str | None, source: Source, header: list[s
     dates = {i: t for i, t in found.items() if t.split(".")[1] in ("order_date", "submitted_at")}
     _, chunks = read_chunks(path, encoding)
     parts, numbers, row = [], [], at + 2
-    for data in _data_lines((c.data for c in chunks), at, source.closing_rows):
+    for data in _data_lines((c.data for c in chunks), at, closing=source.closing_rows):
         rows = np.arange(row, row + len(data))
         row += len(data)
         raw, rows = _kept(source, header, _columns(source, header, found, data), rows)
