@@ -60,7 +60,8 @@ _UNHAPPY = f"""
 WITH latest AS (
   SELECT customer_id, nps, submitted_at, comment,
          ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY submitted_at DESC, feedback_id DESC) AS rn
-  FROM feedback WHERE nps IS NOT NULL AND submitted_at >= :since AND submitted_at < :end_next
+  FROM feedback WHERE nps IS NOT NULL AND customer_id IS NOT NULL  -- an anonymous answer: nobody to call
+    AND submitted_at >= :since AND submitted_at < :end_next
 ), detractors AS (SELECT * FROM latest WHERE rn = 1 AND nps <= {DETRACTOR_MAX}),
 complaints AS (
   SELECT customer_id, COUNT(*) AS open_complaints, MIN(opened_at) AS oldest_open_complaint,

@@ -385,11 +385,14 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
     if has_orders:
         customers["tags"] = np.where(guest, "guest", None)
     customers = customers[~refunds]  # the other side of a refund row is the business itself
+    if "feedback.submitted_at" in clean:  # a response never submitted is left out whole (see _feedback)
+        customers = customers[clean["feedback.submitted_at"].notna().to_numpy()[~refunds]]
     tables["customers"] = _last_non_empty(customers.dropna(subset=["customer_id"]), "customer_id")
     if has_orders:
         tables.update(_orders(source, frame, clean, customer_id, rows, errors, result, refunds))
     if "feedback.submitted_at" in clean:
-        tables["feedback"] = _feedback(source, clean, customer_id, rows, errors)
+        tables["feedback"] = _feedback(source, clean, customer_id, notes=result.notes,
+                                       stamps=frame["feedback.submitted_at"].astype(object))
     return tables
 
 
@@ -466,6 +469,14 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
     return out
 
 
+def line_discounts(lines: pd.DataFrame) -> pd.Series:
+    """The money each line's discounts took off, all its units together (``order_items.discount``;
+    NaN where the export says nothing of one)."""
+    if "order_items.discount" not in lines:
+        return pd.Series(np.nan, index=lines.index)
+    return lines["order_items.discount"].astype(float)
+
+
 def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Order lines summed per (order, product) and the products they name. Lines of credit notes
     (negative quantities: goods taken back) and lines without any product are not items."""
@@ -479,14 +490,17 @@ def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     kept = kept[kept["product_id"].notna() & (kept["order_items.quantity"].astype(float) > 0)]
     quantity = kept["order_items.quantity"].astype(float)
     price = kept["order_items.unit_price"].astype(float) if "order_items.unit_price" in kept else np.nan
-    kept = kept.assign(quantity=quantity, money=quantity * price)
+    discount = line_discounts(kept)
+    kept = kept.assign(quantity=quantity, money=quantity * price - discount.fillna(0.0), discount=discount)
     grouped = kept.groupby(["order_id", "product_id"], sort=False)
-    summed = pd.DataFrame({"quantity": grouped["quantity"].sum(),
-                           "money": grouped["money"].sum(min_count=1)}).reset_index()
+    summed = pd.DataFrame({"quantity": grouped["quantity"].sum(), "money": grouped["money"].sum(min_count=1),
+                           "discount": grouped["discount"].sum(min_count=1)}).reset_index()
     items = pd.DataFrame({"order_id": summed["order_id"], "product_id": summed["product_id"],
                           "quantity": summed["quantity"].round().astype(int).astype(object),
                           "unit_price": (summed["money"] / summed["quantity"]).round(4)})
     items["unit_price"] = items["unit_price"].astype(object).where(items["unit_price"].notna(), None)
+    if "order_items.discount" in kept:  # the price paid is after the discount; the discount is kept
+        items["discount"] = summed["discount"].round(2).astype(object).where(summed["discount"].notna(), None)
     products = _last_non_empty(kept.assign(unit_price=price)[["product_id", "name", "unit_price"]], "product_id")
     products["unit_price"] = products["unit_price"].astype(object).where(products["unit_price"].notna(), None)
     return items, products
@@ -516,18 +530,31 @@ def _rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int
     return pd.concat(frames, ignore_index=True)
 
 
-def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Series, rows: np.ndarray,
-              errors: list[RowError]) -> pd.DataFrame:
+def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Series, *, notes: list[str],
+              stamps: pd.Series) -> pd.DataFrame:
+    """The survey's answers. A response without a submission time (a partial response, left before
+    the end) is left out; one without anyone's identity (an anonymous 问卷星 answer) is kept linked
+    to nobody, its id made from its submission time as the file writes it (``stamps``, to the
+    second) and its answers; both are counted in ``notes``."""
     submitted = clean["feedback.submitted_at"]
-    frame = pd.DataFrame({"feedback_id": [_short_id(source.id_prefix, c, s) for c, s in zip(customer_id, submitted)],
-                          "customer_id": customer_id, "submitted_at": submitted})
+    if (unsent := submitted.isna().to_numpy()).any():
+        notes.append(f"{int(unsent.sum())} response(s) never submitted (partial: no submission time) were left out")
+        clean = {k: v[~unsent].reset_index(drop=True) for k, v in clean.items()}
+        customer_id, stamps = customer_id[~unsent].reset_index(drop=True), stamps[~unsent].reset_index(drop=True)
+        submitted = clean["feedback.submitted_at"]
+    answers = [f"feedback.{c}" for c in ("nps", "csat", "comment") if f"feedback.{c}" in clean]
+    ids = [_short_id(source.id_prefix, c, s) if c is not None else
+           _short_id(source.id_prefix, "anonymous", stamp, *(clean[a].iat[k] for a in answers))
+           for k, (c, s, stamp) in enumerate(zip(customer_id, submitted, stamps))]
+    frame = pd.DataFrame({"feedback_id": ids, "customer_id": customer_id, "submitted_at": submitted})
     for target, values in clean.items():
         table, name = target.split(".")
         if table == "feedback" and name != "submitted_at":
             frame[name] = values
-    for idx in np.flatnonzero(customer_id.isna().to_numpy()):
-        errors.append(RowError(int(rows[idx]), "customers.email", "", "required to match the answer to a customer"))
-    return frame.dropna(subset=["customer_id"])
+    if anonymous := int(customer_id.isna().sum()):
+        notes.append(f"{anonymous} anonymous answer(s) (no e-mail or other identity) were kept: they count in NPS "
+                     "and CSAT and are linked to nobody")
+    return frame
 
 
 # ----------------------------------------------------------------------------------- the import
@@ -576,7 +603,8 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         ignored = []
     result = SourceImportResult(path, source, {header[i].strip(): t for i, t in found.items()}, ignored,
                                 dry_run=dry_run)
-    batches = _order_batches(source, found, _data_lines(itertools.chain([head], (c.data for c in chunks)), at))
+    lines = _data_lines(itertools.chain([head], (c.data for c in chunks)), at, closing=source.closing_rows)
+    batches = _order_batches(source, found, lines)
     errors: list[RowError] = []
     rejected: list[RowError] = []
     bad_lines: dict[int, list[str]] = {}  # the rejected rows as the file has them
@@ -660,13 +688,16 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _data_lines(batches: Iterator[list[list[str]]], at: int) -> Iterator[list[list[str]]]:
+def _data_lines(batches: Iterator[list[list[str]]], at: int, *, closing: tuple[str, ...] = ()
+                ) -> Iterator[list[list[str]]]:
     """The rows below the header (the file's first ``at`` rows are a preamble and the header), a
-    payment bill's closing ``#`` lines left out."""
+    payment bill's closing ``#`` lines and the export's closing summary rows (first cell starting
+    with one of ``closing``: Gumroad's ``Totals``, the Alipay download's ``共8笔记录``) left out."""
     for data in batches:
         skipped = min(at, len(data))
         data, at = data[skipped:], at - skipped
-        data = [d for d in data if len(d) > 1 or (d and not d[0].startswith("#"))]
+        data = [d for d in data if (len(d) > 1 or (d and not d[0].startswith("#")))
+                and not (closing and d and d[0].strip().startswith(closing))]
         if data:
             yield data
 
@@ -739,7 +770,7 @@ def _file_dates(path: Path, encoding: str | None, source: Source, header: list[s
     dates = {i: t for i, t in found.items() if t.split(".")[1] in ("order_date", "submitted_at")}
     _, chunks = read_chunks(path, encoding)
     parts, numbers, row = [], [], at + 2
-    for data in _data_lines((c.data for c in chunks), at):
+    for data in _data_lines((c.data for c in chunks), at, closing=source.closing_rows):
         rows = np.arange(row, row + len(data))
         row += len(data)
         raw, rows = _kept(source, header, _columns(source, header, found, data), rows)

@@ -52,6 +52,7 @@ class Source:
     rates_per: str | None = None  # exchange rates: a date, then one column per currency (its ISO code), per 1 of this
     id_prefix: str = ""  # prefix of the ids made for rows without one (feedback answers, campaigns)
     format_note: str = ""  # where the header of the fixture was taken from (documentation or sample)
+    closing_rows: tuple[str, ...] = ()  # how the first cells of the export's closing summary lines start ("Totals")
 
 
 SHOPIFY_FINANCIAL = {
@@ -86,7 +87,8 @@ SOURCES: tuple[Source, ...] = (
             "Shipping Country": "customers.country", "Billing Phone": "customers.phone", "Phone": "customers.phone",
             "Accepts Marketing": "customers.consent_marketing",
             "Lineitem sku": "order_items.product_id", "Lineitem quantity": "order_items.quantity",
-            "Lineitem price": "order_items.unit_price", "Lineitem name": "products.name",
+            "Lineitem price": "order_items.unit_price", "Lineitem discount": "order_items.discount",
+            "Lineitem name": "products.name",
         },
         statuses=SHOPIFY_FINANCIAL,
         cancelled_when="Cancelled at",
@@ -125,6 +127,25 @@ SOURCES: tuple[Source, ...] = (
                   "failed": "failed", "blocked": "failed", "canceled": "cancelled", "incomplete": "pending",
                   "uncaptured": "pending"},
         format_note="Stripe Dashboard payments export ('unified payments' CSV)",
+    ),
+    Source(
+        key="stripe_payments_current",
+        title="Stripe payments (current layout)",
+        menu="Stripe Dashboard → Transactions → Payments → Export, columns: All, CSV",
+        signature=("id", "Created date (UTC)", "Amount", "Amount Refunded", "Currency", "Status"),
+        columns={
+            "id": "orders.order_id", "Created date (UTC)": "orders.order_date", "Amount": "orders.amount",
+            "Amount Refunded": "orders.refunded_amount", "Currency": "orders.currency", "Status": "orders.status",
+            "Customer ID": "customers.customer_id", "Customer Email": "customers.email",
+            "Customer Name": "customers.name", "Card Address City": "customers.city",
+            "Card Address Country": "customers.country",
+        },
+        # Amount is in the payment's Currency; Converted Amount is the same money in the account's
+        # settlement currency (the store converts with its own exchange rates)
+        statuses={"paid": "paid", "succeeded": "paid", "refunded": "refunded", "partially refunded": "paid",
+                  "failed": "failed", "blocked": "failed", "canceled": "cancelled", "incomplete": "pending",
+                  "uncaptured": "pending"},
+        format_note="Stripe Dashboard unified payments export since 2024: 'Created date (UTC)', 'Converted Amount'",
     ),
     Source(
         key="uci_online_retail",
@@ -189,6 +210,28 @@ SOURCES: tuple[Source, ...] = (
         statuses={"completed": "paid", "processing": "paid", "printed": "paid", "refunded": "refunded",
                   "cancelled": "cancelled", "failed": "failed", "pending": "pending", "on-hold": "pending"},
         format_note="WooCommerce Customer/Order CSV Export, default order format (a real export's header)",
+    ),
+    Source(
+        key="woocommerce_orders_current",
+        title="WooCommerce orders (Customer/Order/Coupon Export, current default format)",
+        menu="WordPress admin → WooCommerce → Export → Orders, format: Default (CSV)",
+        signature=("order_id", "order_number", "status", "order_total", "refunded_total", "order_currency",
+                   "billing_email"),
+        columns={
+            # the extension's column key order_date is written under the header "date"; both are read
+            "order_number": "orders.order_id", "date": "orders.order_date", "order_date": "orders.order_date",
+            "order_total": "orders.amount", "refunded_total": "orders.refunded_amount",
+            "order_currency": "orders.currency", "status": "orders.status", "billing_email": "customers.email",
+            "billing_first_name": "customers.name", "billing_last_name": "customers.name",
+            "billing_phone": "customers.phone", "billing_company": "customers.company",
+            "billing_city": "customers.city", "shipping_city": "customers.city",
+            "billing_country": "customers.country", "shipping_country": "customers.country",
+        },
+        joined=("customers.name",),
+        statuses={"completed": "paid", "processing": "paid", "refunded": "refunded", "cancelled": "cancelled",
+                  "failed": "failed", "pending": "pending", "on-hold": "pending", "checkout-draft": "pending"},
+        format_note="WooCommerce Customer/Order/Coupon Export 5.x, default order format (Orders_Export_Format_"
+                    "Definition 'default': order_id … order_total, refunded_total, order_currency …)",
     ),
     Source(
         key="woocommerce_customers",
@@ -311,6 +354,65 @@ SOURCES: tuple[Source, ...] = (
         currency="CNY",
         empty=("/",),
         format_note="Alipay personal bill: preamble lines, then this header",
+    ),
+    Source(
+        key="gumroad_sales",
+        title="Gumroad sales",
+        menu="Gumroad → Sales → Export (CSV, sent by e-mail for large exports)",
+        signature=("Purchase ID", "Item Name", "Purchase Email", "Purchase Date", "Sale Price ($)",
+                   "Fully Refunded?"),
+        columns={
+            "Purchase ID": "orders.order_id", "Purchase Date": "orders.order_date", "Sale Price ($)": "orders.amount",
+            "Partial Refund ($)": "orders.refunded_amount", "Fully Refunded?": "orders.status",
+            "Purchase Email": "customers.email", "Buyer Email": "customers.email", "Buyer Name": "customers.name",
+            "City": "customers.city", "Country": "customers.country", "Product ID": "order_items.product_id",
+            "Quantity": "order_items.quantity", "Item Name": "products.name",
+        },
+        statuses={"0": "paid", "1": "refunded"},  # a partly refunded sale is paid, with its Partial Refund ($)
+        amount="line_totals",  # one row per sale: its Sale Price ($) is the line's total (unit price: ÷ Quantity)
+        currency="USD",  # every money column is in dollars ("($)")
+        closing_rows=("Totals",),  # the export closes with a row of column totals
+        format_note="Gumroad's sales export (Exports::PurchaseExportService::PURCHASE_FIELDS in Gumroad's "
+                    "published source)",
+    ),
+    Source(
+        key="amazon_all_orders",
+        title="Amazon seller orders (All Orders Report, tab-separated)",
+        menu="Seller Central → Reports → Fulfillment → All Orders (or Order Reports) → Download (.txt, tab-separated)",
+        signature=("amazon-order-id", "merchant-order-id", "purchase-date", "order-status", "item-price",
+                   "quantity"),
+        columns={
+            "amazon-order-id": "orders.order_id", "purchase-date": "orders.order_date", "item-price": "orders.amount",
+            "order-status": "orders.status", "currency": "orders.currency", "sales-channel": "orders.channel",
+            "ship-city": "customers.city", "ship-country": "customers.country", "sku": "order_items.product_id",
+            "quantity": "order_items.quantity", "product-name": "products.name",
+        },
+        # one row per order line; item-price is the line's price (all its units); the report names no
+        # buyer: each order is a guest of its own
+        statuses={"shipped": "paid", "unshipped": "paid", "shipping": "paid", "shipped - delivered to buyer": "paid",
+                  "shipped - out for delivery": "paid", "shipped - picked up": "paid", "pending": "pending",
+                  "cancelled": "cancelled"},
+        lines=True,
+        amount="line_totals",
+        format_note="Amazon All Orders Report flat file (GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL), "
+                    "the 32-column header public MWS/SP-API clients check for",
+    ),
+    Source(
+        key="alipay_pc_download",
+        title="Alipay trade records, PC site (支付宝交易记录明细查询)",
+        menu="alipay.com (电脑网页版) → 交易记录 → 下载查询结果 (CSV, GBK)",
+        signature=("交易号", "交易创建时间", "交易对方", "商品名称", "金额（元）", "收/支", "交易状态", "成功退款（元）"),
+        columns={
+            "交易号": "orders.order_id", "交易创建时间": "orders.order_date", "金额（元）": "orders.amount",
+            "成功退款（元）": "orders.refunded_amount", "交易状态": "orders.status", "交易对方": "customers.customer_id",
+        },
+        keep={"收/支": ("收入",)},
+        statuses={"交易成功": "paid", "支付成功": "paid", "已收款": "paid", "交易关闭": "cancelled",
+                  "退款成功": "refunded", "等待付款": "pending", "等待买家付款": "pending"},
+        currency="CNY",
+        closing_rows=("----", "共", "已收入", "待收入", "已支出", "待支出", "导出时间"),  # the footer's lines
+        format_note="Alipay PC-site download: preamble (支付宝交易记录明细查询, 账号, 起始日期, ----交易记录明细列表----), "
+                    "this header with a trailing comma, space-padded cells, a footer of totals",
     ),
     Source(
         key="mailchimp_subscribed",
@@ -473,7 +575,21 @@ def bringing_data_in_markdown() -> str:
         "  out of the money figures, never added up as if one currency, and `crm import` says how many",
         "  orders in which currency are left out.",
         "- **Dates**: a timestamp with a time-zone suffix (`2026-05-01 23:30:00 -0500`) gives the date as the",
-        "  shop saw it (1 May). Day/month order is the tool's own (US tools write months first).",
+        "  shop saw it (1 May), as does a 12-hour clock with a zone name (Google Forms' download:",
+        "  `2026/06/14 9:12:03 AM GMT+2` is 14 June, 09:12). Day/month order is the tool's own (US tools",
+        "  write months first).",
+        "- **An empty cell never overwrites** what the store knows, in a tool's export as in",
+        "  `crm import TABLE FILE`: `customer_id,name,email,phone` / `C00001,Zoe,,` keeps Zoe's stored",
+        "  e-mail and phone; an orders file without refunds keeps the refunds stored (a new order has none).",
+        "- **Excel guards** that keep a phone or an id as text (`'+1 514 555 0101`, `=\"0012345\"`) are",
+        "  taken off: the store holds `+1 514 555 0101` and `0012345`.",
+        "- **Survey answers** never submitted (a Typeform partial response: no submit date) are left out",
+        "  and counted in the summary; the person is not added for them. An answer that names nobody (a",
+        "  问卷星 answer with the e-mail question left empty) is kept as anonymous feedback: it counts in",
+        "  NPS and CSAT, is linked to no customer and never puts anyone on the call list.",
+        "- **Line discounts** (Shopify `Lineitem discount`): an item's unit price is what was paid per unit",
+        "  after them, and the discount is kept with the item (`order_items.discount`); the product keeps",
+        "  its list price.",
         "- **Long order numbers** (Taobao's and Douyin's 19 digits) stay exact text.",
         "- **Rows that are not sales** (your own spending in a WeChat bill, PayPal withdrawals and fees)",
         "  are left out and counted in the summary.",

@@ -7,6 +7,8 @@ symbols, comma decimals, day/month order decided once for the whole file, Excel 
 checks keys and references, and upserts by the table's natural key in one transaction:
 
 - importing the same file twice changes nothing; an updated export updates the rows it changed;
+- an empty cell never overwrites what the store knows (a new row takes :data:`NEW_ROW_DEFAULTS`);
+- a phone's or an id's Excel guard (``'+1 514…``, ``="0012345"``) is taken off;
 - customers without an id are matched on their e-mail; two rows for one person are merged;
 - a ``mapping`` (``--map``) is kept for the file's layout (its headers) and used for the next file
   of the same layout when none is given;
@@ -58,6 +60,9 @@ MAX_XLSX_UNPACKED = 500 * 1024 * 1024
 MAX_XLSX_RATIO = 100
 SHOWN_ERRORS = 10
 NOTHING_CHANGED = "nothing changed: the store holds all of it already (no import batch to undo)"
+NEW_ROW_DEFAULTS: dict[str, dict[str, Any]] = {"orders": {"refunded_amount": 0.0}}
+"""What a new row of a table gets in a column its file left empty (an order's refunded amount:
+nothing paid back); a stored row keeps its own value (:class:`TableBatch`, ``keep_stored``)."""
 CHUNK_ROWS = 100_000
 """Rows read, cleaned and written at a time: an import's memory grows with this, not with the file."""
 IMPORT_CACHE_MIB = 256
@@ -542,8 +547,9 @@ def clean_column(column: Column, raw: pd.Series, *, dayfirst: bool | None, error
                  rows: np.ndarray) -> pd.Series:
     """Clean one column: each distinct value once when values repeat (dates, statuses, customers of
     an orders file), with vectorized fast paths for tidy values and per-value parsing for the rest.
-    A bad value gives a :class:`RowError` for every row that holds it."""
-    codes, uniques = distinct_texts(raw)
+    A bad value gives a :class:`RowError` for every row that holds it. A phone's or an id's Excel
+    guard is taken off (:func:`without_excel_guards`)."""
+    codes, uniques = distinct_texts(raw, without_excel_guards if excel_guarded(column) else trimmed)
     if 2 * len(uniques) > len(raw):  # mostly distinct values: row by row
         return _clean_text(column, pd.Series(uniques[codes], index=raw.index, dtype=object), dayfirst, errors, rows)
     found: list[RowError] = []
@@ -560,6 +566,24 @@ def clean_column(column: Column, raw: pd.Series, *, dayfirst: bool | None, error
 def trimmed(values: list[str]) -> list[str]:
     """Each text without its surrounding whitespace (at C speed)."""
     return list(map(str.strip, values))
+
+
+def excel_guarded(column: Column) -> bool:
+    """Whether a spreadsheet may have guarded the column's values as text: phones and ids (a
+    leading ``+`` or ``0``, 19 digits), which Excel would otherwise turn into numbers or formulas."""
+    return column.type == "text" and (column.name == "phone" or column.name.endswith("_id"))
+
+
+def without_excel_guards(values: list[str]) -> list[str]:
+    """Each text trimmed and without the guard a spreadsheet export puts on it to keep it text:
+    a leading apostrophe (``'+1 514 555 0101``, Shopify) or the formula ``="0012345"`` (shop
+    back-ends) gives the text inside."""
+    cells = trimmed(values)
+    joined = "\x00" + "\x00".join(cells)  # one C-level search instead of a test per value
+    if "\x00'" not in joined and '\x00="' not in joined:
+        return cells
+    return [c[1:].strip() if c[:1] == "'" else c[2:-1].strip() if c[:2] == '="' and c[-1:] == '"' and len(c) > 2
+            else c for c in cells]
 
 
 def distinct_texts(raw: pd.Series, rule: Callable[[list[str]], list[str]] = trimmed, *,
@@ -865,7 +889,7 @@ def import_file(
     decided = dayfirst
     try:
         with db.atomic() if dry_run else write_transaction(db):
-            batch = TableBatch(db, spec, path=path, result=result)
+            batch = TableBatch(db, spec, path=path, result=result, keep_stored=True)  # an empty cell never erases
             for chunk in chunks:
                 raw, chunk_errors = _raw_frame(chunk, found, header)
                 if decided is None and has_day_month(raw, dates):  # decided once, from the whole file
@@ -955,8 +979,23 @@ def _clean_chunk(db: Database, spec: Table, raw: pd.DataFrame, rows: np.ndarray,
     if spec.name == "orders":
         if "status" not in frame:
             frame["status"] = "paid"
-        frame = settle_refunds(frame, rows, errors=errors)
+        frame = refunds_as_said(frame, settle_refunds(frame, rows, errors=errors))
     return frame, rows, skipped
+
+
+def refunds_as_said(given: pd.DataFrame, settled: pd.DataFrame) -> pd.DataFrame:
+    """``settled`` (:func:`settle_refunds` of ``given``) with the refunded amount left empty where
+    the file said nothing of one: no ``refunded_amount`` cell (or column), no negative amount, not
+    refunded. An empty cell never overwrites a stored refund; a new order gets 0
+    (:data:`NEW_ROW_DEFAULTS`)."""
+    said = (given["refunded_amount"].notna() if "refunded_amount" in given
+            else pd.Series(False, index=given.index))
+    unsaid = (~said & (settled["status"] != "refunded")).to_numpy()
+    if not unsaid.any():
+        return settled
+    refunded = settled["refunded_amount"].astype(object).copy()
+    refunded[unsaid] = None
+    return settled.assign(refunded_amount=refunded)
 
 
 def _as_found(spec: Table, name: str, required: set[str]) -> Column:
@@ -974,7 +1013,8 @@ def settle_refunds(frame: pd.DataFrame, rows: np.ndarray, *, errors: list[RowErr
 
     - a negative amount (a refund written as a negative payment, a credit note) is money paid
       back: amount and refunded_amount become its absolute value, status ``refunded``;
-    - a ``refunded`` order that does not say how much was paid back was paid back whole;
+    - a ``refunded`` order that does not say how much was paid back (or says 0: Gumroad's Partial
+      Refund of a sale refunded whole) was paid back whole;
     - otherwise refunded_amount is what the file says, 0 when it says nothing; more than the amount
       is an error of the row.
     """
@@ -986,7 +1026,7 @@ def settle_refunds(frame: pd.DataFrame, rows: np.ndarray, *, errors: list[RowErr
     status = frame["status"].copy()
     status[negative] = "refunded"
     refunded[negative] = amount[negative]
-    whole = (status == "refunded").to_numpy() & refunded.isna().to_numpy()
+    whole = (status == "refunded").to_numpy() & (refunded.isna() | (refunded == 0)).to_numpy()
     refunded[whole] = amount[whole]
     refunded = refunded.fillna(0.0)
     for idx in np.flatnonzero((refunded > amount + 1e-9).to_numpy()):
@@ -994,6 +1034,22 @@ def settle_refunds(frame: pd.DataFrame, rows: np.ndarray, *, errors: list[RowErr
                                f"is more than the order's amount {float(amount.iat[idx]):g}"))
     return frame.assign(amount=amount.astype(object).where(amount.notna(), None),
                         refunded_amount=refunded.astype(object), status=status)
+
+
+def with_defaults(records: list[tuple], columns: list[str], *, defaults: dict[str, Any]) -> list[tuple]:
+    """``records`` (tuples in the order of ``columns``) with an empty value of a column of
+    ``defaults`` replaced by its default (:data:`NEW_ROW_DEFAULTS`)."""
+    at = [(columns.index(c), v) for c, v in defaults.items() if c in columns]
+    if not at or not any(r[i] is None for r in records for i, _ in at):
+        return records
+    out = []
+    for record in records:
+        values = list(record)
+        for i, default in at:
+            if values[i] is None:
+                values[i] = default
+        out.append(tuple(values))
+    return out
 
 
 def _natives(values: list[Any]) -> list[Any]:
@@ -1080,6 +1136,7 @@ class TableBatch:
         self.created_customers += to_create or []
         if self.result.dry_run:
             return
+        inserts = with_defaults(inserts, cols, defaults=NEW_ROW_DEFAULTS.get(self.spec.name, {}))
         if to_create:
             self.db.conn.executemany("INSERT OR IGNORE INTO customers (customer_id) VALUES (?)",
                                      [(c,) for c in to_create])

@@ -211,7 +211,23 @@ def m007_report_folders(db: Database) -> None:
     db.execute("PRAGMA user_version = 7")
 
 
-SCHEMA_VERSION = 7
+@migrations()
+def m008_layouts(db: Database) -> None:
+    """What the tools' current exports carry (a store created after these entered the schema has
+    them from m001 already):
+
+    - ``feedback.customer_id`` may be empty: an anonymous survey answer (问卷星 without a question
+      that identifies the person) counts in NPS and CSAT and is linked to nobody;
+    - ``order_items.discount``: the money a line's discounts took off (its ``unit_price`` is after it).
+    """
+    if any(c.name == "customer_id" and c.notnull for c in db.table("feedback").columns):
+        db.table("feedback").transform(not_null={"customer_id": False})
+    if "discount" not in db.table("order_items").columns_dict:
+        db.table("order_items").add_column("discount", float)
+    db.execute("PRAGMA user_version = 8")
+
+
+SCHEMA_VERSION = 8
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 

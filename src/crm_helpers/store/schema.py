@@ -158,7 +158,9 @@ TABLES: dict[str, Table] = {
                 Column("order_id", "text", "The order.", required=True, references="orders.order_id"),
                 Column("product_id", "text", "The product.", required=True, references="products.product_id"),
                 Column("quantity", "integer", "Units bought.", required=True, minimum=1),
-                Column("unit_price", "real", "Price paid per unit, gross.", minimum=0),
+                Column("unit_price", "real", "Price paid per unit, gross, after the line's discounts.", minimum=0),
+                Column("discount", "real", "Money the line's discounts took off, all its units together (Shopify "
+                       "Lineitem discount); empty when the file says nothing of one.", minimum=0),
             ),
             indexes=(("product_id",),),
         ),
@@ -196,7 +198,8 @@ TABLES: dict[str, Table] = {
             pk="feedback_id",
             columns=(
                 Column("feedback_id", "text", "Id of the answer.", required=True),
-                Column("customer_id", "text", "Who answered.", required=True, references="customers.customer_id"),
+                Column("customer_id", "text", "Who answered; empty for an anonymous answer (counted in NPS and "
+                       "CSAT, linked to nobody).", references="customers.customer_id"),
                 Column("submitted_at", "date", "Date of the answer.", required=True),
                 Column("nps", "integer", "Likelihood to recommend, 0-10.", minimum=0, maximum=10),
                 Column("csat", "integer", "Overall satisfaction, 1-5.", minimum=1, maximum=5),

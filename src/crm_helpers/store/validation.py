@@ -25,6 +25,12 @@ _DMY = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{2,4})(?:[ T](\d{1,2}):(\d{2
 _ISO = re.compile(r"^(\d{4})[./-](\d{1,2})[./-](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?$")
 """ISO dates and timestamps; a zone suffix (``Z``, ``UTC``, ``+0200``, `` +02:00``) is dropped: the
 clock time as written is the local time, so ``2026-05-01 23:30:00 -0500`` is 1 May."""
+_CLOCK_WORDS = re.compile(
+    r"^(?P<day>\S+)\s+(?P<half>上午|下午)?(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?(?:\.\d+)?"
+    r"\s*(?P<ampm>[AaPp]\.?[Mm]\.?)?\s*(?P<zone>(?:GMT|UTC)(?:[+-]\d{1,2}(?::?\d{2})?)?|[A-Z]{3,5})?$")
+"""A timestamp with the clock's words: ``AM``/``PM`` (``上午``/``下午``) and a zone written as a name
+(``GMT+2``, ``CEST``), as Google Forms' download writes ``2026/06/14 9:12:03 AM GMT+2``
+(:func:`plain_clock`)."""
 _CJK_DATE = re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$")
 TRUE_WORDS = {"1", "true", "yes", "y", "ja", "oui", "是", "x", "✓"}
 FALSE_WORDS = {"0", "false", "no", "n", "nein", "non", "否", ""}
@@ -77,9 +83,26 @@ def _looks_grouped(text: str) -> bool:
     return re.fullmatch(r"-?\d{1,3}(,\d{3})+", text) is not None
 
 
+def plain_clock(text: str) -> str:
+    """``text`` with a 12-hour clock made 24-hour and a zone name dropped (the clock time as written
+    is the local time, as for a numeric zone suffix): ``2026/06/14 9:12:03 PM GMT+2`` ->
+    ``2026/06/14 21:12:03``; ``2026/6/14 下午9:12:03`` -> ``2026/6/14 21:12:03``. Any other text
+    is returned as it is."""
+    m = _CLOCK_WORDS.match(text)
+    if m is None or not (m["half"] or m["ampm"] or m["zone"]):
+        return text
+    hour = int(m["h"])
+    half = (m["ampm"] or "").lower()[:1] or {"上午": "a", "下午": "p"}.get(m["half"] or "", "")
+    if half and not 1 <= hour <= 12:
+        return text  # "13:00 PM" is no clock time: left for the parser to refuse
+    if half:
+        hour = hour % 12 + (12 if half == "p" else 0)
+    return f"{m['day']} {hour:02d}:{m['m']}:{m['s'] or '00'}"
+
+
 def date_parts(value: str) -> tuple[int, int] | None:
     """The first two numbers of a d/m/y-or-m/d/y date, or None when the value is not of that form."""
-    m = _DMY.match(value.strip())
+    m = _DMY.match(plain_clock(value.strip()))
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
@@ -93,7 +116,7 @@ def parse_date(value: Any, dayfirst: bool | None = None, *, with_time: bool = Fa
         return value.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
     if isinstance(value, dt.date):
         return value.isoformat() + (" 00:00:00" if with_time else "")
-    text = str(value).strip()
+    text = plain_clock(str(value).strip())
     hh = mm = ss = 0
     if re.fullmatch(r"\d{4,5}(\.\d+)?", text):
         serial = float(text)
