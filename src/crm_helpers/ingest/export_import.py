@@ -46,6 +46,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import currency_note
+from crm_helpers.ingest.balance import ImportBalance, money, recorded_refunds
 from crm_helpers.ingest.table_import import (
     CHUNK_ROWS,
     NOTHING_CHANGED,
@@ -107,6 +108,10 @@ class SourceImportResult(LeftOutRows):
     rejects_path: Path | None = None
     notes: list[str] = field(default_factory=list)
     dry_run: bool = False
+    balance: ImportBalance = field(default_factory=ImportBalance)
+    erased_rows: list[int] = field(default_factory=list)  # file rows of erased people (this part)
+    earlier: pd.DataFrame | None = None  # stored orders of earlier imports paid back by refund rows
+    earlier_refunds: list[tuple[float, str | None]] = field(default_factory=list)  # (amount, currency)
 
     def add(self, part: SourceImportResult) -> None:
         """Count in what a part of the file (a chunk of its rows) did."""
@@ -143,6 +148,11 @@ class SourceImportResult(LeftOutRows):
             where = f": rows and reasons in {self.rejects_path.name}" if self.rejects_path else ""
             lines.append(f"{self.rejected} bad rows {'would be' if self.dry_run else 'were'} left out{where}")
         lines += self.notes
+        if self.balance.message:
+            lines.append(self.balance.message)
+        if self.balance.message and not self.balance.ok:
+            lines.append(f"the balance does not close: {self.balance.difference()} "
+                         "(imported with --skip-bad-rows; check the export against the tool)")
         if self.batch_ids:
             lines.append(f"import batch {self.batch_ids[0]} (undo it all with `crm undo-import {self.batch_ids[0]}`)")
         elif not self.dry_run:
@@ -254,6 +264,55 @@ def _kept(source: Source, header: list[str], raw: pd.DataFrame, rows: np.ndarray
         if normalize(column) in position:
             keep &= raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
     return raw[keep].reset_index(drop=True), rows[keep]
+
+
+def _count_not_sales(balance: ImportBalance, source: Source, header: list[str], found: dict[int, str],
+                     columns: pd.DataFrame, left: np.ndarray) -> None:
+    """The money of the rows left out as not sales (a source's ``keep``), by kind (the value of its
+    first ``keep`` column), into ``balance``."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    kind_at = next((position[normalize(c)] for c in source.keep if normalize(c) in position), None)
+    amount_at = next((i for i, t in found.items() if t == "orders.amount"), None)
+    currency_at = next((i for i, t in found.items() if t == "orders.currency"), None)
+    part = columns[left]
+    kinds = part[kind_at].str.strip() if kind_at is not None else pd.Series("other", index=part.index)
+    amounts = money(_cells(part[amount_at], source).astype(object)) if amount_at is not None else np.zeros(len(part))
+    currencies = (part[currency_at].str.strip().str.upper() if currency_at is not None
+                  else pd.Series(source.currency, index=part.index, dtype=object))
+    balance.count_not_sales(kinds, amounts, currencies)
+
+
+def _count_money(balance: ImportBalance, source: Source, header: list[str], data: list[list[str]], rows: np.ndarray,
+                 frame: pd.DataFrame, kept_rows: np.ndarray, *, gone: dict[int, str],
+                 prepared: dict[str, pd.DataFrame], part: SourceImportResult) -> dict[str, pd.DataFrame]:
+    """Count one chunk into ``balance``: the file's side from the kept rows' cells (``frame``, and
+    ``data`` for the columns the import does not read), the store's side from the orders written
+    (``prepared``); returns ``prepared`` with the earlier imports' orders that refund rows pay back."""
+    kept_data = [data[i] for i in kept_rows - rows[0]]
+    if source.amount == "lines":
+        amount = (money(frame["order_items.quantity"].astype(object))
+                  * money(frame["order_items.unit_price"].astype(object)))
+    else:
+        amount = money(frame["orders.amount"].astype(object))
+    status = frame["orders.status"].astype(object) if "orders.status" in frame else None
+    refund = recorded_refunds(header, kept_data, amount=amount, status=status,
+                              refunded_status={k.lower() for k, v in source.statuses.items() if v == "refunded"})
+    refund_of = (frame[REFUND_OF].astype(object).fillna("") != "").to_numpy() if REFUND_OF in frame else False
+    currency = (frame["orders.currency"].astype(object).str.strip().str.upper() if "orders.currency" in frame
+                else pd.Series(source.currency, index=frame.index, dtype=object))
+    order_id = (frame["orders.order_id"].astype(object) if "orders.order_id" in frame
+                else pd.Series(kept_rows.astype(str), index=frame.index))
+    balance.count_file(pd.DataFrame({
+        "order_id": order_id.to_numpy(), "currency": currency.where(currency != "", None).to_numpy(), "amount": amount,
+        "refund": refund, "refund_row": (amount < 0) & refund_of,
+        "left_out": [gone.get(int(r), "") for r in kept_rows]}), per_order=source.lines and source.amount == "total")
+    balance.count_stored(prepared.get("orders", pd.DataFrame()), source.currency)
+    balance.count_earlier_refunds([a for a, _ in part.earlier_refunds], [c for _, c in part.earlier_refunds])
+    if part.earlier is None:
+        return prepared
+    orders = prepared.get("orders")
+    earlier = part.earlier if orders is None else part.earlier.reindex(columns=orders.columns)
+    return {**prepared, "orders": earlier if orders is None else pd.concat([orders, earlier], ignore_index=True)}
 
 
 def _not_sales_note(source: Source, left_out: int) -> str:
@@ -376,7 +435,7 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
         customer_id = customer_id.copy()
         customer_id[guest] = [_short_id("G-", source.key, o) for o in order_id[guest]]
         result.guest_orders = int(order_id[guest].nunique())
-    refunds = _refunds_of_listed_orders(clean, len(frame))
+    refunds = _refund_rows(clean, len(frame))
     customers = pd.DataFrame({"customer_id": customer_id})
     for target, values in clean.items():
         table, name = target.split(".")
@@ -388,18 +447,60 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
     tables["customers"] = _last_non_empty(customers.dropna(subset=["customer_id"]), "customer_id")
     if has_orders:
         tables.update(_orders(source, frame, clean, customer_id, rows, errors, result, refunds))
+        if refunds.any():
+            result.earlier = _refunds_of_earlier_payments(db, source, clean, rows, refunds, errors, result)
     if "feedback.submitted_at" in clean:
         tables["feedback"] = _feedback(source, clean, customer_id, rows, errors)
     return tables
 
 
-def _refunds_of_listed_orders(clean: dict[str, pd.Series], n: int) -> np.ndarray:
-    """Rows paying back (negative amount) an order the same file lists (by ``refund_of``)."""
+def _refund_rows(clean: dict[str, pd.Series], n: int) -> np.ndarray:
+    """Rows paying back (negative amount) the payment they name (by ``refund_of``), in this file or
+    an earlier one: never an order or a customer of their own."""
     if REFUND_OF not in clean or "orders.amount" not in clean:
         return np.zeros(n, dtype=bool)
-    listed = set(clean["orders.order_id"].dropna())
     amount = pd.to_numeric(clean["orders.amount"], errors="coerce")
-    return ((amount < 0) & clean[REFUND_OF].isin(listed)).to_numpy()
+    return ((amount < 0) & clean[REFUND_OF].notna()).to_numpy()
+
+
+def _refunds_of_earlier_payments(db: Database, source: Source, clean: dict[str, pd.Series], rows: np.ndarray,
+                                 refunds: np.ndarray, errors: list[RowError], result: SourceImportResult
+                                 ) -> pd.DataFrame | None:
+    """The stored orders (of an earlier import) that refund rows of this file pay back, with their
+    ``refunded_amount`` and status updated: the refunded amount becomes what this file's refund
+    rows pay back, unless the store already holds more (importing the file again changes nothing);
+    paid back whole, the order is ``refunded``. A refund of a payment neither in this file nor in the
+    store is an error of its row. The money is added to ``result.earlier_refunds`` for the balance."""
+    listed = set(clean["orders.order_id"][~refunds].dropna())
+    target = clean[REFUND_OF][refunds]
+    elsewhere = ~target.isin(listed).to_numpy()
+    if not elsewhere.any():
+        return None
+    ids = list(dict.fromkeys(target[elsewhere]))
+    marks = ", ".join("?" * len(ids))
+    stored = {r["order_id"]: r for r in db.query(
+        f"SELECT order_id, amount, refunded_amount, status, currency FROM orders WHERE order_id IN ({marks})", ids)}
+    amount = pd.to_numeric(clean["orders.amount"][refunds], errors="coerce").abs()[elsewhere]
+    currency = (clean["orders.currency"][refunds][elsewhere] if "orders.currency" in clean
+                else pd.Series(source.currency, index=amount.index))
+    back: dict[str, float] = {}
+    for order_id, value, cur, row in zip(target[elsewhere], amount, currency, rows[refunds][elsewhere]):
+        if order_id not in stored:
+            errors.append(RowError(int(row), REFUND_OF, order_id,
+                                   "pays back a payment that is neither in this file nor in the store: import the "
+                                   "download that holds the payment first (or leave this row out with "
+                                   "--skip-bad-rows)"))
+            continue
+        back[order_id] = back.get(order_id, 0.0) + float(value)
+        result.earlier_refunds.append((float(value), (cur or "").upper() or stored[order_id]["currency"]))
+    updated = []
+    for order_id, paid_back in back.items():
+        order = stored[order_id]
+        refunded = min(float(order["amount"]), max(float(order["refunded_amount"] or 0.0), round(paid_back, 2)))
+        whole = refunded >= float(order["amount"]) - 0.005
+        updated.append({"order_id": order_id, "refunded_amount": refunded,
+                        "status": "refunded" if whole else order["status"]})
+    return pd.DataFrame(updated) if updated else None
 
 
 def _apply_refunds(orders: pd.DataFrame, refunds: pd.DataFrame) -> pd.DataFrame:
@@ -461,7 +562,7 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
             errors.append(RowError(int(first_rows[idx]), f"orders.{column}", "", "required"))
     orders = settle_refunds(orders, first_rows, errors=errors)
     if refunds.any():
-        orders = _apply_refunds(orders, paid_back)
+        orders = _apply_refunds(orders, paid_back[paid_back["order_id"].isin(set(orders["order_id"]))])
     out["orders"] = orders
     return out
 
@@ -583,6 +684,8 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     in_file: dict[str, str] = {}  # e-mail -> the customer id the export gives it, over all chunks
     decided = source.dayfirst if dayfirst is None else dayfirst
     row, left_out = at + 2, 0
+    counts_money = not source.rates_per and ("orders.amount" in found.values() or source.amount == "lines")
+    gone: dict[int, str] = {}  # file row -> "rejected" or "erased": left out, for the balance
     if skip_bad_rows and not dry_run:  # before anything is written: the rejects file would go through a link
         refuse_link(rejects_path(path))
     try:
@@ -591,8 +694,11 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
             for data in batches:
                 rows = np.arange(row, row + len(data))
                 row += len(data)
-                raw, kept_rows = _kept(source, header, _columns(source, header, found, data), rows)
+                columns = _columns(source, header, found, data)
+                raw, kept_rows = _kept(source, header, columns, rows)
                 left_out += len(rows) - len(kept_rows)
+                if counts_money and len(kept_rows) < len(rows):
+                    _count_not_sales(result.balance, source, header, found, columns, ~np.isin(rows, kept_rows))
                 if raw.empty:
                     continue
                 if source.rates_per:
@@ -620,11 +726,16 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                     rejected += bad
                     bad_rows = {e.row for e in bad}
                     bad_lines.update((int(r), d) for r, d in zip(rows, data) if r in bad_rows)
+                    gone.update(dict.fromkeys(bad_rows, "rejected"))
                 errors += chunk_errors
                 if errors:
                     continue  # nothing more is written: the other chunks are read for their problems only
                 if part is not result:
                     result.add(part)
+                if counts_money:
+                    gone.update(dict.fromkeys(part.erased_rows, "erased"))
+                    prepared = _count_money(result.balance, source, header, data, rows, frame, kept_rows,
+                                            gone=gone, prepared=prepared, part=part)
                 tables.add(prepared)
             if row == at + 2:
                 raise ImportRejected(f"{path.name}: only a header row, no data")
@@ -632,7 +743,17 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                 raise ImportRejected(rejection_message(
                     path, errors, hint="Fix these rows in the export (or in the tool) and import it again, or import "
                     "the good ones with --skip-bad-rows."))
+            if not (result.balance.ok or skip_bad_rows):
+                raise ImportRejected(
+                    f"{path.name}: nothing was imported: the money does not balance: {result.balance.difference()}. "
+                    f"{result.balance.message}\nThe export holds money the import would not store as the tool says "
+                    "(a refund column renamed, a layout this workbook does not know yet): check the export against "
+                    "the tool, or import it with --skip-bad-rows to store it with the difference listed.")
             tables.close(rejects_path(path) if rejected and not dry_run else None)
+            if result.batch_ids and result.balance.currencies:
+                marks = ", ".join("?" * len(result.batch_ids))
+                db.execute(f"UPDATE import_log SET balance = ? WHERE batch_id IN ({marks})",
+                           [result.balance.to_json(), *result.batch_ids])
     except sqlite3.DatabaseError as exc:
         raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
     if left_out:
@@ -755,7 +876,8 @@ def _prepare(db: Database, source: Source, frame: pd.DataFrame, rows: np.ndarray
              ) -> tuple[SourceImportResult, dict[str, pd.DataFrame], list[RowError]]:
     """The store tables ``frame``'s rows fill, what to add to ``result`` for them (a result of
     their own: counts and notes) and their problems (in the file's own terms)."""
-    part = replace(result, tables={}, notes=[], guest_orders=0, erased_skipped=0)
+    part = replace(result, tables={}, notes=[], guest_orders=0, erased_skipped=0, erased_rows=[], earlier=None,
+                   earlier_refunds=[])
     errors: list[RowError] = []
     clean = _clean(frame, dayfirst, rows, errors)
     frame, clean, rows = _skip_erased(db, frame, clean, rows, errors, part)
@@ -795,6 +917,7 @@ def _skip_erased(db: Database, frame: pd.DataFrame, clean: dict[str, pd.Series],
     if not result.erased_skipped:
         return frame, clean, rows
     keep = np.isin(rows, kept_rows)  # file row numbers are unique: one per line
+    result.erased_rows = [int(r) for r in rows[~keep]]
     return (frame[keep].reset_index(drop=True), {t: v[keep].reset_index(drop=True) for t, v in clean.items()},
             rows[keep])
 
