@@ -46,7 +46,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import currency_note
-from crm_helpers.ingest.balance import ImportBalance, money, recorded_refunds
+from crm_helpers.ingest.balance import PARTIAL_REFUND, ImportBalance, money, recorded_refunds
 from crm_helpers.ingest.table_import import (
     CHUNK_ROWS,
     NOTHING_CHANGED,
@@ -87,6 +87,12 @@ CANCELLED = "orders.cancelled"
 """The pseudo-target of a source's ``cancelled_when`` column (not stored: it sets the status)."""
 REFUND_OF = "orders.refund_of"
 """The pseudo-target of a source's ``refund_of`` column: the order a refund row pays back."""
+ADJUSTED = "orders.adjusted_total"
+"""The pseudo-target of a source's ``adjusted_total`` column: the order's total after partial refunds."""
+AFTER_SALE = "orders.after_sale"
+"""The pseudo-target of a source's ``refunded_when`` column: a line's after-sale (refund) status."""
+MASKED = re.compile(r"^(?:##|\$\$)|\*{3}")
+"""An encrypted (``##…``, ``$$…``: Douyin) or masked (``138****0000``) cell: no identity."""
 ORDER_FIELDS = ("order_date", "amount", "refunded_amount", "currency", "channel")
 """The order's own fields an export's lines give (read from the order's first line)."""
 PREAMBLE_ROWS = 30
@@ -188,6 +194,10 @@ def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[st
         by_norm[normalize(source.cancelled_when)] = CANCELLED
     if source.refund_of:
         by_norm[normalize(source.refund_of)] = REFUND_OF
+    if source.adjusted_total:
+        by_norm[normalize(source.adjusted_total)] = ADJUSTED
+    for column in source.refunded_when:
+        by_norm[normalize(column)] = AFTER_SALE
     found: dict[int, str] = {}
     ignored: list[str] = []
     seen: set[str] = set()
@@ -263,7 +273,109 @@ def _kept(source: Source, header: list[str], raw: pd.DataFrame, rows: np.ndarray
     for column, values in source.keep.items():
         if normalize(column) in position:
             keep &= raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
+    keep = (keep & ~_sent(source, header, raw)) | _bill_refund_rows(source, header, raw, keep)
     return raw[keep].reset_index(drop=True), rows[keep]
+
+
+def _amount_column(source: Source, header: list[str], raw: pd.DataFrame) -> pd.Series | None:
+    """The file's amount cells (the source's ``orders.amount`` column), or None."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    at = next((position[normalize(h)] for h, t in source.columns.items()
+               if t == "orders.amount" and normalize(h) in position), None)
+    return None if at is None or at not in raw else _cells(raw[at], source).astype(object)
+
+
+def _sent(source: Source, header: list[str], raw: pd.DataFrame) -> np.ndarray:
+    """Rows of a ``received_only`` kind whose money went out (the shop paying someone): not sales."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    sent = np.zeros(len(raw), dtype=bool)
+    amount = _amount_column(source, header, raw) if source.received_only else None
+    if amount is None:
+        return sent
+    for column, values in source.received_only.items():
+        if normalize(column) in position:
+            kind = raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
+            sent |= kind & ~(money(amount) > 0)
+    return sent
+
+
+def _bill_refund_rows(source: Source, header: list[str], raw: pd.DataFrame, sales: np.ndarray) -> np.ndarray:
+    """A bill's rows paying back one of its sales (a source's ``refund_rows``, e.g. Alipay's 退款成功
+    row): the refund's order number carries the payment's before ``_``. A refund of a row that is
+    not a sale (the owner's own spending paid back) stays out, as not a sale."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    refund = np.zeros(len(raw), dtype=bool)
+    for column, values in source.refund_rows.items():
+        if normalize(column) in position:
+            refund |= raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
+    order_at = next((position[normalize(h)] for h, t in source.columns.items()
+                     if t == "orders.order_id" and normalize(h) in position), None)
+    if not refund.any() or order_at is None:
+        return np.zeros(len(raw), dtype=bool)
+    order = _cells(raw[order_at], source).astype(object)
+    paid_back = order.str.split("_").str[0]
+    return refund & paid_back.isin(set(order[sales & ~refund])).to_numpy()
+
+
+def _mark_bill_refunds(source: Source, header: list[str], raw: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """The kept refund rows of a bill (:func:`_bill_refund_rows`) written as a refund row: a negative
+    amount naming the payment it pays back (``REFUND_OF``), so that the payment's order is refunded."""
+    if not source.refund_rows:
+        return frame
+    position = {normalize(h): i for i, h in enumerate(header)}
+    refund = np.zeros(len(raw), dtype=bool)
+    for column, values in source.refund_rows.items():
+        if normalize(column) in position:
+            refund |= raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
+    frame = frame.copy(deep=False)
+    order = frame["orders.order_id"].astype(object)
+    amount = frame["orders.amount"].astype(object)
+    frame[REFUND_OF] = np.where(refund, order.str.split("_").str[0], "")
+    frame["orders.amount"] = np.where(refund & ~amount.str.startswith("-"), "-" + amount, amount)
+    return frame
+
+
+def _without_own_account(source: Source, header: list[str], raw: pd.DataFrame, frame: pd.DataFrame,
+                         notes: list[str]) -> pd.DataFrame:
+    """The shop's own address (the most frequent value of the source's ``own_account`` column: the
+    account that received the money) is never a customer's e-mail."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    at = position.get(normalize(source.own_account or ""))
+    if at is None or at not in raw or "customers.email" not in frame:
+        return frame
+    received = raw[at].str.strip().str.lower()
+    received = received[received != ""]
+    if received.empty:
+        return frame
+    shop = received.value_counts().index[0]
+    email = frame["customers.email"].astype(object)
+    own = (email.str.strip().str.lower() == shop).to_numpy()
+    if not own.any():
+        return frame
+    frame = frame.copy(deep=False)
+    frame["customers.email"] = np.where(own, "", email)
+    note = f"the shop's own account {shop} is not a customer"
+    if note not in notes:
+        notes.append(note)
+    return frame
+
+
+def _without_masked_identity(frame: pd.DataFrame) -> pd.DataFrame:
+    """Encrypted or masked buyer fields (:data:`MASKED`: Douyin's ``##…``/``$$…``, ``138****0000``)
+    are no identity: each such order is a guest of its own unless another field identifies the
+    buyer; an encrypted name is no name."""
+    targets = [t for t in ("customers.customer_id", "customers.email", "customers.phone", "customers.name")
+               if t in frame]
+    rule = {t: re.compile(r"^(?:##|\$\$)") if t == "customers.name" else MASKED for t in targets}
+    masked = {t: _each_distinct(frame[t], lambda v, r=rule[t]: "x" if r.search(str(v)) else "") == "x"
+              for t in targets}  # a rule per distinct text: identity columns repeat over an order's lines
+    if not any(m.any() for m in masked.values()):
+        return frame
+    frame = frame.copy(deep=False)
+    for target, hit in masked.items():
+        if hit.any():
+            frame[target] = np.where(hit.to_numpy(), "", frame[target].astype(object))
+    return frame
 
 
 def _count_not_sales(balance: ImportBalance, source: Source, header: list[str], found: dict[int, str],
@@ -359,11 +471,11 @@ def _clean(frame: pd.DataFrame, dayfirst: bool | None, rows: np.ndarray, errors:
     out = {}
     for target in frame.columns:
         table, name = target.split(".")
-        if target in (CANCELLED, REFUND_OF, "orders.status"):  # the tool's own words, read by _status
+        if target in (CANCELLED, REFUND_OF, AFTER_SALE, "orders.status"):  # the tool's own words, read by _status
             words = frame[target].astype(object)
             out[target] = words.where(words != "", None)
             continue
-        column: Column = TABLES[table].column(name)
+        column: Column = TABLES[table].column("amount" if target == ADJUSTED else name)
         if name in ("amount", "quantity"):
             column = replace(column, minimum=None)
         column = replace(column, required=False)  # what is required is checked per table below
@@ -381,6 +493,7 @@ def _status(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], ro
     else:
         text = _each_distinct(frame["orders.status"], lambda v: v.strip().lower())
         status = text.map({k.lower(): v for k, v in source.statuses.items()})
+        status[status.isna() & text.str.extract(PARTIAL_REFUND, expand=False).notna()] = "paid"  # 已退款(￥50.00): paid, part back
         for idx in np.flatnonzero((status.isna() & (text != "")).to_numpy()):
             errors.append(RowError(int(rows[idx]), "orders.status", frame["orders.status"].iat[idx],
                                    f"is not a status of {source.title} ({', '.join(source.statuses)})"))
@@ -427,15 +540,15 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
     # Here every row's identifiers are known: customer_id, clean["customers.email"], clean["customers.phone"],
     # clean["orders.order_id"] (the one place to check a row against anything keyed on a person).
     has_orders = "orders.order_id" in clean
+    refunds = _refund_rows(clean, len(frame))
     if has_orders:
         order_id = clean["orders.order_id"]
         for idx in np.flatnonzero(order_id.isna().to_numpy()):
             errors.append(RowError(int(rows[idx]), "orders.order_id", "", "required"))
-        guest = customer_id.isna() & order_id.notna()
+        guest = customer_id.isna() & order_id.notna() & ~refunds  # a refund row is no order of its own
         customer_id = customer_id.copy()
         customer_id[guest] = [_short_id("G-", source.key, o) for o in order_id[guest]]
         result.guest_orders = int(order_id[guest].nunique())
-    refunds = _refund_rows(clean, len(frame))
     customers = pd.DataFrame({"customer_id": customer_id})
     for target, values in clean.items():
         table, name = target.split(".")
@@ -452,6 +565,14 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
     if "feedback.submitted_at" in clean:
         tables["feedback"] = _feedback(source, clean, customer_id, rows, errors)
     return tables
+
+
+def _received_sales(source: Source, header: list[str], raw: pd.DataFrame) -> int:
+    """How many kept rows are of a ``received_only`` kind: money a customer sent outside a checkout
+    (a PayPal General Payment), taken as a sale."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    return sum(int(raw[position[normalize(c)]].str.strip().isin(v).sum())
+               for c, v in source.received_only.items() if normalize(c) in position)
 
 
 def _refund_rows(clean: dict[str, pd.Series], n: int) -> np.ndarray:
@@ -541,7 +662,9 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
     if "order_items.quantity" in lines:
         items, products = _items(lines)
         out["products"], out["order_items"] = products, items
-    order_level = ["customer_id", "status", "_row", *(f"orders.{c}" for c in ORDER_FIELDS)]
+    if "orders.status" in clean:
+        lines["_words"] = clean["orders.status"]
+    order_level = ["customer_id", "status", "_row", *(f"orders.{c}" for c in ORDER_FIELDS), ADJUSTED, "_words"]
     first = lines[["order_id", *(c for c in order_level if c in lines)]].groupby("order_id", sort=False).first()
     orders = pd.DataFrame({"order_id": first.index, "customer_id": first["customer_id"].to_numpy(),
                            "order_date": first["orders.order_date"].to_numpy(), "status": first["status"].to_numpy()})
@@ -561,10 +684,41 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
         for idx in np.flatnonzero(pd.isna(orders[column]).to_numpy()):
             errors.append(RowError(int(first_rows[idx]), f"orders.{column}", "", "required"))
     orders = settle_refunds(orders, first_rows, errors=errors)
+    orders = _refunds_written_on_orders(source, lines, first, orders)
     if refunds.any():
         orders = _apply_refunds(orders, paid_back[paid_back["order_id"].isin(set(orders["order_id"]))])
     out["orders"] = orders
     return out
+
+
+def _refunds_written_on_orders(source: Source, lines: pd.DataFrame, first: pd.DataFrame,
+                               orders: pd.DataFrame) -> pd.DataFrame:
+    """Refunds a tool writes on the order rather than as a refunded amount: an adjusted total (the
+    order's total less what was paid back: Etsy), a partial refund in the status (``已退款(￥50.00)``:
+    WeChat) and after-sale lines paid back whole (Douyin 售后状态 退款成功, each line's own amount).
+    The refunded amount is the largest the order's cells say; paid back whole, the order is refunded."""
+    amount = pd.to_numeric(orders["amount"], errors="coerce")
+    back = pd.Series(0.0, index=orders.index)
+    if ADJUSTED in first:
+        adjusted = pd.to_numeric(pd.Series(first[ADJUSTED].to_numpy(), index=orders.index), errors="coerce")
+        back = back.where(adjusted.isna(), np.maximum(back, (amount - adjusted.abs()).clip(lower=0.0)))
+    if "_words" in first:
+        words = pd.Series(first["_words"].to_numpy(), index=orders.index).fillna("").astype(str)
+        part = money(words.str.extract(PARTIAL_REFUND, expand=False).fillna(""))
+        back = np.maximum(back, np.nan_to_num(np.abs(part)))
+    if AFTER_SALE in lines and source.refunded_when:
+        done = lines[AFTER_SALE].isin({v for vs in source.refunded_when.values() for v in vs})
+        line_money = (lines["orders.amount"].astype(float) if source.amount == "line_totals"
+                      else pd.Series(np.inf, index=lines.index))
+        per_order = line_money.where(done, 0.0).groupby(lines["order_id"], sort=False).sum()
+        back = np.maximum(back, orders["order_id"].map(per_order).fillna(0.0).clip(upper=amount).to_numpy())
+    back = pd.Series(np.minimum(np.asarray(back, dtype=float), amount.fillna(0.0).to_numpy()), index=orders.index)
+    if not (back > 0).any():
+        return orders
+    refunded = np.maximum(pd.to_numeric(orders["refunded_amount"], errors="coerce").fillna(0.0), back.round(2))
+    whole = (back > 0) & (refunded >= amount - 0.005)
+    status = orders["status"].where(~(whole & (orders["status"] == "paid")), "refunded")
+    return orders.assign(refunded_amount=refunded.astype(object), status=status)
 
 
 def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -683,7 +837,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     bad_lines: dict[int, list[str]] = {}  # the rejected rows as the file has them
     in_file: dict[str, str] = {}  # e-mail -> the customer id the export gives it, over all chunks
     decided = source.dayfirst if dayfirst is None else dayfirst
-    row, left_out = at + 2, 0
+    row, left_out, received = at + 2, 0, 0
     counts_money = not source.rates_per and ("orders.amount" in found.values() or source.amount == "lines")
     gone: dict[int, str] = {}  # file row -> "rejected" or "erased": left out, for the balance
     if skip_bad_rows and not dry_run:  # before anything is written: the rejects file would go through a link
@@ -697,6 +851,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                 columns = _columns(source, header, found, data)
                 raw, kept_rows = _kept(source, header, columns, rows)
                 left_out += len(rows) - len(kept_rows)
+                received += _received_sales(source, header, raw)
                 if counts_money and len(kept_rows) < len(rows):
                     _count_not_sales(result.balance, source, header, found, columns, ~np.isin(rows, kept_rows))
                 if raw.empty:
@@ -705,6 +860,9 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                     part, prepared, chunk_errors = result, *_prepare_rates(source, header, raw, found, kept_rows, dayfirst)
                 else:
                     frame = _frame(source, raw, found)
+                    frame = _mark_bill_refunds(source, header, raw, frame)
+                    frame = _without_own_account(source, header, raw, frame, result.notes)
+                    frame = _without_masked_identity(frame)
                     orders = frame["orders.order_id"].unique() if "orders.order_id" in frame else ()
                     if source.lines and (split := tables.order_seen_before(orders)):
                         raise ImportRejected(f"{path.name}: the lines of order {split} are not next to each other; "
@@ -758,6 +916,10 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
     if left_out:
         result.notes.insert(0, _not_sales_note(source, left_out))
+    if received:
+        kinds = ", ".join(v for values in source.received_only.values() for v in values)
+        result.notes.append(f"{received} payment{'s' if received != 1 else ''} received from customers outside a "
+                            f"checkout ({kinds}) {'were' if received != 1 else 'was'} taken as sales")
     result.rejected = len(bad_lines)
     if rejected and not dry_run:
         result.rejects_path = write_rejects(path, header, raw_rows=bad_lines, errors=rejected)
@@ -798,7 +960,7 @@ def _order_batches(source: Source, found: dict[int, str], batches: Iterator[list
     next batch, so that an order is built from all its lines (order fields carried from its first
     line, its products summed). A source whose refund rows name the order they pay back (PayPal
     lists them before it) is read whole: such files are a person's payment history, small."""
-    if source.refund_of:
+    if source.refund_of or source.refund_rows:
         whole = [d for data in batches for d in data]
         if whole:
             yield whole
@@ -833,8 +995,10 @@ def _columns(source: Source, header: list[str], found: dict[int, str], data: lis
     """Rows of the export as text, a column per file column the import reads (labelled by its
     position; the other columns of a tool's wide export are never held)."""
     position = {normalize(h): i for i, h in enumerate(header)}
+    extra = [*source.keep, *source.refund_rows, *source.received_only, *([source.own_account] if source.own_account
+                                                                        else [])]
     wanted = (range(len(header)) if source.rates_per else
-              sorted({*found, *(position[normalize(c)] for c in source.keep if normalize(c) in position)}))
+              sorted({*found, *(position[normalize(c)] for c in extra if normalize(c) in position)}))
     return text_columns(data, {i: i for i in wanted}, width=len(header))
 
 
@@ -845,7 +1009,8 @@ def _frame(source: Source, raw: pd.DataFrame, found: dict[int, str]) -> pd.DataF
     for target, value in source.constants.items():
         frame[target] = value
     if source.lines and "orders.order_id" in frame:
-        frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount",) if source.amount == "line_totals" else ())
+        frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount", AFTER_SALE)
+                            if source.amount == "line_totals" else ())
     return frame
 
 

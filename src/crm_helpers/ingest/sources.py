@@ -42,6 +42,15 @@ class Source:
     constants: dict[str, str] = field(default_factory=dict)  # "table.column" -> the value every row has
     empty: tuple[str, ...] = ()  # what the tool writes for "no value" ("/", "-", "(空)")
     refund_of: str | None = None  # a header naming the order a refund row pays back (PayPal's Reference Txn ID)
+    refund_rows: dict[str, tuple[str, ...]] = field(default_factory=dict)  # header -> values of a row paying
+    # back a payment of the bill, named by its own order number before "_" (Alipay's 退款成功 rows)
+    adjusted_total: str | None = None  # a header of the order's total after partial refunds (Etsy)
+    refunded_when: dict[str, tuple[str, ...]] = field(default_factory=dict)  # after-sale header -> values of a
+    # line paid back whole (Douyin 售后状态 退款成功)
+    received_only: dict[str, tuple[str, ...]] = field(default_factory=dict)  # header -> values that are sales
+    # only when money came in (PayPal General Payment received from a customer)
+    own_account: str | None = None  # a header naming the account that received the money: its most frequent
+    # value is the shop itself, never a customer (PayPal's To Email Address)
     statuses: dict[str, str] = field(default_factory=dict)  # the tool's status (lower case) -> store status
     cancelled_when: str | None = None  # a header whose non-empty value means the order was cancelled
     dayfirst: bool | None = None  # day/month order of dates like 03/04/2025 (None: decided from the file)
@@ -228,7 +237,9 @@ SOURCES: tuple[Source, ...] = (
         },
         refund_of="Reference Txn ID",
         keep={"Type": ("Express Checkout Payment", "Website Payment", "Payment Received", "Mobile Payment",
-                       "Subscription Payment", "Donation Payment", "Refund", "Payment Refund")},
+                       "Subscription Payment", "Donation Payment", "Refund", "Payment Refund", "General Payment")},
+        received_only={"Type": ("General Payment",)},
+        own_account="To Email Address",
         statuses={"completed": "paid", "pending": "pending", "denied": "failed", "reversed": "refunded",
                   "refunded": "refunded", "partially refunded": "paid", "canceled": "cancelled"},
         format_note="PayPal activity download, all-columns layout",
@@ -243,6 +254,7 @@ SOURCES: tuple[Source, ...] = (
             "Currency": "orders.currency", "Buyer User ID": "customers.customer_id", "Full Name": "customers.name",
             "Ship City": "customers.city", "Ship Country": "customers.country",
         },
+        adjusted_total="Adjusted Order Total",
         dayfirst=False,  # 09/25/26 is 25 September 2026
         format_note="Etsy 'EtsySoldOrders' CSV header",
     ),
@@ -275,6 +287,7 @@ SOURCES: tuple[Source, ...] = (
         },
         statuses={"已完成": "paid", "已发货": "paid", "待发货": "paid", "已支付": "paid", "已关闭": "cancelled",
                   "待支付": "pending"},
+        refunded_when={"售后状态": ("退款成功",)},
         lines=True,
         amount="line_totals",
         currency="CNY",
@@ -307,6 +320,7 @@ SOURCES: tuple[Source, ...] = (
             "交易状态": "orders.status", "交易对方": "customers.customer_id",
         },
         keep={"收/支": ("收入",)},
+        refund_rows={"交易状态": ("退款成功",)},
         statuses={"交易成功": "paid", "已收款": "paid", "退款成功": "refunded", "交易关闭": "cancelled"},
         currency="CNY",
         empty=("/",),
