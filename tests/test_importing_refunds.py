@@ -106,3 +106,17 @@ def test_a_paypal_refund_of_a_payment_nowhere_is_refused_naming_its_row(tmp_path
     result = import_export(db, path, skip_bad_rows=True)
     assert result.rejected == 1 and result.balance.ok
     assert "9CD01234EF567890A" not in _orders(db)
+
+
+def test_etsy_order_items_after_the_orders_keep_what_the_buyer_paid_and_the_buyer():
+    db = memory_db()
+    import_export(db, FIXTURES / "etsy_sold_orders.csv")
+    before = _orders(db)
+    customers = [dict(r) for r in db.query("SELECT * FROM customers ORDER BY customer_id")]
+    items = import_export(db, FIXTURES / "etsy_sold_order_items.csv")
+    assert _orders(db) == before  # 76.00 with shipping, not the 68.00 of its items; the same buyer
+    assert [dict(r) for r in db.query("SELECT * FROM customers ORDER BY customer_id")] == customers
+    assert items.guest_orders == 0
+    assert next(db.query("SELECT quantity, unit_price FROM order_items WHERE order_id = '9002'")) == \
+        {"quantity": 3, "unit_price": 9.0}
+    assert items.balance.currencies["CAD"].described == pytest.approx(104.0) and items.balance.ok

@@ -237,7 +237,9 @@ def _as_version_5(path: Path) -> None:
     """Turn the store at ``path`` into what schema version 5 left: no record of checked files."""
     conn = sqlite3.connect(path)
     conn.executescript(f"DROP TABLE {IMPORT_CHECKS}; DROP TABLE report_folders; "
-                       "DELETE FROM _sqlite_migrations WHERE name LIKE 'm006%' OR name LIKE 'm007%'; "
+                       "ALTER TABLE import_log DROP COLUMN balance; "
+                       "DELETE FROM _sqlite_migrations WHERE name LIKE 'm006%' OR name LIKE 'm007%' "
+                       "OR name LIKE 'm008%'; "
                        "PRAGMA user_version = 5;")
     conn.close()
 
@@ -254,7 +256,7 @@ def test_a_version_5_store_migrates_keeps_its_data_and_then_records_checks(tmp_p
 
     db = open_db(store)
 
-    assert schema_version(db) == SCHEMA_VERSION == 7
+    assert schema_version(db) == SCHEMA_VERSION == 8
     assert _data(db) == before and list_batches(db).equals(batches)
     assert db.table(IMPORT_CHECKS).count == 0
     (inbox / "orders (1).csv").write_text(_redownloaded(ORDERS), encoding="utf-8")

@@ -6,7 +6,9 @@ Two equations close for every export that carries money (``crm import FILE``):
   back another row apart) = **paid** (the stored paid orders, net of what was paid back) +
   **refunded** (what the stored orders say was paid back) + **failed/cancelled** (failed,
   cancelled and pending orders) + **not sales** (each kind, e.g. a WeChat bill's 支出, PayPal's
-  General Withdrawal, counted) + **erased** (rows of people on the suppression list) +
+  General Withdrawal, counted) + **erased** (rows of people on the suppression list) + **lines
+  of orders stored from the tool's order export** (Etsy Order Items: the order keeps what the
+  buyer paid, shipping and tax included) +
   **rejected** (bad rows left out with ``--skip-bad-rows``);
 - **the refunds the file records** = the refunded amounts stored for its orders + the refunds of
   payments imported earlier (a refund row whose payment came in an earlier file).
@@ -72,6 +74,7 @@ class CurrencyBalance:
     failed: float = 0.0  # failed, cancelled and pending orders
     not_sales: dict[str, list[float]] = field(default_factory=dict)  # kind -> [rows, money]
     erased: float = 0.0
+    described: float = 0.0  # lines of orders stored from the tool's order export (their amount kept)
     rejected: float = 0.0
     rejected_rows: int = 0
     file_refunds: float = 0.0
@@ -81,7 +84,7 @@ class CurrencyBalance:
     def accounted(self) -> float:
         """What the import did with the file's money: the right side of the first equation."""
         return (self.paid + self.refunded + self.failed + sum(m for _, m in self.not_sales.values())
-                + self.erased + self.rejected)
+                + self.erased + self.described + self.rejected)
 
     @property
     def gap(self) -> float:
@@ -104,6 +107,8 @@ class CurrencyBalance:
             parts.append(f"not sales {amount:,.2f} ({int(rows)} {kind})")
         if self.erased:
             parts.append(f"erased people {self.erased:,.2f}")
+        if self.described:
+            parts.append(f"lines of orders stored from the order export {self.described:,.2f}")
         if self.rejected_rows:
             parts.append(f"rejected {self.rejected:,.2f} ({self.rejected_rows} rows)")
         text = f"balance {self.currency}: the file's money {self.file_money:,.2f} = {' + '.join(parts)}"
@@ -154,14 +159,14 @@ class ImportBalance:
                                   "refunded": round(c.refunded, 2), "failed_cancelled": round(c.failed, 2),
                                   "not_sales": {k: {"rows": int(r), "money": round(m, 2)} for k, (r, m) in
                                                 c.not_sales.items()},
-                                  "erased": round(c.erased, 2), "rejected": round(c.rejected, 2),
+                                  "erased": round(c.erased, 2), "described": round(c.described, 2), "rejected": round(c.rejected, 2),
                                   "rejected_rows": c.rejected_rows, "file_refunds": round(c.file_refunds, 2),
                                   "earlier_refunds": round(c.earlier_refunds, 2), "difference": c.gap,
                                   "refunds_difference": c.refunds_gap}
                            for name, c in sorted(self.currencies.items())}, ensure_ascii=False)
 
     # ------------------------------------------------------------------ counting
-    def count_not_sales(self, kinds: pd.Series, amounts: np.ndarray, currencies: pd.Series) -> None:
+    def count_not_sales(self, kinds: pd.Series, amounts: np.ndarray, *, currencies: pd.Series) -> None:
         """Rows left out as not sales: each kind's rows and money (in the file's money too)."""
         for kind, amount, currency in zip(kinds, amounts, currencies):
             value = 0.0 if np.isnan(amount) else abs(float(amount))
@@ -175,7 +180,8 @@ class ImportBalance:
         """The file's side of the kept rows: ``rows`` has ``order_id``, ``currency``, ``amount``
         (NaN: none), ``refund`` (money paid back the row records), ``refund_row`` (a row paying back
         another row: its money is a refund, not the file's money) and ``left_out`` ("", "erased" or
-        "rejected"). With ``per_order`` the amount and refund are the order's (repeated on its lines:
+        "rejected", or "described": a line of an order stored from the tool's order export, whose
+        amount that export gives). With ``per_order`` the amount and refund are the order's (repeated on its lines:
         counted once per order), else each line's own."""
         frame = rows.copy()
         frame["amount"] = frame["amount"].abs().fillna(0.0)
@@ -193,6 +199,8 @@ class ImportBalance:
                 c.rejected_rows += int(row.lines)
             elif row.left_out == "erased":
                 c.erased += 0.0 if row.refund_row else row.amount
+            elif row.left_out == "described":
+                c.described += row.amount
             else:
                 c.file_refunds += row.refund
 
@@ -213,7 +221,7 @@ class ImportBalance:
             else:
                 c.failed += a - b
 
-    def count_earlier_refunds(self, amounts: Iterable[float], currencies: Iterable[str | None]) -> None:
+    def count_earlier_refunds(self, amounts: Iterable[float], *, currencies: Iterable[str | None]) -> None:
         """Refund rows paying back payments of earlier imports (their orders were updated)."""
         for amount, currency in zip(amounts, currencies):
             self.of(currency).earlier_refunds += abs(float(amount))

@@ -118,6 +118,7 @@ class SourceImportResult(LeftOutRows):
     erased_rows: list[int] = field(default_factory=list)  # file rows of erased people (this part)
     earlier: pd.DataFrame | None = None  # stored orders of earlier imports paid back by refund rows
     earlier_refunds: list[tuple[float, str | None]] = field(default_factory=list)  # (amount, currency)
+    described: set[str] = field(default_factory=set)  # orders of this part stored from the source's ``lines_of``
 
     def add(self, part: SourceImportResult) -> None:
         """Count in what a part of the file (a chunk of its rows) did."""
@@ -391,7 +392,7 @@ def _count_not_sales(balance: ImportBalance, source: Source, header: list[str], 
     amounts = money(_cells(part[amount_at], source).astype(object)) if amount_at is not None else np.zeros(len(part))
     currencies = (part[currency_at].str.strip().str.upper() if currency_at is not None
                   else pd.Series(source.currency, index=part.index, dtype=object))
-    balance.count_not_sales(kinds, amounts, currencies)
+    balance.count_not_sales(kinds, amounts, currencies=currencies)
 
 
 def _count_money(balance: ImportBalance, source: Source, header: list[str], data: list[list[str]], rows: np.ndarray,
@@ -414,12 +415,16 @@ def _count_money(balance: ImportBalance, source: Source, header: list[str], data
                 else pd.Series(source.currency, index=frame.index, dtype=object))
     order_id = (frame["orders.order_id"].astype(object) if "orders.order_id" in frame
                 else pd.Series(kept_rows.astype(str), index=frame.index))
+    described = order_id.isin(part.described).to_numpy()
     balance.count_file(pd.DataFrame({
         "order_id": order_id.to_numpy(), "currency": currency.where(currency != "", None).to_numpy(), "amount": amount,
         "refund": refund, "refund_row": (amount < 0) & refund_of,
-        "left_out": [gone.get(int(r), "") for r in kept_rows]}), per_order=source.lines and source.amount == "total")
-    balance.count_stored(prepared.get("orders", pd.DataFrame()), source.currency)
-    balance.count_earlier_refunds([a for a, _ in part.earlier_refunds], [c for _, c in part.earlier_refunds])
+        "left_out": [gone.get(int(r), "described" if d else "") for r, d in zip(kept_rows, described)]}),
+        per_order=source.lines and source.amount == "total")
+    stored = prepared.get("orders", pd.DataFrame())
+    balance.count_stored(stored[~stored["order_id"].isin(part.described)] if part.described else stored,
+                         source.currency)
+    balance.count_earlier_refunds([a for a, _ in part.earlier_refunds], currencies=[c for _, c in part.earlier_refunds])
     if part.earlier is None:
         return prepared
     orders = prepared.get("orders")
@@ -1042,12 +1047,43 @@ def _prepare(db: Database, source: Source, frame: pd.DataFrame, rows: np.ndarray
     """The store tables ``frame``'s rows fill, what to add to ``result`` for them (a result of
     their own: counts and notes) and their problems (in the file's own terms)."""
     part = replace(result, tables={}, notes=[], guest_orders=0, erased_skipped=0, erased_rows=[], earlier=None,
-                   earlier_refunds=[])
+                   earlier_refunds=[], described=set())
     errors: list[RowError] = []
     clean = _clean(frame, dayfirst, rows, errors)
     frame, clean, rows = _skip_erased(db, frame, clean, rows, errors, part)
     tables = _build(db, source, frame, clean, rows, errors, part, in_file)
+    if source.lines_of and "orders" in tables:
+        tables = _orders_stored_by_their_export(db, tables, part)
     return part, tables, _in_file_terms(errors, result.mapping)
+
+
+def _orders_stored_by_their_export(db: Database, tables: dict[str, pd.DataFrame],
+                                   result: SourceImportResult) -> dict[str, pd.DataFrame]:
+    """Lines of orders already in the store (from the tool's order export, the source's ``lines_of``)
+    fill the items and products; the order keeps its amount (what the buyer paid, shipping and tax
+    included), refunded amount, status and buyer, and no second customer is made for it. Such
+    orders are named in ``result.described`` (for the balance)."""
+    orders = tables["orders"]
+    ids = orders["order_id"].dropna().tolist()
+    stored: dict[str, dict] = {}
+    for at in range(0, len(ids), 500):
+        part = ids[at:at + 500]
+        stored |= {r["order_id"]: dict(r) for r in db.query(
+            f"SELECT * FROM orders WHERE order_id IN ({', '.join('?' * len(part))})", part)}
+    if not stored:
+        return tables
+    known = orders["order_id"].isin(stored).to_numpy()
+    kept = orders.copy()
+    for column in kept.columns:
+        if column != "order_id":
+            kept.loc[known, column] = [stored[o][column] for o in kept.loc[known, "order_id"]]
+    result.described |= set(stored)
+    own = set(kept["customer_id"].dropna())  # the buyers of the orders still in the file
+    customers = tables["customers"]
+    made = set(orders.loc[known, "customer_id"].dropna()) - set(kept.loc[~known, "customer_id"].dropna())
+    customers = customers[~customers["customer_id"].isin(made - own)]
+    result.guest_orders -= sum(1 for c in made - own if str(c).startswith("G-"))  # no guest made for them
+    return {**tables, "orders": kept, "customers": customers}
 
 
 def _prepare_rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int, str], rows: np.ndarray,

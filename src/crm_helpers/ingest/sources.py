@@ -49,6 +49,8 @@ class Source:
     # line paid back whole (Douyin 售后状态 退款成功)
     received_only: dict[str, tuple[str, ...]] = field(default_factory=dict)  # header -> values that are sales
     # only when money came in (PayPal General Payment received from a customer)
+    lines_of: str | None = None  # the key of the source whose orders these lines describe: an order it
+    # stored keeps its amount (what the buyer paid), status and buyer (Etsy Order Items of Etsy Orders)
     own_account: str | None = None  # a header naming the account that received the money: its most frequent
     # value is the shop itself, never a customer (PayPal's To Email Address)
     statuses: dict[str, str] = field(default_factory=dict)  # the tool's status (lower case) -> store status
@@ -273,6 +275,7 @@ SOURCES: tuple[Source, ...] = (
         dayfirst=False,
         lines=True,
         amount="line_totals",
+        lines_of="etsy_orders",
         format_note="Etsy 'EtsySoldOrderItems' CSV header",
     ),
     Source(
