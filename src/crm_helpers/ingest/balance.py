@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.ingest.table_import import RowError, clean_column
+from crm_helpers.store.facts import PAID
 from crm_helpers.store.schema import TABLES
 
 CENT = 0.005
@@ -212,7 +213,7 @@ class ImportBalance:
         amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0.0)
         back = pd.to_numeric(orders.get("refunded_amount", pd.Series(0.0, index=orders.index)),
                              errors="coerce").fillna(0.0)
-        sold = orders["status"].isin(("paid", "refunded"))
+        sold = orders["status"].isin((PAID, "refunded"))  # money received, whether or not paid back since
         for cur, a, b, s in zip(currency, amount, back, sold):
             c = self.of(cur if isinstance(cur, str) and cur.strip() else default_currency)
             c.refunded += b
