@@ -54,14 +54,29 @@ NO_CURRENCY = "(no currency)"
 
 def money(texts: pd.Series) -> np.ndarray:
     """Each cell as an amount (``1,250.00``, ``¥23.50``, ``-99.99``), NaN where it is none; read with
-    the importer's own rules for ``orders.amount`` (a sign allowed)."""
+    the importer's own rules for ``orders.amount`` (a sign allowed). Plain numbers are read at C
+    speed; only the other cells go through the importer's cleaning."""
     if texts.empty:
         return np.zeros(0)
-    column = replace(TABLES["orders"].column("amount"), minimum=None, required=False)
-    ignored: list[RowError] = []
-    values = clean_column(column, texts.astype(object).fillna(""), dayfirst=None, errors=ignored,
-                          rows=np.arange(len(texts)))
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    texts = texts.astype(object).fillna("")
+    values = pd.to_numeric(texts, errors="coerce").to_numpy(dtype=float, copy=True)
+    other = np.flatnonzero(np.isnan(values) & (texts != "").to_numpy())
+    if len(other):
+        column = replace(TABLES["orders"].column("amount"), minimum=None, required=False)
+        ignored: list[RowError] = []
+        cleaned = clean_column(column, texts.iloc[other].reset_index(drop=True), dayfirst=None, errors=ignored,
+                               rows=np.arange(len(other)))
+        values[other] = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=float)
+    return values
+
+
+def partial_refunds(words: pd.Series) -> np.ndarray:
+    """The part paid back that each status names (``已退款(￥50.00)``: 50.0), NaN where it names none;
+    worked out once per distinct status (a status column repeats a few words)."""
+    codes, uniques = pd.factorize(words.astype(object).fillna(""))
+    found = pd.Series(uniques, dtype=object).astype(str).str.extract(PARTIAL_REFUND, expand=False).fillna("")
+    per_word = np.append(money(found), np.nan)
+    return per_word[codes]
 
 
 @dataclass
@@ -132,7 +147,8 @@ class ImportBalance:
 
     def of(self, currency: object) -> CurrencyBalance:
         """The balance of ``currency`` (an ISO code; anything else is :data:`NO_CURRENCY`)."""
-        key = currency.strip().upper() if isinstance(currency, str) and currency.strip() else NO_CURRENCY
+        known = isinstance(currency, str) and currency.strip() not in ("", NO_CURRENCY)
+        key = currency.strip().upper() if known else NO_CURRENCY  # type: ignore[union-attr]
         return self.currencies.setdefault(key, CurrencyBalance(key))
 
     @property
@@ -180,47 +196,61 @@ class ImportBalance:
     def count_file(self, rows: pd.DataFrame, *, per_order: bool) -> None:
         """The file's side of the kept rows: ``rows`` has ``order_id``, ``currency``, ``amount``
         (NaN: none), ``refund`` (money paid back the row records), ``refund_row`` (a row paying back
-        another row: its money is a refund, not the file's money) and ``left_out`` ("", "erased" or
+        another row: its money is a refund, not the file's money) and ``left_out`` ("", "erased",
         "rejected", or "described": a line of an order stored from the tool's order export, whose
-        amount that export gives). With ``per_order`` the amount and refund are the order's (repeated on its lines:
-        counted once per order), else each line's own."""
-        frame = rows.copy()
-        frame["amount"] = frame["amount"].abs().fillna(0.0)
+        amount that export gives). With ``per_order`` the amount and refund are the order's (repeated
+        on its lines, or written on its first: counted once per order, the largest), else each line's
+        own. Vectorised: a chunk is 100,000 lines."""
+        amount = rows["amount"].abs().fillna(0.0).to_numpy(dtype=float)
+        refund = rows["refund"].to_numpy(dtype=float)
         if per_order:
-            frame = frame.groupby(["order_id", "currency", "refund_row", "left_out"], sort=False, dropna=False).agg(
-                amount=("amount", "max"), refund=("refund", "max"), lines=("amount", "size")).reset_index()
-        else:
-            frame["lines"] = 1
-        for row in frame.itertuples(index=False):
-            c = self.of(row.currency)
-            if not row.refund_row:
-                c.file_money += row.amount
-            if row.left_out == "rejected":
-                c.rejected += 0.0 if row.refund_row else row.amount
-                c.rejected_rows += int(row.lines)
-            elif row.left_out == "erased":
-                c.erased += 0.0 if row.refund_row else row.amount
-            elif row.left_out == "described":
-                c.described += row.amount
+            order, _ = pd.factorize(rows["order_id"].astype(object).fillna(""))
+            largest_amount = np.zeros(order.max() + 1 if len(order) else 0)
+            largest_refund = np.zeros_like(largest_amount)
+            np.maximum.at(largest_amount, order, amount)
+            np.maximum.at(largest_refund, order, refund)
+            first = np.zeros(len(order), dtype=bool)
+            first[np.unique(order, return_index=True)[1]] = True
+            amount = np.where(first, largest_amount[order], 0.0)
+            refund = np.where(first, largest_refund[order], 0.0)
+        money_in = np.where(rows["refund_row"].to_numpy(dtype=bool), 0.0, amount)
+        currency, currencies = pd.factorize(rows["currency"].astype(object).fillna(NO_CURRENCY))
+        part, parts = pd.factorize(rows["left_out"].astype(object))
+        key = currency * max(len(parts), 1) + part
+        size = len(currencies) * max(len(parts), 1)
+        sums = {name: np.bincount(key, weights=values, minlength=size)
+                for name, values in (("money", money_in), ("refund", refund), ("lines", np.ones(len(key))))}
+        for at in np.flatnonzero(sums["lines"]):
+            c = self.of(currencies[at // max(len(parts), 1)])
+            left_out = parts[at % max(len(parts), 1)]
+            money_here = float(sums["money"][at])
+            c.file_money += money_here
+            if left_out == "rejected":
+                c.rejected += money_here
+                c.rejected_rows += int(sums["lines"][at])
+            elif left_out == "erased":
+                c.erased += money_here
+            elif left_out == "described":
+                c.described += money_here
             else:
-                c.file_refunds += row.refund
+                c.file_refunds += float(sums["refund"][at])
 
     def count_stored(self, orders: pd.DataFrame, default_currency: str | None) -> None:
         """The store's side: the orders of this file as written (amount, refunded_amount, status)."""
         if orders.empty:
             return
-        currency = orders["currency"] if "currency" in orders else pd.Series(default_currency, index=orders.index)
-        amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0.0)
-        back = pd.to_numeric(orders.get("refunded_amount", pd.Series(0.0, index=orders.index)),
-                             errors="coerce").fillna(0.0)
-        sold = orders["status"].isin((PAID, "refunded"))  # money received, whether or not paid back since
-        for cur, a, b, s in zip(currency, amount, back, sold):
-            c = self.of(cur if isinstance(cur, str) and cur.strip() else default_currency)
-            c.refunded += b
-            if s:
-                c.paid += a - b
-            else:
-                c.failed += a - b
+        currency = (orders["currency"] if "currency" in orders else pd.Series(None, index=orders.index, dtype=object))
+        currency = currency.astype(object).where(currency.notna(), default_currency)
+        amount = pd.to_numeric(orders["amount"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        back = (pd.to_numeric(orders["refunded_amount"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+                if "refunded_amount" in orders else np.zeros(len(orders)))
+        sold = orders["status"].isin((PAID, "refunded")).to_numpy()  # money received, paid back since or not
+        code, names = pd.factorize(currency.fillna(NO_CURRENCY))
+        for name, weights in (("refunded", back), ("paid", np.where(sold, amount - back, 0.0)),
+                              ("failed", np.where(sold, 0.0, amount - back))):
+            for at, total in enumerate(np.bincount(code, weights=weights, minlength=len(names))):
+                c = self.of(names[at])
+                setattr(c, name, getattr(c, name) + float(total))
 
     def count_earlier_refunds(self, amounts: Iterable[float], *, currencies: Iterable[str | None]) -> None:
         """Refund rows paying back payments of earlier imports (their orders were updated)."""
@@ -256,9 +286,10 @@ def recorded_refunds(header: list[str], data: list[list[str]], *, amount: np.nda
             done = column(i).astype(str).str.strip().isin(REFUND_DONE).to_numpy()
             evidence = np.where(done, np.maximum(evidence, gross), evidence)
     if status is not None and n:
-        words = status.fillna("").astype(str).str.strip()
-        whole = words.str.lower().isin(refunded_status).to_numpy()
+        codes, uniques = pd.factorize(status.astype(object).fillna(""))
+        said = pd.Series(uniques, dtype=object).astype(str).str.strip()
+        whole = np.append(said.str.lower().isin(refunded_status).to_numpy(), False)[codes]
         evidence = np.where(whole, np.maximum(evidence, gross), evidence)
-        part = money(words.str.extract(PARTIAL_REFUND, expand=False).fillna(""))
+        part = np.append(partial_refunds(said), np.nan)[codes]
         evidence = np.maximum(evidence, np.nan_to_num(np.abs(part)))
     return evidence

@@ -46,7 +46,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import currency_note
-from crm_helpers.ingest.balance import PARTIAL_REFUND, ImportBalance, money, recorded_refunds
+from crm_helpers.ingest.balance import ImportBalance, money, partial_refunds, recorded_refunds
 from crm_helpers.ingest.table_import import (
     CHUNK_ROWS,
     NOTHING_CHANGED,
@@ -419,7 +419,7 @@ def _count_money(balance: ImportBalance, source: Source, header: list[str], data
     balance.count_file(pd.DataFrame({
         "order_id": order_id.to_numpy(), "currency": currency.where(currency != "", None).to_numpy(), "amount": amount,
         "refund": refund, "refund_row": (amount < 0) & refund_of,
-        "left_out": [gone.get(int(r), "described" if d else "") for r, d in zip(kept_rows, described)]}),
+        "left_out": _left_out(kept_rows, gone, described=described)}),
         per_order=source.lines and source.amount == "total")
     stored = prepared.get("orders", pd.DataFrame())
     balance.count_stored(stored[~stored["order_id"].isin(part.described)] if part.described else stored,
@@ -430,6 +430,17 @@ def _count_money(balance: ImportBalance, source: Source, header: list[str], data
     orders = prepared.get("orders")
     earlier = part.earlier if orders is None else part.earlier.reindex(columns=orders.columns)
     return {**prepared, "orders": earlier if orders is None else pd.concat([orders, earlier], ignore_index=True)}
+
+
+def _left_out(rows: np.ndarray, gone: dict[int, str], *, described: np.ndarray) -> np.ndarray:
+    """Each row's part in the balance: "rejected" or "erased" (``gone``: file row -> which),
+    "described" (a line of an order stored from the tool's order export), else ""."""
+    out = np.where(described, "described", "").astype(object)
+    if gone:
+        numbers = np.fromiter(gone, dtype=np.int64, count=len(gone))
+        at = np.flatnonzero(np.isin(rows, numbers))
+        out[at] = [gone[int(r)] for r in rows[at]]
+    return out
 
 
 def _not_sales_note(source: Source, left_out: int) -> str:
@@ -498,7 +509,7 @@ def _status(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], ro
     else:
         text = _each_distinct(frame["orders.status"], lambda v: v.strip().lower())
         status = text.map({k.lower(): v for k, v in source.statuses.items()})
-        status[status.isna() & text.str.extract(PARTIAL_REFUND, expand=False).notna()] = "paid"  # 已退款(￥50.00): paid, part back
+        status[status.isna() & ~np.isnan(partial_refunds(text))] = "paid"  # 已退款(￥50.00): paid, part back
         for idx in np.flatnonzero((status.isna() & (text != "")).to_numpy()):
             errors.append(RowError(int(rows[idx]), "orders.status", frame["orders.status"].iat[idx],
                                    f"is not a status of {source.title} ({', '.join(source.statuses)})"))
@@ -708,8 +719,7 @@ def _refunds_written_on_orders(source: Source, lines: pd.DataFrame, first: pd.Da
         adjusted = pd.to_numeric(pd.Series(first[ADJUSTED].to_numpy(), index=orders.index), errors="coerce")
         back = back.where(adjusted.isna(), np.maximum(back, (amount - adjusted.abs()).clip(lower=0.0)))
     if "_words" in first:
-        words = pd.Series(first["_words"].to_numpy(), index=orders.index).fillna("").astype(str)
-        part = money(words.str.extract(PARTIAL_REFUND, expand=False).fillna(""))
+        part = partial_refunds(pd.Series(first["_words"].to_numpy(), index=orders.index))
         back = np.maximum(back, np.nan_to_num(np.abs(part)))
     if AFTER_SALE in lines and source.refunded_when:
         done = lines[AFTER_SALE].isin({v for vs in source.refunded_when.values() for v in vs})
