@@ -136,3 +136,16 @@ def test_the_inbox_says_each_files_balance(tmp_path):
     results = import_inbox(open_db(tmp_path / "crm.db"), inbox)
     assert results["status"].tolist() == ["imported"]
     assert "balance CNY: the file's money 313.50 = paid 240.00 + refunded 50.00" in results["message"].iat[0]
+
+
+def test_rows_of_erased_people_are_counted_as_erased_in_the_balance():
+    from crm_helpers.store.forget import forget
+
+    db = memory_db()
+    import_export(db, FIXTURES / "stripe_payments.csv")
+    forget(db, "alice@example.com")
+    again = import_export(db, FIXTURES / "stripe_payments.csv")
+    eur = again.balance.currencies["EUR"]
+    assert again.erased_skipped == 1 and again.balance.ok
+    assert (eur.erased, eur.file_money) == pytest.approx((120.0, 325.0))  # her 120.00 payment, not stored again
+    assert "erased people 120.00" in again.summary()
