@@ -37,7 +37,7 @@ BALANCES = {  # fixture -> {currency: (the file's money, paid, refunded, failed/
     "douyin_orders.csv": {"CNY": (109.60, 79.70, 0, 29.90, 0)},
     "douyin_orders_after_sale.csv": {"CNY": (149.40, 89.70, 59.70, 0, 0)},
     "wechat_pay_bill.csv": {"CNY": (411.50, 308.00, 80.00, 0, 23.50)},
-    "wechat_pay_bill_partial_refund.csv": {"CNY": (313.50, 240.00, 50.00, 0, 23.50)},
+    "wechat_pay_bill_partial_refund.csv": {"CNY": (813.50, 240.00, 50.00, 0, 523.50)},  # 500.00 the owner's own
     "alipay_bill.csv": {"CNY": (370.32, 367.00, 0, 0, 3.32)},
     "alipay_bill_refund.csv": {"CNY": (370.32, 99.00, 268.00, 0, 3.32)},
 }
@@ -135,7 +135,7 @@ def test_the_inbox_says_each_files_balance(tmp_path):
     (inbox / "bill.csv").write_bytes((FIXTURES / "wechat_pay_bill_partial_refund.csv").read_bytes())
     results = import_inbox(open_db(tmp_path / "crm.db"), inbox)
     assert results["status"].tolist() == ["imported"]
-    assert "balance CNY: the file's money 313.50 = paid 240.00 + refunded 50.00" in results["message"].iat[0]
+    assert "balance CNY: the file's money 813.50 = paid 240.00 + refunded 50.00" in results["message"].iat[0]
 
 
 def test_rows_of_erased_people_are_counted_as_erased_in_the_balance():

@@ -46,6 +46,11 @@ def test_a_wechat_partial_refund_status_is_a_paid_sale_with_its_refund():
     assert _money(orders["1000039901202607030987654331"]) == pytest.approx((200.0, 50.0, "paid"))
     assert _money(orders["1000039901202607080987654332"]) == pytest.approx((90.0, 0.0, "paid"))
     assert len(orders) == 2 and result.rejected == 0
+    # the bill's owner (微信昵称 小店) moving money of their own: no sale, never a customer
+    assert "1000050001202607120987654333" not in orders
+    assert {r["customer_id"] for r in db.query("SELECT customer_id FROM customers")} == {"陈女士", "Leo"}
+    assert "of 小店's own money" in result.summary()
+    assert result.balance.currencies["CNY"].not_sales["owner's own"] == [1, pytest.approx(500.0)]
 
 
 def test_douyin_after_sale_refunds_and_encrypted_buyers_are_no_identity():

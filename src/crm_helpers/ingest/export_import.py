@@ -379,16 +379,37 @@ def _without_masked_identity(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _bill_owner(source: Source, preamble: list[list[str]]) -> str | None:
+    """The bill's owner as its preamble names them (a source's ``owner_named``), or None."""
+    for line in preamble:
+        text = ",".join(line).strip().strip(",")
+        for pattern in source.owner_named:
+            if (found := re.search(pattern, text)) and found.group(1).strip():
+                return found.group(1).strip()
+    return None
+
+
+def _owners_own(source: Source, header: list[str], columns: pd.DataFrame, owner: str | None) -> np.ndarray:
+    """Rows whose other side (the mapped customer id: 交易对方) is the bill's owner: money the owner
+    moved between their own accounts, no sale and no customer."""
+    at = next((i for i, t in _targets(source, header)[0].items() if t == "customers.customer_id"), None)
+    if owner is None or at is None or at not in columns:
+        return np.zeros(len(columns), dtype=bool)
+    return (columns[at].str.strip() == owner).to_numpy()
+
+
 def _count_not_sales(balance: ImportBalance, source: Source, header: list[str], found: dict[int, str],
-                     columns: pd.DataFrame, left: np.ndarray) -> None:
+                     columns: pd.DataFrame, left: np.ndarray, *, own: np.ndarray | None = None) -> None:
     """The money of the rows left out as not sales (a source's ``keep``), by kind (the value of its
-    first ``keep`` column), into ``balance``."""
+    first ``keep`` column; ``own``: rows of the bill's owner's own money, "owner's own"), into ``balance``."""
     position = {normalize(h): i for i, h in enumerate(header)}
     kind_at = next((position[normalize(c)] for c in source.keep if normalize(c) in position), None)
     amount_at = next((i for i, t in found.items() if t == "orders.amount"), None)
     currency_at = next((i for i, t in found.items() if t == "orders.currency"), None)
     part = columns[left]
     kinds = part[kind_at].str.strip() if kind_at is not None else pd.Series("other", index=part.index)
+    if own is not None:
+        kinds = kinds.where(~own[left], "owner's own")
     amounts = money(_cells(part[amount_at], source).astype(object)) if amount_at is not None else np.zeros(len(part))
     currencies = (part[currency_at].str.strip().str.upper() if currency_at is not None
                   else pd.Series(source.currency, index=part.index, dtype=object))
@@ -838,6 +859,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
             "docs/bringing-your-data-in.md lists the exports recognised."
         )
     source, at = found_source
+    preamble = [header, *head[:at - 1]] if at else []  # a bill's account details above its header
     if at:
         header = head[at - 1]
     found, ignored = _targets(source, header)
@@ -852,7 +874,8 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     bad_lines: dict[int, list[str]] = {}  # the rejected rows as the file has them
     in_file: dict[str, str] = {}  # e-mail -> the customer id the export gives it, over all chunks
     decided = source.dayfirst if dayfirst is None else dayfirst
-    row, left_out, received = at + 2, 0, 0
+    row, left_out, received, owned = at + 2, 0, 0, 0
+    owner = _bill_owner(source, preamble) if source.owner_named else None
     counts_money = not source.rates_per and ("orders.amount" in found.values() or source.amount == "lines")
     gone: dict[int, str] = {}  # file row -> "rejected" or "erased": left out, for the balance
     if skip_bad_rows and not dry_run:  # before anything is written: the rejects file would go through a link
@@ -865,10 +888,16 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                 row += len(data)
                 columns = _columns(source, header, found, data)
                 raw, kept_rows = _kept(source, header, columns, rows)
+                own = _owners_own(source, header, columns, owner)
+                owned += int(own.sum())
+                if own.any():  # the owner's own transfers: no sale
+                    raw, kept_rows = raw[~own[np.isin(rows, kept_rows)]].reset_index(drop=True), \
+                        kept_rows[~np.isin(kept_rows, rows[own])]
                 left_out += len(rows) - len(kept_rows)
                 received += _received_sales(source, header, raw)
                 if counts_money and len(kept_rows) < len(rows):
-                    _count_not_sales(result.balance, source, header, found, columns, ~np.isin(rows, kept_rows))
+                    _count_not_sales(result.balance, source, header, found, columns, ~np.isin(rows, kept_rows),
+                                     own=own)
                 if raw.empty:
                     continue
                 if source.rates_per:
@@ -931,6 +960,9 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
         raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
     if left_out:
         result.notes.insert(0, _not_sales_note(source, left_out))
+    if owned:
+        result.notes.append(f"{owned} row{'s' if owned != 1 else ''} of {owner}'s own money (the bill's owner, never a "
+                            "customer) left out as not sales")
     if received:
         kinds = ", ".join(v for values in source.received_only.values() for v in values)
         result.notes.append(f"{received} payment{'s' if received != 1 else ''} received from customers outside a "

@@ -49,6 +49,8 @@ class Source:
     # line paid back whole (Douyin 售后状态 退款成功)
     received_only: dict[str, tuple[str, ...]] = field(default_factory=dict)  # header -> values that are sales
     # only when money came in (PayPal General Payment received from a customer)
+    owner_named: tuple[str, ...] = ()  # regexes on a bill's preamble lines naming its owner (group 1): money
+    # the owner moves between their own accounts is no sale, and the owner is never a customer
     lines_of: str | None = None  # the key of the source whose orders these lines describe: an order it
     # stored keeps its amount (what the buyer paid), status and buyer (Etsy Order Items of Etsy Orders)
     own_account: str | None = None  # a header naming the account that received the money: its most frequent
@@ -307,6 +309,7 @@ SOURCES: tuple[Source, ...] = (
             "当前状态": "orders.status", "交易对方": "customers.customer_id",
         },
         keep={"收/支": ("收入",)},
+        owner_named=(r"微信昵称[:：]\s*\[(.+?)\]",),
         empty=("/",),
         statuses={"已收钱": "paid", "已存入零钱": "paid", "支付成功": "paid", "已到账": "paid",
                   "已全额退款": "refunded", "对方已退还": "refunded"},
@@ -323,6 +326,7 @@ SOURCES: tuple[Source, ...] = (
             "交易状态": "orders.status", "交易对方": "customers.customer_id",
         },
         keep={"收/支": ("收入",)},
+        owner_named=(r"^姓名[:：]\s*(\S+)",),
         refund_rows={"交易状态": ("退款成功",)},
         statuses={"交易成功": "paid", "已收款": "paid", "退款成功": "refunded", "交易关闭": "cancelled"},
         currency="CNY",
@@ -500,8 +504,9 @@ def bringing_data_in_markdown() -> str:
         "  row pointing at its payment (PayPal's `Reference Txn ID`, Alipay's 退款成功 row). A refund of a",
         "  payment imported from an earlier file updates that order's refunded amount, never a new order",
         "  or customer; a refund of a payment that is nowhere is a bad row (import the older file first).",
-        "- **Whose money it is**: the shop's own account (the PayPal address that receives the payments)",
-        "  is never a customer; encrypted or masked buyer fields (`##…`, `$$…`, `138****0000`) are no",
+        "- **Whose money it is**: the shop's own account (the PayPal address that receives the payments,",
+        "  the bill's owner named above a WeChat or Alipay bill's header) is never a customer, and money the",
+        "  owner moves to themselves is not a sale; encrypted or masked buyer fields (`##…`, `$$…`, `138****0000`) are no",
         "  identity, so each such order is a guest of its own; money a customer sends outside a checkout",
         "  (a PayPal General Payment received) is a sale, and the summary says so. Etsy's Order Items",
         "  after its Orders fill the items and products and leave each order's amount (what the buyer",
