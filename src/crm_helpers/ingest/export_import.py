@@ -24,7 +24,17 @@ needs the memory of a chunk, not of the file. The rules, whatever the source:
   ``exchange_rates`` table, one row per currency and day; ``N/A`` cells are no rate;
 - dates: as the tool writes them; a timestamp with a zone suffix gives its local date;
 - long numbers kept as text for Excel (``="3456789012345678901"``, or a leading tab) are read as
-  the text inside.
+  the text inside;
+- refunds wherever the tool records them: an adjusted total (Etsy), a partial refund in the status
+  (``已退款(￥50.00)``), after-sale lines (Douyin 售后状态), refund rows naming their payment (PayPal's
+  Reference Txn ID, Alipay's 退款成功 rows); a refund of a payment imported earlier updates that
+  order, never a new order or customer;
+- whose money it is: the shop's own account (PayPal's receiving address, a bill's owner) is never a
+  customer; encrypted or masked buyer fields are no identity; the lines of orders another export of
+  the tool stored (Etsy Order Items after Orders) leave each order's amount and buyer as they are;
+- the money balance (:mod:`crm_helpers.ingest.balance`): every amount of the file accounted for, per
+  currency; an import whose balance does not close is refused naming the difference (with
+  ``skip_bad_rows``: imported with it listed); the balance is kept with the batch (``import_log.balance``).
 """
 
 from __future__ import annotations
@@ -392,8 +402,10 @@ def _bill_owner(source: Source, preamble: list[list[str]]) -> str | None:
 def _owners_own(source: Source, header: list[str], columns: pd.DataFrame, owner: str | None) -> np.ndarray:
     """Rows whose other side (the mapped customer id: 交易对方) is the bill's owner: money the owner
     moved between their own accounts, no sale and no customer."""
+    if owner is None:
+        return np.zeros(len(columns), dtype=bool)
     at = next((i for i, t in _targets(source, header)[0].items() if t == "customers.customer_id"), None)
-    if owner is None or at is None or at not in columns:
+    if at is None or at not in columns:
         return np.zeros(len(columns), dtype=bool)
     return (columns[at].str.strip() == owner).to_numpy()
 
