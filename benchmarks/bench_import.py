@@ -178,8 +178,9 @@ def shopify_export(orders_csv: Path, target: Path, lines: int) -> Path:
             stamp = f"{order['order_date']} 10:00:00 +0200"
             for line in range(min(n, lines - written)):
                 sku = f"SKU-{(k * 31 + line) % 400:03d}"
+                refunded = order["amount"] if order["status"] == "refunded" else "0.00"  # as Shopify writes it
                 order_fields = [order["status"] and status.get(order["status"], "paid"), stamp, stamp,
-                                order.get("currency") or "EUR", order["amount"], "0.00"] if line == 0 else [""] * 6
+                                order.get("currency") or "EUR", order["amount"], refunded] if line == 0 else [""] * 6
                 writer.writerow([f"#{order['order_id']}", f"{order['customer_id'].lower()}@example.com",
                                  *order_fields, "1", f"Product {sku}", order["amount"], sku,
                                  *(["A Customer", "Lyon", "FR"] if line == 0 else ["", "", ""]), ""])

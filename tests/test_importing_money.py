@@ -113,6 +113,7 @@ def test_an_older_store_gets_refunded_amounts_and_a_reimport_changes_nothing(tmp
     # the store as version 3 left it: no refunded_amount column, no group ids, no kept mappings
     conn = sqlite3.connect(path)
     conn.executescript("ALTER TABLE orders DROP COLUMN refunded_amount; ALTER TABLE import_log DROP COLUMN group_id; "
+                       "ALTER TABLE import_log DROP COLUMN balance; "
                        "DROP TABLE import_mappings; DROP TABLE exchange_rates; DROP TABLE import_checks; DROP TABLE report_folders; "
                        "DELETE FROM _sqlite_migrations WHERE substr(name, 1, 4) IN ('m004', 'm005', 'm006', 'm007', 'm008'); "
                        "PRAGMA user_version = 3;")

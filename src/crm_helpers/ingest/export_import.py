@@ -24,7 +24,17 @@ needs the memory of a chunk, not of the file. The rules, whatever the source:
   ``exchange_rates`` table, one row per currency and day; ``N/A`` cells are no rate;
 - dates: as the tool writes them; a timestamp with a zone suffix gives its local date;
 - long numbers kept as text for Excel (``="3456789012345678901"``, or a leading tab) are read as
-  the text inside.
+  the text inside;
+- refunds wherever the tool records them: an adjusted total (Etsy), a partial refund in the status
+  (``已退款(￥50.00)``), after-sale lines (Douyin 售后状态), refund rows naming their payment (PayPal's
+  Reference Txn ID, Alipay's 退款成功 rows); a refund of a payment imported earlier updates that
+  order, never a new order or customer;
+- whose money it is: the shop's own account (PayPal's receiving address, a bill's owner) is never a
+  customer; encrypted or masked buyer fields are no identity; the lines of orders another export of
+  the tool stored (Etsy Order Items after Orders) leave each order's amount and buyer as they are;
+- the money balance (:mod:`crm_helpers.ingest.balance`): every amount of the file accounted for, per
+  currency; an import whose balance does not close is refused naming the difference (with
+  ``skip_bad_rows``: imported with it listed); the balance is kept with the batch (``import_log.balance``).
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import currency_note
+from crm_helpers.ingest.balance import ImportBalance, money, partial_refunds, recorded_refunds
 from crm_helpers.ingest.table_import import (
     CHUNK_ROWS,
     NOTHING_CHANGED,
@@ -86,6 +97,12 @@ CANCELLED = "orders.cancelled"
 """The pseudo-target of a source's ``cancelled_when`` column (not stored: it sets the status)."""
 REFUND_OF = "orders.refund_of"
 """The pseudo-target of a source's ``refund_of`` column: the order a refund row pays back."""
+ADJUSTED = "orders.adjusted_total"
+"""The pseudo-target of a source's ``adjusted_total`` column: the order's total after partial refunds."""
+AFTER_SALE = "orders.after_sale"
+"""The pseudo-target of a source's ``refunded_when`` column: a line's after-sale (refund) status."""
+MASKED = re.compile(r"^(?:##|\$\$)|\*{3}")
+"""An encrypted (``##…``, ``$$…``: Douyin) or masked (``138****0000``) cell: no identity."""
 ORDER_FIELDS = ("order_date", "amount", "refunded_amount", "currency", "channel")
 """The order's own fields an export's lines give (read from the order's first line)."""
 PREAMBLE_ROWS = 30
@@ -107,6 +124,11 @@ class SourceImportResult(LeftOutRows):
     rejects_path: Path | None = None
     notes: list[str] = field(default_factory=list)
     dry_run: bool = False
+    balance: ImportBalance = field(default_factory=ImportBalance)
+    erased_rows: list[int] = field(default_factory=list)  # file rows of erased people (this part)
+    earlier: pd.DataFrame | None = None  # stored orders of earlier imports paid back by refund rows
+    earlier_refunds: list[tuple[float, str | None]] = field(default_factory=list)  # (amount, currency)
+    described: set[str] = field(default_factory=set)  # orders of this part stored from the source's ``lines_of``
 
     def add(self, part: SourceImportResult) -> None:
         """Count in what a part of the file (a chunk of its rows) did."""
@@ -143,6 +165,11 @@ class SourceImportResult(LeftOutRows):
             where = f": rows and reasons in {self.rejects_path.name}" if self.rejects_path else ""
             lines.append(f"{self.rejected} bad rows {'would be' if self.dry_run else 'were'} left out{where}")
         lines += self.notes
+        if self.balance.message:
+            lines.append(self.balance.message)
+        if self.balance.message and not self.balance.ok:
+            lines.append(f"the balance does not close: {self.balance.difference()} "
+                         "(imported with --skip-bad-rows; check the export against the tool)")
         if self.batch_ids:
             lines.append(f"import batch {self.batch_ids[0]} (undo it all with `crm undo-import {self.batch_ids[0]}`)")
         elif not self.dry_run:
@@ -178,6 +205,10 @@ def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[st
         by_norm[normalize(source.cancelled_when)] = CANCELLED
     if source.refund_of:
         by_norm[normalize(source.refund_of)] = REFUND_OF
+    if source.adjusted_total:
+        by_norm[normalize(source.adjusted_total)] = ADJUSTED
+    for column in source.refunded_when:
+        by_norm[normalize(column)] = AFTER_SALE
     found: dict[int, str] = {}
     ignored: list[str] = []
     seen: set[str] = set()
@@ -253,7 +284,196 @@ def _kept(source: Source, header: list[str], raw: pd.DataFrame, rows: np.ndarray
     for column, values in source.keep.items():
         if normalize(column) in position:
             keep &= raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
+    keep = (keep & ~_sent(source, header, raw)) | _bill_refund_rows(source, header, raw, keep)
     return raw[keep].reset_index(drop=True), rows[keep]
+
+
+def _amount_column(source: Source, header: list[str], raw: pd.DataFrame) -> pd.Series | None:
+    """The file's amount cells (the source's ``orders.amount`` column), or None."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    at = next((position[normalize(h)] for h, t in source.columns.items()
+               if t == "orders.amount" and normalize(h) in position), None)
+    return None if at is None or at not in raw else _cells(raw[at], source).astype(object)
+
+
+def _sent(source: Source, header: list[str], raw: pd.DataFrame) -> np.ndarray:
+    """Rows of a ``received_only`` kind whose money went out (the shop paying someone): not sales."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    sent = np.zeros(len(raw), dtype=bool)
+    amount = _amount_column(source, header, raw) if source.received_only else None
+    if amount is None:
+        return sent
+    for column, values in source.received_only.items():
+        if normalize(column) in position:
+            kind = raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
+            sent |= kind & ~(money(amount) > 0)
+    return sent
+
+
+def _bill_refund_rows(source: Source, header: list[str], raw: pd.DataFrame, sales: np.ndarray) -> np.ndarray:
+    """A bill's rows paying back one of its sales (a source's ``refund_rows``, e.g. Alipay's 退款成功
+    row): the refund's order number carries the payment's before ``_``. A refund of a row that is
+    not a sale (the owner's own spending paid back) stays out, as not a sale."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    refund = np.zeros(len(raw), dtype=bool)
+    for column, values in source.refund_rows.items():
+        if normalize(column) in position:
+            refund |= raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
+    order_at = next((position[normalize(h)] for h, t in source.columns.items()
+                     if t == "orders.order_id" and normalize(h) in position), None)
+    if not refund.any() or order_at is None:
+        return np.zeros(len(raw), dtype=bool)
+    order = _cells(raw[order_at], source).astype(object)
+    paid_back = order.str.split("_").str[0]
+    return refund & paid_back.isin(set(order[sales & ~refund])).to_numpy()
+
+
+def _mark_bill_refunds(source: Source, header: list[str], raw: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """The kept refund rows of a bill (:func:`_bill_refund_rows`) written as a refund row: a negative
+    amount naming the payment it pays back (``REFUND_OF``), so that the payment's order is refunded."""
+    if not source.refund_rows:
+        return frame
+    position = {normalize(h): i for i, h in enumerate(header)}
+    refund = np.zeros(len(raw), dtype=bool)
+    for column, values in source.refund_rows.items():
+        if normalize(column) in position:
+            refund |= raw[position[normalize(column)]].str.strip().isin(values).to_numpy()
+    frame = frame.copy(deep=False)
+    order = frame["orders.order_id"].astype(object)
+    amount = frame["orders.amount"].astype(object)
+    frame[REFUND_OF] = np.where(refund, order.str.split("_").str[0], "")
+    frame["orders.amount"] = np.where(refund & ~amount.str.startswith("-"), "-" + amount, amount)
+    return frame
+
+
+def _without_own_account(source: Source, header: list[str], raw: pd.DataFrame, frame: pd.DataFrame,
+                         notes: list[str]) -> pd.DataFrame:
+    """The shop's own address (the most frequent value of the source's ``own_account`` column: the
+    account that received the money) is never a customer's e-mail."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    at = position.get(normalize(source.own_account or ""))
+    if at is None or at not in raw or "customers.email" not in frame:
+        return frame
+    received = raw[at].str.strip().str.lower()
+    received = received[received != ""]
+    if received.empty:
+        return frame
+    shop = received.value_counts().index[0]
+    email = frame["customers.email"].astype(object)
+    own = (email.str.strip().str.lower() == shop).to_numpy()
+    if not own.any():
+        return frame
+    frame = frame.copy(deep=False)
+    frame["customers.email"] = np.where(own, "", email)
+    note = f"the shop's own account {shop} is not a customer"
+    if note not in notes:
+        notes.append(note)
+    return frame
+
+
+def _without_masked_identity(frame: pd.DataFrame) -> pd.DataFrame:
+    """Encrypted or masked buyer fields (:data:`MASKED`: Douyin's ``##…``/``$$…``, ``138****0000``)
+    are no identity: each such order is a guest of its own unless another field identifies the
+    buyer; an encrypted name is no name."""
+    targets = [t for t in ("customers.customer_id", "customers.email", "customers.phone", "customers.name")
+               if t in frame]
+    rule = {t: re.compile(r"^(?:##|\$\$)") if t == "customers.name" else MASKED for t in targets}
+    masked = {t: _each_distinct(frame[t], lambda v, r=rule[t]: "x" if r.search(str(v)) else "") == "x"
+              for t in targets}  # a rule per distinct text: identity columns repeat over an order's lines
+    if not any(m.any() for m in masked.values()):
+        return frame
+    frame = frame.copy(deep=False)
+    for target, hit in masked.items():
+        if hit.any():
+            frame[target] = np.where(hit.to_numpy(), "", frame[target].astype(object))
+    return frame
+
+
+def _bill_owner(source: Source, preamble: list[list[str]]) -> str | None:
+    """The bill's owner as its preamble names them (a source's ``owner_named``), or None."""
+    for line in preamble:
+        text = ",".join(line).strip().strip(",")
+        for pattern in source.owner_named:
+            if (found := re.search(pattern, text)) and found.group(1).strip():
+                return found.group(1).strip()
+    return None
+
+
+def _owners_own(source: Source, header: list[str], columns: pd.DataFrame, owner: str | None) -> np.ndarray:
+    """Rows whose other side (the mapped customer id: 交易对方) is the bill's owner: money the owner
+    moved between their own accounts, no sale and no customer."""
+    if owner is None:
+        return np.zeros(len(columns), dtype=bool)
+    at = next((i for i, t in _targets(source, header)[0].items() if t == "customers.customer_id"), None)
+    if at is None or at not in columns:
+        return np.zeros(len(columns), dtype=bool)
+    return (columns[at].str.strip() == owner).to_numpy()
+
+
+def _count_not_sales(balance: ImportBalance, source: Source, header: list[str], found: dict[int, str],
+                     columns: pd.DataFrame, left: np.ndarray, *, own: np.ndarray | None = None) -> None:
+    """The money of the rows left out as not sales (a source's ``keep``), by kind (the value of its
+    first ``keep`` column; ``own``: rows of the bill's owner's own money, "owner's own"), into ``balance``."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    kind_at = next((position[normalize(c)] for c in source.keep if normalize(c) in position), None)
+    amount_at = next((i for i, t in found.items() if t == "orders.amount"), None)
+    currency_at = next((i for i, t in found.items() if t == "orders.currency"), None)
+    part = columns[left]
+    kinds = part[kind_at].str.strip() if kind_at is not None else pd.Series("other", index=part.index)
+    if own is not None:
+        kinds = kinds.where(~own[left], "owner's own")
+    amounts = money(_cells(part[amount_at], source).astype(object)) if amount_at is not None else np.zeros(len(part))
+    currencies = (part[currency_at].str.strip().str.upper() if currency_at is not None
+                  else pd.Series(source.currency, index=part.index, dtype=object))
+    balance.count_not_sales(kinds, amounts, currencies=currencies)
+
+
+def _count_money(balance: ImportBalance, source: Source, header: list[str], data: list[list[str]], rows: np.ndarray,
+                 frame: pd.DataFrame, kept_rows: np.ndarray, *, gone: dict[int, str],
+                 prepared: dict[str, pd.DataFrame], part: SourceImportResult) -> dict[str, pd.DataFrame]:
+    """Count one chunk into ``balance``: the file's side from the kept rows' cells (``frame``, and
+    ``data`` for the columns the import does not read), the store's side from the orders written
+    (``prepared``); returns ``prepared`` with the earlier imports' orders that refund rows pay back."""
+    kept_data = [data[i] for i in kept_rows - rows[0]]
+    if source.amount == "lines":
+        amount = (money(frame["order_items.quantity"].astype(object))
+                  * money(frame["order_items.unit_price"].astype(object)))
+    else:
+        amount = money(frame["orders.amount"].astype(object))
+    status = frame["orders.status"].astype(object) if "orders.status" in frame else None
+    refund = recorded_refunds(header, kept_data, amount=amount, status=status,
+                              refunded_status={k.lower() for k, v in source.statuses.items() if v == "refunded"})
+    refund_of = (frame[REFUND_OF].astype(object).fillna("") != "").to_numpy() if REFUND_OF in frame else False
+    currency = (frame["orders.currency"].astype(object).str.strip().str.upper() if "orders.currency" in frame
+                else pd.Series(source.currency, index=frame.index, dtype=object))
+    order_id = (frame["orders.order_id"].astype(object) if "orders.order_id" in frame
+                else pd.Series(kept_rows.astype(str), index=frame.index))
+    described = order_id.isin(part.described).to_numpy()
+    balance.count_file(pd.DataFrame({
+        "order_id": order_id.to_numpy(), "currency": currency.where(currency != "", None).to_numpy(), "amount": amount,
+        "refund": refund, "refund_row": (amount < 0) & refund_of,
+        "left_out": _left_out(kept_rows, gone, described=described)}),
+        per_order=source.lines and source.amount == "total")
+    stored = prepared.get("orders", pd.DataFrame())
+    balance.count_stored(stored[~stored["order_id"].isin(part.described)] if part.described else stored,
+                         source.currency)
+    balance.count_earlier_refunds([a for a, _ in part.earlier_refunds], currencies=[c for _, c in part.earlier_refunds])
+    if part.earlier is None:
+        return prepared
+    orders = prepared.get("orders")
+    earlier = part.earlier if orders is None else part.earlier.reindex(columns=orders.columns)
+    return {**prepared, "orders": earlier if orders is None else pd.concat([orders, earlier], ignore_index=True)}
+
+
+def _left_out(rows: np.ndarray, gone: dict[int, str], *, described: np.ndarray) -> np.ndarray:
+    """Each row's part in the balance: "rejected" or "erased" (``gone``: file row -> which),
+    "described" (a line of an order stored from the tool's order export), else ""."""
+    out = np.where(described, "described", "").astype(object)
+    if gone:
+        numbers = np.fromiter(gone, dtype=np.int64, count=len(gone))
+        at = np.flatnonzero(np.isin(rows, numbers))
+        out[at] = [gone[int(r)] for r in rows[at]]
+    return out
 
 
 def _not_sales_note(source: Source, left_out: int) -> str:
@@ -300,11 +520,11 @@ def _clean(frame: pd.DataFrame, dayfirst: bool | None, rows: np.ndarray, errors:
     out = {}
     for target in frame.columns:
         table, name = target.split(".")
-        if target in (CANCELLED, REFUND_OF, "orders.status"):  # the tool's own words, read by _status
+        if target in (CANCELLED, REFUND_OF, AFTER_SALE, "orders.status"):  # the tool's own words, read by _status
             words = frame[target].astype(object)
             out[target] = words.where(words != "", None)
             continue
-        column: Column = TABLES[table].column(name)
+        column: Column = TABLES[table].column("amount" if target == ADJUSTED else name)
         if name in ("amount", "quantity"):
             column = replace(column, minimum=None)
         column = replace(column, required=False)  # what is required is checked per table below
@@ -322,6 +542,7 @@ def _status(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], ro
     else:
         text = _each_distinct(frame["orders.status"], lambda v: v.strip().lower())
         status = text.map({k.lower(): v for k, v in source.statuses.items()})
+        status[status.isna() & ~np.isnan(partial_refunds(text))] = "paid"  # 已退款(￥50.00): paid, part back
         for idx in np.flatnonzero((status.isna() & (text != "")).to_numpy()):
             errors.append(RowError(int(rows[idx]), "orders.status", frame["orders.status"].iat[idx],
                                    f"is not a status of {source.title} ({', '.join(source.statuses)})"))
@@ -368,15 +589,15 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
     # Here every row's identifiers are known: customer_id, clean["customers.email"], clean["customers.phone"],
     # clean["orders.order_id"] (the one place to check a row against anything keyed on a person).
     has_orders = "orders.order_id" in clean
+    refunds = _refund_rows(clean, len(frame))
     if has_orders:
         order_id = clean["orders.order_id"]
         for idx in np.flatnonzero(order_id.isna().to_numpy()):
             errors.append(RowError(int(rows[idx]), "orders.order_id", "", "required"))
-        guest = customer_id.isna() & order_id.notna()
+        guest = customer_id.isna() & order_id.notna() & ~refunds  # a refund row is no order of its own
         customer_id = customer_id.copy()
         customer_id[guest] = [_short_id("G-", source.key, o) for o in order_id[guest]]
         result.guest_orders = int(order_id[guest].nunique())
-    refunds = _refunds_of_listed_orders(clean, len(frame))
     customers = pd.DataFrame({"customer_id": customer_id})
     for target, values in clean.items():
         table, name = target.split(".")
@@ -390,19 +611,69 @@ def _build(db: Database, source: Source, frame: pd.DataFrame, clean: dict[str, p
     tables["customers"] = _last_non_empty(customers.dropna(subset=["customer_id"]), "customer_id")
     if has_orders:
         tables.update(_orders(source, frame, clean, customer_id, rows, errors, result, refunds))
+        if refunds.any():
+            result.earlier = _refunds_of_earlier_payments(db, source, clean, rows, refunds, errors, result)
     if "feedback.submitted_at" in clean:
         tables["feedback"] = _feedback(source, clean, customer_id, notes=result.notes,
                                        stamps=frame["feedback.submitted_at"].astype(object))
     return tables
 
 
-def _refunds_of_listed_orders(clean: dict[str, pd.Series], n: int) -> np.ndarray:
-    """Rows paying back (negative amount) an order the same file lists (by ``refund_of``)."""
+def _received_sales(source: Source, header: list[str], raw: pd.DataFrame) -> int:
+    """How many kept rows are of a ``received_only`` kind: money a customer sent outside a checkout
+    (a PayPal General Payment), taken as a sale."""
+    position = {normalize(h): i for i, h in enumerate(header)}
+    return sum(int(raw[position[normalize(c)]].str.strip().isin(v).sum())
+               for c, v in source.received_only.items() if normalize(c) in position)
+
+
+def _refund_rows(clean: dict[str, pd.Series], n: int) -> np.ndarray:
+    """Rows paying back (negative amount) the payment they name (by ``refund_of``), in this file or
+    an earlier one: never an order or a customer of their own."""
     if REFUND_OF not in clean or "orders.amount" not in clean:
         return np.zeros(n, dtype=bool)
-    listed = set(clean["orders.order_id"].dropna())
     amount = pd.to_numeric(clean["orders.amount"], errors="coerce")
-    return ((amount < 0) & clean[REFUND_OF].isin(listed)).to_numpy()
+    return ((amount < 0) & clean[REFUND_OF].notna()).to_numpy()
+
+
+def _refunds_of_earlier_payments(db: Database, source: Source, clean: dict[str, pd.Series], rows: np.ndarray,
+                                 refunds: np.ndarray, errors: list[RowError], result: SourceImportResult
+                                 ) -> pd.DataFrame | None:
+    """The stored orders (of an earlier import) that refund rows of this file pay back, with their
+    ``refunded_amount`` and status updated: the refunded amount becomes what this file's refund
+    rows pay back, unless the store already holds more (importing the file again changes nothing);
+    paid back whole, the order is ``refunded``. A refund of a payment neither in this file nor in the
+    store is an error of its row. The money is added to ``result.earlier_refunds`` for the balance."""
+    listed = set(clean["orders.order_id"][~refunds].dropna())
+    target = clean[REFUND_OF][refunds]
+    elsewhere = ~target.isin(listed).to_numpy()
+    if not elsewhere.any():
+        return None
+    ids = list(dict.fromkeys(target[elsewhere]))
+    marks = ", ".join("?" * len(ids))
+    stored = {r["order_id"]: r for r in db.query(
+        f"SELECT order_id, amount, refunded_amount, status, currency FROM orders WHERE order_id IN ({marks})", ids)}
+    amount = pd.to_numeric(clean["orders.amount"][refunds], errors="coerce").abs()[elsewhere]
+    currency = (clean["orders.currency"][refunds][elsewhere] if "orders.currency" in clean
+                else pd.Series(source.currency, index=amount.index))
+    back: dict[str, float] = {}
+    for order_id, value, cur, row in zip(target[elsewhere], amount, currency, rows[refunds][elsewhere]):
+        if order_id not in stored:
+            errors.append(RowError(int(row), REFUND_OF, order_id,
+                                   "pays back a payment that is neither in this file nor in the store: import the "
+                                   "download that holds the payment first (or leave this row out with "
+                                   "--skip-bad-rows)"))
+            continue
+        back[order_id] = back.get(order_id, 0.0) + float(value)
+        result.earlier_refunds.append((float(value), (cur or "").upper() or stored[order_id]["currency"]))
+    updated = []
+    for order_id, paid_back in back.items():
+        order = stored[order_id]
+        refunded = min(float(order["amount"]), max(float(order["refunded_amount"] or 0.0), round(paid_back, 2)))
+        whole = refunded >= float(order["amount"]) - 0.005
+        updated.append({"order_id": order_id, "refunded_amount": refunded,
+                        "status": "refunded" if whole else order["status"]})
+    return pd.DataFrame(updated) if updated else None
 
 
 def _apply_refunds(orders: pd.DataFrame, refunds: pd.DataFrame) -> pd.DataFrame:
@@ -443,7 +714,9 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
     if "order_items.quantity" in lines:
         items, products = _items(lines)
         out["products"], out["order_items"] = products, items
-    order_level = ["customer_id", "status", "_row", *(f"orders.{c}" for c in ORDER_FIELDS)]
+    if "orders.status" in clean:
+        lines["_words"] = clean["orders.status"]
+    order_level = ["customer_id", "status", "_row", *(f"orders.{c}" for c in ORDER_FIELDS), ADJUSTED, "_words"]
     first = lines[["order_id", *(c for c in order_level if c in lines)]].groupby("order_id", sort=False).first()
     orders = pd.DataFrame({"order_id": first.index, "customer_id": first["customer_id"].to_numpy(),
                            "order_date": first["orders.order_date"].to_numpy(), "status": first["status"].to_numpy()})
@@ -463,8 +736,9 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
         for idx in np.flatnonzero(pd.isna(orders[column]).to_numpy()):
             errors.append(RowError(int(first_rows[idx]), f"orders.{column}", "", "required"))
     orders = settle_refunds(orders, first_rows, errors=errors)
+    orders = _refunds_written_on_orders(source, lines, first, orders)
     if refunds.any():
-        orders = _apply_refunds(orders, paid_back)
+        orders = _apply_refunds(orders, paid_back[paid_back["order_id"].isin(set(orders["order_id"]))])
     out["orders"] = orders
     return out
 
@@ -475,6 +749,35 @@ def line_discounts(lines: pd.DataFrame) -> pd.Series:
     if "order_items.discount" not in lines:
         return pd.Series(np.nan, index=lines.index)
     return lines["order_items.discount"].astype(float)
+
+
+def _refunds_written_on_orders(source: Source, lines: pd.DataFrame, first: pd.DataFrame,
+                               orders: pd.DataFrame) -> pd.DataFrame:
+    """Refunds a tool writes on the order rather than as a refunded amount: an adjusted total (the
+    order's total less what was paid back: Etsy), a partial refund in the status (``已退款(￥50.00)``:
+    WeChat) and after-sale lines paid back whole (Douyin 售后状态 退款成功, each line's own amount).
+    The refunded amount is the largest the order's cells say; paid back whole, the order is refunded."""
+    amount = pd.to_numeric(orders["amount"], errors="coerce")
+    back = pd.Series(0.0, index=orders.index)
+    if ADJUSTED in first:
+        adjusted = pd.to_numeric(pd.Series(first[ADJUSTED].to_numpy(), index=orders.index), errors="coerce")
+        back = back.where(adjusted.isna(), np.maximum(back, (amount - adjusted.abs()).clip(lower=0.0)))
+    if "_words" in first:
+        part = partial_refunds(pd.Series(first["_words"].to_numpy(), index=orders.index))
+        back = np.maximum(back, np.nan_to_num(np.abs(part)))
+    if AFTER_SALE in lines and source.refunded_when:
+        done = lines[AFTER_SALE].isin({v for vs in source.refunded_when.values() for v in vs})
+        line_money = (lines["orders.amount"].astype(float) if source.amount == "line_totals"
+                      else pd.Series(np.inf, index=lines.index))
+        per_order = line_money.where(done, 0.0).groupby(lines["order_id"], sort=False).sum()
+        back = np.maximum(back, orders["order_id"].map(per_order).fillna(0.0).clip(upper=amount).to_numpy())
+    back = pd.Series(np.minimum(np.asarray(back, dtype=float), amount.fillna(0.0).to_numpy()), index=orders.index)
+    if not (back > 0).any():
+        return orders
+    refunded = np.maximum(pd.to_numeric(orders["refunded_amount"], errors="coerce").fillna(0.0), back.round(2))
+    whole = (back > 0) & (refunded >= amount - 0.005)
+    status = orders["status"].where(~(whole & (orders["status"] == "paid")), "refunded")
+    return orders.assign(refunded_amount=refunded.astype(object), status=status)
 
 
 def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -595,6 +898,7 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
             "docs/bringing-your-data-in.md lists the exports recognised."
         )
     source, at = found_source
+    preamble = [header, *head[:at - 1]] if at else []  # a bill's account details above its header
     if at:
         header = head[at - 1]
     found, ignored = _targets(source, header)
@@ -610,7 +914,10 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     bad_lines: dict[int, list[str]] = {}  # the rejected rows as the file has them
     in_file: dict[str, str] = {}  # e-mail -> the customer id the export gives it, over all chunks
     decided = source.dayfirst if dayfirst is None else dayfirst
-    row, left_out = at + 2, 0
+    row, left_out, received, owned = at + 2, 0, 0, 0
+    owner = _bill_owner(source, preamble) if source.owner_named else None
+    counts_money = not source.rates_per and ("orders.amount" in found.values() or source.amount == "lines")
+    gone: dict[int, str] = {}  # file row -> "rejected" or "erased": left out, for the balance
     if skip_bad_rows and not dry_run:  # before anything is written: the rejects file would go through a link
         refuse_link(rejects_path(path))
     try:
@@ -619,14 +926,27 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
             for data in batches:
                 rows = np.arange(row, row + len(data))
                 row += len(data)
-                raw, kept_rows = _kept(source, header, _columns(source, header, found, data), rows)
+                columns = _columns(source, header, found, data)
+                raw, kept_rows = _kept(source, header, columns, rows)
+                own = _owners_own(source, header, columns, owner)
+                owned += int(own.sum())
+                if own.any():  # the owner's own transfers: no sale
+                    raw, kept_rows = raw[~own[np.isin(rows, kept_rows)]].reset_index(drop=True), \
+                        kept_rows[~np.isin(kept_rows, rows[own])]
                 left_out += len(rows) - len(kept_rows)
+                received += _received_sales(source, header, raw)
+                if counts_money and len(kept_rows) < len(rows):
+                    _count_not_sales(result.balance, source, header, found, columns, ~np.isin(rows, kept_rows),
+                                     own=own)
                 if raw.empty:
                     continue
                 if source.rates_per:
                     part, prepared, chunk_errors = result, *_prepare_rates(source, header, raw, found, kept_rows, dayfirst)
                 else:
                     frame = _frame(source, raw, found)
+                    frame = _mark_bill_refunds(source, header, raw, frame)
+                    frame = _without_own_account(source, header, raw, frame, result.notes)
+                    frame = _without_masked_identity(frame)
                     orders = frame["orders.order_id"].unique() if "orders.order_id" in frame else ()
                     if source.lines and (split := tables.order_seen_before(orders)):
                         raise ImportRejected(f"{path.name}: the lines of order {split} are not next to each other; "
@@ -648,11 +968,16 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                     rejected += bad
                     bad_rows = {e.row for e in bad}
                     bad_lines.update((int(r), d) for r, d in zip(rows, data) if r in bad_rows)
+                    gone.update(dict.fromkeys(bad_rows, "rejected"))
                 errors += chunk_errors
                 if errors:
                     continue  # nothing more is written: the other chunks are read for their problems only
                 if part is not result:
                     result.add(part)
+                if counts_money:
+                    gone.update(dict.fromkeys(part.erased_rows, "erased"))
+                    prepared = _count_money(result.balance, source, header, data, rows, frame, kept_rows,
+                                            gone=gone, prepared=prepared, part=part)
                 tables.add(prepared)
             if row == at + 2:
                 raise ImportRejected(f"{path.name}: only a header row, no data")
@@ -660,11 +985,28 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
                 raise ImportRejected(rejection_message(
                     path, errors, hint="Fix these rows in the export (or in the tool) and import it again, or import "
                     "the good ones with --skip-bad-rows."))
+            if not (result.balance.ok or skip_bad_rows):
+                raise ImportRejected(
+                    f"{path.name}: nothing was imported: the money does not balance: {result.balance.difference()}. "
+                    f"{result.balance.message}\nThe export holds money the import would not store as the tool says "
+                    "(a refund column renamed, a layout this workbook does not know yet): check the export against "
+                    "the tool, or import it with --skip-bad-rows to store it with the difference listed.")
             tables.close(rejects_path(path) if rejected and not dry_run else None)
+            if result.batch_ids and result.balance.currencies:
+                marks = ", ".join("?" * len(result.batch_ids))
+                db.execute(f"UPDATE import_log SET balance = ? WHERE batch_id IN ({marks})",
+                           [result.balance.to_json(), *result.batch_ids])
     except sqlite3.DatabaseError as exc:
         raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
     if left_out:
         result.notes.insert(0, _not_sales_note(source, left_out))
+    if owned:
+        result.notes.append(f"{owned} row{'s' if owned != 1 else ''} of {owner}'s own money (the bill's owner, never a "
+                            "customer) left out as not sales")
+    if received:
+        kinds = ", ".join(v for values in source.received_only.values() for v in values)
+        result.notes.append(f"{received} payment{'s' if received != 1 else ''} received from customers outside a "
+                            f"checkout ({kinds}) {'were' if received != 1 else 'was'} taken as sales")
     result.rejected = len(bad_lines)
     if rejected and not dry_run:
         result.rejects_path = write_rejects(path, header, raw_rows=bad_lines, errors=rejected)
@@ -708,7 +1050,7 @@ def _order_batches(source: Source, found: dict[int, str], batches: Iterator[list
     next batch, so that an order is built from all its lines (order fields carried from its first
     line, its products summed). A source whose refund rows name the order they pay back (PayPal
     lists them before it) is read whole: such files are a person's payment history, small."""
-    if source.refund_of:
+    if source.refund_of or source.refund_rows:
         whole = [d for data in batches for d in data]
         if whole:
             yield whole
@@ -743,8 +1085,10 @@ def _columns(source: Source, header: list[str], found: dict[int, str], data: lis
     """Rows of the export as text, a column per file column the import reads (labelled by its
     position; the other columns of a tool's wide export are never held)."""
     position = {normalize(h): i for i, h in enumerate(header)}
+    extra = [*source.keep, *source.refund_rows, *source.received_only, *([source.own_account] if source.own_account
+                                                                        else [])]
     wanted = (range(len(header)) if source.rates_per else
-              sorted({*found, *(position[normalize(c)] for c in source.keep if normalize(c) in position)}))
+              sorted({*found, *(position[normalize(c)] for c in extra if normalize(c) in position)}))
     return text_columns(data, {i: i for i in wanted}, width=len(header))
 
 
@@ -755,7 +1099,8 @@ def _frame(source: Source, raw: pd.DataFrame, found: dict[int, str]) -> pd.DataF
     for target, value in source.constants.items():
         frame[target] = value
     if source.lines and "orders.order_id" in frame:
-        frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount",) if source.amount == "line_totals" else ())
+        frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount", AFTER_SALE)
+                            if source.amount == "line_totals" else ())
     return frame
 
 
@@ -786,12 +1131,44 @@ def _prepare(db: Database, source: Source, frame: pd.DataFrame, rows: np.ndarray
              ) -> tuple[SourceImportResult, dict[str, pd.DataFrame], list[RowError]]:
     """The store tables ``frame``'s rows fill, what to add to ``result`` for them (a result of
     their own: counts and notes) and their problems (in the file's own terms)."""
-    part = replace(result, tables={}, notes=[], guest_orders=0, erased_skipped=0)
+    part = replace(result, tables={}, notes=[], guest_orders=0, erased_skipped=0, erased_rows=[], earlier=None,
+                   earlier_refunds=[], described=set())
     errors: list[RowError] = []
     clean = _clean(frame, dayfirst, rows, errors)
     frame, clean, rows = _skip_erased(db, frame, clean, rows, errors, part)
     tables = _build(db, source, frame, clean, rows, errors, part, in_file)
+    if source.lines_of and "orders" in tables:
+        tables = _orders_stored_by_their_export(db, tables, part)
     return part, tables, _in_file_terms(errors, result.mapping)
+
+
+def _orders_stored_by_their_export(db: Database, tables: dict[str, pd.DataFrame],
+                                   result: SourceImportResult) -> dict[str, pd.DataFrame]:
+    """Lines of orders already in the store (from the tool's order export, the source's ``lines_of``)
+    fill the items and products; the order keeps its amount (what the buyer paid, shipping and tax
+    included), refunded amount, status and buyer, and no second customer is made for it. Such
+    orders are named in ``result.described`` (for the balance)."""
+    orders = tables["orders"]
+    ids = orders["order_id"].dropna().tolist()
+    stored: dict[str, dict] = {}
+    for at in range(0, len(ids), 500):
+        part = ids[at:at + 500]
+        stored |= {r["order_id"]: dict(r) for r in db.query(
+            f"SELECT * FROM orders WHERE order_id IN ({', '.join('?' * len(part))})", part)}
+    if not stored:
+        return tables
+    known = orders["order_id"].isin(stored).to_numpy()
+    kept = orders.copy()
+    for column in kept.columns:
+        if column != "order_id":
+            kept.loc[known, column] = [stored[o][column] for o in kept.loc[known, "order_id"]]
+    result.described |= set(stored)
+    own = set(kept["customer_id"].dropna())  # the buyers of the orders still in the file
+    customers = tables["customers"]
+    made = set(orders.loc[known, "customer_id"].dropna()) - set(kept.loc[~known, "customer_id"].dropna())
+    customers = customers[~customers["customer_id"].isin(made - own)]
+    result.guest_orders -= sum(1 for c in made - own if str(c).startswith("G-"))  # no guest made for them
+    return {**tables, "orders": kept, "customers": customers}
 
 
 def _prepare_rates(source: Source, header: list[str], raw: pd.DataFrame, found: dict[int, str], rows: np.ndarray,
@@ -826,6 +1203,7 @@ def _skip_erased(db: Database, frame: pd.DataFrame, clean: dict[str, pd.Series],
     if not result.erased_skipped:
         return frame, clean, rows
     keep = np.isin(rows, kept_rows)  # file row numbers are unique: one per line
+    result.erased_rows = [int(r) for r in rows[~keep]]
     return (frame[keep].reset_index(drop=True), {t: v[keep].reset_index(drop=True) for t, v in clean.items()},
             rows[keep])
 

@@ -42,6 +42,19 @@ class Source:
     constants: dict[str, str] = field(default_factory=dict)  # "table.column" -> the value every row has
     empty: tuple[str, ...] = ()  # what the tool writes for "no value" ("/", "-", "(空)")
     refund_of: str | None = None  # a header naming the order a refund row pays back (PayPal's Reference Txn ID)
+    refund_rows: dict[str, tuple[str, ...]] = field(default_factory=dict)  # header -> values of a row paying
+    # back a payment of the bill, named by its own order number before "_" (Alipay's 退款成功 rows)
+    adjusted_total: str | None = None  # a header of the order's total after partial refunds (Etsy)
+    refunded_when: dict[str, tuple[str, ...]] = field(default_factory=dict)  # after-sale header -> values of a
+    # line paid back whole (Douyin 售后状态 退款成功)
+    received_only: dict[str, tuple[str, ...]] = field(default_factory=dict)  # header -> values that are sales
+    # only when money came in (PayPal General Payment received from a customer)
+    owner_named: tuple[str, ...] = ()  # regexes on a bill's preamble lines naming its owner (group 1): money
+    # the owner moves between their own accounts is no sale, and the owner is never a customer
+    lines_of: str | None = None  # the key of the source whose orders these lines describe: an order it
+    # stored keeps its amount (what the buyer paid), status and buyer (Etsy Order Items of Etsy Orders)
+    own_account: str | None = None  # a header naming the account that received the money: its most frequent
+    # value is the shop itself, never a customer (PayPal's To Email Address)
     statuses: dict[str, str] = field(default_factory=dict)  # the tool's status (lower case) -> store status
     cancelled_when: str | None = None  # a header whose non-empty value means the order was cancelled
     dayfirst: bool | None = None  # day/month order of dates like 03/04/2025 (None: decided from the file)
@@ -271,7 +284,9 @@ SOURCES: tuple[Source, ...] = (
         },
         refund_of="Reference Txn ID",
         keep={"Type": ("Express Checkout Payment", "Website Payment", "Payment Received", "Mobile Payment",
-                       "Subscription Payment", "Donation Payment", "Refund", "Payment Refund")},
+                       "Subscription Payment", "Donation Payment", "Refund", "Payment Refund", "General Payment")},
+        received_only={"Type": ("General Payment",)},
+        own_account="To Email Address",
         statuses={"completed": "paid", "pending": "pending", "denied": "failed", "reversed": "refunded",
                   "refunded": "refunded", "partially refunded": "paid", "canceled": "cancelled"},
         format_note="PayPal activity download, all-columns layout",
@@ -286,6 +301,7 @@ SOURCES: tuple[Source, ...] = (
             "Currency": "orders.currency", "Buyer User ID": "customers.customer_id", "Full Name": "customers.name",
             "Ship City": "customers.city", "Ship Country": "customers.country",
         },
+        adjusted_total="Adjusted Order Total",
         dayfirst=False,  # 09/25/26 is 25 September 2026
         format_note="Etsy 'EtsySoldOrders' CSV header",
     ),
@@ -304,6 +320,7 @@ SOURCES: tuple[Source, ...] = (
         dayfirst=False,
         lines=True,
         amount="line_totals",
+        lines_of="etsy_orders",
         format_note="Etsy 'EtsySoldOrderItems' CSV header",
     ),
     Source(
@@ -318,6 +335,7 @@ SOURCES: tuple[Source, ...] = (
         },
         statuses={"已完成": "paid", "已发货": "paid", "待发货": "paid", "已支付": "paid", "已关闭": "cancelled",
                   "待支付": "pending"},
+        refunded_when={"售后状态": ("退款成功",)},
         lines=True,
         amount="line_totals",
         currency="CNY",
@@ -334,6 +352,7 @@ SOURCES: tuple[Source, ...] = (
             "当前状态": "orders.status", "交易对方": "customers.customer_id",
         },
         keep={"收/支": ("收入",)},
+        owner_named=(r"微信昵称[:：]\s*\[(.+?)\]",),
         empty=("/",),
         statuses={"已收钱": "paid", "已存入零钱": "paid", "支付成功": "paid", "已到账": "paid",
                   "已全额退款": "refunded", "对方已退还": "refunded"},
@@ -350,6 +369,8 @@ SOURCES: tuple[Source, ...] = (
             "交易状态": "orders.status", "交易对方": "customers.customer_id",
         },
         keep={"收/支": ("收入",)},
+        owner_named=(r"^姓名[:：]\s*(\S+)",),
+        refund_rows={"交易状态": ("退款成功",)},
         statuses={"交易成功": "paid", "已收款": "paid", "退款成功": "refunded", "交易关闭": "cancelled"},
         currency="CNY",
         empty=("/",),
@@ -593,6 +614,46 @@ def bringing_data_in_markdown() -> str:
         "- **Long order numbers** (Taobao's and Douyin's 19 digits) stay exact text.",
         "- **Rows that are not sales** (your own spending in a WeChat bill, PayPal withdrawals and fees)",
         "  are left out and counted in the summary.",
+        "- **Refunds wherever the tool records them**: a refunded-amount column, an adjusted order total",
+        "  (Etsy: the order's total less what was paid back), a partial refund in the status",
+        "  (`已退款(￥50.00)`), an after-sale status (Douyin `售后状态` 退款成功: that line's money), a refund",
+        "  row pointing at its payment (PayPal's `Reference Txn ID`, Alipay's 退款成功 row). A refund of a",
+        "  payment imported from an earlier file updates that order's refunded amount, never a new order",
+        "  or customer; a refund of a payment that is nowhere is a bad row (import the older file first).",
+        "- **Whose money it is**: the shop's own account (the PayPal address that receives the payments,",
+        "  the bill's owner named above a WeChat or Alipay bill's header) is never a customer, and money the",
+        "  owner moves to themselves is not a sale; encrypted or masked buyer fields (`##…`, `$$…`, `138****0000`) are no",
+        "  identity, so each such order is a guest of its own; money a customer sends outside a checkout",
+        "  (a PayPal General Payment received) is a sale, and the summary says so. Etsy's Order Items",
+        "  after its Orders fill the items and products and leave each order's amount (what the buyer",
+        "  paid, shipping and tax included) and buyer as the Orders export gave them.",
+        "",
+        "## The balance line",
+        "",
+        "Every import of an export with money (and its `--dry-run`, the inbox and page 01) ends with a",
+        "balance per currency, for example:",
+        "",
+        "```text",
+        "balance CNY: the file's money 370.32 = paid 99.00 + refunded 268.00 + failed/cancelled 0.00 + not sales 3.32 (1 支出); of it paid back 268.00",
+        "```",
+        "",
+        "- **the file's money**: the amount of every row of the file (a refund row that pays back another",
+        "  row apart, since its money is the other row's);",
+        "- **paid**: the paid orders stored, less what was paid back; **refunded**: what the stored orders",
+        "  say was paid back; **failed/cancelled**: failed, cancelled and pending orders;",
+        "- **not sales**: the rows left out as not sales, each kind with its count (your own spending,",
+        "  withdrawals); **erased people**: rows of people you erased (`crm forget`); **rejected**: bad",
+        "  rows left out with `--skip-bad-rows`; **lines of orders stored from the order export**: Etsy",
+        "  order items whose order's amount the Orders export gives;",
+        "- **paid back**: the refunds the file records, read from the file's own cells (any column whose",
+        "  header says refund, adjusted totals, refund statuses, refund rows); each must be on a stored",
+        "  order (or on a payment imported earlier).",
+        "",
+        "When the two sides differ, the import is refused, nothing is written, and the message names the",
+        "difference: the file holds money the import would not store as the tool says (a refund column",
+        "the tool renamed, a layout this workbook does not know yet). Check the export against the tool;",
+        "`--skip-bad-rows` imports it anyway with the difference listed. The balance is kept with the",
+        "import batch (`import_log.balance`), so it can be looked up later.",
         "",
         "## The exports recognised",
         "",

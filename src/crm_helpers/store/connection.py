@@ -227,7 +227,17 @@ def m008_layouts(db: Database) -> None:
     db.execute("PRAGMA user_version = 8")
 
 
-SCHEMA_VERSION = 8
+@migrations()
+def m009_import_balances(db: Database) -> None:
+    """``import_log.balance``: the money balance of an export's import, kept with each of its
+    batches (JSON, per currency: the file's money, paid, refunded, failed/cancelled, not sales by
+    kind, erased, rejected, the refunds the file records and any difference; see
+    :mod:`crm_helpers.ingest.balance`). Empty for imports without money and for those before it."""
+    db.execute(f"ALTER TABLE {IMPORT_LOG} ADD COLUMN balance TEXT")
+    db.execute("PRAGMA user_version = 9")
+
+
+SCHEMA_VERSION = 9
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 
