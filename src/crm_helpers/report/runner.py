@@ -232,7 +232,8 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_c
             flags = headlines.read_flags(executed)
             tables = headlines.read_tables(executed)
             files = read_summary(executed)
-            write_html(executed, out_html, exclude_input=not with_code)
+            write_html(executed, out_html, exclude_input=not with_code,
+                       period_label=str(parameters.get("period_start", ""))[:7])
             html_path = out_html
         except Exception as exc:
             if is_disk_full(exc):
