@@ -24,7 +24,7 @@ KPI_ORDER = [
 """Headline keys shown first on the index, in this order; any other recorded key follows."""
 
 
-def _format_value(value: Any, unit: str, missing: str = "") -> str:
+def format_value(value: Any, unit: str, *, missing: str = "") -> str:
     """``value`` with its unit as the index shows it; a missing one in plain words (the figure's
     ``missing``, else :data:`~crm_helpers.store.values.NOT_AVAILABLE`)."""
     if value is None:
@@ -40,7 +40,7 @@ def _format_value(value: Any, unit: str, missing: str = "") -> str:
     return html.escape(str(value))
 
 
-def _format_change(value: Any, previous: Any, unit: str, change: str = "") -> str:
+def format_change(value: Any, previous: Any, *, unit: str, change: str = "") -> str:
     """The move against the previous month: in points for shares and fixed scales, else in %."""
     if not isinstance(value, (int, float)) or not isinstance(previous, (int, float)):
         return ""
@@ -74,8 +74,8 @@ def _versus_cell(payload: dict[str, Any], against: str) -> str:
     unit, reference = payload.get("unit", ""), payload.get("previous" if against == "month" else "year_ago")
     if not isinstance(reference, (int, float)):
         return '<td class="num versus"></td>'
-    shown = f'<span class="v">{_format_value(reference, unit)}</span>'
-    text = _format_change(payload.get("value"), reference, unit, payload.get("change", ""))
+    shown = f'<span class="v">{format_value(reference, unit)}</span>'
+    text = format_change(payload.get("value"), reference, unit=unit, change=payload.get("change", ""))
     if not text:
         return f'<td class="num versus">{shown}</td>'
     if against != headlines.basis(payload):
@@ -97,14 +97,14 @@ def _value_cell(payload: dict[str, Any]) -> str:
     """The value; an estimate's 95 % range underneath (kept within the values the figure can take,
     :func:`headlines.interval`), a counted fact (``exact``) without one: the store knows it exactly."""
     unit = payload.get("unit", "")
-    text = _format_value(payload.get("value"), unit, payload.get("missing") or "")
+    text = format_value(payload.get("value"), unit, missing=payload.get("missing") or "")
     if payload.get("value") is not None:
         text = f'<span class="v">{text}</span>'  # a number and its unit stay on one line on a phone
     bounds = None if payload.get("exact") else headlines.interval(payload)
     if bounds and payload.get("value") is not None:
         digits = 0 if isinstance(payload["value"], int) else 1  # a count's range in whole numbers
         ends = [round(b, digits) if digits else int(round(b)) for b in bounds]
-        low, high = (numbers.percent(b, sign=False) if unit == "%" else _format_value(b, "") for b in ends)
+        low, high = (numbers.percent(b, sign=False) if unit == "%" else format_value(b, "") for b in ends)
         text += f'<div class="note">95 % range {numbers.span(low, high, unit=unit)}</div>'
     return f'<td class="num">{text}</td>'
 
@@ -154,7 +154,7 @@ def recorded_actions(runs: list[NotebookRun]) -> list[tuple[dict[str, Any], Note
     return sorted(found, key=lambda item: -float(item[0].get("rank_money") or 0.0))
 
 
-def _money_text(row: dict[str, Any]) -> str:
+def money_text(row: dict[str, Any]) -> str:
     currency = row.get("currency") or ""
     if row.get("money") is None:
         return f"no money estimate ({row.get('rule') or 'ranked last'})"
@@ -179,7 +179,7 @@ def _actions_html(runs: list[NotebookRun]) -> str:
         return ('<section id="actions"><h2>Actions this month</h2><p>No analysis has an action for you this month '
                 "(see Needs attention below).</p></section>")
     entries = "".join(
-        f'<li>{html.escape(row["sentence"])}<div class="meta"><span class="stake">{html.escape(_money_text(row))}'
+        f'<li>{html.escape(row["sentence"])}<div class="meta"><span class="stake">{html.escape(money_text(row))}'
         f'</span> · <a href="{html.escape(_action_href(row, run))}">{html.escape(_pages(run))}: '
         f'{html.escape(row.get("section") or "the page")}</a></div>{_what_if_html(row)}</li>'
         for row, run in ranked[:ACTIONS_MAX])
@@ -212,11 +212,11 @@ def _move_sentence(payload: dict[str, Any], change: headlines.Change) -> str:
     """The sentence for a move beyond noise, against the reference it was judged by."""
     rose = change.delta is not None and change.delta > 0
     unit = payload.get("unit", "")
-    since = (f"{_format_value(change.reference, unit)} in the same month last year" if change.basis == "year"
-             else _format_value(change.reference, unit))
+    since = (f"{format_value(change.reference, unit)} in the same month last year" if change.basis == "year"
+             else format_value(change.reference, unit))
     noise = "its usual noise" if change.basis == "year" else "its usual month-to-month noise"
     return (f"{payload.get('label') or payload['key']} {'rose' if rose else 'fell'} from "
-            f"{since} to {_format_value(payload['value'], unit)}, more than {noise}.")
+            f"{since} to {format_value(payload['value'], unit)}, more than {noise}.")
 
 
 def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:

@@ -105,6 +105,17 @@ def with_unit(frame: pd.DataFrame, columns: Sequence[str], *, unit: str) -> pd.D
     return frame.rename(columns={c: f"{c} ({unit})" for c in columns if c in frame.columns})
 
 
+LONG_TEXT = 60
+"""A text cell of more characters than this is given room (``td.long``, at least 16 em wide): a
+sentence squeezed into a narrow column made rows hundreds of pixels tall; the table scrolls instead."""
+
+
+def _td(text: str, *, numeric: bool) -> str:
+    if numeric:
+        return f'<td class="num">{html.escape(text)}</td>'
+    return f'<td class="long">{html.escape(text)}</td>' if len(text) > LONG_TEXT else f"<td>{html.escape(text)}</td>"
+
+
 def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
     """The table as HTML for a page: the rules of the module notes, at most ``max_rows`` rows."""
     if len(frame.index) == 0:
@@ -121,11 +132,7 @@ def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
                for i in range(body.shape[1])]
     rows = []
     for values in body.itertuples(index=False, name=None):
-        cells = "".join(
-            f'<td class="num">{html.escape(_shown(v, kinds[i]))}</td>' if numeric[i]
-            else f"<td>{html.escape(_shown(v, kinds[i]))}</td>"
-            for i, v in enumerate(values)
-        )
+        cells = "".join(_td(_shown(v, kinds[i]), numeric=numeric[i]) for i, v in enumerate(values))
         rows.append(f"<tr>{cells}</tr>")
     note = ""
     if len(shown) > max_rows:
@@ -145,6 +152,7 @@ table.for-people td.num,.jp-RenderedHTMLCommon table.for-people td.num{text-alig
 font-variant-numeric:tabular-nums;white-space:nowrap}
 p.table-note{color:#52606d;font-size:.9em}
 div.table-box{max-width:100%;overflow-x:auto}
+table.for-people td.long,.jp-RenderedHTMLCommon table.for-people td.long{min-width:16em}
 </style>"""
 
 
