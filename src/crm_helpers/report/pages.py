@@ -161,10 +161,19 @@ def settings(notebook: nbformat.NotebookNode) -> dict[str, Any]:
     return {k: v for k, v in found.items() if k not in STANDARD_SETTINGS}
 
 
+def _setting(value: Any) -> str:
+    """A setting's value in words: blank (None) is the store's own rule, true/false yes/no."""
+    if value is None:
+        return "the store's default"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return tables.cell(value) if isinstance(value, (int, float)) else repr(value)
+
+
 def _settings_html(values: dict[str, Any]) -> str:
     if not values:
         return ""
-    rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(repr(v))}</td></tr>"
+    rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_setting(v))}</td></tr>"
                    for k, v in values.items())
     return ('<h3>Settings of this page</h3><p>The values this page ran with (change one with '
             "<code>crm report --param name=value</code>).</p>"
@@ -212,11 +221,12 @@ def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bo
     body = body.replace("</head>", PAGE_CSS + "\n" + tables.STYLE + "\n</head>", 1)
     body = body.replace("<main>", "<main>\n" + _nav_html(page, period_label=period_label), 1)
     if exclude_input:
-        marker = f'<div id="cell-id={first_appendix}"' if first_appendix else ""
+        found = body.find(f'id="cell-id={first_appendix}"') if first_appendix else -1
+        start = body.rfind("<div", 0, found) if found >= 0 else -1  # the first appendix cell's own tag
         extra = _settings_html(settings(notebook))
-        if marker and marker in body:
-            body = body.replace(marker, f'<details class="appendix" id="appendix"><summary>{APPENDIX_TITLE}'
-                                f"</summary>{extra}\n" + marker, 1)
+        if start >= 0:
+            body = (body[:start] + f'<details class="appendix" id="appendix"><summary>{APPENDIX_TITLE}</summary>'
+                    + extra + "\n" + body[start:])
             body = body.replace("</main>", "</details>\n</main>", 1)
         elif extra:
             body = body.replace("</main>", f'<details class="appendix" id="appendix"><summary>{APPENDIX_TITLE}'
