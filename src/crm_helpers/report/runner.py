@@ -402,8 +402,9 @@ def render_report(
     return ReportResult(period, target, runs, target / "index.html")
 
 
-PAGE_SUFFIXES = (".ipynb", ".html", ".csv")
-"""What a render writes into a pack: executed notebooks, pages, the index and glossary, the lists."""
+PAGE_SUFFIXES = (".ipynb", ".html", ".csv", ".pdf")
+"""What a render writes into a pack: executed notebooks, pages, the index and glossary, the lists, the
+PDFs (printed by the CLI after the render: a full render without them leaves no stale ones)."""
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
