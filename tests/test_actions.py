@@ -151,7 +151,7 @@ def test_the_index_opens_with_the_actions_ranked_by_money_and_counts_the_rest():
     assert soup.find("h2").get_text() == "Actions this month"
     items = soup.select("#actions li")
     assert len(items) == ACTIONS_MAX
-    assert items[0].get_text().startswith("Win back Wei Berg.") and "24,000 EUR at stake, likely 20,000–26,000 EUR" \
+    assert items[0].get_text().startswith("Win back Wei Berg.") and "24,000 EUR at stake, likely 20,000 to 26,000 EUR" \
         in items[0].get_text()
     assert items[0].select_one("a")["href"] == "04_clv_romi.html#Customers-probably-lost"
     assert soup.select_one("#actions .more").get_text() == "… and 4 smaller items: 4 on page 01."

@@ -432,3 +432,22 @@ def test_forget_removes_working_folders_a_killed_backup_left_and_names_those_in_
 
     assert not stale.exists()
     assert live.exists() and report.working_folders == [str(live)]
+
+
+def test_the_pdfs_of_a_pack_that_showed_the_person_are_removed_and_named(small_store, tmp_path):
+    """brief.pdf and pack.pdf are printed from the pages and cannot be searched as text: where the
+    person was found, they go (the next render prints them again); elsewhere they stay."""
+    db = small_store
+    name, email = db.execute("SELECT name, email FROM customers WHERE customer_id = 'C00002'").fetchone()
+    folder, other = tmp_path / "out", tmp_path / "other"
+    _pack_with_the_person(db, folder, name=name, email=email, customer_id="C00002")
+    other.mkdir()
+    (other / "index.html").write_text("<p>nobody here</p>", encoding="utf-8")
+    for pack in (folder, other):
+        (pack / "brief.pdf").write_bytes(b"%PDF-1.4 compressed")
+    from crm_helpers.store.forget import remember_report_folder
+
+    assert remember_report_folder(_store_file(db), other, period="2026-09")
+    report = forget(db, "C00002")
+    assert not (folder / "brief.pdf").exists() and str(folder / "brief.pdf") in report.packs.removed
+    assert (other / "brief.pdf").exists()

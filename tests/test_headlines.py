@@ -235,9 +235,9 @@ def test_no_range_goes_below_zero_for_a_quantity_that_cannot():
     page = BeautifulSoup(index_html(NOVEMBER, [_run("04", [estimate.payload(), share.payload(), recorded])]),
                          "html.parser")
     ranges = {label: cells[1].get_text() for label, cells in _rows(page).items()}
-    assert ranges["Expected revenue"].endswith("95 % range 0 EUR to 6,110 EUR")
-    assert ranges["Customer value"].endswith("95 % range 0 EUR to 1,284 EUR")  # value ± 1.96 se, clipped too
-    assert ranges["Share"].endswith("0.0 % to 100.0 %") and not any("-" in text for text in ranges.values())
+    assert ranges["Expected revenue"].endswith("95 % range 0 to 6,110 EUR")
+    assert ranges["Customer value"].endswith("95 % range 0 to 1,284 EUR")  # value ± 1.96 se, clipped too
+    assert ranges["Share"].endswith("0.0 to 100.0 %") and not any("-" in text for text in ranges.values())
 
 
 def test_a_figure_without_a_noise_estimate_is_never_called_within_noise(november_figures):

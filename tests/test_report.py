@@ -16,7 +16,7 @@ from nbformat.v4 import new_notebook
 from support import write_notebook
 from crm_helpers.report import headlines
 from crm_helpers.store.periods import parse_month
-from crm_helpers.report.index import _format_change, _format_value
+from crm_helpers.report.index import format_change, format_value
 from crm_helpers.report.runner import (
     ReportError,
     discover_notebooks,
@@ -107,9 +107,9 @@ def test_unknown_parameter_is_rejected_with_the_valid_ones(tiny_pack_dir, demo_d
 
 
 def test_figures_show_the_decimals_they_carry():
-    assert [_format_value(v, "") for v in (23.7, 3.95, 4.0, 0.5, 1234.5)] == ["23.7", "3.95", "4", "0.5", "1,234"]
-    assert _format_value(72.4, "%") == "72.4 %" and _format_value(None, "EUR") == "not available"
-    assert _format_value(None, "EUR", "no campaign with a measurable effect") == "no campaign with a measurable effect"
+    assert [format_value(v, "") for v in (23.7, 3.95, 4.0, 0.5, 1234.5)] == ["23.7", "3.95", "4", "0.5", "1,234"]
+    assert format_value(72.4, "%") == "72.4 %" and format_value(None, "EUR") == "not available"
+    assert format_value(None, "EUR", missing="no campaign with a measurable effect") == "no campaign with a measurable effect"
 
 
 def test_only_selects_notebooks_and_rejects_unknown_numbers(tiny_pack_dir):
@@ -126,7 +126,7 @@ def rendered_pack(tmp_path_factory):
     subprocess.run([CRM, "demo", "--db", str(db), "--customers", "300", "--months", "18", "--end", "2026-10"],
                    check=True, capture_output=True, text=True)
     proc = subprocess.run([CRM, "report", "--db", str(db), "--month", "2026-10", "--out", str(root / "out"),
-                           "--share"], capture_output=True, text=True)
+                           "--share", "--no-pdf"], capture_output=True, text=True)
     return root, db, proc
 
 
@@ -156,7 +156,7 @@ def test_index_shows_the_figures_the_notebooks_recorded(rendered_pack):
     assert shown, "no notebook recorded a headline figure"
     for key in shown:
         payload = recorded[key]
-        assert _format_value(payload["value"], payload.get("unit", ""), payload.get("missing") or "") in index, key
+        assert format_value(payload["value"], payload.get("unit", ""), missing=payload.get("missing") or "") in index, key
     # a figure without a value says why in words, never "n/a" or a code word
     soup = BeautifulSoup(index, "html.parser")
     for hidden in soup(["script", "style"]):
@@ -216,10 +216,10 @@ def test_report_for_a_month_without_data_says_so(demo_db_path):
 
 
 def test_changes_are_points_for_shares_and_scales_and_relative_for_amounts():
-    assert _format_change(36.4, 33.3, "", "points") == "▲ +3.1 pts"  # NPS: a fixed −100…100 scale
-    assert _format_change(81.8, 86.7, "%") == "▼ -4.9 pts"
-    assert _format_change(1100.0, 1000.0, "EUR") == "▲ +10.0 %"
-    assert _format_change(None, 1000.0, "EUR") == ""
+    assert format_change(36.4, 33.3, unit="", change="points") == "▲ +3.1 pts"  # NPS: a fixed −100…100 scale
+    assert format_change(81.8, 86.7, unit="%") == "▼ -4.9 pts"
+    assert format_change(1100.0, 1000.0, unit="EUR") == "▲ +10.0 %"
+    assert format_change(None, 1000.0, unit="EUR") == ""
 
 
 def _pages(out: Path) -> dict[str, BeautifulSoup]:
@@ -572,3 +572,64 @@ def test_the_kernels_own_log_lines_stay_off_the_owners_terminal(tmp_path, demo_d
     pm.execute_notebook(str(nb), str(tmp_path / "log-out.ipynb"), parameters={"db_path": str(demo_db_path)},
                         kernel_name=KERNEL_NAME, progress_bar=False, config=kernel_config())
     assert "a kernel log line" not in capfd.readouterr().err
+
+
+def _ids(soup: BeautifulSoup) -> set[str]:
+    return {tag["id"] for tag in soup.find_all(id=True)}
+
+
+@pytest.mark.slow
+def test_every_page_has_a_title_a_way_back_and_the_index_lands_on_sections(rendered_pack):
+    from urllib.parse import unquote
+
+    root, _, _ = rendered_pack
+    pages = _pages(root / "out")
+    for name, soup in pages.items():
+        if not name[:2].isdigit():
+            continue
+        title = soup.title.get_text()
+        assert title == f"{soup.find('h1').get_text().rstrip('¶').strip()} · CRM report 2026-10", name
+        nav = soup.select_one("nav.pack-nav")
+        assert nav is not None and nav.select_one('a[href="index.html"]') is not None, name
+        sections = [unquote(a["href"][1:]) for a in nav.select("ol a")]
+        assert sections and set(sections) <= _ids(soup), name
+    index = pages["index.html"]
+    sectioned = [a["href"] for a in index.select("a[href]") if "#" in a["href"] and not a["href"].startswith("#")]
+    assert len([h for h in sectioned if "#" in h]) >= 8, "figures and actions link to their sections"
+    for href in sectioned:
+        page, _, anchor = href.partition("#")
+        assert unquote(anchor) in _ids(pages[page]), href
+
+
+@pytest.mark.slow
+def test_analyst_material_is_folded_into_an_appendix_at_the_end_of_the_page(rendered_pack):
+    root, _, _ = rendered_pack
+    soup = _pages(root / "out")["03_scoring.html"]
+    appendix = soup.select_one("main > details.appendix")
+    assert appendix is not None and not appendix.has_attr("open")
+    assert appendix.find("summary").get_text() == "How this was computed"
+    assert "Can the probabilities be taken at face value?" in appendix.get_text()
+    assert "horizon_days" in appendix.get_text(), "the page's settings, by name, in the appendix only"
+    outside = soup.select_one("main").get_text(" ").replace(appendix.get_text(" "), "")
+    assert "Brier" not in outside and "horizon_days" not in outside
+    assert soup.select_one("main").find_all(recursive=False)[-1] is appendix, "the appendix ends the page"
+    for page, soup in _pages(root / "out").items():
+        for table in soup.select("table"):
+            assert table.select("tbody tr") or not table.select("thead th"), f"{page}: a table of headers only"
+
+
+def test_the_brief_lists_the_top_ten_of_the_call_list_with_every_column():
+    from crm_helpers.report.pages import NotebookRun
+    from crm_helpers.report.pdf import BRIEF_CALLS, brief_html
+
+    rows = [{"name": f"Person {i}", "email": f"p{i}@example.com", "money_at_stake": 1000.0 + i,
+             "reasons": "open complaint; valuable, not contacted"} for i in range(15)]
+    run = NotebookRun("03_scoring", Path("03_scoring.ipynb"), None, True, 1.0,
+                      tables={"follow_up_queue": {"key": "follow_up_queue", "columns": ["name", "email"],
+                                                  "rows": rows, "units": {"money_at_stake": "EUR a year"}}})
+    soup = BeautifulSoup(brief_html(parse_month("2026-10"), [run]), "html.parser")
+    table = soup.find_all("table")[-1]
+    assert [th.get_text() for th in table.select("th")] == ["Name", "E-mail", "Money at stake (EUR a year)", "Why"]
+    assert len(table.select("tbody tr")) == BRIEF_CALLS
+    assert [td.get_text() for td in table.select("tbody tr")[0].select("td")] == \
+        ["Person 0", "p0@example.com", "1,000", "open complaint (+1 more)"]

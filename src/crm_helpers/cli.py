@@ -293,8 +293,9 @@ def _check_has_data(db, period: Period) -> None:
 @click.option("--with-code", is_flag=True,
               help="Show the notebooks' code in the pages (the analyst's view); the owner's pack hides it.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a notebook parameter.")
+@click.option("--no-pdf", is_flag=True, help="Skip brief.pdf and pack.pdf (printed with headless Chromium).")
 def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: str | None, jobs: int | None,
-           share: bool, with_code: bool, params: tuple[str, ...]) -> None:
+           share: bool, with_code: bool, params: tuple[str, ...], no_pdf: bool) -> None:
     """Render every notebook for one month into reports/YYYY-MM/ with an index page (owner-only files)."""
     from crm_helpers.report.runner import ReportError, render_report
     from crm_helpers.report.share import ShareError, write_share_pack
@@ -321,6 +322,11 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
     if kept:
         click.echo(f"  kept from earlier runs: {', '.join(kept)}")
     click.echo(f"Report: {result.index}")
+    if not no_pdf:
+        from crm_helpers.report.pdf import write_pdfs
+
+        printed = write_pdfs(result)
+        click.echo(f"PDF: {', '.join(str(p) for p in printed.written)}" if printed.ok else printed.message)
     if share:  # after the pack is in place and reported, so a failure here names only the shared copy
         try:
             click.echo(f"Shared copy: {write_share_pack(result, _db_path(db_path))}")

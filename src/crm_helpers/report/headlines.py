@@ -169,6 +169,24 @@ def _payloads(notebook: str | nbformat.NotebookNode, mime: str) -> list[dict[str
     return [dict(payload) for payload in recorded(notebook, mime)]
 
 
+def sections_of_figures(notebook: str | nbformat.NotebookNode) -> dict[str, str]:
+    """``{key: heading}``: for each recorded headline figure, the section (the last level-2 Markdown
+    heading above the cell that recorded it), so the index links to the section, not the page's top."""
+    import nbformat  # not at module level: its jsonschema import costs every kernel 1-4 s
+
+    nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, str) else notebook
+    found: dict[str, str] = {}
+    heading = ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            heading = next((ln[3:].strip() for ln in cell.source.splitlines() if ln.startswith("## ")), heading)
+        for output in cell.get("outputs", []):
+            payload = output.get("data", {}).get(MIME_TYPE)
+            if payload is not None and heading:
+                found[(json.loads(payload) if isinstance(payload, str) else payload)["key"]] = heading
+    return found
+
+
 def read(notebook: str | nbformat.NotebookNode) -> dict[str, dict[str, Any]]:
     """All headline figures recorded in an executed notebook (path or node), by key.
 
@@ -177,6 +195,8 @@ def read(notebook: str | nbformat.NotebookNode) -> dict[str, dict[str, Any]]:
     ``previous`` and ``previous_se`` of its figure, so earlier pages keep their change column.
     """
     figures = {payload["key"]: payload for payload in _payloads(notebook, MIME_TYPE)}
+    for key, heading in sections_of_figures(notebook).items():
+        figures[key].setdefault("section", heading)
     for key in [k for k in figures if k.endswith(PREVIOUS_SUFFIX) and k.removesuffix(PREVIOUS_SUFFIX) in figures]:
         old, figure = figures.pop(key), figures[key.removesuffix(PREVIOUS_SUFFIX)]
         if figure.get("previous") is None:

@@ -12,9 +12,9 @@ from typing import Any
 
 from crm_helpers.store.values import shown_value
 from crm_helpers.store.periods import Period
-from crm_helpers.report import headlines, tables
+from crm_helpers.report import headlines, numbers, tables
 from crm_helpers.report.glossary import GLOSSARY_FILE
-from crm_helpers.report.pages import NotebookRun
+from crm_helpers.report.pages import NotebookRun, section_anchor
 
 KPI_ORDER = [
     "revenue", "paid_orders", "active_customers", "new_customers", "returning_customers",
@@ -24,21 +24,23 @@ KPI_ORDER = [
 """Headline keys shown first on the index, in this order; any other recorded key follows."""
 
 
-def _format_value(value: Any, unit: str, missing: str = "") -> str:
+def format_value(value: Any, unit: str, *, missing: str = "") -> str:
     """``value`` with its unit as the index shows it; a missing one in plain words (the figure's
     ``missing``, else :data:`~crm_helpers.store.values.NOT_AVAILABLE`)."""
     if value is None:
         return html.escape(shown_value(None, missing))
     if isinstance(value, (int, float)):
         if unit == "%":
-            return f"{value:,.1f} %"
+            return numbers.percent(value)
+        if numbers.is_currency(unit):
+            return numbers.money(value, unit)
         # up to two decimals, as many as the recorded value carries (NPS 23.7, not 23.70)
         text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}".rstrip("0")
         return f"{text} {unit}".strip()
     return html.escape(str(value))
 
 
-def _format_change(value: Any, previous: Any, unit: str, change: str = "") -> str:
+def format_change(value: Any, previous: Any, *, unit: str, change: str = "") -> str:
     """The move against the previous month: in points for shares and fixed scales, else in %."""
     if not isinstance(value, (int, float)) or not isinstance(previous, (int, float)):
         return ""
@@ -72,8 +74,8 @@ def _versus_cell(payload: dict[str, Any], against: str) -> str:
     unit, reference = payload.get("unit", ""), payload.get("previous" if against == "month" else "year_ago")
     if not isinstance(reference, (int, float)):
         return '<td class="num versus"></td>'
-    shown = f'<span class="v">{_format_value(reference, unit)}</span>'
-    text = _format_change(payload.get("value"), reference, unit, payload.get("change", ""))
+    shown = f'<span class="v">{format_value(reference, unit)}</span>'
+    text = format_change(payload.get("value"), reference, unit=unit, change=payload.get("change", ""))
     if not text:
         return f'<td class="num versus">{shown}</td>'
     if against != headlines.basis(payload):
@@ -95,14 +97,15 @@ def _value_cell(payload: dict[str, Any]) -> str:
     """The value; an estimate's 95 % range underneath (kept within the values the figure can take,
     :func:`headlines.interval`), a counted fact (``exact``) without one: the store knows it exactly."""
     unit = payload.get("unit", "")
-    text = _format_value(payload.get("value"), unit, payload.get("missing") or "")
+    text = format_value(payload.get("value"), unit, missing=payload.get("missing") or "")
     if payload.get("value") is not None:
         text = f'<span class="v">{text}</span>'  # a number and its unit stay on one line on a phone
     bounds = None if payload.get("exact") else headlines.interval(payload)
     if bounds and payload.get("value") is not None:
         digits = 0 if isinstance(payload["value"], int) else 1  # a count's range in whole numbers
-        low, high = (_format_value(round(b, digits) if digits else int(round(b)), unit) for b in bounds)
-        text += f'<div class="note">95 % range {low} to {high}</div>'
+        ends = [round(b, digits) if digits else int(round(b)) for b in bounds]
+        low, high = (numbers.percent(b, sign=False) if unit == "%" else format_value(b, "") for b in ends)
+        text += f'<div class="note">95 % range {numbers.span(low, high, unit=unit)}</div>'
     return f'<td class="num">{text}</td>'
 
 
@@ -115,6 +118,12 @@ def _page_link(run: NotebookRun) -> str:
     return (run.html or run.notebook).name
 
 
+def _figure_link(payload: dict[str, Any], run: NotebookRun) -> str:
+    """The section of the page where the figure was recorded, else the page."""
+    section = payload.get("section") or ""
+    return _page_link(run) + (f"#{section_anchor(section)}" if section and run.html else "")
+
+
 def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
     figures = _latest_figures(runs)
     keys = [k for k in KPI_ORDER if k in figures]
@@ -124,7 +133,7 @@ def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
         payload, run = figures[key]
         note = f'<div class="note">{html.escape(payload.get("note") or "")}</div>' if payload.get("note") else ""
         rows.append(
-            f'<tr><td><a href="{html.escape(_page_link(run))}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
+            f'<tr><td><a href="{html.escape(_figure_link(payload, run))}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
             f"{_value_cell(payload)}{_versus_cell(payload, 'month')}{_versus_cell(payload, 'year')}</tr>"
         )
     return rows
@@ -145,13 +154,13 @@ def recorded_actions(runs: list[NotebookRun]) -> list[tuple[dict[str, Any], Note
     return sorted(found, key=lambda item: -float(item[0].get("rank_money") or 0.0))
 
 
-def _money_text(row: dict[str, Any]) -> str:
+def money_text(row: dict[str, Any]) -> str:
     currency = row.get("currency") or ""
     if row.get("money") is None:
         return f"no money estimate ({row.get('rule') or 'ranked last'})"
-    text = f"{row['money']:,.0f} {currency}".strip() + " at stake"
+    text = numbers.money(row["money"], currency) + " at stake"
     if row.get("low") is not None and row.get("high") is not None:
-        text += f", likely {row['low']:,.0f}–{row['high']:,.0f} {currency}".rstrip()
+        text += ", likely " + numbers.span(numbers.amount(row["low"]), numbers.amount(row["high"]), unit=currency)
     return text
 
 
@@ -170,7 +179,7 @@ def _actions_html(runs: list[NotebookRun]) -> str:
         return ('<section id="actions"><h2>Actions this month</h2><p>No analysis has an action for you this month '
                 "(see Needs attention below).</p></section>")
     entries = "".join(
-        f'<li>{html.escape(row["sentence"])}<div class="meta"><span class="stake">{html.escape(_money_text(row))}'
+        f'<li>{html.escape(row["sentence"])}<div class="meta"><span class="stake">{html.escape(money_text(row))}'
         f'</span> · <a href="{html.escape(_action_href(row, run))}">{html.escape(_pages(run))}: '
         f'{html.escape(row.get("section") or "the page")}</a></div>{_what_if_html(row)}</li>'
         for row, run in ranked[:ACTIONS_MAX])
@@ -203,11 +212,11 @@ def _move_sentence(payload: dict[str, Any], change: headlines.Change) -> str:
     """The sentence for a move beyond noise, against the reference it was judged by."""
     rose = change.delta is not None and change.delta > 0
     unit = payload.get("unit", "")
-    since = (f"{_format_value(change.reference, unit)} in the same month last year" if change.basis == "year"
-             else _format_value(change.reference, unit))
+    since = (f"{format_value(change.reference, unit)} in the same month last year" if change.basis == "year"
+             else format_value(change.reference, unit))
     noise = "its usual noise" if change.basis == "year" else "its usual month-to-month noise"
     return (f"{payload.get('label') or payload['key']} {'rose' if rose else 'fell'} from "
-            f"{since} to {_format_value(payload['value'], unit)}, more than {noise}.")
+            f"{since} to {format_value(payload['value'], unit)}, more than {noise}.")
 
 
 def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
@@ -286,13 +295,13 @@ def _follow_up_html(runs: list[NotebookRun], limit: int = 25) -> str:
                    + "</th>" for c in cols)
     body = "".join("<tr>" + "".join(_queue_cell(row.get(c), money=c in units) for c in cols) + "</tr>"
                    for row in rows)
-    return f'<table class="queue"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="table-box"><table class="queue"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _queue_cell(value: Any, *, money: bool) -> str:
     """One cell of the follow-up table: money as a whole number with thousands separators, right-aligned."""
     if money and isinstance(value, (int, float)) and value == value:
-        return f'<td class="num">{value:,.0f}</td>'
+        return f'<td class="num">{numbers.amount(value)}</td>'
     return f"<td>{html.escape(_cell(value))}</td>"
 
 
@@ -307,11 +316,12 @@ h1{margin-bottom:.2em} .sub{color:#52606d;margin-top:0}
 table{border-collapse:collapse;width:100%;margin:1em 0} th,td{padding:.45em .6em;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} .note{color:#7b8794;font-size:.85em}
 .failed{color:#b42318} pre{background:#fef3f2;padding:.6em;overflow:auto;font-size:.85em}
-a{color:#0b69a3}
+a{color:#0b69a3} .table-box{max-width:100%;overflow-x:auto} .table-box table{margin:0}
+table.queue td{min-width:6em} table.queue td:nth-child(2){word-break:break-all;min-width:9em}
 .good{color:#067647} .bad{color:#b42318} .noise,.unjudged{color:#9aa5b1}
 td.versus .move{color:#52606d} td.change .move{font-weight:600;color:inherit} th .note{font-weight:normal}
-@media (max-width:600px){#kpis,#kpis thead,#kpis tbody{display:block}
- #kpis tr{display:grid;grid-template-columns:repeat(3,1fr);border-bottom:1px solid #e4e7eb}
+@media (max-width:600px){body{margin:1em auto;padding:0 .6em} #kpis,#kpis thead,#kpis tbody{display:block}
+ #kpis tr{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));border-bottom:1px solid #e4e7eb}
  #kpis th,#kpis td{border-bottom:none;padding:.3em .35em} #kpis th:first-child{display:none}
  #kpis td:first-child{grid-column:1/-1;padding-bottom:0} #kpis th{text-align:right}
  #kpis td.num{white-space:normal} #kpis .v,#kpis .move{white-space:nowrap}}

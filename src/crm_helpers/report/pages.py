@@ -4,7 +4,7 @@ the pack's owner-only file modes. Shared by the runner, the index and the share 
 from __future__ import annotations
 
 import functools
-
+import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +15,7 @@ import nbformat
 from crm_helpers.ingest import inbox
 from crm_helpers.store.files import write_text
 from crm_helpers.store.periods import Period
-from crm_helpers.report import headlines
+from crm_helpers.report import headlines, tables
 
 SHARE_FOLDER = "share"
 """The pack's subfolder for the masked copy (:mod:`crm_helpers.report.share`); a re-render keeps it."""
@@ -80,16 +80,158 @@ PAGE_CSS = """<style>
 font-size:var(--jp-content-font-size1,14px);line-height:1.5}
 .jp-OutputArea-output.jp-RenderedText[data-mime-type="text/plain"] pre{font-family:inherit;font-size:1em;
 white-space:pre-wrap;word-break:normal;overflow-wrap:break-word}
+body.jp-Notebook{padding:0 1em;max-width:1100px;margin:0 auto;box-sizing:border-box}
+main{max-width:100%}
+nav.pack-nav{font-family:system-ui,sans-serif;font-size:14px;padding:.6em 0;border-bottom:1px solid #e4e7eb;
+margin-bottom:.5em;line-height:1.6}
+nav.pack-nav a{color:#0b69a3;margin-right:1em} nav.pack-nav details{display:inline}
+nav.pack-nav ol{margin:.3em 0;padding-left:1.4em}
+.jp-OutputArea-output{max-width:100%;overflow-x:auto} .jp-OutputArea-output img{max-width:100%;height:auto}
+.jp-Cell,.jp-OutputArea-child,.jp-Cell-outputWrapper{min-width:0;max-width:100%}
+.jp-OutputPrompt,.jp-InputPrompt{display:none}
+table.for-people td:not(.num){min-width:6em}
+details.appendix{margin:2em 0;padding:.5em 1em;border:1px solid #e4e7eb;border-radius:6px;background:#fafbfc}
+details.appendix>summary{font-family:system-ui,sans-serif;font-size:1.2em;font-weight:600;cursor:pointer}
+@media (max-width:600px){body.jp-Notebook{padding:0 .5em}
+ .jp-Cell{padding:.3em 0} .jp-RenderedHTMLCommon{padding-right:0}}
+@media print{nav.pack-nav{display:none} details.appendix{border:none}
+ .jp-OutputArea-output{overflow:visible} table.for-people{font-size:.8em}
+ table.for-people td,table.for-people th{max-width:none} tr,img{break-inside:avoid}}
 </style>"""
 """Added to every page: a sentence a notebook prints reads as text, not code, in the page's font
-and wrapped between words (the lab template sets it in monospace and breaks lines inside words)."""
+and wrapped between words (the lab template sets it in monospace and breaks lines inside words);
+the page fits a 390 px phone (a wide table or plot scrolls inside its own box, never the page); the
+navigation bar and the folded appendix; in print, every column of a table on the paper."""
+
+APPENDIX_TAG = "appendix"
+"""The cell tag of analyst material (model checks, parameters, calibration): on the owner's page
+it moves, in its order, to the folded "How this was computed" section at the end."""
+APPENDIX_TITLE = "How this was computed"
+INDEX_FILE, GLOSSARY_LINK = "index.html", "glossary.html"
+STANDARD_SETTINGS = ("db_path", "period_start", "period_end", "output_dir")
+"""Parameters every page gets from the runner: the store and the month, not settings of the page."""
 
 
-def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bool = False) -> None:
+def page_title(notebook: nbformat.NotebookNode) -> str:
+    """The page's title: the text of its first Markdown heading ("Notebook" when it has none)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return "Notebook"
+
+
+def section_anchor(heading: str) -> str:
+    """The id nbconvert gives a Markdown heading (its text, spaces as hyphens), as a link's fragment."""
+    from urllib.parse import quote
+
+    return quote(heading.strip().replace(" ", "-"), safe="?/:@!$&'()*+,;=")
+
+
+def sections(notebook: nbformat.NotebookNode, *, appendix: bool = False) -> list[str]:
+    """The page's section headings (level 2) in order; those of the appendix cells only when ``appendix``."""
+    found = []
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown" or (APPENDIX_TAG in cell.metadata.get("tags", [])) != appendix:
+            continue
+        found += [line[3:].strip() for line in cell.source.splitlines() if line.startswith("## ")]
+    return found
+
+
+def settings(notebook: nbformat.NotebookNode) -> dict[str, Any]:
+    """The page's settings as it ran: the defaults of its ``parameters`` cell, updated by what the
+    runner injected, without :data:`STANDARD_SETTINGS` (only plain literals; {} when unreadable)."""
+    import ast
+
+    found: dict[str, Any] = {}
+    for tag in ("parameters", "injected-parameters"):
+        for cell in notebook.cells:
+            if cell.cell_type == "code" and tag in cell.metadata.get("tags", []):
+                try:
+                    tree = ast.parse(cell.source)
+                except SyntaxError:
+                    continue
+                for node in tree.body:
+                    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                        try:
+                            found[node.targets[0].id] = ast.literal_eval(node.value)
+                        except ValueError:
+                            continue
+    return {k: v for k, v in found.items() if k not in STANDARD_SETTINGS}
+
+
+def _setting(value: Any) -> str:
+    """A setting's value in words: blank (None) is the store's own rule, true/false yes/no."""
+    if value is None:
+        return "the store's default"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return tables.cell(value) if isinstance(value, (int, float)) else repr(value)
+
+
+def _settings_html(values: dict[str, Any]) -> str:
+    if not values:
+        return ""
+    rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_setting(v))}</td></tr>"
+                   for k, v in values.items())
+    return ('<h3>Settings of this page</h3><p>The values this page ran with (change one with '
+            "<code>crm report --param name=value</code>).</p>"
+            f'<div class="table-box"><table class="for-people"><tbody>{rows}</tbody></table></div>')
+
+
+def _nav_html(notebook: nbformat.NotebookNode, *, period_label: str) -> str:
+    """The bar at the top of a page: back to the index, the glossary, and the page's sections."""
+    entries = "".join(f'<li><a href="#{section_anchor(h)}">{html.escape(h)}</a></li>' for h in sections(notebook))
+    contents = f"<details><summary>On this page</summary><ol>{entries}</ol></details>" if entries else ""
+    back = f"← CRM report {period_label}" if period_label else "← CRM report"
+    return (f'<nav class="pack-nav"><a href="{INDEX_FILE}">{html.escape(back)}</a>'
+            f'<a href="{GLOSSARY_LINK}">Glossary</a>{contents}</nav>')
+
+
+def owner_order(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, str]:
+    """A copy of ``notebook`` with its :data:`APPENDIX_TAG` cells moved to the end, and the id of
+    the first of them ("" when it has none)."""
+    import copy
+
+    page = copy.deepcopy(notebook)
+    tagged = [c for c in page.cells if APPENDIX_TAG in c.metadata.get("tags", [])]
+    if not tagged:
+        return page, ""
+    page.cells = [c for c in page.cells if APPENDIX_TAG not in c.metadata.get("tags", [])] + tagged
+    return page, str(tagged[0].get("id", ""))
+
+
+def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bool = False,
+               period_label: str = "") -> None:
     """Export ``notebook`` to a self-contained HTML file (images inline), without the outputs that
-    record for the index (:func:`crm_helpers.report.headlines.page_outputs`), with :data:`PAGE_CSS`."""
-    body, _ = _html_exporter(exclude_input).from_notebook_node(headlines.page_outputs(notebook))
-    write_text(path, body.replace("</head>", PAGE_CSS + "\n</head>", 1))
+    record for the index (:func:`crm_helpers.report.headlines.page_outputs`), with :data:`PAGE_CSS`.
+
+    The page is titled by its heading and the month (``period_label``), opens with a bar linking
+    back to the index and to its sections, and (the owner's view, ``exclude_input``) ends with the
+    folded "How this was computed" appendix: the cells tagged :data:`APPENDIX_TAG` and the page's
+    settings. The analyst's view (code shown) keeps every cell where it is."""
+    page = headlines.page_outputs(notebook)
+    title = page_title(page)
+    page.metadata["title"] = f"{title} · CRM report {period_label}" if period_label else title
+    first_appendix = ""
+    if exclude_input:
+        page, first_appendix = owner_order(page)
+    body, _ = _html_exporter(exclude_input).from_notebook_node(page)
+    body = body.replace("</head>", PAGE_CSS + "\n" + tables.STYLE + "\n</head>", 1)
+    body = body.replace("<main>", "<main>\n" + _nav_html(page, period_label=period_label), 1)
+    if exclude_input:
+        found = body.find(f'id="cell-id={first_appendix}"') if first_appendix else -1
+        start = body.rfind("<div", 0, found) if found >= 0 else -1  # the first appendix cell's own tag
+        extra = _settings_html(settings(notebook))
+        if start >= 0:
+            body = (body[:start] + f'<details class="appendix" id="appendix"><summary>{APPENDIX_TITLE}</summary>'
+                    + extra + "\n" + body[start:])
+            body = body.replace("</main>", "</details>\n</main>", 1)
+        elif extra:
+            body = body.replace("</main>", f'<details class="appendix" id="appendix"><summary>{APPENDIX_TITLE}'
+                                f"</summary>{extra}</details>\n</main>", 1)
+    write_text(path, body)
 
 
 

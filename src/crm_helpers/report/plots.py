@@ -87,6 +87,27 @@ def empty_axes(ax: Axes, message: str) -> Axes:
     return ax
 
 
+def readable_axes(*axes: Axes) -> None:
+    """Tick labels of the numbers on ``axes`` in the pack's style (:func:`crm_helpers.report.numbers.axis_tick`):
+    thousands separated (``12,000``), at most six ticks on a numeric x axis so labels never run
+    together (``1000012000``), no scientific offset; a log axis labelled 10, 100, 1,000. Axes of
+    dates or categories keep their own labels."""
+    from matplotlib import ticker
+
+    from crm_helpers.report.numbers import axis_tick
+
+    for ax in axes:
+        for axis, bins in ((ax.xaxis, 5), (ax.yaxis, 6)):
+            formatter = axis.get_major_formatter()
+            if isinstance(formatter, ticker.LogFormatter):
+                axis.set_major_formatter(ticker.FuncFormatter(axis_tick))
+                axis.set_minor_formatter(ticker.NullFormatter())
+            elif isinstance(formatter, ticker.ScalarFormatter):
+                axis.set_major_formatter(ticker.FuncFormatter(axis_tick))
+                if isinstance(axis.get_major_locator(), ticker.AutoLocator):
+                    axis.set_major_locator(ticker.MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10]))
+
+
 MAIN_COLOUR = "#3b8ea5"
 """The workbook's main colour: one-colour bars, points and lines."""
 
@@ -102,6 +123,7 @@ def bars(data: pd.DataFrame, *, x: str, y: str, title: str, xlabel: str, ylabel:
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if label_counts:
         ax.bar_label(ax.containers[0], fmt="{:,.0f}", padding=3)
+    readable_axes(ax)
     return ax
 
 
@@ -283,6 +305,7 @@ def plot_clv_distribution(customers: pd.DataFrame, currency: str) -> Axes:
                       palette="crest", hue_order=["1 purchase", "2–3 purchases", "4–9 purchases", "10+ purchases"])
     ax.set(title="Customer lifetime value (discounted expected profit)", xlabel=f"CLV ({currency}, log scale)",
            ylabel="customers")
+    readable_axes(ax)
     return ax
 
 
@@ -311,6 +334,7 @@ def plot_campaigns(table: pd.DataFrame, confidence: float = 0.95) -> Figure:
     right.axvline(0, color="grey", linewidth=1)
     right.set(title=f"Incremental revenue vs not-contacted customers ({confidence:.0%} CI)", xlabel="net revenue",
               ylabel="")
+    readable_axes(left, right)
     fig.tight_layout()
     return fig
 
@@ -420,6 +444,7 @@ def plot_customer_flows(flows: pd.DataFrame, *, months: int = 24, ax: Axes | Non
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set(title="Customers per month (lost below zero)", xlabel="", ylabel="customers")
     ax.tick_params(axis="x", rotation=90)
+    readable_axes(ax)
     return ax
 
 
@@ -473,6 +498,7 @@ def plot_forecast(result: SalesForecast, *, metric: str = "revenue", ax: Axes | 
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     ax.tick_params(axis="x", rotation=45)
     ax.legend(loc="upper left")
+    readable_axes(ax)
     return ax
 
 

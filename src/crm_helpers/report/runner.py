@@ -232,7 +232,8 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_c
             flags = headlines.read_flags(executed)
             tables = headlines.read_tables(executed)
             files = read_summary(executed)
-            write_html(executed, out_html, exclude_input=not with_code)
+            write_html(executed, out_html, exclude_input=not with_code,
+                       period_label=str(parameters.get("period_start", ""))[:7])
             html_path = out_html
         except Exception as exc:
             if is_disk_full(exc):
@@ -401,8 +402,9 @@ def render_report(
     return ReportResult(period, target, runs, target / "index.html")
 
 
-PAGE_SUFFIXES = (".ipynb", ".html", ".csv")
-"""What a render writes into a pack: executed notebooks, pages, the index and glossary, the lists."""
+PAGE_SUFFIXES = (".ipynb", ".html", ".csv", ".pdf")
+"""What a render writes into a pack: executed notebooks, pages, the index and glossary, the lists, the
+PDFs (printed by the CLI after the render: a full render without them leaves no stale ones)."""
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 

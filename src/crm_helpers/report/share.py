@@ -104,7 +104,7 @@ def _write_share(result: ReportResult, work: Path, masker: Masker) -> None:
             masked = mask_notebook(nbformat.read(str(run.notebook), as_version=4), masker)
             write_text(nb_path, nbformat.writes(masked) + "\n")
             html_path = nb_path.with_suffix(".html")
-            write_html(masked, html_path, exclude_input=True)
+            write_html(masked, html_path, exclude_input=True, period_label=result.period.label)
         runs.append(NotebookRun(run.name, nb_path, html_path, run.ok, run.seconds,
                                 masker.mask(run.error), _mask_value(run.headlines, masker),
                                 flags=_mask_value(run.flags, masker), tables=_mask_value(run.tables, masker)))

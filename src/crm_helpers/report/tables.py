@@ -5,13 +5,18 @@ One rule set for every page, applied to each DataFrame a notebook displays
 :func:`show` for long lists:
 
 - a missing value (NaN, None, ``<NA>``, NaT) is shown as "—", never as code words;
-- whole numbers (counts, also when pandas stored them as floats) without decimals, other numbers
-  with at most two, thousands separated; yes/no for true/false; dates without a midnight time;
+- numbers in the pack's one style (:mod:`crm_helpers.report.numbers`): whole numbers (counts, also
+  when pandas stored them as floats) without decimals, amounts with two decimals below 1,000 and
+  none above, thousands separated; a rate in % with one decimal (a column named "... pct" or with
+  "%", headed "(%)"; a share kept as a fraction of 1 shown as "43.9 %"); first-of-month dates in a
+  month column as "2026-11"; yes/no for true/false; dates without a midnight time;
 - column names in words (``days_since_order`` -> "days since order"), no row numbers;
+- an empty table is not drawn as headers only: one sentence says there is nothing to list;
 - text in full (pandas cuts cells at 50 characters; these tables never do);
 - at most :data:`MAX_ROWS` rows on a page: a longer list is cut there with a sentence saying so,
   and with :func:`show` written in full to a CSV next to the page (owner-only, formulas
-  neutralized) and linked.
+  neutralized, plain rounded values: :func:`crm_helpers.report.numbers.for_csv`) and linked;
+- a table wider than the screen scrolls inside its own box (``div.table-box``), never the page.
 """
 
 from __future__ import annotations
@@ -26,11 +31,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_helpers.report import numbers
+
 MAX_ROWS = 25
 """The most rows a table shows on a page."""
 
-MISSING = "—"
+MISSING = numbers.MISSING
 """What a missing value looks like on a page."""
+
+NOTHING = "Nothing to list here this month."
+"""What a page shows instead of a table without rows."""
 
 
 def cell(value: Any) -> str:
@@ -44,9 +54,7 @@ def cell(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
             return MISSING
-        if float(value).is_integer():
-            return f"{value:,.0f}"
-        return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+        return numbers.amount(value)
     if isinstance(value, (pd.Timestamp, np.datetime64)):
         stamp = pd.Timestamp(value)
         if pd.isna(stamp):
@@ -75,30 +83,63 @@ def plain_name(name: Any) -> str:
     return MISSING if name is None else str(name).replace("_", " ")
 
 
+def _shown(value: Any, kind: str) -> str:
+    """One cell by its column's kind (:func:`crm_helpers.report.numbers.column_kind`)."""
+    if kind and (value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)):
+        return MISSING
+    if kind == "percent":
+        return numbers.percent(value, sign=False)
+    if kind == "fraction":
+        return numbers.fraction_as_percent(value)
+    if kind == "month":
+        return numbers.month(value)
+    return cell(value)
+
+
+def with_unit(frame: pd.DataFrame, columns: Sequence[str], *, unit: str) -> pd.DataFrame:
+    """``frame`` with ``unit`` in the names of ``columns`` (``effect`` → ``effect (EUR)``): a table
+    of amounts says what they are counted in. Columns it does not hold are skipped; blank ``unit``
+    leaves the names as they are."""
+    if not unit:
+        return frame
+    return frame.rename(columns={c: f"{c} ({unit})" for c in columns if c in frame.columns})
+
+
+LONG_TEXT = 60
+"""A text cell of more characters than this is given room (``td.long``, at least 16 em wide): a
+sentence squeezed into a narrow column made rows hundreds of pixels tall; the table scrolls instead."""
+
+
+def _td(text: str, *, numeric: bool) -> str:
+    if numeric:
+        return f'<td class="num">{html.escape(text)}</td>'
+    return f'<td class="long">{html.escape(text)}</td>' if len(text) > LONG_TEXT else f"<td>{html.escape(text)}</td>"
+
+
 def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
     """The table as HTML for a page: the rules of the module notes, at most ``max_rows`` rows."""
+    if len(frame.index) == 0:
+        return f'<p class="table-note">{NOTHING}</p>'
     shown = frame
     if not isinstance(shown.index, pd.RangeIndex) or shown.index.name is not None:
         shown = shown.rename_axis(shown.index.name or "").reset_index()  # an unnamed index: a blank header, not "index"
     if isinstance(shown.columns, pd.MultiIndex):
         shown.columns = [" ".join(str(p) for p in c if str(p)) for c in shown.columns]
     body = shown.head(max_rows)
-    header = "".join(f"<th>{html.escape(plain_name(c))}</th>" for c in body.columns)
-    numeric = {c for c in body.columns if pd.api.types.is_numeric_dtype(body[c])
-               and not pd.api.types.is_bool_dtype(body[c])}
+    kinds = [numbers.column_kind(plain_name(c), shown.iloc[:, i]) for i, c in enumerate(shown.columns)]
+    header = "".join(f"<th>{html.escape(numbers.heading(plain_name(c)))}</th>" for c in body.columns)
+    numeric = [pd.api.types.is_numeric_dtype(body.iloc[:, i]) and not pd.api.types.is_bool_dtype(body.iloc[:, i])
+               for i in range(body.shape[1])]
     rows = []
     for values in body.itertuples(index=False, name=None):
-        cells = "".join(
-            f'<td class="num">{html.escape(cell(v))}</td>' if c in numeric else f"<td>{html.escape(cell(v))}</td>"
-            for c, v in zip(body.columns, values)
-        )
+        cells = "".join(_td(_shown(v, kinds[i]), numeric=numeric[i]) for i, v in enumerate(values))
         rows.append(f"<tr>{cells}</tr>")
     note = ""
     if len(shown) > max_rows:
         note = f'<p class="table-note">The first {max_rows} of {len(shown):,} rows.</p>'
     return (
-        '<table class="for-people"><thead><tr>' + header + "</tr></thead><tbody>" + "".join(rows)
-        + "</tbody></table>" + note
+        '<div class="table-box"><table class="for-people"><thead><tr>' + header + "</tr></thead><tbody>"
+        + "".join(rows) + "</tbody></table></div>" + note
     )
 
 
@@ -110,6 +151,8 @@ vertical-align:top;white-space:normal;max-width:40em}
 table.for-people td.num,.jp-RenderedHTMLCommon table.for-people td.num{text-align:right;
 font-variant-numeric:tabular-nums;white-space:nowrap}
 p.table-note{color:#52606d;font-size:.9em}
+div.table-box{max-width:100%;overflow-x:auto}
+table.for-people td.long,.jp-RenderedHTMLCommon table.for-people td.long{min-width:16em}
 </style>"""
 
 
@@ -147,7 +190,7 @@ def show(frame: pd.DataFrame, *, name: str, output_dir: str | os.PathLike[str] =
 
     written = None
     if len(frame) > max_rows and output_dir:
-        written = write_safe_csv(frame, Path(output_dir) / f"{name}.csv")
+        written = write_safe_csv(numbers.for_csv(frame), Path(output_dir) / f"{name}.csv")
     table = for_people(frame.drop(columns=list(csv_only)), max_rows=max_rows)
     if written is not None:
         table = table.replace(

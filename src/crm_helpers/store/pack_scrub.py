@@ -147,7 +147,8 @@ def scrub_packs(db: Database, values: dict[str, str], *, pseudonym: str) -> Pack
     ``pseudonym``, free text :data:`HIDDEN_FREE_TEXT`. Files are replaced atomically (a temporary
     file in the same folder, renamed), owner-only; links are never followed. A file still holding a
     value afterwards (found in its decoded text, HTML-unescaped, and in a notebook's JSON strings) is
-    removed."""
+    removed. The pack's PDFs (``brief.pdf``, ``pack.pdf``: printed from the pages, not searchable
+    text) are removed from a folder where the person was found; the next render prints them again."""
     scrub = PackScrub(folders=report_folders(db))
     if not scrub.folders:
         return scrub
@@ -155,6 +156,7 @@ def scrub_packs(db: Database, values: dict[str, str], *, pseudonym: str) -> Pack
     plain = _Needles(set(values))
     replacements = {v.casefold(): (pseudonym if kind == "id" else HIDDEN_FREE_TEXT) for v, kind in values.items()}
     for folder in scrub.folders:
+        shown = len(scrub.rewritten) + len(scrub.removed)
         for path in _pack_files(Path(folder)):
             text = path.read_bytes().decode("utf-8", errors="surrogateescape")
             new = encoded.sub(text, lambda m: replacements.get(_decoded(m.group(0)).casefold(), pseudonym))
@@ -171,6 +173,11 @@ def scrub_packs(db: Database, values: dict[str, str], *, pseudonym: str) -> Pack
             except OSError:
                 path.unlink(missing_ok=True)
                 scrub.removed.append(str(path))
+        if len(scrub.rewritten) + len(scrub.removed) > shown:  # the person was in this pack: so are its PDFs
+            for pdf in sorted(Path(folder).rglob("*.pdf")):
+                if pdf.is_file() and not pdf.is_symlink():
+                    pdf.unlink()
+                    scrub.removed.append(str(pdf))
     return scrub
 
 

@@ -1,0 +1,169 @@
+"""One number style for the pack: every page, the index, the PDFs, the CSVs and the chart axes.
+
+The rules, each in one function here and used everywhere else:
+
+- **money** (:func:`money`): no decimals from 1,000 up (``21,883 EUR``), two below (``954.22 EUR``),
+  thousands separated, the currency after the amount;
+- **counts** (:func:`count`): whole numbers with thousands separators (``1,276``);
+- **rates** (:func:`percent`): in % with one decimal (``85.4 %``); a share kept as a fraction
+  (0.854) is multiplied by 100 first (:func:`fraction_as_percent`);
+- **months** (:func:`month`): ``2026-11``, never ``2026-11-01``;
+- **ranges** (:func:`span`): ``low to high`` and the unit once (``1,000 to 2,000 EUR``);
+- **axes** (:func:`axis_tick`): thousands separated, no scientific offset (``12,000``, not
+  ``1000012000`` run together);
+- **CSV files** (:func:`for_csv`): plain values a spreadsheet reads as numbers: no separators,
+  rounded (money and measures to two decimals, whole-number floats as integers, midnight
+  timestamps as dates).
+
+The page tables (:mod:`crm_helpers.report.tables`) tell a rate from an amount by its column's name
+(:func:`column_kind`), since a table carries no units of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MISSING = "—"
+"""What a missing value looks like on a page."""
+
+CSV_DECIMALS = 2
+"""Decimals kept in a CSV file for a number that is not whole (money in cents, measures to 0.01)."""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(float(value))
+
+
+def amount(value: float) -> str:
+    """A number without unit as the pages show an amount: no decimals from 1,000 up (and when it
+    is whole), else two; thousands separated (``21,883``, ``954.22``, ``12``)."""
+    if not _finite(value):
+        return MISSING
+    value = float(value)
+    if abs(value) >= 1000 or value.is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def is_currency(unit: str) -> bool:
+    """Whether ``unit`` is a currency code (ISO 4217: three capital letters, ``EUR``)."""
+    return len(unit) == 3 and unit.isalpha() and unit.isupper()
+
+
+def money(value: float | None, currency: str = "", *, signed: bool = False) -> str:
+    """Money with its currency: ``21,883 EUR``, ``954.22 EUR`` (see :func:`amount`); ``signed``
+    puts a + before a gain (a plan's effect)."""
+    if value is None or not _finite(value):
+        return MISSING
+    text = amount(value)
+    if signed and float(value) > 0:
+        text = "+" + text
+    return f"{text} {currency}".strip()
+
+
+def count(value: float | None) -> str:
+    """A count as a whole number with thousands separators (``1,276``)."""
+    if value is None or not _finite(value):
+        return MISSING
+    return f"{round(float(value)):,}"
+
+
+def percent(value: float | None, *, sign: bool = True) -> str:
+    """A rate already in % with one decimal (``85.4 %``); ``sign=False`` leaves the % off (for a
+    column whose heading says %)."""
+    if value is None or not _finite(value):
+        return MISSING
+    return f"{float(value):,.1f}" + (" %" if sign else "")
+
+
+def fraction_as_percent(value: float | None) -> str:
+    """A share kept as a fraction of 1 (0.854) as a rate: ``85.4 %``."""
+    if value is None or not _finite(value):
+        return MISSING
+    return percent(float(value) * 100)
+
+
+def month(value: Any) -> str:
+    """A month as ``2026-11`` (a date, a timestamp or a pandas Period; text is kept)."""
+    if isinstance(value, pd.Period):
+        return value.strftime("%Y-%m")
+    if isinstance(value, (dt.date, pd.Timestamp, np.datetime64)):
+        return pd.Timestamp(value).strftime("%Y-%m")
+    return str(value)
+
+
+def span(low: str, high: str, *, unit: str = "") -> str:
+    """One way of writing a range: ``low to high`` and the unit once (both ends already formatted)."""
+    return f"{low} to {high} {unit}".strip()
+
+
+def axis_tick(value: float, _position: Any = None) -> str:
+    """A chart's tick label: thousands separated, at most two decimals, trailing zeros dropped
+    (``12,000``, ``0.5``, ``2.25``); for ``matplotlib.ticker.FuncFormatter``."""
+    if not _finite(value):
+        return ""
+    if abs(value) >= 1000 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+_PERCENT_NAME = re.compile(r"(\bpct\b|%|\bpercent\b)")
+_FRACTION_NAME = re.compile(r"(\brate\b|probability|\bp alive\b|\bshare\b|confidence|\bsupport\b|retention|"
+                            r"\bchurn\b)")
+_MONTH_NAME = re.compile(r"(month|cohort|\borigin\b)")
+
+
+def column_kind(name: Any, values: pd.Series) -> str:
+    """How a page shows a column, from its name (in words, as :func:`tables.plain_name` writes it)
+    and its values: ``"percent"`` (a rate in %: named "... pct" or with "%"), ``"fraction"`` (a
+    rate kept as a fraction of 1: named like a rate, share, probability, confidence, support or
+    retention, every value between 0 and 1), ``"month"`` (first-of-month dates in a column named
+    for months), else ``""`` (the general rules of :func:`crm_helpers.report.tables.cell`)."""
+    text = str(name).lower().replace("_", " ")
+    if pd.api.types.is_datetime64_any_dtype(values) and _MONTH_NAME.search(text):
+        present = pd.to_datetime(values.dropna())
+        if len(present) and bool(((present.dt.day == 1) & (present == present.dt.normalize())).all()):
+            return "month"
+        return ""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return ""
+    if _PERCENT_NAME.search(text):
+        return "percent"
+    if _FRACTION_NAME.search(text) and pd.api.types.is_float_dtype(values):
+        present = values.dropna()
+        if len(present) and bool(((present >= 0) & (present <= 1)).all()):
+            return "fraction"
+    return ""
+
+
+def heading(name: str) -> str:
+    """A column heading with its unit in the one style: "share pct" → "share (%)"."""
+    return re.sub(r"\s*\bpct\b", " (%)", name).replace("  ", " ")
+
+
+def for_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with plain rounded values for a CSV file: floats that are all whole as integers
+    (``80``, not ``80.0``), other floats to :data:`CSV_DECIMALS` decimals (``6.87``, not
+    ``6.872500399936011``), timestamps that are all at midnight as dates. Text is left alone."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_float_dtype(values):
+            present = values.dropna()
+            finite = present[np.isfinite(present)]
+            if len(finite) == len(present) and len(present) and bool((present == np.round(present)).all()):
+                out[column] = values.round().astype("Int64")
+            else:
+                out[column] = values.round(CSV_DECIMALS)
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            present = values.dropna()
+            if len(present) and bool((present == present.dt.normalize()).all()):
+                out[column] = values.dt.date
+    return out
