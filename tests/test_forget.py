@@ -445,7 +445,7 @@ def test_the_pdfs_of_a_pack_that_showed_the_person_are_removed_and_named(small_s
     (other / "index.html").write_text("<p>nobody here</p>", encoding="utf-8")
     for pack in (folder, other):
         (pack / "brief.pdf").write_bytes(b"%PDF-1.4 compressed")
-    from crm_helpers.store.forget import remember_report_folder
+    from crm_helpers.store.pack_scrub import remember_report_folder
 
     assert remember_report_folder(_store_file(db), other, period="2026-09")
     report = forget(db, "C00002")
