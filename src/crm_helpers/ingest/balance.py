@@ -38,7 +38,7 @@ from crm_helpers.store.schema import TABLES
 
 CENT = 0.005
 """Half a cent: two sums closer than this are equal (amounts are written to the cent)."""
-REFUND_COLUMN = re.compile(r"refund|退款金额|已退款金额|退款额", re.I)
+REFUND_COLUMN = re.compile(r"refund|退款金额|已退款金额|退款额|成功退款", re.I)
 """A header of a column holding money paid back (English or Chinese), whatever else it says."""
 ADJUSTED_TOTAL = re.compile(r"adjusted\W*order\W*total", re.I)
 """A header of an order's total after partial refunds (Etsy's ``Adjusted Order Total``)."""
