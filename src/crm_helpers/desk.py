@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import sqlite3
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -57,6 +58,8 @@ SHOWN_ROWS = 15
 ANNIVERSARY_DAYS = 7
 """First-purchase anniversaries in the next this many days (today included) are listed."""
 SEARCH_LIMIT = 20
+STANDBY_POLL_S = 2.0
+"""How often, in seconds, a standby kernel (:func:`warm_up`) looks whether the store was written."""
 
 _CONTACTABLE = "COALESCE(name, email, phone, company) IS NOT NULL"
 """A customer the desk may show: erased people (``crm forget``) hold none of these any more."""
@@ -765,6 +768,63 @@ class TodayList(_Undoable):
                              widgets.HBox([self.message, self.undo]), self.box])
 
 
+# ------------------------------------------------------------------------------ standby
+@dataclass
+class _Standby:
+    """A kernel waiting for the next page (:func:`warm_up`): its store, and the watcher that keeps
+    today's call list scored while it waits."""
+
+    db_path: str
+    db: Database
+    stop: threading.Event
+    watcher: threading.Thread
+
+
+_standby: _Standby | None = None
+
+
+def _store_version(db: Database) -> tuple[int, str]:
+    """Changes whenever another connection commits a write (``PRAGMA data_version``) or the day turns."""
+    return int(db.execute("PRAGMA data_version").fetchone()[0]), dt.date.today().isoformat()
+
+
+def warm_up(db_path: str = "", *, poll_s: float = STANDBY_POLL_S) -> None:
+    """Make this kernel ready for the desk's next page (the desk server's standby kernel,
+    :func:`crm_helpers.desk_server.standby_kernel_manager`): open the store at ``db_path`` (blank: the
+    default store), score today's call list (:func:`follow_up`, memoized on the store's state), and
+    score it again once after each write by anyone (looked for every ``poll_s`` seconds) until a
+    page takes the kernel (:meth:`Desk.open` with the same ``db_path``), so the page shows it at
+    once. Only one standby per kernel: calling it again replaces the first."""
+    global _standby
+    _release_standby()
+    db = open_db(db_path or None)
+    follow_up(db, dt.date.today())
+    stop = threading.Event()
+
+    def watch() -> None:
+        seen = _store_version(db)
+        while not stop.wait(poll_s):
+            now = _store_version(db)
+            if now != seen:
+                follow_up(db, dt.date.today())
+                seen = now
+
+    watcher = threading.Thread(target=watch, name="desk-standby", daemon=True)
+    watcher.start()
+    _standby = _Standby(db_path, db, stop, watcher)
+
+
+def _release_standby() -> Database | None:
+    """Stop the standby's watcher (waiting for a scoring under way) and hand over its store."""
+    global _standby
+    if _standby is None:
+        return None
+    standby, _standby = _standby, None
+    standby.stop.set()
+    standby.watcher.join()
+    return standby.db
+
+
 # --------------------------------------------------------------------------------- desk
 class Desk:
     """The selected customer, a search box, the forms (as tabs) and the Today list, over one store.
@@ -795,8 +855,11 @@ class Desk:
 
     @classmethod
     def open(cls, db_path: str = "", today: str = "") -> "Desk":
-        """The desk on the store at ``db_path`` (blank: the default store)."""
-        return cls(open_db(db_path or None), today=today or None)
+        """The desk on the store at ``db_path`` (blank: the default store); in a standby kernel
+        (:func:`warm_up` on the same store) it takes over the store and today's scored call list."""
+        warm = _standby is not None and _standby.db_path == db_path
+        db = _release_standby() if warm else None
+        return cls(db or open_db(db_path or None), today=today or None)
 
     def current(self) -> dict[str, Any] | None:
         """The selected customer's row; drops the selection when the row is gone or erased."""

@@ -32,6 +32,7 @@ from crm_helpers.store.schema import (
     SUPPRESSION_KEYS,
     SUPPRESSION_LIST,
     TABLES,
+    TASKS,
     Table,
 )
 
@@ -211,7 +212,15 @@ def m007_report_folders(db: Database) -> None:
     db.execute("PRAGMA user_version = 7")
 
 
-SCHEMA_VERSION = 7
+@migrations()
+def m008_tasks(db: Database) -> None:
+    """The desk's tasks (:data:`~crm_helpers.store.schema.TASKS`): a due date, a note, optionally a
+    customer, deal or ticket, when it was done and how often it was snoozed."""
+    _create(db, TASKS)
+    db.execute("PRAGMA user_version = 8")
+
+
+SCHEMA_VERSION = 8
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 
