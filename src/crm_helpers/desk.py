@@ -44,12 +44,19 @@ from crm_helpers.store.schema import (
     OPPORTUNITY_STAGES,
     ORDER_STATUSES,
     TABLES,
+    TASKS,
     TICKET_CATEGORIES,
     TICKET_PRIORITIES,
 )
 from crm_helpers.analyses.service import backlog
-from crm_helpers.store.connection import open_db
-from crm_helpers.store.facts import contacted_since_sql, deal_overdue, ticket_open_now_sql
+from crm_helpers.store.connection import open_db, write_transaction
+from crm_helpers.store.facts import (
+    contacted_since_sql,
+    deal_overdue,
+    task_due_sql,
+    task_open_sql,
+    ticket_open_now_sql,
+)
 from crm_helpers.store.undo import EntryRecord, RowChange, differs, read_row, undo_entry
 from crm_helpers.store.validation import ValidationError, clean_value, is_blank
 
@@ -77,19 +84,38 @@ def _blank_to_none(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ reading
-def find_customers(db: Database, text: str, *, limit: int = SEARCH_LIMIT) -> list[tuple[str, str]]:
-    """Customers whose name, e-mail or company contains ``text`` (any case): ``[(label, customer_id)]``,
-    by name. Blank text finds nobody; erased people are never found."""
+def _matches_sql(text: str) -> tuple[str, dict[str, str]] | None:
+    """The WHERE clause and parameters of a search for ``text`` (see :func:`find_customers`)."""
     needle = text.strip().lower()
     if not needle:
-        return []
+        return None
     like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # typed literally
-    rows = db.execute(
-        "SELECT customer_id, name, email, company FROM customers WHERE "
-        f"{_CONTACTABLE} AND (lower(name) LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' "
-        "OR lower(company) LIKE ?1 ESCAPE '\\') "
-        "ORDER BY lower(name), customer_id LIMIT ?2", [like, limit]).fetchall()
+    digits = "".join(ch for ch in needle if ch.isdigit())
+    phone = "replace(replace(replace(replace(replace(phone, ' ', ''), '-', ''), '/', ''), '(', ''), ')', '')"
+    return (f"{_CONTACTABLE} AND (lower(name) LIKE :like ESCAPE '\\' OR email LIKE :like ESCAPE '\\' "
+            f"OR lower(company) LIKE :like ESCAPE '\\' OR phone LIKE :like ESCAPE '\\' "
+            f"OR (length(:digits) >= 3 AND {phone} LIKE '%' || :digits || '%'))",
+            {"like": like, "digits": digits})
+
+
+def find_customers(db: Database, text: str, *, limit: int = SEARCH_LIMIT) -> list[tuple[str, str]]:
+    """Customers whose name, e-mail, company or phone contains ``text`` (any case; a phone also by
+    its digits alone, from 3 on, whatever spaces or dashes it is stored with): ``[(label,
+    customer_id)]``, by name, at most ``limit`` (:func:`count_customers` says how many in all).
+    Blank text finds nobody; erased people are never found."""
+    where = _matches_sql(text)
+    if where is None:
+        return []
+    rows = db.execute(f"SELECT customer_id, name, email, company FROM customers WHERE {where[0]} "
+                      "ORDER BY lower(name), customer_id LIMIT :limit", {**where[1], "limit": limit}).fetchall()
     return [(customer_label(name, email, company=company, customer_id=cid), cid) for cid, name, email, company in rows]
+
+
+def count_customers(db: Database, text: str) -> int:
+    """How many customers :func:`find_customers` would find for ``text`` without its limit."""
+    where = _matches_sql(text)
+    return 0 if where is None else int(db.execute(f"SELECT COUNT(*) FROM customers WHERE {where[0]}",
+                                                  where[1]).fetchone()[0])
 
 
 def customer_label(name: Any, email: Any, *, company: Any, customer_id: str) -> str:
@@ -176,7 +202,13 @@ class _Form(_Undoable):
         widget.style.description_width = "9em"
         self.fields[name] = widget
         self.errors[name] = widgets.HTML()
+        if isinstance(widget, widgets.Text):  # Enter in a one-line field presses the field's button
+            widget.on_msg(lambda _, content, __, n=name: content.get("event") == "submit" and self.enter(n))
         return widget
+
+    def enter(self, name: str) -> None:
+        """Enter pressed in the field ``name``: press the button that saves it (:attr:`save`)."""
+        self.save.click()
 
     def _date_field(self, name: str, widget: widgets.Text) -> widgets.Text:
         """A date or time field; changing it asks for the future-date confirmation again."""
@@ -305,6 +337,9 @@ class CustomerForm(_Form):
         self.new = widgets.Button(description="New customer")
         self.new.on_click(lambda _: self.start_new())
 
+    def enter(self, name: str) -> None:
+        (self.save if self.desk.customer_id is not None else self.add).click()
+
     def start_new(self) -> None:
         """Let go of the chosen customer and empty the form for a new one."""
         self.desk.select(None)
@@ -424,6 +459,9 @@ class OrderForm(_Form):
             (f"{name} — {'no list price' if price is None else f'{price:,.2f} {self.currency}'}", pid)
             for pid, name, price in rows])
 
+    def enter(self, name: str) -> None:
+        (self.add_line if name == "quantity" else self.save).click()
+
     def _add_line(self) -> None:
         self.errors["quantity"].value = ""
         try:
@@ -525,6 +563,14 @@ class TicketForm(_Form):
             (f"{_text(cat) or 'ticket'} opened {opened[:16]}" + (", answered" if answered else ", not answered yet"), tid)
             for tid, cat, opened, answered in rows])
 
+    def enter(self, name: str) -> None:
+        if name == "csat":
+            self.close.click()
+        elif name == "when" and self.fields["ticket_id"].value is not None:
+            self.answer.click()
+        else:
+            self.open.click()
+
     def _ticket(self) -> str:
         self.customer_id()
         if self.fields["ticket_id"].value is None:
@@ -587,6 +633,9 @@ class DealForm(_Form):
             (f"{_text(title) or 'untitled'} ({stage}" + ("" if amount is None else f", {amount:,.0f}") + ")", oid)
             for oid, title, stage, amount in rows])
 
+    def enter(self, name: str) -> None:
+        (self.move if name == "lost_reason" else self.add).click()
+
     def _add(self) -> EntryRecord:
         oid = entry.add_opportunity(self.desk.db, self.customer_id(), title=self.value("title"),
                                     amount=self.value("amount"), source=self.value("source"),
@@ -612,14 +661,69 @@ class DealForm(_Form):
                              self.move, self.footer()])
 
 
+class TaskForm(_Form):
+    """Write down a task: when (``tuesday``, ``in 2 weeks`` or YYYY-MM-DD, :func:`day_from_words`),
+    what to do, and whether it is about the chosen customer; Today lists it from that day on."""
+
+    title = "Task"
+
+    def __init__(self, desk: "Desk") -> None:
+        super().__init__(desk)
+        self._field("due", widgets.Text(description="When", placeholder="tuesday, in 2 weeks or YYYY-MM-DD"))
+        self._field("note", widgets.Text(description="What", placeholder="e.g. call back about the quote"))
+        self._field("about", widgets.Checkbox(description="About the chosen customer", value=True, indent=False))
+        self.save = self._button("Add task", self._save)
+
+    def _save(self) -> EntryRecord:
+        typed = self.value("due")
+        if typed is None:
+            raise ValidationError("due", "", "say when: tuesday, in 2 weeks or YYYY-MM-DD")
+        due = day_from_words(typed, today=self.desk.today)
+        customer = self.customer_id() if self.fields["about"].value else None
+        tid = entry.add_task(self.desk.db, due, note=self.value("note"), customer_id=customer)
+        about = f" about {self.desk.name()}" if customer else ""
+        return _record(self.desk.db, f"task for {due}{about}", [("tasks", (tid,), None)])
+
+
 # -------------------------------------------------------------------------------- today
 @dataclass
 class TodayItem:
-    """One line of the Today list: who, why, and the list it belongs to."""
+    """One reason to act today: whom (None: a task about nobody), why in plain words, and its kind
+    (:data:`KINDS`); ``task_id`` for a task."""
 
-    customer_id: str
+    customer_id: str | None
     why: str
-    kind: str  # "follow-up", "ticket", "deal", "anniversary"
+    kind: str
+    task_id: str | None = None
+
+
+KINDS = ("task", "follow-up", "ticket", "deal", "anniversary")
+"""The kinds of Today's reasons, in the order they are listed: tasks due first."""
+
+
+@dataclass
+class TodayLine:
+    """One line of Today: one person (never twice) with every reason, their phone and e-mail, and
+    the tasks "Done" and "Snooze" act on; or one task about nobody."""
+
+    customer_id: str | None
+    label: str
+    phone: str
+    email: str
+    reasons: list[str]
+    task_ids: list[str]
+
+    def html(self) -> str:
+        """The line as the page shows it: the name, ``tel:`` and ``mailto:`` links, the reasons."""
+        links = []
+        if self.phone:
+            dial = "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
+            links.append(f'<a href="tel:{html.escape(dial)}">{html.escape(self.phone)}</a>')
+        if self.email:
+            links.append(f'<a href="mailto:{html.escape(self.email)}">{html.escape(self.email)}</a>')
+        contact = f' <span class="desk-contact">{" · ".join(links)}</span>' if links else ""
+        return (f"<b>{html.escape(self.label)}</b>{contact}<br>"
+                f"<span class='desk-why'>{html.escape('; '.join(self.reasons))}</span>")
 
 
 def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.DataFrame:
@@ -629,24 +733,40 @@ def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.Da
     return followup.follow_up_queue_as_of(db, as_of, kinds=("logistic",)).table.head(top_n)
 
 
+def _due_tasks(db: Database, as_of: dt.date) -> list[TodayItem]:
+    """Open tasks due by ``as_of`` (:func:`crm_helpers.store.facts.task_due_sql`), the oldest due first."""
+    rows = db.execute(f"SELECT task_id, customer_id, due, note FROM {TASKS.name} WHERE {task_due_sql(':day')} "
+                      "ORDER BY due, created_at", {"day": as_of.isoformat()}).fetchall()
+    items = []
+    for task_id, customer_id, due, note in rows:
+        late = (as_of - dt.date.fromisoformat(due)).days
+        when = "due today" if late == 0 else f"overdue by {late} day{'s' * (late > 1)}"
+        items.append(TodayItem(customer_id, f"{note or 'task'} ({when})", "task", task_id))
+    return items
+
+
 def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = None) -> list[TodayItem]:
-    """What to do today: the follow-up queue (``queue``, default :func:`follow_up`), open tickets by
-    age (oldest first), open deals gone quiet (:func:`crm_helpers.store.facts.deal_stale`, more than
-    :data:`~crm_helpers.store.facts.STALE_DAYS` days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`),
-    and first-purchase anniversaries in the next :data:`ANNIVERSARY_DAYS` days.
-    People contacted on or since ``as_of`` and not later than now (an interaction logged: one dated in
-    the future has not happened yet, so it hides nobody) and erased people are left out; at most
-    :data:`SHOWN_ROWS` per kind."""
+    """What to do today, in the order of :data:`KINDS`: tasks due or overdue (the oldest first), the
+    follow-up queue (``queue``, default :func:`follow_up`; its reasons in plain words,
+    :func:`followup.plain_reason`), open tickets by age (oldest first), open deals gone quiet
+    (:func:`crm_helpers.store.facts.deal_stale`, more than :data:`~crm_helpers.store.facts.STALE_DAYS`
+    days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`), and first-purchase anniversaries
+    in the next :data:`ANNIVERSARY_DAYS` days.
+    Apart from tasks, people contacted on or since ``as_of`` and not later than now (an interaction
+    logged: one dated in the future has not happened yet, so it hides nobody), people with an open
+    task due later (snoozed) and erased people are left out; at most :data:`SHOWN_ROWS` per kind."""
     queue = follow_up(db, as_of) if queue is None else queue
-    items = [TodayItem(r.customer_id, r.reasons, "follow-up") for r in queue.itertuples()]
+    items = _due_tasks(db, as_of)
+    items += [TodayItem(r.customer_id, followup.plain_reason(r.reasons, as_of=as_of), "follow-up")
+              for r in queue.itertuples()]
     tickets = backlog(db, as_of)
     items += [TodayItem(r.customer_id, f"{_text(r.category) or 'ticket'} open for {r.age_days:.0f} days"
                         + ("" if r.answered else ", not answered yet"), "ticket")
               for r in tickets.sort_values("age_days", ascending=False).itertuples()]
     opps = opportunities_as_of(db, as_of)
     quiet = stale_opportunities(opps)
-    items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' quiet for {r.days_since_activity} days",
-                        "deal") for r in quiet.itertuples()]
+    items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' with no news for "
+                        f"{r.days_since_activity} days", "deal") for r in quiet.itertuples()]
     overdue = opps[deal_overdue(opps["status_at"], opps["expected_close"], as_of=as_of)
                    & ~opps["opportunity_id"].isin(quiet["opportunity_id"])]
     items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' was expected to close on "
@@ -672,47 +792,96 @@ def _anniversaries(db: Database, as_of: dt.date) -> list[TodayItem]:
 
 
 def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayItem]:
-    """Leave out people contacted since ``as_of`` began, up to now (:func:`facts.contacted_since_sql`,
-    the call list's rule: a contact dated in the future does not count), and people the desk may not
-    show; cap each kind."""
+    """Leave out, except tasks, people contacted since ``as_of`` began, up to now
+    (:func:`facts.contacted_since_sql`, the call list's rule: a contact dated in the future does not
+    count) and people with an open task due after ``as_of`` (snoozed); leave out people the desk may
+    not show; cap each kind."""
     until = (dt.datetime.now() + dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
     contacted = {r[0] for r in db.execute(
         "SELECT customer_id FROM customers AS c WHERE " + contacted_since_sql("c.customer_id", ":since", until=":until"),
         {"since": as_of.isoformat(), "until": until})}
-    ids = sorted({i.customer_id for i in items} - contacted)
+    later = {r[0] for r in db.execute(f"SELECT customer_id FROM {TASKS.name} WHERE customer_id IS NOT NULL AND "
+                                      f"{task_open_sql()} AND NOT {task_due_sql(':day')}", {"day": as_of.isoformat()})}
+    ids = sorted({i.customer_id for i in items if i.customer_id is not None})
     shown: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         shown |= {r[0] for r in db.execute(f"SELECT customer_id FROM customers WHERE {_CONTACTABLE} AND customer_id IN "
                                            f"({','.join('?' * len(chunk))})", chunk).fetchall()}
     kept: list[TodayItem] = []
-    for kind in ("follow-up", "ticket", "deal", "anniversary"):
-        kept += [i for i in items if i.kind == kind and i.customer_id in shown][:SHOWN_ROWS]
+    for kind in KINDS:
+        mine = [i for i in items if i.kind == kind and (i.customer_id is None and kind == "task"
+                                                        or i.customer_id in shown)]
+        if kind != "task":
+            mine = [i for i in mine if i.customer_id not in contacted | later]
+        kept += mine[:SHOWN_ROWS]
     return kept
 
 
-class TodayList(_Undoable):
-    """The Today panel: one row per item with "Contacted", which logs an interaction (now, with the
-    channel and the optional note above the list) so the person leaves the list; "Undo" takes the
-    last one back and the person returns. The follow-up queue is computed once (``recompute``); rows
-    are re-read after every save."""
+def today_lines(db: Database, items: list[TodayItem]) -> list[TodayLine]:
+    """Today's ``items`` as lines, one per person in the order they first appear (a task about
+    nobody is a line of its own), with their name, phone and e-mail read from the store now."""
+    ids = sorted({i.customer_id for i in items if i.customer_id is not None})
+    people = {cid: (customer_label(n, None, company=c, customer_id=cid), _text(p), _text(e))
+              for cid, n, e, c, p in db.execute(
+                  "SELECT customer_id, name, email, company, phone FROM customers WHERE customer_id IN "
+                  f"({','.join('?' * len(ids))})", ids).fetchall()} if ids else {}
+    lines: dict[str, TodayLine] = {}
+    for item in items:
+        key = item.customer_id or f"task:{item.task_id}"
+        if key not in lines:
+            label, phone, email = people.get(item.customer_id or "", ("To do", "", ""))
+            lines[key] = TodayLine(item.customer_id, label, phone, email, [], [])
+        line = lines[key]
+        if item.why not in line.reasons:
+            line.reasons.append(item.why)
+        if item.task_id:
+            line.task_ids.append(item.task_id)
+    return list(lines.values())
 
-    HEADINGS = {"follow-up": "People to contact", "ticket": "Open tickets, oldest first",
-                "deal": "Deals gone quiet or overdue", "anniversary": "First-purchase anniversaries"}
+
+def day_from_words(text: str, *, today: dt.date) -> str:
+    """A day typed as the owner says it, as YYYY-MM-DD: ``2026-12-08``, ``today``, ``tomorrow``, a
+    weekday (``tuesday``, ``tue``: the next one after today), ``in 3 days``, ``in 2 weeks``. Other
+    text is returned as typed, for the schema's check to refuse beside the field."""
+    words = text.strip().lower()
+    if words in ("today", "tomorrow"):
+        return (today + dt.timedelta(days=words == "tomorrow")).isoformat()
+    for number, name in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")):
+        if words in (name, name[:3], f"next {name}"):
+            return (today + dt.timedelta(days=(number - today.weekday() - 1) % 7 + 1)).isoformat()
+    parts = words.split()
+    if len(parts) == 3 and parts[0] == "in" and parts[1].isdigit() and parts[2].rstrip("s") in ("day", "week"):
+        return (today + dt.timedelta(days=int(parts[1]) * (7 if parts[2].startswith("week") else 1))).isoformat()
+    return text.strip()
+
+
+class TodayList(_Undoable):
+    """Today, at the top of the desk: one line per person with "Done" and "Snooze".
+
+    "Done" logs the contact now (the channel and optional note above the list) and marks the
+    person's due tasks done, in one transaction; "Snooze" moves their due tasks to the day in
+    "Snooze to" (default tomorrow), or, for a person without one, writes a task for that day, so
+    they leave Today until then. "Undo" takes the last one back. The follow-up queue is computed
+    once (:meth:`recompute`; in the desk server's standby kernel before the page opens, see
+    :func:`warm_up`); the lines are re-read after every save."""
 
     def __init__(self, desk: "Desk") -> None:
         self.desk = desk
+        wide = {"description_width": "7em"}
         self.channel = widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description="Contacted by",
-                                        style={"description_width": "9em"})
-        self.note = widgets.Text(description="Note", placeholder="optional, e.g. left a message",
-                                 style={"description_width": "9em"})
+                                        style=wide, layout=widgets.Layout(width="16em"))
+        self.note = widgets.Text(description="Note", placeholder="optional, e.g. left a message", style=wide)
+        self.snooze_to = widgets.Text(description="Snooze to", value="tomorrow", style=wide,
+                                      placeholder="tomorrow, tuesday, in 2 weeks or YYYY-MM-DD")
         self.message = widgets.HTML()
         self.undo = widgets.Button(description="Undo", layout=widgets.Layout(display="none"))
         self.undo.on_click(lambda _: self._undo())
         self.last: EntryRecord | None = None
         self.box = widgets.VBox()
         self.items: list[TodayItem] = []
-        self.buttons: dict[tuple[str, str], widgets.Button] = {}
+        self.lines: list[TodayLine] = []
+        self.buttons: dict[str, tuple[widgets.Button, widgets.Button]] = {}
         self.queue: pd.DataFrame | None = None
 
     def recompute(self) -> None:
@@ -726,46 +895,79 @@ class TodayList(_Undoable):
             self.recompute()
             return
         self.items = today_items(self.desk.db, self.desk.today, queue=self.queue)
-        names = {cid: customer_label(n, e, company=c, customer_id=cid) for cid, n, e, c in self.desk.db.execute(
-            "SELECT customer_id, name, email, company FROM customers WHERE customer_id IN "
-            f"({','.join('?' * len(self.items))})", [i.customer_id for i in self.items]).fetchall()} if self.items else {}
-        rows: list[widgets.Widget] = []
+        self.lines = today_lines(self.desk.db, self.items)
         self.buttons = {}
-        for kind, heading in self.HEADINGS.items():
-            mine = [i for i in self.items if i.kind == kind]
-            rows.append(widgets.HTML(f"<h4>{heading} ({len(mine)})</h4>" + ("" if mine else "<i>nothing today</i>")))
-            for item in mine:
-                button = widgets.Button(description="Contacted",
-                                        layout=widgets.Layout(width="9em", min_width="9em"))
-                button.on_click(lambda _, i=item: self.contacted(i))
-                self.buttons[(kind, item.customer_id)] = button
-                rows.append(widgets.HBox([button, widgets.HTML(
-                    f"<b>{html.escape(names.get(item.customer_id, ''))}</b>: {html.escape(item.why)}")]))
+        rows: list[widgets.Widget] = [widgets.HTML(f"<h3>Today ({len(self.lines)})</h3>"
+                                                   + ("" if self.lines else "<i>nothing to do today</i>"))]
+        for line in self.lines:
+            done = widgets.Button(description="Done", button_style="success", layout=widgets.Layout(width="6em"))
+            done.on_click(lambda _, l=line: self.done(l))
+            snooze = widgets.Button(description="Snooze", layout=widgets.Layout(width="6em"))
+            snooze.on_click(lambda _, l=line: self.snooze(l))
+            self.buttons[line.customer_id or line.task_ids[0]] = (done, snooze)
+            row = widgets.HBox([widgets.HTML(line.html(), layout=widgets.Layout(flex="1 1 20em")),
+                                widgets.HBox([done, snooze])])
+            row.add_class("desk-line")
+            rows.append(row)
         self.box.children = rows
 
-    def contacted(self, item: TodayItem) -> None:
-        """Log "contacted" (the chosen channel and note, now) for the item's person, kept as an
-        :class:`EntryRecord` for "Undo"; the note field is emptied and the list redrawn."""
-        db = self.desk.db
-        try:
-            iid = entry.log_interaction(db, item.customer_id, channel=self.channel.value, subject=f"follow-up: {item.why}",
-                                        outcome="contacted", notes=_blank_to_none(self.note.value))
-        except CrmError as exc:
-            self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
-            return
-        row = _customer(db, item.customer_id) or {}
-        who = customer_label(row.get("name"), None, company=None, customer_id=item.customer_id)
-        self.last = _record(db, f"contacted {who}", [("interactions", (iid,), None)])
+    def _saved(self, record: EntryRecord, verb: str) -> None:
+        self.last = record
         self.note.value = ""
-        self.message.value = _OK.format(html.escape(f"Noted: {self.last.summary}.")) + _written(self.last)
+        self.message.value = _OK.format(html.escape(f"{verb}: {record.summary}.")) + _written(record)
         self.undo.layout.display = ""
         self.desk.changed()
+
+    def _failed(self, exc: Exception) -> None:
+        shown = f"{exc.value!r}: {exc.reason}" if isinstance(exc, ValidationError) and exc.value else str(exc)
+        self.message.value = _ERROR.format(html.escape(f"Not saved: {shown}"))
+
+    def done(self, line: TodayLine) -> None:
+        """Log the contact (now, the channel and note above the list) and mark the line's tasks done."""
+        db, note = self.desk.db, _blank_to_none(self.note.value)
+        before = {tid: read_row(db, TASKS.name, key=(tid,)) for tid in line.task_ids}
+        changes: list[tuple[str, tuple[Any, ...], dict[str, Any] | None]] = []
+        try:
+            with write_transaction(db):
+                for n, tid in enumerate(line.task_ids):
+                    iid = entry.complete_task(db, tid, channel=self.channel.value if n == 0 else None, notes=note)
+                    changes += [("tasks", (tid,), before[tid])] + ([("interactions", (iid,), None)] if iid else [])
+                if line.customer_id is not None and not line.task_ids:
+                    iid = entry.log_interaction(db, line.customer_id, channel=self.channel.value,
+                                                subject=f"follow-up: {'; '.join(line.reasons)}", outcome="contacted",
+                                                notes=note)
+                    changes.append(("interactions", (iid,), None))
+        except CrmError as exc:
+            self._failed(exc)
+            return
+        self._saved(_record(db, f"{line.label}", changes), "Done")
+
+    def snooze(self, line: TodayLine) -> None:
+        """Move the line's tasks to the "Snooze to" day, or write a task for that day for its person."""
+        db = self.desk.db
+        until = day_from_words(self.snooze_to.value, today=self.desk.today)
+        before = {tid: read_row(db, TASKS.name, key=(tid,)) for tid in line.task_ids}
+        try:
+            with write_transaction(db):
+                for tid in line.task_ids:
+                    entry.snooze_task(db, tid, until=until)
+                changes = [("tasks", (tid,), before[tid]) for tid in line.task_ids]
+                if not line.task_ids:
+                    tid = entry.add_task(db, until, note=f"follow up: {'; '.join(line.reasons)}",
+                                         customer_id=line.customer_id)
+                    changes.append(("tasks", (tid,), None))
+        except CrmError as exc:
+            self._failed(exc)
+            return
+        self._saved(_record(db, f"{line.label} until {until}", changes), "Snoozed")
 
     def widget(self) -> widgets.Widget:
         again = widgets.Button(description="Score again")
         again.on_click(lambda _: self.recompute())
-        return widgets.VBox([widgets.HBox([self.channel, again]), self.note,
-                             widgets.HBox([self.message, self.undo]), self.box])
+        panel = widgets.VBox([self.box, widgets.HBox([self.channel, self.note]), widgets.HBox([self.snooze_to, again]),
+                              widgets.HBox([self.message, self.undo])])
+        panel.add_class("desk-today")
+        return panel
 
 
 # ------------------------------------------------------------------------------ standby
@@ -837,10 +1039,12 @@ class Desk:
         self.db = db
         self.today = as_date(today) if today else dt.date.today()
         self.customer_id: str | None = None
-        self.search = widgets.Text(description="Find", placeholder="part of a name, e-mail or company",
+        self.search = widgets.Text(description="Find", placeholder="part of a name, e-mail, phone or company",
                                    continuous_update=True)
-        self.matches = widgets.Select(options=[], rows=6, description="Customers", layout=widgets.Layout(width="48em"))
+        self.matches = widgets.Select(options=[], rows=6, description="Customers",
+                                      layout=widgets.Layout(width="48em", max_width="100%"))
         self.selected = widgets.HTML()
+        self.more = widgets.HTML()
         self.search.observe(lambda _: self.find(), names="value")
         self.matches.observe(lambda change: change["new"] and self.select(change["new"]), names="value")
         self.customer = CustomerForm(self)
@@ -849,7 +1053,9 @@ class Desk:
         self.feedback = FeedbackForm(self)
         self.ticket = TicketForm(self)
         self.deal = DealForm(self)
-        self.forms: list[_Form] = [self.customer, self.interaction, self.order, self.feedback, self.ticket, self.deal]
+        self.task = TaskForm(self)
+        self.forms: list[_Form] = [self.customer, self.interaction, self.order, self.feedback, self.ticket, self.deal,
+                                   self.task]
         self.today_list = TodayList(self)
         self.select(None)
 
@@ -884,6 +1090,8 @@ class Desk:
         found = find_customers(self.db, self.search.value)
         self.matches.options = found
         self.matches.value = None
+        more = count_customers(self.db, self.search.value) - len(found) if len(found) == SEARCH_LIMIT else 0
+        self.more.value = f"<i>{more:,} more: type more of the name, e-mail, phone or company</i>" if more else ""
 
     def select(self, customer_id: str | None) -> None:
         """Make ``customer_id`` the customer the forms write for (None: nobody)."""
@@ -910,7 +1118,7 @@ class Desk:
         tabs = widgets.Tab(children=[form.widget() for form in self.forms])
         for i, form in enumerate(self.forms):
             tabs.set_title(i, form.title)
-        return widgets.VBox([self.search, self.matches, self.selected, tabs])
+        return widgets.VBox([self.search, self.matches, self.more, self.selected, tabs])
 
     def today_panel(self) -> widgets.Widget:
         """The Today list (computes the follow-up queue the first time)."""
