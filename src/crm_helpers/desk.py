@@ -669,8 +669,8 @@ class TaskForm(_Form):
 
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
-        self._field("due", widgets.Text(description="When", placeholder="tuesday, in 2 weeks or YYYY-MM-DD"))
-        self._field("note", widgets.Text(description="What", placeholder="e.g. call back about the quote"))
+        self._field("due", widgets.Text(description="Due", placeholder="tuesday, in 2 weeks or YYYY-MM-DD"))
+        self._field("note", widgets.Text(description="To do", placeholder="e.g. call back about the quote"))
         self._field("about", widgets.Checkbox(description="About the chosen customer", value=True, indent=False))
         self.save = self._button("Add task", self._save)
 
@@ -833,8 +833,7 @@ def today_lines(db: Database, items: list[TodayItem]) -> list[TodayLine]:
             label, phone, email = people.get(item.customer_id or "", ("To do", "", ""))
             lines[key] = TodayLine(item.customer_id, label, phone, email, [], [])
         line = lines[key]
-        if item.why not in line.reasons:
-            line.reasons.append(item.why)
+        line.reasons += [why for why in item.why.split("; ") if why not in line.reasons]
         if item.task_id:
             line.task_ids.append(item.task_id)
     return list(lines.values())
@@ -1042,7 +1041,7 @@ class Desk:
         self.search = widgets.Text(description="Find", placeholder="part of a name, e-mail, phone or company",
                                    continuous_update=True)
         self.matches = widgets.Select(options=[], rows=6, description="Customers",
-                                      layout=widgets.Layout(width="48em", max_width="100%"))
+                                      layout=widgets.Layout(width="48em"))
         self.selected = widgets.HTML()
         self.more = widgets.HTML()
         self.search.observe(lambda _: self.find(), names="value")

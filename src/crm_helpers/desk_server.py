@@ -58,6 +58,9 @@ JUPYTER_DIR = PROJECT_ROOT / "jupyter"
 """Added to ``JUPYTER_PATH``, so Voilà finds the ``desk`` template in ``jupyter/voila/templates``."""
 KERNEL_NAME = "crm-workbook"
 """The kernel of notebook 00 (its kernelspec), the one the standby kernel runs."""
+STANDBY_DELAY_S = 15
+"""A page that took the standby kernel gets this many seconds before the next one is started, so the
+two do not share the processor while the page opens."""
 WARM_UP = "import crm_helpers.desk\ncrm_helpers.desk.warm_up()"
 """What the standby kernel runs before any page asks for it (the store is ``CRM_DB``, as the page's)."""
 _EXTENSIONS_OFF = ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim", "nbclassic",
@@ -117,14 +120,15 @@ def standby_kernel_manager() -> type:
             self.ready: str | None = None
             self.warming: asyncio.Future[None] | None = None
 
-        def fill(self) -> None:
-            """Start warming a standby kernel unless one is ready or warming."""
+        def fill(self, delay: float = 0.0) -> None:
+            """Start warming a standby kernel in ``delay`` seconds unless one is ready or warming."""
             if self.standby and self.ready is None and self.warming is None:
-                self.warming = asyncio.ensure_future(self._warm())
+                self.warming = asyncio.ensure_future(self._warm(delay))
 
-        async def _warm(self) -> None:
+        async def _warm(self, delay: float) -> None:
             kernel_id = None
             try:
+                await asyncio.sleep(delay)
                 kernel_id = await super().start_kernel(kernel_name=KERNEL_NAME, path="")
                 client = self.get_kernel(kernel_id).client()
                 client.start_channels()
@@ -150,11 +154,12 @@ def standby_kernel_manager() -> type:
             if kernel_id is None and wanted and self.ready is not None and self.ready in self:
                 kernel_id, self.ready = self.ready, None
                 self.get_kernel(kernel_id).last_activity = utcnow()
-                self.fill()
+                self.log.info("The desk's standby kernel %s serves a page", kernel_id)
+                self.fill(STANDBY_DELAY_S)
                 return kernel_id
             started = await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
             if wanted:
-                self.fill()
+                self.fill(STANDBY_DELAY_S)
             return str(started)
 
         async def cull_kernel_if_idle(self, kernel_id: str) -> None:
