@@ -345,7 +345,8 @@ def test_a_deal_is_refused_beside_the_field(desk, db, values, field, reason):
 def test_a_deal_moves_through_the_stages_and_lost_asks_why(desk, db):
     desk.select("C2")
     form = desk.deal
-    fill(form, title="Gift boxes", amount="2 500", source="referral", expected_close="2026-04-30")
+    soon = (dt.date.today() + dt.timedelta(days=45)).isoformat()  # after the deal opens (today)
+    fill(form, title="Gift boxes", amount="2 500", source="referral", expected_close=soon)
     form.add.click()
     (oid,) = [v for _, v in form.fields["opportunity_id"].options]
     assert db.table("opportunities").get(oid)["amount"] == 2500.0
@@ -668,3 +669,39 @@ def test_the_desk_notebook_runs_top_to_bottom_on_a_store(demo_db_copy, tmp_path)
     views = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
              if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(views) == 2  # the Today list and the forms, nothing else printed
+
+
+# ------------------------------------------------------------------ plausibility questions
+def test_a_deal_expected_to_close_before_it_opens_is_asked_once(desk, db):
+    desk.select("C1")
+    fill(desk.deal, title="Workshop", expected_close="2020-01-31")
+    desk.deal.add.click()
+    assert "is before the deal is opened" in error(desk.deal, "expected_close") and count(db, "opportunities") == 0
+    assert desk.deal.sure.layout.display == ""
+    desk.deal.sure.value = True
+    desk.deal.add.click()
+    assert count(db, "opportunities") == 1 and desk.deal.sure.layout.display == "none"
+
+
+def test_a_huge_quantity_is_asked_about_with_the_lines_amount(desk, db):
+    desk.select("C1")
+    fill(desk.order, product_id="P1", quantity="1000000")
+    desk.order.add_line.click()
+    assert "makes a line of 9,500,000" in error(desk.order, "quantity") and desk.order.lines == []
+    desk.order.sure.value = True
+    desk.order.add_line.click()
+    assert desk.order.lines == [("P1", 1_000_000, None)] and error(desk.order, "quantity") == ""
+
+
+def test_blanking_an_email_and_a_phone_without_digits_are_asked_about(desk, db):
+    desk.select("C1")
+    fill(desk.customer, email="", phone="call me maybe")
+    desk.customer.save.click()
+    assert "fewer than 5 digits" in error(desk.customer, "phone")
+    assert db.table("customers").get("C1")["email"] == "anna@example.com"
+    fill(desk.customer, phone="+49 30 1234567")
+    desk.customer.save.click()
+    assert "blanks the e-mail anna@example.com" in error(desk.customer, "email")
+    desk.customer.sure.value = True
+    desk.customer.save.click()
+    assert db.table("customers").get("C1")["email"] is None and "Saved" in desk.customer.message.value

@@ -65,6 +65,10 @@ SHOWN_ROWS = 15
 ANNIVERSARY_DAYS = 7
 """First-purchase anniversaries in the next this many days (today included) are listed."""
 SEARCH_LIMIT = 20
+LARGE_QUANTITY = 1000
+"""An order line of this many or more is asked about once (a typo such as 1,000,000 for 1)."""
+SURE = "Yes, save it as it is"
+"""The box that answers a plausibility question (:meth:`_Form.ask`)."""
 STANDBY_POLL_S = 2.0
 """How often, in seconds, a standby kernel (:func:`warm_up`) looks whether the store was written."""
 
@@ -196,12 +200,14 @@ class _Form(_Undoable):
         self.undo.on_click(lambda _: self._undo())
         self.future_ok = widgets.Checkbox(description="Yes, the date is in the future", indent=False,
                                           layout=widgets.Layout(display="none"))
+        self.sure = widgets.Checkbox(description=SURE, indent=False, layout=widgets.Layout(display="none"))
         self.last: EntryRecord | None = None
 
     def _field(self, name: str, widget: widgets.ValueWidget) -> widgets.ValueWidget:
         widget.style.description_width = "9em"
         self.fields[name] = widget
         self.errors[name] = widgets.HTML()
+        widget.observe(lambda _: setattr(self.sure, "value", False), names="value")  # a new value, a new question
         if isinstance(widget, widgets.Text):  # Enter in a one-line field presses the field's button
             widget.on_msg(lambda _, content, __, n=name: content.get("event") == "submit" and self.enter(n))
         return widget
@@ -234,9 +240,18 @@ class _Form(_Undoable):
                                                "below if it is meant, or correct it")
         return value
 
+    def ask(self, name: str, value: Any, question: str) -> None:
+        """A value that is allowed but rarely meant: refused beside the field ``name`` with the
+        ``question`` and :data:`SURE` shown below the form, until that box is ticked (once: changing
+        any field asks again)."""
+        if not self.sure.value:
+            self.sure.layout.display = ""
+            raise ValidationError(name, value, f"{question}: tick \u201c{SURE}\u201d below if it is meant, "
+                                               "or correct it")
+
     def footer(self) -> widgets.Widget:
-        """The future-date confirmation (shown when needed), the message and "Undo this entry"."""
-        return widgets.VBox([self.future_ok, widgets.HBox([self.message, self.undo])])
+        """The confirmations (shown when needed), the message and "Undo this entry"."""
+        return widgets.VBox([self.future_ok, self.sure, widgets.HBox([self.message, self.undo])])
 
     def _row(self, name: str) -> widgets.HBox:
         return widgets.HBox([self.fields[name], self.errors[name]])
@@ -286,8 +301,8 @@ class _Form(_Undoable):
         self.last = record
         self.message.value = _OK.format(html.escape(f"Saved: {record.summary}.")) + _written(record)
         self.undo.layout.display = ""
-        self.future_ok.value = False
-        self.future_ok.layout.display = "none"
+        self.future_ok.value = self.sure.value = False
+        self.future_ok.layout.display = self.sure.layout.display = "none"
         self.clear()
         self.desk.changed()
         return True
@@ -374,16 +389,25 @@ class CustomerForm(_Form):
         if not (values["name"] or values["email"]):
             raise ValidationError("name", "", "give a name or an e-mail")
         self._refuse_known_email(values["email"], None)
+        self._plausible(values, None)
         cid = entry.add_customer(self.desk.db, customer_id=None, **{k: v for k, v in values.items() if v is not None})
         record = _record(self.desk.db, f"new customer {values['name'] or values['email']}", [("customers", (cid,), None)])
         self.desk.select(cid)
         return record
+
+    def _plausible(self, values: dict[str, Any], before: dict[str, Any] | None) -> None:
+        phone = values.get("phone")
+        if phone is not None and sum(ch.isdigit() for ch in str(phone)) < 5:
+            self.ask("phone", phone, "has fewer than 5 digits: is it a phone number")
+        if before and before.get("email") and values.get("email") is None:
+            self.ask("email", "", f"blanks the e-mail {before['email']} this customer had")
 
     def _save(self) -> EntryRecord:
         cid = self.customer_id()
         values = self._values()
         self._refuse_known_email(values["email"], cid)
         before = read_row(self.desk.db, "customers", key=(cid,))
+        self._plausible(values, before)
         entry.update_customer(self.desk.db, cid, **values)
         return _record(self.desk.db, f"changes to {values['name'] or cid}", [("customers", (cid,), before)])
 
@@ -402,7 +426,7 @@ class CustomerForm(_Form):
 
     def widget(self) -> widgets.Widget:
         return widgets.VBox([*(self._row(n) for n in self.fields), widgets.HBox([self.add, self.save, self.new]),
-                             widgets.HBox([self.message, self.open_existing, self.undo])])
+                             self.sure, widgets.HBox([self.message, self.open_existing, self.undo])])
 
 
 class InteractionForm(_Form):
@@ -474,6 +498,15 @@ class OrderForm(_Form):
             self.errors["product_id"].value = _ERROR.format("pick a product" if self.prices else
                                                             "there are no products in the store yet")
             return
+        if int(quantity) >= LARGE_QUANTITY:
+            line = f"{int(quantity) * (self.prices.get(pid) or 0):,.0f} {self.currency}"
+            try:
+                self.ask("quantity", self.fields["quantity"].value, f"makes a line of {line}")
+            except ValidationError as exc:
+                self.errors["quantity"].value = _ERROR.format(html.escape(f"{exc.value!r}: {exc.reason}"))
+                return
+        self.sure.value = False
+        self.sure.layout.display = "none"
         self._set_lines(self.lines + [(pid, int(quantity), None)])
 
     def _set_lines(self, lines: list[tuple[str, int, float | None]]) -> None:
@@ -637,6 +670,13 @@ class DealForm(_Form):
         (self.move if name == "lost_reason" else self.add).click()
 
     def _add(self) -> EntryRecord:
+        close = self.value("expected_close")
+        try:
+            day = str(clean_value(TABLES["opportunities"].column("expected_close"), close)) if close else None
+        except ValueError:
+            day = None  # not a date: the entry function refuses it beside the field
+        if day is not None and day < dt.date.today().isoformat():
+            self.ask("expected_close", close, "is before the deal is opened (today)")
         oid = entry.add_opportunity(self.desk.db, self.customer_id(), title=self.value("title"),
                                     amount=self.value("amount"), source=self.value("source"),
                                     expected_close=self.value("expected_close"))
