@@ -705,3 +705,16 @@ def test_blanking_an_email_and_a_phone_without_digits_are_asked_about(desk, db):
     desk.customer.sure.value = True
     desk.customer.save.click()
     assert db.table("customers").get("C1")["email"] is None and "Saved" in desk.customer.message.value
+
+
+def test_page_03_counts_open_and_overdue_tasks_as_of_its_day(db):
+    from crm_helpers.analyses.followup import task_counts
+
+    late = entry.add_task(db, "2026-03-01", note="send the catalogue", customer_id="C1")
+    entry.add_task(db, "2099-03-20", note="call Wei", customer_id="C2")
+    day = dt.date.today()
+    assert (task_counts(db, day).open, task_counts(db, day).overdue) == (2, 1)
+    entry.complete_task(db, late)
+    counts = task_counts(db, day)
+    assert (counts.open, counts.overdue) == (1, 0) and "1 open, 0 of them overdue" in counts.message
+    assert task_counts(db, day - dt.timedelta(days=1)).open == 0  # written today: not there yesterday

@@ -42,10 +42,13 @@ from crm_helpers.store.facts import (
     next_day,
     on_or_before_sql,
     paid,
+    task_open_sql,
+    task_overdue_sql,
     ticket_open_sql,
 )
 from crm_helpers.analyses.features import as_date
 from crm_helpers.store.values import Headline
+from crm_helpers.store.schema import TASKS
 from crm_helpers.store.safe_csv import write_safe_csv
 from crm_helpers.analyses.satisfaction import DETRACTOR_MAX
 from crm_helpers.analyses.scoring import MODEL_KINDS, churn_backtest, percentile_rank, score_customers
@@ -476,3 +479,36 @@ def plain_reason(reasons: str, *, as_of: dt.date) -> str:
                 break
         plain.append(reason)
     return "; ".join(plain)
+
+
+@dataclass(frozen=True)
+class TaskCounts:
+    """The desk's tasks as of a day: ``open`` (not done, :func:`crm_helpers.store.facts.task_open_sql`)
+    and ``overdue`` (open and due before the day, :func:`crm_helpers.store.facts.task_overdue_sql`).
+    ``ok``: always True (no tasks is an answer); ``message``: both in a sentence."""
+
+    as_of: dt.date
+    open: int
+    overdue: int
+
+    @property
+    def ok(self) -> bool:
+        """True: the counts are known whatever the store holds."""
+        return True
+
+    @property
+    def message(self) -> str:
+        """The counts in a plain sentence, for page 03."""
+        if self.open == 0:
+            return "No open tasks from the desk."
+        return (f"Tasks written at the desk: {self.open} open, {self.overdue} of them overdue (due before "
+                f"{self.as_of:%d %B %Y}); the desk's Today lists them first.")
+
+
+def task_counts(db: Database, as_of: dt.date) -> TaskCounts:
+    """How many of the desk's tasks are open and overdue at the end of ``as_of`` (a task done later
+    than ``as_of`` counts as open then; a task written after it does not count)."""
+    row = db.execute(f"SELECT COUNT(*), COALESCE(SUM({task_overdue_sql(':day', ':end_next')}), 0) FROM {TASKS.name} "
+                     f"WHERE {on_or_before_sql('created_at')} AND {task_open_sql(':end_next')}",
+                     {"day": as_of.isoformat(), "end_next": next_day(as_of)}).fetchone()
+    return TaskCounts(as_of, int(row[0]), int(row[1]))
