@@ -348,7 +348,7 @@ def data_model_markdown() -> str:
         "(or, with `--create-missing-customers`, creates a bare customer).",
         "",
     ]
-    for t in (*TABLES.values(), RATES):
+    for t in (*TABLES.values(), RATES, TASKS):
         pk = ", ".join(t.pk_columns)
         lines += [f"## {t.name}", "", t.description, "", f"Key: `{pk}`", ""]
         lines += ["| column | type | required | allowed values | description |", "|---|---|---|---|---|"]
