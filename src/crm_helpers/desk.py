@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import ipywidgets as widgets
+from ipywidgets.widgets.widget_string import HTMLStyle
 import pandas as pd
 from sqlite_utils import Database
 
@@ -921,6 +922,7 @@ class TodayList(_Undoable):
         self.items: list[TodayItem] = []
         self.lines: list[TodayLine] = []
         self.buttons: dict[str, tuple[widgets.Button, widgets.Button]] = {}
+        self.html_style = HTMLStyle()
         self.queue: pd.DataFrame | None = None
 
     def recompute(self) -> None:
@@ -938,14 +940,17 @@ class TodayList(_Undoable):
         self.buttons = {}
         rows: list[widgets.Widget] = [widgets.HTML(f"<h3>Today ({len(self.lines)})</h3>"
                                                    + ("" if self.lines else "<i>nothing to do today</i>"))]
+        # one layout and style for all lines' buttons, text and rows: fewer widget models for the page to fetch
+        button, text, box = widgets.Layout(width="6em"), widgets.Layout(flex="1 1 20em"), widgets.Layout()
+        style = widgets.ButtonStyle()
         for line in self.lines:
-            done = widgets.Button(description="Done", button_style="success", layout=widgets.Layout(width="6em"))
+            done = widgets.Button(description="Done", button_style="success", layout=button, style=style)
             done.on_click(lambda _, l=line: self.done(l))
-            snooze = widgets.Button(description="Snooze", layout=widgets.Layout(width="6em"))
+            snooze = widgets.Button(description="Snooze", layout=button, style=style)
             snooze.on_click(lambda _, l=line: self.snooze(l))
             self.buttons[line.customer_id or line.task_ids[0]] = (done, snooze)
-            row = widgets.HBox([widgets.HTML(line.html(), layout=widgets.Layout(flex="1 1 20em")),
-                                widgets.HBox([done, snooze])])
+            row = widgets.HBox([widgets.HTML(line.html(), layout=text, style=self.html_style), done, snooze],
+                               layout=box)
             row.add_class("desk-line")
             rows.append(row)
         self.box.children = rows
