@@ -653,6 +653,8 @@ def test_the_desk_server_is_local_keyed_and_culls_idle_kernels():
     lan = server_config(key, lan=True)
     assert lan.ServerApp.ip == "0.0.0.0" and lan.ServerApp.allow_remote_access is False  # the Host check stays on
     assert set(lan.ServerApp.local_hostnames) == set(allowed_hosts(lan=True)) > set(c.ServerApp.local_hostnames)
+    assert c.ServerApp.kernel_manager_class.__name__ == "StandbyKernelManager" and c.StandbyKernelManager.standby
+    assert server_config(key, standby=False).StandbyKernelManager.standby is False  # --no-standby
 
 
 def test_the_desk_template_leaves_out_every_cdn_link_of_the_stock_one():
