@@ -720,3 +720,20 @@ def test_page_03_counts_open_and_overdue_tasks_as_of_its_day(db):
     counts = task_counts(db, day)
     assert (counts.open, counts.overdue) == (1, 0) and "1 open, 0 of them overdue" in counts.message
     assert task_counts(db, day - dt.timedelta(days=1)).open == 0  # written today: not there yesterday
+
+
+def test_the_chosen_customers_timeline_lists_everything_newest_first(desk, db):
+    from crm_helpers.desk import customer_timeline
+
+    entry.record_order(db, "C1", items=[("P1", 2, None), ("P2", 1, None)], order_date="2026-03-01")
+    entry.log_interaction(db, "C1", channel="call", occurred_at="2026-03-05 10:00:00", outcome="wants a quote")
+    entry.add_feedback(db, "C1", nps=3, comment="slow delivery", submitted_at="2026-03-03")
+    entry.add_task(db, "2026-03-20", note="send the quote", customer_id="C1")
+    entries = customer_timeline(db, "C1")
+    assert [kind for _, kind, _ in entries] == ["task", "call", "feedback", "order"]
+    assert entries[3][2] == "39.00 EUR, paid: 2 × Sencha 100g, 1 × Gaiwan"
+    assert entries[2][2] == "would recommend 3 of 10 “slow delivery”"
+    desk.select("C1")
+    assert "send the quote (open)" in desk.timeline.value and "wants a quote" in desk.timeline.value
+    desk.select(None)
+    assert desk.timeline.value == ""

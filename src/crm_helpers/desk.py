@@ -123,6 +123,44 @@ def count_customers(db: Database, text: str) -> int:
                                                   where[1]).fetchone()[0])
 
 
+TIMELINE_ROWS = 20
+"""Entries of the chosen customer's timeline shown under their name, newest first."""
+
+_TIMELINE_SQL = f"""
+SELECT * FROM (
+  SELECT o.order_date AS at, 'order' AS kind,
+         printf('%.2f %s, %s', o.amount, COALESCE(o.currency, ''), o.status)
+         || COALESCE(': ' || (SELECT group_concat(i.quantity || ' × ' || COALESCE(p.name, i.product_id), ', ')
+                              FROM order_items i LEFT JOIN products p ON p.product_id = i.product_id
+                              WHERE i.order_id = o.order_id), '') AS what
+  FROM orders o WHERE o.customer_id = :customer
+  UNION ALL
+  SELECT occurred_at, channel, trim(COALESCE(subject, '') || COALESCE(' → ' || outcome, '')
+                                    || COALESCE(' (' || notes || ')', '')) FROM interactions WHERE customer_id = :customer
+  UNION ALL
+  SELECT submitted_at, 'feedback', trim(COALESCE('would recommend ' || nps || ' of 10 ', '')
+                                        || COALESCE('satisfied ' || csat || ' of 5 ', '') || COALESCE('“' || comment || '”', ''))
+  FROM feedback WHERE customer_id = :customer
+  UNION ALL
+  SELECT opened_at, 'ticket', COALESCE(category, 'ticket') || ', ' || status FROM tickets WHERE customer_id = :customer
+  UNION ALL
+  SELECT opened_at, 'deal', COALESCE(title, 'untitled') || ', ' || stage || COALESCE(printf(', %.0f', amount), '')
+  FROM opportunities WHERE customer_id = :customer
+  UNION ALL
+  SELECT due, 'task', COALESCE(note, 'task') || CASE WHEN done_at IS NULL THEN ' (open)' ELSE ' (done)' END
+  FROM {TASKS.name} WHERE customer_id = :customer
+) ORDER BY at DESC LIMIT :limit
+"""
+
+
+def customer_timeline(db: Database, customer_id: str, *, limit: int = TIMELINE_ROWS) -> list[tuple[str, str, str]]:
+    """The customer's orders (with their items), interactions, feedback, tickets, deals and tasks as
+    ``[(when, kind, what)]``, newest first, at most ``limit``: when is the stored date or time
+    (a task's due day), kind the channel for an interaction."""
+    return [(str(at), str(kind), _text(what)) for at, kind, what in
+            db.execute(_TIMELINE_SQL, {"customer": customer_id, "limit": limit}).fetchall()]
+
+
 def customer_label(name: Any, email: Any, *, company: Any, customer_id: str) -> str:
     """``Anna Li (Tea House) · anna@example.com``; the id when nothing else is known."""
     label = _text(name) or _text(email) or customer_id
@@ -1089,6 +1127,8 @@ class Desk:
                                       layout=widgets.Layout(width="48em"))
         self.selected = widgets.HTML()
         self.more = widgets.HTML()
+        self.timeline = widgets.HTML()
+        self.timeline.add_class("desk-timeline")
         self.search.observe(lambda _: self.find(), names="value")
         self.matches.observe(lambda change: change["new"] and self.select(change["new"]), names="value")
         self.customer = CustomerForm(self)
@@ -1146,6 +1186,10 @@ class Desk:
                                if row else "<i>No customer chosen: find one above, or add a new one.</i>")
         if row is None:
             self.matches.value = None
+        entries = customer_timeline(self.db, row["customer_id"]) if row else []
+        self.timeline.value = "".join(
+            f"<div><small>{html.escape(at[:16])}</small> <b>{html.escape(kind)}</b> {html.escape(what)}</div>"
+            for at, kind, what in entries)
         self.customer.show(row)
         for form in self.forms:
             form.refresh()
@@ -1162,7 +1206,7 @@ class Desk:
         tabs = widgets.Tab(children=[form.widget() for form in self.forms])
         for i, form in enumerate(self.forms):
             tabs.set_title(i, form.title)
-        return widgets.VBox([self.search, self.matches, self.more, self.selected, tabs])
+        return widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline, tabs])
 
     def today_panel(self) -> widgets.Widget:
         """The Today list (computes the follow-up queue the first time)."""
