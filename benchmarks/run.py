@@ -6,7 +6,8 @@
     python -m benchmarks.run --quick --out /tmp/R.md        # a small smoke run (tiny store, one run each)
     python -m benchmarks.run --only clv --pareto-only --out /tmp/R.md   # only the Pareto/NBD fits, ours and lifetimes'
 
-Parts: ``import`` (an orders CSV), ``export`` (a line-item export), ``clv``, ``pack``, ``analyses`` (the scale store is built or taken from the
+Parts: ``import`` (an orders CSV), ``export`` (a line-item export), ``clv``, ``pack``, ``analyses``, ``desk`` (the desk's page
+and a save in Chromium, with and without the standby kernel) (the scale store is built or taken from the
 cache whenever a part needs it). Figures are medians of several runs with their min–max; the
 number of runs per part is in its notes. ``results.json`` beside the results file keeps every
 part's figures, so a partial run re-renders the whole file.
@@ -22,10 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bench_analyses, bench_clv, bench_import, bench_pack, scale_store
+from . import bench_analyses, bench_clv, bench_desk, bench_import, bench_pack, scale_store
 from .results import Row, Section, Timing, load_average, log, machine, read_json, write_results
 
-PARTS = ("import", "export", "clv", "pack", "analyses")
+PARTS = ("import", "export", "clv", "pack", "analyses", "desk")
 HERE = Path(__file__).resolve().parent
 FINDINGS = HERE / "findings.md"
 """Hand-written reading of the last full run (what is slow and why), included in the results."""
@@ -49,12 +50,13 @@ class Plan:
     floor_runs: int
     analyses_runs: int
     install_lifetimes_deps: bool
+    desk_loads: int = 3
 
 
 FULL = Plan(scale_store.SCALE, import_runs=2, clv_runs=5, lifetimes_runs=2, clv_big=1_000_000, pack_demo_runs=2,
             pack_scale_runs=1, floor_runs=2, analyses_runs=2, install_lifetimes_deps=True)
 QUICK = Plan(scale_store.QUICK, import_runs=1, clv_runs=1, lifetimes_runs=1, clv_big=5_000, pack_demo_runs=1,
-             pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False)
+             pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False, desk_loads=1)
 
 PREAMBLE = """\
 Written by `make bench` (`python -m benchmarks.run`); do not edit by hand — the reading of the
@@ -142,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 section = bench_pack.run(demo_db, big_db, DEMO.period, store.spec.period, plan.pack_demo_runs,
                                          plan.pack_scale_runs, profile=not args.quick, notebooks_dir=args.notebooks,
                                          floor_repeats=plan.floor_runs)
+        elif part == "desk":
+            section = bench_desk.run(store.db_path, plan.desk_loads, label="scale store" if not args.quick else "quick store")
         else:
             section = bench_analyses.run(store.db_path, store.spec.period[1], plan.analyses_runs,
                                          label="scale store" if not args.quick else "quick store")

@@ -17,8 +17,9 @@ from support import run_notebook
 from crm_helpers.ingest import entry
 from crm_helpers.store.config import KERNEL_NAME, PROJECT_ROOT
 from crm_helpers.demo import DEMO_TRUTH
-from crm_helpers.desk import SHOWN_ROWS, Desk, find_customers, follow_up
+from crm_helpers.desk import SEARCH_LIMIT, SHOWN_ROWS, Desk, count_customers, find_customers, follow_up
 from crm_helpers.desk_server import CULL_IDLE_S, TEMPLATE, allowed_hosts, new_key, server_config
+from crm_helpers.analyses.followup import follow_up_queue_as_of, plain_reason
 from crm_helpers.store.facts import STALE_DAYS
 from crm_helpers.store.forget import forget
 from crm_helpers.store.connection import memory_db, open_db
@@ -76,6 +77,28 @@ def test_search_finds_by_part_of_name_email_or_company(desk, db):
     desk.matches.value = "C2"
     assert desk.customer_id == "C2" and "Wei Zhang" in desk.selected.value
     assert desk.customer.fields["company"].value == "Tea House"
+
+
+def test_search_finds_by_phone_digits_and_says_how_many_more(desk, db):
+    entry.update_customer(db, "C1", phone="+49 30 123-4567")
+    assert [cid for _, cid in find_customers(db, "1234567")] == ["C1"]
+    assert [cid for _, cid in find_customers(db, "30 123")] == ["C1"]
+    for n in range(SEARCH_LIMIT + 4):
+        entry.add_customer(db, f"M{n}", name=f"Miller {n:02d}")
+    desk.search.value = "miller"
+    assert len(desk.matches.options) == SEARCH_LIMIT and "4 more" in desk.more.value
+    assert count_customers(db, "miller") == SEARCH_LIMIT + 4
+    desk.search.value = "miller 01"
+    assert desk.more.value == ""
+
+
+def test_enter_in_a_field_saves_the_form(desk, db):
+    desk.select("C1")
+    form = desk.interaction
+    fill(form, outcome="wants a quote")
+    form.fields["outcome"]._handle_msg({"content": {"data": {"method": "custom", "content": {"event": "submit"}}},
+                                      "buffers": []})  # what the page sends on Enter
+    assert "Saved: call with Anna Li" in form.message.value and count(db, "interactions") == 1
 
 
 # ---------------------------------------------------------------------------- customers
@@ -322,7 +345,8 @@ def test_a_deal_is_refused_beside_the_field(desk, db, values, field, reason):
 def test_a_deal_moves_through_the_stages_and_lost_asks_why(desk, db):
     desk.select("C2")
     form = desk.deal
-    fill(form, title="Gift boxes", amount="2 500", source="referral", expected_close="2026-04-30")
+    soon = (dt.date.today() + dt.timedelta(days=45)).isoformat()  # after the deal opens (today)
+    fill(form, title="Gift boxes", amount="2 500", source="referral", expected_close=soon)
     form.add.click()
     (oid,) = [v for _, v in form.fields["opportunity_id"].options]
     assert db.table("opportunities").get(oid)["amount"] == 2500.0
@@ -452,19 +476,48 @@ def test_today_finds_the_planted_detractors_and_forgotten_deals(demo_desk):
     forgotten = db.execute("SELECT customer_id FROM opportunities WHERE stage NOT IN ('won', 'lost') "
                            "AND last_activity_at = opened_at AND julianday('2026-11-15') - julianday(opened_at) > ?",
                            [STALE_DAYS]).fetchall()
-    quiet = [i for i in items if i.kind == "deal" and "quiet" in i.why]
+    quiet = [i for i in items if i.kind == "deal" and "no news" in i.why]
     assert len(quiet) == min(SHOWN_ROWS, len(forgotten)) > 0
     assert {i.customer_id for i in quiet} <= {r[0] for r in forgotten}
     assert all(len([i for i in items if i.kind == k]) <= SHOWN_ROWS for k in ("ticket", "deal", "anniversary"))
 
 
-def test_contacted_logs_an_interaction_and_takes_the_person_off_the_list(demo_desk):
+def test_today_is_one_line_per_person_in_plain_words_with_links(demo_desk):
+    today = demo_desk.today_list
+    people = [line.customer_id for line in today.lines]
+    assert len(people) == len(set(people)) > 0  # never twice
+    twice = {i.customer_id for i in today.items if i.customer_id} - {
+        i.customer_id for i in today.items if [j.customer_id for j in today.items].count(i.customer_id) == 1}
+    assert twice, "the demo has people with two reasons (e.g. a ticket and a follow-up)"
+    merged = next(line for line in today.lines if line.customer_id in twice)
+    assert len(merged.reasons) >= 2
+    shown = texts(today.box)
+    assert "NPS" not in shown and "detractor" not in shown and "score " not in shown
+    queue = follow_up(demo_desk.db, demo_desk.today).set_index("customer_id")["reasons"]
+    follow = [i for i in today.items if i.kind == "follow-up"]
+    assert all(i.why == plain_reason(queue[i.customer_id], as_of=demo_desk.today) for i in follow)
+    with_phone = next(line for line in today.lines if line.phone)
+    assert f'href="tel:{"".join(c for c in with_phone.phone if c.isdigit() or c == "+")}"' in with_phone.html()
+    assert f'href="mailto:{with_phone.email}"' in with_phone.html()
+    assert "<h3>Today (" in shown and "None" not in shown and "nan" not in shown
+
+
+def test_plain_reasons_say_what_happened_and_when():
+    day = dt.date(2026, 11, 11)
+    assert plain_reason("detractor: NPS 3 on 2026-11-08; valuable, no contact for 100 days", as_of=day) == (
+        "answered 3 of 10 when asked whether they would recommend you, 3 days ago; "
+        "one of your best customers, no contact for 100 days")
+    assert plain_reason("open deal 'Workshop' (2,000 EUR, 40% win chance) idle for 91 days", as_of=day) == (
+        "deal 'Workshop' with no news for 91 days")  # as the desk's own list of quiet deals says it
+    assert plain_reason("something new", as_of=day) == "something new"
+
+
+def test_done_logs_an_interaction_and_takes_the_person_off_the_list(demo_desk):
     db, today = demo_desk.db, demo_desk.today_list
     first = next(i for i in today.items if i.kind == "follow-up")
-    shown = texts(today.box)
     name = db.table("customers").get(first.customer_id)["name"]
-    assert name in shown and "None" not in shown and "nan" not in shown
-    today.buttons[("follow-up", first.customer_id)].click()
+    assert name in texts(today.box)
+    today.buttons[first.customer_id][0].click()
     row = db.execute("SELECT channel, outcome FROM interactions WHERE customer_id = ? ORDER BY occurred_at DESC",
                      [first.customer_id]).fetchone()
     assert row == ("call", "contacted")
@@ -472,30 +525,86 @@ def test_contacted_logs_an_interaction_and_takes_the_person_off_the_list(demo_de
     assert isinstance(today.widget(), widgets.VBox)
 
 
-def test_contacted_takes_a_note_and_can_be_undone(demo_desk):
+def test_done_takes_a_note_and_can_be_undone(demo_desk):
     db, today = demo_desk.db, demo_desk.today_list
     person = next(i for i in today.items if i.kind == "follow-up")
     today.note.value = "left a message, calls back Friday"
-    today.buttons[("follow-up", person.customer_id)].click()
+    today.buttons[person.customer_id][0].click()
     logged = db.execute("SELECT interaction_id, outcome, notes FROM interactions WHERE customer_id = ? "
                         "ORDER BY occurred_at DESC LIMIT 1", [person.customer_id]).fetchone()
     assert logged[1:] == ("contacted", "left a message, calls back Friday")
     assert person.customer_id not in {i.customer_id for i in today.items}
-    assert today.note.value == "" and "Noted: contacted" in today.message.value and today.undo.layout.display == ""
+    assert today.note.value == "" and "Done: " in today.message.value and today.undo.layout.display == ""
     today.undo.click()
     assert db.table("interactions").count_where("interaction_id = ?", [logged[0]]) == 0
     assert person.customer_id in {i.customer_id for i in today.items} and "Undone" in today.message.value
 
 
-def test_a_contact_dated_in_the_future_keeps_the_person_on_today(demo_desk):
-    today = demo_desk.today_list
-    person = next(i for i in today.items if i.kind == "follow-up")
-    demo_desk.select(person.customer_id)
-    fill(demo_desk.interaction, occurred_at="2099-03-01 09:00")
-    demo_desk.interaction.future_ok.value = True
-    demo_desk.interaction.save.click()
-    assert "Saved" in demo_desk.interaction.message.value
-    assert person.customer_id in {i.customer_id for i in today.items}
+def test_snooze_hides_a_person_until_the_day_and_undo_brings_them_back(demo_desk):
+    db, today = demo_desk.db, demo_desk.today_list
+    person = next(i for i in today.items if i.kind == "follow-up").customer_id
+    today.snooze_to.value = "tuesday"  # 2026-11-15 is a Sunday
+    today.buttons[person][1].click()
+    task = db.execute("SELECT task_id, due, done_at FROM tasks WHERE customer_id = ?", [person]).fetchone()
+    assert task[1:] == ("2026-11-17", None) and "Snoozed" in today.message.value
+    assert person not in {i.customer_id for i in today.items}
+    today.undo.click()
+    assert db.table("tasks").count_where("task_id = ?", [task[0]]) == 0
+    assert person in {i.customer_id for i in today.items}
+
+
+def test_a_task_for_tuesday_shows_on_tuesday_first_and_done_logs_the_contact(demo_desk):
+    db = demo_desk.db
+    person = db.execute("SELECT customer_id, name FROM customers WHERE name IS NOT NULL LIMIT 1").fetchone()
+    demo_desk.select(person[0])
+    fill(demo_desk.task, due="tuesday", note="call back about the quote")
+    demo_desk.task.save.click()
+    assert "Saved: task for 2026-11-17 about" in demo_desk.task.message.value
+    task_id = db.execute("SELECT task_id FROM tasks WHERE note = 'call back about the quote'").fetchone()[0]
+    assert person[0] not in {i.customer_id for i in demo_desk.today_list.items}  # not due before Tuesday
+    tuesday = Desk(demo_desk.db, today="2026-11-18")  # a day late: overdue, listed first
+    tuesday.today_panel()
+    first = tuesday.today_list.lines[0]
+    assert first.customer_id == person[0] and first.reasons[0] == "call back about the quote (overdue by 1 day)"
+    tuesday.today_list.note.value = "agreed on the quote"
+    tuesday.today_list.buttons[person[0]][0].click()
+    done = db.execute("SELECT done_at FROM tasks WHERE task_id = ?", [task_id]).fetchone()[0]
+    logged = db.execute("SELECT subject, outcome, notes FROM interactions WHERE customer_id = ? "
+                        "ORDER BY occurred_at DESC, rowid DESC LIMIT 1", [person[0]]).fetchone()
+    assert done is not None and logged == ("task: call back about the quote", "done", "agreed on the quote")
+    assert person[0] not in {line.customer_id for line in tuesday.today_list.lines}
+    tuesday.today_list.undo.click()
+    assert db.execute("SELECT done_at FROM tasks WHERE task_id = ?", [task_id]).fetchone()[0] is None
+    assert person[0] == tuesday.today_list.lines[0].customer_id
+
+
+def test_a_task_about_nobody_and_a_bad_day_are_handled_beside_the_field(desk, db):
+    desk.select(None)
+    fill(desk.task, due="someday", note="order more tea", about=False)
+    desk.task.save.click()
+    assert "someday" in error(desk.task, "due") and count(db, "tasks") == 0
+    fill(desk.task, due="2026-03-14", note="order more tea", about=False)
+    desk.task.save.click()
+    assert count(db, "tasks") == 1
+    desk.today_list.recompute()
+    line = desk.today_list.lines[0]
+    assert line.customer_id is None and line.reasons == ["order more tea (overdue by 1 day)"]
+
+
+@pytest.mark.parametrize("words, day", [("today", "2026-11-15"), ("tomorrow", "2026-11-16"), ("Tue", "2026-11-17"),
+                                        ("sunday", "2026-11-22"), ("in 3 days", "2026-11-18"),
+                                        ("in 2 weeks", "2026-11-29"), ("2026-12-01", "2026-12-01")])
+def test_days_in_words(words, day):
+    from crm_helpers.desk import day_from_words
+
+    assert day_from_words(words, today=dt.date(2026, 11, 15)) == day
+
+
+def test_erasure_clears_the_persons_tasks(db):
+    entry.add_task(db, "2026-03-20", note="call Anna about her order", customer_id="C1")
+    forget(db, "C1")
+    assert db.execute("SELECT customer_id, note FROM tasks").fetchall()[0][1] is None
+    assert "C1" not in {r[0] for r in db.execute("SELECT customer_id FROM tasks")}
 
 
 def test_today_leaves_out_an_erased_person(demo_desk):
@@ -506,6 +615,17 @@ def test_today_leaves_out_an_erased_person(demo_desk):
     today.refresh()
     assert person.customer_id not in {i.customer_id for i in today.items}
     assert name not in texts(today.box)
+
+
+def test_a_standby_kernel_hands_its_store_and_scored_list_to_the_page(demo_db_copy):
+    import crm_helpers.desk as desk_module
+
+    desk_module.warm_up(str(demo_db_copy), poll_s=0.01)
+    warm = desk_module._standby.db
+    scored = follow_up_queue_as_of(warm, dt.date.today(), kinds=("logistic",))
+    desk = Desk.open(str(demo_db_copy))
+    assert desk.db is warm and desk_module._standby is None
+    assert follow_up_queue_as_of(desk.db, dt.date.today(), kinds=("logistic",)) is scored  # the standby's result
 
 
 # --------------------------------------------------------------------------- make lab
@@ -533,6 +653,8 @@ def test_the_desk_server_is_local_keyed_and_culls_idle_kernels():
     lan = server_config(key, lan=True)
     assert lan.ServerApp.ip == "0.0.0.0" and lan.ServerApp.allow_remote_access is False  # the Host check stays on
     assert set(lan.ServerApp.local_hostnames) == set(allowed_hosts(lan=True)) > set(c.ServerApp.local_hostnames)
+    assert c.ServerApp.kernel_manager_class.__name__ == "StandbyKernelManager" and c.StandbyKernelManager.standby
+    assert server_config(key, standby=False).StandbyKernelManager.standby is False  # --no-standby
 
 
 def test_the_desk_template_leaves_out_every_cdn_link_of_the_stock_one():
@@ -548,4 +670,70 @@ def test_the_desk_notebook_runs_top_to_bottom_on_a_store(demo_db_copy, tmp_path)
                              as_version=4)
     views = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
              if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(views) == 2  # the forms and the Today list, nothing else printed
+    assert len(views) == 2  # the Today list and the forms, nothing else printed
+
+
+# ------------------------------------------------------------------ plausibility questions
+def test_a_deal_expected_to_close_before_it_opens_is_asked_once(desk, db):
+    desk.select("C1")
+    fill(desk.deal, title="Workshop", expected_close="2020-01-31")
+    desk.deal.add.click()
+    assert "is before the deal is opened" in error(desk.deal, "expected_close") and count(db, "opportunities") == 0
+    assert desk.deal.sure.layout.display == ""
+    desk.deal.sure.value = True
+    desk.deal.add.click()
+    assert count(db, "opportunities") == 1 and desk.deal.sure.layout.display == "none"
+
+
+def test_a_huge_quantity_is_asked_about_with_the_lines_amount(desk, db):
+    desk.select("C1")
+    fill(desk.order, product_id="P1", quantity="1000000")
+    desk.order.add_line.click()
+    assert "makes a line of 9,500,000" in error(desk.order, "quantity") and desk.order.lines == []
+    desk.order.sure.value = True
+    desk.order.add_line.click()
+    assert desk.order.lines == [("P1", 1_000_000, None)] and error(desk.order, "quantity") == ""
+
+
+def test_blanking_an_email_and_a_phone_without_digits_are_asked_about(desk, db):
+    desk.select("C1")
+    fill(desk.customer, email="", phone="call me maybe")
+    desk.customer.save.click()
+    assert "fewer than 5 digits" in error(desk.customer, "phone")
+    assert db.table("customers").get("C1")["email"] == "anna@example.com"
+    fill(desk.customer, phone="+49 30 1234567")
+    desk.customer.save.click()
+    assert "blanks the e-mail anna@example.com" in error(desk.customer, "email")
+    desk.customer.sure.value = True
+    desk.customer.save.click()
+    assert db.table("customers").get("C1")["email"] is None and "Saved" in desk.customer.message.value
+
+
+def test_page_03_counts_open_and_overdue_tasks_as_of_its_day(db):
+    from crm_helpers.analyses.followup import task_counts
+
+    late = entry.add_task(db, "2026-03-01", note="send the catalogue", customer_id="C1")
+    entry.add_task(db, "2099-03-20", note="call Wei", customer_id="C2")
+    day = dt.date.today()
+    assert (task_counts(db, day).open, task_counts(db, day).overdue) == (2, 1)
+    entry.complete_task(db, late)
+    counts = task_counts(db, day)
+    assert (counts.open, counts.overdue) == (1, 0) and "1 open, 0 of them overdue" in counts.message
+    assert task_counts(db, day - dt.timedelta(days=1)).open == 0  # written today: not there yesterday
+
+
+def test_the_chosen_customers_timeline_lists_everything_newest_first(desk, db):
+    from crm_helpers.desk import customer_timeline
+
+    entry.record_order(db, "C1", items=[("P1", 2, None), ("P2", 1, None)], order_date="2026-03-01")
+    entry.log_interaction(db, "C1", channel="call", occurred_at="2026-03-05 10:00:00", outcome="wants a quote")
+    entry.add_feedback(db, "C1", nps=3, comment="slow delivery", submitted_at="2026-03-03")
+    entry.add_task(db, "2026-03-20", note="send the quote", customer_id="C1")
+    entries = customer_timeline(db, "C1")
+    assert [kind for _, kind, _ in entries] == ["task", "call", "feedback", "order"]
+    assert entries[3][2] == "39.00 EUR, paid: 2 × Sencha 100g, 1 × Gaiwan"
+    assert entries[2][2] == "would recommend 3 of 10 “slow delivery”"
+    desk.select("C1")
+    assert "send the quote (open)" in desk.timeline.value and "wants a quote" in desk.timeline.value
+    desk.select(None)
+    assert desk.timeline.value == ""

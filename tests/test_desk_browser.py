@@ -28,9 +28,13 @@ from browser_support import BROWSER_MARKS, CHROMIUM, FLAGS, small_demo_store
 from crm_helpers.desk_server import DESK_PATH, lan_address
 
 pytestmark = BROWSER_MARKS
+NOTES = Path(os.environ.get("CRM_DESK_SCREENSHOTS", "/work/notes"))
+"""Where the day's-work test leaves its screenshots (the closing note's pictures), when it exists and
+is writable; else the test's temporary folder."""
 START_TIMEOUT_S = 60  # the server answers at once; a page executes the notebook (scoring included) when opened
 WAIT_MS = 120_000
-PAGE_LOADS = 10
+PAGE_LOADS = 4
+SEARCH = "part of a name, e-mail, phone or company"
 
 
 def _free_port() -> int:
@@ -122,7 +126,7 @@ def test_the_key_is_printed_fresh_and_required_everywhere(desk_server):
         assert _request(url, path).getheader("Location", "").startswith("/login"), path  # scripts too
         assert _status(url, f"{path}?token={key}") == 200, path
     assert _status(url, "/api/kernels", method="POST") == 403  # nobody starts a kernel without the key
-    assert _kernels(url) == []  # ... and none of the requests above started one
+    assert len(_kernels(url)) <= 1  # ... and none of the requests above started one (the server's own standby)
     assert _status(url, f"/api/kernels?token={key}") == 200
     assert _status(url, f"/lab?token={key}") == 404 and _status(url, f"/terminals/websocket/1?token={key}") == 404
     server, again, _ = _start(root, db)
@@ -136,7 +140,7 @@ def test_a_foreign_host_is_refused_even_with_the_key(desk_server):
     for host in ("evil.example", "evil.example:8866", "192.0.2.77", "localhost.evil.example"):
         for path in (DESK_PATH, "/api/kernels", "/voila/static/voila.js", "/voila/templates/lab/static/index.css"):
             assert _status(url, f"{path}?token={key}", host=host) == 403, (host, path)
-    assert _kernels(url) == []
+    assert len(_kernels(url)) <= 1  # at most the server's own standby kernel: no request started one
     for host in ("localhost", "127.0.0.1", "[::1]"):
         assert _status(url, f"/api/kernels?token={key}", host=f"{host}:{urlsplit(url).port}") == 200, host
 
@@ -183,17 +187,18 @@ def test_page_loads_end_their_kernels_and_ask_nothing_of_the_internet(desk_serve
             for _ in range(PAGE_LOADS):
                 page = context.new_page()
                 page.goto(url, timeout=WAIT_MS)
-                page.get_by_placeholder("part of a name, e-mail or company").wait_for(timeout=WAIT_MS)
+                page.get_by_placeholder(SEARCH).wait_for(timeout=WAIT_MS)
                 open_.append(len(_kernels(url)))
+                mine = {k["id"] for k in _kernels(url)}
                 page.close(run_before_unload=True)  # the page's own shutdown call, as closing a tab sends it
                 deadline = time.monotonic() + 15
-                while _kernels(url) and time.monotonic() < deadline:
+                while len(_kernels(url)) >= len(mine) and time.monotonic() < deadline:
                     time.sleep(0.1)  # the shutdown is a beacon: nothing to wait on but the kernel list
                 left.append(len(_kernels(url)))
         finally:
             browser.close()
-    assert open_ == [1] * PAGE_LOADS  # one kernel per open page
-    assert left == [0] * PAGE_LOADS  # ended when its page closed
+    assert all(1 <= n <= 2 for n in open_)  # the page's kernel, and at most one standing by for the next page
+    assert all(n <= 1 for n in left)  # the page's kernel ended when it closed; the standby stays
     assert hosts == {urlsplit(url).netloc}
 
 
@@ -206,7 +211,7 @@ def test_add_a_customer_and_log_an_interaction_through_the_page(desk_server):
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 1000})
             page.goto(url, timeout=WAIT_MS)
-            page.get_by_placeholder("part of a name, e-mail or company").wait_for(timeout=WAIT_MS)
+            page.get_by_placeholder(SEARCH).wait_for(timeout=WAIT_MS)
             assert "Desk.open" not in page.content()  # code hidden: forms only
             _field(page, "Name").fill("Zoe Browser")
             _field(page, "E-mail").fill("zoe.browser@example.org")
@@ -217,7 +222,7 @@ def test_add_a_customer_and_log_an_interaction_through_the_page(desk_server):
             expect(_field(page, "E-mail")).to_have_value("")
 
             page.get_by_role("tab", name="Interaction").click()
-            page.get_by_placeholder("part of a name, e-mail or company").fill("zoe.browser")
+            page.get_by_placeholder(SEARCH).fill("zoe.browser")
             page.locator(".widget-select select").select_option(index=0)
             expect(page.get_by_text("Now working on: Zoe Browser")).to_be_visible(timeout=WAIT_MS)
             _field(page, "Outcome").fill("wants a quote")
@@ -241,7 +246,7 @@ def test_add_a_customer_and_log_an_interaction_through_the_page(desk_server):
 
 def test_an_idle_kernel_without_a_page_is_ended(desk_server):
     _, db, root = desk_server
-    server, url, _ = _start(root, db, cull_s=2)
+    server, url, _ = _start(root, db, "--no-standby", cull_s=2)
     try:
         assert _request(url, f"/api/kernels?token={_key(url)}", method="POST").status == 201  # a page that never came
         deadline = time.monotonic() + 30
@@ -273,3 +278,73 @@ def test_lan_mode_accepts_this_machines_address_and_still_needs_the_key(desk_ser
 def _field(page, label: str):
     """The input of the ipywidgets field whose description is ``label``."""
     return page.locator(f".widget-inline-hbox:has(> label:text-is('{label}'))").locator("input, textarea").first
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_days_work_on_today_at_desk_and_phone_width(desk_server, width, tmp_path):
+    """Today at the top, one line per person with links; a task for today added with Enter, done from
+    Today, undone; a person snoozed; nothing wider than the screen and every tab readable."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db, _ = desk_server
+    shots = NOTES if NOTES.is_dir() and os.access(NOTES, os.W_OK) else tmp_path
+    with sqlite3.connect(db) as conn:
+        person = conn.execute("SELECT customer_id, name, phone FROM customers WHERE name IS NOT NULL "
+                              "AND phone IS NOT NULL ORDER BY customer_id LIMIT 1 OFFSET ?", [width % 7]).fetchone()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto(url, timeout=WAIT_MS)
+            today = page.locator(".desk-today")
+            today.locator("button:text-is('Done')").first.wait_for(timeout=WAIT_MS)
+            search = page.get_by_placeholder(SEARCH)
+            assert today.bounding_box()["y"] < search.bounding_box()["y"]  # Today first
+            names = today.locator(".desk-line b").all_inner_texts()
+            assert names and len(names) == len(set(names))  # one line per person
+            assert today.locator("a[href^='tel:']").count() > 0 and today.locator("a[href^='mailto:']").count() > 0
+            page.screenshot(path=str(shots / f"desk-{width}-today.png"))
+
+            search.fill("".join(c for c in person[2] if c.isdigit())[-7:])  # the last digits of their phone number
+            page.locator(".widget-select select").select_option(index=0)
+            expect(page.get_by_text(f"Now working on: {person[1]}")).to_be_visible(timeout=WAIT_MS)
+            page.get_by_role("tab", name="Task").click()
+            _field(page, "Due").fill("today")
+            _field(page, "To do").fill("call back about the quote")
+            _field(page, "To do").press("Enter")  # Enter saves
+            expect(page.get_by_text("Saved: task for")).to_be_visible(timeout=WAIT_MS)
+            mine = today.locator(".desk-line").filter(has_text=person[1])
+            expect(mine).to_contain_text("call back about the quote (due today)", timeout=WAIT_MS)
+            assert today.locator(".desk-line").filter(has_text="(due today)").count() >= 1  # tasks first:
+            assert "(due today)" in today.locator(".desk-line").first.inner_text()
+            today.locator("input[placeholder^='optional']").fill("agreed on the quote")
+            mine.locator("button:text-is('Done')").click()
+            expect(today.get_by_text("Done: ")).to_be_visible(timeout=WAIT_MS)
+            expect(mine).to_have_count(0, timeout=WAIT_MS)  # off Today
+            today.locator("button:text-is('Undo')").click()
+            expect(today.get_by_text("Undone")).to_be_visible(timeout=WAIT_MS)
+            expect(mine).to_contain_text("call back about the quote", timeout=WAIT_MS)
+            last = today.locator(".desk-line").last
+            second = last.locator("b").inner_text()
+            last.locator("button:text-is('Snooze')").click()
+            expect(today.get_by_text(f"Snoozed: {second} until")).to_be_visible(timeout=WAIT_MS)
+
+            sideways = page.evaluate("""() => [...document.querySelectorAll('*')].filter(e =>
+                e.scrollWidth > e.clientWidth + 1 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)
+                || e === document.scrollingElement && e.scrollWidth > window.innerWidth + 1
+              ).map(e => e.className + ': ' + (e.scrollWidth - e.clientWidth) + ' px')""")
+            assert sideways == [], f"these scroll sideways at {width} px: {sideways}"
+            for tab in page.get_by_role("tab").all():  # every tab on screen, its label whole
+                box = tab.bounding_box()
+                assert 0 <= box["x"] and box["x"] + box["width"] <= width + 1
+                assert tab.evaluate("t => { const l = t.querySelector('.lm-TabBar-tabLabel, .p-TabBar-tabLabel') || t;"
+                                    " return l.scrollWidth <= l.clientWidth + 1; }"), tab.inner_text()
+            page.screenshot(path=str(shots / f"desk-{width}.png"), full_page=True)
+        finally:
+            browser.close()
+    with sqlite3.connect(db) as conn:
+        task = conn.execute("SELECT done_at, due FROM tasks WHERE customer_id = ? AND note = ?",
+                            [person[0], "call back about the quote"]).fetchone()
+        snoozed = conn.execute("SELECT COUNT(*) FROM tasks WHERE note LIKE 'follow up: %'").fetchone()[0]
+    assert task[0] is None  # done, then undone: open again
+    assert snoozed >= 1

@@ -175,8 +175,8 @@ def test_a_store_made_before_anonymous_feedback_accepts_it_after_migrating(tmp_p
         "CREATE TABLE feedback (feedback_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(customer_id),"
         " submitted_at TEXT NOT NULL, nps INTEGER, csat INTEGER, score_quality INTEGER, score_delivery INTEGER,"
         " score_price INTEGER, score_service INTEGER, comment TEXT); DROP TABLE old_feedback;"
-        "ALTER TABLE import_log DROP COLUMN balance; PRAGMA user_version = 7;")
-    raw.execute("DELETE FROM _sqlite_migrations WHERE name IN ('m008_layouts', 'm009_import_balances')")
+        "ALTER TABLE import_log DROP COLUMN balance; DROP TABLE tasks; PRAGMA user_version = 7;")
+    raw.execute("DELETE FROM _sqlite_migrations WHERE name IN ('m008_layouts', 'm009_import_balances', 'm010_tasks')")
     raw.commit()
     raw.close()
     db = open_store(path)

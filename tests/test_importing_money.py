@@ -115,7 +115,9 @@ def test_an_older_store_gets_refunded_amounts_and_a_reimport_changes_nothing(tmp
     conn.executescript("ALTER TABLE orders DROP COLUMN refunded_amount; ALTER TABLE import_log DROP COLUMN group_id; "
                        "ALTER TABLE import_log DROP COLUMN balance; "
                        "DROP TABLE import_mappings; DROP TABLE exchange_rates; DROP TABLE import_checks; DROP TABLE report_folders; "
-                       "DELETE FROM _sqlite_migrations WHERE substr(name, 1, 4) IN ('m004', 'm005', 'm006', 'm007', 'm008'); "
+                       "DROP TABLE tasks; "
+                       "DELETE FROM _sqlite_migrations WHERE substr(name, 1, 4) IN "
+                       "('m004', 'm005', 'm006', 'm007', 'm008', 'm009', 'm010'); "
                        "PRAGMA user_version = 3;")
     conn.close()
     db = open_db(path)

@@ -237,9 +237,9 @@ def _as_version_5(path: Path) -> None:
     """Turn the store at ``path`` into what schema version 5 left: no record of checked files."""
     conn = sqlite3.connect(path)
     conn.executescript(f"DROP TABLE {IMPORT_CHECKS}; DROP TABLE report_folders; "
-                       "ALTER TABLE import_log DROP COLUMN balance; "
+                       "ALTER TABLE import_log DROP COLUMN balance; DROP TABLE tasks; "
                        "DELETE FROM _sqlite_migrations WHERE name LIKE 'm006%' OR name LIKE 'm007%' "
-                       "OR name LIKE 'm008%' OR name LIKE 'm009%'; "
+                       "OR name LIKE 'm008%' OR name LIKE 'm009%' OR name LIKE 'm010%'; "
                        "PRAGMA user_version = 5;")
     conn.close()
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 import datetime as dt
 import html
 import sqlite3
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import ipywidgets as widgets
+from ipywidgets.widgets.widget_string import HTMLStyle
 import pandas as pd
 from sqlite_utils import Database
 
@@ -43,12 +45,19 @@ from crm_helpers.store.schema import (
     OPPORTUNITY_STAGES,
     ORDER_STATUSES,
     TABLES,
+    TASKS,
     TICKET_CATEGORIES,
     TICKET_PRIORITIES,
 )
 from crm_helpers.analyses.service import backlog
-from crm_helpers.store.connection import open_db
-from crm_helpers.store.facts import contacted_since_sql, deal_overdue, ticket_open_now_sql
+from crm_helpers.store.connection import open_db, write_transaction
+from crm_helpers.store.facts import (
+    contacted_since_sql,
+    deal_overdue,
+    task_due_sql,
+    task_open_sql,
+    ticket_open_now_sql,
+)
 from crm_helpers.store.undo import EntryRecord, RowChange, differs, read_row, undo_entry
 from crm_helpers.store.validation import ValidationError, clean_value, is_blank
 
@@ -57,6 +66,12 @@ SHOWN_ROWS = 15
 ANNIVERSARY_DAYS = 7
 """First-purchase anniversaries in the next this many days (today included) are listed."""
 SEARCH_LIMIT = 20
+LARGE_QUANTITY = 1000
+"""An order line of this many or more is asked about once (a typo such as 1,000,000 for 1)."""
+SURE = "Yes, save it as it is"
+"""The box that answers a plausibility question (:meth:`_Form.ask`)."""
+STANDBY_POLL_S = 2.0
+"""How often, in seconds, a standby kernel (:func:`warm_up`) looks whether the store was written."""
 
 _CONTACTABLE = "COALESCE(name, email, phone, company) IS NOT NULL"
 """A customer the desk may show: erased people (``crm forget``) hold none of these any more."""
@@ -74,19 +89,76 @@ def _blank_to_none(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ reading
-def find_customers(db: Database, text: str, *, limit: int = SEARCH_LIMIT) -> list[tuple[str, str]]:
-    """Customers whose name, e-mail or company contains ``text`` (any case): ``[(label, customer_id)]``,
-    by name. Blank text finds nobody; erased people are never found."""
+def _matches_sql(text: str) -> tuple[str, dict[str, str]] | None:
+    """The WHERE clause and parameters of a search for ``text`` (see :func:`find_customers`)."""
     needle = text.strip().lower()
     if not needle:
-        return []
+        return None
     like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # typed literally
-    rows = db.execute(
-        "SELECT customer_id, name, email, company FROM customers WHERE "
-        f"{_CONTACTABLE} AND (lower(name) LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' "
-        "OR lower(company) LIKE ?1 ESCAPE '\\') "
-        "ORDER BY lower(name), customer_id LIMIT ?2", [like, limit]).fetchall()
+    digits = "".join(ch for ch in needle if ch.isdigit())
+    phone = "replace(replace(replace(replace(replace(phone, ' ', ''), '-', ''), '/', ''), '(', ''), ')', '')"
+    return (f"{_CONTACTABLE} AND (lower(name) LIKE :like ESCAPE '\\' OR email LIKE :like ESCAPE '\\' "
+            f"OR lower(company) LIKE :like ESCAPE '\\' OR phone LIKE :like ESCAPE '\\' "
+            f"OR (length(:digits) >= 3 AND {phone} LIKE '%' || :digits || '%'))",
+            {"like": like, "digits": digits})
+
+
+def find_customers(db: Database, text: str, *, limit: int = SEARCH_LIMIT) -> list[tuple[str, str]]:
+    """Customers whose name, e-mail, company or phone contains ``text`` (any case; a phone also by
+    its digits alone, from 3 on, whatever spaces or dashes it is stored with): ``[(label,
+    customer_id)]``, by name, at most ``limit`` (:func:`count_customers` says how many in all).
+    Blank text finds nobody; erased people are never found."""
+    where = _matches_sql(text)
+    if where is None:
+        return []
+    rows = db.execute(f"SELECT customer_id, name, email, company FROM customers WHERE {where[0]} "
+                      "ORDER BY lower(name), customer_id LIMIT :limit", {**where[1], "limit": limit}).fetchall()
     return [(customer_label(name, email, company=company, customer_id=cid), cid) for cid, name, email, company in rows]
+
+
+def count_customers(db: Database, text: str) -> int:
+    """How many customers :func:`find_customers` would find for ``text`` without its limit."""
+    where = _matches_sql(text)
+    return 0 if where is None else int(db.execute(f"SELECT COUNT(*) FROM customers WHERE {where[0]}",
+                                                  where[1]).fetchone()[0])
+
+
+TIMELINE_ROWS = 20
+"""Entries of the chosen customer's timeline shown under their name, newest first."""
+
+_TIMELINE_SQL = f"""
+SELECT * FROM (
+  SELECT o.order_date AS at, 'order' AS kind,
+         printf('%.2f %s, %s', o.amount, COALESCE(o.currency, ''), o.status)
+         || COALESCE(': ' || (SELECT group_concat(i.quantity || ' × ' || COALESCE(p.name, i.product_id), ', ')
+                              FROM order_items i LEFT JOIN products p ON p.product_id = i.product_id
+                              WHERE i.order_id = o.order_id), '') AS what
+  FROM orders o WHERE o.customer_id = :customer
+  UNION ALL
+  SELECT occurred_at, channel, trim(COALESCE(subject, '') || COALESCE(' → ' || outcome, '')
+                                    || COALESCE(' (' || notes || ')', '')) FROM interactions WHERE customer_id = :customer
+  UNION ALL
+  SELECT submitted_at, 'feedback', trim(COALESCE('would recommend ' || nps || ' of 10 ', '')
+                                        || COALESCE('satisfied ' || csat || ' of 5 ', '') || COALESCE('“' || comment || '”', ''))
+  FROM feedback WHERE customer_id = :customer
+  UNION ALL
+  SELECT opened_at, 'ticket', COALESCE(category, 'ticket') || ', ' || status FROM tickets WHERE customer_id = :customer
+  UNION ALL
+  SELECT opened_at, 'deal', COALESCE(title, 'untitled') || ', ' || stage || COALESCE(printf(', %.0f', amount), '')
+  FROM opportunities WHERE customer_id = :customer
+  UNION ALL
+  SELECT due, 'task', COALESCE(note, 'task') || CASE WHEN done_at IS NULL THEN ' (open)' ELSE ' (done)' END
+  FROM {TASKS.name} WHERE customer_id = :customer
+) ORDER BY at DESC LIMIT :limit
+"""
+
+
+def customer_timeline(db: Database, customer_id: str, *, limit: int = TIMELINE_ROWS) -> list[tuple[str, str, str]]:
+    """The customer's orders (with their items), interactions, feedback, tickets, deals and tasks as
+    ``[(when, kind, what)]``, newest first, at most ``limit``: when is the stored date or time
+    (a task's due day), kind the channel for an interaction."""
+    return [(str(at), str(kind), _text(what)) for at, kind, what in
+            db.execute(_TIMELINE_SQL, {"customer": customer_id, "limit": limit}).fetchall()]
 
 
 def customer_label(name: Any, email: Any, *, company: Any, customer_id: str) -> str:
@@ -167,13 +239,21 @@ class _Form(_Undoable):
         self.undo.on_click(lambda _: self._undo())
         self.future_ok = widgets.Checkbox(description="Yes, the date is in the future", indent=False,
                                           layout=widgets.Layout(display="none"))
+        self.sure = widgets.Checkbox(description=SURE, indent=False, layout=widgets.Layout(display="none"))
         self.last: EntryRecord | None = None
 
     def _field(self, name: str, widget: widgets.ValueWidget) -> widgets.ValueWidget:
         widget.style.description_width = "9em"
         self.fields[name] = widget
         self.errors[name] = widgets.HTML()
+        widget.observe(lambda _: setattr(self.sure, "value", False), names="value")  # a new value, a new question
+        if isinstance(widget, widgets.Text):  # Enter in a one-line field presses the field's button
+            widget.on_msg(lambda _, content, __, n=name: content.get("event") == "submit" and self.enter(n))
         return widget
+
+    def enter(self, name: str) -> None:
+        """Enter pressed in the field ``name``: press the button that saves it (:attr:`save`)."""
+        self.save.click()
 
     def _date_field(self, name: str, widget: widgets.Text) -> widgets.Text:
         """A date or time field; changing it asks for the future-date confirmation again."""
@@ -199,9 +279,18 @@ class _Form(_Undoable):
                                                "below if it is meant, or correct it")
         return value
 
+    def ask(self, name: str, value: Any, question: str) -> None:
+        """A value that is allowed but rarely meant: refused beside the field ``name`` with the
+        ``question`` and :data:`SURE` shown below the form, until that box is ticked (once: changing
+        any field asks again)."""
+        if not self.sure.value:
+            self.sure.layout.display = ""
+            raise ValidationError(name, value, f"{question}: tick \u201c{SURE}\u201d below if it is meant, "
+                                               "or correct it")
+
     def footer(self) -> widgets.Widget:
-        """The future-date confirmation (shown when needed), the message and "Undo this entry"."""
-        return widgets.VBox([self.future_ok, widgets.HBox([self.message, self.undo])])
+        """The confirmations (shown when needed), the message and "Undo this entry"."""
+        return widgets.VBox([self.future_ok, self.sure, widgets.HBox([self.message, self.undo])])
 
     def _row(self, name: str) -> widgets.HBox:
         return widgets.HBox([self.fields[name], self.errors[name]])
@@ -251,8 +340,8 @@ class _Form(_Undoable):
         self.last = record
         self.message.value = _OK.format(html.escape(f"Saved: {record.summary}.")) + _written(record)
         self.undo.layout.display = ""
-        self.future_ok.value = False
-        self.future_ok.layout.display = "none"
+        self.future_ok.value = self.sure.value = False
+        self.future_ok.layout.display = self.sure.layout.display = "none"
         self.clear()
         self.desk.changed()
         return True
@@ -302,6 +391,9 @@ class CustomerForm(_Form):
         self.new = widgets.Button(description="New customer")
         self.new.on_click(lambda _: self.start_new())
 
+    def enter(self, name: str) -> None:
+        (self.save if self.desk.customer_id is not None else self.add).click()
+
     def start_new(self) -> None:
         """Let go of the chosen customer and empty the form for a new one."""
         self.desk.select(None)
@@ -336,16 +428,25 @@ class CustomerForm(_Form):
         if not (values["name"] or values["email"]):
             raise ValidationError("name", "", "give a name or an e-mail")
         self._refuse_known_email(values["email"], None)
+        self._plausible(values, None)
         cid = entry.add_customer(self.desk.db, customer_id=None, **{k: v for k, v in values.items() if v is not None})
         record = _record(self.desk.db, f"new customer {values['name'] or values['email']}", [("customers", (cid,), None)])
         self.desk.select(cid)
         return record
+
+    def _plausible(self, values: dict[str, Any], before: dict[str, Any] | None) -> None:
+        phone = values.get("phone")
+        if phone is not None and sum(ch.isdigit() for ch in str(phone)) < 5:
+            self.ask("phone", phone, "has fewer than 5 digits: is it a phone number")
+        if before and before.get("email") and values.get("email") is None:
+            self.ask("email", "", f"blanks the e-mail {before['email']} this customer had")
 
     def _save(self) -> EntryRecord:
         cid = self.customer_id()
         values = self._values()
         self._refuse_known_email(values["email"], cid)
         before = read_row(self.desk.db, "customers", key=(cid,))
+        self._plausible(values, before)
         entry.update_customer(self.desk.db, cid, **values)
         return _record(self.desk.db, f"changes to {values['name'] or cid}", [("customers", (cid,), before)])
 
@@ -364,7 +465,7 @@ class CustomerForm(_Form):
 
     def widget(self) -> widgets.Widget:
         return widgets.VBox([*(self._row(n) for n in self.fields), widgets.HBox([self.add, self.save, self.new]),
-                             widgets.HBox([self.message, self.open_existing, self.undo])])
+                             self.sure, widgets.HBox([self.message, self.open_existing, self.undo])])
 
 
 class InteractionForm(_Form):
@@ -421,6 +522,9 @@ class OrderForm(_Form):
             (f"{name} — {'no list price' if price is None else f'{price:,.2f} {self.currency}'}", pid)
             for pid, name, price in rows])
 
+    def enter(self, name: str) -> None:
+        (self.add_line if name == "quantity" else self.save).click()
+
     def _add_line(self) -> None:
         self.errors["quantity"].value = ""
         try:
@@ -433,6 +537,15 @@ class OrderForm(_Form):
             self.errors["product_id"].value = _ERROR.format("pick a product" if self.prices else
                                                             "there are no products in the store yet")
             return
+        if int(quantity) >= LARGE_QUANTITY:
+            line = f"{int(quantity) * (self.prices.get(pid) or 0):,.0f} {self.currency}"
+            try:
+                self.ask("quantity", self.fields["quantity"].value, f"makes a line of {line}")
+            except ValidationError as exc:
+                self.errors["quantity"].value = _ERROR.format(html.escape(f"{exc.value!r}: {exc.reason}"))
+                return
+        self.sure.value = False
+        self.sure.layout.display = "none"
         self._set_lines(self.lines + [(pid, int(quantity), None)])
 
     def _set_lines(self, lines: list[tuple[str, int, float | None]]) -> None:
@@ -522,6 +635,14 @@ class TicketForm(_Form):
             (f"{_text(cat) or 'ticket'} opened {opened[:16]}" + (", answered" if answered else ", not answered yet"), tid)
             for tid, cat, opened, answered in rows])
 
+    def enter(self, name: str) -> None:
+        if name == "csat":
+            self.close.click()
+        elif name == "when" and self.fields["ticket_id"].value is not None:
+            self.answer.click()
+        else:
+            self.open.click()
+
     def _ticket(self) -> str:
         self.customer_id()
         if self.fields["ticket_id"].value is None:
@@ -584,7 +705,17 @@ class DealForm(_Form):
             (f"{_text(title) or 'untitled'} ({stage}" + ("" if amount is None else f", {amount:,.0f}") + ")", oid)
             for oid, title, stage, amount in rows])
 
+    def enter(self, name: str) -> None:
+        (self.move if name == "lost_reason" else self.add).click()
+
     def _add(self) -> EntryRecord:
+        close = self.value("expected_close")
+        try:
+            day = str(clean_value(TABLES["opportunities"].column("expected_close"), close)) if close else None
+        except ValueError:
+            day = None  # not a date: the entry function refuses it beside the field
+        if day is not None and day < dt.date.today().isoformat():
+            self.ask("expected_close", close, "is before the deal is opened (today)")
         oid = entry.add_opportunity(self.desk.db, self.customer_id(), title=self.value("title"),
                                     amount=self.value("amount"), source=self.value("source"),
                                     expected_close=self.value("expected_close"))
@@ -609,14 +740,69 @@ class DealForm(_Form):
                              self.move, self.footer()])
 
 
+class TaskForm(_Form):
+    """Write down a task: when (``tuesday``, ``in 2 weeks`` or YYYY-MM-DD, :func:`day_from_words`),
+    what to do, and whether it is about the chosen customer; Today lists it from that day on."""
+
+    title = "Task"
+
+    def __init__(self, desk: "Desk") -> None:
+        super().__init__(desk)
+        self._field("due", widgets.Text(description="Due", placeholder="tuesday, in 2 weeks or YYYY-MM-DD"))
+        self._field("note", widgets.Text(description="To do", placeholder="e.g. call back about the quote"))
+        self._field("about", widgets.Checkbox(description="About the chosen customer", value=True, indent=False))
+        self.save = self._button("Add task", self._save)
+
+    def _save(self) -> EntryRecord:
+        typed = self.value("due")
+        if typed is None:
+            raise ValidationError("due", "", "say when: tuesday, in 2 weeks or YYYY-MM-DD")
+        due = day_from_words(typed, today=self.desk.today)
+        customer = self.customer_id() if self.fields["about"].value else None
+        tid = entry.add_task(self.desk.db, due, note=self.value("note"), customer_id=customer)
+        about = f" about {self.desk.name()}" if customer else ""
+        return _record(self.desk.db, f"task for {due}{about}", [("tasks", (tid,), None)])
+
+
 # -------------------------------------------------------------------------------- today
 @dataclass
 class TodayItem:
-    """One line of the Today list: who, why, and the list it belongs to."""
+    """One reason to act today: whom (None: a task about nobody), why in plain words, and its kind
+    (:data:`KINDS`); ``task_id`` for a task."""
 
-    customer_id: str
+    customer_id: str | None
     why: str
-    kind: str  # "follow-up", "ticket", "deal", "anniversary"
+    kind: str
+    task_id: str | None = None
+
+
+KINDS = ("task", "follow-up", "ticket", "deal", "anniversary")
+"""The kinds of Today's reasons, in the order they are listed: tasks due first."""
+
+
+@dataclass
+class TodayLine:
+    """One line of Today: one person (never twice) with every reason, their phone and e-mail, and
+    the tasks "Done" and "Snooze" act on; or one task about nobody."""
+
+    customer_id: str | None
+    label: str
+    phone: str
+    email: str
+    reasons: list[str]
+    task_ids: list[str]
+
+    def html(self) -> str:
+        """The line as the page shows it: the name, ``tel:`` and ``mailto:`` links, the reasons."""
+        links = []
+        if self.phone:
+            dial = "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
+            links.append(f'<a href="tel:{html.escape(dial)}">{html.escape(self.phone)}</a>')
+        if self.email:
+            links.append(f'<a href="mailto:{html.escape(self.email)}">{html.escape(self.email)}</a>')
+        contact = f' <span class="desk-contact">{" · ".join(links)}</span>' if links else ""
+        return (f"<b>{html.escape(self.label)}</b>{contact}<br>"
+                f"<span class='desk-why'>{html.escape('; '.join(self.reasons))}</span>")
 
 
 def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.DataFrame:
@@ -626,24 +812,40 @@ def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.Da
     return followup.follow_up_queue_as_of(db, as_of, kinds=("logistic",)).table.head(top_n)
 
 
+def _due_tasks(db: Database, as_of: dt.date) -> list[TodayItem]:
+    """Open tasks due by ``as_of`` (:func:`crm_helpers.store.facts.task_due_sql`), the oldest due first."""
+    rows = db.execute(f"SELECT task_id, customer_id, due, note FROM {TASKS.name} WHERE {task_due_sql(':day')} "
+                      "ORDER BY due, created_at", {"day": as_of.isoformat()}).fetchall()
+    items = []
+    for task_id, customer_id, due, note in rows:
+        late = (as_of - dt.date.fromisoformat(due)).days
+        when = "due today" if late == 0 else f"overdue by {late} day{'s' * (late > 1)}"
+        items.append(TodayItem(customer_id, f"{note or 'task'} ({when})", "task", task_id))
+    return items
+
+
 def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = None) -> list[TodayItem]:
-    """What to do today: the follow-up queue (``queue``, default :func:`follow_up`), open tickets by
-    age (oldest first), open deals gone quiet (:func:`crm_helpers.store.facts.deal_stale`, more than
-    :data:`~crm_helpers.store.facts.STALE_DAYS` days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`),
-    and first-purchase anniversaries in the next :data:`ANNIVERSARY_DAYS` days.
-    People contacted on or since ``as_of`` and not later than now (an interaction logged: one dated in
-    the future has not happened yet, so it hides nobody) and erased people are left out; at most
-    :data:`SHOWN_ROWS` per kind."""
+    """What to do today, in the order of :data:`KINDS`: tasks due or overdue (the oldest first), the
+    follow-up queue (``queue``, default :func:`follow_up`; its reasons in plain words,
+    :func:`followup.plain_reason`), open tickets by age (oldest first), open deals gone quiet
+    (:func:`crm_helpers.store.facts.deal_stale`, more than :data:`~crm_helpers.store.facts.STALE_DAYS`
+    days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`), and first-purchase anniversaries
+    in the next :data:`ANNIVERSARY_DAYS` days.
+    Apart from tasks, people contacted on or since ``as_of`` and not later than now (an interaction
+    logged: one dated in the future has not happened yet, so it hides nobody), people with an open
+    task due later (snoozed) and erased people are left out; at most :data:`SHOWN_ROWS` per kind."""
     queue = follow_up(db, as_of) if queue is None else queue
-    items = [TodayItem(r.customer_id, r.reasons, "follow-up") for r in queue.itertuples()]
+    items = _due_tasks(db, as_of)
+    items += [TodayItem(r.customer_id, followup.plain_reason(r.reasons, as_of=as_of), "follow-up")
+              for r in queue.itertuples()]
     tickets = backlog(db, as_of)
     items += [TodayItem(r.customer_id, f"{_text(r.category) or 'ticket'} open for {r.age_days:.0f} days"
                         + ("" if r.answered else ", not answered yet"), "ticket")
               for r in tickets.sort_values("age_days", ascending=False).itertuples()]
     opps = opportunities_as_of(db, as_of)
     quiet = stale_opportunities(opps)
-    items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' quiet for {r.days_since_activity} days",
-                        "deal") for r in quiet.itertuples()]
+    items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' with no news for "
+                        f"{r.days_since_activity} days", "deal") for r in quiet.itertuples()]
     overdue = opps[deal_overdue(opps["status_at"], opps["expected_close"], as_of=as_of)
                    & ~opps["opportunity_id"].isin(quiet["opportunity_id"])]
     items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' was expected to close on "
@@ -669,47 +871,96 @@ def _anniversaries(db: Database, as_of: dt.date) -> list[TodayItem]:
 
 
 def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayItem]:
-    """Leave out people contacted since ``as_of`` began, up to now (:func:`facts.contacted_since_sql`,
-    the call list's rule: a contact dated in the future does not count), and people the desk may not
-    show; cap each kind."""
+    """Leave out, except tasks, people contacted since ``as_of`` began, up to now
+    (:func:`facts.contacted_since_sql`, the call list's rule: a contact dated in the future does not
+    count) and people with an open task due after ``as_of`` (snoozed); leave out people the desk may
+    not show; cap each kind."""
     until = (dt.datetime.now() + dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
     contacted = {r[0] for r in db.execute(
         "SELECT customer_id FROM customers AS c WHERE " + contacted_since_sql("c.customer_id", ":since", until=":until"),
         {"since": as_of.isoformat(), "until": until})}
-    ids = sorted({i.customer_id for i in items} - contacted)
+    later = {r[0] for r in db.execute(f"SELECT customer_id FROM {TASKS.name} WHERE customer_id IS NOT NULL AND "
+                                      f"{task_open_sql()} AND NOT {task_due_sql(':day')}", {"day": as_of.isoformat()})}
+    ids = sorted({i.customer_id for i in items if i.customer_id is not None})
     shown: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         shown |= {r[0] for r in db.execute(f"SELECT customer_id FROM customers WHERE {_CONTACTABLE} AND customer_id IN "
                                            f"({','.join('?' * len(chunk))})", chunk).fetchall()}
     kept: list[TodayItem] = []
-    for kind in ("follow-up", "ticket", "deal", "anniversary"):
-        kept += [i for i in items if i.kind == kind and i.customer_id in shown][:SHOWN_ROWS]
+    for kind in KINDS:
+        mine = [i for i in items if i.kind == kind and (i.customer_id is None and kind == "task"
+                                                        or i.customer_id in shown)]
+        if kind != "task":
+            mine = [i for i in mine if i.customer_id not in contacted | later]
+        kept += mine[:SHOWN_ROWS]
     return kept
 
 
-class TodayList(_Undoable):
-    """The Today panel: one row per item with "Contacted", which logs an interaction (now, with the
-    channel and the optional note above the list) so the person leaves the list; "Undo" takes the
-    last one back and the person returns. The follow-up queue is computed once (``recompute``); rows
-    are re-read after every save."""
+def today_lines(db: Database, items: list[TodayItem]) -> list[TodayLine]:
+    """Today's ``items`` as lines, one per person in the order they first appear (a task about
+    nobody is a line of its own), with their name, phone and e-mail read from the store now."""
+    ids = sorted({i.customer_id for i in items if i.customer_id is not None})
+    people = {cid: (customer_label(n, None, company=c, customer_id=cid), _text(p), _text(e))
+              for cid, n, e, c, p in db.execute(
+                  "SELECT customer_id, name, email, company, phone FROM customers WHERE customer_id IN "
+                  f"({','.join('?' * len(ids))})", ids).fetchall()} if ids else {}
+    lines: dict[str, TodayLine] = {}
+    for item in items:
+        key = item.customer_id or f"task:{item.task_id}"
+        if key not in lines:
+            label, phone, email = people.get(item.customer_id or "", ("To do", "", ""))
+            lines[key] = TodayLine(item.customer_id, label, phone, email, [], [])
+        line = lines[key]
+        line.reasons += [why for why in item.why.split("; ") if why not in line.reasons]
+        if item.task_id:
+            line.task_ids.append(item.task_id)
+    return list(lines.values())
 
-    HEADINGS = {"follow-up": "People to contact", "ticket": "Open tickets, oldest first",
-                "deal": "Deals gone quiet or overdue", "anniversary": "First-purchase anniversaries"}
+
+def day_from_words(text: str, *, today: dt.date) -> str:
+    """A day typed as the owner says it, as YYYY-MM-DD: ``2026-12-08``, ``today``, ``tomorrow``, a
+    weekday (``tuesday``, ``tue``: the next one after today), ``in 3 days``, ``in 2 weeks``. Other
+    text is returned as typed, for the schema's check to refuse beside the field."""
+    words = text.strip().lower()
+    if words in ("today", "tomorrow"):
+        return (today + dt.timedelta(days=words == "tomorrow")).isoformat()
+    for number, name in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")):
+        if words in (name, name[:3], f"next {name}"):
+            return (today + dt.timedelta(days=(number - today.weekday() - 1) % 7 + 1)).isoformat()
+    parts = words.split()
+    if len(parts) == 3 and parts[0] == "in" and parts[1].isdigit() and parts[2].rstrip("s") in ("day", "week"):
+        return (today + dt.timedelta(days=int(parts[1]) * (7 if parts[2].startswith("week") else 1))).isoformat()
+    return text.strip()
+
+
+class TodayList(_Undoable):
+    """Today, at the top of the desk: one line per person with "Done" and "Snooze".
+
+    "Done" logs the contact now (the channel and optional note above the list) and marks the
+    person's due tasks done, in one transaction; "Snooze" moves their due tasks to the day in
+    "Snooze to" (default tomorrow), or, for a person without one, writes a task for that day, so
+    they leave Today until then. "Undo" takes the last one back. The follow-up queue is computed
+    once (:meth:`recompute`; in the desk server's standby kernel before the page opens, see
+    :func:`warm_up`); the lines are re-read after every save."""
 
     def __init__(self, desk: "Desk") -> None:
         self.desk = desk
+        wide = {"description_width": "7em"}
         self.channel = widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description="Contacted by",
-                                        style={"description_width": "9em"})
-        self.note = widgets.Text(description="Note", placeholder="optional, e.g. left a message",
-                                 style={"description_width": "9em"})
+                                        style=wide, layout=widgets.Layout(width="16em"))
+        self.note = widgets.Text(description="Note", placeholder="optional, e.g. left a message", style=wide)
+        self.snooze_to = widgets.Text(description="Snooze to", value="tomorrow", style=wide,
+                                      placeholder="tomorrow, tuesday, in 2 weeks or YYYY-MM-DD")
         self.message = widgets.HTML()
         self.undo = widgets.Button(description="Undo", layout=widgets.Layout(display="none"))
         self.undo.on_click(lambda _: self._undo())
         self.last: EntryRecord | None = None
         self.box = widgets.VBox()
         self.items: list[TodayItem] = []
-        self.buttons: dict[tuple[str, str], widgets.Button] = {}
+        self.lines: list[TodayLine] = []
+        self.buttons: dict[str, tuple[widgets.Button, widgets.Button]] = {}
+        self.html_style = HTMLStyle()
         self.queue: pd.DataFrame | None = None
 
     def recompute(self) -> None:
@@ -723,46 +974,139 @@ class TodayList(_Undoable):
             self.recompute()
             return
         self.items = today_items(self.desk.db, self.desk.today, queue=self.queue)
-        names = {cid: customer_label(n, e, company=c, customer_id=cid) for cid, n, e, c in self.desk.db.execute(
-            "SELECT customer_id, name, email, company FROM customers WHERE customer_id IN "
-            f"({','.join('?' * len(self.items))})", [i.customer_id for i in self.items]).fetchall()} if self.items else {}
-        rows: list[widgets.Widget] = []
+        self.lines = today_lines(self.desk.db, self.items)
         self.buttons = {}
-        for kind, heading in self.HEADINGS.items():
-            mine = [i for i in self.items if i.kind == kind]
-            rows.append(widgets.HTML(f"<h4>{heading} ({len(mine)})</h4>" + ("" if mine else "<i>nothing today</i>")))
-            for item in mine:
-                button = widgets.Button(description="Contacted",
-                                        layout=widgets.Layout(width="9em", min_width="9em"))
-                button.on_click(lambda _, i=item: self.contacted(i))
-                self.buttons[(kind, item.customer_id)] = button
-                rows.append(widgets.HBox([button, widgets.HTML(
-                    f"<b>{html.escape(names.get(item.customer_id, ''))}</b>: {html.escape(item.why)}")]))
+        rows: list[widgets.Widget] = [widgets.HTML(f"<h3>Today ({len(self.lines)})</h3>"
+                                                   + ("" if self.lines else "<i>nothing to do today</i>"))]
+        # one layout and style for all lines' buttons, text and rows: fewer widget models for the page to fetch
+        button, text, box = widgets.Layout(width="6em"), widgets.Layout(flex="1 1 20em"), widgets.Layout()
+        style = widgets.ButtonStyle()
+        for line in self.lines:
+            done = widgets.Button(description="Done", button_style="success", layout=button, style=style)
+            done.on_click(lambda _, l=line: self.done(l))
+            snooze = widgets.Button(description="Snooze", layout=button, style=style)
+            snooze.on_click(lambda _, l=line: self.snooze(l))
+            self.buttons[line.customer_id or line.task_ids[0]] = (done, snooze)
+            row = widgets.HBox([widgets.HTML(line.html(), layout=text, style=self.html_style), done, snooze],
+                               layout=box)
+            row.add_class("desk-line")
+            rows.append(row)
         self.box.children = rows
 
-    def contacted(self, item: TodayItem) -> None:
-        """Log "contacted" (the chosen channel and note, now) for the item's person, kept as an
-        :class:`EntryRecord` for "Undo"; the note field is emptied and the list redrawn."""
-        db = self.desk.db
-        try:
-            iid = entry.log_interaction(db, item.customer_id, channel=self.channel.value, subject=f"follow-up: {item.why}",
-                                        outcome="contacted", notes=_blank_to_none(self.note.value))
-        except CrmError as exc:
-            self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
-            return
-        row = _customer(db, item.customer_id) or {}
-        who = customer_label(row.get("name"), None, company=None, customer_id=item.customer_id)
-        self.last = _record(db, f"contacted {who}", [("interactions", (iid,), None)])
+    def _saved(self, record: EntryRecord, verb: str) -> None:
+        self.last = record
         self.note.value = ""
-        self.message.value = _OK.format(html.escape(f"Noted: {self.last.summary}.")) + _written(self.last)
+        self.message.value = _OK.format(html.escape(f"{verb}: {record.summary}.")) + _written(record)
         self.undo.layout.display = ""
         self.desk.changed()
+
+    def _failed(self, exc: Exception) -> None:
+        shown = f"{exc.value!r}: {exc.reason}" if isinstance(exc, ValidationError) and exc.value else str(exc)
+        self.message.value = _ERROR.format(html.escape(f"Not saved: {shown}"))
+
+    def done(self, line: TodayLine) -> None:
+        """Log the contact (now, the channel and note above the list) and mark the line's tasks done."""
+        db, note = self.desk.db, _blank_to_none(self.note.value)
+        before = {tid: read_row(db, TASKS.name, key=(tid,)) for tid in line.task_ids}
+        changes: list[tuple[str, tuple[Any, ...], dict[str, Any] | None]] = []
+        try:
+            with write_transaction(db):
+                for n, tid in enumerate(line.task_ids):
+                    iid = entry.complete_task(db, tid, channel=self.channel.value if n == 0 else None, notes=note)
+                    changes += [("tasks", (tid,), before[tid])] + ([("interactions", (iid,), None)] if iid else [])
+                if line.customer_id is not None and not line.task_ids:
+                    iid = entry.log_interaction(db, line.customer_id, channel=self.channel.value,
+                                                subject=f"follow-up: {'; '.join(line.reasons)}", outcome="contacted",
+                                                notes=note)
+                    changes.append(("interactions", (iid,), None))
+        except CrmError as exc:
+            self._failed(exc)
+            return
+        self._saved(_record(db, f"{line.label}", changes), "Done")
+
+    def snooze(self, line: TodayLine) -> None:
+        """Move the line's tasks to the "Snooze to" day, or write a task for that day for its person."""
+        db = self.desk.db
+        until = day_from_words(self.snooze_to.value, today=self.desk.today)
+        before = {tid: read_row(db, TASKS.name, key=(tid,)) for tid in line.task_ids}
+        try:
+            with write_transaction(db):
+                for tid in line.task_ids:
+                    entry.snooze_task(db, tid, until=until)
+                changes = [("tasks", (tid,), before[tid]) for tid in line.task_ids]
+                if not line.task_ids:
+                    tid = entry.add_task(db, until, note=f"follow up: {'; '.join(line.reasons)}",
+                                         customer_id=line.customer_id)
+                    changes.append(("tasks", (tid,), None))
+        except CrmError as exc:
+            self._failed(exc)
+            return
+        self._saved(_record(db, f"{line.label} until {until}", changes), "Snoozed")
 
     def widget(self) -> widgets.Widget:
         again = widgets.Button(description="Score again")
         again.on_click(lambda _: self.recompute())
-        return widgets.VBox([widgets.HBox([self.channel, again]), self.note,
-                             widgets.HBox([self.message, self.undo]), self.box])
+        panel = widgets.VBox([self.box, widgets.HBox([self.channel, self.note]), widgets.HBox([self.snooze_to, again]),
+                              widgets.HBox([self.message, self.undo])])
+        panel.add_class("desk-today")
+        return panel
+
+
+# ------------------------------------------------------------------------------ standby
+@dataclass
+class _Standby:
+    """A kernel waiting for the next page (:func:`warm_up`): its store, and the watcher that keeps
+    today's call list scored while it waits."""
+
+    db_path: str
+    db: Database
+    stop: threading.Event
+    watcher: threading.Thread
+
+
+_standby: _Standby | None = None
+
+
+def _store_version(db: Database) -> tuple[int, str]:
+    """Changes whenever another connection commits a write (``PRAGMA data_version``) or the day turns."""
+    return int(db.execute("PRAGMA data_version").fetchone()[0]), dt.date.today().isoformat()
+
+
+def warm_up(db_path: str = "", *, poll_s: float = STANDBY_POLL_S) -> None:
+    """Make this kernel ready for the desk's next page (the desk server's standby kernel,
+    :func:`crm_helpers.desk_server.standby_kernel_manager`): open the store at ``db_path`` (blank: the
+    default store), score today's call list (:func:`follow_up`, memoized on the store's state), and
+    score it again once after each write by anyone (looked for every ``poll_s`` seconds) until a
+    page takes the kernel (:meth:`Desk.open` with the same ``db_path``), so the page shows it at
+    once. Only one standby per kernel: calling it again replaces the first."""
+    global _standby
+    _release_standby()
+    db = open_db(db_path or None)
+    follow_up(db, dt.date.today())
+    stop = threading.Event()
+
+    def watch() -> None:
+        seen = _store_version(db)
+        while not stop.wait(poll_s):
+            now = _store_version(db)
+            if now != seen:
+                follow_up(db, dt.date.today())
+                seen = now
+
+    watcher = threading.Thread(target=watch, name="desk-standby", daemon=True)
+    watcher.start()
+    _standby = _Standby(db_path, db, stop, watcher)
+
+
+def _release_standby() -> Database | None:
+    """Stop the standby's watcher (waiting for a scoring under way) and hand over its store."""
+    global _standby
+    if _standby is None:
+        return None
+    standby, _standby = _standby, None
+    standby.stop.set()
+    standby.watcher.join()
+    return standby.db
 
 
 # --------------------------------------------------------------------------------- desk
@@ -777,10 +1121,14 @@ class Desk:
         self.db = db
         self.today = as_date(today) if today else dt.date.today()
         self.customer_id: str | None = None
-        self.search = widgets.Text(description="Find", placeholder="part of a name, e-mail or company",
+        self.search = widgets.Text(description="Find", placeholder="part of a name, e-mail, phone or company",
                                    continuous_update=True)
-        self.matches = widgets.Select(options=[], rows=6, description="Customers", layout=widgets.Layout(width="48em"))
+        self.matches = widgets.Select(options=[], rows=6, description="Customers",
+                                      layout=widgets.Layout(width="48em"))
         self.selected = widgets.HTML()
+        self.more = widgets.HTML()
+        self.timeline = widgets.HTML()
+        self.timeline.add_class("desk-timeline")
         self.search.observe(lambda _: self.find(), names="value")
         self.matches.observe(lambda change: change["new"] and self.select(change["new"]), names="value")
         self.customer = CustomerForm(self)
@@ -789,14 +1137,19 @@ class Desk:
         self.feedback = FeedbackForm(self)
         self.ticket = TicketForm(self)
         self.deal = DealForm(self)
-        self.forms: list[_Form] = [self.customer, self.interaction, self.order, self.feedback, self.ticket, self.deal]
+        self.task = TaskForm(self)
+        self.forms: list[_Form] = [self.customer, self.interaction, self.order, self.feedback, self.ticket, self.deal,
+                                   self.task]
         self.today_list = TodayList(self)
         self.select(None)
 
     @classmethod
     def open(cls, db_path: str = "", today: str = "") -> "Desk":
-        """The desk on the store at ``db_path`` (blank: the default store)."""
-        return cls(open_db(db_path or None), today=today or None)
+        """The desk on the store at ``db_path`` (blank: the default store); in a standby kernel
+        (:func:`warm_up` on the same store) it takes over the store and today's scored call list."""
+        warm = _standby is not None and _standby.db_path == db_path
+        db = _release_standby() if warm else None
+        return cls(db or open_db(db_path or None), today=today or None)
 
     def current(self) -> dict[str, Any] | None:
         """The selected customer's row; drops the selection when the row is gone or erased."""
@@ -821,6 +1174,8 @@ class Desk:
         found = find_customers(self.db, self.search.value)
         self.matches.options = found
         self.matches.value = None
+        more = count_customers(self.db, self.search.value) - len(found) if len(found) == SEARCH_LIMIT else 0
+        self.more.value = f"<i>{more:,} more: type more of the name, e-mail, phone or company</i>" if more else ""
 
     def select(self, customer_id: str | None) -> None:
         """Make ``customer_id`` the customer the forms write for (None: nobody)."""
@@ -831,6 +1186,10 @@ class Desk:
                                if row else "<i>No customer chosen: find one above, or add a new one.</i>")
         if row is None:
             self.matches.value = None
+        entries = customer_timeline(self.db, row["customer_id"]) if row else []
+        self.timeline.value = "".join(
+            f"<div><small>{html.escape(at[:16])}</small> <b>{html.escape(kind)}</b> {html.escape(what)}</div>"
+            for at, kind, what in entries)
         self.customer.show(row)
         for form in self.forms:
             form.refresh()
@@ -847,7 +1206,7 @@ class Desk:
         tabs = widgets.Tab(children=[form.widget() for form in self.forms])
         for i, form in enumerate(self.forms):
             tabs.set_title(i, form.title)
-        return widgets.VBox([self.search, self.matches, self.selected, tabs])
+        return widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline, tabs])
 
     def today_panel(self) -> widgets.Widget:
         """The Today list (computes the follow-up queue the first time)."""

@@ -15,9 +15,13 @@ What the server guarantees, all by jupyter_server's own settings (no proxy of ou
   or ``::1`` is refused with 403 even with the key (a web page cannot reach the desk by DNS
   rebinding). With ``--lan`` the server listens on every interface for a phone in the shop and
   also accepts this machine's name and LAN address, nothing else.
-- **At most one kernel per open page**: the page's shutdown call on closing ends its kernel
-  (it carries the ``_xsrf`` cookie the page sets), and a kernel idle for :data:`CULL_IDLE_S`
-  seconds with no page connected is ended (checked every :data:`CULL_INTERVAL_S` seconds).
+- **At most one kernel per open page, plus one standing by**: the page's shutdown call on closing
+  ends its kernel (it carries the ``_xsrf`` cookie the page sets), and a kernel idle for
+  :data:`CULL_IDLE_S` seconds with no page connected is ended (checked every :data:`CULL_INTERVAL_S`
+  seconds). One more kernel waits for the next page (:func:`standby_kernel_manager`): started, the
+  package imported and today's call list scored (:func:`crm_helpers.desk.warm_up`), so a page opens
+  in about a second instead of starting a kernel and scoring the whole book (5–17 s); it is never
+  culled, and ``--no-standby`` turns it off.
 - **Nothing from the internet**: the ``desk`` Voilà template (``jupyter/voila/templates/desk``)
   leaves out the icon font the stock template fetches from a CDN, and the MathJax settings set to
   ``"null"`` make the page use the MathJax bundled with Voilà instead of fetching it from a CDN.
@@ -52,6 +56,13 @@ TEMPLATE = "desk"
 """The Voilà template in ``jupyter/voila/templates/``: the stock "lab" one without the CDN icons."""
 JUPYTER_DIR = PROJECT_ROOT / "jupyter"
 """Added to ``JUPYTER_PATH``, so Voilà finds the ``desk`` template in ``jupyter/voila/templates``."""
+KERNEL_NAME = "crm-workbook"
+"""The kernel of notebook 00 (its kernelspec), the one the standby kernel runs."""
+STANDBY_DELAY_S = 15
+"""A page that took the standby kernel gets this many seconds before the next one is started, so the
+two do not share the processor while the page opens."""
+WARM_UP = "import crm_helpers.desk\ncrm_helpers.desk.warm_up()"
+"""What the standby kernel runs before any page asks for it (the store is ``CRM_DB``, as the page's)."""
 _EXTENSIONS_OFF = ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim", "nbclassic",
                    "jupyter_collaboration", "jupyter_server_ydoc")
 
@@ -86,7 +97,80 @@ def allowed_hosts(*, lan: bool) -> list[str]:
     return hosts
 
 
-def server_config(key: str, *, port: int = DEFAULT_PORT, lan: bool = False, open_browser: bool = True) -> Config:
+def standby_kernel_manager() -> type:
+    """jupyter_server's kernel manager with one kernel standing by for the desk's next page.
+
+    The standby kernel is started when the server starts and again each time a page takes it; it
+    runs :data:`WARM_UP` (the imports and today's call list, :func:`crm_helpers.desk.warm_up`). A
+    request for notebook 00 (Voilà names the page in the kernel's ``SCRIPT_NAME``) gets it at once
+    when it is ready; any other request, or one arriving before it is ready, starts a kernel as
+    usual. The culler never ends it (no page is connected to it by design)."""
+    import asyncio
+
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    from jupyter_server.utils import ensure_async
+    from jupyter_server._tz import utcnow
+    from traitlets import Bool
+
+    class StandbyKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
+        standby = Bool(True, config=True, help="Keep one warm kernel waiting for the desk's next page.")
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.ready: str | None = None
+            self.warming: asyncio.Future[None] | None = None
+
+        def fill(self, delay: float = 0.0) -> None:
+            """Start warming a standby kernel in ``delay`` seconds unless one is ready or warming."""
+            if self.standby and self.ready is None and self.warming is None:
+                self.warming = asyncio.ensure_future(self._warm(delay))
+
+        async def _warm(self, delay: float) -> None:
+            kernel_id = None
+            try:
+                await asyncio.sleep(delay)
+                kernel_id = await super().start_kernel(kernel_name=KERNEL_NAME, path="")
+                client = self.get_kernel(kernel_id).client()
+                client.start_channels()
+                try:
+                    await client.wait_for_ready(timeout=120)
+                    reply = await client.execute_interactive(WARM_UP, timeout=None, output_hook=lambda _: None)
+                finally:
+                    client.stop_channels()
+                if reply["content"]["status"] == "ok":
+                    self.ready, kernel_id = kernel_id, None
+                    self.log.info("The desk's standby kernel is ready: %s", self.ready)
+                else:
+                    self.log.warning("The desk's standby kernel could not warm up: %s", reply["content"].get("evalue"))
+            except Exception as exc:  # noqa: BLE001 - a page then starts its own kernel, as without a standby
+                self.log.warning("The desk's standby kernel did not start: %s", exc)
+            finally:
+                self.warming = None
+                if kernel_id is not None and kernel_id in self:
+                    await ensure_async(self.shutdown_kernel(kernel_id))
+
+        async def start_kernel(self, *, kernel_id: str | None = None, path: Any = None, **kwargs: Any) -> str:
+            wanted = str((kwargs.get("env") or {}).get("SCRIPT_NAME", "")).endswith(NOTEBOOK)
+            if kernel_id is None and wanted and self.ready is not None and self.ready in self:
+                kernel_id, self.ready = self.ready, None
+                self.get_kernel(kernel_id).last_activity = utcnow()
+                self.log.info("The desk's standby kernel %s serves a page", kernel_id)
+                self.fill(STANDBY_DELAY_S)
+                return kernel_id
+            started = await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
+            if wanted:
+                self.fill(STANDBY_DELAY_S)
+            return str(started)
+
+        async def cull_kernel_if_idle(self, kernel_id: str) -> None:
+            if kernel_id != self.ready:
+                await super().cull_kernel_if_idle(kernel_id)
+
+    return StandbyKernelManager
+
+
+def server_config(key: str, *, port: int = DEFAULT_PORT, lan: bool = False, open_browser: bool = True,
+                  standby: bool = True) -> Config:
     """The jupyter_server settings of the desk (see the module docstring for what each one holds)."""
     c = Config()
     c.ServerApp.ip = "0.0.0.0" if lan else "127.0.0.1"
@@ -103,6 +187,8 @@ def server_config(key: str, *, port: int = DEFAULT_PORT, lan: bool = False, open
     c.ServerApp.tornado_settings = {"mathjax_url": "null", "mathjax_config": "null"}
     c.ServerApp.jpserver_extensions = {"voila": True, **{name: False for name in _EXTENSIONS_OFF}}
     c.IdentityProvider.token = key
+    c.ServerApp.kernel_manager_class = standby_kernel_manager()
+    c.StandbyKernelManager.standby = standby
     c.MappingKernelManager.cull_idle_timeout = CULL_IDLE_S
     c.MappingKernelManager.cull_interval = CULL_INTERVAL_S
     c.MappingKernelManager.cull_connected = False
@@ -176,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--lan", action="store_true", help="listen on the local network too (a phone in the shop)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.add_argument("--no-standby", action="store_true",
+                        help="no warm kernel waiting for the next page (each page starts its own: 5-17 s)")
     args = parser.parse_args(argv)
     key = new_key()
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(JUPYTER_DIR), os.environ.get("JUPYTER_PATH")]))
@@ -186,8 +274,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.lan:
         _accept_listed_addresses()
     app = ServerApp.instance(config=server_config(key, port=args.port, lan=args.lan,
-                                                  open_browser=not args.no_browser))
+                                                  open_browser=not args.no_browser, standby=not args.no_standby))
     app.initialize(argv=[])
+    from tornado.ioloop import IOLoop
+
+    IOLoop.current().add_callback(app.kernel_manager.fill)
     print(f"\nThe desk: {desk_url(key, port=args.port)}", flush=True)
     if args.lan:
         address = lan_address()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +42,13 @@ from crm_helpers.store.facts import (
     next_day,
     on_or_before_sql,
     paid,
+    task_open_sql,
+    task_overdue_sql,
     ticket_open_sql,
 )
 from crm_helpers.analyses.features import as_date
 from crm_helpers.store.values import Headline
+from crm_helpers.store.schema import TASKS
 from crm_helpers.store.safe_csv import write_safe_csv
 from crm_helpers.analyses.satisfaction import DETRACTOR_MAX, unhappy_leave_chance
 from crm_helpers.analyses.scoring import MODEL_KINDS, churn_backtest, percentile_rank, score_customers
@@ -448,3 +452,75 @@ def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = LOOKBACK_DAY
     frame.insert(3, "reason", (nps_part + "; " + complaint_part).str.strip("; "))
     return frame.sort_values(["open_complaints", "last_nps", "customer_id"], ascending=[False, True, True],
                              na_position="last", ignore_index=True)
+
+
+def _ago(day: str, as_of: dt.date) -> str:
+    """``day`` (ISO) as "today", "yesterday", "3 days ago" as of ``as_of``."""
+    days = (as_of - dt.date.fromisoformat(day[:10])).days
+    return {0: "today", 1: "yesterday"}.get(days, f"{days} days ago")
+
+
+_PLAIN = (
+    (r"detractor: NPS (\d+) on ([\d-]+)",
+     lambda m, d: f"answered {m[1]} of 10 when asked whether they would recommend you, {_ago(m[2], d)}"),
+    (r"open complaint ticket", lambda m, d: "has an open complaint"),
+    (r"(\d+) open complaint tickets", lambda m, d: f"has {m[1]} open complaints"),
+    (r"lapsed top spender: (.+) to date, no order since ([\d-]+)",
+     lambda m, d: f"one of your biggest buyers ({m[1]} so far), no order since {m[2]}"),
+    (r"Can't Lose Them: (\d+) orders, none for (\d+) days",
+     lambda m, d: f"bought {m[1]} times, but nothing for {m[2]} days"),
+    (r"valuable \(score \d+\), likely to leave \(churn model\): chance up from (\d+)% to (\d+)%",
+     lambda m, d: f"one of your best customers; the chance they stop buying rose from {m[1]} % to {m[2]} %"),
+    (r"valuable, never contacted", lambda m, d: "one of your best customers, never contacted"),
+    (r"valuable, no contact for (\d+) days", lambda m, d: f"one of your best customers, no contact for {m[1]} days"),
+    (r"open deal '(.*)' \(.+?\) idle for (\d+) days", lambda m, d: f"deal '{m[1]}' with no news for {m[2]} days"),
+)
+
+
+def plain_reason(reasons: str, *, as_of: dt.date) -> str:
+    """The call list's ``reasons`` (:func:`follow_up_queue`, "; "-separated) in the owner's words,
+    for the desk's Today: "detractor: NPS 3 on 2026-11-08" reads "answered 3 of 10 when asked
+    whether they would recommend you, 3 days ago" as of 2026-11-11. A reason not recognized is kept
+    as it is, so a new trigger still shows."""
+    plain = []
+    for reason in filter(None, (r.strip() for r in str(reasons).split("; "))):
+        for pattern, words in _PLAIN:
+            match = re.fullmatch(pattern, reason)
+            if match:
+                reason = words(match, as_of)
+                break
+        plain.append(reason)
+    return "; ".join(plain)
+
+
+@dataclass(frozen=True)
+class TaskCounts:
+    """The desk's tasks as of a day: ``open`` (not done, :func:`crm_helpers.store.facts.task_open_sql`)
+    and ``overdue`` (open and due before the day, :func:`crm_helpers.store.facts.task_overdue_sql`).
+    ``ok``: always True (no tasks is an answer); ``message``: both in a sentence."""
+
+    as_of: dt.date
+    open: int
+    overdue: int
+
+    @property
+    def ok(self) -> bool:
+        """True: the counts are known whatever the store holds."""
+        return True
+
+    @property
+    def message(self) -> str:
+        """The counts in a plain sentence, for page 03."""
+        if self.open == 0:
+            return "No open tasks from the desk."
+        return (f"Tasks written at the desk: {self.open} open, {self.overdue} of them overdue (due before "
+                f"{self.as_of:%d %B %Y}); the desk's Today lists them first.")
+
+
+def task_counts(db: Database, as_of: dt.date) -> TaskCounts:
+    """How many of the desk's tasks are open and overdue at the end of ``as_of`` (a task done later
+    than ``as_of`` counts as open then; a task written after it does not count)."""
+    row = db.execute(f"SELECT COUNT(*), COALESCE(SUM({task_overdue_sql(':day', ':end_next')}), 0) FROM {TASKS.name} "
+                     f"WHERE {on_or_before_sql('created_at')} AND {task_open_sql(':end_next')}",
+                     {"day": as_of.isoformat(), "end_next": next_day(as_of)}).fetchone()
+    return TaskCounts(as_of, int(row[0]), int(row[1]))

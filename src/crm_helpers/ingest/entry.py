@@ -1,4 +1,4 @@
-"""Entering everyday facts from a notebook: customers, interactions, orders, feedback, tickets, deals.
+"""Entering everyday facts from a notebook: customers, interactions, orders, feedback, tickets, deals, tasks.
 
 Each function checks its input like the importer (same rules, from the schema), writes in one
 short transaction and returns the id of what it wrote. A problem raises
@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator
 
 from sqlite_utils import Database
 
-from crm_helpers.store.schema import OPEN_STAGES, TABLES
+from crm_helpers.store.schema import OPEN_STAGES, TABLES, TASKS
 from crm_helpers.store.connection import StoreError, explain_error, store_path, write_transaction
 from crm_helpers.store.suppression import refuse_erased
 from crm_helpers.store.validation import ValidationError, normalize_email, require_valid
@@ -226,3 +226,59 @@ def move_opportunity(db: Database, opportunity_id: str, *, stage: str, closed_at
         raise ValidationError("closed_at", merged["closed_at"], f"is before the opportunity was opened ({opp['opened_at']})")
     with _writing(db):
         db.table("opportunities").update(opportunity_id, {k: merged.get(k) for k in changes})
+
+
+def add_task(db: Database, due: str, *, note: str | None = None, customer_id: str | None = None,
+             opportunity_id: str | None = None, ticket_id: str | None = None) -> str:
+    """Write down a task due on ``due`` (YYYY-MM-DD), about a customer, deal or ticket or nobody;
+    a deal or ticket without a customer gives the task its customer. Returns the task id."""
+    for column, value, table in (("customer_id", customer_id, "customers"), ("opportunity_id", opportunity_id,
+                                 "opportunities"), ("ticket_id", ticket_id, "tickets")):
+        if value is not None:
+            row = _fetch(db, table, column, value)
+            customer_id = customer_id or row.get("customer_id")
+    if not (note or customer_id):
+        raise ValidationError("note", "", "say what to do, or choose whom it is about")
+    task_id = _new_id("K")
+    clean = require_valid(TASKS, {k: v for k, v in {
+        "task_id": task_id, "due": due, "note": note, "customer_id": customer_id, "opportunity_id": opportunity_id,
+        "ticket_id": ticket_id, "created_at": _now(), "snoozed": 0}.items() if v is not None})
+    with _writing(db):
+        db.table(TASKS.name).insert(clean)
+    return task_id
+
+
+def _open_task(db: Database, task_id: str) -> dict[str, Any]:
+    task = _fetch(db, TASKS.name, "task_id", task_id)
+    if task["done_at"] is not None:
+        raise ValidationError("task_id", task_id, f"was done already ({task['done_at']})")
+    return task
+
+
+def complete_task(db: Database, task_id: str, *, channel: str | None = "call", notes: str | None = None) -> str | None:
+    """Mark an open task done now and, when it concerns a customer and ``channel`` is given, log the
+    contact (an interaction now, its subject the task's note, outcome "done", ``notes``) in the same
+    transaction. Returns the interaction id, or None when none was logged."""
+    task = _open_task(db, task_id)
+    now = _now()
+    interaction = None
+    if task["customer_id"] is not None and channel is not None:
+        interaction = require_valid(TABLES["interactions"], {k: v for k, v in {
+            "interaction_id": _new_id("I"), "customer_id": task["customer_id"], "channel": channel, "occurred_at": now,
+            "direction": "outbound", "subject": f"task: {task['note'] or 'follow-up'}", "outcome": "done",
+            "notes": notes}.items() if v is not None})
+    with _writing(db):
+        db.table(TASKS.name).update(task_id, {"done_at": now})
+        if interaction is not None:
+            db.table("interactions").insert(interaction)
+    return None if interaction is None else str(interaction["interaction_id"])
+
+
+def snooze_task(db: Database, task_id: str, *, until: str) -> None:
+    """Move an open task to the day ``until`` (YYYY-MM-DD, after today; counted in ``snoozed``)."""
+    task = _open_task(db, task_id)
+    due = require_valid(TASKS, {**{k: v for k, v in task.items() if v is not None}, "due": until})["due"]
+    if due <= dt.date.today().isoformat():
+        raise ValidationError("due", until, "is not after today: snooze to a later day")
+    with _writing(db):
+        db.table(TASKS.name).update(task_id, {"due": due, "snoozed": (task["snoozed"] or 0) + 1})

@@ -32,6 +32,7 @@ from crm_helpers.store.schema import (
     SUPPRESSION_KEYS,
     SUPPRESSION_LIST,
     TABLES,
+    TASKS,
     Table,
 )
 
@@ -237,7 +238,15 @@ def m009_import_balances(db: Database) -> None:
     db.execute("PRAGMA user_version = 9")
 
 
-SCHEMA_VERSION = 9
+@migrations()
+def m010_tasks(db: Database) -> None:
+    """The desk's tasks (:data:`~crm_helpers.store.schema.TASKS`): a due date, a note, optionally a
+    customer, deal or ticket, when it was done and how often it was snoozed."""
+    _create(db, TASKS)
+    db.execute("PRAGMA user_version = 10")
+
+
+SCHEMA_VERSION = 10
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 

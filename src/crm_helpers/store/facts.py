@@ -400,3 +400,31 @@ def contacted_since_sql(customer: str, trigger: str, *, until: str = ":end_next"
     """
     return (f"EXISTS (SELECT 1 FROM interactions AS contact WHERE contact.customer_id = {customer} "
             f"AND contact.occurred_at > {trigger} AND contact.occurred_at < {until})")
+
+
+# -- tasks ---------------------------------------------------------------------------------------
+
+
+def task_open_sql(cutoff: str | None = None, *, alias: str = "") -> str:
+    """SQL condition: the task is **open**: not done (``done_at`` blank), or, with ``cutoff`` (an SQL
+    expression giving the ISO day after the as-of day, e.g. ``:end_next``), not done before it. A
+    snoozed task is open."""
+    prefix = f"{alias}." if alias else ""
+    if cutoff is None:
+        return f"{prefix}done_at IS NULL"
+    return f"({prefix}done_at IS NULL OR {prefix}done_at >= {cutoff})"
+
+
+def task_due_sql(day: str = ":day", *, alias: str = "") -> str:
+    """SQL condition: the task is **due** on ``day`` (an SQL expression giving an ISO date): open
+    (:func:`task_open_sql`) with its due date on or before that day. It is **overdue** when its due
+    date is before the day (:func:`task_overdue_sql`); a task snoozed to a later day is not due."""
+    prefix = f"{alias}." if alias else ""
+    return f"({task_open_sql(alias=alias)} AND {prefix}due <= {day})"
+
+
+def task_overdue_sql(day: str = ":day", cutoff: str | None = None, *, alias: str = "") -> str:
+    """SQL condition: the task is **overdue** on ``day``: open (at ``cutoff``, see
+    :func:`task_open_sql`; blank: now) and due before that day."""
+    prefix = f"{alias}." if alias else ""
+    return f"({task_open_sql(cutoff, alias=alias)} AND {prefix}due < {day})"

@@ -46,6 +46,7 @@ from crm_helpers.store.schema import (
     IMPORT_BATCHES,
     SEGMENT_SNAPSHOTS,
     TABLES,
+    TASKS,
     personal_columns,
 )
 from crm_helpers.store.connection import store_path
@@ -177,6 +178,12 @@ def _erase(db: Database, customer_id: str, email: str | None, report: ErasureRep
         cursor = db.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE customer_id = ?", [pseudonym, customer_id])
         if cursor.rowcount:
             report.rows_changed[table] = cursor.rowcount
+    if TASKS.name in db.table_names():  # the desk's tasks: their notes are the owner's words about the person
+        cleared = ", ".join(f"{c.name} = NULL" for c in TASKS.columns if c.personal)
+        cursor = db.execute(f"UPDATE {TASKS.name} SET customer_id = ?, {cleared} WHERE customer_id = ?",
+                            [pseudonym, customer_id])
+        if cursor.rowcount:
+            report.rows_changed[TASKS.name] = cursor.rowcount
     if "demo_truth" in db.table_names():
         db.execute("UPDATE demo_truth SET customer_id = ? WHERE customer_id = ?", [pseudonym, customer_id])
     batches, recorded_rejects = _scrub_import_batches(db, customer_id, email, pseudonym)

@@ -293,15 +293,37 @@ RATES = Table(
 )
 """Exchange rates (``crm import`` of the ECB's eurofxref CSV); :func:`crm_helpers.store.facts.net_revenue_sql` converts with them."""
 
+TASKS = Table(
+    "tasks",
+    "The owner's to-dos with a due date (\u201ccall back Tuesday\u201d), from the desk.",
+    pk="task_id",
+    columns=(
+        Column("task_id", "text", "Task id.", required=True),
+        Column("due", "date", "The day it is due (the desk's Today shows it from that day on).", required=True),
+        Column("note", "text", "What to do, in the owner's words.", personal=True),
+        Column("customer_id", "text", "Whom it concerns, if anyone.", references="customers.customer_id"),
+        Column("opportunity_id", "text", "The deal it concerns, if any.", references="opportunities.opportunity_id"),
+        Column("ticket_id", "text", "The ticket it concerns, if any.", references="tickets.ticket_id"),
+        Column("created_at", "datetime", "When it was written down.", required=True),
+        Column("done_at", "datetime", "When it was done (blank: open)."),
+        Column("snoozed", "integer", "How many times it was moved to a later day (\u201cSnooze\u201d).", minimum=0),
+    ),
+    indexes=(("customer_id",), ("due",)),
+)
+"""The desk's tasks (migration m008). Kept out of TABLES like :data:`RATES`: the owner's own notes,
+not facts of the business that an export brings in; erasure (``crm forget``) clears their notes."""
+
 RATES_BASE = "EUR"
 """The currency :data:`RATES` are quoted against (1 unit of it = ``per_eur`` units of the other)."""
 
 
 def table(name: str) -> Table:
-    """The :class:`Table` called ``name`` (one of TABLES, or :data:`RATES`), or a ValueError
+    """The :class:`Table` called ``name`` (one of TABLES, :data:`RATES` or :data:`TASKS`), or a ValueError
     listing the known tables."""
     if name == RATES.name:
         return RATES
+    if name == TASKS.name:
+        return TASKS
     try:
         return TABLES[name]
     except KeyError:
@@ -329,7 +351,7 @@ def data_model_markdown() -> str:
         "(or, with `--create-missing-customers`, creates a bare customer).",
         "",
     ]
-    for t in (*TABLES.values(), RATES):
+    for t in (*TABLES.values(), RATES, TASKS):
         pk = ", ".join(t.pk_columns)
         lines += [f"## {t.name}", "", t.description, "", f"Key: `{pk}`", ""]
         lines += ["| column | type | required | allowed values | description |", "|---|---|---|---|---|"]
