@@ -103,7 +103,7 @@ def run_series(kind: str, months: int, seed: int) -> Run:
     fc, raw = one.forecast, one.raw
     inside = (future >= fc["lower"].to_numpy() - 1e-9) & (future <= fc["upper"].to_numpy() + 1e-9)
     point = raw["forecast"].to_numpy()
-    half = (raw["upper"].to_numpy() - raw["lower"].to_numpy()) / 2
+    half = forecast.model_half_width(raw)
     miss = np.abs(future - point)
     with np.errstate(divide="ignore", invalid="ignore"):
         needed = np.where(half > 0, miss / half, np.where(miss > 0, np.inf, 0.0))

@@ -435,8 +435,10 @@ RANGE_FACTORS: dict[str, tuple[float, ...]] = {
     "24 to 35 months": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
     "36 months or more": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
 }
-"""Per band of :data:`RANGE_BANDS`, the factor by which the model's own 80 % range is widened
-1, 2, … 6 months ahead (months further ahead take the 6th). Calibrated by
+"""Per band of :data:`RANGE_BANDS`, the factor by which the model's own 80 % range (its half-width,
+made non-decreasing) is rescaled 1, 2, … 6 months ahead (months further ahead take the 6th).
+A factor under 1 narrows a range that, with the backtest's widening, held more than 80 %; 0 means
+the backtest's widening alone held 80 % that month ahead. Calibrated by
 ``python -m benchmarks.forecast_coverage --calibrate`` on simulated seasonal series (four
 generators, history lengths across each band, seeds apart from the benchmark's): each factor is
 the 80th percentile, over the simulated forecasts that month ahead, of the factor that would just
@@ -452,17 +454,23 @@ def history_band(n_months: int) -> str | None:
     return None
 
 
+def model_half_width(raw: pd.DataFrame) -> np.ndarray:
+    """Half the width of the model's own range (``raw``, unclipped) per month ahead, never narrower further out."""
+    return np.fmax.accumulate((raw["upper"].to_numpy() - raw["lower"].to_numpy()) / 2)
+
+
 def widen_by_horizon(raw: pd.DataFrame, *, n_months: int) -> pd.DataFrame:
     """The model's own range (``raw``: ``month, forecast, lower, upper``, unclipped) widened month by month.
 
-    The half-width (upper − lower) ÷ 2 of month k ahead is multiplied by the band's k-th factor
-    (:data:`RANGE_FACTORS`; the 6th beyond 6 months; 1 outside every band) around the forecast.
-    Nothing is clipped: :func:`forecast_series` clips at 0 last.
+    The half-width (upper − lower) ÷ 2 of month k ahead, made non-decreasing with k (a simulated
+    range can come out a little narrower a month further on), is multiplied by the band's k-th
+    factor (:data:`RANGE_FACTORS`; the 6th beyond 6 months; 1 outside every band) around the
+    forecast. Nothing is clipped: :func:`forecast_series` clips at 0 last.
     """
     band = history_band(n_months)
     factors = np.asarray(RANGE_FACTORS[band] if band else (1.0,), dtype=float)
     steps = np.minimum(np.arange(len(raw)), len(factors) - 1)
-    half = (raw["upper"].to_numpy() - raw["lower"].to_numpy()) / 2 * factors[steps]
+    half = model_half_width(raw) * factors[steps]
     point = raw["forecast"].to_numpy()
     return raw.assign(lower=point - half, upper=point + half)
 
@@ -517,11 +525,13 @@ def range_in_words(band: str | None, *, measured: bool, backtest: bool, interval
                     f"it holds is measured only for 80 % ranges.")
         return (f"The {share} range is the baseline's own; with under 6 months of history how often it holds is "
                 "not measured: read it as a rough guide.")
-    where = ("The range is the model's own, widened month by month by factors measured on simulated seasonal "
-             f"sales with {band} of history, where {round(interval * 10)} actual months in 10 fell inside it")
+    where = ("The range starts from the model's own and is rescaled for each month ahead, wider further out, so "
+             f"that on simulated seasonal sales with {band} of history {round(interval * 10)} actual months in 10 "
+             "fell inside it")
     if backtest:
-        return where + "; where your own past months needed more, it is wider still."
-    return where + ". With so little history there is no backtest on your own months to check it against."
+        return where + "; where your own past months (the backtest) needed more, it is wider."
+    return (where + ". With so little history there is no backtest on your own months to check it against: its "
+            "width comes from the simulations alone.")
 
 
 def forecast_series(y: pd.Series, *, horizon: int = 6, interval: float = 0.8, folds: int = 3,
