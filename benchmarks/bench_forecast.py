@@ -23,6 +23,11 @@ def run(per_generator: int, *, jobs: int = 1, lengths: tuple[int, ...] = fc.BENC
     """Coverage per history length and month ahead, over ``per_generator`` series of each generator."""
     started = time.perf_counter()
     runs = fc.simulate_runs(lengths, per_generator, seed=fc.BENCH_SEED, jobs=jobs)
+    return section(runs, per_generator, seconds=time.perf_counter() - started)
+
+
+def section(runs: list[fc.Run], per_generator: int, *, seconds: float) -> Section:
+    """The part's rows and notes from simulated runs (``seconds``: how long simulating them took)."""
     table = fc.coverage(runs)
     s = Section("forecast", "Forecast ranges: coverage on simulated seasonal sales")
     target = f"{TARGET[0]:.0%}–{TARGET[1]:.0%}"
@@ -46,5 +51,5 @@ def run(per_generator: int, *, jobs: int = 1, lengths: tuple[int, ...] = fc.BENC
             f"{kind} " + ", ".join(f"{m} months {100 * by_generator.loc[kind, m]:.0f} %" for m in by_generator.columns)
             for kind in by_generator.index) + "."
     )
-    s.notes.append(f"Simulating and forecasting took {time.perf_counter() - started:.0f} s.")
+    s.notes.append(f"Simulating and forecasting took {seconds:.0f} s.")
     return s

@@ -16,6 +16,7 @@ part's figures, so a partial run re-renders the whole file.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -50,7 +51,7 @@ class Plan:
     floor_runs: int
     analyses_runs: int
     install_lifetimes_deps: bool
-    forecast_series: int = 50
+    forecast_series: int = 40
     """Simulated series per generator and length of history in the forecast coverage part."""
 
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         part_started = time.perf_counter()
         if part == "forecast":
-            section = bench_forecast.run(plan.forecast_series)
+            section = bench_forecast.run(plan.forecast_series, jobs=min(2, os.cpu_count() or 1))
         elif part == "import":
             section = bench_import.run(store, plan.import_runs, profile=False if args.quick else None)
         elif part == "export":
