@@ -40,7 +40,9 @@ GENERATORS = ("december peak", "summer business", "small counts", "bumpy")
 CALIBRATION_LENGTHS: dict[str, tuple[int, ...]] = {
     "6 to 11 months": (6, 8, 9, 11),
     "12 to 14 months": (12, 13, 14),
-    "15 to 23 months": (15, 17, 18, 20, 23),
+    "15 to 17 months": (15, 16, 17),
+    "18 to 20 months": (18, 19, 20),  # no backtest widening under 21 months (forecast.MIN_BACKTEST_MONTHS)
+    "21 to 23 months": (21, 22, 23),
     "24 to 35 months": (24, 27, 30, 35),
     "36 months or more": (36, 48, 60),
 }

@@ -261,9 +261,10 @@ def test_demo_forecast_range_holds_its_stated_share_of_the_backtest(demo_forecas
 
 def test_history_bands_follow_the_method_and_the_backtest():
     assert forecast.history_band(5) is None  # under 6 months nothing is measured
-    assert [forecast.history_band(n) for n in (6, 11, 12, 14, 15, 23, 24, 35, 36, 120)] == [
-        "6 to 11 months", "6 to 11 months", "12 to 14 months", "12 to 14 months", "15 to 23 months",
-        "15 to 23 months", "24 to 35 months", "24 to 35 months", "36 months or more", "36 months or more"]
+    assert [forecast.history_band(n) for n in (6, 11, 12, 14, 15, 17, 18, 20, 21, 23, 24, 35, 36, 120)] == [
+        "6 to 11 months", "6 to 11 months", "12 to 14 months", "12 to 14 months", "15 to 17 months",
+        "15 to 17 months", "18 to 20 months", "18 to 20 months", "21 to 23 months", "21 to 23 months",
+        "24 to 35 months", "24 to 35 months", "36 months or more", "36 months or more"]
     assert set(forecast.RANGE_FACTORS) == {label for _, _, label in forecast.RANGE_BANDS}
     for factors in forecast.RANGE_FACTORS.values():
         assert len(factors) == 6 and list(factors) == sorted(factors)  # never narrower further ahead
@@ -272,7 +273,7 @@ def test_history_bands_follow_the_method_and_the_backtest():
 def test_widen_by_horizon_multiplies_each_months_half_width_by_hand():
     raw = pd.DataFrame({"month": pd.date_range("2026-11-01", periods=7, freq="MS"), "forecast": [100.0] * 7,
                         "lower": [90.0 - k for k in range(7)], "upper": [110.0 + k for k in range(7)]})
-    factors = forecast.RANGE_FACTORS["15 to 23 months"]
+    factors = forecast.RANGE_FACTORS["18 to 20 months"]
     out = forecast.widen_by_horizon(raw, n_months=18)
     expected_half = [(10 + k) * factors[min(k, 5)] for k in range(7)]  # the 7th month takes the 6th factor
     assert out["upper"].tolist() == pytest.approx([100 + h for h in expected_half])
@@ -296,13 +297,16 @@ def test_the_stated_range_grows_with_each_month_ahead(months):
 def test_the_range_says_what_it_rests_on():
     no_backtest = forecast.forecast_series(_seasonal(13), horizon=3)
     assert no_backtest.backtest.empty and no_backtest.q is None
-    assert "12 to 14 months" in no_backtest.message and "no backtest" in no_backtest.message
+    assert "12 to 14 months" in no_backtest.message and "from the simulations alone" in no_backtest.message
     assert "8 actual months in 10" in no_backtest.message
-    with_backtest = forecast.forecast_series(_seasonal(20), horizon=3)
-    assert not with_backtest.backtest.empty and "your own past months" in with_backtest.message
+    short_backtest = forecast.forecast_series(_seasonal(19), horizon=3)  # 2 folds, 6 months: too few to widen
+    assert len(short_backtest.backtest) == 6 and short_backtest.q is None
+    assert "fewer than 9 months" in short_backtest.message
+    with_backtest = forecast.forecast_series(_seasonal(22), horizon=3)
+    assert with_backtest.q is not None and "your own past months" in with_backtest.message
     too_short = forecast.forecast_series(_series([5, 7, 6, 8]), horizon=3)
     assert not too_short.measured and "not measured" in too_short.message
-    other_share = forecast.forecast_series(_seasonal(20), horizon=3, interval=0.9)
+    other_share = forecast.forecast_series(_seasonal(22), horizon=3, interval=0.9)
     assert not other_share.measured and "measured only for 80 % ranges" in other_share.message
 
 
