@@ -442,7 +442,7 @@ RANGE_FACTORS: dict[str, tuple[float, ...]] = {
     "18 to 20 months": (1.19, 1.3, 1.3, 1.3, 1.3, 1.3),
     "21 to 23 months": (0.0, 0.46, 0.46, 0.46, 0.91, 1.11),
     "24 to 35 months": (0.58, 0.65, 0.72, 0.72, 0.72, 0.72),
-    "36 months or more": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    "36 months or more": (0.69, 0.69, 0.69, 0.69, 0.69, 0.73),
 }
 """Per band of :data:`RANGE_BANDS`, the factor by which the model's own 80 % range (its half-width,
 made non-decreasing) is rescaled 1, 2, … 6 months ahead (months further ahead take the 6th).
