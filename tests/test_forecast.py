@@ -297,11 +297,12 @@ def test_the_stated_range_grows_with_each_month_ahead(months):
 def test_the_range_says_what_it_rests_on():
     no_backtest = forecast.forecast_series(_seasonal(13), horizon=3)
     assert no_backtest.backtest.empty and no_backtest.q is None
-    assert "12 to 14 months" in no_backtest.message and "from the simulations alone" in no_backtest.message
+    assert "12 to 14 months" in no_backtest.message and "there is no backtest" in no_backtest.message
+    assert "from the simulations alone" in no_backtest.message
     assert "8 actual months in 10" in no_backtest.message
     short_backtest = forecast.forecast_series(_seasonal(19), horizon=3)  # 2 folds, 6 months: too few to widen
     assert len(short_backtest.backtest) == 6 and short_backtest.q is None
-    assert "fewer than 9 months" in short_backtest.message
+    assert "only 6 months, too few to set it" in short_backtest.message
     with_backtest = forecast.forecast_series(_seasonal(22), horizon=3)
     assert with_backtest.q is not None and "your own past months" in with_backtest.message
     too_short = forecast.forecast_series(_series([5, 7, 6, 8]), horizon=3)

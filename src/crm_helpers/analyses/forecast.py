@@ -525,8 +525,10 @@ class SeriesForecast:
         return not self.forecast.empty
 
 
-def range_in_words(band: str | None, *, measured: bool, backtest: bool, interval: float) -> str:
-    """One or two plain sentences on what the forecast range is and how often it holds."""
+def range_in_words(band: str | None, *, measured: bool, backtest_months: int, interval: float) -> str:
+    """One or two plain sentences on what the forecast range is and how often it holds.
+
+    ``backtest_months``: months in the series' backtest; from :data:`MIN_BACKTEST_MONTHS` on it widened the range."""
     share = f"{interval:.0%}"
     if not measured:
         if band and interval != CALIBRATED_INTERVAL:
@@ -537,10 +539,13 @@ def range_in_words(band: str | None, *, measured: bool, backtest: bool, interval
     where = ("The range starts from the model's own and is rescaled for each month ahead, wider further out, so "
              f"that on simulated seasonal sales with {band} of history {round(interval * 10)} actual months in 10 "
              "fell inside it")
-    if backtest:
+    if backtest_months >= MIN_BACKTEST_MONTHS:
         return where + "; where your own past months (the backtest) needed more, it is wider."
-    return (where + ". With so little history the backtest on your own months is too short to set it (fewer than "
-            f"{MIN_BACKTEST_MONTHS} months): its width comes from the simulations alone.")
+    if backtest_months == 0:
+        return where + (". With so little history there is no backtest on your own months: its width comes from "
+                        "the simulations alone.")
+    return where + (f". Your own backtest has only {backtest_months} months, too few to set it (it takes "
+                    f"{MIN_BACKTEST_MONTHS}): its width comes from the simulations alone.")
 
 
 def forecast_series(y: pd.Series, *, horizon: int = 6, interval: float = 0.8, folds: int = 3,
@@ -561,7 +566,7 @@ def forecast_series(y: pd.Series, *, horizon: int = 6, interval: float = 0.8, fo
     clipped = widened.assign(**{c: np.maximum(widened[c].to_numpy(), 0.0) for c in ("forecast", "lower", "upper")})
     band = history_band(model.n_months_)
     measured = band is not None and np.isclose(interval, CALIBRATED_INTERVAL)
-    words = range_in_words(band, measured=measured, backtest=q is not None, interval=interval)
+    words = range_in_words(band, measured=measured, backtest_months=len(bt), interval=interval)
     return SeriesForecast(model=model, raw=raw, backtest=bt, forecast=clipped, q=q, band=band,
                           measured=bool(measured), message=words)
 
