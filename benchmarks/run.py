@@ -8,7 +8,8 @@
 
 Parts: ``import`` (an orders CSV), ``export`` (a line-item export), ``clv``, ``pack``, ``analyses``, ``desk`` (the desk's page
 and a save in Chromium, with and without the standby kernel) (the scale store is built or taken from the
-cache whenever a part needs it). Figures are medians of several runs with their min–max; the
+cache whenever a part needs it). Part ``forecast`` (the forecast range's coverage on simulated
+seasonal sales, about 8 minutes) needs no store. Figures are medians of several runs with their min–max; the
 number of runs per part is in its notes. ``results.json`` beside the results file keeps every
 part's figures, so a partial run re-renders the whole file.
 """
@@ -16,6 +17,7 @@ part's figures, so a partial run re-renders the whole file.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -23,10 +25,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bench_analyses, bench_clv, bench_desk, bench_import, bench_pack, scale_store
+from . import bench_analyses, bench_clv, bench_desk, bench_forecast, bench_import, bench_pack, scale_store
 from .results import Row, Section, Timing, load_average, log, machine, read_json, write_results
 
-PARTS = ("import", "export", "clv", "pack", "analyses", "desk")
+PARTS = ("import", "export", "clv", "pack", "analyses", "desk", "forecast")
 HERE = Path(__file__).resolve().parent
 FINDINGS = HERE / "findings.md"
 """Hand-written reading of the last full run (what is slow and why), included in the results."""
@@ -51,12 +53,15 @@ class Plan:
     analyses_runs: int
     install_lifetimes_deps: bool
     desk_loads: int = 3
+    forecast_series: int = 40
+    """Simulated series per generator and length of history in the forecast coverage part."""
 
 
 FULL = Plan(scale_store.SCALE, import_runs=2, clv_runs=5, lifetimes_runs=2, clv_big=1_000_000, pack_demo_runs=2,
             pack_scale_runs=1, floor_runs=2, analyses_runs=2, install_lifetimes_deps=True)
 QUICK = Plan(scale_store.QUICK, import_runs=1, clv_runs=1, lifetimes_runs=1, clv_big=5_000, pack_demo_runs=1,
-             pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False, desk_loads=1)
+             pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False, desk_loads=1,
+             forecast_series=1)
 
 PREAMBLE = """\
 Written by `make bench` (`python -m benchmarks.run`); do not edit by hand — the reading of the
@@ -124,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     info["load average at start"] = load_average()
     log(f"parts: {', '.join(parts)}{' (quick)' if args.quick else ''}; load average {info['load average at start']}")
-    store = scale_store.build(plan.store, args.scale_dir, log=log)
-    sections: list[Section] = [_store_section(store, "scale" if not args.quick else "quick")]
+    needs_store = bool(set(parts) - {"forecast"})
+    store = scale_store.build(plan.store, args.scale_dir, log=log) if needs_store else None
+    sections: list[Section] = [_store_section(store, "scale" if not args.quick else "quick")] if store else []
     for part in parts:
         part_started = time.perf_counter()
-        if part == "import":
+        if part == "forecast":
+            section = bench_forecast.run(plan.forecast_series, jobs=min(2, os.cpu_count() or 1))
+        elif part == "import":
             section = bench_import.run(store, plan.import_runs, profile=False if args.quick else None)
         elif part == "export":
             section = bench_import.run_export(store, plan.import_runs, profile=False if args.quick else None)

@@ -140,13 +140,15 @@ def _future_months(y: pd.Series, horizon: int) -> pd.DatetimeIndex:
     return pd.date_range(y.index[-1] + pd.offsets.MonthBegin(1), periods=horizon, freq="MS")
 
 
-def naive_forecast(y: pd.Series, *, horizon: int, seasonal: bool, interval: float = 0.8) -> pd.DataFrame:
+def naive_forecast(y: pd.Series, *, horizon: int, seasonal: bool, interval: float = 0.8,
+                   clip: bool = True) -> pd.DataFrame:
     """The naive (last value) or seasonal-naive (same month last year) forecast with intervals.
 
     ``y``: monthly series (see :class:`MonthlyForecaster`); seasonal needs at least 12 months.
     Intervals assume the past one-step naive errors (or same-month-last-year errors) are normal:
     ± z · sd · sqrt(k) for the naive forecast k months ahead, ± z · sd · sqrt(full years ahead)
-    for the seasonal one; NaN with fewer than 2 past errors. Columns: ``month, forecast, lower, upper``.
+    for the seasonal one; NaN with fewer than 2 past errors. Columns: ``month, forecast, lower, upper``;
+    the lower bound is clipped at 0 unless ``clip`` is False.
     """
     y = _as_series(y)
     lag = SEASON if seasonal else 1
@@ -162,8 +164,9 @@ def naive_forecast(y: pd.Series, *, horizon: int, seasonal: bool, interval: floa
     errors = (y - y.shift(lag)).dropna()
     sd = errors.std(ddof=1) if len(errors) >= 2 else np.nan
     z = stats.norm.ppf(0.5 + interval / 2)
+    lower = point - z * sd * spread
     return pd.DataFrame({"month": _future_months(y, horizon), "forecast": point,
-                         "lower": np.maximum(point - z * sd * spread, 0.0), "upper": point + z * sd * spread})
+                         "lower": np.maximum(lower, 0.0) if clip else lower, "upper": point + z * sd * spread})
 
 
 class MonthlyForecaster:
@@ -284,11 +287,20 @@ class MonthlyForecaster:
 
     # -- forecasting -------------------------------------------------------------------------------
     def predict(self, horizon: int | None = None) -> pd.DataFrame:
-        """Forecast the next ``horizon`` months: ``month, forecast, lower, upper`` (lower clipped at 0)."""
+        """Forecast the next ``horizon`` months: ``month, forecast, lower, upper`` (all clipped at 0).
+
+        The range is the model's own (see the module docstring), not yet widened by horizon:
+        :func:`forecast_series` does that."""
+        fc = self.predict_unclipped(horizon)
+        return fc.assign(**{c: np.maximum(fc[c].to_numpy(), 0.0) for c in ("forecast", "lower", "upper")})
+
+    def predict_unclipped(self, horizon: int | None = None) -> pd.DataFrame:
+        """As :meth:`predict`, but nothing clipped at 0: the model's range, centred on its forecast."""
         h = horizon or self.horizon
         y = self.y_
         if self.method_ in ("naive", "seasonal naive"):
-            return naive_forecast(y, horizon=h, seasonal=self.method_ == "seasonal naive", interval=self.interval)
+            return naive_forecast(y, horizon=h, seasonal=self.method_ == "seasonal naive", interval=self.interval,
+                                  clip=False)
         if self.method_ == "sarimax":
             with _fitting():
                 fc = self.result_.get_forecast(h)
@@ -303,8 +315,7 @@ class MonthlyForecaster:
             tail = (1 - self.interval) / 2
             lower = np.quantile(sims.to_numpy(), tail, axis=1)
             upper = np.quantile(sims.to_numpy(), 1 - tail, axis=1)
-        return pd.DataFrame({"month": _future_months(y, h), "forecast": np.maximum(point, 0.0),
-                             "lower": np.maximum(lower, 0.0), "upper": np.maximum(upper, 0.0)})
+        return pd.DataFrame({"month": _future_months(y, h), "forecast": point, "lower": lower, "upper": upper})
 
     def refit(self, y: pd.Series) -> "MonthlyForecaster":
         """A copy with the same method and orders fitted on ``y`` (no new model choice): for backtests."""
@@ -406,6 +417,160 @@ def calibrate_to_backtest(fc: pd.DataFrame, bt: pd.DataFrame, *, interval: float
     return out, q
 
 
+RANGE_BANDS: tuple[tuple[int, int, str], ...] = (
+    (6, 11, "6 to 11 months"), (12, 14, "12 to 14 months"), (15, 17, "15 to 17 months"),
+    (18, 20, "18 to 20 months"), (21, 23, "21 to 23 months"), (24, 35, "24 to 35 months"),
+    (36, 10_000, "36 months or more"),
+)
+"""Lengths of history (months, both ends included) that share one set of :data:`RANGE_FACTORS`:
+the method changes at 12 and 24 months; the backtest has 1 fold from 15 months (an origin needs
+12 earlier months and a fold 3 later ones), 2 from 18 and 3 from 21, and the fewer its folds the
+less its widening can be trusted; the SARIMAX grid grows at 36. Under 6 months nothing is measured."""
+
+MIN_BACKTEST_MONTHS = 9
+"""The fewest backtest months that widen the range (:func:`calibrate_to_backtest`): with fewer, its
+⌈(n + 1) · 0.8⌉-th smallest error is the largest one, a range that held 87 % of simulated months at
+18 months of history instead of 80 %. Reached at 21 months (3 folds of 3 months)."""
+
+CALIBRATED_INTERVAL = 0.8
+"""The only coverage for which :data:`RANGE_FACTORS` were calibrated and measured."""
+
+RANGE_FACTORS: dict[str, tuple[float, ...]] = {
+    "6 to 11 months": (1.19, 1.19, 1.19, 1.19, 1.19, 1.19),
+    "12 to 14 months": (1.65, 1.79, 1.79, 1.79, 1.79, 1.79),
+    "15 to 17 months": (1.19, 1.33, 1.33, 1.33, 1.33, 1.33),
+    "18 to 20 months": (1.19, 1.3, 1.3, 1.3, 1.3, 1.3),
+    "21 to 23 months": (0.0, 0.46, 0.46, 0.46, 0.91, 1.11),
+    "24 to 35 months": (0.58, 0.65, 0.72, 0.72, 0.72, 0.72),
+    "36 months or more": (0.69, 0.69, 0.69, 0.69, 0.69, 0.73),
+}
+"""Per band of :data:`RANGE_BANDS`, the factor by which the model's own 80 % range (its half-width,
+made non-decreasing) is rescaled 1, 2, … 6 months ahead (months further ahead take the 6th).
+A factor under 1 narrows a range that, with the backtest's widening, held more than 80 %; 0 means
+the backtest's widening alone held 80 % that month ahead. Calibrated by
+``python -m benchmarks.forecast_coverage --calibrate`` on simulated seasonal series (four
+generators, history lengths across each band, seeds apart from the benchmark's): each factor is
+the 80th percentile, over the simulated forecasts that month ahead, of the factor that would just
+have reached the actual, counting the backtest widening of :func:`calibrate_to_backtest` as a hit;
+then made non-decreasing with the horizon. ``make bench`` measures the coverage on fresh series."""
+
+
+def history_band(n_months: int) -> str | None:
+    """The :data:`RANGE_BANDS` label for ``n_months`` of history, None under 6 months."""
+    for low, high, label in RANGE_BANDS:
+        if low <= n_months <= high:
+            return label
+    return None
+
+
+def model_half_width(raw: pd.DataFrame) -> np.ndarray:
+    """Half the width of the model's own range (``raw``, unclipped) per month ahead, never narrower further out."""
+    return np.fmax.accumulate((raw["upper"].to_numpy() - raw["lower"].to_numpy()) / 2)
+
+
+def widen_by_horizon(raw: pd.DataFrame, *, n_months: int) -> pd.DataFrame:
+    """The model's own range (``raw``: ``month, forecast, lower, upper``, unclipped) widened month by month.
+
+    The half-width (upper − lower) ÷ 2 of month k ahead, made non-decreasing with k (a simulated
+    range can come out a little narrower a month further on), is multiplied by the band's k-th
+    factor (:data:`RANGE_FACTORS`; the 6th beyond 6 months; 1 outside every band) around the
+    forecast. Nothing is clipped: :func:`forecast_series` clips at 0 last.
+    """
+    band = history_band(n_months)
+    factors = np.asarray(RANGE_FACTORS[band] if band else (1.0,), dtype=float)
+    steps = np.minimum(np.arange(len(raw)), len(factors) - 1)
+    half = model_half_width(raw) * factors[steps]
+    point = raw["forecast"].to_numpy()
+    return raw.assign(lower=point - half, upper=point + half)
+
+
+def backtest_hits(bt: pd.DataFrame, fc: pd.DataFrame) -> tuple[int, int]:
+    """``(held, months)``: how many backtest months ``fc``'s range, laid around each backtest forecast, held.
+
+    The k-th month of each fold gets the relative half-width (upper − forecast) ÷ forecast of ``fc``'s
+    k-th month; a month is held when |actual − model| is within it. ``(0, 0)`` without a backtest.
+    """
+    if bt.empty:
+        return 0, 0
+    point = fc["forecast"].to_numpy()
+    relative = np.where(point > 0, (fc["upper"].to_numpy() - point) / np.where(point > 0, point, 1.0), np.nan)
+    step = np.minimum(bt.groupby("fold").cumcount().to_numpy(), len(relative) - 1)
+    held = (bt["actual"] - bt["model"]).abs().to_numpy() <= relative[step] * bt["model"].to_numpy() + 1e-9
+    return int(held.sum()), len(bt)
+
+
+@dataclass
+class SeriesForecast:
+    """What :func:`forecast_series` returns for one monthly series.
+
+    ``model`` (fitted :class:`MonthlyForecaster`), ``raw`` (its own range, unclipped), ``backtest``
+    (:func:`backtest`), ``q`` (the backtest widening of :func:`calibrate_to_backtest`, None without
+    one), ``forecast`` (``month, forecast, lower, upper``: the range widened by horizon and to the
+    backtest, clipped at 0), ``band`` (:func:`history_band`), ``measured`` (True when this range's
+    coverage was calibrated and measured: an 80 % range with a band), ``message`` (plain sentences
+    on the range)."""
+
+    model: MonthlyForecaster
+    raw: pd.DataFrame
+    backtest: pd.DataFrame
+    forecast: pd.DataFrame
+    q: float | None
+    band: str | None
+    measured: bool
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when there is a forecast."""
+        return not self.forecast.empty
+
+
+def range_in_words(band: str | None, *, measured: bool, backtest_months: int, interval: float) -> str:
+    """One or two plain sentences on what the forecast range is and how often it holds.
+
+    ``backtest_months``: months in the series' backtest; from :data:`MIN_BACKTEST_MONTHS` on it widened the range."""
+    share = f"{interval:.0%}"
+    if not measured:
+        if band and interval != CALIBRATED_INTERVAL:
+            return (f"The {share} range is the model's own, widened month by month as for an 80 % range; how often "
+                    f"it holds is measured only for 80 % ranges.")
+        return (f"The {share} range is the baseline's own; with under 6 months of history how often it holds is "
+                "not measured: read it as a rough guide.")
+    where = ("The range starts from the model's own and is rescaled for each month ahead, wider further out, so "
+             f"that on simulated seasonal sales with {band} of history {round(interval * 10)} actual months in 10 "
+             "fell inside it")
+    if backtest_months >= MIN_BACKTEST_MONTHS:
+        return where + "; where your own past months (the backtest) needed more, it is wider."
+    if backtest_months == 0:
+        return where + (". With so little history there is no backtest on your own months: its width comes from "
+                        "the simulations alone.")
+    return where + (f". Your own backtest has only {backtest_months} months, too few to set it (it takes "
+                    f"{MIN_BACKTEST_MONTHS}): its width comes from the simulations alone.")
+
+
+def forecast_series(y: pd.Series, *, horizon: int = 6, interval: float = 0.8, folds: int = 3,
+                    backtest_horizon: int = 3, random_state: int = 0) -> SeriesForecast:
+    """Fit, backtest and forecast one monthly series with a range honest for its length of history.
+
+    The model (:class:`MonthlyForecaster`) gives its own range; :func:`widen_by_horizon` widens it
+    by the factors measured for this length of history and this many months ahead;
+    :func:`calibrate_to_backtest` widens it further where the series' own backtest needs more and
+    holds at least :data:`MIN_BACKTEST_MONTHS` months; all bounds are clipped at 0 last.
+    """
+    model = MonthlyForecaster(horizon=horizon, interval=interval, random_state=random_state).fit(y)
+    bt = backtest(y, model, folds=folds, horizon=backtest_horizon)
+    raw = model.predict_unclipped()
+    widened, q = widen_by_horizon(raw, n_months=model.n_months_), None
+    if len(bt) >= MIN_BACKTEST_MONTHS:
+        widened, q = calibrate_to_backtest(widened, bt, interval=interval)
+    clipped = widened.assign(**{c: np.maximum(widened[c].to_numpy(), 0.0) for c in ("forecast", "lower", "upper")})
+    band = history_band(model.n_months_)
+    measured = band is not None and np.isclose(interval, CALIBRATED_INTERVAL)
+    words = range_in_words(band, measured=measured, backtest_months=len(bt), interval=interval)
+    return SeriesForecast(model=model, raw=raw, backtest=bt, forecast=clipped, q=q, band=band,
+                          measured=bool(measured), message=words)
+
+
 @dataclass
 class SalesForecast:
     """What :func:`forecast_sales` returns: history, forecasts, backtests and plain-language summary.
@@ -417,6 +582,7 @@ class SalesForecast:
     forecasts: dict[str, pd.DataFrame] = field(default_factory=dict)
     models: dict[str, MonthlyForecaster] = field(default_factory=dict)
     backtests: dict[str, pd.DataFrame] = field(default_factory=dict)
+    series: dict[str, SeriesForecast] = field(default_factory=dict)
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     message: str = ""
 
@@ -443,10 +609,12 @@ class SalesForecast:
         fc = self.forecasts.get(metric)
         if fc is None or fc.empty:
             return {}
-        first, model = fc.iloc[0], self.models[metric]
-        share = round(model.interval * 10)
-        bounds = (f"{model.interval:.0%} range {first['lower']:,.0f}–{first['upper']:,.0f} ({share} months in 10 "
-                  "land in such a range)" if np.isfinite(first["upper"]) else "no range")
+        first, model, one = fc.iloc[0], self.models[metric], self.series[metric]
+        how_often = (f"{round(model.interval * 10)} months in 10 land in such a range, as measured on simulated "
+                     "sales with as much history" if one.measured else "how often such a range holds is not measured "
+                     "for so short a history")
+        bounds = (f"{model.interval:.0%} range {first['lower']:,.0f}–{first['upper']:,.0f} ({how_often})"
+                  if np.isfinite(first["upper"]) else "no range")
         words = METHOD_IN_WORDS.get(model.method_, model.label_)
         return {"month": f"{first['month']:%Y-%m}", "value": round(float(first["forecast"]), 2),
                 "lower": float(first["lower"]),
@@ -468,9 +636,9 @@ def forecast_sales(
     """Forecast monthly net revenue and paid orders for ``horizon`` months after ``as_of``'s last complete month.
 
     Returns a :class:`SalesForecast`: ``history`` (:func:`monthly_history`), per metric the
-    ``forecasts`` (``month, forecast, lower, upper``), fitted ``models``, ``backtests``
-    (:func:`backtest`; the intervals are widened to the backtest's errors by
-    :func:`calibrate_to_backtest`) and a ``summary`` table (``metric, method, months_of_history, model_mape,
+    ``forecasts`` (``month, forecast, lower, upper``: the range of :func:`forecast_series`, widened by
+    horizon and to the backtest's errors), fitted ``models``, ``backtests`` (:func:`backtest`), the
+    whole :class:`SeriesForecast` per metric in ``series``, and a ``summary`` table (``metric, method, months_of_history, model_mape,
     seasonal_naive_mape, verdict, note``; MAPE in percent). An empty store gives empty tables,
     ``ok`` False and a ``message`` instead of an error. Memoized
     (:func:`~crm_helpers.store.queries.memoized`): the page and :func:`headline_figures` share one
@@ -486,20 +654,22 @@ def forecast_sales(
     rows = []
     for metric, what in METRICS.items():
         y = history.set_index("month")[metric].astype(float)
-        model = MonthlyForecaster(horizon=horizon, interval=interval, random_state=random_state).fit(y)
-        bt = backtest(y, model, folds=folds, horizon=backtest_horizon)
+        one = forecast_series(y, horizon=horizon, interval=interval, folds=folds, backtest_horizon=backtest_horizon,
+                              random_state=random_state)
+        model, bt = one.model, one.backtest
         model_err, base_err, verdict = backtest_verdict(bt, model.label_, what=what)
-        result.models[metric], result.backtests[metric] = model, bt
-        predicted = model.predict()
-        result.forecasts[metric], q = calibrate_to_backtest(predicted, bt, interval=interval)
-        if q is not None and (result.forecasts[metric]["upper"] > predicted["upper"]).any():
-            verdict += (f" Its {interval:.0%} range is widened to at least ±{q:.0%}, what the backtest's errors "
-                        f"need to hold {interval:.0%} of its months: the model's own range was narrower.")
+        result.models[metric], result.backtests[metric], result.series[metric] = model, bt, one
+        result.forecasts[metric] = one.forecast
+        held, months = backtest_hits(bt, one.forecast)
+        if months:
+            verdict += (f" Laid around the backtest's forecasts, the {interval:.0%} range would have held {held} of "
+                        f"its {months} months.")
         rows.append({"metric": metric, "method": model.label_, "months_of_history": model.n_months_,
                      "model_mape": model_err, "seasonal_naive_mape": base_err, "verdict": verdict,
                      "note": model.note_})
     result.summary = pd.DataFrame(rows)
-    result.message = " ".join(dict.fromkeys(result.summary["note"]))
+    said = [*result.summary["note"], *(one.message for one in result.series.values())]
+    result.message = " ".join(dict.fromkeys(said))
     return result
 
 

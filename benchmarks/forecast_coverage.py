@@ -1,0 +1,181 @@
+"""How often the forecast's stated 80 % range holds the actual month, on simulated seasonal sales.
+
+    python -m benchmarks.forecast_coverage --calibrate          # print RANGE_FACTORS for forecast.py
+    python -m benchmarks.forecast_coverage --series 40          # a coverage table on the console
+
+Four generators of monthly sales, each drawn with random parameters and a random first month (so
+the history ends in any month of the year):
+
+- ``december peak``: a shop growing 0–3 % a month (or shrinking up to 0.5 %), November × 1.1–1.4,
+  December × 1.4–2.0, July–August × 0.6–0.9; log-normal noise, sd 8–20 %.
+- ``summer business``: a sine season peaking in June–July, amplitude 20–50 %; trend −1 to +1 % a
+  month; noise sd 10–25 %.
+- ``small counts``: paid orders, Poisson-gamma with mean 15–80 a month, a mild season (0–20 %,
+  any phase), trend −1 to +1.5 %; overdispersion shape 20–60.
+- ``bumpy``: the December shop with campaign bursts (8 % of months, × 1.3–1.8) and, in one run
+  of three, a lasting level shift (× 0.7–1.3) at a random month.
+
+:func:`run_series` forecasts 6 months from the history with :func:`forecast.forecast_series` (the
+page's own pipeline: model, backtest, widening by horizon and to the backtest) and scores them
+against the 6 simulated months that follow. :func:`calibrate` turns such runs into the factors of
+:data:`forecast.RANGE_FACTORS`; :func:`coverage` is what ``make bench`` reports, on seeds apart
+from the calibration's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crm_helpers.analyses import forecast
+
+HORIZON = 6
+GENERATORS = ("december peak", "summer business", "small counts", "bumpy")
+CALIBRATION_LENGTHS: dict[str, tuple[int, ...]] = {
+    "6 to 11 months": (6, 8, 9, 11),
+    "12 to 14 months": (12, 13, 14),
+    "15 to 17 months": (15, 16, 17),
+    "18 to 20 months": (18, 19, 20),  # no backtest widening under 21 months (forecast.MIN_BACKTEST_MONTHS)
+    "21 to 23 months": (21, 22, 23),
+    "24 to 35 months": (24, 27, 30, 35),
+    "36 months or more": (36, 48, 60),
+}
+"""History lengths simulated to calibrate each band of :data:`forecast.RANGE_BANDS`."""
+BENCH_LENGTHS = (12, 18, 24, 48)
+"""History lengths the coverage benchmark reports (the issue's)."""
+CALIBRATION_SEED, BENCH_SEED = 1_000, 500_000
+"""Seeds of the calibration runs start at the first, the benchmark's at the second: never the same series."""
+
+
+def simulate(kind: str, months: int, rng: np.random.Generator) -> pd.Series:
+    """``months`` consecutive monthly values of generator ``kind`` (see the module docstring), from a random month."""
+    start = pd.Timestamp(year=2019, month=int(rng.integers(1, 13)), day=1)
+    index = pd.date_range(start, periods=months, freq="MS")
+    month, t = index.month.to_numpy(), np.arange(months)
+    if kind in ("december peak", "bumpy"):
+        season = np.ones(months)
+        season[month == 12] = rng.uniform(1.4, 2.0)
+        season[month == 11] = rng.uniform(1.1, 1.4)
+        season[np.isin(month, (7, 8))] = rng.uniform(0.6, 0.9)
+        level = rng.uniform(2_000, 50_000) * (1 + rng.uniform(-0.005, 0.03)) ** t * season
+        if kind == "bumpy":
+            level = level * np.where(rng.random(months) < 0.08, rng.uniform(1.3, 1.8, months), 1.0)
+            if rng.random() < 1 / 3:
+                level = level * np.where(t >= rng.integers(1, months), rng.uniform(0.7, 1.3), 1.0)
+        values = level * np.exp(rng.normal(0, rng.uniform(0.08, 0.20), months))
+    elif kind == "summer business":
+        season = 1 + rng.uniform(0.2, 0.5) * np.cos(2 * np.pi * (month - rng.uniform(6, 7)) / 12)
+        level = rng.uniform(2_000, 50_000) * (1 + rng.uniform(-0.01, 0.01)) ** t * season
+        values = level * np.exp(rng.normal(0, rng.uniform(0.10, 0.25), months))
+    elif kind == "small counts":
+        season = 1 + rng.uniform(0, 0.2) * np.cos(2 * np.pi * (month - rng.uniform(1, 13)) / 12)
+        mean = rng.uniform(15, 80) * (1 + rng.uniform(-0.01, 0.015)) ** t * season
+        shape = rng.uniform(20, 60)
+        values = rng.poisson(rng.gamma(shape, mean / shape)).astype(float)
+    else:
+        raise ValueError(f"unknown generator {kind!r}; choose from {', '.join(GENERATORS)}")
+    return pd.Series(values, index=index)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One simulated series forecast ``HORIZON`` months ahead from ``months`` of history."""
+
+    kind: str
+    months: int
+    seed: int
+    inside: tuple[bool, ...]
+    """Per month ahead: the actual fell inside the stated (final) range."""
+    needed: tuple[float, ...]
+    """Per month ahead: the factor on the model's own half-width that would just have reached the
+    actual (0 when the backtest widening already held it)."""
+
+
+def run_series(kind: str, months: int, seed: int) -> Run:
+    """Simulate ``months + HORIZON`` months, forecast from the first ``months``, score the rest."""
+    y = simulate(kind, months + HORIZON, np.random.default_rng(seed))
+    history, future = y.iloc[:months], y.iloc[months:].to_numpy()
+    one = forecast.forecast_series(history, horizon=HORIZON)
+    fc, raw = one.forecast, one.raw
+    inside = (future >= fc["lower"].to_numpy() - 1e-9) & (future <= fc["upper"].to_numpy() + 1e-9)
+    point = raw["forecast"].to_numpy()
+    half = forecast.model_half_width(raw)
+    miss = np.abs(future - point)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        needed = np.where(half > 0, miss / half, np.where(miss > 0, np.inf, 0.0))
+    if one.q is not None:
+        needed = np.where(miss <= one.q * np.maximum(point, 0.0) + 1e-9, 0.0, needed)
+    return Run(kind, months, seed, tuple(bool(v) for v in inside), tuple(float(v) for v in needed))
+
+
+def _run_one(job: tuple[str, int, int]) -> Run:
+    return run_series(*job)
+
+
+def simulate_runs(lengths: tuple[int, ...], per_generator: int, *, seed: int, jobs: int = 1) -> list[Run]:
+    """``per_generator`` runs of every generator at every length (seeds ``seed``, ``seed + 1``, …)."""
+    work = [(kind, months, seed + i * 1_000 + g * 100_000 + months)
+            for months in lengths for g, kind in enumerate(GENERATORS) for i in range(per_generator)]
+    if jobs <= 1:
+        return [_run_one(job) for job in work]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(_run_one, work, chunksize=4))
+
+
+def calibrate(runs: list[Run], *, interval: float = forecast.CALIBRATED_INTERVAL) -> tuple[float, ...]:
+    """Per month ahead, the ``interval`` quantile of the needed factors, made non-decreasing with the horizon.
+
+    A factor under 1 narrows a model range that held more than ``interval`` (with the backtest's widening)."""
+    needed = np.array([r.needed for r in runs])
+    factors = np.quantile(needed, interval, axis=0, method="higher")
+    return tuple(round(float(v), 2) for v in np.maximum.accumulate(factors))
+
+
+def coverage(runs: list[Run]) -> pd.DataFrame:
+    """Share of forecasts inside the stated range: one row per history length, columns ``1 … 6`` months ahead,
+    ``all`` and ``series`` (how many simulated series)."""
+    rows = []
+    for months in sorted({r.months for r in runs}):
+        inside = np.array([r.inside for r in runs if r.months == months], dtype=float)
+        row = {"months": months, **{str(h + 1): inside[:, h].mean() for h in range(inside.shape[1])},
+               "all": inside.mean(), "series": len(inside)}
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("months")
+
+
+def coverage_by_generator(runs: list[Run]) -> pd.DataFrame:
+    """Share inside the range per generator (rows) and history length (columns), all months ahead pooled."""
+    frame = pd.DataFrame([{"generator": r.kind, "months": r.months, "inside": np.mean(r.inside)} for r in runs])
+    return frame.pivot_table(index="generator", columns="months", values="inside", aggfunc="mean")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calibrate", action="store_true", help="print the factors per band for RANGE_FACTORS")
+    parser.add_argument("--series", type=int, default=50, help="series per generator and length (default 50)")
+    parser.add_argument("--bands", help="comma-separated bands to calibrate (default: all)")
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    if args.calibrate:
+        bands = [b.strip() for b in args.bands.split(",")] if args.bands else list(CALIBRATION_LENGTHS)
+        for band in bands:
+            runs = simulate_runs(CALIBRATION_LENGTHS[band], args.series, seed=CALIBRATION_SEED, jobs=args.jobs)
+            print(f'    "{band}": {calibrate(runs)},  # {len(runs)} series, '
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+        return 0
+    runs = simulate_runs(BENCH_LENGTHS, args.series, seed=BENCH_SEED, jobs=args.jobs)
+    print(coverage(runs).round(3).to_string())
+    print(coverage_by_generator(runs).round(3).to_string())
+    print(f"{time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
