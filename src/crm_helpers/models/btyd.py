@@ -271,7 +271,7 @@ class _RfmRows:
                    pair[len(x):])
 
 
-PARAMETER_DRAWS = 250
+PARAMETER_DRAWS = 100
 """Parameter vectors behind a simulated range (each shared by several futures): P(alive) is
 computed once per parameter draw, the Pareto/NBD's by quadrature."""
 
@@ -395,6 +395,19 @@ class PurchaseModel(_Estimator):
         x, tx, t_cap = _check_rfm(frequency, recency, T)
         w = np.ones_like(x) if weights is None else nonnegative_floats(weights, "weights")
         return self._loglik(self._theta(), _RfmRows.build(x, tx, t_cap, w))
+
+    def log_likelihood_per_customer(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
+        """Each customer's log-likelihood at the model's parameters (they sum to :meth:`log_likelihood`).
+
+        The difference between a customer's value on their history up to a later date and on the
+        same history up to an earlier one is the log-probability the model gave, at the earlier
+        date, to what they did in between: a holdout score (:func:`crm_helpers.analyses.clv.holdout_validation`).
+        """
+        x, tx, t_cap = _check_rfm(frequency, recency, T)
+        return self._row_loglik(self._theta(), x, tx, t_cap)
+
+    def _row_loglik(self, theta: np.ndarray, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def _loglik(self, theta: np.ndarray, rows: _RfmRows) -> float:
         return self._loglik_grad(theta, rows)[0]
@@ -624,6 +637,16 @@ class _BetaGeoFamily(PurchaseModel):
 
     def _loglik_grad(self, theta: np.ndarray, rows: _RfmRows) -> tuple[float, np.ndarray]:
         return _beta_geo_loglik_grad(theta, rows, self._modified)
+
+    def _row_loglik(self, theta: np.ndarray, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
+        """Per customer, the log-likelihood of :func:`_beta_geo_loglik_grad`."""
+        r, alpha, a, b = theta
+        xb = x + 1 if self._modified else x
+        can_leave = xb > 0
+        with np.errstate(divide="ignore"):
+            second = np.where(can_leave, np.log(a) - np.log(np.where(can_leave, b + xb - 1, 1.0)), -np.inf)
+        return (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xb) - betaln(a, b)
+                + np.logaddexp(-(r + x) * np.log(alpha + t_cap), second - (r + x) * np.log(alpha + tx)))
 
     def _check_fit(self, theta: np.ndarray) -> None:
         a, b = theta[2], theta[3]
@@ -902,6 +925,13 @@ class ParetoNBDModel(PurchaseModel):
 
     def _loglik_grad(self, theta: np.ndarray, rows: _RfmRows) -> tuple[float, np.ndarray]:
         return _pareto_loglik_grad(theta, rows)
+
+    def _row_loglik(self, theta: np.ndarray, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
+        """Per customer, the log-likelihood of :func:`_pareto_loglik_grad`."""
+        r, alpha, s, beta = theta
+        gone, _ = _pareto_log_gone(s, _pareto_log_tail(theta, x, tx), _pareto_log_tail(theta, x, t_cap))
+        return (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+                + np.logaddexp(_pareto_log_alive(theta, x, t_cap), gone))
 
     def _check_fit(self, theta: np.ndarray) -> None:
         r, alpha, s, beta = theta
