@@ -7,7 +7,8 @@
     python -m benchmarks.run --only clv --pareto-only --out /tmp/R.md   # only the Pareto/NBD fits, ours and lifetimes'
 
 Parts: ``import`` (an orders CSV), ``export`` (a line-item export), ``clv``, ``pack``, ``analyses`` (the scale store is built or taken from the
-cache whenever a part needs it). Figures are medians of several runs with their min–max; the
+cache whenever a part needs it), ``clv_coverage`` (how often the purchase and spend ranges hold
+the truth on simulated books; needs no store). Figures are medians of several runs with their min–max; the
 number of runs per part is in its notes. ``results.json`` beside the results file keeps every
 part's figures, so a partial run re-renders the whole file.
 """
@@ -22,10 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bench_analyses, bench_clv, bench_import, bench_pack, scale_store
+from . import bench_analyses, bench_clv, bench_clv_coverage, bench_import, bench_pack, scale_store
 from .results import Row, Section, Timing, load_average, log, machine, read_json, write_results
 
-PARTS = ("import", "export", "clv", "pack", "analyses")
+PARTS = ("import", "export", "clv", "pack", "analyses", "clv_coverage")
+STORELESS = {"clv_coverage"}
+"""Parts that need no scale store."""
 HERE = Path(__file__).resolve().parent
 FINDINGS = HERE / "findings.md"
 """Hand-written reading of the last full run (what is slow and why), included in the results."""
@@ -49,12 +52,15 @@ class Plan:
     floor_runs: int
     analyses_runs: int
     install_lifetimes_deps: bool
+    coverage_runs: dict[int, int]
 
 
 FULL = Plan(scale_store.SCALE, import_runs=2, clv_runs=5, lifetimes_runs=2, clv_big=1_000_000, pack_demo_runs=2,
-            pack_scale_runs=1, floor_runs=2, analyses_runs=2, install_lifetimes_deps=True)
+            pack_scale_runs=1, floor_runs=2, analyses_runs=2, install_lifetimes_deps=True,
+            coverage_runs=bench_clv_coverage.FULL_RUNS)
 QUICK = Plan(scale_store.QUICK, import_runs=1, clv_runs=1, lifetimes_runs=1, clv_big=5_000, pack_demo_runs=1,
-             pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False)
+             pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False,
+             coverage_runs=bench_clv_coverage.QUICK_RUNS)
 
 PREAMBLE = """\
 Written by `make bench` (`python -m benchmarks.run`); do not edit by hand — the reading of the
@@ -101,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pareto-only", action="store_true",
                         help="clv part: only the Pareto/NBD fits, ours and lifetimes' (a shorter loop; needs --out, "
                              "since it would replace the clv part's full figures)")
+    parser.add_argument("--coverage-runs", help="clv_coverage part: books per size, e.g. 800:100,2500:100,25000:20 "
+                                                "(default: that; --quick: 800:5)")
     parser.add_argument("--render", action="store_true",
                         help="only re-render the results file from results.json (and findings.md)")
     args = parser.parse_args(argv)
@@ -122,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     info["load average at start"] = load_average()
     log(f"parts: {', '.join(parts)}{' (quick)' if args.quick else ''}; load average {info['load average at start']}")
-    store = scale_store.build(plan.store, args.scale_dir, log=log)
-    sections: list[Section] = [_store_section(store, "scale" if not args.quick else "quick")]
+    sections: list[Section] = []
+    if set(parts) - STORELESS:
+        store = scale_store.build(plan.store, args.scale_dir, log=log)
+        sections.append(_store_section(store, "scale" if not args.quick else "quick"))
     for part in parts:
         part_started = time.perf_counter()
         if part == "import":
@@ -134,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             env_ok = not args.no_reference and (plan.install_lifetimes_deps or _lifetimes_ready(args.scale_dir))
             section = bench_clv.run(store, plan.clv_runs, plan.lifetimes_runs, big=plan.clv_big,
                                     with_reference=env_ok, deps_folder=args.scale_dir, pareto_only=args.pareto_only)
+        elif part == "clv_coverage":
+            runs = (dict(tuple(int(v) for v in pair.split(":")) for pair in args.coverage_runs.split(","))
+                    if args.coverage_runs else plan.coverage_runs)
+            section = bench_clv_coverage.run(runs)
         elif part == "pack":
             demo = scale_store.build(DEMO, args.scale_dir, log=log)
             with tempfile.TemporaryDirectory(prefix="crm-bench-stores-") as tmp:

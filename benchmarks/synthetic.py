@@ -63,13 +63,15 @@ class Book:
 
     ``summary``: frequency, recency, T, monetary_value up to the calibration end (lifetimes'
     conventions, continuous time); ``holdout_purchases`` / ``holdout_spend``: each customer's
-    realised purchases and spend in the ``horizon`` after it.
+    realised purchases and spend in the ``horizon`` after it; ``full``: frequency, recency, T at
+    the end of the horizon (the same customers' whole history, for holdout log-likelihoods).
     """
 
     summary: pd.DataFrame
     holdout_purchases: np.ndarray
     holdout_spend: np.ndarray
     horizon: float
+    full: pd.DataFrame
 
 
 def simulate_book(
@@ -108,7 +110,7 @@ def simulate_book(
         leave = rng.beta(third, fourth, n)
         if model == "MBG/NBD":
             death[rng.random(n) < leave] = 0.0
-    x, tx = np.zeros(n), np.zeros(n)
+    x, tx, last = np.zeros(n), np.zeros(n), np.zeros(n)
     cal_spend, hold_x, hold_spend = np.zeros(n), np.zeros(n), np.zeros(n)
     t = np.zeros(n)
     buying = np.flatnonzero(death > 0)
@@ -122,9 +124,11 @@ def simulate_book(
         tx[cal] = t[cal]
         cal_spend[cal] += value[in_cal]
         hold_x[hold] += 1
+        last[who] = t[who]
         hold_spend[hold] += value[~in_cal]
         stays = rng.random(len(who)) >= leave[who]
         buying = who[stays]
     summary = pd.DataFrame({"frequency": x, "recency": tx, "T": T,
                             "monetary_value": np.divide(cal_spend, x, out=np.zeros(n), where=x > 0)})
-    return Book(summary, hold_x, hold_spend, horizon)
+    full = pd.DataFrame({"frequency": x + hold_x, "recency": last, "T": end})
+    return Book(summary, hold_x, hold_spend, horizon, full)
