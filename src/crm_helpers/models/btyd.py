@@ -497,7 +497,8 @@ class PurchaseModel(_Estimator):
             alive = rng.random((len(positions), n_draws)) < self._p_alive_draws(thetas, bx, btx, bt)[:, column_theta]
             values = np.where(alive, self._draw_if_alive(thetas[column_theta], t, bx, bt, rng), 0).astype(float)
             if spend_thetas is not None:
-                values = GammaGammaModel.draw_spend(spend_thetas, values, bx, m[positions], rng)
+                values = GammaGammaModel.draw_spend(spend_thetas, values, frequency=bx, monetary_value=m[positions],
+                                                    rng=rng)
             return values * multiplier[positions, None]
 
         return FutureSampler(draw_block, len(x), n_draws, random_state, model_sd)
@@ -1051,7 +1052,7 @@ class GammaGammaModel(_Estimator):
 
     param_names = ["p", "q", "v"]
 
-    def __init__(self, penalizer_coef: float = 0.0, correlation_limit: float = GG_CORRELATION_LIMIT,
+    def __init__(self, penalizer_coef: float = 0.0, correlation_limit: float = GG_CORRELATION_LIMIT, *,
                  prior_sd: float | None = None) -> None:
         self.penalizer_coef = penalizer_coef
         self.prior_sd = prior_sd
@@ -1103,7 +1104,7 @@ class GammaGammaModel(_Estimator):
         return self
 
     @staticmethod
-    def draw_spend(thetas: np.ndarray, purchases: np.ndarray, frequency: np.ndarray, monetary_value: np.ndarray,
+    def draw_spend(thetas: np.ndarray, purchases: np.ndarray, *, frequency: np.ndarray, monetary_value: np.ndarray,
                    rng: np.random.Generator) -> np.ndarray:
         """The spend of simulated ``purchases`` (customers × draws), under the parameter draws
         ``thetas`` (one row (p, q, v) per column): each customer's spend level ν drawn given their
