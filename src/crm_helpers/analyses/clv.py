@@ -58,7 +58,7 @@ from crm_helpers.models.btyd import (
     nonnegative_floats,
     shaped_like,
 )
-from crm_helpers.models.predictive import FutureSampler, PredictiveRange, quantile_bounds
+from crm_helpers.models.predictive import DEFAULT_DRAWS, FutureSampler, quantile_bounds
 from crm_helpers.analyses import segmentation
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.periods import Period, same_month_last_year
@@ -632,6 +632,14 @@ def model_error_sd(errors: ArrayLike) -> float:
     return float(np.sqrt(np.mean(np.log1p(e) ** 2))) if len(e) else 0.0
 
 
+SIMULATED_CELLS = 20_000_000
+"""Customers × simulated futures of the pack's CLV ranges: 1,000 futures up to 20,000 customers,
+fewer above (at least :data:`MIN_FUTURES`), so a large book's page stays quick."""
+
+MIN_FUTURES = 200
+"""The fewest futures behind a range (its 10th and 90th percentiles known to about ±2 points)."""
+
+
 def clv_sampler(
     transaction_model: PurchaseModel,
     spend_model: GammaGammaModel | None,
@@ -660,7 +668,8 @@ def clv_sampler(
     scale = margin * np.divide(discounted, expected, out=np.zeros_like(expected), where=expected > 0)
     if spend_model is None:
         scale = scale * np.asarray(value, dtype=float)
-    return transaction_model.future_sampler(horizon, *args, spend_model=spend_model,
+    futures = int(np.clip(SIMULATED_CELLS // max(len(summary), 1), MIN_FUTURES, DEFAULT_DRAWS))
+    return transaction_model.future_sampler(horizon, *args, n_draws=futures, spend_model=spend_model,
                                             monetary_value=summary["monetary_value"].to_numpy(), scale=scale,
                                             model_sd=model_sd, random_state=random_state)
 
@@ -724,6 +733,13 @@ class ClvAnalysis:
             return math.nan, math.nan
         low, high = quantile_bounds(self.sampler.totals(np.asarray(members, dtype=bool)), LIKELY_SHARE)
         return float(low), float(high)
+
+    def group_ranges(self, labels: ArrayLike) -> dict[object, tuple[float, float]]:
+        """:meth:`group_range` of every group of customers at once (``labels``: one per customer), in one pass."""
+        if not self.ok or self.sampler is None:
+            return {}
+        return {group: tuple(float(v) for v in quantile_bounds(totals, LIKELY_SHARE))
+                for group, totals in self.sampler.totals_by(np.asarray(labels)).items()}
 
     def likely_total(self) -> str:
         """The total's likely range in words, e.g. "likely 250,000–360,000 EUR" ("" when there is none)."""
@@ -979,8 +995,8 @@ def value_by_group(analysis: ClvAnalysis, by: str) -> pd.DataFrame:
     """
     customers = analysis.customers
     grouped = customers.groupby(by, observed=True)
-    labels = customers[by].to_numpy()
-    ranges = {group: analysis.group_range(labels == group) for group in grouped.groups}
+    ranges = analysis.group_ranges(customers[by].to_numpy())
+    ranges = {group: ranges.get(group, (math.nan, math.nan)) for group in grouped.groups}
     out = pd.DataFrame({
         "customers": grouped.size(),
         "total_clv": grouped["clv"].sum(),

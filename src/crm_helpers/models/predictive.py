@@ -82,6 +82,15 @@ class FutureSampler:
             total += values.sum(axis=0)
         return total
 
+    def totals_by(self, labels: np.ndarray) -> dict[object, np.ndarray]:
+        """The simulated total of every group of customers (``labels``: one label per customer), one
+        per draw, in one pass over the customers."""
+        codes, groups = pd.factorize(np.asarray(labels), use_na_sentinel=False)
+        sums = np.zeros((len(groups), self.n_draws))
+        for block, values in self._blocks(np.arange(self.n_customers)):
+            np.add.at(sums, codes[block], values)
+        return {group: sums[k] for k, group in enumerate(groups)}
+
     def per_customer(self, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per customer, the low and high ends of the central ``level`` share of their simulated
         values; and the simulated total of everybody, one per draw (one pass for both)."""

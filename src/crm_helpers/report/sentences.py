@@ -85,11 +85,13 @@ def model_choice(validation: HoldoutValidation) -> str:
     z, a = validation.margin_z, validation.aggregate
     won, checks = int(a.loc[chosen, "origins_won"]), len(validation.origins)
     apart = a.loc[chosen, "predicted_repeat_purchases"] / a.loc[other, "predicted_repeat_purchases"] - 1
-    if z >= 2.5:
+    steady = 2 * won > checks  # best at most of the checks, not only on their sum
+    if z >= 2.5 and steady:
         how = f"{chosen} gave clearly more probability to what customers then did than {other}, the runner-up"
     elif z >= 1:
-        how = (f"{chosen} gave somewhat more probability to what customers then did than {other}, the runner-up; "
-               "the choice is likely right but not certain")
+        how = (f"{chosen} gave more probability to what customers then did than {other}, the runner-up, "
+               + ("but not by much: the choice is likely right but not certain" if steady else
+                  "but not at most of the checks: the choice is uncertain"))
     else:
         how = (f"{chosen} and {other} foresaw what customers then did about equally well: the choice between them "
                "is close to a coin toss")
