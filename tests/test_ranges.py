@@ -87,6 +87,18 @@ def test_spend_range_uses_gamma_gamma(small_book):
     assert (result.per_customer["low"][purchases.per_customer["high"] == 0] == 0).all()
 
 
+def test_group_totals_come_from_one_pass_and_add_up(small_book):
+    s = small_book.summary
+    model = btyd.BetaGeoModel().fit(*_rfm(s))
+    sampler = model.future_sampler(39, *_rfm(s), n_draws=200)
+    labels = np.where(s["frequency"] > 2, "frequent", np.where(s["frequency"] > 0, "repeat", "once"))
+    groups = sampler.totals_by(labels)
+    assert set(groups) == {"frequent", "repeat", "once"}
+    assert sum(groups.values()) == pytest.approx(sampler.totals())  # the same draws, split by group
+    # frequent buyers buy more than one-time buyers in every simulated future, or nearly
+    assert np.mean(groups["frequent"] > groups["once"] * (labels == "frequent").sum() / (labels == "once").sum()) > 0.9
+
+
 def test_a_range_level_outside_0_and_1_is_refused(small_book):
     model = btyd.BetaGeoModel().fit(*_rfm(small_book.summary))
     with pytest.raises(CrmError, match="between 0 and 1"):

@@ -510,12 +510,14 @@ def holdout_validation(
     history (the unconditional E[X(T + d)] − E[X(T)]); it shows how much the histories tell.
     """
     as_of = dt.date.fromisoformat(iso(as_of))
-    return _holdout_on_days(paid_purchase_days(db, as_of), as_of, holdout_days, penalizer_coef, max_group)
+    return holdout_on_purchase_days(paid_purchase_days(db, as_of), as_of, holdout_days=holdout_days,
+                                    penalizer_coef=penalizer_coef, max_group=max_group)
 
 
-def _holdout_on_days(days: pd.DataFrame, as_of: dt.date, holdout_days: int | None, penalizer_coef: float,
-                     max_group: int) -> HoldoutValidation:
-    """:func:`holdout_validation` on the paid purchase days already read (:func:`paid_purchase_days`)."""
+def holdout_on_purchase_days(days: pd.DataFrame, as_of: dt.date, *, holdout_days: int | None = None,
+                             penalizer_coef: float = 0.0, max_group: int = 7) -> HoldoutValidation:
+    """:func:`holdout_validation` on purchase days already read: ``days`` as :func:`paid_purchase_days`
+    gives them (customer_id, order_date as datetime64, amount), from the store or from any transaction log."""
     empty = HoldoutValidation(None, 0, "", pd.DataFrame(), pd.DataFrame())
     if days.empty:
         empty.message = f"no paid orders up to {as_of}"
@@ -943,7 +945,8 @@ def analyse_customers(
     repeat = int((summary["frequency"] > 0).sum())
     if repeat < 30:
         analysis.notes.append(f"only {repeat} customers bought more than once: the estimates are rough")
-    analysis.validation = _holdout_on_days(days, as_of, None, penalizer_coef, 7) if model == "auto" else None
+    analysis.validation = (holdout_on_purchase_days(days, as_of, penalizer_coef=penalizer_coef) if model == "auto"
+                           else None)
     name, model_error, model_sd, note = _choose_model(model, analysis.validation)
     analysis.model_name, analysis.model_error, analysis.model_sd = name, model_error, model_sd
     analysis.notes += [note] if note else []

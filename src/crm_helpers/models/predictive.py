@@ -88,7 +88,10 @@ class FutureSampler:
         codes, groups = pd.factorize(np.asarray(labels), use_na_sentinel=False)
         sums = np.zeros((len(groups), self.n_draws))
         for block, values in self._blocks(np.arange(self.n_customers)):
-            np.add.at(sums, codes[block], values)
+            order = np.argsort(codes[block], kind="stable")  # the block's customers group by group
+            sorted_codes = codes[block][order]
+            starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+            sums[sorted_codes[starts]] += np.add.reduceat(values[order], starts, axis=0)
         return {group: sums[k] for k, group in enumerate(groups)}
 
     def per_customer(self, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
