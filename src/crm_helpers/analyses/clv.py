@@ -35,7 +35,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sqlite_utils import Database
 
 # the models and their errors are re-exported, so crm_helpers.analyses.clv.ParetoNBDModel works (issue 17's split)
