@@ -8,8 +8,9 @@
 
 Parts: ``import`` (an orders CSV), ``export`` (a line-item export), ``clv``, ``pack``, ``analyses``, ``desk`` (the desk's page
 and a save in Chromium, with and without the standby kernel) (the scale store is built or taken from the
-cache whenever a part needs it). Part ``forecast`` (the forecast range's coverage on simulated
-seasonal sales, about 8 minutes) needs no store. Figures are medians of several runs with their min–max; the
+cache whenever a part needs it), ``clv_coverage`` (how often the purchase and spend ranges hold
+the truth on simulated books) and ``forecast`` (the forecast range's coverage on simulated
+seasonal sales, about 8 minutes), which need no store. Figures are medians of several runs with their min–max; the
 number of runs per part is in its notes. ``results.json`` beside the results file keeps every
 part's figures, so a partial run re-renders the whole file.
 """
@@ -25,10 +26,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bench_analyses, bench_clv, bench_desk, bench_forecast, bench_import, bench_pack, scale_store
+from . import bench_analyses, bench_clv, bench_clv_coverage, bench_desk, bench_forecast, bench_import, bench_pack, scale_store
 from .results import Row, Section, Timing, load_average, log, machine, read_json, write_results
 
-PARTS = ("import", "export", "clv", "pack", "analyses", "desk", "forecast")
+PARTS = ("import", "export", "clv", "pack", "analyses", "desk", "clv_coverage", "forecast")
+STORELESS = {"clv_coverage", "forecast"}
+"""Parts that need no scale store."""
 HERE = Path(__file__).resolve().parent
 FINDINGS = HERE / "findings.md"
 """Hand-written reading of the last full run (what is slow and why), included in the results."""
@@ -52,16 +55,18 @@ class Plan:
     floor_runs: int
     analyses_runs: int
     install_lifetimes_deps: bool
+    coverage_runs: dict[int, int]
     desk_loads: int = 3
     forecast_series: int = 40
     """Simulated series per generator and length of history in the forecast coverage part."""
 
 
 FULL = Plan(scale_store.SCALE, import_runs=2, clv_runs=5, lifetimes_runs=2, clv_big=1_000_000, pack_demo_runs=2,
-            pack_scale_runs=1, floor_runs=2, analyses_runs=2, install_lifetimes_deps=True)
+            pack_scale_runs=1, floor_runs=2, analyses_runs=2, install_lifetimes_deps=True,
+            coverage_runs=bench_clv_coverage.FULL_RUNS)
 QUICK = Plan(scale_store.QUICK, import_runs=1, clv_runs=1, lifetimes_runs=1, clv_big=5_000, pack_demo_runs=1,
-             pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False, desk_loads=1,
-             forecast_series=1)
+             pack_scale_runs=0, floor_runs=1, analyses_runs=1, install_lifetimes_deps=False,
+             coverage_runs=bench_clv_coverage.QUICK_RUNS, desk_loads=1, forecast_series=1)
 
 PREAMBLE = """\
 Written by `make bench` (`python -m benchmarks.run`); do not edit by hand — the reading of the
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pareto-only", action="store_true",
                         help="clv part: only the Pareto/NBD fits, ours and lifetimes' (a shorter loop; needs --out, "
                              "since it would replace the clv part's full figures)")
+    parser.add_argument("--coverage-runs", help="clv_coverage part: books per size, e.g. 800:100,2500:100,25000:20 "
+                                                "(default: that; --quick: 800:5)")
     parser.add_argument("--render", action="store_true",
                         help="only re-render the results file from results.json (and findings.md)")
     args = parser.parse_args(argv)
@@ -129,9 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     info["load average at start"] = load_average()
     log(f"parts: {', '.join(parts)}{' (quick)' if args.quick else ''}; load average {info['load average at start']}")
-    needs_store = bool(set(parts) - {"forecast"})
-    store = scale_store.build(plan.store, args.scale_dir, log=log) if needs_store else None
-    sections: list[Section] = [_store_section(store, "scale" if not args.quick else "quick")] if store else []
+    sections: list[Section] = []
+    store = None
+    if set(parts) - STORELESS:
+        store = scale_store.build(plan.store, args.scale_dir, log=log)
+        sections.append(_store_section(store, "scale" if not args.quick else "quick"))
     for part in parts:
         part_started = time.perf_counter()
         if part == "forecast":
@@ -144,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             env_ok = not args.no_reference and (plan.install_lifetimes_deps or _lifetimes_ready(args.scale_dir))
             section = bench_clv.run(store, plan.clv_runs, plan.lifetimes_runs, big=plan.clv_big,
                                     with_reference=env_ok, deps_folder=args.scale_dir, pareto_only=args.pareto_only)
+        elif part == "clv_coverage":
+            runs = (dict(tuple(int(v) for v in pair.split(":")) for pair in args.coverage_runs.split(","))
+                    if args.coverage_runs else plan.coverage_runs)
+            section = bench_clv_coverage.run(runs)
         elif part == "pack":
             demo = scale_store.build(DEMO, args.scale_dir, log=log)
             with tempfile.TemporaryDirectory(prefix="crm-bench-stores-") as tmp:

@@ -470,9 +470,14 @@ def test_demo_holdout_compares_the_three_models_on_whole_years(demo_holdout):
         # at the maximum-likelihood fit, individual forecasts add up to the population curve's forecast
         assert row["predicted_without_history"] == pytest.approx(row["predicted_repeat_purchases"], rel=0.05), name
         assert row["actual_repeat_purchases"] == result.per_customer["actual"].sum()
-    errors = result.aggregate["error_pct"].abs()
-    assert errors[result.chosen] == errors.min()
-    assert errors[result.chosen] < 10  # the issue measured +35% to +42% on a 6-month window
+    # the choice is the best holdout score over every origin (three a quarter apart on two years of history)
+    scores = result.aggregate["holdout_log_likelihood"]
+    assert scores[result.chosen] == scores.max() and result.runner_up != result.chosen
+    assert len(result.origins) == 3 and result.origins[0] == result.calibration_end
+    assert [(a - b).days for a, b in zip(result.origins, result.origins[1:])] == [91, 91]
+    assert result.aggregate["origins_won"].sum() == 3
+    assert all(len(e) == 3 and e[0] == pytest.approx(result.error(name)) for name, e in result.errors.items())
+    assert abs(result.aggregate["error_pct"][result.chosen]) < 10  # the issue measured +35% to +42% on a 6-month window
     assert result.error() == pytest.approx(result.aggregate.loc[result.chosen, "error_pct"] / 100)
     assert set(result.long()["kind"]) == {"actual", "BG/NBD", "MBG/NBD", "Pareto/NBD"}
     sentence = sentences.holdout_error(result)
@@ -498,7 +503,7 @@ def _planted_expected_purchases(split: pd.DataFrame, truth: pd.DataFrame, days: 
     return pd.Series(alive * -np.expm1(-lam * days * p) / p, index=split.index)
 
 
-def test_demo_chosen_model_is_the_closest_to_the_planted_truth(demo_holdout, demo_business):
+def test_demo_models_follow_the_planted_truth_and_the_choice_is_close_to_the_best(demo_holdout, demo_business):
     truth = demo_business.truth.set_index("customer_id")
     customers = demo_holdout.per_customer
     planted = _planted_expected_purchases(customers, truth, demo_holdout.holdout_days)
@@ -512,54 +517,62 @@ def test_demo_chosen_model_is_the_closest_to_the_planted_truth(demo_holdout, dem
         # every model ranks the planted types as planted: VIPs buy most, occasional buyers least
         assert per_type["vip"] > per_type["regular"] > per_type["occasional"], name
         assert planted_per_type["vip"] > planted_per_type["regular"] > planted_per_type["occasional"]
-        off_total[name] = abs(customers[name].sum() - planted.sum())
-    # the model the holdout chose is the one whose total is closest to the planted truth
-    assert min(off_total, key=off_total.get) == demo_holdout.chosen, off_total
+        off_total[name] = float(np.mean((customers[name] - planted) ** 2))
+    # the demo's generator is none of the three models and the holdout calls them close (a near coin toss):
+    # the chosen model's per-customer predictions are then about as close to the planted truth as the best's
+    assert demo_holdout.margin_z < 1
+    assert off_total[demo_holdout.chosen] <= 1.1 * min(off_total.values()), off_total
 
 
 def test_demo_analysis_uses_the_chosen_model_and_gives_every_value_a_range(demo_analysis, demo_holdout):
     assert demo_analysis.model_name == demo_holdout.chosen
     assert type(demo_analysis.transaction_model).name == demo_holdout.chosen
     c = demo_analysis.customers
-    assert (c["clv_low"] <= c["clv"]).all() and (c["clv"] <= c["clv_high"]).all() and (c["clv_low"] >= 0).all()
-    assert (c["clv_high"] > c["clv_low"]).all()
+    # each customer's range is where their own profit falls 8 times in 10: from 0 for one who may not buy
+    assert (c["clv_low"] >= 0).all() and (c["clv_low"] <= c["clv_high"]).all()
+    top = demo_analysis.top_by_clv(15)
+    assert ((top["clv_low"] < top["clv"]) & (top["clv"] < top["clv_high"])).all()
+    assert (c.loc[c["expected_purchases"] < 0.05, "clv_low"] == 0).all()
     low, high = demo_analysis.total_clv_low, demo_analysis.total_clv_high
     assert low < demo_analysis.total_clv < high
-    # the range holds the parameters' uncertainty and the model's own holdout error
-    assert low <= demo_analysis.total_clv / (1 + max(demo_holdout.error(), 0)) + 1e-6
+    # the model's own error at the holdout origins widens the range on both sides
+    assert demo_analysis.model_sd == pytest.approx(clv.model_error_sd(demo_holdout.errors[demo_holdout.chosen]))
+    assert demo_analysis.model_sd > 0
     assert high - low < demo_analysis.total_clv  # informative, not "anything goes"
     assert demo_analysis.likely_total() == f"likely {low:,.0f}–{high:,.0f} EUR"
 
 
-def test_likely_range_by_hand():
-    # one value of 100 with sd(ln value) = 0.1: 10th-90th percentile of the log-normal
-    low, high = clv.likely_range(np.array([100.0]), np.array([10.0, 0.0]), covariance=np.diag([1.0, 4.0]))
-    z = 1.2815515655446004
-    assert low[0] == pytest.approx(100 * np.exp(-0.1 * z)) and high[0] == pytest.approx(100 * np.exp(0.1 * z))
-    # a model that predicted 25% too many may mean the truth is 1/1.25 of each end
-    low, high = clv.likely_range(np.array([100.0]), np.array([10.0, 0.0]), covariance=np.diag([1.0, 4.0]), model_error=0.25)
-    assert low[0] == pytest.approx(100 * np.exp(-0.1 * z) / 1.25) and high[0] == pytest.approx(100 * np.exp(0.1 * z))
-    low, high = clv.likely_range(np.array([100.0]), np.array([10.0, 0.0]), covariance=np.diag([1.0, 4.0]), model_error=-0.2)
-    assert high[0] == pytest.approx(100 * np.exp(0.1 * z) / 0.8)
+def test_model_error_sd_by_hand():
+    # 25 % too many at one origin, 20 % too few at another: ln 1.25 = −ln 0.8, so the sd is ln 1.25
+    assert clv.model_error_sd([0.25, -0.2]) == pytest.approx(np.log(1.25))
+    assert clv.model_error_sd([]) == 0.0 and clv.model_error_sd([np.nan]) == 0.0
 
 
-def test_clv_gradients_match_a_refit_free_perturbation(cdnow_bgnbd, cdnow_spend):
+def test_clv_sampler_centres_on_the_expected_clv_and_scales_with_the_margin(cdnow_bgnbd, cdnow_spend):
     repeat = cdnow_spend[cdnow_spend["x"] > 0]
     gg = clv.GammaGammaModel().fit(repeat["x"], repeat["zbar"])
     summary = pd.DataFrame({"frequency": cdnow_spend["x"], "recency": cdnow_spend["t_x"], "T": cdnow_spend["T"],
-                            "monetary_value": cdnow_spend["zbar"]}).head(50)
+                            "monetary_value": cdnow_spend["zbar"]}).head(400)
+    summary["T"] *= 7  # weeks to days, as the store's summaries
+    summary["recency"] *= 7
+    weekly = cdnow_bgnbd.with_params(cdnow_bgnbd.params_.to_numpy() * [1, 7, 1, 1])
+    weekly.covariance_ = cdnow_bgnbd.covariance_ * np.outer([1, 7, 1, 1], [1, 7, 1, 1])
     value = gg.expected_average_value(summary["frequency"], summary["monetary_value"])
-    gradient, covariance = clv.clv_gradients(cdnow_bgnbd, gg, summary=summary, value=value, horizon_months=12,
-                                             annual_discount_rate=0.1, margin=1.0)
-    assert gradient.shape == (50, 7) and covariance.shape == (7, 7)
-    assert np.allclose(covariance[:4, 4:], 0)  # two separate fits
-    # one direction by hand: raise ln r by 1e-3 and see how the CLV moves
-    r_up = cdnow_bgnbd.with_params(cdnow_bgnbd.params_.to_numpy() * np.exp([1e-3, 0, 0, 0]))
-    args = (summary["frequency"], summary["recency"], summary["T"], value)
-    settings = {"horizon_months": 12, "annual_discount_rate": 0.1, "margin": 1.0}
-    moved = (np.asarray(clv.customer_lifetime_value(r_up, *args, **settings)) - np.asarray(
-        clv.customer_lifetime_value(cdnow_bgnbd, *args, **settings))) / 1e-3
-    assert gradient[:, 0] == pytest.approx(moved, rel=2e-3, abs=1e-6)
+    settings = {"horizon_months": 12, "annual_discount_rate": 0.1}
+    expected = np.asarray(clv.customer_lifetime_value(weekly, summary["frequency"], summary["recency"],
+                                                      summary["T"], value, margin=0.5, **settings))
+    full = clv.clv_sampler(weekly, gg, summary=summary, value=value, margin=0.5, **settings)
+    half = clv.clv_sampler(weekly, gg, summary=summary, value=value, margin=0.25, **settings)
+    totals = full.totals()
+    # the simulated futures average to the expected CLV (up to the draws' noise and the parameters' spread)
+    assert totals.mean() == pytest.approx(expected.sum(), rel=0.05)
+    low, high = np.quantile(totals, [0.1, 0.9])
+    assert low < expected.sum() < high
+    assert half.totals() == pytest.approx(totals / 2)  # the same draws, half the margin
+    # the model's own error widens the range on both sides
+    wider = clv.clv_sampler(weekly, gg, summary=summary, value=value, margin=0.5, model_sd=0.3, **settings).totals()
+    w_low, w_high = np.quantile(wider, [0.1, 0.9])
+    assert w_low < low and w_high > high
 
 
 def test_demo_groupings_and_matrices(demo_analysis, demo_db_path):
@@ -631,7 +644,8 @@ def test_notebook_runs_and_records_its_headlines(tmp_path, demo_db_path):
     assert low < total["value"] < high
     assert any(name in total["note"] for name in clv.PURCHASE_MODELS)
     shown = out.read_text(encoding="utf-8")
-    assert "yes, smallest error" in shown and "every season" in shown and "repeat purchases where" in shown
+    assert "yes, best score" in shown and "every season" in shown and "repeat purchases where" in shown
+    assert "How sure the choice is:" in shown
     assert found["total_expected_clv"]["previous"] > 0
     assert found["customers_probably_lost"]["value"] > 0
     # ROMI: only campaigns of October or September reach the index; in the demo that is the referral

@@ -35,7 +35,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sqlite_utils import Database
 
 # the models and their errors are re-exported, so crm_helpers.analyses.clv.ParetoNBDModel works (issue 17's split)
@@ -52,11 +51,13 @@ from crm_helpers.models.btyd import (
     ModifiedBetaGeoModel,
     NegativeValueError,
     NoRepeatBuyersError,
+    WEAK_PRIOR_SD,
     ParetoNBDModel,
     PurchaseModel,
     nonnegative_floats,
     shaped_like,
 )
+from crm_helpers.models.predictive import DEFAULT_DRAWS, FutureSampler, quantile_bounds
 from crm_helpers.analyses import segmentation
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.periods import Period, same_month_last_year
@@ -384,10 +385,12 @@ SEASON_DAYS = 365
 
 def _fit_purchase_model(name: str, penalizer_coef: float, frequency: ArrayLike, recency: ArrayLike,
                         T: ArrayLike, initial_params: ArrayLike | None = None) -> tuple[PurchaseModel, list[str]]:
-    """Fit one purchase model; its warnings come back as plain sentences instead of being shown."""
+    """Fit one purchase model, with the weak prior (:data:`~crm_helpers.models.btyd.WEAK_PRIOR_SD`) that keeps a
+    thin book's parameters off the bounds; its warnings come back as plain sentences instead of being shown."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = PURCHASE_MODELS[name](penalizer_coef).fit(frequency, recency, T, initial_params=initial_params)
+        model = PURCHASE_MODELS[name](penalizer_coef, prior_sd=WEAK_PRIOR_SD).fit(frequency, recency, T,
+                                                                                 initial_params=initial_params)
     return model, [f"{name}: {w.message}" for w in caught]
 
 
@@ -410,19 +413,37 @@ def _holdout_window(covered_days: int, covered_months: int, holdout_days: int | 
                    "cover whole years, so a busy or quiet season may flatter or spoil the check")
 
 
+ORIGIN_STEP_DAYS = 91
+"""The earlier holdout origins are a quarter apart: the last window ends at the as-of date, each
+earlier one 91 days before the next."""
+
+MAX_ORIGINS = 3
+"""At most this many holdout origins (fits of every model at each)."""
+
+MIN_CALIBRATION_DAYS = 180
+"""An earlier origin is used only when the history before it spans at least this many days."""
+
+
 @dataclass
 class HoldoutValidation:
-    """Each purchase model's predicted vs actual repeat purchases in a holdout window (see :func:`holdout_validation`).
+    """Each purchase model's predictions for held-out windows against what happened (see :func:`holdout_validation`).
 
-    ``aggregate``: one row per model (index ``model``) with customers, actual_repeat_purchases,
-    predicted_repeat_purchases, predicted_without_history, error_pct (predicted vs actual, %),
-    mean_absolute_error_per_customer and calibration_log_likelihood. ``by_frequency``: per
-    number of repeat purchases before the holdout, customers, the mean actual purchases in the
-    holdout and each model's mean prediction. ``per_customer``: the same per customer (index
-    customer_id): frequency_cal, recency_cal, T_cal (days), actual and each model's prediction.
-    ``chosen``: the model with the smallest error on the total. ``window``: how the window was
-    chosen, in plain words. ``models``: the models fitted on the calibration period, by name.
-    ``message`` says why there is no comparison ("" when there is one, and then ``ok``).
+    ``aggregate``: one row per model (index ``model``) with, for the latest window: customers,
+    actual_repeat_purchases, predicted_repeat_purchases, predicted_without_history, error_pct
+    (predicted vs actual, %), mean_absolute_error_per_customer, calibration_log_likelihood; and
+    over every origin: holdout_log_likelihood (the log-probability the model gave to what each
+    customer did in the window, given their history before it, per customer, averaged over the
+    origins: higher is better), origins_won (at how many origins it scored best).
+    ``by_frequency``: per number of repeat purchases before the latest window, customers, the mean
+    actual purchases in it and each model's mean prediction. ``per_customer``: the same per customer
+    (index customer_id): frequency_cal, recency_cal, T_cal (days), actual and each model's prediction.
+    ``chosen``: the model with the highest holdout log-likelihood; ``margin_z``: how far ahead of the
+    runner-up it is, in standard errors of the customers' paired score differences (a Vuong-style
+    statistic: below 1 a near coin toss, above 2.5 clear); ``runner_up`` that model. ``errors``:
+    each model's relative error on the total at every origin (0.06 = 6 % too many), latest first.
+    ``origins``: the calibration ends, latest first. ``window``: how the window was chosen, in plain
+    words. ``models``: the models fitted on the latest calibration period, by name. ``message``
+    says why there is no comparison ("" when there is one, and then ``ok``).
     """
 
     calibration_end: dt.date | None
@@ -434,13 +455,17 @@ class HoldoutValidation:
     chosen: str = ""
     message: str = ""
     models: dict[str, PurchaseModel] = field(default_factory=dict)
+    errors: dict[str, list[float]] = field(default_factory=dict)
+    origins: list[dt.date] = field(default_factory=list)
+    runner_up: str = ""
+    margin_z: float = math.nan
 
     @property
     def ok(self) -> bool:
         return not self.message
 
     def error(self, model: str | None = None) -> float:
-        """Relative error of a model's total prediction (0.06 = 6% too many; the chosen model by default)."""
+        """Relative error of a model's total prediction in the latest window (0.06 = 6% too many; the chosen model by default)."""
         row = self.aggregate.loc[model or self.chosen]
         return float(row["predicted_repeat_purchases"] / row["actual_repeat_purchases"] - 1)
 
@@ -452,8 +477,9 @@ class HoldoutValidation:
             "repeat purchases that happened": a["actual_repeat_purchases"].round(0).astype(int),
             "error on the total (%)": a["error_pct"].round(1),
             "mean miss per customer (purchases)": a["mean_absolute_error_per_customer"].round(2),
-            "fit to the earlier history (log-likelihood)": a["calibration_log_likelihood"].round(1),
-            "used": ["yes, smallest error" if m == self.chosen else "" for m in a.index],
+            "score on the held-out months (per customer, higher is better)": a["holdout_log_likelihood"].round(4),
+            f"best at (of {len(self.origins)} checks)": a["origins_won"].astype(int),
+            "used": ["yes, best score" if m == self.chosen else "" for m in a.index],
         }, index=a.index)
 
     def long(self) -> pd.DataFrame:
@@ -472,19 +498,25 @@ def holdout_validation(
 
     The window is the last 365 days when the paid orders cover two years or more, else the last
     third of the history (at most 182 days); ``holdout_days`` overrides it (see
-    :func:`_holdout_window`). Only customers who bought before it are scored (lifetimes'
-    ``calibration_and_holdout_data``). The model with the smallest error on the total number of
-    repeat purchases is ``chosen``. ``predicted_without_history`` is the total each model expects
-    from customers of the same ages without looking at their history (the unconditional
-    E[X(T + d)] − E[X(T)]); it shows how much the histories tell.
+    :func:`_holdout_window`). The same window is also held out from up to two earlier origins, a
+    quarter apart (:data:`ORIGIN_STEP_DAYS`), where at least :data:`MIN_CALIBRATION_DAYS` of
+    history lie before it. Only customers who bought before a window are scored (lifetimes'
+    ``calibration_and_holdout_data``). The model whose predictions gave the highest probability to
+    what customers then did (the holdout log-likelihood per customer, over every origin) is
+    ``chosen``: a proper score of the whole prediction per customer, which on simulated books
+    picks the true model far more often than the error on one total does. ``predicted_without_history``
+    is the total each model expects from customers of the same ages without looking at their
+    history (the unconditional E[X(T + d)] − E[X(T)]); it shows how much the histories tell.
     """
     as_of = dt.date.fromisoformat(iso(as_of))
-    return _holdout_on_days(paid_purchase_days(db, as_of), as_of, holdout_days, penalizer_coef, max_group)
+    return holdout_on_purchase_days(paid_purchase_days(db, as_of), as_of, holdout_days=holdout_days,
+                                    penalizer_coef=penalizer_coef, max_group=max_group)
 
 
-def _holdout_on_days(days: pd.DataFrame, as_of: dt.date, holdout_days: int | None, penalizer_coef: float,
-                     max_group: int) -> HoldoutValidation:
-    """:func:`holdout_validation` on the paid purchase days already read (:func:`paid_purchase_days`)."""
+def holdout_on_purchase_days(days: pd.DataFrame, as_of: dt.date, *, holdout_days: int | None = None,
+                             penalizer_coef: float = 0.0, max_group: int = 7) -> HoldoutValidation:
+    """:func:`holdout_validation` on purchase days already read: ``days`` as :func:`paid_purchase_days`
+    gives them (customer_id, order_date as datetime64, amount), from the store or from any transaction log."""
     empty = HoldoutValidation(None, 0, "", pd.DataFrame(), pd.DataFrame())
     if days.empty:
         empty.message = f"no paid orders up to {as_of}"
@@ -496,49 +528,90 @@ def _holdout_on_days(days: pd.DataFrame, as_of: dt.date, holdout_days: int | Non
     if holdout < 14 or covered - holdout < 60:
         empty.message = f"the history ({covered} days) is too short to hold out a validation window"
         return empty
-    cal_end = as_of - dt.timedelta(days=holdout)
-    split = summary_from_transactions(days, "customer_id", datetime_col="order_date", observation_period_end=as_of,
-                                      calibration_period_end=cal_end)
+    ends = [as_of - dt.timedelta(days=k * ORIGIN_STEP_DAYS) for k in range(MAX_ORIGINS)]
+    ends = [ends[0]] + [e for e in ends[1:] if covered - holdout - (as_of - e).days >= MIN_CALIBRATION_DAYS]
+    checks = [_one_origin(days, end, holdout, penalizer_coef) for end in ends]
+    latest = checks[0]
+    if latest is None or isinstance(latest, str):
+        empty.message = latest or "nobody bought in the holdout window: there is nothing to compare with"
+        return empty
+    checks = [c for c in checks if not (c is None or isinstance(c, str))]
+    split, models, predicted = latest["split"], latest["models"], latest["predicted"]
     actual = split["frequency_holdout"].to_numpy()
     age, duration = split["T_cal"].to_numpy(), float(split["duration_holdout"].iloc[0])
     group = np.minimum(split["frequency_cal"].to_numpy(), max_group).astype(int)
     frame = pd.DataFrame({"group": group, "label": [f"{g}+" if g == max_group else str(g) for g in group],
                           "frequency_cal": split["frequency_cal"], "recency_cal": split["recency_cal"],
                           "T_cal": split["T_cal"], "actual": actual}, index=split.index)
-    rows, failures, models = [], [], {}
-    for name in PURCHASE_MODELS:
-        try:
-            model, _ = _fit_purchase_model(name, penalizer_coef, split["frequency_cal"], split["recency_cal"],
-                                           split["T_cal"])
-        except ClvError as exc:
-            failures.append(f"{name}: {exc}")
-            continue
-        models[name] = model
-        predicted = np.asarray(model.expected_purchases(duration, split["frequency_cal"], split["recency_cal"],
-                                                        split["T_cal"]))
-        frame[name] = predicted
+    fitted = [name for name in PURCHASE_MODELS if name in models and all(name in c["models"] for c in checks)]
+    scores = {name: np.concatenate([c["scores"][name] for c in checks]) for name in fitted}
+    won = dict.fromkeys(fitted, 0)
+    for c in checks:
+        won[max(fitted, key=lambda n: c["scores"][n].sum())] += 1
+    rows = []
+    for name in fitted:
+        model = models[name]
+        frame[name] = predicted[name]
         rows.append({
             "model": name, "customers": len(frame), "actual_repeat_purchases": float(actual.sum()),
-            "predicted_repeat_purchases": float(predicted.sum()),
+            "predicted_repeat_purchases": float(predicted[name].sum()),
             "predicted_without_history": float(np.sum(model.expected_purchases_new_customer(age + duration)
                                                       - model.expected_purchases_new_customer(age))),
-            "error_pct": 100 * (predicted.sum() - actual.sum()) / actual.sum() if actual.sum() else np.nan,
-            "mean_absolute_error_per_customer": float(np.mean(np.abs(predicted - actual))),
+            "error_pct": 100 * (predicted[name].sum() - actual.sum()) / actual.sum(),
+            "mean_absolute_error_per_customer": float(np.mean(np.abs(predicted[name] - actual))),
             "calibration_log_likelihood": model.log_likelihood_,
+            "holdout_log_likelihood": float(np.mean([c["scores"][name].mean() for c in checks])),
+            "origins_won": won[name],
         })
-    if not rows or not actual.sum():
-        empty.message = ("no purchase model could be fitted on the calibration period: " + "; ".join(failures)
-                         if not rows else "nobody bought in the holdout window: there is nothing to compare with")
-        return empty
     aggregate = pd.DataFrame(rows).set_index("model")
-    fitted = list(aggregate.index)
     by_frequency = frame.groupby(["group", "label"]).agg(
         customers=("actual", "size"), actual=("actual", "mean"), **{name: (name, "mean") for name in fitted})
     by_frequency = by_frequency.reset_index("group", drop=True)
     by_frequency.index.name = "repeat_purchases_in_calibration"
-    chosen = str(aggregate["error_pct"].abs().idxmin())
-    per_customer = frame.drop(columns=["group", "label"])
-    return HoldoutValidation(cal_end, holdout, window, by_frequency, aggregate, per_customer, chosen, models=models)
+    ranked = sorted(fitted, key=lambda n: -aggregate.loc[n, "holdout_log_likelihood"])
+    chosen, runner_up, z = ranked[0], (ranked[1] if len(ranked) > 1 else ""), math.nan
+    if runner_up:
+        diff = scores[chosen] - scores[runner_up]
+        spread = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
+        z = float(diff.mean() / spread) if spread > 0 else math.inf
+    errors = {name: [c["errors"][name] for c in checks] for name in fitted}
+    return HoldoutValidation(latest["cal_end"], holdout, window, by_frequency, aggregate,
+                             frame.drop(columns=["group", "label"]), chosen, models=models, errors=errors,
+                             origins=[c["cal_end"] for c in checks], runner_up=runner_up, margin_z=z)
+
+
+def _one_origin(days: pd.DataFrame, end: dt.date, holdout: int, penalizer_coef: float) -> dict | str | None:
+    """Every purchase model fitted on the history up to ``end`` − ``holdout`` days and scored on the
+    window after it: the split summary, the fitted models, their predicted purchases and relative
+    errors on the total, and each customer's holdout log-likelihood (their log-likelihood on the
+    history up to ``end`` minus that on the history before the window). A sentence when no model
+    could be fitted; None when nobody bought in the window."""
+    cal_end = end - dt.timedelta(days=holdout)
+    split = summary_from_transactions(days, "customer_id", datetime_col="order_date", observation_period_end=end,
+                                      calibration_period_end=cal_end)
+    actual = split["frequency_holdout"].to_numpy()
+    if not actual.sum():
+        return None
+    full = summary_from_transactions(days, "customer_id", datetime_col="order_date",
+                                     observation_period_end=end).reindex(split.index)
+    duration = float(split["duration_holdout"].iloc[0])
+    cal = (split["frequency_cal"], split["recency_cal"], split["T_cal"])
+    models, predicted, errors, scores, failures = {}, {}, {}, {}, []
+    for name in PURCHASE_MODELS:
+        try:
+            model, _ = _fit_purchase_model(name, penalizer_coef, *cal)
+        except ClvError as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        models[name] = model
+        predicted[name] = np.asarray(model.expected_purchases(duration, *cal))
+        errors[name] = float(predicted[name].sum() / actual.sum() - 1)
+        scores[name] = (model.log_likelihood_per_customer(full["frequency"], full["recency"], full["T"])
+                        - model.log_likelihood_per_customer(*cal))
+    if not models:
+        return "no purchase model could be fitted on the calibration period: " + "; ".join(failures)
+    return {"cal_end": cal_end, "split": split, "models": models, "predicted": predicted, "errors": errors,
+            "scores": scores}
 
 
 # --------------------------------------------------------------------------------------------
@@ -547,16 +620,28 @@ def _holdout_on_days(days: pd.DataFrame, as_of: dt.date, holdout_days: int | Non
 
 
 LIKELY_SHARE = 0.8
-"""Share of the sampling distribution a "likely" range holds (from its 10th to its 90th percentile)."""
+"""Share of the simulated futures a "likely" range holds (from their 10th to their 90th percentile)."""
 
 
-def _log_param_covariance(model: PurchaseModel | GammaGammaModel) -> np.ndarray:
-    """Cov(ln θ) = Cov(θ) / (θ θᵀ) (the delta method); a parameter without a variance counts as known."""
-    theta = model.params_.to_numpy(dtype=float)
-    return np.nan_to_num(model.covariance_, nan=0.0) / np.outer(theta, theta)
+def model_error_sd(errors: ArrayLike) -> float:
+    """The model's own error on the log scale, from its relative errors on held-out totals
+    (0.06 = 6 % too many): √(mean ln(1 + e)²), each error counted as one draw of a model error
+    ln(1 + e) ~ N(0, sd²). It widens a range on both sides (:class:`FutureSampler`'s ``model_sd``);
+    0 without errors."""
+    e = np.asarray(errors, dtype=float)
+    e = e[np.isfinite(e) & (e > -1)]
+    return float(np.sqrt(np.mean(np.log1p(e) ** 2))) if len(e) else 0.0
 
 
-def clv_gradients(
+SIMULATED_CELLS = 20_000_000
+"""Customers × simulated futures of the pack's CLV ranges: 1,000 futures up to 20,000 customers,
+fewer above (at least :data:`MIN_FUTURES`), so a large book's page stays quick."""
+
+MIN_FUTURES = 200
+"""The fewest futures behind a range (its 10th and 90th percentiles known to about ±2 points)."""
+
+
+def clv_sampler(
     transaction_model: PurchaseModel,
     spend_model: GammaGammaModel | None,
     *,
@@ -565,70 +650,29 @@ def clv_gradients(
     horizon_months: int,
     annual_discount_rate: float,
     margin: float,
-    rel_step: float = 1e-4,
-) -> tuple[np.ndarray, np.ndarray]:
-    """How each customer's CLV moves with the log of every fitted parameter, and those parameters' covariance.
-
-    ``summary`` has frequency, recency, T (days) and monetary_value per customer; ``value`` is
-    the spend per purchase the CLV was computed with. Out: (gradients of shape (customers,
-    parameters), in money per unit of ln θ; the covariance of ln θ): the purchase model's
-    parameters first, then the spend model's (independent fits, so the covariance is block
-    diagonal). Central differences; the spend part is exact, since CLV is proportional to the
-    spend per purchase.
+    model_sd: float = 0.0,
+    random_state: int = 0,
+) -> FutureSampler:
+    """Simulated futures of every customer's discounted profit over the horizon (see
+    :meth:`~crm_helpers.models.btyd.PurchaseModel.future_sampler`): their repeat purchases over
+    ``horizon_months`` months and the spend of those purchases (Gamma-Gamma given their past spend;
+    without a spend model, ``value`` per purchase), times ``margin`` and their discount (their
+    discounted expected purchases ÷ their expected purchases, as in :func:`customer_lifetime_value`).
+    ``summary`` has frequency, recency, T (days) and monetary_value per customer. In the money of
+    the values.
     """
     args = (summary["frequency"].to_numpy(), summary["recency"].to_numpy(), summary["T"].to_numpy())
-    value = np.asarray(value, dtype=float)
-
-    def clv_at(model: PurchaseModel) -> np.ndarray:
-        return np.asarray(customer_lifetime_value(model, *args, value, horizon_months=horizon_months,
-                                                  annual_discount_rate=annual_discount_rate, margin=margin))
-
-    theta = transaction_model.params_.to_numpy(dtype=float)
-    columns = []
-    for j in range(len(theta)):
-        step = np.exp(rel_step * np.eye(len(theta))[j])
-        up, down = clv_at(transaction_model.with_params(theta * step)), clv_at(transaction_model.with_params(theta / step))
-        columns.append((up - down) / (2 * rel_step))
-    blocks = [_log_param_covariance(transaction_model)]
-    if spend_model is not None:
-        base = clv_at(transaction_model)
-        spend_theta = spend_model.params_.to_numpy(dtype=float)
-        per_value = np.divide(base, value, out=np.zeros_like(base), where=value > 0)
-        for j in range(len(spend_theta)):
-            step = np.exp(rel_step * np.eye(len(spend_theta))[j])
-            up = np.asarray(spend_model.with_params(spend_theta * step).expected_average_value(args[0], summary["monetary_value"]))
-            down = np.asarray(spend_model.with_params(spend_theta / step).expected_average_value(args[0], summary["monetary_value"]))
-            columns.append(per_value * (up - down) / (2 * rel_step))
-        blocks.append(_log_param_covariance(spend_model))
-    k = sum(len(b) for b in blocks)
-    covariance = np.zeros((k, k))
-    start = 0
-    for block in blocks:
-        covariance[start:start + len(block), start:start + len(block)] = block
-        start += len(block)
-    return np.column_stack(columns), covariance
-
-
-def likely_range(estimate: np.ndarray | float, gradient: np.ndarray, *, covariance: np.ndarray,
-                 model_error: float = 0.0, share: float = LIKELY_SHARE) -> tuple[np.ndarray, np.ndarray]:
-    """The range a value likely lies in: its sampling uncertainty, widened by the model's holdout error.
-
-    The parameter part is the delta method on the log scale: sd(ln value) = √(gᵀ Σ g) / value,
-    with g the value's gradient in the log-parameters and Σ their covariance (:func:`clv_gradients`;
-    for a total, sum the customers' gradients), and the central ``share`` of a log-normal around
-    the estimate (10th to 90th percentile for 0.8), so a range never goes below 0. The model
-    part: a model that predicted ``model_error`` too much in its holdout (0.06 = 6% too many) may
-    be off by as much again, so each end is also divided by 1 + ``model_error`` where that moves
-    it outwards. (low, high), in the value's unit.
-    """
-    estimate = np.asarray(estimate, dtype=float)
-    gradient = np.atleast_2d(gradient)
-    sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", gradient, covariance, gradient), 0.0))
-    sd_log = np.divide(sd.reshape(estimate.shape), estimate, out=np.zeros_like(estimate), where=estimate > 0)
-    z = stats.norm.ppf(0.5 + share / 2)
-    low, high = estimate * np.exp(-z * sd_log), estimate * np.exp(z * sd_log)
-    corrected = 1 / (1 + model_error)
-    return np.minimum(low, low * corrected), np.maximum(high, high * corrected)
+    horizon = horizon_months * DAYS_PER_MONTH
+    expected = np.asarray(transaction_model.expected_purchases(horizon, *args))
+    discounted = np.asarray(transaction_model.discounted_expected_purchases(
+        *args, months=horizon_months, periods_per_month=DAYS_PER_MONTH, monthly_rate=monthly_rate(annual_discount_rate)))
+    scale = margin * np.divide(discounted, expected, out=np.zeros_like(expected), where=expected > 0)
+    if spend_model is None:
+        scale = scale * np.asarray(value, dtype=float)
+    futures = int(np.clip(SIMULATED_CELLS // max(len(summary), 1), MIN_FUTURES, DEFAULT_DRAWS))
+    return transaction_model.future_sampler(horizon, *args, n_draws=futures, spend_model=spend_model,
+                                            monetary_value=summary["monetary_value"].to_numpy(), scale=scale,
+                                            model_sd=model_sd, random_state=random_state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -645,12 +689,14 @@ class ClvAnalysis:
     paid orders), frequency / recency / T (days) / monetary_value (lifetimes' conventions),
     p_alive, expected_purchases (in the next ``horizon_months``), expected_average_value (per
     purchase, gross), clv (discounted expected profit over the horizon) with clv_low and
-    clv_high (its likely range, :func:`likely_range`), transparent_clv (the articles' formula
-    on the last 12 months' profit), probably_lost. Money in ``currency``. ``model_name``: the
-    purchase model used, chosen by ``validation`` (the holdout check) unless asked for by name;
-    ``model_error`` its relative holdout error, which widens every range. ``clv_gradient``
-    (customers × parameters) and ``parameter_covariance``: what :func:`clv_gradients` gave, kept
-    so that any group of customers gets its range (:meth:`group_range`).
+    clv_high (the range the customer's realised profit falls in 8 times in 10: their 10th and
+    90th simulated percentiles, often 0 for a customer who may well not buy), transparent_clv
+    (the articles' formula on the last 12 months' profit), probably_lost. Money in ``currency``.
+    ``model_name``: the purchase model used, chosen by ``validation`` (the holdout check) unless
+    asked for by name; ``model_error`` its relative holdout error and ``model_sd`` the model's own
+    error on the log scale (:func:`model_error_sd`), which widens every range on both sides.
+    ``sampler``: the simulated futures (:func:`clv_sampler`), kept so that any group of customers
+    gets its range (:meth:`group_range`).
     """
 
     as_of: dt.date
@@ -668,8 +714,8 @@ class ClvAnalysis:
     total_clv_low: float = math.nan
     total_clv_high: float = math.nan
     model_error: float = 0.0
-    clv_gradient: np.ndarray | None = None
-    parameter_covariance: np.ndarray | None = None
+    model_sd: float = 0.0
+    sampler: FutureSampler | None = None
 
     @property
     def ok(self) -> bool:
@@ -683,14 +729,18 @@ class ClvAnalysis:
 
     def group_range(self, members: np.ndarray) -> tuple[float, float]:
         """Likely range of the summed CLV of the customers marked in ``members`` (a boolean mask
-        over ``customers``), as for the total: their gradients summed (:func:`likely_range`)."""
-        if not self.ok or self.clv_gradient is None:
+        over ``customers``): the 10th and 90th percentiles of their simulated total (:attr:`sampler`)."""
+        if not self.ok or self.sampler is None:
             return math.nan, math.nan
-        members = np.asarray(members, dtype=bool)
-        total = np.array([self.customers["clv"].to_numpy()[members].sum()])
-        low, high = likely_range(total, self.clv_gradient[members].sum(axis=0), covariance=self.parameter_covariance,
-                                 model_error=self.model_error)
-        return float(low[0]), float(high[0])
+        low, high = quantile_bounds(self.sampler.totals(np.asarray(members, dtype=bool)), LIKELY_SHARE)
+        return float(low), float(high)
+
+    def group_ranges(self, labels: ArrayLike) -> dict[object, tuple[float, float]]:
+        """:meth:`group_range` of every group of customers at once (``labels``: one per customer), in one pass."""
+        if not self.ok or self.sampler is None:
+            return {}
+        return {group: tuple(float(v) for v in quantile_bounds(totals, LIKELY_SHARE))
+                for group, totals in self.sampler.totals_by(np.asarray(labels)).items()}
 
     def likely_total(self) -> str:
         """The total's likely range in words, e.g. "likely 250,000–360,000 EUR" ("" when there is none)."""
@@ -840,18 +890,37 @@ def _empty_analysis(as_of: dt.date, horizon: int, rate: float, source: str, curr
     return ClvAnalysis(as_of, horizon, pd.DataFrame(), None, None, rate, source, currency, message)
 
 
-def _choose_model(model: str, validation: HoldoutValidation | None) -> tuple[str, float, str]:
-    """The purchase model to use, the holdout error its range allows for, and a note ("" when none)."""
+def _choose_model(model: str, validation: HoldoutValidation | None) -> tuple[str, float, float, str]:
+    """The purchase model to use, its latest holdout error, its own error on the log scale over every
+    origin (:func:`model_error_sd`, which widens its ranges), and a note ("" when none)."""
     if model != "auto":
         if model not in PURCHASE_MODELS:
             raise ClvError(f"unknown purchase model {model!r}; choose from {', '.join(PURCHASE_MODELS)} or 'auto'")
         known = validation is not None and validation.ok and model in validation.aggregate.index
-        return model, validation.error(model) if known else 0.0, ""
+        return (model, validation.error(model) if known else 0.0,
+                model_error_sd(validation.errors[model]) if known else 0.0, "")
     if validation is not None and validation.ok:
-        return validation.chosen, validation.error(), ""
+        return validation.chosen, validation.error(), model_error_sd(validation.errors[validation.chosen]), ""
     reason = validation.message if validation is not None else "not run"
-    return "BG/NBD", 0.0, (f"no holdout check ({reason}): BG/NBD is used, and the ranges allow for the "
-                           "parameters' uncertainty only, not for how far the model itself may be off")
+    return "BG/NBD", 0.0, 0.0, (f"no holdout check ({reason}): BG/NBD is used, and the ranges allow for the "
+                                "parameters' uncertainty and chance only, not for how far the model itself may be off")
+
+
+THIN_SHARE = 0.5
+"""A parameter whose posterior spread (log scale) is above this share of the prior's is held by the prior more than by the data."""
+
+
+def thin_data_notes(model: PurchaseModel) -> list[str]:
+    """Plain sentences naming the parameters the book's history can hardly tell (their spread on the log
+    scale above :data:`THIN_SHARE` of the weak prior's): the prior holds them, and the ranges are wide."""
+    theta = model.params_.to_numpy(dtype=float)
+    sd = np.sqrt(np.diag(np.asarray(model.covariance_, dtype=float))) / theta
+    thin = [name for name, value in zip(model.param_names, sd) if not value <= THIN_SHARE * WEAK_PRIOR_SD]
+    if not thin:
+        return []
+    return [f"{model.name}: the history says little about {', '.join(thin)} (too few customers who came back or "
+            "left): those values come mostly from the model's weak starting assumption, so the predictions are "
+            "rough and their ranges are wide on purpose"]
 
 
 @memoized
@@ -868,12 +937,14 @@ def analyse_customers(
 ) -> ClvAnalysis:
     """Fit a purchase model and Gamma-Gamma on the paid orders up to ``as_of`` and value every customer.
 
-    Times in days (``freq="D"``). The purchase model is the one with the smallest holdout error
+    Times in days (``freq="D"``). The purchase model is the one with the best holdout score
     (:func:`holdout_validation`, kept in ``validation``) unless ``model`` names one of
-    :data:`PURCHASE_MODELS`. Customer value is the discounted expected *profit*: expected net
+    :data:`PURCHASE_MODELS`; every model is fitted with a weak prior, so a thin book's parameters
+    stay off the bounds. Customer value is the discounted expected *profit*: expected net
     revenue × the gross margin share (:func:`margin_rate`: measured from order costs when orders
-    carry them, else ``margin``), with a likely range from the fitted parameters' uncertainty
-    widened by the model's holdout error (:func:`likely_range`). A repeat
+    carry them, else ``margin``), with a likely range (8 times in 10) of what will happen: simulated
+    futures that hold the parameters' uncertainty, each customer's own randomness and the model's
+    own error measured at the holdout origins (:func:`clv_sampler`). A repeat
     buyer is "probably lost" when P(alive) is below ``p_alive_threshold``. Never raises on a
     thin store: the reason models could not be fitted is in ``message``. Memoized
     (:func:`~crm_helpers.store.queries.memoized`): the page and :func:`headline_figures` share one
@@ -909,9 +980,10 @@ def analyse_customers(
     repeat = int((summary["frequency"] > 0).sum())
     if repeat < 30:
         analysis.notes.append(f"only {repeat} customers bought more than once: the estimates are rough")
-    analysis.validation = _holdout_on_days(days, as_of, None, penalizer_coef, 7) if model == "auto" else None
-    name, model_error, note = _choose_model(model, analysis.validation)
-    analysis.model_name, analysis.model_error = name, model_error
+    analysis.validation = (holdout_on_purchase_days(days, as_of, penalizer_coef=penalizer_coef) if model == "auto"
+                           else None)
+    name, model_error, model_sd, note = _choose_model(model, analysis.validation)
+    analysis.model_name, analysis.model_error, analysis.model_sd = name, model_error, model_sd
     analysis.notes += [note] if note else []
     calibrated = analysis.validation.models.get(name) if analysis.validation is not None else None
     try:  # started from the fit on the calibration period, which is close: fewer steps
@@ -920,12 +992,12 @@ def analyse_customers(
     except ClvError as exc:
         analysis.message = f"the purchase model cannot be fitted: {exc}"
         return analysis
-    analysis.notes += caught
+    analysis.notes += caught + thin_data_notes(tm)
     spend = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
     with warnings.catch_warnings(record=True) as caught_spend:
         warnings.simplefilter("always")
         try:
-            ggm: GammaGammaModel | None = GammaGammaModel(penalizer_coef).fit(
+            ggm: GammaGammaModel | None = GammaGammaModel(penalizer_coef, prior_sd=WEAK_PRIOR_SD).fit(
                 spend["frequency"], spend["monetary_value"])
             value = ggm.expected_average_value(summary["frequency"], summary["monetary_value"])
         except ClvError as exc:
@@ -942,12 +1014,10 @@ def analyse_customers(
     customers["expected_average_value"] = value
     customers["clv"] = customer_lifetime_value(tm, *args, value, horizon_months=horizon_months,
                                                annual_discount_rate=annual_discount_rate, margin=rate)
-    gradient, covariance = clv_gradients(tm, ggm, summary=summary, value=value, horizon_months=horizon_months,
-                                         annual_discount_rate=annual_discount_rate, margin=rate)
-    analysis.clv_gradient, analysis.parameter_covariance = gradient, covariance
-    customers["clv_low"], customers["clv_high"] = likely_range(customers["clv"].to_numpy(), gradient,
-                                                               covariance=covariance, model_error=model_error)
-    analysis.total_clv_low, analysis.total_clv_high = analysis.group_range(np.ones(len(customers), dtype=bool))
+    analysis.sampler = clv_sampler(tm, ggm, summary=summary, value=value, horizon_months=horizon_months,
+                                   annual_discount_rate=annual_discount_rate, margin=rate, model_sd=analysis.model_sd)
+    customers["clv_low"], customers["clv_high"], totals = analysis.sampler.per_customer(LIKELY_SHARE)
+    analysis.total_clv_low, analysis.total_clv_high = (float(v) for v in quantile_bounds(totals, LIKELY_SHARE))
     customers["probably_lost"] = (customers["frequency"] > 0) & (customers["p_alive"] < p_alive_threshold)
     return analysis
 
@@ -963,8 +1033,8 @@ def value_by_group(analysis: ClvAnalysis, by: str) -> pd.DataFrame:
     """
     customers = analysis.customers
     grouped = customers.groupby(by, observed=True)
-    labels = customers[by].to_numpy()
-    ranges = {group: analysis.group_range(labels == group) for group in grouped.groups}
+    ranges = analysis.group_ranges(customers[by].to_numpy())
+    ranges = {group: ranges.get(group, (math.nan, math.nan)) for group in grouped.groups}
     out = pd.DataFrame({
         "customers": grouped.size(),
         "total_clv": grouped["clv"].sum(),

@@ -39,6 +39,7 @@ from scipy import optimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from crm_helpers.errors import CrmError
+from crm_helpers.models.predictive import DEFAULT_DRAWS, FutureSampler, PredictiveRange, predictive_range
 
 ArrayLike = pd.Series | np.ndarray | Sequence[float]
 LogLikelihood = Callable[[np.ndarray], tuple[float, np.ndarray]]
@@ -140,17 +141,45 @@ LOG_BOUND = 25.0
 """Every parameter is searched between e^−25 and e^25."""
 
 
+WEAK_PRIOR_SD = 2.5
+"""Spread, on the log scale, of the weak prior the workbook's analyses give every parameter: a
+parameter may still move e^2.5 ≈ 12 times away from the prior's centre at one standard deviation,
+so a book with plenty of repeat buyers is hardly touched, but a thin book can no longer send a
+parameter that its data cannot tell (BG/NBD's a and b on the demo) to e^25."""
+
+
+@dataclass(frozen=True)
+class LogPrior:
+    """Independent normal priors on the log-parameters: ln θ ~ N(``centre``, ``sd``²)."""
+
+    centre: np.ndarray
+    sd: float
+
+    def precision(self) -> np.ndarray:
+        """The prior's precision matrix on the log scale (diagonal 1/sd²)."""
+        return np.eye(len(self.centre)) / self.sd**2
+
+
 def _fit_log_params(
     loglik_grad: LogLikelihood, start: np.ndarray, total_weight: float, penalizer: float, what: str,
+    prior: LogPrior | None = None,
 ) -> np.ndarray:
-    """Maximise the weighted log-likelihood over log-parameters with L-BFGS-B and the given gradient."""
+    """Maximise the weighted log-likelihood over log-parameters with L-BFGS-B and the given gradient.
+
+    With ``prior`` it is the log-posterior that is maximised (the posterior mode): the likelihood
+    plus Σ −(ln θ − centre)² / (2 sd²).
+    """
 
     def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
         theta = np.exp(u)
         ll, grad = loglik_grad(theta)
         value = -ll / total_weight + penalizer * np.sum(theta**2)
-        grad_theta = -grad / total_weight + 2 * penalizer * theta
-        return value, grad_theta * theta  # chain rule: d/du = theta * d/dtheta
+        grad_u = (-grad / total_weight + 2 * penalizer * theta) * theta  # chain rule: d/du = theta * d/dtheta
+        if prior is not None:
+            gap = u - prior.centre
+            value += np.sum(gap**2) / (2 * prior.sd**2 * total_weight)
+            grad_u = grad_u + gap / (prior.sd**2 * total_weight)
+        return value, grad_u
 
     result = optimize.minimize(
         objective, np.log(start), jac=True, method="L-BFGS-B",
@@ -163,11 +192,13 @@ def _fit_log_params(
     return np.exp(result.x)
 
 
-def _covariance(loglik_grad: LogLikelihood, theta: np.ndarray) -> np.ndarray:
+def _covariance(loglik_grad: LogLikelihood, theta: np.ndarray, prior: LogPrior | None = None) -> np.ndarray:
     """The inverse observed information (Hessian by central differences of the gradient).
 
-    The rows and columns of any parameter whose variance is not positive are NaN (with a
-    warning): the data cannot tell that parameter.
+    With ``prior``, the inverse of the log-posterior's curvature (the Laplace approximation of
+    the posterior), taken on the log scale, where the prior is normal, and turned back into the
+    parameters' scale. The rows and columns of any parameter whose variance is not positive are
+    NaN (with a warning): the data cannot tell that parameter.
     """
     k = len(theta)
     hessian = np.empty((k, k))
@@ -177,9 +208,14 @@ def _covariance(loglik_grad: LogLikelihood, theta: np.ndarray) -> np.ndarray:
         up[j] += h
         down[j] -= h
         hessian[:, j] = -(loglik_grad(up)[1] - loglik_grad(down)[1]) / (2 * h)
+    hessian = (hessian + hessian.T) / 2
+    scale = np.ones((k, k))
+    if prior is not None:  # on u = ln θ: −∂²LL/∂u² = θθᵀ ∘ (−∂²LL/∂θ²) − diag(θ ∘ ∂LL/∂θ), plus the prior's precision
+        scale = np.outer(theta, theta)
+        hessian = scale * hessian - np.diag(theta * loglik_grad(theta)[1]) + prior.precision()
     covariance = np.full((k, k), np.nan)
     try:
-        covariance = np.linalg.inv((hessian + hessian.T) / 2)
+        covariance = np.linalg.inv(hessian) * scale
     except np.linalg.LinAlgError:
         pass
     bad = ~(np.diag(covariance) > 0)
@@ -235,6 +271,14 @@ class _RfmRows:
                    pair[len(x):])
 
 
+PARAMETER_DRAWS = 100
+"""Parameter vectors behind a simulated range (each shared by several futures): P(alive) is
+computed once per parameter draw, the Pareto/NBD's by quadrature."""
+
+UNKNOWN_LOG_SD = 1.0
+"""Log-scale standard deviation a parameter draw gets when the fit cannot give its variance."""
+
+
 class _Estimator:
     """Fitted parameters in ``params_`` (a Series named by ``param_names``), as scikit-learn keeps fitted state."""
 
@@ -245,15 +289,32 @@ class _Estimator:
             raise ClvError("fit the model first")
         return self.params_.to_numpy(dtype=float)
 
-    def _store_fit(self, theta: np.ndarray, loglik_grad: LogLikelihood, n_customers: int) -> None:
-        """Keep the maximum-likelihood ``theta`` as the fitted state: ``params_``, ``covariance_`` and
-        ``standard_errors_`` (from the Hessian of the log-likelihood), ``log_likelihood_``, ``n_customers_``."""
+    def _store_fit(self, theta: np.ndarray, loglik_grad: LogLikelihood, n_customers: int,
+                   prior: LogPrior | None = None) -> None:
+        """Keep the maximum-likelihood (or, with ``prior``, posterior-mode) ``theta`` as the fitted state:
+        ``params_``, ``covariance_`` and ``standard_errors_`` (from the Hessian of the log-likelihood,
+        or of the log-posterior), ``log_likelihood_``, ``n_customers_``."""
         self.params_ = pd.Series(theta, index=self.param_names, name="estimate")
-        self.covariance_ = _covariance(loglik_grad, theta)
+        self.covariance_ = _covariance(loglik_grad, theta, prior)
         self.standard_errors_ = pd.Series(np.sqrt(np.diag(self.covariance_)), index=self.param_names,
                                           name="standard_error")
         self.log_likelihood_ = loglik_grad(theta)[0]
         self.n_customers_ = n_customers
+
+    def parameter_draws(self, n_draws: int, *, random_state: int | np.random.Generator | None = None) -> np.ndarray:
+        """``n_draws`` parameter vectors (rows, in ``param_names`` order) from the fit's asymptotic
+        normal on the log scale, ln θ ~ N(ln θ̂, Cov(ln θ)) (Cov(ln θ) = ``covariance_`` / θ̂θ̂ᵀ, the
+        delta method), so every draw is positive. A parameter whose variance is not available (the
+        data cannot tell it) is drawn with a standard deviation of 1 on the log scale, a factor
+        e ≈ 2.7 either way: a wide range rather than a confident one."""
+        theta = self._theta()
+        log_cov = np.array(self.covariance_, dtype=float) / np.outer(theta, theta)
+        unknown = ~np.isfinite(np.diag(log_cov))
+        log_cov[unknown, :] = 0.0
+        log_cov[:, unknown] = 0.0
+        log_cov[unknown, unknown] = UNKNOWN_LOG_SD**2
+        rng = np.random.default_rng(random_state)
+        return np.exp(rng.multivariate_normal(np.log(theta), log_cov, size=n_draws, method="eigh"))
 
     def with_params(self, theta: ArrayLike) -> Self:
         """A copy of this fitted model with other parameter values (to see how predictions move with them), not refitted."""
@@ -270,7 +331,11 @@ class PurchaseModel(_Estimator):
     (``_if_alive``) and those of a new customer (``expected_purchases_new_customer``). Times are
     in the summary's periods (days in this workbook). ``penalizer_coef`` adds
     ``penalizer_coef · Σ θ²`` to the mean negative log-likelihood, as in lifetimes (0 = plain
-    maximum likelihood; a small value steadies tiny books).
+    maximum likelihood; a small value steadies tiny books). ``prior_sd`` (None = plain maximum
+    likelihood) puts a weak normal prior of that spread on every log-parameter, centred on the
+    data's scale (the default start: r, a, s of 1, α the mean time between purchases, β the mean
+    age), and the fit is the posterior mode: what the workbook's analyses use
+    (:data:`WEAK_PRIOR_SD`), so a thin book cannot send a parameter to a bound.
 
     Fitted state: ``params_`` (Series), ``standard_errors_`` and ``covariance_`` (from the inverse
     observed information of the unpenalised likelihood; NaN where it is not positive definite),
@@ -279,8 +344,9 @@ class PurchaseModel(_Estimator):
 
     name = ""
 
-    def __init__(self, penalizer_coef: float = 0.0) -> None:
+    def __init__(self, penalizer_coef: float = 0.0, prior_sd: float | None = None) -> None:
         self.penalizer_coef = penalizer_coef
+        self.prior_sd = prior_sd
 
     def fit(
         self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, weights: ArrayLike | None = None,
@@ -316,8 +382,9 @@ class PurchaseModel(_Estimator):
         if len(start) != len(self.param_names) or not (start > 0).all():
             raise ClvError(f"initial_params must be {len(self.param_names)} positive values "
                            f"({', '.join(self.param_names)})")
-        theta = _fit_log_params(loglik_grad, start, w.sum(), self.penalizer_coef, self.name)
-        self._store_fit(theta, loglik_grad, int(w.sum()))
+        prior = None if self.prior_sd is None else LogPrior(np.log(self._start(rate, mean_age)), self.prior_sd)
+        theta = _fit_log_params(loglik_grad, start, w.sum(), self.penalizer_coef, self.name, prior)
+        self._store_fit(theta, loglik_grad, int(w.sum()), prior)
         self._check_fit(theta)
         return self
 
@@ -328,6 +395,19 @@ class PurchaseModel(_Estimator):
         x, tx, t_cap = _check_rfm(frequency, recency, T)
         w = np.ones_like(x) if weights is None else nonnegative_floats(weights, "weights")
         return self._loglik(self._theta(), _RfmRows.build(x, tx, t_cap, w))
+
+    def log_likelihood_per_customer(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
+        """Each customer's log-likelihood at the model's parameters (they sum to :meth:`log_likelihood`).
+
+        The difference between a customer's value on their history up to a later date and on the
+        same history up to an earlier one is the log-probability the model gave, at the earlier
+        date, to what they did in between: a holdout score (:func:`crm_helpers.analyses.clv.holdout_validation`).
+        """
+        x, tx, t_cap = _check_rfm(frequency, recency, T)
+        return self._row_loglik(self._theta(), x, tx, t_cap)
+
+    def _row_loglik(self, theta: np.ndarray, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def _loglik(self, theta: np.ndarray, rows: _RfmRows) -> float:
         return self._loglik_grad(theta, rows)[0]
@@ -379,6 +459,93 @@ class PurchaseModel(_Estimator):
             previous = cumulative
         return shaped_like(self._p_alive(x, tx, t_cap) * discounted[pair], frequency,
                            name="discounted_expected_purchases")
+
+    def future_sampler(
+        self, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, n_draws: int = DEFAULT_DRAWS,
+        random_state: int = 0, spend_model: "GammaGammaModel | None" = None, monetary_value: ArrayLike | None = None,
+        scale: ArrayLike | None = None, model_sd: float = 0.0,
+    ) -> FutureSampler:
+        """Simulated futures of these customers over the next ``t`` periods (see :class:`FutureSampler`).
+
+        Each draw takes one parameter vector (:meth:`parameter_draws`; the spend model's too),
+        then for every customer, given their history: whether they are still a customer (with
+        their P(alive) under that draw), their purchase rate and dropout given that they are
+        (:meth:`_draw_if_alive`), their repeat purchases in (T, T + t], and with ``spend_model``
+        (Gamma-Gamma) and ``monetary_value`` their spend level given their past spend and the
+        value of those purchases. Without a spend model the values are purchases. ``scale``
+        multiplies each customer's values (e.g. a margin and a discount); ``model_sd`` is the
+        model's own error on the log scale (:class:`FutureSampler`). Reproducible for a given
+        ``random_state``.
+        """
+        x, tx, t_cap = _check_rfm(frequency, recency, T)
+        if t < 0:
+            raise NegativeValueError("the prediction horizon t must not be negative")
+        # fewer parameter draws than futures: each is used by n_draws / PARAMETER_DRAWS columns in turn
+        thetas = self.parameter_draws(min(n_draws, PARAMETER_DRAWS), random_state=np.random.default_rng([random_state, 0]))
+        column_theta = np.arange(n_draws) % len(thetas)
+        multiplier = np.ones_like(x) if scale is None else nonnegative_floats(scale, "scale")
+        spend_thetas, m = None, None
+        if spend_model is not None:
+            m = nonnegative_floats(np.zeros_like(x) if monetary_value is None else monetary_value, "monetary_value")
+            spend_thetas = spend_model.parameter_draws(len(thetas), random_state=np.random.default_rng([random_state, 3]))[
+                column_theta]
+        if len(multiplier) != len(x) or (m is not None and len(m) != len(x)):
+            raise ClvError("scale and monetary_value must have one value per customer")
+
+        def draw_block(positions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            bx, btx, bt = x[positions], tx[positions], t_cap[positions]
+            alive = rng.random((len(positions), n_draws)) < self._p_alive_draws(thetas, bx, btx, bt)[:, column_theta]
+            values = np.where(alive, self._draw_if_alive(thetas[column_theta], t, bx, bt, rng), 0).astype(float)
+            if spend_thetas is not None:
+                values = GammaGammaModel.draw_spend(spend_thetas, values, frequency=bx, monetary_value=m[positions],
+                                                    rng=rng)
+            return values * multiplier[positions, None]
+
+        return FutureSampler(draw_block, len(x), n_draws, random_state, model_sd)
+
+    def purchases_range(
+        self, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, level: float = 0.8,
+        n_draws: int = DEFAULT_DRAWS, random_state: int = 0, model_sd: float = 0.0,
+    ) -> PredictiveRange:
+        """The range in which these customers' repeat purchases over the next ``t`` periods fall
+        with probability ``level``: in total (``expected``, ``low``, ``high``) and per customer
+        (``per_customer``). The range holds the parameters' uncertainty and each customer's own
+        randomness (:meth:`future_sampler`), and with ``model_sd`` the model's own error; the
+        expected values are :meth:`expected_purchases`.
+        """
+        sampler = self.future_sampler(t, frequency, recency, T, n_draws=n_draws, random_state=random_state,
+                                      model_sd=model_sd)
+        expected = np.asarray(self.expected_purchases(t, frequency, recency, T))
+        return predictive_range(sampler, expected, what="repeat purchases", horizon=t, level=level,
+                                index=frequency.index if isinstance(frequency, pd.Series) else None)
+
+    def spend_range(
+        self, t: float, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, *, monetary_value: ArrayLike,
+        spend_model: "GammaGammaModel", level: float = 0.8, n_draws: int = DEFAULT_DRAWS, random_state: int = 0,
+        model_sd: float = 0.0,
+    ) -> PredictiveRange:
+        """As :meth:`purchases_range`, for the spend of those purchases (in the currency of
+        ``monetary_value``), each purchase's value drawn from the fitted Gamma-Gamma ``spend_model``
+        given the customer's past mean spend; the expected values are expected purchases × the
+        expected spend per purchase (:meth:`GammaGammaModel.expected_average_value`).
+        """
+        sampler = self.future_sampler(t, frequency, recency, T, n_draws=n_draws, random_state=random_state,
+                                      spend_model=spend_model, monetary_value=monetary_value, model_sd=model_sd)
+        expected = (np.asarray(self.expected_purchases(t, frequency, recency, T))
+                    * np.asarray(spend_model.expected_average_value(frequency, monetary_value)))
+        return predictive_range(sampler, expected, what="spend", horizon=t, level=level,
+                                index=frequency.index if isinstance(frequency, pd.Series) else None)
+
+    def _p_alive_draws(self, thetas: np.ndarray, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
+        """P(alive) of every customer (rows) under every parameter draw (columns)."""
+        return np.column_stack([self.with_params(theta)._p_alive(x, tx, t_cap) for theta in thetas])
+
+    def _draw_if_alive(self, thetas: np.ndarray, t: float, x: np.ndarray, t_cap: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+        """Repeat purchases in (T, T + t] of every customer (rows) under every parameter draw
+        (columns), drawn as if each is still a customer at T: their latent rates drawn given that
+        and their history, then their purchases."""
+        raise NotImplementedError
 
     def _p_alive(self, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -472,6 +639,16 @@ class _BetaGeoFamily(PurchaseModel):
     def _loglik_grad(self, theta: np.ndarray, rows: _RfmRows) -> tuple[float, np.ndarray]:
         return _beta_geo_loglik_grad(theta, rows, self._modified)
 
+    def _row_loglik(self, theta: np.ndarray, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
+        """Per customer, the log-likelihood of :func:`_beta_geo_loglik_grad`."""
+        r, alpha, a, b = theta
+        xb = x + 1 if self._modified else x
+        can_leave = xb > 0
+        with np.errstate(divide="ignore"):
+            second = np.where(can_leave, np.log(a) - np.log(np.where(can_leave, b + xb - 1, 1.0)), -np.inf)
+        return (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xb) - betaln(a, b)
+                + np.logaddexp(-(r + x) * np.log(alpha + t_cap), second - (r + x) * np.log(alpha + tx)))
+
     def _check_fit(self, theta: np.ndarray) -> None:
         a, b = theta[2], theta[3]
         mean, spread = a / (a + b), np.sqrt(a * b / (a + b + 1)) / (a + b)
@@ -494,6 +671,31 @@ class _BetaGeoFamily(PurchaseModel):
 
     def _if_alive(self, t: float, x: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
         return _beta_geo_if_alive(self._theta(), t, x, t_cap, 1 if self._modified else 0)
+
+    def _p_alive_draws(self, thetas: np.ndarray, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
+        """:meth:`_p_alive` under every parameter draw at once (customers × draws)."""
+        r, alpha, a, b = (col[None, :] for col in thetas.T)
+        x, tx, t_cap = x[:, None], tx[:, None], t_cap[:, None]
+        xb = x + (1 if self._modified else 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_odds = np.log(a) - np.log(b + xb - 1) + (r + x) * (np.log(alpha + t_cap) - np.log(alpha + tx))
+        if not self._modified:
+            log_odds = np.where(x > 0, log_odds, -np.inf)  # BG/NBD: nobody leaves before a repeat purchase
+        return np.exp(-np.logaddexp(0.0, log_odds))
+
+    def _draw_if_alive(self, thetas: np.ndarray, t: float, x: np.ndarray, t_cap: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+        """Alive at T with x repeat purchases: λ ~ Gamma(r + x, α + T), p ~ Beta(a, b + x) (MBG/NBD:
+        b + x + 1, having survived the first purchase too); the purchases until they leave are
+        Geometric(p) (they leave right after one of them), so the count in (T, T + t] is
+        min(Poisson(λt), Geometric(p))."""
+        r, alpha, a, b = (col[None, :] for col in thetas.T)
+        x, t_cap = x[:, None], t_cap[:, None]
+        shape = (len(x), len(thetas))
+        rate = rng.gamma(np.broadcast_to(r + x, shape)) / (alpha + t_cap)
+        leave = np.clip(rng.beta(np.broadcast_to(a, shape), np.broadcast_to(b + x + (1 if self._modified else 0),
+                                                                              shape)), 1e-12, 1.0)
+        return np.minimum(rng.poisson(rate * t), rng.geometric(leave))
 
 
 class BetaGeoModel(_BetaGeoFamily):
@@ -725,6 +927,13 @@ class ParetoNBDModel(PurchaseModel):
     def _loglik_grad(self, theta: np.ndarray, rows: _RfmRows) -> tuple[float, np.ndarray]:
         return _pareto_loglik_grad(theta, rows)
 
+    def _row_loglik(self, theta: np.ndarray, x: np.ndarray, tx: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
+        """Per customer, the log-likelihood of :func:`_pareto_loglik_grad`."""
+        r, alpha, s, beta = theta
+        gone, _ = _pareto_log_gone(s, _pareto_log_tail(theta, x, tx), _pareto_log_tail(theta, x, t_cap))
+        return (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+                + np.logaddexp(_pareto_log_alive(theta, x, t_cap), gone))
+
     def _check_fit(self, theta: np.ndarray) -> None:
         r, alpha, s, beta = theta
         if 1 / np.sqrt(s) < COMMON_DROPOUT_CV:
@@ -743,6 +952,20 @@ class ParetoNBDModel(PurchaseModel):
                                    _pareto_log_tail(theta, qx, qt)[at_t])
         alive = _pareto_log_alive(theta, x, t_cap)
         return np.exp(-np.logaddexp(0.0, gone - alive))
+
+    def _draw_if_alive(self, thetas: np.ndarray, t: float, x: np.ndarray, t_cap: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+        """Alive at T with x repeat purchases: λ ~ Gamma(r + x, α + T) and μ ~ Gamma(s, β + T),
+        independent; the rest of the lifetime is Exponential(μ) (memoryless), and the purchases are
+        Poisson(λ · min(lifetime, t))."""
+        r, alpha, s, beta = (col[None, :] for col in thetas.T)
+        x, t_cap = x[:, None], t_cap[:, None]
+        shape = (len(x), len(thetas))
+        rate = rng.gamma(np.broadcast_to(r + x, shape)) / (alpha + t_cap)
+        leave_rate = rng.gamma(np.broadcast_to(s, shape)) / (beta + t_cap)
+        with np.errstate(divide="ignore"):
+            lifetime = rng.standard_exponential(shape) / leave_rate
+        return rng.poisson(rate * np.minimum(lifetime, t))
 
     def _if_alive(self, t: float, x: np.ndarray, t_cap: np.ndarray) -> np.ndarray:
         """(r+x)(β+T) / ((α+T)(s−1)) · [1 − ((β+T)/(β+T+t))^(s−1)] (FHL's note, eq. 27, without P(alive))."""
@@ -820,14 +1043,19 @@ class GammaGammaModel(_Estimator):
     It assumes spend per purchase does not depend on how often one buys: the fit warns
     (:class:`GammaGammaAssumptionWarning`) when the two correlate beyond ``correlation_limit``.
 
+    ``prior_sd`` (None = plain maximum likelihood) puts a weak normal prior on each log-parameter
+    (centred on p = 1, q = 2, v = the mean spend), as :class:`PurchaseModel` does.
+
     Fitted state: ``params_`` (Series p, q, v; v is γ in the paper), ``standard_errors_``,
     ``frequency_monetary_correlation_``, ``log_likelihood_``, ``n_customers_``.
     """
 
     param_names = ["p", "q", "v"]
 
-    def __init__(self, penalizer_coef: float = 0.0, correlation_limit: float = GG_CORRELATION_LIMIT) -> None:
+    def __init__(self, penalizer_coef: float = 0.0, correlation_limit: float = GG_CORRELATION_LIMIT, *,
+                 prior_sd: float | None = None) -> None:
         self.penalizer_coef = penalizer_coef
+        self.prior_sd = prior_sd
         self.correlation_limit = correlation_limit
 
     def fit(
@@ -864,15 +1092,29 @@ class GammaGammaModel(_Estimator):
         def loglik_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
             return _gg_loglik_grad(theta, rows)
 
-        theta = _fit_log_params(loglik_grad, np.array([1.0, 2.0, mean]), w.sum(), self.penalizer_coef,
-                                "Gamma-Gamma")
-        self._store_fit(theta, loglik_grad, int(w.sum()))
+        start = np.array([1.0, 2.0, mean])
+        prior = None if self.prior_sd is None else LogPrior(np.log(start), self.prior_sd)
+        theta = _fit_log_params(loglik_grad, start, w.sum(), self.penalizer_coef, "Gamma-Gamma", prior)
+        self._store_fit(theta, loglik_grad, int(w.sum()), prior)
         if theta[1] <= 1:
             warnings.warn(
                 f"q = {theta[1]:.2f} ≤ 1: the population mean spend is not defined, so expected "
                 "values cannot be computed", GammaGammaAssumptionWarning, stacklevel=2,
             )
         return self
+
+    @staticmethod
+    def draw_spend(thetas: np.ndarray, purchases: np.ndarray, *, frequency: np.ndarray, monetary_value: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+        """The spend of simulated ``purchases`` (customers × draws), under the parameter draws
+        ``thetas`` (one row (p, q, v) per column): each customer's spend level ν drawn given their
+        past, ν ~ Gamma(q + p·x, rate v + x·m̄) (x repeat purchases of mean m̄), then the n purchases'
+        sum ~ Gamma(p·n, rate ν). In the currency of ``monetary_value``."""
+        p, q, v = (col[None, :] for col in thetas.T)
+        x, m = frequency[:, None], monetary_value[:, None]
+        shape = purchases.shape
+        level = rng.gamma(np.broadcast_to(q + p * x, shape)) / (v + x * m)
+        return rng.gamma(p * purchases) / level
 
     def expected_average_value(self, frequency: ArrayLike, monetary_value: ArrayLike) -> pd.Series | np.ndarray:
         """Expected spend per future purchase of each customer, E[M | x, m̄] = p(v + x m̄) / (p x + q − 1).

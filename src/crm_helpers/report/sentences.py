@@ -75,6 +75,32 @@ def holdout_error(validation: HoldoutValidation) -> str:
             f"{row['actual_repeat_purchases']:,.0f} happened: {abs(error):.0%} {direction}.")
 
 
+def model_choice(validation: HoldoutValidation) -> str:
+    """How sure the choice of purchase model is, in plain sentences: how far the chosen model's
+    holdout score is ahead of the runner-up's (``margin_z``, in standard errors of the customers'
+    paired differences), at how many of the checks it was best, and how much the two models'
+    predicted totals differ (what the choice changes)."""
+    chosen, other = validation.chosen, validation.runner_up
+    if not other:
+        return f"Only {chosen} could be fitted, so there was no choice to make."
+    z, a = validation.margin_z, validation.aggregate
+    won, checks = int(a.loc[chosen, "origins_won"]), len(validation.origins)
+    apart = a.loc[chosen, "predicted_repeat_purchases"] / a.loc[other, "predicted_repeat_purchases"] - 1
+    steady = 2 * won > checks  # best at most of the checks, not only on their sum
+    if z >= 2.5 and steady:
+        how = f"{chosen} gave clearly more probability to what customers then did than {other}, the runner-up"
+    elif z >= 1:
+        how = (f"{chosen} gave more probability to what customers then did than {other}, the runner-up, "
+               + ("but not by much: the choice is likely right but not certain" if steady else
+                  "but not at most of the checks: the choice is uncertain"))
+    else:
+        how = (f"{chosen} and {other} foresaw what customers then did about equally well: the choice between them "
+               "is close to a coin toss")
+    return (f"How sure the choice is: {how} (best at {won} of {checks} check{'s' if checks != 1 else ''}). "
+            f"Their predictions of the last held-out total differ by {abs(apart):.0%}, so the choice "
+            f"{'matters little' if abs(apart) < 0.05 else 'matters'} for the values below.")
+
+
 # -- page 05, satisfaction -------------------------------------------------------------------------
 
 
