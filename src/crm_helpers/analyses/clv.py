@@ -727,12 +727,15 @@ class ClvAnalysis:
         """Sum of the customers' discounted expected profit over the horizon."""
         return float(self.customers["clv"].sum()) if self.ok else math.nan
 
-    def group_range(self, members: np.ndarray) -> tuple[float, float]:
+    def group_range(self, members: np.ndarray, *, weights: np.ndarray | None = None) -> tuple[float, float]:
         """Likely range of the summed CLV of the customers marked in ``members`` (a boolean mask
-        over ``customers``): the 10th and 90th percentiles of their simulated total (:attr:`sampler`)."""
+        over ``customers``; each CLV times its ``weights`` entry, one per customer, when given): the
+        10th and 90th percentiles of their simulated total (:attr:`sampler`)."""
         if not self.ok or self.sampler is None:
             return math.nan, math.nan
-        low, high = quantile_bounds(self.sampler.totals(np.asarray(members, dtype=bool)), LIKELY_SHARE)
+        weights = None if weights is None else np.asarray(weights, dtype=float)
+        low, high = quantile_bounds(self.sampler.totals(np.asarray(members, dtype=bool), weights=weights),
+                                    LIKELY_SHARE)
         return float(low), float(high)
 
     def group_ranges(self, labels: ArrayLike) -> dict[object, tuple[float, float]]:
@@ -865,7 +868,8 @@ def actions(db: Database, *, period: Period, horizon_months: int = 12, annual_di
 
     Money at stake = Σ value × chance: each customer's value if still a customer (their CLV divided by
     their P(alive): the discounted profit of the horizon they would bring) times the chance that they
-    have left (1 − P(alive)); the range is the same sum over the bounds of their CLV's likely range.
+    have left (1 − P(alive)); the range is the 10th to 90th percentile of the same sum over the
+    simulated futures (:meth:`ClvAnalysis.group_range`), not a sum of each customer's own range.
     """
     group = win_back_group(db, period.end, horizon_months=horizon_months, annual_discount_rate=annual_discount_rate,
                            margin=margin)
@@ -873,6 +877,10 @@ def actions(db: Database, *, period: Period, horizon_months: int = 12, annual_di
         return []
     lost, apart = group.lost, group.apart
     scale = (1 - lost["p_alive"]) / lost["p_alive"].clip(lower=1e-3)
+    analysis = group.analysis
+    members = analysis.customers.index.isin(lost.index)
+    weights = ((1 - analysis.customers["p_alive"]) / analysis.customers["p_alive"].clip(lower=1e-3)).to_numpy()
+    low, high = analysis.group_range(members, weights=np.where(members, weights, 0.0))
     currency = group.analysis.currency
     biggest = lost.sort_values(["revenue_to_date", "p_alive"], ascending=[False, True]).head(3)
     names = [f"{name or index} ({spent:,.0f} {currency} spent)"
@@ -882,8 +890,8 @@ def actions(db: Database, *, period: Period, horizon_months: int = 12, annual_di
         f"Win back the {len(lost):,} repeat buyers who have probably left"
         + (f" (and {apart:,} newly at risk, listed apart)" if apart else "") + ", the biggest past spenders first: "
         f"{named_list(names, more=len(lost) - len(names))}; their chance of still being a customer is below 50 %.",
-        float((lost["clv"] * scale).sum()), currency=currency, low=float((lost["clv_low"] * scale).sum()),
-        high=float((lost["clv_high"] * scale).sum()), page="04_clv_romi", section="Customers probably lost")]
+        float((lost["clv"] * scale).sum()), currency=currency, low=low, high=high, page="04_clv_romi",
+        section="Customers probably lost")]
 
 
 def _empty_analysis(as_of: dt.date, horizon: int, rate: float, source: str, currency: str, message: str) -> ClvAnalysis:

@@ -74,12 +74,13 @@ class FutureSampler:
             block = positions[start:start + size]
             yield block, self.draw_block(block, np.random.default_rng([self.seed, 1, k])) * self._factor
 
-    def totals(self, members: np.ndarray | None = None) -> np.ndarray:
-        """The simulated total of the customers marked in ``members`` (boolean mask; all by default), one per draw."""
+    def totals(self, members: np.ndarray | None = None, *, weights: np.ndarray | None = None) -> np.ndarray:
+        """The simulated total of the customers marked in ``members`` (boolean mask; all by default), one per
+        draw; with ``weights`` (one per customer), each customer's values weighted before they are added."""
         positions = np.arange(self.n_customers) if members is None else np.flatnonzero(members)
         total = np.zeros(self.n_draws)
-        for _, values in self._blocks(positions):
-            total += values.sum(axis=0)
+        for block, values in self._blocks(positions):
+            total += (values * weights[block, None]).sum(axis=0) if weights is not None else values.sum(axis=0)
         return total
 
     def totals_by(self, labels: np.ndarray) -> dict[object, np.ndarray]:
