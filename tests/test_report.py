@@ -442,7 +442,7 @@ FIRST_USE = {
                                     "TF-IDF": "the rarer it is", "90th percentile": "nine in ten"},
     "06_sales_and_forecast.html": {"SARIMAX": "same month a year earlier", "AIC": "penalty for complexity",
                                    "MAPE": "average miss", "backtest": "as if it were", "fold": "Each such start",
-                                   "seasonal-naive": "same month last year", "80% interval": "8 times in 10",
+                                   "seasonal-naive": "same month last year", "80% range": "8 times in 10",
                                    "exponential smoothing": "recent ones count most"},
 }
 """Technical terms of a page and the plain words that must stand beside their first use."""
