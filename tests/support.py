@@ -11,7 +11,12 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from click.testing import CliRunner
+
+from crm_helpers.cli import main
 from crm_helpers.store.config import KERNEL_NAME, NOTEBOOKS_DIR
+from crm_helpers.store.connection import open_db, table_counts
+from crm_helpers.store.schema import RATES
 from crm_helpers.report.runner import kernel_config
 
 DEMO_END = "2026-10"
@@ -48,3 +53,25 @@ def write_notebook(path: Path, *code: str, parameters: str) -> None:
     params.metadata["tags"] = ["parameters"]
     nb.cells = [new_markdown_cell("# Test"), params] + [new_code_cell(c) for c in code]
     nbformat.write(nb, str(path))
+
+
+def stored_rows(db_path: Path) -> dict[str, list[dict]]:
+    """Every row of every table of the store at ``db_path`` (exchange rates included), in key order."""
+    db = open_db(db_path)
+    return {t: [dict(r) for r in db.query(f"SELECT * FROM {t} ORDER BY 1, 2")] for t in [*table_counts(db), RATES.name]}
+
+
+def import_twice_unchanged(db_path: Path, fixture: Path, *, recognised_as: str) -> tuple[str, str]:
+    """`crm import FILE` of ``fixture`` with no flags, twice: the first stores something and says
+    the file was recognised as ``recognised_as``, the second changes nothing. Returns both outputs."""
+    runner = CliRunner()
+    first = runner.invoke(main, ["import", "--db", str(db_path), str(fixture)])
+    assert first.exit_code == 0, first.output
+    assert f"recognised as {recognised_as}" in first.output
+    stored = stored_rows(db_path)
+    assert sum(map(len, stored.values())) > 0
+    again = runner.invoke(main, ["import", "--db", str(db_path), str(fixture)])
+    assert again.exit_code == 0, again.output
+    assert not any(f" {n} inserted" in again.output for n in range(1, 20))
+    assert stored_rows(db_path) == stored
+    return first.output, again.output

@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from crm_helpers.cli import main
 from crm_helpers.ingest.export_import import import_export
-from crm_helpers.store.connection import memory_db, open_db, table_counts
+from crm_helpers.store.connection import memory_db
 from crm_helpers.store.validation import parse_date
+
+from support import import_twice_unchanged
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 LAYOUTS = {
@@ -29,28 +29,14 @@ LAYOUTS = {
 }
 
 
-def _snapshot(db):
-    return {t: [dict(r) for r in db.query(f"SELECT * FROM {t} ORDER BY 1, 2")] for t in table_counts(db)}
-
-
 def _order(db, order_id):
     return dict(next(db.query("SELECT * FROM orders WHERE order_id = ?", [order_id])))
 
 
 @pytest.mark.parametrize("name", list(LAYOUTS))
 def test_each_current_layout_imports_with_no_flags_and_twice_without_change(tmp_path, name):
-    db_path = tmp_path / "crm.db"
-    runner = CliRunner()
-    first = runner.invoke(main, ["import", "--db", str(db_path), str(FIXTURES / name)])
-    assert first.exit_code == 0, first.output
-    assert f"recognised as {LAYOUTS[name]}" in first.output
-    stored = _snapshot(open_db(db_path))
-    assert sum(map(len, stored.values())) > 0
-    again = runner.invoke(main, ["import", "--db", str(db_path), str(FIXTURES / name)])
-    assert again.exit_code == 0, again.output
-    assert "nothing changed" in again.output or " 0 inserted, 0 updated" in again.output
-    assert not any(f" {n} inserted" in again.output for n in range(1, 20))
-    assert _snapshot(open_db(db_path)) == stored
+    _, again = import_twice_unchanged(tmp_path / "crm.db", FIXTURES / name, recognised_as=LAYOUTS[name])
+    assert "nothing changed" in again or " 0 inserted, 0 updated" in again
 
 
 def test_stripe_current_layout_amounts_refunds_statuses_and_customers():

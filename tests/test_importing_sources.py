@@ -22,6 +22,8 @@ from crm_helpers.ingest.export_import import import_export
 from crm_helpers.store.connection import memory_db, open_db, table_counts
 from crm_helpers.store.undo import undo_import
 
+from support import import_twice_unchanged
+
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 SOURCES = {
     "shopify_orders_export.csv": "Shopify orders",
@@ -62,18 +64,8 @@ def _snapshot(db):
 
 @pytest.mark.parametrize("name", list(SOURCES))
 def test_each_export_imports_with_no_flags_and_twice_without_change(tmp_path, name):
-    db_path = tmp_path / "crm.db"
-    runner = CliRunner()
-    first = runner.invoke(main, ["import", "--db", str(db_path), str(FIXTURES / name)])
-    assert first.exit_code == 0, first.output
-    assert f"recognised as {SOURCES[name]}" in first.output
-    stored = _snapshot(open_db(db_path))
-    assert sum(map(len, stored.values())) > 0
-    again = runner.invoke(main, ["import", "--db", str(db_path), str(FIXTURES / name)])
-    assert again.exit_code == 0, again.output
-    assert " 0 inserted, 0 updated" in again.output and "inserted, 0 updated" in again.output
-    assert not any(f"{n} inserted" in again.output for n in range(1, 20))
-    assert _snapshot(open_db(db_path)) == stored
+    _, again = import_twice_unchanged(tmp_path / "crm.db", FIXTURES / name, recognised_as=SOURCES[name])
+    assert " 0 inserted, 0 updated" in again and "inserted, 0 updated" in again
 
 
 def test_dry_run_shows_source_mapping_and_counts_and_writes_nothing(tmp_path):
