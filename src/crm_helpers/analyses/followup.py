@@ -353,7 +353,9 @@ def _ranked(db: Database, long: pd.DataFrame, *, scored: pd.DataFrame, day: dt.d
     queue = queue.reset_index().sort_values(["money_at_stake", "yearly_value", "customer_id"],
                                             ascending=[False, False, True], na_position="last")
     queue = queue.merge(_contacts(db, queue["customer_id"].tolist(), pd.Timestamp(day)), on="customer_id", how="left")
-    queue = queue.round({"money_at_stake": 0, "yearly_value": 0, "value_score": 1, "churn_probability": 3})
+    queue = queue.round({"value_score": 1, "churn_probability": 3})
+    for column in ("money_at_stake", "yearly_value"):  # whole units of money, written as 3131 not 3131.0
+        queue[column] = queue[column].round().astype("Int64")
     return queue[QUEUE_COLUMNS].reset_index(drop=True)
 
 
@@ -426,7 +428,8 @@ FOLLOW_UP_FILE = "follow_up_queue.csv"
 def write_follow_up(queue: pd.DataFrame, output_dir: str | os.PathLike[str]) -> Path | None:
     """Write the queue as ``follow_up_queue.csv`` into ``output_dir`` (nothing when blank); returns the path.
 
-    Written with :func:`crm_helpers.store.safe_csv.write_safe_csv` (formulas neutralized, owner-only).
+    Written with :func:`crm_helpers.store.safe_csv.write_safe_csv` (formulas neutralized, owner-only);
+    the chance of leaving as a share with three decimals, the money columns in whole units.
     """
     if not str(output_dir).strip():
         return None

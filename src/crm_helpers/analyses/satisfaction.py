@@ -593,11 +593,10 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
     def year_move(key: str) -> tuple[float, float] | None:
         return None if year_moves is None else year_moves.get(key)
 
-    ci = f", 95% CI {nps_interval(current)}" if np.isfinite(current["nps_ci_low"]) else ""
     small = "; small sample" if current["small_sample"] and current["responses"] else ""
     return [
         Headline("nps", _rounded(current["nps"], 1), "NPS", change="points", good="up",
-                 note=f"{int(current['nps_answers'])} responses{ci}{small}",
+                 note=f"{int(current['nps_answers'])} responses{small}",
                  previous=_rounded(previous_row["nps"], 1), interval=(current["nps_ci_low"], current["nps_ci_high"]),
                  change_interval=moves.get("nps"), year_ago=last_year("nps", 1),
                  year_change_interval=year_move("nps"), lowest=-100.0, highest=100.0),
