@@ -698,6 +698,14 @@ class _BetaGeoFamily(PurchaseModel):
         return np.minimum(rng.poisson(rate * t), rng.geometric(leave))
 
 
+def beta_geo_new_customer_purchases(t: float | np.ndarray, r: float | np.ndarray, alpha: float | np.ndarray,
+                                    a: float | np.ndarray, b: float | np.ndarray) -> np.ndarray:
+    """BG/NBD's expected repeat purchases of a new customer in their first ``t`` periods (Fader,
+    Hardie & Lee 2005, eq. 9), elementwise over arrays of ``t`` or of parameters (e.g. draws of
+    them); finite only for a > 1."""
+    return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
+
+
 class BetaGeoModel(_BetaGeoFamily):
     """The BG/NBD "buy till you die" model (Fader, Hardie & Lee 2005), fitted by maximum likelihood.
 
@@ -712,9 +720,7 @@ class BetaGeoModel(_BetaGeoFamily):
     def expected_purchases_new_customer(self, t: float | np.ndarray) -> float | np.ndarray:
         """Expected repeat purchases of a new customer in their first ``t`` periods (FHL eq. 9)."""
         r, alpha, a, b = self._theta()
-        t = np.asarray(t, dtype=float)
-        hyp = hyp2f1(r, b, a + b - 1, t / (alpha + t))
-        return _scalar_or_array((a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp))
+        return _scalar_or_array(beta_geo_new_customer_purchases(np.asarray(t, dtype=float), r, alpha, a, b))
 
 
 class ModifiedBetaGeoModel(_BetaGeoFamily):

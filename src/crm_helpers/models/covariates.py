@@ -25,9 +25,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, gammaln
 
-from crm_helpers.models.btyd import ArrayLike, ClvError, NoRepeatBuyersError, nonnegative_floats
+from crm_helpers.models.btyd import (ArrayLike, ClvError, NoRepeatBuyersError, beta_geo_new_customer_purchases,
+                                     nonnegative_floats)
 
 EFFECT_PRIOR_SD = 2.0
 """Standard deviation of the normal prior on each group's effects (log scale): exp(±2) is a 7-fold
@@ -147,7 +148,7 @@ def _new_customer_purchases(t: float, r: np.ndarray, alpha: np.ndarray, a: np.nd
     same expectation by quadrature over p: E[X(t) | λ, p] = (1 − e^{−λpt}) / p, and over λ ~
     Gamma(r, alpha) E[e^{−λpt}] = (alpha / (alpha + pt))^r."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        closed = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
+        closed = beta_geo_new_customer_purchases(t, r, alpha, a, b)
     bad = ~np.isfinite(closed) | (a <= 1)
     if bad.any():
         p = stats.beta.ppf(_NODES[None, :], a[bad, None], b[bad, None]).clip(1e-12, 1)
