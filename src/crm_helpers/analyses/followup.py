@@ -47,7 +47,7 @@ from crm_helpers.store.facts import (
     ticket_open_sql,
 )
 from crm_helpers.analyses.features import as_date
-from crm_helpers.store.values import Headline
+from crm_helpers.store.values import Headline, money
 from crm_helpers.store.schema import TASKS
 from crm_helpers.store.safe_csv import write_safe_csv
 from crm_helpers.analyses.satisfaction import DETRACTOR_MAX, unhappy_leave_chance
@@ -291,7 +291,7 @@ def follow_up_queue(
         lapsed = _lapsed(db, day, lapse_months=lapse_months).reindex(buyers.index)
         top = percentile_rank(buyers["monetary"]) >= 1 - top_spender_share
         add(top & lapsed.notna(), "lapsed",
-            "lapsed top spender: " + _money(buyers["monetary"], currency) + " to date, no order since "
+            "lapsed top spender: " + _amounts(buyers["monetary"], currency) + " to date, no order since "
             + buyers["last_order"].dt.strftime("%Y-%m-%d"), lapsed.astype(str))
         rfm = rfm_table(buyers.reset_index()).set_index("customer_id")
         quiet_after = rfm.loc[rfm["r_score"] <= 2, "recency_days"].min()
@@ -312,7 +312,7 @@ def follow_up_queue(
     if len(stale):
         amount = stale["amount"].astype("float64").fillna(0)
         chance = stale["win_probability"].astype("float64").fillna(stale["probability"].astype("float64"))
-        text = ("open deal '" + stale["title"].fillna("untitled").astype(str) + "' (" + _money(amount, currency)
+        text = ("open deal '" + stale["title"].fillna("untitled").astype(str) + "' (" + _amounts(amount, currency)
                 + chance.map(lambda p: "" if pd.isna(p) else f", {100 * p:.0f}% win chance") + ") idle for "
                 + stale["days_since_activity"].astype(int).astype(str) + " days")
         idle_since = pd.Timestamp(day) - pd.to_timedelta(stale["days_since_activity"].astype(int) - stale_days, unit="D")
@@ -389,9 +389,9 @@ def _lapsed(db: Database, day: dt.date, *, lapse_months: int) -> pd.Series:
     return pd.Series({c: f"{month_label(m + lapse_months)}-01" for c, m in rows}, dtype=object)
 
 
-def _money(values: pd.Series, currency: str) -> pd.Series:
-    """Amounts rounded to whole units with thousands separators and the ``currency``, as text."""
-    return values.astype("float64").map(lambda v: f"{v:,.0f} {currency}".rstrip())
+def _amounts(values: pd.Series, currency: str) -> pd.Series:
+    """Each amount as the pages write money (:func:`crm_helpers.store.values.money`)."""
+    return values.astype("float64").map(lambda v: money(v, currency))
 
 
 def _whole(values: pd.Series) -> pd.Series:

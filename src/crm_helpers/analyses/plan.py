@@ -26,7 +26,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.facts import buyer_repeats, iso, on_or_before
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.periods import Period
-from crm_helpers.store.values import Action
+from crm_helpers.store.values import Action, money
 
 RANGE = 0.80
 """Share of simulated outcomes inside the stated range (10th to 90th percentile)."""
@@ -60,10 +60,6 @@ class PlanEffect:
     def ok(self) -> bool:
         """True when every lever asked for could be valued."""
         return not self.message
-
-
-def _money(value: float, currency: str) -> str:
-    return f"{value:+,.0f} {currency}".replace("-", "−").strip()
 
 
 def _range(draws: np.ndarray) -> tuple[float, float]:
@@ -191,8 +187,9 @@ def plan_effect(db: Database, *, as_of: dt.date | str, since: dt.date | str | No
         low, high = _range(simulated)
         total += simulated
         rows.append({"lever": label, "effect": point, "low": low, "high": high})
-        sentences.append(f"{label}: about {_money(point, currency)} over the next {horizon_months} months "
-                         f"(80 % range {_money(low, currency)} to {_money(high, currency)}).")
+        low_text, high_text = money(low, currency, signed=True), money(high, currency, signed=True)
+        sentences.append(f"{label}: about {money(point, currency, signed=True)} over the next {horizon_months} "
+                         f"months (80 % range {low_text} to {high_text}).")
     effect = float(sum(row["effect"] for row in rows))
     low, high = _range(total) if rows else (0.0, 0.0)
     if not parts:

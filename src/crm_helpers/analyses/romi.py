@@ -42,7 +42,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 from crm_helpers.store.periods import Period
-from crm_helpers.store.values import Action, Attention, Headline
+from crm_helpers.store.values import Action, Attention, Headline, money
 
 ATTRIBUTION_WINDOW_DAYS = 30
 """Days after a contact in which an order counts as the campaign's (attributed), unless the order names another."""
@@ -431,10 +431,6 @@ def channel_totals(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _money(value: float, currency: str) -> str:
-    return f"{value:,.0f} {currency}".strip()
-
-
 def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
     """Campaigns ranked by measured extra revenue (the lift against not-contacted customers), every
     campaign included, each with a plain verdict.
@@ -455,20 +451,20 @@ def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
     frame["measurable"] = ((low > 0) | (high < 0)).fillna(False).astype(bool)
     verdicts = []
     for row, m, lo, hi, real in zip(frame.itertuples(), mid, low, high, frame["measurable"]):
-        cost = f"cost {_money(float(row.cost), currency)}" if float(row.cost or 0) > 0 else "cost nothing"
+        cost = f"cost {money(float(row.cost), currency)}" if float(row.cost or 0) > 0 else "cost nothing"
         if pd.isna(m):
             verdicts.append(f"{row.name} {cost}; its effect cannot be measured (no list of contacted customers "
-                            f"to compare); orders tagged with it brought {_money(float(row.attributed_revenue), currency)}.")
+                            f"to compare); orders tagged with it brought {money(float(row.attributed_revenue), currency)}.")
         elif real and m > 0:
-            verdicts.append(f"{row.name} {cost} and brought about {_money(float(m), currency)} of extra revenue "
-                            f"(95 % range {_money(float(lo), currency)} to {_money(float(hi), currency)}).")
+            verdicts.append(f"{row.name} {cost} and brought about {money(float(m), currency)} of extra revenue "
+                            f"(95 % range {money(float(lo), currency)} to {money(float(hi), currency)}).")
         elif real:
-            verdicts.append(f"{row.name} {cost} and came with {_money(-float(m), currency)} less revenue than "
-                            f"from customers not contacted (95 % range {_money(float(lo), currency)} to "
-                            f"{_money(float(hi), currency)}).")
+            verdicts.append(f"{row.name} {cost} and came with {money(-float(m), currency)} less revenue than "
+                            f"from customers not contacted (95 % range {money(float(lo), currency)} to "
+                            f"{money(float(hi), currency)}).")
         else:
             verdicts.append(f"{row.name} {cost} and brought no measurable extra revenue (95 % range "
-                            f"{_money(float(lo), currency)} to {_money(float(hi), currency)}).")
+                            f"{money(float(lo), currency)} to {money(float(hi), currency)}).")
     frame["verdict"] = verdicts
     frame["_rank"] = mid.astype("float64").fillna(-np.inf)
     frame = frame.sort_values(["_rank", "campaign_id"], ascending=[False, True])
@@ -548,18 +544,18 @@ def actions(db: Database, *, period: Period, attribution_window_days: int = ATTR
         if row.measurable and lift > 0:
             found.append(Action(
                 f"repeat campaign {row.campaign_id}",
-                f"Repeat \"{row.name}\": it cost {_money(cost, currency)} and brought about "
-                f"{_money(float(lift), currency)} of extra revenue over customers not contacted (95 % range "
-                f"{_money(float(row.incremental_ci_low), currency)} to {_money(float(row.incremental_ci_high), currency)}).",
+                f"Repeat \"{row.name}\": it cost {money(cost, currency)} and brought about "
+                f"{money(float(lift), currency)} of extra revenue over customers not contacted (95 % range "
+                f"{money(float(row.incremental_ci_low), currency)} to {money(float(row.incremental_ci_high), currency)}).",
                 float(lift) - cost, currency=currency, low=float(row.incremental_ci_low) - cost,
                 high=float(row.incremental_ci_high) - cost, page="04_clv_romi", section=section))
         elif cost > 0 and not (row.measurable and lift > 0):
             found.append(Action(
                 f"{STOP_CAMPAIGN_KEY}{row.campaign_id}",
-                f"Stop \"{row.name}\" or test it against customers left out: it cost {_money(cost, currency)} and "
+                f"Stop \"{row.name}\" or test it against customers left out: it cost {money(cost, currency)} and "
                 f"brought no measurable extra revenue (95 % range "
-                f"{_money(float(row.incremental_ci_low), currency).replace('-', '−')} "
-                f"to {_money(float(row.incremental_ci_high), currency)}).",
+                f"{money(float(row.incremental_ci_low), currency).replace('-', '−')} "
+                f"to {money(float(row.incremental_ci_high), currency)}).",
                 cost, currency=currency, page="04_clv_romi", section=section, replaces=f"campaign {row.campaign_id}"))
     return found
 

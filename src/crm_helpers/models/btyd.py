@@ -698,7 +698,7 @@ class _BetaGeoFamily(PurchaseModel):
         return np.minimum(rng.poisson(rate * t), rng.geometric(leave))
 
 
-def beta_geo_new_customer_purchases(t: float | np.ndarray, r: float | np.ndarray, alpha: float | np.ndarray,
+def beta_geo_new_customer_purchases(t: float | np.ndarray, r: float | np.ndarray, *, alpha: float | np.ndarray,
                                     a: float | np.ndarray, b: float | np.ndarray) -> np.ndarray:
     """BG/NBD's expected repeat purchases of a new customer in their first ``t`` periods (Fader,
     Hardie & Lee 2005, eq. 9), elementwise over arrays of ``t`` or of parameters (e.g. draws of
@@ -720,7 +720,7 @@ class BetaGeoModel(_BetaGeoFamily):
     def expected_purchases_new_customer(self, t: float | np.ndarray) -> float | np.ndarray:
         """Expected repeat purchases of a new customer in their first ``t`` periods (FHL eq. 9)."""
         r, alpha, a, b = self._theta()
-        return _scalar_or_array(beta_geo_new_customer_purchases(np.asarray(t, dtype=float), r, alpha, a, b))
+        return _scalar_or_array(beta_geo_new_customer_purchases(np.asarray(t, dtype=float), r, alpha=alpha, a=a, b=b))
 
 
 class ModifiedBetaGeoModel(_BetaGeoFamily):

@@ -148,7 +148,7 @@ def _new_customer_purchases(t: float, r: np.ndarray, alpha: np.ndarray, a: np.nd
     same expectation by quadrature over p: E[X(t) | λ, p] = (1 − e^{−λpt}) / p, and over λ ~
     Gamma(r, alpha) E[e^{−λpt}] = (alpha / (alpha + pt))^r."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        closed = beta_geo_new_customer_purchases(t, r, alpha, a, b)
+        closed = beta_geo_new_customer_purchases(t, r, alpha=alpha, a=a, b=b)
     bad = ~np.isfinite(closed) | (a <= 1)
     if bad.any():
         p = stats.beta.ppf(_NODES[None, :], a[bad, None], b[bad, None]).clip(1e-12, 1)

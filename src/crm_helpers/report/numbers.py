@@ -22,50 +22,22 @@ The page tables (:mod:`crm_helpers.report.tables`) tell a rate from an amount by
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-MISSING = "—"
-"""What a missing value looks like on a page."""
+# money and amounts are written in the store layer, so that the analyses' sentences share them
+from crm_helpers.store.values import MISSING, amount, finite_number as _finite, money  # noqa: F401
 
 CSV_DECIMALS = 2
 """Decimals kept in a CSV file for a number that is not whole (money in cents, measures to 0.01)."""
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(float(value))
-
-
-def amount(value: float) -> str:
-    """A number without unit as the pages show an amount: no decimals from 1,000 up (and when it
-    is whole), else two; thousands separated (``21,883``, ``954.22``, ``12``)."""
-    if not _finite(value):
-        return MISSING
-    value = float(value)
-    if abs(value) >= 1000 or value.is_integer():
-        return f"{value:,.0f}"
-    return f"{value:,.2f}"
-
-
 def is_currency(unit: str) -> bool:
     """Whether ``unit`` is a currency code (ISO 4217: three capital letters, ``EUR``)."""
     return len(unit) == 3 and unit.isalpha() and unit.isupper()
-
-
-def money(value: float | None, currency: str = "", *, signed: bool = False) -> str:
-    """Money with its currency: ``21,883 EUR``, ``954.22 EUR`` (see :func:`amount`); ``signed``
-    puts a + before a gain (a plan's effect)."""
-    if value is None or not _finite(value):
-        return MISSING
-    text = amount(value)
-    if signed and float(value) > 0:
-        text = "+" + text
-    return f"{text} {currency}".strip()
 
 
 def count(value: float | None) -> str:

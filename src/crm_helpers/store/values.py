@@ -12,10 +12,48 @@ import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 CHANGES = ("", "points", "relative")
 GOOD_DIRECTIONS = ("", "up", "down")
 NOT_AVAILABLE = "not available"
 """What the report says for a figure without a value when the analysis gives no better words."""
+
+
+# -- how a number is written on a page (the one number style: crm_helpers.report.numbers) -----
+
+MISSING = "—"
+"""What a missing value looks like on a page."""
+
+
+def finite_number(value: Any) -> bool:
+    """Whether ``value`` is a real, finite number (not a bool, text, None or NaN)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(float(value))
+
+
+def amount(value: float) -> str:
+    """A number without unit as the pages show an amount: no decimals from 1,000 up (and when it
+    is whole), else two; thousands separated (``21,883``, ``954.22``, ``12``)."""
+    if not finite_number(value):
+        return MISSING
+    value = float(value)
+    if abs(value) >= 1000 or value.is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+
+def money(value: float | None, currency: str = "", *, signed: bool = False) -> str:
+    """Money with its currency: ``21,883 EUR``, ``954.22 EUR`` (see :func:`amount`); ``signed``
+    puts a + before a gain (a plan's effect)."""
+    if value is None or not finite_number(value):
+        return MISSING
+    text = amount(value)
+    if signed and float(value) > 0:
+        text = "+" + text
+    return f"{text} {currency}".strip()
+
 
 
 @dataclass(frozen=True)
