@@ -87,12 +87,13 @@ FIT_SCRIPT = f"""<script>
 
 
 def _brief_actions(runs: list[NotebookRun]) -> str:
-    ranked = recorded_actions(runs)[:BRIEF_ACTIONS]
+    every = recorded_actions(runs)
+    ranked = every[:BRIEF_ACTIONS]
     if not ranked:
         return "<p>No analysis has an action for you this month.</p>"
     items = "".join(f'<li>{html.escape(row["sentence"])} <span class="stake">{html.escape(money_text(row))}</span>'
                     f'<span class="meta"> · page {html.escape(run.name[:2])}</span></li>' for row, run in ranked)
-    rest = len(recorded_actions(runs)) - len(ranked)
+    rest = len(every) - len(ranked)
     more = f'<p class="meta">… and {rest} smaller in the pack.</p>' if rest > 0 else ""
     return f"<ol>{items}</ol>{more}"
 
