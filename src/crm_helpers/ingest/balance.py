@@ -45,7 +45,10 @@ ADJUSTED_TOTAL = re.compile(r"adjusted\W*order\W*total", re.I)
 AFTER_SALE_COLUMN = re.compile(r"售后状态|退款状态")
 """A header of an after-sale (refund) status column (Douyin 售后状态, Taobao 退款状态)."""
 REFUND_DONE = ("退款成功", "已退款", "退款完成")
-"""After-sale words saying the line's money was paid back whole."""
+"""After-sale words saying the line's money was paid back (whole, unless a refund-money column says how much)."""
+NO_AFTER_SALE = ("", "-", "/")
+"""After-sale cells saying nothing: any other word that is not :data:`REFUND_DONE` (``退款关闭``: a refund
+asked for and closed, ``退款中``) means the row's refund money was not paid back (yet)."""
 PARTIAL_REFUND = re.compile(r"退款\s*[(（]\s*[￥¥]?\s*(-?[\d,]*\.?\d+)\s*[)）]")
 """A status naming the part paid back: ``已退款(￥50.00)``."""
 NO_CURRENCY = "(no currency)"
@@ -264,7 +267,9 @@ def recorded_refunds(header: list[str], data: list[list[str]], *, amount: np.nda
     every refund-money column (:data:`REFUND_COLUMN`), the order total less its adjusted total
     (:data:`ADJUSTED_TOTAL`), a partial refund in the status (:data:`PARTIAL_REFUND`), the whole
     amount when the status says refunded (``refunded_status``: the tool's words, lower case) or an
-    after-sale column says 退款成功, and the amount of a row whose amount is negative."""
+    after-sale column says 退款成功 (the refund-money column's amount when it names one), and the
+    amount of a row whose amount is negative. A row whose after-sale status says the refund did not
+    happen (``退款关闭``) records no refund, whatever its refund-money column says."""
     n = len(data)
     evidence = np.where(amount < 0, -amount, 0.0)
     evidence = np.nan_to_num(evidence)
@@ -273,18 +278,24 @@ def recorded_refunds(header: list[str], data: list[list[str]], *, amount: np.nda
     def column(i: int) -> pd.Series:
         return pd.Series([r[i] if i < len(r) else "" for r in data], dtype=object)
 
+    said = np.zeros(n)  # the refund-money columns' largest
+    done = np.zeros(n, dtype=bool)  # an after-sale status says paid back
+    closed = np.zeros(n, dtype=bool)  # an after-sale status says not paid back
     for i, name in enumerate(header):
         if REFUND_COLUMN.search(name) and not AFTER_SALE_COLUMN.search(name):
             values = money(column(i))
             if not np.isnan(values).all():
-                evidence = np.maximum(evidence, np.nan_to_num(np.abs(values)))
+                said = np.maximum(said, np.nan_to_num(np.abs(values)))
         elif ADJUSTED_TOTAL.search(name):
             adjusted = money(column(i))
             paid_back = np.where(np.isnan(adjusted), 0.0, gross - np.abs(adjusted))
             evidence = np.maximum(evidence, np.clip(paid_back, 0.0, None))
         elif AFTER_SALE_COLUMN.search(name):
-            done = column(i).astype(str).str.strip().isin(REFUND_DONE).to_numpy()
-            evidence = np.where(done, np.maximum(evidence, gross), evidence)
+            words = column(i).astype(str).str.strip()
+            done |= words.isin(REFUND_DONE).to_numpy()
+            closed |= (~words.isin((*REFUND_DONE, *NO_AFTER_SALE))).to_numpy()
+    after_sale = np.where(said > 0, np.minimum(said, np.where(gross > 0, gross, said)), gross)
+    evidence = np.maximum(evidence, np.where(done, after_sale, np.where(closed, 0.0, said)))
     if status is not None and n:
         codes, uniques = pd.factorize(status.astype(object).fillna(""))
         said = pd.Series(uniques, dtype=object).astype(str).str.strip()

@@ -101,6 +101,8 @@ ADJUSTED = "orders.adjusted_total"
 """The pseudo-target of a source's ``adjusted_total`` column: the order's total after partial refunds."""
 AFTER_SALE = "orders.after_sale"
 """The pseudo-target of a source's ``refunded_when`` column: a line's after-sale (refund) status."""
+LINE_REFUND = "orders.line_refund"
+"""The pseudo-target of a source's ``line_refunded`` column: the money a line's after-sale paid back."""
 MASKED = re.compile(r"^(?:##|\$\$)|\*{3}")
 """An encrypted (``##…``, ``$$…``: Douyin) or masked (``138****0000``) cell: no identity."""
 ORDER_FIELDS = ("order_date", "amount", "refunded_amount", "currency", "channel")
@@ -209,6 +211,8 @@ def _targets(source: Source, header: list[str]) -> tuple[dict[int, str], list[st
         by_norm[normalize(source.adjusted_total)] = ADJUSTED
     for column in source.refunded_when:
         by_norm[normalize(column)] = AFTER_SALE
+    if source.line_refunded:
+        by_norm[normalize(source.line_refunded)] = LINE_REFUND
     found: dict[int, str] = {}
     ignored: list[str] = []
     seen: set[str] = set()
@@ -524,7 +528,7 @@ def _clean(frame: pd.DataFrame, dayfirst: bool | None, rows: np.ndarray, errors:
             words = frame[target].astype(object)
             out[target] = words.where(words != "", None)
             continue
-        column: Column = TABLES[table].column("amount" if target == ADJUSTED else name)
+        column: Column = TABLES[table].column("amount" if target in (ADJUSTED, LINE_REFUND) else name)
         if name in ("amount", "quantity"):
             column = replace(column, minimum=None)
         column = replace(column, required=False)  # what is required is checked per table below
@@ -696,6 +700,8 @@ def _orders(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], cu
         if table in ("orders", "order_items", "products") and name not in ("order_id", "customer_id"):
             lines[f"{table}.{name}"] = values
     lines["status"] = _status(source, frame, clean, rows, errors, result.notes)
+    if AFTER_SALE in lines and source.refunded_when:  # a line closed because its money was paid back was sold
+        lines.loc[_paid_back_lines(source, lines) & (lines["status"] == "cancelled"), "status"] = "paid"
     if source.credit_note_prefix:
         credit = order_id.fillna("").str.startswith(source.credit_note_prefix)
         lines.loc[credit, "status"] = "refunded"
@@ -766,9 +772,12 @@ def _refunds_written_on_orders(source: Source, lines: pd.DataFrame, first: pd.Da
         part = partial_refunds(pd.Series(first["_words"].to_numpy(), index=orders.index))
         back = np.maximum(back, np.nan_to_num(np.abs(part)))
     if AFTER_SALE in lines and source.refunded_when:
-        done = lines[AFTER_SALE].isin({v for vs in source.refunded_when.values() for v in vs})
+        done = _paid_back_lines(source, lines)
         line_money = (lines["orders.amount"].astype(float) if source.amount == "line_totals"
                       else pd.Series(np.inf, index=lines.index))
+        if LINE_REFUND in lines:  # the money the after-sale paid back, when the export says it
+            said = pd.to_numeric(lines[LINE_REFUND], errors="coerce").abs()
+            line_money = said.where(said > 0, line_money).clip(upper=line_money)
         per_order = line_money.where(done, 0.0).groupby(lines["order_id"], sort=False).sum()
         back = np.maximum(back, orders["order_id"].map(per_order).fillna(0.0).clip(upper=amount).to_numpy())
     back = pd.Series(np.minimum(np.asarray(back, dtype=float), amount.fillna(0.0).to_numpy()), index=orders.index)
@@ -778,6 +787,11 @@ def _refunds_written_on_orders(source: Source, lines: pd.DataFrame, first: pd.Da
     whole = (back > 0) & (refunded >= amount - 0.005)
     status = orders["status"].where(~(whole & (orders["status"] == "paid")), "refunded")
     return orders.assign(refunded_amount=refunded.astype(object), status=status)
+
+
+def _paid_back_lines(source: Source, lines: pd.DataFrame) -> pd.Series:
+    """Lines whose after-sale status says their money was paid back (a source's ``refunded_when``)."""
+    return lines[AFTER_SALE].isin({v for vs in source.refunded_when.values() for v in vs})
 
 
 def _items(lines: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -1099,7 +1113,7 @@ def _frame(source: Source, raw: pd.DataFrame, found: dict[int, str]) -> pd.DataF
     for target, value in source.constants.items():
         frame[target] = value
     if source.lines and "orders.order_id" in frame:
-        frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount", AFTER_SALE)
+        frame = _carry_down(frame, "orders.order_id", per_line=("orders.amount", AFTER_SALE, LINE_REFUND)
                             if source.amount == "line_totals" else ())
     return frame
 
@@ -1146,8 +1160,10 @@ def _orders_stored_by_their_export(db: Database, tables: dict[str, pd.DataFrame]
                                    result: SourceImportResult) -> dict[str, pd.DataFrame]:
     """Lines of orders already in the store (from the tool's order export, the source's ``lines_of``)
     fill the items and products; the order keeps its amount (what the buyer paid, shipping and tax
-    included), refunded amount, status and buyer, and no second customer is made for it. Such
-    orders are named in ``result.described`` (for the balance)."""
+    included), status and buyer, and no second customer is made for it. Its refunded amount is the
+    larger of the stored one and what the lines say was paid back (Taobao's 宝贝报表 is where its
+    refunds are written); paid back whole, the order is ``refunded``. Such orders are named in
+    ``result.described`` (for the balance)."""
     orders = tables["orders"]
     ids = orders["order_id"].dropna().tolist()
     stored: dict[str, dict] = {}
@@ -1159,9 +1175,17 @@ def _orders_stored_by_their_export(db: Database, tables: dict[str, pd.DataFrame]
         return tables
     known = orders["order_id"].isin(stored).to_numpy()
     kept = orders.copy()
+    lines_say = pd.to_numeric(kept["refunded_amount"], errors="coerce") if "refunded_amount" in kept else None
     for column in kept.columns:
         if column != "order_id":
             kept.loc[known, column] = [stored[o][column] for o in kept.loc[known, "order_id"]]
+    if lines_say is not None and (lines_say[known] > 0).any():
+        amount = pd.to_numeric(kept["amount"], errors="coerce")
+        before = pd.to_numeric(kept["refunded_amount"], errors="coerce").fillna(0.0)
+        refunded = np.minimum(np.maximum(before, lines_say.fillna(0.0)), amount).where(known, before)
+        whole = known & (refunded > before) & (refunded >= amount - 0.005)
+        kept["refunded_amount"] = refunded.round(2).astype(object)
+        kept["status"] = kept["status"].where(~whole, "refunded")
     result.described |= set(stored)
     own = set(kept["customer_id"].dropna())  # the buyers of the orders still in the file
     customers = tables["customers"]

@@ -46,7 +46,8 @@ class Source:
     # back a payment of the bill, named by its own order number before "_" (Alipay's 退款成功 rows)
     adjusted_total: str | None = None  # a header of the order's total after partial refunds (Etsy)
     refunded_when: dict[str, tuple[str, ...]] = field(default_factory=dict)  # after-sale header -> values of a
-    # line paid back whole (Douyin 售后状态 退款成功)
+    # line paid back (Douyin 售后状态 退款成功): whole, unless ``line_refunded`` says how much
+    line_refunded: str | None = None  # a header of the money a line's after-sale paid back (Taobao 退款金额)
     received_only: dict[str, tuple[str, ...]] = field(default_factory=dict)  # header -> values that are sales
     # only when money came in (PayPal General Payment received from a customer)
     owner_named: tuple[str, ...] = ()  # regexes on a bill's preamble lines naming its owner (group 1): money
@@ -72,6 +73,15 @@ SHOPIFY_FINANCIAL = {
     "paid": "paid", "partially_paid": "paid", "partially_refunded": "paid", "refunded": "refunded",
     "voided": "failed", "expired": "failed", "pending": "pending", "authorized": "pending",
 }
+
+ETSY_STATUS = {"": "paid", "completed": "paid", "paid": "paid", "partially refunded": "paid",
+               "refunded": "refunded", "fully refunded": "refunded", "canceled": "cancelled", "cancelled": "cancelled"}
+"""Etsy Sold Orders' Status: empty for most orders, ``Completed`` / ``Paid`` as public readers of the
+export show it; the refund and cancellation words as the Shop Manager names those orders."""
+
+TAOBAO_STATUS = {"交易成功": "paid", "卖家已发货，等待买家确认": "paid", "买家已付款，等待卖家发货": "paid",
+                 "交易关闭": "cancelled", "等待买家付款": "pending"}
+"""订单状态 of Taobao's reports (订单报表, 宝贝报表)."""
 
 MAILCHIMP_AUDIENCE_HEADER = ("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID")
 """The columns every Mailchimp audience export starts with (subscribed, unsubscribed, cleaned)."""
@@ -188,10 +198,32 @@ SOURCES: tuple[Source, ...] = (
             "订单状态": "orders.status", "买家会员名": "customers.customer_id", "收货人姓名": "customers.name",
             "联系手机": "customers.phone", "联系电话": "customers.phone",
         },
-        statuses={"交易成功": "paid", "卖家已发货，等待买家确认": "paid", "买家已付款，等待卖家发货": "paid",
-                  "交易关闭": "cancelled", "等待买家付款": "pending"},
+        statuses=TAOBAO_STATUS,
         currency="CNY",
         format_note="Taobao seller order report (订单报表) header, as written by the seller back-end export",
+    ),
+    Source(
+        key="taobao_order_items",
+        title="Taobao / Tmall item report (宝贝报表)",
+        menu="千牛卖家工作台 → 交易 → 已卖出的宝贝 → 批量导出 → 宝贝报表 (CSV, GBK; with the 订单报表 of the same period)",
+        signature=("子订单编号", "主订单编号", "商品标题", "购买数量", "买家实付金额"),
+        columns={
+            "主订单编号": "orders.order_id", "订单创建时间": "orders.order_date", "买家实付金额": "orders.amount",
+            "订单状态": "orders.status", "商家编码": "order_items.product_id", "商品ID": "order_items.product_id",
+            "购买数量": "order_items.quantity", "商品标题": "products.name",
+        },
+        # one row per sub-order (子订单): its 买家实付金额 is that line's money; 退款状态 退款成功 paid back
+        # its 退款金额 (退款关闭: a refund asked for and closed, nothing paid back); the report names
+        # no buyer: after the 订单报表 its orders keep their amount and buyer, and gain the refunds
+        statuses=TAOBAO_STATUS,
+        refunded_when={"退款状态": ("退款成功",)},
+        line_refunded="退款金额",
+        lines=True,
+        amount="line_totals",
+        lines_of="taobao_orders",
+        currency="CNY",
+        format_note="Tmall/Taobao 宝贝报表 (sub-order report) header, columns A–W as a public reader of the "
+                    "seller export lists them (子订单编号 … 退款状态, 退款金额, 订单创建时间 … 物流公司)",
     ),
     Source(
         key="google_forms",
@@ -298,12 +330,16 @@ SOURCES: tuple[Source, ...] = (
         signature=("Sale Date", "Order ID", "Buyer User ID", "Full Name", "Number of Items", "Order Total"),
         columns={
             "Order ID": "orders.order_id", "Sale Date": "orders.order_date", "Order Total": "orders.amount",
-            "Currency": "orders.currency", "Buyer User ID": "customers.customer_id", "Full Name": "customers.name",
-            "Ship City": "customers.city", "Ship Country": "customers.country",
+            "Currency": "orders.currency", "Status": "orders.status", "Buyer User ID": "customers.customer_id",
+            "Full Name": "customers.name", "Ship City": "customers.city", "Delivery City": "customers.city",
+            "Ship Country": "customers.country", "Delivery Country": "customers.country",
         },
         adjusted_total="Adjusted Order Total",
+        # the Status cell is empty for most orders (paid; a refund shows in the Adjusted Order Total)
+        statuses=ETSY_STATUS,
         dayfirst=False,  # 09/25/26 is 25 September 2026
-        format_note="Etsy 'EtsySoldOrders' CSV header",
+        format_note="Etsy 'EtsySoldOrders' CSV header (US layout: Ship City / Ship Country; en-GB layout: "
+                    "Delivery City / Delivery Country)",
     ),
     Source(
         key="etsy_order_items",
@@ -395,6 +431,52 @@ SOURCES: tuple[Source, ...] = (
         closing_rows=("Totals",),  # the export closes with a row of column totals
         format_note="Gumroad's sales export (Exports::PurchaseExportService::PURCHASE_FIELDS in Gumroad's "
                     "published source)",
+    ),
+    Source(
+        key="square_transactions",
+        title="Square transactions",
+        menu="Square Dashboard → Transactions → Export → Transactions CSV",
+        signature=("Date", "Time", "Time Zone", "Gross Sales", "Total Collected", "Transaction ID", "Payment ID",
+                   "Event Type"),
+        columns={
+            "Transaction ID": "orders.order_id", "Date": "orders.order_date", "Total Collected": "orders.amount",
+            "Transaction Status": "orders.status", "Source": "orders.channel",
+            "Customer ID": "customers.customer_id", "Customer Name": "customers.name",
+        },
+        # one row per payment (Event Type Payment); a refund is a row of its own (Event Type Refund)
+        # with the payment's Transaction ID and negative amounts; a refund by amount shows its money
+        # in Partial Refunds (negative) and Total Collected. Total Collected is what the buyer paid
+        # (net sales, tax, tip); amounts are written $1.00 with no currency named
+        statuses={"complete": "paid"},
+        refund_rows={"Event Type": ("Refund",)},
+        dayfirst=False,  # 11/15/2017 in US accounts
+        format_note="Square Dashboard Transactions CSV header (Date, Time, Time Zone, Gross Sales, Discounts, … "
+                    "Partial Refunds, Total Collected, … Transaction ID, Payment ID, … Event Type, … Customer ID, "
+                    "Customer Name, …, Transaction Status) as public readers of the export list it",
+    ),
+    Source(
+        key="square_item_details",
+        title="Square item details",
+        menu="Square Dashboard → Transactions → Export → Item Details CSV",
+        signature=("Date", "Time", "Time Zone", "Category", "Item", "Qty", "Net Sales", "Transaction ID",
+                   "Payment ID", "Event Type"),
+        columns={
+            "Transaction ID": "orders.order_id", "Date": "orders.order_date", "Net Sales": "orders.amount",
+            "Customer ID": "customers.customer_id", "Customer Name": "customers.name",
+            "SKU": "order_items.product_id", "Qty": "order_items.quantity", "Item": "products.name",
+        },
+        # one row per item line (Net Sales: its money after discounts, before tax); a refunded item is
+        # a row of its own (Event Type Refund, negative money) of the payment's Transaction ID. After
+        # the Transactions CSV its orders keep what the buyer paid (tax and tip included) and buyer
+        refund_rows={"Event Type": ("Refund",)},
+        lines=True,
+        amount="line_totals",
+        lines_of="square_transactions",
+        dayfirst=False,
+        format_note="Square Dashboard Item Details CSV header (Date, Time, Time Zone, Category, Item, Qty, "
+                    "Price Point Name, SKU, Modifiers Applied, Gross Sales, Discounts, Net Sales, Tax, Transaction "
+                    "ID, Payment ID, …, Event Type, …, Customer ID, Customer Name, Customer Reference ID) as public "
+                    "readers of the export list it",
     ),
     Source(
         key="amazon_all_orders",
