@@ -40,6 +40,10 @@ BALANCES = {  # fixture -> {currency: (the file's money, paid, refunded, failed/
     "wechat_pay_bill_partial_refund.csv": {"CNY": (813.50, 240.00, 50.00, 0, 523.50)},  # 500.00 the owner's own
     "alipay_bill.csv": {"CNY": (370.32, 367.00, 0, 0, 3.32)},
     "alipay_bill_refund.csv": {"CNY": (370.32, 99.00, 268.00, 0, 3.32)},
+    "square_transactions.csv": {"(no currency)": (107.32, 84.36, 22.96, 0, 0)},  # refund rows pay back payments
+    "square_item_details.csv": {"(no currency)": (99.00, 87.00, 12.00, 0, 0)},
+    "taobao_order_items.csv": {"CNY": (443.50, 228.00, 116.50, 99.00, 0)},  # 退款关闭's 20.00 is no refund
+    "etsy_sold_orders_status.csv": {"USD": (125.00, 46.00, 34.00, 45.00, 0)},
 }
 
 

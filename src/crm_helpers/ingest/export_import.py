@@ -669,7 +669,8 @@ def _refunds_of_earlier_payments(db: Database, source: Source, clean: dict[str, 
                                    "--skip-bad-rows)"))
             continue
         back[order_id] = back.get(order_id, 0.0) + float(value)
-        result.earlier_refunds.append((float(value), (cur or "").upper() or stored[order_id]["currency"]))
+        said = cur.upper() if isinstance(cur, str) else ""  # a source naming no currency: the order's own
+        result.earlier_refunds.append((float(value), said or stored[order_id]["currency"]))
     updated = []
     for order_id, paid_back in back.items():
         order = stored[order_id]
