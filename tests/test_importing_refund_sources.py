@@ -148,3 +148,15 @@ def test_etsy_en_gb_layout_fills_city_and_country():
     customers = _customers(db)
     assert (customers["11"]["city"], customers["11"]["country"]) == ("Leeds", "United Kingdom")
     assert (customers["12"]["city"], customers["12"]["country"]) == ("York", "United Kingdom")
+
+
+def test_a_square_row_of_another_event_type_is_no_sale_and_is_counted(tmp_path):
+    lines = (FIXTURES / "square_transactions.csv").read_text(encoding="utf-8").splitlines()
+    other = lines[-1].replace(",SQT1aaaaMugPrint,SQP1aaaa,", ",SQT9adjust,SQP9adjust,").replace(",Payment,", ",Adjustment,")
+    path = tmp_path / "transactions.csv"
+    path.write_text("\r\n".join([*lines, other]) + "\r\n", encoding="utf-8")
+    db = memory_db()
+    result = import_export(db, path)
+    assert "SQT9adjust" not in _orders(db) and len(_orders(db)) == 4
+    assert result.balance.currencies["(no currency)"].not_sales == {"Adjustment": [1, pytest.approx(31.16)]}
+    assert "1 rows that are not sales were left out (only Event Type Payment / Refund are)" in result.summary()

@@ -83,6 +83,9 @@ TAOBAO_STATUS = {"交易成功": "paid", "卖家已发货，等待买家确认":
                  "交易关闭": "cancelled", "等待买家付款": "pending"}
 """订单状态 of Taobao's reports (订单报表, 宝贝报表)."""
 
+SQUARE_EVENTS = ("Payment", "Refund")
+"""Square exports' Event Type of a sale and of money paid back; the rows of any other are no sale."""
+
 MAILCHIMP_AUDIENCE_HEADER = ("Email Address", "First Name", "Last Name", "MEMBER_RATING", "OPTIN_TIME", "LEID")
 """The columns every Mailchimp audience export starts with (subscribed, unsubscribed, cleaned)."""
 
@@ -448,6 +451,7 @@ SOURCES: tuple[Source, ...] = (
         # in Partial Refunds (negative) and Total Collected. Total Collected is what the buyer paid
         # (net sales, tax, tip); amounts are written $1.00 with no currency named
         statuses={"complete": "paid"},
+        keep={"Event Type": SQUARE_EVENTS},  # any other row (an account adjustment) is no sale
         refund_rows={"Event Type": ("Refund",)},
         dayfirst=False,  # 11/15/2017 in US accounts
         format_note="Square Dashboard Transactions CSV header (Date, Time, Time Zone, Gross Sales, Discounts, … "
@@ -468,6 +472,7 @@ SOURCES: tuple[Source, ...] = (
         # one row per item line (Net Sales: its money after discounts, before tax); a refunded item is
         # a row of its own (Event Type Refund, negative money) of the payment's Transaction ID. After
         # the Transactions CSV its orders keep what the buyer paid (tax and tip included) and buyer
+        keep={"Event Type": SQUARE_EVENTS},
         refund_rows={"Event Type": ("Refund",)},
         lines=True,
         amount="line_totals",
