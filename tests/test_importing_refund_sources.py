@@ -117,16 +117,21 @@ def test_taobao_item_report_after_the_order_report_adds_its_refunds_and_keeps_th
     assert db.execute("SELECT count(*) FROM order_items").fetchone()[0] == 5
 
 
-def test_a_taobao_item_report_whose_refund_status_column_was_renamed_is_refused_by_its_balance(tmp_path):
+@pytest.mark.parametrize("after_the_order_report", [False, True])
+def test_a_taobao_item_report_whose_refund_status_column_was_renamed_is_refused_by_its_balance(
+        tmp_path, after_the_order_report):
     text = (FIXTURES / "taobao_order_items.csv").read_bytes().decode("gbk")
     assert ",退款状态," in text.splitlines()[0]
     broken = tmp_path / "宝贝报表.csv"
     broken.write_bytes(text.replace(",退款状态,", ",退款状态(最新),", 1).encode("gbk"))
     db = memory_db()
+    if after_the_order_report:  # 902's 36.50 is then missed on an order the 订单报表 stored, 904's 80.00 on a new one
+        import_export(db, FIXTURES / "taobao_orders.csv")
+    before = table_counts(db)
     with pytest.raises(ImportRejected) as refused:
         import_export(db, broken)
     assert "116.50 CNY of refunds the file records is on no stored order" in str(refused.value)
-    assert sum(table_counts(db).values()) == 0
+    assert table_counts(db) == before
 
 
 def test_etsy_status_column_is_read():

@@ -11,7 +11,9 @@ Two equations close for every export that carries money (``crm import FILE``):
   buyer paid, shipping and tax included) +
   **rejected** (bad rows left out with ``--skip-bad-rows``);
 - **the refunds the file records** = the refunded amounts stored for its orders + the refunds of
-  payments imported earlier (a refund row whose payment came in an earlier file).
+  payments imported earlier (a refund row whose payment came in an earlier file); the refunds that
+  lines of orders stored from the tool's order export record must be held by those orders (what
+  they hold beyond them came from the order export).
 
 The file's side is read from the file's own cells, apart from the import's own reading: every
 column whose header says it holds money paid back (``Amount Refunded``, ``Refunded Amount``,
@@ -98,6 +100,7 @@ class CurrencyBalance:
     rejected_rows: int = 0
     file_refunds: float = 0.0
     earlier_refunds: float = 0.0  # refund rows paying back payments of earlier imports
+    unheld_refunds: float = 0.0  # refunds lines record that their order (stored from the order export) lacks
 
     @property
     def accounted(self) -> float:
@@ -113,7 +116,7 @@ class CurrencyBalance:
     @property
     def refunds_gap(self) -> float:
         """Refunds the file records that no stored order shows (negative: more stored than recorded)."""
-        return round(self.file_refunds - self.refunded - self.earlier_refunds, 2)
+        return round(self.file_refunds - self.refunded - self.earlier_refunds + self.unheld_refunds, 2)
 
     @property
     def closes(self) -> bool:
@@ -181,7 +184,8 @@ class ImportBalance:
                                                 c.not_sales.items()},
                                   "erased": round(c.erased, 2), "described": round(c.described, 2), "rejected": round(c.rejected, 2),
                                   "rejected_rows": c.rejected_rows, "file_refunds": round(c.file_refunds, 2),
-                                  "earlier_refunds": round(c.earlier_refunds, 2), "difference": c.gap,
+                                  "earlier_refunds": round(c.earlier_refunds, 2),
+                                  "unheld_refunds": round(c.unheld_refunds, 2), "difference": c.gap,
                                   "refunds_difference": c.refunds_gap}
                            for name, c in sorted(self.currencies.items())}, ensure_ascii=False)
 
@@ -254,6 +258,21 @@ class ImportBalance:
             for at, total in enumerate(np.bincount(code, weights=weights, minlength=len(names))):
                 c = self.of(names[at])
                 setattr(c, name, getattr(c, name) + float(total))
+
+    def count_described_refunds(self, lines: pd.DataFrame, orders: pd.DataFrame) -> None:
+        """Refunds recorded by lines of orders stored from the tool's order export (``lines``:
+        ``order_id``, ``currency``, ``refund``) that the stored order does not hold (``orders``:
+        ``order_id``, ``refunded_amount`` as written): each order's refunds beyond its refunded
+        amount are refunds on no stored order. What the order holds beyond them (refunds the order
+        export gave) is not the file's."""
+        if lines.empty:
+            return
+        recorded = lines.assign(currency=lines["currency"].astype(object).fillna(NO_CURRENCY)).groupby(
+            ["order_id", "currency"], sort=False)["refund"].sum().reset_index()
+        held = pd.to_numeric(orders.set_index("order_id")["refunded_amount"], errors="coerce").fillna(0.0)
+        recorded["missing"] = (recorded["refund"] - recorded["order_id"].map(held).fillna(0.0)).clip(lower=0.0)
+        for currency, missing in recorded.groupby("currency")["missing"].sum().items():
+            self.of(currency).unheld_refunds += float(missing)
 
     def count_earlier_refunds(self, amounts: Iterable[float], *, currencies: Iterable[str | None]) -> None:
         """Refund rows paying back payments of earlier imports (their orders were updated)."""

@@ -461,6 +461,11 @@ def _count_money(balance: ImportBalance, source: Source, header: list[str], data
     stored = prepared.get("orders", pd.DataFrame())
     balance.count_stored(stored[~stored["order_id"].isin(part.described)] if part.described else stored,
                          source.currency)
+    if part.described:  # the refunds their lines record must be on those orders too
+        lines = pd.DataFrame({"order_id": order_id.to_numpy(), "currency": currency.where(currency != "", None).to_numpy(),
+                              "refund": refund})
+        balance.count_described_refunds(lines[described & (lines["refund"] > 0).to_numpy()],
+                                        stored[stored["order_id"].isin(part.described)])
     balance.count_earlier_refunds([a for a, _ in part.earlier_refunds], currencies=[c for _, c in part.earlier_refunds])
     if part.earlier is None:
         return prepared
