@@ -137,27 +137,27 @@ SELECT * FROM (
          || COALESCE(': ' || (SELECT group_concat(i.quantity || ' × ' || COALESCE(p.name, i.product_id), ', ')
                               FROM order_items i LEFT JOIN products p ON p.product_id = i.product_id
                               WHERE i.order_id = o.order_id), '') AS what,
-         'orders' AS tbl, o.order_id AS id
+         'orders' AS tbl, o.order_id AS id, 0 AS open_task
   FROM orders o WHERE o.customer_id = :customer
   UNION ALL
   SELECT occurred_at, channel, trim(COALESCE(subject, '') || COALESCE(' → ' || outcome, '')
-                                    || COALESCE(' (' || notes || ')', '')), 'interactions', interaction_id
+                                    || COALESCE(' (' || notes || ')', '')), 'interactions', interaction_id, 0
   FROM interactions WHERE customer_id = :customer
   UNION ALL
   SELECT submitted_at, 'feedback', trim(COALESCE('would recommend ' || nps || ' of 10 ', '')
                                         || COALESCE('satisfied ' || csat || ' of 5 ', '') || COALESCE('“' || comment || '”', '')),
-         'feedback', feedback_id
+         'feedback', feedback_id, 0
   FROM feedback WHERE customer_id = :customer
   UNION ALL
-  SELECT opened_at, 'ticket', COALESCE(category, 'ticket') || ', ' || status, 'tickets', ticket_id
+  SELECT opened_at, 'ticket', COALESCE(category, 'ticket') || ', ' || status, 'tickets', ticket_id, 0
   FROM tickets WHERE customer_id = :customer
   UNION ALL
   SELECT opened_at, 'deal', COALESCE(title, 'untitled') || ', ' || stage || COALESCE(printf(', %.0f', amount), ''),
-         'opportunities', opportunity_id
+         'opportunities', opportunity_id, 0
   FROM opportunities WHERE customer_id = :customer
   UNION ALL
   SELECT due, 'task', COALESCE(note, 'task') || CASE WHEN done_at IS NULL THEN ' (open)' ELSE ' (done)' END,
-         '{TASKS.name}', task_id
+         '{TASKS.name}', task_id, done_at IS NULL
   FROM {TASKS.name} WHERE customer_id = :customer
 ) ORDER BY at DESC, id DESC LIMIT :limit
 """
@@ -166,19 +166,22 @@ SELECT * FROM (
 @dataclass(frozen=True)
 class TimelineEntry:
     """One entry of a customer's timeline: when (the stored date or time; a task's due day), its
-    kind (the channel for an interaction), what it says, and the row it is (``table``, ``key``)."""
+    kind (the channel for an interaction), what it says, the row it is (``table``, ``key``), and
+    whether it is a task still open."""
 
     at: str
     kind: str
     what: str
     table: str
     key: str
+    open_task: bool = False
 
 
 def customer_timeline(db: Database, customer_id: str, *, limit: int = TIMELINE_ROWS) -> list[TimelineEntry]:
     """The customer's orders (with their items), interactions, feedback, tickets, deals and tasks,
     newest first, at most ``limit``."""
-    return [TimelineEntry(str(at), str(kind), _text(what), str(table), str(key)) for at, kind, what, table, key in
+    return [TimelineEntry(str(at), str(kind), _text(what), str(table), str(key), bool(open_task))
+            for at, kind, what, table, key, open_task in
             db.execute(_TIMELINE_SQL, {"customer": customer_id, "limit": limit}).fetchall()]
 
 
@@ -956,6 +959,19 @@ class EntryEditor(_Form):
                        [(item.table, (item.key,), before),
                         *(("order_items", (item.key, l["product_id"]), l) for l in lines)])
 
+    def complete(self, item: TimelineEntry) -> None:
+        """Mark the open task ``item`` done now and log the contact (a call), as Today's "Done" does."""
+        self.close()
+        self.entry = item
+        self.run(self._complete)
+
+    def _complete(self) -> EntryRecord:
+        item, db = self._item(), self.desk.db
+        before = read_row(db, item.table, key=(item.key,))
+        iid = entry.complete_task(db, item.key)
+        return _record(db, f"task done: {_text((before or {}).get('note')) or 'follow-up'}",
+                       [(item.table, (item.key,), before), *([("interactions", (iid,), None)] if iid else [])])
+
     def widget(self) -> widgets.Widget:
         return widgets.VBox([self.form, self.footer()])
 
@@ -1391,7 +1407,7 @@ class Desk:
             form.refresh()
 
     def _timeline_rows(self, entries: list[TimelineEntry]) -> list[widgets.Widget]:
-        """One line per entry, with "Edit" and "Delete" (:class:`EntryEditor`)."""
+        """One line per entry, with "Edit" and "Delete" (:class:`EntryEditor`); an open task also "Done"."""
         button, text = widgets.Layout(width="5.5em"), widgets.Layout(flex="1 1 20em")
         rows: list[widgets.Widget] = []
         for item in entries:
@@ -1401,7 +1417,9 @@ class Desk:
             delete.on_click(lambda _, i=item: self.editor.open(i, delete=True))
             line = widgets.HTML(f"<small>{html.escape(item.at[:16])}</small> <b>{html.escape(item.kind)}</b> "
                                 f"{html.escape(item.what)}", layout=text)
-            row = widgets.HBox([line, edit, delete])
+            done = widgets.Button(description="Done", button_style="success", layout=button)
+            done.on_click(lambda _, i=item: self.editor.complete(i))
+            row = widgets.HBox([line, *([done] * item.open_task), edit, delete])
             row.add_class("desk-line")
             rows.append(row)
         return rows
