@@ -765,7 +765,7 @@ def test_yesterdays_order_is_corrected_from_the_timeline_and_the_correction_undo
     edit, _ = _line(desk, "36.00 EUR, paid")
     edit.click()
     editor = desk.editor
-    assert editor.form.layout.display == "" and editor.fields["amount"].value == "36.0"
+    assert editor.form.layout.display == "" and editor.fields["amount"].value == "36.00"
     assert editor.fields["quantity:P1"].description == "Units of Sencha 100g"
     editor.fields["quantity:P1"].value = "3"
     editor.save.click()

@@ -3,7 +3,10 @@
 Every form calls a function of :mod:`crm_helpers.ingest.entry`, so it checks a value with the same rules
 as the importer; a refusal is shown in plain words beside the field it concerns and nothing is
 written. Each save is one transaction and is kept as an :class:`~crm_helpers.store.undo.EntryRecord`,
-so the form offers "Undo this entry" until the next save.
+so the form offers "Undo this entry" until the next save. Past entries are corrected or deleted
+from the chosen customer's timeline (:class:`EntryEditor`: "Edit" / "Delete" beside each entry, checked
+the same way, one transaction each, "Undo this change" puts back the previous values or the deleted
+rows); adding and correcting are separate actions.
 
 Personal data: the desk reads names and e-mails from the store each time it shows them. A person
 erased with ``crm forget`` keeps no name, e-mail, phone or company, so searches cannot find them
@@ -882,6 +885,8 @@ class EntryEditor(_Form):
                     self._field(f"quantity:{pid}", widgets.Text(value=str(line["quantity"]),
                                                                 description=f"Units of {_text(names.get(pid)) or pid}"))
             self.buttons.children = [self.save, self.cancel]
+        for widget in self.fields.values():
+            widget.style.description_width = "14em"  # "Units of Sencha green tea 100g" whole
         self.rows.children = [self._row(n) for n in self.fields]
         self.form.layout.display = ""
 
@@ -895,7 +900,8 @@ class EntryEditor(_Form):
             return widgets.Dropdown(options=options, value=stored, description=label)
         if column.name in ("notes", "comment", "note"):
             return widgets.Textarea(value=_text(stored), description=label)
-        return widgets.Text(value=_text(stored), description=label)
+        money = column.name in ("amount", "refunded_amount") and isinstance(stored, (int, float))
+        return widgets.Text(value=f"{stored:.2f}" if money else _text(stored), description=label)
 
     def close(self) -> None:
         """Hide the form (the message and "Undo this change" stay)."""
