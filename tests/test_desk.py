@@ -737,8 +737,8 @@ def test_the_chosen_customers_timeline_lists_everything_newest_first(desk, db):
     assert entries[2].what == "would recommend 3 of 10 “slow delivery”"
     desk.select("C1")
     assert "send the quote (open)" in texts(desk.timeline) and "wants a quote" in texts(desk.timeline)
-    assert [b.description for b in desk.timeline.children[0].children[1:]] == ["Done", "Edit", "Delete"]  # open task
-    assert [b.description for b in desk.timeline.children[1].children[1:]] == ["Edit", "Delete"]
+    assert [b.description for b in desk.timeline.children[0].children[1].children] == ["Done", "Edit", "Delete"]
+    assert [b.description for b in desk.timeline.children[1].children[1].children] == ["Edit", "Delete"]
     desk.select(None)
     assert desk.timeline.children == ()
 
@@ -748,7 +748,7 @@ def _line(desk, text: str):
     """The timeline row of the chosen customer that shows ``text``: (its Edit button, its Delete button)."""
     rows = [r for r in desk.timeline.children if text in r.children[0].value]
     assert len(rows) == 1, [r.children[0].value for r in desk.timeline.children]
-    buttons = {b.description: b for b in rows[0].children[1:]}
+    buttons = {b.description: b for b in rows[0].children[1].children}
     return buttons["Edit"], buttons["Delete"]
 
 
@@ -899,7 +899,7 @@ def test_an_open_task_is_done_from_the_timeline_and_undone(desk, db):
     task = entry.add_task(db, "2026-03-17", note="call about the order", customer_id="C1")
     desk.select("C1")
     row = next(r for r in desk.timeline.children if "call about the order (open)" in r.children[0].value)
-    next(b for b in row.children if b.description == "Done").click()
+    next(b for b in row.children[1].children if b.description == "Done").click()
     assert "Saved: task done: call about the order" in desk.editor.message.value
     assert db.table("tasks").get(task)["done_at"] is not None and count(db, "interactions") == 1
     assert "call about the order (done)" in texts(desk.timeline)

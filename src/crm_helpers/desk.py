@@ -1425,7 +1425,7 @@ class Desk:
                                 f"{html.escape(item.what)}", layout=text)
             done = widgets.Button(description="Done", button_style="success", layout=button)
             done.on_click(lambda _, i=item: self.editor.complete(i))
-            row = widgets.HBox([line, *([done] * item.open_task), edit, delete])
+            row = widgets.HBox([line, widgets.HBox([*([done] * item.open_task), edit, delete])])  # buttons together
             row.add_class("desk-line")
             rows.append(row)
         return rows
