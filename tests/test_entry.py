@@ -171,7 +171,7 @@ def test_a_correction_is_checked_by_the_importers_rules_and_writes_nothing_when_
     key = add(db)
     before = db.execute(f"SELECT * FROM {table}").fetchall()
     with pytest.raises(ValidationError, match=reason) as info:
-        entry.edit_entry(db, table, key, **changes)
+        entry.edit_entry(db, table, entry_id=key, **changes)
     assert info.value.column == field
     assert db.execute(f"SELECT * FROM {table}").fetchall() == before
 
@@ -180,7 +180,7 @@ def test_a_correction_writes_only_what_changed_and_blank_clears(db):
     entry.add_customer(db, "C1", name="Bo")
     iid = entry.log_interaction(db, "C1", channel="call", occurred_at="2026-03-01 10:00", outcome="no answer",
                                 notes="try again")
-    entry.edit_entry(db, "interactions", iid, outcome="wants a quote", notes=" ", occurred_at="2026-03-01T11:30")
+    entry.edit_entry(db, "interactions", entry_id=iid, outcome="wants a quote", notes=" ", occurred_at="2026-03-01T11:30")
     row = db.table("interactions").get(iid)
     assert (row["outcome"], row["notes"], row["occurred_at"], row["channel"]) == (
         "wants a quote", None, "2026-03-01 11:30:00", "call")
@@ -190,8 +190,8 @@ def test_deleting_an_order_takes_its_lines_and_a_referred_entry_is_refused(db, o
     ticket = entry.open_ticket(db, "C1")
     entry.add_task(db, "2026-03-20", note="ring back", ticket_id=ticket)
     with pytest.raises(ValidationError, match="1 tasks refer to it"):
-        entry.delete_entry(db, "tickets", ticket)
-    entry.delete_entry(db, "orders", order)
+        entry.delete_entry(db, "tickets", entry_id=ticket)
+    entry.delete_entry(db, "orders", entry_id=order)
     assert db.table("orders").count == 0 and db.table("order_items").count == 0
     with pytest.raises(ValidationError, match="not an entry of the timeline"):
-        entry.delete_entry(db, "customers", "C1")
+        entry.delete_entry(db, "customers", entry_id="C1")

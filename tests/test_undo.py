@@ -260,7 +260,7 @@ def _deletion(db, order_id):
 
     rows = [("orders", (order_id,), read_row(db, "orders", key=(order_id,)))]
     rows += [("order_items", (order_id, l["product_id"]), l) for l in entry.order_lines(db, order_id)]
-    entry.delete_entry(db, "orders", order_id)
+    entry.delete_entry(db, "orders", entry_id=order_id)
     return entry_record(db, "order deleted", rows=rows)
 
 
@@ -285,7 +285,7 @@ def test_undoing_a_deletion_is_refused_when_the_row_is_back_or_its_customer_eras
     entry.record_order(db, "C2", items=[("P2", 1, 3.0)], order_id=oid, order_date="2026-03-02")
     with pytest.raises(UndoError, match="is in the store again"):
         undo_entry(db, record)
-    entry.delete_entry(db, "orders", oid)
+    entry.delete_entry(db, "orders", entry_id=oid)
     forget(db, "C2")
     with pytest.raises(UndoError, match="its customer C2 is no longer in the store"):
         undo_entry(db, record)

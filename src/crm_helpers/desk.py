@@ -823,7 +823,7 @@ _HAPPENED = {"orders": "order_date", "interactions": "occurred_at", "feedback": 
 """The date of an entry that has happened: moved after now, it is asked about once (:meth:`_Form.when`)."""
 
 
-def _changed(column: Column, stored: Any, typed: Any) -> bool:
+def _changed(column: Column, stored: Any, *, typed: Any) -> bool:
     """Whether the value typed in an editor field differs from the stored one (a value that does not
     fit the column counts as changed, for the entry function to refuse beside the field)."""
     if typed is None:
@@ -924,7 +924,7 @@ class EntryEditor(_Form):
             typed, pid = self.value(name), name.split(":", 1)[1]
             stored = next(l["quantity"] for l in entry.order_lines(self.desk.db, self._item().key)
                           if l["product_id"] == pid)
-            if typed is None or str(typed) == "0" or _changed(column, stored, typed):
+            if typed is None or str(typed) == "0" or _changed(column, stored, typed=typed):
                 try:
                     units = None if typed is None or str(typed) == "0" else clean_value(column, typed)
                 except ValueError as exc:
@@ -939,7 +939,7 @@ class EntryEditor(_Form):
         spec = schema_table(item.table)
         before = read_row(db, item.table, key=(item.key,)) or {}
         changes = {name: self.value(name) for name in EDIT_COLUMNS[item.table]
-                   if _changed(spec.column(name), before.get(name), self.value(name))}
+                   if _changed(spec.column(name), before.get(name), typed=self.value(name))}
         date = _HAPPENED.get(item.table)
         if date in changes:
             changes[date] = self.when(date, table=item.table, column=date)
@@ -950,7 +950,7 @@ class EntryEditor(_Form):
         if item.table == "orders":
             entry.edit_order(db, item.key, quantities=quantities, **changes)
         else:
-            entry.edit_entry(db, item.table, item.key, **changes)
+            entry.edit_entry(db, item.table, entry_id=item.key, **changes)
         after = {l["product_id"] for l in entry.order_lines(db, item.key)} if item.table == "orders" else set()
         return _record(db, f"correction of the {_NAMES[item.table]} of {item.at[:16]} for {self.desk.name()}",
                        [(item.table, (item.key,), before),
@@ -960,7 +960,7 @@ class EntryEditor(_Form):
         item, db = self._item(), self.desk.db
         before = read_row(db, item.table, key=(item.key,))
         lines = entry.order_lines(db, item.key) if item.table == "orders" else []
-        entry.delete_entry(db, item.table, item.key)
+        entry.delete_entry(db, item.table, entry_id=item.key)
         return _record(db, f"{_NAMES[item.table]} of {item.at[:16]} deleted for {self.desk.name()}",
                        [(item.table, (item.key,), before),
                         *(("order_items", (item.key, l["product_id"]), l) for l in lines)])

@@ -327,7 +327,7 @@ def _entry_table(table: str) -> Table:
     return schema_table(table)
 
 
-def _corrected(db: Database, spec: Table, entry_id: str, changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _corrected(db: Database, spec: Table, *, entry_id: str, changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The stored row and the row with ``changes`` (blank: cleared) checked by the importer's rules."""
     fixed = [c for c in changes if c in (spec.pk, "customer_id")]
     unknown = sorted(set(changes) - set(spec.column_names))
@@ -339,7 +339,7 @@ def _corrected(db: Database, spec: Table, entry_id: str, changes: dict[str, Any]
     return current, _check_times(spec.name, require_valid(spec, merged))
 
 
-def edit_entry(db: Database, table: str, entry_id: str, **changes: Any) -> None:
+def edit_entry(db: Database, table: str, *, entry_id: str, **changes: Any) -> None:
     """Correct a past interaction, feedback, ticket, deal or task: ``changes`` are columns of ``table``
     with their new values as typed (a blank one is cleared), checked with the importer's rules and the
     order of its times (:func:`_check_times`), written in one transaction. The id and the customer
@@ -348,7 +348,7 @@ def edit_entry(db: Database, table: str, entry_id: str, **changes: Any) -> None:
     if table == "orders":
         edit_order(db, entry_id, **changes)
         return
-    _, merged = _corrected(db, spec, entry_id, changes)
+    _, merged = _corrected(db, spec, entry_id=entry_id, changes=changes)
     with _writing(db):
         db.table(spec.name).update(entry_id, {k: merged.get(k) for k in changes})
 
@@ -390,7 +390,7 @@ def edit_order(db: Database, order_id: str, *, quantities: dict[str, int | str] 
     whole = current["status"] == "refunded" and (current["refunded_amount"] or 0) >= float(current["amount"]) - 1e-9
     if "refunded_amount" not in changes and whole:
         changes["refunded_amount"] = None  # paid back whole: whole again at the new amount
-    _, merged = _corrected(db, spec, order_id, changes)
+    _, merged = _corrected(db, spec, entry_id=order_id, changes=changes)
     merged = _settled(merged)
     written = {k: merged.get(k) for k in (*changes, "refunded_amount")}
     gone = [p for p in old_lines if p not in lines]
@@ -403,7 +403,7 @@ def edit_order(db: Database, order_id: str, *, quantities: dict[str, int | str] 
             db.table("order_items").upsert_all(changed, pk=("order_id", "product_id"))
 
 
-def delete_entry(db: Database, table: str, entry_id: str) -> None:
+def delete_entry(db: Database, table: str, *, entry_id: str) -> None:
     """Delete a past entry of a customer's timeline in one transaction (an order with its lines).
     Refused, deleting nothing, while other rows refer to it (a task about a ticket or a deal, a
     campaign's contact ...): the message says which, to delete or change those first."""
