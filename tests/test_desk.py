@@ -737,17 +737,23 @@ def test_the_chosen_customers_timeline_lists_everything_newest_first(desk, db):
     assert entries[2].what == "would recommend 3 of 10 “slow delivery”"
     desk.select("C1")
     assert "send the quote (open)" in texts(desk.timeline) and "wants a quote" in texts(desk.timeline)
-    assert [b.description for b in desk.timeline.children[0].children[1].children] == ["Done", "Edit", "Delete"]
-    assert [b.description for b in desk.timeline.children[1].children[1].children] == ["Edit", "Delete"]
+    rows = _rows(desk)
+    assert [b.description for b in rows[0].children[1].children] == ["Done", "Edit", "Delete"]  # an open task
+    assert [b.description for b in rows[1].children[1].children] == ["Edit", "Delete"]
     desk.select(None)
-    assert desk.timeline.children == ()
+    assert _rows(desk) == []
 
 
 # ------------------------------------------------------------- correcting the timeline
+def _rows(desk) -> list:
+    """The timeline's entries (the editor's panel, shown among them, left out)."""
+    return [r for r in desk.timeline.children if "desk-line" in r._dom_classes]
+
+
 def _line(desk, text: str):
     """The timeline row of the chosen customer that shows ``text``: (its Edit button, its Delete button)."""
-    rows = [r for r in desk.timeline.children if text in r.children[0].value]
-    assert len(rows) == 1, [r.children[0].value for r in desk.timeline.children]
+    rows = [r for r in _rows(desk) if text in r.children[0].value]
+    assert len(rows) == 1, [r.children[0].value for r in _rows(desk)]
     buttons = {b.description: b for b in rows[0].children[1].children}
     return buttons["Edit"], buttons["Delete"]
 
@@ -807,6 +813,7 @@ def test_deleting_an_order_asks_once_and_undo_puts_it_back_with_its_lines(desk, 
     desk.select("C1")
     _line(desk, "39.00 EUR")[1].click()
     assert "Delete this order of 2026-03-14?" in desk.editor.heading.value and count(db, "orders") == 1
+    assert desk.timeline.children.index(desk.editor.panel) == 1  # right under the entry it asks about
     desk.editor.cancel.click()
     assert desk.editor.form.layout.display == "none" and count(db, "orders") == 1
     _line(desk, "39.00 EUR")[1].click()
@@ -898,7 +905,7 @@ def test_deleting_a_ticket_a_task_is_about_is_refused_and_an_erased_persons_entr
 def test_an_open_task_is_done_from_the_timeline_and_undone(desk, db):
     task = entry.add_task(db, "2026-03-17", note="call about the order", customer_id="C1")
     desk.select("C1")
-    row = next(r for r in desk.timeline.children if "call about the order (open)" in r.children[0].value)
+    row = next(r for r in _rows(desk) if "call about the order (open)" in r.children[0].value)
     next(b for b in row.children[1].children if b.description == "Done").click()
     assert "Saved: task done: call about the order" in desk.editor.message.value
     assert db.table("tasks").get(task)["done_at"] is not None and count(db, "interactions") == 1

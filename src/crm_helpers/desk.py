@@ -856,6 +856,9 @@ class EntryEditor(_Form):
         self.buttons = widgets.HBox()
         self.form = widgets.VBox([self.heading, self.rows, self.buttons], layout=widgets.Layout(display="none"))
         self.form.add_class("desk-editor")
+        self.panel = widgets.VBox([self.form, self.footer()])
+        self.anchor: str | None = None
+        """The key of the timeline entry the panel is shown under (:meth:`Desk.place_editor`)."""
 
     def open(self, item: TimelineEntry, *, delete: bool = False) -> None:
         """Show ``item`` for correcting (``delete``: the question whether to delete it)."""
@@ -889,6 +892,8 @@ class EntryEditor(_Form):
             widget.style.description_width = "14em"  # "Units of Sencha green tea 100g" whole
         self.rows.children = [self._row(n) for n in self.fields]
         self.form.layout.display = ""
+        self.anchor = item.key
+        self.desk.place_editor()
 
     def _widget(self, column: Column, stored: Any) -> widgets.ValueWidget:
         """A field for ``column`` holding ``stored``: a list for a column of allowed values, else text."""
@@ -907,6 +912,8 @@ class EntryEditor(_Form):
         """Hide the form (the message and "Undo this change" stay)."""
         self.entry = None
         self.form.layout.display = "none"
+        self.heading.value = ""
+        self.rows.children = ()
 
     def clear(self) -> None:
         self.close()
@@ -969,6 +976,7 @@ class EntryEditor(_Form):
         """Mark the open task ``item`` done now and log the contact (a call), as Today's "Done" does."""
         self.close()
         self.entry = item
+        self.anchor = item.key
         self.run(self._complete)
 
     def _complete(self) -> EntryRecord:
@@ -979,7 +987,8 @@ class EntryEditor(_Form):
                        [(item.table, (item.key,), before), *([("interactions", (iid,), None)] if iid else [])])
 
     def widget(self) -> widgets.Widget:
-        return widgets.VBox([self.form, self.footer()])
+        """The form, its message and "Undo this change": shown under the entry it concerns."""
+        return self.panel
 
 
 # -------------------------------------------------------------------------------- today
@@ -1348,6 +1357,8 @@ class Desk:
         self.timeline = widgets.VBox()
         self.timeline.add_class("desk-timeline")
         self.editor = EntryEditor(self)
+        self._editor_at = 0
+        self._timeline_keys: list[str] = []
         self.search.observe(lambda _: self.find(), names="value")
         self.matches.observe(lambda change: change["new"] and self.select(change["new"]), names="value")
         self.customer = CustomerForm(self)
@@ -1399,8 +1410,9 @@ class Desk:
     def select(self, customer_id: str | None) -> None:
         """Make ``customer_id`` the customer the forms write for (None: nobody)."""
         row = _customer(self.db, customer_id)
-        if self.editor.entry is not None and (row or {}).get("customer_id") != self.customer_id:
+        if (row or {}).get("customer_id") != self.customer_id:
             self.editor.close()  # another person: their entry is not on screen any more
+            self.editor.anchor = None
         self.customer_id = row["customer_id"] if row else None
         self.selected.value = ("<b>Now working on:</b> " + html.escape(customer_label(
                                    row["name"], row["email"], company=row["company"], customer_id=row["customer_id"]))
@@ -1408,6 +1420,7 @@ class Desk:
         if row is None:
             self.matches.value = None
         self.timeline.children = self._timeline_rows(customer_timeline(self.db, row["customer_id"]) if row else [])
+        self.place_editor()
         self.customer.show(row)
         for form in self.forms:
             form.refresh()
@@ -1428,7 +1441,19 @@ class Desk:
             row = widgets.HBox([line, widgets.HBox([*([done] * item.open_task), edit, delete])])  # buttons together
             row.add_class("desk-line")
             rows.append(row)
+        self._timeline_keys = [item.key for item in entries]
         return rows
+
+    def place_editor(self) -> None:
+        """Show the editor's panel right under the timeline entry it concerns (on a phone the entry,
+        its form and its message stay on one screen); where that entry is gone (deleted), at the
+        place it had; else at the end."""
+        rows = [r for r in self.timeline.children if r is not self.editor.panel]
+        keys = self._timeline_keys
+        if self.editor.anchor in keys:
+            self._editor_at = keys.index(self.editor.anchor) + 1
+        at = min(self._editor_at if self.editor.anchor is not None else len(rows), len(rows))
+        self.timeline.children = [*rows[:at], self.editor.panel, *rows[at:]]
 
     def changed(self) -> None:
         """After a save or an undo: re-read the selection, the forms' lists and the Today list."""
@@ -1442,7 +1467,7 @@ class Desk:
         tabs = widgets.Tab(children=[form.widget() for form in self.forms])
         for i, form in enumerate(self.forms):
             tabs.set_title(i, form.title)
-        return widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline, self.editor.widget(),
+        return widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline,
                              widgets.HTML("<b>Add something new</b>"), tabs])
 
     def today_panel(self) -> widgets.Widget:
