@@ -889,7 +889,8 @@ class EntryEditor(_Form):
                                                                 description=f"Units of {_text(names.get(pid)) or pid}"))
             self.buttons.children = [self.save, self.cancel]
         for widget in self.fields.values():
-            widget.style.description_width = "14em"  # "Units of Sencha green tea 100g" whole
+            widget.style.description_width = "18em"  # "Units of Sencha green tea 100g" whole
+            widget.layout.width = "40em"  # and the value beside it as wide as in the tabs (a phone: the full width)
         self.rows.children = [self._row(n) for n in self.fields]
         self.form.layout.display = ""
         self.anchor = item.key
