@@ -405,6 +405,9 @@ def test_a_days_work_on_the_record_at_desk_and_phone_width(desk_server, width, t
             expect(corrected).to_have_count(1, timeout=WAIT_MS)
             corrected.get_by_role("button", name="Edit").click()  # open again, as the picture shows it
             expect(editor).to_be_visible(timeout=WAIT_MS)
+            status = editor.locator("select").first.bounding_box()
+            amount = editor.locator(".widget-inline-hbox:has(> label:text-is('Amount')) input").bounding_box()
+            assert status["y"] + status["height"] <= amount["y"] + 1  # a list is not hidden under the next field
             corrected.evaluate("row => row.scrollIntoView({block: 'start'})")  # the entry, its controls and the form
             page.screenshot(path=str(shots / f"edit-{width}.png"))
             editor.get_by_role("button", name="Cancel").click()
