@@ -17,7 +17,8 @@ from support import run_notebook
 from crm_helpers.ingest import entry
 from crm_helpers.store.config import KERNEL_NAME, PROJECT_ROOT
 from crm_helpers.demo import DEMO_TRUTH
-from crm_helpers.desk import SEARCH_LIMIT, SHOWN_ROWS, Desk, count_customers, find_customers, follow_up
+from crm_helpers.desk import (SEARCH_LIMIT, SHOWN_ROWS, Desk, count_customers, customer_timeline, find_customers,
+                              follow_up)
 from crm_helpers.desk_server import CULL_IDLE_S, TEMPLATE, allowed_hosts, new_key, server_config
 from crm_helpers.analyses.followup import follow_up_queue_as_of, plain_reason
 from crm_helpers.store.facts import STALE_DAYS
@@ -730,10 +731,184 @@ def test_the_chosen_customers_timeline_lists_everything_newest_first(desk, db):
     entry.add_feedback(db, "C1", nps=3, comment="slow delivery", submitted_at="2026-03-03")
     entry.add_task(db, "2026-03-20", note="send the quote", customer_id="C1")
     entries = customer_timeline(db, "C1")
-    assert [kind for _, kind, _ in entries] == ["task", "call", "feedback", "order"]
-    assert entries[3][2] == "39.00 EUR, paid: 2 × Sencha 100g, 1 × Gaiwan"
-    assert entries[2][2] == "would recommend 3 of 10 “slow delivery”"
+    assert [e.kind for e in entries] == ["task", "call", "feedback", "order"]
+    assert [e.table for e in entries] == ["tasks", "interactions", "feedback", "orders"]
+    assert entries[3].what == "39.00 EUR, paid: 2 × Sencha 100g, 1 × Gaiwan"
+    assert entries[2].what == "would recommend 3 of 10 “slow delivery”"
     desk.select("C1")
-    assert "send the quote (open)" in desk.timeline.value and "wants a quote" in desk.timeline.value
+    assert "send the quote (open)" in texts(desk.timeline) and "wants a quote" in texts(desk.timeline)
+    rows = _rows(desk)
+    assert [b.description for b in rows[0].children[1].children] == ["Done", "Edit", "Delete"]  # an open task
+    assert [b.description for b in rows[1].children[1].children] == ["Edit", "Delete"]
     desk.select(None)
-    assert desk.timeline.value == ""
+    assert _rows(desk) == []
+
+
+# ------------------------------------------------------------- correcting the timeline
+def _rows(desk) -> list:
+    """The timeline's entries (the editor's panel, shown among them, left out)."""
+    return [r for r in desk.timeline.children if "desk-line" in r._dom_classes]
+
+
+def _line(desk, text: str):
+    """The timeline row of the chosen customer that shows ``text``: (its Edit button, its Delete button)."""
+    rows = [r for r in _rows(desk) if text in r.children[0].value]
+    assert len(rows) == 1, [r.children[0].value for r in _rows(desk)]
+    buttons = {b.description: b for b in rows[0].children[1].children}
+    return buttons["Edit"], buttons["Delete"]
+
+
+def _items(db, order_id: str) -> list[tuple]:
+    return db.execute("SELECT product_id, quantity, unit_price FROM order_items WHERE order_id = ? ORDER BY product_id",
+                      [order_id]).fetchall()
+
+
+def test_yesterdays_order_is_corrected_from_the_timeline_and_the_correction_undone(desk, db):
+    oid = entry.record_order(db, "C1", items=[("P1", 2, None), ("P2", 1, None)], order_date="2026-03-14")
+    db.execute("UPDATE order_items SET unit_price = 8.0 WHERE product_id = 'P1'")  # a price paid below the list's
+    db.execute("UPDATE orders SET amount = 36.0")
+    desk.select("C1")
+    edit, _ = _line(desk, "36.00 EUR, paid")
+    edit.click()
+    editor = desk.editor
+    assert editor.form.layout.display == "" and editor.fields["amount"].value == "36.00"
+    assert editor.fields["quantity:P1"].description == "Units of Sencha 100g"
+    editor.fields["quantity:P1"].value = "3"
+    editor.save.click()
+    assert "Saved: correction of the order of 2026-03-14" in editor.message.value
+    assert _items(db, oid) == [("P1", 3, 8.0), ("P2", 1, 20.0)]  # the price paid kept
+    order = db.table("orders").get(oid)
+    assert (order["amount"], order["refunded_amount"]) == (44.0, 0.0)  # the lines' total, as record_order stores it
+    assert editor.form.layout.display == "none" and "3 × Sencha 100g" in texts(desk.timeline)
+    _line(desk, "44.00 EUR")[0].click()
+    editor.fields["quantity:P2"].value = "0"  # a line removed
+    editor.fields["status"].value = "refunded"
+    editor.save.click()
+    order = db.table("orders").get(oid)
+    assert _items(db, oid) == [("P1", 3, 8.0)] and (order["amount"], order["refunded_amount"]) == (24.0, 24.0)
+    editor.undo.click()
+    assert "Undone" in editor.message.value
+    order = db.table("orders").get(oid)
+    assert _items(db, oid) == [("P1", 3, 8.0), ("P2", 1, 20.0)]
+    assert (order["amount"], order["status"], order["refunded_amount"]) == (44.0, "paid", 0.0)
+
+
+def test_an_order_amount_typed_by_hand_keeps_a_partial_refund_within_it(desk, db):
+    oid = entry.record_order(db, "C1", items=[("P2", 2, None)], order_date="2026-03-14")
+    db.execute("UPDATE orders SET refunded_amount = 15")  # 15 paid back of 40
+    desk.select("C1")
+    _line(desk, "(15.00 paid back)")[0].click()
+    desk.editor.fields["amount"].value = "10"
+    desk.editor.save.click()
+    assert "is more than the order&#x27;s amount 10" in error(desk.editor, "refunded_amount")
+    assert db.table("orders").get(oid)["amount"] == 40.0
+    desk.editor.fields["amount"].value = "38"
+    desk.editor.save.click()
+    assert (db.table("orders").get(oid)["amount"], db.table("orders").get(oid)["refunded_amount"]) == (38.0, 15.0)
+
+
+def test_deleting_an_order_asks_once_and_undo_puts_it_back_with_its_lines(desk, db):
+    oid = entry.record_order(db, "C1", items=[("P1", 2, None), ("P2", 1, None)], order_date="2026-03-14")
+    kept = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in ("orders", "order_items")}
+    desk.select("C1")
+    _line(desk, "39.00 EUR")[1].click()
+    assert "Delete this order of 2026-03-14?" in desk.editor.heading.value and count(db, "orders") == 1
+    assert desk.timeline.children.index(desk.editor.panel) == 1  # right under the entry it asks about
+    desk.editor.cancel.click()
+    assert desk.editor.form.layout.display == "none" and count(db, "orders") == 1
+    _line(desk, "39.00 EUR")[1].click()
+    desk.editor.confirm.click()
+    assert "deleted" in desk.editor.message.value and count(db, "orders") == 0 and count(db, "order_items") == 0
+    assert "39.00 EUR" not in texts(desk.timeline)
+    desk.editor.undo.click()
+    assert "Undone" in desk.editor.message.value
+    assert {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in kept} == kept
+    assert db.table("orders").get(oid) and "39.00 EUR" in texts(desk.timeline)
+
+
+@pytest.mark.parametrize("add, text, field, value, column, stored", [
+    (lambda db: entry.log_interaction(db, "C1", channel="call", occurred_at="2026-03-14 10:00", outcome="no answer"),
+     "no answer", "outcome", "wants a quote", "outcome", "wants a quote"),
+    (lambda db: entry.add_feedback(db, "C1", nps=3, submitted_at="2026-03-10"), "would recommend 3", "nps", "8",
+     "nps", 8),
+    (lambda db: entry.open_ticket(db, "C1", category="question", opened_at="2026-03-10 09:00"), "question, open",
+     "priority", "urgent", "priority", "urgent"),
+    (lambda db: entry.add_opportunity(db, "C1", title="Wholesale", amount=900, opened_at="2026-03-01"), "Wholesale",
+     "amount", "1200", "amount", 1200.0),
+    (lambda db: entry.add_task(db, "2026-03-20", note="send the quote", customer_id="C1"), "send the quote",
+     "due", "2026-03-24", "due", "2026-03-24"),
+])
+def test_every_kind_of_entry_is_corrected_deleted_and_both_undone(desk, db, add, text, field, value, column, stored):
+    key = add(db)
+    table = next(e.table for e in customer_timeline(db, "C1"))
+    original = db.table(table).get(key)
+    desk.select("C1")
+    _line(desk, text)[0].click()
+    desk.editor.fields[field].value = value
+    desk.editor.save.click()
+    assert "Saved: correction" in desk.editor.message.value
+    assert db.table(table).get(key) == {**original, column: stored}  # nothing else changed
+    desk.editor.undo.click()
+    assert db.table(table).get(key) == original
+    _line(desk, text)[1].click()
+    desk.editor.confirm.click()
+    assert count(db, table) == 0
+    desk.editor.undo.click()
+    assert "Undone" in desk.editor.message.value and db.table(table).get(key) == original
+
+
+def test_a_correction_is_checked_like_an_import_and_refused_beside_the_field(desk, db):
+    entry.add_feedback(db, "C1", nps=3, submitted_at="2026-03-10")
+    ticket = entry.open_ticket(db, "C1", category="question", opened_at="2026-03-10 09:00")
+    desk.select("C1")
+    _line(desk, "would recommend 3")[0].click()
+    desk.editor.save.click()
+    assert "nothing was changed" in desk.editor.message.value
+    desk.editor.fields["nps"].value = "11"
+    desk.editor.save.click()
+    assert "out of range 0–10" in error(desk.editor, "nps") and "Not saved" in desk.editor.message.value
+    desk.editor.fields["submitted_at"].value = "2099-01-01"
+    desk.editor.fields["nps"].value = "9"
+    desk.editor.save.click()
+    assert "is in the future" in error(desk.editor, "submitted_at")
+    _line(desk, "question, open")[0].click()
+    desk.editor.fields["closed_at"].value = "2026-03-09 09:00"
+    desk.editor.save.click()
+    assert "before the ticket was opened" in error(desk.editor, "closed_at")
+    assert db.table("tickets").get(ticket)["closed_at"] is None
+    assert db.execute("SELECT nps FROM feedback").fetchone()[0] == 3
+
+
+def test_deleting_a_ticket_a_task_is_about_is_refused_and_an_erased_persons_entry_is_not_put_back(desk, db):
+    ticket = entry.open_ticket(db, "C1", category="question", opened_at="2026-03-10 09:00")
+    entry.add_task(db, "2026-03-20", note="ring back", ticket_id=ticket)
+    entry.log_interaction(db, "C1", channel="call", occurred_at="2026-03-14 10:00", outcome="no answer")
+    desk.select("C1")
+    _line(desk, "question, open")[1].click()
+    desk.editor.confirm.click()
+    assert "1 tasks refer to it" in desk.editor.message.value and count(db, "tickets") == 1
+    _line(desk, "no answer")[1].click()
+    desk.editor.confirm.click()
+    assert count(db, "interactions") == 0
+    record = desk.editor.last
+    forget(db, "C1")
+    desk.changed()  # the person is gone: their deletion is no longer offered for undo
+    assert desk.editor.last is None and desk.editor.undo.layout.display == "none"
+    from crm_helpers.store.undo import UndoError, undo_entry
+
+    with pytest.raises(UndoError, match="no longer in the store"):
+        undo_entry(db, record)
+    assert count(db, "interactions") == 0
+
+
+
+def test_an_open_task_is_done_from_the_timeline_and_undone(desk, db):
+    task = entry.add_task(db, "2026-03-17", note="call about the order", customer_id="C1")
+    desk.select("C1")
+    row = next(r for r in _rows(desk) if "call about the order (open)" in r.children[0].value)
+    next(b for b in row.children[1].children if b.description == "Done").click()
+    assert "Saved: task done: call about the order" in desk.editor.message.value
+    assert db.table("tasks").get(task)["done_at"] is not None and count(db, "interactions") == 1
+    assert "call about the order (done)" in texts(desk.timeline)
+    desk.editor.undo.click()
+    assert db.table("tasks").get(task)["done_at"] is None and count(db, "interactions") == 0

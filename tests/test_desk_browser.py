@@ -348,3 +348,100 @@ def test_a_days_work_on_today_at_desk_and_phone_width(desk_server, width, tmp_pa
         snoozed = conn.execute("SELECT COUNT(*) FROM tasks WHERE note LIKE 'follow up: %'").fetchone()[0]
     assert task[0] is None  # done, then undone: open again
     assert snoozed >= 1
+
+
+def _yesterdays_order(db: Path, offset: int) -> tuple[str, str, str, str, str]:
+    """A customer of the demo store with a name and an e-mail, given an order of yesterday (one unit
+    of a product): ``(customer_id, name, email, order_id, product name)``."""
+    import datetime as dt
+
+    from crm_helpers.ingest import entry
+    from crm_helpers.store.connection import open_db
+
+    store = open_db(db)
+    try:
+        cid, name, email = store.execute("SELECT customer_id, name, email FROM customers WHERE name IS NOT NULL AND "
+                                         "email IS NOT NULL ORDER BY customer_id LIMIT 1 OFFSET ?", [offset]).fetchone()
+        pid, product = store.execute("SELECT product_id, name FROM products WHERE unit_price > 0 "
+                                     "ORDER BY product_id LIMIT 1").fetchone()
+        yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+        oid = entry.record_order(store, cid, items=[(pid, 1, None)], order_date=yesterday)
+    finally:
+        store.close()
+    return cid, name, email, oid, product
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_days_work_on_the_record_at_desk_and_phone_width(desk_server, width, tmp_path):
+    """Find a customer, open the record, correct yesterday's order (one unit becomes three), add a
+    task for Tuesday, complete it from the record, undo that; nothing wider than the screen."""
+    import datetime as dt
+
+    from playwright.sync_api import expect, sync_playwright
+
+    url, db, _ = desk_server
+    shots = NOTES if NOTES.is_dir() and os.access(NOTES, os.W_OK) else tmp_path
+    cid, name, email, oid, product = _yesterdays_order(db, 11 + width % 7)  # one person per width
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto(url, timeout=WAIT_MS)
+            search = page.get_by_placeholder(SEARCH)
+            search.wait_for(timeout=WAIT_MS)
+            search.fill(email)
+            page.locator(".widget-select select").select_option(index=0)
+            expect(page.get_by_text(f"Now working on: {name}")).to_be_visible(timeout=WAIT_MS)
+            lines = page.locator(".desk-timeline .desk-line")
+            order = lines.filter(has_text=yesterday).filter(has_text=f"1 × {product}")
+            order.get_by_role("button", name="Edit").click()
+            editor = page.locator(".desk-editor")
+            expect(editor).to_contain_text(f"Correct this order of {yesterday}", timeout=WAIT_MS)
+            _field(page, f"Units of {product}").fill("3")
+            editor.get_by_role("button", name="Save changes").click()
+            expect(page.get_by_text("Saved: correction of the order")).to_be_visible(timeout=WAIT_MS)
+            corrected = lines.filter(has_text=yesterday).filter(has_text=f"3 × {product}")
+            expect(corrected).to_have_count(1, timeout=WAIT_MS)
+            corrected.get_by_role("button", name="Edit").click()  # open again, as the picture shows it
+            expect(editor).to_be_visible(timeout=WAIT_MS)
+            status = editor.locator("select").first.bounding_box()
+            amount = editor.locator(".widget-inline-hbox:has(> label:text-is('Amount')) input").bounding_box()
+            assert status["y"] + status["height"] <= amount["y"] + 1  # a list is not hidden under the next field
+            corrected.evaluate("row => row.scrollIntoView({block: 'start'})")  # the entry, its controls and the form
+            page.screenshot(path=str(shots / f"edit-{width}.png"))
+            editor.get_by_role("button", name="Cancel").click()
+            expect(editor).to_be_hidden(timeout=WAIT_MS)
+
+            page.get_by_role("tab", name="Task").click()
+            _field(page, "Due").fill("tuesday")
+            _field(page, "To do").fill("call about the corrected order")
+            _field(page, "To do").press("Enter")
+            expect(page.get_by_text("Saved: task for")).to_be_visible(timeout=WAIT_MS)
+            task = lines.filter(has_text="call about the corrected order (open)")
+            task.get_by_role("button", name="Done").click()
+            expect(page.get_by_text("Saved: task done: call about the corrected order")).to_be_visible(timeout=WAIT_MS)
+            expect(lines.filter(has_text="call about the corrected order (done)")).to_have_count(1, timeout=WAIT_MS)
+            page.get_by_role("button", name="Undo this change").click()
+            expect(page.get_by_text("Undone: task done")).to_be_visible(timeout=WAIT_MS)
+            expect(task).to_have_count(1, timeout=WAIT_MS)
+
+            sideways = page.evaluate("""() => [...document.querySelectorAll('*')].filter(e =>
+                e.scrollWidth > e.clientWidth + 1 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX)
+                || e === document.scrollingElement && e.scrollWidth > window.innerWidth + 1
+              ).map(e => e.className + ': ' + (e.scrollWidth - e.clientWidth) + ' px')""")
+            assert sideways == [], f"these scroll sideways at {width} px: {sideways}"
+            for button in lines.first.get_by_role("button").all():  # the entry's controls on screen
+                box = button.bounding_box()
+                assert 0 <= box["x"] and box["x"] + box["width"] <= width + 1
+        finally:
+            browser.close()
+    with sqlite3.connect(db) as conn:
+        amount = conn.execute("SELECT amount FROM orders WHERE order_id = ?", [oid]).fetchone()[0]
+        lines_ = conn.execute("SELECT quantity, unit_price FROM order_items WHERE order_id = ?", [oid]).fetchall()
+        task = conn.execute("SELECT due, done_at FROM tasks WHERE customer_id = ? AND note = ?",
+                            [cid, "call about the corrected order"]).fetchone()
+        calls = conn.execute("SELECT COUNT(*) FROM interactions WHERE customer_id = ? AND subject LIKE 'task: call about%'",
+                             [cid]).fetchone()[0]
+    assert len(lines_) == 1 and lines_[0][0] == 3 and amount == pytest.approx(3 * lines_[0][1])
+    assert dt.date.fromisoformat(task[0]).weekday() == 1 and task[1] is None and calls == 0  # done, then undone

@@ -107,3 +107,91 @@ def test_answering_a_ticket_notes_the_first_answer_only(db):
     entry.close_ticket(db, ticket, closed_at="2026-03-13 09:00:00")
     with pytest.raises(ValidationError, match="closed already"):
         entry.answer_ticket(db, ticket)
+
+
+# ---------------------------------------------------------------------- correcting past entries
+@pytest.fixture
+def order(db):
+    """Customer C1's order of 2 Tea at 9.50 and 1 Pot at 20.00 (list prices), 39.00 in all."""
+    db.table("products").insert({"product_id": "P2", "name": "Pot", "unit_price": 20.0})
+    entry.add_customer(db, "C1", name="Bo")
+    return entry.record_order(db, "C1", items=[("P1", 2, None), ("P2", 1, None)], order_date="2026-03-01")
+
+
+def _money(db, order_id):
+    row = db.table("orders").get(order_id)
+    return row["amount"], row["refunded_amount"], row["status"]
+
+
+def test_record_order_settles_refunds_as_the_importer_does(db, order):
+    assert _money(db, order) == (39.0, 0.0, "paid")
+    refunded = entry.record_order(db, "C1", items=[("P1", 1, None)], status="refunded")
+    assert _money(db, refunded) == (9.5, 9.5, "refunded")  # paid back whole, as an import of it stores it
+
+
+def test_changing_a_quantity_moves_the_amount_by_the_lines_change(db, order):
+    entry.edit_order(db, order, quantities={"P1": 3})
+    assert _money(db, order) == (48.5, 0.0, "paid")
+    db.execute("UPDATE orders SET amount = amount + 4.9")  # shipping on the whole order, as an import may hold
+    entry.edit_order(db, order, quantities={"P2": "0", "P1": 1})  # a line removed, another changed
+    assert _money(db, order) == (14.4, 0.0, "paid")  # 9.50 of tea + the 4.90 of shipping kept
+    assert db.execute("SELECT product_id, quantity FROM order_items").fetchall() == [("P1", 1)]
+    entry.edit_order(db, order, amount="12,00")  # typed by hand: taken as typed, cleaned like an import's
+    assert _money(db, order) == (12.0, 0.0, "paid")
+
+
+def test_a_refund_follows_the_corrected_amount_or_is_refused_beyond_it(db, order):
+    entry.edit_order(db, order, status="refunded")
+    assert _money(db, order) == (39.0, 39.0, "refunded")
+    entry.edit_order(db, order, quantities={"P1": 1})
+    assert _money(db, order) == (29.5, 29.5, "refunded")  # refunded whole stays whole
+    entry.edit_order(db, order, status="paid", refunded_amount="10")
+    with pytest.raises(ValidationError, match="refunded_amount.*more than the order's amount 5"):
+        entry.edit_order(db, order, amount=5)
+    assert _money(db, order) == (29.5, 10.0, "paid")  # nothing written
+
+
+@pytest.mark.parametrize("table, add, changes, field, reason", [
+    ("feedback", lambda db: entry.add_feedback(db, "C1", nps=3), {"nps": 11}, "nps", "out of range"),
+    ("interactions", lambda db: entry.log_interaction(db, "C1", channel="call"), {"channel": "pigeon"}, "channel",
+     "not one of"),
+    ("interactions", lambda db: entry.log_interaction(db, "C1", channel="call"), {"occurred_at": ""}, "occurred_at",
+     "required"),
+    ("tickets", lambda db: entry.open_ticket(db, "C1", opened_at="2026-03-10 09:00"),
+     {"closed_at": "2026-03-09 08:00"}, "closed_at", "before the ticket was opened"),
+    ("opportunities", lambda db: entry.add_opportunity(db, "C1", opened_at="2026-03-10"),
+     {"closed_at": "2026-03-01", "stage": "won"}, "closed_at", "before the opportunity was opened"),
+    ("tasks", lambda db: entry.add_task(db, "2026-03-20", customer_id="C1"), {"customer_id": "C2"}, "customer_id",
+     "cannot be changed"),
+    ("tasks", lambda db: entry.add_task(db, "2026-03-20", customer_id="C1"), {"due": "soon"}, "due", "date"),
+])
+def test_a_correction_is_checked_by_the_importers_rules_and_writes_nothing_when_refused(db, table, add, changes,
+                                                                                         field, reason):
+    entry.add_customer(db, "C1", name="Bo")
+    key = add(db)
+    before = db.execute(f"SELECT * FROM {table}").fetchall()
+    with pytest.raises(ValidationError, match=reason) as info:
+        entry.edit_entry(db, table, entry_id=key, **changes)
+    assert info.value.column == field
+    assert db.execute(f"SELECT * FROM {table}").fetchall() == before
+
+
+def test_a_correction_writes_only_what_changed_and_blank_clears(db):
+    entry.add_customer(db, "C1", name="Bo")
+    iid = entry.log_interaction(db, "C1", channel="call", occurred_at="2026-03-01 10:00", outcome="no answer",
+                                notes="try again")
+    entry.edit_entry(db, "interactions", entry_id=iid, outcome="wants a quote", notes=" ", occurred_at="2026-03-01T11:30")
+    row = db.table("interactions").get(iid)
+    assert (row["outcome"], row["notes"], row["occurred_at"], row["channel"]) == (
+        "wants a quote", None, "2026-03-01 11:30:00", "call")
+
+
+def test_deleting_an_order_takes_its_lines_and_a_referred_entry_is_refused(db, order):
+    ticket = entry.open_ticket(db, "C1")
+    entry.add_task(db, "2026-03-20", note="ring back", ticket_id=ticket)
+    with pytest.raises(ValidationError, match="1 tasks refer to it"):
+        entry.delete_entry(db, "tickets", entry_id=ticket)
+    entry.delete_entry(db, "orders", entry_id=order)
+    assert db.table("orders").count == 0 and db.table("order_items").count == 0
+    with pytest.raises(ValidationError, match="not an entry of the timeline"):
+        entry.delete_entry(db, "customers", entry_id="C1")

@@ -246,3 +246,55 @@ def test_an_export_imported_again_unchanged_leaves_no_batch_group():
     assert sorted(list_batches(db)["batch_id"]) == sorted(first.batch_ids)
     undo_import(db, int(list_batches(db)["batch_id"].iat[0]))  # the newest batch: the whole first import
     assert all(rows == [] for rows in _data(db).values())
+
+
+# ------------------------------------------------------------------------ one desk entry
+def _order_rows(db, order_id):
+    return (db.table("orders").get(order_id),
+            db.execute("SELECT * FROM order_items WHERE order_id = ? ORDER BY product_id", [order_id]).fetchall())
+
+
+def _deletion(db, order_id):
+    """Delete the order as the desk does and return its EntryRecord (the whole rows, its lines too)."""
+    from crm_helpers.store.undo import entry_record, read_row
+
+    rows = [("orders", (order_id,), read_row(db, "orders", key=(order_id,)))]
+    rows += [("order_items", (order_id, l["product_id"]), l) for l in entry.order_lines(db, order_id)]
+    entry.delete_entry(db, "orders", entry_id=order_id)
+    return entry_record(db, "order deleted", rows=rows)
+
+
+def test_undoing_a_deletion_puts_the_whole_order_back_with_its_lines(db):
+    from crm_helpers.store.undo import undo_entry
+
+    db.execute("UPDATE products SET unit_price = 4.5")
+    oid = entry.record_order(db, "C2", items=[("P1", 2, None), ("P2", 1, 7.25)], order_date="2026-03-01")
+    kept = _order_rows(db, oid)
+    record = _deletion(db, oid)
+    assert [c.after for c in record.changes] == [None, None, None] and record.changes[0].before == kept[0]
+    undo_entry(db, record)
+    assert _order_rows(db, oid) == kept
+
+
+def test_undoing_a_deletion_is_refused_when_the_row_is_back_or_its_customer_erased(db):
+    from crm_helpers.store.forget import forget
+    from crm_helpers.store.undo import undo_entry
+
+    oid = entry.record_order(db, "C2", items=[("P1", 1, 3.0)], order_date="2026-03-01")
+    record = _deletion(db, oid)
+    entry.record_order(db, "C2", items=[("P2", 1, 3.0)], order_id=oid, order_date="2026-03-02")
+    with pytest.raises(UndoError, match="is in the store again"):
+        undo_entry(db, record)
+    entry.delete_entry(db, "orders", entry_id=oid)
+    forget(db, "C2")
+    with pytest.raises(UndoError, match="its customer C2 is no longer in the store"):
+        undo_entry(db, record)
+    assert db.table("orders").count == 1  # only the fixture's order: nothing put back
+
+
+def test_a_task_about_an_imported_ticket_blocks_undoing_that_import(db, tmp_path):
+    path = _write(tmp_path / "tickets.csv", "ticket_id,customer_id,opened_at,status\nT9,C1,2026-03-01 09:00,open\n")
+    batch = import_file(db, "tickets", path=path).batch_id
+    entry.add_task(db, "2026-03-20", note="ring back", ticket_id="T9")
+    with pytest.raises(UndoError, match="1 tasks rows refer to tickets"):
+        undo_import(db, batch)

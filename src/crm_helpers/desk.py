@@ -3,7 +3,10 @@
 Every form calls a function of :mod:`crm_helpers.ingest.entry`, so it checks a value with the same rules
 as the importer; a refusal is shown in plain words beside the field it concerns and nothing is
 written. Each save is one transaction and is kept as an :class:`~crm_helpers.store.undo.EntryRecord`,
-so the form offers "Undo this entry" until the next save.
+so the form offers "Undo this entry" until the next save. Past entries are corrected or deleted
+from the chosen customer's timeline (:class:`EntryEditor`: "Edit" / "Delete" beside each entry, checked
+the same way, one transaction each, "Undo this change" puts back the previous values or the deleted
+rows); adding and correcting are separate actions.
 
 Personal data: the desk reads names and e-mails from the store each time it shows them. A person
 erased with ``crm forget`` keeps no name, e-mail, phone or company, so searches cannot find them
@@ -48,7 +51,9 @@ from crm_helpers.store.schema import (
     TASKS,
     TICKET_CATEGORIES,
     TICKET_PRIORITIES,
+    Column,
 )
+from crm_helpers.store.schema import table as schema_table
 from crm_helpers.analyses.service import backlog
 from crm_helpers.store.connection import open_db, write_transaction
 from crm_helpers.store.facts import (
@@ -58,7 +63,7 @@ from crm_helpers.store.facts import (
     task_open_sql,
     ticket_open_now_sql,
 )
-from crm_helpers.store.undo import EntryRecord, RowChange, differs, read_row, undo_entry
+from crm_helpers.store.undo import EntryRecord, differs, entry_record, read_row, undo_entry
 from crm_helpers.store.validation import ValidationError, clean_value, is_blank
 
 SHOWN_ROWS = 15
@@ -130,34 +135,56 @@ _TIMELINE_SQL = f"""
 SELECT * FROM (
   SELECT o.order_date AS at, 'order' AS kind,
          printf('%.2f %s, %s', o.amount, COALESCE(o.currency, ''), o.status)
+         || CASE WHEN o.refunded_amount > 0 AND o.refunded_amount < o.amount
+                 THEN printf(' (%.2f paid back)', o.refunded_amount) ELSE '' END
          || COALESCE(': ' || (SELECT group_concat(i.quantity || ' × ' || COALESCE(p.name, i.product_id), ', ')
                               FROM order_items i LEFT JOIN products p ON p.product_id = i.product_id
-                              WHERE i.order_id = o.order_id), '') AS what
+                              WHERE i.order_id = o.order_id), '') AS what,
+         'orders' AS tbl, o.order_id AS id, 0 AS open_task
   FROM orders o WHERE o.customer_id = :customer
   UNION ALL
   SELECT occurred_at, channel, trim(COALESCE(subject, '') || COALESCE(' → ' || outcome, '')
-                                    || COALESCE(' (' || notes || ')', '')) FROM interactions WHERE customer_id = :customer
+                                    || COALESCE(' (' || notes || ')', '')), 'interactions', interaction_id, 0
+  FROM interactions WHERE customer_id = :customer
   UNION ALL
   SELECT submitted_at, 'feedback', trim(COALESCE('would recommend ' || nps || ' of 10 ', '')
-                                        || COALESCE('satisfied ' || csat || ' of 5 ', '') || COALESCE('“' || comment || '”', ''))
+                                        || COALESCE('satisfied ' || csat || ' of 5 ', '') || COALESCE('“' || comment || '”', '')),
+         'feedback', feedback_id, 0
   FROM feedback WHERE customer_id = :customer
   UNION ALL
-  SELECT opened_at, 'ticket', COALESCE(category, 'ticket') || ', ' || status FROM tickets WHERE customer_id = :customer
+  SELECT opened_at, 'ticket', COALESCE(category, 'ticket') || ', ' || status, 'tickets', ticket_id, 0
+  FROM tickets WHERE customer_id = :customer
   UNION ALL
-  SELECT opened_at, 'deal', COALESCE(title, 'untitled') || ', ' || stage || COALESCE(printf(', %.0f', amount), '')
+  SELECT opened_at, 'deal', COALESCE(title, 'untitled') || ', ' || stage || COALESCE(printf(', %.0f', amount), ''),
+         'opportunities', opportunity_id, 0
   FROM opportunities WHERE customer_id = :customer
   UNION ALL
-  SELECT due, 'task', COALESCE(note, 'task') || CASE WHEN done_at IS NULL THEN ' (open)' ELSE ' (done)' END
+  SELECT due, 'task', COALESCE(note, 'task') || CASE WHEN done_at IS NULL THEN ' (open)' ELSE ' (done)' END,
+         '{TASKS.name}', task_id, done_at IS NULL
   FROM {TASKS.name} WHERE customer_id = :customer
-) ORDER BY at DESC LIMIT :limit
+) ORDER BY at DESC, id DESC LIMIT :limit
 """
 
 
-def customer_timeline(db: Database, customer_id: str, *, limit: int = TIMELINE_ROWS) -> list[tuple[str, str, str]]:
-    """The customer's orders (with their items), interactions, feedback, tickets, deals and tasks as
-    ``[(when, kind, what)]``, newest first, at most ``limit``: when is the stored date or time
-    (a task's due day), kind the channel for an interaction."""
-    return [(str(at), str(kind), _text(what)) for at, kind, what in
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One entry of a customer's timeline: when (the stored date or time; a task's due day), its
+    kind (the channel for an interaction), what it says, the row it is (``table``, ``key``), and
+    whether it is a task still open."""
+
+    at: str
+    kind: str
+    what: str
+    table: str
+    key: str
+    open_task: bool = False
+
+
+def customer_timeline(db: Database, customer_id: str, *, limit: int = TIMELINE_ROWS) -> list[TimelineEntry]:
+    """The customer's orders (with their items), interactions, feedback, tickets, deals and tasks,
+    newest first, at most ``limit``."""
+    return [TimelineEntry(str(at), str(kind), _text(what), str(table), str(key), bool(open_task))
+            for at, kind, what, table, key, open_task in
             db.execute(_TIMELINE_SQL, {"customer": customer_id, "limit": limit}).fetchall()]
 
 
@@ -182,12 +209,14 @@ def _customer(db: Database, customer_id: str | None) -> dict[str, Any] | None:
 
 def _record(db: Database, summary: str, rows: list[tuple[str, tuple[Any, ...], dict[str, Any] | None]]) -> EntryRecord:
     """The :class:`EntryRecord` of a save: ``rows`` are ``(table, key, row before or None)``, read after."""
-    return EntryRecord(summary, tuple(RowChange(t, k, before, read_row(db, t, key=k) or {}) for t, k, before in rows))
+    return entry_record(db, summary, rows=rows)
 
 
 def _written(record: EntryRecord) -> str:
     """The values the entry's main row holds now, in small print (ids and blanks left out)."""
     main = record.changes[0]
+    if main.after is None:  # a deletion
+        return ""
     values = [f"{c.replace('_', ' ')}: {v}" for c, v in main.after.items()
               if v is not None and not c.endswith("_id") and (main.before is None or main.before.get(c) != v)]
     return f'<br><small>{html.escape("; ".join(values))}</small>' if values else ""
@@ -354,7 +383,11 @@ class _Form(_Undoable):
             return
         main = self.last.changes[0]
         now = read_row(self.desk.db, main.table, key=main.key)
-        if now is None or any(differs(now.get(c), v) for c, v in main.after.items()):
+        if main.after is None:  # a deletion: stale once the row is back or its person gone
+            stale = now is not None or _customer(self.desk.db, (main.before or {}).get("customer_id")) is None
+        else:
+            stale = now is None or any(differs(now.get(c), v) for c, v in main.after.items())
+        if stale:
             self.last = None
             self.message.value = ""
             self.undo.layout.display = "none"
@@ -764,6 +797,201 @@ class TaskForm(_Form):
         return _record(self.desk.db, f"task for {due}{about}", [("tasks", (tid,), None)])
 
 
+# ------------------------------------------------------------------- correcting the timeline
+EDIT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders": ("order_date", "status", "amount", "refunded_amount"),
+    "interactions": ("occurred_at", "channel", "direction", "subject", "outcome", "notes"),
+    "feedback": ("submitted_at", "nps", "csat", "score_quality", "score_delivery", "score_price", "score_service",
+                 "comment"),
+    "tickets": ("opened_at", "category", "priority", "status", "first_response_at", "closed_at", "csat"),
+    "opportunities": ("title", "amount", "source", "stage", "probability", "opened_at", "expected_close", "closed_at",
+                      "lost_reason"),
+    TASKS.name: ("due", "note", "done_at"),
+}
+"""The fields the editor shows for each kind of timeline entry, in order (ids, the customer and
+bookkeeping such as a deal's last activity stay as they are); an order also shows one quantity per line."""
+_LABELS = {"order_date": "Date", "refunded_amount": "Paid back", "occurred_at": "When", "direction": "Who started",
+           "submitted_at": "Date", "nps": "NPS (0–10)", "csat": "CSAT (1–5)", "score_quality": "Quality (1–5)",
+           "score_delivery": "Delivery (1–5)", "score_price": "Price (1–5)", "score_service": "Service (1–5)",
+           "opened_at": "Opened", "category": "Kind", "first_response_at": "First answer", "closed_at": "Closed",
+           "title": "What", "source": "Came from", "probability": "Probability (0–1)",
+           "expected_close": "Expected close", "lost_reason": "Why lost", "due": "Due", "note": "To do",
+           "done_at": "Done at"}
+_NAMES = {"orders": "order", "interactions": "interaction", "feedback": "feedback", "tickets": "ticket",
+          "opportunities": "deal", TASKS.name: "task"}
+_HAPPENED = {"orders": "order_date", "interactions": "occurred_at", "feedback": "submitted_at", "tickets": "opened_at"}
+"""The date of an entry that has happened: moved after now, it is asked about once (:meth:`_Form.when`)."""
+
+
+def _changed(column: Column, stored: Any, *, typed: Any) -> bool:
+    """Whether the value typed in an editor field differs from the stored one (a value that does not
+    fit the column counts as changed, for the entry function to refuse beside the field)."""
+    if typed is None:
+        return stored is not None
+    try:
+        return differs(stored, clean_value(column, typed))
+    except ValueError:
+        return True
+
+
+class EntryEditor(_Form):
+    """Correct or delete one entry of the chosen customer's timeline: "Edit" beside it opens this
+    form filled with the entry ("Save changes" writes only what was changed, with the importer's
+    rules, :func:`entry.edit_entry` / :func:`entry.edit_order`); "Delete" asks once ("Yes, delete
+    it", :func:`entry.delete_entry`, an order with its lines). Each is one transaction and "Undo
+    this change" takes it back, a deletion included. Adding stays in the tabs below."""
+
+    title = "Correct an entry"
+
+    def __init__(self, desk: "Desk") -> None:
+        super().__init__(desk)
+        self.entry: TimelineEntry | None = None
+        self.undo.description = "Undo this change"
+        self.heading = widgets.HTML()
+        self.rows = widgets.VBox()
+        self.save = self._button("Save changes", self._save)
+        self.confirm = self._button("Yes, delete it", self._delete, style="danger")
+        self.cancel = widgets.Button(description="Cancel")
+        self.cancel.on_click(lambda _: self.close())
+        self.buttons = widgets.HBox()
+        self.form = widgets.VBox([self.heading, self.rows, self.buttons], layout=widgets.Layout(display="none"))
+        self.form.add_class("desk-editor")
+        self.panel = widgets.VBox([self.form, self.footer()])
+        self.anchor: str | None = None
+        """The key of the timeline entry the panel is shown under (:meth:`Desk.place_editor`)."""
+
+    def open(self, item: TimelineEntry, *, delete: bool = False) -> None:
+        """Show ``item`` for correcting (``delete``: the question whether to delete it)."""
+        row = read_row(self.desk.db, item.table, key=(item.key,))
+        if row is None:
+            self.message.value = _ERROR.format("That entry is no longer in the store.")
+            self.desk.select(self.desk.customer_id)
+            return
+        self.entry = item
+        self.fields, self.errors = {}, {}
+        self.future_ok.value = self.sure.value = False
+        self.future_ok.layout.display = self.sure.layout.display = "none"
+        what = html.escape(f"{_NAMES[item.table]} of {item.at[:16]}")
+        if delete:
+            self.heading.value = (f"<b>Delete this {what}?</b> {html.escape(item.what)}<br>"
+                                  "<small>“Undo this change” afterwards brings it back.</small>")
+            self.buttons.children = [self.confirm, self.cancel]
+        else:
+            self.heading.value = f"<b>Correct this {what}</b>"
+            spec = schema_table(item.table)
+            for name in EDIT_COLUMNS[item.table]:
+                self._field(name, self._widget(spec.column(name), row.get(name)))
+            if item.table == "orders":
+                names = dict(self.desk.db.execute("SELECT product_id, name FROM products").fetchall())
+                for line in entry.order_lines(self.desk.db, item.key):
+                    pid = line["product_id"]
+                    self._field(f"quantity:{pid}", widgets.Text(value=str(line["quantity"]),
+                                                                description=f"Units of {_text(names.get(pid)) or pid}"))
+            self.buttons.children = [self.save, self.cancel]
+        for widget in self.fields.values():
+            widget.style.description_width = "18em"  # "Units of Sencha green tea 100g" whole
+            widget.layout.width = "40em"  # and the value beside it as wide as in the tabs (a phone: the full width)
+        self.rows.children = [self._row(n) for n in self.fields]
+        self.form.layout.display = ""
+        self.anchor = item.key
+        self.desk.place_editor()
+
+    def _widget(self, column: Column, stored: Any) -> widgets.ValueWidget:
+        """A field for ``column`` holding ``stored``: a list for a column of allowed values, else text."""
+        label = _LABELS.get(column.name, column.name.replace("_", " ").capitalize())
+        if column.allowed:
+            options = [("", None)] * (not column.required) + [(v, v) for v in column.allowed]
+            if stored is not None and stored not in column.allowed:
+                options.append((str(stored), stored))
+            return widgets.Dropdown(options=options, value=stored, description=label)
+        if column.name in ("notes", "comment", "note"):
+            return widgets.Textarea(value=_text(stored), description=label)
+        money = column.name in ("amount", "refunded_amount") and isinstance(stored, (int, float))
+        return widgets.Text(value=f"{stored:.2f}" if money else _text(stored), description=label)
+
+    def close(self) -> None:
+        """Hide the form (the message and "Undo this change" stay)."""
+        self.entry = None
+        self.form.layout.display = "none"
+        self.heading.value = ""
+        self.rows.children = ()
+
+    def clear(self) -> None:
+        self.close()
+
+    def _item(self) -> TimelineEntry:
+        if self.entry is None:
+            raise ValidationError("entry", "", "choose an entry of the timeline first (Edit or Delete beside it)")
+        return self.entry
+
+    def _quantities(self) -> dict[str, Any]:
+        """The lines whose number of units was changed: ``{product_id: units as typed}`` (blank or 0 removes)."""
+        column = TABLES["order_items"].column("quantity")
+        quantities = {}
+        for name in (n for n in self.fields if n.startswith("quantity:")):
+            typed, pid = self.value(name), name.split(":", 1)[1]
+            stored = next(l["quantity"] for l in entry.order_lines(self.desk.db, self._item().key)
+                          if l["product_id"] == pid)
+            if typed is None or str(typed) == "0" or _changed(column, stored, typed=typed):
+                try:
+                    units = None if typed is None or str(typed) == "0" else clean_value(column, typed)
+                except ValueError as exc:
+                    raise ValidationError(name, typed, str(exc)) from None
+                if units is not None and int(units) >= LARGE_QUANTITY:
+                    self.ask(name, typed, f"is {int(units):,} units")
+                quantities[pid] = typed
+        return quantities
+
+    def _save(self) -> EntryRecord:
+        item, db = self._item(), self.desk.db
+        spec = schema_table(item.table)
+        before = read_row(db, item.table, key=(item.key,)) or {}
+        changes = {name: self.value(name) for name in EDIT_COLUMNS[item.table]
+                   if _changed(spec.column(name), before.get(name), typed=self.value(name))}
+        date = _HAPPENED.get(item.table)
+        if date in changes:
+            changes[date] = self.when(date, table=item.table, column=date)
+        quantities = self._quantities() if item.table == "orders" else {}
+        if not (changes or quantities):
+            raise ValidationError("entry", "", "nothing was changed: correct a value first, or press Cancel")
+        lines = {l["product_id"]: l for l in entry.order_lines(db, item.key)} if item.table == "orders" else {}
+        if item.table == "orders":
+            entry.edit_order(db, item.key, quantities=quantities, **changes)
+        else:
+            entry.edit_entry(db, item.table, entry_id=item.key, **changes)
+        after = {l["product_id"] for l in entry.order_lines(db, item.key)} if item.table == "orders" else set()
+        return _record(db, f"correction of the {_NAMES[item.table]} of {item.at[:16]} for {self.desk.name()}",
+                       [(item.table, (item.key,), before),
+                        *(("order_items", (item.key, p), lines.get(p)) for p in sorted(set(lines) | after))])
+
+    def _delete(self) -> EntryRecord:
+        item, db = self._item(), self.desk.db
+        before = read_row(db, item.table, key=(item.key,))
+        lines = entry.order_lines(db, item.key) if item.table == "orders" else []
+        entry.delete_entry(db, item.table, entry_id=item.key)
+        return _record(db, f"{_NAMES[item.table]} of {item.at[:16]} deleted for {self.desk.name()}",
+                       [(item.table, (item.key,), before),
+                        *(("order_items", (item.key, l["product_id"]), l) for l in lines)])
+
+    def complete(self, item: TimelineEntry) -> None:
+        """Mark the open task ``item`` done now and log the contact (a call), as Today's "Done" does."""
+        self.close()
+        self.entry = item
+        self.anchor = item.key
+        self.run(self._complete)
+
+    def _complete(self) -> EntryRecord:
+        item, db = self._item(), self.desk.db
+        before = read_row(db, item.table, key=(item.key,))
+        iid = entry.complete_task(db, item.key)
+        return _record(db, f"task done: {_text((before or {}).get('note')) or 'follow-up'}",
+                       [(item.table, (item.key,), before), *([("interactions", (iid,), None)] if iid else [])])
+
+    def widget(self) -> widgets.Widget:
+        """The form, its message and "Undo this change": shown under the entry it concerns."""
+        return self.panel
+
+
 # -------------------------------------------------------------------------------- today
 @dataclass
 class TodayItem:
@@ -1127,8 +1355,11 @@ class Desk:
                                       layout=widgets.Layout(width="48em"))
         self.selected = widgets.HTML()
         self.more = widgets.HTML()
-        self.timeline = widgets.HTML()
+        self.timeline = widgets.VBox()
         self.timeline.add_class("desk-timeline")
+        self.editor = EntryEditor(self)
+        self._editor_at = 0
+        self._timeline_keys: list[str] = []
         self.search.observe(lambda _: self.find(), names="value")
         self.matches.observe(lambda change: change["new"] and self.select(change["new"]), names="value")
         self.customer = CustomerForm(self)
@@ -1161,7 +1392,7 @@ class Desk:
     def drop_gone(self) -> None:
         """Stop showing anything of rows removed or erased since they were shown."""
         self.current()
-        for form in self.forms:
+        for form in (*self.forms, self.editor):
             form.drop_if_gone()
 
     def name(self) -> str:
@@ -1180,19 +1411,50 @@ class Desk:
     def select(self, customer_id: str | None) -> None:
         """Make ``customer_id`` the customer the forms write for (None: nobody)."""
         row = _customer(self.db, customer_id)
+        if (row or {}).get("customer_id") != self.customer_id:
+            self.editor.close()  # another person: their entry is not on screen any more
+            self.editor.anchor = None
         self.customer_id = row["customer_id"] if row else None
         self.selected.value = ("<b>Now working on:</b> " + html.escape(customer_label(
                                    row["name"], row["email"], company=row["company"], customer_id=row["customer_id"]))
                                if row else "<i>No customer chosen: find one above, or add a new one.</i>")
         if row is None:
             self.matches.value = None
-        entries = customer_timeline(self.db, row["customer_id"]) if row else []
-        self.timeline.value = "".join(
-            f"<div><small>{html.escape(at[:16])}</small> <b>{html.escape(kind)}</b> {html.escape(what)}</div>"
-            for at, kind, what in entries)
+        self.timeline.children = self._timeline_rows(customer_timeline(self.db, row["customer_id"]) if row else [])
+        self.place_editor()
         self.customer.show(row)
         for form in self.forms:
             form.refresh()
+
+    def _timeline_rows(self, entries: list[TimelineEntry]) -> list[widgets.Widget]:
+        """One line per entry, with "Edit" and "Delete" (:class:`EntryEditor`); an open task also "Done"."""
+        button, text = widgets.Layout(width="5.5em"), widgets.Layout(flex="1 1 20em")
+        rows: list[widgets.Widget] = []
+        for item in entries:
+            edit = widgets.Button(description="Edit", layout=button)
+            edit.on_click(lambda _, i=item: self.editor.open(i))
+            delete = widgets.Button(description="Delete", layout=button)
+            delete.on_click(lambda _, i=item: self.editor.open(i, delete=True))
+            line = widgets.HTML(f"<small>{html.escape(item.at[:16])}</small> <b>{html.escape(item.kind)}</b> "
+                                f"{html.escape(item.what)}", layout=text)
+            done = widgets.Button(description="Done", button_style="success", layout=button)
+            done.on_click(lambda _, i=item: self.editor.complete(i))
+            row = widgets.HBox([line, widgets.HBox([*([done] * item.open_task), edit, delete])])  # buttons together
+            row.add_class("desk-line")
+            rows.append(row)
+        self._timeline_keys = [item.key for item in entries]
+        return rows
+
+    def place_editor(self) -> None:
+        """Show the editor's panel right under the timeline entry it concerns (on a phone the entry,
+        its form and its message stay on one screen); where that entry is gone (deleted), at the
+        place it had; else at the end."""
+        rows = [r for r in self.timeline.children if r is not self.editor.panel]
+        keys = self._timeline_keys
+        if self.editor.anchor in keys:
+            self._editor_at = keys.index(self.editor.anchor) + 1
+        at = min(self._editor_at if self.editor.anchor is not None else len(rows), len(rows))
+        self.timeline.children = [*rows[:at], self.editor.panel, *rows[at:]]
 
     def changed(self) -> None:
         """After a save or an undo: re-read the selection, the forms' lists and the Today list."""
@@ -1206,7 +1468,8 @@ class Desk:
         tabs = widgets.Tab(children=[form.widget() for form in self.forms])
         for i, form in enumerate(self.forms):
             tabs.set_title(i, form.title)
-        return widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline, tabs])
+        return widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline,
+                             widgets.HTML("<b>Add something new</b>"), tabs])
 
     def today_panel(self) -> widgets.Widget:
         """The Today list (computes the follow-up queue the first time)."""

@@ -1,4 +1,5 @@
-"""Entering everyday facts from a notebook: customers, interactions, orders, feedback, tickets, deals, tasks.
+"""Entering everyday facts from a notebook: customers, interactions, orders, feedback, tickets, deals, tasks;
+correcting or deleting one of them later (:func:`edit_entry`, :func:`edit_order`, :func:`delete_entry`).
 
 Each function checks its input like the importer (same rules, from the schema), writes in one
 short transaction and returns the id of what it wrote. A problem raises
@@ -17,12 +18,19 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
+import numpy as np
+import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.store.schema import OPEN_STAGES, TABLES, TASKS
+from crm_helpers.store.schema import OPEN_STAGES, TABLES, TASKS, Table
+from crm_helpers.store.schema import table as schema_table
+from crm_helpers.ingest.table_import import RowError, settle_refunds
 from crm_helpers.store.connection import StoreError, explain_error, store_path, write_transaction
 from crm_helpers.store.suppression import refuse_erased
-from crm_helpers.store.validation import ValidationError, normalize_email, require_valid
+from crm_helpers.store.validation import ValidationError, is_blank, normalize_email, require_valid
+
+ENTRY_TABLES = ("orders", "interactions", "feedback", "tickets", "opportunities", TASKS.name)
+"""The tables whose rows are a customer's timeline: each row can be corrected or deleted."""
 
 
 def _new_id(prefix: str) -> str:
@@ -118,7 +126,7 @@ def record_order(db: Database, customer_id: str, *, items: Iterable[tuple[str, i
     """Record an order and its lines ``(product_id, quantity, unit_price or None)`` in one transaction.
 
     A missing unit price comes from the product list; ``amount`` (gross) defaults to the sum of
-    the lines. Returns the order id.
+    the lines; the refunded amount follows the importer's rule (:func:`_settled`). Returns the order id.
     """
     _require_customer(db, customer_id)
     order_id = order_id or _new_id("O")
@@ -128,11 +136,11 @@ def record_order(db: Database, customer_id: str, *, items: Iterable[tuple[str, i
         price = product["unit_price"] if unit_price is None else unit_price
         lines.append(require_valid(TABLES["order_items"], {"order_id": order_id, "product_id": product_id,
                                                            "quantity": quantity, "unit_price": price}))
-    total = amount if amount is not None else sum(l["quantity"] * (l["unit_price"] or 0) for l in lines)
-    order = require_valid(TABLES["orders"], {k: v for k, v in {
+    total = amount if amount is not None else _lines_total(lines)
+    order = _settled(require_valid(TABLES["orders"], {k: v for k, v in {
         "order_id": order_id, "customer_id": customer_id, "order_date": order_date or dt.date.today().isoformat(),
         "amount": total, "cost": cost, "currency": currency, "channel": channel, "campaign_id": campaign_id,
-        "status": status}.items() if v is not None})
+        "status": status}.items() if v is not None}))
     with _writing(db):
         db.table("orders").insert(order)
         if lines:
@@ -169,10 +177,8 @@ def answer_ticket(db: Database, ticket_id: str, *, answered_at: str | None = Non
     ticket = _fetch(db, "tickets", "ticket_id", ticket_id)
     if ticket["status"] == "closed":
         raise ValidationError("ticket_id", ticket_id, "is closed already")
-    answered = require_valid(TABLES["tickets"], {**{k: v for k, v in ticket.items() if v is not None},
-                                                 "first_response_at": answered_at or _now()})["first_response_at"]
-    if answered < ticket["opened_at"]:
-        raise ValidationError("first_response_at", answered, f"is before the ticket was opened ({ticket['opened_at']})")
+    answered = _check_times("tickets", require_valid(TABLES["tickets"], {
+        **{k: v for k, v in ticket.items() if v is not None}, "first_response_at": answered_at or _now()}))["first_response_at"]
     with _writing(db):
         db.table("tickets").update(ticket_id, {"first_response_at": ticket["first_response_at"] or answered})
 
@@ -180,10 +186,9 @@ def answer_ticket(db: Database, ticket_id: str, *, answered_at: str | None = Non
 def close_ticket(db: Database, ticket_id: str, *, closed_at: str | None = None, csat: int | None = None) -> None:
     """Close a ticket (refuses a close time before the open time)."""
     ticket = _fetch(db, "tickets", "ticket_id", ticket_id)
-    closed = require_valid(TABLES["tickets"], {**{k: v for k, v in ticket.items() if v is not None},
-                                               "closed_at": closed_at or _now(), "status": "closed", "csat": csat})
-    if closed["closed_at"] < ticket["opened_at"]:
-        raise ValidationError("closed_at", closed["closed_at"], f"is before the ticket was opened ({ticket['opened_at']})")
+    closed = _check_times("tickets", require_valid(TABLES["tickets"], {
+        **{k: v for k, v in ticket.items() if v is not None and k != "first_response_at"},
+        "closed_at": closed_at or _now(), "status": "closed", "csat": csat}))
     with _writing(db):
         db.table("tickets").update(ticket_id, {"closed_at": closed["closed_at"], "status": "closed",
                                                "csat": closed.get("csat"),
@@ -221,9 +226,8 @@ def move_opportunity(db: Database, opportunity_id: str, *, stage: str, closed_at
         changes["probability"] = 1.0 if stage == "won" else 0.0
         if lost_reason:
             changes["lost_reason"] = lost_reason
-    merged = require_valid(TABLES["opportunities"], {k: v for k, v in {**opp, **changes}.items() if v is not None})
-    if merged.get("closed_at") and merged["closed_at"] < opp["opened_at"]:
-        raise ValidationError("closed_at", merged["closed_at"], f"is before the opportunity was opened ({opp['opened_at']})")
+    merged = _check_times("opportunities", require_valid(TABLES["opportunities"], {
+        k: v for k, v in {**opp, **changes}.items() if v is not None}))
     with _writing(db):
         db.table("opportunities").update(opportunity_id, {k: merged.get(k) for k in changes})
 
@@ -282,3 +286,136 @@ def snooze_task(db: Database, task_id: str, *, until: str) -> None:
         raise ValidationError("due", until, "is not after today: snooze to a later day")
     with _writing(db):
         db.table(TASKS.name).update(task_id, {"due": due, "snoozed": (task["snoozed"] or 0) + 1})
+
+
+# ---------------------------------------------------------------------- correcting past entries
+_OPENED_AT = {"tickets": ("ticket", ("first_response_at", "closed_at")), "opportunities": ("opportunity", ("closed_at",))}
+
+
+def _check_times(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """The order of times within one row (the same when adding and when correcting): a ticket is
+    not answered or closed, a deal not closed, before it was opened. Returns ``row``."""
+    what, columns = _OPENED_AT.get(table, ("", ()))
+    for column in columns:
+        if row.get(column) and row.get("opened_at") and str(row[column]) < str(row["opened_at"]):
+            raise ValidationError(column, row[column], f"is before the {what} was opened ({row['opened_at']})")
+    return row
+
+
+def _lines_total(lines: Iterable[dict[str, Any]]) -> float:
+    """An order's lines in money: quantity × unit price (gross, after the line's discounts), summed."""
+    return round(float(sum(l["quantity"] * (l.get("unit_price") or 0) for l in lines)), 2)
+
+
+def _settled(order: dict[str, Any]) -> dict[str, Any]:
+    """``order`` (cleaned) with its refunded amount as the importer stores it
+    (:func:`~crm_helpers.ingest.table_import.settle_refunds`: a refunded order without an amount paid
+    back was paid back whole, otherwise what is given, 0 when nothing is); more paid back than the
+    amount is refused beside ``refunded_amount``."""
+    errors: list[RowError] = []
+    frame = pd.DataFrame([{"amount": order["amount"], "status": order["status"],
+                           "refunded_amount": order.get("refunded_amount")}], dtype=object)
+    settled = settle_refunds(frame, np.array([0]), errors=errors)
+    if errors:
+        raise ValidationError(errors[0].column, errors[0].value, errors[0].reason)
+    return {**order, "refunded_amount": float(settled["refunded_amount"].iat[0])}
+
+
+def _entry_table(table: str) -> Table:
+    if table not in ENTRY_TABLES:
+        raise ValidationError("table", table, f"not an entry of the timeline ({', '.join(ENTRY_TABLES)})")
+    return schema_table(table)
+
+
+def _corrected(db: Database, spec: Table, *, entry_id: str, changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored row and the row with ``changes`` (blank: cleared) checked by the importer's rules."""
+    fixed = [c for c in changes if c in (spec.pk, "customer_id")]
+    unknown = sorted(set(changes) - set(spec.column_names))
+    if fixed or unknown:
+        name = (fixed or unknown)[0]
+        raise ValidationError(name, changes[name], "cannot be changed here" if fixed else f"not a field of {spec.name}")
+    current = _fetch(db, spec.name, str(spec.pk), entry_id)
+    merged = {k: v for k, v in {**current, **changes}.items() if not is_blank(v)}
+    return current, _check_times(spec.name, require_valid(spec, merged))
+
+
+def edit_entry(db: Database, table: str, *, entry_id: str, **changes: Any) -> None:
+    """Correct a past interaction, feedback, ticket, deal or task: ``changes`` are columns of ``table``
+    with their new values as typed (a blank one is cleared), checked with the importer's rules and the
+    order of its times (:func:`_check_times`), written in one transaction. The id and the customer
+    stay; an order goes through :func:`edit_order` (its lines and money)."""
+    spec = _entry_table(table)
+    if table == "orders":
+        edit_order(db, entry_id, **changes)
+        return
+    _, merged = _corrected(db, spec, entry_id=entry_id, changes=changes)
+    with _writing(db):
+        db.table(spec.name).update(entry_id, {k: merged.get(k) for k in changes})
+
+
+def order_lines(db: Database, order_id: str) -> list[dict[str, Any]]:
+    """The order's lines as stored (order_id, product_id, quantity, unit_price, discount), by product."""
+    cursor = db.execute("SELECT * FROM order_items WHERE order_id = ? ORDER BY product_id", [order_id])
+    return [dict(zip([d[0] for d in cursor.description], row)) for row in cursor.fetchall()]
+
+
+def edit_order(db: Database, order_id: str, *, quantities: dict[str, int | str] | None = None, **changes: Any) -> None:
+    """Correct a past order in one transaction: ``quantities`` maps products to their new number of
+    units (0 or blank removes the line; a product not on the order is added at its list price, as
+    :func:`record_order` does), ``changes`` columns of ``orders`` as typed.
+
+    Money stays as :func:`record_order` stores it: a line keeps the unit price paid; when the lines
+    change and no new amount is given, the amount changes by what the lines' total changed (so an
+    order of lines alone is again their sum, and shipping or a discount on the whole order stays);
+    an order refunded whole stays refunded whole at its new amount, a partial refund stays as it was,
+    and more paid back than the amount is refused (:func:`_settled`)."""
+    spec = TABLES["orders"]
+    old_lines = {l["product_id"]: l for l in order_lines(db, order_id)}
+    current = _fetch(db, "orders", "order_id", order_id)
+    lines = dict(old_lines)
+    for product_id, quantity in (quantities or {}).items():
+        if is_blank(quantity) or str(quantity).strip() == "0":
+            lines.pop(product_id, None)
+            continue
+        price = old_lines[product_id]["unit_price"] if product_id in old_lines else \
+            _fetch(db, "products", "product_id", product_id)["unit_price"]
+        line = {**old_lines.get(product_id, {}), "order_id": order_id, "product_id": product_id,
+                "quantity": quantity, "unit_price": price}
+        lines[product_id] = {**line, **require_valid(TABLES["order_items"], {k: v for k, v in line.items()
+                                                                              if v is not None})}
+    changes = dict(changes)
+    if is_blank(changes.get("amount")) and lines != old_lines:
+        changes["amount"] = round(float(current["amount"]) + _lines_total(lines.values())
+                                  - _lines_total(old_lines.values()), 2)
+    whole = current["status"] == "refunded" and (current["refunded_amount"] or 0) >= float(current["amount"]) - 1e-9
+    if "refunded_amount" not in changes and whole:
+        changes["refunded_amount"] = None  # paid back whole: whole again at the new amount
+    _, merged = _corrected(db, spec, entry_id=order_id, changes=changes)
+    merged = _settled(merged)
+    written = {k: merged.get(k) for k in (*changes, "refunded_amount")}
+    gone = [p for p in old_lines if p not in lines]
+    with _writing(db):
+        db.table("orders").update(order_id, written)
+        for product_id in gone:
+            db.execute("DELETE FROM order_items WHERE order_id = ? AND product_id = ?", [order_id, product_id])
+        changed = [l for p, l in lines.items() if l != old_lines.get(p)]
+        if changed:
+            db.table("order_items").upsert_all(changed, pk=("order_id", "product_id"))
+
+
+def delete_entry(db: Database, table: str, *, entry_id: str) -> None:
+    """Delete a past entry of a customer's timeline in one transaction (an order with its lines).
+    Refused, deleting nothing, while other rows refer to it (a task about a ticket or a deal, a
+    campaign's contact ...): the message says which, to delete or change those first."""
+    spec = _entry_table(table)
+    _fetch(db, spec.name, str(spec.pk), entry_id)
+    referring = [(t.name, c.name) for t in (*TABLES.values(), TASKS) for c in t.columns
+                 if c.references == f"{spec.name}.{spec.pk}" and not (t.name == "order_items" and table == "orders")]
+    for child, column in referring:
+        n = db.execute(f"SELECT COUNT(*) FROM {child} WHERE {column} = ?", [entry_id]).fetchone()[0]
+        if n:
+            raise ValidationError(str(spec.pk), entry_id, f"{n} {child} refer to it: delete or change those first")
+    with _writing(db):
+        if table == "orders":
+            db.execute("DELETE FROM order_items WHERE order_id = ?", [entry_id])
+        db.execute(f"DELETE FROM {spec.name} WHERE {spec.pk} = ?", [entry_id])

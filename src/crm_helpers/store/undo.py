@@ -17,10 +17,13 @@ It refuses, saying why and changing nothing, when later changes depend on the ba
 - other rows refer to a row the batch inserted (orders of a customer it created, ...);
 - the batch was undone already.
 
-An entry (one save of a desk form) is recorded as an :class:`EntryRecord`: the rows it inserted and
-the rows it changed with their values before and after. :func:`undo_entry` takes it back under the
-same rules: it refuses when a row was changed or removed since, or when rows written since refer to
-a row the entry inserted.
+An entry (one save of a desk form, one correction or one deletion of a past entry) is recorded as
+an :class:`EntryRecord`: the rows it inserted, the rows it changed with their values before and
+after, and the rows it deleted whole (an order with its items). :func:`undo_entry` takes it back
+under the same rules: it refuses when a row was changed or removed since, when rows written since
+refer to a row the entry inserted, when a row it deleted is back in the store, or when a row it
+would put back refers to one that is gone (its customer erased with ``crm forget``, its product
+removed).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
-from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, LOAD_ORDER, SEGMENT_SNAPSHOTS, TABLES, Table
+from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, LOAD_ORDER, SEGMENT_SNAPSHOTS, TABLES, TASKS, Table
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.store.connection import explain_error, store_path, write_transaction
 
@@ -209,8 +212,9 @@ def _rows_by_key(db: Database, spec: Table, keys: list[Key]) -> dict[Key, dict[s
 
 
 def _referrers(table: str) -> list[tuple[str, str, str]]:
-    """``(child table, child column, parent column)`` for every foreign key pointing at ``table``."""
-    refs = [(t.name, c.name, c.references.split(".")[1]) for t in TABLES.values() for c in t.columns
+    """``(child table, child column, parent column)`` for every foreign key pointing at ``table``
+    (the desk's tasks included)."""
+    refs = [(t.name, c.name, c.references.split(".")[1]) for t in (*TABLES.values(), TASKS) for c in t.columns
             if c.references and c.references.split(".")[0] == table]
     if table == "customers":
         refs.append((SEGMENT_SNAPSHOTS, "customer_id", "customer_id"))
@@ -396,12 +400,13 @@ def undo_import(db: Database, batch_id: int, *, now: dt.datetime | None = None) 
 # -------------------------------------------------------------------------- one desk entry
 @dataclass(frozen=True)
 class RowChange:
-    """One row an entry wrote: ``before`` is None for a row it inserted."""
+    """One row an entry wrote: ``before`` is None for a row it inserted, ``after`` None for a row it
+    deleted (``before`` then holds the whole row, to put back)."""
 
     table: str
     key: Key
     before: dict[str, Any] | None
-    after: dict[str, Any]
+    after: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -417,38 +422,75 @@ def read_row(db: Database, table: str, *, key: Key) -> dict[str, Any] | None:
     return _rows_by_key(db, schema_table(table), [key]).get(key)
 
 
+def entry_record(db: Database, summary: str, *, rows: list[tuple[str, Key, dict[str, Any] | None]]) -> EntryRecord:
+    """The :class:`EntryRecord` of a write just made: ``rows`` are ``(table, key, the row before or
+    None)``, parents first; each row's values now are read after (None: the write deleted it)."""
+    return EntryRecord(summary, tuple(RowChange(t, k, before, read_row(db, t, key=k)) for t, k, before in rows))
+
+
+def _missing_parents(db: Database, change: RowChange, *, own: set[tuple[str, Key]]) -> list[str]:
+    """The rows a deleted row refers to that are no longer in the store (nor put back by the same
+    entry): putting it back would point at nothing, or at a person erased since."""
+    missing = []
+    for column in schema_table(change.table).columns:
+        value = (change.before or {}).get(column.name)
+        if column.references and value is not None:
+            parent, _ = column.references.split(".")
+            if (parent, (value,)) not in own and read_row(db, parent, key=(value,)) is None:
+                missing.append(f"its {parent[:-1]} {value} is no longer in the store (erased or removed since)")
+    return missing
+
+
+def entry_problems(db: Database, record: EntryRecord) -> list[str]:
+    """Why ``record`` cannot be undone now, in plain words (empty when it can): a row it wrote was
+    changed or removed since, rows written since refer to a row it inserted, a row it deleted is
+    back, or a row it deleted refers to one that is gone."""
+    problems = []
+    deleted = {(c.table, c.key) for c in record.changes if c.after is None}
+    for change in record.changes:
+        current = read_row(db, change.table, key=change.key)
+        if change.after is None:
+            if current is not None:
+                problems.append(f"{change.table} {_show([change.key])} is in the store again")
+            problems += [f"{change.table} {_show([change.key])}: {p}"
+                         for p in _missing_parents(db, change, own=deleted)]
+        elif current is None:
+            problems.append(f"{change.table} {_show([change.key])} is no longer in the store")
+        elif any(differs(current.get(c), v) for c, v in change.after.items()):
+            problems.append(f"{change.table} {_show([change.key])} was changed since")
+    inserted = [c for c in record.changes if c.before is None]
+    own = {(c.table, c.key) for c in inserted}
+    for change in inserted:
+        spec = schema_table(change.table)
+        if len(spec.pk_columns) == 1:
+            for child, (n, _) in _count_references(db, change.table, spec.pk_columns[0], [change.key[0]]).items():
+                if n > sum(1 for t, _k in own if t == child):
+                    problems.append(f"{child} rows written since refer to {change.table} {change.key[0]}")
+    return problems
+
+
 def undo_entry(db: Database, record: EntryRecord) -> None:
     """Take back one entry in one write transaction: delete the rows it inserted, put back the
-    values of the rows it changed. Raises :class:`UndoError` saying why, changing nothing, when a row
-    was changed or removed since or rows written since refer to one it inserted."""
+    values of the rows it changed, then insert again the rows it deleted (parents first). Raises
+    :class:`UndoError` saying why, changing nothing, when :func:`entry_problems` finds a reason."""
     try:
         with write_transaction(db):
-            problems = []
-            for change in record.changes:
-                current = read_row(db, change.table, key=change.key)
-                if current is None:
-                    problems.append(f"{change.table} {_show([change.key])} is no longer in the store")
-                elif any(differs(current.get(c), v) for c, v in change.after.items()):
-                    problems.append(f"{change.table} {_show([change.key])} was changed since")
-            inserted = [c for c in record.changes if c.before is None]
-            own = {(c.table, c.key) for c in inserted}
-            for change in inserted:
-                spec = schema_table(change.table)
-                if len(spec.pk_columns) == 1:
-                    for child, (n, _) in _count_references(db, change.table, spec.pk_columns[0],
-                                                           [change.key[0]]).items():
-                        if n > sum(1 for t, _k in own if t == child):
-                            problems.append(f"{child} rows written since refer to {change.table} {change.key[0]}")
+            problems = entry_problems(db, record)
             if problems:
                 raise UndoError(f"cannot undo \"{record.summary}\"; nothing was changed: " + "; ".join(problems))
-            for change in reversed(record.changes):
+            for change in reversed(record.changes):  # children first
                 spec = schema_table(change.table)
                 if change.before is None:
                     _delete(db, spec, [change.key])
-                else:
+                elif change.after is not None:
                     where, params = _where_keys(spec.pk_columns, [change.key])
                     columns = [c for c in change.after if c not in spec.pk_columns]
                     db.execute(f"UPDATE {spec.name} SET {', '.join(f'{c} = ?' for c in columns)} WHERE {where}",
                                [change.before.get(c) for c in columns] + params)
+            for change in record.changes:  # parents first: an order before its items
+                if change.after is None and change.before is not None:
+                    row = {c: v for c, v in change.before.items() if c in schema_table(change.table).column_names}
+                    db.execute(f"INSERT INTO {change.table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                               list(row.values()))
     except sqlite3.DatabaseError as exc:
         raise UndoError(f"\"{record.summary}\" was not undone: {explain_error(store_path(db), exc)}") from None
