@@ -108,7 +108,7 @@ APPENDIX_TAG = "appendix"
 it moves, in its order, to the folded "How this was computed" section at the end."""
 APPENDIX_TITLE = "How this was computed"
 INDEX_FILE, GLOSSARY_LINK = "index.html", "glossary.html"
-STANDARD_SETTINGS = ("db_path", "period_start", "period_end", "output_dir")
+STANDARD_SETTINGS = ("db_path", "period_start", "period_end", "output_dir", "lang")
 """Parameters every page gets from the runner: the store and the month, not settings of the page."""
 
 
