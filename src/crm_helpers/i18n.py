@@ -131,8 +131,10 @@ def tn(singular: str, plural: str, *, n: int, **fields: Any) -> str:
 def currency_symbol(code: str) -> str:
     """The sign readers of the language in use write before an amount of ``code`` (ISO 4217), as
     CLDR gives it (Chinese: ``¥`` for CNY, ``€`` for EUR, ``US$`` for USD); blank in English,
-    where the pack writes the code after the amount (``21,883 EUR``)."""
-    return "" if language() == DEFAULT else _cldr_symbol(code, BABEL_LOCALE[language()])
+    where the pack writes the code after the amount (``21,883 EUR``), and for what is not a code."""
+    if language() == DEFAULT or not (len(code) == 3 and code.isalpha() and code.isupper()):
+        return ""
+    return _cldr_symbol(code, BABEL_LOCALE[language()])
 
 
 @lru_cache(maxsize=None)

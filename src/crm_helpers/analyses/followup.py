@@ -47,6 +47,7 @@ from crm_helpers.store.facts import (
     ticket_open_sql,
 )
 from crm_helpers.analyses.features import as_date
+from crm_helpers.i18n import t
 from crm_helpers.store.values import Headline, money
 from crm_helpers.store.schema import TASKS
 from crm_helpers.store.safe_csv import write_safe_csv
@@ -173,9 +174,9 @@ class FollowUpQueue:
     def message(self) -> str:
         """A plain sentence on the list's size, for the headline."""
         if self.candidates == 0:
-            return "nobody needs a follow-up"
-        return (f"the {len(self.top)} most urgent are listed, most money at stake first; "
-                f"all {self.candidates} are in {FOLLOW_UP_FILE}")
+            return t("nobody needs a follow-up")
+        return t("the {count} most urgent are listed, most money at stake first; all {candidates} are in {file}",
+                 count=len(self.top), candidates=self.candidates, file=FOLLOW_UP_FILE)
 
 
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None, horizon_days: int = 90,

@@ -34,6 +34,7 @@ Notebooks run in parallel worker processes; one notebook's failure does not lose
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import time
@@ -206,6 +207,15 @@ def translate_markdown(notebook: nbformat.NotebookNode) -> None:
             cell.source = (anchors + "\n\n" if anchors else "") + translated
 
 
+def _month_label(period_start: str) -> str:
+    """The month of a page's period as its title and back link show it (``2026-11``; Chinese
+    ``2026年11月``); blank without a period."""
+    try:
+        return numbers.month(dt.date.fromisoformat(period_start[:10]))
+    except ValueError:
+        return period_start[:7]
+
+
 def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_code: bool = False, *,
                  lang: str = DEFAULT) -> NotebookRun:
     """Run one notebook and export its HTML (code hidden unless ``with_code``) in the language
@@ -257,7 +267,7 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_c
             if lang != DEFAULT:
                 translate_markdown(executed)
             write_html(executed, out_html, exclude_input=not with_code,
-                       period_label=str(parameters.get("period_start", ""))[:7])
+                       period_label=_month_label(str(parameters.get("period_start", ""))))
             html_path = out_html
         except Exception as exc:
             if is_disk_full(exc):

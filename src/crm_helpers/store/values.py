@@ -64,6 +64,15 @@ def money(value: float | None, currency: str = "", *, signed: bool = False) -> s
 
 
 
+def money_whole(value: float, currency: str = "") -> str:
+    """Money rounded to whole units as a sentence writes it: ``5,334 EUR`` (``€5,334`` in a language
+    that writes the currency's sign first, see :func:`money`)."""
+    symbol = currency_symbol(currency) if currency else ""
+    if symbol:
+        return f"{'-' if float(value) < 0 else ''}{symbol}{abs(float(value)):,.0f}"
+    return f"{float(value):,.0f} {currency}".rstrip()
+
+
 @dataclass(frozen=True)
 class Headline:
     """One headline figure of the month, with the previous month's beside it.
