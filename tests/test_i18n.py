@@ -159,3 +159,22 @@ def test_the_english_index_is_as_before_without_a_word_of_chinese():
     page = index.index_html(parse_month("2026-11"), _runs())
     assert '<html lang="en">' in page and "Actions this month" in page and "36,210 EUR" in page
     assert "本月" not in page and "主要指标" not in page
+
+
+def test_a_figure_is_drawn_in_chinese(chinese):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from crm_helpers.report import plots
+
+    figure, ax = plt.subplots()
+    ax.bar(["Champions", "Wang Fang"], [3, 4], label="history")
+    ax.set(title="Customers per segment", xlabel="customers", ylabel="unknown words")
+    ax.legend()
+    plots.translate_figure(figure)
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("各分群客户数", "客户数", "unknown words")
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["冠军客户", "Wang Fang"]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["历史"]
+    plt.close(figure)
