@@ -98,14 +98,16 @@ def test_every_translation_keeps_the_placeholders_of_its_english():
             assert set(field.findall(text)) - extra == set(field.findall(english)) - extra, english
 
 
-def test_markdown_cells_are_translated_and_keep_their_english_anchor(chinese, monkeypatch):
+def test_markdown_cells_are_translated_block_by_block_and_keep_their_english_anchor(chinese, monkeypatch):
     import nbformat
 
-    monkeypatch.setattr(i18n, "catalogue", lambda lang: {"## Who to call\n\nThe list.": "## 要联系谁\n\n名单。"})
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("## Who to call\n\nThe list.\n"),
-                                               nbformat.v4.new_markdown_cell("## Not in the catalogue")])
+    monkeypatch.setattr(i18n, "catalogue", lambda lang: {"Who to call": "要联系谁", "The list.": "名单。"})
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Who to call\n\nThe list.\n\nA paragraph not in the catalogue."),
+        nbformat.v4.new_markdown_cell("## Not in the catalogue")])
     runner.translate_markdown(notebook)
-    assert notebook.cells[0].source == '<a id="Who-to-call"></a>\n\n## 要联系谁\n\n名单。'
+    assert notebook.cells[0].source == ('<a id="Who-to-call"></a>\n\n## 要联系谁\n\n名单。\n\n'
+                                        "A paragraph not in the catalogue.")
     assert notebook.cells[1].source == "## Not in the catalogue"
 
 

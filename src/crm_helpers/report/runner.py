@@ -192,19 +192,26 @@ def disk_full(exc: BaseException) -> OSError | None:
 
 def translate_markdown(notebook: nbformat.NotebookNode) -> None:
     """Put each markdown cell of ``notebook`` (headings, the sentences that open sections) in the
-    language in use, from its catalogue entry (the cell's whole text, stripped, is the entry's
-    English); a cell without an entry stays as written. A translated section keeps the anchor of its
-    English heading too (:func:`~crm_helpers.report.pages.section_anchor`), where the index's actions
-    and figures link. English: nothing changes."""
+    language in use, one block at a time (blocks are separated by a blank line): a heading by its
+    text (``## Customers probably lost`` by "Customers probably lost", so the index's section names
+    and the page's headings share one entry), any other block by its whole text. A block without an
+    entry stays as written. A translated section heading keeps the anchor of its English text too
+    (:func:`~crm_helpers.report.pages.section_anchor`), where the index's actions and figures link.
+    English: nothing changes."""
     for cell in notebook.cells:
         if cell.cell_type != "markdown":
             continue
-        english = cell.source.strip()
-        translated = t(english)
-        if translated != english:
-            anchors = "".join(f'<a id="{section_anchor(line.lstrip("#").strip())}"></a>'
-                              for line in english.splitlines() if line.startswith("## "))
-            cell.source = (anchors + "\n\n" if anchors else "") + translated
+        blocks = []
+        for block in cell.source.strip().split("\n\n"):
+            hashes, space, heading = block.partition(" ")
+            if space and hashes and set(hashes) == {"#"} and "\n" not in block:
+                translated = t(heading.strip())
+                anchor = (f'<a id="{section_anchor(heading.strip())}"></a>\n\n'
+                          if hashes == "##" and translated != heading.strip() else "")
+                blocks.append(f"{anchor}{hashes} {translated}")
+            else:
+                blocks.append(t(block.strip()))
+        cell.source = "\n\n".join(blocks)
 
 
 def _month_label(period_start: str) -> str:
