@@ -180,3 +180,49 @@ def test_a_figure_is_drawn_in_chinese(chinese):
     assert [label.get_text() for label in ax.get_xticklabels()] == ["冠军客户", "Wang Fang"]
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["历史"]
     plt.close(figure)
+
+
+def _names(db_path: Path) -> set[str]:
+    """Every word of a name in the store: people, products, categories and campaigns stay as written."""
+    import re
+    import sqlite3
+
+    words: set[str] = set()
+    with sqlite3.connect(db_path) as db:
+        for query in ("SELECT name FROM customers", "SELECT name FROM products", "SELECT category FROM products",
+                      "SELECT name FROM campaigns"):
+            for (text,) in db.execute(query):
+                words.update(re.findall(r"[A-Za-z][A-Za-z'’]*", text or ""))
+    return words
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None or __import__("shutil").which("pdftotext") is None,
+                    reason="headless Chromium and pdftotext print and read the brief")
+def test_a_page_of_the_demo_pack_rendered_in_chinese_leaves_no_english_sentence(demo_db_path, tmp_path):
+    """Page 02 (segments: figures, an attention item, two actions) rendered with lang="zh": the index,
+    the page's own headings and sentences, and the brief PDF hold no English sentence outside names."""
+    import subprocess
+
+    from i18n_support import page_text
+
+    try:
+        result = runner.render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path / "pack", only=["02"],
+                                      progress=False, lang="zh")
+        printed = pdf.write_pdfs(result)
+    finally:
+        i18n.set_language("en")
+    assert result.ok and printed.ok, (result.runs[0].error, printed.message)
+    names = _names(demo_db_path) | NAMES
+    index_page = result.index.read_text(encoding="utf-8")
+    assert '<html lang="zh-Hans">' in index_page and "本月行动" in index_page
+    assert english_sentences(page_text(index_page), allowed=names) == []
+    page = (result.out_dir / "02_segmentation.html").read_text(encoding="utf-8")
+    soup = BeautifulSoup(page, "html.parser")
+    assert soup.html["lang"] == "zh-Hans" and soup.title.get_text().startswith("您的客户是谁")
+    headings = [h.get_text() for h in soup.select("h1, h2")]
+    assert "分群是如何定义的" in " ".join(headings) and not any(english_sentences(h, min_words=2) for h in headings)
+    brief = subprocess.run(["pdftotext", "-layout", str(result.out_dir / "brief.pdf"), "-"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "CRM 简报 2026年10月" in brief
+    assert english_sentences(brief, allowed=names) == []

@@ -90,23 +90,30 @@ def model_choice(validation: HoldoutValidation) -> str:
     predicted totals differ (what the choice changes)."""
     chosen, other = validation.chosen, validation.runner_up
     if not other:
-        return f"Only {chosen} could be fitted, so there was no choice to make."
+        return t("Only {model} could be fitted, so there was no choice to make.", model=chosen)
     z, a = validation.margin_z, validation.aggregate
     won, checks = int(a.loc[chosen, "origins_won"]), len(validation.origins)
     apart = a.loc[chosen, "predicted_repeat_purchases"] / a.loc[other, "predicted_repeat_purchases"] - 1
     steady = 2 * won > checks  # best at most of the checks, not only on their sum
     if z >= 2.5 and steady:
-        how = f"{chosen} gave clearly more probability to what customers then did than {other}, the runner-up"
+        how = t("{chosen} gave clearly more probability to what customers then did than {other}, the runner-up",
+                chosen=chosen, other=other)
+    elif z >= 1 and steady:
+        how = t("{chosen} gave more probability to what customers then did than {other}, the runner-up, but not "
+                "by much: the choice is likely right but not certain", chosen=chosen, other=other)
     elif z >= 1:
-        how = (f"{chosen} gave more probability to what customers then did than {other}, the runner-up, "
-               + ("but not by much: the choice is likely right but not certain" if steady else
-                  "but not at most of the checks: the choice is uncertain"))
+        how = t("{chosen} gave more probability to what customers then did than {other}, the runner-up, but not "
+                "at most of the checks: the choice is uncertain", chosen=chosen, other=other)
     else:
-        how = (f"{chosen} and {other} foresaw what customers then did about equally well: the choice between them "
-               "is close to a coin toss")
-    return (f"How sure the choice is: {how} (best at {won} of {checks} check{'s' if checks != 1 else ''}). "
-            f"Their predictions of the last held-out total differ by {abs(apart):.0%}, so the choice "
-            f"{'matters little' if abs(apart) < 0.05 else 'matters'} for the values below.")
+        how = t("{chosen} and {other} foresaw what customers then did about equally well: the choice between them "
+                "is close to a coin toss", chosen=chosen, other=other)
+    best = tn("best at {won} of {n} check", "best at {won} of {n} checks", n=checks, won=won)
+    fields = dict(how=how, best=best, apart=f"{abs(apart):.0%}")
+    if abs(apart) < 0.05:
+        return t("How sure the choice is: {how} ({best}). Their predictions of the last held-out total differ by "
+                 "{apart}, so the choice matters little for the values below.", **fields)
+    return t("How sure the choice is: {how} ({best}). Their predictions of the last held-out total differ by "
+             "{apart}, so the choice matters for the values below.", **fields)
 
 
 # -- page 05, satisfaction -------------------------------------------------------------------------
@@ -141,21 +148,24 @@ def month_summary(current: pd.Series, previous: pd.Series) -> str:
 def top_driver(model: KeyDriverAnalysis) -> str:
     """One Markdown sentence naming the top driver of a fitted ``model``, with its effect and the model's fit."""
     top = model.table_.iloc[0]
-    outcome = "overall 1–5 score" if model.target == "csat" else "0–10 likelihood to recommend"
-    agree = ("the random forest ranks it first too" if model.rf_top_driver_ == model.top_driver_
-             else f"the random forest ranks **{model.rf_top_driver_}** first instead")
-    return (f"**{model.top_driver_.capitalize()} is the top driver** of overall satisfaction: one point more "
-            f"on the {model.top_driver_} score goes with {top['coefficient']:.2f} more on the {outcome} "
-            f"(95% CI {top['ci_low']:.2f} to {top['ci_high']:.2f}), the other "
-            f"items held equal; {agree}. The four items explain {model.r_squared_:.0%} of the variation "
-            f"(OLS R², {model.n_answers_} complete answers; forest out-of-bag R² {model.rf_oob_r_squared_:.0%}).")
+    outcome = t("overall 1–5 score") if model.target == "csat" else t("0–10 likelihood to recommend")
+    agree = (t("the random forest ranks it first too") if model.rf_top_driver_ == model.top_driver_
+             else t("the random forest ranks **{item}** first instead", item=t(model.rf_top_driver_)))
+    return t("**{Item} is the top driver** of overall satisfaction: one point more on the {item} score goes with "
+             "{effect} more on the {outcome} (95% CI {low} to {high}), the other items held equal; {agree}. The four "
+             "items explain {r2} of the variation (OLS R², {answers} complete answers; forest out-of-bag R² "
+             "{oob}).", Item=t(model.top_driver_).capitalize(), item=t(model.top_driver_),
+             effect=f"{top['coefficient']:.2f}", outcome=outcome, low=f"{top['ci_low']:.2f}",
+             high=f"{top['ci_high']:.2f}", agree=agree, r2=f"{model.r_squared_:.0%}", answers=model.n_answers_,
+             oob=f"{model.rf_oob_r_squared_:.0%}")
 
 
 def driver_report(drivers: KeyDrivers) -> Finding:
     """:func:`~crm_helpers.analyses.satisfaction.key_drivers` as a notebook section: the
     :func:`top_driver` sentence and the per-item table, or a plain note when there were too few answers."""
     if not drivers.ok:
-        return Finding(f"**Not enough answers for a driver analysis:** {drivers.message}.", drivers.table, ok=False)
+        return Finding(t("**Not enough answers for a driver analysis:** {reason}.", reason=drivers.message),
+                       drivers.table, ok=False)
     return Finding(top_driver(drivers.model), drivers.table)
 
 
@@ -163,12 +173,14 @@ def theme_report(themes: CommentThemes) -> Finding:
     """:func:`~crm_helpers.analyses.satisfaction.themes_of_comments` as a notebook section: the side
     each theme leans to, or a plain note when there were too few comments."""
     if not themes.ok:
-        return Finding(f"**Not enough comments for themes:** {themes.message}.", themes.table, ok=False)
+        return Finding(t("**Not enough comments for themes:** {reason}.", reason=themes.message), themes.table,
+                       ok=False)
     table = themes.table
     det = table.loc[table["leans_to"] == "detractors", "theme"].head(3).tolist()
     pro = table.loc[table["leans_to"] == "promoters", "theme"].head(3).tolist()
-    text = (f"Detractors' comments lean to **{', '.join(det) or '–'}**; promoters' to **{', '.join(pro) or '–'}** "
-            f"({themes.comments} comments; words, word pairs and Chinese character pairs).")
+    text = t("Detractors' comments lean to **{detractors}**; promoters' to **{promoters}** ({count} comments; "
+             "words, word pairs and Chinese character pairs).", detractors=", ".join(det) or "–",
+             promoters=", ".join(pro) or "–", count=themes.comments)
     return Finding(text, table)
 
 
