@@ -84,8 +84,8 @@ def translate_figure(figure: Any) -> None:
         for loc in ("center", "left", "right"):
             if ax.get_title(loc):
                 ax.set_title(t(ax.get_title(loc)), loc=loc)
-        ax.set_xlabel(t(ax.get_xlabel()))
-        ax.set_ylabel(t(ax.get_ylabel()))
+        ax.set_xlabel(_label(ax.get_xlabel()))
+        ax.set_ylabel(_label(ax.get_ylabel()))
         legend = ax.get_legend()
         texts = list(ax.texts) + (list(legend.get_texts()) + [legend.get_title()] if legend is not None else [])
         for text in texts:
@@ -95,6 +95,15 @@ def translate_figure(figure: Any) -> None:
             translated = [t(label) for label in labels]
             if translated != labels:
                 axis.set_ticks(axis.get_ticklocs(), labels=translated)
+
+
+def _label(text: str) -> str:
+    """An axis label in the pack's language, its unit in brackets kept ("net revenue (EUR)")."""
+    whole = t(text)
+    if whole != text or " (" not in text:
+        return whole
+    base, _, unit = text.partition(" (")
+    return f"{t(base)} ({unit}"
 
 
 def _translate_before_display() -> None:
