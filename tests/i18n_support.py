@@ -2,9 +2,11 @@
 on a rendered page.
 
 Run as a script on a pack rendered with ``--lang zh`` to count, per page, the English sentences
-left untranslated (the closing note of the translation work quotes these counts)::
+left untranslated (the closing note of the translation work quotes these counts); with the store,
+the words of its names (people, products, campaigns, deals) and the customers' own comments are
+not counted::
 
-    python tests/i18n_support.py reports/2026-11
+    python tests/i18n_support.py reports/2026-11 [data/crm.db]
 """
 
 from __future__ import annotations
@@ -55,16 +57,33 @@ def page_text(html_text: str) -> str:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html_text, "html.parser")
-    for tag in soup(["script", "style", "img", "svg", "code", "pre"]):
+    for tag in soup(["script", "style", "img", "svg", "code"]):  # printed sentences (<pre>) count
         tag.decompose()
     return soup.get_text("\n")
 
 
-def main(pack: Path) -> None:
+def store_words(db_path: Path) -> tuple[set[str], set[str]]:
+    """The words of the store's names (people, products, categories, campaigns, deals) and the
+    customers' own comments, whole: what a translated page shows as written."""
+    import sqlite3
+
+    words, comments = set(), set()
+    with sqlite3.connect(db_path) as db:
+        for query in ("SELECT name FROM customers", "SELECT name FROM products", "SELECT category FROM products",
+                      "SELECT name FROM campaigns", "SELECT title FROM opportunities"):
+            for (text,) in db.execute(query):
+                words.update(re.findall(r"[A-Za-z][A-Za-z'’]*", text or ""))
+        comments = {text.strip() for (text,) in db.execute("SELECT comment FROM feedback") if text}
+    return words, comments
+
+
+def main(pack: Path, db_path: Path | None = None) -> None:
     """Print, per page of ``pack``, how many English sentences are left, and the first few."""
+    names, comments = store_words(db_path) if db_path else (set(), set())
     total = 0
     for page in sorted(pack.glob("*.html")):
-        left = english_sentences(page_text(page.read_text(encoding="utf-8")))
+        left = [line for line in english_sentences(page_text(page.read_text(encoding="utf-8")), allowed=names)
+                if line not in comments]
         total += len(left)
         print(f"{page.name:34} {len(left):5d}")
         for line in left[:3]:
@@ -73,4 +92,4 @@ def main(pack: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -182,20 +182,6 @@ def test_a_figure_is_drawn_in_chinese(chinese):
     plt.close(figure)
 
 
-def _names(db_path: Path) -> set[str]:
-    """Every word of a name in the store: people, products, categories and campaigns stay as written."""
-    import re
-    import sqlite3
-
-    words: set[str] = set()
-    with sqlite3.connect(db_path) as db:
-        for query in ("SELECT name FROM customers", "SELECT name FROM products", "SELECT category FROM products",
-                      "SELECT name FROM campaigns"):
-            for (text,) in db.execute(query):
-                words.update(re.findall(r"[A-Za-z][A-Za-z'’]*", text or ""))
-    return words
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(__import__("shutil").which("chromium") is None or __import__("shutil").which("pdftotext") is None,
                     reason="headless Chromium and pdftotext print and read the brief")
@@ -204,7 +190,7 @@ def test_a_page_of_the_demo_pack_rendered_in_chinese_leaves_no_english_sentence(
     the page's own headings and sentences, and the brief PDF hold no English sentence outside names."""
     import subprocess
 
-    from i18n_support import page_text
+    from i18n_support import page_text, store_words
 
     try:
         result = runner.render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path / "pack", only=["02"],
@@ -213,7 +199,7 @@ def test_a_page_of_the_demo_pack_rendered_in_chinese_leaves_no_english_sentence(
     finally:
         i18n.set_language("en")
     assert result.ok and printed.ok, (result.runs[0].error, printed.message)
-    names = _names(demo_db_path) | NAMES
+    names = store_words(demo_db_path)[0] | NAMES
     index_page = result.index.read_text(encoding="utf-8")
     assert '<html lang="zh-Hans">' in index_page and "本月行动" in index_page
     assert english_sentences(page_text(index_page), allowed=names) == []

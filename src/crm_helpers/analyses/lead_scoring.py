@@ -84,7 +84,8 @@ class LeadScorer:
             rows.append((label, f"× {factor:.1f}", float(np.exp(coefs[len(sources) + i]))))
         frame = pd.DataFrame(rows, columns=["input", "step", "odds_ratio"])
         frame["reading"] = [
-            f"odds of winning × {v:.2f}" if v >= 1 else f"odds of winning cut by {100 * (1 - v):.0f}%"
+            t("odds of winning × {ratio}", ratio=f"{v:.2f}") if v >= 1
+            else t("odds of winning cut by {pct}%", pct=f"{100 * (1 - v):.0f}")
             for v in frame["odds_ratio"]
         ]
         return frame

@@ -416,7 +416,7 @@ def channel_totals(table: pd.DataFrame) -> pd.DataFrame:
         cost = float(ok["cost"].sum())
         inc = group["incremental_revenue"].dropna()
         note = "" if len(ok) == len(group) else (
-            f"{len(group) - len(ok)} campaign(s) without a defined ROMI left out of the channel's ROMI")
+            t("{count} campaign(s) without a defined ROMI left out of the channel's ROMI", count=len(group) - len(ok)))
         rows.append({
             "channel": channel, "campaigns": len(group), "cost": float(group["cost"].sum()),
             "attributed_revenue": float(group["attributed_revenue"].sum()),
