@@ -1130,10 +1130,11 @@ def compare_methods(analysis: ClvAnalysis, subscription: pd.DataFrame) -> pd.Dat
     c = analysis.customers
     years = max(1, analysis.horizon_months // 12)
     return pd.DataFrame([
-        {"method": f"{analysis.model_name} + Gamma-Gamma, discounted, next {analysis.horizon_months} months",
+        {"method": t("{model} + Gamma-Gamma, discounted, next {months} months", model=analysis.model_name,
+                     months=analysis.horizon_months),
          "mean_per_customer": float(c["clv"].mean()), "total": float(c["clv"].sum()),
          "assumes": "customers buy at their own pace until they silently leave; learned from the whole book"},
-        {"method": f"Transparent formula Σ profit/(1+d)^t, {years} year(s)",
+        {"method": t("Transparent formula Σ profit/(1+d)^t, {years} year(s)", years=years),
          "mean_per_customer": float(c["transparent_clv"].mean()), "total": float(c["transparent_clv"].sum()),
          "assumes": "each customer repeats last year's profit every year and never leaves"},
         {"method": "Subscription style: monthly margin ÷ monthly churn",
