@@ -294,12 +294,20 @@ def _check_has_data(db, period: Period) -> None:
               help="Show the notebooks' code in the pages (the analyst's view); the owner's pack hides it.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a notebook parameter.")
 @click.option("--no-pdf", is_flag=True, help="Skip brief.pdf and pack.pdf (printed with headless Chromium).")
+@click.option("--lang", default=None, metavar="LANG",
+              help="Language of the pack: en (English) or zh (Simplified Chinese); default: $CRM_LANG, else en.")
 def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: str | None, jobs: int | None,
-           share: bool, with_code: bool, params: tuple[str, ...], no_pdf: bool) -> None:
+           share: bool, with_code: bool, params: tuple[str, ...], no_pdf: bool, lang: str | None) -> None:
     """Render every notebook for one month into reports/YYYY-MM/ with an index page (owner-only files)."""
+    from crm_helpers.i18n import LanguageError, check_language
     from crm_helpers.report.runner import ReportError, render_report
     from crm_helpers.report.share import ShareError, write_share_pack
+    from crm_helpers.store.config import report_language
 
+    try:
+        lang = check_language(lang) if lang else report_language()
+    except LanguageError as exc:
+        raise click.ClickException(f"{exc} (--lang or CRM_LANG)") from None
     db = _open(db_path)
     period = _resolve_month(db, month)
     _check_has_data(db, period)
@@ -307,7 +315,7 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
     try:
         result = render_report(
             _db_path(db_path), period, out_dir=out_dir, only=only.split(",") if only else None,
-            jobs=jobs, with_code=with_code, overrides=overrides,
+            jobs=jobs, with_code=with_code, overrides=overrides, lang=lang,
         )
     except ReportError as exc:  # also a pack that could not be written: the previous one is unchanged
         raise click.ClickException(str(exc)) from None

@@ -61,7 +61,8 @@ from crm_helpers.models.predictive import DEFAULT_DRAWS, FutureSampler, quantile
 from crm_helpers.analyses import segmentation
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.periods import Period, same_month_last_year
-from crm_helpers.store.values import Action, Headline, named_list
+from crm_helpers.i18n import currency_symbol, t
+from crm_helpers.store.values import Action, Headline, named_list, money_whole
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 
 Freq = Literal["D", "W", "M"]
@@ -749,7 +750,11 @@ class ClvAnalysis:
         """The total's likely range in words, e.g. "likely 250,000–360,000 EUR" ("" when there is none)."""
         if not self.ok or not math.isfinite(self.total_clv_low):
             return ""
-        return f"likely {self.total_clv_low:,.0f}–{self.total_clv_high:,.0f} {self.currency}".rstrip()
+        if currency_symbol(self.currency):
+            return t("likely {low}–{high}", low=money_whole(self.total_clv_low, self.currency),
+                     high=money_whole(self.total_clv_high, self.currency))
+        return t("likely {low}–{high}", low=f"{self.total_clv_low:,.0f}",
+                 high=money_whole(self.total_clv_high, self.currency))
 
     @property
     def n_probably_lost(self) -> int:
@@ -805,8 +810,8 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
     last_year = None if year is None else analyse_customers(db, year.end, **settings, model=model)
     return [
         Headline("total_expected_clv", analysis.total_clv, "Expected customer value", unit=analysis.currency,
-                 note=f"{analysis.likely_total()}; discounted profit, next {analysis.horizon_months} months "
-                      f"({analysis.model_name})", previous=before.total_clv,
+                 note=t("{likely}; discounted profit, next {months} months ({model})",
+                        likely=analysis.likely_total(), months=analysis.horizon_months, model=analysis.model_name), previous=before.total_clv,
                  year_ago=None if last_year is None else last_year.total_clv, lowest=0.0),
         Headline("customers_probably_lost", analysis.n_probably_lost if analysis.ok else None,
                  "Customers probably lost",
@@ -883,13 +888,18 @@ def actions(db: Database, *, period: Period, horizon_months: int = 12, annual_di
     low, high = analysis.group_range(members, weights=np.where(members, weights, 0.0))
     currency = group.analysis.currency
     biggest = lost.sort_values(["revenue_to_date", "p_alive"], ascending=[False, True]).head(3)
-    names = [f"{name or index} ({spent:,.0f} {currency} spent)"
+    names = [t("{name} ({money} spent)", name=name or index, money=money_whole(spent, currency))
              for index, name, spent in zip(biggest.index, biggest["name"], biggest["revenue_to_date"])]
+    listed = named_list(names, more=len(lost) - len(names))
+    sentence = (t("Win back the {count} repeat buyers who have probably left (and {apart} newly at risk, listed "
+                  "apart), the biggest past spenders first: {names}; their chance of still being a customer is "
+                  "below 50 %.", count=f"{len(lost):,}", apart=f"{apart:,}", names=listed) if apart else
+                t("Win back the {count} repeat buyers who have probably left, the biggest past spenders first: "
+                  "{names}; their chance of still being a customer is below 50 %.", count=f"{len(lost):,}",
+                  names=listed))
     return [Action(
         "win back probably lost",
-        f"Win back the {len(lost):,} repeat buyers who have probably left"
-        + (f" (and {apart:,} newly at risk, listed apart)" if apart else "") + ", the biggest past spenders first: "
-        f"{named_list(names, more=len(lost) - len(names))}; their chance of still being a customer is below 50 %.",
+        sentence,
         float((lost["clv"] * scale).sum()), currency=currency, low=low, high=high, page="04_clv_romi",
         section="Customers probably lost")]
 
@@ -1120,10 +1130,11 @@ def compare_methods(analysis: ClvAnalysis, subscription: pd.DataFrame) -> pd.Dat
     c = analysis.customers
     years = max(1, analysis.horizon_months // 12)
     return pd.DataFrame([
-        {"method": f"{analysis.model_name} + Gamma-Gamma, discounted, next {analysis.horizon_months} months",
+        {"method": t("{model} + Gamma-Gamma, discounted, next {months} months", model=analysis.model_name,
+                     months=analysis.horizon_months),
          "mean_per_customer": float(c["clv"].mean()), "total": float(c["clv"].sum()),
          "assumes": "customers buy at their own pace until they silently leave; learned from the whole book"},
-        {"method": f"Transparent formula Σ profit/(1+d)^t, {years} year(s)",
+        {"method": t("Transparent formula Σ profit/(1+d)^t, {years} year(s)", years=years),
          "mean_per_customer": float(c["transparent_clv"].mean()), "total": float(c["transparent_clv"].sum()),
          "assumes": "each customer repeats last year's profit every year and never leaves"},
         {"method": "Subscription style: monthly margin ÷ monthly churn",

@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import sparse
 from sqlite_utils import Database
 
+from crm_helpers.i18n import t
 from crm_helpers.store.queries import query_df
 from crm_helpers.store.facts import iso, next_day, on_or_before_sql, paid
 
@@ -141,11 +142,10 @@ def _label(items: tuple[str, ...], names: dict[str, str]) -> str:
 
 
 def _in_words(row: pd.Series) -> str:
-    return (
-        f"Customers who buy {row['antecedent_names']} also buy {row['consequent_names']} "
-        f"{row['lift']:.1f}× more often than average ({row['confidence']:.0%} of orders with "
-        f"{row['antecedent_names']} hold it, against {row['consequent_support']:.0%} of all orders)."
-    )
+    return t("Customers who buy {first} also buy {second} {lift}× more often than average ({confidence} of orders "
+             "with {first} hold it, against {support} of all orders).", first=row["antecedent_names"],
+             second=row["consequent_names"], lift=f"{row['lift']:.1f}", confidence=f"{row['confidence']:.0%}",
+             support=f"{row['consequent_support']:.0%}")
 
 
 def association_rules_table(

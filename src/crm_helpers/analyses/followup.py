@@ -47,6 +47,7 @@ from crm_helpers.store.facts import (
     ticket_open_sql,
 )
 from crm_helpers.analyses.features import as_date
+from crm_helpers.i18n import t, tn
 from crm_helpers.store.values import Headline, money
 from crm_helpers.store.schema import TASKS
 from crm_helpers.store.safe_csv import write_safe_csv
@@ -173,9 +174,9 @@ class FollowUpQueue:
     def message(self) -> str:
         """A plain sentence on the list's size, for the headline."""
         if self.candidates == 0:
-            return "nobody needs a follow-up"
-        return (f"the {len(self.top)} most urgent are listed, most money at stake first; "
-                f"all {self.candidates} are in {FOLLOW_UP_FILE}")
+            return t("nobody needs a follow-up")
+        return t("the {count} most urgent are listed, most money at stake first; all {candidates} are in {file}",
+                 count=len(self.top), candidates=self.candidates, file=FOLLOW_UP_FILE)
 
 
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None, horizon_days: int = 90,
@@ -281,40 +282,46 @@ def follow_up_queue(
 
     unhappy = unhappy_customers(db, day, lookback_days=lookback_days).set_index("customer_id")
     add(unhappy["open_complaints"] > 0, "complaint",
-        unhappy["open_complaints"].map(lambda n: "open complaint ticket" if n == 1 else f"{n} open complaint tickets"),
+        unhappy["open_complaints"].map(lambda n: tn("open complaint ticket", "{n} open complaint tickets", n=n)),
         unhappy["newest_open_complaint"].astype(str))
     add(unhappy["last_nps"].notna(), "detractor",
-        "detractor: NPS " + unhappy["last_nps"].astype("Int64").astype("string").fillna("") + " on "
-        + unhappy["answered_at"].astype(str).str[:10], unhappy["answered_at"].astype(str))
+        _sentences("detractor: NPS {nps} on {day}", nps=unhappy["last_nps"].astype("Int64").astype("string").fillna(""),
+                   day=unhappy["answered_at"].astype(str).str[:10]), unhappy["answered_at"].astype(str))
     buyers = s.loc[s["frequency"] > 0]
     if len(buyers):
         lapsed = _lapsed(db, day, lapse_months=lapse_months).reindex(buyers.index)
         top = percentile_rank(buyers["monetary"]) >= 1 - top_spender_share
         add(top & lapsed.notna(), "lapsed",
-            "lapsed top spender: " + _amounts(buyers["monetary"], currency) + " to date, no order since "
-            + buyers["last_order"].dt.strftime("%Y-%m-%d"), lapsed.astype(str))
+            _sentences("lapsed top spender: {money} to date, no order since {day}",
+                       money=_amounts(buyers["monetary"], currency), day=buyers["last_order"].dt.strftime("%Y-%m-%d")),
+            lapsed.astype(str))
         rfm = rfm_table(buyers.reset_index()).set_index("customer_id")
         quiet_after = rfm.loc[rfm["r_score"] <= 2, "recency_days"].min()
         quiet = rfm["segment"].reindex(buyers.index) == "Can't Lose Them"
         if quiet.any():
-            add(quiet, "cant_lose", "Can't Lose Them: " + buyers["frequency"].astype(str) + " orders, none for "
-                + buyers["recency_days"].astype("Int64").astype("string").fillna("") + " days",
+            add(quiet, "cant_lose", _sentences("Can't Lose Them: {orders} orders, none for {days} days",
+                                               orders=buyers["frequency"].astype(str),
+                                               days=buyers["recency_days"].astype("Int64").astype("string").fillna("")),
                 (buyers["last_order"] + pd.to_timedelta(quiet_after, unit="D")).dt.strftime("%Y-%m-%d"))
     now, then = s["churn_probability"], s["churn_probability_prev"]
     rising = valuable & (now >= risk_threshold) & ((now - then.fillna(now)) >= rising_by)
-    add(rising, "churn", "valuable (score " + _whole(s["value_score"]) + "), likely to leave (churn model): chance up from "
-        + _whole(100 * then) + "% to " + _whole(100 * now) + "%", before.isoformat())
+    add(rising, "churn", _sentences("valuable (score {score}), likely to leave (churn model): chance up from {before}% "
+                                    "to {now}%", score=_whole(s["value_score"]), before=_whole(100 * then),
+                                    now=_whole(100 * now)), before.isoformat())
     silent = valuable & (s["days_since_contact"].isna() | (s["days_since_contact"] > no_contact_days))
     add(silent, "no_contact", s["days_since_contact"].map(
-        lambda d: "valuable, never contacted" if pd.isna(d) else f"valuable, no contact for {int(d)} days"),
+        lambda d: t("valuable, never contacted") if pd.isna(d) else t("valuable, no contact for {days} days",
+                                                                       days=int(d))),
         (day - dt.timedelta(days=no_contact_days)).isoformat())
     stale = pipeline.loc[deal_stale(pipeline["days_since_activity"], stale_days)]
     if len(stale):
         amount = stale["amount"].astype("float64").fillna(0)
         chance = stale["win_probability"].astype("float64").fillna(stale["probability"].astype("float64"))
-        text = ("open deal '" + stale["title"].fillna("untitled").astype(str) + "' (" + _amounts(amount, currency)
-                + chance.map(lambda p: "" if pd.isna(p) else f", {100 * p:.0f}% win chance") + ") idle for "
-                + stale["days_since_activity"].astype(int).astype(str) + " days")
+        fields = dict(title=stale["title"].fillna(t("untitled")).astype(str), money=_amounts(amount, currency),
+                      chance=chance.map(lambda p: "" if pd.isna(p) else f"{100 * p:.0f}"),
+                      days=stale["days_since_activity"].astype(int).astype(str))
+        text = _sentences("open deal '{title}' ({money}, {chance}% win chance) idle for {days} days", **fields).where(
+            chance.notna(), _sentences("open deal '{title}' ({money}) idle for {days} days", **fields))
         idle_since = pd.Timestamp(day) - pd.to_timedelta(stale["days_since_activity"].astype(int) - stale_days, unit="D")
         triggers.append(pd.DataFrame({"customer_id": stale["customer_id"].to_numpy(), "kind": "stale",
                                       "text": text.to_numpy(), "since": idle_since.dt.strftime("%Y-%m-%d").to_numpy(),
@@ -330,6 +337,13 @@ def follow_up_queue(
     unhappy_chance = unhappy_leave_chance(db, day, orders=s["frequency"].reindex(unhappy_ids), horizon_days=horizon_days)
     return FollowUpQueue(_ranked(db, long, scored=s, day=day, unhappy_chance=unhappy_chance), _reason_counts(long),
                          top_n, currency)
+
+
+def _sentences(message: str, **columns: pd.Series) -> pd.Series:
+    """``message`` in the pack's language (:func:`crm_helpers.i18n.t`), one per row of the aligned
+    ``columns`` (text already formatted), filled from that row."""
+    frame = pd.DataFrame(columns)
+    return pd.Series([t(message, **row) for row in frame.to_dict("records")], index=frame.index, dtype=object)
 
 
 def _ranked(db: Database, long: pd.DataFrame, *, scored: pd.DataFrame, day: dt.date,

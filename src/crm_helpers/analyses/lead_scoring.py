@@ -18,7 +18,8 @@ from sqlite_utils import Database
 from crm_helpers.store.facts import deal_overdue
 from crm_helpers.store.periods import Period
 from crm_helpers.store.queries import memoized, store_currency
-from crm_helpers.store.values import Action
+from crm_helpers.i18n import t
+from crm_helpers.store.values import Action, money_whole
 from crm_helpers.analyses.sales import OVERDUE_ATTENTION, opportunities_as_of
 from crm_helpers.analyses.scoring import ScoringError
 
@@ -83,7 +84,8 @@ class LeadScorer:
             rows.append((label, f"× {factor:.1f}", float(np.exp(coefs[len(sources) + i]))))
         frame = pd.DataFrame(rows, columns=["input", "step", "odds_ratio"])
         frame["reading"] = [
-            f"odds of winning × {v:.2f}" if v >= 1 else f"odds of winning cut by {100 * (1 - v):.0f}%"
+            t("odds of winning × {ratio}", ratio=f"{v:.2f}") if v >= 1
+            else t("odds of winning cut by {pct}%", pct=f"{100 * (1 - v):.0f}")
             for v in frame["odds_ratio"]
         ]
         return frame
@@ -200,19 +202,27 @@ def actions(db: Database, *, period: Period, random_state: int = 0) -> list[Acti
     amount = overdue["amount"].astype("float64")
     yours = float((amount * overdue["win_probability"].astype("float64")).sum())
     total = float(amount.sum())
-    said = (f"Update the expected close dates of the {len(overdue):,} deals past them, or close them as lost "
-            f"({total:,.0f} {currency} in all): your stage estimates give them a "
-            f"{yours / total * 100:.0f} % chance to win ({yours:,.0f} {currency})" if total else "")
+    fields = dict(count=f"{len(overdue):,}", total=money_whole(total, currency),
+                  chance=f"{yours / total * 100:.0f}" if total else "", yours=money_whole(yours, currency))
     model = lead_backtest_as_of(db, period.end, random_state=random_state).model
     if model is None or not total:
-        return [Action("overdue deals", (said or f"Update or close the {len(overdue):,} deals past their expected "
-                                         "close date") + "; there are too few closed deals for a model to check them.",
+        said = (t("Update the expected close dates of the {count} deals past them, or close them as lost ({total} in "
+                  "all): your stage estimates give them a {chance} % chance to win ({yours}); there are too few "
+                  "closed deals for a model to check them.", **fields) if total else
+                t("Update or close the {count} deals past their expected close date; there are too few closed "
+                  "deals for a model to check them.", **fields))
+        return [Action("overdue deals", said,
                        yours, currency=currency, page="06_sales_and_forecast",
                        section="What the pipeline should bring, month by month", replaces=OVERDUE_ATTENTION)]
     expected = float((amount * model.predict_proba(overdue)).sum())
+    fields.update(model_chance=f"{expected / total * 100:.0f}", expected=money_whole(expected, currency))
     return [Action(
         "overdue deals",
-        said + f", the model learned from your closed deals {expected / total * 100:.0f} % ({expected:,.0f} {currency}); "
-        + ("plan with the model's figure." if expected < yours else "the model is not more cautious than you."),
+        t("Update the expected close dates of the {count} deals past them, or close them as lost ({total} in all): "
+          "your stage estimates give them a {chance} % chance to win ({yours}), the model learned from your closed "
+          "deals {model_chance} % ({expected}); plan with the model's figure.", **fields) if expected < yours else
+        t("Update the expected close dates of the {count} deals past them, or close them as lost ({total} in all): "
+          "your stage estimates give them a {chance} % chance to win ({yours}), the model learned from your closed "
+          "deals {model_chance} % ({expected}); the model is not more cautious than you.", **fields),
         expected, currency=currency, page="03_scoring", section="The open pipeline and its expected value",
         replaces=OVERDUE_ATTENTION)]

@@ -26,6 +26,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.facts import buyer_repeats, iso, on_or_before
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.periods import Period
+from crm_helpers.i18n import t
 from crm_helpers.store.values import Action, money
 
 RANGE = 0.80
@@ -101,7 +102,8 @@ def _win_back(db: Database, as_of: dt.date, share: float, horizon_months: int, d
     table = lost.assign(purchases_if_back=purchases_if_back, value_if_back=purchases_if_back * order_value)[
         ["name", "p_alive", "purchases_if_back", "expected_average_value", "value_if_back", "revenue_to_date"]
     ].sort_values("value_if_back", ascending=False)
-    label = f"Winning back {share * 100:g} % of the {len(lost):,} customers probably lost"
+    label = t("Winning back {share} % of the {count} customers probably lost", share=f"{share * 100:g}",
+              count=f"{len(lost):,}")
     return label, point, simulated, table, ""
 
 
@@ -143,8 +145,10 @@ def _stop(db: Database, as_of: dt.date, campaign: str, draws: int,
     # stopping never saves more than the campaign's cost
     spread = (float(lift["ci_high"]) - float(lift["ci_low"])) / (2 * 1.2816)
     simulated = float(row["cost"]) - np.maximum(rng.normal(gained, spread, size=draws), 0.0)
-    measured = f"extra revenue measured {gained:,.0f}" if gained > 0 else "no extra revenue measured"
-    label = f"Stopping {row['name']} (cost {float(row['cost']):,.0f}, {measured})"
+    measured = (t("extra revenue measured {money}", money=f"{gained:,.0f}") if gained > 0
+                else t("no extra revenue measured"))
+    label = t("Stopping {name} (cost {cost}, {measured})", name=row["name"], cost=f"{float(row['cost']):,.0f}",
+              measured=measured)
     return label, float(row["cost"]) - max(gained, 0.0), simulated, ""
 
 
@@ -188,12 +192,13 @@ def plan_effect(db: Database, *, as_of: dt.date | str, since: dt.date | str | No
         total += simulated
         rows.append({"lever": label, "effect": point, "low": low, "high": high})
         low_text, high_text = money(low, currency, signed=True), money(high, currency, signed=True)
-        sentences.append(f"{label}: about {money(point, currency, signed=True)} over the next {horizon_months} "
-                         f"months (80 % range {low_text} to {high_text}).")
+        sentences.append(t("{lever}: about {money} over the next {months} months (80 % range {low} to {high}).",
+                           lever=label, money=money(point, currency, signed=True), months=horizon_months,
+                           low=low_text, high=high_text))
     effect = float(sum(row["effect"] for row in rows))
     low, high = _range(total) if rows else (0.0, 0.0)
     if not parts:
-        sentences.append("No lever is set: set a win-back share, repeat-rate points or a campaign to stop.")
+        sentences.append(t("No lever is set: set a win-back share, repeat-rate points or a campaign to stop."))
     return PlanEffect(effect, low, high, currency, horizon_months, sentence=" ".join(sentences + problems),
                       message="; ".join(problems), parts=pd.DataFrame(rows, columns=["lever", "effect", "low", "high"]),
                       customers=customers)

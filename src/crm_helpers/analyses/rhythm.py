@@ -34,7 +34,8 @@ from sqlite_utils import Database
 from crm_helpers.store.facts import net_revenue_sql, next_day, on_or_before_sql, paid
 from crm_helpers.store.periods import Period
 from crm_helpers.store.queries import memoized, query_df, store_currency
-from crm_helpers.store.values import Action, Attention, Headline, named_list
+from crm_helpers.i18n import t, tn
+from crm_helpers.store.values import Action, Attention, Headline, named_list, money_whole
 
 MIN_PURCHASES = 5
 """Purchase days a customer needs before their rhythm is judged (four intervals)."""
@@ -173,8 +174,9 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
     return [
         Headline("late_regulars", len(now.late), "Regular buyers late for their usual reorder", good="down",
                  previous=len(before.late), exact=True, lowest=0,
-                 note=f"of {len(now.regulars)} customers with {MIN_PURCHASES}+ purchase days who reorder at a "
-                      "steady interval: past their expected order date by more than their own spread"),
+                 note=t("of {count} customers with {days}+ purchase days who reorder at a steady interval: past "
+                        "their expected order date by more than their own spread", count=len(now.regulars),
+                        days=MIN_PURCHASES)),
     ]
 
 
@@ -188,10 +190,12 @@ def attention_items(db: Database, *, period: Period) -> list[Attention]:
     currency = store_currency(db) or "in the store currency"
     first = late.iloc[0]
     who = first["name"] or first["customer_id"]
-    count = f"{len(late)} regular buyers are" if len(late) > 1 else "1 regular buyer is"
-    return [Attention("late regulars", f"{count} late for their usual reorder (one usual order each: {money:,.0f} "
-                      f"{currency}): get in touch, starting with {who} ({first['days_late']:.0f} days past "
-                      "their expected order).", money=money)]
+    fields = dict(money=money_whole(money, currency), who=who, days=f"{first['days_late']:.0f}")
+    sentence = tn("1 regular buyer is late for their usual reorder (one usual order each: {money}): get in touch, "
+                  "starting with {who} ({days} days past their expected order).",
+                  "{n} regular buyers are late for their usual reorder (one usual order each: {money}): get in "
+                  "touch, starting with {who} ({days} days past their expected order).", n=len(late), **fields)
+    return [Attention("late regulars", sentence, money=money)]
 
 
 LATE_SECTION = "Late for their usual reorder"
@@ -207,8 +211,10 @@ def actions(db: Database, *, period: Period) -> list[Action]:
         return []
     money = float(late["order_value"].sum())
     names = [str(row["name"] or row["customer_id"]) for _, row in late.head(3).iterrows()]
-    who = "the regular buyer who is" if len(late) == 1 else f"the {len(late)} regular buyers who are"
-    sentence = (f"Get in touch with {who} later than their own rhythm for their usual reorder, the "
-                f"biggest usual orders first: {named_list(names, more=len(late) - len(names))}.")
+    sentence = tn("Get in touch with the regular buyer who is later than their own rhythm for their usual reorder, "
+                  "the biggest usual orders first: {names}.",
+                  "Get in touch with the {n} regular buyers who are later than their own rhythm for their usual "
+                  "reorder, the biggest usual orders first: {names}.", n=len(late),
+                  names=named_list(names, more=len(late) - len(names)))
     return [Action("late regulars", sentence, money, currency=store_currency(db), page="02_segmentation",
                    section=LATE_SECTION, replaces="late regulars")]

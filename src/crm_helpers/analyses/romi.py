@@ -42,6 +42,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 from crm_helpers.store.periods import Period
+from crm_helpers.i18n import t
 from crm_helpers.store.values import Action, Attention, Headline, money
 
 ATTRIBUTION_WINDOW_DAYS = 30
@@ -415,7 +416,7 @@ def channel_totals(table: pd.DataFrame) -> pd.DataFrame:
         cost = float(ok["cost"].sum())
         inc = group["incremental_revenue"].dropna()
         note = "" if len(ok) == len(group) else (
-            f"{len(group) - len(ok)} campaign(s) without a defined ROMI left out of the channel's ROMI")
+            t("{count} campaign(s) without a defined ROMI left out of the channel's ROMI", count=len(group) - len(ok)))
         rows.append({
             "channel": channel, "campaigns": len(group), "cost": float(group["cost"].sum()),
             "attributed_revenue": float(group["attributed_revenue"].sum()),
@@ -451,20 +452,24 @@ def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
     frame["measurable"] = ((low > 0) | (high < 0)).fillna(False).astype(bool)
     verdicts = []
     for row, m, lo, hi, real in zip(frame.itertuples(), mid, low, high, frame["measurable"]):
-        cost = f"cost {money(float(row.cost), currency)}" if float(row.cost or 0) > 0 else "cost nothing"
+        cost = (t("cost {money}", money=money(float(row.cost), currency)) if float(row.cost or 0) > 0
+                else t("cost nothing"))
+        fields = dict(name=row.name, cost=cost)
+        if not pd.isna(m):
+            fields.update(low=money(float(lo), currency), high=money(float(hi), currency))
         if pd.isna(m):
-            verdicts.append(f"{row.name} {cost}; its effect cannot be measured (no list of contacted customers "
-                            f"to compare); orders tagged with it brought {money(float(row.attributed_revenue), currency)}.")
+            verdicts.append(t("{name} {cost}; its effect cannot be measured (no list of contacted customers to "
+                              "compare); orders tagged with it brought {brought}.",
+                              brought=money(float(row.attributed_revenue), currency), **fields))
         elif real and m > 0:
-            verdicts.append(f"{row.name} {cost} and brought about {money(float(m), currency)} of extra revenue "
-                            f"(95 % range {money(float(lo), currency)} to {money(float(hi), currency)}).")
+            verdicts.append(t("{name} {cost} and brought about {lift} of extra revenue (95 % range {low} to {high}).",
+                              lift=money(float(m), currency), **fields))
         elif real:
-            verdicts.append(f"{row.name} {cost} and came with {money(-float(m), currency)} less revenue than "
-                            f"from customers not contacted (95 % range {money(float(lo), currency)} to "
-                            f"{money(float(hi), currency)}).")
+            verdicts.append(t("{name} {cost} and came with {lift} less revenue than from customers not contacted "
+                              "(95 % range {low} to {high}).", lift=money(-float(m), currency), **fields))
         else:
-            verdicts.append(f"{row.name} {cost} and brought no measurable extra revenue (95 % range "
-                            f"{money(float(lo), currency)} to {money(float(hi), currency)}).")
+            verdicts.append(t("{name} {cost} and brought no measurable extra revenue (95 % range {low} to {high}).",
+                              **fields))
     frame["verdict"] = verdicts
     frame["_rank"] = mid.astype("float64").fillna(-np.inf)
     frame = frame.sort_values(["_rank", "campaign_id"], ascending=[False, True])
@@ -544,18 +549,19 @@ def actions(db: Database, *, period: Period, attribution_window_days: int = ATTR
         if row.measurable and lift > 0:
             found.append(Action(
                 f"repeat campaign {row.campaign_id}",
-                f"Repeat \"{row.name}\": it cost {money(cost, currency)} and brought about "
-                f"{money(float(lift), currency)} of extra revenue over customers not contacted (95 % range "
-                f"{money(float(row.incremental_ci_low), currency)} to {money(float(row.incremental_ci_high), currency)}).",
+                t("Repeat \"{name}\": it cost {cost} and brought about {lift} of extra revenue over customers not "
+                  "contacted (95 % range {low} to {high}).", name=row.name, cost=money(cost, currency),
+                  lift=money(float(lift), currency), low=money(float(row.incremental_ci_low), currency),
+                  high=money(float(row.incremental_ci_high), currency)),
                 float(lift) - cost, currency=currency, low=float(row.incremental_ci_low) - cost,
                 high=float(row.incremental_ci_high) - cost, page="04_clv_romi", section=section))
         elif cost > 0 and not (row.measurable and lift > 0):
             found.append(Action(
                 f"{STOP_CAMPAIGN_KEY}{row.campaign_id}",
-                f"Stop \"{row.name}\" or test it against customers left out: it cost {money(cost, currency)} and "
-                f"brought no measurable extra revenue (95 % range "
-                f"{money(float(row.incremental_ci_low), currency).replace('-', '−')} "
-                f"to {money(float(row.incremental_ci_high), currency)}).",
+                t("Stop \"{name}\" or test it against customers left out: it cost {cost} and brought no measurable "
+                  "extra revenue (95 % range {low} to {high}).", name=row.name, cost=money(cost, currency),
+                  low=money(float(row.incremental_ci_low), currency).replace('-', '−'),
+                  high=money(float(row.incremental_ci_high), currency)),
                 cost, currency=currency, page="04_clv_romi", section=section, replaces=f"campaign {row.campaign_id}"))
     return found
 

@@ -42,7 +42,8 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import memoized, query_df, store_currency
-from crm_helpers.store.values import Attention, Headline
+from crm_helpers.i18n import t
+from crm_helpers.store.values import Attention, Headline, money_whole
 from crm_helpers.store.facts import (
     DEAL_OUTCOMES,
     LOST_AFTER_MONTHS,
@@ -381,8 +382,9 @@ def attention_items(db: Database, *, period: Period) -> list[Attention]:
     if overdue <= 0:
         return []
     currency = store_currency(db) or "in the store currency"
-    return [Attention(OVERDUE_ATTENTION, f"Deals worth {overdue:,.0f} {currency} (weighted) are past their "
-                      "expected close date: update their dates or close them as lost.", money=overdue)]
+    return [Attention(OVERDUE_ATTENTION, t("Deals worth {money} (weighted) are past their expected close date: "
+                                           "update their dates or close them as lost.",
+                                           money=money_whole(overdue, currency)), money=overdue)]
 
 
 @memoized
@@ -422,8 +424,10 @@ def _category_figures(table: pd.DataFrame, currency: str, *, year_ago: pd.DataFr
     figures = []
     for row in table.itertuples():
         key = "revenue_category_" + "".join(ch if ch.isalnum() else "_" for ch in row.category.lower())
-        figures.append(Headline(key, _plain(row.revenue), f"Revenue from {row.category}", unit=currency,
-                                note=f"net revenue, {row.share_pct:.0f} % of the month's: each order split over its lines",
+        figures.append(Headline(key, _plain(row.revenue), t("Revenue from {category}", category=row.category),
+                                unit=currency,
+                                note=t("net revenue, {share} % of the month's: each order split over its lines",
+                                       share=f"{row.share_pct:.0f}"),
                                 good="up", previous=_plain(row.previous),
                                 year_ago=None if year_ago is None else _plain(last_year.get(row.category, 0.0)),
                                 exact=True, lowest=0.0))

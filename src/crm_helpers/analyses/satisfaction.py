@@ -43,7 +43,8 @@ from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import memoized, query_df, store_currency
-from crm_helpers.store.values import Action, Headline, named_list
+from crm_helpers.i18n import t
+from crm_helpers.store.values import Action, Headline, named_list, money_whole
 from crm_helpers.store.facts import LOYALTY_LABEL, iso, loyalty, net_revenue_sql, next_day, on_or_before_sql, paid
 from crm_helpers.store.periods import Period, month_start, same_month_last_year
 
@@ -593,19 +594,24 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
     def year_move(key: str) -> tuple[float, float] | None:
         return None if year_moves is None else year_moves.get(key)
 
-    small = "; small sample" if current["small_sample"] and current["responses"] else ""
+    small = bool(current["small_sample"] and current["responses"])
+
+    def answers(count: Any) -> str:
+        return (t("{count} responses; small sample", count=int(count)) if small
+                else t("{count} responses", count=int(count)))
+
     return [
         Headline("nps", _rounded(current["nps"], 1), "NPS", change="points", good="up",
-                 note=f"{int(current['nps_answers'])} responses{small}",
+                 note=answers(current["nps_answers"]),
                  previous=_rounded(previous_row["nps"], 1), interval=(current["nps_ci_low"], current["nps_ci_high"]),
                  change_interval=moves.get("nps"), year_ago=last_year("nps", 1),
                  year_change_interval=year_move("nps"), lowest=-100.0, highest=100.0),
         Headline("csat", _rounded(current["csat_pct"], 1), "CSAT, share answering 4–5", unit="%", good="up",
-                 note=f"{int(current['csat_answers'])} responses{small}", previous=_rounded(previous_row["csat_pct"], 1),
+                 note=answers(current["csat_answers"]), previous=_rounded(previous_row["csat_pct"], 1),
                  interval=_csat_interval(current), change_interval=moves.get("csat"),
                  year_ago=last_year("csat_pct", 1), year_change_interval=year_move("csat"), lowest=0.0, highest=100.0),
         Headline("satisfaction_index", _rounded(current["weighted_index"], 2), "Satisfaction index, weighted, 1–5",
-                 good="up", note=f"{int(current['index_answers'])} responses",
+                 good="up", note=t("{count} responses", count=int(current["index_answers"])),
                  previous=_rounded(previous_row["weighted_index"], 2), year_ago=last_year("weighted_index", 2),
                  lowest=1.0, highest=5.0),
     ]
@@ -881,10 +887,12 @@ def actions(db: Database, *, period: Period) -> list[Action]:
         return []
     currency = store_currency(db)
     top = frame.head(3)
-    names = [f"{name or cid} (NPS {nps}, {value:,.0f} {currency} in the last 12 months)"
+    names = [t("{name} (NPS {nps}, {money} in the last 12 months)", name=name or cid, nps=nps,
+               money=money_whole(value, currency))
              for cid, name, nps, value in zip(top["customer_id"], top["name"], top["nps"], top["value"])]
     return [Action(
         "call detractors",
-        f"Call the {len(frame):,} customers who answered NPS 0–6 in the last {DETRACTOR_DAYS} days and have not "
-        f"been contacted since, the most valuable first: {named_list(names)}.",
+        t("Call the {count} customers who answered NPS 0–6 in the last {days} days and have not been contacted "
+          "since, the most valuable first: {names}.", count=f"{len(frame):,}", days=DETRACTOR_DAYS,
+          names=named_list(names)),
         float(frame["value"].sum()), currency=currency, page="05_satisfaction_review", section="Whom to call")]

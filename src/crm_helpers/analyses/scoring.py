@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.i18n import t
 from crm_helpers.errors import CrmError
 from crm_helpers.store.facts import (
     LOYALTY_LABEL,
@@ -248,10 +249,10 @@ def _number(value: float) -> str:
 
 def _odds_words(ratio: float) -> str:
     if ratio >= 1.05:
-        return f"odds of leaving × {ratio:.2f}"
+        return t("odds of leaving × {ratio}", ratio=f"{ratio:.2f}")
     if ratio <= 1 / 1.05:
-        return f"odds of leaving cut by {100 * (1 - ratio):.0f}%"
-    return "hardly changes the odds"
+        return t("odds of leaving cut by {pct}%", pct=f"{100 * (1 - ratio):.0f}")
+    return t("hardly changes the odds")
 
 
 def calibration_table(churned: pd.Series, probability: pd.Series, *, bins: int = 10) -> pd.DataFrame:

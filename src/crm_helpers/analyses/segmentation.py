@@ -49,7 +49,8 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.analyses.features import as_date, customer_features
 from crm_helpers.store.periods import Period, same_month_last_year
-from crm_helpers.store.values import Action, Headline, named_list
+from crm_helpers.i18n import t
+from crm_helpers.store.values import Action, Headline, named_list, money_whole
 from crm_helpers.store.schema import SEGMENT_SNAPSHOTS
 
 SCORE_BINS = 5
@@ -301,13 +302,14 @@ def actions(db: Database, *, period: Period) -> list[Action]:
     yearly = moved["monetary"].fillna(0) / moved["tenure_days"].fillna(0).clip(lower=365) * 365
     currency = store_currency(db)
     biggest = moved.nlargest(3, "monetary")
-    names = [f"{name or cid} ({spent:,.0f} {currency} so far)"
+    names = [t("{name} ({money} so far)", name=name or cid, money=money_whole(spent, currency))
              for cid, name, spent in zip(biggest["customer_id"], biggest["name"], biggest["monetary"])]
     cant_lose = int((moved["segment_now"] == "Can't Lose Them").sum())
     return [Action(
         "newly at risk",
-        f"Contact the {len(moved):,} customers who newly fell into At Risk or Can't Lose Them this month "
-        f"({cant_lose:,} into Can't Lose Them) before they lapse, first {named_list(names)}.",
+        t("Contact the {count} customers who newly fell into At Risk or Can't Lose Them this month "
+          "({cant_lose} into Can't Lose Them) before they lapse, first {names}.",
+          count=f"{len(moved):,}", cant_lose=f"{cant_lose:,}", names=named_list(names)),
         float(yearly.sum()), currency=currency, page="02_segmentation", section="Newly at risk")]
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.store.queries import query_df, store_currency
+from crm_helpers.i18n import t
 from crm_helpers.store.values import Action, Headline, named_list
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, paid, ticket_closed_sql, ticket_open_sql, ticket_reopened_sql
 from crm_helpers.store.periods import Period, same_month_last_year
@@ -137,7 +138,8 @@ def headline_figures(db: Database, *, period: Period, previous: Period | None = 
         return round(float(value), 1) if np.isfinite(value) else None
 
     return [Headline("median_first_response_hours", hours(current), "Median first response, hours", good="down",
-                     note=f"{int(current['tickets'])} tickets opened, {int(current['answered'])} answered by month end",
+                     note=t("{tickets} tickets opened, {answered} answered by month end",
+                            tickets=int(current["tickets"]), answered=int(current["answered"])),
                      previous=hours(before), year_ago=None if year is None else hours(period_times(db, year)),
                      exact=True, lowest=0.0)]
 
@@ -346,11 +348,12 @@ def actions(db: Database, *, period: Period) -> list[Action]:
     money = [float((customers["value"] * customers["leave"]
                     * customers["band"].map({b: d[i] for b, d in drops.items()})).sum()) for i in range(3)]
     currency = store_currency(db)
-    compared = named_list([f"{bands.loc[b, 'csat_pct']:.0f} % for {b}" for b in drops])
+    compared = named_list([t("{pct} % for {band}", pct=f"{bands.loc[b, 'csat_pct']:.0f}", band=t(b)) for b in drops])
     return [Action(
         "service delay",
-        f"Solve tickets within a day: {fast['csat_pct']:.0f} % of tickets solved within a day were rated "
-        f"satisfied, against {compared}; {len(customers):,} customers had a slower ticket in the last 12 months, "
-        f"and {100 * customers['leave'].mean():.0f} % of unhappy customers like them stopped buying within 90 days.",
+        t("Solve tickets within a day: {fast} % of tickets solved within a day were rated satisfied, against "
+          "{compared}; {count} customers had a slower ticket in the last 12 months, and {leave} % of unhappy "
+          "customers like them stopped buying within 90 days.", fast=f"{fast['csat_pct']:.0f}", compared=compared,
+          count=f"{len(customers):,}", leave=f"{100 * customers['leave'].mean():.0f}"),
         money[0], currency=currency, low=money[1], high=money[2], page="05_satisfaction_review",
         section="Ticket satisfaction after closing")]

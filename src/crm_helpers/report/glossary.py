@@ -13,6 +13,7 @@ from pathlib import Path
 
 from crm_helpers.analyses.clv import PROBABLY_LOST_MEANING
 from crm_helpers.analyses.segmentation import AT_RISK_MEANING
+from crm_helpers.i18n import html_lang, t
 from crm_helpers.store.files import write_text
 from crm_helpers.store.facts import (
     LOYALTY_LABEL,
@@ -91,23 +92,28 @@ TERMS: tuple[Term, ...] = (
 """Every term of the glossary, in the order the page lists them."""
 
 
+GLOSSARY_INTRO = ("Each word the pages use for customers at risk or gone, and each rate, means one thing, computed in "
+                  "one\nplace: the same word gives the same number on every page. Losing a customer is one ladder of "
+                  "three steps:\ncustomers at risk, then customers probably lost, then lost customers.")
+"""The glossary's opening paragraph."""
+
+
 def glossary_html(title: str) -> str:
-    """The glossary page: one definition list, each term with its meaning and its function."""
+    """The glossary page in the language in use: one definition list, each term with its meaning and
+    its function (a term keeps its English id, where links point)."""
     entries = "".join(
-        f'<dt id="{html.escape(t.term.lower().replace(" ", "-"))}">{html.escape(t.term)}</dt>'
-        f"<dd>{html.escape(t.meaning)} <span class=\"src\">Computed by <code>{html.escape(t.computed_by)}</code>."
-        "</span></dd>"
-        for t in TERMS
+        f'<dt id="{html.escape(term.term.lower().replace(" ", "-"))}">{html.escape(t(term.term))}</dt>'
+        f'<dd>{html.escape(t(term.meaning))} <span class="src">'
+        f'{t("Computed by {function}.", function=f"<code>{html.escape(term.computed_by)}</code>")}</span></dd>'
+        for term in TERMS
     )
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html lang="{html_lang()}"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:860px;margin:2em auto;padding:0 1em;color:#1f2933}}
 dt{{font-weight:600;margin-top:1em}} dd{{margin:.2em 0 0 0}} .src{{color:#7b8794;font-size:.85em}}</style>
 </head><body><h1>{html.escape(title)}</h1>
-<p>Each word the pages use for customers at risk or gone, and each rate, means one thing, computed in one
-place: the same word gives the same number on every page. Losing a customer is one ladder of three steps:
-customers at risk, then customers probably lost, then lost customers.</p>
-<dl>{entries}</dl><p><a href="index.html">Back to the index</a></p></body></html>
+<p>{t(GLOSSARY_INTRO)}</p>
+<dl>{entries}</dl><p><a href="index.html">{t("Back to the index")}</a></p></body></html>
 """
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the kernels only record; reading back is the runner's, which has nbformat loaded
     import nbformat
 
+from crm_helpers.i18n import t
 from crm_helpers.store.values import Action, Attention, Headline, clipped, limits
 
 __all__ = ["Action", "Attention", "Headline", "record_actions", "ACTIONS_TABLE", "record", "record_all", "show", "line", "page_outputs", "flag", "flag_all", "record_table", "read", "read_flags", "read_tables",
@@ -70,7 +71,7 @@ def line(figure: Headline) -> str:
     :func:`page_outputs`): ``print(headlines.line(figure))``.
     """
     unit = f" {figure.unit}" if figure.value is not None and figure.unit else ""
-    return f"{figure.label}: {figure.shown}{unit}" + (f" ({figure.note})" if figure.note else "")
+    return f"{t(figure.label)}: {figure.shown}{unit}" + (f" ({t(figure.note)})" if figure.note else "")
 
 
 def show(figure: Headline) -> None:

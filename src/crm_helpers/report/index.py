@@ -10,7 +10,8 @@ import datetime as dt
 import html
 from typing import Any
 
-from crm_helpers.store.values import shown_value
+from crm_helpers.i18n import html_lang, t, tn
+from crm_helpers.store.values import named_list, shown_value
 from crm_helpers.store.periods import Period
 from crm_helpers.report import headlines, numbers, tables
 from crm_helpers.report.glossary import GLOSSARY_FILE
@@ -47,9 +48,9 @@ def format_change(value: Any, previous: Any, *, unit: str, change: str = "") -> 
     delta = value - previous
     arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
     if (change or ("points" if unit == "%" else "relative")) == "points":
-        return f"{arrow} {delta:+,.1f} pts"
+        return t("{arrow} {delta} pts", arrow=arrow, delta=f"{delta:+,.1f}")
     if previous:
-        return f"{arrow} {delta / abs(previous) * 100:+,.1f} %"
+        return f"{arrow} {delta / abs(previous) * 100:+,.1f}{t(' %')}"
     return f"{arrow} {delta:+,.0f}"
 
 
@@ -79,15 +80,16 @@ def _versus_cell(payload: dict[str, Any], against: str) -> str:
     if not text:
         return f'<td class="num versus">{shown}</td>'
     if against != headlines.basis(payload):
-        return (f'<td class="num versus" title="for reference: the arrow is judged against '
-                f'{BASIS_WORDS[headlines.basis(payload)]}">{shown}<div class="move">{text}</div></td>')
+        title = t("for reference: the arrow is judged against {basis}",
+                  basis=t(BASIS_WORDS[headlines.basis(payload)]))
+        return f'<td class="num versus" title="{title}">{shown}<div class="move">{text}</div></td>'
     change = headlines.compare(payload, against=against)
-    verdict, title = change.verdict, VERDICT_TITLES[change.verdict]
-    note = VERDICT_NOTES.get(verdict, "")
+    verdict, title = change.verdict, t(VERDICT_TITLES[change.verdict]) if VERDICT_TITLES[change.verdict] else ""
+    note = t(VERDICT_NOTES[verdict]) if verdict in VERDICT_NOTES else ""
     if change.within_noise is None and change.delta:
-        verdict, title, note = "neutral unjudged", NO_NOISE_TITLE, "no noise estimate"
+        verdict, title, note = "neutral unjudged", t(NO_NOISE_TITLE), t("no noise estimate")
     elif change.within_noise is False and not note:
-        note = "beyond noise"
+        note = t("beyond noise")
     extra = f'<div class="note">{note}</div>' if note else ""
     return (f'<td class="num versus change {verdict}"' + (f' title="{title}"' if title else "")
             + f'>{shown}<div class="move">{text}</div>{extra}</td>')
@@ -105,7 +107,7 @@ def _value_cell(payload: dict[str, Any]) -> str:
         digits = 0 if isinstance(payload["value"], int) else 1  # a count's range in whole numbers
         ends = [round(b, digits) if digits else int(round(b)) for b in bounds]
         low, high = (numbers.percent(b, sign=False) if unit == "%" else format_value(b, "") for b in ends)
-        text += f'<div class="note">95 % range {numbers.span(low, high, unit=unit)}</div>'
+        text += f'<div class="note">{t("95 % range {range}", range=numbers.span(low, high, unit=unit))}</div>'
     return f'<td class="num">{text}</td>'
 
 
@@ -131,9 +133,10 @@ def _kpi_rows(runs: list[NotebookRun]) -> list[str]:
     rows = []
     for key in keys:
         payload, run = figures[key]
-        note = f'<div class="note">{html.escape(payload.get("note") or "")}</div>' if payload.get("note") else ""
+        note = f'<div class="note">{html.escape(t(payload["note"]))}</div>' if payload.get("note") else ""
         rows.append(
-            f'<tr><td><a href="{html.escape(_figure_link(payload, run))}">{html.escape(payload.get("label") or key)}</a>{note}</td>'
+            f'<tr><td><a href="{html.escape(_figure_link(payload, run))}">{html.escape(t(payload.get("label") or key))}'
+            f'</a>{note}</td>'
             f"{_value_cell(payload)}{_versus_cell(payload, 'month')}{_versus_cell(payload, 'year')}</tr>"
         )
     return rows
@@ -144,7 +147,7 @@ ACTIONS_MAX = 7
 
 
 def _pages(run: NotebookRun) -> str:
-    return f"page {run.name[:2]}" if run.name[:2].isdigit() else run.name
+    return t("page {number}", number=run.name[:2]) if run.name[:2].isdigit() else run.name
 
 
 def recorded_actions(runs: list[NotebookRun]) -> list[tuple[dict[str, Any], NotebookRun]]:
@@ -157,11 +160,12 @@ def recorded_actions(runs: list[NotebookRun]) -> list[tuple[dict[str, Any], Note
 def money_text(row: dict[str, Any]) -> str:
     currency = row.get("currency") or ""
     if row.get("money") is None:
-        return f"no money estimate ({row.get('rule') or 'ranked last'})"
-    text = numbers.money(row["money"], currency) + " at stake"
+        return t("no money estimate ({rule})", rule=t(row.get("rule") or "ranked last"))
+    stake = numbers.money(row["money"], currency)
     if row.get("low") is not None and row.get("high") is not None:
-        text += ", likely " + numbers.span(numbers.amount(row["low"]), numbers.amount(row["high"]), unit=currency)
-    return text
+        likely = numbers.span(numbers.amount(row["low"]), numbers.amount(row["high"]), unit=currency)
+        return t("{money} at stake, likely {range}", money=stake, range=likely)
+    return t("{money} at stake", money=stake)
 
 
 def _action_href(row: dict[str, Any], run: NotebookRun) -> str:
@@ -176,12 +180,12 @@ def _actions_html(runs: list[NotebookRun]) -> str:
     at stake with its range and a link to the section of its page; the rest counted per page."""
     ranked = recorded_actions(runs)
     if not ranked:
-        return ('<section id="actions"><h2>Actions this month</h2><p>No analysis has an action for you this month '
-                "(see Needs attention below).</p></section>")
+        return (f'<section id="actions"><h2>{t("Actions this month")}</h2><p>'
+                f'{t("No analysis has an action for you this month (see Needs attention below).")}</p></section>')
     entries = "".join(
         f'<li>{html.escape(row["sentence"])}<div class="meta"><span class="stake">{html.escape(money_text(row))}'
         f'</span> · <a href="{html.escape(_action_href(row, run))}">{html.escape(_pages(run))}: '
-        f'{html.escape(row.get("section") or "the page")}</a></div>{_what_if_html(row)}</li>'
+        f'{html.escape(t(row.get("section") or "the page"))}</a></div>{_what_if_html(row)}</li>'
         for row, run in ranked[:ACTIONS_MAX])
     rest: dict[str, int] = {}
     for _, run in ranked[ACTIONS_MAX:]:
@@ -189,10 +193,12 @@ def _actions_html(runs: list[NotebookRun]) -> str:
     more = ""
     if rest:
         count = sum(rest.values())
-        where = " and ".join(f"{n} on {page}" for page, n in rest.items())
-        more = f'<p class="more">… and {count} smaller item{"s" if count != 1 else ""}: {where}.</p>'
-    return (f'<section id="actions"><h2>Actions this month</h2><p class="sub">Ranked by the money at stake this '
-            f"month; each links to the evidence on its page.</p><ol>{entries}</ol>{more}</section>")
+        where = t(", ").join(t("{count} on {page}", count=n, page=page) for page, n in rest.items())
+        more = '<p class="more">' + tn("… and {n} smaller item: {where}.", "… and {n} smaller items: {where}.",
+                                       n=count, where=where) + "</p>"
+    return (f'<section id="actions"><h2>{t("Actions this month")}</h2><p class="sub">'
+            f'{t("Ranked by the money at stake this month; each links to the evidence on its page.")}</p>'
+            f"<ol>{entries}</ol>{more}</section>")
 
 
 def _what_if_html(row: dict[str, Any]) -> str:
@@ -200,8 +206,8 @@ def _what_if_html(row: dict[str, Any]) -> str:
     if not row.get("what_if"):
         return ""
     page = f'{row.get("what_if_page") or "07_plan"}.html'
-    return (f'<div class="meta">What if: {html.escape(row["what_if"])} · <a href="{html.escape(page)}">'
-            "the planner (page 07)</a></div>")
+    return (f'<div class="meta">{html.escape(t("What if: {numbers}", numbers=row["what_if"]))} · '
+            f'<a href="{html.escape(page)}">{t("the planner (page 07)")}</a></div>')
 
 
 ATTENTION_MAX, ATTENTION_MIN = 7, 3
@@ -212,11 +218,15 @@ def _move_sentence(payload: dict[str, Any], change: headlines.Change) -> str:
     """The sentence for a move beyond noise, against the reference it was judged by."""
     rose = change.delta is not None and change.delta > 0
     unit = payload.get("unit", "")
-    since = (f"{format_value(change.reference, unit)} in the same month last year" if change.basis == "year"
-             else format_value(change.reference, unit))
-    noise = "its usual noise" if change.basis == "year" else "its usual month-to-month noise"
-    return (f"{payload.get('label') or payload['key']} {'rose' if rose else 'fell'} from "
-            f"{since} to {format_value(payload['value'], unit)}, more than {noise}.")
+    fields = dict(figure=t(payload.get("label") or payload["key"]), before=format_value(change.reference, unit),
+                  now=format_value(payload["value"], unit))
+    if change.basis == "year":
+        return (t("{figure} rose from {before} in the same month last year to {now}, more than its usual noise.",
+                  **fields) if rose else
+                t("{figure} fell from {before} in the same month last year to {now}, more than its usual noise.",
+                  **fields))
+    return (t("{figure} rose from {before} to {now}, more than its usual month-to-month noise.", **fields) if rose
+            else t("{figure} fell from {before} to {now}, more than its usual month-to-month noise.", **fields))
 
 
 def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
@@ -241,7 +251,7 @@ def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
         for payload in run.headlines.values():
             change = headlines.compare(payload)
             if change.delta and change.within_noise is None:
-                unjudged.append(payload.get("label") or payload["key"])
+                unjudged.append(t(payload.get("label") or payload["key"]))
             if change.verdict not in ("good", "bad"):
                 continue
             worth = 1.0 if payload.get("unit") not in ("", "%") else float(payload.get("worth") or 0.0)
@@ -253,7 +263,7 @@ def needs_attention(runs: list[NotebookRun]) -> list[tuple[str, str]]:
     if len(chosen) < ATTENTION_MIN:
         closing = _rest_sentence(unjudged)
         if actions:
-            closing += " The actions above are this month's work."
+            closing += t(" The actions above are this month's work.")
         chosen.append((closing, "#kpis"))
     return chosen
 
@@ -262,17 +272,19 @@ def _rest_sentence(unjudged: list[str]) -> str:
     """What the headline figures left off the list did: within their noise, and, named, the ones
     that moved without a noise estimate (never called within noise: nobody can tell)."""
     if not unjudged:
-        return "Every other headline figure moved within its usual noise."
-    names = ", ".join(unjudged[:-1]) + (" and " if len(unjudged) > 1 else "") + unjudged[-1]
-    one = len(unjudged) == 1
-    return (f"The other headline figures with a noise estimate moved within it; {names} {'has' if one else 'have'} "
-            f"none, so whether {'it' if one else 'they'} moved by more than chance cannot be told: see the table.")
+        return t("Every other headline figure moved within its usual noise.")
+    names = named_list(unjudged)
+    if len(unjudged) == 1:
+        return t("The other headline figures with a noise estimate moved within it; {names} has none, so whether "
+                 "it moved by more than chance cannot be told: see the table.", names=names)
+    return t("The other headline figures with a noise estimate moved within it; {names} have none, so whether "
+             "they moved by more than chance cannot be told: see the table.", names=names)
 
 
 def _attention_html(runs: list[NotebookRun]) -> str:
     entries = "".join(f'<li><a href="{html.escape(page)}">{html.escape(sentence)}</a></li>'
                       for sentence, page in needs_attention(runs))
-    return f'<section id="attention"><h2>Needs attention</h2><ol>{entries}</ol></section>'
+    return f'<section id="attention"><h2>{t("Needs attention")}</h2><ol>{entries}</ol></section>'
 
 
 FOLLOW_UP_TABLE = "follow_up_queue"
@@ -284,14 +296,14 @@ def _follow_up_html(runs: list[NotebookRun], limit: int = 25) -> str:
     the whole list is in follow_up_queue.csv), never more than ``limit`` rows."""
     recorded = next((run.tables[FOLLOW_UP_TABLE] for run in runs if FOLLOW_UP_TABLE in run.tables), None)
     if recorded is None:
-        return "<p>No follow-up queue this month.</p>"
+        return f'<p>{t("No follow-up queue this month.")}</p>'
     rows = recorded["rows"][:limit]
     if not rows:
-        return "<p>Nobody needs a follow-up this week.</p>"
+        return f'<p>{t("Nobody needs a follow-up this week.")}</p>'
     units = recorded.get("units", {})
     cols = [c for c in ("name", "email", "money_at_stake", "reasons", "last_order", "last_contact")
             if c in recorded["columns"]]
-    head = "".join(f"<th>{html.escape(tables.plain_name(c))}" + (f" ({html.escape(units[c])})" if c in units else "")
+    head = "".join(f"<th>{html.escape(t(tables.plain_name(c)))}" + (f" ({html.escape(units[c])})" if c in units else "")
                    + "</th>" for c in cols)
     body = "".join("<tr>" + "".join(_queue_cell(row.get(c), money=c in units) for c in cols) + "</tr>"
                    for row in rows)
@@ -334,42 +346,53 @@ td.versus .move{color:#52606d} td.change .move{font-weight:600;color:inherit} th
 def index_html(period: Period, runs: list[NotebookRun], *, title_suffix: str = "") -> str:
     """The pack's ``index.html``: headline figures with change, follow-up queue, notebook links."""
     kpis = _kpi_rows(runs)
+    label = numbers.period(period.start, period.end)
+    previous, year_before = period.previous_month(), period.year_before()
     kpi_table = (
-        f'<table id="kpis"><thead><tr><th>Figure</th><th>This month<div class="note">{html.escape(period.label)}</div></th>'
-        f'<th>Previous month<div class="note">{html.escape(period.previous_month().label)}</div></th>'
-        f'<th>Same month last year<div class="note">{html.escape(period.year_before().label)}</div></th>'
+        f'<table id="kpis"><thead><tr><th>{t("Figure")}</th><th>{t("This month")}<div class="note">'
+        f'{html.escape(label)}</div></th>'
+        f'<th>{t("Previous month")}<div class="note">{html.escape(numbers.period(previous.start, previous.end))}'
+        f'</div></th><th>{t("Same month last year")}<div class="note">'
+        f'{html.escape(numbers.period(year_before.start, year_before.end))}</div></th>'
         "</tr></thead><tbody>"
         + "".join(kpis) + "</tbody></table>"
-    ) if kpis else "<p>No headline figures were recorded.</p>"
+    ) if kpis else f'<p>{t("No headline figures were recorded.")}</p>'
     items = []
     for run in runs:
         target = _page_link(run)
-        status = '<span class="failed">failed</span>' if not run.ok else (
-            f"{run.seconds:.1f} s" if run.rendered else "rendered in an earlier run")
+        status = f'<span class="failed">{t("failed")}</span>' if not run.ok else (
+            t("{seconds} s", seconds=f"{run.seconds:.1f}") if run.rendered else t("rendered in an earlier run"))
         detail = "" if run.ok else f"<pre>{html.escape(run.error)}</pre>" + (
-            f'<a href="{html.escape(run.notebook.name)}">executed notebook</a>' if run.notebook.exists() else ""
+            f'<a href="{html.escape(run.notebook.name)}">{t("executed notebook")}</a>' if run.notebook.exists() else ""
         )
         items.append(f'<li><a href="{html.escape(target)}">{html.escape(run.name)}</a> — {status}{detail}</li>')
     generated = dt.date.today().isoformat()
+    title = t("CRM report {month}", month=label)
+    dates = t("{start} to {end} · rendered {today}", start=period.start.isoformat(), end=period.end.isoformat(),
+              today=generated)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>CRM report {html.escape(period.label)}{title_suffix}</title>
+<html lang="{html_lang()}"><head><meta charset="utf-8"><title>{html.escape(title)}{title_suffix}</title>
 <style>{INDEX_CSS}</style></head><body>
-<h1>CRM report {html.escape(period.label)}{html.escape(title_suffix)}</h1>
-<p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · rendered {generated} ·
-<a href="{GLOSSARY_FILE}">glossary: what each word means</a></p>
+<h1>{html.escape(title)}{html.escape(title_suffix)}</h1>
+<p class="sub">{dates} ·
+<a href="{GLOSSARY_FILE}">{t("glossary: what each word means")}</a></p>
 {_actions_html(runs)}
 {_attention_html(runs)}
-<h2>Headline figures</h2>
-<p class="sub">Each figure is judged against the same month last year where the store holds it (a seasonal
+<h2>{t("Headline figures")}</h2>
+<p class="sub">{t(HEADLINES_NOTE)}</p>
+{kpi_table}
+<h2>{t("Whom to contact this week")}</h2>
+{_follow_up_html(runs)}
+<h2>{t("Notebooks")}</h2>
+<ul>{''.join(items)}</ul>
+</body></html>
+"""
+
+
+HEADLINES_NOTE = """Each figure is judged against the same month last year where the store holds it (a seasonal
 business against its own season), else against the previous month; the other comparison is shown for reference.
 <span class="good">Green</span> is a move beyond noise, good for the business, <span class="bad">red</span> one
 bad for it, <span class="noise">grey</span> a move within the figure's usual noise (it could be chance) or a figure
 with no noise estimate, which says so. Counted facts (orders, customers, revenue) are shown without a range: the
-store knows them exactly.</p>
-{kpi_table}
-<h2>Whom to contact this week</h2>
-{_follow_up_html(runs)}
-<h2>Notebooks</h2>
-<ul>{''.join(items)}</ul>
-</body></html>
-"""
+store knows them exactly."""
+"""How to read the headline table (HTML: the colour words are coloured)."""

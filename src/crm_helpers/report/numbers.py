@@ -9,6 +9,8 @@ The rules, each in one function here and used everywhere else:
   (0.854) is multiplied by 100 first (:func:`fraction_as_percent`);
 - **months** (:func:`month`): ``2026-11``, never ``2026-11-01``;
 - **ranges** (:func:`span`): ``low to high`` and the unit once (``1,000 to 2,000 EUR``);
+- **in another language** (:mod:`crm_helpers.i18n`) the same rules in its readers' form: in Chinese
+  ``€21,883``, ``85.4%``, months ``2026年11月``, ranges ``1,000至2,000``;
 - **axes** (:func:`axis_tick`): thousands separated, no scientific offset (``12,000``, not
   ``1000012000`` run together);
 - **CSV files** (:func:`for_csv`): plain values a spreadsheet reads as numbers: no separators,
@@ -27,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from crm_helpers.i18n import DEFAULT, currency_symbol, language, t
 
 # money and amounts are written in the store layer, so that the analyses' sentences share them
 from crm_helpers.store.values import MISSING, amount, finite_number as _finite, money  # noqa: F401
@@ -52,7 +56,7 @@ def percent(value: float | None, *, sign: bool = True) -> str:
     column whose heading says %)."""
     if value is None or not _finite(value):
         return MISSING
-    return f"{float(value):,.1f}" + (" %" if sign else "")
+    return f"{float(value):,.1f}" + (t(" %") if sign else "")
 
 
 def fraction_as_percent(value: float | None) -> str:
@@ -63,17 +67,31 @@ def fraction_as_percent(value: float | None) -> str:
 
 
 def month(value: Any) -> str:
-    """A month as ``2026-11`` (a date, a timestamp or a pandas Period; text is kept)."""
+    """A month as ``2026-11`` (Chinese ``2026年11月``; a date, a timestamp or a pandas Period; text is kept)."""
     if isinstance(value, pd.Period):
-        return value.strftime("%Y-%m")
+        value = value.to_timestamp()
     if isinstance(value, (dt.date, pd.Timestamp, np.datetime64)):
-        return pd.Timestamp(value).strftime("%Y-%m")
+        stamp = pd.Timestamp(value)
+        return f"{stamp:%Y-%m}" if language() == DEFAULT else t("{year}-{month:02d}", year=stamp.year,
+                                                                   month=stamp.month)
     return str(value)
 
 
+def period(start: dt.date, end: dt.date) -> str:
+    """A report's period as its title shows it: the month (:func:`month`) for a calendar month,
+    else ``start – end`` (as :attr:`crm_helpers.store.periods.Period.label`)."""
+    if start.day == 1 and (end + dt.timedelta(days=1)).day == 1 and (start.year, start.month) == (end.year, end.month):
+        return month(start)
+    return f"{start.isoformat()} – {end.isoformat()}"
+
+
 def span(low: str, high: str, *, unit: str = "") -> str:
-    """One way of writing a range: ``low to high`` and the unit once (both ends already formatted)."""
-    return f"{low} to {high} {unit}".strip()
+    """One way of writing a range: ``low to high`` and the unit once (both ends already formatted);
+    in a language that writes a currency's sign first, the sign before each end (``€1,000至€2,000``)."""
+    symbol = currency_symbol(unit) if is_currency(unit) else ""
+    if symbol:
+        return t("{low} to {high}", low=symbol + low, high=symbol + high)
+    return f"{t('{low} to {high}', low=low, high=high)} {unit}".strip()
 
 
 def axis_tick(value: float, _position: Any = None) -> str:

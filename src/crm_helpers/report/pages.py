@@ -6,12 +6,14 @@ from __future__ import annotations
 import functools
 import html
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from crm_helpers.i18n import html_lang, t
 from crm_helpers.ingest import inbox
 from crm_helpers.store.files import write_text
 from crm_helpers.store.periods import Period
@@ -108,7 +110,7 @@ APPENDIX_TAG = "appendix"
 it moves, in its order, to the folded "How this was computed" section at the end."""
 APPENDIX_TITLE = "How this was computed"
 INDEX_FILE, GLOSSARY_LINK = "index.html", "glossary.html"
-STANDARD_SETTINGS = ("db_path", "period_start", "period_end", "output_dir")
+STANDARD_SETTINGS = ("db_path", "period_start", "period_end", "output_dir", "lang")
 """Parameters every page gets from the runner: the store and the month, not settings of the page."""
 
 
@@ -164,9 +166,9 @@ def settings(notebook: nbformat.NotebookNode) -> dict[str, Any]:
 def _setting(value: Any) -> str:
     """A setting's value in words: blank (None) is the store's own rule, true/false yes/no."""
     if value is None:
-        return "the store's default"
+        return t("the store's default")
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return t("yes") if value else t("no")
     return tables.cell(value) if isinstance(value, (int, float)) else repr(value)
 
 
@@ -175,18 +177,19 @@ def _settings_html(values: dict[str, Any]) -> str:
         return ""
     rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_setting(v))}</td></tr>"
                    for k, v in values.items())
-    return ('<h3>Settings of this page</h3><p>The values this page ran with (change one with '
-            "<code>crm report --param name=value</code>).</p>"
+    return (f'<h3>{t("Settings of this page")}</h3><p>'
+            + t("The values this page ran with (change one with {command}).",
+                command="<code>crm report --param name=value</code>") + "</p>"
             f'<div class="table-box"><table class="for-people"><tbody>{rows}</tbody></table></div>')
 
 
 def _nav_html(notebook: nbformat.NotebookNode, *, period_label: str) -> str:
     """The bar at the top of a page: back to the index, the glossary, and the page's sections."""
     entries = "".join(f'<li><a href="#{section_anchor(h)}">{html.escape(h)}</a></li>' for h in sections(notebook))
-    contents = f"<details><summary>On this page</summary><ol>{entries}</ol></details>" if entries else ""
-    back = f"← CRM report {period_label}" if period_label else "← CRM report"
+    contents = f"<details><summary>{t('On this page')}</summary><ol>{entries}</ol></details>" if entries else ""
+    back = t("← CRM report {month}", month=period_label) if period_label else t("← CRM report")
     return (f'<nav class="pack-nav"><a href="{INDEX_FILE}">{html.escape(back)}</a>'
-            f'<a href="{GLOSSARY_LINK}">Glossary</a>{contents}</nav>')
+            f'<a href="{GLOSSARY_LINK}">{t("Glossary")}</a>{contents}</nav>')
 
 
 def owner_order(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, str]:
@@ -213,23 +216,25 @@ def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bo
     settings. The analyst's view (code shown) keeps every cell where it is."""
     page = headlines.page_outputs(notebook)
     title = page_title(page)
-    page.metadata["title"] = f"{title} · CRM report {period_label}" if period_label else title
+    page.metadata["title"] = t("{title} · CRM report {month}", title=title, month=period_label) if period_label \
+        else title
     first_appendix = ""
     if exclude_input:
         page, first_appendix = owner_order(page)
     body, _ = _html_exporter(exclude_input).from_notebook_node(page)
     body = body.replace("</head>", PAGE_CSS + "\n" + tables.STYLE + "\n</head>", 1)
+    body = re.sub(r"<html[^>]*>", f'<html lang="{html_lang()}">', body, count=1)
     body = body.replace("<main>", "<main>\n" + _nav_html(page, period_label=period_label), 1)
     if exclude_input:
         found = body.find(f'id="cell-id={first_appendix}"') if first_appendix else -1
         start = body.rfind("<div", 0, found) if found >= 0 else -1  # the first appendix cell's own tag
         extra = _settings_html(settings(notebook))
         if start >= 0:
-            body = (body[:start] + f'<details class="appendix" id="appendix"><summary>{APPENDIX_TITLE}</summary>'
+            body = (body[:start] + f'<details class="appendix" id="appendix"><summary>{t(APPENDIX_TITLE)}</summary>'
                     + extra + "\n" + body[start:])
             body = body.replace("</main>", "</details>\n</main>", 1)
         elif extra:
-            body = body.replace("</main>", f'<details class="appendix" id="appendix"><summary>{APPENDIX_TITLE}'
+            body = body.replace("</main>", f'<details class="appendix" id="appendix"><summary>{t(APPENDIX_TITLE)}'
                                 f"</summary>{extra}</details>\n</main>", 1)
     write_text(path, body)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crm_helpers.i18n import html_lang, t
 from crm_helpers.store.files import place, write_text
 from crm_helpers.store.periods import Period
 from crm_helpers.report import headlines, numbers
@@ -90,11 +91,12 @@ def _brief_actions(runs: list[NotebookRun]) -> str:
     every = recorded_actions(runs)
     ranked = every[:BRIEF_ACTIONS]
     if not ranked:
-        return "<p>No analysis has an action for you this month.</p>"
+        return f'<p>{t("No analysis has an action for you this month.")}</p>'
     items = "".join(f'<li>{html.escape(row["sentence"])} <span class="stake">{html.escape(money_text(row))}</span>'
-                    f'<span class="meta"> · page {html.escape(run.name[:2])}</span></li>' for row, run in ranked)
+                    f'<span class="meta"> · {html.escape(t("page {number}", number=run.name[:2]))}</span></li>'
+                    for row, run in ranked)
     rest = len(every) - len(ranked)
-    more = f'<p class="meta">… and {rest} smaller in the pack.</p>' if rest > 0 else ""
+    more = f'<p class="meta">{t("… and {count} smaller in the pack.", count=rest)}</p>' if rest > 0 else ""
     return f"<ol>{items}</ol>{more}"
 
 
@@ -102,7 +104,7 @@ def _brief_figures(runs: list[NotebookRun]) -> str:
     figures = {key: payload for run in runs for key, payload in run.headlines.items()}
     keys = [k for k in KPI_ORDER if k in figures] + sorted(k for k in figures if k not in KPI_ORDER)
     if not keys:
-        return "<p>No headline figures were recorded.</p>"
+        return f'<p>{t("No headline figures were recorded.")}</p>'
     rows = []
     for key in keys:
         payload = figures[key]
@@ -111,12 +113,13 @@ def _brief_figures(runs: list[NotebookRun]) -> str:
         verdict = headlines.compare(payload, against="year").verdict if year_ago is not None else ""
         change = format_change(payload.get("value"), year_ago, unit=unit, change=payload.get("change", ""))
         rows.append(
-            f'<tr><td>{html.escape(payload.get("label") or key)}</td>'
+            f'<tr><td>{html.escape(t(payload.get("label") or key))}</td>'
             f'<td class="num">{format_value(payload.get("value"), unit, missing=payload.get("missing") or "")}</td>'
             f'<td class="num">{format_value(year_ago, unit) if year_ago is not None else ""}</td>'
             f'<td class="num {verdict}">{change}</td></tr>')
-    return ('<table><thead><tr><th>Figure</th><th class="num">This month</th><th class="num">Same month last year'
-            '</th><th class="num">Change on the year</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+    return (f'<table><thead><tr><th>{t("Figure")}</th><th class="num">{t("This month")}</th><th class="num">'
+            f'{t("Same month last year")}</th><th class="num">{t("Change on the year")}</th></tr></thead><tbody>'
+            + "".join(rows) + "</tbody></table>")
 
 
 def _first_reason(text: Any) -> str:
@@ -124,34 +127,39 @@ def _first_reason(text: Any) -> str:
     reasons = [part.strip() for part in str(text or "").split(";") if part.strip()]
     if not reasons:
         return ""
-    return reasons[0] + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "")
+    if len(reasons) == 1:
+        return reasons[0]
+    return t("{reason} (+{count} more)", reason=reasons[0], count=len(reasons) - 1)
 
 
 def _brief_calls(runs: list[NotebookRun]) -> str:
     recorded = next((run.tables[FOLLOW_UP_TABLE] for run in runs if FOLLOW_UP_TABLE in run.tables), None)
     rows = (recorded or {}).get("rows", [])[:BRIEF_CALLS]
     if not rows:
-        return "<p>Nobody needs a follow-up this week.</p>"
+        return f'<p>{t("Nobody needs a follow-up this week.")}</p>'
     unit = (recorded or {}).get("units", {}).get("money_at_stake", "")
     body = "".join(
         f'<tr><td class="who">{html.escape(str(row.get("name") or ""))}</td>'
         f'<td class="mail">{html.escape(str(row.get("email") or ""))}</td>'
         f'<td class="num">{numbers.amount(row["money_at_stake"]) if row.get("money_at_stake") is not None else ""}</td>'
         f'<td>{html.escape(_first_reason(row.get("reasons")))}</td></tr>' for row in rows)
-    return (f'<table><thead><tr><th>Name</th><th>E-mail</th><th class="num">Money at stake ({html.escape(unit)})</th>'
-            f"<th>Why</th></tr></thead><tbody>{body}</tbody></table>")
+    return (f'<table><thead><tr><th>{t("Name")}</th><th>{t("E-mail")}</th><th class="num">'
+            f'{t("Money at stake ({unit})", unit=html.escape(unit))}</th>'
+            f'<th>{t("Why")}</th></tr></thead><tbody>{body}</tbody></table>')
 
 
 def brief_html(period: Period, runs: list[NotebookRun]) -> str:
     """The brief as one HTML page for A4 (see the module notes)."""
+    title = html.escape(t("CRM brief {month}", month=numbers.period(period.start, period.end)))
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>CRM brief {html.escape(period.label)}</title>
+<html lang="{html_lang()}"><head><meta charset="utf-8"><title>{title}</title>
 <style>{BRIEF_CSS}</style></head><body>
-<h1>CRM brief {html.escape(period.label)}</h1>
-<p class="sub">{period.start.isoformat()} to {period.end.isoformat()} · the whole pack: index.html or pack.pdf</p>
-<h2>Actions this month</h2>{_brief_actions(runs)}
-<h2>Headline figures</h2>{_brief_figures(runs)}
-<h2>Whom to contact this week (the first {BRIEF_CALLS})</h2>{_brief_calls(runs)}
+<h1>{title}</h1>
+<p class="sub">{t("{start} to {end} · the whole pack: index.html or pack.pdf", start=period.start.isoformat(),
+                  end=period.end.isoformat())}</p>
+<h2>{t("Actions this month")}</h2>{_brief_actions(runs)}
+<h2>{t("Headline figures")}</h2>{_brief_figures(runs)}
+<h2>{t("Whom to contact this week (the first {count})", count=BRIEF_CALLS)}</h2>{_brief_calls(runs)}
 {FIT_SCRIPT}</body></html>
 """
 
@@ -159,7 +167,7 @@ def brief_html(period: Period, runs: list[NotebookRun]) -> str:
 # -- the pack --------------------------------------------------------------------------------------------
 
 PACK_CSS = """<style>
-@page{size:A4;margin:12mm 10mm 14mm;@bottom-center{content:"page " counter(page) " of " counter(pages);
+@page{size:A4;margin:12mm 10mm 14mm;@bottom-center{content:PAGE_NUMBERS;
 font:9px system-ui,sans-serif;color:#52606d}}
 section.pack-page{break-before:page} nav.pack-nav{display:none}
 body.jp-Notebook{max-width:none;padding:0;margin:0;width:718px}
@@ -173,7 +181,7 @@ tr,img{break-inside:avoid} h1,h2,h3{break-after:avoid}
 ol.contents{font-size:13px;line-height:1.8}
 </style>"""
 """On paper: each page of the pack starts a sheet, tables wrap to the sheet's width (every column
-kept), page numbers at the bottom. The body is laid out at the sheet's printable width (190 mm)."""
+kept), page numbers at the bottom (``PAGE_NUMBERS``: their words in the pack's language). The body is laid out at the sheet's printable width (190 mm)."""
 FIT_TABLES = """<script>
 document.querySelectorAll('table').forEach(t => {
   const limit = document.body.getBoundingClientRect().width, wide = t.getBoundingClientRect().width;
@@ -204,9 +212,11 @@ def pack_html(period: Period, runs: list[NotebookRun]) -> str:
         anchor = f"page-{run.name}"
         contents.append(f'<li><a href="#{anchor}">{html.escape(run.name[:2])} · {html.escape(name)}</a></li>')
         parts.append(f'<section class="pack-page" id="{anchor}">{content}</section>')
-    return (f'<!DOCTYPE html>\n<html lang="en"><head>{head}{PACK_CSS}<title>CRM report {html.escape(period.label)}'
-            f'</title></head><body class="jp-Notebook"><main><h1>CRM report {html.escape(period.label)}</h1>'
-            f"<p>{period.start.isoformat()} to {period.end.isoformat()}. Contents:</p>"
+    title = html.escape(t("CRM report {month}", month=numbers.period(period.start, period.end)))
+    page_numbers = t('"page " counter(page) " of " counter(pages)')
+    return (f'<!DOCTYPE html>\n<html lang="{html_lang()}"><head>{head}{PACK_CSS.replace("PAGE_NUMBERS", page_numbers)}'
+            f'<title>{title}</title></head><body class="jp-Notebook"><main><h1>{title}</h1>'
+            f'<p>{t("{start} to {end}. Contents:", start=period.start.isoformat(), end=period.end.isoformat())}</p>'
             f'<ol class="contents">{"".join(contents)}</ol>{"".join(parts)}</main>{FIT_TABLES}</body></html>\n')
 
 

@@ -10,11 +10,13 @@ inside the plot, as are seaborn and pyplot: every notebook imports this module f
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
+
+from crm_helpers.i18n import DEFAULT, language, t
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -68,6 +70,67 @@ def setup() -> None:
     if matplotlib.get_backend() == INLINE_BACKEND:
         plt.switch_backend(INLINE_BACKEND)  # connects the hooks now, so they are not connected later
         plt.uninstall_repl_displayhook()
+    if language() != DEFAULT:
+        _translate_before_display()
+
+
+def translate_figure(figure: Any) -> None:
+    """Every word drawn on ``figure`` in the pack's language (:func:`crm_helpers.i18n.t`): titles,
+    axis labels, legends, notes in the plot and the labels of categories on an axis; a text the
+    catalogue does not hold stays as drawn (names, numbers)."""
+    if figure.get_suptitle():
+        figure.suptitle(t(figure.get_suptitle()))
+    for ax in figure.axes:
+        for loc in ("center", "left", "right"):
+            if ax.get_title(loc):
+                ax.set_title(t(ax.get_title(loc)), loc=loc)
+        ax.set_xlabel(_label(ax.get_xlabel()))
+        ax.set_ylabel(_label(ax.get_ylabel()))
+        legend = ax.get_legend()
+        texts = list(ax.texts) + (list(legend.get_texts()) + [legend.get_title()] if legend is not None else [])
+        for text in texts:
+            text.set_text(t(text.get_text()))
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [label.get_text() for label in axis.get_ticklabels()]
+            translated = [t(label) for label in labels]
+            if translated != labels:
+                axis.set_ticks(axis.get_ticklocs(), labels=translated)
+
+
+def _label(text: str) -> str:
+    """An axis label in the pack's language, its unit in brackets kept ("net revenue (EUR)")."""
+    whole = t(text)
+    if whole != text or " (" not in text:
+        return whole
+    base, _, unit = text.partition(" (")
+    return f"{t(base)} ({unit}"
+
+
+def _translate_before_display() -> None:
+    """Make the notebook's PNG of every figure go through :func:`translate_figure` first."""
+    from matplotlib.figure import Figure
+
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        draw = formatter.lookup_by_type(Figure)
+    except KeyError:
+        return
+    if getattr(draw, "translates", False):
+        return
+
+    def translated(figure: Figure, *args: Any, **kwargs: Any) -> Any:
+        translate_figure(figure)
+        return draw(figure, *args, **kwargs)
+
+    translated.translates = True
+    formatter.for_type(Figure, translated)
 
 
 # -- shared by the plots: given axes or a new figure, and an empty plot that says why --------------

@@ -34,6 +34,7 @@ Notebooks run in parallel worker processes; one notebook's failure does not lose
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import time
@@ -46,6 +47,7 @@ from typing import Any
 import nbformat
 
 from crm_helpers.errors import CrmError
+from crm_helpers.i18n import DEFAULT, set_language, t
 from crm_helpers.store import config
 from crm_helpers.ingest import inbox
 from crm_helpers.analyses import segmentation
@@ -54,13 +56,13 @@ from crm_helpers.store.connection import open_db, owner_only_umask
 from crm_helpers.store.files import (DISK_FULL, UnsafeWriteError, copy_files, fresh_folder, is_disk_full,
                                      remove_stale_partials, write_failure, write_text)
 from crm_helpers.store.pack_scrub import remember_report_folder
-from crm_helpers.report import headlines
+from crm_helpers.report import headlines, numbers
 from crm_helpers.report.glossary import write_glossary
 from crm_helpers.report.index import index_html
 from crm_helpers.report.pages import (SHARE_FOLDER, NotebookRun, ReportResult, owner_only, read_summary,
-                                      write_html)
+                                      section_anchor, write_html)
 
-STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir")
+STANDARD_PARAMETERS = ("db_path", "period_start", "period_end", "output_dir", "lang")
 """Injected by the runner into every notebook that declares them."""
 
 NOT_IN_PACK = "00_"
@@ -188,11 +190,48 @@ def disk_full(exc: BaseException) -> OSError | None:
     return None
 
 
-def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_code: bool = False) -> NotebookRun:
-    """Run one notebook and export its HTML (code hidden unless ``with_code``). Runs in a worker
-    process. Any failure of the notebook is its run's error; only a full disk (or file size limit),
-    met by the notebook, papermill or the page, raises (as OSError): then the pack cannot be written."""
+def translate_markdown(notebook: nbformat.NotebookNode) -> None:
+    """Put each markdown cell of ``notebook`` (headings, the sentences that open sections) in the
+    language in use, one block at a time (blocks are separated by a blank line): a heading by its
+    text (``## Customers probably lost`` by "Customers probably lost", so the index's section names
+    and the page's headings share one entry), any other block by its whole text. A block without an
+    entry stays as written. A translated section heading keeps the anchor of its English text too
+    (:func:`~crm_helpers.report.pages.section_anchor`), where the index's actions and figures link.
+    English: nothing changes."""
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        blocks = []
+        for block in cell.source.strip().split("\n\n"):
+            hashes, space, heading = block.partition(" ")
+            if space and hashes and set(hashes) == {"#"} and "\n" not in block:
+                translated = t(heading.strip())
+                anchor = (f'<a id="{section_anchor(heading.strip())}"></a>\n\n'
+                          if hashes == "##" and translated != heading.strip() else "")
+                blocks.append(f"{anchor}{hashes} {translated}")
+            else:
+                blocks.append(t(block.strip()))
+        cell.source = "\n\n".join(blocks)
+
+
+def _month_label(period_start: str) -> str:
+    """The month of a page's period as its title and back link show it (``2026-11``; Chinese
+    ``2026年11月``); blank without a period."""
+    try:
+        return numbers.month(dt.date.fromisoformat(period_start[:10]))
+    except ValueError:
+        return period_start[:7]
+
+
+def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_code: bool = False, *,
+                 lang: str = DEFAULT) -> NotebookRun:
+    """Run one notebook and export its HTML (code hidden unless ``with_code``) in the language
+    ``lang``. Runs in a worker process. Any failure of the notebook is its run's error; only a full
+    disk (or file size limit), met by the notebook, papermill or the page, raises (as OSError): then
+    the pack cannot be written."""
     import papermill as pm
+
+    set_language(lang)
 
     started = time.perf_counter()
     source = Path(notebook)
@@ -232,8 +271,10 @@ def _execute_one(notebook: str, out_dir: str, parameters: dict[str, Any], with_c
             flags = headlines.read_flags(executed)
             tables = headlines.read_tables(executed)
             files = read_summary(executed)
+            if lang != DEFAULT:
+                translate_markdown(executed)
             write_html(executed, out_html, exclude_input=not with_code,
-                       period_label=str(parameters.get("period_start", ""))[:7])
+                       period_label=_month_label(str(parameters.get("period_start", ""))))
             html_path = out_html
         except Exception as exc:
             if is_disk_full(exc):
@@ -359,8 +400,10 @@ def render_report(
     overrides: dict[str, Any] | None = None,
     notebooks_dir: Path | None = None,
     progress: bool = True,
+    lang: str = "",
 ) -> ReportResult:
-    """Render the pack for ``period`` into ``out_dir`` (default ``reports/YYYY-MM``).
+    """Render the pack for ``period`` into ``out_dir`` (default ``reports/YYYY-MM``), in the
+    language ``lang`` (blank: the ``CRM_LANG`` setting, else English; :mod:`crm_helpers.i18n`).
 
     ``jobs`` notebooks run at once (default: the number of cores). The HTML pages hide the code
     (the owner's pack) unless ``with_code`` (the analyst's view); the executed notebooks always keep
@@ -369,6 +412,7 @@ def render_report(
     when the notebooks or parameters are wrong, and after, when the pack could not be written (a
     full disk): then the previous pack is left exactly as it was (see the module docstring).
     """
+    lang = set_language(lang or config.report_language())
     notebooks = discover_notebooks(notebooks_dir, only)
     overrides = overrides or {}
     declared = check_overrides(notebooks, overrides)
@@ -384,7 +428,7 @@ def render_report(
                 copy_files(target, work, folders=(SHARE_FOLDER,), skip=() if only else PAGE_SUFFIXES)
                 runs = _render_into(work, period, db_path=db_path, notebooks=notebooks, previous=target,
                                     declared=declared, overrides=overrides, jobs=jobs, with_code=with_code,
-                                    progress=progress)
+                                    progress=progress, lang=lang)
                 if only:  # keep the month's other pages, rendered earlier (copied above), in the index
                     rendered = {r.name for r in runs}
                     kept = (earlier_run(nb, work) for nb in discover_notebooks(notebooks_dir)
@@ -392,7 +436,8 @@ def render_report(
                     runs += [run for run in kept if run is not None]
                 runs.sort(key=lambda r: r.name)
                 write_text(work / "index.html", index_html(period, runs))
-                write_glossary(work, f"Glossary of the CRM report {period.label}")
+                write_glossary(work, t("Glossary of the CRM report {month}",
+                                       month=numbers.period(period.start, period.end)))
                 owner_only(work)
         except (OSError, UnsafeWriteError) as exc:
             raise ReportError(not_written(exc, period=period, target=target)) from None
@@ -437,7 +482,7 @@ def not_written(exc: BaseException, *, period: Period, target: Path) -> str:
 
 def _render_into(work: Path, period: Period, *, db_path: str | os.PathLike[str], notebooks: list[Path],
                  previous: Path, declared: dict[Path, dict[str, str]], overrides: dict[str, Any],
-                 jobs: int | None, with_code: bool, progress: bool) -> list[NotebookRun]:
+                 jobs: int | None, with_code: bool, progress: bool, lang: str = DEFAULT) -> list[NotebookRun]:
     """Run ``notebooks`` for ``period`` with their pages written into the folder ``work``; the
     import notebooks first and alone when they have files to import, then the store's preparation
     steps, then the rest in ``jobs`` worker processes, longest first by their times in the pack
@@ -449,6 +494,7 @@ def _render_into(work: Path, period: Period, *, db_path: str | os.PathLike[str],
         "period_start": period.start.isoformat(),
         "period_end": period.end.isoformat(),
         "output_dir": str(work.resolve()),
+        "lang": lang,
     }
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
     tasks = {nb: notebook_parameters(nb, base, overrides=overrides, declared=declared[nb]) for nb in notebooks}
@@ -459,7 +505,7 @@ def _render_into(work: Path, period: Period, *, db_path: str | os.PathLike[str],
     rest = {nb: tasks[nb] for nb in longest_first([nb for nb in tasks if nb not in first], previous)}
     for nb, params in first.items():
         bar.set_postfix_str(nb.stem)
-        runs.append(_execute_one(str(nb), str(work), params, with_code))
+        runs.append(_execute_one(str(nb), str(work), params, with_code, lang=lang))
         bar.update()
     unprepared = prepare_store(base["db_path"], period, names=[nb.stem for nb in rest])
     for nb in [nb for nb in rest if nb.stem in unprepared]:
@@ -470,11 +516,11 @@ def _render_into(work: Path, period: Period, *, db_path: str | os.PathLike[str],
     if jobs == 1:
         for nb, params in rest.items():
             bar.set_postfix_str(nb.stem)
-            runs.append(_execute_one(str(nb), str(work), params, with_code))
+            runs.append(_execute_one(str(nb), str(work), params, with_code, lang=lang))
             bar.update()
     elif rest:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_kernel) as pool:
-            futures = [pool.submit(_execute_one, str(nb), str(work), params, with_code)
+            futures = [pool.submit(_execute_one, str(nb), str(work), params, with_code, lang=lang)
                        for nb, params in rest.items()]
             try:
                 for future in as_completed(futures):

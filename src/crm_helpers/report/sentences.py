@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from crm_helpers.i18n import t, tn
+from crm_helpers.store.values import money_whole
+
 from crm_helpers.analyses.followup import FOLLOW_UP_FILE, LOOKBACK_DAYS, FollowUpQueue
 from crm_helpers.analyses.satisfaction import (
     CommentThemes,
@@ -47,19 +50,20 @@ class Finding:
 def stake_meaning(queue: FollowUpQueue) -> str:
     """The call list's count and what its money at stake means, in plain Markdown, for the page
     that shows ``queue`` (:func:`~crm_helpers.analyses.followup.follow_up_queue`)."""
-    unit = queue.currency or "the store's currency"
+    unit = queue.currency or t("the store's currency")
     if not queue.anyone_to_follow_up:
-        return ("**Nobody to follow up**: every complaint, detractor answer, lapse and idle deal has been followed "
-                "by a logged contact, or there is none.")
-    return (f"**{queue.candidates} {'person' if queue.candidates == 1 else 'people'} to follow up**, all written to "
-            f"`{FOLLOW_UP_FILE}`; the index shows the first {len(queue.top)}. A person is listed once something "
-            "happens (a complaint, a detractor answer, a top spender's lapse, a slide into Can't Lose Them, a rising "
-            "risk of leaving, a long silence, an idle deal) and leaves the list as soon as you log a contact with "
-            f"them after it. **Money at stake ({unit} a year)** orders the list: the customer's yearly value (their "
-            "net revenue per year as a customer) times their chance of leaving (the churn model's chance of no paid "
-            "order in its horizon, above; for an unhappy customer, whom the model cannot see answering, at least the "
-            "share of your past unhappy customers with as many orders who then stopped buying), or "
-            "the expected value of their idle deal when that is larger; it is blank when there is no churn model.")
+        return t("**Nobody to follow up**: every complaint, detractor answer, lapse and idle deal has been followed "
+                 "by a logged contact, or there is none.")
+    return tn("**{n} person to follow up**", "**{n} people to follow up**", n=queue.candidates) + t(
+        ", all written to `{file}`; the index shows the first {shown}. A person is listed once something "
+        "happens (a complaint, a detractor answer, a top spender's lapse, a slide into Can't Lose Them, a rising "
+        "risk of leaving, a long silence, an idle deal) and leaves the list as soon as you log a contact with "
+        "them after it. **Money at stake ({unit} a year)** orders the list: the customer's yearly value (their "
+        "net revenue per year as a customer) times their chance of leaving (the churn model's chance of no paid "
+        "order in its horizon, above; for an unhappy customer, whom the model cannot see answering, at least the "
+        "share of your past unhappy customers with as many orders who then stopped buying), or "
+        "the expected value of their idle deal when that is larger; it is blank when there is no churn model.",
+        file=FOLLOW_UP_FILE, shown=len(queue.top), unit=unit)
 
 
 # -- page 04, customer value -----------------------------------------------------------------------
@@ -69,10 +73,14 @@ def holdout_error(validation: HoldoutValidation) -> str:
     """How far the chosen model's past prediction was off, in one plain sentence."""
     row = validation.aggregate.loc[validation.chosen]
     error = validation.error()
-    direction = "too many" if error > 0 else "too few"
-    return (f"Asked to predict the last {validation.holdout_days} days from the history before them, the chosen "
-            f"model ({validation.chosen}) expected {row['predicted_repeat_purchases']:,.0f} repeat purchases where "
-            f"{row['actual_repeat_purchases']:,.0f} happened: {abs(error):.0%} {direction}.")
+    fields = dict(days=validation.holdout_days, model=validation.chosen,
+                  predicted=f"{row['predicted_repeat_purchases']:,.0f}", actual=f"{row['actual_repeat_purchases']:,.0f}",
+                  error=f"{abs(error):.0%}")
+    if error > 0:
+        return t("Asked to predict the last {days} days from the history before them, the chosen model ({model}) "
+                 "expected {predicted} repeat purchases where {actual} happened: {error} too many.", **fields)
+    return t("Asked to predict the last {days} days from the history before them, the chosen model ({model}) "
+             "expected {predicted} repeat purchases where {actual} happened: {error} too few.", **fields)
 
 
 def model_choice(validation: HoldoutValidation) -> str:
@@ -82,23 +90,30 @@ def model_choice(validation: HoldoutValidation) -> str:
     predicted totals differ (what the choice changes)."""
     chosen, other = validation.chosen, validation.runner_up
     if not other:
-        return f"Only {chosen} could be fitted, so there was no choice to make."
+        return t("Only {model} could be fitted, so there was no choice to make.", model=chosen)
     z, a = validation.margin_z, validation.aggregate
     won, checks = int(a.loc[chosen, "origins_won"]), len(validation.origins)
     apart = a.loc[chosen, "predicted_repeat_purchases"] / a.loc[other, "predicted_repeat_purchases"] - 1
     steady = 2 * won > checks  # best at most of the checks, not only on their sum
     if z >= 2.5 and steady:
-        how = f"{chosen} gave clearly more probability to what customers then did than {other}, the runner-up"
+        how = t("{chosen} gave clearly more probability to what customers then did than {other}, the runner-up",
+                chosen=chosen, other=other)
+    elif z >= 1 and steady:
+        how = t("{chosen} gave more probability to what customers then did than {other}, the runner-up, but not "
+                "by much: the choice is likely right but not certain", chosen=chosen, other=other)
     elif z >= 1:
-        how = (f"{chosen} gave more probability to what customers then did than {other}, the runner-up, "
-               + ("but not by much: the choice is likely right but not certain" if steady else
-                  "but not at most of the checks: the choice is uncertain"))
+        how = t("{chosen} gave more probability to what customers then did than {other}, the runner-up, but not "
+                "at most of the checks: the choice is uncertain", chosen=chosen, other=other)
     else:
-        how = (f"{chosen} and {other} foresaw what customers then did about equally well: the choice between them "
-               "is close to a coin toss")
-    return (f"How sure the choice is: {how} (best at {won} of {checks} check{'s' if checks != 1 else ''}). "
-            f"Their predictions of the last held-out total differ by {abs(apart):.0%}, so the choice "
-            f"{'matters little' if abs(apart) < 0.05 else 'matters'} for the values below.")
+        how = t("{chosen} and {other} foresaw what customers then did about equally well: the choice between them "
+                "is close to a coin toss", chosen=chosen, other=other)
+    best = tn("best at {won} of {n} check", "best at {won} of {n} checks", n=checks, won=won)
+    fields = dict(how=how, best=best, apart=f"{abs(apart):.0%}")
+    if abs(apart) < 0.05:
+        return t("How sure the choice is: {how} ({best}). Their predictions of the last held-out total differ by "
+                 "{apart}, so the choice matters little for the values below.", **fields)
+    return t("How sure the choice is: {how} ({best}). Their predictions of the last held-out total differ by "
+             "{apart}, so the choice matters for the values below.", **fields)
 
 
 # -- page 05, satisfaction -------------------------------------------------------------------------
@@ -109,40 +124,48 @@ def month_summary(current: pd.Series, previous: pd.Series) -> str:
     :func:`~crm_helpers.analyses.satisfaction.period_scores`): how many answered, CSAT and NPS, or
     a plain "no responses" note naming ``previous``'s answers."""
     if current["responses"] == 0:
-        before = f" The previous month had {previous['responses']:.0f} answers." if previous["responses"] else ""
-        return (f"**No responses this month** ({current['label']}): nobody answered the survey, so CSAT, NPS "
-                f"and the indexes for the period are blank.{before} The trend, the drivers and the comment "
-                "themes below use the months before, where there are any.")
-    text = (f"**{current['responses']:.0f} responses** in {current['label']}: "
-            f"CSAT {format_measure(current['csat_pct'], 'pct')} ({current['csat_positive']:.0f} of "
-            f"{current['csat_answers']:.0f} answered 4–5), mean overall score "
-            f"{format_measure(current['csat_mean'], 'score')}, NPS {format_measure(current['nps'], 'nps')}")
+        before = (t(" The previous month had {answers} answers.", answers=f"{previous['responses']:.0f}")
+                  if previous["responses"] else "")
+        return t("**No responses this month** ({month}): nobody answered the survey, so CSAT, NPS and the indexes "
+                 "for the period are blank.{before} The trend, the drivers and the comment themes below use the "
+                 "months before, where there are any.", month=current["label"], before=before)
+    fields = dict(responses=f"{current['responses']:.0f}", month=current["label"],
+                  csat=format_measure(current["csat_pct"], "pct"), positive=f"{current['csat_positive']:.0f}",
+                  answers=f"{current['csat_answers']:.0f}", mean=format_measure(current["csat_mean"], "score"),
+                  nps=format_measure(current["nps"], "nps"))
     if np.isfinite(current["nps_ci_low"]):
-        text += f" (95% interval {nps_interval(current)})"
-    text += "."
+        text = t("**{responses} responses** in {month}: CSAT {csat} ({positive} of {answers} answered 4–5), mean "
+                 "overall score {mean}, NPS {nps} (95% interval {interval}).", interval=nps_interval(current),
+                 **fields)
+    else:
+        text = t("**{responses} responses** in {month}: CSAT {csat} ({positive} of {answers} answered 4–5), mean "
+                 "overall score {mean}, NPS {nps}.", **fields)
     if current["small_sample"]:
-        text += " **Small sample:** with this few answers a single answer moves the figures a lot."
+        text += t(" **Small sample:** with this few answers a single answer moves the figures a lot.")
     return text
 
 
 def top_driver(model: KeyDriverAnalysis) -> str:
     """One Markdown sentence naming the top driver of a fitted ``model``, with its effect and the model's fit."""
     top = model.table_.iloc[0]
-    outcome = "overall 1–5 score" if model.target == "csat" else "0–10 likelihood to recommend"
-    agree = ("the random forest ranks it first too" if model.rf_top_driver_ == model.top_driver_
-             else f"the random forest ranks **{model.rf_top_driver_}** first instead")
-    return (f"**{model.top_driver_.capitalize()} is the top driver** of overall satisfaction: one point more "
-            f"on the {model.top_driver_} score goes with {top['coefficient']:.2f} more on the {outcome} "
-            f"(95% CI {top['ci_low']:.2f} to {top['ci_high']:.2f}), the other "
-            f"items held equal; {agree}. The four items explain {model.r_squared_:.0%} of the variation "
-            f"(OLS R², {model.n_answers_} complete answers; forest out-of-bag R² {model.rf_oob_r_squared_:.0%}).")
+    outcome = t("overall 1–5 score") if model.target == "csat" else t("0–10 likelihood to recommend")
+    agree = (t("the random forest ranks it first too") if model.rf_top_driver_ == model.top_driver_
+             else t("the random forest ranks **{item}** first instead", item=t(model.rf_top_driver_)))
+    return t("**{Item} is the top driver** of overall satisfaction: one point more on the {item} score goes with "
+             "{effect} more on the {outcome} (95% CI {low} to {high}), the other items held equal; {agree}. The four "
+             "items explain {r2} of the variation (OLS R², {answers} complete answers; forest out-of-bag R² "
+             "{oob}).", Item=t(model.top_driver_).capitalize(), item=t(model.top_driver_),
+             effect=f"{top['coefficient']:.2f}", outcome=outcome, low=f"{top['ci_low']:.2f}",
+             high=f"{top['ci_high']:.2f}", agree=agree, r2=f"{model.r_squared_:.0%}", answers=model.n_answers_,
+             oob=f"{model.rf_oob_r_squared_:.0%}")
 
 
 def driver_report(drivers: KeyDrivers) -> Finding:
     """:func:`~crm_helpers.analyses.satisfaction.key_drivers` as a notebook section: the
     :func:`top_driver` sentence and the per-item table, or a plain note when there were too few answers."""
     if not drivers.ok:
-        return Finding(f"**Not enough answers for a driver analysis:** {drivers.message}.", drivers.table, ok=False)
+        return Finding(t("**Not enough answers for a driver analysis:** {reason}.", reason=drivers.message),
+                       drivers.table, ok=False)
     return Finding(top_driver(drivers.model), drivers.table)
 
 
@@ -150,12 +173,14 @@ def theme_report(themes: CommentThemes) -> Finding:
     """:func:`~crm_helpers.analyses.satisfaction.themes_of_comments` as a notebook section: the side
     each theme leans to, or a plain note when there were too few comments."""
     if not themes.ok:
-        return Finding(f"**Not enough comments for themes:** {themes.message}.", themes.table, ok=False)
+        return Finding(t("**Not enough comments for themes:** {reason}.", reason=themes.message), themes.table,
+                       ok=False)
     table = themes.table
     det = table.loc[table["leans_to"] == "detractors", "theme"].head(3).tolist()
     pro = table.loc[table["leans_to"] == "promoters", "theme"].head(3).tolist()
-    text = (f"Detractors' comments lean to **{', '.join(det) or '–'}**; promoters' to **{', '.join(pro) or '–'}** "
-            f"({themes.comments} comments; words, word pairs and Chinese character pairs).")
+    text = t("Detractors' comments lean to **{detractors}**; promoters' to **{promoters}** ({count} comments; "
+             "words, word pairs and Chinese character pairs).", detractors=", ".join(det) or "–",
+             promoters=", ".join(pro) or "–", count=themes.comments)
     return Finding(text, table)
 
 
@@ -163,13 +188,15 @@ def follow_up_report(table: pd.DataFrame, *, as_of: dt.date, lookback_days: int 
     """The call list ``table`` (:func:`~crm_helpers.analyses.followup.follow_up` as of ``as_of`` with
     ``lookback_days``) with a sentence counting who is on it and why."""
     if table.empty:
-        return Finding(f"Nobody to call: no detractor answered in the {lookback_days} days to {as_of} and no "
-                       "complaint is open.", table)
+        return Finding(t("Nobody to call: no detractor answered in the {days} days to {day} and no complaint is "
+                         "open.", days=lookback_days, day=as_of), table)
     detractors = int(table["last_nps"].notna().sum())
     complaints = int((table["open_complaints"] > 0).sum())
-    return Finding(f"**{len(table)} customer{'s' * (len(table) != 1)} to call**: {detractors} answered as "
-                   f"detractor{'s' * (detractors != 1)} in the {lookback_days} days to {as_of}, {complaints} "
-                   f"{'has' if complaints == 1 else 'have'} an open complaint.", table)
+    return Finding(tn("**{n} customer to call**", "**{n} customers to call**", n=len(table)) + ": "
+                   + tn("{n} answered as detractor in the {days} days to {day}",
+                        "{n} answered as detractors in the {days} days to {day}", n=detractors, days=lookback_days,
+                        day=as_of) + t(", ")
+                   + tn("{n} has an open complaint.", "{n} have an open complaint.", n=complaints), table)
 
 
 # -- page 06, cross-sell ---------------------------------------------------------------------------
@@ -178,11 +205,12 @@ def follow_up_report(table: pd.DataFrame, *, as_of: dt.date, lookback_days: int 
 def describe_rules(basket: pd.DataFrame, rules: pd.DataFrame, *, top: int = 5) -> str:
     """Plain text on :func:`~crm_helpers.analyses.crosssell.association_rules_table`: how many
     baskets and rules there are, then the ``top`` rules in words (or why there are none)."""
-    head = f"{basket.shape[0]:,} paid orders with recorded lines, {basket.shape[1]} products, {len(rules)} rules."
+    head = t("{orders} paid orders with recorded lines, {products} products, {rules} rules.",
+             orders=f"{basket.shape[0]:,}", products=basket.shape[1], rules=len(rules))
     if basket.shape[0] == 0:
-        return head + " No order lines are recorded, so there is nothing to learn from: import order_items."
+        return head + t(" No order lines are recorded, so there is nothing to learn from: import order_items.")
     if rules.empty:
-        return head + " No rule passes the thresholds: lower min_support or min_lift to see weaker links."
+        return head + t(" No rule passes the thresholds: lower min_support or min_lift to see weaker links.")
     return "\n".join([head, *rules["in_words"].head(top)])
 
 
@@ -193,7 +221,7 @@ def rhythm_report(result: PurchaseRhythm) -> Finding:
     """The regular buyers late for their usual reorder (:class:`~crm_helpers.analyses.rhythm.PurchaseRhythm`):
     a sentence counting them and the money of one usual order each, and their table, largest usual
     order first (name, usual interval and days late in days, dates, usual order in the store's currency)."""
-    currency = result.currency or "store currency"
+    currency = result.currency or t("store currency")
     columns = {"name": "customer", "customer_id": "customer id", "interval_days": "usual interval (days)",
                "last_purchase": "last order", "expected_date": "expected order", "days_late": "days late",
                "order_value": f"usual order ({currency})"}
@@ -202,14 +230,15 @@ def rhythm_report(result: PurchaseRhythm) -> Finding:
     if not result.ok:
         return Finding(result.message, table, ok=False)
     regulars = len(result.regulars)
-    rule = (f"A regular buyer has {result.min_purchases} or more days with a paid order and reorders at a steady "
-            f"interval (the intervals' spread at most {result.max_cv:.0%} of their mean); late means past the "
-            "expected order date (last order + usual interval) by more than twice their own spread, and at least "
-            "a week.")
+    rule = t("A regular buyer has {days} or more days with a paid order and reorders at a steady interval (the "
+             "intervals' spread at most {spread} of their mean); late means past the expected order date (last "
+             "order + usual interval) by more than twice their own spread, and at least a week.",
+             days=result.min_purchases, spread=f"{result.max_cv:.0%}")
     if late.empty:
-        return Finding(f"**None of your {regulars} regular buyers is late for their usual reorder** on "
-                       f"{result.as_of}. {rule}", table)
-    return Finding(f"**{len(late)} of your {regulars} regular buyers are late for their usual reorder** on "
-                   f"{result.as_of}: one usual order each comes to {late['order_value'].sum():,.0f} {currency}. "
-                   f"{rule} Largest usual order first.", table)
+        return Finding(t("**None of your {regulars} regular buyers is late for their usual reorder** on {day}. "
+                         "{rule}", regulars=regulars, day=result.as_of, rule=rule), table)
+    return Finding(t("**{late} of your {regulars} regular buyers are late for their usual reorder** on {day}: one "
+                     "usual order each comes to {money}. {rule} Largest usual order first.", late=len(late),
+                     regulars=regulars, day=result.as_of, money=money_whole(late["order_value"].sum(), currency),
+                     rule=rule), table)
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_helpers.i18n import t
 from crm_helpers.report import numbers
 
 MAX_ROWS = 25
@@ -48,7 +49,7 @@ def cell(value: Any) -> str:
     if value is None or value is pd.NA or value is pd.NaT:
         return MISSING
     if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
+        return t("yes") if value else t("no")
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
@@ -63,7 +64,7 @@ def cell(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return MISSING
     text = str(value)
-    return MISSING if text in ("nan", "NaN", "None", "<NA>", "NaT") else text
+    return MISSING if text in ("nan", "NaN", "None", "<NA>", "NaT") else t(text)
 
 
 def _integral_columns(frame: pd.DataFrame) -> set[Any]:
@@ -76,6 +77,15 @@ def _integral_columns(frame: pd.DataFrame) -> set[Any]:
             if len(present) and np.all(np.isfinite(present)) and np.all(present == np.round(present)):
                 found.add(column)
     return found
+
+
+def heading(name: Any) -> str:
+    """A column's heading on a page: its name in words (:func:`plain_name`) with its unit in the one
+    style (:func:`crm_helpers.report.numbers.heading`), in the pack's language (the unit in brackets
+    is kept as it is: "effect (EUR)" → "效果 (EUR)")."""
+    text = numbers.heading(plain_name(name))
+    base, bracket, unit = text.partition(" (")
+    return t(base) + (bracket + unit if bracket else "") if base else text
 
 
 def plain_name(name: Any) -> str:
@@ -119,7 +129,7 @@ def _td(text: str, *, numeric: bool) -> str:
 def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
     """The table as HTML for a page: the rules of the module notes, at most ``max_rows`` rows."""
     if len(frame.index) == 0:
-        return f'<p class="table-note">{NOTHING}</p>'
+        return f'<p class="table-note">{t(NOTHING)}</p>'
     shown = frame
     if not isinstance(shown.index, pd.RangeIndex) or shown.index.name is not None:
         shown = shown.rename_axis(shown.index.name or "").reset_index()  # an unnamed index: a blank header, not "index"
@@ -127,7 +137,7 @@ def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
         shown.columns = [" ".join(str(p) for p in c if str(p)) for c in shown.columns]
     body = shown.head(max_rows)
     kinds = [numbers.column_kind(plain_name(c), shown.iloc[:, i]) for i, c in enumerate(shown.columns)]
-    header = "".join(f"<th>{html.escape(numbers.heading(plain_name(c)))}</th>" for c in body.columns)
+    header = "".join(f"<th>{html.escape(heading(c))}</th>" for c in body.columns)
     numeric = [pd.api.types.is_numeric_dtype(body.iloc[:, i]) and not pd.api.types.is_bool_dtype(body.iloc[:, i])
                for i in range(body.shape[1])]
     rows = []
@@ -136,7 +146,7 @@ def for_people(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
         rows.append(f"<tr>{cells}</tr>")
     note = ""
     if len(shown) > max_rows:
-        note = f'<p class="table-note">The first {max_rows} of {len(shown):,} rows.</p>'
+        note = f'<p class="table-note">{t("The first {shown} of {count} rows.", shown=max_rows, count=f"{len(shown):,}")}</p>'
     return (
         '<div class="table-box"><table class="for-people"><thead><tr>' + header + "</tr></thead><tbody>"
         + "".join(rows) + "</tbody></table></div>" + note
@@ -195,7 +205,8 @@ def show(frame: pd.DataFrame, *, name: str, output_dir: str | os.PathLike[str] =
     if written is not None:
         table = table.replace(
             '<p class="table-note">',
-            f'<p class="table-note">All {len(frame):,} rows are in <a href="{html.escape(written.name)}">'
-            f"{html.escape(written.name)}</a>. ", 1)
+            '<p class="table-note">' + t("All {count} rows are in {file}. ", count=f"{len(frame):,}",
+                                         file=f'<a href="{html.escape(written.name)}">{html.escape(written.name)}</a>'),
+            1)
     display(HTML(STYLE + table))
     return written

@@ -7,12 +7,19 @@ second business on the same machine never need to edit code:
 - ``CRM_DB``: the SQLite store (default ``<root>/data/crm.db``)
 - ``CRM_INBOX``: files waiting to be imported (default ``<root>/data/inbox``)
 - ``CRM_REPORTS``: rendered report packs (default ``<root>/reports``)
+
+and one setting of the pack itself:
+
+- ``CRM_LANG``: the language of the report pack, ``en`` (default) or ``zh`` (Simplified
+  Chinese); ``crm report --lang`` overrides it for one render (see :mod:`crm_helpers.i18n`)
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from crm_helpers.i18n import DEFAULT, check_language
 
 
 def _find_root() -> Path:
@@ -53,6 +60,12 @@ def reports_dir() -> Path:
     """Folder of monthly report packs: ``$CRM_REPORTS`` or ``reports``."""
     env = os.environ.get("CRM_REPORTS")
     return Path(env).expanduser() if env else PROJECT_ROOT / "reports"
+
+
+def report_language() -> str:
+    """The pack's language: ``$CRM_LANG`` as a short code (``zh``), else English; raises
+    :class:`crm_helpers.i18n.LanguageError` for a language the pack has no catalogue for."""
+    return check_language(os.environ.get("CRM_LANG") or DEFAULT)
 
 
 KERNEL_NAME = "crm-workbook"

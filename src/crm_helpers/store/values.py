@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from crm_helpers.i18n import currency_symbol, t
+
 CHANGES = ("", "points", "relative")
 GOOD_DIRECTIONS = ("", "up", "down")
 NOT_AVAILABLE = "not available"
@@ -45,15 +47,30 @@ def amount(value: float) -> str:
 
 
 def money(value: float | None, currency: str = "", *, signed: bool = False) -> str:
-    """Money with its currency: ``21,883 EUR``, ``954.22 EUR`` (see :func:`amount`); ``signed``
-    puts a + before a gain (a plan's effect)."""
+    """Money with its currency: ``21,883 EUR``, ``954.22 EUR`` (see :func:`amount`); in a language
+    whose readers put the currency's sign first, that sign before the amount (Chinese ``€21,883``,
+    ``¥954.22``, ``-¥12``; :func:`crm_helpers.i18n.currency_symbol`). ``signed`` puts a + before a
+    gain (a plan's effect)."""
     if value is None or not finite_number(value):
         return MISSING
+    symbol = currency_symbol(currency) if currency else ""
+    if symbol:
+        sign = "-" if float(value) < 0 else "+" if signed and float(value) > 0 else ""
+        return f"{sign}{symbol}{amount(abs(float(value)))}"
     text = amount(value)
     if signed and float(value) > 0:
         text = "+" + text
     return f"{text} {currency}".strip()
 
+
+
+def money_whole(value: float, currency: str = "") -> str:
+    """Money rounded to whole units as a sentence writes it: ``5,334 EUR`` (``€5,334`` in a language
+    that writes the currency's sign first, see :func:`money`)."""
+    symbol = currency_symbol(currency) if currency else ""
+    if symbol:
+        return f"{'-' if float(value) < 0 else ''}{symbol}{abs(float(value)):,.0f}"
+    return f"{float(value):,.0f} {currency}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -175,7 +192,7 @@ def shown_value(value: Any, missing: str = "") -> str:
     """``value`` as text (floats with two decimals), or the plain words for a missing one: the
     figure's ``missing`` (see :class:`Headline`), else :data:`NOT_AVAILABLE`."""
     if value is None:
-        return missing or NOT_AVAILABLE
+        return t(missing or NOT_AVAILABLE)
     return f"{value:,.2f}" if isinstance(value, float) else str(value)
 
 
@@ -272,7 +289,7 @@ class Action:
 
 def named_list(names: list[str], *, more: int = 0) -> str:
     """``names`` as one phrase for an :class:`Action`'s sentence: "A, B and C", or "A, B, C and 38 more"."""
-    parts = list(names) + ([f"{more:,} more"] if more > 0 else [])
+    parts = list(names) + ([t("{count} more", count=f"{more:,}")] if more > 0 else [])
     if len(parts) < 2:
         return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
+    return t("{names} and {last}", names=t(", ").join(parts[:-1]), last=parts[-1])

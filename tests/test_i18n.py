@@ -1,0 +1,214 @@
+"""The pack in Simplified Chinese (``crm report --lang zh``): the message catalogue, the number
+formats per language, and the index, brief and glossary with no English sentence left."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from click.testing import CliRunner
+
+from crm_helpers import i18n
+from crm_helpers.report import glossary, index, numbers, pdf, runner
+from crm_helpers.report.pages import NotebookRun
+from crm_helpers.store import config, values
+from crm_helpers.store.periods import parse_month
+from i18n_support import english_sentences, literal_messages
+
+SRC = Path(i18n.__file__).parent
+TRANSLATED_MODULES = ("report/index.py", "report/pdf.py", "report/glossary.py", "report/numbers.py",
+                      "store/values.py", "report/runner.py")
+"""The modules whose every sentence the Chinese catalogue covers (the index, the brief, the glossary)."""
+
+
+@pytest.fixture
+def chinese():
+    """The language set to Chinese for one test, English again after it."""
+    i18n.set_language("zh")
+    yield
+    i18n.set_language("en")
+
+
+def test_english_is_the_default_and_its_text_is_the_source():
+    assert i18n.language() == "en"
+    assert i18n.t("{count} on {page}", count=3, page="page 04") == "3 on page 04"
+    assert i18n.tn("… and {n} smaller item: {where}.", "… and {n} smaller items: {where}.", n=2, where="x") \
+        == "… and 2 smaller items: x."
+    assert values.money(21883.4, "EUR") == "21,883 EUR"
+    assert values.money(-12, "CNY") == "-12 CNY"
+    assert numbers.month(dt.date(2026, 11, 1)) == "2026-11"
+    assert numbers.percent(85.44) == "85.4 %"
+    assert numbers.span("1,000", "2,000", unit="EUR") == "1,000 to 2,000 EUR"
+
+
+def test_chinese_numbers_money_months_and_ranges(chinese):
+    assert values.money(21883.4, "EUR") == "€21,883"
+    assert values.money(954.219, "CNY") == "¥954.22"
+    assert values.money(-12, "CNY") == "-¥12"
+    assert values.money(1500, "CNY", signed=True) == "+¥1,500"
+    assert numbers.month(dt.date(2026, 11, 1)) == "2026年11月"
+    assert numbers.period(dt.date(2026, 11, 1), dt.date(2026, 11, 30)) == "2026年11月"
+    assert numbers.percent(85.44) == "85.4%"
+    assert numbers.span("1,000", "2,000", unit="CNY") == "¥1,000至¥2,000"
+    assert values.named_list(["王芳", "李雷"], more=38) == "王芳、李雷和另外38位"
+    assert i18n.tn("… and {n} smaller item: {where}.", "… and {n} smaller items: {where}.", n=2, where="x") \
+        == "……以及另外 2 项较小的事项：x。"
+
+
+def test_a_language_is_named_in_short_or_long_form_and_an_unknown_one_is_refused(monkeypatch):
+    assert i18n.check_language("zh-Hans") == i18n.check_language("zh_CN") == i18n.check_language("ZH") == "zh"
+    with pytest.raises(i18n.LanguageError, match="choose one of en .English., zh"):
+        i18n.check_language("fr")
+    monkeypatch.setenv("CRM_LANG", "zh")
+    assert config.report_language() == "zh"
+    monkeypatch.delenv("CRM_LANG")
+    assert config.report_language() == "en"
+
+
+def test_crm_report_refuses_a_language_without_a_catalogue(tmp_path, monkeypatch):
+    from crm_helpers.cli import main
+
+    result = CliRunner().invoke(main, ["report", "--db", str(tmp_path / "crm.db"), "--lang", "klingon"])
+    assert result.exit_code != 0 and "no language 'klingon'" in result.output and "zh" in result.output
+    monkeypatch.setenv("CRM_LANG", "xx")
+    result = CliRunner().invoke(main, ["report", "--db", str(tmp_path / "crm.db")])
+    assert result.exit_code != 0 and "CRM_LANG" in result.output
+
+
+def test_the_catalogue_translates_every_sentence_of_the_index_the_brief_and_the_glossary():
+    entries = i18n.catalogue("zh")
+    messages = set().union(*(literal_messages(SRC / m) for m in TRANSLATED_MODULES))
+    messages |= {index.HEADLINES_NOTE, index.NO_NOISE_TITLE, glossary.GLOSSARY_INTRO, values.NOT_AVAILABLE,
+                 *[v for v in index.VERDICT_TITLES.values() if v], *index.VERDICT_NOTES.values(),
+                 *index.BASIS_WORDS.values()}
+    messages |= {text for term in glossary.TERMS for text in (term.term, term.meaning)}
+    assert len(messages) > 90
+    assert sorted(m for m in messages if m not in entries) == []
+
+
+def test_every_translation_keeps_the_placeholders_of_its_english():
+    import re
+
+    field = re.compile(r"\{(\w+)")
+    for english, chinese in i18n.catalogue("zh").items():
+        for text in (chinese if isinstance(chinese, tuple) else (chinese,)):
+            extra = {"n"} if isinstance(chinese, tuple) else set()  # one form for every count says the count
+            assert set(field.findall(text)) - extra == set(field.findall(english)) - extra, english
+
+
+def test_markdown_cells_are_translated_block_by_block_and_keep_their_english_anchor(chinese, monkeypatch):
+    import nbformat
+
+    monkeypatch.setattr(i18n, "catalogue", lambda lang: {"Who to call": "要联系谁", "The list.": "名单。"})
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Who to call\n\nThe list.\n\nA paragraph not in the catalogue."),
+        nbformat.v4.new_markdown_cell("## Not in the catalogue")])
+    runner.translate_markdown(notebook)
+    assert notebook.cells[0].source == ('<a id="Who-to-call"></a>\n\n## 要联系谁\n\n名单。\n\n'
+                                        "A paragraph not in the catalogue.")
+    assert notebook.cells[1].source == "## Not in the catalogue"
+
+
+def _figure(key: str, label: str, value: float, unit: str, **extra) -> dict:
+    return values.Headline(key, value, label, unit=unit, **extra).payload()
+
+
+def _runs() -> list[NotebookRun]:
+    """One run with the index's parts: figures beyond and within noise, an action, a flag, a call list."""
+    figures = {
+        "revenue": _figure("revenue", "Revenue", 36210.0, "EUR", previous=30120.0, year_ago=25000.0, exact=True),
+        "repeat_rate": _figure("repeat_rate", "Repeat rate", 43.9, "%", previous=41.0, se=1.0, previous_se=1.0),
+        "nps": _figure("nps", "NPS", 38.0, "", previous=35.0),
+    }
+    action = {"sentence": "给王芳打电话。", "money": 1840.0, "low": 900.0, "high": 2500.0, "currency": "EUR",
+              "rank_money": 1840.0, "section": "Headline figures", "link": "03_scoring.html#Headline-figures"}
+    queue = {"columns": ["name", "email", "money_at_stake", "reasons"], "units": {"money_at_stake": "EUR"},
+             "rows": [{"name": "王芳", "email": "wang.fang@example.com", "money_at_stake": 1840.0,
+                       "reasons": "很久没有下单; 投诉未解决"}]}
+    return [NotebookRun("03_scoring", Path("03_scoring.ipynb"), Path("03_scoring.html"), True, 1.0,
+                        headlines=figures, flags=[{"sentence": "三张工单超过 14 天未解决。", "money": 120.0}],
+                        tables={index.FOLLOW_UP_TABLE: queue, "actions": {"rows": [action]}})]
+
+
+NAMES = {"Wang", "Fang", "example"}
+"""What may stay in Latin letters on a Chinese page: people's names, e-mail addresses."""
+
+
+def _no_english(html_text: str) -> list[str]:
+    from i18n_support import page_text
+
+    return english_sentences(page_text(html_text), allowed=NAMES, min_words=2)
+
+
+def test_the_index_brief_and_glossary_in_chinese_hold_no_english_sentence(chinese):
+    period = parse_month("2026-11")
+    page = index.index_html(period, _runs())
+    soup = BeautifulSoup(page, "html.parser")
+    assert soup.html["lang"] == "zh-Hans"
+    assert soup.title.get_text() == "CRM 报告 2026年11月"
+    assert "€36,210" in page and "本月行动" in page and "涉及金额 €1,840，可能在 €900至€2,500 之间" in page
+    assert _no_english(page) == []
+    brief = pdf.brief_html(period, _runs())
+    assert BeautifulSoup(brief, "html.parser").html["lang"] == "zh-Hans" and "同比变化" in brief
+    assert _no_english(brief) == []
+    words = glossary.glossary_html("CRM 报告 2026年11月 术语表")
+    assert _no_english(words) == [] and 'id="customers-at-risk"' in words
+
+
+def test_the_english_index_is_as_before_without_a_word_of_chinese():
+    page = index.index_html(parse_month("2026-11"), _runs())
+    assert '<html lang="en">' in page and "Actions this month" in page and "36,210 EUR" in page
+    assert "本月" not in page and "主要指标" not in page
+
+
+def test_a_figure_is_drawn_in_chinese(chinese):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from crm_helpers.report import plots
+
+    figure, ax = plt.subplots()
+    ax.bar(["Champions", "Wang Fang"], [3, 4], label="history")
+    ax.set(title="Customers per segment", xlabel="net revenue (EUR)", ylabel="unknown words")
+    ax.legend()
+    plots.translate_figure(figure)
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("各分群客户数", "净收入 (EUR)", "unknown words")
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["冠军客户", "Wang Fang"]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["历史"]
+    plt.close(figure)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None or __import__("shutil").which("pdftotext") is None,
+                    reason="headless Chromium and pdftotext print and read the brief")
+def test_a_page_of_the_demo_pack_rendered_in_chinese_leaves_no_english_sentence(demo_db_path, tmp_path):
+    """Page 02 (segments: figures, an attention item, two actions) rendered with lang="zh": the index,
+    the page's own headings and sentences, and the brief PDF hold no English sentence outside names."""
+    import subprocess
+
+    from i18n_support import page_text, store_words
+
+    try:
+        result = runner.render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path / "pack", only=["02"],
+                                      progress=False, lang="zh")
+        printed = pdf.write_pdfs(result)
+    finally:
+        i18n.set_language("en")
+    assert result.ok and printed.ok, (result.runs[0].error, printed.message)
+    names = store_words(demo_db_path)[0] | NAMES
+    index_page = result.index.read_text(encoding="utf-8")
+    assert '<html lang="zh-Hans">' in index_page and "本月行动" in index_page
+    assert english_sentences(page_text(index_page), allowed=names) == []
+    page = (result.out_dir / "02_segmentation.html").read_text(encoding="utf-8")
+    soup = BeautifulSoup(page, "html.parser")
+    assert soup.html["lang"] == "zh-Hans" and soup.title.get_text().startswith("您的客户是谁")
+    headings = [h.get_text() for h in soup.select("h1, h2")]
+    assert "分群是如何定义的" in " ".join(headings) and not any(english_sentences(h, min_words=2) for h in headings)
+    brief = subprocess.run(["pdftotext", "-layout", str(result.out_dir / "brief.pdf"), "-"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "简报 2026年10月" in brief and "本月行动" in brief
+    assert english_sentences(brief, allowed=names) == []
