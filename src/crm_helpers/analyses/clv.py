@@ -61,7 +61,7 @@ from crm_helpers.models.predictive import DEFAULT_DRAWS, FutureSampler, quantile
 from crm_helpers.analyses import segmentation
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.periods import Period, same_month_last_year
-from crm_helpers.store.values import Action, Headline, named_list
+from crm_helpers.store.values import Action, Headline, money_span, named_list
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 
 Freq = Literal["D", "W", "M"]
@@ -746,10 +746,10 @@ class ClvAnalysis:
                 for group, totals in self.sampler.totals_by(np.asarray(labels)).items()}
 
     def likely_total(self) -> str:
-        """The total's likely range in words, e.g. "likely 250,000–360,000 EUR" ("" when there is none)."""
+        """The total's likely range in words, e.g. "likely 250,000 to 360,000 EUR" ("" when there is none)."""
         if not self.ok or not math.isfinite(self.total_clv_low):
             return ""
-        return f"likely {self.total_clv_low:,.0f}–{self.total_clv_high:,.0f} {self.currency}".rstrip()
+        return f"likely {money_span(self.total_clv_low, self.total_clv_high, self.currency)}"
 
     @property
     def n_probably_lost(self) -> int:

@@ -26,7 +26,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.facts import buyer_repeats, iso, on_or_before
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.periods import Period
-from crm_helpers.store.values import Action, money
+from crm_helpers.store.values import Action, money, money_span
 
 RANGE = 0.80
 """Share of simulated outcomes inside the stated range (10th to 90th percentile)."""
@@ -187,9 +187,8 @@ def plan_effect(db: Database, *, as_of: dt.date | str, since: dt.date | str | No
         low, high = _range(simulated)
         total += simulated
         rows.append({"lever": label, "effect": point, "low": low, "high": high})
-        low_text, high_text = money(low, currency, signed=True), money(high, currency, signed=True)
         sentences.append(f"{label}: about {money(point, currency, signed=True)} over the next {horizon_months} "
-                         f"months (80 % range {low_text} to {high_text}).")
+                         f"months (80 % range {money_span(low, high, currency, signed=True)}).")
     effect = float(sum(row["effect"] for row in rows))
     low, high = _range(total) if rows else (0.0, 0.0)
     if not parts:

@@ -42,7 +42,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 from crm_helpers.store.periods import Period
-from crm_helpers.store.values import Action, Attention, Headline, money
+from crm_helpers.store.values import Action, Attention, Headline, money, money_span
 
 ATTRIBUTION_WINDOW_DAYS = 30
 """Days after a contact in which an order counts as the campaign's (attributed), unless the order names another."""
@@ -457,14 +457,13 @@ def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
                             f"to compare); orders tagged with it brought {money(float(row.attributed_revenue), currency)}.")
         elif real and m > 0:
             verdicts.append(f"{row.name} {cost} and brought about {money(float(m), currency)} of extra revenue "
-                            f"(95 % range {money(float(lo), currency)} to {money(float(hi), currency)}).")
+                            f"(95 % range {money_span(float(lo), float(hi), currency)}).")
         elif real:
             verdicts.append(f"{row.name} {cost} and came with {money(-float(m), currency)} less revenue than "
-                            f"from customers not contacted (95 % range {money(float(lo), currency)} to "
-                            f"{money(float(hi), currency)}).")
+                            f"from customers not contacted (95 % range {money_span(float(lo), float(hi), currency)}).")
         else:
-            verdicts.append(f"{row.name} {cost} and brought no measurable extra revenue (95 % range "
-                            f"{money(float(lo), currency)} to {money(float(hi), currency)}).")
+            verdicts.append(f"{row.name} {cost} and brought no measurable extra revenue "
+                            f"(95 % range {money_span(float(lo), float(hi), currency)}).")
     frame["verdict"] = verdicts
     frame["_rank"] = mid.astype("float64").fillna(-np.inf)
     frame = frame.sort_values(["_rank", "campaign_id"], ascending=[False, True])
@@ -546,7 +545,7 @@ def actions(db: Database, *, period: Period, attribution_window_days: int = ATTR
                 f"repeat campaign {row.campaign_id}",
                 f"Repeat \"{row.name}\": it cost {money(cost, currency)} and brought about "
                 f"{money(float(lift), currency)} of extra revenue over customers not contacted (95 % range "
-                f"{money(float(row.incremental_ci_low), currency)} to {money(float(row.incremental_ci_high), currency)}).",
+                f"{money_span(float(row.incremental_ci_low), float(row.incremental_ci_high), currency)}).",
                 float(lift) - cost, currency=currency, low=float(row.incremental_ci_low) - cost,
                 high=float(row.incremental_ci_high) - cost, page="04_clv_romi", section=section))
         elif cost > 0 and not (row.measurable and lift > 0):

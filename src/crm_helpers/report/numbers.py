@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# money and amounts are written in the store layer, so that the analyses' sentences share them
-from crm_helpers.store.values import MISSING, amount, finite_number as _finite, money  # noqa: F401
+# money, amounts and ranges are written in the store layer, so that the analyses' sentences share them
+from crm_helpers.store.values import MISSING, amount, finite_number as _finite, money, span  # noqa: F401
+# and a CSV's values where every CSV is written, so that the analyses' files share them
+from crm_helpers.store.safe_csv import CSV_DECIMALS, for_csv  # noqa: F401
 
-CSV_DECIMALS = 2
-"""Decimals kept in a CSV file for a number that is not whole (money in cents, measures to 0.01)."""
 
 
 def is_currency(unit: str) -> bool:
@@ -55,6 +55,20 @@ def percent(value: float | None, *, sign: bool = True) -> str:
     return f"{float(value):,.1f}" + (" %" if sign else "")
 
 
+def figure(value: float | None, unit: str) -> str:
+    """A headline figure with its unit, as the index and the pages' summaries write it: money with
+    its currency, a rate in %, anything else with up to two decimals, as many as the recorded value
+    carries (NPS 23.7, not 23.70; 3.6 hours) and none from 100 up, then its unit."""
+    if value is None or not _finite(value):
+        return MISSING
+    if unit == "%":
+        return percent(value)
+    if is_currency(unit):
+        return money(value, unit)
+    text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}".rstrip("0")
+    return f"{text} {unit}".strip()
+
+
 def fraction_as_percent(value: float | None) -> str:
     """A share kept as a fraction of 1 (0.854) as a rate: ``85.4 %``."""
     if value is None or not _finite(value):
@@ -69,11 +83,6 @@ def month(value: Any) -> str:
     if isinstance(value, (dt.date, pd.Timestamp, np.datetime64)):
         return pd.Timestamp(value).strftime("%Y-%m")
     return str(value)
-
-
-def span(low: str, high: str, *, unit: str = "") -> str:
-    """One way of writing a range: ``low to high`` and the unit once (both ends already formatted)."""
-    return f"{low} to {high} {unit}".strip()
 
 
 def axis_tick(value: float, _position: Any = None) -> str:
@@ -118,24 +127,3 @@ def column_kind(name: Any, values: pd.Series) -> str:
 def heading(name: str) -> str:
     """A column heading with its unit in the one style: "share pct" → "share (%)"."""
     return re.sub(r"\s*\bpct\b", " (%)", name).replace("  ", " ")
-
-
-def for_csv(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with plain rounded values for a CSV file: floats that are all whole as integers
-    (``80``, not ``80.0``), other floats to :data:`CSV_DECIMALS` decimals (``6.87``, not
-    ``6.872500399936011``), timestamps that are all at midnight as dates. Text is left alone."""
-    out = frame.copy()
-    for column in out.columns:
-        values = out[column]
-        if pd.api.types.is_float_dtype(values):
-            present = values.dropna()
-            finite = present[np.isfinite(present)]
-            if len(finite) == len(present) and len(present) and bool((present == np.round(present)).all()):
-                out[column] = values.round().astype("Int64")
-            else:
-                out[column] = values.round(CSV_DECIMALS)
-        elif pd.api.types.is_datetime64_any_dtype(values):
-            present = values.dropna()
-            if len(present) and bool((present == present.dt.normalize()).all()):
-                out[column] = values.dt.date
-    return out

@@ -23,6 +23,7 @@ from crm_helpers.analyses.satisfaction import (
     format_measure,
     nps_interval,
 )
+from crm_helpers.store.values import span
 
 if TYPE_CHECKING:
     from crm_helpers.analyses.clv import HoldoutValidation
@@ -133,7 +134,7 @@ def top_driver(model: KeyDriverAnalysis) -> str:
              else f"the random forest ranks **{model.rf_top_driver_}** first instead")
     return (f"**{model.top_driver_.capitalize()} is the top driver** of overall satisfaction: one point more "
             f"on the {model.top_driver_} score goes with {top['coefficient']:.2f} more on the {outcome} "
-            f"(95% CI {top['ci_low']:.2f} to {top['ci_high']:.2f}), the other "
+            f"(95% CI {span(format(top['ci_low'], '.2f'), format(top['ci_high'], '.2f'))}), the other "
             f"items held equal; {agree}. The four items explain {model.r_squared_:.0%} of the variation "
             f"(OLS R², {model.n_answers_} complete answers; forest out-of-bag R² {model.rf_oob_r_squared_:.0%}).")
 

@@ -56,6 +56,19 @@ def money(value: float | None, currency: str = "", *, signed: bool = False) -> s
 
 
 
+def span(low: str, high: str, *, unit: str = "") -> str:
+    """The one way of writing a range, on pages, the index, the PDFs and in the analyses' sentences:
+    ``low to high`` and the unit once (``1,000 to 2,000 EUR``); both ends already formatted. "to"
+    and not a dash, because a dash between two numbers reads as a minus when one is negative."""
+    return f"{low} to {high} {unit}".strip()
+
+
+def money_span(low: float | None, high: float | None, currency: str = "", *, signed: bool = False) -> str:
+    """A range of money written the one way (:func:`span`): ``8,523 to 14,531 EUR``, each end as
+    :func:`money` writes it, the currency once; ``signed`` puts a + before a gain."""
+    return span(money(low, signed=signed), money(high, signed=signed), unit=currency)
+
+
 @dataclass(frozen=True)
 class Headline:
     """One headline figure of the month, with the previous month's beside it.
