@@ -95,9 +95,9 @@ def test_csv_values_are_plain_and_rounded():
 def test_a_range_of_money_is_written_the_same_one_way_by_the_analyses():
     from crm_helpers.store.values import money_span
 
-    assert money_span(8523.4, 14531.0, "EUR") == "8,523 to 14,531 EUR"
-    assert money_span(-4108.0, 4901.0, "EUR") == "-4,108 to 4,901 EUR", "a dash would read as a minus here"
-    assert money_span(5.0, 1200.0, "EUR", signed=True) == "+5 to +1,200 EUR"
+    assert money_span(8523.4, 14531.0, currency="EUR") == "8,523 to 14,531 EUR"
+    assert money_span(-4108.0, 4901.0, currency="EUR") == "-4,108 to 4,901 EUR", "a dash would read as a minus here"
+    assert money_span(5.0, 1200.0, currency="EUR", signed=True) == "+5 to +1,200 EUR"
 
 
 RANGE_WITH_A_DASH = re.compile(r"\}–\{|:[^}]*f\}–")

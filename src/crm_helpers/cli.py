@@ -596,7 +596,7 @@ def plan_cmd(db_path: Path | None, month: str | None, win_back: str, repeat_poin
         raise click.ClickException(result.message)
     if len(result.parts) > 1:
         click.echo(f"{result.sentence} Together: about {money(result.effect, result.currency, signed=True)} "
-                   f"(80 % range {money_span(result.low, result.high, result.currency, signed=True)}).")
+                   f"(80 % range {money_span(result.low, result.high, currency=result.currency, signed=True)}).")
     else:
         click.echo(result.sentence)
     if page:

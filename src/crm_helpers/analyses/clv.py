@@ -749,7 +749,7 @@ class ClvAnalysis:
         """The total's likely range in words, e.g. "likely 250,000 to 360,000 EUR" ("" when there is none)."""
         if not self.ok or not math.isfinite(self.total_clv_low):
             return ""
-        return f"likely {money_span(self.total_clv_low, self.total_clv_high, self.currency)}"
+        return f"likely {money_span(self.total_clv_low, self.total_clv_high, currency=self.currency)}"
 
     @property
     def n_probably_lost(self) -> int:

@@ -188,7 +188,7 @@ def plan_effect(db: Database, *, as_of: dt.date | str, since: dt.date | str | No
         total += simulated
         rows.append({"lever": label, "effect": point, "low": low, "high": high})
         sentences.append(f"{label}: about {money(point, currency, signed=True)} over the next {horizon_months} "
-                         f"months (80 % range {money_span(low, high, currency, signed=True)}).")
+                         f"months (80 % range {money_span(low, high, currency=currency, signed=True)}).")
     effect = float(sum(row["effect"] for row in rows))
     low, high = _range(total) if rows else (0.0, 0.0)
     if not parts:

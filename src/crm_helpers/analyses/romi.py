@@ -457,13 +457,13 @@ def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
                             f"to compare); orders tagged with it brought {money(float(row.attributed_revenue), currency)}.")
         elif real and m > 0:
             verdicts.append(f"{row.name} {cost} and brought about {money(float(m), currency)} of extra revenue "
-                            f"(95 % range {money_span(float(lo), float(hi), currency)}).")
+                            f"(95 % range {money_span(float(lo), float(hi), currency=currency)}).")
         elif real:
             verdicts.append(f"{row.name} {cost} and came with {money(-float(m), currency)} less revenue than "
-                            f"from customers not contacted (95 % range {money_span(float(lo), float(hi), currency)}).")
+                            f"from customers not contacted (95 % range {money_span(float(lo), float(hi), currency=currency)}).")
         else:
             verdicts.append(f"{row.name} {cost} and brought no measurable extra revenue "
-                            f"(95 % range {money_span(float(lo), float(hi), currency)}).")
+                            f"(95 % range {money_span(float(lo), float(hi), currency=currency)}).")
     frame["verdict"] = verdicts
     frame["_rank"] = mid.astype("float64").fillna(-np.inf)
     frame = frame.sort_values(["_rank", "campaign_id"], ascending=[False, True])
@@ -545,7 +545,7 @@ def actions(db: Database, *, period: Period, attribution_window_days: int = ATTR
                 f"repeat campaign {row.campaign_id}",
                 f"Repeat \"{row.name}\": it cost {money(cost, currency)} and brought about "
                 f"{money(float(lift), currency)} of extra revenue over customers not contacted (95 % range "
-                f"{money_span(float(row.incremental_ci_low), float(row.incremental_ci_high), currency)}).",
+                f"{money_span(float(row.incremental_ci_low), float(row.incremental_ci_high), currency=currency)}).",
                 float(lift) - cost, currency=currency, low=float(row.incremental_ci_low) - cost,
                 high=float(row.incremental_ci_high) - cost, page="04_clv_romi", section=section))
         elif cost > 0 and not (row.measurable and lift > 0):
@@ -554,7 +554,7 @@ def actions(db: Database, *, period: Period, attribution_window_days: int = ATTR
                 f"Stop \"{row.name}\" or test it against customers left out: it cost {money(cost, currency)} and "
                 f"brought no measurable extra revenue (95 % range "
                 f"{money(float(row.incremental_ci_low), currency).replace('-', '−')} "
-                f"to {money(float(row.incremental_ci_high), currency)}).",
+                f"to {money(float(row.incremental_ci_high), currency=currency)}).",
                 cost, currency=currency, page="04_clv_romi", section=section, replaces=f"campaign {row.campaign_id}"))
     return found
 

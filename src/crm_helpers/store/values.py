@@ -63,7 +63,7 @@ def span(low: str, high: str, *, unit: str = "") -> str:
     return f"{low} to {high} {unit}".strip()
 
 
-def money_span(low: float | None, high: float | None, currency: str = "", *, signed: bool = False) -> str:
+def money_span(low: float | None, high: float | None, *, currency: str = "", signed: bool = False) -> str:
     """A range of money written the one way (:func:`span`): ``8,523 to 14,531 EUR``, each end as
     :func:`money` writes it, the currency once; ``signed`` puts a + before a gain."""
     return span(money(low, signed=signed), money(high, signed=signed), unit=currency)
