@@ -542,9 +542,13 @@ def test_a_page_renders_each_figure_once_for_its_png(demo_db_path, tmp_path):
 def test_a_page_shows_each_headline_once_not_again_as_its_record(rendered_pack):
     """The one-line outputs that record figures, flags and tables for the index are not on the pages:
     page 06 showed "Revenue: 24,178.50 EUR ..." under the table of the same figures. A figure a page
-    shows nowhere else is printed by its notebook (``print(headlines.line(...))``), once."""
+    shows nowhere else is printed by its notebook (``print(headlines.line(...))``), once. The page's
+    opening summary names its main figures in a sentence of its own, and is left out here."""
     out = rendered_pack[0] / "out"
     pages = _pages(out)
+    for soup in pages.values():
+        for summary in soup.select("div.page-summary"):
+            summary.decompose()
     for executed in sorted(out.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(str(executed), as_version=4)
         outputs = [o for c in nb.cells for o in c.get("outputs", [])]
