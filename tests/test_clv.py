@@ -539,7 +539,7 @@ def test_demo_analysis_uses_the_chosen_model_and_gives_every_value_a_range(demo_
     assert demo_analysis.model_sd == pytest.approx(clv.model_error_sd(demo_holdout.errors[demo_holdout.chosen]))
     assert demo_analysis.model_sd > 0
     assert high - low < demo_analysis.total_clv  # informative, not "anything goes"
-    assert demo_analysis.likely_total() == f"likely {low:,.0f}–{high:,.0f} EUR"
+    assert demo_analysis.likely_total() == f"likely {low:,.0f} to {high:,.0f} EUR"
 
 
 def test_model_error_sd_by_hand():
@@ -640,7 +640,7 @@ def test_notebook_runs_and_records_its_headlines(tmp_path, demo_db_path):
     total = found["total_expected_clv"]
     assert total["unit"] == "EUR" and total["value"] > 0
     # the headline carries its range and the model it came from
-    low, high = (float(v.replace(",", "")) for v in re.search(r"likely ([\d,]+)–([\d,]+) EUR", total["note"]).groups())
+    low, high = (float(v.replace(",", "")) for v in re.search(r"likely ([\d,]+) to ([\d,]+) EUR", total["note"]).groups())
     assert low < total["value"] < high
     assert any(name in total["note"] for name in clv.PURCHASE_MODELS)
     shown = out.read_text(encoding="utf-8")

@@ -285,8 +285,8 @@ def test_feedback_with_item_scores(desk, db):
 
 
 @pytest.mark.parametrize("values, field, reason", [
-    ({"nps": "11"}, "nps", "out of range 0–10"),
-    ({"csat": "0"}, "csat", "out of range 1–5"),
+    ({"nps": "11"}, "nps", "out of range 0 to 10"),
+    ({"csat": "0"}, "csat", "out of range 1 to 5"),
     ({"score_delivery": "six"}, "score_delivery", "not a number"),
     ({"score_price": "4.5"}, "score_price", "not a whole number"),
     ({}, "nps", "give at least one score or a comment"),
@@ -314,7 +314,7 @@ def test_a_ticket_is_opened_answered_and_closed(desk, db):
     assert db.table("tickets").get(tid)["first_response_at"] == "2026-03-10 10:30:00"
     fill(form, ticket_id=tid, when="2026-03-11 09:00", csat="9")
     form.close.click()
-    assert "out of range 1–5" in error(form, "csat") and db.table("tickets").get(tid)["status"] == "open"
+    assert "out of range 1 to 5" in error(form, "csat") and db.table("tickets").get(tid)["status"] == "open"
     fill(form, when="2026-03-11 09:00", csat="4")
     form.close.click()
     row = db.table("tickets").get(tid)

@@ -148,7 +148,7 @@ BAD_FILES = {
     "not a number": ("orders", "order_id,customer_id,order_date,amount,status\nO1,C1,2026-01-05,ten,paid\n",
                      r"row 2, column amount: 'ten' not a number"),
     "NPS out of range": ("feedback", "feedback_id,customer_id,submitted_at,nps\nF1,C1,2026-01-05,9\nF2,C2,2026-01-05,11\n",
-                         r"row 3, column nps: '11' out of range 0–10"),
+                         r"row 3, column nps: '11' out of range 0 to 10"),
     "status not allowed": ("orders", "order_id,customer_id,order_date,amount,status\nO1,C1,2026-01-05,10,shipped\n",
                            r"row 2, column status: 'shipped' not one of paid, refunded, cancelled"),
     "missing required column": ("orders", "order_id,customer_id,amount\nO1,C1,10\n",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -88,3 +90,34 @@ def test_csv_values_are_plain_and_rounded():
     assert out["when"].tolist() == [dt.date(2026, 11, 1), dt.date(2026, 11, 2)]
     assert out.to_csv(index=False).splitlines()[1] == "80,6.87,2026-11-01,a"
     assert np.isnan(numbers.for_csv(pd.DataFrame({"x": [np.nan, 1.5]}))["x"][0])
+
+
+def test_a_range_of_money_is_written_the_same_one_way_by_the_analyses():
+    from crm_helpers.store.values import money_span
+
+    assert money_span(8523.4, 14531.0, currency="EUR") == "8,523 to 14,531 EUR"
+    assert money_span(-4108.0, 4901.0, currency="EUR") == "-4,108 to 4,901 EUR", "a dash would read as a minus here"
+    assert money_span(5.0, 1200.0, currency="EUR", signed=True) == "+5 to +1,200 EUR"
+
+
+RANGE_WITH_A_DASH = re.compile(r"\}–\{|:[^}]*f\}–")
+"""An f-string that writes a range with a dash between two values ("{low:,.0f}–{high:,.0f}")."""
+NOT_YET_ONE_WAY = {"forecast.py"}
+"""analyses/forecast.py belongs to another helper this session (its range sentence is theirs to move)."""
+
+
+def test_no_sentence_writes_a_range_with_a_dash_between_two_values():
+    root = Path(numbers.__file__).parents[1]
+    dashed = [str(path.relative_to(root)) for path in sorted(root.rglob("*.py"))
+              if path.name not in NOT_YET_ONE_WAY and RANGE_WITH_A_DASH.search(path.read_text(encoding="utf-8"))]
+    assert not dashed, f"write ranges with store.values.span / money_span: {dashed}"
+
+
+def test_every_csv_of_a_frame_holds_plain_rounded_values(tmp_path):
+    from crm_helpers.analyses.followup import write_follow_up
+
+    queue = pd.DataFrame({"customer_id": ["C1", "C2"], "money_at_stake": [3131.0, 80.0],
+                          "churn_probability": [0.78412, 0.02], "value_score": [40.43333333, 91.4]})
+    written = write_follow_up(queue, tmp_path)
+    lines = written.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[1:] == ["C1,3131,0.784,40.43", "C2,80,0.02,91.4"]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 from nbformat.v4 import new_notebook
@@ -541,9 +542,13 @@ def test_a_page_renders_each_figure_once_for_its_png(demo_db_path, tmp_path):
 def test_a_page_shows_each_headline_once_not_again_as_its_record(rendered_pack):
     """The one-line outputs that record figures, flags and tables for the index are not on the pages:
     page 06 showed "Revenue: 24,178.50 EUR ..." under the table of the same figures. A figure a page
-    shows nowhere else is printed by its notebook (``print(headlines.line(...))``), once."""
+    shows nowhere else is printed by its notebook (``print(headlines.line(...))``), once. The page's
+    opening summary names its main figures in a sentence of its own, and is left out here."""
     out = rendered_pack[0] / "out"
     pages = _pages(out)
+    for soup in pages.values():
+        for summary in soup.select("div.page-summary"):
+            summary.decompose()
     for executed in sorted(out.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(str(executed), as_version=4)
         outputs = [o for c in nb.cells for o in c.get("outputs", [])]
@@ -633,3 +638,87 @@ def test_the_brief_lists_the_top_ten_of_the_call_list_with_every_column():
     assert len(table.select("tbody tr")) == BRIEF_CALLS
     assert [td.get_text() for td in table.select("tbody tr")[0].select("td")] == \
         ["Person 0", "p0@example.com", "1,000", "open complaint (+1 more)"]
+
+
+def _page_with_summary(lines: list[str]) -> nbformat.NotebookNode:
+    """A notebook as it ran: a title cell, a section, a recorded figure and the summary cell last."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
+
+    from crm_helpers.report import summaries
+
+    figure = new_output("display_data", data={headlines.MIME_TYPE: {"key": "x", "value": 1, "label": "X"}, "text/plain": "X: 1"})
+    shown = new_output("display_data", data={summaries.MIME_TYPE: lines, "text/plain": "\n".join(lines)})
+    return new_notebook(cells=[
+        new_markdown_cell("# A page\n\nWhat the owner learns here."),
+        new_markdown_cell("## First section\n\nA sentence."),
+        new_code_cell("figure()", outputs=[figure]),
+        new_code_cell("summaries.show(...)", outputs=[shown], metadata={"tags": [summaries.TAG]}),
+    ])
+
+
+def test_the_summary_opens_the_page_right_under_its_title(tmp_path):
+    from crm_helpers.report.pages import write_html
+
+    lines = ["Revenue: 37,720 EUR, against 30,458 EUR the month before.", "Forecast revenue next month: 48,054 EUR."]
+    for exclude_input in (True, False):
+        write_html(_page_with_summary(lines), tmp_path / "page.html", exclude_input=exclude_input, period_label="2026-11")
+        soup = BeautifulSoup((tmp_path / "page.html").read_text(), "html.parser")
+        after_title = soup.find("h1").find_next_sibling()
+        assert after_title.name == "div" and "page-summary" in after_title["class"]
+        assert [p.get_text() for p in after_title.select("p")] == lines
+        assert soup.get_text().count(lines[0]) == 1, "shown once, at the top, not again where the cell ran"
+
+
+def test_a_page_carries_a_few_kb_of_css_not_jupyterlabs_265_kb(tmp_path):
+    from crm_helpers.report.pages import write_html
+
+    write_html(_page_with_summary(["One line."]), tmp_path / "owner.html", exclude_input=True)
+    write_html(_page_with_summary(["One line."]), tmp_path / "analyst.html", exclude_input=False)
+    owner, analyst = ((tmp_path / name).read_text() for name in ("owner.html", "analyst.html"))
+    styles = re.findall(r"<style.*?</style>", owner, re.S)
+    assert sum(map(len, styles)) < 8_000, "about 4 KB of the page's own CSS (it was 265 KB)"
+    assert len(owner) < 20_000 and "<script src=" not in owner, "no script fetched from the web"
+    assert ".highlight .k" not in owner and ".highlight .k" in analyst, "the code's colours only where code shows"
+    assert "table.for-people" in owner and "div.table-box" in owner and "details.appendix" in owner
+
+
+@pytest.mark.slow
+def test_each_page_opens_with_a_summary_of_at_most_three_sentences_with_numbers(rendered_pack):
+    root, _, _ = rendered_pack
+    for name, soup in _pages(root / "out").items():
+        if not name[:2].isdigit():
+            continue
+        summary = soup.find("h1").find_next_sibling()
+        assert summary is not None and "page-summary" in summary.get("class", []), name
+        lines = [p.get_text() for p in summary.select("p")]
+        assert 1 <= len(lines) <= 3, (name, lines)
+        for line in lines:
+            assert len(re.findall(r"[.!?](?:\s|$)", line)) == 1 and line.endswith("."), (name, line)
+        assert re.search(r"\d", " ".join(lines)), (name, lines)
+
+
+def test_a_summary_changes_with_the_data(demo_db_copy):
+    import sqlite3
+
+    from crm_helpers.analyses import segmentation
+    from crm_helpers.analyses.features import customer_features
+    from crm_helpers.analyses.quality import DataGap
+    from crm_helpers.report import summaries
+
+    period = parse_month("2026-11")
+    segments = segmentation.segment_summary(segmentation.rfm_table(customer_features(open_db(demo_db_copy), period.end)))
+    before = summaries.segments_page(segmentation.headline_figures(open_db(demo_db_copy), period=period), segments=segments)
+    with sqlite3.connect(demo_db_copy) as con:  # 150 customers stop buying half a year ago
+        con.execute("DELETE FROM orders WHERE order_date >= '2026-05-01' AND customer_id IN "
+                    "(SELECT customer_id FROM orders GROUP BY customer_id HAVING count(*) >= 3 LIMIT 150)")
+    after = summaries.segments_page(segmentation.headline_figures(open_db(demo_db_copy), period=period), segments=segments)
+    assert before.lines[0].startswith("Customers at risk: ") and after.lines[0].startswith("Customers at risk: ")
+    assert before.lines[0] != after.lines[0] and len(before.lines) <= 3 and len(after.lines) <= 3
+
+    overview = pd.DataFrame({"table": ["customers", "orders"], "rows": [920, 3805], "first": ["", "2024-12-01"],
+                             "last": ["", "2026-11-30"]})
+    clean = summaries.import_page(None, gaps=[], overview=overview)
+    gap = DataGap("silence", "orders", "no order for 40 days, usually one every 2", 0.001, 5000.0)
+    holed = summaries.import_page(None, gaps=[gap], overview=overview)
+    assert clean.lines[0].startswith("Nothing new came in") and "No gap" in clean.message
+    assert holed.lines[0] == "A gap in the data makes the other pages less reliable: no order for 40 days, usually one every 2."

@@ -19,6 +19,7 @@ from crm_helpers.store import config
 from crm_helpers.store.files import DISK_FULL_REASON
 from crm_helpers.store.facts import next_day, on_or_before_sql
 from crm_helpers.store.periods import Period, latest_complete_month, month_start, parse_month
+from crm_helpers.store.values import money, money_span
 from crm_helpers.store.connection import (
     StoreError,
     explain_error,
@@ -602,8 +603,8 @@ def plan_cmd(db_path: Path | None, month: str | None, win_back: str, repeat_poin
     if not result.ok:
         raise click.ClickException(result.message)
     if len(result.parts) > 1:
-        click.echo(f"{result.sentence} Together: about {result.effect:+,.0f} {result.currency} "
-                   f"(80 % range {result.low:+,.0f} to {result.high:+,.0f} {result.currency}).")
+        click.echo(f"{result.sentence} Together: about {money(result.effect, result.currency, signed=True)} "
+                   f"(80 % range {money_span(result.low, result.high, currency=result.currency, signed=True)}).")
     else:
         click.echo(result.sentence)
     if page:

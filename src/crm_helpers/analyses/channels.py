@@ -25,6 +25,7 @@ from crm_helpers.models.btyd import ClvError
 from crm_helpers.models.covariates import BetaGeoCovariateModel
 from crm_helpers.store.facts import iso
 from crm_helpers.store.queries import memoized, query_df
+from crm_helpers.store.values import span
 
 MIN_CHANNEL_BUYERS = 30
 """A channel with fewer buyers than this is counted in "other" (too few to say anything of its own)."""
@@ -50,8 +51,8 @@ class ChannelOutlook:
         """The table as the page shows it: one row per channel, each figure with its 80 % range in words."""
         def with_range(column: str) -> pd.Series:
             t = self.table
-            return (t[column].map("{:.1f}".format) + " (" + t[f"{column}_low"].map("{:.1f}".format) + "–"
-                    + t[f"{column}_high"].map("{:.1f}".format) + ")")
+            ends = zip(t[f"{column}_low"].map("{:.1f}".format), t[f"{column}_high"].map("{:.1f}".format))
+            return t[column].map("{:.1f}".format) + pd.Series([f" ({span(low, high)})" for low, high in ends], index=t.index)
         return pd.DataFrame({"buyers so far": self.table["buyers"],
                              "purchases in the first year (80 % range)": with_range("purchases"),
                              "purchases in the second year (80 % range)": with_range("later")},
@@ -97,7 +98,7 @@ def _finding(table: pd.DataFrame) -> str:
 
         def figure(channel: str) -> str:
             value, lo, hi = (scale * table.loc[channel, c] for c in (column, f"{column}_low", f"{column}_high"))
-            return f"{value:.{digits}f}{unit} (80 % range {lo:.{digits}f}–{hi:.{digits}f}{unit})"
+            return f"{value:.{digits}f}{unit} (80 % range {span(f'{lo:.{digits}f}', f'{hi:.{digits}f}')}{unit})"
         return f"{what} {best}: {figure(best)}, least from {worst}: {figure(worst)}; {sure}."
     return " ".join([
         compare("purchases", "In their first year, new customers buy again most often when they came from", 1, " times"),

@@ -61,8 +61,8 @@ from crm_helpers.models.predictive import DEFAULT_DRAWS, FutureSampler, quantile
 from crm_helpers.analyses import segmentation
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.periods import Period, same_month_last_year
-from crm_helpers.i18n import currency_symbol, t
-from crm_helpers.store.values import Action, Headline, named_list, money_whole
+from crm_helpers.i18n import t
+from crm_helpers.store.values import Action, Headline, money_span, money_whole, named_list
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 
 Freq = Literal["D", "W", "M"]
@@ -747,14 +747,10 @@ class ClvAnalysis:
                 for group, totals in self.sampler.totals_by(np.asarray(labels)).items()}
 
     def likely_total(self) -> str:
-        """The total's likely range in words, e.g. "likely 250,000–360,000 EUR" ("" when there is none)."""
+        """The total's likely range in words, e.g. "likely 250,000 to 360,000 EUR" ("" when there is none)."""
         if not self.ok or not math.isfinite(self.total_clv_low):
             return ""
-        if currency_symbol(self.currency):
-            return t("likely {low}–{high}", low=money_whole(self.total_clv_low, self.currency),
-                     high=money_whole(self.total_clv_high, self.currency))
-        return t("likely {low}–{high}", low=f"{self.total_clv_low:,.0f}",
-                 high=money_whole(self.total_clv_high, self.currency))
+        return t("likely {range}", range=money_span(self.total_clv_low, self.total_clv_high, currency=self.currency))
 
     @property
     def n_probably_lost(self) -> int:

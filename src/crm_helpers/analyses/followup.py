@@ -442,8 +442,9 @@ FOLLOW_UP_FILE = "follow_up_queue.csv"
 def write_follow_up(queue: pd.DataFrame, output_dir: str | os.PathLike[str]) -> Path | None:
     """Write the queue as ``follow_up_queue.csv`` into ``output_dir`` (nothing when blank); returns the path.
 
-    Written with :func:`crm_helpers.store.safe_csv.write_safe_csv` (formulas neutralized, owner-only);
-    the chance of leaving as a share with three decimals, the money columns in whole units.
+    Written with :func:`crm_helpers.store.safe_csv.write_safe_csv` (formulas neutralized, owner-only,
+    plain rounded values: :func:`crm_helpers.store.safe_csv.for_csv`); the chance of leaving as a
+    share with three decimals, the money columns in whole units.
     """
     if not str(output_dir).strip():
         return None

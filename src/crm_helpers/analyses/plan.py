@@ -27,7 +27,7 @@ from crm_helpers.store.facts import buyer_repeats, iso, on_or_before
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.store.periods import Period
 from crm_helpers.i18n import t
-from crm_helpers.store.values import Action, money
+from crm_helpers.store.values import Action, money, money_span
 
 RANGE = 0.80
 """Share of simulated outcomes inside the stated range (10th to 90th percentile)."""
@@ -191,10 +191,9 @@ def plan_effect(db: Database, *, as_of: dt.date | str, since: dt.date | str | No
         low, high = _range(simulated)
         total += simulated
         rows.append({"lever": label, "effect": point, "low": low, "high": high})
-        low_text, high_text = money(low, currency, signed=True), money(high, currency, signed=True)
-        sentences.append(t("{lever}: about {money} over the next {months} months (80 % range {low} to {high}).",
+        sentences.append(t("{lever}: about {money} over the next {months} months (80 % range {range}).",
                            lever=label, money=money(point, currency, signed=True), months=horizon_months,
-                           low=low_text, high=high_text))
+                           range=money_span(low, high, currency=currency, signed=True)))
     effect = float(sum(row["effect"] for row in rows))
     low, high = _range(total) if rows else (0.0, 0.0)
     if not parts:

@@ -43,7 +43,7 @@ from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 from crm_helpers.store.periods import Period
 from crm_helpers.i18n import t
-from crm_helpers.store.values import Action, Attention, Headline, money
+from crm_helpers.store.values import Action, Attention, Headline, money, money_span
 
 ATTRIBUTION_WINDOW_DAYS = 30
 """Days after a contact in which an order counts as the campaign's (attributed), unless the order names another."""
@@ -456,19 +456,19 @@ def lift_ranking(table: pd.DataFrame, currency: str = "") -> pd.DataFrame:
                 else t("cost nothing"))
         fields = dict(name=row.name, cost=cost)
         if not pd.isna(m):
-            fields.update(low=money(float(lo), currency), high=money(float(hi), currency))
+            fields.update(range=money_span(float(lo), float(hi), currency=currency))
         if pd.isna(m):
             verdicts.append(t("{name} {cost}; its effect cannot be measured (no list of contacted customers to "
                               "compare); orders tagged with it brought {brought}.",
                               brought=money(float(row.attributed_revenue), currency), **fields))
         elif real and m > 0:
-            verdicts.append(t("{name} {cost} and brought about {lift} of extra revenue (95 % range {low} to {high}).",
+            verdicts.append(t("{name} {cost} and brought about {lift} of extra revenue (95 % range {range}).",
                               lift=money(float(m), currency), **fields))
         elif real:
             verdicts.append(t("{name} {cost} and came with {lift} less revenue than from customers not contacted "
-                              "(95 % range {low} to {high}).", lift=money(-float(m), currency), **fields))
+                              "(95 % range {range}).", lift=money(-float(m), currency), **fields))
         else:
-            verdicts.append(t("{name} {cost} and brought no measurable extra revenue (95 % range {low} to {high}).",
+            verdicts.append(t("{name} {cost} and brought no measurable extra revenue (95 % range {range}).",
                               **fields))
     frame["verdict"] = verdicts
     frame["_rank"] = mid.astype("float64").fillna(-np.inf)
@@ -550,18 +550,18 @@ def actions(db: Database, *, period: Period, attribution_window_days: int = ATTR
             found.append(Action(
                 f"repeat campaign {row.campaign_id}",
                 t("Repeat \"{name}\": it cost {cost} and brought about {lift} of extra revenue over customers not "
-                  "contacted (95 % range {low} to {high}).", name=row.name, cost=money(cost, currency),
-                  lift=money(float(lift), currency), low=money(float(row.incremental_ci_low), currency),
-                  high=money(float(row.incremental_ci_high), currency)),
+                  "contacted (95 % range {range}).", name=row.name, cost=money(cost, currency),
+                  lift=money(float(lift), currency),
+                  range=money_span(float(row.incremental_ci_low), float(row.incremental_ci_high), currency=currency)),
                 float(lift) - cost, currency=currency, low=float(row.incremental_ci_low) - cost,
                 high=float(row.incremental_ci_high) - cost, page="04_clv_romi", section=section))
         elif cost > 0 and not (row.measurable and lift > 0):
             found.append(Action(
                 f"{STOP_CAMPAIGN_KEY}{row.campaign_id}",
                 t("Stop \"{name}\" or test it against customers left out: it cost {cost} and brought no measurable "
-                  "extra revenue (95 % range {low} to {high}).", name=row.name, cost=money(cost, currency),
-                  low=money(float(row.incremental_ci_low), currency).replace('-', '−'),
-                  high=money(float(row.incremental_ci_high), currency)),
+                  "extra revenue (95 % range {range}).", name=row.name, cost=money(cost, currency),
+                  range=money_span(float(row.incremental_ci_low), float(row.incremental_ci_high),
+                                   currency=currency).replace('-', '−')),
                 cost, currency=currency, page="04_clv_romi", section=section, replaces=f"campaign {row.campaign_id}"))
     return found
 

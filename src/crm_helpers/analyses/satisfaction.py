@@ -44,7 +44,7 @@ from sqlite_utils import Database
 from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.i18n import t
-from crm_helpers.store.values import Action, Headline, named_list, money_whole
+from crm_helpers.store.values import Action, Headline, money_whole, named_list, span
 from crm_helpers.store.facts import LOYALTY_LABEL, iso, loyalty, net_revenue_sql, next_day, on_or_before_sql, paid
 from crm_helpers.store.periods import Period, month_start, same_month_last_year
 
@@ -531,7 +531,7 @@ def scorecard(current: pd.Series, previous: pd.Series) -> pd.DataFrame:
 def nps_interval(row: pd.Series) -> str:
     """The NPS 95% interval of a :func:`period_scores` row, "-12 to +8", or "–" when there is none."""
     low, high = row["nps_ci_low"], row["nps_ci_high"]
-    return f"{format_measure(low, 'nps')} to {format_measure(high, 'nps')}" if np.isfinite(low) else "–"
+    return span(format_measure(low, 'nps'), format_measure(high, 'nps')) if np.isfinite(low) else "–"
 
 
 def article_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWeights) -> pd.DataFrame:

@@ -50,7 +50,7 @@ from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.analyses.features import as_date, customer_features
 from crm_helpers.store.periods import Period, same_month_last_year
 from crm_helpers.i18n import t
-from crm_helpers.store.values import Action, Headline, named_list, money_whole
+from crm_helpers.store.values import Action, Headline, money_whole, named_list, span
 from crm_helpers.store.schema import SEGMENT_SNAPSHOTS
 
 SCORE_BINS = 5
@@ -140,7 +140,7 @@ def segment_rules() -> pd.DataFrame:
 
 
 def _span(scores: tuple[int, ...]) -> str:
-    return str(scores[0]) if len(scores) == 1 else f"{min(scores)}–{max(scores)}"
+    return str(scores[0]) if len(scores) == 1 else span(str(min(scores)), str(max(scores)))
 
 
 def segment_grid() -> pd.DataFrame:

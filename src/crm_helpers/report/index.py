@@ -31,13 +31,7 @@ def format_value(value: Any, unit: str, *, missing: str = "") -> str:
     if value is None:
         return html.escape(shown_value(None, missing))
     if isinstance(value, (int, float)):
-        if unit == "%":
-            return numbers.percent(value)
-        if numbers.is_currency(unit):
-            return numbers.money(value, unit)
-        # up to two decimals, as many as the recorded value carries (NPS 23.7, not 23.70)
-        text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}".rstrip("0")
-        return f"{text} {unit}".strip()
+        return numbers.figure(value, unit)
     return html.escape(str(value))
 
 

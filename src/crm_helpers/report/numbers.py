@@ -32,16 +32,11 @@ import pandas as pd
 
 from crm_helpers.i18n import DEFAULT, currency_symbol, language, t
 
-# money and amounts are written in the store layer, so that the analyses' sentences share them
-from crm_helpers.store.values import MISSING, amount, finite_number as _finite, money  # noqa: F401
+# money, amounts and ranges are written in the store layer, so that the analyses' sentences share them
+from crm_helpers.store.values import MISSING, amount, finite_number as _finite, is_currency, money, span  # noqa: F401
+# and a CSV's values where every CSV is written, so that the analyses' files share them
+from crm_helpers.store.safe_csv import CSV_DECIMALS, for_csv  # noqa: F401
 
-CSV_DECIMALS = 2
-"""Decimals kept in a CSV file for a number that is not whole (money in cents, measures to 0.01)."""
-
-
-def is_currency(unit: str) -> bool:
-    """Whether ``unit`` is a currency code (ISO 4217: three capital letters, ``EUR``)."""
-    return len(unit) == 3 and unit.isalpha() and unit.isupper()
 
 
 def count(value: float | None) -> str:
@@ -57,6 +52,20 @@ def percent(value: float | None, *, sign: bool = True) -> str:
     if value is None or not _finite(value):
         return MISSING
     return f"{float(value):,.1f}" + (t(" %") if sign else "")
+
+
+def figure(value: float | None, unit: str) -> str:
+    """A headline figure with its unit, as the index and the pages' summaries write it: money with
+    its currency, a rate in %, anything else with up to two decimals, as many as the recorded value
+    carries (NPS 23.7, not 23.70; 3.6 hours) and none from 100 up, then its unit."""
+    if value is None or not _finite(value):
+        return MISSING
+    if unit == "%":
+        return percent(value)
+    if is_currency(unit):
+        return money(value, unit)
+    text = f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:,.2f}".rstrip("0")
+    return f"{text} {unit}".strip()
 
 
 def fraction_as_percent(value: float | None) -> str:
@@ -83,15 +92,6 @@ def period(start: dt.date, end: dt.date) -> str:
     if start.day == 1 and (end + dt.timedelta(days=1)).day == 1 and (start.year, start.month) == (end.year, end.month):
         return month(start)
     return f"{start.isoformat()} – {end.isoformat()}"
-
-
-def span(low: str, high: str, *, unit: str = "") -> str:
-    """One way of writing a range: ``low to high`` and the unit once (both ends already formatted);
-    in a language that writes a currency's sign first, the sign before each end (``€1,000至€2,000``)."""
-    symbol = currency_symbol(unit) if is_currency(unit) else ""
-    if symbol:
-        return t("{low} to {high}", low=symbol + low, high=symbol + high)
-    return f"{t('{low} to {high}', low=low, high=high)} {unit}".strip()
 
 
 def axis_tick(value: float, _position: Any = None) -> str:
@@ -136,24 +136,3 @@ def column_kind(name: Any, values: pd.Series) -> str:
 def heading(name: str) -> str:
     """A column heading with its unit in the one style: "share pct" → "share (%)"."""
     return re.sub(r"\s*\bpct\b", " (%)", name).replace("  ", " ")
-
-
-def for_csv(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with plain rounded values for a CSV file: floats that are all whole as integers
-    (``80``, not ``80.0``), other floats to :data:`CSV_DECIMALS` decimals (``6.87``, not
-    ``6.872500399936011``), timestamps that are all at midnight as dates. Text is left alone."""
-    out = frame.copy()
-    for column in out.columns:
-        values = out[column]
-        if pd.api.types.is_float_dtype(values):
-            present = values.dropna()
-            finite = present[np.isfinite(present)]
-            if len(finite) == len(present) and len(present) and bool((present == np.round(present)).all()):
-                out[column] = values.round().astype("Int64")
-            else:
-                out[column] = values.round(CSV_DECIMALS)
-        elif pd.api.types.is_datetime64_any_dtype(values):
-            present = values.dropna()
-            if len(present) and bool((present == present.dt.normalize()).all()):
-                out[column] = values.dt.date
-    return out

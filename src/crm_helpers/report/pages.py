@@ -17,7 +17,7 @@ from crm_helpers.i18n import html_lang, t
 from crm_helpers.ingest import inbox
 from crm_helpers.store.files import write_text
 from crm_helpers.store.periods import Period
-from crm_helpers.report import headlines, tables
+from crm_helpers.report import headlines, summaries, tables
 
 SHARE_FOLDER = "share"
 """The pack's subfolder for the masked copy (:mod:`crm_helpers.report.share`); a re-render keeps it."""
@@ -63,13 +63,30 @@ class ReportResult:
 
 
 
+PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head -%}
+<meta charset="utf-8" />
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>{{ nb.metadata.get('title', resources['metadata']['name']) | escape_html_keep_quotes }}</title>
+{%- if resources.global_content_filter.include_input -%}
+{% for css in resources.inlining.css %}<style>{{ css }}</style>{% endfor %}
+{%- endif -%}
+{%- endblock html_head -%}
+"""
+"""The page's HTML: JupyterLab's markup (nbconvert's ``lab`` template) without its 265 KB of CSS,
+its require.js, MathJax and Mermaid scripts (no page uses them; they were fetched from the web);
+the code's colours only when the code is shown. :data:`PAGE_CSS` styles what the pages use."""
+
+
 @functools.lru_cache(maxsize=2)
 def _html_exporter(exclude_input: bool):
     """One exporter per view and process, reused for every page (its templates load once);
     validated once after all preprocessors instead of after each of them."""
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab")
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"crm_page.html.j2": PAGE_TEMPLATE})],
+                            template_file="crm_page.html.j2")
     exporter.optimistic_validation = True
     exporter.exclude_input = exclude_input
     exporter.exclude_input_prompt = exclude_input
@@ -78,32 +95,51 @@ def _html_exporter(exclude_input: bool):
 
 
 PAGE_CSS = """<style>
-.jp-RenderedText[data-mime-type="text/plain"]{font-family:var(--jp-content-font-family,system-ui,sans-serif);
-font-size:var(--jp-content-font-size1,14px);line-height:1.5}
-.jp-OutputArea-output.jp-RenderedText[data-mime-type="text/plain"] pre{font-family:inherit;font-size:1em;
+:root{--ink:#1f2933;--muted:#52606d;--line:#e4e7eb;--link:#0b69a3;--code-bg:#f5f7f9;
+--jp-mirror-editor-keyword-color:#008000;--jp-mirror-editor-number-color:#080;--jp-mirror-editor-def-color:#00f;
+--jp-mirror-editor-variable-color:#212121;--jp-mirror-editor-punctuation-color:#05a;--jp-mirror-editor-operator-color:#a2f;
+--jp-mirror-editor-comment-color:#408080;--jp-mirror-editor-string-color:#ba2121;--jp-mirror-editor-builtin-color:#008000;
+--jp-mirror-editor-meta-color:#a2f;--jp-mirror-editor-error-color:#f00;--jp-cell-editor-background:var(--code-bg)}
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+body.jp-Notebook{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;font-size:14px;
+line-height:1.6;color:var(--ink);padding:0 1em;max-width:1100px;margin:0 auto;box-sizing:border-box;background:#fff}
+main{max-width:100%} a{color:var(--link);text-decoration:none} a:hover{text-decoration:underline}
+a.anchor-link{display:none}
+h1{font-size:2em;line-height:1.25;margin:.8em 0 .4em;font-weight:500} h2{font-size:1.55em;margin:1.4em 0 .5em;font-weight:500}
+h3{font-size:1.2em;margin:1.2em 0 .4em;font-weight:600} h4{font-size:1em;margin:1em 0 .4em}
+p,ul,ol{margin:.5em 0} code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em;background:var(--code-bg);
+padding:0 .2em;border-radius:3px} blockquote{margin:.5em 0;padding-left:1em;border-left:3px solid var(--line);color:var(--muted)}
+.jp-Collapser,.jp-OutputPrompt,.jp-InputPrompt{display:none}
+.jp-Cell{padding:.1em 0} .jp-Cell,.jp-OutputArea-child,.jp-Cell-outputWrapper{min-width:0;max-width:100%}
+.jp-OutputArea-output{max-width:100%;overflow-x:auto;margin:.2em 0} .jp-OutputArea-output img{max-width:100%;height:auto}
+.jp-RenderedText pre,.jp-OutputArea-output pre{font-family:inherit;font-size:1em;line-height:1.5;margin:0;
 white-space:pre-wrap;word-break:normal;overflow-wrap:break-word}
-body.jp-Notebook{padding:0 1em;max-width:1100px;margin:0 auto;box-sizing:border-box}
-main{max-width:100%}
-nav.pack-nav{font-family:system-ui,sans-serif;font-size:14px;padding:.6em 0;border-bottom:1px solid #e4e7eb;
-margin-bottom:.5em;line-height:1.6}
-nav.pack-nav a{color:#0b69a3;margin-right:1em} nav.pack-nav details{display:inline}
-nav.pack-nav ol{margin:.3em 0;padding-left:1.4em}
-.jp-OutputArea-output{max-width:100%;overflow-x:auto} .jp-OutputArea-output img{max-width:100%;height:auto}
-.jp-Cell,.jp-OutputArea-child,.jp-Cell-outputWrapper{min-width:0;max-width:100%}
-.jp-OutputPrompt,.jp-InputPrompt{display:none}
+.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]{background:#fdd;padding:.2em .5em}
+.jp-RenderedHTMLCommon table{border-collapse:collapse;margin:.5em 0;font-size:.92em;line-height:1.35}
+.jp-RenderedHTMLCommon th,.jp-RenderedHTMLCommon td{padding:.3em .6em;border-bottom:1px solid var(--line);
+text-align:right;vertical-align:top} .jp-RenderedHTMLCommon th{font-weight:600}
+.jp-RenderedHTMLCommon tbody tr:nth-child(even){background:#f7f8fa}
+.jp-InputArea{margin:.4em 0} .jp-InputArea-editor{background:var(--code-bg);border:1px solid var(--line);border-radius:4px;
+padding:.4em .6em;overflow-x:auto} .jp-InputArea-editor pre{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace;
+font-size:13px;line-height:1.45}
+nav.pack-nav{font-size:14px;padding:.6em 0;border-bottom:1px solid var(--line);margin-bottom:.5em;line-height:1.6}
+nav.pack-nav a{margin-right:1em} nav.pack-nav details{display:inline} nav.pack-nav ol{margin:.3em 0;padding-left:1.4em}
+div.page-summary{font-size:1.08em;background:#f0f6fb;border-left:4px solid var(--link);padding:.4em .8em;margin:.4em 0 1em}
+div.page-summary p{margin:.2em 0}
 table.for-people td:not(.num){min-width:6em}
-details.appendix{margin:2em 0;padding:.5em 1em;border:1px solid #e4e7eb;border-radius:6px;background:#fafbfc}
-details.appendix>summary{font-family:system-ui,sans-serif;font-size:1.2em;font-weight:600;cursor:pointer}
-@media (max-width:600px){body.jp-Notebook{padding:0 .5em}
- .jp-Cell{padding:.3em 0} .jp-RenderedHTMLCommon{padding-right:0}}
+details.appendix{margin:2em 0;padding:.5em 1em;border:1px solid var(--line);border-radius:6px;background:#fafbfc}
+details.appendix>summary{font-size:1.2em;font-weight:600;cursor:pointer}
+@media (max-width:600px){body.jp-Notebook{padding:0 .5em} h1{font-size:1.6em} h2{font-size:1.3em}}
+@page{margin:.5in}
 @media print{nav.pack-nav{display:none} details.appendix{border:none}
  .jp-OutputArea-output{overflow:visible} table.for-people{font-size:.8em}
  table.for-people td,table.for-people th{max-width:none} tr,img{break-inside:avoid}}
 </style>"""
-"""Added to every page: a sentence a notebook prints reads as text, not code, in the page's font
-and wrapped between words (the lab template sets it in monospace and breaks lines inside words);
-the page fits a 390 px phone (a wide table or plot scrolls inside its own box, never the page); the
-navigation bar and the folded appendix; in print, every column of a table on the paper."""
+"""Every style of a page (about 4 KB, in place of JupyterLab's 265 KB): the page's font and
+headings; a sentence a notebook prints reads as text, not code, wrapped between words; the page
+fits a 390 px phone (a wide table or plot scrolls inside its own box, never the page); the
+navigation bar, the summary under the title and the folded appendix; the code's colours in the
+analyst's view; in print, every column of a table on the paper."""
 
 APPENDIX_TAG = "appendix"
 """The cell tag of analyst material (model checks, parameters, calibration): on the owner's page
@@ -205,6 +241,23 @@ def owner_order(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode,
     return page, str(tagged[0].get("id", ""))
 
 
+def _without_summary(page: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``page`` (a copy already) without the summary's output, which :func:`_with_summary` places."""
+    for cell in page.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if summaries.MIME_TYPE not in o.get("data", {})]
+    return page
+
+
+def _with_summary(body: str, lines: tuple[str, ...]) -> str:
+    """``body`` with the summary's ``lines`` (one paragraph each) right after the page's title."""
+    end = body.find("</h1>")
+    if not lines or end < 0:
+        return body
+    block = '<div class="page-summary" id="summary">' + "".join(f"<p>{html.escape(line)}</p>" for line in lines) + "</div>"
+    return body[:end + 5] + "\n" + block + body[end + 5:]
+
+
 def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bool = False,
                period_label: str = "") -> None:
     """Export ``notebook`` to a self-contained HTML file (images inline), without the outputs that
@@ -213,8 +266,9 @@ def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bo
     The page is titled by its heading and the month (``period_label``), opens with a bar linking
     back to the index and to its sections, and (the owner's view, ``exclude_input``) ends with the
     folded "How this was computed" appendix: the cells tagged :data:`APPENDIX_TAG` and the page's
-    settings. The analyst's view (code shown) keeps every cell where it is."""
-    page = headlines.page_outputs(notebook)
+    settings. The analyst's view (code shown) keeps every cell where it is. The page's summary
+    (:mod:`crm_helpers.report.summaries`, displayed by its last cell) opens it, under the title."""
+    page = _without_summary(headlines.page_outputs(notebook))
     title = page_title(page)
     page.metadata["title"] = t("{title} · CRM report {month}", title=title, month=period_label) if period_label \
         else title
@@ -222,9 +276,12 @@ def write_html(notebook: nbformat.NotebookNode, path: Path, *, exclude_input: bo
     if exclude_input:
         page, first_appendix = owner_order(page)
     body, _ = _html_exporter(exclude_input).from_notebook_node(page)
-    body = body.replace("</head>", PAGE_CSS + "\n" + tables.STYLE + "\n</head>", 1)
+    # every table an output shows carries the table style (so it looks right in JupyterLab too);
+    # the page holds it once, in its head
+    body = body.replace(tables.STYLE, "").replace("</head>", PAGE_CSS + "\n" + tables.STYLE + "\n</head>", 1)
     body = re.sub(r"<html[^>]*>", f'<html lang="{html_lang()}">', body, count=1)
     body = body.replace("<main>", "<main>\n" + _nav_html(page, period_label=period_label), 1)
+    body = _with_summary(body, summaries.read(notebook))
     if exclude_input:
         found = body.find(f'id="cell-id={first_appendix}"') if first_appendix else -1
         start = body.rfind("<div", 0, found) if found >= 0 else -1  # the first appendix cell's own tag

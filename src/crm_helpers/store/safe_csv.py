@@ -13,11 +13,16 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from crm_helpers.store.files import atomic_open
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_DECIMALS = 2
+"""Decimals kept in a CSV file for a number that is not whole (money in cents, measures to 0.01)."""
+CSV_SHARE_DECIMALS = 3
+"""Decimals kept for a column of shares (every value from 0 to 1): 0.784, a rate of 78.4 %."""
 
 
 def neutralize(value: Any) -> Any:
@@ -39,6 +44,33 @@ def write_safe_rows(path: str | os.PathLike[str], rows: Iterable[Iterable[Any]])
 
 
 def write_safe_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write a DataFrame with :func:`write_safe_rows` (no index; missing values as empty cells)."""
+    """Write a DataFrame with :func:`write_safe_rows` (no index; missing values as empty cells;
+    plain rounded values, :func:`for_csv`)."""
+    frame = for_csv(frame)
     values = frame.astype(object).where(frame.notna(), "")
     return write_safe_rows(path, [list(frame.columns), *values.itertuples(index=False, name=None)])
+
+
+def for_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with plain rounded values for a CSV file: floats that are all whole as integers
+    (``80``, not ``80.0``), a column of shares from 0 to 1 to :data:`CSV_SHARE_DECIMALS` decimals
+    (``0.784``), other floats to :data:`CSV_DECIMALS` decimals (``6.87``, not ``6.872500399936011``),
+    timestamps that are all at midnight as dates. Text is left alone. Every CSV of a frame is
+    written so (:func:`write_safe_csv`)."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if pd.api.types.is_float_dtype(values):
+            present = values.dropna()
+            finite = present[np.isfinite(present)]
+            if len(finite) == len(present) and len(present) and bool((present == np.round(present)).all()):
+                out[column] = values.round().astype("Int64")
+            elif len(present) and bool(((present >= 0) & (present <= 1)).all()):
+                out[column] = values.round(CSV_SHARE_DECIMALS)
+            else:
+                out[column] = values.round(CSV_DECIMALS)
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            present = values.dropna()
+            if len(present) and bool((present == present.dt.normalize()).all()):
+                out[column] = values.dt.date
+    return out

@@ -16,6 +16,7 @@ import pandas as pd
 
 from crm_helpers.errors import CrmError
 from crm_helpers.store.schema import Column, Table
+from crm_helpers.store.values import span
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
 MAX_WHOLE_NUMBER = 2**53
@@ -205,7 +206,7 @@ def clean_value(column: Column, value: Any, *, dayfirst: bool | None = None) -> 
 def _check_range(column: Column, number: float) -> None:
     lo, hi = column.minimum, column.maximum
     if lo is not None and hi is not None and not lo <= number <= hi:
-        raise ValueError(f"out of range {lo:g}–{hi:g}")
+        raise ValueError(f"out of range {span(f'{lo:g}', f'{hi:g}')}")
     if lo is not None and number < lo:
         raise ValueError(f"below the minimum {lo:g}")
     if hi is not None and number > hi:

@@ -73,6 +73,31 @@ def money_whole(value: float, currency: str = "") -> str:
     return f"{float(value):,.0f} {currency}".rstrip()
 
 
+def is_currency(unit: str) -> bool:
+    """Whether ``unit`` is a currency code (ISO 4217: three capital letters, ``EUR``)."""
+    return len(unit) == 3 and unit.isalpha() and unit.isupper()
+
+
+def span(low: str, high: str, *, unit: str = "") -> str:
+    """The one way of writing a range, on pages, the index, the PDFs and in the analyses' sentences:
+    ``low to high`` and the unit once (``1,000 to 2,000 EUR``); both ends already formatted. "to"
+    and not a dash, because a dash between two numbers reads as a minus when one is negative. In a
+    language that writes a currency's sign first, the sign before each end (``€1,000至€2,000``)."""
+    symbol = currency_symbol(unit) if is_currency(unit) else ""
+    if symbol:
+        return t("{low} to {high}", low=symbol + low, high=symbol + high)
+    return f"{t('{low} to {high}', low=low, high=high)} {unit}".strip()
+
+
+def money_span(low: float | None, high: float | None, *, currency: str = "", signed: bool = False) -> str:
+    """A range of money written the one way (:func:`span`): ``8,523 to 14,531 EUR``, each end as
+    :func:`money` writes it, the currency once (its sign before each end where the language puts it
+    first); ``signed`` puts a + before a gain."""
+    if currency and currency_symbol(currency):
+        return t("{low} to {high}", low=money(low, currency, signed=signed), high=money(high, currency, signed=signed))
+    return span(money(low, signed=signed), money(high, signed=signed), unit=currency)
+
+
 @dataclass(frozen=True)
 class Headline:
     """One headline figure of the month, with the previous month's beside it.
