@@ -973,16 +973,20 @@ def count_orders_money(balance: ImportBalance, header: list[str], chunk: Chunk, 
     amount = money(raw["amount"])
     refund = recorded_refunds(header, chunk.data, amount=amount, status=None, refunded_status=set())
     if "status" in raw:
-        whole = (raw["status"].astype(object).fillna("").str.strip().str.lower() == "refunded").to_numpy()
+        codes, texts = distinct_texts(raw["status"], always_merge=True)
+        whole = np.char.lower(texts.astype(str))[codes] == "refunded"
         refund = np.where(whole & (refund == 0), np.nan_to_num(np.abs(amount)), refund)
     left_out = np.where(np.isin(chunk.rows, kept), "", "erased").astype(object)
     if rejected:
         left_out[np.isin(chunk.rows, list(rejected))] = "rejected"
-    currency = (raw["currency"].astype(object).fillna("").str.strip().str.upper() if "currency" in raw
-                else pd.Series("", index=raw.index, dtype=object))
+    if "currency" in raw:
+        codes, texts = distinct_texts(raw["currency"], always_merge=True)
+        currency = np.array([t.upper() or NO_CURRENCY for t in texts], dtype=object)[codes]
+    else:
+        currency = np.full(len(raw), NO_CURRENCY, dtype=object)
+    order_id, _ = distinct_texts(raw["order_id"], always_merge=True)  # trimmed: one code per order
     balance.count_file(pd.DataFrame({
-        "order_id": raw["order_id"].astype(object).fillna("").str.strip().to_numpy(),
-        "currency": currency.where(currency != "", NO_CURRENCY).to_numpy(), "amount": amount, "refund": refund,
+        "order_id": order_id, "currency": currency, "amount": amount, "refund": refund,
         "refund_row": np.zeros(len(raw), dtype=bool), "left_out": left_out}), per_order=True)
     balance.count_stored(stored, None)
 
