@@ -930,7 +930,7 @@ def import_file(
                     known["customers.customer_id"].update(to_create)
                 batch.add(frame, to_create)
                 if result.balance is not None:
-                    count_orders_money(result.balance, header, chunk, raw=raw, kept=rows, rejected=bad_rows,
+                    count_orders_money(result.balance, header, chunk=chunk, raw=raw, kept=rows, rejected=bad_rows,
                                        stored=frame)
             if errors and not skip_bad_rows:
                 raise ImportRejected(rejection_message(path, errors))
@@ -957,7 +957,7 @@ def import_file(
     return result
 
 
-def count_orders_money(balance: ImportBalance, header: list[str], chunk: Chunk, *, raw: pd.DataFrame,
+def count_orders_money(balance: ImportBalance, header: list[str], *, chunk: Chunk, raw: pd.DataFrame,
                        kept: np.ndarray, rejected: set[int], stored: pd.DataFrame) -> None:
     """Count one chunk of an orders file into ``balance`` (:mod:`crm_helpers.ingest.balance`): the
     file's side from its own cells (``raw``: the chunk's text by store column; ``chunk.data`` for
