@@ -866,7 +866,7 @@ def test_a_correction_is_checked_like_an_import_and_refused_beside_the_field(des
     assert "nothing was changed" in desk.editor.message.value
     desk.editor.fields["nps"].value = "11"
     desk.editor.save.click()
-    assert "out of range 0–10" in error(desk.editor, "nps") and "Not saved" in desk.editor.message.value
+    assert "out of range 0 to 10" in error(desk.editor, "nps") and "Not saved" in desk.editor.message.value
     desk.editor.fields["submitted_at"].value = "2099-01-01"
     desk.editor.fields["nps"].value = "9"
     desk.editor.save.click()
