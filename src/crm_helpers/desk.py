@@ -805,11 +805,16 @@ class TodayLine:
                 f"<span class='desk-why'>{html.escape('; '.join(self.reasons))}</span>")
 
 
+def call_list(db: Database, as_of: dt.date) -> followup.FollowUpQueue:
+    """The call list of notebook 03 (:func:`followup.follow_up_queue_as_of`, the same triggers, reasons,
+    contacts and money at stake; only the logistic model is fitted, the one that scores) as of
+    ``as_of``; memoized on the store's state, so a standby kernel's scoring is the page's."""
+    return followup.follow_up_queue_as_of(db, as_of, kinds=("logistic",))
+
+
 def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.DataFrame:
-    """The call list of notebook 03 (:func:`followup.follow_up_queue_as_of`, the same triggers, contacts
-    and money at stake; only the logistic model is fitted, the one that scores) as of ``as_of``, its
-    ``top_n`` first: :data:`followup.QUEUE_COLUMNS`."""
-    return followup.follow_up_queue_as_of(db, as_of, kinds=("logistic",)).table.head(top_n)
+    """The ``top_n`` first rows of :func:`call_list` as of ``as_of``: :data:`followup.QUEUE_COLUMNS`."""
+    return call_list(db, as_of).table.head(top_n)
 
 
 def _due_tasks(db: Database, as_of: dt.date) -> list[TodayItem]:
@@ -824,20 +829,20 @@ def _due_tasks(db: Database, as_of: dt.date) -> list[TodayItem]:
     return items
 
 
-def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = None) -> list[TodayItem]:
+def today_items(db: Database, as_of: dt.date, *, queue: followup.FollowUpQueue | None = None) -> list[TodayItem]:
     """What to do today, in the order of :data:`KINDS`: tasks due or overdue (the oldest first), the
-    follow-up queue (``queue``, default :func:`follow_up`; its reasons in plain words,
-    :func:`followup.plain_reason`), open tickets by age (oldest first), open deals gone quiet
+    head of the call list (``queue``, default :func:`call_list`; each reason in the owner's words,
+    :attr:`followup.Reason.plain`, worded from the same facts as the pack's), open tickets by age (oldest first), open deals gone quiet
     (:func:`crm_helpers.store.facts.deal_stale`, more than :data:`~crm_helpers.store.facts.STALE_DAYS`
     days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`), and first-purchase anniversaries
     in the next :data:`ANNIVERSARY_DAYS` days.
     Apart from tasks, people contacted on or since ``as_of`` and not later than now (an interaction
     logged: one dated in the future has not happened yet, so it hides nobody), people with an open
     task due later (snoozed) and erased people are left out; at most :data:`SHOWN_ROWS` per kind."""
-    queue = follow_up(db, as_of) if queue is None else queue
+    queue = call_list(db, as_of) if queue is None else queue
     items = _due_tasks(db, as_of)
-    items += [TodayItem(r.customer_id, followup.plain_reason(r.reasons, as_of=as_of), "follow-up")
-              for r in queue.itertuples()]
+    items += [TodayItem(cid, "; ".join(queue.plain_reasons(cid)), "follow-up")
+              for cid in queue.table["customer_id"].head(SHOWN_ROWS)]
     tickets = backlog(db, as_of)
     items += [TodayItem(r.customer_id, f"{_text(r.category) or 'ticket'} open for {r.age_days:.0f} days"
                         + ("" if r.answered else ", not answered yet"), "ticket")
@@ -961,11 +966,11 @@ class TodayList(_Undoable):
         self.lines: list[TodayLine] = []
         self.buttons: dict[str, tuple[widgets.Button, widgets.Button]] = {}
         self.html_style = HTMLStyle()
-        self.queue: pd.DataFrame | None = None
+        self.queue: followup.FollowUpQueue | None = None
 
     def recompute(self) -> None:
         """Score the customers again (a few seconds on a large store) and redraw."""
-        self.queue = follow_up(self.desk.db, self.desk.today)
+        self.queue = call_list(self.desk.db, self.desk.today)
         self.refresh()
 
     def refresh(self) -> None:
