@@ -727,3 +727,17 @@ def test_the_chosen_customers_timeline_lists_everything_newest_first(desk, db):
     assert "send the quote (open)" in desk.timeline.value and "wants a quote" in desk.timeline.value
     desk.select(None)
     assert desk.timeline.value == ""
+
+
+def test_anniversaries_are_the_first_paid_orders_of_this_week_in_past_years(demo_desk):
+    from crm_helpers.analyses.features import customer_features
+    from crm_helpers.desk import ANNIVERSARY_DAYS, book_today
+
+    db, day = demo_desk.db, dt.date(2026, 10, 30)
+    first = customer_features(db, day).dropna(subset=["first_order"])
+    window = {(day + dt.timedelta(days=n)).strftime("%m-%d") for n in range(ANNIVERSARY_DAYS)}
+    expected = set(first.loc[first["first_order"].dt.strftime("%m-%d").isin(window)
+                             & (first["first_order"].dt.year < day.year), "customer_id"])
+    found = book_today(db, day).anniversaries
+    assert expected and {i.customer_id for i in found} == expected
+    assert all(i.kind == "anniversary" and " as a customer " in i.why for i in found)

@@ -359,8 +359,8 @@ def follow_up_queue(
     complaints = unhappy["open_complaints"]
     add(complaints > 0, "complaint", complaints.map(lambda n: "complaint" if n == 1 else "complaints"),
         pd.DataFrame({"count": complaints}), unhappy["newest_open_complaint"].astype(str))
-    answered = unhappy["answered_at"].astype(str).str[:10]
-    ago = answered.map(lambda d: (day - dt.date.fromisoformat(d)).days if d[:1].isdigit() else 0)
+    answered = unhappy["answered_at"].astype("string").str[:10]
+    ago = (pd.Timestamp(day) - pd.to_datetime(answered, errors="coerce")).dt.days.astype("Int64")
     add(unhappy["last_nps"].notna(), "detractor",
         ago.map(lambda n: {0: "detractor_today", 1: "detractor_yesterday"}.get(n, "detractor")),
         pd.DataFrame({"score": unhappy["last_nps"].astype("Int64").astype("string").fillna(""), "day": answered,
