@@ -516,10 +516,11 @@ class OrderForm(_Form):
         self.clear_lines = widgets.Button(description="Clear lines")
         self.clear_lines.on_click(lambda _: self._set_lines([]))
         self.save = self._button("Record order", self._save)
+        self.currency = ""
         self.refresh()
 
     def refresh(self) -> None:
-        self.currency = store_currency(self.desk.db) or "EUR"
+        self.currency = self.currency or store_currency(self.desk.db) or "EUR"  # read once: a pass over the orders
         rows = self.desk.db.execute("SELECT product_id, name, unit_price FROM products ORDER BY name").fetchall()
         self.prices = {pid: price for pid, _, price in rows}
         _set_options(self.fields["product_id"], [
