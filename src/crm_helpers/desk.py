@@ -926,27 +926,38 @@ def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayIt
     """Leave out, except tasks, people contacted since ``as_of`` began, up to now
     (:func:`facts.contacted_since_sql`, the call list's rule: a contact dated in the future does not
     count) and people with an open task due after ``as_of`` (snoozed); leave out people the desk may
-    not show; cap each kind. Reads only the people of ``items`` (by key), not the whole book."""
+    not show; cap each kind. Reads, in batches by key, only the people it needs to fill each kind's
+    :data:`SHOWN_ROWS`, not the whole book (thousands of open tickets on a large store)."""
     until = (dt.datetime.now() + dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
     later = {r[0] for r in db.execute(f"SELECT customer_id FROM {TASKS.name} WHERE customer_id IS NOT NULL AND "
                                       f"{task_open_sql()} AND NOT {task_due_sql(':day')}", {"day": as_of.isoformat()})}
-    ids = sorted({i.customer_id for i in items if i.customer_id is not None})
-    shown: set[str] = set()
-    contacted: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        rows = db.execute(f"SELECT c.customer_id, {contacted_since_sql('c.customer_id', '?', until='?')} "
-                          f"FROM customers AS c WHERE {_CONTACTABLE} AND c.customer_id IN ({','.join('?' * len(chunk))})",
-                          [as_of.isoformat(), until, *chunk]).fetchall()
-        shown |= {cid for cid, _ in rows}
-        contacted |= {cid for cid, was in rows if was}
+    known: dict[str, tuple[bool, bool]] = {}  # customer_id: (the desk may show them, contacted since as_of began)
+
+    def look_up(ids: set[str]) -> None:
+        chunk = sorted(ids - known.keys())
+        if chunk:
+            rows = db.execute(f"SELECT c.customer_id, {contacted_since_sql('c.customer_id', '?', until='?')} FROM "
+                              f"customers AS c WHERE {_CONTACTABLE} AND c.customer_id IN ({','.join('?' * len(chunk))})",
+                              [as_of.isoformat(), until, *chunk]).fetchall()
+            known.update({cid: (False, False) for cid in chunk})
+            known.update({cid: (True, bool(was)) for cid, was in rows})
+
+    def keep(item: TodayItem) -> bool:
+        if item.customer_id is None:
+            return item.kind == "task"
+        showable, contacted = known[item.customer_id]
+        return showable and (item.kind == "task" or not contacted and item.customer_id not in later)
+
     kept: list[TodayItem] = []
     for kind in KINDS:
-        mine = [i for i in items if i.kind == kind and (i.customer_id is None and kind == "task"
-                                                        or i.customer_id in shown)]
-        if kind != "task":
-            mine = [i for i in mine if i.customer_id not in contacted | later]
-        kept += mine[:SHOWN_ROWS]
+        mine, taken = [i for i in items if i.kind == kind], []
+        for start in range(0, len(mine), 100):
+            batch = mine[start:start + 100]
+            look_up({i.customer_id for i in batch if i.customer_id is not None})
+            taken += [i for i in batch if keep(i)]
+            if len(taken) >= SHOWN_ROWS:
+                break
+        kept += taken[:SHOWN_ROWS]
     return kept
 
 
