@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                              "since it would replace the clv part's full figures)")
     parser.add_argument("--coverage-runs", help="clv_coverage part: books per size, e.g. 800:100,2500:100,25000:20 "
                                                 "(default: that; --quick: 800:5)")
+    parser.add_argument("--desk-loads", type=int, help="desk part: page loads with the standby kernel (default 3)")
+    parser.add_argument("--desk-cold-loads", type=int,
+                        help="desk part: page loads without it (default as --desk-loads; 0 leaves them out)")
     parser.add_argument("--render", action="store_true",
                         help="only re-render the results file from results.json (and findings.md)")
     args = parser.parse_args(argv)
@@ -166,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                                          plan.pack_scale_runs, profile=not args.quick, notebooks_dir=args.notebooks,
                                          floor_repeats=plan.floor_runs)
         elif part == "desk":
-            section = bench_desk.run(store.db_path, plan.desk_loads, label="scale store" if not args.quick else "quick store")
+            section = bench_desk.run(store.db_path, args.desk_loads or plan.desk_loads, cold_loads=args.desk_cold_loads,
+                                     label="scale store" if not args.quick else "quick store")
         else:
             section = bench_analyses.run(store.db_path, store.spec.period[1], plan.analyses_runs,
                                          label="scale store" if not args.quick else "quick store")

@@ -17,10 +17,10 @@ from support import run_notebook
 from crm_helpers.ingest import entry
 from crm_helpers.store.config import KERNEL_NAME, PROJECT_ROOT
 from crm_helpers.demo import DEMO_TRUTH
-from crm_helpers.desk import (SEARCH_LIMIT, SHOWN_ROWS, Desk, count_customers, customer_timeline, find_customers,
-                              follow_up)
+from crm_helpers.desk import (SEARCH_LIMIT, SHOWN_ROWS, Desk, call_list, count_customers, customer_timeline,
+                              find_customers, follow_up)
 from crm_helpers.desk_server import CULL_IDLE_S, TEMPLATE, allowed_hosts, new_key, server_config
-from crm_helpers.analyses.followup import follow_up_queue_as_of, plain_reason
+from crm_helpers.analyses.followup import follow_up_queue_as_of
 from crm_helpers.store.facts import STALE_DAYS
 from crm_helpers.store.forget import forget
 from crm_helpers.store.connection import memory_db, open_db
@@ -494,23 +494,13 @@ def test_today_is_one_line_per_person_in_plain_words_with_links(demo_desk):
     assert len(merged.reasons) >= 2
     shown = texts(today.box)
     assert "NPS" not in shown and "detractor" not in shown and "score " not in shown
-    queue = follow_up(demo_desk.db, demo_desk.today).set_index("customer_id")["reasons"]
+    queue = call_list(demo_desk.db, demo_desk.today)
     follow = [i for i in today.items if i.kind == "follow-up"]
-    assert all(i.why == plain_reason(queue[i.customer_id], as_of=demo_desk.today) for i in follow)
+    assert all(i.why == "; ".join(r.plain for r in queue.reasons[i.customer_id]) for i in follow)
     with_phone = next(line for line in today.lines if line.phone)
     assert f'href="tel:{"".join(c for c in with_phone.phone if c.isdigit() or c == "+")}"' in with_phone.html()
     assert f'href="mailto:{with_phone.email}"' in with_phone.html()
     assert "<h3>Today (" in shown and "None" not in shown and "nan" not in shown
-
-
-def test_plain_reasons_say_what_happened_and_when():
-    day = dt.date(2026, 11, 11)
-    assert plain_reason("detractor: NPS 3 on 2026-11-08; valuable, no contact for 100 days", as_of=day) == (
-        "answered 3 of 10 when asked whether they would recommend you, 3 days ago; "
-        "one of your best customers, no contact for 100 days")
-    assert plain_reason("open deal 'Workshop' (2,000 EUR, 40% win chance) idle for 91 days", as_of=day) == (
-        "deal 'Workshop' with no news for 91 days")  # as the desk's own list of quiet deals says it
-    assert plain_reason("something new", as_of=day) == "something new"
 
 
 def test_done_logs_an_interaction_and_takes_the_person_off_the_list(demo_desk):
@@ -912,3 +902,17 @@ def test_an_open_task_is_done_from_the_timeline_and_undone(desk, db):
     assert "call about the order (done)" in texts(desk.timeline)
     desk.editor.undo.click()
     assert db.table("tasks").get(task)["done_at"] is None and count(db, "interactions") == 0
+
+
+def test_anniversaries_are_the_first_paid_orders_of_this_week_in_past_years(demo_desk):
+    from crm_helpers.analyses.features import customer_features
+    from crm_helpers.desk import ANNIVERSARY_DAYS, book_today
+
+    db, day = demo_desk.db, dt.date(2026, 10, 30)
+    first = customer_features(db, day).dropna(subset=["first_order"])
+    window = {(day + dt.timedelta(days=n)).strftime("%m-%d") for n in range(ANNIVERSARY_DAYS)}
+    expected = set(first.loc[first["first_order"].dt.strftime("%m-%d").isin(window)
+                             & (first["first_order"].dt.year < day.year), "customer_id"])
+    found = book_today(db, day).anniversaries
+    assert expected and {i.customer_id for i in found} == expected
+    assert all(i.kind == "anniversary" and " as a customer " in i.why for i in found)

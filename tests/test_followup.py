@@ -4,6 +4,7 @@ the list is ranked by money at stake, and its CSV, count and headline are one nu
 from __future__ import annotations
 
 import csv
+import string
 import datetime as dt
 
 import pandas as pd
@@ -152,3 +153,44 @@ def test_an_idle_deal_counts_its_expected_value_and_a_contact_after_it_went_idle
     assert queue.table["customer_id"].tolist() == ["D"]
     assert queue.table.loc[0, "money_at_stake"] == 800.0
     assert queue.table.loc[0, "reasons"] == "open deal 'Workshop' (2,000, 40% win chance) idle for 91 days"
+
+
+def test_every_reason_carries_its_plain_wording_and_the_facts_it_was_made_from(demo):
+    db, queue = demo
+    for key, wording in fu.REASON_WORDINGS.items():  # two whole sentences with the same named placeholders
+        assert wording.kind in fu.REASON_LABELS and wording.text and wording.plain, key
+        names = [name for text in (wording.text, wording.plain) for _, name, _, _ in string.Formatter().parse(text)
+                 if name is not None]
+        assert all(name.isidentifier() for name in names), f"{key}: placeholders are named, for the translators"
+    kinds = set()
+    for row in queue.table.itertuples():
+        reasons = queue.reasons[row.customer_id]
+        assert reasons and row.reasons == "; ".join(r.text for r in reasons)  # the pack's column is made from them
+        for reason in reasons:
+            assert reason.wording in fu.REASON_WORDINGS and reason.facts, reason
+            assert reason.plain and "{" not in reason.plain and reason.plain != reason.text, reason
+            kinds.add(reason.kind)
+    assert kinds == set(queue.by_reason.loc[queue.by_reason["people"] > 0, "reason"].map(
+        {label: kind for kind, label in fu.REASON_LABELS.items()}))
+    assert queue.plain_reasons("nobody") == []
+
+
+def test_plain_reasons_say_what_happened_and_when():
+    db = memory_db()
+    db.table("customers").insert_all([{"customer_id": c, "name": f"Person {c}"} for c in "DFG"])
+    db.table("opportunities").insert({"opportunity_id": "opD", "customer_id": "D", "title": "Workshop",
+                                      "source": "referral", "stage": "proposal", "amount": 2000.0, "probability": 0.4,
+                                      "opened_at": "2026-07-01", "last_activity_at": "2026-08-01"})
+    db.table("feedback").insert_all([
+        {"feedback_id": "fF", "customer_id": "F", "submitted_at": "2026-10-28 09:00:00", "nps": 3},
+        {"feedback_id": "fG", "customer_id": "G", "submitted_at": "2026-10-30 09:00:00", "nps": 5}])
+    queue = fu.follow_up_queue(db, AS_OF, scored=sc.score_customers(db, AS_OF, model=None),
+                               pipeline=ls.open_pipeline(opportunities_as_of(db, AS_OF), None))
+    assert queue.plain_reasons("F") == ["answered 3 of 10 when asked whether they would recommend you, 3 days ago"]
+    assert queue.plain_reasons("G") == ["answered 5 of 10 yesterday when asked whether they would recommend you"]
+    assert queue.plain_reasons("D") == ["deal 'Workshop' with no news for 91 days"]
+    (deal,) = queue.reasons["D"]
+    assert (deal.kind, deal.facts["days"], deal.facts["chance"]) == ("stale", "91", "40")
+    assert deal.text == "open deal 'Workshop' (2,000, 40% win chance) idle for 91 days"
+    (answer,) = queue.reasons["F"]
+    assert (answer.facts["score"], answer.facts["days"], answer.text) == ("3", 3, "detractor: NPS 3 on 2026-10-28")

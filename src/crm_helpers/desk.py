@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -39,8 +40,8 @@ from sqlite_utils import Database
 from crm_helpers.errors import CrmError
 from crm_helpers.ingest import entry
 from crm_helpers.analyses import followup
-from crm_helpers.store.queries import store_currency
-from crm_helpers.analyses.features import as_date, customer_features
+from crm_helpers.store.queries import memoized, store_currency
+from crm_helpers.analyses.features import as_date
 from crm_helpers.analyses.sales import opportunities_as_of, stale_opportunities
 from crm_helpers.store.schema import (
     INTERACTION_CHANNELS,
@@ -59,6 +60,9 @@ from crm_helpers.store.connection import open_db, write_transaction
 from crm_helpers.store.facts import (
     contacted_since_sql,
     deal_overdue,
+    next_day,
+    on_or_before_sql,
+    paid,
     task_due_sql,
     task_open_sql,
     ticket_open_now_sql,
@@ -545,10 +549,11 @@ class OrderForm(_Form):
         self.clear_lines = widgets.Button(description="Clear lines")
         self.clear_lines.on_click(lambda _: self._set_lines([]))
         self.save = self._button("Record order", self._save)
+        self.currency = ""
         self.refresh()
 
     def refresh(self) -> None:
-        self.currency = store_currency(self.desk.db) or "EUR"
+        self.currency = self.currency or store_currency(self.desk.db) or "EUR"  # read once: a pass over the orders
         rows = self.desk.db.execute("SELECT product_id, name, unit_price FROM products ORDER BY name").fetchall()
         self.prices = {pid: price for pid, _, price in rows}
         _set_options(self.fields["product_id"], [
@@ -1033,11 +1038,16 @@ class TodayLine:
                 f"<span class='desk-why'>{html.escape('; '.join(self.reasons))}</span>")
 
 
+def call_list(db: Database, as_of: dt.date) -> followup.FollowUpQueue:
+    """The call list of notebook 03 (:func:`followup.follow_up_queue_as_of`, the same triggers, reasons,
+    contacts and money at stake; only the logistic model is fitted, the one that scores) as of
+    ``as_of``; memoized on the store's state, so a standby kernel's scoring is the page's."""
+    return followup.follow_up_queue_as_of(db, as_of, kinds=("logistic",))
+
+
 def follow_up(db: Database, as_of: dt.date, *, top_n: int = SHOWN_ROWS) -> pd.DataFrame:
-    """The call list of notebook 03 (:func:`followup.follow_up_queue_as_of`, the same triggers, contacts
-    and money at stake; only the logistic model is fitted, the one that scores) as of ``as_of``, its
-    ``top_n`` first: :data:`followup.QUEUE_COLUMNS`."""
-    return followup.follow_up_queue_as_of(db, as_of, kinds=("logistic",)).table.head(top_n)
+    """The ``top_n`` first rows of :func:`call_list` as of ``as_of``: :data:`followup.QUEUE_COLUMNS`."""
+    return call_list(db, as_of).table.head(top_n)
 
 
 def _due_tasks(db: Database, as_of: dt.date) -> list[TodayItem]:
@@ -1052,48 +1062,90 @@ def _due_tasks(db: Database, as_of: dt.date) -> list[TodayItem]:
     return items
 
 
-def today_items(db: Database, as_of: dt.date, *, queue: pd.DataFrame | None = None) -> list[TodayItem]:
+@dataclass(frozen=True)
+class BookToday:
+    """The parts of Today read from the whole book, computed once per store state and day
+    (:func:`book_today`): the call list (``queue``), open deals gone quiet or overdue (``deals``) and
+    first-purchase anniversaries (``anniversaries``). A save at the desk does not recompute them
+    (seconds on a large store); the people it concerns leave Today at once by :func:`today_items`'
+    rules (contacted, snoozed, erased), and the next page, or the standby kernel after any write,
+    computes them afresh."""
+
+    queue: followup.FollowUpQueue
+    deals: tuple[TodayItem, ...]
+    anniversaries: tuple[TodayItem, ...]
+
+
+@memoized
+def book_today(db: Database, as_of: dt.date) -> BookToday:
+    """:class:`BookToday` as of ``as_of``: :func:`call_list`, :func:`_deals` and :func:`_anniversaries`.
+    Memoized on the store's state (:func:`~crm_helpers.store.queries.memoized`), so the standby
+    kernel's computation (:func:`warm_up`) is the page's; treat it as read-only."""
+    return BookToday(call_list(db, as_of), tuple(_deals(db, as_of)), tuple(_anniversaries(db, as_of)))
+
+
+def today_items(db: Database, as_of: dt.date, *, book: BookToday | None = None) -> list[TodayItem]:
     """What to do today, in the order of :data:`KINDS`: tasks due or overdue (the oldest first), the
-    follow-up queue (``queue``, default :func:`follow_up`; its reasons in plain words,
-    :func:`followup.plain_reason`), open tickets by age (oldest first), open deals gone quiet
-    (:func:`crm_helpers.store.facts.deal_stale`, more than :data:`~crm_helpers.store.facts.STALE_DAYS`
-    days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`), and first-purchase anniversaries
-    in the next :data:`ANNIVERSARY_DAYS` days.
+    head of the call list (``book.queue``, default :func:`book_today`; each reason in the owner's
+    words, :attr:`followup.Reason.plain`, worded from the same facts as the pack's), open tickets by
+    age (oldest first), open deals gone quiet or overdue and first-purchase anniversaries in the next
+    :data:`ANNIVERSARY_DAYS` days (``book``'s). Tasks and tickets are read now.
     Apart from tasks, people contacted on or since ``as_of`` and not later than now (an interaction
     logged: one dated in the future has not happened yet, so it hides nobody), people with an open
     task due later (snoozed) and erased people are left out; at most :data:`SHOWN_ROWS` per kind."""
-    queue = follow_up(db, as_of) if queue is None else queue
+    book = book_today(db, as_of) if book is None else book
     items = _due_tasks(db, as_of)
-    items += [TodayItem(r.customer_id, followup.plain_reason(r.reasons, as_of=as_of), "follow-up")
-              for r in queue.itertuples()]
+    items += [TodayItem(cid, "; ".join(book.queue.plain_reasons(cid)), "follow-up")
+              for cid in book.queue.table["customer_id"].head(SHOWN_ROWS)]
     tickets = backlog(db, as_of)
     items += [TodayItem(r.customer_id, f"{_text(r.category) or 'ticket'} open for {r.age_days:.0f} days"
                         + ("" if r.answered else ", not answered yet"), "ticket")
               for r in tickets.sort_values("age_days", ascending=False).itertuples()]
+    items += [*book.deals, *book.anniversaries]
+    return _shown(db, as_of, items)
+
+
+def _deals(db: Database, as_of: dt.date) -> list[TodayItem]:
+    """Open deals gone quiet (:func:`crm_helpers.store.facts.deal_stale`, more than
+    :data:`~crm_helpers.store.facts.STALE_DAYS` days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`)."""
     opps = opportunities_as_of(db, as_of)
     quiet = stale_opportunities(opps)
-    items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' with no news for "
-                        f"{r.days_since_activity} days", "deal") for r in quiet.itertuples()]
+    items = [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' with no news for "
+                       f"{r.days_since_activity} days", "deal") for r in quiet.itertuples()]
     overdue = opps[deal_overdue(opps["status_at"], opps["expected_close"], as_of=as_of)
                    & ~opps["opportunity_id"].isin(quiet["opportunity_id"])]
     items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' was expected to close on "
                         f"{r.expected_close:%Y-%m-%d}", "deal") for r in overdue.itertuples()]
-    items += _anniversaries(db, as_of)
-    return _shown(db, as_of, items)
+    return items
+
+
+_FIRST_ORDERS_SQL = f"""
+SELECT customer_id, MIN(order_date) FROM orders NOT INDEXED
+WHERE {paid()} AND customer_id IS NOT NULL AND {on_or_before_sql("order_date")}
+GROUP BY customer_id HAVING substr(MIN(order_date), 6, 5) IN (SELECT value FROM json_each(:days))
+"""
+"""Customers whose first paid order (``customer_features``' ``first_order``) fell on one of the
+month-days ``:days`` (a JSON list of ``MM-DD``), with that order's date; one pass over the orders,
+without a row per customer in Python."""
 
 
 def _anniversaries(db: Database, as_of: dt.date) -> list[TodayItem]:
-    first = customer_features(db, as_of)[["customer_id", "first_order"]].dropna()
+    """First-purchase anniversaries (1 year or more) in the :data:`ANNIVERSARY_DAYS` days from ``as_of``;
+    a first order on 29 February is remembered on 28 February in a common year."""
+    window = [as_of + dt.timedelta(days=n) for n in range(ANNIVERSARY_DAYS)]
+    days = {f"{d:%m-%d}" for d in window} | ({"02-29"} if any((d.month, d.day) == (2, 28) for d in window) else set())
+    rows = db.execute(_FIRST_ORDERS_SQL, {"days": json.dumps(sorted(days)), "end_next": next_day(as_of)}).fetchall()
     items = []
-    for r in first.itertuples():
-        for years in (as_of.year - r.first_order.year, as_of.year - r.first_order.year + 1):
+    for customer_id, first_text in sorted(rows):
+        first = dt.date.fromisoformat(str(first_text)[:10])
+        for years in (as_of.year - first.year, as_of.year - first.year + 1):
             try:
-                day = r.first_order.date().replace(year=r.first_order.year + years)
+                day = first.replace(year=first.year + years)
             except ValueError:  # 29 February in a common year
-                day = r.first_order.date().replace(year=r.first_order.year + years, day=28)
+                day = first.replace(year=first.year + years, day=28)
             if years >= 1 and 0 <= (day - as_of).days < ANNIVERSARY_DAYS:
                 when = "today" if day == as_of else f"on {day:%A %d %B}"
-                items.append(TodayItem(r.customer_id, f"{years} year{'s' * (years > 1)} as a customer {when}",
+                items.append(TodayItem(customer_id, f"{years} year{'s' * (years > 1)} as a customer {when}",
                                        "anniversary"))
     return items
 
@@ -1102,26 +1154,38 @@ def _shown(db: Database, as_of: dt.date, items: list[TodayItem]) -> list[TodayIt
     """Leave out, except tasks, people contacted since ``as_of`` began, up to now
     (:func:`facts.contacted_since_sql`, the call list's rule: a contact dated in the future does not
     count) and people with an open task due after ``as_of`` (snoozed); leave out people the desk may
-    not show; cap each kind."""
+    not show; cap each kind. Reads, in batches by key, only the people it needs to fill each kind's
+    :data:`SHOWN_ROWS`, not the whole book (thousands of open tickets on a large store)."""
     until = (dt.datetime.now() + dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
-    contacted = {r[0] for r in db.execute(
-        "SELECT customer_id FROM customers AS c WHERE " + contacted_since_sql("c.customer_id", ":since", until=":until"),
-        {"since": as_of.isoformat(), "until": until})}
     later = {r[0] for r in db.execute(f"SELECT customer_id FROM {TASKS.name} WHERE customer_id IS NOT NULL AND "
                                       f"{task_open_sql()} AND NOT {task_due_sql(':day')}", {"day": as_of.isoformat()})}
-    ids = sorted({i.customer_id for i in items if i.customer_id is not None})
-    shown: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        shown |= {r[0] for r in db.execute(f"SELECT customer_id FROM customers WHERE {_CONTACTABLE} AND customer_id IN "
-                                           f"({','.join('?' * len(chunk))})", chunk).fetchall()}
+    known: dict[str, tuple[bool, bool]] = {}  # customer_id: (the desk may show them, contacted since as_of began)
+
+    def look_up(ids: set[str]) -> None:
+        chunk = sorted(ids - known.keys())
+        if chunk:
+            rows = db.execute(f"SELECT c.customer_id, {contacted_since_sql('c.customer_id', '?', until='?')} FROM "
+                              f"customers AS c WHERE {_CONTACTABLE} AND c.customer_id IN ({','.join('?' * len(chunk))})",
+                              [as_of.isoformat(), until, *chunk]).fetchall()
+            known.update({cid: (False, False) for cid in chunk})
+            known.update({cid: (True, bool(was)) for cid, was in rows})
+
+    def keep(item: TodayItem) -> bool:
+        if item.customer_id is None:
+            return item.kind == "task"
+        showable, contacted = known[item.customer_id]
+        return showable and (item.kind == "task" or not contacted and item.customer_id not in later)
+
     kept: list[TodayItem] = []
     for kind in KINDS:
-        mine = [i for i in items if i.kind == kind and (i.customer_id is None and kind == "task"
-                                                        or i.customer_id in shown)]
-        if kind != "task":
-            mine = [i for i in mine if i.customer_id not in contacted | later]
-        kept += mine[:SHOWN_ROWS]
+        mine, taken = [i for i in items if i.kind == kind], []
+        for start in range(0, len(mine), 100):
+            batch = mine[start:start + 100]
+            look_up({i.customer_id for i in batch if i.customer_id is not None})
+            taken += [i for i in batch if keep(i)]
+            if len(taken) >= SHOWN_ROWS:
+                break
+        kept += taken[:SHOWN_ROWS]
     return kept
 
 
@@ -1168,9 +1232,10 @@ class TodayList(_Undoable):
     "Done" logs the contact now (the channel and optional note above the list) and marks the
     person's due tasks done, in one transaction; "Snooze" moves their due tasks to the day in
     "Snooze to" (default tomorrow), or, for a person without one, writes a task for that day, so
-    they leave Today until then. "Undo" takes the last one back. The follow-up queue is computed
-    once (:meth:`recompute`; in the desk server's standby kernel before the page opens, see
-    :func:`warm_up`); the lines are re-read after every save."""
+    they leave Today until then. "Undo" takes the last one back. The book-wide parts (the call
+    list, quiet deals, anniversaries: :func:`book_today`) are computed once (:meth:`recompute`; in
+    the desk server's standby kernel before the page opens, see :func:`warm_up`); tasks, tickets and
+    who was contacted or snoozed are re-read after every save."""
 
     def __init__(self, desk: "Desk") -> None:
         self.desk = desk
@@ -1189,19 +1254,21 @@ class TodayList(_Undoable):
         self.lines: list[TodayLine] = []
         self.buttons: dict[str, tuple[widgets.Button, widgets.Button]] = {}
         self.html_style = HTMLStyle()
-        self.queue: pd.DataFrame | None = None
+        self.book: BookToday | None = None
 
     def recompute(self) -> None:
-        """Score the customers again (a few seconds on a large store) and redraw."""
-        self.queue = follow_up(self.desk.db, self.desk.today)
+        """Score the customers again (seconds on a large store, none when the standby kernel has)
+        and redraw."""
+        self.book = book_today(self.desk.db, self.desk.today)
         self.refresh()
 
     def refresh(self) -> None:
-        """Redraw from the store, with the follow-up queue computed last."""
-        if self.queue is None:
+        """Redraw from the store (tasks, tickets, who was contacted or snoozed), with the book's
+        parts (:class:`BookToday`) as last computed."""
+        if self.book is None:
             self.recompute()
             return
-        self.items = today_items(self.desk.db, self.desk.today, queue=self.queue)
+        self.items = today_items(self.desk.db, self.desk.today, book=self.book)
         self.lines = today_lines(self.desk.db, self.items)
         self.buttons = {}
         rows: list[widgets.Widget] = [widgets.HTML(f"<h3>Today ({len(self.lines)})</h3>"
@@ -1303,14 +1370,15 @@ def _store_version(db: Database) -> tuple[int, str]:
 def warm_up(db_path: str = "", *, poll_s: float = STANDBY_POLL_S) -> None:
     """Make this kernel ready for the desk's next page (the desk server's standby kernel,
     :func:`crm_helpers.desk_server.standby_kernel_manager`): open the store at ``db_path`` (blank: the
-    default store), score today's call list (:func:`follow_up`, memoized on the store's state), and
+    default store), compute today's book-wide parts of Today (:func:`book_today`: the call list scored,
+    quiet deals, anniversaries; memoized on the store's state), and
     score it again once after each write by anyone (looked for every ``poll_s`` seconds) until a
     page takes the kernel (:meth:`Desk.open` with the same ``db_path``), so the page shows it at
     once. Only one standby per kernel: calling it again replaces the first."""
     global _standby
     _release_standby()
     db = open_db(db_path or None)
-    follow_up(db, dt.date.today())
+    book_today(db, dt.date.today())
     stop = threading.Event()
 
     def watch() -> None:
@@ -1318,7 +1386,7 @@ def warm_up(db_path: str = "", *, poll_s: float = STANDBY_POLL_S) -> None:
         while not stop.wait(poll_s):
             now = _store_version(db)
             if now != seen:
-                follow_up(db, dt.date.today())
+                book_today(db, dt.date.today())
                 seen = now
 
     watcher = threading.Thread(target=watch, name="desk-standby", daemon=True)
@@ -1460,7 +1528,7 @@ class Desk:
         """After a save or an undo: re-read the selection, the forms' lists and the Today list."""
         self.drop_gone()
         self.select(self.customer_id)
-        if self.today_list.queue is not None:
+        if self.today_list.book is not None:
             self.today_list.refresh()
 
     def entry_panel(self) -> widgets.Widget:
@@ -1472,7 +1540,7 @@ class Desk:
                              widgets.HTML("<b>Add something new</b>"), tabs])
 
     def today_panel(self) -> widgets.Widget:
-        """The Today list (computes the follow-up queue the first time)."""
-        if self.today_list.queue is None:
+        """The Today list (computes its book-wide parts, :func:`book_today`, the first time)."""
+        if self.today_list.book is None:
             self.today_list.recompute()
         return self.today_list.widget()

@@ -21,8 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,7 @@ from crm_helpers.store.facts import (
     ticket_open_sql,
 )
 from crm_helpers.analyses.features import as_date
-from crm_helpers.i18n import t, tn
+from crm_helpers.i18n import t
 from crm_helpers.store.values import Headline, money
 from crm_helpers.store.schema import TASKS
 from crm_helpers.store.safe_csv import write_safe_csv
@@ -127,6 +126,72 @@ REASON_LABELS = {"complaint": "open complaint ticket", "detractor": "recent detr
                  "no_contact": "valuable, not contacted lately"}
 """The triggers that put a person on the call list, in words (the order of the page's count table)."""
 
+@dataclass(frozen=True)
+class ReasonWording:
+    """How one trigger is said, as two whole sentences with the same named placeholders: ``text``
+    in the pack's words (the call list's ``reasons`` column, the CSV file, the index) and ``plain``
+    in the owner's words (the desk's Today). Both are filled from the same facts, so no page
+    re-reads the other's sentence."""
+
+    kind: str
+    text: str
+    plain: str
+
+
+REASON_WORDINGS = {
+    "complaint": ReasonWording("complaint", "open complaint ticket", "has an open complaint"),
+    "complaints": ReasonWording("complaint", "{count} open complaint tickets", "has {count} open complaints"),
+    "detractor": ReasonWording("detractor", "detractor: NPS {score} on {day}",
+                               "answered {score} of 10 when asked whether they would recommend you, {days} days ago"),
+    "detractor_yesterday": ReasonWording(
+        "detractor", "detractor: NPS {score} on {day}",
+        "answered {score} of 10 yesterday when asked whether they would recommend you"),
+    "detractor_today": ReasonWording("detractor", "detractor: NPS {score} on {day}",
+                                     "answered {score} of 10 today when asked whether they would recommend you"),
+    "lapsed": ReasonWording("lapsed", "lapsed top spender: {spent} to date, no order since {last_order}",
+                            "one of your biggest buyers ({spent} so far), no order since {last_order}"),
+    "cant_lose": ReasonWording("cant_lose", "Can't Lose Them: {orders} orders, none for {days} days",
+                               "bought {orders} times, but nothing for {days} days"),
+    "churn": ReasonWording(
+        "churn", "valuable (score {score}), likely to leave (churn model): chance up from {before}% to {now}%",
+        "one of your best customers, and the chance they stop buying rose from {before} % to {now} %"),
+    "never_contacted": ReasonWording("no_contact", "valuable, never contacted",
+                                     "one of your best customers, never contacted"),
+    "no_contact": ReasonWording("no_contact", "valuable, no contact for {days} days",
+                                "one of your best customers, no contact for {days} days"),
+    "stale_chance": ReasonWording("stale", "open deal '{title}' ({amount}, {chance}% win chance) idle for {days} days",
+                                  "deal '{title}' with no news for {days} days"),
+    "stale": ReasonWording("stale", "open deal '{title}' ({amount}) idle for {days} days",
+                           "deal '{title}' with no news for {days} days"),
+}
+"""Every way a trigger of the call list is worded, by key; a trigger is built with its key and its
+facts (:class:`Reason`), never as a sentence to be parsed later."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One uncontacted trigger of one person on the call list: its ``kind`` (a key of
+    :data:`REASON_LABELS`), its ``wording`` (a key of :data:`REASON_WORDINGS`) and the ``facts`` it was
+    made from (the placeholders' values: e.g. ``score``, ``day``, ``days`` since, ``spent`` in the
+    store's currency). :attr:`text` and :attr:`plain` are the same reason in the pack's and the
+    owner's words."""
+
+    customer_id: str
+    kind: str
+    wording: str
+    facts: dict
+
+    @property
+    def text(self) -> str:
+        """The reason in the pack's words (the call list's ``reasons`` column)."""
+        return t(REASON_WORDINGS[self.wording].text, **self.facts)
+
+    @property
+    def plain(self) -> str:
+        """The reason in the owner's words (the desk's Today)."""
+        return t(REASON_WORDINGS[self.wording].plain, **self.facts)
+
+
 QUEUE_COLUMNS = ["customer_id", "name", "email", "money_at_stake", "reasons", "yearly_value", "churn_probability",
                  "value_score", "last_order", "last_contact"]
 """Columns of the follow-up queue (and of its CSV file): ``money_at_stake`` and ``yearly_value`` are in
@@ -149,6 +214,13 @@ class FollowUpQueue:
     by_reason: pd.DataFrame
     top_n: int = 20
     currency: str = ""
+    reasons: dict[str, tuple[Reason, ...]] = field(default_factory=dict)
+    """Each person's uncontacted triggers (:class:`Reason`), by customer_id, in the order of the
+    table's ``reasons`` column (which joins their :attr:`Reason.text`)."""
+
+    def plain_reasons(self, customer_id: str) -> list[str]:
+        """Why ``customer_id`` is on the list, one plain sentence per trigger (the desk's Today)."""
+        return [reason.plain for reason in self.reasons.get(customer_id, ())]
 
     @property
     def candidates(self) -> int:
@@ -273,58 +345,63 @@ def follow_up_queue(
     valuable = s["value_score"].fillna(0) >= valuable_score
     triggers: list[pd.DataFrame] = []
 
-    def add(mask: pd.Series, kind: str, text: pd.Series, since: pd.Series | str) -> None:
+    def add(mask: pd.Series, kind: str, wording: pd.Series | str, facts: pd.DataFrame,
+            since: pd.Series | str) -> None:
+        """Add the people of ``mask`` as ``kind`` triggers, each worded by its :data:`REASON_WORDINGS`
+        key (``wording``) from its row of ``facts`` (the placeholders' values), since ``since``."""
         mask = mask.fillna(False).astype(bool)
         if mask.any():
-            since_text = since[mask].to_numpy() if isinstance(since, pd.Series) else since
             triggers.append(pd.DataFrame({"customer_id": mask.index[mask], "kind": kind,
-                                          "text": text[mask].to_numpy(), "since": since_text}))
+                                          "wording": wording[mask].to_numpy() if isinstance(wording, pd.Series)
+                                          else wording, "facts": facts[mask].to_dict("records"),
+                                          "since": since[mask].to_numpy() if isinstance(since, pd.Series) else since}))
 
     unhappy = unhappy_customers(db, day, lookback_days=lookback_days).set_index("customer_id")
-    add(unhappy["open_complaints"] > 0, "complaint",
-        unhappy["open_complaints"].map(lambda n: tn("open complaint ticket", "{n} open complaint tickets", n=n)),
-        unhappy["newest_open_complaint"].astype(str))
+    complaints = unhappy["open_complaints"]
+    add(complaints > 0, "complaint", complaints.map(lambda n: "complaint" if n == 1 else "complaints"),
+        pd.DataFrame({"count": complaints}), unhappy["newest_open_complaint"].astype(str))
+    answered = unhappy["answered_at"].astype("string").str[:10]
+    ago = (pd.Timestamp(day) - pd.to_datetime(answered, errors="coerce")).dt.days.astype("Int64")
     add(unhappy["last_nps"].notna(), "detractor",
-        _sentences("detractor: NPS {nps} on {day}", nps=unhappy["last_nps"].astype("Int64").astype("string").fillna(""),
-                   day=unhappy["answered_at"].astype(str).str[:10]), unhappy["answered_at"].astype(str))
+        ago.map(lambda n: {0: "detractor_today", 1: "detractor_yesterday"}.get(n, "detractor")),
+        pd.DataFrame({"score": unhappy["last_nps"].astype("Int64").astype("string").fillna(""), "day": answered,
+                      "days": ago}), unhappy["answered_at"].astype(str))
     buyers = s.loc[s["frequency"] > 0]
     if len(buyers):
         lapsed = _lapsed(db, day, lapse_months=lapse_months).reindex(buyers.index)
         top = percentile_rank(buyers["monetary"]) >= 1 - top_spender_share
-        add(top & lapsed.notna(), "lapsed",
-            _sentences("lapsed top spender: {money} to date, no order since {day}",
-                       money=_amounts(buyers["monetary"], currency), day=buyers["last_order"].dt.strftime("%Y-%m-%d")),
-            lapsed.astype(str))
+        add(top & lapsed.notna(), "lapsed", "lapsed",
+            pd.DataFrame({"spent": _amounts(buyers["monetary"], currency),
+                          "last_order": buyers["last_order"].dt.strftime("%Y-%m-%d")}), lapsed.astype(str))
         rfm = rfm_table(buyers.reset_index()).set_index("customer_id")
         quiet_after = rfm.loc[rfm["r_score"] <= 2, "recency_days"].min()
         quiet = rfm["segment"].reindex(buyers.index) == "Can't Lose Them"
         if quiet.any():
-            add(quiet, "cant_lose", _sentences("Can't Lose Them: {orders} orders, none for {days} days",
-                                               orders=buyers["frequency"].astype(str),
-                                               days=buyers["recency_days"].astype("Int64").astype("string").fillna("")),
+            add(quiet, "cant_lose", "cant_lose",
+                pd.DataFrame({"orders": buyers["frequency"].astype(str),
+                              "days": buyers["recency_days"].astype("Int64").astype("string").fillna("")}),
                 (buyers["last_order"] + pd.to_timedelta(quiet_after, unit="D")).dt.strftime("%Y-%m-%d"))
     now, then = s["churn_probability"], s["churn_probability_prev"]
     rising = valuable & (now >= risk_threshold) & ((now - then.fillna(now)) >= rising_by)
-    add(rising, "churn", _sentences("valuable (score {score}), likely to leave (churn model): chance up from {before}% "
-                                    "to {now}%", score=_whole(s["value_score"]), before=_whole(100 * then),
-                                    now=_whole(100 * now)), before.isoformat())
+    add(rising, "churn", "churn",
+        pd.DataFrame({"score": _whole(s["value_score"]), "before": _whole(100 * then), "now": _whole(100 * now)}),
+        before.isoformat())
     silent = valuable & (s["days_since_contact"].isna() | (s["days_since_contact"] > no_contact_days))
-    add(silent, "no_contact", s["days_since_contact"].map(
-        lambda d: t("valuable, never contacted") if pd.isna(d) else t("valuable, no contact for {days} days",
-                                                                       days=int(d))),
-        (day - dt.timedelta(days=no_contact_days)).isoformat())
+    add(silent, "no_contact", s["days_since_contact"].map(lambda d: "never_contacted" if pd.isna(d) else "no_contact"),
+        pd.DataFrame({"days": _whole(s["days_since_contact"])}), (day - dt.timedelta(days=no_contact_days)).isoformat())
     stale = pipeline.loc[deal_stale(pipeline["days_since_activity"], stale_days)]
     if len(stale):
         amount = stale["amount"].astype("float64").fillna(0)
         chance = stale["win_probability"].astype("float64").fillna(stale["probability"].astype("float64"))
-        fields = dict(title=stale["title"].fillna(t("untitled")).astype(str), money=_amounts(amount, currency),
-                      chance=chance.map(lambda p: "" if pd.isna(p) else f"{100 * p:.0f}"),
-                      days=stale["days_since_activity"].astype(int).astype(str))
-        text = _sentences("open deal '{title}' ({money}, {chance}% win chance) idle for {days} days", **fields).where(
-            chance.notna(), _sentences("open deal '{title}' ({money}) idle for {days} days", **fields))
+        facts = pd.DataFrame({"title": stale["title"].fillna("untitled").astype(str),
+                              "amount": _amounts(amount, currency),
+                              "chance": chance.map(lambda p: "" if pd.isna(p) else f"{100 * p:.0f}"),
+                              "days": stale["days_since_activity"].astype(int).astype(str)})
         idle_since = pd.Timestamp(day) - pd.to_timedelta(stale["days_since_activity"].astype(int) - stale_days, unit="D")
         triggers.append(pd.DataFrame({"customer_id": stale["customer_id"].to_numpy(), "kind": "stale",
-                                      "text": text.to_numpy(), "since": idle_since.dt.strftime("%Y-%m-%d").to_numpy(),
+                                      "wording": chance.isna().map({True: "stale", False: "stale_chance"}).to_numpy(),
+                                      "facts": facts.to_dict("records"),
+                                      "since": idle_since.dt.strftime("%Y-%m-%d").to_numpy(),
                                       "deal": (amount * chance.fillna(0)).to_numpy()}))
     if not triggers:
         return FollowUpQueue(pd.DataFrame(columns=QUEUE_COLUMNS), _reason_counts(pd.DataFrame(columns=["kind"])),
@@ -333,28 +410,26 @@ def follow_up_queue(
     if "deal" not in long:
         long["deal"] = np.nan
     long = long.loc[~_contacted_since(db, long, day)].drop(columns="since")
+    order = {kind: i for i, kind in enumerate(REASON_LABELS)}
+    long = long.assign(rank=long["kind"].map(order)).sort_values(["customer_id", "rank"], kind="stable")
+    reasons: dict[str, list[Reason]] = {}
+    for customer_id, kind, wording, facts in zip(long["customer_id"], long["kind"], long["wording"], long["facts"]):
+        reasons.setdefault(customer_id, []).append(Reason(customer_id, kind, wording, facts))
+    long["text"] = [r.text for person in reasons.values() for r in person]
     unhappy_ids = long.loc[long["kind"].isin(["complaint", "detractor"]), "customer_id"].unique()
     unhappy_chance = unhappy_leave_chance(db, day, orders=s["frequency"].reindex(unhappy_ids), horizon_days=horizon_days)
     return FollowUpQueue(_ranked(db, long, scored=s, day=day, unhappy_chance=unhappy_chance), _reason_counts(long),
-                         top_n, currency)
-
-
-def _sentences(message: str, **columns: pd.Series) -> pd.Series:
-    """``message`` in the pack's language (:func:`crm_helpers.i18n.t`), one per row of the aligned
-    ``columns`` (text already formatted), filled from that row."""
-    frame = pd.DataFrame(columns)
-    return pd.Series([t(message, **row) for row in frame.to_dict("records")], index=frame.index, dtype=object)
+                         top_n, currency, {c: tuple(r) for c, r in reasons.items()})
 
 
 def _ranked(db: Database, long: pd.DataFrame, *, scored: pd.DataFrame, day: dt.date,
             unhappy_chance: pd.Series) -> pd.DataFrame:
-    """One row per person of the triggers ``long`` (customer_id, kind, text, since, deal), ranked (see
+    """One row per person of the triggers ``long`` (customer_id, kind, text, deal; each person's in the
+    order of :data:`REASON_LABELS`), ranked (see
     :func:`follow_up_queue`), with the columns :data:`QUEUE_COLUMNS`; ``unhappy_chance`` is the measured
     chance of leaving of the unhappy people, by customer_id."""
     if long.empty:
         return pd.DataFrame(columns=QUEUE_COLUMNS)
-    order = {kind: i for i, kind in enumerate(REASON_LABELS)}
-    long = long.assign(rank=long["kind"].map(order)).sort_values(["customer_id", "rank"])
     queue = long.groupby("customer_id", sort=True).agg(reasons=("text", "; ".join), deal=("deal", "max"))
     ids = queue.index
     years = (scored["tenure_days"].reindex(ids).astype("float64") / 365.25).clip(lower=1.0)
@@ -470,45 +545,6 @@ def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = LOOKBACK_DAY
     frame.insert(3, "reason", (nps_part + "; " + complaint_part).str.strip("; "))
     return frame.sort_values(["open_complaints", "last_nps", "customer_id"], ascending=[False, True, True],
                              na_position="last", ignore_index=True)
-
-
-def _ago(day: str, as_of: dt.date) -> str:
-    """``day`` (ISO) as "today", "yesterday", "3 days ago" as of ``as_of``."""
-    days = (as_of - dt.date.fromisoformat(day[:10])).days
-    return {0: "today", 1: "yesterday"}.get(days, f"{days} days ago")
-
-
-_PLAIN = (
-    (r"detractor: NPS (\d+) on ([\d-]+)",
-     lambda m, d: f"answered {m[1]} of 10 when asked whether they would recommend you, {_ago(m[2], d)}"),
-    (r"open complaint ticket", lambda m, d: "has an open complaint"),
-    (r"(\d+) open complaint tickets", lambda m, d: f"has {m[1]} open complaints"),
-    (r"lapsed top spender: (.+) to date, no order since ([\d-]+)",
-     lambda m, d: f"one of your biggest buyers ({m[1]} so far), no order since {m[2]}"),
-    (r"Can't Lose Them: (\d+) orders, none for (\d+) days",
-     lambda m, d: f"bought {m[1]} times, but nothing for {m[2]} days"),
-    (r"valuable \(score \d+\), likely to leave \(churn model\): chance up from (\d+)% to (\d+)%",
-     lambda m, d: f"one of your best customers; the chance they stop buying rose from {m[1]} % to {m[2]} %"),
-    (r"valuable, never contacted", lambda m, d: "one of your best customers, never contacted"),
-    (r"valuable, no contact for (\d+) days", lambda m, d: f"one of your best customers, no contact for {m[1]} days"),
-    (r"open deal '(.*)' \(.+?\) idle for (\d+) days", lambda m, d: f"deal '{m[1]}' with no news for {m[2]} days"),
-)
-
-
-def plain_reason(reasons: str, *, as_of: dt.date) -> str:
-    """The call list's ``reasons`` (:func:`follow_up_queue`, "; "-separated) in the owner's words,
-    for the desk's Today: "detractor: NPS 3 on 2026-11-08" reads "answered 3 of 10 when asked
-    whether they would recommend you, 3 days ago" as of 2026-11-11. A reason not recognized is kept
-    as it is, so a new trigger still shows."""
-    plain = []
-    for reason in filter(None, (r.strip() for r in str(reasons).split("; "))):
-        for pattern, words in _PLAIN:
-            match = re.fullmatch(pattern, reason)
-            if match:
-                reason = words(match, as_of)
-                break
-        plain.append(reason)
-    return "; ".join(plain)
 
 
 @dataclass(frozen=True)

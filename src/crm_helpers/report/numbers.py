@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crm_helpers.i18n import DEFAULT, currency_symbol, language, t
+from crm_helpers.i18n import DEFAULT, language, t
 
 # money, amounts and ranges are written in the store layer, so that the analyses' sentences share them
 from crm_helpers.store.values import MISSING, amount, finite_number as _finite, is_currency, money, span  # noqa: F401

@@ -131,9 +131,11 @@ def query_df(
     return frame
 
 
+@memoized
 def store_currency(db: Database) -> str:
     """The currency of most paid orders (e.g. ``"EUR"``), or ``""`` when no order names one
-    (:data:`~crm_helpers.store.facts.STORE_CURRENCY_SQL`)."""
+    (:data:`~crm_helpers.store.facts.STORE_CURRENCY_SQL`). Memoized (:func:`memoized`): a pass over
+    the orders, done once per store state (the desk's standby kernel does it for the next page)."""
     row = db.execute(STORE_CURRENCY_SQL).fetchone()
     return str(row[0]) if row else ""
 
