@@ -248,6 +248,10 @@ def test_backtest_factor_pools_the_months_ahead_on_the_models_own_scale_by_hand(
                         "lower": [90.0, 80.0, 70.0], "upper": [110.0, 120.0, 130.0]})
     out = forecast.widen_by_horizon(raw, n_months=24, at_least=3.0)
     assert out["upper"].tolist() == pytest.approx([130.0, 160.0, 190.0])
+    # a zero band factor ("the backtest alone held it") without a backtest factor is the model's own range
+    assert forecast.widen_by_horizon(raw, n_months=22)["upper"].tolist() == pytest.approx([110.0, 120.0, 130.0])
+    assert forecast.widen_by_horizon(raw, n_months=22, at_least=2.0)["upper"].tolist() == pytest.approx(
+        [120.0, 140.0, 160.0])
     factors = forecast.RANGE_FACTORS["24 to 35 months"]
     low = forecast.widen_by_horizon(raw, n_months=24, at_least=0.0)  # the band's factors where larger
     assert low["upper"].tolist() == pytest.approx([100 + 10 * factors[0], 100 + 20 * factors[1], 100 + 30 * factors[2]])

@@ -479,11 +479,13 @@ def model_half_width(raw: pd.DataFrame) -> np.ndarray:
 
 def horizon_factors(steps: np.ndarray, *, n_months: int, at_least: float | None = None) -> np.ndarray:
     """The factor on the model's own half-width for each of ``steps`` (0 = 1 month ahead): the band's
-    (:data:`RANGE_FACTORS`, the 6th beyond 6 months, 1 outside every band), or ``at_least`` where larger."""
+    (:data:`RANGE_FACTORS`, the 6th beyond 6 months, 1 outside every band), or ``at_least`` where larger.
+    Without ``at_least`` a band factor of 0 (calibrated as "the backtest alone held it") becomes 1, the
+    model's own range: a series whose backtest could not be used never gets a range of zero width."""
     band = history_band(n_months)
     factors = np.asarray(RANGE_FACTORS[band] if band else (1.0,), dtype=float)
     chosen = factors[np.minimum(steps, len(factors) - 1)]
-    return chosen if at_least is None else np.maximum(chosen, at_least)
+    return np.where(chosen > 0, chosen, 1.0) if at_least is None else np.maximum(chosen, at_least)
 
 
 def widen_by_horizon(raw: pd.DataFrame, *, n_months: int, at_least: float | None = None) -> pd.DataFrame:
