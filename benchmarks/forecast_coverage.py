@@ -95,6 +95,10 @@ class Run:
     needed: tuple[float, ...]
     """Per month ahead: the factor on the model's own half-width that would just have reached the
     actual (0 when the backtest widening already held it)."""
+    q: float = float("nan")
+    """The backtest's factor (:func:`forecast.backtest_factor`), NaN when it did not widen the range."""
+    scores: tuple[float, ...] = ()
+    """Per month ahead: the miss divided by the model's own half-width (``needed`` before the backtest's part)."""
 
 
 def run_series(kind: str, months: int, seed: int) -> Run:
@@ -109,9 +113,11 @@ def run_series(kind: str, months: int, seed: int) -> Run:
     miss = np.abs(future - point)
     with np.errstate(divide="ignore", invalid="ignore"):
         needed = np.where(half > 0, miss / half, np.where(miss > 0, np.inf, 0.0))
-    if one.q is not None:
-        needed = np.where(miss <= one.q * np.maximum(point, 0.0) + 1e-9, 0.0, needed)
-    return Run(kind, months, seed, tuple(bool(v) for v in inside), tuple(float(v) for v in needed))
+    scores = tuple(float(v) for v in needed)
+    if one.q is not None:  # the backtest's factor applies to the same half-width
+        needed = np.where(needed <= one.q + 1e-9, 0.0, needed)
+    return Run(kind, months, seed, tuple(bool(v) for v in inside), tuple(float(v) for v in needed),
+               float("nan") if one.q is None else one.q, scores)
 
 
 def _run_one(job: tuple[str, int, int]) -> Run:

@@ -233,27 +233,53 @@ def test_demo_next_month_is_november(demo_forecast, demo_db):
     assert f"{round(model.interval * 10)} months in 10" in headline.note
 
 
-def test_calibration_widens_a_too_narrow_range_to_the_backtests_errors_by_hand():
-    fc = pd.DataFrame({"month": pd.date_range("2026-11-01", periods=2, freq="MS"), "forecast": [100.0, 200.0],
-                       "lower": [95.0, 150.0], "upper": [105.0, 250.0]})
-    # nine relative errors 1 %..9 % and 40 %: ⌈(10 + 1) × 0.8⌉ = 9th smallest = 9 %
-    errors = [0.01 * k for k in range(1, 10)] + [0.40]
-    bt = pd.DataFrame({"actual": [100 * (1 + e) for e in errors], "model": [100.0] * 10})
-    out, q = forecast.calibrate_to_backtest(fc, bt, interval=0.8)
-    assert q == pytest.approx(0.09)
-    assert out.loc[0, "lower"] == pytest.approx(91.0) and out.loc[0, "upper"] == pytest.approx(109.0)
-    assert out.loc[1, "lower"] == 150.0 and out.loc[1, "upper"] == 250.0  # already wider: kept
-    assert forecast.calibrate_to_backtest(fc, bt.iloc[0:0], interval=0.8) == (fc, None)
+def test_backtest_factor_pools_the_months_ahead_on_the_models_own_scale_by_hand():
+    # ten backtest months: misses 1 … 9 and 40 against a model half-width of 10 (1 month ahead) or 20
+    # (later): scores 0.1 … 0.9 for the first five, 0.3 … 0.45 for the rest and 2.0 for the 40
+    misses = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 40.0]
+    halves = [10.0] * 5 + [20.0] * 5
+    bt = pd.DataFrame({"actual": [100 + m for m in misses], "model": [100.0] * 10, "model_half": halves})
+    # scores sorted: 0.1 0.2 0.3 0.3 0.35 0.4 0.4 0.45 0.5 2.0; ⌈(10 + 1) × 0.8⌉ = 9th smallest = 0.5
+    assert forecast.backtest_factor(bt, interval=0.8) == pytest.approx(0.5)
+    assert forecast.backtest_factor(bt.iloc[0:0], interval=0.8) is None
+    assert forecast.backtest_factor(bt.assign(model_half=0.0), interval=0.8) is None
+    # the factor widens each month's own half-width, so the range still grows with the months ahead
+    raw = pd.DataFrame({"month": pd.date_range("2026-11-01", periods=3, freq="MS"), "forecast": [100.0] * 3,
+                        "lower": [90.0, 80.0, 70.0], "upper": [110.0, 120.0, 130.0]})
+    out = forecast.widen_by_horizon(raw, n_months=24, at_least=3.0)
+    assert out["upper"].tolist() == pytest.approx([130.0, 160.0, 190.0])
+    # a zero band factor ("the backtest alone held it") without a backtest factor is the model's own range
+    assert forecast.widen_by_horizon(raw, n_months=22)["upper"].tolist() == pytest.approx([110.0, 120.0, 130.0])
+    assert forecast.widen_by_horizon(raw, n_months=22, at_least=2.0)["upper"].tolist() == pytest.approx(
+        [120.0, 140.0, 160.0])
+    factors = forecast.RANGE_FACTORS["24 to 35 months"]
+    low = forecast.widen_by_horizon(raw, n_months=24, at_least=0.0)  # the band's factors where larger
+    assert low["upper"].tolist() == pytest.approx([100 + 10 * factors[0], 100 + 20 * factors[1], 100 + 30 * factors[2]])
+
+
+def test_optimiser_warnings_are_counted_once_for_the_page(demo_forecast):
+    """Page 06 said "warned 4 times … warned 5 times": one sentence per series. Now one, with the sum."""
+    total = sum(model.suppressed_warnings_ for model in demo_forecast.models.values())
+    assert demo_forecast.message.count("optimiser warned") == (1 if total else 0)
+    if total:
+        assert forecast.warnings_in_words(total) in demo_forecast.message
+    assert forecast.warnings_in_words(0) == ""
 
 
 def test_demo_forecast_range_holds_its_stated_share_of_the_backtest(demo_forecast):
-    """The stated 80 % range, laid around each backtest forecast, holds at least 80 % of the actuals
-    (it held fewer before: the model's own range was ±17 % against backtest errors of 23 %)."""
+    """The stated 80 % range, laid around each backtest forecast (the refit's own half-width times the
+    factor used that month ahead), holds at least 80 % of the actuals (it held fewer before the backtest
+    widened it: the model's own range was ±17 % against backtest errors of 23 %)."""
     for metric in ("revenue", "orders"):
-        bt, fc = demo_forecast.backtests[metric], demo_forecast.forecasts[metric].iloc[0]
-        half = (fc["upper"] - fc["forecast"]) / fc["forecast"]
-        inside = ((bt["actual"] - bt["model"]).abs() <= half * bt["model"] + 1e-9).mean()
+        bt, one = demo_forecast.backtests[metric], demo_forecast.series[metric]
+        steps = bt.groupby("fold").cumcount().to_numpy()
+        half = bt["model_half"] * forecast.horizon_factors(steps, n_months=one.model.n_months_, at_least=one.q)
+        inside = ((bt["actual"] - bt["model"]).abs() <= half + 1e-9).mean()
         assert inside >= demo_forecast.models[metric].interval
+        assert forecast.backtest_hits(bt, n_months=one.model.n_months_, at_least=one.q) == (
+            round(inside * len(bt)), len(bt))
+        width = (one.forecast["upper"] - one.forecast["lower"]).to_numpy()
+        assert width[-1] > width[0]  # wider 3 months ahead than 1 (it was ±39 % every month)
 
 
 # -- ranges honest at every length of history (issue 28, item 4) -----------------------------------
@@ -312,12 +338,13 @@ def test_the_range_says_what_it_rests_on():
 
 
 def test_backtest_hits_lays_each_months_width_around_the_backtest_by_hand():
-    fc = pd.DataFrame({"forecast": [100.0, 100.0], "lower": [90.0, 80.0], "upper": [110.0, 120.0]})
-    # fold 1: misses of 5 % (step 1, width 10 %: held) and 25 % (step 2, width 20 %: not held);
-    # fold 2: a miss of 15 % at step 1 (not held)
-    bt = pd.DataFrame({"fold": [1, 1, 2], "actual": [105.0, 250.0, 230.0], "model": [100.0, 200.0, 200.0]})
-    assert forecast.backtest_hits(bt, fc) == (1, 3)
-    assert forecast.backtest_hits(bt.iloc[0:0], fc) == (0, 0)
+    # fold 1: misses of 5 (step 1, own half-width 10 × factor 1: held) and 25 (step 2, 20 × 1: not held);
+    # fold 2: a miss of 15 at step 1 (10 × 1: not held); 4 months of history: no band, factor 1
+    bt = pd.DataFrame({"fold": [1, 1, 2], "actual": [105.0, 225.0, 215.0], "model": [100.0, 200.0, 200.0],
+                       "model_half": [10.0, 20.0, 10.0]})
+    assert forecast.backtest_hits(bt, n_months=4) == (1, 3)
+    assert forecast.backtest_hits(bt, n_months=4, at_least=1.5) == (3, 3)  # the backtest's factor widens all
+    assert forecast.backtest_hits(bt.iloc[0:0], n_months=4) == (0, 0)
 
 
 def test_next_month_says_measured_only_where_it_was(tmp_path, demo_forecast):
