@@ -50,9 +50,10 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from crm_helpers.errors import CrmError
+from crm_helpers.i18n import t
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import net_revenue_sql, next_day, on_or_before_sql, paid
-from crm_helpers.store.values import Headline
+from crm_helpers.store.values import Headline, span
 from crm_helpers.store.periods import Period, month_end
 
 SEASON = 12
@@ -628,16 +629,18 @@ class SalesForecast:
         if fc is None or fc.empty:
             return {}
         first, model, one = fc.iloc[0], self.models[metric], self.series[metric]
-        how_often = (f"{round(model.interval * 10)} months in 10 land in such a range, as measured on simulated "
-                     "sales with as much history" if one.measured else "how often such a range holds is not measured "
-                     "for so short a history")
-        bounds = (f"{model.interval:.0%} range {first['lower']:,.0f}–{first['upper']:,.0f} ({how_often})"
-                  if np.isfinite(first["upper"]) else "no range")
-        words = METHOD_IN_WORDS.get(model.method_, model.label_)
+        how_often = (t("{n} months in 10 land in such a range, as measured on simulated sales with as much history",
+                       n=round(model.interval * 10)) if one.measured
+                     else t("how often such a range holds is not measured for so short a history"))
+        bounds = (t("{share} range {range} ({how_often})", share=f"{model.interval:.0%}",
+                    range=span(f"{first['lower']:,.0f}", f"{first['upper']:,.0f}"), how_often=how_often)
+                  if np.isfinite(first["upper"]) else t("no range"))
+        words = t(METHOD_IN_WORDS[model.method_]) if model.method_ in METHOD_IN_WORDS else model.label_
         return {"month": f"{first['month']:%Y-%m}", "value": round(float(first["forecast"]), 2),
                 "lower": float(first["lower"]),
                 "upper": float(first["upper"]), "label": model.label_,
-                "note": f"{first['month']:%Y-%m}, {words} ({model.label_}); {bounds}"}
+                "note": t("{month}, {method} ({label}); {bounds}", month=f"{first['month']:%Y-%m}", method=words,
+                          label=model.label_, bounds=bounds)}
 
 
 @memoized
