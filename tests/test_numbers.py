@@ -102,6 +102,8 @@ def test_a_range_of_money_is_written_the_same_one_way_by_the_analyses():
 
 RANGE_WITH_A_DASH = re.compile(r"\}–\{|:[^}]*f\}–")
 """An f-string that writes a range with a dash between two values ("{low:,.0f}–{high:,.0f}")."""
+
+
 def test_no_sentence_writes_a_range_with_a_dash_between_two_values():
     root = Path(numbers.__file__).parents[1]
     dashed = [str(path.relative_to(root)) for path in sorted(root.rglob("*.py"))
