@@ -20,8 +20,9 @@ from i18n_support import english_sentences, literal_messages
 
 SRC = Path(i18n.__file__).parent
 TRANSLATED_MODULES = ("report/index.py", "report/pdf.py", "report/glossary.py", "report/numbers.py",
-                      "store/values.py", "report/runner.py")
-"""The modules whose every sentence the Chinese catalogue covers (the index, the brief, the glossary)."""
+                      "store/values.py", "report/runner.py", "report/sentences.py")
+"""The modules whose every sentence the Chinese catalogue covers (the index, the brief, the glossary, the
+pages' sentences)."""
 
 
 @pytest.fixture
@@ -234,3 +235,15 @@ def test_the_pages_summaries_are_in_the_catalogue_and_come_out_in_chinese(chines
     assert summaries.import_page(None, gaps=[], overview=overview).lines == (
         "本月没有新数据：收件箱里没有要导入的文件。", "数据没有缺口：每张表都按平常的节奏更新到了最新。",
         "数据库中共有 920 位客户的 3,805 笔订单，最新一笔在 2026-11-30。")
+
+
+def test_the_lines_a_page_prints_are_whole_translated_sentences(chinese):
+    from crm_helpers.report import sentences
+
+    period = parse_month("2026-11")
+    assert sentences.sales_period(period, "EUR") == "期间 2026年11月，截至 2026-11-30。金额单位为 EUR，指已付款订单的净收入。"
+    assert sentences.segments_as_of(period.end, 1822) == "截至 2026-11-30 的分群：1,822 位购买客户（至少有一笔已付款订单的客户）。"
+    assert sentences.purchase_model_line("") == "使用的购买模型：无"
+    i18n.set_language("en")
+    assert sentences.sales_period(period, "EUR") == "Period 2026-11, as of 2026-11-30. Money in EUR, net revenue of paid orders."
+    assert sentences.store_line("crm.db", period, inbox="data/inbox") == "Store: crm.db · period 2026-11 · inbox data/inbox"
