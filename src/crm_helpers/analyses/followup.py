@@ -530,9 +530,9 @@ class TaskCounts:
     def message(self) -> str:
         """The counts in a plain sentence, for page 03."""
         if self.open == 0:
-            return "No open tasks from the desk."
-        return (f"Tasks written at the desk: {self.open} open, {self.overdue} of them overdue (due before "
-                f"{self.as_of:%d %B %Y}); the desk's Today lists them first.")
+            return t("No open tasks from the desk.")
+        return t("Tasks written at the desk: {open} open, {overdue} of them overdue (due before {day}); the desk's "
+                 "Today lists them first.", open=self.open, overdue=self.overdue, day=f"{self.as_of:%d %B %Y}")
 
 
 def task_counts(db: Database, as_of: dt.date) -> TaskCounts:

@@ -343,3 +343,29 @@ def stale_deals_line(count: int, stale_days: int) -> str:
 def offers_line(count: int) -> str:
     """Page 06: how many active customers have a suggested next product."""
     return t("{count} active customers have a suggested next product.", count=f"{count:,}")
+
+
+def value_basis(as_of: dt.date, buyers: int, *, horizon_months: int, annual_discount_rate: float, margin_rate: float,
+                margin_source: str, currency: str) -> str:
+    """Page 04's first line: the day, buyers, horizon, yearly discount (a share of 1) and margin (a
+    share of 1, and where it comes from) the customer values use, and the money they are in."""
+    return t("Customer value as of {as_of}: {buyers} buyers, horizon {months} months, {discount} a year discount, "
+             "margin {margin} ({source}). Money in {currency}, net revenue (paid orders only; refunded and "
+             "cancelled orders are not purchases).", as_of=as_of, buyers=f"{buyers:,}", months=horizon_months,
+             discount=f"{annual_discount_rate:.0%}", margin=f"{margin_rate:.0%}", source=margin_source,
+             currency=currency or t("the store currency"))
+
+
+def value_not_available(reason: str) -> str:
+    """Page 04: why there are no customer values (``reason``: the analysis' message)."""
+    return t("Customer value not available: {reason}", reason=reason)
+
+
+def held_out_window(window: str) -> str:
+    """Page 04: which days the holdout check held out (``window``: the check's own description)."""
+    return t("Held-out window: {window}.", window=window)
+
+
+def no_holdout_check(reason: str) -> str:
+    """Page 04: why the holdout check did not run."""
+    return t("No holdout check: {reason}", reason=reason or t("not run"))
