@@ -369,3 +369,9 @@ def held_out_window(window: str) -> str:
 def no_holdout_check(reason: str) -> str:
     """Page 04: why the holdout check did not run."""
     return t("No holdout check: {reason}", reason=reason or t("not run"))
+
+
+def expected_value_line(total: float, likely: str, *, currency: str) -> str:
+    """Page 04: the customers' total expected value in whole ``currency`` units, then its likely
+    range in words (:meth:`crm_helpers.analyses.clv.ClvAnalysis.likely_total`)."""
+    return t("Expected customer value: {money}, {likely}.", money=money_whole(total, currency), likely=likely)
