@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 from click.testing import CliRunner
@@ -19,8 +20,9 @@ from i18n_support import english_sentences, literal_messages
 
 SRC = Path(i18n.__file__).parent
 TRANSLATED_MODULES = ("report/index.py", "report/pdf.py", "report/glossary.py", "report/numbers.py",
-                      "store/values.py", "report/runner.py")
-"""The modules whose every sentence the Chinese catalogue covers (the index, the brief, the glossary)."""
+                      "store/values.py", "report/runner.py", "report/sentences.py")
+"""The modules whose every sentence the Chinese catalogue covers (the index, the brief, the glossary, the
+pages' sentences)."""
 
 
 @pytest.fixture
@@ -212,3 +214,36 @@ def test_a_page_of_the_demo_pack_rendered_in_chinese_leaves_no_english_sentence(
                            text=True, check=True).stdout
     assert "简报 2026年10月" in brief and "本月行动" in brief
     assert english_sentences(brief, allowed=names) == []
+
+
+def test_the_pages_summaries_are_in_the_catalogue_and_come_out_in_chinese(chinese):
+    from crm_helpers.report import summaries
+
+    entries = i18n.catalogue("zh")
+    sentences = {name: text for name, text in vars(summaries).items()
+                 if name.isupper() and isinstance(text, str) and " " in text}  # not MIME_TYPE, TAG
+    assert len(sentences) >= 13 and sorted(n for n, text in sentences.items() if text not in entries) == []
+    figures = [values.Headline("at_risk_customers", 67, "Customers at risk", previous=60),
+               values.Headline("best_campaign_lift", None, "Extra revenue of the best recent campaign",
+                               missing="no campaign with a measurable effect")]
+    assert summaries.from_figures(figures, keys=["at_risk_customers", "best_campaign_lift"]) == [
+        "有流失风险的客户：67，上月为 60。", "近期最佳活动的额外收入：没有效果可测量的活动。"]
+    segments = pd.DataFrame({"segment": ["Hibernating", "Champions"], "customers": [261, 100], "share_pct": [72.3, 27.7]})
+    assert summaries.segments_page([], segments=segments).lines == (
+        "在您的 361 位购买客户中，最大的分群是“休眠”：261 位客户，占 72.3%。",)
+    overview = pd.DataFrame({"table": ["customers", "orders"], "rows": [920, 3805], "last": ["", "2026-11-30"]})
+    assert summaries.import_page(None, gaps=[], overview=overview).lines == (
+        "本月没有新数据：收件箱里没有要导入的文件。", "数据没有缺口：每张表都按平常的节奏更新到了最新。",
+        "数据库中共有 920 位客户的 3,805 笔订单，最新一笔在 2026-11-30。")
+
+
+def test_the_lines_a_page_prints_are_whole_translated_sentences(chinese):
+    from crm_helpers.report import sentences
+
+    period = parse_month("2026-11")
+    assert sentences.sales_period(period, "EUR") == "期间 2026年11月，截至 2026-11-30。金额单位为 EUR，指已付款订单的净收入。"
+    assert sentences.segments_as_of(period.end, 1822) == "截至 2026-11-30 的分群：1,822 位购买客户（至少有一笔已付款订单的客户）。"
+    assert sentences.purchase_model_line("") == "使用的购买模型：无"
+    i18n.set_language("en")
+    assert sentences.sales_period(period, "EUR") == "Period 2026-11, as of 2026-11-30. Money in EUR, net revenue of paid orders."
+    assert sentences.store_line("crm.db", period, inbox="data/inbox") == "Store: crm.db · period 2026-11 · inbox data/inbox"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.i18n import t
 from crm_helpers.analyses.clv import paid_purchase_days, summary_from_transactions
 from crm_helpers.models.btyd import ClvError
 from crm_helpers.models.covariates import BetaGeoCovariateModel
@@ -88,19 +89,31 @@ def channel_outlook(db: Database, as_of: dt.date | str, *, min_buyers: int = MIN
 def _finding(table: pd.DataFrame) -> str:
     """Plain sentences: the channels whose new customers buy again most and least in their first and
     second years, and whether the 80 % ranges tell them apart."""
-    def compare(column: str, what: str, scale: float, unit: str) -> str:
+    def figure(column: str, channel: str) -> str:
+        value, lo, hi = (table.loc[channel, c] for c in (column, f"{column}_low", f"{column}_high"))
+        return t("{value} times (80 % range {range} times)", value=f"{value:.1f}", range=span(f"{lo:.1f}", f"{hi:.1f}"))
+
+    def compare(column: str, *, apart: str, overlap: str) -> str:
         best, worst = table[column].idxmax(), table[column].idxmin()
-        low, high = table.loc[best, f"{column}_low"], table.loc[worst, f"{column}_high"]
-        sure = ("the ranges do not overlap, so the difference is real" if low > high
-                else "the ranges overlap, so the data cannot yet tell these two apart")
-
-        digits = 1 if scale == 1 else 0
-
-        def figure(channel: str) -> str:
-            value, lo, hi = (scale * table.loc[channel, c] for c in (column, f"{column}_low", f"{column}_high"))
-            return f"{value:.{digits}f}{unit} (80 % range {span(f'{lo:.{digits}f}', f'{hi:.{digits}f}')}{unit})"
-        return f"{what} {best}: {figure(best)}, least from {worst}: {figure(worst)}; {sure}."
+        sentence = apart if table.loc[best, f"{column}_low"] > table.loc[worst, f"{column}_high"] else overlap
+        return t(sentence, best=t(best), best_figure=figure(column, best), worst=t(worst),
+                 worst_figure=figure(column, worst))
     return " ".join([
-        compare("purchases", "In their first year, new customers buy again most often when they came from", 1, " times"),
-        compare("later", "In their second year, customers still buy most when they came from", 1, " times"),
+        compare("purchases", apart=FIRST_YEAR_APART, overlap=FIRST_YEAR_OVERLAP),
+        compare("later", apart=SECOND_YEAR_APART, overlap=SECOND_YEAR_OVERLAP),
     ])
+
+
+FIRST_YEAR_APART = ("In their first year, new customers buy again most often when they came from {best}: "
+                    "{best_figure}, least from {worst}: {worst_figure}; the ranges do not overlap, so the "
+                    "difference is real.")
+FIRST_YEAR_OVERLAP = ("In their first year, new customers buy again most often when they came from {best}: "
+                      "{best_figure}, least from {worst}: {worst_figure}; the ranges overlap, so the data cannot "
+                      "yet tell these two apart.")
+SECOND_YEAR_APART = ("In their second year, customers still buy most when they came from {best}: {best_figure}, "
+                     "least from {worst}: {worst_figure}; the ranges do not overlap, so the difference is real.")
+SECOND_YEAR_OVERLAP = ("In their second year, customers still buy most when they came from {best}: {best_figure}, "
+                       "least from {worst}: {worst_figure}; the ranges overlap, so the data cannot yet tell these "
+                       "two apart.")
+"""The channel finding's sentences: the channel whose new customers buy again most ({best}) and least
+({worst}) with their figures, and whether the 80 % ranges tell them apart."""

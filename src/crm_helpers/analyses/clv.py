@@ -360,8 +360,9 @@ def margin_rate(db: Database, as_of: dt.date | str, *, margin: float) -> tuple[f
     ).fetchone()
     if total and with_cost and with_cost >= 0.5 * total:
         rate = float(np.clip(1 - cost / with_cost, 0, 1))
-        return rate, f"measured on the paid orders that carry a cost ({with_cost / total:.0%} of revenue)"
-    return float(margin), "the margin parameter (orders carry no cost)"
+        return rate, t("measured on the paid orders that carry a cost ({share} of revenue)",
+                       share=f"{with_cost / total:.0%}")
+    return float(margin), t("the margin parameter (orders carry no cost)")
 
 
 def _buyer_group(frequency: pd.Series) -> pd.Series:
@@ -405,13 +406,14 @@ def _holdout_window(covered_days: int, covered_months: int, holdout_days: int | 
     (at most 182 days) is held out, and the sentence says that it is not seasonally fair.
     """
     if holdout_days:
-        return int(holdout_days), f"the last {int(holdout_days)} days, as asked"
+        return int(holdout_days), t("the last {days} days, as asked", days=int(holdout_days))
     if covered_months >= 24:
-        return SEASON_DAYS, (f"the last 12 months held out, the models fitted on the {covered_days - SEASON_DAYS} "
-                             "days before: each window covers every season, so the check is fair to seasons")
+        return SEASON_DAYS, t("the last 12 months held out, the models fitted on the {days} days before: each "
+                              "window covers every season, so the check is fair to seasons",
+                              days=covered_days - SEASON_DAYS)
     short = min(182, covered_days // 3)
-    return short, (f"the last {short} days held out: with less than two years of history the windows cannot "
-                   "cover whole years, so a busy or quiet season may flatter or spoil the check")
+    return short, t("the last {days} days held out: with less than two years of history the windows cannot cover "
+                    "whole years, so a busy or quiet season may flatter or spoil the check", days=short)
 
 
 ORIGIN_STEP_DAYS = 91
@@ -760,8 +762,8 @@ class ClvAnalysis:
     def parameters(self) -> pd.DataFrame:
         """Fitted parameters with standard errors, one row per parameter and model."""
         rows = []
-        for model, label in ((self.transaction_model, f"{self.model_name} (purchases; times in days)"),
-                             (self.spend_model, "Gamma-Gamma (spend per purchase)")):
+        for model, label in ((self.transaction_model, t("{model} (purchases; times in days)", model=self.model_name)),
+                             (self.spend_model, t("Gamma-Gamma (spend per purchase)"))):
             if model is not None:
                 rows.append(pd.DataFrame({"model": label, "parameter": model.params_.index,
                                           "estimate": model.params_.to_numpy(),

@@ -23,6 +23,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -538,13 +539,21 @@ def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = LOOKBACK_DAY
     reports). Sorted with open complaints first, then the lowest NPS.
     """
     frame = query_df(db, _CALL_LIST_SQL, params=_window(as_of, lookback_days))
-    nps_part = ("detractor (NPS " + frame["last_nps"].astype("Int64").astype(str) + " on "
-                + frame["answered_at"].astype(str).str[:10] + ")").where(frame["last_nps"].notna(), "")
-    complaint_part = (frame["open_complaints"].astype(str) + " open complaint(s) since "
-                      + frame["oldest_open_complaint"].astype(str).str[:10]).where(frame["open_complaints"] > 0, "")
-    frame.insert(3, "reason", (nps_part + "; " + complaint_part).str.strip("; "))
+    frame.insert(3, "reason", [_call_reason(row) for row in frame.itertuples(index=False)])
     return frame.sort_values(["open_complaints", "last_nps", "customer_id"], ascending=[False, True, True],
                              na_position="last", ignore_index=True)
+
+
+def _call_reason(row: Any) -> str:
+    """Why a call-list row is on the list, in words: the detractor answer (score and day) and the
+    open complaints (how many, since which day), whichever apply, joined by "; "."""
+    parts = []
+    if pd.notna(row.last_nps):
+        parts.append(t("detractor (NPS {score} on {day})", score=int(row.last_nps), day=str(row.answered_at)[:10]))
+    if row.open_complaints > 0:
+        parts.append(t("{count} open complaint(s) since {day}", count=int(row.open_complaints),
+                       day=str(row.oldest_open_complaint)[:10]))
+    return t("; ").join(parts)
 
 
 @dataclass(frozen=True)
@@ -566,9 +575,9 @@ class TaskCounts:
     def message(self) -> str:
         """The counts in a plain sentence, for page 03."""
         if self.open == 0:
-            return "No open tasks from the desk."
-        return (f"Tasks written at the desk: {self.open} open, {self.overdue} of them overdue (due before "
-                f"{self.as_of:%d %B %Y}); the desk's Today lists them first.")
+            return t("No open tasks from the desk.")
+        return t("Tasks written at the desk: {open} open, {overdue} of them overdue (due before {day}); the desk's "
+                 "Today lists them first.", open=self.open, overdue=self.overdue, day=f"{self.as_of:%d %B %Y}")
 
 
 def task_counts(db: Database, as_of: dt.date) -> TaskCounts:

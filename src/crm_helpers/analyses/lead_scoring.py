@@ -138,7 +138,8 @@ def lead_backtest(opps: pd.DataFrame, *, test_share: float = 0.3, random_state: 
     rows = []
     if train["won"].nunique() == 2 and test["won"].nunique() == 2:
         p = LeadScorer(random_state=random_state).fit(train).predict_proba(test)
-        rows.append({"check": f"later {len(test)} deals (closed from {test['closed_at'].min():%Y-%m-%d})",
+        rows.append({"check": t("later {count} deals (closed from {day})", count=len(test),
+                                 day=f"{test['closed_at'].min():%Y-%m-%d}"),
                      "deals": len(test), "win rate": float(test["won"].mean()),
                      "ROC AUC": float(roc_auc_score(test["won"].astype(int), p))})
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=random_state)

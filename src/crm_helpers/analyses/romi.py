@@ -391,7 +391,8 @@ def campaign_table(
             "comparison_customers": int(lift["comparison_customers"]), "incremental_revenue": inc,
             "incremental_ci_low": lift["ci_low"], "incremental_ci_high": lift["ci_high"],
             "incremental_net_romi_pct": inc_net, "acquired_customers": int(acquired),
-            "cost_per_acquired": per_acquired, "payback_days": payback, "note": "; ".join(notes),
+            "cost_per_acquired": per_acquired, "payback_days": payback,
+            "note": t("; ").join(t(note) for note in notes),
         })
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     for col in MONEY_COLUMNS:

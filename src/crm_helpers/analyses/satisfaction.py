@@ -538,8 +538,8 @@ def article_formulas(current: pd.Series, previous: pd.Series, *, weights: ItemWe
     """The articles' formulas for two periods, each labeled with its formula and what it means."""
     rows = [
         ("seeds_s", "Article's weighted satisfaction S",
-         f"(1/n) Σ wᵢsᵢ, n = items answered; weights {weights.label}. "
-         "Naive: with weights summing to 1 it is not on the 1–5 scale", "score"),
+         t("(1/n) Σ wᵢsᵢ, n = items answered; weights {weights}. Naive: with weights summing to 1 it is not on "
+           "the 1–5 scale", weights=weights.label), "score"),
         ("weighted_index", "Weighted satisfaction index (sound)",
          "Σ wᵢsᵢ / Σ wᵢ: the normalized weighted mean, 1–5", "score"),
         ("seeds_satisfaction", "Article's satisfaction formula",

@@ -108,9 +108,10 @@ def loyalty_overview(db: Database, as_of: dt.date | str, *, period_start: dt.dat
          "mean of each buyer's repeat purchases / purchases (orders on later days than the first)"),
         ("Buyers who ever bought again", pct(buyers["repeat_day"].notna().sum(), len(buyers)),
          "share of buyers with a paid order on a later day than their first (grows with the length of the record)"),
-        (f"Bought again within {window_days} days", pct(eligible["bought_again"].sum(), len(eligible)),
-         f"share of buyers whose first purchase was at least {window_days} days ago who bought again "
-         f"(on a later day) within {window_days} days of it ({len(eligible)} buyers): comparable from month to month"),
+        (t("Bought again within {days} days", days=window_days), pct(eligible["bought_again"].sum(), len(eligible)),
+         t("share of buyers whose first purchase was at least {days} days ago who bought again (on a later day) "
+           "within {days} days of it ({buyers} buyers): comparable from month to month", days=window_days,
+           buyers=len(eligible))),
     ]
     return pd.DataFrame(rows, columns=["measure", "value_pct", "definition"])
 

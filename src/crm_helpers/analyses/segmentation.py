@@ -49,7 +49,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import query_df, store_currency
 from crm_helpers.analyses.features import as_date, customer_features
 from crm_helpers.store.periods import Period, same_month_last_year
-from crm_helpers.i18n import t
+from crm_helpers.i18n import t, tn
 from crm_helpers.store.values import Action, Headline, money_whole, named_list, span
 from crm_helpers.store.schema import SEGMENT_SNAPSHOTS
 
@@ -440,17 +440,19 @@ class CustomerClusters:
         if self._note:
             return self._note
         scores = self.scores_.set_index("k")["silhouette"]
-        why = ""
-        if len(scores) > 1:
-            runner = int(scores.drop(self.k_).idxmax())
-            why = (f" (how cleanly they separate: {scores[self.k_]:.2f} against {scores[runner]:.2f} for "
-                   f"{runner} groups, on a scale where 1 is fully apart)")
-        groups = "; ".join(
-            f"group {r.cluster}, {r.name.lower()}, {r.customers:,.0f} customers with typically "
-            f"{r.frequency:,.0f} order{'s' if round(r.frequency) != 1 else ''}"
+        groups = t("; ").join(
+            tn("group {cluster}, {name}, {customers} customers with typically {n} order",
+               "group {cluster}, {name}, {customers} customers with typically {n} orders", n=round(r.frequency),
+               cluster=r.cluster, name=t(r.name).lower(), customers=f"{r.customers:,.0f}")
             for r in self.profiles_.itertuples()
         )
-        return f"Your buyers fall most clearly into {self.k_} groups{why}: {groups}."
+        if len(scores) < 2:
+            return t("Your buyers fall most clearly into {k} groups: {groups}.", k=self.k_, groups=groups)
+        runner = int(scores.drop(self.k_).idxmax())
+        return t("Your buyers fall most clearly into {k} groups (how cleanly they separate: {score} against "
+                 "{runner_score} for {runner} groups, on a scale where 1 is fully apart): {groups}.",
+                 k=self.k_, score=f"{scores[self.k_]:.2f}", runner_score=f"{scores[runner]:.2f}", runner=runner,
+                 groups=groups)
 
     def predict(self, features: pd.DataFrame) -> pd.Series:
         """Cluster number (1..k, by value) for each customer_id in ``features``."""

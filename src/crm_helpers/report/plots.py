@@ -366,8 +366,8 @@ def plot_clv_distribution(customers: pd.DataFrame, currency: str) -> Axes:
     shown = customers[customers["clv"] > 0]
     ax = sns.histplot(data=shown, x="clv", hue="buyer_group", multiple="stack", bins=40, log_scale=True,
                       palette="crest", hue_order=["1 purchase", "2–3 purchases", "4–9 purchases", "10+ purchases"])
-    ax.set(title="Customer lifetime value (discounted expected profit)", xlabel=f"CLV ({currency}, log scale)",
-           ylabel="customers")
+    ax.set(title="Customer lifetime value (discounted expected profit)",
+           xlabel=t("CLV ({currency}, log scale)", currency=currency), ylabel="customers")
     readable_axes(ax)
     return ax
 

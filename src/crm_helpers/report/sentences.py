@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.i18n import t, tn
+from crm_helpers.report import numbers
 from crm_helpers.store.values import money_whole
 
 from crm_helpers.analyses.followup import FOLLOW_UP_FILE, LOOKBACK_DAYS, FollowUpQueue
@@ -28,6 +29,7 @@ from crm_helpers.analyses.satisfaction import (
 )
 
 if TYPE_CHECKING:
+    from crm_helpers.store.periods import Period
     from crm_helpers.analyses.clv import HoldoutValidation
     from crm_helpers.analyses.rhythm import PurchaseRhythm
 
@@ -242,3 +244,134 @@ def rhythm_report(result: PurchaseRhythm) -> Finding:
                      regulars=regulars, day=result.as_of, money=money_whole(late["order_value"].sum(), currency),
                      rule=rule), table)
 
+
+
+# -- the lines the pages print under their code cells ----------------------------------------------
+# One function per printed sentence, so the notebook only prints and the sentence is translated whole.
+
+
+def store_line(store: str, period: Period, *, inbox: str) -> str:
+    """Page 01's first line: which store, period and inbox the page read (paths as the owner sees them)."""
+    return t("Store: {store} · period {period} · inbox {inbox}", store=store,
+             period=numbers.period(period.start, period.end), inbox=inbox)
+
+
+def inbox_empty(inbox: str) -> str:
+    """Page 01: the inbox folder ``inbox`` held no file to import."""
+    return t("The inbox {inbox} is empty: nothing to import.", inbox=inbox)
+
+
+def no_rows_left_out() -> str:
+    """Page 01: every row of the imported files went in."""
+    return t("No row was left out.")
+
+
+def no_data_gaps() -> str:
+    """Page 01: no table is late and no month thin."""
+    return t("No gaps: every table is as up to date as its usual pace says, and no month is unusually thin.")
+
+
+def nothing_imported() -> str:
+    """Page 01: the store's import log is empty."""
+    return t("Nothing has been imported into this store yet.")
+
+
+def segments_as_of(as_of: dt.date, buyers: int) -> str:
+    """Page 02's first line: the day the segments are computed at and how many buyers they cover."""
+    return t("Segments as of {as_of}: {buyers} buyers (customers with at least one paid order).",
+             as_of=as_of, buyers=f"{buyers:,}")
+
+
+def scores_as_of(as_of: dt.date, horizon_days: int) -> str:
+    """Page 03's first line: the scoring day and what churn means there (no paid order in ``horizon_days`` days)."""
+    return t("Scores as of {as_of}; churn means no paid order in the next {days} days.", as_of=as_of, days=horizon_days)
+
+
+def churn_backtest_line(train_cutoff: dt.date, test_cutoff: dt.date) -> str:
+    """Page 03: the churn model's training and test days, and that today's scores use the same recipe."""
+    return t("Trained on {train}, tested on {test}; today's scores use the same recipe refitted on {test}.",
+             train=train_cutoff, test=test_cutoff)
+
+
+def odds_ratios_below() -> str:
+    """Page 03: the lead model's odds ratios follow its checks."""
+    return t("Odds ratios of winning below the checks.")
+
+
+def follow_up_written(file_name: str, candidates: int) -> str:
+    """Page 03: the whole call list (``candidates`` people) went to ``file_name`` beside the page."""
+    return t("Written to {file}, next to this page: all {count} of them.", file=file_name, count=candidates)
+
+
+def follow_up_not_written() -> str:
+    """Page 03: no output folder, so the call list is only on the page."""
+    return t("No output folder given: the list is shown here only.")
+
+
+def probably_lost_line(count: int) -> str:
+    """Page 04: how many repeat buyers are probably lost (P(alive) below 50 %)."""
+    return t("{count} repeat buyers are probably lost: their chance of still being a customer (P(alive)) is below 50 %.",
+             count=f"{count:,}")
+
+
+def purchase_model_line(model_name: str) -> str:
+    """Page 04: the purchase model the customer values come from ("none" when none could be fitted)."""
+    return t("Purchase model used: {model}", model=model_name or t("none"))
+
+
+def satisfaction_period(period: Period, year_start: dt.date) -> str:
+    """Page 05's first line: the month's scores, and the twelve months up to the period's end that
+    drivers, themes and tickets use (from ``year_start``)."""
+    return t("Period {period} ({start} to {end}); drivers, themes and tickets use {year_start} to {as_of}.",
+             period=numbers.period(period.start, period.end), start=period.start, end=period.end,
+             year_start=year_start, as_of=period.end)
+
+
+def sales_period(period: Period, currency: str) -> str:
+    """Page 06's first line: the period, its last day and the money the page is in (``currency``,
+    an ISO code; blank: the store's currency)."""
+    return t("Period {period}, as of {as_of}. Money in {currency}, net revenue of paid orders.",
+             period=numbers.period(period.start, period.end), as_of=period.end,
+             currency=currency or t("the store currency"))
+
+
+def stale_deals_line(count: int, stale_days: int) -> str:
+    """Page 06: how many open deals had no activity for more than ``stale_days`` days."""
+    return t("{count} open deals without activity for more than {days} days.", count=count, days=stale_days)
+
+
+def offers_line(count: int) -> str:
+    """Page 06: how many active customers have a suggested next product."""
+    return t("{count} active customers have a suggested next product.", count=f"{count:,}")
+
+
+def value_basis(as_of: dt.date, buyers: int, *, horizon_months: int, annual_discount_rate: float, margin_rate: float,
+                margin_source: str, currency: str) -> str:
+    """Page 04's first line: the day, buyers, horizon, yearly discount (a share of 1) and margin (a
+    share of 1, and where it comes from) the customer values use, and the money they are in."""
+    return t("Customer value as of {as_of}: {buyers} buyers, horizon {months} months, {discount} a year discount, "
+             "margin {margin} ({source}). Money in {currency}, net revenue (paid orders only; refunded and "
+             "cancelled orders are not purchases).", as_of=as_of, buyers=f"{buyers:,}", months=horizon_months,
+             discount=f"{annual_discount_rate:.0%}", margin=f"{margin_rate:.0%}", source=margin_source,
+             currency=currency or t("the store currency"))
+
+
+def value_not_available(reason: str) -> str:
+    """Page 04: why there are no customer values (``reason``: the analysis' message)."""
+    return t("Customer value not available: {reason}", reason=reason)
+
+
+def held_out_window(window: str) -> str:
+    """Page 04: which days the holdout check held out (``window``: the check's own description)."""
+    return t("Held-out window: {window}.", window=window)
+
+
+def no_holdout_check(reason: str) -> str:
+    """Page 04: why the holdout check did not run."""
+    return t("No holdout check: {reason}", reason=reason or t("not run"))
+
+
+def expected_value_line(total: float, likely: str, *, currency: str) -> str:
+    """Page 04: the customers' total expected value in whole ``currency`` units, then its likely
+    range in words (:meth:`crm_helpers.analyses.clv.ClvAnalysis.likely_total`)."""
+    return t("Expected customer value: {money}, {likely}.", money=money_whole(total, currency), likely=likely)

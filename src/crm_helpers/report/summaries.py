@@ -6,8 +6,10 @@ One function per page builds its :class:`Summary` from what the page's notebook 
 notebook only displays: its last cell, tagged ``summary``, calls ``summaries.show(...)``. The page
 (:func:`crm_helpers.report.pages.write_html`) lifts that output to the top, right under the title.
 
-Every sentence is a whole sentence with named placeholders (the module constants below), so a
-translation replaces the sentence, never a fragment of it.
+Every sentence is a whole sentence with named placeholders (the module constants below), passed
+through :func:`crm_helpers.i18n.t` when it is filled in, so a translation replaces the sentence,
+never a fragment of it; the names it holds (a figure's label, a segment, a reason) are looked up in
+the catalogue too.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 import pandas as pd
 
+from crm_helpers.i18n import t
 from crm_helpers.report import numbers
-from crm_helpers.store.values import Headline
+from crm_helpers.store.values import NOT_AVAILABLE, Headline, money_span
 
 MIME_TYPE = "application/vnd.crm-summary+json"
 """The output a summary cell displays; the page shows it under its title (and nowhere else)."""
@@ -68,12 +71,12 @@ def summary(lines: Iterable[str]) -> Summary:
 def figure_sentence(figure: Headline) -> str:
     """One headline figure as a sentence: its value, and last month's beside it when known."""
     if figure.value is None or isinstance(figure.value, str):
-        reason = figure.missing or figure.note or "not available"
-        return FIGURE_MISSING.format(label=figure.label, reason=reason)
+        reason = figure.missing or figure.note or NOT_AVAILABLE
+        return t(FIGURE_MISSING, label=t(figure.label), reason=t(reason))
     value = numbers.figure(figure.value, figure.unit)
     if figure.previous is None:
-        return FIGURE.format(label=figure.label, value=value)
-    return FIGURE_MOVED.format(label=figure.label, value=value, previous=numbers.figure(figure.previous, figure.unit))
+        return t(FIGURE, label=t(figure.label), value=value)
+    return t(FIGURE_MOVED, label=t(figure.label), value=value, previous=numbers.figure(figure.previous, figure.unit))
 
 
 def from_figures(figures: Iterable[Headline], *, keys: Sequence[str]) -> list[str]:
@@ -91,19 +94,19 @@ def import_page(results: pd.DataFrame | None, *, gaps: Sequence[Any], overview: 
     lines = []
     if gaps:
         finding = str(gaps[0].finding).rstrip(".")
-        lines.append(GAP.format(finding=finding) if len(gaps) == 1 else
-                     GAPS.format(count=numbers.count(len(gaps)), finding=finding))
+        lines.append(t(GAP, finding=finding) if len(gaps) == 1 else
+                     t(GAPS, count=numbers.count(len(gaps)), finding=finding))
     if results is None or results.empty:
-        lines.append(INBOX_EMPTY)
+        lines.append(t(INBOX_EMPTY))
     else:
-        lines.append(IMPORTED.format(files=numbers.count(len(results)),
+        lines.append(t(IMPORTED, files=numbers.count(len(results)),
                                      rows=numbers.count(results["inserted"].sum() + results["updated"].sum()),
                                      rejected=numbers.count(results["rejected"].sum())))
     if not gaps:
-        lines.append(NO_GAPS)
+        lines.append(t(NO_GAPS))
     rows = overview.set_index("table")
     if "orders" in rows.index and rows.at["orders", "rows"]:
-        lines.append(STORE_HOLDS.format(orders=numbers.count(rows.at["orders", "rows"]),
+        lines.append(t(STORE_HOLDS, orders=numbers.count(rows.at["orders", "rows"]),
                                         customers=numbers.count(rows.at["customers", "rows"]),
                                         newest=rows.at["orders", "last"]))
     return summary(lines)
@@ -115,7 +118,7 @@ def segments_page(figures: Iterable[Headline], *, segments: pd.DataFrame) -> Sum
     lines = from_figures(figures, keys=["at_risk_customers", "late_regulars"])
     if not segments.empty and segments["customers"].sum():
         top = segments.loc[segments["customers"].idxmax()]
-        lines.append(SEGMENT_LARGEST.format(buyers=numbers.count(segments["customers"].sum()), segment=top["segment"],
+        lines.append(t(SEGMENT_LARGEST, buyers=numbers.count(segments["customers"].sum()), segment=t(str(top["segment"])),
                                             customers=numbers.count(top["customers"]),
                                             share=numbers.percent(top["share_pct"])))
     return summary(lines)
@@ -127,7 +130,7 @@ def scoring_page(figures: Iterable[Headline], *, by_reason: pd.DataFrame) -> Sum
     lines = from_figures(figures, keys=["follow_up_count"])
     if not by_reason.empty:
         top = by_reason.sort_values("people", ascending=False).iloc[0]
-        lines.append(REASON.format(reason=str(top["reason"]), people=numbers.count(top["people"])))
+        lines.append(t(REASON, reason=t(str(top["reason"])), people=numbers.count(top["people"])))
     return summary(lines)
 
 
@@ -157,11 +160,10 @@ def plan_page(plan: Any) -> Summary:
     if not plan.ok:
         return summary([plan.message])
     if plan.parts.empty:
-        return summary([PLAN_NOTHING])
-    together = PLAN_EFFECT.format(
-        effect=numbers.money(plan.effect, plan.currency, signed=True), months=plan.horizon_months,
-        range=numbers.span(numbers.money(plan.low, plan.currency, signed=True),
-                           numbers.money(plan.high, plan.currency, signed=True)))
+        return summary([t(PLAN_NOTHING)])
+    together = t(
+        PLAN_EFFECT, effect=numbers.money(plan.effect, plan.currency, signed=True), months=plan.horizon_months,
+        range=money_span(plan.low, plan.high, currency=plan.currency, signed=True))
     return summary([together, plan.sentence] if len(plan.parts) > 1 else [plan.sentence])
 
 
