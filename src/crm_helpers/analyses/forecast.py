@@ -50,7 +50,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from crm_helpers.errors import CrmError
-from crm_helpers.i18n import t
+from crm_helpers.i18n import t, tn
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import net_revenue_sql, next_day, on_or_before_sql, paid
 from crm_helpers.store.values import Headline, span
@@ -212,19 +212,18 @@ class MonthlyForecaster:
         if len(y) >= 2 * SEASON:
             self._fit_sarimax(y, notes)
         elif len(y) >= SEASON:
-            notes.append(
-                f"Only {len(y)} months of history: fewer than the 24 a seasonal model needs, so this is "
+            notes.append(t(
+                "Only {n} months of history: fewer than the 24 a seasonal model needs, so this is "
                 "exponential smoothing with a damped trend and no yearly pattern (a December peak, for "
-                "example, is not in the forecast)."
-            )
+                "example, is not in the forecast).", n=len(y)))
             self._fit_smoothing(y, notes)
         else:
             self._use_naive(seasonal=False)
-            months = "1 month" if len(y) == 1 else f"{len(y)} months"
-            notes.append(
-                f"Only {months} of history: too short for a model. The forecast is the naive "
-                "baseline (last month's value carried forward); treat it as a rough guide."
-            )
+            notes.append(tn(
+                "Only {n} month of history: too short for a model. The forecast is the naive "
+                "baseline (last month's value carried forward); treat it as a rough guide.",
+                "Only {n} months of history: too short for a model. The forecast is the naive "
+                "baseline (last month's value carried forward); treat it as a rough guide.", n=len(y)))
         self.note_ = " ".join(notes)
         return self
 
@@ -247,20 +246,20 @@ class MonthlyForecaster:
                 best = (aic, order, seasonal_order, result)
         self.candidates_ = pd.DataFrame(rows)
         if best is None:
-            notes.append("No seasonal ARIMA candidate could be fitted; falling back to exponential smoothing.")
+            notes.append(t("No seasonal ARIMA candidate could be fitted; falling back to exponential smoothing."))
             self._fit_smoothing(y, notes)
             return
         self.aic_, self.order_, self.seasonal_order_, self.result_ = best
         self.method_ = "sarimax"
         self.label_ = f"SARIMAX{self.order_}{self.seasonal_order_}".replace(" ", "")
         failed = int((self.candidates_["error"] != "").sum())
-        notes.append(
-            f"{len(y)} months of history: seasonal ARIMA {self.label_}, the lowest AIC of {len(grid)} "
-            "candidates with trend and yearly differencing"
-            + (f" ({failed} could not be fitted)." if failed else ".")
-        )
+        fields = dict(n=len(y), label=self.label_, candidates=len(grid), failed=failed)
+        notes.append(t("{n} months of history: seasonal ARIMA {label}, the lowest AIC of {candidates} candidates "
+                       "with trend and yearly differencing ({failed} could not be fitted).", **fields) if failed
+                     else t("{n} months of history: seasonal ARIMA {label}, the lowest AIC of {candidates} "
+                            "candidates with trend and yearly differencing.", **fields))
         if not self.result_.mle_retvals.get("converged", True):
-            notes.append("The chosen model's optimiser did not fully converge; read the intervals with care.")
+            notes.append(t("The chosen model's optimiser did not fully converge; read the intervals with care."))
 
     def _fit_smoothing(self, y: pd.Series, notes: list[str]) -> None:
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
@@ -383,21 +382,25 @@ def mape(actual: pd.Series | np.ndarray, predicted: pd.Series | np.ndarray) -> f
 def backtest_verdict(bt: pd.DataFrame, label: str, *, what: str) -> tuple[float, float, str]:
     """``(model MAPE, seasonal-naive MAPE, plain sentence saying which wins)`` for a backtest table."""
     if bt.empty:
-        return float("nan"), float("nan"), (
-            f"No backtest for {what}: the history is too short to test a forecast against the seasonal-naive "
-            "one (a backtest needs at least 12 months before each test origin)."
-        )
+        return float("nan"), float("nan"), t(
+            "No backtest for {what}: the history is too short to test a forecast against the seasonal-naive "
+            "one (a backtest needs at least 12 months before each test origin).", what=t(what))
     model_err, base_err = mape(bt["actual"], bt["model"]), mape(bt["actual"], bt["seasonal_naive"])
-    span = f"the last {bt['month'].nunique()} months ({bt['fold'].nunique()} folds)"
-    head = (f"For {what} over {span}, the {label} was off by {model_err:.1f}% on average (MAPE), "
-            f"the seasonal-naive forecast (same month last year) by {base_err:.1f}%")
+    fields = dict(what=t(what), months=bt["month"].nunique(), folds=bt["fold"].nunique(), label=label,
+                  model_err=f"{model_err:.1f}%", base_err=f"{base_err:.1f}%")
     if np.isclose(model_err, base_err, atol=0.05):
-        return model_err, base_err, head + ": a tie, the model adds nothing over the simple forecast."
+        return model_err, base_err, t(
+            "For {what} over the last {months} months ({folds} folds), the {label} was off by {model_err} on average "
+            "(MAPE), the seasonal-naive forecast (same month last year) by {base_err}: a tie, the model adds "
+            "nothing over the simple forecast.", **fields)
     if model_err < base_err:
-        return model_err, base_err, head + ": the model wins."
-    return model_err, base_err, (
-        head + ": the seasonal-naive forecast wins, so trust the simple forecast more than the model."
-    )
+        return model_err, base_err, t(
+            "For {what} over the last {months} months ({folds} folds), the {label} was off by {model_err} on average "
+            "(MAPE), the seasonal-naive forecast (same month last year) by {base_err}: the model wins.", **fields)
+    return model_err, base_err, t(
+        "For {what} over the last {months} months ({folds} folds), the {label} was off by {model_err} on average "
+        "(MAPE), the seasonal-naive forecast (same month last year) by {base_err}: the seasonal-naive forecast "
+        "wins, so trust the simple forecast more than the model.", **fields)
 
 
 def backtest_factor(bt: pd.DataFrame, *, interval: float) -> float | None:
