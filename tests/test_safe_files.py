@@ -204,7 +204,8 @@ def _notebook(path: Path, *code: str) -> None:
 def tiny_notebooks(tmp_path_factory):
     """Two cheap pages: one prints, one writes a CSV into the pack (as notebook 03 writes its queue)."""
     folder = tmp_path_factory.mktemp("notebooks")
-    _notebook(folder / "03_page.ipynb", "print('page of the', label, 'render')")
+    # the page prints ~48 kB, so that it is the one file of the pack larger than a "full disk" allows
+    _notebook(folder / "03_page.ipynb", "print('page of the', label, 'render')\nprint('filler ' * 8_000)")
     _notebook(folder / "04_list.ipynb",
               "import pandas as pd\nfrom pathlib import Path\nfrom crm_helpers.store.safe_csv import write_safe_csv\n"
               "write_safe_csv(pd.DataFrame({'render': [label]}), Path(output_dir) / 'list.csv')\nprint(label)")
@@ -253,7 +254,8 @@ FULL_DISK_RENDER = textwrap.dedent("""
     import resource, signal, sys
     from pathlib import Path
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, as on a full disk
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, 64_000))  # a page is ~300 kB, a notebook ~3 kB
+    limit = int(sys.argv[5])  # above every notebook and the store's 32 kB index, below the largest page
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     from crm_helpers.report.runner import ReportError, render_report
     from crm_helpers.store.periods import parse_month
     store, out, notebooks, only = sys.argv[1:5]
@@ -266,6 +268,21 @@ FULL_DISK_RENDER = textwrap.dedent("""
 """)
 
 
+SQLITE_SHARED_INDEX = 32_768
+"""Bytes of a store's ``-shm`` file, which opening it writes: a "full disk" must allow that much."""
+
+
+def _file_limit(pack: dict[str, bytes], *, folder: str = "") -> int:
+    """A largest file size for a "full disk" while ``folder`` of the pack is written again: above
+    every executed notebook there and the store's shared index (so the notebooks run and the store
+    opens), below the largest page (so writing the pages fails)."""
+    files = {name: len(data) for name, data in pack.items() if name.startswith(folder)}
+    floor = max([SQLITE_SHARED_INDEX] + [size for name, size in files.items() if name.endswith(".ipynb")])
+    largest_page = max(size for name, size in files.items() if name.endswith(".html"))
+    assert floor + 1000 < largest_page, "the test needs a page larger than the notebooks and the store's index"
+    return (floor + largest_page) // 2
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("only", ["", "04"])
 def test_a_re_render_on_a_full_disk_keeps_the_previous_pack(tiny_store, tiny_notebooks, tmp_path, only):
@@ -274,7 +291,7 @@ def test_a_re_render_on_a_full_disk_keeps_the_previous_pack(tiny_store, tiny_not
     before = _fingerprint(out)
     assert {"03_page.html", "04_list.ipynb", "list.csv", "index.html", "glossary.html"} <= set(before)
     proc = subprocess.run([sys.executable, "-c", FULL_DISK_RENDER, str(tiny_store), str(out), str(tiny_notebooks),
-                           only], capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                           only, str(_file_limit(before))], capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 3, (proc.stdout, proc.stderr)
     assert "the disk is full" in proc.stdout and f"the previous pack in {out} is unchanged" in proc.stdout
     assert _fingerprint(out) == before  # every file byte-identical, none added or lost
@@ -301,7 +318,8 @@ FULL_DISK_SHARE = textwrap.dedent("""
     import resource, signal, sys
     from pathlib import Path
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, 64_000))
+    limit = int(sys.argv[4])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     from crm_helpers.report.pages import ReportResult
     from crm_helpers.report.runner import discover_notebooks, earlier_run
     from crm_helpers.report.share import ShareError, write_share_pack
@@ -325,8 +343,8 @@ def test_a_shared_copy_on_a_full_disk_keeps_the_previous_one(tiny_store, tiny_no
     write_share_pack(result, tiny_store)
     before = _fingerprint(out)
     assert {"share/index.html", "share/03_page.html", "share/list.csv"} <= set(before)
-    proc = subprocess.run([sys.executable, "-c", FULL_DISK_SHARE, str(tiny_store), str(out), str(tiny_notebooks)],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK_SHARE, str(tiny_store), str(out), str(tiny_notebooks),
+                           str(_file_limit(before, folder="share/"))], capture_output=True, text=True)
     assert proc.returncode == 3, (proc.stdout, proc.stderr)
     assert "the disk is full" in proc.stdout and "the previous" in proc.stdout and "is unchanged" in proc.stdout
     assert _fingerprint(out) == before and files.partial_folders(out) == []
