@@ -86,23 +86,28 @@ def _import(store: str, csv_path: str, profile_to: str | None = None) -> dict[st
     return out
 
 
+def _read_rows(path: str | Path, *, reader: str, as_text: bool = False) -> tuple[list[str], list[tuple]]:
+    """A CSV's header and rows, missing values as None: ``reader`` ``"csv"`` (``csv.reader``, every
+    value text) or ``"pandas"`` (``pandas.read_csv``, typed unless ``as_text``)."""
+    if reader == "pandas":
+        import pandas as pd
+
+        frame = pd.read_csv(path, dtype=str if as_text else None)
+        return list(frame.columns), list(frame.astype(object).where(frame.notna(), None)
+                                          .itertuples(index=False, name=None))
+    with open(path, newline="", encoding="utf-8") as f:
+        lines = csv.reader(f)
+        header = next(lines)
+        return header, [tuple(v if v != "" else None for v in r) for r in lines]
+
+
 def _bare(store: str, csv_path: str, *, reader: str = "csv") -> dict[str, float]:
     """``reader`` ``"csv"``: ``csv.reader``, empty fields as NULL; ``"pandas"``: ``pandas.read_csv``,
     missing values as NULL; then ``executemany`` in one transaction."""
     started, cpu = time.perf_counter(), time.process_time()
     conn = sqlite3.connect(store)
     conn.execute("PRAGMA foreign_keys = ON")
-    if reader == "pandas":
-        import pandas as pd
-
-        frame = pd.read_csv(csv_path)
-        header = list(frame.columns)
-        rows = list(frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None))
-    else:
-        with open(csv_path, newline="", encoding="utf-8") as f:
-            lines = csv.reader(f)
-            header = next(lines)
-            rows = [tuple(v if v != "" else None for v in r) for r in lines]
+    header, rows = _read_rows(csv_path, reader=reader)
     parsed = time.perf_counter()
     with conn:
         conn.executemany(
@@ -149,7 +154,6 @@ def _bare_rows(store: str, rows_dir: str, *, reader: str = "csv") -> dict[str, f
     """csv.reader (or ``reader="pandas"``: pandas.read_csv) + executemany of the rows an export
     import stored (one CSV per table in ``rows_dir``, parents first) into the store's own tables,
     keys and indexes: the orders part's bare references applied to the same rows the import writes."""
-    import pandas as pd
 
     started, cpu = time.perf_counter(), time.process_time()
     conn = sqlite3.connect(store)
@@ -157,15 +161,7 @@ def _bare_rows(store: str, rows_dir: str, *, reader: str = "csv") -> dict[str, f
     written = 0
     with conn:
         for path in sorted(Path(rows_dir).glob("*.csv")):
-            if reader == "pandas":
-                frame = pd.read_csv(path, dtype=str)  # ids like 00123 stay text, as the store keeps them
-                header = list(frame.columns)
-                rows = list(frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None))
-            else:
-                with open(path, newline="", encoding="utf-8") as f:
-                    lines = csv.reader(f)
-                    header = next(lines)
-                    rows = [tuple(v if v != "" else None for v in r) for r in lines]
+            header, rows = _read_rows(path, reader=reader, as_text=True)  # ids like 00123 stay text
             table = path.stem.split("-", 1)[1]
             conn.executemany(f"INSERT INTO {table} ({', '.join(header)}) VALUES ({', '.join('?' * len(header))})",
                              rows)
