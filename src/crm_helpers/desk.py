@@ -38,6 +38,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
+from crm_helpers.i18n import BABEL_LOCALE, DEFAULT, language, set_language, t, tn
 from crm_helpers.ingest import entry
 from crm_helpers.analyses import followup
 from crm_helpers.store.queries import memoized, store_currency
@@ -56,6 +57,7 @@ from crm_helpers.store.schema import (
 )
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.analyses.service import backlog
+from crm_helpers.store.config import report_language
 from crm_helpers.store.connection import open_db, write_transaction
 from crm_helpers.store.facts import (
     contacted_since_sql,
@@ -91,6 +93,20 @@ _OK = '<span style="color:#1b5e20">{}</span>'
 def _text(value: Any) -> str:
     """A stored value as a person reads it: blank for missing, never "None" or "nan"."""
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def _choices(values: Any) -> list[tuple[str, str]]:
+    """A list's options: each stored value (``"call"``, ``"paid"``) shown in the owner's language."""
+    return [(t(v), v) for v in values]
+
+
+def _weekday_day(day: dt.date) -> str:
+    """``Tuesday 08 December`` in English; the language's own form otherwise (``12月8日星期二``)."""
+    if language() == DEFAULT:
+        return f"{day:%A %d %B}"
+    from babel.dates import format_skeleton
+
+    return format_skeleton("MMMMdEEEE", day, locale=BABEL_LOCALE[language()])
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -251,7 +267,7 @@ class _Undoable:
         except CrmError as exc:  # UndoError, or the store replaced or too new
             self.message.value = _ERROR.format(html.escape(str(exc)))
             return
-        self.message.value = _OK.format(html.escape(f"Undone: {self.last.summary}."))
+        self.message.value = _OK.format(html.escape(t("Undone: {summary}.", summary=self.last.summary)))
         self.last = None
         self.undo.layout.display = "none"
         self.desk.changed()
@@ -268,11 +284,11 @@ class _Form(_Undoable):
         self.fields: dict[str, widgets.ValueWidget] = {}
         self.errors: dict[str, widgets.HTML] = {}
         self.message = widgets.HTML()
-        self.undo = widgets.Button(description="Undo this entry", layout=widgets.Layout(display="none"))
+        self.undo = widgets.Button(description=t("Undo this entry"), layout=widgets.Layout(display="none"))
         self.undo.on_click(lambda _: self._undo())
-        self.future_ok = widgets.Checkbox(description="Yes, the date is in the future", indent=False,
+        self.future_ok = widgets.Checkbox(description=t("Yes, the date is in the future"), indent=False,
                                           layout=widgets.Layout(display="none"))
-        self.sure = widgets.Checkbox(description=SURE, indent=False, layout=widgets.Layout(display="none"))
+        self.sure = widgets.Checkbox(description=t(SURE), indent=False, layout=widgets.Layout(display="none"))
         self.last: EntryRecord | None = None
 
     def _field(self, name: str, widget: widgets.ValueWidget) -> widgets.ValueWidget:
@@ -308,8 +324,8 @@ class _Form(_Undoable):
         latest = now.strftime("%Y-%m-%d %H:%M:%S") if len(stored) > len("YYYY-MM-DD") else now.date().isoformat()
         if stored > latest and not self.future_ok.value:
             self.future_ok.layout.display = ""
-            raise ValidationError(name, value, "is in the future: tick \u201cYes, the date is in the future\u201d "
-                                               "below if it is meant, or correct it")
+            raise ValidationError(name, value, t("is in the future: tick \u201cYes, the date is in the future\u201d "
+                                                 "below if it is meant, or correct it"))
         return value
 
     def ask(self, name: str, value: Any, question: str) -> None:
@@ -318,8 +334,8 @@ class _Form(_Undoable):
         any field asks again)."""
         if not self.sure.value:
             self.sure.layout.display = ""
-            raise ValidationError(name, value, f"{question}: tick \u201c{SURE}\u201d below if it is meant, "
-                                               "or correct it")
+            raise ValidationError(name, value, t("{question}: tick \u201c{sure}\u201d below if it is meant, or correct it",
+                                                 question=question, sure=t(SURE)))
 
     def footer(self) -> widgets.Widget:
         """The confirmations (shown when needed), the message and "Undo this entry"."""
@@ -340,7 +356,7 @@ class _Form(_Undoable):
     def customer_id(self) -> str:
         """The selected customer, or a refusal saying to choose one."""
         if self.desk.current() is None:
-            raise ValidationError("customer", "", "choose a customer first (type part of a name above)")
+            raise ValidationError("customer", "", t("choose a customer first (type part of a name above)"))
         return str(self.desk.customer_id)
 
     def clear(self) -> None:
@@ -360,18 +376,18 @@ class _Form(_Undoable):
             shown = f"{exc.value!r}: {exc.reason}" if exc.value not in (None, "") else exc.reason
             if exc.column in self.errors:
                 self.errors[exc.column].value = _ERROR.format(html.escape(shown))
-                self.message.value = _ERROR.format("Not saved: see the note beside the field.")
+                self.message.value = _ERROR.format(html.escape(t("Not saved: see the note beside the field.")))
             else:
-                self.message.value = _ERROR.format(html.escape(f"Not saved: {exc.column}: {shown}"))
+                self.message.value = _ERROR.format(html.escape(t("Not saved: {field}: {reason}", field=exc.column, reason=shown)))
             return False
         except CrmError as exc:
-            self.message.value = _ERROR.format(html.escape(f"Not saved: {exc}"))
+            self.message.value = _ERROR.format(html.escape(t("Not saved: {reason}", reason=exc)))
             return False
         except sqlite3.IntegrityError as exc:  # e.g. the same e-mail saved from another window meanwhile
-            self.message.value = _ERROR.format(html.escape(f"Not saved: it clashes with a row written meanwhile ({exc})"))
+            self.message.value = _ERROR.format(html.escape(t("Not saved: it clashes with a row written meanwhile ({reason}).", reason=exc)))
             return False
         self.last = record
-        self.message.value = _OK.format(html.escape(f"Saved: {record.summary}.")) + _written(record)
+        self.message.value = _OK.format(html.escape(t("Saved: {summary}.", summary=record.summary))) + _written(record)
         self.undo.layout.display = ""
         self.future_ok.value = self.sure.value = False
         self.future_ok.layout.display = self.sure.layout.display = "none"
@@ -418,14 +434,14 @@ class CustomerForm(_Form):
         super().__init__(desk)
         for name in self.TEXT_FIELDS:
             widget = widgets.Textarea if name == "notes" else widgets.Text
-            self._field(name, widget(description=name.capitalize().replace("Email", "E-mail")))
-        self._field("consent_marketing", widgets.Checkbox(description="Agreed to marketing e-mails", indent=False))
+            self._field(name, widget(description=t(name.capitalize().replace("Email", "E-mail"))))
+        self._field("consent_marketing", widgets.Checkbox(description=t("Agreed to marketing e-mails"), indent=False))
         self.existing: str | None = None
-        self.open_existing = widgets.Button(description="Open that one", layout=widgets.Layout(display="none"))
+        self.open_existing = widgets.Button(description=t("Open that one"), layout=widgets.Layout(display="none"))
         self.open_existing.on_click(lambda _: self.desk.select(self.existing))
-        self.add = self._button("Add as new customer", self._add)
-        self.save = self._button("Save changes", self._save, style="")
-        self.new = widgets.Button(description="New customer")
+        self.add = self._button(t("Add as new customer"), self._add)
+        self.save = self._button(t("Save changes"), self._save, style="")
+        self.new = widgets.Button(description=t("New customer"))
         self.new.on_click(lambda _: self.start_new())
 
     def enter(self, name: str) -> None:
@@ -455,28 +471,28 @@ class CustomerForm(_Form):
         if row:
             self.existing = row[0]
             self.open_existing.layout.display = ""
-            raise ValidationError("email", email, f"belongs to {_text(row[1]) or 'another customer'} already")
+            raise ValidationError("email", email, t("belongs to {name} already", name=_text(row[1]) or t("another customer")))
 
     def _add(self) -> EntryRecord:
         if self.desk.customer_id is not None:
-            raise ValidationError("customer", "", f"the form shows {self.desk.name()}: press \u201cNew customer\u201d "
-                                                  "first, so nothing of theirs is copied")
+            raise ValidationError("customer", "", t("the form shows {name}: press \u201cNew customer\u201d first, so nothing of theirs is copied",
+                                                    name=self.desk.name()))
         values = self._values()
         if not (values["name"] or values["email"]):
-            raise ValidationError("name", "", "give a name or an e-mail")
+            raise ValidationError("name", "", t("give a name or an e-mail"))
         self._refuse_known_email(values["email"], None)
         self._plausible(values, None)
         cid = entry.add_customer(self.desk.db, customer_id=None, **{k: v for k, v in values.items() if v is not None})
-        record = _record(self.desk.db, f"new customer {values['name'] or values['email']}", [("customers", (cid,), None)])
+        record = _record(self.desk.db, t("new customer {name}", name=values['name'] or values['email']), [("customers", (cid,), None)])
         self.desk.select(cid)
         return record
 
     def _plausible(self, values: dict[str, Any], before: dict[str, Any] | None) -> None:
         phone = values.get("phone")
         if phone is not None and sum(ch.isdigit() for ch in str(phone)) < 5:
-            self.ask("phone", phone, "has fewer than 5 digits: is it a phone number")
+            self.ask("phone", phone, t("has fewer than 5 digits: is it a phone number"))
         if before and before.get("email") and values.get("email") is None:
-            self.ask("email", "", f"blanks the e-mail {before['email']} this customer had")
+            self.ask("email", "", t("blanks the e-mail {email} this customer had", email=before['email']))
 
     def _save(self) -> EntryRecord:
         cid = self.customer_id()
@@ -485,7 +501,7 @@ class CustomerForm(_Form):
         before = read_row(self.desk.db, "customers", key=(cid,))
         self._plausible(values, before)
         entry.update_customer(self.desk.db, cid, **values)
-        return _record(self.desk.db, f"changes to {values['name'] or cid}", [("customers", (cid,), before)])
+        return _record(self.desk.db, t("changes to {name}", name=values['name'] or cid), [("customers", (cid,), before)])
 
     def clear(self) -> None:
         """Keep the fields: they show the selected customer after a save."""
@@ -512,14 +528,14 @@ class InteractionForm(_Form):
 
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
-        self._field("channel", widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description="Channel"))
-        self._field("direction", widgets.Dropdown(options=[("I reached them", "outbound"), ("They reached me", "inbound")],
-                                                  description="Who started"))
-        self._field("subject", widgets.Text(description="Subject"))
-        self._field("outcome", widgets.Text(description="Outcome", placeholder="e.g. wants a quote"))
-        self._field("notes", widgets.Textarea(description="Notes"))
-        self._date_field("occurred_at", widgets.Text(description="When", placeholder="now (or YYYY-MM-DD HH:MM)"))
-        self.save = self._button("Log it", self._save)
+        self._field("channel", widgets.Dropdown(options=_choices(INTERACTION_CHANNELS), value="call", description=t("Channel")))
+        self._field("direction", widgets.Dropdown(options=[(t("I reached them"), "outbound"), (t("They reached me"), "inbound")],
+                                                  description=t("Who started")))
+        self._field("subject", widgets.Text(description=t("Subject")))
+        self._field("outcome", widgets.Text(description=t("Outcome"), placeholder=t("e.g. wants a quote")))
+        self._field("notes", widgets.Textarea(description=t("Notes")))
+        self._date_field("occurred_at", widgets.Text(description=t("When"), placeholder=t("now (or YYYY-MM-DD HH:MM)")))
+        self.save = self._button(t("Log it"), self._save)
 
     def _save(self) -> EntryRecord:
         cid = self.customer_id()
@@ -527,7 +543,7 @@ class InteractionForm(_Form):
                                     direction=self.fields["direction"].value, subject=self.value("subject"),
                                     outcome=self.value("outcome"), notes=self.value("notes"),
                                     occurred_at=self.when("occurred_at", table="interactions", column="occurred_at"))
-        return _record(self.desk.db, f"{self.fields['channel'].value} with {self.desk.name()}",
+        return _record(self.desk.db, t("{channel} with {name}", channel=t(self.fields['channel'].value), name=self.desk.name()),
                        [("interactions", (iid,), None)])
 
 
@@ -538,17 +554,17 @@ class OrderForm(_Form):
 
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
-        self._field("product_id", widgets.Dropdown(description="Product"))
-        self._field("quantity", widgets.Text(value="1", description="Quantity"))
-        self._field("status", widgets.Dropdown(options=ORDER_STATUSES, description="Status"))
-        self._date_field("order_date", widgets.Text(description="Date", placeholder="today (or YYYY-MM-DD)"))
+        self._field("product_id", widgets.Dropdown(description=t("Product")))
+        self._field("quantity", widgets.Text(value="1", description=t("Quantity")))
+        self._field("status", widgets.Dropdown(options=_choices(ORDER_STATUSES), description=t("Status")))
+        self._date_field("order_date", widgets.Text(description=t("Date"), placeholder=t("today (or YYYY-MM-DD)")))
         self.lines: list[tuple[str, int, float | None]] = []
         self.lines_view = widgets.HTML()
-        self.add_line = widgets.Button(description="Add line")
+        self.add_line = widgets.Button(description=t("Add line"))
         self.add_line.on_click(lambda _: self._add_line())
-        self.clear_lines = widgets.Button(description="Clear lines")
+        self.clear_lines = widgets.Button(description=t("Clear lines"))
         self.clear_lines.on_click(lambda _: self._set_lines([]))
-        self.save = self._button("Record order", self._save)
+        self.save = self._button(t("Record order"), self._save)
         self.currency = ""
         self.refresh()
 
@@ -557,7 +573,8 @@ class OrderForm(_Form):
         rows = self.desk.db.execute("SELECT product_id, name, unit_price FROM products ORDER BY name").fetchall()
         self.prices = {pid: price for pid, _, price in rows}
         _set_options(self.fields["product_id"], [
-            (f"{name} — {'no list price' if price is None else f'{price:,.2f} {self.currency}'}", pid)
+            (t("{product} — no list price", product=name) if price is None else
+             t("{product} — {price}", product=name, price=f"{price:,.2f} {self.currency}"), pid)
             for pid, name, price in rows])
 
     def enter(self, name: str) -> None:
@@ -572,13 +589,13 @@ class OrderForm(_Form):
             return
         pid = self.fields["product_id"].value
         if pid is None:
-            self.errors["product_id"].value = _ERROR.format("pick a product" if self.prices else
-                                                            "there are no products in the store yet")
+            self.errors["product_id"].value = _ERROR.format(html.escape(t("pick a product") if self.prices else
+                                                                        t("there are no products in the store yet")))
             return
         if int(quantity) >= LARGE_QUANTITY:
             line = f"{int(quantity) * (self.prices.get(pid) or 0):,.0f} {self.currency}"
             try:
-                self.ask("quantity", self.fields["quantity"].value, f"makes a line of {line}")
+                self.ask("quantity", self.fields["quantity"].value, t("makes a line of {amount}", amount=line))
             except ValidationError as exc:
                 self.errors["quantity"].value = _ERROR.format(html.escape(f"{exc.value!r}: {exc.reason}"))
                 return
@@ -590,7 +607,7 @@ class OrderForm(_Form):
         self.lines = lines
         rows = [f"<li>{q} × {html.escape(str(self.fields['product_id'].options[self._index(p)][0]))}</li>"
                 for p, q, _ in lines]
-        self.lines_view.value = f"<ul>{''.join(rows)}</ul><b>Total: {self.total():,.2f} {self.currency}</b>" if rows else ""
+        self.lines_view.value = f"<ul>{''.join(rows)}</ul><b>" + html.escape(t("Total: {amount}", amount=f"{self.total():,.2f} {self.currency}")) + "</b>" if rows else ""
 
     def _index(self, pid: str) -> int:
         return [v for _, v in self.fields["product_id"].options].index(pid)
@@ -602,14 +619,14 @@ class OrderForm(_Form):
     def _save(self) -> EntryRecord:
         cid = self.customer_id()
         if not self.lines:
-            raise ValidationError("product_id", "", "add at least one line (pick a product, then Add line)")
+            raise ValidationError("product_id", "", t("add at least one line (pick a product, then Add line)"))
         merged: dict[str, int] = {}
         for pid, quantity, _ in self.lines:  # a product picked twice is one line of the order
             merged[pid] = merged.get(pid, 0) + quantity
         oid = entry.record_order(self.desk.db, cid, items=[(p, q, None) for p, q in merged.items()],
                                  order_date=self.when("order_date", table="orders", column="order_date"), status=self.fields["status"].value,
                                  currency=self.currency)
-        record = _record(self.desk.db, f"order of {self.total():,.2f} {self.currency} from {self.desk.name()}",
+        record = _record(self.desk.db, t("order of {amount} from {name}", amount=f"{self.total():,.2f} {self.currency}", name=self.desk.name()),
                          [("orders", (oid,), None), *(("order_items", (oid, p), None) for p in merged)])
         self._set_lines([])
         return record
@@ -634,19 +651,19 @@ class FeedbackForm(_Form):
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
         for name, label in self.SCORES.items():
-            self._field(name, widgets.Text(description=label, layout=widgets.Layout(width="16em")))
-        self._field("comment", widgets.Textarea(description="Comment"))
-        self._date_field("submitted_at", widgets.Text(description="Date", placeholder="today (or YYYY-MM-DD)"))
-        self.save = self._button("Save feedback", self._save)
+            self._field(name, widgets.Text(description=t(label), layout=widgets.Layout(width="16em")))
+        self._field("comment", widgets.Textarea(description=t("Comment")))
+        self._date_field("submitted_at", widgets.Text(description=t("Date"), placeholder=t("today (or YYYY-MM-DD)")))
+        self.save = self._button(t("Save feedback"), self._save)
 
     def _save(self) -> EntryRecord:
         cid = self.customer_id()
         values = {name: self.value(name) for name in (*self.SCORES, "comment")}
         if all(v is None for v in values.values()):
-            raise ValidationError("nps", "", "give at least one score or a comment")
+            raise ValidationError("nps", "", t("give at least one score or a comment"))
         fid = entry.add_feedback(self.desk.db, cid, submitted_at=self.when("submitted_at", table="feedback",
                                                                            column="submitted_at"), **values)
-        return _record(self.desk.db, f"feedback from {self.desk.name()}", [("feedback", (fid,), None)])
+        return _record(self.desk.db, t("feedback from {name}", name=self.desk.name()), [("feedback", (fid,), None)])
 
 
 class TicketForm(_Form):
@@ -656,21 +673,22 @@ class TicketForm(_Form):
 
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
-        self._field("category", widgets.Dropdown(options=TICKET_CATEGORIES, description="Kind"))
-        self._field("priority", widgets.Dropdown(options=TICKET_PRIORITIES, value="normal", description="Priority"))
-        self._field("ticket_id", widgets.Dropdown(description="Open ticket"))
-        self._date_field("when", widgets.Text(description="When", placeholder="now (or YYYY-MM-DD HH:MM)"))
-        self._field("csat", widgets.Text(description="CSAT (1–5)", layout=widgets.Layout(width="16em")))
-        self.open = self._button("Open ticket", self._open)
-        self.answer = self._button("Mark answered", self._answer, style="")
-        self.close = self._button("Close ticket", self._close, style="")
+        self._field("category", widgets.Dropdown(options=_choices(TICKET_CATEGORIES), description=t("Kind")))
+        self._field("priority", widgets.Dropdown(options=_choices(TICKET_PRIORITIES), value="normal", description=t("Priority")))
+        self._field("ticket_id", widgets.Dropdown(description=t("Open ticket")))
+        self._date_field("when", widgets.Text(description=t("When"), placeholder=t("now (or YYYY-MM-DD HH:MM)")))
+        self._field("csat", widgets.Text(description=t("CSAT (1–5)"), layout=widgets.Layout(width="16em")))
+        self.open = self._button(t("Open ticket"), self._open)
+        self.answer = self._button(t("Mark answered"), self._answer, style="")
+        self.close = self._button(t("Close ticket"), self._close, style="")
 
     def refresh(self) -> None:
         rows = self.desk.db.execute(
             "SELECT ticket_id, category, opened_at, first_response_at FROM tickets WHERE customer_id = :customer "
             f"AND {ticket_open_now_sql()} ORDER BY opened_at", {"customer": self.desk.customer_id}).fetchall()
         _set_options(self.fields["ticket_id"], [
-            (f"{_text(cat) or 'ticket'} opened {opened[:16]}" + (", answered" if answered else ", not answered yet"), tid)
+            (t("{kind} opened {when}, answered", kind=t(_text(cat) or "ticket"), when=opened[:16]) if answered else
+             t("{kind} opened {when}, not answered yet", kind=t(_text(cat) or "ticket"), when=opened[:16]), tid)
             for tid, cat, opened, answered in rows])
 
     def enter(self, name: str) -> None:
@@ -684,13 +702,13 @@ class TicketForm(_Form):
     def _ticket(self) -> str:
         self.customer_id()
         if self.fields["ticket_id"].value is None:
-            raise ValidationError("ticket_id", "", "this customer has no open ticket")
+            raise ValidationError("ticket_id", "", t("this customer has no open ticket"))
         return str(self.fields["ticket_id"].value)
 
     def _open(self) -> EntryRecord:
         tid = entry.open_ticket(self.desk.db, self.customer_id(), category=self.fields["category"].value,
                                 priority=self.fields["priority"].value, opened_at=self.when("when", table="tickets", column="opened_at"))
-        return _record(self.desk.db, f"{self.fields['category'].value} ticket for {self.desk.name()}",
+        return _record(self.desk.db, t("{kind} ticket for {name}", kind=t(self.fields['category'].value), name=self.desk.name()),
                        [("tickets", (tid,), None)])
 
     def _changed(self, summary: str, call: Callable[[str], None]) -> EntryRecord:
@@ -701,15 +719,15 @@ class TicketForm(_Form):
         except ValidationError as exc:
             column = {"closed_at": "when", "first_response_at": "when"}.get(exc.column, exc.column)
             raise ValidationError(column, exc.value, exc.reason) from None
-        return _record(self.desk.db, f"{summary} for {self.desk.name()}", [("tickets", (tid,), before)])
+        return _record(self.desk.db, summary.format(name=self.desk.name()), [("tickets", (tid,), before)])
 
     def _answer(self) -> EntryRecord:
         when = self.when("when", table="tickets", column="first_response_at")
-        return self._changed("ticket answered", lambda t: entry.answer_ticket(self.desk.db, t, answered_at=when))
+        return self._changed(t("ticket answered for {name}"), lambda t: entry.answer_ticket(self.desk.db, t, answered_at=when))
 
     def _close(self) -> EntryRecord:
         when = self.when("when", table="tickets", column="closed_at")
-        return self._changed("ticket closed", lambda t: entry.close_ticket(self.desk.db, t, closed_at=when,
+        return self._changed(t("ticket closed for {name}"), lambda t: entry.close_ticket(self.desk.db, t, closed_at=when,
                                                                            csat=self.value("csat")))
 
     def widget(self) -> widgets.Widget:
@@ -725,22 +743,24 @@ class DealForm(_Form):
 
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
-        self._field("title", widgets.Text(description="What"))
-        self._field("amount", widgets.Text(description="Amount"))
-        self._field("source", widgets.Text(description="Came from", placeholder="referral, website, ..."))
-        self._field("expected_close", widgets.Text(description="Expected close", placeholder="YYYY-MM-DD"))
-        self._field("opportunity_id", widgets.Dropdown(description="Open deal"))
-        self._field("stage", widgets.Dropdown(options=OPPORTUNITY_STAGES, description="Move to"))
-        self._field("lost_reason", widgets.Text(description="Why lost"))
-        self.add = self._button("Add deal", self._add)
-        self.move = self._button("Move", self._move, style="")
+        self._field("title", widgets.Text(description=t("What")))
+        self._field("amount", widgets.Text(description=t("Amount")))
+        self._field("source", widgets.Text(description=t("Came from"), placeholder=t("referral, website, ...")))
+        self._field("expected_close", widgets.Text(description=t("Expected close"), placeholder="YYYY-MM-DD"))
+        self._field("opportunity_id", widgets.Dropdown(description=t("Open deal")))
+        self._field("stage", widgets.Dropdown(options=_choices(OPPORTUNITY_STAGES), description=t("Move to")))
+        self._field("lost_reason", widgets.Text(description=t("Why lost")))
+        self.add = self._button(t("Add deal"), self._add)
+        self.move = self._button(t("Move"), self._move, style="")
 
     def refresh(self) -> None:
         rows = self.desk.db.execute(
             "SELECT opportunity_id, title, stage, amount FROM opportunities WHERE customer_id = ? AND stage IN "
             f"({','.join('?' * len(OPEN_STAGES))}) ORDER BY opened_at", [self.desk.customer_id, *OPEN_STAGES]).fetchall()
         _set_options(self.fields["opportunity_id"], [
-            (f"{_text(title) or 'untitled'} ({stage}" + ("" if amount is None else f", {amount:,.0f}") + ")", oid)
+            (t("{title} ({stage})", title=_text(title) or t("untitled"), stage=t(stage)) if amount is None else
+             t("{title} ({stage}, {amount})", title=_text(title) or t("untitled"), stage=t(stage), amount=f"{amount:,.0f}"),
+             oid)
             for oid, title, stage, amount in rows])
 
     def enter(self, name: str) -> None:
@@ -753,24 +773,24 @@ class DealForm(_Form):
         except ValueError:
             day = None  # not a date: the entry function refuses it beside the field
         if day is not None and day < dt.date.today().isoformat():
-            self.ask("expected_close", close, "is before the deal is opened (today)")
+            self.ask("expected_close", close, t("is before the deal is opened (today)"))
         oid = entry.add_opportunity(self.desk.db, self.customer_id(), title=self.value("title"),
                                     amount=self.value("amount"), source=self.value("source"),
                                     expected_close=self.value("expected_close"))
-        return _record(self.desk.db, f"deal '{self.value('title') or 'untitled'}' with {self.desk.name()}",
+        return _record(self.desk.db, t("deal '{title}' with {name}", title=self.value('title') or t("untitled"), name=self.desk.name()),
                        [("opportunities", (oid,), None)])
 
     def _move(self) -> EntryRecord:
         self.customer_id()
         oid, stage = self.fields["opportunity_id"].value, self.fields["stage"].value
         if oid is None:
-            raise ValidationError("opportunity_id", "", "this customer has no open deal")
+            raise ValidationError("opportunity_id", "", t("this customer has no open deal"))
         if stage == "lost" and self.value("lost_reason") is None:
-            raise ValidationError("lost_reason", "", "say why it was lost (it helps you later)")
+            raise ValidationError("lost_reason", "", t("say why it was lost (it helps you later)"))
         before = read_row(self.desk.db, "opportunities", key=(oid,))
         entry.move_opportunity(self.desk.db, oid, stage=stage,
                                lost_reason=self.value("lost_reason") if stage == "lost" else None)
-        return _record(self.desk.db, f"deal moved to {stage}", [("opportunities", (oid,), before)])
+        return _record(self.desk.db, t("deal moved to {stage}", stage=t(stage)), [("opportunities", (oid,), before)])
 
     def widget(self) -> widgets.Widget:
         return widgets.VBox([*(self._row(n) for n in ("title", "amount", "source", "expected_close")), self.add,
@@ -786,20 +806,20 @@ class TaskForm(_Form):
 
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
-        self._field("due", widgets.Text(description="Due", placeholder="tuesday, in 2 weeks or YYYY-MM-DD"))
-        self._field("note", widgets.Text(description="To do", placeholder="e.g. call back about the quote"))
-        self._field("about", widgets.Checkbox(description="About the chosen customer", value=True, indent=False))
-        self.save = self._button("Add task", self._save)
+        self._field("due", widgets.Text(description=t("Due"), placeholder=t("tuesday, in 2 weeks or YYYY-MM-DD")))
+        self._field("note", widgets.Text(description=t("To do"), placeholder=t("e.g. call back about the quote")))
+        self._field("about", widgets.Checkbox(description=t("About the chosen customer"), value=True, indent=False))
+        self.save = self._button(t("Add task"), self._save)
 
     def _save(self) -> EntryRecord:
         typed = self.value("due")
         if typed is None:
-            raise ValidationError("due", "", "say when: tuesday, in 2 weeks or YYYY-MM-DD")
+            raise ValidationError("due", "", t("say when: tuesday, in 2 weeks or YYYY-MM-DD"))
         due = day_from_words(typed, today=self.desk.today)
         customer = self.customer_id() if self.fields["about"].value else None
         tid = entry.add_task(self.desk.db, due, note=self.value("note"), customer_id=customer)
-        about = f" about {self.desk.name()}" if customer else ""
-        return _record(self.desk.db, f"task for {due}{about}", [("tasks", (tid,), None)])
+        summary = t("task for {day} about {name}", day=due, name=self.desk.name()) if customer else t("task for {day}", day=due)
+        return _record(self.desk.db, summary, [("tasks", (tid,), None)])
 
 
 # ------------------------------------------------------------------- correcting the timeline
@@ -822,8 +842,22 @@ _LABELS = {"order_date": "Date", "refunded_amount": "Paid back", "occurred_at": 
            "title": "What", "source": "Came from", "probability": "Probability (0–1)",
            "expected_close": "Expected close", "lost_reason": "Why lost", "due": "Due", "note": "To do",
            "done_at": "Done at"}
-_NAMES = {"orders": "order", "interactions": "interaction", "feedback": "feedback", "tickets": "ticket",
-          "opportunities": "deal", TASKS.name: "task"}
+_CORRECT = {"orders": "Correct this order of {when}", "interactions": "Correct this interaction of {when}",
+            "feedback": "Correct this feedback of {when}", "tickets": "Correct this ticket of {when}",
+            "opportunities": "Correct this deal of {when}", TASKS.name: "Correct this task of {when}"}
+"""The editor's heading for each kind of entry, one whole sentence each (translated through :func:`t`)."""
+_DELETE = {"orders": "Delete this order of {when}?", "interactions": "Delete this interaction of {when}?",
+           "feedback": "Delete this feedback of {when}?", "tickets": "Delete this ticket of {when}?",
+           "opportunities": "Delete this deal of {when}?", TASKS.name: "Delete this task of {when}?"}
+_CORRECTED = {"orders": "correction of the order of {when} for {name}",
+              "interactions": "correction of the interaction of {when} for {name}",
+              "feedback": "correction of the feedback of {when} for {name}",
+              "tickets": "correction of the ticket of {when} for {name}",
+              "opportunities": "correction of the deal of {when} for {name}",
+              TASKS.name: "correction of the task of {when} for {name}"}
+_DELETED = {"orders": "order of {when} deleted for {name}", "interactions": "interaction of {when} deleted for {name}",
+            "feedback": "feedback of {when} deleted for {name}", "tickets": "ticket of {when} deleted for {name}",
+            "opportunities": "deal of {when} deleted for {name}", TASKS.name: "task of {when} deleted for {name}"}
 _HAPPENED = {"orders": "order_date", "interactions": "occurred_at", "feedback": "submitted_at", "tickets": "opened_at"}
 """The date of an entry that has happened: moved after now, it is asked about once (:meth:`_Form.when`)."""
 
@@ -851,12 +885,12 @@ class EntryEditor(_Form):
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
         self.entry: TimelineEntry | None = None
-        self.undo.description = "Undo this change"
+        self.undo.description = t("Undo this change")
         self.heading = widgets.HTML()
         self.rows = widgets.VBox()
-        self.save = self._button("Save changes", self._save)
-        self.confirm = self._button("Yes, delete it", self._delete, style="danger")
-        self.cancel = widgets.Button(description="Cancel")
+        self.save = self._button(t("Save changes"), self._save)
+        self.confirm = self._button(t("Yes, delete it"), self._delete, style="danger")
+        self.cancel = widgets.Button(description=t("Cancel"))
         self.cancel.on_click(lambda _: self.close())
         self.buttons = widgets.HBox()
         self.form = widgets.VBox([self.heading, self.rows, self.buttons], layout=widgets.Layout(display="none"))
@@ -869,20 +903,20 @@ class EntryEditor(_Form):
         """Show ``item`` for correcting (``delete``: the question whether to delete it)."""
         row = read_row(self.desk.db, item.table, key=(item.key,))
         if row is None:
-            self.message.value = _ERROR.format("That entry is no longer in the store.")
+            self.message.value = _ERROR.format(html.escape(t("That entry is no longer in the store.")))
             self.desk.select(self.desk.customer_id)
             return
         self.entry = item
         self.fields, self.errors = {}, {}
         self.future_ok.value = self.sure.value = False
         self.future_ok.layout.display = self.sure.layout.display = "none"
-        what = html.escape(f"{_NAMES[item.table]} of {item.at[:16]}")
         if delete:
-            self.heading.value = (f"<b>Delete this {what}?</b> {html.escape(item.what)}<br>"
-                                  "<small>“Undo this change” afterwards brings it back.</small>")
+            self.heading.value = ("<b>" + html.escape(t(_DELETE[item.table], when=item.at[:16])) + "</b> "
+                                  f"{html.escape(item.what)}<br><small>"
+                                  + html.escape(t("\u201cUndo this change\u201d afterwards brings it back.")) + "</small>")
             self.buttons.children = [self.confirm, self.cancel]
         else:
-            self.heading.value = f"<b>Correct this {what}</b>"
+            self.heading.value = "<b>" + html.escape(t(_CORRECT[item.table], when=item.at[:16])) + "</b>"
             spec = schema_table(item.table)
             for name in EDIT_COLUMNS[item.table]:
                 self._field(name, self._widget(spec.column(name), row.get(name)))
@@ -891,7 +925,7 @@ class EntryEditor(_Form):
                 for line in entry.order_lines(self.desk.db, item.key):
                     pid = line["product_id"]
                     self._field(f"quantity:{pid}", widgets.Text(value=str(line["quantity"]),
-                                                                description=f"Units of {_text(names.get(pid)) or pid}"))
+                                                                description=t("Units of {product}", product=_text(names.get(pid)) or pid)))
             self.buttons.children = [self.save, self.cancel]
         for widget in self.fields.values():
             widget.style.description_width = "18em"  # "Units of Sencha green tea 100g" whole
@@ -903,9 +937,9 @@ class EntryEditor(_Form):
 
     def _widget(self, column: Column, stored: Any) -> widgets.ValueWidget:
         """A field for ``column`` holding ``stored``: a list for a column of allowed values, else text."""
-        label = _LABELS.get(column.name, column.name.replace("_", " ").capitalize())
+        label = t(_LABELS.get(column.name, column.name.replace("_", " ").capitalize()))
         if column.allowed:
-            options = [("", None)] * (not column.required) + [(v, v) for v in column.allowed]
+            options = [("", None)] * (not column.required) + _choices(column.allowed)
             if stored is not None and stored not in column.allowed:
                 options.append((str(stored), stored))
             return widgets.Dropdown(options=options, value=stored, description=label)
@@ -926,7 +960,7 @@ class EntryEditor(_Form):
 
     def _item(self) -> TimelineEntry:
         if self.entry is None:
-            raise ValidationError("entry", "", "choose an entry of the timeline first (Edit or Delete beside it)")
+            raise ValidationError("entry", "", t("choose an entry of the timeline first (Edit or Delete beside it)"))
         return self.entry
 
     def _quantities(self) -> dict[str, Any]:
@@ -943,7 +977,7 @@ class EntryEditor(_Form):
                 except ValueError as exc:
                     raise ValidationError(name, typed, str(exc)) from None
                 if units is not None and int(units) >= LARGE_QUANTITY:
-                    self.ask(name, typed, f"is {int(units):,} units")
+                    self.ask(name, typed, t("is {units} units", units=f"{int(units):,}"))
                 quantities[pid] = typed
         return quantities
 
@@ -958,14 +992,14 @@ class EntryEditor(_Form):
             changes[date] = self.when(date, table=item.table, column=date)
         quantities = self._quantities() if item.table == "orders" else {}
         if not (changes or quantities):
-            raise ValidationError("entry", "", "nothing was changed: correct a value first, or press Cancel")
+            raise ValidationError("entry", "", t("nothing was changed: correct a value first, or press Cancel"))
         lines = {l["product_id"]: l for l in entry.order_lines(db, item.key)} if item.table == "orders" else {}
         if item.table == "orders":
             entry.edit_order(db, item.key, quantities=quantities, **changes)
         else:
             entry.edit_entry(db, item.table, entry_id=item.key, **changes)
         after = {l["product_id"] for l in entry.order_lines(db, item.key)} if item.table == "orders" else set()
-        return _record(db, f"correction of the {_NAMES[item.table]} of {item.at[:16]} for {self.desk.name()}",
+        return _record(db, t(_CORRECTED[item.table], when=item.at[:16], name=self.desk.name()),
                        [(item.table, (item.key,), before),
                         *(("order_items", (item.key, p), lines.get(p)) for p in sorted(set(lines) | after))])
 
@@ -974,7 +1008,7 @@ class EntryEditor(_Form):
         before = read_row(db, item.table, key=(item.key,))
         lines = entry.order_lines(db, item.key) if item.table == "orders" else []
         entry.delete_entry(db, item.table, entry_id=item.key)
-        return _record(db, f"{_NAMES[item.table]} of {item.at[:16]} deleted for {self.desk.name()}",
+        return _record(db, t(_DELETED[item.table], when=item.at[:16], name=self.desk.name()),
                        [(item.table, (item.key,), before),
                         *(("order_items", (item.key, l["product_id"]), l) for l in lines)])
 
@@ -989,7 +1023,7 @@ class EntryEditor(_Form):
         item, db = self._item(), self.desk.db
         before = read_row(db, item.table, key=(item.key,))
         iid = entry.complete_task(db, item.key)
-        return _record(db, f"task done: {_text((before or {}).get('note')) or 'follow-up'}",
+        return _record(db, t("task done: {note}", note=_text((before or {}).get('note')) or t("follow-up")),
                        [(item.table, (item.key,), before), *([("interactions", (iid,), None)] if iid else [])])
 
     def widget(self) -> widgets.Widget:
@@ -1057,8 +1091,9 @@ def _due_tasks(db: Database, as_of: dt.date) -> list[TodayItem]:
     items = []
     for task_id, customer_id, due, note in rows:
         late = (as_of - dt.date.fromisoformat(due)).days
-        when = "due today" if late == 0 else f"overdue by {late} day{'s' * (late > 1)}"
-        items.append(TodayItem(customer_id, f"{note or 'task'} ({when})", "task", task_id))
+        why = (t("{task} (due today)", task=note or t("task")) if late == 0 else
+               tn("{task} (overdue by {n} day)", "{task} (overdue by {n} days)", n=late, task=note or t("task")))
+        items.append(TodayItem(customer_id, why, "task", task_id))
     return items
 
 
@@ -1098,8 +1133,10 @@ def today_items(db: Database, as_of: dt.date, *, book: BookToday | None = None) 
     items += [TodayItem(cid, "; ".join(book.queue.plain_reasons(cid)), "follow-up")
               for cid in book.queue.table["customer_id"].head(SHOWN_ROWS)]
     tickets = backlog(db, as_of)
-    items += [TodayItem(r.customer_id, f"{_text(r.category) or 'ticket'} open for {r.age_days:.0f} days"
-                        + ("" if r.answered else ", not answered yet"), "ticket")
+    items += [TodayItem(r.customer_id, t("{kind} open for {days} days", kind=t(_text(r.category) or "ticket"),
+                                         days=f"{r.age_days:.0f}") if r.answered else
+                        t("{kind} open for {days} days, not answered yet", kind=t(_text(r.category) or "ticket"),
+                          days=f"{r.age_days:.0f}"), "ticket")
               for r in tickets.sort_values("age_days", ascending=False).itertuples()]
     items += [*book.deals, *book.anniversaries]
     return _shown(db, as_of, items)
@@ -1110,12 +1147,14 @@ def _deals(db: Database, as_of: dt.date) -> list[TodayItem]:
     :data:`~crm_helpers.store.facts.STALE_DAYS` days) or overdue (:func:`crm_helpers.store.facts.deal_overdue`)."""
     opps = opportunities_as_of(db, as_of)
     quiet = stale_opportunities(opps)
-    items = [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' with no news for "
-                       f"{r.days_since_activity} days", "deal") for r in quiet.itertuples()]
+    items = [TodayItem(r.customer_id, t("deal '{title}' with no news for {days} days",
+                                        title=_text(r.title) or t("untitled"), days=r.days_since_activity), "deal")
+             for r in quiet.itertuples()]
     overdue = opps[deal_overdue(opps["status_at"], opps["expected_close"], as_of=as_of)
                    & ~opps["opportunity_id"].isin(quiet["opportunity_id"])]
-    items += [TodayItem(r.customer_id, f"deal '{_text(r.title) or 'untitled'}' was expected to close on "
-                        f"{r.expected_close:%Y-%m-%d}", "deal") for r in overdue.itertuples()]
+    items += [TodayItem(r.customer_id, t("deal '{title}' was expected to close on {day}",
+                                         title=_text(r.title) or t("untitled"), day=f"{r.expected_close:%Y-%m-%d}"),
+                        "deal") for r in overdue.itertuples()]
     return items
 
 
@@ -1144,9 +1183,10 @@ def _anniversaries(db: Database, as_of: dt.date) -> list[TodayItem]:
             except ValueError:  # 29 February in a common year
                 day = first.replace(year=first.year + years, day=28)
             if years >= 1 and 0 <= (day - as_of).days < ANNIVERSARY_DAYS:
-                when = "today" if day == as_of else f"on {day:%A %d %B}"
-                items.append(TodayItem(customer_id, f"{years} year{'s' * (years > 1)} as a customer {when}",
-                                       "anniversary"))
+                why = (tn("{n} year as a customer today", "{n} years as a customer today", n=years) if day == as_of
+                       else tn("{n} year as a customer on {day}", "{n} years as a customer on {day}", n=years,
+                               day=_weekday_day(day)))
+                items.append(TodayItem(customer_id, why, "anniversary"))
     return items
 
 
@@ -1201,7 +1241,7 @@ def today_lines(db: Database, items: list[TodayItem]) -> list[TodayLine]:
     for item in items:
         key = item.customer_id or f"task:{item.task_id}"
         if key not in lines:
-            label, phone, email = people.get(item.customer_id or "", ("To do", "", ""))
+            label, phone, email = people.get(item.customer_id or "", (t("To do"), "", ""))
             lines[key] = TodayLine(item.customer_id, label, phone, email, [], [])
         line = lines[key]
         line.reasons += [why for why in item.why.split("; ") if why not in line.reasons]
@@ -1240,13 +1280,13 @@ class TodayList(_Undoable):
     def __init__(self, desk: "Desk") -> None:
         self.desk = desk
         wide = {"description_width": "7em"}
-        self.channel = widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description="Contacted by",
+        self.channel = widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description=t("Contacted by"),
                                         style=wide, layout=widgets.Layout(width="16em"))
-        self.note = widgets.Text(description="Note", placeholder="optional, e.g. left a message", style=wide)
-        self.snooze_to = widgets.Text(description="Snooze to", value="tomorrow", style=wide,
-                                      placeholder="tomorrow, tuesday, in 2 weeks or YYYY-MM-DD")
+        self.note = widgets.Text(description=t("Note"), placeholder=t("optional, e.g. left a message"), style=wide)
+        self.snooze_to = widgets.Text(description=t("Snooze to"), value="tomorrow", style=wide,
+                                      placeholder=t("tomorrow, tuesday, in 2 weeks or YYYY-MM-DD"))
         self.message = widgets.HTML()
-        self.undo = widgets.Button(description="Undo", layout=widgets.Layout(display="none"))
+        self.undo = widgets.Button(description=t("Undo"), layout=widgets.Layout(display="none"))
         self.undo.on_click(lambda _: self._undo())
         self.last: EntryRecord | None = None
         self.box = widgets.VBox()
@@ -1271,15 +1311,15 @@ class TodayList(_Undoable):
         self.items = today_items(self.desk.db, self.desk.today, book=self.book)
         self.lines = today_lines(self.desk.db, self.items)
         self.buttons = {}
-        rows: list[widgets.Widget] = [widgets.HTML(f"<h3>Today ({len(self.lines)})</h3>"
-                                                   + ("" if self.lines else "<i>nothing to do today</i>"))]
+        rows: list[widgets.Widget] = [widgets.HTML("<h3>" + html.escape(t("Today ({count})", count=len(self.lines))) + "</h3>"
+                                                   + ("" if self.lines else "<i>" + html.escape(t("nothing to do today")) + "</i>"))]
         # one layout and style for all lines' buttons, text and rows: fewer widget models for the page to fetch
         button, text, box = widgets.Layout(width="6em"), widgets.Layout(flex="1 1 20em"), widgets.Layout()
         style = widgets.ButtonStyle()
         for line in self.lines:
-            done = widgets.Button(description="Done", button_style="success", layout=button, style=style)
+            done = widgets.Button(description=t("Done"), button_style="success", layout=button, style=style)
             done.on_click(lambda _, l=line: self.done(l))
-            snooze = widgets.Button(description="Snooze", layout=button, style=style)
+            snooze = widgets.Button(description=t("Snooze"), layout=button, style=style)
             snooze.on_click(lambda _, l=line: self.snooze(l))
             self.buttons[line.customer_id or line.task_ids[0]] = (done, snooze)
             row = widgets.HBox([widgets.HTML(line.html(), layout=text, style=self.html_style), done, snooze],
@@ -1291,13 +1331,13 @@ class TodayList(_Undoable):
     def _saved(self, record: EntryRecord, verb: str) -> None:
         self.last = record
         self.note.value = ""
-        self.message.value = _OK.format(html.escape(f"{verb}: {record.summary}.")) + _written(record)
+        self.message.value = _OK.format(html.escape(verb.format(summary=record.summary))) + _written(record)
         self.undo.layout.display = ""
         self.desk.changed()
 
     def _failed(self, exc: Exception) -> None:
         shown = f"{exc.value!r}: {exc.reason}" if isinstance(exc, ValidationError) and exc.value else str(exc)
-        self.message.value = _ERROR.format(html.escape(f"Not saved: {shown}"))
+        self.message.value = _ERROR.format(html.escape(t("Not saved: {reason}", reason=shown)))
 
     def done(self, line: TodayLine) -> None:
         """Log the contact (now, the channel and note above the list) and mark the line's tasks done."""
@@ -1317,7 +1357,7 @@ class TodayList(_Undoable):
         except CrmError as exc:
             self._failed(exc)
             return
-        self._saved(_record(db, f"{line.label}", changes), "Done")
+        self._saved(_record(db, f"{line.label}", changes), t("Done: {summary}."))
 
     def snooze(self, line: TodayLine) -> None:
         """Move the line's tasks to the "Snooze to" day, or write a task for that day for its person."""
@@ -1336,10 +1376,10 @@ class TodayList(_Undoable):
         except CrmError as exc:
             self._failed(exc)
             return
-        self._saved(_record(db, f"{line.label} until {until}", changes), "Snoozed")
+        self._saved(_record(db, t("{name} until {day}", name=line.label, day=until), changes), t("Snoozed: {summary}."))
 
     def widget(self) -> widgets.Widget:
-        again = widgets.Button(description="Score again")
+        again = widgets.Button(description=t("Score again"))
         again.on_click(lambda _: self.recompute())
         panel = widgets.VBox([self.box, widgets.HBox([self.channel, self.note]), widgets.HBox([self.snooze_to, again]),
                               widgets.HBox([self.message, self.undo])])
@@ -1377,6 +1417,7 @@ def warm_up(db_path: str = "", *, poll_s: float = STANDBY_POLL_S) -> None:
     once. Only one standby per kernel: calling it again replaces the first."""
     global _standby
     _release_standby()
+    set_language(report_language())  # Today's reasons are written in the owner's language when scored
     db = open_db(db_path or None)
     book_today(db, dt.date.today())
     stop = threading.Event()
@@ -1417,9 +1458,9 @@ class Desk:
         self.db = db
         self.today = as_date(today) if today else dt.date.today()
         self.customer_id: str | None = None
-        self.search = widgets.Text(description="Find", placeholder="part of a name, e-mail, phone or company",
+        self.search = widgets.Text(description=t("Find"), placeholder=t("part of a name, e-mail, phone or company"),
                                    continuous_update=True)
-        self.matches = widgets.Select(options=[], rows=6, description="Customers",
+        self.matches = widgets.Select(options=[], rows=6, description=t("Customers"),
                                       layout=widgets.Layout(width="48em"))
         self.selected = widgets.HTML()
         self.more = widgets.HTML()
@@ -1446,6 +1487,7 @@ class Desk:
     def open(cls, db_path: str = "", today: str = "") -> "Desk":
         """The desk on the store at ``db_path`` (blank: the default store); in a standby kernel
         (:func:`warm_up` on the same store) it takes over the store and today's scored call list."""
+        set_language(report_language())  # $CRM_LANG, as for the pack (``crm desk --lang`` sets it)
         warm = _standby is not None and _standby.db_path == db_path
         db = _release_standby() if warm else None
         return cls(db or open_db(db_path or None), today=today or None)
@@ -1474,7 +1516,7 @@ class Desk:
         self.matches.options = found
         self.matches.value = None
         more = count_customers(self.db, self.search.value) - len(found) if len(found) == SEARCH_LIMIT else 0
-        self.more.value = f"<i>{more:,} more: type more of the name, e-mail, phone or company</i>" if more else ""
+        self.more.value = "<i>" + html.escape(t("{count} more: type more of the name, e-mail, phone or company", count=f"{more:,}")) + "</i>" if more else ""
 
     def select(self, customer_id: str | None) -> None:
         """Make ``customer_id`` the customer the forms write for (None: nobody)."""
@@ -1483,9 +1525,9 @@ class Desk:
             self.editor.close()  # another person: their entry is not on screen any more
             self.editor.anchor = None
         self.customer_id = row["customer_id"] if row else None
-        self.selected.value = ("<b>Now working on:</b> " + html.escape(customer_label(
+        self.selected.value = ("<b>" + html.escape(t("Now working on:")) + "</b> " + html.escape(customer_label(
                                    row["name"], row["email"], company=row["company"], customer_id=row["customer_id"]))
-                               if row else "<i>No customer chosen: find one above, or add a new one.</i>")
+                               if row else "<i>" + html.escape(t("No customer chosen: find one above, or add a new one.")) + "</i>")
         if row is None:
             self.matches.value = None
         self.timeline.children = self._timeline_rows(customer_timeline(self.db, row["customer_id"]) if row else [])
@@ -1499,13 +1541,13 @@ class Desk:
         button, text = widgets.Layout(width="5.5em"), widgets.Layout(flex="1 1 20em")
         rows: list[widgets.Widget] = []
         for item in entries:
-            edit = widgets.Button(description="Edit", layout=button)
+            edit = widgets.Button(description=t("Edit"), layout=button)
             edit.on_click(lambda _, i=item: self.editor.open(i))
-            delete = widgets.Button(description="Delete", layout=button)
+            delete = widgets.Button(description=t("Delete"), layout=button)
             delete.on_click(lambda _, i=item: self.editor.open(i, delete=True))
-            line = widgets.HTML(f"<small>{html.escape(item.at[:16])}</small> <b>{html.escape(item.kind)}</b> "
+            line = widgets.HTML(f"<small>{html.escape(item.at[:16])}</small> <b>{html.escape(t(item.kind))}</b> "
                                 f"{html.escape(item.what)}", layout=text)
-            done = widgets.Button(description="Done", button_style="success", layout=button)
+            done = widgets.Button(description=t("Done"), button_style="success", layout=button)
             done.on_click(lambda _, i=item: self.editor.complete(i))
             row = widgets.HBox([line, widgets.HBox([*([done] * item.open_task), edit, delete])])  # buttons together
             row.add_class("desk-line")
@@ -1535,9 +1577,9 @@ class Desk:
         """The search box, the selected customer and one tab per form."""
         tabs = widgets.Tab(children=[form.widget() for form in self.forms])
         for i, form in enumerate(self.forms):
-            tabs.set_title(i, form.title)
+            tabs.set_title(i, t(form.title))
         return widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline,
-                             widgets.HTML("<b>Add something new</b>"), tabs])
+                             widgets.HTML("<b>" + html.escape(t("Add something new")) + "</b>"), tabs])
 
     def today_panel(self) -> widgets.Widget:
         """The Today list (computes its book-wide parts, :func:`book_today`, the first time)."""
