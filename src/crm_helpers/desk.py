@@ -38,7 +38,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
-from crm_helpers.i18n import BABEL_LOCALE, DEFAULT, language, set_language, t, tn
+from crm_helpers.i18n import BABEL_LOCALE, DEFAULT, language, set_language, t, tc, tn
 from crm_helpers.ingest import entry
 from crm_helpers.analyses import followup
 from crm_helpers.store.queries import memoized, store_currency
@@ -95,9 +95,10 @@ def _text(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
 
-def _choices(values: Any) -> list[tuple[str, str]]:
-    """A list's options: each stored value (``"call"``, ``"paid"``) shown in the owner's language."""
-    return [(t(v), v) for v in values]
+def _choices(values: Any, *, column: str) -> list[tuple[str, str]]:
+    """A list's options: each stored value (``"call"``, ``"paid"``) of ``column`` (``"tickets.priority"``)
+    shown in the owner's language, as meant in that column (:func:`crm_helpers.i18n.tc`)."""
+    return [(tc(column, v), v) for v in values]
 
 
 def _weekday_day(day: dt.date) -> str:
@@ -528,7 +529,8 @@ class InteractionForm(_Form):
 
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
-        self._field("channel", widgets.Dropdown(options=_choices(INTERACTION_CHANNELS), value="call", description=t("Channel")))
+        self._field("channel", widgets.Dropdown(options=_choices(INTERACTION_CHANNELS, column="interactions.channel"),
+                                                value="call", description=t("Channel")))
         self._field("direction", widgets.Dropdown(options=[(t("I reached them"), "outbound"), (t("They reached me"), "inbound")],
                                                   description=t("Who started")))
         self._field("subject", widgets.Text(description=t("Subject")))
@@ -556,7 +558,8 @@ class OrderForm(_Form):
         super().__init__(desk)
         self._field("product_id", widgets.Dropdown(description=t("Product")))
         self._field("quantity", widgets.Text(value="1", description=t("Quantity")))
-        self._field("status", widgets.Dropdown(options=_choices(ORDER_STATUSES), description=t("Status")))
+        self._field("status", widgets.Dropdown(options=_choices(ORDER_STATUSES, column="orders.status"),
+                                               description=t("Status")))
         self._date_field("order_date", widgets.Text(description=t("Date"), placeholder=t("today (or YYYY-MM-DD)")))
         self.lines: list[tuple[str, int, float | None]] = []
         self.lines_view = widgets.HTML()
@@ -673,8 +676,10 @@ class TicketForm(_Form):
 
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
-        self._field("category", widgets.Dropdown(options=_choices(TICKET_CATEGORIES), description=t("Kind")))
-        self._field("priority", widgets.Dropdown(options=_choices(TICKET_PRIORITIES), value="normal", description=t("Priority")))
+        self._field("category", widgets.Dropdown(options=_choices(TICKET_CATEGORIES, column="tickets.category"),
+                                                 description=t("Kind")))
+        self._field("priority", widgets.Dropdown(options=_choices(TICKET_PRIORITIES, column="tickets.priority"),
+                                                 value="normal", description=t("Priority")))
         self._field("ticket_id", widgets.Dropdown(description=t("Open ticket")))
         self._date_field("when", widgets.Text(description=t("When"), placeholder=t("now (or YYYY-MM-DD HH:MM)")))
         self._field("csat", widgets.Text(description=t("CSAT (1–5)"), layout=widgets.Layout(width="16em")))
@@ -748,7 +753,8 @@ class DealForm(_Form):
         self._field("source", widgets.Text(description=t("Came from"), placeholder=t("referral, website, ...")))
         self._field("expected_close", widgets.Text(description=t("Expected close"), placeholder="YYYY-MM-DD"))
         self._field("opportunity_id", widgets.Dropdown(description=t("Open deal")))
-        self._field("stage", widgets.Dropdown(options=_choices(OPPORTUNITY_STAGES), description=t("Move to")))
+        self._field("stage", widgets.Dropdown(options=_choices(OPPORTUNITY_STAGES, column="opportunities.stage"),
+                                              description=t("Move to")))
         self._field("lost_reason", widgets.Text(description=t("Why lost")))
         self.add = self._button(t("Add deal"), self._add)
         self.move = self._button(t("Move"), self._move, style="")
@@ -758,8 +764,8 @@ class DealForm(_Form):
             "SELECT opportunity_id, title, stage, amount FROM opportunities WHERE customer_id = ? AND stage IN "
             f"({','.join('?' * len(OPEN_STAGES))}) ORDER BY opened_at", [self.desk.customer_id, *OPEN_STAGES]).fetchall()
         _set_options(self.fields["opportunity_id"], [
-            (t("{title} ({stage})", title=_text(title) or t("untitled"), stage=t(stage)) if amount is None else
-             t("{title} ({stage}, {amount})", title=_text(title) or t("untitled"), stage=t(stage), amount=f"{amount:,.0f}"),
+            (t("{title} ({stage})", title=_text(title) or t("untitled"), stage=tc("opportunities.stage", stage)) if amount is None else
+             t("{title} ({stage}, {amount})", title=_text(title) or t("untitled"), stage=tc("opportunities.stage", stage), amount=f"{amount:,.0f}"),
              oid)
             for oid, title, stage, amount in rows])
 
@@ -790,7 +796,7 @@ class DealForm(_Form):
         before = read_row(self.desk.db, "opportunities", key=(oid,))
         entry.move_opportunity(self.desk.db, oid, stage=stage,
                                lost_reason=self.value("lost_reason") if stage == "lost" else None)
-        return _record(self.desk.db, t("deal moved to {stage}", stage=t(stage)), [("opportunities", (oid,), before)])
+        return _record(self.desk.db, t("deal moved to {stage}", stage=tc("opportunities.stage", stage)), [("opportunities", (oid,), before)])
 
     def widget(self) -> widgets.Widget:
         return widgets.VBox([*(self._row(n) for n in ("title", "amount", "source", "expected_close")), self.add,
@@ -919,7 +925,7 @@ class EntryEditor(_Form):
             self.heading.value = "<b>" + html.escape(t(_CORRECT[item.table], when=item.at[:16])) + "</b>"
             spec = schema_table(item.table)
             for name in EDIT_COLUMNS[item.table]:
-                self._field(name, self._widget(spec.column(name), row.get(name)))
+                self._field(name, self._widget(spec.column(name), row.get(name), table=item.table))
             if item.table == "orders":
                 names = dict(self.desk.db.execute("SELECT product_id, name FROM products").fetchall())
                 for line in entry.order_lines(self.desk.db, item.key):
@@ -935,11 +941,11 @@ class EntryEditor(_Form):
         self.anchor = item.key
         self.desk.place_editor()
 
-    def _widget(self, column: Column, stored: Any) -> widgets.ValueWidget:
-        """A field for ``column`` holding ``stored``: a list for a column of allowed values, else text."""
+    def _widget(self, column: Column, stored: Any, *, table: str) -> widgets.ValueWidget:
+        """A field for ``column`` of ``table`` holding ``stored``: a list for a column of allowed values, else text."""
         label = t(_LABELS.get(column.name, column.name.replace("_", " ").capitalize()))
         if column.allowed:
-            options = [("", None)] * (not column.required) + _choices(column.allowed)
+            options = [("", None)] * (not column.required) + _choices(column.allowed, column=f"{table}.{column.name}")
             if stored is not None and stored not in column.allowed:
                 options.append((str(stored), stored))
             return widgets.Dropdown(options=options, value=stored, description=label)
@@ -1280,7 +1286,8 @@ class TodayList(_Undoable):
     def __init__(self, desk: "Desk") -> None:
         self.desk = desk
         wide = {"description_width": "7em"}
-        self.channel = widgets.Dropdown(options=INTERACTION_CHANNELS, value="call", description=t("Contacted by"),
+        self.channel = widgets.Dropdown(options=_choices(INTERACTION_CHANNELS, column="interactions.channel"), value="call",
+                                        description=t("Contacted by"),
                                         style=wide, layout=widgets.Layout(width="16em"))
         self.note = widgets.Text(description=t("Note"), placeholder=t("optional, e.g. left a message"), style=wide)
         self.snooze_to = widgets.Text(description=t("Snooze to"), value="tomorrow", style=wide,

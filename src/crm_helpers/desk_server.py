@@ -40,6 +40,7 @@ from typing import Any, Sequence
 
 from traitlets.config import Config
 
+from crm_helpers.i18n import LanguageError, check_language
 from crm_helpers.store.config import PROJECT_ROOT
 
 DEFAULT_PORT = 8866
@@ -264,7 +265,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument("--no-standby", action="store_true",
                         help="no warm kernel waiting for the next page (each page starts its own: 5-17 s)")
+    parser.add_argument("--lang", default=None, metavar="LANG",
+                        help="the desk's language: en or zh (default: $CRM_LANG, else en)")
     args = parser.parse_args(argv)
+    if args.lang:
+        try:
+            os.environ["CRM_LANG"] = check_language(args.lang)  # the kernels inherit it (Desk.open reads it)
+        except LanguageError as exc:
+            parser.error(f"{exc} (--lang or CRM_LANG)")
     key = new_key()
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(JUPYTER_DIR), os.environ.get("JUPYTER_PATH")]))
     from jupyter_server.serverapp import ServerApp

@@ -42,6 +42,9 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "crm"
 """The catalogue's name: ``locale/<lang>/LC_MESSAGES/crm.po``."""
 
+CONTEXT_SEPARATOR = "\x04"
+"""Between an entry's context and its text in :func:`catalogue`'s keys (as gettext's own catalogues)."""
+
 _state = {"lang": DEFAULT}
 
 
@@ -97,6 +100,8 @@ def catalogue(lang: str) -> dict[str, str | tuple[str, ...]]:
         if not message.id or message.fuzzy:
             continue
         key = message.id[0] if isinstance(message.id, (list, tuple)) else message.id
+        if message.context:  # gettext's msgctxt: the same word meant otherwise (see :func:`tc`)
+            key = f"{message.context}{CONTEXT_SEPARATOR}{key}"
         if isinstance(message.string, (list, tuple)):
             if all(message.string):
                 entries[key] = tuple(message.string)
@@ -114,6 +119,13 @@ def t(message: str, **fields: Any) -> str:
     (``t("{count} customers", count=3)``); the English text when the catalogue lacks it."""
     found = catalogue(language()).get(message)
     return _fill(found if isinstance(found, str) else message, fields)
+
+
+def tc(context: str, message: str, **fields: Any) -> str:
+    """``message`` as meant in ``context`` (the entry with that ``msgctxt``; a stored value such as
+    ``"low"`` is 低 as a ticket's priority, not a range's 下限), else as :func:`t` gives it."""
+    found = catalogue(language()).get(f"{context}{CONTEXT_SEPARATOR}{message}")
+    return _fill(found, fields) if isinstance(found, str) else t(message, **fields)
 
 
 def tn(singular: str, plural: str, *, n: int, **fields: Any) -> str:
