@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -154,37 +155,60 @@ TIMELINE_ROWS = 20
 
 _TIMELINE_SQL = f"""
 SELECT * FROM (
-  SELECT o.order_date AS at, 'order' AS kind,
-         printf('%.2f %s, %s', o.amount, COALESCE(o.currency, ''), o.status)
-         || CASE WHEN o.refunded_amount > 0 AND o.refunded_amount < o.amount
-                 THEN printf(' (%.2f paid back)', o.refunded_amount) ELSE '' END
-         || COALESCE(': ' || (SELECT group_concat(i.quantity || ' × ' || COALESCE(p.name, i.product_id), ', ')
-                              FROM order_items i LEFT JOIN products p ON p.product_id = i.product_id
-                              WHERE i.order_id = o.order_id), '') AS what,
+  SELECT o.order_date AS at, 'order' AS kind, printf('%.2f', o.amount) AS a, COALESCE(o.currency, '') AS b,
+         o.status AS c,
+         CASE WHEN o.refunded_amount > 0 AND o.refunded_amount < o.amount
+              THEN printf('%.2f', o.refunded_amount) END AS d,
+         (SELECT group_concat(i.quantity || ' × ' || COALESCE(p.name, i.product_id), ', ')
+          FROM order_items i LEFT JOIN products p ON p.product_id = i.product_id
+          WHERE i.order_id = o.order_id) AS e,
          'orders' AS tbl, o.order_id AS id, 0 AS open_task
   FROM orders o WHERE o.customer_id = :customer
   UNION ALL
   SELECT occurred_at, channel, trim(COALESCE(subject, '') || COALESCE(' → ' || outcome, '')
-                                    || COALESCE(' (' || notes || ')', '')), 'interactions', interaction_id, 0
+                                    || COALESCE(' (' || notes || ')', '')), NULL, NULL, NULL, NULL,
+         'interactions', interaction_id, 0
   FROM interactions WHERE customer_id = :customer
   UNION ALL
-  SELECT submitted_at, 'feedback', trim(COALESCE('would recommend ' || nps || ' of 10 ', '')
-                                        || COALESCE('satisfied ' || csat || ' of 5 ', '') || COALESCE('“' || comment || '”', '')),
-         'feedback', feedback_id, 0
+  SELECT submitted_at, 'feedback', CAST(nps AS TEXT), CAST(csat AS TEXT), comment, NULL, NULL, 'feedback', feedback_id, 0
   FROM feedback WHERE customer_id = :customer
   UNION ALL
-  SELECT opened_at, 'ticket', COALESCE(category, 'ticket') || ', ' || status, 'tickets', ticket_id, 0
+  SELECT opened_at, 'ticket', category, status, NULL, NULL, NULL, 'tickets', ticket_id, 0
   FROM tickets WHERE customer_id = :customer
   UNION ALL
-  SELECT opened_at, 'deal', COALESCE(title, 'untitled') || ', ' || stage || COALESCE(printf(', %.0f', amount), ''),
-         'opportunities', opportunity_id, 0
+  SELECT opened_at, 'deal', title, stage, printf('%.0f', amount), NULL, NULL, 'opportunities', opportunity_id, 0
   FROM opportunities WHERE customer_id = :customer
   UNION ALL
-  SELECT due, 'task', COALESCE(note, 'task') || CASE WHEN done_at IS NULL THEN ' (open)' ELSE ' (done)' END,
-         '{TASKS.name}', task_id, done_at IS NULL
+  SELECT due, 'task', note, NULL, NULL, NULL, NULL, '{TASKS.name}', task_id, done_at IS NULL
   FROM {TASKS.name} WHERE customer_id = :customer
 ) ORDER BY at DESC, id DESC LIMIT :limit
 """
+"""Each entry's date, kind, the texts its line is written from (``a``-``e``, :func:`_what`: numbers as
+the line shows them), its row and whether it is an open task."""
+
+
+def _what(table: str, parts: tuple[Any, ...], *, open_task: bool) -> str:
+    """What a timeline entry says, in the owner's language, from :data:`_TIMELINE_SQL`'s ``a``-``e``:
+    an order's amount, currency, status, the amount paid back and its lines; an interaction's subject,
+    outcome and notes (as typed); a survey answer's scores and comment; a ticket's kind and status; a
+    deal's title, stage and amount; a task's note and whether it is still open."""
+    a, b, c, d, e = (_text(v) for v in parts)
+    if table == "orders":
+        status = tc("orders.status", c)
+        text = (t("{amount} {currency}, {status} ({paid_back} paid back)", amount=a, currency=b, status=status,
+                  paid_back=d) if d else t("{amount} {currency}, {status}", amount=a, currency=b, status=status))
+        return t("{order}: {lines}", order=text, lines=e) if e else text
+    if table == "feedback":
+        said = [t("would recommend {nps} of 10", nps=a) if a else "", t("satisfied {csat} of 5", csat=b) if b else "",
+                f"\u201c{c}\u201d" if c else ""]
+        return " ".join(part for part in said if part)
+    if table == "tickets":
+        return t("{kind}, {status}", kind=tc("tickets.category", a) if a else t("ticket"), status=tc("tickets.status", b))
+    if table == "opportunities":
+        return ", ".join([a or t("untitled"), tc("opportunities.stage", b), *([c] if c else [])])
+    if table == TASKS.name:
+        return t("{task} (open)", task=a or t("task")) if open_task else t("{task} (done)", task=a or t("task"))
+    return a
 
 
 @dataclass(frozen=True)
@@ -204,8 +228,9 @@ class TimelineEntry:
 def customer_timeline(db: Database, customer_id: str, *, limit: int = TIMELINE_ROWS) -> list[TimelineEntry]:
     """The customer's orders (with their items), interactions, feedback, tickets, deals and tasks,
     newest first, at most ``limit``."""
-    return [TimelineEntry(str(at), str(kind), _text(what), str(table), str(key), bool(open_task))
-            for at, kind, what, table, key, open_task in
+    return [TimelineEntry(str(at), str(kind), _what(table, parts, open_task=bool(open_task)), str(table), str(key),
+                          bool(open_task))
+            for at, kind, *parts, table, key, open_task in
             db.execute(_TIMELINE_SQL, {"customer": customer_id, "limit": limit}).fetchall()]
 
 
@@ -238,7 +263,10 @@ def _written(record: EntryRecord) -> str:
     main = record.changes[0]
     if main.after is None:  # a deletion
         return ""
-    values = [f"{c.replace('_', ' ')}: {v}" for c, v in main.after.items()
+    columns = schema_table(main.table)
+    values = [t("{field}: {value}", field=t(c.replace("_", " ")),
+                value=tc(f"{main.table}.{c}", v) if columns.column(c).allowed else v)
+              for c, v in main.after.items()
               if v is not None and not c.endswith("_id") and (main.before is None or main.before.get(c) != v)]
     return f'<br><small>{html.escape("; ".join(values))}</small>' if values else ""
 
@@ -1256,13 +1284,25 @@ def today_lines(db: Database, items: list[TodayItem]) -> list[TodayLine]:
     return list(lines.values())
 
 
+_ZH_DAYS = {"今天": 0, "明天": 1, "后天": 2}
+"""Days said in Chinese, as days after today (:func:`day_from_words`)."""
+
+
 def day_from_words(text: str, *, today: dt.date) -> str:
     """A day typed as the owner says it, as YYYY-MM-DD: ``2026-12-08``, ``today``, ``tomorrow``, a
-    weekday (``tuesday``, ``tue``: the next one after today), ``in 3 days``, ``in 2 weeks``. Other
+    weekday (``tuesday``, ``tue``: the next one after today), ``in 3 days``, ``in 2 weeks``; the same
+    in Chinese (``今天``, ``明天``, ``后天``, ``周二`` / ``星期二`` / ``下周二``, ``3天后``, ``2周后``). Other
     text is returned as typed, for the schema's check to refuse beside the field."""
     words = text.strip().lower()
-    if words in ("today", "tomorrow"):
-        return (today + dt.timedelta(days=words == "tomorrow")).isoformat()
+    if words in ("today", "tomorrow") or words in _ZH_DAYS:
+        return (today + dt.timedelta(days=_ZH_DAYS.get(words, words == "tomorrow"))).isoformat()
+    weekday = re.fullmatch(r"下?(?:周|星期|礼拜)([一二三四五六日天])", words)
+    if weekday:
+        words = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "sunday")[
+            "一二三四五六日天".index(weekday.group(1))]
+    later = re.fullmatch(r"(\d+)\s*(天|日|周|星期|个星期)后", words)
+    if later:
+        words = f"in {later.group(1)} {'days' if later.group(2) in ('天', '日') else 'weeks'}"
     for number, name in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")):
         if words in (name, name[:3], f"next {name}"):
             return (today + dt.timedelta(days=(number - today.weekday() - 1) % 7 + 1)).isoformat()
@@ -1290,7 +1330,7 @@ class TodayList(_Undoable):
                                         description=t("Contacted by"),
                                         style=wide, layout=widgets.Layout(width="16em"))
         self.note = widgets.Text(description=t("Note"), placeholder=t("optional, e.g. left a message"), style=wide)
-        self.snooze_to = widgets.Text(description=t("Snooze to"), value="tomorrow", style=wide,
+        self.snooze_to = widgets.Text(description=t("Snooze to"), value=t("tomorrow"), style=wide,
                                       placeholder=t("tomorrow, tuesday, in 2 weeks or YYYY-MM-DD"))
         self.message = widgets.HTML()
         self.undo = widgets.Button(description=t("Undo"), layout=widgets.Layout(display="none"))
@@ -1358,7 +1398,7 @@ class TodayList(_Undoable):
                     changes += [("tasks", (tid,), before[tid])] + ([("interactions", (iid,), None)] if iid else [])
                 if line.customer_id is not None and not line.task_ids:
                     iid = entry.log_interaction(db, line.customer_id, channel=self.channel.value,
-                                                subject=f"follow-up: {'; '.join(line.reasons)}", outcome="contacted",
+                                                subject=t("follow-up: {reasons}", reasons="; ".join(line.reasons)), outcome="contacted",
                                                 notes=note)
                     changes.append(("interactions", (iid,), None))
         except CrmError as exc:
@@ -1377,7 +1417,7 @@ class TodayList(_Undoable):
                     entry.snooze_task(db, tid, until=until)
                 changes = [("tasks", (tid,), before[tid]) for tid in line.task_ids]
                 if not line.task_ids:
-                    tid = entry.add_task(db, until, note=f"follow up: {'; '.join(line.reasons)}",
+                    tid = entry.add_task(db, until, note=t("follow up: {reasons}", reasons="; ".join(line.reasons)),
                                          customer_id=line.customer_id)
                     changes.append(("tasks", (tid,), None))
         except CrmError as exc:
