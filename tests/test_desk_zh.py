@@ -4,6 +4,7 @@ catalogue, and English stays the default. Fast: widgets are built in memory, no 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 
 import ipywidgets as widgets
@@ -11,7 +12,8 @@ import pytest
 from i18n_support import english_sentences
 
 from crm_helpers import i18n
-from crm_helpers.desk import Desk, customer_timeline, day_from_words
+from crm_helpers.desk import PAGE_TEXTS, Desk, customer_timeline, day_from_words
+from crm_helpers.desk_server import new_key
 from crm_helpers.ingest import entry
 from crm_helpers.store.connection import memory_db
 
@@ -60,7 +62,8 @@ def shown(widget: widgets.Widget) -> list[str]:
 def every_text(desk: Desk) -> str:
     """The desk's texts as the owner goes through it: Today, a chosen customer with their timeline,
     the editor open on an entry, the delete question, a refused save and a saved one."""
-    texts = shown(desk.today_panel()) + shown(desk.entry_panel())
+    texts = [desk.explain(part).data for part in PAGE_TEXTS]  # the page's headings and paragraphs
+    texts += shown(desk.today_panel()) + shown(desk.entry_panel())
     desk.select("C1")
     texts += shown(desk.entry_panel())
     items = {item.table: item for item in customer_timeline(desk.db, "C1")}
@@ -82,7 +85,7 @@ def every_text(desk: Desk) -> str:
 def test_the_desk_in_chinese_shows_no_english_sentence(chinese):
     desk = Desk(shop(), today="2026-03-15")
     text = every_text(desk)
-    assert "今天" in text and "已保存" in text and "撤销这条记录" in text and "推荐意愿 9/10 满意度 4/5" in text
+    assert "# 工作台" in text and "## 记录发生的事" in text and "今天" in text and "已保存" in text and "撤销这条记录" in text and "推荐意愿 9/10 满意度 4/5" in text
     assert english_sentences(text, allowed=STORE_WORDS, min_words=2) == []
 
 
@@ -93,6 +96,7 @@ def test_english_stays_the_default():
     assert "Today (" in text and "Undo this entry" in text and "Add something new" in text
     assert "would recommend 9 of 10 satisfied 4 of 5" in text and "19.00 EUR, paid: 2 × Sencha 100g" in text
     assert not re.search(r"[\u4e00-\u9fff]", text)
+    assert desk.explain("today").data.startswith('## Today\n\nOne line per person, tasks due first. "Done" notes')
 
 
 @pytest.mark.parametrize("typed, day", [("明天", "2026-03-16"), ("后天", "2026-03-17"), ("周二", "2026-03-17"),
@@ -113,3 +117,27 @@ def test_a_snooze_in_chinese_moves_the_task_to_that_day(chinese):
     desk.today_list.snooze(line)
     assert "已推迟" in desk.today_list.message.value
     assert db.execute("SELECT due FROM tasks WHERE customer_id = 'C1'").fetchone()[0] == day_from_words("tuesday", today=dt.date.today())
+
+
+def test_the_desk_page_says_its_language(monkeypatch):
+    from crm_helpers.desk_server import server_config
+
+    assert server_config(new_key()).VoilaExporter.language_code == "en"
+    monkeypatch.setenv("CRM_LANG", "zh")
+    assert server_config(new_key()).VoilaExporter.language_code == "zh"  # <html lang="zh">
+
+
+def test_desk_server_lang_option_sets_the_language_for_its_kernels(monkeypatch):
+    from crm_helpers import desk_server
+
+    def stop() -> str:
+        raise SystemExit(0)  # before anything is served
+
+    monkeypatch.setenv("CRM_LANG", "en")  # restored after the test: main() sets it for the kernels
+    monkeypatch.setattr(desk_server, "new_key", stop)
+    with pytest.raises(SystemExit):
+        desk_server.main(["--lang", "zh-Hans"])
+    assert os.environ["CRM_LANG"] == "zh"
+    with pytest.raises(SystemExit) as refused:
+        desk_server.main(["--lang", "fr"])  # no catalogue: refused with the languages there are
+    assert refused.value.code == 2

@@ -41,7 +41,7 @@ from typing import Any, Sequence
 from traitlets.config import Config
 
 from crm_helpers.i18n import LanguageError, check_language
-from crm_helpers.store.config import PROJECT_ROOT
+from crm_helpers.store.config import PROJECT_ROOT, report_language
 
 DEFAULT_PORT = 8866
 NOTEBOOK = "00_desk.ipynb"
@@ -195,6 +195,7 @@ def server_config(key: str, *, port: int = DEFAULT_PORT, lan: bool = False, open
     c.MappingKernelManager.cull_connected = False
     c.VoilaConfiguration.template = TEMPLATE
     c.VoilaConfiguration.show_tracebacks = False
+    c.VoilaExporter.language_code = report_language()  # the page's <html lang>: "zh" for CRM_LANG=zh (ISO 639-1)
     return c
 
 
