@@ -86,6 +86,7 @@ def test_the_desk_in_chinese_shows_no_english_sentence(chinese):
     desk = Desk(shop(), today="2026-03-15")
     text = every_text(desk)
     assert "# 工作台" in text and "## 记录发生的事" in text and "今天" in text and "已保存" in text and "撤销这条记录" in text and "推荐意愿 9/10 满意度 4/5" in text
+    assert "€19.00，已付款：2 × Sencha 100g" in text and "Sencha 100g — €9.50" in text  # the sign first, as the pack
     assert english_sentences(text, allowed=STORE_WORDS, min_words=2) == []
 
 

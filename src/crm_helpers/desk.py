@@ -40,7 +40,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
-from crm_helpers.i18n import BABEL_LOCALE, DEFAULT, language, set_language, t, tc, tn
+from crm_helpers.i18n import BABEL_LOCALE, DEFAULT, currency_symbol, language, set_language, t, tc, tn
 from crm_helpers.ingest import entry
 from crm_helpers.analyses import followup
 from crm_helpers.store.queries import memoized, store_currency
@@ -110,6 +110,16 @@ def _weekday_day(day: dt.date) -> str:
     from babel.dates import format_skeleton
 
     return format_skeleton("MMMMdEEEE", day, locale=BABEL_LOCALE[language()])
+
+
+def _money(amount: str, currency: str) -> str:
+    """An amount already written (``1,234.50``) with its currency as the owner's language writes it:
+    ``1,234.50 EUR`` in English, the currency's sign first in Chinese (``€1,234.50``, ``¥12.00``,
+    :func:`crm_helpers.i18n.currency_symbol`)."""
+    symbol = currency_symbol(currency) if currency else ""
+    if not symbol:
+        return f"{amount} {currency}"
+    return f"-{symbol}{amount[1:]}" if amount.startswith("-") else f"{symbol}{amount}"
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -215,8 +225,9 @@ def _what(table: str, parts: tuple[Any, ...], *, open_task: bool) -> str:
     a, b, c, d, e = (_text(v) for v in parts)
     if table == "orders":
         status = tc("orders.status", c)
-        text = (t("{amount} {currency}, {status} ({paid_back} paid back)", amount=a, currency=b, status=status,
-                  paid_back=d) if d else t("{amount} {currency}, {status}", amount=a, currency=b, status=status))
+        text = (t("{amount}, {status} ({paid_back} paid back)", amount=_money(a, b), status=status,
+                  paid_back=_money(d, b) if b and currency_symbol(b) else d)  # English: "(5.00 paid back)"
+                if d else t("{amount}, {status}", amount=_money(a, b), status=status))
         return t("{order}: {lines}", order=text, lines=e) if e else text
     if table == "feedback":
         said = [t("would recommend {nps} of 10", nps=a) if a else "", t("satisfied {csat} of 5", csat=b) if b else "",
@@ -625,7 +636,7 @@ class OrderForm(_Form):
         self.prices = {pid: price for pid, _, price in rows}
         _set_options(self.fields["product_id"], [
             (t("{product} — no list price", product=name) if price is None else
-             t("{product} — {price}", product=name, price=f"{price:,.2f} {self.currency}"), pid)
+             t("{product} — {price}", product=name, price=_money(f"{price:,.2f}", self.currency)), pid)
             for pid, name, price in rows])
 
     def enter(self, name: str) -> None:
@@ -644,7 +655,7 @@ class OrderForm(_Form):
                                                                         t("there are no products in the store yet")))
             return
         if int(quantity) >= LARGE_QUANTITY:
-            line = f"{int(quantity) * (self.prices.get(pid) or 0):,.0f} {self.currency}"
+            line = _money(f"{int(quantity) * (self.prices.get(pid) or 0):,.0f}", self.currency)
             try:
                 self.ask("quantity", self.fields["quantity"].value, t("makes a line of {amount}", amount=line))
             except ValidationError as exc:
@@ -658,7 +669,7 @@ class OrderForm(_Form):
         self.lines = lines
         rows = [f"<li>{q} × {html.escape(str(self.fields['product_id'].options[self._index(p)][0]))}</li>"
                 for p, q, _ in lines]
-        self.lines_view.value = f"<ul>{''.join(rows)}</ul><b>" + html.escape(t("Total: {amount}", amount=f"{self.total():,.2f} {self.currency}")) + "</b>" if rows else ""
+        self.lines_view.value = f"<ul>{''.join(rows)}</ul><b>" + html.escape(t("Total: {amount}", amount=_money(f"{self.total():,.2f}", self.currency))) + "</b>" if rows else ""
 
     def _index(self, pid: str) -> int:
         return [v for _, v in self.fields["product_id"].options].index(pid)
@@ -677,7 +688,7 @@ class OrderForm(_Form):
         oid = entry.record_order(self.desk.db, cid, items=[(p, q, None) for p, q in merged.items()],
                                  order_date=self.when("order_date", table="orders", column="order_date"), status=self.fields["status"].value,
                                  currency=self.currency)
-        record = _record(self.desk.db, t("order of {amount} from {name}", amount=f"{self.total():,.2f} {self.currency}", name=self.desk.name()),
+        record = _record(self.desk.db, t("order of {amount} from {name}", amount=_money(f"{self.total():,.2f}", self.currency), name=self.desk.name()),
                          [("orders", (oid,), None), *(("order_items", (oid, p), None) for p in merged)])
         self._set_lines([])
         return record
