@@ -33,7 +33,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from IPython.display import Markdown
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import HTMLStyle
 import pandas as pd
@@ -124,25 +123,6 @@ def _money(amount: str, currency: str) -> str:
 
 def _blank_to_none(value: Any) -> Any:
     return None if is_blank(value) else (value.strip() if isinstance(value, str) else value)
-
-
-PAGE_TEXTS: dict[str, tuple[str, str]] = {
-    "intro": ("# The desk",
-               "Today's to-dos first, then everyday entry without code: find a customer, note a call, an order, an "
-               'answer to a survey, a ticket, a deal or a task for later. `make desk` opens this page as an app at '
-               'the address it prints (with its key).'),
-    "today": ("## Today",
-               'One line per person, tasks due first. "Done" notes the contact (with the note below the list) and '
-               'marks their tasks done; "Snooze" moves them to the day in "Snooze to"; "Undo" takes either back.'),
-    "entry": ("## Enter what happened",
-               'Type part of a name, e-mail, phone or company to choose a customer (or press "New customer" for an '
-               'empty form to add one). Their record follows, newest first: "Edit" or "Delete" beside an entry '
-               'corrects or removes it ("Undo this change" takes that back). To add something new, use the tab that '
-               'fits; Enter in a field saves. Each save is written at once; a refusal or a question says why beside '
-               'the field, and "Undo this entry" takes the last save back.'),
-}
-"""The page's own words (``00_desk.ipynb``): a Markdown heading and its paragraph per part, shown by
-:meth:`Desk.explain` in the owner's language (the heading's text and the paragraph are catalogue entries)."""
 
 
 # ------------------------------------------------------------------------------ reading
@@ -1658,12 +1638,6 @@ class Desk:
             tabs.set_title(i, t(form.title))
         return widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline,
                              widgets.HTML("<b>" + html.escape(t("Add something new")) + "</b>"), tabs])
-
-    def explain(self, part: str) -> Markdown:
-        """The page's heading and paragraph for ``part`` (:data:`PAGE_TEXTS`) in the owner's language."""
-        heading, paragraph = PAGE_TEXTS[part]
-        marks, _, title = heading.partition(" ")
-        return Markdown(f"{marks} {t(title)}\n\n{t(paragraph)}")
 
     def today_panel(self) -> widgets.Widget:
         """The Today list (computes its book-wide parts, :func:`book_today`, the first time)."""
