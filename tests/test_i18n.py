@@ -187,7 +187,7 @@ def test_a_figure_is_drawn_in_chinese(chinese):
 @pytest.mark.slow
 @pytest.mark.skipif(__import__("shutil").which("chromium") is None or __import__("shutil").which("pdftotext") is None,
                     reason="headless Chromium and pdftotext print and read the brief")
-def test_a_page_of_the_demo_pack_rendered_in_chinese_leaves_no_english_sentence(demo_db_path, tmp_path):
+def test_a_page_of_the_demo_pack_rendered_in_chinese_leaves_no_english_sentence(demo_db_copy, tmp_path):
     """Page 02 (segments: figures, an attention item, two actions) rendered with lang="zh": the index,
     the page's own headings and sentences, and the brief PDF hold no English sentence outside names."""
     import subprocess
@@ -195,13 +195,14 @@ def test_a_page_of_the_demo_pack_rendered_in_chinese_leaves_no_english_sentence(
     from i18n_support import page_text, store_words
 
     try:
-        result = runner.render_report(demo_db_path, parse_month("2026-10"), out_dir=tmp_path / "pack", only=["02"],
+        # a copy: page 02 records its segment snapshots in the store, which the shared demo store must not get
+        result = runner.render_report(demo_db_copy, parse_month("2026-10"), out_dir=tmp_path / "pack", only=["02"],
                                       progress=False, lang="zh")
         printed = pdf.write_pdfs(result)
     finally:
         i18n.set_language("en")
     assert result.ok and printed.ok, (result.runs[0].error, printed.message)
-    names = store_words(demo_db_path)[0] | NAMES
+    names = store_words(demo_db_copy)[0] | NAMES
     index_page = result.index.read_text(encoding="utf-8")
     assert '<html lang="zh-Hans">' in index_page and "本月行动" in index_page
     assert english_sentences(page_text(index_page), allowed=names) == []
