@@ -38,11 +38,16 @@ NOT_WORDS = re.compile(r"\S+@\S+|\S+://\S+|\S+\.(?:html|pdf|csv|ipynb|py)\b|\b\w
 """E-mail addresses, links, file names and code names (``follow_up_queue``): not English sentences."""
 
 
+SENTENCES = re.compile(r"[\n\r\t|]+|(?<=[。！？；])")
+"""Where a run of text ends: a line, a table cell, or a Chinese sentence (an English sentence after a
+Chinese one in the same paragraph counts on its own)."""
+
+
 def english_sentences(text: str, *, allowed: set[str] = frozenset(), min_words: int = 3) -> list[str]:
     """The runs of text in ``text`` (one per line or table cell) holding no Chinese and at least
     ``min_words`` English words that are not in ``allowed`` (names of people, products, campaigns)."""
     left = []
-    for line in re.split(r"[\n\r\t|]+", text):
+    for line in SENTENCES.split(text):
         line = line.strip()
         if not line or CJK.search(line):
             continue

@@ -140,3 +140,73 @@ def test_desk_server_lang_option_sets_the_language_for_its_kernels(monkeypatch):
     with pytest.raises(SystemExit) as refused:
         desk_server.main(["--lang", "fr"])  # no catalogue: refused with the languages there are
     assert refused.value.code == 2
+
+
+def test_the_desk_page_s_title_and_section_sentences_are_translated_as_the_page_is_served(monkeypatch):
+    """Voilà's prelaunch hook hands the notebook as read to the pack's translate_markdown: every
+    Markdown block of notebook 00 has its entry (a reworded sentence would fall back to English),
+    and the cells stay Markdown, the title first; English: the notebook as written."""
+    import nbformat
+
+    from crm_helpers.desk_server import NOTEBOOK, server_config, translated_page
+    from crm_helpers.store.config import PROJECT_ROOT
+
+    def page() -> nbformat.NotebookNode:
+        return nbformat.read(PROJECT_ROOT / "notebooks" / NOTEBOOK, as_version=4)
+
+    assert server_config(new_key()).VoilaConfiguration.prelaunch_hook is translated_page
+    monkeypatch.setenv("CRM_LANG", "en")
+    assert translated_page(None, page(), cwd="") == page()
+    monkeypatch.setenv("CRM_LANG", "zh")
+    try:
+        served = translated_page(None, page(), cwd="")
+    finally:
+        i18n.set_language("en")
+    markdown = [cell.source for cell in served.cells if cell.cell_type == "markdown"]
+    assert len(markdown) == 3 and markdown[0].startswith("# 工作台\n\n先看今天的待办")
+    assert served.cells[0].cell_type == "markdown" and "## 记录发生的事" in markdown[2]
+    words = re.sub(r"<a id=[^>]*></a>|`make desk`", "", "\n".join(markdown))  # the English anchors stay, for links
+    assert english_sentences(words, min_words=2) == []
+
+
+def test_the_desk_server_prints_its_lines_in_the_desk_s_language(monkeypatch, capsys):
+    from crm_helpers import desk_server
+
+    class Started(Exception):
+        pass
+
+    class App:
+        kernel_manager = type("KM", (), {"fill": None})()
+
+        def initialize(self, argv):
+            pass
+
+        def start(self):
+            raise Started
+
+    monkeypatch.setenv("CRM_LANG", "en")
+    monkeypatch.setattr("jupyter_server.serverapp.ServerApp.instance", lambda config: App())
+    monkeypatch.setattr("tornado.ioloop.IOLoop.current", lambda: type("L", (), {"add_callback": lambda self, f: None})())
+    monkeypatch.setattr(desk_server, "lan_address", lambda: None)
+    for lang, said in (("en", "Anyone with this address can use the desk"), ("zh", "拿到这个地址的人都能使用工作台")):
+        with pytest.raises(Started):
+            desk_server.main(["--lang", lang, "--no-browser", "--lan"])
+        printed = capsys.readouterr().out
+        assert said in printed and "token=" in printed
+    i18n.set_language("en")
+    assert english_sentences(printed, min_words=2) == []
+
+
+def test_a_refusal_names_the_field_by_its_label_and_says_why_in_chinese(chinese):
+    db = shop()
+    desk = Desk(db, today="2026-03-15")
+    desk.today_panel()
+    line = next(line for line in desk.today_list.lines if line.customer_id == "C1")
+    desk.today_list.snooze_to.value = "2020-01-01"
+    desk.today_list.snooze(line)
+    assert "不晚于今天：请推迟到以后的某一天" in desk.today_list.message.value
+    from crm_helpers.desk import field_label
+
+    assert field_label("closed_at") == "关闭时间" and field_label("customer_id") == "客户编号"  # "Not saved: {field}: …"
+    i18n.set_language("en")
+    assert field_label("closed_at") == "Closed" and field_label("customer_id") == "Customer id"

@@ -248,3 +248,43 @@ def test_the_lines_a_page_prints_are_whole_translated_sentences(chinese):
     i18n.set_language("en")
     assert sentences.sales_period(period, "EUR") == "Period 2026-11, as of 2026-11-30. Money in EUR, net revenue of paid orders."
     assert sentences.store_line("crm.db", period, inbox="data/inbox") == "Store: crm.db · period 2026-11 · inbox data/inbox"
+
+
+def test_refusals_of_the_entry_functions_the_importer_and_undo_come_out_in_chinese(chinese, tmp_path):
+    """The shared checking code's reasons (validation, data entry, undo) and the importer's bad-row
+    message follow the language in use; their English is the tests' of test_entry / test_importing."""
+    from crm_helpers.ingest import entry
+    from crm_helpers.ingest.table_import import ImportRejected, import_file
+    from crm_helpers.store.connection import memory_db
+    from crm_helpers.store.undo import UndoError, undo_import
+    from crm_helpers.store.validation import ValidationError
+
+    db = memory_db()
+    customer = entry.add_customer(db, "C1", name="Wang Fang")
+    task = entry.add_task(db, "2030-01-01", note="call", customer_id=customer)
+    with pytest.raises(ValidationError) as refused:
+        entry.snooze_task(db, task, until="2020-01-01")
+    assert refused.value.reason == "不晚于今天：请推迟到以后的某一天"
+    with pytest.raises(ValidationError) as refused:
+        entry.add_feedback(db, customer, nps=11)
+    assert refused.value.reason == "超出范围 0至10"
+    with pytest.raises(ValidationError) as refused:
+        entry.log_interaction(db, "C404", channel="call")
+    assert refused.value.reason == "未知客户"
+    ticket = entry.open_ticket(db, customer, opened_at="2026-03-10 09:00")
+    entry.add_task(db, "2030-01-02", ticket_id=ticket)
+    with pytest.raises(ValidationError) as refused:
+        entry.delete_entry(db, "tickets", entry_id=ticket)
+    assert refused.value.reason == "有 1 条任务引用了它：请先删除或修改这些记录"
+    bad = tmp_path / "orders.csv"
+    bad.write_text("order_id,customer_id,order_date,amount,status\nO1,C1,2026-01-05,ten,paid\n"
+                   "O2,C404,2026-01-05,10,paid\n", encoding="utf-8")
+    with pytest.raises(ImportRejected) as rejected:
+        import_file(db, "orders", path=bad)
+    message = str(rejected.value)
+    assert message.startswith("orders.csv：有 2 行有问题；没有导入任何内容。")
+    assert "第 2 行，amount 列：'ten' 不是数字" in message and "第 3 行，customer_id 列：'C404' 未知客户" in message
+    assert "--create-missing-customers 会把他们添加为" in message
+    with pytest.raises(UndoError, match="没有导入批次 99"):
+        undo_import(db, 99)
+    assert english_sentences(message, allowed={"Wang", "Fang"}) == []

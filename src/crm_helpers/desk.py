@@ -418,7 +418,7 @@ class _Form(_Undoable):
                 self.errors[exc.column].value = _ERROR.format(html.escape(shown))
                 self.message.value = _ERROR.format(html.escape(t("Not saved: see the note beside the field.")))
             else:
-                self.message.value = _ERROR.format(html.escape(t("Not saved: {field}: {reason}", field=exc.column, reason=shown)))
+                self.message.value = _ERROR.format(html.escape(t("Not saved: {field}: {reason}", field=field_label(exc.column), reason=shown)))
             return False
         except CrmError as exc:
             self.message.value = _ERROR.format(html.escape(t("Not saved: {reason}", reason=exc)))
@@ -887,6 +887,13 @@ _LABELS = {"order_date": "Date", "refunded_amount": "Paid back", "occurred_at": 
            "title": "What", "source": "Came from", "probability": "Probability (0–1)",
            "expected_close": "Expected close", "lost_reason": "Why lost", "due": "Due", "note": "To do",
            "done_at": "Done at"}
+
+
+def field_label(column: str) -> str:
+    """The owner's name of the field that edits ``column`` (``"closed_at"`` → "Closed"), in the language in use."""
+    return t(_LABELS.get(column, column.replace("_", " ").capitalize()))
+
+
 _CORRECT = {"orders": "Correct this order of {when}", "interactions": "Correct this interaction of {when}",
             "feedback": "Correct this feedback of {when}", "tickets": "Correct this ticket of {when}",
             "opportunities": "Correct this deal of {when}", TASKS.name: "Correct this task of {when}"}
@@ -982,7 +989,7 @@ class EntryEditor(_Form):
 
     def _widget(self, column: Column, stored: Any, *, table: str) -> widgets.ValueWidget:
         """A field for ``column`` of ``table`` holding ``stored``: a list for a column of allowed values, else text."""
-        label = t(_LABELS.get(column.name, column.name.replace("_", " ").capitalize()))
+        label = field_label(column.name)
         if column.allowed:
             options = [("", None)] * (not column.required) + _choices(column.allowed, column=f"{table}.{column.name}")
             if stored is not None and stored not in column.allowed:

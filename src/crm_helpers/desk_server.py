@@ -40,7 +40,7 @@ from typing import Any, Sequence
 
 from traitlets.config import Config
 
-from crm_helpers.i18n import LanguageError, check_language
+from crm_helpers.i18n import DEFAULT, LanguageError, check_language, set_language, t
 from crm_helpers.store.config import PROJECT_ROOT, report_language
 
 DEFAULT_PORT = 8866
@@ -196,7 +196,19 @@ def server_config(key: str, *, port: int = DEFAULT_PORT, lan: bool = False, open
     c.VoilaConfiguration.template = TEMPLATE
     c.VoilaConfiguration.show_tracebacks = False
     c.VoilaExporter.language_code = report_language()  # the page's <html lang>: "zh" for CRM_LANG=zh (ISO 639-1)
+    c.VoilaConfiguration.prelaunch_hook = translated_page  # its title and section sentences in that language
     return c
+
+
+def translated_page(handler: Any, notebook: Any, *, cwd: str) -> Any:
+    """Voilà's ``prelaunch_hook``: the desk's notebook as it was read for one page, with its Markdown
+    (the title and the sentences opening its two sections) put in the desk's language by the
+    pack's own :func:`crm_helpers.report.runner.translate_markdown`; English: as written."""
+    if set_language(report_language()) != DEFAULT:
+        from crm_helpers.report.runner import translate_markdown
+
+        translate_markdown(notebook)
+    return notebook
 
 
 def desk_url(key: str, *, host: str = "localhost", port: int = DEFAULT_PORT) -> str:
@@ -288,14 +300,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     from tornado.ioloop import IOLoop
 
     IOLoop.current().add_callback(app.kernel_manager.fill)
-    print(f"\nThe desk: {desk_url(key, port=args.port)}", flush=True)
+    set_language(report_language())
+    print("\n" + t("The desk: {address}", address=desk_url(key, port=args.port)), flush=True)
     if args.lan:
         address = lan_address()
         if address:
-            print(f"On a phone on this network: {desk_url(key, host=address, port=args.port)}", flush=True)
+            print(t("On a phone on this network: {address}", address=desk_url(key, host=address, port=args.port)),
+                  flush=True)
         else:
-            print("This machine has no address on a local network: only this machine can open the desk.", flush=True)
-    print("Anyone with this address can use the desk: share it only with people who may. Ctrl-C stops it.\n",
+            print(t("This machine has no address on a local network: only this machine can open the desk."),
+                  flush=True)
+    print(t("Anyone with this address can use the desk: share it only with people who may. Ctrl-C stops it.") + "\n",
           flush=True)
     app.start()
 

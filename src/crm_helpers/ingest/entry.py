@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.i18n import t, tc
 from crm_helpers.store.schema import OPEN_STAGES, TABLES, TASKS, Table
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.ingest.table_import import RowError, settle_refunds
@@ -31,6 +32,10 @@ from crm_helpers.store.validation import ValidationError, is_blank, normalize_em
 
 ENTRY_TABLES = ("orders", "interactions", "feedback", "tickets", "opportunities", TASKS.name)
 """The tables whose rows are a customer's timeline: each row can be corrected or deleted."""
+_NO_SUCH = {"customers": "no such customer", "products": "no such product", "orders": "no such order",
+            "interactions": "no such interaction", "feedback": "no such feedback", "tickets": "no such ticket",
+            "opportunities": "no such opportunity", TASKS.name: "no such task"}
+"""The refusal for an id that is not in the table, one whole phrase per table (through :func:`t`)."""
 
 
 def _new_id(prefix: str) -> str:
@@ -43,14 +48,14 @@ def _now() -> str:
 
 def _require_customer(db: Database, customer_id: str) -> None:
     if not db.execute("SELECT 1 FROM customers WHERE customer_id = ?", [customer_id]).fetchone():
-        raise ValidationError("customer_id", customer_id, "unknown customer")
+        raise ValidationError("customer_id", customer_id, t("unknown customer"))
 
 
 def _fetch(db: Database, table: str, key: str, value: str) -> dict[str, Any]:
     cursor = db.execute(f"SELECT * FROM {table} WHERE {key} = ?", [value])
     row = cursor.fetchone()
     if row is None:
-        raise ValidationError(key, value, f"no such {table[:-1]}")
+        raise ValidationError(key, value, t(_NO_SUCH[table]))
     return dict(zip([d[0] for d in cursor.description], row))
 
 
@@ -65,7 +70,7 @@ def _writing(db: Database) -> Iterator[None]:
     except sqlite3.OperationalError as exc:
         if not outer and db.conn.in_transaction:  # a failed COMMIT can leave it open
             db.conn.rollback()
-        raise StoreError(f"nothing was written: {explain_error(store_path(db), exc)}") from None
+        raise StoreError(t("nothing was written: {reason}", reason=explain_error(store_path(db), exc))) from None
 
 
 def _insert(db: Database, table: str, record: dict[str, Any]) -> None:
@@ -82,7 +87,7 @@ def add_customer(db: Database, customer_id: str | None = None, **fields: Any) ->
     """
     unknown = set(fields) - set(TABLES["customers"].column_names)
     if unknown:
-        raise ValidationError(sorted(unknown)[0], fields[sorted(unknown)[0]], "not a customer field")
+        raise ValidationError(sorted(unknown)[0], fields[sorted(unknown)[0]], t("not a customer field"))
     refuse_erased(db, {"customer_id": customer_id, **fields})  # the suppression list of `crm forget`
     if customer_id is None and fields.get("email"):
         email = normalize_email(fields["email"])
@@ -176,7 +181,7 @@ def answer_ticket(db: Database, ticket_id: str, *, answered_at: str | None = Non
     the ticket was opened, or a closed ticket)."""
     ticket = _fetch(db, "tickets", "ticket_id", ticket_id)
     if ticket["status"] == "closed":
-        raise ValidationError("ticket_id", ticket_id, "is closed already")
+        raise ValidationError("ticket_id", ticket_id, t("is closed already"))
     answered = _check_times("tickets", require_valid(TABLES["tickets"], {
         **{k: v for k, v in ticket.items() if v is not None}, "first_response_at": answered_at or _now()}))["first_response_at"]
     with _writing(db):
@@ -242,7 +247,7 @@ def add_task(db: Database, due: str, *, note: str | None = None, customer_id: st
             row = _fetch(db, table, column, value)
             customer_id = customer_id or row.get("customer_id")
     if not (note or customer_id):
-        raise ValidationError("note", "", "say what to do, or choose whom it is about")
+        raise ValidationError("note", "", t("say what to do, or choose whom it is about"))
     task_id = _new_id("K")
     clean = require_valid(TASKS, {k: v for k, v in {
         "task_id": task_id, "due": due, "note": note, "customer_id": customer_id, "opportunity_id": opportunity_id,
@@ -255,7 +260,7 @@ def add_task(db: Database, due: str, *, note: str | None = None, customer_id: st
 def _open_task(db: Database, task_id: str) -> dict[str, Any]:
     task = _fetch(db, TASKS.name, "task_id", task_id)
     if task["done_at"] is not None:
-        raise ValidationError("task_id", task_id, f"was done already ({task['done_at']})")
+        raise ValidationError("task_id", task_id, t("was done already ({when})", when=task["done_at"]))
     return task
 
 
@@ -283,22 +288,24 @@ def snooze_task(db: Database, task_id: str, *, until: str) -> None:
     task = _open_task(db, task_id)
     due = require_valid(TASKS, {**{k: v for k, v in task.items() if v is not None}, "due": until})["due"]
     if due <= dt.date.today().isoformat():
-        raise ValidationError("due", until, "is not after today: snooze to a later day")
+        raise ValidationError("due", until, t("is not after today: snooze to a later day"))
     with _writing(db):
         db.table(TASKS.name).update(task_id, {"due": due, "snoozed": (task["snoozed"] or 0) + 1})
 
 
 # ---------------------------------------------------------------------- correcting past entries
-_OPENED_AT = {"tickets": ("ticket", ("first_response_at", "closed_at")), "opportunities": ("opportunity", ("closed_at",))}
+_OPENED_AT = {"tickets": ("is before the ticket was opened ({opened})", ("first_response_at", "closed_at")),
+              "opportunities": ("is before the opportunity was opened ({opened})", ("closed_at",))}
+"""Per table: the refusal of a time before the row was opened (a whole phrase, through :func:`t`), the columns checked."""
 
 
 def _check_times(table: str, row: dict[str, Any]) -> dict[str, Any]:
     """The order of times within one row (the same when adding and when correcting): a ticket is
     not answered or closed, a deal not closed, before it was opened. Returns ``row``."""
-    what, columns = _OPENED_AT.get(table, ("", ()))
+    refusal, columns = _OPENED_AT.get(table, ("", ()))
     for column in columns:
         if row.get(column) and row.get("opened_at") and str(row[column]) < str(row["opened_at"]):
-            raise ValidationError(column, row[column], f"is before the {what} was opened ({row['opened_at']})")
+            raise ValidationError(column, row[column], t(refusal, opened=row["opened_at"]))
     return row
 
 
@@ -323,7 +330,7 @@ def _settled(order: dict[str, Any]) -> dict[str, Any]:
 
 def _entry_table(table: str) -> Table:
     if table not in ENTRY_TABLES:
-        raise ValidationError("table", table, f"not an entry of the timeline ({', '.join(ENTRY_TABLES)})")
+        raise ValidationError("table", table, t("not an entry of the timeline ({tables})", tables=", ".join(ENTRY_TABLES)))
     return schema_table(table)
 
 
@@ -333,7 +340,8 @@ def _corrected(db: Database, spec: Table, *, entry_id: str, changes: dict[str, A
     unknown = sorted(set(changes) - set(spec.column_names))
     if fixed or unknown:
         name = (fixed or unknown)[0]
-        raise ValidationError(name, changes[name], "cannot be changed here" if fixed else f"not a field of {spec.name}")
+        raise ValidationError(name, changes[name], t("cannot be changed here") if fixed
+                              else t("not a field of {table}", table=spec.name))
     current = _fetch(db, spec.name, str(spec.pk), entry_id)
     merged = {k: v for k, v in {**current, **changes}.items() if not is_blank(v)}
     return current, _check_times(spec.name, require_valid(spec, merged))
@@ -414,7 +422,8 @@ def delete_entry(db: Database, table: str, *, entry_id: str) -> None:
     for child, column in referring:
         n = db.execute(f"SELECT COUNT(*) FROM {child} WHERE {column} = ?", [entry_id]).fetchone()[0]
         if n:
-            raise ValidationError(str(spec.pk), entry_id, f"{n} {child} refer to it: delete or change those first")
+            raise ValidationError(str(spec.pk), entry_id, t("{n} {rows} refer to it: delete or change those first",
+                                                             n=n, rows=tc("table", child)))
     with _writing(db):
         if table == "orders":
             db.execute("DELETE FROM order_items WHERE order_id = ?", [entry_id])

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.i18n import t
 from crm_helpers.store.queries import currency_note
 from crm_helpers.ingest.balance import ImportBalance, money, partial_refunds, recorded_refunds
 from crm_helpers.ingest.table_import import (
@@ -554,7 +555,8 @@ def _status(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], ro
         status[status.isna() & ~np.isnan(partial_refunds(text))] = "paid"  # 已退款(￥50.00): paid, part back
         for idx in np.flatnonzero((status.isna() & (text != "")).to_numpy()):
             errors.append(RowError(int(rows[idx]), "orders.status", frame["orders.status"].iat[idx],
-                                   f"is not a status of {source.title} ({', '.join(source.statuses)})"))
+                                   t("is not a status of {source} ({statuses})", source=source.title,
+                                     statuses=", ".join(source.statuses))))
     if CANCELLED in clean:
         status = status.where(clean[CANCELLED].isna(), "cancelled")
     return status

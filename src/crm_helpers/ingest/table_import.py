@@ -47,6 +47,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
+from crm_helpers.i18n import t
 from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS, Column, Table
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.ingest.sources import normalize
@@ -124,7 +125,8 @@ class ImportRejected(CrmError, ValueError):
 
 @dataclass
 class RowError:
-    """One problem: the file's row as a spreadsheet shows it (header = row 1), column, value, reason."""
+    """One problem: the file's row as a spreadsheet shows it (header = row 1), column, value, reason
+    (in the owner's language: a fixed English reason such as ``"required"`` is translated when shown)."""
 
     row: int
     column: str
@@ -132,7 +134,8 @@ class RowError:
     reason: str
 
     def __str__(self) -> str:
-        return f"row {self.row}, column {self.column}: {self.value!r} {self.reason}"
+        return t("row {row}, column {column}: {value} {reason}", row=self.row, column=self.column,
+                 value=repr(self.value), reason=t(self.reason))
 
 
 class LeftOutRows:
@@ -719,7 +722,8 @@ def _customer_ids(db: Database, frame: pd.DataFrame, rows: np.ndarray, errors: l
             cid = ids.iat[idx] = in_file.get(email) or known.get(email) or stable_customer_id(email)
         # also for an id taken from another row of the file: that row's e-mail clash is this row's too
         if email is not None and known.get(email, cid) != cid:
-            errors.append(RowError(int(rows[idx]), "email", email, f"already belongs to customer {known[email]}"))
+            errors.append(RowError(int(rows[idx]), "email", email,
+                                   t("already belongs to customer {customer}", customer=known[email])))
     return ids
 
 
@@ -759,9 +763,8 @@ def _check_references(db: Database, spec: Table, frame: pd.DataFrame, rows: np.n
         if parent == "customers" and create_missing_customers:
             to_create = sorted(missing)
             continue
-        noun = parent[:-1] if parent.endswith("s") else parent
         for idx in np.flatnonzero(values.isin(missing).to_numpy()):
-            errors.append(RowError(int(rows[idx]), column.name, values.iat[idx], f"unknown {noun}"))
+            errors.append(RowError(int(rows[idx]), column.name, values.iat[idx], UNKNOWN[parent]))
     return to_create
 
 
@@ -833,7 +836,8 @@ def write_rejects(path: Path, header: list[str], *, raw_rows: dict[int, list[str
 
     by_row: dict[int, list[str]] = {}
     for e in errors:
-        by_row.setdefault(e.row, []).append(f"{e.column}: {e.value!r} {e.reason}")
+        by_row.setdefault(e.row, []).append(t("{column}: {value} {reason}", column=e.column, value=repr(e.value),
+                                              reason=t(e.reason)))
     target = rejects_path(path)
     rows = [["row", "reasons", *header]]
     rows += [[str(r), "; ".join(reasons), *raw_rows.get(r, [])] for r, reasons in sorted(by_row.items())]
@@ -841,6 +845,9 @@ def write_rejects(path: Path, header: list[str], *, raw_rows: dict[int, list[str
     return target
 
 
+UNKNOWN = {"customers": "unknown customer", "products": "unknown product", "orders": "unknown order",
+           "campaigns": "unknown campaign", "tickets": "unknown ticket", "opportunities": "unknown opportunity"}
+"""The reason of a row whose id is not in the table it refers to, one whole phrase per table (translated when shown)."""
 SKIP_HINT = "Fix these rows, or import the good ones with --skip-bad-rows (bad rows go to a .rejects.csv file)."
 
 
@@ -849,12 +856,13 @@ def rejection_message(path: Path, errors: list[RowError], *, hint: str = SKIP_HI
     ``SHOWN_ERRORS`` of them, and ``hint`` (what to do)."""
     errors = sorted(errors, key=lambda e: e.row)
     shown = "\n".join(f"  {e}" for e in errors[:SHOWN_ERRORS])
-    more = f"\n  … and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
+    more = "\n  " + t("… and {count} more", count=len(errors) - SHOWN_ERRORS) if len(errors) > SHOWN_ERRORS else ""
     rows = len({e.row for e in errors})
-    if hint == SKIP_HINT and any(e.reason == "unknown customer" for e in errors):
-        hint += (" If these customers are new, --create-missing-customers adds them as bare customers"
-                 " (or import the customers file first).")
-    return f"{path.name}: {rows} bad row(s); nothing was imported.\n{shown}{more}\n{hint}"
+    said = t(hint)
+    if hint == SKIP_HINT and any(e.reason == UNKNOWN["customers"] for e in errors):
+        said += t(" If these customers are new, --create-missing-customers adds them as bare customers"
+                  " (or import the customers file first).")
+    return t("{file}: {rows} bad row(s); nothing was imported.", file=path.name, rows=rows) + f"\n{shown}{more}\n{said}"
 
 
 def import_file(
@@ -1020,7 +1028,7 @@ def _raw_frame(chunk: Chunk, found: dict[int, str], header: list[str]) -> tuple[
     """The chunk's text by store column, and its rows with more fields than the header or a NUL byte."""
     width = len(header)
     errors = [] if max(map(len, chunk.data), default=0) <= width else [
-        RowError(int(r), "(row)", len(d), f"has {len(d)} fields, the header has {width}")
+        RowError(int(r), "(row)", len(d), t("has {fields} fields, the header has {width}", fields=len(d), width=width))
         for r, d in zip(chunk.rows, chunk.data) if len(d) > width and any(c.strip() for c in d[width:])]
     return text_columns(chunk.data, found, width=width), errors + nul_errors(header, chunk.rows, data=chunk.data)
 
@@ -1111,7 +1119,7 @@ def settle_refunds(frame: pd.DataFrame, rows: np.ndarray, *, errors: list[RowErr
     refunded = refunded.fillna(0.0)
     for idx in np.flatnonzero((refunded > amount + 1e-9).to_numpy()):
         errors.append(RowError(int(rows[idx]), "refunded_amount", float(refunded.iat[idx]),
-                               f"is more than the order's amount {float(amount.iat[idx]):g}"))
+                               t("is more than the order's amount {amount}", amount=f"{float(amount.iat[idx]):g}")))
     return frame.assign(amount=amount.astype(object).where(amount.notna(), None),
                         refunded_amount=refunded.astype(object), status=status)
 

@@ -41,6 +41,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
+from crm_helpers.i18n import t, tc
 from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, LOAD_ORDER, SEGMENT_SNAPSHOTS, TABLES, TASKS, Table
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.store.connection import explain_error, store_path, write_transaction
@@ -69,11 +70,13 @@ class UndoResult:
 
     def summary(self) -> str:
         """One line for a person."""
-        text = (f"batch {self.batch_id} ({self.file_name} -> {self.table}) undone: {self.deleted} inserted rows "
-                f"removed, {self.restored} updated rows restored")
+        fields = {"batch": self.batch_id, "file": self.file_name, "table": self.table, "deleted": self.deleted,
+                  "restored": self.restored, "customers": self.customers_removed}
         if self.customers_removed:
-            text += f", {self.customers_removed} customers it created removed"
-        return text
+            return t("batch {batch} ({file} -> {table}) undone: {deleted} inserted rows removed, {restored} updated "
+                     "rows restored, {customers} customers it created removed", **fields)
+        return t("batch {batch} ({file} -> {table}) undone: {deleted} inserted rows removed, {restored} updated rows "
+                 "restored", **fields)
 
 
 @dataclass
@@ -181,10 +184,11 @@ def _load_batch(db: Database, batch_id: int) -> _Batch:
         [batch_id],
     ).fetchone()
     if row is None:
-        raise UndoError(f"there is no import batch {batch_id}; `crm status` lists the recent ones")
+        raise UndoError(t("there is no import batch {batch}; `crm status` lists the recent ones", batch=batch_id))
     file_name, table, inserted_blob, previous_blob, written_blob, undone_at = row
     if undone_at:
-        raise UndoError(f"batch {batch_id} ({file_name}) was already undone on {undone_at}")
+        raise UndoError(t("batch {batch} ({file}) was already undone on {when}", batch=batch_id, file=file_name,
+                          when=undone_at))
     inserted = unpack(inserted_blob) or {}
     return _Batch(batch_id, table, file_name, [tuple(k) for k in inserted.get("keys", [])],
                   list(inserted.get("created_customers", [])), unpack(previous_blob) or [],
@@ -277,13 +281,14 @@ def _explain_changes(db: Database, batch: _Batch, table: str, changed: list[Key]
     problems = []
     unexplained = set(changed)
     for later_id, (file_name, keys) in _later_writers(db, batch, table, set(changed)).items():
-        problems.append(f"{len(keys)} {what} changed since by import batch {later_id} ({file_name}): "
-                        f"{_show(keys)}; undo batch {later_id} first")
+        problems.append(t("{count} {what} changed since by import batch {later} ({file}): {keys}; undo batch "
+                          "{later} first", count=len(keys), what=tc("undo", what), later=later_id, file=file_name,
+                          keys=_show(keys)))
         unexplained -= set(keys)
     if unexplained:
         keys = [k for k in changed if k in unexplained]
-        problems.append(f"{len(keys)} {what} changed since by hand or from a notebook: {_show(keys)}; "
-                        "undoing would throw those changes away")
+        problems.append(t("{count} {what} changed since by hand or from a notebook: {keys}; undoing would throw "
+                          "those changes away", count=len(keys), what=tc("undo", what), keys=_show(keys)))
     return problems
 
 
@@ -297,15 +302,16 @@ def _dependencies(db: Database, spec: Table, batch: _Batch) -> list[str]:
     for keys, inserted, what in ((batch.inserted, True, "rows it inserted"), (updated, False, "rows it updated")):
         gone = [k for k in keys if k not in current]
         if gone:
-            problems.append(f"{len(gone)} {what} are no longer in the store (deleted or erased since): {_show(gone)}")
+            problems.append(t("{count} {what} are no longer in the store (deleted or erased since): {keys}",
+                              count=len(gone), what=tc("undo", what), keys=_show(gone)))
         changed = [k for k in keys if k in current and _changed_since(current[k], written.get(k), inserted)]
         if changed:
             problems += _explain_changes(db, batch, spec.name, changed, what)
     if len(pk) == 1 and batch.inserted:
         refs = _count_references(db, spec.name, pk[0], [k[0] for k in batch.inserted if k in current])
         for child, (n, example) in refs.items():
-            problems.append(f"{n} {child} rows refer to {spec.name} this batch inserted (e.g. {example}); "
-                            f"remove or undo those first")
+            problems.append(t("{n} {child} rows refer to {table} this batch inserted (e.g. {example}); remove or "
+                              "undo those first", n=n, child=child, table=spec.name, example=example))
     return problems
 
 
@@ -319,7 +325,8 @@ def _created_customer_problems(db: Database, batch: _Batch) -> list[str]:
     if filled:
         problems += _explain_changes(db, batch, "customers", filled, "customers it created")
     for child, (n, example) in _count_references(db, "customers", "customer_id", [k[0] for k in keys]).items():
-        problems.append(f"{n} {child} rows written since refer to customers this batch created (e.g. {example})")
+        problems.append(t("{n} {child} rows written since refer to customers this batch created (e.g. {example})",
+                          n=n, child=child, example=example))
     return problems
 
 
@@ -384,16 +391,18 @@ def undo_import(db: Database, batch_id: int, *, now: dt.datetime | None = None) 
                     result.restored += _restore(db, spec, batch)
                     problems = _created_customer_problems(db, batch)
                 if problems:
-                    raise UndoError(f"batch {member} ({batch.file_name} -> {spec.name}) cannot be undone; nothing "
-                                    "was changed:\n" + "\n".join(f"  - {p}" for p in problems))
+                    raise UndoError(t("batch {batch} ({file} -> {table}) cannot be undone; nothing was changed:",
+                                      batch=member, file=batch.file_name, table=spec.name)
+                                    + "\n" + "\n".join(f"  - {p}" for p in problems))
                 result.customers_removed += _delete(db, TABLES["customers"],
                                                     [(c,) for c in batch.created_customers])
                 db.execute(f"UPDATE {IMPORT_BATCHES} SET undone_at = ? WHERE batch_id = ?", [stamp, member])
     except sqlite3.IntegrityError as exc:
-        raise UndoError(f"batch {batch_id} cannot be undone; nothing was changed: putting the previous values "
-                        f"back would clash with rows written since ({exc})") from None
+        raise UndoError(t("batch {batch} cannot be undone; nothing was changed: putting the previous values back "
+                          "would clash with rows written since ({reason})", batch=batch_id, reason=exc)) from None
     except sqlite3.DatabaseError as exc:
-        raise UndoError(f"batch {batch_id} was not undone: {explain_error(store_path(db), exc)}") from None
+        raise UndoError(t("batch {batch} was not undone: {reason}", batch=batch_id,
+                          reason=explain_error(store_path(db), exc))) from None
     return result
 
 
@@ -428,6 +437,11 @@ def entry_record(db: Database, summary: str, *, rows: list[tuple[str, Key, dict[
     return EntryRecord(summary, tuple(RowChange(t, k, before, read_row(db, t, key=k)) for t, k, before in rows))
 
 
+ONE_ROW = {"customers": "customer", "products": "product", "orders": "order", "campaigns": "campaign",
+           "tickets": "ticket", "opportunities": "opportunity"}
+"""A table a row refers to → what one of its rows is called (its ``undo`` entry in the catalogue)."""
+
+
 def _missing_parents(db: Database, change: RowChange, *, own: set[tuple[str, Key]]) -> list[str]:
     """The rows a deleted row refers to that are no longer in the store (nor put back by the same
     entry): putting it back would point at nothing, or at a person erased since."""
@@ -437,7 +451,8 @@ def _missing_parents(db: Database, change: RowChange, *, own: set[tuple[str, Key
         if column.references and value is not None:
             parent, _ = column.references.split(".")
             if (parent, (value,)) not in own and read_row(db, parent, key=(value,)) is None:
-                missing.append(f"its {parent[:-1]} {value} is no longer in the store (erased or removed since)")
+                missing.append(t("its {parent} {value} is no longer in the store (erased or removed since)",
+                                 parent=tc("undo", ONE_ROW.get(parent, parent)), value=value))
     return missing
 
 
@@ -451,13 +466,13 @@ def entry_problems(db: Database, record: EntryRecord) -> list[str]:
         current = read_row(db, change.table, key=change.key)
         if change.after is None:
             if current is not None:
-                problems.append(f"{change.table} {_show([change.key])} is in the store again")
+                problems.append(t("{table} {key} is in the store again", table=change.table, key=_show([change.key])))
             problems += [f"{change.table} {_show([change.key])}: {p}"
                          for p in _missing_parents(db, change, own=deleted)]
         elif current is None:
-            problems.append(f"{change.table} {_show([change.key])} is no longer in the store")
+            problems.append(t("{table} {key} is no longer in the store", table=change.table, key=_show([change.key])))
         elif any(differs(current.get(c), v) for c, v in change.after.items()):
-            problems.append(f"{change.table} {_show([change.key])} was changed since")
+            problems.append(t("{table} {key} was changed since", table=change.table, key=_show([change.key])))
     inserted = [c for c in record.changes if c.before is None]
     own = {(c.table, c.key) for c in inserted}
     for change in inserted:
@@ -465,7 +480,8 @@ def entry_problems(db: Database, record: EntryRecord) -> list[str]:
         if len(spec.pk_columns) == 1:
             for child, (n, _) in _count_references(db, change.table, spec.pk_columns[0], [change.key[0]]).items():
                 if n > sum(1 for t, _k in own if t == child):
-                    problems.append(f"{child} rows written since refer to {change.table} {change.key[0]}")
+                    problems.append(t("{child} rows written since refer to {table} {key}", child=child,
+                                      table=change.table, key=change.key[0]))
     return problems
 
 
@@ -477,7 +493,8 @@ def undo_entry(db: Database, record: EntryRecord) -> None:
         with write_transaction(db):
             problems = entry_problems(db, record)
             if problems:
-                raise UndoError(f"cannot undo \"{record.summary}\"; nothing was changed: " + "; ".join(problems))
+                raise UndoError(t("cannot undo \"{summary}\"; nothing was changed: {problems}", summary=record.summary,
+                                  problems="; ".join(problems)))
             for change in reversed(record.changes):  # children first
                 spec = schema_table(change.table)
                 if change.before is None:
@@ -493,4 +510,5 @@ def undo_entry(db: Database, record: EntryRecord) -> None:
                     db.execute(f"INSERT INTO {change.table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                list(row.values()))
     except sqlite3.DatabaseError as exc:
-        raise UndoError(f"\"{record.summary}\" was not undone: {explain_error(store_path(db), exc)}") from None
+        raise UndoError(t("\"{summary}\" was not undone: {reason}", summary=record.summary,
+                          reason=explain_error(store_path(db), exc))) from None

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crm_helpers.errors import CrmError
+from crm_helpers.i18n import t
 from crm_helpers.store.schema import Column, Table
 from crm_helpers.store.values import span
 
@@ -58,7 +59,7 @@ def parse_number(value: Any) -> float:
     """``"1.234,56 €"`` -> 1234.56. Thousands separators, currency symbols, comma decimals."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if not np.isfinite(float(value)):
-            raise ValueError("not a number")
+            raise ValueError(t("not a number"))
         return float(value)
     text = _CURRENCY.sub("", str(value).strip())
     negative = text.startswith("(") and text.endswith(")")
@@ -73,9 +74,9 @@ def parse_number(value: Any) -> float:
     try:
         number = float(text)
     except ValueError:
-        raise ValueError("not a number") from None
+        raise ValueError(t("not a number")) from None
     if not np.isfinite(number):
-        raise ValueError("not a number")
+        raise ValueError(t("not a number"))
     return -number if negative else number
 
 
@@ -111,7 +112,7 @@ def parse_date(value: Any, dayfirst: bool | None = None, *, with_time: bool = Fa
     """An ISO date (or timestamp with ``with_time``) from ISO, d/m/y, m/d/y, 2025年3月4日 or an Excel serial.
 
     ``dayfirst`` decides 03/04/2025 (None: only unambiguous values are accepted). Raises
-    ValueError("impossible date") for dates such as 2025-02-30.
+    ValueError(t("impossible date")) for dates such as 2025-02-30.
     """
     if isinstance(value, (dt.datetime, pd.Timestamp)):
         return value.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
@@ -122,7 +123,7 @@ def parse_date(value: Any, dayfirst: bool | None = None, *, with_time: bool = Fa
     if re.fullmatch(r"\d{4,5}(\.\d+)?", text):
         serial = float(text)
         if not 1 <= serial < 2_958_466:
-            raise ValueError("not a date")
+            raise ValueError(t("not a date"))
         stamp = dt.datetime.combine(EXCEL_EPOCH, dt.time()) + dt.timedelta(days=serial)
         return stamp.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
     if m := _ISO.match(text):
@@ -139,15 +140,15 @@ def parse_date(value: Any, dayfirst: bool | None = None, *, with_time: bool = Fa
         elif b > 12 and a <= 12:
             mo, d = a, b
         elif dayfirst is None:
-            raise ValueError("ambiguous day/month order")
+            raise ValueError(t("ambiguous day/month order"))
         else:
             d, mo = (a, b) if dayfirst else (b, a)
     else:
-        raise ValueError("not a date")
+        raise ValueError(t("not a date"))
     try:
         stamp = dt.datetime(y, mo, d, hh, mm, ss)
     except ValueError:
-        raise ValueError("impossible date") from None
+        raise ValueError(t("impossible date")) from None
     return stamp.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
 
 
@@ -157,7 +158,7 @@ def normalize_email(value: Any) -> str:
     if text.startswith("mailto:"):
         text = text[7:]
     if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
-        raise ValueError("not an e-mail address")
+        raise ValueError(t("not an e-mail address"))
     return text
 
 
@@ -172,21 +173,21 @@ def parse_bool(value: Any) -> int:
         return 1
     if text in FALSE_WORDS:
         return 0
-    raise ValueError("not yes/no")
+    raise ValueError(t("not yes/no"))
 
 
 def clean_value(column: Column, value: Any, *, dayfirst: bool | None = None) -> Any:
     """The stored form of ``value`` for ``column``; ValueError with the reason when it does not fit."""
     if is_blank(value):
         if column.required:
-            raise ValueError("required")
+            raise ValueError(t("required"))
         return None
     if column.type == "text":
         text = str(value).strip()
         if column.name == "email":
             text = normalize_email(text)
         if column.allowed and text.lower() not in column.allowed:
-            raise ValueError(f"not one of {', '.join(column.allowed)}")
+            raise ValueError(t("not one of {values}", values=", ".join(column.allowed)))
         return text.lower() if column.allowed else text
     if column.type in ("date", "datetime"):
         return parse_date(value, dayfirst, with_time=column.type == "datetime")
@@ -195,9 +196,9 @@ def clean_value(column: Column, value: Any, *, dayfirst: bool | None = None) -> 
     number = parse_number(value)
     if column.type == "integer":
         if number != int(number):
-            raise ValueError("not a whole number")
+            raise ValueError(t("not a whole number"))
         if abs(number) > MAX_WHOLE_NUMBER:
-            raise ValueError("too large")
+            raise ValueError(t("too large"))
         number = int(number)
     _check_range(column, number)
     return number
@@ -206,11 +207,11 @@ def clean_value(column: Column, value: Any, *, dayfirst: bool | None = None) -> 
 def _check_range(column: Column, number: float) -> None:
     lo, hi = column.minimum, column.maximum
     if lo is not None and hi is not None and not lo <= number <= hi:
-        raise ValueError(f"out of range {span(f'{lo:g}', f'{hi:g}')}")
+        raise ValueError(t("out of range {span}", span=span(f"{lo:g}", f"{hi:g}")))
     if lo is not None and number < lo:
-        raise ValueError(f"below the minimum {lo:g}")
+        raise ValueError(t("below the minimum {minimum}", minimum=f"{lo:g}"))
     if hi is not None and number > hi:
-        raise ValueError(f"above the maximum {hi:g}")
+        raise ValueError(t("above the maximum {maximum}", maximum=f"{hi:g}"))
 
 
 def validate_record(
@@ -222,7 +223,7 @@ def validate_record(
     for column in table.columns:
         if column.name not in record:
             if column.required:
-                errors.append((column.name, None, "required"))
+                errors.append((column.name, None, t("required")))
             continue
         try:
             clean[column.name] = clean_value(column, record[column.name], dayfirst=dayfirst)
