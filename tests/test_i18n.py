@@ -288,3 +288,30 @@ def test_refusals_of_the_entry_functions_the_importer_and_undo_come_out_in_chine
     with pytest.raises(UndoError, match="没有导入批次 99"):
         undo_import(db, 99)
     assert english_sentences(message, allowed={"Wang", "Fang"}) == []
+
+
+def test_the_crm_command_speaks_chinese_with_lang_zh_or_crm_lang(tmp_path, monkeypatch):
+    """`crm --lang zh` (or CRM_LANG=zh): the demo's, the import's and the report's lines and refusals,
+    "Error:" included, in Chinese; English is the default (the other tests read it)."""
+    from crm_helpers.cli import main
+
+    db = str(tmp_path / "crm.db")
+    try:
+        made = CliRunner().invoke(main, ["--lang", "zh", "demo", "--db", db, "--customers", "30", "--months", "3"])
+        again = CliRunner().invoke(main, ["--lang", "zh", "demo", "--db", db])
+        bad = tmp_path / "orders.csv"
+        bad.write_text("order_id,customer_id,order_date,amount,status\nO1,C404,2026-01-05,ten,paid\n", encoding="utf-8")
+        monkeypatch.setenv("CRM_LANG", "zh")
+        refused = CliRunner().invoke(main, ["import", "--db", db, "orders", str(bad)])
+        kept = CliRunner().invoke(main, ["import", "--db", db, "orders", str(bad), "--skip-bad-rows",
+                                         "--create-missing-customers", "--dry-run"])
+        no_month = CliRunner().invoke(main, ["report", "--db", db, "--month", "2020-01"])
+    finally:
+        i18n.set_language("en")
+    assert made.exit_code == 0 and made.output.startswith("示例业务已写入") and "客户" in made.output
+    assert again.exit_code == 1 and again.output.startswith("错误：") and "已经有数据" in again.output
+    assert refused.exit_code == 1 and "第 2 行，amount 列：'ten' 不是数字" in refused.output
+    assert kept.exit_code == 0 and "（试运行：没有写入任何内容）" in kept.output and "对账" in kept.output
+    assert no_month.exit_code == 1 and "2020-01 没有订单" in no_month.output
+    for result in (made, again, refused, kept, no_month):
+        assert english_sentences(result.output) == [], result.output

@@ -1,7 +1,9 @@
 """The ``crm`` command: set up the store, import files, build the demo, render reports.
 
 Every command takes ``--db PATH`` (or the environment variable ``CRM_DB``); the store is
-created on first use. Errors are reported in one plain sentence, never as a traceback.
+created on first use. Errors are reported in one plain sentence, never as a traceback. What the
+command says is in the owner's language: ``crm --lang zh ...`` or ``CRM_LANG=zh`` (``crm report
+--lang zh`` for one pack), English by default (:mod:`crm_helpers.i18n`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import click
 
+from crm_helpers.errors import CrmError
+from crm_helpers.i18n import LanguageError, check_language, language, set_language, t, tc, tn
 from crm_helpers.store import config
 from crm_helpers.store.files import DISK_FULL_REASON
 from crm_helpers.store.facts import next_day, on_or_before_sql
@@ -49,7 +53,7 @@ def _open(db_path: Path | None, *, writing: bool = True):
         if writing:
             refuse_newer(db)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refused(str(exc)) from None
     return db
 
 
@@ -57,23 +61,33 @@ def _warn_if_newer(db) -> None:
     """Say, on standard error, that the store was made by a newer version (and so is read only)."""
     warning = newer_store_warning(db)
     if warning:
-        click.echo(f"Warning: {warning}", err=True)
+        click.echo(t("Warning: {warning}", warning=warning), err=True)
 
 
 def explain_os_error(exc: OSError) -> str:
     """One plain sentence for a file-system error on a path the user typed (never a traceback)."""
-    where = exc.filename or "the file"
+    where = exc.filename or t("the file")
     if isinstance(exc, IsADirectoryError):
-        return f"{where} is a folder, not a file; give the path of one file inside it"
+        return t("{where} is a folder, not a file; give the path of one file inside it", where=where)
     if isinstance(exc, NotADirectoryError):
-        return f"{where}: a part of this path is a file, not a folder"
+        return t("{where}: a part of this path is a file, not a folder", where=where)
     if isinstance(exc, FileNotFoundError):
-        return f"{where}: no such file or folder; check the path (run `ls` on its folder)"
+        return t("{where}: no such file or folder; check the path (run `ls` on its folder)", where=where)
     if isinstance(exc, PermissionError):
-        return f"{where}: permission denied; this user may not read or write it (check its owner and mode)"
+        return t("{where}: permission denied; this user may not read or write it (check its owner and mode)",
+                 where=where)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return f"{where}: {DISK_FULL_REASON}; free some space and try again"
+        return t("{where}: {reason}; free some space and try again", where=where, reason=t(DISK_FULL_REASON))
     return f"{where}: {exc.strerror or exc}"
+
+
+class Refused(click.ClickException, CrmError):
+    """A ``crm`` command's refusal: exit status 1 and one plain sentence on standard error after
+    "Error:", both in the owner's language (Click's own "Error:" is English only)."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(t("Error: {reason}", reason=self.format_message()), file=file, err=file is None,
+                   color=self.show_color)
 
 
 class _PlainErrorsCommand(click.Command):
@@ -87,9 +101,9 @@ class _PlainErrorsCommand(click.Command):
         except BrokenPipeError:
             raise  # the reader of our output went away (`crm status | head`): click exits quietly
         except OSError as exc:
-            raise click.ClickException(explain_os_error(exc)) from None
+            raise Refused(explain_os_error(exc)) from None
         except sqlite3.DatabaseError as exc:
-            raise click.ClickException(explain_error(_db_path(ctx.params.get("db_path")), exc)) from None
+            raise Refused(explain_error(_db_path(ctx.params.get("db_path")), exc)) from None
 
 
 class _PlainErrorsGroup(click.Group):
@@ -100,8 +114,20 @@ class _PlainErrorsGroup(click.Group):
 
 
 @click.group(cls=_PlainErrorsGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option("--lang", default=None, metavar="LANG",
+              help="Language of what the command says: en (English) or zh (Simplified Chinese); default: $CRM_LANG, else en.")
+def main(lang: str | None) -> None:
     """CRM workbook for one-person companies: a local store, imports and monthly reports."""
+    _use_language(lang)
+
+
+def _use_language(lang: str | None) -> str:
+    """Make ``lang`` (else ``$CRM_LANG``, else English) the language of what the command says and
+    writes; a language without a catalogue is refused, naming the ones there are."""
+    try:
+        return set_language(check_language(lang) if lang else config.report_language())
+    except LanguageError as exc:
+        raise Refused(f"{exc} (--lang or CRM_LANG)") from None
 
 
 @main.command()
@@ -110,8 +136,8 @@ def init(db_path: Path | None) -> None:
     """Create the store, or upgrade an older one in place."""
     db = _open(db_path, writing=False)
     if newer_store_warning(db):
-        raise click.ClickException(str(newer_store_warning(db)))
-    click.echo(f"{_db_path(db_path)}: schema version {schema_version(db)}, ready.")
+        raise Refused(str(newer_store_warning(db)))
+    click.echo(t("{store}: schema version {version}, ready.", store=_db_path(db_path), version=schema_version(db)))
 
 
 @main.command()
@@ -124,16 +150,17 @@ def status(db_path: Path | None) -> None:
         click.echo(f"{name:18} {count:>9,}")
     first, last = db.execute("SELECT min(order_date), max(order_date) FROM orders").fetchone()
     if first:
-        click.echo(f"orders from {first} to {last}")
+        click.echo(t("orders from {first} to {last}", first=first, last=last))
     from crm_helpers.store.undo import list_batches
 
     batches = list_batches(db, limit=10)
     if len(batches):
-        click.echo("recent imports (undo one with `crm undo-import BATCH`):")
+        click.echo(t("recent imports (undo one with `crm undo-import BATCH`):"))
     for b in batches.itertuples(index=False):
-        state = f"undone {b.undone_at}" if b.undone_at else ""
-        click.echo(f"  batch {b.batch_id:>4}  {b.imported_at}  {b.table:14} {b.file}: {b.inserted} inserted, "
-                   f"{b.updated} updated  {state}".rstrip())
+        state = t("undone {when}", when=b.undone_at) if b.undone_at else ""
+        click.echo(t("  batch {batch}  {when}  {table} {file}: {inserted} inserted, {updated} updated  {state}",
+                     batch=f"{b.batch_id:>4}", when=b.imported_at, table=f"{b.table:14}", file=b.file,
+                     inserted=b.inserted, updated=b.updated, state=state).rstrip())
 
 
 @main.command()
@@ -157,35 +184,36 @@ def demo(db_path: Path | None, customers: int, months: int, seed: int, end: str 
     db = _open(db_path)
     held = {t: n for t, n in table_counts(db).items() if n}
     if held and not replace:
-        what = ", ".join(f"{n:,} {t}" for t, n in held.items())
-        raise click.ClickException(
-            f"{path} already holds data ({what}); the demo would overwrite or mix with it. "
-            "Use another --db, or `crm demo --replace` (`make demo FORCE=1`) to back it up first and replace it."
-        )
+        what = ", ".join(f"{n:,} {tc('table', table)}" for table, n in held.items())
+        raise Refused(t(
+            "{store} already holds data ({what}); the demo would overwrite or mix with it. Use another --db, or "
+            "`crm demo --replace` (`make demo FORCE=1`) to back it up first and replace it.", store=path, what=what))
     try:
         business = generate_demo(customers=customers, months=months, seed=seed, end=end)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refused(str(exc)) from None
     if held:
         db.close()
         try:
             saved = backup(path)
         except BackupError as exc:
-            raise click.ClickException(f"{exc}; the store was left as it was") from None
-        click.echo(f"Backup of the replaced store verified and written to {saved} (`crm restore` brings it back)")
+            raise Refused(t("{reason}; the store was left as it was", reason=exc)) from None
+        click.echo(t("Backup of the replaced store verified and written to {path} (`crm restore` brings it back)",
+                     path=saved))
         for side in ("", "-wal", "-shm"):
             Path(f"{path}{side}").unlink(missing_ok=True)
         db = _open(db_path)
     counts = write_demo(db, business)
-    click.echo(f"Demo business written to {path} ({business.start} to {business.end}):")
-    click.echo(", ".join(f"{n} {t}" for t, n in counts.items()))
+    click.echo(t("Demo business written to {store} ({start} to {end}):", store=path, start=business.start,
+                 end=business.end))
+    click.echo(", ".join(f"{n} {tc('table', table)}" for table, n in counts.items()))
 
 
 def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
     result = {}
     for pair in pairs:
         if "=" not in pair:
-            raise click.BadParameter(f"{pair!r} is not of the form NAME=VALUE", param_hint=what)
+            raise click.BadParameter(t("{pair} is not of the form NAME=VALUE", pair=repr(pair)), param_hint=what)
         key, value = pair.split("=", 1)
         result[key.strip()] = value.strip()
     return result
@@ -215,10 +243,10 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
     from crm_helpers.ingest.export_import import import_any
 
     if len(args) > 2:
-        raise click.UsageError("give FILE, or TABLE FILE")
+        raise click.UsageError(t("give FILE, or TABLE FILE"))
     table, file = (None, Path(args[0])) if len(args) == 1 else (args[0], Path(args[1]))
     if table is None and (maps or create_missing_customers):
-        raise click.UsageError("--map and --create-missing-customers need the table: crm import TABLE FILE")
+        raise click.UsageError(t("--map and --create-missing-customers need the table: crm import TABLE FILE"))
     db = _open(db_path)
     try:
         if table is None:
@@ -230,12 +258,12 @@ def import_(db_path: Path | None, args: tuple[str, ...], maps: tuple[str, ...], 
                 dry_run=dry_run, skip_bad_rows=skip_bad_rows, create_missing_customers=create_missing_customers,
             )
     except (ImportRejected, ValueError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refused(str(exc)) from None
     except sqlite3.DatabaseError as exc:
-        raise click.ClickException(explain_error(_db_path(db_path), exc)) from None
+        raise Refused(explain_error(_db_path(db_path), exc)) from None
     click.echo(result.summary())
     if table == "orders" and not dry_run and (note := currency_note(db)):
-        click.echo(f"note: {note}")
+        click.echo(t("note: {note}", note=note))
 
 
 @main.command(name="undo-import")
@@ -253,7 +281,7 @@ def undo_import_cmd(db_path: Path | None, batch: int) -> None:
     try:
         result = undo_import(db, batch)
     except UndoError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refused(str(exc)) from None
     click.echo(result.summary())
 
 
@@ -261,7 +289,7 @@ def _resolve_month(db, month: str | None) -> Period:
     if month is None:
         found = latest_complete_month(db)
         if found is None:
-            raise click.ClickException("the store holds no orders yet: import some, or run `crm demo` first")
+            raise Refused(t("the store holds no orders yet: import some, or run `crm demo` first"))
         return found
     if month == "previous":
         today = dt.date.today()
@@ -279,8 +307,11 @@ def _check_has_data(db, period: Period) -> None:
     ).fetchone()[0]
     if n == 0:
         first, last = db.execute("SELECT min(order_date), max(order_date) FROM orders").fetchone()
-        span = f"the store's orders run from {first} to {last}" if first else "the store holds no orders"
-        raise click.ClickException(f"no orders in {period.label}; {span}. Pick another --month.")
+        if first:
+            raise Refused(t("no orders in {month}; the store's orders run from {first} to {last}. Pick "
+                                         "another --month.", month=period.label, first=first, last=last))
+        raise Refused(t("no orders in {month}; the store holds no orders. Pick another --month.",
+                                     month=period.label))
 
 
 @main.command()
@@ -300,15 +331,10 @@ def _check_has_data(db, period: Period) -> None:
 def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: str | None, jobs: int | None,
            share: bool, with_code: bool, params: tuple[str, ...], no_pdf: bool, lang: str | None) -> None:
     """Render every notebook for one month into reports/YYYY-MM/ with an index page (owner-only files)."""
-    from crm_helpers.i18n import LanguageError, check_language
     from crm_helpers.report.runner import ReportError, render_report
     from crm_helpers.report.share import ShareError, write_share_pack
-    from crm_helpers.store.config import report_language
 
-    try:
-        lang = check_language(lang) if lang else report_language()
-    except LanguageError as exc:
-        raise click.ClickException(f"{exc} (--lang or CRM_LANG)") from None
+    lang = _use_language(lang) if lang else language()  # else as `crm --lang` or CRM_LANG said
     db = _open(db_path)
     period = _resolve_month(db, month)
     _check_has_data(db, period)
@@ -319,31 +345,32 @@ def report(db_path: Path | None, month: str | None, out_dir: Path | None, only: 
             jobs=jobs, with_code=with_code, overrides=overrides, lang=lang,
         )
     except ReportError as exc:  # also a pack that could not be written: the previous one is unchanged
-        raise click.ClickException(str(exc)) from None
+        raise Refused(str(exc)) from None
     for run in result.runs:
         if not run.rendered:
             continue
-        mark = "ok" if run.ok else "FAILED"
+        mark = t("ok") if run.ok else t("FAILED")
         click.echo(f"  {run.name:32} {mark:6} {run.seconds:6.1f} s")
         for file in run.inbox:
-            click.echo(f"    inbox: {file['message']}")
+            click.echo("    " + t("inbox: {message}", message=file["message"]))
     kept = [r.name for r in result.runs if not r.rendered]
     if kept:
-        click.echo(f"  kept from earlier runs: {', '.join(kept)}")
-    click.echo(f"Report: {result.index}")
+        click.echo("  " + t("kept from earlier runs: {pages}", pages=", ".join(kept)))
+    click.echo(t("Report: {index}", index=result.index))
     if not no_pdf:
         from crm_helpers.report.pdf import write_pdfs
 
         printed = write_pdfs(result)
-        click.echo(f"PDF: {', '.join(str(p) for p in printed.written)}" if printed.ok else printed.message)
+        click.echo(t("PDF: {files}", files=", ".join(str(p) for p in printed.written)) if printed.ok else printed.message)
     if share:  # after the pack is in place and reported, so a failure here names only the shared copy
         try:
-            click.echo(f"Shared copy: {write_share_pack(result, _db_path(db_path))}")
+            click.echo(t("Shared copy: {folder}", folder=write_share_pack(result, _db_path(db_path))))
         except ShareError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise Refused(str(exc)) from None
     if not result.ok:
         names = ", ".join(r.name for r in result.failed)
-        click.echo(f"Error: {names} failed; see the index for the error and the executed notebook.", err=True)
+        click.echo(t("Error: {pages} failed; see the index for the error and the executed notebook.", pages=names),
+                   err=True)
         sys.exit(1)
 
 
@@ -379,8 +406,8 @@ def export_segment_cmd(db_path: Path | None, segment: str, to: Path, as_of: str 
     try:
         n = export_segment(db, segment, to=to, as_of=as_of, include_without_consent=include_without_consent)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"{n} customers of {segment!r} written to {to}")
+        raise Refused(str(exc)) from None
+    click.echo(t("{count} customers of {segment} written to {file}", count=n, segment=repr(segment), file=to))
 
 
 @main.command(name="backup")
@@ -397,8 +424,8 @@ def backup_cmd(db_path: Path | None, to: Path | None, keep: int, encrypt: bool) 
     try:
         path = backup(_db_path(db_path), to, keep=keep, passphrase=passphrase)
     except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"Backup verified and written to {path}")
+        raise Refused(str(exc)) from None
+    click.echo(t("Backup verified and written to {path}", path=path))
 
 
 @main.command(name="restore")
@@ -417,14 +444,14 @@ def restore_cmd(db_path: Path | None, backup_file: Path) -> None:
     try:
         restored = restore(backup_file, _db_path(db_path), passphrase=passphrase)
     except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"Restored {backup_file.name} into {_db_path(db_path)}")
+        raise Refused(str(exc)) from None
+    click.echo(t("Restored {backup} into {store}", backup=backup_file.name, store=_db_path(db_path)))
     if restored.erased_again:
-        n = restored.erased_again
-        click.echo(f"Erased again: {n} {'person' if n == 1 else 'people'} that `crm forget` erased after this "
-                   "backup was taken (see `crm forget --list`).")
+        click.echo(tn("Erased again: {n} person that `crm forget` erased after this backup was taken (see `crm forget "
+                      "--list`).", "Erased again: {n} people that `crm forget` erased after this backup was taken "
+                      "(see `crm forget --list`).", n=restored.erased_again))
     if restored.kept:
-        click.echo(f"The replaced store is kept as {restored.kept}")
+        click.echo(t("The replaced store is kept as {path}", path=restored.kept))
 
 
 def _passphrase(confirm: bool) -> str:
@@ -436,14 +463,13 @@ def _passphrase(confirm: bool) -> str:
     if env:
         return env
     if not _has_terminal():
-        raise click.ClickException(
-            "a passphrase is needed and there is no terminal to ask it: set CRM_BACKUP_PASSPHRASE "
-            "(for example `read -rs CRM_BACKUP_PASSPHRASE && export CRM_BACKUP_PASSPHRASE`) and run the command again"
-        )
+        raise Refused(t(
+            "a passphrase is needed and there is no terminal to ask it: set CRM_BACKUP_PASSPHRASE (for example "
+            "`read -rs CRM_BACKUP_PASSPHRASE && export CRM_BACKUP_PASSPHRASE`) and run the command again"))
     try:
-        return click.prompt("Backup passphrase", hide_input=True, confirmation_prompt=confirm)
+        return click.prompt(t("Backup passphrase"), hide_input=True, confirmation_prompt=confirm)
     except click.Abort:
-        raise click.ClickException("no passphrase was given; nothing was done") from None
+        raise Refused(t("no passphrase was given; nothing was done")) from None
 
 
 def _has_terminal() -> bool:
@@ -494,7 +520,7 @@ def forget_cmd(db_path: Path | None, who: str | None, yes: bool, list_: bool, pu
         try:
             report = forget(db, who, inbox=config.inbox_dir(), backups=config.backups_dir(_db_path(db_path)))
         except ForgetError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise Refused(str(exc)) from None
         erased = report.pseudonym
         changed = ", ".join(f"{n} {t}" for t, n in report.rows_changed.items())
         click.echo(f"Erased. The person's rows now belong to {report.pseudonym} ({changed}); "
@@ -561,12 +587,12 @@ def schema_doc(check: bool) -> None:
     text = data_model_markdown()
     if check:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            raise click.ClickException(f"{path} is out of date: run `crm schema-doc`")
+            raise Refused(t("{path} is out of date: run `crm schema-doc`", path=path))
         return
     from crm_helpers.store.files import write_text
 
     write_text(path, text, file_mode=0o644)  # a document of the repository, readable like the others
-    click.echo(f"wrote {path}")
+    click.echo(t("wrote {path}", path=path))
 
 
 def _share(text: str) -> float:
@@ -574,7 +600,8 @@ def _share(text: str) -> float:
     try:
         value = float(text.strip().rstrip("%").strip())
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a share; write it like 10%", param_hint="--win-back") from None
+        raise click.BadParameter(t("{text} is not a share; write it like 10%", text=repr(text)),
+                                 param_hint="--win-back") from None
     return value / 100 if text.strip().endswith("%") or value > 1 else value
 
 
@@ -599,12 +626,13 @@ def plan_cmd(db_path: Path | None, month: str | None, win_back: str, repeat_poin
         result = plan_effect(db, as_of=period.end, since=period.start, win_back=share,
                              repeat_points=repeat_points, stop_campaign=stop_campaign)
     except PlanError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Refused(str(exc)) from None
     if not result.ok:
-        raise click.ClickException(result.message)
+        raise Refused(result.message)
     if len(result.parts) > 1:
-        click.echo(f"{result.sentence} Together: about {money(result.effect, result.currency, signed=True)} "
-                   f"(80 % range {money_span(result.low, result.high, currency=result.currency, signed=True)}).")
+        click.echo(t("{sentence} Together: about {effect} (80 % range {span}).", sentence=result.sentence,
+                     effect=money(result.effect, result.currency, signed=True),
+                     span=money_span(result.low, result.high, currency=result.currency, signed=True)))
     else:
         click.echo(result.sentence)
     if page:
@@ -614,9 +642,9 @@ def plan_cmd(db_path: Path | None, month: str | None, win_back: str, repeat_poin
         try:
             rendered = render_report(_db_path(db_path), period, only=["07"], overrides=overrides, progress=False)
         except ReportError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise Refused(str(exc)) from None
         if not rendered.ok:
-            raise click.ClickException(f"the plan page could not be rendered; see {rendered.index}")
+            raise Refused(t("the plan page could not be rendered; see {index}", index=rendered.index))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from crm_helpers.i18n import t
 from crm_helpers.ingest.table_import import RowError, clean_column
 from crm_helpers.store.facts import PAID
 from crm_helpers.store.schema import TABLES
@@ -124,24 +125,27 @@ class CurrencyBalance:
 
     def line(self) -> str:
         """The balance line, e.g. ``balance CNY: the file's money 367.00 = paid 99.00 + refunded 268.00 + …``."""
-        parts = [f"paid {self.paid:,.2f}", f"refunded {self.refunded:,.2f}", f"failed/cancelled {self.failed:,.2f}"]
+        parts = [t("paid {amount}", amount=f"{self.paid:,.2f}"), t("refunded {amount}", amount=f"{self.refunded:,.2f}"),
+                 t("failed/cancelled {amount}", amount=f"{self.failed:,.2f}")]
         for kind, (rows, amount) in sorted(self.not_sales.items()):
-            parts.append(f"not sales {amount:,.2f} ({int(rows)} {kind})")
+            parts.append(t("not sales {amount} ({rows} {kind})", amount=f"{amount:,.2f}", rows=int(rows), kind=kind))
         if self.erased:
-            parts.append(f"erased people {self.erased:,.2f}")
+            parts.append(t("erased people {amount}", amount=f"{self.erased:,.2f}"))
         if self.described:
-            parts.append(f"lines of orders stored from the order export {self.described:,.2f}")
+            parts.append(t("lines of orders stored from the order export {amount}", amount=f"{self.described:,.2f}"))
         if self.rejected_rows:
-            parts.append(f"rejected {self.rejected:,.2f} ({self.rejected_rows} rows)")
-        text = f"balance {self.currency}: the file's money {self.file_money:,.2f} = {' + '.join(parts)}"
+            parts.append(t("rejected {amount} ({rows} rows)", amount=f"{self.rejected:,.2f}", rows=self.rejected_rows))
+        text = t("balance {currency}: the file's money {amount} = {parts}", currency=t(self.currency),
+                 amount=f"{self.file_money:,.2f}", parts=" + ".join(parts))
         if self.file_refunds or self.earlier_refunds:
-            text += f"; of it paid back {self.file_refunds:,.2f}"
+            text += "; " + t("of it paid back {amount}", amount=f"{self.file_refunds:,.2f}")
             if self.earlier_refunds:
-                text += f" ({self.earlier_refunds:,.2f} of payments imported earlier)"
+                text += " " + t("({amount} of payments imported earlier)", amount=f"{self.earlier_refunds:,.2f}")
         if abs(self.gap) >= CENT:
-            text += f"; DIFFERENCE {self.gap:,.2f} not accounted for"
+            text += "; " + t("DIFFERENCE {amount} not accounted for", amount=f"{self.gap:,.2f}")
         if abs(self.refunds_gap) >= CENT:
-            text += f"; DIFFERENCE {self.refunds_gap:,.2f} of refunds the file records but no order shows"
+            text += "; " + t("DIFFERENCE {amount} of refunds the file records but no order shows",
+                             amount=f"{self.refunds_gap:,.2f}")
         return text
 
 
@@ -171,9 +175,11 @@ class ImportBalance:
         said = []
         for name, c in sorted(self.currencies.items()):
             if abs(c.gap) >= CENT:
-                said.append(f"{c.gap:,.2f} {name} of the file's money is neither stored nor counted as left out")
+                said.append(t("{amount} {currency} of the file's money is neither stored nor counted as left out",
+                              amount=f"{c.gap:,.2f}", currency=t(name)))
             if abs(c.refunds_gap) >= CENT:
-                said.append(f"{c.refunds_gap:,.2f} {name} of refunds the file records is on no stored order")
+                said.append(t("{amount} {currency} of refunds the file records is on no stored order",
+                              amount=f"{c.refunds_gap:,.2f}", currency=t(name)))
         return "; ".join(said)
 
     def to_json(self) -> str:

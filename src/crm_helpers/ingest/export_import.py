@@ -112,6 +112,24 @@ PREAMBLE_ROWS = 30
 """How far down a file its header may start (payment bills open with a few lines of account details)."""
 
 
+GUEST_ORDERS = {
+    (True, True): "1 guest order without any customer identity would be kept, for a customer of its own tagged 'guest'",
+    (True, False): "1 guest order without any customer identity was kept, for a customer of its own tagged 'guest'",
+    (False, True): "{count} guest orders without any customer identity would be kept, each for a customer of its own "
+                   "tagged 'guest'",
+    (False, False): "{count} guest orders without any customer identity were kept, each for a customer of its own "
+                    "tagged 'guest'",
+}
+"""The summary's line on orders without a customer: (one order?, dry run?) → the whole sentence (through ``t``)."""
+LEFT_OUT = {
+    (True, True): "{count} bad rows would be left out: rows and reasons in {file}",
+    (True, False): "{count} bad rows were left out: rows and reasons in {file}",
+    (False, True): "{count} bad rows would be left out",
+    (False, False): "{count} bad rows were left out",
+}
+"""The summary's line on bad rows: (a rejects file?, dry run?) → the whole sentence (through ``t``)."""
+
+
 @dataclass
 class SourceImportResult(LeftOutRows):
     """What importing one export did (or, in a dry run, would do) to each table."""
@@ -145,40 +163,36 @@ class SourceImportResult(LeftOutRows):
 
     def summary(self) -> str:
         """A few lines for a person: the source, what went where, the counts and the assumptions."""
-        lines = [f"{self.file.name}: recognised as {self.source.title}"]
+        lines = [t("{file}: recognised as {source}", file=self.file.name, source=self.source.title)]
         if self.dry_run:
-            lines += ["columns:"] + [f"  {h} -> {t}" for h, t in self.mapping.items()]
+            lines += [t("columns:")] + [f"  {h} -> {column}" for h, column in self.mapping.items()]
         if self.ignored_columns and self.dry_run:
-            lines.append(f"ignored columns: {cut_list(self.ignored_columns)}")
+            lines.append(t("ignored columns: {columns}", columns=cut_list(self.ignored_columns)))
         elif self.ignored_columns:  # the owner saw them in the dry run; a tool's export has dozens
-            lines.append(f"{len(self.ignored_columns)} columns of the export are not needed and were ignored "
-                         "(--dry-run lists them)")
-        verb = "would be" if self.dry_run else "were"
+            lines.append(t("{count} columns of the export are not needed and were ignored (--dry-run lists them)",
+                           count=len(self.ignored_columns)))
         for name, r in self.tables.items():
-            lines.append(f"  {name:14} {r.inserted} inserted, {r.updated} updated, {r.unchanged} unchanged")
-        if self.guest_orders == 1:
-            lines.append(f"1 guest order without any customer identity {'would be' if self.dry_run else 'was'} "
-                         "kept, for a customer of its own tagged 'guest'")
-        elif self.guest_orders:
-            lines.append(f"{self.guest_orders} guest orders without any customer identity {verb} kept, each for a "
-                         "customer of its own tagged 'guest'")
+            lines.append(f"  {name:14} " + t("{inserted} inserted, {updated} updated, {unchanged} unchanged",
+                                            inserted=r.inserted, updated=r.updated, unchanged=r.unchanged))
+        if self.guest_orders:
+            lines.append(t(GUEST_ORDERS[(self.guest_orders == 1, self.dry_run)], count=self.guest_orders))
         if self.erased_skipped:
-            lines.append(f"{self.erased_skipped} rows of erased people skipped (see `crm forget --list`)")
+            lines.append(t("{count} rows of erased people skipped (see `crm forget --list`)", count=self.erased_skipped))
         if self.rejected:
-            where = f": rows and reasons in {self.rejects_path.name}" if self.rejects_path else ""
-            lines.append(f"{self.rejected} bad rows {'would be' if self.dry_run else 'were'} left out{where}")
-        lines += self.notes
+            file = self.rejects_path.name if self.rejects_path else ""
+            lines.append(t(LEFT_OUT[(bool(file), self.dry_run)], count=self.rejected, file=file))
+        lines += [t(note) for note in self.notes]
         if self.balance.message:
             lines.append(self.balance.message)
         if self.balance.message and not self.balance.ok:
-            lines.append(f"the balance does not close: {self.balance.difference()} "
-                         "(imported with --skip-bad-rows; check the export against the tool)")
+            lines.append(t("the balance does not close: {difference} (imported with --skip-bad-rows; check the export "
+                           "against the tool)", difference=self.balance.difference()))
         if self.batch_ids:
-            lines.append(f"import batch {self.batch_ids[0]} (undo it all with `crm undo-import {self.batch_ids[0]}`)")
+            lines.append(t("import batch {batch} (undo it all with `crm undo-import {batch}`)", batch=self.batch_ids[0]))
         elif not self.dry_run:
-            lines.append(NOTHING_CHANGED)
+            lines.append(t(NOTHING_CHANGED))
         if self.dry_run:
-            lines.append("(dry run: nothing written)")
+            lines.append(t("(dry run: nothing written)"))
         return "\n".join(lines)
 
 

@@ -47,7 +47,7 @@ import pandas as pd
 from sqlite_utils import Database
 
 from crm_helpers.errors import CrmError
-from crm_helpers.i18n import t
+from crm_helpers.i18n import t, tn
 from crm_helpers.store.schema import IMPORT_BATCHES, IMPORT_LOG, IMPORT_MAPPINGS, Column, Table
 from crm_helpers.store.schema import table as schema_table
 from crm_helpers.ingest.sources import normalize
@@ -159,10 +159,10 @@ class LeftOutRows:
         """How many bad rows were left out and where their reasons are; empty when none was."""
         if not self.rejected:
             return ""
-        text = f"{self.rejected} bad row{'s were' if self.rejected != 1 else ' was'} left out"
         if self.rejects_path is None:
-            return text
-        return f"{text}; {'their' if self.rejected != 1 else 'its'} reasons are in {self.rejects_path.name}"
+            return tn("{n} bad row was left out", "{n} bad rows were left out", n=self.rejected)
+        return tn("{n} bad row was left out; its reasons are in {file}", "{n} bad rows were left out; their reasons "
+                  "are in {file}", n=self.rejected, file=self.rejects_path.name)
 
 
 @dataclass
@@ -190,32 +190,32 @@ class ImportResult(LeftOutRows):
     def summary(self) -> str:
         """One line for a person: what happened to the file; an orders file's balance per currency
         follows on lines of its own."""
-        parts = [f"{self.inserted} inserted", f"{self.updated} updated", f"{self.unchanged} unchanged",
-                 f"{self.rejected} rejected"]
+        parts = [t("{count} inserted", count=self.inserted), t("{count} updated", count=self.updated),
+                 t("{count} unchanged", count=self.unchanged), t("{count} rejected", count=self.rejected)]
         if self.merged:
-            parts.append(f"{self.merged} duplicate rows merged")
+            parts.append(t("{count} duplicate rows merged", count=self.merged))
         if self.created_customers:
-            parts.append(f"{self.created_customers} customers created")
+            parts.append(t("{count} customers created", count=self.created_customers))
         if self.erased_skipped:
-            parts.append(f"{self.erased_skipped} rows of erased people skipped")
+            parts.append(t("{count} rows of erased people skipped", count=self.erased_skipped))
         text = f"{self.file.name} -> {self.table}: " + ", ".join(parts)
         if self.dry_run and self.columns:
-            text += "; columns: " + ", ".join(f"{h} -> {c}" for h, c in self.columns.items())
+            text += "; " + t("columns: {columns}", columns=", ".join(f"{h} -> {c}" for h, c in self.columns.items()))
         if self.rejects_path:
-            text += f"; bad rows and reasons in {self.rejects_path.name}"
+            text += "; " + t("bad rows and reasons in {file}", file=self.rejects_path.name)
         if self.ignored_columns:
-            text += f"; ignored columns: {cut_list(self.ignored_columns)}"
+            text += "; " + t("ignored columns: {columns}", columns=cut_list(self.ignored_columns))
             text += map_hint(self.table, self.ignored_columns[:LIST_LIMIT])
         for note in self.notes:
-            text += f"; {note}"
+            text += f"; {t(note)}"
         if not self.dry_run and self.batch_id is None:
-            text += f"; {NOTHING_CHANGED}"
-        text += " (dry run: nothing written)" if self.dry_run else ""
+            text += f"; {t(NOTHING_CHANGED)}"
+        text += " " + t("(dry run: nothing written)") if self.dry_run else ""
         if self.balance is not None and self.balance.message:
             text += "\n" + self.balance.message
             if not self.balance.ok:
-                text += ("\n" + "the balance does not close: {difference} (imported with --skip-bad-rows; check the "
-                         "file against the tool that wrote it)").format(difference=self.balance.difference())
+                text += "\n" + t("the balance does not close: {difference} (imported with --skip-bad-rows; check the "
+                                 "file against the tool that wrote it)", difference=self.balance.difference())
         return text
 
 
@@ -226,20 +226,23 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
         try:
             return raw.decode(encoding), encoding
         except (LookupError, UnicodeDecodeError) as exc:
-            raise ImportRejected(f"{path.name}: cannot be read as {encoding}: {exc}") from None
+            raise ImportRejected(t("{file}: cannot be read as {encoding}: {reason}", file=path.name, encoding=encoding,
+                                   reason=exc)) from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return raw.decode("utf-16"), "utf-16"
         except UnicodeDecodeError as exc:
-            raise ImportRejected(f"{path.name}: starts like UTF-16 text but is damaged: {exc.reason}") from None
+            raise ImportRejected(t("{file}: starts like UTF-16 text but is damaged: {reason}", file=path.name,
+                                   reason=exc.reason)) from None
     if (codec := utf16_without_bom(raw[:SNIFF_BYTES])) is not None:
         try:
             return raw.decode(codec), codec
         except UnicodeDecodeError as exc:
-            raise ImportRejected(f"{path.name}: looks like UTF-16 text but is damaged: {exc.reason}") from None
+            raise ImportRejected(t("{file}: looks like UTF-16 text but is damaged: {reason}", file=path.name,
+                                   reason=exc.reason)) from None
     if raw[:SNIFF_BYTES].count(b"\x00") > BINARY_NULS:
-        raise ImportRejected(f"{path.name}: this looks like a binary file, not a CSV or Excel export "
-                             "(its content is not shown)")
+        raise ImportRejected(t("{file}: this looks like a binary file, not a CSV or Excel export (its content is not "
+                               "shown)", file=path.name))
     try:
         return raw.decode("utf-8-sig"), "utf-8-sig"
     except UnicodeDecodeError:
@@ -255,9 +258,8 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> tuple[str, str]:
     try:
         return raw.decode(name), name
     except (LookupError, UnicodeDecodeError):
-        raise ImportRejected(
-            f"{path.name}: the text encoding could not be recognised; give it with --encoding (e.g. gb18030, latin-1)"
-        ) from None
+        raise ImportRejected(t("{file}: the text encoding could not be recognised; give it with --encoding (e.g. "
+                               "gb18030, latin-1)", file=path.name)) from None
 
 
 def utf16_without_bom(sample: bytes) -> str | None:
@@ -288,7 +290,7 @@ def _csv_layout(path: Path, encoding: str | None) -> tuple[str, str]:
     all of it (the text is not kept; the rows are then read as a stream)."""
     text, codec = _decode(path.read_bytes(), path, encoding)
     if not text.strip():
-        raise ImportRejected(f"{path.name}: the file is empty")
+        raise ImportRejected(t("{file}: the file is empty", file=path.name))
     first_line = _LINE_BREAK.split(text, maxsplit=1)[0]  # text.splitlines()[0] without splitting it all
     return codec, max([",", ";", "\t", "|"], key=first_line.count)
 
@@ -301,9 +303,8 @@ def _csv_batches(path: Path, codec: str, delimiter: str, size: int) -> Iterator[
             try:
                 batch = list(itertools.islice(reader, size))
             except csv.Error as exc:
-                raise ImportRejected(
-                    f"{path.name}: malformed CSV near row {reader.line_num}: {exc} (an unclosed quote?)"
-                ) from None
+                raise ImportRejected(t("{file}: malformed CSV near row {row}: {reason} (an unclosed quote?)",
+                                       file=path.name, row=reader.line_num, reason=exc)) from None
             if not batch:
                 return
             yield list(itertools.compress(batch, map(str.strip, map("".join, batch))))  # C-level loops
@@ -316,9 +317,9 @@ def read_chunks(path: Path, encoding: str | None = None, *, chunk_rows: int = CH
     A CSV file is read as a stream, so an import's memory is bounded by the chunk, not the file.
     Each :class:`Chunk` holds the rows' numbers (the header is row 1; blank rows are not counted)."""
     if not path.exists():
-        raise ImportRejected(f"{path}: no such file")
+        raise ImportRejected(t("{file}: no such file", file=path))
     if path.stat().st_size == 0:
-        raise ImportRejected(f"{path.name}: the file is empty")
+        raise ImportRejected(t("{file}: the file is empty", file=path.name))
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         rows = _read_xlsx(path)
         batches: Iterator[list[list[str]]] = (rows[k:k + chunk_rows] for k in range(0, len(rows), chunk_rows))
@@ -331,11 +332,12 @@ def read_chunks(path: Path, encoding: str | None = None, *, chunk_rows: int = CH
             header, first = batch[0], batch[1:]
             break
     if header is None:
-        raise ImportRejected(f"{path.name}: the file holds only separators, no values")
+        raise ImportRejected(t("{file}: the file holds only separators, no values", file=path.name))
     nul = next((i for i, h in enumerate(header) if "\x00" in h), None)
     if nul is not None:
-        raise ImportRejected(f"{path.name}: row 1 (the header), column {nul + 1}: holds a NUL byte, which no "
-                             "export writes: the file is damaged or not a table. Export it again.")
+        raise ImportRejected(t("{file}: row 1 (the header), column {column}: holds a NUL byte, which no export "
+                               "writes: the file is damaged or not a table. Export it again.", file=path.name,
+                               column=nul + 1))
     return header, _numbered(itertools.chain([first], batches))
 
 
@@ -363,8 +365,8 @@ def header_listing(header: list[str]) -> str:
     nothing of the file is quoted."""
     names = [h.strip() for h in header if h.strip()]
     if len(names) < 2 or max(map(len, names)) > 60:
-        return "its first row is not a row of column names (its content is not shown)"
-    return f"the file's columns: {cut_list(names)}"
+        return t("its first row is not a row of column names (its content is not shown)")
+    return t("the file's columns: {columns}", columns=cut_list(names))
 
 
 def _numbered(batches: Iterator[list[list[str]]]) -> Iterator[Chunk]:
@@ -377,12 +379,13 @@ def _numbered(batches: Iterator[list[list[str]]]) -> Iterator[Chunk]:
 
 def _check_xlsx(path: Path) -> None:
     if path.stat().st_size > MAX_XLSX_BYTES:
-        raise ImportRejected(f"{path.name}: the workbook is larger than {MAX_XLSX_BYTES // 2**20} MB; export it as CSV")
+        raise ImportRejected(t("{file}: the workbook is larger than {size} MB; export it as CSV", file=path.name,
+                                size=MAX_XLSX_BYTES // 2**20))
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
     except zipfile.BadZipFile:
-        raise ImportRejected(f"{path.name}: not a valid .xlsx workbook") from None
+        raise ImportRejected(t("{file}: not a valid .xlsx workbook", file=path.name)) from None
     unpacked = sum(i.file_size for i in infos)
     packed = max(sum(i.compress_size for i in infos), 1)
     if unpacked > MAX_XLSX_UNPACKED or unpacked / packed > MAX_XLSX_RATIO:
@@ -412,14 +415,14 @@ def _read_xlsx(path: Path) -> list[list[str]]:
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds on a damaged file
-        raise ImportRejected(f"{path.name}: the workbook cannot be read: {exc}") from None
+        raise ImportRejected(t("{file}: the workbook cannot be read: {reason}", file=path.name, reason=exc)) from None
     try:
         rows = [[_cell_text(v) for v in row] for row in book.worksheets[0].iter_rows(values_only=True)]
     finally:
         book.close()
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:
-        raise ImportRejected(f"{path.name}: the first sheet is empty")
+        raise ImportRejected(t("{file}: the first sheet is empty", file=path.name))
     return rows
 
 
@@ -449,9 +452,8 @@ def match_headers(spec: Table, header: list[str], *,
     mapping = mapping or {}
     bad = {dst for dst in mapping.values() if dst not in columns}
     if bad:
-        raise ImportRejected(
-            f"--map target {', '.join(sorted(bad))} is not a column of {spec.name}; valid: {', '.join(spec.column_names)}"
-        )
+        raise ImportRejected(t("--map target {targets} is not a column of {table}; valid: {columns}",
+                               targets=", ".join(sorted(bad)), table=spec.name, columns=", ".join(spec.column_names)))
     by_norm = {normalize(c): c for c in spec.column_names}
     main_date = next((c.name for c in spec.columns if c.type in ("date", "datetime") and c.required), None)
     explicit = {normalize(k): v for k, v in mapping.items()}
@@ -533,9 +535,8 @@ def decide_dayfirst(path: Path, dates: dict[str, pd.Series], *, dayfirst: bool |
             if a <= 12 and b <= 12 and a != b:
                 ambiguous.setdefault(col, set()).add(value)
     if day_evidence and month_evidence:
-        raise ImportRejected(
-            f"{path.name}: the dates mix day/month and month/day order; fix the file so that one order is used"
-        )
+        raise ImportRejected(t("{file}: the dates mix day/month and month/day order; fix the file so that one order "
+                               "is used", file=path.name))
     if day_evidence or month_evidence:
         return day_evidence
     if ambiguous:
@@ -546,11 +547,11 @@ def decide_dayfirst(path: Path, dates: dict[str, pd.Series], *, dayfirst: bool |
         row, col, value = min(examples)  # the file's first ambiguous date
         value = value.strip()
         a, b = date_parts(value)
-        raise ImportRejected(
-            f"{path.name}: row {row}, column {col}: {value!r} could be {_day_month(a, b)} or {_day_month(b, a)}, "
-            "and no date in the file decides the order; pass --dayfirst (day first, as in most of Europe) "
-            "or --monthfirst (month first, as in the US); from Python: dayfirst=True or False"
-        )
+        raise ImportRejected(t(
+            "{file}: row {row}, column {column}: {value} could be {one} or {other}, and no date in the file decides the "
+            "order; pass --dayfirst (day first, as in most of Europe) or --monthfirst (month first, as in the US); "
+            "from Python: dayfirst=True or False", file=path.name, row=row, column=col, value=repr(value),
+            one=_day_month(a, b), other=_day_month(b, a)))
     return None
 
 
@@ -895,7 +896,7 @@ def import_file(
     header, chunks = read_chunks(path, encoding, chunk_rows=chunk_rows)
     first = next(chunks, None)
     if first is None:
-        raise ImportRejected(f"{path.name}: only a header row, no data")
+        raise ImportRejected(t("{file}: only a header row, no data", file=path.name))
     chunks = itertools.chain([first], chunks)
     result = ImportResult(table=spec.name, file=path, dry_run=dry_run)
     given = mapping
@@ -913,9 +914,10 @@ def import_file(
         result.notes.append("the file has no status column: every order was taken as paid")
     missing = sorted(required - set(found.values()))
     if missing:
-        raise ImportRejected(
-            f"{path.name}: missing required column(s) {', '.join(missing)} for {spec.name}; {header_listing(header)}. "
-            "Rename the file's headers or use --map 'Their Header=column'."
+        raise ImportRejected(t(
+            "{file}: missing required column(s) {columns} for {table}; {listing}. Rename the file's headers or use "
+            "--map 'Their Header=column'.", file=path.name, columns=", ".join(missing), table=spec.name,
+            listing=header_listing(header))
         )
     dates = [c.name for c in spec.columns if c.type in ("date", "datetime") and c.name in found.values()]
     errors: list[RowError] = []
@@ -959,12 +961,12 @@ def import_file(
             if errors and not skip_bad_rows:
                 raise ImportRejected(rejection_message(path, errors))
             if result.balance is not None and not (result.balance.ok or skip_bad_rows):
-                raise ImportRejected(
-                    ("{file}: nothing was imported: the money does not balance: {difference}. {balance}\n"
-                     "The file holds money the import would not store as the file says (a refund column under a "
-                     "name the import does not read, say): map that column with --map, or import the file with "
-                     "--skip-bad-rows to store it with the difference listed.").format(
-                        file=path.name, difference=result.balance.difference(), balance=result.balance.message))
+                raise ImportRejected(t(
+                    "{file}: nothing was imported: the money does not balance: {difference}. {balance}\n"
+                    "The file holds money the import would not store as the file says (a refund column under a "
+                    "name the import does not read, say): map that column with --map, or import the file with "
+                    "--skip-bad-rows to store it with the difference listed.",
+                    file=path.name, difference=result.balance.difference(), balance=result.balance.message))
             result.errors, result.rejected = errors, len(bad_lines)
             result.created_customers = len(batch.created_customers)
             batch.close(rejects_path(path) if errors else None)
@@ -975,7 +977,8 @@ def import_file(
             if given and not dry_run:  # kept with the import it was used for, under its write lock
                 remember_mapping(db, header, table=spec.name, mapping=given)
     except sqlite3.DatabaseError as exc:
-        raise ImportRejected(f"{path.name}: nothing was imported: {explain_error(store_path(db), exc)}") from None
+        raise ImportRejected(t("{file}: nothing was imported: {reason}", file=path.name,
+                               reason=explain_error(store_path(db), exc))) from None
     if result.errors and skip_bad_rows and not dry_run:
         result.rejects_path = write_rejects(path, header, raw_rows=bad_lines, errors=result.errors)
     return result
