@@ -34,8 +34,9 @@ def literal_messages(path: Path) -> set[str]:
 WORD = re.compile(r"[A-Za-z][a-z]+(?:['’][a-z]+)?")
 """An English word: a letter then lower-case letters (names in capitals, codes and e-mails rarely match)."""
 CJK = re.compile(r"[\u4e00-\u9fff]")
-NOT_WORDS = re.compile(r"\S+@\S+|\S+://\S+|\S+\.(?:html|pdf|csv|ipynb|py)\b|\b\w+_\w+\b")
-"""E-mail addresses, links, file names and code names (``follow_up_queue``): not English sentences."""
+NOT_WORDS = re.compile(r"\S+@\S+|\S+://\S+|\S+\.(?:html|pdf|csv|ipynb|py)\b|\b\w+_\w+\b|\b\w+=\"[^\"]*\"")
+"""E-mail addresses, links, file names, code names (``follow_up_queue``) and a call's keyword arguments
+(``channel="call"``, in a PDF, where a page's code is text): not English sentences."""
 
 
 SENTENCES = re.compile(r"[\n\r\t|]+|(?<=[。！？；])")
@@ -65,6 +66,11 @@ def page_text(html_text: str) -> str:
     for tag in soup(["script", "style", "img", "svg", "code"]):  # printed sentences (<pre>) count
         tag.decompose()
     return soup.get_text("\n")
+
+
+def comment_words(comments: set[str]) -> set[str]:
+    """The words of the customers' comments: a page quotes them, and the themes drawn from them, as written."""
+    return {word for text in comments for word in re.findall(r"[A-Za-z][A-Za-z'’]*", text)}
 
 
 def store_words(db_path: Path) -> tuple[set[str], set[str]]:

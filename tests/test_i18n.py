@@ -4,6 +4,10 @@ formats per language, and the index, brief and glossary with no English sentence
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +20,7 @@ from crm_helpers.report import glossary, index, numbers, pdf, runner
 from crm_helpers.report.pages import NotebookRun
 from crm_helpers.store import config, values
 from crm_helpers.store.periods import parse_month
-from i18n_support import english_sentences, literal_messages
+from i18n_support import comment_words, english_sentences, literal_messages, store_words
 
 SRC = Path(i18n.__file__).parent
 TRANSLATED_MODULES = ("report/index.py", "report/pdf.py", "report/glossary.py", "report/numbers.py",
@@ -184,37 +188,82 @@ def test_a_figure_is_drawn_in_chinese(chinese):
     plt.close(figure)
 
 
+CRM = str(Path(sys.executable).with_name("crm"))
+TERMS = ("buy till you die",)
+"""English terms a Chinese page quotes on purpose, beside their translation (the model family's own name)."""
+needs_printing = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftotext") is None,
+                                    reason="headless Chromium prints the PDFs and pdftotext reads them")
+
+
+@pytest.fixture(scope="module")
+def chinese_pack(tmp_path_factory):
+    """The whole demo pack (every page, the index, the glossary, brief.pdf and pack.pdf) rendered by
+    `crm report --lang zh` on a store of its own (rendering records snapshots in the store), once for
+    the tests below; with the words that may stay in Latin letters (the store's names, the customers'
+    comments)."""
+    root = tmp_path_factory.mktemp("zh-pack")
+    db = root / "crm.db"
+    subprocess.run([CRM, "demo", "--db", str(db), "--customers", "300", "--months", "18", "--end", "2026-10"],
+                   check=True, capture_output=True, text=True)
+    proc = subprocess.run([CRM, "report", "--db", str(db), "--month", "2026-10", "--out", str(root / "pack"),
+                           "--lang", "zh"], capture_output=True, text=True)
+    names, comments = store_words(db)
+    return root / "pack", proc, names | comment_words(comments) | NAMES
+
+
+def _left(text: str, allowed: set[str]) -> list[str]:
+    for term in TERMS:
+        text = text.replace(term, "")
+    return english_sentences(text, allowed=allowed)
+
+
+def _pdf_text(path: Path) -> str:
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(__import__("shutil").which("chromium") is None or __import__("shutil").which("pdftotext") is None,
-                    reason="headless Chromium and pdftotext print and read the brief")
-def test_a_page_of_the_demo_pack_rendered_in_chinese_leaves_no_english_sentence(demo_db_copy, tmp_path):
-    """Page 02 (segments: figures, an attention item, two actions) rendered with lang="zh": the index,
-    the page's own headings and sentences, and the brief PDF hold no English sentence outside names."""
-    import subprocess
+@needs_printing
+def test_the_whole_demo_pack_in_chinese_leaves_no_english_sentence(chinese_pack):
+    """Every page, the index and the glossary, and what `crm report` printed: no English sentence
+    outside names, product names and the customers' own words."""
+    from i18n_support import page_text
 
-    from i18n_support import page_text, store_words
+    pack, proc, allowed = chinese_pack
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("  01_import_and_entry") and "报告：" in proc.stdout and "PDF：" in proc.stdout
+    assert english_sentences(proc.stdout, allowed=allowed) == []
+    pages = sorted(pack.glob("*.html"))
+    assert [p.name for p in pages][-2:] == ["glossary.html", "index.html"] and len(pages) == 9
+    left = {}
+    for page in pages:
+        html_text = page.read_text(encoding="utf-8")
+        assert '<html lang="zh-Hans">' in html_text, page.name
+        left[page.name] = _left(page_text(html_text), allowed)
+    assert {name: lines for name, lines in left.items() if lines} == {}
 
-    try:
-        # a copy: page 02 records its segment snapshots in the store, which the shared demo store must not get
-        result = runner.render_report(demo_db_copy, parse_month("2026-10"), out_dir=tmp_path / "pack", only=["02"],
-                                      progress=False, lang="zh")
-        printed = pdf.write_pdfs(result)
-    finally:
-        i18n.set_language("en")
-    assert result.ok and printed.ok, (result.runs[0].error, printed.message)
-    names = store_words(demo_db_copy)[0] | NAMES
-    index_page = result.index.read_text(encoding="utf-8")
-    assert '<html lang="zh-Hans">' in index_page and "本月行动" in index_page
-    assert english_sentences(page_text(index_page), allowed=names) == []
-    page = (result.out_dir / "02_segmentation.html").read_text(encoding="utf-8")
-    soup = BeautifulSoup(page, "html.parser")
-    assert soup.html["lang"] == "zh-Hans" and soup.title.get_text().startswith("您的客户是谁")
-    headings = [h.get_text() for h in soup.select("h1, h2")]
-    assert "分群是如何定义的" in " ".join(headings) and not any(english_sentences(h, min_words=2) for h in headings)
-    brief = subprocess.run(["pdftotext", "-layout", str(result.out_dir / "brief.pdf"), "-"], capture_output=True,
-                           text=True, check=True).stdout
-    assert "简报 2026年10月" in brief and "本月行动" in brief
-    assert english_sentences(brief, allowed=names) == []
+
+@pytest.mark.slow
+@needs_printing
+def test_the_chinese_brief_is_one_a4_page_and_neither_pdf_holds_an_english_sentence(chinese_pack):
+    pack, _, allowed = chinese_pack
+    info = subprocess.run(["pdfinfo", str(pack / "brief.pdf")], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"Pages:\s+1\n", info) and "(A4)" in info, info
+    brief, whole = _pdf_text(pack / "brief.pdf"), _pdf_text(pack / "pack.pdf")
+    assert "简报 2026年10月" in brief and "本月行动" in brief and "同比变化" in brief
+    assert "目录" in whole and re.search(r"第 1 页，共 \d+ 页", whole)
+    assert _left(brief, allowed) == [] and _left(whole, allowed) == []
+
+
+@pytest.mark.slow
+@needs_printing
+def test_every_chinese_page_has_its_title_and_a_way_back_to_the_index(chinese_pack):
+    pack, _, _ = chinese_pack
+    for page in sorted(pack.glob("0*.html")):
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        heading = soup.find("h1").get_text().rstrip("¶").strip()
+        assert re.search(r"[\u4e00-\u9fff]", heading) and soup.title.get_text() == f"{heading} · CRM 报告 2026年10月"
+        back = soup.select_one('nav.pack-nav a[href="index.html"]')
+        assert back is not None and not english_sentences(back.get_text(), min_words=1), page.name
 
 
 def test_the_pages_summaries_are_in_the_catalogue_and_come_out_in_chinese(chinese):

@@ -934,9 +934,9 @@ def thin_data_notes(model: PurchaseModel) -> list[str]:
     thin = [name for name, value in zip(model.param_names, sd) if not value <= THIN_SHARE * WEAK_PRIOR_SD]
     if not thin:
         return []
-    return [f"{model.name}: the history says little about {', '.join(thin)} (too few customers who came back or "
-            "left): those values come mostly from the model's weak starting assumption, so the predictions are "
-            "rough and their ranges are wide on purpose"]
+    return [t("{model}: the history says little about {parameters} (too few customers who came back or left): those "
+              "values come mostly from the model's weak starting assumption, so the predictions are rough and their "
+              "ranges are wide on purpose", model=model.name, parameters=", ".join(thin))]
 
 
 @memoized
@@ -1020,8 +1020,8 @@ def analyse_customers(
             ggm = None
             mean_spend = float((spend["monetary_value"] * spend["frequency"]).sum() / max(spend["frequency"].sum(), 1))
             value = pd.Series(mean_spend, index=summary.index)
-            analysis.notes.append(f"spend model not fitted ({exc}); every customer is valued at the mean "
-                                  f"repeat purchase, {mean_spend:,.2f}")
+            analysis.notes.append(t("spend model not fitted ({reason}); every customer is valued at the mean repeat "
+                                    "purchase, {spend}", reason=exc, spend=f"{mean_spend:,.2f}"))
     analysis.notes += [str(w.message) for w in caught_spend]
     analysis.transaction_model, analysis.spend_model = tm, ggm
     args = (summary["frequency"], summary["recency"], summary["T"])

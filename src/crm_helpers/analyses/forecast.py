@@ -555,20 +555,25 @@ def range_in_words(band: str | None, *, measured: bool, backtest_months: int, in
     share = f"{interval:.0%}"
     if not measured:
         if band and interval != CALIBRATED_INTERVAL:
-            return (f"The {share} range is the model's own, widened month by month as for an 80 % range; how often "
-                    f"it holds is measured only for 80 % ranges.")
-        return (f"The {share} range is the baseline's own; with under 6 months of history how often it holds is "
-                "not measured: read it as a rough guide.")
-    where = ("The range starts from the model's own and is rescaled for each month ahead, wider further out, so "
-             f"that on simulated seasonal sales with {band} of history {round(interval * 10)} actual months in 10 "
-             "fell inside it")
+            return t("The {share} range is the model's own, widened month by month as for an 80 % range; how often "
+                     "it holds is measured only for 80 % ranges.", share=share)
+        return t("The {share} range is the baseline's own; with under 6 months of history how often it holds is "
+                 "not measured: read it as a rough guide.", share=share)
+    fields = {"band": t(band or ""), "inside": round(interval * 10), "months": backtest_months,
+              "needed": MIN_BACKTEST_MONTHS}
     if backtest_months >= MIN_BACKTEST_MONTHS:
-        return where + "; where your own past months (the backtest) needed more, it is wider."
+        return t("The range starts from the model's own and is rescaled for each month ahead, wider further out, so "
+                 "that on simulated seasonal sales with {band} of history {inside} actual months in 10 fell inside "
+                 "it; where your own past months (the backtest) needed more, it is wider.", **fields)
     if backtest_months == 0:
-        return where + (". With so little history there is no backtest on your own months: its width comes from "
-                        "the simulations alone.")
-    return where + (f". Your own backtest has only {backtest_months} months, too few to set it (it takes "
-                    f"{MIN_BACKTEST_MONTHS}): its width comes from the simulations alone.")
+        return t("The range starts from the model's own and is rescaled for each month ahead, wider further out, so "
+                 "that on simulated seasonal sales with {band} of history {inside} actual months in 10 fell inside "
+                 "it. With so little history there is no backtest on your own months: its width comes from the "
+                 "simulations alone.", **fields)
+    return t("The range starts from the model's own and is rescaled for each month ahead, wider further out, so that "
+             "on simulated seasonal sales with {band} of history {inside} actual months in 10 fell inside it. Your "
+             "own backtest has only {months} months, too few to set it (it takes {needed}): its width comes from "
+             "the simulations alone.", **fields)
 
 
 def forecast_series(y: pd.Series, *, horizon: int = 6, interval: float = 0.8, folds: int = 3,
@@ -686,8 +691,8 @@ def forecast_sales(
         result.forecasts[metric] = one.forecast
         held, months = backtest_hits(bt, n_months=model.n_months_, at_least=one.q)
         if months:
-            verdict += (f" Laid around the backtest's forecasts, the {interval:.0%} range would have held {held} of "
-                        f"its {months} months.")
+            verdict += " " + t("Laid around the backtest's forecasts, the {share} range would have held {held} of its "
+                               "{months} months.", share=f"{interval:.0%}", held=held, months=months)
         rows.append({"metric": metric, "method": model.label_, "months_of_history": model.n_months_,
                      "model_mape": model_err, "seasonal_naive_mape": base_err, "verdict": verdict,
                      "note": model.note_})
@@ -702,7 +707,7 @@ def warnings_in_words(count: int) -> str:
     """One sentence saying that statsmodels' optimiser warned ``count`` times in all (empty for 0)."""
     if not count:
         return ""
-    return f"statsmodels' optimiser warned {count} times while fitting the forecasts (not shown)."
+    return t("statsmodels' optimiser warned {count} times while fitting the forecasts (not shown).", count=count)
 
 
 def headline_figures(db: Database, *, period: Period, previous: Period | None = None,

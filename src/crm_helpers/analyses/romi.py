@@ -265,7 +265,8 @@ def _lift(
                   per_customer=float(per_customer))
     notes = []
     if unmatched:
-        notes.append(f"{unmatched} contacted customers had no uncontacted look-alike and are left out of the lift")
+        notes.append(t("{count} contacted customers had no uncontacted look-alike and are left out of the lift",
+                       count=unmatched))
     if window_end < full_end:
         notes.append(f"the campaign window is still open on {end.isoformat()}")
     result["note"] = "; ".join(notes)

@@ -463,9 +463,10 @@ def compare_periods(
 
 def _verdict(tested: bool, significant: bool, small: bool, level: float, n1: int, n0: int) -> str:
     if not tested:
-        return "not tested: no answers this period" if n1 == 0 else "not tested: no answers the previous period"
-    text = f"changed ({level:.0%} interval excludes 0)" if significant else "no clear change (could be chance)"
-    return text + ("; small sample, read with care" if small else "")
+        return t("not tested: no answers this period") if n1 == 0 else t("not tested: no answers the previous period")
+    text = t("changed ({level} interval excludes 0)", level=f"{level:.0%}") if significant \
+        else t("no clear change (could be chance)")
+    return text + (t("; small sample, read with care") if small else "")
 
 
 # -- presentation tables -----------------------------------------------------------------------------

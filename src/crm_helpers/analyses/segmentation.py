@@ -325,6 +325,8 @@ CLUSTER_FEATURES: dict[str, tuple[str, str]] = {
     "interactions": ("often in touch", "rarely in touch"),
 }
 """Features K-means uses by default, with the plain words that describe a cluster."""
+WORD_SEPARATOR = ", "
+"""Between the words of a cluster's description (in the language in use: Chinese writes "，")."""
 
 
 class CustomerClusters:
@@ -478,12 +480,13 @@ class CustomerClusters:
 def _names(descriptions: pd.Series, words: int = 2) -> list[str]:
     """Short cluster names: the first ``words`` words of each description (its strongest
     differences), more where two clusters would otherwise share a name."""
-    parts = [d.split(", ") for d in descriptions]
-    names = [", ".join(p[:words]) for p in parts]
+    comma = t(WORD_SEPARATOR)
+    parts = [d.split(comma) for d in descriptions]
+    names = [comma.join(p[:words]) for p in parts]
     for n in range(words + 1, max((len(p) for p in parts), default=words) + 1):
         if len(set(names)) == len(names):
             break
-        names = [", ".join(p[:n]) for p in parts]
+        names = [comma.join(p[:n]) for p in parts]
     return [name[:1].upper() + name[1:] for name in names]
 
 
@@ -493,8 +496,8 @@ def _describe(z: pd.Series, threshold: float = 0.35) -> str:
     for feature, value in z.abs().sort_values(ascending=False).items():
         if value >= threshold and feature in CLUSTER_FEATURES:
             high, low = CLUSTER_FEATURES[feature]
-            words.append(high if z[feature] > 0 else low)
-    return ", ".join(words) if words else "close to average on every measure"
+            words.append(t(high if z[feature] > 0 else low))
+    return t(WORD_SEPARATOR).join(words) if words else t("close to average on every measure")
 
 
 # -- history ---------------------------------------------------------------------------------

@@ -210,9 +210,10 @@ def long_running(db: Database, period: Period, *, threshold_days: float = 7) -> 
     frame = query_df(db, sql, params={"cutoff": cutoff, "start": iso(period.start), "threshold": threshold_days},
                      parse_dates=["opened_at", "closed_at"])
     frame["days"] = frame["days"].astype(float)
-    why = np.where(frame["reopened"].astype(bool), "reopened (closed once, open again)",
-                   np.where(frame["closed_at"].isna(), f"open for more than {threshold_days:g} days",
-                            f"closed after more than {threshold_days:g} days"))
+    days = f"{threshold_days:g}"
+    why = np.where(frame["reopened"].astype(bool), t("reopened (closed once, open again)"),
+                   np.where(frame["closed_at"].isna(), t("open for more than {days} days", days=days),
+                            t("closed after more than {days} days", days=days)))
     frame["why"] = why
     return frame.drop(columns="reopened").sort_values("days", ascending=False, ignore_index=True)
 

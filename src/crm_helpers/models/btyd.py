@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
+from crm_helpers import i18n
 from crm_helpers.errors import CrmError
 from crm_helpers.models.predictive import DEFAULT_DRAWS, FutureSampler, PredictiveRange, predictive_range
 
@@ -969,7 +970,7 @@ class ParetoNBDModel(PurchaseModel):
         shape = (len(x), len(thetas))
         rate = rng.gamma(np.broadcast_to(r + x, shape)) / (alpha + t_cap)
         leave_rate = rng.gamma(np.broadcast_to(s, shape)) / (beta + t_cap)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", over="ignore"):  # a leave rate of ~0: a lifetime of inf, as meant
             lifetime = rng.standard_exponential(shape) / leave_rate
         return rng.poisson(rate * np.minimum(lifetime, t))
 
@@ -1087,8 +1088,8 @@ class GammaGammaModel(_Estimator):
         self.frequency_monetary_correlation_ = float(xm_corr)
         if abs(xm_corr) > self.correlation_limit:
             warnings.warn(
-                f"purchase frequency and spend per purchase are correlated (r = {xm_corr:.2f}); "
-                "Gamma-Gamma assumes they are independent, so its spend estimates are doubtful",
+                i18n.t("purchase frequency and spend per purchase are correlated (r = {r}); Gamma-Gamma assumes they are "
+                       "independent, so its spend estimates are doubtful", r=f"{xm_corr:.2f}"),
                 GammaGammaAssumptionWarning,
                 stacklevel=2,
             )

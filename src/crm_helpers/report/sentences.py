@@ -314,6 +314,16 @@ def probably_lost_line(count: int) -> str:
              count=f"{count:,}")
 
 
+def model_note(note: str) -> str:
+    """A note on the fitted models, printed under their name (``Note: …``; the note in the language in use)."""
+    return t("Note: {note}", note=note)
+
+
+def at_its_bound() -> str:
+    """What a parameter table shows for a standard error that is not available (the estimate is at its bound)."""
+    return t("not available (at its bound)")
+
+
 def purchase_model_line(model_name: str) -> str:
     """Page 04: the purchase model the customer values come from ("none" when none could be fitted)."""
     return t("Purchase model used: {model}", model=model_name or t("none"))
