@@ -78,7 +78,8 @@ class LeadScorer:
         coefs = self.pipeline_.named_steps["model"].coef_[0]
         sources = prep.named_transformers_["source"].categories_[0]
         scaler = prep.named_transformers_["numbers"]
-        rows = [(f"source: {s}", "this source", float(np.exp(c))) for s, c in zip(sources, coefs[: len(sources)])]
+        rows = [(t("source: {source}", source=t(s)), "this source", float(np.exp(c)))
+                for s, c in zip(sources, coefs[: len(sources)])]
         for i, (name, label) in enumerate((("log_amount", "deal size"), ("age_days", "days open"))):
             factor = float(np.exp(scaler.scale_[i]))
             rows.append((label, f"× {factor:.1f}", float(np.exp(coefs[len(sources) + i]))))

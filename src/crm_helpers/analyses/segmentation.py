@@ -570,7 +570,8 @@ def migration_matrix(db: Database, from_month: str, *, to_month: str) -> pd.Data
     joined["segment_before"] = joined["segment_before"].fillna(NEW_BUYER)
     table = pd.crosstab(joined["segment_before"], joined["segment"]) if len(joined) else pd.DataFrame()
     table = table.reindex(index=[*SEGMENT_ORDER, NEW_BUYER], columns=list(SEGMENT_ORDER), fill_value=0)
-    table.index.name, table.columns.name = f"segment in {from_month}", f"segment in {to_month}"
+    table.index.name = t("segment in {month}", month=from_month)
+    table.columns.name = t("segment in {month}", month=to_month)
     return table.astype("int64")
 
 

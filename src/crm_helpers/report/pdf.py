@@ -227,8 +227,8 @@ def print_pdf(page: Path, pdf: Path, *, browser: str) -> None:
     """Print the HTML file ``page`` to ``pdf`` with headless Chromium (``browser``); raises
     :class:`subprocess.SubprocessError` or OSError when it fails or writes nothing."""
     with tempfile.TemporaryDirectory(prefix="crm-chromium-") as profile:
-        subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={pdf}",
-                        page.as_uri()], capture_output=True, timeout=PRINT_SECONDS, check=True)
+        subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={pdf.resolve()}",
+                        page.resolve().as_uri()], capture_output=True, timeout=PRINT_SECONDS, check=True)
     if not pdf.exists() or pdf.stat().st_size == 0:
         raise OSError(f"Chromium wrote no PDF for {page.name}")
 
