@@ -205,8 +205,8 @@ def chinese_pack(tmp_path_factory):
     db = root / "crm.db"
     subprocess.run([CRM, "demo", "--db", str(db), "--customers", "300", "--months", "18", "--end", "2026-10"],
                    check=True, capture_output=True, text=True)
-    proc = subprocess.run([CRM, "report", "--db", str(db), "--month", "2026-10", "--out", str(root / "pack"),
-                           "--lang", "zh"], capture_output=True, text=True)
+    proc = subprocess.run([CRM, "report", "--db", str(db), "--month", "2026-10", "--out", "pack", "--lang", "zh"],
+                          capture_output=True, text=True, cwd=root)  # a folder relative to where crm runs
     names, comments = store_words(db)
     return root / "pack", proc, names | comment_words(comments) | NAMES
 
