@@ -355,6 +355,7 @@ def test_the_crm_command_speaks_chinese_with_lang_zh_or_crm_lang(tmp_path, monke
         kept = CliRunner().invoke(main, ["import", "--db", db, "orders", str(bad), "--skip-bad-rows",
                                          "--create-missing-customers", "--dry-run"])
         no_month = CliRunner().invoke(main, ["report", "--db", db, "--month", "2020-01"])
+        nobody = CliRunner().invoke(main, ["forget", "--db", db, "--list"])
     finally:
         i18n.set_language("en")
     assert made.exit_code == 0 and made.output.startswith("示例业务已写入") and "客户" in made.output
@@ -362,5 +363,6 @@ def test_the_crm_command_speaks_chinese_with_lang_zh_or_crm_lang(tmp_path, monke
     assert refused.exit_code == 1 and "第 2 行，amount 列：'ten' 不是数字" in refused.output
     assert kept.exit_code == 0 and "（试运行：没有写入任何内容）" in kept.output and "对账" in kept.output
     assert no_month.exit_code == 1 and "2020-01 没有订单" in no_month.output
+    assert nobody.exit_code == 0 and nobody.output == "还没有人被清除。\n"
     for result in (made, again, refused, kept, no_month):
         assert english_sentences(result.output) == [], result.output

@@ -512,41 +512,41 @@ def forget_cmd(db_path: Path | None, who: str | None, yes: bool, list_: bool, pu
         _list_erasures(SuppressionList.load(db), who)
         return
     if who is None and not purge_backups:
-        raise click.UsageError("give WHO (an id or e-mail), --list, or --purge-backups")
+        raise click.UsageError(t("give WHO (an id or e-mail), --list, or --purge-backups"))
     erased = None
     if who is not None:
         if not yes:
-            click.confirm(f"Erase every personal detail of {who}? This cannot be undone", abort=True)
+            click.confirm(t("Erase every personal detail of {who}? This cannot be undone", who=who), abort=True)
         try:
             report = forget(db, who, inbox=config.inbox_dir(), backups=config.backups_dir(_db_path(db_path)))
         except ForgetError as exc:
             raise Refused(str(exc)) from None
         erased = report.pseudonym
-        changed = ", ".join(f"{n} {t}" for t, n in report.rows_changed.items())
-        click.echo(f"Erased. The person's rows now belong to {report.pseudonym} ({changed}); "
-                   "they are on the suppression list, so imports and restores keep them out.")
+        changed = ", ".join(f"{n} {tc('table', table)}" for table, n in report.rows_changed.items())
+        click.echo(t("Erased. The person's rows now belong to {pseudonym} ({changed}); they are on the suppression "
+                     "list, so imports and restores keep them out.", pseudonym=report.pseudonym, changed=changed))
         if report.packs is not None:
             click.echo(report.packs.message)
         if report.working_folders:
-            click.echo("A report or backup still running works in " + ", ".join(report.working_folders)
-                       + ": what it writes may hold them. Once it has finished, render that report again "
-                       "(crm report) or rewrite the backups (crm forget --list names those that hold them).")
+            click.echo(t("A report or backup still running works in {folders}: what it writes may hold them. Once it "
+                         "has finished, render that report again (crm report) or rewrite the backups (crm forget "
+                         "--list names those that hold them).", folders=", ".join(report.working_folders)))
         if report.reject_files_cleaned:
-            click.echo("Removed their rows from: " + ", ".join(report.reject_files_cleaned))
+            click.echo(t("Removed their rows from: {files}", files=", ".join(report.reject_files_cleaned)))
         if report.inbox_files_mentioning:
-            click.echo("These original export files in the inbox still mention them; delete or edit them: "
-                       + ", ".join(report.inbox_files_mentioning))
+            click.echo(t("These original export files in the inbox still mention them; delete or edit them: {files}",
+                         files=", ".join(report.inbox_files_mentioning)))
     _tell_copies(_db_path(db_path), SuppressionList.load(db), erased, folders, purge_backups)
 
 
 def _list_erasures(erasures, who: str | None) -> None:
     if who is not None:
         hit = erasures.match({"customer_id": who, "email": who, "phone": who})
-        click.echo(f"{who} was erased on {hit.erased_at[:10]} ({hit.pseudonym})." if hit
-                   else f"{who} is not on the suppression list.")
+        click.echo(t("{who} was erased on {day} ({pseudonym}).", who=who, day=hit.erased_at[:10],
+                     pseudonym=hit.pseudonym) if hit else t("{who} is not on the suppression list.", who=who))
         return
     if not erasures:
-        click.echo("Nobody has been erased.")
+        click.echo(t("Nobody has been erased."))
     for erasure in erasures.erasures.values():
         click.echo(erasure.describe())
 
@@ -567,14 +567,16 @@ def _tell_copies(db_path: Path, erasures, erased: str | None, folders: tuple[Pat
     checks = (purge_copies if purge else check_copies)(db_path, erasures, folders=folders, passphrase=passphrase)
     holding = [c for c in checks if (erased in c.holds if erased else c.holds)]
     for check in holding:
-        click.echo(f"  {check.path}: {'rewritten without them and verified' if check.purged else 'still holds them'}")
+        said = t("rewritten without them and verified") if check.purged else t("still holds them")
+        click.echo(f"  {check.path}: {said}")
     if holding and not purge:
-        click.echo("These backups and kept copies still hold the person; `crm forget --purge-backups` rewrites them.")
+        click.echo(t("These backups and kept copies still hold the person; `crm forget --purge-backups` rewrites them."))
     for check in checks:
         if check.problem:
-            click.echo(f"  {check.path}: not checked: {check.problem}")
+            click.echo(f"  {check.path}: " + t("not checked: {problem}", problem=check.problem))
     if purge and not any(c.problem for c in checks):
-        click.echo(f"Checked {len(checks)} backups and kept copies; none holds an erased person any more.")
+        click.echo(t("Checked {count} backups and kept copies; none holds an erased person any more.",
+                     count=len(checks)))
 
 
 @main.command(name="schema-doc")
