@@ -619,6 +619,36 @@ def test_a_standby_kernel_hands_its_store_and_scored_list_to_the_page(demo_db_co
     assert follow_up_queue_as_of(desk.db, dt.date.today(), kinds=("logistic",)) is scored  # the standby's result
 
 
+def test_a_standby_kernel_draws_the_page_ahead_and_redraws_it_after_a_write(demo_db_copy):
+    import crm_helpers.desk as desk_module
+
+    desk_module.warm_up(str(demo_db_copy), poll_s=0.01)
+    drawn = desk_module._standby.desk
+    today, panel = drawn.today_panel(), drawn.entry_panel()
+    other = open_db(demo_db_copy)  # another window writes while the standby waits
+    entry.add_task(other, dt.date.today().isoformat(), note="written meanwhile")
+    other.close()
+    desk = Desk.open(str(demo_db_copy))
+    assert desk is drawn and desk.today_panel() is today and desk.entry_panel() is panel  # the cells only show them
+    assert "written meanwhile (due today)" in texts(today)
+    assert Desk.open(str(demo_db_copy)) is not drawn  # a second page draws its own
+
+
+def test_a_tab_s_form_is_built_when_the_tab_is_first_opened(desk, db):
+    panel = desk.entry_panel()
+    tabs = next(w for w in panel.children if isinstance(w, widgets.Tab))
+    assert [type(f).__name__ for f in desk.forms] == ["CustomerForm"] and tabs.children[6].children == ()
+    assert "Add task" not in texts(panel)
+    tabs.selected_index = 6  # "Task"
+    assert [type(f).__name__ for f in desk.forms] == ["CustomerForm", "TaskForm"]
+    assert "Add task" in texts(panel) and desk.entry_panel() is panel
+    desk.select("C1")
+    fill(desk.interaction, subject="asked from code")  # a form asked for from code is built too ...
+    desk.interaction.save.click()
+    assert desk.interaction.save in tabs.children[1].children[0].children  # ... and shown in its tab
+    assert db.execute("SELECT COUNT(*) FROM interactions WHERE subject = 'asked from code'").fetchone()[0] == 1
+
+
 # --------------------------------------------------------------------------- make lab
 def test_the_lab_settings_turn_news_off_and_pick_the_project_kernel():
     overrides = json.loads((PROJECT_ROOT / "jupyter" / "lab-overrides.json").read_text())
