@@ -42,7 +42,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.i18n import BABEL_LOCALE, DEFAULT, currency_symbol, language, set_language, t, tc, tn
 from crm_helpers.ingest import entry
 from crm_helpers.analyses import followup
-from crm_helpers.store.queries import memoized, store_currency
+from crm_helpers.store.queries import customer_search_sql, memoized, store_currency
 from crm_helpers.analyses.features import as_date
 from crm_helpers.analyses.sales import opportunities_as_of, stale_opportunities
 from crm_helpers.store.schema import (
@@ -128,16 +128,8 @@ def _blank_to_none(value: Any) -> Any:
 # ------------------------------------------------------------------------------ reading
 def _matches_sql(text: str) -> tuple[str, dict[str, str]] | None:
     """The WHERE clause and parameters of a search for ``text`` (see :func:`find_customers`)."""
-    needle = text.strip().lower()
-    if not needle:
-        return None
-    like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # typed literally
-    digits = "".join(ch for ch in needle if ch.isdigit())
-    phone = "replace(replace(replace(replace(replace(phone, ' ', ''), '-', ''), '/', ''), '(', ''), ')', '')"
-    return (f"{_CONTACTABLE} AND (lower(name) LIKE :like ESCAPE '\\' OR email LIKE :like ESCAPE '\\' "
-            f"OR lower(company) LIKE :like ESCAPE '\\' OR phone LIKE :like ESCAPE '\\' "
-            f"OR (length(:digits) >= 3 AND {phone} LIKE '%' || :digits || '%'))",
-            {"like": like, "digits": digits})
+    found = customer_search_sql(text)
+    return None if found is None else (f"{_CONTACTABLE} AND {found[0]}", found[1])
 
 
 def find_customers(db: Database, text: str, *, limit: int = SEARCH_LIMIT) -> list[tuple[str, str]]:
