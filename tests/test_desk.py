@@ -813,6 +813,32 @@ def test_yesterdays_order_is_corrected_from_the_timeline_and_the_correction_undo
     assert (order["amount"], order["status"], order["refunded_amount"]) == (44.0, "paid", 0.0)
 
 
+def test_an_order_gains_a_product_line_in_the_editor_and_the_addition_is_undone(desk, db):
+    oid = entry.record_order(db, "C1", items=[("P1", 2, None)], order_date="2026-03-14")  # 19.00 EUR
+    desk.select("C1")
+    _line(desk, "19.00 EUR, paid")[0].click()
+    editor = desk.editor
+    assert [label for label, _ in editor.fields["new_product"].options] == ["", "Gaiwan — 20.00 EUR"]  # not on it yet
+    editor.fields["new_unit_price"].value = "18"
+    editor.save.click()
+    assert "pick the product of the new line" in error(editor, "new_product") and _items(db, oid) == [("P1", 2, 9.5)]
+    editor.fields["new_product"].value = "P2"
+    editor.fields["new_quantity"].value = "5000"
+    editor.save.click()
+    assert "is 5,000 units" in error(editor, "new_quantity")  # asked once
+    editor.fields["new_quantity"].value = "2"
+    editor.fields["new_unit_price"].value = "-3"
+    editor.save.click()
+    assert error(editor, "new_unit_price") != "" and _items(db, oid) == [("P1", 2, 9.5)]
+    editor.fields["new_unit_price"].value = "18"
+    editor.save.click()
+    assert "Saved: correction of the order" in editor.message.value
+    assert _items(db, oid) == [("P1", 2, 9.5), ("P2", 2, 18.0)] and db.table("orders").get(oid)["amount"] == 55.0
+    assert "2 × Gaiwan" in texts(desk.timeline)
+    editor.undo.click()
+    assert _items(db, oid) == [("P1", 2, 9.5)] and db.table("orders").get(oid)["amount"] == 19.0
+
+
 def test_an_order_amount_typed_by_hand_keeps_a_partial_refund_within_it(desk, db):
     oid = entry.record_order(db, "C1", items=[("P2", 2, None)], order_date="2026-03-14")
     db.execute("UPDATE orders SET refunded_amount = 15")  # 15 paid back of 40

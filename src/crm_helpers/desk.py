@@ -972,11 +972,15 @@ class EntryEditor(_Form):
             for name in EDIT_COLUMNS[item.table]:
                 self._field(name, self._widget(spec.column(name), row.get(name), table=item.table))
             if item.table == "orders":
-                names = dict(self.desk.db.execute("SELECT product_id, name FROM products").fetchall())
-                for line in entry.order_lines(self.desk.db, item.key):
+                products = self.desk.db.execute("SELECT product_id, name, unit_price FROM products ORDER BY name").fetchall()
+                names = {pid: name for pid, name, _ in products}
+                lines = entry.order_lines(self.desk.db, item.key)
+                for line in lines:
                     pid = line["product_id"]
                     self._field(f"quantity:{pid}", widgets.Text(value=str(line["quantity"]),
                                                                 description=t("Units of {product}", product=_text(names.get(pid)) or pid)))
+                self._new_line_fields(products, on_order={line["product_id"] for line in lines},
+                                      currency=_text(row.get("currency")))
             self.buttons.children = [self.save, self.cancel]
         for widget in self.fields.values():
             widget.layout.width = "40em"  # the value beside its label as wide as in the tabs (a phone: the full width)
@@ -984,6 +988,36 @@ class EntryEditor(_Form):
         self.form.layout.display = ""
         self.anchor = item.key
         self.desk.place_editor()
+
+    def _new_line_fields(self, products: list[tuple[str, Any, Any]], *, on_order: set[str], currency: str) -> None:
+        """The fields of a product line to add to the order: a product not on it yet (list prices
+        shown), its units (1 unless changed) and its unit price (blank: the list price)."""
+        self._field("new_product", widgets.Dropdown(options=[("", None)] + [
+            (t("{product} — no list price", product=_text(name) or pid) if price is None else
+             t("{product} — {price}", product=_text(name) or pid, price=_money(f"{price:,.2f}", currency)), pid)
+            for pid, name, price in products if pid not in on_order], value=None, description=t("Add a product")))
+        self._field("new_quantity", widgets.Text(value="1", description=t("Its units")))
+        self._field("new_unit_price", widgets.Text(description=t("Its unit price"), placeholder=t("its list price")))
+
+    def _new_line(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The product line to add, as :func:`entry.edit_order` takes it: ``({product: units},
+        {product: unit price})``, both empty when no product is picked; checked beside its fields
+        with the importer's rules (a very large number of units asked about once)."""
+        pid, units, price = (self.value(n) for n in ("new_product", "new_quantity", "new_unit_price"))
+        if pid is None:
+            if price is not None:
+                raise ValidationError("new_product", "", t("pick the product of the new line"))
+            return {}, {}
+        for name, column, typed in (("new_quantity", "quantity", units), ("new_unit_price", "unit_price", price)):
+            try:
+                clean = None if typed is None else clean_value(TABLES["order_items"].column(column), typed)
+            except ValueError as exc:
+                raise ValidationError(name, typed, str(exc)) from None
+            if name == "new_quantity" and (clean is None or int(clean) <= 0):
+                raise ValidationError(name, typed or "", t("give the number of units of the new line"))
+            if name == "new_quantity" and int(clean) >= LARGE_QUANTITY:
+                self.ask(name, typed, t("is {units} units", units=f"{int(clean):,}"))
+        return {pid: units}, ({pid: price} if price is not None else {})
 
     def _widget(self, column: Column, stored: Any, *, table: str) -> widgets.ValueWidget:
         """A field for ``column`` of ``table`` holding ``stored``: a list for a column of allowed values, else text."""
@@ -1040,12 +1074,19 @@ class EntryEditor(_Form):
         date = _HAPPENED.get(item.table)
         if date in changes:
             changes[date] = self.when(date, table=item.table, column=date)
-        quantities = self._quantities() if item.table == "orders" else {}
+        quantities, prices = self._quantities() if item.table == "orders" else {}, {}
+        if item.table == "orders":
+            added, prices = self._new_line()
+            quantities.update(added)
         if not (changes or quantities):
             raise ValidationError("entry", "", t("nothing was changed: correct a value first, or press Cancel"))
         lines = {l["product_id"]: l for l in entry.order_lines(db, item.key)} if item.table == "orders" else {}
         if item.table == "orders":
-            entry.edit_order(db, item.key, quantities=quantities, **changes)
+            try:
+                entry.edit_order(db, item.key, quantities=quantities, prices=prices, **changes)
+            except ValidationError as exc:  # the new line's price, refused by the importer's rules
+                field = {"unit_price": "new_unit_price", "product_id": "new_product"}.get(exc.column, exc.column)
+                raise ValidationError(field, exc.value, exc.reason) from None
         else:
             entry.edit_entry(db, item.table, entry_id=item.key, **changes)
         after = {l["product_id"] for l in entry.order_lines(db, item.key)} if item.table == "orders" else set()
