@@ -1598,6 +1598,8 @@ class Desk:
         self._shared: dict[tuple[Any, ...], widgets.Widget] = {}
         self._editor_at = 0
         self._timeline_keys: list[str] = []
+        self._timeline_drawn: dict[TimelineEntry, widgets.HBox] = {}
+        """Each timeline entry shown and its row, kept while the entry says the same."""
         self.search.observe(lambda _: self.find(), names="value")
         self.matches.observe(lambda change: change["new"] and self.select(change["new"]), names="value")
         self._forms: dict[type[_Form], _Form] = {}
@@ -1741,7 +1743,11 @@ class Desk:
         button, text = self.shared(widgets.Layout, width="5.5em"), self.shared(widgets.Layout, flex="1 1 20em")
         style, box, look = self.shared(widgets.ButtonStyle), self.shared(widgets.Layout), self.shared(HTMLStyle)
         rows: list[widgets.Widget] = []
+        drawn, self._timeline_drawn = self._timeline_drawn, {}
         for item in entries:
+            if item in drawn:  # the entry says the same as when drawn: its row stays (nothing to re-send)
+                rows.append(self._timeline_drawn.setdefault(item, drawn[item]))
+                continue
             edit = widgets.Button(description=t("Edit"), layout=button, style=style)
             edit.on_click(lambda _, i=item: self.editor.open(i))
             delete = widgets.Button(description=t("Delete"), layout=button, style=style)
@@ -1755,7 +1761,12 @@ class Desk:
                 buttons.insert(0, done)
             row = widgets.HBox([line, widgets.HBox(buttons, layout=box)], layout=box)  # buttons together
             row.add_class("desk-line")
-            rows.append(row)
+            rows.append(self._timeline_drawn.setdefault(item, row))
+        for item, row in drawn.items():
+            if item not in self._timeline_drawn:  # gone or changed: its widgets are dropped
+                line, box = row.children
+                for widget in (*box.children, box, line, row):
+                    widget.close()
         self._timeline_keys = [item.key for item in entries]
         return rows
 
