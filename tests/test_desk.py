@@ -619,6 +619,36 @@ def test_a_standby_kernel_hands_its_store_and_scored_list_to_the_page(demo_db_co
     assert follow_up_queue_as_of(desk.db, dt.date.today(), kinds=("logistic",)) is scored  # the standby's result
 
 
+def test_a_standby_kernel_draws_the_page_ahead_and_redraws_it_after_a_write(demo_db_copy):
+    import crm_helpers.desk as desk_module
+
+    desk_module.warm_up(str(demo_db_copy), poll_s=0.01)
+    drawn = desk_module._standby.desk
+    today, panel = drawn.today_panel(), drawn.entry_panel()
+    other = open_db(demo_db_copy)  # another window writes while the standby waits
+    entry.add_task(other, dt.date.today().isoformat(), note="written meanwhile")
+    other.close()
+    desk = Desk.open(str(demo_db_copy))
+    assert desk is drawn and desk.today_panel() is today and desk.entry_panel() is panel  # the cells only show them
+    assert "written meanwhile (due today)" in texts(today)
+    assert Desk.open(str(demo_db_copy)) is not drawn  # a second page draws its own
+
+
+def test_a_tab_s_form_is_built_when_the_tab_is_first_opened(desk, db):
+    panel = desk.entry_panel()
+    tabs = next(w for w in panel.children if isinstance(w, widgets.Tab))
+    assert [type(f).__name__ for f in desk.forms] == ["CustomerForm"] and tabs.children[6].children == ()
+    assert "Add task" not in texts(panel)
+    tabs.selected_index = 6  # "Task"
+    assert [type(f).__name__ for f in desk.forms] == ["CustomerForm", "TaskForm"]
+    assert "Add task" in texts(panel) and desk.entry_panel() is panel
+    desk.select("C1")
+    fill(desk.interaction, subject="asked from code")  # a form asked for from code is built too ...
+    desk.interaction.save.click()
+    assert desk.interaction.save in tabs.children[1].children[0].children  # ... and shown in its tab
+    assert db.execute("SELECT COUNT(*) FROM interactions WHERE subject = 'asked from code'").fetchone()[0] == 1
+
+
 # --------------------------------------------------------------------------- make lab
 def test_the_lab_settings_turn_news_off_and_pick_the_project_kernel():
     overrides = json.loads((PROJECT_ROOT / "jupyter" / "lab-overrides.json").read_text())
@@ -781,6 +811,32 @@ def test_yesterdays_order_is_corrected_from_the_timeline_and_the_correction_undo
     order = db.table("orders").get(oid)
     assert _items(db, oid) == [("P1", 3, 8.0), ("P2", 1, 20.0)]
     assert (order["amount"], order["status"], order["refunded_amount"]) == (44.0, "paid", 0.0)
+
+
+def test_an_order_gains_a_product_line_in_the_editor_and_the_addition_is_undone(desk, db):
+    oid = entry.record_order(db, "C1", items=[("P1", 2, None)], order_date="2026-03-14")  # 19.00 EUR
+    desk.select("C1")
+    _line(desk, "19.00 EUR, paid")[0].click()
+    editor = desk.editor
+    assert [label for label, _ in editor.fields["new_product"].options] == ["", "Gaiwan — 20.00 EUR"]  # not on it yet
+    editor.fields["new_unit_price"].value = "18"
+    editor.save.click()
+    assert "pick the product of the new line" in error(editor, "new_product") and _items(db, oid) == [("P1", 2, 9.5)]
+    editor.fields["new_product"].value = "P2"
+    editor.fields["new_quantity"].value = "5000"
+    editor.save.click()
+    assert "is 5,000 units" in error(editor, "new_quantity")  # asked once
+    editor.fields["new_quantity"].value = "2"
+    editor.fields["new_unit_price"].value = "-3"
+    editor.save.click()
+    assert error(editor, "new_unit_price") != "" and _items(db, oid) == [("P1", 2, 9.5)]
+    editor.fields["new_unit_price"].value = "18"
+    editor.save.click()
+    assert "Saved: correction of the order" in editor.message.value
+    assert _items(db, oid) == [("P1", 2, 9.5), ("P2", 2, 18.0)] and db.table("orders").get(oid)["amount"] == 55.0
+    assert "2 × Gaiwan" in texts(desk.timeline)
+    editor.undo.click()
+    assert _items(db, oid) == [("P1", 2, 9.5)] and db.table("orders").get(oid)["amount"] == 19.0
 
 
 def test_an_order_amount_typed_by_hand_keeps_a_partial_refund_within_it(desk, db):

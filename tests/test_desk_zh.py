@@ -62,7 +62,11 @@ def shown(widget: widgets.Widget) -> list[str]:
 def every_text(desk: Desk) -> str:
     """The desk's texts as the owner goes through it: Today, a chosen customer with their timeline,
     the editor open on an entry, the delete question, a refused save and a saved one."""
-    texts = shown(desk.today_panel()) + shown(desk.entry_panel())
+    panel = desk.entry_panel()
+    tabs = next(w for w in panel.children if isinstance(w, widgets.Tab))
+    for page in range(len(tabs.children)):  # each tab opened once: its form is built then
+        tabs.selected_index = page
+    texts = shown(desk.today_panel()) + shown(panel)
     desk.select("C1")
     texts += shown(desk.entry_panel())
     items = {item.table: item for item in customer_timeline(desk.db, "C1")}

@@ -140,6 +140,26 @@ def test_changing_a_quantity_moves_the_amount_by_the_lines_change(db, order):
     assert _money(db, order) == (12.0, 0.0, "paid")
 
 
+def test_an_order_gains_a_product_line_at_a_given_or_the_list_price(db, order):
+    db.table("products").insert({"product_id": "P3", "name": "Cups", "unit_price": 6.0})
+    entry.edit_order(db, order, quantities={"P3": "2"}, prices={"P3": "5,50"})  # typed as the importer reads it
+    assert db.execute("SELECT product_id, quantity, unit_price FROM order_items WHERE product_id = 'P3'").fetchall() \
+        == [("P3", 2, 5.5)]
+    assert _money(db, order) == (50.0, 0.0, "paid")  # 39.00 + 2 × 5.50
+    db.execute("DELETE FROM order_items WHERE product_id = 'P3'")
+    db.execute("UPDATE orders SET amount = 39")
+    entry.edit_order(db, order, quantities={"P3": 1})  # no price given: the list's
+    assert _money(db, order) == (45.0, 0.0, "paid")
+    entry.edit_order(db, order, quantities={"P3": 0})
+    for bad, column in (({"P3": "-1"}, "unit_price"), ({"P3": "abc"}, "unit_price")):
+        with pytest.raises(ValidationError) as refused:
+            entry.edit_order(db, order, quantities={"P3": 2}, prices=bad)
+        assert refused.value.column == column
+    with pytest.raises(ValidationError, match="no such product"):
+        entry.edit_order(db, order, quantities={"P9": 1}, prices={"P9": 3})
+    assert _money(db, order) == (39.0, 0.0, "paid")  # refused: nothing written
+
+
 def test_a_refund_follows_the_corrected_amount_or_is_refused_beyond_it(db, order):
     entry.edit_order(db, order, status="refunded")
     assert _money(db, order) == (39.0, 39.0, "refunded")

@@ -162,7 +162,9 @@ def test_a_store_made_before_anonymous_feedback_accepts_it_after_migrating(tmp_p
         " submitted_at TEXT NOT NULL, nps INTEGER, csat INTEGER, score_quality INTEGER, score_delivery INTEGER,"
         " score_price INTEGER, score_service INTEGER, comment TEXT); DROP TABLE old_feedback;"
         "ALTER TABLE import_log DROP COLUMN balance; DROP TABLE tasks; PRAGMA user_version = 7;")
-    raw.execute("DELETE FROM _sqlite_migrations WHERE name IN ('m008_layouts', 'm009_import_balances', 'm010_tasks')")
+    raw.executescript("DROP TRIGGER customer_search_insert; DROP TRIGGER customer_search_delete; DROP TRIGGER customer_search_update; DROP TABLE customer_search; DROP VIEW customer_search_source; ")  # the customer search index (m011)
+    raw.execute("DELETE FROM _sqlite_migrations WHERE name IN ('m008_layouts', 'm009_import_balances', 'm010_tasks', "
+                "'m011_customer_search')")
     raw.commit()
     raw.close()
     db = open_store(path)

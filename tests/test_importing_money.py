@@ -117,7 +117,8 @@ def test_an_older_store_gets_refunded_amounts_and_a_reimport_changes_nothing(tmp
                        "DROP TABLE import_mappings; DROP TABLE exchange_rates; DROP TABLE import_checks; DROP TABLE report_folders; "
                        "DROP TABLE tasks; "
                        "DELETE FROM _sqlite_migrations WHERE substr(name, 1, 4) IN "
-                       "('m004', 'm005', 'm006', 'm007', 'm008', 'm009', 'm010'); "
+                       "('m004', 'm005', 'm006', 'm007', 'm008', 'm009', 'm010', 'm011'); "
+                       "DROP TRIGGER customer_search_insert; DROP TRIGGER customer_search_delete; DROP TRIGGER customer_search_update; DROP TABLE customer_search; DROP VIEW customer_search_source; "
                        "PRAGMA user_version = 3;")
     conn.close()
     db = open_db(path)

@@ -239,7 +239,8 @@ def _as_version_5(path: Path) -> None:
     conn.executescript(f"DROP TABLE {IMPORT_CHECKS}; DROP TABLE report_folders; "
                        "ALTER TABLE import_log DROP COLUMN balance; DROP TABLE tasks; "
                        "DELETE FROM _sqlite_migrations WHERE name LIKE 'm006%' OR name LIKE 'm007%' "
-                       "OR name LIKE 'm008%' OR name LIKE 'm009%' OR name LIKE 'm010%'; "
+                       "OR name LIKE 'm008%' OR name LIKE 'm009%' OR name LIKE 'm010%' OR name LIKE 'm011%'; "
+                       "DROP TRIGGER customer_search_insert; DROP TRIGGER customer_search_delete; DROP TRIGGER customer_search_update; DROP TABLE customer_search; DROP VIEW customer_search_source; "
                        "PRAGMA user_version = 5;")
     conn.close()
 

@@ -31,7 +31,7 @@ import re
 import sqlite3
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import HTMLStyle
@@ -42,7 +42,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.i18n import BABEL_LOCALE, DEFAULT, currency_symbol, language, set_language, t, tc, tn
 from crm_helpers.ingest import entry
 from crm_helpers.analyses import followup
-from crm_helpers.store.queries import memoized, store_currency
+from crm_helpers.store.queries import customer_search_sql, memoized, store_currency
 from crm_helpers.analyses.features import as_date
 from crm_helpers.analyses.sales import opportunities_as_of, stale_opportunities
 from crm_helpers.store.schema import (
@@ -128,16 +128,8 @@ def _blank_to_none(value: Any) -> Any:
 # ------------------------------------------------------------------------------ reading
 def _matches_sql(text: str) -> tuple[str, dict[str, str]] | None:
     """The WHERE clause and parameters of a search for ``text`` (see :func:`find_customers`)."""
-    needle = text.strip().lower()
-    if not needle:
-        return None
-    like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # typed literally
-    digits = "".join(ch for ch in needle if ch.isdigit())
-    phone = "replace(replace(replace(replace(replace(phone, ' ', ''), '-', ''), '/', ''), '(', ''), ')', '')"
-    return (f"{_CONTACTABLE} AND (lower(name) LIKE :like ESCAPE '\\' OR email LIKE :like ESCAPE '\\' "
-            f"OR lower(company) LIKE :like ESCAPE '\\' OR phone LIKE :like ESCAPE '\\' "
-            f"OR (length(:digits) >= 3 AND {phone} LIKE '%' || :digits || '%'))",
-            {"like": like, "digits": digits})
+    found = customer_search_sql(text)
+    return None if found is None else (f"{_CONTACTABLE} AND {found[0]}", found[1])
 
 
 def find_customers(db: Database, text: str, *, limit: int = SEARCH_LIMIT) -> list[tuple[str, str]]:
@@ -331,10 +323,16 @@ class _Form(_Undoable):
         self.sure = widgets.Checkbox(description=t(SURE), indent=False, layout=widgets.Layout(display="none"))
         self.last: EntryRecord | None = None
 
+    label_width = "9em"
+    """The width of the fields' labels (:meth:`_field`)."""
+
     def _field(self, name: str, widget: widgets.ValueWidget) -> widgets.ValueWidget:
-        widget.style.description_width = "9em"
+        own = widget.style
+        widget.style = self.desk.shared(type(own), description_width=self.label_width)  # one per kind of field
+        own.close()  # never drawn: the page does not fetch it
         self.fields[name] = widget
-        self.errors[name] = widgets.HTML()
+        self.errors[name] = widgets.HTML(layout=self.desk.shared(widgets.Layout),
+                                         style=self.desk.shared(HTMLStyle))
         widget.observe(lambda _: setattr(self.sure, "value", False), names="value")  # a new value, a new question
         if isinstance(widget, widgets.Text):  # Enter in a one-line field presses the field's button
             widget.on_msg(lambda _, content, __, n=name: content.get("event") == "submit" and self.enter(n))
@@ -382,7 +380,7 @@ class _Form(_Undoable):
         return widgets.VBox([self.future_ok, self.sure, widgets.HBox([self.message, self.undo])])
 
     def _row(self, name: str) -> widgets.HBox:
-        return widgets.HBox([self.fields[name], self.errors[name]])
+        return widgets.HBox([self.fields[name], self.errors[name]], layout=self.desk.shared(widgets.Layout))
 
     def _button(self, description: str, action: Callable[[], EntryRecord], style: str = "primary") -> widgets.Button:
         button = widgets.Button(description=description, button_style=style)
@@ -867,6 +865,13 @@ class TaskForm(_Form):
         return _record(self.desk.db, summary, [("tasks", (tid,), None)])
 
 
+FORMS: tuple[type[_Form], ...] = (CustomerForm, InteractionForm, OrderForm, FeedbackForm, TicketForm, DealForm,
+                                   TaskForm)
+"""The desk's forms, one tab each, in the tabs' order (:meth:`Desk.form`)."""
+_F = TypeVar("_F", bound=_Form)
+_W = TypeVar("_W", bound=widgets.Widget)
+
+
 # ------------------------------------------------------------------- correcting the timeline
 EDIT_COLUMNS: dict[str, tuple[str, ...]] = {
     "orders": ("order_date", "status", "amount", "refunded_amount"),
@@ -933,6 +938,7 @@ class EntryEditor(_Form):
     this change" takes it back, a deletion included. Adding stays in the tabs below."""
 
     title = "Correct an entry"
+    label_width = "18em"  # "Units of Sencha green tea 100g" whole
 
     def __init__(self, desk: "Desk") -> None:
         super().__init__(desk)
@@ -973,19 +979,52 @@ class EntryEditor(_Form):
             for name in EDIT_COLUMNS[item.table]:
                 self._field(name, self._widget(spec.column(name), row.get(name), table=item.table))
             if item.table == "orders":
-                names = dict(self.desk.db.execute("SELECT product_id, name FROM products").fetchall())
-                for line in entry.order_lines(self.desk.db, item.key):
+                products = self.desk.db.execute("SELECT product_id, name, unit_price FROM products ORDER BY name").fetchall()
+                names = {pid: name for pid, name, _ in products}
+                lines = entry.order_lines(self.desk.db, item.key)
+                for line in lines:
                     pid = line["product_id"]
                     self._field(f"quantity:{pid}", widgets.Text(value=str(line["quantity"]),
                                                                 description=t("Units of {product}", product=_text(names.get(pid)) or pid)))
+                self._new_line_fields(products, on_order={line["product_id"] for line in lines},
+                                      currency=_text(row.get("currency")))
             self.buttons.children = [self.save, self.cancel]
         for widget in self.fields.values():
-            widget.style.description_width = "18em"  # "Units of Sencha green tea 100g" whole
-            widget.layout.width = "40em"  # and the value beside it as wide as in the tabs (a phone: the full width)
+            widget.layout.width = "40em"  # the value beside its label as wide as in the tabs (a phone: the full width)
         self.rows.children = [self._row(n) for n in self.fields]
         self.form.layout.display = ""
         self.anchor = item.key
         self.desk.place_editor()
+
+    def _new_line_fields(self, products: list[tuple[str, Any, Any]], *, on_order: set[str], currency: str) -> None:
+        """The fields of a product line to add to the order: a product not on it yet (list prices
+        shown), its units (1 unless changed) and its unit price (blank: the list price)."""
+        self._field("new_product", widgets.Dropdown(options=[("", None)] + [
+            (t("{product} — no list price", product=_text(name) or pid) if price is None else
+             t("{product} — {price}", product=_text(name) or pid, price=_money(f"{price:,.2f}", currency)), pid)
+            for pid, name, price in products if pid not in on_order], value=None, description=t("Add a product")))
+        self._field("new_quantity", widgets.Text(value="1", description=t("Its units")))
+        self._field("new_unit_price", widgets.Text(description=t("Its unit price"), placeholder=t("its list price")))
+
+    def _new_line(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The product line to add, as :func:`entry.edit_order` takes it: ``({product: units},
+        {product: unit price})``, both empty when no product is picked; checked beside its fields
+        with the importer's rules (a very large number of units asked about once)."""
+        pid, units, price = (self.value(n) for n in ("new_product", "new_quantity", "new_unit_price"))
+        if pid is None:
+            if price is not None:
+                raise ValidationError("new_product", "", t("pick the product of the new line"))
+            return {}, {}
+        for name, column, typed in (("new_quantity", "quantity", units), ("new_unit_price", "unit_price", price)):
+            try:
+                clean = None if typed is None else clean_value(TABLES["order_items"].column(column), typed)
+            except ValueError as exc:
+                raise ValidationError(name, typed, str(exc)) from None
+            if name == "new_quantity" and (clean is None or int(clean) <= 0):
+                raise ValidationError(name, typed or "", t("give the number of units of the new line"))
+            if name == "new_quantity" and int(clean) >= LARGE_QUANTITY:
+                self.ask(name, typed, t("is {units} units", units=f"{int(clean):,}"))
+        return {pid: units}, ({pid: price} if price is not None else {})
 
     def _widget(self, column: Column, stored: Any, *, table: str) -> widgets.ValueWidget:
         """A field for ``column`` of ``table`` holding ``stored``: a list for a column of allowed values, else text."""
@@ -1042,12 +1081,19 @@ class EntryEditor(_Form):
         date = _HAPPENED.get(item.table)
         if date in changes:
             changes[date] = self.when(date, table=item.table, column=date)
-        quantities = self._quantities() if item.table == "orders" else {}
+        quantities, prices = self._quantities() if item.table == "orders" else {}, {}
+        if item.table == "orders":
+            added, prices = self._new_line()
+            quantities.update(added)
         if not (changes or quantities):
             raise ValidationError("entry", "", t("nothing was changed: correct a value first, or press Cancel"))
         lines = {l["product_id"]: l for l in entry.order_lines(db, item.key)} if item.table == "orders" else {}
         if item.table == "orders":
-            entry.edit_order(db, item.key, quantities=quantities, **changes)
+            try:
+                entry.edit_order(db, item.key, quantities=quantities, prices=prices, **changes)
+            except ValidationError as exc:  # the new line's price, refused by the importer's rules
+                field = {"unit_price": "new_unit_price", "product_id": "new_product"}.get(exc.column, exc.column)
+                raise ValidationError(field, exc.value, exc.reason) from None
         else:
             entry.edit_entry(db, item.table, entry_id=item.key, **changes)
         after = {l["product_id"] for l in entry.order_lines(db, item.key)} if item.table == "orders" else set()
@@ -1358,7 +1404,10 @@ class TodayList(_Undoable):
         self.items: list[TodayItem] = []
         self.lines: list[TodayLine] = []
         self.buttons: dict[str, tuple[widgets.Button, widgets.Button]] = {}
-        self.html_style = HTMLStyle()
+        self.heading = widgets.HTML()
+        self._panel: widgets.VBox | None = None
+        self._drawn: dict[str, tuple[tuple[str, tuple[str, ...]], widgets.HBox]] = {}
+        """Each line's key: what it said (its HTML and tasks) and its row, reused while it says the same."""
         self.book: BookToday | None = None
 
     def recompute(self) -> None:
@@ -1375,23 +1424,34 @@ class TodayList(_Undoable):
             return
         self.items = today_items(self.desk.db, self.desk.today, book=self.book)
         self.lines = today_lines(self.desk.db, self.items)
-        self.buttons = {}
-        rows: list[widgets.Widget] = [widgets.HTML("<h3>" + html.escape(t("Today ({count})", count=len(self.lines))) + "</h3>"
-                                                   + ("" if self.lines else "<i>" + html.escape(t("nothing to do today")) + "</i>"))]
-        # one layout and style for all lines' buttons, text and rows: fewer widget models for the page to fetch
-        button, text, box = widgets.Layout(width="6em"), widgets.Layout(flex="1 1 20em"), widgets.Layout()
-        style = widgets.ButtonStyle()
+        self.heading.value = ("<h3>" + html.escape(t("Today ({count})", count=len(self.lines))) + "</h3>"
+                              + ("" if self.lines else "<i>" + html.escape(t("nothing to do today")) + "</i>"))
+        # one layout and style for all lines' buttons, text and rows, and a line kept while it says the
+        # same: fewer widget models for the page to fetch when it opens and after each save
+        share = self.desk.shared
+        button, text, box = share(widgets.Layout, width="6em"), share(widgets.Layout, flex="1 1 20em"), share(widgets.Layout)
+        style, look = share(widgets.ButtonStyle), share(HTMLStyle)
+        drawn, self.buttons = self._drawn, {}
+        self._drawn = {}
         for line in self.lines:
-            done = widgets.Button(description=t("Done"), button_style="success", layout=button, style=style)
-            done.on_click(lambda _, l=line: self.done(l))
-            snooze = widgets.Button(description=t("Snooze"), layout=button, style=style)
-            snooze.on_click(lambda _, l=line: self.snooze(l))
-            self.buttons[line.customer_id or line.task_ids[0]] = (done, snooze)
-            row = widgets.HBox([widgets.HTML(line.html(), layout=text, style=self.html_style), done, snooze],
-                               layout=box)
-            row.add_class("desk-line")
-            rows.append(row)
-        self.box.children = rows
+            key = line.customer_id or line.task_ids[0]
+            said = (line.html(), tuple(line.task_ids))
+            if key in drawn and drawn[key][0] == said:
+                row = drawn[key][1]
+            else:
+                done = widgets.Button(description=t("Done"), button_style="success", layout=button, style=style)
+                done.on_click(lambda _, l=line: self.done(l))
+                snooze = widgets.Button(description=t("Snooze"), layout=button, style=style)
+                snooze.on_click(lambda _, l=line: self.snooze(l))
+                row = widgets.HBox([widgets.HTML(said[0], layout=text, style=look), done, snooze], layout=box)
+                row.add_class("desk-line")
+            self._drawn[key] = (said, row)
+            self.buttons[key] = (row.children[1], row.children[2])
+        self.box.children = [self.heading, *(row for _, row in self._drawn.values())]
+        for said, row in drawn.values():
+            if row not in self.box.children:  # a line gone or changed: its widgets are dropped
+                for widget in (*row.children, row):
+                    widget.close()
 
     def _saved(self, record: EntryRecord, verb: str) -> None:
         self.last = record
@@ -1444,24 +1504,30 @@ class TodayList(_Undoable):
         self._saved(_record(db, t("{name} until {day}", name=line.label, day=until), changes), t("Snoozed: {summary}."))
 
     def widget(self) -> widgets.Widget:
-        again = widgets.Button(description=t("Score again"))
-        again.on_click(lambda _: self.recompute())
-        panel = widgets.VBox([self.box, widgets.HBox([self.channel, self.note]), widgets.HBox([self.snooze_to, again]),
-                              widgets.HBox([self.message, self.undo])])
-        panel.add_class("desk-today")
-        return panel
+        """The panel: the lines, the channel and note "Done" writes, "Snooze to", the message and
+        "Undo" (built once: the same panel each time)."""
+        if self._panel is None:
+            again = widgets.Button(description=t("Score again"))
+            again.on_click(lambda _: self.recompute())
+            self._panel = widgets.VBox([self.box, widgets.HBox([self.channel, self.note]),
+                                        widgets.HBox([self.snooze_to, again]), widgets.HBox([self.message, self.undo])])
+            self._panel.add_class("desk-today")
+        return self._panel
 
 
 # ------------------------------------------------------------------------------ standby
 @dataclass
 class _Standby:
-    """A kernel waiting for the next page (:func:`warm_up`): its store, and the watcher that keeps
-    today's call list scored while it waits."""
+    """A kernel waiting for the next page (:func:`warm_up`): its store, the watcher that keeps
+    today's call list scored while it waits, and the page's desk built ahead (``desk``, with the
+    store's state it was drawn from, ``drawn``)."""
 
     db_path: str
     db: Database
     stop: threading.Event
     watcher: threading.Thread
+    desk: "Desk"
+    drawn: tuple[int, str]
 
 
 _standby: _Standby | None = None
@@ -1485,6 +1551,10 @@ def warm_up(db_path: str = "", *, poll_s: float = STANDBY_POLL_S) -> None:
     set_language(report_language())  # Today's reasons are written in the owner's language when scored
     db = open_db(db_path or None)
     book_today(db, dt.date.today())
+    desk = Desk(db)  # the page's widgets, drawn ahead: the page's cells only show them
+    desk.today_panel()
+    desk.entry_panel()
+    drawn = _store_version(db)
     stop = threading.Event()
 
     def watch() -> None:
@@ -1497,18 +1567,18 @@ def warm_up(db_path: str = "", *, poll_s: float = STANDBY_POLL_S) -> None:
 
     watcher = threading.Thread(target=watch, name="desk-standby", daemon=True)
     watcher.start()
-    _standby = _Standby(db_path, db, stop, watcher)
+    _standby = _Standby(db_path, db, stop, watcher, desk, drawn)
 
 
-def _release_standby() -> Database | None:
-    """Stop the standby's watcher (waiting for a scoring under way) and hand over its store."""
+def _release_standby() -> _Standby | None:
+    """Stop the standby's watcher (waiting for a scoring under way) and hand it over."""
     global _standby
     if _standby is None:
         return None
     standby, _standby = _standby, None
     standby.stop.set()
     standby.watcher.join()
-    return standby.db
+    return standby
 
 
 # --------------------------------------------------------------------------------- desk
@@ -1531,31 +1601,105 @@ class Desk:
         self.more = widgets.HTML()
         self.timeline = widgets.VBox()
         self.timeline.add_class("desk-timeline")
-        self.editor = EntryEditor(self)
+        self._editor: EntryEditor | None = None
+        self._shared: dict[tuple[Any, ...], widgets.Widget] = {}
         self._editor_at = 0
         self._timeline_keys: list[str] = []
+        self._timeline_drawn: dict[TimelineEntry, widgets.HBox] = {}
+        """Each timeline entry shown and its row, kept while the entry says the same."""
         self.search.observe(lambda _: self.find(), names="value")
         self.matches.observe(lambda change: change["new"] and self.select(change["new"]), names="value")
-        self.customer = CustomerForm(self)
-        self.interaction = InteractionForm(self)
-        self.order = OrderForm(self)
-        self.feedback = FeedbackForm(self)
-        self.ticket = TicketForm(self)
-        self.deal = DealForm(self)
-        self.task = TaskForm(self)
-        self.forms: list[_Form] = [self.customer, self.interaction, self.order, self.feedback, self.ticket, self.deal,
-                                   self.task]
+        self._forms: dict[type[_Form], _Form] = {}
+        self._pages: list[widgets.Box] = []
+        self._entry: widgets.Widget | None = None
         self.today_list = TodayList(self)
         self.select(None)
+
+    def shared(self, kind: type[_W], **traits: Any) -> _W:
+        """One ``kind`` of style or layout with ``traits``, shared by every widget that asks for it and
+        never changed afterwards: the page fetches and draws one model instead of one per widget."""
+        key = (kind, *sorted(traits.items()))
+        if key not in self._shared:
+            self._shared[key] = kind(**traits)
+        return self._shared[key]  # type: ignore[return-value]
+
+    @property
+    def editor(self) -> "EntryEditor":
+        """The timeline's editor (:class:`EntryEditor`), built when first used (Edit, Delete or Done
+        beside an entry) and shown under the entry it concerns from then on."""
+        if self._editor is None:
+            self._editor = EntryEditor(self)
+        return self._editor
+
+    def form(self, kind: type[_F]) -> _F:
+        """The desk's form of ``kind`` (one of :data:`FORMS`), built the first time it is asked for
+        (its tab opened, or a save from code): a page shows only the widgets of the tabs opened, so
+        it gets fewer of them to fetch and draw when it opens."""
+        built = self._forms.get(kind)
+        if built is None:
+            built = self._forms[kind] = kind(self)
+            built.refresh()
+            if isinstance(built, CustomerForm):
+                built.show(_customer(self.db, self.customer_id))
+            if self._pages:
+                self._pages[FORMS.index(kind)].children = (built.widget(),)
+        return built  # type: ignore[return-value]
+
+    @property
+    def forms(self) -> list[_Form]:
+        """The forms built so far (:meth:`form`), in the tabs' order."""
+        return [self._forms[kind] for kind in FORMS if kind in self._forms]
+
+    @property
+    def customer(self) -> CustomerForm:
+        """The "Customer" tab's form."""
+        return self.form(CustomerForm)
+
+    @property
+    def interaction(self) -> InteractionForm:
+        """The "Interaction" tab's form."""
+        return self.form(InteractionForm)
+
+    @property
+    def order(self) -> OrderForm:
+        """The "Order" tab's form."""
+        return self.form(OrderForm)
+
+    @property
+    def feedback(self) -> FeedbackForm:
+        """The "Feedback" tab's form."""
+        return self.form(FeedbackForm)
+
+    @property
+    def ticket(self) -> TicketForm:
+        """The "Ticket" tab's form."""
+        return self.form(TicketForm)
+
+    @property
+    def deal(self) -> DealForm:
+        """The "Deal" tab's form."""
+        return self.form(DealForm)
+
+    @property
+    def task(self) -> TaskForm:
+        """The "Task" tab's form."""
+        return self.form(TaskForm)
 
     @classmethod
     def open(cls, db_path: str = "", today: str = "") -> "Desk":
         """The desk on the store at ``db_path`` (blank: the default store); in a standby kernel
         (:func:`warm_up` on the same store) it takes over the store and today's scored call list."""
         set_language(report_language())  # $CRM_LANG, as for the pack (``crm desk --lang`` sets it)
-        warm = _standby is not None and _standby.db_path == db_path
-        db = _release_standby() if warm else None
-        return cls(db or open_db(db_path or None), today=today or None)
+        standby = _release_standby() if _standby is not None and _standby.db_path == db_path else None
+        if standby is None:
+            return cls(open_db(db_path or None), today=today or None)
+        desk, now = standby.desk, _store_version(standby.db)
+        if (as_date(today) if today else dt.date.today()) != desk.today or now[1] != standby.drawn[1]:
+            return cls(standby.db, today=today or None)  # another day than the one drawn
+        if now != standby.drawn:  # written meanwhile: Today as the watcher scored it, the lists re-read
+            desk.today_list.recompute()
+            desk.changed()
+        return desk
 
     def current(self) -> dict[str, Any] | None:
         """The selected customer's row; drops the selection when the row is gone or erased."""
@@ -1567,7 +1711,7 @@ class Desk:
     def drop_gone(self) -> None:
         """Stop showing anything of rows removed or erased since they were shown."""
         self.current()
-        for form in (*self.forms, self.editor):
+        for form in (*self.forms, *[self._editor] * (self._editor is not None)):
             form.drop_if_gone()
 
     def name(self) -> str:
@@ -1586,9 +1730,9 @@ class Desk:
     def select(self, customer_id: str | None) -> None:
         """Make ``customer_id`` the customer the forms write for (None: nobody)."""
         row = _customer(self.db, customer_id)
-        if (row or {}).get("customer_id") != self.customer_id:
-            self.editor.close()  # another person: their entry is not on screen any more
-            self.editor.anchor = None
+        if (row or {}).get("customer_id") != self.customer_id and self._editor is not None:
+            self._editor.close()  # another person: their entry is not on screen any more
+            self._editor.anchor = None
         self.customer_id = row["customer_id"] if row else None
         self.selected.value = ("<b>" + html.escape(t("Now working on:")) + "</b> " + html.escape(customer_label(
                                    row["name"], row["email"], company=row["company"], customer_id=row["customer_id"]))
@@ -1603,20 +1747,33 @@ class Desk:
 
     def _timeline_rows(self, entries: list[TimelineEntry]) -> list[widgets.Widget]:
         """One line per entry, with "Edit" and "Delete" (:class:`EntryEditor`); an open task also "Done"."""
-        button, text = widgets.Layout(width="5.5em"), widgets.Layout(flex="1 1 20em")
+        button, text = self.shared(widgets.Layout, width="5.5em"), self.shared(widgets.Layout, flex="1 1 20em")
+        style, box, look = self.shared(widgets.ButtonStyle), self.shared(widgets.Layout), self.shared(HTMLStyle)
         rows: list[widgets.Widget] = []
+        drawn, self._timeline_drawn = self._timeline_drawn, {}
         for item in entries:
-            edit = widgets.Button(description=t("Edit"), layout=button)
+            if item in drawn:  # the entry says the same as when drawn: its row stays (nothing to re-send)
+                rows.append(self._timeline_drawn.setdefault(item, drawn[item]))
+                continue
+            edit = widgets.Button(description=t("Edit"), layout=button, style=style)
             edit.on_click(lambda _, i=item: self.editor.open(i))
-            delete = widgets.Button(description=t("Delete"), layout=button)
+            delete = widgets.Button(description=t("Delete"), layout=button, style=style)
             delete.on_click(lambda _, i=item: self.editor.open(i, delete=True))
             line = widgets.HTML(f"<small>{html.escape(item.at[:16])}</small> <b>{html.escape(t(item.kind))}</b> "
-                                f"{html.escape(item.what)}", layout=text)
-            done = widgets.Button(description=t("Done"), button_style="success", layout=button)
-            done.on_click(lambda _, i=item: self.editor.complete(i))
-            row = widgets.HBox([line, widgets.HBox([*([done] * item.open_task), edit, delete])])  # buttons together
+                                f"{html.escape(item.what)}", layout=text, style=look)
+            buttons = [edit, delete]
+            if item.open_task:
+                done = widgets.Button(description=t("Done"), button_style="success", layout=button, style=style)
+                done.on_click(lambda _, i=item: self.editor.complete(i))
+                buttons.insert(0, done)
+            row = widgets.HBox([line, widgets.HBox(buttons, layout=box)], layout=box)  # buttons together
             row.add_class("desk-line")
-            rows.append(row)
+            rows.append(self._timeline_drawn.setdefault(item, row))
+        for item, row in drawn.items():
+            if item not in self._timeline_drawn:  # gone or changed: its widgets are dropped
+                line, box = row.children
+                for widget in (*box.children, box, line, row):
+                    widget.close()
         self._timeline_keys = [item.key for item in entries]
         return rows
 
@@ -1624,6 +1781,8 @@ class Desk:
         """Show the editor's panel right under the timeline entry it concerns (on a phone the entry,
         its form and its message stay on one screen); where that entry is gone (deleted), at the
         place it had; else at the end."""
+        if self._editor is None:  # nothing corrected yet: no panel to place
+            return
         rows = [r for r in self.timeline.children if r is not self.editor.panel]
         keys = self._timeline_keys
         if self.editor.anchor in keys:
@@ -1639,12 +1798,21 @@ class Desk:
             self.today_list.refresh()
 
     def entry_panel(self) -> widgets.Widget:
-        """The search box, the selected customer and one tab per form."""
-        tabs = widgets.Tab(children=[form.widget() for form in self.forms])
-        for i, form in enumerate(self.forms):
-            tabs.set_title(i, t(form.title))
-        return widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline,
-                             widgets.HTML("<b>" + html.escape(t("Add something new")) + "</b>"), tabs])
+        """The search box, the selected customer and one tab per form (:data:`FORMS`); a tab's form is
+        built when the tab is first opened (:meth:`form`), the first one at once. Built once: the
+        same panel each time."""
+        if self._entry is None:
+            self._pages = [widgets.VBox() for _ in FORMS]
+            tabs = widgets.Tab(children=self._pages)  # the first tab open
+            tabs.titles = tuple(t(kind.title) for kind in FORMS)
+            for kind, form in self._forms.items():
+                self._pages[FORMS.index(kind)].children = (form.widget(),)
+            self.form(FORMS[0])
+            tabs.observe(lambda change: change["new"] is not None and self.form(FORMS[change["new"]]),
+                         names="selected_index")
+            self._entry = widgets.VBox([self.search, self.matches, self.more, self.selected, self.timeline,
+                                        widgets.HTML("<b>" + html.escape(t("Add something new")) + "</b>"), tabs])
+        return self._entry
 
     def today_panel(self) -> widgets.Widget:
         """The Today list (computes its book-wide parts, :func:`book_today`, the first time)."""

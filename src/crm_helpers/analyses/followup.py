@@ -545,11 +545,12 @@ def follow_up(db: Database, as_of: dt.date, *, lookback_days: int = LOOKBACK_DAY
 
 
 def _call_reason(row: Any) -> str:
-    """Why a call-list row is on the list, in words: the detractor answer (score and day) and the
+    """Why a call-list row is on the list, in words: the detractor answer (score and day, worded as
+    the call list's reason, :data:`REASON_WORDINGS` ``"detractor"``, so the two cannot drift) and the
     open complaints (how many, since which day), whichever apply, joined by "; "."""
     parts = []
     if pd.notna(row.last_nps):
-        parts.append(t("detractor (NPS {score} on {day})", score=int(row.last_nps), day=str(row.answered_at)[:10]))
+        parts.append(t(REASON_WORDINGS["detractor"].text, score=int(row.last_nps), day=str(row.answered_at)[:10]))
     if row.open_complaints > 0:
         parts.append(t("{count} open complaint(s) since {day}", count=int(row.open_complaints),
                        day=str(row.oldest_open_complaint)[:10]))

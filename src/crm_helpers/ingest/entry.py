@@ -367,10 +367,12 @@ def order_lines(db: Database, order_id: str) -> list[dict[str, Any]]:
     return [dict(zip([d[0] for d in cursor.description], row)) for row in cursor.fetchall()]
 
 
-def edit_order(db: Database, order_id: str, *, quantities: dict[str, int | str] | None = None, **changes: Any) -> None:
+def edit_order(db: Database, order_id: str, *, quantities: dict[str, int | str] | None = None,
+               prices: dict[str, float | str] | None = None, **changes: Any) -> None:
     """Correct a past order in one transaction: ``quantities`` maps products to their new number of
-    units (0 or blank removes the line; a product not on the order is added at its list price, as
-    :func:`record_order` does), ``changes`` columns of ``orders`` as typed.
+    units (0 or blank removes the line; a product not on the order is added as a new line, at its
+    unit price in ``prices`` when given there, else at its list price, as :func:`record_order` does),
+    ``changes`` columns of ``orders`` as typed.
 
     Money stays as :func:`record_order` stores it: a line keeps the unit price paid; when the lines
     change and no new amount is given, the amount changes by what the lines' total changed (so an
@@ -385,8 +387,12 @@ def edit_order(db: Database, order_id: str, *, quantities: dict[str, int | str] 
         if is_blank(quantity) or str(quantity).strip() == "0":
             lines.pop(product_id, None)
             continue
-        price = old_lines[product_id]["unit_price"] if product_id in old_lines else \
-            _fetch(db, "products", "product_id", product_id)["unit_price"]
+        if product_id in old_lines:
+            price = old_lines[product_id]["unit_price"]
+        else:  # a new line: a product of the list, at the price given, else its list price
+            given = (prices or {}).get(product_id)
+            listed = _fetch(db, "products", "product_id", product_id)["unit_price"]
+            price = listed if is_blank(given) else given
         line = {**old_lines.get(product_id, {}), "order_id": order_id, "product_id": product_id,
                 "quantity": quantity, "unit_price": price}
         lines[product_id] = {**line, **require_valid(TABLES["order_items"], {k: v for k, v in line.items()

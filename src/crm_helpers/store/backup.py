@@ -40,6 +40,7 @@ from crm_helpers.store.connection import (
     newer_store_warning,
     open_db,
     owner_only_umask,
+    rebuild_customer_search,
 )
 from crm_helpers.store.suppression import SidecarError, SuppressionList
 
@@ -352,6 +353,9 @@ def _erase_again(path: Path, erasures: SuppressionList, *, page_size: int) -> in
         if erased or conn.execute("PRAGMA page_size").fetchone()[0] != page_size:
             conn.execute(f"PRAGMA page_size = {int(page_size)}")
             conn.execute("VACUUM")
+        conn.execute("PRAGMA secure_delete = ON")  # the old index's pages are overwritten, not left free
+        rebuild_customer_search(db)  # its rowids are the customers' as they are in this file now
+        conn.commit()
     finally:
         conn.close()
     return erased

@@ -246,7 +246,55 @@ def m010_tasks(db: Database) -> None:
     db.execute("PRAGMA user_version = 10")
 
 
-SCHEMA_VERSION = 10
+CUSTOMER_SEARCH = "customer_search"
+"""The search index of the customers (m011): SQLite FTS5 with the trigram tokenizer over each
+customer's name, e-mail, company, phone as stored and phone digits (:data:`PHONE_DIGITS_SQL`), so any
+part of 3 characters or more is found through the index, in any case; its rowids are the customers'.
+Kept by triggers on ``customers`` (insert, update of those columns, delete) and rebuilt whole by
+:func:`rebuild_customer_search` (after a restore, whose compaction may renumber rows)."""
+PHONE_DIGITS_SQL = "replace(replace(replace(replace(replace({phone}, ' ', ''), '-', ''), '/', ''), '(', ''), ')', '')"
+"""A phone number without its spaces, dashes, slashes and brackets (``{phone}``: the column), as the
+desk's search finds it by its digits alone."""
+_SEARCH_COLUMNS = "name, email, company, phone, digits"
+
+
+def _search_values(row: str) -> str:
+    """The index's columns from the ``customers`` row ``row`` (``new`` or ``old`` in a trigger)."""
+    return f"{row}.rowid, {row}.name, {row}.email, {row}.company, {row}.phone, " + PHONE_DIGITS_SQL.format(phone=f"{row}.phone")
+
+
+@migrations()
+def m011_customer_search(db: Database) -> None:
+    """The desk's customer search through an index (:data:`CUSTOMER_SEARCH`) instead of a scan of
+    every customer per keystroke: an FTS5 table whose content is the view ``customer_search_source``
+    (the customers' searched columns and phone digits), kept by triggers, filled once here."""
+    db.execute(f"CREATE VIEW {CUSTOMER_SEARCH}_source AS SELECT rowid AS customer_rowid, name, email, company, phone, "
+               f"{PHONE_DIGITS_SQL.format(phone='phone')} AS digits FROM customers")
+    db.execute(f"CREATE VIRTUAL TABLE {CUSTOMER_SEARCH} USING fts5({_SEARCH_COLUMNS}, "
+               f"content='{CUSTOMER_SEARCH}_source', content_rowid='customer_rowid', tokenize='trigram')")
+    delete = (f"INSERT INTO {CUSTOMER_SEARCH} ({CUSTOMER_SEARCH}, rowid, {_SEARCH_COLUMNS}) "
+              f"VALUES ('delete', {_search_values('old')});")
+    insert = f"INSERT INTO {CUSTOMER_SEARCH} (rowid, {_SEARCH_COLUMNS}) VALUES ({_search_values('new')});"
+    db.execute(f"CREATE TRIGGER {CUSTOMER_SEARCH}_insert AFTER INSERT ON customers BEGIN {insert} END")
+    db.execute(f"CREATE TRIGGER {CUSTOMER_SEARCH}_delete AFTER DELETE ON customers BEGIN {delete} END")
+    db.execute(f"CREATE TRIGGER {CUSTOMER_SEARCH}_update AFTER UPDATE OF name, email, company, phone ON customers "
+               f"BEGIN {delete} {insert} END")
+    rebuild_customer_search(db)
+    db.execute("PRAGMA user_version = 11")
+
+
+def rebuild_customer_search(db: Database) -> None:
+    """Fill the customer search index afresh from the customers (FTS5's ``rebuild``)."""
+    db.execute(f"INSERT INTO {CUSTOMER_SEARCH} ({CUSTOMER_SEARCH}) VALUES ('rebuild')")
+
+
+def compact_customer_search(db: Database) -> None:
+    """Merge the search index into one b-tree (FTS5's ``optimize``): what an erasure took out of it
+    is then gone from its pages too, not only marked deleted."""
+    db.execute(f"INSERT INTO {CUSTOMER_SEARCH} ({CUSTOMER_SEARCH}) VALUES ('optimize')")
+
+
+SCHEMA_VERSION = 11
 """The ``PRAGMA user_version`` of a fully migrated store."""
 
 

@@ -49,7 +49,7 @@ from crm_helpers.store.schema import (
     TASKS,
     personal_columns,
 )
-from crm_helpers.store.connection import store_path
+from crm_helpers.store.connection import compact_customer_search, store_path
 from crm_helpers.store.suppression import (
     Erasure,
     SuppressionList,
@@ -109,6 +109,7 @@ def forget(db: Database, who: str, *, inbox: Path | None = None, backups: Path |
     with db.atomic():
         db.execute("PRAGMA defer_foreign_keys = ON")
         recorded_rejects = _erase(db, customer_id, email, report)
+        compact_customer_search(db)  # the search index keeps nothing of them, not even marked deleted
         record_erasure(db, report.pseudonym, person={"customer_id": customer_id, "email": email, "phone": phone},
                        rows_changed=sum(report.rows_changed.values()))
         _log(db, report)
@@ -146,6 +147,8 @@ def reapply_erasures(db: Database, erasures: SuppressionList) -> list[ErasureRep
             _erase(db, customer_id, email, report)
             _log(db, report)
             reports.append(report)
+        if reports:
+            compact_customer_search(db)
     return reports
 
 

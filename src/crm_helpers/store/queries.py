@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import pandas as pd
 from sqlite_utils import Database
 
+from crm_helpers.store.connection import CUSTOMER_SEARCH, PHONE_DIGITS_SQL
 from crm_helpers.store.facts import STORE_CURRENCY_SQL, net_revenue_sql, paid
 
 MEMO_SIZE = 4
@@ -200,3 +201,30 @@ def money_note(db: Database) -> str:
         parts.append(_left_out_sentence(db, left_out))
     return " ".join(parts)
 
+
+
+SEARCH_INDEX_MIN = 3
+"""Typed text of this many characters or more is looked up in the search index (its trigrams);
+shorter text (a Chinese name of 2 characters, one emoji) is compared with every customer."""
+
+
+def customer_search_sql(text: str) -> tuple[str, dict[str, str]] | None:
+    """A condition on ``customers`` (no alias) and its parameters that holds for the customers whose
+    name, e-mail, company or phone contains ``text`` (any case), or whose phone's digits contain its
+    digits (3 or more, whatever spaces or dashes either is written with); None for blank text.
+    From :data:`SEARCH_INDEX_MIN` characters on through the index
+    (:data:`~crm_helpers.store.connection.CUSTOMER_SEARCH`), else by ``LIKE`` over every customer
+    (the same matches, a scan)."""
+    needle = text.strip().lower()
+    if not needle:
+        return None
+    digits = "".join(ch for ch in needle if ch.isdigit())
+    if len(needle) >= SEARCH_INDEX_MIN:
+        query = '{name email company phone} : "' + needle.replace('"', '""') + '"'
+        if len(digits) >= SEARCH_INDEX_MIN:
+            query += f' OR digits : "{digits}"'
+        return (f"rowid IN (SELECT rowid FROM {CUSTOMER_SEARCH} WHERE {CUSTOMER_SEARCH} MATCH :query)",
+                {"query": query})
+    like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"  # typed literally
+    return ("(lower(name) LIKE :like ESCAPE '\\' OR email LIKE :like ESCAPE '\\' "
+            "OR lower(company) LIKE :like ESCAPE '\\' OR phone LIKE :like ESCAPE '\\')", {"like": like})
