@@ -49,6 +49,13 @@ def test_english_is_the_default_and_its_text_is_the_source():
     assert numbers.span("1,000", "2,000", unit="EUR") == "1,000 to 2,000 EUR"
 
 
+def test_a_placeholder_may_be_called_message_or_context(chinese):
+    """`crm report` printed a traceback for "inbox: {message}": the placeholder collided with t's own argument."""
+    assert i18n.t("inbox: {message}", message="2 files") == "收件箱：2 files"
+    assert i18n.tc("tickets.priority", "low", message="x", context="y") == "低"
+    assert i18n.tn("{n} order", "{n} orders", n=2, singular="x", plural="y").startswith("2")
+
+
 def test_chinese_numbers_money_months_and_ranges(chinese):
     assert values.money(21883.4, "EUR") == "€21,883"
     assert values.money(954.219, "CNY") == "¥954.22"

@@ -114,21 +114,22 @@ def _fill(text: str, fields: dict[str, Any]) -> str:
     return text.format(**fields) if fields else text
 
 
-def t(message: str, **fields: Any) -> str:
+def t(message: str, /, **fields: Any) -> str:
     """``message`` in the language in use, its named placeholders filled from ``fields``
-    (``t("{count} customers", count=3)``); the English text when the catalogue lacks it."""
+    (``t("{count} customers", count=3)``); the English text when the catalogue lacks it. ``message`` is
+    positional-only, so a placeholder may itself be called ``{message}``."""
     found = catalogue(language()).get(message)
     return _fill(found if isinstance(found, str) else message, fields)
 
 
-def tc(context: str, message: str, **fields: Any) -> str:
+def tc(context: str, message: str, /, **fields: Any) -> str:
     """``message`` as meant in ``context`` (the entry with that ``msgctxt``; a stored value such as
     ``"low"`` is 低 as a ticket's priority, not a range's 下限), else as :func:`t` gives it."""
     found = catalogue(language()).get(f"{context}{CONTEXT_SEPARATOR}{message}")
     return _fill(found, fields) if isinstance(found, str) else t(message, **fields)
 
 
-def tn(singular: str, plural: str, *, n: int, **fields: Any) -> str:
+def tn(singular: str, plural: str, /, *, n: int, **fields: Any) -> str:
     """The singular or plural sentence for the count ``n`` in the language in use, filled from
     ``fields`` and ``n`` (``tn("{n} order", "{n} orders", n=3)``). English: singular for 1 only;
     Chinese has one form for every count."""
