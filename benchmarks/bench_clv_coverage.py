@@ -23,6 +23,7 @@ import datetime as dt
 import importlib.util
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -143,16 +144,33 @@ def cdnow_master_holdout(folder: Path) -> list[dict[str, object]]:
     return rows
 
 
-def run(runs_by_size: dict[int, int]) -> Section:
-    """Coverage and choice figures for each model and size, ``runs_by_size[n]`` books each."""
+def _one_book(job: tuple[str, int, int]) -> dict[str, float]:
+    """Coverage and choice figures of one book: ``job`` is (true model, customers, seed)."""
+    truth, n, seed = job
+    return book_coverage(truth, n, seed) | book_choice(truth, n, seed)
+
+
+def run(runs_by_size: dict[int, int], *, jobs: int = 1) -> Section:
+    """Coverage and choice figures for each model and size, ``runs_by_size[n]`` books each, the books
+    spread over ``jobs`` processes (each book is seeded by its number, so the figures do not depend on it)."""
+    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    try:
+        return _run(runs_by_size, pool, jobs)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _run(runs_by_size: dict[int, int], pool: ProcessPoolExecutor | None, jobs: int) -> Section:
     section = Section("clv_coverage", "How often the stated 80 % ranges hold the truth (simulated books)",
                       busy=f"load average {load_average()} at start")
     for n, runs in runs_by_size.items():  # the small sizes of every model first
         for truth in CDNOW_PARAMETERS:
             started = time.perf_counter()
             log(f"clv_coverage: {truth}, {n:,} customers, {runs} books")
-            books = [book_coverage(truth, n, seed) | book_choice(truth, n, seed) for seed in range(runs)]
-            seconds = (time.perf_counter() - started) / runs
+            work = [(truth, n, seed) for seed in range(runs)]
+            books = list(pool.map(_one_book, work)) if pool is not None else [_one_book(job) for job in work]
+            seconds = (time.perf_counter() - started) / runs * max(jobs, 1)  # process time a book
             share = {k: 100 * float(np.mean([b[k] for b in books])) for k in ("purchases", "spend", "choice",
                                                                                 "old_choice")}
             log(f"clv_coverage: {truth}, {n:,} customers: purchases {share['purchases']:.0f} %, spend "

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "clv_coverage":
             runs = (dict(tuple(int(v) for v in pair.split(":")) for pair in args.coverage_runs.split(","))
                     if args.coverage_runs else plan.coverage_runs)
-            section = bench_clv_coverage.run(runs)
+            section = bench_clv_coverage.run(runs, jobs=min(2, os.cpu_count() or 1))
         elif part == "pack":
             demo = scale_store.build(DEMO, args.scale_dir, log=log)
             with tempfile.TemporaryDirectory(prefix="crm-bench-stores-") as tmp:
