@@ -215,7 +215,7 @@ def test_logging_an_interaction_defaults_to_now(desk, db):
     row = db.execute("SELECT customer_id, channel, direction, outcome, occurred_at FROM interactions").fetchone()
     assert row[:4] == ("C1", "call", "outbound", "wants a quote")
     assert before <= dt.datetime.fromisoformat(row[4]) <= dt.datetime.now()
-    assert "outcome: wants a quote" in desk.interaction.message.value  # what was written
+    assert "Outcome: wants a quote" in desk.interaction.message.value  # what was written
     assert desk.interaction.fields["outcome"].value == ""  # emptied for the next one
     desk.interaction.undo.click()
     assert count(db, "interactions") == 0
@@ -577,6 +577,9 @@ def test_a_task_about_nobody_and_a_bad_day_are_handled_beside_the_field(desk, db
     fill(desk.task, due="2026-03-14", note="order more tea", about=False)
     desk.task.save.click()
     assert count(db, "tasks") == 1
+    # the save echoes what was typed, named as the form names it, not the desk's own bookkeeping
+    assert "Due: 2026-03-14" in desk.task.message.value and "To do: order more tea" in desk.task.message.value
+    assert "created" not in desk.task.message.value and "snoozed" not in desk.task.message.value
     desk.today_list.recompute()
     line = desk.today_list.lines[0]
     assert line.customer_id is None and line.reasons == ["order more tea (overdue by 1 day)"]

@@ -261,16 +261,23 @@ def _record(db: Database, summary: str, rows: list[tuple[str, tuple[Any, ...], d
     return entry_record(db, summary, rows=rows)
 
 
+_KEPT_BY_THE_DESK = {"created_at", "snoozed"}
+"""Columns the desk fills in itself (when a task was written down, how often it was moved): the
+save message already says what they record, so they are not echoed as typed values."""
+
+
 def _written(record: EntryRecord) -> str:
-    """The values the entry's main row holds now, in small print (ids and blanks left out)."""
+    """The values the entry's main row holds now, in small print, named as the form names them
+    (ids, blanks and the desk's own bookkeeping left out)."""
     main = record.changes[0]
     if main.after is None:  # a deletion
         return ""
     columns = schema_table(main.table)
-    values = [t("{field}: {value}", field=t(c.replace("_", " ")),
+    values = [t("{field}: {value}", field=field_label(c),
                 value=tc(f"{main.table}.{c}", v) if columns.column(c).allowed else v)
               for c, v in main.after.items()
-              if v is not None and not c.endswith("_id") and (main.before is None or main.before.get(c) != v)]
+              if v is not None and not c.endswith("_id") and c not in _KEPT_BY_THE_DESK
+              and (main.before is None or main.before.get(c) != v)]
     return f'<br><small>{html.escape("; ".join(values))}</small>' if values else ""
 
 
