@@ -344,7 +344,7 @@ def test_follow_up_lists_recent_detractors_and_open_complaints_with_their_last_i
     assert table.index.tolist() == ["K", "D"]  # open complaint first
     assert table.loc["D", "last_interaction"] == "2026-10-22 10:00:00" and table.loc["D", "last_channel"] == "call"
     assert table.loc["D", "reason"] == "detractor: NPS 3 on 2026-10-20"  # the call list's own wording
-    assert table.loc["K", "reason"].startswith("1 open complaint(s) since 2026-10-28")
+    assert table.loc["K", "reason"].startswith("1 open complaint since 2026-10-28")
     assert table.loc["D", "last_comment"] == "Late again" and table.loc["D", "name"] == "Person D"
     report = sentences.follow_up_report(followup.follow_up(db, OCT.end), as_of=OCT.end)
     assert report.message.startswith("**2 customers to call**") and report.ok

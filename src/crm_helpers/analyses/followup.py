@@ -47,7 +47,7 @@ from crm_helpers.store.facts import (
     ticket_open_sql,
 )
 from crm_helpers.analyses.features import as_date
-from crm_helpers.i18n import t
+from crm_helpers.i18n import t, tn
 from crm_helpers.store.values import Headline, money
 from crm_helpers.store.schema import TASKS
 from crm_helpers.store.safe_csv import write_safe_csv
@@ -552,8 +552,8 @@ def _call_reason(row: Any) -> str:
     if pd.notna(row.last_nps):
         parts.append(t(REASON_WORDINGS["detractor"].text, score=int(row.last_nps), day=str(row.answered_at)[:10]))
     if row.open_complaints > 0:
-        parts.append(t("{count} open complaint(s) since {day}", count=int(row.open_complaints),
-                       day=str(row.oldest_open_complaint)[:10]))
+        parts.append(tn("{n} open complaint since {day}", "{n} open complaints since {day}",
+                        n=int(row.open_complaints), day=str(row.oldest_open_complaint)[:10]))
     return t("; ").join(parts)
 
 
