@@ -61,7 +61,7 @@ from crm_helpers.models.predictive import DEFAULT_DRAWS, FutureSampler, quantile
 from crm_helpers.analyses import segmentation
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.periods import Period, same_month_last_year
-from crm_helpers.i18n import t
+from crm_helpers.i18n import t, tn
 from crm_helpers.store.values import Action, Headline, money_span, money_whole, named_list
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 
@@ -1132,7 +1132,8 @@ def compare_methods(analysis: ClvAnalysis, subscription: pd.DataFrame) -> pd.Dat
                      months=analysis.horizon_months),
          "mean_per_customer": float(c["clv"].mean()), "total": float(c["clv"].sum()),
          "assumes": "customers buy at their own pace until they silently leave; learned from the whole book"},
-        {"method": t("Transparent formula Σ profit/(1+d)^t, {years} year(s)", years=years),
+        {"method": tn("Transparent formula Σ profit/(1+d)^t, {n} year",
+                      "Transparent formula Σ profit/(1+d)^t, {n} years", n=years),
          "mean_per_customer": float(c["transparent_clv"].mean()), "total": float(c["transparent_clv"].sum()),
          "assumes": "each customer repeats last year's profit every year and never leaves"},
         {"method": "Subscription style: monthly margin ÷ monthly churn",

@@ -42,7 +42,7 @@ from crm_helpers.errors import CrmError
 from crm_helpers.store.queries import memoized, query_df, store_currency
 from crm_helpers.store.facts import iso, net_revenue_sql, next_day, on_or_before_sql, order_margin, paid
 from crm_helpers.store.periods import Period
-from crm_helpers.i18n import t
+from crm_helpers.i18n import t, tn
 from crm_helpers.store.values import Action, Attention, Headline, money, money_span
 
 ATTRIBUTION_WINDOW_DAYS = 30
@@ -418,7 +418,8 @@ def channel_totals(table: pd.DataFrame) -> pd.DataFrame:
         cost = float(ok["cost"].sum())
         inc = group["incremental_revenue"].dropna()
         note = "" if len(ok) == len(group) else (
-            t("{count} campaign(s) without a defined ROMI left out of the channel's ROMI", count=len(group) - len(ok)))
+            tn("{n} campaign without a defined ROMI left out of the channel's ROMI",
+               "{n} campaigns without a defined ROMI left out of the channel's ROMI", n=len(group) - len(ok)))
         rows.append({
             "channel": channel, "campaigns": len(group), "cost": float(group["cost"].sum()),
             "attributed_revenue": float(group["attributed_revenue"].sum()),
