@@ -78,3 +78,11 @@ def test_a_plot_with_nothing_to_show_says_why(draw, message):
     ax = draw()
     assert [text.get_text() for text in ax.texts] == [message] and not ax.axison
     plt.close(ax.figure)
+
+
+def test_the_clv_histogram_s_legend_says_purchases_so_far_not_the_column_name():
+    customers = pd.DataFrame({"clv": [5.0, 50.0, 500.0, 5000.0] * 5,
+                              "buyer_group": ["1 purchase", "2–3 purchases", "4–9 purchases", "10+ purchases"] * 5})
+    ax = plots.plot_clv_distribution(customers, "EUR")
+    assert ax.get_legend().get_title().get_text() == "purchases so far"
+    plt.close(ax.figure)

@@ -368,6 +368,8 @@ def plot_clv_distribution(customers: pd.DataFrame, currency: str) -> Axes:
                       palette="crest", hue_order=["1 purchase", "2–3 purchases", "4–9 purchases", "10+ purchases"])
     ax.set(title="Customer lifetime value (discounted expected profit)",
            xlabel=t("CLV ({currency}, log scale)", currency=currency), ylabel="customers")
+    if ax.get_legend() is not None:
+        ax.get_legend().set_title("purchases so far")  # not the column's name, buyer_group
     readable_axes(ax)
     return ax
 
