@@ -373,3 +373,14 @@ def test_the_crm_command_speaks_chinese_with_lang_zh_or_crm_lang(tmp_path, monke
     assert nobody.exit_code == 0 and nobody.output == "还没有人被清除。\n"
     for result in (made, again, refused, kept, no_month):
         assert english_sentences(result.output) == [], result.output
+
+
+def test_an_import_s_counted_notes_come_out_in_chinese(chinese):
+    """A note with a count is written in the owner's language where it is made: translating the
+    finished English sentence when shown could never find it in the catalogue."""
+    from crm_helpers.ingest.export_import import import_export
+    from crm_helpers.store.connection import memory_db
+
+    fixture = Path(__file__).parent / "fixtures" / "sources" / "wechat_pay_bill.csv"
+    summary = import_export(memory_db(), fixture).summary()
+    assert "1 行不是销售，未计入" in summary and "not a sale" not in summary

@@ -152,7 +152,7 @@ BAD_FILES = {
     "status not allowed": ("orders", "order_id,customer_id,order_date,amount,status\nO1,C1,2026-01-05,10,shipped\n",
                            r"row 2, column status: 'shipped' not one of paid, refunded, cancelled"),
     "missing required column": ("orders", "order_id,customer_id,amount\nO1,C1,10\n",
-                                r"missing required column\(s\) order_date for orders"),
+                                r"missing required column order_date for orders"),
     "ambiguous day/month": ("orders", "order_id,customer_id,order_date,amount,status\nO1,C1,03/04/2026,10,paid\n",
                             r"could be 3 April or 4 March.*--dayfirst"),
     "empty file": ("orders", "", r"bad\.csv: the file is empty"),
@@ -202,6 +202,6 @@ def test_cli_reports_a_bad_file_without_a_traceback(tmp_path):
     bad = _write(tmp_path / "orders.csv", "order_id,customer_id,order_date,amount,status\nO1,C404,2026-01-05,10,paid\n")
     proc = subprocess.run([CRM, "import", "orders", str(bad), "--db", str(store)], capture_output=True, text=True)
     assert proc.returncode == 1
-    assert "orders.csv: 1 bad row(s); nothing was imported" in proc.stderr
+    assert "orders.csv: 1 bad row; nothing was imported" in proc.stderr
     assert "row 2, column customer_id: 'C404' unknown customer" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -117,7 +117,7 @@ def test_a_bad_rate_names_file_row_and_currency_and_nothing_is_written(tmp_path)
     bad.write_text("\n".join(lines) + "\n")
     with pytest.raises(ImportRejected, match=r"row 3, column USD: '1\.13x76' not a number") as rejected:
         import_export(db, bad)
-    assert str(rejected.value).startswith("eurofxref-hist.csv: 1 bad row(s); nothing was imported")
+    assert str(rejected.value).startswith("eurofxref-hist.csv: 1 bad row; nothing was imported")
     assert db.table("exchange_rates").count == 0
 
 

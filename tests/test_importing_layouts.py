@@ -118,7 +118,7 @@ def test_typeform_partial_response_is_left_out_and_counted_also_in_the_dry_run()
     dry = import_export(db, FIXTURES / "typeform_responses_partial.csv", dry_run=True)
     assert "feedback       2 inserted" in dry.summary()
     result = import_export(db, FIXTURES / "typeform_responses_partial.csv")
-    assert "1 response(s) never submitted (partial: no submission time) were left out" in result.summary()
+    assert "1 response never submitted (partial: no submission time) was left out" in result.summary()
     assert db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 2
     # the one who left before the end is not made a customer either
     assert db.execute("SELECT count(*) FROM customers WHERE email = 'erin@example.com'").fetchone()[0] == 0
@@ -135,7 +135,7 @@ def test_wjx_anonymous_answers_are_kept_linked_to_nobody_and_counted_in_nps_and_
 
     db = memory_db()
     result = import_export(db, FIXTURES / "wjx_answers_anonymous.csv")
-    assert "2 anonymous answer(s)" in result.summary()
+    assert "2 anonymous answers" in result.summary()
     rows = [dict(r) for r in db.query("SELECT customer_id, nps, csat, comment FROM feedback ORDER BY submitted_at, nps")]
     anonymous = [r for r in rows if r["customer_id"] is None]
     # two answers in the same second, told apart by what they say
@@ -204,7 +204,7 @@ def test_an_export_without_line_discounts_leaves_the_discount_empty():
 def test_a_wechat_bill_downloaded_as_xlsx_imports_like_the_csv():
     db = memory_db()
     result = import_export(db, FIXTURES / "wechat_pay_bill.xlsx")
-    assert "1 rows that are not sales were left out" in result.summary()  # the shop's own lunch
+    assert "1 row that is not a sale was left out" in result.summary()  # the shop's own lunch
     orders = {r["order_id"]: r for r in db.query("SELECT * FROM orders")}
     # 28-digit order numbers stay exact text; the dates are the workbook's date cells
     paid = orders["1000039901202607080987654321"]
@@ -260,7 +260,7 @@ def test_alipay_pc_site_download_with_its_preamble_footer_and_partial_refund():
         raw.decode("utf-8")  # the download is GBK
     db = memory_db()
     result = import_export(db, FIXTURES / "alipay_pc_download.csv")
-    assert "1 rows that are not sales were left out" in result.summary()  # the shop's own lunch
+    assert "1 row that is not a sale was left out" in result.summary()  # the shop's own lunch
     orders = {r["order_id"]: r for r in db.query("SELECT * FROM orders")}
     assert set(orders) == {"2026060522001411111111", "2026061022001422222222", "2026061822001444444444"}
     first = orders["2026060522001411111111"]

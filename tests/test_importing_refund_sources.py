@@ -164,4 +164,4 @@ def test_a_square_row_of_another_event_type_is_no_sale_and_is_counted(tmp_path):
     result = import_export(db, path)
     assert "SQT9adjust" not in _orders(db) and len(_orders(db)) == 4
     assert result.balance.currencies["(no currency)"].not_sales == {"Adjustment": [1, pytest.approx(31.16)]}
-    assert "1 rows that are not sales were left out (only Event Type Payment / Refund are)" in result.summary()
+    assert "1 row that is not a sale was left out (only Event Type Payment / Refund are sales)" in result.summary()

@@ -298,7 +298,7 @@ def test_paypal_refund_rows_pay_back_their_order_and_transfers_are_not_sales():
     assert (refunded["status"], refunded["refunded_amount"]) == ("refunded", 99.99)
     assert _order(db, "5EF67890AB123456C")["status"] == "failed"  # Denied
     assert table_counts(db)["orders"] == 3  # neither the refund row nor the withdrawal is an order
-    assert any("1 rows that are not sales were left out" in n for n in result.notes)
+    assert any("1 row that is not a sale was left out" in n for n in result.notes)
     assert db.execute("SELECT count(*) FROM customers WHERE email = 'shop@example.com'").fetchone()[0] == 0
 
 
@@ -337,7 +337,7 @@ def test_wechat_pay_bill_after_its_preamble_keeps_income_only():
     assert orders["1000039901202606080987654321"]["amount"] == 188.0  # ¥188.00
     assert orders["1000039901202606200987654323"]["status"] == "refunded"
     assert {o["customer_id"] for o in orders.values()} == {"陈女士", "Leo"}
-    assert any("not sales" in n for n in result.notes)
+    assert any("1 row that is not a sale was left out" in n for n in result.notes)
 
 
 def test_mailchimp_exports_set_marketing_consent_by_email():

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 from sqlite_utils import Database
 
-from crm_helpers.i18n import t
+from crm_helpers.i18n import t, tn
 from crm_helpers.store.queries import currency_note
 from crm_helpers.ingest.balance import ImportBalance, money, partial_refunds, recorded_refunds
 from crm_helpers.ingest.table_import import (
@@ -181,7 +181,7 @@ class SourceImportResult(LeftOutRows):
         if self.rejected:
             file = self.rejects_path.name if self.rejects_path else ""
             lines.append(t(LEFT_OUT[(bool(file), self.dry_run)], count=self.rejected, file=file))
-        lines += [t(note) for note in self.notes]
+        lines += self.notes  # each written in the owner's language where it was made
         if self.balance.message:
             lines.append(self.balance.message)
         if self.balance.message and not self.balance.ok:
@@ -384,7 +384,7 @@ def _without_own_account(source: Source, header: list[str], raw: pd.DataFrame, f
         return frame
     frame = frame.copy(deep=False)
     frame["customers.email"] = np.where(own, "", email)
-    note = f"the shop's own account {shop} is not a customer"
+    note = t("the shop's own account {shop} is not a customer", shop=shop)
     if note not in notes:
         notes.append(note)
     return frame
@@ -502,7 +502,8 @@ def _left_out(rows: np.ndarray, gone: dict[int, str], *, described: np.ndarray) 
 
 def _not_sales_note(source: Source, left_out: int) -> str:
     kinds = ", ".join(f"{c} {' / '.join(v)}" for c, v in source.keep.items())
-    return f"{left_out} rows that are not sales were left out (only {kinds} are)"
+    return tn("{n} row that is not a sale was left out (only {kinds} are sales)",
+              "{n} rows that are not sales were left out (only {kinds} are sales)", n=left_out, kinds=kinds)
 
 
 def _each_distinct(values: pd.Series, rule: Callable[[str], str]) -> pd.Series:
@@ -561,7 +562,7 @@ def _clean(frame: pd.DataFrame, dayfirst: bool | None, rows: np.ndarray, errors:
 def _status(source: Source, frame: pd.DataFrame, clean: dict[str, pd.Series], rows: np.ndarray,
             errors: list[RowError], notes: list[str]) -> pd.Series:
     if "orders.status" not in frame:
-        notes.append("the export has no status column: every order was taken as paid")
+        notes.append(t("the export has no status column: every order was taken as paid"))
         status = pd.Series("paid", index=frame.index, dtype=object)
     else:
         text = _each_distinct(frame["orders.status"], lambda v: v.strip().lower())
@@ -877,7 +878,8 @@ def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Serie
     second) and its answers; both are counted in ``notes``."""
     submitted = clean["feedback.submitted_at"]
     if (unsent := submitted.isna().to_numpy()).any():
-        notes.append(f"{int(unsent.sum())} response(s) never submitted (partial: no submission time) were left out")
+        notes.append(tn("{n} response never submitted (partial: no submission time) was left out",
+                        "{n} responses never submitted (partial: no submission time) were left out", n=int(unsent.sum())))
         clean = {k: v[~unsent].reset_index(drop=True) for k, v in clean.items()}
         customer_id, stamps = customer_id[~unsent].reset_index(drop=True), stamps[~unsent].reset_index(drop=True)
         submitted = clean["feedback.submitted_at"]
@@ -891,8 +893,9 @@ def _feedback(source: Source, clean: dict[str, pd.Series], customer_id: pd.Serie
         if table == "feedback" and name != "submitted_at":
             frame[name] = values
     if anonymous := int(customer_id.isna().sum()):
-        notes.append(f"{anonymous} anonymous answer(s) (no e-mail or other identity) were kept: they count in NPS "
-                     "and CSAT and are linked to nobody")
+        notes.append(tn("{n} anonymous answer (no e-mail or other identity) was kept: it counts in NPS and CSAT and "
+                        "is linked to nobody", "{n} anonymous answers (no e-mail or other identity) were kept: they "
+                        "count in NPS and CSAT and are linked to nobody", n=anonymous))
     return frame
 
 
@@ -1037,17 +1040,19 @@ def import_export(db: Database, path: str | os.PathLike[str], *, encoding: str |
     if left_out:
         result.notes.insert(0, _not_sales_note(source, left_out))
     if owned:
-        result.notes.append(f"{owned} row{'s' if owned != 1 else ''} of {owner}'s own money (the bill's owner, never a "
-                            "customer) left out as not sales")
+        result.notes.append(tn("{n} row of {owner}'s own money (the bill's owner, never a customer) left out as not "
+                               "sales", "{n} rows of {owner}'s own money (the bill's owner, never a customer) left out "
+                               "as not sales", n=owned, owner=owner))
     if received:
         kinds = ", ".join(v for values in source.received_only.values() for v in values)
-        result.notes.append(f"{received} payment{'s' if received != 1 else ''} received from customers outside a "
-                            f"checkout ({kinds}) {'were' if received != 1 else 'was'} taken as sales")
+        result.notes.append(tn("{n} payment received from customers outside a checkout ({kinds}) was taken as sales",
+                               "{n} payments received from customers outside a checkout ({kinds}) were taken as "
+                               "sales", n=received, kinds=kinds))
     result.rejected = len(bad_lines)
     if rejected and not dry_run:
         result.rejects_path = write_rejects(path, header, raw_rows=bad_lines, errors=rejected)
     if not dry_run and (note := currency_note(db)):
-        result.notes.append(f"note: {note}")
+        result.notes.append(t("note: {note}", note=note))
     return result
 
 

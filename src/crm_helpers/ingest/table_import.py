@@ -206,8 +206,8 @@ class ImportResult(LeftOutRows):
         if self.ignored_columns:
             text += "; " + t("ignored columns: {columns}", columns=cut_list(self.ignored_columns))
             text += map_hint(self.table, self.ignored_columns[:LIST_LIMIT])
-        for note in self.notes:
-            text += f"; {t(note)}"
+        for note in self.notes:  # each written in the owner's language where it was made
+            text += f"; {note}"
         if not self.dry_run and self.batch_id is None:
             text += f"; {t(NOTHING_CHANGED)}"
         text += " " + t("(dry run: nothing written)") if self.dry_run else ""
@@ -863,7 +863,8 @@ def rejection_message(path: Path, errors: list[RowError], *, hint: str = SKIP_HI
     if hint == SKIP_HINT and any(e.reason == UNKNOWN["customers"] for e in errors):
         said += t(" If these customers are new, --create-missing-customers adds them as bare customers"
                   " (or import the customers file first).")
-    return t("{file}: {rows} bad row(s); nothing was imported.", file=path.name, rows=rows) + f"\n{shown}{more}\n{said}"
+    return tn("{file}: {n} bad row; nothing was imported.", "{file}: {n} bad rows; nothing was imported.", n=rows,
+              file=path.name) + f"\n{shown}{more}\n{said}"
 
 
 def import_file(
@@ -902,7 +903,7 @@ def import_file(
     given = mapping
     if mapping is None and (saved := remembered_mapping(db, header)) and saved[0] == spec.name:
         mapping = saved[1]
-        result.notes.append("used the --map kept from an earlier file of this layout")
+        result.notes.append(t("used the --map kept from an earlier file of this layout"))
     found, result.ignored_columns = match_headers(spec, header, mapping=mapping)
     refuse_repeated_headers(path, header, read=found)
     result.columns = {header[i].strip(): column for i, column in found.items()}
@@ -911,14 +912,15 @@ def import_file(
         required.discard("customer_id")
     if spec.name == "orders" and "status" not in found.values():
         required.discard("status")
-        result.notes.append("the file has no status column: every order was taken as paid")
+        result.notes.append(t("the file has no status column: every order was taken as paid"))
     missing = sorted(required - set(found.values()))
     if missing:
-        raise ImportRejected(t(
-            "{file}: missing required column(s) {columns} for {table}; {listing}. Rename the file's headers or use "
-            "--map 'Their Header=column'.", file=path.name, columns=", ".join(missing), table=spec.name,
-            listing=header_listing(header))
-        )
+        raise ImportRejected(tn(
+            "{file}: missing required column {columns} for {table}; {listing}. Rename the file's headers or use "
+            "--map 'Their Header=column'.",
+            "{file}: missing required columns {columns} for {table}; {listing}. Rename the file's headers or use "
+            "--map 'Their Header=column'.", n=len(missing), file=path.name, columns=", ".join(missing),
+            table=spec.name, listing=header_listing(header)))
     dates = [c.name for c in spec.columns if c.type in ("date", "datetime") and c.name in found.values()]
     errors: list[RowError] = []
     bad_lines: dict[int, list[str]] = {}  # the bad rows as the file has them, for the rejects file
