@@ -1038,6 +1038,10 @@ def analyse_customers(
     return analysis
 
 
+GROUP_MONEY_COLUMNS = ["total_clv", "total_clv_low", "total_clv_high", "mean_clv", "median_clv"]
+"""The columns of :func:`value_by_group` in money (the analysis' currency), whose headings name the currency."""
+
+
 def value_by_group(analysis: ClvAnalysis, by: str) -> pd.DataFrame:
     """CLV per group of the analysis' customers (a column of ``customers``, e.g. by="acquisition_channel").
 

@@ -78,6 +78,11 @@ LIFT_COLUMNS = [
 ]
 """The columns of :func:`campaign_table` about incremental revenue, for display."""
 
+MONEY_COLUMNS = ["cost", "attributed_revenue", "attributed_margin", "incremental_revenue", "incremental_ci_low",
+                 "incremental_ci_high"]
+"""The columns of :func:`campaign_table` and :func:`channel_totals` in money (the store's currency),
+whose headings name the currency on the page."""
+
 
 class RomiError(CrmError, ValueError):
     """The ROMI analysis cannot run with these settings."""

@@ -371,6 +371,11 @@ def value_not_available(reason: str) -> str:
     return t("Customer value not available: {reason}", reason=reason)
 
 
+def no_campaign(as_of: dt.date) -> str:
+    """Page 04: the store holds no campaign started by ``as_of``."""
+    return t("No campaign started by {day}.", day=f"{as_of:%Y-%m-%d}")
+
+
 def held_out_window(window: str) -> str:
     """Page 04: which days the holdout check held out (``window``: the check's own description)."""
     return t("Held-out window: {window}.", window=window)
