@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 
@@ -49,3 +51,15 @@ def test_reads_top_to_bottom(path):
         if cell.cell_type == "code":
             assert "class " not in cell.source, f"{path.name}: classes belong in the package"
             assert len(cell.source.splitlines()) <= 25, f"{path.name}: a long cell belongs in the package"
+
+
+PRINTED_WORDS = re.compile(r"""print\(\s*f?["'][^"'\n]*[A-Za-z]{2}""")
+"""A printed sentence written in the notebook: it belongs in report/sentences.py, where the catalogue translates it."""
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_printed_sentences_come_from_the_package(path):
+    """A notebook prints what the package words (and translates); an English f-string stayed English in a Chinese pack."""
+    nb = nbformat.read(path, as_version=4)
+    printed = [m.group(0) for c in nb.cells if c.cell_type == "code" for m in PRINTED_WORDS.finditer(c.source)]
+    assert not printed, f"{path.name}: {printed}"

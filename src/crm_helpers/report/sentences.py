@@ -17,6 +17,7 @@ import pandas as pd
 
 from crm_helpers.i18n import t, tn
 from crm_helpers.report import numbers
+from crm_helpers.report.summaries import plan_together
 from crm_helpers.store.values import money_whole
 
 from crm_helpers.analyses.followup import FOLLOW_UP_FILE, LOOKBACK_DAYS, FollowUpQueue
@@ -31,6 +32,7 @@ from crm_helpers.analyses.satisfaction import (
 if TYPE_CHECKING:
     from crm_helpers.store.periods import Period
     from crm_helpers.analyses.clv import HoldoutValidation
+    from crm_helpers.analyses.plan import PlanEffect
     from crm_helpers.analyses.rhythm import PurchaseRhythm
 
 
@@ -369,6 +371,24 @@ def value_basis(as_of: dt.date, buyers: int, *, horizon_months: int, annual_disc
 def value_not_available(reason: str) -> str:
     """Page 04: why there are no customer values (``reason``: the analysis' message)."""
     return t("Customer value not available: {reason}", reason=reason)
+
+
+def plan_lines(plan: PlanEffect, *, as_of: dt.date) -> str:
+    """Page 07: what the levers are worth from ``as_of`` (the plan's own sentence), and with more than
+    one lever all of them together (:func:`crm_helpers.report.summaries.plan_together`)."""
+    lines = [t("As of {day}, for the {months} months after it: {sentence}", day=f"{as_of:%Y-%m-%d}",
+               months=plan.horizon_months, sentence=plan.sentence)]
+    return "\n".join(lines + [plan_together(plan)] if len(plan.parts) > 1 else lines)
+
+
+def no_win_back_customers() -> str:
+    """Page 07: the win-back lever is not set, so there is nobody to list."""
+    return t("Set a win-back share above 0 to list the customers it is about.")
+
+
+def no_cohorts() -> str:
+    """Page 06: no paid order yet, so no cohort."""
+    return t("No paid orders yet: no cohorts.")
 
 
 def no_campaign(as_of: dt.date) -> str:
