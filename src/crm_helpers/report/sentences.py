@@ -17,8 +17,7 @@ import pandas as pd
 
 from crm_helpers.i18n import t, tn
 from crm_helpers.report import numbers
-from crm_helpers.report.summaries import plan_together
-from crm_helpers.store.values import money_whole
+from crm_helpers.store.values import money, money_span, money_whole
 
 from crm_helpers.analyses.followup import FOLLOW_UP_FILE, LOOKBACK_DAYS, FollowUpQueue
 from crm_helpers.analyses.satisfaction import (
@@ -375,10 +374,14 @@ def value_not_available(reason: str) -> str:
 
 def plan_lines(plan: PlanEffect, *, as_of: dt.date) -> str:
     """Page 07: what the levers are worth from ``as_of`` (the plan's own sentence), and with more than
-    one lever all of them together (:func:`crm_helpers.report.summaries.plan_together`)."""
+    one lever all of them together, signed, with their 80 % range."""
     lines = [t("As of {day}, for the {months} months after it: {sentence}", day=f"{as_of:%Y-%m-%d}",
                months=plan.horizon_months, sentence=plan.sentence)]
-    return "\n".join(lines + [plan_together(plan)] if len(plan.parts) > 1 else lines)
+    if len(plan.parts) > 1:
+        lines.append(t("All levers together: about {effect} (80 % range {range}).",
+                       effect=money(plan.effect, plan.currency, signed=True),
+                       range=money_span(plan.low, plan.high, currency=plan.currency, signed=True)))
+    return "\n".join(lines)
 
 
 def no_win_back_customers() -> str:

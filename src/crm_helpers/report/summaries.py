@@ -161,14 +161,10 @@ def plan_page(plan: Any) -> Summary:
         return summary([plan.message])
     if plan.parts.empty:
         return summary([t(PLAN_NOTHING)])
-    return summary([plan_together(plan), plan.sentence] if len(plan.parts) > 1 else [plan.sentence])
-
-
-def plan_together(plan: Any) -> str:
-    """All levers of ``plan`` (:class:`crm_helpers.analyses.plan.PlanEffect`) together: their expected
-    extra money over its months, signed, with the 80 % range."""
-    return t(PLAN_EFFECT, effect=numbers.money(plan.effect, plan.currency, signed=True), months=plan.horizon_months,
-             range=money_span(plan.low, plan.high, currency=plan.currency, signed=True))
+    together = t(
+        PLAN_EFFECT, effect=numbers.money(plan.effect, plan.currency, signed=True), months=plan.horizon_months,
+        range=money_span(plan.low, plan.high, currency=plan.currency, signed=True))
+    return summary([together, plan.sentence] if len(plan.parts) > 1 else [plan.sentence])
 
 
 def show(page_summary: Summary) -> None:
