@@ -681,6 +681,17 @@ def test_the_desk_server_is_local_keyed_and_culls_idle_kernels():
     assert server_config(key, standby=False).StandbyKernelManager.standby is False  # --no-standby
 
 
+def test_a_kernel_listed_before_the_server_marks_it_is_shown_as_starting():
+    """The turn between jupyter_client listing a new kernel and jupyter_server marking it: the
+    kernel list answers (it answered 500 when the standby kernel was caught there)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    manager = server_config(new_key()).ServerApp.kernel_manager_class()
+    manager._kernels["new"] = AsyncKernelManager(kernel_name=KERNEL_NAME)  # what jupyter_client does first
+    assert [(k["id"], k["execution_state"]) for k in manager.list_kernels()] == [("new", "starting")]
+    assert manager.kernel_model("new")["name"] == KERNEL_NAME
+
+
 def test_the_desk_template_leaves_out_every_cdn_link_of_the_stock_one():
     stock = (Path(sys.prefix) / "share/jupyter/voila/templates/lab/index.html.j2").read_text()
     ours = (PROJECT_ROOT / "jupyter/voila/templates" / TEMPLATE / "index.html.j2").read_text()

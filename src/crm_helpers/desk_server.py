@@ -110,7 +110,7 @@ def standby_kernel_manager() -> type:
 
     from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
     from jupyter_server.utils import ensure_async
-    from jupyter_server._tz import utcnow
+    from jupyter_server._tz import isoformat, utcnow
     from traitlets import Bool
 
     class StandbyKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
@@ -162,6 +162,18 @@ def standby_kernel_manager() -> type:
             if wanted:
                 self.fill(STANDBY_DELAY_S)
             return str(started)
+
+        def kernel_model(self, kernel_id: str) -> dict[str, Any]:
+            """jupyter_server's model of a kernel; a kernel in its first event-loop turn is "starting".
+
+            jupyter_client lists a new kernel one turn before jupyter_server gives it its
+            ``last_activity``; a ``GET /api/kernels`` landing in that turn answered 500 (the standby
+            kernel starts with the server, so the desk met it; jupyter-server/enterprise_gateway#1395)."""
+            kernel = self._kernels.get(kernel_id)
+            if kernel is not None and not hasattr(kernel, "last_activity"):
+                return {"id": kernel_id, "name": kernel.kernel_name, "last_activity": isoformat(utcnow()),
+                        "execution_state": "starting", "connections": self._kernel_connections.get(kernel_id, 0)}
+            return dict(super().kernel_model(kernel_id))
 
         async def cull_kernel_if_idle(self, kernel_id: str) -> None:
             if kernel_id != self.ready:
