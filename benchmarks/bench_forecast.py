@@ -1,6 +1,6 @@
 """``make bench`` part ``forecast``: how often the forecast's stated 80 % range holds the actual month.
 
-Simulated seasonal sales (:mod:`benchmarks.forecast_coverage`: four generators) with 12, 18, 24 and
+Simulated seasonal sales (:mod:`benchmarks.forecast_coverage`: five generators) with 12, 18, 24 and
 48 months of history, each forecast 6 months ahead by the page's own pipeline
 (:func:`crm_helpers.analyses.forecast.forecast_series`); a row per history length and month ahead
 gives the share of forecasts whose actual fell inside the stated range. Target 75–85 % wherever
@@ -44,7 +44,8 @@ def section(runs: list[fc.Run], per_generator: int, *, seconds: float) -> Sectio
     s.notes.append(
         f"{per_generator} series of each of the {len(fc.GENERATORS)} generators ({', '.join(fc.GENERATORS)}) per "
         "length of history, forecast 6 months ahead with `forecast.forecast_series` (the model, its backtest, the "
-        "widening by horizon of `forecast.RANGE_FACTORS` and the widening to the backtest); a forecast counts when "
+        "range rescaled month by month: the backtest's factor times `forecast.BACKTEST_SHAPE`, or "
+        "`forecast.RANGE_FACTORS` without a backtest); a forecast counts when "
         "the simulated actual falls inside the stated 80 % range. Seeds apart from the calibration's "
         "(`python -m benchmarks.forecast_coverage --calibrate`). Share inside, all months ahead pooled, by "
         "generator: " + "; ".join(

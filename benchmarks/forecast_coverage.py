@@ -1,9 +1,9 @@
 """How often the forecast's stated 80 % range holds the actual month, on simulated seasonal sales.
 
-    python -m benchmarks.forecast_coverage --calibrate          # print RANGE_FACTORS for forecast.py
+    python -m benchmarks.forecast_coverage --calibrate          # print RANGE_FACTORS and BACKTEST_SHAPE
     python -m benchmarks.forecast_coverage --series 40          # a coverage table on the console
 
-Four generators of monthly sales, each drawn with random parameters and a random first month (so
+Five generators of monthly sales, each drawn with random parameters and a random first month (so
 the history ends in any month of the year):
 
 - ``december peak``: a shop growing 0–3 % a month (or shrinking up to 0.5 %), November × 1.1–1.4,
@@ -14,12 +14,15 @@ the history ends in any month of the year):
   any phase), trend −1 to +1.5 %; overdispersion shape 20–60.
 - ``bumpy``: the December shop with campaign bursts (8 % of months, × 1.3–1.8) and, in one run
   of three, a lasting level shift (× 0.7–1.3) at a random month.
+- ``drifting level``: a level that wanders month to month (a random walk on the log scale, steps
+  of sd 2–6 % around a drift of −0.5 to +2 %), so that, unlike in the four above, the misses grow
+  with the months ahead; a December peak × 1.0–1.6; noise sd 5–15 %.
 
 :func:`run_series` forecasts 6 months from the history with :func:`forecast.forecast_series` (the
-page's own pipeline: model, backtest, widening by horizon and to the backtest) and scores them
-against the 6 simulated months that follow. :func:`calibrate` turns such runs into the factors of
-:data:`forecast.RANGE_FACTORS`; :func:`coverage` is what ``make bench`` reports, on seeds apart
-from the calibration's.
+page's own pipeline: model, backtest, the range rescaled month by month) and scores them against
+the 6 simulated months that follow. :func:`calibrate` turns such runs into the factors of
+:data:`forecast.RANGE_FACTORS` and :data:`forecast.BACKTEST_SHAPE`; :func:`coverage` is what
+``make bench`` reports, on seeds apart from the calibration's.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ import pandas as pd
 from crm_helpers.analyses import forecast
 
 HORIZON = 6
-GENERATORS = ("december peak", "summer business", "small counts", "bumpy")
+GENERATORS = ("december peak", "summer business", "small counts", "bumpy", "drifting level")
 CALIBRATION_LENGTHS: dict[str, tuple[int, ...]] = {
     "6 to 11 months": (6, 8, 9, 11),
-    "12 to 14 months": (12, 13, 14),
+    "12 months": (12,),
+    "13 to 14 months": (13, 14),
     "15 to 17 months": (15, 16, 17),
     "18 to 20 months": (18, 19, 20),  # no backtest widening under 21 months (forecast.MIN_BACKTEST_MONTHS)
     "21 to 23 months": (21, 22, 23),
@@ -78,6 +82,11 @@ def simulate(kind: str, months: int, rng: np.random.Generator) -> pd.Series:
         mean = rng.uniform(15, 80) * (1 + rng.uniform(-0.01, 0.015)) ** t * season
         shape = rng.uniform(20, 60)
         values = rng.poisson(rng.gamma(shape, mean / shape)).astype(float)
+    elif kind == "drifting level":
+        steps = rng.normal(rng.uniform(-0.005, 0.02), rng.uniform(0.02, 0.06), months)
+        season = np.where(month == 12, rng.uniform(1.0, 1.6), 1.0)
+        level = rng.uniform(2_000, 50_000) * np.exp(np.cumsum(steps)) * season
+        values = level * np.exp(rng.normal(0, rng.uniform(0.05, 0.15), months))
     else:
         raise ValueError(f"unknown generator {kind!r}; choose from {', '.join(GENERATORS)}")
     return pd.Series(values, index=index)
@@ -92,13 +101,13 @@ class Run:
     seed: int
     inside: tuple[bool, ...]
     """Per month ahead: the actual fell inside the stated (final) range."""
-    needed: tuple[float, ...]
-    """Per month ahead: the factor on the model's own half-width that would just have reached the
-    actual (0 when the backtest widening already held it)."""
+    scores: tuple[float, ...]
+    """Per month ahead: the miss divided by the model's own half-width (the factor on it that would
+    just have reached the actual)."""
     q: float = float("nan")
-    """The backtest's factor (:func:`forecast.backtest_factor`), NaN when it did not widen the range."""
-    scores: tuple[float, ...] = ()
-    """Per month ahead: the miss divided by the model's own half-width (``needed`` before the backtest's part)."""
+    """The backtest's factor (:func:`forecast.backtest_factor`), NaN when it did not set the range."""
+    halves: tuple[float, ...] = ()
+    """Per month ahead: the model's own half-width (:func:`forecast.model_half_width`), in the series' unit."""
 
 
 def run_series(kind: str, months: int, seed: int) -> Run:
@@ -108,16 +117,12 @@ def run_series(kind: str, months: int, seed: int) -> Run:
     one = forecast.forecast_series(history, horizon=HORIZON)
     fc, raw = one.forecast, one.raw
     inside = (future >= fc["lower"].to_numpy() - 1e-9) & (future <= fc["upper"].to_numpy() + 1e-9)
-    point = raw["forecast"].to_numpy()
     half = forecast.model_half_width(raw)
-    miss = np.abs(future - point)
+    miss = np.abs(future - raw["forecast"].to_numpy())
     with np.errstate(divide="ignore", invalid="ignore"):
-        needed = np.where(half > 0, miss / half, np.where(miss > 0, np.inf, 0.0))
-    scores = tuple(float(v) for v in needed)
-    if one.q is not None:  # the backtest's factor applies to the same half-width
-        needed = np.where(needed <= one.q + 1e-9, 0.0, needed)
-    return Run(kind, months, seed, tuple(bool(v) for v in inside), tuple(float(v) for v in needed),
-               float("nan") if one.q is None else one.q, scores)
+        scores = np.where(half > 0, miss / half, np.where(miss > 0, np.inf, 0.0))
+    return Run(kind, months, seed, tuple(bool(v) for v in inside), tuple(float(v) for v in scores),
+               float("nan") if one.q is None else one.q, tuple(float(v) for v in half))
 
 
 def _run_one(job: tuple[str, int, int]) -> Run:
@@ -125,8 +130,10 @@ def _run_one(job: tuple[str, int, int]) -> Run:
 
 
 def simulate_runs(lengths: tuple[int, ...], per_generator: int, *, seed: int, jobs: int = 1) -> list[Run]:
-    """``per_generator`` runs of every generator at every length (seeds ``seed``, ``seed + 1``, …)."""
-    work = [(kind, months, seed + i * 1_000 + g * 100_000 + months)
+    """``per_generator`` runs of every generator at every length: generator g's i-th run at ``months``
+    has seed ``seed + g·1,000,000 + i·1,000 + months``, so the calibration's seeds (from
+    :data:`CALIBRATION_SEED`, under 500 runs a generator) never meet the benchmark's."""
+    work = [(kind, months, seed + g * 1_000_000 + i * 1_000 + months)
             for months in lengths for g, kind in enumerate(GENERATORS) for i in range(per_generator)]
     if jobs <= 1:
         return [_run_one(job) for job in work]
@@ -134,13 +141,41 @@ def simulate_runs(lengths: tuple[int, ...], per_generator: int, *, seed: int, jo
         return list(pool.map(_run_one, work, chunksize=4))
 
 
-def calibrate(runs: list[Run], *, interval: float = forecast.CALIBRATED_INTERVAL) -> tuple[float, ...]:
-    """Per month ahead, the ``interval`` quantile of the needed factors, made non-decreasing with the horizon.
+MIN_CALIBRATION_RUNS = 100
+"""The fewest simulated forecasts a set of factors is calibrated on; with fewer the band keeps 1.0."""
 
-    A factor under 1 narrows a model range that held more than ``interval`` (with the backtest's widening)."""
-    needed = np.array([r.needed for r in runs])
-    factors = np.quantile(needed, interval, axis=0, method="higher")
-    return tuple(round(float(v), 2) for v in np.maximum.accumulate(factors))
+
+def _factors(scores: np.ndarray, halves: np.ndarray, interval: float) -> tuple[float, ...]:
+    """Per month ahead, the smallest factor on the model's own half-width (``halves``, one row per run)
+    whose range, never narrower than the month before (:func:`forecast.widen_by_horizon`), holds
+    ``interval`` of the runs: the ``interval`` quantile (taken upwards) of the factor each run needs
+    (``scores``), counting 0 where the month before's range already held it. Rounded up to 0.01."""
+    factors: list[float] = []
+    before = np.zeros(len(scores))  # each run's stated half-width the month before, in the unit of ``halves``
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in range(scores.shape[1]):
+            held = scores[:, k] * halves[:, k] <= before + 1e-12
+            needed = np.quantile(np.where(held, 0.0, scores[:, k]), interval, method="higher")
+            factor = float(np.ceil(100 * needed - 1e-9) / 100) + 0.0  # + 0.0: never -0.0
+            factors.append(factor)
+            before = np.maximum(before, halves[:, k] * factor)
+    return tuple(factors)
+
+
+def calibrate(runs: list[Run], *, interval: float = forecast.CALIBRATED_INTERVAL
+              ) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """``(RANGE_FACTORS entry, BACKTEST_SHAPE entry)`` from simulated runs (:func:`_factors`), None where
+    fewer than :data:`MIN_CALIBRATION_RUNS` runs lacked (or had) a backtest factor. With one, each run's
+    scores are divided by it: the shape is a factor on (model half-width × backtest factor)."""
+    scores = np.array([r.scores for r in runs], dtype=float).reshape(len(runs), -1)
+    halves = np.array([r.halves for r in runs], dtype=float).reshape(scores.shape)
+    q = np.array([r.q for r in runs], dtype=float)
+    without, with_q = np.isnan(q), ~np.isnan(q)
+    factors = (_factors(scores[without], halves[without], interval)
+               if without.sum() >= MIN_CALIBRATION_RUNS else None)
+    shape = (_factors(scores[with_q] / q[with_q, None], halves[with_q] * q[with_q, None], interval)
+             if with_q.sum() >= MIN_CALIBRATION_RUNS else None)
+    return factors, shape
 
 
 def coverage(runs: list[Run]) -> pd.DataFrame:
@@ -163,7 +198,8 @@ def coverage_by_generator(runs: list[Run]) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calibrate", action="store_true", help="print the factors per band for RANGE_FACTORS")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="print the factors per band for RANGE_FACTORS and BACKTEST_SHAPE")
     parser.add_argument("--series", type=int, default=50, help="series per generator and length (default 50)")
     parser.add_argument("--bands", help="comma-separated bands to calibrate (default: all)")
     parser.add_argument("--jobs", type=int, default=1)
@@ -173,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         bands = [b.strip() for b in args.bands.split(",")] if args.bands else list(CALIBRATION_LENGTHS)
         for band in bands:
             runs = simulate_runs(CALIBRATION_LENGTHS[band], args.series, seed=CALIBRATION_SEED, jobs=args.jobs)
-            print(f'    "{band}": {calibrate(runs)},  # {len(runs)} series, '
-                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            factors, shape = calibrate(runs)
+            with_q = sum(not np.isnan(r.q) for r in runs)
+            print(f'    "{band}": RANGE_FACTORS {factors} ({len(runs) - with_q} series without a backtest factor), '
+                  f"BACKTEST_SHAPE {shape} ({with_q} with one), {time.perf_counter() - started:.0f} s", flush=True)
         return 0
     runs = simulate_runs(BENCH_LENGTHS, args.series, seed=BENCH_SEED, jobs=args.jobs)
     print(coverage(runs).round(3).to_string())

@@ -426,12 +426,14 @@ def backtest_factor(bt: pd.DataFrame, *, interval: float) -> float | None:
 
 
 RANGE_BANDS: tuple[tuple[int, int, str], ...] = (
-    (6, 11, "6 to 11 months"), (12, 14, "12 to 14 months"), (15, 17, "15 to 17 months"),
+    (6, 11, "6 to 11 months"), (12, 12, "12 months"), (13, 14, "13 to 14 months"), (15, 17, "15 to 17 months"),
     (18, 20, "18 to 20 months"), (21, 23, "21 to 23 months"), (24, 35, "24 to 35 months"),
     (36, 10_000, "36 months or more"),
 )
 """Lengths of history (months, both ends included) that share one set of :data:`RANGE_FACTORS`:
-the method changes at 12 and 24 months; the backtest has 1 fold from 15 months (an origin needs
+the method changes at 12 and 24 months (exactly 12 months is a band of its own: with one set of
+factors for 12 to 14 months, simulated forecasts from 12 months held 75 % and from 14 months 86 %,
+on 1,008 series of the band); the backtest has 1 fold from 15 months (an origin needs
 12 earlier months and a fold 3 later ones), 2 from 18 and 3 from 21, and the fewer its folds the
 less its widening can be trusted; the SARIMAX grid grows at 36. Under 6 months nothing is measured."""
 
@@ -441,31 +443,41 @@ MIN_BACKTEST_MONTHS = 9
 18 months of history instead of 80 %. Reached at 21 months (3 folds of 3 months)."""
 
 CALIBRATED_INTERVAL = 0.8
-"""The only coverage for which :data:`RANGE_FACTORS` were calibrated and measured."""
+"""The only coverage for which :data:`RANGE_FACTORS` and :data:`BACKTEST_SHAPE` were calibrated and measured."""
 
 RANGE_FACTORS: dict[str, tuple[float, ...]] = {
-    "6 to 11 months": (1.19, 1.19, 1.19, 1.19, 1.19, 1.19),
-    "12 to 14 months": (1.65, 1.79, 1.79, 1.79, 1.79, 1.79),
-    "15 to 17 months": (1.19, 1.33, 1.33, 1.33, 1.33, 1.33),
-    "18 to 20 months": (1.19, 1.3, 1.3, 1.3, 1.3, 1.3),
-    "21 to 23 months": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
-    "24 to 35 months": (0.58, 0.65, 0.72, 0.72, 0.72, 0.72),
-    "36 months or more": (0.69, 0.69, 0.69, 0.69, 0.69, 0.73),
+    "6 to 11 months": (1.15, 0.97, 0.86, 0.8, 0.72, 0.0),
+    "12 months": (1.9, 1.97, 1.98, 2.05, 2.14, 1.91),
+    "13 to 14 months": (1.57, 1.64, 1.57, 1.71, 0.0, 1.08),
+    "15 to 17 months": (1.27, 1.34, 1.45, 1.39, 0.0, 0.0),
+    "18 to 20 months": (1.19, 1.22, 1.25, 1.21, 1.23, 1.3),
+    "21 to 23 months": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    "24 to 35 months": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    "36 months or more": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
 }
-"""Per band of :data:`RANGE_BANDS`, the factor by which the model's own 80 % range (its half-width,
-made non-decreasing) is rescaled 1, 2, … 6 months ahead (months further ahead take the 6th).
-A factor under 1 narrows a range that, with the backtest's widening, held more than 80 %; 0 means
-the backtest's widening alone held 80 % that month ahead. Calibrated by
-``python -m benchmarks.forecast_coverage --calibrate`` on simulated seasonal series (four
-generators, history lengths across each band, seeds apart from the benchmark's): each factor is
-the 80th percentile, over the simulated forecasts that month ahead, of the factor that would just
-have reached the actual, counting the backtest widening of :func:`backtest_factor` as a hit;
-then made non-decreasing with the horizon. ``make bench`` measures the coverage on fresh series.
-The 21 to 23 months band was recalibrated on 2026-12-07 (360 series) after the backtest's factor
-became one per month ahead (:func:`backtest_factor`): that factor alone held 80 % of the months
-at every horizon. The 24+ bands keep their earlier factors: a recalibration on 80 series at 24
-and 30 months asked for 1.13 one month ahead and, made non-decreasing, a range that held 88 %
-of the benchmark's series, against 79 % with the factors kept."""
+"""Per band of :data:`RANGE_BANDS`, the factor on the model's own 80 % half-width 1, 2, … 6 months
+ahead when the series' backtest does not set the range (it holds under
+:data:`MIN_BACKTEST_MONTHS` months: always under 21 months of history, rarely above).
+Calibrated on 2026-12-07 by ``python -m benchmarks.forecast_coverage --calibrate`` on 1,000–1,005
+simulated seasonal series per band (five generators, history lengths across the band, seeds
+apart from the benchmark's), month by month: each factor is the smallest that holds 80 % of the
+simulated months that far ahead, given that the stated range is never narrower than the month
+before's (:func:`widen_by_horizon`). 0 means the month before's range, kept, already held 80 %.
+From 21 months the backtest sets the range in all but a handful of the simulated series (8 of
+1,000 at 24 to 35 months), too few to calibrate: those keep the model's own range (1.0)."""
+
+BACKTEST_SHAPE: dict[str, tuple[float, ...]] = {
+    "21 to 23 months": (0.98, 1.01, 0.97, 0.0, 0.95, 0.0),
+    "24 to 35 months": (1.22, 0.0, 0.75, 0.66, 0.63, 0.0),
+    "36 months or more": (1.28, 1.18, 0.0, 0.0, 0.0, 0.8),
+}
+"""Per band from 21 months of history, the factor on (the model's own half-width × the backtest's
+:func:`backtest_factor`) 1, 2, … 6 months ahead. The backtest pools its 1-, 2- and 3-month-ahead
+misses into one factor, and the model's own half-width grows faster with the months ahead than
+its misses do: with that factor alone, at 24 months of history the range held 72 % of simulated
+months 1 month ahead and 88 % 5–6 months ahead. Calibrated as :data:`RANGE_FACTORS` are, on the
+simulated series whose backtest set the range, with each series' misses divided by its backtest
+factor: a shape factor is under 1 where the backtest's factor alone held more than 80 %."""
 
 
 def history_band(n_months: int) -> str | None:
@@ -481,43 +493,47 @@ def model_half_width(raw: pd.DataFrame) -> np.ndarray:
     return np.fmax.accumulate((raw["upper"].to_numpy() - raw["lower"].to_numpy()) / 2)
 
 
-def horizon_factors(steps: np.ndarray, *, n_months: int, at_least: float | None = None) -> np.ndarray:
-    """The factor on the model's own half-width for each of ``steps`` (0 = 1 month ahead): the band's
-    (:data:`RANGE_FACTORS`, the 6th beyond 6 months, 1 outside every band), or ``at_least`` where larger.
-    Without ``at_least`` a band factor of 0 (calibrated as "the backtest alone held it") becomes 1, the
-    model's own range: a series whose backtest could not be used never gets a range of zero width."""
+def horizon_factors(steps: np.ndarray, *, n_months: int, q: float | None = None) -> np.ndarray:
+    """The factor on the model's own half-width for each of ``steps`` (0 = 1 month ahead; beyond the
+    6th month, where nothing was measured, the largest of the six): with the backtest's factor ``q``,
+    ``q`` × the band's :data:`BACKTEST_SHAPE` (1 for a band without one); without, the band's
+    :data:`RANGE_FACTORS` (1 outside every band: the model's own range)."""
     band = history_band(n_months)
-    factors = np.asarray(RANGE_FACTORS[band] if band else (1.0,), dtype=float)
-    chosen = factors[np.minimum(steps, len(factors) - 1)]
-    return np.where(chosen > 0, chosen, 1.0) if at_least is None else np.maximum(chosen, at_least)
+    if q is None:
+        factors = np.asarray(RANGE_FACTORS[band] if band else (1.0,), dtype=float)
+    else:
+        factors = q * np.asarray(BACKTEST_SHAPE.get(band or "", (1.0,)), dtype=float)
+    return np.append(factors, factors.max())[np.minimum(steps, len(factors))]
 
 
-def widen_by_horizon(raw: pd.DataFrame, *, n_months: int, at_least: float | None = None) -> pd.DataFrame:
-    """The model's own range (``raw``: ``month, forecast, lower, upper``, unclipped) widened month by month.
+def widen_by_horizon(raw: pd.DataFrame, *, n_months: int, q: float | None = None) -> pd.DataFrame:
+    """The model's own range (``raw``: ``month, forecast, lower, upper``, unclipped) rescaled month by month.
 
     The half-width (upper − lower) ÷ 2 of month k ahead, made non-decreasing with k (a simulated
-    range can come out a little narrower a month further on), is multiplied by the band's k-th
-    factor (:data:`RANGE_FACTORS`; the 6th beyond 6 months; 1 outside every band), or by
-    ``at_least`` (the backtest's :func:`backtest_factor`) where that is larger, around the
-    forecast: widths grow with the months ahead as the model's own do. Nothing is clipped:
-    :func:`forecast_series` clips at 0 last.
+    range can come out a little narrower a month further on), is multiplied by the k-th factor of
+    :func:`horizon_factors` (with the backtest's factor ``q`` when there is one) and made
+    non-decreasing again, around the forecast: a range never narrows further out. Nothing is
+    clipped: :func:`forecast_series` clips at 0 last.
     """
-    half = model_half_width(raw) * horizon_factors(np.arange(len(raw)), n_months=n_months, at_least=at_least)
+    factors = horizon_factors(np.arange(len(raw)), n_months=n_months, q=q)
+    half = np.fmax.accumulate(model_half_width(raw) * factors)
     point = raw["forecast"].to_numpy()
     return raw.assign(lower=point - half, upper=point + half)
 
 
-def backtest_hits(bt: pd.DataFrame, *, n_months: int, at_least: float | None = None) -> tuple[int, int]:
+def backtest_hits(bt: pd.DataFrame, *, n_months: int, q: float | None = None) -> tuple[int, int]:
     """``(held, months)``: how many backtest months the stated range, laid around each backtest forecast, held.
 
     The k-th month of each fold gets the refit's own half-width that month (``model_half``) times the
     factor the stated range uses k months ahead (:func:`horizon_factors` for ``n_months`` of history
-    and the backtest's factor ``at_least``); a month is held when |actual − model| is within it.
+    and the backtest's factor ``q``), never narrower than the fold's month before (as
+    :func:`widen_by_horizon`); a month is held when |actual − model| is within it.
     ``(0, 0)`` without a backtest."""
     if bt.empty:
         return 0, 0
     steps = bt.groupby("fold").cumcount().to_numpy()
-    half = bt["model_half"].to_numpy(dtype=float) * horizon_factors(steps, n_months=n_months, at_least=at_least)
+    half = bt["model_half"].to_numpy(dtype=float) * horizon_factors(steps, n_months=n_months, q=q)
+    half = pd.Series(half, index=bt.index).groupby(bt["fold"]).cummax().to_numpy()
     held = (bt["actual"] - bt["model"]).abs().to_numpy() <= half + 1e-9
     return int(held.sum()), len(bt)
 
@@ -528,8 +544,8 @@ class SeriesForecast:
 
     ``model`` (fitted :class:`MonthlyForecaster`), ``raw`` (its own range, unclipped), ``backtest``
     (:func:`backtest`), ``q`` (the backtest's factor on the model's own half-width, :func:`backtest_factor`, None
-    when it does not widen the range), ``forecast`` (``month, forecast, lower, upper``: the range widened by horizon and to the
-    backtest, clipped at 0), ``band`` (:func:`history_band`), ``measured`` (True when this range's
+    when it does not set the range), ``forecast`` (``month, forecast, lower, upper``: the range rescaled month by month,
+    :func:`widen_by_horizon`, clipped at 0), ``band`` (:func:`history_band`), ``measured`` (True when this range's
     coverage was calibrated and measured: an 80 % range with a band), ``message`` (plain sentences
     on the range)."""
 
@@ -551,7 +567,7 @@ class SeriesForecast:
 def range_in_words(band: str | None, *, measured: bool, backtest_months: int, interval: float) -> str:
     """One or two plain sentences on what the forecast range is and how often it holds.
 
-    ``backtest_months``: months in the series' backtest; from :data:`MIN_BACKTEST_MONTHS` on it widened the range."""
+    ``backtest_months``: months in the series' backtest; from :data:`MIN_BACKTEST_MONTHS` on it sets the range."""
     share = f"{interval:.0%}"
     if not measured:
         if band and interval != CALIBRATED_INTERVAL:
@@ -562,15 +578,15 @@ def range_in_words(band: str | None, *, measured: bool, backtest_months: int, in
     fields = {"band": t(band or ""), "inside": round(interval * 10), "months": backtest_months,
               "needed": MIN_BACKTEST_MONTHS}
     if backtest_months >= MIN_BACKTEST_MONTHS:
-        return t("The range starts from the model's own and is rescaled for each month ahead, wider further out, so "
-                 "that on simulated seasonal sales with {band} of history {inside} actual months in 10 fell inside "
-                 "it; where your own past months (the backtest) needed more, it is wider.", **fields)
+        return t("The range is set by how far the forecasts of your own past months missed (the backtest), rescaled "
+                 "for each month ahead (never narrower further out), so that on simulated seasonal sales with {band} of history "
+                 "{inside} actual months in 10 fell inside it.", **fields)
     if backtest_months == 0:
-        return t("The range starts from the model's own and is rescaled for each month ahead, wider further out, so "
+        return t("The range starts from the model's own and is rescaled for each month ahead (never narrower further out), so "
                  "that on simulated seasonal sales with {band} of history {inside} actual months in 10 fell inside "
                  "it. With so little history there is no backtest on your own months: its width comes from the "
                  "simulations alone.", **fields)
-    return t("The range starts from the model's own and is rescaled for each month ahead, wider further out, so that "
+    return t("The range starts from the model's own and is rescaled for each month ahead (never narrower further out), so that "
              "on simulated seasonal sales with {band} of history {inside} actual months in 10 fell inside it. Your "
              "own backtest has only {months} months, too few to set it (it takes {needed}): its width comes from "
              "the simulations alone.", **fields)
@@ -580,16 +596,17 @@ def forecast_series(y: pd.Series, *, horizon: int = 6, interval: float = 0.8, fo
                     backtest_horizon: int = 3, random_state: int = 0) -> SeriesForecast:
     """Fit, backtest and forecast one monthly series with a range honest for its length of history.
 
-    The model (:class:`MonthlyForecaster`) gives its own range; :func:`widen_by_horizon` widens it
-    by the factors measured for this length of history and this many months ahead, or by the
-    series' own :func:`backtest_factor` where that is larger and the backtest holds at least
-    :data:`MIN_BACKTEST_MONTHS` months; all bounds are clipped at 0 last.
+    The model (:class:`MonthlyForecaster`) gives its own range; :func:`widen_by_horizon` rescales
+    it month by month: by the series' own :func:`backtest_factor` times the shape measured for this
+    length of history (:data:`BACKTEST_SHAPE`) when the backtest holds at least
+    :data:`MIN_BACKTEST_MONTHS` months, else by the factors measured for this length of history
+    (:data:`RANGE_FACTORS`); all bounds are clipped at 0 last.
     """
     model = MonthlyForecaster(horizon=horizon, interval=interval, random_state=random_state).fit(y)
     bt = backtest(y, model, folds=folds, horizon=backtest_horizon)
     raw = model.predict_unclipped()
     q = backtest_factor(bt, interval=interval) if len(bt) >= MIN_BACKTEST_MONTHS else None
-    widened = widen_by_horizon(raw, n_months=model.n_months_, at_least=q)
+    widened = widen_by_horizon(raw, n_months=model.n_months_, q=q)
     clipped = widened.assign(**{c: np.maximum(widened[c].to_numpy(), 0.0) for c in ("forecast", "lower", "upper")})
     band = history_band(model.n_months_)
     measured = band is not None and np.isclose(interval, CALIBRATED_INTERVAL)
@@ -689,7 +706,7 @@ def forecast_sales(
         model_err, base_err, verdict = backtest_verdict(bt, model.label_, what=what)
         result.models[metric], result.backtests[metric], result.series[metric] = model, bt, one
         result.forecasts[metric] = one.forecast
-        held, months = backtest_hits(bt, n_months=model.n_months_, at_least=one.q)
+        held, months = backtest_hits(bt, n_months=model.n_months_, q=one.q)
         if months:
             verdict += " " + t("Laid around the backtest's forecasts, the {share} range would have held {held} of its "
                                "{months} months.", share=f"{interval:.0%}", held=held, months=months)
