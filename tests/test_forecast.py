@@ -169,6 +169,8 @@ def test_three_month_store_and_empty_store_run(tmp_path):
     write_demo(db, generate_demo(customers=40, months=3, seed=3, end="2026-10"))
     result = forecast.forecast_sales(db, dt.date(2026, 10, 31), horizon=4)
     assert len(result.history) == 3 and len(result.table) == 4
+    orders = result.table[["orders", "orders_lower", "orders_upper"]].to_numpy()
+    assert (orders == np.round(orders)).all()  # whole orders in the table
     assert set(result.summary["method"]) == {"naive baseline"}
     assert "too short" in result.message and result.summary["model_mape"].isna().all() and result.ok
     plots.plot_forecast(result, metric="revenue")

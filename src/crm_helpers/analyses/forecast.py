@@ -615,6 +615,10 @@ def forecast_series(y: pd.Series, *, horizon: int = 6, interval: float = 0.8, fo
                           measured=bool(measured), message=words)
 
 
+REVENUE_COLUMNS = ("revenue", "revenue_lower", "revenue_upper")
+"""The money columns of :attr:`SalesForecast.table` (net revenue, in the store's currency)."""
+
+
 @dataclass
 class SalesForecast:
     """What :func:`forecast_sales` returns: history, forecasts, backtests and plain-language summary.
@@ -637,12 +641,14 @@ class SalesForecast:
 
     @property
     def table(self) -> pd.DataFrame:
-        """Both forecasts side by side: ``month, revenue, revenue_lower, revenue_upper, orders, ...``."""
+        """Both forecasts side by side: ``month, revenue, revenue_lower, revenue_upper, orders, ...``
+        (:data:`REVENUE_COLUMNS` in the store's currency); orders rounded to whole orders, the way a
+        person counts them (the model's expected 381.65 orders is shown as 382)."""
         parts = []
         for metric, fc in self.forecasts.items():
             renamed = fc.set_index("month").rename(columns={"forecast": metric, "lower": f"{metric}_lower",
                                                             "upper": f"{metric}_upper"})
-            parts.append(renamed)
+            parts.append(renamed.round(0) if metric == "orders" else renamed)
         return pd.concat(parts, axis=1).reset_index() if parts else pd.DataFrame(columns=["month"])
 
     def next_month(self, metric: str = "revenue") -> dict[str, Any]:
