@@ -132,7 +132,7 @@ def _run_one(job: tuple[str, int, int]) -> Run:
 def simulate_runs(lengths: tuple[int, ...], per_generator: int, *, seed: int, jobs: int = 1) -> list[Run]:
     """``per_generator`` runs of every generator at every length: generator g's i-th run at ``months``
     has seed ``seed + g·1,000,000 + i·1,000 + months``, so the calibration's seeds (from
-    :data:`CALIBRATION_SEED`, under 500 runs a generator) never meet the benchmark's."""
+    :data:`CALIBRATION_SEED`, at most 400 runs a generator and length) never meet the benchmark's."""
     work = [(kind, months, seed + g * 1_000_000 + i * 1_000 + months)
             for months in lengths for g, kind in enumerate(GENERATORS) for i in range(per_generator)]
     if jobs <= 1:

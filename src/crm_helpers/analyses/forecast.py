@@ -579,17 +579,17 @@ def range_in_words(band: str | None, *, measured: bool, backtest_months: int, in
               "needed": MIN_BACKTEST_MONTHS}
     if backtest_months >= MIN_BACKTEST_MONTHS:
         return t("The range is set by how far the forecasts of your own past months missed (the backtest), rescaled "
-                 "for each month ahead (never narrower further out), so that on simulated seasonal sales with {band} of history "
-                 "{inside} actual months in 10 fell inside it.", **fields)
+                 "for each month ahead (never narrower further out), so that on simulated seasonal sales with {band} "
+                 "of history {inside} actual months in 10 fell inside it.", **fields)
     if backtest_months == 0:
-        return t("The range starts from the model's own and is rescaled for each month ahead (never narrower further out), so "
-                 "that on simulated seasonal sales with {band} of history {inside} actual months in 10 fell inside "
-                 "it. With so little history there is no backtest on your own months: its width comes from the "
-                 "simulations alone.", **fields)
-    return t("The range starts from the model's own and is rescaled for each month ahead (never narrower further out), so that "
-             "on simulated seasonal sales with {band} of history {inside} actual months in 10 fell inside it. Your "
-             "own backtest has only {months} months, too few to set it (it takes {needed}): its width comes from "
-             "the simulations alone.", **fields)
+        return t("The range starts from the model's own and is rescaled for each month ahead (never narrower "
+                 "further out), so that on simulated seasonal sales with {band} of history {inside} actual months "
+                 "in 10 fell inside it. With so little history there is no backtest on your own months: its width "
+                 "comes from the simulations alone.", **fields)
+    return t("The range starts from the model's own and is rescaled for each month ahead (never narrower further "
+             "out), so that on simulated seasonal sales with {band} of history {inside} actual months in 10 fell "
+             "inside it. Your own backtest has only {months} months, too few to set it (it takes {needed}): its "
+             "width comes from the simulations alone.", **fields)
 
 
 def forecast_series(y: pd.Series, *, horizon: int = 6, interval: float = 0.8, folds: int = 3,
@@ -688,10 +688,10 @@ def forecast_sales(
     """Forecast monthly net revenue and paid orders for ``horizon`` months after ``as_of``'s last complete month.
 
     Returns a :class:`SalesForecast`: ``history`` (:func:`monthly_history`), per metric the
-    ``forecasts`` (``month, forecast, lower, upper``: the range of :func:`forecast_series`, widened by
-    horizon and to the backtest's errors), fitted ``models``, ``backtests`` (:func:`backtest`), the
-    whole :class:`SeriesForecast` per metric in ``series``, and a ``summary`` table (``metric, method, months_of_history, model_mape,
-    seasonal_naive_mape, verdict, note``; MAPE in percent). An empty store gives empty tables,
+    ``forecasts`` (``month, forecast, lower, upper``: the range of :func:`forecast_series`, rescaled
+    month by month), fitted ``models``, ``backtests`` (:func:`backtest`), the whole
+    :class:`SeriesForecast` per metric in ``series``, and a ``summary`` table (``metric, method,
+    months_of_history, model_mape, seasonal_naive_mape, verdict, note``; MAPE in percent). An empty store gives empty tables,
     ``ok`` False and a ``message`` instead of an error. Memoized
     (:func:`~crm_helpers.store.queries.memoized`): the page and :func:`headline_figures` share one
     forecast, treat it as read-only.
