@@ -571,7 +571,7 @@ def range_in_words(band: str | None, *, measured: bool, backtest_months: int, in
     share = f"{interval:.0%}"
     if not measured:
         if band and interval != CALIBRATED_INTERVAL:
-            return t("The {share} range is the model's own, widened month by month as for an 80 % range; how often "
+            return t("The {share} range is the model's own, rescaled month by month as for an 80 % range; how often "
                      "it holds is measured only for 80 % ranges.", share=share)
         return t("The {share} range is the baseline's own; with under 6 months of history how often it holds is "
                  "not measured: read it as a rough guide.", share=share)
