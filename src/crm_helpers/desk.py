@@ -1022,16 +1022,29 @@ class EntryEditor(_Form):
             if price is not None:
                 raise ValidationError("new_product", "", t("pick the product of the new line"))
             return {}, {}
-        for name, column, typed in (("new_quantity", "quantity", units), ("new_unit_price", "unit_price", price)):
-            try:
-                clean = None if typed is None else clean_value(TABLES["order_items"].column(column), typed)
-            except ValueError as exc:
-                raise ValidationError(name, typed, str(exc)) from None
-            if name == "new_quantity" and (clean is None or int(clean) <= 0):
-                raise ValidationError(name, typed or "", t("give the number of units of the new line"))
-            if name == "new_quantity" and int(clean) >= LARGE_QUANTITY:
-                self.ask(name, typed, t("is {units} units", units=f"{int(clean):,}"))
-        return {pid: units}, ({pid: price} if price is not None else {})
+        counted = self._units("new_quantity", units)
+        if counted is None or counted <= 0:
+            raise ValidationError("new_quantity", units or "", t("give the number of units of the new line"))
+        if price is None:
+            return {pid: units}, {}
+        try:
+            clean_value(TABLES["order_items"].column("unit_price"), price)
+        except ValueError as exc:
+            raise ValidationError("new_unit_price", price, str(exc)) from None
+        return {pid: units}, {pid: price}
+
+    def _units(self, name: str, typed: Any) -> int | None:
+        """The units typed in the field ``name``, checked by the importer's rules (None when blank or 0,
+        which removes a line); a very large number is asked about once (:meth:`ask`)."""
+        if typed is None or str(typed) == "0":
+            return None
+        try:
+            units = int(clean_value(TABLES["order_items"].column("quantity"), typed))
+        except ValueError as exc:
+            raise ValidationError(name, typed, str(exc)) from None
+        if units >= LARGE_QUANTITY:
+            self.ask(name, typed, t("is {units} units", units=f"{units:,}"))
+        return units
 
     def _widget(self, column: Column, stored: Any, *, table: str) -> widgets.ValueWidget:
         """A field for ``column`` of ``table`` holding ``stored``: a list for a column of allowed values, else text."""
@@ -1061,21 +1074,15 @@ class EntryEditor(_Form):
             raise ValidationError("entry", "", t("choose an entry of the timeline first (Edit or Delete beside it)"))
         return self.entry
 
-    def _quantities(self) -> dict[str, Any]:
-        """The lines whose number of units was changed: ``{product_id: units as typed}`` (blank or 0 removes)."""
+    def _quantities(self, lines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The order's ``lines`` (by product) whose number of units was changed: ``{product_id: units as
+        typed}`` (blank or 0 removes the line)."""
         column = TABLES["order_items"].column("quantity")
         quantities = {}
         for name in (n for n in self.fields if n.startswith("quantity:")):
             typed, pid = self.value(name), name.split(":", 1)[1]
-            stored = next(l["quantity"] for l in entry.order_lines(self.desk.db, self._item().key)
-                          if l["product_id"] == pid)
-            if typed is None or str(typed) == "0" or _changed(column, stored, typed=typed):
-                try:
-                    units = None if typed is None or str(typed) == "0" else clean_value(column, typed)
-                except ValueError as exc:
-                    raise ValidationError(name, typed, str(exc)) from None
-                if units is not None and int(units) >= LARGE_QUANTITY:
-                    self.ask(name, typed, t("is {units} units", units=f"{int(units):,}"))
+            if typed is None or str(typed) == "0" or _changed(column, lines[pid]["quantity"], typed=typed):
+                self._units(name, typed)
                 quantities[pid] = typed
         return quantities
 
@@ -1088,13 +1095,15 @@ class EntryEditor(_Form):
         date = _HAPPENED.get(item.table)
         if date in changes:
             changes[date] = self.when(date, table=item.table, column=date)
-        quantities, prices = self._quantities() if item.table == "orders" else {}, {}
+        lines = {l["product_id"]: l for l in entry.order_lines(db, item.key)} if item.table == "orders" else {}
+        quantities: dict[str, Any] = {}
+        prices: dict[str, Any] = {}
         if item.table == "orders":
+            quantities = self._quantities(lines)
             added, prices = self._new_line()
             quantities.update(added)
         if not (changes or quantities):
             raise ValidationError("entry", "", t("nothing was changed: correct a value first, or press Cancel"))
-        lines = {l["product_id"]: l for l in entry.order_lines(db, item.key)} if item.table == "orders" else {}
         if item.table == "orders":
             try:
                 entry.edit_order(db, item.key, quantities=quantities, prices=prices, **changes)
