@@ -57,7 +57,7 @@ class Plan:
     install_lifetimes_deps: bool
     coverage_runs: dict[int, int]
     desk_loads: int = 3
-    forecast_series: int = 40
+    forecast_series: int = 100
     """Simulated series per generator and length of history in the forecast coverage part."""
 
 
