@@ -40,25 +40,20 @@ from crm_helpers.analyses import forecast
 
 HORIZON = 6
 GENERATORS = ("december peak", "summer business", "small counts", "bumpy", "drifting level")
-CALIBRATION_LENGTHS: dict[str, tuple[int, ...]] = {
-    "6 to 11 months": (6, 8, 9, 11),
-    "12 months": (12,),
-    "13 to 14 months": (13, 14),
-    "15 to 17 months": (15, 16, 17),
-    "18 to 20 months": (18, 19, 20),  # no backtest widening under 21 months (forecast.MIN_BACKTEST_MONTHS)
-    "21 to 23 months": (21, 22, 23),
-    "24 to 35 months": (24, 27, 30, 35),
-    "36 months or more": (36, 48, 60),
+CALIBRATION: dict[str, tuple[tuple[int, ...], int]] = {
+    "6 to 11 months": ((6, 8, 9, 11), 100),
+    "12 months": ((12,), 1_000),
+    "13 to 14 months": ((13, 14), 200),
+    "15 to 17 months": ((15, 16, 17), 134),
+    "18 to 20 months": ((18, 19, 20), 134),  # no backtest widening under 21 months (forecast.MIN_BACKTEST_MONTHS)
+    "21 to 23 months": ((21, 22, 23), 134),
+    "24 to 35 months": ((24, 27, 30, 35), 100),
+    "36 months or more": ((36, 48, 60), 134),
 }
-"""History lengths simulated to calibrate each band of :data:`forecast.RANGE_BANDS`."""
-CALIBRATION_SERIES: dict[str, int] = {
-    "6 to 11 months": 100, "12 months": 1_000, "13 to 14 months": 200, "15 to 17 months": 134,
-    "18 to 20 months": 134, "21 to 23 months": 134, "24 to 35 months": 100, "36 months or more": 134,
-}
-"""Series of each generator at each of the band's lengths that ``--calibrate`` simulates: about 2,000 a
-band, 5,000 at exactly 12 months (a series there takes about 0.02 s of one core, against 0.6–1 s from
-24 months). With 1,000 a band, the factors calibrated for 12 months held 84 % of fresh series' months,
-87 % five and six months ahead."""
+"""Per band of :data:`forecast.RANGE_BANDS`, the history lengths ``--calibrate`` simulates and how many
+series of each generator at each length: about 2,000 a band, 5,000 at exactly 12 months (a series
+there takes about 0.02 s of one core, against 0.6–1 s from 24 months). With 1,000 a band, the
+factors calibrated for 12 months held 84 % of fresh series' months, 87 % five and six months ahead."""
 BENCH_LENGTHS = (12, 18, 24, 48)
 """History lengths the coverage benchmark reports (the issue's)."""
 CALIBRATION_SEED, BENCH_SEED = 1_000, 5_000_000
@@ -209,17 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate", action="store_true",
                         help="print the factors per band for RANGE_FACTORS and BACKTEST_SHAPE")
     parser.add_argument("--series", type=int,
-                        help="series per generator and length (default: the band's CALIBRATION_SERIES; 50 without "
+                        help="series per generator and length (default: the band's in CALIBRATION; 50 without "
                              "--calibrate)")
     parser.add_argument("--bands", help="comma-separated bands to calibrate (default: all)")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.calibrate:
-        bands = [b.strip() for b in args.bands.split(",")] if args.bands else list(CALIBRATION_LENGTHS)
+        bands = [b.strip() for b in args.bands.split(",")] if args.bands else list(CALIBRATION)
         for band in bands:
-            runs = simulate_runs(CALIBRATION_LENGTHS[band], args.series or CALIBRATION_SERIES[band],
-                                 seed=CALIBRATION_SEED, jobs=args.jobs)
+            lengths, series = CALIBRATION[band]
+            runs = simulate_runs(lengths, args.series or series, seed=CALIBRATION_SEED, jobs=args.jobs)
             factors, shape = calibrate(runs)
             with_q = sum(not np.isnan(r.q) for r in runs)
             print(f'    "{band}": RANGE_FACTORS {factors} ({len(runs) - with_q} series without a backtest factor), '

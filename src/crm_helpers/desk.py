@@ -1095,10 +1095,11 @@ class EntryEditor(_Form):
         date = _HAPPENED.get(item.table)
         if date in changes:
             changes[date] = self.when(date, table=item.table, column=date)
-        lines = {l["product_id"]: l for l in entry.order_lines(db, item.key)} if item.table == "orders" else {}
+        lines: dict[str, dict[str, Any]] = {}
         quantities: dict[str, Any] = {}
         prices: dict[str, Any] = {}
         if item.table == "orders":
+            lines = {l["product_id"]: l for l in entry.order_lines(db, item.key)}
             quantities = self._quantities(lines)
             added, prices = self._new_line()
             quantities.update(added)
