@@ -35,6 +35,7 @@ Notebooks run in parallel worker processes; one notebook's failure does not lose
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import re
 import time
@@ -519,7 +520,10 @@ def _render_into(work: Path, period: Period, *, db_path: str | os.PathLike[str],
             runs.append(_execute_one(str(nb), str(work), params, with_code, lang=lang))
             bar.update()
     elif rest:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_per_kernel) as pool:
+        # spawned, not forked: a process that already talked to a kernel holds a ZeroMQ context, and a
+        # forked copy of it can hang for ever sending its first message to a new kernel (seen in the suite)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_one_thread_per_kernel) as pool:
             futures = [pool.submit(_execute_one, str(nb), str(work), params, with_code, lang=lang)
                        for nb, params in rest.items()]
             try:
