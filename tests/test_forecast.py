@@ -133,8 +133,9 @@ def test_optimiser_noise_is_counted_and_other_warnings_pass_through():
 
 
 def test_backtest_folds_cover_the_last_months_against_last_year():
-    y = _seasonal(30)
+    y = _seasonal(33)
     model = forecast.MonthlyForecaster(horizon=3).fit(y)
+    assert model.method_ == "sarimax"
     bt = forecast.backtest(y, model, folds=3, horizon=3)
     assert bt["fold"].tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3]
     assert list(bt["month"]) == list(y.index[-9:])
@@ -142,6 +143,24 @@ def test_backtest_folds_cover_the_last_months_against_last_year():
     assert bt["seasonal_naive"].tolist() == y.iloc[-21:-12].tolist()
     model_err, base_err, verdict = forecast.backtest_verdict(bt, model.label_, what="sales")
     assert model_err < base_err and verdict.endswith("the model wins.")
+
+
+def test_a_refit_gets_as_many_months_before_its_origin_as_its_model_is_ever_fitted_on():
+    """Seasonal ARIMA refitted on 15–21 months (3–9 left after yearly differencing) gave erratic ranges and
+    backtest factors up to 21,000: its refits need 24 months, as the model does; exponential smoothing 12."""
+    y = _seasonal(30)
+    sarimax = forecast.MonthlyForecaster(horizon=3).fit(y)
+    bt = forecast.backtest(y, sarimax, folds=3, horizon=3)
+    assert bt["fold"].unique().tolist() == [2, 3]  # fold 1's origin has 21 months before it
+    assert bt["origin"].min() == y.index[23]
+    two_years = forecast.MonthlyForecaster(horizon=3).fit(y.iloc[:24])
+    assert forecast.backtest(y.iloc[:24], two_years).empty
+    _, _, verdict = forecast.backtest_verdict(pd.DataFrame(), two_years.label_, what="sales",
+                                              fewest=forecast.FEWEST_MONTHS[two_years.method_])
+    assert "needs 24 months before each test origin" in verdict
+    smoothing = forecast.MonthlyForecaster(horizon=3).fit(y.iloc[:21])
+    assert smoothing.method_ == "exponential smoothing"
+    assert forecast.backtest(y.iloc[:21], smoothing)["fold"].unique().tolist() == [1, 2, 3]
 
 
 def test_verdict_says_when_the_baseline_wins():
@@ -204,6 +223,17 @@ def demo_forecast(demo_db_path):
     return forecast.forecast_sales(open_db(demo_db_path), DEMO_AS_OF, horizon=3)
 
 
+@pytest.fixture(scope="module")
+def three_year_forecast(tmp_path_factory):
+    """The demo business (800 buyers, seed 42) over 36 months: long enough for the seasonal ARIMA's backtest."""
+    from crm_helpers.demo import generate_demo, write_demo
+    from crm_helpers.store.connection import open_db
+
+    db = open_db(tmp_path_factory.mktemp("three_years") / "crm.db")
+    write_demo(db, generate_demo(customers=800, months=36, seed=42, end="2026-10"))
+    return forecast.forecast_sales(db, DEMO_AS_OF, horizon=3)
+
+
 def test_demo_forecast_recovers_the_december_peak(demo_forecast):
     fc = demo_forecast.forecasts["revenue"].set_index("month")["forecast"]
     assert list(fc.index.strftime("%Y-%m")) == ["2026-11", "2026-12", "2027-01"]
@@ -215,12 +245,23 @@ def test_demo_forecast_recovers_the_december_peak(demo_forecast):
     assert demo_forecast.models["revenue"].method_ == "sarimax"
 
 
-def test_demo_backtest_model_beats_last_year(demo_forecast):
-    summary = demo_forecast.summary.set_index("metric")
+def test_demo_backtest_model_beats_last_year(three_year_forecast):
+    summary = three_year_forecast.summary.set_index("metric")
     for metric in ("revenue", "orders"):
+        assert three_year_forecast.models[metric].method_ == "sarimax"
         assert summary.loc[metric, "model_mape"] < summary.loc[metric, "seasonal_naive_mape"]
         assert "the model wins" in summary.loc[metric, "verdict"]
-    assert len(demo_forecast.backtests["revenue"]) == 9
+    assert len(three_year_forecast.backtests["revenue"]) == 9 and three_year_forecast.backtested
+
+
+def test_the_two_year_demo_says_its_seasonal_model_cannot_be_backtested_yet(demo_forecast):
+    assert not demo_forecast.backtested  # page 06 then shows no table of empty MAPEs
+    summary = demo_forecast.summary.set_index("metric")
+    for metric in ("revenue", "orders"):
+        assert demo_forecast.models[metric].n_months_ == 24 and demo_forecast.backtests[metric].empty
+        assert "needs 24 months before each test origin" in summary.loc[metric, "verdict"]
+        assert "would have held" not in summary.loc[metric, "verdict"]
+        assert np.isnan(summary.loc[metric, "model_mape"])
 
 
 def test_demo_next_month_is_november(demo_forecast, demo_db):
@@ -250,15 +291,15 @@ def test_backtest_factor_pools_the_months_ahead_on_the_models_own_scale_by_hand(
 def test_the_backtest_factor_times_the_bands_shape_sets_each_month_by_hand(monkeypatch):
     raw = pd.DataFrame({"month": pd.date_range("2026-11-01", periods=3, freq="MS"), "forecast": [100.0] * 3,
                         "lower": [90.0, 80.0, 70.0], "upper": [110.0, 120.0, 130.0]})
-    monkeypatch.setitem(forecast.BACKTEST_SHAPE, "24 to 35 months", (1.2, 0.5, 0.9, 0.9, 0.9, 0.9))
-    monkeypatch.setitem(forecast.RANGE_FACTORS, "24 to 35 months", (1.1, 1.1, 1.2, 1.2, 1.2, 1.2))
+    monkeypatch.setitem(forecast.BACKTEST_SHAPE, "33 to 35 months", (1.2, 0.5, 0.9, 0.9, 0.9, 0.9))
+    monkeypatch.setitem(forecast.RANGE_FACTORS, "33 to 35 months", (1.1, 1.1, 1.2, 1.2, 1.2, 1.2))
     # with the backtest's factor 3: half-widths 10 × 3 × 1.2 = 36, 20 × 3 × 0.5 = 30 (kept at 36: a range
     # never narrows further out), 30 × 3 × 0.9 = 81
-    out = forecast.widen_by_horizon(raw, n_months=24, q=3.0)
+    out = forecast.widen_by_horizon(raw, n_months=33, q=3.0)
     assert out["upper"].tolist() == pytest.approx([136.0, 136.0, 181.0])
     assert out["lower"].tolist() == pytest.approx([64.0, 64.0, 19.0])
     # without one: the band's own factors on the model's half-width
-    assert forecast.widen_by_horizon(raw, n_months=24)["upper"].tolist() == pytest.approx([111.0, 122.0, 136.0])
+    assert forecast.widen_by_horizon(raw, n_months=33)["upper"].tolist() == pytest.approx([111.0, 122.0, 136.0])
     # a band without a shape takes the backtest's factor as it is
     assert forecast.widen_by_horizon(raw, n_months=18, q=2.0)["upper"].tolist() == pytest.approx([120.0, 140.0, 160.0])
 
@@ -272,12 +313,12 @@ def test_optimiser_warnings_are_counted_once_for_the_page(demo_forecast):
     assert forecast.warnings_in_words(0) == ""
 
 
-def test_demo_forecast_range_holds_its_stated_share_of_the_backtest(demo_forecast):
+def test_demo_forecast_range_holds_its_stated_share_of_the_backtest(three_year_forecast):
     """The stated 80 % range, laid around each backtest forecast (the refit's own half-width times the
     factor used that month ahead, never narrower than the fold's month before), holds a share of the 9
     backtest months that 80 % explains: at least 7 (6 or fewer happen 9 % of the time at a true 80 %)."""
     for metric in ("revenue", "orders"):
-        bt, one = demo_forecast.backtests[metric], demo_forecast.series[metric]
+        bt, one = three_year_forecast.backtests[metric], three_year_forecast.series[metric]
         steps = bt.groupby("fold").cumcount().to_numpy()
         half = (bt["model_half"] * forecast.horizon_factors(steps, n_months=one.model.n_months_, q=one.q)
                 ).groupby(bt["fold"]).cummax()
@@ -291,14 +332,16 @@ def test_demo_forecast_range_holds_its_stated_share_of_the_backtest(demo_forecas
 
 def test_history_bands_follow_the_method_and_the_backtest():
     assert forecast.history_band(5) is None  # under 6 months nothing is measured
-    assert [forecast.history_band(n) for n in (6, 11, 12, 14, 15, 17, 18, 20, 21, 23, 24, 35, 36, 120)] == [
-        "6 to 11 months", "6 to 11 months", "12 months", "13 to 14 months", "15 to 17 months",
-        "15 to 17 months", "18 to 20 months", "18 to 20 months", "21 to 23 months", "21 to 23 months",
-        "24 to 35 months", "24 to 35 months", "36 months or more", "36 months or more"]
+    assert [forecast.history_band(n) for n in (6, 11, 12, 14, 15, 17, 18, 20, 21, 23, 24, 25, 32, 33, 35, 36, 120)
+            ] == ["6 to 11 months", "6 to 11 months", "12 months", "13 to 14 months", "15 to 17 months",
+                  "15 to 17 months", "18 to 20 months", "18 to 20 months", "21 to 23 months", "21 to 23 months",
+                  "24 months", "25 to 32 months", "25 to 32 months", "33 to 35 months", "33 to 35 months",
+                  "36 months or more", "36 months or more"]
     assert set(forecast.RANGE_FACTORS) == {label for _, _, label in forecast.RANGE_BANDS}
     assert all(len(factors) == 6 and factors[0] > 0 for factors in forecast.RANGE_FACTORS.values())
-    # a shape for the backtest's factor only where the backtest can set the range (3 folds, from 21 months)
-    assert set(forecast.BACKTEST_SHAPE) == {forecast.history_band(n) for n in (21, 24, 36)}
+    # a shape for the backtest's factor only where the backtest can set the range (3 folds: from 21 months
+    # with exponential smoothing, from 33 with seasonal ARIMA, whose refits need 24 months)
+    assert set(forecast.BACKTEST_SHAPE) == {forecast.history_band(n) for n in (21, 33, 36)}
     assert all(len(shape) == 6 and shape[0] > 0 and min(shape) >= 0 for shape in forecast.BACKTEST_SHAPE.values())
 
 
@@ -331,12 +374,15 @@ def test_the_stated_range_is_never_narrower_further_ahead(months):
 def test_the_range_says_what_it_rests_on():
     no_backtest = forecast.forecast_series(_seasonal(13), horizon=3)
     assert no_backtest.backtest.empty and no_backtest.q is None
-    assert "13 to 14 months" in no_backtest.message and "there is no backtest" in no_backtest.message
+    assert "13 to 14 months" in no_backtest.message and "There is no backtest" in no_backtest.message
     assert "from the simulations alone" in no_backtest.message
     assert "8 actual months in 10" in no_backtest.message
     short_backtest = forecast.forecast_series(_seasonal(19), horizon=3)  # 2 folds, 6 months: too few to widen
     assert len(short_backtest.backtest) == 6 and short_backtest.q is None
     assert "only 6 months, too few to set it" in short_backtest.message
+    sarimax_short = forecast.forecast_series(_seasonal(27), horizon=3)  # 1 fold from 24 months: too few
+    assert sarimax_short.model.method_ == "sarimax" and len(sarimax_short.backtest) == 3 and sarimax_short.q is None
+    assert "only 3 months, too few to set it" in sarimax_short.message
     with_backtest = forecast.forecast_series(_seasonal(22), horizon=3)
     assert with_backtest.q is not None and "your own past months" in with_backtest.message
     too_short = forecast.forecast_series(_series([5, 7, 6, 8]), horizon=3)
@@ -354,18 +400,18 @@ def test_backtest_hits_lays_each_months_width_around_the_backtest_by_hand(monkey
     assert forecast.backtest_hits(bt, n_months=4, q=1.5) == (3, 3)  # the backtest's factor widens all
     # a fold's later month is never given a narrower range than its month before: with a shape of 1 then
     # 0.5, fold 1's half-widths 20 × 1.5 = 30 then 20 × 1.5 × 0.5 = 15 → 30, which holds its miss of 25
-    monkeypatch.setitem(forecast.BACKTEST_SHAPE, "24 to 35 months", (1.0, 0.5, 0.5, 0.5, 0.5, 0.5))
+    monkeypatch.setitem(forecast.BACKTEST_SHAPE, "33 to 35 months", (1.0, 0.5, 0.5, 0.5, 0.5, 0.5))
     narrowing = bt.assign(model_half=[20.0, 20.0, 10.0], actual=[125.0, 225.0, 215.0])
-    assert forecast.backtest_hits(narrowing, n_months=24, q=1.5) == (3, 3)
+    assert forecast.backtest_hits(narrowing, n_months=33, q=1.5) == (3, 3)
     assert forecast.backtest_hits(bt.iloc[0:0], n_months=4) == (0, 0)
 
 
-def test_next_month_says_measured_only_where_it_was(tmp_path, demo_forecast):
+def test_next_month_says_measured_only_where_it_was(tmp_path, demo_forecast, three_year_forecast):
     from crm_helpers.demo import generate_demo, write_demo
     from crm_helpers.store.connection import open_db
 
     assert "as measured on simulated sales" in demo_forecast.next_month("revenue")["note"]
-    assert "would have held" in demo_forecast.summary.set_index("metric").loc["revenue", "verdict"]
+    assert "would have held" in three_year_forecast.summary.set_index("metric").loc["revenue", "verdict"]
     db = open_db(tmp_path / "four.db")
     write_demo(db, generate_demo(customers=40, months=4, seed=3, end="2026-10"))
     note = forecast.forecast_sales(db, dt.date(2026, 10, 31), horizon=2).next_month("revenue")["note"]

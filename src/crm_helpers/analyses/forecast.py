@@ -22,10 +22,11 @@ for exponential smoothing (seeded by ``random_state``), from the spread of past 
 the baselines. Lower bounds are clipped at 0 (no negative revenue or order counts).
 
 The **backtest** is rolling-origin: at each of the last ``folds`` origins the chosen model
-specification is refitted on the months before the origin and forecasts the next ``horizon``
-months; the seasonal-naive forecast is scored on exactly the same months. The error measure is
-MAPE (mean absolute percentage error, months with an actual of 0 left out). The orders are
-chosen once on the full history, which flatters the model slightly; the text says which wins.
+specification is refitted on the months before the origin (at least as many as the model is
+ever fitted on: 24 for seasonal ARIMA, 12 otherwise) and forecasts the next ``horizon`` months;
+the seasonal-naive forecast is scored on exactly the same months. The error measure is MAPE (mean
+absolute percentage error, months with an actual of 0 left out). The orders are chosen once on
+the full history, which flatters the model slightly; the text says which wins.
 
 statsmodels' optimiser warnings (``ConvergenceWarning``, "non-stationary/non-invertible starting
 parameters", "too few observations to estimate starting parameters") are caught and counted;
@@ -57,6 +58,12 @@ from crm_helpers.store.values import Headline, span
 from crm_helpers.store.periods import Period, month_end
 
 SEASON = 12
+FEWEST_MONTHS: dict[str, int] = {"sarimax": 2 * SEASON, "exponential smoothing": SEASON}
+"""The fewest months of history each model is fitted on (:meth:`MonthlyForecaster.fit` chooses it
+from there), and so the fewest a backtest refit of it gets before its origin (:func:`backtest`).
+Seasonal ARIMA refitted on 15–21 months, with yearly differencing leaving 3–9 months, gave ranges
+from 4 % to 100 % of the level within one generator of simulated sales, and backtest factors up to
+21,000: ranges thousands of times too wide for about 1 owner in 20 with exactly 24 months."""
 METRICS: dict[str, str] = {"revenue": "net revenue (paid orders)", "orders": "paid orders"}
 
 METHOD_IN_WORDS = {
@@ -209,9 +216,9 @@ class MonthlyForecaster:
         self.candidates_ = pd.DataFrame(columns=["order", "seasonal_order", "aic", "error"])
         self.suppressed_warnings_ = 0
         notes: list[str] = []
-        if len(y) >= 2 * SEASON:
+        if len(y) >= FEWEST_MONTHS["sarimax"]:
             self._fit_sarimax(y, notes)
-        elif len(y) >= SEASON:
+        elif len(y) >= FEWEST_MONTHS["exponential smoothing"]:
             notes.append(t(
                 "Only {n} months of history: fewer than the 24 a seasonal model needs, so this is "
                 "exponential smoothing with a damped trend and no yearly pattern (a December peak, for "
@@ -341,9 +348,11 @@ def backtest(y: pd.Series, model: MonthlyForecaster, *, folds: int = 3, horizon:
     """Rolling-origin backtest of ``model``'s specification against the seasonal-naive forecast.
 
     Origins: the last ``folds`` points ``n - horizon·k`` (k = folds..1), so the folds cover the
-    last ``folds × horizon`` months without overlap; an origin needs at least 12 earlier months
-    (for the seasonal-naive baseline). At each origin the model is refitted on the earlier months
-    (same method and orders, see :meth:`MonthlyForecaster.refit`) and forecasts ``horizon`` months.
+    last ``folds × horizon`` months without overlap; an origin needs as many earlier months as the
+    model is ever fitted on (:data:`FEWEST_MONTHS`: 24 for seasonal ARIMA, so its first fold comes
+    at 27 months of history, 12 for exponential smoothing and the seasonal-naive baseline). At each
+    origin the model is refitted on the earlier months (same method and orders, see
+    :meth:`MonthlyForecaster.refit`) and forecasts ``horizon`` months.
     Columns: ``fold, origin`` (last training month), ``month, actual, model, seasonal_naive`` and
     ``model_half`` (half the width of the refit's own range that month, made non-decreasing within
     the fold as in :func:`model_half_width`: the scale of :func:`backtest_factor`).
@@ -354,10 +363,10 @@ def backtest(y: pd.Series, model: MonthlyForecaster, *, folds: int = 3, horizon:
     columns = ["fold", "origin", "month", "actual", "model", "seasonal_naive", "model_half"]
     if model.method_ in ("naive", "seasonal naive"):
         return pd.DataFrame(columns=columns)
-    frames = []
+    frames, fewest = [], FEWEST_MONTHS.get(model.method_, SEASON)
     for fold, k in enumerate(range(folds, 0, -1), start=1):
         origin = len(y) - horizon * k
-        if origin < SEASON:
+        if origin < fewest:
             continue
         train, test = y.iloc[:origin], y.iloc[origin:origin + horizon]
         try:
@@ -379,12 +388,16 @@ def mape(actual: pd.Series | np.ndarray, predicted: pd.Series | np.ndarray) -> f
     return float(np.mean(np.abs(a[keep] - p[keep]) / np.abs(a[keep])) * 100) if keep.any() else float("nan")
 
 
-def backtest_verdict(bt: pd.DataFrame, label: str, *, what: str) -> tuple[float, float, str]:
-    """``(model MAPE, seasonal-naive MAPE, plain sentence saying which wins)`` for a backtest table."""
+def backtest_verdict(bt: pd.DataFrame, label: str, *, what: str, fewest: int = SEASON) -> tuple[float, float, str]:
+    """``(model MAPE, seasonal-naive MAPE, plain sentence saying which wins)`` for a backtest table.
+
+    ``fewest``: the months the model needs before each test origin (:data:`FEWEST_MONTHS`), said
+    when there is no backtest."""
     if bt.empty:
         return float("nan"), float("nan"), t(
-            "No backtest for {what}: the history is too short to test a forecast against the seasonal-naive "
-            "one (a backtest needs at least 12 months before each test origin).", what=t(what))
+            "No backtest for {what}: the history is too short to test this forecast against the seasonal-naive "
+            "one (a backtest needs {fewest} months before each test origin: the fewest this model is fitted on).",
+            what=t(what), fewest=fewest)
     model_err, base_err = mape(bt["actual"], bt["model"]), mape(bt["actual"], bt["seasonal_naive"])
     fields = dict(what=t(what), months=bt["month"].nunique(), folds=bt["fold"].nunique(), label=label,
                   model_err=f"{model_err:.1f}%", base_err=f"{base_err:.1f}%")
@@ -427,20 +440,25 @@ def backtest_factor(bt: pd.DataFrame, *, interval: float) -> float | None:
 
 RANGE_BANDS: tuple[tuple[int, int, str], ...] = (
     (6, 11, "6 to 11 months"), (12, 12, "12 months"), (13, 14, "13 to 14 months"), (15, 17, "15 to 17 months"),
-    (18, 20, "18 to 20 months"), (21, 23, "21 to 23 months"), (24, 35, "24 to 35 months"),
-    (36, 10_000, "36 months or more"),
+    (18, 20, "18 to 20 months"), (21, 23, "21 to 23 months"), (24, 24, "24 months"), (25, 32, "25 to 32 months"),
+    (33, 35, "33 to 35 months"), (36, 10_000, "36 months or more"),
 )
 """Lengths of history (months, both ends included) that share one set of :data:`RANGE_FACTORS`:
-the method changes at 12 and 24 months (exactly 12 months is a band of its own: with one set of
-factors for 12 to 14 months, simulated forecasts from 12 months held 75 % and from 14 months 86 %,
-on 1,008 series of the band); the backtest has 1 fold from 15 months (an origin needs
-12 earlier months and a fold 3 later ones), 2 from 18 and 3 from 21, and the fewer its folds the
-less its widening can be trusted; the SARIMAX grid grows at 36. Under 6 months nothing is measured."""
+the method changes at 12 and 24 months, and exactly 12 and exactly 24 months are bands of their
+own (with one set of factors for 12 to 14 months, simulated forecasts from 12 months held 75 % and
+from 14 months 86 %; with one for 24 to 35 months, 24 months held 72 % one month ahead and 27 and
+30 months 85 %: the first seasonal ARIMA, with 12 months left after yearly differencing, states a
+much narrower range of its own). The backtest has 1 fold from 15 months (an origin needs
+12 earlier months and a fold 3 later ones), 2 from 18 and 3 from 21 with exponential smoothing;
+with seasonal ARIMA, whose refits need 24 earlier months (:data:`FEWEST_MONTHS`), 1 from 27, 2
+from 30 and 3 from 33; the fewer its folds the less its widening can be trusted. The SARIMAX grid
+grows at 36. Under 6 months nothing is measured."""
 
 MIN_BACKTEST_MONTHS = 9
 """The fewest backtest months that widen the range (:func:`backtest_factor`): with fewer, its
 ⌈(n + 1) · 0.8⌉-th smallest score is the largest one, a range that held 87 % of simulated months at
-18 months of history instead of 80 %. Reached at 21 months (3 folds of 3 months)."""
+18 months of history instead of 80 %. Reached (3 folds of 3 months) at 21 months with exponential
+smoothing, at 33 with seasonal ARIMA."""
 
 CALIBRATED_INTERVAL = 0.8
 """The only coverage for which :data:`RANGE_FACTORS` and :data:`BACKTEST_SHAPE` were calibrated and measured."""
@@ -452,34 +470,39 @@ RANGE_FACTORS: dict[str, tuple[float, ...]] = {
     "15 to 17 months": (1.31, 1.35, 1.39, 1.2, 0.0, 1.04),
     "18 to 20 months": (1.22, 1.23, 1.24, 1.22, 1.32, 1.24),
     "21 to 23 months": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
-    "24 to 35 months": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    "24 months": (1.59, 1.23, 1.0, 0.9, 0.81, 0.0),
+    "25 to 32 months": (1.23, 0.95, 0.0, 0.0, 0.0, 0.66),
+    "33 to 35 months": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
     "36 months or more": (1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
 }
 """Per band of :data:`RANGE_BANDS`, the factor on the model's own 80 % half-width 1, 2, … 6 months
-ahead when the series' backtest does not set the range (it holds under
-:data:`MIN_BACKTEST_MONTHS` months: always under 21 months of history, rarely above).
-Calibrated on 2026-12-07 by ``python -m benchmarks.forecast_coverage --calibrate`` on 2,000–2,010
-simulated seasonal series per band, 5,000 at 12 months (five generators, history lengths across the
-band, seeds apart from the benchmark's; with 1,000 a band the 12-month factors held 84 % of fresh
-series' months, 87 % five and six months ahead), month by month: each factor is the smallest that
-holds 80 % of the simulated months that far ahead, given that the stated range is never narrower
-than the month before's (:func:`widen_by_horizon`). 0 means the month before's range, kept,
-already held 80 %.
-From 21 months the backtest sets the range in all but a handful of the simulated series (18 of
-2,000 at 24 to 35 months), too few to calibrate: those keep the model's own range (1.0)."""
+ahead when the series' backtest does not set the range (it holds under :data:`MIN_BACKTEST_MONTHS`
+months: always under 21 months of history and from 24 to 32, rarely otherwise). Calibrated on
+2026-12-07 by ``python -m benchmarks.forecast_coverage --calibrate`` on 2,000–2,010 simulated
+seasonal series per band, 5,000 at 12 months and 4,000 at 24 (five generators, history lengths
+across the band, seeds apart from the benchmark's; with 1,000 a band the 12-month factors held 84 %
+of fresh series' months, 87 % five and six months ahead), month by month: each factor is the
+smallest that holds 80 % of the simulated months that far ahead, given that the stated range is
+never narrower than the month before's (:func:`widen_by_horizon`). 0 means the month before's range,
+kept, already held 80 %. The bands 24 and 25 to 32 months were calibrated on 2026-12-07 after
+SARIMAX refits were given 24 months (:data:`FEWEST_MONTHS`).
+At 21 to 23 months and from 33 the backtest sets the range in all but a handful of the simulated
+series (none of 2,010 at 33 to 35 months), too few to calibrate: those keep the model's own range
+(1.0)."""
 
 BACKTEST_SHAPE: dict[str, tuple[float, ...]] = {
     "21 to 23 months": (0.99, 0.96, 1.01, 0.0, 0.88, 0.0),
-    "24 to 35 months": (1.16, 1.03, 0.0, 0.0, 0.68, 0.0),
+    "33 to 35 months": (1.12, 1.11, 0.92, 0.92, 0.0, 0.79),
     "36 months or more": (1.27, 1.11, 1.04, 0.0, 0.9, 0.0),
 }
-"""Per band from 21 months of history, the factor on (the model's own half-width × the backtest's
-:func:`backtest_factor`) 1, 2, … 6 months ahead. The backtest pools its 1-, 2- and 3-month-ahead
-misses into one factor, and the model's own half-width grows faster with the months ahead than
-its misses do: with that factor alone, at 24 months of history the range held 72 % of simulated
-months 1 month ahead and 88 % 5–6 months ahead. Calibrated as :data:`RANGE_FACTORS` are, on the
-simulated series whose backtest set the range, with each series' misses divided by its backtest
-factor: a shape factor is under 1 where the backtest's factor alone held more than 80 %."""
+"""Per band where the backtest sets the range (21 to 23 months with exponential smoothing, from 33 with
+seasonal ARIMA), the factor on (the model's own half-width × the backtest's :func:`backtest_factor`)
+1, 2, … 6 months ahead. The backtest pools its 1-, 2- and 3-month-ahead misses into one factor, and
+the model's own half-width grows faster with the months ahead than its misses do: with that factor
+alone, at 24 months of history (when SARIMAX refits still got 12 months) the range held 72 % of
+simulated months 1 month ahead and 88 % 5–6 months ahead. Calibrated as :data:`RANGE_FACTORS` are,
+on the simulated series whose backtest set the range, with each series' misses divided by its
+backtest factor: a shape factor is under 1 where the backtest's factor alone held more than 80 %."""
 
 
 def history_band(n_months: int) -> str | None:
@@ -586,8 +609,8 @@ def range_in_words(band: str | None, *, measured: bool, backtest_months: int, in
     if backtest_months == 0:
         return t("The range starts from the model's own and is rescaled for each month ahead (never narrower "
                  "further out), so that on simulated seasonal sales with {band} of history {inside} actual months "
-                 "in 10 fell inside it. With so little history there is no backtest on your own months: its width "
-                 "comes from the simulations alone.", **fields)
+                 "in 10 fell inside it. There is no backtest on your own months yet: its width comes from the "
+                 "simulations alone.", **fields)
     return t("The range starts from the model's own and is rescaled for each month ahead (never narrower further "
              "out), so that on simulated seasonal sales with {band} of history {inside} actual months in 10 fell "
              "inside it. Your own backtest has only {months} months, too few to set it (it takes {needed}): its "
@@ -640,6 +663,11 @@ class SalesForecast:
     def ok(self) -> bool:
         """True when at least one metric was forecast (else :attr:`message` says why not)."""
         return bool(self.forecasts)
+
+    @property
+    def backtested(self) -> bool:
+        """True when at least one metric has a backtest (its MAPE and months are worth a table)."""
+        return any(not bt.empty for bt in self.backtests.values())
 
     @property
     def table(self) -> pd.DataFrame:
@@ -711,7 +739,8 @@ def forecast_sales(
         one = forecast_series(y, horizon=horizon, interval=interval, folds=folds, backtest_horizon=backtest_horizon,
                               random_state=random_state)
         model, bt = one.model, one.backtest
-        model_err, base_err, verdict = backtest_verdict(bt, model.label_, what=what)
+        model_err, base_err, verdict = backtest_verdict(bt, model.label_, what=what,
+                                                        fewest=FEWEST_MONTHS.get(model.method_, SEASON))
         result.models[metric], result.backtests[metric], result.series[metric] = model, bt, one
         result.forecasts[metric] = one.forecast
         held, months = backtest_hits(bt, n_months=model.n_months_, q=one.q)
