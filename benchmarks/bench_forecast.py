@@ -1,10 +1,11 @@
 """``make bench`` part ``forecast``: how often the forecast's stated 80 % range holds the actual month.
 
-Simulated seasonal sales (:mod:`benchmarks.forecast_coverage`: five generators) with 12, 18, 24 and
-48 months of history, each forecast 6 months ahead by the page's own pipeline
-(:func:`crm_helpers.analyses.forecast.forecast_series`); a row per history length and month ahead
-gives the share of forecasts whose actual fell inside the stated range. Target 75–85 % wherever
-the page says "8 months in 10". The series are seeded apart from those that calibrated the factors.
+Simulated seasonal sales (:mod:`benchmarks.forecast_coverage`: five generators) with 12, 18, 24, 30
+and 48 months of history (:data:`~benchmarks.forecast_coverage.BENCH_LENGTHS`), each forecast 6
+months ahead by the page's own pipeline (:func:`crm_helpers.analyses.forecast.forecast_series`); a
+row per history length and month ahead gives the share of forecasts whose actual fell inside the
+stated range. Target 75–85 % wherever the page says "8 months in 10". The series are seeded apart
+from those that calibrated the factors.
 """
 
 from __future__ import annotations
