@@ -1,8 +1,11 @@
 """The plots of the pages: the theme draws Chinese text with real glyphs, not boxes, and a plot
 with nothing to show says why instead of drawing empty axes."""
 
+import copy
 import io
 import logging
+import shutil
+import subprocess
 import warnings
 
 import matplotlib
@@ -35,6 +38,23 @@ def test_chinese_labels_fall_back_to_an_installed_cjk_font(caplog):
         assert _missing_glyph_warnings("发货太慢，等了两个星期") == []
     # nothing logged either: a page shows the kernel's log lines (a bold title in a font without bold)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_chinese_font_installed_after_matplotlib_cached_its_font_list_is_still_found(monkeypatch):
+    """matplotlib reads the machine's fonts once and caches them: a font installed later (here, one
+    missing from a copy of the cached list) is found among the system's font files all the same."""
+    from matplotlib import font_manager
+
+    listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout \
+        if shutil.which("fc-list") else ""
+    if not any(family in listed for family in plots.CJK_FONTS):  # asked of fontconfig, not of matplotlib's cache
+        pytest.skip("no CJK font on this machine (.ci/run installs fonts-wqy-microhei)")
+    stale = copy.copy(font_manager.fontManager)
+    files = {font.fname for font in stale.ttflist if font.name in plots.CJK_FONTS}  # a .ttc holds more faces
+    stale.ttflist = [font for font in stale.ttflist if font.fname not in files]
+    monkeypatch.setattr(font_manager, "fontManager", stale)
+    assert plots._cjk_families(stale) == []
+    assert plots.installed_cjk_fonts() and plots.installed_cjk_fonts() == plots._cjk_families(stale)
 
 
 def test_without_the_fallback_the_same_labels_lose_their_glyphs():

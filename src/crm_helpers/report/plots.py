@@ -40,10 +40,29 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def installed_cjk_fonts() -> list[str]:
-    """The families of `CJK_FONTS` that matplotlib can find on this machine, in preference order."""
+    """The families of `CJK_FONTS` that matplotlib can find on this machine, in preference order.
+
+    matplotlib caches the machine's font list the first time it runs and does not look again, so a
+    Chinese font installed later (say, after the first report) would never be used: Chinese would be
+    drawn as boxes and its "Glyph missing" warnings would land on the pages. When the cached list
+    holds none of `CJK_FONTS`, the system's font files that matplotlib does not know yet are added
+    to it (``FontManager.addfont``, for this process; a few milliseconds)."""
     from matplotlib import font_manager
 
-    installed = {font.name for font in font_manager.fontManager.ttflist}
+    manager = font_manager.fontManager
+    if not _cjk_families(manager):
+        known = {font.fname for font in manager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                try:
+                    manager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # a file FreeType cannot read: not a font to use
+                    continue
+    return _cjk_families(manager)
+
+
+def _cjk_families(manager: Any) -> list[str]:
+    installed = {font.name for font in manager.ttflist}
     return [family for family in CJK_FONTS if family in installed]
 
 
