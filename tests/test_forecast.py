@@ -155,8 +155,9 @@ def test_a_refit_gets_as_many_months_before_its_origin_as_its_model_is_ever_fitt
     assert bt["origin"].min() == y.index[23]
     two_years = forecast.MonthlyForecaster(horizon=3).fit(y.iloc[:24])
     assert forecast.backtest(y.iloc[:24], two_years).empty
+    assert two_years.refit_months == 24 and forecast.MonthlyForecaster().fit(y.iloc[:21]).refit_months == 12
     _, _, verdict = forecast.backtest_verdict(pd.DataFrame(), two_years.label_, what="sales",
-                                              fewest=forecast.FEWEST_MONTHS[two_years.method_])
+                                              fewest=two_years.refit_months)
     assert "needs 24 months before each test origin" in verdict
     smoothing = forecast.MonthlyForecaster(horizon=3).fit(y.iloc[:21])
     assert smoothing.method_ == "exponential smoothing"

@@ -323,6 +323,12 @@ class MonthlyForecaster:
             upper = np.quantile(sims.to_numpy(), 1 - tail, axis=1)
         return pd.DataFrame({"month": _future_months(y, h), "forecast": point, "lower": lower, "upper": upper})
 
+    @property
+    def refit_months(self) -> int:
+        """The fewest months a refit of this model gets before a backtest origin: as many as its method
+        is ever fitted on (:data:`FEWEST_MONTHS`), 12 for the baselines (a seasonal-naive one needs a year)."""
+        return FEWEST_MONTHS.get(self.method_, SEASON)
+
     def refit(self, y: pd.Series) -> "MonthlyForecaster":
         """A copy with the same method and orders fitted on ``y`` (no new model choice): for backtests."""
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
@@ -363,10 +369,10 @@ def backtest(y: pd.Series, model: MonthlyForecaster, *, folds: int = 3, horizon:
     columns = ["fold", "origin", "month", "actual", "model", "seasonal_naive", "model_half"]
     if model.method_ in ("naive", "seasonal naive"):
         return pd.DataFrame(columns=columns)
-    frames, fewest = [], FEWEST_MONTHS.get(model.method_, SEASON)
+    frames = []
     for fold, k in enumerate(range(folds, 0, -1), start=1):
         origin = len(y) - horizon * k
-        if origin < fewest:
+        if origin < model.refit_months:
             continue
         train, test = y.iloc[:origin], y.iloc[origin:origin + horizon]
         try:
@@ -391,8 +397,8 @@ def mape(actual: pd.Series | np.ndarray, predicted: pd.Series | np.ndarray) -> f
 def backtest_verdict(bt: pd.DataFrame, label: str, *, what: str, fewest: int = SEASON) -> tuple[float, float, str]:
     """``(model MAPE, seasonal-naive MAPE, plain sentence saying which wins)`` for a backtest table.
 
-    ``fewest``: the months the model needs before each test origin (:data:`FEWEST_MONTHS`), said
-    when there is no backtest."""
+    ``fewest``: the months the model needs before each test origin
+    (:attr:`MonthlyForecaster.refit_months`), said when there is no backtest."""
     if bt.empty:
         return float("nan"), float("nan"), t(
             "No backtest for {what}: the history is too short to test this forecast against the seasonal-naive "
@@ -739,8 +745,7 @@ def forecast_sales(
         one = forecast_series(y, horizon=horizon, interval=interval, folds=folds, backtest_horizon=backtest_horizon,
                               random_state=random_state)
         model, bt = one.model, one.backtest
-        model_err, base_err, verdict = backtest_verdict(bt, model.label_, what=what,
-                                                        fewest=FEWEST_MONTHS.get(model.method_, SEASON))
+        model_err, base_err, verdict = backtest_verdict(bt, model.label_, what=what, fewest=model.refit_months)
         result.models[metric], result.backtests[metric], result.series[metric] = model, bt, one
         result.forecasts[metric] = one.forecast
         held, months = backtest_hits(bt, n_months=model.n_months_, q=one.q)

@@ -21,6 +21,7 @@ from crm_helpers.i18n import DEFAULT, language, t
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontManager
 
     from crm_helpers.analyses.clv import HoldoutValidation
     from crm_helpers.analyses.forecast import SalesForecast
@@ -61,7 +62,8 @@ def installed_cjk_fonts() -> list[str]:
     return _cjk_families(manager)
 
 
-def _cjk_families(manager: Any) -> list[str]:
+def _cjk_families(manager: "FontManager") -> list[str]:
+    """The families of `CJK_FONTS` in ``manager``'s font list, in preference order."""
     installed = {font.name for font in manager.ttflist}
     return [family for family in CJK_FONTS if family in installed]
 
